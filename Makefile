@@ -28,6 +28,7 @@ naoc_src     := $(filter-out $(mains),$(wildcard compiler/*.c))
 naort_src    := $(filter-out $(mains),$(wildcard runtime/*.c))
 search_src   := $(filter-out $(mains),$(wildcard search/*.c))
 unit_src     := $(wildcard tests/unit/test_*.c)
+tool_src     := $(wildcard tests/tools/*.c)
 test_support := $(filter-out $(unit_src),$(wildcard tests/unit/*.c))
 
 have_grammar := $(wildcard grammar/nao.y)
@@ -44,6 +45,8 @@ libs        := $(libnaosearch) $(libnaort) $(libnaoc)
 prog_name = $(subst _,-,$(patsubst %_main.c,%,$(notdir $(1))))
 programs  := $(foreach m,$(mains),$(BUILD)/$(call prog_name,$(m)))
 unit_bins := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(unit_src))
+# Helper programs the tests call (not tests themselves): tests/tools/x.c -> build/tests/tools/x
+tool_bins := $(patsubst tests/tools/%.c,$(BUILD)/tests/tools/%,$(tool_src))
 
 # ---------------------------------------------------------------- targets
 .PHONY: all deps deps-build test check unit golden demo sanitize fuzz generated \
@@ -97,17 +100,21 @@ $(BUILD)/$(call prog_name,$(1)): $(call obj,$(1)) $(libs)
 endef
 $(foreach m,$(mains),$(eval $(call program_rule,$(m))))
 
+$(BUILD)/tests/tools/%: tests/tools/%.c $(call obj,$(test_support)) $(libs)
+	@mkdir -p $(@D)
+	$(CC) $(WARN) $(ALLFLAGS) $< $(call obj,$(test_support)) $(libs) $(LDFLAGS) $(LDLIBS) -o $@
+
 $(BUILD)/tests/%: tests/unit/%.c $(call obj,$(test_support)) $(libs)
 	@mkdir -p $(@D)
 	$(CC) $(WARN) $(ALLFLAGS) $< $(call obj,$(test_support)) $(libs) $(LDFLAGS) $(LDLIBS) -o $@
 
 # ---------------------------------------------------------------- tests
-test: deps $(programs) $(unit_bins)
+test: deps $(programs) $(unit_bins) $(tool_bins)
 	BUILD=$(BUILD) PYTHON=$(PYTHON) tests/run.sh
 
 check: test
 
-unit: $(programs) $(unit_bins)
+unit: $(programs) $(unit_bins) $(tool_bins)
 	BUILD=$(BUILD) PYTHON=$(PYTHON) tests/run.sh unit
 
 golden: $(programs)
