@@ -259,6 +259,23 @@ static void test_xent(void) {
   case_free(&c);
 }
 
+// One parameter serving several nodes (weight sharing inside a graph): the
+// gradient slots are written by the first backward node, added to by others.
+static void test_shared_params(void) {
+  Case c;
+  int x = case_begin(&c, IR_MODE_TRAIN, 4, 5, 5);
+  int a = gb_conv_sq(&c.g, "shared", x, 4, 3, 1, 1, 1);
+  int b = gb_conv_sq(&c.g, "shared", gb_relu(&c.g, "r", x), 4, 3, 1, 1, 1);
+  int ab[2] = {gb_bn(&c.g, "bn", a, 1, 0), gb_bn(&c.g, "bn", b, 1, 0)};
+  int y = gb_add(&c.g, "sum", 2, ab);
+  int g1 = gb_linear(&c.g, "fc", gb_gap(&c.g, "gap", y), 4);
+  int g2 = gb_linear(&c.g, "fc", gb_gap(&c.g, "gap2", x), 4);
+  int gs[2] = {g1, g2};
+  case_end(&c, gb_add(&c.g, "heads", 2, gs), 0, 1);
+  run_case(&c, "parameters shared by several nodes", 3, &k_run);
+  case_free(&c);
+}
+
 int main(void) {
   test_convs();
   test_bn(1);
@@ -270,6 +287,7 @@ int main(void) {
   test_gap_linear();
   test_masks();
   test_xent();
+  test_shared_params();
   if (t_failures) {
     fprintf(stderr, "test_gradcheck_ops: %d checks failed\n", t_failures);
     return 1;
