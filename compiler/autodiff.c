@@ -72,6 +72,39 @@ int ir_root_offset(const IrGraph *g, int t) {
   return off;
 }
 
+static int check_node_indices(const IrGraph *g, int i, char *err, size_t errlen) {
+  const IrNode *n = &g->nodes[i];
+  int bad = n->n_in < 0 || n->n_in > IR_MAX_IN || n->n_out < 0 || n->n_out > IR_MAX_OUT ||
+            n->n_param < 0 || n->n_param > IR_MAX_PARAM || (int)n->kind < 0 ||
+            n->kind >= IR_KIND_COUNT;
+  for (int k = 0; !bad && k < n->n_in; k++) bad = n->in[k] < 0 || n->in[k] >= g->n_tensors;
+  for (int k = 0; !bad && k < n->n_out; k++) bad = n->out[k] < 0 || n->out[k] >= g->n_tensors;
+  for (int k = 0; !bad && k < n->n_param; k++)
+    bad = !g->params || n->param[k] < 0 || n->param[k] >= g->params->n;
+  if (bad) snprintf(err, errlen, "node %d (%s) has a bad kind, count or index", i, n->name);
+  return bad ? -1 : 0;
+}
+
+int ir_check_indices(const IrGraph *g, char *err, size_t errlen) {
+  if (g->n_fwd_nodes < 0 || g->n_fwd_nodes > g->n_nodes) {
+    snprintf(err, errlen, "n_fwd_nodes %d is not within the %d nodes", g->n_fwd_nodes, g->n_nodes);
+    return -1;
+  }
+  for (int i = 0; i < g->n_nodes; i++)
+    if (check_node_indices(g, i, err, errlen) < 0) return -1;
+  for (int t = 0; t < g->n_tensors; t++) {
+    int v = t, steps = 0;
+    while (v >= 0 && v < g->n_tensors && g->tensors[v].view_of >= 0 && steps++ <= g->n_tensors)
+      v = g->tensors[v].view_of;
+    if (v < 0 || v >= g->n_tensors || steps > g->n_tensors) {
+      snprintf(err, errlen, "tensor %d (%s) is a view of a bad tensor or of itself", t,
+               g->tensors[t].name);
+      return -1;
+    }
+  }
+  return 0;
+}
+
 // ---------------------------------------------------------------- analyses
 
 // Inputs through which a forward kind passes a gradient.
@@ -438,12 +471,17 @@ static int sweep(Ad *a) {
 }
 
 int ir_autodiff(IrGraph *g, char *err, size_t errlen) {
+  if (ir_check_indices(g, err, errlen) < 0) return -1;
+  if (g->n_fwd_nodes == 0 && g->n_nodes > 0) {
+    snprintf(err, errlen, "autodiff: n_fwd_nodes is not set (%d nodes)", g->n_nodes);
+    return -1;
+  }
   if (g->n_nodes != g->n_fwd_nodes) {
     snprintf(err, errlen, "autodiff: the graph already has backward nodes (%d nodes, %d forward)",
              g->n_nodes, g->n_fwd_nodes);
     return -1;
   }
-  if (g->loss < 0 || !g->params) {
+  if (g->loss < 0 || g->loss >= g->n_tensors || !g->params) {
     snprintf(err, errlen, "autodiff: the graph has no loss");
     return -1;
   }

@@ -51,6 +51,12 @@ int ir_concat_to_views(IrGraph *g, char *err, size_t errlen);
 // plus the channels of inputs 0..k-1): executing the node changes nothing.
 int ir_concat_in_place(const IrGraph *g, int node);
 
+// Checks what every pass indexes with: node counts within IR_MAX_*, tensor and
+// parameter indices in range, views of existing tensors, no view cycles.
+// Returns 0, or -1 naming the node or tensor (a malformed graph is refused, not
+// crashed on).
+int ir_check_indices(const IrGraph *g, char *err, size_t errlen);
+
 // The root of tensor t (t itself, or the tensor it is a view of) and t's first
 // channel within it.
 int ir_root(const IrGraph *g, int t);

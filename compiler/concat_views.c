@@ -161,6 +161,7 @@ static void insert_copies(Cv *cv) {
 }
 
 int ir_concat_to_views(IrGraph *g, char *err, size_t errlen) {
+  if (ir_check_indices(g, err, errlen) < 0) return -1;
   Cv cv;
   memset(&cv, 0, sizeof cv);
   cv.g = g;

@@ -67,33 +67,11 @@ static int check_tensors(const IrGraph *g, char *err, size_t errlen) {
   return 0;
 }
 
-static int check_node(const IrGraph *g, int i, char *err, size_t errlen) {
-  const IrNode *n = &g->nodes[i];
-  if (n->n_in < 0 || n->n_in > IR_MAX_IN || n->n_out < 0 || n->n_out > IR_MAX_OUT) {
-    snprintf(err, errlen, "plan: node %d (%s) has bad input/output counts", i, n->name);
-    return -1;
-  }
-  for (int k = 0; k < n->n_in; k++)
-    if (n->in[k] < 0 || n->in[k] >= g->n_tensors) {
-      snprintf(err, errlen, "plan: node %d (%s) reads a bad tensor index", i, n->name);
-      return -1;
-    }
-  for (int k = 0; k < n->n_out; k++)
-    if (n->out[k] < 0 || n->out[k] >= g->n_tensors) {
-      snprintf(err, errlen, "plan: node %d (%s) writes a bad tensor index", i, n->name);
-      return -1;
-    }
-  return 0;
-}
-
-static int make_steps(const IrGraph *g, Plan *p, char *err, size_t errlen) {
+static void make_steps(const IrGraph *g, Plan *p) {
   p->steps = xmalloc(sizeof(int) * (size_t)(g->n_nodes ? g->n_nodes : 1));
   p->n_steps = 0;
-  for (int i = 0; i < g->n_nodes; i++) {
-    if (check_node(g, i, err, errlen) < 0) return -1;
+  for (int i = 0; i < g->n_nodes; i++)
     if (!ir_concat_in_place(g, i)) p->steps[p->n_steps++] = i;
-  }
-  return 0;
 }
 
 // Liveness of every root; reads before any write are an error.
@@ -226,11 +204,8 @@ static void assign(const IrGraph *g, const PlanOptions *opt, Plan *p, const int 
 
 int plan_build(const IrGraph *g, const PlanOptions *opt, Plan *out, char *err, size_t errlen) {
   memset(out, 0, sizeof *out);
-  if (check_tensors(g, err, errlen) < 0) return -1;
-  if (make_steps(g, out, err, errlen) < 0) {
-    plan_free(out);
-    return -1;
-  }
+  if (ir_check_indices(g, err, errlen) < 0 || check_tensors(g, err, errlen) < 0) return -1;
+  make_steps(g, out);
   int nt = g->n_tensors;
   int *start = xmalloc(sizeof(int) * (size_t)(nt ? nt : 1));
   int *end = xmalloc(sizeof(int) * (size_t)(nt ? nt : 1));

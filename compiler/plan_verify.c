@@ -160,6 +160,11 @@ static int check_overlap(Pv *v) {
 }
 
 int plan_verify(const IrGraph *g, const Plan *p, char *err, size_t errlen) {
+  if (ir_check_indices(g, err, errlen) < 0) return -1;
+  if (!p->loc || (p->n_steps && !p->steps)) {
+    snprintf(err, errlen, "plan_verify: the plan is empty");
+    return -1;
+  }
   Pv v;
   memset(&v, 0, sizeof v);
   v.g = g;

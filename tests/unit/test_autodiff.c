@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "compiler/autodiff.h"
+#include "compiler/plan.h"
 #include "tests/unit/graph_builders.h"
 #include "tests/unit/ref_check.h"
 
@@ -313,6 +314,25 @@ static void test_errors(void) {
   ir_add_node(g, &acc);
   gb_finish(g);
   T_CHECK(ir_autodiff(g, err, sizeof err) < 0 && strstr(err, "xent"), "relu of a loss: %s", err);
+  g_free(&x);
+
+  // Malformed graphs are refused by every pass, not crashed on.
+  g_init(&x, IR_MODE_TRAIN);
+  in = gb_input(g, 3, 4, 4);
+  gb_labels(g);
+  y = gb_conv_sq(g, "conv", in, 3, 3, 1, 1, 1);
+  g->logits = gb_linear(g, "fc", y, 3);
+  gb_xent(g, "xent", g->logits, 0, 1);
+  gb_finish(g);
+  g->nodes[2].in[0] = g->n_tensors + 5;
+  T_CHECK(ir_autodiff(g, err, sizeof err) < 0 && strstr(err, "node 2"), "bad index: %s", err);
+  T_CHECK(ir_concat_to_views(g, err, sizeof err) < 0, "concat pass on a bad index");
+  Plan p;
+  PlanOptions po = {1};
+  T_CHECK(plan_build(g, &po, &p, err, sizeof err) < 0, "plan_build on a bad index");
+  g->nodes[2].in[0] = in;
+  g->tensors[y].view_of = y;  // a view of itself
+  T_CHECK(ir_autodiff(g, err, sizeof err) < 0 && strstr(err, "view"), "view cycle: %s", err);
   g_free(&x);
 }
 

@@ -299,6 +299,7 @@ static void test_masks(void) {
     }
   T_CHECK(bad == 0, "%d dropout elements differ from the definition", bad);
   T_CHECK(abs(kept - 1434) < 90, "kept %d of 2048 at keep 0.7", kept);  // 3 sigma = 62
+  free(x);
   r_free(&r);
 
   // Drop-path: keep = max(p, 1 - (t+1)/T (i+1)/n (1-p)), one draw per sample.
