@@ -381,10 +381,9 @@ static int emit_linear(Ad *a, const IrNode *f, int i, int dy) {
 // Kinds whose one backward node reads (in0, in1, in2) and writes dx of in0.
 static void emit_unary(Ad *a, const IrNode *f, int i, IrKind kind, int n_in, int in0, int in1, int in2) {
   IrNode bn = bwd_node(f, i, kind);
+  const int ins[3] = {in0, in1, in2};
   bn.n_in = n_in;
-  bn.in[0] = in0;
-  bn.in[1] = in1;
-  bn.in[2] = in2;
+  for (int k = 0; k < n_in; k++) bn.in[k] = ins[k];
   route_out(a, &bn, f->in[0]);
   ir_add_node(a->g, &bn);
 }

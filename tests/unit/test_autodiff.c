@@ -109,7 +109,13 @@ static int differentiate(IrGraph *g, const char *what) {
   char err[256];
   int rc = ir_autodiff(g, err, sizeof err);
   T_CHECK(rc == 0, "%s: %s", what, err);
-  if (rc == 0) check_invariants(g, what);
+  if (rc < 0) return rc;
+  check_invariants(g, what);
+  Plan p;
+  PlanOptions po = {1};
+  T_CHECK(plan_build(g, &po, &p, err, sizeof err) == 0 && plan_verify(g, &p, err, sizeof err) == 0,
+          "%s: plan: %s", what, err);
+  plan_free(&p);
   return rc;
 }
 
