@@ -651,5 +651,5 @@ int ir_verify(const IrGraph *g, char *err, size_t errlen) {
   }
   free(v.ready);
   free(views_left);
-  return rc;
+  return rc ? -1 : 0;  // checks chained with || give 1
 }
