@@ -167,9 +167,9 @@ static int add_node_acc(IrGraph *g, IrKind kind, int fwd, const int *in, int n_i
   n.n_in = n_in;
   n.n_out = n_out;
   n.n_param = n_param;
-  memcpy(n.in, in, sizeof(int) * (size_t)n_in);
-  memcpy(n.out, out, sizeof(int) * (size_t)n_out);
-  memcpy(n.param, param, sizeof(int) * (size_t)n_param);
+  for (int k = 0; k < n_in; k++) n.in[k] = in[k];
+  for (int k = 0; k < n_out; k++) n.out[k] = out[k];
+  for (int k = 0; k < n_param; k++) n.param[k] = param[k];
   return ir_add_node(g, &n);
 }
 
