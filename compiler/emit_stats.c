@@ -7,21 +7,33 @@
 #include "compiler/emit_stats.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "compiler/ir.h"
 #include "compiler/lower.h"
 #include "compiler/params.h"
 
+static int forward_written(const IrGraph *g, int t) {
+  int p = g->tensors[t].producer;
+  return p >= 0 && p < g->n_fwd_nodes && g->nodes[p].kind != IR_INPUT;
+}
+
+// Views are counted in their base, which counts when it or one of its views
+// is written by a forward node.
 static long long activation_bytes(const IrGraph *g) {
+  char *count = xcalloc((size_t)g->n_tensors + 1, 1);
+  for (int t = 0; t < g->n_tensors; t++) {
+    int base = g->tensors[t].view_of >= 0 ? g->tensors[t].view_of : t;
+    if (forward_written(g, t)) count[base] = 1;
+  }
   long long bytes = 0;
   for (int t = 0; t < g->n_tensors; t++) {
     const IrTensor *x = &g->tensors[t];
-    if (x->kind != IR_T_ACT || x->view_of >= 0) continue;
-    if (x->producer < 0 || x->producer >= g->n_fwd_nodes) continue;
-    if (g->nodes[x->producer].kind == IR_INPUT) continue;
-    bytes += (long long)ir_tensor_numel(x) * (long long)sizeof(float);
+    if (count[t] && x->kind == IR_T_ACT && x->view_of < 0)
+      bytes += (long long)ir_tensor_numel(x) * (long long)sizeof(float);
   }
+  free(count);
   return bytes;
 }
 
