@@ -32,6 +32,9 @@ typedef struct {
   int with_loss;            // labels input and IR_XENT nodes summed into g->loss
   float label_smoothing;    // epsilon of the cross-entropy (0: plain)
   int bn_update_running;    // TRAIN: BN nodes update the running statistics
+  int bn_batch_stats;       // EVAL: BN normalises with batch statistics all the same
+                            //   (without updating the running ones): the NAO-WS
+                            //   scoring pass (decision O7)
 } LowerOptions;
 
 // Defaults for a mode: loss on, no label smoothing, running statistics updated

@@ -34,8 +34,8 @@ static void calib_seq(const NetCellLayout *cl, int cin, LowerSeq *s) {
   lseq_bn(s, "bn", cl->c);
 }
 
-static void calib_declare(LowerCtx *c, const NetCellLayout *cl, CalibKind kind, int cin,
-                          const char *which) {
+static void calib_declare_one(LowerCtx *c, const NetCellLayout *cl, CalibKind kind, int cin,
+                              const char *which) {
   char module[IR_NAME_MAX];
   lower_name(module, sizeof module, "cells.%d.maybe_calibrate_size.%s", cl->index, which);
   LowerSeq s;
@@ -47,8 +47,8 @@ static void calib_declare(LowerCtx *c, const NetCellLayout *cl, CalibKind kind, 
   }
 }
 
-static int calib_emit(LowerCtx *c, const NetCellLayout *cl, CalibKind kind, int x,
-                      const char *which) {
+static int calib_emit_one(LowerCtx *c, const NetCellLayout *cl, CalibKind kind, int x,
+                          const char *which) {
   char module[IR_NAME_MAX];
   lower_name(module, sizeof module, "cells.%d.maybe_calibrate_size.%s", cl->index, which);
   LowerSeq s;
@@ -63,6 +63,27 @@ static int calib_emit(LowerCtx *c, const NetCellLayout *cl, CalibKind kind, int 
     return lower_fr_emit(c, module, x, cl->c);
   }
   return x;
+}
+
+void lower_calib_declare(LowerCtx *c, const NetCellLayout *cl) {
+  calib_declare_one(c, cl, cl->calib0, cl->in0.c, "preprocess_x");
+  calib_declare_one(c, cl, cl->calib1, cl->in1.c, "preprocess_y");
+}
+
+void lower_calib_emit(LowerCtx *c, const NetCellLayout *cl, int s0, int s1, int states[2]) {
+  lower_check_shape(c, s0, cl->in0, cl->index, "input 0");
+  lower_check_shape(c, s1, cl->in1, cl->index, "input 1");
+  states[0] = calib_emit_one(c, cl, cl->calib0, s0, "preprocess_x");
+  states[1] = calib_emit_one(c, cl, cl->calib1, s1, "preprocess_y");
+  lower_check_shape(c, states[0], cl->state, cl->index, "calibrated input 0");
+  lower_check_shape(c, states[1], cl->state, cl->index, "calibrated input 1");
+}
+
+int lower_drop_path(LowerCtx *c, const NetCellLayout *cl, int b, char side, int x) {
+  if (c->opt.mode != IR_MODE_TRAIN || !(c->ns->drop_path_keep < 1)) return x;
+  char module[IR_NAME_MAX];
+  lower_name(module, sizeof module, "cells.%d.ops.%d:%c_drop_path", cl->index, b, side);
+  return lower_emit_droppath(c, module, x, (float)c->ns->drop_path_keep, cl->index, c->L->n_cells);
 }
 
 // ---------------------------------------------------------------- branches
@@ -94,11 +115,7 @@ static int branch_emit(LowerCtx *c, const NetCellLayout *cl, int b, char side, i
     lower_name(module, sizeof module, "cells.%d.ops.%d.%c_id_fact_reduce", cl->index, b, side);
     x = lower_fr_emit(c, module, x, cl->c);
   }
-  if (c->opt.mode == IR_MODE_TRAIN && c->ns->drop_path_keep < 1) {
-    lower_name(module, sizeof module, "cells.%d.ops.%d:%c_drop_path", cl->index, b, side);
-    x = lower_emit_droppath(c, module, x, (float)c->ns->drop_path_keep, cl->index, c->L->n_cells);
-  }
-  return x;
+  return lower_drop_path(c, cl, b, side, x);
 }
 
 // ---------------------------------------------------------------- cells
@@ -113,8 +130,7 @@ void lower_cell_declare(LowerCtx *c, int i) {
     branch_declare(c, cl, b, 'x', n->x_in, n->x_op);
     branch_declare(c, cl, b, 'y', n->y_in, n->y_op);
   }
-  calib_declare(c, cl, cl->calib0, cl->in0.c, "preprocess_x");
-  calib_declare(c, cl, cl->calib1, cl->in1.c, "preprocess_y");
+  lower_calib_declare(c, cl);
   char module[IR_NAME_MAX];
   for (int k = 0, j = 0; k < cl->n_concat; k++) {
     if (!cl->concat_fr[k]) continue;
@@ -123,7 +139,7 @@ void lower_cell_declare(LowerCtx *c, int i) {
   }
 }
 
-static void check_shape(const LowerCtx *c, int t, NetShape s, int i, const char *what) {
+void lower_check_shape(const LowerCtx *c, int t, NetShape s, int i, const char *what) {
   const IrTensor *x = &c->g->tensors[t];
   if (x->c != s.c || x->h != s.h || x->w != s.w)
     nao_internal("cell %d: %s is %dx%dx%d, the layout says %dx%dx%d", i, what, x->c, x->h, x->w,
@@ -148,13 +164,8 @@ static int cell_output(LowerCtx *c, const NetCellLayout *cl, const int *states) 
 int lower_cell_emit(LowerCtx *c, int i, int s0, int s1) {
   const NetCellLayout *cl = &c->L->cell[i];
   const NetCell *arch = cell_arch(c, cl);
-  check_shape(c, s0, cl->in0, i, "input 0");
-  check_shape(c, s1, cl->in1, i, "input 1");
   int states[NAO_MAX_STATES];
-  states[0] = calib_emit(c, cl, cl->calib0, s0, "preprocess_x");
-  states[1] = calib_emit(c, cl, cl->calib1, s1, "preprocess_y");
-  check_shape(c, states[0], cl->state, i, "calibrated input 0");
-  check_shape(c, states[1], cl->state, i, "calibrated input 1");
+  lower_calib_emit(c, cl, s0, s1, states);
   for (int b = 0; b < arch->n_nodes; b++) {
     const NetNode *n = &arch->node[b];
     int xy[2];
@@ -165,6 +176,6 @@ int lower_cell_emit(LowerCtx *c, int i, int s0, int s1) {
     states[b + 2] = lower_emit_add(c, module, xy, 2);
   }
   int out = cell_output(c, cl, states);
-  check_shape(c, out, cl->out, i, "output");
+  lower_check_shape(c, out, cl->out, i, "output");
   return out;
 }

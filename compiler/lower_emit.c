@@ -59,7 +59,7 @@ void lower_declare_linear(LowerCtx *c, const char *module, int in, int out) {
 }
 
 // The index of a declared parameter; its shape must be `dims`.
-static int use_param(LowerCtx *c, const char *module, const char *leaf, int ndim, const int *dims) {
+int lower_use_param(LowerCtx *c, const char *module, const char *leaf, int ndim, const int *dims) {
   char name[PARAM_NAME_MAX];
   lower_name(name, sizeof name, "%s.%s", module, leaf);
   int p = params_find(c->params, name);
@@ -120,15 +120,23 @@ static int window_out(int size, int k, int s, int pa, int pb) {
 }
 
 int lower_emit_conv(LowerCtx *c, const char *name, int x, const IrConvAttr *a) {
+  int dims[4] = {a->cout, a->cin / a->groups, a->kh, a->kw};
+  return lower_emit_conv_p(c, name, x, a, lower_use_param(c, name, "weight", 4, dims));
+}
+
+int lower_emit_conv_p(LowerCtx *c, const char *name, int x, const IrConvAttr *a, int wp) {
   const IrTensor *tx = tensor(c, x);
   if (tx->c != a->cin) nao_internal("%s: conv for %d channels gets %d", name, a->cin, tx->c);
-  int dims[4] = {a->cout, a->cin / a->groups, a->kh, a->kw};
+  const ParamInfo *pw = &c->params->items[wp];
+  if (pw->ndim != 4 || pw->dims[0] != a->cout || pw->dims[1] != a->cin / a->groups ||
+      pw->dims[2] != a->kh || pw->dims[3] != a->kw)
+    nao_internal("%s: weight %s does not fit the conv", name, pw->name);
   IrNode n = node_new(c, IR_CONV, name);
   n.a.conv = *a;
   n.n_in = 1;
   n.in[0] = x;
   n.n_param = 1;
-  n.param[0] = use_param(c, name, "weight", 4, dims);
+  n.param[0] = wp;
   int h = window_out(tx->h, a->kh, a->sh, a->pt, a->pb);
   int w = window_out(tx->w, a->kw, a->sw, a->pl, a->pr);
   n.n_out = 1;
@@ -138,16 +146,27 @@ int lower_emit_conv(LowerCtx *c, const char *name, int x, const IrConvAttr *a) {
 }
 
 int lower_emit_bn(LowerCtx *c, const char *name, int x) {
+  int ch = tensor(c, x)->c, p[4];
+  static const char *const leaf[4] = {"weight", "bias", "running_mean", "running_var"};
+  for (int k = 0; k < 4; k++) p[k] = lower_use_param(c, name, leaf[k], 1, &ch);
+  return lower_emit_bn_p(c, name, x, p);
+}
+
+int lower_emit_bn_p(LowerCtx *c, const char *name, int x, const int p[4]) {
   const IrTensor *tx = tensor(c, x);
   int ch = tx->c, h = tx->h, w = tx->w;
+  for (int k = 0; k < 4; k++) {
+    const ParamInfo *pi = &c->params->items[p[k]];
+    if (pi->ndim != 1 || pi->dims[0] != ch || pi->trainable != (k < 2))
+      nao_internal("%s: %s does not fit a BN of %d channels", name, pi->name, ch);
+  }
   IrNode n = node_new(c, IR_BN, name);
-  static const char *const leaf[4] = {"weight", "bias", "running_mean", "running_var"};
   n.n_param = 4;
-  for (int k = 0; k < 4; k++) n.param[k] = use_param(c, name, leaf[k], 1, &ch);
+  for (int k = 0; k < 4; k++) n.param[k] = p[k];
   n.a.bn.eps = 1e-5f;
   n.a.bn.momentum = 0.1f;
-  n.a.bn.batch_stats = c->opt.mode == IR_MODE_TRAIN;
-  n.a.bn.update_running = n.a.bn.batch_stats && c->opt.bn_update_running;
+  n.a.bn.batch_stats = c->opt.mode == IR_MODE_TRAIN || c->opt.bn_batch_stats;
+  n.a.bn.update_running = c->opt.mode == IR_MODE_TRAIN && c->opt.bn_update_running;
   n.n_in = 1;
   n.in[0] = x;
   n.n_out = 1;
@@ -229,8 +248,8 @@ int lower_emit_linear(LowerCtx *c, const char *name, int x, int out) {
   n.n_in = 1;
   n.in[0] = x;
   n.n_param = 2;
-  n.param[0] = use_param(c, name, "weight", 2, w);
-  n.param[1] = use_param(c, name, "bias", 1, &out);
+  n.param[0] = lower_use_param(c, name, "weight", 2, w);
+  n.param[1] = lower_use_param(c, name, "bias", 1, &out);
   n.n_out = 1;
   n.out[0] = lower_new_act(c, out, 1, 1, name);
   ir_add_node(c->g, &n);

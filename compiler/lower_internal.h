@@ -83,6 +83,8 @@ void lower_join(char *buf, size_t n, const char *prefix, const char *suffix);
 void lower_declare_conv(LowerCtx *c, const char *module, const IrConvAttr *a);
 void lower_declare_bn(LowerCtx *c, const char *module, int ch);
 void lower_declare_linear(LowerCtx *c, const char *module, int in, int out);
+// The index of the declared parameter module.leaf; its shape must be dims.
+int lower_use_param(LowerCtx *c, const char *module, const char *leaf, int ndim, const int *dims);
 
 // ---------------------------------------------------------------- node emitters
 // Each appends one node named `name` and returns its (first) output tensor.
@@ -90,6 +92,9 @@ int lower_new_act(LowerCtx *c, int ch, int h, int w, const char *name);
 int lower_emit_relu(LowerCtx *c, const char *name, int x);
 int lower_emit_conv(LowerCtx *c, const char *name, int x, const IrConvAttr *a);
 int lower_emit_bn(LowerCtx *c, const char *name, int x);
+// With explicit parameters (weight sharing: a per-input weight, WSBN).
+int lower_emit_conv_p(LowerCtx *c, const char *name, int x, const IrConvAttr *a, int wp);
+int lower_emit_bn_p(LowerCtx *c, const char *name, int x, const int p[4]);
 int lower_emit_pool(LowerCtx *c, const char *name, int x, const IrPoolAttr *a);
 int lower_emit_add(LowerCtx *c, const char *name, const int *xs, int n);
 int lower_emit_concat(LowerCtx *c, const char *name, const int *xs, int n);
@@ -107,6 +112,14 @@ void lower_op_seq(int op, int c, int stride, LowerSeq *seq);
 // FactorizedReduce(cin -> cout) under `module` (path1.1, path2.1, bn).
 void lower_fr_declare(LowerCtx *c, const char *module, int cin, int cout);
 int lower_fr_emit(LowerCtx *c, const char *module, int x, int cout);
+
+// MaybeCalibrateSize of cell i: declare; emit on (s0, s1) into states[0..1].
+void lower_calib_declare(LowerCtx *c, const NetCellLayout *cl);
+void lower_calib_emit(LowerCtx *c, const NetCellLayout *cl, int s0, int s1, int states[2]);
+// Drop-path of a branch output in training (drop_path_keep < 1), else x.
+int lower_drop_path(LowerCtx *c, const NetCellLayout *cl, int b, char side, int x);
+// Checks tensor t against a layout shape (internal error when they differ).
+void lower_check_shape(const LowerCtx *c, int t, NetShape s, int i, const char *what);
 
 void lower_cell_declare(LowerCtx *c, int i);
 int lower_cell_emit(LowerCtx *c, int i, int s0, int s1);
