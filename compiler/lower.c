@@ -182,43 +182,45 @@ static void emit_all(LowerCtx *c) {
 
 // ---------------------------------------------------------------- entry points
 
-static int ctx_init(LowerCtx *c, const NetSpec *ns, NetLayout *L, const LowerOptions *opt,
-                    ParamTable *params, char *err, size_t errlen) {
-  memset(c, 0, sizeof *c);
-  if (netspec_layout(ns, L, err, errlen) != LAYOUT_OK) return -1;
-  c->ns = ns;
-  c->L = L;
-  if (opt)
-    c->opt = *opt;
-  else
-    lower_options_init(&c->opt, IR_MODE_EVAL);
-  c->params = params;
-  c->cell_declare = lower_cell_declare;
-  c->cell_emit = lower_cell_emit;
-  return 0;
+static int standard_layout(const NetSpec *ns, NetLayout *L, char *err, size_t errlen) {
+  return netspec_layout(ns, L, err, errlen) == LAYOUT_OK ? 0 : -1;
+}
+
+static const LowerFamily standard = {standard_layout, lower_cell_declare, lower_cell_emit};
+
+int lower_run(const NetSpec *ns, const LowerOptions *opt, ParamTable *params, IrGraph *g,
+              const LowerFamily *fam, char *err, size_t errlen) {
+  NAO_ASSERT(!g || (g->params == params && g->n_nodes == 0));
+  NetLayout *L = xmalloc(sizeof *L);  // large: one entry per possible cell
+  LowerCtx c;
+  memset(&c, 0, sizeof c);
+  int rc = fam->layout(ns, L, err, errlen);
+  if (rc == 0) {
+    c.ns = ns;
+    c.L = L;
+    if (opt)
+      c.opt = *opt;
+    else
+      lower_options_init(&c.opt, IR_MODE_EVAL);
+    c.params = params;
+    c.cell_declare = fam->cell_declare;
+    c.cell_emit = fam->cell_emit;
+    declare_all(&c);
+    if (g) {
+      c.g = g;
+      g->mode = c.opt.mode;
+      emit_all(&c);
+    }
+  }
+  free(L);
+  return rc;
 }
 
 int lower_declare_params(const NetSpec *ns, ParamTable *params, char *err, size_t errlen) {
-  NetLayout *L = xmalloc(sizeof *L);
-  LowerCtx c;
-  int rc = ctx_init(&c, ns, L, NULL, params, err, errlen);
-  if (rc == 0) declare_all(&c);
-  free(L);
-  return rc;
+  return lower_run(ns, NULL, params, NULL, &standard, err, errlen);
 }
 
 int lower_network(const NetSpec *ns, const LowerOptions *opt, ParamTable *params, IrGraph *g,
                   char *err, size_t errlen) {
-  NAO_ASSERT(g->params == params && g->n_nodes == 0);
-  NetLayout *L = xmalloc(sizeof *L);  // large: one entry per possible cell
-  LowerCtx c;
-  int rc = ctx_init(&c, ns, L, opt, params, err, errlen);
-  if (rc == 0) {
-    declare_all(&c);
-    c.g = g;
-    g->mode = c.opt.mode;
-    emit_all(&c);
-  }
-  free(L);
-  return rc;
+  return lower_run(ns, opt, params, g, &standard, err, errlen);
 }

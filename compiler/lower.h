@@ -51,4 +51,18 @@ int lower_network(const NetSpec *ns, const LowerOptions *opt, ParamTable *params
 // order without building a graph (what lower_network does first).
 int lower_declare_params(const NetSpec *ns, ParamTable *params, char *err, size_t errlen);
 
+// ---------------------------------------------------------------- weight sharing
+// The NAO-WS supernet (NAO-SPEC.md §1c, NASWSNetworkCIFAR): the same backbone
+// settings, every cell outputs c channels, and each node holds the weights of
+// every op of the 5-op space for every possible input id. lower_ws_network()
+// lowers the architecture in ns->cell on that supernet: the ParamTable gets
+// every supernet weight (same names and order as the reference's state_dict,
+// whatever the architecture), the graph uses the ones the architecture picks,
+// so the graphs of all architectures share one table. Only the CIFAR stem and
+// ops 0-4 (-1 with a message otherwise). For the scoring pass of decision O7
+// use EVAL with bn_batch_stats = 1.
+int lower_ws_network(const NetSpec *ns, const LowerOptions *opt, ParamTable *params, IrGraph *g,
+                     char *err, size_t errlen);
+int lower_ws_declare_params(const NetSpec *ns, ParamTable *params, char *err, size_t errlen);
+
 #endif

@@ -36,6 +36,19 @@ struct LowerCtx {
   int (*cell_emit)(LowerCtx *c, int i, int s0, int s1);
 };
 
+// A family of networks: how shapes are inferred and what a cell is. The
+// macro structure (stems, the chain of cells, heads, loss) is shared.
+typedef struct {
+  int (*layout)(const NetSpec *ns, NetLayout *L, char *err, size_t errlen);  // 0 or -1
+  void (*cell_declare)(LowerCtx *c, int i);
+  int (*cell_emit)(LowerCtx *c, int i, int s0, int s1);
+} LowerFamily;
+
+// Declares every parameter of the family's network in state_dict order, then
+// (g != NULL) emits the graph. 0, or -1 with the layout's message.
+int lower_run(const NetSpec *ns, const LowerOptions *opt, ParamTable *params, IrGraph *g,
+              const LowerFamily *fam, char *err, size_t errlen);
+
 // ---------------------------------------------------------------- sequences
 // A module that is a straight chain of primitive layers (a stem, an op, a
 // ReLUConvBN, the auxiliary head). Step names are module paths relative to

@@ -42,4 +42,5 @@ def probe_params(**kw):
 
 
 def probe_stats(**kw):
-    return json.loads(run_probe(probe_args(**kw)))
+    extra = list(kw.pop("extra", ()))
+    return json.loads(run_probe(probe_args(extra=extra, **kw)))

@@ -511,6 +511,209 @@ def random_arch(rng, nodes, ops):
     return " ".join(str(t) for t in toks)
 
 
+# ----------------------------------------------------------------- NAO-WS supernet
+# NAO-SPEC §1c (NASWSNetworkCIFAR): every cell outputs c channels; per node and
+# branch, the weights of sep 3x3 / sep 5x5 exist once per possible input id
+# (ParameterLists indexed by the input id, WSBN with per-id affine parameters
+# and shared running statistics); identity at stride 2 uses the branch's own
+# FR for input 0 or 1 (decision O5); the cell ends with loose ends (inputs of a
+# reduction cell through fac_1/fac_2) concatenated into WSReLUConvBN, whose
+# 1x1 weight is the concat of the per-state blocks w[id].
+
+def _plist(n, *shape):
+    return nn.ParameterList([nn.Parameter(torch.empty(*shape)) for _ in range(n)])
+
+
+class WSBN(nn.Module):
+    def __init__(self, n, c):
+        super().__init__()
+        self.register_buffer("running_mean", torch.zeros(c))
+        self.register_buffer("running_var", torch.ones(c))
+        self.weight = nn.ParameterList([nn.Parameter(torch.ones(c)) for _ in range(n)])
+        self.bias = nn.ParameterList([nn.Parameter(torch.zeros(c)) for _ in range(n)])
+        self.momentum = 0.1
+
+    def forward(self, x, j):
+        return F.batch_norm(x, self.running_mean, self.running_var, self.weight[j], self.bias[j],
+                            self.training, self.momentum, 1e-5)
+
+
+class WSSepConv(nn.Module):
+    def __init__(self, n, c, k):
+        super().__init__()
+        self.k, self.c = k, c
+        self.relu1 = nn.ReLU(inplace=False)
+        self.W1_depthwise = _plist(n, c, 1, k, k)
+        self.W1_pointwise = _plist(n, c, c, 1, 1)
+        self.bn1 = WSBN(n, c)
+        self.relu2 = nn.ReLU(inplace=False)
+        self.W2_depthwise = _plist(n, c, 1, k, k)
+        self.W2_pointwise = _plist(n, c, c, 1, 1)
+        self.bn2 = WSBN(n, c)
+
+    def forward(self, x, j, stride):
+        p = self.k // 2
+        x = F.conv2d(self.relu1(x), self.W1_depthwise[j], stride=stride, padding=p, groups=self.c)
+        x = self.bn1(F.conv2d(x, self.W1_pointwise[j]), j)
+        x = F.conv2d(self.relu2(x), self.W2_depthwise[j], padding=p, groups=self.c)
+        return self.bn2(F.conv2d(x, self.W2_pointwise[j]), j)
+
+
+class WSNode(nn.Module):
+    def __init__(self, b, c, reduction, cell, n_cells, drop_path, rt):
+        super().__init__()
+        self.b, self.cell, self.n_cells, self.drop_path, self.rt = b, cell, n_cells, drop_path, rt
+        self.stride = 2 if reduction else 1
+        n = b + 2
+        for side in ("x", "y"):
+            setattr(self, side + "_avg_pool", nn.AvgPool2d(3, padding=1, count_include_pad=False))
+            setattr(self, side + "_max_pool", nn.MaxPool2d(3, padding=1))
+            setattr(self, side + "_sep_conv_3", WSSepConv(n, c, 3))
+            setattr(self, side + "_sep_conv_5", WSSepConv(n, c, 5))
+            if reduction:
+                setattr(self, side + "_id_reduce_1", FactorizedReduce(c, c))
+                setattr(self, side + "_id_reduce_2", FactorizedReduce(c, c))
+
+    def branch(self, x, side, j, op):
+        s = self.stride if j < 2 else 1
+        if op in (0, 1):
+            x = getattr(self, "%s_sep_conv_%d" % (side, 3 if op == 0 else 5))(x, j, s)
+        elif op in (2, 3):
+            pool = getattr(self, side + ("_avg_pool" if op == 2 else "_max_pool"))
+            pool.stride = (s, s)
+            x = pool(x)
+        elif s == 2:
+            x = getattr(self, "%s_id_reduce_%d" % (side, j + 1))(x)
+        if self.training and self.drop_path is not None and self.drop_path < 1:
+            keep = drop_path_keep(self.drop_path, self.rt.step, self.rt.steps, self.cell,
+                                  self.n_cells)
+            if keep < 1:
+                mask = self.rt.mask("drop_path", (x.size(0), 1, 1, 1), keep,
+                                    (self.cell, self.b, side), x)
+                x = x / keep * mask
+        return x
+
+    def forward(self, states, tokens):
+        x_in, x_op, y_in, y_op = tokens
+        return self.branch(states[x_in], "x", x_in, x_op) + self.branch(states[y_in], "y", y_in, y_op)
+
+
+class WSReLUConvBN(nn.Module):
+    def __init__(self, n, c):
+        super().__init__()
+        self.relu = nn.ReLU(inplace=False)
+        self.w = _plist(n, c, c, 1, 1)
+        self.bn = bn(c)
+
+    def forward(self, x, ids):
+        return self.bn(F.conv2d(self.relu(x), torch.cat([self.w[i] for i in ids], dim=1)))
+
+
+class WSCell(nn.Module):
+    def __init__(self, nodes, shape0, shape1, c, reduction, index, n_cells, drop_path, rt):
+        super().__init__()
+        self.reduction, self.nodes = reduction, nodes
+        self.ops = nn.ModuleList()
+        self.maybe_calibrate_size = MaybeCalibrateSize(shape0, shape1, c)
+        h, w, _ = self.maybe_calibrate_size.out_shape
+        for b in range(nodes):
+            self.ops.append(WSNode(b, c, reduction, index, n_cells, drop_path, rt))
+        if reduction:
+            self.fac_1 = FactorizedReduce(c, c)
+            self.fac_2 = FactorizedReduce(c, c)
+            h, w = h // 2, w // 2
+        self.final_combine_conv = WSReLUConvBN(nodes + 2, c)
+        self.out_shape = (h, w, c)
+
+    def forward(self, s0, s1, arch):
+        states = list(self.maybe_calibrate_size(s0, s1))
+        used = [0] * (self.nodes + 2)
+        for b, node in enumerate(self.ops):
+            tokens = arch[4 * b:4 * b + 4]
+            used[tokens[0]] += 1
+            used[tokens[2]] += 1
+            states.append(node(states, tokens))
+        concat = [i for i in range(self.nodes + 2) if used[i] == 0]
+        if self.reduction:
+            if 0 in concat:
+                states[0] = self.fac_1(states[0])
+            if 1 in concat:
+                states[1] = self.fac_2(states[1])
+        return self.final_combine_conv(torch.cat([states[i] for i in concat], dim=1), concat)
+
+
+class NAOWSNet(nn.Module):
+    """The supernet; forward(x, arch, step=0) runs the architecture `arch`
+    (string or token list, both cells, ops 0-4) and returns (logits, aux)."""
+
+    def __init__(self, channels, layers, nodes=5, dataset="cifar10", in_shape=None, classes=None,
+                 aux_weight=0.0, keep_prob=1.0, drop_path_keep=0.9, steps=1):
+        super().__init__()
+        in_c, in_h, in_w, n_cls, stem_kind = PRESETS[dataset] if dataset else (0, 0, 0, 0, "cifar")
+        if in_shape is not None:
+            in_c, in_h, in_w = in_shape
+        assert stem_kind == "cifar", "the supernet has the CIFAR stem only (O6)"
+        self.classes = classes if classes is not None else n_cls
+        self.nodes = nodes
+        self.rt = Runtime(steps)
+        n_cells = 3 * layers + 2
+        f = channels
+        self.stem = nn.Sequential(nn.Conv2d(in_c, 3 * f, 3, padding=1, bias=False), bn(3 * f))
+        s0 = s1 = (in_h, in_w, 3 * f)
+        self.cells = nn.ModuleList()
+        self.aux_index = 2 * layers + 1 if aux_weight > 0 else None
+        dp = drop_path_keep if drop_path_keep is not None and drop_path_keep < 1 else None
+        c = f
+        for i in range(n_cells):
+            red = i in (layers, 2 * layers + 1)
+            if red:
+                c *= 2
+            cell = WSCell(nodes, s0, s1, c, red, i, n_cells, dp, self.rt)
+            self.cells.append(cell)
+            s0, s1 = s1, cell.out_shape
+            if i == self.aux_index:
+                stride = 2 if s1[:2] == (7, 7) else 3
+                self.auxiliary_head = AuxHead(s1[2], self.classes, stride)
+        self.global_pooling = nn.AdaptiveAvgPool2d(1)
+        self.dropout = Dropout(keep_prob, self.rt)
+        self.classifier = nn.Linear(s1[2], self.classes)
+        for p in self.parameters():
+            if p.dim() >= 2:
+                nn.init.kaiming_normal_(p, mode="fan_in", nonlinearity="relu")
+
+    def forward(self, x, arch, step=0):
+        arch = parse_arch(arch)
+        normal, reduce = arch[:4 * self.nodes], arch[4 * self.nodes:]
+        self.rt.step = step
+        s0 = s1 = self.stem(x)
+        aux_logits = None
+        for i, cell in enumerate(self.cells):
+            s0, s1 = s1, cell(s0, s1, reduce if cell.reduction else normal)
+            if i == self.aux_index and self.training:
+                aux_logits = self.auxiliary_head(s1)
+        out = self.dropout(self.global_pooling(s1))
+        return self.classifier(out.view(out.size(0), -1)), aux_logits
+
+
+def scoring_mode(model):
+    """Decision O7's scoring pass: eval mode (no dropout, drop-path, aux), but
+    every BN normalises with the batch's statistics and leaves the running
+    ones untouched (momentum 0). Returns a function that undoes it."""
+    model.eval()
+    saved = []
+    for m in model.modules():
+        if isinstance(m, (nn.BatchNorm2d, WSBN)):
+            saved.append((m, m.momentum))
+            m.train()
+            m.momentum = 0.0
+
+    def undo():
+        for m, mom in saved:
+            m.momentum = mom
+            m.eval()
+    return undo
+
+
 if __name__ == "__main__":
     # A quick look: the NAONet-B CIFAR-10 network's size.
     B = "0 1 0 2 0 1 2 2 1 3 0 2 4 0 1 3 2 1 0 3 1 1 1 0 2 1 2 4 1 0 2 3 3 1 2 2 0 2 0 2"

@@ -8,6 +8,9 @@ reference state_dict's (NAO-SPEC.md §1a.8).
    B = 1..5, all three presets, an explicit input, several F/N, aux on and
    off), nao_probe --params equals the PyTorch model's state_dict listing
    (num_batches_tracked left out: naoc does not store it).
+3. The same for the NAO-WS supernet (nao_probe --ws) against NAOWSNet, for
+   several B, F, N, aux on/off, CIFAR-10 and Fashion-MNIST; the listing does
+   not depend on the architecture the probe is given.
 """
 
 import random
@@ -15,7 +18,7 @@ import sys
 
 import torch
 
-from naonet_ref import NAONet, random_arch, state_listing
+from naonet_ref import NAONet, NAOWSNet, random_arch, state_listing
 from nao_probe import probe_params
 
 EXAMPLE_ARCH = "0 0 1 8 2 4 0 2  0 4 0 7 2 10 2 13"
@@ -137,7 +140,21 @@ def main():
         got = probe_params(extra=extra, **pk)
         ref = state_listing(NAONet(**tk))
         check(desc, got, ref, failures)
-    print("%d networks compared" % (len(cases) + 1))
+    # 3. the supernet
+    rng = random.Random(99)
+    n_ws = 0
+    for dataset, f, layers, nodes, aux in (("cifar10", 4, 1, 5, 0.0), ("cifar10", 6, 2, 3, 0.4),
+                                            ("fashion-mnist", 4, 1, 4, 0.4),
+                                            ("cifar10", 2, 0, 2, 0.0)):
+        ref = state_listing(NAOWSNet(f, layers, nodes, dataset, aux_weight=aux))
+        for _ in range(2):
+            arch = random_arch(rng, nodes, list(range(5)))
+            got = probe_params(arch=arch, dataset=dataset, channels=f, layers=layers, aux=aux,
+                               extra=["--ws"])
+            check("supernet %s F=%d N=%d B=%d aux=%g arch %s" % (dataset, f, layers, nodes, aux,
+                                                                 arch), got, ref, failures)
+            n_ws += 1
+    print("%d networks and %d supernet listings compared" % (len(cases) + 1, n_ws))
     if failures:
         print("\n".join(failures))
         sys.exit(1)

@@ -8,7 +8,10 @@
    three presets, several F/N, aux on and off) equal the torch model's:
    parameters counted over model.parameters(), MACs with forward hooks on
    Conv2d and Linear of the eval model (which has no aux head).
-3. activation_bytes, as docs/ir.md defines it, counted independently on the
+3. The NAO-WS supernet at the search's defaults (C=20, N=3, B=5, no aux) has
+   7,387,350 parameters (NAO-SPEC §1c, measured on the reference), from
+   nao_probe --ws and from the torch supernet.
+4. activation_bytes, as docs/ir.md defines it, counted independently on the
    torch model in training mode with forward hooks (one float32 per element
    of every output a forward step writes; see act_bytes below).
 """
@@ -19,8 +22,8 @@ import sys
 import torch
 import torch.nn as nn
 
-from naonet_ref import (AuxHead, Dropout, FactorizedReduce, FinalCombine, NAONet, Node, PRESETS,
-                        count_macs, count_params, random_arch)
+from naonet_ref import (AuxHead, Dropout, FactorizedReduce, FinalCombine, NAONet, NAOWSNet, Node,
+                        PRESETS, count_macs, count_params, random_arch)
 from nao_probe import probe_stats
 
 NAONET_A = "0 7 1 15 2 8 1 7 0 6 1 7 0 8 4 7 1 5 0 7 0 7 1 13 0 6 0 14 0 9 1 10 0 14 2 6 1 11 0 7"
@@ -122,6 +125,12 @@ def main():
     failures = []
     for desc, pk, want in PUBLISHED:
         compare(desc, pk, want, failures, with_act=False)
+    ws = probe_stats(arch=random_arch(random.Random(3), 5, list(range(5))), dataset="cifar10",
+                     channels=20, layers=3, aux=0.0, extra=["--ws"])
+    ws_torch = count_params(NAOWSNet(20, 3, 5, "cifar10", aux_weight=0.0))
+    if not ws["params"] == ws_torch == 7387350:
+        failures.append("supernet C=20 N=3: naoc %d, torch %d, measured 7387350"
+                        % (ws["params"], ws_torch))
     cases = networks()
     for desc, pk in cases:
         compare(desc, pk, None, failures, with_act=True)

@@ -6,6 +6,7 @@
 //                                       "name d0 d1 ..." (state_dict order)
 //   nao_probe --dump train|eval ...     ir_dump of that graph
 //   nao_probe --verify ...              ir_verify on the train and eval graphs
+//   --ws                                the weight-sharing supernet (lower_ws_*)
 // Options: --dataset cifar10|imagenet|fashion-mnist, --input CxHxW,
 // --classes K, --stem cifar|imagenet, --channels F, --layers N, --aux W,
 // --drop-path P, --dropout P, --smoothing E, --name NAME.
@@ -26,12 +27,13 @@ typedef struct {
   ProbeWhat what;
   IrMode dump_mode;
   float smoothing;
+  int ws;
   const char *arch;
 } Probe;
 
 static _Noreturn void usage(const char *msg, const char *arg) {
   fprintf(stderr, "nao_probe: %s%s%s\n", msg, arg ? ": " : "", arg ? arg : "");
-  fprintf(stderr, "usage: nao_probe [--params|--dump train|eval|--verify] [--dataset D] "
+  fprintf(stderr, "usage: nao_probe [--params|--dump train|eval|--verify] [--ws] [--dataset D] "
                   "[--input CxHxW] [--classes K] [--stem S] [--channels F] [--layers N] "
                   "[--aux W] [--drop-path P] [--dropout P] [--smoothing E] [--name N] \"ARCH\"\n");
   exit(2);
@@ -89,6 +91,8 @@ static void parse_args(int argc, char **argv, NetSpec *ns, Probe *p) {
       p->what = PROBE_PARAMS;
     } else if (!strcmp(a, "--verify")) {
       p->what = PROBE_VERIFY;
+    } else if (!strcmp(a, "--ws")) {
+      p->ws = 1;
     } else if (!strncmp(a, "--", 2)) {
       if (i + 1 >= argc) usage("missing value", a);
       i += option(ns, p, a, argv[i + 1]);
@@ -106,18 +110,22 @@ static int lower_mode(const NetSpec *ns, const Probe *p, IrMode mode, ParamTable
   opt.label_smoothing = p->smoothing;
   ir_init(g, pt, mode);
   char err[512];
-  if (lower_network(ns, &opt, pt, g, err, sizeof err) != 0) {
+  int rc = p->ws ? lower_ws_network(ns, &opt, pt, g, err, sizeof err)
+                 : lower_network(ns, &opt, pt, g, err, sizeof err);
+  if (rc != 0) {
     fprintf(stderr, "nao_probe: %s\n", err);
     return 1;
   }
   return 0;
 }
 
-static int print_params(const NetSpec *ns) {
+static int print_params(const NetSpec *ns, int ws) {
   ParamTable pt;
   params_init(&pt);
   char err[512];
-  if (lower_declare_params(ns, &pt, err, sizeof err) != 0) {
+  int rc = ws ? lower_ws_declare_params(ns, &pt, err, sizeof err)
+              : lower_declare_params(ns, &pt, err, sizeof err);
+  if (rc != 0) {
     fprintf(stderr, "nao_probe: %s\n", err);
     params_free(&pt);
     return 1;
@@ -133,7 +141,16 @@ static int print_params(const NetSpec *ns) {
 
 static int run(const NetSpec *ns, const Probe *p) {
   char err[512];
-  if (p->what == PROBE_PARAMS) return print_params(ns);
+  if (p->what == PROBE_PARAMS) return print_params(ns, p->ws);
+  if (p->what == PROBE_STATS && p->ws) {  // the supernet's parameter count
+    ParamTable pt;
+    params_init(&pt);
+    int rc = lower_ws_declare_params(ns, &pt, err, sizeof err);
+    if (rc != 0) fprintf(stderr, "nao_probe: %s\n", err);
+    else printf("{\"params\": %zu, \"params_no_aux\": %zu}\n", params_count(&pt, 1), params_count(&pt, 0));
+    params_free(&pt);
+    return rc ? 1 : 0;
+  }
   if (p->what == PROBE_STATS) {
     StrBuf sb = {0};
     int rc = emit_stats(ns, &sb, err, sizeof err);
@@ -169,7 +186,7 @@ static int run(const NetSpec *ns, const Probe *p) {
 int main(int argc, char **argv) {
   NetSpec ns;
   netspec_init(&ns);
-  Probe p = {PROBE_STATS, IR_MODE_EVAL, 0.0f, NULL};
+  Probe p = {PROBE_STATS, IR_MODE_EVAL, 0.0f, 0, NULL};
   parse_args(argc, argv, &ns, &p);
   char err[512];
   if (netspec_parse_arch(&ns, p.arch, err, sizeof err) != 0) {
