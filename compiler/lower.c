@@ -188,13 +188,30 @@ static int standard_layout(const NetSpec *ns, NetLayout *L, char *err, size_t er
 
 static const LowerFamily standard = {standard_layout, lower_cell_declare, lower_cell_emit};
 
+// Settings the layout does not look at; the front end checks them too, but a
+// NetSpec may come from elsewhere (the search, a test).
+static int check_settings(const NetSpec *ns, const LowerOptions *opt, char *err, size_t errlen) {
+  const char *bad = NULL;
+  if (ns->classes < 1 || ns->classes > NAO_MAX_CLASSES) bad = "the class count";
+  else if (!(ns->aux_weight >= 0 && ns->aux_weight < 1e6)) bad = "the auxiliary loss weight";
+  else if (!(ns->dropout_keep > 0 && ns->dropout_keep <= 1)) bad = "the dropout keep probability";
+  else if (!(ns->drop_path_keep > 0 && ns->drop_path_keep <= 1)) bad = "the drop-path keep probability";
+  else if (opt && !(opt->label_smoothing >= 0 && opt->label_smoothing < 1)) bad = "the label smoothing";
+  if (!bad) return 0;
+  snprintf(err, errlen, "%s is out of range (classes %d, aux weight %g, dropout keep %g, drop-path keep %g%s)",
+           bad, ns->classes, ns->aux_weight, ns->dropout_keep, ns->drop_path_keep,
+           opt ? ", smoothing in [0, 1)" : "");
+  return -1;
+}
+
 int lower_run(const NetSpec *ns, const LowerOptions *opt, ParamTable *params, IrGraph *g,
               const LowerFamily *fam, char *err, size_t errlen) {
   NAO_ASSERT(!g || (g->params == params && g->n_nodes == 0));
   NetLayout *L = xmalloc(sizeof *L);  // large: one entry per possible cell
   LowerCtx c;
   memset(&c, 0, sizeof c);
-  int rc = fam->layout(ns, L, err, errlen);
+  int rc = check_settings(ns, opt, err, errlen);
+  if (rc == 0) rc = fam->layout(ns, L, err, errlen);
   if (rc == 0) {
     c.ns = ns;
     c.L = L;

@@ -8,9 +8,10 @@
 // Both walks take their names and shapes from one source, the LowerSeq built
 // for a module (lower_ops.c, lower.c), so the two cannot disagree.
 //
-// Files: lower.c (macro structure, stems, heads, loss), lower_cell.c (cells,
-// calibration, nodes, loose ends), lower_ops.c (the 16 ops, FactorizedReduce),
-// lower_emit.c (node emitters, parameter helpers, sequences).
+// Files: lower.c (macro structure, stems, heads, loss, the LowerFamily
+// driver), lower_cell.c (cells, calibration, nodes, loose ends), lower_ops.c
+// (the 16 ops, FactorizedReduce), lower_emit.c (node emitters, parameter
+// helpers, sequences), lower_ws.c (the weight-sharing supernet's cells).
 #ifndef NAO_LOWER_INTERNAL_H
 #define NAO_LOWER_INTERNAL_H
 

@@ -350,6 +350,29 @@ static void test_bad_layout(void) {
   CHECK(strstr(err, "auxiliary head") != NULL, "message: %s", err);
   CHECK(net.g.n_nodes == 0 && net.pt.n == 0, "nothing built");
   ir_free(&net.g);
+  // Settings out of range: a message naming the setting, nothing built.
+  spec(&net.ns, DATASET_CIFAR10, 8, 1, 0.4, NAONET_B);
+  const struct {
+    double *field;
+    double value;
+    const char *msg;
+  } bad[] = {{&net.ns.drop_path_keep, 0.0, "drop-path keep"},
+             {&net.ns.dropout_keep, 1.5, "dropout keep"},
+             {&net.ns.aux_weight, -1, "auxiliary loss weight"}};
+  for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+    double keep = *bad[k].field;
+    *bad[k].field = bad[k].value;
+    ir_init(&net.g, &net.pt, IR_MODE_TRAIN);
+    CHECK(lower_network(&net.ns, &opt, &net.pt, &net.g, err, sizeof err) == -1 &&
+              strstr(err, bad[k].msg),
+          "%s: %s", bad[k].msg, err);
+    CHECK(net.g.n_nodes == 0 && net.pt.n == 0, "nothing built");
+    *bad[k].field = keep;
+  }
+  opt.label_smoothing = 1.0f;
+  CHECK(lower_network(&net.ns, &opt, &net.pt, &net.g, err, sizeof err) == -1 &&
+            strstr(err, "label smoothing"),
+        "smoothing: %s", err);
   params_free(&net.pt);
 }
 
