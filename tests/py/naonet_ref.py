@@ -27,6 +27,8 @@ Random masks come from hooks on the model (`mask_fn`), so a parity test can
 feed the masks another implementation drew.
 """
 
+import copy
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -475,8 +477,17 @@ def count_params(model, include_aux=True):
                if include_aux or not n.startswith("auxiliary_head."))
 
 
+def shape_copy(model):
+    """A copy of the model on the meta device: forward computes shapes only
+    (fast), masks are ones. For counting, not for values."""
+    meta = copy.deepcopy(model).to("meta")
+    meta.rt.mask_fn = lambda kind, shape, keep, tag: torch.ones(shape, device="meta")
+    return meta
+
+
 def count_macs(model, in_shape):
     """Multiply-accumulates of Conv2d and Linear layers for one image, eval mode."""
+    model = shape_copy(model)
     macs = [0]
 
     def conv_hook(m, inp, out):
@@ -492,13 +503,9 @@ def count_macs(model, in_shape):
             hooks.append(m.register_forward_hook(conv_hook))
         elif isinstance(m, nn.Linear):
             hooks.append(m.register_forward_hook(linear_hook))
-    was_training = model.training
     model.eval()
     with torch.no_grad():
-        model(torch.zeros((1,) + tuple(in_shape)))
-    model.train(was_training)
-    for h in hooks:
-        h.remove()
+        model(torch.zeros((1,) + tuple(in_shape), device="meta"))
     return macs[0]
 
 

@@ -23,7 +23,7 @@ import torch
 import torch.nn as nn
 
 from naonet_ref import (AuxHead, Dropout, FactorizedReduce, FinalCombine, NAONet, NAOWSNet, Node,
-                        PRESETS, count_macs, count_params, random_arch)
+                        PRESETS, count_macs, count_params, random_arch, shape_copy)
 from nao_probe import probe_stats
 
 NAONET_A = "0 7 1 15 2 8 1 7 0 6 1 7 0 8 4 7 1 5 0 7 0 7 1 13 0 6 0 14 0 9 1 10 0 14 2 6 1 11 0 7"
@@ -55,6 +55,7 @@ def act_bytes(model, in_shape):
     plus a mask of its shape; per loss the softmax (the logits' shape). Not:
     the input, the pad of ops 10/13 (folded into the pool), identities."""
     n = 2  # BN in training mode needs more than one value per channel
+    model = shape_copy(model)
     total = [0]
     fr_pools = set()
     for m in model.modules():
@@ -80,7 +81,7 @@ def act_bytes(model, in_shape):
     hooks = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, kinds)]
     model.train()
     with torch.no_grad():
-        logits, _ = model(torch.randn((n,) + tuple(in_shape)), step=0)
+        logits, _ = model(torch.zeros((n,) + tuple(in_shape), device="meta"), step=0)
     for h in hooks:
         h.remove()
     return 4 * (total[0] + logits.size(1))  # + the main head's softmax
