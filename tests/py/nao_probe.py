@@ -41,6 +41,16 @@ def probe_params(**kw):
     return rows
 
 
+def probe_inits(**kw):
+    """[(name, init, fan_in, trainable, aux)] in the order naoc registers them."""
+    out = run_probe(probe_args(extra=["--inits"] + list(kw.pop("extra", ())), **kw))
+    rows = []
+    for line in out.splitlines():
+        name, init, fan_in, trainable, aux = line.split()
+        rows.append((name, init, int(fan_in), int(trainable), int(aux)))
+    return rows
+
+
 def probe_stats(**kw):
     extra = list(kw.pop("extra", ()))
     return json.loads(run_probe(probe_args(extra=extra, **kw)))

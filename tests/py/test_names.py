@@ -8,6 +8,11 @@ reference state_dict's (NAO-SPEC.md §1a.8).
    B = 1..5, all three presets, an explicit input, several F/N, aux on and
    off), nao_probe --params equals the PyTorch model's state_dict listing
    (num_batches_tracked left out: naoc does not store it).
+   Also the init rule, fan-in, trainable and aux flags of every entry against
+   what torch says of the same tensor (kaiming fan_in for every tensor of two or
+   more dims, torch's fan-in computation; Linear biases U(+-1/sqrt(fan_in));
+   BN weight 1, bias 0, running mean 0, running var 1; buffers not trainable;
+   aux = under auxiliary_head).
 3. The same for the NAO-WS supernet (nao_probe --ws) against NAOWSNet, for
    several B, F, N, aux on/off, CIFAR-10 and Fashion-MNIST; the listing does
    not depend on the architecture the probe is given.
@@ -19,7 +24,7 @@ import sys
 import torch
 
 from naonet_ref import NAONet, NAOWSNet, random_arch, state_listing
-from nao_probe import probe_params
+from nao_probe import probe_inits, probe_params
 
 EXAMPLE_ARCH = "0 0 1 8 2 4 0 2  0 4 0 7 2 10 2 13"
 
@@ -82,6 +87,32 @@ def spec_example():
     return rows
 
 
+def torch_inits(model):
+    """(name, init, fan_in, trainable, aux) of every state_dict entry, from torch."""
+    params = dict(model.named_parameters())
+    rows = []
+    for name, v in model.state_dict().items():
+        if name.endswith("num_batches_tracked"):
+            continue
+        leaf = name.split(".")[-1]
+        if leaf.isdigit():  # ParameterList entries (the supernet): weight.j, bias.j, w.j
+            leaf = name.split(".")[-2]
+        fan_in = 0
+        if v.dim() >= 2:
+            init = "kaiming_normal"
+            fan_in = torch.nn.init._calculate_fan_in_and_fan_out(v)[0]
+        elif leaf == "bias" and name.rsplit(".", 1)[0].endswith("classifier"):
+            init = "linear_bias"
+            fan_in = model.get_submodule(name.rsplit(".", 1)[0]).in_features
+        elif leaf in ("weight", "running_var"):
+            init = "ones"
+        else:
+            init = "zeros"
+        rows.append((name, init, fan_in, int(name in params),
+                     int(name.startswith("auxiliary_head."))))
+    return rows
+
+
 def diff(a, b):
     """The first difference between two listings, for the failure message."""
     for i, (x, y) in enumerate(zip(a, b)):
@@ -135,18 +166,25 @@ def main():
     check("worked example, torch vs NAO-SPEC", got_t, want, failures)
     # 2. the sweep
     cases = networks()
-    for desc, pk, tk in cases:
+    for k, (desc, pk, tk) in enumerate(cases):
         extra = pk.pop("extra", [])
         got = probe_params(extra=extra, **pk)
-        ref = state_listing(NAONet(**tk))
-        check(desc, got, ref, failures)
+        model = NAONet(**tk)
+        check(desc, got, state_listing(model), failures)
+        if k % 4 == 0:
+            check(desc + " (inits)", probe_inits(extra=extra, **pk), torch_inits(model), failures)
     # 3. the supernet
     rng = random.Random(99)
     n_ws = 0
     for dataset, f, layers, nodes, aux in (("cifar10", 4, 1, 5, 0.0), ("cifar10", 6, 2, 3, 0.4),
                                             ("fashion-mnist", 4, 1, 4, 0.4),
                                             ("cifar10", 2, 0, 2, 0.0)):
-        ref = state_listing(NAOWSNet(f, layers, nodes, dataset, aux_weight=aux))
+        ws_model = NAOWSNet(f, layers, nodes, dataset, aux_weight=aux)
+        ref = state_listing(ws_model)
+        arch = random_arch(rng, nodes, list(range(5)))
+        check("supernet %s F=%d N=%d (inits)" % (dataset, f, layers),
+              probe_inits(arch=arch, dataset=dataset, channels=f, layers=layers, aux=aux,
+                          extra=["--ws"]), torch_inits(ws_model), failures)
         for _ in range(2):
             arch = random_arch(rng, nodes, list(range(5)))
             got = probe_params(arch=arch, dataset=dataset, channels=f, layers=layers, aux=aux,

@@ -4,6 +4,7 @@
 //   nao_probe [options] "ARCH"          the stats JSON (emit_stats)
 //   nao_probe --params [options] "ARCH" every parameter and buffer, in order:
 //                                       "name d0 d1 ..." (state_dict order)
+//   nao_probe --inits [options] "ARCH"  per parameter: "name init fan_in trainable aux"
 //   nao_probe --dump train|eval ...     ir_dump of that graph
 //   nao_probe --verify ...              ir_verify on the train and eval graphs
 //   --ws                                the weight-sharing supernet (lower_ws_*)
@@ -21,7 +22,7 @@
 #include "compiler/netspec.h"
 #include "compiler/params.h"
 
-typedef enum { PROBE_STATS, PROBE_PARAMS, PROBE_DUMP, PROBE_VERIFY } ProbeWhat;
+typedef enum { PROBE_STATS, PROBE_PARAMS, PROBE_INITS, PROBE_DUMP, PROBE_VERIFY } ProbeWhat;
 
 typedef struct {
   ProbeWhat what;
@@ -33,7 +34,7 @@ typedef struct {
 
 static _Noreturn void usage(const char *msg, const char *arg) {
   fprintf(stderr, "nao_probe: %s%s%s\n", msg, arg ? ": " : "", arg ? arg : "");
-  fprintf(stderr, "usage: nao_probe [--params|--dump train|eval|--verify] [--ws] [--dataset D] "
+  fprintf(stderr, "usage: nao_probe [--params|--inits|--dump train|eval|--verify] [--ws] [--dataset D] "
                   "[--input CxHxW] [--classes K] [--stem S] [--channels F] [--layers N] "
                   "[--aux W] [--drop-path P] [--dropout P] [--smoothing E] [--name N] \"ARCH\"\n");
   exit(2);
@@ -89,6 +90,8 @@ static void parse_args(int argc, char **argv, NetSpec *ns, Probe *p) {
     const char *a = argv[i];
     if (!strcmp(a, "--params")) {
       p->what = PROBE_PARAMS;
+    } else if (!strcmp(a, "--inits")) {
+      p->what = PROBE_INITS;
     } else if (!strcmp(a, "--verify")) {
       p->what = PROBE_VERIFY;
     } else if (!strcmp(a, "--ws")) {
@@ -119,7 +122,17 @@ static int lower_mode(const NetSpec *ns, const Probe *p, IrMode mode, ParamTable
   return 0;
 }
 
-static int print_params(const NetSpec *ns, int ws) {
+static const char *init_name(ParamInit i) {
+  switch (i) {
+    case PINIT_KAIMING_NORMAL: return "kaiming_normal";
+    case PINIT_LINEAR_BIAS: return "linear_bias";
+    case PINIT_ONES: return "ones";
+    case PINIT_ZEROS: return "zeros";
+  }
+  return "?";
+}
+
+static int print_params(const NetSpec *ns, int ws, int inits) {
   ParamTable pt;
   params_init(&pt);
   char err[512];
@@ -131,8 +144,12 @@ static int print_params(const NetSpec *ns, int ws) {
     return 1;
   }
   for (int i = 0; i < pt.n; i++) {
-    printf("%s", pt.items[i].name);
-    for (int d = 0; d < pt.items[i].ndim; d++) printf(" %d", pt.items[i].dims[d]);
+    const ParamInfo *pi = &pt.items[i];
+    printf("%s", pi->name);
+    if (inits)
+      printf(" %s %d %d %d", init_name(pi->init), pi->fan_in, pi->trainable, pi->aux);
+    else
+      for (int d = 0; d < pi->ndim; d++) printf(" %d", pi->dims[d]);
     printf("\n");
   }
   params_free(&pt);
@@ -141,7 +158,8 @@ static int print_params(const NetSpec *ns, int ws) {
 
 static int run(const NetSpec *ns, const Probe *p) {
   char err[512];
-  if (p->what == PROBE_PARAMS) return print_params(ns, p->ws);
+  if (p->what == PROBE_PARAMS || p->what == PROBE_INITS)
+    return print_params(ns, p->ws, p->what == PROBE_INITS);
   if (p->what == PROBE_STATS && p->ws) {  // the supernet's parameter count
     ParamTable pt;
     params_init(&pt);
