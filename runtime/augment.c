@@ -37,8 +37,8 @@ void augment_preset(AugmentSpec *a, DataKind kind, int train) {
     case DATA_IMAGENET:
       memcpy(a->mean, IMAGENET_MEAN, sizeof a->mean);
       memcpy(a->std, IMAGENET_STD, sizeof a->std);
-      a->dct_scale = 1;
       if (train) {
+        a->dct_scale = 1;  // speed; eval keeps torchvision's full-size decode
         a->rrc_size = 224;
         a->rrc_scale[0] = 0.08, a->rrc_scale[1] = 1.0;
         a->rrc_ratio[0] = 3.0 / 4.0, a->rrc_ratio[1] = 4.0 / 3.0;
