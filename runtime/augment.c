@@ -1,9 +1,10 @@
-// runtime/augment.c — crops, flips, cutout, PIL-style bilinear resampling,
-// colour jitter and normalisation (augment.h).
+// runtime/augment.c — presets, the small-image transforms (crop, flip,
+// cutout), crop geometry, resampling coefficients and colour-jitter draws
+// (augment.h). The per-pixel work on large images (resampling, colour,
+// normalisation) is in augment_pixels.c.
 //
 // Everything is float32 arithmetic in the order torchvision's tensor path
-// uses, so results match it to rounding. No function allocates except
-// aug_taps (tables) and aug_resample (its growable intermediate).
+// uses, so results match it to rounding. Only aug_taps allocates.
 #include "runtime/augment.h"
 
 #include <math.h>
@@ -198,47 +199,6 @@ void aug_taps_free(AugTaps *t) {
   memset(t, 0, sizeof *t);
 }
 
-// One row of interleaved RGB through the horizontal taps.
-static void resample_row(const uint8_t *row, int x0, const AugTaps *tx, float *out) {
-  for (int i = 0; i < tx->n; i++) {
-    const uint8_t *p = row + (size_t)(tx->start[i] - x0) * 3;
-    const float *w = tx->w + (size_t)i * tx->max_taps;
-    float r = 0, g = 0, b = 0;
-    for (int k = 0; k < tx->count[i]; k++, p += 3) {
-      r += w[k] * p[0];
-      g += w[k] * p[1];
-      b += w[k] * p[2];
-    }
-    out[3 * i] = r, out[3 * i + 1] = g, out[3 * i + 2] = b;
-  }
-}
-
-void aug_resample(const uint8_t *src, size_t stride, int x0, int y0, const AugTaps *tx, const AugTaps *ty,
-                  float **tmp, size_t *tmp_cap, float *out) {
-  int rows = ty->hi - ty->lo, ow = tx->n, oh = ty->n;
-  size_t row_len = (size_t)ow * 3;
-  size_t need = ((size_t)rows + 1) * row_len;  // + one accumulator row
-  if (need > *tmp_cap) {
-    free(*tmp);
-    *tmp = xmalloc(need * sizeof **tmp);
-    *tmp_cap = need;
-  }
-  float *h = *tmp, *acc = h + (size_t)rows * row_len;
-  for (int r = 0; r < rows; r++) resample_row(src + (size_t)(ty->lo + r - y0) * stride, x0, tx, h + (size_t)r * row_len);
-  size_t plane = (size_t)ow * oh;
-  for (int y = 0; y < oh; y++) {
-    const float *w = ty->w + (size_t)y * ty->max_taps;
-    memset(acc, 0, row_len * sizeof *acc);
-    for (int k = 0; k < ty->count[y]; k++) {
-      const float *hr = h + (size_t)(ty->start[y] + k - ty->lo) * row_len;
-      float wk = w[k] * (1.0f / 255.0f);
-      for (size_t j = 0; j < row_len; j++) acc[j] += wk * hr[j];
-    }
-    float *o0 = out + (size_t)y * ow, *o1 = o0 + plane, *o2 = o1 + plane;
-    for (int x = 0; x < ow; x++) o0[x] = acc[3 * x], o1[x] = acc[3 * x + 1], o2[x] = acc[3 * x + 2];
-  }
-}
-
 // ---------------------------------------------------------------- colour
 
 void aug_jitter_params(const double jitter[4], Rng *r, AugJitter *j) {
@@ -254,86 +214,4 @@ void aug_jitter_params(const double jitter[4], Rng *r, AugJitter *j) {
   }
   j->on[3] = jitter[3] > 0;
   j->factor[3] = j->on[3] ? -jitter[3] + 2 * jitter[3] * rng_uniform(r) : 0;
-}
-
-static inline float clamp01(float v) { return v < 0.0f ? 0.0f : v > 1.0f ? 1.0f : v; }
-
-static inline float gray_of(float r, float g, float b) { return 0.2989f * r + 0.587f * g + 0.114f * b; }
-
-void aug_adjust_brightness(float *img, size_t hw, double f) {
-  float ff = (float)f;
-  for (size_t i = 0; i < 3 * hw; i++) img[i] = clamp01(ff * img[i]);
-}
-
-void aug_adjust_contrast(float *img, size_t hw, double f) {
-  const float *r = img, *g = img + hw, *b = img + 2 * hw;
-  double sum = 0;
-  for (size_t i = 0; i < hw; i++) sum += gray_of(r[i], g[i], b[i]);
-  float mean = (float)(sum / (double)hw), ff = (float)f, rest = (float)(1.0 - f) * mean;
-  for (size_t i = 0; i < 3 * hw; i++) img[i] = clamp01(ff * img[i] + rest);
-}
-
-void aug_adjust_saturation(float *img, size_t hw, double f) {
-  float *r = img, *g = img + hw, *b = img + 2 * hw, ff = (float)f, rf = (float)(1.0 - f);
-  for (size_t i = 0; i < hw; i++) {
-    float l = gray_of(r[i], g[i], b[i]) * rf;
-    r[i] = clamp01(ff * r[i] + l);
-    g[i] = clamp01(ff * g[i] + l);
-    b[i] = clamp01(ff * b[i] + l);
-  }
-}
-
-// torchvision's _rgb2hsv / _hsv2rgb for one pixel, with the hue shift between.
-static void hue_pixel(float *pr, float *pg, float *pb, float shift) {
-  float r = *pr, g = *pg, b = *pb;
-  float maxc = fmaxf(r, fmaxf(g, b)), minc = fminf(r, fminf(g, b));
-  int eqc = maxc == minc;
-  float cr = maxc - minc;
-  float s = cr / (eqc ? 1.0f : maxc), div = eqc ? 1.0f : cr;
-  float rc = (maxc - r) / div, gc = (maxc - g) / div, bc = (maxc - b) / div;
-  float hh;
-  if (maxc == r) hh = bc - gc;
-  else if (maxc == g) hh = 2.0f + rc - bc;
-  else hh = 4.0f + gc - rc;
-  hh = fmodf(hh / 6.0f + 1.0f, 1.0f);
-  hh += shift;
-  hh -= floorf(hh);  // Python-style % 1.0
-  if (hh >= 1.0f) hh = 0.0f;
-  float v = maxc, h6 = hh * 6.0f, fi = floorf(h6), f = h6 - fi;
-  int i = ((int)fi % 6 + 6) % 6;
-  float p = clamp01(v * (1.0f - s)), q = clamp01(v * (1.0f - s * f)), t = clamp01(v * (1.0f - s * (1.0f - f)));
-  switch (i) {
-    case 0: *pr = v, *pg = t, *pb = p; break;
-    case 1: *pr = q, *pg = v, *pb = p; break;
-    case 2: *pr = p, *pg = v, *pb = t; break;
-    case 3: *pr = p, *pg = q, *pb = v; break;
-    case 4: *pr = t, *pg = p, *pb = v; break;
-    default: *pr = v, *pg = p, *pb = q; break;
-  }
-}
-
-void aug_adjust_hue(float *img, size_t hw, double shift) {
-  float *r = img, *g = img + hw, *b = img + 2 * hw, sh = (float)shift;
-  for (size_t i = 0; i < hw; i++) hue_pixel(&r[i], &g[i], &b[i], sh);
-}
-
-void aug_jitter_apply(float *img, size_t hw, const AugJitter *j) {
-  for (int k = 0; k < 4; k++) {
-    int op = j->order[k];
-    if (!j->on[op]) continue;
-    switch (op) {
-      case 0: aug_adjust_brightness(img, hw, j->factor[0]); break;
-      case 1: aug_adjust_contrast(img, hw, j->factor[1]); break;
-      case 2: aug_adjust_saturation(img, hw, j->factor[2]); break;
-      default: aug_adjust_hue(img, hw, j->factor[3]); break;
-    }
-  }
-}
-
-void aug_normalize(float *img, int c, size_t hw, const float *mean, const float *std) {
-  for (int ch = 0; ch < c; ch++) {
-    float m = mean[ch], s = std[ch];
-    float *p = img + (size_t)ch * hw;
-    for (size_t i = 0; i < hw; i++) p[i] = (p[i] - m) / s;
-  }
 }

@@ -120,6 +120,9 @@ typedef struct {
 void aug_jitter_params(const double jitter[4], Rng *r, AugJitter *j);
 // Applies the adjustments in j's order to a planar (3, hw) image in [0, 1].
 void aug_jitter_apply(float *img, size_t hw, const AugJitter *j);
+// The same (j may be NULL: no adjustment), then (x - mean) / std per channel
+// (mean NULL: none), fused into at most two passes.
+void aug_jitter_normalize(float *img, size_t hw, const AugJitter *j, const float *mean, const float *std);
 void aug_adjust_brightness(float *img, size_t hw, double f);
 void aug_adjust_contrast(float *img, size_t hw, double f);
 void aug_adjust_saturation(float *img, size_t hw, double f);
