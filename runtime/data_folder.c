@@ -89,8 +89,8 @@ static int list_dir(const char *path, Names *dirs, Names *files, char *err, size
   int rc = errno ? data_fail(err, errlen, path, "cannot read directory: %s", strerror(errno)) : 0;
   closedir(d);
   sb_free(&full);
-  qsort(dirs->v, (size_t)dirs->n, sizeof *dirs->v, cmp_str);
-  if (files) qsort(files->v, (size_t)files->n, sizeof *files->v, cmp_str);
+  if (dirs->n > 1) qsort(dirs->v, (size_t)dirs->n, sizeof *dirs->v, cmp_str);
+  if (files && files->n > 1) qsort(files->v, (size_t)files->n, sizeof *files->v, cmp_str);
   return rc;
 }
 
@@ -176,7 +176,7 @@ static int walk_dirs(const char *base, const char *rel, int depth, Names *roots,
 static int scan_class(const char *base, const char *cls, int label, Items *it, char *err, size_t errlen) {
   Names roots = {0};
   int rc = walk_dirs(base, cls, 0, &roots, err, errlen), before = it->n;
-  qsort(roots.v, (size_t)roots.n, sizeof *roots.v, cmp_str);
+  if (roots.n > 1) qsort(roots.v, (size_t)roots.n, sizeof *roots.v, cmp_str);
   for (int r = 0; r < roots.n && rc == 0; r++) {
     StrBuf path = {0};
     sb_printf(&path, "%s/%s", base, roots.v[r]);

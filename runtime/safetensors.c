@@ -29,6 +29,7 @@ struct SafeTensors {
   int64_t *begin;       // per tensor: offset of its data in the data section
   void *data;           // data section (aligned)
   size_t data_len;
+  void *moved;          // copies of tensors whose file offset is misaligned
 };
 
 static const struct {
@@ -304,6 +305,25 @@ static int st_load(const StCtx *c, SafeTensors *st, int fd) {
   return 0;
 }
 
+// Points every tensor into the data; those whose offset is not a multiple of
+// their element size (files from other writers) are copied to aligned memory.
+static void st_align(SafeTensors *st) {
+  size_t extra = 0;
+  for (int i = 0; i < st->n; i++)
+    if (st->begin[i] % (int64_t)st_dtype_size(st->tensors[i].dtype)) extra += (st->tensors[i].nbytes + 63) & ~(size_t)63;
+  if (extra && posix_memalign(&st->moved, 64, extra) != 0) nao_internal("out of memory for %zu bytes", extra);
+  char *at = st->moved;
+  for (int i = 0; i < st->n; i++) {
+    StTensor *t = &st->tensors[i];
+    t->data = (const char *)st->data + st->begin[i];
+    if (st->begin[i] % (int64_t)st_dtype_size(t->dtype)) {
+      memcpy(at, t->data, t->nbytes);
+      t->data = at;
+      at += (t->nbytes + 63) & ~(size_t)63;
+    }
+  }
+}
+
 int st_open(const char *path, SafeTensors **out, char *err, size_t errlen) {
   StCtx c = {path, err, errlen};
   *out = NULL;
@@ -317,7 +337,7 @@ int st_open(const char *path, SafeTensors **out, char *err, size_t errlen) {
     st_close(st);
     return -1;
   }
-  for (int i = 0; i < st->n; i++) st->tensors[i].data = (const char *)st->data + st->begin[i];
+  st_align(st);
   *out = st;
   return 0;
 }
@@ -330,6 +350,7 @@ void st_close(SafeTensors *st) {
   free(st->meta);
   free(st->begin);
   free(st->data);
+  free(st->moved);
   free(st);
 }
 

@@ -11,9 +11,9 @@
 // duplicate names, shape * dtype size == END - BEGIN (without overflow), and
 // that the tensors' byte ranges tile the data exactly (sorted, contiguous,
 // no overlap, no gap, nothing after the last). A refusal names the path, the
-// tensor and what differs. The data is read into memory aligned to 64 bytes,
-// so a tensor's pointer is aligned to its element size whenever its offset is
-// (always true for files st_write makes).
+// tensor and what differs. The data is read into memory aligned to 64 bytes;
+// every tensor's pointer is aligned to its element size (a tensor whose file
+// offset is not, which other writers allow, is copied to aligned memory).
 //
 // Writing is atomic (atomic_file.h): the destination holds the old or the new
 // complete file, whatever happens to the writer. Tensors are laid out by

@@ -212,6 +212,32 @@ static void test_corrupt(void) {
   CHECK_ERR(st_open(full, &st, err, sizeof err), err, full, "exceeds", NULL);
 }
 
+// Other writers may place a tensor at an offset that is not a multiple of
+// its element size: the reader hands out an aligned copy.
+static void test_misaligned(void) {
+  const char *hdr = "{\"b\":{\"dtype\":\"U8\",\"shape\":[3],\"data_offsets\":[0,3]},"
+                    "\"f\":{\"dtype\":\"F64\",\"shape\":[2],\"data_offsets\":[3,19]}}";
+  char path[4096], err[512];
+  check_path(path, tmp, "misaligned.safetensors");
+  size_t hl = strlen(hdr);
+  unsigned char buf[512] = {0};
+  for (int i = 0; i < 8; i++) buf[i] = (unsigned char)((uint64_t)hl >> (8 * i));
+  memcpy(buf + 8, hdr, hl);
+  double f[2] = {1.25, -3.5};
+  memcpy(buf + 8 + hl, "\1\2\3", 3);
+  memcpy(buf + 8 + hl + 3, f, sizeof f);
+  check_write_file(path, buf, 8 + hl + 19);
+  SafeTensors *st;
+  CHECK(st_open(path, &st, err, sizeof err) == 0, "%s", err);
+  if (!st) return;
+  const StTensor *t = st_find(st, "f");
+  CHECK(t && (uintptr_t)t->data % 8 == 0, "misaligned tensor handed out aligned");
+  CHECK(t && ((const double *)t->data)[0] == 1.25 && ((const double *)t->data)[1] == -3.5, "its values");
+  t = st_find(st, "b");
+  CHECK(t && !memcmp(t->data, "\1\2\3", 3), "the bytes before it");
+  st_close(st);
+}
+
 // ---------------------------------------------------------------- JSON
 
 static void json_ok(const char *text, JsonKind kind) {
@@ -308,6 +334,7 @@ int main(void) {
   test_overwrite_leaves_no_temp();
   test_writer_refuses();
   test_corrupt();
+  test_misaligned();
   test_json();
   check_rmtree(tmp);
   free(tmp);
