@@ -36,14 +36,15 @@ typedef struct {
   int acc_param;
 } BnCtx;
 
-// y = (x - m) * scale + shift over one channel of every sample.
-static void bn_apply(const BnCtx *c, int ch, float m, float scale, float shift) {
+// y = ((x - m) - m_lo) * scale + shift over one channel of every sample; m + m_lo
+// is the mean to more than float precision (x - m is exact for x near m).
+static void bn_apply(const BnCtx *c, int ch, float m, float m_lo, float scale, float shift) {
   const CpuBnShape *s = c->s;
   const size_t hw = (size_t)s->hw, off = (size_t)ch * hw;
   for (int n = 0; n < s->n; n++) {
     const float *restrict x = c->x + (size_t)n * c->x_ss + off;
     float *restrict y = c->y + (size_t)n * c->y_ss + off;
-    for (size_t i = 0; i < hw; i++) y[i] = (x[i] - m) * scale + shift;
+    for (size_t i = 0; i < hw; i++) y[i] = ((x[i] - m) - m_lo) * scale + shift;
   }
 }
 
@@ -64,7 +65,7 @@ static void bn_fwd_train_task(void *vctx, int ch, int thread) {
   const double var = sq / count - d * d;
   const double invstd = 1.0 / sqrt((var > 0 ? var : 0) + (double)s->eps);
   const float scale = (float)((double)c->gamma[ch] * invstd);
-  bn_apply(c, ch, meanf, scale, c->beta[ch]);
+  bn_apply(c, ch, meanf, (float)d, scale, c->beta[ch]);
   if (c->mean_out) c->mean_out[ch] = meanf;
   if (c->invstd_out) c->invstd_out[ch] = (float)invstd;
   if (c->run_mean_upd) {
@@ -99,7 +100,7 @@ static void bn_fwd_eval_task(void *vctx, int ch, int thread) {
   const BnCtx *c = vctx;
   const double invstd = 1.0 / sqrt((double)c->run_var[ch] + (double)c->s->eps);
   const float scale = (float)((double)c->gamma[ch] * invstd);
-  bn_apply(c, ch, c->run_mean[ch], scale, c->beta[ch]);
+  bn_apply(c, ch, c->run_mean[ch], 0.0f, scale, c->beta[ch]);
 }
 
 void cpu_bn_fwd_eval(ThreadPool *tp, const CpuBnShape *s, const float *x, size_t x_ss,
