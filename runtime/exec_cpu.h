@@ -52,7 +52,8 @@ const char *cpu_exec_error(const CpuExec *ex);
 // stride in floats (0 for unbatched tensors).
 float *cpu_exec_tensor(CpuExec *ex, int t, int batch, size_t *sample_stride);
 // Copy (batch, C, H, W) images into the graph's input / batch int32 labels into
-// its labels tensor (which the plan stores in float-sized slots).
+// its labels tensor (which the plan stores in float-sized slots). Tensor
+// addresses depend on the batch size: set them for the batch that will run.
 void cpu_exec_set_input(CpuExec *ex, const float *x, int batch);
 void cpu_exec_set_labels(CpuExec *ex, const int32_t *labels, int batch);
 // Copy tensor t out as a dense (batch, c*h*w) array (unbatched: c*h*w floats).
