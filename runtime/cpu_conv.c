@@ -4,13 +4,17 @@
 //  - 1x1, stride 1, no padding ("pointwise"): the input is the column matrix,
 //    one GEMM per sample, no copy;
 //  - anything else (k x k, 1 x k, k x 1, strided 1x1 of a factorized reduce,
-//    negative pads): im2col into a per-thread buffer, in blocks of output rows
-//    so one block (CONV_BLOCK_FLOATS) stays in the L2 cache, one GEMM a block.
-// The backward data pass is the transposed GEMM into a column buffer followed
-// by col2im (pointwise: one GEMM straight into dx, beta = 1 to accumulate).
-// The backward filter pass sums per-sample GEMMs into CONV_FILTER_CHUNKS
-// partial sums fixed by the batch size, then adds the partials in chunk order,
-// so the result does not depend on the thread count.
+//    negative pads): im2col into a per-thread buffer, then one GEMM. Samples
+//    whose column matrix exceeds CONV_BLOCK_FLOATS are done in blocks of output
+//    rows. Stride-1 "same"-width convolutions (all of NAO's k x k, 1 x k, k x 1)
+//    take a flat im2col: one shifted copy per (channel, tap).
+// Backward data: stride 1 is the forward convolution of dy with the filter
+// transposed and flipped (gather + one GEMM into dx, no scatter); strided
+// convolutions use the transposed GEMM into a column buffer and col2im
+// (pointwise: one GEMM straight into dx, beta = 1 to accumulate).
+// Backward filter: per-sample GEMMs summed into CONV_FILTER_CHUNKS partial
+// sums fixed by the batch size, then the partials added in chunk order, so the
+// result does not depend on the thread count.
 //
 // Threads: forward and backward data run one task per sample, each with a
 // single-threaded GEMM (cpu_blas_single_thread); docs/cpu-backend.md has the
@@ -26,10 +30,15 @@
 
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC optimize("O3")
+// Rows of im2col are a few dozen floats: inline copies beat memcpy calls.
+#pragma GCC optimize("no-tree-loop-distribute-patterns")
 #endif
 
+#ifndef NAO_CONV_BLOCK
+#define NAO_CONV_BLOCK 262144  // 1 MiB: measured best of 16 KiB..4 MiB (docs/cpu-backend.md)
+#endif
 enum {
-  CONV_BLOCK_FLOATS = 32768,  // im2col floats per block: 128 KiB
+  CONV_BLOCK_FLOATS = NAO_CONV_BLOCK,  // im2col floats per block
   CONV_FILTER_CHUNKS = 16,    // partial sums of the filter gradient
 };
 
@@ -60,9 +69,33 @@ static size_t conv_col_floats(const CpuConvShape *s) {
 
 static int conv_filter_chunks(const CpuConvShape *s) { return cpu_min(s->n, CONV_FILTER_CHUNKS); }
 
+// Stride-1 backward data is the forward convolution of dy with the filter
+// transposed (ci <-> co) and flipped, padded by k-1-p: input row oy of output
+// row iy and tap ky' is iy - (kh-1-pt) + ky' = iy + pt - ky with ky = kh-1-ky'.
+// A gather (im2col) and one GEMM straight into dx then replace the GEMM into a
+// column buffer and the scatter-add of col2im.
+static int conv_bwd_as_fwd(const CpuConvShape *s) {
+  return s->sh == 1 && s->sw == 1 && !conv_pointwise(s);
+}
+
+static CpuConvShape conv_transposed(const CpuConvShape *s) {
+  CpuConvShape t = {s->n, s->co, s->oh, s->ow, s->ci, s->h, s->w, s->kh, s->kw,
+                    1, 1, s->kh - 1 - s->pt, s->kw - 1 - s->pl, 1};
+  return t;
+}
+
+// Floats of the transposed filter, rounded up to keep what follows aligned.
+static size_t conv_wt_floats(const CpuConvShape *s) {
+  return ((size_t)s->co * conv_k(s) + 15) & ~(size_t)15;
+}
+
 size_t cpu_conv_ws_floats(const CpuConvShape *s, CpuConvOp op, int threads) {
   if (threads < 1) threads = 1;
   if (s->groups != 1) return cpu_conv_direct_ws_floats(s, op, threads);
+  if (op == CPU_CONV_BWD_DATA && conv_bwd_as_fwd(s)) {
+    CpuConvShape t = conv_transposed(s);
+    return conv_wt_floats(s) + conv_col_floats(&t) * (size_t)threads;
+  }
   size_t col = conv_pointwise(s) ? 0 : conv_col_floats(s) * (size_t)threads;
   if (op != CPU_CONV_BWD_FILTER) return col;
   size_t wn = (size_t)s->co * conv_k(s);
@@ -72,31 +105,67 @@ size_t cpu_conv_ws_floats(const CpuConvShape *s, CpuConvOp op, int threads) {
 // ---------------------------------------------------------------- im2col / col2im
 // col[(c*kh + ky)*kw + kx][(oy - oy0)*ow + ox] = x[c][oy*sh - pt + ky][ox*sw - pl + kx]
 // for oy in [oy0, oy0 + nr); zero outside the image.
+// im2col for stride 1 with ow == w ("same" width): consecutive output rows
+// read consecutive input rows, so each (c, ky, kx) block is one flat copy of
+// the in-image rows, shifted by the column offset, whose few columns that fall
+// outside the image are then zeroed.
+static void conv_im2col_flat(const CpuConvShape *s, const float *restrict x, int oy0, int nr,
+                             float *restrict col) {
+  const int ow = s->ow, cols = nr * ow;
+  for (int c = 0; c < s->ci; c++) {
+    const float *restrict plane = x + (size_t)c * (size_t)s->h * (size_t)s->w;
+    for (int ky = 0; ky < s->kh; ky++) {
+      int r0, r1;  // block rows whose input row is in the image
+      cpu_valid_range(s->pt - oy0, ky, 1, s->h, nr, &r0, &r1);
+      for (int kx = 0; kx < s->kw; kx++) {
+        float *restrict d = col + (size_t)((c * s->kh + ky) * s->kw + kx) * (size_t)cols;
+        const int off = kx - s->pl;
+        const int lo = cpu_min(off < 0 ? -off : 0, ow), hi = cpu_max(lo, cpu_min(ow, s->w - off));
+        for (int j = 0; j < r0 * ow; j++) d[j] = 0.0f;
+        for (int j = r1 * ow; j < cols; j++) d[j] = 0.0f;
+        if (r1 <= r0) continue;
+        const long base = (long)(oy0 + r0 - s->pt + ky) * s->w + off;  // input of block element r0*ow
+        const int j0 = off < 0 ? -off : 0, j1 = (r1 - r0) * ow - (off > 0 ? off : 0);
+        float *restrict dr = d + (size_t)r0 * (size_t)ow;
+        for (int j = j0; j < j1; j++) dr[j] = plane[base + j];
+        for (int r = r0; r < r1; r++) {
+          for (int ox = 0; ox < lo; ox++) d[(size_t)r * ow + ox] = 0.0f;
+          for (int ox = hi; ox < ow; ox++) d[(size_t)r * ow + ox] = 0.0f;
+        }
+      }
+    }
+  }
+}
+
 static void conv_im2col(const CpuConvShape *s, const float *restrict x, int oy0, int nr,
                         float *restrict col) {
-  const int ow = s->ow, cols = nr * ow;
+  if (s->sw == 1 && s->sh == 1 && s->ow == s->w) {
+    conv_im2col_flat(s, x, oy0, nr, col);
+    return;
+  }
+  const int ow = s->ow, cols = nr * ow, sw = s->sw;
   for (int c = 0; c < s->ci; c++)
     for (int ky = 0; ky < s->kh; ky++)
       for (int kx = 0; kx < s->kw; kx++) {
-        float *dst = col + (size_t)((c * s->kh + ky) * s->kw + kx) * (size_t)cols;
+        float *restrict dst = col + (size_t)((c * s->kh + ky) * s->kw + kx) * (size_t)cols;
         int lo, hi;
-        cpu_valid_range(s->pl, kx, s->sw, s->w, ow, &lo, &hi);
+        cpu_valid_range(s->pl, kx, sw, s->w, ow, &lo, &hi);
+        const int off = kx - s->pl;  // input column of output ox: ox*sw + off
         for (int r = 0; r < nr; r++) {
-          float *d = dst + (size_t)r * (size_t)ow;
-          int iy = (oy0 + r) * s->sh - s->pt + ky;
-          if (iy < 0 || iy >= s->h || lo == hi) {
-            memset(d, 0, sizeof(float) * (size_t)ow);
+          float *restrict d = dst + (size_t)r * (size_t)ow;
+          const int iy = (oy0 + r) * s->sh - s->pt + ky;
+          if (iy < 0 || iy >= s->h) {
+            for (int ox = 0; ox < ow; ox++) d[ox] = 0.0f;
             continue;
           }
-          const float *src = x + ((size_t)c * (size_t)s->h + (size_t)iy) * (size_t)s->w;
-          const int off = kx - s->pl;  // src[ox*sw + off] is the input of output ox
-          memset(d, 0, sizeof(float) * (size_t)lo);
-          if (s->sw == 1) {
-            memcpy(d + lo, src + lo + off, sizeof(float) * (size_t)(hi - lo));
+          const float *restrict src = x + ((size_t)c * (size_t)s->h + (size_t)iy) * (size_t)s->w;
+          for (int ox = 0; ox < lo; ox++) d[ox] = 0.0f;
+          if (sw == 1) {
+            for (int ox = lo; ox < hi; ox++) d[ox] = src[ox + off];
           } else {
-            for (int ox = lo; ox < hi; ox++) d[ox] = src[ox * s->sw + off];
+            for (int ox = lo; ox < hi; ox++) d[ox] = src[ox * sw + off];
           }
-          memset(d + hi, 0, sizeof(float) * (size_t)(ow - hi));
+          for (int ox = hi; ox < ow; ox++) d[ox] = 0.0f;
         }
       }
 }
@@ -267,6 +336,25 @@ void cpu_conv_bwd_data(ThreadPool *tp, const CpuConvShape *s, const float *dy, s
                        const float *w, float *dx, size_t dx_ss, int accumulate, float *ws) {
   if (s->groups != 1) {
     cpu_conv_direct_bwd_data(tp, s, dy, dy_ss, w, dx, dx_ss, accumulate);
+    return;
+  }
+  if (conv_bwd_as_fwd(s)) {
+    // wt[ci][co][kh-1-ky][kw-1-kx] = w[co][ci][ky][kx]
+    const int kk = s->kh * s->kw;
+    for (int o = 0; o < s->co; o++)
+      for (int i = 0; i < s->ci; i++)
+        for (int k = 0; k < kk; k++)
+          ws[((size_t)i * (size_t)s->co + (size_t)o) * (size_t)kk + (size_t)(kk - 1 - k)] =
+              w[((size_t)o * (size_t)s->ci + (size_t)i) * (size_t)kk + (size_t)k];
+    CpuConvShape t = conv_transposed(s);
+    ConvCtx c = conv_ctx(&t, ws + conv_wt_floats(s), 1);
+    c.in = dy;
+    c.in_ss = dy_ss;
+    c.w = ws;
+    c.out = dx;
+    c.out_ss = dx_ss;
+    c.accumulate = accumulate;
+    tp_run(tp, s->n, conv_fwd_task, &c);
     return;
   }
   ConvCtx c = conv_ctx(s, ws, 1);

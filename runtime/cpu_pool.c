@@ -12,6 +12,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "compiler/util.h"
 #include "runtime/cpu_kernels.h"
 #include "runtime/cpu_util.h"
 
@@ -19,7 +20,10 @@
 #pragma GCC optimize("O3")
 #endif
 
-enum { POOL_SEG = 256 };  // output columns per segment of the backward's row buffer
+enum {
+  POOL_SEG = 256,  // output columns per segment of the backward's row buffers
+  POOL_MAX_K = 64,  // window rows / columns (the executor checks)
+};
 
 typedef struct {
   const CpuPoolShape *s;
@@ -30,9 +34,16 @@ typedef struct {
   float *y;  // y or dx
   size_t y_ss;
   int accumulate;
+  int lo[POOL_MAX_K], hi[POOL_MAX_K];  // per window column: outputs whose input is in the image
 } PoolCtx;
 
-// In-image taps of the window of output column ox (or row: same formula).
+static void pool_ctx_init(PoolCtx *c, const CpuPoolShape *s) {
+  NAO_ASSERT(s->kh <= POOL_MAX_K && s->kw <= POOL_MAX_K);
+  c->s = s;
+  for (int kx = 0; kx < s->kw; kx++) cpu_valid_range(s->pl, kx, s->sw, s->w, s->ow, &c->lo[kx], &c->hi[kx]);
+}
+
+// In-image taps of the window of output o along one axis.
 static inline int pool_taps(int o, int stride, int pad, int k, int in) {
   int i0 = o * stride - pad, i1 = i0 + k;
   if (i0 < 0) i0 = 0;
@@ -40,9 +51,9 @@ static inline int pool_taps(int o, int stride, int pad, int k, int in) {
   return i1 > i0 ? i1 - i0 : 0;
 }
 
-static void pool_fwd_row(const CpuPoolShape *s, const float *restrict x, int oy,
-                         float *restrict yr) {
-  const int ow = s->ow;
+static void pool_fwd_row(const PoolCtx *c, const float *restrict x, int oy, float *restrict yr) {
+  const CpuPoolShape *s = c->s;
+  const int ow = s->ow, sw = s->sw;
   const float init = s->is_max ? -INFINITY : 0.0f;
   for (int ox = 0; ox < ow; ox++) yr[ox] = init;
   int rows = 0;
@@ -52,27 +63,28 @@ static void pool_fwd_row(const CpuPoolShape *s, const float *restrict x, int oy,
     rows++;
     const float *xr = x + (size_t)iy * (size_t)s->w;
     for (int kx = 0; kx < s->kw; kx++) {
-      int lo, hi, off = kx - s->pl;
-      cpu_valid_range(s->pl, kx, s->sw, s->w, ow, &lo, &hi);
+      const int lo = c->lo[kx], hi = c->hi[kx], off = kx - s->pl;
       if (s->is_max) {
-        for (int ox = lo; ox < hi; ox++) {
-          float v = xr[ox * s->sw + off];
-          yr[ox] = v > yr[ox] ? v : yr[ox];
+        if (sw == 1) {
+          for (int ox = lo; ox < hi; ox++) yr[ox] = xr[ox + off] > yr[ox] ? xr[ox + off] : yr[ox];
+        } else {
+          for (int ox = lo; ox < hi; ox++) yr[ox] = xr[ox * sw + off] > yr[ox] ? xr[ox * sw + off] : yr[ox];
         }
-      } else if (s->sw == 1) {
+      } else if (sw == 1) {
         for (int ox = lo; ox < hi; ox++) yr[ox] += xr[ox + off];
       } else {
-        for (int ox = lo; ox < hi; ox++) yr[ox] += xr[ox * s->sw + off];
+        for (int ox = lo; ox < hi; ox++) yr[ox] += xr[ox * sw + off];
       }
     }
   }
+  const int full = s->kh * s->kw;
   for (int ox = 0; ox < ow; ox++) {
-    int cells = rows * pool_taps(ox, s->sw, s->pl, s->kw, s->w);
+    int cells = rows * pool_taps(ox, sw, s->pl, s->kw, s->w);
     if (s->is_max) {
       if (cells == 0) yr[ox] = 0.0f;  // no in-image cell: all padding (counted or not)
-      else if (s->pad_counted && cells < s->kh * s->kw && yr[ox] < 0.0f) yr[ox] = 0.0f;
+      else if (s->pad_counted && cells < full && yr[ox] < 0.0f) yr[ox] = 0.0f;
     } else {
-      int div = s->pad_counted ? s->kh * s->kw : cells;
+      int div = s->pad_counted ? full : cells;
       yr[ox] = div ? yr[ox] / (float)div : 0.0f;
     }
   }
@@ -85,64 +97,84 @@ static void pool_fwd_task(void *vctx, int t, int thread) {
   const int n = t / s->c, ch = t % s->c;
   const float *x = c->x + (size_t)n * c->x_ss + (size_t)ch * (size_t)s->h * (size_t)s->w;
   float *y = c->y + (size_t)n * c->y_ss + (size_t)ch * (size_t)s->oh * (size_t)s->ow;
-  for (int oy = 0; oy < s->oh; oy++) pool_fwd_row(s, x, oy, y + (size_t)oy * (size_t)s->ow);
+  for (int oy = 0; oy < s->oh; oy++) pool_fwd_row(c, x, oy, y + (size_t)oy * (size_t)s->ow);
 }
 
 void cpu_pool_fwd(ThreadPool *tp, const CpuPoolShape *s, const float *x, size_t x_ss, float *y,
                   size_t y_ss) {
-  PoolCtx c = {s, x, x_ss, NULL, 0, y, y_ss, 0};
+  PoolCtx c;
+  pool_ctx_init(&c, s);
+  c.x = x;
+  c.x_ss = x_ss;
+  c.y = y;
+  c.y_ss = y_ss;
   tp_run(tp, s->n * s->c, pool_fwd_task, &c);
 }
 
 // ---------------------------------------------------------------- backward
-// dx[window of (oy, ox)] += dy[ox] / divisor for every in-image cell.
-static void pool_avg_bwd_row(const CpuPoolShape *s, const float *restrict dyr, int oy,
+// dx[window of (oy, ox)] += dy[ox] / divisor for every in-image cell, outputs
+// [o0, o1) of the row.
+static void pool_avg_bwd_seg(const PoolCtx *c, const float *restrict dyr, int oy, int o0, int o1,
                              float *restrict dx) {
-  const int rows = pool_taps(oy, s->sh, s->pt, s->kh, s->h);
+  const CpuPoolShape *s = c->s;
+  const int rows = pool_taps(oy, s->sh, s->pt, s->kh, s->h), sw = s->sw;
   float g[POOL_SEG];
-  for (int o0 = 0; o0 < s->ow; o0 += POOL_SEG) {
-    const int o1 = cpu_min(o0 + POOL_SEG, s->ow);
-    for (int ox = o0; ox < o1; ox++) {
-      int div = s->pad_counted ? s->kh * s->kw : rows * pool_taps(ox, s->sw, s->pl, s->kw, s->w);
-      g[ox - o0] = div ? dyr[ox] / (float)div : 0.0f;
-    }
-    for (int ky = 0; ky < s->kh; ky++) {
-      int iy = oy * s->sh - s->pt + ky;
-      if (iy < 0 || iy >= s->h) continue;
-      float *dr = dx + (size_t)iy * (size_t)s->w;
-      for (int kx = 0; kx < s->kw; kx++) {
-        int lo, hi, off = kx - s->pl;
-        cpu_valid_range(s->pl, kx, s->sw, s->w, s->ow, &lo, &hi);
-        lo = cpu_max(lo, o0);
-        hi = cpu_min(hi, o1);
-        for (int ox = lo; ox < hi; ox++) dr[ox * s->sw + off] += g[ox - o0];
+  for (int ox = o0; ox < o1; ox++) {
+    int div = s->pad_counted ? s->kh * s->kw : rows * pool_taps(ox, sw, s->pl, s->kw, s->w);
+    g[ox - o0] = div ? dyr[ox] / (float)div : 0.0f;
+  }
+  for (int ky = 0; ky < s->kh; ky++) {
+    int iy = oy * s->sh - s->pt + ky;
+    if (iy < 0 || iy >= s->h) continue;
+    float *dr = dx + (size_t)iy * (size_t)s->w;
+    for (int kx = 0; kx < s->kw; kx++) {
+      const int lo = cpu_max(c->lo[kx], o0), hi = cpu_min(c->hi[kx], o1), off = kx - s->pl;
+      if (sw == 1) {
+        for (int ox = lo; ox < hi; ox++) dr[ox + off] += g[ox - o0];
+      } else {
+        for (int ox = lo; ox < hi; ox++) dr[ox * sw + off] += g[ox - o0];
       }
     }
   }
 }
 
-// The gradient of output (oy, ox) goes to the first maximum of its window.
-static void pool_max_bwd_row(const CpuPoolShape *s, const float *restrict x,
-                             const float *restrict dyr, int oy, float *restrict dx) {
-  for (int ox = 0; ox < s->ow; ox++) {
-    float best = 0.0f;
-    long best_i = -2;  // -2: nothing seen; -1: a padded zero
-    for (int ky = 0; ky < s->kh; ky++) {
-      int iy = oy * s->sh - s->pt + ky;
-      for (int kx = 0; kx < s->kw; kx++) {
-        int ix = ox * s->sw - s->pl + kx;
-        int inside = iy >= 0 && iy < s->h && ix >= 0 && ix < s->w;
-        if (!inside && !s->pad_counted) continue;
-        long i = inside ? (long)iy * s->w + ix : -1;
-        float v = inside ? x[i] : 0.0f;
-        if (best_i == -2 || v > best) {
-          best = v;
-          best_i = i;
-        }
+// The gradient of each output of [o0, o1) goes to the first maximum of its
+// window: the taps are visited in window order keeping the best value and its
+// index (-1: a counted padded zero, -2: nothing yet), a strict > keeping the
+// first of equal values.
+static void pool_max_bwd_seg(const PoolCtx *c, const float *restrict x, const float *restrict dyr,
+                             int oy, int o0, int o1, float *restrict dx) {
+  const CpuPoolShape *s = c->s;
+  const int sw = s->sw, len = o1 - o0;
+  float best[POOL_SEG];
+  int arg[POOL_SEG];
+  for (int i = 0; i < len; i++) {
+    best[i] = -INFINITY;
+    arg[i] = -2;
+  }
+  for (int ky = 0; ky < s->kh; ky++) {
+    const int iy = oy * s->sh - s->pt + ky, row_in = iy >= 0 && iy < s->h;
+    for (int kx = 0; kx < s->kw; kx++) {
+      int lo = row_in ? cpu_max(c->lo[kx], o0) : o1, hi = row_in ? cpu_min(c->hi[kx], o1) : o1;
+      if (hi < lo) hi = lo;
+      if (s->pad_counted)  // outputs whose tap is a padded zero
+        for (int ox = o0; ox < o1; ox++)
+          if ((ox < lo || ox >= hi) && (arg[ox - o0] == -2 || 0.0f > best[ox - o0])) {
+            best[ox - o0] = 0.0f;
+            arg[ox - o0] = -1;
+          }
+      const float *xr = x + (size_t)(row_in ? iy : 0) * (size_t)s->w;
+      const int base = (row_in ? iy : 0) * s->w + kx - s->pl;
+      for (int ox = lo; ox < hi; ox++) {
+        const float v = xr[ox * sw + kx - s->pl];
+        const int better = v > best[ox - o0] || arg[ox - o0] == -2;
+        best[ox - o0] = better ? v : best[ox - o0];
+        arg[ox - o0] = better ? base + ox * sw : arg[ox - o0];
       }
     }
-    if (best_i >= 0) dx[best_i] += dyr[ox];
   }
+  for (int i = 0; i < len; i++)
+    if (arg[i] >= 0) dx[arg[i]] += dyr[o0 + i];
 }
 
 static void pool_bwd_task(void *vctx, int t, int thread) {
@@ -157,14 +189,25 @@ static void pool_bwd_task(void *vctx, int t, int thread) {
   if (!c->accumulate) memset(dx, 0, sizeof(float) * hw);
   for (int oy = 0; oy < s->oh; oy++) {
     const float *dyr = dy + (size_t)oy * (size_t)s->ow;
-    if (s->is_max) pool_max_bwd_row(s, x, dyr, oy, dx);
-    else pool_avg_bwd_row(s, dyr, oy, dx);
+    for (int o0 = 0; o0 < s->ow; o0 += POOL_SEG) {
+      const int o1 = cpu_min(o0 + POOL_SEG, s->ow);
+      if (s->is_max) pool_max_bwd_seg(c, x, dyr, oy, o0, o1, dx);
+      else pool_avg_bwd_seg(c, dyr, oy, o0, o1, dx);
+    }
   }
 }
 
 void cpu_pool_bwd(ThreadPool *tp, const CpuPoolShape *s, const float *x, size_t x_ss,
                   const float *dy, size_t dy_ss, float *dx, size_t dx_ss, int accumulate) {
-  PoolCtx c = {s, x, x_ss, dy, dy_ss, dx, dx_ss, accumulate};
+  PoolCtx c;
+  pool_ctx_init(&c, s);
+  c.x = x;
+  c.x_ss = x_ss;
+  c.dy = dy;
+  c.dy_ss = dy_ss;
+  c.y = dx;
+  c.y_ss = dx_ss;
+  c.accumulate = accumulate;
   tp_run(tp, s->n * s->c, pool_bwd_task, &c);
 }
 

@@ -18,11 +18,17 @@ static inline size_t cpu_div_up(size_t a, size_t b) { return (a + b - 1) / b; }
 
 // Outputs o in [0, out) whose input o*stride - pad + k lies in [0, in) form
 // the range [*lo, *hi) (empty when *lo == *hi).
+// (Called in inner loops: strides 1 and 2 avoid the division.)
+static inline int cpu_ceil_div_pos(int a, int stride) {
+  if (a <= 0) return 0;
+  if (stride == 1) return a;
+  if (stride == 2) return (a + 1) >> 1;
+  return (a + stride - 1) / stride;
+}
+
 static inline void cpu_valid_range(int pad, int k, int stride, int in, int out, int *lo, int *hi) {
-  int a = pad - k;       // need o*stride >= a
-  int b = in + pad - k;  // need o*stride < b
-  int l = a <= 0 ? 0 : (a + stride - 1) / stride;
-  int h = b <= 0 ? 0 : (b + stride - 1) / stride;
+  int l = cpu_ceil_div_pos(pad - k, stride);      // need o*stride >= pad - k
+  int h = cpu_ceil_div_pos(in + pad - k, stride);  // need o*stride < in + pad - k
   if (l > out) l = out;
   if (h > out) h = out;
   if (h < l) h = l;
