@@ -80,8 +80,18 @@ static int conv_bwd_as_fwd(const CpuConvShape *s) {
 
 static CpuConvShape conv_transposed(const CpuConvShape *s) {
   CpuConvShape t = {s->n, s->co, s->oh, s->ow, s->ci, s->h, s->w, s->kh, s->kw,
-                    1, 1, s->kh - 1 - s->pt, s->kw - 1 - s->pl, 1};
+                    1, 1, s->kh - 1 - s->pt, s->kw - 1 - s->pl, 1, s->algo};
   return t;
+}
+
+// The direct AVX2 kernels serve the forward pass and the stride-1 backward
+// data pass (as the transposed forward), pointwise convolutions excepted.
+static int conv_use_direct(const CpuConvShape *s, CpuConvOp op) {
+  if (s->algo == CPU_CONV_GEMM || s->groups != 1 || conv_pointwise(s)) return 0;
+  if (op == CPU_CONV_FWD || op == CPU_CONV_BWD_FILTER) return cpu_conv_direct_avx2_fits(s);
+  if (op != CPU_CONV_BWD_DATA || !conv_bwd_as_fwd(s)) return 0;
+  CpuConvShape t = conv_transposed(s);
+  return cpu_conv_direct_avx2_fits(&t);
 }
 
 // Floats of the transposed filter, rounded up to keep what follows aligned.
@@ -92,6 +102,14 @@ static size_t conv_wt_floats(const CpuConvShape *s) {
 size_t cpu_conv_ws_floats(const CpuConvShape *s, CpuConvOp op, int threads) {
   if (threads < 1) threads = 1;
   if (s->groups != 1) return cpu_conv_direct_ws_floats(s, op, threads);
+  if (conv_use_direct(s, op)) {
+    if (op == CPU_CONV_FWD) return cpu_conv_direct_avx2_ws_floats(s, threads);
+    if (op == CPU_CONV_BWD_FILTER)
+      return (size_t)s->co * conv_k(s) * (size_t)conv_filter_chunks(s) +
+             cpu_conv_direct_avx2_filter_ws_floats(s, threads, conv_filter_chunks(s));
+    CpuConvShape t = conv_transposed(s);
+    return cpu_conv_direct_avx2_ws_floats(&t, threads);
+  }
   if (op == CPU_CONV_BWD_DATA && conv_bwd_as_fwd(s)) {
     CpuConvShape t = conv_transposed(s);
     return conv_wt_floats(s) + conv_col_floats(&t) * (size_t)threads;
@@ -322,6 +340,10 @@ void cpu_conv_fwd(ThreadPool *tp, const CpuConvShape *s, const float *x, size_t 
     cpu_conv_direct_fwd(tp, s, x, x_ss, w, y, y_ss, accumulate);
     return;
   }
+  if (conv_use_direct(s, CPU_CONV_FWD)) {
+    cpu_conv_direct_avx2(tp, s, x, x_ss, w, 0, y, y_ss, accumulate, ws);
+    return;
+  }
   ConvCtx c = conv_ctx(s, ws, 1);
   c.in = x;
   c.in_ss = x_ss;
@@ -336,6 +358,11 @@ void cpu_conv_bwd_data(ThreadPool *tp, const CpuConvShape *s, const float *dy, s
                        const float *w, float *dx, size_t dx_ss, int accumulate, float *ws) {
   if (s->groups != 1) {
     cpu_conv_direct_bwd_data(tp, s, dy, dy_ss, w, dx, dx_ss, accumulate);
+    return;
+  }
+  if (conv_use_direct(s, CPU_CONV_BWD_DATA)) {
+    CpuConvShape t = conv_transposed(s);
+    cpu_conv_direct_avx2(tp, &t, dy, dy_ss, w, 1, dx, dx_ss, accumulate, ws);
     return;
   }
   if (conv_bwd_as_fwd(s)) {
@@ -377,6 +404,12 @@ void cpu_conv_bwd_filter(ThreadPool *tp, const CpuConvShape *s, const float *x, 
   const size_t wn = (size_t)s->co * conv_k(s);
   if (s->n <= 0) {
     if (!accumulate) memset(dw, 0, sizeof(float) * wn);
+    return;
+  }
+  if (conv_use_direct(s, CPU_CONV_BWD_FILTER)) {  // ws: [nch partials][direct kernel's]
+    cpu_conv_direct_avx2_filter(tp, s, x, x_ss, dy, dy_ss, nch, ws, ws + wn * (size_t)nch);
+    ConvReduceCtx r = {ws, nch, wn, dw, accumulate};
+    tp_run(tp, (int)cpu_div_up(wn, CPU_CHUNK), conv_reduce_task, &r);
     return;
   }
   // ws: [nch partials of wn][per-thread column buffers]

@@ -43,8 +43,15 @@ typedef struct {
                        //   columns outside the image read 0. Bottom/right padding
                        //   follow from oh, ow.
   int groups;          // ci and co divisible by it; ci == co == groups: depthwise
+  int algo;            // CpuConvAlgo; 0 (AUTO) unless a test wants one path
 } CpuConvShape;
 // Weights: [co][ci/groups][kh][kw].
+
+// How dense convolutions are computed. AUTO: the direct AVX2 kernels for the
+// forward and stride-1 backward data passes where the CPU has AVX2 and FMA
+// (except pointwise), else im2col + GEMM. DIRECT falls back to GEMM where the
+// direct kernels do not apply. Results of the two differ in rounding only.
+typedef enum { CPU_CONV_AUTO = 0, CPU_CONV_GEMM, CPU_CONV_DIRECT } CpuConvAlgo;
 
 typedef enum { CPU_CONV_FWD, CPU_CONV_BWD_DATA, CPU_CONV_BWD_FILTER } CpuConvOp;
 

@@ -62,7 +62,7 @@ __attribute__((format(printf, 3, 4))) static int fail(CpuExec *ex, int i, const 
 
 CpuConvShape ex_conv_shape(const IrConvAttr *a, const IrTensor *x, const IrTensor *y, int n) {
   CpuConvShape s = {n, x->c, x->h, x->w, y->c, y->h, y->w, a->kh, a->kw, a->sh, a->sw,
-                    a->pt, a->pl, a->groups};
+                    a->pt, a->pl, a->groups, CPU_CONV_AUTO};
   return s;
 }
 

@@ -3,14 +3,16 @@
 // channels at 32x32, 16x16 and 8x8), batch 64 by default.
 //
 //   build/tests/tools/cpu_kernels_bench [--threads N] [--batch N] [--reps N]
-//                                       [--mode pool|blas|both] [--only conv|other]
+//                                       [--mode pool|blas|both] [--algo auto|gemm|direct]
+//                                       [--only conv|other]
 //
 // For each convolution shape: forward, backward data and backward filter, as
 // the best of --reps runs (the least disturbed), in ms and GFLOP/s. Mode "pool" is the backend's
 // strategy (one task per sample on our pool, single-threaded OpenBLAS); mode
 // "blas" runs the samples one after another with OpenBLAS itself using the
 // threads; "both" prints both and their ratio. docs/cpu-backend.md records the
-// figures. Timings on a shared machine are noisy: compare within one run.
+// figures. --algo picks the dense convolution path (CpuConvAlgo). Timings on a
+// shared machine are noisy: compare within one run.
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -97,11 +99,11 @@ static double time_op(Bufs *b, int op, int reps) {
   return t[0];  // the minimum: the run least disturbed by other processes
 }
 
-static void bench_conv(const BenchConv *c, int batch, int threads, int reps, int modes,
+static void bench_conv(const BenchConv *c, int batch, int threads, int reps, int modes, int algo,
                        ThreadPool *tp, double *total) {
   CpuConvShape s = {batch, c->ci, c->h, c->w, c->co, (c->h + c->pt + c->pb - c->kh) / c->sh + 1,
                     (c->w + c->pl + c->pr - c->kw) / c->sw + 1, c->kh, c->kw, c->sh, c->sw, c->pt,
-                    c->pl, c->groups};
+                    c->pl, c->groups, algo};
   size_t xn = (size_t)batch * c->ci * c->h * c->w, yn = (size_t)batch * c->co * s.oh * s.ow;
   size_t wn = (size_t)c->co * (c->ci / c->groups) * c->kh * c->kw, ws = 0;
   for (int op = 0; op < 3; op++) {
@@ -206,7 +208,7 @@ static int arg_int(int argc, char **argv, int *i, const char *name) {
 }
 
 int main(int argc, char **argv) {
-  int threads = tp_default_threads(), batch = 64, reps = 7, modes = 1, only = 3;
+  int threads = tp_default_threads(), batch = 64, reps = 7, modes = 1, only = 3, algo = 0;
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--threads")) threads = arg_int(argc, argv, &i, "--threads");
     else if (!strcmp(argv[i], "--batch")) batch = arg_int(argc, argv, &i, "--batch");
@@ -218,6 +220,14 @@ int main(int argc, char **argv) {
         fprintf(stderr, "cpu_kernels_bench: --mode: '%s' is not pool, blas or both\n", m);
         return NAO_EXIT_USAGE;
       }
+    } else if (!strcmp(argv[i], "--algo") && i + 1 < argc) {
+      const char *a = argv[++i];
+      algo = !strcmp(a, "auto") ? CPU_CONV_AUTO : !strcmp(a, "gemm") ? CPU_CONV_GEMM
+           : !strcmp(a, "direct") ? CPU_CONV_DIRECT : -1;
+      if (algo < 0) {
+        fprintf(stderr, "cpu_kernels_bench: --algo: '%s' is not auto, gemm or direct\n", a);
+        return NAO_EXIT_USAGE;
+      }
     } else if (!strcmp(argv[i], "--only") && i + 1 < argc) {
       const char *o = argv[++i];
       only = !strcmp(o, "conv") ? 1 : !strcmp(o, "other") ? 2 : 0;
@@ -227,7 +237,7 @@ int main(int argc, char **argv) {
       }
     } else {
       fprintf(stderr, "usage: cpu_kernels_bench [--threads N] [--batch N] [--reps N] "
-                      "[--mode pool|blas|both] [--only conv|other]\n");
+                      "[--mode pool|blas|both] [--algo auto|gemm|direct] [--only conv|other]\n");
       return NAO_EXIT_USAGE;
     }
   }
@@ -240,7 +250,7 @@ int main(int argc, char **argv) {
            "bwd data", modes == 3 ? 29 : 14, "bwd filter");
     double total[3] = {0, 0, 0};
     for (size_t k = 0; k < sizeof convs / sizeof convs[0]; k++)
-      bench_conv(&convs[k], batch, threads, reps, modes, tp, total);
+      bench_conv(&convs[k], batch, threads, reps, modes, algo, tp, total);
     printf("%-26s %7.2f        %7.2f        %7.2f   (ms, %s mode)\n", "sum", total[0], total[1],
            total[2], modes == 2 ? "blas" : "pool");
   }

@@ -4,13 +4,15 @@
 // negative pads, grouped and depthwise; accumulate on and off; inputs and
 // outputs as strided views (whose gaps must stay untouched); results
 // bit-identical on 1, 2 and 3 threads; and the adjoint identities
-// <conv(x), dy> = <x, bwd_data(dy)> = <w, bwd_filter(x, dy)> in double.
+// <conv(x), dy> = <x, bwd_data(dy)> = <w, bwd_filter(x, dy)> in double. Every
+// case runs with the GEMM path and with the direct (AVX2) path.
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "compiler/util.h"
+#include "runtime/cpu_conv_internal.h"
 #include "runtime/cpu_kernels.h"
 #include "tests/unit/cpu_testutil.h"
 
@@ -44,7 +46,7 @@ static const ConvCase cases[] = {
 static CpuConvShape shape_of(const ConvCase *c) {
   CpuConvShape s = {c->n, c->ci, c->h, c->w, c->co, (c->h + c->pt + c->pb - c->kh) / c->sh + 1,
                     (c->w + c->pl + c->pr - c->kw) / c->sw + 1, c->kh, c->kw, c->sh, c->sw, c->pt,
-                    c->pl, c->groups};
+                    c->pl, c->groups, CPU_CONV_AUTO};
   return s;
 }
 
@@ -221,31 +223,38 @@ int main(void) {
   memset(&e, 0, sizeof e);
   cpu_blas_single_thread();
   for (int t = 0; t < 3; t++) e.tp[t] = tp_create(t + 1);
-  for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
-    const ConvCase *c = &cases[k];
-    e.s = shape_of(c);
-    e.xn = (size_t)c->ci * c->h * c->w;
-    e.yn = (size_t)c->co * e.s.oh * e.s.ow;
-    e.wn = (size_t)c->co * (c->ci / c->groups) * c->kh * c->kw;
-    size_t ws = 0;
-    for (int op = 0; op < 3; op++) {
-      size_t need = cpu_conv_ws_floats(&e.s, (CpuConvOp)op, 3);
-      ws = need > ws ? need : ws;
+  static const char *const algo_name[] = {"auto", "gemm", "direct"};
+  for (int algo = CPU_CONV_GEMM; algo <= CPU_CONV_DIRECT; algo++)
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+      const ConvCase *c = &cases[k];
+      char name[128];
+      snprintf(name, sizeof name, "%s [%s]", c->name, algo_name[algo]);
+      e.s = shape_of(c);
+      e.s.algo = algo;
+      e.xn = (size_t)c->ci * c->h * c->w;
+      e.yn = (size_t)c->co * e.s.oh * e.s.ow;
+      e.wn = (size_t)c->co * (c->ci / c->groups) * c->kh * c->kw;
+      size_t ws = 0;
+      for (int op = 0; op < 3; op++) {
+        size_t need = cpu_conv_ws_floats(&e.s, (CpuConvOp)op, 3);
+        ws = need > ws ? need : ws;
+      }
+      e.ws = xmalloc(sizeof(double) * (ws + 1));  // doubles: aligned for the direct filter pass
+      for (int acc = 0; acc < 2; acc++) {
+        check_fwd(&e, name, acc);
+        check_bwd_data(&e, name, acc);
+        check_bwd_filter(&e, name, acc);
+      }
+      check_threads_and_adjoint(&e, name);
+      free(e.ws);
     }
-    e.ws = xmalloc(sizeof(double) * (ws + 1));  // doubles: aligned for the direct filter pass
-    for (int acc = 0; acc < 2; acc++) {
-      check_fwd(&e, c->name, acc);
-      check_bwd_data(&e, c->name, acc);
-      check_bwd_filter(&e, c->name, acc);
-    }
-    check_threads_and_adjoint(&e, c->name);
-    free(e.ws);
-  }
   for (int t = 0; t < 3; t++) tp_destroy(e.tp[t]);
   if (cput_failures) {
     fprintf(stderr, "test_cpu_conv: %d failures\n", cput_failures);
     return 1;
   }
-  printf("test_cpu_conv: %zu shapes ok\n", sizeof cases / sizeof cases[0]);
+  printf("test_cpu_conv: %zu shapes ok with the GEMM and the direct paths%s\n",
+         sizeof cases / sizeof cases[0],
+         cpu_conv_direct_avx2_available() ? "" : " (no AVX2 here: direct = GEMM)");
   return 0;
 }

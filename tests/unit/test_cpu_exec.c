@@ -201,8 +201,8 @@ static void reference(const Net *t, const Data *d, const RunState *rs, Ref *r) {
   float c1[B * C1], b1[B * C1], r1[B * C1], p1[B * P1], c2[B * C2], pa[B * P1], cat[B * CAT];
   float dp[B * CAT], dpm[B], add[B * CAT], gp[B * 10], dout[B * 10], dom[B * 10], sm[B * K];
   float mean[6], istd[6];
-  CpuConvShape s0 = {B, 3, 8, 8, 6, 8, 8, 3, 3, 1, 1, 1, 1, 1};
-  CpuConvShape s1 = {B, 6, 4, 4, 4, 4, 4, 1, 1, 1, 1, 0, 0, 1};
+  CpuConvShape s0 = {B, 3, 8, 8, 6, 8, 8, 3, 3, 1, 1, 1, 1, 1, CPU_CONV_AUTO};
+  CpuConvShape s1 = {B, 6, 4, 4, 4, 4, 4, 1, 1, 1, 1, 0, 0, 1, CPU_CONV_AUTO};
   CpuBnShape bs = {B, 6, 64, 1e-5f, 0.1f};
   CpuPoolShape mps = {B, 6, 8, 8, 4, 4, 3, 3, 2, 2, 1, 1, 1, 0};
   CpuPoolShape aps = {B, 6, 4, 4, 4, 4, 3, 3, 1, 1, 1, 1, 0, 0};
