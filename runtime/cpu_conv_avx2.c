@@ -12,6 +12,7 @@
 // [co/4][ci][kh][kw][4]. Each output is summed over (ci, ky, kx) in order by one
 // task, so results do not depend on the thread count; they differ from the
 // GEMM path's rounding (FMA, another order).
+#include <stdatomic.h>
 #include <string.h>
 
 #include "compiler/util.h"
@@ -22,15 +23,23 @@
 #include <immintrin.h>
 #endif
 
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("O3")
+// Padded rows are a few dozen floats: inline copies beat memcpy calls.
+#pragma GCC optimize("no-tree-loop-distribute-patterns")
+#endif
+
 
 int cpu_conv_direct_avx2_available(void) {
 #if DC_HAVE_X86
-  static int cached = -1;  // a pure function of the CPU: racing writers store the same value
-  if (cached < 0) {
+  static atomic_int cached = -1;  // a pure function of the CPU
+  int v = atomic_load_explicit(&cached, memory_order_relaxed);
+  if (v < 0) {
     __builtin_cpu_init();
-    cached = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    v = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    atomic_store_explicit(&cached, v, memory_order_relaxed);
   }
-  return cached;
+  return v;
 #else
   return 0;
 #endif
