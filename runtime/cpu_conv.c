@@ -87,7 +87,7 @@ static CpuConvShape conv_transposed(const CpuConvShape *s) {
 // The direct AVX2 kernels serve the forward pass and the stride-1 backward
 // data pass (as the transposed forward), pointwise convolutions excepted.
 static int conv_use_direct(const CpuConvShape *s, CpuConvOp op) {
-  if (s->algo == CPU_CONV_GEMM || s->groups != 1 || conv_pointwise(s)) return 0;
+  if (s->algo == CPU_CONV_PORTABLE || s->groups != 1 || conv_pointwise(s)) return 0;
   if (op == CPU_CONV_FWD || op == CPU_CONV_BWD_FILTER) return cpu_conv_direct_avx2_fits(s);
   if (op != CPU_CONV_BWD_DATA || !conv_bwd_as_fwd(s)) return 0;
   CpuConvShape t = conv_transposed(s);
@@ -337,7 +337,7 @@ static ConvCtx conv_ctx(const CpuConvShape *s, float *ws, int need_col) {
 void cpu_conv_fwd(ThreadPool *tp, const CpuConvShape *s, const float *x, size_t x_ss,
                   const float *w, float *y, size_t y_ss, int accumulate, float *ws) {
   if (s->groups != 1) {
-    cpu_conv_direct_fwd(tp, s, x, x_ss, w, y, y_ss, accumulate);
+    cpu_conv_direct_fwd(tp, s, x, x_ss, w, y, y_ss, accumulate, ws);
     return;
   }
   if (conv_use_direct(s, CPU_CONV_FWD)) {
@@ -357,7 +357,7 @@ void cpu_conv_fwd(ThreadPool *tp, const CpuConvShape *s, const float *x, size_t 
 void cpu_conv_bwd_data(ThreadPool *tp, const CpuConvShape *s, const float *dy, size_t dy_ss,
                        const float *w, float *dx, size_t dx_ss, int accumulate, float *ws) {
   if (s->groups != 1) {
-    cpu_conv_direct_bwd_data(tp, s, dy, dy_ss, w, dx, dx_ss, accumulate);
+    cpu_conv_direct_bwd_data(tp, s, dy, dy_ss, w, dx, dx_ss, accumulate, ws);
     return;
   }
   if (conv_use_direct(s, CPU_CONV_BWD_DATA)) {

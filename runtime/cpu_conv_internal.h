@@ -8,10 +8,10 @@
 
 size_t cpu_conv_direct_ws_floats(const CpuConvShape *s, CpuConvOp op, int threads);
 void cpu_conv_direct_fwd(ThreadPool *tp, const CpuConvShape *s, const float *x, size_t x_ss,
-                         const float *w, float *y, size_t y_ss, int accumulate);
+                         const float *w, float *y, size_t y_ss, int accumulate, float *ws);
 void cpu_conv_direct_bwd_data(ThreadPool *tp, const CpuConvShape *s, const float *dy,
                               size_t dy_ss, const float *w, float *dx, size_t dx_ss,
-                              int accumulate);
+                              int accumulate, float *ws);
 void cpu_conv_direct_bwd_filter(ThreadPool *tp, const CpuConvShape *s, const float *x,
                                 size_t x_ss, const float *dy, size_t dy_ss, float *dw,
                                 int accumulate, float *ws);
@@ -23,6 +23,16 @@ void cpu_conv_direct_bwd_filter(ThreadPool *tp, const CpuConvShape *s, const flo
 #define DC_HAVE_X86 1
 #else
 #define DC_HAVE_X86 0
+
+// cpu_conv_dw_avx2.c: depthwise convolutions with AVX2 + FMA.
+int cpu_conv_dw_avx2_fits(const CpuConvShape *s, CpuConvOp op);
+size_t cpu_conv_dw_avx2_ws_floats(const CpuConvShape *s, CpuConvOp op, int threads);
+void cpu_conv_dw_avx2_fwd(ThreadPool *tp, const CpuConvShape *fwd, int flip, const float *x,
+                          size_t x_ss, const float *w, float *y, size_t y_ss, int accumulate,
+                          float *ws);
+void cpu_conv_dw_avx2_filter(ThreadPool *tp, const CpuConvShape *s, const float *x, size_t x_ss,
+                             const float *dy, size_t dy_ss, float *dw, int accumulate, float *ws);
+
 #endif
 enum {
   DC_CO = 4,  // output channels per tile
@@ -53,5 +63,15 @@ size_t cpu_conv_direct_avx2_ws_floats(const CpuConvShape *s, int threads);
 void cpu_conv_direct_avx2(ThreadPool *tp, const CpuConvShape *s, const float *x, size_t x_ss,
                           const float *w, int flip, float *y, size_t y_ss, int accumulate,
                           float *ws);
+
+
+// cpu_conv_dw_avx2.c: depthwise convolutions with AVX2 + FMA.
+int cpu_conv_dw_avx2_fits(const CpuConvShape *s, CpuConvOp op);
+size_t cpu_conv_dw_avx2_ws_floats(const CpuConvShape *s, CpuConvOp op, int threads);
+void cpu_conv_dw_avx2_fwd(ThreadPool *tp, const CpuConvShape *fwd, int flip, const float *x,
+                          size_t x_ss, const float *w, float *y, size_t y_ss, int accumulate,
+                          float *ws);
+void cpu_conv_dw_avx2_filter(ThreadPool *tp, const CpuConvShape *s, const float *x, size_t x_ss,
+                             const float *dy, size_t dy_ss, float *dw, int accumulate, float *ws);
 
 #endif
