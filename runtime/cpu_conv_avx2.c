@@ -104,29 +104,58 @@ static void dc_pack(const CpuConvShape *s, const float *w, int flip, float *wpk)
 }
 
 // pad[c][r][phase][q] = x[c][r - pt][q*sw + phase - pl], 0 outside the image.
+// One padded row of one phase: d[q] = src[q*sw + off] for q in [lo, hi), 0 elsewhere.
+static void dc_fill_row(float *restrict d, const float *restrict src, int sw, int off, int lo,
+                        int hi, int wq) {
+  for (int q = 0; q < lo; q++) d[q] = 0.0f;
+  if (sw == 1) {
+    for (int q = lo; q < hi; q++) d[q] = src[q + off];
+  } else {
+    for (int q = lo; q < hi; q++) d[q] = src[q * sw + off];
+  }
+  for (int q = hi; q < wq; q++) d[q] = 0.0f;
+}
+
+// Stride 2: both phases of a row in one pass over the source (interleaved
+// loads vectorise), their few edge columns apart.
+static void dc_fill_row2(float *restrict d0, float *restrict d1, const float *restrict src, int pl,
+                         int w, int wq) {
+  int lo0, hi0, lo1, hi1;
+  cpu_valid_range(pl, 0, 2, w, wq, &lo0, &hi0);
+  cpu_valid_range(pl - 1, 0, 2, w, wq, &lo1, &hi1);
+  const int lo = cpu_max(lo0, lo1), hi = cpu_max(lo, cpu_min(hi0, hi1)), off = -pl;
+  dc_fill_row(d0, src, 2, off, lo0, lo, wq);  // zeros, then the left edge
+  dc_fill_row(d1, src, 2, off + 1, lo1, lo, wq);
+  for (int q = lo; q < hi; q++) {
+    d0[q] = src[2 * q + off];
+    d1[q] = src[2 * q + off + 1];
+  }
+  for (int q = hi; q < hi0; q++) d0[q] = src[2 * q + off];
+  for (int q = hi; q < hi1; q++) d1[q] = src[2 * q + off + 1];
+  for (int q = cpu_max(hi, hi0); q < wq; q++) d0[q] = 0.0f;
+  for (int q = cpu_max(hi, hi1); q < wq; q++) d1[q] = 0.0f;
+}
+
 void dc_fill_pad(const CpuConvShape *s, const DcPad *p, const float *restrict x,
-                        float *restrict pad) {
+                 float *restrict pad) {
   const int sw = s->sw;
   for (int c = 0; c < s->ci; c++)
     for (int r = 0; r < p->hp; r++) {
       const int iy = r - s->pt;
-      const float *restrict src = x + ((size_t)c * (size_t)s->h + (size_t)(iy < 0 ? 0 : iy)) * (size_t)s->w;
+      float *restrict d = pad + (size_t)c * p->plane + (size_t)r * (size_t)sw * (size_t)p->wq;
+      if (iy < 0 || iy >= s->h) {
+        for (size_t q = 0; q < (size_t)sw * (size_t)p->wq; q++) d[q] = 0.0f;
+        continue;
+      }
+      const float *restrict src = x + ((size_t)c * (size_t)s->h + (size_t)iy) * (size_t)s->w;
+      if (sw == 2) {
+        dc_fill_row2(d, d + p->wq, src, s->pl, s->w, p->wq);
+        continue;
+      }
       for (int ph = 0; ph < sw; ph++) {
-        float *restrict d = pad + (size_t)c * p->plane + ((size_t)r * (size_t)sw + (size_t)ph) * (size_t)p->wq;
-        if (iy < 0 || iy >= s->h) {
-          for (int q = 0; q < p->wq; q++) d[q] = 0.0f;
-          continue;
-        }
         int lo, hi;  // q with 0 <= q*sw + ph - pl < w
         cpu_valid_range(s->pl - ph, 0, sw, s->w, p->wq, &lo, &hi);
-        const int off = ph - s->pl;
-        for (int q = 0; q < lo; q++) d[q] = 0.0f;
-        if (sw == 1) {
-          for (int q = lo; q < hi; q++) d[q] = src[q + off];
-        } else {
-          for (int q = lo; q < hi; q++) d[q] = src[q * sw + off];
-        }
-        for (int q = hi; q < p->wq; q++) d[q] = 0.0f;
+        dc_fill_row(d + (size_t)ph * (size_t)p->wq, src, sw, ph - s->pl, lo, hi, p->wq);
       }
     }
 }
