@@ -54,7 +54,7 @@ DcPad dc_pad(const CpuConvShape *s) {
   return p;
 }
 
-static size_t dc_wpk_floats(const CpuConvShape *s) {
+size_t dc_wpk_floats(const CpuConvShape *s) {
   size_t cob = ((size_t)s->co + DC_CO - 1) / DC_CO;
   return (cob * DC_CO * (size_t)s->ci * (size_t)s->kh * (size_t)s->kw + 15) & ~(size_t)15;
 }
@@ -88,7 +88,7 @@ int cpu_conv_direct_avx2_fits(const CpuConvShape *s) {
 // wpk[cob][ci][ky][kx][j] = weight of output cob*4+j (0 past co). `flip`: the
 // filter of the stride-1 backward data pass, built from the forward one w
 // [ci'][co'][kh][kw] (here co = ci', ci = co'): transposed and flipped.
-static void dc_pack(const CpuConvShape *s, const float *w, int flip, float *wpk) {
+void dc_pack(const CpuConvShape *s, const float *w, int flip, float *wpk) {
   const int kk = s->kh * s->kw, cob = (s->co + DC_CO - 1) / DC_CO;
   for (int b = 0; b < cob; b++)
     for (int c = 0; c < s->ci; c++)
@@ -160,20 +160,6 @@ void dc_fill_pad(const CpuConvShape *s, const DcPad *p, const float *restrict x,
     }
 }
 
-typedef struct {
-  const CpuConvShape *s;
-  DcPad p;
-  const float *x;
-  size_t x_ss;
-  const float *wpk;
-  float *y;
-  size_t y_ss;
-  int accumulate;
-  float *pads;  // per thread
-  size_t pad_stride;
-  int steps;        // ci * kh * kw
-  const int *toff;  // per (ci, ky, kx): offset into the padded image
-} DcCtx;
 
 #if DC_HAVE_X86
 #define DC_AVX2 __attribute__((target("avx2,fma")))
@@ -197,7 +183,7 @@ DC_AVX2 static inline void dc_store(const DcCtx *c, float *y, int o, int vec, __
 // One tile: output channels [4b, 4b+4) x pixel vectors v0, v1, v2 (repeated
 // when the row of vectors runs out). The loop runs over (input channel, tap)
 // pairs with their offsets into the padded image from c->toff.
-DC_AVX2 static void dc_tile(const DcCtx *c, const float *pad, int b, const int *v, float *y) {
+DC_AVX2 void dc_tile(const DcCtx *c, const float *pad, int b, const int *v, float *y) {
   const CpuConvShape *s = c->s;
   const size_t rs = (size_t)s->sh * (size_t)s->sw * (size_t)c->p.wq;  // floats per output row
   const float *p0 = pad + (size_t)(v[0] / c->p.vpr) * rs + (size_t)(v[0] % c->p.vpr) * DC_PX;
