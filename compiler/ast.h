@@ -60,11 +60,13 @@ typedef struct AstNode {
 typedef struct {
   AstSetting *head, *tail;
   int n;             // count, stored or not
+  int broken;        // a syntax error inside: an entry was skipped
 } AstSettingList;
 
 typedef struct {
   AstNode *head, *tail;
   int n;
+  int broken;
 } AstNodeList;
 
 typedef enum { AST_CELL_NODES, AST_CELL_TOKENS } AstCellForm;

@@ -38,6 +38,39 @@ static uint32_t walk_step(LineWalk *w) {
   return n ? (uint32_t)n : 1;
 }
 
+// Terminal columns a code point takes: 0 for combining marks, 2 for the wide
+// East Asian ranges and emoji, 1 otherwise (enough to keep carets aligned).
+static int char_width(uint32_t cp) {
+  if ((cp >= 0x300 && cp <= 0x36F) || (cp >= 0x200B && cp <= 0x200F)) return 0;
+  if ((cp >= 0x1100 && cp <= 0x115F) || (cp >= 0x2E80 && cp <= 0xA4CF) || (cp >= 0xAC00 && cp <= 0xD7A3) ||
+      (cp >= 0xF900 && cp <= 0xFAFF) || (cp >= 0xFE30 && cp <= 0xFE4F) || (cp >= 0xFF00 && cp <= 0xFF60) ||
+      (cp >= 0xFFE0 && cp <= 0xFFE6) || (cp >= 0x1F300 && cp <= 0x1F64F) || (cp >= 0x1F900 && cp <= 0x1F9FF) ||
+      (cp >= 0x20000 && cp <= 0x3FFFD))
+    return 2;
+  return 1;
+}
+
+// The caret-line filler under the character at w->p (n bytes): a tab stays a
+// tab, others become as many spaces as the character is wide.
+static int shown_width(const LineWalk *w, uint32_t n) {
+  if (n > 1 && nao_utf8_len(w->t + w->p, n) == (int)n) return char_width(nao_utf8_decode(w->t + w->p, (int)n));
+  return 1;
+}
+
+static void pad_char(StrBuf *sb, const LineWalk *w, uint32_t n) {
+  if (w->t[w->p] == '\t') sb_append(sb, "\t");
+  else sb_appendn(sb, "  ", (size_t)shown_width(w, n));
+}
+
+// The underline under a character of the span: '^' (first) or '~', as wide
+// as the character.
+static void mark_char(StrBuf *sb, const LineWalk *w, uint32_t n, int first) {
+  int width = shown_width(w, n);
+  if (width == 0) return;
+  sb_append(sb, first ? "^" : "~");
+  if (width == 2) sb_append(sb, "~");
+}
+
 // Appends the character at w->p as shown: tabs and printable characters as
 // they are, anything else as '?'.
 static void show_char(StrBuf *sb, LineWalk *w, uint32_t n) {
@@ -74,9 +107,9 @@ static void snippet(Diag *d, StrBuf *sb, NaoLoc loc) {
   for (u = ws; w.p < le && u < ws + SNIPPET_WIDTH; u++) {
     uint32_t n = walk_step(&w);
     show_char(&text, &w, n);
-    if (w.p + n <= begin) sb_append(&caret, w.t[w.p] == '\t' ? "\t" : " ");
-    else if (w.p <= begin) sb_append(&caret, "^"), carets++;
-    else if (w.p < end) sb_append(&caret, "~");
+    if (w.p + n <= begin) pad_char(&caret, &w, n);
+    else if (w.p <= begin) mark_char(&caret, &w, n, 1), carets++;
+    else if (w.p < end) mark_char(&caret, &w, n, 0);
     w.p += n;
   }
   if (w.p < le) sb_append(&text, "...");

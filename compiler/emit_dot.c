@@ -28,7 +28,7 @@ static void state_name(const char *p, int id, char *buf, size_t cap) {
 
 static void cell_graph(const NetCell *c, const char *p, const char *title, StrBuf *out) {
   sb_printf(out, "  subgraph cluster_%s {\n", p);
-  sb_printf(out, "    label=\"%s\"; labelloc=t; fontsize=14; style=rounded; color=\"#999999\";\n", title);
+  sb_printf(out, "    label=\"%s\"; labelloc=b; fontsize=14; style=rounded; color=\"#999999\";\n", title);
   sb_printf(out, "    %s_in0 [label=\"h[i-2]\", shape=box, style=filled, fillcolor=\"#ffffb3\"];\n", p);
   sb_printf(out, "    %s_in1 [label=\"h[i-1]\", shape=box, style=filled, fillcolor=\"#ffffb3\"];\n", p);
   sb_printf(out, "    { rank=min; %s_in0; %s_in1; }\n", p, p);

@@ -255,8 +255,8 @@ static int from_seq(const NaocArgs *a) {
     return NAO_EXIT_INPUT;
   }
   if (a->opt[SET_NODES] && atoi(a->opt[SET_NODES]) != ns.nodes) {
-    fprintf(stderr, "naoc: --from-seq: the sequence has %d nodes per cell (%d tokens), but --nodes is %s\n",
-            ns.nodes, 8 * ns.nodes, a->opt[SET_NODES]);
+    fprintf(stderr, "naoc: --from-seq: the sequence has %d node%s per cell (%d tokens), but --nodes is %s\n",
+            ns.nodes, ns.nodes == 1 ? "" : "s", 8 * ns.nodes, a->opt[SET_NODES]);
     return NAO_EXIT_INPUT;
   }
   if (a->name) {

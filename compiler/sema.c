@@ -20,9 +20,10 @@ const char *sema_tok(const AstTok *t, char *buf, size_t cap) {
 
 // ---------------------------------------------------------------- network block
 
-static void sema_networks(Sema *s) {
+// A second network block (reported after the first block's contents, so
+// errors come in the order of the file).
+static void sema_more_networks(Sema *s) {
   const AstFile *f = s->file;
-  s->network = f->networks;
   for (const AstNetwork *n = f->networks ? f->networks->next : NULL; n; n = n->next) {
     diag_error(s->diag, nao_loc_span(n->keyword, n->name.kind ? n->name.loc : n->keyword),
                "a second network block; a file describes one network");
@@ -30,6 +31,10 @@ static void sema_networks(Sema *s) {
                                                                               : f->networks->keyword),
               "the first one is here");
   }
+}
+
+static void sema_networks(Sema *s) {
+  s->network = s->file->networks;
   if (!s->network) return;
   const AstNetwork *n = s->network;
   s->locs->network = nao_loc_span(n->keyword, n->name.kind ? n->name.loc : n->keyword);
@@ -213,6 +218,7 @@ static void sema_cells(Sema *s) {
     sema_tok(&c->kind, kind, sizeof kind);
     int k = strcmp(kind, "normal") == 0 ? CELL_NORMAL : strcmp(kind, "reduction") == 0 ? CELL_REDUCTION : -1;
     if (k < 0) {
+      s->unknown_cell = 1;
       if (c->kind.bad) continue;
       const char *near = nao_closest(kind, names, 2);
       if (near)
@@ -252,8 +258,8 @@ static void sema_node_count(Sema *s) {
   }
   if (!given && s->cell_ok[0] && s->cell_ok[1] && ns->cell[0].n_nodes != ns->cell[1].n_nodes) {
     diag_error(s->diag, s->locs->cell[1].cell,
-               "cell 'reduction' has %d nodes and cell 'normal' %d; both cells need the same number",
-               ns->cell[1].n_nodes, ns->cell[0].n_nodes);
+               "cell 'reduction' has %d node%s and cell 'normal' %d; both cells need the same number",
+               ns->cell[1].n_nodes, ns->cell[1].n_nodes == 1 ? "" : "s", ns->cell[0].n_nodes);
     diag_note(s->diag, s->locs->cell[0].cell, "cell 'normal' is defined here");
     s->cell_ok[1] = 0;
   }
@@ -274,7 +280,7 @@ static void sema_missing(Sema *s) {
                "missing network block: a file names its network and settings first, e.g. "
                "'network net { dataset cifar10; }'");
   static const char *const names[2] = {"normal", "reduction"};
-  for (int k = 0; k < 2; k++)
+  for (int k = 0; k < 2 && !s->unknown_cell; k++)
     if (!s->cell[k])
       diag_error(s->diag, f->networks ? s->locs->network : nao_loc(f->end.end, f->end.end),
                  "missing cell '%s': a network needs a normal and a reduction cell, e.g. "
@@ -315,13 +321,11 @@ static void sema_layout(Sema *s) {
                  err, ns->channels - 1, ns->channels + 1);
       break;
     case LAYOUT_AUX_SIZE:
-      if (s->setting[SET_AUX_WEIGHT]) {
+      if (s->setting[SET_AUX_WEIGHT])
         diag_error(s->diag, s->setting[SET_AUX_WEIGHT]->loc, "%s", err);
-      } else {
-        diag_error(s->diag, blame(s, aux_ids, 3), "%s", err);
-        diag_note(s->diag, s->locs->network,
-                  "the auxiliary head is on by default (aux_weight 0.4); 'aux_weight 0;' removes it");
-      }
+      else
+        diag_error(s->diag, blame(s, aux_ids, 3),
+                   "%s; the auxiliary head is on by default (aux_weight 0.4), 'aux_weight 0;' removes it", err);
       break;
     case LAYOUT_BAD_CELL: nao_internal("sema passed cells that netspec_layout rejects: %s", err);
   }
@@ -345,6 +349,7 @@ int sema_check(const AstFile *file, Diag *diag, NetSpec *out, NetSpecLocs *locs)
   sema_settings(&s, &vals);
   sema_apply(&s, &vals);
   sema_cells(&s);
+  sema_more_networks(&s);
   sema_node_count(&s);
   sema_missing(&s);
   if (diag->n_errors == before && !file->syntax_errors) sema_layout(&s);

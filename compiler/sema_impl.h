@@ -15,6 +15,7 @@ typedef struct {
   int setting_ok[SET_COUNT];          // ... and whether its value is good
   const AstCell *cell[2];             // each cell's first definition
   int cell_ok[2];                     // ... and whether it is complete and valid
+  int unknown_cell;                   // a cell of unknown kind was reported
 } Sema;
 
 // Reads one cell (either form) into s->spec->cell[kind] and s->locs.

@@ -77,9 +77,9 @@ static void write_cell(const NetSpec *ns, CellKind k, StrBuf *out) {
   }
   int ids[NAO_MAX_STATES];
   int n = netcell_loose_ends(c, ids);
-  sb_append(out, "  // output: states");
+  sb_append(out, n == 1 ? "  // output: state" : "  // output: states");
   for (int i = 0; i < n; i++) sb_printf(out, "%s %d", i ? (i == n - 1 ? " and" : ",") : "", ids[i]);
-  sb_append(out, " concatenated\n}\n");
+  sb_append(out, n == 1 ? "\n}\n" : " concatenated\n}\n");
 }
 
 void write_nao(const NetSpec *ns, const char *comment, StrBuf *out) {

@@ -121,7 +121,7 @@ network_open
 
 network
   : network_open settings '}'
-      { $$ = $1; $$->settings = $2; $$->close = @3; $$->loc = nao_loc_span(@1, @3); ctx->block_active = 0; }
+      { $$ = $1; $$->settings = $2; $$->close = @3; $$->broken = $2.broken; $$->loc = nao_loc_span(@1, @3); ctx->block_active = 0; }
   | network_open settings error '}'
       { $$ = $1; $$->settings = $2; $$->close = @4; $$->broken = 1; $$->loc = nao_loc_span(@1, @4); ctx->block_active = 0; }
   | network_open settings error
@@ -136,7 +136,7 @@ opt_name
 settings
   : %empty              { $$ = (AstSettingList){0}; }
   | settings setting    { $$ = $1; ast_settings_append(&$$, $2); }
-  | settings error ';'  { $$ = $1; yyerrok; }
+  | settings error ';'  { $$ = $1; $$.broken = 1; yyerrok; }
   ;
 
 setting
@@ -178,6 +178,7 @@ cell
         $$->loc = nao_loc_span(@1, @5);
         $$->close = @5;
         if ($5.loc.begin == $5.loc.end) { $$->broken = 1; $$->close = (NaoLoc){0, 0}; }
+        if ($4.broken) $$->broken = 1;
         ctx->block_active = 0;
       }
   ;
@@ -194,7 +195,7 @@ cell_close
 nodes
   : %empty              { $$ = (AstNodeList){0}; }
   | nodes node          { $$ = $1; ast_nodes_append(&$$, $2); }
-  | nodes error ';'     { $$ = $1; $$.n++; yyerrok; }
+  | nodes error ';'     { $$ = $1; $$.n++; $$.broken = 1; yyerrok; }
   ;
 
 node
