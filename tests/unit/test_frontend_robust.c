@@ -1,12 +1,12 @@
 // tests/unit/test_frontend_robust.c — the front end on hostile input.
 //
 // Random bytes come 10 MB at a time; the other inputs (one huge token, a flood
-// of statements, an endless comment, ...) 4 MB, which is as telling (a
-// quadratic step on 4 MB still takes hours) and keeps the sanitizer run short. Every one must end with exit 1 (or 0 where the
+// of statements, an endless comment, ...) 4 MB, which tells as much and keeps
+// the sanitizer run short. Every one must end with exit 1 (or 0 where the
 // input is valid), at most the error limit plus the "too many errors" line,
-// diagnostics of bounded size, and in bounded time: a quadratic blow-up on
-// these sizes would take hours, so the 20 s ceiling per input fails it long before
-// (the inputs take well under a second each in an optimised build).
+// diagnostics of bounded size, and bounded time: a quadratic step on these
+// sizes would take hours, so the 20 s ceiling per input catches it (each input
+// takes well under a second in an optimised build).
 // Also: the UTF-8 decoder's edge cases, columns, and caret lines.
 #include <stdint.h>
 #include <stdlib.h>
