@@ -18,9 +18,19 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+// Error headers: lines that start with the file name and say "error" (the
+// echoed source lines start with spaces, whatever text they hold).
 static int count_errors(const StrBuf *d) {
   int n = 0;
-  for (const char *p = d->data; p && (p = strstr(p, ": error: ")); p++) n++;
+  for (const char *p = d->data; p && *p;) {
+    const char *nl = strchr(p, '\n');
+    size_t len = nl ? (size_t)(nl - p) : strlen(p);
+    if (!strncmp(p, "fuzz.nao:", 9)) {
+      const char *e = strstr(p, ": error: ");
+      if (e && e < p + len) n++;
+    }
+    p = nl ? nl + 1 : NULL;
+  }
   return n;
 }
 

@@ -24,9 +24,16 @@ static double now(void) {
   return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-static int count(const char *s, const char *needle) {
+// Lines that start with `prefix` and hold `needle` (error headers start with
+// the file name; echoed source lines with spaces, whatever text they hold).
+static int count_lines(const char *s, const char *prefix, const char *needle) {
   int n = 0;
-  for (const char *p = s; p && (p = strstr(p, needle)); p += strlen(needle)) n++;
+  for (const char *p = s; p && *p;) {
+    const char *nl = strchr(p, '\n');
+    const char *hit = strstr(p, needle);
+    if (!strncmp(p, prefix, strlen(prefix)) && hit && (!nl || hit < nl)) n++;
+    p = nl ? nl + 1 : NULL;
+  }
   return n;
 }
 
@@ -37,7 +44,7 @@ static void hostile(const char *what, const char *buf, size_t len, int want_rc) 
   double t0 = now();
   int rc = nao_frontend_text_sink(what, buf, len, &ns, (DiagSink){NULL, &d, 0});
   double secs = now() - t0;
-  int errors = d.data ? count(d.data, ": error: ") : 0;
+  int errors = d.data ? count_lines(d.data, what, ": error: ") : 0;
   printf("  %-34s rc %d, %2d errors, %6zu bytes of diagnostics, %.3f s\n", what, rc, errors, d.len, secs);
   CHECK(rc == want_rc, "%s: rc %d, want %d\n%.2000s", what, rc, want_rc, d.data ? d.data : "");
   CHECK(errors <= NAO_DIAG_MAX_ERRORS + 1, "%s: %d errors", what, errors);
