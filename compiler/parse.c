@@ -34,7 +34,10 @@ int nao_parse(NaoParse *p) {
     for (size_t i = 0; i < p->src->len; i++) copy[i] = text[i] ? text[i] : (char)0xFF;
     text = copy;
   }
-  YY_BUFFER_STATE buf = nao_yy_scan_bytes(text, (int)p->src->len, scanner);
+  // A UTF-8 byte order mark at the start is skipped (some editors write one).
+  size_t skip = p->src->len >= 3 && !memcmp(text, "\xEF\xBB\xBF", 3) ? 3 : 0;
+  p->offset = (uint32_t)skip;
+  YY_BUFFER_STATE buf = nao_yy_scan_bytes(text + skip, (int)(p->src->len - skip), scanner);
   if (!buf) nao_internal("nao_yy_scan_bytes failed for %zu bytes", p->src->len);
   free(copy);
   int rc = nao_yyparse(scanner, p);
