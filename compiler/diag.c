@@ -121,6 +121,8 @@ static void snippet(Diag *d, StrBuf *sb, NaoLoc loc) {
 
 // ---------------------------------------------------------------- messages
 
+static void report(Diag *d, const char *kind, NaoLoc loc, const char *fmt, va_list ap)
+    __attribute__((format(printf, 4, 0)));
 static void report(Diag *d, const char *kind, NaoLoc loc, const char *fmt, va_list ap) {
   StrBuf sb = {0};
   NaoSource *src = d->src;
