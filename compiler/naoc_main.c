@@ -11,8 +11,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "compiler/autodiff.h"
 #include "compiler/emit_dot.h"
 #include "compiler/emit_seq.h"
+#include "compiler/emit_stats.h"
+#include "compiler/lower.h"
 #include "compiler/frontend.h"
 #include "compiler/settings.h"
 #include "compiler/write_nao.h"
@@ -41,6 +44,37 @@ static int view_nao(NaoUnit *u, StrBuf *out) {
   return NAO_EXIT_OK;
 }
 
+// Lowering a checked unit can only fail on an internal inconsistency (sema
+// ran the same layout), so such a failure is reported as one (exit 70).
+static int lowering_failed(const NaoUnit *u, const char *err) {
+  fprintf(stderr, "naoc: internal error: %s: %s\n", u->src.name, err);
+  return NAO_EXIT_INTERNAL;
+}
+
+static int view_stats(NaoUnit *u, StrBuf *out) {
+  char err[512];
+  if (emit_stats(&u->spec, out, err, sizeof err) != 0) return lowering_failed(u, err);
+  return NAO_EXIT_OK;
+}
+
+// The training graph as the trainer builds it: forward, concat views, backward.
+static int view_ir(NaoUnit *u, StrBuf *out) {
+  char err[512];
+  ParamTable pt;
+  params_init(&pt);
+  IrGraph g;
+  ir_init(&g, &pt, IR_MODE_TRAIN);
+  LowerOptions lo;
+  lower_options_init(&lo, IR_MODE_TRAIN);
+  int rc = lower_network(&u->spec, &lo, &pt, &g, err, sizeof err);
+  if (rc == 0 && ir_concat_to_views(&g, err, sizeof err) < 0) rc = -1;
+  if (rc == 0 && ir_autodiff(&g, err, sizeof err) < 0) rc = -1;
+  if (rc == 0) ir_dump(&g, out);
+  ir_free(&g);
+  params_free(&pt);
+  return rc == 0 ? NAO_EXIT_OK : lowering_failed(u, err);
+}
+
 // NULL: not in this build (the statistics, the IR and net.cu come with the
 // lowering; the driver says so and exits 70).
 static const struct {
@@ -51,8 +85,8 @@ static const struct {
     {"seq", view_seq, "the token sequence of both cells (the reference's fixed_arc)"},
     {"dot", view_dot, "a Graphviz drawing of both cells"},
     {"nao", view_nao, "the network as canonical .nao text"},
-    {"stats", NULL, "parameters, multiply-accumulates, activation bytes (JSON)"},
-    {"ir", NULL, "the training IR"},
+    {"stats", view_stats, "parameters, multiply-accumulates, activation bytes (JSON)"},
+    {"ir", view_ir, "the training IR"},
 };
 enum { N_VIEWS = sizeof views / sizeof views[0] };
 static const NaocView view_cu = NULL;  // the default output, net.cu
