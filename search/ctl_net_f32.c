@@ -1,0 +1,20 @@
+// search/ctl_net_f32.c — the controller's math in float32: what the search runs.
+// The code is ctl_blocks.inc and ctl_model.inc, shared with ctl_net_f64.c
+// (the double instance the gradient checks use); see ctl_net.h.
+#include <cblas.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "compiler/util.h"
+#include "search/ctl_net.h"
+
+#define CTL_REAL float
+#define CTL_SFX(x) x##_f32
+#define CTL_GEMM cblas_sgemm
+#define CTL_EXP expf
+#define CTL_TANH tanhf
+#define CTL_SQRT sqrtf
+#define CTL_LOG logf
+#include "search/ctl_blocks.inc"
+#include "search/ctl_model.inc"
