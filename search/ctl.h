@@ -45,6 +45,7 @@ typedef struct {
   double l2;          // Adam weight decay, added to the gradient (1e-4)
   double grad_bound;  // global L2 norm clip (5)
   int batch;          // training batch (100)
+  int threads;        // workers a batch is split over (1); BLAS single-threaded meanwhile
 } CtlConfig;
 
 // The reference's values (train_search.py) for a space of `vocab` tokens and
@@ -82,6 +83,7 @@ void ctl_layout_init(const CtlLayout *lay, float *p, Rng *rng);
 
 // ---------------------------------------------------------------- the controller
 typedef struct CtlWork_f32 CtlWork_f32;  // ctl_net.h
+typedef struct CtlWorker CtlWorker;      // ctl.c: a workspace and gradient per thread
 
 typedef struct {
   CtlConfig cfg;
@@ -90,8 +92,9 @@ typedef struct {
   float *g;          // gradients
   float *adam_m, *adam_v;
   long adam_step;
-  CtlWork_f32 *work; // activations, grown to the largest batch seen
-  float *masks;      // (mlp_layers, cap, mlp_hidden) dropout multipliers
+  CtlWorker *workers;  // cfg.threads of them
+  int n_workers;
+  float *masks;      // (mlp_layers, cap, mlp_hidden) dropout multipliers of a batch
   int mask_cap;
   int *batch_tok;    // (cap, L) the current batch after augmentation
   float *batch_y;    // (cap)

@@ -28,6 +28,7 @@ void ctl_config_default(CtlConfig *c, int vocab, int length) {
   c->l2 = 1e-4;
   c->grad_bound = 5.0;
   c->batch = 100;
+  c->threads = 1;
 }
 
 int ctl_config_check(const CtlConfig *c, char *err, size_t errlen) {
@@ -48,6 +49,7 @@ int ctl_config_check(const CtlConfig *c, char *err, size_t errlen) {
   if (!(c->l2 >= 0 && c->l2 < 1e3)) BAD("weight decay %g must be >= 0", c->l2);
   if (!(c->grad_bound > 0)) BAD("gradient bound %g must be positive", c->grad_bound);
   if (c->batch < 1 || c->batch > 100000) BAD("batch %d: 1 to 100000", c->batch);
+  if (c->threads < 1 || c->threads > 64) BAD("threads %d: 1 to 64", c->threads);
   return 0;
 #undef BAD
 }

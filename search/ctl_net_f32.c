@@ -8,6 +8,7 @@
 
 #include "compiler/util.h"
 #include "search/ctl_net.h"
+#include "search/ctl_vmath.h"
 
 #define CTL_REAL float
 #define CTL_SFX(x) x##_f32
@@ -16,5 +17,8 @@
 #define CTL_TANH tanhf
 #define CTL_SQRT sqrtf
 #define CTL_LOG logf
+#define CTL_VEXP ctl_vexp_f32
+#define CTL_VSIGMOID ctl_vsigmoid_f32
+#define CTL_VTANH ctl_vtanh_f32
 #include "search/ctl_blocks.inc"
 #include "search/ctl_model.inc"

@@ -15,5 +15,20 @@
 #define CTL_TANH tanh
 #define CTL_SQRT sqrt
 #define CTL_LOG log
+#define CTL_VEXP vexp_f64
+#define CTL_VSIGMOID vsigmoid_f64
+#define CTL_VTANH vtanh_f64
+
+// libm, element by element: the gradient checks want exact functions, not speed.
+static void vexp_f64(double *x, size_t n) {
+  for (size_t i = 0; i < n; i++) x[i] = exp(x[i]);
+}
+static void vsigmoid_f64(double *x, size_t n) {
+  for (size_t i = 0; i < n; i++) x[i] = 1 / (1 + exp(-x[i]));
+}
+static void vtanh_f64(double *x, size_t n) {
+  for (size_t i = 0; i < n; i++) x[i] = tanh(x[i]);
+}
+
 #include "search/ctl_blocks.inc"
 #include "search/ctl_model.inc"

@@ -34,7 +34,7 @@
 
 typedef struct {
   const char *out, *space;
-  int batch, archs, epochs, threads, mlp_layers;
+  int batch, archs, epochs, threads, mlp_layers, ctl_threads;
   unsigned long long seed;
   double lambda, grad_bound;
 } Opts;
@@ -55,7 +55,8 @@ static void parse(int argc, char **argv, int first, Opts *o) {
     else if (!strcmp(a, "--batch")) o->batch = atoi(v);
     else if (!strcmp(a, "--archs")) o->archs = atoi(v);
     else if (!strcmp(a, "--epochs")) o->epochs = atoi(v);
-    else if (!strcmp(a, "--threads")) o->threads = atoi(v);
+    else if (!strcmp(a, "--threads")) o->threads = o->ctl_threads = atoi(v);
+    else if (!strcmp(a, "--blas-threads")) o->threads = atoi(v);
     else if (!strcmp(a, "--mlp-layers")) o->mlp_layers = atoi(v);
     else if (!strcmp(a, "--seed")) o->seed = strtoull(v, NULL, 10);
     else if (!strcmp(a, "--lambda")) o->lambda = atof(v);
@@ -73,6 +74,7 @@ static void setup(const Opts *o, SearchSpace *sp, Ctl *ctl, Rng *rng) {
   CtlConfig cfg;
   ctl_config_default(&cfg, sp->vocab, sp->length);
   cfg.batch = o->batch;
+  cfg.threads = o->ctl_threads;
   if (o->mlp_layers >= 0) cfg.mlp_layers = o->mlp_layers;
   if (o->grad_bound > 0) cfg.grad_bound = o->grad_bound;
   if (ctl_config_check(&cfg, err, sizeof err) != 0) {
@@ -181,8 +183,60 @@ static int fixture(const Opts *o) {
   return rc ? 1 : 0;
 }
 
+// ---------------------------------------------------------------- bench
+static double now_s(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+// Multiply-adds x 2 of one training batch of n as the reference computes it
+// (dense input projections of the embedded tokens; forward, then backward at
+// twice the forward), plus the forward of the generation step.
+static double batch_flops(const CtlConfig *c, int n) {
+  double H = c->hidden, G = 4 * H, V = c->vocab, L = c->length, T = c->enc_len, M = c->mlp_hidden;
+  double enc = T * n * (H * G + H * G);                   // input + recurrent projections
+  double mlp = n * (c->mlp_layers ? H * M + (c->mlp_layers - 1) * M * M + M : H);
+  double dec = L * n * (H * G + H * G + H * H + 2 * T * H + 2 * H * H + H * V);
+  return 2 * 3 * (enc + mlp + dec);
+}
+
+static int bench(const Opts *o) {
+  SearchSpace sp;
+  Ctl ctl;
+  Rng rng;
+  openblas_set_num_threads(o->threads);
+  setup(o, &sp, &ctl, &rng);
+  const int L = ctl.cfg.length, n = o->archs;
+  int *tok = xmalloc((size_t)n * L * sizeof(int)), *gen = xmalloc((size_t)n * L * sizeof(int));
+  float *y = xmalloc((size_t)n * sizeof(float));
+  for (int i = 0; i < n; i++) space_random(&sp, &rng, tok + (size_t)i * L), y[i] = (float)rng_uniform(&rng);
+  ctl_adam_reset(&ctl);
+  ctl_train_epoch(&ctl, n, tok, y, space_augment, &sp, &rng);  // warm-up: workspace, BLAS threads
+  double t0 = now_s();
+  CtlLoss l = {0, 0, 0};
+  for (int e = 0; e < o->epochs; e++) l = ctl_train_epoch(&ctl, n, tok, y, space_augment, &sp, &rng);
+  double train = now_s() - t0;
+  int ng = n < 100 ? n : 100;
+  ctl_generate(&ctl, ng, tok, 1.0, sp.allowed, gen, NULL);
+  t0 = now_s();
+  int reps = 5;
+  for (int r = 0; r < reps; r++) ctl_generate(&ctl, ng, tok, 1.0, sp.allowed, gen, NULL);
+  double g = (now_s() - t0) / reps;
+  double flops = 0;
+  for (int s = 0; s < n; s += o->batch) flops += batch_flops(&ctl.cfg, n - s < o->batch ? n - s : o->batch);
+  printf("{\"impl\": \"c\", \"archs\": %d, \"batch\": %d, \"epochs\": %d, \"threads\": %d, "
+         "\"train_s\": %.4f, \"epoch_s\": %.5f, \"generate_s\": %.5f, \"epoch_gflop\": %.4f, "
+         "\"gflops\": %.2f, \"final_loss\": %.6f}\n",
+         n, o->batch, o->epochs, o->threads, train, train / o->epochs, g, flops / 1e9,
+         flops * o->epochs / train / 1e9, l.loss);
+  free(tok), free(gen), free(y);
+  ctl_destroy(&ctl);
+  return 0;
+}
+
 int main(int argc, char **argv) {
-  Opts o = {NULL, "nao-small", 100, 600, 100, 2, -1, 1, 1.0, 0};
+  Opts o = {NULL, "nao-small", 100, 600, 100, 2, -1, 2, 1, 1.0, 0};
   if (argc < 2) usage();
   if (!strcmp(argv[1], "fixture")) {
     if (argc < 3) usage();
@@ -190,6 +244,10 @@ int main(int argc, char **argv) {
     o.batch = 8;
     parse(argc, argv, 3, &o);
     return fixture(&o);
+  }
+  if (!strcmp(argv[1], "bench")) {
+    parse(argc, argv, 2, &o);
+    return bench(&o);
   }
   usage();
 }
