@@ -38,7 +38,7 @@ static int fsync_parent(const char *path) {
   return rc;
 }
 
-int sf_write_atomic(const char *path, const void *data, size_t len, char *err, size_t errlen) {
+static int write_replace(const char *path, const void *data, size_t len, int durable, char *err, size_t errlen) {
   StrBuf tmp = {0};
   sb_printf(&tmp, "%s.tmp.%ld", path, (long)getpid());
   int fd = open(tmp.data, O_WRONLY | O_CREAT | O_TRUNC, 0644);
@@ -49,13 +49,21 @@ int sf_write_atomic(const char *path, const void *data, size_t len, char *err, s
   }
   int rc = 0;
   if (write_all(fd, data, len) != 0) rc = fail(err, errlen, tmp.data, "write failed");
-  else if (fsync(fd) != 0) rc = fail(err, errlen, tmp.data, "fsync failed");
+  else if (durable && fsync(fd) != 0) rc = fail(err, errlen, tmp.data, "fsync failed");
   if (close(fd) != 0 && rc == 0) rc = fail(err, errlen, tmp.data, "close failed");
   if (rc == 0 && rename(tmp.data, path) != 0) rc = fail(err, errlen, path, "rename failed");
   if (rc != 0) unlink(tmp.data);
-  else if (fsync_parent(path) != 0) rc = fail(err, errlen, path, "fsync of its folder failed");
+  else if (durable && fsync_parent(path) != 0) rc = fail(err, errlen, path, "fsync of its folder failed");
   sb_free(&tmp);
   return rc;
+}
+
+int sf_write_atomic(const char *path, const void *data, size_t len, char *err, size_t errlen) {
+  return write_replace(path, data, len, 1, err, errlen);
+}
+
+int sf_write_file(const char *path, const void *data, size_t len, char *err, size_t errlen) {
+  return write_replace(path, data, len, 0, err, errlen);
 }
 
 int sf_append(const char *path, const void *data, size_t len, char *err, size_t errlen) {

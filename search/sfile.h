@@ -9,6 +9,10 @@
 
 // Replaces path with data. Returns 0, or -1 with "PATH: what failed: strerror".
 int sf_write_atomic(const char *path, const void *data, size_t len, char *err, size_t errlen);
+// Replaces path with data through a temporary file and rename, without
+// fsync: safe against a kill (never a half-written file), not against power
+// loss. For outputs that a resumed step rewrites anyway.
+int sf_write_file(const char *path, const void *data, size_t len, char *err, size_t errlen);
 // Appends data to path (created if missing) and fsyncs it. Returns 0 or -1.
 int sf_append(const char *path, const void *data, size_t len, char *err, size_t errlen);
 // Truncates path to len bytes (a journal back to its last committed size).
