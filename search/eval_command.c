@@ -12,10 +12,13 @@
 //
 // A non-zero exit, a signal, a timeout (when set) or output without a number
 // is an error naming the arch, the command line and the last line of its
-// stderr; the other commands still running are then killed and reaped. If
-// nao-search itself dies, Linux sends SIGKILL to the shells it started
-// (PR_SET_PDEATHSIG); `sh -c` runs a simple command in place, so that is the
-// command itself.
+// stderr; the other commands still running are then killed and reaped.
+//
+// Each command runs in its own process group, so a timeout or an error kills
+// everything it started. If nao-search is interrupted (SIGINT, SIGTERM,
+// SIGHUP) the running groups are killed first; if it is killed outright
+// (SIGKILL), Linux sends SIGKILL to the shells it started (PR_SET_PDEATHSIG),
+// but what those shells started in turn may outlive it.
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -54,6 +57,51 @@ typedef struct {
   StrBuf out;
   char *line, *log;
 } Job;
+
+// ---------------------------------------------------------------- signals
+// The process groups of the running commands, for the signal handler: when
+// nao-search is interrupted (SIGINT, SIGTERM, SIGHUP) while commands run, they
+// are killed too, then the signal takes its default course. The one piece of
+// global state in the search, because a signal handler can reach nothing else.
+static volatile sig_atomic_t live_pgid[64];
+
+static void live_add(pid_t pid) {
+  for (int i = 0; i < 64; i++)
+    if (live_pgid[i] == 0) {
+      live_pgid[i] = (sig_atomic_t)pid;
+      return;
+    }
+}
+
+static void live_remove(pid_t pid) {
+  for (int i = 0; i < 64; i++)
+    if (live_pgid[i] == (sig_atomic_t)pid) live_pgid[i] = 0;
+}
+
+static void on_signal(int sig) {
+  for (int i = 0; i < 64; i++)
+    if (live_pgid[i] > 0) kill(-(pid_t)live_pgid[i], SIGKILL);
+  signal(sig, SIG_DFL);
+  raise(sig);
+}
+
+typedef struct {
+  struct sigaction old[3];
+} SigSave;
+
+static const int forwarded[3] = {SIGINT, SIGTERM, SIGHUP};
+
+static void signals_install(SigSave *sv) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_signal;
+  sigemptyset(&sa.sa_mask);
+  for (int i = 0; i < 3; i++) sigaction(forwarded[i], &sa, &sv->old[i]);
+}
+
+static void signals_restore(const SigSave *sv) {
+  for (int i = 0; i < 3; i++) sigaction(forwarded[i], &sv->old[i], NULL);
+}
 
 static double now_s(void) {
   struct timespec t;
@@ -128,6 +176,7 @@ static int job_start(Job *j, const Command *c, const EvalItem *it, char *err, si
   pid_t parent = getpid();
   j->pid = fork();
   if (j->pid == 0) {  // child: async-signal-safe calls only
+    setpgid(0, 0);      // its own group: a timeout kills everything it started
     if (dup2(nullfd, 0) < 0 || dup2(pfd[1], 1) < 0 || dup2(logfd, 2) < 0) _exit(127);
 #ifdef __linux__
     prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -138,6 +187,10 @@ static int job_start(Job *j, const Command *c, const EvalItem *it, char *err, si
   }
   (void)parent;
   int fork_errno = errno;
+  if (j->pid > 0) {
+    setpgid(j->pid, j->pid);  // also here, so that kill(-pid) works at once
+    live_add(j->pid);
+  }
   free(env);
   for (int i = 0; i < 3; i++) sb_free(&extra[i]);
   close(pfd[1]), close(logfd), close(nullfd);
@@ -179,7 +232,8 @@ static int job_result(const Job *j, const EvalItem *it, double *acc, char *err, 
     while (s && o[s - 1] != '\n') s--;
     if (eval_parse_accuracy(o + s, e - s, acc) == 0) return 0;
     if (e == 0) snprintf(what, sizeof what, "printed nothing on stdout (expected an accuracy)");
-    else snprintf(what, sizeof what, "printed '%.60s' as its last line (expected an accuracy)", o + s);
+    else snprintf(what, sizeof what, "printed '%.*s' as its last line (expected an accuracy)",
+                  (int)(e - s > 60 ? 60 : e - s), o + s);
   }
   snprintf(err, errlen, "command evaluator: arch '%s': `%s` %s%s%s%s%s", it->text, j->line, what,
            tail[0] ? "; its stderr (" : "", tail[0] ? j->log : "", tail[0] ? ") ends: " : "", tail);
@@ -213,9 +267,10 @@ static void job_free(Job *j) {
 
 static void reap_all(Job *jobs, int n) {  // after an error: kill and reap the others
   for (int i = 0; i < n; i++)
-    if (jobs[i].pid > 0 && !jobs[i].exited) kill(jobs[i].pid, SIGKILL);
+    if (jobs[i].pid > 0 && !jobs[i].exited) kill(-jobs[i].pid, SIGKILL);
   for (int i = 0; i < n; i++) {
     if (jobs[i].pid > 0 && !jobs[i].exited) waitpid(jobs[i].pid, NULL, 0);
+    if (jobs[i].pid > 0) live_remove(jobs[i].pid);
     job_free(&jobs[i]);
   }
 }
@@ -240,7 +295,7 @@ static void wait_events(Job *jobs, int n, double timeout) {
   for (int i = 0; i < n; i++) {
     Job *j = &jobs[i];
     if (j->pid <= 0 || j->exited) continue;
-    if (timeout > 0 && !j->timed_out && tnow - j->start > timeout) kill(j->pid, SIGKILL), j->timed_out = 1;
+    if (timeout > 0 && !j->timed_out && tnow - j->start > timeout) kill(-j->pid, SIGKILL), j->timed_out = 1;
     if (j->fd < 0 && waitpid(j->pid, &j->status, WNOHANG) == j->pid) j->exited = 1;
   }
 }
@@ -249,7 +304,9 @@ static int command_score(Evaluator *ev, const EvalItem *items, int n, double *ac
                          char *err, size_t errlen) {
   const Command *c = ev->impl;
   Job jobs[64];
+  SigSave sv;
   int slots = c->jobs, next = 0, running = 0, rc = 0;
+  signals_install(&sv);
   for (int i = 0; i < slots; i++) memset(&jobs[i], 0, sizeof jobs[i]), jobs[i].fd = -1;
   while (rc == 0 && (next < n || running > 0)) {
     for (int s = 0; s < slots && next < n && rc == 0; s++)
@@ -265,11 +322,14 @@ static int command_score(Evaluator *ev, const EvalItem *items, int n, double *ac
       if (j->pid <= 0 || !j->exited) continue;
       rc = job_result(j, &items[j->idx], &acc[j->idx], err, errlen);
       if (rc == 0 && done) done(ctx, j->idx, acc[j->idx]);
+      kill(-j->pid, SIGKILL);  // anything it left running in the background
+      live_remove(j->pid);
       job_free(j);
       running--;
     }
   }
   reap_all(jobs, slots);
+  signals_restore(&sv);
   return rc;
 }
 

@@ -36,8 +36,8 @@ static int write_sb(const char *path, StrBuf *sb, char *err, size_t errlen) {
   return rc;
 }
 
-int report_round_archs(const char *path, const SearchSpace *sp, const ArchList *pool, const int *idx, int n,
-                       char *const *files, char *err, size_t errlen) {
+int report_round_archs(const char *path, const char *out_dir, const SearchSpace *sp, const ArchList *pool,
+                       const int *idx, int n, char *const *files, char *err, size_t errlen) {
   StrBuf sb = {0};
   char text[SPACE_TEXT_MAX];
   sb_append(&sb, "index\tarch\tmeasured\tpredicted\tfile\n");
@@ -48,7 +48,7 @@ int report_round_archs(const char *path, const SearchSpace *sp, const ArchList *
     tsv_number(&sb, pool->acc[i]);
     sb_append(&sb, "\t");
     tsv_number(&sb, pool->pred[i]);
-    sb_printf(&sb, "\t%s\n", files[k]);
+    sb_printf(&sb, "\t%s\n", files[k] + strlen(out_dir) + 1);  // relative to the run folder
   }
   return write_sb(path, &sb, err, errlen);
 }

@@ -16,9 +16,10 @@ void report_json_string(StrBuf *sb, const char *s);
 void report_json_number(StrBuf *sb, double x);
 
 // round-RRR/archs.tsv: the architectures evaluated in a round (index into the
-// pool, arch text, measured, predicted, file).
-int report_round_archs(const char *path, const SearchSpace *sp, const ArchList *pool, const int *idx, int n,
-                       char *const *files, char *err, size_t errlen);
+// pool, arch text, measured, predicted, file relative to out_dir; files[k]
+// starts with out_dir/).
+int report_round_archs(const char *path, const char *out_dir, const SearchSpace *sp, const ArchList *pool,
+                       const int *idx, int n, char *const *files, char *err, size_t errlen);
 // round-RRR/pool.tsv: the pool after the round's evaluation (sorted).
 int report_pool(const char *path, const SearchSpace *sp, const ArchList *pool, char *err, size_t errlen);
 // The best K of `ranked` (sorted, best first) as OUT/top/rank-N files and

@@ -125,7 +125,7 @@ static double heldout_pa(const ArchList *pool, const int *idx, int n) {
 static int finish_evaluation(Search *s, const int *idx, int n, char **files, double t0) {
   ArchList *pool = &s->st.pool;
   char *p1 = sr_path(s, "round-%03d/archs.tsv", s->st.round), *p2 = sr_path(s, "round-%03d/pool.tsv", s->st.round);
-  int rc = report_round_archs(p1, &s->sp, pool, idx, n, files, s->err, sizeof s->err) ? NAO_EXIT_INPUT : 0;
+  int rc = report_round_archs(p1, s->o->out, &s->sp, pool, idx, n, files, s->err, sizeof s->err) ? NAO_EXIT_INPUT : 0;
   double pa = heldout_pa(pool, idx, n), round_best = -INFINITY;
   for (int k = 0; k < n; k++) {
     archlist_copy_item(&s->st.history, pool, idx[k]);
