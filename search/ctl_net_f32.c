@@ -12,6 +12,7 @@
 
 #define CTL_REAL float
 #define CTL_SFX(x) x##_f32
+#define CTL_GEMV cblas_sgemv
 #define CTL_GEMM cblas_sgemm
 #define CTL_EXP expf
 #define CTL_TANH tanhf

@@ -10,6 +10,7 @@
 
 #define CTL_REAL double
 #define CTL_SFX(x) x##_f64
+#define CTL_GEMV cblas_dgemv
 #define CTL_GEMM cblas_dgemm
 #define CTL_EXP exp
 #define CTL_TANH tanh
