@@ -28,8 +28,15 @@ without it are penalised), diminishing returns near the top (best about 94.4 %, 
 ranking, anything about training. Results on it say whether a search exploits such
 structure better than random sampling, not how it does on NAS-Bench-201.
 
-Usage: python3 bench/nb201_synth.py OUT.csv  -> writes the table (15625 rows, header
-arch,accuracy) and prints the best architecture and accuracy as JSON.
+A second, unstructured objective (--kind rf): a fixed random-feature model of the same
+cell, with nothing designed in. x = one-hot of the 6 edge ops (30 inputs); h = tanh(W1 x +
+b1) with 64 features, W1 and b1 ~ N(0, 1) drawn from Python's random.Random(201); y = w2 . h
+with w2 ~ N(0, 1/64); accuracy = 70 + 24.4 (y - min y) / (max y - min y) over the space, so
+the optimum is 94.4 and the worst 70; no noise. Every op on every edge interacts with all
+others through the random features, so no part of it is additive by construction.
+
+Usage: python3 bench/nb201_synth.py OUT.csv [--kind structured|rf] -> writes the table
+(15625 rows, header arch,accuracy) and prints the best architecture and accuracy as JSON.
 """
 import hashlib
 import itertools
@@ -84,7 +91,24 @@ def accuracy(ops):
     return 96.2 - 62.0 * math.exp(-score / 5.5) + noise(arch_string(ops))
 
 
-def table():
+def rf_table():
+    import random
+    r = random.Random(201)
+    w1 = [[r.gauss(0, 1) for _ in range(30)] for _ in range(64)]
+    b1 = [r.gauss(0, 1) for _ in range(64)]
+    w2 = [r.gauss(0, 1 / 8) for _ in range(64)]
+    raw = []
+    for ops in itertools.product(OPS, repeat=6):
+        on = [e * 5 + OPS.index(o) for e, o in enumerate(ops)]  # one-hot positions
+        y = sum(w2[k] * math.tanh(b1[k] + sum(w1[k][i] for i in on)) for k in range(64))
+        raw.append((arch_string(ops), y))
+    lo, hi = min(y for _, y in raw), max(y for _, y in raw)
+    return [(s, 70.0 + 24.4 * (y - lo) / (hi - lo)) for s, y in raw]
+
+
+def table(kind="structured"):
+    if kind == "rf":
+        return rf_table()
     rows = []
     for ops in itertools.product(OPS, repeat=6):
         rows.append((arch_string(ops), accuracy(ops)))
@@ -92,7 +116,8 @@ def table():
 
 
 def main():
-    rows = table()
+    kind = sys.argv[sys.argv.index("--kind") + 1] if "--kind" in sys.argv else "structured"
+    rows = table(kind)
     with open(sys.argv[1], "w") as f:
         f.write("arch,accuracy\n")
         for s, a in rows:

@@ -1,13 +1,15 @@
 """NAO vs random search with the same number of queries on a table objective.
 
-The objective is the synthetic NAS-Bench-201-shaped table of bench/nb201_synth.py (read
-its header for exactly how it is made and what it is not). For each seed, nao-search runs
+The objective is one of the synthetic tables over the NAS-Bench-201 cell space of
+bench/nb201_synth.py (read its header for exactly how they are made and what they are
+not): --objective structured (hand-made, NAS-Bench-201-like) or rf (a fixed random-feature
+model, nothing designed in). For each seed, nao-search runs
 with the table evaluator; random search then draws the same number of distinct
 architectures uniformly from the table (its own seed). Reported per method over the
 seeds: the best accuracy found (mean, standard deviation, min, max), its regret to the
 table's optimum and its rank in the table (1 = the optimum).
 
-usage: python3 bench/search_quality.py [--seeds 10] [--seed-archs 100] [--new-archs 50]
+usage: python3 bench/search_quality.py [--objective structured|rf] [--seeds 10] [--seed-archs 100] [--new-archs 50]
            [--rounds 4] [--controller-epochs 300] [--threads 2] [--out DIR] [--build build]
 Writes DIR/search_quality.json and prints a Markdown table. Uses only the standard
 library (any python3).
@@ -40,13 +42,14 @@ def main():
     ap.add_argument("--rounds", type=int, default=4)
     ap.add_argument("--controller-epochs", type=int, default=300)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--objective", choices=["structured", "rf"], default="structured")
     ap.add_argument("--build", default=os.environ.get("BUILD", "build"))
     ap.add_argument("--out", default=None)
     a = ap.parse_args()
     out = a.out or tempfile.mkdtemp(prefix="naoc-quality-")
     os.makedirs(out, exist_ok=True)
     table = os.path.join(out, "nb201_synth.csv")
-    rows = nb201_synth.table()
+    rows = nb201_synth.table(a.objective)
     with open(table, "w") as f:
         f.write("arch,accuracy\n")
         for s, acc in rows:
@@ -80,7 +83,7 @@ def main():
         print("seed %2d  queries %4d  NAO %.4f (rank %4d)  random %.4f (rank %4d)  [%.0f s]" % (
             seed, q, nao_best, rank(nao_best), rand_best, rank(rand_best), wall), flush=True)
     res = {
-        "objective": "bench/nb201_synth.py (synthetic, NAS-Bench-201 cell space, 15625 archs)",
+        "objective": "bench/nb201_synth.py --kind %s (synthetic, NAS-Bench-201 cell space, 15625 archs)" % a.objective,
         "optimum": best_possible,
         "settings": {k: getattr(a, k) for k in ("seeds", "seed_archs", "new_archs", "rounds", "controller_epochs",
                                                   "threads")},

@@ -9,7 +9,7 @@
 int main(int argc, char **argv) {
   SearchOptions o;
   int rc = search_options_parse(argc, argv, &o);
-  if (rc == 1) return NAO_EXIT_OK;  // --help
+  if (rc < 0) return NAO_EXIT_OK;  // --help
   if (rc) return rc;
   rc = search_run(&o);
   search_options_free(&o);

@@ -47,8 +47,8 @@ typedef struct {
 } SearchOptions;
 
 // Parses the command line (and, with --resume, the run's saved options).
-// Returns 0 to run, 1 after --help (printed), or an exit code (2 for bad usage)
-// with the message printed to stderr.
+// Returns 0 to run, -1 after --help (printed), or an exit code (2 for bad
+// usage, 1 for an unreadable run folder) with the message printed to stderr.
 int search_options_parse(int argc, char **argv, SearchOptions *o);
 void search_options_free(SearchOptions *o);
 void search_usage(FILE *f);

@@ -170,9 +170,9 @@ static int read_config(const char *out, const char *vals[N_OPTS], char **keep) {
   const char *why;
   char *buf = nao_read_file(path.data, &len, &why);
   if (!buf) {
-    fprintf(stderr, "nao-search: --resume: %s: cannot read the run's options: %s\n", path.data, why);
+    fprintf(stderr, "nao-search: --resume: %s holds no run to resume (%s: %s)\n", out, path.data, why);
     sb_free(&path);
-    return NAO_EXIT_INPUT;
+    return NAO_EXIT_USAGE;
   }
   *keep = buf;
   int line = 0;
@@ -201,11 +201,11 @@ static char *config_text(const char *vals[N_OPTS]) {
   return sb_steal(&sb);
 }
 
-// The command line into cl[] (NULL = not given). Returns 0, 1 (--help) or 2.
+// The command line into cl[] (NULL = not given). Returns 0, -1 (--help) or 2.
 static int scan_args(int argc, char **argv, const char *cl[N_OPTS]) {
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
-    if (!strcmp(a, "--help") || !strcmp(a, "-h")) return search_usage(stdout), 1;
+    if (!strcmp(a, "--help") || !strcmp(a, "-h")) return search_usage(stdout), -1;
     if (!strcmp(a, "--no-progress")) {
       cl[find_opt("progress", 8) - opts] = "0";
       continue;
