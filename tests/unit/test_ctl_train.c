@@ -35,6 +35,35 @@ static void check_param_count(void) {
   CHECK(!strcmp(lay.p[lay.n - 1].name, "decoder.out.bias"), "last tensor %s", lay.p[lay.n - 1].name);
 }
 
+// PyTorch's default init: Embedding N(0, 1), LSTM U(+-1/sqrt(H)), Linear
+// weight and bias U(+-1/sqrt(fan_in)).
+static void check_init(void) {
+  CtlConfig c;
+  ctl_config_default(&c, 12, 40);
+  Ctl ctl;
+  Rng r;
+  rng_seed(&r, 8);
+  ctl_create(&ctl, &c, &r);
+  for (int i = 0; i < ctl.lay.n; i++) {
+    const CtlParam *t = &ctl.lay.p[i];
+    size_t n = (size_t)t->rows * (t->cols ? t->cols : 1);
+    const float *x = ctl.p + t->off;
+    double sum = 0, sq = 0, mx = 0;
+    for (size_t k = 0; k < n; k++) sum += x[k], sq += (double)x[k] * x[k], mx = fmax(mx, fabs(x[k]));
+    double mean = sum / n, sd = sqrt(sq / n - mean * mean);
+    if (strstr(t->name, "embedding")) {
+      CHECK(fabs(mean) < 0.15 && fabs(sd - 1) < 0.1, "%s: mean %.3f sd %.3f, want N(0, 1)", t->name, mean, sd);
+      continue;
+    }
+    int fan_in = strstr(t->name, ".rnn.") ? 96 : t->cols ? t->cols : (strstr(t->name, "regressor") ? 200 : 0);
+    if (!fan_in) fan_in = !strcmp(t->name, "decoder.out.bias") ? 96 : strstr(t->name, "layer_0") ? 96 : 200;
+    double bound = 1 / sqrt((double)fan_in);
+    CHECK(mx <= bound && (n < 50 || mx > 0.9 * bound) && (n < 1000 || fabs(sd - bound / sqrt(3.0)) < 0.05 * bound),
+          "%s: max |x| %.4f, sd %.4f; want U(+-%.4f)", t->name, mx, sd, bound);
+  }
+  ctl_destroy(&ctl);
+}
+
 static CtlConfig small_config(const SearchSpace *sp, int threads) {
   CtlConfig c;
   ctl_config_default(&c, sp->vocab, sp->length);
@@ -208,6 +237,7 @@ static void check_pairwise(void) {
 int main(void) {
   if (!mkdtemp(tmpdir)) return perror("mkdtemp"), 1;
   check_param_count();
+  check_init();
   check_save_load();
   Toy t;
   toy_data(&t, 300);
