@@ -7,7 +7,8 @@ time one generation step (the inference step on 100 architectures at lambda 1).
 
 PyTorch side: tests/py/ctl_torch.py, run the way the reference runs its controller
 (nn.LSTM encoder; a Python loop over the decoder's 40 steps; a Dataset that swaps per
-sample and a DataLoader that shuffles and collates), torch.set_num_threads(2).
+sample and a DataLoader that shuffles and collates), torch.set_num_threads(2),
+OMP_WAIT_POLICY=PASSIVE unless set (see below).
 C side: build/tests/tools/ctl_tool bench with 2 threads (OpenBLAS sgemm).
 
 Reports wall time and process CPU time (both, because the machine may be shared), the
@@ -23,8 +24,13 @@ import subprocess
 import sys
 import time
 
-import numpy as np
-import torch
+# libgomp's threads spin while they wait by default; on a machine shared with other work
+# that collapses PyTorch's speed (measured: 12 s instead of 1.2 s per batch at load 8), so
+# they sleep instead unless the caller says otherwise. Must be set before torch loads.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "py"))
@@ -100,7 +106,8 @@ def bench_torch(epochs):
     for _ in range(reps):
         model.generate(x, 1.0, allowed)
     gen = (time.time() - w0) / reps
-    return {"impl": "pytorch %s" % torch.__version__, "epochs": epochs, "train_s": train_wall,
+    return {"impl": "pytorch %s" % torch.__version__, "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
+            "threads": torch.get_num_threads(), "epochs": epochs, "train_s": train_wall,
             "train_cpu_s": train_cpu, "epoch_s": train_wall / epochs, "generate_s": gen, "final_loss": loss}
 
 
@@ -118,6 +125,7 @@ def main():
     ap.add_argument("--skip-torch", action="store_true")
     a = ap.parse_args()
     flops = epoch_flops()
+    print("load average before: %s" % " ".join(open("/proc/loadavg").read().split()[:3]), flush=True)
     c = bench_c(a.build, a.epochs)
     print("C:       %d epochs in %.2f s wall (%.2f s CPU): %.4f s/epoch, %.1f GFLOP/s; generation step %.4f s"
           % (a.epochs, c["train_s"], c.get("train_cpu_s", float("nan")), c["epoch_s"], flops / c["epoch_s"] / 1e9,
@@ -131,6 +139,7 @@ def main():
     print("speed-up: training %.2fx (wall), %.2fx (CPU); generation %.2fx"
           % (t["train_s"] / c["train_s"], t["train_cpu_s"] / c.get("train_cpu_s", float("nan")),
              t["generate_s"] / c["generate_s"]))
+    print("load average after: %s" % " ".join(open("/proc/loadavg").read().split()[:3]))
     print(json.dumps({"c": c, "torch": t, "epoch_gflop": flops / 1e9}))
 
 

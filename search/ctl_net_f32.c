@@ -21,5 +21,6 @@
 #define CTL_VEXP ctl_vexp_f32
 #define CTL_VSIGMOID ctl_vsigmoid_f32
 #define CTL_VTANH ctl_vtanh_f32
+#define CTL_LSTM_CELL ctl_lstm_cell_f32
 #include "search/ctl_blocks.inc"
 #include "search/ctl_model.inc"

@@ -19,6 +19,7 @@
 #define CTL_VEXP vexp_f64
 #define CTL_VSIGMOID vsigmoid_f64
 #define CTL_VTANH vtanh_f64
+#define CTL_LSTM_CELL lstm_cell_f64
 
 // libm, element by element: the gradient checks want exact functions, not speed.
 static void vexp_f64(double *x, size_t n) {
@@ -29,6 +30,14 @@ static void vsigmoid_f64(double *x, size_t n) {
 }
 static void vtanh_f64(double *x, size_t n) {
   for (size_t i = 0; i < n; i++) x[i] = tanh(x[i]);
+}
+static void lstm_cell_f64(int h, double *g, const double *cp, double *c, double *tc, double *hh) {
+  vsigmoid_f64(g, 2 * (size_t)h);
+  vtanh_f64(g + 2 * h, (size_t)h);
+  vsigmoid_f64(g + 3 * h, (size_t)h);
+  for (int j = 0; j < h; j++) tc[j] = c[j] = g[h + j] * (cp ? cp[j] : 0) + g[j] * g[2 * h + j];
+  vtanh_f64(tc, (size_t)h);
+  for (int j = 0; j < h; j++) hh[j] = g[3 * h + j] * tc[j];
 }
 
 #include "search/ctl_blocks.inc"

@@ -71,10 +71,45 @@
     }                                                       \
   }
 
+// One LSTM step's nonlinearities for one row, in one pass: g (4h) holds the
+// gate pre-activations i, f, g, o on entry and the activated gates on return;
+// c = f * cp + i * g (cp NULL: zeros), tc = tanh(c), hh = o * tc.
+#define CTL_VMATH_CELL(NAME, SUF, W, ATTR)                                                        \
+  ATTR static inline void NAME##_w(int h, float *g, const float *cp, float *c, float *tc, float *hh,  \
+                                   int j) { /* lanes j .. j+W-1, all inside the row */               \
+    ctl_vf##SUF gi, gf, gg, go, cv;                                                              \
+    memcpy(&gi, g + j, sizeof gi), memcpy(&gf, g + h + j, sizeof gf);                             \
+    memcpy(&gg, g + 2 * h + j, sizeof gg), memcpy(&go, g + 3 * h + j, sizeof go);                 \
+    if (cp) memcpy(&cv, cp + j, sizeof cv);                                                      \
+    else cv = gi - gi;                                                                           \
+    gi = ctl_vsigmoid##SUF(gi), gf = ctl_vsigmoid##SUF(gf), gg = ctl_vtanh##SUF(gg);              \
+    go = ctl_vsigmoid##SUF(go);                                                                  \
+    cv = gf * cv + gi * gg;                                                                      \
+    ctl_vf##SUF t = ctl_vtanh##SUF(cv), hv = go * t;                                             \
+    memcpy(g + j, &gi, sizeof gi), memcpy(g + h + j, &gf, sizeof gf);                             \
+    memcpy(g + 2 * h + j, &gg, sizeof gg), memcpy(g + 3 * h + j, &go, sizeof go);                 \
+    memcpy(c + j, &cv, sizeof cv), memcpy(tc + j, &t, sizeof t), memcpy(hh + j, &hv, sizeof hv);  \
+  }                                                                                              \
+  ATTR static inline void NAME(int h, float *g, const float *cp, float *c, float *tc, float *hh) { \
+    int j = 0;                                                                                   \
+    for (; j + W <= h; j += W) NAME##_w(h, g, cp, c, tc, hh, j);                                 \
+    if (j < h) { /* the tail through a padded copy of the row */                                 \
+      float pg[4 * W] = {0}, pc[W] = {0}, oc[W], ot[W], oh[W];                                   \
+      int k = h - j;                                                                             \
+      for (int q = 0; q < 4; q++) memcpy(pg + q * W, g + q * h + j, (size_t)k * sizeof(float));  \
+      if (cp) memcpy(pc, cp + j, (size_t)k * sizeof(float));                                     \
+      NAME##_w(W, pg, cp ? pc : NULL, oc, ot, oh, 0);                                            \
+      for (int q = 0; q < 4; q++) memcpy(g + q * h + j, pg + q * W, (size_t)k * sizeof(float));  \
+      memcpy(c + j, oc, (size_t)k * sizeof(float)), memcpy(tc + j, ot, (size_t)k * sizeof(float)); \
+      memcpy(hh + j, oh, (size_t)k * sizeof(float));                                             \
+    }                                                                                            \
+  }
+
 CTL_VMATH_DEFINE(4, 4, )
 CTL_VMATH_MAP(ctl_vexp_sse, 4, 4, , ctl_vexp4)
 CTL_VMATH_MAP(ctl_vsigmoid_sse, 4, 4, , ctl_vsigmoid4)
 CTL_VMATH_MAP(ctl_vtanh_sse, 4, 4, , ctl_vtanh4)
+CTL_VMATH_CELL(ctl_lstm_cell_sse, 4, 4, )
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define CTL_AVX2 __attribute__((target("avx2,fma")))
@@ -82,14 +117,20 @@ CTL_VMATH_DEFINE(8, 8, CTL_AVX2)
 CTL_VMATH_MAP(ctl_vexp_avx2, 8, 8, CTL_AVX2, ctl_vexp8)
 CTL_VMATH_MAP(ctl_vsigmoid_avx2, 8, 8, CTL_AVX2, ctl_vsigmoid8)
 CTL_VMATH_MAP(ctl_vtanh_avx2, 8, 8, CTL_AVX2, ctl_vtanh8)
+CTL_VMATH_CELL(ctl_lstm_cell_avx2, 8, 8, CTL_AVX2)
 static inline int ctl_have_avx2(void) { return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"); }
 #define CTL_VDISPATCH(name, x, n) (ctl_have_avx2() ? name##_avx2(x, n) : name##_sse(x, n))
+#define CTL_CELL_DISPATCH (ctl_have_avx2() ? ctl_lstm_cell_avx2 : ctl_lstm_cell_sse)
 #else
 #define CTL_VDISPATCH(name, x, n) name##_sse(x, n)
+#define CTL_CELL_DISPATCH ctl_lstm_cell_sse
 #endif
 
 static inline void ctl_vexp_f32(float *x, size_t n) { CTL_VDISPATCH(ctl_vexp, x, n); }
 static inline void ctl_vsigmoid_f32(float *x, size_t n) { CTL_VDISPATCH(ctl_vsigmoid, x, n); }
 static inline void ctl_vtanh_f32(float *x, size_t n) { CTL_VDISPATCH(ctl_vtanh, x, n); }
+static inline void ctl_lstm_cell_f32(int h, float *g, const float *cp, float *c, float *tc, float *hh) {
+  CTL_CELL_DISPATCH(h, g, cp, c, tc, hh);
+}
 
 #endif

@@ -38,12 +38,37 @@ static void check(const char *name, void (*sse)(float *, size_t), void (*f32)(fl
 
 static double sigmoid(double v) { return 1 / (1 + exp(-v)); }
 
+// The fused LSTM cell, for a width with a tail (h = 13) and one without (h = 16),
+// with and without a previous cell state: against double, and SSE vs AVX2.
+static void check_cell(int h, int with_cp) {
+  float g[64], g2[64], cp[16], c[16], tc[16], hh[16], c2[16], tc2[16], hh2[16];
+  for (int i = 0; i < 4 * h; i++) g[i] = (float)(6 * sin(1.7 * i + h));
+  for (int j = 0; j < h; j++) cp[j] = (float)(2 * cos(0.9 * j));
+  memcpy(g2, g, sizeof g);
+  ctl_lstm_cell_sse(h, g, with_cp ? cp : NULL, c, tc, hh);
+  ctl_lstm_cell_f32(h, g2, with_cp ? cp : NULL, c2, tc2, hh2);
+  CHECK(!memcmp(g, g2, sizeof(float) * 4 * h) && !memcmp(hh, hh2, sizeof(float) * h) && !memcmp(c, c2, sizeof(float) * h),
+        "cell h=%d: dispatched code differs from the 4-lane code", h);
+  double worst = 0;
+  for (int j = 0; j < h; j++) {
+    double pre[4];
+    for (int q = 0; q < 4; q++) pre[q] = 6 * sin(1.7 * (q * h + j) + h);
+    double i = sigmoid(pre[0]), f = sigmoid(pre[1]), gg = tanh(pre[2]), o = sigmoid(pre[3]);
+    double cv = f * (with_cp ? cp[j] : 0) + i * gg, hv = o * tanh(cv);
+    double e[6] = {g[j] - i, g[h + j] - f, g[2 * h + j] - gg, g[3 * h + j] - o, c[j] - cv, hh[j] - hv};
+    for (int k = 0; k < 6; k++) worst = fmax(worst, fabs(e[k]));
+    CHECK(tc[j] == (float)tc[j] && fabs(tc[j] - tanh(cv)) < 1e-6, "cell h=%d: tanh(c)", h);
+  }
+  CHECK(worst < 1e-6, "cell h=%d cp=%d: error %.3g against double", h, with_cp, worst);
+}
+
 int main(void) {
   grid(-87.0f, 87.5f);  // inside the clamp [-87.34, 88]
   check("exp", ctl_vexp_sse, ctl_vexp_f32, exp, 1, 4e-7);
   grid(-30.0f, 30.0f);
   check("sigmoid", ctl_vsigmoid_sse, ctl_vsigmoid_f32, sigmoid, 0, 3e-7);
   check("tanh", ctl_vtanh_sse, ctl_vtanh_f32, tanh, 0, 5e-7);
+  for (int cp = 0; cp < 2; cp++) check_cell(13, cp), check_cell(16, cp);
   float big[4] = {-1e30f, -200.0f, 200.0f, 1e30f};
   ctl_vsigmoid_f32(big, 4);
   CHECK(big[0] < 1e-30f && big[1] < 1e-30f && big[2] == 1.0f && big[3] == 1.0f, "sigmoid extremes %g %g %g %g",
