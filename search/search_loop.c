@@ -113,7 +113,7 @@ static int seed_pool(Search *s) {
   int tok[SPACE_MAX_LEN];
   rng_derive(&rng, s->o->seed, STREAM_POOL);
   archmap_init(&seen, s->sp.length);
-  long tries = 0, limit = 1000L * s->o->seed_archs + 100000;
+  long tries = 0, limit = 20L * s->o->seed_archs + 200000;  // >> coupon-collector needs
   while (s->st.pool.n < s->o->seed_archs && tries++ < limit) {
     space_random(&s->sp, &rng, tok);
     if (archmap_get(&seen, tok) >= 0) continue;  // a duplicate would waste an evaluation
