@@ -1,7 +1,7 @@
 """NAO vs random search with the same number of queries on a table objective.
 
 The objective is one of the synthetic tables over the NAS-Bench-201 cell space of
-bench/nb201_synth.py (read its header for exactly how they are made and what they are
+bench/search_quality_tables.py (read its header for exactly how they are made and what they are
 not): --objective structured (hand-made, NAS-Bench-201-like) or rf (a fixed random-feature
 model, nothing designed in). For each seed, nao-search runs
 with the table evaluator; random search then draws the same number of distinct
@@ -26,7 +26,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-import nb201_synth  # noqa: E402
+import search_quality_tables as tables  # noqa: E402
 
 
 def stats(xs):
@@ -49,7 +49,7 @@ def main():
     out = a.out or tempfile.mkdtemp(prefix="naoc-quality-")
     os.makedirs(out, exist_ok=True)
     table = os.path.join(out, "nb201_synth.csv")
-    rows = nb201_synth.table(a.objective)
+    rows = tables.table(a.objective)
     with open(table, "w") as f:
         f.write("arch,accuracy\n")
         for s, acc in rows:
@@ -83,7 +83,7 @@ def main():
         print("seed %2d  queries %4d  NAO %.4f (rank %4d)  random %.4f (rank %4d)  [%.0f s]" % (
             seed, q, nao_best, rank(nao_best), rand_best, rank(rand_best), wall), flush=True)
     res = {
-        "objective": "bench/nb201_synth.py --kind %s (synthetic, NAS-Bench-201 cell space, 15625 archs)" % a.objective,
+        "objective": "bench/search_quality_tables.py --kind %s (synthetic, NAS-Bench-201 cell space, 15625 archs)" % a.objective,
         "optimum": best_possible,
         "settings": {k: getattr(a, k) for k in ("seeds", "seed_archs", "new_archs", "rounds", "controller_epochs",
                                                   "threads")},

@@ -12,7 +12,7 @@ NS=$BUILD/nao-search
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/naoc-command.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 
-"$PY" bench/nb201_synth.py "$tmp/nb.csv" >/dev/null
+"$PY" bench/search_quality_tables.py "$tmp/nb.csv" >/dev/null
 cat >"$tmp/score.sh" <<EOF
 #!/bin/sh
 # score.sh ARCHFILE: the table's accuracy for the arch; counts its calls.

@@ -11,7 +11,7 @@ NS=$BUILD/nao-search
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/naoc-resume.XXXXXX")
 trap '[ -n "${KEEP:-}" ] || rm -rf "$tmp"' EXIT
 
-"$PY" bench/nb201_synth.py "$tmp/nb.csv" >/dev/null
+"$PY" bench/search_quality_tables.py "$tmp/nb.csv" >/dev/null
 set -- --space nb201 --evaluator table --table "$tmp/nb.csv" --seed-archs 40 --new-archs 12 --rounds 3 \
   --controller-epochs 40 --controller-hidden 32 --controller-emb 16 --controller-mlp-hidden 32 \
   --seed 7 --threads 2 --quiet --no-progress

@@ -35,7 +35,7 @@ with w2 ~ N(0, 1/64); accuracy = 70 + 24.4 (y - min y) / (max y - min y) over th
 the optimum is 94.4 and the worst 70; no noise. Every op on every edge interacts with all
 others through the random features, so no part of it is additive by construction.
 
-Usage: python3 bench/nb201_synth.py OUT.csv [--kind structured|rf] -> writes the table
+Usage: python3 bench/search_quality_tables.py OUT.csv [--kind structured|rf] -> writes the table
 (15625 rows, header arch,accuracy) and prints the best architecture and accuracy as JSON.
 """
 import hashlib
