@@ -27,7 +27,7 @@ typedef struct CTL_SFX(CtlWork) {
   CTL_REAL *dtab;             // (V, 4H) dec_emb @ W_ih^T
   CTL_REAL *dgates;           // (L, N, 4H)
   CTL_REAL *dc, *dtc, *dh;    // (L, N, H)
-  CTL_REAL *q, *alpha, *ctx;  // (L, N, H), (L, N, T), (L, N, H)
+  CTL_REAL *K, *alpha, *ctx;  // keys (T, N, H) in an (L, N, H) buffer, (L, N, T), (L, N, H)
   CTL_REAL *ht;               // (L, N, H) tanh(W_out [ctx; h])
   CTL_REAL *logp;             // (L, N, V)
   // backward scratch
@@ -43,7 +43,7 @@ typedef struct CTL_SFX(CtlWork) {
   // greedy decoding: one step
   CTL_REAL *s_gates;          // (N, 4H)
   CTL_REAL *s_h, *s_c;        // (2, N, H) ping-pong state
-  CTL_REAL *s_tc, *s_q, *s_ctx, *s_ht;  // (N, H)
+  CTL_REAL *s_tc, *s_ctx, *s_ht;  // (N, H)
   CTL_REAL *s_alpha;          // (N, T)
   CTL_REAL *s_logit;          // (N, V) log-probabilities
   int *s_tok;                 // (N) the previous step's choice
@@ -79,16 +79,19 @@ void CTL_SFX(ctl_l2norm_bwd)(int rows, int dim, const CTL_REAL *y, const CTL_REA
                              const CTL_REAL *dy, CTL_REAL *dx);
 
 // Attention of every decoder step over the encoder outputs, batch n:
-// hs (D, n, H), O (T, n, H), w_in (H, H), w_out (H, 2H).
-// q = hs W_in^T; alpha = softmax_j(q . O_j); ctx = sum_j alpha_j O_j;
-// ht = tanh(W_out [ctx; hs]).
+// hs (D, n, H), O (T, n, H), w_in (H, H), w_out (H, 2H). The reference's
+// q = W_in h, score_j = q . O_j equals h . K_j with keys K = O W_in (T, n, H),
+// computed once by ctl_attn_keys. alpha = softmax_j(scores); ctx = sum_j
+// alpha_j O_j; ht = tanh(W_out [ctx; hs]). Requires T <= D in the backward.
+void CTL_SFX(ctl_attn_keys)(int n, int T, int H, const CTL_REAL *O, const CTL_REAL *w_in, CTL_REAL *K);
 void CTL_SFX(ctl_attn_fwd)(int n, int D, int T, int H, const CTL_REAL *hs, const CTL_REAL *O,
-                           const CTL_REAL *w_in, const CTL_REAL *w_out, CTL_REAL *q,
-                           CTL_REAL *alpha, CTL_REAL *ctx, CTL_REAL *ht);
-// Backward from g_ht (D, n, H; overwritten). Adds to dw_in, dw_out and g_O;
-// writes g_hs. Scratch: g_ctx (D, n, H), g_alpha (D, n, T).
+                           const CTL_REAL *K, const CTL_REAL *w_out, CTL_REAL *alpha, CTL_REAL *ctx,
+                           CTL_REAL *ht);
+// Backward from g_ht (D, n, H; overwritten). Adds to dw_in, dw_out and g_O
+// (through ctx and through the keys); writes g_hs. Scratch: g_ctx (D, n, H),
+// g_alpha (D, n, T).
 void CTL_SFX(ctl_attn_bwd)(int n, int D, int T, int H, const CTL_REAL *hs, const CTL_REAL *O,
-                           const CTL_REAL *w_in, const CTL_REAL *w_out, const CTL_REAL *q,
+                           const CTL_REAL *K, const CTL_REAL *w_in, const CTL_REAL *w_out,
                            const CTL_REAL *alpha, const CTL_REAL *ctx, const CTL_REAL *ht,
                            CTL_REAL *g_ht, CTL_REAL *g_ctx, CTL_REAL *g_alpha, CTL_REAL *dw_in,
                            CTL_REAL *dw_out, CTL_REAL *g_O, CTL_REAL *g_hs);

@@ -101,20 +101,21 @@ static void check_norm(void) {
 // ---------------------------------------------------------------- attention
 typedef struct {
   int n, D, T, H;
-  double *hs, *O, *w_in, *w_out, *q, *alpha, *ctx, *ht, *wobj;
+  double *hs, *O, *w_in, *w_out, *K, *alpha, *ctx, *ht, *wobj;
 } AttnCase;
 
 static double attn_obj(void *p) {
   AttnCase *k = p;
-  ctl_attn_fwd_f64(k->n, k->D, k->T, k->H, k->hs, k->O, k->w_in, k->w_out, k->q, k->alpha, k->ctx, k->ht);
+  ctl_attn_keys_f64(k->n, k->T, k->H, k->O, k->w_in, k->K);
+  ctl_attn_fwd_f64(k->n, k->D, k->T, k->H, k->hs, k->O, k->K, k->w_out, k->alpha, k->ctx, k->ht);
   return dotw(k->wobj, k->ht, (size_t)k->D * k->n * k->H);
 }
 
 static void check_attention(void) {
-  AttnCase k = {2, 3, 4, 5, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+  AttnCase k = {2, 5, 4, 6, 0, 0, 0, 0, 0, 0, 0, 0, 0};  // n, D, T (<= D), H
   size_t dh = (size_t)k.D * k.n * k.H, th = (size_t)k.T * k.n * k.H, hh = (size_t)k.H * k.H;
   k.hs = vec(dh, 1), k.O = vec(th, 1), k.w_in = vec(hh, 1), k.w_out = vec(2 * hh, 0.6);
-  k.q = vec(dh, 0), k.alpha = vec((size_t)k.D * k.n * k.T, 0), k.ctx = vec(dh, 0), k.ht = vec(dh, 0);
+  k.K = vec(th, 0), k.alpha = vec((size_t)k.D * k.n * k.T, 0), k.ctx = vec(dh, 0), k.ht = vec(dh, 0);
   k.wobj = vec(dh, 1);
   double *g_ht = vec(dh, 0), *g_ctx = vec(dh, 0), *g_alpha = vec((size_t)k.D * k.n * k.T, 0);
   double *dw_in = vec(hh, 0), *dw_out = vec(2 * hh, 0), *g_O = vec(th, 0), *g_hs = vec(dh, 0);
@@ -125,13 +126,13 @@ static void check_attention(void) {
     CHECK(fabs(s - 1) < 1e-12, "attention row %d sums to %.17g", r, s);
   }
   memcpy(g_ht, k.wobj, dh * sizeof(double));
-  ctl_attn_bwd_f64(k.n, k.D, k.T, k.H, k.hs, k.O, k.w_in, k.w_out, k.q, k.alpha, k.ctx, k.ht, g_ht, g_ctx,
+  ctl_attn_bwd_f64(k.n, k.D, k.T, k.H, k.hs, k.O, k.K, k.w_in, k.w_out, k.alpha, k.ctx, k.ht, g_ht, g_ctx,
                    g_alpha, dw_in, dw_out, g_O, g_hs);
   t_gradcheck("attention d decoder h", k.hs, g_hs, dh, attn_obj, &k);
   t_gradcheck("attention d encoder O", k.O, g_O, th, attn_obj, &k);
   t_gradcheck("attention d W_in", k.w_in, dw_in, hh, attn_obj, &k);
   t_gradcheck("attention d W_out", k.w_out, dw_out, 2 * hh, attn_obj, &k);
-  double *bufs[] = {k.hs, k.O, k.w_in, k.w_out, k.q, k.alpha, k.ctx, k.ht, k.wobj, g_ht, g_ctx, g_alpha,
+  double *bufs[] = {k.hs, k.O, k.w_in, k.w_out, k.K, k.alpha, k.ctx, k.ht, k.wobj, g_ht, g_ctx, g_alpha,
                     dw_in, dw_out, g_O, g_hs};
   for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) free(bufs[i]);
 }
