@@ -1,0 +1,18 @@
+// search/progress.h — a one-line progress display on stderr, redrawn in place
+// at most 10 times a second, only when enabled (nao-search enables it when
+// stderr is a terminal, or on --progress).
+#ifndef NAO_PROGRESS_H
+#define NAO_PROGRESS_H
+
+typedef struct {
+  int enabled;
+  int shown;      // a line is on the screen
+  double last;    // time of the last redraw
+} Progress;
+
+void progress_init(Progress *p, int enabled);
+void progress_update(Progress *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+// Erases the line (before ordinary output, and at the end).
+void progress_clear(Progress *p);
+
+#endif
