@@ -1,28 +1,35 @@
 // search/arch_file.c — the one place that writes an architecture's file
 // (search.h, search_write_arch_file).
 //
-// HOOK for the lead: compiler/write_nao.{h,c} (NetSpec -> .nao text) is being
-// written in parallel. Until it is merged this writes the architecture's text
-// form, one line, to BASE.arch. To switch NAO spaces to .nao files, replace the
-// marked block: copy o->backbone (dataset, F, N from --dataset/--channels/
-// --layers), fill its cells with space_to_netspec(sp, tok, &ns), render it with
-// write_nao and write the text to BASE.nao (sf_write_file). nb201 keeps .arch:
-// its cells are not NAO networks.
+// NAO spaces: a .nao program (compiler/write_nao), the backbone settings from
+// the options (--dataset, --channels, --layers, ...), so that naoc and nao-train
+// take the file as it is. nb201: its cells are not NAO networks, so the file is
+// the architecture's text form on one line (BASE.arch).
 #include <stdio.h>
 #include <string.h>
 
 #include "compiler/util.h"
+#include "compiler/write_nao.h"
 #include "search/search.h"
 #include "search/sfile.h"
 
 int search_write_arch_file(const SearchOptions *o, const SearchSpace *sp, const int *tok, const char *base,
                            char *path_out, size_t outlen, char *err, size_t errlen) {
   char text[SPACE_TEXT_MAX + 1];
-  (void)o;  // the backbone settings are for the .nao writer
-  // ---- HOOK: NAO spaces -> write_nao(BASE.nao) once compiler/write_nao lands
-  space_format(sp, tok, text, sizeof text - 1);
-  strcat(text, "\n");
-  snprintf(path_out, outlen, "%s.arch", base);
-  // ---- end of HOOK
-  return sf_write_file(path_out, text, strlen(text), err, errlen);
+  space_format(sp, tok, text, sizeof text);
+  NetSpec ns = o->backbone;
+  if (space_to_netspec(sp, tok, &ns) != 0) {
+    size_t n = strlen(text);
+    snprintf(text + n, sizeof text - n, "\n");
+    snprintf(path_out, outlen, "%s.arch", base);
+    return sf_write_file(path_out, text, strlen(text), err, errlen);
+  }
+  StrBuf sb = {0};
+  char comment[SPACE_TEXT_MAX + 64];
+  snprintf(comment, sizeof comment, "found by nao-search (space %s)", o->space);
+  write_nao(&ns, comment, &sb);
+  snprintf(path_out, outlen, "%s.nao", base);
+  int rc = sf_write_file(path_out, sb.data, sb.len, err, errlen);
+  sb_free(&sb);
+  return rc;
 }

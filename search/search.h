@@ -57,10 +57,9 @@ void search_usage(FILE *f);
 // input: a table, a failing command, an unusable run folder), 70 (internal).
 int search_run(const SearchOptions *o);
 
-// The one place that writes an architecture's file. HOOK: today it writes the
-// text form (one line) to BASE.arch; once compiler/write_nao lands, NAO spaces
-// should write a .nao program: fill a copy of o->backbone with
-// space_to_netspec and write it to BASE.nao. The written path goes to path_out.
+// The one place that writes an architecture's file: NAO spaces as a .nao
+// program (o->backbone's settings, the architecture's cells) at BASE.nao, nb201
+// as its text form at BASE.arch. The written path goes to path_out.
 int search_write_arch_file(const SearchOptions *o, const SearchSpace *sp, const int *tok, const char *base,
                            char *path_out, size_t outlen, char *err, size_t errlen);
 
