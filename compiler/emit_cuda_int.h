@@ -156,6 +156,8 @@ void kg_flush_stores(KGen *k, FxCtx *x);
 // r<i>_<j> (names from kg_red_name).
 int kg_add_reduction(KGen *k, int op, int count);
 void kg_red_name(char *buf, size_t n, int red, int j);
+// chan_count_expr: the channels (blockIdx.x is the channel, blockIdx.y the
+// chunk), or "1": one set of values for the whole grid.
 void kg_reduce_tail(KGen *k, const char *chan_count_expr);
 int kg_has_epilogue_work(const KGen *k);
 void kg_fill_mask_tables(KGen *k, const char *n0, const char *nb);

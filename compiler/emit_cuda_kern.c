@@ -563,6 +563,8 @@ static void finalize_op(KGen *k, int r, const char *cc) {
 }
 
 void kg_reduce_tail(KGen *k, const char *chan_count) {
+  // chan_count "1": one set of values for the whole grid (blocks in x and y)
+  int whole = strcmp(chan_count, "1") == 0;
   if (!k->n_red) return;
   int R = k->red_values;
   int sc = kg_slot(k, CUDA_ARG_SCRATCH, 0, 1);
@@ -590,9 +592,11 @@ void kg_reduce_tail(KGen *k, const char *chan_count) {
   k->indent++;
   for (int r = 0; r < k->n_red; r++)
     for (int j = 0; j < k->red_n[r]; j++) kg_line(k, "double f%d_%d = 0.0;", r, j);
-  kg_line(k, "for (int b = 0; b < (int)gridDim.y; b++) {");
+  if (whole) kg_line(k, "for (int b = 0; b < (int)(gridDim.x * gridDim.y); b++) {");
+  else kg_line(k, "for (int b = 0; b < (int)gridDim.y; b++) {");
   k->indent++;
-  kg_line(k, "const volatile double *pp = part + ((long long)b * gridDim.x + cc) * %d;", R);
+  if (whole) kg_line(k, "const volatile double *pp = part + (long long)b * %d;", R);
+  else kg_line(k, "const volatile double *pp = part + ((long long)b * gridDim.x + cc) * %d;", R);
   v = 0;
   for (int r = 0; r < k->n_red; r++)
     for (int j = 0; j < k->red_n[r]; j++) kg_line(k, "f%d_%d += pp[%d];", r, j, v++);

@@ -38,9 +38,13 @@ CudaNetBuild *cuda_net_new(const ParamTable *params, const char *source,
   if (b->opt.block < 32 || b->opt.block % 32) b->opt.block = 256;
   if (b->opt.plan_batch < 1) b->opt.plan_batch = 128;
   if (b->opt.num_sms < 1) b->opt.num_sms = 132;
-  if (b->opt.smem_limit < 1024) b->opt.smem_limit = 32768;
+  if (b->opt.smem_limit <= 0) b->opt.smem_limit = 32768;
   b->params = params;
-  b->source = xstrdup(source ? source : "");
+  // The name as given, but never an absolute path: output must not depend on
+  // where the checkout lives.
+  const char *src = source ? source : "";
+  if (src[0] == '/') src = strrchr(src, '/') + 1;
+  b->source = xstrdup(src);
   StrBuf o = {0};
   emit_cuda_options_text(&b->opt, &o);
   b->options_text = sb_steal(&o);

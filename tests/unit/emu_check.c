@@ -111,11 +111,13 @@ static void compare_tensors(Cmp *c, const IrGraph *g, EmuMem *mem, const CudaPro
   free(buf);
 }
 
-static void compare_params(Cmp *c, const ParamTable *pt, const EmuMem *mem, const RefRun *r) {
+static void compare_params(Cmp *c, const ParamTable *pt, const EmuMem *mem, const RefRun *r,
+                           int grads) {
   for (int i = 0; i < pt->n; i++) {
     const ParamInfo *p = &pt->items[i];
     char what[160];
     if (p->trainable) {
+      if (!grads) continue;
       snprintf(what, sizeof what, "gradient %.120s", p->name);
       cmp_tensor(c, what, mem->grads + p->offset, r->grads + p->offset, p->numel);
     } else {
@@ -159,6 +161,12 @@ static int check_update(EmuModule *m, EmuMem *mem, const CudaNet *net, const Par
       b0[i] = mem->hyper.momentum * b0[i] + g;
       p0[i] = p0[i] - mem->hyper.lr * b0[i];
     }
+    if (getenv("NAO_DEBUG_SGD")) fprintf(stderr, "norm %g clip %g want %g %g\n", um.fixed[0], um.fixed[1], norm, coef);
+    if (getenv("NAO_DEBUG_SGD"))
+      for (size_t i = 0; i < n; i++)
+        if (fabs(mem->momentum[i] - b0[i]) > 1e-4 * (1 + fabs(b0[i])))
+          fprintf(stderr, "sgd %zu: momentum %g want %g, param %g want %g, grad %g\n", i,
+                  mem->momentum[i], b0[i], mem->params[i], p0[i], g0[i]);
     cmp_tensor(c, "sgd parameters", mem->params, p0, n);
     cmp_tensor(c, "sgd momentum", mem->momentum, b0, n);
     double got_norm = um.fixed[0];
@@ -238,7 +246,7 @@ int emu_check(TG *t, const EmitCudaOptions *opt0, const EmuCheck *chk0, const ch
   if (bad) goto done;
   Cmp c = {0};
   compare_tensors(&c, g, &mem, p, &ref, opt.no_reuse);
-  if (g->n_fwd_nodes < g->n_nodes || g->params->n) compare_params(&c, pt, &mem, &ref);
+  compare_params(&c, pt, &mem, &ref, g->n_fwd_nodes < g->n_nodes);
   if (chk.update && check_update(&m, &mem, net, pt, &rng, &c, err, sizeof err)) goto done;
   res->max_rel = c.max_rel;
   res->compared = c.compared;
