@@ -48,6 +48,9 @@ unit_bins := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(unit_src))
 # Helper programs the tests call (not tests themselves): tests/tools/x.c -> build/tests/tools/x
 tool_bins := $(patsubst tests/tools/%.c,$(BUILD)/tests/tools/%,$(tool_src))
 
+# Objects are never intermediate: keep them so rebuilds are incremental.
+.SECONDARY:
+
 # ---------------------------------------------------------------- targets
 .PHONY: all deps deps-build test check unit golden demo sanitize fuzz generated \
         check-generated install clean help

@@ -47,6 +47,26 @@ typedef struct {
 int plan_build(const IrGraph *g, const PlanOptions *opt, Plan *out, char *err, size_t errlen);
 void plan_free(Plan *p);
 
+// Checks p against g independently of plan_build: every node runs once in a
+// valid order (in-place concats may be left out), every read finds its
+// channels written by an earlier step, views sit at their root's block plus
+// their channel offset, and no two tensors live at the same step overlap in
+// memory (views excepted). Returns 0, or -1 with the first violation.
+int plan_verify(const IrGraph *g, const Plan *p, char *err, size_t errlen);
+
+// Figures for naoc --emit stats.
+typedef struct {
+  size_t arena_bytes_per_image;  // the arena, per image of the batch
+  size_t naive_bytes_per_image;  // what it would be with a block per tensor
+  size_t fixed_bytes;            // the fixed region
+  int n_steps;                   // steps executed
+  int n_elided;                  // nodes left out (in-place concats)
+  int n_arena_tensors;           // tensors with their own block in the arena
+  int n_fixed_tensors;           // ... in the fixed region
+  int n_views;                   // tensors placed in another's block
+} PlanStats;
+void plan_stats(const IrGraph *g, const Plan *p, PlanStats *s);
+
 // Address of tensor t's first element for batch size n.
 static inline float *plan_tensor_ptr(const Plan *p, int t, float *arena, float *fixed, int n) {
   const PlanLoc *l = &p->loc[t];
