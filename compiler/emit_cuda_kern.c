@@ -167,19 +167,43 @@ void kg_site_begin(KGen *k, FxCtx *x) {
   k->n_stores = 0;
 }
 
+// Two tensors name the same memory: one is a view of the other's whole
+// extent, or both are the same slice (autodiff's gradient aliases).
+static int same_region(const KGen *k, int a, int b) {
+  if (a == b) return 1;
+  int ca, cb;
+  return fuse_root(k->fp, a, &ca) == fuse_root(k->fp, b, &cb) && ca == cb &&
+         k->fp->tensors[a].c == k->fp->tensors[b].c;
+}
+
+static int uses_region(const KGen *k, int e, int t) {
+  if (e < 0) return 0;
+  const FxNode *x = &k->fp->fx.v[e];
+  switch (x->kind) {
+    case FX_LOAD:
+    case FX_LOAD_NC:
+    case FX_CHAN_T:
+    case FX_ONEHOT:
+      return same_region(k, x->t, t);
+    default:
+      return uses_region(k, x->a, t) || uses_region(k, x->b, t);
+  }
+}
+
 static void invalidate(KGen *k, int t) {
   int n = 0;
   for (int i = 0; i < k->n_memo; i++) {
     KgMemo *m = &k->memo[i];
-    if (m->scope != 0 && fx_uses_tensor(&k->fp->fx, m->node, t)) continue;
+    if (m->scope != 0 && uses_region(k, m->node, t)) continue;
     k->memo[n++] = *m;
   }
   k->n_memo = n;
 }
 
+// The register value of t's memory at this element, if the kernel set it.
 static int value_index(const KGen *k, int t) {
   for (int i = 0; i < k->n_values; i++)
-    if (k->value_tensor[i] == t) return i;
+    if (same_region(k, k->value_tensor[i], t)) return i;
   return -1;
 }
 
@@ -355,8 +379,14 @@ void kg_epilogue_decls(KGen *k) {
     int c = red_count(o->kind);
     if (c) kg_add_reduction(k, G->ops[i], c);
   }
-  for (int r = 0; r < k->n_red; r++)
-    for (int j = 0; j < k->red_n[r]; j++) kg_line(k, "float r%d_%d = 0.0f;", r, j);
+  // BN statistics accumulate in double: the variance is E[x^2] - E[x]^2, and
+  // float sums of squares would lose it when the mean is large against the
+  // deviation (a cheap fix on memory-bound kernels: two double adds per value).
+  for (int r = 0; r < k->n_red; r++) {
+    int dbl = k->red_op[r] >= 0 && k->fp->ops[k->red_op[r]].kind == FOP_BN_STATS;
+    for (int j = 0; j < k->red_n[r]; j++)
+      kg_line(k, "%s r%d_%d = 0.0%s;", dbl ? "double" : "float", r, j, dbl ? "" : "f");
+  }
 }
 
 int kg_has_epilogue_work(const KGen *k) {
@@ -377,7 +407,7 @@ static void set_names(KGen *k, int t, char names[4][KG_NAME], int lanes) {
   for (int l = 0; l < lanes; l++) snprintf(k->value_name[vi][l], KG_NAME, "%s", names[l]);
   if (k->fp->stored[t]) {
     for (int i = 0; i < k->n_stores; i++)
-      if (k->store_tensor[i] == t) return;
+      if (same_region(k, k->store_tensor[i], t)) return;
     if (k->n_stores == KG_MAX_STORES) nao_internal("too many stores in one kernel");
     k->store_tensor[k->n_stores++] = t;
   }
@@ -427,12 +457,15 @@ void kg_set_value(KGen *k, FxCtx *x, int t, int accumulate) {
   store_value(k, x, t, accumulate, names);
 }
 
-static void lane_sum(KGen *k, FxCtx *x, int e, int square, char *out, size_t n) {
-  char v[4][KG_NAME];
+// The sum over lanes of e (square: of e*e), in double when dbl.
+static void lane_sum(KGen *k, FxCtx *x, int e, int square, int dbl, char *out, size_t n) {
+  char v[4][3 * KG_NAME];
   for (int l = 0; l < x->lanes; l++) {
     const char *s = kg_expr(k, x, e, l);
-    if (square) snprintf(v[l], KG_NAME, "%s * %s", s, s);
-    else snprintf(v[l], KG_NAME, "%s", s);
+    if (dbl && square) snprintf(v[l], sizeof v[l], "(double)%s * (double)%s", s, s);
+    else if (dbl) snprintf(v[l], sizeof v[l], "(double)%s", s);
+    else if (square) snprintf(v[l], sizeof v[l], "%s * %s", s, s);
+    else snprintf(v[l], sizeof v[l], "%s", s);
   }
   if (x->lanes == 4) snprintf(out, n, "(%s + %s) + (%s + %s)", v[0], v[1], v[2], v[3]);
   else snprintf(out, n, "%s", v[0]);
@@ -446,7 +479,7 @@ static int red_of_op(const KGen *k, int op) {
 
 void kg_epilogue(KGen *k, FxCtx *x) {
   const FuseGroup *G = k->G;
-  char s[512];
+  char s[1024];
   for (int i = 0; i < G->n_ops; i++) {
     int opi = G->ops[i];
     const FuseOp *o = &k->fp->ops[opi];
@@ -457,13 +490,13 @@ void kg_epilogue(KGen *k, FxCtx *x) {
       for (int l = 0; l < x->lanes; l++) snprintf(names[l], KG_NAME, "%s", kg_expr(k, x, o->expr, l));
       store_value(k, x, o->out, o->accumulate, names);
     } else if (o->kind == FOP_BN_STATS && r >= 0) {
-      lane_sum(k, x, o->in_expr[0], 0, s, sizeof s);
+      lane_sum(k, x, o->in_expr[0], 0, 1, s, sizeof s);
       kg_line(k, "r%d_0 += %s;", r, s);
-      lane_sum(k, x, o->in_expr[0], 1, s, sizeof s);
+      lane_sum(k, x, o->in_expr[0], 1, 1, s, sizeof s);
       kg_line(k, "r%d_1 += %s;", r, s);
     } else if ((o->kind == FOP_BNB_REDUCE || o->kind == FOP_BIAS_GRAD) && r >= 0) {
       for (int j = 0; j < red_count(o->kind); j++) {
-        lane_sum(k, x, o->in_expr[j], 0, s, sizeof s);
+        lane_sum(k, x, o->in_expr[j], 0, 0, s, sizeof s);
         kg_line(k, "r%d_%d += %s;", r, j, s);
       }
     }

@@ -567,6 +567,7 @@ void fuse_free(FusePlan *fp) {
   free(fp->def_expr);
   free(fp->stored);
   free(fp->mem_read);
+  free(fp->alias);
   free(fp->mask_node);
   memset(fp, 0, sizeof *fp);
 }

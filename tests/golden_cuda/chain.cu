@@ -120,15 +120,15 @@ extern "C" __global__ void __launch_bounds__(256, 2) k1_bnstats_c8_7x7(const Nao
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 3;
   const int nb = min(3, a.n - n0);
-  float r0_0 = 0.0f;
-  float r0_1 = 0.0f;
+  double r0_0 = 0.0;
+  double r0_1 = 0.0;
   for (int i = threadIdx.x; i < nb * 49; i += 256) {
     const int nl = i / 49;
     const int e = i - nl * 49;
     const int n = n0 + nl;
     const float v0 = p0[(long long)(n) * 392 + (c) * 49 + (e)];
-    r0_0 += v0;
-    r0_1 += v0 * v0;
+    r0_0 += (double)v0;
+    r0_1 += (double)v0 * (double)v0;
   }
   __shared__ double s_red[32];
   __shared__ unsigned int s_last;

@@ -58,15 +58,15 @@ extern "C" __global__ void __launch_bounds__(256, 2) k0_bnstats_c8_10x10(const N
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 3;
   const int nb = min(3, a.n - n0);
-  float r0_0 = 0.0f;
-  float r0_1 = 0.0f;
+  double r0_0 = 0.0;
+  double r0_1 = 0.0;
   for (int i = threadIdx.x; i < nb * 25; i += 256) {
     const int nl = i / 25;
     const int e = (i - nl * 25) * 4;
     const int n = n0 + nl;
     const float4 v0 = *(const float4 *)(p0 + (long long)(n) * 800 + (c) * 100 + (e));
-    r0_0 += (v0.x + v0.y) + (v0.z + v0.w);
-    r0_1 += (v0.x * v0.x + v0.y * v0.y) + (v0.z * v0.z + v0.w * v0.w);
+    r0_0 += ((double)v0.x + (double)v0.y) + ((double)v0.z + (double)v0.w);
+    r0_1 += ((double)v0.x * (double)v0.x + (double)v0.y * (double)v0.y) + ((double)v0.z * (double)v0.z + (double)v0.w * (double)v0.w);
   }
   __shared__ double s_red[32];
   __shared__ unsigned int s_last;
@@ -157,15 +157,15 @@ extern "C" __global__ void __launch_bounds__(256, 2) k2_bnstats_c8_5x5(const Nao
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 2;
   const int nb = min(2, a.n - n0);
-  float r0_0 = 0.0f;
-  float r0_1 = 0.0f;
+  double r0_0 = 0.0;
+  double r0_1 = 0.0;
   for (int i = threadIdx.x; i < nb * 25; i += 256) {
     const int nl = i / 25;
     const int e = i - nl * 25;
     const int n = n0 + nl;
     const float v0 = p0[(long long)(n) * 200 + (c) * 25 + (e)];
-    r0_0 += v0;
-    r0_1 += v0 * v0;
+    r0_0 += (double)v0;
+    r0_1 += (double)v0 * (double)v0;
   }
   __shared__ double s_red[32];
   __shared__ unsigned int s_last;
@@ -579,15 +579,15 @@ extern "C" __global__ void __launch_bounds__(256, 2) k9_bnstats_c6_2x2(const Nao
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 2;
   const int nb = min(2, a.n - n0);
-  float r0_0 = 0.0f;
-  float r0_1 = 0.0f;
+  double r0_0 = 0.0;
+  double r0_1 = 0.0;
   for (int i = threadIdx.x; i < nb * 1; i += 256) {
     const int nl = i / 1;
     const int e = (i - nl * 1) * 4;
     const int n = n0 + nl;
     const float4 v0 = *(const float4 *)(p0 + (long long)(n) * 24 + (c) * 4 + (e));
-    r0_0 += (v0.x + v0.y) + (v0.z + v0.w);
-    r0_1 += (v0.x * v0.x + v0.y * v0.y) + (v0.z * v0.z + v0.w * v0.w);
+    r0_0 += ((double)v0.x + (double)v0.y) + ((double)v0.z + (double)v0.w);
+    r0_1 += ((double)v0.x * (double)v0.x + (double)v0.y * (double)v0.y) + ((double)v0.z * (double)v0.z + (double)v0.w * (double)v0.w);
   }
   __shared__ double s_red[32];
   __shared__ unsigned int s_last;
@@ -682,15 +682,15 @@ extern "C" __global__ void __launch_bounds__(256, 2) k11_bnstats_c10_1x1(const N
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 4;
   const int nb = min(4, a.n - n0);
-  float r0_0 = 0.0f;
-  float r0_1 = 0.0f;
+  double r0_0 = 0.0;
+  double r0_1 = 0.0;
   for (int i = threadIdx.x; i < nb * 1; i += 256) {
     const int nl = i / 1;
     const int e = i - nl * 1;
     const int n = n0 + nl;
     const float v0 = p0[(long long)(n) * 10 + (c) * 1 + (e)];
-    r0_0 += v0;
-    r0_1 += v0 * v0;
+    r0_0 += (double)v0;
+    r0_1 += (double)v0 * (double)v0;
   }
   __shared__ double s_red[32];
   __shared__ unsigned int s_last;
