@@ -686,24 +686,41 @@ static const char *op_word(const FusePlan *fp, const FuseOp *o, char *buf, size_
   }
 }
 
+static const char *kind_word(IrKind k) {
+  switch (k) {
+    case IR_BN: return "bnapply";
+    case IR_BN_BWD: return "bnbwd";
+    case IR_CONCAT: return "copy";
+    case IR_LINEAR: return "bias";
+    case IR_ACCUM: return "accum";
+    default: return ir_kind_name(k);
+  }
+}
+
+static void tag_word(KGen *k, size_t *len, const char *w) {
+  char probe[100], cur[128];
+  snprintf(probe, sizeof probe, "_%s_", w);
+  snprintf(cur, sizeof cur, "_%s_", k->tag);
+  if (strstr(cur, probe)) return;  // said already
+  size_t wl = strlen(w);
+  if (*len + wl + 1 > 40) return;
+  if (*len) k->tag[(*len)++] = '_';
+  memcpy(k->tag + *len, w, wl + 1);
+  *len += wl;
+}
+
+// Name words: for each op, what was inlined into it (in IR kind order), then
+// what it is. "bnapply_relu" is a ReLU of a BN apply computed in its prologue.
 static void make_tag(KGen *k) {
   if (k->tag[0] || !k->G) return;
   const FuseGroup *G = k->G;
   size_t len = 0;
   for (int i = 0; i < G->n_ops; i++) {
+    const FuseOp *o = &k->fp->ops[G->ops[i]];
+    for (int kind = 0; kind < IR_KIND_COUNT; kind++)
+      if ((o->inl_kinds >> kind) & 1u) tag_word(k, &len, kind_word((IrKind)kind));
     char buf[48];
-    const char *w = op_word(k->fp, &k->fp->ops[G->ops[i]], buf, sizeof buf);
-    size_t wl = strlen(w);
-    // skip repeated words
-    char probe[100];
-    snprintf(probe, sizeof probe, "_%s_", w);
-    char cur[100];
-    snprintf(cur, sizeof cur, "_%s_", k->tag);
-    if (strstr(cur, probe)) continue;
-    if (len + wl + 1 > 40) break;
-    if (len) k->tag[len++] = '_';
-    memcpy(k->tag + len, w, wl + 1);
-    len += wl;
+    tag_word(k, &len, op_word(k->fp, o, buf, sizeof buf));
   }
 }
 

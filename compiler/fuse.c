@@ -568,6 +568,7 @@ void fuse_free(FusePlan *fp) {
   free(fp->stored);
   free(fp->mem_read);
   free(fp->alias);
+  free(fp->def_kinds);
   free(fp->mask_node);
   memset(fp, 0, sizeof *fp);
 }

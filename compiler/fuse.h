@@ -121,6 +121,7 @@ typedef struct {
   int reads[FUSE_MAX_RW];   // tensors read, after inlining (leaves + memory reads)
   int writes[FUSE_MAX_RW];  // tensors written
   int dead;          // 1: nothing reads what it computes; not run
+  unsigned inl_kinds;  // bit k: a node of IrKind k was inlined into its expressions
 } FuseOp;
 
 // ---------------------------------------------------------------- groups
@@ -168,6 +169,7 @@ typedef struct {
   int *def_expr;         // per tensor: inlined definition, or -1 (stored)
   int *stored;           // per tensor: 1 when it needs memory
   int *mem_read;         // per tensor: 1 when a library step or the program reads memory
+  unsigned *def_kinds;   // per tensor: IrKind bits of its definition and what it inlines
   int *alias;            // per tensor: the tensor holding the same value (common
                          //   subexpression, e.g. one ReLU(x) for several convs), or -1
   int n_masks;

@@ -182,7 +182,8 @@ static int make_bn_bwd(FuseBuild *b, int id, const IrNode *n) {
   FusePlan *fp = b->fp;
   const IrBnAttr *a = fuse_bn_attr(b->g, n);
   int x = n->in[0], dy = n->in[1];
-  const IrTensor *tx = &fp->tensors[x];
+  const IrTensor tx_copy = fp->tensors[x];  // add_tensor below may move the table
+  const IrTensor *tx = &tx_copy;
   int gamma = n->param[0];
   int batch = n->n_in >= 4;
   int xhat, istd;
@@ -657,12 +658,18 @@ int fuse_inline(FuseBuild *b) {
   for (int t = 0; t < fp->n_tensors; t++) fp->alias[t] = -1;
   int *first = NULL;  // per expression node: the first stored DEF computing it, -1
   int n_first = 0;
+  fp->def_kinds = xcalloc((size_t)fp->n_tensors + 1, sizeof(unsigned));
   for (int i = 0; i < fp->n_ops; i++) {
     FuseOp *o = &fp->ops[i];
     if (o->dead) continue;
     o->expr = subst(fp, o->expr);
     o->in_expr[0] = subst(fp, o->in_expr[0]);
     o->in_expr[1] = subst(fp, o->in_expr[1]);
+    for (int k = 0; k < b->n_raw[i]; k++) {  // what the substitution brought in (names)
+      int t = b->raw[i][k].tensor;
+      if (t >= 0 && fp->def_expr[t] >= 0) o->inl_kinds |= fp->def_kinds[t];
+    }
+    if (o->out >= 0) fp->def_kinds[o->out] = o->inl_kinds | (1u << b->g->nodes[o->node].kind);
     if (!b->opt->no_fuse && cse_eligible(fp, o, u) && o->expr < n_first) {
       int j = first[o->expr];
       if (j >= 0 && !b->inlined[j] && same_shape(&fp->tensors[fp->ops[j].out], &fp->tensors[o->out])) {
