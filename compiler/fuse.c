@@ -256,7 +256,7 @@ static int distinct_args(const FusePlan *fp, const FuseGroup *a, const FuseGroup
   IntVec v = {0};
   for (int k = 0; k < a->n_ops; k++) op_args(fp, &fp->ops[a->ops[k]], &v);
   for (int k = 0; k < b->n_ops; k++) op_args(fp, &fp->ops[b->ops[k]], &v);
-  qsort(v.v, (size_t)v.n, sizeof(int), cmp_int);
+  if (v.n > 1) qsort(v.v, (size_t)v.n, sizeof(int), cmp_int);
   int n = 0;
   for (int i = 0; i < v.n; i++)
     if (i == 0 || v.v[i] != v.v[i - 1]) n++;
@@ -358,7 +358,7 @@ static void merge_all(Fz *z) {
     if (fp->groups[x].kind != FG_PW) continue;
     cand.n = 0;
     for (int k = 0; k < z->pred[i].n; k++) iv_push(&cand, z->pred[i].v[k]);
-    qsort(cand.v, (size_t)cand.n, sizeof(int), cmp_int);
+    if (cand.n > 1) qsort(cand.v, (size_t)cand.n, sizeof(int), cmp_int);
     for (int k = cand.n - 1; k >= 0; k--) {
       if (k + 1 < cand.n && cand.v[k] == cand.v[k + 1]) continue;
       int h = z->g_of[cand.v[k]];
@@ -416,7 +416,7 @@ static int schedule(Fz *z) {
         int h = z->g_of[z->succ[G->ops[k]].v[j]];
         if (h >= 0 && h != g) iv_push(&gsucc[g], h);
       }
-    qsort(gsucc[g].v, (size_t)gsucc[g].n, sizeof(int), cmp_int);
+    if (gsucc[g].n > 1) qsort(gsucc[g].v, (size_t)gsucc[g].n, sizeof(int), cmp_int);
     int n = 0;
     for (int i = 0; i < gsucc[g].n; i++)
       if (i == 0 || gsucc[g].v[i] != gsucc[g].v[i - 1]) gsucc[g].v[n++] = gsucc[g].v[i];

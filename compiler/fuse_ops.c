@@ -238,7 +238,7 @@ static int make_concat(FuseBuild *b, int id, const IrNode *n) {
     const IrTensor *ti = &fp->tensors[n->in[i]];
     if (!(ti->view_of == out && ti->chan_offset == off)) {
       char name[IR_NAME_MAX];
-      snprintf(name, sizeof name, "slice%d:%.96s", i, fp->tensors[out].name);
+      snprintf(name, sizeof name, "slice%d:%.90s", i, fp->tensors[out].name);
       int v = add_tensor(b, IR_T_ACT, ti->c, ti->h, ti->w, name);
       fp->tensors[v].view_of = out;
       fp->tensors[v].chan_offset = off;

@@ -53,6 +53,7 @@ __asm__(
 #endif
 #endif
 #ifdef EMU_ASAN
+#include <sanitizer/asan_interface.h>
 #include <sanitizer/common_interface_defs.h>
 static const size_t kStack = 1 << 20;
 #else
@@ -206,6 +207,10 @@ static int release_warps(char *err, size_t errlen) {
 static int run_block(char *err, size_t errlen) {
   for (int i = 0; i < g_n; i++) {
     Fiber *f = &g_fibers[i];
+#ifdef EMU_ASAN
+    // A fiber of the last block left its frames poisoned (it never unwound).
+    __asan_unpoison_memory_region(f->stack, kStack);
+#endif
 #ifdef EMU_FAST_SWITCH
     // A fresh stack that "returns" into fiber_entry: six saved registers, the
     // entry address, and a slot that keeps the ABI's alignment at entry.
@@ -260,6 +265,14 @@ static int run_block(char *err, size_t errlen) {
     }
   }
   return 0;
+}
+
+// Frees the fiber stacks (before the module is unloaded).
+extern "C" void nao_emu_shutdown(void) {
+  for (int i = 0; i < g_cap; i++) free(g_fibers[i].stack);
+  free(g_fibers);
+  g_fibers = NULL;
+  g_cap = 0;
 }
 
 // Runs kernel(args) over grid (gx, gy) with bx threads per block.

@@ -68,7 +68,11 @@ int main(int argc, char **argv) {
       {"naonet-a cifar", ARCH_A, DATASET_CIFAR10, 4, 0, 0.4},
       {"naonet-a imagenet", ARCH_A, DATASET_IMAGENET, 4, 64, 0.0},
   };
-  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+  size_t n_cases = sizeof cases / sizeof cases[0];
+#if defined(__SANITIZE_ADDRESS__)
+  n_cases = 1;  // instrumented emulation is slow: the depthwise-heavy network only
+#endif
+  for (size_t i = 0; i < n_cases; i++)
     if (argc < 2 || strstr(cases[i].label, argv[1])) run_case(&cases[i], 4);
   if (failures) {
     fprintf(stderr, "%d failures\n", failures);
