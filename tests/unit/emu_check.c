@@ -9,6 +9,7 @@
 #include "runtime/rng.h"
 #include "tests/unit/emu_harness.h"
 #include "tests/unit/ir_ref.h"
+#include "compiler/autodiff.h"
 
 typedef struct {
   double max_rel;
@@ -132,12 +133,12 @@ static void compare_tensors(Cmp *c, const IrGraph *g, EmuMem *mem, const CudaPro
 }
 
 static void compare_params(Cmp *c, const ParamTable *pt, const EmuMem *mem, const RefView *r,
-                           int grads) {
+                           const unsigned char *written) {
   for (int i = 0; i < pt->n; i++) {
     const ParamInfo *p = &pt->items[i];
     char what[200];
     if (p->trainable) {
-      if (!grads) continue;
+      if (!written || !written[i]) continue;  // no gradient (eval, or unused by the graph)
       snprintf(what, sizeof what, "gradient %.120s vs %s", p->name, r->name);
       cmp_tensor(c, what, mem->grads + p->offset, r->grads + p->offset, p->numel);
     } else {
@@ -315,11 +316,13 @@ int emu_check_graph(const IrGraph *g, const EmitCudaOptions *opt0, const EmuChec
   Cmp c = {0};
   RefView views[2] = {{&ref, get_eref, ref.grads, ref.buffers, "emu_ref"},
                       {&irs, get_irref, irs.grads, irs.buffers, "ir_ref"}};
-  int backward = g->n_fwd_nodes < g->n_nodes;
+  unsigned char *written = xcalloc((size_t)pt->n + 1, 1);
+  if (g->n_fwd_nodes < g->n_nodes) ir_grad_params_written(g, written);
   for (int v = 0; v < 2; v++) {
     compare_tensors(&c, g, &mem, p, &views[v], opt.no_reuse);
-    compare_params(&c, pt, &mem, &views[v], backward);
+    compare_params(&c, pt, &mem, &views[v], written);
   }
+  free(written);
   if (chk.update && check_update(&m, &mem, net, pt, &rng, &c, err, sizeof err)) goto done;
   res->max_rel = c.max_rel;
   res->compared = c.compared;

@@ -6,7 +6,9 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "compiler/autodiff.h"
 #include "compiler/emit_cuda.h"
+#include "compiler/lower.h"
 #include "tests/unit/emu_check.h"
 
 static int failures;
@@ -22,7 +24,27 @@ typedef struct {
   DatasetPreset dataset;
   int channels, size;
   double aux;
+  int ws;  // the NAO-WS supernet lowering (weight sharing), scoring mode for eval
 } Case;
+
+// The supernet's graphs (compiler/lower_ws.c): train with its backward pass,
+// and the scoring pass of decision O7 (eval mode, batch statistics).
+static int lower_ws(const NetSpec *ns, ParamTable *pt, IrGraph *train, IrGraph *eval, char *err,
+                    size_t errlen) {
+  ir_init(train, pt, IR_MODE_TRAIN);
+  ir_init(eval, pt, IR_MODE_EVAL);
+  if (lower_ws_declare_params(ns, pt, err, errlen)) return -1;
+  LowerOptions lo;
+  lower_options_init(&lo, IR_MODE_TRAIN);
+  if (lower_ws_network(ns, &lo, pt, train, err, errlen) ||
+      ir_concat_to_views(train, err, errlen) < 0 || ir_autodiff(train, err, errlen))
+    return -1;
+  lower_options_init(&lo, IR_MODE_EVAL);
+  lo.bn_batch_stats = 1;
+  if (lower_ws_network(ns, &lo, pt, eval, err, errlen) || ir_concat_to_views(eval, err, errlen) < 0)
+    return -1;
+  return 0;
+}
 
 static void run_case(const Case *c, int n) {
   NetSpec ns;
@@ -45,8 +67,10 @@ static void run_case(const Case *c, int n) {
   EmitCudaOptions opt;
   emit_cuda_defaults(&opt);
   opt.no_reuse = 1;
-  if (emit_cuda_lower(&ns, emit_cuda_smoothing(&ns, &opt), 1, &pt, &train, &eval, err,
-                      sizeof err)) {
+  int bad = c->ws ? lower_ws(&ns, &pt, &train, &eval, err, sizeof err)
+                  : emit_cuda_lower(&ns, emit_cuda_smoothing(&ns, &opt), 1, &pt, &train, &eval,
+                                    err, sizeof err);
+  if (bad) {
     fprintf(stderr, "%s: %s\n", c->label, err);
     failures++;
   } else {
@@ -64,9 +88,10 @@ static void run_case(const Case *c, int n) {
 
 int main(int argc, char **argv) {
   const Case cases[] = {
-      {"naonet-b cifar", ARCH_B, DATASET_CIFAR10, 6, 0, 0.4},
-      {"naonet-a cifar", ARCH_A, DATASET_CIFAR10, 4, 0, 0.4},
-      {"naonet-a imagenet", ARCH_A, DATASET_IMAGENET, 4, 64, 0.0},
+      {"naonet-b cifar", ARCH_B, DATASET_CIFAR10, 6, 0, 0.4, 0},
+      {"naonet-a cifar", ARCH_A, DATASET_CIFAR10, 4, 0, 0.4, 0},
+      {"naonet-a imagenet", ARCH_A, DATASET_IMAGENET, 4, 64, 0.0, 0},
+      {"nao-ws supernet", ARCH_B, DATASET_CIFAR10, 4, 0, 0.0, 1},
   };
   size_t n_cases = sizeof cases / sizeof cases[0];
 #if defined(__SANITIZE_ADDRESS__)
