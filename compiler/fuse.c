@@ -230,21 +230,43 @@ static int is_anchor(FuseOpKind k) {
          k == FOP_POOL_BWD || k == FOP_GAP || k == FOP_XENT;
 }
 
-// Parameters an op's expressions name (BN gamma/beta, running statistics, biases).
-static void param_leaves(const FxPool *p, int e, IntVec *out) {
+// Kernel arguments an op needs besides its tensors: parameters, buffers and
+// gradients, mask slots (each a distinct negative code).
+enum { ARG_PARAM = 1, ARG_BUFFER, ARG_GRAD, ARG_MASK };
+static int arg_code(int kind, int id) { return -(kind * 10000000 + id + 1); }
+
+static void expr_args(const FxPool *p, int e, IntVec *out) {
   if (e < 0) return;
   const FxNode *x = &p->v[e];
-  if (x->kind == FX_CHAN_P || x->kind == FX_CHAN_B) iv_push(out, -(x->t + 1));
-  param_leaves(p, x->a, out);
-  param_leaves(p, x->b, out);
+  if (x->kind == FX_CHAN_P) iv_push(out, arg_code(ARG_PARAM, x->t));
+  if (x->kind == FX_CHAN_B) iv_push(out, arg_code(ARG_BUFFER, x->t));
+  if (x->kind == FX_MASK) iv_push(out, arg_code(ARG_MASK, x->t));
+  expr_args(p, x->a, out);
+  expr_args(p, x->b, out);
 }
 
 static void op_args(const FusePlan *fp, const FuseOp *o, IntVec *out) {
   for (int k = 0; k < o->n_reads; k++) iv_push(out, o->reads[k]);
   for (int k = 0; k < o->n_writes; k++) iv_push(out, o->writes[k]);
-  param_leaves(&fp->fx, o->expr, out);
-  param_leaves(&fp->fx, o->in_expr[0], out);
-  param_leaves(&fp->fx, o->in_expr[1], out);
+  expr_args(&fp->fx, o->expr, out);
+  expr_args(&fp->fx, o->in_expr[0], out);
+  expr_args(&fp->fx, o->in_expr[1], out);
+  const IrNode *n = &fp->g->nodes[o->node];
+  switch (o->kind) {
+    case FOP_BN_STATS:
+      iv_push(out, arg_code(ARG_BUFFER, n->param[2]));
+      iv_push(out, arg_code(ARG_BUFFER, n->param[3]));
+      break;
+    case FOP_BNB_REDUCE:
+      iv_push(out, arg_code(ARG_GRAD, n->param[0]));
+      iv_push(out, arg_code(ARG_GRAD, n->param[1]));
+      break;
+    case FOP_BIAS_GRAD: iv_push(out, arg_code(ARG_GRAD, n->param[1])); break;
+    case FOP_CONV_DW:
+    case FOP_CONV_DW_DATA: iv_push(out, arg_code(ARG_PARAM, n->param[0])); break;
+    case FOP_CONV_DW_FILTER: iv_push(out, arg_code(ARG_GRAD, n->param[0])); break;
+    default: break;
+  }
 }
 
 static int cmp_int(const void *a, const void *b) {
@@ -304,7 +326,7 @@ static int can_host(Fz *z, int h, int x) {
           if (overlaps(fp, ho->reads[r], xo->writes[w])) return 0;
     }
   }
-  if (distinct_args(fp, H, X) > NAO_KARGS_MAX - 3) return 0;
+  if (distinct_args(fp, H, X) > NAO_KARGS_MAX - 2) return 0;  // + scratch, + a spare
   return merge_acyclic(z, h, x);
 }
 
