@@ -196,7 +196,7 @@ int main(int argc, char **argv) {
       j->lib = lib;
       j->path = argv[first + i];
       j->src = srcs[i];
-      snprintf(j->arch, sizeof j->arch, "%s", archv[a]);
+      snprintf(j->arch, sizeof j->arch, "%.15s", archv[a]);
     }
   }
   long cpus = sysconf(_SC_NPROCESSORS_ONLN);
