@@ -508,6 +508,8 @@ static void decide_stored(Fz *z) {
   for (int t = 0; t < nt; t++)
     if (wgroup[t] == -1 && !fp->mem_read[t] && fp->tensors[t].view_of < 0 && !root_written[t])
       fp->stored[t] = 0;
+  for (int t = 0; t < nt; t++)  // readers of an alias read the tensor it stands for
+    if (fp->alias[t] >= 0) fp->stored[t] = 0;
   free(root_written);
   free(wgroup);
 }

@@ -44,10 +44,10 @@ __device__ __forceinline__ double nao_block_sum(double v, double *s_red) {
   return v;
 }
 
-// ---------------------------------------------------------------- k0_relu_c8_8x8
+// ---------------------------------------------------------------- k0_bnapply_relu_c8_8x8
 // pw; grid (8, ceil(N / 2)), block 256
 // serves: cells.0.preprocess_y.0 (relu)
-extern "C" __global__ void __launch_bounds__(256, 2) k0_relu_c8_8x8(const NaoArgs a) {
+extern "C" __global__ void __launch_bounds__(256, 2) k0_bnapply_relu_c8_8x8(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 8, 8, 8)
   const float *__restrict__ p1 = (const float *)a.p[1];  // buffer [8]
   const float *__restrict__ p2 = (const float *)a.p[2];  // buffer [8]
@@ -88,10 +88,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k0_relu_c8_8x8(const NaoArg
   }
 }
 
-// ---------------------------------------------------------------- k1_dw3x3s1_c8_8x8
+// ---------------------------------------------------------------- k1_bnapply_relu_dw3x3s1_c8_8x8
 // dwconv; grid (8, ceil(N / 2)), block 256, 800 bytes of shared memory
 // serves: cells.0.ops.0.x_op.op.1 (conv)
-extern "C" __global__ void __launch_bounds__(256, 2) k1_dw3x3s1_c8_8x8(const NaoArgs a) {
+extern "C" __global__ void __launch_bounds__(256, 2) k1_bnapply_relu_dw3x3s1_c8_8x8(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // parameter [72]
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 8, 8, 8)
   float *__restrict__ p2 = (float *)a.p[2];  // (N, 8, 8, 8)
@@ -149,10 +149,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k1_dw3x3s1_c8_8x8(const Nao
   }
 }
 
-// ---------------------------------------------------------------- k2_dw3x3s1_c8_8x8
+// ---------------------------------------------------------------- k2_bnapply_relu_dw3x3s1_c8_8x8
 // dwconv; grid (8, ceil(N / 2)), block 256, 800 bytes of shared memory
 // serves: cells.0.ops.0.x_op.op.5 (conv)
-extern "C" __global__ void __launch_bounds__(256, 2) k2_dw3x3s1_c8_8x8(const NaoArgs a) {
+extern "C" __global__ void __launch_bounds__(256, 2) k2_bnapply_relu_dw3x3s1_c8_8x8(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // parameter [72]
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 8, 8, 8)
   const float *__restrict__ p2 = (const float *)a.p[2];  // buffer [8]
@@ -224,10 +224,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k2_dw3x3s1_c8_8x8(const Nao
   }
 }
 
-// ---------------------------------------------------------------- k3_add_relu_c8_8x8
+// ---------------------------------------------------------------- k3_bnapply_droppath_add_relu_c8_8x8
 // pw; grid (8, ceil(N / 2)), block 256
 // serves: cells.0.node2 (add), cells.0.ops.2.x_op.0 (relu); 2 uses in all
-extern "C" __global__ void __launch_bounds__(256, 2) k3_add_relu_c8_8x8(const NaoArgs a) {
+extern "C" __global__ void __launch_bounds__(256, 2) k3_bnapply_droppath_add_relu_c8_8x8(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 8, 8, 8)
   const float *__restrict__ p1 = (const float *)a.p[1];  // buffer [8]
   const float *__restrict__ p2 = (const float *)a.p[2];  // buffer [8]
@@ -368,10 +368,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k4_avg3x3s1_c8_8x8(const Na
   }
 }
 
-// ---------------------------------------------------------------- k5_max3x3s1_add_c8_8x8
+// ---------------------------------------------------------------- k5_bnapply_max3x3s1_add_c8_8x8
 // pool; grid (8, ceil(N / 2)), block 256, 800 bytes of shared memory
 // serves: cells.0.ops.1.y_op (pool), cells.0.node3 (add); 2 uses in all
-extern "C" __global__ void __launch_bounds__(256, 2) k5_max3x3s1_add_c8_8x8(const NaoArgs a) {
+extern "C" __global__ void __launch_bounds__(256, 2) k5_bnapply_max3x3s1_add_c8_8x8(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 8, 8, 8)
   const float *__restrict__ p1 = (const float *)a.p[1];  // buffer [8]
   const float *__restrict__ p2 = (const float *)a.p[2];  // buffer [8]
@@ -435,10 +435,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k5_max3x3s1_add_c8_8x8(cons
   }
 }
 
-// ---------------------------------------------------------------- k6_dw5x5s1_c8_8x8
+// ---------------------------------------------------------------- k6_bnapply_relu_dw5x5s1_c8_8x8
 // dwconv; grid (8, ceil(N / 2)), block 256, 1152 bytes of shared memory
 // serves: cells.0.ops.2.y_op.op.1 (conv)
-extern "C" __global__ void __launch_bounds__(256, 2) k6_dw5x5s1_c8_8x8(const NaoArgs a) {
+extern "C" __global__ void __launch_bounds__(256, 2) k6_bnapply_relu_dw5x5s1_c8_8x8(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // parameter [200]
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 8, 8, 8)
   float *__restrict__ p2 = (float *)a.p[2];  // (N, 8, 8, 8)
@@ -528,10 +528,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k6_dw5x5s1_c8_8x8(const Nao
   }
 }
 
-// ---------------------------------------------------------------- k7_dw5x5s1_c8_8x8
+// ---------------------------------------------------------------- k7_bnapply_relu_dw5x5s1_c8_8x8
 // dwconv; grid (8, ceil(N / 2)), block 256, 1152 bytes of shared memory
 // serves: cells.0.ops.2.y_op.op.5 (conv)
-extern "C" __global__ void __launch_bounds__(256, 2) k7_dw5x5s1_c8_8x8(const NaoArgs a) {
+extern "C" __global__ void __launch_bounds__(256, 2) k7_bnapply_relu_dw5x5s1_c8_8x8(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // parameter [200]
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 8, 8, 8)
   const float *__restrict__ p2 = (const float *)a.p[2];  // buffer [8]
@@ -635,10 +635,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k7_dw5x5s1_c8_8x8(const Nao
   }
 }
 
-// ---------------------------------------------------------------- k8_copy_c8_8x8
+// ---------------------------------------------------------------- k8_bnapply_add_copy_c8_8x8
 // pw; grid (8, ceil(N / 2)), block 256
 // serves: cells.0.concat (concat)
-extern "C" __global__ void __launch_bounds__(256, 2) k8_copy_c8_8x8(const NaoArgs a) {
+extern "C" __global__ void __launch_bounds__(256, 2) k8_bnapply_add_copy_c8_8x8(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 8, 8, 8)
   const float *__restrict__ p1 = (const float *)a.p[1];  // buffer [8]
   const float *__restrict__ p2 = (const float *)a.p[2];  // buffer [8]
@@ -884,15 +884,15 @@ static const ParamInfo nao_params[] = {
 };
 
 static const CudaKernel nao_kernels[] = {  // name, pattern, block, grid_x, grid_nb, smem, n_args, reduces
-  {"k0_relu_c8_8x8", "pw", 256, 8, 2, 0, 6, 0},
-  {"k1_dw3x3s1_c8_8x8", "dwconv", 256, 8, 2, 800, 3, 0},
-  {"k2_dw3x3s1_c8_8x8", "dwconv", 256, 8, 2, 800, 7, 0},
-  {"k3_add_relu_c8_8x8", "pw", 256, 8, 2, 0, 14, 0},
+  {"k0_bnapply_relu_c8_8x8", "pw", 256, 8, 2, 0, 6, 0},
+  {"k1_bnapply_relu_dw3x3s1_c8_8x8", "dwconv", 256, 8, 2, 800, 3, 0},
+  {"k2_bnapply_relu_dw3x3s1_c8_8x8", "dwconv", 256, 8, 2, 800, 7, 0},
+  {"k3_bnapply_droppath_add_relu_c8_8x8", "pw", 256, 8, 2, 0, 14, 0},
   {"k4_avg3x3s1_c8_8x8", "pool", 256, 8, 2, 800, 2, 0},
-  {"k5_max3x3s1_add_c8_8x8", "pool", 256, 8, 2, 800, 7, 0},
-  {"k6_dw5x5s1_c8_8x8", "dwconv", 256, 8, 2, 1152, 3, 0},
-  {"k7_dw5x5s1_c8_8x8", "dwconv", 256, 8, 2, 1152, 7, 0},
-  {"k8_copy_c8_8x8", "pw", 256, 8, 2, 0, 11, 0},
+  {"k5_bnapply_max3x3s1_add_c8_8x8", "pool", 256, 8, 2, 800, 7, 0},
+  {"k6_bnapply_relu_dw5x5s1_c8_8x8", "dwconv", 256, 8, 2, 1152, 3, 0},
+  {"k7_bnapply_relu_dw5x5s1_c8_8x8", "dwconv", 256, 8, 2, 1152, 7, 0},
+  {"k8_bnapply_add_copy_c8_8x8", "pw", 256, 8, 2, 0, 11, 0},
   {"k9_gap_c24_1x1", "gap", 256, 24, 8, 0, 2, 0},
   {"k10_bias_c7_1x1", "pw", 256, 7, 2, 0, 2, 0},
   {"k11_xent_c7_1x1", "xent", 256, 1, 8, 0, 4, 1},
@@ -1026,21 +1026,21 @@ static const PlanLoc nao_eval_locs[] = {  // region, scaled, unscaled, sample_st
 };
 static const CudaStep nao_eval_steps[] = {  // kind, kernel, desc, arg0, n_args, node
   {CUDA_STEP_CONV_FWD, -1, 0, 0, 3, 2},  // 0 stem.0
-  {CUDA_STEP_KERNEL, 0, -1, 3, 6, 4},  // 1 k0_relu_c8_8x8
+  {CUDA_STEP_KERNEL, 0, -1, 3, 6, 4},  // 1 k0_bnapply_relu_c8_8x8
   {CUDA_STEP_GEMM, -1, 0, 9, 3, 5},  // 2 cells.0.preprocess_y.1
-  {CUDA_STEP_KERNEL, 1, -1, 12, 3, 8},  // 3 k1_dw3x3s1_c8_8x8
+  {CUDA_STEP_KERNEL, 1, -1, 12, 3, 8},  // 3 k1_bnapply_relu_dw3x3s1_c8_8x8
   {CUDA_STEP_GEMM, -1, 1, 15, 3, 9},  // 4 cells.0.ops.0.x_op.op.2
-  {CUDA_STEP_KERNEL, 2, -1, 18, 7, 12},  // 5 k2_dw3x3s1_c8_8x8
+  {CUDA_STEP_KERNEL, 2, -1, 18, 7, 12},  // 5 k2_bnapply_relu_dw3x3s1_c8_8x8
   {CUDA_STEP_GEMM, -1, 2, 25, 3, 13},  // 6 cells.0.ops.0.x_op.op.6
-  {CUDA_STEP_KERNEL, 3, -1, 28, 14, 17},  // 7 k3_add_relu_c8_8x8
+  {CUDA_STEP_KERNEL, 3, -1, 28, 14, 17},  // 7 k3_bnapply_droppath_add_relu_c8_8x8
   {CUDA_STEP_KERNEL, 4, -1, 42, 2, 18},  // 8 k4_avg3x3s1_c8_8x8
-  {CUDA_STEP_KERNEL, 5, -1, 44, 7, 19},  // 9 k5_max3x3s1_add_c8_8x8
+  {CUDA_STEP_KERNEL, 5, -1, 44, 7, 19},  // 9 k5_bnapply_max3x3s1_add_c8_8x8
   {CUDA_STEP_CONV_FWD, -1, 1, 51, 3, 22},  // 10 cells.0.ops.2.x_op.1
-  {CUDA_STEP_KERNEL, 6, -1, 54, 3, 25},  // 11 k6_dw5x5s1_c8_8x8
+  {CUDA_STEP_KERNEL, 6, -1, 54, 3, 25},  // 11 k6_bnapply_relu_dw5x5s1_c8_8x8
   {CUDA_STEP_GEMM, -1, 3, 57, 3, 26},  // 12 cells.0.ops.2.y_op.op.2
-  {CUDA_STEP_KERNEL, 7, -1, 60, 7, 29},  // 13 k7_dw5x5s1_c8_8x8
+  {CUDA_STEP_KERNEL, 7, -1, 60, 7, 29},  // 13 k7_bnapply_relu_dw5x5s1_c8_8x8
   {CUDA_STEP_GEMM, -1, 4, 67, 3, 30},  // 14 cells.0.ops.2.y_op.op.6
-  {CUDA_STEP_KERNEL, 8, -1, 70, 11, 33},  // 15 k8_copy_c8_8x8
+  {CUDA_STEP_KERNEL, 8, -1, 70, 11, 33},  // 15 k8_bnapply_add_copy_c8_8x8
   {CUDA_STEP_KERNEL, 9, -1, 81, 2, 34},  // 16 k9_gap_c24_1x1
   {CUDA_STEP_KERNEL, 10, -1, 83, 2, 35},  // 17 k10_bias_c7_1x1
   {CUDA_STEP_GEMM, -1, 5, 85, 3, 35},  // 18 classifier

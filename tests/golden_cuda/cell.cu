@@ -105,10 +105,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k0_bnstats_c8_8x8(const Nao
   if (threadIdx.x == 0) *(volatile unsigned int *)p1 = 0u;
 }
 
-// ---------------------------------------------------------------- k1_relu_c8_8x8
+// ---------------------------------------------------------------- k1_bnapply_relu_c8_8x8
 // pw; grid (8, ceil(N / 2)), block 256
 // serves: cells.0.preprocess_y.0 (relu)
-extern "C" __global__ void __launch_bounds__(256, 2) k1_relu_c8_8x8(const NaoArgs a) {
+extern "C" __global__ void __launch_bounds__(256, 2) k1_bnapply_relu_c8_8x8(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 8, 8, 8)
   const float *__restrict__ p1 = (const float *)a.p[1];  // [8] per channel
   const float *__restrict__ p2 = (const float *)a.p[2];  // [8] per channel
@@ -148,10 +148,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k1_relu_c8_8x8(const NaoArg
   }
 }
 
-// ---------------------------------------------------------------- k2_dw3x3s1_c8_8x8
+// ---------------------------------------------------------------- k2_bnapply_relu_dw3x3s1_c8_8x8
 // dwconv; grid (8, ceil(N / 2)), block 256, 800 bytes of shared memory
 // serves: cells.0.ops.0.x_op.op.1 (conv)
-extern "C" __global__ void __launch_bounds__(256, 2) k2_dw3x3s1_c8_8x8(const NaoArgs a) {
+extern "C" __global__ void __launch_bounds__(256, 2) k2_bnapply_relu_dw3x3s1_c8_8x8(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // parameter [72]
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 8, 8, 8)
   float *__restrict__ p2 = (float *)a.p[2];  // (N, 8, 8, 8)
@@ -209,10 +209,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k2_dw3x3s1_c8_8x8(const Nao
   }
 }
 
-// ---------------------------------------------------------------- k3_dw3x3s1_c8_8x8
+// ---------------------------------------------------------------- k3_bnapply_relu_dw3x3s1_c8_8x8
 // dwconv; grid (8, ceil(N / 2)), block 256, 800 bytes of shared memory
 // serves: cells.0.ops.0.x_op.op.5 (conv)
-extern "C" __global__ void __launch_bounds__(256, 2) k3_dw3x3s1_c8_8x8(const NaoArgs a) {
+extern "C" __global__ void __launch_bounds__(256, 2) k3_bnapply_relu_dw3x3s1_c8_8x8(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // parameter [72]
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 8, 8, 8)
   const float *__restrict__ p2 = (const float *)a.p[2];  // [8] per channel
@@ -283,10 +283,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k3_dw3x3s1_c8_8x8(const Nao
   }
 }
 
-// ---------------------------------------------------------------- k4_add_relu_c8_8x8
+// ---------------------------------------------------------------- k4_bnapply_droppath_add_relu_c8_8x8
 // pw; grid (8, ceil(N / 2)), block 256
 // serves: cells.0.node2 (add), cells.0.ops.2.x_op.0 (relu); 2 uses in all
-extern "C" __global__ void __launch_bounds__(256, 2) k4_add_relu_c8_8x8(const NaoArgs a) {
+extern "C" __global__ void __launch_bounds__(256, 2) k4_bnapply_droppath_add_relu_c8_8x8(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 8, 8, 8)
   const float *__restrict__ p1 = (const float *)a.p[1];  // [8] per channel
   const float *__restrict__ p2 = (const float *)a.p[2];  // [8] per channel
@@ -425,10 +425,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k5_avg3x3s1_c8_8x8(const Na
   }
 }
 
-// ---------------------------------------------------------------- k6_max3x3s1_add_c8_8x8
+// ---------------------------------------------------------------- k6_bnapply_max3x3s1_add_c8_8x8
 // pool; grid (8, ceil(N / 2)), block 256, 800 bytes of shared memory
 // serves: cells.0.ops.1.y_op (pool), cells.0.node3 (add); 2 uses in all
-extern "C" __global__ void __launch_bounds__(256, 2) k6_max3x3s1_add_c8_8x8(const NaoArgs a) {
+extern "C" __global__ void __launch_bounds__(256, 2) k6_bnapply_max3x3s1_add_c8_8x8(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 8, 8, 8)
   const float *__restrict__ p1 = (const float *)a.p[1];  // [8] per channel
   const float *__restrict__ p2 = (const float *)a.p[2];  // [8] per channel
@@ -491,10 +491,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k6_max3x3s1_add_c8_8x8(cons
   }
 }
 
-// ---------------------------------------------------------------- k7_dw5x5s1_c8_8x8
+// ---------------------------------------------------------------- k7_bnapply_relu_dw5x5s1_c8_8x8
 // dwconv; grid (8, ceil(N / 2)), block 256, 1152 bytes of shared memory
 // serves: cells.0.ops.2.y_op.op.1 (conv)
-extern "C" __global__ void __launch_bounds__(256, 2) k7_dw5x5s1_c8_8x8(const NaoArgs a) {
+extern "C" __global__ void __launch_bounds__(256, 2) k7_bnapply_relu_dw5x5s1_c8_8x8(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // parameter [200]
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 8, 8, 8)
   float *__restrict__ p2 = (float *)a.p[2];  // (N, 8, 8, 8)
@@ -584,10 +584,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k7_dw5x5s1_c8_8x8(const Nao
   }
 }
 
-// ---------------------------------------------------------------- k8_dw5x5s1_c8_8x8
+// ---------------------------------------------------------------- k8_bnapply_relu_dw5x5s1_c8_8x8
 // dwconv; grid (8, ceil(N / 2)), block 256, 1152 bytes of shared memory
 // serves: cells.0.ops.2.y_op.op.5 (conv)
-extern "C" __global__ void __launch_bounds__(256, 2) k8_dw5x5s1_c8_8x8(const NaoArgs a) {
+extern "C" __global__ void __launch_bounds__(256, 2) k8_bnapply_relu_dw5x5s1_c8_8x8(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // parameter [200]
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 8, 8, 8)
   const float *__restrict__ p2 = (const float *)a.p[2];  // [8] per channel
@@ -690,10 +690,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k8_dw5x5s1_c8_8x8(const Nao
   }
 }
 
-// ---------------------------------------------------------------- k9_copy_c8_8x8
+// ---------------------------------------------------------------- k9_bnapply_add_copy_c8_8x8
 // pw; grid (8, ceil(N / 2)), block 256
 // serves: cells.0.concat (concat)
-extern "C" __global__ void __launch_bounds__(256, 2) k9_copy_c8_8x8(const NaoArgs a) {
+extern "C" __global__ void __launch_bounds__(256, 2) k9_bnapply_add_copy_c8_8x8(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 8, 8, 8)
   const float *__restrict__ p1 = (const float *)a.p[1];  // [8] per channel
   const float *__restrict__ p2 = (const float *)a.p[2];  // [8] per channel
@@ -958,10 +958,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k14_gap_bwd_c24_8x8(const N
   }
 }
 
-// ---------------------------------------------------------------- k15_bnbwdsum_c8_8x8
+// ---------------------------------------------------------------- k15_accum_bnbwdsum_c8_8x8
 // pw; grid (8, ceil(N / 2)), block 256
 // serves: cells.0.ops.2.y_op.op.7:bwd (bn_bwd); 2 uses in all
-extern "C" __global__ void __launch_bounds__(256, 2) k15_bnbwdsum_c8_8x8(const NaoArgs a) {
+extern "C" __global__ void __launch_bounds__(256, 2) k15_accum_bnbwdsum_c8_8x8(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 8, 8, 8)
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 8, 8, 8)
   const float *__restrict__ p2 = (const float *)a.p[2];  // [8] per channel
@@ -1032,10 +1032,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k15_bnbwdsum_c8_8x8(const N
   if (threadIdx.x == 0) *(volatile unsigned int *)p4 = 0u;
 }
 
-// ---------------------------------------------------------------- k16_bnbwd_c8_8x8
+// ---------------------------------------------------------------- k16_accum_bnbwd_c8_8x8
 // pw; grid (8, ceil(N / 2)), block 256
 // serves: cells.0.ops.2.y_op.op.7:bwd (bn_bwd); 2 uses in all
-extern "C" __global__ void __launch_bounds__(256, 2) k16_bnbwd_c8_8x8(const NaoArgs a) {
+extern "C" __global__ void __launch_bounds__(256, 2) k16_accum_bnbwd_c8_8x8(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // parameter [8]
   const float *__restrict__ p1 = (const float *)a.p[1];  // [8] per channel
   const float *__restrict__ p2 = (const float *)a.p[2];  // (N, 8, 8, 8)
@@ -1090,10 +1090,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k16_bnbwd_c8_8x8(const NaoA
   }
 }
 
-// ---------------------------------------------------------------- k17_dw5x5s1filter_dw5x5s1data_relu_bwd_c8_8x8
+// ---------------------------------------------------------------- k17_bnapply_relu_dw5x5s1filter_dw5x5s1data_c8_8x8
 // dwconv_bwd; grid (8, ceil(N / 2)), block 256, 1664 bytes of shared memory
 // serves: cells.0.ops.2.y_op.op.5:bwd_filter (conv_bwd_filter), cells.0.ops.2.y_op.op.5:bwd_data (conv_bwd_data), cells.0.ops.2.y_op.op.4:bwd (relu_bwd), cells.0.ops.2.y_op.op.3:bwd (bn_bwd); 4 uses in all
-extern "C" __global__ void __launch_bounds__(256, 2) k17_dw5x5s1filter_dw5x5s1data_relu_bwd_c8_8x8(const NaoArgs a) {
+extern "C" __global__ void __launch_bounds__(256, 2) k17_bnapply_relu_dw5x5s1filter_dw5x5s1data_c8_8x8(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // parameter [200]
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 8, 8, 8)
   const float *__restrict__ p2 = (const float *)a.p[2];  // (N, 8, 8, 8)
@@ -1574,10 +1574,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k18_bnbwd_c8_8x8(const NaoA
   }
 }
 
-// ---------------------------------------------------------------- k19_dw5x5s1filter_dw5x5s1data_relu_bwd_c8_8x8
+// ---------------------------------------------------------------- k19_bnapply_relu_dw5x5s1filter_dw5x5s1data_c8_8x8
 // dwconv_bwd; grid (8, ceil(N / 2)), block 256, 1664 bytes of shared memory
 // serves: cells.0.ops.2.y_op.op.1:bwd_filter (conv_bwd_filter), cells.0.ops.2.y_op.op.1:bwd_data (conv_bwd_data), cells.0.ops.2.y_op.op.0:bwd (relu_bwd); 3 uses in all
-extern "C" __global__ void __launch_bounds__(256, 2) k19_dw5x5s1filter_dw5x5s1data_relu_bwd_c8_8x8(const NaoArgs a) {
+extern "C" __global__ void __launch_bounds__(256, 2) k19_bnapply_relu_dw5x5s1filter_dw5x5s1data_c8_8x8(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // parameter [200]
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 8, 8, 8)
   const float *__restrict__ p2 = (const float *)a.p[2];  // (N, 8, 8, 8)
@@ -1989,10 +1989,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k20_relu_bwd_c8_8x8(const N
   }
 }
 
-// ---------------------------------------------------------------- k21_max3x3s1bwd_c8_8x8
+// ---------------------------------------------------------------- k21_bnapply_accum_max3x3s1bwd_c8_8x8
 // pool_bwd; grid (8, ceil(N / 2)), block 256, 1440 bytes of shared memory
 // serves: cells.0.ops.1.y_op:bwd (pool_bwd)
-extern "C" __global__ void __launch_bounds__(256, 2) k21_max3x3s1bwd_c8_8x8(const NaoArgs a) {
+extern "C" __global__ void __launch_bounds__(256, 2) k21_bnapply_accum_max3x3s1bwd_c8_8x8(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 8, 8, 8)
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 8, 8, 8)
   const float *__restrict__ p2 = (const float *)a.p[2];  // [8] per channel
@@ -2138,10 +2138,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k21_max3x3s1bwd_c8_8x8(cons
   }
 }
 
-// ---------------------------------------------------------------- k22_avg3x3s1bwd_accum_mask_bwd_bnbwdsum_c8_8x8
+// ---------------------------------------------------------------- k22_accum_avg3x3s1bwd_mask_bwd_bnbwdsum_c8_8x8
 // pool_bwd; grid (8, ceil(N / 2)), block 256, 512 bytes of shared memory
 // serves: cells.0.ops.1.x_op:bwd (pool_bwd), accum:grad:cells.0.node2 (accum), cells.0.ops.0.y_dp:bwd (mask_bwd), cells.0.ops.0.x_op.op.7:bwd (bn_bwd), +1 more; 5 uses in all
-extern "C" __global__ void __launch_bounds__(256, 2) k22_avg3x3s1bwd_accum_mask_bwd_bnbwdsum_c8_8x8(const NaoArgs a) {
+extern "C" __global__ void __launch_bounds__(256, 2) k22_accum_avg3x3s1bwd_mask_bwd_bnbwdsum_c8_8x8(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 8, 8, 8)
   float *__restrict__ p1 = (float *)a.p[1];  // (N, 8, 8, 8)
   const NaoMask *p2 = (const NaoMask *)a.p[2];  // mask of this node
@@ -2351,10 +2351,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k22_avg3x3s1bwd_accum_mask_
   if (threadIdx.x == 0) *(volatile unsigned int *)p11 = 0u;
 }
 
-// ---------------------------------------------------------------- k23_bnbwd_c8_8x8
+// ---------------------------------------------------------------- k23_mask_bwd_accum_bnbwd_c8_8x8
 // pw; grid (8, ceil(N / 2)), block 256
 // serves: cells.0.ops.0.x_op.op.7:bwd (bn_bwd)
-extern "C" __global__ void __launch_bounds__(256, 2) k23_bnbwd_c8_8x8(const NaoArgs a) {
+extern "C" __global__ void __launch_bounds__(256, 2) k23_mask_bwd_accum_bnbwd_c8_8x8(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // parameter [8]
   const float *__restrict__ p1 = (const float *)a.p[1];  // [8] per channel
   const float *__restrict__ p2 = (const float *)a.p[2];  // (N, 8, 8, 8)
@@ -2418,10 +2418,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k23_bnbwd_c8_8x8(const NaoA
   }
 }
 
-// ---------------------------------------------------------------- k24_dw3x3s1filter_dw3x3s1data_relu_bwd_c8_8x8
+// ---------------------------------------------------------------- k24_bnapply_relu_dw3x3s1filter_dw3x3s1data_c8_8x8
 // dwconv_bwd; grid (8, ceil(N / 2)), block 256, 1312 bytes of shared memory
 // serves: cells.0.ops.0.x_op.op.5:bwd_filter (conv_bwd_filter), cells.0.ops.0.x_op.op.5:bwd_data (conv_bwd_data), cells.0.ops.0.x_op.op.4:bwd (relu_bwd), cells.0.ops.0.x_op.op.3:bwd (bn_bwd); 4 uses in all
-extern "C" __global__ void __launch_bounds__(256, 2) k24_dw3x3s1filter_dw3x3s1data_relu_bwd_c8_8x8(const NaoArgs a) {
+extern "C" __global__ void __launch_bounds__(256, 2) k24_bnapply_relu_dw3x3s1filter_dw3x3s1data_c8_8x8(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // parameter [72]
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 8, 8, 8)
   const float *__restrict__ p2 = (const float *)a.p[2];  // (N, 8, 8, 8)
@@ -2652,10 +2652,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k24_dw3x3s1filter_dw3x3s1da
   if (threadIdx.x == 0) *(volatile unsigned int *)p8 = 0u;
 }
 
-// ---------------------------------------------------------------- k25_dw3x3s1filter_dw3x3s1data_relu_bwd_accum_c8_8x8
+// ---------------------------------------------------------------- k25_bnapply_relu_dw3x3s1filter_dw3x3s1data_c8_8x8
 // dwconv_bwd; grid (8, ceil(N / 2)), block 256, 1312 bytes of shared memory
 // serves: cells.0.ops.0.x_op.op.1:bwd_filter (conv_bwd_filter), cells.0.ops.0.x_op.op.1:bwd_data (conv_bwd_data), cells.0.ops.0.x_op.op.0:bwd (relu_bwd), accum:grad:stem.1:out (accum), +1 more; 5 uses in all
-extern "C" __global__ void __launch_bounds__(256, 2) k25_dw3x3s1filter_dw3x3s1data_relu_bwd_accum_c8_8x8(const NaoArgs a) {
+extern "C" __global__ void __launch_bounds__(256, 2) k25_bnapply_relu_dw3x3s1filter_dw3x3s1data_c8_8x8(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // parameter [72]
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 8, 8, 8)
   const float *__restrict__ p2 = (const float *)a.p[2];  // (N, 8, 8, 8)
@@ -3013,31 +3013,31 @@ static const ParamInfo nao_params[] = {
 
 static const CudaKernel nao_kernels[] = {  // name, pattern, block, grid_x, grid_nb, smem, n_args, reduces
   {"k0_bnstats_c8_8x8", "pw", 256, 8, 2, 0, 6, 1},
-  {"k1_relu_c8_8x8", "pw", 256, 8, 2, 0, 6, 0},
-  {"k2_dw3x3s1_c8_8x8", "dwconv", 256, 8, 2, 800, 3, 0},
-  {"k3_dw3x3s1_c8_8x8", "dwconv", 256, 8, 2, 800, 7, 0},
-  {"k4_add_relu_c8_8x8", "pw", 256, 8, 2, 0, 14, 0},
+  {"k1_bnapply_relu_c8_8x8", "pw", 256, 8, 2, 0, 6, 0},
+  {"k2_bnapply_relu_dw3x3s1_c8_8x8", "dwconv", 256, 8, 2, 800, 3, 0},
+  {"k3_bnapply_relu_dw3x3s1_c8_8x8", "dwconv", 256, 8, 2, 800, 7, 0},
+  {"k4_bnapply_droppath_add_relu_c8_8x8", "pw", 256, 8, 2, 0, 14, 0},
   {"k5_avg3x3s1_c8_8x8", "pool", 256, 8, 2, 800, 2, 0},
-  {"k6_max3x3s1_add_c8_8x8", "pool", 256, 8, 2, 800, 7, 0},
-  {"k7_dw5x5s1_c8_8x8", "dwconv", 256, 8, 2, 1152, 3, 0},
-  {"k8_dw5x5s1_c8_8x8", "dwconv", 256, 8, 2, 1152, 7, 0},
-  {"k9_copy_c8_8x8", "pw", 256, 8, 2, 0, 11, 0},
+  {"k6_bnapply_max3x3s1_add_c8_8x8", "pool", 256, 8, 2, 800, 7, 0},
+  {"k7_bnapply_relu_dw5x5s1_c8_8x8", "dwconv", 256, 8, 2, 1152, 3, 0},
+  {"k8_bnapply_relu_dw5x5s1_c8_8x8", "dwconv", 256, 8, 2, 1152, 7, 0},
+  {"k9_bnapply_add_copy_c8_8x8", "pw", 256, 8, 2, 0, 11, 0},
   {"k10_gap_c24_1x1", "gap", 256, 24, 8, 0, 2, 0},
   {"k11_bias_c7_1x1", "pw", 256, 7, 2, 0, 2, 0},
   {"k12_xent_xent_bwd_c7_1x1", "xent", 256, 1, 8, 0, 5, 1},
   {"k13_biasgrad_c7_1x1", "pw", 256, 7, 2, 0, 3, 1},
   {"k14_gap_bwd_c24_8x8", "pw", 256, 24, 8, 0, 2, 0},
-  {"k15_bnbwdsum_c8_8x8", "pw", 256, 8, 2, 0, 8, 1},
-  {"k16_bnbwd_c8_8x8", "pw", 256, 8, 2, 0, 7, 0},
-  {"k17_dw5x5s1filter_dw5x5s1data_relu_bwd_c8_8x8", "dwconv_bwd", 256, 8, 2, 1664, 13, 1},
+  {"k15_accum_bnbwdsum_c8_8x8", "pw", 256, 8, 2, 0, 8, 1},
+  {"k16_accum_bnbwd_c8_8x8", "pw", 256, 8, 2, 0, 7, 0},
+  {"k17_bnapply_relu_dw5x5s1filter_dw5x5s1data_c8_8x8", "dwconv_bwd", 256, 8, 2, 1664, 13, 1},
   {"k18_bnbwd_c8_8x8", "pw", 256, 8, 2, 0, 7, 0},
-  {"k19_dw5x5s1filter_dw5x5s1data_relu_bwd_c8_8x8", "dwconv_bwd", 256, 8, 2, 1664, 6, 1},
+  {"k19_bnapply_relu_dw5x5s1filter_dw5x5s1data_c8_8x8", "dwconv_bwd", 256, 8, 2, 1664, 6, 1},
   {"k20_relu_bwd_c8_8x8", "pw", 256, 8, 2, 0, 3, 0},
-  {"k21_max3x3s1bwd_c8_8x8", "pool_bwd", 256, 8, 2, 1440, 7, 0},
-  {"k22_avg3x3s1bwd_accum_mask_bwd_bnbwdsum_c8_8x8", "pool_bwd", 256, 8, 2, 512, 18, 1},
-  {"k23_bnbwd_c8_8x8", "pw", 256, 8, 2, 0, 8, 0},
-  {"k24_dw3x3s1filter_dw3x3s1data_relu_bwd_c8_8x8", "dwconv_bwd", 256, 8, 2, 1312, 13, 1},
-  {"k25_dw3x3s1filter_dw3x3s1data_relu_bwd_accum_c8_8x8", "dwconv_bwd", 256, 8, 2, 1312, 13, 1},
+  {"k21_bnapply_accum_max3x3s1bwd_c8_8x8", "pool_bwd", 256, 8, 2, 1440, 7, 0},
+  {"k22_accum_avg3x3s1bwd_mask_bwd_bnbwdsum_c8_8x8", "pool_bwd", 256, 8, 2, 512, 18, 1},
+  {"k23_mask_bwd_accum_bnbwd_c8_8x8", "pw", 256, 8, 2, 0, 8, 0},
+  {"k24_bnapply_relu_dw3x3s1filter_dw3x3s1data_c8_8x8", "dwconv_bwd", 256, 8, 2, 1312, 13, 1},
+  {"k25_bnapply_relu_dw3x3s1filter_dw3x3s1data_c8_8x8", "dwconv_bwd", 256, 8, 2, 1312, 13, 1},
   {"k26_gradnorm_1943", "gradnorm", 256, 2, 0, 0, 4, 1},
   {"k27_sgd_1943", "sgd", 256, 2, 0, 0, 5, 0},
 };
@@ -3334,27 +3334,27 @@ static const PlanLoc nao_train_locs[] = {  // region, scaled, unscaled, sample_s
 static const CudaStep nao_train_steps[] = {  // kind, kernel, desc, arg0, n_args, node
   {CUDA_STEP_CONV_FWD, -1, 0, 0, 3, 2},  // 0 stem.0
   {CUDA_STEP_KERNEL, 0, -1, 3, 6, 3},  // 1 k0_bnstats_c8_8x8
-  {CUDA_STEP_KERNEL, 1, -1, 9, 6, 4},  // 2 k1_relu_c8_8x8
+  {CUDA_STEP_KERNEL, 1, -1, 9, 6, 4},  // 2 k1_bnapply_relu_c8_8x8
   {CUDA_STEP_GEMM, -1, 0, 15, 3, 5},  // 3 cells.0.preprocess_y.1
   {CUDA_STEP_KERNEL, 0, -1, 18, 6, 6},  // 4 k0_bnstats_c8_8x8
-  {CUDA_STEP_KERNEL, 2, -1, 24, 3, 8},  // 5 k2_dw3x3s1_c8_8x8
+  {CUDA_STEP_KERNEL, 2, -1, 24, 3, 8},  // 5 k2_bnapply_relu_dw3x3s1_c8_8x8
   {CUDA_STEP_GEMM, -1, 1, 27, 3, 9},  // 6 cells.0.ops.0.x_op.op.2
   {CUDA_STEP_KERNEL, 0, -1, 30, 6, 10},  // 7 k0_bnstats_c8_8x8
-  {CUDA_STEP_KERNEL, 3, -1, 36, 7, 12},  // 8 k3_dw3x3s1_c8_8x8
+  {CUDA_STEP_KERNEL, 3, -1, 36, 7, 12},  // 8 k3_bnapply_relu_dw3x3s1_c8_8x8
   {CUDA_STEP_GEMM, -1, 2, 43, 3, 13},  // 9 cells.0.ops.0.x_op.op.6
   {CUDA_STEP_KERNEL, 0, -1, 46, 6, 14},  // 10 k0_bnstats_c8_8x8
-  {CUDA_STEP_KERNEL, 4, -1, 52, 14, 17},  // 11 k4_add_relu_c8_8x8
+  {CUDA_STEP_KERNEL, 4, -1, 52, 14, 17},  // 11 k4_bnapply_droppath_add_relu_c8_8x8
   {CUDA_STEP_KERNEL, 5, -1, 66, 2, 18},  // 12 k5_avg3x3s1_c8_8x8
-  {CUDA_STEP_KERNEL, 6, -1, 68, 7, 19},  // 13 k6_max3x3s1_add_c8_8x8
+  {CUDA_STEP_KERNEL, 6, -1, 68, 7, 19},  // 13 k6_bnapply_max3x3s1_add_c8_8x8
   {CUDA_STEP_CONV_FWD, -1, 1, 75, 3, 22},  // 14 cells.0.ops.2.x_op.1
   {CUDA_STEP_KERNEL, 0, -1, 78, 6, 23},  // 15 k0_bnstats_c8_8x8
-  {CUDA_STEP_KERNEL, 7, -1, 84, 3, 25},  // 16 k7_dw5x5s1_c8_8x8
+  {CUDA_STEP_KERNEL, 7, -1, 84, 3, 25},  // 16 k7_bnapply_relu_dw5x5s1_c8_8x8
   {CUDA_STEP_GEMM, -1, 3, 87, 3, 26},  // 17 cells.0.ops.2.y_op.op.2
   {CUDA_STEP_KERNEL, 0, -1, 90, 6, 27},  // 18 k0_bnstats_c8_8x8
-  {CUDA_STEP_KERNEL, 8, -1, 96, 7, 29},  // 19 k8_dw5x5s1_c8_8x8
+  {CUDA_STEP_KERNEL, 8, -1, 96, 7, 29},  // 19 k8_bnapply_relu_dw5x5s1_c8_8x8
   {CUDA_STEP_GEMM, -1, 4, 103, 3, 30},  // 20 cells.0.ops.2.y_op.op.6
   {CUDA_STEP_KERNEL, 0, -1, 106, 6, 31},  // 21 k0_bnstats_c8_8x8
-  {CUDA_STEP_KERNEL, 9, -1, 112, 11, 33},  // 22 k9_copy_c8_8x8
+  {CUDA_STEP_KERNEL, 9, -1, 112, 11, 33},  // 22 k9_bnapply_add_copy_c8_8x8
   {CUDA_STEP_KERNEL, 10, -1, 123, 2, 34},  // 23 k10_gap_c24_1x1
   {CUDA_STEP_KERNEL, 11, -1, 125, 2, 35},  // 24 k11_bias_c7_1x1
   {CUDA_STEP_GEMM, -1, 5, 127, 3, 35},  // 25 classifier
@@ -3363,33 +3363,33 @@ static const CudaStep nao_train_steps[] = {  // kind, kernel, desc, arg0, n_args
   {CUDA_STEP_GEMM, -1, 7, 138, 3, 38},  // 28 classifier:bwd
   {CUDA_STEP_KERNEL, 13, -1, 141, 3, 38},  // 29 k13_biasgrad_c7_1x1
   {CUDA_STEP_KERNEL, 14, -1, 144, 2, 39},  // 30 k14_gap_bwd_c24_8x8
-  {CUDA_STEP_KERNEL, 15, -1, 146, 8, 42},  // 31 k15_bnbwdsum_c8_8x8
-  {CUDA_STEP_KERNEL, 16, -1, 154, 7, 42},  // 32 k16_bnbwd_c8_8x8
+  {CUDA_STEP_KERNEL, 15, -1, 146, 8, 42},  // 31 k15_accum_bnbwdsum_c8_8x8
+  {CUDA_STEP_KERNEL, 16, -1, 154, 7, 42},  // 32 k16_accum_bnbwd_c8_8x8
   {CUDA_STEP_CONV_BWD_FILTER, -1, 2, 161, 3, 43},  // 33 cells.0.ops.2.y_op.op.6:bwd_filter
   {CUDA_STEP_GEMM, -1, 8, 164, 3, 44},  // 34 cells.0.ops.2.y_op.op.6:bwd_data
-  {CUDA_STEP_KERNEL, 17, -1, 167, 13, 46},  // 35 k17_dw5x5s1filter_dw5x5s1data_relu_bwd_c8_8x8
+  {CUDA_STEP_KERNEL, 17, -1, 167, 13, 46},  // 35 k17_bnapply_relu_dw5x5s1filter_dw5x5s1data_c8_8x8
   {CUDA_STEP_KERNEL, 18, -1, 180, 7, 48},  // 36 k18_bnbwd_c8_8x8
   {CUDA_STEP_CONV_BWD_FILTER, -1, 3, 187, 3, 49},  // 37 cells.0.ops.2.y_op.op.2:bwd_filter
   {CUDA_STEP_GEMM, -1, 9, 190, 3, 50},  // 38 cells.0.ops.2.y_op.op.2:bwd_data
-  {CUDA_STEP_KERNEL, 19, -1, 193, 6, 52},  // 39 k19_dw5x5s1filter_dw5x5s1data_relu_bwd_c8_8x8
-  {CUDA_STEP_KERNEL, 15, -1, 199, 8, 54},  // 40 k15_bnbwdsum_c8_8x8
-  {CUDA_STEP_KERNEL, 16, -1, 207, 7, 54},  // 41 k16_bnbwd_c8_8x8
+  {CUDA_STEP_KERNEL, 19, -1, 193, 6, 52},  // 39 k19_bnapply_relu_dw5x5s1filter_dw5x5s1data_c8_8x8
+  {CUDA_STEP_KERNEL, 15, -1, 199, 8, 54},  // 40 k15_accum_bnbwdsum_c8_8x8
+  {CUDA_STEP_KERNEL, 16, -1, 207, 7, 54},  // 41 k16_accum_bnbwd_c8_8x8
   {CUDA_STEP_CONV_BWD_FILTER, -1, 4, 214, 3, 55},  // 42 cells.0.ops.2.x_op.1:bwd_filter
   {CUDA_STEP_CONV_BWD_DATA, -1, 5, 217, 3, 56},  // 43 cells.0.ops.2.x_op.1:bwd_data
   {CUDA_STEP_KERNEL, 20, -1, 220, 3, 57},  // 44 k20_relu_bwd_c8_8x8
-  {CUDA_STEP_KERNEL, 21, -1, 223, 7, 60},  // 45 k21_max3x3s1bwd_c8_8x8
-  {CUDA_STEP_KERNEL, 22, -1, 230, 18, 61},  // 46 k22_avg3x3s1bwd_accum_mask_bwd_bnbwdsum_c8_8x8
-  {CUDA_STEP_KERNEL, 23, -1, 248, 8, 67},  // 47 k23_bnbwd_c8_8x8
+  {CUDA_STEP_KERNEL, 21, -1, 223, 7, 60},  // 45 k21_bnapply_accum_max3x3s1bwd_c8_8x8
+  {CUDA_STEP_KERNEL, 22, -1, 230, 18, 61},  // 46 k22_accum_avg3x3s1bwd_mask_bwd_bnbwdsum_c8_8x8
+  {CUDA_STEP_KERNEL, 23, -1, 248, 8, 67},  // 47 k23_mask_bwd_accum_bnbwd_c8_8x8
   {CUDA_STEP_CONV_BWD_FILTER, -1, 6, 256, 3, 68},  // 48 cells.0.ops.0.x_op.op.6:bwd_filter
   {CUDA_STEP_GEMM, -1, 10, 259, 3, 69},  // 49 cells.0.ops.0.x_op.op.6:bwd_data
-  {CUDA_STEP_KERNEL, 24, -1, 262, 13, 71},  // 50 k24_dw3x3s1filter_dw3x3s1data_relu_bwd_c8_8x8
+  {CUDA_STEP_KERNEL, 24, -1, 262, 13, 71},  // 50 k24_bnapply_relu_dw3x3s1filter_dw3x3s1data_c8_8x8
   {CUDA_STEP_KERNEL, 18, -1, 275, 7, 73},  // 51 k18_bnbwd_c8_8x8
   {CUDA_STEP_CONV_BWD_FILTER, -1, 7, 282, 3, 74},  // 52 cells.0.ops.0.x_op.op.2:bwd_filter
   {CUDA_STEP_GEMM, -1, 11, 285, 3, 75},  // 53 cells.0.ops.0.x_op.op.2:bwd_data
   {CUDA_STEP_KERNEL, 18, -1, 288, 7, 79},  // 54 k18_bnbwd_c8_8x8
   {CUDA_STEP_CONV_BWD_FILTER, -1, 8, 295, 3, 80},  // 55 cells.0.preprocess_y.1:bwd_filter
   {CUDA_STEP_GEMM, -1, 12, 298, 3, 81},  // 56 cells.0.preprocess_y.1:bwd_data
-  {CUDA_STEP_KERNEL, 25, -1, 301, 13, 77},  // 57 k25_dw3x3s1filter_dw3x3s1data_relu_bwd_accum_c8_8x8
+  {CUDA_STEP_KERNEL, 25, -1, 301, 13, 77},  // 57 k25_bnapply_relu_dw3x3s1filter_dw3x3s1data_c8_8x8
   {CUDA_STEP_KERNEL, 18, -1, 314, 7, 84},  // 58 k18_bnbwd_c8_8x8
   {CUDA_STEP_CONV_BWD_FILTER, -1, 9, 321, 3, 85},  // 59 stem.0:bwd_filter
 };

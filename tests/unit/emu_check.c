@@ -29,7 +29,10 @@ static void cmp_tensor(Cmp *c, const char *what, const float *a, const double *b
     if (!(d <= worst)) worst = isnan(d) ? INFINITY : d;
   }
   c->compared++;
-  if (getenv("NAO_DEBUG_ERR") && !(worst <= 1e-5)) fprintf(stderr, "err %.3e %s\n", worst, what);
+  if (getenv("NAO_DEBUG_ERR") && !(worst <= 1e-5)) {
+    fprintf(stderr, "err %.3e %s\n", worst, what);
+    for (size_t i = 0; i < n && i < 8; i++) fprintf(stderr, "  [%zu] %.9g vs %.9g\n", i, a[i], b[i]);
+  }
   if (!(worst <= c->max_rel)) {
     c->max_rel = worst;
     snprintf(c->worst, sizeof c->worst, "%s", what);
