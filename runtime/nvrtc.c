@@ -32,8 +32,10 @@ struct NvrtcLib {
   NvrtcResult (*get_log)(NvrtcProgram, char *);
 };
 
+// RTLD_NODELETE: NVRTC stays mapped after nvrtc_close (its C++ runtime keeps
+// static allocations that would otherwise look leaked, and reopening is cheap).
 static void *try_open(const char *path, StrBuf *tried) {
-  void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+  void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
   if (!h) sb_printf(tried, "\n  %s: %s", path, dlerror());
   return h;
 }
