@@ -302,9 +302,22 @@ static void gen_text(KGen *k, FxCtx *x, int e, int lane, char *out, size_t n) {
                kg_ptr(k, slot), x->n, kg_ss(k, nd->t));
       break;
     case FX_INV_N: snprintf(out, n, "(1.0f / (float)a.n)"); break;
-    case FX_ADD: snprintf(out, n, "%s + %s", a, b); break;
-    case FX_SUB: snprintf(out, n, "%s - %s", a, b); break;
-    case FX_MUL: snprintf(out, n, "%s * %s", a, b); break;
+    case FX_ADD:
+      if (nd->f != 0.0f) snprintf(out, n, "__fadd_rn(%s, %s)", a, b);
+      else snprintf(out, n, "%s + %s", a, b);
+      break;
+    case FX_SUB:
+      if (nd->f != 0.0f) snprintf(out, n, "__fsub_rn(%s, %s)", a, b);
+      else snprintf(out, n, "%s - %s", a, b);
+      break;
+    case FX_MUL:
+      if (nd->f != 0.0f) snprintf(out, n, "__fmul_rn(%s, %s)", a, b);
+      else snprintf(out, n, "%s * %s", a, b);
+      break;
+    case FX_BNSCALE:
+      kg_float(f, sizeof f, nd->f);
+      snprintf(out, n, "(float)((double)%s * (1.0 / sqrt((double)%s + (double)%s)))", a, b, f);
+      break;
     case FX_RELU: snprintf(out, n, "fmaxf(%s, 0.0f)", a); break;
     case FX_POS: snprintf(out, n, "(%s > 0.0f ? %s : 0.0f)", a, b); break;
     case FX_INVSTD:
@@ -542,23 +555,32 @@ static void finalize_op(KGen *k, int r, const char *cc) {
   const FuseGroup *G = k->G;
   char f[48];
   switch (o->kind) {
-    case FOP_BN_STATS: {
+    case FOP_BN_STATS: {  // as runtime/cpu_bn.c rounds them (make_bn says why)
       const IrBnAttr *a = fuse_bn_attr(fp->g, n);
       int sm = kg_slot(k, CUDA_ARG_TENSOR, o->out, 1), si = kg_slot(k, CUDA_ARG_TENSOR, o->out2, 1);
+      int sk = kg_slot(k, CUDA_ARG_TENSOR, o->aux_out, 1);
+      int sg = kg_slot(k, CUDA_ARG_PARAM, n->param[0], 0);
       kg_line(k, "const double m_ = %s(double)%d;", G->batched ? "(double)a.n * " : "", G->h * G->w);
       kg_line(k, "const double mean = f%d_0 / m_;", r);
       kg_line(k, "const double var = fmax(f%d_1 / m_ - mean * mean, 0.0);", r);
       kg_float(f, sizeof f, a->eps);
-      kg_line(k, "%s[%s] = (float)mean;", kg_ptr(k, sm), cc);
-      kg_line(k, "%s[%s] = (float)(1.0 / sqrt(var + (double)%s));", kg_ptr(k, si), cc, f);
+      kg_line(k, "const double invstd = 1.0 / sqrt(var + (double)%s);", f);
+      kg_line(k, "const float hi = (float)mean;");
+      kg_line(k, "%s[%s] = hi;", kg_ptr(k, sm), cc);
+      kg_line(k, "%s[%s] = (float)invstd;", kg_ptr(k, si), cc);
+      kg_line(k, "%s[%s] = hi;", kg_ptr(k, sk), cc);
+      kg_line(k, "%s[%s + %d] = (float)(mean - (double)hi);", kg_ptr(k, sk), cc, G->c);
+      kg_line(k, "%s[%s + %d] = (float)((double)%s[%s] * invstd);", kg_ptr(k, sk), cc, 2 * G->c,
+              kg_ptr(k, sg), cc);
       if (a->update_running) {
         int rm = kg_slot(k, CUDA_ARG_BUFFER, n->param[2], 1);
         int rv = kg_slot(k, CUDA_ARG_BUFFER, n->param[3], 1);
         kg_float(f, sizeof f, a->momentum);
-        kg_line(k, "%s[%s] = (1.0f - %s) * %s[%s] + %s * (float)mean;", kg_ptr(k, rm), cc, f,
-                kg_ptr(k, rm), cc, f);
-        kg_line(k, "%s[%s] = (1.0f - %s) * %s[%s] + %s * (float)(m_ > 1.0 ? var * m_ / (m_ - 1.0) : var);",
-                kg_ptr(k, rv), cc, f, kg_ptr(k, rv), cc, f);
+        kg_line(k, "const double mo = (double)%s;", f);
+        kg_line(k, "%s[%s] = (float)((1.0 - mo) * (double)%s[%s] + mo * mean);", kg_ptr(k, rm), cc,
+                kg_ptr(k, rm), cc);
+        kg_line(k, "%s[%s] = (float)((1.0 - mo) * (double)%s[%s] + mo * (m_ > 1.0 ? var * m_ / (m_ - 1.0) : var));",
+                kg_ptr(k, rv), cc, kg_ptr(k, rv), cc);
       }
       break;
     }

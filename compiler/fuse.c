@@ -254,6 +254,7 @@ static void op_args(const FusePlan *fp, const FuseOp *o, IntVec *out) {
   const IrNode *n = &fp->g->nodes[o->node];
   switch (o->kind) {
     case FOP_BN_STATS:
+      iv_push(out, arg_code(ARG_PARAM, n->param[0]));
       iv_push(out, arg_code(ARG_BUFFER, n->param[2]));
       iv_push(out, arg_code(ARG_BUFFER, n->param[3]));
       break;
@@ -313,12 +314,10 @@ static int can_host(Fz *z, int h, int x) {
   for (int k = 0; k < H->n_ops; k++) {
     const FuseOp *ho = &fp->ops[H->ops[k]];
     if (is_reduction(ho->kind)) {  // its results exist only after the kernel
-      int r1 = ho->kind == FOP_XENT ? -1 : ho->out;  // the softmax is per element
-      int r2 = ho->out2;
-      for (int r = 0; r < xo->n_reads; r++)
-        if ((r1 >= 0 && overlaps(fp, xo->reads[r], r1)) ||
-            (r2 >= 0 && overlaps(fp, xo->reads[r], r2)))
-          return 0;
+      int res[3] = {ho->kind == FOP_XENT ? -1 : ho->out, ho->out2, ho->aux_out};  // (softmax:
+      for (int r = 0; r < xo->n_reads; r++)                                     //  per element)
+        for (int q = 0; q < 3; q++)
+          if (res[q] >= 0 && overlaps(fp, xo->reads[r], res[q])) return 0;
     }
     if (is_anchor(ho->kind)) {  // stencil reads see other elements: no writes to them
       for (int r = 0; r < ho->n_reads; r++)

@@ -45,12 +45,14 @@ typedef enum {
   FX_ONEHOT,   // labels tensor t: 1 when c == label[n], else 0
   FX_INV_N,    // 1 / N
   FX_RESULT,   // the group anchor's computed value (epilogues)
-  FX_ADD,      // a + b
-  FX_SUB,      // a - b
-  FX_MUL,      // a * b
+  FX_ADD,      // a + b (f = 1: rounded exactly so, never contracted into an FMA)
+  FX_SUB,      // a - b (f = 1: likewise)
+  FX_MUL,      // a * b (f = 1: likewise)
   FX_RELU,     // max(a, 0)
   FX_POS,      // a > 0 ? b : 0
   FX_INVSTD,   // 1 / sqrt(a + f)
+  FX_BNSCALE,  // (float)((double)a / sqrt((double)b + f)): BN's gamma * invstd as the CPU
+               //   backend rounds it (a = gamma, b = running variance)
 } FxKind;
 
 typedef struct {
@@ -74,6 +76,8 @@ void fx_free(FxPool *p);
 int fx_node(FxPool *p, FxKind kind, int a, int b, int t, float f);
 int fx_const(FxPool *p, float f);
 int fx_binary(FxPool *p, FxKind kind, int a, int b);
+// a op b rounded exactly as written (no FMA contraction, no folding).
+int fx_exact(FxPool *p, FxKind kind, int a, int b);
 // 1 when expression e reads tensor t (FX_LOAD / FX_LOAD_NC / FX_CHAN_T / FX_ONEHOT).
 int fx_uses_tensor(const FxPool *p, int e, int t);
 // Distinct nodes of the DAG under e.
@@ -120,6 +124,7 @@ typedef struct {
   int n_reads, n_writes;
   int reads[FUSE_MAX_RW];   // tensors read, after inlining (leaves + memory reads)
   int writes[FUSE_MAX_RW];  // tensors written
+  int aux_out;       // BN statistics: the internal tensor of apply constants, else -1
   int dead;          // 1: nothing reads what it computes; not run
   unsigned inl_kinds;  // bit k: a node of IrKind k was inlined into its expressions
 } FuseOp;

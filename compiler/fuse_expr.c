@@ -103,6 +103,8 @@ int fx_binary(FxPool *p, FxKind kind, int a, int b) {
   return fx_node(p, kind, a, b, -1, 0.0f);
 }
 
+int fx_exact(FxPool *p, FxKind kind, int a, int b) { return fx_node(p, kind, a, b, -1, 1.0f); }
+
 int fx_uses_tensor(const FxPool *p, int e, int t) {
   if (e < 0) return 0;
   const FxNode *x = &p->v[e];

@@ -99,7 +99,7 @@ static int op_new(FuseBuild *b, FuseOpKind kind, int node, int part) {
   o->kind = kind;
   o->node = node;
   o->part = part;
-  o->out = o->out2 = o->expr = -1;
+  o->out = o->out2 = o->expr = o->aux_out = -1;
   o->in_expr[0] = o->in_expr[1] = -1;
   b->raw[i] = NULL;
   b->n_raw[i] = b->cap_raw[i] = 0;
@@ -148,34 +148,46 @@ static int grad_acc(const IrNode *n, int k) { return (n->accumulate >> (IR_MAX_O
 
 // ---------------------------------------------------------------- per kind
 
+// y = ((x - m) - m_lo) * scale + beta, rounded step by step exactly as the CPU
+// backend's BN does (runtime/cpu_bn.c): m + m_lo is the mean to more than
+// float precision, scale = gamma * invstd rounded once from double. Equal
+// values on both backends mean equal ReLU signs and max-pool choices after
+// them, which is what makes the GPU checkable against the CPU.
 static int make_bn(FuseBuild *b, int id, const IrNode *n) {
   FusePlan *fp = b->fp;
   const IrBnAttr *a = fuse_bn_attr(b->g, n);
   int x = n->in[0], y = n->out[0];
   int gamma = n->param[0], beta = n->param[1], rm = n->param[2], rv = n->param[3];
   if (n->n_param < 4) FAIL("node %s: batch norm needs 4 parameters, has %d", n->name, n->n_param);
-  int mean, scale;
+  int centred, scale;
+  int reads[2] = {x, -1};
   if (a->batch_stats) {
     if (n->n_out < 3)
       FAIL("node %s: batch norm with batch statistics needs its mean and invstd outputs", n->name);
+    int c = fp->tensors[x].c;
+    char name[IR_NAME_MAX];
+    snprintf(name, sizeof name, "bnapply:%.96s", n->name);
+    int k = add_tensor(b, IR_T_STAT, 3 * c, 1, 1, name);  // [mean_hi, mean_lo, scale]
     int st = op_new(b, FOP_BN_STATS, id, 0);
     FuseOp *o = &fp->ops[st];
     o->in_expr[0] = ld(b, x);
     o->out = n->out[1];
     o->out2 = n->out[2];
+    o->aux_out = k;
     op_read(b, st, x, RD_EXPR);
-    if (op_write(b, st, n->out[1]) || op_write(b, st, n->out[2])) return -1;
-    mean = chan(b, FX_CHAN_T, n->out[1], 0.0f);
-    scale = bin(b, FX_MUL, chan(b, FX_CHAN_T, n->out[2], 0.0f), chan(b, FX_CHAN_P, gamma, 0.0f));
+    if (op_write(b, st, n->out[1]) || op_write(b, st, n->out[2]) || op_write(b, st, k)) return -1;
+    int d = fx_exact(&fp->fx, FX_SUB, ld(b, x), chan(b, FX_CHAN_T, k, 0.0f));
+    centred = fx_exact(&fp->fx, FX_SUB, d, chan(b, FX_CHAN_T, k, (float)c));
+    scale = chan(b, FX_CHAN_T, k, (float)(2 * c));
+    reads[1] = k;
   } else {
-    mean = chan(b, FX_CHAN_B, rm, 0.0f);
-    int istd = fx_node(&fp->fx, FX_INVSTD, chan(b, FX_CHAN_B, rv, 0.0f), -1, -1, a->eps);
-    scale = bin(b, FX_MUL, istd, chan(b, FX_CHAN_P, gamma, 0.0f));
+    centred = fx_exact(&fp->fx, FX_SUB, ld(b, x), chan(b, FX_CHAN_B, rm, 0.0f));
+    scale = fx_node(&fp->fx, FX_BNSCALE, chan(b, FX_CHAN_P, gamma, 0.0f),
+                    chan(b, FX_CHAN_B, rv, 0.0f), -1, a->eps);
   }
-  int e = bin(b, FX_ADD, bin(b, FX_MUL, bin(b, FX_SUB, ld(b, x), mean), scale),
-              chan(b, FX_CHAN_P, beta, 0.0f));
-  int reads[3] = {x, a->batch_stats ? n->out[1] : -1, a->batch_stats ? n->out[2] : -1};
-  return def_op(b, id, 1, y, e, out_acc(n, 0), reads, a->batch_stats ? 3 : 1) < 0 ? -1 : 0;
+  int e = fx_exact(&fp->fx, FX_ADD, fx_exact(&fp->fx, FX_MUL, centred, scale),
+                   chan(b, FX_CHAN_P, beta, 0.0f));
+  return def_op(b, id, 1, y, e, out_acc(n, 0), reads, a->batch_stats ? 2 : 1) < 0 ? -1 : 0;
 }
 
 static int make_bn_bwd(FuseBuild *b, int id, const IrNode *n) {
@@ -215,7 +227,9 @@ static int make_bn_bwd(FuseBuild *b, int id, const IrNode *n) {
   if (op_write(b, r, sums)) return -1;
   if (n->n_out < 1 || n->out[0] < 0) return 0;
   int e;
-  int gscale = bin(b, FX_MUL, chan(b, FX_CHAN_P, gamma, 0.0f), istd);
+  int gscale = batch ? bin(b, FX_MUL, chan(b, FX_CHAN_P, gamma, 0.0f), istd)
+                     : fx_node(&fp->fx, FX_BNSCALE, chan(b, FX_CHAN_P, gamma, 0.0f),
+                               chan(b, FX_CHAN_B, n->param[3], 0.0f), -1, a->eps);
   if (batch) {
     // dx = gamma * invstd * (dy - sum(dy)/M - xhat * sum(dy*xhat)/M), M = N*H*W
     int inv_m = bin(b, FX_MUL, fx_node(&fp->fx, FX_INV_N, -1, -1, -1, 0.0f),
@@ -535,7 +549,8 @@ static int subst_rec(FusePlan *fp, int e, int *memo, int limit) {
   } else {
     int a = subst_rec(fp, x.a, memo, limit), bb = subst_rec(fp, x.b, memo, limit);
     if (a == x.a && bb == x.b) r = e;
-    else if (x.kind == FX_INVSTD) r = fx_node(&fp->fx, FX_INVSTD, a, -1, -1, x.f);
+    else if (x.kind == FX_INVSTD || x.kind == FX_BNSCALE || x.f != 0.0f)
+      r = fx_node(&fp->fx, x.kind, a, bb, x.t, x.f);  // exact ops and constants as they were
     else r = fx_binary(&fp->fx, x.kind, a, bb);
   }
   if (e < limit) memo[e] = r;

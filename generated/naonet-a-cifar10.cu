@@ -2,7 +2,7 @@
 //
 // options: train tf32 batch=128 block=256 smem=32768 sms=132 vec
 // kernels: 153 generated (1147 launches in all programs), 952 library steps (cuDNN / cuBLAS)
-// program train: 1662 steps (946 kernels, 716 library), arena 36566016 bytes per image, fixed 334064 bytes
+// program train: 1662 steps (946 kernels, 716 library), arena 36566016 bytes per image, fixed 584576 bytes
 // program update: 2 steps (2 kernels, 0 library), arena 0 bytes per image, fixed 16 bytes
 // program eval: 435 steps (199 kernels, 236 library), arena 2076800 bytes per image, fixed 16 bytes
 // parameters: 11946576 trainable floats, 41752 buffer floats; scratch 12544 + 12288 bytes per image
@@ -54,8 +54,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k0_bnstats_c108_32x32(const
   unsigned char *p1 = (unsigned char *)a.p[1];  // scratch: counter, partial sums
   float *__restrict__ p2 = (float *)a.p[2];  // [108] per channel
   float *__restrict__ p3 = (float *)a.p[3];  // [108] per channel
-  float *__restrict__ p4 = (float *)a.p[4];  // buffer [108]
-  float *__restrict__ p5 = (float *)a.p[5];  // buffer [108]
+  float *__restrict__ p4 = (float *)a.p[4];  // [324] per channel
+  const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [108]
+  float *__restrict__ p6 = (float *)a.p[6];  // buffer [108]
+  float *__restrict__ p7 = (float *)a.p[7];  // buffer [108]
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 4;
   const int nb = min(4, a.n - n0);
@@ -97,10 +99,16 @@ extern "C" __global__ void __launch_bounds__(256, 2) k0_bnstats_c108_32x32(const
       const double m_ = (double)a.n * (double)1024;
       const double mean = f0_0 / m_;
       const double var = fmax(f0_1 / m_ - mean * mean, 0.0);
-      p2[cc] = (float)mean;
-      p3[cc] = (float)(1.0 / sqrt(var + (double)9.99999975e-06f));
-      p4[cc] = (1.0f - 0.100000001f) * p4[cc] + 0.100000001f * (float)mean;
-      p5[cc] = (1.0f - 0.100000001f) * p5[cc] + 0.100000001f * (float)(m_ > 1.0 ? var * m_ / (m_ - 1.0) : var);
+      const double invstd = 1.0 / sqrt(var + (double)9.99999975e-06f);
+      const float hi = (float)mean;
+      p2[cc] = hi;
+      p3[cc] = (float)invstd;
+      p4[cc] = hi;
+      p4[cc + 108] = (float)(mean - (double)hi);
+      p4[cc + 216] = (float)((double)p5[cc] * invstd);
+      const double mo = (double)0.100000001f;
+      p6[cc] = (float)((1.0 - mo) * (double)p6[cc] + mo * mean);
+      p7[cc] = (float)((1.0 - mo) * (double)p7[cc] + mo * (m_ > 1.0 ? var * m_ / (m_ - 1.0) : var));
     }
   }
   if (threadIdx.x == 0) *(volatile unsigned int *)p1 = 0u;
@@ -111,41 +119,42 @@ extern "C" __global__ void __launch_bounds__(256, 2) k0_bnstats_c108_32x32(const
 // serves: cells.0.maybe_calibrate_size.preprocess_x.relu (relu)
 extern "C" __global__ void __launch_bounds__(256, 2) k1_bnapply_relu_c108_32x32(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 108, 32, 32)
-  const float *__restrict__ p1 = (const float *)a.p[1];  // [108] per channel
-  const float *__restrict__ p2 = (const float *)a.p[2];  // [108] per channel
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [108]
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [108]
-  float *__restrict__ p5 = (float *)a.p[5];  // (N, 108, 32, 32)
+  const float *__restrict__ p1 = (const float *)a.p[1];  // [324] per channel
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [108]
+  float *__restrict__ p3 = (float *)a.p[3];  // (N, 108, 32, 32)
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 4;
   const int nb = min(4, a.n - n0);
   const float h1 = p1[c];
-  const float h3 = p2[c];
-  const float h4 = p3[c];
-  const float h5 = h3 * h4;
-  const float h7 = p4[c];
+  const float h3 = p1[(c) + 108];
+  const float h5 = p1[(c) + 216];
+  const float h7 = p2[c];
   for (int i = threadIdx.x; i < nb * 256; i += 256) {
     const int nl = i / 256;
     const int e = (i - nl * 256) * 4;
     const int n = n0 + nl;
     const float4 v0 = *(const float4 *)(p0 + (long long)(n) * 110592 + (c) * 1024 + (e));
-    const float v2 = v0.x - h1;
-    const float v6 = v2 * h5;
-    const float v8 = v6 + h7;
+    const float v2 = __fsub_rn(v0.x, h1);
+    const float v4 = __fsub_rn(v2, h3);
+    const float v6 = __fmul_rn(v4, h5);
+    const float v8 = __fadd_rn(v6, h7);
     const float v9 = fmaxf(v8, 0.0f);
-    const float v10 = v0.y - h1;
-    const float v11 = v10 * h5;
-    const float v12 = v11 + h7;
-    const float v13 = fmaxf(v12, 0.0f);
-    const float v14 = v0.z - h1;
-    const float v15 = v14 * h5;
-    const float v16 = v15 + h7;
-    const float v17 = fmaxf(v16, 0.0f);
-    const float v18 = v0.w - h1;
-    const float v19 = v18 * h5;
-    const float v20 = v19 + h7;
-    const float v21 = fmaxf(v20, 0.0f);
-    *(float4 *)(p5 + (long long)(n) * 110592 + (c) * 1024 + (e)) = make_float4(v9, v13, v17, v21);
+    const float v10 = __fsub_rn(v0.y, h1);
+    const float v11 = __fsub_rn(v10, h3);
+    const float v12 = __fmul_rn(v11, h5);
+    const float v13 = __fadd_rn(v12, h7);
+    const float v14 = fmaxf(v13, 0.0f);
+    const float v15 = __fsub_rn(v0.z, h1);
+    const float v16 = __fsub_rn(v15, h3);
+    const float v17 = __fmul_rn(v16, h5);
+    const float v18 = __fadd_rn(v17, h7);
+    const float v19 = fmaxf(v18, 0.0f);
+    const float v20 = __fsub_rn(v0.w, h1);
+    const float v21 = __fsub_rn(v20, h3);
+    const float v22 = __fmul_rn(v21, h5);
+    const float v23 = __fadd_rn(v22, h7);
+    const float v24 = fmaxf(v23, 0.0f);
+    *(float4 *)(p3 + (long long)(n) * 110592 + (c) * 1024 + (e)) = make_float4(v9, v14, v19, v24);
   }
 }
 
@@ -157,8 +166,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k2_bnstats_c36_32x32(const 
   unsigned char *p1 = (unsigned char *)a.p[1];  // scratch: counter, partial sums
   float *__restrict__ p2 = (float *)a.p[2];  // [36] per channel
   float *__restrict__ p3 = (float *)a.p[3];  // [36] per channel
-  float *__restrict__ p4 = (float *)a.p[4];  // buffer [36]
-  float *__restrict__ p5 = (float *)a.p[5];  // buffer [36]
+  float *__restrict__ p4 = (float *)a.p[4];  // [108] per channel
+  const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [36]
+  float *__restrict__ p6 = (float *)a.p[6];  // buffer [36]
+  float *__restrict__ p7 = (float *)a.p[7];  // buffer [36]
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 4;
   const int nb = min(4, a.n - n0);
@@ -200,10 +211,16 @@ extern "C" __global__ void __launch_bounds__(256, 2) k2_bnstats_c36_32x32(const 
       const double m_ = (double)a.n * (double)1024;
       const double mean = f0_0 / m_;
       const double var = fmax(f0_1 / m_ - mean * mean, 0.0);
-      p2[cc] = (float)mean;
-      p3[cc] = (float)(1.0 / sqrt(var + (double)9.99999975e-06f));
-      p4[cc] = (1.0f - 0.100000001f) * p4[cc] + 0.100000001f * (float)mean;
-      p5[cc] = (1.0f - 0.100000001f) * p5[cc] + 0.100000001f * (float)(m_ > 1.0 ? var * m_ / (m_ - 1.0) : var);
+      const double invstd = 1.0 / sqrt(var + (double)9.99999975e-06f);
+      const float hi = (float)mean;
+      p2[cc] = hi;
+      p3[cc] = (float)invstd;
+      p4[cc] = hi;
+      p4[cc + 36] = (float)(mean - (double)hi);
+      p4[cc + 72] = (float)((double)p5[cc] * invstd);
+      const double mo = (double)0.100000001f;
+      p6[cc] = (float)((1.0 - mo) * (double)p6[cc] + mo * mean);
+      p7[cc] = (float)((1.0 - mo) * (double)p7[cc] + mo * (m_ > 1.0 ? var * m_ / (m_ - 1.0) : var));
     }
   }
   if (threadIdx.x == 0) *(volatile unsigned int *)p1 = 0u;
@@ -214,41 +231,42 @@ extern "C" __global__ void __launch_bounds__(256, 2) k2_bnstats_c36_32x32(const 
 // serves: cells.0.ops.0.x_op.ops.0 (relu); 24 uses in all
 extern "C" __global__ void __launch_bounds__(256, 2) k3_bnapply_relu_c36_32x32(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 36, 32, 32)
-  const float *__restrict__ p1 = (const float *)a.p[1];  // [36] per channel
-  const float *__restrict__ p2 = (const float *)a.p[2];  // [36] per channel
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [36]
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [36]
-  float *__restrict__ p5 = (float *)a.p[5];  // (N, 36, 32, 32)
+  const float *__restrict__ p1 = (const float *)a.p[1];  // [108] per channel
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [36]
+  float *__restrict__ p3 = (float *)a.p[3];  // (N, 36, 32, 32)
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 4;
   const int nb = min(4, a.n - n0);
   const float h1 = p1[c];
-  const float h3 = p2[c];
-  const float h4 = p3[c];
-  const float h5 = h3 * h4;
-  const float h7 = p4[c];
+  const float h3 = p1[(c) + 36];
+  const float h5 = p1[(c) + 72];
+  const float h7 = p2[c];
   for (int i = threadIdx.x; i < nb * 256; i += 256) {
     const int nl = i / 256;
     const int e = (i - nl * 256) * 4;
     const int n = n0 + nl;
     const float4 v0 = *(const float4 *)(p0 + (long long)(n) * 36864 + (c) * 1024 + (e));
-    const float v2 = v0.x - h1;
-    const float v6 = v2 * h5;
-    const float v8 = v6 + h7;
+    const float v2 = __fsub_rn(v0.x, h1);
+    const float v4 = __fsub_rn(v2, h3);
+    const float v6 = __fmul_rn(v4, h5);
+    const float v8 = __fadd_rn(v6, h7);
     const float v9 = fmaxf(v8, 0.0f);
-    const float v10 = v0.y - h1;
-    const float v11 = v10 * h5;
-    const float v12 = v11 + h7;
-    const float v13 = fmaxf(v12, 0.0f);
-    const float v14 = v0.z - h1;
-    const float v15 = v14 * h5;
-    const float v16 = v15 + h7;
-    const float v17 = fmaxf(v16, 0.0f);
-    const float v18 = v0.w - h1;
-    const float v19 = v18 * h5;
-    const float v20 = v19 + h7;
-    const float v21 = fmaxf(v20, 0.0f);
-    *(float4 *)(p5 + (long long)(n) * 36864 + (c) * 1024 + (e)) = make_float4(v9, v13, v17, v21);
+    const float v10 = __fsub_rn(v0.y, h1);
+    const float v11 = __fsub_rn(v10, h3);
+    const float v12 = __fmul_rn(v11, h5);
+    const float v13 = __fadd_rn(v12, h7);
+    const float v14 = fmaxf(v13, 0.0f);
+    const float v15 = __fsub_rn(v0.z, h1);
+    const float v16 = __fsub_rn(v15, h3);
+    const float v17 = __fmul_rn(v16, h5);
+    const float v18 = __fadd_rn(v17, h7);
+    const float v19 = fmaxf(v18, 0.0f);
+    const float v20 = __fsub_rn(v0.w, h1);
+    const float v21 = __fsub_rn(v20, h3);
+    const float v22 = __fmul_rn(v21, h5);
+    const float v23 = __fadd_rn(v22, h7);
+    const float v24 = fmaxf(v23, 0.0f);
+    *(float4 *)(p3 + (long long)(n) * 36864 + (c) * 1024 + (e)) = make_float4(v9, v14, v19, v24);
   }
 }
 
@@ -257,35 +275,29 @@ extern "C" __global__ void __launch_bounds__(256, 2) k3_bnapply_relu_c36_32x32(c
 // serves: cells.0.ops.0.y_op (pool), cells.0.ops.1.x_op.ops.0 (relu); 12 uses in all
 extern "C" __global__ void __launch_bounds__(256, 2) k4_bnapply_avg5x5s1_add_droppath_relu_c36_32x32(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 36, 32, 32)
-  const float *__restrict__ p1 = (const float *)a.p[1];  // [36] per channel
-  const float *__restrict__ p2 = (const float *)a.p[2];  // [36] per channel
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [36]
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [36]
-  const float *__restrict__ p5 = (const float *)a.p[5];  // (N, 36, 32, 32)
-  const float *__restrict__ p6 = (const float *)a.p[6];  // [36] per channel
-  const float *__restrict__ p7 = (const float *)a.p[7];  // [36] per channel
-  const float *__restrict__ p8 = (const float *)a.p[8];  // parameter [36]
-  const float *__restrict__ p9 = (const float *)a.p[9];  // parameter [36]
-  const NaoMask *p10 = (const NaoMask *)a.p[10];  // mask of this node
-  const NaoMask *p11 = (const NaoMask *)a.p[11];  // mask of this node
-  float *__restrict__ p12 = (float *)a.p[12];  // (N, 36, 32, 32)
+  const float *__restrict__ p1 = (const float *)a.p[1];  // [108] per channel
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [36]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // (N, 36, 32, 32)
+  const float *__restrict__ p4 = (const float *)a.p[4];  // [108] per channel
+  const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [36]
+  const NaoMask *p6 = (const NaoMask *)a.p[6];  // mask of this node
+  const NaoMask *p7 = (const NaoMask *)a.p[7];  // mask of this node
+  float *__restrict__ p8 = (float *)a.p[8];  // (N, 36, 32, 32)
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 4;
   const int nb = min(4, a.n - n0);
   const float h1 = p1[c];
-  const float h3 = p2[c];
-  const float h4 = p3[c];
-  const float h5 = h3 * h4;
-  const float h7 = p4[c];
-  const float h10 = p6[c];
-  const float h12 = p7[c];
-  const float h13 = p8[c];
-  const float h14 = h12 * h13;
-  const float h16 = p9[c];
+  const float h3 = p1[(c) + 36];
+  const float h5 = p1[(c) + 72];
+  const float h7 = p2[c];
+  const float h10 = p4[c];
+  const float h12 = p4[(c) + 36];
+  const float h14 = p4[(c) + 72];
+  const float h16 = p5[c];
   __shared__ float s_m0[4];
-  for (int i = threadIdx.x; i < nb; i += 256) s_m0[i] = nao_mask(p10, (nao_u64)(n0 + i));
+  for (int i = threadIdx.x; i < nb; i += 256) s_m0[i] = nao_mask(p6, (nao_u64)(n0 + i));
   __shared__ float s_m1[4];
-  for (int i = threadIdx.x; i < nb; i += 256) s_m1[i] = nao_mask(p11, (nao_u64)(n0 + i));
+  for (int i = threadIdx.x; i < nb; i += 256) s_m1[i] = nao_mask(p7, (nao_u64)(n0 + i));
   __syncthreads();
   __shared__ float s_x[5184];
   for (int s0 = 0; s0 < nb; s0 += 4) {
@@ -302,9 +314,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k4_bnapply_avg5x5s1_add_dro
       if (iy >= 0 && iy < 32 && ix >= 0 && ix < 32) {
         const int e = iy * 32 + ix;
         const float v0 = p0[(long long)(n) * 36864 + (c) * 1024 + (e)];
-        const float v2 = v0 - h1;
-        const float v6 = v2 * h5;
-        const float v8 = v6 + h7;
+        const float v2 = __fsub_rn(v0, h1);
+        const float v4 = __fsub_rn(v2, h3);
+        const float v6 = __fmul_rn(v4, h5);
+        const float v8 = __fadd_rn(v6, h7);
         v = v8;
       }
       s_x[i] = v;
@@ -344,17 +357,18 @@ extern "C" __global__ void __launch_bounds__(256, 2) k4_bnapply_avg5x5s1_add_dro
       sum += s[147];
       sum += s[148];
       const float acc = sum / 25.0f;
-      const float v9 = p5[(long long)(n) * 36864 + (c) * 1024 + (e)];
-      const float v11 = v9 - h10;
-      const float v15 = v11 * h14;
-      const float v17 = v15 + h16;
+      const float v9 = p3[(long long)(n) * 36864 + (c) * 1024 + (e)];
+      const float v11 = __fsub_rn(v9, h10);
+      const float v13 = __fsub_rn(v11, h12);
+      const float v15 = __fmul_rn(v13, h14);
+      const float v17 = __fadd_rn(v15, h16);
       const float v18 = s_m0[nl];
       const float v19 = v17 * v18;
       const float v20 = s_m1[nl];
       const float v21 = acc * v20;
       const float v22 = v19 + v21;
       const float v23 = fmaxf(v22, 0.0f);
-      p12[(long long)(n) * 36864 + (c) * 1024 + (e)] = v23;
+      p8[(long long)(n) * 36864 + (c) * 1024 + (e)] = v23;
     }
   }
 }
@@ -364,81 +378,83 @@ extern "C" __global__ void __launch_bounds__(256, 2) k4_bnapply_avg5x5s1_add_dro
 // serves: cells.0.ops.1 (add); 18 uses in all
 extern "C" __global__ void __launch_bounds__(256, 2) k5_bnapply_droppath_add_c36_32x32(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 36, 32, 32)
-  const float *__restrict__ p1 = (const float *)a.p[1];  // [36] per channel
-  const float *__restrict__ p2 = (const float *)a.p[2];  // [36] per channel
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [36]
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [36]
-  const NaoMask *p5 = (const NaoMask *)a.p[5];  // mask of this node
-  const float *__restrict__ p6 = (const float *)a.p[6];  // (N, 36, 32, 32)
-  const float *__restrict__ p7 = (const float *)a.p[7];  // [36] per channel
-  const float *__restrict__ p8 = (const float *)a.p[8];  // [36] per channel
-  const float *__restrict__ p9 = (const float *)a.p[9];  // parameter [36]
-  const float *__restrict__ p10 = (const float *)a.p[10];  // parameter [36]
-  const NaoMask *p11 = (const NaoMask *)a.p[11];  // mask of this node
-  float *__restrict__ p12 = (float *)a.p[12];  // (N, 36, 32, 32)
+  const float *__restrict__ p1 = (const float *)a.p[1];  // [108] per channel
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [36]
+  const NaoMask *p3 = (const NaoMask *)a.p[3];  // mask of this node
+  const float *__restrict__ p4 = (const float *)a.p[4];  // (N, 36, 32, 32)
+  const float *__restrict__ p5 = (const float *)a.p[5];  // [108] per channel
+  const float *__restrict__ p6 = (const float *)a.p[6];  // parameter [36]
+  const NaoMask *p7 = (const NaoMask *)a.p[7];  // mask of this node
+  float *__restrict__ p8 = (float *)a.p[8];  // (N, 36, 32, 32)
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 4;
   const int nb = min(4, a.n - n0);
   const float h1 = p1[c];
-  const float h3 = p2[c];
-  const float h4 = p3[c];
-  const float h5 = h3 * h4;
-  const float h7 = p4[c];
-  const float h12 = p7[c];
-  const float h14 = p8[c];
-  const float h15 = p9[c];
-  const float h16 = h14 * h15;
-  const float h18 = p10[c];
+  const float h3 = p1[(c) + 36];
+  const float h5 = p1[(c) + 72];
+  const float h7 = p2[c];
+  const float h12 = p5[c];
+  const float h14 = p5[(c) + 36];
+  const float h16 = p5[(c) + 72];
+  const float h18 = p6[c];
   __shared__ float s_m0[4];
-  for (int i = threadIdx.x; i < nb; i += 256) s_m0[i] = nao_mask(p5, (nao_u64)(n0 + i));
+  for (int i = threadIdx.x; i < nb; i += 256) s_m0[i] = nao_mask(p3, (nao_u64)(n0 + i));
   __shared__ float s_m1[4];
-  for (int i = threadIdx.x; i < nb; i += 256) s_m1[i] = nao_mask(p11, (nao_u64)(n0 + i));
+  for (int i = threadIdx.x; i < nb; i += 256) s_m1[i] = nao_mask(p7, (nao_u64)(n0 + i));
   __syncthreads();
   for (int i = threadIdx.x; i < nb * 256; i += 256) {
     const int nl = i / 256;
     const int e = (i - nl * 256) * 4;
     const int n = n0 + nl;
     const float4 v0 = *(const float4 *)(p0 + (long long)(n) * 36864 + (c) * 1024 + (e));
-    const float v2 = v0.x - h1;
-    const float v6 = v2 * h5;
-    const float v8 = v6 + h7;
+    const float v2 = __fsub_rn(v0.x, h1);
+    const float v4 = __fsub_rn(v2, h3);
+    const float v6 = __fmul_rn(v4, h5);
+    const float v8 = __fadd_rn(v6, h7);
     const float v9 = s_m0[nl];
     const float v10 = v8 * v9;
-    const float4 v11 = *(const float4 *)(p6 + (long long)(n) * 36864 + (c) * 1024 + (e));
-    const float v13 = v11.x - h12;
-    const float v17 = v13 * h16;
-    const float v19 = v17 + h18;
+    const float4 v11 = *(const float4 *)(p4 + (long long)(n) * 36864 + (c) * 1024 + (e));
+    const float v13 = __fsub_rn(v11.x, h12);
+    const float v15 = __fsub_rn(v13, h14);
+    const float v17 = __fmul_rn(v15, h16);
+    const float v19 = __fadd_rn(v17, h18);
     const float v20 = s_m1[nl];
     const float v21 = v19 * v20;
     const float v22 = v10 + v21;
-    const float v23 = v0.y - h1;
-    const float v24 = v23 * h5;
-    const float v25 = v24 + h7;
-    const float v26 = v25 * v9;
-    const float v27 = v11.y - h12;
-    const float v28 = v27 * h16;
-    const float v29 = v28 + h18;
-    const float v30 = v29 * v20;
-    const float v31 = v26 + v30;
-    const float v32 = v0.z - h1;
-    const float v33 = v32 * h5;
-    const float v34 = v33 + h7;
-    const float v35 = v34 * v9;
-    const float v36 = v11.z - h12;
-    const float v37 = v36 * h16;
-    const float v38 = v37 + h18;
-    const float v39 = v38 * v20;
-    const float v40 = v35 + v39;
-    const float v41 = v0.w - h1;
-    const float v42 = v41 * h5;
-    const float v43 = v42 + h7;
-    const float v44 = v43 * v9;
-    const float v45 = v11.w - h12;
-    const float v46 = v45 * h16;
-    const float v47 = v46 + h18;
-    const float v48 = v47 * v20;
-    const float v49 = v44 + v48;
-    *(float4 *)(p12 + (long long)(n) * 110592 + (c) * 1024 + (e)) = make_float4(v22, v31, v40, v49);
+    const float v23 = __fsub_rn(v0.y, h1);
+    const float v24 = __fsub_rn(v23, h3);
+    const float v25 = __fmul_rn(v24, h5);
+    const float v26 = __fadd_rn(v25, h7);
+    const float v27 = v26 * v9;
+    const float v28 = __fsub_rn(v11.y, h12);
+    const float v29 = __fsub_rn(v28, h14);
+    const float v30 = __fmul_rn(v29, h16);
+    const float v31 = __fadd_rn(v30, h18);
+    const float v32 = v31 * v20;
+    const float v33 = v27 + v32;
+    const float v34 = __fsub_rn(v0.z, h1);
+    const float v35 = __fsub_rn(v34, h3);
+    const float v36 = __fmul_rn(v35, h5);
+    const float v37 = __fadd_rn(v36, h7);
+    const float v38 = v37 * v9;
+    const float v39 = __fsub_rn(v11.z, h12);
+    const float v40 = __fsub_rn(v39, h14);
+    const float v41 = __fmul_rn(v40, h16);
+    const float v42 = __fadd_rn(v41, h18);
+    const float v43 = v42 * v20;
+    const float v44 = v38 + v43;
+    const float v45 = __fsub_rn(v0.w, h1);
+    const float v46 = __fsub_rn(v45, h3);
+    const float v47 = __fmul_rn(v46, h5);
+    const float v48 = __fadd_rn(v47, h7);
+    const float v49 = v48 * v9;
+    const float v50 = __fsub_rn(v11.w, h12);
+    const float v51 = __fsub_rn(v50, h14);
+    const float v52 = __fmul_rn(v51, h16);
+    const float v53 = __fadd_rn(v52, h18);
+    const float v54 = v53 * v20;
+    const float v55 = v49 + v54;
+    *(float4 *)(p8 + (long long)(n) * 110592 + (c) * 1024 + (e)) = make_float4(v22, v33, v44, v55);
   }
 }
 
@@ -447,85 +463,87 @@ extern "C" __global__ void __launch_bounds__(256, 2) k5_bnapply_droppath_add_c36
 // serves: cells.0.ops.3.y_op.ops.0 (relu); 6 uses in all
 extern "C" __global__ void __launch_bounds__(256, 2) k6_bnapply_add_droppath_relu_c36_32x32(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 36, 32, 32)
-  const float *__restrict__ p1 = (const float *)a.p[1];  // [36] per channel
-  const float *__restrict__ p2 = (const float *)a.p[2];  // [36] per channel
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [36]
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [36]
-  const NaoMask *p5 = (const NaoMask *)a.p[5];  // mask of this node
-  const float *__restrict__ p6 = (const float *)a.p[6];  // (N, 36, 32, 32)
-  const float *__restrict__ p7 = (const float *)a.p[7];  // [36] per channel
-  const float *__restrict__ p8 = (const float *)a.p[8];  // [36] per channel
-  const float *__restrict__ p9 = (const float *)a.p[9];  // parameter [36]
-  const float *__restrict__ p10 = (const float *)a.p[10];  // parameter [36]
-  const NaoMask *p11 = (const NaoMask *)a.p[11];  // mask of this node
-  float *__restrict__ p12 = (float *)a.p[12];  // (N, 36, 32, 32)
+  const float *__restrict__ p1 = (const float *)a.p[1];  // [108] per channel
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [36]
+  const NaoMask *p3 = (const NaoMask *)a.p[3];  // mask of this node
+  const float *__restrict__ p4 = (const float *)a.p[4];  // (N, 36, 32, 32)
+  const float *__restrict__ p5 = (const float *)a.p[5];  // [108] per channel
+  const float *__restrict__ p6 = (const float *)a.p[6];  // parameter [36]
+  const NaoMask *p7 = (const NaoMask *)a.p[7];  // mask of this node
+  float *__restrict__ p8 = (float *)a.p[8];  // (N, 36, 32, 32)
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 4;
   const int nb = min(4, a.n - n0);
   const float h1 = p1[c];
-  const float h3 = p2[c];
-  const float h4 = p3[c];
-  const float h5 = h3 * h4;
-  const float h7 = p4[c];
-  const float h12 = p7[c];
-  const float h14 = p8[c];
-  const float h15 = p9[c];
-  const float h16 = h14 * h15;
-  const float h18 = p10[c];
+  const float h3 = p1[(c) + 36];
+  const float h5 = p1[(c) + 72];
+  const float h7 = p2[c];
+  const float h12 = p5[c];
+  const float h14 = p5[(c) + 36];
+  const float h16 = p5[(c) + 72];
+  const float h18 = p6[c];
   __shared__ float s_m0[4];
-  for (int i = threadIdx.x; i < nb; i += 256) s_m0[i] = nao_mask(p5, (nao_u64)(n0 + i));
+  for (int i = threadIdx.x; i < nb; i += 256) s_m0[i] = nao_mask(p3, (nao_u64)(n0 + i));
   __shared__ float s_m1[4];
-  for (int i = threadIdx.x; i < nb; i += 256) s_m1[i] = nao_mask(p11, (nao_u64)(n0 + i));
+  for (int i = threadIdx.x; i < nb; i += 256) s_m1[i] = nao_mask(p7, (nao_u64)(n0 + i));
   __syncthreads();
   for (int i = threadIdx.x; i < nb * 256; i += 256) {
     const int nl = i / 256;
     const int e = (i - nl * 256) * 4;
     const int n = n0 + nl;
     const float4 v0 = *(const float4 *)(p0 + (long long)(n) * 36864 + (c) * 1024 + (e));
-    const float v2 = v0.x - h1;
-    const float v6 = v2 * h5;
-    const float v8 = v6 + h7;
+    const float v2 = __fsub_rn(v0.x, h1);
+    const float v4 = __fsub_rn(v2, h3);
+    const float v6 = __fmul_rn(v4, h5);
+    const float v8 = __fadd_rn(v6, h7);
     const float v9 = s_m0[nl];
     const float v10 = v8 * v9;
-    const float4 v11 = *(const float4 *)(p6 + (long long)(n) * 36864 + (c) * 1024 + (e));
-    const float v13 = v11.x - h12;
-    const float v17 = v13 * h16;
-    const float v19 = v17 + h18;
+    const float4 v11 = *(const float4 *)(p4 + (long long)(n) * 36864 + (c) * 1024 + (e));
+    const float v13 = __fsub_rn(v11.x, h12);
+    const float v15 = __fsub_rn(v13, h14);
+    const float v17 = __fmul_rn(v15, h16);
+    const float v19 = __fadd_rn(v17, h18);
     const float v20 = s_m1[nl];
     const float v21 = v19 * v20;
     const float v22 = v10 + v21;
     const float v23 = fmaxf(v22, 0.0f);
-    const float v24 = v0.y - h1;
-    const float v25 = v24 * h5;
-    const float v26 = v25 + h7;
-    const float v27 = v26 * v9;
-    const float v28 = v11.y - h12;
-    const float v29 = v28 * h16;
-    const float v30 = v29 + h18;
-    const float v31 = v30 * v20;
-    const float v32 = v27 + v31;
-    const float v33 = fmaxf(v32, 0.0f);
-    const float v34 = v0.z - h1;
-    const float v35 = v34 * h5;
-    const float v36 = v35 + h7;
-    const float v37 = v36 * v9;
-    const float v38 = v11.z - h12;
-    const float v39 = v38 * h16;
-    const float v40 = v39 + h18;
-    const float v41 = v40 * v20;
-    const float v42 = v37 + v41;
-    const float v43 = fmaxf(v42, 0.0f);
-    const float v44 = v0.w - h1;
-    const float v45 = v44 * h5;
-    const float v46 = v45 + h7;
-    const float v47 = v46 * v9;
-    const float v48 = v11.w - h12;
-    const float v49 = v48 * h16;
-    const float v50 = v49 + h18;
-    const float v51 = v50 * v20;
-    const float v52 = v47 + v51;
-    const float v53 = fmaxf(v52, 0.0f);
-    *(float4 *)(p12 + (long long)(n) * 36864 + (c) * 1024 + (e)) = make_float4(v23, v33, v43, v53);
+    const float v24 = __fsub_rn(v0.y, h1);
+    const float v25 = __fsub_rn(v24, h3);
+    const float v26 = __fmul_rn(v25, h5);
+    const float v27 = __fadd_rn(v26, h7);
+    const float v28 = v27 * v9;
+    const float v29 = __fsub_rn(v11.y, h12);
+    const float v30 = __fsub_rn(v29, h14);
+    const float v31 = __fmul_rn(v30, h16);
+    const float v32 = __fadd_rn(v31, h18);
+    const float v33 = v32 * v20;
+    const float v34 = v28 + v33;
+    const float v35 = fmaxf(v34, 0.0f);
+    const float v36 = __fsub_rn(v0.z, h1);
+    const float v37 = __fsub_rn(v36, h3);
+    const float v38 = __fmul_rn(v37, h5);
+    const float v39 = __fadd_rn(v38, h7);
+    const float v40 = v39 * v9;
+    const float v41 = __fsub_rn(v11.z, h12);
+    const float v42 = __fsub_rn(v41, h14);
+    const float v43 = __fmul_rn(v42, h16);
+    const float v44 = __fadd_rn(v43, h18);
+    const float v45 = v44 * v20;
+    const float v46 = v40 + v45;
+    const float v47 = fmaxf(v46, 0.0f);
+    const float v48 = __fsub_rn(v0.w, h1);
+    const float v49 = __fsub_rn(v48, h3);
+    const float v50 = __fmul_rn(v49, h5);
+    const float v51 = __fadd_rn(v50, h7);
+    const float v52 = v51 * v9;
+    const float v53 = __fsub_rn(v11.w, h12);
+    const float v54 = __fsub_rn(v53, h14);
+    const float v55 = __fmul_rn(v54, h16);
+    const float v56 = __fadd_rn(v55, h18);
+    const float v57 = v56 * v20;
+    const float v58 = v52 + v57;
+    const float v59 = fmaxf(v58, 0.0f);
+    *(float4 *)(p8 + (long long)(n) * 36864 + (c) * 1024 + (e)) = make_float4(v23, v35, v47, v59);
   }
 }
 
@@ -559,8 +577,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k8_bnstats_c72_32x32(const 
   unsigned char *p1 = (unsigned char *)a.p[1];  // scratch: counter, partial sums
   float *__restrict__ p2 = (float *)a.p[2];  // [72] per channel
   float *__restrict__ p3 = (float *)a.p[3];  // [72] per channel
-  float *__restrict__ p4 = (float *)a.p[4];  // buffer [72]
-  float *__restrict__ p5 = (float *)a.p[5];  // buffer [72]
+  float *__restrict__ p4 = (float *)a.p[4];  // [216] per channel
+  const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [72]
+  float *__restrict__ p6 = (float *)a.p[6];  // buffer [72]
+  float *__restrict__ p7 = (float *)a.p[7];  // buffer [72]
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 4;
   const int nb = min(4, a.n - n0);
@@ -602,10 +622,16 @@ extern "C" __global__ void __launch_bounds__(256, 2) k8_bnstats_c72_32x32(const 
       const double m_ = (double)a.n * (double)1024;
       const double mean = f0_0 / m_;
       const double var = fmax(f0_1 / m_ - mean * mean, 0.0);
-      p2[cc] = (float)mean;
-      p3[cc] = (float)(1.0 / sqrt(var + (double)9.99999975e-06f));
-      p4[cc] = (1.0f - 0.100000001f) * p4[cc] + 0.100000001f * (float)mean;
-      p5[cc] = (1.0f - 0.100000001f) * p5[cc] + 0.100000001f * (float)(m_ > 1.0 ? var * m_ / (m_ - 1.0) : var);
+      const double invstd = 1.0 / sqrt(var + (double)9.99999975e-06f);
+      const float hi = (float)mean;
+      p2[cc] = hi;
+      p3[cc] = (float)invstd;
+      p4[cc] = hi;
+      p4[cc + 72] = (float)(mean - (double)hi);
+      p4[cc + 144] = (float)((double)p5[cc] * invstd);
+      const double mo = (double)0.100000001f;
+      p6[cc] = (float)((1.0 - mo) * (double)p6[cc] + mo * mean);
+      p7[cc] = (float)((1.0 - mo) * (double)p7[cc] + mo * (m_ > 1.0 ? var * m_ / (m_ - 1.0) : var));
     }
   }
   if (threadIdx.x == 0) *(volatile unsigned int *)p1 = 0u;
@@ -616,41 +642,42 @@ extern "C" __global__ void __launch_bounds__(256, 2) k8_bnstats_c72_32x32(const 
 // serves: cells.6.ops.0.x_op.ops.0 (relu)
 extern "C" __global__ void __launch_bounds__(256, 2) k9_bnapply_relu_c72_32x32(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 72, 32, 32)
-  const float *__restrict__ p1 = (const float *)a.p[1];  // [72] per channel
-  const float *__restrict__ p2 = (const float *)a.p[2];  // [72] per channel
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [72]
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [72]
-  float *__restrict__ p5 = (float *)a.p[5];  // (N, 72, 32, 32)
+  const float *__restrict__ p1 = (const float *)a.p[1];  // [216] per channel
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [72]
+  float *__restrict__ p3 = (float *)a.p[3];  // (N, 72, 32, 32)
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 4;
   const int nb = min(4, a.n - n0);
   const float h1 = p1[c];
-  const float h3 = p2[c];
-  const float h4 = p3[c];
-  const float h5 = h3 * h4;
-  const float h7 = p4[c];
+  const float h3 = p1[(c) + 72];
+  const float h5 = p1[(c) + 144];
+  const float h7 = p2[c];
   for (int i = threadIdx.x; i < nb * 256; i += 256) {
     const int nl = i / 256;
     const int e = (i - nl * 256) * 4;
     const int n = n0 + nl;
     const float4 v0 = *(const float4 *)(p0 + (long long)(n) * 73728 + (c) * 1024 + (e));
-    const float v2 = v0.x - h1;
-    const float v6 = v2 * h5;
-    const float v8 = v6 + h7;
+    const float v2 = __fsub_rn(v0.x, h1);
+    const float v4 = __fsub_rn(v2, h3);
+    const float v6 = __fmul_rn(v4, h5);
+    const float v8 = __fadd_rn(v6, h7);
     const float v9 = fmaxf(v8, 0.0f);
-    const float v10 = v0.y - h1;
-    const float v11 = v10 * h5;
-    const float v12 = v11 + h7;
-    const float v13 = fmaxf(v12, 0.0f);
-    const float v14 = v0.z - h1;
-    const float v15 = v14 * h5;
-    const float v16 = v15 + h7;
-    const float v17 = fmaxf(v16, 0.0f);
-    const float v18 = v0.w - h1;
-    const float v19 = v18 * h5;
-    const float v20 = v19 + h7;
-    const float v21 = fmaxf(v20, 0.0f);
-    *(float4 *)(p5 + (long long)(n) * 73728 + (c) * 1024 + (e)) = make_float4(v9, v13, v17, v21);
+    const float v10 = __fsub_rn(v0.y, h1);
+    const float v11 = __fsub_rn(v10, h3);
+    const float v12 = __fmul_rn(v11, h5);
+    const float v13 = __fadd_rn(v12, h7);
+    const float v14 = fmaxf(v13, 0.0f);
+    const float v15 = __fsub_rn(v0.z, h1);
+    const float v16 = __fsub_rn(v15, h3);
+    const float v17 = __fmul_rn(v16, h5);
+    const float v18 = __fadd_rn(v17, h7);
+    const float v19 = fmaxf(v18, 0.0f);
+    const float v20 = __fsub_rn(v0.w, h1);
+    const float v21 = __fsub_rn(v20, h3);
+    const float v22 = __fmul_rn(v21, h5);
+    const float v23 = __fadd_rn(v22, h7);
+    const float v24 = fmaxf(v23, 0.0f);
+    *(float4 *)(p3 + (long long)(n) * 73728 + (c) * 1024 + (e)) = make_float4(v9, v14, v19, v24);
   }
 }
 
@@ -662,8 +689,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k10_bnstats_c72_16x16(const
   unsigned char *p1 = (unsigned char *)a.p[1];  // scratch: counter, partial sums
   float *__restrict__ p2 = (float *)a.p[2];  // [72] per channel
   float *__restrict__ p3 = (float *)a.p[3];  // [72] per channel
-  float *__restrict__ p4 = (float *)a.p[4];  // buffer [72]
-  float *__restrict__ p5 = (float *)a.p[5];  // buffer [72]
+  float *__restrict__ p4 = (float *)a.p[4];  // [216] per channel
+  const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [72]
+  float *__restrict__ p6 = (float *)a.p[6];  // buffer [72]
+  float *__restrict__ p7 = (float *)a.p[7];  // buffer [72]
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 16;
   const int nb = min(16, a.n - n0);
@@ -705,10 +734,16 @@ extern "C" __global__ void __launch_bounds__(256, 2) k10_bnstats_c72_16x16(const
       const double m_ = (double)a.n * (double)256;
       const double mean = f0_0 / m_;
       const double var = fmax(f0_1 / m_ - mean * mean, 0.0);
-      p2[cc] = (float)mean;
-      p3[cc] = (float)(1.0 / sqrt(var + (double)9.99999975e-06f));
-      p4[cc] = (1.0f - 0.100000001f) * p4[cc] + 0.100000001f * (float)mean;
-      p5[cc] = (1.0f - 0.100000001f) * p5[cc] + 0.100000001f * (float)(m_ > 1.0 ? var * m_ / (m_ - 1.0) : var);
+      const double invstd = 1.0 / sqrt(var + (double)9.99999975e-06f);
+      const float hi = (float)mean;
+      p2[cc] = hi;
+      p3[cc] = (float)invstd;
+      p4[cc] = hi;
+      p4[cc + 72] = (float)(mean - (double)hi);
+      p4[cc + 144] = (float)((double)p5[cc] * invstd);
+      const double mo = (double)0.100000001f;
+      p6[cc] = (float)((1.0 - mo) * (double)p6[cc] + mo * mean);
+      p7[cc] = (float)((1.0 - mo) * (double)p7[cc] + mo * (m_ > 1.0 ? var * m_ / (m_ - 1.0) : var));
     }
   }
   if (threadIdx.x == 0) *(volatile unsigned int *)p1 = 0u;
@@ -719,35 +754,29 @@ extern "C" __global__ void __launch_bounds__(256, 2) k10_bnstats_c72_16x16(const
 // serves: cells.6.ops.0.y_op (pool), cells.6.ops.3.y_op.ops.0 (relu); 2 uses in all
 extern "C" __global__ void __launch_bounds__(256, 2) k11_bnapply_avg2x2s2_add_droppath_relu_c72_16x16(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 72, 32, 32)
-  const float *__restrict__ p1 = (const float *)a.p[1];  // [72] per channel
-  const float *__restrict__ p2 = (const float *)a.p[2];  // [72] per channel
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [72]
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [72]
-  const float *__restrict__ p5 = (const float *)a.p[5];  // (N, 72, 16, 16)
-  const float *__restrict__ p6 = (const float *)a.p[6];  // [72] per channel
-  const float *__restrict__ p7 = (const float *)a.p[7];  // [72] per channel
-  const float *__restrict__ p8 = (const float *)a.p[8];  // parameter [72]
-  const float *__restrict__ p9 = (const float *)a.p[9];  // parameter [72]
-  const NaoMask *p10 = (const NaoMask *)a.p[10];  // mask of this node
-  const NaoMask *p11 = (const NaoMask *)a.p[11];  // mask of this node
-  float *__restrict__ p12 = (float *)a.p[12];  // (N, 72, 16, 16)
+  const float *__restrict__ p1 = (const float *)a.p[1];  // [216] per channel
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [72]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // (N, 72, 16, 16)
+  const float *__restrict__ p4 = (const float *)a.p[4];  // [216] per channel
+  const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [72]
+  const NaoMask *p6 = (const NaoMask *)a.p[6];  // mask of this node
+  const NaoMask *p7 = (const NaoMask *)a.p[7];  // mask of this node
+  float *__restrict__ p8 = (float *)a.p[8];  // (N, 72, 16, 16)
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 16;
   const int nb = min(16, a.n - n0);
   const float h1 = p1[c];
-  const float h3 = p2[c];
-  const float h4 = p3[c];
-  const float h5 = h3 * h4;
-  const float h7 = p4[c];
-  const float h10 = p6[c];
-  const float h12 = p7[c];
-  const float h13 = p8[c];
-  const float h14 = h12 * h13;
-  const float h16 = p9[c];
+  const float h3 = p1[(c) + 72];
+  const float h5 = p1[(c) + 144];
+  const float h7 = p2[c];
+  const float h10 = p4[c];
+  const float h12 = p4[(c) + 72];
+  const float h14 = p4[(c) + 144];
+  const float h16 = p5[c];
   __shared__ float s_m0[16];
-  for (int i = threadIdx.x; i < nb; i += 256) s_m0[i] = nao_mask(p10, (nao_u64)(n0 + i));
+  for (int i = threadIdx.x; i < nb; i += 256) s_m0[i] = nao_mask(p6, (nao_u64)(n0 + i));
   __shared__ float s_m1[16];
-  for (int i = threadIdx.x; i < nb; i += 256) s_m1[i] = nao_mask(p11, (nao_u64)(n0 + i));
+  for (int i = threadIdx.x; i < nb; i += 256) s_m1[i] = nao_mask(p7, (nao_u64)(n0 + i));
   __syncthreads();
   __shared__ float s_x[8192];
   for (int s0 = 0; s0 < nb; s0 += 8) {
@@ -764,9 +793,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k11_bnapply_avg2x2s2_add_dr
       if (iy >= 0 && iy < 32 && ix >= 0 && ix < 32) {
         const int e = iy * 32 + ix;
         const float v0 = p0[(long long)(n) * 73728 + (c) * 1024 + (e)];
-        const float v2 = v0 - h1;
-        const float v6 = v2 * h5;
-        const float v8 = v6 + h7;
+        const float v2 = __fsub_rn(v0, h1);
+        const float v4 = __fsub_rn(v2, h3);
+        const float v6 = __fmul_rn(v4, h5);
+        const float v8 = __fadd_rn(v6, h7);
         v = v8;
       }
       s_x[i] = v;
@@ -785,17 +815,18 @@ extern "C" __global__ void __launch_bounds__(256, 2) k11_bnapply_avg2x2s2_add_dr
       sum += s[32];
       sum += s[33];
       const float acc = sum / 4.0f;
-      const float v9 = p5[(long long)(n) * 18432 + (c) * 256 + (e)];
-      const float v11 = v9 - h10;
-      const float v15 = v11 * h14;
-      const float v17 = v15 + h16;
+      const float v9 = p3[(long long)(n) * 18432 + (c) * 256 + (e)];
+      const float v11 = __fsub_rn(v9, h10);
+      const float v13 = __fsub_rn(v11, h12);
+      const float v15 = __fmul_rn(v13, h14);
+      const float v17 = __fadd_rn(v15, h16);
       const float v18 = s_m0[nl];
       const float v19 = v17 * v18;
       const float v20 = s_m1[nl];
       const float v21 = acc * v20;
       const float v22 = v19 + v21;
       const float v23 = fmaxf(v22, 0.0f);
-      p12[(long long)(n) * 18432 + (c) * 256 + (e)] = v23;
+      p8[(long long)(n) * 18432 + (c) * 256 + (e)] = v23;
     }
   }
 }
@@ -805,35 +836,29 @@ extern "C" __global__ void __launch_bounds__(256, 2) k11_bnapply_avg2x2s2_add_dr
 // serves: cells.6.ops.1.y_op (pool), cells.6.ops.1 (add); 2 uses in all
 extern "C" __global__ void __launch_bounds__(256, 2) k12_bnapply_avg3x3s2_droppath_add_c72_16x16(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 72, 32, 32)
-  const float *__restrict__ p1 = (const float *)a.p[1];  // [72] per channel
-  const float *__restrict__ p2 = (const float *)a.p[2];  // [72] per channel
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [72]
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [72]
-  const float *__restrict__ p5 = (const float *)a.p[5];  // (N, 72, 16, 16)
-  const float *__restrict__ p6 = (const float *)a.p[6];  // [72] per channel
-  const float *__restrict__ p7 = (const float *)a.p[7];  // [72] per channel
-  const float *__restrict__ p8 = (const float *)a.p[8];  // parameter [72]
-  const float *__restrict__ p9 = (const float *)a.p[9];  // parameter [72]
-  const NaoMask *p10 = (const NaoMask *)a.p[10];  // mask of this node
-  const NaoMask *p11 = (const NaoMask *)a.p[11];  // mask of this node
-  float *__restrict__ p12 = (float *)a.p[12];  // (N, 72, 16, 16)
+  const float *__restrict__ p1 = (const float *)a.p[1];  // [216] per channel
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [72]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // (N, 72, 16, 16)
+  const float *__restrict__ p4 = (const float *)a.p[4];  // [216] per channel
+  const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [72]
+  const NaoMask *p6 = (const NaoMask *)a.p[6];  // mask of this node
+  const NaoMask *p7 = (const NaoMask *)a.p[7];  // mask of this node
+  float *__restrict__ p8 = (float *)a.p[8];  // (N, 72, 16, 16)
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 16;
   const int nb = min(16, a.n - n0);
   const float h1 = p1[c];
-  const float h3 = p2[c];
-  const float h4 = p3[c];
-  const float h5 = h3 * h4;
-  const float h7 = p4[c];
-  const float h10 = p6[c];
-  const float h12 = p7[c];
-  const float h13 = p8[c];
-  const float h14 = h12 * h13;
-  const float h16 = p9[c];
+  const float h3 = p1[(c) + 72];
+  const float h5 = p1[(c) + 144];
+  const float h7 = p2[c];
+  const float h10 = p4[c];
+  const float h12 = p4[(c) + 72];
+  const float h14 = p4[(c) + 144];
+  const float h16 = p5[c];
   __shared__ float s_m0[16];
-  for (int i = threadIdx.x; i < nb; i += 256) s_m0[i] = nao_mask(p10, (nao_u64)(n0 + i));
+  for (int i = threadIdx.x; i < nb; i += 256) s_m0[i] = nao_mask(p6, (nao_u64)(n0 + i));
   __shared__ float s_m1[16];
-  for (int i = threadIdx.x; i < nb; i += 256) s_m1[i] = nao_mask(p11, (nao_u64)(n0 + i));
+  for (int i = threadIdx.x; i < nb; i += 256) s_m1[i] = nao_mask(p7, (nao_u64)(n0 + i));
   __syncthreads();
   __shared__ float s_x[7623];
   for (int s0 = 0; s0 < nb; s0 += 7) {
@@ -850,9 +875,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k12_bnapply_avg3x3s2_droppa
       if (iy >= 0 && iy < 32 && ix >= 0 && ix < 32) {
         const int e = iy * 32 + ix;
         const float v0 = p0[(long long)(n) * 73728 + (c) * 1024 + (e)];
-        const float v2 = v0 - h1;
-        const float v6 = v2 * h5;
-        const float v8 = v6 + h7;
+        const float v2 = __fsub_rn(v0, h1);
+        const float v4 = __fsub_rn(v2, h3);
+        const float v6 = __fmul_rn(v4, h5);
+        const float v8 = __fadd_rn(v6, h7);
         v = v8;
       }
       s_x[i] = v;
@@ -876,16 +902,17 @@ extern "C" __global__ void __launch_bounds__(256, 2) k12_bnapply_avg3x3s2_droppa
       sum += s[67];
       sum += s[68];
       const float acc = sum / 9.0f;
-      const float v9 = p5[(long long)(n) * 18432 + (c) * 256 + (e)];
-      const float v11 = v9 - h10;
-      const float v15 = v11 * h14;
-      const float v17 = v15 + h16;
+      const float v9 = p3[(long long)(n) * 18432 + (c) * 256 + (e)];
+      const float v11 = __fsub_rn(v9, h10);
+      const float v13 = __fsub_rn(v11, h12);
+      const float v15 = __fmul_rn(v13, h14);
+      const float v17 = __fadd_rn(v15, h16);
       const float v18 = s_m0[nl];
       const float v19 = v17 * v18;
       const float v20 = s_m1[nl];
       const float v21 = acc * v20;
       const float v22 = v19 + v21;
-      p12[(long long)(n) * 73728 + (c) * 256 + (e)] = v22;
+      p8[(long long)(n) * 73728 + (c) * 256 + (e)] = v22;
     }
   }
 }
@@ -898,8 +925,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k13_bnstats_c72_32x16(const
   unsigned char *p1 = (unsigned char *)a.p[1];  // scratch: counter, partial sums
   float *__restrict__ p2 = (float *)a.p[2];  // [72] per channel
   float *__restrict__ p3 = (float *)a.p[3];  // [72] per channel
-  float *__restrict__ p4 = (float *)a.p[4];  // buffer [72]
-  float *__restrict__ p5 = (float *)a.p[5];  // buffer [72]
+  float *__restrict__ p4 = (float *)a.p[4];  // [216] per channel
+  const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [72]
+  float *__restrict__ p6 = (float *)a.p[6];  // buffer [72]
+  float *__restrict__ p7 = (float *)a.p[7];  // buffer [72]
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 8;
   const int nb = min(8, a.n - n0);
@@ -941,10 +970,16 @@ extern "C" __global__ void __launch_bounds__(256, 2) k13_bnstats_c72_32x16(const
       const double m_ = (double)a.n * (double)512;
       const double mean = f0_0 / m_;
       const double var = fmax(f0_1 / m_ - mean * mean, 0.0);
-      p2[cc] = (float)mean;
-      p3[cc] = (float)(1.0 / sqrt(var + (double)9.99999975e-06f));
-      p4[cc] = (1.0f - 0.100000001f) * p4[cc] + 0.100000001f * (float)mean;
-      p5[cc] = (1.0f - 0.100000001f) * p5[cc] + 0.100000001f * (float)(m_ > 1.0 ? var * m_ / (m_ - 1.0) : var);
+      const double invstd = 1.0 / sqrt(var + (double)9.99999975e-06f);
+      const float hi = (float)mean;
+      p2[cc] = hi;
+      p3[cc] = (float)invstd;
+      p4[cc] = hi;
+      p4[cc + 72] = (float)(mean - (double)hi);
+      p4[cc + 144] = (float)((double)p5[cc] * invstd);
+      const double mo = (double)0.100000001f;
+      p6[cc] = (float)((1.0 - mo) * (double)p6[cc] + mo * mean);
+      p7[cc] = (float)((1.0 - mo) * (double)p7[cc] + mo * (m_ > 1.0 ? var * m_ / (m_ - 1.0) : var));
     }
   }
   if (threadIdx.x == 0) *(volatile unsigned int *)p1 = 0u;
@@ -955,41 +990,42 @@ extern "C" __global__ void __launch_bounds__(256, 2) k13_bnstats_c72_32x16(const
 // serves: cells.6.ops.2.x_op.ops.3 (relu)
 extern "C" __global__ void __launch_bounds__(256, 2) k14_bnapply_relu_c72_32x16(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 72, 32, 16)
-  const float *__restrict__ p1 = (const float *)a.p[1];  // [72] per channel
-  const float *__restrict__ p2 = (const float *)a.p[2];  // [72] per channel
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [72]
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [72]
-  float *__restrict__ p5 = (float *)a.p[5];  // (N, 72, 32, 16)
+  const float *__restrict__ p1 = (const float *)a.p[1];  // [216] per channel
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [72]
+  float *__restrict__ p3 = (float *)a.p[3];  // (N, 72, 32, 16)
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 8;
   const int nb = min(8, a.n - n0);
   const float h1 = p1[c];
-  const float h3 = p2[c];
-  const float h4 = p3[c];
-  const float h5 = h3 * h4;
-  const float h7 = p4[c];
+  const float h3 = p1[(c) + 72];
+  const float h5 = p1[(c) + 144];
+  const float h7 = p2[c];
   for (int i = threadIdx.x; i < nb * 128; i += 256) {
     const int nl = i / 128;
     const int e = (i - nl * 128) * 4;
     const int n = n0 + nl;
     const float4 v0 = *(const float4 *)(p0 + (long long)(n) * 36864 + (c) * 512 + (e));
-    const float v2 = v0.x - h1;
-    const float v6 = v2 * h5;
-    const float v8 = v6 + h7;
+    const float v2 = __fsub_rn(v0.x, h1);
+    const float v4 = __fsub_rn(v2, h3);
+    const float v6 = __fmul_rn(v4, h5);
+    const float v8 = __fadd_rn(v6, h7);
     const float v9 = fmaxf(v8, 0.0f);
-    const float v10 = v0.y - h1;
-    const float v11 = v10 * h5;
-    const float v12 = v11 + h7;
-    const float v13 = fmaxf(v12, 0.0f);
-    const float v14 = v0.z - h1;
-    const float v15 = v14 * h5;
-    const float v16 = v15 + h7;
-    const float v17 = fmaxf(v16, 0.0f);
-    const float v18 = v0.w - h1;
-    const float v19 = v18 * h5;
-    const float v20 = v19 + h7;
-    const float v21 = fmaxf(v20, 0.0f);
-    *(float4 *)(p5 + (long long)(n) * 36864 + (c) * 512 + (e)) = make_float4(v9, v13, v17, v21);
+    const float v10 = __fsub_rn(v0.y, h1);
+    const float v11 = __fsub_rn(v10, h3);
+    const float v12 = __fmul_rn(v11, h5);
+    const float v13 = __fadd_rn(v12, h7);
+    const float v14 = fmaxf(v13, 0.0f);
+    const float v15 = __fsub_rn(v0.z, h1);
+    const float v16 = __fsub_rn(v15, h3);
+    const float v17 = __fmul_rn(v16, h5);
+    const float v18 = __fadd_rn(v17, h7);
+    const float v19 = fmaxf(v18, 0.0f);
+    const float v20 = __fsub_rn(v0.w, h1);
+    const float v21 = __fsub_rn(v20, h3);
+    const float v22 = __fmul_rn(v21, h5);
+    const float v23 = __fadd_rn(v22, h7);
+    const float v24 = fmaxf(v23, 0.0f);
+    *(float4 *)(p3 + (long long)(n) * 36864 + (c) * 512 + (e)) = make_float4(v9, v14, v19, v24);
   }
 }
 
@@ -998,35 +1034,29 @@ extern "C" __global__ void __launch_bounds__(256, 2) k14_bnapply_relu_c72_32x16(
 // serves: cells.6.ops.2.y_op (pool), cells.6.ops.2 (add); 2 uses in all
 extern "C" __global__ void __launch_bounds__(256, 2) k15_bnapply_max2x2s2_droppath_add_c72_16x16(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 72, 32, 32)
-  const float *__restrict__ p1 = (const float *)a.p[1];  // [72] per channel
-  const float *__restrict__ p2 = (const float *)a.p[2];  // [72] per channel
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [72]
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [72]
-  const float *__restrict__ p5 = (const float *)a.p[5];  // (N, 72, 16, 16)
-  const float *__restrict__ p6 = (const float *)a.p[6];  // [72] per channel
-  const float *__restrict__ p7 = (const float *)a.p[7];  // [72] per channel
-  const float *__restrict__ p8 = (const float *)a.p[8];  // parameter [72]
-  const float *__restrict__ p9 = (const float *)a.p[9];  // parameter [72]
-  const NaoMask *p10 = (const NaoMask *)a.p[10];  // mask of this node
-  const NaoMask *p11 = (const NaoMask *)a.p[11];  // mask of this node
-  float *__restrict__ p12 = (float *)a.p[12];  // (N, 72, 16, 16)
+  const float *__restrict__ p1 = (const float *)a.p[1];  // [216] per channel
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [72]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // (N, 72, 16, 16)
+  const float *__restrict__ p4 = (const float *)a.p[4];  // [216] per channel
+  const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [72]
+  const NaoMask *p6 = (const NaoMask *)a.p[6];  // mask of this node
+  const NaoMask *p7 = (const NaoMask *)a.p[7];  // mask of this node
+  float *__restrict__ p8 = (float *)a.p[8];  // (N, 72, 16, 16)
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 16;
   const int nb = min(16, a.n - n0);
   const float h1 = p1[c];
-  const float h3 = p2[c];
-  const float h4 = p3[c];
-  const float h5 = h3 * h4;
-  const float h7 = p4[c];
-  const float h10 = p6[c];
-  const float h12 = p7[c];
-  const float h13 = p8[c];
-  const float h14 = h12 * h13;
-  const float h16 = p9[c];
+  const float h3 = p1[(c) + 72];
+  const float h5 = p1[(c) + 144];
+  const float h7 = p2[c];
+  const float h10 = p4[c];
+  const float h12 = p4[(c) + 72];
+  const float h14 = p4[(c) + 144];
+  const float h16 = p5[c];
   __shared__ float s_m0[16];
-  for (int i = threadIdx.x; i < nb; i += 256) s_m0[i] = nao_mask(p10, (nao_u64)(n0 + i));
+  for (int i = threadIdx.x; i < nb; i += 256) s_m0[i] = nao_mask(p6, (nao_u64)(n0 + i));
   __shared__ float s_m1[16];
-  for (int i = threadIdx.x; i < nb; i += 256) s_m1[i] = nao_mask(p11, (nao_u64)(n0 + i));
+  for (int i = threadIdx.x; i < nb; i += 256) s_m1[i] = nao_mask(p7, (nao_u64)(n0 + i));
   __syncthreads();
   __shared__ float s_x[8192];
   for (int s0 = 0; s0 < nb; s0 += 8) {
@@ -1043,9 +1073,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k15_bnapply_max2x2s2_droppa
       if (iy >= 0 && iy < 32 && ix >= 0 && ix < 32) {
         const int e = iy * 32 + ix;
         const float v0 = p0[(long long)(n) * 73728 + (c) * 1024 + (e)];
-        const float v2 = v0 - h1;
-        const float v6 = v2 * h5;
-        const float v8 = v6 + h7;
+        const float v2 = __fsub_rn(v0, h1);
+        const float v4 = __fsub_rn(v2, h3);
+        const float v6 = __fmul_rn(v4, h5);
+        const float v8 = __fadd_rn(v6, h7);
         v = v8;
       }
       s_x[i] = v;
@@ -1063,16 +1094,17 @@ extern "C" __global__ void __launch_bounds__(256, 2) k15_bnapply_max2x2s2_droppa
       if (!(s[1] <= acc)) acc = s[1];
       if (!(s[32] <= acc)) acc = s[32];
       if (!(s[33] <= acc)) acc = s[33];
-      const float v9 = p5[(long long)(n) * 18432 + (c) * 256 + (e)];
-      const float v11 = v9 - h10;
-      const float v15 = v11 * h14;
-      const float v17 = v15 + h16;
+      const float v9 = p3[(long long)(n) * 18432 + (c) * 256 + (e)];
+      const float v11 = __fsub_rn(v9, h10);
+      const float v13 = __fsub_rn(v11, h12);
+      const float v15 = __fmul_rn(v13, h14);
+      const float v17 = __fadd_rn(v15, h16);
       const float v18 = s_m0[nl];
       const float v19 = v17 * v18;
       const float v20 = s_m1[nl];
       const float v21 = acc * v20;
       const float v22 = v19 + v21;
-      p12[(long long)(n) * 73728 + (c) * 256 + (e)] = v22;
+      p8[(long long)(n) * 73728 + (c) * 256 + (e)] = v22;
     }
   }
 }
@@ -1082,35 +1114,29 @@ extern "C" __global__ void __launch_bounds__(256, 2) k15_bnapply_max2x2s2_droppa
 // serves: cells.6.ops.3.x_op (pool), cells.6.ops.3 (add); 2 uses in all
 extern "C" __global__ void __launch_bounds__(256, 2) k16_bnapply_avg3x3s2_droppath_add_c72_16x16(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 72, 32, 32)
-  const float *__restrict__ p1 = (const float *)a.p[1];  // [72] per channel
-  const float *__restrict__ p2 = (const float *)a.p[2];  // [72] per channel
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [72]
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [72]
-  const NaoMask *p5 = (const NaoMask *)a.p[5];  // mask of this node
-  const float *__restrict__ p6 = (const float *)a.p[6];  // (N, 72, 16, 16)
-  const float *__restrict__ p7 = (const float *)a.p[7];  // [72] per channel
-  const float *__restrict__ p8 = (const float *)a.p[8];  // [72] per channel
-  const float *__restrict__ p9 = (const float *)a.p[9];  // parameter [72]
-  const float *__restrict__ p10 = (const float *)a.p[10];  // parameter [72]
-  const NaoMask *p11 = (const NaoMask *)a.p[11];  // mask of this node
-  float *__restrict__ p12 = (float *)a.p[12];  // (N, 72, 16, 16)
+  const float *__restrict__ p1 = (const float *)a.p[1];  // [216] per channel
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [72]
+  const NaoMask *p3 = (const NaoMask *)a.p[3];  // mask of this node
+  const float *__restrict__ p4 = (const float *)a.p[4];  // (N, 72, 16, 16)
+  const float *__restrict__ p5 = (const float *)a.p[5];  // [216] per channel
+  const float *__restrict__ p6 = (const float *)a.p[6];  // parameter [72]
+  const NaoMask *p7 = (const NaoMask *)a.p[7];  // mask of this node
+  float *__restrict__ p8 = (float *)a.p[8];  // (N, 72, 16, 16)
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 16;
   const int nb = min(16, a.n - n0);
   const float h1 = p1[c];
-  const float h3 = p2[c];
-  const float h4 = p3[c];
-  const float h5 = h3 * h4;
-  const float h7 = p4[c];
-  const float h12 = p7[c];
-  const float h14 = p8[c];
-  const float h15 = p9[c];
-  const float h16 = h14 * h15;
-  const float h18 = p10[c];
+  const float h3 = p1[(c) + 72];
+  const float h5 = p1[(c) + 144];
+  const float h7 = p2[c];
+  const float h12 = p5[c];
+  const float h14 = p5[(c) + 72];
+  const float h16 = p5[(c) + 144];
+  const float h18 = p6[c];
   __shared__ float s_m0[16];
-  for (int i = threadIdx.x; i < nb; i += 256) s_m0[i] = nao_mask(p5, (nao_u64)(n0 + i));
+  for (int i = threadIdx.x; i < nb; i += 256) s_m0[i] = nao_mask(p3, (nao_u64)(n0 + i));
   __shared__ float s_m1[16];
-  for (int i = threadIdx.x; i < nb; i += 256) s_m1[i] = nao_mask(p11, (nao_u64)(n0 + i));
+  for (int i = threadIdx.x; i < nb; i += 256) s_m1[i] = nao_mask(p7, (nao_u64)(n0 + i));
   __syncthreads();
   __shared__ float s_x[7623];
   for (int s0 = 0; s0 < nb; s0 += 7) {
@@ -1127,9 +1153,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k16_bnapply_avg3x3s2_droppa
       if (iy >= 0 && iy < 32 && ix >= 0 && ix < 32) {
         const int e = iy * 32 + ix;
         const float v0 = p0[(long long)(n) * 73728 + (c) * 1024 + (e)];
-        const float v2 = v0 - h1;
-        const float v6 = v2 * h5;
-        const float v8 = v6 + h7;
+        const float v2 = __fsub_rn(v0, h1);
+        const float v4 = __fsub_rn(v2, h3);
+        const float v6 = __fmul_rn(v4, h5);
+        const float v8 = __fadd_rn(v6, h7);
         v = v8;
       }
       s_x[i] = v;
@@ -1155,14 +1182,15 @@ extern "C" __global__ void __launch_bounds__(256, 2) k16_bnapply_avg3x3s2_droppa
       const float acc = sum / 9.0f;
       const float v9 = s_m0[nl];
       const float v10 = acc * v9;
-      const float v11 = p6[(long long)(n) * 18432 + (c) * 256 + (e)];
-      const float v13 = v11 - h12;
-      const float v17 = v13 * h16;
-      const float v19 = v17 + h18;
+      const float v11 = p4[(long long)(n) * 18432 + (c) * 256 + (e)];
+      const float v13 = __fsub_rn(v11, h12);
+      const float v15 = __fsub_rn(v13, h14);
+      const float v17 = __fmul_rn(v15, h16);
+      const float v19 = __fadd_rn(v17, h18);
       const float v20 = s_m1[nl];
       const float v21 = v19 * v20;
       const float v22 = v10 + v21;
-      p12[(long long)(n) * 73728 + (c) * 256 + (e)] = v22;
+      p8[(long long)(n) * 73728 + (c) * 256 + (e)] = v22;
     }
   }
 }
@@ -1172,35 +1200,29 @@ extern "C" __global__ void __launch_bounds__(256, 2) k16_bnapply_avg3x3s2_droppa
 // serves: cells.6.ops.4.x_op (pool), cells.6.ops.4 (add); 2 uses in all
 extern "C" __global__ void __launch_bounds__(256, 2) k17_bnapply_max3x3s2_droppath_add_c72_16x16(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 72, 32, 32)
-  const float *__restrict__ p1 = (const float *)a.p[1];  // [72] per channel
-  const float *__restrict__ p2 = (const float *)a.p[2];  // [72] per channel
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [72]
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [72]
-  const NaoMask *p5 = (const NaoMask *)a.p[5];  // mask of this node
-  const float *__restrict__ p6 = (const float *)a.p[6];  // (N, 72, 16, 16)
-  const float *__restrict__ p7 = (const float *)a.p[7];  // [72] per channel
-  const float *__restrict__ p8 = (const float *)a.p[8];  // [72] per channel
-  const float *__restrict__ p9 = (const float *)a.p[9];  // parameter [72]
-  const float *__restrict__ p10 = (const float *)a.p[10];  // parameter [72]
-  const NaoMask *p11 = (const NaoMask *)a.p[11];  // mask of this node
-  float *__restrict__ p12 = (float *)a.p[12];  // (N, 72, 16, 16)
+  const float *__restrict__ p1 = (const float *)a.p[1];  // [216] per channel
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [72]
+  const NaoMask *p3 = (const NaoMask *)a.p[3];  // mask of this node
+  const float *__restrict__ p4 = (const float *)a.p[4];  // (N, 72, 16, 16)
+  const float *__restrict__ p5 = (const float *)a.p[5];  // [216] per channel
+  const float *__restrict__ p6 = (const float *)a.p[6];  // parameter [72]
+  const NaoMask *p7 = (const NaoMask *)a.p[7];  // mask of this node
+  float *__restrict__ p8 = (float *)a.p[8];  // (N, 72, 16, 16)
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 16;
   const int nb = min(16, a.n - n0);
   const float h1 = p1[c];
-  const float h3 = p2[c];
-  const float h4 = p3[c];
-  const float h5 = h3 * h4;
-  const float h7 = p4[c];
-  const float h12 = p7[c];
-  const float h14 = p8[c];
-  const float h15 = p9[c];
-  const float h16 = h14 * h15;
-  const float h18 = p10[c];
+  const float h3 = p1[(c) + 72];
+  const float h5 = p1[(c) + 144];
+  const float h7 = p2[c];
+  const float h12 = p5[c];
+  const float h14 = p5[(c) + 72];
+  const float h16 = p5[(c) + 144];
+  const float h18 = p6[c];
   __shared__ float s_m0[16];
-  for (int i = threadIdx.x; i < nb; i += 256) s_m0[i] = nao_mask(p5, (nao_u64)(n0 + i));
+  for (int i = threadIdx.x; i < nb; i += 256) s_m0[i] = nao_mask(p3, (nao_u64)(n0 + i));
   __shared__ float s_m1[16];
-  for (int i = threadIdx.x; i < nb; i += 256) s_m1[i] = nao_mask(p11, (nao_u64)(n0 + i));
+  for (int i = threadIdx.x; i < nb; i += 256) s_m1[i] = nao_mask(p7, (nao_u64)(n0 + i));
   __syncthreads();
   __shared__ float s_x[7623];
   for (int s0 = 0; s0 < nb; s0 += 7) {
@@ -1217,9 +1239,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k17_bnapply_max3x3s2_droppa
       if (iy >= 0 && iy < 32 && ix >= 0 && ix < 32) {
         const int e = iy * 32 + ix;
         const float v0 = p0[(long long)(n) * 73728 + (c) * 1024 + (e)];
-        const float v2 = v0 - h1;
-        const float v6 = v2 * h5;
-        const float v8 = v6 + h7;
+        const float v2 = __fsub_rn(v0, h1);
+        const float v4 = __fsub_rn(v2, h3);
+        const float v6 = __fmul_rn(v4, h5);
+        const float v8 = __fadd_rn(v6, h7);
         v = v8;
       }
       s_x[i] = v;
@@ -1244,14 +1267,15 @@ extern "C" __global__ void __launch_bounds__(256, 2) k17_bnapply_max3x3s2_droppa
       if (!(s[68] <= acc)) acc = s[68];
       const float v9 = s_m0[nl];
       const float v10 = acc * v9;
-      const float v11 = p6[(long long)(n) * 18432 + (c) * 256 + (e)];
-      const float v13 = v11 - h12;
-      const float v17 = v13 * h16;
-      const float v19 = v17 + h18;
+      const float v11 = p4[(long long)(n) * 18432 + (c) * 256 + (e)];
+      const float v13 = __fsub_rn(v11, h12);
+      const float v15 = __fsub_rn(v13, h14);
+      const float v17 = __fmul_rn(v15, h16);
+      const float v19 = __fadd_rn(v17, h18);
       const float v20 = s_m1[nl];
       const float v21 = v19 * v20;
       const float v22 = v10 + v21;
-      p12[(long long)(n) * 73728 + (c) * 256 + (e)] = v22;
+      p8[(long long)(n) * 73728 + (c) * 256 + (e)] = v22;
     }
   }
 }
@@ -1283,41 +1307,42 @@ extern "C" __global__ void __launch_bounds__(256, 2) k18_relu_c288_16x16(const N
 // serves: cells.7.ops.0.x_op.ops.0 (relu); 24 uses in all
 extern "C" __global__ void __launch_bounds__(256, 2) k19_bnapply_relu_c72_16x16(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 72, 16, 16)
-  const float *__restrict__ p1 = (const float *)a.p[1];  // [72] per channel
-  const float *__restrict__ p2 = (const float *)a.p[2];  // [72] per channel
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [72]
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [72]
-  float *__restrict__ p5 = (float *)a.p[5];  // (N, 72, 16, 16)
+  const float *__restrict__ p1 = (const float *)a.p[1];  // [216] per channel
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [72]
+  float *__restrict__ p3 = (float *)a.p[3];  // (N, 72, 16, 16)
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 16;
   const int nb = min(16, a.n - n0);
   const float h1 = p1[c];
-  const float h3 = p2[c];
-  const float h4 = p3[c];
-  const float h5 = h3 * h4;
-  const float h7 = p4[c];
+  const float h3 = p1[(c) + 72];
+  const float h5 = p1[(c) + 144];
+  const float h7 = p2[c];
   for (int i = threadIdx.x; i < nb * 64; i += 256) {
     const int nl = i / 64;
     const int e = (i - nl * 64) * 4;
     const int n = n0 + nl;
     const float4 v0 = *(const float4 *)(p0 + (long long)(n) * 18432 + (c) * 256 + (e));
-    const float v2 = v0.x - h1;
-    const float v6 = v2 * h5;
-    const float v8 = v6 + h7;
+    const float v2 = __fsub_rn(v0.x, h1);
+    const float v4 = __fsub_rn(v2, h3);
+    const float v6 = __fmul_rn(v4, h5);
+    const float v8 = __fadd_rn(v6, h7);
     const float v9 = fmaxf(v8, 0.0f);
-    const float v10 = v0.y - h1;
-    const float v11 = v10 * h5;
-    const float v12 = v11 + h7;
-    const float v13 = fmaxf(v12, 0.0f);
-    const float v14 = v0.z - h1;
-    const float v15 = v14 * h5;
-    const float v16 = v15 + h7;
-    const float v17 = fmaxf(v16, 0.0f);
-    const float v18 = v0.w - h1;
-    const float v19 = v18 * h5;
-    const float v20 = v19 + h7;
-    const float v21 = fmaxf(v20, 0.0f);
-    *(float4 *)(p5 + (long long)(n) * 18432 + (c) * 256 + (e)) = make_float4(v9, v13, v17, v21);
+    const float v10 = __fsub_rn(v0.y, h1);
+    const float v11 = __fsub_rn(v10, h3);
+    const float v12 = __fmul_rn(v11, h5);
+    const float v13 = __fadd_rn(v12, h7);
+    const float v14 = fmaxf(v13, 0.0f);
+    const float v15 = __fsub_rn(v0.z, h1);
+    const float v16 = __fsub_rn(v15, h3);
+    const float v17 = __fmul_rn(v16, h5);
+    const float v18 = __fadd_rn(v17, h7);
+    const float v19 = fmaxf(v18, 0.0f);
+    const float v20 = __fsub_rn(v0.w, h1);
+    const float v21 = __fsub_rn(v20, h3);
+    const float v22 = __fmul_rn(v21, h5);
+    const float v23 = __fadd_rn(v22, h7);
+    const float v24 = fmaxf(v23, 0.0f);
+    *(float4 *)(p3 + (long long)(n) * 18432 + (c) * 256 + (e)) = make_float4(v9, v14, v19, v24);
   }
 }
 
@@ -1326,35 +1351,29 @@ extern "C" __global__ void __launch_bounds__(256, 2) k19_bnapply_relu_c72_16x16(
 // serves: cells.7.ops.0.y_op (pool), cells.7.ops.1.x_op.ops.0 (relu); 12 uses in all
 extern "C" __global__ void __launch_bounds__(256, 2) k20_bnapply_avg5x5s1_add_droppath_relu_c72_16x16(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 72, 16, 16)
-  const float *__restrict__ p1 = (const float *)a.p[1];  // [72] per channel
-  const float *__restrict__ p2 = (const float *)a.p[2];  // [72] per channel
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [72]
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [72]
-  const float *__restrict__ p5 = (const float *)a.p[5];  // (N, 72, 16, 16)
-  const float *__restrict__ p6 = (const float *)a.p[6];  // [72] per channel
-  const float *__restrict__ p7 = (const float *)a.p[7];  // [72] per channel
-  const float *__restrict__ p8 = (const float *)a.p[8];  // parameter [72]
-  const float *__restrict__ p9 = (const float *)a.p[9];  // parameter [72]
-  const NaoMask *p10 = (const NaoMask *)a.p[10];  // mask of this node
-  const NaoMask *p11 = (const NaoMask *)a.p[11];  // mask of this node
-  float *__restrict__ p12 = (float *)a.p[12];  // (N, 72, 16, 16)
+  const float *__restrict__ p1 = (const float *)a.p[1];  // [216] per channel
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [72]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // (N, 72, 16, 16)
+  const float *__restrict__ p4 = (const float *)a.p[4];  // [216] per channel
+  const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [72]
+  const NaoMask *p6 = (const NaoMask *)a.p[6];  // mask of this node
+  const NaoMask *p7 = (const NaoMask *)a.p[7];  // mask of this node
+  float *__restrict__ p8 = (float *)a.p[8];  // (N, 72, 16, 16)
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 16;
   const int nb = min(16, a.n - n0);
   const float h1 = p1[c];
-  const float h3 = p2[c];
-  const float h4 = p3[c];
-  const float h5 = h3 * h4;
-  const float h7 = p4[c];
-  const float h10 = p6[c];
-  const float h12 = p7[c];
-  const float h13 = p8[c];
-  const float h14 = h12 * h13;
-  const float h16 = p9[c];
+  const float h3 = p1[(c) + 72];
+  const float h5 = p1[(c) + 144];
+  const float h7 = p2[c];
+  const float h10 = p4[c];
+  const float h12 = p4[(c) + 72];
+  const float h14 = p4[(c) + 144];
+  const float h16 = p5[c];
   __shared__ float s_m0[16];
-  for (int i = threadIdx.x; i < nb; i += 256) s_m0[i] = nao_mask(p10, (nao_u64)(n0 + i));
+  for (int i = threadIdx.x; i < nb; i += 256) s_m0[i] = nao_mask(p6, (nao_u64)(n0 + i));
   __shared__ float s_m1[16];
-  for (int i = threadIdx.x; i < nb; i += 256) s_m1[i] = nao_mask(p11, (nao_u64)(n0 + i));
+  for (int i = threadIdx.x; i < nb; i += 256) s_m1[i] = nao_mask(p7, (nao_u64)(n0 + i));
   __syncthreads();
   __shared__ float s_x[6400];
   for (int s0 = 0; s0 < nb; s0 += 16) {
@@ -1371,9 +1390,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k20_bnapply_avg5x5s1_add_dr
       if (iy >= 0 && iy < 16 && ix >= 0 && ix < 16) {
         const int e = iy * 16 + ix;
         const float v0 = p0[(long long)(n) * 18432 + (c) * 256 + (e)];
-        const float v2 = v0 - h1;
-        const float v6 = v2 * h5;
-        const float v8 = v6 + h7;
+        const float v2 = __fsub_rn(v0, h1);
+        const float v4 = __fsub_rn(v2, h3);
+        const float v6 = __fmul_rn(v4, h5);
+        const float v8 = __fadd_rn(v6, h7);
         v = v8;
       }
       s_x[i] = v;
@@ -1413,17 +1433,18 @@ extern "C" __global__ void __launch_bounds__(256, 2) k20_bnapply_avg5x5s1_add_dr
       sum += s[83];
       sum += s[84];
       const float acc = sum / 25.0f;
-      const float v9 = p5[(long long)(n) * 18432 + (c) * 256 + (e)];
-      const float v11 = v9 - h10;
-      const float v15 = v11 * h14;
-      const float v17 = v15 + h16;
+      const float v9 = p3[(long long)(n) * 18432 + (c) * 256 + (e)];
+      const float v11 = __fsub_rn(v9, h10);
+      const float v13 = __fsub_rn(v11, h12);
+      const float v15 = __fmul_rn(v13, h14);
+      const float v17 = __fadd_rn(v15, h16);
       const float v18 = s_m0[nl];
       const float v19 = v17 * v18;
       const float v20 = s_m1[nl];
       const float v21 = acc * v20;
       const float v22 = v19 + v21;
       const float v23 = fmaxf(v22, 0.0f);
-      p12[(long long)(n) * 18432 + (c) * 256 + (e)] = v23;
+      p8[(long long)(n) * 18432 + (c) * 256 + (e)] = v23;
     }
   }
 }
@@ -1433,81 +1454,83 @@ extern "C" __global__ void __launch_bounds__(256, 2) k20_bnapply_avg5x5s1_add_dr
 // serves: cells.7.ops.1 (add); 18 uses in all
 extern "C" __global__ void __launch_bounds__(256, 2) k21_bnapply_droppath_add_c72_16x16(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 72, 16, 16)
-  const float *__restrict__ p1 = (const float *)a.p[1];  // [72] per channel
-  const float *__restrict__ p2 = (const float *)a.p[2];  // [72] per channel
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [72]
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [72]
-  const NaoMask *p5 = (const NaoMask *)a.p[5];  // mask of this node
-  const float *__restrict__ p6 = (const float *)a.p[6];  // (N, 72, 16, 16)
-  const float *__restrict__ p7 = (const float *)a.p[7];  // [72] per channel
-  const float *__restrict__ p8 = (const float *)a.p[8];  // [72] per channel
-  const float *__restrict__ p9 = (const float *)a.p[9];  // parameter [72]
-  const float *__restrict__ p10 = (const float *)a.p[10];  // parameter [72]
-  const NaoMask *p11 = (const NaoMask *)a.p[11];  // mask of this node
-  float *__restrict__ p12 = (float *)a.p[12];  // (N, 72, 16, 16)
+  const float *__restrict__ p1 = (const float *)a.p[1];  // [216] per channel
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [72]
+  const NaoMask *p3 = (const NaoMask *)a.p[3];  // mask of this node
+  const float *__restrict__ p4 = (const float *)a.p[4];  // (N, 72, 16, 16)
+  const float *__restrict__ p5 = (const float *)a.p[5];  // [216] per channel
+  const float *__restrict__ p6 = (const float *)a.p[6];  // parameter [72]
+  const NaoMask *p7 = (const NaoMask *)a.p[7];  // mask of this node
+  float *__restrict__ p8 = (float *)a.p[8];  // (N, 72, 16, 16)
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 16;
   const int nb = min(16, a.n - n0);
   const float h1 = p1[c];
-  const float h3 = p2[c];
-  const float h4 = p3[c];
-  const float h5 = h3 * h4;
-  const float h7 = p4[c];
-  const float h12 = p7[c];
-  const float h14 = p8[c];
-  const float h15 = p9[c];
-  const float h16 = h14 * h15;
-  const float h18 = p10[c];
+  const float h3 = p1[(c) + 72];
+  const float h5 = p1[(c) + 144];
+  const float h7 = p2[c];
+  const float h12 = p5[c];
+  const float h14 = p5[(c) + 72];
+  const float h16 = p5[(c) + 144];
+  const float h18 = p6[c];
   __shared__ float s_m0[16];
-  for (int i = threadIdx.x; i < nb; i += 256) s_m0[i] = nao_mask(p5, (nao_u64)(n0 + i));
+  for (int i = threadIdx.x; i < nb; i += 256) s_m0[i] = nao_mask(p3, (nao_u64)(n0 + i));
   __shared__ float s_m1[16];
-  for (int i = threadIdx.x; i < nb; i += 256) s_m1[i] = nao_mask(p11, (nao_u64)(n0 + i));
+  for (int i = threadIdx.x; i < nb; i += 256) s_m1[i] = nao_mask(p7, (nao_u64)(n0 + i));
   __syncthreads();
   for (int i = threadIdx.x; i < nb * 64; i += 256) {
     const int nl = i / 64;
     const int e = (i - nl * 64) * 4;
     const int n = n0 + nl;
     const float4 v0 = *(const float4 *)(p0 + (long long)(n) * 18432 + (c) * 256 + (e));
-    const float v2 = v0.x - h1;
-    const float v6 = v2 * h5;
-    const float v8 = v6 + h7;
+    const float v2 = __fsub_rn(v0.x, h1);
+    const float v4 = __fsub_rn(v2, h3);
+    const float v6 = __fmul_rn(v4, h5);
+    const float v8 = __fadd_rn(v6, h7);
     const float v9 = s_m0[nl];
     const float v10 = v8 * v9;
-    const float4 v11 = *(const float4 *)(p6 + (long long)(n) * 18432 + (c) * 256 + (e));
-    const float v13 = v11.x - h12;
-    const float v17 = v13 * h16;
-    const float v19 = v17 + h18;
+    const float4 v11 = *(const float4 *)(p4 + (long long)(n) * 18432 + (c) * 256 + (e));
+    const float v13 = __fsub_rn(v11.x, h12);
+    const float v15 = __fsub_rn(v13, h14);
+    const float v17 = __fmul_rn(v15, h16);
+    const float v19 = __fadd_rn(v17, h18);
     const float v20 = s_m1[nl];
     const float v21 = v19 * v20;
     const float v22 = v10 + v21;
-    const float v23 = v0.y - h1;
-    const float v24 = v23 * h5;
-    const float v25 = v24 + h7;
-    const float v26 = v25 * v9;
-    const float v27 = v11.y - h12;
-    const float v28 = v27 * h16;
-    const float v29 = v28 + h18;
-    const float v30 = v29 * v20;
-    const float v31 = v26 + v30;
-    const float v32 = v0.z - h1;
-    const float v33 = v32 * h5;
-    const float v34 = v33 + h7;
-    const float v35 = v34 * v9;
-    const float v36 = v11.z - h12;
-    const float v37 = v36 * h16;
-    const float v38 = v37 + h18;
-    const float v39 = v38 * v20;
-    const float v40 = v35 + v39;
-    const float v41 = v0.w - h1;
-    const float v42 = v41 * h5;
-    const float v43 = v42 + h7;
-    const float v44 = v43 * v9;
-    const float v45 = v11.w - h12;
-    const float v46 = v45 * h16;
-    const float v47 = v46 + h18;
-    const float v48 = v47 * v20;
-    const float v49 = v44 + v48;
-    *(float4 *)(p12 + (long long)(n) * 55296 + (c) * 256 + (e)) = make_float4(v22, v31, v40, v49);
+    const float v23 = __fsub_rn(v0.y, h1);
+    const float v24 = __fsub_rn(v23, h3);
+    const float v25 = __fmul_rn(v24, h5);
+    const float v26 = __fadd_rn(v25, h7);
+    const float v27 = v26 * v9;
+    const float v28 = __fsub_rn(v11.y, h12);
+    const float v29 = __fsub_rn(v28, h14);
+    const float v30 = __fmul_rn(v29, h16);
+    const float v31 = __fadd_rn(v30, h18);
+    const float v32 = v31 * v20;
+    const float v33 = v27 + v32;
+    const float v34 = __fsub_rn(v0.z, h1);
+    const float v35 = __fsub_rn(v34, h3);
+    const float v36 = __fmul_rn(v35, h5);
+    const float v37 = __fadd_rn(v36, h7);
+    const float v38 = v37 * v9;
+    const float v39 = __fsub_rn(v11.z, h12);
+    const float v40 = __fsub_rn(v39, h14);
+    const float v41 = __fmul_rn(v40, h16);
+    const float v42 = __fadd_rn(v41, h18);
+    const float v43 = v42 * v20;
+    const float v44 = v38 + v43;
+    const float v45 = __fsub_rn(v0.w, h1);
+    const float v46 = __fsub_rn(v45, h3);
+    const float v47 = __fmul_rn(v46, h5);
+    const float v48 = __fadd_rn(v47, h7);
+    const float v49 = v48 * v9;
+    const float v50 = __fsub_rn(v11.w, h12);
+    const float v51 = __fsub_rn(v50, h14);
+    const float v52 = __fmul_rn(v51, h16);
+    const float v53 = __fadd_rn(v52, h18);
+    const float v54 = v53 * v20;
+    const float v55 = v49 + v54;
+    *(float4 *)(p8 + (long long)(n) * 55296 + (c) * 256 + (e)) = make_float4(v22, v33, v44, v55);
   }
 }
 
@@ -1516,85 +1539,87 @@ extern "C" __global__ void __launch_bounds__(256, 2) k21_bnapply_droppath_add_c7
 // serves: cells.7.ops.3.y_op.ops.0 (relu); 6 uses in all
 extern "C" __global__ void __launch_bounds__(256, 2) k22_bnapply_add_droppath_relu_c72_16x16(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 72, 16, 16)
-  const float *__restrict__ p1 = (const float *)a.p[1];  // [72] per channel
-  const float *__restrict__ p2 = (const float *)a.p[2];  // [72] per channel
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [72]
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [72]
-  const NaoMask *p5 = (const NaoMask *)a.p[5];  // mask of this node
-  const float *__restrict__ p6 = (const float *)a.p[6];  // (N, 72, 16, 16)
-  const float *__restrict__ p7 = (const float *)a.p[7];  // [72] per channel
-  const float *__restrict__ p8 = (const float *)a.p[8];  // [72] per channel
-  const float *__restrict__ p9 = (const float *)a.p[9];  // parameter [72]
-  const float *__restrict__ p10 = (const float *)a.p[10];  // parameter [72]
-  const NaoMask *p11 = (const NaoMask *)a.p[11];  // mask of this node
-  float *__restrict__ p12 = (float *)a.p[12];  // (N, 72, 16, 16)
+  const float *__restrict__ p1 = (const float *)a.p[1];  // [216] per channel
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [72]
+  const NaoMask *p3 = (const NaoMask *)a.p[3];  // mask of this node
+  const float *__restrict__ p4 = (const float *)a.p[4];  // (N, 72, 16, 16)
+  const float *__restrict__ p5 = (const float *)a.p[5];  // [216] per channel
+  const float *__restrict__ p6 = (const float *)a.p[6];  // parameter [72]
+  const NaoMask *p7 = (const NaoMask *)a.p[7];  // mask of this node
+  float *__restrict__ p8 = (float *)a.p[8];  // (N, 72, 16, 16)
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 16;
   const int nb = min(16, a.n - n0);
   const float h1 = p1[c];
-  const float h3 = p2[c];
-  const float h4 = p3[c];
-  const float h5 = h3 * h4;
-  const float h7 = p4[c];
-  const float h12 = p7[c];
-  const float h14 = p8[c];
-  const float h15 = p9[c];
-  const float h16 = h14 * h15;
-  const float h18 = p10[c];
+  const float h3 = p1[(c) + 72];
+  const float h5 = p1[(c) + 144];
+  const float h7 = p2[c];
+  const float h12 = p5[c];
+  const float h14 = p5[(c) + 72];
+  const float h16 = p5[(c) + 144];
+  const float h18 = p6[c];
   __shared__ float s_m0[16];
-  for (int i = threadIdx.x; i < nb; i += 256) s_m0[i] = nao_mask(p5, (nao_u64)(n0 + i));
+  for (int i = threadIdx.x; i < nb; i += 256) s_m0[i] = nao_mask(p3, (nao_u64)(n0 + i));
   __shared__ float s_m1[16];
-  for (int i = threadIdx.x; i < nb; i += 256) s_m1[i] = nao_mask(p11, (nao_u64)(n0 + i));
+  for (int i = threadIdx.x; i < nb; i += 256) s_m1[i] = nao_mask(p7, (nao_u64)(n0 + i));
   __syncthreads();
   for (int i = threadIdx.x; i < nb * 64; i += 256) {
     const int nl = i / 64;
     const int e = (i - nl * 64) * 4;
     const int n = n0 + nl;
     const float4 v0 = *(const float4 *)(p0 + (long long)(n) * 18432 + (c) * 256 + (e));
-    const float v2 = v0.x - h1;
-    const float v6 = v2 * h5;
-    const float v8 = v6 + h7;
+    const float v2 = __fsub_rn(v0.x, h1);
+    const float v4 = __fsub_rn(v2, h3);
+    const float v6 = __fmul_rn(v4, h5);
+    const float v8 = __fadd_rn(v6, h7);
     const float v9 = s_m0[nl];
     const float v10 = v8 * v9;
-    const float4 v11 = *(const float4 *)(p6 + (long long)(n) * 18432 + (c) * 256 + (e));
-    const float v13 = v11.x - h12;
-    const float v17 = v13 * h16;
-    const float v19 = v17 + h18;
+    const float4 v11 = *(const float4 *)(p4 + (long long)(n) * 18432 + (c) * 256 + (e));
+    const float v13 = __fsub_rn(v11.x, h12);
+    const float v15 = __fsub_rn(v13, h14);
+    const float v17 = __fmul_rn(v15, h16);
+    const float v19 = __fadd_rn(v17, h18);
     const float v20 = s_m1[nl];
     const float v21 = v19 * v20;
     const float v22 = v10 + v21;
     const float v23 = fmaxf(v22, 0.0f);
-    const float v24 = v0.y - h1;
-    const float v25 = v24 * h5;
-    const float v26 = v25 + h7;
-    const float v27 = v26 * v9;
-    const float v28 = v11.y - h12;
-    const float v29 = v28 * h16;
-    const float v30 = v29 + h18;
-    const float v31 = v30 * v20;
-    const float v32 = v27 + v31;
-    const float v33 = fmaxf(v32, 0.0f);
-    const float v34 = v0.z - h1;
-    const float v35 = v34 * h5;
-    const float v36 = v35 + h7;
-    const float v37 = v36 * v9;
-    const float v38 = v11.z - h12;
-    const float v39 = v38 * h16;
-    const float v40 = v39 + h18;
-    const float v41 = v40 * v20;
-    const float v42 = v37 + v41;
-    const float v43 = fmaxf(v42, 0.0f);
-    const float v44 = v0.w - h1;
-    const float v45 = v44 * h5;
-    const float v46 = v45 + h7;
-    const float v47 = v46 * v9;
-    const float v48 = v11.w - h12;
-    const float v49 = v48 * h16;
-    const float v50 = v49 + h18;
-    const float v51 = v50 * v20;
-    const float v52 = v47 + v51;
-    const float v53 = fmaxf(v52, 0.0f);
-    *(float4 *)(p12 + (long long)(n) * 18432 + (c) * 256 + (e)) = make_float4(v23, v33, v43, v53);
+    const float v24 = __fsub_rn(v0.y, h1);
+    const float v25 = __fsub_rn(v24, h3);
+    const float v26 = __fmul_rn(v25, h5);
+    const float v27 = __fadd_rn(v26, h7);
+    const float v28 = v27 * v9;
+    const float v29 = __fsub_rn(v11.y, h12);
+    const float v30 = __fsub_rn(v29, h14);
+    const float v31 = __fmul_rn(v30, h16);
+    const float v32 = __fadd_rn(v31, h18);
+    const float v33 = v32 * v20;
+    const float v34 = v28 + v33;
+    const float v35 = fmaxf(v34, 0.0f);
+    const float v36 = __fsub_rn(v0.z, h1);
+    const float v37 = __fsub_rn(v36, h3);
+    const float v38 = __fmul_rn(v37, h5);
+    const float v39 = __fadd_rn(v38, h7);
+    const float v40 = v39 * v9;
+    const float v41 = __fsub_rn(v11.z, h12);
+    const float v42 = __fsub_rn(v41, h14);
+    const float v43 = __fmul_rn(v42, h16);
+    const float v44 = __fadd_rn(v43, h18);
+    const float v45 = v44 * v20;
+    const float v46 = v40 + v45;
+    const float v47 = fmaxf(v46, 0.0f);
+    const float v48 = __fsub_rn(v0.w, h1);
+    const float v49 = __fsub_rn(v48, h3);
+    const float v50 = __fmul_rn(v49, h5);
+    const float v51 = __fadd_rn(v50, h7);
+    const float v52 = v51 * v9;
+    const float v53 = __fsub_rn(v11.w, h12);
+    const float v54 = __fsub_rn(v53, h14);
+    const float v55 = __fmul_rn(v54, h16);
+    const float v56 = __fadd_rn(v55, h18);
+    const float v57 = v56 * v20;
+    const float v58 = v52 + v57;
+    const float v59 = fmaxf(v58, 0.0f);
+    *(float4 *)(p8 + (long long)(n) * 18432 + (c) * 256 + (e)) = make_float4(v23, v35, v47, v59);
   }
 }
 
@@ -1628,8 +1653,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k24_bnstats_c144_16x16(cons
   unsigned char *p1 = (unsigned char *)a.p[1];  // scratch: counter, partial sums
   float *__restrict__ p2 = (float *)a.p[2];  // [144] per channel
   float *__restrict__ p3 = (float *)a.p[3];  // [144] per channel
-  float *__restrict__ p4 = (float *)a.p[4];  // buffer [144]
-  float *__restrict__ p5 = (float *)a.p[5];  // buffer [144]
+  float *__restrict__ p4 = (float *)a.p[4];  // [432] per channel
+  const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [144]
+  float *__restrict__ p6 = (float *)a.p[6];  // buffer [144]
+  float *__restrict__ p7 = (float *)a.p[7];  // buffer [144]
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 16;
   const int nb = min(16, a.n - n0);
@@ -1671,10 +1698,16 @@ extern "C" __global__ void __launch_bounds__(256, 2) k24_bnstats_c144_16x16(cons
       const double m_ = (double)a.n * (double)256;
       const double mean = f0_0 / m_;
       const double var = fmax(f0_1 / m_ - mean * mean, 0.0);
-      p2[cc] = (float)mean;
-      p3[cc] = (float)(1.0 / sqrt(var + (double)9.99999975e-06f));
-      p4[cc] = (1.0f - 0.100000001f) * p4[cc] + 0.100000001f * (float)mean;
-      p5[cc] = (1.0f - 0.100000001f) * p5[cc] + 0.100000001f * (float)(m_ > 1.0 ? var * m_ / (m_ - 1.0) : var);
+      const double invstd = 1.0 / sqrt(var + (double)9.99999975e-06f);
+      const float hi = (float)mean;
+      p2[cc] = hi;
+      p3[cc] = (float)invstd;
+      p4[cc] = hi;
+      p4[cc + 144] = (float)(mean - (double)hi);
+      p4[cc + 288] = (float)((double)p5[cc] * invstd);
+      const double mo = (double)0.100000001f;
+      p6[cc] = (float)((1.0 - mo) * (double)p6[cc] + mo * mean);
+      p7[cc] = (float)((1.0 - mo) * (double)p7[cc] + mo * (m_ > 1.0 ? var * m_ / (m_ - 1.0) : var));
     }
   }
   if (threadIdx.x == 0) *(volatile unsigned int *)p1 = 0u;
@@ -1685,41 +1718,42 @@ extern "C" __global__ void __launch_bounds__(256, 2) k24_bnstats_c144_16x16(cons
 // serves: cells.13.ops.0.x_op.ops.0 (relu)
 extern "C" __global__ void __launch_bounds__(256, 2) k25_bnapply_relu_c144_16x16(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 144, 16, 16)
-  const float *__restrict__ p1 = (const float *)a.p[1];  // [144] per channel
-  const float *__restrict__ p2 = (const float *)a.p[2];  // [144] per channel
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [144]
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [144]
-  float *__restrict__ p5 = (float *)a.p[5];  // (N, 144, 16, 16)
+  const float *__restrict__ p1 = (const float *)a.p[1];  // [432] per channel
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [144]
+  float *__restrict__ p3 = (float *)a.p[3];  // (N, 144, 16, 16)
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 16;
   const int nb = min(16, a.n - n0);
   const float h1 = p1[c];
-  const float h3 = p2[c];
-  const float h4 = p3[c];
-  const float h5 = h3 * h4;
-  const float h7 = p4[c];
+  const float h3 = p1[(c) + 144];
+  const float h5 = p1[(c) + 288];
+  const float h7 = p2[c];
   for (int i = threadIdx.x; i < nb * 64; i += 256) {
     const int nl = i / 64;
     const int e = (i - nl * 64) * 4;
     const int n = n0 + nl;
     const float4 v0 = *(const float4 *)(p0 + (long long)(n) * 36864 + (c) * 256 + (e));
-    const float v2 = v0.x - h1;
-    const float v6 = v2 * h5;
-    const float v8 = v6 + h7;
+    const float v2 = __fsub_rn(v0.x, h1);
+    const float v4 = __fsub_rn(v2, h3);
+    const float v6 = __fmul_rn(v4, h5);
+    const float v8 = __fadd_rn(v6, h7);
     const float v9 = fmaxf(v8, 0.0f);
-    const float v10 = v0.y - h1;
-    const float v11 = v10 * h5;
-    const float v12 = v11 + h7;
-    const float v13 = fmaxf(v12, 0.0f);
-    const float v14 = v0.z - h1;
-    const float v15 = v14 * h5;
-    const float v16 = v15 + h7;
-    const float v17 = fmaxf(v16, 0.0f);
-    const float v18 = v0.w - h1;
-    const float v19 = v18 * h5;
-    const float v20 = v19 + h7;
-    const float v21 = fmaxf(v20, 0.0f);
-    *(float4 *)(p5 + (long long)(n) * 36864 + (c) * 256 + (e)) = make_float4(v9, v13, v17, v21);
+    const float v10 = __fsub_rn(v0.y, h1);
+    const float v11 = __fsub_rn(v10, h3);
+    const float v12 = __fmul_rn(v11, h5);
+    const float v13 = __fadd_rn(v12, h7);
+    const float v14 = fmaxf(v13, 0.0f);
+    const float v15 = __fsub_rn(v0.z, h1);
+    const float v16 = __fsub_rn(v15, h3);
+    const float v17 = __fmul_rn(v16, h5);
+    const float v18 = __fadd_rn(v17, h7);
+    const float v19 = fmaxf(v18, 0.0f);
+    const float v20 = __fsub_rn(v0.w, h1);
+    const float v21 = __fsub_rn(v20, h3);
+    const float v22 = __fmul_rn(v21, h5);
+    const float v23 = __fadd_rn(v22, h7);
+    const float v24 = fmaxf(v23, 0.0f);
+    *(float4 *)(p3 + (long long)(n) * 36864 + (c) * 256 + (e)) = make_float4(v9, v14, v19, v24);
   }
 }
 
@@ -1731,8 +1765,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k26_bnstats_c144_8x8(const 
   unsigned char *p1 = (unsigned char *)a.p[1];  // scratch: counter, partial sums
   float *__restrict__ p2 = (float *)a.p[2];  // [144] per channel
   float *__restrict__ p3 = (float *)a.p[3];  // [144] per channel
-  float *__restrict__ p4 = (float *)a.p[4];  // buffer [144]
-  float *__restrict__ p5 = (float *)a.p[5];  // buffer [144]
+  float *__restrict__ p4 = (float *)a.p[4];  // [432] per channel
+  const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [144]
+  float *__restrict__ p6 = (float *)a.p[6];  // buffer [144]
+  float *__restrict__ p7 = (float *)a.p[7];  // buffer [144]
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 64;
   const int nb = min(64, a.n - n0);
@@ -1774,10 +1810,16 @@ extern "C" __global__ void __launch_bounds__(256, 2) k26_bnstats_c144_8x8(const 
       const double m_ = (double)a.n * (double)64;
       const double mean = f0_0 / m_;
       const double var = fmax(f0_1 / m_ - mean * mean, 0.0);
-      p2[cc] = (float)mean;
-      p3[cc] = (float)(1.0 / sqrt(var + (double)9.99999975e-06f));
-      p4[cc] = (1.0f - 0.100000001f) * p4[cc] + 0.100000001f * (float)mean;
-      p5[cc] = (1.0f - 0.100000001f) * p5[cc] + 0.100000001f * (float)(m_ > 1.0 ? var * m_ / (m_ - 1.0) : var);
+      const double invstd = 1.0 / sqrt(var + (double)9.99999975e-06f);
+      const float hi = (float)mean;
+      p2[cc] = hi;
+      p3[cc] = (float)invstd;
+      p4[cc] = hi;
+      p4[cc + 144] = (float)(mean - (double)hi);
+      p4[cc + 288] = (float)((double)p5[cc] * invstd);
+      const double mo = (double)0.100000001f;
+      p6[cc] = (float)((1.0 - mo) * (double)p6[cc] + mo * mean);
+      p7[cc] = (float)((1.0 - mo) * (double)p7[cc] + mo * (m_ > 1.0 ? var * m_ / (m_ - 1.0) : var));
     }
   }
   if (threadIdx.x == 0) *(volatile unsigned int *)p1 = 0u;
@@ -1788,35 +1830,29 @@ extern "C" __global__ void __launch_bounds__(256, 2) k26_bnstats_c144_8x8(const 
 // serves: cells.13.ops.0.y_op (pool), cells.13.ops.3.y_op.ops.0 (relu); 2 uses in all
 extern "C" __global__ void __launch_bounds__(256, 2) k27_bnapply_avg2x2s2_add_droppath_relu_c144_8x8(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 144, 16, 16)
-  const float *__restrict__ p1 = (const float *)a.p[1];  // [144] per channel
-  const float *__restrict__ p2 = (const float *)a.p[2];  // [144] per channel
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [144]
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [144]
-  const float *__restrict__ p5 = (const float *)a.p[5];  // (N, 144, 8, 8)
-  const float *__restrict__ p6 = (const float *)a.p[6];  // [144] per channel
-  const float *__restrict__ p7 = (const float *)a.p[7];  // [144] per channel
-  const float *__restrict__ p8 = (const float *)a.p[8];  // parameter [144]
-  const float *__restrict__ p9 = (const float *)a.p[9];  // parameter [144]
-  const NaoMask *p10 = (const NaoMask *)a.p[10];  // mask of this node
-  const NaoMask *p11 = (const NaoMask *)a.p[11];  // mask of this node
-  float *__restrict__ p12 = (float *)a.p[12];  // (N, 144, 8, 8)
+  const float *__restrict__ p1 = (const float *)a.p[1];  // [432] per channel
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [144]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // (N, 144, 8, 8)
+  const float *__restrict__ p4 = (const float *)a.p[4];  // [432] per channel
+  const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [144]
+  const NaoMask *p6 = (const NaoMask *)a.p[6];  // mask of this node
+  const NaoMask *p7 = (const NaoMask *)a.p[7];  // mask of this node
+  float *__restrict__ p8 = (float *)a.p[8];  // (N, 144, 8, 8)
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 64;
   const int nb = min(64, a.n - n0);
   const float h1 = p1[c];
-  const float h3 = p2[c];
-  const float h4 = p3[c];
-  const float h5 = h3 * h4;
-  const float h7 = p4[c];
-  const float h10 = p6[c];
-  const float h12 = p7[c];
-  const float h13 = p8[c];
-  const float h14 = h12 * h13;
-  const float h16 = p9[c];
+  const float h3 = p1[(c) + 144];
+  const float h5 = p1[(c) + 288];
+  const float h7 = p2[c];
+  const float h10 = p4[c];
+  const float h12 = p4[(c) + 144];
+  const float h14 = p4[(c) + 288];
+  const float h16 = p5[c];
   __shared__ float s_m0[64];
-  for (int i = threadIdx.x; i < nb; i += 256) s_m0[i] = nao_mask(p10, (nao_u64)(n0 + i));
+  for (int i = threadIdx.x; i < nb; i += 256) s_m0[i] = nao_mask(p6, (nao_u64)(n0 + i));
   __shared__ float s_m1[64];
-  for (int i = threadIdx.x; i < nb; i += 256) s_m1[i] = nao_mask(p11, (nao_u64)(n0 + i));
+  for (int i = threadIdx.x; i < nb; i += 256) s_m1[i] = nao_mask(p7, (nao_u64)(n0 + i));
   __syncthreads();
   __shared__ float s_x[8192];
   for (int s0 = 0; s0 < nb; s0 += 32) {
@@ -1833,9 +1869,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k27_bnapply_avg2x2s2_add_dr
       if (iy >= 0 && iy < 16 && ix >= 0 && ix < 16) {
         const int e = iy * 16 + ix;
         const float v0 = p0[(long long)(n) * 36864 + (c) * 256 + (e)];
-        const float v2 = v0 - h1;
-        const float v6 = v2 * h5;
-        const float v8 = v6 + h7;
+        const float v2 = __fsub_rn(v0, h1);
+        const float v4 = __fsub_rn(v2, h3);
+        const float v6 = __fmul_rn(v4, h5);
+        const float v8 = __fadd_rn(v6, h7);
         v = v8;
       }
       s_x[i] = v;
@@ -1854,17 +1891,18 @@ extern "C" __global__ void __launch_bounds__(256, 2) k27_bnapply_avg2x2s2_add_dr
       sum += s[16];
       sum += s[17];
       const float acc = sum / 4.0f;
-      const float v9 = p5[(long long)(n) * 9216 + (c) * 64 + (e)];
-      const float v11 = v9 - h10;
-      const float v15 = v11 * h14;
-      const float v17 = v15 + h16;
+      const float v9 = p3[(long long)(n) * 9216 + (c) * 64 + (e)];
+      const float v11 = __fsub_rn(v9, h10);
+      const float v13 = __fsub_rn(v11, h12);
+      const float v15 = __fmul_rn(v13, h14);
+      const float v17 = __fadd_rn(v15, h16);
       const float v18 = s_m0[nl];
       const float v19 = v17 * v18;
       const float v20 = s_m1[nl];
       const float v21 = acc * v20;
       const float v22 = v19 + v21;
       const float v23 = fmaxf(v22, 0.0f);
-      p12[(long long)(n) * 9216 + (c) * 64 + (e)] = v23;
+      p8[(long long)(n) * 9216 + (c) * 64 + (e)] = v23;
     }
   }
 }
@@ -1874,35 +1912,29 @@ extern "C" __global__ void __launch_bounds__(256, 2) k27_bnapply_avg2x2s2_add_dr
 // serves: cells.13.ops.1.y_op (pool), cells.13.ops.1 (add); 2 uses in all
 extern "C" __global__ void __launch_bounds__(256, 2) k28_bnapply_avg3x3s2_droppath_add_c144_8x8(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 144, 16, 16)
-  const float *__restrict__ p1 = (const float *)a.p[1];  // [144] per channel
-  const float *__restrict__ p2 = (const float *)a.p[2];  // [144] per channel
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [144]
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [144]
-  const float *__restrict__ p5 = (const float *)a.p[5];  // (N, 144, 8, 8)
-  const float *__restrict__ p6 = (const float *)a.p[6];  // [144] per channel
-  const float *__restrict__ p7 = (const float *)a.p[7];  // [144] per channel
-  const float *__restrict__ p8 = (const float *)a.p[8];  // parameter [144]
-  const float *__restrict__ p9 = (const float *)a.p[9];  // parameter [144]
-  const NaoMask *p10 = (const NaoMask *)a.p[10];  // mask of this node
-  const NaoMask *p11 = (const NaoMask *)a.p[11];  // mask of this node
-  float *__restrict__ p12 = (float *)a.p[12];  // (N, 144, 8, 8)
+  const float *__restrict__ p1 = (const float *)a.p[1];  // [432] per channel
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [144]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // (N, 144, 8, 8)
+  const float *__restrict__ p4 = (const float *)a.p[4];  // [432] per channel
+  const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [144]
+  const NaoMask *p6 = (const NaoMask *)a.p[6];  // mask of this node
+  const NaoMask *p7 = (const NaoMask *)a.p[7];  // mask of this node
+  float *__restrict__ p8 = (float *)a.p[8];  // (N, 144, 8, 8)
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 64;
   const int nb = min(64, a.n - n0);
   const float h1 = p1[c];
-  const float h3 = p2[c];
-  const float h4 = p3[c];
-  const float h5 = h3 * h4;
-  const float h7 = p4[c];
-  const float h10 = p6[c];
-  const float h12 = p7[c];
-  const float h13 = p8[c];
-  const float h14 = h12 * h13;
-  const float h16 = p9[c];
+  const float h3 = p1[(c) + 144];
+  const float h5 = p1[(c) + 288];
+  const float h7 = p2[c];
+  const float h10 = p4[c];
+  const float h12 = p4[(c) + 144];
+  const float h14 = p4[(c) + 288];
+  const float h16 = p5[c];
   __shared__ float s_m0[64];
-  for (int i = threadIdx.x; i < nb; i += 256) s_m0[i] = nao_mask(p10, (nao_u64)(n0 + i));
+  for (int i = threadIdx.x; i < nb; i += 256) s_m0[i] = nao_mask(p6, (nao_u64)(n0 + i));
   __shared__ float s_m1[64];
-  for (int i = threadIdx.x; i < nb; i += 256) s_m1[i] = nao_mask(p11, (nao_u64)(n0 + i));
+  for (int i = threadIdx.x; i < nb; i += 256) s_m1[i] = nao_mask(p7, (nao_u64)(n0 + i));
   __syncthreads();
   __shared__ float s_x[8092];
   for (int s0 = 0; s0 < nb; s0 += 28) {
@@ -1919,9 +1951,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k28_bnapply_avg3x3s2_droppa
       if (iy >= 0 && iy < 16 && ix >= 0 && ix < 16) {
         const int e = iy * 16 + ix;
         const float v0 = p0[(long long)(n) * 36864 + (c) * 256 + (e)];
-        const float v2 = v0 - h1;
-        const float v6 = v2 * h5;
-        const float v8 = v6 + h7;
+        const float v2 = __fsub_rn(v0, h1);
+        const float v4 = __fsub_rn(v2, h3);
+        const float v6 = __fmul_rn(v4, h5);
+        const float v8 = __fadd_rn(v6, h7);
         v = v8;
       }
       s_x[i] = v;
@@ -1945,16 +1978,17 @@ extern "C" __global__ void __launch_bounds__(256, 2) k28_bnapply_avg3x3s2_droppa
       sum += s[35];
       sum += s[36];
       const float acc = sum / 9.0f;
-      const float v9 = p5[(long long)(n) * 9216 + (c) * 64 + (e)];
-      const float v11 = v9 - h10;
-      const float v15 = v11 * h14;
-      const float v17 = v15 + h16;
+      const float v9 = p3[(long long)(n) * 9216 + (c) * 64 + (e)];
+      const float v11 = __fsub_rn(v9, h10);
+      const float v13 = __fsub_rn(v11, h12);
+      const float v15 = __fmul_rn(v13, h14);
+      const float v17 = __fadd_rn(v15, h16);
       const float v18 = s_m0[nl];
       const float v19 = v17 * v18;
       const float v20 = s_m1[nl];
       const float v21 = acc * v20;
       const float v22 = v19 + v21;
-      p12[(long long)(n) * 36864 + (c) * 64 + (e)] = v22;
+      p8[(long long)(n) * 36864 + (c) * 64 + (e)] = v22;
     }
   }
 }
@@ -1967,8 +2001,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k29_bnstats_c144_16x8(const
   unsigned char *p1 = (unsigned char *)a.p[1];  // scratch: counter, partial sums
   float *__restrict__ p2 = (float *)a.p[2];  // [144] per channel
   float *__restrict__ p3 = (float *)a.p[3];  // [144] per channel
-  float *__restrict__ p4 = (float *)a.p[4];  // buffer [144]
-  float *__restrict__ p5 = (float *)a.p[5];  // buffer [144]
+  float *__restrict__ p4 = (float *)a.p[4];  // [432] per channel
+  const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [144]
+  float *__restrict__ p6 = (float *)a.p[6];  // buffer [144]
+  float *__restrict__ p7 = (float *)a.p[7];  // buffer [144]
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 32;
   const int nb = min(32, a.n - n0);
@@ -2010,10 +2046,16 @@ extern "C" __global__ void __launch_bounds__(256, 2) k29_bnstats_c144_16x8(const
       const double m_ = (double)a.n * (double)128;
       const double mean = f0_0 / m_;
       const double var = fmax(f0_1 / m_ - mean * mean, 0.0);
-      p2[cc] = (float)mean;
-      p3[cc] = (float)(1.0 / sqrt(var + (double)9.99999975e-06f));
-      p4[cc] = (1.0f - 0.100000001f) * p4[cc] + 0.100000001f * (float)mean;
-      p5[cc] = (1.0f - 0.100000001f) * p5[cc] + 0.100000001f * (float)(m_ > 1.0 ? var * m_ / (m_ - 1.0) : var);
+      const double invstd = 1.0 / sqrt(var + (double)9.99999975e-06f);
+      const float hi = (float)mean;
+      p2[cc] = hi;
+      p3[cc] = (float)invstd;
+      p4[cc] = hi;
+      p4[cc + 144] = (float)(mean - (double)hi);
+      p4[cc + 288] = (float)((double)p5[cc] * invstd);
+      const double mo = (double)0.100000001f;
+      p6[cc] = (float)((1.0 - mo) * (double)p6[cc] + mo * mean);
+      p7[cc] = (float)((1.0 - mo) * (double)p7[cc] + mo * (m_ > 1.0 ? var * m_ / (m_ - 1.0) : var));
     }
   }
   if (threadIdx.x == 0) *(volatile unsigned int *)p1 = 0u;
@@ -2024,41 +2066,42 @@ extern "C" __global__ void __launch_bounds__(256, 2) k29_bnstats_c144_16x8(const
 // serves: cells.13.ops.2.x_op.ops.3 (relu)
 extern "C" __global__ void __launch_bounds__(256, 2) k30_bnapply_relu_c144_16x8(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 144, 16, 8)
-  const float *__restrict__ p1 = (const float *)a.p[1];  // [144] per channel
-  const float *__restrict__ p2 = (const float *)a.p[2];  // [144] per channel
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [144]
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [144]
-  float *__restrict__ p5 = (float *)a.p[5];  // (N, 144, 16, 8)
+  const float *__restrict__ p1 = (const float *)a.p[1];  // [432] per channel
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [144]
+  float *__restrict__ p3 = (float *)a.p[3];  // (N, 144, 16, 8)
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 32;
   const int nb = min(32, a.n - n0);
   const float h1 = p1[c];
-  const float h3 = p2[c];
-  const float h4 = p3[c];
-  const float h5 = h3 * h4;
-  const float h7 = p4[c];
+  const float h3 = p1[(c) + 144];
+  const float h5 = p1[(c) + 288];
+  const float h7 = p2[c];
   for (int i = threadIdx.x; i < nb * 32; i += 256) {
     const int nl = i / 32;
     const int e = (i - nl * 32) * 4;
     const int n = n0 + nl;
     const float4 v0 = *(const float4 *)(p0 + (long long)(n) * 18432 + (c) * 128 + (e));
-    const float v2 = v0.x - h1;
-    const float v6 = v2 * h5;
-    const float v8 = v6 + h7;
+    const float v2 = __fsub_rn(v0.x, h1);
+    const float v4 = __fsub_rn(v2, h3);
+    const float v6 = __fmul_rn(v4, h5);
+    const float v8 = __fadd_rn(v6, h7);
     const float v9 = fmaxf(v8, 0.0f);
-    const float v10 = v0.y - h1;
-    const float v11 = v10 * h5;
-    const float v12 = v11 + h7;
-    const float v13 = fmaxf(v12, 0.0f);
-    const float v14 = v0.z - h1;
-    const float v15 = v14 * h5;
-    const float v16 = v15 + h7;
-    const float v17 = fmaxf(v16, 0.0f);
-    const float v18 = v0.w - h1;
-    const float v19 = v18 * h5;
-    const float v20 = v19 + h7;
-    const float v21 = fmaxf(v20, 0.0f);
-    *(float4 *)(p5 + (long long)(n) * 18432 + (c) * 128 + (e)) = make_float4(v9, v13, v17, v21);
+    const float v10 = __fsub_rn(v0.y, h1);
+    const float v11 = __fsub_rn(v10, h3);
+    const float v12 = __fmul_rn(v11, h5);
+    const float v13 = __fadd_rn(v12, h7);
+    const float v14 = fmaxf(v13, 0.0f);
+    const float v15 = __fsub_rn(v0.z, h1);
+    const float v16 = __fsub_rn(v15, h3);
+    const float v17 = __fmul_rn(v16, h5);
+    const float v18 = __fadd_rn(v17, h7);
+    const float v19 = fmaxf(v18, 0.0f);
+    const float v20 = __fsub_rn(v0.w, h1);
+    const float v21 = __fsub_rn(v20, h3);
+    const float v22 = __fmul_rn(v21, h5);
+    const float v23 = __fadd_rn(v22, h7);
+    const float v24 = fmaxf(v23, 0.0f);
+    *(float4 *)(p3 + (long long)(n) * 18432 + (c) * 128 + (e)) = make_float4(v9, v14, v19, v24);
   }
 }
 
@@ -2067,35 +2110,29 @@ extern "C" __global__ void __launch_bounds__(256, 2) k30_bnapply_relu_c144_16x8(
 // serves: cells.13.ops.2.y_op (pool), cells.13.ops.2 (add); 2 uses in all
 extern "C" __global__ void __launch_bounds__(256, 2) k31_bnapply_max2x2s2_droppath_add_c144_8x8(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 144, 16, 16)
-  const float *__restrict__ p1 = (const float *)a.p[1];  // [144] per channel
-  const float *__restrict__ p2 = (const float *)a.p[2];  // [144] per channel
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [144]
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [144]
-  const float *__restrict__ p5 = (const float *)a.p[5];  // (N, 144, 8, 8)
-  const float *__restrict__ p6 = (const float *)a.p[6];  // [144] per channel
-  const float *__restrict__ p7 = (const float *)a.p[7];  // [144] per channel
-  const float *__restrict__ p8 = (const float *)a.p[8];  // parameter [144]
-  const float *__restrict__ p9 = (const float *)a.p[9];  // parameter [144]
-  const NaoMask *p10 = (const NaoMask *)a.p[10];  // mask of this node
-  const NaoMask *p11 = (const NaoMask *)a.p[11];  // mask of this node
-  float *__restrict__ p12 = (float *)a.p[12];  // (N, 144, 8, 8)
+  const float *__restrict__ p1 = (const float *)a.p[1];  // [432] per channel
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [144]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // (N, 144, 8, 8)
+  const float *__restrict__ p4 = (const float *)a.p[4];  // [432] per channel
+  const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [144]
+  const NaoMask *p6 = (const NaoMask *)a.p[6];  // mask of this node
+  const NaoMask *p7 = (const NaoMask *)a.p[7];  // mask of this node
+  float *__restrict__ p8 = (float *)a.p[8];  // (N, 144, 8, 8)
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 64;
   const int nb = min(64, a.n - n0);
   const float h1 = p1[c];
-  const float h3 = p2[c];
-  const float h4 = p3[c];
-  const float h5 = h3 * h4;
-  const float h7 = p4[c];
-  const float h10 = p6[c];
-  const float h12 = p7[c];
-  const float h13 = p8[c];
-  const float h14 = h12 * h13;
-  const float h16 = p9[c];
+  const float h3 = p1[(c) + 144];
+  const float h5 = p1[(c) + 288];
+  const float h7 = p2[c];
+  const float h10 = p4[c];
+  const float h12 = p4[(c) + 144];
+  const float h14 = p4[(c) + 288];
+  const float h16 = p5[c];
   __shared__ float s_m0[64];
-  for (int i = threadIdx.x; i < nb; i += 256) s_m0[i] = nao_mask(p10, (nao_u64)(n0 + i));
+  for (int i = threadIdx.x; i < nb; i += 256) s_m0[i] = nao_mask(p6, (nao_u64)(n0 + i));
   __shared__ float s_m1[64];
-  for (int i = threadIdx.x; i < nb; i += 256) s_m1[i] = nao_mask(p11, (nao_u64)(n0 + i));
+  for (int i = threadIdx.x; i < nb; i += 256) s_m1[i] = nao_mask(p7, (nao_u64)(n0 + i));
   __syncthreads();
   __shared__ float s_x[8192];
   for (int s0 = 0; s0 < nb; s0 += 32) {
@@ -2112,9 +2149,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k31_bnapply_max2x2s2_droppa
       if (iy >= 0 && iy < 16 && ix >= 0 && ix < 16) {
         const int e = iy * 16 + ix;
         const float v0 = p0[(long long)(n) * 36864 + (c) * 256 + (e)];
-        const float v2 = v0 - h1;
-        const float v6 = v2 * h5;
-        const float v8 = v6 + h7;
+        const float v2 = __fsub_rn(v0, h1);
+        const float v4 = __fsub_rn(v2, h3);
+        const float v6 = __fmul_rn(v4, h5);
+        const float v8 = __fadd_rn(v6, h7);
         v = v8;
       }
       s_x[i] = v;
@@ -2132,16 +2170,17 @@ extern "C" __global__ void __launch_bounds__(256, 2) k31_bnapply_max2x2s2_droppa
       if (!(s[1] <= acc)) acc = s[1];
       if (!(s[16] <= acc)) acc = s[16];
       if (!(s[17] <= acc)) acc = s[17];
-      const float v9 = p5[(long long)(n) * 9216 + (c) * 64 + (e)];
-      const float v11 = v9 - h10;
-      const float v15 = v11 * h14;
-      const float v17 = v15 + h16;
+      const float v9 = p3[(long long)(n) * 9216 + (c) * 64 + (e)];
+      const float v11 = __fsub_rn(v9, h10);
+      const float v13 = __fsub_rn(v11, h12);
+      const float v15 = __fmul_rn(v13, h14);
+      const float v17 = __fadd_rn(v15, h16);
       const float v18 = s_m0[nl];
       const float v19 = v17 * v18;
       const float v20 = s_m1[nl];
       const float v21 = acc * v20;
       const float v22 = v19 + v21;
-      p12[(long long)(n) * 36864 + (c) * 64 + (e)] = v22;
+      p8[(long long)(n) * 36864 + (c) * 64 + (e)] = v22;
     }
   }
 }
@@ -2151,35 +2190,29 @@ extern "C" __global__ void __launch_bounds__(256, 2) k31_bnapply_max2x2s2_droppa
 // serves: cells.13.ops.3.x_op (pool), cells.13.ops.3 (add); 2 uses in all
 extern "C" __global__ void __launch_bounds__(256, 2) k32_bnapply_avg3x3s2_droppath_add_c144_8x8(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 144, 16, 16)
-  const float *__restrict__ p1 = (const float *)a.p[1];  // [144] per channel
-  const float *__restrict__ p2 = (const float *)a.p[2];  // [144] per channel
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [144]
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [144]
-  const NaoMask *p5 = (const NaoMask *)a.p[5];  // mask of this node
-  const float *__restrict__ p6 = (const float *)a.p[6];  // (N, 144, 8, 8)
-  const float *__restrict__ p7 = (const float *)a.p[7];  // [144] per channel
-  const float *__restrict__ p8 = (const float *)a.p[8];  // [144] per channel
-  const float *__restrict__ p9 = (const float *)a.p[9];  // parameter [144]
-  const float *__restrict__ p10 = (const float *)a.p[10];  // parameter [144]
-  const NaoMask *p11 = (const NaoMask *)a.p[11];  // mask of this node
-  float *__restrict__ p12 = (float *)a.p[12];  // (N, 144, 8, 8)
+  const float *__restrict__ p1 = (const float *)a.p[1];  // [432] per channel
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [144]
+  const NaoMask *p3 = (const NaoMask *)a.p[3];  // mask of this node
+  const float *__restrict__ p4 = (const float *)a.p[4];  // (N, 144, 8, 8)
+  const float *__restrict__ p5 = (const float *)a.p[5];  // [432] per channel
+  const float *__restrict__ p6 = (const float *)a.p[6];  // parameter [144]
+  const NaoMask *p7 = (const NaoMask *)a.p[7];  // mask of this node
+  float *__restrict__ p8 = (float *)a.p[8];  // (N, 144, 8, 8)
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 64;
   const int nb = min(64, a.n - n0);
   const float h1 = p1[c];
-  const float h3 = p2[c];
-  const float h4 = p3[c];
-  const float h5 = h3 * h4;
-  const float h7 = p4[c];
-  const float h12 = p7[c];
-  const float h14 = p8[c];
-  const float h15 = p9[c];
-  const float h16 = h14 * h15;
-  const float h18 = p10[c];
+  const float h3 = p1[(c) + 144];
+  const float h5 = p1[(c) + 288];
+  const float h7 = p2[c];
+  const float h12 = p5[c];
+  const float h14 = p5[(c) + 144];
+  const float h16 = p5[(c) + 288];
+  const float h18 = p6[c];
   __shared__ float s_m0[64];
-  for (int i = threadIdx.x; i < nb; i += 256) s_m0[i] = nao_mask(p5, (nao_u64)(n0 + i));
+  for (int i = threadIdx.x; i < nb; i += 256) s_m0[i] = nao_mask(p3, (nao_u64)(n0 + i));
   __shared__ float s_m1[64];
-  for (int i = threadIdx.x; i < nb; i += 256) s_m1[i] = nao_mask(p11, (nao_u64)(n0 + i));
+  for (int i = threadIdx.x; i < nb; i += 256) s_m1[i] = nao_mask(p7, (nao_u64)(n0 + i));
   __syncthreads();
   __shared__ float s_x[8092];
   for (int s0 = 0; s0 < nb; s0 += 28) {
@@ -2196,9 +2229,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k32_bnapply_avg3x3s2_droppa
       if (iy >= 0 && iy < 16 && ix >= 0 && ix < 16) {
         const int e = iy * 16 + ix;
         const float v0 = p0[(long long)(n) * 36864 + (c) * 256 + (e)];
-        const float v2 = v0 - h1;
-        const float v6 = v2 * h5;
-        const float v8 = v6 + h7;
+        const float v2 = __fsub_rn(v0, h1);
+        const float v4 = __fsub_rn(v2, h3);
+        const float v6 = __fmul_rn(v4, h5);
+        const float v8 = __fadd_rn(v6, h7);
         v = v8;
       }
       s_x[i] = v;
@@ -2224,14 +2258,15 @@ extern "C" __global__ void __launch_bounds__(256, 2) k32_bnapply_avg3x3s2_droppa
       const float acc = sum / 9.0f;
       const float v9 = s_m0[nl];
       const float v10 = acc * v9;
-      const float v11 = p6[(long long)(n) * 9216 + (c) * 64 + (e)];
-      const float v13 = v11 - h12;
-      const float v17 = v13 * h16;
-      const float v19 = v17 + h18;
+      const float v11 = p4[(long long)(n) * 9216 + (c) * 64 + (e)];
+      const float v13 = __fsub_rn(v11, h12);
+      const float v15 = __fsub_rn(v13, h14);
+      const float v17 = __fmul_rn(v15, h16);
+      const float v19 = __fadd_rn(v17, h18);
       const float v20 = s_m1[nl];
       const float v21 = v19 * v20;
       const float v22 = v10 + v21;
-      p12[(long long)(n) * 36864 + (c) * 64 + (e)] = v22;
+      p8[(long long)(n) * 36864 + (c) * 64 + (e)] = v22;
     }
   }
 }
@@ -2241,35 +2276,29 @@ extern "C" __global__ void __launch_bounds__(256, 2) k32_bnapply_avg3x3s2_droppa
 // serves: cells.13.ops.4.x_op (pool), cells.13.ops.4 (add); 2 uses in all
 extern "C" __global__ void __launch_bounds__(256, 2) k33_bnapply_max3x3s2_droppath_add_c144_8x8(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 144, 16, 16)
-  const float *__restrict__ p1 = (const float *)a.p[1];  // [144] per channel
-  const float *__restrict__ p2 = (const float *)a.p[2];  // [144] per channel
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [144]
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [144]
-  const NaoMask *p5 = (const NaoMask *)a.p[5];  // mask of this node
-  const float *__restrict__ p6 = (const float *)a.p[6];  // (N, 144, 8, 8)
-  const float *__restrict__ p7 = (const float *)a.p[7];  // [144] per channel
-  const float *__restrict__ p8 = (const float *)a.p[8];  // [144] per channel
-  const float *__restrict__ p9 = (const float *)a.p[9];  // parameter [144]
-  const float *__restrict__ p10 = (const float *)a.p[10];  // parameter [144]
-  const NaoMask *p11 = (const NaoMask *)a.p[11];  // mask of this node
-  float *__restrict__ p12 = (float *)a.p[12];  // (N, 144, 8, 8)
+  const float *__restrict__ p1 = (const float *)a.p[1];  // [432] per channel
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [144]
+  const NaoMask *p3 = (const NaoMask *)a.p[3];  // mask of this node
+  const float *__restrict__ p4 = (const float *)a.p[4];  // (N, 144, 8, 8)
+  const float *__restrict__ p5 = (const float *)a.p[5];  // [432] per channel
+  const float *__restrict__ p6 = (const float *)a.p[6];  // parameter [144]
+  const NaoMask *p7 = (const NaoMask *)a.p[7];  // mask of this node
+  float *__restrict__ p8 = (float *)a.p[8];  // (N, 144, 8, 8)
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 64;
   const int nb = min(64, a.n - n0);
   const float h1 = p1[c];
-  const float h3 = p2[c];
-  const float h4 = p3[c];
-  const float h5 = h3 * h4;
-  const float h7 = p4[c];
-  const float h12 = p7[c];
-  const float h14 = p8[c];
-  const float h15 = p9[c];
-  const float h16 = h14 * h15;
-  const float h18 = p10[c];
+  const float h3 = p1[(c) + 144];
+  const float h5 = p1[(c) + 288];
+  const float h7 = p2[c];
+  const float h12 = p5[c];
+  const float h14 = p5[(c) + 144];
+  const float h16 = p5[(c) + 288];
+  const float h18 = p6[c];
   __shared__ float s_m0[64];
-  for (int i = threadIdx.x; i < nb; i += 256) s_m0[i] = nao_mask(p5, (nao_u64)(n0 + i));
+  for (int i = threadIdx.x; i < nb; i += 256) s_m0[i] = nao_mask(p3, (nao_u64)(n0 + i));
   __shared__ float s_m1[64];
-  for (int i = threadIdx.x; i < nb; i += 256) s_m1[i] = nao_mask(p11, (nao_u64)(n0 + i));
+  for (int i = threadIdx.x; i < nb; i += 256) s_m1[i] = nao_mask(p7, (nao_u64)(n0 + i));
   __syncthreads();
   __shared__ float s_x[8092];
   for (int s0 = 0; s0 < nb; s0 += 28) {
@@ -2286,9 +2315,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k33_bnapply_max3x3s2_droppa
       if (iy >= 0 && iy < 16 && ix >= 0 && ix < 16) {
         const int e = iy * 16 + ix;
         const float v0 = p0[(long long)(n) * 36864 + (c) * 256 + (e)];
-        const float v2 = v0 - h1;
-        const float v6 = v2 * h5;
-        const float v8 = v6 + h7;
+        const float v2 = __fsub_rn(v0, h1);
+        const float v4 = __fsub_rn(v2, h3);
+        const float v6 = __fmul_rn(v4, h5);
+        const float v8 = __fadd_rn(v6, h7);
         v = v8;
       }
       s_x[i] = v;
@@ -2313,14 +2343,15 @@ extern "C" __global__ void __launch_bounds__(256, 2) k33_bnapply_max3x3s2_droppa
       if (!(s[36] <= acc)) acc = s[36];
       const float v9 = s_m0[nl];
       const float v10 = acc * v9;
-      const float v11 = p6[(long long)(n) * 9216 + (c) * 64 + (e)];
-      const float v13 = v11 - h12;
-      const float v17 = v13 * h16;
-      const float v19 = v17 + h18;
+      const float v11 = p4[(long long)(n) * 9216 + (c) * 64 + (e)];
+      const float v13 = __fsub_rn(v11, h12);
+      const float v15 = __fsub_rn(v13, h14);
+      const float v17 = __fmul_rn(v15, h16);
+      const float v19 = __fadd_rn(v17, h18);
       const float v20 = s_m1[nl];
       const float v21 = v19 * v20;
       const float v22 = v10 + v21;
-      p12[(long long)(n) * 36864 + (c) * 64 + (e)] = v22;
+      p8[(long long)(n) * 36864 + (c) * 64 + (e)] = v22;
     }
   }
 }
@@ -2402,8 +2433,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k35_bnstats_c128_2x2(const 
   unsigned char *p1 = (unsigned char *)a.p[1];  // scratch: counter, partial sums
   float *__restrict__ p2 = (float *)a.p[2];  // [128] per channel
   float *__restrict__ p3 = (float *)a.p[3];  // [128] per channel
-  float *__restrict__ p4 = (float *)a.p[4];  // buffer [128]
-  float *__restrict__ p5 = (float *)a.p[5];  // buffer [128]
+  float *__restrict__ p4 = (float *)a.p[4];  // [384] per channel
+  const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [128]
+  float *__restrict__ p6 = (float *)a.p[6];  // buffer [128]
+  float *__restrict__ p7 = (float *)a.p[7];  // buffer [128]
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 32;
   const int nb = min(32, a.n - n0);
@@ -2445,10 +2478,16 @@ extern "C" __global__ void __launch_bounds__(256, 2) k35_bnstats_c128_2x2(const 
       const double m_ = (double)a.n * (double)4;
       const double mean = f0_0 / m_;
       const double var = fmax(f0_1 / m_ - mean * mean, 0.0);
-      p2[cc] = (float)mean;
-      p3[cc] = (float)(1.0 / sqrt(var + (double)9.99999975e-06f));
-      p4[cc] = (1.0f - 0.100000001f) * p4[cc] + 0.100000001f * (float)mean;
-      p5[cc] = (1.0f - 0.100000001f) * p5[cc] + 0.100000001f * (float)(m_ > 1.0 ? var * m_ / (m_ - 1.0) : var);
+      const double invstd = 1.0 / sqrt(var + (double)9.99999975e-06f);
+      const float hi = (float)mean;
+      p2[cc] = hi;
+      p3[cc] = (float)invstd;
+      p4[cc] = hi;
+      p4[cc + 128] = (float)(mean - (double)hi);
+      p4[cc + 256] = (float)((double)p5[cc] * invstd);
+      const double mo = (double)0.100000001f;
+      p6[cc] = (float)((1.0 - mo) * (double)p6[cc] + mo * mean);
+      p7[cc] = (float)((1.0 - mo) * (double)p7[cc] + mo * (m_ > 1.0 ? var * m_ / (m_ - 1.0) : var));
     }
   }
   if (threadIdx.x == 0) *(volatile unsigned int *)p1 = 0u;
@@ -2459,41 +2498,42 @@ extern "C" __global__ void __launch_bounds__(256, 2) k35_bnstats_c128_2x2(const 
 // serves: auxiliary_head.relu2 (relu)
 extern "C" __global__ void __launch_bounds__(256, 2) k36_bnapply_relu_c128_2x2(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 128, 2, 2)
-  const float *__restrict__ p1 = (const float *)a.p[1];  // [128] per channel
-  const float *__restrict__ p2 = (const float *)a.p[2];  // [128] per channel
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [128]
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [128]
-  float *__restrict__ p5 = (float *)a.p[5];  // (N, 128, 2, 2)
+  const float *__restrict__ p1 = (const float *)a.p[1];  // [384] per channel
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [128]
+  float *__restrict__ p3 = (float *)a.p[3];  // (N, 128, 2, 2)
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 32;
   const int nb = min(32, a.n - n0);
   const float h1 = p1[c];
-  const float h3 = p2[c];
-  const float h4 = p3[c];
-  const float h5 = h3 * h4;
-  const float h7 = p4[c];
+  const float h3 = p1[(c) + 128];
+  const float h5 = p1[(c) + 256];
+  const float h7 = p2[c];
   for (int i = threadIdx.x; i < nb * 1; i += 256) {
     const int nl = i / 1;
     const int e = (i - nl * 1) * 4;
     const int n = n0 + nl;
     const float4 v0 = *(const float4 *)(p0 + (long long)(n) * 512 + (c) * 4 + (e));
-    const float v2 = v0.x - h1;
-    const float v6 = v2 * h5;
-    const float v8 = v6 + h7;
+    const float v2 = __fsub_rn(v0.x, h1);
+    const float v4 = __fsub_rn(v2, h3);
+    const float v6 = __fmul_rn(v4, h5);
+    const float v8 = __fadd_rn(v6, h7);
     const float v9 = fmaxf(v8, 0.0f);
-    const float v10 = v0.y - h1;
-    const float v11 = v10 * h5;
-    const float v12 = v11 + h7;
-    const float v13 = fmaxf(v12, 0.0f);
-    const float v14 = v0.z - h1;
-    const float v15 = v14 * h5;
-    const float v16 = v15 + h7;
-    const float v17 = fmaxf(v16, 0.0f);
-    const float v18 = v0.w - h1;
-    const float v19 = v18 * h5;
-    const float v20 = v19 + h7;
-    const float v21 = fmaxf(v20, 0.0f);
-    *(float4 *)(p5 + (long long)(n) * 512 + (c) * 4 + (e)) = make_float4(v9, v13, v17, v21);
+    const float v10 = __fsub_rn(v0.y, h1);
+    const float v11 = __fsub_rn(v10, h3);
+    const float v12 = __fmul_rn(v11, h5);
+    const float v13 = __fadd_rn(v12, h7);
+    const float v14 = fmaxf(v13, 0.0f);
+    const float v15 = __fsub_rn(v0.z, h1);
+    const float v16 = __fsub_rn(v15, h3);
+    const float v17 = __fmul_rn(v16, h5);
+    const float v18 = __fadd_rn(v17, h7);
+    const float v19 = fmaxf(v18, 0.0f);
+    const float v20 = __fsub_rn(v0.w, h1);
+    const float v21 = __fsub_rn(v20, h3);
+    const float v22 = __fmul_rn(v21, h5);
+    const float v23 = __fadd_rn(v22, h7);
+    const float v24 = fmaxf(v23, 0.0f);
+    *(float4 *)(p3 + (long long)(n) * 512 + (c) * 4 + (e)) = make_float4(v9, v14, v19, v24);
   }
 }
 
@@ -2505,8 +2545,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k37_bnstats_c768_1x1(const 
   unsigned char *p1 = (unsigned char *)a.p[1];  // scratch: counter, partial sums
   float *__restrict__ p2 = (float *)a.p[2];  // [768] per channel
   float *__restrict__ p3 = (float *)a.p[3];  // [768] per channel
-  float *__restrict__ p4 = (float *)a.p[4];  // buffer [768]
-  float *__restrict__ p5 = (float *)a.p[5];  // buffer [768]
+  float *__restrict__ p4 = (float *)a.p[4];  // [2304] per channel
+  const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [768]
+  float *__restrict__ p6 = (float *)a.p[6];  // buffer [768]
+  float *__restrict__ p7 = (float *)a.p[7];  // buffer [768]
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 128;
   const int nb = min(128, a.n - n0);
@@ -2548,10 +2590,16 @@ extern "C" __global__ void __launch_bounds__(256, 2) k37_bnstats_c768_1x1(const 
       const double m_ = (double)a.n * (double)1;
       const double mean = f0_0 / m_;
       const double var = fmax(f0_1 / m_ - mean * mean, 0.0);
-      p2[cc] = (float)mean;
-      p3[cc] = (float)(1.0 / sqrt(var + (double)9.99999975e-06f));
-      p4[cc] = (1.0f - 0.100000001f) * p4[cc] + 0.100000001f * (float)mean;
-      p5[cc] = (1.0f - 0.100000001f) * p5[cc] + 0.100000001f * (float)(m_ > 1.0 ? var * m_ / (m_ - 1.0) : var);
+      const double invstd = 1.0 / sqrt(var + (double)9.99999975e-06f);
+      const float hi = (float)mean;
+      p2[cc] = hi;
+      p3[cc] = (float)invstd;
+      p4[cc] = hi;
+      p4[cc + 768] = (float)(mean - (double)hi);
+      p4[cc + 1536] = (float)((double)p5[cc] * invstd);
+      const double mo = (double)0.100000001f;
+      p6[cc] = (float)((1.0 - mo) * (double)p6[cc] + mo * mean);
+      p7[cc] = (float)((1.0 - mo) * (double)p7[cc] + mo * (m_ > 1.0 ? var * m_ / (m_ - 1.0) : var));
     }
   }
   if (threadIdx.x == 0) *(volatile unsigned int *)p1 = 0u;
@@ -2562,29 +2610,27 @@ extern "C" __global__ void __launch_bounds__(256, 2) k37_bnstats_c768_1x1(const 
 // serves: auxiliary_head.relu3 (relu)
 extern "C" __global__ void __launch_bounds__(256, 2) k38_bnapply_relu_c768_1x1(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 768, 1, 1)
-  const float *__restrict__ p1 = (const float *)a.p[1];  // [768] per channel
-  const float *__restrict__ p2 = (const float *)a.p[2];  // [768] per channel
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [768]
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [768]
-  float *__restrict__ p5 = (float *)a.p[5];  // (N, 768, 1, 1)
+  const float *__restrict__ p1 = (const float *)a.p[1];  // [2304] per channel
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [768]
+  float *__restrict__ p3 = (float *)a.p[3];  // (N, 768, 1, 1)
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 128;
   const int nb = min(128, a.n - n0);
   const float h1 = p1[c];
-  const float h3 = p2[c];
-  const float h4 = p3[c];
-  const float h5 = h3 * h4;
-  const float h7 = p4[c];
+  const float h3 = p1[(c) + 768];
+  const float h5 = p1[(c) + 1536];
+  const float h7 = p2[c];
   for (int i = threadIdx.x; i < nb * 1; i += 256) {
     const int nl = i / 1;
     const int e = i - nl * 1;
     const int n = n0 + nl;
     const float v0 = p0[(long long)(n) * 768 + (c) * 1 + (e)];
-    const float v2 = v0 - h1;
-    const float v6 = v2 * h5;
-    const float v8 = v6 + h7;
+    const float v2 = __fsub_rn(v0, h1);
+    const float v4 = __fsub_rn(v2, h3);
+    const float v6 = __fmul_rn(v4, h5);
+    const float v8 = __fadd_rn(v6, h7);
     const float v9 = fmaxf(v8, 0.0f);
-    p5[(long long)(n) * 768 + (c) * 1 + (e)] = v9;
+    p3[(long long)(n) * 768 + (c) * 1 + (e)] = v9;
   }
 }
 
@@ -2633,41 +2679,42 @@ extern "C" __global__ void __launch_bounds__(256, 2) k40_relu_c576_8x8(const Nao
 // serves: cells.14.ops.0.x_op.ops.0 (relu); 24 uses in all
 extern "C" __global__ void __launch_bounds__(256, 2) k41_bnapply_relu_c144_8x8(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 144, 8, 8)
-  const float *__restrict__ p1 = (const float *)a.p[1];  // [144] per channel
-  const float *__restrict__ p2 = (const float *)a.p[2];  // [144] per channel
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [144]
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [144]
-  float *__restrict__ p5 = (float *)a.p[5];  // (N, 144, 8, 8)
+  const float *__restrict__ p1 = (const float *)a.p[1];  // [432] per channel
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [144]
+  float *__restrict__ p3 = (float *)a.p[3];  // (N, 144, 8, 8)
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 64;
   const int nb = min(64, a.n - n0);
   const float h1 = p1[c];
-  const float h3 = p2[c];
-  const float h4 = p3[c];
-  const float h5 = h3 * h4;
-  const float h7 = p4[c];
+  const float h3 = p1[(c) + 144];
+  const float h5 = p1[(c) + 288];
+  const float h7 = p2[c];
   for (int i = threadIdx.x; i < nb * 16; i += 256) {
     const int nl = i / 16;
     const int e = (i - nl * 16) * 4;
     const int n = n0 + nl;
     const float4 v0 = *(const float4 *)(p0 + (long long)(n) * 9216 + (c) * 64 + (e));
-    const float v2 = v0.x - h1;
-    const float v6 = v2 * h5;
-    const float v8 = v6 + h7;
+    const float v2 = __fsub_rn(v0.x, h1);
+    const float v4 = __fsub_rn(v2, h3);
+    const float v6 = __fmul_rn(v4, h5);
+    const float v8 = __fadd_rn(v6, h7);
     const float v9 = fmaxf(v8, 0.0f);
-    const float v10 = v0.y - h1;
-    const float v11 = v10 * h5;
-    const float v12 = v11 + h7;
-    const float v13 = fmaxf(v12, 0.0f);
-    const float v14 = v0.z - h1;
-    const float v15 = v14 * h5;
-    const float v16 = v15 + h7;
-    const float v17 = fmaxf(v16, 0.0f);
-    const float v18 = v0.w - h1;
-    const float v19 = v18 * h5;
-    const float v20 = v19 + h7;
-    const float v21 = fmaxf(v20, 0.0f);
-    *(float4 *)(p5 + (long long)(n) * 9216 + (c) * 64 + (e)) = make_float4(v9, v13, v17, v21);
+    const float v10 = __fsub_rn(v0.y, h1);
+    const float v11 = __fsub_rn(v10, h3);
+    const float v12 = __fmul_rn(v11, h5);
+    const float v13 = __fadd_rn(v12, h7);
+    const float v14 = fmaxf(v13, 0.0f);
+    const float v15 = __fsub_rn(v0.z, h1);
+    const float v16 = __fsub_rn(v15, h3);
+    const float v17 = __fmul_rn(v16, h5);
+    const float v18 = __fadd_rn(v17, h7);
+    const float v19 = fmaxf(v18, 0.0f);
+    const float v20 = __fsub_rn(v0.w, h1);
+    const float v21 = __fsub_rn(v20, h3);
+    const float v22 = __fmul_rn(v21, h5);
+    const float v23 = __fadd_rn(v22, h7);
+    const float v24 = fmaxf(v23, 0.0f);
+    *(float4 *)(p3 + (long long)(n) * 9216 + (c) * 64 + (e)) = make_float4(v9, v14, v19, v24);
   }
 }
 
@@ -2676,35 +2723,29 @@ extern "C" __global__ void __launch_bounds__(256, 2) k41_bnapply_relu_c144_8x8(c
 // serves: cells.14.ops.0.y_op (pool), cells.14.ops.1.x_op.ops.0 (relu); 12 uses in all
 extern "C" __global__ void __launch_bounds__(256, 2) k42_bnapply_avg5x5s1_add_droppath_relu_c144_8x8(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 144, 8, 8)
-  const float *__restrict__ p1 = (const float *)a.p[1];  // [144] per channel
-  const float *__restrict__ p2 = (const float *)a.p[2];  // [144] per channel
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [144]
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [144]
-  const float *__restrict__ p5 = (const float *)a.p[5];  // (N, 144, 8, 8)
-  const float *__restrict__ p6 = (const float *)a.p[6];  // [144] per channel
-  const float *__restrict__ p7 = (const float *)a.p[7];  // [144] per channel
-  const float *__restrict__ p8 = (const float *)a.p[8];  // parameter [144]
-  const float *__restrict__ p9 = (const float *)a.p[9];  // parameter [144]
-  const NaoMask *p10 = (const NaoMask *)a.p[10];  // mask of this node
-  const NaoMask *p11 = (const NaoMask *)a.p[11];  // mask of this node
-  float *__restrict__ p12 = (float *)a.p[12];  // (N, 144, 8, 8)
+  const float *__restrict__ p1 = (const float *)a.p[1];  // [432] per channel
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [144]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // (N, 144, 8, 8)
+  const float *__restrict__ p4 = (const float *)a.p[4];  // [432] per channel
+  const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [144]
+  const NaoMask *p6 = (const NaoMask *)a.p[6];  // mask of this node
+  const NaoMask *p7 = (const NaoMask *)a.p[7];  // mask of this node
+  float *__restrict__ p8 = (float *)a.p[8];  // (N, 144, 8, 8)
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 64;
   const int nb = min(64, a.n - n0);
   const float h1 = p1[c];
-  const float h3 = p2[c];
-  const float h4 = p3[c];
-  const float h5 = h3 * h4;
-  const float h7 = p4[c];
-  const float h10 = p6[c];
-  const float h12 = p7[c];
-  const float h13 = p8[c];
-  const float h14 = h12 * h13;
-  const float h16 = p9[c];
+  const float h3 = p1[(c) + 144];
+  const float h5 = p1[(c) + 288];
+  const float h7 = p2[c];
+  const float h10 = p4[c];
+  const float h12 = p4[(c) + 144];
+  const float h14 = p4[(c) + 288];
+  const float h16 = p5[c];
   __shared__ float s_m0[64];
-  for (int i = threadIdx.x; i < nb; i += 256) s_m0[i] = nao_mask(p10, (nao_u64)(n0 + i));
+  for (int i = threadIdx.x; i < nb; i += 256) s_m0[i] = nao_mask(p6, (nao_u64)(n0 + i));
   __shared__ float s_m1[64];
-  for (int i = threadIdx.x; i < nb; i += 256) s_m1[i] = nao_mask(p11, (nao_u64)(n0 + i));
+  for (int i = threadIdx.x; i < nb; i += 256) s_m1[i] = nao_mask(p7, (nao_u64)(n0 + i));
   __syncthreads();
   __shared__ float s_x[8064];
   for (int s0 = 0; s0 < nb; s0 += 56) {
@@ -2721,9 +2762,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k42_bnapply_avg5x5s1_add_dr
       if (iy >= 0 && iy < 8 && ix >= 0 && ix < 8) {
         const int e = iy * 8 + ix;
         const float v0 = p0[(long long)(n) * 9216 + (c) * 64 + (e)];
-        const float v2 = v0 - h1;
-        const float v6 = v2 * h5;
-        const float v8 = v6 + h7;
+        const float v2 = __fsub_rn(v0, h1);
+        const float v4 = __fsub_rn(v2, h3);
+        const float v6 = __fmul_rn(v4, h5);
+        const float v8 = __fadd_rn(v6, h7);
         v = v8;
       }
       s_x[i] = v;
@@ -2763,17 +2805,18 @@ extern "C" __global__ void __launch_bounds__(256, 2) k42_bnapply_avg5x5s1_add_dr
       sum += s[51];
       sum += s[52];
       const float acc = sum / 25.0f;
-      const float v9 = p5[(long long)(n) * 9216 + (c) * 64 + (e)];
-      const float v11 = v9 - h10;
-      const float v15 = v11 * h14;
-      const float v17 = v15 + h16;
+      const float v9 = p3[(long long)(n) * 9216 + (c) * 64 + (e)];
+      const float v11 = __fsub_rn(v9, h10);
+      const float v13 = __fsub_rn(v11, h12);
+      const float v15 = __fmul_rn(v13, h14);
+      const float v17 = __fadd_rn(v15, h16);
       const float v18 = s_m0[nl];
       const float v19 = v17 * v18;
       const float v20 = s_m1[nl];
       const float v21 = acc * v20;
       const float v22 = v19 + v21;
       const float v23 = fmaxf(v22, 0.0f);
-      p12[(long long)(n) * 9216 + (c) * 64 + (e)] = v23;
+      p8[(long long)(n) * 9216 + (c) * 64 + (e)] = v23;
     }
   }
 }
@@ -2783,81 +2826,83 @@ extern "C" __global__ void __launch_bounds__(256, 2) k42_bnapply_avg5x5s1_add_dr
 // serves: cells.14.ops.1 (add); 18 uses in all
 extern "C" __global__ void __launch_bounds__(256, 2) k43_bnapply_droppath_add_c144_8x8(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 144, 8, 8)
-  const float *__restrict__ p1 = (const float *)a.p[1];  // [144] per channel
-  const float *__restrict__ p2 = (const float *)a.p[2];  // [144] per channel
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [144]
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [144]
-  const NaoMask *p5 = (const NaoMask *)a.p[5];  // mask of this node
-  const float *__restrict__ p6 = (const float *)a.p[6];  // (N, 144, 8, 8)
-  const float *__restrict__ p7 = (const float *)a.p[7];  // [144] per channel
-  const float *__restrict__ p8 = (const float *)a.p[8];  // [144] per channel
-  const float *__restrict__ p9 = (const float *)a.p[9];  // parameter [144]
-  const float *__restrict__ p10 = (const float *)a.p[10];  // parameter [144]
-  const NaoMask *p11 = (const NaoMask *)a.p[11];  // mask of this node
-  float *__restrict__ p12 = (float *)a.p[12];  // (N, 144, 8, 8)
+  const float *__restrict__ p1 = (const float *)a.p[1];  // [432] per channel
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [144]
+  const NaoMask *p3 = (const NaoMask *)a.p[3];  // mask of this node
+  const float *__restrict__ p4 = (const float *)a.p[4];  // (N, 144, 8, 8)
+  const float *__restrict__ p5 = (const float *)a.p[5];  // [432] per channel
+  const float *__restrict__ p6 = (const float *)a.p[6];  // parameter [144]
+  const NaoMask *p7 = (const NaoMask *)a.p[7];  // mask of this node
+  float *__restrict__ p8 = (float *)a.p[8];  // (N, 144, 8, 8)
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 64;
   const int nb = min(64, a.n - n0);
   const float h1 = p1[c];
-  const float h3 = p2[c];
-  const float h4 = p3[c];
-  const float h5 = h3 * h4;
-  const float h7 = p4[c];
-  const float h12 = p7[c];
-  const float h14 = p8[c];
-  const float h15 = p9[c];
-  const float h16 = h14 * h15;
-  const float h18 = p10[c];
+  const float h3 = p1[(c) + 144];
+  const float h5 = p1[(c) + 288];
+  const float h7 = p2[c];
+  const float h12 = p5[c];
+  const float h14 = p5[(c) + 144];
+  const float h16 = p5[(c) + 288];
+  const float h18 = p6[c];
   __shared__ float s_m0[64];
-  for (int i = threadIdx.x; i < nb; i += 256) s_m0[i] = nao_mask(p5, (nao_u64)(n0 + i));
+  for (int i = threadIdx.x; i < nb; i += 256) s_m0[i] = nao_mask(p3, (nao_u64)(n0 + i));
   __shared__ float s_m1[64];
-  for (int i = threadIdx.x; i < nb; i += 256) s_m1[i] = nao_mask(p11, (nao_u64)(n0 + i));
+  for (int i = threadIdx.x; i < nb; i += 256) s_m1[i] = nao_mask(p7, (nao_u64)(n0 + i));
   __syncthreads();
   for (int i = threadIdx.x; i < nb * 16; i += 256) {
     const int nl = i / 16;
     const int e = (i - nl * 16) * 4;
     const int n = n0 + nl;
     const float4 v0 = *(const float4 *)(p0 + (long long)(n) * 9216 + (c) * 64 + (e));
-    const float v2 = v0.x - h1;
-    const float v6 = v2 * h5;
-    const float v8 = v6 + h7;
+    const float v2 = __fsub_rn(v0.x, h1);
+    const float v4 = __fsub_rn(v2, h3);
+    const float v6 = __fmul_rn(v4, h5);
+    const float v8 = __fadd_rn(v6, h7);
     const float v9 = s_m0[nl];
     const float v10 = v8 * v9;
-    const float4 v11 = *(const float4 *)(p6 + (long long)(n) * 9216 + (c) * 64 + (e));
-    const float v13 = v11.x - h12;
-    const float v17 = v13 * h16;
-    const float v19 = v17 + h18;
+    const float4 v11 = *(const float4 *)(p4 + (long long)(n) * 9216 + (c) * 64 + (e));
+    const float v13 = __fsub_rn(v11.x, h12);
+    const float v15 = __fsub_rn(v13, h14);
+    const float v17 = __fmul_rn(v15, h16);
+    const float v19 = __fadd_rn(v17, h18);
     const float v20 = s_m1[nl];
     const float v21 = v19 * v20;
     const float v22 = v10 + v21;
-    const float v23 = v0.y - h1;
-    const float v24 = v23 * h5;
-    const float v25 = v24 + h7;
-    const float v26 = v25 * v9;
-    const float v27 = v11.y - h12;
-    const float v28 = v27 * h16;
-    const float v29 = v28 + h18;
-    const float v30 = v29 * v20;
-    const float v31 = v26 + v30;
-    const float v32 = v0.z - h1;
-    const float v33 = v32 * h5;
-    const float v34 = v33 + h7;
-    const float v35 = v34 * v9;
-    const float v36 = v11.z - h12;
-    const float v37 = v36 * h16;
-    const float v38 = v37 + h18;
-    const float v39 = v38 * v20;
-    const float v40 = v35 + v39;
-    const float v41 = v0.w - h1;
-    const float v42 = v41 * h5;
-    const float v43 = v42 + h7;
-    const float v44 = v43 * v9;
-    const float v45 = v11.w - h12;
-    const float v46 = v45 * h16;
-    const float v47 = v46 + h18;
-    const float v48 = v47 * v20;
-    const float v49 = v44 + v48;
-    *(float4 *)(p12 + (long long)(n) * 27648 + (c) * 64 + (e)) = make_float4(v22, v31, v40, v49);
+    const float v23 = __fsub_rn(v0.y, h1);
+    const float v24 = __fsub_rn(v23, h3);
+    const float v25 = __fmul_rn(v24, h5);
+    const float v26 = __fadd_rn(v25, h7);
+    const float v27 = v26 * v9;
+    const float v28 = __fsub_rn(v11.y, h12);
+    const float v29 = __fsub_rn(v28, h14);
+    const float v30 = __fmul_rn(v29, h16);
+    const float v31 = __fadd_rn(v30, h18);
+    const float v32 = v31 * v20;
+    const float v33 = v27 + v32;
+    const float v34 = __fsub_rn(v0.z, h1);
+    const float v35 = __fsub_rn(v34, h3);
+    const float v36 = __fmul_rn(v35, h5);
+    const float v37 = __fadd_rn(v36, h7);
+    const float v38 = v37 * v9;
+    const float v39 = __fsub_rn(v11.z, h12);
+    const float v40 = __fsub_rn(v39, h14);
+    const float v41 = __fmul_rn(v40, h16);
+    const float v42 = __fadd_rn(v41, h18);
+    const float v43 = v42 * v20;
+    const float v44 = v38 + v43;
+    const float v45 = __fsub_rn(v0.w, h1);
+    const float v46 = __fsub_rn(v45, h3);
+    const float v47 = __fmul_rn(v46, h5);
+    const float v48 = __fadd_rn(v47, h7);
+    const float v49 = v48 * v9;
+    const float v50 = __fsub_rn(v11.w, h12);
+    const float v51 = __fsub_rn(v50, h14);
+    const float v52 = __fmul_rn(v51, h16);
+    const float v53 = __fadd_rn(v52, h18);
+    const float v54 = v53 * v20;
+    const float v55 = v49 + v54;
+    *(float4 *)(p8 + (long long)(n) * 27648 + (c) * 64 + (e)) = make_float4(v22, v33, v44, v55);
   }
 }
 
@@ -2866,85 +2911,87 @@ extern "C" __global__ void __launch_bounds__(256, 2) k43_bnapply_droppath_add_c1
 // serves: cells.14.ops.3.y_op.ops.0 (relu); 6 uses in all
 extern "C" __global__ void __launch_bounds__(256, 2) k44_bnapply_add_droppath_relu_c144_8x8(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 144, 8, 8)
-  const float *__restrict__ p1 = (const float *)a.p[1];  // [144] per channel
-  const float *__restrict__ p2 = (const float *)a.p[2];  // [144] per channel
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [144]
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [144]
-  const NaoMask *p5 = (const NaoMask *)a.p[5];  // mask of this node
-  const float *__restrict__ p6 = (const float *)a.p[6];  // (N, 144, 8, 8)
-  const float *__restrict__ p7 = (const float *)a.p[7];  // [144] per channel
-  const float *__restrict__ p8 = (const float *)a.p[8];  // [144] per channel
-  const float *__restrict__ p9 = (const float *)a.p[9];  // parameter [144]
-  const float *__restrict__ p10 = (const float *)a.p[10];  // parameter [144]
-  const NaoMask *p11 = (const NaoMask *)a.p[11];  // mask of this node
-  float *__restrict__ p12 = (float *)a.p[12];  // (N, 144, 8, 8)
+  const float *__restrict__ p1 = (const float *)a.p[1];  // [432] per channel
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [144]
+  const NaoMask *p3 = (const NaoMask *)a.p[3];  // mask of this node
+  const float *__restrict__ p4 = (const float *)a.p[4];  // (N, 144, 8, 8)
+  const float *__restrict__ p5 = (const float *)a.p[5];  // [432] per channel
+  const float *__restrict__ p6 = (const float *)a.p[6];  // parameter [144]
+  const NaoMask *p7 = (const NaoMask *)a.p[7];  // mask of this node
+  float *__restrict__ p8 = (float *)a.p[8];  // (N, 144, 8, 8)
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 64;
   const int nb = min(64, a.n - n0);
   const float h1 = p1[c];
-  const float h3 = p2[c];
-  const float h4 = p3[c];
-  const float h5 = h3 * h4;
-  const float h7 = p4[c];
-  const float h12 = p7[c];
-  const float h14 = p8[c];
-  const float h15 = p9[c];
-  const float h16 = h14 * h15;
-  const float h18 = p10[c];
+  const float h3 = p1[(c) + 144];
+  const float h5 = p1[(c) + 288];
+  const float h7 = p2[c];
+  const float h12 = p5[c];
+  const float h14 = p5[(c) + 144];
+  const float h16 = p5[(c) + 288];
+  const float h18 = p6[c];
   __shared__ float s_m0[64];
-  for (int i = threadIdx.x; i < nb; i += 256) s_m0[i] = nao_mask(p5, (nao_u64)(n0 + i));
+  for (int i = threadIdx.x; i < nb; i += 256) s_m0[i] = nao_mask(p3, (nao_u64)(n0 + i));
   __shared__ float s_m1[64];
-  for (int i = threadIdx.x; i < nb; i += 256) s_m1[i] = nao_mask(p11, (nao_u64)(n0 + i));
+  for (int i = threadIdx.x; i < nb; i += 256) s_m1[i] = nao_mask(p7, (nao_u64)(n0 + i));
   __syncthreads();
   for (int i = threadIdx.x; i < nb * 16; i += 256) {
     const int nl = i / 16;
     const int e = (i - nl * 16) * 4;
     const int n = n0 + nl;
     const float4 v0 = *(const float4 *)(p0 + (long long)(n) * 9216 + (c) * 64 + (e));
-    const float v2 = v0.x - h1;
-    const float v6 = v2 * h5;
-    const float v8 = v6 + h7;
+    const float v2 = __fsub_rn(v0.x, h1);
+    const float v4 = __fsub_rn(v2, h3);
+    const float v6 = __fmul_rn(v4, h5);
+    const float v8 = __fadd_rn(v6, h7);
     const float v9 = s_m0[nl];
     const float v10 = v8 * v9;
-    const float4 v11 = *(const float4 *)(p6 + (long long)(n) * 9216 + (c) * 64 + (e));
-    const float v13 = v11.x - h12;
-    const float v17 = v13 * h16;
-    const float v19 = v17 + h18;
+    const float4 v11 = *(const float4 *)(p4 + (long long)(n) * 9216 + (c) * 64 + (e));
+    const float v13 = __fsub_rn(v11.x, h12);
+    const float v15 = __fsub_rn(v13, h14);
+    const float v17 = __fmul_rn(v15, h16);
+    const float v19 = __fadd_rn(v17, h18);
     const float v20 = s_m1[nl];
     const float v21 = v19 * v20;
     const float v22 = v10 + v21;
     const float v23 = fmaxf(v22, 0.0f);
-    const float v24 = v0.y - h1;
-    const float v25 = v24 * h5;
-    const float v26 = v25 + h7;
-    const float v27 = v26 * v9;
-    const float v28 = v11.y - h12;
-    const float v29 = v28 * h16;
-    const float v30 = v29 + h18;
-    const float v31 = v30 * v20;
-    const float v32 = v27 + v31;
-    const float v33 = fmaxf(v32, 0.0f);
-    const float v34 = v0.z - h1;
-    const float v35 = v34 * h5;
-    const float v36 = v35 + h7;
-    const float v37 = v36 * v9;
-    const float v38 = v11.z - h12;
-    const float v39 = v38 * h16;
-    const float v40 = v39 + h18;
-    const float v41 = v40 * v20;
-    const float v42 = v37 + v41;
-    const float v43 = fmaxf(v42, 0.0f);
-    const float v44 = v0.w - h1;
-    const float v45 = v44 * h5;
-    const float v46 = v45 + h7;
-    const float v47 = v46 * v9;
-    const float v48 = v11.w - h12;
-    const float v49 = v48 * h16;
-    const float v50 = v49 + h18;
-    const float v51 = v50 * v20;
-    const float v52 = v47 + v51;
-    const float v53 = fmaxf(v52, 0.0f);
-    *(float4 *)(p12 + (long long)(n) * 9216 + (c) * 64 + (e)) = make_float4(v23, v33, v43, v53);
+    const float v24 = __fsub_rn(v0.y, h1);
+    const float v25 = __fsub_rn(v24, h3);
+    const float v26 = __fmul_rn(v25, h5);
+    const float v27 = __fadd_rn(v26, h7);
+    const float v28 = v27 * v9;
+    const float v29 = __fsub_rn(v11.y, h12);
+    const float v30 = __fsub_rn(v29, h14);
+    const float v31 = __fmul_rn(v30, h16);
+    const float v32 = __fadd_rn(v31, h18);
+    const float v33 = v32 * v20;
+    const float v34 = v28 + v33;
+    const float v35 = fmaxf(v34, 0.0f);
+    const float v36 = __fsub_rn(v0.z, h1);
+    const float v37 = __fsub_rn(v36, h3);
+    const float v38 = __fmul_rn(v37, h5);
+    const float v39 = __fadd_rn(v38, h7);
+    const float v40 = v39 * v9;
+    const float v41 = __fsub_rn(v11.z, h12);
+    const float v42 = __fsub_rn(v41, h14);
+    const float v43 = __fmul_rn(v42, h16);
+    const float v44 = __fadd_rn(v43, h18);
+    const float v45 = v44 * v20;
+    const float v46 = v40 + v45;
+    const float v47 = fmaxf(v46, 0.0f);
+    const float v48 = __fsub_rn(v0.w, h1);
+    const float v49 = __fsub_rn(v48, h3);
+    const float v50 = __fmul_rn(v49, h5);
+    const float v51 = __fadd_rn(v50, h7);
+    const float v52 = v51 * v9;
+    const float v53 = __fsub_rn(v11.w, h12);
+    const float v54 = __fsub_rn(v53, h14);
+    const float v55 = __fmul_rn(v54, h16);
+    const float v56 = __fadd_rn(v55, h18);
+    const float v57 = v56 * v20;
+    const float v58 = v52 + v57;
+    const float v59 = fmaxf(v58, 0.0f);
+    *(float4 *)(p8 + (long long)(n) * 9216 + (c) * 64 + (e)) = make_float4(v23, v35, v47, v59);
   }
 }
 
@@ -5053,19 +5100,16 @@ extern "C" __global__ void __launch_bounds__(256, 2) k75_bnapply_mask_bwd_max3x3
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 144, 8, 8)
   const NaoMask *p1 = (const NaoMask *)a.p[1];  // mask of this node
   const float *__restrict__ p2 = (const float *)a.p[2];  // (N, 144, 16, 16)
-  const float *__restrict__ p3 = (const float *)a.p[3];  // [144] per channel
-  const float *__restrict__ p4 = (const float *)a.p[4];  // [144] per channel
-  const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [144]
-  const float *__restrict__ p6 = (const float *)a.p[6];  // parameter [144]
-  float *__restrict__ p7 = (float *)a.p[7];  // (N, 144, 16, 16)
+  const float *__restrict__ p3 = (const float *)a.p[3];  // [432] per channel
+  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [144]
+  float *__restrict__ p5 = (float *)a.p[5];  // (N, 144, 16, 16)
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 16;
   const int nb = min(16, a.n - n0);
   const float h4 = p3[c];
-  const float h6 = p4[c];
-  const float h7 = p5[c];
-  const float h8 = h6 * h7;
-  const float h10 = p6[c];
+  const float h6 = p3[(c) + 144];
+  const float h8 = p3[(c) + 288];
+  const float h10 = p4[c];
   __shared__ float s_m0[16];
   for (int i = threadIdx.x; i < nb; i += 256) s_m0[i] = nao_mask(p1, (nao_u64)(n0 + i));
   __syncthreads();
@@ -5096,9 +5140,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k75_bnapply_mask_bwd_max3x3
       if (iy >= 0 && iy < 16 && ix >= 0 && ix < 16) {
         const int e = iy * 16 + ix;
         const float v3 = p2[(long long)(n) * 36864 + (c) * 256 + (e)];
-        const float v5 = v3 - h4;
-        const float v9 = v5 * h8;
-        const float v11 = v9 + h10;
+        const float v5 = __fsub_rn(v3, h4);
+        const float v7 = __fsub_rn(v5, h6);
+        const float v9 = __fmul_rn(v7, h8);
+        const float v11 = __fadd_rn(v9, h10);
         v = v11;
       }
       s_x[i] = v;
@@ -5196,7 +5241,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) k75_bnapply_mask_bwd_max3x3
           if (am[o] == 0) acc += d[o];
         }
       }
-      p7[(long long)(n) * 36864 + (c) * 256 + (e)] = acc;
+      p5[(long long)(n) * 36864 + (c) * 256 + (e)] = acc;
     }
   }
 }
@@ -5208,19 +5253,16 @@ extern "C" __global__ void __launch_bounds__(256, 2) k76_bnapply_mask_bwd_max2x2
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 144, 8, 8)
   const NaoMask *p1 = (const NaoMask *)a.p[1];  // mask of this node
   const float *__restrict__ p2 = (const float *)a.p[2];  // (N, 144, 16, 16)
-  const float *__restrict__ p3 = (const float *)a.p[3];  // [144] per channel
-  const float *__restrict__ p4 = (const float *)a.p[4];  // [144] per channel
-  const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [144]
-  const float *__restrict__ p6 = (const float *)a.p[6];  // parameter [144]
-  float *__restrict__ p7 = (float *)a.p[7];  // (N, 144, 16, 16)
+  const float *__restrict__ p3 = (const float *)a.p[3];  // [432] per channel
+  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [144]
+  float *__restrict__ p5 = (float *)a.p[5];  // (N, 144, 16, 16)
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 16;
   const int nb = min(16, a.n - n0);
   const float h4 = p3[c];
-  const float h6 = p4[c];
-  const float h7 = p5[c];
-  const float h8 = h6 * h7;
-  const float h10 = p6[c];
+  const float h6 = p3[(c) + 144];
+  const float h8 = p3[(c) + 288];
+  const float h10 = p4[c];
   __shared__ float s_m0[16];
   for (int i = threadIdx.x; i < nb; i += 256) s_m0[i] = nao_mask(p1, (nao_u64)(n0 + i));
   __syncthreads();
@@ -5251,9 +5293,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k76_bnapply_mask_bwd_max2x2
       if (iy >= 0 && iy < 16 && ix >= 0 && ix < 16) {
         const int e = iy * 16 + ix;
         const float v3 = p2[(long long)(n) * 36864 + (c) * 256 + (e)];
-        const float v5 = v3 - h4;
-        const float v9 = v5 * h8;
-        const float v11 = v9 + h10;
+        const float v5 = __fsub_rn(v3, h4);
+        const float v7 = __fsub_rn(v5, h6);
+        const float v9 = __fmul_rn(v7, h8);
+        const float v11 = __fadd_rn(v9, h10);
         v = v11;
       }
       s_x[i] = v;
@@ -5311,9 +5354,9 @@ extern "C" __global__ void __launch_bounds__(256, 2) k76_bnapply_mask_bwd_max2x2
           if (am[o] == 0) acc += d[o];
         }
       }
-      const float v12 = p7[(long long)(n) * 36864 + (c) * 256 + (e)];
+      const float v12 = p5[(long long)(n) * 36864 + (c) * 256 + (e)];
       const float v13 = v12 + acc;
-      p7[(long long)(n) * 36864 + (c) * 256 + (e)] = v13;
+      p5[(long long)(n) * 36864 + (c) * 256 + (e)] = v13;
     }
   }
 }
@@ -7212,19 +7255,16 @@ extern "C" __global__ void __launch_bounds__(256, 2) k100_bnapply_mask_bwd_max3x
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 72, 16, 16)
   const NaoMask *p1 = (const NaoMask *)a.p[1];  // mask of this node
   const float *__restrict__ p2 = (const float *)a.p[2];  // (N, 72, 32, 32)
-  const float *__restrict__ p3 = (const float *)a.p[3];  // [72] per channel
-  const float *__restrict__ p4 = (const float *)a.p[4];  // [72] per channel
-  const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [72]
-  const float *__restrict__ p6 = (const float *)a.p[6];  // parameter [72]
-  float *__restrict__ p7 = (float *)a.p[7];  // (N, 72, 32, 32)
+  const float *__restrict__ p3 = (const float *)a.p[3];  // [216] per channel
+  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [72]
+  float *__restrict__ p5 = (float *)a.p[5];  // (N, 72, 32, 32)
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 4;
   const int nb = min(4, a.n - n0);
   const float h4 = p3[c];
-  const float h6 = p4[c];
-  const float h7 = p5[c];
-  const float h8 = h6 * h7;
-  const float h10 = p6[c];
+  const float h6 = p3[(c) + 72];
+  const float h8 = p3[(c) + 144];
+  const float h10 = p4[c];
   __shared__ float s_m0[4];
   for (int i = threadIdx.x; i < nb; i += 256) s_m0[i] = nao_mask(p1, (nao_u64)(n0 + i));
   __syncthreads();
@@ -7255,9 +7295,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k100_bnapply_mask_bwd_max3x
       if (iy >= 0 && iy < 32 && ix >= 0 && ix < 32) {
         const int e = iy * 32 + ix;
         const float v3 = p2[(long long)(n) * 73728 + (c) * 1024 + (e)];
-        const float v5 = v3 - h4;
-        const float v9 = v5 * h8;
-        const float v11 = v9 + h10;
+        const float v5 = __fsub_rn(v3, h4);
+        const float v7 = __fsub_rn(v5, h6);
+        const float v9 = __fmul_rn(v7, h8);
+        const float v11 = __fadd_rn(v9, h10);
         v = v11;
       }
       s_x[i] = v;
@@ -7355,7 +7396,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) k100_bnapply_mask_bwd_max3x
           if (am[o] == 0) acc += d[o];
         }
       }
-      p7[(long long)(n) * 73728 + (c) * 1024 + (e)] = acc;
+      p5[(long long)(n) * 73728 + (c) * 1024 + (e)] = acc;
     }
   }
 }
@@ -7367,19 +7408,16 @@ extern "C" __global__ void __launch_bounds__(256, 2) k101_bnapply_mask_bwd_max2x
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 72, 16, 16)
   const NaoMask *p1 = (const NaoMask *)a.p[1];  // mask of this node
   const float *__restrict__ p2 = (const float *)a.p[2];  // (N, 72, 32, 32)
-  const float *__restrict__ p3 = (const float *)a.p[3];  // [72] per channel
-  const float *__restrict__ p4 = (const float *)a.p[4];  // [72] per channel
-  const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [72]
-  const float *__restrict__ p6 = (const float *)a.p[6];  // parameter [72]
-  float *__restrict__ p7 = (float *)a.p[7];  // (N, 72, 32, 32)
+  const float *__restrict__ p3 = (const float *)a.p[3];  // [216] per channel
+  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [72]
+  float *__restrict__ p5 = (float *)a.p[5];  // (N, 72, 32, 32)
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 4;
   const int nb = min(4, a.n - n0);
   const float h4 = p3[c];
-  const float h6 = p4[c];
-  const float h7 = p5[c];
-  const float h8 = h6 * h7;
-  const float h10 = p6[c];
+  const float h6 = p3[(c) + 72];
+  const float h8 = p3[(c) + 144];
+  const float h10 = p4[c];
   __shared__ float s_m0[4];
   for (int i = threadIdx.x; i < nb; i += 256) s_m0[i] = nao_mask(p1, (nao_u64)(n0 + i));
   __syncthreads();
@@ -7410,9 +7448,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k101_bnapply_mask_bwd_max2x
       if (iy >= 0 && iy < 32 && ix >= 0 && ix < 32) {
         const int e = iy * 32 + ix;
         const float v3 = p2[(long long)(n) * 73728 + (c) * 1024 + (e)];
-        const float v5 = v3 - h4;
-        const float v9 = v5 * h8;
-        const float v11 = v9 + h10;
+        const float v5 = __fsub_rn(v3, h4);
+        const float v7 = __fsub_rn(v5, h6);
+        const float v9 = __fmul_rn(v7, h8);
+        const float v11 = __fadd_rn(v9, h10);
         v = v11;
       }
       s_x[i] = v;
@@ -7470,9 +7509,9 @@ extern "C" __global__ void __launch_bounds__(256, 2) k101_bnapply_mask_bwd_max2x
           if (am[o] == 0) acc += d[o];
         }
       }
-      const float v12 = p7[(long long)(n) * 73728 + (c) * 1024 + (e)];
+      const float v12 = p5[(long long)(n) * 73728 + (c) * 1024 + (e)];
       const float v13 = v12 + acc;
-      p7[(long long)(n) * 73728 + (c) * 1024 + (e)] = v13;
+      p5[(long long)(n) * 73728 + (c) * 1024 + (e)] = v13;
     }
   }
 }
@@ -9375,8 +9414,8 @@ extern "C" __global__ void __launch_bounds__(256, 2) k123_sgd_11946576(const Nao
 extern "C" __global__ void __launch_bounds__(256, 2) k124_bnapply_relu_c108_32x32(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 108, 32, 32)
   const float *__restrict__ p1 = (const float *)a.p[1];  // buffer [108]
-  const float *__restrict__ p2 = (const float *)a.p[2];  // buffer [108]
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [108]
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [108]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // buffer [108]
   const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [108]
   float *__restrict__ p5 = (float *)a.p[5];  // (N, 108, 32, 32)
   const int c = blockIdx.x;
@@ -9384,32 +9423,31 @@ extern "C" __global__ void __launch_bounds__(256, 2) k124_bnapply_relu_c108_32x3
   const int nb = min(4, a.n - n0);
   const float h1 = p1[c];
   const float h3 = p2[c];
-  const float h4 = 1.0f / sqrtf(h3 + 9.99999975e-06f);
-  const float h5 = p3[c];
-  const float h6 = h4 * h5;
-  const float h8 = p4[c];
+  const float h4 = p3[c];
+  const float h5 = (float)((double)h3 * (1.0 / sqrt((double)h4 + (double)9.99999975e-06f)));
+  const float h7 = p4[c];
   for (int i = threadIdx.x; i < nb * 256; i += 256) {
     const int nl = i / 256;
     const int e = (i - nl * 256) * 4;
     const int n = n0 + nl;
     const float4 v0 = *(const float4 *)(p0 + (long long)(n) * 110592 + (c) * 1024 + (e));
-    const float v2 = v0.x - h1;
-    const float v7 = v2 * h6;
-    const float v9 = v7 + h8;
-    const float v10 = fmaxf(v9, 0.0f);
-    const float v11 = v0.y - h1;
-    const float v12 = v11 * h6;
-    const float v13 = v12 + h8;
-    const float v14 = fmaxf(v13, 0.0f);
-    const float v15 = v0.z - h1;
-    const float v16 = v15 * h6;
-    const float v17 = v16 + h8;
-    const float v18 = fmaxf(v17, 0.0f);
-    const float v19 = v0.w - h1;
-    const float v20 = v19 * h6;
-    const float v21 = v20 + h8;
-    const float v22 = fmaxf(v21, 0.0f);
-    *(float4 *)(p5 + (long long)(n) * 110592 + (c) * 1024 + (e)) = make_float4(v10, v14, v18, v22);
+    const float v2 = __fsub_rn(v0.x, h1);
+    const float v6 = __fmul_rn(v2, h5);
+    const float v8 = __fadd_rn(v6, h7);
+    const float v9 = fmaxf(v8, 0.0f);
+    const float v10 = __fsub_rn(v0.y, h1);
+    const float v11 = __fmul_rn(v10, h5);
+    const float v12 = __fadd_rn(v11, h7);
+    const float v13 = fmaxf(v12, 0.0f);
+    const float v14 = __fsub_rn(v0.z, h1);
+    const float v15 = __fmul_rn(v14, h5);
+    const float v16 = __fadd_rn(v15, h7);
+    const float v17 = fmaxf(v16, 0.0f);
+    const float v18 = __fsub_rn(v0.w, h1);
+    const float v19 = __fmul_rn(v18, h5);
+    const float v20 = __fadd_rn(v19, h7);
+    const float v21 = fmaxf(v20, 0.0f);
+    *(float4 *)(p5 + (long long)(n) * 110592 + (c) * 1024 + (e)) = make_float4(v9, v13, v17, v21);
   }
 }
 
@@ -9419,8 +9457,8 @@ extern "C" __global__ void __launch_bounds__(256, 2) k124_bnapply_relu_c108_32x3
 extern "C" __global__ void __launch_bounds__(256, 2) k125_bnapply_relu_c36_32x32(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 36, 32, 32)
   const float *__restrict__ p1 = (const float *)a.p[1];  // buffer [36]
-  const float *__restrict__ p2 = (const float *)a.p[2];  // buffer [36]
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [36]
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [36]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // buffer [36]
   const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [36]
   float *__restrict__ p5 = (float *)a.p[5];  // (N, 36, 32, 32)
   const int c = blockIdx.x;
@@ -9428,32 +9466,31 @@ extern "C" __global__ void __launch_bounds__(256, 2) k125_bnapply_relu_c36_32x32
   const int nb = min(4, a.n - n0);
   const float h1 = p1[c];
   const float h3 = p2[c];
-  const float h4 = 1.0f / sqrtf(h3 + 9.99999975e-06f);
-  const float h5 = p3[c];
-  const float h6 = h4 * h5;
-  const float h8 = p4[c];
+  const float h4 = p3[c];
+  const float h5 = (float)((double)h3 * (1.0 / sqrt((double)h4 + (double)9.99999975e-06f)));
+  const float h7 = p4[c];
   for (int i = threadIdx.x; i < nb * 256; i += 256) {
     const int nl = i / 256;
     const int e = (i - nl * 256) * 4;
     const int n = n0 + nl;
     const float4 v0 = *(const float4 *)(p0 + (long long)(n) * 36864 + (c) * 1024 + (e));
-    const float v2 = v0.x - h1;
-    const float v7 = v2 * h6;
-    const float v9 = v7 + h8;
-    const float v10 = fmaxf(v9, 0.0f);
-    const float v11 = v0.y - h1;
-    const float v12 = v11 * h6;
-    const float v13 = v12 + h8;
-    const float v14 = fmaxf(v13, 0.0f);
-    const float v15 = v0.z - h1;
-    const float v16 = v15 * h6;
-    const float v17 = v16 + h8;
-    const float v18 = fmaxf(v17, 0.0f);
-    const float v19 = v0.w - h1;
-    const float v20 = v19 * h6;
-    const float v21 = v20 + h8;
-    const float v22 = fmaxf(v21, 0.0f);
-    *(float4 *)(p5 + (long long)(n) * 36864 + (c) * 1024 + (e)) = make_float4(v10, v14, v18, v22);
+    const float v2 = __fsub_rn(v0.x, h1);
+    const float v6 = __fmul_rn(v2, h5);
+    const float v8 = __fadd_rn(v6, h7);
+    const float v9 = fmaxf(v8, 0.0f);
+    const float v10 = __fsub_rn(v0.y, h1);
+    const float v11 = __fmul_rn(v10, h5);
+    const float v12 = __fadd_rn(v11, h7);
+    const float v13 = fmaxf(v12, 0.0f);
+    const float v14 = __fsub_rn(v0.z, h1);
+    const float v15 = __fmul_rn(v14, h5);
+    const float v16 = __fadd_rn(v15, h7);
+    const float v17 = fmaxf(v16, 0.0f);
+    const float v18 = __fsub_rn(v0.w, h1);
+    const float v19 = __fmul_rn(v18, h5);
+    const float v20 = __fadd_rn(v19, h7);
+    const float v21 = fmaxf(v20, 0.0f);
+    *(float4 *)(p5 + (long long)(n) * 36864 + (c) * 1024 + (e)) = make_float4(v9, v13, v17, v21);
   }
 }
 
@@ -9463,13 +9500,13 @@ extern "C" __global__ void __launch_bounds__(256, 2) k125_bnapply_relu_c36_32x32
 extern "C" __global__ void __launch_bounds__(256, 2) k126_bnapply_avg5x5s1_add_relu_c36_32x32(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 36, 32, 32)
   const float *__restrict__ p1 = (const float *)a.p[1];  // buffer [36]
-  const float *__restrict__ p2 = (const float *)a.p[2];  // buffer [36]
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [36]
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [36]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // buffer [36]
   const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [36]
   const float *__restrict__ p5 = (const float *)a.p[5];  // (N, 36, 32, 32)
   const float *__restrict__ p6 = (const float *)a.p[6];  // buffer [36]
-  const float *__restrict__ p7 = (const float *)a.p[7];  // buffer [36]
-  const float *__restrict__ p8 = (const float *)a.p[8];  // parameter [36]
+  const float *__restrict__ p7 = (const float *)a.p[7];  // parameter [36]
+  const float *__restrict__ p8 = (const float *)a.p[8];  // buffer [36]
   const float *__restrict__ p9 = (const float *)a.p[9];  // parameter [36]
   float *__restrict__ p10 = (float *)a.p[10];  // (N, 36, 32, 32)
   const int c = blockIdx.x;
@@ -9477,16 +9514,14 @@ extern "C" __global__ void __launch_bounds__(256, 2) k126_bnapply_avg5x5s1_add_r
   const int nb = min(4, a.n - n0);
   const float h1 = p1[c];
   const float h3 = p2[c];
-  const float h4 = 1.0f / sqrtf(h3 + 9.99999975e-06f);
-  const float h5 = p3[c];
-  const float h6 = h4 * h5;
-  const float h8 = p4[c];
-  const float h11 = p6[c];
-  const float h13 = p7[c];
-  const float h14 = 1.0f / sqrtf(h13 + 9.99999975e-06f);
-  const float h15 = p8[c];
-  const float h16 = h14 * h15;
-  const float h18 = p9[c];
+  const float h4 = p3[c];
+  const float h5 = (float)((double)h3 * (1.0 / sqrt((double)h4 + (double)9.99999975e-06f)));
+  const float h7 = p4[c];
+  const float h10 = p6[c];
+  const float h12 = p7[c];
+  const float h13 = p8[c];
+  const float h14 = (float)((double)h12 * (1.0 / sqrt((double)h13 + (double)9.99999975e-06f)));
+  const float h16 = p9[c];
   __shared__ float s_x[5184];
   for (int s0 = 0; s0 < nb; s0 += 4) {
     const int ns = min(4, nb - s0);
@@ -9502,10 +9537,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k126_bnapply_avg5x5s1_add_r
       if (iy >= 0 && iy < 32 && ix >= 0 && ix < 32) {
         const int e = iy * 32 + ix;
         const float v0 = p0[(long long)(n) * 36864 + (c) * 1024 + (e)];
-        const float v2 = v0 - h1;
-        const float v7 = v2 * h6;
-        const float v9 = v7 + h8;
-        v = v9;
+        const float v2 = __fsub_rn(v0, h1);
+        const float v6 = __fmul_rn(v2, h5);
+        const float v8 = __fadd_rn(v6, h7);
+        v = v8;
       }
       s_x[i] = v;
     }
@@ -9544,13 +9579,13 @@ extern "C" __global__ void __launch_bounds__(256, 2) k126_bnapply_avg5x5s1_add_r
       sum += s[147];
       sum += s[148];
       const float acc = sum / 25.0f;
-      const float v10 = p5[(long long)(n) * 36864 + (c) * 1024 + (e)];
-      const float v12 = v10 - h11;
-      const float v17 = v12 * h16;
-      const float v19 = v17 + h18;
-      const float v20 = v19 + acc;
-      const float v21 = fmaxf(v20, 0.0f);
-      p10[(long long)(n) * 36864 + (c) * 1024 + (e)] = v21;
+      const float v9 = p5[(long long)(n) * 36864 + (c) * 1024 + (e)];
+      const float v11 = __fsub_rn(v9, h10);
+      const float v15 = __fmul_rn(v11, h14);
+      const float v17 = __fadd_rn(v15, h16);
+      const float v18 = v17 + acc;
+      const float v19 = fmaxf(v18, 0.0f);
+      p10[(long long)(n) * 36864 + (c) * 1024 + (e)] = v19;
     }
   }
 }
@@ -9561,13 +9596,13 @@ extern "C" __global__ void __launch_bounds__(256, 2) k126_bnapply_avg5x5s1_add_r
 extern "C" __global__ void __launch_bounds__(256, 2) k127_bnapply_add_c36_32x32(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 36, 32, 32)
   const float *__restrict__ p1 = (const float *)a.p[1];  // buffer [36]
-  const float *__restrict__ p2 = (const float *)a.p[2];  // buffer [36]
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [36]
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [36]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // buffer [36]
   const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [36]
   const float *__restrict__ p5 = (const float *)a.p[5];  // (N, 36, 32, 32)
   const float *__restrict__ p6 = (const float *)a.p[6];  // buffer [36]
-  const float *__restrict__ p7 = (const float *)a.p[7];  // buffer [36]
-  const float *__restrict__ p8 = (const float *)a.p[8];  // parameter [36]
+  const float *__restrict__ p7 = (const float *)a.p[7];  // parameter [36]
+  const float *__restrict__ p8 = (const float *)a.p[8];  // buffer [36]
   const float *__restrict__ p9 = (const float *)a.p[9];  // parameter [36]
   float *__restrict__ p10 = (float *)a.p[10];  // (N, 36, 32, 32)
   const int c = blockIdx.x;
@@ -9575,51 +9610,49 @@ extern "C" __global__ void __launch_bounds__(256, 2) k127_bnapply_add_c36_32x32(
   const int nb = min(4, a.n - n0);
   const float h1 = p1[c];
   const float h3 = p2[c];
-  const float h4 = 1.0f / sqrtf(h3 + 9.99999975e-06f);
-  const float h5 = p3[c];
-  const float h6 = h4 * h5;
-  const float h8 = p4[c];
-  const float h11 = p6[c];
-  const float h13 = p7[c];
-  const float h14 = 1.0f / sqrtf(h13 + 9.99999975e-06f);
-  const float h15 = p8[c];
-  const float h16 = h14 * h15;
-  const float h18 = p9[c];
+  const float h4 = p3[c];
+  const float h5 = (float)((double)h3 * (1.0 / sqrt((double)h4 + (double)9.99999975e-06f)));
+  const float h7 = p4[c];
+  const float h10 = p6[c];
+  const float h12 = p7[c];
+  const float h13 = p8[c];
+  const float h14 = (float)((double)h12 * (1.0 / sqrt((double)h13 + (double)9.99999975e-06f)));
+  const float h16 = p9[c];
   for (int i = threadIdx.x; i < nb * 256; i += 256) {
     const int nl = i / 256;
     const int e = (i - nl * 256) * 4;
     const int n = n0 + nl;
     const float4 v0 = *(const float4 *)(p0 + (long long)(n) * 36864 + (c) * 1024 + (e));
-    const float v2 = v0.x - h1;
-    const float v7 = v2 * h6;
-    const float v9 = v7 + h8;
-    const float4 v10 = *(const float4 *)(p5 + (long long)(n) * 36864 + (c) * 1024 + (e));
-    const float v12 = v10.x - h11;
-    const float v17 = v12 * h16;
-    const float v19 = v17 + h18;
-    const float v20 = v9 + v19;
-    const float v21 = v0.y - h1;
-    const float v22 = v21 * h6;
-    const float v23 = v22 + h8;
-    const float v24 = v10.y - h11;
-    const float v25 = v24 * h16;
-    const float v26 = v25 + h18;
-    const float v27 = v23 + v26;
-    const float v28 = v0.z - h1;
-    const float v29 = v28 * h6;
-    const float v30 = v29 + h8;
-    const float v31 = v10.z - h11;
-    const float v32 = v31 * h16;
-    const float v33 = v32 + h18;
-    const float v34 = v30 + v33;
-    const float v35 = v0.w - h1;
-    const float v36 = v35 * h6;
-    const float v37 = v36 + h8;
-    const float v38 = v10.w - h11;
-    const float v39 = v38 * h16;
-    const float v40 = v39 + h18;
-    const float v41 = v37 + v40;
-    *(float4 *)(p10 + (long long)(n) * 110592 + (c) * 1024 + (e)) = make_float4(v20, v27, v34, v41);
+    const float v2 = __fsub_rn(v0.x, h1);
+    const float v6 = __fmul_rn(v2, h5);
+    const float v8 = __fadd_rn(v6, h7);
+    const float4 v9 = *(const float4 *)(p5 + (long long)(n) * 36864 + (c) * 1024 + (e));
+    const float v11 = __fsub_rn(v9.x, h10);
+    const float v15 = __fmul_rn(v11, h14);
+    const float v17 = __fadd_rn(v15, h16);
+    const float v18 = v8 + v17;
+    const float v19 = __fsub_rn(v0.y, h1);
+    const float v20 = __fmul_rn(v19, h5);
+    const float v21 = __fadd_rn(v20, h7);
+    const float v22 = __fsub_rn(v9.y, h10);
+    const float v23 = __fmul_rn(v22, h14);
+    const float v24 = __fadd_rn(v23, h16);
+    const float v25 = v21 + v24;
+    const float v26 = __fsub_rn(v0.z, h1);
+    const float v27 = __fmul_rn(v26, h5);
+    const float v28 = __fadd_rn(v27, h7);
+    const float v29 = __fsub_rn(v9.z, h10);
+    const float v30 = __fmul_rn(v29, h14);
+    const float v31 = __fadd_rn(v30, h16);
+    const float v32 = v28 + v31;
+    const float v33 = __fsub_rn(v0.w, h1);
+    const float v34 = __fmul_rn(v33, h5);
+    const float v35 = __fadd_rn(v34, h7);
+    const float v36 = __fsub_rn(v9.w, h10);
+    const float v37 = __fmul_rn(v36, h14);
+    const float v38 = __fadd_rn(v37, h16);
+    const float v39 = v35 + v38;
+    *(float4 *)(p10 + (long long)(n) * 110592 + (c) * 1024 + (e)) = make_float4(v18, v25, v32, v39);
   }
 }
 
@@ -9629,13 +9662,13 @@ extern "C" __global__ void __launch_bounds__(256, 2) k127_bnapply_add_c36_32x32(
 extern "C" __global__ void __launch_bounds__(256, 2) k128_bnapply_add_relu_c36_32x32(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 36, 32, 32)
   const float *__restrict__ p1 = (const float *)a.p[1];  // buffer [36]
-  const float *__restrict__ p2 = (const float *)a.p[2];  // buffer [36]
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [36]
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [36]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // buffer [36]
   const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [36]
   const float *__restrict__ p5 = (const float *)a.p[5];  // (N, 36, 32, 32)
   const float *__restrict__ p6 = (const float *)a.p[6];  // buffer [36]
-  const float *__restrict__ p7 = (const float *)a.p[7];  // buffer [36]
-  const float *__restrict__ p8 = (const float *)a.p[8];  // parameter [36]
+  const float *__restrict__ p7 = (const float *)a.p[7];  // parameter [36]
+  const float *__restrict__ p8 = (const float *)a.p[8];  // buffer [36]
   const float *__restrict__ p9 = (const float *)a.p[9];  // parameter [36]
   float *__restrict__ p10 = (float *)a.p[10];  // (N, 36, 32, 32)
   const int c = blockIdx.x;
@@ -9643,55 +9676,53 @@ extern "C" __global__ void __launch_bounds__(256, 2) k128_bnapply_add_relu_c36_3
   const int nb = min(4, a.n - n0);
   const float h1 = p1[c];
   const float h3 = p2[c];
-  const float h4 = 1.0f / sqrtf(h3 + 9.99999975e-06f);
-  const float h5 = p3[c];
-  const float h6 = h4 * h5;
-  const float h8 = p4[c];
-  const float h11 = p6[c];
-  const float h13 = p7[c];
-  const float h14 = 1.0f / sqrtf(h13 + 9.99999975e-06f);
-  const float h15 = p8[c];
-  const float h16 = h14 * h15;
-  const float h18 = p9[c];
+  const float h4 = p3[c];
+  const float h5 = (float)((double)h3 * (1.0 / sqrt((double)h4 + (double)9.99999975e-06f)));
+  const float h7 = p4[c];
+  const float h10 = p6[c];
+  const float h12 = p7[c];
+  const float h13 = p8[c];
+  const float h14 = (float)((double)h12 * (1.0 / sqrt((double)h13 + (double)9.99999975e-06f)));
+  const float h16 = p9[c];
   for (int i = threadIdx.x; i < nb * 256; i += 256) {
     const int nl = i / 256;
     const int e = (i - nl * 256) * 4;
     const int n = n0 + nl;
     const float4 v0 = *(const float4 *)(p0 + (long long)(n) * 36864 + (c) * 1024 + (e));
-    const float v2 = v0.x - h1;
-    const float v7 = v2 * h6;
-    const float v9 = v7 + h8;
-    const float4 v10 = *(const float4 *)(p5 + (long long)(n) * 36864 + (c) * 1024 + (e));
-    const float v12 = v10.x - h11;
-    const float v17 = v12 * h16;
-    const float v19 = v17 + h18;
-    const float v20 = v9 + v19;
-    const float v21 = fmaxf(v20, 0.0f);
-    const float v22 = v0.y - h1;
-    const float v23 = v22 * h6;
-    const float v24 = v23 + h8;
-    const float v25 = v10.y - h11;
-    const float v26 = v25 * h16;
-    const float v27 = v26 + h18;
-    const float v28 = v24 + v27;
-    const float v29 = fmaxf(v28, 0.0f);
-    const float v30 = v0.z - h1;
-    const float v31 = v30 * h6;
-    const float v32 = v31 + h8;
-    const float v33 = v10.z - h11;
-    const float v34 = v33 * h16;
-    const float v35 = v34 + h18;
-    const float v36 = v32 + v35;
-    const float v37 = fmaxf(v36, 0.0f);
-    const float v38 = v0.w - h1;
-    const float v39 = v38 * h6;
-    const float v40 = v39 + h8;
-    const float v41 = v10.w - h11;
-    const float v42 = v41 * h16;
-    const float v43 = v42 + h18;
-    const float v44 = v40 + v43;
-    const float v45 = fmaxf(v44, 0.0f);
-    *(float4 *)(p10 + (long long)(n) * 36864 + (c) * 1024 + (e)) = make_float4(v21, v29, v37, v45);
+    const float v2 = __fsub_rn(v0.x, h1);
+    const float v6 = __fmul_rn(v2, h5);
+    const float v8 = __fadd_rn(v6, h7);
+    const float4 v9 = *(const float4 *)(p5 + (long long)(n) * 36864 + (c) * 1024 + (e));
+    const float v11 = __fsub_rn(v9.x, h10);
+    const float v15 = __fmul_rn(v11, h14);
+    const float v17 = __fadd_rn(v15, h16);
+    const float v18 = v8 + v17;
+    const float v19 = fmaxf(v18, 0.0f);
+    const float v20 = __fsub_rn(v0.y, h1);
+    const float v21 = __fmul_rn(v20, h5);
+    const float v22 = __fadd_rn(v21, h7);
+    const float v23 = __fsub_rn(v9.y, h10);
+    const float v24 = __fmul_rn(v23, h14);
+    const float v25 = __fadd_rn(v24, h16);
+    const float v26 = v22 + v25;
+    const float v27 = fmaxf(v26, 0.0f);
+    const float v28 = __fsub_rn(v0.z, h1);
+    const float v29 = __fmul_rn(v28, h5);
+    const float v30 = __fadd_rn(v29, h7);
+    const float v31 = __fsub_rn(v9.z, h10);
+    const float v32 = __fmul_rn(v31, h14);
+    const float v33 = __fadd_rn(v32, h16);
+    const float v34 = v30 + v33;
+    const float v35 = fmaxf(v34, 0.0f);
+    const float v36 = __fsub_rn(v0.w, h1);
+    const float v37 = __fmul_rn(v36, h5);
+    const float v38 = __fadd_rn(v37, h7);
+    const float v39 = __fsub_rn(v9.w, h10);
+    const float v40 = __fmul_rn(v39, h14);
+    const float v41 = __fadd_rn(v40, h16);
+    const float v42 = v38 + v41;
+    const float v43 = fmaxf(v42, 0.0f);
+    *(float4 *)(p10 + (long long)(n) * 36864 + (c) * 1024 + (e)) = make_float4(v19, v27, v35, v43);
   }
 }
 
@@ -9701,8 +9732,8 @@ extern "C" __global__ void __launch_bounds__(256, 2) k128_bnapply_add_relu_c36_3
 extern "C" __global__ void __launch_bounds__(256, 2) k129_bnapply_relu_c72_32x32(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 72, 32, 32)
   const float *__restrict__ p1 = (const float *)a.p[1];  // buffer [72]
-  const float *__restrict__ p2 = (const float *)a.p[2];  // buffer [72]
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [72]
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [72]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // buffer [72]
   const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [72]
   float *__restrict__ p5 = (float *)a.p[5];  // (N, 72, 32, 32)
   const int c = blockIdx.x;
@@ -9710,32 +9741,31 @@ extern "C" __global__ void __launch_bounds__(256, 2) k129_bnapply_relu_c72_32x32
   const int nb = min(4, a.n - n0);
   const float h1 = p1[c];
   const float h3 = p2[c];
-  const float h4 = 1.0f / sqrtf(h3 + 9.99999975e-06f);
-  const float h5 = p3[c];
-  const float h6 = h4 * h5;
-  const float h8 = p4[c];
+  const float h4 = p3[c];
+  const float h5 = (float)((double)h3 * (1.0 / sqrt((double)h4 + (double)9.99999975e-06f)));
+  const float h7 = p4[c];
   for (int i = threadIdx.x; i < nb * 256; i += 256) {
     const int nl = i / 256;
     const int e = (i - nl * 256) * 4;
     const int n = n0 + nl;
     const float4 v0 = *(const float4 *)(p0 + (long long)(n) * 73728 + (c) * 1024 + (e));
-    const float v2 = v0.x - h1;
-    const float v7 = v2 * h6;
-    const float v9 = v7 + h8;
-    const float v10 = fmaxf(v9, 0.0f);
-    const float v11 = v0.y - h1;
-    const float v12 = v11 * h6;
-    const float v13 = v12 + h8;
-    const float v14 = fmaxf(v13, 0.0f);
-    const float v15 = v0.z - h1;
-    const float v16 = v15 * h6;
-    const float v17 = v16 + h8;
-    const float v18 = fmaxf(v17, 0.0f);
-    const float v19 = v0.w - h1;
-    const float v20 = v19 * h6;
-    const float v21 = v20 + h8;
-    const float v22 = fmaxf(v21, 0.0f);
-    *(float4 *)(p5 + (long long)(n) * 73728 + (c) * 1024 + (e)) = make_float4(v10, v14, v18, v22);
+    const float v2 = __fsub_rn(v0.x, h1);
+    const float v6 = __fmul_rn(v2, h5);
+    const float v8 = __fadd_rn(v6, h7);
+    const float v9 = fmaxf(v8, 0.0f);
+    const float v10 = __fsub_rn(v0.y, h1);
+    const float v11 = __fmul_rn(v10, h5);
+    const float v12 = __fadd_rn(v11, h7);
+    const float v13 = fmaxf(v12, 0.0f);
+    const float v14 = __fsub_rn(v0.z, h1);
+    const float v15 = __fmul_rn(v14, h5);
+    const float v16 = __fadd_rn(v15, h7);
+    const float v17 = fmaxf(v16, 0.0f);
+    const float v18 = __fsub_rn(v0.w, h1);
+    const float v19 = __fmul_rn(v18, h5);
+    const float v20 = __fadd_rn(v19, h7);
+    const float v21 = fmaxf(v20, 0.0f);
+    *(float4 *)(p5 + (long long)(n) * 73728 + (c) * 1024 + (e)) = make_float4(v9, v13, v17, v21);
   }
 }
 
@@ -9745,13 +9775,13 @@ extern "C" __global__ void __launch_bounds__(256, 2) k129_bnapply_relu_c72_32x32
 extern "C" __global__ void __launch_bounds__(256, 2) k130_bnapply_avg2x2s2_add_relu_c72_16x16(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 72, 32, 32)
   const float *__restrict__ p1 = (const float *)a.p[1];  // buffer [72]
-  const float *__restrict__ p2 = (const float *)a.p[2];  // buffer [72]
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [72]
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [72]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // buffer [72]
   const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [72]
   const float *__restrict__ p5 = (const float *)a.p[5];  // (N, 72, 16, 16)
   const float *__restrict__ p6 = (const float *)a.p[6];  // buffer [72]
-  const float *__restrict__ p7 = (const float *)a.p[7];  // buffer [72]
-  const float *__restrict__ p8 = (const float *)a.p[8];  // parameter [72]
+  const float *__restrict__ p7 = (const float *)a.p[7];  // parameter [72]
+  const float *__restrict__ p8 = (const float *)a.p[8];  // buffer [72]
   const float *__restrict__ p9 = (const float *)a.p[9];  // parameter [72]
   float *__restrict__ p10 = (float *)a.p[10];  // (N, 72, 16, 16)
   const int c = blockIdx.x;
@@ -9759,16 +9789,14 @@ extern "C" __global__ void __launch_bounds__(256, 2) k130_bnapply_avg2x2s2_add_r
   const int nb = min(16, a.n - n0);
   const float h1 = p1[c];
   const float h3 = p2[c];
-  const float h4 = 1.0f / sqrtf(h3 + 9.99999975e-06f);
-  const float h5 = p3[c];
-  const float h6 = h4 * h5;
-  const float h8 = p4[c];
-  const float h11 = p6[c];
-  const float h13 = p7[c];
-  const float h14 = 1.0f / sqrtf(h13 + 9.99999975e-06f);
-  const float h15 = p8[c];
-  const float h16 = h14 * h15;
-  const float h18 = p9[c];
+  const float h4 = p3[c];
+  const float h5 = (float)((double)h3 * (1.0 / sqrt((double)h4 + (double)9.99999975e-06f)));
+  const float h7 = p4[c];
+  const float h10 = p6[c];
+  const float h12 = p7[c];
+  const float h13 = p8[c];
+  const float h14 = (float)((double)h12 * (1.0 / sqrt((double)h13 + (double)9.99999975e-06f)));
+  const float h16 = p9[c];
   __shared__ float s_x[8192];
   for (int s0 = 0; s0 < nb; s0 += 8) {
     const int ns = min(8, nb - s0);
@@ -9784,10 +9812,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k130_bnapply_avg2x2s2_add_r
       if (iy >= 0 && iy < 32 && ix >= 0 && ix < 32) {
         const int e = iy * 32 + ix;
         const float v0 = p0[(long long)(n) * 73728 + (c) * 1024 + (e)];
-        const float v2 = v0 - h1;
-        const float v7 = v2 * h6;
-        const float v9 = v7 + h8;
-        v = v9;
+        const float v2 = __fsub_rn(v0, h1);
+        const float v6 = __fmul_rn(v2, h5);
+        const float v8 = __fadd_rn(v6, h7);
+        v = v8;
       }
       s_x[i] = v;
     }
@@ -9805,13 +9833,13 @@ extern "C" __global__ void __launch_bounds__(256, 2) k130_bnapply_avg2x2s2_add_r
       sum += s[32];
       sum += s[33];
       const float acc = sum / 4.0f;
-      const float v10 = p5[(long long)(n) * 18432 + (c) * 256 + (e)];
-      const float v12 = v10 - h11;
-      const float v17 = v12 * h16;
-      const float v19 = v17 + h18;
-      const float v20 = v19 + acc;
-      const float v21 = fmaxf(v20, 0.0f);
-      p10[(long long)(n) * 18432 + (c) * 256 + (e)] = v21;
+      const float v9 = p5[(long long)(n) * 18432 + (c) * 256 + (e)];
+      const float v11 = __fsub_rn(v9, h10);
+      const float v15 = __fmul_rn(v11, h14);
+      const float v17 = __fadd_rn(v15, h16);
+      const float v18 = v17 + acc;
+      const float v19 = fmaxf(v18, 0.0f);
+      p10[(long long)(n) * 18432 + (c) * 256 + (e)] = v19;
     }
   }
 }
@@ -9822,13 +9850,13 @@ extern "C" __global__ void __launch_bounds__(256, 2) k130_bnapply_avg2x2s2_add_r
 extern "C" __global__ void __launch_bounds__(256, 2) k131_bnapply_avg3x3s2_add_c72_16x16(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 72, 32, 32)
   const float *__restrict__ p1 = (const float *)a.p[1];  // buffer [72]
-  const float *__restrict__ p2 = (const float *)a.p[2];  // buffer [72]
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [72]
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [72]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // buffer [72]
   const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [72]
   const float *__restrict__ p5 = (const float *)a.p[5];  // (N, 72, 16, 16)
   const float *__restrict__ p6 = (const float *)a.p[6];  // buffer [72]
-  const float *__restrict__ p7 = (const float *)a.p[7];  // buffer [72]
-  const float *__restrict__ p8 = (const float *)a.p[8];  // parameter [72]
+  const float *__restrict__ p7 = (const float *)a.p[7];  // parameter [72]
+  const float *__restrict__ p8 = (const float *)a.p[8];  // buffer [72]
   const float *__restrict__ p9 = (const float *)a.p[9];  // parameter [72]
   float *__restrict__ p10 = (float *)a.p[10];  // (N, 72, 16, 16)
   const int c = blockIdx.x;
@@ -9836,16 +9864,14 @@ extern "C" __global__ void __launch_bounds__(256, 2) k131_bnapply_avg3x3s2_add_c
   const int nb = min(16, a.n - n0);
   const float h1 = p1[c];
   const float h3 = p2[c];
-  const float h4 = 1.0f / sqrtf(h3 + 9.99999975e-06f);
-  const float h5 = p3[c];
-  const float h6 = h4 * h5;
-  const float h8 = p4[c];
-  const float h11 = p6[c];
-  const float h13 = p7[c];
-  const float h14 = 1.0f / sqrtf(h13 + 9.99999975e-06f);
-  const float h15 = p8[c];
-  const float h16 = h14 * h15;
-  const float h18 = p9[c];
+  const float h4 = p3[c];
+  const float h5 = (float)((double)h3 * (1.0 / sqrt((double)h4 + (double)9.99999975e-06f)));
+  const float h7 = p4[c];
+  const float h10 = p6[c];
+  const float h12 = p7[c];
+  const float h13 = p8[c];
+  const float h14 = (float)((double)h12 * (1.0 / sqrt((double)h13 + (double)9.99999975e-06f)));
+  const float h16 = p9[c];
   __shared__ float s_x[7623];
   for (int s0 = 0; s0 < nb; s0 += 7) {
     const int ns = min(7, nb - s0);
@@ -9861,10 +9887,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k131_bnapply_avg3x3s2_add_c
       if (iy >= 0 && iy < 32 && ix >= 0 && ix < 32) {
         const int e = iy * 32 + ix;
         const float v0 = p0[(long long)(n) * 73728 + (c) * 1024 + (e)];
-        const float v2 = v0 - h1;
-        const float v7 = v2 * h6;
-        const float v9 = v7 + h8;
-        v = v9;
+        const float v2 = __fsub_rn(v0, h1);
+        const float v6 = __fmul_rn(v2, h5);
+        const float v8 = __fadd_rn(v6, h7);
+        v = v8;
       }
       s_x[i] = v;
     }
@@ -9887,12 +9913,12 @@ extern "C" __global__ void __launch_bounds__(256, 2) k131_bnapply_avg3x3s2_add_c
       sum += s[67];
       sum += s[68];
       const float acc = sum / 9.0f;
-      const float v10 = p5[(long long)(n) * 18432 + (c) * 256 + (e)];
-      const float v12 = v10 - h11;
-      const float v17 = v12 * h16;
-      const float v19 = v17 + h18;
-      const float v20 = v19 + acc;
-      p10[(long long)(n) * 73728 + (c) * 256 + (e)] = v20;
+      const float v9 = p5[(long long)(n) * 18432 + (c) * 256 + (e)];
+      const float v11 = __fsub_rn(v9, h10);
+      const float v15 = __fmul_rn(v11, h14);
+      const float v17 = __fadd_rn(v15, h16);
+      const float v18 = v17 + acc;
+      p10[(long long)(n) * 73728 + (c) * 256 + (e)] = v18;
     }
   }
 }
@@ -9903,8 +9929,8 @@ extern "C" __global__ void __launch_bounds__(256, 2) k131_bnapply_avg3x3s2_add_c
 extern "C" __global__ void __launch_bounds__(256, 2) k132_bnapply_relu_c72_32x16(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 72, 32, 16)
   const float *__restrict__ p1 = (const float *)a.p[1];  // buffer [72]
-  const float *__restrict__ p2 = (const float *)a.p[2];  // buffer [72]
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [72]
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [72]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // buffer [72]
   const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [72]
   float *__restrict__ p5 = (float *)a.p[5];  // (N, 72, 32, 16)
   const int c = blockIdx.x;
@@ -9912,32 +9938,31 @@ extern "C" __global__ void __launch_bounds__(256, 2) k132_bnapply_relu_c72_32x16
   const int nb = min(8, a.n - n0);
   const float h1 = p1[c];
   const float h3 = p2[c];
-  const float h4 = 1.0f / sqrtf(h3 + 9.99999975e-06f);
-  const float h5 = p3[c];
-  const float h6 = h4 * h5;
-  const float h8 = p4[c];
+  const float h4 = p3[c];
+  const float h5 = (float)((double)h3 * (1.0 / sqrt((double)h4 + (double)9.99999975e-06f)));
+  const float h7 = p4[c];
   for (int i = threadIdx.x; i < nb * 128; i += 256) {
     const int nl = i / 128;
     const int e = (i - nl * 128) * 4;
     const int n = n0 + nl;
     const float4 v0 = *(const float4 *)(p0 + (long long)(n) * 36864 + (c) * 512 + (e));
-    const float v2 = v0.x - h1;
-    const float v7 = v2 * h6;
-    const float v9 = v7 + h8;
-    const float v10 = fmaxf(v9, 0.0f);
-    const float v11 = v0.y - h1;
-    const float v12 = v11 * h6;
-    const float v13 = v12 + h8;
-    const float v14 = fmaxf(v13, 0.0f);
-    const float v15 = v0.z - h1;
-    const float v16 = v15 * h6;
-    const float v17 = v16 + h8;
-    const float v18 = fmaxf(v17, 0.0f);
-    const float v19 = v0.w - h1;
-    const float v20 = v19 * h6;
-    const float v21 = v20 + h8;
-    const float v22 = fmaxf(v21, 0.0f);
-    *(float4 *)(p5 + (long long)(n) * 36864 + (c) * 512 + (e)) = make_float4(v10, v14, v18, v22);
+    const float v2 = __fsub_rn(v0.x, h1);
+    const float v6 = __fmul_rn(v2, h5);
+    const float v8 = __fadd_rn(v6, h7);
+    const float v9 = fmaxf(v8, 0.0f);
+    const float v10 = __fsub_rn(v0.y, h1);
+    const float v11 = __fmul_rn(v10, h5);
+    const float v12 = __fadd_rn(v11, h7);
+    const float v13 = fmaxf(v12, 0.0f);
+    const float v14 = __fsub_rn(v0.z, h1);
+    const float v15 = __fmul_rn(v14, h5);
+    const float v16 = __fadd_rn(v15, h7);
+    const float v17 = fmaxf(v16, 0.0f);
+    const float v18 = __fsub_rn(v0.w, h1);
+    const float v19 = __fmul_rn(v18, h5);
+    const float v20 = __fadd_rn(v19, h7);
+    const float v21 = fmaxf(v20, 0.0f);
+    *(float4 *)(p5 + (long long)(n) * 36864 + (c) * 512 + (e)) = make_float4(v9, v13, v17, v21);
   }
 }
 
@@ -9947,13 +9972,13 @@ extern "C" __global__ void __launch_bounds__(256, 2) k132_bnapply_relu_c72_32x16
 extern "C" __global__ void __launch_bounds__(256, 2) k133_bnapply_max2x2s2_add_c72_16x16(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 72, 32, 32)
   const float *__restrict__ p1 = (const float *)a.p[1];  // buffer [72]
-  const float *__restrict__ p2 = (const float *)a.p[2];  // buffer [72]
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [72]
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [72]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // buffer [72]
   const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [72]
   const float *__restrict__ p5 = (const float *)a.p[5];  // (N, 72, 16, 16)
   const float *__restrict__ p6 = (const float *)a.p[6];  // buffer [72]
-  const float *__restrict__ p7 = (const float *)a.p[7];  // buffer [72]
-  const float *__restrict__ p8 = (const float *)a.p[8];  // parameter [72]
+  const float *__restrict__ p7 = (const float *)a.p[7];  // parameter [72]
+  const float *__restrict__ p8 = (const float *)a.p[8];  // buffer [72]
   const float *__restrict__ p9 = (const float *)a.p[9];  // parameter [72]
   float *__restrict__ p10 = (float *)a.p[10];  // (N, 72, 16, 16)
   const int c = blockIdx.x;
@@ -9961,16 +9986,14 @@ extern "C" __global__ void __launch_bounds__(256, 2) k133_bnapply_max2x2s2_add_c
   const int nb = min(16, a.n - n0);
   const float h1 = p1[c];
   const float h3 = p2[c];
-  const float h4 = 1.0f / sqrtf(h3 + 9.99999975e-06f);
-  const float h5 = p3[c];
-  const float h6 = h4 * h5;
-  const float h8 = p4[c];
-  const float h11 = p6[c];
-  const float h13 = p7[c];
-  const float h14 = 1.0f / sqrtf(h13 + 9.99999975e-06f);
-  const float h15 = p8[c];
-  const float h16 = h14 * h15;
-  const float h18 = p9[c];
+  const float h4 = p3[c];
+  const float h5 = (float)((double)h3 * (1.0 / sqrt((double)h4 + (double)9.99999975e-06f)));
+  const float h7 = p4[c];
+  const float h10 = p6[c];
+  const float h12 = p7[c];
+  const float h13 = p8[c];
+  const float h14 = (float)((double)h12 * (1.0 / sqrt((double)h13 + (double)9.99999975e-06f)));
+  const float h16 = p9[c];
   __shared__ float s_x[8192];
   for (int s0 = 0; s0 < nb; s0 += 8) {
     const int ns = min(8, nb - s0);
@@ -9986,10 +10009,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k133_bnapply_max2x2s2_add_c
       if (iy >= 0 && iy < 32 && ix >= 0 && ix < 32) {
         const int e = iy * 32 + ix;
         const float v0 = p0[(long long)(n) * 73728 + (c) * 1024 + (e)];
-        const float v2 = v0 - h1;
-        const float v7 = v2 * h6;
-        const float v9 = v7 + h8;
-        v = v9;
+        const float v2 = __fsub_rn(v0, h1);
+        const float v6 = __fmul_rn(v2, h5);
+        const float v8 = __fadd_rn(v6, h7);
+        v = v8;
       }
       s_x[i] = v;
     }
@@ -10006,12 +10029,12 @@ extern "C" __global__ void __launch_bounds__(256, 2) k133_bnapply_max2x2s2_add_c
       if (!(s[1] <= acc)) acc = s[1];
       if (!(s[32] <= acc)) acc = s[32];
       if (!(s[33] <= acc)) acc = s[33];
-      const float v10 = p5[(long long)(n) * 18432 + (c) * 256 + (e)];
-      const float v12 = v10 - h11;
-      const float v17 = v12 * h16;
-      const float v19 = v17 + h18;
-      const float v20 = v19 + acc;
-      p10[(long long)(n) * 73728 + (c) * 256 + (e)] = v20;
+      const float v9 = p5[(long long)(n) * 18432 + (c) * 256 + (e)];
+      const float v11 = __fsub_rn(v9, h10);
+      const float v15 = __fmul_rn(v11, h14);
+      const float v17 = __fadd_rn(v15, h16);
+      const float v18 = v17 + acc;
+      p10[(long long)(n) * 73728 + (c) * 256 + (e)] = v18;
     }
   }
 }
@@ -10022,13 +10045,13 @@ extern "C" __global__ void __launch_bounds__(256, 2) k133_bnapply_max2x2s2_add_c
 extern "C" __global__ void __launch_bounds__(256, 2) k134_bnapply_avg3x3s2_add_c72_16x16(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 72, 32, 32)
   const float *__restrict__ p1 = (const float *)a.p[1];  // buffer [72]
-  const float *__restrict__ p2 = (const float *)a.p[2];  // buffer [72]
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [72]
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [72]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // buffer [72]
   const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [72]
   const float *__restrict__ p5 = (const float *)a.p[5];  // (N, 72, 16, 16)
   const float *__restrict__ p6 = (const float *)a.p[6];  // buffer [72]
-  const float *__restrict__ p7 = (const float *)a.p[7];  // buffer [72]
-  const float *__restrict__ p8 = (const float *)a.p[8];  // parameter [72]
+  const float *__restrict__ p7 = (const float *)a.p[7];  // parameter [72]
+  const float *__restrict__ p8 = (const float *)a.p[8];  // buffer [72]
   const float *__restrict__ p9 = (const float *)a.p[9];  // parameter [72]
   float *__restrict__ p10 = (float *)a.p[10];  // (N, 72, 16, 16)
   const int c = blockIdx.x;
@@ -10036,16 +10059,14 @@ extern "C" __global__ void __launch_bounds__(256, 2) k134_bnapply_avg3x3s2_add_c
   const int nb = min(16, a.n - n0);
   const float h1 = p1[c];
   const float h3 = p2[c];
-  const float h4 = 1.0f / sqrtf(h3 + 9.99999975e-06f);
-  const float h5 = p3[c];
-  const float h6 = h4 * h5;
-  const float h8 = p4[c];
-  const float h11 = p6[c];
-  const float h13 = p7[c];
-  const float h14 = 1.0f / sqrtf(h13 + 9.99999975e-06f);
-  const float h15 = p8[c];
-  const float h16 = h14 * h15;
-  const float h18 = p9[c];
+  const float h4 = p3[c];
+  const float h5 = (float)((double)h3 * (1.0 / sqrt((double)h4 + (double)9.99999975e-06f)));
+  const float h7 = p4[c];
+  const float h10 = p6[c];
+  const float h12 = p7[c];
+  const float h13 = p8[c];
+  const float h14 = (float)((double)h12 * (1.0 / sqrt((double)h13 + (double)9.99999975e-06f)));
+  const float h16 = p9[c];
   __shared__ float s_x[7623];
   for (int s0 = 0; s0 < nb; s0 += 7) {
     const int ns = min(7, nb - s0);
@@ -10061,10 +10082,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k134_bnapply_avg3x3s2_add_c
       if (iy >= 0 && iy < 32 && ix >= 0 && ix < 32) {
         const int e = iy * 32 + ix;
         const float v0 = p0[(long long)(n) * 73728 + (c) * 1024 + (e)];
-        const float v2 = v0 - h1;
-        const float v7 = v2 * h6;
-        const float v9 = v7 + h8;
-        v = v9;
+        const float v2 = __fsub_rn(v0, h1);
+        const float v6 = __fmul_rn(v2, h5);
+        const float v8 = __fadd_rn(v6, h7);
+        v = v8;
       }
       s_x[i] = v;
     }
@@ -10087,12 +10108,12 @@ extern "C" __global__ void __launch_bounds__(256, 2) k134_bnapply_avg3x3s2_add_c
       sum += s[67];
       sum += s[68];
       const float acc = sum / 9.0f;
-      const float v10 = p5[(long long)(n) * 18432 + (c) * 256 + (e)];
-      const float v12 = v10 - h11;
-      const float v17 = v12 * h16;
-      const float v19 = v17 + h18;
-      const float v20 = acc + v19;
-      p10[(long long)(n) * 73728 + (c) * 256 + (e)] = v20;
+      const float v9 = p5[(long long)(n) * 18432 + (c) * 256 + (e)];
+      const float v11 = __fsub_rn(v9, h10);
+      const float v15 = __fmul_rn(v11, h14);
+      const float v17 = __fadd_rn(v15, h16);
+      const float v18 = acc + v17;
+      p10[(long long)(n) * 73728 + (c) * 256 + (e)] = v18;
     }
   }
 }
@@ -10103,13 +10124,13 @@ extern "C" __global__ void __launch_bounds__(256, 2) k134_bnapply_avg3x3s2_add_c
 extern "C" __global__ void __launch_bounds__(256, 2) k135_bnapply_max3x3s2_add_c72_16x16(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 72, 32, 32)
   const float *__restrict__ p1 = (const float *)a.p[1];  // buffer [72]
-  const float *__restrict__ p2 = (const float *)a.p[2];  // buffer [72]
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [72]
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [72]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // buffer [72]
   const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [72]
   const float *__restrict__ p5 = (const float *)a.p[5];  // (N, 72, 16, 16)
   const float *__restrict__ p6 = (const float *)a.p[6];  // buffer [72]
-  const float *__restrict__ p7 = (const float *)a.p[7];  // buffer [72]
-  const float *__restrict__ p8 = (const float *)a.p[8];  // parameter [72]
+  const float *__restrict__ p7 = (const float *)a.p[7];  // parameter [72]
+  const float *__restrict__ p8 = (const float *)a.p[8];  // buffer [72]
   const float *__restrict__ p9 = (const float *)a.p[9];  // parameter [72]
   float *__restrict__ p10 = (float *)a.p[10];  // (N, 72, 16, 16)
   const int c = blockIdx.x;
@@ -10117,16 +10138,14 @@ extern "C" __global__ void __launch_bounds__(256, 2) k135_bnapply_max3x3s2_add_c
   const int nb = min(16, a.n - n0);
   const float h1 = p1[c];
   const float h3 = p2[c];
-  const float h4 = 1.0f / sqrtf(h3 + 9.99999975e-06f);
-  const float h5 = p3[c];
-  const float h6 = h4 * h5;
-  const float h8 = p4[c];
-  const float h11 = p6[c];
-  const float h13 = p7[c];
-  const float h14 = 1.0f / sqrtf(h13 + 9.99999975e-06f);
-  const float h15 = p8[c];
-  const float h16 = h14 * h15;
-  const float h18 = p9[c];
+  const float h4 = p3[c];
+  const float h5 = (float)((double)h3 * (1.0 / sqrt((double)h4 + (double)9.99999975e-06f)));
+  const float h7 = p4[c];
+  const float h10 = p6[c];
+  const float h12 = p7[c];
+  const float h13 = p8[c];
+  const float h14 = (float)((double)h12 * (1.0 / sqrt((double)h13 + (double)9.99999975e-06f)));
+  const float h16 = p9[c];
   __shared__ float s_x[7623];
   for (int s0 = 0; s0 < nb; s0 += 7) {
     const int ns = min(7, nb - s0);
@@ -10142,10 +10161,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k135_bnapply_max3x3s2_add_c
       if (iy >= 0 && iy < 32 && ix >= 0 && ix < 32) {
         const int e = iy * 32 + ix;
         const float v0 = p0[(long long)(n) * 73728 + (c) * 1024 + (e)];
-        const float v2 = v0 - h1;
-        const float v7 = v2 * h6;
-        const float v9 = v7 + h8;
-        v = v9;
+        const float v2 = __fsub_rn(v0, h1);
+        const float v6 = __fmul_rn(v2, h5);
+        const float v8 = __fadd_rn(v6, h7);
+        v = v8;
       }
       s_x[i] = v;
     }
@@ -10167,12 +10186,12 @@ extern "C" __global__ void __launch_bounds__(256, 2) k135_bnapply_max3x3s2_add_c
       if (!(s[66] <= acc)) acc = s[66];
       if (!(s[67] <= acc)) acc = s[67];
       if (!(s[68] <= acc)) acc = s[68];
-      const float v10 = p5[(long long)(n) * 18432 + (c) * 256 + (e)];
-      const float v12 = v10 - h11;
-      const float v17 = v12 * h16;
-      const float v19 = v17 + h18;
-      const float v20 = acc + v19;
-      p10[(long long)(n) * 73728 + (c) * 256 + (e)] = v20;
+      const float v9 = p5[(long long)(n) * 18432 + (c) * 256 + (e)];
+      const float v11 = __fsub_rn(v9, h10);
+      const float v15 = __fmul_rn(v11, h14);
+      const float v17 = __fadd_rn(v15, h16);
+      const float v18 = acc + v17;
+      p10[(long long)(n) * 73728 + (c) * 256 + (e)] = v18;
     }
   }
 }
@@ -10183,8 +10202,8 @@ extern "C" __global__ void __launch_bounds__(256, 2) k135_bnapply_max3x3s2_add_c
 extern "C" __global__ void __launch_bounds__(256, 2) k136_bnapply_relu_c72_16x16(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 72, 16, 16)
   const float *__restrict__ p1 = (const float *)a.p[1];  // buffer [72]
-  const float *__restrict__ p2 = (const float *)a.p[2];  // buffer [72]
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [72]
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [72]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // buffer [72]
   const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [72]
   float *__restrict__ p5 = (float *)a.p[5];  // (N, 72, 16, 16)
   const int c = blockIdx.x;
@@ -10192,32 +10211,31 @@ extern "C" __global__ void __launch_bounds__(256, 2) k136_bnapply_relu_c72_16x16
   const int nb = min(16, a.n - n0);
   const float h1 = p1[c];
   const float h3 = p2[c];
-  const float h4 = 1.0f / sqrtf(h3 + 9.99999975e-06f);
-  const float h5 = p3[c];
-  const float h6 = h4 * h5;
-  const float h8 = p4[c];
+  const float h4 = p3[c];
+  const float h5 = (float)((double)h3 * (1.0 / sqrt((double)h4 + (double)9.99999975e-06f)));
+  const float h7 = p4[c];
   for (int i = threadIdx.x; i < nb * 64; i += 256) {
     const int nl = i / 64;
     const int e = (i - nl * 64) * 4;
     const int n = n0 + nl;
     const float4 v0 = *(const float4 *)(p0 + (long long)(n) * 18432 + (c) * 256 + (e));
-    const float v2 = v0.x - h1;
-    const float v7 = v2 * h6;
-    const float v9 = v7 + h8;
-    const float v10 = fmaxf(v9, 0.0f);
-    const float v11 = v0.y - h1;
-    const float v12 = v11 * h6;
-    const float v13 = v12 + h8;
-    const float v14 = fmaxf(v13, 0.0f);
-    const float v15 = v0.z - h1;
-    const float v16 = v15 * h6;
-    const float v17 = v16 + h8;
-    const float v18 = fmaxf(v17, 0.0f);
-    const float v19 = v0.w - h1;
-    const float v20 = v19 * h6;
-    const float v21 = v20 + h8;
-    const float v22 = fmaxf(v21, 0.0f);
-    *(float4 *)(p5 + (long long)(n) * 18432 + (c) * 256 + (e)) = make_float4(v10, v14, v18, v22);
+    const float v2 = __fsub_rn(v0.x, h1);
+    const float v6 = __fmul_rn(v2, h5);
+    const float v8 = __fadd_rn(v6, h7);
+    const float v9 = fmaxf(v8, 0.0f);
+    const float v10 = __fsub_rn(v0.y, h1);
+    const float v11 = __fmul_rn(v10, h5);
+    const float v12 = __fadd_rn(v11, h7);
+    const float v13 = fmaxf(v12, 0.0f);
+    const float v14 = __fsub_rn(v0.z, h1);
+    const float v15 = __fmul_rn(v14, h5);
+    const float v16 = __fadd_rn(v15, h7);
+    const float v17 = fmaxf(v16, 0.0f);
+    const float v18 = __fsub_rn(v0.w, h1);
+    const float v19 = __fmul_rn(v18, h5);
+    const float v20 = __fadd_rn(v19, h7);
+    const float v21 = fmaxf(v20, 0.0f);
+    *(float4 *)(p5 + (long long)(n) * 18432 + (c) * 256 + (e)) = make_float4(v9, v13, v17, v21);
   }
 }
 
@@ -10227,13 +10245,13 @@ extern "C" __global__ void __launch_bounds__(256, 2) k136_bnapply_relu_c72_16x16
 extern "C" __global__ void __launch_bounds__(256, 2) k137_bnapply_avg5x5s1_add_relu_c72_16x16(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 72, 16, 16)
   const float *__restrict__ p1 = (const float *)a.p[1];  // buffer [72]
-  const float *__restrict__ p2 = (const float *)a.p[2];  // buffer [72]
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [72]
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [72]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // buffer [72]
   const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [72]
   const float *__restrict__ p5 = (const float *)a.p[5];  // (N, 72, 16, 16)
   const float *__restrict__ p6 = (const float *)a.p[6];  // buffer [72]
-  const float *__restrict__ p7 = (const float *)a.p[7];  // buffer [72]
-  const float *__restrict__ p8 = (const float *)a.p[8];  // parameter [72]
+  const float *__restrict__ p7 = (const float *)a.p[7];  // parameter [72]
+  const float *__restrict__ p8 = (const float *)a.p[8];  // buffer [72]
   const float *__restrict__ p9 = (const float *)a.p[9];  // parameter [72]
   float *__restrict__ p10 = (float *)a.p[10];  // (N, 72, 16, 16)
   const int c = blockIdx.x;
@@ -10241,16 +10259,14 @@ extern "C" __global__ void __launch_bounds__(256, 2) k137_bnapply_avg5x5s1_add_r
   const int nb = min(16, a.n - n0);
   const float h1 = p1[c];
   const float h3 = p2[c];
-  const float h4 = 1.0f / sqrtf(h3 + 9.99999975e-06f);
-  const float h5 = p3[c];
-  const float h6 = h4 * h5;
-  const float h8 = p4[c];
-  const float h11 = p6[c];
-  const float h13 = p7[c];
-  const float h14 = 1.0f / sqrtf(h13 + 9.99999975e-06f);
-  const float h15 = p8[c];
-  const float h16 = h14 * h15;
-  const float h18 = p9[c];
+  const float h4 = p3[c];
+  const float h5 = (float)((double)h3 * (1.0 / sqrt((double)h4 + (double)9.99999975e-06f)));
+  const float h7 = p4[c];
+  const float h10 = p6[c];
+  const float h12 = p7[c];
+  const float h13 = p8[c];
+  const float h14 = (float)((double)h12 * (1.0 / sqrt((double)h13 + (double)9.99999975e-06f)));
+  const float h16 = p9[c];
   __shared__ float s_x[6400];
   for (int s0 = 0; s0 < nb; s0 += 16) {
     const int ns = min(16, nb - s0);
@@ -10266,10 +10282,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k137_bnapply_avg5x5s1_add_r
       if (iy >= 0 && iy < 16 && ix >= 0 && ix < 16) {
         const int e = iy * 16 + ix;
         const float v0 = p0[(long long)(n) * 18432 + (c) * 256 + (e)];
-        const float v2 = v0 - h1;
-        const float v7 = v2 * h6;
-        const float v9 = v7 + h8;
-        v = v9;
+        const float v2 = __fsub_rn(v0, h1);
+        const float v6 = __fmul_rn(v2, h5);
+        const float v8 = __fadd_rn(v6, h7);
+        v = v8;
       }
       s_x[i] = v;
     }
@@ -10308,13 +10324,13 @@ extern "C" __global__ void __launch_bounds__(256, 2) k137_bnapply_avg5x5s1_add_r
       sum += s[83];
       sum += s[84];
       const float acc = sum / 25.0f;
-      const float v10 = p5[(long long)(n) * 18432 + (c) * 256 + (e)];
-      const float v12 = v10 - h11;
-      const float v17 = v12 * h16;
-      const float v19 = v17 + h18;
-      const float v20 = v19 + acc;
-      const float v21 = fmaxf(v20, 0.0f);
-      p10[(long long)(n) * 18432 + (c) * 256 + (e)] = v21;
+      const float v9 = p5[(long long)(n) * 18432 + (c) * 256 + (e)];
+      const float v11 = __fsub_rn(v9, h10);
+      const float v15 = __fmul_rn(v11, h14);
+      const float v17 = __fadd_rn(v15, h16);
+      const float v18 = v17 + acc;
+      const float v19 = fmaxf(v18, 0.0f);
+      p10[(long long)(n) * 18432 + (c) * 256 + (e)] = v19;
     }
   }
 }
@@ -10325,13 +10341,13 @@ extern "C" __global__ void __launch_bounds__(256, 2) k137_bnapply_avg5x5s1_add_r
 extern "C" __global__ void __launch_bounds__(256, 2) k138_bnapply_add_c72_16x16(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 72, 16, 16)
   const float *__restrict__ p1 = (const float *)a.p[1];  // buffer [72]
-  const float *__restrict__ p2 = (const float *)a.p[2];  // buffer [72]
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [72]
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [72]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // buffer [72]
   const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [72]
   const float *__restrict__ p5 = (const float *)a.p[5];  // (N, 72, 16, 16)
   const float *__restrict__ p6 = (const float *)a.p[6];  // buffer [72]
-  const float *__restrict__ p7 = (const float *)a.p[7];  // buffer [72]
-  const float *__restrict__ p8 = (const float *)a.p[8];  // parameter [72]
+  const float *__restrict__ p7 = (const float *)a.p[7];  // parameter [72]
+  const float *__restrict__ p8 = (const float *)a.p[8];  // buffer [72]
   const float *__restrict__ p9 = (const float *)a.p[9];  // parameter [72]
   float *__restrict__ p10 = (float *)a.p[10];  // (N, 72, 16, 16)
   const int c = blockIdx.x;
@@ -10339,51 +10355,49 @@ extern "C" __global__ void __launch_bounds__(256, 2) k138_bnapply_add_c72_16x16(
   const int nb = min(16, a.n - n0);
   const float h1 = p1[c];
   const float h3 = p2[c];
-  const float h4 = 1.0f / sqrtf(h3 + 9.99999975e-06f);
-  const float h5 = p3[c];
-  const float h6 = h4 * h5;
-  const float h8 = p4[c];
-  const float h11 = p6[c];
-  const float h13 = p7[c];
-  const float h14 = 1.0f / sqrtf(h13 + 9.99999975e-06f);
-  const float h15 = p8[c];
-  const float h16 = h14 * h15;
-  const float h18 = p9[c];
+  const float h4 = p3[c];
+  const float h5 = (float)((double)h3 * (1.0 / sqrt((double)h4 + (double)9.99999975e-06f)));
+  const float h7 = p4[c];
+  const float h10 = p6[c];
+  const float h12 = p7[c];
+  const float h13 = p8[c];
+  const float h14 = (float)((double)h12 * (1.0 / sqrt((double)h13 + (double)9.99999975e-06f)));
+  const float h16 = p9[c];
   for (int i = threadIdx.x; i < nb * 64; i += 256) {
     const int nl = i / 64;
     const int e = (i - nl * 64) * 4;
     const int n = n0 + nl;
     const float4 v0 = *(const float4 *)(p0 + (long long)(n) * 18432 + (c) * 256 + (e));
-    const float v2 = v0.x - h1;
-    const float v7 = v2 * h6;
-    const float v9 = v7 + h8;
-    const float4 v10 = *(const float4 *)(p5 + (long long)(n) * 18432 + (c) * 256 + (e));
-    const float v12 = v10.x - h11;
-    const float v17 = v12 * h16;
-    const float v19 = v17 + h18;
-    const float v20 = v9 + v19;
-    const float v21 = v0.y - h1;
-    const float v22 = v21 * h6;
-    const float v23 = v22 + h8;
-    const float v24 = v10.y - h11;
-    const float v25 = v24 * h16;
-    const float v26 = v25 + h18;
-    const float v27 = v23 + v26;
-    const float v28 = v0.z - h1;
-    const float v29 = v28 * h6;
-    const float v30 = v29 + h8;
-    const float v31 = v10.z - h11;
-    const float v32 = v31 * h16;
-    const float v33 = v32 + h18;
-    const float v34 = v30 + v33;
-    const float v35 = v0.w - h1;
-    const float v36 = v35 * h6;
-    const float v37 = v36 + h8;
-    const float v38 = v10.w - h11;
-    const float v39 = v38 * h16;
-    const float v40 = v39 + h18;
-    const float v41 = v37 + v40;
-    *(float4 *)(p10 + (long long)(n) * 55296 + (c) * 256 + (e)) = make_float4(v20, v27, v34, v41);
+    const float v2 = __fsub_rn(v0.x, h1);
+    const float v6 = __fmul_rn(v2, h5);
+    const float v8 = __fadd_rn(v6, h7);
+    const float4 v9 = *(const float4 *)(p5 + (long long)(n) * 18432 + (c) * 256 + (e));
+    const float v11 = __fsub_rn(v9.x, h10);
+    const float v15 = __fmul_rn(v11, h14);
+    const float v17 = __fadd_rn(v15, h16);
+    const float v18 = v8 + v17;
+    const float v19 = __fsub_rn(v0.y, h1);
+    const float v20 = __fmul_rn(v19, h5);
+    const float v21 = __fadd_rn(v20, h7);
+    const float v22 = __fsub_rn(v9.y, h10);
+    const float v23 = __fmul_rn(v22, h14);
+    const float v24 = __fadd_rn(v23, h16);
+    const float v25 = v21 + v24;
+    const float v26 = __fsub_rn(v0.z, h1);
+    const float v27 = __fmul_rn(v26, h5);
+    const float v28 = __fadd_rn(v27, h7);
+    const float v29 = __fsub_rn(v9.z, h10);
+    const float v30 = __fmul_rn(v29, h14);
+    const float v31 = __fadd_rn(v30, h16);
+    const float v32 = v28 + v31;
+    const float v33 = __fsub_rn(v0.w, h1);
+    const float v34 = __fmul_rn(v33, h5);
+    const float v35 = __fadd_rn(v34, h7);
+    const float v36 = __fsub_rn(v9.w, h10);
+    const float v37 = __fmul_rn(v36, h14);
+    const float v38 = __fadd_rn(v37, h16);
+    const float v39 = v35 + v38;
+    *(float4 *)(p10 + (long long)(n) * 55296 + (c) * 256 + (e)) = make_float4(v18, v25, v32, v39);
   }
 }
 
@@ -10393,13 +10407,13 @@ extern "C" __global__ void __launch_bounds__(256, 2) k138_bnapply_add_c72_16x16(
 extern "C" __global__ void __launch_bounds__(256, 2) k139_bnapply_add_relu_c72_16x16(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 72, 16, 16)
   const float *__restrict__ p1 = (const float *)a.p[1];  // buffer [72]
-  const float *__restrict__ p2 = (const float *)a.p[2];  // buffer [72]
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [72]
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [72]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // buffer [72]
   const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [72]
   const float *__restrict__ p5 = (const float *)a.p[5];  // (N, 72, 16, 16)
   const float *__restrict__ p6 = (const float *)a.p[6];  // buffer [72]
-  const float *__restrict__ p7 = (const float *)a.p[7];  // buffer [72]
-  const float *__restrict__ p8 = (const float *)a.p[8];  // parameter [72]
+  const float *__restrict__ p7 = (const float *)a.p[7];  // parameter [72]
+  const float *__restrict__ p8 = (const float *)a.p[8];  // buffer [72]
   const float *__restrict__ p9 = (const float *)a.p[9];  // parameter [72]
   float *__restrict__ p10 = (float *)a.p[10];  // (N, 72, 16, 16)
   const int c = blockIdx.x;
@@ -10407,55 +10421,53 @@ extern "C" __global__ void __launch_bounds__(256, 2) k139_bnapply_add_relu_c72_1
   const int nb = min(16, a.n - n0);
   const float h1 = p1[c];
   const float h3 = p2[c];
-  const float h4 = 1.0f / sqrtf(h3 + 9.99999975e-06f);
-  const float h5 = p3[c];
-  const float h6 = h4 * h5;
-  const float h8 = p4[c];
-  const float h11 = p6[c];
-  const float h13 = p7[c];
-  const float h14 = 1.0f / sqrtf(h13 + 9.99999975e-06f);
-  const float h15 = p8[c];
-  const float h16 = h14 * h15;
-  const float h18 = p9[c];
+  const float h4 = p3[c];
+  const float h5 = (float)((double)h3 * (1.0 / sqrt((double)h4 + (double)9.99999975e-06f)));
+  const float h7 = p4[c];
+  const float h10 = p6[c];
+  const float h12 = p7[c];
+  const float h13 = p8[c];
+  const float h14 = (float)((double)h12 * (1.0 / sqrt((double)h13 + (double)9.99999975e-06f)));
+  const float h16 = p9[c];
   for (int i = threadIdx.x; i < nb * 64; i += 256) {
     const int nl = i / 64;
     const int e = (i - nl * 64) * 4;
     const int n = n0 + nl;
     const float4 v0 = *(const float4 *)(p0 + (long long)(n) * 18432 + (c) * 256 + (e));
-    const float v2 = v0.x - h1;
-    const float v7 = v2 * h6;
-    const float v9 = v7 + h8;
-    const float4 v10 = *(const float4 *)(p5 + (long long)(n) * 18432 + (c) * 256 + (e));
-    const float v12 = v10.x - h11;
-    const float v17 = v12 * h16;
-    const float v19 = v17 + h18;
-    const float v20 = v9 + v19;
-    const float v21 = fmaxf(v20, 0.0f);
-    const float v22 = v0.y - h1;
-    const float v23 = v22 * h6;
-    const float v24 = v23 + h8;
-    const float v25 = v10.y - h11;
-    const float v26 = v25 * h16;
-    const float v27 = v26 + h18;
-    const float v28 = v24 + v27;
-    const float v29 = fmaxf(v28, 0.0f);
-    const float v30 = v0.z - h1;
-    const float v31 = v30 * h6;
-    const float v32 = v31 + h8;
-    const float v33 = v10.z - h11;
-    const float v34 = v33 * h16;
-    const float v35 = v34 + h18;
-    const float v36 = v32 + v35;
-    const float v37 = fmaxf(v36, 0.0f);
-    const float v38 = v0.w - h1;
-    const float v39 = v38 * h6;
-    const float v40 = v39 + h8;
-    const float v41 = v10.w - h11;
-    const float v42 = v41 * h16;
-    const float v43 = v42 + h18;
-    const float v44 = v40 + v43;
-    const float v45 = fmaxf(v44, 0.0f);
-    *(float4 *)(p10 + (long long)(n) * 18432 + (c) * 256 + (e)) = make_float4(v21, v29, v37, v45);
+    const float v2 = __fsub_rn(v0.x, h1);
+    const float v6 = __fmul_rn(v2, h5);
+    const float v8 = __fadd_rn(v6, h7);
+    const float4 v9 = *(const float4 *)(p5 + (long long)(n) * 18432 + (c) * 256 + (e));
+    const float v11 = __fsub_rn(v9.x, h10);
+    const float v15 = __fmul_rn(v11, h14);
+    const float v17 = __fadd_rn(v15, h16);
+    const float v18 = v8 + v17;
+    const float v19 = fmaxf(v18, 0.0f);
+    const float v20 = __fsub_rn(v0.y, h1);
+    const float v21 = __fmul_rn(v20, h5);
+    const float v22 = __fadd_rn(v21, h7);
+    const float v23 = __fsub_rn(v9.y, h10);
+    const float v24 = __fmul_rn(v23, h14);
+    const float v25 = __fadd_rn(v24, h16);
+    const float v26 = v22 + v25;
+    const float v27 = fmaxf(v26, 0.0f);
+    const float v28 = __fsub_rn(v0.z, h1);
+    const float v29 = __fmul_rn(v28, h5);
+    const float v30 = __fadd_rn(v29, h7);
+    const float v31 = __fsub_rn(v9.z, h10);
+    const float v32 = __fmul_rn(v31, h14);
+    const float v33 = __fadd_rn(v32, h16);
+    const float v34 = v30 + v33;
+    const float v35 = fmaxf(v34, 0.0f);
+    const float v36 = __fsub_rn(v0.w, h1);
+    const float v37 = __fmul_rn(v36, h5);
+    const float v38 = __fadd_rn(v37, h7);
+    const float v39 = __fsub_rn(v9.w, h10);
+    const float v40 = __fmul_rn(v39, h14);
+    const float v41 = __fadd_rn(v40, h16);
+    const float v42 = v38 + v41;
+    const float v43 = fmaxf(v42, 0.0f);
+    *(float4 *)(p10 + (long long)(n) * 18432 + (c) * 256 + (e)) = make_float4(v19, v27, v35, v43);
   }
 }
 
@@ -10465,8 +10477,8 @@ extern "C" __global__ void __launch_bounds__(256, 2) k139_bnapply_add_relu_c72_1
 extern "C" __global__ void __launch_bounds__(256, 2) k140_bnapply_relu_c144_16x16(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 144, 16, 16)
   const float *__restrict__ p1 = (const float *)a.p[1];  // buffer [144]
-  const float *__restrict__ p2 = (const float *)a.p[2];  // buffer [144]
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [144]
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [144]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // buffer [144]
   const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [144]
   float *__restrict__ p5 = (float *)a.p[5];  // (N, 144, 16, 16)
   const int c = blockIdx.x;
@@ -10474,32 +10486,31 @@ extern "C" __global__ void __launch_bounds__(256, 2) k140_bnapply_relu_c144_16x1
   const int nb = min(16, a.n - n0);
   const float h1 = p1[c];
   const float h3 = p2[c];
-  const float h4 = 1.0f / sqrtf(h3 + 9.99999975e-06f);
-  const float h5 = p3[c];
-  const float h6 = h4 * h5;
-  const float h8 = p4[c];
+  const float h4 = p3[c];
+  const float h5 = (float)((double)h3 * (1.0 / sqrt((double)h4 + (double)9.99999975e-06f)));
+  const float h7 = p4[c];
   for (int i = threadIdx.x; i < nb * 64; i += 256) {
     const int nl = i / 64;
     const int e = (i - nl * 64) * 4;
     const int n = n0 + nl;
     const float4 v0 = *(const float4 *)(p0 + (long long)(n) * 36864 + (c) * 256 + (e));
-    const float v2 = v0.x - h1;
-    const float v7 = v2 * h6;
-    const float v9 = v7 + h8;
-    const float v10 = fmaxf(v9, 0.0f);
-    const float v11 = v0.y - h1;
-    const float v12 = v11 * h6;
-    const float v13 = v12 + h8;
-    const float v14 = fmaxf(v13, 0.0f);
-    const float v15 = v0.z - h1;
-    const float v16 = v15 * h6;
-    const float v17 = v16 + h8;
-    const float v18 = fmaxf(v17, 0.0f);
-    const float v19 = v0.w - h1;
-    const float v20 = v19 * h6;
-    const float v21 = v20 + h8;
-    const float v22 = fmaxf(v21, 0.0f);
-    *(float4 *)(p5 + (long long)(n) * 36864 + (c) * 256 + (e)) = make_float4(v10, v14, v18, v22);
+    const float v2 = __fsub_rn(v0.x, h1);
+    const float v6 = __fmul_rn(v2, h5);
+    const float v8 = __fadd_rn(v6, h7);
+    const float v9 = fmaxf(v8, 0.0f);
+    const float v10 = __fsub_rn(v0.y, h1);
+    const float v11 = __fmul_rn(v10, h5);
+    const float v12 = __fadd_rn(v11, h7);
+    const float v13 = fmaxf(v12, 0.0f);
+    const float v14 = __fsub_rn(v0.z, h1);
+    const float v15 = __fmul_rn(v14, h5);
+    const float v16 = __fadd_rn(v15, h7);
+    const float v17 = fmaxf(v16, 0.0f);
+    const float v18 = __fsub_rn(v0.w, h1);
+    const float v19 = __fmul_rn(v18, h5);
+    const float v20 = __fadd_rn(v19, h7);
+    const float v21 = fmaxf(v20, 0.0f);
+    *(float4 *)(p5 + (long long)(n) * 36864 + (c) * 256 + (e)) = make_float4(v9, v13, v17, v21);
   }
 }
 
@@ -10509,13 +10520,13 @@ extern "C" __global__ void __launch_bounds__(256, 2) k140_bnapply_relu_c144_16x1
 extern "C" __global__ void __launch_bounds__(256, 2) k141_bnapply_avg2x2s2_add_relu_c144_8x8(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 144, 16, 16)
   const float *__restrict__ p1 = (const float *)a.p[1];  // buffer [144]
-  const float *__restrict__ p2 = (const float *)a.p[2];  // buffer [144]
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [144]
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [144]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // buffer [144]
   const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [144]
   const float *__restrict__ p5 = (const float *)a.p[5];  // (N, 144, 8, 8)
   const float *__restrict__ p6 = (const float *)a.p[6];  // buffer [144]
-  const float *__restrict__ p7 = (const float *)a.p[7];  // buffer [144]
-  const float *__restrict__ p8 = (const float *)a.p[8];  // parameter [144]
+  const float *__restrict__ p7 = (const float *)a.p[7];  // parameter [144]
+  const float *__restrict__ p8 = (const float *)a.p[8];  // buffer [144]
   const float *__restrict__ p9 = (const float *)a.p[9];  // parameter [144]
   float *__restrict__ p10 = (float *)a.p[10];  // (N, 144, 8, 8)
   const int c = blockIdx.x;
@@ -10523,16 +10534,14 @@ extern "C" __global__ void __launch_bounds__(256, 2) k141_bnapply_avg2x2s2_add_r
   const int nb = min(64, a.n - n0);
   const float h1 = p1[c];
   const float h3 = p2[c];
-  const float h4 = 1.0f / sqrtf(h3 + 9.99999975e-06f);
-  const float h5 = p3[c];
-  const float h6 = h4 * h5;
-  const float h8 = p4[c];
-  const float h11 = p6[c];
-  const float h13 = p7[c];
-  const float h14 = 1.0f / sqrtf(h13 + 9.99999975e-06f);
-  const float h15 = p8[c];
-  const float h16 = h14 * h15;
-  const float h18 = p9[c];
+  const float h4 = p3[c];
+  const float h5 = (float)((double)h3 * (1.0 / sqrt((double)h4 + (double)9.99999975e-06f)));
+  const float h7 = p4[c];
+  const float h10 = p6[c];
+  const float h12 = p7[c];
+  const float h13 = p8[c];
+  const float h14 = (float)((double)h12 * (1.0 / sqrt((double)h13 + (double)9.99999975e-06f)));
+  const float h16 = p9[c];
   __shared__ float s_x[8192];
   for (int s0 = 0; s0 < nb; s0 += 32) {
     const int ns = min(32, nb - s0);
@@ -10548,10 +10557,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k141_bnapply_avg2x2s2_add_r
       if (iy >= 0 && iy < 16 && ix >= 0 && ix < 16) {
         const int e = iy * 16 + ix;
         const float v0 = p0[(long long)(n) * 36864 + (c) * 256 + (e)];
-        const float v2 = v0 - h1;
-        const float v7 = v2 * h6;
-        const float v9 = v7 + h8;
-        v = v9;
+        const float v2 = __fsub_rn(v0, h1);
+        const float v6 = __fmul_rn(v2, h5);
+        const float v8 = __fadd_rn(v6, h7);
+        v = v8;
       }
       s_x[i] = v;
     }
@@ -10569,13 +10578,13 @@ extern "C" __global__ void __launch_bounds__(256, 2) k141_bnapply_avg2x2s2_add_r
       sum += s[16];
       sum += s[17];
       const float acc = sum / 4.0f;
-      const float v10 = p5[(long long)(n) * 9216 + (c) * 64 + (e)];
-      const float v12 = v10 - h11;
-      const float v17 = v12 * h16;
-      const float v19 = v17 + h18;
-      const float v20 = v19 + acc;
-      const float v21 = fmaxf(v20, 0.0f);
-      p10[(long long)(n) * 9216 + (c) * 64 + (e)] = v21;
+      const float v9 = p5[(long long)(n) * 9216 + (c) * 64 + (e)];
+      const float v11 = __fsub_rn(v9, h10);
+      const float v15 = __fmul_rn(v11, h14);
+      const float v17 = __fadd_rn(v15, h16);
+      const float v18 = v17 + acc;
+      const float v19 = fmaxf(v18, 0.0f);
+      p10[(long long)(n) * 9216 + (c) * 64 + (e)] = v19;
     }
   }
 }
@@ -10586,13 +10595,13 @@ extern "C" __global__ void __launch_bounds__(256, 2) k141_bnapply_avg2x2s2_add_r
 extern "C" __global__ void __launch_bounds__(256, 2) k142_bnapply_avg3x3s2_add_c144_8x8(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 144, 16, 16)
   const float *__restrict__ p1 = (const float *)a.p[1];  // buffer [144]
-  const float *__restrict__ p2 = (const float *)a.p[2];  // buffer [144]
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [144]
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [144]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // buffer [144]
   const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [144]
   const float *__restrict__ p5 = (const float *)a.p[5];  // (N, 144, 8, 8)
   const float *__restrict__ p6 = (const float *)a.p[6];  // buffer [144]
-  const float *__restrict__ p7 = (const float *)a.p[7];  // buffer [144]
-  const float *__restrict__ p8 = (const float *)a.p[8];  // parameter [144]
+  const float *__restrict__ p7 = (const float *)a.p[7];  // parameter [144]
+  const float *__restrict__ p8 = (const float *)a.p[8];  // buffer [144]
   const float *__restrict__ p9 = (const float *)a.p[9];  // parameter [144]
   float *__restrict__ p10 = (float *)a.p[10];  // (N, 144, 8, 8)
   const int c = blockIdx.x;
@@ -10600,16 +10609,14 @@ extern "C" __global__ void __launch_bounds__(256, 2) k142_bnapply_avg3x3s2_add_c
   const int nb = min(64, a.n - n0);
   const float h1 = p1[c];
   const float h3 = p2[c];
-  const float h4 = 1.0f / sqrtf(h3 + 9.99999975e-06f);
-  const float h5 = p3[c];
-  const float h6 = h4 * h5;
-  const float h8 = p4[c];
-  const float h11 = p6[c];
-  const float h13 = p7[c];
-  const float h14 = 1.0f / sqrtf(h13 + 9.99999975e-06f);
-  const float h15 = p8[c];
-  const float h16 = h14 * h15;
-  const float h18 = p9[c];
+  const float h4 = p3[c];
+  const float h5 = (float)((double)h3 * (1.0 / sqrt((double)h4 + (double)9.99999975e-06f)));
+  const float h7 = p4[c];
+  const float h10 = p6[c];
+  const float h12 = p7[c];
+  const float h13 = p8[c];
+  const float h14 = (float)((double)h12 * (1.0 / sqrt((double)h13 + (double)9.99999975e-06f)));
+  const float h16 = p9[c];
   __shared__ float s_x[8092];
   for (int s0 = 0; s0 < nb; s0 += 28) {
     const int ns = min(28, nb - s0);
@@ -10625,10 +10632,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k142_bnapply_avg3x3s2_add_c
       if (iy >= 0 && iy < 16 && ix >= 0 && ix < 16) {
         const int e = iy * 16 + ix;
         const float v0 = p0[(long long)(n) * 36864 + (c) * 256 + (e)];
-        const float v2 = v0 - h1;
-        const float v7 = v2 * h6;
-        const float v9 = v7 + h8;
-        v = v9;
+        const float v2 = __fsub_rn(v0, h1);
+        const float v6 = __fmul_rn(v2, h5);
+        const float v8 = __fadd_rn(v6, h7);
+        v = v8;
       }
       s_x[i] = v;
     }
@@ -10651,12 +10658,12 @@ extern "C" __global__ void __launch_bounds__(256, 2) k142_bnapply_avg3x3s2_add_c
       sum += s[35];
       sum += s[36];
       const float acc = sum / 9.0f;
-      const float v10 = p5[(long long)(n) * 9216 + (c) * 64 + (e)];
-      const float v12 = v10 - h11;
-      const float v17 = v12 * h16;
-      const float v19 = v17 + h18;
-      const float v20 = v19 + acc;
-      p10[(long long)(n) * 36864 + (c) * 64 + (e)] = v20;
+      const float v9 = p5[(long long)(n) * 9216 + (c) * 64 + (e)];
+      const float v11 = __fsub_rn(v9, h10);
+      const float v15 = __fmul_rn(v11, h14);
+      const float v17 = __fadd_rn(v15, h16);
+      const float v18 = v17 + acc;
+      p10[(long long)(n) * 36864 + (c) * 64 + (e)] = v18;
     }
   }
 }
@@ -10667,8 +10674,8 @@ extern "C" __global__ void __launch_bounds__(256, 2) k142_bnapply_avg3x3s2_add_c
 extern "C" __global__ void __launch_bounds__(256, 2) k143_bnapply_relu_c144_16x8(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 144, 16, 8)
   const float *__restrict__ p1 = (const float *)a.p[1];  // buffer [144]
-  const float *__restrict__ p2 = (const float *)a.p[2];  // buffer [144]
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [144]
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [144]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // buffer [144]
   const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [144]
   float *__restrict__ p5 = (float *)a.p[5];  // (N, 144, 16, 8)
   const int c = blockIdx.x;
@@ -10676,32 +10683,31 @@ extern "C" __global__ void __launch_bounds__(256, 2) k143_bnapply_relu_c144_16x8
   const int nb = min(32, a.n - n0);
   const float h1 = p1[c];
   const float h3 = p2[c];
-  const float h4 = 1.0f / sqrtf(h3 + 9.99999975e-06f);
-  const float h5 = p3[c];
-  const float h6 = h4 * h5;
-  const float h8 = p4[c];
+  const float h4 = p3[c];
+  const float h5 = (float)((double)h3 * (1.0 / sqrt((double)h4 + (double)9.99999975e-06f)));
+  const float h7 = p4[c];
   for (int i = threadIdx.x; i < nb * 32; i += 256) {
     const int nl = i / 32;
     const int e = (i - nl * 32) * 4;
     const int n = n0 + nl;
     const float4 v0 = *(const float4 *)(p0 + (long long)(n) * 18432 + (c) * 128 + (e));
-    const float v2 = v0.x - h1;
-    const float v7 = v2 * h6;
-    const float v9 = v7 + h8;
-    const float v10 = fmaxf(v9, 0.0f);
-    const float v11 = v0.y - h1;
-    const float v12 = v11 * h6;
-    const float v13 = v12 + h8;
-    const float v14 = fmaxf(v13, 0.0f);
-    const float v15 = v0.z - h1;
-    const float v16 = v15 * h6;
-    const float v17 = v16 + h8;
-    const float v18 = fmaxf(v17, 0.0f);
-    const float v19 = v0.w - h1;
-    const float v20 = v19 * h6;
-    const float v21 = v20 + h8;
-    const float v22 = fmaxf(v21, 0.0f);
-    *(float4 *)(p5 + (long long)(n) * 18432 + (c) * 128 + (e)) = make_float4(v10, v14, v18, v22);
+    const float v2 = __fsub_rn(v0.x, h1);
+    const float v6 = __fmul_rn(v2, h5);
+    const float v8 = __fadd_rn(v6, h7);
+    const float v9 = fmaxf(v8, 0.0f);
+    const float v10 = __fsub_rn(v0.y, h1);
+    const float v11 = __fmul_rn(v10, h5);
+    const float v12 = __fadd_rn(v11, h7);
+    const float v13 = fmaxf(v12, 0.0f);
+    const float v14 = __fsub_rn(v0.z, h1);
+    const float v15 = __fmul_rn(v14, h5);
+    const float v16 = __fadd_rn(v15, h7);
+    const float v17 = fmaxf(v16, 0.0f);
+    const float v18 = __fsub_rn(v0.w, h1);
+    const float v19 = __fmul_rn(v18, h5);
+    const float v20 = __fadd_rn(v19, h7);
+    const float v21 = fmaxf(v20, 0.0f);
+    *(float4 *)(p5 + (long long)(n) * 18432 + (c) * 128 + (e)) = make_float4(v9, v13, v17, v21);
   }
 }
 
@@ -10711,13 +10717,13 @@ extern "C" __global__ void __launch_bounds__(256, 2) k143_bnapply_relu_c144_16x8
 extern "C" __global__ void __launch_bounds__(256, 2) k144_bnapply_max2x2s2_add_c144_8x8(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 144, 16, 16)
   const float *__restrict__ p1 = (const float *)a.p[1];  // buffer [144]
-  const float *__restrict__ p2 = (const float *)a.p[2];  // buffer [144]
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [144]
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [144]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // buffer [144]
   const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [144]
   const float *__restrict__ p5 = (const float *)a.p[5];  // (N, 144, 8, 8)
   const float *__restrict__ p6 = (const float *)a.p[6];  // buffer [144]
-  const float *__restrict__ p7 = (const float *)a.p[7];  // buffer [144]
-  const float *__restrict__ p8 = (const float *)a.p[8];  // parameter [144]
+  const float *__restrict__ p7 = (const float *)a.p[7];  // parameter [144]
+  const float *__restrict__ p8 = (const float *)a.p[8];  // buffer [144]
   const float *__restrict__ p9 = (const float *)a.p[9];  // parameter [144]
   float *__restrict__ p10 = (float *)a.p[10];  // (N, 144, 8, 8)
   const int c = blockIdx.x;
@@ -10725,16 +10731,14 @@ extern "C" __global__ void __launch_bounds__(256, 2) k144_bnapply_max2x2s2_add_c
   const int nb = min(64, a.n - n0);
   const float h1 = p1[c];
   const float h3 = p2[c];
-  const float h4 = 1.0f / sqrtf(h3 + 9.99999975e-06f);
-  const float h5 = p3[c];
-  const float h6 = h4 * h5;
-  const float h8 = p4[c];
-  const float h11 = p6[c];
-  const float h13 = p7[c];
-  const float h14 = 1.0f / sqrtf(h13 + 9.99999975e-06f);
-  const float h15 = p8[c];
-  const float h16 = h14 * h15;
-  const float h18 = p9[c];
+  const float h4 = p3[c];
+  const float h5 = (float)((double)h3 * (1.0 / sqrt((double)h4 + (double)9.99999975e-06f)));
+  const float h7 = p4[c];
+  const float h10 = p6[c];
+  const float h12 = p7[c];
+  const float h13 = p8[c];
+  const float h14 = (float)((double)h12 * (1.0 / sqrt((double)h13 + (double)9.99999975e-06f)));
+  const float h16 = p9[c];
   __shared__ float s_x[8192];
   for (int s0 = 0; s0 < nb; s0 += 32) {
     const int ns = min(32, nb - s0);
@@ -10750,10 +10754,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k144_bnapply_max2x2s2_add_c
       if (iy >= 0 && iy < 16 && ix >= 0 && ix < 16) {
         const int e = iy * 16 + ix;
         const float v0 = p0[(long long)(n) * 36864 + (c) * 256 + (e)];
-        const float v2 = v0 - h1;
-        const float v7 = v2 * h6;
-        const float v9 = v7 + h8;
-        v = v9;
+        const float v2 = __fsub_rn(v0, h1);
+        const float v6 = __fmul_rn(v2, h5);
+        const float v8 = __fadd_rn(v6, h7);
+        v = v8;
       }
       s_x[i] = v;
     }
@@ -10770,12 +10774,12 @@ extern "C" __global__ void __launch_bounds__(256, 2) k144_bnapply_max2x2s2_add_c
       if (!(s[1] <= acc)) acc = s[1];
       if (!(s[16] <= acc)) acc = s[16];
       if (!(s[17] <= acc)) acc = s[17];
-      const float v10 = p5[(long long)(n) * 9216 + (c) * 64 + (e)];
-      const float v12 = v10 - h11;
-      const float v17 = v12 * h16;
-      const float v19 = v17 + h18;
-      const float v20 = v19 + acc;
-      p10[(long long)(n) * 36864 + (c) * 64 + (e)] = v20;
+      const float v9 = p5[(long long)(n) * 9216 + (c) * 64 + (e)];
+      const float v11 = __fsub_rn(v9, h10);
+      const float v15 = __fmul_rn(v11, h14);
+      const float v17 = __fadd_rn(v15, h16);
+      const float v18 = v17 + acc;
+      p10[(long long)(n) * 36864 + (c) * 64 + (e)] = v18;
     }
   }
 }
@@ -10786,13 +10790,13 @@ extern "C" __global__ void __launch_bounds__(256, 2) k144_bnapply_max2x2s2_add_c
 extern "C" __global__ void __launch_bounds__(256, 2) k145_bnapply_avg3x3s2_add_c144_8x8(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 144, 16, 16)
   const float *__restrict__ p1 = (const float *)a.p[1];  // buffer [144]
-  const float *__restrict__ p2 = (const float *)a.p[2];  // buffer [144]
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [144]
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [144]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // buffer [144]
   const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [144]
   const float *__restrict__ p5 = (const float *)a.p[5];  // (N, 144, 8, 8)
   const float *__restrict__ p6 = (const float *)a.p[6];  // buffer [144]
-  const float *__restrict__ p7 = (const float *)a.p[7];  // buffer [144]
-  const float *__restrict__ p8 = (const float *)a.p[8];  // parameter [144]
+  const float *__restrict__ p7 = (const float *)a.p[7];  // parameter [144]
+  const float *__restrict__ p8 = (const float *)a.p[8];  // buffer [144]
   const float *__restrict__ p9 = (const float *)a.p[9];  // parameter [144]
   float *__restrict__ p10 = (float *)a.p[10];  // (N, 144, 8, 8)
   const int c = blockIdx.x;
@@ -10800,16 +10804,14 @@ extern "C" __global__ void __launch_bounds__(256, 2) k145_bnapply_avg3x3s2_add_c
   const int nb = min(64, a.n - n0);
   const float h1 = p1[c];
   const float h3 = p2[c];
-  const float h4 = 1.0f / sqrtf(h3 + 9.99999975e-06f);
-  const float h5 = p3[c];
-  const float h6 = h4 * h5;
-  const float h8 = p4[c];
-  const float h11 = p6[c];
-  const float h13 = p7[c];
-  const float h14 = 1.0f / sqrtf(h13 + 9.99999975e-06f);
-  const float h15 = p8[c];
-  const float h16 = h14 * h15;
-  const float h18 = p9[c];
+  const float h4 = p3[c];
+  const float h5 = (float)((double)h3 * (1.0 / sqrt((double)h4 + (double)9.99999975e-06f)));
+  const float h7 = p4[c];
+  const float h10 = p6[c];
+  const float h12 = p7[c];
+  const float h13 = p8[c];
+  const float h14 = (float)((double)h12 * (1.0 / sqrt((double)h13 + (double)9.99999975e-06f)));
+  const float h16 = p9[c];
   __shared__ float s_x[8092];
   for (int s0 = 0; s0 < nb; s0 += 28) {
     const int ns = min(28, nb - s0);
@@ -10825,10 +10827,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k145_bnapply_avg3x3s2_add_c
       if (iy >= 0 && iy < 16 && ix >= 0 && ix < 16) {
         const int e = iy * 16 + ix;
         const float v0 = p0[(long long)(n) * 36864 + (c) * 256 + (e)];
-        const float v2 = v0 - h1;
-        const float v7 = v2 * h6;
-        const float v9 = v7 + h8;
-        v = v9;
+        const float v2 = __fsub_rn(v0, h1);
+        const float v6 = __fmul_rn(v2, h5);
+        const float v8 = __fadd_rn(v6, h7);
+        v = v8;
       }
       s_x[i] = v;
     }
@@ -10851,12 +10853,12 @@ extern "C" __global__ void __launch_bounds__(256, 2) k145_bnapply_avg3x3s2_add_c
       sum += s[35];
       sum += s[36];
       const float acc = sum / 9.0f;
-      const float v10 = p5[(long long)(n) * 9216 + (c) * 64 + (e)];
-      const float v12 = v10 - h11;
-      const float v17 = v12 * h16;
-      const float v19 = v17 + h18;
-      const float v20 = acc + v19;
-      p10[(long long)(n) * 36864 + (c) * 64 + (e)] = v20;
+      const float v9 = p5[(long long)(n) * 9216 + (c) * 64 + (e)];
+      const float v11 = __fsub_rn(v9, h10);
+      const float v15 = __fmul_rn(v11, h14);
+      const float v17 = __fadd_rn(v15, h16);
+      const float v18 = acc + v17;
+      p10[(long long)(n) * 36864 + (c) * 64 + (e)] = v18;
     }
   }
 }
@@ -10867,13 +10869,13 @@ extern "C" __global__ void __launch_bounds__(256, 2) k145_bnapply_avg3x3s2_add_c
 extern "C" __global__ void __launch_bounds__(256, 2) k146_bnapply_max3x3s2_add_c144_8x8(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 144, 16, 16)
   const float *__restrict__ p1 = (const float *)a.p[1];  // buffer [144]
-  const float *__restrict__ p2 = (const float *)a.p[2];  // buffer [144]
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [144]
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [144]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // buffer [144]
   const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [144]
   const float *__restrict__ p5 = (const float *)a.p[5];  // (N, 144, 8, 8)
   const float *__restrict__ p6 = (const float *)a.p[6];  // buffer [144]
-  const float *__restrict__ p7 = (const float *)a.p[7];  // buffer [144]
-  const float *__restrict__ p8 = (const float *)a.p[8];  // parameter [144]
+  const float *__restrict__ p7 = (const float *)a.p[7];  // parameter [144]
+  const float *__restrict__ p8 = (const float *)a.p[8];  // buffer [144]
   const float *__restrict__ p9 = (const float *)a.p[9];  // parameter [144]
   float *__restrict__ p10 = (float *)a.p[10];  // (N, 144, 8, 8)
   const int c = blockIdx.x;
@@ -10881,16 +10883,14 @@ extern "C" __global__ void __launch_bounds__(256, 2) k146_bnapply_max3x3s2_add_c
   const int nb = min(64, a.n - n0);
   const float h1 = p1[c];
   const float h3 = p2[c];
-  const float h4 = 1.0f / sqrtf(h3 + 9.99999975e-06f);
-  const float h5 = p3[c];
-  const float h6 = h4 * h5;
-  const float h8 = p4[c];
-  const float h11 = p6[c];
-  const float h13 = p7[c];
-  const float h14 = 1.0f / sqrtf(h13 + 9.99999975e-06f);
-  const float h15 = p8[c];
-  const float h16 = h14 * h15;
-  const float h18 = p9[c];
+  const float h4 = p3[c];
+  const float h5 = (float)((double)h3 * (1.0 / sqrt((double)h4 + (double)9.99999975e-06f)));
+  const float h7 = p4[c];
+  const float h10 = p6[c];
+  const float h12 = p7[c];
+  const float h13 = p8[c];
+  const float h14 = (float)((double)h12 * (1.0 / sqrt((double)h13 + (double)9.99999975e-06f)));
+  const float h16 = p9[c];
   __shared__ float s_x[8092];
   for (int s0 = 0; s0 < nb; s0 += 28) {
     const int ns = min(28, nb - s0);
@@ -10906,10 +10906,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k146_bnapply_max3x3s2_add_c
       if (iy >= 0 && iy < 16 && ix >= 0 && ix < 16) {
         const int e = iy * 16 + ix;
         const float v0 = p0[(long long)(n) * 36864 + (c) * 256 + (e)];
-        const float v2 = v0 - h1;
-        const float v7 = v2 * h6;
-        const float v9 = v7 + h8;
-        v = v9;
+        const float v2 = __fsub_rn(v0, h1);
+        const float v6 = __fmul_rn(v2, h5);
+        const float v8 = __fadd_rn(v6, h7);
+        v = v8;
       }
       s_x[i] = v;
     }
@@ -10931,12 +10931,12 @@ extern "C" __global__ void __launch_bounds__(256, 2) k146_bnapply_max3x3s2_add_c
       if (!(s[34] <= acc)) acc = s[34];
       if (!(s[35] <= acc)) acc = s[35];
       if (!(s[36] <= acc)) acc = s[36];
-      const float v10 = p5[(long long)(n) * 9216 + (c) * 64 + (e)];
-      const float v12 = v10 - h11;
-      const float v17 = v12 * h16;
-      const float v19 = v17 + h18;
-      const float v20 = acc + v19;
-      p10[(long long)(n) * 36864 + (c) * 64 + (e)] = v20;
+      const float v9 = p5[(long long)(n) * 9216 + (c) * 64 + (e)];
+      const float v11 = __fsub_rn(v9, h10);
+      const float v15 = __fmul_rn(v11, h14);
+      const float v17 = __fadd_rn(v15, h16);
+      const float v18 = acc + v17;
+      p10[(long long)(n) * 36864 + (c) * 64 + (e)] = v18;
     }
   }
 }
@@ -10947,8 +10947,8 @@ extern "C" __global__ void __launch_bounds__(256, 2) k146_bnapply_max3x3s2_add_c
 extern "C" __global__ void __launch_bounds__(256, 2) k147_bnapply_relu_c144_8x8(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 144, 8, 8)
   const float *__restrict__ p1 = (const float *)a.p[1];  // buffer [144]
-  const float *__restrict__ p2 = (const float *)a.p[2];  // buffer [144]
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [144]
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [144]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // buffer [144]
   const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [144]
   float *__restrict__ p5 = (float *)a.p[5];  // (N, 144, 8, 8)
   const int c = blockIdx.x;
@@ -10956,32 +10956,31 @@ extern "C" __global__ void __launch_bounds__(256, 2) k147_bnapply_relu_c144_8x8(
   const int nb = min(64, a.n - n0);
   const float h1 = p1[c];
   const float h3 = p2[c];
-  const float h4 = 1.0f / sqrtf(h3 + 9.99999975e-06f);
-  const float h5 = p3[c];
-  const float h6 = h4 * h5;
-  const float h8 = p4[c];
+  const float h4 = p3[c];
+  const float h5 = (float)((double)h3 * (1.0 / sqrt((double)h4 + (double)9.99999975e-06f)));
+  const float h7 = p4[c];
   for (int i = threadIdx.x; i < nb * 16; i += 256) {
     const int nl = i / 16;
     const int e = (i - nl * 16) * 4;
     const int n = n0 + nl;
     const float4 v0 = *(const float4 *)(p0 + (long long)(n) * 9216 + (c) * 64 + (e));
-    const float v2 = v0.x - h1;
-    const float v7 = v2 * h6;
-    const float v9 = v7 + h8;
-    const float v10 = fmaxf(v9, 0.0f);
-    const float v11 = v0.y - h1;
-    const float v12 = v11 * h6;
-    const float v13 = v12 + h8;
-    const float v14 = fmaxf(v13, 0.0f);
-    const float v15 = v0.z - h1;
-    const float v16 = v15 * h6;
-    const float v17 = v16 + h8;
-    const float v18 = fmaxf(v17, 0.0f);
-    const float v19 = v0.w - h1;
-    const float v20 = v19 * h6;
-    const float v21 = v20 + h8;
-    const float v22 = fmaxf(v21, 0.0f);
-    *(float4 *)(p5 + (long long)(n) * 9216 + (c) * 64 + (e)) = make_float4(v10, v14, v18, v22);
+    const float v2 = __fsub_rn(v0.x, h1);
+    const float v6 = __fmul_rn(v2, h5);
+    const float v8 = __fadd_rn(v6, h7);
+    const float v9 = fmaxf(v8, 0.0f);
+    const float v10 = __fsub_rn(v0.y, h1);
+    const float v11 = __fmul_rn(v10, h5);
+    const float v12 = __fadd_rn(v11, h7);
+    const float v13 = fmaxf(v12, 0.0f);
+    const float v14 = __fsub_rn(v0.z, h1);
+    const float v15 = __fmul_rn(v14, h5);
+    const float v16 = __fadd_rn(v15, h7);
+    const float v17 = fmaxf(v16, 0.0f);
+    const float v18 = __fsub_rn(v0.w, h1);
+    const float v19 = __fmul_rn(v18, h5);
+    const float v20 = __fadd_rn(v19, h7);
+    const float v21 = fmaxf(v20, 0.0f);
+    *(float4 *)(p5 + (long long)(n) * 9216 + (c) * 64 + (e)) = make_float4(v9, v13, v17, v21);
   }
 }
 
@@ -10991,13 +10990,13 @@ extern "C" __global__ void __launch_bounds__(256, 2) k147_bnapply_relu_c144_8x8(
 extern "C" __global__ void __launch_bounds__(256, 2) k148_bnapply_avg5x5s1_add_relu_c144_8x8(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 144, 8, 8)
   const float *__restrict__ p1 = (const float *)a.p[1];  // buffer [144]
-  const float *__restrict__ p2 = (const float *)a.p[2];  // buffer [144]
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [144]
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [144]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // buffer [144]
   const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [144]
   const float *__restrict__ p5 = (const float *)a.p[5];  // (N, 144, 8, 8)
   const float *__restrict__ p6 = (const float *)a.p[6];  // buffer [144]
-  const float *__restrict__ p7 = (const float *)a.p[7];  // buffer [144]
-  const float *__restrict__ p8 = (const float *)a.p[8];  // parameter [144]
+  const float *__restrict__ p7 = (const float *)a.p[7];  // parameter [144]
+  const float *__restrict__ p8 = (const float *)a.p[8];  // buffer [144]
   const float *__restrict__ p9 = (const float *)a.p[9];  // parameter [144]
   float *__restrict__ p10 = (float *)a.p[10];  // (N, 144, 8, 8)
   const int c = blockIdx.x;
@@ -11005,16 +11004,14 @@ extern "C" __global__ void __launch_bounds__(256, 2) k148_bnapply_avg5x5s1_add_r
   const int nb = min(64, a.n - n0);
   const float h1 = p1[c];
   const float h3 = p2[c];
-  const float h4 = 1.0f / sqrtf(h3 + 9.99999975e-06f);
-  const float h5 = p3[c];
-  const float h6 = h4 * h5;
-  const float h8 = p4[c];
-  const float h11 = p6[c];
-  const float h13 = p7[c];
-  const float h14 = 1.0f / sqrtf(h13 + 9.99999975e-06f);
-  const float h15 = p8[c];
-  const float h16 = h14 * h15;
-  const float h18 = p9[c];
+  const float h4 = p3[c];
+  const float h5 = (float)((double)h3 * (1.0 / sqrt((double)h4 + (double)9.99999975e-06f)));
+  const float h7 = p4[c];
+  const float h10 = p6[c];
+  const float h12 = p7[c];
+  const float h13 = p8[c];
+  const float h14 = (float)((double)h12 * (1.0 / sqrt((double)h13 + (double)9.99999975e-06f)));
+  const float h16 = p9[c];
   __shared__ float s_x[8064];
   for (int s0 = 0; s0 < nb; s0 += 56) {
     const int ns = min(56, nb - s0);
@@ -11030,10 +11027,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k148_bnapply_avg5x5s1_add_r
       if (iy >= 0 && iy < 8 && ix >= 0 && ix < 8) {
         const int e = iy * 8 + ix;
         const float v0 = p0[(long long)(n) * 9216 + (c) * 64 + (e)];
-        const float v2 = v0 - h1;
-        const float v7 = v2 * h6;
-        const float v9 = v7 + h8;
-        v = v9;
+        const float v2 = __fsub_rn(v0, h1);
+        const float v6 = __fmul_rn(v2, h5);
+        const float v8 = __fadd_rn(v6, h7);
+        v = v8;
       }
       s_x[i] = v;
     }
@@ -11072,13 +11069,13 @@ extern "C" __global__ void __launch_bounds__(256, 2) k148_bnapply_avg5x5s1_add_r
       sum += s[51];
       sum += s[52];
       const float acc = sum / 25.0f;
-      const float v10 = p5[(long long)(n) * 9216 + (c) * 64 + (e)];
-      const float v12 = v10 - h11;
-      const float v17 = v12 * h16;
-      const float v19 = v17 + h18;
-      const float v20 = v19 + acc;
-      const float v21 = fmaxf(v20, 0.0f);
-      p10[(long long)(n) * 9216 + (c) * 64 + (e)] = v21;
+      const float v9 = p5[(long long)(n) * 9216 + (c) * 64 + (e)];
+      const float v11 = __fsub_rn(v9, h10);
+      const float v15 = __fmul_rn(v11, h14);
+      const float v17 = __fadd_rn(v15, h16);
+      const float v18 = v17 + acc;
+      const float v19 = fmaxf(v18, 0.0f);
+      p10[(long long)(n) * 9216 + (c) * 64 + (e)] = v19;
     }
   }
 }
@@ -11089,13 +11086,13 @@ extern "C" __global__ void __launch_bounds__(256, 2) k148_bnapply_avg5x5s1_add_r
 extern "C" __global__ void __launch_bounds__(256, 2) k149_bnapply_add_c144_8x8(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 144, 8, 8)
   const float *__restrict__ p1 = (const float *)a.p[1];  // buffer [144]
-  const float *__restrict__ p2 = (const float *)a.p[2];  // buffer [144]
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [144]
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [144]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // buffer [144]
   const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [144]
   const float *__restrict__ p5 = (const float *)a.p[5];  // (N, 144, 8, 8)
   const float *__restrict__ p6 = (const float *)a.p[6];  // buffer [144]
-  const float *__restrict__ p7 = (const float *)a.p[7];  // buffer [144]
-  const float *__restrict__ p8 = (const float *)a.p[8];  // parameter [144]
+  const float *__restrict__ p7 = (const float *)a.p[7];  // parameter [144]
+  const float *__restrict__ p8 = (const float *)a.p[8];  // buffer [144]
   const float *__restrict__ p9 = (const float *)a.p[9];  // parameter [144]
   float *__restrict__ p10 = (float *)a.p[10];  // (N, 144, 8, 8)
   const int c = blockIdx.x;
@@ -11103,51 +11100,49 @@ extern "C" __global__ void __launch_bounds__(256, 2) k149_bnapply_add_c144_8x8(c
   const int nb = min(64, a.n - n0);
   const float h1 = p1[c];
   const float h3 = p2[c];
-  const float h4 = 1.0f / sqrtf(h3 + 9.99999975e-06f);
-  const float h5 = p3[c];
-  const float h6 = h4 * h5;
-  const float h8 = p4[c];
-  const float h11 = p6[c];
-  const float h13 = p7[c];
-  const float h14 = 1.0f / sqrtf(h13 + 9.99999975e-06f);
-  const float h15 = p8[c];
-  const float h16 = h14 * h15;
-  const float h18 = p9[c];
+  const float h4 = p3[c];
+  const float h5 = (float)((double)h3 * (1.0 / sqrt((double)h4 + (double)9.99999975e-06f)));
+  const float h7 = p4[c];
+  const float h10 = p6[c];
+  const float h12 = p7[c];
+  const float h13 = p8[c];
+  const float h14 = (float)((double)h12 * (1.0 / sqrt((double)h13 + (double)9.99999975e-06f)));
+  const float h16 = p9[c];
   for (int i = threadIdx.x; i < nb * 16; i += 256) {
     const int nl = i / 16;
     const int e = (i - nl * 16) * 4;
     const int n = n0 + nl;
     const float4 v0 = *(const float4 *)(p0 + (long long)(n) * 9216 + (c) * 64 + (e));
-    const float v2 = v0.x - h1;
-    const float v7 = v2 * h6;
-    const float v9 = v7 + h8;
-    const float4 v10 = *(const float4 *)(p5 + (long long)(n) * 9216 + (c) * 64 + (e));
-    const float v12 = v10.x - h11;
-    const float v17 = v12 * h16;
-    const float v19 = v17 + h18;
-    const float v20 = v9 + v19;
-    const float v21 = v0.y - h1;
-    const float v22 = v21 * h6;
-    const float v23 = v22 + h8;
-    const float v24 = v10.y - h11;
-    const float v25 = v24 * h16;
-    const float v26 = v25 + h18;
-    const float v27 = v23 + v26;
-    const float v28 = v0.z - h1;
-    const float v29 = v28 * h6;
-    const float v30 = v29 + h8;
-    const float v31 = v10.z - h11;
-    const float v32 = v31 * h16;
-    const float v33 = v32 + h18;
-    const float v34 = v30 + v33;
-    const float v35 = v0.w - h1;
-    const float v36 = v35 * h6;
-    const float v37 = v36 + h8;
-    const float v38 = v10.w - h11;
-    const float v39 = v38 * h16;
-    const float v40 = v39 + h18;
-    const float v41 = v37 + v40;
-    *(float4 *)(p10 + (long long)(n) * 27648 + (c) * 64 + (e)) = make_float4(v20, v27, v34, v41);
+    const float v2 = __fsub_rn(v0.x, h1);
+    const float v6 = __fmul_rn(v2, h5);
+    const float v8 = __fadd_rn(v6, h7);
+    const float4 v9 = *(const float4 *)(p5 + (long long)(n) * 9216 + (c) * 64 + (e));
+    const float v11 = __fsub_rn(v9.x, h10);
+    const float v15 = __fmul_rn(v11, h14);
+    const float v17 = __fadd_rn(v15, h16);
+    const float v18 = v8 + v17;
+    const float v19 = __fsub_rn(v0.y, h1);
+    const float v20 = __fmul_rn(v19, h5);
+    const float v21 = __fadd_rn(v20, h7);
+    const float v22 = __fsub_rn(v9.y, h10);
+    const float v23 = __fmul_rn(v22, h14);
+    const float v24 = __fadd_rn(v23, h16);
+    const float v25 = v21 + v24;
+    const float v26 = __fsub_rn(v0.z, h1);
+    const float v27 = __fmul_rn(v26, h5);
+    const float v28 = __fadd_rn(v27, h7);
+    const float v29 = __fsub_rn(v9.z, h10);
+    const float v30 = __fmul_rn(v29, h14);
+    const float v31 = __fadd_rn(v30, h16);
+    const float v32 = v28 + v31;
+    const float v33 = __fsub_rn(v0.w, h1);
+    const float v34 = __fmul_rn(v33, h5);
+    const float v35 = __fadd_rn(v34, h7);
+    const float v36 = __fsub_rn(v9.w, h10);
+    const float v37 = __fmul_rn(v36, h14);
+    const float v38 = __fadd_rn(v37, h16);
+    const float v39 = v35 + v38;
+    *(float4 *)(p10 + (long long)(n) * 27648 + (c) * 64 + (e)) = make_float4(v18, v25, v32, v39);
   }
 }
 
@@ -11157,13 +11152,13 @@ extern "C" __global__ void __launch_bounds__(256, 2) k149_bnapply_add_c144_8x8(c
 extern "C" __global__ void __launch_bounds__(256, 2) k150_bnapply_add_relu_c144_8x8(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 144, 8, 8)
   const float *__restrict__ p1 = (const float *)a.p[1];  // buffer [144]
-  const float *__restrict__ p2 = (const float *)a.p[2];  // buffer [144]
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [144]
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [144]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // buffer [144]
   const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [144]
   const float *__restrict__ p5 = (const float *)a.p[5];  // (N, 144, 8, 8)
   const float *__restrict__ p6 = (const float *)a.p[6];  // buffer [144]
-  const float *__restrict__ p7 = (const float *)a.p[7];  // buffer [144]
-  const float *__restrict__ p8 = (const float *)a.p[8];  // parameter [144]
+  const float *__restrict__ p7 = (const float *)a.p[7];  // parameter [144]
+  const float *__restrict__ p8 = (const float *)a.p[8];  // buffer [144]
   const float *__restrict__ p9 = (const float *)a.p[9];  // parameter [144]
   float *__restrict__ p10 = (float *)a.p[10];  // (N, 144, 8, 8)
   const int c = blockIdx.x;
@@ -11171,55 +11166,53 @@ extern "C" __global__ void __launch_bounds__(256, 2) k150_bnapply_add_relu_c144_
   const int nb = min(64, a.n - n0);
   const float h1 = p1[c];
   const float h3 = p2[c];
-  const float h4 = 1.0f / sqrtf(h3 + 9.99999975e-06f);
-  const float h5 = p3[c];
-  const float h6 = h4 * h5;
-  const float h8 = p4[c];
-  const float h11 = p6[c];
-  const float h13 = p7[c];
-  const float h14 = 1.0f / sqrtf(h13 + 9.99999975e-06f);
-  const float h15 = p8[c];
-  const float h16 = h14 * h15;
-  const float h18 = p9[c];
+  const float h4 = p3[c];
+  const float h5 = (float)((double)h3 * (1.0 / sqrt((double)h4 + (double)9.99999975e-06f)));
+  const float h7 = p4[c];
+  const float h10 = p6[c];
+  const float h12 = p7[c];
+  const float h13 = p8[c];
+  const float h14 = (float)((double)h12 * (1.0 / sqrt((double)h13 + (double)9.99999975e-06f)));
+  const float h16 = p9[c];
   for (int i = threadIdx.x; i < nb * 16; i += 256) {
     const int nl = i / 16;
     const int e = (i - nl * 16) * 4;
     const int n = n0 + nl;
     const float4 v0 = *(const float4 *)(p0 + (long long)(n) * 9216 + (c) * 64 + (e));
-    const float v2 = v0.x - h1;
-    const float v7 = v2 * h6;
-    const float v9 = v7 + h8;
-    const float4 v10 = *(const float4 *)(p5 + (long long)(n) * 9216 + (c) * 64 + (e));
-    const float v12 = v10.x - h11;
-    const float v17 = v12 * h16;
-    const float v19 = v17 + h18;
-    const float v20 = v9 + v19;
-    const float v21 = fmaxf(v20, 0.0f);
-    const float v22 = v0.y - h1;
-    const float v23 = v22 * h6;
-    const float v24 = v23 + h8;
-    const float v25 = v10.y - h11;
-    const float v26 = v25 * h16;
-    const float v27 = v26 + h18;
-    const float v28 = v24 + v27;
-    const float v29 = fmaxf(v28, 0.0f);
-    const float v30 = v0.z - h1;
-    const float v31 = v30 * h6;
-    const float v32 = v31 + h8;
-    const float v33 = v10.z - h11;
-    const float v34 = v33 * h16;
-    const float v35 = v34 + h18;
-    const float v36 = v32 + v35;
-    const float v37 = fmaxf(v36, 0.0f);
-    const float v38 = v0.w - h1;
-    const float v39 = v38 * h6;
-    const float v40 = v39 + h8;
-    const float v41 = v10.w - h11;
-    const float v42 = v41 * h16;
-    const float v43 = v42 + h18;
-    const float v44 = v40 + v43;
-    const float v45 = fmaxf(v44, 0.0f);
-    *(float4 *)(p10 + (long long)(n) * 9216 + (c) * 64 + (e)) = make_float4(v21, v29, v37, v45);
+    const float v2 = __fsub_rn(v0.x, h1);
+    const float v6 = __fmul_rn(v2, h5);
+    const float v8 = __fadd_rn(v6, h7);
+    const float4 v9 = *(const float4 *)(p5 + (long long)(n) * 9216 + (c) * 64 + (e));
+    const float v11 = __fsub_rn(v9.x, h10);
+    const float v15 = __fmul_rn(v11, h14);
+    const float v17 = __fadd_rn(v15, h16);
+    const float v18 = v8 + v17;
+    const float v19 = fmaxf(v18, 0.0f);
+    const float v20 = __fsub_rn(v0.y, h1);
+    const float v21 = __fmul_rn(v20, h5);
+    const float v22 = __fadd_rn(v21, h7);
+    const float v23 = __fsub_rn(v9.y, h10);
+    const float v24 = __fmul_rn(v23, h14);
+    const float v25 = __fadd_rn(v24, h16);
+    const float v26 = v22 + v25;
+    const float v27 = fmaxf(v26, 0.0f);
+    const float v28 = __fsub_rn(v0.z, h1);
+    const float v29 = __fmul_rn(v28, h5);
+    const float v30 = __fadd_rn(v29, h7);
+    const float v31 = __fsub_rn(v9.z, h10);
+    const float v32 = __fmul_rn(v31, h14);
+    const float v33 = __fadd_rn(v32, h16);
+    const float v34 = v30 + v33;
+    const float v35 = fmaxf(v34, 0.0f);
+    const float v36 = __fsub_rn(v0.w, h1);
+    const float v37 = __fmul_rn(v36, h5);
+    const float v38 = __fadd_rn(v37, h7);
+    const float v39 = __fsub_rn(v9.w, h10);
+    const float v40 = __fmul_rn(v39, h14);
+    const float v41 = __fadd_rn(v40, h16);
+    const float v42 = v38 + v41;
+    const float v43 = fmaxf(v42, 0.0f);
+    *(float4 *)(p10 + (long long)(n) * 9216 + (c) * 64 + (e)) = make_float4(v19, v27, v35, v43);
   }
 }
 
@@ -12526,51 +12519,51 @@ static const ParamInfo nao_params[] = {
 };
 
 static const CudaKernel nao_kernels[] = {  // name, pattern, block, grid_x, grid_nb, smem, n_args, reduces
-  {"k0_bnstats_c108_32x32", "pw", 256, 108, 4, 0, 6, 1},
-  {"k1_bnapply_relu_c108_32x32", "pw", 256, 108, 4, 0, 6, 0},
-  {"k2_bnstats_c36_32x32", "pw", 256, 36, 4, 0, 6, 1},
-  {"k3_bnapply_relu_c36_32x32", "pw", 256, 36, 4, 0, 6, 0},
-  {"k4_bnapply_avg5x5s1_add_droppath_relu_c36_32x32", "pool", 256, 36, 4, 20736, 13, 0},
-  {"k5_bnapply_droppath_add_c36_32x32", "pw", 256, 36, 4, 0, 13, 0},
-  {"k6_bnapply_add_droppath_relu_c36_32x32", "pw", 256, 36, 4, 0, 13, 0},
+  {"k0_bnstats_c108_32x32", "pw", 256, 108, 4, 0, 8, 1},
+  {"k1_bnapply_relu_c108_32x32", "pw", 256, 108, 4, 0, 4, 0},
+  {"k2_bnstats_c36_32x32", "pw", 256, 36, 4, 0, 8, 1},
+  {"k3_bnapply_relu_c36_32x32", "pw", 256, 36, 4, 0, 4, 0},
+  {"k4_bnapply_avg5x5s1_add_droppath_relu_c36_32x32", "pool", 256, 36, 4, 20736, 9, 0},
+  {"k5_bnapply_droppath_add_c36_32x32", "pw", 256, 36, 4, 0, 9, 0},
+  {"k6_bnapply_add_droppath_relu_c36_32x32", "pw", 256, 36, 4, 0, 9, 0},
   {"k7_relu_c108_32x32", "pw", 256, 108, 4, 0, 2, 0},
-  {"k8_bnstats_c72_32x32", "pw", 256, 72, 4, 0, 6, 1},
-  {"k9_bnapply_relu_c72_32x32", "pw", 256, 72, 4, 0, 6, 0},
-  {"k10_bnstats_c72_16x16", "pw", 256, 72, 16, 0, 6, 1},
-  {"k11_bnapply_avg2x2s2_add_droppath_relu_c72_16x16", "pool", 256, 72, 16, 32768, 13, 0},
-  {"k12_bnapply_avg3x3s2_droppath_add_c72_16x16", "pool", 256, 72, 16, 30492, 13, 0},
-  {"k13_bnstats_c72_32x16", "pw", 256, 72, 8, 0, 6, 1},
-  {"k14_bnapply_relu_c72_32x16", "pw", 256, 72, 8, 0, 6, 0},
-  {"k15_bnapply_max2x2s2_droppath_add_c72_16x16", "pool", 256, 72, 16, 32768, 13, 0},
-  {"k16_bnapply_avg3x3s2_droppath_add_c72_16x16", "pool", 256, 72, 16, 30492, 13, 0},
-  {"k17_bnapply_max3x3s2_droppath_add_c72_16x16", "pool", 256, 72, 16, 30492, 13, 0},
+  {"k8_bnstats_c72_32x32", "pw", 256, 72, 4, 0, 8, 1},
+  {"k9_bnapply_relu_c72_32x32", "pw", 256, 72, 4, 0, 4, 0},
+  {"k10_bnstats_c72_16x16", "pw", 256, 72, 16, 0, 8, 1},
+  {"k11_bnapply_avg2x2s2_add_droppath_relu_c72_16x16", "pool", 256, 72, 16, 32768, 9, 0},
+  {"k12_bnapply_avg3x3s2_droppath_add_c72_16x16", "pool", 256, 72, 16, 30492, 9, 0},
+  {"k13_bnstats_c72_32x16", "pw", 256, 72, 8, 0, 8, 1},
+  {"k14_bnapply_relu_c72_32x16", "pw", 256, 72, 8, 0, 4, 0},
+  {"k15_bnapply_max2x2s2_droppath_add_c72_16x16", "pool", 256, 72, 16, 32768, 9, 0},
+  {"k16_bnapply_avg3x3s2_droppath_add_c72_16x16", "pool", 256, 72, 16, 30492, 9, 0},
+  {"k17_bnapply_max3x3s2_droppath_add_c72_16x16", "pool", 256, 72, 16, 30492, 9, 0},
   {"k18_relu_c288_16x16", "pw", 256, 288, 16, 0, 2, 0},
-  {"k19_bnapply_relu_c72_16x16", "pw", 256, 72, 16, 0, 6, 0},
-  {"k20_bnapply_avg5x5s1_add_droppath_relu_c72_16x16", "pool", 256, 72, 16, 25600, 13, 0},
-  {"k21_bnapply_droppath_add_c72_16x16", "pw", 256, 72, 16, 0, 13, 0},
-  {"k22_bnapply_add_droppath_relu_c72_16x16", "pw", 256, 72, 16, 0, 13, 0},
+  {"k19_bnapply_relu_c72_16x16", "pw", 256, 72, 16, 0, 4, 0},
+  {"k20_bnapply_avg5x5s1_add_droppath_relu_c72_16x16", "pool", 256, 72, 16, 25600, 9, 0},
+  {"k21_bnapply_droppath_add_c72_16x16", "pw", 256, 72, 16, 0, 9, 0},
+  {"k22_bnapply_add_droppath_relu_c72_16x16", "pw", 256, 72, 16, 0, 9, 0},
   {"k23_relu_c216_16x16", "pw", 256, 216, 16, 0, 2, 0},
-  {"k24_bnstats_c144_16x16", "pw", 256, 144, 16, 0, 6, 1},
-  {"k25_bnapply_relu_c144_16x16", "pw", 256, 144, 16, 0, 6, 0},
-  {"k26_bnstats_c144_8x8", "pw", 256, 144, 64, 0, 6, 1},
-  {"k27_bnapply_avg2x2s2_add_droppath_relu_c144_8x8", "pool", 256, 144, 64, 32768, 13, 0},
-  {"k28_bnapply_avg3x3s2_droppath_add_c144_8x8", "pool", 256, 144, 64, 32368, 13, 0},
-  {"k29_bnstats_c144_16x8", "pw", 256, 144, 32, 0, 6, 1},
-  {"k30_bnapply_relu_c144_16x8", "pw", 256, 144, 32, 0, 6, 0},
-  {"k31_bnapply_max2x2s2_droppath_add_c144_8x8", "pool", 256, 144, 64, 32768, 13, 0},
-  {"k32_bnapply_avg3x3s2_droppath_add_c144_8x8", "pool", 256, 144, 64, 32368, 13, 0},
-  {"k33_bnapply_max3x3s2_droppath_add_c144_8x8", "pool", 256, 144, 64, 32368, 13, 0},
+  {"k24_bnstats_c144_16x16", "pw", 256, 144, 16, 0, 8, 1},
+  {"k25_bnapply_relu_c144_16x16", "pw", 256, 144, 16, 0, 4, 0},
+  {"k26_bnstats_c144_8x8", "pw", 256, 144, 64, 0, 8, 1},
+  {"k27_bnapply_avg2x2s2_add_droppath_relu_c144_8x8", "pool", 256, 144, 64, 32768, 9, 0},
+  {"k28_bnapply_avg3x3s2_droppath_add_c144_8x8", "pool", 256, 144, 64, 32368, 9, 0},
+  {"k29_bnstats_c144_16x8", "pw", 256, 144, 32, 0, 8, 1},
+  {"k30_bnapply_relu_c144_16x8", "pw", 256, 144, 32, 0, 4, 0},
+  {"k31_bnapply_max2x2s2_droppath_add_c144_8x8", "pool", 256, 144, 64, 32768, 9, 0},
+  {"k32_bnapply_avg3x3s2_droppath_add_c144_8x8", "pool", 256, 144, 64, 32368, 9, 0},
+  {"k33_bnapply_max3x3s2_droppath_add_c144_8x8", "pool", 256, 144, 64, 32368, 9, 0},
   {"k34_relu_avg5x5s3_c576_2x2", "pool", 256, 576, 128, 32768, 2, 0},
-  {"k35_bnstats_c128_2x2", "pw", 256, 128, 32, 0, 6, 1},
-  {"k36_bnapply_relu_c128_2x2", "pw", 256, 128, 32, 0, 6, 0},
-  {"k37_bnstats_c768_1x1", "pw", 256, 768, 128, 0, 6, 1},
-  {"k38_bnapply_relu_c768_1x1", "pw", 256, 768, 128, 0, 6, 0},
+  {"k35_bnstats_c128_2x2", "pw", 256, 128, 32, 0, 8, 1},
+  {"k36_bnapply_relu_c128_2x2", "pw", 256, 128, 32, 0, 4, 0},
+  {"k37_bnstats_c768_1x1", "pw", 256, 768, 128, 0, 8, 1},
+  {"k38_bnapply_relu_c768_1x1", "pw", 256, 768, 128, 0, 4, 0},
   {"k39_bias_c10_1x1", "pw", 256, 10, 4, 0, 2, 0},
   {"k40_relu_c576_8x8", "pw", 256, 576, 64, 0, 2, 0},
-  {"k41_bnapply_relu_c144_8x8", "pw", 256, 144, 64, 0, 6, 0},
-  {"k42_bnapply_avg5x5s1_add_droppath_relu_c144_8x8", "pool", 256, 144, 64, 32256, 13, 0},
-  {"k43_bnapply_droppath_add_c144_8x8", "pw", 256, 144, 64, 0, 13, 0},
-  {"k44_bnapply_add_droppath_relu_c144_8x8", "pw", 256, 144, 64, 0, 13, 0},
+  {"k41_bnapply_relu_c144_8x8", "pw", 256, 144, 64, 0, 4, 0},
+  {"k42_bnapply_avg5x5s1_add_droppath_relu_c144_8x8", "pool", 256, 144, 64, 32256, 9, 0},
+  {"k43_bnapply_droppath_add_c144_8x8", "pw", 256, 144, 64, 0, 9, 0},
+  {"k44_bnapply_add_droppath_relu_c144_8x8", "pw", 256, 144, 64, 0, 9, 0},
   {"k45_relu_c432_8x8", "pw", 256, 432, 64, 0, 2, 0},
   {"k46_gap_dropout_c432_1x1", "gap", 256, 432, 64, 0, 3, 0},
   {"k47_xent_xent_bwd_c10_1x1", "xent", 256, 1, 8, 0, 5, 1},
@@ -12601,8 +12594,8 @@ static const CudaKernel nao_kernels[] = {  // name, pattern, block, grid_x, grid
   {"k72_mask_bwd_bnbwdsum_c144_8x8", "pw", 256, 144, 64, 0, 9, 1},
   {"k73_mask_bwd_bnbwd_c144_8x8", "pw", 256, 144, 64, 0, 8, 0},
   {"k74_bnapply_relu_relu_bwd_c144_16x16", "pw", 256, 144, 16, 0, 3, 0},
-  {"k75_bnapply_mask_bwd_max3x3s2bwd_c144_16x16", "pool_bwd", 256, 144, 16, 23616, 8, 0},
-  {"k76_bnapply_mask_bwd_max2x2s2bwd_c144_16x16", "pool_bwd", 256, 144, 16, 21504, 8, 0},
+  {"k75_bnapply_mask_bwd_max3x3s2bwd_c144_16x16", "pool_bwd", 256, 144, 16, 23616, 6, 0},
+  {"k76_bnapply_mask_bwd_max2x2s2bwd_c144_16x16", "pool_bwd", 256, 144, 16, 21504, 6, 0},
   {"k77_relu_bwd_bnbwdsum_c144_16x8", "pw", 256, 144, 32, 0, 10, 1},
   {"k78_bnbwd_c144_16x8", "pw", 256, 144, 32, 0, 7, 0},
   {"k79_bnapply_mask_bwd_avg3x3s2bwd_relu_c144_16x16", "pool_bwd", 256, 144, 16, 4096, 5, 0},
@@ -12626,8 +12619,8 @@ static const CudaKernel nao_kernels[] = {  // name, pattern, block, grid_x, grid
   {"k97_mask_bwd_bnbwdsum_c72_16x16", "pw", 256, 72, 16, 0, 9, 1},
   {"k98_mask_bwd_bnbwd_c72_16x16", "pw", 256, 72, 16, 0, 8, 0},
   {"k99_bnapply_relu_relu_bwd_c72_32x32", "pw", 256, 72, 4, 0, 3, 0},
-  {"k100_bnapply_mask_bwd_max3x3s2bwd_c72_32x32", "pool_bwd", 256, 72, 4, 22544, 8, 0},
-  {"k101_bnapply_mask_bwd_max2x2s2bwd_c72_32x32", "pool_bwd", 256, 72, 4, 21504, 8, 0},
+  {"k100_bnapply_mask_bwd_max3x3s2bwd_c72_32x32", "pool_bwd", 256, 72, 4, 22544, 6, 0},
+  {"k101_bnapply_mask_bwd_max2x2s2bwd_c72_32x32", "pool_bwd", 256, 72, 4, 21504, 6, 0},
   {"k102_relu_bwd_bnbwdsum_c72_32x16", "pw", 256, 72, 8, 0, 10, 1},
   {"k103_bnbwd_c72_32x16", "pw", 256, 72, 8, 0, 7, 0},
   {"k104_bnapply_mask_bwd_avg3x3s2bwd_relu_c72_32x32", "pool_bwd", 256, 72, 4, 4096, 5, 0},
@@ -17732,6 +17725,241 @@ static const IrTensor nao_train_tensors[] = {
   {.name = "grad:cells.0.maybe_calibrate_size.preprocess_x.conv", .kind = IR_T_ACT, .c = 36, .h = 32, .w = 32, .producer = 2239, .view_of = -1, .grad_of = 7},
   {.name = "grad:cells.0.maybe_calibrate_size.preprocess_x.relu", .kind = IR_T_ACT, .c = 108, .h = 32, .w = 32, .producer = 2241, .view_of = -1, .grad_of = 6},
   {.name = "grad:stem.0", .kind = IR_T_ACT, .c = 108, .h = 32, .w = 32, .producer = 2243, .view_of = -1, .grad_of = 2},
+  {.name = "bnapply:stem.1", .kind = IR_T_STAT, .c = 324, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.0.maybe_calibrate_size.preprocess_x.bn", .kind = IR_T_STAT, .c = 108, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.0.maybe_calibrate_size.preprocess_y.bn", .kind = IR_T_STAT, .c = 108, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.0.ops.0.x_op.ops.2", .kind = IR_T_STAT, .c = 108, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.0.ops.1.x_op.ops.2", .kind = IR_T_STAT, .c = 108, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.0.ops.1.x_op.ops.5", .kind = IR_T_STAT, .c = 108, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.0.ops.1.y_op.ops.2", .kind = IR_T_STAT, .c = 108, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.0.ops.2.x_op.ops.2", .kind = IR_T_STAT, .c = 108, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.0.ops.2.y_op.ops.2", .kind = IR_T_STAT, .c = 108, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.0.ops.3.x_op.ops.2", .kind = IR_T_STAT, .c = 108, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.0.ops.3.x_op.ops.5", .kind = IR_T_STAT, .c = 108, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.0.ops.3.y_op.ops.2", .kind = IR_T_STAT, .c = 108, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.0.ops.4.y_op.ops.2", .kind = IR_T_STAT, .c = 108, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.1.maybe_calibrate_size.preprocess_x.bn", .kind = IR_T_STAT, .c = 108, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.1.maybe_calibrate_size.preprocess_y.bn", .kind = IR_T_STAT, .c = 108, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.1.ops.0.x_op.ops.2", .kind = IR_T_STAT, .c = 108, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.1.ops.1.x_op.ops.2", .kind = IR_T_STAT, .c = 108, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.1.ops.1.x_op.ops.5", .kind = IR_T_STAT, .c = 108, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.1.ops.1.y_op.ops.2", .kind = IR_T_STAT, .c = 108, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.1.ops.2.x_op.ops.2", .kind = IR_T_STAT, .c = 108, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.1.ops.2.y_op.ops.2", .kind = IR_T_STAT, .c = 108, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.1.ops.3.x_op.ops.2", .kind = IR_T_STAT, .c = 108, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.1.ops.3.x_op.ops.5", .kind = IR_T_STAT, .c = 108, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.1.ops.3.y_op.ops.2", .kind = IR_T_STAT, .c = 108, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.1.ops.4.y_op.ops.2", .kind = IR_T_STAT, .c = 108, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.2.maybe_calibrate_size.preprocess_x.bn", .kind = IR_T_STAT, .c = 108, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.2.maybe_calibrate_size.preprocess_y.bn", .kind = IR_T_STAT, .c = 108, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.2.ops.0.x_op.ops.2", .kind = IR_T_STAT, .c = 108, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.2.ops.1.x_op.ops.2", .kind = IR_T_STAT, .c = 108, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.2.ops.1.x_op.ops.5", .kind = IR_T_STAT, .c = 108, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.2.ops.1.y_op.ops.2", .kind = IR_T_STAT, .c = 108, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.2.ops.2.x_op.ops.2", .kind = IR_T_STAT, .c = 108, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.2.ops.2.y_op.ops.2", .kind = IR_T_STAT, .c = 108, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.2.ops.3.x_op.ops.2", .kind = IR_T_STAT, .c = 108, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.2.ops.3.x_op.ops.5", .kind = IR_T_STAT, .c = 108, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.2.ops.3.y_op.ops.2", .kind = IR_T_STAT, .c = 108, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.2.ops.4.y_op.ops.2", .kind = IR_T_STAT, .c = 108, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.3.maybe_calibrate_size.preprocess_x.bn", .kind = IR_T_STAT, .c = 108, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.3.maybe_calibrate_size.preprocess_y.bn", .kind = IR_T_STAT, .c = 108, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.3.ops.0.x_op.ops.2", .kind = IR_T_STAT, .c = 108, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.3.ops.1.x_op.ops.2", .kind = IR_T_STAT, .c = 108, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.3.ops.1.x_op.ops.5", .kind = IR_T_STAT, .c = 108, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.3.ops.1.y_op.ops.2", .kind = IR_T_STAT, .c = 108, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.3.ops.2.x_op.ops.2", .kind = IR_T_STAT, .c = 108, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.3.ops.2.y_op.ops.2", .kind = IR_T_STAT, .c = 108, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.3.ops.3.x_op.ops.2", .kind = IR_T_STAT, .c = 108, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.3.ops.3.x_op.ops.5", .kind = IR_T_STAT, .c = 108, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.3.ops.3.y_op.ops.2", .kind = IR_T_STAT, .c = 108, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.3.ops.4.y_op.ops.2", .kind = IR_T_STAT, .c = 108, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.4.maybe_calibrate_size.preprocess_x.bn", .kind = IR_T_STAT, .c = 108, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.4.maybe_calibrate_size.preprocess_y.bn", .kind = IR_T_STAT, .c = 108, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.4.ops.0.x_op.ops.2", .kind = IR_T_STAT, .c = 108, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.4.ops.1.x_op.ops.2", .kind = IR_T_STAT, .c = 108, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.4.ops.1.x_op.ops.5", .kind = IR_T_STAT, .c = 108, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.4.ops.1.y_op.ops.2", .kind = IR_T_STAT, .c = 108, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.4.ops.2.x_op.ops.2", .kind = IR_T_STAT, .c = 108, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.4.ops.2.y_op.ops.2", .kind = IR_T_STAT, .c = 108, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.4.ops.3.x_op.ops.2", .kind = IR_T_STAT, .c = 108, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.4.ops.3.x_op.ops.5", .kind = IR_T_STAT, .c = 108, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.4.ops.3.y_op.ops.2", .kind = IR_T_STAT, .c = 108, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.4.ops.4.y_op.ops.2", .kind = IR_T_STAT, .c = 108, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.5.maybe_calibrate_size.preprocess_x.bn", .kind = IR_T_STAT, .c = 108, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.5.maybe_calibrate_size.preprocess_y.bn", .kind = IR_T_STAT, .c = 108, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.5.ops.0.x_op.ops.2", .kind = IR_T_STAT, .c = 108, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.5.ops.1.x_op.ops.2", .kind = IR_T_STAT, .c = 108, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.5.ops.1.x_op.ops.5", .kind = IR_T_STAT, .c = 108, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.5.ops.1.y_op.ops.2", .kind = IR_T_STAT, .c = 108, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.5.ops.2.x_op.ops.2", .kind = IR_T_STAT, .c = 108, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.5.ops.2.y_op.ops.2", .kind = IR_T_STAT, .c = 108, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.5.ops.3.x_op.ops.2", .kind = IR_T_STAT, .c = 108, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.5.ops.3.x_op.ops.5", .kind = IR_T_STAT, .c = 108, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.5.ops.3.y_op.ops.2", .kind = IR_T_STAT, .c = 108, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.5.ops.4.y_op.ops.2", .kind = IR_T_STAT, .c = 108, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.6.maybe_calibrate_size.preprocess_x.bn", .kind = IR_T_STAT, .c = 216, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.6.maybe_calibrate_size.preprocess_y.bn", .kind = IR_T_STAT, .c = 216, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.6.ops.0.x_op.ops.2", .kind = IR_T_STAT, .c = 216, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.6.ops.1.x_op.ops.2", .kind = IR_T_STAT, .c = 216, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.6.ops.2.x_op.ops.2", .kind = IR_T_STAT, .c = 216, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.6.ops.2.x_op.ops.5", .kind = IR_T_STAT, .c = 216, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.6.ops.3.y_op.ops.2", .kind = IR_T_STAT, .c = 216, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.6.ops.4.y_op.ops.2", .kind = IR_T_STAT, .c = 216, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.7.maybe_calibrate_size.preprocess_x.bn", .kind = IR_T_STAT, .c = 216, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.7.maybe_calibrate_size.preprocess_y.bn", .kind = IR_T_STAT, .c = 216, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.7.ops.0.x_op.ops.2", .kind = IR_T_STAT, .c = 216, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.7.ops.1.x_op.ops.2", .kind = IR_T_STAT, .c = 216, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.7.ops.1.x_op.ops.5", .kind = IR_T_STAT, .c = 216, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.7.ops.1.y_op.ops.2", .kind = IR_T_STAT, .c = 216, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.7.ops.2.x_op.ops.2", .kind = IR_T_STAT, .c = 216, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.7.ops.2.y_op.ops.2", .kind = IR_T_STAT, .c = 216, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.7.ops.3.x_op.ops.2", .kind = IR_T_STAT, .c = 216, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.7.ops.3.x_op.ops.5", .kind = IR_T_STAT, .c = 216, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.7.ops.3.y_op.ops.2", .kind = IR_T_STAT, .c = 216, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.7.ops.4.y_op.ops.2", .kind = IR_T_STAT, .c = 216, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.8.maybe_calibrate_size.preprocess_x.bn", .kind = IR_T_STAT, .c = 216, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.8.maybe_calibrate_size.preprocess_y.bn", .kind = IR_T_STAT, .c = 216, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.8.ops.0.x_op.ops.2", .kind = IR_T_STAT, .c = 216, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.8.ops.1.x_op.ops.2", .kind = IR_T_STAT, .c = 216, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.8.ops.1.x_op.ops.5", .kind = IR_T_STAT, .c = 216, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.8.ops.1.y_op.ops.2", .kind = IR_T_STAT, .c = 216, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.8.ops.2.x_op.ops.2", .kind = IR_T_STAT, .c = 216, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.8.ops.2.y_op.ops.2", .kind = IR_T_STAT, .c = 216, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.8.ops.3.x_op.ops.2", .kind = IR_T_STAT, .c = 216, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.8.ops.3.x_op.ops.5", .kind = IR_T_STAT, .c = 216, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.8.ops.3.y_op.ops.2", .kind = IR_T_STAT, .c = 216, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.8.ops.4.y_op.ops.2", .kind = IR_T_STAT, .c = 216, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.9.maybe_calibrate_size.preprocess_x.bn", .kind = IR_T_STAT, .c = 216, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.9.maybe_calibrate_size.preprocess_y.bn", .kind = IR_T_STAT, .c = 216, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.9.ops.0.x_op.ops.2", .kind = IR_T_STAT, .c = 216, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.9.ops.1.x_op.ops.2", .kind = IR_T_STAT, .c = 216, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.9.ops.1.x_op.ops.5", .kind = IR_T_STAT, .c = 216, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.9.ops.1.y_op.ops.2", .kind = IR_T_STAT, .c = 216, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.9.ops.2.x_op.ops.2", .kind = IR_T_STAT, .c = 216, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.9.ops.2.y_op.ops.2", .kind = IR_T_STAT, .c = 216, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.9.ops.3.x_op.ops.2", .kind = IR_T_STAT, .c = 216, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.9.ops.3.x_op.ops.5", .kind = IR_T_STAT, .c = 216, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.9.ops.3.y_op.ops.2", .kind = IR_T_STAT, .c = 216, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.9.ops.4.y_op.ops.2", .kind = IR_T_STAT, .c = 216, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.10.maybe_calibrate_size.preprocess_x.bn", .kind = IR_T_STAT, .c = 216, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.10.maybe_calibrate_size.preprocess_y.bn", .kind = IR_T_STAT, .c = 216, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.10.ops.0.x_op.ops.2", .kind = IR_T_STAT, .c = 216, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.10.ops.1.x_op.ops.2", .kind = IR_T_STAT, .c = 216, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.10.ops.1.x_op.ops.5", .kind = IR_T_STAT, .c = 216, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.10.ops.1.y_op.ops.2", .kind = IR_T_STAT, .c = 216, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.10.ops.2.x_op.ops.2", .kind = IR_T_STAT, .c = 216, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.10.ops.2.y_op.ops.2", .kind = IR_T_STAT, .c = 216, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.10.ops.3.x_op.ops.2", .kind = IR_T_STAT, .c = 216, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.10.ops.3.x_op.ops.5", .kind = IR_T_STAT, .c = 216, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.10.ops.3.y_op.ops.2", .kind = IR_T_STAT, .c = 216, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.10.ops.4.y_op.ops.2", .kind = IR_T_STAT, .c = 216, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.11.maybe_calibrate_size.preprocess_x.bn", .kind = IR_T_STAT, .c = 216, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.11.maybe_calibrate_size.preprocess_y.bn", .kind = IR_T_STAT, .c = 216, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.11.ops.0.x_op.ops.2", .kind = IR_T_STAT, .c = 216, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.11.ops.1.x_op.ops.2", .kind = IR_T_STAT, .c = 216, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.11.ops.1.x_op.ops.5", .kind = IR_T_STAT, .c = 216, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.11.ops.1.y_op.ops.2", .kind = IR_T_STAT, .c = 216, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.11.ops.2.x_op.ops.2", .kind = IR_T_STAT, .c = 216, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.11.ops.2.y_op.ops.2", .kind = IR_T_STAT, .c = 216, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.11.ops.3.x_op.ops.2", .kind = IR_T_STAT, .c = 216, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.11.ops.3.x_op.ops.5", .kind = IR_T_STAT, .c = 216, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.11.ops.3.y_op.ops.2", .kind = IR_T_STAT, .c = 216, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.11.ops.4.y_op.ops.2", .kind = IR_T_STAT, .c = 216, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.12.maybe_calibrate_size.preprocess_x.bn", .kind = IR_T_STAT, .c = 216, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.12.maybe_calibrate_size.preprocess_y.bn", .kind = IR_T_STAT, .c = 216, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.12.ops.0.x_op.ops.2", .kind = IR_T_STAT, .c = 216, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.12.ops.1.x_op.ops.2", .kind = IR_T_STAT, .c = 216, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.12.ops.1.x_op.ops.5", .kind = IR_T_STAT, .c = 216, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.12.ops.1.y_op.ops.2", .kind = IR_T_STAT, .c = 216, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.12.ops.2.x_op.ops.2", .kind = IR_T_STAT, .c = 216, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.12.ops.2.y_op.ops.2", .kind = IR_T_STAT, .c = 216, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.12.ops.3.x_op.ops.2", .kind = IR_T_STAT, .c = 216, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.12.ops.3.x_op.ops.5", .kind = IR_T_STAT, .c = 216, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.12.ops.3.y_op.ops.2", .kind = IR_T_STAT, .c = 216, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.12.ops.4.y_op.ops.2", .kind = IR_T_STAT, .c = 216, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.13.maybe_calibrate_size.preprocess_x.bn", .kind = IR_T_STAT, .c = 432, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.13.maybe_calibrate_size.preprocess_y.bn", .kind = IR_T_STAT, .c = 432, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.13.ops.0.x_op.ops.2", .kind = IR_T_STAT, .c = 432, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.13.ops.1.x_op.ops.2", .kind = IR_T_STAT, .c = 432, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.13.ops.2.x_op.ops.2", .kind = IR_T_STAT, .c = 432, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.13.ops.2.x_op.ops.5", .kind = IR_T_STAT, .c = 432, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.13.ops.3.y_op.ops.2", .kind = IR_T_STAT, .c = 432, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.13.ops.4.y_op.ops.2", .kind = IR_T_STAT, .c = 432, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:auxiliary_head.bn1", .kind = IR_T_STAT, .c = 384, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:auxiliary_head.bn2", .kind = IR_T_STAT, .c = 2304, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.14.maybe_calibrate_size.preprocess_x.bn", .kind = IR_T_STAT, .c = 432, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.14.maybe_calibrate_size.preprocess_y.bn", .kind = IR_T_STAT, .c = 432, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.14.ops.0.x_op.ops.2", .kind = IR_T_STAT, .c = 432, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.14.ops.1.x_op.ops.2", .kind = IR_T_STAT, .c = 432, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.14.ops.1.x_op.ops.5", .kind = IR_T_STAT, .c = 432, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.14.ops.1.y_op.ops.2", .kind = IR_T_STAT, .c = 432, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.14.ops.2.x_op.ops.2", .kind = IR_T_STAT, .c = 432, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.14.ops.2.y_op.ops.2", .kind = IR_T_STAT, .c = 432, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.14.ops.3.x_op.ops.2", .kind = IR_T_STAT, .c = 432, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.14.ops.3.x_op.ops.5", .kind = IR_T_STAT, .c = 432, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.14.ops.3.y_op.ops.2", .kind = IR_T_STAT, .c = 432, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.14.ops.4.y_op.ops.2", .kind = IR_T_STAT, .c = 432, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.15.maybe_calibrate_size.preprocess_x.bn", .kind = IR_T_STAT, .c = 432, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.15.maybe_calibrate_size.preprocess_y.bn", .kind = IR_T_STAT, .c = 432, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.15.ops.0.x_op.ops.2", .kind = IR_T_STAT, .c = 432, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.15.ops.1.x_op.ops.2", .kind = IR_T_STAT, .c = 432, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.15.ops.1.x_op.ops.5", .kind = IR_T_STAT, .c = 432, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.15.ops.1.y_op.ops.2", .kind = IR_T_STAT, .c = 432, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.15.ops.2.x_op.ops.2", .kind = IR_T_STAT, .c = 432, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.15.ops.2.y_op.ops.2", .kind = IR_T_STAT, .c = 432, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.15.ops.3.x_op.ops.2", .kind = IR_T_STAT, .c = 432, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.15.ops.3.x_op.ops.5", .kind = IR_T_STAT, .c = 432, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.15.ops.3.y_op.ops.2", .kind = IR_T_STAT, .c = 432, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.15.ops.4.y_op.ops.2", .kind = IR_T_STAT, .c = 432, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.16.maybe_calibrate_size.preprocess_x.bn", .kind = IR_T_STAT, .c = 432, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.16.maybe_calibrate_size.preprocess_y.bn", .kind = IR_T_STAT, .c = 432, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.16.ops.0.x_op.ops.2", .kind = IR_T_STAT, .c = 432, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.16.ops.1.x_op.ops.2", .kind = IR_T_STAT, .c = 432, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.16.ops.1.x_op.ops.5", .kind = IR_T_STAT, .c = 432, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.16.ops.1.y_op.ops.2", .kind = IR_T_STAT, .c = 432, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.16.ops.2.x_op.ops.2", .kind = IR_T_STAT, .c = 432, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.16.ops.2.y_op.ops.2", .kind = IR_T_STAT, .c = 432, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.16.ops.3.x_op.ops.2", .kind = IR_T_STAT, .c = 432, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.16.ops.3.x_op.ops.5", .kind = IR_T_STAT, .c = 432, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.16.ops.3.y_op.ops.2", .kind = IR_T_STAT, .c = 432, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.16.ops.4.y_op.ops.2", .kind = IR_T_STAT, .c = 432, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.17.maybe_calibrate_size.preprocess_x.bn", .kind = IR_T_STAT, .c = 432, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.17.maybe_calibrate_size.preprocess_y.bn", .kind = IR_T_STAT, .c = 432, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.17.ops.0.x_op.ops.2", .kind = IR_T_STAT, .c = 432, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.17.ops.1.x_op.ops.2", .kind = IR_T_STAT, .c = 432, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.17.ops.1.x_op.ops.5", .kind = IR_T_STAT, .c = 432, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.17.ops.1.y_op.ops.2", .kind = IR_T_STAT, .c = 432, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.17.ops.2.x_op.ops.2", .kind = IR_T_STAT, .c = 432, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.17.ops.2.y_op.ops.2", .kind = IR_T_STAT, .c = 432, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.17.ops.3.x_op.ops.2", .kind = IR_T_STAT, .c = 432, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.17.ops.3.x_op.ops.5", .kind = IR_T_STAT, .c = 432, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.17.ops.3.y_op.ops.2", .kind = IR_T_STAT, .c = 432, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.17.ops.4.y_op.ops.2", .kind = IR_T_STAT, .c = 432, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.18.maybe_calibrate_size.preprocess_x.bn", .kind = IR_T_STAT, .c = 432, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.18.maybe_calibrate_size.preprocess_y.bn", .kind = IR_T_STAT, .c = 432, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.18.ops.0.x_op.ops.2", .kind = IR_T_STAT, .c = 432, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.18.ops.1.x_op.ops.2", .kind = IR_T_STAT, .c = 432, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.18.ops.1.x_op.ops.5", .kind = IR_T_STAT, .c = 432, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.18.ops.1.y_op.ops.2", .kind = IR_T_STAT, .c = 432, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.18.ops.2.x_op.ops.2", .kind = IR_T_STAT, .c = 432, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.18.ops.2.y_op.ops.2", .kind = IR_T_STAT, .c = 432, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.18.ops.3.x_op.ops.2", .kind = IR_T_STAT, .c = 432, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.18.ops.3.x_op.ops.5", .kind = IR_T_STAT, .c = 432, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.18.ops.3.y_op.ops.2", .kind = IR_T_STAT, .c = 432, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.18.ops.4.y_op.ops.2", .kind = IR_T_STAT, .c = 432, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.19.maybe_calibrate_size.preprocess_x.bn", .kind = IR_T_STAT, .c = 432, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.19.maybe_calibrate_size.preprocess_y.bn", .kind = IR_T_STAT, .c = 432, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.19.ops.0.x_op.ops.2", .kind = IR_T_STAT, .c = 432, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.19.ops.1.x_op.ops.2", .kind = IR_T_STAT, .c = 432, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.19.ops.1.x_op.ops.5", .kind = IR_T_STAT, .c = 432, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.19.ops.1.y_op.ops.2", .kind = IR_T_STAT, .c = 432, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.19.ops.2.x_op.ops.2", .kind = IR_T_STAT, .c = 432, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.19.ops.2.y_op.ops.2", .kind = IR_T_STAT, .c = 432, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.19.ops.3.x_op.ops.2", .kind = IR_T_STAT, .c = 432, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.19.ops.3.x_op.ops.5", .kind = IR_T_STAT, .c = 432, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.19.ops.3.y_op.ops.2", .kind = IR_T_STAT, .c = 432, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.19.ops.4.y_op.ops.2", .kind = IR_T_STAT, .c = 432, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
   {.name = "bnbwd_sums:cells.19.ops.4.y_op.ops.2", .kind = IR_T_STAT, .c = 288, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
   {.name = "bnbwd_sums:cells.19.ops.3.y_op.ops.2", .kind = IR_T_STAT, .c = 288, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
   {.name = "bnbwd_sums:cells.19.ops.3.x_op.ops.5", .kind = IR_T_STAT, .c = 288, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
@@ -20772,1904 +21000,2139 @@ static const PlanLoc nao_train_locs[] = {  // region, scaled, unscaled, sample_s
   {LOC_ARENA, 9012064, 0, 110592},  // 2800
   {LOC_ARENA, 9012064, 0, 110592},  // 2801
   {LOC_FIXED, 0, 41764, 0},  // 2802
-  {LOC_FIXED, 0, 42052, 0},  // 2803
-  {LOC_FIXED, 0, 42340, 0},  // 2804
-  {LOC_FIXED, 0, 42628, 0},  // 2805
-  {LOC_FIXED, 0, 42916, 0},  // 2806
-  {LOC_FIXED, 0, 43204, 0},  // 2807
-  {LOC_FIXED, 0, 43492, 0},  // 2808
-  {LOC_FIXED, 0, 43780, 0},  // 2809
-  {LOC_FIXED, 0, 44068, 0},  // 2810
-  {LOC_FIXED, 0, 44356, 0},  // 2811
-  {LOC_FIXED, 0, 44644, 0},  // 2812
-  {LOC_FIXED, 0, 44932, 0},  // 2813
-  {LOC_FIXED, 0, 45220, 0},  // 2814
-  {LOC_FIXED, 0, 45508, 0},  // 2815
-  {LOC_FIXED, 0, 45796, 0},  // 2816
-  {LOC_FIXED, 0, 46084, 0},  // 2817
-  {LOC_FIXED, 0, 46372, 0},  // 2818
-  {LOC_FIXED, 0, 46660, 0},  // 2819
-  {LOC_FIXED, 0, 46948, 0},  // 2820
-  {LOC_FIXED, 0, 47236, 0},  // 2821
-  {LOC_FIXED, 0, 47524, 0},  // 2822
-  {LOC_FIXED, 0, 47812, 0},  // 2823
-  {LOC_FIXED, 0, 48100, 0},  // 2824
-  {LOC_FIXED, 0, 48388, 0},  // 2825
-  {LOC_FIXED, 0, 48676, 0},  // 2826
-  {LOC_FIXED, 0, 48964, 0},  // 2827
-  {LOC_FIXED, 0, 49252, 0},  // 2828
-  {LOC_FIXED, 0, 49540, 0},  // 2829
-  {LOC_FIXED, 0, 49828, 0},  // 2830
-  {LOC_FIXED, 0, 50116, 0},  // 2831
-  {LOC_FIXED, 0, 50404, 0},  // 2832
-  {LOC_FIXED, 0, 50692, 0},  // 2833
-  {LOC_FIXED, 0, 50980, 0},  // 2834
-  {LOC_FIXED, 0, 51268, 0},  // 2835
-  {LOC_FIXED, 0, 51556, 0},  // 2836
-  {LOC_FIXED, 0, 51844, 0},  // 2837
-  {LOC_FIXED, 0, 52132, 0},  // 2838
-  {LOC_FIXED, 0, 52420, 0},  // 2839
-  {LOC_FIXED, 0, 52708, 0},  // 2840
-  {LOC_FIXED, 0, 52996, 0},  // 2841
-  {LOC_FIXED, 0, 53284, 0},  // 2842
-  {LOC_FIXED, 0, 53572, 0},  // 2843
-  {LOC_FIXED, 0, 53860, 0},  // 2844
-  {LOC_FIXED, 0, 54148, 0},  // 2845
-  {LOC_FIXED, 0, 54436, 0},  // 2846
-  {LOC_FIXED, 0, 54724, 0},  // 2847
-  {LOC_FIXED, 0, 55012, 0},  // 2848
-  {LOC_FIXED, 0, 55300, 0},  // 2849
-  {LOC_FIXED, 0, 55588, 0},  // 2850
-  {LOC_FIXED, 0, 55876, 0},  // 2851
-  {LOC_FIXED, 0, 56164, 0},  // 2852
-  {LOC_FIXED, 0, 56452, 0},  // 2853
-  {LOC_FIXED, 0, 56740, 0},  // 2854
-  {LOC_FIXED, 0, 57028, 0},  // 2855
-  {LOC_FIXED, 0, 57316, 0},  // 2856
-  {LOC_FIXED, 0, 57604, 0},  // 2857
-  {LOC_FIXED, 0, 57892, 0},  // 2858
-  {LOC_FIXED, 0, 58180, 0},  // 2859
-  {LOC_FIXED, 0, 58468, 0},  // 2860
-  {LOC_FIXED, 0, 58756, 0},  // 2861
-  {LOC_FIXED, 0, 59044, 0},  // 2862
-  {LOC_FIXED, 0, 59332, 0},  // 2863
-  {LOC_FIXED, 0, 59620, 0},  // 2864
-  {LOC_FIXED, 0, 59908, 0},  // 2865
-  {LOC_FIXED, 0, 60196, 0},  // 2866
-  {LOC_FIXED, 0, 60484, 0},  // 2867
-  {LOC_FIXED, 0, 60772, 0},  // 2868
-  {LOC_FIXED, 0, 61060, 0},  // 2869
-  {LOC_FIXED, 0, 61348, 0},  // 2870
-  {LOC_FIXED, 0, 61636, 0},  // 2871
-  {LOC_FIXED, 0, 61924, 0},  // 2872
-  {LOC_FIXED, 0, 62212, 0},  // 2873
-  {LOC_FIXED, 0, 62500, 0},  // 2874
-  {LOC_FIXED, 0, 64036, 0},  // 2875
-  {LOC_FIXED, 0, 64292, 0},  // 2876
-  {LOC_FIXED, 0, 64580, 0},  // 2877
-  {LOC_FIXED, 0, 64868, 0},  // 2878
-  {LOC_FIXED, 0, 65156, 0},  // 2879
-  {LOC_FIXED, 0, 65444, 0},  // 2880
-  {LOC_FIXED, 0, 65732, 0},  // 2881
-  {LOC_FIXED, 0, 66020, 0},  // 2882
-  {LOC_FIXED, 0, 66308, 0},  // 2883
-  {LOC_FIXED, 0, 66596, 0},  // 2884
-  {LOC_FIXED, 0, 66740, 0},  // 2885
-  {LOC_FIXED, 0, 66884, 0},  // 2886
-  {LOC_FIXED, 0, 67028, 0},  // 2887
-  {LOC_FIXED, 0, 67172, 0},  // 2888
-  {LOC_FIXED, 0, 67316, 0},  // 2889
-  {LOC_FIXED, 0, 67460, 0},  // 2890
-  {LOC_FIXED, 0, 67604, 0},  // 2891
-  {LOC_FIXED, 0, 67748, 0},  // 2892
-  {LOC_FIXED, 0, 67892, 0},  // 2893
-  {LOC_FIXED, 0, 68036, 0},  // 2894
-  {LOC_FIXED, 0, 68180, 0},  // 2895
-  {LOC_FIXED, 0, 68324, 0},  // 2896
-  {LOC_FIXED, 0, 68468, 0},  // 2897
-  {LOC_FIXED, 0, 68612, 0},  // 2898
-  {LOC_FIXED, 0, 68756, 0},  // 2899
-  {LOC_FIXED, 0, 68900, 0},  // 2900
-  {LOC_FIXED, 0, 69044, 0},  // 2901
-  {LOC_FIXED, 0, 69188, 0},  // 2902
-  {LOC_FIXED, 0, 69332, 0},  // 2903
-  {LOC_FIXED, 0, 69476, 0},  // 2904
-  {LOC_FIXED, 0, 69620, 0},  // 2905
-  {LOC_FIXED, 0, 69764, 0},  // 2906
-  {LOC_FIXED, 0, 69908, 0},  // 2907
-  {LOC_FIXED, 0, 70052, 0},  // 2908
-  {LOC_FIXED, 0, 70196, 0},  // 2909
-  {LOC_FIXED, 0, 70340, 0},  // 2910
-  {LOC_FIXED, 0, 70484, 0},  // 2911
-  {LOC_FIXED, 0, 70628, 0},  // 2912
-  {LOC_FIXED, 0, 70772, 0},  // 2913
-  {LOC_FIXED, 0, 70916, 0},  // 2914
-  {LOC_FIXED, 0, 71060, 0},  // 2915
-  {LOC_FIXED, 0, 71204, 0},  // 2916
-  {LOC_FIXED, 0, 71348, 0},  // 2917
-  {LOC_FIXED, 0, 71492, 0},  // 2918
-  {LOC_FIXED, 0, 71636, 0},  // 2919
-  {LOC_FIXED, 0, 71780, 0},  // 2920
-  {LOC_FIXED, 0, 71924, 0},  // 2921
-  {LOC_FIXED, 0, 72068, 0},  // 2922
-  {LOC_FIXED, 0, 72212, 0},  // 2923
-  {LOC_FIXED, 0, 72356, 0},  // 2924
-  {LOC_FIXED, 0, 72500, 0},  // 2925
-  {LOC_FIXED, 0, 72644, 0},  // 2926
-  {LOC_FIXED, 0, 72788, 0},  // 2927
-  {LOC_FIXED, 0, 72932, 0},  // 2928
-  {LOC_FIXED, 0, 73076, 0},  // 2929
-  {LOC_FIXED, 0, 73220, 0},  // 2930
-  {LOC_FIXED, 0, 73364, 0},  // 2931
-  {LOC_FIXED, 0, 73508, 0},  // 2932
-  {LOC_FIXED, 0, 73652, 0},  // 2933
-  {LOC_FIXED, 0, 73796, 0},  // 2934
-  {LOC_FIXED, 0, 73940, 0},  // 2935
-  {LOC_FIXED, 0, 74084, 0},  // 2936
-  {LOC_FIXED, 0, 74228, 0},  // 2937
-  {LOC_FIXED, 0, 74372, 0},  // 2938
-  {LOC_FIXED, 0, 74516, 0},  // 2939
-  {LOC_FIXED, 0, 74660, 0},  // 2940
-  {LOC_FIXED, 0, 74804, 0},  // 2941
-  {LOC_FIXED, 0, 74948, 0},  // 2942
-  {LOC_FIXED, 0, 75092, 0},  // 2943
-  {LOC_FIXED, 0, 75236, 0},  // 2944
-  {LOC_FIXED, 0, 75380, 0},  // 2945
-  {LOC_FIXED, 0, 75524, 0},  // 2946
-  {LOC_FIXED, 0, 75668, 0},  // 2947
-  {LOC_FIXED, 0, 75812, 0},  // 2948
-  {LOC_FIXED, 0, 75956, 0},  // 2949
-  {LOC_FIXED, 0, 76100, 0},  // 2950
-  {LOC_FIXED, 0, 76244, 0},  // 2951
-  {LOC_FIXED, 0, 76388, 0},  // 2952
-  {LOC_FIXED, 0, 76532, 0},  // 2953
-  {LOC_FIXED, 0, 76676, 0},  // 2954
-  {LOC_FIXED, 0, 76820, 0},  // 2955
-  {LOC_FIXED, 0, 76964, 0},  // 2956
-  {LOC_FIXED, 0, 77108, 0},  // 2957
-  {LOC_FIXED, 0, 77252, 0},  // 2958
-  {LOC_FIXED, 0, 77396, 0},  // 2959
-  {LOC_FIXED, 0, 77540, 0},  // 2960
-  {LOC_FIXED, 0, 77684, 0},  // 2961
-  {LOC_FIXED, 0, 77828, 0},  // 2962
-  {LOC_FIXED, 0, 77972, 0},  // 2963
-  {LOC_FIXED, 0, 78116, 0},  // 2964
-  {LOC_FIXED, 0, 78188, 0},  // 2965
-  {LOC_FIXED, 0, 78260, 0},  // 2966
-  {LOC_FIXED, 0, 78332, 0},  // 2967
-  {LOC_FIXED, 0, 78404, 0},  // 2968
-  {LOC_FIXED, 0, 78476, 0},  // 2969
-  {LOC_FIXED, 0, 78548, 0},  // 2970
-  {LOC_FIXED, 0, 78620, 0},  // 2971
-  {LOC_FIXED, 0, 78692, 0},  // 2972
-  {LOC_FIXED, 0, 78764, 0},  // 2973
-  {LOC_FIXED, 0, 78836, 0},  // 2974
-  {LOC_FIXED, 0, 78908, 0},  // 2975
-  {LOC_FIXED, 0, 78980, 0},  // 2976
-  {LOC_FIXED, 0, 79052, 0},  // 2977
-  {LOC_FIXED, 0, 79124, 0},  // 2978
-  {LOC_FIXED, 0, 79196, 0},  // 2979
-  {LOC_FIXED, 0, 79268, 0},  // 2980
-  {LOC_FIXED, 0, 79340, 0},  // 2981
-  {LOC_FIXED, 0, 79412, 0},  // 2982
-  {LOC_FIXED, 0, 79484, 0},  // 2983
-  {LOC_FIXED, 0, 79556, 0},  // 2984
-  {LOC_FIXED, 0, 79628, 0},  // 2985
-  {LOC_FIXED, 0, 79700, 0},  // 2986
-  {LOC_FIXED, 0, 79772, 0},  // 2987
-  {LOC_FIXED, 0, 79844, 0},  // 2988
-  {LOC_FIXED, 0, 79916, 0},  // 2989
-  {LOC_FIXED, 0, 79988, 0},  // 2990
-  {LOC_FIXED, 0, 80060, 0},  // 2991
-  {LOC_FIXED, 0, 80132, 0},  // 2992
-  {LOC_FIXED, 0, 80204, 0},  // 2993
-  {LOC_FIXED, 0, 80276, 0},  // 2994
-  {LOC_FIXED, 0, 80348, 0},  // 2995
-  {LOC_FIXED, 0, 80420, 0},  // 2996
-  {LOC_FIXED, 0, 80492, 0},  // 2997
-  {LOC_FIXED, 0, 80564, 0},  // 2998
-  {LOC_FIXED, 0, 80636, 0},  // 2999
-  {LOC_FIXED, 0, 80708, 0},  // 3000
-  {LOC_FIXED, 0, 80780, 0},  // 3001
-  {LOC_FIXED, 0, 80852, 0},  // 3002
-  {LOC_FIXED, 0, 80924, 0},  // 3003
-  {LOC_FIXED, 0, 80996, 0},  // 3004
-  {LOC_FIXED, 0, 81068, 0},  // 3005
-  {LOC_FIXED, 0, 81140, 0},  // 3006
-  {LOC_FIXED, 0, 81212, 0},  // 3007
-  {LOC_FIXED, 0, 81284, 0},  // 3008
-  {LOC_FIXED, 0, 81356, 0},  // 3009
-  {LOC_FIXED, 0, 81428, 0},  // 3010
-  {LOC_FIXED, 0, 81500, 0},  // 3011
-  {LOC_FIXED, 0, 81572, 0},  // 3012
-  {LOC_FIXED, 0, 81644, 0},  // 3013
-  {LOC_FIXED, 0, 81716, 0},  // 3014
-  {LOC_FIXED, 0, 81788, 0},  // 3015
-  {LOC_FIXED, 0, 81860, 0},  // 3016
-  {LOC_FIXED, 0, 81932, 0},  // 3017
-  {LOC_FIXED, 0, 82004, 0},  // 3018
-  {LOC_FIXED, 0, 82076, 0},  // 3019
-  {LOC_FIXED, 0, 82148, 0},  // 3020
-  {LOC_FIXED, 0, 82220, 0},  // 3021
-  {LOC_FIXED, 0, 82292, 0},  // 3022
-  {LOC_FIXED, 0, 82364, 0},  // 3023
-  {LOC_FIXED, 0, 82436, 0},  // 3024
-  {LOC_FIXED, 0, 82508, 0},  // 3025
-  {LOC_FIXED, 0, 82580, 0},  // 3026
-  {LOC_FIXED, 0, 82652, 0},  // 3027
-  {LOC_FIXED, 0, 82724, 0},  // 3028
-  {LOC_FIXED, 0, 82796, 0},  // 3029
-  {LOC_FIXED, 0, 82868, 0},  // 3030
-  {LOC_FIXED, 0, 82940, 0},  // 3031
-  {LOC_FIXED, 0, 83012, 0},  // 3032
-  {LOC_FIXED, 0, 83084, 0},  // 3033
-  {LOC_FIXED, 0, 83156, 0},  // 3034
-  {LOC_FIXED, 0, 83228, 0},  // 3035
-  {LOC_FIXED, 0, 83300, 0},  // 3036
+  {LOC_FIXED, 0, 42088, 0},  // 2803
+  {LOC_FIXED, 0, 42196, 0},  // 2804
+  {LOC_FIXED, 0, 42304, 0},  // 2805
+  {LOC_FIXED, 0, 42412, 0},  // 2806
+  {LOC_FIXED, 0, 42520, 0},  // 2807
+  {LOC_FIXED, 0, 42628, 0},  // 2808
+  {LOC_FIXED, 0, 42736, 0},  // 2809
+  {LOC_FIXED, 0, 42844, 0},  // 2810
+  {LOC_FIXED, 0, 42952, 0},  // 2811
+  {LOC_FIXED, 0, 43060, 0},  // 2812
+  {LOC_FIXED, 0, 43168, 0},  // 2813
+  {LOC_FIXED, 0, 43276, 0},  // 2814
+  {LOC_FIXED, 0, 43384, 0},  // 2815
+  {LOC_FIXED, 0, 43492, 0},  // 2816
+  {LOC_FIXED, 0, 43600, 0},  // 2817
+  {LOC_FIXED, 0, 43708, 0},  // 2818
+  {LOC_FIXED, 0, 43816, 0},  // 2819
+  {LOC_FIXED, 0, 43924, 0},  // 2820
+  {LOC_FIXED, 0, 44032, 0},  // 2821
+  {LOC_FIXED, 0, 44140, 0},  // 2822
+  {LOC_FIXED, 0, 44248, 0},  // 2823
+  {LOC_FIXED, 0, 44356, 0},  // 2824
+  {LOC_FIXED, 0, 44464, 0},  // 2825
+  {LOC_FIXED, 0, 44572, 0},  // 2826
+  {LOC_FIXED, 0, 44680, 0},  // 2827
+  {LOC_FIXED, 0, 44788, 0},  // 2828
+  {LOC_FIXED, 0, 44896, 0},  // 2829
+  {LOC_FIXED, 0, 45004, 0},  // 2830
+  {LOC_FIXED, 0, 45112, 0},  // 2831
+  {LOC_FIXED, 0, 45220, 0},  // 2832
+  {LOC_FIXED, 0, 45328, 0},  // 2833
+  {LOC_FIXED, 0, 45436, 0},  // 2834
+  {LOC_FIXED, 0, 45544, 0},  // 2835
+  {LOC_FIXED, 0, 45652, 0},  // 2836
+  {LOC_FIXED, 0, 45760, 0},  // 2837
+  {LOC_FIXED, 0, 45868, 0},  // 2838
+  {LOC_FIXED, 0, 45976, 0},  // 2839
+  {LOC_FIXED, 0, 46084, 0},  // 2840
+  {LOC_FIXED, 0, 46192, 0},  // 2841
+  {LOC_FIXED, 0, 46300, 0},  // 2842
+  {LOC_FIXED, 0, 46408, 0},  // 2843
+  {LOC_FIXED, 0, 46516, 0},  // 2844
+  {LOC_FIXED, 0, 46624, 0},  // 2845
+  {LOC_FIXED, 0, 46732, 0},  // 2846
+  {LOC_FIXED, 0, 46840, 0},  // 2847
+  {LOC_FIXED, 0, 46948, 0},  // 2848
+  {LOC_FIXED, 0, 47056, 0},  // 2849
+  {LOC_FIXED, 0, 47164, 0},  // 2850
+  {LOC_FIXED, 0, 47272, 0},  // 2851
+  {LOC_FIXED, 0, 47380, 0},  // 2852
+  {LOC_FIXED, 0, 47488, 0},  // 2853
+  {LOC_FIXED, 0, 47596, 0},  // 2854
+  {LOC_FIXED, 0, 47704, 0},  // 2855
+  {LOC_FIXED, 0, 47812, 0},  // 2856
+  {LOC_FIXED, 0, 47920, 0},  // 2857
+  {LOC_FIXED, 0, 48028, 0},  // 2858
+  {LOC_FIXED, 0, 48136, 0},  // 2859
+  {LOC_FIXED, 0, 48244, 0},  // 2860
+  {LOC_FIXED, 0, 48352, 0},  // 2861
+  {LOC_FIXED, 0, 48460, 0},  // 2862
+  {LOC_FIXED, 0, 48568, 0},  // 2863
+  {LOC_FIXED, 0, 48676, 0},  // 2864
+  {LOC_FIXED, 0, 48784, 0},  // 2865
+  {LOC_FIXED, 0, 48892, 0},  // 2866
+  {LOC_FIXED, 0, 49000, 0},  // 2867
+  {LOC_FIXED, 0, 49108, 0},  // 2868
+  {LOC_FIXED, 0, 49216, 0},  // 2869
+  {LOC_FIXED, 0, 49324, 0},  // 2870
+  {LOC_FIXED, 0, 49432, 0},  // 2871
+  {LOC_FIXED, 0, 49540, 0},  // 2872
+  {LOC_FIXED, 0, 49648, 0},  // 2873
+  {LOC_FIXED, 0, 49756, 0},  // 2874
+  {LOC_FIXED, 0, 49864, 0},  // 2875
+  {LOC_FIXED, 0, 50080, 0},  // 2876
+  {LOC_FIXED, 0, 50296, 0},  // 2877
+  {LOC_FIXED, 0, 50512, 0},  // 2878
+  {LOC_FIXED, 0, 50728, 0},  // 2879
+  {LOC_FIXED, 0, 50944, 0},  // 2880
+  {LOC_FIXED, 0, 51160, 0},  // 2881
+  {LOC_FIXED, 0, 51376, 0},  // 2882
+  {LOC_FIXED, 0, 51592, 0},  // 2883
+  {LOC_FIXED, 0, 51808, 0},  // 2884
+  {LOC_FIXED, 0, 52024, 0},  // 2885
+  {LOC_FIXED, 0, 52240, 0},  // 2886
+  {LOC_FIXED, 0, 52456, 0},  // 2887
+  {LOC_FIXED, 0, 52672, 0},  // 2888
+  {LOC_FIXED, 0, 52888, 0},  // 2889
+  {LOC_FIXED, 0, 53104, 0},  // 2890
+  {LOC_FIXED, 0, 53320, 0},  // 2891
+  {LOC_FIXED, 0, 53536, 0},  // 2892
+  {LOC_FIXED, 0, 53752, 0},  // 2893
+  {LOC_FIXED, 0, 53968, 0},  // 2894
+  {LOC_FIXED, 0, 54184, 0},  // 2895
+  {LOC_FIXED, 0, 54400, 0},  // 2896
+  {LOC_FIXED, 0, 54616, 0},  // 2897
+  {LOC_FIXED, 0, 54832, 0},  // 2898
+  {LOC_FIXED, 0, 55048, 0},  // 2899
+  {LOC_FIXED, 0, 55264, 0},  // 2900
+  {LOC_FIXED, 0, 55480, 0},  // 2901
+  {LOC_FIXED, 0, 55696, 0},  // 2902
+  {LOC_FIXED, 0, 55912, 0},  // 2903
+  {LOC_FIXED, 0, 56128, 0},  // 2904
+  {LOC_FIXED, 0, 56344, 0},  // 2905
+  {LOC_FIXED, 0, 56560, 0},  // 2906
+  {LOC_FIXED, 0, 56776, 0},  // 2907
+  {LOC_FIXED, 0, 56992, 0},  // 2908
+  {LOC_FIXED, 0, 57208, 0},  // 2909
+  {LOC_FIXED, 0, 57424, 0},  // 2910
+  {LOC_FIXED, 0, 57640, 0},  // 2911
+  {LOC_FIXED, 0, 57856, 0},  // 2912
+  {LOC_FIXED, 0, 58072, 0},  // 2913
+  {LOC_FIXED, 0, 58288, 0},  // 2914
+  {LOC_FIXED, 0, 58504, 0},  // 2915
+  {LOC_FIXED, 0, 58720, 0},  // 2916
+  {LOC_FIXED, 0, 58936, 0},  // 2917
+  {LOC_FIXED, 0, 59152, 0},  // 2918
+  {LOC_FIXED, 0, 59368, 0},  // 2919
+  {LOC_FIXED, 0, 59584, 0},  // 2920
+  {LOC_FIXED, 0, 59800, 0},  // 2921
+  {LOC_FIXED, 0, 60016, 0},  // 2922
+  {LOC_FIXED, 0, 60232, 0},  // 2923
+  {LOC_FIXED, 0, 60448, 0},  // 2924
+  {LOC_FIXED, 0, 60664, 0},  // 2925
+  {LOC_FIXED, 0, 60880, 0},  // 2926
+  {LOC_FIXED, 0, 61096, 0},  // 2927
+  {LOC_FIXED, 0, 61312, 0},  // 2928
+  {LOC_FIXED, 0, 61528, 0},  // 2929
+  {LOC_FIXED, 0, 61744, 0},  // 2930
+  {LOC_FIXED, 0, 61960, 0},  // 2931
+  {LOC_FIXED, 0, 62176, 0},  // 2932
+  {LOC_FIXED, 0, 62392, 0},  // 2933
+  {LOC_FIXED, 0, 62608, 0},  // 2934
+  {LOC_FIXED, 0, 62824, 0},  // 2935
+  {LOC_FIXED, 0, 63040, 0},  // 2936
+  {LOC_FIXED, 0, 63256, 0},  // 2937
+  {LOC_FIXED, 0, 63472, 0},  // 2938
+  {LOC_FIXED, 0, 63688, 0},  // 2939
+  {LOC_FIXED, 0, 63904, 0},  // 2940
+  {LOC_FIXED, 0, 64120, 0},  // 2941
+  {LOC_FIXED, 0, 64336, 0},  // 2942
+  {LOC_FIXED, 0, 64552, 0},  // 2943
+  {LOC_FIXED, 0, 64768, 0},  // 2944
+  {LOC_FIXED, 0, 64984, 0},  // 2945
+  {LOC_FIXED, 0, 65200, 0},  // 2946
+  {LOC_FIXED, 0, 65416, 0},  // 2947
+  {LOC_FIXED, 0, 65632, 0},  // 2948
+  {LOC_FIXED, 0, 65848, 0},  // 2949
+  {LOC_FIXED, 0, 66064, 0},  // 2950
+  {LOC_FIXED, 0, 66280, 0},  // 2951
+  {LOC_FIXED, 0, 66496, 0},  // 2952
+  {LOC_FIXED, 0, 66712, 0},  // 2953
+  {LOC_FIXED, 0, 66928, 0},  // 2954
+  {LOC_FIXED, 0, 67144, 0},  // 2955
+  {LOC_FIXED, 0, 67576, 0},  // 2956
+  {LOC_FIXED, 0, 68008, 0},  // 2957
+  {LOC_FIXED, 0, 68440, 0},  // 2958
+  {LOC_FIXED, 0, 68872, 0},  // 2959
+  {LOC_FIXED, 0, 69304, 0},  // 2960
+  {LOC_FIXED, 0, 69736, 0},  // 2961
+  {LOC_FIXED, 0, 70168, 0},  // 2962
+  {LOC_FIXED, 0, 70600, 0},  // 2963
+  {LOC_FIXED, 0, 70984, 0},  // 2964
+  {LOC_FIXED, 0, 73288, 0},  // 2965
+  {LOC_FIXED, 0, 73720, 0},  // 2966
+  {LOC_FIXED, 0, 74152, 0},  // 2967
+  {LOC_FIXED, 0, 74584, 0},  // 2968
+  {LOC_FIXED, 0, 75016, 0},  // 2969
+  {LOC_FIXED, 0, 75448, 0},  // 2970
+  {LOC_FIXED, 0, 75880, 0},  // 2971
+  {LOC_FIXED, 0, 76312, 0},  // 2972
+  {LOC_FIXED, 0, 76744, 0},  // 2973
+  {LOC_FIXED, 0, 77176, 0},  // 2974
+  {LOC_FIXED, 0, 77608, 0},  // 2975
+  {LOC_FIXED, 0, 78040, 0},  // 2976
+  {LOC_FIXED, 0, 78472, 0},  // 2977
+  {LOC_FIXED, 0, 78904, 0},  // 2978
+  {LOC_FIXED, 0, 79336, 0},  // 2979
+  {LOC_FIXED, 0, 79768, 0},  // 2980
+  {LOC_FIXED, 0, 80200, 0},  // 2981
+  {LOC_FIXED, 0, 80632, 0},  // 2982
+  {LOC_FIXED, 0, 81064, 0},  // 2983
+  {LOC_FIXED, 0, 81496, 0},  // 2984
+  {LOC_FIXED, 0, 81928, 0},  // 2985
+  {LOC_FIXED, 0, 82360, 0},  // 2986
+  {LOC_FIXED, 0, 82792, 0},  // 2987
+  {LOC_FIXED, 0, 83224, 0},  // 2988
+  {LOC_FIXED, 0, 83656, 0},  // 2989
+  {LOC_FIXED, 0, 84088, 0},  // 2990
+  {LOC_FIXED, 0, 84520, 0},  // 2991
+  {LOC_FIXED, 0, 84952, 0},  // 2992
+  {LOC_FIXED, 0, 85384, 0},  // 2993
+  {LOC_FIXED, 0, 85816, 0},  // 2994
+  {LOC_FIXED, 0, 86248, 0},  // 2995
+  {LOC_FIXED, 0, 86680, 0},  // 2996
+  {LOC_FIXED, 0, 87112, 0},  // 2997
+  {LOC_FIXED, 0, 87544, 0},  // 2998
+  {LOC_FIXED, 0, 87976, 0},  // 2999
+  {LOC_FIXED, 0, 88408, 0},  // 3000
+  {LOC_FIXED, 0, 88840, 0},  // 3001
+  {LOC_FIXED, 0, 89272, 0},  // 3002
+  {LOC_FIXED, 0, 89704, 0},  // 3003
+  {LOC_FIXED, 0, 90136, 0},  // 3004
+  {LOC_FIXED, 0, 90568, 0},  // 3005
+  {LOC_FIXED, 0, 91000, 0},  // 3006
+  {LOC_FIXED, 0, 91432, 0},  // 3007
+  {LOC_FIXED, 0, 91864, 0},  // 3008
+  {LOC_FIXED, 0, 92296, 0},  // 3009
+  {LOC_FIXED, 0, 92728, 0},  // 3010
+  {LOC_FIXED, 0, 93160, 0},  // 3011
+  {LOC_FIXED, 0, 93592, 0},  // 3012
+  {LOC_FIXED, 0, 94024, 0},  // 3013
+  {LOC_FIXED, 0, 94456, 0},  // 3014
+  {LOC_FIXED, 0, 94888, 0},  // 3015
+  {LOC_FIXED, 0, 95320, 0},  // 3016
+  {LOC_FIXED, 0, 95752, 0},  // 3017
+  {LOC_FIXED, 0, 96184, 0},  // 3018
+  {LOC_FIXED, 0, 96616, 0},  // 3019
+  {LOC_FIXED, 0, 97048, 0},  // 3020
+  {LOC_FIXED, 0, 97480, 0},  // 3021
+  {LOC_FIXED, 0, 97912, 0},  // 3022
+  {LOC_FIXED, 0, 98344, 0},  // 3023
+  {LOC_FIXED, 0, 98776, 0},  // 3024
+  {LOC_FIXED, 0, 99208, 0},  // 3025
+  {LOC_FIXED, 0, 99640, 0},  // 3026
+  {LOC_FIXED, 0, 100072, 0},  // 3027
+  {LOC_FIXED, 0, 100504, 0},  // 3028
+  {LOC_FIXED, 0, 100936, 0},  // 3029
+  {LOC_FIXED, 0, 101368, 0},  // 3030
+  {LOC_FIXED, 0, 101800, 0},  // 3031
+  {LOC_FIXED, 0, 102232, 0},  // 3032
+  {LOC_FIXED, 0, 102664, 0},  // 3033
+  {LOC_FIXED, 0, 103096, 0},  // 3034
+  {LOC_FIXED, 0, 103528, 0},  // 3035
+  {LOC_FIXED, 0, 103960, 0},  // 3036
+  {LOC_FIXED, 0, 104392, 0},  // 3037
+  {LOC_FIXED, 0, 104680, 0},  // 3038
+  {LOC_FIXED, 0, 104968, 0},  // 3039
+  {LOC_FIXED, 0, 105256, 0},  // 3040
+  {LOC_FIXED, 0, 105544, 0},  // 3041
+  {LOC_FIXED, 0, 105832, 0},  // 3042
+  {LOC_FIXED, 0, 106120, 0},  // 3043
+  {LOC_FIXED, 0, 106408, 0},  // 3044
+  {LOC_FIXED, 0, 106696, 0},  // 3045
+  {LOC_FIXED, 0, 106984, 0},  // 3046
+  {LOC_FIXED, 0, 107272, 0},  // 3047
+  {LOC_FIXED, 0, 107560, 0},  // 3048
+  {LOC_FIXED, 0, 107848, 0},  // 3049
+  {LOC_FIXED, 0, 108136, 0},  // 3050
+  {LOC_FIXED, 0, 108424, 0},  // 3051
+  {LOC_FIXED, 0, 108712, 0},  // 3052
+  {LOC_FIXED, 0, 109000, 0},  // 3053
+  {LOC_FIXED, 0, 109288, 0},  // 3054
+  {LOC_FIXED, 0, 109576, 0},  // 3055
+  {LOC_FIXED, 0, 109864, 0},  // 3056
+  {LOC_FIXED, 0, 110152, 0},  // 3057
+  {LOC_FIXED, 0, 110440, 0},  // 3058
+  {LOC_FIXED, 0, 110728, 0},  // 3059
+  {LOC_FIXED, 0, 111016, 0},  // 3060
+  {LOC_FIXED, 0, 111304, 0},  // 3061
+  {LOC_FIXED, 0, 111592, 0},  // 3062
+  {LOC_FIXED, 0, 111880, 0},  // 3063
+  {LOC_FIXED, 0, 112168, 0},  // 3064
+  {LOC_FIXED, 0, 112456, 0},  // 3065
+  {LOC_FIXED, 0, 112744, 0},  // 3066
+  {LOC_FIXED, 0, 113032, 0},  // 3067
+  {LOC_FIXED, 0, 113320, 0},  // 3068
+  {LOC_FIXED, 0, 113608, 0},  // 3069
+  {LOC_FIXED, 0, 113896, 0},  // 3070
+  {LOC_FIXED, 0, 114184, 0},  // 3071
+  {LOC_FIXED, 0, 114472, 0},  // 3072
+  {LOC_FIXED, 0, 114760, 0},  // 3073
+  {LOC_FIXED, 0, 115048, 0},  // 3074
+  {LOC_FIXED, 0, 115336, 0},  // 3075
+  {LOC_FIXED, 0, 115624, 0},  // 3076
+  {LOC_FIXED, 0, 115912, 0},  // 3077
+  {LOC_FIXED, 0, 116200, 0},  // 3078
+  {LOC_FIXED, 0, 116488, 0},  // 3079
+  {LOC_FIXED, 0, 116776, 0},  // 3080
+  {LOC_FIXED, 0, 117064, 0},  // 3081
+  {LOC_FIXED, 0, 117352, 0},  // 3082
+  {LOC_FIXED, 0, 117640, 0},  // 3083
+  {LOC_FIXED, 0, 117928, 0},  // 3084
+  {LOC_FIXED, 0, 118216, 0},  // 3085
+  {LOC_FIXED, 0, 118504, 0},  // 3086
+  {LOC_FIXED, 0, 118792, 0},  // 3087
+  {LOC_FIXED, 0, 119080, 0},  // 3088
+  {LOC_FIXED, 0, 119368, 0},  // 3089
+  {LOC_FIXED, 0, 119656, 0},  // 3090
+  {LOC_FIXED, 0, 119944, 0},  // 3091
+  {LOC_FIXED, 0, 120232, 0},  // 3092
+  {LOC_FIXED, 0, 120520, 0},  // 3093
+  {LOC_FIXED, 0, 120808, 0},  // 3094
+  {LOC_FIXED, 0, 121096, 0},  // 3095
+  {LOC_FIXED, 0, 121384, 0},  // 3096
+  {LOC_FIXED, 0, 121672, 0},  // 3097
+  {LOC_FIXED, 0, 121960, 0},  // 3098
+  {LOC_FIXED, 0, 122248, 0},  // 3099
+  {LOC_FIXED, 0, 122536, 0},  // 3100
+  {LOC_FIXED, 0, 122824, 0},  // 3101
+  {LOC_FIXED, 0, 123112, 0},  // 3102
+  {LOC_FIXED, 0, 123400, 0},  // 3103
+  {LOC_FIXED, 0, 123688, 0},  // 3104
+  {LOC_FIXED, 0, 123976, 0},  // 3105
+  {LOC_FIXED, 0, 124264, 0},  // 3106
+  {LOC_FIXED, 0, 124552, 0},  // 3107
+  {LOC_FIXED, 0, 124840, 0},  // 3108
+  {LOC_FIXED, 0, 125128, 0},  // 3109
+  {LOC_FIXED, 0, 126664, 0},  // 3110
+  {LOC_FIXED, 0, 126920, 0},  // 3111
+  {LOC_FIXED, 0, 127208, 0},  // 3112
+  {LOC_FIXED, 0, 127496, 0},  // 3113
+  {LOC_FIXED, 0, 127784, 0},  // 3114
+  {LOC_FIXED, 0, 128072, 0},  // 3115
+  {LOC_FIXED, 0, 128360, 0},  // 3116
+  {LOC_FIXED, 0, 128648, 0},  // 3117
+  {LOC_FIXED, 0, 128936, 0},  // 3118
+  {LOC_FIXED, 0, 129224, 0},  // 3119
+  {LOC_FIXED, 0, 129368, 0},  // 3120
+  {LOC_FIXED, 0, 129512, 0},  // 3121
+  {LOC_FIXED, 0, 129656, 0},  // 3122
+  {LOC_FIXED, 0, 129800, 0},  // 3123
+  {LOC_FIXED, 0, 129944, 0},  // 3124
+  {LOC_FIXED, 0, 130088, 0},  // 3125
+  {LOC_FIXED, 0, 130232, 0},  // 3126
+  {LOC_FIXED, 0, 130376, 0},  // 3127
+  {LOC_FIXED, 0, 130520, 0},  // 3128
+  {LOC_FIXED, 0, 130664, 0},  // 3129
+  {LOC_FIXED, 0, 130808, 0},  // 3130
+  {LOC_FIXED, 0, 130952, 0},  // 3131
+  {LOC_FIXED, 0, 131096, 0},  // 3132
+  {LOC_FIXED, 0, 131240, 0},  // 3133
+  {LOC_FIXED, 0, 131384, 0},  // 3134
+  {LOC_FIXED, 0, 131528, 0},  // 3135
+  {LOC_FIXED, 0, 131672, 0},  // 3136
+  {LOC_FIXED, 0, 131816, 0},  // 3137
+  {LOC_FIXED, 0, 131960, 0},  // 3138
+  {LOC_FIXED, 0, 132104, 0},  // 3139
+  {LOC_FIXED, 0, 132248, 0},  // 3140
+  {LOC_FIXED, 0, 132392, 0},  // 3141
+  {LOC_FIXED, 0, 132536, 0},  // 3142
+  {LOC_FIXED, 0, 132680, 0},  // 3143
+  {LOC_FIXED, 0, 132824, 0},  // 3144
+  {LOC_FIXED, 0, 132968, 0},  // 3145
+  {LOC_FIXED, 0, 133112, 0},  // 3146
+  {LOC_FIXED, 0, 133256, 0},  // 3147
+  {LOC_FIXED, 0, 133400, 0},  // 3148
+  {LOC_FIXED, 0, 133544, 0},  // 3149
+  {LOC_FIXED, 0, 133688, 0},  // 3150
+  {LOC_FIXED, 0, 133832, 0},  // 3151
+  {LOC_FIXED, 0, 133976, 0},  // 3152
+  {LOC_FIXED, 0, 134120, 0},  // 3153
+  {LOC_FIXED, 0, 134264, 0},  // 3154
+  {LOC_FIXED, 0, 134408, 0},  // 3155
+  {LOC_FIXED, 0, 134552, 0},  // 3156
+  {LOC_FIXED, 0, 134696, 0},  // 3157
+  {LOC_FIXED, 0, 134840, 0},  // 3158
+  {LOC_FIXED, 0, 134984, 0},  // 3159
+  {LOC_FIXED, 0, 135128, 0},  // 3160
+  {LOC_FIXED, 0, 135272, 0},  // 3161
+  {LOC_FIXED, 0, 135416, 0},  // 3162
+  {LOC_FIXED, 0, 135560, 0},  // 3163
+  {LOC_FIXED, 0, 135704, 0},  // 3164
+  {LOC_FIXED, 0, 135848, 0},  // 3165
+  {LOC_FIXED, 0, 135992, 0},  // 3166
+  {LOC_FIXED, 0, 136136, 0},  // 3167
+  {LOC_FIXED, 0, 136280, 0},  // 3168
+  {LOC_FIXED, 0, 136424, 0},  // 3169
+  {LOC_FIXED, 0, 136568, 0},  // 3170
+  {LOC_FIXED, 0, 136712, 0},  // 3171
+  {LOC_FIXED, 0, 136856, 0},  // 3172
+  {LOC_FIXED, 0, 137000, 0},  // 3173
+  {LOC_FIXED, 0, 137144, 0},  // 3174
+  {LOC_FIXED, 0, 137288, 0},  // 3175
+  {LOC_FIXED, 0, 137432, 0},  // 3176
+  {LOC_FIXED, 0, 137576, 0},  // 3177
+  {LOC_FIXED, 0, 137720, 0},  // 3178
+  {LOC_FIXED, 0, 137864, 0},  // 3179
+  {LOC_FIXED, 0, 138008, 0},  // 3180
+  {LOC_FIXED, 0, 138152, 0},  // 3181
+  {LOC_FIXED, 0, 138296, 0},  // 3182
+  {LOC_FIXED, 0, 138440, 0},  // 3183
+  {LOC_FIXED, 0, 138584, 0},  // 3184
+  {LOC_FIXED, 0, 138728, 0},  // 3185
+  {LOC_FIXED, 0, 138872, 0},  // 3186
+  {LOC_FIXED, 0, 139016, 0},  // 3187
+  {LOC_FIXED, 0, 139160, 0},  // 3188
+  {LOC_FIXED, 0, 139304, 0},  // 3189
+  {LOC_FIXED, 0, 139448, 0},  // 3190
+  {LOC_FIXED, 0, 139592, 0},  // 3191
+  {LOC_FIXED, 0, 139736, 0},  // 3192
+  {LOC_FIXED, 0, 139880, 0},  // 3193
+  {LOC_FIXED, 0, 140024, 0},  // 3194
+  {LOC_FIXED, 0, 140168, 0},  // 3195
+  {LOC_FIXED, 0, 140312, 0},  // 3196
+  {LOC_FIXED, 0, 140456, 0},  // 3197
+  {LOC_FIXED, 0, 140600, 0},  // 3198
+  {LOC_FIXED, 0, 140744, 0},  // 3199
+  {LOC_FIXED, 0, 140816, 0},  // 3200
+  {LOC_FIXED, 0, 140888, 0},  // 3201
+  {LOC_FIXED, 0, 140960, 0},  // 3202
+  {LOC_FIXED, 0, 141032, 0},  // 3203
+  {LOC_FIXED, 0, 141104, 0},  // 3204
+  {LOC_FIXED, 0, 141176, 0},  // 3205
+  {LOC_FIXED, 0, 141248, 0},  // 3206
+  {LOC_FIXED, 0, 141320, 0},  // 3207
+  {LOC_FIXED, 0, 141392, 0},  // 3208
+  {LOC_FIXED, 0, 141464, 0},  // 3209
+  {LOC_FIXED, 0, 141536, 0},  // 3210
+  {LOC_FIXED, 0, 141608, 0},  // 3211
+  {LOC_FIXED, 0, 141680, 0},  // 3212
+  {LOC_FIXED, 0, 141752, 0},  // 3213
+  {LOC_FIXED, 0, 141824, 0},  // 3214
+  {LOC_FIXED, 0, 141896, 0},  // 3215
+  {LOC_FIXED, 0, 141968, 0},  // 3216
+  {LOC_FIXED, 0, 142040, 0},  // 3217
+  {LOC_FIXED, 0, 142112, 0},  // 3218
+  {LOC_FIXED, 0, 142184, 0},  // 3219
+  {LOC_FIXED, 0, 142256, 0},  // 3220
+  {LOC_FIXED, 0, 142328, 0},  // 3221
+  {LOC_FIXED, 0, 142400, 0},  // 3222
+  {LOC_FIXED, 0, 142472, 0},  // 3223
+  {LOC_FIXED, 0, 142544, 0},  // 3224
+  {LOC_FIXED, 0, 142616, 0},  // 3225
+  {LOC_FIXED, 0, 142688, 0},  // 3226
+  {LOC_FIXED, 0, 142760, 0},  // 3227
+  {LOC_FIXED, 0, 142832, 0},  // 3228
+  {LOC_FIXED, 0, 142904, 0},  // 3229
+  {LOC_FIXED, 0, 142976, 0},  // 3230
+  {LOC_FIXED, 0, 143048, 0},  // 3231
+  {LOC_FIXED, 0, 143120, 0},  // 3232
+  {LOC_FIXED, 0, 143192, 0},  // 3233
+  {LOC_FIXED, 0, 143264, 0},  // 3234
+  {LOC_FIXED, 0, 143336, 0},  // 3235
+  {LOC_FIXED, 0, 143408, 0},  // 3236
+  {LOC_FIXED, 0, 143480, 0},  // 3237
+  {LOC_FIXED, 0, 143552, 0},  // 3238
+  {LOC_FIXED, 0, 143624, 0},  // 3239
+  {LOC_FIXED, 0, 143696, 0},  // 3240
+  {LOC_FIXED, 0, 143768, 0},  // 3241
+  {LOC_FIXED, 0, 143840, 0},  // 3242
+  {LOC_FIXED, 0, 143912, 0},  // 3243
+  {LOC_FIXED, 0, 143984, 0},  // 3244
+  {LOC_FIXED, 0, 144056, 0},  // 3245
+  {LOC_FIXED, 0, 144128, 0},  // 3246
+  {LOC_FIXED, 0, 144200, 0},  // 3247
+  {LOC_FIXED, 0, 144272, 0},  // 3248
+  {LOC_FIXED, 0, 144344, 0},  // 3249
+  {LOC_FIXED, 0, 144416, 0},  // 3250
+  {LOC_FIXED, 0, 144488, 0},  // 3251
+  {LOC_FIXED, 0, 144560, 0},  // 3252
+  {LOC_FIXED, 0, 144632, 0},  // 3253
+  {LOC_FIXED, 0, 144704, 0},  // 3254
+  {LOC_FIXED, 0, 144776, 0},  // 3255
+  {LOC_FIXED, 0, 144848, 0},  // 3256
+  {LOC_FIXED, 0, 144920, 0},  // 3257
+  {LOC_FIXED, 0, 144992, 0},  // 3258
+  {LOC_FIXED, 0, 145064, 0},  // 3259
+  {LOC_FIXED, 0, 145136, 0},  // 3260
+  {LOC_FIXED, 0, 145208, 0},  // 3261
+  {LOC_FIXED, 0, 145280, 0},  // 3262
+  {LOC_FIXED, 0, 145352, 0},  // 3263
+  {LOC_FIXED, 0, 145424, 0},  // 3264
+  {LOC_FIXED, 0, 145496, 0},  // 3265
+  {LOC_FIXED, 0, 145568, 0},  // 3266
+  {LOC_FIXED, 0, 145640, 0},  // 3267
+  {LOC_FIXED, 0, 145712, 0},  // 3268
+  {LOC_FIXED, 0, 145784, 0},  // 3269
+  {LOC_FIXED, 0, 145856, 0},  // 3270
+  {LOC_FIXED, 0, 145928, 0},  // 3271
 };
 static const CudaStep nao_train_steps[] = {  // kind, kernel, desc, arg0, n_args, node
   {CUDA_STEP_CONV_FWD, -1, 0, 0, 3, 2},  // 0 stem.0
-  {CUDA_STEP_KERNEL, 0, -1, 3, 6, 3},  // 1 k0_bnstats_c108_32x32
-  {CUDA_STEP_KERNEL, 1, -1, 9, 6, 4},  // 2 k1_bnapply_relu_c108_32x32
+  {CUDA_STEP_KERNEL, 0, -1, 3, 8, 3},  // 1 k0_bnstats_c108_32x32
+  {CUDA_STEP_KERNEL, 1, -1, 11, 4, 4},  // 2 k1_bnapply_relu_c108_32x32
   {CUDA_STEP_GEMM, -1, 0, 15, 3, 5},  // 3 cells.0.maybe_calibrate_size.preprocess_x.conv
-  {CUDA_STEP_KERNEL, 2, -1, 18, 6, 6},  // 4 k2_bnstats_c36_32x32
-  {CUDA_STEP_GEMM, -1, 1, 24, 3, 8},  // 5 cells.0.maybe_calibrate_size.preprocess_y.conv
-  {CUDA_STEP_KERNEL, 2, -1, 27, 6, 9},  // 6 k2_bnstats_c36_32x32
-  {CUDA_STEP_KERNEL, 3, -1, 33, 6, 10},  // 7 k3_bnapply_relu_c36_32x32
-  {CUDA_STEP_CONV_FWD, -1, 1, 39, 3, 11},  // 8 cells.0.ops.0.x_op.ops.1
-  {CUDA_STEP_KERNEL, 2, -1, 42, 6, 12},  // 9 k2_bnstats_c36_32x32
-  {CUDA_STEP_KERNEL, 4, -1, 48, 13, 14},  // 10 k4_bnapply_avg5x5s1_add_droppath_relu_c36_32x32
+  {CUDA_STEP_KERNEL, 2, -1, 18, 8, 6},  // 4 k2_bnstats_c36_32x32
+  {CUDA_STEP_GEMM, -1, 1, 26, 3, 8},  // 5 cells.0.maybe_calibrate_size.preprocess_y.conv
+  {CUDA_STEP_KERNEL, 2, -1, 29, 8, 9},  // 6 k2_bnstats_c36_32x32
+  {CUDA_STEP_KERNEL, 3, -1, 37, 4, 10},  // 7 k3_bnapply_relu_c36_32x32
+  {CUDA_STEP_CONV_FWD, -1, 1, 41, 3, 11},  // 8 cells.0.ops.0.x_op.ops.1
+  {CUDA_STEP_KERNEL, 2, -1, 44, 8, 12},  // 9 k2_bnstats_c36_32x32
+  {CUDA_STEP_KERNEL, 4, -1, 52, 9, 14},  // 10 k4_bnapply_avg5x5s1_add_droppath_relu_c36_32x32
   {CUDA_STEP_CONV_FWD, -1, 2, 61, 3, 18},  // 11 cells.0.ops.1.x_op.ops.1
-  {CUDA_STEP_KERNEL, 2, -1, 64, 6, 19},  // 12 k2_bnstats_c36_32x32
-  {CUDA_STEP_KERNEL, 3, -1, 70, 6, 20},  // 13 k3_bnapply_relu_c36_32x32
+  {CUDA_STEP_KERNEL, 2, -1, 64, 8, 19},  // 12 k2_bnstats_c36_32x32
+  {CUDA_STEP_KERNEL, 3, -1, 72, 4, 20},  // 13 k3_bnapply_relu_c36_32x32
   {CUDA_STEP_CONV_FWD, -1, 3, 76, 3, 21},  // 14 cells.0.ops.1.x_op.ops.4
-  {CUDA_STEP_KERNEL, 2, -1, 79, 6, 22},  // 15 k2_bnstats_c36_32x32
-  {CUDA_STEP_KERNEL, 3, -1, 85, 6, 24},  // 16 k3_bnapply_relu_c36_32x32
+  {CUDA_STEP_KERNEL, 2, -1, 79, 8, 22},  // 15 k2_bnstats_c36_32x32
+  {CUDA_STEP_KERNEL, 3, -1, 87, 4, 24},  // 16 k3_bnapply_relu_c36_32x32
   {CUDA_STEP_CONV_FWD, -1, 4, 91, 3, 25},  // 17 cells.0.ops.1.y_op.ops.1
-  {CUDA_STEP_KERNEL, 2, -1, 94, 6, 26},  // 18 k2_bnstats_c36_32x32
-  {CUDA_STEP_KERNEL, 5, -1, 100, 13, 28},  // 19 k5_bnapply_droppath_add_c36_32x32
-  {CUDA_STEP_GEMM, -1, 2, 113, 3, 30},  // 20 cells.0.ops.2.x_op.ops.1
-  {CUDA_STEP_KERNEL, 2, -1, 116, 6, 31},  // 21 k2_bnstats_c36_32x32
+  {CUDA_STEP_KERNEL, 2, -1, 94, 8, 26},  // 18 k2_bnstats_c36_32x32
+  {CUDA_STEP_KERNEL, 5, -1, 102, 9, 28},  // 19 k5_bnapply_droppath_add_c36_32x32
+  {CUDA_STEP_GEMM, -1, 2, 111, 3, 30},  // 20 cells.0.ops.2.x_op.ops.1
+  {CUDA_STEP_KERNEL, 2, -1, 114, 8, 31},  // 21 k2_bnstats_c36_32x32
   {CUDA_STEP_CONV_FWD, -1, 5, 122, 3, 34},  // 22 cells.0.ops.2.y_op.ops.1
-  {CUDA_STEP_KERNEL, 2, -1, 125, 6, 35},  // 23 k2_bnstats_c36_32x32
-  {CUDA_STEP_CONV_FWD, -1, 6, 131, 3, 39},  // 24 cells.0.ops.3.x_op.ops.1
-  {CUDA_STEP_KERNEL, 2, -1, 134, 6, 40},  // 25 k2_bnstats_c36_32x32
-  {CUDA_STEP_KERNEL, 3, -1, 140, 6, 41},  // 26 k3_bnapply_relu_c36_32x32
-  {CUDA_STEP_CONV_FWD, -1, 7, 146, 3, 42},  // 27 cells.0.ops.3.x_op.ops.4
-  {CUDA_STEP_KERNEL, 2, -1, 149, 6, 43},  // 28 k2_bnstats_c36_32x32
-  {CUDA_STEP_KERNEL, 6, -1, 155, 13, 45},  // 29 k6_bnapply_add_droppath_relu_c36_32x32
+  {CUDA_STEP_KERNEL, 2, -1, 125, 8, 35},  // 23 k2_bnstats_c36_32x32
+  {CUDA_STEP_CONV_FWD, -1, 6, 133, 3, 39},  // 24 cells.0.ops.3.x_op.ops.1
+  {CUDA_STEP_KERNEL, 2, -1, 136, 8, 40},  // 25 k2_bnstats_c36_32x32
+  {CUDA_STEP_KERNEL, 3, -1, 144, 4, 41},  // 26 k3_bnapply_relu_c36_32x32
+  {CUDA_STEP_CONV_FWD, -1, 7, 148, 3, 42},  // 27 cells.0.ops.3.x_op.ops.4
+  {CUDA_STEP_KERNEL, 2, -1, 151, 8, 43},  // 28 k2_bnstats_c36_32x32
+  {CUDA_STEP_KERNEL, 6, -1, 159, 9, 45},  // 29 k6_bnapply_add_droppath_relu_c36_32x32
   {CUDA_STEP_CONV_FWD, -1, 8, 168, 3, 46},  // 30 cells.0.ops.3.y_op.ops.1
-  {CUDA_STEP_KERNEL, 2, -1, 171, 6, 47},  // 31 k2_bnstats_c36_32x32
-  {CUDA_STEP_KERNEL, 5, -1, 177, 13, 49},  // 32 k5_bnapply_droppath_add_c36_32x32
-  {CUDA_STEP_CONV_FWD, -1, 9, 190, 3, 52},  // 33 cells.0.ops.4.y_op.ops.1
-  {CUDA_STEP_KERNEL, 2, -1, 193, 6, 53},  // 34 k2_bnstats_c36_32x32
-  {CUDA_STEP_KERNEL, 5, -1, 199, 13, 55},  // 35 k5_bnapply_droppath_add_c36_32x32
-  {CUDA_STEP_GEMM, -1, 3, 212, 3, 58},  // 36 cells.1.maybe_calibrate_size.preprocess_x.conv
-  {CUDA_STEP_KERNEL, 2, -1, 215, 6, 59},  // 37 k2_bnstats_c36_32x32
-  {CUDA_STEP_KERNEL, 7, -1, 221, 2, 60},  // 38 k7_relu_c108_32x32
-  {CUDA_STEP_GEMM, -1, 4, 223, 3, 61},  // 39 cells.1.maybe_calibrate_size.preprocess_y.conv
-  {CUDA_STEP_KERNEL, 2, -1, 226, 6, 62},  // 40 k2_bnstats_c36_32x32
-  {CUDA_STEP_KERNEL, 3, -1, 232, 6, 63},  // 41 k3_bnapply_relu_c36_32x32
-  {CUDA_STEP_CONV_FWD, -1, 10, 238, 3, 64},  // 42 cells.1.ops.0.x_op.ops.1
-  {CUDA_STEP_KERNEL, 2, -1, 241, 6, 65},  // 43 k2_bnstats_c36_32x32
-  {CUDA_STEP_KERNEL, 4, -1, 247, 13, 67},  // 44 k4_bnapply_avg5x5s1_add_droppath_relu_c36_32x32
-  {CUDA_STEP_CONV_FWD, -1, 11, 260, 3, 71},  // 45 cells.1.ops.1.x_op.ops.1
-  {CUDA_STEP_KERNEL, 2, -1, 263, 6, 72},  // 46 k2_bnstats_c36_32x32
-  {CUDA_STEP_KERNEL, 3, -1, 269, 6, 73},  // 47 k3_bnapply_relu_c36_32x32
-  {CUDA_STEP_CONV_FWD, -1, 12, 275, 3, 74},  // 48 cells.1.ops.1.x_op.ops.4
-  {CUDA_STEP_KERNEL, 2, -1, 278, 6, 75},  // 49 k2_bnstats_c36_32x32
-  {CUDA_STEP_KERNEL, 3, -1, 284, 6, 77},  // 50 k3_bnapply_relu_c36_32x32
-  {CUDA_STEP_CONV_FWD, -1, 13, 290, 3, 78},  // 51 cells.1.ops.1.y_op.ops.1
-  {CUDA_STEP_KERNEL, 2, -1, 293, 6, 79},  // 52 k2_bnstats_c36_32x32
-  {CUDA_STEP_KERNEL, 5, -1, 299, 13, 81},  // 53 k5_bnapply_droppath_add_c36_32x32
-  {CUDA_STEP_GEMM, -1, 5, 312, 3, 83},  // 54 cells.1.ops.2.x_op.ops.1
-  {CUDA_STEP_KERNEL, 2, -1, 315, 6, 84},  // 55 k2_bnstats_c36_32x32
-  {CUDA_STEP_CONV_FWD, -1, 14, 321, 3, 87},  // 56 cells.1.ops.2.y_op.ops.1
-  {CUDA_STEP_KERNEL, 2, -1, 324, 6, 88},  // 57 k2_bnstats_c36_32x32
-  {CUDA_STEP_CONV_FWD, -1, 15, 330, 3, 92},  // 58 cells.1.ops.3.x_op.ops.1
-  {CUDA_STEP_KERNEL, 2, -1, 333, 6, 93},  // 59 k2_bnstats_c36_32x32
-  {CUDA_STEP_KERNEL, 3, -1, 339, 6, 94},  // 60 k3_bnapply_relu_c36_32x32
-  {CUDA_STEP_CONV_FWD, -1, 16, 345, 3, 95},  // 61 cells.1.ops.3.x_op.ops.4
-  {CUDA_STEP_KERNEL, 2, -1, 348, 6, 96},  // 62 k2_bnstats_c36_32x32
-  {CUDA_STEP_KERNEL, 6, -1, 354, 13, 98},  // 63 k6_bnapply_add_droppath_relu_c36_32x32
-  {CUDA_STEP_CONV_FWD, -1, 17, 367, 3, 99},  // 64 cells.1.ops.3.y_op.ops.1
-  {CUDA_STEP_KERNEL, 2, -1, 370, 6, 100},  // 65 k2_bnstats_c36_32x32
-  {CUDA_STEP_KERNEL, 5, -1, 376, 13, 102},  // 66 k5_bnapply_droppath_add_c36_32x32
-  {CUDA_STEP_CONV_FWD, -1, 18, 389, 3, 105},  // 67 cells.1.ops.4.y_op.ops.1
-  {CUDA_STEP_KERNEL, 2, -1, 392, 6, 106},  // 68 k2_bnstats_c36_32x32
-  {CUDA_STEP_KERNEL, 5, -1, 398, 13, 108},  // 69 k5_bnapply_droppath_add_c36_32x32
-  {CUDA_STEP_GEMM, -1, 6, 411, 3, 111},  // 70 cells.2.maybe_calibrate_size.preprocess_x.conv
-  {CUDA_STEP_KERNEL, 2, -1, 414, 6, 112},  // 71 k2_bnstats_c36_32x32
-  {CUDA_STEP_KERNEL, 7, -1, 420, 2, 113},  // 72 k7_relu_c108_32x32
-  {CUDA_STEP_GEMM, -1, 7, 422, 3, 114},  // 73 cells.2.maybe_calibrate_size.preprocess_y.conv
-  {CUDA_STEP_KERNEL, 2, -1, 425, 6, 115},  // 74 k2_bnstats_c36_32x32
-  {CUDA_STEP_KERNEL, 3, -1, 431, 6, 116},  // 75 k3_bnapply_relu_c36_32x32
-  {CUDA_STEP_CONV_FWD, -1, 19, 437, 3, 117},  // 76 cells.2.ops.0.x_op.ops.1
-  {CUDA_STEP_KERNEL, 2, -1, 440, 6, 118},  // 77 k2_bnstats_c36_32x32
-  {CUDA_STEP_KERNEL, 4, -1, 446, 13, 120},  // 78 k4_bnapply_avg5x5s1_add_droppath_relu_c36_32x32
-  {CUDA_STEP_CONV_FWD, -1, 20, 459, 3, 124},  // 79 cells.2.ops.1.x_op.ops.1
-  {CUDA_STEP_KERNEL, 2, -1, 462, 6, 125},  // 80 k2_bnstats_c36_32x32
-  {CUDA_STEP_KERNEL, 3, -1, 468, 6, 126},  // 81 k3_bnapply_relu_c36_32x32
-  {CUDA_STEP_CONV_FWD, -1, 21, 474, 3, 127},  // 82 cells.2.ops.1.x_op.ops.4
-  {CUDA_STEP_KERNEL, 2, -1, 477, 6, 128},  // 83 k2_bnstats_c36_32x32
-  {CUDA_STEP_KERNEL, 3, -1, 483, 6, 130},  // 84 k3_bnapply_relu_c36_32x32
-  {CUDA_STEP_CONV_FWD, -1, 22, 489, 3, 131},  // 85 cells.2.ops.1.y_op.ops.1
-  {CUDA_STEP_KERNEL, 2, -1, 492, 6, 132},  // 86 k2_bnstats_c36_32x32
-  {CUDA_STEP_KERNEL, 5, -1, 498, 13, 134},  // 87 k5_bnapply_droppath_add_c36_32x32
-  {CUDA_STEP_GEMM, -1, 8, 511, 3, 136},  // 88 cells.2.ops.2.x_op.ops.1
-  {CUDA_STEP_KERNEL, 2, -1, 514, 6, 137},  // 89 k2_bnstats_c36_32x32
-  {CUDA_STEP_CONV_FWD, -1, 23, 520, 3, 140},  // 90 cells.2.ops.2.y_op.ops.1
-  {CUDA_STEP_KERNEL, 2, -1, 523, 6, 141},  // 91 k2_bnstats_c36_32x32
-  {CUDA_STEP_CONV_FWD, -1, 24, 529, 3, 145},  // 92 cells.2.ops.3.x_op.ops.1
-  {CUDA_STEP_KERNEL, 2, -1, 532, 6, 146},  // 93 k2_bnstats_c36_32x32
-  {CUDA_STEP_KERNEL, 3, -1, 538, 6, 147},  // 94 k3_bnapply_relu_c36_32x32
-  {CUDA_STEP_CONV_FWD, -1, 25, 544, 3, 148},  // 95 cells.2.ops.3.x_op.ops.4
-  {CUDA_STEP_KERNEL, 2, -1, 547, 6, 149},  // 96 k2_bnstats_c36_32x32
-  {CUDA_STEP_KERNEL, 6, -1, 553, 13, 151},  // 97 k6_bnapply_add_droppath_relu_c36_32x32
-  {CUDA_STEP_CONV_FWD, -1, 26, 566, 3, 152},  // 98 cells.2.ops.3.y_op.ops.1
-  {CUDA_STEP_KERNEL, 2, -1, 569, 6, 153},  // 99 k2_bnstats_c36_32x32
-  {CUDA_STEP_KERNEL, 5, -1, 575, 13, 155},  // 100 k5_bnapply_droppath_add_c36_32x32
-  {CUDA_STEP_CONV_FWD, -1, 27, 588, 3, 158},  // 101 cells.2.ops.4.y_op.ops.1
-  {CUDA_STEP_KERNEL, 2, -1, 591, 6, 159},  // 102 k2_bnstats_c36_32x32
-  {CUDA_STEP_KERNEL, 5, -1, 597, 13, 161},  // 103 k5_bnapply_droppath_add_c36_32x32
-  {CUDA_STEP_GEMM, -1, 9, 610, 3, 164},  // 104 cells.3.maybe_calibrate_size.preprocess_x.conv
-  {CUDA_STEP_KERNEL, 2, -1, 613, 6, 165},  // 105 k2_bnstats_c36_32x32
-  {CUDA_STEP_KERNEL, 7, -1, 619, 2, 166},  // 106 k7_relu_c108_32x32
-  {CUDA_STEP_GEMM, -1, 10, 621, 3, 167},  // 107 cells.3.maybe_calibrate_size.preprocess_y.conv
-  {CUDA_STEP_KERNEL, 2, -1, 624, 6, 168},  // 108 k2_bnstats_c36_32x32
-  {CUDA_STEP_KERNEL, 3, -1, 630, 6, 169},  // 109 k3_bnapply_relu_c36_32x32
-  {CUDA_STEP_CONV_FWD, -1, 28, 636, 3, 170},  // 110 cells.3.ops.0.x_op.ops.1
-  {CUDA_STEP_KERNEL, 2, -1, 639, 6, 171},  // 111 k2_bnstats_c36_32x32
-  {CUDA_STEP_KERNEL, 4, -1, 645, 13, 173},  // 112 k4_bnapply_avg5x5s1_add_droppath_relu_c36_32x32
-  {CUDA_STEP_CONV_FWD, -1, 29, 658, 3, 177},  // 113 cells.3.ops.1.x_op.ops.1
-  {CUDA_STEP_KERNEL, 2, -1, 661, 6, 178},  // 114 k2_bnstats_c36_32x32
-  {CUDA_STEP_KERNEL, 3, -1, 667, 6, 179},  // 115 k3_bnapply_relu_c36_32x32
-  {CUDA_STEP_CONV_FWD, -1, 30, 673, 3, 180},  // 116 cells.3.ops.1.x_op.ops.4
-  {CUDA_STEP_KERNEL, 2, -1, 676, 6, 181},  // 117 k2_bnstats_c36_32x32
-  {CUDA_STEP_KERNEL, 3, -1, 682, 6, 183},  // 118 k3_bnapply_relu_c36_32x32
-  {CUDA_STEP_CONV_FWD, -1, 31, 688, 3, 184},  // 119 cells.3.ops.1.y_op.ops.1
-  {CUDA_STEP_KERNEL, 2, -1, 691, 6, 185},  // 120 k2_bnstats_c36_32x32
-  {CUDA_STEP_KERNEL, 5, -1, 697, 13, 187},  // 121 k5_bnapply_droppath_add_c36_32x32
-  {CUDA_STEP_GEMM, -1, 11, 710, 3, 189},  // 122 cells.3.ops.2.x_op.ops.1
-  {CUDA_STEP_KERNEL, 2, -1, 713, 6, 190},  // 123 k2_bnstats_c36_32x32
-  {CUDA_STEP_CONV_FWD, -1, 32, 719, 3, 193},  // 124 cells.3.ops.2.y_op.ops.1
-  {CUDA_STEP_KERNEL, 2, -1, 722, 6, 194},  // 125 k2_bnstats_c36_32x32
-  {CUDA_STEP_CONV_FWD, -1, 33, 728, 3, 198},  // 126 cells.3.ops.3.x_op.ops.1
-  {CUDA_STEP_KERNEL, 2, -1, 731, 6, 199},  // 127 k2_bnstats_c36_32x32
-  {CUDA_STEP_KERNEL, 3, -1, 737, 6, 200},  // 128 k3_bnapply_relu_c36_32x32
-  {CUDA_STEP_CONV_FWD, -1, 34, 743, 3, 201},  // 129 cells.3.ops.3.x_op.ops.4
-  {CUDA_STEP_KERNEL, 2, -1, 746, 6, 202},  // 130 k2_bnstats_c36_32x32
-  {CUDA_STEP_KERNEL, 6, -1, 752, 13, 204},  // 131 k6_bnapply_add_droppath_relu_c36_32x32
-  {CUDA_STEP_CONV_FWD, -1, 35, 765, 3, 205},  // 132 cells.3.ops.3.y_op.ops.1
-  {CUDA_STEP_KERNEL, 2, -1, 768, 6, 206},  // 133 k2_bnstats_c36_32x32
-  {CUDA_STEP_KERNEL, 5, -1, 774, 13, 208},  // 134 k5_bnapply_droppath_add_c36_32x32
-  {CUDA_STEP_CONV_FWD, -1, 36, 787, 3, 211},  // 135 cells.3.ops.4.y_op.ops.1
-  {CUDA_STEP_KERNEL, 2, -1, 790, 6, 212},  // 136 k2_bnstats_c36_32x32
-  {CUDA_STEP_KERNEL, 5, -1, 796, 13, 214},  // 137 k5_bnapply_droppath_add_c36_32x32
-  {CUDA_STEP_GEMM, -1, 12, 809, 3, 217},  // 138 cells.4.maybe_calibrate_size.preprocess_x.conv
-  {CUDA_STEP_KERNEL, 2, -1, 812, 6, 218},  // 139 k2_bnstats_c36_32x32
-  {CUDA_STEP_KERNEL, 7, -1, 818, 2, 219},  // 140 k7_relu_c108_32x32
-  {CUDA_STEP_GEMM, -1, 13, 820, 3, 220},  // 141 cells.4.maybe_calibrate_size.preprocess_y.conv
-  {CUDA_STEP_KERNEL, 2, -1, 823, 6, 221},  // 142 k2_bnstats_c36_32x32
-  {CUDA_STEP_KERNEL, 3, -1, 829, 6, 222},  // 143 k3_bnapply_relu_c36_32x32
-  {CUDA_STEP_CONV_FWD, -1, 37, 835, 3, 223},  // 144 cells.4.ops.0.x_op.ops.1
-  {CUDA_STEP_KERNEL, 2, -1, 838, 6, 224},  // 145 k2_bnstats_c36_32x32
-  {CUDA_STEP_KERNEL, 4, -1, 844, 13, 226},  // 146 k4_bnapply_avg5x5s1_add_droppath_relu_c36_32x32
-  {CUDA_STEP_CONV_FWD, -1, 38, 857, 3, 230},  // 147 cells.4.ops.1.x_op.ops.1
-  {CUDA_STEP_KERNEL, 2, -1, 860, 6, 231},  // 148 k2_bnstats_c36_32x32
-  {CUDA_STEP_KERNEL, 3, -1, 866, 6, 232},  // 149 k3_bnapply_relu_c36_32x32
-  {CUDA_STEP_CONV_FWD, -1, 39, 872, 3, 233},  // 150 cells.4.ops.1.x_op.ops.4
-  {CUDA_STEP_KERNEL, 2, -1, 875, 6, 234},  // 151 k2_bnstats_c36_32x32
-  {CUDA_STEP_KERNEL, 3, -1, 881, 6, 236},  // 152 k3_bnapply_relu_c36_32x32
-  {CUDA_STEP_CONV_FWD, -1, 40, 887, 3, 237},  // 153 cells.4.ops.1.y_op.ops.1
-  {CUDA_STEP_KERNEL, 2, -1, 890, 6, 238},  // 154 k2_bnstats_c36_32x32
-  {CUDA_STEP_KERNEL, 5, -1, 896, 13, 240},  // 155 k5_bnapply_droppath_add_c36_32x32
-  {CUDA_STEP_GEMM, -1, 14, 909, 3, 242},  // 156 cells.4.ops.2.x_op.ops.1
-  {CUDA_STEP_KERNEL, 2, -1, 912, 6, 243},  // 157 k2_bnstats_c36_32x32
-  {CUDA_STEP_CONV_FWD, -1, 41, 918, 3, 246},  // 158 cells.4.ops.2.y_op.ops.1
-  {CUDA_STEP_KERNEL, 2, -1, 921, 6, 247},  // 159 k2_bnstats_c36_32x32
-  {CUDA_STEP_CONV_FWD, -1, 42, 927, 3, 251},  // 160 cells.4.ops.3.x_op.ops.1
-  {CUDA_STEP_KERNEL, 2, -1, 930, 6, 252},  // 161 k2_bnstats_c36_32x32
-  {CUDA_STEP_KERNEL, 3, -1, 936, 6, 253},  // 162 k3_bnapply_relu_c36_32x32
-  {CUDA_STEP_CONV_FWD, -1, 43, 942, 3, 254},  // 163 cells.4.ops.3.x_op.ops.4
-  {CUDA_STEP_KERNEL, 2, -1, 945, 6, 255},  // 164 k2_bnstats_c36_32x32
-  {CUDA_STEP_KERNEL, 6, -1, 951, 13, 257},  // 165 k6_bnapply_add_droppath_relu_c36_32x32
-  {CUDA_STEP_CONV_FWD, -1, 44, 964, 3, 258},  // 166 cells.4.ops.3.y_op.ops.1
-  {CUDA_STEP_KERNEL, 2, -1, 967, 6, 259},  // 167 k2_bnstats_c36_32x32
-  {CUDA_STEP_KERNEL, 5, -1, 973, 13, 261},  // 168 k5_bnapply_droppath_add_c36_32x32
-  {CUDA_STEP_CONV_FWD, -1, 45, 986, 3, 264},  // 169 cells.4.ops.4.y_op.ops.1
-  {CUDA_STEP_KERNEL, 2, -1, 989, 6, 265},  // 170 k2_bnstats_c36_32x32
-  {CUDA_STEP_KERNEL, 5, -1, 995, 13, 267},  // 171 k5_bnapply_droppath_add_c36_32x32
-  {CUDA_STEP_GEMM, -1, 15, 1008, 3, 270},  // 172 cells.5.maybe_calibrate_size.preprocess_x.conv
-  {CUDA_STEP_KERNEL, 2, -1, 1011, 6, 271},  // 173 k2_bnstats_c36_32x32
-  {CUDA_STEP_KERNEL, 7, -1, 1017, 2, 272},  // 174 k7_relu_c108_32x32
-  {CUDA_STEP_GEMM, -1, 16, 1019, 3, 273},  // 175 cells.5.maybe_calibrate_size.preprocess_y.conv
-  {CUDA_STEP_KERNEL, 2, -1, 1022, 6, 274},  // 176 k2_bnstats_c36_32x32
-  {CUDA_STEP_KERNEL, 3, -1, 1028, 6, 275},  // 177 k3_bnapply_relu_c36_32x32
-  {CUDA_STEP_CONV_FWD, -1, 46, 1034, 3, 276},  // 178 cells.5.ops.0.x_op.ops.1
-  {CUDA_STEP_KERNEL, 2, -1, 1037, 6, 277},  // 179 k2_bnstats_c36_32x32
-  {CUDA_STEP_KERNEL, 4, -1, 1043, 13, 279},  // 180 k4_bnapply_avg5x5s1_add_droppath_relu_c36_32x32
-  {CUDA_STEP_CONV_FWD, -1, 47, 1056, 3, 283},  // 181 cells.5.ops.1.x_op.ops.1
-  {CUDA_STEP_KERNEL, 2, -1, 1059, 6, 284},  // 182 k2_bnstats_c36_32x32
-  {CUDA_STEP_KERNEL, 3, -1, 1065, 6, 285},  // 183 k3_bnapply_relu_c36_32x32
-  {CUDA_STEP_CONV_FWD, -1, 48, 1071, 3, 286},  // 184 cells.5.ops.1.x_op.ops.4
-  {CUDA_STEP_KERNEL, 2, -1, 1074, 6, 287},  // 185 k2_bnstats_c36_32x32
-  {CUDA_STEP_KERNEL, 3, -1, 1080, 6, 289},  // 186 k3_bnapply_relu_c36_32x32
-  {CUDA_STEP_CONV_FWD, -1, 49, 1086, 3, 290},  // 187 cells.5.ops.1.y_op.ops.1
-  {CUDA_STEP_KERNEL, 2, -1, 1089, 6, 291},  // 188 k2_bnstats_c36_32x32
-  {CUDA_STEP_KERNEL, 5, -1, 1095, 13, 293},  // 189 k5_bnapply_droppath_add_c36_32x32
-  {CUDA_STEP_GEMM, -1, 17, 1108, 3, 295},  // 190 cells.5.ops.2.x_op.ops.1
-  {CUDA_STEP_KERNEL, 2, -1, 1111, 6, 296},  // 191 k2_bnstats_c36_32x32
-  {CUDA_STEP_CONV_FWD, -1, 50, 1117, 3, 299},  // 192 cells.5.ops.2.y_op.ops.1
-  {CUDA_STEP_KERNEL, 2, -1, 1120, 6, 300},  // 193 k2_bnstats_c36_32x32
-  {CUDA_STEP_CONV_FWD, -1, 51, 1126, 3, 304},  // 194 cells.5.ops.3.x_op.ops.1
-  {CUDA_STEP_KERNEL, 2, -1, 1129, 6, 305},  // 195 k2_bnstats_c36_32x32
-  {CUDA_STEP_KERNEL, 3, -1, 1135, 6, 306},  // 196 k3_bnapply_relu_c36_32x32
-  {CUDA_STEP_CONV_FWD, -1, 52, 1141, 3, 307},  // 197 cells.5.ops.3.x_op.ops.4
-  {CUDA_STEP_KERNEL, 2, -1, 1144, 6, 308},  // 198 k2_bnstats_c36_32x32
-  {CUDA_STEP_KERNEL, 6, -1, 1150, 13, 310},  // 199 k6_bnapply_add_droppath_relu_c36_32x32
-  {CUDA_STEP_CONV_FWD, -1, 53, 1163, 3, 311},  // 200 cells.5.ops.3.y_op.ops.1
-  {CUDA_STEP_KERNEL, 2, -1, 1166, 6, 312},  // 201 k2_bnstats_c36_32x32
-  {CUDA_STEP_KERNEL, 5, -1, 1172, 13, 314},  // 202 k5_bnapply_droppath_add_c36_32x32
-  {CUDA_STEP_CONV_FWD, -1, 54, 1185, 3, 317},  // 203 cells.5.ops.4.y_op.ops.1
-  {CUDA_STEP_KERNEL, 2, -1, 1188, 6, 318},  // 204 k2_bnstats_c36_32x32
-  {CUDA_STEP_KERNEL, 5, -1, 1194, 13, 320},  // 205 k5_bnapply_droppath_add_c36_32x32
-  {CUDA_STEP_GEMM, -1, 18, 1207, 3, 323},  // 206 cells.6.maybe_calibrate_size.preprocess_x.conv
-  {CUDA_STEP_KERNEL, 8, -1, 1210, 6, 324},  // 207 k8_bnstats_c72_32x32
-  {CUDA_STEP_KERNEL, 7, -1, 1216, 2, 325},  // 208 k7_relu_c108_32x32
-  {CUDA_STEP_GEMM, -1, 19, 1218, 3, 326},  // 209 cells.6.maybe_calibrate_size.preprocess_y.conv
-  {CUDA_STEP_KERNEL, 8, -1, 1221, 6, 327},  // 210 k8_bnstats_c72_32x32
-  {CUDA_STEP_KERNEL, 9, -1, 1227, 6, 328},  // 211 k9_bnapply_relu_c72_32x32
-  {CUDA_STEP_CONV_FWD, -1, 55, 1233, 3, 329},  // 212 cells.6.ops.0.x_op.ops.1
-  {CUDA_STEP_KERNEL, 10, -1, 1236, 6, 330},  // 213 k10_bnstats_c72_16x16
-  {CUDA_STEP_KERNEL, 11, -1, 1242, 13, 332},  // 214 k11_bnapply_avg2x2s2_add_droppath_relu_c72_16x16
-  {CUDA_STEP_CONV_FWD, -1, 56, 1255, 3, 336},  // 215 cells.6.ops.1.x_op.ops.1
-  {CUDA_STEP_KERNEL, 10, -1, 1258, 6, 337},  // 216 k10_bnstats_c72_16x16
-  {CUDA_STEP_KERNEL, 12, -1, 1264, 13, 339},  // 217 k12_bnapply_avg3x3s2_droppath_add_c72_16x16
-  {CUDA_STEP_CONV_FWD, -1, 57, 1277, 3, 343},  // 218 cells.6.ops.2.x_op.ops.1
-  {CUDA_STEP_KERNEL, 13, -1, 1280, 6, 344},  // 219 k13_bnstats_c72_32x16
-  {CUDA_STEP_KERNEL, 14, -1, 1286, 6, 345},  // 220 k14_bnapply_relu_c72_32x16
-  {CUDA_STEP_CONV_FWD, -1, 58, 1292, 3, 346},  // 221 cells.6.ops.2.x_op.ops.4
-  {CUDA_STEP_KERNEL, 10, -1, 1295, 6, 347},  // 222 k10_bnstats_c72_16x16
-  {CUDA_STEP_KERNEL, 15, -1, 1301, 13, 349},  // 223 k15_bnapply_max2x2s2_droppath_add_c72_16x16
-  {CUDA_STEP_GEMM, -1, 20, 1314, 3, 355},  // 224 cells.6.ops.3.y_op.ops.1
-  {CUDA_STEP_KERNEL, 10, -1, 1317, 6, 356},  // 225 k10_bnstats_c72_16x16
-  {CUDA_STEP_KERNEL, 16, -1, 1323, 13, 352},  // 226 k16_bnapply_avg3x3s2_droppath_add_c72_16x16
-  {CUDA_STEP_CONV_FWD, -1, 59, 1336, 3, 362},  // 227 cells.6.ops.4.y_op.ops.1
-  {CUDA_STEP_KERNEL, 10, -1, 1339, 6, 363},  // 228 k10_bnstats_c72_16x16
-  {CUDA_STEP_KERNEL, 17, -1, 1345, 13, 359},  // 229 k17_bnapply_max3x3s2_droppath_add_c72_16x16
-  {CUDA_STEP_CONV_FWD, -1, 60, 1358, 3, 368},  // 230 cells.7.maybe_calibrate_size.preprocess_x.path1.1
-  {CUDA_STEP_CONV_FWD, -1, 61, 1361, 3, 369},  // 231 cells.7.maybe_calibrate_size.preprocess_x.path2.1
-  {CUDA_STEP_KERNEL, 10, -1, 1364, 6, 371},  // 232 k10_bnstats_c72_16x16
-  {CUDA_STEP_KERNEL, 18, -1, 1370, 2, 372},  // 233 k18_relu_c288_16x16
-  {CUDA_STEP_GEMM, -1, 21, 1372, 3, 373},  // 234 cells.7.maybe_calibrate_size.preprocess_y.conv
-  {CUDA_STEP_KERNEL, 10, -1, 1375, 6, 374},  // 235 k10_bnstats_c72_16x16
-  {CUDA_STEP_KERNEL, 19, -1, 1381, 6, 375},  // 236 k19_bnapply_relu_c72_16x16
-  {CUDA_STEP_CONV_FWD, -1, 62, 1387, 3, 376},  // 237 cells.7.ops.0.x_op.ops.1
-  {CUDA_STEP_KERNEL, 10, -1, 1390, 6, 377},  // 238 k10_bnstats_c72_16x16
-  {CUDA_STEP_KERNEL, 20, -1, 1396, 13, 379},  // 239 k20_bnapply_avg5x5s1_add_droppath_relu_c72_16x16
-  {CUDA_STEP_CONV_FWD, -1, 63, 1409, 3, 383},  // 240 cells.7.ops.1.x_op.ops.1
-  {CUDA_STEP_KERNEL, 10, -1, 1412, 6, 384},  // 241 k10_bnstats_c72_16x16
-  {CUDA_STEP_KERNEL, 19, -1, 1418, 6, 385},  // 242 k19_bnapply_relu_c72_16x16
-  {CUDA_STEP_CONV_FWD, -1, 64, 1424, 3, 386},  // 243 cells.7.ops.1.x_op.ops.4
-  {CUDA_STEP_KERNEL, 10, -1, 1427, 6, 387},  // 244 k10_bnstats_c72_16x16
-  {CUDA_STEP_KERNEL, 19, -1, 1433, 6, 389},  // 245 k19_bnapply_relu_c72_16x16
-  {CUDA_STEP_CONV_FWD, -1, 65, 1439, 3, 390},  // 246 cells.7.ops.1.y_op.ops.1
-  {CUDA_STEP_KERNEL, 10, -1, 1442, 6, 391},  // 247 k10_bnstats_c72_16x16
-  {CUDA_STEP_KERNEL, 21, -1, 1448, 13, 393},  // 248 k21_bnapply_droppath_add_c72_16x16
-  {CUDA_STEP_GEMM, -1, 22, 1461, 3, 395},  // 249 cells.7.ops.2.x_op.ops.1
-  {CUDA_STEP_KERNEL, 10, -1, 1464, 6, 396},  // 250 k10_bnstats_c72_16x16
-  {CUDA_STEP_CONV_FWD, -1, 66, 1470, 3, 399},  // 251 cells.7.ops.2.y_op.ops.1
-  {CUDA_STEP_KERNEL, 10, -1, 1473, 6, 400},  // 252 k10_bnstats_c72_16x16
-  {CUDA_STEP_CONV_FWD, -1, 67, 1479, 3, 404},  // 253 cells.7.ops.3.x_op.ops.1
-  {CUDA_STEP_KERNEL, 10, -1, 1482, 6, 405},  // 254 k10_bnstats_c72_16x16
-  {CUDA_STEP_KERNEL, 19, -1, 1488, 6, 406},  // 255 k19_bnapply_relu_c72_16x16
-  {CUDA_STEP_CONV_FWD, -1, 68, 1494, 3, 407},  // 256 cells.7.ops.3.x_op.ops.4
-  {CUDA_STEP_KERNEL, 10, -1, 1497, 6, 408},  // 257 k10_bnstats_c72_16x16
-  {CUDA_STEP_KERNEL, 22, -1, 1503, 13, 410},  // 258 k22_bnapply_add_droppath_relu_c72_16x16
-  {CUDA_STEP_CONV_FWD, -1, 69, 1516, 3, 411},  // 259 cells.7.ops.3.y_op.ops.1
-  {CUDA_STEP_KERNEL, 10, -1, 1519, 6, 412},  // 260 k10_bnstats_c72_16x16
-  {CUDA_STEP_KERNEL, 21, -1, 1525, 13, 414},  // 261 k21_bnapply_droppath_add_c72_16x16
-  {CUDA_STEP_CONV_FWD, -1, 70, 1538, 3, 417},  // 262 cells.7.ops.4.y_op.ops.1
-  {CUDA_STEP_KERNEL, 10, -1, 1541, 6, 418},  // 263 k10_bnstats_c72_16x16
-  {CUDA_STEP_KERNEL, 21, -1, 1547, 13, 420},  // 264 k21_bnapply_droppath_add_c72_16x16
-  {CUDA_STEP_GEMM, -1, 23, 1560, 3, 423},  // 265 cells.8.maybe_calibrate_size.preprocess_x.conv
-  {CUDA_STEP_KERNEL, 10, -1, 1563, 6, 424},  // 266 k10_bnstats_c72_16x16
-  {CUDA_STEP_KERNEL, 23, -1, 1569, 2, 425},  // 267 k23_relu_c216_16x16
-  {CUDA_STEP_GEMM, -1, 24, 1571, 3, 426},  // 268 cells.8.maybe_calibrate_size.preprocess_y.conv
-  {CUDA_STEP_KERNEL, 10, -1, 1574, 6, 427},  // 269 k10_bnstats_c72_16x16
-  {CUDA_STEP_KERNEL, 19, -1, 1580, 6, 428},  // 270 k19_bnapply_relu_c72_16x16
-  {CUDA_STEP_CONV_FWD, -1, 71, 1586, 3, 429},  // 271 cells.8.ops.0.x_op.ops.1
-  {CUDA_STEP_KERNEL, 10, -1, 1589, 6, 430},  // 272 k10_bnstats_c72_16x16
-  {CUDA_STEP_KERNEL, 20, -1, 1595, 13, 432},  // 273 k20_bnapply_avg5x5s1_add_droppath_relu_c72_16x16
-  {CUDA_STEP_CONV_FWD, -1, 72, 1608, 3, 436},  // 274 cells.8.ops.1.x_op.ops.1
-  {CUDA_STEP_KERNEL, 10, -1, 1611, 6, 437},  // 275 k10_bnstats_c72_16x16
-  {CUDA_STEP_KERNEL, 19, -1, 1617, 6, 438},  // 276 k19_bnapply_relu_c72_16x16
-  {CUDA_STEP_CONV_FWD, -1, 73, 1623, 3, 439},  // 277 cells.8.ops.1.x_op.ops.4
-  {CUDA_STEP_KERNEL, 10, -1, 1626, 6, 440},  // 278 k10_bnstats_c72_16x16
-  {CUDA_STEP_KERNEL, 19, -1, 1632, 6, 442},  // 279 k19_bnapply_relu_c72_16x16
-  {CUDA_STEP_CONV_FWD, -1, 74, 1638, 3, 443},  // 280 cells.8.ops.1.y_op.ops.1
-  {CUDA_STEP_KERNEL, 10, -1, 1641, 6, 444},  // 281 k10_bnstats_c72_16x16
-  {CUDA_STEP_KERNEL, 21, -1, 1647, 13, 446},  // 282 k21_bnapply_droppath_add_c72_16x16
-  {CUDA_STEP_GEMM, -1, 25, 1660, 3, 448},  // 283 cells.8.ops.2.x_op.ops.1
-  {CUDA_STEP_KERNEL, 10, -1, 1663, 6, 449},  // 284 k10_bnstats_c72_16x16
-  {CUDA_STEP_CONV_FWD, -1, 75, 1669, 3, 452},  // 285 cells.8.ops.2.y_op.ops.1
-  {CUDA_STEP_KERNEL, 10, -1, 1672, 6, 453},  // 286 k10_bnstats_c72_16x16
-  {CUDA_STEP_CONV_FWD, -1, 76, 1678, 3, 457},  // 287 cells.8.ops.3.x_op.ops.1
-  {CUDA_STEP_KERNEL, 10, -1, 1681, 6, 458},  // 288 k10_bnstats_c72_16x16
-  {CUDA_STEP_KERNEL, 19, -1, 1687, 6, 459},  // 289 k19_bnapply_relu_c72_16x16
-  {CUDA_STEP_CONV_FWD, -1, 77, 1693, 3, 460},  // 290 cells.8.ops.3.x_op.ops.4
-  {CUDA_STEP_KERNEL, 10, -1, 1696, 6, 461},  // 291 k10_bnstats_c72_16x16
-  {CUDA_STEP_KERNEL, 22, -1, 1702, 13, 463},  // 292 k22_bnapply_add_droppath_relu_c72_16x16
-  {CUDA_STEP_CONV_FWD, -1, 78, 1715, 3, 464},  // 293 cells.8.ops.3.y_op.ops.1
-  {CUDA_STEP_KERNEL, 10, -1, 1718, 6, 465},  // 294 k10_bnstats_c72_16x16
-  {CUDA_STEP_KERNEL, 21, -1, 1724, 13, 467},  // 295 k21_bnapply_droppath_add_c72_16x16
-  {CUDA_STEP_CONV_FWD, -1, 79, 1737, 3, 470},  // 296 cells.8.ops.4.y_op.ops.1
-  {CUDA_STEP_KERNEL, 10, -1, 1740, 6, 471},  // 297 k10_bnstats_c72_16x16
-  {CUDA_STEP_KERNEL, 21, -1, 1746, 13, 473},  // 298 k21_bnapply_droppath_add_c72_16x16
-  {CUDA_STEP_GEMM, -1, 26, 1759, 3, 476},  // 299 cells.9.maybe_calibrate_size.preprocess_x.conv
-  {CUDA_STEP_KERNEL, 10, -1, 1762, 6, 477},  // 300 k10_bnstats_c72_16x16
-  {CUDA_STEP_KERNEL, 23, -1, 1768, 2, 478},  // 301 k23_relu_c216_16x16
-  {CUDA_STEP_GEMM, -1, 27, 1770, 3, 479},  // 302 cells.9.maybe_calibrate_size.preprocess_y.conv
-  {CUDA_STEP_KERNEL, 10, -1, 1773, 6, 480},  // 303 k10_bnstats_c72_16x16
-  {CUDA_STEP_KERNEL, 19, -1, 1779, 6, 481},  // 304 k19_bnapply_relu_c72_16x16
-  {CUDA_STEP_CONV_FWD, -1, 80, 1785, 3, 482},  // 305 cells.9.ops.0.x_op.ops.1
-  {CUDA_STEP_KERNEL, 10, -1, 1788, 6, 483},  // 306 k10_bnstats_c72_16x16
-  {CUDA_STEP_KERNEL, 20, -1, 1794, 13, 485},  // 307 k20_bnapply_avg5x5s1_add_droppath_relu_c72_16x16
-  {CUDA_STEP_CONV_FWD, -1, 81, 1807, 3, 489},  // 308 cells.9.ops.1.x_op.ops.1
-  {CUDA_STEP_KERNEL, 10, -1, 1810, 6, 490},  // 309 k10_bnstats_c72_16x16
-  {CUDA_STEP_KERNEL, 19, -1, 1816, 6, 491},  // 310 k19_bnapply_relu_c72_16x16
-  {CUDA_STEP_CONV_FWD, -1, 82, 1822, 3, 492},  // 311 cells.9.ops.1.x_op.ops.4
-  {CUDA_STEP_KERNEL, 10, -1, 1825, 6, 493},  // 312 k10_bnstats_c72_16x16
-  {CUDA_STEP_KERNEL, 19, -1, 1831, 6, 495},  // 313 k19_bnapply_relu_c72_16x16
-  {CUDA_STEP_CONV_FWD, -1, 83, 1837, 3, 496},  // 314 cells.9.ops.1.y_op.ops.1
-  {CUDA_STEP_KERNEL, 10, -1, 1840, 6, 497},  // 315 k10_bnstats_c72_16x16
-  {CUDA_STEP_KERNEL, 21, -1, 1846, 13, 499},  // 316 k21_bnapply_droppath_add_c72_16x16
-  {CUDA_STEP_GEMM, -1, 28, 1859, 3, 501},  // 317 cells.9.ops.2.x_op.ops.1
-  {CUDA_STEP_KERNEL, 10, -1, 1862, 6, 502},  // 318 k10_bnstats_c72_16x16
-  {CUDA_STEP_CONV_FWD, -1, 84, 1868, 3, 505},  // 319 cells.9.ops.2.y_op.ops.1
-  {CUDA_STEP_KERNEL, 10, -1, 1871, 6, 506},  // 320 k10_bnstats_c72_16x16
-  {CUDA_STEP_CONV_FWD, -1, 85, 1877, 3, 510},  // 321 cells.9.ops.3.x_op.ops.1
-  {CUDA_STEP_KERNEL, 10, -1, 1880, 6, 511},  // 322 k10_bnstats_c72_16x16
-  {CUDA_STEP_KERNEL, 19, -1, 1886, 6, 512},  // 323 k19_bnapply_relu_c72_16x16
-  {CUDA_STEP_CONV_FWD, -1, 86, 1892, 3, 513},  // 324 cells.9.ops.3.x_op.ops.4
-  {CUDA_STEP_KERNEL, 10, -1, 1895, 6, 514},  // 325 k10_bnstats_c72_16x16
-  {CUDA_STEP_KERNEL, 22, -1, 1901, 13, 516},  // 326 k22_bnapply_add_droppath_relu_c72_16x16
-  {CUDA_STEP_CONV_FWD, -1, 87, 1914, 3, 517},  // 327 cells.9.ops.3.y_op.ops.1
-  {CUDA_STEP_KERNEL, 10, -1, 1917, 6, 518},  // 328 k10_bnstats_c72_16x16
-  {CUDA_STEP_KERNEL, 21, -1, 1923, 13, 520},  // 329 k21_bnapply_droppath_add_c72_16x16
-  {CUDA_STEP_CONV_FWD, -1, 88, 1936, 3, 523},  // 330 cells.9.ops.4.y_op.ops.1
-  {CUDA_STEP_KERNEL, 10, -1, 1939, 6, 524},  // 331 k10_bnstats_c72_16x16
-  {CUDA_STEP_KERNEL, 21, -1, 1945, 13, 526},  // 332 k21_bnapply_droppath_add_c72_16x16
-  {CUDA_STEP_GEMM, -1, 29, 1958, 3, 529},  // 333 cells.10.maybe_calibrate_size.preprocess_x.conv
-  {CUDA_STEP_KERNEL, 10, -1, 1961, 6, 530},  // 334 k10_bnstats_c72_16x16
-  {CUDA_STEP_KERNEL, 23, -1, 1967, 2, 531},  // 335 k23_relu_c216_16x16
-  {CUDA_STEP_GEMM, -1, 30, 1969, 3, 532},  // 336 cells.10.maybe_calibrate_size.preprocess_y.conv
-  {CUDA_STEP_KERNEL, 10, -1, 1972, 6, 533},  // 337 k10_bnstats_c72_16x16
-  {CUDA_STEP_KERNEL, 19, -1, 1978, 6, 534},  // 338 k19_bnapply_relu_c72_16x16
-  {CUDA_STEP_CONV_FWD, -1, 89, 1984, 3, 535},  // 339 cells.10.ops.0.x_op.ops.1
-  {CUDA_STEP_KERNEL, 10, -1, 1987, 6, 536},  // 340 k10_bnstats_c72_16x16
-  {CUDA_STEP_KERNEL, 20, -1, 1993, 13, 538},  // 341 k20_bnapply_avg5x5s1_add_droppath_relu_c72_16x16
-  {CUDA_STEP_CONV_FWD, -1, 90, 2006, 3, 542},  // 342 cells.10.ops.1.x_op.ops.1
-  {CUDA_STEP_KERNEL, 10, -1, 2009, 6, 543},  // 343 k10_bnstats_c72_16x16
-  {CUDA_STEP_KERNEL, 19, -1, 2015, 6, 544},  // 344 k19_bnapply_relu_c72_16x16
-  {CUDA_STEP_CONV_FWD, -1, 91, 2021, 3, 545},  // 345 cells.10.ops.1.x_op.ops.4
-  {CUDA_STEP_KERNEL, 10, -1, 2024, 6, 546},  // 346 k10_bnstats_c72_16x16
-  {CUDA_STEP_KERNEL, 19, -1, 2030, 6, 548},  // 347 k19_bnapply_relu_c72_16x16
-  {CUDA_STEP_CONV_FWD, -1, 92, 2036, 3, 549},  // 348 cells.10.ops.1.y_op.ops.1
-  {CUDA_STEP_KERNEL, 10, -1, 2039, 6, 550},  // 349 k10_bnstats_c72_16x16
-  {CUDA_STEP_KERNEL, 21, -1, 2045, 13, 552},  // 350 k21_bnapply_droppath_add_c72_16x16
-  {CUDA_STEP_GEMM, -1, 31, 2058, 3, 554},  // 351 cells.10.ops.2.x_op.ops.1
-  {CUDA_STEP_KERNEL, 10, -1, 2061, 6, 555},  // 352 k10_bnstats_c72_16x16
-  {CUDA_STEP_CONV_FWD, -1, 93, 2067, 3, 558},  // 353 cells.10.ops.2.y_op.ops.1
-  {CUDA_STEP_KERNEL, 10, -1, 2070, 6, 559},  // 354 k10_bnstats_c72_16x16
-  {CUDA_STEP_CONV_FWD, -1, 94, 2076, 3, 563},  // 355 cells.10.ops.3.x_op.ops.1
-  {CUDA_STEP_KERNEL, 10, -1, 2079, 6, 564},  // 356 k10_bnstats_c72_16x16
-  {CUDA_STEP_KERNEL, 19, -1, 2085, 6, 565},  // 357 k19_bnapply_relu_c72_16x16
-  {CUDA_STEP_CONV_FWD, -1, 95, 2091, 3, 566},  // 358 cells.10.ops.3.x_op.ops.4
-  {CUDA_STEP_KERNEL, 10, -1, 2094, 6, 567},  // 359 k10_bnstats_c72_16x16
-  {CUDA_STEP_KERNEL, 22, -1, 2100, 13, 569},  // 360 k22_bnapply_add_droppath_relu_c72_16x16
-  {CUDA_STEP_CONV_FWD, -1, 96, 2113, 3, 570},  // 361 cells.10.ops.3.y_op.ops.1
-  {CUDA_STEP_KERNEL, 10, -1, 2116, 6, 571},  // 362 k10_bnstats_c72_16x16
-  {CUDA_STEP_KERNEL, 21, -1, 2122, 13, 573},  // 363 k21_bnapply_droppath_add_c72_16x16
-  {CUDA_STEP_CONV_FWD, -1, 97, 2135, 3, 576},  // 364 cells.10.ops.4.y_op.ops.1
-  {CUDA_STEP_KERNEL, 10, -1, 2138, 6, 577},  // 365 k10_bnstats_c72_16x16
-  {CUDA_STEP_KERNEL, 21, -1, 2144, 13, 579},  // 366 k21_bnapply_droppath_add_c72_16x16
-  {CUDA_STEP_GEMM, -1, 32, 2157, 3, 582},  // 367 cells.11.maybe_calibrate_size.preprocess_x.conv
-  {CUDA_STEP_KERNEL, 10, -1, 2160, 6, 583},  // 368 k10_bnstats_c72_16x16
-  {CUDA_STEP_KERNEL, 23, -1, 2166, 2, 584},  // 369 k23_relu_c216_16x16
-  {CUDA_STEP_GEMM, -1, 33, 2168, 3, 585},  // 370 cells.11.maybe_calibrate_size.preprocess_y.conv
-  {CUDA_STEP_KERNEL, 10, -1, 2171, 6, 586},  // 371 k10_bnstats_c72_16x16
-  {CUDA_STEP_KERNEL, 19, -1, 2177, 6, 587},  // 372 k19_bnapply_relu_c72_16x16
-  {CUDA_STEP_CONV_FWD, -1, 98, 2183, 3, 588},  // 373 cells.11.ops.0.x_op.ops.1
-  {CUDA_STEP_KERNEL, 10, -1, 2186, 6, 589},  // 374 k10_bnstats_c72_16x16
-  {CUDA_STEP_KERNEL, 20, -1, 2192, 13, 591},  // 375 k20_bnapply_avg5x5s1_add_droppath_relu_c72_16x16
-  {CUDA_STEP_CONV_FWD, -1, 99, 2205, 3, 595},  // 376 cells.11.ops.1.x_op.ops.1
-  {CUDA_STEP_KERNEL, 10, -1, 2208, 6, 596},  // 377 k10_bnstats_c72_16x16
-  {CUDA_STEP_KERNEL, 19, -1, 2214, 6, 597},  // 378 k19_bnapply_relu_c72_16x16
-  {CUDA_STEP_CONV_FWD, -1, 100, 2220, 3, 598},  // 379 cells.11.ops.1.x_op.ops.4
-  {CUDA_STEP_KERNEL, 10, -1, 2223, 6, 599},  // 380 k10_bnstats_c72_16x16
-  {CUDA_STEP_KERNEL, 19, -1, 2229, 6, 601},  // 381 k19_bnapply_relu_c72_16x16
-  {CUDA_STEP_CONV_FWD, -1, 101, 2235, 3, 602},  // 382 cells.11.ops.1.y_op.ops.1
-  {CUDA_STEP_KERNEL, 10, -1, 2238, 6, 603},  // 383 k10_bnstats_c72_16x16
-  {CUDA_STEP_KERNEL, 21, -1, 2244, 13, 605},  // 384 k21_bnapply_droppath_add_c72_16x16
-  {CUDA_STEP_GEMM, -1, 34, 2257, 3, 607},  // 385 cells.11.ops.2.x_op.ops.1
-  {CUDA_STEP_KERNEL, 10, -1, 2260, 6, 608},  // 386 k10_bnstats_c72_16x16
-  {CUDA_STEP_CONV_FWD, -1, 102, 2266, 3, 611},  // 387 cells.11.ops.2.y_op.ops.1
-  {CUDA_STEP_KERNEL, 10, -1, 2269, 6, 612},  // 388 k10_bnstats_c72_16x16
-  {CUDA_STEP_CONV_FWD, -1, 103, 2275, 3, 616},  // 389 cells.11.ops.3.x_op.ops.1
-  {CUDA_STEP_KERNEL, 10, -1, 2278, 6, 617},  // 390 k10_bnstats_c72_16x16
-  {CUDA_STEP_KERNEL, 19, -1, 2284, 6, 618},  // 391 k19_bnapply_relu_c72_16x16
-  {CUDA_STEP_CONV_FWD, -1, 104, 2290, 3, 619},  // 392 cells.11.ops.3.x_op.ops.4
-  {CUDA_STEP_KERNEL, 10, -1, 2293, 6, 620},  // 393 k10_bnstats_c72_16x16
-  {CUDA_STEP_KERNEL, 22, -1, 2299, 13, 622},  // 394 k22_bnapply_add_droppath_relu_c72_16x16
-  {CUDA_STEP_CONV_FWD, -1, 105, 2312, 3, 623},  // 395 cells.11.ops.3.y_op.ops.1
-  {CUDA_STEP_KERNEL, 10, -1, 2315, 6, 624},  // 396 k10_bnstats_c72_16x16
-  {CUDA_STEP_KERNEL, 21, -1, 2321, 13, 626},  // 397 k21_bnapply_droppath_add_c72_16x16
-  {CUDA_STEP_CONV_FWD, -1, 106, 2334, 3, 629},  // 398 cells.11.ops.4.y_op.ops.1
-  {CUDA_STEP_KERNEL, 10, -1, 2337, 6, 630},  // 399 k10_bnstats_c72_16x16
-  {CUDA_STEP_KERNEL, 21, -1, 2343, 13, 632},  // 400 k21_bnapply_droppath_add_c72_16x16
-  {CUDA_STEP_GEMM, -1, 35, 2356, 3, 635},  // 401 cells.12.maybe_calibrate_size.preprocess_x.conv
-  {CUDA_STEP_KERNEL, 10, -1, 2359, 6, 636},  // 402 k10_bnstats_c72_16x16
-  {CUDA_STEP_KERNEL, 23, -1, 2365, 2, 637},  // 403 k23_relu_c216_16x16
-  {CUDA_STEP_GEMM, -1, 36, 2367, 3, 638},  // 404 cells.12.maybe_calibrate_size.preprocess_y.conv
-  {CUDA_STEP_KERNEL, 10, -1, 2370, 6, 639},  // 405 k10_bnstats_c72_16x16
-  {CUDA_STEP_KERNEL, 19, -1, 2376, 6, 640},  // 406 k19_bnapply_relu_c72_16x16
-  {CUDA_STEP_CONV_FWD, -1, 107, 2382, 3, 641},  // 407 cells.12.ops.0.x_op.ops.1
-  {CUDA_STEP_KERNEL, 10, -1, 2385, 6, 642},  // 408 k10_bnstats_c72_16x16
-  {CUDA_STEP_KERNEL, 20, -1, 2391, 13, 644},  // 409 k20_bnapply_avg5x5s1_add_droppath_relu_c72_16x16
-  {CUDA_STEP_CONV_FWD, -1, 108, 2404, 3, 648},  // 410 cells.12.ops.1.x_op.ops.1
-  {CUDA_STEP_KERNEL, 10, -1, 2407, 6, 649},  // 411 k10_bnstats_c72_16x16
-  {CUDA_STEP_KERNEL, 19, -1, 2413, 6, 650},  // 412 k19_bnapply_relu_c72_16x16
-  {CUDA_STEP_CONV_FWD, -1, 109, 2419, 3, 651},  // 413 cells.12.ops.1.x_op.ops.4
-  {CUDA_STEP_KERNEL, 10, -1, 2422, 6, 652},  // 414 k10_bnstats_c72_16x16
-  {CUDA_STEP_KERNEL, 19, -1, 2428, 6, 654},  // 415 k19_bnapply_relu_c72_16x16
-  {CUDA_STEP_CONV_FWD, -1, 110, 2434, 3, 655},  // 416 cells.12.ops.1.y_op.ops.1
-  {CUDA_STEP_KERNEL, 10, -1, 2437, 6, 656},  // 417 k10_bnstats_c72_16x16
-  {CUDA_STEP_KERNEL, 21, -1, 2443, 13, 658},  // 418 k21_bnapply_droppath_add_c72_16x16
-  {CUDA_STEP_GEMM, -1, 37, 2456, 3, 660},  // 419 cells.12.ops.2.x_op.ops.1
-  {CUDA_STEP_KERNEL, 10, -1, 2459, 6, 661},  // 420 k10_bnstats_c72_16x16
-  {CUDA_STEP_CONV_FWD, -1, 111, 2465, 3, 664},  // 421 cells.12.ops.2.y_op.ops.1
-  {CUDA_STEP_KERNEL, 10, -1, 2468, 6, 665},  // 422 k10_bnstats_c72_16x16
-  {CUDA_STEP_CONV_FWD, -1, 112, 2474, 3, 669},  // 423 cells.12.ops.3.x_op.ops.1
-  {CUDA_STEP_KERNEL, 10, -1, 2477, 6, 670},  // 424 k10_bnstats_c72_16x16
-  {CUDA_STEP_KERNEL, 19, -1, 2483, 6, 671},  // 425 k19_bnapply_relu_c72_16x16
-  {CUDA_STEP_CONV_FWD, -1, 113, 2489, 3, 672},  // 426 cells.12.ops.3.x_op.ops.4
-  {CUDA_STEP_KERNEL, 10, -1, 2492, 6, 673},  // 427 k10_bnstats_c72_16x16
-  {CUDA_STEP_KERNEL, 22, -1, 2498, 13, 675},  // 428 k22_bnapply_add_droppath_relu_c72_16x16
-  {CUDA_STEP_CONV_FWD, -1, 114, 2511, 3, 676},  // 429 cells.12.ops.3.y_op.ops.1
-  {CUDA_STEP_KERNEL, 10, -1, 2514, 6, 677},  // 430 k10_bnstats_c72_16x16
-  {CUDA_STEP_KERNEL, 21, -1, 2520, 13, 679},  // 431 k21_bnapply_droppath_add_c72_16x16
-  {CUDA_STEP_CONV_FWD, -1, 115, 2533, 3, 682},  // 432 cells.12.ops.4.y_op.ops.1
-  {CUDA_STEP_KERNEL, 10, -1, 2536, 6, 683},  // 433 k10_bnstats_c72_16x16
-  {CUDA_STEP_KERNEL, 21, -1, 2542, 13, 685},  // 434 k21_bnapply_droppath_add_c72_16x16
-  {CUDA_STEP_GEMM, -1, 38, 2555, 3, 688},  // 435 cells.13.maybe_calibrate_size.preprocess_x.conv
-  {CUDA_STEP_KERNEL, 24, -1, 2558, 6, 689},  // 436 k24_bnstats_c144_16x16
-  {CUDA_STEP_KERNEL, 23, -1, 2564, 2, 690},  // 437 k23_relu_c216_16x16
-  {CUDA_STEP_GEMM, -1, 39, 2566, 3, 691},  // 438 cells.13.maybe_calibrate_size.preprocess_y.conv
-  {CUDA_STEP_KERNEL, 24, -1, 2569, 6, 692},  // 439 k24_bnstats_c144_16x16
-  {CUDA_STEP_KERNEL, 25, -1, 2575, 6, 693},  // 440 k25_bnapply_relu_c144_16x16
-  {CUDA_STEP_CONV_FWD, -1, 116, 2581, 3, 694},  // 441 cells.13.ops.0.x_op.ops.1
-  {CUDA_STEP_KERNEL, 26, -1, 2584, 6, 695},  // 442 k26_bnstats_c144_8x8
-  {CUDA_STEP_KERNEL, 27, -1, 2590, 13, 697},  // 443 k27_bnapply_avg2x2s2_add_droppath_relu_c144_8x8
-  {CUDA_STEP_CONV_FWD, -1, 117, 2603, 3, 701},  // 444 cells.13.ops.1.x_op.ops.1
-  {CUDA_STEP_KERNEL, 26, -1, 2606, 6, 702},  // 445 k26_bnstats_c144_8x8
-  {CUDA_STEP_KERNEL, 28, -1, 2612, 13, 704},  // 446 k28_bnapply_avg3x3s2_droppath_add_c144_8x8
-  {CUDA_STEP_CONV_FWD, -1, 118, 2625, 3, 708},  // 447 cells.13.ops.2.x_op.ops.1
-  {CUDA_STEP_KERNEL, 29, -1, 2628, 6, 709},  // 448 k29_bnstats_c144_16x8
-  {CUDA_STEP_KERNEL, 30, -1, 2634, 6, 710},  // 449 k30_bnapply_relu_c144_16x8
-  {CUDA_STEP_CONV_FWD, -1, 119, 2640, 3, 711},  // 450 cells.13.ops.2.x_op.ops.4
-  {CUDA_STEP_KERNEL, 26, -1, 2643, 6, 712},  // 451 k26_bnstats_c144_8x8
-  {CUDA_STEP_KERNEL, 31, -1, 2649, 13, 714},  // 452 k31_bnapply_max2x2s2_droppath_add_c144_8x8
-  {CUDA_STEP_GEMM, -1, 40, 2662, 3, 720},  // 453 cells.13.ops.3.y_op.ops.1
-  {CUDA_STEP_KERNEL, 26, -1, 2665, 6, 721},  // 454 k26_bnstats_c144_8x8
-  {CUDA_STEP_KERNEL, 32, -1, 2671, 13, 717},  // 455 k32_bnapply_avg3x3s2_droppath_add_c144_8x8
-  {CUDA_STEP_CONV_FWD, -1, 120, 2684, 3, 727},  // 456 cells.13.ops.4.y_op.ops.1
-  {CUDA_STEP_KERNEL, 26, -1, 2687, 6, 728},  // 457 k26_bnstats_c144_8x8
-  {CUDA_STEP_KERNEL, 33, -1, 2693, 13, 724},  // 458 k33_bnapply_max3x3s2_droppath_add_c144_8x8
-  {CUDA_STEP_KERNEL, 34, -1, 2706, 2, 733},  // 459 k34_relu_avg5x5s3_c576_2x2
-  {CUDA_STEP_GEMM, -1, 41, 2708, 3, 734},  // 460 auxiliary_head.conv1
-  {CUDA_STEP_KERNEL, 35, -1, 2711, 6, 735},  // 461 k35_bnstats_c128_2x2
-  {CUDA_STEP_KERNEL, 36, -1, 2717, 6, 736},  // 462 k36_bnapply_relu_c128_2x2
-  {CUDA_STEP_CONV_FWD, -1, 121, 2723, 3, 737},  // 463 auxiliary_head.conv2
-  {CUDA_STEP_KERNEL, 37, -1, 2726, 6, 738},  // 464 k37_bnstats_c768_1x1
-  {CUDA_STEP_KERNEL, 38, -1, 2732, 6, 739},  // 465 k38_bnapply_relu_c768_1x1
-  {CUDA_STEP_KERNEL, 39, -1, 2738, 2, 740},  // 466 k39_bias_c10_1x1
-  {CUDA_STEP_GEMM, -1, 42, 2740, 3, 740},  // 467 auxiliary_head.classifier
-  {CUDA_STEP_CONV_FWD, -1, 122, 2743, 3, 742},  // 468 cells.14.maybe_calibrate_size.preprocess_x.path1.1
-  {CUDA_STEP_CONV_FWD, -1, 123, 2746, 3, 743},  // 469 cells.14.maybe_calibrate_size.preprocess_x.path2.1
-  {CUDA_STEP_KERNEL, 26, -1, 2749, 6, 745},  // 470 k26_bnstats_c144_8x8
-  {CUDA_STEP_KERNEL, 40, -1, 2755, 2, 746},  // 471 k40_relu_c576_8x8
-  {CUDA_STEP_GEMM, -1, 43, 2757, 3, 747},  // 472 cells.14.maybe_calibrate_size.preprocess_y.conv
-  {CUDA_STEP_KERNEL, 26, -1, 2760, 6, 748},  // 473 k26_bnstats_c144_8x8
-  {CUDA_STEP_KERNEL, 41, -1, 2766, 6, 749},  // 474 k41_bnapply_relu_c144_8x8
-  {CUDA_STEP_CONV_FWD, -1, 124, 2772, 3, 750},  // 475 cells.14.ops.0.x_op.ops.1
-  {CUDA_STEP_KERNEL, 26, -1, 2775, 6, 751},  // 476 k26_bnstats_c144_8x8
-  {CUDA_STEP_KERNEL, 42, -1, 2781, 13, 753},  // 477 k42_bnapply_avg5x5s1_add_droppath_relu_c144_8x8
-  {CUDA_STEP_CONV_FWD, -1, 125, 2794, 3, 757},  // 478 cells.14.ops.1.x_op.ops.1
-  {CUDA_STEP_KERNEL, 26, -1, 2797, 6, 758},  // 479 k26_bnstats_c144_8x8
-  {CUDA_STEP_KERNEL, 41, -1, 2803, 6, 759},  // 480 k41_bnapply_relu_c144_8x8
-  {CUDA_STEP_CONV_FWD, -1, 126, 2809, 3, 760},  // 481 cells.14.ops.1.x_op.ops.4
-  {CUDA_STEP_KERNEL, 26, -1, 2812, 6, 761},  // 482 k26_bnstats_c144_8x8
-  {CUDA_STEP_KERNEL, 41, -1, 2818, 6, 763},  // 483 k41_bnapply_relu_c144_8x8
-  {CUDA_STEP_CONV_FWD, -1, 127, 2824, 3, 764},  // 484 cells.14.ops.1.y_op.ops.1
-  {CUDA_STEP_KERNEL, 26, -1, 2827, 6, 765},  // 485 k26_bnstats_c144_8x8
-  {CUDA_STEP_KERNEL, 43, -1, 2833, 13, 767},  // 486 k43_bnapply_droppath_add_c144_8x8
-  {CUDA_STEP_GEMM, -1, 44, 2846, 3, 769},  // 487 cells.14.ops.2.x_op.ops.1
-  {CUDA_STEP_KERNEL, 26, -1, 2849, 6, 770},  // 488 k26_bnstats_c144_8x8
-  {CUDA_STEP_CONV_FWD, -1, 128, 2855, 3, 773},  // 489 cells.14.ops.2.y_op.ops.1
-  {CUDA_STEP_KERNEL, 26, -1, 2858, 6, 774},  // 490 k26_bnstats_c144_8x8
-  {CUDA_STEP_CONV_FWD, -1, 129, 2864, 3, 778},  // 491 cells.14.ops.3.x_op.ops.1
-  {CUDA_STEP_KERNEL, 26, -1, 2867, 6, 779},  // 492 k26_bnstats_c144_8x8
-  {CUDA_STEP_KERNEL, 41, -1, 2873, 6, 780},  // 493 k41_bnapply_relu_c144_8x8
-  {CUDA_STEP_CONV_FWD, -1, 130, 2879, 3, 781},  // 494 cells.14.ops.3.x_op.ops.4
-  {CUDA_STEP_KERNEL, 26, -1, 2882, 6, 782},  // 495 k26_bnstats_c144_8x8
-  {CUDA_STEP_KERNEL, 44, -1, 2888, 13, 784},  // 496 k44_bnapply_add_droppath_relu_c144_8x8
-  {CUDA_STEP_CONV_FWD, -1, 131, 2901, 3, 785},  // 497 cells.14.ops.3.y_op.ops.1
-  {CUDA_STEP_KERNEL, 26, -1, 2904, 6, 786},  // 498 k26_bnstats_c144_8x8
-  {CUDA_STEP_KERNEL, 43, -1, 2910, 13, 788},  // 499 k43_bnapply_droppath_add_c144_8x8
-  {CUDA_STEP_CONV_FWD, -1, 132, 2923, 3, 791},  // 500 cells.14.ops.4.y_op.ops.1
-  {CUDA_STEP_KERNEL, 26, -1, 2926, 6, 792},  // 501 k26_bnstats_c144_8x8
-  {CUDA_STEP_KERNEL, 43, -1, 2932, 13, 794},  // 502 k43_bnapply_droppath_add_c144_8x8
-  {CUDA_STEP_GEMM, -1, 45, 2945, 3, 797},  // 503 cells.15.maybe_calibrate_size.preprocess_x.conv
-  {CUDA_STEP_KERNEL, 26, -1, 2948, 6, 798},  // 504 k26_bnstats_c144_8x8
-  {CUDA_STEP_KERNEL, 45, -1, 2954, 2, 799},  // 505 k45_relu_c432_8x8
-  {CUDA_STEP_GEMM, -1, 46, 2956, 3, 800},  // 506 cells.15.maybe_calibrate_size.preprocess_y.conv
-  {CUDA_STEP_KERNEL, 26, -1, 2959, 6, 801},  // 507 k26_bnstats_c144_8x8
-  {CUDA_STEP_KERNEL, 41, -1, 2965, 6, 802},  // 508 k41_bnapply_relu_c144_8x8
-  {CUDA_STEP_CONV_FWD, -1, 133, 2971, 3, 803},  // 509 cells.15.ops.0.x_op.ops.1
-  {CUDA_STEP_KERNEL, 26, -1, 2974, 6, 804},  // 510 k26_bnstats_c144_8x8
-  {CUDA_STEP_KERNEL, 42, -1, 2980, 13, 806},  // 511 k42_bnapply_avg5x5s1_add_droppath_relu_c144_8x8
-  {CUDA_STEP_CONV_FWD, -1, 134, 2993, 3, 810},  // 512 cells.15.ops.1.x_op.ops.1
-  {CUDA_STEP_KERNEL, 26, -1, 2996, 6, 811},  // 513 k26_bnstats_c144_8x8
-  {CUDA_STEP_KERNEL, 41, -1, 3002, 6, 812},  // 514 k41_bnapply_relu_c144_8x8
-  {CUDA_STEP_CONV_FWD, -1, 135, 3008, 3, 813},  // 515 cells.15.ops.1.x_op.ops.4
-  {CUDA_STEP_KERNEL, 26, -1, 3011, 6, 814},  // 516 k26_bnstats_c144_8x8
-  {CUDA_STEP_KERNEL, 41, -1, 3017, 6, 816},  // 517 k41_bnapply_relu_c144_8x8
-  {CUDA_STEP_CONV_FWD, -1, 136, 3023, 3, 817},  // 518 cells.15.ops.1.y_op.ops.1
-  {CUDA_STEP_KERNEL, 26, -1, 3026, 6, 818},  // 519 k26_bnstats_c144_8x8
-  {CUDA_STEP_KERNEL, 43, -1, 3032, 13, 820},  // 520 k43_bnapply_droppath_add_c144_8x8
-  {CUDA_STEP_GEMM, -1, 47, 3045, 3, 822},  // 521 cells.15.ops.2.x_op.ops.1
-  {CUDA_STEP_KERNEL, 26, -1, 3048, 6, 823},  // 522 k26_bnstats_c144_8x8
-  {CUDA_STEP_CONV_FWD, -1, 137, 3054, 3, 826},  // 523 cells.15.ops.2.y_op.ops.1
-  {CUDA_STEP_KERNEL, 26, -1, 3057, 6, 827},  // 524 k26_bnstats_c144_8x8
-  {CUDA_STEP_CONV_FWD, -1, 138, 3063, 3, 831},  // 525 cells.15.ops.3.x_op.ops.1
-  {CUDA_STEP_KERNEL, 26, -1, 3066, 6, 832},  // 526 k26_bnstats_c144_8x8
-  {CUDA_STEP_KERNEL, 41, -1, 3072, 6, 833},  // 527 k41_bnapply_relu_c144_8x8
-  {CUDA_STEP_CONV_FWD, -1, 139, 3078, 3, 834},  // 528 cells.15.ops.3.x_op.ops.4
-  {CUDA_STEP_KERNEL, 26, -1, 3081, 6, 835},  // 529 k26_bnstats_c144_8x8
-  {CUDA_STEP_KERNEL, 44, -1, 3087, 13, 837},  // 530 k44_bnapply_add_droppath_relu_c144_8x8
-  {CUDA_STEP_CONV_FWD, -1, 140, 3100, 3, 838},  // 531 cells.15.ops.3.y_op.ops.1
-  {CUDA_STEP_KERNEL, 26, -1, 3103, 6, 839},  // 532 k26_bnstats_c144_8x8
-  {CUDA_STEP_KERNEL, 43, -1, 3109, 13, 841},  // 533 k43_bnapply_droppath_add_c144_8x8
-  {CUDA_STEP_CONV_FWD, -1, 141, 3122, 3, 844},  // 534 cells.15.ops.4.y_op.ops.1
-  {CUDA_STEP_KERNEL, 26, -1, 3125, 6, 845},  // 535 k26_bnstats_c144_8x8
-  {CUDA_STEP_KERNEL, 43, -1, 3131, 13, 847},  // 536 k43_bnapply_droppath_add_c144_8x8
-  {CUDA_STEP_GEMM, -1, 48, 3144, 3, 850},  // 537 cells.16.maybe_calibrate_size.preprocess_x.conv
-  {CUDA_STEP_KERNEL, 26, -1, 3147, 6, 851},  // 538 k26_bnstats_c144_8x8
-  {CUDA_STEP_KERNEL, 45, -1, 3153, 2, 852},  // 539 k45_relu_c432_8x8
-  {CUDA_STEP_GEMM, -1, 49, 3155, 3, 853},  // 540 cells.16.maybe_calibrate_size.preprocess_y.conv
-  {CUDA_STEP_KERNEL, 26, -1, 3158, 6, 854},  // 541 k26_bnstats_c144_8x8
-  {CUDA_STEP_KERNEL, 41, -1, 3164, 6, 855},  // 542 k41_bnapply_relu_c144_8x8
-  {CUDA_STEP_CONV_FWD, -1, 142, 3170, 3, 856},  // 543 cells.16.ops.0.x_op.ops.1
-  {CUDA_STEP_KERNEL, 26, -1, 3173, 6, 857},  // 544 k26_bnstats_c144_8x8
-  {CUDA_STEP_KERNEL, 42, -1, 3179, 13, 859},  // 545 k42_bnapply_avg5x5s1_add_droppath_relu_c144_8x8
-  {CUDA_STEP_CONV_FWD, -1, 143, 3192, 3, 863},  // 546 cells.16.ops.1.x_op.ops.1
-  {CUDA_STEP_KERNEL, 26, -1, 3195, 6, 864},  // 547 k26_bnstats_c144_8x8
-  {CUDA_STEP_KERNEL, 41, -1, 3201, 6, 865},  // 548 k41_bnapply_relu_c144_8x8
-  {CUDA_STEP_CONV_FWD, -1, 144, 3207, 3, 866},  // 549 cells.16.ops.1.x_op.ops.4
-  {CUDA_STEP_KERNEL, 26, -1, 3210, 6, 867},  // 550 k26_bnstats_c144_8x8
-  {CUDA_STEP_KERNEL, 41, -1, 3216, 6, 869},  // 551 k41_bnapply_relu_c144_8x8
-  {CUDA_STEP_CONV_FWD, -1, 145, 3222, 3, 870},  // 552 cells.16.ops.1.y_op.ops.1
-  {CUDA_STEP_KERNEL, 26, -1, 3225, 6, 871},  // 553 k26_bnstats_c144_8x8
-  {CUDA_STEP_KERNEL, 43, -1, 3231, 13, 873},  // 554 k43_bnapply_droppath_add_c144_8x8
-  {CUDA_STEP_GEMM, -1, 50, 3244, 3, 875},  // 555 cells.16.ops.2.x_op.ops.1
-  {CUDA_STEP_KERNEL, 26, -1, 3247, 6, 876},  // 556 k26_bnstats_c144_8x8
-  {CUDA_STEP_CONV_FWD, -1, 146, 3253, 3, 879},  // 557 cells.16.ops.2.y_op.ops.1
-  {CUDA_STEP_KERNEL, 26, -1, 3256, 6, 880},  // 558 k26_bnstats_c144_8x8
-  {CUDA_STEP_CONV_FWD, -1, 147, 3262, 3, 884},  // 559 cells.16.ops.3.x_op.ops.1
-  {CUDA_STEP_KERNEL, 26, -1, 3265, 6, 885},  // 560 k26_bnstats_c144_8x8
-  {CUDA_STEP_KERNEL, 41, -1, 3271, 6, 886},  // 561 k41_bnapply_relu_c144_8x8
-  {CUDA_STEP_CONV_FWD, -1, 148, 3277, 3, 887},  // 562 cells.16.ops.3.x_op.ops.4
-  {CUDA_STEP_KERNEL, 26, -1, 3280, 6, 888},  // 563 k26_bnstats_c144_8x8
-  {CUDA_STEP_KERNEL, 44, -1, 3286, 13, 890},  // 564 k44_bnapply_add_droppath_relu_c144_8x8
-  {CUDA_STEP_CONV_FWD, -1, 149, 3299, 3, 891},  // 565 cells.16.ops.3.y_op.ops.1
-  {CUDA_STEP_KERNEL, 26, -1, 3302, 6, 892},  // 566 k26_bnstats_c144_8x8
-  {CUDA_STEP_KERNEL, 43, -1, 3308, 13, 894},  // 567 k43_bnapply_droppath_add_c144_8x8
-  {CUDA_STEP_CONV_FWD, -1, 150, 3321, 3, 897},  // 568 cells.16.ops.4.y_op.ops.1
-  {CUDA_STEP_KERNEL, 26, -1, 3324, 6, 898},  // 569 k26_bnstats_c144_8x8
-  {CUDA_STEP_KERNEL, 43, -1, 3330, 13, 900},  // 570 k43_bnapply_droppath_add_c144_8x8
-  {CUDA_STEP_GEMM, -1, 51, 3343, 3, 903},  // 571 cells.17.maybe_calibrate_size.preprocess_x.conv
-  {CUDA_STEP_KERNEL, 26, -1, 3346, 6, 904},  // 572 k26_bnstats_c144_8x8
-  {CUDA_STEP_KERNEL, 45, -1, 3352, 2, 905},  // 573 k45_relu_c432_8x8
-  {CUDA_STEP_GEMM, -1, 52, 3354, 3, 906},  // 574 cells.17.maybe_calibrate_size.preprocess_y.conv
-  {CUDA_STEP_KERNEL, 26, -1, 3357, 6, 907},  // 575 k26_bnstats_c144_8x8
-  {CUDA_STEP_KERNEL, 41, -1, 3363, 6, 908},  // 576 k41_bnapply_relu_c144_8x8
-  {CUDA_STEP_CONV_FWD, -1, 151, 3369, 3, 909},  // 577 cells.17.ops.0.x_op.ops.1
-  {CUDA_STEP_KERNEL, 26, -1, 3372, 6, 910},  // 578 k26_bnstats_c144_8x8
-  {CUDA_STEP_KERNEL, 42, -1, 3378, 13, 912},  // 579 k42_bnapply_avg5x5s1_add_droppath_relu_c144_8x8
-  {CUDA_STEP_CONV_FWD, -1, 152, 3391, 3, 916},  // 580 cells.17.ops.1.x_op.ops.1
-  {CUDA_STEP_KERNEL, 26, -1, 3394, 6, 917},  // 581 k26_bnstats_c144_8x8
-  {CUDA_STEP_KERNEL, 41, -1, 3400, 6, 918},  // 582 k41_bnapply_relu_c144_8x8
-  {CUDA_STEP_CONV_FWD, -1, 153, 3406, 3, 919},  // 583 cells.17.ops.1.x_op.ops.4
-  {CUDA_STEP_KERNEL, 26, -1, 3409, 6, 920},  // 584 k26_bnstats_c144_8x8
-  {CUDA_STEP_KERNEL, 41, -1, 3415, 6, 922},  // 585 k41_bnapply_relu_c144_8x8
-  {CUDA_STEP_CONV_FWD, -1, 154, 3421, 3, 923},  // 586 cells.17.ops.1.y_op.ops.1
-  {CUDA_STEP_KERNEL, 26, -1, 3424, 6, 924},  // 587 k26_bnstats_c144_8x8
-  {CUDA_STEP_KERNEL, 43, -1, 3430, 13, 926},  // 588 k43_bnapply_droppath_add_c144_8x8
-  {CUDA_STEP_GEMM, -1, 53, 3443, 3, 928},  // 589 cells.17.ops.2.x_op.ops.1
-  {CUDA_STEP_KERNEL, 26, -1, 3446, 6, 929},  // 590 k26_bnstats_c144_8x8
-  {CUDA_STEP_CONV_FWD, -1, 155, 3452, 3, 932},  // 591 cells.17.ops.2.y_op.ops.1
-  {CUDA_STEP_KERNEL, 26, -1, 3455, 6, 933},  // 592 k26_bnstats_c144_8x8
-  {CUDA_STEP_CONV_FWD, -1, 156, 3461, 3, 937},  // 593 cells.17.ops.3.x_op.ops.1
-  {CUDA_STEP_KERNEL, 26, -1, 3464, 6, 938},  // 594 k26_bnstats_c144_8x8
-  {CUDA_STEP_KERNEL, 41, -1, 3470, 6, 939},  // 595 k41_bnapply_relu_c144_8x8
-  {CUDA_STEP_CONV_FWD, -1, 157, 3476, 3, 940},  // 596 cells.17.ops.3.x_op.ops.4
-  {CUDA_STEP_KERNEL, 26, -1, 3479, 6, 941},  // 597 k26_bnstats_c144_8x8
-  {CUDA_STEP_KERNEL, 44, -1, 3485, 13, 943},  // 598 k44_bnapply_add_droppath_relu_c144_8x8
-  {CUDA_STEP_CONV_FWD, -1, 158, 3498, 3, 944},  // 599 cells.17.ops.3.y_op.ops.1
-  {CUDA_STEP_KERNEL, 26, -1, 3501, 6, 945},  // 600 k26_bnstats_c144_8x8
-  {CUDA_STEP_KERNEL, 43, -1, 3507, 13, 947},  // 601 k43_bnapply_droppath_add_c144_8x8
-  {CUDA_STEP_CONV_FWD, -1, 159, 3520, 3, 950},  // 602 cells.17.ops.4.y_op.ops.1
-  {CUDA_STEP_KERNEL, 26, -1, 3523, 6, 951},  // 603 k26_bnstats_c144_8x8
-  {CUDA_STEP_KERNEL, 43, -1, 3529, 13, 953},  // 604 k43_bnapply_droppath_add_c144_8x8
-  {CUDA_STEP_GEMM, -1, 54, 3542, 3, 956},  // 605 cells.18.maybe_calibrate_size.preprocess_x.conv
-  {CUDA_STEP_KERNEL, 26, -1, 3545, 6, 957},  // 606 k26_bnstats_c144_8x8
-  {CUDA_STEP_KERNEL, 45, -1, 3551, 2, 958},  // 607 k45_relu_c432_8x8
-  {CUDA_STEP_GEMM, -1, 55, 3553, 3, 959},  // 608 cells.18.maybe_calibrate_size.preprocess_y.conv
-  {CUDA_STEP_KERNEL, 26, -1, 3556, 6, 960},  // 609 k26_bnstats_c144_8x8
-  {CUDA_STEP_KERNEL, 41, -1, 3562, 6, 961},  // 610 k41_bnapply_relu_c144_8x8
-  {CUDA_STEP_CONV_FWD, -1, 160, 3568, 3, 962},  // 611 cells.18.ops.0.x_op.ops.1
-  {CUDA_STEP_KERNEL, 26, -1, 3571, 6, 963},  // 612 k26_bnstats_c144_8x8
-  {CUDA_STEP_KERNEL, 42, -1, 3577, 13, 965},  // 613 k42_bnapply_avg5x5s1_add_droppath_relu_c144_8x8
-  {CUDA_STEP_CONV_FWD, -1, 161, 3590, 3, 969},  // 614 cells.18.ops.1.x_op.ops.1
-  {CUDA_STEP_KERNEL, 26, -1, 3593, 6, 970},  // 615 k26_bnstats_c144_8x8
-  {CUDA_STEP_KERNEL, 41, -1, 3599, 6, 971},  // 616 k41_bnapply_relu_c144_8x8
-  {CUDA_STEP_CONV_FWD, -1, 162, 3605, 3, 972},  // 617 cells.18.ops.1.x_op.ops.4
-  {CUDA_STEP_KERNEL, 26, -1, 3608, 6, 973},  // 618 k26_bnstats_c144_8x8
-  {CUDA_STEP_KERNEL, 41, -1, 3614, 6, 975},  // 619 k41_bnapply_relu_c144_8x8
-  {CUDA_STEP_CONV_FWD, -1, 163, 3620, 3, 976},  // 620 cells.18.ops.1.y_op.ops.1
-  {CUDA_STEP_KERNEL, 26, -1, 3623, 6, 977},  // 621 k26_bnstats_c144_8x8
-  {CUDA_STEP_KERNEL, 43, -1, 3629, 13, 979},  // 622 k43_bnapply_droppath_add_c144_8x8
-  {CUDA_STEP_GEMM, -1, 56, 3642, 3, 981},  // 623 cells.18.ops.2.x_op.ops.1
-  {CUDA_STEP_KERNEL, 26, -1, 3645, 6, 982},  // 624 k26_bnstats_c144_8x8
-  {CUDA_STEP_CONV_FWD, -1, 164, 3651, 3, 985},  // 625 cells.18.ops.2.y_op.ops.1
-  {CUDA_STEP_KERNEL, 26, -1, 3654, 6, 986},  // 626 k26_bnstats_c144_8x8
-  {CUDA_STEP_CONV_FWD, -1, 165, 3660, 3, 990},  // 627 cells.18.ops.3.x_op.ops.1
-  {CUDA_STEP_KERNEL, 26, -1, 3663, 6, 991},  // 628 k26_bnstats_c144_8x8
-  {CUDA_STEP_KERNEL, 41, -1, 3669, 6, 992},  // 629 k41_bnapply_relu_c144_8x8
-  {CUDA_STEP_CONV_FWD, -1, 166, 3675, 3, 993},  // 630 cells.18.ops.3.x_op.ops.4
-  {CUDA_STEP_KERNEL, 26, -1, 3678, 6, 994},  // 631 k26_bnstats_c144_8x8
-  {CUDA_STEP_KERNEL, 44, -1, 3684, 13, 996},  // 632 k44_bnapply_add_droppath_relu_c144_8x8
-  {CUDA_STEP_CONV_FWD, -1, 167, 3697, 3, 997},  // 633 cells.18.ops.3.y_op.ops.1
-  {CUDA_STEP_KERNEL, 26, -1, 3700, 6, 998},  // 634 k26_bnstats_c144_8x8
-  {CUDA_STEP_KERNEL, 43, -1, 3706, 13, 1000},  // 635 k43_bnapply_droppath_add_c144_8x8
-  {CUDA_STEP_CONV_FWD, -1, 168, 3719, 3, 1003},  // 636 cells.18.ops.4.y_op.ops.1
-  {CUDA_STEP_KERNEL, 26, -1, 3722, 6, 1004},  // 637 k26_bnstats_c144_8x8
-  {CUDA_STEP_KERNEL, 43, -1, 3728, 13, 1006},  // 638 k43_bnapply_droppath_add_c144_8x8
-  {CUDA_STEP_GEMM, -1, 57, 3741, 3, 1009},  // 639 cells.19.maybe_calibrate_size.preprocess_x.conv
-  {CUDA_STEP_KERNEL, 26, -1, 3744, 6, 1010},  // 640 k26_bnstats_c144_8x8
-  {CUDA_STEP_KERNEL, 45, -1, 3750, 2, 1011},  // 641 k45_relu_c432_8x8
-  {CUDA_STEP_GEMM, -1, 58, 3752, 3, 1012},  // 642 cells.19.maybe_calibrate_size.preprocess_y.conv
-  {CUDA_STEP_KERNEL, 26, -1, 3755, 6, 1013},  // 643 k26_bnstats_c144_8x8
-  {CUDA_STEP_KERNEL, 41, -1, 3761, 6, 1014},  // 644 k41_bnapply_relu_c144_8x8
-  {CUDA_STEP_CONV_FWD, -1, 169, 3767, 3, 1015},  // 645 cells.19.ops.0.x_op.ops.1
-  {CUDA_STEP_KERNEL, 26, -1, 3770, 6, 1016},  // 646 k26_bnstats_c144_8x8
-  {CUDA_STEP_KERNEL, 42, -1, 3776, 13, 1018},  // 647 k42_bnapply_avg5x5s1_add_droppath_relu_c144_8x8
-  {CUDA_STEP_CONV_FWD, -1, 170, 3789, 3, 1022},  // 648 cells.19.ops.1.x_op.ops.1
-  {CUDA_STEP_KERNEL, 26, -1, 3792, 6, 1023},  // 649 k26_bnstats_c144_8x8
-  {CUDA_STEP_KERNEL, 41, -1, 3798, 6, 1024},  // 650 k41_bnapply_relu_c144_8x8
-  {CUDA_STEP_CONV_FWD, -1, 171, 3804, 3, 1025},  // 651 cells.19.ops.1.x_op.ops.4
-  {CUDA_STEP_KERNEL, 26, -1, 3807, 6, 1026},  // 652 k26_bnstats_c144_8x8
-  {CUDA_STEP_KERNEL, 41, -1, 3813, 6, 1028},  // 653 k41_bnapply_relu_c144_8x8
-  {CUDA_STEP_CONV_FWD, -1, 172, 3819, 3, 1029},  // 654 cells.19.ops.1.y_op.ops.1
-  {CUDA_STEP_KERNEL, 26, -1, 3822, 6, 1030},  // 655 k26_bnstats_c144_8x8
-  {CUDA_STEP_KERNEL, 43, -1, 3828, 13, 1032},  // 656 k43_bnapply_droppath_add_c144_8x8
-  {CUDA_STEP_GEMM, -1, 59, 3841, 3, 1034},  // 657 cells.19.ops.2.x_op.ops.1
-  {CUDA_STEP_KERNEL, 26, -1, 3844, 6, 1035},  // 658 k26_bnstats_c144_8x8
-  {CUDA_STEP_CONV_FWD, -1, 173, 3850, 3, 1038},  // 659 cells.19.ops.2.y_op.ops.1
-  {CUDA_STEP_KERNEL, 26, -1, 3853, 6, 1039},  // 660 k26_bnstats_c144_8x8
-  {CUDA_STEP_CONV_FWD, -1, 174, 3859, 3, 1043},  // 661 cells.19.ops.3.x_op.ops.1
-  {CUDA_STEP_KERNEL, 26, -1, 3862, 6, 1044},  // 662 k26_bnstats_c144_8x8
-  {CUDA_STEP_KERNEL, 41, -1, 3868, 6, 1045},  // 663 k41_bnapply_relu_c144_8x8
-  {CUDA_STEP_CONV_FWD, -1, 175, 3874, 3, 1046},  // 664 cells.19.ops.3.x_op.ops.4
-  {CUDA_STEP_KERNEL, 26, -1, 3877, 6, 1047},  // 665 k26_bnstats_c144_8x8
-  {CUDA_STEP_KERNEL, 44, -1, 3883, 13, 1049},  // 666 k44_bnapply_add_droppath_relu_c144_8x8
-  {CUDA_STEP_CONV_FWD, -1, 176, 3896, 3, 1050},  // 667 cells.19.ops.3.y_op.ops.1
-  {CUDA_STEP_KERNEL, 26, -1, 3899, 6, 1051},  // 668 k26_bnstats_c144_8x8
-  {CUDA_STEP_KERNEL, 43, -1, 3905, 13, 1053},  // 669 k43_bnapply_droppath_add_c144_8x8
-  {CUDA_STEP_CONV_FWD, -1, 177, 3918, 3, 1056},  // 670 cells.19.ops.4.y_op.ops.1
-  {CUDA_STEP_KERNEL, 26, -1, 3921, 6, 1057},  // 671 k26_bnstats_c144_8x8
-  {CUDA_STEP_KERNEL, 43, -1, 3927, 13, 1059},  // 672 k43_bnapply_droppath_add_c144_8x8
-  {CUDA_STEP_KERNEL, 46, -1, 3940, 3, 1061},  // 673 k46_gap_dropout_c432_1x1
-  {CUDA_STEP_KERNEL, 39, -1, 3943, 2, 1063},  // 674 k39_bias_c10_1x1
-  {CUDA_STEP_GEMM, -1, 60, 3945, 3, 1063},  // 675 classifier
-  {CUDA_STEP_KERNEL, 47, -1, 3948, 5, 1064},  // 676 k47_xent_xent_bwd_c10_1x1
-  {CUDA_STEP_KERNEL, 48, -1, 3953, 5, 1065},  // 677 k48_xent_xent_bwd_c10_1x1
-  {CUDA_STEP_KERNEL, 49, -1, 3958, 3, 1066},  // 678 k49_add_c1_1x1
-  {CUDA_STEP_GEMM, -1, 61, 3961, 3, 1069},  // 679 classifier
-  {CUDA_STEP_GEMM, -1, 62, 3964, 3, 1069},  // 680 classifier
-  {CUDA_STEP_KERNEL, 50, -1, 3967, 3, 1069},  // 681 k50_biasgrad_c10_1x1
-  {CUDA_STEP_KERNEL, 51, -1, 3970, 3, 1070},  // 682 k51_mask_bwd_c432_1x1
-  {CUDA_STEP_KERNEL, 52, -1, 3973, 2, 1071},  // 683 k52_gap_bwd_c432_8x8
-  {CUDA_STEP_KERNEL, 53, -1, 3975, 9, 1073},  // 684 k53_mask_bwd_bnbwdsum_c144_8x8
-  {CUDA_STEP_KERNEL, 54, -1, 3984, 8, 1073},  // 685 k54_mask_bwd_bnbwd_c144_8x8
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 178, 3992, 3, 1074},  // 686 cells.19.ops.4.y_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 179, 3995, 3, 1075},  // 687 cells.19.ops.4.y_op.ops.1
-  {CUDA_STEP_KERNEL, 53, -1, 3998, 9, 1079},  // 688 k53_mask_bwd_bnbwdsum_c144_8x8
-  {CUDA_STEP_KERNEL, 54, -1, 4007, 8, 1079},  // 689 k54_mask_bwd_bnbwd_c144_8x8
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 180, 4015, 3, 1080},  // 690 cells.19.ops.3.y_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 181, 4018, 3, 1081},  // 691 cells.19.ops.3.y_op.ops.1
-  {CUDA_STEP_KERNEL, 55, -1, 4021, 18, 1082},  // 692 k55_relu_bwd_mask_bwd_bnbwdsum_c144_8x8
-  {CUDA_STEP_KERNEL, 53, -1, 4039, 9, 1084},  // 693 k53_mask_bwd_bnbwdsum_c144_8x8
-  {CUDA_STEP_KERNEL, 54, -1, 4048, 8, 1084},  // 694 k54_mask_bwd_bnbwd_c144_8x8
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 182, 4056, 3, 1085},  // 695 cells.19.ops.3.x_op.ops.4
-  {CUDA_STEP_CONV_BWD_DATA, -1, 183, 4059, 3, 1086},  // 696 cells.19.ops.3.x_op.ops.4
-  {CUDA_STEP_KERNEL, 56, -1, 4062, 10, 1087},  // 697 k56_relu_bwd_bnbwdsum_c144_8x8
-  {CUDA_STEP_KERNEL, 57, -1, 4072, 7, 1088},  // 698 k57_bnbwd_c144_8x8
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 184, 4079, 3, 1089},  // 699 cells.19.ops.3.x_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 185, 4082, 3, 1090},  // 700 cells.19.ops.3.x_op.ops.1
-  {CUDA_STEP_KERNEL, 58, -1, 4085, 8, 1093},  // 701 k58_mask_bwd_bnbwd_c144_8x8
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 186, 4093, 3, 1094},  // 702 cells.19.ops.2.y_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 187, 4096, 3, 1095},  // 703 cells.19.ops.2.y_op.ops.1
-  {CUDA_STEP_KERNEL, 58, -1, 4099, 8, 1098},  // 704 k58_mask_bwd_bnbwd_c144_8x8
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 188, 4107, 3, 1099},  // 705 cells.19.ops.2.x_op.ops.1
-  {CUDA_STEP_GEMM, -1, 63, 4110, 3, 1100},  // 706 cells.19.ops.2.x_op.ops.1
-  {CUDA_STEP_KERNEL, 53, -1, 4113, 9, 1103},  // 707 k53_mask_bwd_bnbwdsum_c144_8x8
-  {CUDA_STEP_KERNEL, 54, -1, 4122, 8, 1103},  // 708 k54_mask_bwd_bnbwd_c144_8x8
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 189, 4130, 3, 1104},  // 709 cells.19.ops.1.y_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 190, 4133, 3, 1105},  // 710 cells.19.ops.1.y_op.ops.1
-  {CUDA_STEP_KERNEL, 59, -1, 4136, 6, 1077},  // 711 k59_mask_bwd_bnapply_relu_relu_bwd_c144_8x8
-  {CUDA_STEP_KERNEL, 53, -1, 4142, 9, 1108},  // 712 k53_mask_bwd_bnbwdsum_c144_8x8
-  {CUDA_STEP_KERNEL, 54, -1, 4151, 8, 1108},  // 713 k54_mask_bwd_bnbwd_c144_8x8
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 191, 4159, 3, 1109},  // 714 cells.19.ops.1.x_op.ops.4
-  {CUDA_STEP_CONV_BWD_DATA, -1, 192, 4162, 3, 1110},  // 715 cells.19.ops.1.x_op.ops.4
-  {CUDA_STEP_KERNEL, 56, -1, 4165, 10, 1111},  // 716 k56_relu_bwd_bnbwdsum_c144_8x8
-  {CUDA_STEP_KERNEL, 57, -1, 4175, 7, 1112},  // 717 k57_bnbwd_c144_8x8
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 193, 4182, 3, 1113},  // 718 cells.19.ops.1.x_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 194, 4185, 3, 1114},  // 719 cells.19.ops.1.x_op.ops.1
-  {CUDA_STEP_KERNEL, 60, -1, 4188, 11, 1115},  // 720 k60_relu_bwd_mask_bwd_bnbwdsum_c144_8x8
-  {CUDA_STEP_KERNEL, 61, -1, 4199, 10, 1117},  // 721 k61_bnapply_mask_bwd_avg5x5s1bwd_bnbwdsum_c144_8x8
-  {CUDA_STEP_KERNEL, 58, -1, 4209, 8, 1119},  // 722 k58_mask_bwd_bnbwd_c144_8x8
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 195, 4217, 3, 1120},  // 723 cells.19.ops.0.x_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 196, 4220, 3, 1121},  // 724 cells.19.ops.0.x_op.ops.1
-  {CUDA_STEP_KERNEL, 62, -1, 4223, 13, 1076},  // 725 k62_bnapply_relu_relu_bwd_bnbwdsum_c144_8x8
-  {CUDA_STEP_KERNEL, 57, -1, 4236, 7, 1123},  // 726 k57_bnbwd_c144_8x8
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 197, 4243, 3, 1124},  // 727 cells.19.maybe_calibrate_size.preprocess_y.conv
-  {CUDA_STEP_GEMM, -1, 64, 4246, 3, 1125},  // 728 cells.19.maybe_calibrate_size.preprocess_y.conv
-  {CUDA_STEP_KERNEL, 63, -1, 4249, 3, 1126},  // 729 k63_relu_bwd_c432_8x8
-  {CUDA_STEP_KERNEL, 57, -1, 4252, 7, 1127},  // 730 k57_bnbwd_c144_8x8
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 198, 4259, 3, 1128},  // 731 cells.19.maybe_calibrate_size.preprocess_x.conv
-  {CUDA_STEP_GEMM, -1, 65, 4262, 3, 1129},  // 732 cells.19.maybe_calibrate_size.preprocess_x.conv
-  {CUDA_STEP_KERNEL, 53, -1, 4265, 9, 1132},  // 733 k53_mask_bwd_bnbwdsum_c144_8x8
-  {CUDA_STEP_KERNEL, 54, -1, 4274, 8, 1132},  // 734 k54_mask_bwd_bnbwd_c144_8x8
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 199, 4282, 3, 1133},  // 735 cells.18.ops.4.y_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 200, 4285, 3, 1134},  // 736 cells.18.ops.4.y_op.ops.1
-  {CUDA_STEP_KERNEL, 53, -1, 4288, 9, 1138},  // 737 k53_mask_bwd_bnbwdsum_c144_8x8
-  {CUDA_STEP_KERNEL, 54, -1, 4297, 8, 1138},  // 738 k54_mask_bwd_bnbwd_c144_8x8
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 201, 4305, 3, 1139},  // 739 cells.18.ops.3.y_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 202, 4308, 3, 1140},  // 740 cells.18.ops.3.y_op.ops.1
-  {CUDA_STEP_KERNEL, 55, -1, 4311, 18, 1141},  // 741 k55_relu_bwd_mask_bwd_bnbwdsum_c144_8x8
-  {CUDA_STEP_KERNEL, 53, -1, 4329, 9, 1143},  // 742 k53_mask_bwd_bnbwdsum_c144_8x8
-  {CUDA_STEP_KERNEL, 54, -1, 4338, 8, 1143},  // 743 k54_mask_bwd_bnbwd_c144_8x8
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 203, 4346, 3, 1144},  // 744 cells.18.ops.3.x_op.ops.4
-  {CUDA_STEP_CONV_BWD_DATA, -1, 204, 4349, 3, 1145},  // 745 cells.18.ops.3.x_op.ops.4
-  {CUDA_STEP_KERNEL, 56, -1, 4352, 10, 1146},  // 746 k56_relu_bwd_bnbwdsum_c144_8x8
-  {CUDA_STEP_KERNEL, 57, -1, 4362, 7, 1147},  // 747 k57_bnbwd_c144_8x8
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 205, 4369, 3, 1148},  // 748 cells.18.ops.3.x_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 206, 4372, 3, 1149},  // 749 cells.18.ops.3.x_op.ops.1
-  {CUDA_STEP_KERNEL, 58, -1, 4375, 8, 1152},  // 750 k58_mask_bwd_bnbwd_c144_8x8
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 207, 4383, 3, 1153},  // 751 cells.18.ops.2.y_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 208, 4386, 3, 1154},  // 752 cells.18.ops.2.y_op.ops.1
-  {CUDA_STEP_KERNEL, 58, -1, 4389, 8, 1157},  // 753 k58_mask_bwd_bnbwd_c144_8x8
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 209, 4397, 3, 1158},  // 754 cells.18.ops.2.x_op.ops.1
-  {CUDA_STEP_GEMM, -1, 66, 4400, 3, 1159},  // 755 cells.18.ops.2.x_op.ops.1
-  {CUDA_STEP_KERNEL, 53, -1, 4403, 9, 1162},  // 756 k53_mask_bwd_bnbwdsum_c144_8x8
-  {CUDA_STEP_KERNEL, 54, -1, 4412, 8, 1162},  // 757 k54_mask_bwd_bnbwd_c144_8x8
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 210, 4420, 3, 1163},  // 758 cells.18.ops.1.y_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 211, 4423, 3, 1164},  // 759 cells.18.ops.1.y_op.ops.1
-  {CUDA_STEP_KERNEL, 59, -1, 4426, 6, 1136},  // 760 k59_mask_bwd_bnapply_relu_relu_bwd_c144_8x8
-  {CUDA_STEP_KERNEL, 53, -1, 4432, 9, 1167},  // 761 k53_mask_bwd_bnbwdsum_c144_8x8
-  {CUDA_STEP_KERNEL, 54, -1, 4441, 8, 1167},  // 762 k54_mask_bwd_bnbwd_c144_8x8
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 212, 4449, 3, 1168},  // 763 cells.18.ops.1.x_op.ops.4
-  {CUDA_STEP_CONV_BWD_DATA, -1, 213, 4452, 3, 1169},  // 764 cells.18.ops.1.x_op.ops.4
-  {CUDA_STEP_KERNEL, 56, -1, 4455, 10, 1170},  // 765 k56_relu_bwd_bnbwdsum_c144_8x8
-  {CUDA_STEP_KERNEL, 57, -1, 4465, 7, 1171},  // 766 k57_bnbwd_c144_8x8
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 214, 4472, 3, 1172},  // 767 cells.18.ops.1.x_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 215, 4475, 3, 1173},  // 768 cells.18.ops.1.x_op.ops.1
-  {CUDA_STEP_KERNEL, 60, -1, 4478, 11, 1174},  // 769 k60_relu_bwd_mask_bwd_bnbwdsum_c144_8x8
-  {CUDA_STEP_KERNEL, 61, -1, 4489, 10, 1176},  // 770 k61_bnapply_mask_bwd_avg5x5s1bwd_bnbwdsum_c144_8x8
-  {CUDA_STEP_KERNEL, 58, -1, 4499, 8, 1178},  // 771 k58_mask_bwd_bnbwd_c144_8x8
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 216, 4507, 3, 1179},  // 772 cells.18.ops.0.x_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 217, 4510, 3, 1180},  // 773 cells.18.ops.0.x_op.ops.1
-  {CUDA_STEP_KERNEL, 62, -1, 4513, 13, 1135},  // 774 k62_bnapply_relu_relu_bwd_bnbwdsum_c144_8x8
-  {CUDA_STEP_KERNEL, 57, -1, 4526, 7, 1182},  // 775 k57_bnbwd_c144_8x8
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 218, 4533, 3, 1183},  // 776 cells.18.maybe_calibrate_size.preprocess_y.conv
-  {CUDA_STEP_GEMM, -1, 67, 4536, 3, 1184},  // 777 cells.18.maybe_calibrate_size.preprocess_y.conv
-  {CUDA_STEP_KERNEL, 64, -1, 4539, 4, 1130},  // 778 k64_relu_relu_bwd_c432_8x8
-  {CUDA_STEP_KERNEL, 57, -1, 4543, 7, 1186},  // 779 k57_bnbwd_c144_8x8
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 219, 4550, 3, 1187},  // 780 cells.18.maybe_calibrate_size.preprocess_x.conv
-  {CUDA_STEP_GEMM, -1, 68, 4553, 3, 1188},  // 781 cells.18.maybe_calibrate_size.preprocess_x.conv
-  {CUDA_STEP_KERNEL, 53, -1, 4556, 9, 1191},  // 782 k53_mask_bwd_bnbwdsum_c144_8x8
-  {CUDA_STEP_KERNEL, 54, -1, 4565, 8, 1191},  // 783 k54_mask_bwd_bnbwd_c144_8x8
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 220, 4573, 3, 1192},  // 784 cells.17.ops.4.y_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 221, 4576, 3, 1193},  // 785 cells.17.ops.4.y_op.ops.1
-  {CUDA_STEP_KERNEL, 53, -1, 4579, 9, 1197},  // 786 k53_mask_bwd_bnbwdsum_c144_8x8
-  {CUDA_STEP_KERNEL, 54, -1, 4588, 8, 1197},  // 787 k54_mask_bwd_bnbwd_c144_8x8
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 222, 4596, 3, 1198},  // 788 cells.17.ops.3.y_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 223, 4599, 3, 1199},  // 789 cells.17.ops.3.y_op.ops.1
-  {CUDA_STEP_KERNEL, 55, -1, 4602, 18, 1200},  // 790 k55_relu_bwd_mask_bwd_bnbwdsum_c144_8x8
-  {CUDA_STEP_KERNEL, 53, -1, 4620, 9, 1202},  // 791 k53_mask_bwd_bnbwdsum_c144_8x8
-  {CUDA_STEP_KERNEL, 54, -1, 4629, 8, 1202},  // 792 k54_mask_bwd_bnbwd_c144_8x8
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 224, 4637, 3, 1203},  // 793 cells.17.ops.3.x_op.ops.4
-  {CUDA_STEP_CONV_BWD_DATA, -1, 225, 4640, 3, 1204},  // 794 cells.17.ops.3.x_op.ops.4
-  {CUDA_STEP_KERNEL, 56, -1, 4643, 10, 1205},  // 795 k56_relu_bwd_bnbwdsum_c144_8x8
-  {CUDA_STEP_KERNEL, 57, -1, 4653, 7, 1206},  // 796 k57_bnbwd_c144_8x8
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 226, 4660, 3, 1207},  // 797 cells.17.ops.3.x_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 227, 4663, 3, 1208},  // 798 cells.17.ops.3.x_op.ops.1
-  {CUDA_STEP_KERNEL, 58, -1, 4666, 8, 1211},  // 799 k58_mask_bwd_bnbwd_c144_8x8
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 228, 4674, 3, 1212},  // 800 cells.17.ops.2.y_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 229, 4677, 3, 1213},  // 801 cells.17.ops.2.y_op.ops.1
-  {CUDA_STEP_KERNEL, 58, -1, 4680, 8, 1216},  // 802 k58_mask_bwd_bnbwd_c144_8x8
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 230, 4688, 3, 1217},  // 803 cells.17.ops.2.x_op.ops.1
-  {CUDA_STEP_GEMM, -1, 69, 4691, 3, 1218},  // 804 cells.17.ops.2.x_op.ops.1
-  {CUDA_STEP_KERNEL, 53, -1, 4694, 9, 1221},  // 805 k53_mask_bwd_bnbwdsum_c144_8x8
-  {CUDA_STEP_KERNEL, 54, -1, 4703, 8, 1221},  // 806 k54_mask_bwd_bnbwd_c144_8x8
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 231, 4711, 3, 1222},  // 807 cells.17.ops.1.y_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 232, 4714, 3, 1223},  // 808 cells.17.ops.1.y_op.ops.1
-  {CUDA_STEP_KERNEL, 59, -1, 4717, 6, 1195},  // 809 k59_mask_bwd_bnapply_relu_relu_bwd_c144_8x8
-  {CUDA_STEP_KERNEL, 53, -1, 4723, 9, 1226},  // 810 k53_mask_bwd_bnbwdsum_c144_8x8
-  {CUDA_STEP_KERNEL, 54, -1, 4732, 8, 1226},  // 811 k54_mask_bwd_bnbwd_c144_8x8
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 233, 4740, 3, 1227},  // 812 cells.17.ops.1.x_op.ops.4
-  {CUDA_STEP_CONV_BWD_DATA, -1, 234, 4743, 3, 1228},  // 813 cells.17.ops.1.x_op.ops.4
-  {CUDA_STEP_KERNEL, 56, -1, 4746, 10, 1229},  // 814 k56_relu_bwd_bnbwdsum_c144_8x8
-  {CUDA_STEP_KERNEL, 57, -1, 4756, 7, 1230},  // 815 k57_bnbwd_c144_8x8
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 235, 4763, 3, 1231},  // 816 cells.17.ops.1.x_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 236, 4766, 3, 1232},  // 817 cells.17.ops.1.x_op.ops.1
-  {CUDA_STEP_KERNEL, 60, -1, 4769, 11, 1233},  // 818 k60_relu_bwd_mask_bwd_bnbwdsum_c144_8x8
-  {CUDA_STEP_KERNEL, 61, -1, 4780, 10, 1235},  // 819 k61_bnapply_mask_bwd_avg5x5s1bwd_bnbwdsum_c144_8x8
-  {CUDA_STEP_KERNEL, 58, -1, 4790, 8, 1237},  // 820 k58_mask_bwd_bnbwd_c144_8x8
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 237, 4798, 3, 1238},  // 821 cells.17.ops.0.x_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 238, 4801, 3, 1239},  // 822 cells.17.ops.0.x_op.ops.1
-  {CUDA_STEP_KERNEL, 62, -1, 4804, 13, 1194},  // 823 k62_bnapply_relu_relu_bwd_bnbwdsum_c144_8x8
-  {CUDA_STEP_KERNEL, 57, -1, 4817, 7, 1241},  // 824 k57_bnbwd_c144_8x8
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 239, 4824, 3, 1242},  // 825 cells.17.maybe_calibrate_size.preprocess_y.conv
-  {CUDA_STEP_GEMM, -1, 70, 4827, 3, 1243},  // 826 cells.17.maybe_calibrate_size.preprocess_y.conv
-  {CUDA_STEP_KERNEL, 64, -1, 4830, 4, 1189},  // 827 k64_relu_relu_bwd_c432_8x8
-  {CUDA_STEP_KERNEL, 57, -1, 4834, 7, 1245},  // 828 k57_bnbwd_c144_8x8
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 240, 4841, 3, 1246},  // 829 cells.17.maybe_calibrate_size.preprocess_x.conv
-  {CUDA_STEP_GEMM, -1, 71, 4844, 3, 1247},  // 830 cells.17.maybe_calibrate_size.preprocess_x.conv
-  {CUDA_STEP_KERNEL, 53, -1, 4847, 9, 1250},  // 831 k53_mask_bwd_bnbwdsum_c144_8x8
-  {CUDA_STEP_KERNEL, 54, -1, 4856, 8, 1250},  // 832 k54_mask_bwd_bnbwd_c144_8x8
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 241, 4864, 3, 1251},  // 833 cells.16.ops.4.y_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 242, 4867, 3, 1252},  // 834 cells.16.ops.4.y_op.ops.1
-  {CUDA_STEP_KERNEL, 53, -1, 4870, 9, 1256},  // 835 k53_mask_bwd_bnbwdsum_c144_8x8
-  {CUDA_STEP_KERNEL, 54, -1, 4879, 8, 1256},  // 836 k54_mask_bwd_bnbwd_c144_8x8
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 243, 4887, 3, 1257},  // 837 cells.16.ops.3.y_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 244, 4890, 3, 1258},  // 838 cells.16.ops.3.y_op.ops.1
-  {CUDA_STEP_KERNEL, 55, -1, 4893, 18, 1259},  // 839 k55_relu_bwd_mask_bwd_bnbwdsum_c144_8x8
-  {CUDA_STEP_KERNEL, 53, -1, 4911, 9, 1261},  // 840 k53_mask_bwd_bnbwdsum_c144_8x8
-  {CUDA_STEP_KERNEL, 54, -1, 4920, 8, 1261},  // 841 k54_mask_bwd_bnbwd_c144_8x8
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 245, 4928, 3, 1262},  // 842 cells.16.ops.3.x_op.ops.4
-  {CUDA_STEP_CONV_BWD_DATA, -1, 246, 4931, 3, 1263},  // 843 cells.16.ops.3.x_op.ops.4
-  {CUDA_STEP_KERNEL, 56, -1, 4934, 10, 1264},  // 844 k56_relu_bwd_bnbwdsum_c144_8x8
-  {CUDA_STEP_KERNEL, 57, -1, 4944, 7, 1265},  // 845 k57_bnbwd_c144_8x8
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 247, 4951, 3, 1266},  // 846 cells.16.ops.3.x_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 248, 4954, 3, 1267},  // 847 cells.16.ops.3.x_op.ops.1
-  {CUDA_STEP_KERNEL, 58, -1, 4957, 8, 1270},  // 848 k58_mask_bwd_bnbwd_c144_8x8
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 249, 4965, 3, 1271},  // 849 cells.16.ops.2.y_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 250, 4968, 3, 1272},  // 850 cells.16.ops.2.y_op.ops.1
-  {CUDA_STEP_KERNEL, 58, -1, 4971, 8, 1275},  // 851 k58_mask_bwd_bnbwd_c144_8x8
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 251, 4979, 3, 1276},  // 852 cells.16.ops.2.x_op.ops.1
-  {CUDA_STEP_GEMM, -1, 72, 4982, 3, 1277},  // 853 cells.16.ops.2.x_op.ops.1
-  {CUDA_STEP_KERNEL, 53, -1, 4985, 9, 1280},  // 854 k53_mask_bwd_bnbwdsum_c144_8x8
-  {CUDA_STEP_KERNEL, 54, -1, 4994, 8, 1280},  // 855 k54_mask_bwd_bnbwd_c144_8x8
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 252, 5002, 3, 1281},  // 856 cells.16.ops.1.y_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 253, 5005, 3, 1282},  // 857 cells.16.ops.1.y_op.ops.1
-  {CUDA_STEP_KERNEL, 59, -1, 5008, 6, 1254},  // 858 k59_mask_bwd_bnapply_relu_relu_bwd_c144_8x8
-  {CUDA_STEP_KERNEL, 53, -1, 5014, 9, 1285},  // 859 k53_mask_bwd_bnbwdsum_c144_8x8
-  {CUDA_STEP_KERNEL, 54, -1, 5023, 8, 1285},  // 860 k54_mask_bwd_bnbwd_c144_8x8
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 254, 5031, 3, 1286},  // 861 cells.16.ops.1.x_op.ops.4
-  {CUDA_STEP_CONV_BWD_DATA, -1, 255, 5034, 3, 1287},  // 862 cells.16.ops.1.x_op.ops.4
-  {CUDA_STEP_KERNEL, 56, -1, 5037, 10, 1288},  // 863 k56_relu_bwd_bnbwdsum_c144_8x8
-  {CUDA_STEP_KERNEL, 57, -1, 5047, 7, 1289},  // 864 k57_bnbwd_c144_8x8
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 256, 5054, 3, 1290},  // 865 cells.16.ops.1.x_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 257, 5057, 3, 1291},  // 866 cells.16.ops.1.x_op.ops.1
-  {CUDA_STEP_KERNEL, 60, -1, 5060, 11, 1292},  // 867 k60_relu_bwd_mask_bwd_bnbwdsum_c144_8x8
-  {CUDA_STEP_KERNEL, 61, -1, 5071, 10, 1294},  // 868 k61_bnapply_mask_bwd_avg5x5s1bwd_bnbwdsum_c144_8x8
-  {CUDA_STEP_KERNEL, 58, -1, 5081, 8, 1296},  // 869 k58_mask_bwd_bnbwd_c144_8x8
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 258, 5089, 3, 1297},  // 870 cells.16.ops.0.x_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 259, 5092, 3, 1298},  // 871 cells.16.ops.0.x_op.ops.1
-  {CUDA_STEP_KERNEL, 62, -1, 5095, 13, 1253},  // 872 k62_bnapply_relu_relu_bwd_bnbwdsum_c144_8x8
-  {CUDA_STEP_KERNEL, 57, -1, 5108, 7, 1300},  // 873 k57_bnbwd_c144_8x8
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 260, 5115, 3, 1301},  // 874 cells.16.maybe_calibrate_size.preprocess_y.conv
-  {CUDA_STEP_GEMM, -1, 73, 5118, 3, 1302},  // 875 cells.16.maybe_calibrate_size.preprocess_y.conv
-  {CUDA_STEP_KERNEL, 64, -1, 5121, 4, 1248},  // 876 k64_relu_relu_bwd_c432_8x8
-  {CUDA_STEP_KERNEL, 57, -1, 5125, 7, 1304},  // 877 k57_bnbwd_c144_8x8
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 261, 5132, 3, 1305},  // 878 cells.16.maybe_calibrate_size.preprocess_x.conv
-  {CUDA_STEP_GEMM, -1, 74, 5135, 3, 1306},  // 879 cells.16.maybe_calibrate_size.preprocess_x.conv
-  {CUDA_STEP_KERNEL, 53, -1, 5138, 9, 1309},  // 880 k53_mask_bwd_bnbwdsum_c144_8x8
-  {CUDA_STEP_KERNEL, 54, -1, 5147, 8, 1309},  // 881 k54_mask_bwd_bnbwd_c144_8x8
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 262, 5155, 3, 1310},  // 882 cells.15.ops.4.y_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 263, 5158, 3, 1311},  // 883 cells.15.ops.4.y_op.ops.1
-  {CUDA_STEP_KERNEL, 53, -1, 5161, 9, 1315},  // 884 k53_mask_bwd_bnbwdsum_c144_8x8
-  {CUDA_STEP_KERNEL, 54, -1, 5170, 8, 1315},  // 885 k54_mask_bwd_bnbwd_c144_8x8
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 264, 5178, 3, 1316},  // 886 cells.15.ops.3.y_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 265, 5181, 3, 1317},  // 887 cells.15.ops.3.y_op.ops.1
-  {CUDA_STEP_KERNEL, 55, -1, 5184, 18, 1318},  // 888 k55_relu_bwd_mask_bwd_bnbwdsum_c144_8x8
-  {CUDA_STEP_KERNEL, 53, -1, 5202, 9, 1320},  // 889 k53_mask_bwd_bnbwdsum_c144_8x8
-  {CUDA_STEP_KERNEL, 54, -1, 5211, 8, 1320},  // 890 k54_mask_bwd_bnbwd_c144_8x8
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 266, 5219, 3, 1321},  // 891 cells.15.ops.3.x_op.ops.4
-  {CUDA_STEP_CONV_BWD_DATA, -1, 267, 5222, 3, 1322},  // 892 cells.15.ops.3.x_op.ops.4
-  {CUDA_STEP_KERNEL, 56, -1, 5225, 10, 1323},  // 893 k56_relu_bwd_bnbwdsum_c144_8x8
-  {CUDA_STEP_KERNEL, 57, -1, 5235, 7, 1324},  // 894 k57_bnbwd_c144_8x8
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 268, 5242, 3, 1325},  // 895 cells.15.ops.3.x_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 269, 5245, 3, 1326},  // 896 cells.15.ops.3.x_op.ops.1
-  {CUDA_STEP_KERNEL, 58, -1, 5248, 8, 1329},  // 897 k58_mask_bwd_bnbwd_c144_8x8
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 270, 5256, 3, 1330},  // 898 cells.15.ops.2.y_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 271, 5259, 3, 1331},  // 899 cells.15.ops.2.y_op.ops.1
-  {CUDA_STEP_KERNEL, 58, -1, 5262, 8, 1334},  // 900 k58_mask_bwd_bnbwd_c144_8x8
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 272, 5270, 3, 1335},  // 901 cells.15.ops.2.x_op.ops.1
-  {CUDA_STEP_GEMM, -1, 75, 5273, 3, 1336},  // 902 cells.15.ops.2.x_op.ops.1
-  {CUDA_STEP_KERNEL, 53, -1, 5276, 9, 1339},  // 903 k53_mask_bwd_bnbwdsum_c144_8x8
-  {CUDA_STEP_KERNEL, 54, -1, 5285, 8, 1339},  // 904 k54_mask_bwd_bnbwd_c144_8x8
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 273, 5293, 3, 1340},  // 905 cells.15.ops.1.y_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 274, 5296, 3, 1341},  // 906 cells.15.ops.1.y_op.ops.1
-  {CUDA_STEP_KERNEL, 59, -1, 5299, 6, 1313},  // 907 k59_mask_bwd_bnapply_relu_relu_bwd_c144_8x8
-  {CUDA_STEP_KERNEL, 53, -1, 5305, 9, 1344},  // 908 k53_mask_bwd_bnbwdsum_c144_8x8
-  {CUDA_STEP_KERNEL, 54, -1, 5314, 8, 1344},  // 909 k54_mask_bwd_bnbwd_c144_8x8
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 275, 5322, 3, 1345},  // 910 cells.15.ops.1.x_op.ops.4
-  {CUDA_STEP_CONV_BWD_DATA, -1, 276, 5325, 3, 1346},  // 911 cells.15.ops.1.x_op.ops.4
-  {CUDA_STEP_KERNEL, 56, -1, 5328, 10, 1347},  // 912 k56_relu_bwd_bnbwdsum_c144_8x8
-  {CUDA_STEP_KERNEL, 57, -1, 5338, 7, 1348},  // 913 k57_bnbwd_c144_8x8
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 277, 5345, 3, 1349},  // 914 cells.15.ops.1.x_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 278, 5348, 3, 1350},  // 915 cells.15.ops.1.x_op.ops.1
-  {CUDA_STEP_KERNEL, 60, -1, 5351, 11, 1351},  // 916 k60_relu_bwd_mask_bwd_bnbwdsum_c144_8x8
-  {CUDA_STEP_KERNEL, 61, -1, 5362, 10, 1353},  // 917 k61_bnapply_mask_bwd_avg5x5s1bwd_bnbwdsum_c144_8x8
-  {CUDA_STEP_KERNEL, 58, -1, 5372, 8, 1355},  // 918 k58_mask_bwd_bnbwd_c144_8x8
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 279, 5380, 3, 1356},  // 919 cells.15.ops.0.x_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 280, 5383, 3, 1357},  // 920 cells.15.ops.0.x_op.ops.1
-  {CUDA_STEP_KERNEL, 62, -1, 5386, 13, 1312},  // 921 k62_bnapply_relu_relu_bwd_bnbwdsum_c144_8x8
-  {CUDA_STEP_KERNEL, 57, -1, 5399, 7, 1359},  // 922 k57_bnbwd_c144_8x8
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 281, 5406, 3, 1360},  // 923 cells.15.maybe_calibrate_size.preprocess_y.conv
-  {CUDA_STEP_GEMM, -1, 76, 5409, 3, 1361},  // 924 cells.15.maybe_calibrate_size.preprocess_y.conv
-  {CUDA_STEP_KERNEL, 64, -1, 5412, 4, 1307},  // 925 k64_relu_relu_bwd_c432_8x8
-  {CUDA_STEP_KERNEL, 57, -1, 5416, 7, 1363},  // 926 k57_bnbwd_c144_8x8
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 282, 5423, 3, 1364},  // 927 cells.15.maybe_calibrate_size.preprocess_x.conv
-  {CUDA_STEP_GEMM, -1, 77, 5426, 3, 1365},  // 928 cells.15.maybe_calibrate_size.preprocess_x.conv
-  {CUDA_STEP_KERNEL, 53, -1, 5429, 9, 1368},  // 929 k53_mask_bwd_bnbwdsum_c144_8x8
-  {CUDA_STEP_KERNEL, 54, -1, 5438, 8, 1368},  // 930 k54_mask_bwd_bnbwd_c144_8x8
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 283, 5446, 3, 1369},  // 931 cells.14.ops.4.y_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 284, 5449, 3, 1370},  // 932 cells.14.ops.4.y_op.ops.1
-  {CUDA_STEP_KERNEL, 53, -1, 5452, 9, 1374},  // 933 k53_mask_bwd_bnbwdsum_c144_8x8
-  {CUDA_STEP_KERNEL, 54, -1, 5461, 8, 1374},  // 934 k54_mask_bwd_bnbwd_c144_8x8
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 285, 5469, 3, 1375},  // 935 cells.14.ops.3.y_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 286, 5472, 3, 1376},  // 936 cells.14.ops.3.y_op.ops.1
-  {CUDA_STEP_KERNEL, 55, -1, 5475, 18, 1377},  // 937 k55_relu_bwd_mask_bwd_bnbwdsum_c144_8x8
-  {CUDA_STEP_KERNEL, 53, -1, 5493, 9, 1379},  // 938 k53_mask_bwd_bnbwdsum_c144_8x8
-  {CUDA_STEP_KERNEL, 54, -1, 5502, 8, 1379},  // 939 k54_mask_bwd_bnbwd_c144_8x8
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 287, 5510, 3, 1380},  // 940 cells.14.ops.3.x_op.ops.4
-  {CUDA_STEP_CONV_BWD_DATA, -1, 288, 5513, 3, 1381},  // 941 cells.14.ops.3.x_op.ops.4
-  {CUDA_STEP_KERNEL, 56, -1, 5516, 10, 1382},  // 942 k56_relu_bwd_bnbwdsum_c144_8x8
-  {CUDA_STEP_KERNEL, 57, -1, 5526, 7, 1383},  // 943 k57_bnbwd_c144_8x8
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 289, 5533, 3, 1384},  // 944 cells.14.ops.3.x_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 290, 5536, 3, 1385},  // 945 cells.14.ops.3.x_op.ops.1
-  {CUDA_STEP_KERNEL, 58, -1, 5539, 8, 1388},  // 946 k58_mask_bwd_bnbwd_c144_8x8
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 291, 5547, 3, 1389},  // 947 cells.14.ops.2.y_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 292, 5550, 3, 1390},  // 948 cells.14.ops.2.y_op.ops.1
-  {CUDA_STEP_KERNEL, 58, -1, 5553, 8, 1393},  // 949 k58_mask_bwd_bnbwd_c144_8x8
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 293, 5561, 3, 1394},  // 950 cells.14.ops.2.x_op.ops.1
-  {CUDA_STEP_GEMM, -1, 78, 5564, 3, 1395},  // 951 cells.14.ops.2.x_op.ops.1
-  {CUDA_STEP_KERNEL, 53, -1, 5567, 9, 1398},  // 952 k53_mask_bwd_bnbwdsum_c144_8x8
-  {CUDA_STEP_KERNEL, 54, -1, 5576, 8, 1398},  // 953 k54_mask_bwd_bnbwd_c144_8x8
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 294, 5584, 3, 1399},  // 954 cells.14.ops.1.y_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 295, 5587, 3, 1400},  // 955 cells.14.ops.1.y_op.ops.1
-  {CUDA_STEP_KERNEL, 59, -1, 5590, 6, 1372},  // 956 k59_mask_bwd_bnapply_relu_relu_bwd_c144_8x8
-  {CUDA_STEP_KERNEL, 53, -1, 5596, 9, 1403},  // 957 k53_mask_bwd_bnbwdsum_c144_8x8
-  {CUDA_STEP_KERNEL, 54, -1, 5605, 8, 1403},  // 958 k54_mask_bwd_bnbwd_c144_8x8
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 296, 5613, 3, 1404},  // 959 cells.14.ops.1.x_op.ops.4
-  {CUDA_STEP_CONV_BWD_DATA, -1, 297, 5616, 3, 1405},  // 960 cells.14.ops.1.x_op.ops.4
-  {CUDA_STEP_KERNEL, 56, -1, 5619, 10, 1406},  // 961 k56_relu_bwd_bnbwdsum_c144_8x8
-  {CUDA_STEP_KERNEL, 57, -1, 5629, 7, 1407},  // 962 k57_bnbwd_c144_8x8
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 298, 5636, 3, 1408},  // 963 cells.14.ops.1.x_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 299, 5639, 3, 1409},  // 964 cells.14.ops.1.x_op.ops.1
-  {CUDA_STEP_KERNEL, 60, -1, 5642, 11, 1410},  // 965 k60_relu_bwd_mask_bwd_bnbwdsum_c144_8x8
-  {CUDA_STEP_KERNEL, 61, -1, 5653, 10, 1412},  // 966 k61_bnapply_mask_bwd_avg5x5s1bwd_bnbwdsum_c144_8x8
-  {CUDA_STEP_KERNEL, 58, -1, 5663, 8, 1414},  // 967 k58_mask_bwd_bnbwd_c144_8x8
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 300, 5671, 3, 1415},  // 968 cells.14.ops.0.x_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 301, 5674, 3, 1416},  // 969 cells.14.ops.0.x_op.ops.1
-  {CUDA_STEP_KERNEL, 62, -1, 5677, 13, 1371},  // 970 k62_bnapply_relu_relu_bwd_bnbwdsum_c144_8x8
-  {CUDA_STEP_KERNEL, 57, -1, 5690, 7, 1418},  // 971 k57_bnbwd_c144_8x8
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 302, 5697, 3, 1419},  // 972 cells.14.maybe_calibrate_size.preprocess_y.conv
-  {CUDA_STEP_GEMM, -1, 79, 5700, 3, 1420},  // 973 cells.14.maybe_calibrate_size.preprocess_y.conv
-  {CUDA_STEP_KERNEL, 65, -1, 5703, 4, 1366},  // 974 k65_relu_relu_bwd_c576_8x8
-  {CUDA_STEP_KERNEL, 57, -1, 5707, 7, 1422},  // 975 k57_bnbwd_c144_8x8
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 303, 5714, 3, 1423},  // 976 cells.14.maybe_calibrate_size.preprocess_x.path2.1
-  {CUDA_STEP_KERNEL, 66, -1, 5717, 1, 1424},  // 977 k66_zero_c216_16x16
-  {CUDA_STEP_CONV_BWD_DATA, -1, 304, 5718, 3, 1424},  // 978 cells.14.maybe_calibrate_size.preprocess_x.path2.1
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 305, 5721, 3, 1425},  // 979 cells.14.maybe_calibrate_size.preprocess_x.path1.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 306, 5724, 3, 1426},  // 980 cells.14.maybe_calibrate_size.preprocess_x.path1.1
-  {CUDA_STEP_GEMM, -1, 80, 5727, 3, 1428},  // 981 auxiliary_head.classifier
-  {CUDA_STEP_GEMM, -1, 81, 5730, 3, 1428},  // 982 auxiliary_head.classifier
-  {CUDA_STEP_KERNEL, 50, -1, 5733, 3, 1428},  // 983 k50_biasgrad_c10_1x1
-  {CUDA_STEP_KERNEL, 67, -1, 5736, 10, 1429},  // 984 k67_relu_bwd_bnbwdsum_c768_1x1
-  {CUDA_STEP_KERNEL, 68, -1, 5746, 7, 1430},  // 985 k68_bnbwd_c768_1x1
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 307, 5753, 3, 1431},  // 986 auxiliary_head.conv2
-  {CUDA_STEP_CONV_BWD_DATA, -1, 308, 5756, 3, 1432},  // 987 auxiliary_head.conv2
-  {CUDA_STEP_KERNEL, 69, -1, 5759, 10, 1433},  // 988 k69_relu_bwd_bnbwdsum_c128_2x2
-  {CUDA_STEP_KERNEL, 70, -1, 5769, 7, 1434},  // 989 k70_bnbwd_c128_2x2
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 309, 5776, 3, 1435},  // 990 auxiliary_head.conv1
-  {CUDA_STEP_GEMM, -1, 82, 5779, 3, 1436},  // 991 auxiliary_head.conv1
-  {CUDA_STEP_KERNEL, 71, -1, 5782, 3, 1437},  // 992 k71_relu_avg5x5s3bwd_relu_bwd_c576_8x8
-  {CUDA_STEP_KERNEL, 72, -1, 5785, 9, 1440},  // 993 k72_mask_bwd_bnbwdsum_c144_8x8
-  {CUDA_STEP_KERNEL, 73, -1, 5794, 8, 1440},  // 994 k73_mask_bwd_bnbwd_c144_8x8
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 310, 5802, 3, 1441},  // 995 cells.13.ops.4.y_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 311, 5805, 3, 1442},  // 996 cells.13.ops.4.y_op.ops.1
-  {CUDA_STEP_KERNEL, 74, -1, 5808, 3, 1443},  // 997 k74_bnapply_relu_relu_bwd_c144_16x16
-  {CUDA_STEP_KERNEL, 75, -1, 5811, 8, 1445},  // 998 k75_bnapply_mask_bwd_max3x3s2bwd_c144_16x16
-  {CUDA_STEP_KERNEL, 72, -1, 5819, 9, 1447},  // 999 k72_mask_bwd_bnbwdsum_c144_8x8
-  {CUDA_STEP_KERNEL, 73, -1, 5828, 8, 1447},  // 1000 k73_mask_bwd_bnbwd_c144_8x8
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 312, 5836, 3, 1448},  // 1001 cells.13.ops.3.y_op.ops.1
-  {CUDA_STEP_GEMM, -1, 83, 5839, 3, 1449},  // 1002 cells.13.ops.3.y_op.ops.1
-  {CUDA_STEP_KERNEL, 60, -1, 5842, 11, 1450},  // 1003 k60_relu_bwd_mask_bwd_bnbwdsum_c144_8x8
-  {CUDA_STEP_KERNEL, 76, -1, 5853, 8, 1454},  // 1004 k76_bnapply_mask_bwd_max2x2s2bwd_c144_16x16
-  {CUDA_STEP_KERNEL, 72, -1, 5861, 9, 1456},  // 1005 k72_mask_bwd_bnbwdsum_c144_8x8
-  {CUDA_STEP_KERNEL, 73, -1, 5870, 8, 1456},  // 1006 k73_mask_bwd_bnbwd_c144_8x8
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 313, 5878, 3, 1457},  // 1007 cells.13.ops.2.x_op.ops.4
-  {CUDA_STEP_CONV_BWD_DATA, -1, 314, 5881, 3, 1458},  // 1008 cells.13.ops.2.x_op.ops.4
-  {CUDA_STEP_KERNEL, 77, -1, 5884, 10, 1459},  // 1009 k77_relu_bwd_bnbwdsum_c144_16x8
-  {CUDA_STEP_KERNEL, 78, -1, 5894, 7, 1460},  // 1010 k78_bnbwd_c144_16x8
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 315, 5901, 3, 1461},  // 1011 cells.13.ops.2.x_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 316, 5904, 3, 1462},  // 1012 cells.13.ops.2.x_op.ops.1
-  {CUDA_STEP_KERNEL, 79, -1, 5907, 5, 1452},  // 1013 k79_bnapply_mask_bwd_avg3x3s2bwd_relu_c144_16x16
-  {CUDA_STEP_KERNEL, 72, -1, 5912, 9, 1467},  // 1014 k72_mask_bwd_bnbwdsum_c144_8x8
-  {CUDA_STEP_KERNEL, 73, -1, 5921, 8, 1467},  // 1015 k73_mask_bwd_bnbwd_c144_8x8
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 317, 5929, 3, 1468},  // 1016 cells.13.ops.1.x_op.ops.1
-  {CUDA_STEP_KERNEL, 80, -1, 5932, 1, 1469},  // 1017 k80_zero_c144_16x16
-  {CUDA_STEP_CONV_BWD_DATA, -1, 318, 5933, 3, 1469},  // 1018 cells.13.ops.1.x_op.ops.1
-  {CUDA_STEP_KERNEL, 81, -1, 5936, 10, 1472},  // 1019 k81_bnapply_mask_bwd_avg2x2s2bwd_bnbwdsum_c144_16x16
-  {CUDA_STEP_KERNEL, 58, -1, 5946, 8, 1474},  // 1020 k58_mask_bwd_bnbwd_c144_8x8
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 319, 5954, 3, 1475},  // 1021 cells.13.ops.0.x_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 320, 5957, 3, 1476},  // 1022 cells.13.ops.0.x_op.ops.1
-  {CUDA_STEP_KERNEL, 82, -1, 5960, 13, 1465},  // 1023 k82_bnapply_mask_bwd_avg3x3s2bwd_relu_c144_16x16
-  {CUDA_STEP_KERNEL, 83, -1, 5973, 7, 1478},  // 1024 k83_bnbwd_c144_16x16
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 321, 5980, 3, 1479},  // 1025 cells.13.maybe_calibrate_size.preprocess_y.conv
-  {CUDA_STEP_GEMM, -1, 84, 5983, 3, 1480},  // 1026 cells.13.maybe_calibrate_size.preprocess_y.conv
-  {CUDA_STEP_KERNEL, 84, -1, 5986, 4, 1427},  // 1027 k84_relu_relu_bwd_c216_16x16
-  {CUDA_STEP_KERNEL, 83, -1, 5990, 7, 1482},  // 1028 k83_bnbwd_c144_16x16
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 322, 5997, 3, 1483},  // 1029 cells.13.maybe_calibrate_size.preprocess_x.conv
-  {CUDA_STEP_GEMM, -1, 85, 6000, 3, 1484},  // 1030 cells.13.maybe_calibrate_size.preprocess_x.conv
-  {CUDA_STEP_KERNEL, 85, -1, 6003, 9, 1487},  // 1031 k85_mask_bwd_bnbwdsum_c72_16x16
-  {CUDA_STEP_KERNEL, 86, -1, 6012, 8, 1487},  // 1032 k86_mask_bwd_bnbwd_c72_16x16
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 323, 6020, 3, 1488},  // 1033 cells.12.ops.4.y_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 324, 6023, 3, 1489},  // 1034 cells.12.ops.4.y_op.ops.1
-  {CUDA_STEP_KERNEL, 85, -1, 6026, 9, 1493},  // 1035 k85_mask_bwd_bnbwdsum_c72_16x16
-  {CUDA_STEP_KERNEL, 86, -1, 6035, 8, 1493},  // 1036 k86_mask_bwd_bnbwd_c72_16x16
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 325, 6043, 3, 1494},  // 1037 cells.12.ops.3.y_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 326, 6046, 3, 1495},  // 1038 cells.12.ops.3.y_op.ops.1
-  {CUDA_STEP_KERNEL, 87, -1, 6049, 18, 1496},  // 1039 k87_relu_bwd_mask_bwd_bnbwdsum_c72_16x16
-  {CUDA_STEP_KERNEL, 85, -1, 6067, 9, 1498},  // 1040 k85_mask_bwd_bnbwdsum_c72_16x16
-  {CUDA_STEP_KERNEL, 86, -1, 6076, 8, 1498},  // 1041 k86_mask_bwd_bnbwd_c72_16x16
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 327, 6084, 3, 1499},  // 1042 cells.12.ops.3.x_op.ops.4
-  {CUDA_STEP_CONV_BWD_DATA, -1, 328, 6087, 3, 1500},  // 1043 cells.12.ops.3.x_op.ops.4
-  {CUDA_STEP_KERNEL, 88, -1, 6090, 10, 1501},  // 1044 k88_relu_bwd_bnbwdsum_c72_16x16
-  {CUDA_STEP_KERNEL, 89, -1, 6100, 7, 1502},  // 1045 k89_bnbwd_c72_16x16
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 329, 6107, 3, 1503},  // 1046 cells.12.ops.3.x_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 330, 6110, 3, 1504},  // 1047 cells.12.ops.3.x_op.ops.1
-  {CUDA_STEP_KERNEL, 90, -1, 6113, 8, 1507},  // 1048 k90_mask_bwd_bnbwd_c72_16x16
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 331, 6121, 3, 1508},  // 1049 cells.12.ops.2.y_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 332, 6124, 3, 1509},  // 1050 cells.12.ops.2.y_op.ops.1
-  {CUDA_STEP_KERNEL, 90, -1, 6127, 8, 1512},  // 1051 k90_mask_bwd_bnbwd_c72_16x16
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 333, 6135, 3, 1513},  // 1052 cells.12.ops.2.x_op.ops.1
-  {CUDA_STEP_GEMM, -1, 86, 6138, 3, 1514},  // 1053 cells.12.ops.2.x_op.ops.1
-  {CUDA_STEP_KERNEL, 85, -1, 6141, 9, 1517},  // 1054 k85_mask_bwd_bnbwdsum_c72_16x16
-  {CUDA_STEP_KERNEL, 86, -1, 6150, 8, 1517},  // 1055 k86_mask_bwd_bnbwd_c72_16x16
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 334, 6158, 3, 1518},  // 1056 cells.12.ops.1.y_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 335, 6161, 3, 1519},  // 1057 cells.12.ops.1.y_op.ops.1
-  {CUDA_STEP_KERNEL, 91, -1, 6164, 6, 1491},  // 1058 k91_mask_bwd_bnapply_relu_relu_bwd_c72_16x16
-  {CUDA_STEP_KERNEL, 85, -1, 6170, 9, 1522},  // 1059 k85_mask_bwd_bnbwdsum_c72_16x16
-  {CUDA_STEP_KERNEL, 86, -1, 6179, 8, 1522},  // 1060 k86_mask_bwd_bnbwd_c72_16x16
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 336, 6187, 3, 1523},  // 1061 cells.12.ops.1.x_op.ops.4
-  {CUDA_STEP_CONV_BWD_DATA, -1, 337, 6190, 3, 1524},  // 1062 cells.12.ops.1.x_op.ops.4
-  {CUDA_STEP_KERNEL, 88, -1, 6193, 10, 1525},  // 1063 k88_relu_bwd_bnbwdsum_c72_16x16
-  {CUDA_STEP_KERNEL, 89, -1, 6203, 7, 1526},  // 1064 k89_bnbwd_c72_16x16
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 338, 6210, 3, 1527},  // 1065 cells.12.ops.1.x_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 339, 6213, 3, 1528},  // 1066 cells.12.ops.1.x_op.ops.1
-  {CUDA_STEP_KERNEL, 92, -1, 6216, 11, 1529},  // 1067 k92_relu_bwd_mask_bwd_bnbwdsum_c72_16x16
-  {CUDA_STEP_KERNEL, 93, -1, 6227, 10, 1531},  // 1068 k93_bnapply_mask_bwd_avg5x5s1bwd_bnbwdsum_c72_16x16
-  {CUDA_STEP_KERNEL, 90, -1, 6237, 8, 1533},  // 1069 k90_mask_bwd_bnbwd_c72_16x16
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 340, 6245, 3, 1534},  // 1070 cells.12.ops.0.x_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 341, 6248, 3, 1535},  // 1071 cells.12.ops.0.x_op.ops.1
-  {CUDA_STEP_KERNEL, 94, -1, 6251, 13, 1490},  // 1072 k94_bnapply_relu_relu_bwd_bnbwdsum_c72_16x16
-  {CUDA_STEP_KERNEL, 89, -1, 6264, 7, 1537},  // 1073 k89_bnbwd_c72_16x16
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 342, 6271, 3, 1538},  // 1074 cells.12.maybe_calibrate_size.preprocess_y.conv
-  {CUDA_STEP_GEMM, -1, 87, 6274, 3, 1539},  // 1075 cells.12.maybe_calibrate_size.preprocess_y.conv
-  {CUDA_STEP_KERNEL, 84, -1, 6277, 4, 1485},  // 1076 k84_relu_relu_bwd_c216_16x16
-  {CUDA_STEP_KERNEL, 89, -1, 6281, 7, 1541},  // 1077 k89_bnbwd_c72_16x16
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 343, 6288, 3, 1542},  // 1078 cells.12.maybe_calibrate_size.preprocess_x.conv
-  {CUDA_STEP_GEMM, -1, 88, 6291, 3, 1543},  // 1079 cells.12.maybe_calibrate_size.preprocess_x.conv
-  {CUDA_STEP_KERNEL, 85, -1, 6294, 9, 1546},  // 1080 k85_mask_bwd_bnbwdsum_c72_16x16
-  {CUDA_STEP_KERNEL, 86, -1, 6303, 8, 1546},  // 1081 k86_mask_bwd_bnbwd_c72_16x16
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 344, 6311, 3, 1547},  // 1082 cells.11.ops.4.y_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 345, 6314, 3, 1548},  // 1083 cells.11.ops.4.y_op.ops.1
-  {CUDA_STEP_KERNEL, 85, -1, 6317, 9, 1552},  // 1084 k85_mask_bwd_bnbwdsum_c72_16x16
-  {CUDA_STEP_KERNEL, 86, -1, 6326, 8, 1552},  // 1085 k86_mask_bwd_bnbwd_c72_16x16
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 346, 6334, 3, 1553},  // 1086 cells.11.ops.3.y_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 347, 6337, 3, 1554},  // 1087 cells.11.ops.3.y_op.ops.1
-  {CUDA_STEP_KERNEL, 87, -1, 6340, 18, 1555},  // 1088 k87_relu_bwd_mask_bwd_bnbwdsum_c72_16x16
-  {CUDA_STEP_KERNEL, 85, -1, 6358, 9, 1557},  // 1089 k85_mask_bwd_bnbwdsum_c72_16x16
-  {CUDA_STEP_KERNEL, 86, -1, 6367, 8, 1557},  // 1090 k86_mask_bwd_bnbwd_c72_16x16
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 348, 6375, 3, 1558},  // 1091 cells.11.ops.3.x_op.ops.4
-  {CUDA_STEP_CONV_BWD_DATA, -1, 349, 6378, 3, 1559},  // 1092 cells.11.ops.3.x_op.ops.4
-  {CUDA_STEP_KERNEL, 88, -1, 6381, 10, 1560},  // 1093 k88_relu_bwd_bnbwdsum_c72_16x16
-  {CUDA_STEP_KERNEL, 89, -1, 6391, 7, 1561},  // 1094 k89_bnbwd_c72_16x16
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 350, 6398, 3, 1562},  // 1095 cells.11.ops.3.x_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 351, 6401, 3, 1563},  // 1096 cells.11.ops.3.x_op.ops.1
-  {CUDA_STEP_KERNEL, 90, -1, 6404, 8, 1566},  // 1097 k90_mask_bwd_bnbwd_c72_16x16
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 352, 6412, 3, 1567},  // 1098 cells.11.ops.2.y_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 353, 6415, 3, 1568},  // 1099 cells.11.ops.2.y_op.ops.1
-  {CUDA_STEP_KERNEL, 90, -1, 6418, 8, 1571},  // 1100 k90_mask_bwd_bnbwd_c72_16x16
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 354, 6426, 3, 1572},  // 1101 cells.11.ops.2.x_op.ops.1
-  {CUDA_STEP_GEMM, -1, 89, 6429, 3, 1573},  // 1102 cells.11.ops.2.x_op.ops.1
-  {CUDA_STEP_KERNEL, 85, -1, 6432, 9, 1576},  // 1103 k85_mask_bwd_bnbwdsum_c72_16x16
-  {CUDA_STEP_KERNEL, 86, -1, 6441, 8, 1576},  // 1104 k86_mask_bwd_bnbwd_c72_16x16
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 355, 6449, 3, 1577},  // 1105 cells.11.ops.1.y_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 356, 6452, 3, 1578},  // 1106 cells.11.ops.1.y_op.ops.1
-  {CUDA_STEP_KERNEL, 91, -1, 6455, 6, 1550},  // 1107 k91_mask_bwd_bnapply_relu_relu_bwd_c72_16x16
-  {CUDA_STEP_KERNEL, 85, -1, 6461, 9, 1581},  // 1108 k85_mask_bwd_bnbwdsum_c72_16x16
-  {CUDA_STEP_KERNEL, 86, -1, 6470, 8, 1581},  // 1109 k86_mask_bwd_bnbwd_c72_16x16
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 357, 6478, 3, 1582},  // 1110 cells.11.ops.1.x_op.ops.4
-  {CUDA_STEP_CONV_BWD_DATA, -1, 358, 6481, 3, 1583},  // 1111 cells.11.ops.1.x_op.ops.4
-  {CUDA_STEP_KERNEL, 88, -1, 6484, 10, 1584},  // 1112 k88_relu_bwd_bnbwdsum_c72_16x16
-  {CUDA_STEP_KERNEL, 89, -1, 6494, 7, 1585},  // 1113 k89_bnbwd_c72_16x16
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 359, 6501, 3, 1586},  // 1114 cells.11.ops.1.x_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 360, 6504, 3, 1587},  // 1115 cells.11.ops.1.x_op.ops.1
-  {CUDA_STEP_KERNEL, 92, -1, 6507, 11, 1588},  // 1116 k92_relu_bwd_mask_bwd_bnbwdsum_c72_16x16
-  {CUDA_STEP_KERNEL, 93, -1, 6518, 10, 1590},  // 1117 k93_bnapply_mask_bwd_avg5x5s1bwd_bnbwdsum_c72_16x16
-  {CUDA_STEP_KERNEL, 90, -1, 6528, 8, 1592},  // 1118 k90_mask_bwd_bnbwd_c72_16x16
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 361, 6536, 3, 1593},  // 1119 cells.11.ops.0.x_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 362, 6539, 3, 1594},  // 1120 cells.11.ops.0.x_op.ops.1
-  {CUDA_STEP_KERNEL, 94, -1, 6542, 13, 1549},  // 1121 k94_bnapply_relu_relu_bwd_bnbwdsum_c72_16x16
-  {CUDA_STEP_KERNEL, 89, -1, 6555, 7, 1596},  // 1122 k89_bnbwd_c72_16x16
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 363, 6562, 3, 1597},  // 1123 cells.11.maybe_calibrate_size.preprocess_y.conv
-  {CUDA_STEP_GEMM, -1, 90, 6565, 3, 1598},  // 1124 cells.11.maybe_calibrate_size.preprocess_y.conv
-  {CUDA_STEP_KERNEL, 84, -1, 6568, 4, 1544},  // 1125 k84_relu_relu_bwd_c216_16x16
-  {CUDA_STEP_KERNEL, 89, -1, 6572, 7, 1600},  // 1126 k89_bnbwd_c72_16x16
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 364, 6579, 3, 1601},  // 1127 cells.11.maybe_calibrate_size.preprocess_x.conv
-  {CUDA_STEP_GEMM, -1, 91, 6582, 3, 1602},  // 1128 cells.11.maybe_calibrate_size.preprocess_x.conv
-  {CUDA_STEP_KERNEL, 85, -1, 6585, 9, 1605},  // 1129 k85_mask_bwd_bnbwdsum_c72_16x16
-  {CUDA_STEP_KERNEL, 86, -1, 6594, 8, 1605},  // 1130 k86_mask_bwd_bnbwd_c72_16x16
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 365, 6602, 3, 1606},  // 1131 cells.10.ops.4.y_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 366, 6605, 3, 1607},  // 1132 cells.10.ops.4.y_op.ops.1
-  {CUDA_STEP_KERNEL, 85, -1, 6608, 9, 1611},  // 1133 k85_mask_bwd_bnbwdsum_c72_16x16
-  {CUDA_STEP_KERNEL, 86, -1, 6617, 8, 1611},  // 1134 k86_mask_bwd_bnbwd_c72_16x16
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 367, 6625, 3, 1612},  // 1135 cells.10.ops.3.y_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 368, 6628, 3, 1613},  // 1136 cells.10.ops.3.y_op.ops.1
-  {CUDA_STEP_KERNEL, 87, -1, 6631, 18, 1614},  // 1137 k87_relu_bwd_mask_bwd_bnbwdsum_c72_16x16
-  {CUDA_STEP_KERNEL, 85, -1, 6649, 9, 1616},  // 1138 k85_mask_bwd_bnbwdsum_c72_16x16
-  {CUDA_STEP_KERNEL, 86, -1, 6658, 8, 1616},  // 1139 k86_mask_bwd_bnbwd_c72_16x16
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 369, 6666, 3, 1617},  // 1140 cells.10.ops.3.x_op.ops.4
-  {CUDA_STEP_CONV_BWD_DATA, -1, 370, 6669, 3, 1618},  // 1141 cells.10.ops.3.x_op.ops.4
-  {CUDA_STEP_KERNEL, 88, -1, 6672, 10, 1619},  // 1142 k88_relu_bwd_bnbwdsum_c72_16x16
-  {CUDA_STEP_KERNEL, 89, -1, 6682, 7, 1620},  // 1143 k89_bnbwd_c72_16x16
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 371, 6689, 3, 1621},  // 1144 cells.10.ops.3.x_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 372, 6692, 3, 1622},  // 1145 cells.10.ops.3.x_op.ops.1
-  {CUDA_STEP_KERNEL, 90, -1, 6695, 8, 1625},  // 1146 k90_mask_bwd_bnbwd_c72_16x16
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 373, 6703, 3, 1626},  // 1147 cells.10.ops.2.y_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 374, 6706, 3, 1627},  // 1148 cells.10.ops.2.y_op.ops.1
-  {CUDA_STEP_KERNEL, 90, -1, 6709, 8, 1630},  // 1149 k90_mask_bwd_bnbwd_c72_16x16
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 375, 6717, 3, 1631},  // 1150 cells.10.ops.2.x_op.ops.1
-  {CUDA_STEP_GEMM, -1, 92, 6720, 3, 1632},  // 1151 cells.10.ops.2.x_op.ops.1
-  {CUDA_STEP_KERNEL, 85, -1, 6723, 9, 1635},  // 1152 k85_mask_bwd_bnbwdsum_c72_16x16
-  {CUDA_STEP_KERNEL, 86, -1, 6732, 8, 1635},  // 1153 k86_mask_bwd_bnbwd_c72_16x16
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 376, 6740, 3, 1636},  // 1154 cells.10.ops.1.y_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 377, 6743, 3, 1637},  // 1155 cells.10.ops.1.y_op.ops.1
-  {CUDA_STEP_KERNEL, 91, -1, 6746, 6, 1609},  // 1156 k91_mask_bwd_bnapply_relu_relu_bwd_c72_16x16
-  {CUDA_STEP_KERNEL, 85, -1, 6752, 9, 1640},  // 1157 k85_mask_bwd_bnbwdsum_c72_16x16
-  {CUDA_STEP_KERNEL, 86, -1, 6761, 8, 1640},  // 1158 k86_mask_bwd_bnbwd_c72_16x16
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 378, 6769, 3, 1641},  // 1159 cells.10.ops.1.x_op.ops.4
-  {CUDA_STEP_CONV_BWD_DATA, -1, 379, 6772, 3, 1642},  // 1160 cells.10.ops.1.x_op.ops.4
-  {CUDA_STEP_KERNEL, 88, -1, 6775, 10, 1643},  // 1161 k88_relu_bwd_bnbwdsum_c72_16x16
-  {CUDA_STEP_KERNEL, 89, -1, 6785, 7, 1644},  // 1162 k89_bnbwd_c72_16x16
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 380, 6792, 3, 1645},  // 1163 cells.10.ops.1.x_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 381, 6795, 3, 1646},  // 1164 cells.10.ops.1.x_op.ops.1
-  {CUDA_STEP_KERNEL, 92, -1, 6798, 11, 1647},  // 1165 k92_relu_bwd_mask_bwd_bnbwdsum_c72_16x16
-  {CUDA_STEP_KERNEL, 93, -1, 6809, 10, 1649},  // 1166 k93_bnapply_mask_bwd_avg5x5s1bwd_bnbwdsum_c72_16x16
-  {CUDA_STEP_KERNEL, 90, -1, 6819, 8, 1651},  // 1167 k90_mask_bwd_bnbwd_c72_16x16
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 382, 6827, 3, 1652},  // 1168 cells.10.ops.0.x_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 383, 6830, 3, 1653},  // 1169 cells.10.ops.0.x_op.ops.1
-  {CUDA_STEP_KERNEL, 94, -1, 6833, 13, 1608},  // 1170 k94_bnapply_relu_relu_bwd_bnbwdsum_c72_16x16
-  {CUDA_STEP_KERNEL, 89, -1, 6846, 7, 1655},  // 1171 k89_bnbwd_c72_16x16
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 384, 6853, 3, 1656},  // 1172 cells.10.maybe_calibrate_size.preprocess_y.conv
-  {CUDA_STEP_GEMM, -1, 93, 6856, 3, 1657},  // 1173 cells.10.maybe_calibrate_size.preprocess_y.conv
-  {CUDA_STEP_KERNEL, 84, -1, 6859, 4, 1603},  // 1174 k84_relu_relu_bwd_c216_16x16
-  {CUDA_STEP_KERNEL, 89, -1, 6863, 7, 1659},  // 1175 k89_bnbwd_c72_16x16
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 385, 6870, 3, 1660},  // 1176 cells.10.maybe_calibrate_size.preprocess_x.conv
-  {CUDA_STEP_GEMM, -1, 94, 6873, 3, 1661},  // 1177 cells.10.maybe_calibrate_size.preprocess_x.conv
-  {CUDA_STEP_KERNEL, 85, -1, 6876, 9, 1664},  // 1178 k85_mask_bwd_bnbwdsum_c72_16x16
-  {CUDA_STEP_KERNEL, 86, -1, 6885, 8, 1664},  // 1179 k86_mask_bwd_bnbwd_c72_16x16
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 386, 6893, 3, 1665},  // 1180 cells.9.ops.4.y_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 387, 6896, 3, 1666},  // 1181 cells.9.ops.4.y_op.ops.1
-  {CUDA_STEP_KERNEL, 85, -1, 6899, 9, 1670},  // 1182 k85_mask_bwd_bnbwdsum_c72_16x16
-  {CUDA_STEP_KERNEL, 86, -1, 6908, 8, 1670},  // 1183 k86_mask_bwd_bnbwd_c72_16x16
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 388, 6916, 3, 1671},  // 1184 cells.9.ops.3.y_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 389, 6919, 3, 1672},  // 1185 cells.9.ops.3.y_op.ops.1
-  {CUDA_STEP_KERNEL, 87, -1, 6922, 18, 1673},  // 1186 k87_relu_bwd_mask_bwd_bnbwdsum_c72_16x16
-  {CUDA_STEP_KERNEL, 85, -1, 6940, 9, 1675},  // 1187 k85_mask_bwd_bnbwdsum_c72_16x16
-  {CUDA_STEP_KERNEL, 86, -1, 6949, 8, 1675},  // 1188 k86_mask_bwd_bnbwd_c72_16x16
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 390, 6957, 3, 1676},  // 1189 cells.9.ops.3.x_op.ops.4
-  {CUDA_STEP_CONV_BWD_DATA, -1, 391, 6960, 3, 1677},  // 1190 cells.9.ops.3.x_op.ops.4
-  {CUDA_STEP_KERNEL, 88, -1, 6963, 10, 1678},  // 1191 k88_relu_bwd_bnbwdsum_c72_16x16
-  {CUDA_STEP_KERNEL, 89, -1, 6973, 7, 1679},  // 1192 k89_bnbwd_c72_16x16
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 392, 6980, 3, 1680},  // 1193 cells.9.ops.3.x_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 393, 6983, 3, 1681},  // 1194 cells.9.ops.3.x_op.ops.1
-  {CUDA_STEP_KERNEL, 90, -1, 6986, 8, 1684},  // 1195 k90_mask_bwd_bnbwd_c72_16x16
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 394, 6994, 3, 1685},  // 1196 cells.9.ops.2.y_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 395, 6997, 3, 1686},  // 1197 cells.9.ops.2.y_op.ops.1
-  {CUDA_STEP_KERNEL, 90, -1, 7000, 8, 1689},  // 1198 k90_mask_bwd_bnbwd_c72_16x16
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 396, 7008, 3, 1690},  // 1199 cells.9.ops.2.x_op.ops.1
-  {CUDA_STEP_GEMM, -1, 95, 7011, 3, 1691},  // 1200 cells.9.ops.2.x_op.ops.1
-  {CUDA_STEP_KERNEL, 85, -1, 7014, 9, 1694},  // 1201 k85_mask_bwd_bnbwdsum_c72_16x16
-  {CUDA_STEP_KERNEL, 86, -1, 7023, 8, 1694},  // 1202 k86_mask_bwd_bnbwd_c72_16x16
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 397, 7031, 3, 1695},  // 1203 cells.9.ops.1.y_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 398, 7034, 3, 1696},  // 1204 cells.9.ops.1.y_op.ops.1
-  {CUDA_STEP_KERNEL, 91, -1, 7037, 6, 1668},  // 1205 k91_mask_bwd_bnapply_relu_relu_bwd_c72_16x16
-  {CUDA_STEP_KERNEL, 85, -1, 7043, 9, 1699},  // 1206 k85_mask_bwd_bnbwdsum_c72_16x16
-  {CUDA_STEP_KERNEL, 86, -1, 7052, 8, 1699},  // 1207 k86_mask_bwd_bnbwd_c72_16x16
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 399, 7060, 3, 1700},  // 1208 cells.9.ops.1.x_op.ops.4
-  {CUDA_STEP_CONV_BWD_DATA, -1, 400, 7063, 3, 1701},  // 1209 cells.9.ops.1.x_op.ops.4
-  {CUDA_STEP_KERNEL, 88, -1, 7066, 10, 1702},  // 1210 k88_relu_bwd_bnbwdsum_c72_16x16
-  {CUDA_STEP_KERNEL, 89, -1, 7076, 7, 1703},  // 1211 k89_bnbwd_c72_16x16
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 401, 7083, 3, 1704},  // 1212 cells.9.ops.1.x_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 402, 7086, 3, 1705},  // 1213 cells.9.ops.1.x_op.ops.1
-  {CUDA_STEP_KERNEL, 92, -1, 7089, 11, 1706},  // 1214 k92_relu_bwd_mask_bwd_bnbwdsum_c72_16x16
-  {CUDA_STEP_KERNEL, 93, -1, 7100, 10, 1708},  // 1215 k93_bnapply_mask_bwd_avg5x5s1bwd_bnbwdsum_c72_16x16
-  {CUDA_STEP_KERNEL, 90, -1, 7110, 8, 1710},  // 1216 k90_mask_bwd_bnbwd_c72_16x16
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 403, 7118, 3, 1711},  // 1217 cells.9.ops.0.x_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 404, 7121, 3, 1712},  // 1218 cells.9.ops.0.x_op.ops.1
-  {CUDA_STEP_KERNEL, 94, -1, 7124, 13, 1667},  // 1219 k94_bnapply_relu_relu_bwd_bnbwdsum_c72_16x16
-  {CUDA_STEP_KERNEL, 89, -1, 7137, 7, 1714},  // 1220 k89_bnbwd_c72_16x16
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 405, 7144, 3, 1715},  // 1221 cells.9.maybe_calibrate_size.preprocess_y.conv
-  {CUDA_STEP_GEMM, -1, 96, 7147, 3, 1716},  // 1222 cells.9.maybe_calibrate_size.preprocess_y.conv
-  {CUDA_STEP_KERNEL, 84, -1, 7150, 4, 1662},  // 1223 k84_relu_relu_bwd_c216_16x16
-  {CUDA_STEP_KERNEL, 89, -1, 7154, 7, 1718},  // 1224 k89_bnbwd_c72_16x16
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 406, 7161, 3, 1719},  // 1225 cells.9.maybe_calibrate_size.preprocess_x.conv
-  {CUDA_STEP_GEMM, -1, 97, 7164, 3, 1720},  // 1226 cells.9.maybe_calibrate_size.preprocess_x.conv
-  {CUDA_STEP_KERNEL, 85, -1, 7167, 9, 1723},  // 1227 k85_mask_bwd_bnbwdsum_c72_16x16
-  {CUDA_STEP_KERNEL, 86, -1, 7176, 8, 1723},  // 1228 k86_mask_bwd_bnbwd_c72_16x16
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 407, 7184, 3, 1724},  // 1229 cells.8.ops.4.y_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 408, 7187, 3, 1725},  // 1230 cells.8.ops.4.y_op.ops.1
-  {CUDA_STEP_KERNEL, 85, -1, 7190, 9, 1729},  // 1231 k85_mask_bwd_bnbwdsum_c72_16x16
-  {CUDA_STEP_KERNEL, 86, -1, 7199, 8, 1729},  // 1232 k86_mask_bwd_bnbwd_c72_16x16
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 409, 7207, 3, 1730},  // 1233 cells.8.ops.3.y_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 410, 7210, 3, 1731},  // 1234 cells.8.ops.3.y_op.ops.1
-  {CUDA_STEP_KERNEL, 87, -1, 7213, 18, 1732},  // 1235 k87_relu_bwd_mask_bwd_bnbwdsum_c72_16x16
-  {CUDA_STEP_KERNEL, 85, -1, 7231, 9, 1734},  // 1236 k85_mask_bwd_bnbwdsum_c72_16x16
-  {CUDA_STEP_KERNEL, 86, -1, 7240, 8, 1734},  // 1237 k86_mask_bwd_bnbwd_c72_16x16
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 411, 7248, 3, 1735},  // 1238 cells.8.ops.3.x_op.ops.4
-  {CUDA_STEP_CONV_BWD_DATA, -1, 412, 7251, 3, 1736},  // 1239 cells.8.ops.3.x_op.ops.4
-  {CUDA_STEP_KERNEL, 88, -1, 7254, 10, 1737},  // 1240 k88_relu_bwd_bnbwdsum_c72_16x16
-  {CUDA_STEP_KERNEL, 89, -1, 7264, 7, 1738},  // 1241 k89_bnbwd_c72_16x16
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 413, 7271, 3, 1739},  // 1242 cells.8.ops.3.x_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 414, 7274, 3, 1740},  // 1243 cells.8.ops.3.x_op.ops.1
-  {CUDA_STEP_KERNEL, 90, -1, 7277, 8, 1743},  // 1244 k90_mask_bwd_bnbwd_c72_16x16
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 415, 7285, 3, 1744},  // 1245 cells.8.ops.2.y_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 416, 7288, 3, 1745},  // 1246 cells.8.ops.2.y_op.ops.1
-  {CUDA_STEP_KERNEL, 90, -1, 7291, 8, 1748},  // 1247 k90_mask_bwd_bnbwd_c72_16x16
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 417, 7299, 3, 1749},  // 1248 cells.8.ops.2.x_op.ops.1
-  {CUDA_STEP_GEMM, -1, 98, 7302, 3, 1750},  // 1249 cells.8.ops.2.x_op.ops.1
-  {CUDA_STEP_KERNEL, 85, -1, 7305, 9, 1753},  // 1250 k85_mask_bwd_bnbwdsum_c72_16x16
-  {CUDA_STEP_KERNEL, 86, -1, 7314, 8, 1753},  // 1251 k86_mask_bwd_bnbwd_c72_16x16
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 418, 7322, 3, 1754},  // 1252 cells.8.ops.1.y_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 419, 7325, 3, 1755},  // 1253 cells.8.ops.1.y_op.ops.1
-  {CUDA_STEP_KERNEL, 91, -1, 7328, 6, 1727},  // 1254 k91_mask_bwd_bnapply_relu_relu_bwd_c72_16x16
-  {CUDA_STEP_KERNEL, 85, -1, 7334, 9, 1758},  // 1255 k85_mask_bwd_bnbwdsum_c72_16x16
-  {CUDA_STEP_KERNEL, 86, -1, 7343, 8, 1758},  // 1256 k86_mask_bwd_bnbwd_c72_16x16
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 420, 7351, 3, 1759},  // 1257 cells.8.ops.1.x_op.ops.4
-  {CUDA_STEP_CONV_BWD_DATA, -1, 421, 7354, 3, 1760},  // 1258 cells.8.ops.1.x_op.ops.4
-  {CUDA_STEP_KERNEL, 88, -1, 7357, 10, 1761},  // 1259 k88_relu_bwd_bnbwdsum_c72_16x16
-  {CUDA_STEP_KERNEL, 89, -1, 7367, 7, 1762},  // 1260 k89_bnbwd_c72_16x16
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 422, 7374, 3, 1763},  // 1261 cells.8.ops.1.x_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 423, 7377, 3, 1764},  // 1262 cells.8.ops.1.x_op.ops.1
-  {CUDA_STEP_KERNEL, 92, -1, 7380, 11, 1765},  // 1263 k92_relu_bwd_mask_bwd_bnbwdsum_c72_16x16
-  {CUDA_STEP_KERNEL, 93, -1, 7391, 10, 1767},  // 1264 k93_bnapply_mask_bwd_avg5x5s1bwd_bnbwdsum_c72_16x16
-  {CUDA_STEP_KERNEL, 90, -1, 7401, 8, 1769},  // 1265 k90_mask_bwd_bnbwd_c72_16x16
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 424, 7409, 3, 1770},  // 1266 cells.8.ops.0.x_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 425, 7412, 3, 1771},  // 1267 cells.8.ops.0.x_op.ops.1
-  {CUDA_STEP_KERNEL, 94, -1, 7415, 13, 1726},  // 1268 k94_bnapply_relu_relu_bwd_bnbwdsum_c72_16x16
-  {CUDA_STEP_KERNEL, 89, -1, 7428, 7, 1773},  // 1269 k89_bnbwd_c72_16x16
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 426, 7435, 3, 1774},  // 1270 cells.8.maybe_calibrate_size.preprocess_y.conv
-  {CUDA_STEP_GEMM, -1, 99, 7438, 3, 1775},  // 1271 cells.8.maybe_calibrate_size.preprocess_y.conv
-  {CUDA_STEP_KERNEL, 84, -1, 7441, 4, 1721},  // 1272 k84_relu_relu_bwd_c216_16x16
-  {CUDA_STEP_KERNEL, 89, -1, 7445, 7, 1777},  // 1273 k89_bnbwd_c72_16x16
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 427, 7452, 3, 1778},  // 1274 cells.8.maybe_calibrate_size.preprocess_x.conv
-  {CUDA_STEP_GEMM, -1, 100, 7455, 3, 1779},  // 1275 cells.8.maybe_calibrate_size.preprocess_x.conv
-  {CUDA_STEP_KERNEL, 85, -1, 7458, 9, 1782},  // 1276 k85_mask_bwd_bnbwdsum_c72_16x16
-  {CUDA_STEP_KERNEL, 86, -1, 7467, 8, 1782},  // 1277 k86_mask_bwd_bnbwd_c72_16x16
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 428, 7475, 3, 1783},  // 1278 cells.7.ops.4.y_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 429, 7478, 3, 1784},  // 1279 cells.7.ops.4.y_op.ops.1
-  {CUDA_STEP_KERNEL, 85, -1, 7481, 9, 1788},  // 1280 k85_mask_bwd_bnbwdsum_c72_16x16
-  {CUDA_STEP_KERNEL, 86, -1, 7490, 8, 1788},  // 1281 k86_mask_bwd_bnbwd_c72_16x16
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 430, 7498, 3, 1789},  // 1282 cells.7.ops.3.y_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 431, 7501, 3, 1790},  // 1283 cells.7.ops.3.y_op.ops.1
-  {CUDA_STEP_KERNEL, 87, -1, 7504, 18, 1791},  // 1284 k87_relu_bwd_mask_bwd_bnbwdsum_c72_16x16
-  {CUDA_STEP_KERNEL, 85, -1, 7522, 9, 1793},  // 1285 k85_mask_bwd_bnbwdsum_c72_16x16
-  {CUDA_STEP_KERNEL, 86, -1, 7531, 8, 1793},  // 1286 k86_mask_bwd_bnbwd_c72_16x16
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 432, 7539, 3, 1794},  // 1287 cells.7.ops.3.x_op.ops.4
-  {CUDA_STEP_CONV_BWD_DATA, -1, 433, 7542, 3, 1795},  // 1288 cells.7.ops.3.x_op.ops.4
-  {CUDA_STEP_KERNEL, 88, -1, 7545, 10, 1796},  // 1289 k88_relu_bwd_bnbwdsum_c72_16x16
-  {CUDA_STEP_KERNEL, 89, -1, 7555, 7, 1797},  // 1290 k89_bnbwd_c72_16x16
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 434, 7562, 3, 1798},  // 1291 cells.7.ops.3.x_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 435, 7565, 3, 1799},  // 1292 cells.7.ops.3.x_op.ops.1
-  {CUDA_STEP_KERNEL, 90, -1, 7568, 8, 1802},  // 1293 k90_mask_bwd_bnbwd_c72_16x16
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 436, 7576, 3, 1803},  // 1294 cells.7.ops.2.y_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 437, 7579, 3, 1804},  // 1295 cells.7.ops.2.y_op.ops.1
-  {CUDA_STEP_KERNEL, 90, -1, 7582, 8, 1807},  // 1296 k90_mask_bwd_bnbwd_c72_16x16
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 438, 7590, 3, 1808},  // 1297 cells.7.ops.2.x_op.ops.1
-  {CUDA_STEP_GEMM, -1, 101, 7593, 3, 1809},  // 1298 cells.7.ops.2.x_op.ops.1
-  {CUDA_STEP_KERNEL, 85, -1, 7596, 9, 1812},  // 1299 k85_mask_bwd_bnbwdsum_c72_16x16
-  {CUDA_STEP_KERNEL, 86, -1, 7605, 8, 1812},  // 1300 k86_mask_bwd_bnbwd_c72_16x16
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 439, 7613, 3, 1813},  // 1301 cells.7.ops.1.y_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 440, 7616, 3, 1814},  // 1302 cells.7.ops.1.y_op.ops.1
-  {CUDA_STEP_KERNEL, 91, -1, 7619, 6, 1786},  // 1303 k91_mask_bwd_bnapply_relu_relu_bwd_c72_16x16
-  {CUDA_STEP_KERNEL, 85, -1, 7625, 9, 1817},  // 1304 k85_mask_bwd_bnbwdsum_c72_16x16
-  {CUDA_STEP_KERNEL, 86, -1, 7634, 8, 1817},  // 1305 k86_mask_bwd_bnbwd_c72_16x16
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 441, 7642, 3, 1818},  // 1306 cells.7.ops.1.x_op.ops.4
-  {CUDA_STEP_CONV_BWD_DATA, -1, 442, 7645, 3, 1819},  // 1307 cells.7.ops.1.x_op.ops.4
-  {CUDA_STEP_KERNEL, 88, -1, 7648, 10, 1820},  // 1308 k88_relu_bwd_bnbwdsum_c72_16x16
-  {CUDA_STEP_KERNEL, 89, -1, 7658, 7, 1821},  // 1309 k89_bnbwd_c72_16x16
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 443, 7665, 3, 1822},  // 1310 cells.7.ops.1.x_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 444, 7668, 3, 1823},  // 1311 cells.7.ops.1.x_op.ops.1
-  {CUDA_STEP_KERNEL, 92, -1, 7671, 11, 1824},  // 1312 k92_relu_bwd_mask_bwd_bnbwdsum_c72_16x16
-  {CUDA_STEP_KERNEL, 93, -1, 7682, 10, 1826},  // 1313 k93_bnapply_mask_bwd_avg5x5s1bwd_bnbwdsum_c72_16x16
-  {CUDA_STEP_KERNEL, 90, -1, 7692, 8, 1828},  // 1314 k90_mask_bwd_bnbwd_c72_16x16
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 445, 7700, 3, 1829},  // 1315 cells.7.ops.0.x_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 446, 7703, 3, 1830},  // 1316 cells.7.ops.0.x_op.ops.1
-  {CUDA_STEP_KERNEL, 94, -1, 7706, 13, 1785},  // 1317 k94_bnapply_relu_relu_bwd_bnbwdsum_c72_16x16
-  {CUDA_STEP_KERNEL, 89, -1, 7719, 7, 1832},  // 1318 k89_bnbwd_c72_16x16
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 447, 7726, 3, 1833},  // 1319 cells.7.maybe_calibrate_size.preprocess_y.conv
-  {CUDA_STEP_GEMM, -1, 102, 7729, 3, 1834},  // 1320 cells.7.maybe_calibrate_size.preprocess_y.conv
-  {CUDA_STEP_KERNEL, 95, -1, 7732, 4, 1780},  // 1321 k95_relu_relu_bwd_c288_16x16
-  {CUDA_STEP_KERNEL, 89, -1, 7736, 7, 1836},  // 1322 k89_bnbwd_c72_16x16
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 448, 7743, 3, 1837},  // 1323 cells.7.maybe_calibrate_size.preprocess_x.path2.1
-  {CUDA_STEP_KERNEL, 96, -1, 7746, 1, 1838},  // 1324 k96_zero_c108_32x32
-  {CUDA_STEP_CONV_BWD_DATA, -1, 449, 7747, 3, 1838},  // 1325 cells.7.maybe_calibrate_size.preprocess_x.path2.1
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 450, 7750, 3, 1839},  // 1326 cells.7.maybe_calibrate_size.preprocess_x.path1.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 451, 7753, 3, 1840},  // 1327 cells.7.maybe_calibrate_size.preprocess_x.path1.1
-  {CUDA_STEP_KERNEL, 97, -1, 7756, 9, 1843},  // 1328 k97_mask_bwd_bnbwdsum_c72_16x16
-  {CUDA_STEP_KERNEL, 98, -1, 7765, 8, 1843},  // 1329 k98_mask_bwd_bnbwd_c72_16x16
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 452, 7773, 3, 1844},  // 1330 cells.6.ops.4.y_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 453, 7776, 3, 1845},  // 1331 cells.6.ops.4.y_op.ops.1
-  {CUDA_STEP_KERNEL, 99, -1, 7779, 3, 1846},  // 1332 k99_bnapply_relu_relu_bwd_c72_32x32
-  {CUDA_STEP_KERNEL, 100, -1, 7782, 8, 1848},  // 1333 k100_bnapply_mask_bwd_max3x3s2bwd_c72_32x32
-  {CUDA_STEP_KERNEL, 97, -1, 7790, 9, 1850},  // 1334 k97_mask_bwd_bnbwdsum_c72_16x16
-  {CUDA_STEP_KERNEL, 98, -1, 7799, 8, 1850},  // 1335 k98_mask_bwd_bnbwd_c72_16x16
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 454, 7807, 3, 1851},  // 1336 cells.6.ops.3.y_op.ops.1
-  {CUDA_STEP_GEMM, -1, 103, 7810, 3, 1852},  // 1337 cells.6.ops.3.y_op.ops.1
-  {CUDA_STEP_KERNEL, 92, -1, 7813, 11, 1853},  // 1338 k92_relu_bwd_mask_bwd_bnbwdsum_c72_16x16
-  {CUDA_STEP_KERNEL, 101, -1, 7824, 8, 1857},  // 1339 k101_bnapply_mask_bwd_max2x2s2bwd_c72_32x32
-  {CUDA_STEP_KERNEL, 97, -1, 7832, 9, 1859},  // 1340 k97_mask_bwd_bnbwdsum_c72_16x16
-  {CUDA_STEP_KERNEL, 98, -1, 7841, 8, 1859},  // 1341 k98_mask_bwd_bnbwd_c72_16x16
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 455, 7849, 3, 1860},  // 1342 cells.6.ops.2.x_op.ops.4
-  {CUDA_STEP_CONV_BWD_DATA, -1, 456, 7852, 3, 1861},  // 1343 cells.6.ops.2.x_op.ops.4
-  {CUDA_STEP_KERNEL, 102, -1, 7855, 10, 1862},  // 1344 k102_relu_bwd_bnbwdsum_c72_32x16
-  {CUDA_STEP_KERNEL, 103, -1, 7865, 7, 1863},  // 1345 k103_bnbwd_c72_32x16
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 457, 7872, 3, 1864},  // 1346 cells.6.ops.2.x_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 458, 7875, 3, 1865},  // 1347 cells.6.ops.2.x_op.ops.1
-  {CUDA_STEP_KERNEL, 104, -1, 7878, 5, 1855},  // 1348 k104_bnapply_mask_bwd_avg3x3s2bwd_relu_c72_32x32
-  {CUDA_STEP_KERNEL, 97, -1, 7883, 9, 1870},  // 1349 k97_mask_bwd_bnbwdsum_c72_16x16
-  {CUDA_STEP_KERNEL, 98, -1, 7892, 8, 1870},  // 1350 k98_mask_bwd_bnbwd_c72_16x16
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 459, 7900, 3, 1871},  // 1351 cells.6.ops.1.x_op.ops.1
-  {CUDA_STEP_KERNEL, 105, -1, 7903, 1, 1872},  // 1352 k105_zero_c72_32x32
-  {CUDA_STEP_CONV_BWD_DATA, -1, 460, 7904, 3, 1872},  // 1353 cells.6.ops.1.x_op.ops.1
-  {CUDA_STEP_KERNEL, 106, -1, 7907, 10, 1875},  // 1354 k106_bnapply_mask_bwd_avg2x2s2bwd_bnbwdsum_c72_32x32
-  {CUDA_STEP_KERNEL, 90, -1, 7917, 8, 1877},  // 1355 k90_mask_bwd_bnbwd_c72_16x16
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 461, 7925, 3, 1878},  // 1356 cells.6.ops.0.x_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 462, 7928, 3, 1879},  // 1357 cells.6.ops.0.x_op.ops.1
-  {CUDA_STEP_KERNEL, 107, -1, 7931, 13, 1868},  // 1358 k107_bnapply_mask_bwd_avg3x3s2bwd_relu_c72_32x32
-  {CUDA_STEP_KERNEL, 108, -1, 7944, 7, 1881},  // 1359 k108_bnbwd_c72_32x32
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 463, 7951, 3, 1882},  // 1360 cells.6.maybe_calibrate_size.preprocess_y.conv
-  {CUDA_STEP_GEMM, -1, 104, 7954, 3, 1883},  // 1361 cells.6.maybe_calibrate_size.preprocess_y.conv
-  {CUDA_STEP_KERNEL, 109, -1, 7957, 4, 1841},  // 1362 k109_relu_relu_bwd_c108_32x32
-  {CUDA_STEP_KERNEL, 108, -1, 7961, 7, 1885},  // 1363 k108_bnbwd_c72_32x32
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 464, 7968, 3, 1886},  // 1364 cells.6.maybe_calibrate_size.preprocess_x.conv
-  {CUDA_STEP_GEMM, -1, 105, 7971, 3, 1887},  // 1365 cells.6.maybe_calibrate_size.preprocess_x.conv
-  {CUDA_STEP_KERNEL, 110, -1, 7974, 9, 1890},  // 1366 k110_mask_bwd_bnbwdsum_c36_32x32
-  {CUDA_STEP_KERNEL, 111, -1, 7983, 8, 1890},  // 1367 k111_mask_bwd_bnbwd_c36_32x32
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 465, 7991, 3, 1891},  // 1368 cells.5.ops.4.y_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 466, 7994, 3, 1892},  // 1369 cells.5.ops.4.y_op.ops.1
-  {CUDA_STEP_KERNEL, 110, -1, 7997, 9, 1896},  // 1370 k110_mask_bwd_bnbwdsum_c36_32x32
-  {CUDA_STEP_KERNEL, 111, -1, 8006, 8, 1896},  // 1371 k111_mask_bwd_bnbwd_c36_32x32
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 467, 8014, 3, 1897},  // 1372 cells.5.ops.3.y_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 468, 8017, 3, 1898},  // 1373 cells.5.ops.3.y_op.ops.1
-  {CUDA_STEP_KERNEL, 112, -1, 8020, 18, 1899},  // 1374 k112_relu_bwd_mask_bwd_bnbwdsum_c36_32x32
-  {CUDA_STEP_KERNEL, 110, -1, 8038, 9, 1901},  // 1375 k110_mask_bwd_bnbwdsum_c36_32x32
-  {CUDA_STEP_KERNEL, 111, -1, 8047, 8, 1901},  // 1376 k111_mask_bwd_bnbwd_c36_32x32
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 469, 8055, 3, 1902},  // 1377 cells.5.ops.3.x_op.ops.4
-  {CUDA_STEP_CONV_BWD_DATA, -1, 470, 8058, 3, 1903},  // 1378 cells.5.ops.3.x_op.ops.4
-  {CUDA_STEP_KERNEL, 113, -1, 8061, 10, 1904},  // 1379 k113_relu_bwd_bnbwdsum_c36_32x32
-  {CUDA_STEP_KERNEL, 114, -1, 8071, 7, 1905},  // 1380 k114_bnbwd_c36_32x32
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 471, 8078, 3, 1906},  // 1381 cells.5.ops.3.x_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 472, 8081, 3, 1907},  // 1382 cells.5.ops.3.x_op.ops.1
-  {CUDA_STEP_KERNEL, 115, -1, 8084, 8, 1910},  // 1383 k115_mask_bwd_bnbwd_c36_32x32
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 473, 8092, 3, 1911},  // 1384 cells.5.ops.2.y_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 474, 8095, 3, 1912},  // 1385 cells.5.ops.2.y_op.ops.1
-  {CUDA_STEP_KERNEL, 115, -1, 8098, 8, 1915},  // 1386 k115_mask_bwd_bnbwd_c36_32x32
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 475, 8106, 3, 1916},  // 1387 cells.5.ops.2.x_op.ops.1
-  {CUDA_STEP_GEMM, -1, 106, 8109, 3, 1917},  // 1388 cells.5.ops.2.x_op.ops.1
-  {CUDA_STEP_KERNEL, 110, -1, 8112, 9, 1920},  // 1389 k110_mask_bwd_bnbwdsum_c36_32x32
-  {CUDA_STEP_KERNEL, 111, -1, 8121, 8, 1920},  // 1390 k111_mask_bwd_bnbwd_c36_32x32
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 476, 8129, 3, 1921},  // 1391 cells.5.ops.1.y_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 477, 8132, 3, 1922},  // 1392 cells.5.ops.1.y_op.ops.1
-  {CUDA_STEP_KERNEL, 116, -1, 8135, 6, 1894},  // 1393 k116_mask_bwd_bnapply_relu_relu_bwd_c36_32x32
-  {CUDA_STEP_KERNEL, 110, -1, 8141, 9, 1925},  // 1394 k110_mask_bwd_bnbwdsum_c36_32x32
-  {CUDA_STEP_KERNEL, 111, -1, 8150, 8, 1925},  // 1395 k111_mask_bwd_bnbwd_c36_32x32
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 478, 8158, 3, 1926},  // 1396 cells.5.ops.1.x_op.ops.4
-  {CUDA_STEP_CONV_BWD_DATA, -1, 479, 8161, 3, 1927},  // 1397 cells.5.ops.1.x_op.ops.4
-  {CUDA_STEP_KERNEL, 113, -1, 8164, 10, 1928},  // 1398 k113_relu_bwd_bnbwdsum_c36_32x32
-  {CUDA_STEP_KERNEL, 114, -1, 8174, 7, 1929},  // 1399 k114_bnbwd_c36_32x32
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 480, 8181, 3, 1930},  // 1400 cells.5.ops.1.x_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 481, 8184, 3, 1931},  // 1401 cells.5.ops.1.x_op.ops.1
-  {CUDA_STEP_KERNEL, 117, -1, 8187, 11, 1932},  // 1402 k117_relu_bwd_mask_bwd_bnbwdsum_c36_32x32
-  {CUDA_STEP_KERNEL, 118, -1, 8198, 10, 1934},  // 1403 k118_bnapply_mask_bwd_avg5x5s1bwd_bnbwdsum_c36_32x32
-  {CUDA_STEP_KERNEL, 115, -1, 8208, 8, 1936},  // 1404 k115_mask_bwd_bnbwd_c36_32x32
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 482, 8216, 3, 1937},  // 1405 cells.5.ops.0.x_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 483, 8219, 3, 1938},  // 1406 cells.5.ops.0.x_op.ops.1
-  {CUDA_STEP_KERNEL, 119, -1, 8222, 13, 1893},  // 1407 k119_bnapply_relu_relu_bwd_bnbwdsum_c36_32x32
-  {CUDA_STEP_KERNEL, 114, -1, 8235, 7, 1940},  // 1408 k114_bnbwd_c36_32x32
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 484, 8242, 3, 1941},  // 1409 cells.5.maybe_calibrate_size.preprocess_y.conv
-  {CUDA_STEP_GEMM, -1, 107, 8245, 3, 1942},  // 1410 cells.5.maybe_calibrate_size.preprocess_y.conv
-  {CUDA_STEP_KERNEL, 109, -1, 8248, 4, 1888},  // 1411 k109_relu_relu_bwd_c108_32x32
-  {CUDA_STEP_KERNEL, 114, -1, 8252, 7, 1944},  // 1412 k114_bnbwd_c36_32x32
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 485, 8259, 3, 1945},  // 1413 cells.5.maybe_calibrate_size.preprocess_x.conv
-  {CUDA_STEP_GEMM, -1, 108, 8262, 3, 1946},  // 1414 cells.5.maybe_calibrate_size.preprocess_x.conv
-  {CUDA_STEP_KERNEL, 110, -1, 8265, 9, 1949},  // 1415 k110_mask_bwd_bnbwdsum_c36_32x32
-  {CUDA_STEP_KERNEL, 111, -1, 8274, 8, 1949},  // 1416 k111_mask_bwd_bnbwd_c36_32x32
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 486, 8282, 3, 1950},  // 1417 cells.4.ops.4.y_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 487, 8285, 3, 1951},  // 1418 cells.4.ops.4.y_op.ops.1
-  {CUDA_STEP_KERNEL, 110, -1, 8288, 9, 1955},  // 1419 k110_mask_bwd_bnbwdsum_c36_32x32
-  {CUDA_STEP_KERNEL, 111, -1, 8297, 8, 1955},  // 1420 k111_mask_bwd_bnbwd_c36_32x32
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 488, 8305, 3, 1956},  // 1421 cells.4.ops.3.y_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 489, 8308, 3, 1957},  // 1422 cells.4.ops.3.y_op.ops.1
-  {CUDA_STEP_KERNEL, 112, -1, 8311, 18, 1958},  // 1423 k112_relu_bwd_mask_bwd_bnbwdsum_c36_32x32
-  {CUDA_STEP_KERNEL, 110, -1, 8329, 9, 1960},  // 1424 k110_mask_bwd_bnbwdsum_c36_32x32
-  {CUDA_STEP_KERNEL, 111, -1, 8338, 8, 1960},  // 1425 k111_mask_bwd_bnbwd_c36_32x32
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 490, 8346, 3, 1961},  // 1426 cells.4.ops.3.x_op.ops.4
-  {CUDA_STEP_CONV_BWD_DATA, -1, 491, 8349, 3, 1962},  // 1427 cells.4.ops.3.x_op.ops.4
-  {CUDA_STEP_KERNEL, 113, -1, 8352, 10, 1963},  // 1428 k113_relu_bwd_bnbwdsum_c36_32x32
-  {CUDA_STEP_KERNEL, 114, -1, 8362, 7, 1964},  // 1429 k114_bnbwd_c36_32x32
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 492, 8369, 3, 1965},  // 1430 cells.4.ops.3.x_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 493, 8372, 3, 1966},  // 1431 cells.4.ops.3.x_op.ops.1
-  {CUDA_STEP_KERNEL, 115, -1, 8375, 8, 1969},  // 1432 k115_mask_bwd_bnbwd_c36_32x32
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 494, 8383, 3, 1970},  // 1433 cells.4.ops.2.y_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 495, 8386, 3, 1971},  // 1434 cells.4.ops.2.y_op.ops.1
-  {CUDA_STEP_KERNEL, 115, -1, 8389, 8, 1974},  // 1435 k115_mask_bwd_bnbwd_c36_32x32
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 496, 8397, 3, 1975},  // 1436 cells.4.ops.2.x_op.ops.1
-  {CUDA_STEP_GEMM, -1, 109, 8400, 3, 1976},  // 1437 cells.4.ops.2.x_op.ops.1
-  {CUDA_STEP_KERNEL, 110, -1, 8403, 9, 1979},  // 1438 k110_mask_bwd_bnbwdsum_c36_32x32
-  {CUDA_STEP_KERNEL, 111, -1, 8412, 8, 1979},  // 1439 k111_mask_bwd_bnbwd_c36_32x32
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 497, 8420, 3, 1980},  // 1440 cells.4.ops.1.y_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 498, 8423, 3, 1981},  // 1441 cells.4.ops.1.y_op.ops.1
-  {CUDA_STEP_KERNEL, 116, -1, 8426, 6, 1953},  // 1442 k116_mask_bwd_bnapply_relu_relu_bwd_c36_32x32
-  {CUDA_STEP_KERNEL, 110, -1, 8432, 9, 1984},  // 1443 k110_mask_bwd_bnbwdsum_c36_32x32
-  {CUDA_STEP_KERNEL, 111, -1, 8441, 8, 1984},  // 1444 k111_mask_bwd_bnbwd_c36_32x32
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 499, 8449, 3, 1985},  // 1445 cells.4.ops.1.x_op.ops.4
-  {CUDA_STEP_CONV_BWD_DATA, -1, 500, 8452, 3, 1986},  // 1446 cells.4.ops.1.x_op.ops.4
-  {CUDA_STEP_KERNEL, 113, -1, 8455, 10, 1987},  // 1447 k113_relu_bwd_bnbwdsum_c36_32x32
-  {CUDA_STEP_KERNEL, 114, -1, 8465, 7, 1988},  // 1448 k114_bnbwd_c36_32x32
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 501, 8472, 3, 1989},  // 1449 cells.4.ops.1.x_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 502, 8475, 3, 1990},  // 1450 cells.4.ops.1.x_op.ops.1
-  {CUDA_STEP_KERNEL, 117, -1, 8478, 11, 1991},  // 1451 k117_relu_bwd_mask_bwd_bnbwdsum_c36_32x32
-  {CUDA_STEP_KERNEL, 118, -1, 8489, 10, 1993},  // 1452 k118_bnapply_mask_bwd_avg5x5s1bwd_bnbwdsum_c36_32x32
-  {CUDA_STEP_KERNEL, 115, -1, 8499, 8, 1995},  // 1453 k115_mask_bwd_bnbwd_c36_32x32
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 503, 8507, 3, 1996},  // 1454 cells.4.ops.0.x_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 504, 8510, 3, 1997},  // 1455 cells.4.ops.0.x_op.ops.1
-  {CUDA_STEP_KERNEL, 119, -1, 8513, 13, 1952},  // 1456 k119_bnapply_relu_relu_bwd_bnbwdsum_c36_32x32
-  {CUDA_STEP_KERNEL, 114, -1, 8526, 7, 1999},  // 1457 k114_bnbwd_c36_32x32
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 505, 8533, 3, 2000},  // 1458 cells.4.maybe_calibrate_size.preprocess_y.conv
-  {CUDA_STEP_GEMM, -1, 110, 8536, 3, 2001},  // 1459 cells.4.maybe_calibrate_size.preprocess_y.conv
-  {CUDA_STEP_KERNEL, 109, -1, 8539, 4, 1947},  // 1460 k109_relu_relu_bwd_c108_32x32
-  {CUDA_STEP_KERNEL, 114, -1, 8543, 7, 2003},  // 1461 k114_bnbwd_c36_32x32
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 506, 8550, 3, 2004},  // 1462 cells.4.maybe_calibrate_size.preprocess_x.conv
-  {CUDA_STEP_GEMM, -1, 111, 8553, 3, 2005},  // 1463 cells.4.maybe_calibrate_size.preprocess_x.conv
-  {CUDA_STEP_KERNEL, 110, -1, 8556, 9, 2008},  // 1464 k110_mask_bwd_bnbwdsum_c36_32x32
-  {CUDA_STEP_KERNEL, 111, -1, 8565, 8, 2008},  // 1465 k111_mask_bwd_bnbwd_c36_32x32
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 507, 8573, 3, 2009},  // 1466 cells.3.ops.4.y_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 508, 8576, 3, 2010},  // 1467 cells.3.ops.4.y_op.ops.1
-  {CUDA_STEP_KERNEL, 110, -1, 8579, 9, 2014},  // 1468 k110_mask_bwd_bnbwdsum_c36_32x32
-  {CUDA_STEP_KERNEL, 111, -1, 8588, 8, 2014},  // 1469 k111_mask_bwd_bnbwd_c36_32x32
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 509, 8596, 3, 2015},  // 1470 cells.3.ops.3.y_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 510, 8599, 3, 2016},  // 1471 cells.3.ops.3.y_op.ops.1
-  {CUDA_STEP_KERNEL, 112, -1, 8602, 18, 2017},  // 1472 k112_relu_bwd_mask_bwd_bnbwdsum_c36_32x32
-  {CUDA_STEP_KERNEL, 110, -1, 8620, 9, 2019},  // 1473 k110_mask_bwd_bnbwdsum_c36_32x32
-  {CUDA_STEP_KERNEL, 111, -1, 8629, 8, 2019},  // 1474 k111_mask_bwd_bnbwd_c36_32x32
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 511, 8637, 3, 2020},  // 1475 cells.3.ops.3.x_op.ops.4
-  {CUDA_STEP_CONV_BWD_DATA, -1, 512, 8640, 3, 2021},  // 1476 cells.3.ops.3.x_op.ops.4
-  {CUDA_STEP_KERNEL, 113, -1, 8643, 10, 2022},  // 1477 k113_relu_bwd_bnbwdsum_c36_32x32
-  {CUDA_STEP_KERNEL, 114, -1, 8653, 7, 2023},  // 1478 k114_bnbwd_c36_32x32
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 513, 8660, 3, 2024},  // 1479 cells.3.ops.3.x_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 514, 8663, 3, 2025},  // 1480 cells.3.ops.3.x_op.ops.1
-  {CUDA_STEP_KERNEL, 115, -1, 8666, 8, 2028},  // 1481 k115_mask_bwd_bnbwd_c36_32x32
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 515, 8674, 3, 2029},  // 1482 cells.3.ops.2.y_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 516, 8677, 3, 2030},  // 1483 cells.3.ops.2.y_op.ops.1
-  {CUDA_STEP_KERNEL, 115, -1, 8680, 8, 2033},  // 1484 k115_mask_bwd_bnbwd_c36_32x32
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 517, 8688, 3, 2034},  // 1485 cells.3.ops.2.x_op.ops.1
-  {CUDA_STEP_GEMM, -1, 112, 8691, 3, 2035},  // 1486 cells.3.ops.2.x_op.ops.1
-  {CUDA_STEP_KERNEL, 110, -1, 8694, 9, 2038},  // 1487 k110_mask_bwd_bnbwdsum_c36_32x32
-  {CUDA_STEP_KERNEL, 111, -1, 8703, 8, 2038},  // 1488 k111_mask_bwd_bnbwd_c36_32x32
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 518, 8711, 3, 2039},  // 1489 cells.3.ops.1.y_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 519, 8714, 3, 2040},  // 1490 cells.3.ops.1.y_op.ops.1
-  {CUDA_STEP_KERNEL, 116, -1, 8717, 6, 2012},  // 1491 k116_mask_bwd_bnapply_relu_relu_bwd_c36_32x32
-  {CUDA_STEP_KERNEL, 110, -1, 8723, 9, 2043},  // 1492 k110_mask_bwd_bnbwdsum_c36_32x32
-  {CUDA_STEP_KERNEL, 111, -1, 8732, 8, 2043},  // 1493 k111_mask_bwd_bnbwd_c36_32x32
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 520, 8740, 3, 2044},  // 1494 cells.3.ops.1.x_op.ops.4
-  {CUDA_STEP_CONV_BWD_DATA, -1, 521, 8743, 3, 2045},  // 1495 cells.3.ops.1.x_op.ops.4
-  {CUDA_STEP_KERNEL, 113, -1, 8746, 10, 2046},  // 1496 k113_relu_bwd_bnbwdsum_c36_32x32
-  {CUDA_STEP_KERNEL, 114, -1, 8756, 7, 2047},  // 1497 k114_bnbwd_c36_32x32
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 522, 8763, 3, 2048},  // 1498 cells.3.ops.1.x_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 523, 8766, 3, 2049},  // 1499 cells.3.ops.1.x_op.ops.1
-  {CUDA_STEP_KERNEL, 117, -1, 8769, 11, 2050},  // 1500 k117_relu_bwd_mask_bwd_bnbwdsum_c36_32x32
-  {CUDA_STEP_KERNEL, 118, -1, 8780, 10, 2052},  // 1501 k118_bnapply_mask_bwd_avg5x5s1bwd_bnbwdsum_c36_32x32
-  {CUDA_STEP_KERNEL, 115, -1, 8790, 8, 2054},  // 1502 k115_mask_bwd_bnbwd_c36_32x32
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 524, 8798, 3, 2055},  // 1503 cells.3.ops.0.x_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 525, 8801, 3, 2056},  // 1504 cells.3.ops.0.x_op.ops.1
-  {CUDA_STEP_KERNEL, 119, -1, 8804, 13, 2011},  // 1505 k119_bnapply_relu_relu_bwd_bnbwdsum_c36_32x32
-  {CUDA_STEP_KERNEL, 114, -1, 8817, 7, 2058},  // 1506 k114_bnbwd_c36_32x32
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 526, 8824, 3, 2059},  // 1507 cells.3.maybe_calibrate_size.preprocess_y.conv
-  {CUDA_STEP_GEMM, -1, 113, 8827, 3, 2060},  // 1508 cells.3.maybe_calibrate_size.preprocess_y.conv
-  {CUDA_STEP_KERNEL, 109, -1, 8830, 4, 2006},  // 1509 k109_relu_relu_bwd_c108_32x32
-  {CUDA_STEP_KERNEL, 114, -1, 8834, 7, 2062},  // 1510 k114_bnbwd_c36_32x32
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 527, 8841, 3, 2063},  // 1511 cells.3.maybe_calibrate_size.preprocess_x.conv
-  {CUDA_STEP_GEMM, -1, 114, 8844, 3, 2064},  // 1512 cells.3.maybe_calibrate_size.preprocess_x.conv
-  {CUDA_STEP_KERNEL, 110, -1, 8847, 9, 2067},  // 1513 k110_mask_bwd_bnbwdsum_c36_32x32
-  {CUDA_STEP_KERNEL, 111, -1, 8856, 8, 2067},  // 1514 k111_mask_bwd_bnbwd_c36_32x32
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 528, 8864, 3, 2068},  // 1515 cells.2.ops.4.y_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 529, 8867, 3, 2069},  // 1516 cells.2.ops.4.y_op.ops.1
-  {CUDA_STEP_KERNEL, 110, -1, 8870, 9, 2073},  // 1517 k110_mask_bwd_bnbwdsum_c36_32x32
-  {CUDA_STEP_KERNEL, 111, -1, 8879, 8, 2073},  // 1518 k111_mask_bwd_bnbwd_c36_32x32
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 530, 8887, 3, 2074},  // 1519 cells.2.ops.3.y_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 531, 8890, 3, 2075},  // 1520 cells.2.ops.3.y_op.ops.1
-  {CUDA_STEP_KERNEL, 112, -1, 8893, 18, 2076},  // 1521 k112_relu_bwd_mask_bwd_bnbwdsum_c36_32x32
-  {CUDA_STEP_KERNEL, 110, -1, 8911, 9, 2078},  // 1522 k110_mask_bwd_bnbwdsum_c36_32x32
-  {CUDA_STEP_KERNEL, 111, -1, 8920, 8, 2078},  // 1523 k111_mask_bwd_bnbwd_c36_32x32
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 532, 8928, 3, 2079},  // 1524 cells.2.ops.3.x_op.ops.4
-  {CUDA_STEP_CONV_BWD_DATA, -1, 533, 8931, 3, 2080},  // 1525 cells.2.ops.3.x_op.ops.4
-  {CUDA_STEP_KERNEL, 113, -1, 8934, 10, 2081},  // 1526 k113_relu_bwd_bnbwdsum_c36_32x32
-  {CUDA_STEP_KERNEL, 114, -1, 8944, 7, 2082},  // 1527 k114_bnbwd_c36_32x32
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 534, 8951, 3, 2083},  // 1528 cells.2.ops.3.x_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 535, 8954, 3, 2084},  // 1529 cells.2.ops.3.x_op.ops.1
-  {CUDA_STEP_KERNEL, 115, -1, 8957, 8, 2087},  // 1530 k115_mask_bwd_bnbwd_c36_32x32
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 536, 8965, 3, 2088},  // 1531 cells.2.ops.2.y_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 537, 8968, 3, 2089},  // 1532 cells.2.ops.2.y_op.ops.1
-  {CUDA_STEP_KERNEL, 115, -1, 8971, 8, 2092},  // 1533 k115_mask_bwd_bnbwd_c36_32x32
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 538, 8979, 3, 2093},  // 1534 cells.2.ops.2.x_op.ops.1
-  {CUDA_STEP_GEMM, -1, 115, 8982, 3, 2094},  // 1535 cells.2.ops.2.x_op.ops.1
-  {CUDA_STEP_KERNEL, 110, -1, 8985, 9, 2097},  // 1536 k110_mask_bwd_bnbwdsum_c36_32x32
-  {CUDA_STEP_KERNEL, 111, -1, 8994, 8, 2097},  // 1537 k111_mask_bwd_bnbwd_c36_32x32
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 539, 9002, 3, 2098},  // 1538 cells.2.ops.1.y_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 540, 9005, 3, 2099},  // 1539 cells.2.ops.1.y_op.ops.1
-  {CUDA_STEP_KERNEL, 116, -1, 9008, 6, 2071},  // 1540 k116_mask_bwd_bnapply_relu_relu_bwd_c36_32x32
-  {CUDA_STEP_KERNEL, 110, -1, 9014, 9, 2102},  // 1541 k110_mask_bwd_bnbwdsum_c36_32x32
-  {CUDA_STEP_KERNEL, 111, -1, 9023, 8, 2102},  // 1542 k111_mask_bwd_bnbwd_c36_32x32
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 541, 9031, 3, 2103},  // 1543 cells.2.ops.1.x_op.ops.4
-  {CUDA_STEP_CONV_BWD_DATA, -1, 542, 9034, 3, 2104},  // 1544 cells.2.ops.1.x_op.ops.4
-  {CUDA_STEP_KERNEL, 113, -1, 9037, 10, 2105},  // 1545 k113_relu_bwd_bnbwdsum_c36_32x32
-  {CUDA_STEP_KERNEL, 114, -1, 9047, 7, 2106},  // 1546 k114_bnbwd_c36_32x32
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 543, 9054, 3, 2107},  // 1547 cells.2.ops.1.x_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 544, 9057, 3, 2108},  // 1548 cells.2.ops.1.x_op.ops.1
-  {CUDA_STEP_KERNEL, 117, -1, 9060, 11, 2109},  // 1549 k117_relu_bwd_mask_bwd_bnbwdsum_c36_32x32
-  {CUDA_STEP_KERNEL, 118, -1, 9071, 10, 2111},  // 1550 k118_bnapply_mask_bwd_avg5x5s1bwd_bnbwdsum_c36_32x32
-  {CUDA_STEP_KERNEL, 115, -1, 9081, 8, 2113},  // 1551 k115_mask_bwd_bnbwd_c36_32x32
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 545, 9089, 3, 2114},  // 1552 cells.2.ops.0.x_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 546, 9092, 3, 2115},  // 1553 cells.2.ops.0.x_op.ops.1
-  {CUDA_STEP_KERNEL, 119, -1, 9095, 13, 2070},  // 1554 k119_bnapply_relu_relu_bwd_bnbwdsum_c36_32x32
-  {CUDA_STEP_KERNEL, 114, -1, 9108, 7, 2117},  // 1555 k114_bnbwd_c36_32x32
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 547, 9115, 3, 2118},  // 1556 cells.2.maybe_calibrate_size.preprocess_y.conv
-  {CUDA_STEP_GEMM, -1, 116, 9118, 3, 2119},  // 1557 cells.2.maybe_calibrate_size.preprocess_y.conv
-  {CUDA_STEP_KERNEL, 109, -1, 9121, 4, 2065},  // 1558 k109_relu_relu_bwd_c108_32x32
-  {CUDA_STEP_KERNEL, 114, -1, 9125, 7, 2121},  // 1559 k114_bnbwd_c36_32x32
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 548, 9132, 3, 2122},  // 1560 cells.2.maybe_calibrate_size.preprocess_x.conv
-  {CUDA_STEP_GEMM, -1, 117, 9135, 3, 2123},  // 1561 cells.2.maybe_calibrate_size.preprocess_x.conv
-  {CUDA_STEP_KERNEL, 110, -1, 9138, 9, 2126},  // 1562 k110_mask_bwd_bnbwdsum_c36_32x32
-  {CUDA_STEP_KERNEL, 111, -1, 9147, 8, 2126},  // 1563 k111_mask_bwd_bnbwd_c36_32x32
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 549, 9155, 3, 2127},  // 1564 cells.1.ops.4.y_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 550, 9158, 3, 2128},  // 1565 cells.1.ops.4.y_op.ops.1
-  {CUDA_STEP_KERNEL, 110, -1, 9161, 9, 2132},  // 1566 k110_mask_bwd_bnbwdsum_c36_32x32
-  {CUDA_STEP_KERNEL, 111, -1, 9170, 8, 2132},  // 1567 k111_mask_bwd_bnbwd_c36_32x32
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 551, 9178, 3, 2133},  // 1568 cells.1.ops.3.y_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 552, 9181, 3, 2134},  // 1569 cells.1.ops.3.y_op.ops.1
-  {CUDA_STEP_KERNEL, 112, -1, 9184, 18, 2135},  // 1570 k112_relu_bwd_mask_bwd_bnbwdsum_c36_32x32
-  {CUDA_STEP_KERNEL, 110, -1, 9202, 9, 2137},  // 1571 k110_mask_bwd_bnbwdsum_c36_32x32
-  {CUDA_STEP_KERNEL, 111, -1, 9211, 8, 2137},  // 1572 k111_mask_bwd_bnbwd_c36_32x32
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 553, 9219, 3, 2138},  // 1573 cells.1.ops.3.x_op.ops.4
-  {CUDA_STEP_CONV_BWD_DATA, -1, 554, 9222, 3, 2139},  // 1574 cells.1.ops.3.x_op.ops.4
-  {CUDA_STEP_KERNEL, 113, -1, 9225, 10, 2140},  // 1575 k113_relu_bwd_bnbwdsum_c36_32x32
-  {CUDA_STEP_KERNEL, 114, -1, 9235, 7, 2141},  // 1576 k114_bnbwd_c36_32x32
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 555, 9242, 3, 2142},  // 1577 cells.1.ops.3.x_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 556, 9245, 3, 2143},  // 1578 cells.1.ops.3.x_op.ops.1
-  {CUDA_STEP_KERNEL, 115, -1, 9248, 8, 2146},  // 1579 k115_mask_bwd_bnbwd_c36_32x32
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 557, 9256, 3, 2147},  // 1580 cells.1.ops.2.y_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 558, 9259, 3, 2148},  // 1581 cells.1.ops.2.y_op.ops.1
-  {CUDA_STEP_KERNEL, 115, -1, 9262, 8, 2151},  // 1582 k115_mask_bwd_bnbwd_c36_32x32
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 559, 9270, 3, 2152},  // 1583 cells.1.ops.2.x_op.ops.1
-  {CUDA_STEP_GEMM, -1, 118, 9273, 3, 2153},  // 1584 cells.1.ops.2.x_op.ops.1
-  {CUDA_STEP_KERNEL, 110, -1, 9276, 9, 2156},  // 1585 k110_mask_bwd_bnbwdsum_c36_32x32
-  {CUDA_STEP_KERNEL, 111, -1, 9285, 8, 2156},  // 1586 k111_mask_bwd_bnbwd_c36_32x32
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 560, 9293, 3, 2157},  // 1587 cells.1.ops.1.y_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 561, 9296, 3, 2158},  // 1588 cells.1.ops.1.y_op.ops.1
-  {CUDA_STEP_KERNEL, 116, -1, 9299, 6, 2130},  // 1589 k116_mask_bwd_bnapply_relu_relu_bwd_c36_32x32
-  {CUDA_STEP_KERNEL, 110, -1, 9305, 9, 2161},  // 1590 k110_mask_bwd_bnbwdsum_c36_32x32
-  {CUDA_STEP_KERNEL, 111, -1, 9314, 8, 2161},  // 1591 k111_mask_bwd_bnbwd_c36_32x32
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 562, 9322, 3, 2162},  // 1592 cells.1.ops.1.x_op.ops.4
-  {CUDA_STEP_CONV_BWD_DATA, -1, 563, 9325, 3, 2163},  // 1593 cells.1.ops.1.x_op.ops.4
-  {CUDA_STEP_KERNEL, 113, -1, 9328, 10, 2164},  // 1594 k113_relu_bwd_bnbwdsum_c36_32x32
-  {CUDA_STEP_KERNEL, 114, -1, 9338, 7, 2165},  // 1595 k114_bnbwd_c36_32x32
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 564, 9345, 3, 2166},  // 1596 cells.1.ops.1.x_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 565, 9348, 3, 2167},  // 1597 cells.1.ops.1.x_op.ops.1
-  {CUDA_STEP_KERNEL, 117, -1, 9351, 11, 2168},  // 1598 k117_relu_bwd_mask_bwd_bnbwdsum_c36_32x32
-  {CUDA_STEP_KERNEL, 118, -1, 9362, 10, 2170},  // 1599 k118_bnapply_mask_bwd_avg5x5s1bwd_bnbwdsum_c36_32x32
-  {CUDA_STEP_KERNEL, 115, -1, 9372, 8, 2172},  // 1600 k115_mask_bwd_bnbwd_c36_32x32
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 566, 9380, 3, 2173},  // 1601 cells.1.ops.0.x_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 567, 9383, 3, 2174},  // 1602 cells.1.ops.0.x_op.ops.1
-  {CUDA_STEP_KERNEL, 119, -1, 9386, 13, 2129},  // 1603 k119_bnapply_relu_relu_bwd_bnbwdsum_c36_32x32
-  {CUDA_STEP_KERNEL, 114, -1, 9399, 7, 2176},  // 1604 k114_bnbwd_c36_32x32
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 568, 9406, 3, 2177},  // 1605 cells.1.maybe_calibrate_size.preprocess_y.conv
-  {CUDA_STEP_GEMM, -1, 119, 9409, 3, 2178},  // 1606 cells.1.maybe_calibrate_size.preprocess_y.conv
-  {CUDA_STEP_KERNEL, 109, -1, 9412, 4, 2124},  // 1607 k109_relu_relu_bwd_c108_32x32
-  {CUDA_STEP_KERNEL, 114, -1, 9416, 7, 2180},  // 1608 k114_bnbwd_c36_32x32
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 569, 9423, 3, 2181},  // 1609 cells.1.maybe_calibrate_size.preprocess_x.conv
-  {CUDA_STEP_GEMM, -1, 120, 9426, 3, 2182},  // 1610 cells.1.maybe_calibrate_size.preprocess_x.conv
-  {CUDA_STEP_KERNEL, 110, -1, 9429, 9, 2185},  // 1611 k110_mask_bwd_bnbwdsum_c36_32x32
-  {CUDA_STEP_KERNEL, 111, -1, 9438, 8, 2185},  // 1612 k111_mask_bwd_bnbwd_c36_32x32
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 570, 9446, 3, 2186},  // 1613 cells.0.ops.4.y_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 571, 9449, 3, 2187},  // 1614 cells.0.ops.4.y_op.ops.1
-  {CUDA_STEP_KERNEL, 110, -1, 9452, 9, 2191},  // 1615 k110_mask_bwd_bnbwdsum_c36_32x32
-  {CUDA_STEP_KERNEL, 111, -1, 9461, 8, 2191},  // 1616 k111_mask_bwd_bnbwd_c36_32x32
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 572, 9469, 3, 2192},  // 1617 cells.0.ops.3.y_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 573, 9472, 3, 2193},  // 1618 cells.0.ops.3.y_op.ops.1
-  {CUDA_STEP_KERNEL, 112, -1, 9475, 18, 2194},  // 1619 k112_relu_bwd_mask_bwd_bnbwdsum_c36_32x32
-  {CUDA_STEP_KERNEL, 110, -1, 9493, 9, 2196},  // 1620 k110_mask_bwd_bnbwdsum_c36_32x32
-  {CUDA_STEP_KERNEL, 111, -1, 9502, 8, 2196},  // 1621 k111_mask_bwd_bnbwd_c36_32x32
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 574, 9510, 3, 2197},  // 1622 cells.0.ops.3.x_op.ops.4
-  {CUDA_STEP_CONV_BWD_DATA, -1, 575, 9513, 3, 2198},  // 1623 cells.0.ops.3.x_op.ops.4
-  {CUDA_STEP_KERNEL, 113, -1, 9516, 10, 2199},  // 1624 k113_relu_bwd_bnbwdsum_c36_32x32
-  {CUDA_STEP_KERNEL, 114, -1, 9526, 7, 2200},  // 1625 k114_bnbwd_c36_32x32
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 576, 9533, 3, 2201},  // 1626 cells.0.ops.3.x_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 577, 9536, 3, 2202},  // 1627 cells.0.ops.3.x_op.ops.1
-  {CUDA_STEP_KERNEL, 115, -1, 9539, 8, 2205},  // 1628 k115_mask_bwd_bnbwd_c36_32x32
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 578, 9547, 3, 2206},  // 1629 cells.0.ops.2.y_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 579, 9550, 3, 2207},  // 1630 cells.0.ops.2.y_op.ops.1
-  {CUDA_STEP_KERNEL, 115, -1, 9553, 8, 2210},  // 1631 k115_mask_bwd_bnbwd_c36_32x32
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 580, 9561, 3, 2211},  // 1632 cells.0.ops.2.x_op.ops.1
-  {CUDA_STEP_GEMM, -1, 121, 9564, 3, 2212},  // 1633 cells.0.ops.2.x_op.ops.1
-  {CUDA_STEP_KERNEL, 110, -1, 9567, 9, 2215},  // 1634 k110_mask_bwd_bnbwdsum_c36_32x32
-  {CUDA_STEP_KERNEL, 111, -1, 9576, 8, 2215},  // 1635 k111_mask_bwd_bnbwd_c36_32x32
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 581, 9584, 3, 2216},  // 1636 cells.0.ops.1.y_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 582, 9587, 3, 2217},  // 1637 cells.0.ops.1.y_op.ops.1
-  {CUDA_STEP_KERNEL, 116, -1, 9590, 6, 2189},  // 1638 k116_mask_bwd_bnapply_relu_relu_bwd_c36_32x32
-  {CUDA_STEP_KERNEL, 110, -1, 9596, 9, 2220},  // 1639 k110_mask_bwd_bnbwdsum_c36_32x32
-  {CUDA_STEP_KERNEL, 111, -1, 9605, 8, 2220},  // 1640 k111_mask_bwd_bnbwd_c36_32x32
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 583, 9613, 3, 2221},  // 1641 cells.0.ops.1.x_op.ops.4
-  {CUDA_STEP_CONV_BWD_DATA, -1, 584, 9616, 3, 2222},  // 1642 cells.0.ops.1.x_op.ops.4
-  {CUDA_STEP_KERNEL, 113, -1, 9619, 10, 2223},  // 1643 k113_relu_bwd_bnbwdsum_c36_32x32
-  {CUDA_STEP_KERNEL, 114, -1, 9629, 7, 2224},  // 1644 k114_bnbwd_c36_32x32
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 585, 9636, 3, 2225},  // 1645 cells.0.ops.1.x_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 586, 9639, 3, 2226},  // 1646 cells.0.ops.1.x_op.ops.1
-  {CUDA_STEP_KERNEL, 117, -1, 9642, 11, 2227},  // 1647 k117_relu_bwd_mask_bwd_bnbwdsum_c36_32x32
-  {CUDA_STEP_KERNEL, 118, -1, 9653, 10, 2229},  // 1648 k118_bnapply_mask_bwd_avg5x5s1bwd_bnbwdsum_c36_32x32
-  {CUDA_STEP_KERNEL, 115, -1, 9663, 8, 2231},  // 1649 k115_mask_bwd_bnbwd_c36_32x32
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 587, 9671, 3, 2232},  // 1650 cells.0.ops.0.x_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 588, 9674, 3, 2233},  // 1651 cells.0.ops.0.x_op.ops.1
-  {CUDA_STEP_KERNEL, 119, -1, 9677, 13, 2188},  // 1652 k119_bnapply_relu_relu_bwd_bnbwdsum_c36_32x32
-  {CUDA_STEP_KERNEL, 114, -1, 9690, 7, 2235},  // 1653 k114_bnbwd_c36_32x32
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 589, 9697, 3, 2236},  // 1654 cells.0.maybe_calibrate_size.preprocess_y.conv
-  {CUDA_STEP_GEMM, -1, 122, 9700, 3, 2237},  // 1655 cells.0.maybe_calibrate_size.preprocess_y.conv
-  {CUDA_STEP_KERNEL, 114, -1, 9703, 7, 2239},  // 1656 k114_bnbwd_c36_32x32
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 590, 9710, 3, 2240},  // 1657 cells.0.maybe_calibrate_size.preprocess_x.conv
-  {CUDA_STEP_GEMM, -1, 123, 9713, 3, 2241},  // 1658 cells.0.maybe_calibrate_size.preprocess_x.conv
-  {CUDA_STEP_KERNEL, 120, -1, 9716, 12, 2183},  // 1659 k120_bnapply_relu_relu_bwd_bnbwdsum_c108_32x32
-  {CUDA_STEP_KERNEL, 121, -1, 9728, 7, 2243},  // 1660 k121_bnbwd_c108_32x32
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 591, 9735, 3, 2244},  // 1661 stem.0
+  {CUDA_STEP_KERNEL, 2, -1, 171, 8, 47},  // 31 k2_bnstats_c36_32x32
+  {CUDA_STEP_KERNEL, 5, -1, 179, 9, 49},  // 32 k5_bnapply_droppath_add_c36_32x32
+  {CUDA_STEP_CONV_FWD, -1, 9, 188, 3, 52},  // 33 cells.0.ops.4.y_op.ops.1
+  {CUDA_STEP_KERNEL, 2, -1, 191, 8, 53},  // 34 k2_bnstats_c36_32x32
+  {CUDA_STEP_KERNEL, 5, -1, 199, 9, 55},  // 35 k5_bnapply_droppath_add_c36_32x32
+  {CUDA_STEP_GEMM, -1, 3, 208, 3, 58},  // 36 cells.1.maybe_calibrate_size.preprocess_x.conv
+  {CUDA_STEP_KERNEL, 2, -1, 211, 8, 59},  // 37 k2_bnstats_c36_32x32
+  {CUDA_STEP_KERNEL, 7, -1, 219, 2, 60},  // 38 k7_relu_c108_32x32
+  {CUDA_STEP_GEMM, -1, 4, 221, 3, 61},  // 39 cells.1.maybe_calibrate_size.preprocess_y.conv
+  {CUDA_STEP_KERNEL, 2, -1, 224, 8, 62},  // 40 k2_bnstats_c36_32x32
+  {CUDA_STEP_KERNEL, 3, -1, 232, 4, 63},  // 41 k3_bnapply_relu_c36_32x32
+  {CUDA_STEP_CONV_FWD, -1, 10, 236, 3, 64},  // 42 cells.1.ops.0.x_op.ops.1
+  {CUDA_STEP_KERNEL, 2, -1, 239, 8, 65},  // 43 k2_bnstats_c36_32x32
+  {CUDA_STEP_KERNEL, 4, -1, 247, 9, 67},  // 44 k4_bnapply_avg5x5s1_add_droppath_relu_c36_32x32
+  {CUDA_STEP_CONV_FWD, -1, 11, 256, 3, 71},  // 45 cells.1.ops.1.x_op.ops.1
+  {CUDA_STEP_KERNEL, 2, -1, 259, 8, 72},  // 46 k2_bnstats_c36_32x32
+  {CUDA_STEP_KERNEL, 3, -1, 267, 4, 73},  // 47 k3_bnapply_relu_c36_32x32
+  {CUDA_STEP_CONV_FWD, -1, 12, 271, 3, 74},  // 48 cells.1.ops.1.x_op.ops.4
+  {CUDA_STEP_KERNEL, 2, -1, 274, 8, 75},  // 49 k2_bnstats_c36_32x32
+  {CUDA_STEP_KERNEL, 3, -1, 282, 4, 77},  // 50 k3_bnapply_relu_c36_32x32
+  {CUDA_STEP_CONV_FWD, -1, 13, 286, 3, 78},  // 51 cells.1.ops.1.y_op.ops.1
+  {CUDA_STEP_KERNEL, 2, -1, 289, 8, 79},  // 52 k2_bnstats_c36_32x32
+  {CUDA_STEP_KERNEL, 5, -1, 297, 9, 81},  // 53 k5_bnapply_droppath_add_c36_32x32
+  {CUDA_STEP_GEMM, -1, 5, 306, 3, 83},  // 54 cells.1.ops.2.x_op.ops.1
+  {CUDA_STEP_KERNEL, 2, -1, 309, 8, 84},  // 55 k2_bnstats_c36_32x32
+  {CUDA_STEP_CONV_FWD, -1, 14, 317, 3, 87},  // 56 cells.1.ops.2.y_op.ops.1
+  {CUDA_STEP_KERNEL, 2, -1, 320, 8, 88},  // 57 k2_bnstats_c36_32x32
+  {CUDA_STEP_CONV_FWD, -1, 15, 328, 3, 92},  // 58 cells.1.ops.3.x_op.ops.1
+  {CUDA_STEP_KERNEL, 2, -1, 331, 8, 93},  // 59 k2_bnstats_c36_32x32
+  {CUDA_STEP_KERNEL, 3, -1, 339, 4, 94},  // 60 k3_bnapply_relu_c36_32x32
+  {CUDA_STEP_CONV_FWD, -1, 16, 343, 3, 95},  // 61 cells.1.ops.3.x_op.ops.4
+  {CUDA_STEP_KERNEL, 2, -1, 346, 8, 96},  // 62 k2_bnstats_c36_32x32
+  {CUDA_STEP_KERNEL, 6, -1, 354, 9, 98},  // 63 k6_bnapply_add_droppath_relu_c36_32x32
+  {CUDA_STEP_CONV_FWD, -1, 17, 363, 3, 99},  // 64 cells.1.ops.3.y_op.ops.1
+  {CUDA_STEP_KERNEL, 2, -1, 366, 8, 100},  // 65 k2_bnstats_c36_32x32
+  {CUDA_STEP_KERNEL, 5, -1, 374, 9, 102},  // 66 k5_bnapply_droppath_add_c36_32x32
+  {CUDA_STEP_CONV_FWD, -1, 18, 383, 3, 105},  // 67 cells.1.ops.4.y_op.ops.1
+  {CUDA_STEP_KERNEL, 2, -1, 386, 8, 106},  // 68 k2_bnstats_c36_32x32
+  {CUDA_STEP_KERNEL, 5, -1, 394, 9, 108},  // 69 k5_bnapply_droppath_add_c36_32x32
+  {CUDA_STEP_GEMM, -1, 6, 403, 3, 111},  // 70 cells.2.maybe_calibrate_size.preprocess_x.conv
+  {CUDA_STEP_KERNEL, 2, -1, 406, 8, 112},  // 71 k2_bnstats_c36_32x32
+  {CUDA_STEP_KERNEL, 7, -1, 414, 2, 113},  // 72 k7_relu_c108_32x32
+  {CUDA_STEP_GEMM, -1, 7, 416, 3, 114},  // 73 cells.2.maybe_calibrate_size.preprocess_y.conv
+  {CUDA_STEP_KERNEL, 2, -1, 419, 8, 115},  // 74 k2_bnstats_c36_32x32
+  {CUDA_STEP_KERNEL, 3, -1, 427, 4, 116},  // 75 k3_bnapply_relu_c36_32x32
+  {CUDA_STEP_CONV_FWD, -1, 19, 431, 3, 117},  // 76 cells.2.ops.0.x_op.ops.1
+  {CUDA_STEP_KERNEL, 2, -1, 434, 8, 118},  // 77 k2_bnstats_c36_32x32
+  {CUDA_STEP_KERNEL, 4, -1, 442, 9, 120},  // 78 k4_bnapply_avg5x5s1_add_droppath_relu_c36_32x32
+  {CUDA_STEP_CONV_FWD, -1, 20, 451, 3, 124},  // 79 cells.2.ops.1.x_op.ops.1
+  {CUDA_STEP_KERNEL, 2, -1, 454, 8, 125},  // 80 k2_bnstats_c36_32x32
+  {CUDA_STEP_KERNEL, 3, -1, 462, 4, 126},  // 81 k3_bnapply_relu_c36_32x32
+  {CUDA_STEP_CONV_FWD, -1, 21, 466, 3, 127},  // 82 cells.2.ops.1.x_op.ops.4
+  {CUDA_STEP_KERNEL, 2, -1, 469, 8, 128},  // 83 k2_bnstats_c36_32x32
+  {CUDA_STEP_KERNEL, 3, -1, 477, 4, 130},  // 84 k3_bnapply_relu_c36_32x32
+  {CUDA_STEP_CONV_FWD, -1, 22, 481, 3, 131},  // 85 cells.2.ops.1.y_op.ops.1
+  {CUDA_STEP_KERNEL, 2, -1, 484, 8, 132},  // 86 k2_bnstats_c36_32x32
+  {CUDA_STEP_KERNEL, 5, -1, 492, 9, 134},  // 87 k5_bnapply_droppath_add_c36_32x32
+  {CUDA_STEP_GEMM, -1, 8, 501, 3, 136},  // 88 cells.2.ops.2.x_op.ops.1
+  {CUDA_STEP_KERNEL, 2, -1, 504, 8, 137},  // 89 k2_bnstats_c36_32x32
+  {CUDA_STEP_CONV_FWD, -1, 23, 512, 3, 140},  // 90 cells.2.ops.2.y_op.ops.1
+  {CUDA_STEP_KERNEL, 2, -1, 515, 8, 141},  // 91 k2_bnstats_c36_32x32
+  {CUDA_STEP_CONV_FWD, -1, 24, 523, 3, 145},  // 92 cells.2.ops.3.x_op.ops.1
+  {CUDA_STEP_KERNEL, 2, -1, 526, 8, 146},  // 93 k2_bnstats_c36_32x32
+  {CUDA_STEP_KERNEL, 3, -1, 534, 4, 147},  // 94 k3_bnapply_relu_c36_32x32
+  {CUDA_STEP_CONV_FWD, -1, 25, 538, 3, 148},  // 95 cells.2.ops.3.x_op.ops.4
+  {CUDA_STEP_KERNEL, 2, -1, 541, 8, 149},  // 96 k2_bnstats_c36_32x32
+  {CUDA_STEP_KERNEL, 6, -1, 549, 9, 151},  // 97 k6_bnapply_add_droppath_relu_c36_32x32
+  {CUDA_STEP_CONV_FWD, -1, 26, 558, 3, 152},  // 98 cells.2.ops.3.y_op.ops.1
+  {CUDA_STEP_KERNEL, 2, -1, 561, 8, 153},  // 99 k2_bnstats_c36_32x32
+  {CUDA_STEP_KERNEL, 5, -1, 569, 9, 155},  // 100 k5_bnapply_droppath_add_c36_32x32
+  {CUDA_STEP_CONV_FWD, -1, 27, 578, 3, 158},  // 101 cells.2.ops.4.y_op.ops.1
+  {CUDA_STEP_KERNEL, 2, -1, 581, 8, 159},  // 102 k2_bnstats_c36_32x32
+  {CUDA_STEP_KERNEL, 5, -1, 589, 9, 161},  // 103 k5_bnapply_droppath_add_c36_32x32
+  {CUDA_STEP_GEMM, -1, 9, 598, 3, 164},  // 104 cells.3.maybe_calibrate_size.preprocess_x.conv
+  {CUDA_STEP_KERNEL, 2, -1, 601, 8, 165},  // 105 k2_bnstats_c36_32x32
+  {CUDA_STEP_KERNEL, 7, -1, 609, 2, 166},  // 106 k7_relu_c108_32x32
+  {CUDA_STEP_GEMM, -1, 10, 611, 3, 167},  // 107 cells.3.maybe_calibrate_size.preprocess_y.conv
+  {CUDA_STEP_KERNEL, 2, -1, 614, 8, 168},  // 108 k2_bnstats_c36_32x32
+  {CUDA_STEP_KERNEL, 3, -1, 622, 4, 169},  // 109 k3_bnapply_relu_c36_32x32
+  {CUDA_STEP_CONV_FWD, -1, 28, 626, 3, 170},  // 110 cells.3.ops.0.x_op.ops.1
+  {CUDA_STEP_KERNEL, 2, -1, 629, 8, 171},  // 111 k2_bnstats_c36_32x32
+  {CUDA_STEP_KERNEL, 4, -1, 637, 9, 173},  // 112 k4_bnapply_avg5x5s1_add_droppath_relu_c36_32x32
+  {CUDA_STEP_CONV_FWD, -1, 29, 646, 3, 177},  // 113 cells.3.ops.1.x_op.ops.1
+  {CUDA_STEP_KERNEL, 2, -1, 649, 8, 178},  // 114 k2_bnstats_c36_32x32
+  {CUDA_STEP_KERNEL, 3, -1, 657, 4, 179},  // 115 k3_bnapply_relu_c36_32x32
+  {CUDA_STEP_CONV_FWD, -1, 30, 661, 3, 180},  // 116 cells.3.ops.1.x_op.ops.4
+  {CUDA_STEP_KERNEL, 2, -1, 664, 8, 181},  // 117 k2_bnstats_c36_32x32
+  {CUDA_STEP_KERNEL, 3, -1, 672, 4, 183},  // 118 k3_bnapply_relu_c36_32x32
+  {CUDA_STEP_CONV_FWD, -1, 31, 676, 3, 184},  // 119 cells.3.ops.1.y_op.ops.1
+  {CUDA_STEP_KERNEL, 2, -1, 679, 8, 185},  // 120 k2_bnstats_c36_32x32
+  {CUDA_STEP_KERNEL, 5, -1, 687, 9, 187},  // 121 k5_bnapply_droppath_add_c36_32x32
+  {CUDA_STEP_GEMM, -1, 11, 696, 3, 189},  // 122 cells.3.ops.2.x_op.ops.1
+  {CUDA_STEP_KERNEL, 2, -1, 699, 8, 190},  // 123 k2_bnstats_c36_32x32
+  {CUDA_STEP_CONV_FWD, -1, 32, 707, 3, 193},  // 124 cells.3.ops.2.y_op.ops.1
+  {CUDA_STEP_KERNEL, 2, -1, 710, 8, 194},  // 125 k2_bnstats_c36_32x32
+  {CUDA_STEP_CONV_FWD, -1, 33, 718, 3, 198},  // 126 cells.3.ops.3.x_op.ops.1
+  {CUDA_STEP_KERNEL, 2, -1, 721, 8, 199},  // 127 k2_bnstats_c36_32x32
+  {CUDA_STEP_KERNEL, 3, -1, 729, 4, 200},  // 128 k3_bnapply_relu_c36_32x32
+  {CUDA_STEP_CONV_FWD, -1, 34, 733, 3, 201},  // 129 cells.3.ops.3.x_op.ops.4
+  {CUDA_STEP_KERNEL, 2, -1, 736, 8, 202},  // 130 k2_bnstats_c36_32x32
+  {CUDA_STEP_KERNEL, 6, -1, 744, 9, 204},  // 131 k6_bnapply_add_droppath_relu_c36_32x32
+  {CUDA_STEP_CONV_FWD, -1, 35, 753, 3, 205},  // 132 cells.3.ops.3.y_op.ops.1
+  {CUDA_STEP_KERNEL, 2, -1, 756, 8, 206},  // 133 k2_bnstats_c36_32x32
+  {CUDA_STEP_KERNEL, 5, -1, 764, 9, 208},  // 134 k5_bnapply_droppath_add_c36_32x32
+  {CUDA_STEP_CONV_FWD, -1, 36, 773, 3, 211},  // 135 cells.3.ops.4.y_op.ops.1
+  {CUDA_STEP_KERNEL, 2, -1, 776, 8, 212},  // 136 k2_bnstats_c36_32x32
+  {CUDA_STEP_KERNEL, 5, -1, 784, 9, 214},  // 137 k5_bnapply_droppath_add_c36_32x32
+  {CUDA_STEP_GEMM, -1, 12, 793, 3, 217},  // 138 cells.4.maybe_calibrate_size.preprocess_x.conv
+  {CUDA_STEP_KERNEL, 2, -1, 796, 8, 218},  // 139 k2_bnstats_c36_32x32
+  {CUDA_STEP_KERNEL, 7, -1, 804, 2, 219},  // 140 k7_relu_c108_32x32
+  {CUDA_STEP_GEMM, -1, 13, 806, 3, 220},  // 141 cells.4.maybe_calibrate_size.preprocess_y.conv
+  {CUDA_STEP_KERNEL, 2, -1, 809, 8, 221},  // 142 k2_bnstats_c36_32x32
+  {CUDA_STEP_KERNEL, 3, -1, 817, 4, 222},  // 143 k3_bnapply_relu_c36_32x32
+  {CUDA_STEP_CONV_FWD, -1, 37, 821, 3, 223},  // 144 cells.4.ops.0.x_op.ops.1
+  {CUDA_STEP_KERNEL, 2, -1, 824, 8, 224},  // 145 k2_bnstats_c36_32x32
+  {CUDA_STEP_KERNEL, 4, -1, 832, 9, 226},  // 146 k4_bnapply_avg5x5s1_add_droppath_relu_c36_32x32
+  {CUDA_STEP_CONV_FWD, -1, 38, 841, 3, 230},  // 147 cells.4.ops.1.x_op.ops.1
+  {CUDA_STEP_KERNEL, 2, -1, 844, 8, 231},  // 148 k2_bnstats_c36_32x32
+  {CUDA_STEP_KERNEL, 3, -1, 852, 4, 232},  // 149 k3_bnapply_relu_c36_32x32
+  {CUDA_STEP_CONV_FWD, -1, 39, 856, 3, 233},  // 150 cells.4.ops.1.x_op.ops.4
+  {CUDA_STEP_KERNEL, 2, -1, 859, 8, 234},  // 151 k2_bnstats_c36_32x32
+  {CUDA_STEP_KERNEL, 3, -1, 867, 4, 236},  // 152 k3_bnapply_relu_c36_32x32
+  {CUDA_STEP_CONV_FWD, -1, 40, 871, 3, 237},  // 153 cells.4.ops.1.y_op.ops.1
+  {CUDA_STEP_KERNEL, 2, -1, 874, 8, 238},  // 154 k2_bnstats_c36_32x32
+  {CUDA_STEP_KERNEL, 5, -1, 882, 9, 240},  // 155 k5_bnapply_droppath_add_c36_32x32
+  {CUDA_STEP_GEMM, -1, 14, 891, 3, 242},  // 156 cells.4.ops.2.x_op.ops.1
+  {CUDA_STEP_KERNEL, 2, -1, 894, 8, 243},  // 157 k2_bnstats_c36_32x32
+  {CUDA_STEP_CONV_FWD, -1, 41, 902, 3, 246},  // 158 cells.4.ops.2.y_op.ops.1
+  {CUDA_STEP_KERNEL, 2, -1, 905, 8, 247},  // 159 k2_bnstats_c36_32x32
+  {CUDA_STEP_CONV_FWD, -1, 42, 913, 3, 251},  // 160 cells.4.ops.3.x_op.ops.1
+  {CUDA_STEP_KERNEL, 2, -1, 916, 8, 252},  // 161 k2_bnstats_c36_32x32
+  {CUDA_STEP_KERNEL, 3, -1, 924, 4, 253},  // 162 k3_bnapply_relu_c36_32x32
+  {CUDA_STEP_CONV_FWD, -1, 43, 928, 3, 254},  // 163 cells.4.ops.3.x_op.ops.4
+  {CUDA_STEP_KERNEL, 2, -1, 931, 8, 255},  // 164 k2_bnstats_c36_32x32
+  {CUDA_STEP_KERNEL, 6, -1, 939, 9, 257},  // 165 k6_bnapply_add_droppath_relu_c36_32x32
+  {CUDA_STEP_CONV_FWD, -1, 44, 948, 3, 258},  // 166 cells.4.ops.3.y_op.ops.1
+  {CUDA_STEP_KERNEL, 2, -1, 951, 8, 259},  // 167 k2_bnstats_c36_32x32
+  {CUDA_STEP_KERNEL, 5, -1, 959, 9, 261},  // 168 k5_bnapply_droppath_add_c36_32x32
+  {CUDA_STEP_CONV_FWD, -1, 45, 968, 3, 264},  // 169 cells.4.ops.4.y_op.ops.1
+  {CUDA_STEP_KERNEL, 2, -1, 971, 8, 265},  // 170 k2_bnstats_c36_32x32
+  {CUDA_STEP_KERNEL, 5, -1, 979, 9, 267},  // 171 k5_bnapply_droppath_add_c36_32x32
+  {CUDA_STEP_GEMM, -1, 15, 988, 3, 270},  // 172 cells.5.maybe_calibrate_size.preprocess_x.conv
+  {CUDA_STEP_KERNEL, 2, -1, 991, 8, 271},  // 173 k2_bnstats_c36_32x32
+  {CUDA_STEP_KERNEL, 7, -1, 999, 2, 272},  // 174 k7_relu_c108_32x32
+  {CUDA_STEP_GEMM, -1, 16, 1001, 3, 273},  // 175 cells.5.maybe_calibrate_size.preprocess_y.conv
+  {CUDA_STEP_KERNEL, 2, -1, 1004, 8, 274},  // 176 k2_bnstats_c36_32x32
+  {CUDA_STEP_KERNEL, 3, -1, 1012, 4, 275},  // 177 k3_bnapply_relu_c36_32x32
+  {CUDA_STEP_CONV_FWD, -1, 46, 1016, 3, 276},  // 178 cells.5.ops.0.x_op.ops.1
+  {CUDA_STEP_KERNEL, 2, -1, 1019, 8, 277},  // 179 k2_bnstats_c36_32x32
+  {CUDA_STEP_KERNEL, 4, -1, 1027, 9, 279},  // 180 k4_bnapply_avg5x5s1_add_droppath_relu_c36_32x32
+  {CUDA_STEP_CONV_FWD, -1, 47, 1036, 3, 283},  // 181 cells.5.ops.1.x_op.ops.1
+  {CUDA_STEP_KERNEL, 2, -1, 1039, 8, 284},  // 182 k2_bnstats_c36_32x32
+  {CUDA_STEP_KERNEL, 3, -1, 1047, 4, 285},  // 183 k3_bnapply_relu_c36_32x32
+  {CUDA_STEP_CONV_FWD, -1, 48, 1051, 3, 286},  // 184 cells.5.ops.1.x_op.ops.4
+  {CUDA_STEP_KERNEL, 2, -1, 1054, 8, 287},  // 185 k2_bnstats_c36_32x32
+  {CUDA_STEP_KERNEL, 3, -1, 1062, 4, 289},  // 186 k3_bnapply_relu_c36_32x32
+  {CUDA_STEP_CONV_FWD, -1, 49, 1066, 3, 290},  // 187 cells.5.ops.1.y_op.ops.1
+  {CUDA_STEP_KERNEL, 2, -1, 1069, 8, 291},  // 188 k2_bnstats_c36_32x32
+  {CUDA_STEP_KERNEL, 5, -1, 1077, 9, 293},  // 189 k5_bnapply_droppath_add_c36_32x32
+  {CUDA_STEP_GEMM, -1, 17, 1086, 3, 295},  // 190 cells.5.ops.2.x_op.ops.1
+  {CUDA_STEP_KERNEL, 2, -1, 1089, 8, 296},  // 191 k2_bnstats_c36_32x32
+  {CUDA_STEP_CONV_FWD, -1, 50, 1097, 3, 299},  // 192 cells.5.ops.2.y_op.ops.1
+  {CUDA_STEP_KERNEL, 2, -1, 1100, 8, 300},  // 193 k2_bnstats_c36_32x32
+  {CUDA_STEP_CONV_FWD, -1, 51, 1108, 3, 304},  // 194 cells.5.ops.3.x_op.ops.1
+  {CUDA_STEP_KERNEL, 2, -1, 1111, 8, 305},  // 195 k2_bnstats_c36_32x32
+  {CUDA_STEP_KERNEL, 3, -1, 1119, 4, 306},  // 196 k3_bnapply_relu_c36_32x32
+  {CUDA_STEP_CONV_FWD, -1, 52, 1123, 3, 307},  // 197 cells.5.ops.3.x_op.ops.4
+  {CUDA_STEP_KERNEL, 2, -1, 1126, 8, 308},  // 198 k2_bnstats_c36_32x32
+  {CUDA_STEP_KERNEL, 6, -1, 1134, 9, 310},  // 199 k6_bnapply_add_droppath_relu_c36_32x32
+  {CUDA_STEP_CONV_FWD, -1, 53, 1143, 3, 311},  // 200 cells.5.ops.3.y_op.ops.1
+  {CUDA_STEP_KERNEL, 2, -1, 1146, 8, 312},  // 201 k2_bnstats_c36_32x32
+  {CUDA_STEP_KERNEL, 5, -1, 1154, 9, 314},  // 202 k5_bnapply_droppath_add_c36_32x32
+  {CUDA_STEP_CONV_FWD, -1, 54, 1163, 3, 317},  // 203 cells.5.ops.4.y_op.ops.1
+  {CUDA_STEP_KERNEL, 2, -1, 1166, 8, 318},  // 204 k2_bnstats_c36_32x32
+  {CUDA_STEP_KERNEL, 5, -1, 1174, 9, 320},  // 205 k5_bnapply_droppath_add_c36_32x32
+  {CUDA_STEP_GEMM, -1, 18, 1183, 3, 323},  // 206 cells.6.maybe_calibrate_size.preprocess_x.conv
+  {CUDA_STEP_KERNEL, 8, -1, 1186, 8, 324},  // 207 k8_bnstats_c72_32x32
+  {CUDA_STEP_KERNEL, 7, -1, 1194, 2, 325},  // 208 k7_relu_c108_32x32
+  {CUDA_STEP_GEMM, -1, 19, 1196, 3, 326},  // 209 cells.6.maybe_calibrate_size.preprocess_y.conv
+  {CUDA_STEP_KERNEL, 8, -1, 1199, 8, 327},  // 210 k8_bnstats_c72_32x32
+  {CUDA_STEP_KERNEL, 9, -1, 1207, 4, 328},  // 211 k9_bnapply_relu_c72_32x32
+  {CUDA_STEP_CONV_FWD, -1, 55, 1211, 3, 329},  // 212 cells.6.ops.0.x_op.ops.1
+  {CUDA_STEP_KERNEL, 10, -1, 1214, 8, 330},  // 213 k10_bnstats_c72_16x16
+  {CUDA_STEP_KERNEL, 11, -1, 1222, 9, 332},  // 214 k11_bnapply_avg2x2s2_add_droppath_relu_c72_16x16
+  {CUDA_STEP_CONV_FWD, -1, 56, 1231, 3, 336},  // 215 cells.6.ops.1.x_op.ops.1
+  {CUDA_STEP_KERNEL, 10, -1, 1234, 8, 337},  // 216 k10_bnstats_c72_16x16
+  {CUDA_STEP_KERNEL, 12, -1, 1242, 9, 339},  // 217 k12_bnapply_avg3x3s2_droppath_add_c72_16x16
+  {CUDA_STEP_CONV_FWD, -1, 57, 1251, 3, 343},  // 218 cells.6.ops.2.x_op.ops.1
+  {CUDA_STEP_KERNEL, 13, -1, 1254, 8, 344},  // 219 k13_bnstats_c72_32x16
+  {CUDA_STEP_KERNEL, 14, -1, 1262, 4, 345},  // 220 k14_bnapply_relu_c72_32x16
+  {CUDA_STEP_CONV_FWD, -1, 58, 1266, 3, 346},  // 221 cells.6.ops.2.x_op.ops.4
+  {CUDA_STEP_KERNEL, 10, -1, 1269, 8, 347},  // 222 k10_bnstats_c72_16x16
+  {CUDA_STEP_KERNEL, 15, -1, 1277, 9, 349},  // 223 k15_bnapply_max2x2s2_droppath_add_c72_16x16
+  {CUDA_STEP_GEMM, -1, 20, 1286, 3, 355},  // 224 cells.6.ops.3.y_op.ops.1
+  {CUDA_STEP_KERNEL, 10, -1, 1289, 8, 356},  // 225 k10_bnstats_c72_16x16
+  {CUDA_STEP_KERNEL, 16, -1, 1297, 9, 352},  // 226 k16_bnapply_avg3x3s2_droppath_add_c72_16x16
+  {CUDA_STEP_CONV_FWD, -1, 59, 1306, 3, 362},  // 227 cells.6.ops.4.y_op.ops.1
+  {CUDA_STEP_KERNEL, 10, -1, 1309, 8, 363},  // 228 k10_bnstats_c72_16x16
+  {CUDA_STEP_KERNEL, 17, -1, 1317, 9, 359},  // 229 k17_bnapply_max3x3s2_droppath_add_c72_16x16
+  {CUDA_STEP_CONV_FWD, -1, 60, 1326, 3, 368},  // 230 cells.7.maybe_calibrate_size.preprocess_x.path1.1
+  {CUDA_STEP_CONV_FWD, -1, 61, 1329, 3, 369},  // 231 cells.7.maybe_calibrate_size.preprocess_x.path2.1
+  {CUDA_STEP_KERNEL, 10, -1, 1332, 8, 371},  // 232 k10_bnstats_c72_16x16
+  {CUDA_STEP_KERNEL, 18, -1, 1340, 2, 372},  // 233 k18_relu_c288_16x16
+  {CUDA_STEP_GEMM, -1, 21, 1342, 3, 373},  // 234 cells.7.maybe_calibrate_size.preprocess_y.conv
+  {CUDA_STEP_KERNEL, 10, -1, 1345, 8, 374},  // 235 k10_bnstats_c72_16x16
+  {CUDA_STEP_KERNEL, 19, -1, 1353, 4, 375},  // 236 k19_bnapply_relu_c72_16x16
+  {CUDA_STEP_CONV_FWD, -1, 62, 1357, 3, 376},  // 237 cells.7.ops.0.x_op.ops.1
+  {CUDA_STEP_KERNEL, 10, -1, 1360, 8, 377},  // 238 k10_bnstats_c72_16x16
+  {CUDA_STEP_KERNEL, 20, -1, 1368, 9, 379},  // 239 k20_bnapply_avg5x5s1_add_droppath_relu_c72_16x16
+  {CUDA_STEP_CONV_FWD, -1, 63, 1377, 3, 383},  // 240 cells.7.ops.1.x_op.ops.1
+  {CUDA_STEP_KERNEL, 10, -1, 1380, 8, 384},  // 241 k10_bnstats_c72_16x16
+  {CUDA_STEP_KERNEL, 19, -1, 1388, 4, 385},  // 242 k19_bnapply_relu_c72_16x16
+  {CUDA_STEP_CONV_FWD, -1, 64, 1392, 3, 386},  // 243 cells.7.ops.1.x_op.ops.4
+  {CUDA_STEP_KERNEL, 10, -1, 1395, 8, 387},  // 244 k10_bnstats_c72_16x16
+  {CUDA_STEP_KERNEL, 19, -1, 1403, 4, 389},  // 245 k19_bnapply_relu_c72_16x16
+  {CUDA_STEP_CONV_FWD, -1, 65, 1407, 3, 390},  // 246 cells.7.ops.1.y_op.ops.1
+  {CUDA_STEP_KERNEL, 10, -1, 1410, 8, 391},  // 247 k10_bnstats_c72_16x16
+  {CUDA_STEP_KERNEL, 21, -1, 1418, 9, 393},  // 248 k21_bnapply_droppath_add_c72_16x16
+  {CUDA_STEP_GEMM, -1, 22, 1427, 3, 395},  // 249 cells.7.ops.2.x_op.ops.1
+  {CUDA_STEP_KERNEL, 10, -1, 1430, 8, 396},  // 250 k10_bnstats_c72_16x16
+  {CUDA_STEP_CONV_FWD, -1, 66, 1438, 3, 399},  // 251 cells.7.ops.2.y_op.ops.1
+  {CUDA_STEP_KERNEL, 10, -1, 1441, 8, 400},  // 252 k10_bnstats_c72_16x16
+  {CUDA_STEP_CONV_FWD, -1, 67, 1449, 3, 404},  // 253 cells.7.ops.3.x_op.ops.1
+  {CUDA_STEP_KERNEL, 10, -1, 1452, 8, 405},  // 254 k10_bnstats_c72_16x16
+  {CUDA_STEP_KERNEL, 19, -1, 1460, 4, 406},  // 255 k19_bnapply_relu_c72_16x16
+  {CUDA_STEP_CONV_FWD, -1, 68, 1464, 3, 407},  // 256 cells.7.ops.3.x_op.ops.4
+  {CUDA_STEP_KERNEL, 10, -1, 1467, 8, 408},  // 257 k10_bnstats_c72_16x16
+  {CUDA_STEP_KERNEL, 22, -1, 1475, 9, 410},  // 258 k22_bnapply_add_droppath_relu_c72_16x16
+  {CUDA_STEP_CONV_FWD, -1, 69, 1484, 3, 411},  // 259 cells.7.ops.3.y_op.ops.1
+  {CUDA_STEP_KERNEL, 10, -1, 1487, 8, 412},  // 260 k10_bnstats_c72_16x16
+  {CUDA_STEP_KERNEL, 21, -1, 1495, 9, 414},  // 261 k21_bnapply_droppath_add_c72_16x16
+  {CUDA_STEP_CONV_FWD, -1, 70, 1504, 3, 417},  // 262 cells.7.ops.4.y_op.ops.1
+  {CUDA_STEP_KERNEL, 10, -1, 1507, 8, 418},  // 263 k10_bnstats_c72_16x16
+  {CUDA_STEP_KERNEL, 21, -1, 1515, 9, 420},  // 264 k21_bnapply_droppath_add_c72_16x16
+  {CUDA_STEP_GEMM, -1, 23, 1524, 3, 423},  // 265 cells.8.maybe_calibrate_size.preprocess_x.conv
+  {CUDA_STEP_KERNEL, 10, -1, 1527, 8, 424},  // 266 k10_bnstats_c72_16x16
+  {CUDA_STEP_KERNEL, 23, -1, 1535, 2, 425},  // 267 k23_relu_c216_16x16
+  {CUDA_STEP_GEMM, -1, 24, 1537, 3, 426},  // 268 cells.8.maybe_calibrate_size.preprocess_y.conv
+  {CUDA_STEP_KERNEL, 10, -1, 1540, 8, 427},  // 269 k10_bnstats_c72_16x16
+  {CUDA_STEP_KERNEL, 19, -1, 1548, 4, 428},  // 270 k19_bnapply_relu_c72_16x16
+  {CUDA_STEP_CONV_FWD, -1, 71, 1552, 3, 429},  // 271 cells.8.ops.0.x_op.ops.1
+  {CUDA_STEP_KERNEL, 10, -1, 1555, 8, 430},  // 272 k10_bnstats_c72_16x16
+  {CUDA_STEP_KERNEL, 20, -1, 1563, 9, 432},  // 273 k20_bnapply_avg5x5s1_add_droppath_relu_c72_16x16
+  {CUDA_STEP_CONV_FWD, -1, 72, 1572, 3, 436},  // 274 cells.8.ops.1.x_op.ops.1
+  {CUDA_STEP_KERNEL, 10, -1, 1575, 8, 437},  // 275 k10_bnstats_c72_16x16
+  {CUDA_STEP_KERNEL, 19, -1, 1583, 4, 438},  // 276 k19_bnapply_relu_c72_16x16
+  {CUDA_STEP_CONV_FWD, -1, 73, 1587, 3, 439},  // 277 cells.8.ops.1.x_op.ops.4
+  {CUDA_STEP_KERNEL, 10, -1, 1590, 8, 440},  // 278 k10_bnstats_c72_16x16
+  {CUDA_STEP_KERNEL, 19, -1, 1598, 4, 442},  // 279 k19_bnapply_relu_c72_16x16
+  {CUDA_STEP_CONV_FWD, -1, 74, 1602, 3, 443},  // 280 cells.8.ops.1.y_op.ops.1
+  {CUDA_STEP_KERNEL, 10, -1, 1605, 8, 444},  // 281 k10_bnstats_c72_16x16
+  {CUDA_STEP_KERNEL, 21, -1, 1613, 9, 446},  // 282 k21_bnapply_droppath_add_c72_16x16
+  {CUDA_STEP_GEMM, -1, 25, 1622, 3, 448},  // 283 cells.8.ops.2.x_op.ops.1
+  {CUDA_STEP_KERNEL, 10, -1, 1625, 8, 449},  // 284 k10_bnstats_c72_16x16
+  {CUDA_STEP_CONV_FWD, -1, 75, 1633, 3, 452},  // 285 cells.8.ops.2.y_op.ops.1
+  {CUDA_STEP_KERNEL, 10, -1, 1636, 8, 453},  // 286 k10_bnstats_c72_16x16
+  {CUDA_STEP_CONV_FWD, -1, 76, 1644, 3, 457},  // 287 cells.8.ops.3.x_op.ops.1
+  {CUDA_STEP_KERNEL, 10, -1, 1647, 8, 458},  // 288 k10_bnstats_c72_16x16
+  {CUDA_STEP_KERNEL, 19, -1, 1655, 4, 459},  // 289 k19_bnapply_relu_c72_16x16
+  {CUDA_STEP_CONV_FWD, -1, 77, 1659, 3, 460},  // 290 cells.8.ops.3.x_op.ops.4
+  {CUDA_STEP_KERNEL, 10, -1, 1662, 8, 461},  // 291 k10_bnstats_c72_16x16
+  {CUDA_STEP_KERNEL, 22, -1, 1670, 9, 463},  // 292 k22_bnapply_add_droppath_relu_c72_16x16
+  {CUDA_STEP_CONV_FWD, -1, 78, 1679, 3, 464},  // 293 cells.8.ops.3.y_op.ops.1
+  {CUDA_STEP_KERNEL, 10, -1, 1682, 8, 465},  // 294 k10_bnstats_c72_16x16
+  {CUDA_STEP_KERNEL, 21, -1, 1690, 9, 467},  // 295 k21_bnapply_droppath_add_c72_16x16
+  {CUDA_STEP_CONV_FWD, -1, 79, 1699, 3, 470},  // 296 cells.8.ops.4.y_op.ops.1
+  {CUDA_STEP_KERNEL, 10, -1, 1702, 8, 471},  // 297 k10_bnstats_c72_16x16
+  {CUDA_STEP_KERNEL, 21, -1, 1710, 9, 473},  // 298 k21_bnapply_droppath_add_c72_16x16
+  {CUDA_STEP_GEMM, -1, 26, 1719, 3, 476},  // 299 cells.9.maybe_calibrate_size.preprocess_x.conv
+  {CUDA_STEP_KERNEL, 10, -1, 1722, 8, 477},  // 300 k10_bnstats_c72_16x16
+  {CUDA_STEP_KERNEL, 23, -1, 1730, 2, 478},  // 301 k23_relu_c216_16x16
+  {CUDA_STEP_GEMM, -1, 27, 1732, 3, 479},  // 302 cells.9.maybe_calibrate_size.preprocess_y.conv
+  {CUDA_STEP_KERNEL, 10, -1, 1735, 8, 480},  // 303 k10_bnstats_c72_16x16
+  {CUDA_STEP_KERNEL, 19, -1, 1743, 4, 481},  // 304 k19_bnapply_relu_c72_16x16
+  {CUDA_STEP_CONV_FWD, -1, 80, 1747, 3, 482},  // 305 cells.9.ops.0.x_op.ops.1
+  {CUDA_STEP_KERNEL, 10, -1, 1750, 8, 483},  // 306 k10_bnstats_c72_16x16
+  {CUDA_STEP_KERNEL, 20, -1, 1758, 9, 485},  // 307 k20_bnapply_avg5x5s1_add_droppath_relu_c72_16x16
+  {CUDA_STEP_CONV_FWD, -1, 81, 1767, 3, 489},  // 308 cells.9.ops.1.x_op.ops.1
+  {CUDA_STEP_KERNEL, 10, -1, 1770, 8, 490},  // 309 k10_bnstats_c72_16x16
+  {CUDA_STEP_KERNEL, 19, -1, 1778, 4, 491},  // 310 k19_bnapply_relu_c72_16x16
+  {CUDA_STEP_CONV_FWD, -1, 82, 1782, 3, 492},  // 311 cells.9.ops.1.x_op.ops.4
+  {CUDA_STEP_KERNEL, 10, -1, 1785, 8, 493},  // 312 k10_bnstats_c72_16x16
+  {CUDA_STEP_KERNEL, 19, -1, 1793, 4, 495},  // 313 k19_bnapply_relu_c72_16x16
+  {CUDA_STEP_CONV_FWD, -1, 83, 1797, 3, 496},  // 314 cells.9.ops.1.y_op.ops.1
+  {CUDA_STEP_KERNEL, 10, -1, 1800, 8, 497},  // 315 k10_bnstats_c72_16x16
+  {CUDA_STEP_KERNEL, 21, -1, 1808, 9, 499},  // 316 k21_bnapply_droppath_add_c72_16x16
+  {CUDA_STEP_GEMM, -1, 28, 1817, 3, 501},  // 317 cells.9.ops.2.x_op.ops.1
+  {CUDA_STEP_KERNEL, 10, -1, 1820, 8, 502},  // 318 k10_bnstats_c72_16x16
+  {CUDA_STEP_CONV_FWD, -1, 84, 1828, 3, 505},  // 319 cells.9.ops.2.y_op.ops.1
+  {CUDA_STEP_KERNEL, 10, -1, 1831, 8, 506},  // 320 k10_bnstats_c72_16x16
+  {CUDA_STEP_CONV_FWD, -1, 85, 1839, 3, 510},  // 321 cells.9.ops.3.x_op.ops.1
+  {CUDA_STEP_KERNEL, 10, -1, 1842, 8, 511},  // 322 k10_bnstats_c72_16x16
+  {CUDA_STEP_KERNEL, 19, -1, 1850, 4, 512},  // 323 k19_bnapply_relu_c72_16x16
+  {CUDA_STEP_CONV_FWD, -1, 86, 1854, 3, 513},  // 324 cells.9.ops.3.x_op.ops.4
+  {CUDA_STEP_KERNEL, 10, -1, 1857, 8, 514},  // 325 k10_bnstats_c72_16x16
+  {CUDA_STEP_KERNEL, 22, -1, 1865, 9, 516},  // 326 k22_bnapply_add_droppath_relu_c72_16x16
+  {CUDA_STEP_CONV_FWD, -1, 87, 1874, 3, 517},  // 327 cells.9.ops.3.y_op.ops.1
+  {CUDA_STEP_KERNEL, 10, -1, 1877, 8, 518},  // 328 k10_bnstats_c72_16x16
+  {CUDA_STEP_KERNEL, 21, -1, 1885, 9, 520},  // 329 k21_bnapply_droppath_add_c72_16x16
+  {CUDA_STEP_CONV_FWD, -1, 88, 1894, 3, 523},  // 330 cells.9.ops.4.y_op.ops.1
+  {CUDA_STEP_KERNEL, 10, -1, 1897, 8, 524},  // 331 k10_bnstats_c72_16x16
+  {CUDA_STEP_KERNEL, 21, -1, 1905, 9, 526},  // 332 k21_bnapply_droppath_add_c72_16x16
+  {CUDA_STEP_GEMM, -1, 29, 1914, 3, 529},  // 333 cells.10.maybe_calibrate_size.preprocess_x.conv
+  {CUDA_STEP_KERNEL, 10, -1, 1917, 8, 530},  // 334 k10_bnstats_c72_16x16
+  {CUDA_STEP_KERNEL, 23, -1, 1925, 2, 531},  // 335 k23_relu_c216_16x16
+  {CUDA_STEP_GEMM, -1, 30, 1927, 3, 532},  // 336 cells.10.maybe_calibrate_size.preprocess_y.conv
+  {CUDA_STEP_KERNEL, 10, -1, 1930, 8, 533},  // 337 k10_bnstats_c72_16x16
+  {CUDA_STEP_KERNEL, 19, -1, 1938, 4, 534},  // 338 k19_bnapply_relu_c72_16x16
+  {CUDA_STEP_CONV_FWD, -1, 89, 1942, 3, 535},  // 339 cells.10.ops.0.x_op.ops.1
+  {CUDA_STEP_KERNEL, 10, -1, 1945, 8, 536},  // 340 k10_bnstats_c72_16x16
+  {CUDA_STEP_KERNEL, 20, -1, 1953, 9, 538},  // 341 k20_bnapply_avg5x5s1_add_droppath_relu_c72_16x16
+  {CUDA_STEP_CONV_FWD, -1, 90, 1962, 3, 542},  // 342 cells.10.ops.1.x_op.ops.1
+  {CUDA_STEP_KERNEL, 10, -1, 1965, 8, 543},  // 343 k10_bnstats_c72_16x16
+  {CUDA_STEP_KERNEL, 19, -1, 1973, 4, 544},  // 344 k19_bnapply_relu_c72_16x16
+  {CUDA_STEP_CONV_FWD, -1, 91, 1977, 3, 545},  // 345 cells.10.ops.1.x_op.ops.4
+  {CUDA_STEP_KERNEL, 10, -1, 1980, 8, 546},  // 346 k10_bnstats_c72_16x16
+  {CUDA_STEP_KERNEL, 19, -1, 1988, 4, 548},  // 347 k19_bnapply_relu_c72_16x16
+  {CUDA_STEP_CONV_FWD, -1, 92, 1992, 3, 549},  // 348 cells.10.ops.1.y_op.ops.1
+  {CUDA_STEP_KERNEL, 10, -1, 1995, 8, 550},  // 349 k10_bnstats_c72_16x16
+  {CUDA_STEP_KERNEL, 21, -1, 2003, 9, 552},  // 350 k21_bnapply_droppath_add_c72_16x16
+  {CUDA_STEP_GEMM, -1, 31, 2012, 3, 554},  // 351 cells.10.ops.2.x_op.ops.1
+  {CUDA_STEP_KERNEL, 10, -1, 2015, 8, 555},  // 352 k10_bnstats_c72_16x16
+  {CUDA_STEP_CONV_FWD, -1, 93, 2023, 3, 558},  // 353 cells.10.ops.2.y_op.ops.1
+  {CUDA_STEP_KERNEL, 10, -1, 2026, 8, 559},  // 354 k10_bnstats_c72_16x16
+  {CUDA_STEP_CONV_FWD, -1, 94, 2034, 3, 563},  // 355 cells.10.ops.3.x_op.ops.1
+  {CUDA_STEP_KERNEL, 10, -1, 2037, 8, 564},  // 356 k10_bnstats_c72_16x16
+  {CUDA_STEP_KERNEL, 19, -1, 2045, 4, 565},  // 357 k19_bnapply_relu_c72_16x16
+  {CUDA_STEP_CONV_FWD, -1, 95, 2049, 3, 566},  // 358 cells.10.ops.3.x_op.ops.4
+  {CUDA_STEP_KERNEL, 10, -1, 2052, 8, 567},  // 359 k10_bnstats_c72_16x16
+  {CUDA_STEP_KERNEL, 22, -1, 2060, 9, 569},  // 360 k22_bnapply_add_droppath_relu_c72_16x16
+  {CUDA_STEP_CONV_FWD, -1, 96, 2069, 3, 570},  // 361 cells.10.ops.3.y_op.ops.1
+  {CUDA_STEP_KERNEL, 10, -1, 2072, 8, 571},  // 362 k10_bnstats_c72_16x16
+  {CUDA_STEP_KERNEL, 21, -1, 2080, 9, 573},  // 363 k21_bnapply_droppath_add_c72_16x16
+  {CUDA_STEP_CONV_FWD, -1, 97, 2089, 3, 576},  // 364 cells.10.ops.4.y_op.ops.1
+  {CUDA_STEP_KERNEL, 10, -1, 2092, 8, 577},  // 365 k10_bnstats_c72_16x16
+  {CUDA_STEP_KERNEL, 21, -1, 2100, 9, 579},  // 366 k21_bnapply_droppath_add_c72_16x16
+  {CUDA_STEP_GEMM, -1, 32, 2109, 3, 582},  // 367 cells.11.maybe_calibrate_size.preprocess_x.conv
+  {CUDA_STEP_KERNEL, 10, -1, 2112, 8, 583},  // 368 k10_bnstats_c72_16x16
+  {CUDA_STEP_KERNEL, 23, -1, 2120, 2, 584},  // 369 k23_relu_c216_16x16
+  {CUDA_STEP_GEMM, -1, 33, 2122, 3, 585},  // 370 cells.11.maybe_calibrate_size.preprocess_y.conv
+  {CUDA_STEP_KERNEL, 10, -1, 2125, 8, 586},  // 371 k10_bnstats_c72_16x16
+  {CUDA_STEP_KERNEL, 19, -1, 2133, 4, 587},  // 372 k19_bnapply_relu_c72_16x16
+  {CUDA_STEP_CONV_FWD, -1, 98, 2137, 3, 588},  // 373 cells.11.ops.0.x_op.ops.1
+  {CUDA_STEP_KERNEL, 10, -1, 2140, 8, 589},  // 374 k10_bnstats_c72_16x16
+  {CUDA_STEP_KERNEL, 20, -1, 2148, 9, 591},  // 375 k20_bnapply_avg5x5s1_add_droppath_relu_c72_16x16
+  {CUDA_STEP_CONV_FWD, -1, 99, 2157, 3, 595},  // 376 cells.11.ops.1.x_op.ops.1
+  {CUDA_STEP_KERNEL, 10, -1, 2160, 8, 596},  // 377 k10_bnstats_c72_16x16
+  {CUDA_STEP_KERNEL, 19, -1, 2168, 4, 597},  // 378 k19_bnapply_relu_c72_16x16
+  {CUDA_STEP_CONV_FWD, -1, 100, 2172, 3, 598},  // 379 cells.11.ops.1.x_op.ops.4
+  {CUDA_STEP_KERNEL, 10, -1, 2175, 8, 599},  // 380 k10_bnstats_c72_16x16
+  {CUDA_STEP_KERNEL, 19, -1, 2183, 4, 601},  // 381 k19_bnapply_relu_c72_16x16
+  {CUDA_STEP_CONV_FWD, -1, 101, 2187, 3, 602},  // 382 cells.11.ops.1.y_op.ops.1
+  {CUDA_STEP_KERNEL, 10, -1, 2190, 8, 603},  // 383 k10_bnstats_c72_16x16
+  {CUDA_STEP_KERNEL, 21, -1, 2198, 9, 605},  // 384 k21_bnapply_droppath_add_c72_16x16
+  {CUDA_STEP_GEMM, -1, 34, 2207, 3, 607},  // 385 cells.11.ops.2.x_op.ops.1
+  {CUDA_STEP_KERNEL, 10, -1, 2210, 8, 608},  // 386 k10_bnstats_c72_16x16
+  {CUDA_STEP_CONV_FWD, -1, 102, 2218, 3, 611},  // 387 cells.11.ops.2.y_op.ops.1
+  {CUDA_STEP_KERNEL, 10, -1, 2221, 8, 612},  // 388 k10_bnstats_c72_16x16
+  {CUDA_STEP_CONV_FWD, -1, 103, 2229, 3, 616},  // 389 cells.11.ops.3.x_op.ops.1
+  {CUDA_STEP_KERNEL, 10, -1, 2232, 8, 617},  // 390 k10_bnstats_c72_16x16
+  {CUDA_STEP_KERNEL, 19, -1, 2240, 4, 618},  // 391 k19_bnapply_relu_c72_16x16
+  {CUDA_STEP_CONV_FWD, -1, 104, 2244, 3, 619},  // 392 cells.11.ops.3.x_op.ops.4
+  {CUDA_STEP_KERNEL, 10, -1, 2247, 8, 620},  // 393 k10_bnstats_c72_16x16
+  {CUDA_STEP_KERNEL, 22, -1, 2255, 9, 622},  // 394 k22_bnapply_add_droppath_relu_c72_16x16
+  {CUDA_STEP_CONV_FWD, -1, 105, 2264, 3, 623},  // 395 cells.11.ops.3.y_op.ops.1
+  {CUDA_STEP_KERNEL, 10, -1, 2267, 8, 624},  // 396 k10_bnstats_c72_16x16
+  {CUDA_STEP_KERNEL, 21, -1, 2275, 9, 626},  // 397 k21_bnapply_droppath_add_c72_16x16
+  {CUDA_STEP_CONV_FWD, -1, 106, 2284, 3, 629},  // 398 cells.11.ops.4.y_op.ops.1
+  {CUDA_STEP_KERNEL, 10, -1, 2287, 8, 630},  // 399 k10_bnstats_c72_16x16
+  {CUDA_STEP_KERNEL, 21, -1, 2295, 9, 632},  // 400 k21_bnapply_droppath_add_c72_16x16
+  {CUDA_STEP_GEMM, -1, 35, 2304, 3, 635},  // 401 cells.12.maybe_calibrate_size.preprocess_x.conv
+  {CUDA_STEP_KERNEL, 10, -1, 2307, 8, 636},  // 402 k10_bnstats_c72_16x16
+  {CUDA_STEP_KERNEL, 23, -1, 2315, 2, 637},  // 403 k23_relu_c216_16x16
+  {CUDA_STEP_GEMM, -1, 36, 2317, 3, 638},  // 404 cells.12.maybe_calibrate_size.preprocess_y.conv
+  {CUDA_STEP_KERNEL, 10, -1, 2320, 8, 639},  // 405 k10_bnstats_c72_16x16
+  {CUDA_STEP_KERNEL, 19, -1, 2328, 4, 640},  // 406 k19_bnapply_relu_c72_16x16
+  {CUDA_STEP_CONV_FWD, -1, 107, 2332, 3, 641},  // 407 cells.12.ops.0.x_op.ops.1
+  {CUDA_STEP_KERNEL, 10, -1, 2335, 8, 642},  // 408 k10_bnstats_c72_16x16
+  {CUDA_STEP_KERNEL, 20, -1, 2343, 9, 644},  // 409 k20_bnapply_avg5x5s1_add_droppath_relu_c72_16x16
+  {CUDA_STEP_CONV_FWD, -1, 108, 2352, 3, 648},  // 410 cells.12.ops.1.x_op.ops.1
+  {CUDA_STEP_KERNEL, 10, -1, 2355, 8, 649},  // 411 k10_bnstats_c72_16x16
+  {CUDA_STEP_KERNEL, 19, -1, 2363, 4, 650},  // 412 k19_bnapply_relu_c72_16x16
+  {CUDA_STEP_CONV_FWD, -1, 109, 2367, 3, 651},  // 413 cells.12.ops.1.x_op.ops.4
+  {CUDA_STEP_KERNEL, 10, -1, 2370, 8, 652},  // 414 k10_bnstats_c72_16x16
+  {CUDA_STEP_KERNEL, 19, -1, 2378, 4, 654},  // 415 k19_bnapply_relu_c72_16x16
+  {CUDA_STEP_CONV_FWD, -1, 110, 2382, 3, 655},  // 416 cells.12.ops.1.y_op.ops.1
+  {CUDA_STEP_KERNEL, 10, -1, 2385, 8, 656},  // 417 k10_bnstats_c72_16x16
+  {CUDA_STEP_KERNEL, 21, -1, 2393, 9, 658},  // 418 k21_bnapply_droppath_add_c72_16x16
+  {CUDA_STEP_GEMM, -1, 37, 2402, 3, 660},  // 419 cells.12.ops.2.x_op.ops.1
+  {CUDA_STEP_KERNEL, 10, -1, 2405, 8, 661},  // 420 k10_bnstats_c72_16x16
+  {CUDA_STEP_CONV_FWD, -1, 111, 2413, 3, 664},  // 421 cells.12.ops.2.y_op.ops.1
+  {CUDA_STEP_KERNEL, 10, -1, 2416, 8, 665},  // 422 k10_bnstats_c72_16x16
+  {CUDA_STEP_CONV_FWD, -1, 112, 2424, 3, 669},  // 423 cells.12.ops.3.x_op.ops.1
+  {CUDA_STEP_KERNEL, 10, -1, 2427, 8, 670},  // 424 k10_bnstats_c72_16x16
+  {CUDA_STEP_KERNEL, 19, -1, 2435, 4, 671},  // 425 k19_bnapply_relu_c72_16x16
+  {CUDA_STEP_CONV_FWD, -1, 113, 2439, 3, 672},  // 426 cells.12.ops.3.x_op.ops.4
+  {CUDA_STEP_KERNEL, 10, -1, 2442, 8, 673},  // 427 k10_bnstats_c72_16x16
+  {CUDA_STEP_KERNEL, 22, -1, 2450, 9, 675},  // 428 k22_bnapply_add_droppath_relu_c72_16x16
+  {CUDA_STEP_CONV_FWD, -1, 114, 2459, 3, 676},  // 429 cells.12.ops.3.y_op.ops.1
+  {CUDA_STEP_KERNEL, 10, -1, 2462, 8, 677},  // 430 k10_bnstats_c72_16x16
+  {CUDA_STEP_KERNEL, 21, -1, 2470, 9, 679},  // 431 k21_bnapply_droppath_add_c72_16x16
+  {CUDA_STEP_CONV_FWD, -1, 115, 2479, 3, 682},  // 432 cells.12.ops.4.y_op.ops.1
+  {CUDA_STEP_KERNEL, 10, -1, 2482, 8, 683},  // 433 k10_bnstats_c72_16x16
+  {CUDA_STEP_KERNEL, 21, -1, 2490, 9, 685},  // 434 k21_bnapply_droppath_add_c72_16x16
+  {CUDA_STEP_GEMM, -1, 38, 2499, 3, 688},  // 435 cells.13.maybe_calibrate_size.preprocess_x.conv
+  {CUDA_STEP_KERNEL, 24, -1, 2502, 8, 689},  // 436 k24_bnstats_c144_16x16
+  {CUDA_STEP_KERNEL, 23, -1, 2510, 2, 690},  // 437 k23_relu_c216_16x16
+  {CUDA_STEP_GEMM, -1, 39, 2512, 3, 691},  // 438 cells.13.maybe_calibrate_size.preprocess_y.conv
+  {CUDA_STEP_KERNEL, 24, -1, 2515, 8, 692},  // 439 k24_bnstats_c144_16x16
+  {CUDA_STEP_KERNEL, 25, -1, 2523, 4, 693},  // 440 k25_bnapply_relu_c144_16x16
+  {CUDA_STEP_CONV_FWD, -1, 116, 2527, 3, 694},  // 441 cells.13.ops.0.x_op.ops.1
+  {CUDA_STEP_KERNEL, 26, -1, 2530, 8, 695},  // 442 k26_bnstats_c144_8x8
+  {CUDA_STEP_KERNEL, 27, -1, 2538, 9, 697},  // 443 k27_bnapply_avg2x2s2_add_droppath_relu_c144_8x8
+  {CUDA_STEP_CONV_FWD, -1, 117, 2547, 3, 701},  // 444 cells.13.ops.1.x_op.ops.1
+  {CUDA_STEP_KERNEL, 26, -1, 2550, 8, 702},  // 445 k26_bnstats_c144_8x8
+  {CUDA_STEP_KERNEL, 28, -1, 2558, 9, 704},  // 446 k28_bnapply_avg3x3s2_droppath_add_c144_8x8
+  {CUDA_STEP_CONV_FWD, -1, 118, 2567, 3, 708},  // 447 cells.13.ops.2.x_op.ops.1
+  {CUDA_STEP_KERNEL, 29, -1, 2570, 8, 709},  // 448 k29_bnstats_c144_16x8
+  {CUDA_STEP_KERNEL, 30, -1, 2578, 4, 710},  // 449 k30_bnapply_relu_c144_16x8
+  {CUDA_STEP_CONV_FWD, -1, 119, 2582, 3, 711},  // 450 cells.13.ops.2.x_op.ops.4
+  {CUDA_STEP_KERNEL, 26, -1, 2585, 8, 712},  // 451 k26_bnstats_c144_8x8
+  {CUDA_STEP_KERNEL, 31, -1, 2593, 9, 714},  // 452 k31_bnapply_max2x2s2_droppath_add_c144_8x8
+  {CUDA_STEP_GEMM, -1, 40, 2602, 3, 720},  // 453 cells.13.ops.3.y_op.ops.1
+  {CUDA_STEP_KERNEL, 26, -1, 2605, 8, 721},  // 454 k26_bnstats_c144_8x8
+  {CUDA_STEP_KERNEL, 32, -1, 2613, 9, 717},  // 455 k32_bnapply_avg3x3s2_droppath_add_c144_8x8
+  {CUDA_STEP_CONV_FWD, -1, 120, 2622, 3, 727},  // 456 cells.13.ops.4.y_op.ops.1
+  {CUDA_STEP_KERNEL, 26, -1, 2625, 8, 728},  // 457 k26_bnstats_c144_8x8
+  {CUDA_STEP_KERNEL, 33, -1, 2633, 9, 724},  // 458 k33_bnapply_max3x3s2_droppath_add_c144_8x8
+  {CUDA_STEP_KERNEL, 34, -1, 2642, 2, 733},  // 459 k34_relu_avg5x5s3_c576_2x2
+  {CUDA_STEP_GEMM, -1, 41, 2644, 3, 734},  // 460 auxiliary_head.conv1
+  {CUDA_STEP_KERNEL, 35, -1, 2647, 8, 735},  // 461 k35_bnstats_c128_2x2
+  {CUDA_STEP_KERNEL, 36, -1, 2655, 4, 736},  // 462 k36_bnapply_relu_c128_2x2
+  {CUDA_STEP_CONV_FWD, -1, 121, 2659, 3, 737},  // 463 auxiliary_head.conv2
+  {CUDA_STEP_KERNEL, 37, -1, 2662, 8, 738},  // 464 k37_bnstats_c768_1x1
+  {CUDA_STEP_KERNEL, 38, -1, 2670, 4, 739},  // 465 k38_bnapply_relu_c768_1x1
+  {CUDA_STEP_KERNEL, 39, -1, 2674, 2, 740},  // 466 k39_bias_c10_1x1
+  {CUDA_STEP_GEMM, -1, 42, 2676, 3, 740},  // 467 auxiliary_head.classifier
+  {CUDA_STEP_CONV_FWD, -1, 122, 2679, 3, 742},  // 468 cells.14.maybe_calibrate_size.preprocess_x.path1.1
+  {CUDA_STEP_CONV_FWD, -1, 123, 2682, 3, 743},  // 469 cells.14.maybe_calibrate_size.preprocess_x.path2.1
+  {CUDA_STEP_KERNEL, 26, -1, 2685, 8, 745},  // 470 k26_bnstats_c144_8x8
+  {CUDA_STEP_KERNEL, 40, -1, 2693, 2, 746},  // 471 k40_relu_c576_8x8
+  {CUDA_STEP_GEMM, -1, 43, 2695, 3, 747},  // 472 cells.14.maybe_calibrate_size.preprocess_y.conv
+  {CUDA_STEP_KERNEL, 26, -1, 2698, 8, 748},  // 473 k26_bnstats_c144_8x8
+  {CUDA_STEP_KERNEL, 41, -1, 2706, 4, 749},  // 474 k41_bnapply_relu_c144_8x8
+  {CUDA_STEP_CONV_FWD, -1, 124, 2710, 3, 750},  // 475 cells.14.ops.0.x_op.ops.1
+  {CUDA_STEP_KERNEL, 26, -1, 2713, 8, 751},  // 476 k26_bnstats_c144_8x8
+  {CUDA_STEP_KERNEL, 42, -1, 2721, 9, 753},  // 477 k42_bnapply_avg5x5s1_add_droppath_relu_c144_8x8
+  {CUDA_STEP_CONV_FWD, -1, 125, 2730, 3, 757},  // 478 cells.14.ops.1.x_op.ops.1
+  {CUDA_STEP_KERNEL, 26, -1, 2733, 8, 758},  // 479 k26_bnstats_c144_8x8
+  {CUDA_STEP_KERNEL, 41, -1, 2741, 4, 759},  // 480 k41_bnapply_relu_c144_8x8
+  {CUDA_STEP_CONV_FWD, -1, 126, 2745, 3, 760},  // 481 cells.14.ops.1.x_op.ops.4
+  {CUDA_STEP_KERNEL, 26, -1, 2748, 8, 761},  // 482 k26_bnstats_c144_8x8
+  {CUDA_STEP_KERNEL, 41, -1, 2756, 4, 763},  // 483 k41_bnapply_relu_c144_8x8
+  {CUDA_STEP_CONV_FWD, -1, 127, 2760, 3, 764},  // 484 cells.14.ops.1.y_op.ops.1
+  {CUDA_STEP_KERNEL, 26, -1, 2763, 8, 765},  // 485 k26_bnstats_c144_8x8
+  {CUDA_STEP_KERNEL, 43, -1, 2771, 9, 767},  // 486 k43_bnapply_droppath_add_c144_8x8
+  {CUDA_STEP_GEMM, -1, 44, 2780, 3, 769},  // 487 cells.14.ops.2.x_op.ops.1
+  {CUDA_STEP_KERNEL, 26, -1, 2783, 8, 770},  // 488 k26_bnstats_c144_8x8
+  {CUDA_STEP_CONV_FWD, -1, 128, 2791, 3, 773},  // 489 cells.14.ops.2.y_op.ops.1
+  {CUDA_STEP_KERNEL, 26, -1, 2794, 8, 774},  // 490 k26_bnstats_c144_8x8
+  {CUDA_STEP_CONV_FWD, -1, 129, 2802, 3, 778},  // 491 cells.14.ops.3.x_op.ops.1
+  {CUDA_STEP_KERNEL, 26, -1, 2805, 8, 779},  // 492 k26_bnstats_c144_8x8
+  {CUDA_STEP_KERNEL, 41, -1, 2813, 4, 780},  // 493 k41_bnapply_relu_c144_8x8
+  {CUDA_STEP_CONV_FWD, -1, 130, 2817, 3, 781},  // 494 cells.14.ops.3.x_op.ops.4
+  {CUDA_STEP_KERNEL, 26, -1, 2820, 8, 782},  // 495 k26_bnstats_c144_8x8
+  {CUDA_STEP_KERNEL, 44, -1, 2828, 9, 784},  // 496 k44_bnapply_add_droppath_relu_c144_8x8
+  {CUDA_STEP_CONV_FWD, -1, 131, 2837, 3, 785},  // 497 cells.14.ops.3.y_op.ops.1
+  {CUDA_STEP_KERNEL, 26, -1, 2840, 8, 786},  // 498 k26_bnstats_c144_8x8
+  {CUDA_STEP_KERNEL, 43, -1, 2848, 9, 788},  // 499 k43_bnapply_droppath_add_c144_8x8
+  {CUDA_STEP_CONV_FWD, -1, 132, 2857, 3, 791},  // 500 cells.14.ops.4.y_op.ops.1
+  {CUDA_STEP_KERNEL, 26, -1, 2860, 8, 792},  // 501 k26_bnstats_c144_8x8
+  {CUDA_STEP_KERNEL, 43, -1, 2868, 9, 794},  // 502 k43_bnapply_droppath_add_c144_8x8
+  {CUDA_STEP_GEMM, -1, 45, 2877, 3, 797},  // 503 cells.15.maybe_calibrate_size.preprocess_x.conv
+  {CUDA_STEP_KERNEL, 26, -1, 2880, 8, 798},  // 504 k26_bnstats_c144_8x8
+  {CUDA_STEP_KERNEL, 45, -1, 2888, 2, 799},  // 505 k45_relu_c432_8x8
+  {CUDA_STEP_GEMM, -1, 46, 2890, 3, 800},  // 506 cells.15.maybe_calibrate_size.preprocess_y.conv
+  {CUDA_STEP_KERNEL, 26, -1, 2893, 8, 801},  // 507 k26_bnstats_c144_8x8
+  {CUDA_STEP_KERNEL, 41, -1, 2901, 4, 802},  // 508 k41_bnapply_relu_c144_8x8
+  {CUDA_STEP_CONV_FWD, -1, 133, 2905, 3, 803},  // 509 cells.15.ops.0.x_op.ops.1
+  {CUDA_STEP_KERNEL, 26, -1, 2908, 8, 804},  // 510 k26_bnstats_c144_8x8
+  {CUDA_STEP_KERNEL, 42, -1, 2916, 9, 806},  // 511 k42_bnapply_avg5x5s1_add_droppath_relu_c144_8x8
+  {CUDA_STEP_CONV_FWD, -1, 134, 2925, 3, 810},  // 512 cells.15.ops.1.x_op.ops.1
+  {CUDA_STEP_KERNEL, 26, -1, 2928, 8, 811},  // 513 k26_bnstats_c144_8x8
+  {CUDA_STEP_KERNEL, 41, -1, 2936, 4, 812},  // 514 k41_bnapply_relu_c144_8x8
+  {CUDA_STEP_CONV_FWD, -1, 135, 2940, 3, 813},  // 515 cells.15.ops.1.x_op.ops.4
+  {CUDA_STEP_KERNEL, 26, -1, 2943, 8, 814},  // 516 k26_bnstats_c144_8x8
+  {CUDA_STEP_KERNEL, 41, -1, 2951, 4, 816},  // 517 k41_bnapply_relu_c144_8x8
+  {CUDA_STEP_CONV_FWD, -1, 136, 2955, 3, 817},  // 518 cells.15.ops.1.y_op.ops.1
+  {CUDA_STEP_KERNEL, 26, -1, 2958, 8, 818},  // 519 k26_bnstats_c144_8x8
+  {CUDA_STEP_KERNEL, 43, -1, 2966, 9, 820},  // 520 k43_bnapply_droppath_add_c144_8x8
+  {CUDA_STEP_GEMM, -1, 47, 2975, 3, 822},  // 521 cells.15.ops.2.x_op.ops.1
+  {CUDA_STEP_KERNEL, 26, -1, 2978, 8, 823},  // 522 k26_bnstats_c144_8x8
+  {CUDA_STEP_CONV_FWD, -1, 137, 2986, 3, 826},  // 523 cells.15.ops.2.y_op.ops.1
+  {CUDA_STEP_KERNEL, 26, -1, 2989, 8, 827},  // 524 k26_bnstats_c144_8x8
+  {CUDA_STEP_CONV_FWD, -1, 138, 2997, 3, 831},  // 525 cells.15.ops.3.x_op.ops.1
+  {CUDA_STEP_KERNEL, 26, -1, 3000, 8, 832},  // 526 k26_bnstats_c144_8x8
+  {CUDA_STEP_KERNEL, 41, -1, 3008, 4, 833},  // 527 k41_bnapply_relu_c144_8x8
+  {CUDA_STEP_CONV_FWD, -1, 139, 3012, 3, 834},  // 528 cells.15.ops.3.x_op.ops.4
+  {CUDA_STEP_KERNEL, 26, -1, 3015, 8, 835},  // 529 k26_bnstats_c144_8x8
+  {CUDA_STEP_KERNEL, 44, -1, 3023, 9, 837},  // 530 k44_bnapply_add_droppath_relu_c144_8x8
+  {CUDA_STEP_CONV_FWD, -1, 140, 3032, 3, 838},  // 531 cells.15.ops.3.y_op.ops.1
+  {CUDA_STEP_KERNEL, 26, -1, 3035, 8, 839},  // 532 k26_bnstats_c144_8x8
+  {CUDA_STEP_KERNEL, 43, -1, 3043, 9, 841},  // 533 k43_bnapply_droppath_add_c144_8x8
+  {CUDA_STEP_CONV_FWD, -1, 141, 3052, 3, 844},  // 534 cells.15.ops.4.y_op.ops.1
+  {CUDA_STEP_KERNEL, 26, -1, 3055, 8, 845},  // 535 k26_bnstats_c144_8x8
+  {CUDA_STEP_KERNEL, 43, -1, 3063, 9, 847},  // 536 k43_bnapply_droppath_add_c144_8x8
+  {CUDA_STEP_GEMM, -1, 48, 3072, 3, 850},  // 537 cells.16.maybe_calibrate_size.preprocess_x.conv
+  {CUDA_STEP_KERNEL, 26, -1, 3075, 8, 851},  // 538 k26_bnstats_c144_8x8
+  {CUDA_STEP_KERNEL, 45, -1, 3083, 2, 852},  // 539 k45_relu_c432_8x8
+  {CUDA_STEP_GEMM, -1, 49, 3085, 3, 853},  // 540 cells.16.maybe_calibrate_size.preprocess_y.conv
+  {CUDA_STEP_KERNEL, 26, -1, 3088, 8, 854},  // 541 k26_bnstats_c144_8x8
+  {CUDA_STEP_KERNEL, 41, -1, 3096, 4, 855},  // 542 k41_bnapply_relu_c144_8x8
+  {CUDA_STEP_CONV_FWD, -1, 142, 3100, 3, 856},  // 543 cells.16.ops.0.x_op.ops.1
+  {CUDA_STEP_KERNEL, 26, -1, 3103, 8, 857},  // 544 k26_bnstats_c144_8x8
+  {CUDA_STEP_KERNEL, 42, -1, 3111, 9, 859},  // 545 k42_bnapply_avg5x5s1_add_droppath_relu_c144_8x8
+  {CUDA_STEP_CONV_FWD, -1, 143, 3120, 3, 863},  // 546 cells.16.ops.1.x_op.ops.1
+  {CUDA_STEP_KERNEL, 26, -1, 3123, 8, 864},  // 547 k26_bnstats_c144_8x8
+  {CUDA_STEP_KERNEL, 41, -1, 3131, 4, 865},  // 548 k41_bnapply_relu_c144_8x8
+  {CUDA_STEP_CONV_FWD, -1, 144, 3135, 3, 866},  // 549 cells.16.ops.1.x_op.ops.4
+  {CUDA_STEP_KERNEL, 26, -1, 3138, 8, 867},  // 550 k26_bnstats_c144_8x8
+  {CUDA_STEP_KERNEL, 41, -1, 3146, 4, 869},  // 551 k41_bnapply_relu_c144_8x8
+  {CUDA_STEP_CONV_FWD, -1, 145, 3150, 3, 870},  // 552 cells.16.ops.1.y_op.ops.1
+  {CUDA_STEP_KERNEL, 26, -1, 3153, 8, 871},  // 553 k26_bnstats_c144_8x8
+  {CUDA_STEP_KERNEL, 43, -1, 3161, 9, 873},  // 554 k43_bnapply_droppath_add_c144_8x8
+  {CUDA_STEP_GEMM, -1, 50, 3170, 3, 875},  // 555 cells.16.ops.2.x_op.ops.1
+  {CUDA_STEP_KERNEL, 26, -1, 3173, 8, 876},  // 556 k26_bnstats_c144_8x8
+  {CUDA_STEP_CONV_FWD, -1, 146, 3181, 3, 879},  // 557 cells.16.ops.2.y_op.ops.1
+  {CUDA_STEP_KERNEL, 26, -1, 3184, 8, 880},  // 558 k26_bnstats_c144_8x8
+  {CUDA_STEP_CONV_FWD, -1, 147, 3192, 3, 884},  // 559 cells.16.ops.3.x_op.ops.1
+  {CUDA_STEP_KERNEL, 26, -1, 3195, 8, 885},  // 560 k26_bnstats_c144_8x8
+  {CUDA_STEP_KERNEL, 41, -1, 3203, 4, 886},  // 561 k41_bnapply_relu_c144_8x8
+  {CUDA_STEP_CONV_FWD, -1, 148, 3207, 3, 887},  // 562 cells.16.ops.3.x_op.ops.4
+  {CUDA_STEP_KERNEL, 26, -1, 3210, 8, 888},  // 563 k26_bnstats_c144_8x8
+  {CUDA_STEP_KERNEL, 44, -1, 3218, 9, 890},  // 564 k44_bnapply_add_droppath_relu_c144_8x8
+  {CUDA_STEP_CONV_FWD, -1, 149, 3227, 3, 891},  // 565 cells.16.ops.3.y_op.ops.1
+  {CUDA_STEP_KERNEL, 26, -1, 3230, 8, 892},  // 566 k26_bnstats_c144_8x8
+  {CUDA_STEP_KERNEL, 43, -1, 3238, 9, 894},  // 567 k43_bnapply_droppath_add_c144_8x8
+  {CUDA_STEP_CONV_FWD, -1, 150, 3247, 3, 897},  // 568 cells.16.ops.4.y_op.ops.1
+  {CUDA_STEP_KERNEL, 26, -1, 3250, 8, 898},  // 569 k26_bnstats_c144_8x8
+  {CUDA_STEP_KERNEL, 43, -1, 3258, 9, 900},  // 570 k43_bnapply_droppath_add_c144_8x8
+  {CUDA_STEP_GEMM, -1, 51, 3267, 3, 903},  // 571 cells.17.maybe_calibrate_size.preprocess_x.conv
+  {CUDA_STEP_KERNEL, 26, -1, 3270, 8, 904},  // 572 k26_bnstats_c144_8x8
+  {CUDA_STEP_KERNEL, 45, -1, 3278, 2, 905},  // 573 k45_relu_c432_8x8
+  {CUDA_STEP_GEMM, -1, 52, 3280, 3, 906},  // 574 cells.17.maybe_calibrate_size.preprocess_y.conv
+  {CUDA_STEP_KERNEL, 26, -1, 3283, 8, 907},  // 575 k26_bnstats_c144_8x8
+  {CUDA_STEP_KERNEL, 41, -1, 3291, 4, 908},  // 576 k41_bnapply_relu_c144_8x8
+  {CUDA_STEP_CONV_FWD, -1, 151, 3295, 3, 909},  // 577 cells.17.ops.0.x_op.ops.1
+  {CUDA_STEP_KERNEL, 26, -1, 3298, 8, 910},  // 578 k26_bnstats_c144_8x8
+  {CUDA_STEP_KERNEL, 42, -1, 3306, 9, 912},  // 579 k42_bnapply_avg5x5s1_add_droppath_relu_c144_8x8
+  {CUDA_STEP_CONV_FWD, -1, 152, 3315, 3, 916},  // 580 cells.17.ops.1.x_op.ops.1
+  {CUDA_STEP_KERNEL, 26, -1, 3318, 8, 917},  // 581 k26_bnstats_c144_8x8
+  {CUDA_STEP_KERNEL, 41, -1, 3326, 4, 918},  // 582 k41_bnapply_relu_c144_8x8
+  {CUDA_STEP_CONV_FWD, -1, 153, 3330, 3, 919},  // 583 cells.17.ops.1.x_op.ops.4
+  {CUDA_STEP_KERNEL, 26, -1, 3333, 8, 920},  // 584 k26_bnstats_c144_8x8
+  {CUDA_STEP_KERNEL, 41, -1, 3341, 4, 922},  // 585 k41_bnapply_relu_c144_8x8
+  {CUDA_STEP_CONV_FWD, -1, 154, 3345, 3, 923},  // 586 cells.17.ops.1.y_op.ops.1
+  {CUDA_STEP_KERNEL, 26, -1, 3348, 8, 924},  // 587 k26_bnstats_c144_8x8
+  {CUDA_STEP_KERNEL, 43, -1, 3356, 9, 926},  // 588 k43_bnapply_droppath_add_c144_8x8
+  {CUDA_STEP_GEMM, -1, 53, 3365, 3, 928},  // 589 cells.17.ops.2.x_op.ops.1
+  {CUDA_STEP_KERNEL, 26, -1, 3368, 8, 929},  // 590 k26_bnstats_c144_8x8
+  {CUDA_STEP_CONV_FWD, -1, 155, 3376, 3, 932},  // 591 cells.17.ops.2.y_op.ops.1
+  {CUDA_STEP_KERNEL, 26, -1, 3379, 8, 933},  // 592 k26_bnstats_c144_8x8
+  {CUDA_STEP_CONV_FWD, -1, 156, 3387, 3, 937},  // 593 cells.17.ops.3.x_op.ops.1
+  {CUDA_STEP_KERNEL, 26, -1, 3390, 8, 938},  // 594 k26_bnstats_c144_8x8
+  {CUDA_STEP_KERNEL, 41, -1, 3398, 4, 939},  // 595 k41_bnapply_relu_c144_8x8
+  {CUDA_STEP_CONV_FWD, -1, 157, 3402, 3, 940},  // 596 cells.17.ops.3.x_op.ops.4
+  {CUDA_STEP_KERNEL, 26, -1, 3405, 8, 941},  // 597 k26_bnstats_c144_8x8
+  {CUDA_STEP_KERNEL, 44, -1, 3413, 9, 943},  // 598 k44_bnapply_add_droppath_relu_c144_8x8
+  {CUDA_STEP_CONV_FWD, -1, 158, 3422, 3, 944},  // 599 cells.17.ops.3.y_op.ops.1
+  {CUDA_STEP_KERNEL, 26, -1, 3425, 8, 945},  // 600 k26_bnstats_c144_8x8
+  {CUDA_STEP_KERNEL, 43, -1, 3433, 9, 947},  // 601 k43_bnapply_droppath_add_c144_8x8
+  {CUDA_STEP_CONV_FWD, -1, 159, 3442, 3, 950},  // 602 cells.17.ops.4.y_op.ops.1
+  {CUDA_STEP_KERNEL, 26, -1, 3445, 8, 951},  // 603 k26_bnstats_c144_8x8
+  {CUDA_STEP_KERNEL, 43, -1, 3453, 9, 953},  // 604 k43_bnapply_droppath_add_c144_8x8
+  {CUDA_STEP_GEMM, -1, 54, 3462, 3, 956},  // 605 cells.18.maybe_calibrate_size.preprocess_x.conv
+  {CUDA_STEP_KERNEL, 26, -1, 3465, 8, 957},  // 606 k26_bnstats_c144_8x8
+  {CUDA_STEP_KERNEL, 45, -1, 3473, 2, 958},  // 607 k45_relu_c432_8x8
+  {CUDA_STEP_GEMM, -1, 55, 3475, 3, 959},  // 608 cells.18.maybe_calibrate_size.preprocess_y.conv
+  {CUDA_STEP_KERNEL, 26, -1, 3478, 8, 960},  // 609 k26_bnstats_c144_8x8
+  {CUDA_STEP_KERNEL, 41, -1, 3486, 4, 961},  // 610 k41_bnapply_relu_c144_8x8
+  {CUDA_STEP_CONV_FWD, -1, 160, 3490, 3, 962},  // 611 cells.18.ops.0.x_op.ops.1
+  {CUDA_STEP_KERNEL, 26, -1, 3493, 8, 963},  // 612 k26_bnstats_c144_8x8
+  {CUDA_STEP_KERNEL, 42, -1, 3501, 9, 965},  // 613 k42_bnapply_avg5x5s1_add_droppath_relu_c144_8x8
+  {CUDA_STEP_CONV_FWD, -1, 161, 3510, 3, 969},  // 614 cells.18.ops.1.x_op.ops.1
+  {CUDA_STEP_KERNEL, 26, -1, 3513, 8, 970},  // 615 k26_bnstats_c144_8x8
+  {CUDA_STEP_KERNEL, 41, -1, 3521, 4, 971},  // 616 k41_bnapply_relu_c144_8x8
+  {CUDA_STEP_CONV_FWD, -1, 162, 3525, 3, 972},  // 617 cells.18.ops.1.x_op.ops.4
+  {CUDA_STEP_KERNEL, 26, -1, 3528, 8, 973},  // 618 k26_bnstats_c144_8x8
+  {CUDA_STEP_KERNEL, 41, -1, 3536, 4, 975},  // 619 k41_bnapply_relu_c144_8x8
+  {CUDA_STEP_CONV_FWD, -1, 163, 3540, 3, 976},  // 620 cells.18.ops.1.y_op.ops.1
+  {CUDA_STEP_KERNEL, 26, -1, 3543, 8, 977},  // 621 k26_bnstats_c144_8x8
+  {CUDA_STEP_KERNEL, 43, -1, 3551, 9, 979},  // 622 k43_bnapply_droppath_add_c144_8x8
+  {CUDA_STEP_GEMM, -1, 56, 3560, 3, 981},  // 623 cells.18.ops.2.x_op.ops.1
+  {CUDA_STEP_KERNEL, 26, -1, 3563, 8, 982},  // 624 k26_bnstats_c144_8x8
+  {CUDA_STEP_CONV_FWD, -1, 164, 3571, 3, 985},  // 625 cells.18.ops.2.y_op.ops.1
+  {CUDA_STEP_KERNEL, 26, -1, 3574, 8, 986},  // 626 k26_bnstats_c144_8x8
+  {CUDA_STEP_CONV_FWD, -1, 165, 3582, 3, 990},  // 627 cells.18.ops.3.x_op.ops.1
+  {CUDA_STEP_KERNEL, 26, -1, 3585, 8, 991},  // 628 k26_bnstats_c144_8x8
+  {CUDA_STEP_KERNEL, 41, -1, 3593, 4, 992},  // 629 k41_bnapply_relu_c144_8x8
+  {CUDA_STEP_CONV_FWD, -1, 166, 3597, 3, 993},  // 630 cells.18.ops.3.x_op.ops.4
+  {CUDA_STEP_KERNEL, 26, -1, 3600, 8, 994},  // 631 k26_bnstats_c144_8x8
+  {CUDA_STEP_KERNEL, 44, -1, 3608, 9, 996},  // 632 k44_bnapply_add_droppath_relu_c144_8x8
+  {CUDA_STEP_CONV_FWD, -1, 167, 3617, 3, 997},  // 633 cells.18.ops.3.y_op.ops.1
+  {CUDA_STEP_KERNEL, 26, -1, 3620, 8, 998},  // 634 k26_bnstats_c144_8x8
+  {CUDA_STEP_KERNEL, 43, -1, 3628, 9, 1000},  // 635 k43_bnapply_droppath_add_c144_8x8
+  {CUDA_STEP_CONV_FWD, -1, 168, 3637, 3, 1003},  // 636 cells.18.ops.4.y_op.ops.1
+  {CUDA_STEP_KERNEL, 26, -1, 3640, 8, 1004},  // 637 k26_bnstats_c144_8x8
+  {CUDA_STEP_KERNEL, 43, -1, 3648, 9, 1006},  // 638 k43_bnapply_droppath_add_c144_8x8
+  {CUDA_STEP_GEMM, -1, 57, 3657, 3, 1009},  // 639 cells.19.maybe_calibrate_size.preprocess_x.conv
+  {CUDA_STEP_KERNEL, 26, -1, 3660, 8, 1010},  // 640 k26_bnstats_c144_8x8
+  {CUDA_STEP_KERNEL, 45, -1, 3668, 2, 1011},  // 641 k45_relu_c432_8x8
+  {CUDA_STEP_GEMM, -1, 58, 3670, 3, 1012},  // 642 cells.19.maybe_calibrate_size.preprocess_y.conv
+  {CUDA_STEP_KERNEL, 26, -1, 3673, 8, 1013},  // 643 k26_bnstats_c144_8x8
+  {CUDA_STEP_KERNEL, 41, -1, 3681, 4, 1014},  // 644 k41_bnapply_relu_c144_8x8
+  {CUDA_STEP_CONV_FWD, -1, 169, 3685, 3, 1015},  // 645 cells.19.ops.0.x_op.ops.1
+  {CUDA_STEP_KERNEL, 26, -1, 3688, 8, 1016},  // 646 k26_bnstats_c144_8x8
+  {CUDA_STEP_KERNEL, 42, -1, 3696, 9, 1018},  // 647 k42_bnapply_avg5x5s1_add_droppath_relu_c144_8x8
+  {CUDA_STEP_CONV_FWD, -1, 170, 3705, 3, 1022},  // 648 cells.19.ops.1.x_op.ops.1
+  {CUDA_STEP_KERNEL, 26, -1, 3708, 8, 1023},  // 649 k26_bnstats_c144_8x8
+  {CUDA_STEP_KERNEL, 41, -1, 3716, 4, 1024},  // 650 k41_bnapply_relu_c144_8x8
+  {CUDA_STEP_CONV_FWD, -1, 171, 3720, 3, 1025},  // 651 cells.19.ops.1.x_op.ops.4
+  {CUDA_STEP_KERNEL, 26, -1, 3723, 8, 1026},  // 652 k26_bnstats_c144_8x8
+  {CUDA_STEP_KERNEL, 41, -1, 3731, 4, 1028},  // 653 k41_bnapply_relu_c144_8x8
+  {CUDA_STEP_CONV_FWD, -1, 172, 3735, 3, 1029},  // 654 cells.19.ops.1.y_op.ops.1
+  {CUDA_STEP_KERNEL, 26, -1, 3738, 8, 1030},  // 655 k26_bnstats_c144_8x8
+  {CUDA_STEP_KERNEL, 43, -1, 3746, 9, 1032},  // 656 k43_bnapply_droppath_add_c144_8x8
+  {CUDA_STEP_GEMM, -1, 59, 3755, 3, 1034},  // 657 cells.19.ops.2.x_op.ops.1
+  {CUDA_STEP_KERNEL, 26, -1, 3758, 8, 1035},  // 658 k26_bnstats_c144_8x8
+  {CUDA_STEP_CONV_FWD, -1, 173, 3766, 3, 1038},  // 659 cells.19.ops.2.y_op.ops.1
+  {CUDA_STEP_KERNEL, 26, -1, 3769, 8, 1039},  // 660 k26_bnstats_c144_8x8
+  {CUDA_STEP_CONV_FWD, -1, 174, 3777, 3, 1043},  // 661 cells.19.ops.3.x_op.ops.1
+  {CUDA_STEP_KERNEL, 26, -1, 3780, 8, 1044},  // 662 k26_bnstats_c144_8x8
+  {CUDA_STEP_KERNEL, 41, -1, 3788, 4, 1045},  // 663 k41_bnapply_relu_c144_8x8
+  {CUDA_STEP_CONV_FWD, -1, 175, 3792, 3, 1046},  // 664 cells.19.ops.3.x_op.ops.4
+  {CUDA_STEP_KERNEL, 26, -1, 3795, 8, 1047},  // 665 k26_bnstats_c144_8x8
+  {CUDA_STEP_KERNEL, 44, -1, 3803, 9, 1049},  // 666 k44_bnapply_add_droppath_relu_c144_8x8
+  {CUDA_STEP_CONV_FWD, -1, 176, 3812, 3, 1050},  // 667 cells.19.ops.3.y_op.ops.1
+  {CUDA_STEP_KERNEL, 26, -1, 3815, 8, 1051},  // 668 k26_bnstats_c144_8x8
+  {CUDA_STEP_KERNEL, 43, -1, 3823, 9, 1053},  // 669 k43_bnapply_droppath_add_c144_8x8
+  {CUDA_STEP_CONV_FWD, -1, 177, 3832, 3, 1056},  // 670 cells.19.ops.4.y_op.ops.1
+  {CUDA_STEP_KERNEL, 26, -1, 3835, 8, 1057},  // 671 k26_bnstats_c144_8x8
+  {CUDA_STEP_KERNEL, 43, -1, 3843, 9, 1059},  // 672 k43_bnapply_droppath_add_c144_8x8
+  {CUDA_STEP_KERNEL, 46, -1, 3852, 3, 1061},  // 673 k46_gap_dropout_c432_1x1
+  {CUDA_STEP_KERNEL, 39, -1, 3855, 2, 1063},  // 674 k39_bias_c10_1x1
+  {CUDA_STEP_GEMM, -1, 60, 3857, 3, 1063},  // 675 classifier
+  {CUDA_STEP_KERNEL, 47, -1, 3860, 5, 1064},  // 676 k47_xent_xent_bwd_c10_1x1
+  {CUDA_STEP_KERNEL, 48, -1, 3865, 5, 1065},  // 677 k48_xent_xent_bwd_c10_1x1
+  {CUDA_STEP_KERNEL, 49, -1, 3870, 3, 1066},  // 678 k49_add_c1_1x1
+  {CUDA_STEP_GEMM, -1, 61, 3873, 3, 1069},  // 679 classifier
+  {CUDA_STEP_GEMM, -1, 62, 3876, 3, 1069},  // 680 classifier
+  {CUDA_STEP_KERNEL, 50, -1, 3879, 3, 1069},  // 681 k50_biasgrad_c10_1x1
+  {CUDA_STEP_KERNEL, 51, -1, 3882, 3, 1070},  // 682 k51_mask_bwd_c432_1x1
+  {CUDA_STEP_KERNEL, 52, -1, 3885, 2, 1071},  // 683 k52_gap_bwd_c432_8x8
+  {CUDA_STEP_KERNEL, 53, -1, 3887, 9, 1073},  // 684 k53_mask_bwd_bnbwdsum_c144_8x8
+  {CUDA_STEP_KERNEL, 54, -1, 3896, 8, 1073},  // 685 k54_mask_bwd_bnbwd_c144_8x8
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 178, 3904, 3, 1074},  // 686 cells.19.ops.4.y_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 179, 3907, 3, 1075},  // 687 cells.19.ops.4.y_op.ops.1
+  {CUDA_STEP_KERNEL, 53, -1, 3910, 9, 1079},  // 688 k53_mask_bwd_bnbwdsum_c144_8x8
+  {CUDA_STEP_KERNEL, 54, -1, 3919, 8, 1079},  // 689 k54_mask_bwd_bnbwd_c144_8x8
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 180, 3927, 3, 1080},  // 690 cells.19.ops.3.y_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 181, 3930, 3, 1081},  // 691 cells.19.ops.3.y_op.ops.1
+  {CUDA_STEP_KERNEL, 55, -1, 3933, 18, 1082},  // 692 k55_relu_bwd_mask_bwd_bnbwdsum_c144_8x8
+  {CUDA_STEP_KERNEL, 53, -1, 3951, 9, 1084},  // 693 k53_mask_bwd_bnbwdsum_c144_8x8
+  {CUDA_STEP_KERNEL, 54, -1, 3960, 8, 1084},  // 694 k54_mask_bwd_bnbwd_c144_8x8
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 182, 3968, 3, 1085},  // 695 cells.19.ops.3.x_op.ops.4
+  {CUDA_STEP_CONV_BWD_DATA, -1, 183, 3971, 3, 1086},  // 696 cells.19.ops.3.x_op.ops.4
+  {CUDA_STEP_KERNEL, 56, -1, 3974, 10, 1087},  // 697 k56_relu_bwd_bnbwdsum_c144_8x8
+  {CUDA_STEP_KERNEL, 57, -1, 3984, 7, 1088},  // 698 k57_bnbwd_c144_8x8
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 184, 3991, 3, 1089},  // 699 cells.19.ops.3.x_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 185, 3994, 3, 1090},  // 700 cells.19.ops.3.x_op.ops.1
+  {CUDA_STEP_KERNEL, 58, -1, 3997, 8, 1093},  // 701 k58_mask_bwd_bnbwd_c144_8x8
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 186, 4005, 3, 1094},  // 702 cells.19.ops.2.y_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 187, 4008, 3, 1095},  // 703 cells.19.ops.2.y_op.ops.1
+  {CUDA_STEP_KERNEL, 58, -1, 4011, 8, 1098},  // 704 k58_mask_bwd_bnbwd_c144_8x8
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 188, 4019, 3, 1099},  // 705 cells.19.ops.2.x_op.ops.1
+  {CUDA_STEP_GEMM, -1, 63, 4022, 3, 1100},  // 706 cells.19.ops.2.x_op.ops.1
+  {CUDA_STEP_KERNEL, 53, -1, 4025, 9, 1103},  // 707 k53_mask_bwd_bnbwdsum_c144_8x8
+  {CUDA_STEP_KERNEL, 54, -1, 4034, 8, 1103},  // 708 k54_mask_bwd_bnbwd_c144_8x8
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 189, 4042, 3, 1104},  // 709 cells.19.ops.1.y_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 190, 4045, 3, 1105},  // 710 cells.19.ops.1.y_op.ops.1
+  {CUDA_STEP_KERNEL, 59, -1, 4048, 6, 1077},  // 711 k59_mask_bwd_bnapply_relu_relu_bwd_c144_8x8
+  {CUDA_STEP_KERNEL, 53, -1, 4054, 9, 1108},  // 712 k53_mask_bwd_bnbwdsum_c144_8x8
+  {CUDA_STEP_KERNEL, 54, -1, 4063, 8, 1108},  // 713 k54_mask_bwd_bnbwd_c144_8x8
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 191, 4071, 3, 1109},  // 714 cells.19.ops.1.x_op.ops.4
+  {CUDA_STEP_CONV_BWD_DATA, -1, 192, 4074, 3, 1110},  // 715 cells.19.ops.1.x_op.ops.4
+  {CUDA_STEP_KERNEL, 56, -1, 4077, 10, 1111},  // 716 k56_relu_bwd_bnbwdsum_c144_8x8
+  {CUDA_STEP_KERNEL, 57, -1, 4087, 7, 1112},  // 717 k57_bnbwd_c144_8x8
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 193, 4094, 3, 1113},  // 718 cells.19.ops.1.x_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 194, 4097, 3, 1114},  // 719 cells.19.ops.1.x_op.ops.1
+  {CUDA_STEP_KERNEL, 60, -1, 4100, 11, 1115},  // 720 k60_relu_bwd_mask_bwd_bnbwdsum_c144_8x8
+  {CUDA_STEP_KERNEL, 61, -1, 4111, 10, 1117},  // 721 k61_bnapply_mask_bwd_avg5x5s1bwd_bnbwdsum_c144_8x8
+  {CUDA_STEP_KERNEL, 58, -1, 4121, 8, 1119},  // 722 k58_mask_bwd_bnbwd_c144_8x8
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 195, 4129, 3, 1120},  // 723 cells.19.ops.0.x_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 196, 4132, 3, 1121},  // 724 cells.19.ops.0.x_op.ops.1
+  {CUDA_STEP_KERNEL, 62, -1, 4135, 13, 1076},  // 725 k62_bnapply_relu_relu_bwd_bnbwdsum_c144_8x8
+  {CUDA_STEP_KERNEL, 57, -1, 4148, 7, 1123},  // 726 k57_bnbwd_c144_8x8
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 197, 4155, 3, 1124},  // 727 cells.19.maybe_calibrate_size.preprocess_y.conv
+  {CUDA_STEP_GEMM, -1, 64, 4158, 3, 1125},  // 728 cells.19.maybe_calibrate_size.preprocess_y.conv
+  {CUDA_STEP_KERNEL, 63, -1, 4161, 3, 1126},  // 729 k63_relu_bwd_c432_8x8
+  {CUDA_STEP_KERNEL, 57, -1, 4164, 7, 1127},  // 730 k57_bnbwd_c144_8x8
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 198, 4171, 3, 1128},  // 731 cells.19.maybe_calibrate_size.preprocess_x.conv
+  {CUDA_STEP_GEMM, -1, 65, 4174, 3, 1129},  // 732 cells.19.maybe_calibrate_size.preprocess_x.conv
+  {CUDA_STEP_KERNEL, 53, -1, 4177, 9, 1132},  // 733 k53_mask_bwd_bnbwdsum_c144_8x8
+  {CUDA_STEP_KERNEL, 54, -1, 4186, 8, 1132},  // 734 k54_mask_bwd_bnbwd_c144_8x8
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 199, 4194, 3, 1133},  // 735 cells.18.ops.4.y_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 200, 4197, 3, 1134},  // 736 cells.18.ops.4.y_op.ops.1
+  {CUDA_STEP_KERNEL, 53, -1, 4200, 9, 1138},  // 737 k53_mask_bwd_bnbwdsum_c144_8x8
+  {CUDA_STEP_KERNEL, 54, -1, 4209, 8, 1138},  // 738 k54_mask_bwd_bnbwd_c144_8x8
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 201, 4217, 3, 1139},  // 739 cells.18.ops.3.y_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 202, 4220, 3, 1140},  // 740 cells.18.ops.3.y_op.ops.1
+  {CUDA_STEP_KERNEL, 55, -1, 4223, 18, 1141},  // 741 k55_relu_bwd_mask_bwd_bnbwdsum_c144_8x8
+  {CUDA_STEP_KERNEL, 53, -1, 4241, 9, 1143},  // 742 k53_mask_bwd_bnbwdsum_c144_8x8
+  {CUDA_STEP_KERNEL, 54, -1, 4250, 8, 1143},  // 743 k54_mask_bwd_bnbwd_c144_8x8
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 203, 4258, 3, 1144},  // 744 cells.18.ops.3.x_op.ops.4
+  {CUDA_STEP_CONV_BWD_DATA, -1, 204, 4261, 3, 1145},  // 745 cells.18.ops.3.x_op.ops.4
+  {CUDA_STEP_KERNEL, 56, -1, 4264, 10, 1146},  // 746 k56_relu_bwd_bnbwdsum_c144_8x8
+  {CUDA_STEP_KERNEL, 57, -1, 4274, 7, 1147},  // 747 k57_bnbwd_c144_8x8
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 205, 4281, 3, 1148},  // 748 cells.18.ops.3.x_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 206, 4284, 3, 1149},  // 749 cells.18.ops.3.x_op.ops.1
+  {CUDA_STEP_KERNEL, 58, -1, 4287, 8, 1152},  // 750 k58_mask_bwd_bnbwd_c144_8x8
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 207, 4295, 3, 1153},  // 751 cells.18.ops.2.y_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 208, 4298, 3, 1154},  // 752 cells.18.ops.2.y_op.ops.1
+  {CUDA_STEP_KERNEL, 58, -1, 4301, 8, 1157},  // 753 k58_mask_bwd_bnbwd_c144_8x8
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 209, 4309, 3, 1158},  // 754 cells.18.ops.2.x_op.ops.1
+  {CUDA_STEP_GEMM, -1, 66, 4312, 3, 1159},  // 755 cells.18.ops.2.x_op.ops.1
+  {CUDA_STEP_KERNEL, 53, -1, 4315, 9, 1162},  // 756 k53_mask_bwd_bnbwdsum_c144_8x8
+  {CUDA_STEP_KERNEL, 54, -1, 4324, 8, 1162},  // 757 k54_mask_bwd_bnbwd_c144_8x8
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 210, 4332, 3, 1163},  // 758 cells.18.ops.1.y_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 211, 4335, 3, 1164},  // 759 cells.18.ops.1.y_op.ops.1
+  {CUDA_STEP_KERNEL, 59, -1, 4338, 6, 1136},  // 760 k59_mask_bwd_bnapply_relu_relu_bwd_c144_8x8
+  {CUDA_STEP_KERNEL, 53, -1, 4344, 9, 1167},  // 761 k53_mask_bwd_bnbwdsum_c144_8x8
+  {CUDA_STEP_KERNEL, 54, -1, 4353, 8, 1167},  // 762 k54_mask_bwd_bnbwd_c144_8x8
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 212, 4361, 3, 1168},  // 763 cells.18.ops.1.x_op.ops.4
+  {CUDA_STEP_CONV_BWD_DATA, -1, 213, 4364, 3, 1169},  // 764 cells.18.ops.1.x_op.ops.4
+  {CUDA_STEP_KERNEL, 56, -1, 4367, 10, 1170},  // 765 k56_relu_bwd_bnbwdsum_c144_8x8
+  {CUDA_STEP_KERNEL, 57, -1, 4377, 7, 1171},  // 766 k57_bnbwd_c144_8x8
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 214, 4384, 3, 1172},  // 767 cells.18.ops.1.x_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 215, 4387, 3, 1173},  // 768 cells.18.ops.1.x_op.ops.1
+  {CUDA_STEP_KERNEL, 60, -1, 4390, 11, 1174},  // 769 k60_relu_bwd_mask_bwd_bnbwdsum_c144_8x8
+  {CUDA_STEP_KERNEL, 61, -1, 4401, 10, 1176},  // 770 k61_bnapply_mask_bwd_avg5x5s1bwd_bnbwdsum_c144_8x8
+  {CUDA_STEP_KERNEL, 58, -1, 4411, 8, 1178},  // 771 k58_mask_bwd_bnbwd_c144_8x8
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 216, 4419, 3, 1179},  // 772 cells.18.ops.0.x_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 217, 4422, 3, 1180},  // 773 cells.18.ops.0.x_op.ops.1
+  {CUDA_STEP_KERNEL, 62, -1, 4425, 13, 1135},  // 774 k62_bnapply_relu_relu_bwd_bnbwdsum_c144_8x8
+  {CUDA_STEP_KERNEL, 57, -1, 4438, 7, 1182},  // 775 k57_bnbwd_c144_8x8
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 218, 4445, 3, 1183},  // 776 cells.18.maybe_calibrate_size.preprocess_y.conv
+  {CUDA_STEP_GEMM, -1, 67, 4448, 3, 1184},  // 777 cells.18.maybe_calibrate_size.preprocess_y.conv
+  {CUDA_STEP_KERNEL, 64, -1, 4451, 4, 1130},  // 778 k64_relu_relu_bwd_c432_8x8
+  {CUDA_STEP_KERNEL, 57, -1, 4455, 7, 1186},  // 779 k57_bnbwd_c144_8x8
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 219, 4462, 3, 1187},  // 780 cells.18.maybe_calibrate_size.preprocess_x.conv
+  {CUDA_STEP_GEMM, -1, 68, 4465, 3, 1188},  // 781 cells.18.maybe_calibrate_size.preprocess_x.conv
+  {CUDA_STEP_KERNEL, 53, -1, 4468, 9, 1191},  // 782 k53_mask_bwd_bnbwdsum_c144_8x8
+  {CUDA_STEP_KERNEL, 54, -1, 4477, 8, 1191},  // 783 k54_mask_bwd_bnbwd_c144_8x8
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 220, 4485, 3, 1192},  // 784 cells.17.ops.4.y_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 221, 4488, 3, 1193},  // 785 cells.17.ops.4.y_op.ops.1
+  {CUDA_STEP_KERNEL, 53, -1, 4491, 9, 1197},  // 786 k53_mask_bwd_bnbwdsum_c144_8x8
+  {CUDA_STEP_KERNEL, 54, -1, 4500, 8, 1197},  // 787 k54_mask_bwd_bnbwd_c144_8x8
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 222, 4508, 3, 1198},  // 788 cells.17.ops.3.y_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 223, 4511, 3, 1199},  // 789 cells.17.ops.3.y_op.ops.1
+  {CUDA_STEP_KERNEL, 55, -1, 4514, 18, 1200},  // 790 k55_relu_bwd_mask_bwd_bnbwdsum_c144_8x8
+  {CUDA_STEP_KERNEL, 53, -1, 4532, 9, 1202},  // 791 k53_mask_bwd_bnbwdsum_c144_8x8
+  {CUDA_STEP_KERNEL, 54, -1, 4541, 8, 1202},  // 792 k54_mask_bwd_bnbwd_c144_8x8
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 224, 4549, 3, 1203},  // 793 cells.17.ops.3.x_op.ops.4
+  {CUDA_STEP_CONV_BWD_DATA, -1, 225, 4552, 3, 1204},  // 794 cells.17.ops.3.x_op.ops.4
+  {CUDA_STEP_KERNEL, 56, -1, 4555, 10, 1205},  // 795 k56_relu_bwd_bnbwdsum_c144_8x8
+  {CUDA_STEP_KERNEL, 57, -1, 4565, 7, 1206},  // 796 k57_bnbwd_c144_8x8
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 226, 4572, 3, 1207},  // 797 cells.17.ops.3.x_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 227, 4575, 3, 1208},  // 798 cells.17.ops.3.x_op.ops.1
+  {CUDA_STEP_KERNEL, 58, -1, 4578, 8, 1211},  // 799 k58_mask_bwd_bnbwd_c144_8x8
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 228, 4586, 3, 1212},  // 800 cells.17.ops.2.y_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 229, 4589, 3, 1213},  // 801 cells.17.ops.2.y_op.ops.1
+  {CUDA_STEP_KERNEL, 58, -1, 4592, 8, 1216},  // 802 k58_mask_bwd_bnbwd_c144_8x8
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 230, 4600, 3, 1217},  // 803 cells.17.ops.2.x_op.ops.1
+  {CUDA_STEP_GEMM, -1, 69, 4603, 3, 1218},  // 804 cells.17.ops.2.x_op.ops.1
+  {CUDA_STEP_KERNEL, 53, -1, 4606, 9, 1221},  // 805 k53_mask_bwd_bnbwdsum_c144_8x8
+  {CUDA_STEP_KERNEL, 54, -1, 4615, 8, 1221},  // 806 k54_mask_bwd_bnbwd_c144_8x8
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 231, 4623, 3, 1222},  // 807 cells.17.ops.1.y_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 232, 4626, 3, 1223},  // 808 cells.17.ops.1.y_op.ops.1
+  {CUDA_STEP_KERNEL, 59, -1, 4629, 6, 1195},  // 809 k59_mask_bwd_bnapply_relu_relu_bwd_c144_8x8
+  {CUDA_STEP_KERNEL, 53, -1, 4635, 9, 1226},  // 810 k53_mask_bwd_bnbwdsum_c144_8x8
+  {CUDA_STEP_KERNEL, 54, -1, 4644, 8, 1226},  // 811 k54_mask_bwd_bnbwd_c144_8x8
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 233, 4652, 3, 1227},  // 812 cells.17.ops.1.x_op.ops.4
+  {CUDA_STEP_CONV_BWD_DATA, -1, 234, 4655, 3, 1228},  // 813 cells.17.ops.1.x_op.ops.4
+  {CUDA_STEP_KERNEL, 56, -1, 4658, 10, 1229},  // 814 k56_relu_bwd_bnbwdsum_c144_8x8
+  {CUDA_STEP_KERNEL, 57, -1, 4668, 7, 1230},  // 815 k57_bnbwd_c144_8x8
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 235, 4675, 3, 1231},  // 816 cells.17.ops.1.x_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 236, 4678, 3, 1232},  // 817 cells.17.ops.1.x_op.ops.1
+  {CUDA_STEP_KERNEL, 60, -1, 4681, 11, 1233},  // 818 k60_relu_bwd_mask_bwd_bnbwdsum_c144_8x8
+  {CUDA_STEP_KERNEL, 61, -1, 4692, 10, 1235},  // 819 k61_bnapply_mask_bwd_avg5x5s1bwd_bnbwdsum_c144_8x8
+  {CUDA_STEP_KERNEL, 58, -1, 4702, 8, 1237},  // 820 k58_mask_bwd_bnbwd_c144_8x8
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 237, 4710, 3, 1238},  // 821 cells.17.ops.0.x_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 238, 4713, 3, 1239},  // 822 cells.17.ops.0.x_op.ops.1
+  {CUDA_STEP_KERNEL, 62, -1, 4716, 13, 1194},  // 823 k62_bnapply_relu_relu_bwd_bnbwdsum_c144_8x8
+  {CUDA_STEP_KERNEL, 57, -1, 4729, 7, 1241},  // 824 k57_bnbwd_c144_8x8
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 239, 4736, 3, 1242},  // 825 cells.17.maybe_calibrate_size.preprocess_y.conv
+  {CUDA_STEP_GEMM, -1, 70, 4739, 3, 1243},  // 826 cells.17.maybe_calibrate_size.preprocess_y.conv
+  {CUDA_STEP_KERNEL, 64, -1, 4742, 4, 1189},  // 827 k64_relu_relu_bwd_c432_8x8
+  {CUDA_STEP_KERNEL, 57, -1, 4746, 7, 1245},  // 828 k57_bnbwd_c144_8x8
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 240, 4753, 3, 1246},  // 829 cells.17.maybe_calibrate_size.preprocess_x.conv
+  {CUDA_STEP_GEMM, -1, 71, 4756, 3, 1247},  // 830 cells.17.maybe_calibrate_size.preprocess_x.conv
+  {CUDA_STEP_KERNEL, 53, -1, 4759, 9, 1250},  // 831 k53_mask_bwd_bnbwdsum_c144_8x8
+  {CUDA_STEP_KERNEL, 54, -1, 4768, 8, 1250},  // 832 k54_mask_bwd_bnbwd_c144_8x8
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 241, 4776, 3, 1251},  // 833 cells.16.ops.4.y_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 242, 4779, 3, 1252},  // 834 cells.16.ops.4.y_op.ops.1
+  {CUDA_STEP_KERNEL, 53, -1, 4782, 9, 1256},  // 835 k53_mask_bwd_bnbwdsum_c144_8x8
+  {CUDA_STEP_KERNEL, 54, -1, 4791, 8, 1256},  // 836 k54_mask_bwd_bnbwd_c144_8x8
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 243, 4799, 3, 1257},  // 837 cells.16.ops.3.y_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 244, 4802, 3, 1258},  // 838 cells.16.ops.3.y_op.ops.1
+  {CUDA_STEP_KERNEL, 55, -1, 4805, 18, 1259},  // 839 k55_relu_bwd_mask_bwd_bnbwdsum_c144_8x8
+  {CUDA_STEP_KERNEL, 53, -1, 4823, 9, 1261},  // 840 k53_mask_bwd_bnbwdsum_c144_8x8
+  {CUDA_STEP_KERNEL, 54, -1, 4832, 8, 1261},  // 841 k54_mask_bwd_bnbwd_c144_8x8
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 245, 4840, 3, 1262},  // 842 cells.16.ops.3.x_op.ops.4
+  {CUDA_STEP_CONV_BWD_DATA, -1, 246, 4843, 3, 1263},  // 843 cells.16.ops.3.x_op.ops.4
+  {CUDA_STEP_KERNEL, 56, -1, 4846, 10, 1264},  // 844 k56_relu_bwd_bnbwdsum_c144_8x8
+  {CUDA_STEP_KERNEL, 57, -1, 4856, 7, 1265},  // 845 k57_bnbwd_c144_8x8
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 247, 4863, 3, 1266},  // 846 cells.16.ops.3.x_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 248, 4866, 3, 1267},  // 847 cells.16.ops.3.x_op.ops.1
+  {CUDA_STEP_KERNEL, 58, -1, 4869, 8, 1270},  // 848 k58_mask_bwd_bnbwd_c144_8x8
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 249, 4877, 3, 1271},  // 849 cells.16.ops.2.y_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 250, 4880, 3, 1272},  // 850 cells.16.ops.2.y_op.ops.1
+  {CUDA_STEP_KERNEL, 58, -1, 4883, 8, 1275},  // 851 k58_mask_bwd_bnbwd_c144_8x8
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 251, 4891, 3, 1276},  // 852 cells.16.ops.2.x_op.ops.1
+  {CUDA_STEP_GEMM, -1, 72, 4894, 3, 1277},  // 853 cells.16.ops.2.x_op.ops.1
+  {CUDA_STEP_KERNEL, 53, -1, 4897, 9, 1280},  // 854 k53_mask_bwd_bnbwdsum_c144_8x8
+  {CUDA_STEP_KERNEL, 54, -1, 4906, 8, 1280},  // 855 k54_mask_bwd_bnbwd_c144_8x8
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 252, 4914, 3, 1281},  // 856 cells.16.ops.1.y_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 253, 4917, 3, 1282},  // 857 cells.16.ops.1.y_op.ops.1
+  {CUDA_STEP_KERNEL, 59, -1, 4920, 6, 1254},  // 858 k59_mask_bwd_bnapply_relu_relu_bwd_c144_8x8
+  {CUDA_STEP_KERNEL, 53, -1, 4926, 9, 1285},  // 859 k53_mask_bwd_bnbwdsum_c144_8x8
+  {CUDA_STEP_KERNEL, 54, -1, 4935, 8, 1285},  // 860 k54_mask_bwd_bnbwd_c144_8x8
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 254, 4943, 3, 1286},  // 861 cells.16.ops.1.x_op.ops.4
+  {CUDA_STEP_CONV_BWD_DATA, -1, 255, 4946, 3, 1287},  // 862 cells.16.ops.1.x_op.ops.4
+  {CUDA_STEP_KERNEL, 56, -1, 4949, 10, 1288},  // 863 k56_relu_bwd_bnbwdsum_c144_8x8
+  {CUDA_STEP_KERNEL, 57, -1, 4959, 7, 1289},  // 864 k57_bnbwd_c144_8x8
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 256, 4966, 3, 1290},  // 865 cells.16.ops.1.x_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 257, 4969, 3, 1291},  // 866 cells.16.ops.1.x_op.ops.1
+  {CUDA_STEP_KERNEL, 60, -1, 4972, 11, 1292},  // 867 k60_relu_bwd_mask_bwd_bnbwdsum_c144_8x8
+  {CUDA_STEP_KERNEL, 61, -1, 4983, 10, 1294},  // 868 k61_bnapply_mask_bwd_avg5x5s1bwd_bnbwdsum_c144_8x8
+  {CUDA_STEP_KERNEL, 58, -1, 4993, 8, 1296},  // 869 k58_mask_bwd_bnbwd_c144_8x8
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 258, 5001, 3, 1297},  // 870 cells.16.ops.0.x_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 259, 5004, 3, 1298},  // 871 cells.16.ops.0.x_op.ops.1
+  {CUDA_STEP_KERNEL, 62, -1, 5007, 13, 1253},  // 872 k62_bnapply_relu_relu_bwd_bnbwdsum_c144_8x8
+  {CUDA_STEP_KERNEL, 57, -1, 5020, 7, 1300},  // 873 k57_bnbwd_c144_8x8
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 260, 5027, 3, 1301},  // 874 cells.16.maybe_calibrate_size.preprocess_y.conv
+  {CUDA_STEP_GEMM, -1, 73, 5030, 3, 1302},  // 875 cells.16.maybe_calibrate_size.preprocess_y.conv
+  {CUDA_STEP_KERNEL, 64, -1, 5033, 4, 1248},  // 876 k64_relu_relu_bwd_c432_8x8
+  {CUDA_STEP_KERNEL, 57, -1, 5037, 7, 1304},  // 877 k57_bnbwd_c144_8x8
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 261, 5044, 3, 1305},  // 878 cells.16.maybe_calibrate_size.preprocess_x.conv
+  {CUDA_STEP_GEMM, -1, 74, 5047, 3, 1306},  // 879 cells.16.maybe_calibrate_size.preprocess_x.conv
+  {CUDA_STEP_KERNEL, 53, -1, 5050, 9, 1309},  // 880 k53_mask_bwd_bnbwdsum_c144_8x8
+  {CUDA_STEP_KERNEL, 54, -1, 5059, 8, 1309},  // 881 k54_mask_bwd_bnbwd_c144_8x8
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 262, 5067, 3, 1310},  // 882 cells.15.ops.4.y_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 263, 5070, 3, 1311},  // 883 cells.15.ops.4.y_op.ops.1
+  {CUDA_STEP_KERNEL, 53, -1, 5073, 9, 1315},  // 884 k53_mask_bwd_bnbwdsum_c144_8x8
+  {CUDA_STEP_KERNEL, 54, -1, 5082, 8, 1315},  // 885 k54_mask_bwd_bnbwd_c144_8x8
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 264, 5090, 3, 1316},  // 886 cells.15.ops.3.y_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 265, 5093, 3, 1317},  // 887 cells.15.ops.3.y_op.ops.1
+  {CUDA_STEP_KERNEL, 55, -1, 5096, 18, 1318},  // 888 k55_relu_bwd_mask_bwd_bnbwdsum_c144_8x8
+  {CUDA_STEP_KERNEL, 53, -1, 5114, 9, 1320},  // 889 k53_mask_bwd_bnbwdsum_c144_8x8
+  {CUDA_STEP_KERNEL, 54, -1, 5123, 8, 1320},  // 890 k54_mask_bwd_bnbwd_c144_8x8
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 266, 5131, 3, 1321},  // 891 cells.15.ops.3.x_op.ops.4
+  {CUDA_STEP_CONV_BWD_DATA, -1, 267, 5134, 3, 1322},  // 892 cells.15.ops.3.x_op.ops.4
+  {CUDA_STEP_KERNEL, 56, -1, 5137, 10, 1323},  // 893 k56_relu_bwd_bnbwdsum_c144_8x8
+  {CUDA_STEP_KERNEL, 57, -1, 5147, 7, 1324},  // 894 k57_bnbwd_c144_8x8
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 268, 5154, 3, 1325},  // 895 cells.15.ops.3.x_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 269, 5157, 3, 1326},  // 896 cells.15.ops.3.x_op.ops.1
+  {CUDA_STEP_KERNEL, 58, -1, 5160, 8, 1329},  // 897 k58_mask_bwd_bnbwd_c144_8x8
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 270, 5168, 3, 1330},  // 898 cells.15.ops.2.y_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 271, 5171, 3, 1331},  // 899 cells.15.ops.2.y_op.ops.1
+  {CUDA_STEP_KERNEL, 58, -1, 5174, 8, 1334},  // 900 k58_mask_bwd_bnbwd_c144_8x8
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 272, 5182, 3, 1335},  // 901 cells.15.ops.2.x_op.ops.1
+  {CUDA_STEP_GEMM, -1, 75, 5185, 3, 1336},  // 902 cells.15.ops.2.x_op.ops.1
+  {CUDA_STEP_KERNEL, 53, -1, 5188, 9, 1339},  // 903 k53_mask_bwd_bnbwdsum_c144_8x8
+  {CUDA_STEP_KERNEL, 54, -1, 5197, 8, 1339},  // 904 k54_mask_bwd_bnbwd_c144_8x8
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 273, 5205, 3, 1340},  // 905 cells.15.ops.1.y_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 274, 5208, 3, 1341},  // 906 cells.15.ops.1.y_op.ops.1
+  {CUDA_STEP_KERNEL, 59, -1, 5211, 6, 1313},  // 907 k59_mask_bwd_bnapply_relu_relu_bwd_c144_8x8
+  {CUDA_STEP_KERNEL, 53, -1, 5217, 9, 1344},  // 908 k53_mask_bwd_bnbwdsum_c144_8x8
+  {CUDA_STEP_KERNEL, 54, -1, 5226, 8, 1344},  // 909 k54_mask_bwd_bnbwd_c144_8x8
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 275, 5234, 3, 1345},  // 910 cells.15.ops.1.x_op.ops.4
+  {CUDA_STEP_CONV_BWD_DATA, -1, 276, 5237, 3, 1346},  // 911 cells.15.ops.1.x_op.ops.4
+  {CUDA_STEP_KERNEL, 56, -1, 5240, 10, 1347},  // 912 k56_relu_bwd_bnbwdsum_c144_8x8
+  {CUDA_STEP_KERNEL, 57, -1, 5250, 7, 1348},  // 913 k57_bnbwd_c144_8x8
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 277, 5257, 3, 1349},  // 914 cells.15.ops.1.x_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 278, 5260, 3, 1350},  // 915 cells.15.ops.1.x_op.ops.1
+  {CUDA_STEP_KERNEL, 60, -1, 5263, 11, 1351},  // 916 k60_relu_bwd_mask_bwd_bnbwdsum_c144_8x8
+  {CUDA_STEP_KERNEL, 61, -1, 5274, 10, 1353},  // 917 k61_bnapply_mask_bwd_avg5x5s1bwd_bnbwdsum_c144_8x8
+  {CUDA_STEP_KERNEL, 58, -1, 5284, 8, 1355},  // 918 k58_mask_bwd_bnbwd_c144_8x8
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 279, 5292, 3, 1356},  // 919 cells.15.ops.0.x_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 280, 5295, 3, 1357},  // 920 cells.15.ops.0.x_op.ops.1
+  {CUDA_STEP_KERNEL, 62, -1, 5298, 13, 1312},  // 921 k62_bnapply_relu_relu_bwd_bnbwdsum_c144_8x8
+  {CUDA_STEP_KERNEL, 57, -1, 5311, 7, 1359},  // 922 k57_bnbwd_c144_8x8
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 281, 5318, 3, 1360},  // 923 cells.15.maybe_calibrate_size.preprocess_y.conv
+  {CUDA_STEP_GEMM, -1, 76, 5321, 3, 1361},  // 924 cells.15.maybe_calibrate_size.preprocess_y.conv
+  {CUDA_STEP_KERNEL, 64, -1, 5324, 4, 1307},  // 925 k64_relu_relu_bwd_c432_8x8
+  {CUDA_STEP_KERNEL, 57, -1, 5328, 7, 1363},  // 926 k57_bnbwd_c144_8x8
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 282, 5335, 3, 1364},  // 927 cells.15.maybe_calibrate_size.preprocess_x.conv
+  {CUDA_STEP_GEMM, -1, 77, 5338, 3, 1365},  // 928 cells.15.maybe_calibrate_size.preprocess_x.conv
+  {CUDA_STEP_KERNEL, 53, -1, 5341, 9, 1368},  // 929 k53_mask_bwd_bnbwdsum_c144_8x8
+  {CUDA_STEP_KERNEL, 54, -1, 5350, 8, 1368},  // 930 k54_mask_bwd_bnbwd_c144_8x8
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 283, 5358, 3, 1369},  // 931 cells.14.ops.4.y_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 284, 5361, 3, 1370},  // 932 cells.14.ops.4.y_op.ops.1
+  {CUDA_STEP_KERNEL, 53, -1, 5364, 9, 1374},  // 933 k53_mask_bwd_bnbwdsum_c144_8x8
+  {CUDA_STEP_KERNEL, 54, -1, 5373, 8, 1374},  // 934 k54_mask_bwd_bnbwd_c144_8x8
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 285, 5381, 3, 1375},  // 935 cells.14.ops.3.y_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 286, 5384, 3, 1376},  // 936 cells.14.ops.3.y_op.ops.1
+  {CUDA_STEP_KERNEL, 55, -1, 5387, 18, 1377},  // 937 k55_relu_bwd_mask_bwd_bnbwdsum_c144_8x8
+  {CUDA_STEP_KERNEL, 53, -1, 5405, 9, 1379},  // 938 k53_mask_bwd_bnbwdsum_c144_8x8
+  {CUDA_STEP_KERNEL, 54, -1, 5414, 8, 1379},  // 939 k54_mask_bwd_bnbwd_c144_8x8
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 287, 5422, 3, 1380},  // 940 cells.14.ops.3.x_op.ops.4
+  {CUDA_STEP_CONV_BWD_DATA, -1, 288, 5425, 3, 1381},  // 941 cells.14.ops.3.x_op.ops.4
+  {CUDA_STEP_KERNEL, 56, -1, 5428, 10, 1382},  // 942 k56_relu_bwd_bnbwdsum_c144_8x8
+  {CUDA_STEP_KERNEL, 57, -1, 5438, 7, 1383},  // 943 k57_bnbwd_c144_8x8
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 289, 5445, 3, 1384},  // 944 cells.14.ops.3.x_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 290, 5448, 3, 1385},  // 945 cells.14.ops.3.x_op.ops.1
+  {CUDA_STEP_KERNEL, 58, -1, 5451, 8, 1388},  // 946 k58_mask_bwd_bnbwd_c144_8x8
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 291, 5459, 3, 1389},  // 947 cells.14.ops.2.y_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 292, 5462, 3, 1390},  // 948 cells.14.ops.2.y_op.ops.1
+  {CUDA_STEP_KERNEL, 58, -1, 5465, 8, 1393},  // 949 k58_mask_bwd_bnbwd_c144_8x8
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 293, 5473, 3, 1394},  // 950 cells.14.ops.2.x_op.ops.1
+  {CUDA_STEP_GEMM, -1, 78, 5476, 3, 1395},  // 951 cells.14.ops.2.x_op.ops.1
+  {CUDA_STEP_KERNEL, 53, -1, 5479, 9, 1398},  // 952 k53_mask_bwd_bnbwdsum_c144_8x8
+  {CUDA_STEP_KERNEL, 54, -1, 5488, 8, 1398},  // 953 k54_mask_bwd_bnbwd_c144_8x8
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 294, 5496, 3, 1399},  // 954 cells.14.ops.1.y_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 295, 5499, 3, 1400},  // 955 cells.14.ops.1.y_op.ops.1
+  {CUDA_STEP_KERNEL, 59, -1, 5502, 6, 1372},  // 956 k59_mask_bwd_bnapply_relu_relu_bwd_c144_8x8
+  {CUDA_STEP_KERNEL, 53, -1, 5508, 9, 1403},  // 957 k53_mask_bwd_bnbwdsum_c144_8x8
+  {CUDA_STEP_KERNEL, 54, -1, 5517, 8, 1403},  // 958 k54_mask_bwd_bnbwd_c144_8x8
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 296, 5525, 3, 1404},  // 959 cells.14.ops.1.x_op.ops.4
+  {CUDA_STEP_CONV_BWD_DATA, -1, 297, 5528, 3, 1405},  // 960 cells.14.ops.1.x_op.ops.4
+  {CUDA_STEP_KERNEL, 56, -1, 5531, 10, 1406},  // 961 k56_relu_bwd_bnbwdsum_c144_8x8
+  {CUDA_STEP_KERNEL, 57, -1, 5541, 7, 1407},  // 962 k57_bnbwd_c144_8x8
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 298, 5548, 3, 1408},  // 963 cells.14.ops.1.x_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 299, 5551, 3, 1409},  // 964 cells.14.ops.1.x_op.ops.1
+  {CUDA_STEP_KERNEL, 60, -1, 5554, 11, 1410},  // 965 k60_relu_bwd_mask_bwd_bnbwdsum_c144_8x8
+  {CUDA_STEP_KERNEL, 61, -1, 5565, 10, 1412},  // 966 k61_bnapply_mask_bwd_avg5x5s1bwd_bnbwdsum_c144_8x8
+  {CUDA_STEP_KERNEL, 58, -1, 5575, 8, 1414},  // 967 k58_mask_bwd_bnbwd_c144_8x8
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 300, 5583, 3, 1415},  // 968 cells.14.ops.0.x_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 301, 5586, 3, 1416},  // 969 cells.14.ops.0.x_op.ops.1
+  {CUDA_STEP_KERNEL, 62, -1, 5589, 13, 1371},  // 970 k62_bnapply_relu_relu_bwd_bnbwdsum_c144_8x8
+  {CUDA_STEP_KERNEL, 57, -1, 5602, 7, 1418},  // 971 k57_bnbwd_c144_8x8
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 302, 5609, 3, 1419},  // 972 cells.14.maybe_calibrate_size.preprocess_y.conv
+  {CUDA_STEP_GEMM, -1, 79, 5612, 3, 1420},  // 973 cells.14.maybe_calibrate_size.preprocess_y.conv
+  {CUDA_STEP_KERNEL, 65, -1, 5615, 4, 1366},  // 974 k65_relu_relu_bwd_c576_8x8
+  {CUDA_STEP_KERNEL, 57, -1, 5619, 7, 1422},  // 975 k57_bnbwd_c144_8x8
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 303, 5626, 3, 1423},  // 976 cells.14.maybe_calibrate_size.preprocess_x.path2.1
+  {CUDA_STEP_KERNEL, 66, -1, 5629, 1, 1424},  // 977 k66_zero_c216_16x16
+  {CUDA_STEP_CONV_BWD_DATA, -1, 304, 5630, 3, 1424},  // 978 cells.14.maybe_calibrate_size.preprocess_x.path2.1
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 305, 5633, 3, 1425},  // 979 cells.14.maybe_calibrate_size.preprocess_x.path1.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 306, 5636, 3, 1426},  // 980 cells.14.maybe_calibrate_size.preprocess_x.path1.1
+  {CUDA_STEP_GEMM, -1, 80, 5639, 3, 1428},  // 981 auxiliary_head.classifier
+  {CUDA_STEP_GEMM, -1, 81, 5642, 3, 1428},  // 982 auxiliary_head.classifier
+  {CUDA_STEP_KERNEL, 50, -1, 5645, 3, 1428},  // 983 k50_biasgrad_c10_1x1
+  {CUDA_STEP_KERNEL, 67, -1, 5648, 10, 1429},  // 984 k67_relu_bwd_bnbwdsum_c768_1x1
+  {CUDA_STEP_KERNEL, 68, -1, 5658, 7, 1430},  // 985 k68_bnbwd_c768_1x1
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 307, 5665, 3, 1431},  // 986 auxiliary_head.conv2
+  {CUDA_STEP_CONV_BWD_DATA, -1, 308, 5668, 3, 1432},  // 987 auxiliary_head.conv2
+  {CUDA_STEP_KERNEL, 69, -1, 5671, 10, 1433},  // 988 k69_relu_bwd_bnbwdsum_c128_2x2
+  {CUDA_STEP_KERNEL, 70, -1, 5681, 7, 1434},  // 989 k70_bnbwd_c128_2x2
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 309, 5688, 3, 1435},  // 990 auxiliary_head.conv1
+  {CUDA_STEP_GEMM, -1, 82, 5691, 3, 1436},  // 991 auxiliary_head.conv1
+  {CUDA_STEP_KERNEL, 71, -1, 5694, 3, 1437},  // 992 k71_relu_avg5x5s3bwd_relu_bwd_c576_8x8
+  {CUDA_STEP_KERNEL, 72, -1, 5697, 9, 1440},  // 993 k72_mask_bwd_bnbwdsum_c144_8x8
+  {CUDA_STEP_KERNEL, 73, -1, 5706, 8, 1440},  // 994 k73_mask_bwd_bnbwd_c144_8x8
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 310, 5714, 3, 1441},  // 995 cells.13.ops.4.y_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 311, 5717, 3, 1442},  // 996 cells.13.ops.4.y_op.ops.1
+  {CUDA_STEP_KERNEL, 74, -1, 5720, 3, 1443},  // 997 k74_bnapply_relu_relu_bwd_c144_16x16
+  {CUDA_STEP_KERNEL, 75, -1, 5723, 6, 1445},  // 998 k75_bnapply_mask_bwd_max3x3s2bwd_c144_16x16
+  {CUDA_STEP_KERNEL, 72, -1, 5729, 9, 1447},  // 999 k72_mask_bwd_bnbwdsum_c144_8x8
+  {CUDA_STEP_KERNEL, 73, -1, 5738, 8, 1447},  // 1000 k73_mask_bwd_bnbwd_c144_8x8
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 312, 5746, 3, 1448},  // 1001 cells.13.ops.3.y_op.ops.1
+  {CUDA_STEP_GEMM, -1, 83, 5749, 3, 1449},  // 1002 cells.13.ops.3.y_op.ops.1
+  {CUDA_STEP_KERNEL, 60, -1, 5752, 11, 1450},  // 1003 k60_relu_bwd_mask_bwd_bnbwdsum_c144_8x8
+  {CUDA_STEP_KERNEL, 76, -1, 5763, 6, 1454},  // 1004 k76_bnapply_mask_bwd_max2x2s2bwd_c144_16x16
+  {CUDA_STEP_KERNEL, 72, -1, 5769, 9, 1456},  // 1005 k72_mask_bwd_bnbwdsum_c144_8x8
+  {CUDA_STEP_KERNEL, 73, -1, 5778, 8, 1456},  // 1006 k73_mask_bwd_bnbwd_c144_8x8
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 313, 5786, 3, 1457},  // 1007 cells.13.ops.2.x_op.ops.4
+  {CUDA_STEP_CONV_BWD_DATA, -1, 314, 5789, 3, 1458},  // 1008 cells.13.ops.2.x_op.ops.4
+  {CUDA_STEP_KERNEL, 77, -1, 5792, 10, 1459},  // 1009 k77_relu_bwd_bnbwdsum_c144_16x8
+  {CUDA_STEP_KERNEL, 78, -1, 5802, 7, 1460},  // 1010 k78_bnbwd_c144_16x8
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 315, 5809, 3, 1461},  // 1011 cells.13.ops.2.x_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 316, 5812, 3, 1462},  // 1012 cells.13.ops.2.x_op.ops.1
+  {CUDA_STEP_KERNEL, 79, -1, 5815, 5, 1452},  // 1013 k79_bnapply_mask_bwd_avg3x3s2bwd_relu_c144_16x16
+  {CUDA_STEP_KERNEL, 72, -1, 5820, 9, 1467},  // 1014 k72_mask_bwd_bnbwdsum_c144_8x8
+  {CUDA_STEP_KERNEL, 73, -1, 5829, 8, 1467},  // 1015 k73_mask_bwd_bnbwd_c144_8x8
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 317, 5837, 3, 1468},  // 1016 cells.13.ops.1.x_op.ops.1
+  {CUDA_STEP_KERNEL, 80, -1, 5840, 1, 1469},  // 1017 k80_zero_c144_16x16
+  {CUDA_STEP_CONV_BWD_DATA, -1, 318, 5841, 3, 1469},  // 1018 cells.13.ops.1.x_op.ops.1
+  {CUDA_STEP_KERNEL, 81, -1, 5844, 10, 1472},  // 1019 k81_bnapply_mask_bwd_avg2x2s2bwd_bnbwdsum_c144_16x16
+  {CUDA_STEP_KERNEL, 58, -1, 5854, 8, 1474},  // 1020 k58_mask_bwd_bnbwd_c144_8x8
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 319, 5862, 3, 1475},  // 1021 cells.13.ops.0.x_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 320, 5865, 3, 1476},  // 1022 cells.13.ops.0.x_op.ops.1
+  {CUDA_STEP_KERNEL, 82, -1, 5868, 13, 1465},  // 1023 k82_bnapply_mask_bwd_avg3x3s2bwd_relu_c144_16x16
+  {CUDA_STEP_KERNEL, 83, -1, 5881, 7, 1478},  // 1024 k83_bnbwd_c144_16x16
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 321, 5888, 3, 1479},  // 1025 cells.13.maybe_calibrate_size.preprocess_y.conv
+  {CUDA_STEP_GEMM, -1, 84, 5891, 3, 1480},  // 1026 cells.13.maybe_calibrate_size.preprocess_y.conv
+  {CUDA_STEP_KERNEL, 84, -1, 5894, 4, 1427},  // 1027 k84_relu_relu_bwd_c216_16x16
+  {CUDA_STEP_KERNEL, 83, -1, 5898, 7, 1482},  // 1028 k83_bnbwd_c144_16x16
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 322, 5905, 3, 1483},  // 1029 cells.13.maybe_calibrate_size.preprocess_x.conv
+  {CUDA_STEP_GEMM, -1, 85, 5908, 3, 1484},  // 1030 cells.13.maybe_calibrate_size.preprocess_x.conv
+  {CUDA_STEP_KERNEL, 85, -1, 5911, 9, 1487},  // 1031 k85_mask_bwd_bnbwdsum_c72_16x16
+  {CUDA_STEP_KERNEL, 86, -1, 5920, 8, 1487},  // 1032 k86_mask_bwd_bnbwd_c72_16x16
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 323, 5928, 3, 1488},  // 1033 cells.12.ops.4.y_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 324, 5931, 3, 1489},  // 1034 cells.12.ops.4.y_op.ops.1
+  {CUDA_STEP_KERNEL, 85, -1, 5934, 9, 1493},  // 1035 k85_mask_bwd_bnbwdsum_c72_16x16
+  {CUDA_STEP_KERNEL, 86, -1, 5943, 8, 1493},  // 1036 k86_mask_bwd_bnbwd_c72_16x16
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 325, 5951, 3, 1494},  // 1037 cells.12.ops.3.y_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 326, 5954, 3, 1495},  // 1038 cells.12.ops.3.y_op.ops.1
+  {CUDA_STEP_KERNEL, 87, -1, 5957, 18, 1496},  // 1039 k87_relu_bwd_mask_bwd_bnbwdsum_c72_16x16
+  {CUDA_STEP_KERNEL, 85, -1, 5975, 9, 1498},  // 1040 k85_mask_bwd_bnbwdsum_c72_16x16
+  {CUDA_STEP_KERNEL, 86, -1, 5984, 8, 1498},  // 1041 k86_mask_bwd_bnbwd_c72_16x16
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 327, 5992, 3, 1499},  // 1042 cells.12.ops.3.x_op.ops.4
+  {CUDA_STEP_CONV_BWD_DATA, -1, 328, 5995, 3, 1500},  // 1043 cells.12.ops.3.x_op.ops.4
+  {CUDA_STEP_KERNEL, 88, -1, 5998, 10, 1501},  // 1044 k88_relu_bwd_bnbwdsum_c72_16x16
+  {CUDA_STEP_KERNEL, 89, -1, 6008, 7, 1502},  // 1045 k89_bnbwd_c72_16x16
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 329, 6015, 3, 1503},  // 1046 cells.12.ops.3.x_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 330, 6018, 3, 1504},  // 1047 cells.12.ops.3.x_op.ops.1
+  {CUDA_STEP_KERNEL, 90, -1, 6021, 8, 1507},  // 1048 k90_mask_bwd_bnbwd_c72_16x16
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 331, 6029, 3, 1508},  // 1049 cells.12.ops.2.y_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 332, 6032, 3, 1509},  // 1050 cells.12.ops.2.y_op.ops.1
+  {CUDA_STEP_KERNEL, 90, -1, 6035, 8, 1512},  // 1051 k90_mask_bwd_bnbwd_c72_16x16
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 333, 6043, 3, 1513},  // 1052 cells.12.ops.2.x_op.ops.1
+  {CUDA_STEP_GEMM, -1, 86, 6046, 3, 1514},  // 1053 cells.12.ops.2.x_op.ops.1
+  {CUDA_STEP_KERNEL, 85, -1, 6049, 9, 1517},  // 1054 k85_mask_bwd_bnbwdsum_c72_16x16
+  {CUDA_STEP_KERNEL, 86, -1, 6058, 8, 1517},  // 1055 k86_mask_bwd_bnbwd_c72_16x16
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 334, 6066, 3, 1518},  // 1056 cells.12.ops.1.y_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 335, 6069, 3, 1519},  // 1057 cells.12.ops.1.y_op.ops.1
+  {CUDA_STEP_KERNEL, 91, -1, 6072, 6, 1491},  // 1058 k91_mask_bwd_bnapply_relu_relu_bwd_c72_16x16
+  {CUDA_STEP_KERNEL, 85, -1, 6078, 9, 1522},  // 1059 k85_mask_bwd_bnbwdsum_c72_16x16
+  {CUDA_STEP_KERNEL, 86, -1, 6087, 8, 1522},  // 1060 k86_mask_bwd_bnbwd_c72_16x16
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 336, 6095, 3, 1523},  // 1061 cells.12.ops.1.x_op.ops.4
+  {CUDA_STEP_CONV_BWD_DATA, -1, 337, 6098, 3, 1524},  // 1062 cells.12.ops.1.x_op.ops.4
+  {CUDA_STEP_KERNEL, 88, -1, 6101, 10, 1525},  // 1063 k88_relu_bwd_bnbwdsum_c72_16x16
+  {CUDA_STEP_KERNEL, 89, -1, 6111, 7, 1526},  // 1064 k89_bnbwd_c72_16x16
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 338, 6118, 3, 1527},  // 1065 cells.12.ops.1.x_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 339, 6121, 3, 1528},  // 1066 cells.12.ops.1.x_op.ops.1
+  {CUDA_STEP_KERNEL, 92, -1, 6124, 11, 1529},  // 1067 k92_relu_bwd_mask_bwd_bnbwdsum_c72_16x16
+  {CUDA_STEP_KERNEL, 93, -1, 6135, 10, 1531},  // 1068 k93_bnapply_mask_bwd_avg5x5s1bwd_bnbwdsum_c72_16x16
+  {CUDA_STEP_KERNEL, 90, -1, 6145, 8, 1533},  // 1069 k90_mask_bwd_bnbwd_c72_16x16
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 340, 6153, 3, 1534},  // 1070 cells.12.ops.0.x_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 341, 6156, 3, 1535},  // 1071 cells.12.ops.0.x_op.ops.1
+  {CUDA_STEP_KERNEL, 94, -1, 6159, 13, 1490},  // 1072 k94_bnapply_relu_relu_bwd_bnbwdsum_c72_16x16
+  {CUDA_STEP_KERNEL, 89, -1, 6172, 7, 1537},  // 1073 k89_bnbwd_c72_16x16
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 342, 6179, 3, 1538},  // 1074 cells.12.maybe_calibrate_size.preprocess_y.conv
+  {CUDA_STEP_GEMM, -1, 87, 6182, 3, 1539},  // 1075 cells.12.maybe_calibrate_size.preprocess_y.conv
+  {CUDA_STEP_KERNEL, 84, -1, 6185, 4, 1485},  // 1076 k84_relu_relu_bwd_c216_16x16
+  {CUDA_STEP_KERNEL, 89, -1, 6189, 7, 1541},  // 1077 k89_bnbwd_c72_16x16
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 343, 6196, 3, 1542},  // 1078 cells.12.maybe_calibrate_size.preprocess_x.conv
+  {CUDA_STEP_GEMM, -1, 88, 6199, 3, 1543},  // 1079 cells.12.maybe_calibrate_size.preprocess_x.conv
+  {CUDA_STEP_KERNEL, 85, -1, 6202, 9, 1546},  // 1080 k85_mask_bwd_bnbwdsum_c72_16x16
+  {CUDA_STEP_KERNEL, 86, -1, 6211, 8, 1546},  // 1081 k86_mask_bwd_bnbwd_c72_16x16
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 344, 6219, 3, 1547},  // 1082 cells.11.ops.4.y_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 345, 6222, 3, 1548},  // 1083 cells.11.ops.4.y_op.ops.1
+  {CUDA_STEP_KERNEL, 85, -1, 6225, 9, 1552},  // 1084 k85_mask_bwd_bnbwdsum_c72_16x16
+  {CUDA_STEP_KERNEL, 86, -1, 6234, 8, 1552},  // 1085 k86_mask_bwd_bnbwd_c72_16x16
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 346, 6242, 3, 1553},  // 1086 cells.11.ops.3.y_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 347, 6245, 3, 1554},  // 1087 cells.11.ops.3.y_op.ops.1
+  {CUDA_STEP_KERNEL, 87, -1, 6248, 18, 1555},  // 1088 k87_relu_bwd_mask_bwd_bnbwdsum_c72_16x16
+  {CUDA_STEP_KERNEL, 85, -1, 6266, 9, 1557},  // 1089 k85_mask_bwd_bnbwdsum_c72_16x16
+  {CUDA_STEP_KERNEL, 86, -1, 6275, 8, 1557},  // 1090 k86_mask_bwd_bnbwd_c72_16x16
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 348, 6283, 3, 1558},  // 1091 cells.11.ops.3.x_op.ops.4
+  {CUDA_STEP_CONV_BWD_DATA, -1, 349, 6286, 3, 1559},  // 1092 cells.11.ops.3.x_op.ops.4
+  {CUDA_STEP_KERNEL, 88, -1, 6289, 10, 1560},  // 1093 k88_relu_bwd_bnbwdsum_c72_16x16
+  {CUDA_STEP_KERNEL, 89, -1, 6299, 7, 1561},  // 1094 k89_bnbwd_c72_16x16
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 350, 6306, 3, 1562},  // 1095 cells.11.ops.3.x_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 351, 6309, 3, 1563},  // 1096 cells.11.ops.3.x_op.ops.1
+  {CUDA_STEP_KERNEL, 90, -1, 6312, 8, 1566},  // 1097 k90_mask_bwd_bnbwd_c72_16x16
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 352, 6320, 3, 1567},  // 1098 cells.11.ops.2.y_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 353, 6323, 3, 1568},  // 1099 cells.11.ops.2.y_op.ops.1
+  {CUDA_STEP_KERNEL, 90, -1, 6326, 8, 1571},  // 1100 k90_mask_bwd_bnbwd_c72_16x16
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 354, 6334, 3, 1572},  // 1101 cells.11.ops.2.x_op.ops.1
+  {CUDA_STEP_GEMM, -1, 89, 6337, 3, 1573},  // 1102 cells.11.ops.2.x_op.ops.1
+  {CUDA_STEP_KERNEL, 85, -1, 6340, 9, 1576},  // 1103 k85_mask_bwd_bnbwdsum_c72_16x16
+  {CUDA_STEP_KERNEL, 86, -1, 6349, 8, 1576},  // 1104 k86_mask_bwd_bnbwd_c72_16x16
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 355, 6357, 3, 1577},  // 1105 cells.11.ops.1.y_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 356, 6360, 3, 1578},  // 1106 cells.11.ops.1.y_op.ops.1
+  {CUDA_STEP_KERNEL, 91, -1, 6363, 6, 1550},  // 1107 k91_mask_bwd_bnapply_relu_relu_bwd_c72_16x16
+  {CUDA_STEP_KERNEL, 85, -1, 6369, 9, 1581},  // 1108 k85_mask_bwd_bnbwdsum_c72_16x16
+  {CUDA_STEP_KERNEL, 86, -1, 6378, 8, 1581},  // 1109 k86_mask_bwd_bnbwd_c72_16x16
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 357, 6386, 3, 1582},  // 1110 cells.11.ops.1.x_op.ops.4
+  {CUDA_STEP_CONV_BWD_DATA, -1, 358, 6389, 3, 1583},  // 1111 cells.11.ops.1.x_op.ops.4
+  {CUDA_STEP_KERNEL, 88, -1, 6392, 10, 1584},  // 1112 k88_relu_bwd_bnbwdsum_c72_16x16
+  {CUDA_STEP_KERNEL, 89, -1, 6402, 7, 1585},  // 1113 k89_bnbwd_c72_16x16
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 359, 6409, 3, 1586},  // 1114 cells.11.ops.1.x_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 360, 6412, 3, 1587},  // 1115 cells.11.ops.1.x_op.ops.1
+  {CUDA_STEP_KERNEL, 92, -1, 6415, 11, 1588},  // 1116 k92_relu_bwd_mask_bwd_bnbwdsum_c72_16x16
+  {CUDA_STEP_KERNEL, 93, -1, 6426, 10, 1590},  // 1117 k93_bnapply_mask_bwd_avg5x5s1bwd_bnbwdsum_c72_16x16
+  {CUDA_STEP_KERNEL, 90, -1, 6436, 8, 1592},  // 1118 k90_mask_bwd_bnbwd_c72_16x16
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 361, 6444, 3, 1593},  // 1119 cells.11.ops.0.x_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 362, 6447, 3, 1594},  // 1120 cells.11.ops.0.x_op.ops.1
+  {CUDA_STEP_KERNEL, 94, -1, 6450, 13, 1549},  // 1121 k94_bnapply_relu_relu_bwd_bnbwdsum_c72_16x16
+  {CUDA_STEP_KERNEL, 89, -1, 6463, 7, 1596},  // 1122 k89_bnbwd_c72_16x16
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 363, 6470, 3, 1597},  // 1123 cells.11.maybe_calibrate_size.preprocess_y.conv
+  {CUDA_STEP_GEMM, -1, 90, 6473, 3, 1598},  // 1124 cells.11.maybe_calibrate_size.preprocess_y.conv
+  {CUDA_STEP_KERNEL, 84, -1, 6476, 4, 1544},  // 1125 k84_relu_relu_bwd_c216_16x16
+  {CUDA_STEP_KERNEL, 89, -1, 6480, 7, 1600},  // 1126 k89_bnbwd_c72_16x16
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 364, 6487, 3, 1601},  // 1127 cells.11.maybe_calibrate_size.preprocess_x.conv
+  {CUDA_STEP_GEMM, -1, 91, 6490, 3, 1602},  // 1128 cells.11.maybe_calibrate_size.preprocess_x.conv
+  {CUDA_STEP_KERNEL, 85, -1, 6493, 9, 1605},  // 1129 k85_mask_bwd_bnbwdsum_c72_16x16
+  {CUDA_STEP_KERNEL, 86, -1, 6502, 8, 1605},  // 1130 k86_mask_bwd_bnbwd_c72_16x16
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 365, 6510, 3, 1606},  // 1131 cells.10.ops.4.y_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 366, 6513, 3, 1607},  // 1132 cells.10.ops.4.y_op.ops.1
+  {CUDA_STEP_KERNEL, 85, -1, 6516, 9, 1611},  // 1133 k85_mask_bwd_bnbwdsum_c72_16x16
+  {CUDA_STEP_KERNEL, 86, -1, 6525, 8, 1611},  // 1134 k86_mask_bwd_bnbwd_c72_16x16
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 367, 6533, 3, 1612},  // 1135 cells.10.ops.3.y_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 368, 6536, 3, 1613},  // 1136 cells.10.ops.3.y_op.ops.1
+  {CUDA_STEP_KERNEL, 87, -1, 6539, 18, 1614},  // 1137 k87_relu_bwd_mask_bwd_bnbwdsum_c72_16x16
+  {CUDA_STEP_KERNEL, 85, -1, 6557, 9, 1616},  // 1138 k85_mask_bwd_bnbwdsum_c72_16x16
+  {CUDA_STEP_KERNEL, 86, -1, 6566, 8, 1616},  // 1139 k86_mask_bwd_bnbwd_c72_16x16
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 369, 6574, 3, 1617},  // 1140 cells.10.ops.3.x_op.ops.4
+  {CUDA_STEP_CONV_BWD_DATA, -1, 370, 6577, 3, 1618},  // 1141 cells.10.ops.3.x_op.ops.4
+  {CUDA_STEP_KERNEL, 88, -1, 6580, 10, 1619},  // 1142 k88_relu_bwd_bnbwdsum_c72_16x16
+  {CUDA_STEP_KERNEL, 89, -1, 6590, 7, 1620},  // 1143 k89_bnbwd_c72_16x16
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 371, 6597, 3, 1621},  // 1144 cells.10.ops.3.x_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 372, 6600, 3, 1622},  // 1145 cells.10.ops.3.x_op.ops.1
+  {CUDA_STEP_KERNEL, 90, -1, 6603, 8, 1625},  // 1146 k90_mask_bwd_bnbwd_c72_16x16
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 373, 6611, 3, 1626},  // 1147 cells.10.ops.2.y_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 374, 6614, 3, 1627},  // 1148 cells.10.ops.2.y_op.ops.1
+  {CUDA_STEP_KERNEL, 90, -1, 6617, 8, 1630},  // 1149 k90_mask_bwd_bnbwd_c72_16x16
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 375, 6625, 3, 1631},  // 1150 cells.10.ops.2.x_op.ops.1
+  {CUDA_STEP_GEMM, -1, 92, 6628, 3, 1632},  // 1151 cells.10.ops.2.x_op.ops.1
+  {CUDA_STEP_KERNEL, 85, -1, 6631, 9, 1635},  // 1152 k85_mask_bwd_bnbwdsum_c72_16x16
+  {CUDA_STEP_KERNEL, 86, -1, 6640, 8, 1635},  // 1153 k86_mask_bwd_bnbwd_c72_16x16
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 376, 6648, 3, 1636},  // 1154 cells.10.ops.1.y_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 377, 6651, 3, 1637},  // 1155 cells.10.ops.1.y_op.ops.1
+  {CUDA_STEP_KERNEL, 91, -1, 6654, 6, 1609},  // 1156 k91_mask_bwd_bnapply_relu_relu_bwd_c72_16x16
+  {CUDA_STEP_KERNEL, 85, -1, 6660, 9, 1640},  // 1157 k85_mask_bwd_bnbwdsum_c72_16x16
+  {CUDA_STEP_KERNEL, 86, -1, 6669, 8, 1640},  // 1158 k86_mask_bwd_bnbwd_c72_16x16
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 378, 6677, 3, 1641},  // 1159 cells.10.ops.1.x_op.ops.4
+  {CUDA_STEP_CONV_BWD_DATA, -1, 379, 6680, 3, 1642},  // 1160 cells.10.ops.1.x_op.ops.4
+  {CUDA_STEP_KERNEL, 88, -1, 6683, 10, 1643},  // 1161 k88_relu_bwd_bnbwdsum_c72_16x16
+  {CUDA_STEP_KERNEL, 89, -1, 6693, 7, 1644},  // 1162 k89_bnbwd_c72_16x16
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 380, 6700, 3, 1645},  // 1163 cells.10.ops.1.x_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 381, 6703, 3, 1646},  // 1164 cells.10.ops.1.x_op.ops.1
+  {CUDA_STEP_KERNEL, 92, -1, 6706, 11, 1647},  // 1165 k92_relu_bwd_mask_bwd_bnbwdsum_c72_16x16
+  {CUDA_STEP_KERNEL, 93, -1, 6717, 10, 1649},  // 1166 k93_bnapply_mask_bwd_avg5x5s1bwd_bnbwdsum_c72_16x16
+  {CUDA_STEP_KERNEL, 90, -1, 6727, 8, 1651},  // 1167 k90_mask_bwd_bnbwd_c72_16x16
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 382, 6735, 3, 1652},  // 1168 cells.10.ops.0.x_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 383, 6738, 3, 1653},  // 1169 cells.10.ops.0.x_op.ops.1
+  {CUDA_STEP_KERNEL, 94, -1, 6741, 13, 1608},  // 1170 k94_bnapply_relu_relu_bwd_bnbwdsum_c72_16x16
+  {CUDA_STEP_KERNEL, 89, -1, 6754, 7, 1655},  // 1171 k89_bnbwd_c72_16x16
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 384, 6761, 3, 1656},  // 1172 cells.10.maybe_calibrate_size.preprocess_y.conv
+  {CUDA_STEP_GEMM, -1, 93, 6764, 3, 1657},  // 1173 cells.10.maybe_calibrate_size.preprocess_y.conv
+  {CUDA_STEP_KERNEL, 84, -1, 6767, 4, 1603},  // 1174 k84_relu_relu_bwd_c216_16x16
+  {CUDA_STEP_KERNEL, 89, -1, 6771, 7, 1659},  // 1175 k89_bnbwd_c72_16x16
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 385, 6778, 3, 1660},  // 1176 cells.10.maybe_calibrate_size.preprocess_x.conv
+  {CUDA_STEP_GEMM, -1, 94, 6781, 3, 1661},  // 1177 cells.10.maybe_calibrate_size.preprocess_x.conv
+  {CUDA_STEP_KERNEL, 85, -1, 6784, 9, 1664},  // 1178 k85_mask_bwd_bnbwdsum_c72_16x16
+  {CUDA_STEP_KERNEL, 86, -1, 6793, 8, 1664},  // 1179 k86_mask_bwd_bnbwd_c72_16x16
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 386, 6801, 3, 1665},  // 1180 cells.9.ops.4.y_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 387, 6804, 3, 1666},  // 1181 cells.9.ops.4.y_op.ops.1
+  {CUDA_STEP_KERNEL, 85, -1, 6807, 9, 1670},  // 1182 k85_mask_bwd_bnbwdsum_c72_16x16
+  {CUDA_STEP_KERNEL, 86, -1, 6816, 8, 1670},  // 1183 k86_mask_bwd_bnbwd_c72_16x16
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 388, 6824, 3, 1671},  // 1184 cells.9.ops.3.y_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 389, 6827, 3, 1672},  // 1185 cells.9.ops.3.y_op.ops.1
+  {CUDA_STEP_KERNEL, 87, -1, 6830, 18, 1673},  // 1186 k87_relu_bwd_mask_bwd_bnbwdsum_c72_16x16
+  {CUDA_STEP_KERNEL, 85, -1, 6848, 9, 1675},  // 1187 k85_mask_bwd_bnbwdsum_c72_16x16
+  {CUDA_STEP_KERNEL, 86, -1, 6857, 8, 1675},  // 1188 k86_mask_bwd_bnbwd_c72_16x16
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 390, 6865, 3, 1676},  // 1189 cells.9.ops.3.x_op.ops.4
+  {CUDA_STEP_CONV_BWD_DATA, -1, 391, 6868, 3, 1677},  // 1190 cells.9.ops.3.x_op.ops.4
+  {CUDA_STEP_KERNEL, 88, -1, 6871, 10, 1678},  // 1191 k88_relu_bwd_bnbwdsum_c72_16x16
+  {CUDA_STEP_KERNEL, 89, -1, 6881, 7, 1679},  // 1192 k89_bnbwd_c72_16x16
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 392, 6888, 3, 1680},  // 1193 cells.9.ops.3.x_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 393, 6891, 3, 1681},  // 1194 cells.9.ops.3.x_op.ops.1
+  {CUDA_STEP_KERNEL, 90, -1, 6894, 8, 1684},  // 1195 k90_mask_bwd_bnbwd_c72_16x16
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 394, 6902, 3, 1685},  // 1196 cells.9.ops.2.y_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 395, 6905, 3, 1686},  // 1197 cells.9.ops.2.y_op.ops.1
+  {CUDA_STEP_KERNEL, 90, -1, 6908, 8, 1689},  // 1198 k90_mask_bwd_bnbwd_c72_16x16
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 396, 6916, 3, 1690},  // 1199 cells.9.ops.2.x_op.ops.1
+  {CUDA_STEP_GEMM, -1, 95, 6919, 3, 1691},  // 1200 cells.9.ops.2.x_op.ops.1
+  {CUDA_STEP_KERNEL, 85, -1, 6922, 9, 1694},  // 1201 k85_mask_bwd_bnbwdsum_c72_16x16
+  {CUDA_STEP_KERNEL, 86, -1, 6931, 8, 1694},  // 1202 k86_mask_bwd_bnbwd_c72_16x16
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 397, 6939, 3, 1695},  // 1203 cells.9.ops.1.y_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 398, 6942, 3, 1696},  // 1204 cells.9.ops.1.y_op.ops.1
+  {CUDA_STEP_KERNEL, 91, -1, 6945, 6, 1668},  // 1205 k91_mask_bwd_bnapply_relu_relu_bwd_c72_16x16
+  {CUDA_STEP_KERNEL, 85, -1, 6951, 9, 1699},  // 1206 k85_mask_bwd_bnbwdsum_c72_16x16
+  {CUDA_STEP_KERNEL, 86, -1, 6960, 8, 1699},  // 1207 k86_mask_bwd_bnbwd_c72_16x16
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 399, 6968, 3, 1700},  // 1208 cells.9.ops.1.x_op.ops.4
+  {CUDA_STEP_CONV_BWD_DATA, -1, 400, 6971, 3, 1701},  // 1209 cells.9.ops.1.x_op.ops.4
+  {CUDA_STEP_KERNEL, 88, -1, 6974, 10, 1702},  // 1210 k88_relu_bwd_bnbwdsum_c72_16x16
+  {CUDA_STEP_KERNEL, 89, -1, 6984, 7, 1703},  // 1211 k89_bnbwd_c72_16x16
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 401, 6991, 3, 1704},  // 1212 cells.9.ops.1.x_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 402, 6994, 3, 1705},  // 1213 cells.9.ops.1.x_op.ops.1
+  {CUDA_STEP_KERNEL, 92, -1, 6997, 11, 1706},  // 1214 k92_relu_bwd_mask_bwd_bnbwdsum_c72_16x16
+  {CUDA_STEP_KERNEL, 93, -1, 7008, 10, 1708},  // 1215 k93_bnapply_mask_bwd_avg5x5s1bwd_bnbwdsum_c72_16x16
+  {CUDA_STEP_KERNEL, 90, -1, 7018, 8, 1710},  // 1216 k90_mask_bwd_bnbwd_c72_16x16
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 403, 7026, 3, 1711},  // 1217 cells.9.ops.0.x_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 404, 7029, 3, 1712},  // 1218 cells.9.ops.0.x_op.ops.1
+  {CUDA_STEP_KERNEL, 94, -1, 7032, 13, 1667},  // 1219 k94_bnapply_relu_relu_bwd_bnbwdsum_c72_16x16
+  {CUDA_STEP_KERNEL, 89, -1, 7045, 7, 1714},  // 1220 k89_bnbwd_c72_16x16
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 405, 7052, 3, 1715},  // 1221 cells.9.maybe_calibrate_size.preprocess_y.conv
+  {CUDA_STEP_GEMM, -1, 96, 7055, 3, 1716},  // 1222 cells.9.maybe_calibrate_size.preprocess_y.conv
+  {CUDA_STEP_KERNEL, 84, -1, 7058, 4, 1662},  // 1223 k84_relu_relu_bwd_c216_16x16
+  {CUDA_STEP_KERNEL, 89, -1, 7062, 7, 1718},  // 1224 k89_bnbwd_c72_16x16
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 406, 7069, 3, 1719},  // 1225 cells.9.maybe_calibrate_size.preprocess_x.conv
+  {CUDA_STEP_GEMM, -1, 97, 7072, 3, 1720},  // 1226 cells.9.maybe_calibrate_size.preprocess_x.conv
+  {CUDA_STEP_KERNEL, 85, -1, 7075, 9, 1723},  // 1227 k85_mask_bwd_bnbwdsum_c72_16x16
+  {CUDA_STEP_KERNEL, 86, -1, 7084, 8, 1723},  // 1228 k86_mask_bwd_bnbwd_c72_16x16
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 407, 7092, 3, 1724},  // 1229 cells.8.ops.4.y_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 408, 7095, 3, 1725},  // 1230 cells.8.ops.4.y_op.ops.1
+  {CUDA_STEP_KERNEL, 85, -1, 7098, 9, 1729},  // 1231 k85_mask_bwd_bnbwdsum_c72_16x16
+  {CUDA_STEP_KERNEL, 86, -1, 7107, 8, 1729},  // 1232 k86_mask_bwd_bnbwd_c72_16x16
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 409, 7115, 3, 1730},  // 1233 cells.8.ops.3.y_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 410, 7118, 3, 1731},  // 1234 cells.8.ops.3.y_op.ops.1
+  {CUDA_STEP_KERNEL, 87, -1, 7121, 18, 1732},  // 1235 k87_relu_bwd_mask_bwd_bnbwdsum_c72_16x16
+  {CUDA_STEP_KERNEL, 85, -1, 7139, 9, 1734},  // 1236 k85_mask_bwd_bnbwdsum_c72_16x16
+  {CUDA_STEP_KERNEL, 86, -1, 7148, 8, 1734},  // 1237 k86_mask_bwd_bnbwd_c72_16x16
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 411, 7156, 3, 1735},  // 1238 cells.8.ops.3.x_op.ops.4
+  {CUDA_STEP_CONV_BWD_DATA, -1, 412, 7159, 3, 1736},  // 1239 cells.8.ops.3.x_op.ops.4
+  {CUDA_STEP_KERNEL, 88, -1, 7162, 10, 1737},  // 1240 k88_relu_bwd_bnbwdsum_c72_16x16
+  {CUDA_STEP_KERNEL, 89, -1, 7172, 7, 1738},  // 1241 k89_bnbwd_c72_16x16
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 413, 7179, 3, 1739},  // 1242 cells.8.ops.3.x_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 414, 7182, 3, 1740},  // 1243 cells.8.ops.3.x_op.ops.1
+  {CUDA_STEP_KERNEL, 90, -1, 7185, 8, 1743},  // 1244 k90_mask_bwd_bnbwd_c72_16x16
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 415, 7193, 3, 1744},  // 1245 cells.8.ops.2.y_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 416, 7196, 3, 1745},  // 1246 cells.8.ops.2.y_op.ops.1
+  {CUDA_STEP_KERNEL, 90, -1, 7199, 8, 1748},  // 1247 k90_mask_bwd_bnbwd_c72_16x16
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 417, 7207, 3, 1749},  // 1248 cells.8.ops.2.x_op.ops.1
+  {CUDA_STEP_GEMM, -1, 98, 7210, 3, 1750},  // 1249 cells.8.ops.2.x_op.ops.1
+  {CUDA_STEP_KERNEL, 85, -1, 7213, 9, 1753},  // 1250 k85_mask_bwd_bnbwdsum_c72_16x16
+  {CUDA_STEP_KERNEL, 86, -1, 7222, 8, 1753},  // 1251 k86_mask_bwd_bnbwd_c72_16x16
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 418, 7230, 3, 1754},  // 1252 cells.8.ops.1.y_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 419, 7233, 3, 1755},  // 1253 cells.8.ops.1.y_op.ops.1
+  {CUDA_STEP_KERNEL, 91, -1, 7236, 6, 1727},  // 1254 k91_mask_bwd_bnapply_relu_relu_bwd_c72_16x16
+  {CUDA_STEP_KERNEL, 85, -1, 7242, 9, 1758},  // 1255 k85_mask_bwd_bnbwdsum_c72_16x16
+  {CUDA_STEP_KERNEL, 86, -1, 7251, 8, 1758},  // 1256 k86_mask_bwd_bnbwd_c72_16x16
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 420, 7259, 3, 1759},  // 1257 cells.8.ops.1.x_op.ops.4
+  {CUDA_STEP_CONV_BWD_DATA, -1, 421, 7262, 3, 1760},  // 1258 cells.8.ops.1.x_op.ops.4
+  {CUDA_STEP_KERNEL, 88, -1, 7265, 10, 1761},  // 1259 k88_relu_bwd_bnbwdsum_c72_16x16
+  {CUDA_STEP_KERNEL, 89, -1, 7275, 7, 1762},  // 1260 k89_bnbwd_c72_16x16
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 422, 7282, 3, 1763},  // 1261 cells.8.ops.1.x_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 423, 7285, 3, 1764},  // 1262 cells.8.ops.1.x_op.ops.1
+  {CUDA_STEP_KERNEL, 92, -1, 7288, 11, 1765},  // 1263 k92_relu_bwd_mask_bwd_bnbwdsum_c72_16x16
+  {CUDA_STEP_KERNEL, 93, -1, 7299, 10, 1767},  // 1264 k93_bnapply_mask_bwd_avg5x5s1bwd_bnbwdsum_c72_16x16
+  {CUDA_STEP_KERNEL, 90, -1, 7309, 8, 1769},  // 1265 k90_mask_bwd_bnbwd_c72_16x16
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 424, 7317, 3, 1770},  // 1266 cells.8.ops.0.x_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 425, 7320, 3, 1771},  // 1267 cells.8.ops.0.x_op.ops.1
+  {CUDA_STEP_KERNEL, 94, -1, 7323, 13, 1726},  // 1268 k94_bnapply_relu_relu_bwd_bnbwdsum_c72_16x16
+  {CUDA_STEP_KERNEL, 89, -1, 7336, 7, 1773},  // 1269 k89_bnbwd_c72_16x16
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 426, 7343, 3, 1774},  // 1270 cells.8.maybe_calibrate_size.preprocess_y.conv
+  {CUDA_STEP_GEMM, -1, 99, 7346, 3, 1775},  // 1271 cells.8.maybe_calibrate_size.preprocess_y.conv
+  {CUDA_STEP_KERNEL, 84, -1, 7349, 4, 1721},  // 1272 k84_relu_relu_bwd_c216_16x16
+  {CUDA_STEP_KERNEL, 89, -1, 7353, 7, 1777},  // 1273 k89_bnbwd_c72_16x16
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 427, 7360, 3, 1778},  // 1274 cells.8.maybe_calibrate_size.preprocess_x.conv
+  {CUDA_STEP_GEMM, -1, 100, 7363, 3, 1779},  // 1275 cells.8.maybe_calibrate_size.preprocess_x.conv
+  {CUDA_STEP_KERNEL, 85, -1, 7366, 9, 1782},  // 1276 k85_mask_bwd_bnbwdsum_c72_16x16
+  {CUDA_STEP_KERNEL, 86, -1, 7375, 8, 1782},  // 1277 k86_mask_bwd_bnbwd_c72_16x16
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 428, 7383, 3, 1783},  // 1278 cells.7.ops.4.y_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 429, 7386, 3, 1784},  // 1279 cells.7.ops.4.y_op.ops.1
+  {CUDA_STEP_KERNEL, 85, -1, 7389, 9, 1788},  // 1280 k85_mask_bwd_bnbwdsum_c72_16x16
+  {CUDA_STEP_KERNEL, 86, -1, 7398, 8, 1788},  // 1281 k86_mask_bwd_bnbwd_c72_16x16
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 430, 7406, 3, 1789},  // 1282 cells.7.ops.3.y_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 431, 7409, 3, 1790},  // 1283 cells.7.ops.3.y_op.ops.1
+  {CUDA_STEP_KERNEL, 87, -1, 7412, 18, 1791},  // 1284 k87_relu_bwd_mask_bwd_bnbwdsum_c72_16x16
+  {CUDA_STEP_KERNEL, 85, -1, 7430, 9, 1793},  // 1285 k85_mask_bwd_bnbwdsum_c72_16x16
+  {CUDA_STEP_KERNEL, 86, -1, 7439, 8, 1793},  // 1286 k86_mask_bwd_bnbwd_c72_16x16
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 432, 7447, 3, 1794},  // 1287 cells.7.ops.3.x_op.ops.4
+  {CUDA_STEP_CONV_BWD_DATA, -1, 433, 7450, 3, 1795},  // 1288 cells.7.ops.3.x_op.ops.4
+  {CUDA_STEP_KERNEL, 88, -1, 7453, 10, 1796},  // 1289 k88_relu_bwd_bnbwdsum_c72_16x16
+  {CUDA_STEP_KERNEL, 89, -1, 7463, 7, 1797},  // 1290 k89_bnbwd_c72_16x16
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 434, 7470, 3, 1798},  // 1291 cells.7.ops.3.x_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 435, 7473, 3, 1799},  // 1292 cells.7.ops.3.x_op.ops.1
+  {CUDA_STEP_KERNEL, 90, -1, 7476, 8, 1802},  // 1293 k90_mask_bwd_bnbwd_c72_16x16
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 436, 7484, 3, 1803},  // 1294 cells.7.ops.2.y_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 437, 7487, 3, 1804},  // 1295 cells.7.ops.2.y_op.ops.1
+  {CUDA_STEP_KERNEL, 90, -1, 7490, 8, 1807},  // 1296 k90_mask_bwd_bnbwd_c72_16x16
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 438, 7498, 3, 1808},  // 1297 cells.7.ops.2.x_op.ops.1
+  {CUDA_STEP_GEMM, -1, 101, 7501, 3, 1809},  // 1298 cells.7.ops.2.x_op.ops.1
+  {CUDA_STEP_KERNEL, 85, -1, 7504, 9, 1812},  // 1299 k85_mask_bwd_bnbwdsum_c72_16x16
+  {CUDA_STEP_KERNEL, 86, -1, 7513, 8, 1812},  // 1300 k86_mask_bwd_bnbwd_c72_16x16
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 439, 7521, 3, 1813},  // 1301 cells.7.ops.1.y_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 440, 7524, 3, 1814},  // 1302 cells.7.ops.1.y_op.ops.1
+  {CUDA_STEP_KERNEL, 91, -1, 7527, 6, 1786},  // 1303 k91_mask_bwd_bnapply_relu_relu_bwd_c72_16x16
+  {CUDA_STEP_KERNEL, 85, -1, 7533, 9, 1817},  // 1304 k85_mask_bwd_bnbwdsum_c72_16x16
+  {CUDA_STEP_KERNEL, 86, -1, 7542, 8, 1817},  // 1305 k86_mask_bwd_bnbwd_c72_16x16
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 441, 7550, 3, 1818},  // 1306 cells.7.ops.1.x_op.ops.4
+  {CUDA_STEP_CONV_BWD_DATA, -1, 442, 7553, 3, 1819},  // 1307 cells.7.ops.1.x_op.ops.4
+  {CUDA_STEP_KERNEL, 88, -1, 7556, 10, 1820},  // 1308 k88_relu_bwd_bnbwdsum_c72_16x16
+  {CUDA_STEP_KERNEL, 89, -1, 7566, 7, 1821},  // 1309 k89_bnbwd_c72_16x16
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 443, 7573, 3, 1822},  // 1310 cells.7.ops.1.x_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 444, 7576, 3, 1823},  // 1311 cells.7.ops.1.x_op.ops.1
+  {CUDA_STEP_KERNEL, 92, -1, 7579, 11, 1824},  // 1312 k92_relu_bwd_mask_bwd_bnbwdsum_c72_16x16
+  {CUDA_STEP_KERNEL, 93, -1, 7590, 10, 1826},  // 1313 k93_bnapply_mask_bwd_avg5x5s1bwd_bnbwdsum_c72_16x16
+  {CUDA_STEP_KERNEL, 90, -1, 7600, 8, 1828},  // 1314 k90_mask_bwd_bnbwd_c72_16x16
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 445, 7608, 3, 1829},  // 1315 cells.7.ops.0.x_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 446, 7611, 3, 1830},  // 1316 cells.7.ops.0.x_op.ops.1
+  {CUDA_STEP_KERNEL, 94, -1, 7614, 13, 1785},  // 1317 k94_bnapply_relu_relu_bwd_bnbwdsum_c72_16x16
+  {CUDA_STEP_KERNEL, 89, -1, 7627, 7, 1832},  // 1318 k89_bnbwd_c72_16x16
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 447, 7634, 3, 1833},  // 1319 cells.7.maybe_calibrate_size.preprocess_y.conv
+  {CUDA_STEP_GEMM, -1, 102, 7637, 3, 1834},  // 1320 cells.7.maybe_calibrate_size.preprocess_y.conv
+  {CUDA_STEP_KERNEL, 95, -1, 7640, 4, 1780},  // 1321 k95_relu_relu_bwd_c288_16x16
+  {CUDA_STEP_KERNEL, 89, -1, 7644, 7, 1836},  // 1322 k89_bnbwd_c72_16x16
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 448, 7651, 3, 1837},  // 1323 cells.7.maybe_calibrate_size.preprocess_x.path2.1
+  {CUDA_STEP_KERNEL, 96, -1, 7654, 1, 1838},  // 1324 k96_zero_c108_32x32
+  {CUDA_STEP_CONV_BWD_DATA, -1, 449, 7655, 3, 1838},  // 1325 cells.7.maybe_calibrate_size.preprocess_x.path2.1
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 450, 7658, 3, 1839},  // 1326 cells.7.maybe_calibrate_size.preprocess_x.path1.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 451, 7661, 3, 1840},  // 1327 cells.7.maybe_calibrate_size.preprocess_x.path1.1
+  {CUDA_STEP_KERNEL, 97, -1, 7664, 9, 1843},  // 1328 k97_mask_bwd_bnbwdsum_c72_16x16
+  {CUDA_STEP_KERNEL, 98, -1, 7673, 8, 1843},  // 1329 k98_mask_bwd_bnbwd_c72_16x16
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 452, 7681, 3, 1844},  // 1330 cells.6.ops.4.y_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 453, 7684, 3, 1845},  // 1331 cells.6.ops.4.y_op.ops.1
+  {CUDA_STEP_KERNEL, 99, -1, 7687, 3, 1846},  // 1332 k99_bnapply_relu_relu_bwd_c72_32x32
+  {CUDA_STEP_KERNEL, 100, -1, 7690, 6, 1848},  // 1333 k100_bnapply_mask_bwd_max3x3s2bwd_c72_32x32
+  {CUDA_STEP_KERNEL, 97, -1, 7696, 9, 1850},  // 1334 k97_mask_bwd_bnbwdsum_c72_16x16
+  {CUDA_STEP_KERNEL, 98, -1, 7705, 8, 1850},  // 1335 k98_mask_bwd_bnbwd_c72_16x16
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 454, 7713, 3, 1851},  // 1336 cells.6.ops.3.y_op.ops.1
+  {CUDA_STEP_GEMM, -1, 103, 7716, 3, 1852},  // 1337 cells.6.ops.3.y_op.ops.1
+  {CUDA_STEP_KERNEL, 92, -1, 7719, 11, 1853},  // 1338 k92_relu_bwd_mask_bwd_bnbwdsum_c72_16x16
+  {CUDA_STEP_KERNEL, 101, -1, 7730, 6, 1857},  // 1339 k101_bnapply_mask_bwd_max2x2s2bwd_c72_32x32
+  {CUDA_STEP_KERNEL, 97, -1, 7736, 9, 1859},  // 1340 k97_mask_bwd_bnbwdsum_c72_16x16
+  {CUDA_STEP_KERNEL, 98, -1, 7745, 8, 1859},  // 1341 k98_mask_bwd_bnbwd_c72_16x16
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 455, 7753, 3, 1860},  // 1342 cells.6.ops.2.x_op.ops.4
+  {CUDA_STEP_CONV_BWD_DATA, -1, 456, 7756, 3, 1861},  // 1343 cells.6.ops.2.x_op.ops.4
+  {CUDA_STEP_KERNEL, 102, -1, 7759, 10, 1862},  // 1344 k102_relu_bwd_bnbwdsum_c72_32x16
+  {CUDA_STEP_KERNEL, 103, -1, 7769, 7, 1863},  // 1345 k103_bnbwd_c72_32x16
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 457, 7776, 3, 1864},  // 1346 cells.6.ops.2.x_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 458, 7779, 3, 1865},  // 1347 cells.6.ops.2.x_op.ops.1
+  {CUDA_STEP_KERNEL, 104, -1, 7782, 5, 1855},  // 1348 k104_bnapply_mask_bwd_avg3x3s2bwd_relu_c72_32x32
+  {CUDA_STEP_KERNEL, 97, -1, 7787, 9, 1870},  // 1349 k97_mask_bwd_bnbwdsum_c72_16x16
+  {CUDA_STEP_KERNEL, 98, -1, 7796, 8, 1870},  // 1350 k98_mask_bwd_bnbwd_c72_16x16
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 459, 7804, 3, 1871},  // 1351 cells.6.ops.1.x_op.ops.1
+  {CUDA_STEP_KERNEL, 105, -1, 7807, 1, 1872},  // 1352 k105_zero_c72_32x32
+  {CUDA_STEP_CONV_BWD_DATA, -1, 460, 7808, 3, 1872},  // 1353 cells.6.ops.1.x_op.ops.1
+  {CUDA_STEP_KERNEL, 106, -1, 7811, 10, 1875},  // 1354 k106_bnapply_mask_bwd_avg2x2s2bwd_bnbwdsum_c72_32x32
+  {CUDA_STEP_KERNEL, 90, -1, 7821, 8, 1877},  // 1355 k90_mask_bwd_bnbwd_c72_16x16
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 461, 7829, 3, 1878},  // 1356 cells.6.ops.0.x_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 462, 7832, 3, 1879},  // 1357 cells.6.ops.0.x_op.ops.1
+  {CUDA_STEP_KERNEL, 107, -1, 7835, 13, 1868},  // 1358 k107_bnapply_mask_bwd_avg3x3s2bwd_relu_c72_32x32
+  {CUDA_STEP_KERNEL, 108, -1, 7848, 7, 1881},  // 1359 k108_bnbwd_c72_32x32
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 463, 7855, 3, 1882},  // 1360 cells.6.maybe_calibrate_size.preprocess_y.conv
+  {CUDA_STEP_GEMM, -1, 104, 7858, 3, 1883},  // 1361 cells.6.maybe_calibrate_size.preprocess_y.conv
+  {CUDA_STEP_KERNEL, 109, -1, 7861, 4, 1841},  // 1362 k109_relu_relu_bwd_c108_32x32
+  {CUDA_STEP_KERNEL, 108, -1, 7865, 7, 1885},  // 1363 k108_bnbwd_c72_32x32
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 464, 7872, 3, 1886},  // 1364 cells.6.maybe_calibrate_size.preprocess_x.conv
+  {CUDA_STEP_GEMM, -1, 105, 7875, 3, 1887},  // 1365 cells.6.maybe_calibrate_size.preprocess_x.conv
+  {CUDA_STEP_KERNEL, 110, -1, 7878, 9, 1890},  // 1366 k110_mask_bwd_bnbwdsum_c36_32x32
+  {CUDA_STEP_KERNEL, 111, -1, 7887, 8, 1890},  // 1367 k111_mask_bwd_bnbwd_c36_32x32
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 465, 7895, 3, 1891},  // 1368 cells.5.ops.4.y_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 466, 7898, 3, 1892},  // 1369 cells.5.ops.4.y_op.ops.1
+  {CUDA_STEP_KERNEL, 110, -1, 7901, 9, 1896},  // 1370 k110_mask_bwd_bnbwdsum_c36_32x32
+  {CUDA_STEP_KERNEL, 111, -1, 7910, 8, 1896},  // 1371 k111_mask_bwd_bnbwd_c36_32x32
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 467, 7918, 3, 1897},  // 1372 cells.5.ops.3.y_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 468, 7921, 3, 1898},  // 1373 cells.5.ops.3.y_op.ops.1
+  {CUDA_STEP_KERNEL, 112, -1, 7924, 18, 1899},  // 1374 k112_relu_bwd_mask_bwd_bnbwdsum_c36_32x32
+  {CUDA_STEP_KERNEL, 110, -1, 7942, 9, 1901},  // 1375 k110_mask_bwd_bnbwdsum_c36_32x32
+  {CUDA_STEP_KERNEL, 111, -1, 7951, 8, 1901},  // 1376 k111_mask_bwd_bnbwd_c36_32x32
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 469, 7959, 3, 1902},  // 1377 cells.5.ops.3.x_op.ops.4
+  {CUDA_STEP_CONV_BWD_DATA, -1, 470, 7962, 3, 1903},  // 1378 cells.5.ops.3.x_op.ops.4
+  {CUDA_STEP_KERNEL, 113, -1, 7965, 10, 1904},  // 1379 k113_relu_bwd_bnbwdsum_c36_32x32
+  {CUDA_STEP_KERNEL, 114, -1, 7975, 7, 1905},  // 1380 k114_bnbwd_c36_32x32
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 471, 7982, 3, 1906},  // 1381 cells.5.ops.3.x_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 472, 7985, 3, 1907},  // 1382 cells.5.ops.3.x_op.ops.1
+  {CUDA_STEP_KERNEL, 115, -1, 7988, 8, 1910},  // 1383 k115_mask_bwd_bnbwd_c36_32x32
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 473, 7996, 3, 1911},  // 1384 cells.5.ops.2.y_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 474, 7999, 3, 1912},  // 1385 cells.5.ops.2.y_op.ops.1
+  {CUDA_STEP_KERNEL, 115, -1, 8002, 8, 1915},  // 1386 k115_mask_bwd_bnbwd_c36_32x32
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 475, 8010, 3, 1916},  // 1387 cells.5.ops.2.x_op.ops.1
+  {CUDA_STEP_GEMM, -1, 106, 8013, 3, 1917},  // 1388 cells.5.ops.2.x_op.ops.1
+  {CUDA_STEP_KERNEL, 110, -1, 8016, 9, 1920},  // 1389 k110_mask_bwd_bnbwdsum_c36_32x32
+  {CUDA_STEP_KERNEL, 111, -1, 8025, 8, 1920},  // 1390 k111_mask_bwd_bnbwd_c36_32x32
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 476, 8033, 3, 1921},  // 1391 cells.5.ops.1.y_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 477, 8036, 3, 1922},  // 1392 cells.5.ops.1.y_op.ops.1
+  {CUDA_STEP_KERNEL, 116, -1, 8039, 6, 1894},  // 1393 k116_mask_bwd_bnapply_relu_relu_bwd_c36_32x32
+  {CUDA_STEP_KERNEL, 110, -1, 8045, 9, 1925},  // 1394 k110_mask_bwd_bnbwdsum_c36_32x32
+  {CUDA_STEP_KERNEL, 111, -1, 8054, 8, 1925},  // 1395 k111_mask_bwd_bnbwd_c36_32x32
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 478, 8062, 3, 1926},  // 1396 cells.5.ops.1.x_op.ops.4
+  {CUDA_STEP_CONV_BWD_DATA, -1, 479, 8065, 3, 1927},  // 1397 cells.5.ops.1.x_op.ops.4
+  {CUDA_STEP_KERNEL, 113, -1, 8068, 10, 1928},  // 1398 k113_relu_bwd_bnbwdsum_c36_32x32
+  {CUDA_STEP_KERNEL, 114, -1, 8078, 7, 1929},  // 1399 k114_bnbwd_c36_32x32
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 480, 8085, 3, 1930},  // 1400 cells.5.ops.1.x_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 481, 8088, 3, 1931},  // 1401 cells.5.ops.1.x_op.ops.1
+  {CUDA_STEP_KERNEL, 117, -1, 8091, 11, 1932},  // 1402 k117_relu_bwd_mask_bwd_bnbwdsum_c36_32x32
+  {CUDA_STEP_KERNEL, 118, -1, 8102, 10, 1934},  // 1403 k118_bnapply_mask_bwd_avg5x5s1bwd_bnbwdsum_c36_32x32
+  {CUDA_STEP_KERNEL, 115, -1, 8112, 8, 1936},  // 1404 k115_mask_bwd_bnbwd_c36_32x32
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 482, 8120, 3, 1937},  // 1405 cells.5.ops.0.x_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 483, 8123, 3, 1938},  // 1406 cells.5.ops.0.x_op.ops.1
+  {CUDA_STEP_KERNEL, 119, -1, 8126, 13, 1893},  // 1407 k119_bnapply_relu_relu_bwd_bnbwdsum_c36_32x32
+  {CUDA_STEP_KERNEL, 114, -1, 8139, 7, 1940},  // 1408 k114_bnbwd_c36_32x32
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 484, 8146, 3, 1941},  // 1409 cells.5.maybe_calibrate_size.preprocess_y.conv
+  {CUDA_STEP_GEMM, -1, 107, 8149, 3, 1942},  // 1410 cells.5.maybe_calibrate_size.preprocess_y.conv
+  {CUDA_STEP_KERNEL, 109, -1, 8152, 4, 1888},  // 1411 k109_relu_relu_bwd_c108_32x32
+  {CUDA_STEP_KERNEL, 114, -1, 8156, 7, 1944},  // 1412 k114_bnbwd_c36_32x32
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 485, 8163, 3, 1945},  // 1413 cells.5.maybe_calibrate_size.preprocess_x.conv
+  {CUDA_STEP_GEMM, -1, 108, 8166, 3, 1946},  // 1414 cells.5.maybe_calibrate_size.preprocess_x.conv
+  {CUDA_STEP_KERNEL, 110, -1, 8169, 9, 1949},  // 1415 k110_mask_bwd_bnbwdsum_c36_32x32
+  {CUDA_STEP_KERNEL, 111, -1, 8178, 8, 1949},  // 1416 k111_mask_bwd_bnbwd_c36_32x32
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 486, 8186, 3, 1950},  // 1417 cells.4.ops.4.y_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 487, 8189, 3, 1951},  // 1418 cells.4.ops.4.y_op.ops.1
+  {CUDA_STEP_KERNEL, 110, -1, 8192, 9, 1955},  // 1419 k110_mask_bwd_bnbwdsum_c36_32x32
+  {CUDA_STEP_KERNEL, 111, -1, 8201, 8, 1955},  // 1420 k111_mask_bwd_bnbwd_c36_32x32
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 488, 8209, 3, 1956},  // 1421 cells.4.ops.3.y_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 489, 8212, 3, 1957},  // 1422 cells.4.ops.3.y_op.ops.1
+  {CUDA_STEP_KERNEL, 112, -1, 8215, 18, 1958},  // 1423 k112_relu_bwd_mask_bwd_bnbwdsum_c36_32x32
+  {CUDA_STEP_KERNEL, 110, -1, 8233, 9, 1960},  // 1424 k110_mask_bwd_bnbwdsum_c36_32x32
+  {CUDA_STEP_KERNEL, 111, -1, 8242, 8, 1960},  // 1425 k111_mask_bwd_bnbwd_c36_32x32
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 490, 8250, 3, 1961},  // 1426 cells.4.ops.3.x_op.ops.4
+  {CUDA_STEP_CONV_BWD_DATA, -1, 491, 8253, 3, 1962},  // 1427 cells.4.ops.3.x_op.ops.4
+  {CUDA_STEP_KERNEL, 113, -1, 8256, 10, 1963},  // 1428 k113_relu_bwd_bnbwdsum_c36_32x32
+  {CUDA_STEP_KERNEL, 114, -1, 8266, 7, 1964},  // 1429 k114_bnbwd_c36_32x32
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 492, 8273, 3, 1965},  // 1430 cells.4.ops.3.x_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 493, 8276, 3, 1966},  // 1431 cells.4.ops.3.x_op.ops.1
+  {CUDA_STEP_KERNEL, 115, -1, 8279, 8, 1969},  // 1432 k115_mask_bwd_bnbwd_c36_32x32
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 494, 8287, 3, 1970},  // 1433 cells.4.ops.2.y_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 495, 8290, 3, 1971},  // 1434 cells.4.ops.2.y_op.ops.1
+  {CUDA_STEP_KERNEL, 115, -1, 8293, 8, 1974},  // 1435 k115_mask_bwd_bnbwd_c36_32x32
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 496, 8301, 3, 1975},  // 1436 cells.4.ops.2.x_op.ops.1
+  {CUDA_STEP_GEMM, -1, 109, 8304, 3, 1976},  // 1437 cells.4.ops.2.x_op.ops.1
+  {CUDA_STEP_KERNEL, 110, -1, 8307, 9, 1979},  // 1438 k110_mask_bwd_bnbwdsum_c36_32x32
+  {CUDA_STEP_KERNEL, 111, -1, 8316, 8, 1979},  // 1439 k111_mask_bwd_bnbwd_c36_32x32
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 497, 8324, 3, 1980},  // 1440 cells.4.ops.1.y_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 498, 8327, 3, 1981},  // 1441 cells.4.ops.1.y_op.ops.1
+  {CUDA_STEP_KERNEL, 116, -1, 8330, 6, 1953},  // 1442 k116_mask_bwd_bnapply_relu_relu_bwd_c36_32x32
+  {CUDA_STEP_KERNEL, 110, -1, 8336, 9, 1984},  // 1443 k110_mask_bwd_bnbwdsum_c36_32x32
+  {CUDA_STEP_KERNEL, 111, -1, 8345, 8, 1984},  // 1444 k111_mask_bwd_bnbwd_c36_32x32
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 499, 8353, 3, 1985},  // 1445 cells.4.ops.1.x_op.ops.4
+  {CUDA_STEP_CONV_BWD_DATA, -1, 500, 8356, 3, 1986},  // 1446 cells.4.ops.1.x_op.ops.4
+  {CUDA_STEP_KERNEL, 113, -1, 8359, 10, 1987},  // 1447 k113_relu_bwd_bnbwdsum_c36_32x32
+  {CUDA_STEP_KERNEL, 114, -1, 8369, 7, 1988},  // 1448 k114_bnbwd_c36_32x32
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 501, 8376, 3, 1989},  // 1449 cells.4.ops.1.x_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 502, 8379, 3, 1990},  // 1450 cells.4.ops.1.x_op.ops.1
+  {CUDA_STEP_KERNEL, 117, -1, 8382, 11, 1991},  // 1451 k117_relu_bwd_mask_bwd_bnbwdsum_c36_32x32
+  {CUDA_STEP_KERNEL, 118, -1, 8393, 10, 1993},  // 1452 k118_bnapply_mask_bwd_avg5x5s1bwd_bnbwdsum_c36_32x32
+  {CUDA_STEP_KERNEL, 115, -1, 8403, 8, 1995},  // 1453 k115_mask_bwd_bnbwd_c36_32x32
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 503, 8411, 3, 1996},  // 1454 cells.4.ops.0.x_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 504, 8414, 3, 1997},  // 1455 cells.4.ops.0.x_op.ops.1
+  {CUDA_STEP_KERNEL, 119, -1, 8417, 13, 1952},  // 1456 k119_bnapply_relu_relu_bwd_bnbwdsum_c36_32x32
+  {CUDA_STEP_KERNEL, 114, -1, 8430, 7, 1999},  // 1457 k114_bnbwd_c36_32x32
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 505, 8437, 3, 2000},  // 1458 cells.4.maybe_calibrate_size.preprocess_y.conv
+  {CUDA_STEP_GEMM, -1, 110, 8440, 3, 2001},  // 1459 cells.4.maybe_calibrate_size.preprocess_y.conv
+  {CUDA_STEP_KERNEL, 109, -1, 8443, 4, 1947},  // 1460 k109_relu_relu_bwd_c108_32x32
+  {CUDA_STEP_KERNEL, 114, -1, 8447, 7, 2003},  // 1461 k114_bnbwd_c36_32x32
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 506, 8454, 3, 2004},  // 1462 cells.4.maybe_calibrate_size.preprocess_x.conv
+  {CUDA_STEP_GEMM, -1, 111, 8457, 3, 2005},  // 1463 cells.4.maybe_calibrate_size.preprocess_x.conv
+  {CUDA_STEP_KERNEL, 110, -1, 8460, 9, 2008},  // 1464 k110_mask_bwd_bnbwdsum_c36_32x32
+  {CUDA_STEP_KERNEL, 111, -1, 8469, 8, 2008},  // 1465 k111_mask_bwd_bnbwd_c36_32x32
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 507, 8477, 3, 2009},  // 1466 cells.3.ops.4.y_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 508, 8480, 3, 2010},  // 1467 cells.3.ops.4.y_op.ops.1
+  {CUDA_STEP_KERNEL, 110, -1, 8483, 9, 2014},  // 1468 k110_mask_bwd_bnbwdsum_c36_32x32
+  {CUDA_STEP_KERNEL, 111, -1, 8492, 8, 2014},  // 1469 k111_mask_bwd_bnbwd_c36_32x32
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 509, 8500, 3, 2015},  // 1470 cells.3.ops.3.y_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 510, 8503, 3, 2016},  // 1471 cells.3.ops.3.y_op.ops.1
+  {CUDA_STEP_KERNEL, 112, -1, 8506, 18, 2017},  // 1472 k112_relu_bwd_mask_bwd_bnbwdsum_c36_32x32
+  {CUDA_STEP_KERNEL, 110, -1, 8524, 9, 2019},  // 1473 k110_mask_bwd_bnbwdsum_c36_32x32
+  {CUDA_STEP_KERNEL, 111, -1, 8533, 8, 2019},  // 1474 k111_mask_bwd_bnbwd_c36_32x32
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 511, 8541, 3, 2020},  // 1475 cells.3.ops.3.x_op.ops.4
+  {CUDA_STEP_CONV_BWD_DATA, -1, 512, 8544, 3, 2021},  // 1476 cells.3.ops.3.x_op.ops.4
+  {CUDA_STEP_KERNEL, 113, -1, 8547, 10, 2022},  // 1477 k113_relu_bwd_bnbwdsum_c36_32x32
+  {CUDA_STEP_KERNEL, 114, -1, 8557, 7, 2023},  // 1478 k114_bnbwd_c36_32x32
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 513, 8564, 3, 2024},  // 1479 cells.3.ops.3.x_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 514, 8567, 3, 2025},  // 1480 cells.3.ops.3.x_op.ops.1
+  {CUDA_STEP_KERNEL, 115, -1, 8570, 8, 2028},  // 1481 k115_mask_bwd_bnbwd_c36_32x32
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 515, 8578, 3, 2029},  // 1482 cells.3.ops.2.y_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 516, 8581, 3, 2030},  // 1483 cells.3.ops.2.y_op.ops.1
+  {CUDA_STEP_KERNEL, 115, -1, 8584, 8, 2033},  // 1484 k115_mask_bwd_bnbwd_c36_32x32
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 517, 8592, 3, 2034},  // 1485 cells.3.ops.2.x_op.ops.1
+  {CUDA_STEP_GEMM, -1, 112, 8595, 3, 2035},  // 1486 cells.3.ops.2.x_op.ops.1
+  {CUDA_STEP_KERNEL, 110, -1, 8598, 9, 2038},  // 1487 k110_mask_bwd_bnbwdsum_c36_32x32
+  {CUDA_STEP_KERNEL, 111, -1, 8607, 8, 2038},  // 1488 k111_mask_bwd_bnbwd_c36_32x32
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 518, 8615, 3, 2039},  // 1489 cells.3.ops.1.y_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 519, 8618, 3, 2040},  // 1490 cells.3.ops.1.y_op.ops.1
+  {CUDA_STEP_KERNEL, 116, -1, 8621, 6, 2012},  // 1491 k116_mask_bwd_bnapply_relu_relu_bwd_c36_32x32
+  {CUDA_STEP_KERNEL, 110, -1, 8627, 9, 2043},  // 1492 k110_mask_bwd_bnbwdsum_c36_32x32
+  {CUDA_STEP_KERNEL, 111, -1, 8636, 8, 2043},  // 1493 k111_mask_bwd_bnbwd_c36_32x32
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 520, 8644, 3, 2044},  // 1494 cells.3.ops.1.x_op.ops.4
+  {CUDA_STEP_CONV_BWD_DATA, -1, 521, 8647, 3, 2045},  // 1495 cells.3.ops.1.x_op.ops.4
+  {CUDA_STEP_KERNEL, 113, -1, 8650, 10, 2046},  // 1496 k113_relu_bwd_bnbwdsum_c36_32x32
+  {CUDA_STEP_KERNEL, 114, -1, 8660, 7, 2047},  // 1497 k114_bnbwd_c36_32x32
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 522, 8667, 3, 2048},  // 1498 cells.3.ops.1.x_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 523, 8670, 3, 2049},  // 1499 cells.3.ops.1.x_op.ops.1
+  {CUDA_STEP_KERNEL, 117, -1, 8673, 11, 2050},  // 1500 k117_relu_bwd_mask_bwd_bnbwdsum_c36_32x32
+  {CUDA_STEP_KERNEL, 118, -1, 8684, 10, 2052},  // 1501 k118_bnapply_mask_bwd_avg5x5s1bwd_bnbwdsum_c36_32x32
+  {CUDA_STEP_KERNEL, 115, -1, 8694, 8, 2054},  // 1502 k115_mask_bwd_bnbwd_c36_32x32
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 524, 8702, 3, 2055},  // 1503 cells.3.ops.0.x_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 525, 8705, 3, 2056},  // 1504 cells.3.ops.0.x_op.ops.1
+  {CUDA_STEP_KERNEL, 119, -1, 8708, 13, 2011},  // 1505 k119_bnapply_relu_relu_bwd_bnbwdsum_c36_32x32
+  {CUDA_STEP_KERNEL, 114, -1, 8721, 7, 2058},  // 1506 k114_bnbwd_c36_32x32
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 526, 8728, 3, 2059},  // 1507 cells.3.maybe_calibrate_size.preprocess_y.conv
+  {CUDA_STEP_GEMM, -1, 113, 8731, 3, 2060},  // 1508 cells.3.maybe_calibrate_size.preprocess_y.conv
+  {CUDA_STEP_KERNEL, 109, -1, 8734, 4, 2006},  // 1509 k109_relu_relu_bwd_c108_32x32
+  {CUDA_STEP_KERNEL, 114, -1, 8738, 7, 2062},  // 1510 k114_bnbwd_c36_32x32
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 527, 8745, 3, 2063},  // 1511 cells.3.maybe_calibrate_size.preprocess_x.conv
+  {CUDA_STEP_GEMM, -1, 114, 8748, 3, 2064},  // 1512 cells.3.maybe_calibrate_size.preprocess_x.conv
+  {CUDA_STEP_KERNEL, 110, -1, 8751, 9, 2067},  // 1513 k110_mask_bwd_bnbwdsum_c36_32x32
+  {CUDA_STEP_KERNEL, 111, -1, 8760, 8, 2067},  // 1514 k111_mask_bwd_bnbwd_c36_32x32
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 528, 8768, 3, 2068},  // 1515 cells.2.ops.4.y_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 529, 8771, 3, 2069},  // 1516 cells.2.ops.4.y_op.ops.1
+  {CUDA_STEP_KERNEL, 110, -1, 8774, 9, 2073},  // 1517 k110_mask_bwd_bnbwdsum_c36_32x32
+  {CUDA_STEP_KERNEL, 111, -1, 8783, 8, 2073},  // 1518 k111_mask_bwd_bnbwd_c36_32x32
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 530, 8791, 3, 2074},  // 1519 cells.2.ops.3.y_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 531, 8794, 3, 2075},  // 1520 cells.2.ops.3.y_op.ops.1
+  {CUDA_STEP_KERNEL, 112, -1, 8797, 18, 2076},  // 1521 k112_relu_bwd_mask_bwd_bnbwdsum_c36_32x32
+  {CUDA_STEP_KERNEL, 110, -1, 8815, 9, 2078},  // 1522 k110_mask_bwd_bnbwdsum_c36_32x32
+  {CUDA_STEP_KERNEL, 111, -1, 8824, 8, 2078},  // 1523 k111_mask_bwd_bnbwd_c36_32x32
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 532, 8832, 3, 2079},  // 1524 cells.2.ops.3.x_op.ops.4
+  {CUDA_STEP_CONV_BWD_DATA, -1, 533, 8835, 3, 2080},  // 1525 cells.2.ops.3.x_op.ops.4
+  {CUDA_STEP_KERNEL, 113, -1, 8838, 10, 2081},  // 1526 k113_relu_bwd_bnbwdsum_c36_32x32
+  {CUDA_STEP_KERNEL, 114, -1, 8848, 7, 2082},  // 1527 k114_bnbwd_c36_32x32
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 534, 8855, 3, 2083},  // 1528 cells.2.ops.3.x_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 535, 8858, 3, 2084},  // 1529 cells.2.ops.3.x_op.ops.1
+  {CUDA_STEP_KERNEL, 115, -1, 8861, 8, 2087},  // 1530 k115_mask_bwd_bnbwd_c36_32x32
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 536, 8869, 3, 2088},  // 1531 cells.2.ops.2.y_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 537, 8872, 3, 2089},  // 1532 cells.2.ops.2.y_op.ops.1
+  {CUDA_STEP_KERNEL, 115, -1, 8875, 8, 2092},  // 1533 k115_mask_bwd_bnbwd_c36_32x32
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 538, 8883, 3, 2093},  // 1534 cells.2.ops.2.x_op.ops.1
+  {CUDA_STEP_GEMM, -1, 115, 8886, 3, 2094},  // 1535 cells.2.ops.2.x_op.ops.1
+  {CUDA_STEP_KERNEL, 110, -1, 8889, 9, 2097},  // 1536 k110_mask_bwd_bnbwdsum_c36_32x32
+  {CUDA_STEP_KERNEL, 111, -1, 8898, 8, 2097},  // 1537 k111_mask_bwd_bnbwd_c36_32x32
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 539, 8906, 3, 2098},  // 1538 cells.2.ops.1.y_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 540, 8909, 3, 2099},  // 1539 cells.2.ops.1.y_op.ops.1
+  {CUDA_STEP_KERNEL, 116, -1, 8912, 6, 2071},  // 1540 k116_mask_bwd_bnapply_relu_relu_bwd_c36_32x32
+  {CUDA_STEP_KERNEL, 110, -1, 8918, 9, 2102},  // 1541 k110_mask_bwd_bnbwdsum_c36_32x32
+  {CUDA_STEP_KERNEL, 111, -1, 8927, 8, 2102},  // 1542 k111_mask_bwd_bnbwd_c36_32x32
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 541, 8935, 3, 2103},  // 1543 cells.2.ops.1.x_op.ops.4
+  {CUDA_STEP_CONV_BWD_DATA, -1, 542, 8938, 3, 2104},  // 1544 cells.2.ops.1.x_op.ops.4
+  {CUDA_STEP_KERNEL, 113, -1, 8941, 10, 2105},  // 1545 k113_relu_bwd_bnbwdsum_c36_32x32
+  {CUDA_STEP_KERNEL, 114, -1, 8951, 7, 2106},  // 1546 k114_bnbwd_c36_32x32
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 543, 8958, 3, 2107},  // 1547 cells.2.ops.1.x_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 544, 8961, 3, 2108},  // 1548 cells.2.ops.1.x_op.ops.1
+  {CUDA_STEP_KERNEL, 117, -1, 8964, 11, 2109},  // 1549 k117_relu_bwd_mask_bwd_bnbwdsum_c36_32x32
+  {CUDA_STEP_KERNEL, 118, -1, 8975, 10, 2111},  // 1550 k118_bnapply_mask_bwd_avg5x5s1bwd_bnbwdsum_c36_32x32
+  {CUDA_STEP_KERNEL, 115, -1, 8985, 8, 2113},  // 1551 k115_mask_bwd_bnbwd_c36_32x32
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 545, 8993, 3, 2114},  // 1552 cells.2.ops.0.x_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 546, 8996, 3, 2115},  // 1553 cells.2.ops.0.x_op.ops.1
+  {CUDA_STEP_KERNEL, 119, -1, 8999, 13, 2070},  // 1554 k119_bnapply_relu_relu_bwd_bnbwdsum_c36_32x32
+  {CUDA_STEP_KERNEL, 114, -1, 9012, 7, 2117},  // 1555 k114_bnbwd_c36_32x32
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 547, 9019, 3, 2118},  // 1556 cells.2.maybe_calibrate_size.preprocess_y.conv
+  {CUDA_STEP_GEMM, -1, 116, 9022, 3, 2119},  // 1557 cells.2.maybe_calibrate_size.preprocess_y.conv
+  {CUDA_STEP_KERNEL, 109, -1, 9025, 4, 2065},  // 1558 k109_relu_relu_bwd_c108_32x32
+  {CUDA_STEP_KERNEL, 114, -1, 9029, 7, 2121},  // 1559 k114_bnbwd_c36_32x32
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 548, 9036, 3, 2122},  // 1560 cells.2.maybe_calibrate_size.preprocess_x.conv
+  {CUDA_STEP_GEMM, -1, 117, 9039, 3, 2123},  // 1561 cells.2.maybe_calibrate_size.preprocess_x.conv
+  {CUDA_STEP_KERNEL, 110, -1, 9042, 9, 2126},  // 1562 k110_mask_bwd_bnbwdsum_c36_32x32
+  {CUDA_STEP_KERNEL, 111, -1, 9051, 8, 2126},  // 1563 k111_mask_bwd_bnbwd_c36_32x32
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 549, 9059, 3, 2127},  // 1564 cells.1.ops.4.y_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 550, 9062, 3, 2128},  // 1565 cells.1.ops.4.y_op.ops.1
+  {CUDA_STEP_KERNEL, 110, -1, 9065, 9, 2132},  // 1566 k110_mask_bwd_bnbwdsum_c36_32x32
+  {CUDA_STEP_KERNEL, 111, -1, 9074, 8, 2132},  // 1567 k111_mask_bwd_bnbwd_c36_32x32
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 551, 9082, 3, 2133},  // 1568 cells.1.ops.3.y_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 552, 9085, 3, 2134},  // 1569 cells.1.ops.3.y_op.ops.1
+  {CUDA_STEP_KERNEL, 112, -1, 9088, 18, 2135},  // 1570 k112_relu_bwd_mask_bwd_bnbwdsum_c36_32x32
+  {CUDA_STEP_KERNEL, 110, -1, 9106, 9, 2137},  // 1571 k110_mask_bwd_bnbwdsum_c36_32x32
+  {CUDA_STEP_KERNEL, 111, -1, 9115, 8, 2137},  // 1572 k111_mask_bwd_bnbwd_c36_32x32
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 553, 9123, 3, 2138},  // 1573 cells.1.ops.3.x_op.ops.4
+  {CUDA_STEP_CONV_BWD_DATA, -1, 554, 9126, 3, 2139},  // 1574 cells.1.ops.3.x_op.ops.4
+  {CUDA_STEP_KERNEL, 113, -1, 9129, 10, 2140},  // 1575 k113_relu_bwd_bnbwdsum_c36_32x32
+  {CUDA_STEP_KERNEL, 114, -1, 9139, 7, 2141},  // 1576 k114_bnbwd_c36_32x32
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 555, 9146, 3, 2142},  // 1577 cells.1.ops.3.x_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 556, 9149, 3, 2143},  // 1578 cells.1.ops.3.x_op.ops.1
+  {CUDA_STEP_KERNEL, 115, -1, 9152, 8, 2146},  // 1579 k115_mask_bwd_bnbwd_c36_32x32
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 557, 9160, 3, 2147},  // 1580 cells.1.ops.2.y_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 558, 9163, 3, 2148},  // 1581 cells.1.ops.2.y_op.ops.1
+  {CUDA_STEP_KERNEL, 115, -1, 9166, 8, 2151},  // 1582 k115_mask_bwd_bnbwd_c36_32x32
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 559, 9174, 3, 2152},  // 1583 cells.1.ops.2.x_op.ops.1
+  {CUDA_STEP_GEMM, -1, 118, 9177, 3, 2153},  // 1584 cells.1.ops.2.x_op.ops.1
+  {CUDA_STEP_KERNEL, 110, -1, 9180, 9, 2156},  // 1585 k110_mask_bwd_bnbwdsum_c36_32x32
+  {CUDA_STEP_KERNEL, 111, -1, 9189, 8, 2156},  // 1586 k111_mask_bwd_bnbwd_c36_32x32
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 560, 9197, 3, 2157},  // 1587 cells.1.ops.1.y_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 561, 9200, 3, 2158},  // 1588 cells.1.ops.1.y_op.ops.1
+  {CUDA_STEP_KERNEL, 116, -1, 9203, 6, 2130},  // 1589 k116_mask_bwd_bnapply_relu_relu_bwd_c36_32x32
+  {CUDA_STEP_KERNEL, 110, -1, 9209, 9, 2161},  // 1590 k110_mask_bwd_bnbwdsum_c36_32x32
+  {CUDA_STEP_KERNEL, 111, -1, 9218, 8, 2161},  // 1591 k111_mask_bwd_bnbwd_c36_32x32
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 562, 9226, 3, 2162},  // 1592 cells.1.ops.1.x_op.ops.4
+  {CUDA_STEP_CONV_BWD_DATA, -1, 563, 9229, 3, 2163},  // 1593 cells.1.ops.1.x_op.ops.4
+  {CUDA_STEP_KERNEL, 113, -1, 9232, 10, 2164},  // 1594 k113_relu_bwd_bnbwdsum_c36_32x32
+  {CUDA_STEP_KERNEL, 114, -1, 9242, 7, 2165},  // 1595 k114_bnbwd_c36_32x32
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 564, 9249, 3, 2166},  // 1596 cells.1.ops.1.x_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 565, 9252, 3, 2167},  // 1597 cells.1.ops.1.x_op.ops.1
+  {CUDA_STEP_KERNEL, 117, -1, 9255, 11, 2168},  // 1598 k117_relu_bwd_mask_bwd_bnbwdsum_c36_32x32
+  {CUDA_STEP_KERNEL, 118, -1, 9266, 10, 2170},  // 1599 k118_bnapply_mask_bwd_avg5x5s1bwd_bnbwdsum_c36_32x32
+  {CUDA_STEP_KERNEL, 115, -1, 9276, 8, 2172},  // 1600 k115_mask_bwd_bnbwd_c36_32x32
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 566, 9284, 3, 2173},  // 1601 cells.1.ops.0.x_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 567, 9287, 3, 2174},  // 1602 cells.1.ops.0.x_op.ops.1
+  {CUDA_STEP_KERNEL, 119, -1, 9290, 13, 2129},  // 1603 k119_bnapply_relu_relu_bwd_bnbwdsum_c36_32x32
+  {CUDA_STEP_KERNEL, 114, -1, 9303, 7, 2176},  // 1604 k114_bnbwd_c36_32x32
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 568, 9310, 3, 2177},  // 1605 cells.1.maybe_calibrate_size.preprocess_y.conv
+  {CUDA_STEP_GEMM, -1, 119, 9313, 3, 2178},  // 1606 cells.1.maybe_calibrate_size.preprocess_y.conv
+  {CUDA_STEP_KERNEL, 109, -1, 9316, 4, 2124},  // 1607 k109_relu_relu_bwd_c108_32x32
+  {CUDA_STEP_KERNEL, 114, -1, 9320, 7, 2180},  // 1608 k114_bnbwd_c36_32x32
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 569, 9327, 3, 2181},  // 1609 cells.1.maybe_calibrate_size.preprocess_x.conv
+  {CUDA_STEP_GEMM, -1, 120, 9330, 3, 2182},  // 1610 cells.1.maybe_calibrate_size.preprocess_x.conv
+  {CUDA_STEP_KERNEL, 110, -1, 9333, 9, 2185},  // 1611 k110_mask_bwd_bnbwdsum_c36_32x32
+  {CUDA_STEP_KERNEL, 111, -1, 9342, 8, 2185},  // 1612 k111_mask_bwd_bnbwd_c36_32x32
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 570, 9350, 3, 2186},  // 1613 cells.0.ops.4.y_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 571, 9353, 3, 2187},  // 1614 cells.0.ops.4.y_op.ops.1
+  {CUDA_STEP_KERNEL, 110, -1, 9356, 9, 2191},  // 1615 k110_mask_bwd_bnbwdsum_c36_32x32
+  {CUDA_STEP_KERNEL, 111, -1, 9365, 8, 2191},  // 1616 k111_mask_bwd_bnbwd_c36_32x32
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 572, 9373, 3, 2192},  // 1617 cells.0.ops.3.y_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 573, 9376, 3, 2193},  // 1618 cells.0.ops.3.y_op.ops.1
+  {CUDA_STEP_KERNEL, 112, -1, 9379, 18, 2194},  // 1619 k112_relu_bwd_mask_bwd_bnbwdsum_c36_32x32
+  {CUDA_STEP_KERNEL, 110, -1, 9397, 9, 2196},  // 1620 k110_mask_bwd_bnbwdsum_c36_32x32
+  {CUDA_STEP_KERNEL, 111, -1, 9406, 8, 2196},  // 1621 k111_mask_bwd_bnbwd_c36_32x32
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 574, 9414, 3, 2197},  // 1622 cells.0.ops.3.x_op.ops.4
+  {CUDA_STEP_CONV_BWD_DATA, -1, 575, 9417, 3, 2198},  // 1623 cells.0.ops.3.x_op.ops.4
+  {CUDA_STEP_KERNEL, 113, -1, 9420, 10, 2199},  // 1624 k113_relu_bwd_bnbwdsum_c36_32x32
+  {CUDA_STEP_KERNEL, 114, -1, 9430, 7, 2200},  // 1625 k114_bnbwd_c36_32x32
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 576, 9437, 3, 2201},  // 1626 cells.0.ops.3.x_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 577, 9440, 3, 2202},  // 1627 cells.0.ops.3.x_op.ops.1
+  {CUDA_STEP_KERNEL, 115, -1, 9443, 8, 2205},  // 1628 k115_mask_bwd_bnbwd_c36_32x32
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 578, 9451, 3, 2206},  // 1629 cells.0.ops.2.y_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 579, 9454, 3, 2207},  // 1630 cells.0.ops.2.y_op.ops.1
+  {CUDA_STEP_KERNEL, 115, -1, 9457, 8, 2210},  // 1631 k115_mask_bwd_bnbwd_c36_32x32
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 580, 9465, 3, 2211},  // 1632 cells.0.ops.2.x_op.ops.1
+  {CUDA_STEP_GEMM, -1, 121, 9468, 3, 2212},  // 1633 cells.0.ops.2.x_op.ops.1
+  {CUDA_STEP_KERNEL, 110, -1, 9471, 9, 2215},  // 1634 k110_mask_bwd_bnbwdsum_c36_32x32
+  {CUDA_STEP_KERNEL, 111, -1, 9480, 8, 2215},  // 1635 k111_mask_bwd_bnbwd_c36_32x32
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 581, 9488, 3, 2216},  // 1636 cells.0.ops.1.y_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 582, 9491, 3, 2217},  // 1637 cells.0.ops.1.y_op.ops.1
+  {CUDA_STEP_KERNEL, 116, -1, 9494, 6, 2189},  // 1638 k116_mask_bwd_bnapply_relu_relu_bwd_c36_32x32
+  {CUDA_STEP_KERNEL, 110, -1, 9500, 9, 2220},  // 1639 k110_mask_bwd_bnbwdsum_c36_32x32
+  {CUDA_STEP_KERNEL, 111, -1, 9509, 8, 2220},  // 1640 k111_mask_bwd_bnbwd_c36_32x32
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 583, 9517, 3, 2221},  // 1641 cells.0.ops.1.x_op.ops.4
+  {CUDA_STEP_CONV_BWD_DATA, -1, 584, 9520, 3, 2222},  // 1642 cells.0.ops.1.x_op.ops.4
+  {CUDA_STEP_KERNEL, 113, -1, 9523, 10, 2223},  // 1643 k113_relu_bwd_bnbwdsum_c36_32x32
+  {CUDA_STEP_KERNEL, 114, -1, 9533, 7, 2224},  // 1644 k114_bnbwd_c36_32x32
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 585, 9540, 3, 2225},  // 1645 cells.0.ops.1.x_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 586, 9543, 3, 2226},  // 1646 cells.0.ops.1.x_op.ops.1
+  {CUDA_STEP_KERNEL, 117, -1, 9546, 11, 2227},  // 1647 k117_relu_bwd_mask_bwd_bnbwdsum_c36_32x32
+  {CUDA_STEP_KERNEL, 118, -1, 9557, 10, 2229},  // 1648 k118_bnapply_mask_bwd_avg5x5s1bwd_bnbwdsum_c36_32x32
+  {CUDA_STEP_KERNEL, 115, -1, 9567, 8, 2231},  // 1649 k115_mask_bwd_bnbwd_c36_32x32
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 587, 9575, 3, 2232},  // 1650 cells.0.ops.0.x_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 588, 9578, 3, 2233},  // 1651 cells.0.ops.0.x_op.ops.1
+  {CUDA_STEP_KERNEL, 119, -1, 9581, 13, 2188},  // 1652 k119_bnapply_relu_relu_bwd_bnbwdsum_c36_32x32
+  {CUDA_STEP_KERNEL, 114, -1, 9594, 7, 2235},  // 1653 k114_bnbwd_c36_32x32
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 589, 9601, 3, 2236},  // 1654 cells.0.maybe_calibrate_size.preprocess_y.conv
+  {CUDA_STEP_GEMM, -1, 122, 9604, 3, 2237},  // 1655 cells.0.maybe_calibrate_size.preprocess_y.conv
+  {CUDA_STEP_KERNEL, 114, -1, 9607, 7, 2239},  // 1656 k114_bnbwd_c36_32x32
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 590, 9614, 3, 2240},  // 1657 cells.0.maybe_calibrate_size.preprocess_x.conv
+  {CUDA_STEP_GEMM, -1, 123, 9617, 3, 2241},  // 1658 cells.0.maybe_calibrate_size.preprocess_x.conv
+  {CUDA_STEP_KERNEL, 120, -1, 9620, 12, 2183},  // 1659 k120_bnapply_relu_relu_bwd_bnbwdsum_c108_32x32
+  {CUDA_STEP_KERNEL, 121, -1, 9632, 7, 2243},  // 1660 k121_bnbwd_c108_32x32
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 591, 9639, 3, 2244},  // 1661 stem.0
 };
 static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 0},
@@ -22679,12 +23142,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 4},
   {CUDA_ARG_TENSOR, 5},
+  {CUDA_ARG_TENSOR, 2802},
+  {CUDA_ARG_PARAM, 1},
   {CUDA_ARG_BUFFER, 3},
   {CUDA_ARG_BUFFER, 4},
   {CUDA_ARG_TENSOR, 2},
-  {CUDA_ARG_TENSOR, 4},
-  {CUDA_ARG_TENSOR, 5},
-  {CUDA_ARG_PARAM, 1},
+  {CUDA_ARG_TENSOR, 2802},
   {CUDA_ARG_PARAM, 2},
   {CUDA_ARG_TENSOR, 6},
   {CUDA_ARG_TENSOR, 6},
@@ -22694,6 +23157,8 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 9},
   {CUDA_ARG_TENSOR, 10},
+  {CUDA_ARG_TENSOR, 2803},
+  {CUDA_ARG_PARAM, 56},
   {CUDA_ARG_BUFFER, 58},
   {CUDA_ARG_BUFFER, 59},
   {CUDA_ARG_TENSOR, 6},
@@ -22703,12 +23168,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 14},
   {CUDA_ARG_TENSOR, 15},
+  {CUDA_ARG_TENSOR, 2804},
+  {CUDA_ARG_PARAM, 61},
   {CUDA_ARG_BUFFER, 63},
   {CUDA_ARG_BUFFER, 64},
   {CUDA_ARG_TENSOR, 7},
-  {CUDA_ARG_TENSOR, 9},
-  {CUDA_ARG_TENSOR, 10},
-  {CUDA_ARG_PARAM, 56},
+  {CUDA_ARG_TENSOR, 2803},
   {CUDA_ARG_PARAM, 57},
   {CUDA_ARG_TENSOR, 16},
   {CUDA_ARG_TENSOR, 16},
@@ -22718,17 +23183,15 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 19},
   {CUDA_ARG_TENSOR, 20},
+  {CUDA_ARG_TENSOR, 2805},
+  {CUDA_ARG_PARAM, 6},
   {CUDA_ARG_BUFFER, 8},
   {CUDA_ARG_BUFFER, 9},
   {CUDA_ARG_TENSOR, 12},
-  {CUDA_ARG_TENSOR, 14},
-  {CUDA_ARG_TENSOR, 15},
-  {CUDA_ARG_PARAM, 61},
+  {CUDA_ARG_TENSOR, 2804},
   {CUDA_ARG_PARAM, 62},
   {CUDA_ARG_TENSOR, 17},
-  {CUDA_ARG_TENSOR, 19},
-  {CUDA_ARG_TENSOR, 20},
-  {CUDA_ARG_PARAM, 6},
+  {CUDA_ARG_TENSOR, 2805},
   {CUDA_ARG_PARAM, 7},
   {CUDA_ARG_MASKS, 0},
   {CUDA_ARG_MASKS, 1},
@@ -22740,12 +23203,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 30},
   {CUDA_ARG_TENSOR, 31},
+  {CUDA_ARG_TENSOR, 2806},
+  {CUDA_ARG_PARAM, 11},
   {CUDA_ARG_BUFFER, 13},
   {CUDA_ARG_BUFFER, 14},
   {CUDA_ARG_TENSOR, 28},
-  {CUDA_ARG_TENSOR, 30},
-  {CUDA_ARG_TENSOR, 31},
-  {CUDA_ARG_PARAM, 11},
+  {CUDA_ARG_TENSOR, 2806},
   {CUDA_ARG_PARAM, 12},
   {CUDA_ARG_TENSOR, 32},
   {CUDA_ARG_TENSOR, 32},
@@ -22755,12 +23218,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 35},
   {CUDA_ARG_TENSOR, 36},
+  {CUDA_ARG_TENSOR, 2807},
+  {CUDA_ARG_PARAM, 16},
   {CUDA_ARG_BUFFER, 18},
   {CUDA_ARG_BUFFER, 19},
   {CUDA_ARG_TENSOR, 12},
-  {CUDA_ARG_TENSOR, 14},
-  {CUDA_ARG_TENSOR, 15},
-  {CUDA_ARG_PARAM, 61},
+  {CUDA_ARG_TENSOR, 2804},
   {CUDA_ARG_PARAM, 62},
   {CUDA_ARG_TENSOR, 39},
   {CUDA_ARG_TENSOR, 39},
@@ -22770,18 +23233,16 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 42},
   {CUDA_ARG_TENSOR, 43},
+  {CUDA_ARG_TENSOR, 2808},
+  {CUDA_ARG_PARAM, 21},
   {CUDA_ARG_BUFFER, 23},
   {CUDA_ARG_BUFFER, 24},
   {CUDA_ARG_TENSOR, 33},
-  {CUDA_ARG_TENSOR, 35},
-  {CUDA_ARG_TENSOR, 36},
-  {CUDA_ARG_PARAM, 16},
+  {CUDA_ARG_TENSOR, 2807},
   {CUDA_ARG_PARAM, 17},
   {CUDA_ARG_MASKS, 2},
   {CUDA_ARG_TENSOR, 40},
-  {CUDA_ARG_TENSOR, 42},
-  {CUDA_ARG_TENSOR, 43},
-  {CUDA_ARG_PARAM, 21},
+  {CUDA_ARG_TENSOR, 2808},
   {CUDA_ARG_PARAM, 22},
   {CUDA_ARG_MASKS, 3},
   {CUDA_ARG_TENSOR, 46},
@@ -22792,6 +23253,8 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 50},
   {CUDA_ARG_TENSOR, 51},
+  {CUDA_ARG_TENSOR, 2809},
+  {CUDA_ARG_PARAM, 26},
   {CUDA_ARG_BUFFER, 28},
   {CUDA_ARG_BUFFER, 29},
   {CUDA_ARG_TENSOR, 39},
@@ -22801,6 +23264,8 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 57},
   {CUDA_ARG_TENSOR, 58},
+  {CUDA_ARG_TENSOR, 2810},
+  {CUDA_ARG_PARAM, 31},
   {CUDA_ARG_BUFFER, 33},
   {CUDA_ARG_BUFFER, 34},
   {CUDA_ARG_TENSOR, 16},
@@ -22810,12 +23275,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 65},
   {CUDA_ARG_TENSOR, 66},
+  {CUDA_ARG_TENSOR, 2811},
+  {CUDA_ARG_PARAM, 36},
   {CUDA_ARG_BUFFER, 38},
   {CUDA_ARG_BUFFER, 39},
   {CUDA_ARG_TENSOR, 63},
-  {CUDA_ARG_TENSOR, 65},
-  {CUDA_ARG_TENSOR, 66},
-  {CUDA_ARG_PARAM, 36},
+  {CUDA_ARG_TENSOR, 2811},
   {CUDA_ARG_PARAM, 37},
   {CUDA_ARG_TENSOR, 67},
   {CUDA_ARG_TENSOR, 67},
@@ -22825,18 +23290,16 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 70},
   {CUDA_ARG_TENSOR, 71},
+  {CUDA_ARG_TENSOR, 2812},
+  {CUDA_ARG_PARAM, 41},
   {CUDA_ARG_BUFFER, 43},
   {CUDA_ARG_BUFFER, 44},
   {CUDA_ARG_TENSOR, 48},
-  {CUDA_ARG_TENSOR, 50},
-  {CUDA_ARG_TENSOR, 51},
-  {CUDA_ARG_PARAM, 26},
+  {CUDA_ARG_TENSOR, 2809},
   {CUDA_ARG_PARAM, 27},
   {CUDA_ARG_MASKS, 4},
   {CUDA_ARG_TENSOR, 55},
-  {CUDA_ARG_TENSOR, 57},
-  {CUDA_ARG_TENSOR, 58},
-  {CUDA_ARG_PARAM, 31},
+  {CUDA_ARG_TENSOR, 2810},
   {CUDA_ARG_PARAM, 32},
   {CUDA_ARG_MASKS, 5},
   {CUDA_ARG_TENSOR, 74},
@@ -22847,18 +23310,16 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 77},
   {CUDA_ARG_TENSOR, 78},
+  {CUDA_ARG_TENSOR, 2813},
+  {CUDA_ARG_PARAM, 46},
   {CUDA_ARG_BUFFER, 48},
   {CUDA_ARG_BUFFER, 49},
   {CUDA_ARG_TENSOR, 68},
-  {CUDA_ARG_TENSOR, 70},
-  {CUDA_ARG_TENSOR, 71},
-  {CUDA_ARG_PARAM, 41},
+  {CUDA_ARG_TENSOR, 2812},
   {CUDA_ARG_PARAM, 42},
   {CUDA_ARG_MASKS, 6},
   {CUDA_ARG_TENSOR, 75},
-  {CUDA_ARG_TENSOR, 77},
-  {CUDA_ARG_TENSOR, 78},
-  {CUDA_ARG_PARAM, 46},
+  {CUDA_ARG_TENSOR, 2813},
   {CUDA_ARG_PARAM, 47},
   {CUDA_ARG_MASKS, 7},
   {CUDA_ARG_TENSOR, 81},
@@ -22869,18 +23330,16 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 87},
   {CUDA_ARG_TENSOR, 88},
+  {CUDA_ARG_TENSOR, 2814},
+  {CUDA_ARG_PARAM, 51},
   {CUDA_ARG_BUFFER, 53},
   {CUDA_ARG_BUFFER, 54},
   {CUDA_ARG_TENSOR, 12},
-  {CUDA_ARG_TENSOR, 14},
-  {CUDA_ARG_TENSOR, 15},
-  {CUDA_ARG_PARAM, 61},
+  {CUDA_ARG_TENSOR, 2804},
   {CUDA_ARG_PARAM, 62},
   {CUDA_ARG_MASKS, 8},
   {CUDA_ARG_TENSOR, 85},
-  {CUDA_ARG_TENSOR, 87},
-  {CUDA_ARG_TENSOR, 88},
-  {CUDA_ARG_PARAM, 51},
+  {CUDA_ARG_TENSOR, 2814},
   {CUDA_ARG_PARAM, 52},
   {CUDA_ARG_MASKS, 9},
   {CUDA_ARG_TENSOR, 91},
@@ -22891,6 +23350,8 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 96},
   {CUDA_ARG_TENSOR, 97},
+  {CUDA_ARG_TENSOR, 2815},
+  {CUDA_ARG_PARAM, 116},
   {CUDA_ARG_BUFFER, 118},
   {CUDA_ARG_BUFFER, 119},
   {CUDA_ARG_TENSOR, 92},
@@ -22902,12 +23363,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 101},
   {CUDA_ARG_TENSOR, 102},
+  {CUDA_ARG_TENSOR, 2816},
+  {CUDA_ARG_PARAM, 121},
   {CUDA_ARG_BUFFER, 123},
   {CUDA_ARG_BUFFER, 124},
   {CUDA_ARG_TENSOR, 94},
-  {CUDA_ARG_TENSOR, 96},
-  {CUDA_ARG_TENSOR, 97},
-  {CUDA_ARG_PARAM, 116},
+  {CUDA_ARG_TENSOR, 2815},
   {CUDA_ARG_PARAM, 117},
   {CUDA_ARG_TENSOR, 103},
   {CUDA_ARG_TENSOR, 103},
@@ -22917,17 +23378,15 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 106},
   {CUDA_ARG_TENSOR, 107},
+  {CUDA_ARG_TENSOR, 2817},
+  {CUDA_ARG_PARAM, 66},
   {CUDA_ARG_BUFFER, 68},
   {CUDA_ARG_BUFFER, 69},
   {CUDA_ARG_TENSOR, 99},
-  {CUDA_ARG_TENSOR, 101},
-  {CUDA_ARG_TENSOR, 102},
-  {CUDA_ARG_PARAM, 121},
+  {CUDA_ARG_TENSOR, 2816},
   {CUDA_ARG_PARAM, 122},
   {CUDA_ARG_TENSOR, 104},
-  {CUDA_ARG_TENSOR, 106},
-  {CUDA_ARG_TENSOR, 107},
-  {CUDA_ARG_PARAM, 66},
+  {CUDA_ARG_TENSOR, 2817},
   {CUDA_ARG_PARAM, 67},
   {CUDA_ARG_MASKS, 10},
   {CUDA_ARG_MASKS, 11},
@@ -22939,12 +23398,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 117},
   {CUDA_ARG_TENSOR, 118},
+  {CUDA_ARG_TENSOR, 2818},
+  {CUDA_ARG_PARAM, 71},
   {CUDA_ARG_BUFFER, 73},
   {CUDA_ARG_BUFFER, 74},
   {CUDA_ARG_TENSOR, 115},
-  {CUDA_ARG_TENSOR, 117},
-  {CUDA_ARG_TENSOR, 118},
-  {CUDA_ARG_PARAM, 71},
+  {CUDA_ARG_TENSOR, 2818},
   {CUDA_ARG_PARAM, 72},
   {CUDA_ARG_TENSOR, 119},
   {CUDA_ARG_TENSOR, 119},
@@ -22954,12 +23413,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 122},
   {CUDA_ARG_TENSOR, 123},
+  {CUDA_ARG_TENSOR, 2819},
+  {CUDA_ARG_PARAM, 76},
   {CUDA_ARG_BUFFER, 78},
   {CUDA_ARG_BUFFER, 79},
   {CUDA_ARG_TENSOR, 99},
-  {CUDA_ARG_TENSOR, 101},
-  {CUDA_ARG_TENSOR, 102},
-  {CUDA_ARG_PARAM, 121},
+  {CUDA_ARG_TENSOR, 2816},
   {CUDA_ARG_PARAM, 122},
   {CUDA_ARG_TENSOR, 126},
   {CUDA_ARG_TENSOR, 126},
@@ -22969,18 +23428,16 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 129},
   {CUDA_ARG_TENSOR, 130},
+  {CUDA_ARG_TENSOR, 2820},
+  {CUDA_ARG_PARAM, 81},
   {CUDA_ARG_BUFFER, 83},
   {CUDA_ARG_BUFFER, 84},
   {CUDA_ARG_TENSOR, 120},
-  {CUDA_ARG_TENSOR, 122},
-  {CUDA_ARG_TENSOR, 123},
-  {CUDA_ARG_PARAM, 76},
+  {CUDA_ARG_TENSOR, 2819},
   {CUDA_ARG_PARAM, 77},
   {CUDA_ARG_MASKS, 12},
   {CUDA_ARG_TENSOR, 127},
-  {CUDA_ARG_TENSOR, 129},
-  {CUDA_ARG_TENSOR, 130},
-  {CUDA_ARG_PARAM, 81},
+  {CUDA_ARG_TENSOR, 2820},
   {CUDA_ARG_PARAM, 82},
   {CUDA_ARG_MASKS, 13},
   {CUDA_ARG_TENSOR, 133},
@@ -22991,6 +23448,8 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 137},
   {CUDA_ARG_TENSOR, 138},
+  {CUDA_ARG_TENSOR, 2821},
+  {CUDA_ARG_PARAM, 86},
   {CUDA_ARG_BUFFER, 88},
   {CUDA_ARG_BUFFER, 89},
   {CUDA_ARG_TENSOR, 126},
@@ -23000,6 +23459,8 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 144},
   {CUDA_ARG_TENSOR, 145},
+  {CUDA_ARG_TENSOR, 2822},
+  {CUDA_ARG_PARAM, 91},
   {CUDA_ARG_BUFFER, 93},
   {CUDA_ARG_BUFFER, 94},
   {CUDA_ARG_TENSOR, 103},
@@ -23009,12 +23470,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 152},
   {CUDA_ARG_TENSOR, 153},
+  {CUDA_ARG_TENSOR, 2823},
+  {CUDA_ARG_PARAM, 96},
   {CUDA_ARG_BUFFER, 98},
   {CUDA_ARG_BUFFER, 99},
   {CUDA_ARG_TENSOR, 150},
-  {CUDA_ARG_TENSOR, 152},
-  {CUDA_ARG_TENSOR, 153},
-  {CUDA_ARG_PARAM, 96},
+  {CUDA_ARG_TENSOR, 2823},
   {CUDA_ARG_PARAM, 97},
   {CUDA_ARG_TENSOR, 154},
   {CUDA_ARG_TENSOR, 154},
@@ -23024,18 +23485,16 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 157},
   {CUDA_ARG_TENSOR, 158},
+  {CUDA_ARG_TENSOR, 2824},
+  {CUDA_ARG_PARAM, 101},
   {CUDA_ARG_BUFFER, 103},
   {CUDA_ARG_BUFFER, 104},
   {CUDA_ARG_TENSOR, 135},
-  {CUDA_ARG_TENSOR, 137},
-  {CUDA_ARG_TENSOR, 138},
-  {CUDA_ARG_PARAM, 86},
+  {CUDA_ARG_TENSOR, 2821},
   {CUDA_ARG_PARAM, 87},
   {CUDA_ARG_MASKS, 14},
   {CUDA_ARG_TENSOR, 142},
-  {CUDA_ARG_TENSOR, 144},
-  {CUDA_ARG_TENSOR, 145},
-  {CUDA_ARG_PARAM, 91},
+  {CUDA_ARG_TENSOR, 2822},
   {CUDA_ARG_PARAM, 92},
   {CUDA_ARG_MASKS, 15},
   {CUDA_ARG_TENSOR, 161},
@@ -23046,18 +23505,16 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 164},
   {CUDA_ARG_TENSOR, 165},
+  {CUDA_ARG_TENSOR, 2825},
+  {CUDA_ARG_PARAM, 106},
   {CUDA_ARG_BUFFER, 108},
   {CUDA_ARG_BUFFER, 109},
   {CUDA_ARG_TENSOR, 155},
-  {CUDA_ARG_TENSOR, 157},
-  {CUDA_ARG_TENSOR, 158},
-  {CUDA_ARG_PARAM, 101},
+  {CUDA_ARG_TENSOR, 2824},
   {CUDA_ARG_PARAM, 102},
   {CUDA_ARG_MASKS, 16},
   {CUDA_ARG_TENSOR, 162},
-  {CUDA_ARG_TENSOR, 164},
-  {CUDA_ARG_TENSOR, 165},
-  {CUDA_ARG_PARAM, 106},
+  {CUDA_ARG_TENSOR, 2825},
   {CUDA_ARG_PARAM, 107},
   {CUDA_ARG_MASKS, 17},
   {CUDA_ARG_TENSOR, 168},
@@ -23068,18 +23525,16 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 174},
   {CUDA_ARG_TENSOR, 175},
+  {CUDA_ARG_TENSOR, 2826},
+  {CUDA_ARG_PARAM, 111},
   {CUDA_ARG_BUFFER, 113},
   {CUDA_ARG_BUFFER, 114},
   {CUDA_ARG_TENSOR, 99},
-  {CUDA_ARG_TENSOR, 101},
-  {CUDA_ARG_TENSOR, 102},
-  {CUDA_ARG_PARAM, 121},
+  {CUDA_ARG_TENSOR, 2816},
   {CUDA_ARG_PARAM, 122},
   {CUDA_ARG_MASKS, 18},
   {CUDA_ARG_TENSOR, 172},
-  {CUDA_ARG_TENSOR, 174},
-  {CUDA_ARG_TENSOR, 175},
-  {CUDA_ARG_PARAM, 111},
+  {CUDA_ARG_TENSOR, 2826},
   {CUDA_ARG_PARAM, 112},
   {CUDA_ARG_MASKS, 19},
   {CUDA_ARG_TENSOR, 178},
@@ -23090,6 +23545,8 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 183},
   {CUDA_ARG_TENSOR, 184},
+  {CUDA_ARG_TENSOR, 2827},
+  {CUDA_ARG_PARAM, 176},
   {CUDA_ARG_BUFFER, 178},
   {CUDA_ARG_BUFFER, 179},
   {CUDA_ARG_TENSOR, 179},
@@ -23101,12 +23558,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 188},
   {CUDA_ARG_TENSOR, 189},
+  {CUDA_ARG_TENSOR, 2828},
+  {CUDA_ARG_PARAM, 181},
   {CUDA_ARG_BUFFER, 183},
   {CUDA_ARG_BUFFER, 184},
   {CUDA_ARG_TENSOR, 181},
-  {CUDA_ARG_TENSOR, 183},
-  {CUDA_ARG_TENSOR, 184},
-  {CUDA_ARG_PARAM, 176},
+  {CUDA_ARG_TENSOR, 2827},
   {CUDA_ARG_PARAM, 177},
   {CUDA_ARG_TENSOR, 190},
   {CUDA_ARG_TENSOR, 190},
@@ -23116,17 +23573,15 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 193},
   {CUDA_ARG_TENSOR, 194},
+  {CUDA_ARG_TENSOR, 2829},
+  {CUDA_ARG_PARAM, 126},
   {CUDA_ARG_BUFFER, 128},
   {CUDA_ARG_BUFFER, 129},
   {CUDA_ARG_TENSOR, 186},
-  {CUDA_ARG_TENSOR, 188},
-  {CUDA_ARG_TENSOR, 189},
-  {CUDA_ARG_PARAM, 181},
+  {CUDA_ARG_TENSOR, 2828},
   {CUDA_ARG_PARAM, 182},
   {CUDA_ARG_TENSOR, 191},
-  {CUDA_ARG_TENSOR, 193},
-  {CUDA_ARG_TENSOR, 194},
-  {CUDA_ARG_PARAM, 126},
+  {CUDA_ARG_TENSOR, 2829},
   {CUDA_ARG_PARAM, 127},
   {CUDA_ARG_MASKS, 20},
   {CUDA_ARG_MASKS, 21},
@@ -23138,12 +23593,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 204},
   {CUDA_ARG_TENSOR, 205},
+  {CUDA_ARG_TENSOR, 2830},
+  {CUDA_ARG_PARAM, 131},
   {CUDA_ARG_BUFFER, 133},
   {CUDA_ARG_BUFFER, 134},
   {CUDA_ARG_TENSOR, 202},
-  {CUDA_ARG_TENSOR, 204},
-  {CUDA_ARG_TENSOR, 205},
-  {CUDA_ARG_PARAM, 131},
+  {CUDA_ARG_TENSOR, 2830},
   {CUDA_ARG_PARAM, 132},
   {CUDA_ARG_TENSOR, 206},
   {CUDA_ARG_TENSOR, 206},
@@ -23153,12 +23608,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 209},
   {CUDA_ARG_TENSOR, 210},
+  {CUDA_ARG_TENSOR, 2831},
+  {CUDA_ARG_PARAM, 136},
   {CUDA_ARG_BUFFER, 138},
   {CUDA_ARG_BUFFER, 139},
   {CUDA_ARG_TENSOR, 186},
-  {CUDA_ARG_TENSOR, 188},
-  {CUDA_ARG_TENSOR, 189},
-  {CUDA_ARG_PARAM, 181},
+  {CUDA_ARG_TENSOR, 2828},
   {CUDA_ARG_PARAM, 182},
   {CUDA_ARG_TENSOR, 213},
   {CUDA_ARG_TENSOR, 213},
@@ -23168,18 +23623,16 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 216},
   {CUDA_ARG_TENSOR, 217},
+  {CUDA_ARG_TENSOR, 2832},
+  {CUDA_ARG_PARAM, 141},
   {CUDA_ARG_BUFFER, 143},
   {CUDA_ARG_BUFFER, 144},
   {CUDA_ARG_TENSOR, 207},
-  {CUDA_ARG_TENSOR, 209},
-  {CUDA_ARG_TENSOR, 210},
-  {CUDA_ARG_PARAM, 136},
+  {CUDA_ARG_TENSOR, 2831},
   {CUDA_ARG_PARAM, 137},
   {CUDA_ARG_MASKS, 22},
   {CUDA_ARG_TENSOR, 214},
-  {CUDA_ARG_TENSOR, 216},
-  {CUDA_ARG_TENSOR, 217},
-  {CUDA_ARG_PARAM, 141},
+  {CUDA_ARG_TENSOR, 2832},
   {CUDA_ARG_PARAM, 142},
   {CUDA_ARG_MASKS, 23},
   {CUDA_ARG_TENSOR, 220},
@@ -23190,6 +23643,8 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 224},
   {CUDA_ARG_TENSOR, 225},
+  {CUDA_ARG_TENSOR, 2833},
+  {CUDA_ARG_PARAM, 146},
   {CUDA_ARG_BUFFER, 148},
   {CUDA_ARG_BUFFER, 149},
   {CUDA_ARG_TENSOR, 213},
@@ -23199,6 +23654,8 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 231},
   {CUDA_ARG_TENSOR, 232},
+  {CUDA_ARG_TENSOR, 2834},
+  {CUDA_ARG_PARAM, 151},
   {CUDA_ARG_BUFFER, 153},
   {CUDA_ARG_BUFFER, 154},
   {CUDA_ARG_TENSOR, 190},
@@ -23208,12 +23665,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 239},
   {CUDA_ARG_TENSOR, 240},
+  {CUDA_ARG_TENSOR, 2835},
+  {CUDA_ARG_PARAM, 156},
   {CUDA_ARG_BUFFER, 158},
   {CUDA_ARG_BUFFER, 159},
   {CUDA_ARG_TENSOR, 237},
-  {CUDA_ARG_TENSOR, 239},
-  {CUDA_ARG_TENSOR, 240},
-  {CUDA_ARG_PARAM, 156},
+  {CUDA_ARG_TENSOR, 2835},
   {CUDA_ARG_PARAM, 157},
   {CUDA_ARG_TENSOR, 241},
   {CUDA_ARG_TENSOR, 241},
@@ -23223,18 +23680,16 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 244},
   {CUDA_ARG_TENSOR, 245},
+  {CUDA_ARG_TENSOR, 2836},
+  {CUDA_ARG_PARAM, 161},
   {CUDA_ARG_BUFFER, 163},
   {CUDA_ARG_BUFFER, 164},
   {CUDA_ARG_TENSOR, 222},
-  {CUDA_ARG_TENSOR, 224},
-  {CUDA_ARG_TENSOR, 225},
-  {CUDA_ARG_PARAM, 146},
+  {CUDA_ARG_TENSOR, 2833},
   {CUDA_ARG_PARAM, 147},
   {CUDA_ARG_MASKS, 24},
   {CUDA_ARG_TENSOR, 229},
-  {CUDA_ARG_TENSOR, 231},
-  {CUDA_ARG_TENSOR, 232},
-  {CUDA_ARG_PARAM, 151},
+  {CUDA_ARG_TENSOR, 2834},
   {CUDA_ARG_PARAM, 152},
   {CUDA_ARG_MASKS, 25},
   {CUDA_ARG_TENSOR, 248},
@@ -23245,18 +23700,16 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 251},
   {CUDA_ARG_TENSOR, 252},
+  {CUDA_ARG_TENSOR, 2837},
+  {CUDA_ARG_PARAM, 166},
   {CUDA_ARG_BUFFER, 168},
   {CUDA_ARG_BUFFER, 169},
   {CUDA_ARG_TENSOR, 242},
-  {CUDA_ARG_TENSOR, 244},
-  {CUDA_ARG_TENSOR, 245},
-  {CUDA_ARG_PARAM, 161},
+  {CUDA_ARG_TENSOR, 2836},
   {CUDA_ARG_PARAM, 162},
   {CUDA_ARG_MASKS, 26},
   {CUDA_ARG_TENSOR, 249},
-  {CUDA_ARG_TENSOR, 251},
-  {CUDA_ARG_TENSOR, 252},
-  {CUDA_ARG_PARAM, 166},
+  {CUDA_ARG_TENSOR, 2837},
   {CUDA_ARG_PARAM, 167},
   {CUDA_ARG_MASKS, 27},
   {CUDA_ARG_TENSOR, 255},
@@ -23267,18 +23720,16 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 261},
   {CUDA_ARG_TENSOR, 262},
+  {CUDA_ARG_TENSOR, 2838},
+  {CUDA_ARG_PARAM, 171},
   {CUDA_ARG_BUFFER, 173},
   {CUDA_ARG_BUFFER, 174},
   {CUDA_ARG_TENSOR, 186},
-  {CUDA_ARG_TENSOR, 188},
-  {CUDA_ARG_TENSOR, 189},
-  {CUDA_ARG_PARAM, 181},
+  {CUDA_ARG_TENSOR, 2828},
   {CUDA_ARG_PARAM, 182},
   {CUDA_ARG_MASKS, 28},
   {CUDA_ARG_TENSOR, 259},
-  {CUDA_ARG_TENSOR, 261},
-  {CUDA_ARG_TENSOR, 262},
-  {CUDA_ARG_PARAM, 171},
+  {CUDA_ARG_TENSOR, 2838},
   {CUDA_ARG_PARAM, 172},
   {CUDA_ARG_MASKS, 29},
   {CUDA_ARG_TENSOR, 265},
@@ -23289,6 +23740,8 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 270},
   {CUDA_ARG_TENSOR, 271},
+  {CUDA_ARG_TENSOR, 2839},
+  {CUDA_ARG_PARAM, 236},
   {CUDA_ARG_BUFFER, 238},
   {CUDA_ARG_BUFFER, 239},
   {CUDA_ARG_TENSOR, 266},
@@ -23300,12 +23753,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 275},
   {CUDA_ARG_TENSOR, 276},
+  {CUDA_ARG_TENSOR, 2840},
+  {CUDA_ARG_PARAM, 241},
   {CUDA_ARG_BUFFER, 243},
   {CUDA_ARG_BUFFER, 244},
   {CUDA_ARG_TENSOR, 268},
-  {CUDA_ARG_TENSOR, 270},
-  {CUDA_ARG_TENSOR, 271},
-  {CUDA_ARG_PARAM, 236},
+  {CUDA_ARG_TENSOR, 2839},
   {CUDA_ARG_PARAM, 237},
   {CUDA_ARG_TENSOR, 277},
   {CUDA_ARG_TENSOR, 277},
@@ -23315,17 +23768,15 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 280},
   {CUDA_ARG_TENSOR, 281},
+  {CUDA_ARG_TENSOR, 2841},
+  {CUDA_ARG_PARAM, 186},
   {CUDA_ARG_BUFFER, 188},
   {CUDA_ARG_BUFFER, 189},
   {CUDA_ARG_TENSOR, 273},
-  {CUDA_ARG_TENSOR, 275},
-  {CUDA_ARG_TENSOR, 276},
-  {CUDA_ARG_PARAM, 241},
+  {CUDA_ARG_TENSOR, 2840},
   {CUDA_ARG_PARAM, 242},
   {CUDA_ARG_TENSOR, 278},
-  {CUDA_ARG_TENSOR, 280},
-  {CUDA_ARG_TENSOR, 281},
-  {CUDA_ARG_PARAM, 186},
+  {CUDA_ARG_TENSOR, 2841},
   {CUDA_ARG_PARAM, 187},
   {CUDA_ARG_MASKS, 30},
   {CUDA_ARG_MASKS, 31},
@@ -23337,12 +23788,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 291},
   {CUDA_ARG_TENSOR, 292},
+  {CUDA_ARG_TENSOR, 2842},
+  {CUDA_ARG_PARAM, 191},
   {CUDA_ARG_BUFFER, 193},
   {CUDA_ARG_BUFFER, 194},
   {CUDA_ARG_TENSOR, 289},
-  {CUDA_ARG_TENSOR, 291},
-  {CUDA_ARG_TENSOR, 292},
-  {CUDA_ARG_PARAM, 191},
+  {CUDA_ARG_TENSOR, 2842},
   {CUDA_ARG_PARAM, 192},
   {CUDA_ARG_TENSOR, 293},
   {CUDA_ARG_TENSOR, 293},
@@ -23352,12 +23803,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 296},
   {CUDA_ARG_TENSOR, 297},
+  {CUDA_ARG_TENSOR, 2843},
+  {CUDA_ARG_PARAM, 196},
   {CUDA_ARG_BUFFER, 198},
   {CUDA_ARG_BUFFER, 199},
   {CUDA_ARG_TENSOR, 273},
-  {CUDA_ARG_TENSOR, 275},
-  {CUDA_ARG_TENSOR, 276},
-  {CUDA_ARG_PARAM, 241},
+  {CUDA_ARG_TENSOR, 2840},
   {CUDA_ARG_PARAM, 242},
   {CUDA_ARG_TENSOR, 300},
   {CUDA_ARG_TENSOR, 300},
@@ -23367,18 +23818,16 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 303},
   {CUDA_ARG_TENSOR, 304},
+  {CUDA_ARG_TENSOR, 2844},
+  {CUDA_ARG_PARAM, 201},
   {CUDA_ARG_BUFFER, 203},
   {CUDA_ARG_BUFFER, 204},
   {CUDA_ARG_TENSOR, 294},
-  {CUDA_ARG_TENSOR, 296},
-  {CUDA_ARG_TENSOR, 297},
-  {CUDA_ARG_PARAM, 196},
+  {CUDA_ARG_TENSOR, 2843},
   {CUDA_ARG_PARAM, 197},
   {CUDA_ARG_MASKS, 32},
   {CUDA_ARG_TENSOR, 301},
-  {CUDA_ARG_TENSOR, 303},
-  {CUDA_ARG_TENSOR, 304},
-  {CUDA_ARG_PARAM, 201},
+  {CUDA_ARG_TENSOR, 2844},
   {CUDA_ARG_PARAM, 202},
   {CUDA_ARG_MASKS, 33},
   {CUDA_ARG_TENSOR, 307},
@@ -23389,6 +23838,8 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 311},
   {CUDA_ARG_TENSOR, 312},
+  {CUDA_ARG_TENSOR, 2845},
+  {CUDA_ARG_PARAM, 206},
   {CUDA_ARG_BUFFER, 208},
   {CUDA_ARG_BUFFER, 209},
   {CUDA_ARG_TENSOR, 300},
@@ -23398,6 +23849,8 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 318},
   {CUDA_ARG_TENSOR, 319},
+  {CUDA_ARG_TENSOR, 2846},
+  {CUDA_ARG_PARAM, 211},
   {CUDA_ARG_BUFFER, 213},
   {CUDA_ARG_BUFFER, 214},
   {CUDA_ARG_TENSOR, 277},
@@ -23407,12 +23860,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 326},
   {CUDA_ARG_TENSOR, 327},
+  {CUDA_ARG_TENSOR, 2847},
+  {CUDA_ARG_PARAM, 216},
   {CUDA_ARG_BUFFER, 218},
   {CUDA_ARG_BUFFER, 219},
   {CUDA_ARG_TENSOR, 324},
-  {CUDA_ARG_TENSOR, 326},
-  {CUDA_ARG_TENSOR, 327},
-  {CUDA_ARG_PARAM, 216},
+  {CUDA_ARG_TENSOR, 2847},
   {CUDA_ARG_PARAM, 217},
   {CUDA_ARG_TENSOR, 328},
   {CUDA_ARG_TENSOR, 328},
@@ -23422,18 +23875,16 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 331},
   {CUDA_ARG_TENSOR, 332},
+  {CUDA_ARG_TENSOR, 2848},
+  {CUDA_ARG_PARAM, 221},
   {CUDA_ARG_BUFFER, 223},
   {CUDA_ARG_BUFFER, 224},
   {CUDA_ARG_TENSOR, 309},
-  {CUDA_ARG_TENSOR, 311},
-  {CUDA_ARG_TENSOR, 312},
-  {CUDA_ARG_PARAM, 206},
+  {CUDA_ARG_TENSOR, 2845},
   {CUDA_ARG_PARAM, 207},
   {CUDA_ARG_MASKS, 34},
   {CUDA_ARG_TENSOR, 316},
-  {CUDA_ARG_TENSOR, 318},
-  {CUDA_ARG_TENSOR, 319},
-  {CUDA_ARG_PARAM, 211},
+  {CUDA_ARG_TENSOR, 2846},
   {CUDA_ARG_PARAM, 212},
   {CUDA_ARG_MASKS, 35},
   {CUDA_ARG_TENSOR, 335},
@@ -23444,18 +23895,16 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 338},
   {CUDA_ARG_TENSOR, 339},
+  {CUDA_ARG_TENSOR, 2849},
+  {CUDA_ARG_PARAM, 226},
   {CUDA_ARG_BUFFER, 228},
   {CUDA_ARG_BUFFER, 229},
   {CUDA_ARG_TENSOR, 329},
-  {CUDA_ARG_TENSOR, 331},
-  {CUDA_ARG_TENSOR, 332},
-  {CUDA_ARG_PARAM, 221},
+  {CUDA_ARG_TENSOR, 2848},
   {CUDA_ARG_PARAM, 222},
   {CUDA_ARG_MASKS, 36},
   {CUDA_ARG_TENSOR, 336},
-  {CUDA_ARG_TENSOR, 338},
-  {CUDA_ARG_TENSOR, 339},
-  {CUDA_ARG_PARAM, 226},
+  {CUDA_ARG_TENSOR, 2849},
   {CUDA_ARG_PARAM, 227},
   {CUDA_ARG_MASKS, 37},
   {CUDA_ARG_TENSOR, 342},
@@ -23466,18 +23915,16 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 348},
   {CUDA_ARG_TENSOR, 349},
+  {CUDA_ARG_TENSOR, 2850},
+  {CUDA_ARG_PARAM, 231},
   {CUDA_ARG_BUFFER, 233},
   {CUDA_ARG_BUFFER, 234},
   {CUDA_ARG_TENSOR, 273},
-  {CUDA_ARG_TENSOR, 275},
-  {CUDA_ARG_TENSOR, 276},
-  {CUDA_ARG_PARAM, 241},
+  {CUDA_ARG_TENSOR, 2840},
   {CUDA_ARG_PARAM, 242},
   {CUDA_ARG_MASKS, 38},
   {CUDA_ARG_TENSOR, 346},
-  {CUDA_ARG_TENSOR, 348},
-  {CUDA_ARG_TENSOR, 349},
-  {CUDA_ARG_PARAM, 231},
+  {CUDA_ARG_TENSOR, 2850},
   {CUDA_ARG_PARAM, 232},
   {CUDA_ARG_MASKS, 39},
   {CUDA_ARG_TENSOR, 352},
@@ -23488,6 +23935,8 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 357},
   {CUDA_ARG_TENSOR, 358},
+  {CUDA_ARG_TENSOR, 2851},
+  {CUDA_ARG_PARAM, 296},
   {CUDA_ARG_BUFFER, 298},
   {CUDA_ARG_BUFFER, 299},
   {CUDA_ARG_TENSOR, 353},
@@ -23499,12 +23948,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 362},
   {CUDA_ARG_TENSOR, 363},
+  {CUDA_ARG_TENSOR, 2852},
+  {CUDA_ARG_PARAM, 301},
   {CUDA_ARG_BUFFER, 303},
   {CUDA_ARG_BUFFER, 304},
   {CUDA_ARG_TENSOR, 355},
-  {CUDA_ARG_TENSOR, 357},
-  {CUDA_ARG_TENSOR, 358},
-  {CUDA_ARG_PARAM, 296},
+  {CUDA_ARG_TENSOR, 2851},
   {CUDA_ARG_PARAM, 297},
   {CUDA_ARG_TENSOR, 364},
   {CUDA_ARG_TENSOR, 364},
@@ -23514,17 +23963,15 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 367},
   {CUDA_ARG_TENSOR, 368},
+  {CUDA_ARG_TENSOR, 2853},
+  {CUDA_ARG_PARAM, 246},
   {CUDA_ARG_BUFFER, 248},
   {CUDA_ARG_BUFFER, 249},
   {CUDA_ARG_TENSOR, 360},
-  {CUDA_ARG_TENSOR, 362},
-  {CUDA_ARG_TENSOR, 363},
-  {CUDA_ARG_PARAM, 301},
+  {CUDA_ARG_TENSOR, 2852},
   {CUDA_ARG_PARAM, 302},
   {CUDA_ARG_TENSOR, 365},
-  {CUDA_ARG_TENSOR, 367},
-  {CUDA_ARG_TENSOR, 368},
-  {CUDA_ARG_PARAM, 246},
+  {CUDA_ARG_TENSOR, 2853},
   {CUDA_ARG_PARAM, 247},
   {CUDA_ARG_MASKS, 40},
   {CUDA_ARG_MASKS, 41},
@@ -23536,12 +23983,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 378},
   {CUDA_ARG_TENSOR, 379},
+  {CUDA_ARG_TENSOR, 2854},
+  {CUDA_ARG_PARAM, 251},
   {CUDA_ARG_BUFFER, 253},
   {CUDA_ARG_BUFFER, 254},
   {CUDA_ARG_TENSOR, 376},
-  {CUDA_ARG_TENSOR, 378},
-  {CUDA_ARG_TENSOR, 379},
-  {CUDA_ARG_PARAM, 251},
+  {CUDA_ARG_TENSOR, 2854},
   {CUDA_ARG_PARAM, 252},
   {CUDA_ARG_TENSOR, 380},
   {CUDA_ARG_TENSOR, 380},
@@ -23551,12 +23998,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 383},
   {CUDA_ARG_TENSOR, 384},
+  {CUDA_ARG_TENSOR, 2855},
+  {CUDA_ARG_PARAM, 256},
   {CUDA_ARG_BUFFER, 258},
   {CUDA_ARG_BUFFER, 259},
   {CUDA_ARG_TENSOR, 360},
-  {CUDA_ARG_TENSOR, 362},
-  {CUDA_ARG_TENSOR, 363},
-  {CUDA_ARG_PARAM, 301},
+  {CUDA_ARG_TENSOR, 2852},
   {CUDA_ARG_PARAM, 302},
   {CUDA_ARG_TENSOR, 387},
   {CUDA_ARG_TENSOR, 387},
@@ -23566,18 +24013,16 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 390},
   {CUDA_ARG_TENSOR, 391},
+  {CUDA_ARG_TENSOR, 2856},
+  {CUDA_ARG_PARAM, 261},
   {CUDA_ARG_BUFFER, 263},
   {CUDA_ARG_BUFFER, 264},
   {CUDA_ARG_TENSOR, 381},
-  {CUDA_ARG_TENSOR, 383},
-  {CUDA_ARG_TENSOR, 384},
-  {CUDA_ARG_PARAM, 256},
+  {CUDA_ARG_TENSOR, 2855},
   {CUDA_ARG_PARAM, 257},
   {CUDA_ARG_MASKS, 42},
   {CUDA_ARG_TENSOR, 388},
-  {CUDA_ARG_TENSOR, 390},
-  {CUDA_ARG_TENSOR, 391},
-  {CUDA_ARG_PARAM, 261},
+  {CUDA_ARG_TENSOR, 2856},
   {CUDA_ARG_PARAM, 262},
   {CUDA_ARG_MASKS, 43},
   {CUDA_ARG_TENSOR, 394},
@@ -23588,6 +24033,8 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 398},
   {CUDA_ARG_TENSOR, 399},
+  {CUDA_ARG_TENSOR, 2857},
+  {CUDA_ARG_PARAM, 266},
   {CUDA_ARG_BUFFER, 268},
   {CUDA_ARG_BUFFER, 269},
   {CUDA_ARG_TENSOR, 387},
@@ -23597,6 +24044,8 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 405},
   {CUDA_ARG_TENSOR, 406},
+  {CUDA_ARG_TENSOR, 2858},
+  {CUDA_ARG_PARAM, 271},
   {CUDA_ARG_BUFFER, 273},
   {CUDA_ARG_BUFFER, 274},
   {CUDA_ARG_TENSOR, 364},
@@ -23606,12 +24055,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 413},
   {CUDA_ARG_TENSOR, 414},
+  {CUDA_ARG_TENSOR, 2859},
+  {CUDA_ARG_PARAM, 276},
   {CUDA_ARG_BUFFER, 278},
   {CUDA_ARG_BUFFER, 279},
   {CUDA_ARG_TENSOR, 411},
-  {CUDA_ARG_TENSOR, 413},
-  {CUDA_ARG_TENSOR, 414},
-  {CUDA_ARG_PARAM, 276},
+  {CUDA_ARG_TENSOR, 2859},
   {CUDA_ARG_PARAM, 277},
   {CUDA_ARG_TENSOR, 415},
   {CUDA_ARG_TENSOR, 415},
@@ -23621,18 +24070,16 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 418},
   {CUDA_ARG_TENSOR, 419},
+  {CUDA_ARG_TENSOR, 2860},
+  {CUDA_ARG_PARAM, 281},
   {CUDA_ARG_BUFFER, 283},
   {CUDA_ARG_BUFFER, 284},
   {CUDA_ARG_TENSOR, 396},
-  {CUDA_ARG_TENSOR, 398},
-  {CUDA_ARG_TENSOR, 399},
-  {CUDA_ARG_PARAM, 266},
+  {CUDA_ARG_TENSOR, 2857},
   {CUDA_ARG_PARAM, 267},
   {CUDA_ARG_MASKS, 44},
   {CUDA_ARG_TENSOR, 403},
-  {CUDA_ARG_TENSOR, 405},
-  {CUDA_ARG_TENSOR, 406},
-  {CUDA_ARG_PARAM, 271},
+  {CUDA_ARG_TENSOR, 2858},
   {CUDA_ARG_PARAM, 272},
   {CUDA_ARG_MASKS, 45},
   {CUDA_ARG_TENSOR, 422},
@@ -23643,18 +24090,16 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 425},
   {CUDA_ARG_TENSOR, 426},
+  {CUDA_ARG_TENSOR, 2861},
+  {CUDA_ARG_PARAM, 286},
   {CUDA_ARG_BUFFER, 288},
   {CUDA_ARG_BUFFER, 289},
   {CUDA_ARG_TENSOR, 416},
-  {CUDA_ARG_TENSOR, 418},
-  {CUDA_ARG_TENSOR, 419},
-  {CUDA_ARG_PARAM, 281},
+  {CUDA_ARG_TENSOR, 2860},
   {CUDA_ARG_PARAM, 282},
   {CUDA_ARG_MASKS, 46},
   {CUDA_ARG_TENSOR, 423},
-  {CUDA_ARG_TENSOR, 425},
-  {CUDA_ARG_TENSOR, 426},
-  {CUDA_ARG_PARAM, 286},
+  {CUDA_ARG_TENSOR, 2861},
   {CUDA_ARG_PARAM, 287},
   {CUDA_ARG_MASKS, 47},
   {CUDA_ARG_TENSOR, 429},
@@ -23665,18 +24110,16 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 435},
   {CUDA_ARG_TENSOR, 436},
+  {CUDA_ARG_TENSOR, 2862},
+  {CUDA_ARG_PARAM, 291},
   {CUDA_ARG_BUFFER, 293},
   {CUDA_ARG_BUFFER, 294},
   {CUDA_ARG_TENSOR, 360},
-  {CUDA_ARG_TENSOR, 362},
-  {CUDA_ARG_TENSOR, 363},
-  {CUDA_ARG_PARAM, 301},
+  {CUDA_ARG_TENSOR, 2852},
   {CUDA_ARG_PARAM, 302},
   {CUDA_ARG_MASKS, 48},
   {CUDA_ARG_TENSOR, 433},
-  {CUDA_ARG_TENSOR, 435},
-  {CUDA_ARG_TENSOR, 436},
-  {CUDA_ARG_PARAM, 291},
+  {CUDA_ARG_TENSOR, 2862},
   {CUDA_ARG_PARAM, 292},
   {CUDA_ARG_MASKS, 49},
   {CUDA_ARG_TENSOR, 439},
@@ -23687,6 +24130,8 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 444},
   {CUDA_ARG_TENSOR, 445},
+  {CUDA_ARG_TENSOR, 2863},
+  {CUDA_ARG_PARAM, 356},
   {CUDA_ARG_BUFFER, 358},
   {CUDA_ARG_BUFFER, 359},
   {CUDA_ARG_TENSOR, 440},
@@ -23698,12 +24143,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 449},
   {CUDA_ARG_TENSOR, 450},
+  {CUDA_ARG_TENSOR, 2864},
+  {CUDA_ARG_PARAM, 361},
   {CUDA_ARG_BUFFER, 363},
   {CUDA_ARG_BUFFER, 364},
   {CUDA_ARG_TENSOR, 442},
-  {CUDA_ARG_TENSOR, 444},
-  {CUDA_ARG_TENSOR, 445},
-  {CUDA_ARG_PARAM, 356},
+  {CUDA_ARG_TENSOR, 2863},
   {CUDA_ARG_PARAM, 357},
   {CUDA_ARG_TENSOR, 451},
   {CUDA_ARG_TENSOR, 451},
@@ -23713,17 +24158,15 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 454},
   {CUDA_ARG_TENSOR, 455},
+  {CUDA_ARG_TENSOR, 2865},
+  {CUDA_ARG_PARAM, 306},
   {CUDA_ARG_BUFFER, 308},
   {CUDA_ARG_BUFFER, 309},
   {CUDA_ARG_TENSOR, 447},
-  {CUDA_ARG_TENSOR, 449},
-  {CUDA_ARG_TENSOR, 450},
-  {CUDA_ARG_PARAM, 361},
+  {CUDA_ARG_TENSOR, 2864},
   {CUDA_ARG_PARAM, 362},
   {CUDA_ARG_TENSOR, 452},
-  {CUDA_ARG_TENSOR, 454},
-  {CUDA_ARG_TENSOR, 455},
-  {CUDA_ARG_PARAM, 306},
+  {CUDA_ARG_TENSOR, 2865},
   {CUDA_ARG_PARAM, 307},
   {CUDA_ARG_MASKS, 50},
   {CUDA_ARG_MASKS, 51},
@@ -23735,12 +24178,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 465},
   {CUDA_ARG_TENSOR, 466},
+  {CUDA_ARG_TENSOR, 2866},
+  {CUDA_ARG_PARAM, 311},
   {CUDA_ARG_BUFFER, 313},
   {CUDA_ARG_BUFFER, 314},
   {CUDA_ARG_TENSOR, 463},
-  {CUDA_ARG_TENSOR, 465},
-  {CUDA_ARG_TENSOR, 466},
-  {CUDA_ARG_PARAM, 311},
+  {CUDA_ARG_TENSOR, 2866},
   {CUDA_ARG_PARAM, 312},
   {CUDA_ARG_TENSOR, 467},
   {CUDA_ARG_TENSOR, 467},
@@ -23750,12 +24193,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 470},
   {CUDA_ARG_TENSOR, 471},
+  {CUDA_ARG_TENSOR, 2867},
+  {CUDA_ARG_PARAM, 316},
   {CUDA_ARG_BUFFER, 318},
   {CUDA_ARG_BUFFER, 319},
   {CUDA_ARG_TENSOR, 447},
-  {CUDA_ARG_TENSOR, 449},
-  {CUDA_ARG_TENSOR, 450},
-  {CUDA_ARG_PARAM, 361},
+  {CUDA_ARG_TENSOR, 2864},
   {CUDA_ARG_PARAM, 362},
   {CUDA_ARG_TENSOR, 474},
   {CUDA_ARG_TENSOR, 474},
@@ -23765,18 +24208,16 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 477},
   {CUDA_ARG_TENSOR, 478},
+  {CUDA_ARG_TENSOR, 2868},
+  {CUDA_ARG_PARAM, 321},
   {CUDA_ARG_BUFFER, 323},
   {CUDA_ARG_BUFFER, 324},
   {CUDA_ARG_TENSOR, 468},
-  {CUDA_ARG_TENSOR, 470},
-  {CUDA_ARG_TENSOR, 471},
-  {CUDA_ARG_PARAM, 316},
+  {CUDA_ARG_TENSOR, 2867},
   {CUDA_ARG_PARAM, 317},
   {CUDA_ARG_MASKS, 52},
   {CUDA_ARG_TENSOR, 475},
-  {CUDA_ARG_TENSOR, 477},
-  {CUDA_ARG_TENSOR, 478},
-  {CUDA_ARG_PARAM, 321},
+  {CUDA_ARG_TENSOR, 2868},
   {CUDA_ARG_PARAM, 322},
   {CUDA_ARG_MASKS, 53},
   {CUDA_ARG_TENSOR, 481},
@@ -23787,6 +24228,8 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 485},
   {CUDA_ARG_TENSOR, 486},
+  {CUDA_ARG_TENSOR, 2869},
+  {CUDA_ARG_PARAM, 326},
   {CUDA_ARG_BUFFER, 328},
   {CUDA_ARG_BUFFER, 329},
   {CUDA_ARG_TENSOR, 474},
@@ -23796,6 +24239,8 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 492},
   {CUDA_ARG_TENSOR, 493},
+  {CUDA_ARG_TENSOR, 2870},
+  {CUDA_ARG_PARAM, 331},
   {CUDA_ARG_BUFFER, 333},
   {CUDA_ARG_BUFFER, 334},
   {CUDA_ARG_TENSOR, 451},
@@ -23805,12 +24250,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 500},
   {CUDA_ARG_TENSOR, 501},
+  {CUDA_ARG_TENSOR, 2871},
+  {CUDA_ARG_PARAM, 336},
   {CUDA_ARG_BUFFER, 338},
   {CUDA_ARG_BUFFER, 339},
   {CUDA_ARG_TENSOR, 498},
-  {CUDA_ARG_TENSOR, 500},
-  {CUDA_ARG_TENSOR, 501},
-  {CUDA_ARG_PARAM, 336},
+  {CUDA_ARG_TENSOR, 2871},
   {CUDA_ARG_PARAM, 337},
   {CUDA_ARG_TENSOR, 502},
   {CUDA_ARG_TENSOR, 502},
@@ -23820,18 +24265,16 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 505},
   {CUDA_ARG_TENSOR, 506},
+  {CUDA_ARG_TENSOR, 2872},
+  {CUDA_ARG_PARAM, 341},
   {CUDA_ARG_BUFFER, 343},
   {CUDA_ARG_BUFFER, 344},
   {CUDA_ARG_TENSOR, 483},
-  {CUDA_ARG_TENSOR, 485},
-  {CUDA_ARG_TENSOR, 486},
-  {CUDA_ARG_PARAM, 326},
+  {CUDA_ARG_TENSOR, 2869},
   {CUDA_ARG_PARAM, 327},
   {CUDA_ARG_MASKS, 54},
   {CUDA_ARG_TENSOR, 490},
-  {CUDA_ARG_TENSOR, 492},
-  {CUDA_ARG_TENSOR, 493},
-  {CUDA_ARG_PARAM, 331},
+  {CUDA_ARG_TENSOR, 2870},
   {CUDA_ARG_PARAM, 332},
   {CUDA_ARG_MASKS, 55},
   {CUDA_ARG_TENSOR, 509},
@@ -23842,18 +24285,16 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 512},
   {CUDA_ARG_TENSOR, 513},
+  {CUDA_ARG_TENSOR, 2873},
+  {CUDA_ARG_PARAM, 346},
   {CUDA_ARG_BUFFER, 348},
   {CUDA_ARG_BUFFER, 349},
   {CUDA_ARG_TENSOR, 503},
-  {CUDA_ARG_TENSOR, 505},
-  {CUDA_ARG_TENSOR, 506},
-  {CUDA_ARG_PARAM, 341},
+  {CUDA_ARG_TENSOR, 2872},
   {CUDA_ARG_PARAM, 342},
   {CUDA_ARG_MASKS, 56},
   {CUDA_ARG_TENSOR, 510},
-  {CUDA_ARG_TENSOR, 512},
-  {CUDA_ARG_TENSOR, 513},
-  {CUDA_ARG_PARAM, 346},
+  {CUDA_ARG_TENSOR, 2873},
   {CUDA_ARG_PARAM, 347},
   {CUDA_ARG_MASKS, 57},
   {CUDA_ARG_TENSOR, 516},
@@ -23864,18 +24305,16 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 522},
   {CUDA_ARG_TENSOR, 523},
+  {CUDA_ARG_TENSOR, 2874},
+  {CUDA_ARG_PARAM, 351},
   {CUDA_ARG_BUFFER, 353},
   {CUDA_ARG_BUFFER, 354},
   {CUDA_ARG_TENSOR, 447},
-  {CUDA_ARG_TENSOR, 449},
-  {CUDA_ARG_TENSOR, 450},
-  {CUDA_ARG_PARAM, 361},
+  {CUDA_ARG_TENSOR, 2864},
   {CUDA_ARG_PARAM, 362},
   {CUDA_ARG_MASKS, 58},
   {CUDA_ARG_TENSOR, 520},
-  {CUDA_ARG_TENSOR, 522},
-  {CUDA_ARG_TENSOR, 523},
-  {CUDA_ARG_PARAM, 351},
+  {CUDA_ARG_TENSOR, 2874},
   {CUDA_ARG_PARAM, 352},
   {CUDA_ARG_MASKS, 59},
   {CUDA_ARG_TENSOR, 526},
@@ -23886,6 +24325,8 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 531},
   {CUDA_ARG_TENSOR, 532},
+  {CUDA_ARG_TENSOR, 2875},
+  {CUDA_ARG_PARAM, 396},
   {CUDA_ARG_BUFFER, 398},
   {CUDA_ARG_BUFFER, 399},
   {CUDA_ARG_TENSOR, 527},
@@ -23897,12 +24338,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 536},
   {CUDA_ARG_TENSOR, 537},
+  {CUDA_ARG_TENSOR, 2876},
+  {CUDA_ARG_PARAM, 401},
   {CUDA_ARG_BUFFER, 403},
   {CUDA_ARG_BUFFER, 404},
   {CUDA_ARG_TENSOR, 529},
-  {CUDA_ARG_TENSOR, 531},
-  {CUDA_ARG_TENSOR, 532},
-  {CUDA_ARG_PARAM, 396},
+  {CUDA_ARG_TENSOR, 2875},
   {CUDA_ARG_PARAM, 397},
   {CUDA_ARG_TENSOR, 538},
   {CUDA_ARG_TENSOR, 538},
@@ -23912,17 +24353,15 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 541},
   {CUDA_ARG_TENSOR, 542},
+  {CUDA_ARG_TENSOR, 2877},
+  {CUDA_ARG_PARAM, 366},
   {CUDA_ARG_BUFFER, 368},
   {CUDA_ARG_BUFFER, 369},
   {CUDA_ARG_TENSOR, 534},
-  {CUDA_ARG_TENSOR, 536},
-  {CUDA_ARG_TENSOR, 537},
-  {CUDA_ARG_PARAM, 401},
+  {CUDA_ARG_TENSOR, 2876},
   {CUDA_ARG_PARAM, 402},
   {CUDA_ARG_TENSOR, 539},
-  {CUDA_ARG_TENSOR, 541},
-  {CUDA_ARG_TENSOR, 542},
-  {CUDA_ARG_PARAM, 366},
+  {CUDA_ARG_TENSOR, 2877},
   {CUDA_ARG_PARAM, 367},
   {CUDA_ARG_MASKS, 60},
   {CUDA_ARG_MASKS, 61},
@@ -23934,17 +24373,15 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 552},
   {CUDA_ARG_TENSOR, 553},
+  {CUDA_ARG_TENSOR, 2878},
+  {CUDA_ARG_PARAM, 371},
   {CUDA_ARG_BUFFER, 373},
   {CUDA_ARG_BUFFER, 374},
   {CUDA_ARG_TENSOR, 529},
-  {CUDA_ARG_TENSOR, 531},
-  {CUDA_ARG_TENSOR, 532},
-  {CUDA_ARG_PARAM, 396},
+  {CUDA_ARG_TENSOR, 2875},
   {CUDA_ARG_PARAM, 397},
   {CUDA_ARG_TENSOR, 550},
-  {CUDA_ARG_TENSOR, 552},
-  {CUDA_ARG_TENSOR, 553},
-  {CUDA_ARG_PARAM, 371},
+  {CUDA_ARG_TENSOR, 2878},
   {CUDA_ARG_PARAM, 372},
   {CUDA_ARG_MASKS, 62},
   {CUDA_ARG_MASKS, 63},
@@ -23956,12 +24393,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 563},
   {CUDA_ARG_TENSOR, 564},
+  {CUDA_ARG_TENSOR, 2879},
+  {CUDA_ARG_PARAM, 376},
   {CUDA_ARG_BUFFER, 378},
   {CUDA_ARG_BUFFER, 379},
   {CUDA_ARG_TENSOR, 561},
-  {CUDA_ARG_TENSOR, 563},
-  {CUDA_ARG_TENSOR, 564},
-  {CUDA_ARG_PARAM, 376},
+  {CUDA_ARG_TENSOR, 2879},
   {CUDA_ARG_PARAM, 377},
   {CUDA_ARG_TENSOR, 565},
   {CUDA_ARG_TENSOR, 565},
@@ -23971,17 +24408,15 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 568},
   {CUDA_ARG_TENSOR, 569},
+  {CUDA_ARG_TENSOR, 2880},
+  {CUDA_ARG_PARAM, 381},
   {CUDA_ARG_BUFFER, 383},
   {CUDA_ARG_BUFFER, 384},
   {CUDA_ARG_TENSOR, 534},
-  {CUDA_ARG_TENSOR, 536},
-  {CUDA_ARG_TENSOR, 537},
-  {CUDA_ARG_PARAM, 401},
+  {CUDA_ARG_TENSOR, 2876},
   {CUDA_ARG_PARAM, 402},
   {CUDA_ARG_TENSOR, 566},
-  {CUDA_ARG_TENSOR, 568},
-  {CUDA_ARG_TENSOR, 569},
-  {CUDA_ARG_PARAM, 381},
+  {CUDA_ARG_TENSOR, 2880},
   {CUDA_ARG_PARAM, 382},
   {CUDA_ARG_MASKS, 64},
   {CUDA_ARG_MASKS, 65},
@@ -23993,18 +24428,16 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 582},
   {CUDA_ARG_TENSOR, 583},
+  {CUDA_ARG_TENSOR, 2881},
+  {CUDA_ARG_PARAM, 386},
   {CUDA_ARG_BUFFER, 388},
   {CUDA_ARG_BUFFER, 389},
   {CUDA_ARG_TENSOR, 529},
-  {CUDA_ARG_TENSOR, 531},
-  {CUDA_ARG_TENSOR, 532},
-  {CUDA_ARG_PARAM, 396},
+  {CUDA_ARG_TENSOR, 2875},
   {CUDA_ARG_PARAM, 397},
   {CUDA_ARG_MASKS, 66},
   {CUDA_ARG_TENSOR, 580},
-  {CUDA_ARG_TENSOR, 582},
-  {CUDA_ARG_TENSOR, 583},
-  {CUDA_ARG_PARAM, 386},
+  {CUDA_ARG_TENSOR, 2881},
   {CUDA_ARG_PARAM, 387},
   {CUDA_ARG_MASKS, 67},
   {CUDA_ARG_TENSOR, 586},
@@ -24015,18 +24448,16 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 593},
   {CUDA_ARG_TENSOR, 594},
+  {CUDA_ARG_TENSOR, 2882},
+  {CUDA_ARG_PARAM, 391},
   {CUDA_ARG_BUFFER, 393},
   {CUDA_ARG_BUFFER, 394},
   {CUDA_ARG_TENSOR, 534},
-  {CUDA_ARG_TENSOR, 536},
-  {CUDA_ARG_TENSOR, 537},
-  {CUDA_ARG_PARAM, 401},
+  {CUDA_ARG_TENSOR, 2876},
   {CUDA_ARG_PARAM, 402},
   {CUDA_ARG_MASKS, 68},
   {CUDA_ARG_TENSOR, 591},
-  {CUDA_ARG_TENSOR, 593},
-  {CUDA_ARG_TENSOR, 594},
-  {CUDA_ARG_PARAM, 391},
+  {CUDA_ARG_TENSOR, 2882},
   {CUDA_ARG_PARAM, 392},
   {CUDA_ARG_MASKS, 69},
   {CUDA_ARG_TENSOR, 597},
@@ -24040,6 +24471,8 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 604},
   {CUDA_ARG_TENSOR, 605},
+  {CUDA_ARG_TENSOR, 2883},
+  {CUDA_ARG_PARAM, 457},
   {CUDA_ARG_BUFFER, 459},
   {CUDA_ARG_BUFFER, 460},
   {CUDA_ARG_TENSOR, 598},
@@ -24051,12 +24484,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 609},
   {CUDA_ARG_TENSOR, 610},
+  {CUDA_ARG_TENSOR, 2884},
+  {CUDA_ARG_PARAM, 462},
   {CUDA_ARG_BUFFER, 464},
   {CUDA_ARG_BUFFER, 465},
   {CUDA_ARG_TENSOR, 602},
-  {CUDA_ARG_TENSOR, 604},
-  {CUDA_ARG_TENSOR, 605},
-  {CUDA_ARG_PARAM, 457},
+  {CUDA_ARG_TENSOR, 2883},
   {CUDA_ARG_PARAM, 458},
   {CUDA_ARG_TENSOR, 611},
   {CUDA_ARG_TENSOR, 611},
@@ -24066,17 +24499,15 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 614},
   {CUDA_ARG_TENSOR, 615},
+  {CUDA_ARG_TENSOR, 2885},
+  {CUDA_ARG_PARAM, 406},
   {CUDA_ARG_BUFFER, 408},
   {CUDA_ARG_BUFFER, 409},
   {CUDA_ARG_TENSOR, 607},
-  {CUDA_ARG_TENSOR, 609},
-  {CUDA_ARG_TENSOR, 610},
-  {CUDA_ARG_PARAM, 462},
+  {CUDA_ARG_TENSOR, 2884},
   {CUDA_ARG_PARAM, 463},
   {CUDA_ARG_TENSOR, 612},
-  {CUDA_ARG_TENSOR, 614},
-  {CUDA_ARG_TENSOR, 615},
-  {CUDA_ARG_PARAM, 406},
+  {CUDA_ARG_TENSOR, 2885},
   {CUDA_ARG_PARAM, 407},
   {CUDA_ARG_MASKS, 70},
   {CUDA_ARG_MASKS, 71},
@@ -24088,12 +24519,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 625},
   {CUDA_ARG_TENSOR, 626},
+  {CUDA_ARG_TENSOR, 2886},
+  {CUDA_ARG_PARAM, 411},
   {CUDA_ARG_BUFFER, 413},
   {CUDA_ARG_BUFFER, 414},
   {CUDA_ARG_TENSOR, 623},
-  {CUDA_ARG_TENSOR, 625},
-  {CUDA_ARG_TENSOR, 626},
-  {CUDA_ARG_PARAM, 411},
+  {CUDA_ARG_TENSOR, 2886},
   {CUDA_ARG_PARAM, 412},
   {CUDA_ARG_TENSOR, 627},
   {CUDA_ARG_TENSOR, 627},
@@ -24103,12 +24534,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 630},
   {CUDA_ARG_TENSOR, 631},
+  {CUDA_ARG_TENSOR, 2887},
+  {CUDA_ARG_PARAM, 416},
   {CUDA_ARG_BUFFER, 418},
   {CUDA_ARG_BUFFER, 419},
   {CUDA_ARG_TENSOR, 607},
-  {CUDA_ARG_TENSOR, 609},
-  {CUDA_ARG_TENSOR, 610},
-  {CUDA_ARG_PARAM, 462},
+  {CUDA_ARG_TENSOR, 2884},
   {CUDA_ARG_PARAM, 463},
   {CUDA_ARG_TENSOR, 634},
   {CUDA_ARG_TENSOR, 634},
@@ -24118,18 +24549,16 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 637},
   {CUDA_ARG_TENSOR, 638},
+  {CUDA_ARG_TENSOR, 2888},
+  {CUDA_ARG_PARAM, 421},
   {CUDA_ARG_BUFFER, 423},
   {CUDA_ARG_BUFFER, 424},
   {CUDA_ARG_TENSOR, 628},
-  {CUDA_ARG_TENSOR, 630},
-  {CUDA_ARG_TENSOR, 631},
-  {CUDA_ARG_PARAM, 416},
+  {CUDA_ARG_TENSOR, 2887},
   {CUDA_ARG_PARAM, 417},
   {CUDA_ARG_MASKS, 72},
   {CUDA_ARG_TENSOR, 635},
-  {CUDA_ARG_TENSOR, 637},
-  {CUDA_ARG_TENSOR, 638},
-  {CUDA_ARG_PARAM, 421},
+  {CUDA_ARG_TENSOR, 2888},
   {CUDA_ARG_PARAM, 422},
   {CUDA_ARG_MASKS, 73},
   {CUDA_ARG_TENSOR, 641},
@@ -24140,6 +24569,8 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 645},
   {CUDA_ARG_TENSOR, 646},
+  {CUDA_ARG_TENSOR, 2889},
+  {CUDA_ARG_PARAM, 426},
   {CUDA_ARG_BUFFER, 428},
   {CUDA_ARG_BUFFER, 429},
   {CUDA_ARG_TENSOR, 634},
@@ -24149,6 +24580,8 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 652},
   {CUDA_ARG_TENSOR, 653},
+  {CUDA_ARG_TENSOR, 2890},
+  {CUDA_ARG_PARAM, 431},
   {CUDA_ARG_BUFFER, 433},
   {CUDA_ARG_BUFFER, 434},
   {CUDA_ARG_TENSOR, 611},
@@ -24158,12 +24591,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 660},
   {CUDA_ARG_TENSOR, 661},
+  {CUDA_ARG_TENSOR, 2891},
+  {CUDA_ARG_PARAM, 436},
   {CUDA_ARG_BUFFER, 438},
   {CUDA_ARG_BUFFER, 439},
   {CUDA_ARG_TENSOR, 658},
-  {CUDA_ARG_TENSOR, 660},
-  {CUDA_ARG_TENSOR, 661},
-  {CUDA_ARG_PARAM, 436},
+  {CUDA_ARG_TENSOR, 2891},
   {CUDA_ARG_PARAM, 437},
   {CUDA_ARG_TENSOR, 662},
   {CUDA_ARG_TENSOR, 662},
@@ -24173,18 +24606,16 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 665},
   {CUDA_ARG_TENSOR, 666},
+  {CUDA_ARG_TENSOR, 2892},
+  {CUDA_ARG_PARAM, 441},
   {CUDA_ARG_BUFFER, 443},
   {CUDA_ARG_BUFFER, 444},
   {CUDA_ARG_TENSOR, 643},
-  {CUDA_ARG_TENSOR, 645},
-  {CUDA_ARG_TENSOR, 646},
-  {CUDA_ARG_PARAM, 426},
+  {CUDA_ARG_TENSOR, 2889},
   {CUDA_ARG_PARAM, 427},
   {CUDA_ARG_MASKS, 74},
   {CUDA_ARG_TENSOR, 650},
-  {CUDA_ARG_TENSOR, 652},
-  {CUDA_ARG_TENSOR, 653},
-  {CUDA_ARG_PARAM, 431},
+  {CUDA_ARG_TENSOR, 2890},
   {CUDA_ARG_PARAM, 432},
   {CUDA_ARG_MASKS, 75},
   {CUDA_ARG_TENSOR, 669},
@@ -24195,18 +24626,16 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 672},
   {CUDA_ARG_TENSOR, 673},
+  {CUDA_ARG_TENSOR, 2893},
+  {CUDA_ARG_PARAM, 446},
   {CUDA_ARG_BUFFER, 448},
   {CUDA_ARG_BUFFER, 449},
   {CUDA_ARG_TENSOR, 663},
-  {CUDA_ARG_TENSOR, 665},
-  {CUDA_ARG_TENSOR, 666},
-  {CUDA_ARG_PARAM, 441},
+  {CUDA_ARG_TENSOR, 2892},
   {CUDA_ARG_PARAM, 442},
   {CUDA_ARG_MASKS, 76},
   {CUDA_ARG_TENSOR, 670},
-  {CUDA_ARG_TENSOR, 672},
-  {CUDA_ARG_TENSOR, 673},
-  {CUDA_ARG_PARAM, 446},
+  {CUDA_ARG_TENSOR, 2893},
   {CUDA_ARG_PARAM, 447},
   {CUDA_ARG_MASKS, 77},
   {CUDA_ARG_TENSOR, 676},
@@ -24217,18 +24646,16 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 682},
   {CUDA_ARG_TENSOR, 683},
+  {CUDA_ARG_TENSOR, 2894},
+  {CUDA_ARG_PARAM, 451},
   {CUDA_ARG_BUFFER, 453},
   {CUDA_ARG_BUFFER, 454},
   {CUDA_ARG_TENSOR, 607},
-  {CUDA_ARG_TENSOR, 609},
-  {CUDA_ARG_TENSOR, 610},
-  {CUDA_ARG_PARAM, 462},
+  {CUDA_ARG_TENSOR, 2884},
   {CUDA_ARG_PARAM, 463},
   {CUDA_ARG_MASKS, 78},
   {CUDA_ARG_TENSOR, 680},
-  {CUDA_ARG_TENSOR, 682},
-  {CUDA_ARG_TENSOR, 683},
-  {CUDA_ARG_PARAM, 451},
+  {CUDA_ARG_TENSOR, 2894},
   {CUDA_ARG_PARAM, 452},
   {CUDA_ARG_MASKS, 79},
   {CUDA_ARG_TENSOR, 686},
@@ -24239,6 +24666,8 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 691},
   {CUDA_ARG_TENSOR, 692},
+  {CUDA_ARG_TENSOR, 2895},
+  {CUDA_ARG_PARAM, 517},
   {CUDA_ARG_BUFFER, 519},
   {CUDA_ARG_BUFFER, 520},
   {CUDA_ARG_TENSOR, 687},
@@ -24250,12 +24679,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 696},
   {CUDA_ARG_TENSOR, 697},
+  {CUDA_ARG_TENSOR, 2896},
+  {CUDA_ARG_PARAM, 522},
   {CUDA_ARG_BUFFER, 524},
   {CUDA_ARG_BUFFER, 525},
   {CUDA_ARG_TENSOR, 689},
-  {CUDA_ARG_TENSOR, 691},
-  {CUDA_ARG_TENSOR, 692},
-  {CUDA_ARG_PARAM, 517},
+  {CUDA_ARG_TENSOR, 2895},
   {CUDA_ARG_PARAM, 518},
   {CUDA_ARG_TENSOR, 698},
   {CUDA_ARG_TENSOR, 698},
@@ -24265,17 +24694,15 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 701},
   {CUDA_ARG_TENSOR, 702},
+  {CUDA_ARG_TENSOR, 2897},
+  {CUDA_ARG_PARAM, 467},
   {CUDA_ARG_BUFFER, 469},
   {CUDA_ARG_BUFFER, 470},
   {CUDA_ARG_TENSOR, 694},
-  {CUDA_ARG_TENSOR, 696},
-  {CUDA_ARG_TENSOR, 697},
-  {CUDA_ARG_PARAM, 522},
+  {CUDA_ARG_TENSOR, 2896},
   {CUDA_ARG_PARAM, 523},
   {CUDA_ARG_TENSOR, 699},
-  {CUDA_ARG_TENSOR, 701},
-  {CUDA_ARG_TENSOR, 702},
-  {CUDA_ARG_PARAM, 467},
+  {CUDA_ARG_TENSOR, 2897},
   {CUDA_ARG_PARAM, 468},
   {CUDA_ARG_MASKS, 80},
   {CUDA_ARG_MASKS, 81},
@@ -24287,12 +24714,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 712},
   {CUDA_ARG_TENSOR, 713},
+  {CUDA_ARG_TENSOR, 2898},
+  {CUDA_ARG_PARAM, 472},
   {CUDA_ARG_BUFFER, 474},
   {CUDA_ARG_BUFFER, 475},
   {CUDA_ARG_TENSOR, 710},
-  {CUDA_ARG_TENSOR, 712},
-  {CUDA_ARG_TENSOR, 713},
-  {CUDA_ARG_PARAM, 472},
+  {CUDA_ARG_TENSOR, 2898},
   {CUDA_ARG_PARAM, 473},
   {CUDA_ARG_TENSOR, 714},
   {CUDA_ARG_TENSOR, 714},
@@ -24302,12 +24729,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 717},
   {CUDA_ARG_TENSOR, 718},
+  {CUDA_ARG_TENSOR, 2899},
+  {CUDA_ARG_PARAM, 477},
   {CUDA_ARG_BUFFER, 479},
   {CUDA_ARG_BUFFER, 480},
   {CUDA_ARG_TENSOR, 694},
-  {CUDA_ARG_TENSOR, 696},
-  {CUDA_ARG_TENSOR, 697},
-  {CUDA_ARG_PARAM, 522},
+  {CUDA_ARG_TENSOR, 2896},
   {CUDA_ARG_PARAM, 523},
   {CUDA_ARG_TENSOR, 721},
   {CUDA_ARG_TENSOR, 721},
@@ -24317,18 +24744,16 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 724},
   {CUDA_ARG_TENSOR, 725},
+  {CUDA_ARG_TENSOR, 2900},
+  {CUDA_ARG_PARAM, 482},
   {CUDA_ARG_BUFFER, 484},
   {CUDA_ARG_BUFFER, 485},
   {CUDA_ARG_TENSOR, 715},
-  {CUDA_ARG_TENSOR, 717},
-  {CUDA_ARG_TENSOR, 718},
-  {CUDA_ARG_PARAM, 477},
+  {CUDA_ARG_TENSOR, 2899},
   {CUDA_ARG_PARAM, 478},
   {CUDA_ARG_MASKS, 82},
   {CUDA_ARG_TENSOR, 722},
-  {CUDA_ARG_TENSOR, 724},
-  {CUDA_ARG_TENSOR, 725},
-  {CUDA_ARG_PARAM, 482},
+  {CUDA_ARG_TENSOR, 2900},
   {CUDA_ARG_PARAM, 483},
   {CUDA_ARG_MASKS, 83},
   {CUDA_ARG_TENSOR, 728},
@@ -24339,6 +24764,8 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 732},
   {CUDA_ARG_TENSOR, 733},
+  {CUDA_ARG_TENSOR, 2901},
+  {CUDA_ARG_PARAM, 487},
   {CUDA_ARG_BUFFER, 489},
   {CUDA_ARG_BUFFER, 490},
   {CUDA_ARG_TENSOR, 721},
@@ -24348,6 +24775,8 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 739},
   {CUDA_ARG_TENSOR, 740},
+  {CUDA_ARG_TENSOR, 2902},
+  {CUDA_ARG_PARAM, 492},
   {CUDA_ARG_BUFFER, 494},
   {CUDA_ARG_BUFFER, 495},
   {CUDA_ARG_TENSOR, 698},
@@ -24357,12 +24786,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 747},
   {CUDA_ARG_TENSOR, 748},
+  {CUDA_ARG_TENSOR, 2903},
+  {CUDA_ARG_PARAM, 497},
   {CUDA_ARG_BUFFER, 499},
   {CUDA_ARG_BUFFER, 500},
   {CUDA_ARG_TENSOR, 745},
-  {CUDA_ARG_TENSOR, 747},
-  {CUDA_ARG_TENSOR, 748},
-  {CUDA_ARG_PARAM, 497},
+  {CUDA_ARG_TENSOR, 2903},
   {CUDA_ARG_PARAM, 498},
   {CUDA_ARG_TENSOR, 749},
   {CUDA_ARG_TENSOR, 749},
@@ -24372,18 +24801,16 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 752},
   {CUDA_ARG_TENSOR, 753},
+  {CUDA_ARG_TENSOR, 2904},
+  {CUDA_ARG_PARAM, 502},
   {CUDA_ARG_BUFFER, 504},
   {CUDA_ARG_BUFFER, 505},
   {CUDA_ARG_TENSOR, 730},
-  {CUDA_ARG_TENSOR, 732},
-  {CUDA_ARG_TENSOR, 733},
-  {CUDA_ARG_PARAM, 487},
+  {CUDA_ARG_TENSOR, 2901},
   {CUDA_ARG_PARAM, 488},
   {CUDA_ARG_MASKS, 84},
   {CUDA_ARG_TENSOR, 737},
-  {CUDA_ARG_TENSOR, 739},
-  {CUDA_ARG_TENSOR, 740},
-  {CUDA_ARG_PARAM, 492},
+  {CUDA_ARG_TENSOR, 2902},
   {CUDA_ARG_PARAM, 493},
   {CUDA_ARG_MASKS, 85},
   {CUDA_ARG_TENSOR, 756},
@@ -24394,18 +24821,16 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 759},
   {CUDA_ARG_TENSOR, 760},
+  {CUDA_ARG_TENSOR, 2905},
+  {CUDA_ARG_PARAM, 507},
   {CUDA_ARG_BUFFER, 509},
   {CUDA_ARG_BUFFER, 510},
   {CUDA_ARG_TENSOR, 750},
-  {CUDA_ARG_TENSOR, 752},
-  {CUDA_ARG_TENSOR, 753},
-  {CUDA_ARG_PARAM, 502},
+  {CUDA_ARG_TENSOR, 2904},
   {CUDA_ARG_PARAM, 503},
   {CUDA_ARG_MASKS, 86},
   {CUDA_ARG_TENSOR, 757},
-  {CUDA_ARG_TENSOR, 759},
-  {CUDA_ARG_TENSOR, 760},
-  {CUDA_ARG_PARAM, 507},
+  {CUDA_ARG_TENSOR, 2905},
   {CUDA_ARG_PARAM, 508},
   {CUDA_ARG_MASKS, 87},
   {CUDA_ARG_TENSOR, 763},
@@ -24416,18 +24841,16 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 769},
   {CUDA_ARG_TENSOR, 770},
+  {CUDA_ARG_TENSOR, 2906},
+  {CUDA_ARG_PARAM, 512},
   {CUDA_ARG_BUFFER, 514},
   {CUDA_ARG_BUFFER, 515},
   {CUDA_ARG_TENSOR, 694},
-  {CUDA_ARG_TENSOR, 696},
-  {CUDA_ARG_TENSOR, 697},
-  {CUDA_ARG_PARAM, 522},
+  {CUDA_ARG_TENSOR, 2896},
   {CUDA_ARG_PARAM, 523},
   {CUDA_ARG_MASKS, 88},
   {CUDA_ARG_TENSOR, 767},
-  {CUDA_ARG_TENSOR, 769},
-  {CUDA_ARG_TENSOR, 770},
-  {CUDA_ARG_PARAM, 512},
+  {CUDA_ARG_TENSOR, 2906},
   {CUDA_ARG_PARAM, 513},
   {CUDA_ARG_MASKS, 89},
   {CUDA_ARG_TENSOR, 773},
@@ -24438,6 +24861,8 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 778},
   {CUDA_ARG_TENSOR, 779},
+  {CUDA_ARG_TENSOR, 2907},
+  {CUDA_ARG_PARAM, 577},
   {CUDA_ARG_BUFFER, 579},
   {CUDA_ARG_BUFFER, 580},
   {CUDA_ARG_TENSOR, 774},
@@ -24449,12 +24874,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 783},
   {CUDA_ARG_TENSOR, 784},
+  {CUDA_ARG_TENSOR, 2908},
+  {CUDA_ARG_PARAM, 582},
   {CUDA_ARG_BUFFER, 584},
   {CUDA_ARG_BUFFER, 585},
   {CUDA_ARG_TENSOR, 776},
-  {CUDA_ARG_TENSOR, 778},
-  {CUDA_ARG_TENSOR, 779},
-  {CUDA_ARG_PARAM, 577},
+  {CUDA_ARG_TENSOR, 2907},
   {CUDA_ARG_PARAM, 578},
   {CUDA_ARG_TENSOR, 785},
   {CUDA_ARG_TENSOR, 785},
@@ -24464,17 +24889,15 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 788},
   {CUDA_ARG_TENSOR, 789},
+  {CUDA_ARG_TENSOR, 2909},
+  {CUDA_ARG_PARAM, 527},
   {CUDA_ARG_BUFFER, 529},
   {CUDA_ARG_BUFFER, 530},
   {CUDA_ARG_TENSOR, 781},
-  {CUDA_ARG_TENSOR, 783},
-  {CUDA_ARG_TENSOR, 784},
-  {CUDA_ARG_PARAM, 582},
+  {CUDA_ARG_TENSOR, 2908},
   {CUDA_ARG_PARAM, 583},
   {CUDA_ARG_TENSOR, 786},
-  {CUDA_ARG_TENSOR, 788},
-  {CUDA_ARG_TENSOR, 789},
-  {CUDA_ARG_PARAM, 527},
+  {CUDA_ARG_TENSOR, 2909},
   {CUDA_ARG_PARAM, 528},
   {CUDA_ARG_MASKS, 90},
   {CUDA_ARG_MASKS, 91},
@@ -24486,12 +24909,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 799},
   {CUDA_ARG_TENSOR, 800},
+  {CUDA_ARG_TENSOR, 2910},
+  {CUDA_ARG_PARAM, 532},
   {CUDA_ARG_BUFFER, 534},
   {CUDA_ARG_BUFFER, 535},
   {CUDA_ARG_TENSOR, 797},
-  {CUDA_ARG_TENSOR, 799},
-  {CUDA_ARG_TENSOR, 800},
-  {CUDA_ARG_PARAM, 532},
+  {CUDA_ARG_TENSOR, 2910},
   {CUDA_ARG_PARAM, 533},
   {CUDA_ARG_TENSOR, 801},
   {CUDA_ARG_TENSOR, 801},
@@ -24501,12 +24924,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 804},
   {CUDA_ARG_TENSOR, 805},
+  {CUDA_ARG_TENSOR, 2911},
+  {CUDA_ARG_PARAM, 537},
   {CUDA_ARG_BUFFER, 539},
   {CUDA_ARG_BUFFER, 540},
   {CUDA_ARG_TENSOR, 781},
-  {CUDA_ARG_TENSOR, 783},
-  {CUDA_ARG_TENSOR, 784},
-  {CUDA_ARG_PARAM, 582},
+  {CUDA_ARG_TENSOR, 2908},
   {CUDA_ARG_PARAM, 583},
   {CUDA_ARG_TENSOR, 808},
   {CUDA_ARG_TENSOR, 808},
@@ -24516,18 +24939,16 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 811},
   {CUDA_ARG_TENSOR, 812},
+  {CUDA_ARG_TENSOR, 2912},
+  {CUDA_ARG_PARAM, 542},
   {CUDA_ARG_BUFFER, 544},
   {CUDA_ARG_BUFFER, 545},
   {CUDA_ARG_TENSOR, 802},
-  {CUDA_ARG_TENSOR, 804},
-  {CUDA_ARG_TENSOR, 805},
-  {CUDA_ARG_PARAM, 537},
+  {CUDA_ARG_TENSOR, 2911},
   {CUDA_ARG_PARAM, 538},
   {CUDA_ARG_MASKS, 92},
   {CUDA_ARG_TENSOR, 809},
-  {CUDA_ARG_TENSOR, 811},
-  {CUDA_ARG_TENSOR, 812},
-  {CUDA_ARG_PARAM, 542},
+  {CUDA_ARG_TENSOR, 2912},
   {CUDA_ARG_PARAM, 543},
   {CUDA_ARG_MASKS, 93},
   {CUDA_ARG_TENSOR, 815},
@@ -24538,6 +24959,8 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 819},
   {CUDA_ARG_TENSOR, 820},
+  {CUDA_ARG_TENSOR, 2913},
+  {CUDA_ARG_PARAM, 547},
   {CUDA_ARG_BUFFER, 549},
   {CUDA_ARG_BUFFER, 550},
   {CUDA_ARG_TENSOR, 808},
@@ -24547,6 +24970,8 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 826},
   {CUDA_ARG_TENSOR, 827},
+  {CUDA_ARG_TENSOR, 2914},
+  {CUDA_ARG_PARAM, 552},
   {CUDA_ARG_BUFFER, 554},
   {CUDA_ARG_BUFFER, 555},
   {CUDA_ARG_TENSOR, 785},
@@ -24556,12 +24981,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 834},
   {CUDA_ARG_TENSOR, 835},
+  {CUDA_ARG_TENSOR, 2915},
+  {CUDA_ARG_PARAM, 557},
   {CUDA_ARG_BUFFER, 559},
   {CUDA_ARG_BUFFER, 560},
   {CUDA_ARG_TENSOR, 832},
-  {CUDA_ARG_TENSOR, 834},
-  {CUDA_ARG_TENSOR, 835},
-  {CUDA_ARG_PARAM, 557},
+  {CUDA_ARG_TENSOR, 2915},
   {CUDA_ARG_PARAM, 558},
   {CUDA_ARG_TENSOR, 836},
   {CUDA_ARG_TENSOR, 836},
@@ -24571,18 +24996,16 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 839},
   {CUDA_ARG_TENSOR, 840},
+  {CUDA_ARG_TENSOR, 2916},
+  {CUDA_ARG_PARAM, 562},
   {CUDA_ARG_BUFFER, 564},
   {CUDA_ARG_BUFFER, 565},
   {CUDA_ARG_TENSOR, 817},
-  {CUDA_ARG_TENSOR, 819},
-  {CUDA_ARG_TENSOR, 820},
-  {CUDA_ARG_PARAM, 547},
+  {CUDA_ARG_TENSOR, 2913},
   {CUDA_ARG_PARAM, 548},
   {CUDA_ARG_MASKS, 94},
   {CUDA_ARG_TENSOR, 824},
-  {CUDA_ARG_TENSOR, 826},
-  {CUDA_ARG_TENSOR, 827},
-  {CUDA_ARG_PARAM, 552},
+  {CUDA_ARG_TENSOR, 2914},
   {CUDA_ARG_PARAM, 553},
   {CUDA_ARG_MASKS, 95},
   {CUDA_ARG_TENSOR, 843},
@@ -24593,18 +25016,16 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 846},
   {CUDA_ARG_TENSOR, 847},
+  {CUDA_ARG_TENSOR, 2917},
+  {CUDA_ARG_PARAM, 567},
   {CUDA_ARG_BUFFER, 569},
   {CUDA_ARG_BUFFER, 570},
   {CUDA_ARG_TENSOR, 837},
-  {CUDA_ARG_TENSOR, 839},
-  {CUDA_ARG_TENSOR, 840},
-  {CUDA_ARG_PARAM, 562},
+  {CUDA_ARG_TENSOR, 2916},
   {CUDA_ARG_PARAM, 563},
   {CUDA_ARG_MASKS, 96},
   {CUDA_ARG_TENSOR, 844},
-  {CUDA_ARG_TENSOR, 846},
-  {CUDA_ARG_TENSOR, 847},
-  {CUDA_ARG_PARAM, 567},
+  {CUDA_ARG_TENSOR, 2917},
   {CUDA_ARG_PARAM, 568},
   {CUDA_ARG_MASKS, 97},
   {CUDA_ARG_TENSOR, 850},
@@ -24615,18 +25036,16 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 856},
   {CUDA_ARG_TENSOR, 857},
+  {CUDA_ARG_TENSOR, 2918},
+  {CUDA_ARG_PARAM, 572},
   {CUDA_ARG_BUFFER, 574},
   {CUDA_ARG_BUFFER, 575},
   {CUDA_ARG_TENSOR, 781},
-  {CUDA_ARG_TENSOR, 783},
-  {CUDA_ARG_TENSOR, 784},
-  {CUDA_ARG_PARAM, 582},
+  {CUDA_ARG_TENSOR, 2908},
   {CUDA_ARG_PARAM, 583},
   {CUDA_ARG_MASKS, 98},
   {CUDA_ARG_TENSOR, 854},
-  {CUDA_ARG_TENSOR, 856},
-  {CUDA_ARG_TENSOR, 857},
-  {CUDA_ARG_PARAM, 572},
+  {CUDA_ARG_TENSOR, 2918},
   {CUDA_ARG_PARAM, 573},
   {CUDA_ARG_MASKS, 99},
   {CUDA_ARG_TENSOR, 860},
@@ -24637,6 +25056,8 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 865},
   {CUDA_ARG_TENSOR, 866},
+  {CUDA_ARG_TENSOR, 2919},
+  {CUDA_ARG_PARAM, 637},
   {CUDA_ARG_BUFFER, 639},
   {CUDA_ARG_BUFFER, 640},
   {CUDA_ARG_TENSOR, 861},
@@ -24648,12 +25069,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 870},
   {CUDA_ARG_TENSOR, 871},
+  {CUDA_ARG_TENSOR, 2920},
+  {CUDA_ARG_PARAM, 642},
   {CUDA_ARG_BUFFER, 644},
   {CUDA_ARG_BUFFER, 645},
   {CUDA_ARG_TENSOR, 863},
-  {CUDA_ARG_TENSOR, 865},
-  {CUDA_ARG_TENSOR, 866},
-  {CUDA_ARG_PARAM, 637},
+  {CUDA_ARG_TENSOR, 2919},
   {CUDA_ARG_PARAM, 638},
   {CUDA_ARG_TENSOR, 872},
   {CUDA_ARG_TENSOR, 872},
@@ -24663,17 +25084,15 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 875},
   {CUDA_ARG_TENSOR, 876},
+  {CUDA_ARG_TENSOR, 2921},
+  {CUDA_ARG_PARAM, 587},
   {CUDA_ARG_BUFFER, 589},
   {CUDA_ARG_BUFFER, 590},
   {CUDA_ARG_TENSOR, 868},
-  {CUDA_ARG_TENSOR, 870},
-  {CUDA_ARG_TENSOR, 871},
-  {CUDA_ARG_PARAM, 642},
+  {CUDA_ARG_TENSOR, 2920},
   {CUDA_ARG_PARAM, 643},
   {CUDA_ARG_TENSOR, 873},
-  {CUDA_ARG_TENSOR, 875},
-  {CUDA_ARG_TENSOR, 876},
-  {CUDA_ARG_PARAM, 587},
+  {CUDA_ARG_TENSOR, 2921},
   {CUDA_ARG_PARAM, 588},
   {CUDA_ARG_MASKS, 100},
   {CUDA_ARG_MASKS, 101},
@@ -24685,12 +25104,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 886},
   {CUDA_ARG_TENSOR, 887},
+  {CUDA_ARG_TENSOR, 2922},
+  {CUDA_ARG_PARAM, 592},
   {CUDA_ARG_BUFFER, 594},
   {CUDA_ARG_BUFFER, 595},
   {CUDA_ARG_TENSOR, 884},
-  {CUDA_ARG_TENSOR, 886},
-  {CUDA_ARG_TENSOR, 887},
-  {CUDA_ARG_PARAM, 592},
+  {CUDA_ARG_TENSOR, 2922},
   {CUDA_ARG_PARAM, 593},
   {CUDA_ARG_TENSOR, 888},
   {CUDA_ARG_TENSOR, 888},
@@ -24700,12 +25119,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 891},
   {CUDA_ARG_TENSOR, 892},
+  {CUDA_ARG_TENSOR, 2923},
+  {CUDA_ARG_PARAM, 597},
   {CUDA_ARG_BUFFER, 599},
   {CUDA_ARG_BUFFER, 600},
   {CUDA_ARG_TENSOR, 868},
-  {CUDA_ARG_TENSOR, 870},
-  {CUDA_ARG_TENSOR, 871},
-  {CUDA_ARG_PARAM, 642},
+  {CUDA_ARG_TENSOR, 2920},
   {CUDA_ARG_PARAM, 643},
   {CUDA_ARG_TENSOR, 895},
   {CUDA_ARG_TENSOR, 895},
@@ -24715,18 +25134,16 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 898},
   {CUDA_ARG_TENSOR, 899},
+  {CUDA_ARG_TENSOR, 2924},
+  {CUDA_ARG_PARAM, 602},
   {CUDA_ARG_BUFFER, 604},
   {CUDA_ARG_BUFFER, 605},
   {CUDA_ARG_TENSOR, 889},
-  {CUDA_ARG_TENSOR, 891},
-  {CUDA_ARG_TENSOR, 892},
-  {CUDA_ARG_PARAM, 597},
+  {CUDA_ARG_TENSOR, 2923},
   {CUDA_ARG_PARAM, 598},
   {CUDA_ARG_MASKS, 102},
   {CUDA_ARG_TENSOR, 896},
-  {CUDA_ARG_TENSOR, 898},
-  {CUDA_ARG_TENSOR, 899},
-  {CUDA_ARG_PARAM, 602},
+  {CUDA_ARG_TENSOR, 2924},
   {CUDA_ARG_PARAM, 603},
   {CUDA_ARG_MASKS, 103},
   {CUDA_ARG_TENSOR, 902},
@@ -24737,6 +25154,8 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 906},
   {CUDA_ARG_TENSOR, 907},
+  {CUDA_ARG_TENSOR, 2925},
+  {CUDA_ARG_PARAM, 607},
   {CUDA_ARG_BUFFER, 609},
   {CUDA_ARG_BUFFER, 610},
   {CUDA_ARG_TENSOR, 895},
@@ -24746,6 +25165,8 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 913},
   {CUDA_ARG_TENSOR, 914},
+  {CUDA_ARG_TENSOR, 2926},
+  {CUDA_ARG_PARAM, 612},
   {CUDA_ARG_BUFFER, 614},
   {CUDA_ARG_BUFFER, 615},
   {CUDA_ARG_TENSOR, 872},
@@ -24755,12 +25176,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 921},
   {CUDA_ARG_TENSOR, 922},
+  {CUDA_ARG_TENSOR, 2927},
+  {CUDA_ARG_PARAM, 617},
   {CUDA_ARG_BUFFER, 619},
   {CUDA_ARG_BUFFER, 620},
   {CUDA_ARG_TENSOR, 919},
-  {CUDA_ARG_TENSOR, 921},
-  {CUDA_ARG_TENSOR, 922},
-  {CUDA_ARG_PARAM, 617},
+  {CUDA_ARG_TENSOR, 2927},
   {CUDA_ARG_PARAM, 618},
   {CUDA_ARG_TENSOR, 923},
   {CUDA_ARG_TENSOR, 923},
@@ -24770,18 +25191,16 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 926},
   {CUDA_ARG_TENSOR, 927},
+  {CUDA_ARG_TENSOR, 2928},
+  {CUDA_ARG_PARAM, 622},
   {CUDA_ARG_BUFFER, 624},
   {CUDA_ARG_BUFFER, 625},
   {CUDA_ARG_TENSOR, 904},
-  {CUDA_ARG_TENSOR, 906},
-  {CUDA_ARG_TENSOR, 907},
-  {CUDA_ARG_PARAM, 607},
+  {CUDA_ARG_TENSOR, 2925},
   {CUDA_ARG_PARAM, 608},
   {CUDA_ARG_MASKS, 104},
   {CUDA_ARG_TENSOR, 911},
-  {CUDA_ARG_TENSOR, 913},
-  {CUDA_ARG_TENSOR, 914},
-  {CUDA_ARG_PARAM, 612},
+  {CUDA_ARG_TENSOR, 2926},
   {CUDA_ARG_PARAM, 613},
   {CUDA_ARG_MASKS, 105},
   {CUDA_ARG_TENSOR, 930},
@@ -24792,18 +25211,16 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 933},
   {CUDA_ARG_TENSOR, 934},
+  {CUDA_ARG_TENSOR, 2929},
+  {CUDA_ARG_PARAM, 627},
   {CUDA_ARG_BUFFER, 629},
   {CUDA_ARG_BUFFER, 630},
   {CUDA_ARG_TENSOR, 924},
-  {CUDA_ARG_TENSOR, 926},
-  {CUDA_ARG_TENSOR, 927},
-  {CUDA_ARG_PARAM, 622},
+  {CUDA_ARG_TENSOR, 2928},
   {CUDA_ARG_PARAM, 623},
   {CUDA_ARG_MASKS, 106},
   {CUDA_ARG_TENSOR, 931},
-  {CUDA_ARG_TENSOR, 933},
-  {CUDA_ARG_TENSOR, 934},
-  {CUDA_ARG_PARAM, 627},
+  {CUDA_ARG_TENSOR, 2929},
   {CUDA_ARG_PARAM, 628},
   {CUDA_ARG_MASKS, 107},
   {CUDA_ARG_TENSOR, 937},
@@ -24814,18 +25231,16 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 943},
   {CUDA_ARG_TENSOR, 944},
+  {CUDA_ARG_TENSOR, 2930},
+  {CUDA_ARG_PARAM, 632},
   {CUDA_ARG_BUFFER, 634},
   {CUDA_ARG_BUFFER, 635},
   {CUDA_ARG_TENSOR, 868},
-  {CUDA_ARG_TENSOR, 870},
-  {CUDA_ARG_TENSOR, 871},
-  {CUDA_ARG_PARAM, 642},
+  {CUDA_ARG_TENSOR, 2920},
   {CUDA_ARG_PARAM, 643},
   {CUDA_ARG_MASKS, 108},
   {CUDA_ARG_TENSOR, 941},
-  {CUDA_ARG_TENSOR, 943},
-  {CUDA_ARG_TENSOR, 944},
-  {CUDA_ARG_PARAM, 632},
+  {CUDA_ARG_TENSOR, 2930},
   {CUDA_ARG_PARAM, 633},
   {CUDA_ARG_MASKS, 109},
   {CUDA_ARG_TENSOR, 947},
@@ -24836,6 +25251,8 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 952},
   {CUDA_ARG_TENSOR, 953},
+  {CUDA_ARG_TENSOR, 2931},
+  {CUDA_ARG_PARAM, 697},
   {CUDA_ARG_BUFFER, 699},
   {CUDA_ARG_BUFFER, 700},
   {CUDA_ARG_TENSOR, 948},
@@ -24847,12 +25264,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 957},
   {CUDA_ARG_TENSOR, 958},
+  {CUDA_ARG_TENSOR, 2932},
+  {CUDA_ARG_PARAM, 702},
   {CUDA_ARG_BUFFER, 704},
   {CUDA_ARG_BUFFER, 705},
   {CUDA_ARG_TENSOR, 950},
-  {CUDA_ARG_TENSOR, 952},
-  {CUDA_ARG_TENSOR, 953},
-  {CUDA_ARG_PARAM, 697},
+  {CUDA_ARG_TENSOR, 2931},
   {CUDA_ARG_PARAM, 698},
   {CUDA_ARG_TENSOR, 959},
   {CUDA_ARG_TENSOR, 959},
@@ -24862,17 +25279,15 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 962},
   {CUDA_ARG_TENSOR, 963},
+  {CUDA_ARG_TENSOR, 2933},
+  {CUDA_ARG_PARAM, 647},
   {CUDA_ARG_BUFFER, 649},
   {CUDA_ARG_BUFFER, 650},
   {CUDA_ARG_TENSOR, 955},
-  {CUDA_ARG_TENSOR, 957},
-  {CUDA_ARG_TENSOR, 958},
-  {CUDA_ARG_PARAM, 702},
+  {CUDA_ARG_TENSOR, 2932},
   {CUDA_ARG_PARAM, 703},
   {CUDA_ARG_TENSOR, 960},
-  {CUDA_ARG_TENSOR, 962},
-  {CUDA_ARG_TENSOR, 963},
-  {CUDA_ARG_PARAM, 647},
+  {CUDA_ARG_TENSOR, 2933},
   {CUDA_ARG_PARAM, 648},
   {CUDA_ARG_MASKS, 110},
   {CUDA_ARG_MASKS, 111},
@@ -24884,12 +25299,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 973},
   {CUDA_ARG_TENSOR, 974},
+  {CUDA_ARG_TENSOR, 2934},
+  {CUDA_ARG_PARAM, 652},
   {CUDA_ARG_BUFFER, 654},
   {CUDA_ARG_BUFFER, 655},
   {CUDA_ARG_TENSOR, 971},
-  {CUDA_ARG_TENSOR, 973},
-  {CUDA_ARG_TENSOR, 974},
-  {CUDA_ARG_PARAM, 652},
+  {CUDA_ARG_TENSOR, 2934},
   {CUDA_ARG_PARAM, 653},
   {CUDA_ARG_TENSOR, 975},
   {CUDA_ARG_TENSOR, 975},
@@ -24899,12 +25314,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 978},
   {CUDA_ARG_TENSOR, 979},
+  {CUDA_ARG_TENSOR, 2935},
+  {CUDA_ARG_PARAM, 657},
   {CUDA_ARG_BUFFER, 659},
   {CUDA_ARG_BUFFER, 660},
   {CUDA_ARG_TENSOR, 955},
-  {CUDA_ARG_TENSOR, 957},
-  {CUDA_ARG_TENSOR, 958},
-  {CUDA_ARG_PARAM, 702},
+  {CUDA_ARG_TENSOR, 2932},
   {CUDA_ARG_PARAM, 703},
   {CUDA_ARG_TENSOR, 982},
   {CUDA_ARG_TENSOR, 982},
@@ -24914,18 +25329,16 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 985},
   {CUDA_ARG_TENSOR, 986},
+  {CUDA_ARG_TENSOR, 2936},
+  {CUDA_ARG_PARAM, 662},
   {CUDA_ARG_BUFFER, 664},
   {CUDA_ARG_BUFFER, 665},
   {CUDA_ARG_TENSOR, 976},
-  {CUDA_ARG_TENSOR, 978},
-  {CUDA_ARG_TENSOR, 979},
-  {CUDA_ARG_PARAM, 657},
+  {CUDA_ARG_TENSOR, 2935},
   {CUDA_ARG_PARAM, 658},
   {CUDA_ARG_MASKS, 112},
   {CUDA_ARG_TENSOR, 983},
-  {CUDA_ARG_TENSOR, 985},
-  {CUDA_ARG_TENSOR, 986},
-  {CUDA_ARG_PARAM, 662},
+  {CUDA_ARG_TENSOR, 2936},
   {CUDA_ARG_PARAM, 663},
   {CUDA_ARG_MASKS, 113},
   {CUDA_ARG_TENSOR, 989},
@@ -24936,6 +25349,8 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 993},
   {CUDA_ARG_TENSOR, 994},
+  {CUDA_ARG_TENSOR, 2937},
+  {CUDA_ARG_PARAM, 667},
   {CUDA_ARG_BUFFER, 669},
   {CUDA_ARG_BUFFER, 670},
   {CUDA_ARG_TENSOR, 982},
@@ -24945,6 +25360,8 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 1000},
   {CUDA_ARG_TENSOR, 1001},
+  {CUDA_ARG_TENSOR, 2938},
+  {CUDA_ARG_PARAM, 672},
   {CUDA_ARG_BUFFER, 674},
   {CUDA_ARG_BUFFER, 675},
   {CUDA_ARG_TENSOR, 959},
@@ -24954,12 +25371,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 1008},
   {CUDA_ARG_TENSOR, 1009},
+  {CUDA_ARG_TENSOR, 2939},
+  {CUDA_ARG_PARAM, 677},
   {CUDA_ARG_BUFFER, 679},
   {CUDA_ARG_BUFFER, 680},
   {CUDA_ARG_TENSOR, 1006},
-  {CUDA_ARG_TENSOR, 1008},
-  {CUDA_ARG_TENSOR, 1009},
-  {CUDA_ARG_PARAM, 677},
+  {CUDA_ARG_TENSOR, 2939},
   {CUDA_ARG_PARAM, 678},
   {CUDA_ARG_TENSOR, 1010},
   {CUDA_ARG_TENSOR, 1010},
@@ -24969,18 +25386,16 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 1013},
   {CUDA_ARG_TENSOR, 1014},
+  {CUDA_ARG_TENSOR, 2940},
+  {CUDA_ARG_PARAM, 682},
   {CUDA_ARG_BUFFER, 684},
   {CUDA_ARG_BUFFER, 685},
   {CUDA_ARG_TENSOR, 991},
-  {CUDA_ARG_TENSOR, 993},
-  {CUDA_ARG_TENSOR, 994},
-  {CUDA_ARG_PARAM, 667},
+  {CUDA_ARG_TENSOR, 2937},
   {CUDA_ARG_PARAM, 668},
   {CUDA_ARG_MASKS, 114},
   {CUDA_ARG_TENSOR, 998},
-  {CUDA_ARG_TENSOR, 1000},
-  {CUDA_ARG_TENSOR, 1001},
-  {CUDA_ARG_PARAM, 672},
+  {CUDA_ARG_TENSOR, 2938},
   {CUDA_ARG_PARAM, 673},
   {CUDA_ARG_MASKS, 115},
   {CUDA_ARG_TENSOR, 1017},
@@ -24991,18 +25406,16 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 1020},
   {CUDA_ARG_TENSOR, 1021},
+  {CUDA_ARG_TENSOR, 2941},
+  {CUDA_ARG_PARAM, 687},
   {CUDA_ARG_BUFFER, 689},
   {CUDA_ARG_BUFFER, 690},
   {CUDA_ARG_TENSOR, 1011},
-  {CUDA_ARG_TENSOR, 1013},
-  {CUDA_ARG_TENSOR, 1014},
-  {CUDA_ARG_PARAM, 682},
+  {CUDA_ARG_TENSOR, 2940},
   {CUDA_ARG_PARAM, 683},
   {CUDA_ARG_MASKS, 116},
   {CUDA_ARG_TENSOR, 1018},
-  {CUDA_ARG_TENSOR, 1020},
-  {CUDA_ARG_TENSOR, 1021},
-  {CUDA_ARG_PARAM, 687},
+  {CUDA_ARG_TENSOR, 2941},
   {CUDA_ARG_PARAM, 688},
   {CUDA_ARG_MASKS, 117},
   {CUDA_ARG_TENSOR, 1024},
@@ -25013,18 +25426,16 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 1030},
   {CUDA_ARG_TENSOR, 1031},
+  {CUDA_ARG_TENSOR, 2942},
+  {CUDA_ARG_PARAM, 692},
   {CUDA_ARG_BUFFER, 694},
   {CUDA_ARG_BUFFER, 695},
   {CUDA_ARG_TENSOR, 955},
-  {CUDA_ARG_TENSOR, 957},
-  {CUDA_ARG_TENSOR, 958},
-  {CUDA_ARG_PARAM, 702},
+  {CUDA_ARG_TENSOR, 2932},
   {CUDA_ARG_PARAM, 703},
   {CUDA_ARG_MASKS, 118},
   {CUDA_ARG_TENSOR, 1028},
-  {CUDA_ARG_TENSOR, 1030},
-  {CUDA_ARG_TENSOR, 1031},
-  {CUDA_ARG_PARAM, 692},
+  {CUDA_ARG_TENSOR, 2942},
   {CUDA_ARG_PARAM, 693},
   {CUDA_ARG_MASKS, 119},
   {CUDA_ARG_TENSOR, 1034},
@@ -25035,6 +25446,8 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 1039},
   {CUDA_ARG_TENSOR, 1040},
+  {CUDA_ARG_TENSOR, 2943},
+  {CUDA_ARG_PARAM, 757},
   {CUDA_ARG_BUFFER, 759},
   {CUDA_ARG_BUFFER, 760},
   {CUDA_ARG_TENSOR, 1035},
@@ -25046,12 +25459,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 1044},
   {CUDA_ARG_TENSOR, 1045},
+  {CUDA_ARG_TENSOR, 2944},
+  {CUDA_ARG_PARAM, 762},
   {CUDA_ARG_BUFFER, 764},
   {CUDA_ARG_BUFFER, 765},
   {CUDA_ARG_TENSOR, 1037},
-  {CUDA_ARG_TENSOR, 1039},
-  {CUDA_ARG_TENSOR, 1040},
-  {CUDA_ARG_PARAM, 757},
+  {CUDA_ARG_TENSOR, 2943},
   {CUDA_ARG_PARAM, 758},
   {CUDA_ARG_TENSOR, 1046},
   {CUDA_ARG_TENSOR, 1046},
@@ -25061,17 +25474,15 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 1049},
   {CUDA_ARG_TENSOR, 1050},
+  {CUDA_ARG_TENSOR, 2945},
+  {CUDA_ARG_PARAM, 707},
   {CUDA_ARG_BUFFER, 709},
   {CUDA_ARG_BUFFER, 710},
   {CUDA_ARG_TENSOR, 1042},
-  {CUDA_ARG_TENSOR, 1044},
-  {CUDA_ARG_TENSOR, 1045},
-  {CUDA_ARG_PARAM, 762},
+  {CUDA_ARG_TENSOR, 2944},
   {CUDA_ARG_PARAM, 763},
   {CUDA_ARG_TENSOR, 1047},
-  {CUDA_ARG_TENSOR, 1049},
-  {CUDA_ARG_TENSOR, 1050},
-  {CUDA_ARG_PARAM, 707},
+  {CUDA_ARG_TENSOR, 2945},
   {CUDA_ARG_PARAM, 708},
   {CUDA_ARG_MASKS, 120},
   {CUDA_ARG_MASKS, 121},
@@ -25083,12 +25494,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 1060},
   {CUDA_ARG_TENSOR, 1061},
+  {CUDA_ARG_TENSOR, 2946},
+  {CUDA_ARG_PARAM, 712},
   {CUDA_ARG_BUFFER, 714},
   {CUDA_ARG_BUFFER, 715},
   {CUDA_ARG_TENSOR, 1058},
-  {CUDA_ARG_TENSOR, 1060},
-  {CUDA_ARG_TENSOR, 1061},
-  {CUDA_ARG_PARAM, 712},
+  {CUDA_ARG_TENSOR, 2946},
   {CUDA_ARG_PARAM, 713},
   {CUDA_ARG_TENSOR, 1062},
   {CUDA_ARG_TENSOR, 1062},
@@ -25098,12 +25509,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 1065},
   {CUDA_ARG_TENSOR, 1066},
+  {CUDA_ARG_TENSOR, 2947},
+  {CUDA_ARG_PARAM, 717},
   {CUDA_ARG_BUFFER, 719},
   {CUDA_ARG_BUFFER, 720},
   {CUDA_ARG_TENSOR, 1042},
-  {CUDA_ARG_TENSOR, 1044},
-  {CUDA_ARG_TENSOR, 1045},
-  {CUDA_ARG_PARAM, 762},
+  {CUDA_ARG_TENSOR, 2944},
   {CUDA_ARG_PARAM, 763},
   {CUDA_ARG_TENSOR, 1069},
   {CUDA_ARG_TENSOR, 1069},
@@ -25113,18 +25524,16 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 1072},
   {CUDA_ARG_TENSOR, 1073},
+  {CUDA_ARG_TENSOR, 2948},
+  {CUDA_ARG_PARAM, 722},
   {CUDA_ARG_BUFFER, 724},
   {CUDA_ARG_BUFFER, 725},
   {CUDA_ARG_TENSOR, 1063},
-  {CUDA_ARG_TENSOR, 1065},
-  {CUDA_ARG_TENSOR, 1066},
-  {CUDA_ARG_PARAM, 717},
+  {CUDA_ARG_TENSOR, 2947},
   {CUDA_ARG_PARAM, 718},
   {CUDA_ARG_MASKS, 122},
   {CUDA_ARG_TENSOR, 1070},
-  {CUDA_ARG_TENSOR, 1072},
-  {CUDA_ARG_TENSOR, 1073},
-  {CUDA_ARG_PARAM, 722},
+  {CUDA_ARG_TENSOR, 2948},
   {CUDA_ARG_PARAM, 723},
   {CUDA_ARG_MASKS, 123},
   {CUDA_ARG_TENSOR, 1076},
@@ -25135,6 +25544,8 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 1080},
   {CUDA_ARG_TENSOR, 1081},
+  {CUDA_ARG_TENSOR, 2949},
+  {CUDA_ARG_PARAM, 727},
   {CUDA_ARG_BUFFER, 729},
   {CUDA_ARG_BUFFER, 730},
   {CUDA_ARG_TENSOR, 1069},
@@ -25144,6 +25555,8 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 1087},
   {CUDA_ARG_TENSOR, 1088},
+  {CUDA_ARG_TENSOR, 2950},
+  {CUDA_ARG_PARAM, 732},
   {CUDA_ARG_BUFFER, 734},
   {CUDA_ARG_BUFFER, 735},
   {CUDA_ARG_TENSOR, 1046},
@@ -25153,12 +25566,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 1095},
   {CUDA_ARG_TENSOR, 1096},
+  {CUDA_ARG_TENSOR, 2951},
+  {CUDA_ARG_PARAM, 737},
   {CUDA_ARG_BUFFER, 739},
   {CUDA_ARG_BUFFER, 740},
   {CUDA_ARG_TENSOR, 1093},
-  {CUDA_ARG_TENSOR, 1095},
-  {CUDA_ARG_TENSOR, 1096},
-  {CUDA_ARG_PARAM, 737},
+  {CUDA_ARG_TENSOR, 2951},
   {CUDA_ARG_PARAM, 738},
   {CUDA_ARG_TENSOR, 1097},
   {CUDA_ARG_TENSOR, 1097},
@@ -25168,18 +25581,16 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 1100},
   {CUDA_ARG_TENSOR, 1101},
+  {CUDA_ARG_TENSOR, 2952},
+  {CUDA_ARG_PARAM, 742},
   {CUDA_ARG_BUFFER, 744},
   {CUDA_ARG_BUFFER, 745},
   {CUDA_ARG_TENSOR, 1078},
-  {CUDA_ARG_TENSOR, 1080},
-  {CUDA_ARG_TENSOR, 1081},
-  {CUDA_ARG_PARAM, 727},
+  {CUDA_ARG_TENSOR, 2949},
   {CUDA_ARG_PARAM, 728},
   {CUDA_ARG_MASKS, 124},
   {CUDA_ARG_TENSOR, 1085},
-  {CUDA_ARG_TENSOR, 1087},
-  {CUDA_ARG_TENSOR, 1088},
-  {CUDA_ARG_PARAM, 732},
+  {CUDA_ARG_TENSOR, 2950},
   {CUDA_ARG_PARAM, 733},
   {CUDA_ARG_MASKS, 125},
   {CUDA_ARG_TENSOR, 1104},
@@ -25190,18 +25601,16 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 1107},
   {CUDA_ARG_TENSOR, 1108},
+  {CUDA_ARG_TENSOR, 2953},
+  {CUDA_ARG_PARAM, 747},
   {CUDA_ARG_BUFFER, 749},
   {CUDA_ARG_BUFFER, 750},
   {CUDA_ARG_TENSOR, 1098},
-  {CUDA_ARG_TENSOR, 1100},
-  {CUDA_ARG_TENSOR, 1101},
-  {CUDA_ARG_PARAM, 742},
+  {CUDA_ARG_TENSOR, 2952},
   {CUDA_ARG_PARAM, 743},
   {CUDA_ARG_MASKS, 126},
   {CUDA_ARG_TENSOR, 1105},
-  {CUDA_ARG_TENSOR, 1107},
-  {CUDA_ARG_TENSOR, 1108},
-  {CUDA_ARG_PARAM, 747},
+  {CUDA_ARG_TENSOR, 2953},
   {CUDA_ARG_PARAM, 748},
   {CUDA_ARG_MASKS, 127},
   {CUDA_ARG_TENSOR, 1111},
@@ -25212,18 +25621,16 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 1117},
   {CUDA_ARG_TENSOR, 1118},
+  {CUDA_ARG_TENSOR, 2954},
+  {CUDA_ARG_PARAM, 752},
   {CUDA_ARG_BUFFER, 754},
   {CUDA_ARG_BUFFER, 755},
   {CUDA_ARG_TENSOR, 1042},
-  {CUDA_ARG_TENSOR, 1044},
-  {CUDA_ARG_TENSOR, 1045},
-  {CUDA_ARG_PARAM, 762},
+  {CUDA_ARG_TENSOR, 2944},
   {CUDA_ARG_PARAM, 763},
   {CUDA_ARG_MASKS, 128},
   {CUDA_ARG_TENSOR, 1115},
-  {CUDA_ARG_TENSOR, 1117},
-  {CUDA_ARG_TENSOR, 1118},
-  {CUDA_ARG_PARAM, 752},
+  {CUDA_ARG_TENSOR, 2954},
   {CUDA_ARG_PARAM, 753},
   {CUDA_ARG_MASKS, 129},
   {CUDA_ARG_TENSOR, 1121},
@@ -25234,6 +25641,8 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 1126},
   {CUDA_ARG_TENSOR, 1127},
+  {CUDA_ARG_TENSOR, 2955},
+  {CUDA_ARG_PARAM, 797},
   {CUDA_ARG_BUFFER, 799},
   {CUDA_ARG_BUFFER, 800},
   {CUDA_ARG_TENSOR, 1122},
@@ -25245,12 +25654,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 1131},
   {CUDA_ARG_TENSOR, 1132},
+  {CUDA_ARG_TENSOR, 2956},
+  {CUDA_ARG_PARAM, 802},
   {CUDA_ARG_BUFFER, 804},
   {CUDA_ARG_BUFFER, 805},
   {CUDA_ARG_TENSOR, 1124},
-  {CUDA_ARG_TENSOR, 1126},
-  {CUDA_ARG_TENSOR, 1127},
-  {CUDA_ARG_PARAM, 797},
+  {CUDA_ARG_TENSOR, 2955},
   {CUDA_ARG_PARAM, 798},
   {CUDA_ARG_TENSOR, 1133},
   {CUDA_ARG_TENSOR, 1133},
@@ -25260,17 +25669,15 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 1136},
   {CUDA_ARG_TENSOR, 1137},
+  {CUDA_ARG_TENSOR, 2957},
+  {CUDA_ARG_PARAM, 767},
   {CUDA_ARG_BUFFER, 769},
   {CUDA_ARG_BUFFER, 770},
   {CUDA_ARG_TENSOR, 1129},
-  {CUDA_ARG_TENSOR, 1131},
-  {CUDA_ARG_TENSOR, 1132},
-  {CUDA_ARG_PARAM, 802},
+  {CUDA_ARG_TENSOR, 2956},
   {CUDA_ARG_PARAM, 803},
   {CUDA_ARG_TENSOR, 1134},
-  {CUDA_ARG_TENSOR, 1136},
-  {CUDA_ARG_TENSOR, 1137},
-  {CUDA_ARG_PARAM, 767},
+  {CUDA_ARG_TENSOR, 2957},
   {CUDA_ARG_PARAM, 768},
   {CUDA_ARG_MASKS, 130},
   {CUDA_ARG_MASKS, 131},
@@ -25282,17 +25689,15 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 1147},
   {CUDA_ARG_TENSOR, 1148},
+  {CUDA_ARG_TENSOR, 2958},
+  {CUDA_ARG_PARAM, 772},
   {CUDA_ARG_BUFFER, 774},
   {CUDA_ARG_BUFFER, 775},
   {CUDA_ARG_TENSOR, 1124},
-  {CUDA_ARG_TENSOR, 1126},
-  {CUDA_ARG_TENSOR, 1127},
-  {CUDA_ARG_PARAM, 797},
+  {CUDA_ARG_TENSOR, 2955},
   {CUDA_ARG_PARAM, 798},
   {CUDA_ARG_TENSOR, 1145},
-  {CUDA_ARG_TENSOR, 1147},
-  {CUDA_ARG_TENSOR, 1148},
-  {CUDA_ARG_PARAM, 772},
+  {CUDA_ARG_TENSOR, 2958},
   {CUDA_ARG_PARAM, 773},
   {CUDA_ARG_MASKS, 132},
   {CUDA_ARG_MASKS, 133},
@@ -25304,12 +25709,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 1158},
   {CUDA_ARG_TENSOR, 1159},
+  {CUDA_ARG_TENSOR, 2959},
+  {CUDA_ARG_PARAM, 777},
   {CUDA_ARG_BUFFER, 779},
   {CUDA_ARG_BUFFER, 780},
   {CUDA_ARG_TENSOR, 1156},
-  {CUDA_ARG_TENSOR, 1158},
-  {CUDA_ARG_TENSOR, 1159},
-  {CUDA_ARG_PARAM, 777},
+  {CUDA_ARG_TENSOR, 2959},
   {CUDA_ARG_PARAM, 778},
   {CUDA_ARG_TENSOR, 1160},
   {CUDA_ARG_TENSOR, 1160},
@@ -25319,17 +25724,15 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 1163},
   {CUDA_ARG_TENSOR, 1164},
+  {CUDA_ARG_TENSOR, 2960},
+  {CUDA_ARG_PARAM, 782},
   {CUDA_ARG_BUFFER, 784},
   {CUDA_ARG_BUFFER, 785},
   {CUDA_ARG_TENSOR, 1129},
-  {CUDA_ARG_TENSOR, 1131},
-  {CUDA_ARG_TENSOR, 1132},
-  {CUDA_ARG_PARAM, 802},
+  {CUDA_ARG_TENSOR, 2956},
   {CUDA_ARG_PARAM, 803},
   {CUDA_ARG_TENSOR, 1161},
-  {CUDA_ARG_TENSOR, 1163},
-  {CUDA_ARG_TENSOR, 1164},
-  {CUDA_ARG_PARAM, 782},
+  {CUDA_ARG_TENSOR, 2960},
   {CUDA_ARG_PARAM, 783},
   {CUDA_ARG_MASKS, 134},
   {CUDA_ARG_MASKS, 135},
@@ -25341,18 +25744,16 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 1177},
   {CUDA_ARG_TENSOR, 1178},
+  {CUDA_ARG_TENSOR, 2961},
+  {CUDA_ARG_PARAM, 787},
   {CUDA_ARG_BUFFER, 789},
   {CUDA_ARG_BUFFER, 790},
   {CUDA_ARG_TENSOR, 1124},
-  {CUDA_ARG_TENSOR, 1126},
-  {CUDA_ARG_TENSOR, 1127},
-  {CUDA_ARG_PARAM, 797},
+  {CUDA_ARG_TENSOR, 2955},
   {CUDA_ARG_PARAM, 798},
   {CUDA_ARG_MASKS, 136},
   {CUDA_ARG_TENSOR, 1175},
-  {CUDA_ARG_TENSOR, 1177},
-  {CUDA_ARG_TENSOR, 1178},
-  {CUDA_ARG_PARAM, 787},
+  {CUDA_ARG_TENSOR, 2961},
   {CUDA_ARG_PARAM, 788},
   {CUDA_ARG_MASKS, 137},
   {CUDA_ARG_TENSOR, 1181},
@@ -25363,18 +25764,16 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 1188},
   {CUDA_ARG_TENSOR, 1189},
+  {CUDA_ARG_TENSOR, 2962},
+  {CUDA_ARG_PARAM, 792},
   {CUDA_ARG_BUFFER, 794},
   {CUDA_ARG_BUFFER, 795},
   {CUDA_ARG_TENSOR, 1129},
-  {CUDA_ARG_TENSOR, 1131},
-  {CUDA_ARG_TENSOR, 1132},
-  {CUDA_ARG_PARAM, 802},
+  {CUDA_ARG_TENSOR, 2956},
   {CUDA_ARG_PARAM, 803},
   {CUDA_ARG_MASKS, 138},
   {CUDA_ARG_TENSOR, 1186},
-  {CUDA_ARG_TENSOR, 1188},
-  {CUDA_ARG_TENSOR, 1189},
-  {CUDA_ARG_PARAM, 792},
+  {CUDA_ARG_TENSOR, 2962},
   {CUDA_ARG_PARAM, 793},
   {CUDA_ARG_MASKS, 139},
   {CUDA_ARG_TENSOR, 1192},
@@ -25387,12 +25786,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 1198},
   {CUDA_ARG_TENSOR, 1199},
+  {CUDA_ARG_TENSOR, 2963},
+  {CUDA_ARG_PARAM, 1168},
   {CUDA_ARG_BUFFER, 1170},
   {CUDA_ARG_BUFFER, 1171},
   {CUDA_ARG_TENSOR, 1196},
-  {CUDA_ARG_TENSOR, 1198},
-  {CUDA_ARG_TENSOR, 1199},
-  {CUDA_ARG_PARAM, 1168},
+  {CUDA_ARG_TENSOR, 2963},
   {CUDA_ARG_PARAM, 1169},
   {CUDA_ARG_TENSOR, 1200},
   {CUDA_ARG_TENSOR, 1200},
@@ -25402,12 +25801,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 1203},
   {CUDA_ARG_TENSOR, 1204},
+  {CUDA_ARG_TENSOR, 2964},
+  {CUDA_ARG_PARAM, 1173},
   {CUDA_ARG_BUFFER, 1175},
   {CUDA_ARG_BUFFER, 1176},
   {CUDA_ARG_TENSOR, 1201},
-  {CUDA_ARG_TENSOR, 1203},
-  {CUDA_ARG_TENSOR, 1204},
-  {CUDA_ARG_PARAM, 1173},
+  {CUDA_ARG_TENSOR, 2964},
   {CUDA_ARG_PARAM, 1174},
   {CUDA_ARG_TENSOR, 1205},
   {CUDA_ARG_PARAM, 1178},
@@ -25425,6 +25824,8 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 1212},
   {CUDA_ARG_TENSOR, 1213},
+  {CUDA_ARG_TENSOR, 2965},
+  {CUDA_ARG_PARAM, 858},
   {CUDA_ARG_BUFFER, 860},
   {CUDA_ARG_BUFFER, 861},
   {CUDA_ARG_TENSOR, 1193},
@@ -25436,12 +25837,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 1217},
   {CUDA_ARG_TENSOR, 1218},
+  {CUDA_ARG_TENSOR, 2966},
+  {CUDA_ARG_PARAM, 863},
   {CUDA_ARG_BUFFER, 865},
   {CUDA_ARG_BUFFER, 866},
   {CUDA_ARG_TENSOR, 1210},
-  {CUDA_ARG_TENSOR, 1212},
-  {CUDA_ARG_TENSOR, 1213},
-  {CUDA_ARG_PARAM, 858},
+  {CUDA_ARG_TENSOR, 2965},
   {CUDA_ARG_PARAM, 859},
   {CUDA_ARG_TENSOR, 1219},
   {CUDA_ARG_TENSOR, 1219},
@@ -25451,17 +25852,15 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 1222},
   {CUDA_ARG_TENSOR, 1223},
+  {CUDA_ARG_TENSOR, 2967},
+  {CUDA_ARG_PARAM, 807},
   {CUDA_ARG_BUFFER, 809},
   {CUDA_ARG_BUFFER, 810},
   {CUDA_ARG_TENSOR, 1215},
-  {CUDA_ARG_TENSOR, 1217},
-  {CUDA_ARG_TENSOR, 1218},
-  {CUDA_ARG_PARAM, 863},
+  {CUDA_ARG_TENSOR, 2966},
   {CUDA_ARG_PARAM, 864},
   {CUDA_ARG_TENSOR, 1220},
-  {CUDA_ARG_TENSOR, 1222},
-  {CUDA_ARG_TENSOR, 1223},
-  {CUDA_ARG_PARAM, 807},
+  {CUDA_ARG_TENSOR, 2967},
   {CUDA_ARG_PARAM, 808},
   {CUDA_ARG_MASKS, 140},
   {CUDA_ARG_MASKS, 141},
@@ -25473,12 +25872,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 1233},
   {CUDA_ARG_TENSOR, 1234},
+  {CUDA_ARG_TENSOR, 2968},
+  {CUDA_ARG_PARAM, 812},
   {CUDA_ARG_BUFFER, 814},
   {CUDA_ARG_BUFFER, 815},
   {CUDA_ARG_TENSOR, 1231},
-  {CUDA_ARG_TENSOR, 1233},
-  {CUDA_ARG_TENSOR, 1234},
-  {CUDA_ARG_PARAM, 812},
+  {CUDA_ARG_TENSOR, 2968},
   {CUDA_ARG_PARAM, 813},
   {CUDA_ARG_TENSOR, 1235},
   {CUDA_ARG_TENSOR, 1235},
@@ -25488,12 +25887,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 1238},
   {CUDA_ARG_TENSOR, 1239},
+  {CUDA_ARG_TENSOR, 2969},
+  {CUDA_ARG_PARAM, 817},
   {CUDA_ARG_BUFFER, 819},
   {CUDA_ARG_BUFFER, 820},
   {CUDA_ARG_TENSOR, 1215},
-  {CUDA_ARG_TENSOR, 1217},
-  {CUDA_ARG_TENSOR, 1218},
-  {CUDA_ARG_PARAM, 863},
+  {CUDA_ARG_TENSOR, 2966},
   {CUDA_ARG_PARAM, 864},
   {CUDA_ARG_TENSOR, 1242},
   {CUDA_ARG_TENSOR, 1242},
@@ -25503,18 +25902,16 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 1245},
   {CUDA_ARG_TENSOR, 1246},
+  {CUDA_ARG_TENSOR, 2970},
+  {CUDA_ARG_PARAM, 822},
   {CUDA_ARG_BUFFER, 824},
   {CUDA_ARG_BUFFER, 825},
   {CUDA_ARG_TENSOR, 1236},
-  {CUDA_ARG_TENSOR, 1238},
-  {CUDA_ARG_TENSOR, 1239},
-  {CUDA_ARG_PARAM, 817},
+  {CUDA_ARG_TENSOR, 2969},
   {CUDA_ARG_PARAM, 818},
   {CUDA_ARG_MASKS, 142},
   {CUDA_ARG_TENSOR, 1243},
-  {CUDA_ARG_TENSOR, 1245},
-  {CUDA_ARG_TENSOR, 1246},
-  {CUDA_ARG_PARAM, 822},
+  {CUDA_ARG_TENSOR, 2970},
   {CUDA_ARG_PARAM, 823},
   {CUDA_ARG_MASKS, 143},
   {CUDA_ARG_TENSOR, 1249},
@@ -25525,6 +25922,8 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 1253},
   {CUDA_ARG_TENSOR, 1254},
+  {CUDA_ARG_TENSOR, 2971},
+  {CUDA_ARG_PARAM, 827},
   {CUDA_ARG_BUFFER, 829},
   {CUDA_ARG_BUFFER, 830},
   {CUDA_ARG_TENSOR, 1242},
@@ -25534,6 +25933,8 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 1260},
   {CUDA_ARG_TENSOR, 1261},
+  {CUDA_ARG_TENSOR, 2972},
+  {CUDA_ARG_PARAM, 832},
   {CUDA_ARG_BUFFER, 834},
   {CUDA_ARG_BUFFER, 835},
   {CUDA_ARG_TENSOR, 1219},
@@ -25543,12 +25944,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 1268},
   {CUDA_ARG_TENSOR, 1269},
+  {CUDA_ARG_TENSOR, 2973},
+  {CUDA_ARG_PARAM, 837},
   {CUDA_ARG_BUFFER, 839},
   {CUDA_ARG_BUFFER, 840},
   {CUDA_ARG_TENSOR, 1266},
-  {CUDA_ARG_TENSOR, 1268},
-  {CUDA_ARG_TENSOR, 1269},
-  {CUDA_ARG_PARAM, 837},
+  {CUDA_ARG_TENSOR, 2973},
   {CUDA_ARG_PARAM, 838},
   {CUDA_ARG_TENSOR, 1270},
   {CUDA_ARG_TENSOR, 1270},
@@ -25558,18 +25959,16 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 1273},
   {CUDA_ARG_TENSOR, 1274},
+  {CUDA_ARG_TENSOR, 2974},
+  {CUDA_ARG_PARAM, 842},
   {CUDA_ARG_BUFFER, 844},
   {CUDA_ARG_BUFFER, 845},
   {CUDA_ARG_TENSOR, 1251},
-  {CUDA_ARG_TENSOR, 1253},
-  {CUDA_ARG_TENSOR, 1254},
-  {CUDA_ARG_PARAM, 827},
+  {CUDA_ARG_TENSOR, 2971},
   {CUDA_ARG_PARAM, 828},
   {CUDA_ARG_MASKS, 144},
   {CUDA_ARG_TENSOR, 1258},
-  {CUDA_ARG_TENSOR, 1260},
-  {CUDA_ARG_TENSOR, 1261},
-  {CUDA_ARG_PARAM, 832},
+  {CUDA_ARG_TENSOR, 2972},
   {CUDA_ARG_PARAM, 833},
   {CUDA_ARG_MASKS, 145},
   {CUDA_ARG_TENSOR, 1277},
@@ -25580,18 +25979,16 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 1280},
   {CUDA_ARG_TENSOR, 1281},
+  {CUDA_ARG_TENSOR, 2975},
+  {CUDA_ARG_PARAM, 847},
   {CUDA_ARG_BUFFER, 849},
   {CUDA_ARG_BUFFER, 850},
   {CUDA_ARG_TENSOR, 1271},
-  {CUDA_ARG_TENSOR, 1273},
-  {CUDA_ARG_TENSOR, 1274},
-  {CUDA_ARG_PARAM, 842},
+  {CUDA_ARG_TENSOR, 2974},
   {CUDA_ARG_PARAM, 843},
   {CUDA_ARG_MASKS, 146},
   {CUDA_ARG_TENSOR, 1278},
-  {CUDA_ARG_TENSOR, 1280},
-  {CUDA_ARG_TENSOR, 1281},
-  {CUDA_ARG_PARAM, 847},
+  {CUDA_ARG_TENSOR, 2975},
   {CUDA_ARG_PARAM, 848},
   {CUDA_ARG_MASKS, 147},
   {CUDA_ARG_TENSOR, 1284},
@@ -25602,18 +25999,16 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 1290},
   {CUDA_ARG_TENSOR, 1291},
+  {CUDA_ARG_TENSOR, 2976},
+  {CUDA_ARG_PARAM, 852},
   {CUDA_ARG_BUFFER, 854},
   {CUDA_ARG_BUFFER, 855},
   {CUDA_ARG_TENSOR, 1215},
-  {CUDA_ARG_TENSOR, 1217},
-  {CUDA_ARG_TENSOR, 1218},
-  {CUDA_ARG_PARAM, 863},
+  {CUDA_ARG_TENSOR, 2966},
   {CUDA_ARG_PARAM, 864},
   {CUDA_ARG_MASKS, 148},
   {CUDA_ARG_TENSOR, 1288},
-  {CUDA_ARG_TENSOR, 1290},
-  {CUDA_ARG_TENSOR, 1291},
-  {CUDA_ARG_PARAM, 852},
+  {CUDA_ARG_TENSOR, 2976},
   {CUDA_ARG_PARAM, 853},
   {CUDA_ARG_MASKS, 149},
   {CUDA_ARG_TENSOR, 1294},
@@ -25624,6 +26019,8 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 1299},
   {CUDA_ARG_TENSOR, 1300},
+  {CUDA_ARG_TENSOR, 2977},
+  {CUDA_ARG_PARAM, 918},
   {CUDA_ARG_BUFFER, 920},
   {CUDA_ARG_BUFFER, 921},
   {CUDA_ARG_TENSOR, 1295},
@@ -25635,12 +26032,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 1304},
   {CUDA_ARG_TENSOR, 1305},
+  {CUDA_ARG_TENSOR, 2978},
+  {CUDA_ARG_PARAM, 923},
   {CUDA_ARG_BUFFER, 925},
   {CUDA_ARG_BUFFER, 926},
   {CUDA_ARG_TENSOR, 1297},
-  {CUDA_ARG_TENSOR, 1299},
-  {CUDA_ARG_TENSOR, 1300},
-  {CUDA_ARG_PARAM, 918},
+  {CUDA_ARG_TENSOR, 2977},
   {CUDA_ARG_PARAM, 919},
   {CUDA_ARG_TENSOR, 1306},
   {CUDA_ARG_TENSOR, 1306},
@@ -25650,17 +26047,15 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 1309},
   {CUDA_ARG_TENSOR, 1310},
+  {CUDA_ARG_TENSOR, 2979},
+  {CUDA_ARG_PARAM, 868},
   {CUDA_ARG_BUFFER, 870},
   {CUDA_ARG_BUFFER, 871},
   {CUDA_ARG_TENSOR, 1302},
-  {CUDA_ARG_TENSOR, 1304},
-  {CUDA_ARG_TENSOR, 1305},
-  {CUDA_ARG_PARAM, 923},
+  {CUDA_ARG_TENSOR, 2978},
   {CUDA_ARG_PARAM, 924},
   {CUDA_ARG_TENSOR, 1307},
-  {CUDA_ARG_TENSOR, 1309},
-  {CUDA_ARG_TENSOR, 1310},
-  {CUDA_ARG_PARAM, 868},
+  {CUDA_ARG_TENSOR, 2979},
   {CUDA_ARG_PARAM, 869},
   {CUDA_ARG_MASKS, 150},
   {CUDA_ARG_MASKS, 151},
@@ -25672,12 +26067,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 1320},
   {CUDA_ARG_TENSOR, 1321},
+  {CUDA_ARG_TENSOR, 2980},
+  {CUDA_ARG_PARAM, 873},
   {CUDA_ARG_BUFFER, 875},
   {CUDA_ARG_BUFFER, 876},
   {CUDA_ARG_TENSOR, 1318},
-  {CUDA_ARG_TENSOR, 1320},
-  {CUDA_ARG_TENSOR, 1321},
-  {CUDA_ARG_PARAM, 873},
+  {CUDA_ARG_TENSOR, 2980},
   {CUDA_ARG_PARAM, 874},
   {CUDA_ARG_TENSOR, 1322},
   {CUDA_ARG_TENSOR, 1322},
@@ -25687,12 +26082,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 1325},
   {CUDA_ARG_TENSOR, 1326},
+  {CUDA_ARG_TENSOR, 2981},
+  {CUDA_ARG_PARAM, 878},
   {CUDA_ARG_BUFFER, 880},
   {CUDA_ARG_BUFFER, 881},
   {CUDA_ARG_TENSOR, 1302},
-  {CUDA_ARG_TENSOR, 1304},
-  {CUDA_ARG_TENSOR, 1305},
-  {CUDA_ARG_PARAM, 923},
+  {CUDA_ARG_TENSOR, 2978},
   {CUDA_ARG_PARAM, 924},
   {CUDA_ARG_TENSOR, 1329},
   {CUDA_ARG_TENSOR, 1329},
@@ -25702,18 +26097,16 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 1332},
   {CUDA_ARG_TENSOR, 1333},
+  {CUDA_ARG_TENSOR, 2982},
+  {CUDA_ARG_PARAM, 883},
   {CUDA_ARG_BUFFER, 885},
   {CUDA_ARG_BUFFER, 886},
   {CUDA_ARG_TENSOR, 1323},
-  {CUDA_ARG_TENSOR, 1325},
-  {CUDA_ARG_TENSOR, 1326},
-  {CUDA_ARG_PARAM, 878},
+  {CUDA_ARG_TENSOR, 2981},
   {CUDA_ARG_PARAM, 879},
   {CUDA_ARG_MASKS, 152},
   {CUDA_ARG_TENSOR, 1330},
-  {CUDA_ARG_TENSOR, 1332},
-  {CUDA_ARG_TENSOR, 1333},
-  {CUDA_ARG_PARAM, 883},
+  {CUDA_ARG_TENSOR, 2982},
   {CUDA_ARG_PARAM, 884},
   {CUDA_ARG_MASKS, 153},
   {CUDA_ARG_TENSOR, 1336},
@@ -25724,6 +26117,8 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 1340},
   {CUDA_ARG_TENSOR, 1341},
+  {CUDA_ARG_TENSOR, 2983},
+  {CUDA_ARG_PARAM, 888},
   {CUDA_ARG_BUFFER, 890},
   {CUDA_ARG_BUFFER, 891},
   {CUDA_ARG_TENSOR, 1329},
@@ -25733,6 +26128,8 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 1347},
   {CUDA_ARG_TENSOR, 1348},
+  {CUDA_ARG_TENSOR, 2984},
+  {CUDA_ARG_PARAM, 893},
   {CUDA_ARG_BUFFER, 895},
   {CUDA_ARG_BUFFER, 896},
   {CUDA_ARG_TENSOR, 1306},
@@ -25742,12 +26139,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 1355},
   {CUDA_ARG_TENSOR, 1356},
+  {CUDA_ARG_TENSOR, 2985},
+  {CUDA_ARG_PARAM, 898},
   {CUDA_ARG_BUFFER, 900},
   {CUDA_ARG_BUFFER, 901},
   {CUDA_ARG_TENSOR, 1353},
-  {CUDA_ARG_TENSOR, 1355},
-  {CUDA_ARG_TENSOR, 1356},
-  {CUDA_ARG_PARAM, 898},
+  {CUDA_ARG_TENSOR, 2985},
   {CUDA_ARG_PARAM, 899},
   {CUDA_ARG_TENSOR, 1357},
   {CUDA_ARG_TENSOR, 1357},
@@ -25757,18 +26154,16 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 1360},
   {CUDA_ARG_TENSOR, 1361},
+  {CUDA_ARG_TENSOR, 2986},
+  {CUDA_ARG_PARAM, 903},
   {CUDA_ARG_BUFFER, 905},
   {CUDA_ARG_BUFFER, 906},
   {CUDA_ARG_TENSOR, 1338},
-  {CUDA_ARG_TENSOR, 1340},
-  {CUDA_ARG_TENSOR, 1341},
-  {CUDA_ARG_PARAM, 888},
+  {CUDA_ARG_TENSOR, 2983},
   {CUDA_ARG_PARAM, 889},
   {CUDA_ARG_MASKS, 154},
   {CUDA_ARG_TENSOR, 1345},
-  {CUDA_ARG_TENSOR, 1347},
-  {CUDA_ARG_TENSOR, 1348},
-  {CUDA_ARG_PARAM, 893},
+  {CUDA_ARG_TENSOR, 2984},
   {CUDA_ARG_PARAM, 894},
   {CUDA_ARG_MASKS, 155},
   {CUDA_ARG_TENSOR, 1364},
@@ -25779,18 +26174,16 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 1367},
   {CUDA_ARG_TENSOR, 1368},
+  {CUDA_ARG_TENSOR, 2987},
+  {CUDA_ARG_PARAM, 908},
   {CUDA_ARG_BUFFER, 910},
   {CUDA_ARG_BUFFER, 911},
   {CUDA_ARG_TENSOR, 1358},
-  {CUDA_ARG_TENSOR, 1360},
-  {CUDA_ARG_TENSOR, 1361},
-  {CUDA_ARG_PARAM, 903},
+  {CUDA_ARG_TENSOR, 2986},
   {CUDA_ARG_PARAM, 904},
   {CUDA_ARG_MASKS, 156},
   {CUDA_ARG_TENSOR, 1365},
-  {CUDA_ARG_TENSOR, 1367},
-  {CUDA_ARG_TENSOR, 1368},
-  {CUDA_ARG_PARAM, 908},
+  {CUDA_ARG_TENSOR, 2987},
   {CUDA_ARG_PARAM, 909},
   {CUDA_ARG_MASKS, 157},
   {CUDA_ARG_TENSOR, 1371},
@@ -25801,18 +26194,16 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 1377},
   {CUDA_ARG_TENSOR, 1378},
+  {CUDA_ARG_TENSOR, 2988},
+  {CUDA_ARG_PARAM, 913},
   {CUDA_ARG_BUFFER, 915},
   {CUDA_ARG_BUFFER, 916},
   {CUDA_ARG_TENSOR, 1302},
-  {CUDA_ARG_TENSOR, 1304},
-  {CUDA_ARG_TENSOR, 1305},
-  {CUDA_ARG_PARAM, 923},
+  {CUDA_ARG_TENSOR, 2978},
   {CUDA_ARG_PARAM, 924},
   {CUDA_ARG_MASKS, 158},
   {CUDA_ARG_TENSOR, 1375},
-  {CUDA_ARG_TENSOR, 1377},
-  {CUDA_ARG_TENSOR, 1378},
-  {CUDA_ARG_PARAM, 913},
+  {CUDA_ARG_TENSOR, 2988},
   {CUDA_ARG_PARAM, 914},
   {CUDA_ARG_MASKS, 159},
   {CUDA_ARG_TENSOR, 1381},
@@ -25823,6 +26214,8 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 1386},
   {CUDA_ARG_TENSOR, 1387},
+  {CUDA_ARG_TENSOR, 2989},
+  {CUDA_ARG_PARAM, 978},
   {CUDA_ARG_BUFFER, 980},
   {CUDA_ARG_BUFFER, 981},
   {CUDA_ARG_TENSOR, 1382},
@@ -25834,12 +26227,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 1391},
   {CUDA_ARG_TENSOR, 1392},
+  {CUDA_ARG_TENSOR, 2990},
+  {CUDA_ARG_PARAM, 983},
   {CUDA_ARG_BUFFER, 985},
   {CUDA_ARG_BUFFER, 986},
   {CUDA_ARG_TENSOR, 1384},
-  {CUDA_ARG_TENSOR, 1386},
-  {CUDA_ARG_TENSOR, 1387},
-  {CUDA_ARG_PARAM, 978},
+  {CUDA_ARG_TENSOR, 2989},
   {CUDA_ARG_PARAM, 979},
   {CUDA_ARG_TENSOR, 1393},
   {CUDA_ARG_TENSOR, 1393},
@@ -25849,17 +26242,15 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 1396},
   {CUDA_ARG_TENSOR, 1397},
+  {CUDA_ARG_TENSOR, 2991},
+  {CUDA_ARG_PARAM, 928},
   {CUDA_ARG_BUFFER, 930},
   {CUDA_ARG_BUFFER, 931},
   {CUDA_ARG_TENSOR, 1389},
-  {CUDA_ARG_TENSOR, 1391},
-  {CUDA_ARG_TENSOR, 1392},
-  {CUDA_ARG_PARAM, 983},
+  {CUDA_ARG_TENSOR, 2990},
   {CUDA_ARG_PARAM, 984},
   {CUDA_ARG_TENSOR, 1394},
-  {CUDA_ARG_TENSOR, 1396},
-  {CUDA_ARG_TENSOR, 1397},
-  {CUDA_ARG_PARAM, 928},
+  {CUDA_ARG_TENSOR, 2991},
   {CUDA_ARG_PARAM, 929},
   {CUDA_ARG_MASKS, 160},
   {CUDA_ARG_MASKS, 161},
@@ -25871,12 +26262,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 1407},
   {CUDA_ARG_TENSOR, 1408},
+  {CUDA_ARG_TENSOR, 2992},
+  {CUDA_ARG_PARAM, 933},
   {CUDA_ARG_BUFFER, 935},
   {CUDA_ARG_BUFFER, 936},
   {CUDA_ARG_TENSOR, 1405},
-  {CUDA_ARG_TENSOR, 1407},
-  {CUDA_ARG_TENSOR, 1408},
-  {CUDA_ARG_PARAM, 933},
+  {CUDA_ARG_TENSOR, 2992},
   {CUDA_ARG_PARAM, 934},
   {CUDA_ARG_TENSOR, 1409},
   {CUDA_ARG_TENSOR, 1409},
@@ -25886,12 +26277,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 1412},
   {CUDA_ARG_TENSOR, 1413},
+  {CUDA_ARG_TENSOR, 2993},
+  {CUDA_ARG_PARAM, 938},
   {CUDA_ARG_BUFFER, 940},
   {CUDA_ARG_BUFFER, 941},
   {CUDA_ARG_TENSOR, 1389},
-  {CUDA_ARG_TENSOR, 1391},
-  {CUDA_ARG_TENSOR, 1392},
-  {CUDA_ARG_PARAM, 983},
+  {CUDA_ARG_TENSOR, 2990},
   {CUDA_ARG_PARAM, 984},
   {CUDA_ARG_TENSOR, 1416},
   {CUDA_ARG_TENSOR, 1416},
@@ -25901,18 +26292,16 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 1419},
   {CUDA_ARG_TENSOR, 1420},
+  {CUDA_ARG_TENSOR, 2994},
+  {CUDA_ARG_PARAM, 943},
   {CUDA_ARG_BUFFER, 945},
   {CUDA_ARG_BUFFER, 946},
   {CUDA_ARG_TENSOR, 1410},
-  {CUDA_ARG_TENSOR, 1412},
-  {CUDA_ARG_TENSOR, 1413},
-  {CUDA_ARG_PARAM, 938},
+  {CUDA_ARG_TENSOR, 2993},
   {CUDA_ARG_PARAM, 939},
   {CUDA_ARG_MASKS, 162},
   {CUDA_ARG_TENSOR, 1417},
-  {CUDA_ARG_TENSOR, 1419},
-  {CUDA_ARG_TENSOR, 1420},
-  {CUDA_ARG_PARAM, 943},
+  {CUDA_ARG_TENSOR, 2994},
   {CUDA_ARG_PARAM, 944},
   {CUDA_ARG_MASKS, 163},
   {CUDA_ARG_TENSOR, 1423},
@@ -25923,6 +26312,8 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 1427},
   {CUDA_ARG_TENSOR, 1428},
+  {CUDA_ARG_TENSOR, 2995},
+  {CUDA_ARG_PARAM, 948},
   {CUDA_ARG_BUFFER, 950},
   {CUDA_ARG_BUFFER, 951},
   {CUDA_ARG_TENSOR, 1416},
@@ -25932,6 +26323,8 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 1434},
   {CUDA_ARG_TENSOR, 1435},
+  {CUDA_ARG_TENSOR, 2996},
+  {CUDA_ARG_PARAM, 953},
   {CUDA_ARG_BUFFER, 955},
   {CUDA_ARG_BUFFER, 956},
   {CUDA_ARG_TENSOR, 1393},
@@ -25941,12 +26334,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 1442},
   {CUDA_ARG_TENSOR, 1443},
+  {CUDA_ARG_TENSOR, 2997},
+  {CUDA_ARG_PARAM, 958},
   {CUDA_ARG_BUFFER, 960},
   {CUDA_ARG_BUFFER, 961},
   {CUDA_ARG_TENSOR, 1440},
-  {CUDA_ARG_TENSOR, 1442},
-  {CUDA_ARG_TENSOR, 1443},
-  {CUDA_ARG_PARAM, 958},
+  {CUDA_ARG_TENSOR, 2997},
   {CUDA_ARG_PARAM, 959},
   {CUDA_ARG_TENSOR, 1444},
   {CUDA_ARG_TENSOR, 1444},
@@ -25956,18 +26349,16 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 1447},
   {CUDA_ARG_TENSOR, 1448},
+  {CUDA_ARG_TENSOR, 2998},
+  {CUDA_ARG_PARAM, 963},
   {CUDA_ARG_BUFFER, 965},
   {CUDA_ARG_BUFFER, 966},
   {CUDA_ARG_TENSOR, 1425},
-  {CUDA_ARG_TENSOR, 1427},
-  {CUDA_ARG_TENSOR, 1428},
-  {CUDA_ARG_PARAM, 948},
+  {CUDA_ARG_TENSOR, 2995},
   {CUDA_ARG_PARAM, 949},
   {CUDA_ARG_MASKS, 164},
   {CUDA_ARG_TENSOR, 1432},
-  {CUDA_ARG_TENSOR, 1434},
-  {CUDA_ARG_TENSOR, 1435},
-  {CUDA_ARG_PARAM, 953},
+  {CUDA_ARG_TENSOR, 2996},
   {CUDA_ARG_PARAM, 954},
   {CUDA_ARG_MASKS, 165},
   {CUDA_ARG_TENSOR, 1451},
@@ -25978,18 +26369,16 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 1454},
   {CUDA_ARG_TENSOR, 1455},
+  {CUDA_ARG_TENSOR, 2999},
+  {CUDA_ARG_PARAM, 968},
   {CUDA_ARG_BUFFER, 970},
   {CUDA_ARG_BUFFER, 971},
   {CUDA_ARG_TENSOR, 1445},
-  {CUDA_ARG_TENSOR, 1447},
-  {CUDA_ARG_TENSOR, 1448},
-  {CUDA_ARG_PARAM, 963},
+  {CUDA_ARG_TENSOR, 2998},
   {CUDA_ARG_PARAM, 964},
   {CUDA_ARG_MASKS, 166},
   {CUDA_ARG_TENSOR, 1452},
-  {CUDA_ARG_TENSOR, 1454},
-  {CUDA_ARG_TENSOR, 1455},
-  {CUDA_ARG_PARAM, 968},
+  {CUDA_ARG_TENSOR, 2999},
   {CUDA_ARG_PARAM, 969},
   {CUDA_ARG_MASKS, 167},
   {CUDA_ARG_TENSOR, 1458},
@@ -26000,18 +26389,16 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 1464},
   {CUDA_ARG_TENSOR, 1465},
+  {CUDA_ARG_TENSOR, 3000},
+  {CUDA_ARG_PARAM, 973},
   {CUDA_ARG_BUFFER, 975},
   {CUDA_ARG_BUFFER, 976},
   {CUDA_ARG_TENSOR, 1389},
-  {CUDA_ARG_TENSOR, 1391},
-  {CUDA_ARG_TENSOR, 1392},
-  {CUDA_ARG_PARAM, 983},
+  {CUDA_ARG_TENSOR, 2990},
   {CUDA_ARG_PARAM, 984},
   {CUDA_ARG_MASKS, 168},
   {CUDA_ARG_TENSOR, 1462},
-  {CUDA_ARG_TENSOR, 1464},
-  {CUDA_ARG_TENSOR, 1465},
-  {CUDA_ARG_PARAM, 973},
+  {CUDA_ARG_TENSOR, 3000},
   {CUDA_ARG_PARAM, 974},
   {CUDA_ARG_MASKS, 169},
   {CUDA_ARG_TENSOR, 1468},
@@ -26022,6 +26409,8 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 1473},
   {CUDA_ARG_TENSOR, 1474},
+  {CUDA_ARG_TENSOR, 3001},
+  {CUDA_ARG_PARAM, 1038},
   {CUDA_ARG_BUFFER, 1040},
   {CUDA_ARG_BUFFER, 1041},
   {CUDA_ARG_TENSOR, 1469},
@@ -26033,12 +26422,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 1478},
   {CUDA_ARG_TENSOR, 1479},
+  {CUDA_ARG_TENSOR, 3002},
+  {CUDA_ARG_PARAM, 1043},
   {CUDA_ARG_BUFFER, 1045},
   {CUDA_ARG_BUFFER, 1046},
   {CUDA_ARG_TENSOR, 1471},
-  {CUDA_ARG_TENSOR, 1473},
-  {CUDA_ARG_TENSOR, 1474},
-  {CUDA_ARG_PARAM, 1038},
+  {CUDA_ARG_TENSOR, 3001},
   {CUDA_ARG_PARAM, 1039},
   {CUDA_ARG_TENSOR, 1480},
   {CUDA_ARG_TENSOR, 1480},
@@ -26048,17 +26437,15 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 1483},
   {CUDA_ARG_TENSOR, 1484},
+  {CUDA_ARG_TENSOR, 3003},
+  {CUDA_ARG_PARAM, 988},
   {CUDA_ARG_BUFFER, 990},
   {CUDA_ARG_BUFFER, 991},
   {CUDA_ARG_TENSOR, 1476},
-  {CUDA_ARG_TENSOR, 1478},
-  {CUDA_ARG_TENSOR, 1479},
-  {CUDA_ARG_PARAM, 1043},
+  {CUDA_ARG_TENSOR, 3002},
   {CUDA_ARG_PARAM, 1044},
   {CUDA_ARG_TENSOR, 1481},
-  {CUDA_ARG_TENSOR, 1483},
-  {CUDA_ARG_TENSOR, 1484},
-  {CUDA_ARG_PARAM, 988},
+  {CUDA_ARG_TENSOR, 3003},
   {CUDA_ARG_PARAM, 989},
   {CUDA_ARG_MASKS, 170},
   {CUDA_ARG_MASKS, 171},
@@ -26070,12 +26457,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 1494},
   {CUDA_ARG_TENSOR, 1495},
+  {CUDA_ARG_TENSOR, 3004},
+  {CUDA_ARG_PARAM, 993},
   {CUDA_ARG_BUFFER, 995},
   {CUDA_ARG_BUFFER, 996},
   {CUDA_ARG_TENSOR, 1492},
-  {CUDA_ARG_TENSOR, 1494},
-  {CUDA_ARG_TENSOR, 1495},
-  {CUDA_ARG_PARAM, 993},
+  {CUDA_ARG_TENSOR, 3004},
   {CUDA_ARG_PARAM, 994},
   {CUDA_ARG_TENSOR, 1496},
   {CUDA_ARG_TENSOR, 1496},
@@ -26085,12 +26472,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 1499},
   {CUDA_ARG_TENSOR, 1500},
+  {CUDA_ARG_TENSOR, 3005},
+  {CUDA_ARG_PARAM, 998},
   {CUDA_ARG_BUFFER, 1000},
   {CUDA_ARG_BUFFER, 1001},
   {CUDA_ARG_TENSOR, 1476},
-  {CUDA_ARG_TENSOR, 1478},
-  {CUDA_ARG_TENSOR, 1479},
-  {CUDA_ARG_PARAM, 1043},
+  {CUDA_ARG_TENSOR, 3002},
   {CUDA_ARG_PARAM, 1044},
   {CUDA_ARG_TENSOR, 1503},
   {CUDA_ARG_TENSOR, 1503},
@@ -26100,18 +26487,16 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 1506},
   {CUDA_ARG_TENSOR, 1507},
+  {CUDA_ARG_TENSOR, 3006},
+  {CUDA_ARG_PARAM, 1003},
   {CUDA_ARG_BUFFER, 1005},
   {CUDA_ARG_BUFFER, 1006},
   {CUDA_ARG_TENSOR, 1497},
-  {CUDA_ARG_TENSOR, 1499},
-  {CUDA_ARG_TENSOR, 1500},
-  {CUDA_ARG_PARAM, 998},
+  {CUDA_ARG_TENSOR, 3005},
   {CUDA_ARG_PARAM, 999},
   {CUDA_ARG_MASKS, 172},
   {CUDA_ARG_TENSOR, 1504},
-  {CUDA_ARG_TENSOR, 1506},
-  {CUDA_ARG_TENSOR, 1507},
-  {CUDA_ARG_PARAM, 1003},
+  {CUDA_ARG_TENSOR, 3006},
   {CUDA_ARG_PARAM, 1004},
   {CUDA_ARG_MASKS, 173},
   {CUDA_ARG_TENSOR, 1510},
@@ -26122,6 +26507,8 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 1514},
   {CUDA_ARG_TENSOR, 1515},
+  {CUDA_ARG_TENSOR, 3007},
+  {CUDA_ARG_PARAM, 1008},
   {CUDA_ARG_BUFFER, 1010},
   {CUDA_ARG_BUFFER, 1011},
   {CUDA_ARG_TENSOR, 1503},
@@ -26131,6 +26518,8 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 1521},
   {CUDA_ARG_TENSOR, 1522},
+  {CUDA_ARG_TENSOR, 3008},
+  {CUDA_ARG_PARAM, 1013},
   {CUDA_ARG_BUFFER, 1015},
   {CUDA_ARG_BUFFER, 1016},
   {CUDA_ARG_TENSOR, 1480},
@@ -26140,12 +26529,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 1529},
   {CUDA_ARG_TENSOR, 1530},
+  {CUDA_ARG_TENSOR, 3009},
+  {CUDA_ARG_PARAM, 1018},
   {CUDA_ARG_BUFFER, 1020},
   {CUDA_ARG_BUFFER, 1021},
   {CUDA_ARG_TENSOR, 1527},
-  {CUDA_ARG_TENSOR, 1529},
-  {CUDA_ARG_TENSOR, 1530},
-  {CUDA_ARG_PARAM, 1018},
+  {CUDA_ARG_TENSOR, 3009},
   {CUDA_ARG_PARAM, 1019},
   {CUDA_ARG_TENSOR, 1531},
   {CUDA_ARG_TENSOR, 1531},
@@ -26155,18 +26544,16 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 1534},
   {CUDA_ARG_TENSOR, 1535},
+  {CUDA_ARG_TENSOR, 3010},
+  {CUDA_ARG_PARAM, 1023},
   {CUDA_ARG_BUFFER, 1025},
   {CUDA_ARG_BUFFER, 1026},
   {CUDA_ARG_TENSOR, 1512},
-  {CUDA_ARG_TENSOR, 1514},
-  {CUDA_ARG_TENSOR, 1515},
-  {CUDA_ARG_PARAM, 1008},
+  {CUDA_ARG_TENSOR, 3007},
   {CUDA_ARG_PARAM, 1009},
   {CUDA_ARG_MASKS, 174},
   {CUDA_ARG_TENSOR, 1519},
-  {CUDA_ARG_TENSOR, 1521},
-  {CUDA_ARG_TENSOR, 1522},
-  {CUDA_ARG_PARAM, 1013},
+  {CUDA_ARG_TENSOR, 3008},
   {CUDA_ARG_PARAM, 1014},
   {CUDA_ARG_MASKS, 175},
   {CUDA_ARG_TENSOR, 1538},
@@ -26177,18 +26564,16 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 1541},
   {CUDA_ARG_TENSOR, 1542},
+  {CUDA_ARG_TENSOR, 3011},
+  {CUDA_ARG_PARAM, 1028},
   {CUDA_ARG_BUFFER, 1030},
   {CUDA_ARG_BUFFER, 1031},
   {CUDA_ARG_TENSOR, 1532},
-  {CUDA_ARG_TENSOR, 1534},
-  {CUDA_ARG_TENSOR, 1535},
-  {CUDA_ARG_PARAM, 1023},
+  {CUDA_ARG_TENSOR, 3010},
   {CUDA_ARG_PARAM, 1024},
   {CUDA_ARG_MASKS, 176},
   {CUDA_ARG_TENSOR, 1539},
-  {CUDA_ARG_TENSOR, 1541},
-  {CUDA_ARG_TENSOR, 1542},
-  {CUDA_ARG_PARAM, 1028},
+  {CUDA_ARG_TENSOR, 3011},
   {CUDA_ARG_PARAM, 1029},
   {CUDA_ARG_MASKS, 177},
   {CUDA_ARG_TENSOR, 1545},
@@ -26199,18 +26584,16 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 1551},
   {CUDA_ARG_TENSOR, 1552},
+  {CUDA_ARG_TENSOR, 3012},
+  {CUDA_ARG_PARAM, 1033},
   {CUDA_ARG_BUFFER, 1035},
   {CUDA_ARG_BUFFER, 1036},
   {CUDA_ARG_TENSOR, 1476},
-  {CUDA_ARG_TENSOR, 1478},
-  {CUDA_ARG_TENSOR, 1479},
-  {CUDA_ARG_PARAM, 1043},
+  {CUDA_ARG_TENSOR, 3002},
   {CUDA_ARG_PARAM, 1044},
   {CUDA_ARG_MASKS, 178},
   {CUDA_ARG_TENSOR, 1549},
-  {CUDA_ARG_TENSOR, 1551},
-  {CUDA_ARG_TENSOR, 1552},
-  {CUDA_ARG_PARAM, 1033},
+  {CUDA_ARG_TENSOR, 3012},
   {CUDA_ARG_PARAM, 1034},
   {CUDA_ARG_MASKS, 179},
   {CUDA_ARG_TENSOR, 1555},
@@ -26221,6 +26604,8 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 1560},
   {CUDA_ARG_TENSOR, 1561},
+  {CUDA_ARG_TENSOR, 3013},
+  {CUDA_ARG_PARAM, 1098},
   {CUDA_ARG_BUFFER, 1100},
   {CUDA_ARG_BUFFER, 1101},
   {CUDA_ARG_TENSOR, 1556},
@@ -26232,12 +26617,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 1565},
   {CUDA_ARG_TENSOR, 1566},
+  {CUDA_ARG_TENSOR, 3014},
+  {CUDA_ARG_PARAM, 1103},
   {CUDA_ARG_BUFFER, 1105},
   {CUDA_ARG_BUFFER, 1106},
   {CUDA_ARG_TENSOR, 1558},
-  {CUDA_ARG_TENSOR, 1560},
-  {CUDA_ARG_TENSOR, 1561},
-  {CUDA_ARG_PARAM, 1098},
+  {CUDA_ARG_TENSOR, 3013},
   {CUDA_ARG_PARAM, 1099},
   {CUDA_ARG_TENSOR, 1567},
   {CUDA_ARG_TENSOR, 1567},
@@ -26247,17 +26632,15 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 1570},
   {CUDA_ARG_TENSOR, 1571},
+  {CUDA_ARG_TENSOR, 3015},
+  {CUDA_ARG_PARAM, 1048},
   {CUDA_ARG_BUFFER, 1050},
   {CUDA_ARG_BUFFER, 1051},
   {CUDA_ARG_TENSOR, 1563},
-  {CUDA_ARG_TENSOR, 1565},
-  {CUDA_ARG_TENSOR, 1566},
-  {CUDA_ARG_PARAM, 1103},
+  {CUDA_ARG_TENSOR, 3014},
   {CUDA_ARG_PARAM, 1104},
   {CUDA_ARG_TENSOR, 1568},
-  {CUDA_ARG_TENSOR, 1570},
-  {CUDA_ARG_TENSOR, 1571},
-  {CUDA_ARG_PARAM, 1048},
+  {CUDA_ARG_TENSOR, 3015},
   {CUDA_ARG_PARAM, 1049},
   {CUDA_ARG_MASKS, 180},
   {CUDA_ARG_MASKS, 181},
@@ -26269,12 +26652,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 1581},
   {CUDA_ARG_TENSOR, 1582},
+  {CUDA_ARG_TENSOR, 3016},
+  {CUDA_ARG_PARAM, 1053},
   {CUDA_ARG_BUFFER, 1055},
   {CUDA_ARG_BUFFER, 1056},
   {CUDA_ARG_TENSOR, 1579},
-  {CUDA_ARG_TENSOR, 1581},
-  {CUDA_ARG_TENSOR, 1582},
-  {CUDA_ARG_PARAM, 1053},
+  {CUDA_ARG_TENSOR, 3016},
   {CUDA_ARG_PARAM, 1054},
   {CUDA_ARG_TENSOR, 1583},
   {CUDA_ARG_TENSOR, 1583},
@@ -26284,12 +26667,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 1586},
   {CUDA_ARG_TENSOR, 1587},
+  {CUDA_ARG_TENSOR, 3017},
+  {CUDA_ARG_PARAM, 1058},
   {CUDA_ARG_BUFFER, 1060},
   {CUDA_ARG_BUFFER, 1061},
   {CUDA_ARG_TENSOR, 1563},
-  {CUDA_ARG_TENSOR, 1565},
-  {CUDA_ARG_TENSOR, 1566},
-  {CUDA_ARG_PARAM, 1103},
+  {CUDA_ARG_TENSOR, 3014},
   {CUDA_ARG_PARAM, 1104},
   {CUDA_ARG_TENSOR, 1590},
   {CUDA_ARG_TENSOR, 1590},
@@ -26299,18 +26682,16 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 1593},
   {CUDA_ARG_TENSOR, 1594},
+  {CUDA_ARG_TENSOR, 3018},
+  {CUDA_ARG_PARAM, 1063},
   {CUDA_ARG_BUFFER, 1065},
   {CUDA_ARG_BUFFER, 1066},
   {CUDA_ARG_TENSOR, 1584},
-  {CUDA_ARG_TENSOR, 1586},
-  {CUDA_ARG_TENSOR, 1587},
-  {CUDA_ARG_PARAM, 1058},
+  {CUDA_ARG_TENSOR, 3017},
   {CUDA_ARG_PARAM, 1059},
   {CUDA_ARG_MASKS, 182},
   {CUDA_ARG_TENSOR, 1591},
-  {CUDA_ARG_TENSOR, 1593},
-  {CUDA_ARG_TENSOR, 1594},
-  {CUDA_ARG_PARAM, 1063},
+  {CUDA_ARG_TENSOR, 3018},
   {CUDA_ARG_PARAM, 1064},
   {CUDA_ARG_MASKS, 183},
   {CUDA_ARG_TENSOR, 1597},
@@ -26321,6 +26702,8 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 1601},
   {CUDA_ARG_TENSOR, 1602},
+  {CUDA_ARG_TENSOR, 3019},
+  {CUDA_ARG_PARAM, 1068},
   {CUDA_ARG_BUFFER, 1070},
   {CUDA_ARG_BUFFER, 1071},
   {CUDA_ARG_TENSOR, 1590},
@@ -26330,6 +26713,8 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 1608},
   {CUDA_ARG_TENSOR, 1609},
+  {CUDA_ARG_TENSOR, 3020},
+  {CUDA_ARG_PARAM, 1073},
   {CUDA_ARG_BUFFER, 1075},
   {CUDA_ARG_BUFFER, 1076},
   {CUDA_ARG_TENSOR, 1567},
@@ -26339,12 +26724,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 1616},
   {CUDA_ARG_TENSOR, 1617},
+  {CUDA_ARG_TENSOR, 3021},
+  {CUDA_ARG_PARAM, 1078},
   {CUDA_ARG_BUFFER, 1080},
   {CUDA_ARG_BUFFER, 1081},
   {CUDA_ARG_TENSOR, 1614},
-  {CUDA_ARG_TENSOR, 1616},
-  {CUDA_ARG_TENSOR, 1617},
-  {CUDA_ARG_PARAM, 1078},
+  {CUDA_ARG_TENSOR, 3021},
   {CUDA_ARG_PARAM, 1079},
   {CUDA_ARG_TENSOR, 1618},
   {CUDA_ARG_TENSOR, 1618},
@@ -26354,18 +26739,16 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 1621},
   {CUDA_ARG_TENSOR, 1622},
+  {CUDA_ARG_TENSOR, 3022},
+  {CUDA_ARG_PARAM, 1083},
   {CUDA_ARG_BUFFER, 1085},
   {CUDA_ARG_BUFFER, 1086},
   {CUDA_ARG_TENSOR, 1599},
-  {CUDA_ARG_TENSOR, 1601},
-  {CUDA_ARG_TENSOR, 1602},
-  {CUDA_ARG_PARAM, 1068},
+  {CUDA_ARG_TENSOR, 3019},
   {CUDA_ARG_PARAM, 1069},
   {CUDA_ARG_MASKS, 184},
   {CUDA_ARG_TENSOR, 1606},
-  {CUDA_ARG_TENSOR, 1608},
-  {CUDA_ARG_TENSOR, 1609},
-  {CUDA_ARG_PARAM, 1073},
+  {CUDA_ARG_TENSOR, 3020},
   {CUDA_ARG_PARAM, 1074},
   {CUDA_ARG_MASKS, 185},
   {CUDA_ARG_TENSOR, 1625},
@@ -26376,18 +26759,16 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 1628},
   {CUDA_ARG_TENSOR, 1629},
+  {CUDA_ARG_TENSOR, 3023},
+  {CUDA_ARG_PARAM, 1088},
   {CUDA_ARG_BUFFER, 1090},
   {CUDA_ARG_BUFFER, 1091},
   {CUDA_ARG_TENSOR, 1619},
-  {CUDA_ARG_TENSOR, 1621},
-  {CUDA_ARG_TENSOR, 1622},
-  {CUDA_ARG_PARAM, 1083},
+  {CUDA_ARG_TENSOR, 3022},
   {CUDA_ARG_PARAM, 1084},
   {CUDA_ARG_MASKS, 186},
   {CUDA_ARG_TENSOR, 1626},
-  {CUDA_ARG_TENSOR, 1628},
-  {CUDA_ARG_TENSOR, 1629},
-  {CUDA_ARG_PARAM, 1088},
+  {CUDA_ARG_TENSOR, 3023},
   {CUDA_ARG_PARAM, 1089},
   {CUDA_ARG_MASKS, 187},
   {CUDA_ARG_TENSOR, 1632},
@@ -26398,18 +26779,16 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 1638},
   {CUDA_ARG_TENSOR, 1639},
+  {CUDA_ARG_TENSOR, 3024},
+  {CUDA_ARG_PARAM, 1093},
   {CUDA_ARG_BUFFER, 1095},
   {CUDA_ARG_BUFFER, 1096},
   {CUDA_ARG_TENSOR, 1563},
-  {CUDA_ARG_TENSOR, 1565},
-  {CUDA_ARG_TENSOR, 1566},
-  {CUDA_ARG_PARAM, 1103},
+  {CUDA_ARG_TENSOR, 3014},
   {CUDA_ARG_PARAM, 1104},
   {CUDA_ARG_MASKS, 188},
   {CUDA_ARG_TENSOR, 1636},
-  {CUDA_ARG_TENSOR, 1638},
-  {CUDA_ARG_TENSOR, 1639},
-  {CUDA_ARG_PARAM, 1093},
+  {CUDA_ARG_TENSOR, 3024},
   {CUDA_ARG_PARAM, 1094},
   {CUDA_ARG_MASKS, 189},
   {CUDA_ARG_TENSOR, 1642},
@@ -26420,6 +26799,8 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 1647},
   {CUDA_ARG_TENSOR, 1648},
+  {CUDA_ARG_TENSOR, 3025},
+  {CUDA_ARG_PARAM, 1158},
   {CUDA_ARG_BUFFER, 1160},
   {CUDA_ARG_BUFFER, 1161},
   {CUDA_ARG_TENSOR, 1643},
@@ -26431,12 +26812,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 1652},
   {CUDA_ARG_TENSOR, 1653},
+  {CUDA_ARG_TENSOR, 3026},
+  {CUDA_ARG_PARAM, 1163},
   {CUDA_ARG_BUFFER, 1165},
   {CUDA_ARG_BUFFER, 1166},
   {CUDA_ARG_TENSOR, 1645},
-  {CUDA_ARG_TENSOR, 1647},
-  {CUDA_ARG_TENSOR, 1648},
-  {CUDA_ARG_PARAM, 1158},
+  {CUDA_ARG_TENSOR, 3025},
   {CUDA_ARG_PARAM, 1159},
   {CUDA_ARG_TENSOR, 1654},
   {CUDA_ARG_TENSOR, 1654},
@@ -26446,17 +26827,15 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 1657},
   {CUDA_ARG_TENSOR, 1658},
+  {CUDA_ARG_TENSOR, 3027},
+  {CUDA_ARG_PARAM, 1108},
   {CUDA_ARG_BUFFER, 1110},
   {CUDA_ARG_BUFFER, 1111},
   {CUDA_ARG_TENSOR, 1650},
-  {CUDA_ARG_TENSOR, 1652},
-  {CUDA_ARG_TENSOR, 1653},
-  {CUDA_ARG_PARAM, 1163},
+  {CUDA_ARG_TENSOR, 3026},
   {CUDA_ARG_PARAM, 1164},
   {CUDA_ARG_TENSOR, 1655},
-  {CUDA_ARG_TENSOR, 1657},
-  {CUDA_ARG_TENSOR, 1658},
-  {CUDA_ARG_PARAM, 1108},
+  {CUDA_ARG_TENSOR, 3027},
   {CUDA_ARG_PARAM, 1109},
   {CUDA_ARG_MASKS, 190},
   {CUDA_ARG_MASKS, 191},
@@ -26468,12 +26847,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 1668},
   {CUDA_ARG_TENSOR, 1669},
+  {CUDA_ARG_TENSOR, 3028},
+  {CUDA_ARG_PARAM, 1113},
   {CUDA_ARG_BUFFER, 1115},
   {CUDA_ARG_BUFFER, 1116},
   {CUDA_ARG_TENSOR, 1666},
-  {CUDA_ARG_TENSOR, 1668},
-  {CUDA_ARG_TENSOR, 1669},
-  {CUDA_ARG_PARAM, 1113},
+  {CUDA_ARG_TENSOR, 3028},
   {CUDA_ARG_PARAM, 1114},
   {CUDA_ARG_TENSOR, 1670},
   {CUDA_ARG_TENSOR, 1670},
@@ -26483,12 +26862,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 1673},
   {CUDA_ARG_TENSOR, 1674},
+  {CUDA_ARG_TENSOR, 3029},
+  {CUDA_ARG_PARAM, 1118},
   {CUDA_ARG_BUFFER, 1120},
   {CUDA_ARG_BUFFER, 1121},
   {CUDA_ARG_TENSOR, 1650},
-  {CUDA_ARG_TENSOR, 1652},
-  {CUDA_ARG_TENSOR, 1653},
-  {CUDA_ARG_PARAM, 1163},
+  {CUDA_ARG_TENSOR, 3026},
   {CUDA_ARG_PARAM, 1164},
   {CUDA_ARG_TENSOR, 1677},
   {CUDA_ARG_TENSOR, 1677},
@@ -26498,18 +26877,16 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 1680},
   {CUDA_ARG_TENSOR, 1681},
+  {CUDA_ARG_TENSOR, 3030},
+  {CUDA_ARG_PARAM, 1123},
   {CUDA_ARG_BUFFER, 1125},
   {CUDA_ARG_BUFFER, 1126},
   {CUDA_ARG_TENSOR, 1671},
-  {CUDA_ARG_TENSOR, 1673},
-  {CUDA_ARG_TENSOR, 1674},
-  {CUDA_ARG_PARAM, 1118},
+  {CUDA_ARG_TENSOR, 3029},
   {CUDA_ARG_PARAM, 1119},
   {CUDA_ARG_MASKS, 192},
   {CUDA_ARG_TENSOR, 1678},
-  {CUDA_ARG_TENSOR, 1680},
-  {CUDA_ARG_TENSOR, 1681},
-  {CUDA_ARG_PARAM, 1123},
+  {CUDA_ARG_TENSOR, 3030},
   {CUDA_ARG_PARAM, 1124},
   {CUDA_ARG_MASKS, 193},
   {CUDA_ARG_TENSOR, 1684},
@@ -26520,6 +26897,8 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 1688},
   {CUDA_ARG_TENSOR, 1689},
+  {CUDA_ARG_TENSOR, 3031},
+  {CUDA_ARG_PARAM, 1128},
   {CUDA_ARG_BUFFER, 1130},
   {CUDA_ARG_BUFFER, 1131},
   {CUDA_ARG_TENSOR, 1677},
@@ -26529,6 +26908,8 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 1695},
   {CUDA_ARG_TENSOR, 1696},
+  {CUDA_ARG_TENSOR, 3032},
+  {CUDA_ARG_PARAM, 1133},
   {CUDA_ARG_BUFFER, 1135},
   {CUDA_ARG_BUFFER, 1136},
   {CUDA_ARG_TENSOR, 1654},
@@ -26538,12 +26919,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 1703},
   {CUDA_ARG_TENSOR, 1704},
+  {CUDA_ARG_TENSOR, 3033},
+  {CUDA_ARG_PARAM, 1138},
   {CUDA_ARG_BUFFER, 1140},
   {CUDA_ARG_BUFFER, 1141},
   {CUDA_ARG_TENSOR, 1701},
-  {CUDA_ARG_TENSOR, 1703},
-  {CUDA_ARG_TENSOR, 1704},
-  {CUDA_ARG_PARAM, 1138},
+  {CUDA_ARG_TENSOR, 3033},
   {CUDA_ARG_PARAM, 1139},
   {CUDA_ARG_TENSOR, 1705},
   {CUDA_ARG_TENSOR, 1705},
@@ -26553,18 +26934,16 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 1708},
   {CUDA_ARG_TENSOR, 1709},
+  {CUDA_ARG_TENSOR, 3034},
+  {CUDA_ARG_PARAM, 1143},
   {CUDA_ARG_BUFFER, 1145},
   {CUDA_ARG_BUFFER, 1146},
   {CUDA_ARG_TENSOR, 1686},
-  {CUDA_ARG_TENSOR, 1688},
-  {CUDA_ARG_TENSOR, 1689},
-  {CUDA_ARG_PARAM, 1128},
+  {CUDA_ARG_TENSOR, 3031},
   {CUDA_ARG_PARAM, 1129},
   {CUDA_ARG_MASKS, 194},
   {CUDA_ARG_TENSOR, 1693},
-  {CUDA_ARG_TENSOR, 1695},
-  {CUDA_ARG_TENSOR, 1696},
-  {CUDA_ARG_PARAM, 1133},
+  {CUDA_ARG_TENSOR, 3032},
   {CUDA_ARG_PARAM, 1134},
   {CUDA_ARG_MASKS, 195},
   {CUDA_ARG_TENSOR, 1712},
@@ -26575,18 +26954,16 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 1715},
   {CUDA_ARG_TENSOR, 1716},
+  {CUDA_ARG_TENSOR, 3035},
+  {CUDA_ARG_PARAM, 1148},
   {CUDA_ARG_BUFFER, 1150},
   {CUDA_ARG_BUFFER, 1151},
   {CUDA_ARG_TENSOR, 1706},
-  {CUDA_ARG_TENSOR, 1708},
-  {CUDA_ARG_TENSOR, 1709},
-  {CUDA_ARG_PARAM, 1143},
+  {CUDA_ARG_TENSOR, 3034},
   {CUDA_ARG_PARAM, 1144},
   {CUDA_ARG_MASKS, 196},
   {CUDA_ARG_TENSOR, 1713},
-  {CUDA_ARG_TENSOR, 1715},
-  {CUDA_ARG_TENSOR, 1716},
-  {CUDA_ARG_PARAM, 1148},
+  {CUDA_ARG_TENSOR, 3035},
   {CUDA_ARG_PARAM, 1149},
   {CUDA_ARG_MASKS, 197},
   {CUDA_ARG_TENSOR, 1719},
@@ -26597,18 +26974,16 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 1725},
   {CUDA_ARG_TENSOR, 1726},
+  {CUDA_ARG_TENSOR, 3036},
+  {CUDA_ARG_PARAM, 1153},
   {CUDA_ARG_BUFFER, 1155},
   {CUDA_ARG_BUFFER, 1156},
   {CUDA_ARG_TENSOR, 1650},
-  {CUDA_ARG_TENSOR, 1652},
-  {CUDA_ARG_TENSOR, 1653},
-  {CUDA_ARG_PARAM, 1163},
+  {CUDA_ARG_TENSOR, 3026},
   {CUDA_ARG_PARAM, 1164},
   {CUDA_ARG_MASKS, 198},
   {CUDA_ARG_TENSOR, 1723},
-  {CUDA_ARG_TENSOR, 1725},
-  {CUDA_ARG_TENSOR, 1726},
-  {CUDA_ARG_PARAM, 1153},
+  {CUDA_ARG_TENSOR, 3036},
   {CUDA_ARG_PARAM, 1154},
   {CUDA_ARG_MASKS, 199},
   {CUDA_ARG_TENSOR, 1729},
@@ -26653,14 +27028,14 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 1725},
   {CUDA_ARG_TENSOR, 1726},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2802},
+  {CUDA_ARG_TENSOR, 3037},
   {CUDA_ARG_GRAD, 1153},
   {CUDA_ARG_GRAD, 1154},
   {CUDA_ARG_PARAM, 1153},
   {CUDA_ARG_TENSOR, 1726},
   {CUDA_ARG_TENSOR, 1749},
   {CUDA_ARG_MASKS, 199},
-  {CUDA_ARG_TENSOR, 2802},
+  {CUDA_ARG_TENSOR, 3037},
   {CUDA_ARG_TENSOR, 1723},
   {CUDA_ARG_TENSOR, 1725},
   {CUDA_ARG_TENSOR, 1751},
@@ -26676,14 +27051,14 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 1715},
   {CUDA_ARG_TENSOR, 1716},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2803},
+  {CUDA_ARG_TENSOR, 3038},
   {CUDA_ARG_GRAD, 1148},
   {CUDA_ARG_GRAD, 1149},
   {CUDA_ARG_PARAM, 1148},
   {CUDA_ARG_TENSOR, 1716},
   {CUDA_ARG_TENSOR, 1756},
   {CUDA_ARG_MASKS, 197},
-  {CUDA_ARG_TENSOR, 2803},
+  {CUDA_ARG_TENSOR, 3038},
   {CUDA_ARG_TENSOR, 1713},
   {CUDA_ARG_TENSOR, 1715},
   {CUDA_ARG_TENSOR, 1758},
@@ -26705,10 +27080,10 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 1689},
   {CUDA_ARG_TENSOR, 1760},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2806},
+  {CUDA_ARG_TENSOR, 3041},
   {CUDA_ARG_GRAD, 1133},
   {CUDA_ARG_GRAD, 1134},
-  {CUDA_ARG_TENSOR, 2807},
+  {CUDA_ARG_TENSOR, 3042},
   {CUDA_ARG_GRAD, 1128},
   {CUDA_ARG_GRAD, 1129},
   {CUDA_ARG_TENSOR, 1755},
@@ -26717,14 +27092,14 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 1708},
   {CUDA_ARG_TENSOR, 1709},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2804},
+  {CUDA_ARG_TENSOR, 3039},
   {CUDA_ARG_GRAD, 1143},
   {CUDA_ARG_GRAD, 1144},
   {CUDA_ARG_PARAM, 1143},
   {CUDA_ARG_TENSOR, 1709},
   {CUDA_ARG_TENSOR, 1755},
   {CUDA_ARG_MASKS, 196},
-  {CUDA_ARG_TENSOR, 2804},
+  {CUDA_ARG_TENSOR, 3039},
   {CUDA_ARG_TENSOR, 1706},
   {CUDA_ARG_TENSOR, 1708},
   {CUDA_ARG_TENSOR, 1762},
@@ -26741,13 +27116,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 1704},
   {CUDA_ARG_TENSOR, 1764},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2805},
+  {CUDA_ARG_TENSOR, 3040},
   {CUDA_ARG_GRAD, 1138},
   {CUDA_ARG_GRAD, 1139},
   {CUDA_ARG_PARAM, 1138},
   {CUDA_ARG_TENSOR, 1704},
   {CUDA_ARG_TENSOR, 1764},
-  {CUDA_ARG_TENSOR, 2805},
+  {CUDA_ARG_TENSOR, 3040},
   {CUDA_ARG_TENSOR, 1701},
   {CUDA_ARG_TENSOR, 1703},
   {CUDA_ARG_TENSOR, 1765},
@@ -26761,7 +27136,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 1696},
   {CUDA_ARG_TENSOR, 1768},
   {CUDA_ARG_MASKS, 195},
-  {CUDA_ARG_TENSOR, 2806},
+  {CUDA_ARG_TENSOR, 3041},
   {CUDA_ARG_TENSOR, 1693},
   {CUDA_ARG_TENSOR, 1695},
   {CUDA_ARG_TENSOR, 1770},
@@ -26775,7 +27150,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 1689},
   {CUDA_ARG_TENSOR, 1767},
   {CUDA_ARG_MASKS, 194},
-  {CUDA_ARG_TENSOR, 2807},
+  {CUDA_ARG_TENSOR, 3042},
   {CUDA_ARG_TENSOR, 1686},
   {CUDA_ARG_TENSOR, 1688},
   {CUDA_ARG_TENSOR, 1773},
@@ -26791,14 +27166,14 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 1680},
   {CUDA_ARG_TENSOR, 1681},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2808},
+  {CUDA_ARG_TENSOR, 3043},
   {CUDA_ARG_GRAD, 1123},
   {CUDA_ARG_GRAD, 1124},
   {CUDA_ARG_PARAM, 1123},
   {CUDA_ARG_TENSOR, 1681},
   {CUDA_ARG_TENSOR, 1776},
   {CUDA_ARG_MASKS, 193},
-  {CUDA_ARG_TENSOR, 2808},
+  {CUDA_ARG_TENSOR, 3043},
   {CUDA_ARG_TENSOR, 1678},
   {CUDA_ARG_TENSOR, 1680},
   {CUDA_ARG_TENSOR, 1778},
@@ -26820,14 +27195,14 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 1673},
   {CUDA_ARG_TENSOR, 1674},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2809},
+  {CUDA_ARG_TENSOR, 3044},
   {CUDA_ARG_GRAD, 1118},
   {CUDA_ARG_GRAD, 1119},
   {CUDA_ARG_PARAM, 1118},
   {CUDA_ARG_TENSOR, 1674},
   {CUDA_ARG_TENSOR, 1775},
   {CUDA_ARG_MASKS, 192},
-  {CUDA_ARG_TENSOR, 2809},
+  {CUDA_ARG_TENSOR, 3044},
   {CUDA_ARG_TENSOR, 1671},
   {CUDA_ARG_TENSOR, 1673},
   {CUDA_ARG_TENSOR, 1781},
@@ -26844,13 +27219,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 1669},
   {CUDA_ARG_TENSOR, 1783},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2810},
+  {CUDA_ARG_TENSOR, 3045},
   {CUDA_ARG_GRAD, 1113},
   {CUDA_ARG_GRAD, 1114},
   {CUDA_ARG_PARAM, 1113},
   {CUDA_ARG_TENSOR, 1669},
   {CUDA_ARG_TENSOR, 1783},
-  {CUDA_ARG_TENSOR, 2810},
+  {CUDA_ARG_TENSOR, 3045},
   {CUDA_ARG_TENSOR, 1666},
   {CUDA_ARG_TENSOR, 1668},
   {CUDA_ARG_TENSOR, 1784},
@@ -26868,7 +27243,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 1658},
   {CUDA_ARG_TENSOR, 1786},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2811},
+  {CUDA_ARG_TENSOR, 3046},
   {CUDA_ARG_GRAD, 1108},
   {CUDA_ARG_GRAD, 1109},
   {CUDA_ARG_TENSOR, 1788},
@@ -26878,14 +27253,14 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 1652},
   {CUDA_ARG_TENSOR, 1653},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2812},
+  {CUDA_ARG_TENSOR, 3047},
   {CUDA_ARG_GRAD, 1163},
   {CUDA_ARG_GRAD, 1164},
   {CUDA_ARG_PARAM, 1108},
   {CUDA_ARG_TENSOR, 1658},
   {CUDA_ARG_TENSOR, 1787},
   {CUDA_ARG_MASKS, 190},
-  {CUDA_ARG_TENSOR, 2811},
+  {CUDA_ARG_TENSOR, 3046},
   {CUDA_ARG_TENSOR, 1655},
   {CUDA_ARG_TENSOR, 1657},
   {CUDA_ARG_TENSOR, 1791},
@@ -26905,13 +27280,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 1648},
   {CUDA_ARG_TENSOR, 1753},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2813},
+  {CUDA_ARG_TENSOR, 3048},
   {CUDA_ARG_GRAD, 1158},
   {CUDA_ARG_GRAD, 1159},
   {CUDA_ARG_PARAM, 1163},
   {CUDA_ARG_TENSOR, 1653},
   {CUDA_ARG_TENSOR, 1754},
-  {CUDA_ARG_TENSOR, 2812},
+  {CUDA_ARG_TENSOR, 3047},
   {CUDA_ARG_TENSOR, 1650},
   {CUDA_ARG_TENSOR, 1652},
   {CUDA_ARG_TENSOR, 1793},
@@ -26927,7 +27302,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_PARAM, 1158},
   {CUDA_ARG_TENSOR, 1648},
   {CUDA_ARG_TENSOR, 1753},
-  {CUDA_ARG_TENSOR, 2813},
+  {CUDA_ARG_TENSOR, 3048},
   {CUDA_ARG_TENSOR, 1645},
   {CUDA_ARG_TENSOR, 1647},
   {CUDA_ARG_TENSOR, 1796},
@@ -26943,14 +27318,14 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 1638},
   {CUDA_ARG_TENSOR, 1639},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2814},
+  {CUDA_ARG_TENSOR, 3049},
   {CUDA_ARG_GRAD, 1093},
   {CUDA_ARG_GRAD, 1094},
   {CUDA_ARG_PARAM, 1093},
   {CUDA_ARG_TENSOR, 1639},
   {CUDA_ARG_TENSOR, 1803},
   {CUDA_ARG_MASKS, 189},
-  {CUDA_ARG_TENSOR, 2814},
+  {CUDA_ARG_TENSOR, 3049},
   {CUDA_ARG_TENSOR, 1636},
   {CUDA_ARG_TENSOR, 1638},
   {CUDA_ARG_TENSOR, 1805},
@@ -26966,14 +27341,14 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 1628},
   {CUDA_ARG_TENSOR, 1629},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2815},
+  {CUDA_ARG_TENSOR, 3050},
   {CUDA_ARG_GRAD, 1088},
   {CUDA_ARG_GRAD, 1089},
   {CUDA_ARG_PARAM, 1088},
   {CUDA_ARG_TENSOR, 1629},
   {CUDA_ARG_TENSOR, 1810},
   {CUDA_ARG_MASKS, 187},
-  {CUDA_ARG_TENSOR, 2815},
+  {CUDA_ARG_TENSOR, 3050},
   {CUDA_ARG_TENSOR, 1626},
   {CUDA_ARG_TENSOR, 1628},
   {CUDA_ARG_TENSOR, 1812},
@@ -26995,10 +27370,10 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 1602},
   {CUDA_ARG_TENSOR, 1814},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2818},
+  {CUDA_ARG_TENSOR, 3053},
   {CUDA_ARG_GRAD, 1073},
   {CUDA_ARG_GRAD, 1074},
-  {CUDA_ARG_TENSOR, 2819},
+  {CUDA_ARG_TENSOR, 3054},
   {CUDA_ARG_GRAD, 1068},
   {CUDA_ARG_GRAD, 1069},
   {CUDA_ARG_TENSOR, 1809},
@@ -27007,14 +27382,14 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 1621},
   {CUDA_ARG_TENSOR, 1622},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2816},
+  {CUDA_ARG_TENSOR, 3051},
   {CUDA_ARG_GRAD, 1083},
   {CUDA_ARG_GRAD, 1084},
   {CUDA_ARG_PARAM, 1083},
   {CUDA_ARG_TENSOR, 1622},
   {CUDA_ARG_TENSOR, 1809},
   {CUDA_ARG_MASKS, 186},
-  {CUDA_ARG_TENSOR, 2816},
+  {CUDA_ARG_TENSOR, 3051},
   {CUDA_ARG_TENSOR, 1619},
   {CUDA_ARG_TENSOR, 1621},
   {CUDA_ARG_TENSOR, 1816},
@@ -27031,13 +27406,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 1617},
   {CUDA_ARG_TENSOR, 1818},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2817},
+  {CUDA_ARG_TENSOR, 3052},
   {CUDA_ARG_GRAD, 1078},
   {CUDA_ARG_GRAD, 1079},
   {CUDA_ARG_PARAM, 1078},
   {CUDA_ARG_TENSOR, 1617},
   {CUDA_ARG_TENSOR, 1818},
-  {CUDA_ARG_TENSOR, 2817},
+  {CUDA_ARG_TENSOR, 3052},
   {CUDA_ARG_TENSOR, 1614},
   {CUDA_ARG_TENSOR, 1616},
   {CUDA_ARG_TENSOR, 1819},
@@ -27051,7 +27426,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 1609},
   {CUDA_ARG_TENSOR, 1822},
   {CUDA_ARG_MASKS, 185},
-  {CUDA_ARG_TENSOR, 2818},
+  {CUDA_ARG_TENSOR, 3053},
   {CUDA_ARG_TENSOR, 1606},
   {CUDA_ARG_TENSOR, 1608},
   {CUDA_ARG_TENSOR, 1824},
@@ -27065,7 +27440,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 1602},
   {CUDA_ARG_TENSOR, 1821},
   {CUDA_ARG_MASKS, 184},
-  {CUDA_ARG_TENSOR, 2819},
+  {CUDA_ARG_TENSOR, 3054},
   {CUDA_ARG_TENSOR, 1599},
   {CUDA_ARG_TENSOR, 1601},
   {CUDA_ARG_TENSOR, 1827},
@@ -27081,14 +27456,14 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 1593},
   {CUDA_ARG_TENSOR, 1594},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2820},
+  {CUDA_ARG_TENSOR, 3055},
   {CUDA_ARG_GRAD, 1063},
   {CUDA_ARG_GRAD, 1064},
   {CUDA_ARG_PARAM, 1063},
   {CUDA_ARG_TENSOR, 1594},
   {CUDA_ARG_TENSOR, 1830},
   {CUDA_ARG_MASKS, 183},
-  {CUDA_ARG_TENSOR, 2820},
+  {CUDA_ARG_TENSOR, 3055},
   {CUDA_ARG_TENSOR, 1591},
   {CUDA_ARG_TENSOR, 1593},
   {CUDA_ARG_TENSOR, 1832},
@@ -27110,14 +27485,14 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 1586},
   {CUDA_ARG_TENSOR, 1587},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2821},
+  {CUDA_ARG_TENSOR, 3056},
   {CUDA_ARG_GRAD, 1058},
   {CUDA_ARG_GRAD, 1059},
   {CUDA_ARG_PARAM, 1058},
   {CUDA_ARG_TENSOR, 1587},
   {CUDA_ARG_TENSOR, 1829},
   {CUDA_ARG_MASKS, 182},
-  {CUDA_ARG_TENSOR, 2821},
+  {CUDA_ARG_TENSOR, 3056},
   {CUDA_ARG_TENSOR, 1584},
   {CUDA_ARG_TENSOR, 1586},
   {CUDA_ARG_TENSOR, 1835},
@@ -27134,13 +27509,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 1582},
   {CUDA_ARG_TENSOR, 1837},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2822},
+  {CUDA_ARG_TENSOR, 3057},
   {CUDA_ARG_GRAD, 1053},
   {CUDA_ARG_GRAD, 1054},
   {CUDA_ARG_PARAM, 1053},
   {CUDA_ARG_TENSOR, 1582},
   {CUDA_ARG_TENSOR, 1837},
-  {CUDA_ARG_TENSOR, 2822},
+  {CUDA_ARG_TENSOR, 3057},
   {CUDA_ARG_TENSOR, 1579},
   {CUDA_ARG_TENSOR, 1581},
   {CUDA_ARG_TENSOR, 1838},
@@ -27158,7 +27533,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 1571},
   {CUDA_ARG_TENSOR, 1840},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2823},
+  {CUDA_ARG_TENSOR, 3058},
   {CUDA_ARG_GRAD, 1048},
   {CUDA_ARG_GRAD, 1049},
   {CUDA_ARG_TENSOR, 1842},
@@ -27168,14 +27543,14 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 1565},
   {CUDA_ARG_TENSOR, 1566},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2824},
+  {CUDA_ARG_TENSOR, 3059},
   {CUDA_ARG_GRAD, 1103},
   {CUDA_ARG_GRAD, 1104},
   {CUDA_ARG_PARAM, 1048},
   {CUDA_ARG_TENSOR, 1571},
   {CUDA_ARG_TENSOR, 1841},
   {CUDA_ARG_MASKS, 180},
-  {CUDA_ARG_TENSOR, 2823},
+  {CUDA_ARG_TENSOR, 3058},
   {CUDA_ARG_TENSOR, 1568},
   {CUDA_ARG_TENSOR, 1570},
   {CUDA_ARG_TENSOR, 1845},
@@ -27195,13 +27570,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 1561},
   {CUDA_ARG_TENSOR, 1807},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2825},
+  {CUDA_ARG_TENSOR, 3060},
   {CUDA_ARG_GRAD, 1098},
   {CUDA_ARG_GRAD, 1099},
   {CUDA_ARG_PARAM, 1103},
   {CUDA_ARG_TENSOR, 1566},
   {CUDA_ARG_TENSOR, 1808},
-  {CUDA_ARG_TENSOR, 2824},
+  {CUDA_ARG_TENSOR, 3059},
   {CUDA_ARG_TENSOR, 1563},
   {CUDA_ARG_TENSOR, 1565},
   {CUDA_ARG_TENSOR, 1847},
@@ -27218,7 +27593,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_PARAM, 1098},
   {CUDA_ARG_TENSOR, 1561},
   {CUDA_ARG_TENSOR, 1807},
-  {CUDA_ARG_TENSOR, 2825},
+  {CUDA_ARG_TENSOR, 3060},
   {CUDA_ARG_TENSOR, 1558},
   {CUDA_ARG_TENSOR, 1560},
   {CUDA_ARG_TENSOR, 1849},
@@ -27234,14 +27609,14 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 1551},
   {CUDA_ARG_TENSOR, 1552},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2826},
+  {CUDA_ARG_TENSOR, 3061},
   {CUDA_ARG_GRAD, 1033},
   {CUDA_ARG_GRAD, 1034},
   {CUDA_ARG_PARAM, 1033},
   {CUDA_ARG_TENSOR, 1552},
   {CUDA_ARG_TENSOR, 1856},
   {CUDA_ARG_MASKS, 179},
-  {CUDA_ARG_TENSOR, 2826},
+  {CUDA_ARG_TENSOR, 3061},
   {CUDA_ARG_TENSOR, 1549},
   {CUDA_ARG_TENSOR, 1551},
   {CUDA_ARG_TENSOR, 1858},
@@ -27257,14 +27632,14 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 1541},
   {CUDA_ARG_TENSOR, 1542},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2827},
+  {CUDA_ARG_TENSOR, 3062},
   {CUDA_ARG_GRAD, 1028},
   {CUDA_ARG_GRAD, 1029},
   {CUDA_ARG_PARAM, 1028},
   {CUDA_ARG_TENSOR, 1542},
   {CUDA_ARG_TENSOR, 1863},
   {CUDA_ARG_MASKS, 177},
-  {CUDA_ARG_TENSOR, 2827},
+  {CUDA_ARG_TENSOR, 3062},
   {CUDA_ARG_TENSOR, 1539},
   {CUDA_ARG_TENSOR, 1541},
   {CUDA_ARG_TENSOR, 1865},
@@ -27286,10 +27661,10 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 1515},
   {CUDA_ARG_TENSOR, 1867},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2830},
+  {CUDA_ARG_TENSOR, 3065},
   {CUDA_ARG_GRAD, 1013},
   {CUDA_ARG_GRAD, 1014},
-  {CUDA_ARG_TENSOR, 2831},
+  {CUDA_ARG_TENSOR, 3066},
   {CUDA_ARG_GRAD, 1008},
   {CUDA_ARG_GRAD, 1009},
   {CUDA_ARG_TENSOR, 1862},
@@ -27298,14 +27673,14 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 1534},
   {CUDA_ARG_TENSOR, 1535},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2828},
+  {CUDA_ARG_TENSOR, 3063},
   {CUDA_ARG_GRAD, 1023},
   {CUDA_ARG_GRAD, 1024},
   {CUDA_ARG_PARAM, 1023},
   {CUDA_ARG_TENSOR, 1535},
   {CUDA_ARG_TENSOR, 1862},
   {CUDA_ARG_MASKS, 176},
-  {CUDA_ARG_TENSOR, 2828},
+  {CUDA_ARG_TENSOR, 3063},
   {CUDA_ARG_TENSOR, 1532},
   {CUDA_ARG_TENSOR, 1534},
   {CUDA_ARG_TENSOR, 1869},
@@ -27322,13 +27697,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 1530},
   {CUDA_ARG_TENSOR, 1871},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2829},
+  {CUDA_ARG_TENSOR, 3064},
   {CUDA_ARG_GRAD, 1018},
   {CUDA_ARG_GRAD, 1019},
   {CUDA_ARG_PARAM, 1018},
   {CUDA_ARG_TENSOR, 1530},
   {CUDA_ARG_TENSOR, 1871},
-  {CUDA_ARG_TENSOR, 2829},
+  {CUDA_ARG_TENSOR, 3064},
   {CUDA_ARG_TENSOR, 1527},
   {CUDA_ARG_TENSOR, 1529},
   {CUDA_ARG_TENSOR, 1872},
@@ -27342,7 +27717,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 1522},
   {CUDA_ARG_TENSOR, 1875},
   {CUDA_ARG_MASKS, 175},
-  {CUDA_ARG_TENSOR, 2830},
+  {CUDA_ARG_TENSOR, 3065},
   {CUDA_ARG_TENSOR, 1519},
   {CUDA_ARG_TENSOR, 1521},
   {CUDA_ARG_TENSOR, 1877},
@@ -27356,7 +27731,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 1515},
   {CUDA_ARG_TENSOR, 1874},
   {CUDA_ARG_MASKS, 174},
-  {CUDA_ARG_TENSOR, 2831},
+  {CUDA_ARG_TENSOR, 3066},
   {CUDA_ARG_TENSOR, 1512},
   {CUDA_ARG_TENSOR, 1514},
   {CUDA_ARG_TENSOR, 1880},
@@ -27372,14 +27747,14 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 1506},
   {CUDA_ARG_TENSOR, 1507},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2832},
+  {CUDA_ARG_TENSOR, 3067},
   {CUDA_ARG_GRAD, 1003},
   {CUDA_ARG_GRAD, 1004},
   {CUDA_ARG_PARAM, 1003},
   {CUDA_ARG_TENSOR, 1507},
   {CUDA_ARG_TENSOR, 1883},
   {CUDA_ARG_MASKS, 173},
-  {CUDA_ARG_TENSOR, 2832},
+  {CUDA_ARG_TENSOR, 3067},
   {CUDA_ARG_TENSOR, 1504},
   {CUDA_ARG_TENSOR, 1506},
   {CUDA_ARG_TENSOR, 1885},
@@ -27401,14 +27776,14 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 1499},
   {CUDA_ARG_TENSOR, 1500},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2833},
+  {CUDA_ARG_TENSOR, 3068},
   {CUDA_ARG_GRAD, 998},
   {CUDA_ARG_GRAD, 999},
   {CUDA_ARG_PARAM, 998},
   {CUDA_ARG_TENSOR, 1500},
   {CUDA_ARG_TENSOR, 1882},
   {CUDA_ARG_MASKS, 172},
-  {CUDA_ARG_TENSOR, 2833},
+  {CUDA_ARG_TENSOR, 3068},
   {CUDA_ARG_TENSOR, 1497},
   {CUDA_ARG_TENSOR, 1499},
   {CUDA_ARG_TENSOR, 1888},
@@ -27425,13 +27800,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 1495},
   {CUDA_ARG_TENSOR, 1890},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2834},
+  {CUDA_ARG_TENSOR, 3069},
   {CUDA_ARG_GRAD, 993},
   {CUDA_ARG_GRAD, 994},
   {CUDA_ARG_PARAM, 993},
   {CUDA_ARG_TENSOR, 1495},
   {CUDA_ARG_TENSOR, 1890},
-  {CUDA_ARG_TENSOR, 2834},
+  {CUDA_ARG_TENSOR, 3069},
   {CUDA_ARG_TENSOR, 1492},
   {CUDA_ARG_TENSOR, 1494},
   {CUDA_ARG_TENSOR, 1891},
@@ -27449,7 +27824,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 1484},
   {CUDA_ARG_TENSOR, 1893},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2835},
+  {CUDA_ARG_TENSOR, 3070},
   {CUDA_ARG_GRAD, 988},
   {CUDA_ARG_GRAD, 989},
   {CUDA_ARG_TENSOR, 1895},
@@ -27459,14 +27834,14 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 1478},
   {CUDA_ARG_TENSOR, 1479},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2836},
+  {CUDA_ARG_TENSOR, 3071},
   {CUDA_ARG_GRAD, 1043},
   {CUDA_ARG_GRAD, 1044},
   {CUDA_ARG_PARAM, 988},
   {CUDA_ARG_TENSOR, 1484},
   {CUDA_ARG_TENSOR, 1894},
   {CUDA_ARG_MASKS, 170},
-  {CUDA_ARG_TENSOR, 2835},
+  {CUDA_ARG_TENSOR, 3070},
   {CUDA_ARG_TENSOR, 1481},
   {CUDA_ARG_TENSOR, 1483},
   {CUDA_ARG_TENSOR, 1898},
@@ -27486,13 +27861,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 1474},
   {CUDA_ARG_TENSOR, 1860},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2837},
+  {CUDA_ARG_TENSOR, 3072},
   {CUDA_ARG_GRAD, 1038},
   {CUDA_ARG_GRAD, 1039},
   {CUDA_ARG_PARAM, 1043},
   {CUDA_ARG_TENSOR, 1479},
   {CUDA_ARG_TENSOR, 1861},
-  {CUDA_ARG_TENSOR, 2836},
+  {CUDA_ARG_TENSOR, 3071},
   {CUDA_ARG_TENSOR, 1476},
   {CUDA_ARG_TENSOR, 1478},
   {CUDA_ARG_TENSOR, 1900},
@@ -27509,7 +27884,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_PARAM, 1038},
   {CUDA_ARG_TENSOR, 1474},
   {CUDA_ARG_TENSOR, 1860},
-  {CUDA_ARG_TENSOR, 2837},
+  {CUDA_ARG_TENSOR, 3072},
   {CUDA_ARG_TENSOR, 1471},
   {CUDA_ARG_TENSOR, 1473},
   {CUDA_ARG_TENSOR, 1902},
@@ -27525,14 +27900,14 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 1464},
   {CUDA_ARG_TENSOR, 1465},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2838},
+  {CUDA_ARG_TENSOR, 3073},
   {CUDA_ARG_GRAD, 973},
   {CUDA_ARG_GRAD, 974},
   {CUDA_ARG_PARAM, 973},
   {CUDA_ARG_TENSOR, 1465},
   {CUDA_ARG_TENSOR, 1909},
   {CUDA_ARG_MASKS, 169},
-  {CUDA_ARG_TENSOR, 2838},
+  {CUDA_ARG_TENSOR, 3073},
   {CUDA_ARG_TENSOR, 1462},
   {CUDA_ARG_TENSOR, 1464},
   {CUDA_ARG_TENSOR, 1911},
@@ -27548,14 +27923,14 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 1454},
   {CUDA_ARG_TENSOR, 1455},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2839},
+  {CUDA_ARG_TENSOR, 3074},
   {CUDA_ARG_GRAD, 968},
   {CUDA_ARG_GRAD, 969},
   {CUDA_ARG_PARAM, 968},
   {CUDA_ARG_TENSOR, 1455},
   {CUDA_ARG_TENSOR, 1916},
   {CUDA_ARG_MASKS, 167},
-  {CUDA_ARG_TENSOR, 2839},
+  {CUDA_ARG_TENSOR, 3074},
   {CUDA_ARG_TENSOR, 1452},
   {CUDA_ARG_TENSOR, 1454},
   {CUDA_ARG_TENSOR, 1918},
@@ -27577,10 +27952,10 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 1428},
   {CUDA_ARG_TENSOR, 1920},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2842},
+  {CUDA_ARG_TENSOR, 3077},
   {CUDA_ARG_GRAD, 953},
   {CUDA_ARG_GRAD, 954},
-  {CUDA_ARG_TENSOR, 2843},
+  {CUDA_ARG_TENSOR, 3078},
   {CUDA_ARG_GRAD, 948},
   {CUDA_ARG_GRAD, 949},
   {CUDA_ARG_TENSOR, 1915},
@@ -27589,14 +27964,14 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 1447},
   {CUDA_ARG_TENSOR, 1448},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2840},
+  {CUDA_ARG_TENSOR, 3075},
   {CUDA_ARG_GRAD, 963},
   {CUDA_ARG_GRAD, 964},
   {CUDA_ARG_PARAM, 963},
   {CUDA_ARG_TENSOR, 1448},
   {CUDA_ARG_TENSOR, 1915},
   {CUDA_ARG_MASKS, 166},
-  {CUDA_ARG_TENSOR, 2840},
+  {CUDA_ARG_TENSOR, 3075},
   {CUDA_ARG_TENSOR, 1445},
   {CUDA_ARG_TENSOR, 1447},
   {CUDA_ARG_TENSOR, 1922},
@@ -27613,13 +27988,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 1443},
   {CUDA_ARG_TENSOR, 1924},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2841},
+  {CUDA_ARG_TENSOR, 3076},
   {CUDA_ARG_GRAD, 958},
   {CUDA_ARG_GRAD, 959},
   {CUDA_ARG_PARAM, 958},
   {CUDA_ARG_TENSOR, 1443},
   {CUDA_ARG_TENSOR, 1924},
-  {CUDA_ARG_TENSOR, 2841},
+  {CUDA_ARG_TENSOR, 3076},
   {CUDA_ARG_TENSOR, 1440},
   {CUDA_ARG_TENSOR, 1442},
   {CUDA_ARG_TENSOR, 1925},
@@ -27633,7 +28008,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 1435},
   {CUDA_ARG_TENSOR, 1928},
   {CUDA_ARG_MASKS, 165},
-  {CUDA_ARG_TENSOR, 2842},
+  {CUDA_ARG_TENSOR, 3077},
   {CUDA_ARG_TENSOR, 1432},
   {CUDA_ARG_TENSOR, 1434},
   {CUDA_ARG_TENSOR, 1930},
@@ -27647,7 +28022,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 1428},
   {CUDA_ARG_TENSOR, 1927},
   {CUDA_ARG_MASKS, 164},
-  {CUDA_ARG_TENSOR, 2843},
+  {CUDA_ARG_TENSOR, 3078},
   {CUDA_ARG_TENSOR, 1425},
   {CUDA_ARG_TENSOR, 1427},
   {CUDA_ARG_TENSOR, 1933},
@@ -27663,14 +28038,14 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 1419},
   {CUDA_ARG_TENSOR, 1420},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2844},
+  {CUDA_ARG_TENSOR, 3079},
   {CUDA_ARG_GRAD, 943},
   {CUDA_ARG_GRAD, 944},
   {CUDA_ARG_PARAM, 943},
   {CUDA_ARG_TENSOR, 1420},
   {CUDA_ARG_TENSOR, 1936},
   {CUDA_ARG_MASKS, 163},
-  {CUDA_ARG_TENSOR, 2844},
+  {CUDA_ARG_TENSOR, 3079},
   {CUDA_ARG_TENSOR, 1417},
   {CUDA_ARG_TENSOR, 1419},
   {CUDA_ARG_TENSOR, 1938},
@@ -27692,14 +28067,14 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 1412},
   {CUDA_ARG_TENSOR, 1413},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2845},
+  {CUDA_ARG_TENSOR, 3080},
   {CUDA_ARG_GRAD, 938},
   {CUDA_ARG_GRAD, 939},
   {CUDA_ARG_PARAM, 938},
   {CUDA_ARG_TENSOR, 1413},
   {CUDA_ARG_TENSOR, 1935},
   {CUDA_ARG_MASKS, 162},
-  {CUDA_ARG_TENSOR, 2845},
+  {CUDA_ARG_TENSOR, 3080},
   {CUDA_ARG_TENSOR, 1410},
   {CUDA_ARG_TENSOR, 1412},
   {CUDA_ARG_TENSOR, 1941},
@@ -27716,13 +28091,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 1408},
   {CUDA_ARG_TENSOR, 1943},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2846},
+  {CUDA_ARG_TENSOR, 3081},
   {CUDA_ARG_GRAD, 933},
   {CUDA_ARG_GRAD, 934},
   {CUDA_ARG_PARAM, 933},
   {CUDA_ARG_TENSOR, 1408},
   {CUDA_ARG_TENSOR, 1943},
-  {CUDA_ARG_TENSOR, 2846},
+  {CUDA_ARG_TENSOR, 3081},
   {CUDA_ARG_TENSOR, 1405},
   {CUDA_ARG_TENSOR, 1407},
   {CUDA_ARG_TENSOR, 1944},
@@ -27740,7 +28115,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 1397},
   {CUDA_ARG_TENSOR, 1946},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2847},
+  {CUDA_ARG_TENSOR, 3082},
   {CUDA_ARG_GRAD, 928},
   {CUDA_ARG_GRAD, 929},
   {CUDA_ARG_TENSOR, 1948},
@@ -27750,14 +28125,14 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 1391},
   {CUDA_ARG_TENSOR, 1392},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2848},
+  {CUDA_ARG_TENSOR, 3083},
   {CUDA_ARG_GRAD, 983},
   {CUDA_ARG_GRAD, 984},
   {CUDA_ARG_PARAM, 928},
   {CUDA_ARG_TENSOR, 1397},
   {CUDA_ARG_TENSOR, 1947},
   {CUDA_ARG_MASKS, 160},
-  {CUDA_ARG_TENSOR, 2847},
+  {CUDA_ARG_TENSOR, 3082},
   {CUDA_ARG_TENSOR, 1394},
   {CUDA_ARG_TENSOR, 1396},
   {CUDA_ARG_TENSOR, 1951},
@@ -27777,13 +28152,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 1387},
   {CUDA_ARG_TENSOR, 1913},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2849},
+  {CUDA_ARG_TENSOR, 3084},
   {CUDA_ARG_GRAD, 978},
   {CUDA_ARG_GRAD, 979},
   {CUDA_ARG_PARAM, 983},
   {CUDA_ARG_TENSOR, 1392},
   {CUDA_ARG_TENSOR, 1914},
-  {CUDA_ARG_TENSOR, 2848},
+  {CUDA_ARG_TENSOR, 3083},
   {CUDA_ARG_TENSOR, 1389},
   {CUDA_ARG_TENSOR, 1391},
   {CUDA_ARG_TENSOR, 1953},
@@ -27800,7 +28175,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_PARAM, 978},
   {CUDA_ARG_TENSOR, 1387},
   {CUDA_ARG_TENSOR, 1913},
-  {CUDA_ARG_TENSOR, 2849},
+  {CUDA_ARG_TENSOR, 3084},
   {CUDA_ARG_TENSOR, 1384},
   {CUDA_ARG_TENSOR, 1386},
   {CUDA_ARG_TENSOR, 1955},
@@ -27816,14 +28191,14 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 1377},
   {CUDA_ARG_TENSOR, 1378},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2850},
+  {CUDA_ARG_TENSOR, 3085},
   {CUDA_ARG_GRAD, 913},
   {CUDA_ARG_GRAD, 914},
   {CUDA_ARG_PARAM, 913},
   {CUDA_ARG_TENSOR, 1378},
   {CUDA_ARG_TENSOR, 1962},
   {CUDA_ARG_MASKS, 159},
-  {CUDA_ARG_TENSOR, 2850},
+  {CUDA_ARG_TENSOR, 3085},
   {CUDA_ARG_TENSOR, 1375},
   {CUDA_ARG_TENSOR, 1377},
   {CUDA_ARG_TENSOR, 1964},
@@ -27839,14 +28214,14 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 1367},
   {CUDA_ARG_TENSOR, 1368},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2851},
+  {CUDA_ARG_TENSOR, 3086},
   {CUDA_ARG_GRAD, 908},
   {CUDA_ARG_GRAD, 909},
   {CUDA_ARG_PARAM, 908},
   {CUDA_ARG_TENSOR, 1368},
   {CUDA_ARG_TENSOR, 1969},
   {CUDA_ARG_MASKS, 157},
-  {CUDA_ARG_TENSOR, 2851},
+  {CUDA_ARG_TENSOR, 3086},
   {CUDA_ARG_TENSOR, 1365},
   {CUDA_ARG_TENSOR, 1367},
   {CUDA_ARG_TENSOR, 1971},
@@ -27868,10 +28243,10 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 1341},
   {CUDA_ARG_TENSOR, 1973},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2854},
+  {CUDA_ARG_TENSOR, 3089},
   {CUDA_ARG_GRAD, 893},
   {CUDA_ARG_GRAD, 894},
-  {CUDA_ARG_TENSOR, 2855},
+  {CUDA_ARG_TENSOR, 3090},
   {CUDA_ARG_GRAD, 888},
   {CUDA_ARG_GRAD, 889},
   {CUDA_ARG_TENSOR, 1968},
@@ -27880,14 +28255,14 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 1360},
   {CUDA_ARG_TENSOR, 1361},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2852},
+  {CUDA_ARG_TENSOR, 3087},
   {CUDA_ARG_GRAD, 903},
   {CUDA_ARG_GRAD, 904},
   {CUDA_ARG_PARAM, 903},
   {CUDA_ARG_TENSOR, 1361},
   {CUDA_ARG_TENSOR, 1968},
   {CUDA_ARG_MASKS, 156},
-  {CUDA_ARG_TENSOR, 2852},
+  {CUDA_ARG_TENSOR, 3087},
   {CUDA_ARG_TENSOR, 1358},
   {CUDA_ARG_TENSOR, 1360},
   {CUDA_ARG_TENSOR, 1975},
@@ -27904,13 +28279,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 1356},
   {CUDA_ARG_TENSOR, 1977},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2853},
+  {CUDA_ARG_TENSOR, 3088},
   {CUDA_ARG_GRAD, 898},
   {CUDA_ARG_GRAD, 899},
   {CUDA_ARG_PARAM, 898},
   {CUDA_ARG_TENSOR, 1356},
   {CUDA_ARG_TENSOR, 1977},
-  {CUDA_ARG_TENSOR, 2853},
+  {CUDA_ARG_TENSOR, 3088},
   {CUDA_ARG_TENSOR, 1353},
   {CUDA_ARG_TENSOR, 1355},
   {CUDA_ARG_TENSOR, 1978},
@@ -27924,7 +28299,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 1348},
   {CUDA_ARG_TENSOR, 1981},
   {CUDA_ARG_MASKS, 155},
-  {CUDA_ARG_TENSOR, 2854},
+  {CUDA_ARG_TENSOR, 3089},
   {CUDA_ARG_TENSOR, 1345},
   {CUDA_ARG_TENSOR, 1347},
   {CUDA_ARG_TENSOR, 1983},
@@ -27938,7 +28313,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 1341},
   {CUDA_ARG_TENSOR, 1980},
   {CUDA_ARG_MASKS, 154},
-  {CUDA_ARG_TENSOR, 2855},
+  {CUDA_ARG_TENSOR, 3090},
   {CUDA_ARG_TENSOR, 1338},
   {CUDA_ARG_TENSOR, 1340},
   {CUDA_ARG_TENSOR, 1986},
@@ -27954,14 +28329,14 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 1332},
   {CUDA_ARG_TENSOR, 1333},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2856},
+  {CUDA_ARG_TENSOR, 3091},
   {CUDA_ARG_GRAD, 883},
   {CUDA_ARG_GRAD, 884},
   {CUDA_ARG_PARAM, 883},
   {CUDA_ARG_TENSOR, 1333},
   {CUDA_ARG_TENSOR, 1989},
   {CUDA_ARG_MASKS, 153},
-  {CUDA_ARG_TENSOR, 2856},
+  {CUDA_ARG_TENSOR, 3091},
   {CUDA_ARG_TENSOR, 1330},
   {CUDA_ARG_TENSOR, 1332},
   {CUDA_ARG_TENSOR, 1991},
@@ -27983,14 +28358,14 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 1325},
   {CUDA_ARG_TENSOR, 1326},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2857},
+  {CUDA_ARG_TENSOR, 3092},
   {CUDA_ARG_GRAD, 878},
   {CUDA_ARG_GRAD, 879},
   {CUDA_ARG_PARAM, 878},
   {CUDA_ARG_TENSOR, 1326},
   {CUDA_ARG_TENSOR, 1988},
   {CUDA_ARG_MASKS, 152},
-  {CUDA_ARG_TENSOR, 2857},
+  {CUDA_ARG_TENSOR, 3092},
   {CUDA_ARG_TENSOR, 1323},
   {CUDA_ARG_TENSOR, 1325},
   {CUDA_ARG_TENSOR, 1994},
@@ -28007,13 +28382,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 1321},
   {CUDA_ARG_TENSOR, 1996},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2858},
+  {CUDA_ARG_TENSOR, 3093},
   {CUDA_ARG_GRAD, 873},
   {CUDA_ARG_GRAD, 874},
   {CUDA_ARG_PARAM, 873},
   {CUDA_ARG_TENSOR, 1321},
   {CUDA_ARG_TENSOR, 1996},
-  {CUDA_ARG_TENSOR, 2858},
+  {CUDA_ARG_TENSOR, 3093},
   {CUDA_ARG_TENSOR, 1318},
   {CUDA_ARG_TENSOR, 1320},
   {CUDA_ARG_TENSOR, 1997},
@@ -28031,7 +28406,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 1310},
   {CUDA_ARG_TENSOR, 1999},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2859},
+  {CUDA_ARG_TENSOR, 3094},
   {CUDA_ARG_GRAD, 868},
   {CUDA_ARG_GRAD, 869},
   {CUDA_ARG_TENSOR, 2001},
@@ -28041,14 +28416,14 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 1304},
   {CUDA_ARG_TENSOR, 1305},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2860},
+  {CUDA_ARG_TENSOR, 3095},
   {CUDA_ARG_GRAD, 923},
   {CUDA_ARG_GRAD, 924},
   {CUDA_ARG_PARAM, 868},
   {CUDA_ARG_TENSOR, 1310},
   {CUDA_ARG_TENSOR, 2000},
   {CUDA_ARG_MASKS, 150},
-  {CUDA_ARG_TENSOR, 2859},
+  {CUDA_ARG_TENSOR, 3094},
   {CUDA_ARG_TENSOR, 1307},
   {CUDA_ARG_TENSOR, 1309},
   {CUDA_ARG_TENSOR, 2004},
@@ -28068,13 +28443,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 1300},
   {CUDA_ARG_TENSOR, 1966},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2861},
+  {CUDA_ARG_TENSOR, 3096},
   {CUDA_ARG_GRAD, 918},
   {CUDA_ARG_GRAD, 919},
   {CUDA_ARG_PARAM, 923},
   {CUDA_ARG_TENSOR, 1305},
   {CUDA_ARG_TENSOR, 1967},
-  {CUDA_ARG_TENSOR, 2860},
+  {CUDA_ARG_TENSOR, 3095},
   {CUDA_ARG_TENSOR, 1302},
   {CUDA_ARG_TENSOR, 1304},
   {CUDA_ARG_TENSOR, 2006},
@@ -28091,7 +28466,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_PARAM, 918},
   {CUDA_ARG_TENSOR, 1300},
   {CUDA_ARG_TENSOR, 1966},
-  {CUDA_ARG_TENSOR, 2861},
+  {CUDA_ARG_TENSOR, 3096},
   {CUDA_ARG_TENSOR, 1297},
   {CUDA_ARG_TENSOR, 1299},
   {CUDA_ARG_TENSOR, 2008},
@@ -28107,14 +28482,14 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 1290},
   {CUDA_ARG_TENSOR, 1291},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2862},
+  {CUDA_ARG_TENSOR, 3097},
   {CUDA_ARG_GRAD, 852},
   {CUDA_ARG_GRAD, 853},
   {CUDA_ARG_PARAM, 852},
   {CUDA_ARG_TENSOR, 1291},
   {CUDA_ARG_TENSOR, 2015},
   {CUDA_ARG_MASKS, 149},
-  {CUDA_ARG_TENSOR, 2862},
+  {CUDA_ARG_TENSOR, 3097},
   {CUDA_ARG_TENSOR, 1288},
   {CUDA_ARG_TENSOR, 1290},
   {CUDA_ARG_TENSOR, 2017},
@@ -28130,14 +28505,14 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 1280},
   {CUDA_ARG_TENSOR, 1281},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2863},
+  {CUDA_ARG_TENSOR, 3098},
   {CUDA_ARG_GRAD, 847},
   {CUDA_ARG_GRAD, 848},
   {CUDA_ARG_PARAM, 847},
   {CUDA_ARG_TENSOR, 1281},
   {CUDA_ARG_TENSOR, 2022},
   {CUDA_ARG_MASKS, 147},
-  {CUDA_ARG_TENSOR, 2863},
+  {CUDA_ARG_TENSOR, 3098},
   {CUDA_ARG_TENSOR, 1278},
   {CUDA_ARG_TENSOR, 1280},
   {CUDA_ARG_TENSOR, 2024},
@@ -28159,10 +28534,10 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 1254},
   {CUDA_ARG_TENSOR, 2026},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2866},
+  {CUDA_ARG_TENSOR, 3101},
   {CUDA_ARG_GRAD, 832},
   {CUDA_ARG_GRAD, 833},
-  {CUDA_ARG_TENSOR, 2867},
+  {CUDA_ARG_TENSOR, 3102},
   {CUDA_ARG_GRAD, 827},
   {CUDA_ARG_GRAD, 828},
   {CUDA_ARG_TENSOR, 2021},
@@ -28171,14 +28546,14 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 1273},
   {CUDA_ARG_TENSOR, 1274},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2864},
+  {CUDA_ARG_TENSOR, 3099},
   {CUDA_ARG_GRAD, 842},
   {CUDA_ARG_GRAD, 843},
   {CUDA_ARG_PARAM, 842},
   {CUDA_ARG_TENSOR, 1274},
   {CUDA_ARG_TENSOR, 2021},
   {CUDA_ARG_MASKS, 146},
-  {CUDA_ARG_TENSOR, 2864},
+  {CUDA_ARG_TENSOR, 3099},
   {CUDA_ARG_TENSOR, 1271},
   {CUDA_ARG_TENSOR, 1273},
   {CUDA_ARG_TENSOR, 2028},
@@ -28195,13 +28570,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 1269},
   {CUDA_ARG_TENSOR, 2030},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2865},
+  {CUDA_ARG_TENSOR, 3100},
   {CUDA_ARG_GRAD, 837},
   {CUDA_ARG_GRAD, 838},
   {CUDA_ARG_PARAM, 837},
   {CUDA_ARG_TENSOR, 1269},
   {CUDA_ARG_TENSOR, 2030},
-  {CUDA_ARG_TENSOR, 2865},
+  {CUDA_ARG_TENSOR, 3100},
   {CUDA_ARG_TENSOR, 1266},
   {CUDA_ARG_TENSOR, 1268},
   {CUDA_ARG_TENSOR, 2031},
@@ -28215,7 +28590,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 1261},
   {CUDA_ARG_TENSOR, 2034},
   {CUDA_ARG_MASKS, 145},
-  {CUDA_ARG_TENSOR, 2866},
+  {CUDA_ARG_TENSOR, 3101},
   {CUDA_ARG_TENSOR, 1258},
   {CUDA_ARG_TENSOR, 1260},
   {CUDA_ARG_TENSOR, 2036},
@@ -28229,7 +28604,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 1254},
   {CUDA_ARG_TENSOR, 2033},
   {CUDA_ARG_MASKS, 144},
-  {CUDA_ARG_TENSOR, 2867},
+  {CUDA_ARG_TENSOR, 3102},
   {CUDA_ARG_TENSOR, 1251},
   {CUDA_ARG_TENSOR, 1253},
   {CUDA_ARG_TENSOR, 2039},
@@ -28245,14 +28620,14 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 1245},
   {CUDA_ARG_TENSOR, 1246},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2868},
+  {CUDA_ARG_TENSOR, 3103},
   {CUDA_ARG_GRAD, 822},
   {CUDA_ARG_GRAD, 823},
   {CUDA_ARG_PARAM, 822},
   {CUDA_ARG_TENSOR, 1246},
   {CUDA_ARG_TENSOR, 2042},
   {CUDA_ARG_MASKS, 143},
-  {CUDA_ARG_TENSOR, 2868},
+  {CUDA_ARG_TENSOR, 3103},
   {CUDA_ARG_TENSOR, 1243},
   {CUDA_ARG_TENSOR, 1245},
   {CUDA_ARG_TENSOR, 2044},
@@ -28274,14 +28649,14 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 1238},
   {CUDA_ARG_TENSOR, 1239},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2869},
+  {CUDA_ARG_TENSOR, 3104},
   {CUDA_ARG_GRAD, 817},
   {CUDA_ARG_GRAD, 818},
   {CUDA_ARG_PARAM, 817},
   {CUDA_ARG_TENSOR, 1239},
   {CUDA_ARG_TENSOR, 2041},
   {CUDA_ARG_MASKS, 142},
-  {CUDA_ARG_TENSOR, 2869},
+  {CUDA_ARG_TENSOR, 3104},
   {CUDA_ARG_TENSOR, 1236},
   {CUDA_ARG_TENSOR, 1238},
   {CUDA_ARG_TENSOR, 2047},
@@ -28298,13 +28673,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 1234},
   {CUDA_ARG_TENSOR, 2049},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2870},
+  {CUDA_ARG_TENSOR, 3105},
   {CUDA_ARG_GRAD, 812},
   {CUDA_ARG_GRAD, 813},
   {CUDA_ARG_PARAM, 812},
   {CUDA_ARG_TENSOR, 1234},
   {CUDA_ARG_TENSOR, 2049},
-  {CUDA_ARG_TENSOR, 2870},
+  {CUDA_ARG_TENSOR, 3105},
   {CUDA_ARG_TENSOR, 1231},
   {CUDA_ARG_TENSOR, 1233},
   {CUDA_ARG_TENSOR, 2050},
@@ -28322,7 +28697,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 1223},
   {CUDA_ARG_TENSOR, 2052},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2871},
+  {CUDA_ARG_TENSOR, 3106},
   {CUDA_ARG_GRAD, 807},
   {CUDA_ARG_GRAD, 808},
   {CUDA_ARG_TENSOR, 2054},
@@ -28332,14 +28707,14 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 1217},
   {CUDA_ARG_TENSOR, 1218},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2872},
+  {CUDA_ARG_TENSOR, 3107},
   {CUDA_ARG_GRAD, 863},
   {CUDA_ARG_GRAD, 864},
   {CUDA_ARG_PARAM, 807},
   {CUDA_ARG_TENSOR, 1223},
   {CUDA_ARG_TENSOR, 2053},
   {CUDA_ARG_MASKS, 140},
-  {CUDA_ARG_TENSOR, 2871},
+  {CUDA_ARG_TENSOR, 3106},
   {CUDA_ARG_TENSOR, 1220},
   {CUDA_ARG_TENSOR, 1222},
   {CUDA_ARG_TENSOR, 2057},
@@ -28359,13 +28734,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 1213},
   {CUDA_ARG_TENSOR, 2019},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2873},
+  {CUDA_ARG_TENSOR, 3108},
   {CUDA_ARG_GRAD, 858},
   {CUDA_ARG_GRAD, 859},
   {CUDA_ARG_PARAM, 863},
   {CUDA_ARG_TENSOR, 1218},
   {CUDA_ARG_TENSOR, 2020},
-  {CUDA_ARG_TENSOR, 2872},
+  {CUDA_ARG_TENSOR, 3107},
   {CUDA_ARG_TENSOR, 1215},
   {CUDA_ARG_TENSOR, 1217},
   {CUDA_ARG_TENSOR, 2059},
@@ -28382,7 +28757,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_PARAM, 858},
   {CUDA_ARG_TENSOR, 1213},
   {CUDA_ARG_TENSOR, 2019},
-  {CUDA_ARG_TENSOR, 2873},
+  {CUDA_ARG_TENSOR, 3108},
   {CUDA_ARG_TENSOR, 1210},
   {CUDA_ARG_TENSOR, 1212},
   {CUDA_ARG_TENSOR, 2061},
@@ -28415,13 +28790,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 1204},
   {CUDA_ARG_TENSOR, 2067},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2874},
+  {CUDA_ARG_TENSOR, 3109},
   {CUDA_ARG_GRAD, 1173},
   {CUDA_ARG_GRAD, 1174},
   {CUDA_ARG_PARAM, 1173},
   {CUDA_ARG_TENSOR, 1204},
   {CUDA_ARG_TENSOR, 2067},
-  {CUDA_ARG_TENSOR, 2874},
+  {CUDA_ARG_TENSOR, 3109},
   {CUDA_ARG_TENSOR, 1201},
   {CUDA_ARG_TENSOR, 1203},
   {CUDA_ARG_TENSOR, 2068},
@@ -28438,13 +28813,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 1199},
   {CUDA_ARG_TENSOR, 2070},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2875},
+  {CUDA_ARG_TENSOR, 3110},
   {CUDA_ARG_GRAD, 1168},
   {CUDA_ARG_GRAD, 1169},
   {CUDA_ARG_PARAM, 1168},
   {CUDA_ARG_TENSOR, 1199},
   {CUDA_ARG_TENSOR, 2070},
-  {CUDA_ARG_TENSOR, 2875},
+  {CUDA_ARG_TENSOR, 3110},
   {CUDA_ARG_TENSOR, 1196},
   {CUDA_ARG_TENSOR, 1198},
   {CUDA_ARG_TENSOR, 2071},
@@ -28463,14 +28838,14 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 1188},
   {CUDA_ARG_TENSOR, 1189},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2876},
+  {CUDA_ARG_TENSOR, 3111},
   {CUDA_ARG_GRAD, 792},
   {CUDA_ARG_GRAD, 793},
   {CUDA_ARG_PARAM, 792},
   {CUDA_ARG_TENSOR, 1189},
   {CUDA_ARG_TENSOR, 2079},
   {CUDA_ARG_MASKS, 139},
-  {CUDA_ARG_TENSOR, 2876},
+  {CUDA_ARG_TENSOR, 3111},
   {CUDA_ARG_TENSOR, 1186},
   {CUDA_ARG_TENSOR, 1188},
   {CUDA_ARG_TENSOR, 2081},
@@ -28486,9 +28861,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 2078},
   {CUDA_ARG_MASKS, 138},
   {CUDA_ARG_TENSOR, 1129},
-  {CUDA_ARG_TENSOR, 1131},
-  {CUDA_ARG_TENSOR, 1132},
-  {CUDA_ARG_PARAM, 802},
+  {CUDA_ARG_TENSOR, 2956},
   {CUDA_ARG_PARAM, 803},
   {CUDA_ARG_TENSOR, 2085},
   {CUDA_ARG_TENSOR, 2087},
@@ -28497,14 +28870,14 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 1177},
   {CUDA_ARG_TENSOR, 1178},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2877},
+  {CUDA_ARG_TENSOR, 3112},
   {CUDA_ARG_GRAD, 787},
   {CUDA_ARG_GRAD, 788},
   {CUDA_ARG_PARAM, 787},
   {CUDA_ARG_TENSOR, 1178},
   {CUDA_ARG_TENSOR, 2087},
   {CUDA_ARG_MASKS, 137},
-  {CUDA_ARG_TENSOR, 2877},
+  {CUDA_ARG_TENSOR, 3112},
   {CUDA_ARG_TENSOR, 1175},
   {CUDA_ARG_TENSOR, 1177},
   {CUDA_ARG_TENSOR, 2089},
@@ -28522,15 +28895,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 1137},
   {CUDA_ARG_TENSOR, 2091},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2881},
+  {CUDA_ARG_TENSOR, 3116},
   {CUDA_ARG_GRAD, 767},
   {CUDA_ARG_GRAD, 768},
   {CUDA_ARG_TENSOR, 2094},
   {CUDA_ARG_MASKS, 135},
   {CUDA_ARG_TENSOR, 1129},
-  {CUDA_ARG_TENSOR, 1131},
-  {CUDA_ARG_TENSOR, 1132},
-  {CUDA_ARG_PARAM, 802},
+  {CUDA_ARG_TENSOR, 2956},
   {CUDA_ARG_PARAM, 803},
   {CUDA_ARG_TENSOR, 2085},
   {CUDA_ARG_TENSOR, 2093},
@@ -28539,14 +28910,14 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 1163},
   {CUDA_ARG_TENSOR, 1164},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2878},
+  {CUDA_ARG_TENSOR, 3113},
   {CUDA_ARG_GRAD, 782},
   {CUDA_ARG_GRAD, 783},
   {CUDA_ARG_PARAM, 782},
   {CUDA_ARG_TENSOR, 1164},
   {CUDA_ARG_TENSOR, 2093},
   {CUDA_ARG_MASKS, 134},
-  {CUDA_ARG_TENSOR, 2878},
+  {CUDA_ARG_TENSOR, 3113},
   {CUDA_ARG_TENSOR, 1161},
   {CUDA_ARG_TENSOR, 1163},
   {CUDA_ARG_TENSOR, 2097},
@@ -28563,13 +28934,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 1159},
   {CUDA_ARG_TENSOR, 2099},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2879},
+  {CUDA_ARG_TENSOR, 3114},
   {CUDA_ARG_GRAD, 777},
   {CUDA_ARG_GRAD, 778},
   {CUDA_ARG_PARAM, 777},
   {CUDA_ARG_TENSOR, 1159},
   {CUDA_ARG_TENSOR, 2099},
-  {CUDA_ARG_TENSOR, 2879},
+  {CUDA_ARG_TENSOR, 3114},
   {CUDA_ARG_TENSOR, 1156},
   {CUDA_ARG_TENSOR, 1158},
   {CUDA_ARG_TENSOR, 2100},
@@ -28590,14 +28961,14 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 1147},
   {CUDA_ARG_TENSOR, 1148},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2880},
+  {CUDA_ARG_TENSOR, 3115},
   {CUDA_ARG_GRAD, 772},
   {CUDA_ARG_GRAD, 773},
   {CUDA_ARG_PARAM, 772},
   {CUDA_ARG_TENSOR, 1148},
   {CUDA_ARG_TENSOR, 2102},
   {CUDA_ARG_MASKS, 132},
-  {CUDA_ARG_TENSOR, 2880},
+  {CUDA_ARG_TENSOR, 3115},
   {CUDA_ARG_TENSOR, 1145},
   {CUDA_ARG_TENSOR, 1147},
   {CUDA_ARG_TENSOR, 2106},
@@ -28615,14 +28986,14 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 1131},
   {CUDA_ARG_TENSOR, 1132},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2882},
+  {CUDA_ARG_TENSOR, 3117},
   {CUDA_ARG_GRAD, 802},
   {CUDA_ARG_GRAD, 803},
   {CUDA_ARG_PARAM, 767},
   {CUDA_ARG_TENSOR, 1137},
   {CUDA_ARG_TENSOR, 2108},
   {CUDA_ARG_MASKS, 130},
-  {CUDA_ARG_TENSOR, 2881},
+  {CUDA_ARG_TENSOR, 3116},
   {CUDA_ARG_TENSOR, 1134},
   {CUDA_ARG_TENSOR, 1136},
   {CUDA_ARG_TENSOR, 2112},
@@ -28642,13 +29013,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 1126},
   {CUDA_ARG_TENSOR, 1127},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2883},
+  {CUDA_ARG_TENSOR, 3118},
   {CUDA_ARG_GRAD, 797},
   {CUDA_ARG_GRAD, 798},
   {CUDA_ARG_PARAM, 802},
   {CUDA_ARG_TENSOR, 1132},
   {CUDA_ARG_TENSOR, 2085},
-  {CUDA_ARG_TENSOR, 2882},
+  {CUDA_ARG_TENSOR, 3117},
   {CUDA_ARG_TENSOR, 1129},
   {CUDA_ARG_TENSOR, 1131},
   {CUDA_ARG_TENSOR, 2114},
@@ -28665,7 +29036,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_PARAM, 797},
   {CUDA_ARG_TENSOR, 1127},
   {CUDA_ARG_TENSOR, 2083},
-  {CUDA_ARG_TENSOR, 2883},
+  {CUDA_ARG_TENSOR, 3118},
   {CUDA_ARG_TENSOR, 1124},
   {CUDA_ARG_TENSOR, 1126},
   {CUDA_ARG_TENSOR, 2116},
@@ -28681,14 +29052,14 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 1117},
   {CUDA_ARG_TENSOR, 1118},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2884},
+  {CUDA_ARG_TENSOR, 3119},
   {CUDA_ARG_GRAD, 752},
   {CUDA_ARG_GRAD, 753},
   {CUDA_ARG_PARAM, 752},
   {CUDA_ARG_TENSOR, 1118},
   {CUDA_ARG_TENSOR, 2123},
   {CUDA_ARG_MASKS, 129},
-  {CUDA_ARG_TENSOR, 2884},
+  {CUDA_ARG_TENSOR, 3119},
   {CUDA_ARG_TENSOR, 1115},
   {CUDA_ARG_TENSOR, 1117},
   {CUDA_ARG_TENSOR, 2125},
@@ -28704,14 +29075,14 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 1107},
   {CUDA_ARG_TENSOR, 1108},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2885},
+  {CUDA_ARG_TENSOR, 3120},
   {CUDA_ARG_GRAD, 747},
   {CUDA_ARG_GRAD, 748},
   {CUDA_ARG_PARAM, 747},
   {CUDA_ARG_TENSOR, 1108},
   {CUDA_ARG_TENSOR, 2130},
   {CUDA_ARG_MASKS, 127},
-  {CUDA_ARG_TENSOR, 2885},
+  {CUDA_ARG_TENSOR, 3120},
   {CUDA_ARG_TENSOR, 1105},
   {CUDA_ARG_TENSOR, 1107},
   {CUDA_ARG_TENSOR, 2132},
@@ -28733,10 +29104,10 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 1081},
   {CUDA_ARG_TENSOR, 2134},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2888},
+  {CUDA_ARG_TENSOR, 3123},
   {CUDA_ARG_GRAD, 732},
   {CUDA_ARG_GRAD, 733},
-  {CUDA_ARG_TENSOR, 2889},
+  {CUDA_ARG_TENSOR, 3124},
   {CUDA_ARG_GRAD, 727},
   {CUDA_ARG_GRAD, 728},
   {CUDA_ARG_TENSOR, 2129},
@@ -28745,14 +29116,14 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 1100},
   {CUDA_ARG_TENSOR, 1101},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2886},
+  {CUDA_ARG_TENSOR, 3121},
   {CUDA_ARG_GRAD, 742},
   {CUDA_ARG_GRAD, 743},
   {CUDA_ARG_PARAM, 742},
   {CUDA_ARG_TENSOR, 1101},
   {CUDA_ARG_TENSOR, 2129},
   {CUDA_ARG_MASKS, 126},
-  {CUDA_ARG_TENSOR, 2886},
+  {CUDA_ARG_TENSOR, 3121},
   {CUDA_ARG_TENSOR, 1098},
   {CUDA_ARG_TENSOR, 1100},
   {CUDA_ARG_TENSOR, 2136},
@@ -28769,13 +29140,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 1096},
   {CUDA_ARG_TENSOR, 2138},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2887},
+  {CUDA_ARG_TENSOR, 3122},
   {CUDA_ARG_GRAD, 737},
   {CUDA_ARG_GRAD, 738},
   {CUDA_ARG_PARAM, 737},
   {CUDA_ARG_TENSOR, 1096},
   {CUDA_ARG_TENSOR, 2138},
-  {CUDA_ARG_TENSOR, 2887},
+  {CUDA_ARG_TENSOR, 3122},
   {CUDA_ARG_TENSOR, 1093},
   {CUDA_ARG_TENSOR, 1095},
   {CUDA_ARG_TENSOR, 2139},
@@ -28789,7 +29160,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 1088},
   {CUDA_ARG_TENSOR, 2142},
   {CUDA_ARG_MASKS, 125},
-  {CUDA_ARG_TENSOR, 2888},
+  {CUDA_ARG_TENSOR, 3123},
   {CUDA_ARG_TENSOR, 1085},
   {CUDA_ARG_TENSOR, 1087},
   {CUDA_ARG_TENSOR, 2144},
@@ -28803,7 +29174,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 1081},
   {CUDA_ARG_TENSOR, 2141},
   {CUDA_ARG_MASKS, 124},
-  {CUDA_ARG_TENSOR, 2889},
+  {CUDA_ARG_TENSOR, 3124},
   {CUDA_ARG_TENSOR, 1078},
   {CUDA_ARG_TENSOR, 1080},
   {CUDA_ARG_TENSOR, 2147},
@@ -28819,14 +29190,14 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 1072},
   {CUDA_ARG_TENSOR, 1073},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2890},
+  {CUDA_ARG_TENSOR, 3125},
   {CUDA_ARG_GRAD, 722},
   {CUDA_ARG_GRAD, 723},
   {CUDA_ARG_PARAM, 722},
   {CUDA_ARG_TENSOR, 1073},
   {CUDA_ARG_TENSOR, 2150},
   {CUDA_ARG_MASKS, 123},
-  {CUDA_ARG_TENSOR, 2890},
+  {CUDA_ARG_TENSOR, 3125},
   {CUDA_ARG_TENSOR, 1070},
   {CUDA_ARG_TENSOR, 1072},
   {CUDA_ARG_TENSOR, 2152},
@@ -28848,14 +29219,14 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 1065},
   {CUDA_ARG_TENSOR, 1066},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2891},
+  {CUDA_ARG_TENSOR, 3126},
   {CUDA_ARG_GRAD, 717},
   {CUDA_ARG_GRAD, 718},
   {CUDA_ARG_PARAM, 717},
   {CUDA_ARG_TENSOR, 1066},
   {CUDA_ARG_TENSOR, 2149},
   {CUDA_ARG_MASKS, 122},
-  {CUDA_ARG_TENSOR, 2891},
+  {CUDA_ARG_TENSOR, 3126},
   {CUDA_ARG_TENSOR, 1063},
   {CUDA_ARG_TENSOR, 1065},
   {CUDA_ARG_TENSOR, 2155},
@@ -28872,13 +29243,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 1061},
   {CUDA_ARG_TENSOR, 2157},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2892},
+  {CUDA_ARG_TENSOR, 3127},
   {CUDA_ARG_GRAD, 712},
   {CUDA_ARG_GRAD, 713},
   {CUDA_ARG_PARAM, 712},
   {CUDA_ARG_TENSOR, 1061},
   {CUDA_ARG_TENSOR, 2157},
-  {CUDA_ARG_TENSOR, 2892},
+  {CUDA_ARG_TENSOR, 3127},
   {CUDA_ARG_TENSOR, 1058},
   {CUDA_ARG_TENSOR, 1060},
   {CUDA_ARG_TENSOR, 2158},
@@ -28896,7 +29267,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 1050},
   {CUDA_ARG_TENSOR, 2160},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2893},
+  {CUDA_ARG_TENSOR, 3128},
   {CUDA_ARG_GRAD, 707},
   {CUDA_ARG_GRAD, 708},
   {CUDA_ARG_TENSOR, 2162},
@@ -28906,14 +29277,14 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 1044},
   {CUDA_ARG_TENSOR, 1045},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2894},
+  {CUDA_ARG_TENSOR, 3129},
   {CUDA_ARG_GRAD, 762},
   {CUDA_ARG_GRAD, 763},
   {CUDA_ARG_PARAM, 707},
   {CUDA_ARG_TENSOR, 1050},
   {CUDA_ARG_TENSOR, 2161},
   {CUDA_ARG_MASKS, 120},
-  {CUDA_ARG_TENSOR, 2893},
+  {CUDA_ARG_TENSOR, 3128},
   {CUDA_ARG_TENSOR, 1047},
   {CUDA_ARG_TENSOR, 1049},
   {CUDA_ARG_TENSOR, 2165},
@@ -28933,13 +29304,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 1040},
   {CUDA_ARG_TENSOR, 2127},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2895},
+  {CUDA_ARG_TENSOR, 3130},
   {CUDA_ARG_GRAD, 757},
   {CUDA_ARG_GRAD, 758},
   {CUDA_ARG_PARAM, 762},
   {CUDA_ARG_TENSOR, 1045},
   {CUDA_ARG_TENSOR, 2128},
-  {CUDA_ARG_TENSOR, 2894},
+  {CUDA_ARG_TENSOR, 3129},
   {CUDA_ARG_TENSOR, 1042},
   {CUDA_ARG_TENSOR, 1044},
   {CUDA_ARG_TENSOR, 2167},
@@ -28956,7 +29327,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_PARAM, 757},
   {CUDA_ARG_TENSOR, 1040},
   {CUDA_ARG_TENSOR, 2127},
-  {CUDA_ARG_TENSOR, 2895},
+  {CUDA_ARG_TENSOR, 3130},
   {CUDA_ARG_TENSOR, 1037},
   {CUDA_ARG_TENSOR, 1039},
   {CUDA_ARG_TENSOR, 2169},
@@ -28972,14 +29343,14 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 1030},
   {CUDA_ARG_TENSOR, 1031},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2896},
+  {CUDA_ARG_TENSOR, 3131},
   {CUDA_ARG_GRAD, 692},
   {CUDA_ARG_GRAD, 693},
   {CUDA_ARG_PARAM, 692},
   {CUDA_ARG_TENSOR, 1031},
   {CUDA_ARG_TENSOR, 2176},
   {CUDA_ARG_MASKS, 119},
-  {CUDA_ARG_TENSOR, 2896},
+  {CUDA_ARG_TENSOR, 3131},
   {CUDA_ARG_TENSOR, 1028},
   {CUDA_ARG_TENSOR, 1030},
   {CUDA_ARG_TENSOR, 2178},
@@ -28995,14 +29366,14 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 1020},
   {CUDA_ARG_TENSOR, 1021},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2897},
+  {CUDA_ARG_TENSOR, 3132},
   {CUDA_ARG_GRAD, 687},
   {CUDA_ARG_GRAD, 688},
   {CUDA_ARG_PARAM, 687},
   {CUDA_ARG_TENSOR, 1021},
   {CUDA_ARG_TENSOR, 2183},
   {CUDA_ARG_MASKS, 117},
-  {CUDA_ARG_TENSOR, 2897},
+  {CUDA_ARG_TENSOR, 3132},
   {CUDA_ARG_TENSOR, 1018},
   {CUDA_ARG_TENSOR, 1020},
   {CUDA_ARG_TENSOR, 2185},
@@ -29024,10 +29395,10 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 994},
   {CUDA_ARG_TENSOR, 2187},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2900},
+  {CUDA_ARG_TENSOR, 3135},
   {CUDA_ARG_GRAD, 672},
   {CUDA_ARG_GRAD, 673},
-  {CUDA_ARG_TENSOR, 2901},
+  {CUDA_ARG_TENSOR, 3136},
   {CUDA_ARG_GRAD, 667},
   {CUDA_ARG_GRAD, 668},
   {CUDA_ARG_TENSOR, 2182},
@@ -29036,14 +29407,14 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 1013},
   {CUDA_ARG_TENSOR, 1014},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2898},
+  {CUDA_ARG_TENSOR, 3133},
   {CUDA_ARG_GRAD, 682},
   {CUDA_ARG_GRAD, 683},
   {CUDA_ARG_PARAM, 682},
   {CUDA_ARG_TENSOR, 1014},
   {CUDA_ARG_TENSOR, 2182},
   {CUDA_ARG_MASKS, 116},
-  {CUDA_ARG_TENSOR, 2898},
+  {CUDA_ARG_TENSOR, 3133},
   {CUDA_ARG_TENSOR, 1011},
   {CUDA_ARG_TENSOR, 1013},
   {CUDA_ARG_TENSOR, 2189},
@@ -29060,13 +29431,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 1009},
   {CUDA_ARG_TENSOR, 2191},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2899},
+  {CUDA_ARG_TENSOR, 3134},
   {CUDA_ARG_GRAD, 677},
   {CUDA_ARG_GRAD, 678},
   {CUDA_ARG_PARAM, 677},
   {CUDA_ARG_TENSOR, 1009},
   {CUDA_ARG_TENSOR, 2191},
-  {CUDA_ARG_TENSOR, 2899},
+  {CUDA_ARG_TENSOR, 3134},
   {CUDA_ARG_TENSOR, 1006},
   {CUDA_ARG_TENSOR, 1008},
   {CUDA_ARG_TENSOR, 2192},
@@ -29080,7 +29451,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 1001},
   {CUDA_ARG_TENSOR, 2195},
   {CUDA_ARG_MASKS, 115},
-  {CUDA_ARG_TENSOR, 2900},
+  {CUDA_ARG_TENSOR, 3135},
   {CUDA_ARG_TENSOR, 998},
   {CUDA_ARG_TENSOR, 1000},
   {CUDA_ARG_TENSOR, 2197},
@@ -29094,7 +29465,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 994},
   {CUDA_ARG_TENSOR, 2194},
   {CUDA_ARG_MASKS, 114},
-  {CUDA_ARG_TENSOR, 2901},
+  {CUDA_ARG_TENSOR, 3136},
   {CUDA_ARG_TENSOR, 991},
   {CUDA_ARG_TENSOR, 993},
   {CUDA_ARG_TENSOR, 2200},
@@ -29110,14 +29481,14 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 985},
   {CUDA_ARG_TENSOR, 986},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2902},
+  {CUDA_ARG_TENSOR, 3137},
   {CUDA_ARG_GRAD, 662},
   {CUDA_ARG_GRAD, 663},
   {CUDA_ARG_PARAM, 662},
   {CUDA_ARG_TENSOR, 986},
   {CUDA_ARG_TENSOR, 2203},
   {CUDA_ARG_MASKS, 113},
-  {CUDA_ARG_TENSOR, 2902},
+  {CUDA_ARG_TENSOR, 3137},
   {CUDA_ARG_TENSOR, 983},
   {CUDA_ARG_TENSOR, 985},
   {CUDA_ARG_TENSOR, 2205},
@@ -29139,14 +29510,14 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 978},
   {CUDA_ARG_TENSOR, 979},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2903},
+  {CUDA_ARG_TENSOR, 3138},
   {CUDA_ARG_GRAD, 657},
   {CUDA_ARG_GRAD, 658},
   {CUDA_ARG_PARAM, 657},
   {CUDA_ARG_TENSOR, 979},
   {CUDA_ARG_TENSOR, 2202},
   {CUDA_ARG_MASKS, 112},
-  {CUDA_ARG_TENSOR, 2903},
+  {CUDA_ARG_TENSOR, 3138},
   {CUDA_ARG_TENSOR, 976},
   {CUDA_ARG_TENSOR, 978},
   {CUDA_ARG_TENSOR, 2208},
@@ -29163,13 +29534,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 974},
   {CUDA_ARG_TENSOR, 2210},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2904},
+  {CUDA_ARG_TENSOR, 3139},
   {CUDA_ARG_GRAD, 652},
   {CUDA_ARG_GRAD, 653},
   {CUDA_ARG_PARAM, 652},
   {CUDA_ARG_TENSOR, 974},
   {CUDA_ARG_TENSOR, 2210},
-  {CUDA_ARG_TENSOR, 2904},
+  {CUDA_ARG_TENSOR, 3139},
   {CUDA_ARG_TENSOR, 971},
   {CUDA_ARG_TENSOR, 973},
   {CUDA_ARG_TENSOR, 2211},
@@ -29187,7 +29558,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 963},
   {CUDA_ARG_TENSOR, 2213},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2905},
+  {CUDA_ARG_TENSOR, 3140},
   {CUDA_ARG_GRAD, 647},
   {CUDA_ARG_GRAD, 648},
   {CUDA_ARG_TENSOR, 2215},
@@ -29197,14 +29568,14 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 957},
   {CUDA_ARG_TENSOR, 958},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2906},
+  {CUDA_ARG_TENSOR, 3141},
   {CUDA_ARG_GRAD, 702},
   {CUDA_ARG_GRAD, 703},
   {CUDA_ARG_PARAM, 647},
   {CUDA_ARG_TENSOR, 963},
   {CUDA_ARG_TENSOR, 2214},
   {CUDA_ARG_MASKS, 110},
-  {CUDA_ARG_TENSOR, 2905},
+  {CUDA_ARG_TENSOR, 3140},
   {CUDA_ARG_TENSOR, 960},
   {CUDA_ARG_TENSOR, 962},
   {CUDA_ARG_TENSOR, 2218},
@@ -29224,13 +29595,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 953},
   {CUDA_ARG_TENSOR, 2180},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2907},
+  {CUDA_ARG_TENSOR, 3142},
   {CUDA_ARG_GRAD, 697},
   {CUDA_ARG_GRAD, 698},
   {CUDA_ARG_PARAM, 702},
   {CUDA_ARG_TENSOR, 958},
   {CUDA_ARG_TENSOR, 2181},
-  {CUDA_ARG_TENSOR, 2906},
+  {CUDA_ARG_TENSOR, 3141},
   {CUDA_ARG_TENSOR, 955},
   {CUDA_ARG_TENSOR, 957},
   {CUDA_ARG_TENSOR, 2220},
@@ -29247,7 +29618,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_PARAM, 697},
   {CUDA_ARG_TENSOR, 953},
   {CUDA_ARG_TENSOR, 2180},
-  {CUDA_ARG_TENSOR, 2907},
+  {CUDA_ARG_TENSOR, 3142},
   {CUDA_ARG_TENSOR, 950},
   {CUDA_ARG_TENSOR, 952},
   {CUDA_ARG_TENSOR, 2222},
@@ -29263,14 +29634,14 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 943},
   {CUDA_ARG_TENSOR, 944},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2908},
+  {CUDA_ARG_TENSOR, 3143},
   {CUDA_ARG_GRAD, 632},
   {CUDA_ARG_GRAD, 633},
   {CUDA_ARG_PARAM, 632},
   {CUDA_ARG_TENSOR, 944},
   {CUDA_ARG_TENSOR, 2229},
   {CUDA_ARG_MASKS, 109},
-  {CUDA_ARG_TENSOR, 2908},
+  {CUDA_ARG_TENSOR, 3143},
   {CUDA_ARG_TENSOR, 941},
   {CUDA_ARG_TENSOR, 943},
   {CUDA_ARG_TENSOR, 2231},
@@ -29286,14 +29657,14 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 933},
   {CUDA_ARG_TENSOR, 934},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2909},
+  {CUDA_ARG_TENSOR, 3144},
   {CUDA_ARG_GRAD, 627},
   {CUDA_ARG_GRAD, 628},
   {CUDA_ARG_PARAM, 627},
   {CUDA_ARG_TENSOR, 934},
   {CUDA_ARG_TENSOR, 2236},
   {CUDA_ARG_MASKS, 107},
-  {CUDA_ARG_TENSOR, 2909},
+  {CUDA_ARG_TENSOR, 3144},
   {CUDA_ARG_TENSOR, 931},
   {CUDA_ARG_TENSOR, 933},
   {CUDA_ARG_TENSOR, 2238},
@@ -29315,10 +29686,10 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 907},
   {CUDA_ARG_TENSOR, 2240},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2912},
+  {CUDA_ARG_TENSOR, 3147},
   {CUDA_ARG_GRAD, 612},
   {CUDA_ARG_GRAD, 613},
-  {CUDA_ARG_TENSOR, 2913},
+  {CUDA_ARG_TENSOR, 3148},
   {CUDA_ARG_GRAD, 607},
   {CUDA_ARG_GRAD, 608},
   {CUDA_ARG_TENSOR, 2235},
@@ -29327,14 +29698,14 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 926},
   {CUDA_ARG_TENSOR, 927},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2910},
+  {CUDA_ARG_TENSOR, 3145},
   {CUDA_ARG_GRAD, 622},
   {CUDA_ARG_GRAD, 623},
   {CUDA_ARG_PARAM, 622},
   {CUDA_ARG_TENSOR, 927},
   {CUDA_ARG_TENSOR, 2235},
   {CUDA_ARG_MASKS, 106},
-  {CUDA_ARG_TENSOR, 2910},
+  {CUDA_ARG_TENSOR, 3145},
   {CUDA_ARG_TENSOR, 924},
   {CUDA_ARG_TENSOR, 926},
   {CUDA_ARG_TENSOR, 2242},
@@ -29351,13 +29722,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 922},
   {CUDA_ARG_TENSOR, 2244},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2911},
+  {CUDA_ARG_TENSOR, 3146},
   {CUDA_ARG_GRAD, 617},
   {CUDA_ARG_GRAD, 618},
   {CUDA_ARG_PARAM, 617},
   {CUDA_ARG_TENSOR, 922},
   {CUDA_ARG_TENSOR, 2244},
-  {CUDA_ARG_TENSOR, 2911},
+  {CUDA_ARG_TENSOR, 3146},
   {CUDA_ARG_TENSOR, 919},
   {CUDA_ARG_TENSOR, 921},
   {CUDA_ARG_TENSOR, 2245},
@@ -29371,7 +29742,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 914},
   {CUDA_ARG_TENSOR, 2248},
   {CUDA_ARG_MASKS, 105},
-  {CUDA_ARG_TENSOR, 2912},
+  {CUDA_ARG_TENSOR, 3147},
   {CUDA_ARG_TENSOR, 911},
   {CUDA_ARG_TENSOR, 913},
   {CUDA_ARG_TENSOR, 2250},
@@ -29385,7 +29756,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 907},
   {CUDA_ARG_TENSOR, 2247},
   {CUDA_ARG_MASKS, 104},
-  {CUDA_ARG_TENSOR, 2913},
+  {CUDA_ARG_TENSOR, 3148},
   {CUDA_ARG_TENSOR, 904},
   {CUDA_ARG_TENSOR, 906},
   {CUDA_ARG_TENSOR, 2253},
@@ -29401,14 +29772,14 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 898},
   {CUDA_ARG_TENSOR, 899},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2914},
+  {CUDA_ARG_TENSOR, 3149},
   {CUDA_ARG_GRAD, 602},
   {CUDA_ARG_GRAD, 603},
   {CUDA_ARG_PARAM, 602},
   {CUDA_ARG_TENSOR, 899},
   {CUDA_ARG_TENSOR, 2256},
   {CUDA_ARG_MASKS, 103},
-  {CUDA_ARG_TENSOR, 2914},
+  {CUDA_ARG_TENSOR, 3149},
   {CUDA_ARG_TENSOR, 896},
   {CUDA_ARG_TENSOR, 898},
   {CUDA_ARG_TENSOR, 2258},
@@ -29430,14 +29801,14 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 891},
   {CUDA_ARG_TENSOR, 892},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2915},
+  {CUDA_ARG_TENSOR, 3150},
   {CUDA_ARG_GRAD, 597},
   {CUDA_ARG_GRAD, 598},
   {CUDA_ARG_PARAM, 597},
   {CUDA_ARG_TENSOR, 892},
   {CUDA_ARG_TENSOR, 2255},
   {CUDA_ARG_MASKS, 102},
-  {CUDA_ARG_TENSOR, 2915},
+  {CUDA_ARG_TENSOR, 3150},
   {CUDA_ARG_TENSOR, 889},
   {CUDA_ARG_TENSOR, 891},
   {CUDA_ARG_TENSOR, 2261},
@@ -29454,13 +29825,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 887},
   {CUDA_ARG_TENSOR, 2263},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2916},
+  {CUDA_ARG_TENSOR, 3151},
   {CUDA_ARG_GRAD, 592},
   {CUDA_ARG_GRAD, 593},
   {CUDA_ARG_PARAM, 592},
   {CUDA_ARG_TENSOR, 887},
   {CUDA_ARG_TENSOR, 2263},
-  {CUDA_ARG_TENSOR, 2916},
+  {CUDA_ARG_TENSOR, 3151},
   {CUDA_ARG_TENSOR, 884},
   {CUDA_ARG_TENSOR, 886},
   {CUDA_ARG_TENSOR, 2264},
@@ -29478,7 +29849,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 876},
   {CUDA_ARG_TENSOR, 2266},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2917},
+  {CUDA_ARG_TENSOR, 3152},
   {CUDA_ARG_GRAD, 587},
   {CUDA_ARG_GRAD, 588},
   {CUDA_ARG_TENSOR, 2268},
@@ -29488,14 +29859,14 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 870},
   {CUDA_ARG_TENSOR, 871},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2918},
+  {CUDA_ARG_TENSOR, 3153},
   {CUDA_ARG_GRAD, 642},
   {CUDA_ARG_GRAD, 643},
   {CUDA_ARG_PARAM, 587},
   {CUDA_ARG_TENSOR, 876},
   {CUDA_ARG_TENSOR, 2267},
   {CUDA_ARG_MASKS, 100},
-  {CUDA_ARG_TENSOR, 2917},
+  {CUDA_ARG_TENSOR, 3152},
   {CUDA_ARG_TENSOR, 873},
   {CUDA_ARG_TENSOR, 875},
   {CUDA_ARG_TENSOR, 2271},
@@ -29515,13 +29886,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 866},
   {CUDA_ARG_TENSOR, 2233},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2919},
+  {CUDA_ARG_TENSOR, 3154},
   {CUDA_ARG_GRAD, 637},
   {CUDA_ARG_GRAD, 638},
   {CUDA_ARG_PARAM, 642},
   {CUDA_ARG_TENSOR, 871},
   {CUDA_ARG_TENSOR, 2234},
-  {CUDA_ARG_TENSOR, 2918},
+  {CUDA_ARG_TENSOR, 3153},
   {CUDA_ARG_TENSOR, 868},
   {CUDA_ARG_TENSOR, 870},
   {CUDA_ARG_TENSOR, 2273},
@@ -29538,7 +29909,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_PARAM, 637},
   {CUDA_ARG_TENSOR, 866},
   {CUDA_ARG_TENSOR, 2233},
-  {CUDA_ARG_TENSOR, 2919},
+  {CUDA_ARG_TENSOR, 3154},
   {CUDA_ARG_TENSOR, 863},
   {CUDA_ARG_TENSOR, 865},
   {CUDA_ARG_TENSOR, 2275},
@@ -29554,14 +29925,14 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 856},
   {CUDA_ARG_TENSOR, 857},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2920},
+  {CUDA_ARG_TENSOR, 3155},
   {CUDA_ARG_GRAD, 572},
   {CUDA_ARG_GRAD, 573},
   {CUDA_ARG_PARAM, 572},
   {CUDA_ARG_TENSOR, 857},
   {CUDA_ARG_TENSOR, 2282},
   {CUDA_ARG_MASKS, 99},
-  {CUDA_ARG_TENSOR, 2920},
+  {CUDA_ARG_TENSOR, 3155},
   {CUDA_ARG_TENSOR, 854},
   {CUDA_ARG_TENSOR, 856},
   {CUDA_ARG_TENSOR, 2284},
@@ -29577,14 +29948,14 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 846},
   {CUDA_ARG_TENSOR, 847},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2921},
+  {CUDA_ARG_TENSOR, 3156},
   {CUDA_ARG_GRAD, 567},
   {CUDA_ARG_GRAD, 568},
   {CUDA_ARG_PARAM, 567},
   {CUDA_ARG_TENSOR, 847},
   {CUDA_ARG_TENSOR, 2289},
   {CUDA_ARG_MASKS, 97},
-  {CUDA_ARG_TENSOR, 2921},
+  {CUDA_ARG_TENSOR, 3156},
   {CUDA_ARG_TENSOR, 844},
   {CUDA_ARG_TENSOR, 846},
   {CUDA_ARG_TENSOR, 2291},
@@ -29606,10 +29977,10 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 820},
   {CUDA_ARG_TENSOR, 2293},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2924},
+  {CUDA_ARG_TENSOR, 3159},
   {CUDA_ARG_GRAD, 552},
   {CUDA_ARG_GRAD, 553},
-  {CUDA_ARG_TENSOR, 2925},
+  {CUDA_ARG_TENSOR, 3160},
   {CUDA_ARG_GRAD, 547},
   {CUDA_ARG_GRAD, 548},
   {CUDA_ARG_TENSOR, 2288},
@@ -29618,14 +29989,14 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 839},
   {CUDA_ARG_TENSOR, 840},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2922},
+  {CUDA_ARG_TENSOR, 3157},
   {CUDA_ARG_GRAD, 562},
   {CUDA_ARG_GRAD, 563},
   {CUDA_ARG_PARAM, 562},
   {CUDA_ARG_TENSOR, 840},
   {CUDA_ARG_TENSOR, 2288},
   {CUDA_ARG_MASKS, 96},
-  {CUDA_ARG_TENSOR, 2922},
+  {CUDA_ARG_TENSOR, 3157},
   {CUDA_ARG_TENSOR, 837},
   {CUDA_ARG_TENSOR, 839},
   {CUDA_ARG_TENSOR, 2295},
@@ -29642,13 +30013,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 835},
   {CUDA_ARG_TENSOR, 2297},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2923},
+  {CUDA_ARG_TENSOR, 3158},
   {CUDA_ARG_GRAD, 557},
   {CUDA_ARG_GRAD, 558},
   {CUDA_ARG_PARAM, 557},
   {CUDA_ARG_TENSOR, 835},
   {CUDA_ARG_TENSOR, 2297},
-  {CUDA_ARG_TENSOR, 2923},
+  {CUDA_ARG_TENSOR, 3158},
   {CUDA_ARG_TENSOR, 832},
   {CUDA_ARG_TENSOR, 834},
   {CUDA_ARG_TENSOR, 2298},
@@ -29662,7 +30033,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 827},
   {CUDA_ARG_TENSOR, 2301},
   {CUDA_ARG_MASKS, 95},
-  {CUDA_ARG_TENSOR, 2924},
+  {CUDA_ARG_TENSOR, 3159},
   {CUDA_ARG_TENSOR, 824},
   {CUDA_ARG_TENSOR, 826},
   {CUDA_ARG_TENSOR, 2303},
@@ -29676,7 +30047,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 820},
   {CUDA_ARG_TENSOR, 2300},
   {CUDA_ARG_MASKS, 94},
-  {CUDA_ARG_TENSOR, 2925},
+  {CUDA_ARG_TENSOR, 3160},
   {CUDA_ARG_TENSOR, 817},
   {CUDA_ARG_TENSOR, 819},
   {CUDA_ARG_TENSOR, 2306},
@@ -29692,14 +30063,14 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 811},
   {CUDA_ARG_TENSOR, 812},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2926},
+  {CUDA_ARG_TENSOR, 3161},
   {CUDA_ARG_GRAD, 542},
   {CUDA_ARG_GRAD, 543},
   {CUDA_ARG_PARAM, 542},
   {CUDA_ARG_TENSOR, 812},
   {CUDA_ARG_TENSOR, 2309},
   {CUDA_ARG_MASKS, 93},
-  {CUDA_ARG_TENSOR, 2926},
+  {CUDA_ARG_TENSOR, 3161},
   {CUDA_ARG_TENSOR, 809},
   {CUDA_ARG_TENSOR, 811},
   {CUDA_ARG_TENSOR, 2311},
@@ -29721,14 +30092,14 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 804},
   {CUDA_ARG_TENSOR, 805},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2927},
+  {CUDA_ARG_TENSOR, 3162},
   {CUDA_ARG_GRAD, 537},
   {CUDA_ARG_GRAD, 538},
   {CUDA_ARG_PARAM, 537},
   {CUDA_ARG_TENSOR, 805},
   {CUDA_ARG_TENSOR, 2308},
   {CUDA_ARG_MASKS, 92},
-  {CUDA_ARG_TENSOR, 2927},
+  {CUDA_ARG_TENSOR, 3162},
   {CUDA_ARG_TENSOR, 802},
   {CUDA_ARG_TENSOR, 804},
   {CUDA_ARG_TENSOR, 2314},
@@ -29745,13 +30116,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 800},
   {CUDA_ARG_TENSOR, 2316},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2928},
+  {CUDA_ARG_TENSOR, 3163},
   {CUDA_ARG_GRAD, 532},
   {CUDA_ARG_GRAD, 533},
   {CUDA_ARG_PARAM, 532},
   {CUDA_ARG_TENSOR, 800},
   {CUDA_ARG_TENSOR, 2316},
-  {CUDA_ARG_TENSOR, 2928},
+  {CUDA_ARG_TENSOR, 3163},
   {CUDA_ARG_TENSOR, 797},
   {CUDA_ARG_TENSOR, 799},
   {CUDA_ARG_TENSOR, 2317},
@@ -29769,7 +30140,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 789},
   {CUDA_ARG_TENSOR, 2319},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2929},
+  {CUDA_ARG_TENSOR, 3164},
   {CUDA_ARG_GRAD, 527},
   {CUDA_ARG_GRAD, 528},
   {CUDA_ARG_TENSOR, 2321},
@@ -29779,14 +30150,14 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 783},
   {CUDA_ARG_TENSOR, 784},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2930},
+  {CUDA_ARG_TENSOR, 3165},
   {CUDA_ARG_GRAD, 582},
   {CUDA_ARG_GRAD, 583},
   {CUDA_ARG_PARAM, 527},
   {CUDA_ARG_TENSOR, 789},
   {CUDA_ARG_TENSOR, 2320},
   {CUDA_ARG_MASKS, 90},
-  {CUDA_ARG_TENSOR, 2929},
+  {CUDA_ARG_TENSOR, 3164},
   {CUDA_ARG_TENSOR, 786},
   {CUDA_ARG_TENSOR, 788},
   {CUDA_ARG_TENSOR, 2324},
@@ -29806,13 +30177,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 779},
   {CUDA_ARG_TENSOR, 2286},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2931},
+  {CUDA_ARG_TENSOR, 3166},
   {CUDA_ARG_GRAD, 577},
   {CUDA_ARG_GRAD, 578},
   {CUDA_ARG_PARAM, 582},
   {CUDA_ARG_TENSOR, 784},
   {CUDA_ARG_TENSOR, 2287},
-  {CUDA_ARG_TENSOR, 2930},
+  {CUDA_ARG_TENSOR, 3165},
   {CUDA_ARG_TENSOR, 781},
   {CUDA_ARG_TENSOR, 783},
   {CUDA_ARG_TENSOR, 2326},
@@ -29829,7 +30200,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_PARAM, 577},
   {CUDA_ARG_TENSOR, 779},
   {CUDA_ARG_TENSOR, 2286},
-  {CUDA_ARG_TENSOR, 2931},
+  {CUDA_ARG_TENSOR, 3166},
   {CUDA_ARG_TENSOR, 776},
   {CUDA_ARG_TENSOR, 778},
   {CUDA_ARG_TENSOR, 2328},
@@ -29845,14 +30216,14 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 769},
   {CUDA_ARG_TENSOR, 770},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2932},
+  {CUDA_ARG_TENSOR, 3167},
   {CUDA_ARG_GRAD, 512},
   {CUDA_ARG_GRAD, 513},
   {CUDA_ARG_PARAM, 512},
   {CUDA_ARG_TENSOR, 770},
   {CUDA_ARG_TENSOR, 2335},
   {CUDA_ARG_MASKS, 89},
-  {CUDA_ARG_TENSOR, 2932},
+  {CUDA_ARG_TENSOR, 3167},
   {CUDA_ARG_TENSOR, 767},
   {CUDA_ARG_TENSOR, 769},
   {CUDA_ARG_TENSOR, 2337},
@@ -29868,14 +30239,14 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 759},
   {CUDA_ARG_TENSOR, 760},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2933},
+  {CUDA_ARG_TENSOR, 3168},
   {CUDA_ARG_GRAD, 507},
   {CUDA_ARG_GRAD, 508},
   {CUDA_ARG_PARAM, 507},
   {CUDA_ARG_TENSOR, 760},
   {CUDA_ARG_TENSOR, 2342},
   {CUDA_ARG_MASKS, 87},
-  {CUDA_ARG_TENSOR, 2933},
+  {CUDA_ARG_TENSOR, 3168},
   {CUDA_ARG_TENSOR, 757},
   {CUDA_ARG_TENSOR, 759},
   {CUDA_ARG_TENSOR, 2344},
@@ -29897,10 +30268,10 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 733},
   {CUDA_ARG_TENSOR, 2346},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2936},
+  {CUDA_ARG_TENSOR, 3171},
   {CUDA_ARG_GRAD, 492},
   {CUDA_ARG_GRAD, 493},
-  {CUDA_ARG_TENSOR, 2937},
+  {CUDA_ARG_TENSOR, 3172},
   {CUDA_ARG_GRAD, 487},
   {CUDA_ARG_GRAD, 488},
   {CUDA_ARG_TENSOR, 2341},
@@ -29909,14 +30280,14 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 752},
   {CUDA_ARG_TENSOR, 753},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2934},
+  {CUDA_ARG_TENSOR, 3169},
   {CUDA_ARG_GRAD, 502},
   {CUDA_ARG_GRAD, 503},
   {CUDA_ARG_PARAM, 502},
   {CUDA_ARG_TENSOR, 753},
   {CUDA_ARG_TENSOR, 2341},
   {CUDA_ARG_MASKS, 86},
-  {CUDA_ARG_TENSOR, 2934},
+  {CUDA_ARG_TENSOR, 3169},
   {CUDA_ARG_TENSOR, 750},
   {CUDA_ARG_TENSOR, 752},
   {CUDA_ARG_TENSOR, 2348},
@@ -29933,13 +30304,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 748},
   {CUDA_ARG_TENSOR, 2350},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2935},
+  {CUDA_ARG_TENSOR, 3170},
   {CUDA_ARG_GRAD, 497},
   {CUDA_ARG_GRAD, 498},
   {CUDA_ARG_PARAM, 497},
   {CUDA_ARG_TENSOR, 748},
   {CUDA_ARG_TENSOR, 2350},
-  {CUDA_ARG_TENSOR, 2935},
+  {CUDA_ARG_TENSOR, 3170},
   {CUDA_ARG_TENSOR, 745},
   {CUDA_ARG_TENSOR, 747},
   {CUDA_ARG_TENSOR, 2351},
@@ -29953,7 +30324,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 740},
   {CUDA_ARG_TENSOR, 2354},
   {CUDA_ARG_MASKS, 85},
-  {CUDA_ARG_TENSOR, 2936},
+  {CUDA_ARG_TENSOR, 3171},
   {CUDA_ARG_TENSOR, 737},
   {CUDA_ARG_TENSOR, 739},
   {CUDA_ARG_TENSOR, 2356},
@@ -29967,7 +30338,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 733},
   {CUDA_ARG_TENSOR, 2353},
   {CUDA_ARG_MASKS, 84},
-  {CUDA_ARG_TENSOR, 2937},
+  {CUDA_ARG_TENSOR, 3172},
   {CUDA_ARG_TENSOR, 730},
   {CUDA_ARG_TENSOR, 732},
   {CUDA_ARG_TENSOR, 2359},
@@ -29983,14 +30354,14 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 724},
   {CUDA_ARG_TENSOR, 725},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2938},
+  {CUDA_ARG_TENSOR, 3173},
   {CUDA_ARG_GRAD, 482},
   {CUDA_ARG_GRAD, 483},
   {CUDA_ARG_PARAM, 482},
   {CUDA_ARG_TENSOR, 725},
   {CUDA_ARG_TENSOR, 2362},
   {CUDA_ARG_MASKS, 83},
-  {CUDA_ARG_TENSOR, 2938},
+  {CUDA_ARG_TENSOR, 3173},
   {CUDA_ARG_TENSOR, 722},
   {CUDA_ARG_TENSOR, 724},
   {CUDA_ARG_TENSOR, 2364},
@@ -30012,14 +30383,14 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 717},
   {CUDA_ARG_TENSOR, 718},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2939},
+  {CUDA_ARG_TENSOR, 3174},
   {CUDA_ARG_GRAD, 477},
   {CUDA_ARG_GRAD, 478},
   {CUDA_ARG_PARAM, 477},
   {CUDA_ARG_TENSOR, 718},
   {CUDA_ARG_TENSOR, 2361},
   {CUDA_ARG_MASKS, 82},
-  {CUDA_ARG_TENSOR, 2939},
+  {CUDA_ARG_TENSOR, 3174},
   {CUDA_ARG_TENSOR, 715},
   {CUDA_ARG_TENSOR, 717},
   {CUDA_ARG_TENSOR, 2367},
@@ -30036,13 +30407,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 713},
   {CUDA_ARG_TENSOR, 2369},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2940},
+  {CUDA_ARG_TENSOR, 3175},
   {CUDA_ARG_GRAD, 472},
   {CUDA_ARG_GRAD, 473},
   {CUDA_ARG_PARAM, 472},
   {CUDA_ARG_TENSOR, 713},
   {CUDA_ARG_TENSOR, 2369},
-  {CUDA_ARG_TENSOR, 2940},
+  {CUDA_ARG_TENSOR, 3175},
   {CUDA_ARG_TENSOR, 710},
   {CUDA_ARG_TENSOR, 712},
   {CUDA_ARG_TENSOR, 2370},
@@ -30060,7 +30431,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 702},
   {CUDA_ARG_TENSOR, 2372},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2941},
+  {CUDA_ARG_TENSOR, 3176},
   {CUDA_ARG_GRAD, 467},
   {CUDA_ARG_GRAD, 468},
   {CUDA_ARG_TENSOR, 2374},
@@ -30070,14 +30441,14 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 696},
   {CUDA_ARG_TENSOR, 697},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2942},
+  {CUDA_ARG_TENSOR, 3177},
   {CUDA_ARG_GRAD, 522},
   {CUDA_ARG_GRAD, 523},
   {CUDA_ARG_PARAM, 467},
   {CUDA_ARG_TENSOR, 702},
   {CUDA_ARG_TENSOR, 2373},
   {CUDA_ARG_MASKS, 80},
-  {CUDA_ARG_TENSOR, 2941},
+  {CUDA_ARG_TENSOR, 3176},
   {CUDA_ARG_TENSOR, 699},
   {CUDA_ARG_TENSOR, 701},
   {CUDA_ARG_TENSOR, 2377},
@@ -30097,13 +30468,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 692},
   {CUDA_ARG_TENSOR, 2339},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2943},
+  {CUDA_ARG_TENSOR, 3178},
   {CUDA_ARG_GRAD, 517},
   {CUDA_ARG_GRAD, 518},
   {CUDA_ARG_PARAM, 522},
   {CUDA_ARG_TENSOR, 697},
   {CUDA_ARG_TENSOR, 2340},
-  {CUDA_ARG_TENSOR, 2942},
+  {CUDA_ARG_TENSOR, 3177},
   {CUDA_ARG_TENSOR, 694},
   {CUDA_ARG_TENSOR, 696},
   {CUDA_ARG_TENSOR, 2379},
@@ -30120,7 +30491,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_PARAM, 517},
   {CUDA_ARG_TENSOR, 692},
   {CUDA_ARG_TENSOR, 2339},
-  {CUDA_ARG_TENSOR, 2943},
+  {CUDA_ARG_TENSOR, 3178},
   {CUDA_ARG_TENSOR, 689},
   {CUDA_ARG_TENSOR, 691},
   {CUDA_ARG_TENSOR, 2381},
@@ -30136,14 +30507,14 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 682},
   {CUDA_ARG_TENSOR, 683},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2944},
+  {CUDA_ARG_TENSOR, 3179},
   {CUDA_ARG_GRAD, 451},
   {CUDA_ARG_GRAD, 452},
   {CUDA_ARG_PARAM, 451},
   {CUDA_ARG_TENSOR, 683},
   {CUDA_ARG_TENSOR, 2388},
   {CUDA_ARG_MASKS, 79},
-  {CUDA_ARG_TENSOR, 2944},
+  {CUDA_ARG_TENSOR, 3179},
   {CUDA_ARG_TENSOR, 680},
   {CUDA_ARG_TENSOR, 682},
   {CUDA_ARG_TENSOR, 2390},
@@ -30159,14 +30530,14 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 672},
   {CUDA_ARG_TENSOR, 673},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2945},
+  {CUDA_ARG_TENSOR, 3180},
   {CUDA_ARG_GRAD, 446},
   {CUDA_ARG_GRAD, 447},
   {CUDA_ARG_PARAM, 446},
   {CUDA_ARG_TENSOR, 673},
   {CUDA_ARG_TENSOR, 2395},
   {CUDA_ARG_MASKS, 77},
-  {CUDA_ARG_TENSOR, 2945},
+  {CUDA_ARG_TENSOR, 3180},
   {CUDA_ARG_TENSOR, 670},
   {CUDA_ARG_TENSOR, 672},
   {CUDA_ARG_TENSOR, 2397},
@@ -30188,10 +30559,10 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 646},
   {CUDA_ARG_TENSOR, 2399},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2948},
+  {CUDA_ARG_TENSOR, 3183},
   {CUDA_ARG_GRAD, 431},
   {CUDA_ARG_GRAD, 432},
-  {CUDA_ARG_TENSOR, 2949},
+  {CUDA_ARG_TENSOR, 3184},
   {CUDA_ARG_GRAD, 426},
   {CUDA_ARG_GRAD, 427},
   {CUDA_ARG_TENSOR, 2394},
@@ -30200,14 +30571,14 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 665},
   {CUDA_ARG_TENSOR, 666},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2946},
+  {CUDA_ARG_TENSOR, 3181},
   {CUDA_ARG_GRAD, 441},
   {CUDA_ARG_GRAD, 442},
   {CUDA_ARG_PARAM, 441},
   {CUDA_ARG_TENSOR, 666},
   {CUDA_ARG_TENSOR, 2394},
   {CUDA_ARG_MASKS, 76},
-  {CUDA_ARG_TENSOR, 2946},
+  {CUDA_ARG_TENSOR, 3181},
   {CUDA_ARG_TENSOR, 663},
   {CUDA_ARG_TENSOR, 665},
   {CUDA_ARG_TENSOR, 2401},
@@ -30224,13 +30595,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 661},
   {CUDA_ARG_TENSOR, 2403},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2947},
+  {CUDA_ARG_TENSOR, 3182},
   {CUDA_ARG_GRAD, 436},
   {CUDA_ARG_GRAD, 437},
   {CUDA_ARG_PARAM, 436},
   {CUDA_ARG_TENSOR, 661},
   {CUDA_ARG_TENSOR, 2403},
-  {CUDA_ARG_TENSOR, 2947},
+  {CUDA_ARG_TENSOR, 3182},
   {CUDA_ARG_TENSOR, 658},
   {CUDA_ARG_TENSOR, 660},
   {CUDA_ARG_TENSOR, 2404},
@@ -30244,7 +30615,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 653},
   {CUDA_ARG_TENSOR, 2407},
   {CUDA_ARG_MASKS, 75},
-  {CUDA_ARG_TENSOR, 2948},
+  {CUDA_ARG_TENSOR, 3183},
   {CUDA_ARG_TENSOR, 650},
   {CUDA_ARG_TENSOR, 652},
   {CUDA_ARG_TENSOR, 2409},
@@ -30258,7 +30629,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 646},
   {CUDA_ARG_TENSOR, 2406},
   {CUDA_ARG_MASKS, 74},
-  {CUDA_ARG_TENSOR, 2949},
+  {CUDA_ARG_TENSOR, 3184},
   {CUDA_ARG_TENSOR, 643},
   {CUDA_ARG_TENSOR, 645},
   {CUDA_ARG_TENSOR, 2412},
@@ -30274,14 +30645,14 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 637},
   {CUDA_ARG_TENSOR, 638},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2950},
+  {CUDA_ARG_TENSOR, 3185},
   {CUDA_ARG_GRAD, 421},
   {CUDA_ARG_GRAD, 422},
   {CUDA_ARG_PARAM, 421},
   {CUDA_ARG_TENSOR, 638},
   {CUDA_ARG_TENSOR, 2415},
   {CUDA_ARG_MASKS, 73},
-  {CUDA_ARG_TENSOR, 2950},
+  {CUDA_ARG_TENSOR, 3185},
   {CUDA_ARG_TENSOR, 635},
   {CUDA_ARG_TENSOR, 637},
   {CUDA_ARG_TENSOR, 2417},
@@ -30303,14 +30674,14 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 630},
   {CUDA_ARG_TENSOR, 631},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2951},
+  {CUDA_ARG_TENSOR, 3186},
   {CUDA_ARG_GRAD, 416},
   {CUDA_ARG_GRAD, 417},
   {CUDA_ARG_PARAM, 416},
   {CUDA_ARG_TENSOR, 631},
   {CUDA_ARG_TENSOR, 2414},
   {CUDA_ARG_MASKS, 72},
-  {CUDA_ARG_TENSOR, 2951},
+  {CUDA_ARG_TENSOR, 3186},
   {CUDA_ARG_TENSOR, 628},
   {CUDA_ARG_TENSOR, 630},
   {CUDA_ARG_TENSOR, 2420},
@@ -30327,13 +30698,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 626},
   {CUDA_ARG_TENSOR, 2422},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2952},
+  {CUDA_ARG_TENSOR, 3187},
   {CUDA_ARG_GRAD, 411},
   {CUDA_ARG_GRAD, 412},
   {CUDA_ARG_PARAM, 411},
   {CUDA_ARG_TENSOR, 626},
   {CUDA_ARG_TENSOR, 2422},
-  {CUDA_ARG_TENSOR, 2952},
+  {CUDA_ARG_TENSOR, 3187},
   {CUDA_ARG_TENSOR, 623},
   {CUDA_ARG_TENSOR, 625},
   {CUDA_ARG_TENSOR, 2423},
@@ -30351,7 +30722,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 615},
   {CUDA_ARG_TENSOR, 2425},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2953},
+  {CUDA_ARG_TENSOR, 3188},
   {CUDA_ARG_GRAD, 406},
   {CUDA_ARG_GRAD, 407},
   {CUDA_ARG_TENSOR, 2427},
@@ -30361,14 +30732,14 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 609},
   {CUDA_ARG_TENSOR, 610},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2954},
+  {CUDA_ARG_TENSOR, 3189},
   {CUDA_ARG_GRAD, 462},
   {CUDA_ARG_GRAD, 463},
   {CUDA_ARG_PARAM, 406},
   {CUDA_ARG_TENSOR, 615},
   {CUDA_ARG_TENSOR, 2426},
   {CUDA_ARG_MASKS, 70},
-  {CUDA_ARG_TENSOR, 2953},
+  {CUDA_ARG_TENSOR, 3188},
   {CUDA_ARG_TENSOR, 612},
   {CUDA_ARG_TENSOR, 614},
   {CUDA_ARG_TENSOR, 2430},
@@ -30388,13 +30759,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 605},
   {CUDA_ARG_TENSOR, 2392},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2955},
+  {CUDA_ARG_TENSOR, 3190},
   {CUDA_ARG_GRAD, 457},
   {CUDA_ARG_GRAD, 458},
   {CUDA_ARG_PARAM, 462},
   {CUDA_ARG_TENSOR, 610},
   {CUDA_ARG_TENSOR, 2393},
-  {CUDA_ARG_TENSOR, 2954},
+  {CUDA_ARG_TENSOR, 3189},
   {CUDA_ARG_TENSOR, 607},
   {CUDA_ARG_TENSOR, 609},
   {CUDA_ARG_TENSOR, 2432},
@@ -30411,7 +30782,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_PARAM, 457},
   {CUDA_ARG_TENSOR, 605},
   {CUDA_ARG_TENSOR, 2392},
-  {CUDA_ARG_TENSOR, 2955},
+  {CUDA_ARG_TENSOR, 3190},
   {CUDA_ARG_TENSOR, 602},
   {CUDA_ARG_TENSOR, 604},
   {CUDA_ARG_TENSOR, 2434},
@@ -30434,14 +30805,14 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 593},
   {CUDA_ARG_TENSOR, 594},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2956},
+  {CUDA_ARG_TENSOR, 3191},
   {CUDA_ARG_GRAD, 391},
   {CUDA_ARG_GRAD, 392},
   {CUDA_ARG_PARAM, 391},
   {CUDA_ARG_TENSOR, 594},
   {CUDA_ARG_TENSOR, 2444},
   {CUDA_ARG_MASKS, 69},
-  {CUDA_ARG_TENSOR, 2956},
+  {CUDA_ARG_TENSOR, 3191},
   {CUDA_ARG_TENSOR, 591},
   {CUDA_ARG_TENSOR, 593},
   {CUDA_ARG_TENSOR, 2446},
@@ -30457,9 +30828,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 2443},
   {CUDA_ARG_MASKS, 68},
   {CUDA_ARG_TENSOR, 534},
-  {CUDA_ARG_TENSOR, 536},
-  {CUDA_ARG_TENSOR, 537},
-  {CUDA_ARG_PARAM, 401},
+  {CUDA_ARG_TENSOR, 2876},
   {CUDA_ARG_PARAM, 402},
   {CUDA_ARG_TENSOR, 2450},
   {CUDA_ARG_TENSOR, 2452},
@@ -30468,14 +30837,14 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 582},
   {CUDA_ARG_TENSOR, 583},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2957},
+  {CUDA_ARG_TENSOR, 3192},
   {CUDA_ARG_GRAD, 386},
   {CUDA_ARG_GRAD, 387},
   {CUDA_ARG_PARAM, 386},
   {CUDA_ARG_TENSOR, 583},
   {CUDA_ARG_TENSOR, 2452},
   {CUDA_ARG_MASKS, 67},
-  {CUDA_ARG_TENSOR, 2957},
+  {CUDA_ARG_TENSOR, 3192},
   {CUDA_ARG_TENSOR, 580},
   {CUDA_ARG_TENSOR, 582},
   {CUDA_ARG_TENSOR, 2454},
@@ -30493,15 +30862,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 542},
   {CUDA_ARG_TENSOR, 2456},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2961},
+  {CUDA_ARG_TENSOR, 3196},
   {CUDA_ARG_GRAD, 366},
   {CUDA_ARG_GRAD, 367},
   {CUDA_ARG_TENSOR, 2459},
   {CUDA_ARG_MASKS, 65},
   {CUDA_ARG_TENSOR, 534},
-  {CUDA_ARG_TENSOR, 536},
-  {CUDA_ARG_TENSOR, 537},
-  {CUDA_ARG_PARAM, 401},
+  {CUDA_ARG_TENSOR, 2876},
   {CUDA_ARG_PARAM, 402},
   {CUDA_ARG_TENSOR, 2450},
   {CUDA_ARG_TENSOR, 2458},
@@ -30510,14 +30877,14 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 568},
   {CUDA_ARG_TENSOR, 569},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2958},
+  {CUDA_ARG_TENSOR, 3193},
   {CUDA_ARG_GRAD, 381},
   {CUDA_ARG_GRAD, 382},
   {CUDA_ARG_PARAM, 381},
   {CUDA_ARG_TENSOR, 569},
   {CUDA_ARG_TENSOR, 2458},
   {CUDA_ARG_MASKS, 64},
-  {CUDA_ARG_TENSOR, 2958},
+  {CUDA_ARG_TENSOR, 3193},
   {CUDA_ARG_TENSOR, 566},
   {CUDA_ARG_TENSOR, 568},
   {CUDA_ARG_TENSOR, 2462},
@@ -30534,13 +30901,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 564},
   {CUDA_ARG_TENSOR, 2464},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2959},
+  {CUDA_ARG_TENSOR, 3194},
   {CUDA_ARG_GRAD, 376},
   {CUDA_ARG_GRAD, 377},
   {CUDA_ARG_PARAM, 376},
   {CUDA_ARG_TENSOR, 564},
   {CUDA_ARG_TENSOR, 2464},
-  {CUDA_ARG_TENSOR, 2959},
+  {CUDA_ARG_TENSOR, 3194},
   {CUDA_ARG_TENSOR, 561},
   {CUDA_ARG_TENSOR, 563},
   {CUDA_ARG_TENSOR, 2465},
@@ -30561,14 +30928,14 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 552},
   {CUDA_ARG_TENSOR, 553},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2960},
+  {CUDA_ARG_TENSOR, 3195},
   {CUDA_ARG_GRAD, 371},
   {CUDA_ARG_GRAD, 372},
   {CUDA_ARG_PARAM, 371},
   {CUDA_ARG_TENSOR, 553},
   {CUDA_ARG_TENSOR, 2467},
   {CUDA_ARG_MASKS, 62},
-  {CUDA_ARG_TENSOR, 2960},
+  {CUDA_ARG_TENSOR, 3195},
   {CUDA_ARG_TENSOR, 550},
   {CUDA_ARG_TENSOR, 552},
   {CUDA_ARG_TENSOR, 2471},
@@ -30586,14 +30953,14 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 536},
   {CUDA_ARG_TENSOR, 537},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2962},
+  {CUDA_ARG_TENSOR, 3197},
   {CUDA_ARG_GRAD, 401},
   {CUDA_ARG_GRAD, 402},
   {CUDA_ARG_PARAM, 366},
   {CUDA_ARG_TENSOR, 542},
   {CUDA_ARG_TENSOR, 2473},
   {CUDA_ARG_MASKS, 60},
-  {CUDA_ARG_TENSOR, 2961},
+  {CUDA_ARG_TENSOR, 3196},
   {CUDA_ARG_TENSOR, 539},
   {CUDA_ARG_TENSOR, 541},
   {CUDA_ARG_TENSOR, 2477},
@@ -30613,13 +30980,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 531},
   {CUDA_ARG_TENSOR, 532},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2963},
+  {CUDA_ARG_TENSOR, 3198},
   {CUDA_ARG_GRAD, 396},
   {CUDA_ARG_GRAD, 397},
   {CUDA_ARG_PARAM, 401},
   {CUDA_ARG_TENSOR, 537},
   {CUDA_ARG_TENSOR, 2450},
-  {CUDA_ARG_TENSOR, 2962},
+  {CUDA_ARG_TENSOR, 3197},
   {CUDA_ARG_TENSOR, 534},
   {CUDA_ARG_TENSOR, 536},
   {CUDA_ARG_TENSOR, 2479},
@@ -30636,7 +31003,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_PARAM, 396},
   {CUDA_ARG_TENSOR, 532},
   {CUDA_ARG_TENSOR, 2448},
-  {CUDA_ARG_TENSOR, 2963},
+  {CUDA_ARG_TENSOR, 3198},
   {CUDA_ARG_TENSOR, 529},
   {CUDA_ARG_TENSOR, 531},
   {CUDA_ARG_TENSOR, 2481},
@@ -30652,14 +31019,14 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 522},
   {CUDA_ARG_TENSOR, 523},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2964},
+  {CUDA_ARG_TENSOR, 3199},
   {CUDA_ARG_GRAD, 351},
   {CUDA_ARG_GRAD, 352},
   {CUDA_ARG_PARAM, 351},
   {CUDA_ARG_TENSOR, 523},
   {CUDA_ARG_TENSOR, 2488},
   {CUDA_ARG_MASKS, 59},
-  {CUDA_ARG_TENSOR, 2964},
+  {CUDA_ARG_TENSOR, 3199},
   {CUDA_ARG_TENSOR, 520},
   {CUDA_ARG_TENSOR, 522},
   {CUDA_ARG_TENSOR, 2490},
@@ -30675,14 +31042,14 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 512},
   {CUDA_ARG_TENSOR, 513},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2965},
+  {CUDA_ARG_TENSOR, 3200},
   {CUDA_ARG_GRAD, 346},
   {CUDA_ARG_GRAD, 347},
   {CUDA_ARG_PARAM, 346},
   {CUDA_ARG_TENSOR, 513},
   {CUDA_ARG_TENSOR, 2495},
   {CUDA_ARG_MASKS, 57},
-  {CUDA_ARG_TENSOR, 2965},
+  {CUDA_ARG_TENSOR, 3200},
   {CUDA_ARG_TENSOR, 510},
   {CUDA_ARG_TENSOR, 512},
   {CUDA_ARG_TENSOR, 2497},
@@ -30704,10 +31071,10 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 486},
   {CUDA_ARG_TENSOR, 2499},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2968},
+  {CUDA_ARG_TENSOR, 3203},
   {CUDA_ARG_GRAD, 331},
   {CUDA_ARG_GRAD, 332},
-  {CUDA_ARG_TENSOR, 2969},
+  {CUDA_ARG_TENSOR, 3204},
   {CUDA_ARG_GRAD, 326},
   {CUDA_ARG_GRAD, 327},
   {CUDA_ARG_TENSOR, 2494},
@@ -30716,14 +31083,14 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 505},
   {CUDA_ARG_TENSOR, 506},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2966},
+  {CUDA_ARG_TENSOR, 3201},
   {CUDA_ARG_GRAD, 341},
   {CUDA_ARG_GRAD, 342},
   {CUDA_ARG_PARAM, 341},
   {CUDA_ARG_TENSOR, 506},
   {CUDA_ARG_TENSOR, 2494},
   {CUDA_ARG_MASKS, 56},
-  {CUDA_ARG_TENSOR, 2966},
+  {CUDA_ARG_TENSOR, 3201},
   {CUDA_ARG_TENSOR, 503},
   {CUDA_ARG_TENSOR, 505},
   {CUDA_ARG_TENSOR, 2501},
@@ -30740,13 +31107,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 501},
   {CUDA_ARG_TENSOR, 2503},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2967},
+  {CUDA_ARG_TENSOR, 3202},
   {CUDA_ARG_GRAD, 336},
   {CUDA_ARG_GRAD, 337},
   {CUDA_ARG_PARAM, 336},
   {CUDA_ARG_TENSOR, 501},
   {CUDA_ARG_TENSOR, 2503},
-  {CUDA_ARG_TENSOR, 2967},
+  {CUDA_ARG_TENSOR, 3202},
   {CUDA_ARG_TENSOR, 498},
   {CUDA_ARG_TENSOR, 500},
   {CUDA_ARG_TENSOR, 2504},
@@ -30760,7 +31127,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 493},
   {CUDA_ARG_TENSOR, 2507},
   {CUDA_ARG_MASKS, 55},
-  {CUDA_ARG_TENSOR, 2968},
+  {CUDA_ARG_TENSOR, 3203},
   {CUDA_ARG_TENSOR, 490},
   {CUDA_ARG_TENSOR, 492},
   {CUDA_ARG_TENSOR, 2509},
@@ -30774,7 +31141,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 486},
   {CUDA_ARG_TENSOR, 2506},
   {CUDA_ARG_MASKS, 54},
-  {CUDA_ARG_TENSOR, 2969},
+  {CUDA_ARG_TENSOR, 3204},
   {CUDA_ARG_TENSOR, 483},
   {CUDA_ARG_TENSOR, 485},
   {CUDA_ARG_TENSOR, 2512},
@@ -30790,14 +31157,14 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 477},
   {CUDA_ARG_TENSOR, 478},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2970},
+  {CUDA_ARG_TENSOR, 3205},
   {CUDA_ARG_GRAD, 321},
   {CUDA_ARG_GRAD, 322},
   {CUDA_ARG_PARAM, 321},
   {CUDA_ARG_TENSOR, 478},
   {CUDA_ARG_TENSOR, 2515},
   {CUDA_ARG_MASKS, 53},
-  {CUDA_ARG_TENSOR, 2970},
+  {CUDA_ARG_TENSOR, 3205},
   {CUDA_ARG_TENSOR, 475},
   {CUDA_ARG_TENSOR, 477},
   {CUDA_ARG_TENSOR, 2517},
@@ -30819,14 +31186,14 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 470},
   {CUDA_ARG_TENSOR, 471},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2971},
+  {CUDA_ARG_TENSOR, 3206},
   {CUDA_ARG_GRAD, 316},
   {CUDA_ARG_GRAD, 317},
   {CUDA_ARG_PARAM, 316},
   {CUDA_ARG_TENSOR, 471},
   {CUDA_ARG_TENSOR, 2514},
   {CUDA_ARG_MASKS, 52},
-  {CUDA_ARG_TENSOR, 2971},
+  {CUDA_ARG_TENSOR, 3206},
   {CUDA_ARG_TENSOR, 468},
   {CUDA_ARG_TENSOR, 470},
   {CUDA_ARG_TENSOR, 2520},
@@ -30843,13 +31210,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 466},
   {CUDA_ARG_TENSOR, 2522},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2972},
+  {CUDA_ARG_TENSOR, 3207},
   {CUDA_ARG_GRAD, 311},
   {CUDA_ARG_GRAD, 312},
   {CUDA_ARG_PARAM, 311},
   {CUDA_ARG_TENSOR, 466},
   {CUDA_ARG_TENSOR, 2522},
-  {CUDA_ARG_TENSOR, 2972},
+  {CUDA_ARG_TENSOR, 3207},
   {CUDA_ARG_TENSOR, 463},
   {CUDA_ARG_TENSOR, 465},
   {CUDA_ARG_TENSOR, 2523},
@@ -30867,7 +31234,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 455},
   {CUDA_ARG_TENSOR, 2525},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2973},
+  {CUDA_ARG_TENSOR, 3208},
   {CUDA_ARG_GRAD, 306},
   {CUDA_ARG_GRAD, 307},
   {CUDA_ARG_TENSOR, 2527},
@@ -30877,14 +31244,14 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 449},
   {CUDA_ARG_TENSOR, 450},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2974},
+  {CUDA_ARG_TENSOR, 3209},
   {CUDA_ARG_GRAD, 361},
   {CUDA_ARG_GRAD, 362},
   {CUDA_ARG_PARAM, 306},
   {CUDA_ARG_TENSOR, 455},
   {CUDA_ARG_TENSOR, 2526},
   {CUDA_ARG_MASKS, 50},
-  {CUDA_ARG_TENSOR, 2973},
+  {CUDA_ARG_TENSOR, 3208},
   {CUDA_ARG_TENSOR, 452},
   {CUDA_ARG_TENSOR, 454},
   {CUDA_ARG_TENSOR, 2530},
@@ -30904,13 +31271,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 445},
   {CUDA_ARG_TENSOR, 2492},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2975},
+  {CUDA_ARG_TENSOR, 3210},
   {CUDA_ARG_GRAD, 356},
   {CUDA_ARG_GRAD, 357},
   {CUDA_ARG_PARAM, 361},
   {CUDA_ARG_TENSOR, 450},
   {CUDA_ARG_TENSOR, 2493},
-  {CUDA_ARG_TENSOR, 2974},
+  {CUDA_ARG_TENSOR, 3209},
   {CUDA_ARG_TENSOR, 447},
   {CUDA_ARG_TENSOR, 449},
   {CUDA_ARG_TENSOR, 2532},
@@ -30927,7 +31294,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_PARAM, 356},
   {CUDA_ARG_TENSOR, 445},
   {CUDA_ARG_TENSOR, 2492},
-  {CUDA_ARG_TENSOR, 2975},
+  {CUDA_ARG_TENSOR, 3210},
   {CUDA_ARG_TENSOR, 442},
   {CUDA_ARG_TENSOR, 444},
   {CUDA_ARG_TENSOR, 2534},
@@ -30943,14 +31310,14 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 435},
   {CUDA_ARG_TENSOR, 436},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2976},
+  {CUDA_ARG_TENSOR, 3211},
   {CUDA_ARG_GRAD, 291},
   {CUDA_ARG_GRAD, 292},
   {CUDA_ARG_PARAM, 291},
   {CUDA_ARG_TENSOR, 436},
   {CUDA_ARG_TENSOR, 2541},
   {CUDA_ARG_MASKS, 49},
-  {CUDA_ARG_TENSOR, 2976},
+  {CUDA_ARG_TENSOR, 3211},
   {CUDA_ARG_TENSOR, 433},
   {CUDA_ARG_TENSOR, 435},
   {CUDA_ARG_TENSOR, 2543},
@@ -30966,14 +31333,14 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 425},
   {CUDA_ARG_TENSOR, 426},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2977},
+  {CUDA_ARG_TENSOR, 3212},
   {CUDA_ARG_GRAD, 286},
   {CUDA_ARG_GRAD, 287},
   {CUDA_ARG_PARAM, 286},
   {CUDA_ARG_TENSOR, 426},
   {CUDA_ARG_TENSOR, 2548},
   {CUDA_ARG_MASKS, 47},
-  {CUDA_ARG_TENSOR, 2977},
+  {CUDA_ARG_TENSOR, 3212},
   {CUDA_ARG_TENSOR, 423},
   {CUDA_ARG_TENSOR, 425},
   {CUDA_ARG_TENSOR, 2550},
@@ -30995,10 +31362,10 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 399},
   {CUDA_ARG_TENSOR, 2552},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2980},
+  {CUDA_ARG_TENSOR, 3215},
   {CUDA_ARG_GRAD, 271},
   {CUDA_ARG_GRAD, 272},
-  {CUDA_ARG_TENSOR, 2981},
+  {CUDA_ARG_TENSOR, 3216},
   {CUDA_ARG_GRAD, 266},
   {CUDA_ARG_GRAD, 267},
   {CUDA_ARG_TENSOR, 2547},
@@ -31007,14 +31374,14 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 418},
   {CUDA_ARG_TENSOR, 419},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2978},
+  {CUDA_ARG_TENSOR, 3213},
   {CUDA_ARG_GRAD, 281},
   {CUDA_ARG_GRAD, 282},
   {CUDA_ARG_PARAM, 281},
   {CUDA_ARG_TENSOR, 419},
   {CUDA_ARG_TENSOR, 2547},
   {CUDA_ARG_MASKS, 46},
-  {CUDA_ARG_TENSOR, 2978},
+  {CUDA_ARG_TENSOR, 3213},
   {CUDA_ARG_TENSOR, 416},
   {CUDA_ARG_TENSOR, 418},
   {CUDA_ARG_TENSOR, 2554},
@@ -31031,13 +31398,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 414},
   {CUDA_ARG_TENSOR, 2556},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2979},
+  {CUDA_ARG_TENSOR, 3214},
   {CUDA_ARG_GRAD, 276},
   {CUDA_ARG_GRAD, 277},
   {CUDA_ARG_PARAM, 276},
   {CUDA_ARG_TENSOR, 414},
   {CUDA_ARG_TENSOR, 2556},
-  {CUDA_ARG_TENSOR, 2979},
+  {CUDA_ARG_TENSOR, 3214},
   {CUDA_ARG_TENSOR, 411},
   {CUDA_ARG_TENSOR, 413},
   {CUDA_ARG_TENSOR, 2557},
@@ -31051,7 +31418,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 406},
   {CUDA_ARG_TENSOR, 2560},
   {CUDA_ARG_MASKS, 45},
-  {CUDA_ARG_TENSOR, 2980},
+  {CUDA_ARG_TENSOR, 3215},
   {CUDA_ARG_TENSOR, 403},
   {CUDA_ARG_TENSOR, 405},
   {CUDA_ARG_TENSOR, 2562},
@@ -31065,7 +31432,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 399},
   {CUDA_ARG_TENSOR, 2559},
   {CUDA_ARG_MASKS, 44},
-  {CUDA_ARG_TENSOR, 2981},
+  {CUDA_ARG_TENSOR, 3216},
   {CUDA_ARG_TENSOR, 396},
   {CUDA_ARG_TENSOR, 398},
   {CUDA_ARG_TENSOR, 2565},
@@ -31081,14 +31448,14 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 390},
   {CUDA_ARG_TENSOR, 391},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2982},
+  {CUDA_ARG_TENSOR, 3217},
   {CUDA_ARG_GRAD, 261},
   {CUDA_ARG_GRAD, 262},
   {CUDA_ARG_PARAM, 261},
   {CUDA_ARG_TENSOR, 391},
   {CUDA_ARG_TENSOR, 2568},
   {CUDA_ARG_MASKS, 43},
-  {CUDA_ARG_TENSOR, 2982},
+  {CUDA_ARG_TENSOR, 3217},
   {CUDA_ARG_TENSOR, 388},
   {CUDA_ARG_TENSOR, 390},
   {CUDA_ARG_TENSOR, 2570},
@@ -31110,14 +31477,14 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 383},
   {CUDA_ARG_TENSOR, 384},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2983},
+  {CUDA_ARG_TENSOR, 3218},
   {CUDA_ARG_GRAD, 256},
   {CUDA_ARG_GRAD, 257},
   {CUDA_ARG_PARAM, 256},
   {CUDA_ARG_TENSOR, 384},
   {CUDA_ARG_TENSOR, 2567},
   {CUDA_ARG_MASKS, 42},
-  {CUDA_ARG_TENSOR, 2983},
+  {CUDA_ARG_TENSOR, 3218},
   {CUDA_ARG_TENSOR, 381},
   {CUDA_ARG_TENSOR, 383},
   {CUDA_ARG_TENSOR, 2573},
@@ -31134,13 +31501,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 379},
   {CUDA_ARG_TENSOR, 2575},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2984},
+  {CUDA_ARG_TENSOR, 3219},
   {CUDA_ARG_GRAD, 251},
   {CUDA_ARG_GRAD, 252},
   {CUDA_ARG_PARAM, 251},
   {CUDA_ARG_TENSOR, 379},
   {CUDA_ARG_TENSOR, 2575},
-  {CUDA_ARG_TENSOR, 2984},
+  {CUDA_ARG_TENSOR, 3219},
   {CUDA_ARG_TENSOR, 376},
   {CUDA_ARG_TENSOR, 378},
   {CUDA_ARG_TENSOR, 2576},
@@ -31158,7 +31525,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 368},
   {CUDA_ARG_TENSOR, 2578},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2985},
+  {CUDA_ARG_TENSOR, 3220},
   {CUDA_ARG_GRAD, 246},
   {CUDA_ARG_GRAD, 247},
   {CUDA_ARG_TENSOR, 2580},
@@ -31168,14 +31535,14 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 362},
   {CUDA_ARG_TENSOR, 363},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2986},
+  {CUDA_ARG_TENSOR, 3221},
   {CUDA_ARG_GRAD, 301},
   {CUDA_ARG_GRAD, 302},
   {CUDA_ARG_PARAM, 246},
   {CUDA_ARG_TENSOR, 368},
   {CUDA_ARG_TENSOR, 2579},
   {CUDA_ARG_MASKS, 40},
-  {CUDA_ARG_TENSOR, 2985},
+  {CUDA_ARG_TENSOR, 3220},
   {CUDA_ARG_TENSOR, 365},
   {CUDA_ARG_TENSOR, 367},
   {CUDA_ARG_TENSOR, 2583},
@@ -31195,13 +31562,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 358},
   {CUDA_ARG_TENSOR, 2545},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2987},
+  {CUDA_ARG_TENSOR, 3222},
   {CUDA_ARG_GRAD, 296},
   {CUDA_ARG_GRAD, 297},
   {CUDA_ARG_PARAM, 301},
   {CUDA_ARG_TENSOR, 363},
   {CUDA_ARG_TENSOR, 2546},
-  {CUDA_ARG_TENSOR, 2986},
+  {CUDA_ARG_TENSOR, 3221},
   {CUDA_ARG_TENSOR, 360},
   {CUDA_ARG_TENSOR, 362},
   {CUDA_ARG_TENSOR, 2585},
@@ -31218,7 +31585,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_PARAM, 296},
   {CUDA_ARG_TENSOR, 358},
   {CUDA_ARG_TENSOR, 2545},
-  {CUDA_ARG_TENSOR, 2987},
+  {CUDA_ARG_TENSOR, 3222},
   {CUDA_ARG_TENSOR, 355},
   {CUDA_ARG_TENSOR, 357},
   {CUDA_ARG_TENSOR, 2587},
@@ -31234,14 +31601,14 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 348},
   {CUDA_ARG_TENSOR, 349},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2988},
+  {CUDA_ARG_TENSOR, 3223},
   {CUDA_ARG_GRAD, 231},
   {CUDA_ARG_GRAD, 232},
   {CUDA_ARG_PARAM, 231},
   {CUDA_ARG_TENSOR, 349},
   {CUDA_ARG_TENSOR, 2594},
   {CUDA_ARG_MASKS, 39},
-  {CUDA_ARG_TENSOR, 2988},
+  {CUDA_ARG_TENSOR, 3223},
   {CUDA_ARG_TENSOR, 346},
   {CUDA_ARG_TENSOR, 348},
   {CUDA_ARG_TENSOR, 2596},
@@ -31257,14 +31624,14 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 338},
   {CUDA_ARG_TENSOR, 339},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2989},
+  {CUDA_ARG_TENSOR, 3224},
   {CUDA_ARG_GRAD, 226},
   {CUDA_ARG_GRAD, 227},
   {CUDA_ARG_PARAM, 226},
   {CUDA_ARG_TENSOR, 339},
   {CUDA_ARG_TENSOR, 2601},
   {CUDA_ARG_MASKS, 37},
-  {CUDA_ARG_TENSOR, 2989},
+  {CUDA_ARG_TENSOR, 3224},
   {CUDA_ARG_TENSOR, 336},
   {CUDA_ARG_TENSOR, 338},
   {CUDA_ARG_TENSOR, 2603},
@@ -31286,10 +31653,10 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 312},
   {CUDA_ARG_TENSOR, 2605},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2992},
+  {CUDA_ARG_TENSOR, 3227},
   {CUDA_ARG_GRAD, 211},
   {CUDA_ARG_GRAD, 212},
-  {CUDA_ARG_TENSOR, 2993},
+  {CUDA_ARG_TENSOR, 3228},
   {CUDA_ARG_GRAD, 206},
   {CUDA_ARG_GRAD, 207},
   {CUDA_ARG_TENSOR, 2600},
@@ -31298,14 +31665,14 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 331},
   {CUDA_ARG_TENSOR, 332},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2990},
+  {CUDA_ARG_TENSOR, 3225},
   {CUDA_ARG_GRAD, 221},
   {CUDA_ARG_GRAD, 222},
   {CUDA_ARG_PARAM, 221},
   {CUDA_ARG_TENSOR, 332},
   {CUDA_ARG_TENSOR, 2600},
   {CUDA_ARG_MASKS, 36},
-  {CUDA_ARG_TENSOR, 2990},
+  {CUDA_ARG_TENSOR, 3225},
   {CUDA_ARG_TENSOR, 329},
   {CUDA_ARG_TENSOR, 331},
   {CUDA_ARG_TENSOR, 2607},
@@ -31322,13 +31689,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 327},
   {CUDA_ARG_TENSOR, 2609},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2991},
+  {CUDA_ARG_TENSOR, 3226},
   {CUDA_ARG_GRAD, 216},
   {CUDA_ARG_GRAD, 217},
   {CUDA_ARG_PARAM, 216},
   {CUDA_ARG_TENSOR, 327},
   {CUDA_ARG_TENSOR, 2609},
-  {CUDA_ARG_TENSOR, 2991},
+  {CUDA_ARG_TENSOR, 3226},
   {CUDA_ARG_TENSOR, 324},
   {CUDA_ARG_TENSOR, 326},
   {CUDA_ARG_TENSOR, 2610},
@@ -31342,7 +31709,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 319},
   {CUDA_ARG_TENSOR, 2613},
   {CUDA_ARG_MASKS, 35},
-  {CUDA_ARG_TENSOR, 2992},
+  {CUDA_ARG_TENSOR, 3227},
   {CUDA_ARG_TENSOR, 316},
   {CUDA_ARG_TENSOR, 318},
   {CUDA_ARG_TENSOR, 2615},
@@ -31356,7 +31723,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 312},
   {CUDA_ARG_TENSOR, 2612},
   {CUDA_ARG_MASKS, 34},
-  {CUDA_ARG_TENSOR, 2993},
+  {CUDA_ARG_TENSOR, 3228},
   {CUDA_ARG_TENSOR, 309},
   {CUDA_ARG_TENSOR, 311},
   {CUDA_ARG_TENSOR, 2618},
@@ -31372,14 +31739,14 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 303},
   {CUDA_ARG_TENSOR, 304},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2994},
+  {CUDA_ARG_TENSOR, 3229},
   {CUDA_ARG_GRAD, 201},
   {CUDA_ARG_GRAD, 202},
   {CUDA_ARG_PARAM, 201},
   {CUDA_ARG_TENSOR, 304},
   {CUDA_ARG_TENSOR, 2621},
   {CUDA_ARG_MASKS, 33},
-  {CUDA_ARG_TENSOR, 2994},
+  {CUDA_ARG_TENSOR, 3229},
   {CUDA_ARG_TENSOR, 301},
   {CUDA_ARG_TENSOR, 303},
   {CUDA_ARG_TENSOR, 2623},
@@ -31401,14 +31768,14 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 296},
   {CUDA_ARG_TENSOR, 297},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2995},
+  {CUDA_ARG_TENSOR, 3230},
   {CUDA_ARG_GRAD, 196},
   {CUDA_ARG_GRAD, 197},
   {CUDA_ARG_PARAM, 196},
   {CUDA_ARG_TENSOR, 297},
   {CUDA_ARG_TENSOR, 2620},
   {CUDA_ARG_MASKS, 32},
-  {CUDA_ARG_TENSOR, 2995},
+  {CUDA_ARG_TENSOR, 3230},
   {CUDA_ARG_TENSOR, 294},
   {CUDA_ARG_TENSOR, 296},
   {CUDA_ARG_TENSOR, 2626},
@@ -31425,13 +31792,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 292},
   {CUDA_ARG_TENSOR, 2628},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2996},
+  {CUDA_ARG_TENSOR, 3231},
   {CUDA_ARG_GRAD, 191},
   {CUDA_ARG_GRAD, 192},
   {CUDA_ARG_PARAM, 191},
   {CUDA_ARG_TENSOR, 292},
   {CUDA_ARG_TENSOR, 2628},
-  {CUDA_ARG_TENSOR, 2996},
+  {CUDA_ARG_TENSOR, 3231},
   {CUDA_ARG_TENSOR, 289},
   {CUDA_ARG_TENSOR, 291},
   {CUDA_ARG_TENSOR, 2629},
@@ -31449,7 +31816,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 281},
   {CUDA_ARG_TENSOR, 2631},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2997},
+  {CUDA_ARG_TENSOR, 3232},
   {CUDA_ARG_GRAD, 186},
   {CUDA_ARG_GRAD, 187},
   {CUDA_ARG_TENSOR, 2633},
@@ -31459,14 +31826,14 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 275},
   {CUDA_ARG_TENSOR, 276},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2998},
+  {CUDA_ARG_TENSOR, 3233},
   {CUDA_ARG_GRAD, 241},
   {CUDA_ARG_GRAD, 242},
   {CUDA_ARG_PARAM, 186},
   {CUDA_ARG_TENSOR, 281},
   {CUDA_ARG_TENSOR, 2632},
   {CUDA_ARG_MASKS, 30},
-  {CUDA_ARG_TENSOR, 2997},
+  {CUDA_ARG_TENSOR, 3232},
   {CUDA_ARG_TENSOR, 278},
   {CUDA_ARG_TENSOR, 280},
   {CUDA_ARG_TENSOR, 2636},
@@ -31486,13 +31853,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 271},
   {CUDA_ARG_TENSOR, 2598},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 2999},
+  {CUDA_ARG_TENSOR, 3234},
   {CUDA_ARG_GRAD, 236},
   {CUDA_ARG_GRAD, 237},
   {CUDA_ARG_PARAM, 241},
   {CUDA_ARG_TENSOR, 276},
   {CUDA_ARG_TENSOR, 2599},
-  {CUDA_ARG_TENSOR, 2998},
+  {CUDA_ARG_TENSOR, 3233},
   {CUDA_ARG_TENSOR, 273},
   {CUDA_ARG_TENSOR, 275},
   {CUDA_ARG_TENSOR, 2638},
@@ -31509,7 +31876,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_PARAM, 236},
   {CUDA_ARG_TENSOR, 271},
   {CUDA_ARG_TENSOR, 2598},
-  {CUDA_ARG_TENSOR, 2999},
+  {CUDA_ARG_TENSOR, 3234},
   {CUDA_ARG_TENSOR, 268},
   {CUDA_ARG_TENSOR, 270},
   {CUDA_ARG_TENSOR, 2640},
@@ -31525,14 +31892,14 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 261},
   {CUDA_ARG_TENSOR, 262},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 3000},
+  {CUDA_ARG_TENSOR, 3235},
   {CUDA_ARG_GRAD, 171},
   {CUDA_ARG_GRAD, 172},
   {CUDA_ARG_PARAM, 171},
   {CUDA_ARG_TENSOR, 262},
   {CUDA_ARG_TENSOR, 2647},
   {CUDA_ARG_MASKS, 29},
-  {CUDA_ARG_TENSOR, 3000},
+  {CUDA_ARG_TENSOR, 3235},
   {CUDA_ARG_TENSOR, 259},
   {CUDA_ARG_TENSOR, 261},
   {CUDA_ARG_TENSOR, 2649},
@@ -31548,14 +31915,14 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 251},
   {CUDA_ARG_TENSOR, 252},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 3001},
+  {CUDA_ARG_TENSOR, 3236},
   {CUDA_ARG_GRAD, 166},
   {CUDA_ARG_GRAD, 167},
   {CUDA_ARG_PARAM, 166},
   {CUDA_ARG_TENSOR, 252},
   {CUDA_ARG_TENSOR, 2654},
   {CUDA_ARG_MASKS, 27},
-  {CUDA_ARG_TENSOR, 3001},
+  {CUDA_ARG_TENSOR, 3236},
   {CUDA_ARG_TENSOR, 249},
   {CUDA_ARG_TENSOR, 251},
   {CUDA_ARG_TENSOR, 2656},
@@ -31577,10 +31944,10 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 225},
   {CUDA_ARG_TENSOR, 2658},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 3004},
+  {CUDA_ARG_TENSOR, 3239},
   {CUDA_ARG_GRAD, 151},
   {CUDA_ARG_GRAD, 152},
-  {CUDA_ARG_TENSOR, 3005},
+  {CUDA_ARG_TENSOR, 3240},
   {CUDA_ARG_GRAD, 146},
   {CUDA_ARG_GRAD, 147},
   {CUDA_ARG_TENSOR, 2653},
@@ -31589,14 +31956,14 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 244},
   {CUDA_ARG_TENSOR, 245},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 3002},
+  {CUDA_ARG_TENSOR, 3237},
   {CUDA_ARG_GRAD, 161},
   {CUDA_ARG_GRAD, 162},
   {CUDA_ARG_PARAM, 161},
   {CUDA_ARG_TENSOR, 245},
   {CUDA_ARG_TENSOR, 2653},
   {CUDA_ARG_MASKS, 26},
-  {CUDA_ARG_TENSOR, 3002},
+  {CUDA_ARG_TENSOR, 3237},
   {CUDA_ARG_TENSOR, 242},
   {CUDA_ARG_TENSOR, 244},
   {CUDA_ARG_TENSOR, 2660},
@@ -31613,13 +31980,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 240},
   {CUDA_ARG_TENSOR, 2662},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 3003},
+  {CUDA_ARG_TENSOR, 3238},
   {CUDA_ARG_GRAD, 156},
   {CUDA_ARG_GRAD, 157},
   {CUDA_ARG_PARAM, 156},
   {CUDA_ARG_TENSOR, 240},
   {CUDA_ARG_TENSOR, 2662},
-  {CUDA_ARG_TENSOR, 3003},
+  {CUDA_ARG_TENSOR, 3238},
   {CUDA_ARG_TENSOR, 237},
   {CUDA_ARG_TENSOR, 239},
   {CUDA_ARG_TENSOR, 2663},
@@ -31633,7 +32000,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 232},
   {CUDA_ARG_TENSOR, 2666},
   {CUDA_ARG_MASKS, 25},
-  {CUDA_ARG_TENSOR, 3004},
+  {CUDA_ARG_TENSOR, 3239},
   {CUDA_ARG_TENSOR, 229},
   {CUDA_ARG_TENSOR, 231},
   {CUDA_ARG_TENSOR, 2668},
@@ -31647,7 +32014,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 225},
   {CUDA_ARG_TENSOR, 2665},
   {CUDA_ARG_MASKS, 24},
-  {CUDA_ARG_TENSOR, 3005},
+  {CUDA_ARG_TENSOR, 3240},
   {CUDA_ARG_TENSOR, 222},
   {CUDA_ARG_TENSOR, 224},
   {CUDA_ARG_TENSOR, 2671},
@@ -31663,14 +32030,14 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 216},
   {CUDA_ARG_TENSOR, 217},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 3006},
+  {CUDA_ARG_TENSOR, 3241},
   {CUDA_ARG_GRAD, 141},
   {CUDA_ARG_GRAD, 142},
   {CUDA_ARG_PARAM, 141},
   {CUDA_ARG_TENSOR, 217},
   {CUDA_ARG_TENSOR, 2674},
   {CUDA_ARG_MASKS, 23},
-  {CUDA_ARG_TENSOR, 3006},
+  {CUDA_ARG_TENSOR, 3241},
   {CUDA_ARG_TENSOR, 214},
   {CUDA_ARG_TENSOR, 216},
   {CUDA_ARG_TENSOR, 2676},
@@ -31692,14 +32059,14 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 209},
   {CUDA_ARG_TENSOR, 210},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 3007},
+  {CUDA_ARG_TENSOR, 3242},
   {CUDA_ARG_GRAD, 136},
   {CUDA_ARG_GRAD, 137},
   {CUDA_ARG_PARAM, 136},
   {CUDA_ARG_TENSOR, 210},
   {CUDA_ARG_TENSOR, 2673},
   {CUDA_ARG_MASKS, 22},
-  {CUDA_ARG_TENSOR, 3007},
+  {CUDA_ARG_TENSOR, 3242},
   {CUDA_ARG_TENSOR, 207},
   {CUDA_ARG_TENSOR, 209},
   {CUDA_ARG_TENSOR, 2679},
@@ -31716,13 +32083,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 205},
   {CUDA_ARG_TENSOR, 2681},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 3008},
+  {CUDA_ARG_TENSOR, 3243},
   {CUDA_ARG_GRAD, 131},
   {CUDA_ARG_GRAD, 132},
   {CUDA_ARG_PARAM, 131},
   {CUDA_ARG_TENSOR, 205},
   {CUDA_ARG_TENSOR, 2681},
-  {CUDA_ARG_TENSOR, 3008},
+  {CUDA_ARG_TENSOR, 3243},
   {CUDA_ARG_TENSOR, 202},
   {CUDA_ARG_TENSOR, 204},
   {CUDA_ARG_TENSOR, 2682},
@@ -31740,7 +32107,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 194},
   {CUDA_ARG_TENSOR, 2684},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 3009},
+  {CUDA_ARG_TENSOR, 3244},
   {CUDA_ARG_GRAD, 126},
   {CUDA_ARG_GRAD, 127},
   {CUDA_ARG_TENSOR, 2686},
@@ -31750,14 +32117,14 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 188},
   {CUDA_ARG_TENSOR, 189},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 3010},
+  {CUDA_ARG_TENSOR, 3245},
   {CUDA_ARG_GRAD, 181},
   {CUDA_ARG_GRAD, 182},
   {CUDA_ARG_PARAM, 126},
   {CUDA_ARG_TENSOR, 194},
   {CUDA_ARG_TENSOR, 2685},
   {CUDA_ARG_MASKS, 20},
-  {CUDA_ARG_TENSOR, 3009},
+  {CUDA_ARG_TENSOR, 3244},
   {CUDA_ARG_TENSOR, 191},
   {CUDA_ARG_TENSOR, 193},
   {CUDA_ARG_TENSOR, 2689},
@@ -31777,13 +32144,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 184},
   {CUDA_ARG_TENSOR, 2651},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 3011},
+  {CUDA_ARG_TENSOR, 3246},
   {CUDA_ARG_GRAD, 176},
   {CUDA_ARG_GRAD, 177},
   {CUDA_ARG_PARAM, 181},
   {CUDA_ARG_TENSOR, 189},
   {CUDA_ARG_TENSOR, 2652},
-  {CUDA_ARG_TENSOR, 3010},
+  {CUDA_ARG_TENSOR, 3245},
   {CUDA_ARG_TENSOR, 186},
   {CUDA_ARG_TENSOR, 188},
   {CUDA_ARG_TENSOR, 2691},
@@ -31800,7 +32167,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_PARAM, 176},
   {CUDA_ARG_TENSOR, 184},
   {CUDA_ARG_TENSOR, 2651},
-  {CUDA_ARG_TENSOR, 3011},
+  {CUDA_ARG_TENSOR, 3246},
   {CUDA_ARG_TENSOR, 181},
   {CUDA_ARG_TENSOR, 183},
   {CUDA_ARG_TENSOR, 2693},
@@ -31816,14 +32183,14 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 174},
   {CUDA_ARG_TENSOR, 175},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 3012},
+  {CUDA_ARG_TENSOR, 3247},
   {CUDA_ARG_GRAD, 111},
   {CUDA_ARG_GRAD, 112},
   {CUDA_ARG_PARAM, 111},
   {CUDA_ARG_TENSOR, 175},
   {CUDA_ARG_TENSOR, 2700},
   {CUDA_ARG_MASKS, 19},
-  {CUDA_ARG_TENSOR, 3012},
+  {CUDA_ARG_TENSOR, 3247},
   {CUDA_ARG_TENSOR, 172},
   {CUDA_ARG_TENSOR, 174},
   {CUDA_ARG_TENSOR, 2702},
@@ -31839,14 +32206,14 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 164},
   {CUDA_ARG_TENSOR, 165},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 3013},
+  {CUDA_ARG_TENSOR, 3248},
   {CUDA_ARG_GRAD, 106},
   {CUDA_ARG_GRAD, 107},
   {CUDA_ARG_PARAM, 106},
   {CUDA_ARG_TENSOR, 165},
   {CUDA_ARG_TENSOR, 2707},
   {CUDA_ARG_MASKS, 17},
-  {CUDA_ARG_TENSOR, 3013},
+  {CUDA_ARG_TENSOR, 3248},
   {CUDA_ARG_TENSOR, 162},
   {CUDA_ARG_TENSOR, 164},
   {CUDA_ARG_TENSOR, 2709},
@@ -31868,10 +32235,10 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 138},
   {CUDA_ARG_TENSOR, 2711},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 3016},
+  {CUDA_ARG_TENSOR, 3251},
   {CUDA_ARG_GRAD, 91},
   {CUDA_ARG_GRAD, 92},
-  {CUDA_ARG_TENSOR, 3017},
+  {CUDA_ARG_TENSOR, 3252},
   {CUDA_ARG_GRAD, 86},
   {CUDA_ARG_GRAD, 87},
   {CUDA_ARG_TENSOR, 2706},
@@ -31880,14 +32247,14 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 157},
   {CUDA_ARG_TENSOR, 158},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 3014},
+  {CUDA_ARG_TENSOR, 3249},
   {CUDA_ARG_GRAD, 101},
   {CUDA_ARG_GRAD, 102},
   {CUDA_ARG_PARAM, 101},
   {CUDA_ARG_TENSOR, 158},
   {CUDA_ARG_TENSOR, 2706},
   {CUDA_ARG_MASKS, 16},
-  {CUDA_ARG_TENSOR, 3014},
+  {CUDA_ARG_TENSOR, 3249},
   {CUDA_ARG_TENSOR, 155},
   {CUDA_ARG_TENSOR, 157},
   {CUDA_ARG_TENSOR, 2713},
@@ -31904,13 +32271,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 153},
   {CUDA_ARG_TENSOR, 2715},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 3015},
+  {CUDA_ARG_TENSOR, 3250},
   {CUDA_ARG_GRAD, 96},
   {CUDA_ARG_GRAD, 97},
   {CUDA_ARG_PARAM, 96},
   {CUDA_ARG_TENSOR, 153},
   {CUDA_ARG_TENSOR, 2715},
-  {CUDA_ARG_TENSOR, 3015},
+  {CUDA_ARG_TENSOR, 3250},
   {CUDA_ARG_TENSOR, 150},
   {CUDA_ARG_TENSOR, 152},
   {CUDA_ARG_TENSOR, 2716},
@@ -31924,7 +32291,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 145},
   {CUDA_ARG_TENSOR, 2719},
   {CUDA_ARG_MASKS, 15},
-  {CUDA_ARG_TENSOR, 3016},
+  {CUDA_ARG_TENSOR, 3251},
   {CUDA_ARG_TENSOR, 142},
   {CUDA_ARG_TENSOR, 144},
   {CUDA_ARG_TENSOR, 2721},
@@ -31938,7 +32305,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 138},
   {CUDA_ARG_TENSOR, 2718},
   {CUDA_ARG_MASKS, 14},
-  {CUDA_ARG_TENSOR, 3017},
+  {CUDA_ARG_TENSOR, 3252},
   {CUDA_ARG_TENSOR, 135},
   {CUDA_ARG_TENSOR, 137},
   {CUDA_ARG_TENSOR, 2724},
@@ -31954,14 +32321,14 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 129},
   {CUDA_ARG_TENSOR, 130},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 3018},
+  {CUDA_ARG_TENSOR, 3253},
   {CUDA_ARG_GRAD, 81},
   {CUDA_ARG_GRAD, 82},
   {CUDA_ARG_PARAM, 81},
   {CUDA_ARG_TENSOR, 130},
   {CUDA_ARG_TENSOR, 2727},
   {CUDA_ARG_MASKS, 13},
-  {CUDA_ARG_TENSOR, 3018},
+  {CUDA_ARG_TENSOR, 3253},
   {CUDA_ARG_TENSOR, 127},
   {CUDA_ARG_TENSOR, 129},
   {CUDA_ARG_TENSOR, 2729},
@@ -31983,14 +32350,14 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 122},
   {CUDA_ARG_TENSOR, 123},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 3019},
+  {CUDA_ARG_TENSOR, 3254},
   {CUDA_ARG_GRAD, 76},
   {CUDA_ARG_GRAD, 77},
   {CUDA_ARG_PARAM, 76},
   {CUDA_ARG_TENSOR, 123},
   {CUDA_ARG_TENSOR, 2726},
   {CUDA_ARG_MASKS, 12},
-  {CUDA_ARG_TENSOR, 3019},
+  {CUDA_ARG_TENSOR, 3254},
   {CUDA_ARG_TENSOR, 120},
   {CUDA_ARG_TENSOR, 122},
   {CUDA_ARG_TENSOR, 2732},
@@ -32007,13 +32374,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 118},
   {CUDA_ARG_TENSOR, 2734},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 3020},
+  {CUDA_ARG_TENSOR, 3255},
   {CUDA_ARG_GRAD, 71},
   {CUDA_ARG_GRAD, 72},
   {CUDA_ARG_PARAM, 71},
   {CUDA_ARG_TENSOR, 118},
   {CUDA_ARG_TENSOR, 2734},
-  {CUDA_ARG_TENSOR, 3020},
+  {CUDA_ARG_TENSOR, 3255},
   {CUDA_ARG_TENSOR, 115},
   {CUDA_ARG_TENSOR, 117},
   {CUDA_ARG_TENSOR, 2735},
@@ -32031,7 +32398,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 107},
   {CUDA_ARG_TENSOR, 2737},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 3021},
+  {CUDA_ARG_TENSOR, 3256},
   {CUDA_ARG_GRAD, 66},
   {CUDA_ARG_GRAD, 67},
   {CUDA_ARG_TENSOR, 2739},
@@ -32041,14 +32408,14 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 101},
   {CUDA_ARG_TENSOR, 102},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 3022},
+  {CUDA_ARG_TENSOR, 3257},
   {CUDA_ARG_GRAD, 121},
   {CUDA_ARG_GRAD, 122},
   {CUDA_ARG_PARAM, 66},
   {CUDA_ARG_TENSOR, 107},
   {CUDA_ARG_TENSOR, 2738},
   {CUDA_ARG_MASKS, 10},
-  {CUDA_ARG_TENSOR, 3021},
+  {CUDA_ARG_TENSOR, 3256},
   {CUDA_ARG_TENSOR, 104},
   {CUDA_ARG_TENSOR, 106},
   {CUDA_ARG_TENSOR, 2742},
@@ -32068,13 +32435,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 97},
   {CUDA_ARG_TENSOR, 2704},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 3023},
+  {CUDA_ARG_TENSOR, 3258},
   {CUDA_ARG_GRAD, 116},
   {CUDA_ARG_GRAD, 117},
   {CUDA_ARG_PARAM, 121},
   {CUDA_ARG_TENSOR, 102},
   {CUDA_ARG_TENSOR, 2705},
-  {CUDA_ARG_TENSOR, 3022},
+  {CUDA_ARG_TENSOR, 3257},
   {CUDA_ARG_TENSOR, 99},
   {CUDA_ARG_TENSOR, 101},
   {CUDA_ARG_TENSOR, 2744},
@@ -32091,7 +32458,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_PARAM, 116},
   {CUDA_ARG_TENSOR, 97},
   {CUDA_ARG_TENSOR, 2704},
-  {CUDA_ARG_TENSOR, 3023},
+  {CUDA_ARG_TENSOR, 3258},
   {CUDA_ARG_TENSOR, 94},
   {CUDA_ARG_TENSOR, 96},
   {CUDA_ARG_TENSOR, 2746},
@@ -32107,14 +32474,14 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 87},
   {CUDA_ARG_TENSOR, 88},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 3024},
+  {CUDA_ARG_TENSOR, 3259},
   {CUDA_ARG_GRAD, 51},
   {CUDA_ARG_GRAD, 52},
   {CUDA_ARG_PARAM, 51},
   {CUDA_ARG_TENSOR, 88},
   {CUDA_ARG_TENSOR, 2753},
   {CUDA_ARG_MASKS, 9},
-  {CUDA_ARG_TENSOR, 3024},
+  {CUDA_ARG_TENSOR, 3259},
   {CUDA_ARG_TENSOR, 85},
   {CUDA_ARG_TENSOR, 87},
   {CUDA_ARG_TENSOR, 2755},
@@ -32130,14 +32497,14 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 77},
   {CUDA_ARG_TENSOR, 78},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 3025},
+  {CUDA_ARG_TENSOR, 3260},
   {CUDA_ARG_GRAD, 46},
   {CUDA_ARG_GRAD, 47},
   {CUDA_ARG_PARAM, 46},
   {CUDA_ARG_TENSOR, 78},
   {CUDA_ARG_TENSOR, 2760},
   {CUDA_ARG_MASKS, 7},
-  {CUDA_ARG_TENSOR, 3025},
+  {CUDA_ARG_TENSOR, 3260},
   {CUDA_ARG_TENSOR, 75},
   {CUDA_ARG_TENSOR, 77},
   {CUDA_ARG_TENSOR, 2762},
@@ -32159,10 +32526,10 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 51},
   {CUDA_ARG_TENSOR, 2764},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 3028},
+  {CUDA_ARG_TENSOR, 3263},
   {CUDA_ARG_GRAD, 31},
   {CUDA_ARG_GRAD, 32},
-  {CUDA_ARG_TENSOR, 3029},
+  {CUDA_ARG_TENSOR, 3264},
   {CUDA_ARG_GRAD, 26},
   {CUDA_ARG_GRAD, 27},
   {CUDA_ARG_TENSOR, 2759},
@@ -32171,14 +32538,14 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 70},
   {CUDA_ARG_TENSOR, 71},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 3026},
+  {CUDA_ARG_TENSOR, 3261},
   {CUDA_ARG_GRAD, 41},
   {CUDA_ARG_GRAD, 42},
   {CUDA_ARG_PARAM, 41},
   {CUDA_ARG_TENSOR, 71},
   {CUDA_ARG_TENSOR, 2759},
   {CUDA_ARG_MASKS, 6},
-  {CUDA_ARG_TENSOR, 3026},
+  {CUDA_ARG_TENSOR, 3261},
   {CUDA_ARG_TENSOR, 68},
   {CUDA_ARG_TENSOR, 70},
   {CUDA_ARG_TENSOR, 2766},
@@ -32195,13 +32562,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 66},
   {CUDA_ARG_TENSOR, 2768},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 3027},
+  {CUDA_ARG_TENSOR, 3262},
   {CUDA_ARG_GRAD, 36},
   {CUDA_ARG_GRAD, 37},
   {CUDA_ARG_PARAM, 36},
   {CUDA_ARG_TENSOR, 66},
   {CUDA_ARG_TENSOR, 2768},
-  {CUDA_ARG_TENSOR, 3027},
+  {CUDA_ARG_TENSOR, 3262},
   {CUDA_ARG_TENSOR, 63},
   {CUDA_ARG_TENSOR, 65},
   {CUDA_ARG_TENSOR, 2769},
@@ -32215,7 +32582,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 58},
   {CUDA_ARG_TENSOR, 2772},
   {CUDA_ARG_MASKS, 5},
-  {CUDA_ARG_TENSOR, 3028},
+  {CUDA_ARG_TENSOR, 3263},
   {CUDA_ARG_TENSOR, 55},
   {CUDA_ARG_TENSOR, 57},
   {CUDA_ARG_TENSOR, 2774},
@@ -32229,7 +32596,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 51},
   {CUDA_ARG_TENSOR, 2771},
   {CUDA_ARG_MASKS, 4},
-  {CUDA_ARG_TENSOR, 3029},
+  {CUDA_ARG_TENSOR, 3264},
   {CUDA_ARG_TENSOR, 48},
   {CUDA_ARG_TENSOR, 50},
   {CUDA_ARG_TENSOR, 2777},
@@ -32245,14 +32612,14 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 42},
   {CUDA_ARG_TENSOR, 43},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 3030},
+  {CUDA_ARG_TENSOR, 3265},
   {CUDA_ARG_GRAD, 21},
   {CUDA_ARG_GRAD, 22},
   {CUDA_ARG_PARAM, 21},
   {CUDA_ARG_TENSOR, 43},
   {CUDA_ARG_TENSOR, 2780},
   {CUDA_ARG_MASKS, 3},
-  {CUDA_ARG_TENSOR, 3030},
+  {CUDA_ARG_TENSOR, 3265},
   {CUDA_ARG_TENSOR, 40},
   {CUDA_ARG_TENSOR, 42},
   {CUDA_ARG_TENSOR, 2782},
@@ -32274,14 +32641,14 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 35},
   {CUDA_ARG_TENSOR, 36},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 3031},
+  {CUDA_ARG_TENSOR, 3266},
   {CUDA_ARG_GRAD, 16},
   {CUDA_ARG_GRAD, 17},
   {CUDA_ARG_PARAM, 16},
   {CUDA_ARG_TENSOR, 36},
   {CUDA_ARG_TENSOR, 2779},
   {CUDA_ARG_MASKS, 2},
-  {CUDA_ARG_TENSOR, 3031},
+  {CUDA_ARG_TENSOR, 3266},
   {CUDA_ARG_TENSOR, 33},
   {CUDA_ARG_TENSOR, 35},
   {CUDA_ARG_TENSOR, 2785},
@@ -32298,13 +32665,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 31},
   {CUDA_ARG_TENSOR, 2787},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 3032},
+  {CUDA_ARG_TENSOR, 3267},
   {CUDA_ARG_GRAD, 11},
   {CUDA_ARG_GRAD, 12},
   {CUDA_ARG_PARAM, 11},
   {CUDA_ARG_TENSOR, 31},
   {CUDA_ARG_TENSOR, 2787},
-  {CUDA_ARG_TENSOR, 3032},
+  {CUDA_ARG_TENSOR, 3267},
   {CUDA_ARG_TENSOR, 28},
   {CUDA_ARG_TENSOR, 30},
   {CUDA_ARG_TENSOR, 2788},
@@ -32322,7 +32689,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 20},
   {CUDA_ARG_TENSOR, 2790},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 3033},
+  {CUDA_ARG_TENSOR, 3268},
   {CUDA_ARG_GRAD, 6},
   {CUDA_ARG_GRAD, 7},
   {CUDA_ARG_TENSOR, 2792},
@@ -32332,14 +32699,14 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 14},
   {CUDA_ARG_TENSOR, 15},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 3034},
+  {CUDA_ARG_TENSOR, 3269},
   {CUDA_ARG_GRAD, 61},
   {CUDA_ARG_GRAD, 62},
   {CUDA_ARG_PARAM, 6},
   {CUDA_ARG_TENSOR, 20},
   {CUDA_ARG_TENSOR, 2791},
   {CUDA_ARG_MASKS, 0},
-  {CUDA_ARG_TENSOR, 3033},
+  {CUDA_ARG_TENSOR, 3268},
   {CUDA_ARG_TENSOR, 17},
   {CUDA_ARG_TENSOR, 19},
   {CUDA_ARG_TENSOR, 2795},
@@ -32359,13 +32726,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 10},
   {CUDA_ARG_TENSOR, 2757},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 3035},
+  {CUDA_ARG_TENSOR, 3270},
   {CUDA_ARG_GRAD, 56},
   {CUDA_ARG_GRAD, 57},
   {CUDA_ARG_PARAM, 61},
   {CUDA_ARG_TENSOR, 15},
   {CUDA_ARG_TENSOR, 2758},
-  {CUDA_ARG_TENSOR, 3034},
+  {CUDA_ARG_TENSOR, 3269},
   {CUDA_ARG_TENSOR, 12},
   {CUDA_ARG_TENSOR, 14},
   {CUDA_ARG_TENSOR, 2797},
@@ -32378,7 +32745,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_PARAM, 56},
   {CUDA_ARG_TENSOR, 10},
   {CUDA_ARG_TENSOR, 2757},
-  {CUDA_ARG_TENSOR, 3035},
+  {CUDA_ARG_TENSOR, 3270},
   {CUDA_ARG_TENSOR, 7},
   {CUDA_ARG_TENSOR, 9},
   {CUDA_ARG_TENSOR, 2799},
@@ -32397,13 +32764,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 5},
   {CUDA_ARG_TENSOR, 2748},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 3036},
+  {CUDA_ARG_TENSOR, 3271},
   {CUDA_ARG_GRAD, 1},
   {CUDA_ARG_GRAD, 2},
   {CUDA_ARG_PARAM, 1},
   {CUDA_ARG_TENSOR, 5},
   {CUDA_ARG_TENSOR, 2748},
-  {CUDA_ARG_TENSOR, 3036},
+  {CUDA_ARG_TENSOR, 3271},
   {CUDA_ARG_TENSOR, 2},
   {CUDA_ARG_TENSOR, 4},
   {CUDA_ARG_TENSOR, 2801},
@@ -36463,8 +36830,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 2},
   {CUDA_ARG_TENSOR, 2},
   {CUDA_ARG_BUFFER, 3},
-  {CUDA_ARG_BUFFER, 4},
   {CUDA_ARG_PARAM, 1},
+  {CUDA_ARG_BUFFER, 4},
   {CUDA_ARG_PARAM, 2},
   {CUDA_ARG_TENSOR, 4},
   {CUDA_ARG_TENSOR, 4},
@@ -36475,8 +36842,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 8},
   {CUDA_ARG_TENSOR, 5},
   {CUDA_ARG_BUFFER, 58},
-  {CUDA_ARG_BUFFER, 59},
   {CUDA_ARG_PARAM, 56},
+  {CUDA_ARG_BUFFER, 59},
   {CUDA_ARG_PARAM, 57},
   {CUDA_ARG_TENSOR, 10},
   {CUDA_ARG_TENSOR, 10},
@@ -36484,13 +36851,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 11},
   {CUDA_ARG_TENSOR, 8},
   {CUDA_ARG_BUFFER, 63},
-  {CUDA_ARG_BUFFER, 64},
   {CUDA_ARG_PARAM, 61},
+  {CUDA_ARG_BUFFER, 64},
   {CUDA_ARG_PARAM, 62},
   {CUDA_ARG_TENSOR, 11},
   {CUDA_ARG_BUFFER, 8},
-  {CUDA_ARG_BUFFER, 9},
   {CUDA_ARG_PARAM, 6},
+  {CUDA_ARG_BUFFER, 9},
   {CUDA_ARG_PARAM, 7},
   {CUDA_ARG_TENSOR, 15},
   {CUDA_ARG_TENSOR, 15},
@@ -36498,8 +36865,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 16},
   {CUDA_ARG_TENSOR, 16},
   {CUDA_ARG_BUFFER, 13},
-  {CUDA_ARG_BUFFER, 14},
   {CUDA_ARG_PARAM, 11},
+  {CUDA_ARG_BUFFER, 14},
   {CUDA_ARG_PARAM, 12},
   {CUDA_ARG_TENSOR, 18},
   {CUDA_ARG_TENSOR, 18},
@@ -36507,8 +36874,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 19},
   {CUDA_ARG_TENSOR, 8},
   {CUDA_ARG_BUFFER, 63},
-  {CUDA_ARG_BUFFER, 64},
   {CUDA_ARG_PARAM, 61},
+  {CUDA_ARG_BUFFER, 64},
   {CUDA_ARG_PARAM, 62},
   {CUDA_ARG_TENSOR, 21},
   {CUDA_ARG_TENSOR, 21},
@@ -36516,13 +36883,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 22},
   {CUDA_ARG_TENSOR, 19},
   {CUDA_ARG_BUFFER, 18},
-  {CUDA_ARG_BUFFER, 19},
   {CUDA_ARG_PARAM, 16},
+  {CUDA_ARG_BUFFER, 19},
   {CUDA_ARG_PARAM, 17},
   {CUDA_ARG_TENSOR, 22},
   {CUDA_ARG_BUFFER, 23},
-  {CUDA_ARG_BUFFER, 24},
   {CUDA_ARG_PARAM, 21},
+  {CUDA_ARG_BUFFER, 24},
   {CUDA_ARG_PARAM, 22},
   {CUDA_ARG_TENSOR, 24},
   {CUDA_ARG_TENSOR, 10},
@@ -36536,8 +36903,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 33},
   {CUDA_ARG_TENSOR, 33},
   {CUDA_ARG_BUFFER, 38},
-  {CUDA_ARG_BUFFER, 39},
   {CUDA_ARG_PARAM, 36},
+  {CUDA_ARG_BUFFER, 39},
   {CUDA_ARG_PARAM, 37},
   {CUDA_ARG_TENSOR, 35},
   {CUDA_ARG_TENSOR, 35},
@@ -36545,13 +36912,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 36},
   {CUDA_ARG_TENSOR, 26},
   {CUDA_ARG_BUFFER, 28},
-  {CUDA_ARG_BUFFER, 29},
   {CUDA_ARG_PARAM, 26},
+  {CUDA_ARG_BUFFER, 29},
   {CUDA_ARG_PARAM, 27},
   {CUDA_ARG_TENSOR, 29},
   {CUDA_ARG_BUFFER, 33},
-  {CUDA_ARG_BUFFER, 34},
   {CUDA_ARG_PARAM, 31},
+  {CUDA_ARG_BUFFER, 34},
   {CUDA_ARG_PARAM, 32},
   {CUDA_ARG_TENSOR, 38},
   {CUDA_ARG_TENSOR, 38},
@@ -36559,13 +36926,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 39},
   {CUDA_ARG_TENSOR, 36},
   {CUDA_ARG_BUFFER, 43},
-  {CUDA_ARG_BUFFER, 44},
   {CUDA_ARG_PARAM, 41},
+  {CUDA_ARG_BUFFER, 44},
   {CUDA_ARG_PARAM, 42},
   {CUDA_ARG_TENSOR, 39},
   {CUDA_ARG_BUFFER, 48},
-  {CUDA_ARG_BUFFER, 49},
   {CUDA_ARG_PARAM, 46},
+  {CUDA_ARG_BUFFER, 49},
   {CUDA_ARG_PARAM, 47},
   {CUDA_ARG_TENSOR, 41},
   {CUDA_ARG_TENSOR, 10},
@@ -36573,13 +36940,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 43},
   {CUDA_ARG_TENSOR, 8},
   {CUDA_ARG_BUFFER, 63},
-  {CUDA_ARG_BUFFER, 64},
   {CUDA_ARG_PARAM, 61},
+  {CUDA_ARG_BUFFER, 64},
   {CUDA_ARG_PARAM, 62},
   {CUDA_ARG_TENSOR, 43},
   {CUDA_ARG_BUFFER, 53},
-  {CUDA_ARG_BUFFER, 54},
   {CUDA_ARG_PARAM, 51},
+  {CUDA_ARG_BUFFER, 54},
   {CUDA_ARG_PARAM, 52},
   {CUDA_ARG_TENSOR, 45},
   {CUDA_ARG_TENSOR, 4},
@@ -36592,8 +36959,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 51},
   {CUDA_ARG_TENSOR, 48},
   {CUDA_ARG_BUFFER, 118},
-  {CUDA_ARG_BUFFER, 119},
   {CUDA_ARG_PARAM, 116},
+  {CUDA_ARG_BUFFER, 119},
   {CUDA_ARG_PARAM, 117},
   {CUDA_ARG_TENSOR, 53},
   {CUDA_ARG_TENSOR, 53},
@@ -36601,13 +36968,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 54},
   {CUDA_ARG_TENSOR, 51},
   {CUDA_ARG_BUFFER, 123},
-  {CUDA_ARG_BUFFER, 124},
   {CUDA_ARG_PARAM, 121},
+  {CUDA_ARG_BUFFER, 124},
   {CUDA_ARG_PARAM, 122},
   {CUDA_ARG_TENSOR, 54},
   {CUDA_ARG_BUFFER, 68},
-  {CUDA_ARG_BUFFER, 69},
   {CUDA_ARG_PARAM, 66},
+  {CUDA_ARG_BUFFER, 69},
   {CUDA_ARG_PARAM, 67},
   {CUDA_ARG_TENSOR, 58},
   {CUDA_ARG_TENSOR, 58},
@@ -36615,8 +36982,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 59},
   {CUDA_ARG_TENSOR, 59},
   {CUDA_ARG_BUFFER, 73},
-  {CUDA_ARG_BUFFER, 74},
   {CUDA_ARG_PARAM, 71},
+  {CUDA_ARG_BUFFER, 74},
   {CUDA_ARG_PARAM, 72},
   {CUDA_ARG_TENSOR, 61},
   {CUDA_ARG_TENSOR, 61},
@@ -36624,8 +36991,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 62},
   {CUDA_ARG_TENSOR, 51},
   {CUDA_ARG_BUFFER, 123},
-  {CUDA_ARG_BUFFER, 124},
   {CUDA_ARG_PARAM, 121},
+  {CUDA_ARG_BUFFER, 124},
   {CUDA_ARG_PARAM, 122},
   {CUDA_ARG_TENSOR, 64},
   {CUDA_ARG_TENSOR, 64},
@@ -36633,13 +37000,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 65},
   {CUDA_ARG_TENSOR, 62},
   {CUDA_ARG_BUFFER, 78},
-  {CUDA_ARG_BUFFER, 79},
   {CUDA_ARG_PARAM, 76},
+  {CUDA_ARG_BUFFER, 79},
   {CUDA_ARG_PARAM, 77},
   {CUDA_ARG_TENSOR, 65},
   {CUDA_ARG_BUFFER, 83},
-  {CUDA_ARG_BUFFER, 84},
   {CUDA_ARG_PARAM, 81},
+  {CUDA_ARG_BUFFER, 84},
   {CUDA_ARG_PARAM, 82},
   {CUDA_ARG_TENSOR, 67},
   {CUDA_ARG_TENSOR, 53},
@@ -36653,8 +37020,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 76},
   {CUDA_ARG_TENSOR, 76},
   {CUDA_ARG_BUFFER, 98},
-  {CUDA_ARG_BUFFER, 99},
   {CUDA_ARG_PARAM, 96},
+  {CUDA_ARG_BUFFER, 99},
   {CUDA_ARG_PARAM, 97},
   {CUDA_ARG_TENSOR, 78},
   {CUDA_ARG_TENSOR, 78},
@@ -36662,13 +37029,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 79},
   {CUDA_ARG_TENSOR, 69},
   {CUDA_ARG_BUFFER, 88},
-  {CUDA_ARG_BUFFER, 89},
   {CUDA_ARG_PARAM, 86},
+  {CUDA_ARG_BUFFER, 89},
   {CUDA_ARG_PARAM, 87},
   {CUDA_ARG_TENSOR, 72},
   {CUDA_ARG_BUFFER, 93},
-  {CUDA_ARG_BUFFER, 94},
   {CUDA_ARG_PARAM, 91},
+  {CUDA_ARG_BUFFER, 94},
   {CUDA_ARG_PARAM, 92},
   {CUDA_ARG_TENSOR, 81},
   {CUDA_ARG_TENSOR, 81},
@@ -36676,13 +37043,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 82},
   {CUDA_ARG_TENSOR, 79},
   {CUDA_ARG_BUFFER, 103},
-  {CUDA_ARG_BUFFER, 104},
   {CUDA_ARG_PARAM, 101},
+  {CUDA_ARG_BUFFER, 104},
   {CUDA_ARG_PARAM, 102},
   {CUDA_ARG_TENSOR, 82},
   {CUDA_ARG_BUFFER, 108},
-  {CUDA_ARG_BUFFER, 109},
   {CUDA_ARG_PARAM, 106},
+  {CUDA_ARG_BUFFER, 109},
   {CUDA_ARG_PARAM, 107},
   {CUDA_ARG_TENSOR, 84},
   {CUDA_ARG_TENSOR, 53},
@@ -36690,13 +37057,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 86},
   {CUDA_ARG_TENSOR, 51},
   {CUDA_ARG_BUFFER, 123},
-  {CUDA_ARG_BUFFER, 124},
   {CUDA_ARG_PARAM, 121},
+  {CUDA_ARG_BUFFER, 124},
   {CUDA_ARG_PARAM, 122},
   {CUDA_ARG_TENSOR, 86},
   {CUDA_ARG_BUFFER, 113},
-  {CUDA_ARG_BUFFER, 114},
   {CUDA_ARG_PARAM, 111},
+  {CUDA_ARG_BUFFER, 114},
   {CUDA_ARG_PARAM, 112},
   {CUDA_ARG_TENSOR, 88},
   {CUDA_ARG_TENSOR, 50},
@@ -36709,8 +37076,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 94},
   {CUDA_ARG_TENSOR, 91},
   {CUDA_ARG_BUFFER, 178},
-  {CUDA_ARG_BUFFER, 179},
   {CUDA_ARG_PARAM, 176},
+  {CUDA_ARG_BUFFER, 179},
   {CUDA_ARG_PARAM, 177},
   {CUDA_ARG_TENSOR, 96},
   {CUDA_ARG_TENSOR, 96},
@@ -36718,13 +37085,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 97},
   {CUDA_ARG_TENSOR, 94},
   {CUDA_ARG_BUFFER, 183},
-  {CUDA_ARG_BUFFER, 184},
   {CUDA_ARG_PARAM, 181},
+  {CUDA_ARG_BUFFER, 184},
   {CUDA_ARG_PARAM, 182},
   {CUDA_ARG_TENSOR, 97},
   {CUDA_ARG_BUFFER, 128},
-  {CUDA_ARG_BUFFER, 129},
   {CUDA_ARG_PARAM, 126},
+  {CUDA_ARG_BUFFER, 129},
   {CUDA_ARG_PARAM, 127},
   {CUDA_ARG_TENSOR, 101},
   {CUDA_ARG_TENSOR, 101},
@@ -36732,8 +37099,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 102},
   {CUDA_ARG_TENSOR, 102},
   {CUDA_ARG_BUFFER, 133},
-  {CUDA_ARG_BUFFER, 134},
   {CUDA_ARG_PARAM, 131},
+  {CUDA_ARG_BUFFER, 134},
   {CUDA_ARG_PARAM, 132},
   {CUDA_ARG_TENSOR, 104},
   {CUDA_ARG_TENSOR, 104},
@@ -36741,8 +37108,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 105},
   {CUDA_ARG_TENSOR, 94},
   {CUDA_ARG_BUFFER, 183},
-  {CUDA_ARG_BUFFER, 184},
   {CUDA_ARG_PARAM, 181},
+  {CUDA_ARG_BUFFER, 184},
   {CUDA_ARG_PARAM, 182},
   {CUDA_ARG_TENSOR, 107},
   {CUDA_ARG_TENSOR, 107},
@@ -36750,13 +37117,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 108},
   {CUDA_ARG_TENSOR, 105},
   {CUDA_ARG_BUFFER, 138},
-  {CUDA_ARG_BUFFER, 139},
   {CUDA_ARG_PARAM, 136},
+  {CUDA_ARG_BUFFER, 139},
   {CUDA_ARG_PARAM, 137},
   {CUDA_ARG_TENSOR, 108},
   {CUDA_ARG_BUFFER, 143},
-  {CUDA_ARG_BUFFER, 144},
   {CUDA_ARG_PARAM, 141},
+  {CUDA_ARG_BUFFER, 144},
   {CUDA_ARG_PARAM, 142},
   {CUDA_ARG_TENSOR, 110},
   {CUDA_ARG_TENSOR, 96},
@@ -36770,8 +37137,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 119},
   {CUDA_ARG_TENSOR, 119},
   {CUDA_ARG_BUFFER, 158},
-  {CUDA_ARG_BUFFER, 159},
   {CUDA_ARG_PARAM, 156},
+  {CUDA_ARG_BUFFER, 159},
   {CUDA_ARG_PARAM, 157},
   {CUDA_ARG_TENSOR, 121},
   {CUDA_ARG_TENSOR, 121},
@@ -36779,13 +37146,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 122},
   {CUDA_ARG_TENSOR, 112},
   {CUDA_ARG_BUFFER, 148},
-  {CUDA_ARG_BUFFER, 149},
   {CUDA_ARG_PARAM, 146},
+  {CUDA_ARG_BUFFER, 149},
   {CUDA_ARG_PARAM, 147},
   {CUDA_ARG_TENSOR, 115},
   {CUDA_ARG_BUFFER, 153},
-  {CUDA_ARG_BUFFER, 154},
   {CUDA_ARG_PARAM, 151},
+  {CUDA_ARG_BUFFER, 154},
   {CUDA_ARG_PARAM, 152},
   {CUDA_ARG_TENSOR, 124},
   {CUDA_ARG_TENSOR, 124},
@@ -36793,13 +37160,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 125},
   {CUDA_ARG_TENSOR, 122},
   {CUDA_ARG_BUFFER, 163},
-  {CUDA_ARG_BUFFER, 164},
   {CUDA_ARG_PARAM, 161},
+  {CUDA_ARG_BUFFER, 164},
   {CUDA_ARG_PARAM, 162},
   {CUDA_ARG_TENSOR, 125},
   {CUDA_ARG_BUFFER, 168},
-  {CUDA_ARG_BUFFER, 169},
   {CUDA_ARG_PARAM, 166},
+  {CUDA_ARG_BUFFER, 169},
   {CUDA_ARG_PARAM, 167},
   {CUDA_ARG_TENSOR, 127},
   {CUDA_ARG_TENSOR, 96},
@@ -36807,13 +37174,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 129},
   {CUDA_ARG_TENSOR, 94},
   {CUDA_ARG_BUFFER, 183},
-  {CUDA_ARG_BUFFER, 184},
   {CUDA_ARG_PARAM, 181},
+  {CUDA_ARG_BUFFER, 184},
   {CUDA_ARG_PARAM, 182},
   {CUDA_ARG_TENSOR, 129},
   {CUDA_ARG_BUFFER, 173},
-  {CUDA_ARG_BUFFER, 174},
   {CUDA_ARG_PARAM, 171},
+  {CUDA_ARG_BUFFER, 174},
   {CUDA_ARG_PARAM, 172},
   {CUDA_ARG_TENSOR, 131},
   {CUDA_ARG_TENSOR, 93},
@@ -36826,8 +37193,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 137},
   {CUDA_ARG_TENSOR, 134},
   {CUDA_ARG_BUFFER, 238},
-  {CUDA_ARG_BUFFER, 239},
   {CUDA_ARG_PARAM, 236},
+  {CUDA_ARG_BUFFER, 239},
   {CUDA_ARG_PARAM, 237},
   {CUDA_ARG_TENSOR, 139},
   {CUDA_ARG_TENSOR, 139},
@@ -36835,13 +37202,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 140},
   {CUDA_ARG_TENSOR, 137},
   {CUDA_ARG_BUFFER, 243},
-  {CUDA_ARG_BUFFER, 244},
   {CUDA_ARG_PARAM, 241},
+  {CUDA_ARG_BUFFER, 244},
   {CUDA_ARG_PARAM, 242},
   {CUDA_ARG_TENSOR, 140},
   {CUDA_ARG_BUFFER, 188},
-  {CUDA_ARG_BUFFER, 189},
   {CUDA_ARG_PARAM, 186},
+  {CUDA_ARG_BUFFER, 189},
   {CUDA_ARG_PARAM, 187},
   {CUDA_ARG_TENSOR, 144},
   {CUDA_ARG_TENSOR, 144},
@@ -36849,8 +37216,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 145},
   {CUDA_ARG_TENSOR, 145},
   {CUDA_ARG_BUFFER, 193},
-  {CUDA_ARG_BUFFER, 194},
   {CUDA_ARG_PARAM, 191},
+  {CUDA_ARG_BUFFER, 194},
   {CUDA_ARG_PARAM, 192},
   {CUDA_ARG_TENSOR, 147},
   {CUDA_ARG_TENSOR, 147},
@@ -36858,8 +37225,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 148},
   {CUDA_ARG_TENSOR, 137},
   {CUDA_ARG_BUFFER, 243},
-  {CUDA_ARG_BUFFER, 244},
   {CUDA_ARG_PARAM, 241},
+  {CUDA_ARG_BUFFER, 244},
   {CUDA_ARG_PARAM, 242},
   {CUDA_ARG_TENSOR, 150},
   {CUDA_ARG_TENSOR, 150},
@@ -36867,13 +37234,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 151},
   {CUDA_ARG_TENSOR, 148},
   {CUDA_ARG_BUFFER, 198},
-  {CUDA_ARG_BUFFER, 199},
   {CUDA_ARG_PARAM, 196},
+  {CUDA_ARG_BUFFER, 199},
   {CUDA_ARG_PARAM, 197},
   {CUDA_ARG_TENSOR, 151},
   {CUDA_ARG_BUFFER, 203},
-  {CUDA_ARG_BUFFER, 204},
   {CUDA_ARG_PARAM, 201},
+  {CUDA_ARG_BUFFER, 204},
   {CUDA_ARG_PARAM, 202},
   {CUDA_ARG_TENSOR, 153},
   {CUDA_ARG_TENSOR, 139},
@@ -36887,8 +37254,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 162},
   {CUDA_ARG_TENSOR, 162},
   {CUDA_ARG_BUFFER, 218},
-  {CUDA_ARG_BUFFER, 219},
   {CUDA_ARG_PARAM, 216},
+  {CUDA_ARG_BUFFER, 219},
   {CUDA_ARG_PARAM, 217},
   {CUDA_ARG_TENSOR, 164},
   {CUDA_ARG_TENSOR, 164},
@@ -36896,13 +37263,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 165},
   {CUDA_ARG_TENSOR, 155},
   {CUDA_ARG_BUFFER, 208},
-  {CUDA_ARG_BUFFER, 209},
   {CUDA_ARG_PARAM, 206},
+  {CUDA_ARG_BUFFER, 209},
   {CUDA_ARG_PARAM, 207},
   {CUDA_ARG_TENSOR, 158},
   {CUDA_ARG_BUFFER, 213},
-  {CUDA_ARG_BUFFER, 214},
   {CUDA_ARG_PARAM, 211},
+  {CUDA_ARG_BUFFER, 214},
   {CUDA_ARG_PARAM, 212},
   {CUDA_ARG_TENSOR, 167},
   {CUDA_ARG_TENSOR, 167},
@@ -36910,13 +37277,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 168},
   {CUDA_ARG_TENSOR, 165},
   {CUDA_ARG_BUFFER, 223},
-  {CUDA_ARG_BUFFER, 224},
   {CUDA_ARG_PARAM, 221},
+  {CUDA_ARG_BUFFER, 224},
   {CUDA_ARG_PARAM, 222},
   {CUDA_ARG_TENSOR, 168},
   {CUDA_ARG_BUFFER, 228},
-  {CUDA_ARG_BUFFER, 229},
   {CUDA_ARG_PARAM, 226},
+  {CUDA_ARG_BUFFER, 229},
   {CUDA_ARG_PARAM, 227},
   {CUDA_ARG_TENSOR, 170},
   {CUDA_ARG_TENSOR, 139},
@@ -36924,13 +37291,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 172},
   {CUDA_ARG_TENSOR, 137},
   {CUDA_ARG_BUFFER, 243},
-  {CUDA_ARG_BUFFER, 244},
   {CUDA_ARG_PARAM, 241},
+  {CUDA_ARG_BUFFER, 244},
   {CUDA_ARG_PARAM, 242},
   {CUDA_ARG_TENSOR, 172},
   {CUDA_ARG_BUFFER, 233},
-  {CUDA_ARG_BUFFER, 234},
   {CUDA_ARG_PARAM, 231},
+  {CUDA_ARG_BUFFER, 234},
   {CUDA_ARG_PARAM, 232},
   {CUDA_ARG_TENSOR, 174},
   {CUDA_ARG_TENSOR, 136},
@@ -36943,8 +37310,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 180},
   {CUDA_ARG_TENSOR, 177},
   {CUDA_ARG_BUFFER, 298},
-  {CUDA_ARG_BUFFER, 299},
   {CUDA_ARG_PARAM, 296},
+  {CUDA_ARG_BUFFER, 299},
   {CUDA_ARG_PARAM, 297},
   {CUDA_ARG_TENSOR, 182},
   {CUDA_ARG_TENSOR, 182},
@@ -36952,13 +37319,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 183},
   {CUDA_ARG_TENSOR, 180},
   {CUDA_ARG_BUFFER, 303},
-  {CUDA_ARG_BUFFER, 304},
   {CUDA_ARG_PARAM, 301},
+  {CUDA_ARG_BUFFER, 304},
   {CUDA_ARG_PARAM, 302},
   {CUDA_ARG_TENSOR, 183},
   {CUDA_ARG_BUFFER, 248},
-  {CUDA_ARG_BUFFER, 249},
   {CUDA_ARG_PARAM, 246},
+  {CUDA_ARG_BUFFER, 249},
   {CUDA_ARG_PARAM, 247},
   {CUDA_ARG_TENSOR, 187},
   {CUDA_ARG_TENSOR, 187},
@@ -36966,8 +37333,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 188},
   {CUDA_ARG_TENSOR, 188},
   {CUDA_ARG_BUFFER, 253},
-  {CUDA_ARG_BUFFER, 254},
   {CUDA_ARG_PARAM, 251},
+  {CUDA_ARG_BUFFER, 254},
   {CUDA_ARG_PARAM, 252},
   {CUDA_ARG_TENSOR, 190},
   {CUDA_ARG_TENSOR, 190},
@@ -36975,8 +37342,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 191},
   {CUDA_ARG_TENSOR, 180},
   {CUDA_ARG_BUFFER, 303},
-  {CUDA_ARG_BUFFER, 304},
   {CUDA_ARG_PARAM, 301},
+  {CUDA_ARG_BUFFER, 304},
   {CUDA_ARG_PARAM, 302},
   {CUDA_ARG_TENSOR, 193},
   {CUDA_ARG_TENSOR, 193},
@@ -36984,13 +37351,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 194},
   {CUDA_ARG_TENSOR, 191},
   {CUDA_ARG_BUFFER, 258},
-  {CUDA_ARG_BUFFER, 259},
   {CUDA_ARG_PARAM, 256},
+  {CUDA_ARG_BUFFER, 259},
   {CUDA_ARG_PARAM, 257},
   {CUDA_ARG_TENSOR, 194},
   {CUDA_ARG_BUFFER, 263},
-  {CUDA_ARG_BUFFER, 264},
   {CUDA_ARG_PARAM, 261},
+  {CUDA_ARG_BUFFER, 264},
   {CUDA_ARG_PARAM, 262},
   {CUDA_ARG_TENSOR, 196},
   {CUDA_ARG_TENSOR, 182},
@@ -37004,8 +37371,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 205},
   {CUDA_ARG_TENSOR, 205},
   {CUDA_ARG_BUFFER, 278},
-  {CUDA_ARG_BUFFER, 279},
   {CUDA_ARG_PARAM, 276},
+  {CUDA_ARG_BUFFER, 279},
   {CUDA_ARG_PARAM, 277},
   {CUDA_ARG_TENSOR, 207},
   {CUDA_ARG_TENSOR, 207},
@@ -37013,13 +37380,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 208},
   {CUDA_ARG_TENSOR, 198},
   {CUDA_ARG_BUFFER, 268},
-  {CUDA_ARG_BUFFER, 269},
   {CUDA_ARG_PARAM, 266},
+  {CUDA_ARG_BUFFER, 269},
   {CUDA_ARG_PARAM, 267},
   {CUDA_ARG_TENSOR, 201},
   {CUDA_ARG_BUFFER, 273},
-  {CUDA_ARG_BUFFER, 274},
   {CUDA_ARG_PARAM, 271},
+  {CUDA_ARG_BUFFER, 274},
   {CUDA_ARG_PARAM, 272},
   {CUDA_ARG_TENSOR, 210},
   {CUDA_ARG_TENSOR, 210},
@@ -37027,13 +37394,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 211},
   {CUDA_ARG_TENSOR, 208},
   {CUDA_ARG_BUFFER, 283},
-  {CUDA_ARG_BUFFER, 284},
   {CUDA_ARG_PARAM, 281},
+  {CUDA_ARG_BUFFER, 284},
   {CUDA_ARG_PARAM, 282},
   {CUDA_ARG_TENSOR, 211},
   {CUDA_ARG_BUFFER, 288},
-  {CUDA_ARG_BUFFER, 289},
   {CUDA_ARG_PARAM, 286},
+  {CUDA_ARG_BUFFER, 289},
   {CUDA_ARG_PARAM, 287},
   {CUDA_ARG_TENSOR, 213},
   {CUDA_ARG_TENSOR, 182},
@@ -37041,13 +37408,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 215},
   {CUDA_ARG_TENSOR, 180},
   {CUDA_ARG_BUFFER, 303},
-  {CUDA_ARG_BUFFER, 304},
   {CUDA_ARG_PARAM, 301},
+  {CUDA_ARG_BUFFER, 304},
   {CUDA_ARG_PARAM, 302},
   {CUDA_ARG_TENSOR, 215},
   {CUDA_ARG_BUFFER, 293},
-  {CUDA_ARG_BUFFER, 294},
   {CUDA_ARG_PARAM, 291},
+  {CUDA_ARG_BUFFER, 294},
   {CUDA_ARG_PARAM, 292},
   {CUDA_ARG_TENSOR, 217},
   {CUDA_ARG_TENSOR, 179},
@@ -37060,8 +37427,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 223},
   {CUDA_ARG_TENSOR, 220},
   {CUDA_ARG_BUFFER, 358},
-  {CUDA_ARG_BUFFER, 359},
   {CUDA_ARG_PARAM, 356},
+  {CUDA_ARG_BUFFER, 359},
   {CUDA_ARG_PARAM, 357},
   {CUDA_ARG_TENSOR, 225},
   {CUDA_ARG_TENSOR, 225},
@@ -37069,13 +37436,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 226},
   {CUDA_ARG_TENSOR, 223},
   {CUDA_ARG_BUFFER, 363},
-  {CUDA_ARG_BUFFER, 364},
   {CUDA_ARG_PARAM, 361},
+  {CUDA_ARG_BUFFER, 364},
   {CUDA_ARG_PARAM, 362},
   {CUDA_ARG_TENSOR, 226},
   {CUDA_ARG_BUFFER, 308},
-  {CUDA_ARG_BUFFER, 309},
   {CUDA_ARG_PARAM, 306},
+  {CUDA_ARG_BUFFER, 309},
   {CUDA_ARG_PARAM, 307},
   {CUDA_ARG_TENSOR, 230},
   {CUDA_ARG_TENSOR, 230},
@@ -37083,8 +37450,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 231},
   {CUDA_ARG_TENSOR, 231},
   {CUDA_ARG_BUFFER, 313},
-  {CUDA_ARG_BUFFER, 314},
   {CUDA_ARG_PARAM, 311},
+  {CUDA_ARG_BUFFER, 314},
   {CUDA_ARG_PARAM, 312},
   {CUDA_ARG_TENSOR, 233},
   {CUDA_ARG_TENSOR, 233},
@@ -37092,8 +37459,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 234},
   {CUDA_ARG_TENSOR, 223},
   {CUDA_ARG_BUFFER, 363},
-  {CUDA_ARG_BUFFER, 364},
   {CUDA_ARG_PARAM, 361},
+  {CUDA_ARG_BUFFER, 364},
   {CUDA_ARG_PARAM, 362},
   {CUDA_ARG_TENSOR, 236},
   {CUDA_ARG_TENSOR, 236},
@@ -37101,13 +37468,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 237},
   {CUDA_ARG_TENSOR, 234},
   {CUDA_ARG_BUFFER, 318},
-  {CUDA_ARG_BUFFER, 319},
   {CUDA_ARG_PARAM, 316},
+  {CUDA_ARG_BUFFER, 319},
   {CUDA_ARG_PARAM, 317},
   {CUDA_ARG_TENSOR, 237},
   {CUDA_ARG_BUFFER, 323},
-  {CUDA_ARG_BUFFER, 324},
   {CUDA_ARG_PARAM, 321},
+  {CUDA_ARG_BUFFER, 324},
   {CUDA_ARG_PARAM, 322},
   {CUDA_ARG_TENSOR, 239},
   {CUDA_ARG_TENSOR, 225},
@@ -37121,8 +37488,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 248},
   {CUDA_ARG_TENSOR, 248},
   {CUDA_ARG_BUFFER, 338},
-  {CUDA_ARG_BUFFER, 339},
   {CUDA_ARG_PARAM, 336},
+  {CUDA_ARG_BUFFER, 339},
   {CUDA_ARG_PARAM, 337},
   {CUDA_ARG_TENSOR, 250},
   {CUDA_ARG_TENSOR, 250},
@@ -37130,13 +37497,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 251},
   {CUDA_ARG_TENSOR, 241},
   {CUDA_ARG_BUFFER, 328},
-  {CUDA_ARG_BUFFER, 329},
   {CUDA_ARG_PARAM, 326},
+  {CUDA_ARG_BUFFER, 329},
   {CUDA_ARG_PARAM, 327},
   {CUDA_ARG_TENSOR, 244},
   {CUDA_ARG_BUFFER, 333},
-  {CUDA_ARG_BUFFER, 334},
   {CUDA_ARG_PARAM, 331},
+  {CUDA_ARG_BUFFER, 334},
   {CUDA_ARG_PARAM, 332},
   {CUDA_ARG_TENSOR, 253},
   {CUDA_ARG_TENSOR, 253},
@@ -37144,13 +37511,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 254},
   {CUDA_ARG_TENSOR, 251},
   {CUDA_ARG_BUFFER, 343},
-  {CUDA_ARG_BUFFER, 344},
   {CUDA_ARG_PARAM, 341},
+  {CUDA_ARG_BUFFER, 344},
   {CUDA_ARG_PARAM, 342},
   {CUDA_ARG_TENSOR, 254},
   {CUDA_ARG_BUFFER, 348},
-  {CUDA_ARG_BUFFER, 349},
   {CUDA_ARG_PARAM, 346},
+  {CUDA_ARG_BUFFER, 349},
   {CUDA_ARG_PARAM, 347},
   {CUDA_ARG_TENSOR, 256},
   {CUDA_ARG_TENSOR, 225},
@@ -37158,13 +37525,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 258},
   {CUDA_ARG_TENSOR, 223},
   {CUDA_ARG_BUFFER, 363},
-  {CUDA_ARG_BUFFER, 364},
   {CUDA_ARG_PARAM, 361},
+  {CUDA_ARG_BUFFER, 364},
   {CUDA_ARG_PARAM, 362},
   {CUDA_ARG_TENSOR, 258},
   {CUDA_ARG_BUFFER, 353},
-  {CUDA_ARG_BUFFER, 354},
   {CUDA_ARG_PARAM, 351},
+  {CUDA_ARG_BUFFER, 354},
   {CUDA_ARG_PARAM, 352},
   {CUDA_ARG_TENSOR, 260},
   {CUDA_ARG_TENSOR, 222},
@@ -37177,8 +37544,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 266},
   {CUDA_ARG_TENSOR, 263},
   {CUDA_ARG_BUFFER, 398},
-  {CUDA_ARG_BUFFER, 399},
   {CUDA_ARG_PARAM, 396},
+  {CUDA_ARG_BUFFER, 399},
   {CUDA_ARG_PARAM, 397},
   {CUDA_ARG_TENSOR, 268},
   {CUDA_ARG_TENSOR, 268},
@@ -37186,13 +37553,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 269},
   {CUDA_ARG_TENSOR, 266},
   {CUDA_ARG_BUFFER, 403},
-  {CUDA_ARG_BUFFER, 404},
   {CUDA_ARG_PARAM, 401},
+  {CUDA_ARG_BUFFER, 404},
   {CUDA_ARG_PARAM, 402},
   {CUDA_ARG_TENSOR, 269},
   {CUDA_ARG_BUFFER, 368},
-  {CUDA_ARG_BUFFER, 369},
   {CUDA_ARG_PARAM, 366},
+  {CUDA_ARG_BUFFER, 369},
   {CUDA_ARG_PARAM, 367},
   {CUDA_ARG_TENSOR, 287},
   {CUDA_ARG_TENSOR, 268},
@@ -37200,13 +37567,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 274},
   {CUDA_ARG_TENSOR, 263},
   {CUDA_ARG_BUFFER, 398},
-  {CUDA_ARG_BUFFER, 399},
   {CUDA_ARG_PARAM, 396},
+  {CUDA_ARG_BUFFER, 399},
   {CUDA_ARG_PARAM, 397},
   {CUDA_ARG_TENSOR, 274},
   {CUDA_ARG_BUFFER, 373},
-  {CUDA_ARG_BUFFER, 374},
   {CUDA_ARG_PARAM, 371},
+  {CUDA_ARG_BUFFER, 374},
   {CUDA_ARG_PARAM, 372},
   {CUDA_ARG_TENSOR, 277},
   {CUDA_ARG_TENSOR, 268},
@@ -37214,8 +37581,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 279},
   {CUDA_ARG_TENSOR, 279},
   {CUDA_ARG_BUFFER, 378},
-  {CUDA_ARG_BUFFER, 379},
   {CUDA_ARG_PARAM, 376},
+  {CUDA_ARG_BUFFER, 379},
   {CUDA_ARG_PARAM, 377},
   {CUDA_ARG_TENSOR, 281},
   {CUDA_ARG_TENSOR, 281},
@@ -37223,13 +37590,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 282},
   {CUDA_ARG_TENSOR, 266},
   {CUDA_ARG_BUFFER, 403},
-  {CUDA_ARG_BUFFER, 404},
   {CUDA_ARG_PARAM, 401},
+  {CUDA_ARG_BUFFER, 404},
   {CUDA_ARG_PARAM, 402},
   {CUDA_ARG_TENSOR, 282},
   {CUDA_ARG_BUFFER, 383},
-  {CUDA_ARG_BUFFER, 384},
   {CUDA_ARG_PARAM, 381},
+  {CUDA_ARG_BUFFER, 384},
   {CUDA_ARG_PARAM, 382},
   {CUDA_ARG_TENSOR, 285},
   {CUDA_ARG_TENSOR, 287},
@@ -37237,13 +37604,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 288},
   {CUDA_ARG_TENSOR, 263},
   {CUDA_ARG_BUFFER, 398},
-  {CUDA_ARG_BUFFER, 399},
   {CUDA_ARG_PARAM, 396},
+  {CUDA_ARG_BUFFER, 399},
   {CUDA_ARG_PARAM, 397},
   {CUDA_ARG_TENSOR, 288},
   {CUDA_ARG_BUFFER, 388},
-  {CUDA_ARG_BUFFER, 389},
   {CUDA_ARG_PARAM, 386},
+  {CUDA_ARG_BUFFER, 389},
   {CUDA_ARG_PARAM, 387},
   {CUDA_ARG_TENSOR, 290},
   {CUDA_ARG_TENSOR, 268},
@@ -37251,13 +37618,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 293},
   {CUDA_ARG_TENSOR, 266},
   {CUDA_ARG_BUFFER, 403},
-  {CUDA_ARG_BUFFER, 404},
   {CUDA_ARG_PARAM, 401},
+  {CUDA_ARG_BUFFER, 404},
   {CUDA_ARG_PARAM, 402},
   {CUDA_ARG_TENSOR, 293},
   {CUDA_ARG_BUFFER, 393},
-  {CUDA_ARG_BUFFER, 394},
   {CUDA_ARG_PARAM, 391},
+  {CUDA_ARG_BUFFER, 394},
   {CUDA_ARG_PARAM, 392},
   {CUDA_ARG_TENSOR, 295},
   {CUDA_ARG_TENSOR, 265},
@@ -37273,8 +37640,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 303},
   {CUDA_ARG_TENSOR, 300},
   {CUDA_ARG_BUFFER, 459},
-  {CUDA_ARG_BUFFER, 460},
   {CUDA_ARG_PARAM, 457},
+  {CUDA_ARG_BUFFER, 460},
   {CUDA_ARG_PARAM, 458},
   {CUDA_ARG_TENSOR, 305},
   {CUDA_ARG_TENSOR, 305},
@@ -37282,13 +37649,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 306},
   {CUDA_ARG_TENSOR, 303},
   {CUDA_ARG_BUFFER, 464},
-  {CUDA_ARG_BUFFER, 465},
   {CUDA_ARG_PARAM, 462},
+  {CUDA_ARG_BUFFER, 465},
   {CUDA_ARG_PARAM, 463},
   {CUDA_ARG_TENSOR, 306},
   {CUDA_ARG_BUFFER, 408},
-  {CUDA_ARG_BUFFER, 409},
   {CUDA_ARG_PARAM, 406},
+  {CUDA_ARG_BUFFER, 409},
   {CUDA_ARG_PARAM, 407},
   {CUDA_ARG_TENSOR, 310},
   {CUDA_ARG_TENSOR, 310},
@@ -37296,8 +37663,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 311},
   {CUDA_ARG_TENSOR, 311},
   {CUDA_ARG_BUFFER, 413},
-  {CUDA_ARG_BUFFER, 414},
   {CUDA_ARG_PARAM, 411},
+  {CUDA_ARG_BUFFER, 414},
   {CUDA_ARG_PARAM, 412},
   {CUDA_ARG_TENSOR, 313},
   {CUDA_ARG_TENSOR, 313},
@@ -37305,8 +37672,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 314},
   {CUDA_ARG_TENSOR, 303},
   {CUDA_ARG_BUFFER, 464},
-  {CUDA_ARG_BUFFER, 465},
   {CUDA_ARG_PARAM, 462},
+  {CUDA_ARG_BUFFER, 465},
   {CUDA_ARG_PARAM, 463},
   {CUDA_ARG_TENSOR, 316},
   {CUDA_ARG_TENSOR, 316},
@@ -37314,13 +37681,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 317},
   {CUDA_ARG_TENSOR, 314},
   {CUDA_ARG_BUFFER, 418},
-  {CUDA_ARG_BUFFER, 419},
   {CUDA_ARG_PARAM, 416},
+  {CUDA_ARG_BUFFER, 419},
   {CUDA_ARG_PARAM, 417},
   {CUDA_ARG_TENSOR, 317},
   {CUDA_ARG_BUFFER, 423},
-  {CUDA_ARG_BUFFER, 424},
   {CUDA_ARG_PARAM, 421},
+  {CUDA_ARG_BUFFER, 424},
   {CUDA_ARG_PARAM, 422},
   {CUDA_ARG_TENSOR, 319},
   {CUDA_ARG_TENSOR, 305},
@@ -37334,8 +37701,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 328},
   {CUDA_ARG_TENSOR, 328},
   {CUDA_ARG_BUFFER, 438},
-  {CUDA_ARG_BUFFER, 439},
   {CUDA_ARG_PARAM, 436},
+  {CUDA_ARG_BUFFER, 439},
   {CUDA_ARG_PARAM, 437},
   {CUDA_ARG_TENSOR, 330},
   {CUDA_ARG_TENSOR, 330},
@@ -37343,13 +37710,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 331},
   {CUDA_ARG_TENSOR, 321},
   {CUDA_ARG_BUFFER, 428},
-  {CUDA_ARG_BUFFER, 429},
   {CUDA_ARG_PARAM, 426},
+  {CUDA_ARG_BUFFER, 429},
   {CUDA_ARG_PARAM, 427},
   {CUDA_ARG_TENSOR, 324},
   {CUDA_ARG_BUFFER, 433},
-  {CUDA_ARG_BUFFER, 434},
   {CUDA_ARG_PARAM, 431},
+  {CUDA_ARG_BUFFER, 434},
   {CUDA_ARG_PARAM, 432},
   {CUDA_ARG_TENSOR, 333},
   {CUDA_ARG_TENSOR, 333},
@@ -37357,13 +37724,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 334},
   {CUDA_ARG_TENSOR, 331},
   {CUDA_ARG_BUFFER, 443},
-  {CUDA_ARG_BUFFER, 444},
   {CUDA_ARG_PARAM, 441},
+  {CUDA_ARG_BUFFER, 444},
   {CUDA_ARG_PARAM, 442},
   {CUDA_ARG_TENSOR, 334},
   {CUDA_ARG_BUFFER, 448},
-  {CUDA_ARG_BUFFER, 449},
   {CUDA_ARG_PARAM, 446},
+  {CUDA_ARG_BUFFER, 449},
   {CUDA_ARG_PARAM, 447},
   {CUDA_ARG_TENSOR, 336},
   {CUDA_ARG_TENSOR, 305},
@@ -37371,13 +37738,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 338},
   {CUDA_ARG_TENSOR, 303},
   {CUDA_ARG_BUFFER, 464},
-  {CUDA_ARG_BUFFER, 465},
   {CUDA_ARG_PARAM, 462},
+  {CUDA_ARG_BUFFER, 465},
   {CUDA_ARG_PARAM, 463},
   {CUDA_ARG_TENSOR, 338},
   {CUDA_ARG_BUFFER, 453},
-  {CUDA_ARG_BUFFER, 454},
   {CUDA_ARG_PARAM, 451},
+  {CUDA_ARG_BUFFER, 454},
   {CUDA_ARG_PARAM, 452},
   {CUDA_ARG_TENSOR, 340},
   {CUDA_ARG_TENSOR, 302},
@@ -37390,8 +37757,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 346},
   {CUDA_ARG_TENSOR, 343},
   {CUDA_ARG_BUFFER, 519},
-  {CUDA_ARG_BUFFER, 520},
   {CUDA_ARG_PARAM, 517},
+  {CUDA_ARG_BUFFER, 520},
   {CUDA_ARG_PARAM, 518},
   {CUDA_ARG_TENSOR, 348},
   {CUDA_ARG_TENSOR, 348},
@@ -37399,13 +37766,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 349},
   {CUDA_ARG_TENSOR, 346},
   {CUDA_ARG_BUFFER, 524},
-  {CUDA_ARG_BUFFER, 525},
   {CUDA_ARG_PARAM, 522},
+  {CUDA_ARG_BUFFER, 525},
   {CUDA_ARG_PARAM, 523},
   {CUDA_ARG_TENSOR, 349},
   {CUDA_ARG_BUFFER, 469},
-  {CUDA_ARG_BUFFER, 470},
   {CUDA_ARG_PARAM, 467},
+  {CUDA_ARG_BUFFER, 470},
   {CUDA_ARG_PARAM, 468},
   {CUDA_ARG_TENSOR, 353},
   {CUDA_ARG_TENSOR, 353},
@@ -37413,8 +37780,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 354},
   {CUDA_ARG_TENSOR, 354},
   {CUDA_ARG_BUFFER, 474},
-  {CUDA_ARG_BUFFER, 475},
   {CUDA_ARG_PARAM, 472},
+  {CUDA_ARG_BUFFER, 475},
   {CUDA_ARG_PARAM, 473},
   {CUDA_ARG_TENSOR, 356},
   {CUDA_ARG_TENSOR, 356},
@@ -37422,8 +37789,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 357},
   {CUDA_ARG_TENSOR, 346},
   {CUDA_ARG_BUFFER, 524},
-  {CUDA_ARG_BUFFER, 525},
   {CUDA_ARG_PARAM, 522},
+  {CUDA_ARG_BUFFER, 525},
   {CUDA_ARG_PARAM, 523},
   {CUDA_ARG_TENSOR, 359},
   {CUDA_ARG_TENSOR, 359},
@@ -37431,13 +37798,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 360},
   {CUDA_ARG_TENSOR, 357},
   {CUDA_ARG_BUFFER, 479},
-  {CUDA_ARG_BUFFER, 480},
   {CUDA_ARG_PARAM, 477},
+  {CUDA_ARG_BUFFER, 480},
   {CUDA_ARG_PARAM, 478},
   {CUDA_ARG_TENSOR, 360},
   {CUDA_ARG_BUFFER, 484},
-  {CUDA_ARG_BUFFER, 485},
   {CUDA_ARG_PARAM, 482},
+  {CUDA_ARG_BUFFER, 485},
   {CUDA_ARG_PARAM, 483},
   {CUDA_ARG_TENSOR, 362},
   {CUDA_ARG_TENSOR, 348},
@@ -37451,8 +37818,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 371},
   {CUDA_ARG_TENSOR, 371},
   {CUDA_ARG_BUFFER, 499},
-  {CUDA_ARG_BUFFER, 500},
   {CUDA_ARG_PARAM, 497},
+  {CUDA_ARG_BUFFER, 500},
   {CUDA_ARG_PARAM, 498},
   {CUDA_ARG_TENSOR, 373},
   {CUDA_ARG_TENSOR, 373},
@@ -37460,13 +37827,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 374},
   {CUDA_ARG_TENSOR, 364},
   {CUDA_ARG_BUFFER, 489},
-  {CUDA_ARG_BUFFER, 490},
   {CUDA_ARG_PARAM, 487},
+  {CUDA_ARG_BUFFER, 490},
   {CUDA_ARG_PARAM, 488},
   {CUDA_ARG_TENSOR, 367},
   {CUDA_ARG_BUFFER, 494},
-  {CUDA_ARG_BUFFER, 495},
   {CUDA_ARG_PARAM, 492},
+  {CUDA_ARG_BUFFER, 495},
   {CUDA_ARG_PARAM, 493},
   {CUDA_ARG_TENSOR, 376},
   {CUDA_ARG_TENSOR, 376},
@@ -37474,13 +37841,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 377},
   {CUDA_ARG_TENSOR, 374},
   {CUDA_ARG_BUFFER, 504},
-  {CUDA_ARG_BUFFER, 505},
   {CUDA_ARG_PARAM, 502},
+  {CUDA_ARG_BUFFER, 505},
   {CUDA_ARG_PARAM, 503},
   {CUDA_ARG_TENSOR, 377},
   {CUDA_ARG_BUFFER, 509},
-  {CUDA_ARG_BUFFER, 510},
   {CUDA_ARG_PARAM, 507},
+  {CUDA_ARG_BUFFER, 510},
   {CUDA_ARG_PARAM, 508},
   {CUDA_ARG_TENSOR, 379},
   {CUDA_ARG_TENSOR, 348},
@@ -37488,13 +37855,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 381},
   {CUDA_ARG_TENSOR, 346},
   {CUDA_ARG_BUFFER, 524},
-  {CUDA_ARG_BUFFER, 525},
   {CUDA_ARG_PARAM, 522},
+  {CUDA_ARG_BUFFER, 525},
   {CUDA_ARG_PARAM, 523},
   {CUDA_ARG_TENSOR, 381},
   {CUDA_ARG_BUFFER, 514},
-  {CUDA_ARG_BUFFER, 515},
   {CUDA_ARG_PARAM, 512},
+  {CUDA_ARG_BUFFER, 515},
   {CUDA_ARG_PARAM, 513},
   {CUDA_ARG_TENSOR, 383},
   {CUDA_ARG_TENSOR, 345},
@@ -37507,8 +37874,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 389},
   {CUDA_ARG_TENSOR, 386},
   {CUDA_ARG_BUFFER, 579},
-  {CUDA_ARG_BUFFER, 580},
   {CUDA_ARG_PARAM, 577},
+  {CUDA_ARG_BUFFER, 580},
   {CUDA_ARG_PARAM, 578},
   {CUDA_ARG_TENSOR, 391},
   {CUDA_ARG_TENSOR, 391},
@@ -37516,13 +37883,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 392},
   {CUDA_ARG_TENSOR, 389},
   {CUDA_ARG_BUFFER, 584},
-  {CUDA_ARG_BUFFER, 585},
   {CUDA_ARG_PARAM, 582},
+  {CUDA_ARG_BUFFER, 585},
   {CUDA_ARG_PARAM, 583},
   {CUDA_ARG_TENSOR, 392},
   {CUDA_ARG_BUFFER, 529},
-  {CUDA_ARG_BUFFER, 530},
   {CUDA_ARG_PARAM, 527},
+  {CUDA_ARG_BUFFER, 530},
   {CUDA_ARG_PARAM, 528},
   {CUDA_ARG_TENSOR, 396},
   {CUDA_ARG_TENSOR, 396},
@@ -37530,8 +37897,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 397},
   {CUDA_ARG_TENSOR, 397},
   {CUDA_ARG_BUFFER, 534},
-  {CUDA_ARG_BUFFER, 535},
   {CUDA_ARG_PARAM, 532},
+  {CUDA_ARG_BUFFER, 535},
   {CUDA_ARG_PARAM, 533},
   {CUDA_ARG_TENSOR, 399},
   {CUDA_ARG_TENSOR, 399},
@@ -37539,8 +37906,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 400},
   {CUDA_ARG_TENSOR, 389},
   {CUDA_ARG_BUFFER, 584},
-  {CUDA_ARG_BUFFER, 585},
   {CUDA_ARG_PARAM, 582},
+  {CUDA_ARG_BUFFER, 585},
   {CUDA_ARG_PARAM, 583},
   {CUDA_ARG_TENSOR, 402},
   {CUDA_ARG_TENSOR, 402},
@@ -37548,13 +37915,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 403},
   {CUDA_ARG_TENSOR, 400},
   {CUDA_ARG_BUFFER, 539},
-  {CUDA_ARG_BUFFER, 540},
   {CUDA_ARG_PARAM, 537},
+  {CUDA_ARG_BUFFER, 540},
   {CUDA_ARG_PARAM, 538},
   {CUDA_ARG_TENSOR, 403},
   {CUDA_ARG_BUFFER, 544},
-  {CUDA_ARG_BUFFER, 545},
   {CUDA_ARG_PARAM, 542},
+  {CUDA_ARG_BUFFER, 545},
   {CUDA_ARG_PARAM, 543},
   {CUDA_ARG_TENSOR, 405},
   {CUDA_ARG_TENSOR, 391},
@@ -37568,8 +37935,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 414},
   {CUDA_ARG_TENSOR, 414},
   {CUDA_ARG_BUFFER, 559},
-  {CUDA_ARG_BUFFER, 560},
   {CUDA_ARG_PARAM, 557},
+  {CUDA_ARG_BUFFER, 560},
   {CUDA_ARG_PARAM, 558},
   {CUDA_ARG_TENSOR, 416},
   {CUDA_ARG_TENSOR, 416},
@@ -37577,13 +37944,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 417},
   {CUDA_ARG_TENSOR, 407},
   {CUDA_ARG_BUFFER, 549},
-  {CUDA_ARG_BUFFER, 550},
   {CUDA_ARG_PARAM, 547},
+  {CUDA_ARG_BUFFER, 550},
   {CUDA_ARG_PARAM, 548},
   {CUDA_ARG_TENSOR, 410},
   {CUDA_ARG_BUFFER, 554},
-  {CUDA_ARG_BUFFER, 555},
   {CUDA_ARG_PARAM, 552},
+  {CUDA_ARG_BUFFER, 555},
   {CUDA_ARG_PARAM, 553},
   {CUDA_ARG_TENSOR, 419},
   {CUDA_ARG_TENSOR, 419},
@@ -37591,13 +37958,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 420},
   {CUDA_ARG_TENSOR, 417},
   {CUDA_ARG_BUFFER, 564},
-  {CUDA_ARG_BUFFER, 565},
   {CUDA_ARG_PARAM, 562},
+  {CUDA_ARG_BUFFER, 565},
   {CUDA_ARG_PARAM, 563},
   {CUDA_ARG_TENSOR, 420},
   {CUDA_ARG_BUFFER, 569},
-  {CUDA_ARG_BUFFER, 570},
   {CUDA_ARG_PARAM, 567},
+  {CUDA_ARG_BUFFER, 570},
   {CUDA_ARG_PARAM, 568},
   {CUDA_ARG_TENSOR, 422},
   {CUDA_ARG_TENSOR, 391},
@@ -37605,13 +37972,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 424},
   {CUDA_ARG_TENSOR, 389},
   {CUDA_ARG_BUFFER, 584},
-  {CUDA_ARG_BUFFER, 585},
   {CUDA_ARG_PARAM, 582},
+  {CUDA_ARG_BUFFER, 585},
   {CUDA_ARG_PARAM, 583},
   {CUDA_ARG_TENSOR, 424},
   {CUDA_ARG_BUFFER, 574},
-  {CUDA_ARG_BUFFER, 575},
   {CUDA_ARG_PARAM, 572},
+  {CUDA_ARG_BUFFER, 575},
   {CUDA_ARG_PARAM, 573},
   {CUDA_ARG_TENSOR, 426},
   {CUDA_ARG_TENSOR, 388},
@@ -37624,8 +37991,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 432},
   {CUDA_ARG_TENSOR, 429},
   {CUDA_ARG_BUFFER, 639},
-  {CUDA_ARG_BUFFER, 640},
   {CUDA_ARG_PARAM, 637},
+  {CUDA_ARG_BUFFER, 640},
   {CUDA_ARG_PARAM, 638},
   {CUDA_ARG_TENSOR, 434},
   {CUDA_ARG_TENSOR, 434},
@@ -37633,13 +38000,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 435},
   {CUDA_ARG_TENSOR, 432},
   {CUDA_ARG_BUFFER, 644},
-  {CUDA_ARG_BUFFER, 645},
   {CUDA_ARG_PARAM, 642},
+  {CUDA_ARG_BUFFER, 645},
   {CUDA_ARG_PARAM, 643},
   {CUDA_ARG_TENSOR, 435},
   {CUDA_ARG_BUFFER, 589},
-  {CUDA_ARG_BUFFER, 590},
   {CUDA_ARG_PARAM, 587},
+  {CUDA_ARG_BUFFER, 590},
   {CUDA_ARG_PARAM, 588},
   {CUDA_ARG_TENSOR, 439},
   {CUDA_ARG_TENSOR, 439},
@@ -37647,8 +38014,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 440},
   {CUDA_ARG_TENSOR, 440},
   {CUDA_ARG_BUFFER, 594},
-  {CUDA_ARG_BUFFER, 595},
   {CUDA_ARG_PARAM, 592},
+  {CUDA_ARG_BUFFER, 595},
   {CUDA_ARG_PARAM, 593},
   {CUDA_ARG_TENSOR, 442},
   {CUDA_ARG_TENSOR, 442},
@@ -37656,8 +38023,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 443},
   {CUDA_ARG_TENSOR, 432},
   {CUDA_ARG_BUFFER, 644},
-  {CUDA_ARG_BUFFER, 645},
   {CUDA_ARG_PARAM, 642},
+  {CUDA_ARG_BUFFER, 645},
   {CUDA_ARG_PARAM, 643},
   {CUDA_ARG_TENSOR, 445},
   {CUDA_ARG_TENSOR, 445},
@@ -37665,13 +38032,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 446},
   {CUDA_ARG_TENSOR, 443},
   {CUDA_ARG_BUFFER, 599},
-  {CUDA_ARG_BUFFER, 600},
   {CUDA_ARG_PARAM, 597},
+  {CUDA_ARG_BUFFER, 600},
   {CUDA_ARG_PARAM, 598},
   {CUDA_ARG_TENSOR, 446},
   {CUDA_ARG_BUFFER, 604},
-  {CUDA_ARG_BUFFER, 605},
   {CUDA_ARG_PARAM, 602},
+  {CUDA_ARG_BUFFER, 605},
   {CUDA_ARG_PARAM, 603},
   {CUDA_ARG_TENSOR, 448},
   {CUDA_ARG_TENSOR, 434},
@@ -37685,8 +38052,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 457},
   {CUDA_ARG_TENSOR, 457},
   {CUDA_ARG_BUFFER, 619},
-  {CUDA_ARG_BUFFER, 620},
   {CUDA_ARG_PARAM, 617},
+  {CUDA_ARG_BUFFER, 620},
   {CUDA_ARG_PARAM, 618},
   {CUDA_ARG_TENSOR, 459},
   {CUDA_ARG_TENSOR, 459},
@@ -37694,13 +38061,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 460},
   {CUDA_ARG_TENSOR, 450},
   {CUDA_ARG_BUFFER, 609},
-  {CUDA_ARG_BUFFER, 610},
   {CUDA_ARG_PARAM, 607},
+  {CUDA_ARG_BUFFER, 610},
   {CUDA_ARG_PARAM, 608},
   {CUDA_ARG_TENSOR, 453},
   {CUDA_ARG_BUFFER, 614},
-  {CUDA_ARG_BUFFER, 615},
   {CUDA_ARG_PARAM, 612},
+  {CUDA_ARG_BUFFER, 615},
   {CUDA_ARG_PARAM, 613},
   {CUDA_ARG_TENSOR, 462},
   {CUDA_ARG_TENSOR, 462},
@@ -37708,13 +38075,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 463},
   {CUDA_ARG_TENSOR, 460},
   {CUDA_ARG_BUFFER, 624},
-  {CUDA_ARG_BUFFER, 625},
   {CUDA_ARG_PARAM, 622},
+  {CUDA_ARG_BUFFER, 625},
   {CUDA_ARG_PARAM, 623},
   {CUDA_ARG_TENSOR, 463},
   {CUDA_ARG_BUFFER, 629},
-  {CUDA_ARG_BUFFER, 630},
   {CUDA_ARG_PARAM, 627},
+  {CUDA_ARG_BUFFER, 630},
   {CUDA_ARG_PARAM, 628},
   {CUDA_ARG_TENSOR, 465},
   {CUDA_ARG_TENSOR, 434},
@@ -37722,13 +38089,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 467},
   {CUDA_ARG_TENSOR, 432},
   {CUDA_ARG_BUFFER, 644},
-  {CUDA_ARG_BUFFER, 645},
   {CUDA_ARG_PARAM, 642},
+  {CUDA_ARG_BUFFER, 645},
   {CUDA_ARG_PARAM, 643},
   {CUDA_ARG_TENSOR, 467},
   {CUDA_ARG_BUFFER, 634},
-  {CUDA_ARG_BUFFER, 635},
   {CUDA_ARG_PARAM, 632},
+  {CUDA_ARG_BUFFER, 635},
   {CUDA_ARG_PARAM, 633},
   {CUDA_ARG_TENSOR, 469},
   {CUDA_ARG_TENSOR, 431},
@@ -37741,8 +38108,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 475},
   {CUDA_ARG_TENSOR, 472},
   {CUDA_ARG_BUFFER, 699},
-  {CUDA_ARG_BUFFER, 700},
   {CUDA_ARG_PARAM, 697},
+  {CUDA_ARG_BUFFER, 700},
   {CUDA_ARG_PARAM, 698},
   {CUDA_ARG_TENSOR, 477},
   {CUDA_ARG_TENSOR, 477},
@@ -37750,13 +38117,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 478},
   {CUDA_ARG_TENSOR, 475},
   {CUDA_ARG_BUFFER, 704},
-  {CUDA_ARG_BUFFER, 705},
   {CUDA_ARG_PARAM, 702},
+  {CUDA_ARG_BUFFER, 705},
   {CUDA_ARG_PARAM, 703},
   {CUDA_ARG_TENSOR, 478},
   {CUDA_ARG_BUFFER, 649},
-  {CUDA_ARG_BUFFER, 650},
   {CUDA_ARG_PARAM, 647},
+  {CUDA_ARG_BUFFER, 650},
   {CUDA_ARG_PARAM, 648},
   {CUDA_ARG_TENSOR, 482},
   {CUDA_ARG_TENSOR, 482},
@@ -37764,8 +38131,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 483},
   {CUDA_ARG_TENSOR, 483},
   {CUDA_ARG_BUFFER, 654},
-  {CUDA_ARG_BUFFER, 655},
   {CUDA_ARG_PARAM, 652},
+  {CUDA_ARG_BUFFER, 655},
   {CUDA_ARG_PARAM, 653},
   {CUDA_ARG_TENSOR, 485},
   {CUDA_ARG_TENSOR, 485},
@@ -37773,8 +38140,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 486},
   {CUDA_ARG_TENSOR, 475},
   {CUDA_ARG_BUFFER, 704},
-  {CUDA_ARG_BUFFER, 705},
   {CUDA_ARG_PARAM, 702},
+  {CUDA_ARG_BUFFER, 705},
   {CUDA_ARG_PARAM, 703},
   {CUDA_ARG_TENSOR, 488},
   {CUDA_ARG_TENSOR, 488},
@@ -37782,13 +38149,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 489},
   {CUDA_ARG_TENSOR, 486},
   {CUDA_ARG_BUFFER, 659},
-  {CUDA_ARG_BUFFER, 660},
   {CUDA_ARG_PARAM, 657},
+  {CUDA_ARG_BUFFER, 660},
   {CUDA_ARG_PARAM, 658},
   {CUDA_ARG_TENSOR, 489},
   {CUDA_ARG_BUFFER, 664},
-  {CUDA_ARG_BUFFER, 665},
   {CUDA_ARG_PARAM, 662},
+  {CUDA_ARG_BUFFER, 665},
   {CUDA_ARG_PARAM, 663},
   {CUDA_ARG_TENSOR, 491},
   {CUDA_ARG_TENSOR, 477},
@@ -37802,8 +38169,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 500},
   {CUDA_ARG_TENSOR, 500},
   {CUDA_ARG_BUFFER, 679},
-  {CUDA_ARG_BUFFER, 680},
   {CUDA_ARG_PARAM, 677},
+  {CUDA_ARG_BUFFER, 680},
   {CUDA_ARG_PARAM, 678},
   {CUDA_ARG_TENSOR, 502},
   {CUDA_ARG_TENSOR, 502},
@@ -37811,13 +38178,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 503},
   {CUDA_ARG_TENSOR, 493},
   {CUDA_ARG_BUFFER, 669},
-  {CUDA_ARG_BUFFER, 670},
   {CUDA_ARG_PARAM, 667},
+  {CUDA_ARG_BUFFER, 670},
   {CUDA_ARG_PARAM, 668},
   {CUDA_ARG_TENSOR, 496},
   {CUDA_ARG_BUFFER, 674},
-  {CUDA_ARG_BUFFER, 675},
   {CUDA_ARG_PARAM, 672},
+  {CUDA_ARG_BUFFER, 675},
   {CUDA_ARG_PARAM, 673},
   {CUDA_ARG_TENSOR, 505},
   {CUDA_ARG_TENSOR, 505},
@@ -37825,13 +38192,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 506},
   {CUDA_ARG_TENSOR, 503},
   {CUDA_ARG_BUFFER, 684},
-  {CUDA_ARG_BUFFER, 685},
   {CUDA_ARG_PARAM, 682},
+  {CUDA_ARG_BUFFER, 685},
   {CUDA_ARG_PARAM, 683},
   {CUDA_ARG_TENSOR, 506},
   {CUDA_ARG_BUFFER, 689},
-  {CUDA_ARG_BUFFER, 690},
   {CUDA_ARG_PARAM, 687},
+  {CUDA_ARG_BUFFER, 690},
   {CUDA_ARG_PARAM, 688},
   {CUDA_ARG_TENSOR, 508},
   {CUDA_ARG_TENSOR, 477},
@@ -37839,13 +38206,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 510},
   {CUDA_ARG_TENSOR, 475},
   {CUDA_ARG_BUFFER, 704},
-  {CUDA_ARG_BUFFER, 705},
   {CUDA_ARG_PARAM, 702},
+  {CUDA_ARG_BUFFER, 705},
   {CUDA_ARG_PARAM, 703},
   {CUDA_ARG_TENSOR, 510},
   {CUDA_ARG_BUFFER, 694},
-  {CUDA_ARG_BUFFER, 695},
   {CUDA_ARG_PARAM, 692},
+  {CUDA_ARG_BUFFER, 695},
   {CUDA_ARG_PARAM, 693},
   {CUDA_ARG_TENSOR, 512},
   {CUDA_ARG_TENSOR, 474},
@@ -37858,8 +38225,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 518},
   {CUDA_ARG_TENSOR, 515},
   {CUDA_ARG_BUFFER, 759},
-  {CUDA_ARG_BUFFER, 760},
   {CUDA_ARG_PARAM, 757},
+  {CUDA_ARG_BUFFER, 760},
   {CUDA_ARG_PARAM, 758},
   {CUDA_ARG_TENSOR, 520},
   {CUDA_ARG_TENSOR, 520},
@@ -37867,13 +38234,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 521},
   {CUDA_ARG_TENSOR, 518},
   {CUDA_ARG_BUFFER, 764},
-  {CUDA_ARG_BUFFER, 765},
   {CUDA_ARG_PARAM, 762},
+  {CUDA_ARG_BUFFER, 765},
   {CUDA_ARG_PARAM, 763},
   {CUDA_ARG_TENSOR, 521},
   {CUDA_ARG_BUFFER, 709},
-  {CUDA_ARG_BUFFER, 710},
   {CUDA_ARG_PARAM, 707},
+  {CUDA_ARG_BUFFER, 710},
   {CUDA_ARG_PARAM, 708},
   {CUDA_ARG_TENSOR, 525},
   {CUDA_ARG_TENSOR, 525},
@@ -37881,8 +38248,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 526},
   {CUDA_ARG_TENSOR, 526},
   {CUDA_ARG_BUFFER, 714},
-  {CUDA_ARG_BUFFER, 715},
   {CUDA_ARG_PARAM, 712},
+  {CUDA_ARG_BUFFER, 715},
   {CUDA_ARG_PARAM, 713},
   {CUDA_ARG_TENSOR, 528},
   {CUDA_ARG_TENSOR, 528},
@@ -37890,8 +38257,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 529},
   {CUDA_ARG_TENSOR, 518},
   {CUDA_ARG_BUFFER, 764},
-  {CUDA_ARG_BUFFER, 765},
   {CUDA_ARG_PARAM, 762},
+  {CUDA_ARG_BUFFER, 765},
   {CUDA_ARG_PARAM, 763},
   {CUDA_ARG_TENSOR, 531},
   {CUDA_ARG_TENSOR, 531},
@@ -37899,13 +38266,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 532},
   {CUDA_ARG_TENSOR, 529},
   {CUDA_ARG_BUFFER, 719},
-  {CUDA_ARG_BUFFER, 720},
   {CUDA_ARG_PARAM, 717},
+  {CUDA_ARG_BUFFER, 720},
   {CUDA_ARG_PARAM, 718},
   {CUDA_ARG_TENSOR, 532},
   {CUDA_ARG_BUFFER, 724},
-  {CUDA_ARG_BUFFER, 725},
   {CUDA_ARG_PARAM, 722},
+  {CUDA_ARG_BUFFER, 725},
   {CUDA_ARG_PARAM, 723},
   {CUDA_ARG_TENSOR, 534},
   {CUDA_ARG_TENSOR, 520},
@@ -37919,8 +38286,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 543},
   {CUDA_ARG_TENSOR, 543},
   {CUDA_ARG_BUFFER, 739},
-  {CUDA_ARG_BUFFER, 740},
   {CUDA_ARG_PARAM, 737},
+  {CUDA_ARG_BUFFER, 740},
   {CUDA_ARG_PARAM, 738},
   {CUDA_ARG_TENSOR, 545},
   {CUDA_ARG_TENSOR, 545},
@@ -37928,13 +38295,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 546},
   {CUDA_ARG_TENSOR, 536},
   {CUDA_ARG_BUFFER, 729},
-  {CUDA_ARG_BUFFER, 730},
   {CUDA_ARG_PARAM, 727},
+  {CUDA_ARG_BUFFER, 730},
   {CUDA_ARG_PARAM, 728},
   {CUDA_ARG_TENSOR, 539},
   {CUDA_ARG_BUFFER, 734},
-  {CUDA_ARG_BUFFER, 735},
   {CUDA_ARG_PARAM, 732},
+  {CUDA_ARG_BUFFER, 735},
   {CUDA_ARG_PARAM, 733},
   {CUDA_ARG_TENSOR, 548},
   {CUDA_ARG_TENSOR, 548},
@@ -37942,13 +38309,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 549},
   {CUDA_ARG_TENSOR, 546},
   {CUDA_ARG_BUFFER, 744},
-  {CUDA_ARG_BUFFER, 745},
   {CUDA_ARG_PARAM, 742},
+  {CUDA_ARG_BUFFER, 745},
   {CUDA_ARG_PARAM, 743},
   {CUDA_ARG_TENSOR, 549},
   {CUDA_ARG_BUFFER, 749},
-  {CUDA_ARG_BUFFER, 750},
   {CUDA_ARG_PARAM, 747},
+  {CUDA_ARG_BUFFER, 750},
   {CUDA_ARG_PARAM, 748},
   {CUDA_ARG_TENSOR, 551},
   {CUDA_ARG_TENSOR, 520},
@@ -37956,13 +38323,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 553},
   {CUDA_ARG_TENSOR, 518},
   {CUDA_ARG_BUFFER, 764},
-  {CUDA_ARG_BUFFER, 765},
   {CUDA_ARG_PARAM, 762},
+  {CUDA_ARG_BUFFER, 765},
   {CUDA_ARG_PARAM, 763},
   {CUDA_ARG_TENSOR, 553},
   {CUDA_ARG_BUFFER, 754},
-  {CUDA_ARG_BUFFER, 755},
   {CUDA_ARG_PARAM, 752},
+  {CUDA_ARG_BUFFER, 755},
   {CUDA_ARG_PARAM, 753},
   {CUDA_ARG_TENSOR, 555},
   {CUDA_ARG_TENSOR, 517},
@@ -37975,8 +38342,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 561},
   {CUDA_ARG_TENSOR, 558},
   {CUDA_ARG_BUFFER, 799},
-  {CUDA_ARG_BUFFER, 800},
   {CUDA_ARG_PARAM, 797},
+  {CUDA_ARG_BUFFER, 800},
   {CUDA_ARG_PARAM, 798},
   {CUDA_ARG_TENSOR, 563},
   {CUDA_ARG_TENSOR, 563},
@@ -37984,13 +38351,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 564},
   {CUDA_ARG_TENSOR, 561},
   {CUDA_ARG_BUFFER, 804},
-  {CUDA_ARG_BUFFER, 805},
   {CUDA_ARG_PARAM, 802},
+  {CUDA_ARG_BUFFER, 805},
   {CUDA_ARG_PARAM, 803},
   {CUDA_ARG_TENSOR, 564},
   {CUDA_ARG_BUFFER, 769},
-  {CUDA_ARG_BUFFER, 770},
   {CUDA_ARG_PARAM, 767},
+  {CUDA_ARG_BUFFER, 770},
   {CUDA_ARG_PARAM, 768},
   {CUDA_ARG_TENSOR, 582},
   {CUDA_ARG_TENSOR, 563},
@@ -37998,13 +38365,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 569},
   {CUDA_ARG_TENSOR, 558},
   {CUDA_ARG_BUFFER, 799},
-  {CUDA_ARG_BUFFER, 800},
   {CUDA_ARG_PARAM, 797},
+  {CUDA_ARG_BUFFER, 800},
   {CUDA_ARG_PARAM, 798},
   {CUDA_ARG_TENSOR, 569},
   {CUDA_ARG_BUFFER, 774},
-  {CUDA_ARG_BUFFER, 775},
   {CUDA_ARG_PARAM, 772},
+  {CUDA_ARG_BUFFER, 775},
   {CUDA_ARG_PARAM, 773},
   {CUDA_ARG_TENSOR, 572},
   {CUDA_ARG_TENSOR, 563},
@@ -38012,8 +38379,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 574},
   {CUDA_ARG_TENSOR, 574},
   {CUDA_ARG_BUFFER, 779},
-  {CUDA_ARG_BUFFER, 780},
   {CUDA_ARG_PARAM, 777},
+  {CUDA_ARG_BUFFER, 780},
   {CUDA_ARG_PARAM, 778},
   {CUDA_ARG_TENSOR, 576},
   {CUDA_ARG_TENSOR, 576},
@@ -38021,13 +38388,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 577},
   {CUDA_ARG_TENSOR, 561},
   {CUDA_ARG_BUFFER, 804},
-  {CUDA_ARG_BUFFER, 805},
   {CUDA_ARG_PARAM, 802},
+  {CUDA_ARG_BUFFER, 805},
   {CUDA_ARG_PARAM, 803},
   {CUDA_ARG_TENSOR, 577},
   {CUDA_ARG_BUFFER, 784},
-  {CUDA_ARG_BUFFER, 785},
   {CUDA_ARG_PARAM, 782},
+  {CUDA_ARG_BUFFER, 785},
   {CUDA_ARG_PARAM, 783},
   {CUDA_ARG_TENSOR, 580},
   {CUDA_ARG_TENSOR, 582},
@@ -38035,13 +38402,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 583},
   {CUDA_ARG_TENSOR, 558},
   {CUDA_ARG_BUFFER, 799},
-  {CUDA_ARG_BUFFER, 800},
   {CUDA_ARG_PARAM, 797},
+  {CUDA_ARG_BUFFER, 800},
   {CUDA_ARG_PARAM, 798},
   {CUDA_ARG_TENSOR, 583},
   {CUDA_ARG_BUFFER, 789},
-  {CUDA_ARG_BUFFER, 790},
   {CUDA_ARG_PARAM, 787},
+  {CUDA_ARG_BUFFER, 790},
   {CUDA_ARG_PARAM, 788},
   {CUDA_ARG_TENSOR, 585},
   {CUDA_ARG_TENSOR, 563},
@@ -38049,13 +38416,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 588},
   {CUDA_ARG_TENSOR, 561},
   {CUDA_ARG_BUFFER, 804},
-  {CUDA_ARG_BUFFER, 805},
   {CUDA_ARG_PARAM, 802},
+  {CUDA_ARG_BUFFER, 805},
   {CUDA_ARG_PARAM, 803},
   {CUDA_ARG_TENSOR, 588},
   {CUDA_ARG_BUFFER, 794},
-  {CUDA_ARG_BUFFER, 795},
   {CUDA_ARG_PARAM, 792},
+  {CUDA_ARG_BUFFER, 795},
   {CUDA_ARG_PARAM, 793},
   {CUDA_ARG_TENSOR, 590},
   {CUDA_ARG_TENSOR, 560},
@@ -38071,8 +38438,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 598},
   {CUDA_ARG_TENSOR, 595},
   {CUDA_ARG_BUFFER, 860},
-  {CUDA_ARG_BUFFER, 861},
   {CUDA_ARG_PARAM, 858},
+  {CUDA_ARG_BUFFER, 861},
   {CUDA_ARG_PARAM, 859},
   {CUDA_ARG_TENSOR, 600},
   {CUDA_ARG_TENSOR, 600},
@@ -38080,13 +38447,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 601},
   {CUDA_ARG_TENSOR, 598},
   {CUDA_ARG_BUFFER, 865},
-  {CUDA_ARG_BUFFER, 866},
   {CUDA_ARG_PARAM, 863},
+  {CUDA_ARG_BUFFER, 866},
   {CUDA_ARG_PARAM, 864},
   {CUDA_ARG_TENSOR, 601},
   {CUDA_ARG_BUFFER, 809},
-  {CUDA_ARG_BUFFER, 810},
   {CUDA_ARG_PARAM, 807},
+  {CUDA_ARG_BUFFER, 810},
   {CUDA_ARG_PARAM, 808},
   {CUDA_ARG_TENSOR, 605},
   {CUDA_ARG_TENSOR, 605},
@@ -38094,8 +38461,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 606},
   {CUDA_ARG_TENSOR, 606},
   {CUDA_ARG_BUFFER, 814},
-  {CUDA_ARG_BUFFER, 815},
   {CUDA_ARG_PARAM, 812},
+  {CUDA_ARG_BUFFER, 815},
   {CUDA_ARG_PARAM, 813},
   {CUDA_ARG_TENSOR, 608},
   {CUDA_ARG_TENSOR, 608},
@@ -38103,8 +38470,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 609},
   {CUDA_ARG_TENSOR, 598},
   {CUDA_ARG_BUFFER, 865},
-  {CUDA_ARG_BUFFER, 866},
   {CUDA_ARG_PARAM, 863},
+  {CUDA_ARG_BUFFER, 866},
   {CUDA_ARG_PARAM, 864},
   {CUDA_ARG_TENSOR, 611},
   {CUDA_ARG_TENSOR, 611},
@@ -38112,13 +38479,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 612},
   {CUDA_ARG_TENSOR, 609},
   {CUDA_ARG_BUFFER, 819},
-  {CUDA_ARG_BUFFER, 820},
   {CUDA_ARG_PARAM, 817},
+  {CUDA_ARG_BUFFER, 820},
   {CUDA_ARG_PARAM, 818},
   {CUDA_ARG_TENSOR, 612},
   {CUDA_ARG_BUFFER, 824},
-  {CUDA_ARG_BUFFER, 825},
   {CUDA_ARG_PARAM, 822},
+  {CUDA_ARG_BUFFER, 825},
   {CUDA_ARG_PARAM, 823},
   {CUDA_ARG_TENSOR, 614},
   {CUDA_ARG_TENSOR, 600},
@@ -38132,8 +38499,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 623},
   {CUDA_ARG_TENSOR, 623},
   {CUDA_ARG_BUFFER, 839},
-  {CUDA_ARG_BUFFER, 840},
   {CUDA_ARG_PARAM, 837},
+  {CUDA_ARG_BUFFER, 840},
   {CUDA_ARG_PARAM, 838},
   {CUDA_ARG_TENSOR, 625},
   {CUDA_ARG_TENSOR, 625},
@@ -38141,13 +38508,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 626},
   {CUDA_ARG_TENSOR, 616},
   {CUDA_ARG_BUFFER, 829},
-  {CUDA_ARG_BUFFER, 830},
   {CUDA_ARG_PARAM, 827},
+  {CUDA_ARG_BUFFER, 830},
   {CUDA_ARG_PARAM, 828},
   {CUDA_ARG_TENSOR, 619},
   {CUDA_ARG_BUFFER, 834},
-  {CUDA_ARG_BUFFER, 835},
   {CUDA_ARG_PARAM, 832},
+  {CUDA_ARG_BUFFER, 835},
   {CUDA_ARG_PARAM, 833},
   {CUDA_ARG_TENSOR, 628},
   {CUDA_ARG_TENSOR, 628},
@@ -38155,13 +38522,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 629},
   {CUDA_ARG_TENSOR, 626},
   {CUDA_ARG_BUFFER, 844},
-  {CUDA_ARG_BUFFER, 845},
   {CUDA_ARG_PARAM, 842},
+  {CUDA_ARG_BUFFER, 845},
   {CUDA_ARG_PARAM, 843},
   {CUDA_ARG_TENSOR, 629},
   {CUDA_ARG_BUFFER, 849},
-  {CUDA_ARG_BUFFER, 850},
   {CUDA_ARG_PARAM, 847},
+  {CUDA_ARG_BUFFER, 850},
   {CUDA_ARG_PARAM, 848},
   {CUDA_ARG_TENSOR, 631},
   {CUDA_ARG_TENSOR, 600},
@@ -38169,13 +38536,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 633},
   {CUDA_ARG_TENSOR, 598},
   {CUDA_ARG_BUFFER, 865},
-  {CUDA_ARG_BUFFER, 866},
   {CUDA_ARG_PARAM, 863},
+  {CUDA_ARG_BUFFER, 866},
   {CUDA_ARG_PARAM, 864},
   {CUDA_ARG_TENSOR, 633},
   {CUDA_ARG_BUFFER, 854},
-  {CUDA_ARG_BUFFER, 855},
   {CUDA_ARG_PARAM, 852},
+  {CUDA_ARG_BUFFER, 855},
   {CUDA_ARG_PARAM, 853},
   {CUDA_ARG_TENSOR, 635},
   {CUDA_ARG_TENSOR, 597},
@@ -38188,8 +38555,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 641},
   {CUDA_ARG_TENSOR, 638},
   {CUDA_ARG_BUFFER, 920},
-  {CUDA_ARG_BUFFER, 921},
   {CUDA_ARG_PARAM, 918},
+  {CUDA_ARG_BUFFER, 921},
   {CUDA_ARG_PARAM, 919},
   {CUDA_ARG_TENSOR, 643},
   {CUDA_ARG_TENSOR, 643},
@@ -38197,13 +38564,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 644},
   {CUDA_ARG_TENSOR, 641},
   {CUDA_ARG_BUFFER, 925},
-  {CUDA_ARG_BUFFER, 926},
   {CUDA_ARG_PARAM, 923},
+  {CUDA_ARG_BUFFER, 926},
   {CUDA_ARG_PARAM, 924},
   {CUDA_ARG_TENSOR, 644},
   {CUDA_ARG_BUFFER, 870},
-  {CUDA_ARG_BUFFER, 871},
   {CUDA_ARG_PARAM, 868},
+  {CUDA_ARG_BUFFER, 871},
   {CUDA_ARG_PARAM, 869},
   {CUDA_ARG_TENSOR, 648},
   {CUDA_ARG_TENSOR, 648},
@@ -38211,8 +38578,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 649},
   {CUDA_ARG_TENSOR, 649},
   {CUDA_ARG_BUFFER, 875},
-  {CUDA_ARG_BUFFER, 876},
   {CUDA_ARG_PARAM, 873},
+  {CUDA_ARG_BUFFER, 876},
   {CUDA_ARG_PARAM, 874},
   {CUDA_ARG_TENSOR, 651},
   {CUDA_ARG_TENSOR, 651},
@@ -38220,8 +38587,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 652},
   {CUDA_ARG_TENSOR, 641},
   {CUDA_ARG_BUFFER, 925},
-  {CUDA_ARG_BUFFER, 926},
   {CUDA_ARG_PARAM, 923},
+  {CUDA_ARG_BUFFER, 926},
   {CUDA_ARG_PARAM, 924},
   {CUDA_ARG_TENSOR, 654},
   {CUDA_ARG_TENSOR, 654},
@@ -38229,13 +38596,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 655},
   {CUDA_ARG_TENSOR, 652},
   {CUDA_ARG_BUFFER, 880},
-  {CUDA_ARG_BUFFER, 881},
   {CUDA_ARG_PARAM, 878},
+  {CUDA_ARG_BUFFER, 881},
   {CUDA_ARG_PARAM, 879},
   {CUDA_ARG_TENSOR, 655},
   {CUDA_ARG_BUFFER, 885},
-  {CUDA_ARG_BUFFER, 886},
   {CUDA_ARG_PARAM, 883},
+  {CUDA_ARG_BUFFER, 886},
   {CUDA_ARG_PARAM, 884},
   {CUDA_ARG_TENSOR, 657},
   {CUDA_ARG_TENSOR, 643},
@@ -38249,8 +38616,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 666},
   {CUDA_ARG_TENSOR, 666},
   {CUDA_ARG_BUFFER, 900},
-  {CUDA_ARG_BUFFER, 901},
   {CUDA_ARG_PARAM, 898},
+  {CUDA_ARG_BUFFER, 901},
   {CUDA_ARG_PARAM, 899},
   {CUDA_ARG_TENSOR, 668},
   {CUDA_ARG_TENSOR, 668},
@@ -38258,13 +38625,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 669},
   {CUDA_ARG_TENSOR, 659},
   {CUDA_ARG_BUFFER, 890},
-  {CUDA_ARG_BUFFER, 891},
   {CUDA_ARG_PARAM, 888},
+  {CUDA_ARG_BUFFER, 891},
   {CUDA_ARG_PARAM, 889},
   {CUDA_ARG_TENSOR, 662},
   {CUDA_ARG_BUFFER, 895},
-  {CUDA_ARG_BUFFER, 896},
   {CUDA_ARG_PARAM, 893},
+  {CUDA_ARG_BUFFER, 896},
   {CUDA_ARG_PARAM, 894},
   {CUDA_ARG_TENSOR, 671},
   {CUDA_ARG_TENSOR, 671},
@@ -38272,13 +38639,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 672},
   {CUDA_ARG_TENSOR, 669},
   {CUDA_ARG_BUFFER, 905},
-  {CUDA_ARG_BUFFER, 906},
   {CUDA_ARG_PARAM, 903},
+  {CUDA_ARG_BUFFER, 906},
   {CUDA_ARG_PARAM, 904},
   {CUDA_ARG_TENSOR, 672},
   {CUDA_ARG_BUFFER, 910},
-  {CUDA_ARG_BUFFER, 911},
   {CUDA_ARG_PARAM, 908},
+  {CUDA_ARG_BUFFER, 911},
   {CUDA_ARG_PARAM, 909},
   {CUDA_ARG_TENSOR, 674},
   {CUDA_ARG_TENSOR, 643},
@@ -38286,13 +38653,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 676},
   {CUDA_ARG_TENSOR, 641},
   {CUDA_ARG_BUFFER, 925},
-  {CUDA_ARG_BUFFER, 926},
   {CUDA_ARG_PARAM, 923},
+  {CUDA_ARG_BUFFER, 926},
   {CUDA_ARG_PARAM, 924},
   {CUDA_ARG_TENSOR, 676},
   {CUDA_ARG_BUFFER, 915},
-  {CUDA_ARG_BUFFER, 916},
   {CUDA_ARG_PARAM, 913},
+  {CUDA_ARG_BUFFER, 916},
   {CUDA_ARG_PARAM, 914},
   {CUDA_ARG_TENSOR, 678},
   {CUDA_ARG_TENSOR, 640},
@@ -38305,8 +38672,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 684},
   {CUDA_ARG_TENSOR, 681},
   {CUDA_ARG_BUFFER, 980},
-  {CUDA_ARG_BUFFER, 981},
   {CUDA_ARG_PARAM, 978},
+  {CUDA_ARG_BUFFER, 981},
   {CUDA_ARG_PARAM, 979},
   {CUDA_ARG_TENSOR, 686},
   {CUDA_ARG_TENSOR, 686},
@@ -38314,13 +38681,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 687},
   {CUDA_ARG_TENSOR, 684},
   {CUDA_ARG_BUFFER, 985},
-  {CUDA_ARG_BUFFER, 986},
   {CUDA_ARG_PARAM, 983},
+  {CUDA_ARG_BUFFER, 986},
   {CUDA_ARG_PARAM, 984},
   {CUDA_ARG_TENSOR, 687},
   {CUDA_ARG_BUFFER, 930},
-  {CUDA_ARG_BUFFER, 931},
   {CUDA_ARG_PARAM, 928},
+  {CUDA_ARG_BUFFER, 931},
   {CUDA_ARG_PARAM, 929},
   {CUDA_ARG_TENSOR, 691},
   {CUDA_ARG_TENSOR, 691},
@@ -38328,8 +38695,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 692},
   {CUDA_ARG_TENSOR, 692},
   {CUDA_ARG_BUFFER, 935},
-  {CUDA_ARG_BUFFER, 936},
   {CUDA_ARG_PARAM, 933},
+  {CUDA_ARG_BUFFER, 936},
   {CUDA_ARG_PARAM, 934},
   {CUDA_ARG_TENSOR, 694},
   {CUDA_ARG_TENSOR, 694},
@@ -38337,8 +38704,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 695},
   {CUDA_ARG_TENSOR, 684},
   {CUDA_ARG_BUFFER, 985},
-  {CUDA_ARG_BUFFER, 986},
   {CUDA_ARG_PARAM, 983},
+  {CUDA_ARG_BUFFER, 986},
   {CUDA_ARG_PARAM, 984},
   {CUDA_ARG_TENSOR, 697},
   {CUDA_ARG_TENSOR, 697},
@@ -38346,13 +38713,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 698},
   {CUDA_ARG_TENSOR, 695},
   {CUDA_ARG_BUFFER, 940},
-  {CUDA_ARG_BUFFER, 941},
   {CUDA_ARG_PARAM, 938},
+  {CUDA_ARG_BUFFER, 941},
   {CUDA_ARG_PARAM, 939},
   {CUDA_ARG_TENSOR, 698},
   {CUDA_ARG_BUFFER, 945},
-  {CUDA_ARG_BUFFER, 946},
   {CUDA_ARG_PARAM, 943},
+  {CUDA_ARG_BUFFER, 946},
   {CUDA_ARG_PARAM, 944},
   {CUDA_ARG_TENSOR, 700},
   {CUDA_ARG_TENSOR, 686},
@@ -38366,8 +38733,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 709},
   {CUDA_ARG_TENSOR, 709},
   {CUDA_ARG_BUFFER, 960},
-  {CUDA_ARG_BUFFER, 961},
   {CUDA_ARG_PARAM, 958},
+  {CUDA_ARG_BUFFER, 961},
   {CUDA_ARG_PARAM, 959},
   {CUDA_ARG_TENSOR, 711},
   {CUDA_ARG_TENSOR, 711},
@@ -38375,13 +38742,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 712},
   {CUDA_ARG_TENSOR, 702},
   {CUDA_ARG_BUFFER, 950},
-  {CUDA_ARG_BUFFER, 951},
   {CUDA_ARG_PARAM, 948},
+  {CUDA_ARG_BUFFER, 951},
   {CUDA_ARG_PARAM, 949},
   {CUDA_ARG_TENSOR, 705},
   {CUDA_ARG_BUFFER, 955},
-  {CUDA_ARG_BUFFER, 956},
   {CUDA_ARG_PARAM, 953},
+  {CUDA_ARG_BUFFER, 956},
   {CUDA_ARG_PARAM, 954},
   {CUDA_ARG_TENSOR, 714},
   {CUDA_ARG_TENSOR, 714},
@@ -38389,13 +38756,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 715},
   {CUDA_ARG_TENSOR, 712},
   {CUDA_ARG_BUFFER, 965},
-  {CUDA_ARG_BUFFER, 966},
   {CUDA_ARG_PARAM, 963},
+  {CUDA_ARG_BUFFER, 966},
   {CUDA_ARG_PARAM, 964},
   {CUDA_ARG_TENSOR, 715},
   {CUDA_ARG_BUFFER, 970},
-  {CUDA_ARG_BUFFER, 971},
   {CUDA_ARG_PARAM, 968},
+  {CUDA_ARG_BUFFER, 971},
   {CUDA_ARG_PARAM, 969},
   {CUDA_ARG_TENSOR, 717},
   {CUDA_ARG_TENSOR, 686},
@@ -38403,13 +38770,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 719},
   {CUDA_ARG_TENSOR, 684},
   {CUDA_ARG_BUFFER, 985},
-  {CUDA_ARG_BUFFER, 986},
   {CUDA_ARG_PARAM, 983},
+  {CUDA_ARG_BUFFER, 986},
   {CUDA_ARG_PARAM, 984},
   {CUDA_ARG_TENSOR, 719},
   {CUDA_ARG_BUFFER, 975},
-  {CUDA_ARG_BUFFER, 976},
   {CUDA_ARG_PARAM, 973},
+  {CUDA_ARG_BUFFER, 976},
   {CUDA_ARG_PARAM, 974},
   {CUDA_ARG_TENSOR, 721},
   {CUDA_ARG_TENSOR, 683},
@@ -38422,8 +38789,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 727},
   {CUDA_ARG_TENSOR, 724},
   {CUDA_ARG_BUFFER, 1040},
-  {CUDA_ARG_BUFFER, 1041},
   {CUDA_ARG_PARAM, 1038},
+  {CUDA_ARG_BUFFER, 1041},
   {CUDA_ARG_PARAM, 1039},
   {CUDA_ARG_TENSOR, 729},
   {CUDA_ARG_TENSOR, 729},
@@ -38431,13 +38798,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 730},
   {CUDA_ARG_TENSOR, 727},
   {CUDA_ARG_BUFFER, 1045},
-  {CUDA_ARG_BUFFER, 1046},
   {CUDA_ARG_PARAM, 1043},
+  {CUDA_ARG_BUFFER, 1046},
   {CUDA_ARG_PARAM, 1044},
   {CUDA_ARG_TENSOR, 730},
   {CUDA_ARG_BUFFER, 990},
-  {CUDA_ARG_BUFFER, 991},
   {CUDA_ARG_PARAM, 988},
+  {CUDA_ARG_BUFFER, 991},
   {CUDA_ARG_PARAM, 989},
   {CUDA_ARG_TENSOR, 734},
   {CUDA_ARG_TENSOR, 734},
@@ -38445,8 +38812,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 735},
   {CUDA_ARG_TENSOR, 735},
   {CUDA_ARG_BUFFER, 995},
-  {CUDA_ARG_BUFFER, 996},
   {CUDA_ARG_PARAM, 993},
+  {CUDA_ARG_BUFFER, 996},
   {CUDA_ARG_PARAM, 994},
   {CUDA_ARG_TENSOR, 737},
   {CUDA_ARG_TENSOR, 737},
@@ -38454,8 +38821,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 738},
   {CUDA_ARG_TENSOR, 727},
   {CUDA_ARG_BUFFER, 1045},
-  {CUDA_ARG_BUFFER, 1046},
   {CUDA_ARG_PARAM, 1043},
+  {CUDA_ARG_BUFFER, 1046},
   {CUDA_ARG_PARAM, 1044},
   {CUDA_ARG_TENSOR, 740},
   {CUDA_ARG_TENSOR, 740},
@@ -38463,13 +38830,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 741},
   {CUDA_ARG_TENSOR, 738},
   {CUDA_ARG_BUFFER, 1000},
-  {CUDA_ARG_BUFFER, 1001},
   {CUDA_ARG_PARAM, 998},
+  {CUDA_ARG_BUFFER, 1001},
   {CUDA_ARG_PARAM, 999},
   {CUDA_ARG_TENSOR, 741},
   {CUDA_ARG_BUFFER, 1005},
-  {CUDA_ARG_BUFFER, 1006},
   {CUDA_ARG_PARAM, 1003},
+  {CUDA_ARG_BUFFER, 1006},
   {CUDA_ARG_PARAM, 1004},
   {CUDA_ARG_TENSOR, 743},
   {CUDA_ARG_TENSOR, 729},
@@ -38483,8 +38850,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 752},
   {CUDA_ARG_TENSOR, 752},
   {CUDA_ARG_BUFFER, 1020},
-  {CUDA_ARG_BUFFER, 1021},
   {CUDA_ARG_PARAM, 1018},
+  {CUDA_ARG_BUFFER, 1021},
   {CUDA_ARG_PARAM, 1019},
   {CUDA_ARG_TENSOR, 754},
   {CUDA_ARG_TENSOR, 754},
@@ -38492,13 +38859,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 755},
   {CUDA_ARG_TENSOR, 745},
   {CUDA_ARG_BUFFER, 1010},
-  {CUDA_ARG_BUFFER, 1011},
   {CUDA_ARG_PARAM, 1008},
+  {CUDA_ARG_BUFFER, 1011},
   {CUDA_ARG_PARAM, 1009},
   {CUDA_ARG_TENSOR, 748},
   {CUDA_ARG_BUFFER, 1015},
-  {CUDA_ARG_BUFFER, 1016},
   {CUDA_ARG_PARAM, 1013},
+  {CUDA_ARG_BUFFER, 1016},
   {CUDA_ARG_PARAM, 1014},
   {CUDA_ARG_TENSOR, 757},
   {CUDA_ARG_TENSOR, 757},
@@ -38506,13 +38873,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 758},
   {CUDA_ARG_TENSOR, 755},
   {CUDA_ARG_BUFFER, 1025},
-  {CUDA_ARG_BUFFER, 1026},
   {CUDA_ARG_PARAM, 1023},
+  {CUDA_ARG_BUFFER, 1026},
   {CUDA_ARG_PARAM, 1024},
   {CUDA_ARG_TENSOR, 758},
   {CUDA_ARG_BUFFER, 1030},
-  {CUDA_ARG_BUFFER, 1031},
   {CUDA_ARG_PARAM, 1028},
+  {CUDA_ARG_BUFFER, 1031},
   {CUDA_ARG_PARAM, 1029},
   {CUDA_ARG_TENSOR, 760},
   {CUDA_ARG_TENSOR, 729},
@@ -38520,13 +38887,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 762},
   {CUDA_ARG_TENSOR, 727},
   {CUDA_ARG_BUFFER, 1045},
-  {CUDA_ARG_BUFFER, 1046},
   {CUDA_ARG_PARAM, 1043},
+  {CUDA_ARG_BUFFER, 1046},
   {CUDA_ARG_PARAM, 1044},
   {CUDA_ARG_TENSOR, 762},
   {CUDA_ARG_BUFFER, 1035},
-  {CUDA_ARG_BUFFER, 1036},
   {CUDA_ARG_PARAM, 1033},
+  {CUDA_ARG_BUFFER, 1036},
   {CUDA_ARG_PARAM, 1034},
   {CUDA_ARG_TENSOR, 764},
   {CUDA_ARG_TENSOR, 726},
@@ -38539,8 +38906,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 770},
   {CUDA_ARG_TENSOR, 767},
   {CUDA_ARG_BUFFER, 1100},
-  {CUDA_ARG_BUFFER, 1101},
   {CUDA_ARG_PARAM, 1098},
+  {CUDA_ARG_BUFFER, 1101},
   {CUDA_ARG_PARAM, 1099},
   {CUDA_ARG_TENSOR, 772},
   {CUDA_ARG_TENSOR, 772},
@@ -38548,13 +38915,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 773},
   {CUDA_ARG_TENSOR, 770},
   {CUDA_ARG_BUFFER, 1105},
-  {CUDA_ARG_BUFFER, 1106},
   {CUDA_ARG_PARAM, 1103},
+  {CUDA_ARG_BUFFER, 1106},
   {CUDA_ARG_PARAM, 1104},
   {CUDA_ARG_TENSOR, 773},
   {CUDA_ARG_BUFFER, 1050},
-  {CUDA_ARG_BUFFER, 1051},
   {CUDA_ARG_PARAM, 1048},
+  {CUDA_ARG_BUFFER, 1051},
   {CUDA_ARG_PARAM, 1049},
   {CUDA_ARG_TENSOR, 777},
   {CUDA_ARG_TENSOR, 777},
@@ -38562,8 +38929,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 778},
   {CUDA_ARG_TENSOR, 778},
   {CUDA_ARG_BUFFER, 1055},
-  {CUDA_ARG_BUFFER, 1056},
   {CUDA_ARG_PARAM, 1053},
+  {CUDA_ARG_BUFFER, 1056},
   {CUDA_ARG_PARAM, 1054},
   {CUDA_ARG_TENSOR, 780},
   {CUDA_ARG_TENSOR, 780},
@@ -38571,8 +38938,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 781},
   {CUDA_ARG_TENSOR, 770},
   {CUDA_ARG_BUFFER, 1105},
-  {CUDA_ARG_BUFFER, 1106},
   {CUDA_ARG_PARAM, 1103},
+  {CUDA_ARG_BUFFER, 1106},
   {CUDA_ARG_PARAM, 1104},
   {CUDA_ARG_TENSOR, 783},
   {CUDA_ARG_TENSOR, 783},
@@ -38580,13 +38947,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 784},
   {CUDA_ARG_TENSOR, 781},
   {CUDA_ARG_BUFFER, 1060},
-  {CUDA_ARG_BUFFER, 1061},
   {CUDA_ARG_PARAM, 1058},
+  {CUDA_ARG_BUFFER, 1061},
   {CUDA_ARG_PARAM, 1059},
   {CUDA_ARG_TENSOR, 784},
   {CUDA_ARG_BUFFER, 1065},
-  {CUDA_ARG_BUFFER, 1066},
   {CUDA_ARG_PARAM, 1063},
+  {CUDA_ARG_BUFFER, 1066},
   {CUDA_ARG_PARAM, 1064},
   {CUDA_ARG_TENSOR, 786},
   {CUDA_ARG_TENSOR, 772},
@@ -38600,8 +38967,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 795},
   {CUDA_ARG_TENSOR, 795},
   {CUDA_ARG_BUFFER, 1080},
-  {CUDA_ARG_BUFFER, 1081},
   {CUDA_ARG_PARAM, 1078},
+  {CUDA_ARG_BUFFER, 1081},
   {CUDA_ARG_PARAM, 1079},
   {CUDA_ARG_TENSOR, 797},
   {CUDA_ARG_TENSOR, 797},
@@ -38609,13 +38976,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 798},
   {CUDA_ARG_TENSOR, 788},
   {CUDA_ARG_BUFFER, 1070},
-  {CUDA_ARG_BUFFER, 1071},
   {CUDA_ARG_PARAM, 1068},
+  {CUDA_ARG_BUFFER, 1071},
   {CUDA_ARG_PARAM, 1069},
   {CUDA_ARG_TENSOR, 791},
   {CUDA_ARG_BUFFER, 1075},
-  {CUDA_ARG_BUFFER, 1076},
   {CUDA_ARG_PARAM, 1073},
+  {CUDA_ARG_BUFFER, 1076},
   {CUDA_ARG_PARAM, 1074},
   {CUDA_ARG_TENSOR, 800},
   {CUDA_ARG_TENSOR, 800},
@@ -38623,13 +38990,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 801},
   {CUDA_ARG_TENSOR, 798},
   {CUDA_ARG_BUFFER, 1085},
-  {CUDA_ARG_BUFFER, 1086},
   {CUDA_ARG_PARAM, 1083},
+  {CUDA_ARG_BUFFER, 1086},
   {CUDA_ARG_PARAM, 1084},
   {CUDA_ARG_TENSOR, 801},
   {CUDA_ARG_BUFFER, 1090},
-  {CUDA_ARG_BUFFER, 1091},
   {CUDA_ARG_PARAM, 1088},
+  {CUDA_ARG_BUFFER, 1091},
   {CUDA_ARG_PARAM, 1089},
   {CUDA_ARG_TENSOR, 803},
   {CUDA_ARG_TENSOR, 772},
@@ -38637,13 +39004,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 805},
   {CUDA_ARG_TENSOR, 770},
   {CUDA_ARG_BUFFER, 1105},
-  {CUDA_ARG_BUFFER, 1106},
   {CUDA_ARG_PARAM, 1103},
+  {CUDA_ARG_BUFFER, 1106},
   {CUDA_ARG_PARAM, 1104},
   {CUDA_ARG_TENSOR, 805},
   {CUDA_ARG_BUFFER, 1095},
-  {CUDA_ARG_BUFFER, 1096},
   {CUDA_ARG_PARAM, 1093},
+  {CUDA_ARG_BUFFER, 1096},
   {CUDA_ARG_PARAM, 1094},
   {CUDA_ARG_TENSOR, 807},
   {CUDA_ARG_TENSOR, 769},
@@ -38656,8 +39023,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 813},
   {CUDA_ARG_TENSOR, 810},
   {CUDA_ARG_BUFFER, 1160},
-  {CUDA_ARG_BUFFER, 1161},
   {CUDA_ARG_PARAM, 1158},
+  {CUDA_ARG_BUFFER, 1161},
   {CUDA_ARG_PARAM, 1159},
   {CUDA_ARG_TENSOR, 815},
   {CUDA_ARG_TENSOR, 815},
@@ -38665,13 +39032,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 816},
   {CUDA_ARG_TENSOR, 813},
   {CUDA_ARG_BUFFER, 1165},
-  {CUDA_ARG_BUFFER, 1166},
   {CUDA_ARG_PARAM, 1163},
+  {CUDA_ARG_BUFFER, 1166},
   {CUDA_ARG_PARAM, 1164},
   {CUDA_ARG_TENSOR, 816},
   {CUDA_ARG_BUFFER, 1110},
-  {CUDA_ARG_BUFFER, 1111},
   {CUDA_ARG_PARAM, 1108},
+  {CUDA_ARG_BUFFER, 1111},
   {CUDA_ARG_PARAM, 1109},
   {CUDA_ARG_TENSOR, 820},
   {CUDA_ARG_TENSOR, 820},
@@ -38679,8 +39046,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 821},
   {CUDA_ARG_TENSOR, 821},
   {CUDA_ARG_BUFFER, 1115},
-  {CUDA_ARG_BUFFER, 1116},
   {CUDA_ARG_PARAM, 1113},
+  {CUDA_ARG_BUFFER, 1116},
   {CUDA_ARG_PARAM, 1114},
   {CUDA_ARG_TENSOR, 823},
   {CUDA_ARG_TENSOR, 823},
@@ -38688,8 +39055,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 824},
   {CUDA_ARG_TENSOR, 813},
   {CUDA_ARG_BUFFER, 1165},
-  {CUDA_ARG_BUFFER, 1166},
   {CUDA_ARG_PARAM, 1163},
+  {CUDA_ARG_BUFFER, 1166},
   {CUDA_ARG_PARAM, 1164},
   {CUDA_ARG_TENSOR, 826},
   {CUDA_ARG_TENSOR, 826},
@@ -38697,13 +39064,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 827},
   {CUDA_ARG_TENSOR, 824},
   {CUDA_ARG_BUFFER, 1120},
-  {CUDA_ARG_BUFFER, 1121},
   {CUDA_ARG_PARAM, 1118},
+  {CUDA_ARG_BUFFER, 1121},
   {CUDA_ARG_PARAM, 1119},
   {CUDA_ARG_TENSOR, 827},
   {CUDA_ARG_BUFFER, 1125},
-  {CUDA_ARG_BUFFER, 1126},
   {CUDA_ARG_PARAM, 1123},
+  {CUDA_ARG_BUFFER, 1126},
   {CUDA_ARG_PARAM, 1124},
   {CUDA_ARG_TENSOR, 829},
   {CUDA_ARG_TENSOR, 815},
@@ -38717,8 +39084,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 838},
   {CUDA_ARG_TENSOR, 838},
   {CUDA_ARG_BUFFER, 1140},
-  {CUDA_ARG_BUFFER, 1141},
   {CUDA_ARG_PARAM, 1138},
+  {CUDA_ARG_BUFFER, 1141},
   {CUDA_ARG_PARAM, 1139},
   {CUDA_ARG_TENSOR, 840},
   {CUDA_ARG_TENSOR, 840},
@@ -38726,13 +39093,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 841},
   {CUDA_ARG_TENSOR, 831},
   {CUDA_ARG_BUFFER, 1130},
-  {CUDA_ARG_BUFFER, 1131},
   {CUDA_ARG_PARAM, 1128},
+  {CUDA_ARG_BUFFER, 1131},
   {CUDA_ARG_PARAM, 1129},
   {CUDA_ARG_TENSOR, 834},
   {CUDA_ARG_BUFFER, 1135},
-  {CUDA_ARG_BUFFER, 1136},
   {CUDA_ARG_PARAM, 1133},
+  {CUDA_ARG_BUFFER, 1136},
   {CUDA_ARG_PARAM, 1134},
   {CUDA_ARG_TENSOR, 843},
   {CUDA_ARG_TENSOR, 843},
@@ -38740,13 +39107,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 844},
   {CUDA_ARG_TENSOR, 841},
   {CUDA_ARG_BUFFER, 1145},
-  {CUDA_ARG_BUFFER, 1146},
   {CUDA_ARG_PARAM, 1143},
+  {CUDA_ARG_BUFFER, 1146},
   {CUDA_ARG_PARAM, 1144},
   {CUDA_ARG_TENSOR, 844},
   {CUDA_ARG_BUFFER, 1150},
-  {CUDA_ARG_BUFFER, 1151},
   {CUDA_ARG_PARAM, 1148},
+  {CUDA_ARG_BUFFER, 1151},
   {CUDA_ARG_PARAM, 1149},
   {CUDA_ARG_TENSOR, 846},
   {CUDA_ARG_TENSOR, 815},
@@ -38754,13 +39121,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 848},
   {CUDA_ARG_TENSOR, 813},
   {CUDA_ARG_BUFFER, 1165},
-  {CUDA_ARG_BUFFER, 1166},
   {CUDA_ARG_PARAM, 1163},
+  {CUDA_ARG_BUFFER, 1166},
   {CUDA_ARG_PARAM, 1164},
   {CUDA_ARG_TENSOR, 848},
   {CUDA_ARG_BUFFER, 1155},
-  {CUDA_ARG_BUFFER, 1156},
   {CUDA_ARG_PARAM, 1153},
+  {CUDA_ARG_BUFFER, 1156},
   {CUDA_ARG_PARAM, 1154},
   {CUDA_ARG_TENSOR, 850},
   {CUDA_ARG_TENSOR, 851},
@@ -39045,11 +39412,11 @@ static const CudaGemmDesc nao_eval_gemms[] = {
 static const CudaProgram nao_programs[] = {
   {.name = "train", .mode = 1,
    .n_nodes = 2245, .nodes = nao_train_nodes,
-   .n_tensors = 3037, .n_ir_tensors = 2802, .tensors = nao_train_tensors, .locs = nao_train_locs,
-   .arena_per_image = 9141504, .fixed_floats = 83516,
+   .n_tensors = 3272, .n_ir_tensors = 2802, .tensors = nao_train_tensors, .locs = nao_train_locs,
+   .arena_per_image = 9141504, .fixed_floats = 146144,
    .n_order = 1704, .order = nao_train_order,
    .n_steps = 1662, .steps = nao_train_steps,
-   .n_args = 9738, .args = nao_train_args,
+   .n_args = 9642, .args = nao_train_args,
    .n_convs = 592, .convs = nao_train_convs,
    .n_gemms = 124, .gemms = nao_train_gemms,
    .n_masks = 201, .masks = nao_train_masks,

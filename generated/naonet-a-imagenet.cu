@@ -2,7 +2,7 @@
 //
 // options: train tf32 batch=128 block=256 smem=32768 sms=132 vec
 // kernels: 152 generated (805 launches in all programs), 668 library steps (cuDNN / cuBLAS)
-// program train: 1167 steps (664 kernels, 503 library), arena 25869696 bytes per image, fixed 273568 bytes
+// program train: 1167 steps (664 kernels, 503 library), arena 25869696 bytes per image, fixed 478496 bytes
 // program update: 2 steps (2 kernels, 0 library), arena 0 bytes per image, fixed 16 bytes
 // program eval: 304 steps (139 kernels, 165 library), arena 2709632 bytes per image, fixed 16 bytes
 // parameters: 12603855 trainable floats, 34090 buffer floats; scratch 12544 + 12288 bytes per image
@@ -54,8 +54,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k0_bnstats_c21_112x112(cons
   unsigned char *p1 = (unsigned char *)a.p[1];  // scratch: counter, partial sums
   float *__restrict__ p2 = (float *)a.p[2];  // [21] per channel
   float *__restrict__ p3 = (float *)a.p[3];  // [21] per channel
-  float *__restrict__ p4 = (float *)a.p[4];  // buffer [21]
-  float *__restrict__ p5 = (float *)a.p[5];  // buffer [21]
+  float *__restrict__ p4 = (float *)a.p[4];  // [63] per channel
+  const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [21]
+  float *__restrict__ p6 = (float *)a.p[6];  // buffer [21]
+  float *__restrict__ p7 = (float *)a.p[7];  // buffer [21]
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 1;
   const int nb = min(1, a.n - n0);
@@ -97,10 +99,16 @@ extern "C" __global__ void __launch_bounds__(256, 2) k0_bnstats_c21_112x112(cons
       const double m_ = (double)a.n * (double)12544;
       const double mean = f0_0 / m_;
       const double var = fmax(f0_1 / m_ - mean * mean, 0.0);
-      p2[cc] = (float)mean;
-      p3[cc] = (float)(1.0 / sqrt(var + (double)9.99999975e-06f));
-      p4[cc] = (1.0f - 0.100000001f) * p4[cc] + 0.100000001f * (float)mean;
-      p5[cc] = (1.0f - 0.100000001f) * p5[cc] + 0.100000001f * (float)(m_ > 1.0 ? var * m_ / (m_ - 1.0) : var);
+      const double invstd = 1.0 / sqrt(var + (double)9.99999975e-06f);
+      const float hi = (float)mean;
+      p2[cc] = hi;
+      p3[cc] = (float)invstd;
+      p4[cc] = hi;
+      p4[cc + 21] = (float)(mean - (double)hi);
+      p4[cc + 42] = (float)((double)p5[cc] * invstd);
+      const double mo = (double)0.100000001f;
+      p6[cc] = (float)((1.0 - mo) * (double)p6[cc] + mo * mean);
+      p7[cc] = (float)((1.0 - mo) * (double)p7[cc] + mo * (m_ > 1.0 ? var * m_ / (m_ - 1.0) : var));
     }
   }
   if (threadIdx.x == 0) *(volatile unsigned int *)p1 = 0u;
@@ -111,41 +119,42 @@ extern "C" __global__ void __launch_bounds__(256, 2) k0_bnstats_c21_112x112(cons
 // serves: stem0.2 (relu)
 extern "C" __global__ void __launch_bounds__(256, 2) k1_bnapply_relu_c21_112x112(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 21, 112, 112)
-  const float *__restrict__ p1 = (const float *)a.p[1];  // [21] per channel
-  const float *__restrict__ p2 = (const float *)a.p[2];  // [21] per channel
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [21]
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [21]
-  float *__restrict__ p5 = (float *)a.p[5];  // (N, 21, 112, 112)
+  const float *__restrict__ p1 = (const float *)a.p[1];  // [63] per channel
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [21]
+  float *__restrict__ p3 = (float *)a.p[3];  // (N, 21, 112, 112)
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 1;
   const int nb = min(1, a.n - n0);
   const float h1 = p1[c];
-  const float h3 = p2[c];
-  const float h4 = p3[c];
-  const float h5 = h3 * h4;
-  const float h7 = p4[c];
+  const float h3 = p1[(c) + 21];
+  const float h5 = p1[(c) + 42];
+  const float h7 = p2[c];
   for (int i = threadIdx.x; i < nb * 3136; i += 256) {
     const int nl = i / 3136;
     const int e = (i - nl * 3136) * 4;
     const int n = n0 + nl;
     const float4 v0 = *(const float4 *)(p0 + (long long)(n) * 263424 + (c) * 12544 + (e));
-    const float v2 = v0.x - h1;
-    const float v6 = v2 * h5;
-    const float v8 = v6 + h7;
+    const float v2 = __fsub_rn(v0.x, h1);
+    const float v4 = __fsub_rn(v2, h3);
+    const float v6 = __fmul_rn(v4, h5);
+    const float v8 = __fadd_rn(v6, h7);
     const float v9 = fmaxf(v8, 0.0f);
-    const float v10 = v0.y - h1;
-    const float v11 = v10 * h5;
-    const float v12 = v11 + h7;
-    const float v13 = fmaxf(v12, 0.0f);
-    const float v14 = v0.z - h1;
-    const float v15 = v14 * h5;
-    const float v16 = v15 + h7;
-    const float v17 = fmaxf(v16, 0.0f);
-    const float v18 = v0.w - h1;
-    const float v19 = v18 * h5;
-    const float v20 = v19 + h7;
-    const float v21 = fmaxf(v20, 0.0f);
-    *(float4 *)(p5 + (long long)(n) * 263424 + (c) * 12544 + (e)) = make_float4(v9, v13, v17, v21);
+    const float v10 = __fsub_rn(v0.y, h1);
+    const float v11 = __fsub_rn(v10, h3);
+    const float v12 = __fmul_rn(v11, h5);
+    const float v13 = __fadd_rn(v12, h7);
+    const float v14 = fmaxf(v13, 0.0f);
+    const float v15 = __fsub_rn(v0.z, h1);
+    const float v16 = __fsub_rn(v15, h3);
+    const float v17 = __fmul_rn(v16, h5);
+    const float v18 = __fadd_rn(v17, h7);
+    const float v19 = fmaxf(v18, 0.0f);
+    const float v20 = __fsub_rn(v0.w, h1);
+    const float v21 = __fsub_rn(v20, h3);
+    const float v22 = __fmul_rn(v21, h5);
+    const float v23 = __fadd_rn(v22, h7);
+    const float v24 = fmaxf(v23, 0.0f);
+    *(float4 *)(p3 + (long long)(n) * 263424 + (c) * 12544 + (e)) = make_float4(v9, v14, v19, v24);
   }
 }
 
@@ -157,8 +166,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k2_bnstats_c42_56x56(const 
   unsigned char *p1 = (unsigned char *)a.p[1];  // scratch: counter, partial sums
   float *__restrict__ p2 = (float *)a.p[2];  // [42] per channel
   float *__restrict__ p3 = (float *)a.p[3];  // [42] per channel
-  float *__restrict__ p4 = (float *)a.p[4];  // buffer [42]
-  float *__restrict__ p5 = (float *)a.p[5];  // buffer [42]
+  float *__restrict__ p4 = (float *)a.p[4];  // [126] per channel
+  const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [42]
+  float *__restrict__ p6 = (float *)a.p[6];  // buffer [42]
+  float *__restrict__ p7 = (float *)a.p[7];  // buffer [42]
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 2;
   const int nb = min(2, a.n - n0);
@@ -200,10 +211,16 @@ extern "C" __global__ void __launch_bounds__(256, 2) k2_bnstats_c42_56x56(const 
       const double m_ = (double)a.n * (double)3136;
       const double mean = f0_0 / m_;
       const double var = fmax(f0_1 / m_ - mean * mean, 0.0);
-      p2[cc] = (float)mean;
-      p3[cc] = (float)(1.0 / sqrt(var + (double)9.99999975e-06f));
-      p4[cc] = (1.0f - 0.100000001f) * p4[cc] + 0.100000001f * (float)mean;
-      p5[cc] = (1.0f - 0.100000001f) * p5[cc] + 0.100000001f * (float)(m_ > 1.0 ? var * m_ / (m_ - 1.0) : var);
+      const double invstd = 1.0 / sqrt(var + (double)9.99999975e-06f);
+      const float hi = (float)mean;
+      p2[cc] = hi;
+      p3[cc] = (float)invstd;
+      p4[cc] = hi;
+      p4[cc + 42] = (float)(mean - (double)hi);
+      p4[cc + 84] = (float)((double)p5[cc] * invstd);
+      const double mo = (double)0.100000001f;
+      p6[cc] = (float)((1.0 - mo) * (double)p6[cc] + mo * mean);
+      p7[cc] = (float)((1.0 - mo) * (double)p7[cc] + mo * (m_ > 1.0 ? var * m_ / (m_ - 1.0) : var));
     }
   }
   if (threadIdx.x == 0) *(volatile unsigned int *)p1 = 0u;
@@ -214,41 +231,42 @@ extern "C" __global__ void __launch_bounds__(256, 2) k2_bnstats_c42_56x56(const 
 // serves: stem1.0 (relu)
 extern "C" __global__ void __launch_bounds__(256, 2) k3_bnapply_relu_c42_56x56(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 42, 56, 56)
-  const float *__restrict__ p1 = (const float *)a.p[1];  // [42] per channel
-  const float *__restrict__ p2 = (const float *)a.p[2];  // [42] per channel
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [42]
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [42]
-  float *__restrict__ p5 = (float *)a.p[5];  // (N, 42, 56, 56)
+  const float *__restrict__ p1 = (const float *)a.p[1];  // [126] per channel
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [42]
+  float *__restrict__ p3 = (float *)a.p[3];  // (N, 42, 56, 56)
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 2;
   const int nb = min(2, a.n - n0);
   const float h1 = p1[c];
-  const float h3 = p2[c];
-  const float h4 = p3[c];
-  const float h5 = h3 * h4;
-  const float h7 = p4[c];
+  const float h3 = p1[(c) + 42];
+  const float h5 = p1[(c) + 84];
+  const float h7 = p2[c];
   for (int i = threadIdx.x; i < nb * 784; i += 256) {
     const int nl = i / 784;
     const int e = (i - nl * 784) * 4;
     const int n = n0 + nl;
     const float4 v0 = *(const float4 *)(p0 + (long long)(n) * 131712 + (c) * 3136 + (e));
-    const float v2 = v0.x - h1;
-    const float v6 = v2 * h5;
-    const float v8 = v6 + h7;
+    const float v2 = __fsub_rn(v0.x, h1);
+    const float v4 = __fsub_rn(v2, h3);
+    const float v6 = __fmul_rn(v4, h5);
+    const float v8 = __fadd_rn(v6, h7);
     const float v9 = fmaxf(v8, 0.0f);
-    const float v10 = v0.y - h1;
-    const float v11 = v10 * h5;
-    const float v12 = v11 + h7;
-    const float v13 = fmaxf(v12, 0.0f);
-    const float v14 = v0.z - h1;
-    const float v15 = v14 * h5;
-    const float v16 = v15 + h7;
-    const float v17 = fmaxf(v16, 0.0f);
-    const float v18 = v0.w - h1;
-    const float v19 = v18 * h5;
-    const float v20 = v19 + h7;
-    const float v21 = fmaxf(v20, 0.0f);
-    *(float4 *)(p5 + (long long)(n) * 131712 + (c) * 3136 + (e)) = make_float4(v9, v13, v17, v21);
+    const float v10 = __fsub_rn(v0.y, h1);
+    const float v11 = __fsub_rn(v10, h3);
+    const float v12 = __fmul_rn(v11, h5);
+    const float v13 = __fadd_rn(v12, h7);
+    const float v14 = fmaxf(v13, 0.0f);
+    const float v15 = __fsub_rn(v0.z, h1);
+    const float v16 = __fsub_rn(v15, h3);
+    const float v17 = __fmul_rn(v16, h5);
+    const float v18 = __fadd_rn(v17, h7);
+    const float v19 = fmaxf(v18, 0.0f);
+    const float v20 = __fsub_rn(v0.w, h1);
+    const float v21 = __fsub_rn(v20, h3);
+    const float v22 = __fmul_rn(v21, h5);
+    const float v23 = __fadd_rn(v22, h7);
+    const float v24 = fmaxf(v23, 0.0f);
+    *(float4 *)(p3 + (long long)(n) * 131712 + (c) * 3136 + (e)) = make_float4(v9, v14, v19, v24);
   }
 }
 
@@ -260,8 +278,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k4_bnstats_c42_28x28(const 
   unsigned char *p1 = (unsigned char *)a.p[1];  // scratch: counter, partial sums
   float *__restrict__ p2 = (float *)a.p[2];  // [42] per channel
   float *__restrict__ p3 = (float *)a.p[3];  // [42] per channel
-  float *__restrict__ p4 = (float *)a.p[4];  // buffer [42]
-  float *__restrict__ p5 = (float *)a.p[5];  // buffer [42]
+  float *__restrict__ p4 = (float *)a.p[4];  // [126] per channel
+  const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [42]
+  float *__restrict__ p6 = (float *)a.p[6];  // buffer [42]
+  float *__restrict__ p7 = (float *)a.p[7];  // buffer [42]
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 6;
   const int nb = min(6, a.n - n0);
@@ -303,10 +323,16 @@ extern "C" __global__ void __launch_bounds__(256, 2) k4_bnstats_c42_28x28(const 
       const double m_ = (double)a.n * (double)784;
       const double mean = f0_0 / m_;
       const double var = fmax(f0_1 / m_ - mean * mean, 0.0);
-      p2[cc] = (float)mean;
-      p3[cc] = (float)(1.0 / sqrt(var + (double)9.99999975e-06f));
-      p4[cc] = (1.0f - 0.100000001f) * p4[cc] + 0.100000001f * (float)mean;
-      p5[cc] = (1.0f - 0.100000001f) * p5[cc] + 0.100000001f * (float)(m_ > 1.0 ? var * m_ / (m_ - 1.0) : var);
+      const double invstd = 1.0 / sqrt(var + (double)9.99999975e-06f);
+      const float hi = (float)mean;
+      p2[cc] = hi;
+      p3[cc] = (float)invstd;
+      p4[cc] = hi;
+      p4[cc + 42] = (float)(mean - (double)hi);
+      p4[cc + 84] = (float)((double)p5[cc] * invstd);
+      const double mo = (double)0.100000001f;
+      p6[cc] = (float)((1.0 - mo) * (double)p6[cc] + mo * mean);
+      p7[cc] = (float)((1.0 - mo) * (double)p7[cc] + mo * (m_ > 1.0 ? var * m_ / (m_ - 1.0) : var));
     }
   }
   if (threadIdx.x == 0) *(volatile unsigned int *)p1 = 0u;
@@ -317,41 +343,42 @@ extern "C" __global__ void __launch_bounds__(256, 2) k4_bnstats_c42_28x28(const 
 // serves: cells.0.ops.0.x_op.ops.0 (relu); 15 uses in all
 extern "C" __global__ void __launch_bounds__(256, 2) k5_bnapply_relu_c42_28x28(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 42, 28, 28)
-  const float *__restrict__ p1 = (const float *)a.p[1];  // [42] per channel
-  const float *__restrict__ p2 = (const float *)a.p[2];  // [42] per channel
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [42]
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [42]
-  float *__restrict__ p5 = (float *)a.p[5];  // (N, 42, 28, 28)
+  const float *__restrict__ p1 = (const float *)a.p[1];  // [126] per channel
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [42]
+  float *__restrict__ p3 = (float *)a.p[3];  // (N, 42, 28, 28)
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 6;
   const int nb = min(6, a.n - n0);
   const float h1 = p1[c];
-  const float h3 = p2[c];
-  const float h4 = p3[c];
-  const float h5 = h3 * h4;
-  const float h7 = p4[c];
+  const float h3 = p1[(c) + 42];
+  const float h5 = p1[(c) + 84];
+  const float h7 = p2[c];
   for (int i = threadIdx.x; i < nb * 196; i += 256) {
     const int nl = i / 196;
     const int e = (i - nl * 196) * 4;
     const int n = n0 + nl;
     const float4 v0 = *(const float4 *)(p0 + (long long)(n) * 32928 + (c) * 784 + (e));
-    const float v2 = v0.x - h1;
-    const float v6 = v2 * h5;
-    const float v8 = v6 + h7;
+    const float v2 = __fsub_rn(v0.x, h1);
+    const float v4 = __fsub_rn(v2, h3);
+    const float v6 = __fmul_rn(v4, h5);
+    const float v8 = __fadd_rn(v6, h7);
     const float v9 = fmaxf(v8, 0.0f);
-    const float v10 = v0.y - h1;
-    const float v11 = v10 * h5;
-    const float v12 = v11 + h7;
-    const float v13 = fmaxf(v12, 0.0f);
-    const float v14 = v0.z - h1;
-    const float v15 = v14 * h5;
-    const float v16 = v15 + h7;
-    const float v17 = fmaxf(v16, 0.0f);
-    const float v18 = v0.w - h1;
-    const float v19 = v18 * h5;
-    const float v20 = v19 + h7;
-    const float v21 = fmaxf(v20, 0.0f);
-    *(float4 *)(p5 + (long long)(n) * 32928 + (c) * 784 + (e)) = make_float4(v9, v13, v17, v21);
+    const float v10 = __fsub_rn(v0.y, h1);
+    const float v11 = __fsub_rn(v10, h3);
+    const float v12 = __fmul_rn(v11, h5);
+    const float v13 = __fadd_rn(v12, h7);
+    const float v14 = fmaxf(v13, 0.0f);
+    const float v15 = __fsub_rn(v0.z, h1);
+    const float v16 = __fsub_rn(v15, h3);
+    const float v17 = __fmul_rn(v16, h5);
+    const float v18 = __fadd_rn(v17, h7);
+    const float v19 = fmaxf(v18, 0.0f);
+    const float v20 = __fsub_rn(v0.w, h1);
+    const float v21 = __fsub_rn(v20, h3);
+    const float v22 = __fmul_rn(v21, h5);
+    const float v23 = __fadd_rn(v22, h7);
+    const float v24 = fmaxf(v23, 0.0f);
+    *(float4 *)(p3 + (long long)(n) * 32928 + (c) * 784 + (e)) = make_float4(v9, v14, v19, v24);
   }
 }
 
@@ -360,29 +387,23 @@ extern "C" __global__ void __launch_bounds__(256, 2) k5_bnapply_relu_c42_28x28(c
 // serves: cells.0.ops.0.y_op (pool), cells.0.ops.1.x_op.ops.0 (relu); 8 uses in all
 extern "C" __global__ void __launch_bounds__(256, 2) k6_bnapply_avg5x5s1_add_relu_c42_28x28(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 42, 28, 28)
-  const float *__restrict__ p1 = (const float *)a.p[1];  // [42] per channel
-  const float *__restrict__ p2 = (const float *)a.p[2];  // [42] per channel
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [42]
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [42]
-  const float *__restrict__ p5 = (const float *)a.p[5];  // (N, 42, 28, 28)
-  const float *__restrict__ p6 = (const float *)a.p[6];  // [42] per channel
-  const float *__restrict__ p7 = (const float *)a.p[7];  // [42] per channel
-  const float *__restrict__ p8 = (const float *)a.p[8];  // parameter [42]
-  const float *__restrict__ p9 = (const float *)a.p[9];  // parameter [42]
-  float *__restrict__ p10 = (float *)a.p[10];  // (N, 42, 28, 28)
+  const float *__restrict__ p1 = (const float *)a.p[1];  // [126] per channel
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [42]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // (N, 42, 28, 28)
+  const float *__restrict__ p4 = (const float *)a.p[4];  // [126] per channel
+  const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [42]
+  float *__restrict__ p6 = (float *)a.p[6];  // (N, 42, 28, 28)
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 6;
   const int nb = min(6, a.n - n0);
   const float h1 = p1[c];
-  const float h3 = p2[c];
-  const float h4 = p3[c];
-  const float h5 = h3 * h4;
-  const float h7 = p4[c];
-  const float h10 = p6[c];
-  const float h12 = p7[c];
-  const float h13 = p8[c];
-  const float h14 = h12 * h13;
-  const float h16 = p9[c];
+  const float h3 = p1[(c) + 42];
+  const float h5 = p1[(c) + 84];
+  const float h7 = p2[c];
+  const float h10 = p4[c];
+  const float h12 = p4[(c) + 42];
+  const float h14 = p4[(c) + 84];
+  const float h16 = p5[c];
   __shared__ float s_x[6144];
   for (int s0 = 0; s0 < nb; s0 += 6) {
     const int ns = min(6, nb - s0);
@@ -398,9 +419,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k6_bnapply_avg5x5s1_add_rel
       if (iy >= 0 && iy < 28 && ix >= 0 && ix < 28) {
         const int e = iy * 28 + ix;
         const float v0 = p0[(long long)(n) * 32928 + (c) * 784 + (e)];
-        const float v2 = v0 - h1;
-        const float v6 = v2 * h5;
-        const float v8 = v6 + h7;
+        const float v2 = __fsub_rn(v0, h1);
+        const float v4 = __fsub_rn(v2, h3);
+        const float v6 = __fmul_rn(v4, h5);
+        const float v8 = __fadd_rn(v6, h7);
         v = v8;
       }
       s_x[i] = v;
@@ -440,13 +462,14 @@ extern "C" __global__ void __launch_bounds__(256, 2) k6_bnapply_avg5x5s1_add_rel
       sum += s[131];
       sum += s[132];
       const float acc = sum / 25.0f;
-      const float v9 = p5[(long long)(n) * 32928 + (c) * 784 + (e)];
-      const float v11 = v9 - h10;
-      const float v15 = v11 * h14;
-      const float v17 = v15 + h16;
+      const float v9 = p3[(long long)(n) * 32928 + (c) * 784 + (e)];
+      const float v11 = __fsub_rn(v9, h10);
+      const float v13 = __fsub_rn(v11, h12);
+      const float v15 = __fmul_rn(v13, h14);
+      const float v17 = __fadd_rn(v15, h16);
       const float v18 = v17 + acc;
       const float v19 = fmaxf(v18, 0.0f);
-      p10[(long long)(n) * 32928 + (c) * 784 + (e)] = v19;
+      p6[(long long)(n) * 32928 + (c) * 784 + (e)] = v19;
     }
   }
 }
@@ -456,64 +479,66 @@ extern "C" __global__ void __launch_bounds__(256, 2) k6_bnapply_avg5x5s1_add_rel
 // serves: cells.0.ops.1 (add); 12 uses in all
 extern "C" __global__ void __launch_bounds__(256, 2) k7_bnapply_add_c42_28x28(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 42, 28, 28)
-  const float *__restrict__ p1 = (const float *)a.p[1];  // [42] per channel
-  const float *__restrict__ p2 = (const float *)a.p[2];  // [42] per channel
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [42]
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [42]
-  const float *__restrict__ p5 = (const float *)a.p[5];  // (N, 42, 28, 28)
-  const float *__restrict__ p6 = (const float *)a.p[6];  // [42] per channel
-  const float *__restrict__ p7 = (const float *)a.p[7];  // [42] per channel
-  const float *__restrict__ p8 = (const float *)a.p[8];  // parameter [42]
-  const float *__restrict__ p9 = (const float *)a.p[9];  // parameter [42]
-  float *__restrict__ p10 = (float *)a.p[10];  // (N, 42, 28, 28)
+  const float *__restrict__ p1 = (const float *)a.p[1];  // [126] per channel
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [42]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // (N, 42, 28, 28)
+  const float *__restrict__ p4 = (const float *)a.p[4];  // [126] per channel
+  const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [42]
+  float *__restrict__ p6 = (float *)a.p[6];  // (N, 42, 28, 28)
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 6;
   const int nb = min(6, a.n - n0);
   const float h1 = p1[c];
-  const float h3 = p2[c];
-  const float h4 = p3[c];
-  const float h5 = h3 * h4;
-  const float h7 = p4[c];
-  const float h10 = p6[c];
-  const float h12 = p7[c];
-  const float h13 = p8[c];
-  const float h14 = h12 * h13;
-  const float h16 = p9[c];
+  const float h3 = p1[(c) + 42];
+  const float h5 = p1[(c) + 84];
+  const float h7 = p2[c];
+  const float h10 = p4[c];
+  const float h12 = p4[(c) + 42];
+  const float h14 = p4[(c) + 84];
+  const float h16 = p5[c];
   for (int i = threadIdx.x; i < nb * 196; i += 256) {
     const int nl = i / 196;
     const int e = (i - nl * 196) * 4;
     const int n = n0 + nl;
     const float4 v0 = *(const float4 *)(p0 + (long long)(n) * 32928 + (c) * 784 + (e));
-    const float v2 = v0.x - h1;
-    const float v6 = v2 * h5;
-    const float v8 = v6 + h7;
-    const float4 v9 = *(const float4 *)(p5 + (long long)(n) * 32928 + (c) * 784 + (e));
-    const float v11 = v9.x - h10;
-    const float v15 = v11 * h14;
-    const float v17 = v15 + h16;
+    const float v2 = __fsub_rn(v0.x, h1);
+    const float v4 = __fsub_rn(v2, h3);
+    const float v6 = __fmul_rn(v4, h5);
+    const float v8 = __fadd_rn(v6, h7);
+    const float4 v9 = *(const float4 *)(p3 + (long long)(n) * 32928 + (c) * 784 + (e));
+    const float v11 = __fsub_rn(v9.x, h10);
+    const float v13 = __fsub_rn(v11, h12);
+    const float v15 = __fmul_rn(v13, h14);
+    const float v17 = __fadd_rn(v15, h16);
     const float v18 = v8 + v17;
-    const float v19 = v0.y - h1;
-    const float v20 = v19 * h5;
-    const float v21 = v20 + h7;
-    const float v22 = v9.y - h10;
-    const float v23 = v22 * h14;
-    const float v24 = v23 + h16;
-    const float v25 = v21 + v24;
-    const float v26 = v0.z - h1;
-    const float v27 = v26 * h5;
-    const float v28 = v27 + h7;
-    const float v29 = v9.z - h10;
-    const float v30 = v29 * h14;
-    const float v31 = v30 + h16;
-    const float v32 = v28 + v31;
-    const float v33 = v0.w - h1;
-    const float v34 = v33 * h5;
-    const float v35 = v34 + h7;
-    const float v36 = v9.w - h10;
-    const float v37 = v36 * h14;
-    const float v38 = v37 + h16;
-    const float v39 = v35 + v38;
-    *(float4 *)(p10 + (long long)(n) * 98784 + (c) * 784 + (e)) = make_float4(v18, v25, v32, v39);
+    const float v19 = __fsub_rn(v0.y, h1);
+    const float v20 = __fsub_rn(v19, h3);
+    const float v21 = __fmul_rn(v20, h5);
+    const float v22 = __fadd_rn(v21, h7);
+    const float v23 = __fsub_rn(v9.y, h10);
+    const float v24 = __fsub_rn(v23, h12);
+    const float v25 = __fmul_rn(v24, h14);
+    const float v26 = __fadd_rn(v25, h16);
+    const float v27 = v22 + v26;
+    const float v28 = __fsub_rn(v0.z, h1);
+    const float v29 = __fsub_rn(v28, h3);
+    const float v30 = __fmul_rn(v29, h5);
+    const float v31 = __fadd_rn(v30, h7);
+    const float v32 = __fsub_rn(v9.z, h10);
+    const float v33 = __fsub_rn(v32, h12);
+    const float v34 = __fmul_rn(v33, h14);
+    const float v35 = __fadd_rn(v34, h16);
+    const float v36 = v31 + v35;
+    const float v37 = __fsub_rn(v0.w, h1);
+    const float v38 = __fsub_rn(v37, h3);
+    const float v39 = __fmul_rn(v38, h5);
+    const float v40 = __fadd_rn(v39, h7);
+    const float v41 = __fsub_rn(v9.w, h10);
+    const float v42 = __fsub_rn(v41, h12);
+    const float v43 = __fmul_rn(v42, h14);
+    const float v44 = __fadd_rn(v43, h16);
+    const float v45 = v40 + v44;
+    *(float4 *)(p6 + (long long)(n) * 98784 + (c) * 784 + (e)) = make_float4(v18, v27, v36, v45);
   }
 }
 
@@ -522,68 +547,70 @@ extern "C" __global__ void __launch_bounds__(256, 2) k7_bnapply_add_c42_28x28(co
 // serves: cells.0.ops.3.y_op.ops.0 (relu); 4 uses in all
 extern "C" __global__ void __launch_bounds__(256, 2) k8_bnapply_add_relu_c42_28x28(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 42, 28, 28)
-  const float *__restrict__ p1 = (const float *)a.p[1];  // [42] per channel
-  const float *__restrict__ p2 = (const float *)a.p[2];  // [42] per channel
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [42]
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [42]
-  const float *__restrict__ p5 = (const float *)a.p[5];  // (N, 42, 28, 28)
-  const float *__restrict__ p6 = (const float *)a.p[6];  // [42] per channel
-  const float *__restrict__ p7 = (const float *)a.p[7];  // [42] per channel
-  const float *__restrict__ p8 = (const float *)a.p[8];  // parameter [42]
-  const float *__restrict__ p9 = (const float *)a.p[9];  // parameter [42]
-  float *__restrict__ p10 = (float *)a.p[10];  // (N, 42, 28, 28)
+  const float *__restrict__ p1 = (const float *)a.p[1];  // [126] per channel
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [42]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // (N, 42, 28, 28)
+  const float *__restrict__ p4 = (const float *)a.p[4];  // [126] per channel
+  const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [42]
+  float *__restrict__ p6 = (float *)a.p[6];  // (N, 42, 28, 28)
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 6;
   const int nb = min(6, a.n - n0);
   const float h1 = p1[c];
-  const float h3 = p2[c];
-  const float h4 = p3[c];
-  const float h5 = h3 * h4;
-  const float h7 = p4[c];
-  const float h10 = p6[c];
-  const float h12 = p7[c];
-  const float h13 = p8[c];
-  const float h14 = h12 * h13;
-  const float h16 = p9[c];
+  const float h3 = p1[(c) + 42];
+  const float h5 = p1[(c) + 84];
+  const float h7 = p2[c];
+  const float h10 = p4[c];
+  const float h12 = p4[(c) + 42];
+  const float h14 = p4[(c) + 84];
+  const float h16 = p5[c];
   for (int i = threadIdx.x; i < nb * 196; i += 256) {
     const int nl = i / 196;
     const int e = (i - nl * 196) * 4;
     const int n = n0 + nl;
     const float4 v0 = *(const float4 *)(p0 + (long long)(n) * 32928 + (c) * 784 + (e));
-    const float v2 = v0.x - h1;
-    const float v6 = v2 * h5;
-    const float v8 = v6 + h7;
-    const float4 v9 = *(const float4 *)(p5 + (long long)(n) * 32928 + (c) * 784 + (e));
-    const float v11 = v9.x - h10;
-    const float v15 = v11 * h14;
-    const float v17 = v15 + h16;
+    const float v2 = __fsub_rn(v0.x, h1);
+    const float v4 = __fsub_rn(v2, h3);
+    const float v6 = __fmul_rn(v4, h5);
+    const float v8 = __fadd_rn(v6, h7);
+    const float4 v9 = *(const float4 *)(p3 + (long long)(n) * 32928 + (c) * 784 + (e));
+    const float v11 = __fsub_rn(v9.x, h10);
+    const float v13 = __fsub_rn(v11, h12);
+    const float v15 = __fmul_rn(v13, h14);
+    const float v17 = __fadd_rn(v15, h16);
     const float v18 = v8 + v17;
     const float v19 = fmaxf(v18, 0.0f);
-    const float v20 = v0.y - h1;
-    const float v21 = v20 * h5;
-    const float v22 = v21 + h7;
-    const float v23 = v9.y - h10;
-    const float v24 = v23 * h14;
-    const float v25 = v24 + h16;
-    const float v26 = v22 + v25;
-    const float v27 = fmaxf(v26, 0.0f);
-    const float v28 = v0.z - h1;
-    const float v29 = v28 * h5;
-    const float v30 = v29 + h7;
-    const float v31 = v9.z - h10;
-    const float v32 = v31 * h14;
-    const float v33 = v32 + h16;
-    const float v34 = v30 + v33;
-    const float v35 = fmaxf(v34, 0.0f);
-    const float v36 = v0.w - h1;
-    const float v37 = v36 * h5;
-    const float v38 = v37 + h7;
-    const float v39 = v9.w - h10;
-    const float v40 = v39 * h14;
-    const float v41 = v40 + h16;
-    const float v42 = v38 + v41;
-    const float v43 = fmaxf(v42, 0.0f);
-    *(float4 *)(p10 + (long long)(n) * 32928 + (c) * 784 + (e)) = make_float4(v19, v27, v35, v43);
+    const float v20 = __fsub_rn(v0.y, h1);
+    const float v21 = __fsub_rn(v20, h3);
+    const float v22 = __fmul_rn(v21, h5);
+    const float v23 = __fadd_rn(v22, h7);
+    const float v24 = __fsub_rn(v9.y, h10);
+    const float v25 = __fsub_rn(v24, h12);
+    const float v26 = __fmul_rn(v25, h14);
+    const float v27 = __fadd_rn(v26, h16);
+    const float v28 = v23 + v27;
+    const float v29 = fmaxf(v28, 0.0f);
+    const float v30 = __fsub_rn(v0.z, h1);
+    const float v31 = __fsub_rn(v30, h3);
+    const float v32 = __fmul_rn(v31, h5);
+    const float v33 = __fadd_rn(v32, h7);
+    const float v34 = __fsub_rn(v9.z, h10);
+    const float v35 = __fsub_rn(v34, h12);
+    const float v36 = __fmul_rn(v35, h14);
+    const float v37 = __fadd_rn(v36, h16);
+    const float v38 = v33 + v37;
+    const float v39 = fmaxf(v38, 0.0f);
+    const float v40 = __fsub_rn(v0.w, h1);
+    const float v41 = __fsub_rn(v40, h3);
+    const float v42 = __fmul_rn(v41, h5);
+    const float v43 = __fadd_rn(v42, h7);
+    const float v44 = __fsub_rn(v9.w, h10);
+    const float v45 = __fsub_rn(v44, h12);
+    const float v46 = __fmul_rn(v45, h14);
+    const float v47 = __fadd_rn(v46, h16);
+    const float v48 = v43 + v47;
+    const float v49 = fmaxf(v48, 0.0f);
+    *(float4 *)(p6 + (long long)(n) * 32928 + (c) * 784 + (e)) = make_float4(v19, v29, v39, v49);
   }
 }
 
@@ -617,8 +644,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k10_bnstats_c84_28x28(const
   unsigned char *p1 = (unsigned char *)a.p[1];  // scratch: counter, partial sums
   float *__restrict__ p2 = (float *)a.p[2];  // [84] per channel
   float *__restrict__ p3 = (float *)a.p[3];  // [84] per channel
-  float *__restrict__ p4 = (float *)a.p[4];  // buffer [84]
-  float *__restrict__ p5 = (float *)a.p[5];  // buffer [84]
+  float *__restrict__ p4 = (float *)a.p[4];  // [252] per channel
+  const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [84]
+  float *__restrict__ p6 = (float *)a.p[6];  // buffer [84]
+  float *__restrict__ p7 = (float *)a.p[7];  // buffer [84]
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 6;
   const int nb = min(6, a.n - n0);
@@ -660,10 +689,16 @@ extern "C" __global__ void __launch_bounds__(256, 2) k10_bnstats_c84_28x28(const
       const double m_ = (double)a.n * (double)784;
       const double mean = f0_0 / m_;
       const double var = fmax(f0_1 / m_ - mean * mean, 0.0);
-      p2[cc] = (float)mean;
-      p3[cc] = (float)(1.0 / sqrt(var + (double)9.99999975e-06f));
-      p4[cc] = (1.0f - 0.100000001f) * p4[cc] + 0.100000001f * (float)mean;
-      p5[cc] = (1.0f - 0.100000001f) * p5[cc] + 0.100000001f * (float)(m_ > 1.0 ? var * m_ / (m_ - 1.0) : var);
+      const double invstd = 1.0 / sqrt(var + (double)9.99999975e-06f);
+      const float hi = (float)mean;
+      p2[cc] = hi;
+      p3[cc] = (float)invstd;
+      p4[cc] = hi;
+      p4[cc + 84] = (float)(mean - (double)hi);
+      p4[cc + 168] = (float)((double)p5[cc] * invstd);
+      const double mo = (double)0.100000001f;
+      p6[cc] = (float)((1.0 - mo) * (double)p6[cc] + mo * mean);
+      p7[cc] = (float)((1.0 - mo) * (double)p7[cc] + mo * (m_ > 1.0 ? var * m_ / (m_ - 1.0) : var));
     }
   }
   if (threadIdx.x == 0) *(volatile unsigned int *)p1 = 0u;
@@ -674,41 +709,42 @@ extern "C" __global__ void __launch_bounds__(256, 2) k10_bnstats_c84_28x28(const
 // serves: cells.4.ops.0.x_op.ops.0 (relu)
 extern "C" __global__ void __launch_bounds__(256, 2) k11_bnapply_relu_c84_28x28(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 84, 28, 28)
-  const float *__restrict__ p1 = (const float *)a.p[1];  // [84] per channel
-  const float *__restrict__ p2 = (const float *)a.p[2];  // [84] per channel
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [84]
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [84]
-  float *__restrict__ p5 = (float *)a.p[5];  // (N, 84, 28, 28)
+  const float *__restrict__ p1 = (const float *)a.p[1];  // [252] per channel
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [84]
+  float *__restrict__ p3 = (float *)a.p[3];  // (N, 84, 28, 28)
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 6;
   const int nb = min(6, a.n - n0);
   const float h1 = p1[c];
-  const float h3 = p2[c];
-  const float h4 = p3[c];
-  const float h5 = h3 * h4;
-  const float h7 = p4[c];
+  const float h3 = p1[(c) + 84];
+  const float h5 = p1[(c) + 168];
+  const float h7 = p2[c];
   for (int i = threadIdx.x; i < nb * 196; i += 256) {
     const int nl = i / 196;
     const int e = (i - nl * 196) * 4;
     const int n = n0 + nl;
     const float4 v0 = *(const float4 *)(p0 + (long long)(n) * 65856 + (c) * 784 + (e));
-    const float v2 = v0.x - h1;
-    const float v6 = v2 * h5;
-    const float v8 = v6 + h7;
+    const float v2 = __fsub_rn(v0.x, h1);
+    const float v4 = __fsub_rn(v2, h3);
+    const float v6 = __fmul_rn(v4, h5);
+    const float v8 = __fadd_rn(v6, h7);
     const float v9 = fmaxf(v8, 0.0f);
-    const float v10 = v0.y - h1;
-    const float v11 = v10 * h5;
-    const float v12 = v11 + h7;
-    const float v13 = fmaxf(v12, 0.0f);
-    const float v14 = v0.z - h1;
-    const float v15 = v14 * h5;
-    const float v16 = v15 + h7;
-    const float v17 = fmaxf(v16, 0.0f);
-    const float v18 = v0.w - h1;
-    const float v19 = v18 * h5;
-    const float v20 = v19 + h7;
-    const float v21 = fmaxf(v20, 0.0f);
-    *(float4 *)(p5 + (long long)(n) * 65856 + (c) * 784 + (e)) = make_float4(v9, v13, v17, v21);
+    const float v10 = __fsub_rn(v0.y, h1);
+    const float v11 = __fsub_rn(v10, h3);
+    const float v12 = __fmul_rn(v11, h5);
+    const float v13 = __fadd_rn(v12, h7);
+    const float v14 = fmaxf(v13, 0.0f);
+    const float v15 = __fsub_rn(v0.z, h1);
+    const float v16 = __fsub_rn(v15, h3);
+    const float v17 = __fmul_rn(v16, h5);
+    const float v18 = __fadd_rn(v17, h7);
+    const float v19 = fmaxf(v18, 0.0f);
+    const float v20 = __fsub_rn(v0.w, h1);
+    const float v21 = __fsub_rn(v20, h3);
+    const float v22 = __fmul_rn(v21, h5);
+    const float v23 = __fadd_rn(v22, h7);
+    const float v24 = fmaxf(v23, 0.0f);
+    *(float4 *)(p3 + (long long)(n) * 65856 + (c) * 784 + (e)) = make_float4(v9, v14, v19, v24);
   }
 }
 
@@ -720,8 +756,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k12_bnstats_c84_14x14(const
   unsigned char *p1 = (unsigned char *)a.p[1];  // scratch: counter, partial sums
   float *__restrict__ p2 = (float *)a.p[2];  // [84] per channel
   float *__restrict__ p3 = (float *)a.p[3];  // [84] per channel
-  float *__restrict__ p4 = (float *)a.p[4];  // buffer [84]
-  float *__restrict__ p5 = (float *)a.p[5];  // buffer [84]
+  float *__restrict__ p4 = (float *)a.p[4];  // [252] per channel
+  const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [84]
+  float *__restrict__ p6 = (float *)a.p[6];  // buffer [84]
+  float *__restrict__ p7 = (float *)a.p[7];  // buffer [84]
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 21;
   const int nb = min(21, a.n - n0);
@@ -763,10 +801,16 @@ extern "C" __global__ void __launch_bounds__(256, 2) k12_bnstats_c84_14x14(const
       const double m_ = (double)a.n * (double)196;
       const double mean = f0_0 / m_;
       const double var = fmax(f0_1 / m_ - mean * mean, 0.0);
-      p2[cc] = (float)mean;
-      p3[cc] = (float)(1.0 / sqrt(var + (double)9.99999975e-06f));
-      p4[cc] = (1.0f - 0.100000001f) * p4[cc] + 0.100000001f * (float)mean;
-      p5[cc] = (1.0f - 0.100000001f) * p5[cc] + 0.100000001f * (float)(m_ > 1.0 ? var * m_ / (m_ - 1.0) : var);
+      const double invstd = 1.0 / sqrt(var + (double)9.99999975e-06f);
+      const float hi = (float)mean;
+      p2[cc] = hi;
+      p3[cc] = (float)invstd;
+      p4[cc] = hi;
+      p4[cc + 84] = (float)(mean - (double)hi);
+      p4[cc + 168] = (float)((double)p5[cc] * invstd);
+      const double mo = (double)0.100000001f;
+      p6[cc] = (float)((1.0 - mo) * (double)p6[cc] + mo * mean);
+      p7[cc] = (float)((1.0 - mo) * (double)p7[cc] + mo * (m_ > 1.0 ? var * m_ / (m_ - 1.0) : var));
     }
   }
   if (threadIdx.x == 0) *(volatile unsigned int *)p1 = 0u;
@@ -777,29 +821,23 @@ extern "C" __global__ void __launch_bounds__(256, 2) k12_bnstats_c84_14x14(const
 // serves: cells.4.ops.0.y_op (pool), cells.4.ops.3.y_op.ops.0 (relu); 2 uses in all
 extern "C" __global__ void __launch_bounds__(256, 2) k13_bnapply_avg2x2s2_add_relu_c84_14x14(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 84, 28, 28)
-  const float *__restrict__ p1 = (const float *)a.p[1];  // [84] per channel
-  const float *__restrict__ p2 = (const float *)a.p[2];  // [84] per channel
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [84]
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [84]
-  const float *__restrict__ p5 = (const float *)a.p[5];  // (N, 84, 14, 14)
-  const float *__restrict__ p6 = (const float *)a.p[6];  // [84] per channel
-  const float *__restrict__ p7 = (const float *)a.p[7];  // [84] per channel
-  const float *__restrict__ p8 = (const float *)a.p[8];  // parameter [84]
-  const float *__restrict__ p9 = (const float *)a.p[9];  // parameter [84]
-  float *__restrict__ p10 = (float *)a.p[10];  // (N, 84, 14, 14)
+  const float *__restrict__ p1 = (const float *)a.p[1];  // [252] per channel
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [84]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // (N, 84, 14, 14)
+  const float *__restrict__ p4 = (const float *)a.p[4];  // [252] per channel
+  const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [84]
+  float *__restrict__ p6 = (float *)a.p[6];  // (N, 84, 14, 14)
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 21;
   const int nb = min(21, a.n - n0);
   const float h1 = p1[c];
-  const float h3 = p2[c];
-  const float h4 = p3[c];
-  const float h5 = h3 * h4;
-  const float h7 = p4[c];
-  const float h10 = p6[c];
-  const float h12 = p7[c];
-  const float h13 = p8[c];
-  const float h14 = h12 * h13;
-  const float h16 = p9[c];
+  const float h3 = p1[(c) + 84];
+  const float h5 = p1[(c) + 168];
+  const float h7 = p2[c];
+  const float h10 = p4[c];
+  const float h12 = p4[(c) + 84];
+  const float h14 = p4[(c) + 168];
+  const float h16 = p5[c];
   __shared__ float s_x[7840];
   for (int s0 = 0; s0 < nb; s0 += 10) {
     const int ns = min(10, nb - s0);
@@ -815,9 +853,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k13_bnapply_avg2x2s2_add_re
       if (iy >= 0 && iy < 28 && ix >= 0 && ix < 28) {
         const int e = iy * 28 + ix;
         const float v0 = p0[(long long)(n) * 65856 + (c) * 784 + (e)];
-        const float v2 = v0 - h1;
-        const float v6 = v2 * h5;
-        const float v8 = v6 + h7;
+        const float v2 = __fsub_rn(v0, h1);
+        const float v4 = __fsub_rn(v2, h3);
+        const float v6 = __fmul_rn(v4, h5);
+        const float v8 = __fadd_rn(v6, h7);
         v = v8;
       }
       s_x[i] = v;
@@ -836,13 +875,14 @@ extern "C" __global__ void __launch_bounds__(256, 2) k13_bnapply_avg2x2s2_add_re
       sum += s[28];
       sum += s[29];
       const float acc = sum / 4.0f;
-      const float v9 = p5[(long long)(n) * 16464 + (c) * 196 + (e)];
-      const float v11 = v9 - h10;
-      const float v15 = v11 * h14;
-      const float v17 = v15 + h16;
+      const float v9 = p3[(long long)(n) * 16464 + (c) * 196 + (e)];
+      const float v11 = __fsub_rn(v9, h10);
+      const float v13 = __fsub_rn(v11, h12);
+      const float v15 = __fmul_rn(v13, h14);
+      const float v17 = __fadd_rn(v15, h16);
       const float v18 = v17 + acc;
       const float v19 = fmaxf(v18, 0.0f);
-      p10[(long long)(n) * 16464 + (c) * 196 + (e)] = v19;
+      p6[(long long)(n) * 16464 + (c) * 196 + (e)] = v19;
     }
   }
 }
@@ -852,29 +892,23 @@ extern "C" __global__ void __launch_bounds__(256, 2) k13_bnapply_avg2x2s2_add_re
 // serves: cells.4.ops.1.y_op (pool), cells.4.ops.1 (add); 2 uses in all
 extern "C" __global__ void __launch_bounds__(256, 2) k14_bnapply_avg3x3s2_add_c84_14x14(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 84, 28, 28)
-  const float *__restrict__ p1 = (const float *)a.p[1];  // [84] per channel
-  const float *__restrict__ p2 = (const float *)a.p[2];  // [84] per channel
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [84]
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [84]
-  const float *__restrict__ p5 = (const float *)a.p[5];  // (N, 84, 14, 14)
-  const float *__restrict__ p6 = (const float *)a.p[6];  // [84] per channel
-  const float *__restrict__ p7 = (const float *)a.p[7];  // [84] per channel
-  const float *__restrict__ p8 = (const float *)a.p[8];  // parameter [84]
-  const float *__restrict__ p9 = (const float *)a.p[9];  // parameter [84]
-  float *__restrict__ p10 = (float *)a.p[10];  // (N, 84, 14, 14)
+  const float *__restrict__ p1 = (const float *)a.p[1];  // [252] per channel
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [84]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // (N, 84, 14, 14)
+  const float *__restrict__ p4 = (const float *)a.p[4];  // [252] per channel
+  const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [84]
+  float *__restrict__ p6 = (float *)a.p[6];  // (N, 84, 14, 14)
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 21;
   const int nb = min(21, a.n - n0);
   const float h1 = p1[c];
-  const float h3 = p2[c];
-  const float h4 = p3[c];
-  const float h5 = h3 * h4;
-  const float h7 = p4[c];
-  const float h10 = p6[c];
-  const float h12 = p7[c];
-  const float h13 = p8[c];
-  const float h14 = h12 * h13;
-  const float h16 = p9[c];
+  const float h3 = p1[(c) + 84];
+  const float h5 = p1[(c) + 168];
+  const float h7 = p2[c];
+  const float h10 = p4[c];
+  const float h12 = p4[(c) + 84];
+  const float h14 = p4[(c) + 168];
+  const float h16 = p5[c];
   __shared__ float s_x[7569];
   for (int s0 = 0; s0 < nb; s0 += 9) {
     const int ns = min(9, nb - s0);
@@ -890,9 +924,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k14_bnapply_avg3x3s2_add_c8
       if (iy >= 0 && iy < 28 && ix >= 0 && ix < 28) {
         const int e = iy * 28 + ix;
         const float v0 = p0[(long long)(n) * 65856 + (c) * 784 + (e)];
-        const float v2 = v0 - h1;
-        const float v6 = v2 * h5;
-        const float v8 = v6 + h7;
+        const float v2 = __fsub_rn(v0, h1);
+        const float v4 = __fsub_rn(v2, h3);
+        const float v6 = __fmul_rn(v4, h5);
+        const float v8 = __fadd_rn(v6, h7);
         v = v8;
       }
       s_x[i] = v;
@@ -916,12 +951,13 @@ extern "C" __global__ void __launch_bounds__(256, 2) k14_bnapply_avg3x3s2_add_c8
       sum += s[59];
       sum += s[60];
       const float acc = sum / 9.0f;
-      const float v9 = p5[(long long)(n) * 16464 + (c) * 196 + (e)];
-      const float v11 = v9 - h10;
-      const float v15 = v11 * h14;
-      const float v17 = v15 + h16;
+      const float v9 = p3[(long long)(n) * 16464 + (c) * 196 + (e)];
+      const float v11 = __fsub_rn(v9, h10);
+      const float v13 = __fsub_rn(v11, h12);
+      const float v15 = __fmul_rn(v13, h14);
+      const float v17 = __fadd_rn(v15, h16);
       const float v18 = v17 + acc;
-      p10[(long long)(n) * 65856 + (c) * 196 + (e)] = v18;
+      p6[(long long)(n) * 65856 + (c) * 196 + (e)] = v18;
     }
   }
 }
@@ -934,8 +970,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k15_bnstats_c84_28x14(const
   unsigned char *p1 = (unsigned char *)a.p[1];  // scratch: counter, partial sums
   float *__restrict__ p2 = (float *)a.p[2];  // [84] per channel
   float *__restrict__ p3 = (float *)a.p[3];  // [84] per channel
-  float *__restrict__ p4 = (float *)a.p[4];  // buffer [84]
-  float *__restrict__ p5 = (float *)a.p[5];  // buffer [84]
+  float *__restrict__ p4 = (float *)a.p[4];  // [252] per channel
+  const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [84]
+  float *__restrict__ p6 = (float *)a.p[6];  // buffer [84]
+  float *__restrict__ p7 = (float *)a.p[7];  // buffer [84]
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 11;
   const int nb = min(11, a.n - n0);
@@ -977,10 +1015,16 @@ extern "C" __global__ void __launch_bounds__(256, 2) k15_bnstats_c84_28x14(const
       const double m_ = (double)a.n * (double)392;
       const double mean = f0_0 / m_;
       const double var = fmax(f0_1 / m_ - mean * mean, 0.0);
-      p2[cc] = (float)mean;
-      p3[cc] = (float)(1.0 / sqrt(var + (double)9.99999975e-06f));
-      p4[cc] = (1.0f - 0.100000001f) * p4[cc] + 0.100000001f * (float)mean;
-      p5[cc] = (1.0f - 0.100000001f) * p5[cc] + 0.100000001f * (float)(m_ > 1.0 ? var * m_ / (m_ - 1.0) : var);
+      const double invstd = 1.0 / sqrt(var + (double)9.99999975e-06f);
+      const float hi = (float)mean;
+      p2[cc] = hi;
+      p3[cc] = (float)invstd;
+      p4[cc] = hi;
+      p4[cc + 84] = (float)(mean - (double)hi);
+      p4[cc + 168] = (float)((double)p5[cc] * invstd);
+      const double mo = (double)0.100000001f;
+      p6[cc] = (float)((1.0 - mo) * (double)p6[cc] + mo * mean);
+      p7[cc] = (float)((1.0 - mo) * (double)p7[cc] + mo * (m_ > 1.0 ? var * m_ / (m_ - 1.0) : var));
     }
   }
   if (threadIdx.x == 0) *(volatile unsigned int *)p1 = 0u;
@@ -991,41 +1035,42 @@ extern "C" __global__ void __launch_bounds__(256, 2) k15_bnstats_c84_28x14(const
 // serves: cells.4.ops.2.x_op.ops.3 (relu)
 extern "C" __global__ void __launch_bounds__(256, 2) k16_bnapply_relu_c84_28x14(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 84, 28, 14)
-  const float *__restrict__ p1 = (const float *)a.p[1];  // [84] per channel
-  const float *__restrict__ p2 = (const float *)a.p[2];  // [84] per channel
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [84]
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [84]
-  float *__restrict__ p5 = (float *)a.p[5];  // (N, 84, 28, 14)
+  const float *__restrict__ p1 = (const float *)a.p[1];  // [252] per channel
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [84]
+  float *__restrict__ p3 = (float *)a.p[3];  // (N, 84, 28, 14)
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 11;
   const int nb = min(11, a.n - n0);
   const float h1 = p1[c];
-  const float h3 = p2[c];
-  const float h4 = p3[c];
-  const float h5 = h3 * h4;
-  const float h7 = p4[c];
+  const float h3 = p1[(c) + 84];
+  const float h5 = p1[(c) + 168];
+  const float h7 = p2[c];
   for (int i = threadIdx.x; i < nb * 98; i += 256) {
     const int nl = i / 98;
     const int e = (i - nl * 98) * 4;
     const int n = n0 + nl;
     const float4 v0 = *(const float4 *)(p0 + (long long)(n) * 32928 + (c) * 392 + (e));
-    const float v2 = v0.x - h1;
-    const float v6 = v2 * h5;
-    const float v8 = v6 + h7;
+    const float v2 = __fsub_rn(v0.x, h1);
+    const float v4 = __fsub_rn(v2, h3);
+    const float v6 = __fmul_rn(v4, h5);
+    const float v8 = __fadd_rn(v6, h7);
     const float v9 = fmaxf(v8, 0.0f);
-    const float v10 = v0.y - h1;
-    const float v11 = v10 * h5;
-    const float v12 = v11 + h7;
-    const float v13 = fmaxf(v12, 0.0f);
-    const float v14 = v0.z - h1;
-    const float v15 = v14 * h5;
-    const float v16 = v15 + h7;
-    const float v17 = fmaxf(v16, 0.0f);
-    const float v18 = v0.w - h1;
-    const float v19 = v18 * h5;
-    const float v20 = v19 + h7;
-    const float v21 = fmaxf(v20, 0.0f);
-    *(float4 *)(p5 + (long long)(n) * 32928 + (c) * 392 + (e)) = make_float4(v9, v13, v17, v21);
+    const float v10 = __fsub_rn(v0.y, h1);
+    const float v11 = __fsub_rn(v10, h3);
+    const float v12 = __fmul_rn(v11, h5);
+    const float v13 = __fadd_rn(v12, h7);
+    const float v14 = fmaxf(v13, 0.0f);
+    const float v15 = __fsub_rn(v0.z, h1);
+    const float v16 = __fsub_rn(v15, h3);
+    const float v17 = __fmul_rn(v16, h5);
+    const float v18 = __fadd_rn(v17, h7);
+    const float v19 = fmaxf(v18, 0.0f);
+    const float v20 = __fsub_rn(v0.w, h1);
+    const float v21 = __fsub_rn(v20, h3);
+    const float v22 = __fmul_rn(v21, h5);
+    const float v23 = __fadd_rn(v22, h7);
+    const float v24 = fmaxf(v23, 0.0f);
+    *(float4 *)(p3 + (long long)(n) * 32928 + (c) * 392 + (e)) = make_float4(v9, v14, v19, v24);
   }
 }
 
@@ -1034,29 +1079,23 @@ extern "C" __global__ void __launch_bounds__(256, 2) k16_bnapply_relu_c84_28x14(
 // serves: cells.4.ops.2.y_op (pool), cells.4.ops.2 (add); 2 uses in all
 extern "C" __global__ void __launch_bounds__(256, 2) k17_bnapply_max2x2s2_add_c84_14x14(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 84, 28, 28)
-  const float *__restrict__ p1 = (const float *)a.p[1];  // [84] per channel
-  const float *__restrict__ p2 = (const float *)a.p[2];  // [84] per channel
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [84]
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [84]
-  const float *__restrict__ p5 = (const float *)a.p[5];  // (N, 84, 14, 14)
-  const float *__restrict__ p6 = (const float *)a.p[6];  // [84] per channel
-  const float *__restrict__ p7 = (const float *)a.p[7];  // [84] per channel
-  const float *__restrict__ p8 = (const float *)a.p[8];  // parameter [84]
-  const float *__restrict__ p9 = (const float *)a.p[9];  // parameter [84]
-  float *__restrict__ p10 = (float *)a.p[10];  // (N, 84, 14, 14)
+  const float *__restrict__ p1 = (const float *)a.p[1];  // [252] per channel
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [84]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // (N, 84, 14, 14)
+  const float *__restrict__ p4 = (const float *)a.p[4];  // [252] per channel
+  const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [84]
+  float *__restrict__ p6 = (float *)a.p[6];  // (N, 84, 14, 14)
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 21;
   const int nb = min(21, a.n - n0);
   const float h1 = p1[c];
-  const float h3 = p2[c];
-  const float h4 = p3[c];
-  const float h5 = h3 * h4;
-  const float h7 = p4[c];
-  const float h10 = p6[c];
-  const float h12 = p7[c];
-  const float h13 = p8[c];
-  const float h14 = h12 * h13;
-  const float h16 = p9[c];
+  const float h3 = p1[(c) + 84];
+  const float h5 = p1[(c) + 168];
+  const float h7 = p2[c];
+  const float h10 = p4[c];
+  const float h12 = p4[(c) + 84];
+  const float h14 = p4[(c) + 168];
+  const float h16 = p5[c];
   __shared__ float s_x[7840];
   for (int s0 = 0; s0 < nb; s0 += 10) {
     const int ns = min(10, nb - s0);
@@ -1072,9 +1111,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k17_bnapply_max2x2s2_add_c8
       if (iy >= 0 && iy < 28 && ix >= 0 && ix < 28) {
         const int e = iy * 28 + ix;
         const float v0 = p0[(long long)(n) * 65856 + (c) * 784 + (e)];
-        const float v2 = v0 - h1;
-        const float v6 = v2 * h5;
-        const float v8 = v6 + h7;
+        const float v2 = __fsub_rn(v0, h1);
+        const float v4 = __fsub_rn(v2, h3);
+        const float v6 = __fmul_rn(v4, h5);
+        const float v8 = __fadd_rn(v6, h7);
         v = v8;
       }
       s_x[i] = v;
@@ -1092,12 +1132,13 @@ extern "C" __global__ void __launch_bounds__(256, 2) k17_bnapply_max2x2s2_add_c8
       if (!(s[1] <= acc)) acc = s[1];
       if (!(s[28] <= acc)) acc = s[28];
       if (!(s[29] <= acc)) acc = s[29];
-      const float v9 = p5[(long long)(n) * 16464 + (c) * 196 + (e)];
-      const float v11 = v9 - h10;
-      const float v15 = v11 * h14;
-      const float v17 = v15 + h16;
+      const float v9 = p3[(long long)(n) * 16464 + (c) * 196 + (e)];
+      const float v11 = __fsub_rn(v9, h10);
+      const float v13 = __fsub_rn(v11, h12);
+      const float v15 = __fmul_rn(v13, h14);
+      const float v17 = __fadd_rn(v15, h16);
       const float v18 = v17 + acc;
-      p10[(long long)(n) * 65856 + (c) * 196 + (e)] = v18;
+      p6[(long long)(n) * 65856 + (c) * 196 + (e)] = v18;
     }
   }
 }
@@ -1107,29 +1148,23 @@ extern "C" __global__ void __launch_bounds__(256, 2) k17_bnapply_max2x2s2_add_c8
 // serves: cells.4.ops.3.x_op (pool), cells.4.ops.3 (add); 2 uses in all
 extern "C" __global__ void __launch_bounds__(256, 2) k18_bnapply_avg3x3s2_add_c84_14x14(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 84, 28, 28)
-  const float *__restrict__ p1 = (const float *)a.p[1];  // [84] per channel
-  const float *__restrict__ p2 = (const float *)a.p[2];  // [84] per channel
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [84]
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [84]
-  const float *__restrict__ p5 = (const float *)a.p[5];  // (N, 84, 14, 14)
-  const float *__restrict__ p6 = (const float *)a.p[6];  // [84] per channel
-  const float *__restrict__ p7 = (const float *)a.p[7];  // [84] per channel
-  const float *__restrict__ p8 = (const float *)a.p[8];  // parameter [84]
-  const float *__restrict__ p9 = (const float *)a.p[9];  // parameter [84]
-  float *__restrict__ p10 = (float *)a.p[10];  // (N, 84, 14, 14)
+  const float *__restrict__ p1 = (const float *)a.p[1];  // [252] per channel
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [84]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // (N, 84, 14, 14)
+  const float *__restrict__ p4 = (const float *)a.p[4];  // [252] per channel
+  const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [84]
+  float *__restrict__ p6 = (float *)a.p[6];  // (N, 84, 14, 14)
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 21;
   const int nb = min(21, a.n - n0);
   const float h1 = p1[c];
-  const float h3 = p2[c];
-  const float h4 = p3[c];
-  const float h5 = h3 * h4;
-  const float h7 = p4[c];
-  const float h10 = p6[c];
-  const float h12 = p7[c];
-  const float h13 = p8[c];
-  const float h14 = h12 * h13;
-  const float h16 = p9[c];
+  const float h3 = p1[(c) + 84];
+  const float h5 = p1[(c) + 168];
+  const float h7 = p2[c];
+  const float h10 = p4[c];
+  const float h12 = p4[(c) + 84];
+  const float h14 = p4[(c) + 168];
+  const float h16 = p5[c];
   __shared__ float s_x[7569];
   for (int s0 = 0; s0 < nb; s0 += 9) {
     const int ns = min(9, nb - s0);
@@ -1145,9 +1180,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k18_bnapply_avg3x3s2_add_c8
       if (iy >= 0 && iy < 28 && ix >= 0 && ix < 28) {
         const int e = iy * 28 + ix;
         const float v0 = p0[(long long)(n) * 65856 + (c) * 784 + (e)];
-        const float v2 = v0 - h1;
-        const float v6 = v2 * h5;
-        const float v8 = v6 + h7;
+        const float v2 = __fsub_rn(v0, h1);
+        const float v4 = __fsub_rn(v2, h3);
+        const float v6 = __fmul_rn(v4, h5);
+        const float v8 = __fadd_rn(v6, h7);
         v = v8;
       }
       s_x[i] = v;
@@ -1171,12 +1207,13 @@ extern "C" __global__ void __launch_bounds__(256, 2) k18_bnapply_avg3x3s2_add_c8
       sum += s[59];
       sum += s[60];
       const float acc = sum / 9.0f;
-      const float v9 = p5[(long long)(n) * 16464 + (c) * 196 + (e)];
-      const float v11 = v9 - h10;
-      const float v15 = v11 * h14;
-      const float v17 = v15 + h16;
+      const float v9 = p3[(long long)(n) * 16464 + (c) * 196 + (e)];
+      const float v11 = __fsub_rn(v9, h10);
+      const float v13 = __fsub_rn(v11, h12);
+      const float v15 = __fmul_rn(v13, h14);
+      const float v17 = __fadd_rn(v15, h16);
       const float v18 = acc + v17;
-      p10[(long long)(n) * 65856 + (c) * 196 + (e)] = v18;
+      p6[(long long)(n) * 65856 + (c) * 196 + (e)] = v18;
     }
   }
 }
@@ -1186,29 +1223,23 @@ extern "C" __global__ void __launch_bounds__(256, 2) k18_bnapply_avg3x3s2_add_c8
 // serves: cells.4.ops.4.x_op (pool), cells.4.ops.4 (add); 2 uses in all
 extern "C" __global__ void __launch_bounds__(256, 2) k19_bnapply_max3x3s2_add_c84_14x14(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 84, 28, 28)
-  const float *__restrict__ p1 = (const float *)a.p[1];  // [84] per channel
-  const float *__restrict__ p2 = (const float *)a.p[2];  // [84] per channel
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [84]
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [84]
-  const float *__restrict__ p5 = (const float *)a.p[5];  // (N, 84, 14, 14)
-  const float *__restrict__ p6 = (const float *)a.p[6];  // [84] per channel
-  const float *__restrict__ p7 = (const float *)a.p[7];  // [84] per channel
-  const float *__restrict__ p8 = (const float *)a.p[8];  // parameter [84]
-  const float *__restrict__ p9 = (const float *)a.p[9];  // parameter [84]
-  float *__restrict__ p10 = (float *)a.p[10];  // (N, 84, 14, 14)
+  const float *__restrict__ p1 = (const float *)a.p[1];  // [252] per channel
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [84]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // (N, 84, 14, 14)
+  const float *__restrict__ p4 = (const float *)a.p[4];  // [252] per channel
+  const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [84]
+  float *__restrict__ p6 = (float *)a.p[6];  // (N, 84, 14, 14)
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 21;
   const int nb = min(21, a.n - n0);
   const float h1 = p1[c];
-  const float h3 = p2[c];
-  const float h4 = p3[c];
-  const float h5 = h3 * h4;
-  const float h7 = p4[c];
-  const float h10 = p6[c];
-  const float h12 = p7[c];
-  const float h13 = p8[c];
-  const float h14 = h12 * h13;
-  const float h16 = p9[c];
+  const float h3 = p1[(c) + 84];
+  const float h5 = p1[(c) + 168];
+  const float h7 = p2[c];
+  const float h10 = p4[c];
+  const float h12 = p4[(c) + 84];
+  const float h14 = p4[(c) + 168];
+  const float h16 = p5[c];
   __shared__ float s_x[7569];
   for (int s0 = 0; s0 < nb; s0 += 9) {
     const int ns = min(9, nb - s0);
@@ -1224,9 +1255,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k19_bnapply_max3x3s2_add_c8
       if (iy >= 0 && iy < 28 && ix >= 0 && ix < 28) {
         const int e = iy * 28 + ix;
         const float v0 = p0[(long long)(n) * 65856 + (c) * 784 + (e)];
-        const float v2 = v0 - h1;
-        const float v6 = v2 * h5;
-        const float v8 = v6 + h7;
+        const float v2 = __fsub_rn(v0, h1);
+        const float v4 = __fsub_rn(v2, h3);
+        const float v6 = __fmul_rn(v4, h5);
+        const float v8 = __fadd_rn(v6, h7);
         v = v8;
       }
       s_x[i] = v;
@@ -1249,12 +1281,13 @@ extern "C" __global__ void __launch_bounds__(256, 2) k19_bnapply_max3x3s2_add_c8
       if (!(s[58] <= acc)) acc = s[58];
       if (!(s[59] <= acc)) acc = s[59];
       if (!(s[60] <= acc)) acc = s[60];
-      const float v9 = p5[(long long)(n) * 16464 + (c) * 196 + (e)];
-      const float v11 = v9 - h10;
-      const float v15 = v11 * h14;
-      const float v17 = v15 + h16;
+      const float v9 = p3[(long long)(n) * 16464 + (c) * 196 + (e)];
+      const float v11 = __fsub_rn(v9, h10);
+      const float v13 = __fsub_rn(v11, h12);
+      const float v15 = __fmul_rn(v13, h14);
+      const float v17 = __fadd_rn(v15, h16);
       const float v18 = acc + v17;
-      p10[(long long)(n) * 65856 + (c) * 196 + (e)] = v18;
+      p6[(long long)(n) * 65856 + (c) * 196 + (e)] = v18;
     }
   }
 }
@@ -1286,41 +1319,42 @@ extern "C" __global__ void __launch_bounds__(256, 2) k20_relu_c336_14x14(const N
 // serves: cells.5.ops.0.x_op.ops.0 (relu); 16 uses in all
 extern "C" __global__ void __launch_bounds__(256, 2) k21_bnapply_relu_c84_14x14(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 84, 14, 14)
-  const float *__restrict__ p1 = (const float *)a.p[1];  // [84] per channel
-  const float *__restrict__ p2 = (const float *)a.p[2];  // [84] per channel
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [84]
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [84]
-  float *__restrict__ p5 = (float *)a.p[5];  // (N, 84, 14, 14)
+  const float *__restrict__ p1 = (const float *)a.p[1];  // [252] per channel
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [84]
+  float *__restrict__ p3 = (float *)a.p[3];  // (N, 84, 14, 14)
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 21;
   const int nb = min(21, a.n - n0);
   const float h1 = p1[c];
-  const float h3 = p2[c];
-  const float h4 = p3[c];
-  const float h5 = h3 * h4;
-  const float h7 = p4[c];
+  const float h3 = p1[(c) + 84];
+  const float h5 = p1[(c) + 168];
+  const float h7 = p2[c];
   for (int i = threadIdx.x; i < nb * 49; i += 256) {
     const int nl = i / 49;
     const int e = (i - nl * 49) * 4;
     const int n = n0 + nl;
     const float4 v0 = *(const float4 *)(p0 + (long long)(n) * 16464 + (c) * 196 + (e));
-    const float v2 = v0.x - h1;
-    const float v6 = v2 * h5;
-    const float v8 = v6 + h7;
+    const float v2 = __fsub_rn(v0.x, h1);
+    const float v4 = __fsub_rn(v2, h3);
+    const float v6 = __fmul_rn(v4, h5);
+    const float v8 = __fadd_rn(v6, h7);
     const float v9 = fmaxf(v8, 0.0f);
-    const float v10 = v0.y - h1;
-    const float v11 = v10 * h5;
-    const float v12 = v11 + h7;
-    const float v13 = fmaxf(v12, 0.0f);
-    const float v14 = v0.z - h1;
-    const float v15 = v14 * h5;
-    const float v16 = v15 + h7;
-    const float v17 = fmaxf(v16, 0.0f);
-    const float v18 = v0.w - h1;
-    const float v19 = v18 * h5;
-    const float v20 = v19 + h7;
-    const float v21 = fmaxf(v20, 0.0f);
-    *(float4 *)(p5 + (long long)(n) * 16464 + (c) * 196 + (e)) = make_float4(v9, v13, v17, v21);
+    const float v10 = __fsub_rn(v0.y, h1);
+    const float v11 = __fsub_rn(v10, h3);
+    const float v12 = __fmul_rn(v11, h5);
+    const float v13 = __fadd_rn(v12, h7);
+    const float v14 = fmaxf(v13, 0.0f);
+    const float v15 = __fsub_rn(v0.z, h1);
+    const float v16 = __fsub_rn(v15, h3);
+    const float v17 = __fmul_rn(v16, h5);
+    const float v18 = __fadd_rn(v17, h7);
+    const float v19 = fmaxf(v18, 0.0f);
+    const float v20 = __fsub_rn(v0.w, h1);
+    const float v21 = __fsub_rn(v20, h3);
+    const float v22 = __fmul_rn(v21, h5);
+    const float v23 = __fadd_rn(v22, h7);
+    const float v24 = fmaxf(v23, 0.0f);
+    *(float4 *)(p3 + (long long)(n) * 16464 + (c) * 196 + (e)) = make_float4(v9, v14, v19, v24);
   }
 }
 
@@ -1329,29 +1363,23 @@ extern "C" __global__ void __launch_bounds__(256, 2) k21_bnapply_relu_c84_14x14(
 // serves: cells.5.ops.0.y_op (pool), cells.5.ops.1.x_op.ops.0 (relu); 8 uses in all
 extern "C" __global__ void __launch_bounds__(256, 2) k22_bnapply_avg5x5s1_add_relu_c84_14x14(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 84, 14, 14)
-  const float *__restrict__ p1 = (const float *)a.p[1];  // [84] per channel
-  const float *__restrict__ p2 = (const float *)a.p[2];  // [84] per channel
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [84]
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [84]
-  const float *__restrict__ p5 = (const float *)a.p[5];  // (N, 84, 14, 14)
-  const float *__restrict__ p6 = (const float *)a.p[6];  // [84] per channel
-  const float *__restrict__ p7 = (const float *)a.p[7];  // [84] per channel
-  const float *__restrict__ p8 = (const float *)a.p[8];  // parameter [84]
-  const float *__restrict__ p9 = (const float *)a.p[9];  // parameter [84]
-  float *__restrict__ p10 = (float *)a.p[10];  // (N, 84, 14, 14)
+  const float *__restrict__ p1 = (const float *)a.p[1];  // [252] per channel
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [84]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // (N, 84, 14, 14)
+  const float *__restrict__ p4 = (const float *)a.p[4];  // [252] per channel
+  const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [84]
+  float *__restrict__ p6 = (float *)a.p[6];  // (N, 84, 14, 14)
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 21;
   const int nb = min(21, a.n - n0);
   const float h1 = p1[c];
-  const float h3 = p2[c];
-  const float h4 = p3[c];
-  const float h5 = h3 * h4;
-  const float h7 = p4[c];
-  const float h10 = p6[c];
-  const float h12 = p7[c];
-  const float h13 = p8[c];
-  const float h14 = h12 * h13;
-  const float h16 = p9[c];
+  const float h3 = p1[(c) + 84];
+  const float h5 = p1[(c) + 168];
+  const float h7 = p2[c];
+  const float h10 = p4[c];
+  const float h12 = p4[(c) + 84];
+  const float h14 = p4[(c) + 168];
+  const float h16 = p5[c];
   __shared__ float s_x[6804];
   for (int s0 = 0; s0 < nb; s0 += 21) {
     const int ns = min(21, nb - s0);
@@ -1367,9 +1395,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k22_bnapply_avg5x5s1_add_re
       if (iy >= 0 && iy < 14 && ix >= 0 && ix < 14) {
         const int e = iy * 14 + ix;
         const float v0 = p0[(long long)(n) * 16464 + (c) * 196 + (e)];
-        const float v2 = v0 - h1;
-        const float v6 = v2 * h5;
-        const float v8 = v6 + h7;
+        const float v2 = __fsub_rn(v0, h1);
+        const float v4 = __fsub_rn(v2, h3);
+        const float v6 = __fmul_rn(v4, h5);
+        const float v8 = __fadd_rn(v6, h7);
         v = v8;
       }
       s_x[i] = v;
@@ -1409,13 +1438,14 @@ extern "C" __global__ void __launch_bounds__(256, 2) k22_bnapply_avg5x5s1_add_re
       sum += s[75];
       sum += s[76];
       const float acc = sum / 25.0f;
-      const float v9 = p5[(long long)(n) * 16464 + (c) * 196 + (e)];
-      const float v11 = v9 - h10;
-      const float v15 = v11 * h14;
-      const float v17 = v15 + h16;
+      const float v9 = p3[(long long)(n) * 16464 + (c) * 196 + (e)];
+      const float v11 = __fsub_rn(v9, h10);
+      const float v13 = __fsub_rn(v11, h12);
+      const float v15 = __fmul_rn(v13, h14);
+      const float v17 = __fadd_rn(v15, h16);
       const float v18 = v17 + acc;
       const float v19 = fmaxf(v18, 0.0f);
-      p10[(long long)(n) * 16464 + (c) * 196 + (e)] = v19;
+      p6[(long long)(n) * 16464 + (c) * 196 + (e)] = v19;
     }
   }
 }
@@ -1425,64 +1455,66 @@ extern "C" __global__ void __launch_bounds__(256, 2) k22_bnapply_avg5x5s1_add_re
 // serves: cells.5.ops.1 (add); 12 uses in all
 extern "C" __global__ void __launch_bounds__(256, 2) k23_bnapply_add_c84_14x14(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 84, 14, 14)
-  const float *__restrict__ p1 = (const float *)a.p[1];  // [84] per channel
-  const float *__restrict__ p2 = (const float *)a.p[2];  // [84] per channel
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [84]
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [84]
-  const float *__restrict__ p5 = (const float *)a.p[5];  // (N, 84, 14, 14)
-  const float *__restrict__ p6 = (const float *)a.p[6];  // [84] per channel
-  const float *__restrict__ p7 = (const float *)a.p[7];  // [84] per channel
-  const float *__restrict__ p8 = (const float *)a.p[8];  // parameter [84]
-  const float *__restrict__ p9 = (const float *)a.p[9];  // parameter [84]
-  float *__restrict__ p10 = (float *)a.p[10];  // (N, 84, 14, 14)
+  const float *__restrict__ p1 = (const float *)a.p[1];  // [252] per channel
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [84]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // (N, 84, 14, 14)
+  const float *__restrict__ p4 = (const float *)a.p[4];  // [252] per channel
+  const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [84]
+  float *__restrict__ p6 = (float *)a.p[6];  // (N, 84, 14, 14)
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 21;
   const int nb = min(21, a.n - n0);
   const float h1 = p1[c];
-  const float h3 = p2[c];
-  const float h4 = p3[c];
-  const float h5 = h3 * h4;
-  const float h7 = p4[c];
-  const float h10 = p6[c];
-  const float h12 = p7[c];
-  const float h13 = p8[c];
-  const float h14 = h12 * h13;
-  const float h16 = p9[c];
+  const float h3 = p1[(c) + 84];
+  const float h5 = p1[(c) + 168];
+  const float h7 = p2[c];
+  const float h10 = p4[c];
+  const float h12 = p4[(c) + 84];
+  const float h14 = p4[(c) + 168];
+  const float h16 = p5[c];
   for (int i = threadIdx.x; i < nb * 49; i += 256) {
     const int nl = i / 49;
     const int e = (i - nl * 49) * 4;
     const int n = n0 + nl;
     const float4 v0 = *(const float4 *)(p0 + (long long)(n) * 16464 + (c) * 196 + (e));
-    const float v2 = v0.x - h1;
-    const float v6 = v2 * h5;
-    const float v8 = v6 + h7;
-    const float4 v9 = *(const float4 *)(p5 + (long long)(n) * 16464 + (c) * 196 + (e));
-    const float v11 = v9.x - h10;
-    const float v15 = v11 * h14;
-    const float v17 = v15 + h16;
+    const float v2 = __fsub_rn(v0.x, h1);
+    const float v4 = __fsub_rn(v2, h3);
+    const float v6 = __fmul_rn(v4, h5);
+    const float v8 = __fadd_rn(v6, h7);
+    const float4 v9 = *(const float4 *)(p3 + (long long)(n) * 16464 + (c) * 196 + (e));
+    const float v11 = __fsub_rn(v9.x, h10);
+    const float v13 = __fsub_rn(v11, h12);
+    const float v15 = __fmul_rn(v13, h14);
+    const float v17 = __fadd_rn(v15, h16);
     const float v18 = v8 + v17;
-    const float v19 = v0.y - h1;
-    const float v20 = v19 * h5;
-    const float v21 = v20 + h7;
-    const float v22 = v9.y - h10;
-    const float v23 = v22 * h14;
-    const float v24 = v23 + h16;
-    const float v25 = v21 + v24;
-    const float v26 = v0.z - h1;
-    const float v27 = v26 * h5;
-    const float v28 = v27 + h7;
-    const float v29 = v9.z - h10;
-    const float v30 = v29 * h14;
-    const float v31 = v30 + h16;
-    const float v32 = v28 + v31;
-    const float v33 = v0.w - h1;
-    const float v34 = v33 * h5;
-    const float v35 = v34 + h7;
-    const float v36 = v9.w - h10;
-    const float v37 = v36 * h14;
-    const float v38 = v37 + h16;
-    const float v39 = v35 + v38;
-    *(float4 *)(p10 + (long long)(n) * 49392 + (c) * 196 + (e)) = make_float4(v18, v25, v32, v39);
+    const float v19 = __fsub_rn(v0.y, h1);
+    const float v20 = __fsub_rn(v19, h3);
+    const float v21 = __fmul_rn(v20, h5);
+    const float v22 = __fadd_rn(v21, h7);
+    const float v23 = __fsub_rn(v9.y, h10);
+    const float v24 = __fsub_rn(v23, h12);
+    const float v25 = __fmul_rn(v24, h14);
+    const float v26 = __fadd_rn(v25, h16);
+    const float v27 = v22 + v26;
+    const float v28 = __fsub_rn(v0.z, h1);
+    const float v29 = __fsub_rn(v28, h3);
+    const float v30 = __fmul_rn(v29, h5);
+    const float v31 = __fadd_rn(v30, h7);
+    const float v32 = __fsub_rn(v9.z, h10);
+    const float v33 = __fsub_rn(v32, h12);
+    const float v34 = __fmul_rn(v33, h14);
+    const float v35 = __fadd_rn(v34, h16);
+    const float v36 = v31 + v35;
+    const float v37 = __fsub_rn(v0.w, h1);
+    const float v38 = __fsub_rn(v37, h3);
+    const float v39 = __fmul_rn(v38, h5);
+    const float v40 = __fadd_rn(v39, h7);
+    const float v41 = __fsub_rn(v9.w, h10);
+    const float v42 = __fsub_rn(v41, h12);
+    const float v43 = __fmul_rn(v42, h14);
+    const float v44 = __fadd_rn(v43, h16);
+    const float v45 = v40 + v44;
+    *(float4 *)(p6 + (long long)(n) * 49392 + (c) * 196 + (e)) = make_float4(v18, v27, v36, v45);
   }
 }
 
@@ -1491,68 +1523,70 @@ extern "C" __global__ void __launch_bounds__(256, 2) k23_bnapply_add_c84_14x14(c
 // serves: cells.5.ops.3.y_op.ops.0 (relu); 4 uses in all
 extern "C" __global__ void __launch_bounds__(256, 2) k24_bnapply_add_relu_c84_14x14(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 84, 14, 14)
-  const float *__restrict__ p1 = (const float *)a.p[1];  // [84] per channel
-  const float *__restrict__ p2 = (const float *)a.p[2];  // [84] per channel
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [84]
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [84]
-  const float *__restrict__ p5 = (const float *)a.p[5];  // (N, 84, 14, 14)
-  const float *__restrict__ p6 = (const float *)a.p[6];  // [84] per channel
-  const float *__restrict__ p7 = (const float *)a.p[7];  // [84] per channel
-  const float *__restrict__ p8 = (const float *)a.p[8];  // parameter [84]
-  const float *__restrict__ p9 = (const float *)a.p[9];  // parameter [84]
-  float *__restrict__ p10 = (float *)a.p[10];  // (N, 84, 14, 14)
+  const float *__restrict__ p1 = (const float *)a.p[1];  // [252] per channel
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [84]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // (N, 84, 14, 14)
+  const float *__restrict__ p4 = (const float *)a.p[4];  // [252] per channel
+  const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [84]
+  float *__restrict__ p6 = (float *)a.p[6];  // (N, 84, 14, 14)
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 21;
   const int nb = min(21, a.n - n0);
   const float h1 = p1[c];
-  const float h3 = p2[c];
-  const float h4 = p3[c];
-  const float h5 = h3 * h4;
-  const float h7 = p4[c];
-  const float h10 = p6[c];
-  const float h12 = p7[c];
-  const float h13 = p8[c];
-  const float h14 = h12 * h13;
-  const float h16 = p9[c];
+  const float h3 = p1[(c) + 84];
+  const float h5 = p1[(c) + 168];
+  const float h7 = p2[c];
+  const float h10 = p4[c];
+  const float h12 = p4[(c) + 84];
+  const float h14 = p4[(c) + 168];
+  const float h16 = p5[c];
   for (int i = threadIdx.x; i < nb * 49; i += 256) {
     const int nl = i / 49;
     const int e = (i - nl * 49) * 4;
     const int n = n0 + nl;
     const float4 v0 = *(const float4 *)(p0 + (long long)(n) * 16464 + (c) * 196 + (e));
-    const float v2 = v0.x - h1;
-    const float v6 = v2 * h5;
-    const float v8 = v6 + h7;
-    const float4 v9 = *(const float4 *)(p5 + (long long)(n) * 16464 + (c) * 196 + (e));
-    const float v11 = v9.x - h10;
-    const float v15 = v11 * h14;
-    const float v17 = v15 + h16;
+    const float v2 = __fsub_rn(v0.x, h1);
+    const float v4 = __fsub_rn(v2, h3);
+    const float v6 = __fmul_rn(v4, h5);
+    const float v8 = __fadd_rn(v6, h7);
+    const float4 v9 = *(const float4 *)(p3 + (long long)(n) * 16464 + (c) * 196 + (e));
+    const float v11 = __fsub_rn(v9.x, h10);
+    const float v13 = __fsub_rn(v11, h12);
+    const float v15 = __fmul_rn(v13, h14);
+    const float v17 = __fadd_rn(v15, h16);
     const float v18 = v8 + v17;
     const float v19 = fmaxf(v18, 0.0f);
-    const float v20 = v0.y - h1;
-    const float v21 = v20 * h5;
-    const float v22 = v21 + h7;
-    const float v23 = v9.y - h10;
-    const float v24 = v23 * h14;
-    const float v25 = v24 + h16;
-    const float v26 = v22 + v25;
-    const float v27 = fmaxf(v26, 0.0f);
-    const float v28 = v0.z - h1;
-    const float v29 = v28 * h5;
-    const float v30 = v29 + h7;
-    const float v31 = v9.z - h10;
-    const float v32 = v31 * h14;
-    const float v33 = v32 + h16;
-    const float v34 = v30 + v33;
-    const float v35 = fmaxf(v34, 0.0f);
-    const float v36 = v0.w - h1;
-    const float v37 = v36 * h5;
-    const float v38 = v37 + h7;
-    const float v39 = v9.w - h10;
-    const float v40 = v39 * h14;
-    const float v41 = v40 + h16;
-    const float v42 = v38 + v41;
-    const float v43 = fmaxf(v42, 0.0f);
-    *(float4 *)(p10 + (long long)(n) * 16464 + (c) * 196 + (e)) = make_float4(v19, v27, v35, v43);
+    const float v20 = __fsub_rn(v0.y, h1);
+    const float v21 = __fsub_rn(v20, h3);
+    const float v22 = __fmul_rn(v21, h5);
+    const float v23 = __fadd_rn(v22, h7);
+    const float v24 = __fsub_rn(v9.y, h10);
+    const float v25 = __fsub_rn(v24, h12);
+    const float v26 = __fmul_rn(v25, h14);
+    const float v27 = __fadd_rn(v26, h16);
+    const float v28 = v23 + v27;
+    const float v29 = fmaxf(v28, 0.0f);
+    const float v30 = __fsub_rn(v0.z, h1);
+    const float v31 = __fsub_rn(v30, h3);
+    const float v32 = __fmul_rn(v31, h5);
+    const float v33 = __fadd_rn(v32, h7);
+    const float v34 = __fsub_rn(v9.z, h10);
+    const float v35 = __fsub_rn(v34, h12);
+    const float v36 = __fmul_rn(v35, h14);
+    const float v37 = __fadd_rn(v36, h16);
+    const float v38 = v33 + v37;
+    const float v39 = fmaxf(v38, 0.0f);
+    const float v40 = __fsub_rn(v0.w, h1);
+    const float v41 = __fsub_rn(v40, h3);
+    const float v42 = __fmul_rn(v41, h5);
+    const float v43 = __fadd_rn(v42, h7);
+    const float v44 = __fsub_rn(v9.w, h10);
+    const float v45 = __fsub_rn(v44, h12);
+    const float v46 = __fmul_rn(v45, h14);
+    const float v47 = __fadd_rn(v46, h16);
+    const float v48 = v43 + v47;
+    const float v49 = fmaxf(v48, 0.0f);
+    *(float4 *)(p6 + (long long)(n) * 16464 + (c) * 196 + (e)) = make_float4(v19, v29, v39, v49);
   }
 }
 
@@ -1586,8 +1620,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k26_bnstats_c168_14x14(cons
   unsigned char *p1 = (unsigned char *)a.p[1];  // scratch: counter, partial sums
   float *__restrict__ p2 = (float *)a.p[2];  // [168] per channel
   float *__restrict__ p3 = (float *)a.p[3];  // [168] per channel
-  float *__restrict__ p4 = (float *)a.p[4];  // buffer [168]
-  float *__restrict__ p5 = (float *)a.p[5];  // buffer [168]
+  float *__restrict__ p4 = (float *)a.p[4];  // [504] per channel
+  const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [168]
+  float *__restrict__ p6 = (float *)a.p[6];  // buffer [168]
+  float *__restrict__ p7 = (float *)a.p[7];  // buffer [168]
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 21;
   const int nb = min(21, a.n - n0);
@@ -1629,10 +1665,16 @@ extern "C" __global__ void __launch_bounds__(256, 2) k26_bnstats_c168_14x14(cons
       const double m_ = (double)a.n * (double)196;
       const double mean = f0_0 / m_;
       const double var = fmax(f0_1 / m_ - mean * mean, 0.0);
-      p2[cc] = (float)mean;
-      p3[cc] = (float)(1.0 / sqrt(var + (double)9.99999975e-06f));
-      p4[cc] = (1.0f - 0.100000001f) * p4[cc] + 0.100000001f * (float)mean;
-      p5[cc] = (1.0f - 0.100000001f) * p5[cc] + 0.100000001f * (float)(m_ > 1.0 ? var * m_ / (m_ - 1.0) : var);
+      const double invstd = 1.0 / sqrt(var + (double)9.99999975e-06f);
+      const float hi = (float)mean;
+      p2[cc] = hi;
+      p3[cc] = (float)invstd;
+      p4[cc] = hi;
+      p4[cc + 168] = (float)(mean - (double)hi);
+      p4[cc + 336] = (float)((double)p5[cc] * invstd);
+      const double mo = (double)0.100000001f;
+      p6[cc] = (float)((1.0 - mo) * (double)p6[cc] + mo * mean);
+      p7[cc] = (float)((1.0 - mo) * (double)p7[cc] + mo * (m_ > 1.0 ? var * m_ / (m_ - 1.0) : var));
     }
   }
   if (threadIdx.x == 0) *(volatile unsigned int *)p1 = 0u;
@@ -1643,41 +1685,42 @@ extern "C" __global__ void __launch_bounds__(256, 2) k26_bnstats_c168_14x14(cons
 // serves: cells.9.ops.0.x_op.ops.0 (relu)
 extern "C" __global__ void __launch_bounds__(256, 2) k27_bnapply_relu_c168_14x14(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 168, 14, 14)
-  const float *__restrict__ p1 = (const float *)a.p[1];  // [168] per channel
-  const float *__restrict__ p2 = (const float *)a.p[2];  // [168] per channel
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [168]
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [168]
-  float *__restrict__ p5 = (float *)a.p[5];  // (N, 168, 14, 14)
+  const float *__restrict__ p1 = (const float *)a.p[1];  // [504] per channel
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [168]
+  float *__restrict__ p3 = (float *)a.p[3];  // (N, 168, 14, 14)
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 21;
   const int nb = min(21, a.n - n0);
   const float h1 = p1[c];
-  const float h3 = p2[c];
-  const float h4 = p3[c];
-  const float h5 = h3 * h4;
-  const float h7 = p4[c];
+  const float h3 = p1[(c) + 168];
+  const float h5 = p1[(c) + 336];
+  const float h7 = p2[c];
   for (int i = threadIdx.x; i < nb * 49; i += 256) {
     const int nl = i / 49;
     const int e = (i - nl * 49) * 4;
     const int n = n0 + nl;
     const float4 v0 = *(const float4 *)(p0 + (long long)(n) * 32928 + (c) * 196 + (e));
-    const float v2 = v0.x - h1;
-    const float v6 = v2 * h5;
-    const float v8 = v6 + h7;
+    const float v2 = __fsub_rn(v0.x, h1);
+    const float v4 = __fsub_rn(v2, h3);
+    const float v6 = __fmul_rn(v4, h5);
+    const float v8 = __fadd_rn(v6, h7);
     const float v9 = fmaxf(v8, 0.0f);
-    const float v10 = v0.y - h1;
-    const float v11 = v10 * h5;
-    const float v12 = v11 + h7;
-    const float v13 = fmaxf(v12, 0.0f);
-    const float v14 = v0.z - h1;
-    const float v15 = v14 * h5;
-    const float v16 = v15 + h7;
-    const float v17 = fmaxf(v16, 0.0f);
-    const float v18 = v0.w - h1;
-    const float v19 = v18 * h5;
-    const float v20 = v19 + h7;
-    const float v21 = fmaxf(v20, 0.0f);
-    *(float4 *)(p5 + (long long)(n) * 32928 + (c) * 196 + (e)) = make_float4(v9, v13, v17, v21);
+    const float v10 = __fsub_rn(v0.y, h1);
+    const float v11 = __fsub_rn(v10, h3);
+    const float v12 = __fmul_rn(v11, h5);
+    const float v13 = __fadd_rn(v12, h7);
+    const float v14 = fmaxf(v13, 0.0f);
+    const float v15 = __fsub_rn(v0.z, h1);
+    const float v16 = __fsub_rn(v15, h3);
+    const float v17 = __fmul_rn(v16, h5);
+    const float v18 = __fadd_rn(v17, h7);
+    const float v19 = fmaxf(v18, 0.0f);
+    const float v20 = __fsub_rn(v0.w, h1);
+    const float v21 = __fsub_rn(v20, h3);
+    const float v22 = __fmul_rn(v21, h5);
+    const float v23 = __fadd_rn(v22, h7);
+    const float v24 = fmaxf(v23, 0.0f);
+    *(float4 *)(p3 + (long long)(n) * 32928 + (c) * 196 + (e)) = make_float4(v9, v14, v19, v24);
   }
 }
 
@@ -1689,8 +1732,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k28_bnstats_c168_7x7(const 
   unsigned char *p1 = (unsigned char *)a.p[1];  // scratch: counter, partial sums
   float *__restrict__ p2 = (float *)a.p[2];  // [168] per channel
   float *__restrict__ p3 = (float *)a.p[3];  // [168] per channel
-  float *__restrict__ p4 = (float *)a.p[4];  // buffer [168]
-  float *__restrict__ p5 = (float *)a.p[5];  // buffer [168]
+  float *__restrict__ p4 = (float *)a.p[4];  // [504] per channel
+  const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [168]
+  float *__restrict__ p6 = (float *)a.p[6];  // buffer [168]
+  float *__restrict__ p7 = (float *)a.p[7];  // buffer [168]
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 84;
   const int nb = min(84, a.n - n0);
@@ -1732,10 +1777,16 @@ extern "C" __global__ void __launch_bounds__(256, 2) k28_bnstats_c168_7x7(const 
       const double m_ = (double)a.n * (double)49;
       const double mean = f0_0 / m_;
       const double var = fmax(f0_1 / m_ - mean * mean, 0.0);
-      p2[cc] = (float)mean;
-      p3[cc] = (float)(1.0 / sqrt(var + (double)9.99999975e-06f));
-      p4[cc] = (1.0f - 0.100000001f) * p4[cc] + 0.100000001f * (float)mean;
-      p5[cc] = (1.0f - 0.100000001f) * p5[cc] + 0.100000001f * (float)(m_ > 1.0 ? var * m_ / (m_ - 1.0) : var);
+      const double invstd = 1.0 / sqrt(var + (double)9.99999975e-06f);
+      const float hi = (float)mean;
+      p2[cc] = hi;
+      p3[cc] = (float)invstd;
+      p4[cc] = hi;
+      p4[cc + 168] = (float)(mean - (double)hi);
+      p4[cc + 336] = (float)((double)p5[cc] * invstd);
+      const double mo = (double)0.100000001f;
+      p6[cc] = (float)((1.0 - mo) * (double)p6[cc] + mo * mean);
+      p7[cc] = (float)((1.0 - mo) * (double)p7[cc] + mo * (m_ > 1.0 ? var * m_ / (m_ - 1.0) : var));
     }
   }
   if (threadIdx.x == 0) *(volatile unsigned int *)p1 = 0u;
@@ -1746,29 +1797,23 @@ extern "C" __global__ void __launch_bounds__(256, 2) k28_bnstats_c168_7x7(const 
 // serves: cells.9.ops.0.y_op (pool), cells.9.ops.3.y_op.ops.0 (relu); 2 uses in all
 extern "C" __global__ void __launch_bounds__(256, 2) k29_bnapply_avg2x2s2_add_relu_c168_7x7(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 168, 14, 14)
-  const float *__restrict__ p1 = (const float *)a.p[1];  // [168] per channel
-  const float *__restrict__ p2 = (const float *)a.p[2];  // [168] per channel
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [168]
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [168]
-  const float *__restrict__ p5 = (const float *)a.p[5];  // (N, 168, 7, 7)
-  const float *__restrict__ p6 = (const float *)a.p[6];  // [168] per channel
-  const float *__restrict__ p7 = (const float *)a.p[7];  // [168] per channel
-  const float *__restrict__ p8 = (const float *)a.p[8];  // parameter [168]
-  const float *__restrict__ p9 = (const float *)a.p[9];  // parameter [168]
-  float *__restrict__ p10 = (float *)a.p[10];  // (N, 168, 7, 7)
+  const float *__restrict__ p1 = (const float *)a.p[1];  // [504] per channel
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [168]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // (N, 168, 7, 7)
+  const float *__restrict__ p4 = (const float *)a.p[4];  // [504] per channel
+  const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [168]
+  float *__restrict__ p6 = (float *)a.p[6];  // (N, 168, 7, 7)
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 84;
   const int nb = min(84, a.n - n0);
   const float h1 = p1[c];
-  const float h3 = p2[c];
-  const float h4 = p3[c];
-  const float h5 = h3 * h4;
-  const float h7 = p4[c];
-  const float h10 = p6[c];
-  const float h12 = p7[c];
-  const float h13 = p8[c];
-  const float h14 = h12 * h13;
-  const float h16 = p9[c];
+  const float h3 = p1[(c) + 168];
+  const float h5 = p1[(c) + 336];
+  const float h7 = p2[c];
+  const float h10 = p4[c];
+  const float h12 = p4[(c) + 168];
+  const float h14 = p4[(c) + 336];
+  const float h16 = p5[c];
   __shared__ float s_x[8036];
   for (int s0 = 0; s0 < nb; s0 += 41) {
     const int ns = min(41, nb - s0);
@@ -1784,9 +1829,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k29_bnapply_avg2x2s2_add_re
       if (iy >= 0 && iy < 14 && ix >= 0 && ix < 14) {
         const int e = iy * 14 + ix;
         const float v0 = p0[(long long)(n) * 32928 + (c) * 196 + (e)];
-        const float v2 = v0 - h1;
-        const float v6 = v2 * h5;
-        const float v8 = v6 + h7;
+        const float v2 = __fsub_rn(v0, h1);
+        const float v4 = __fsub_rn(v2, h3);
+        const float v6 = __fmul_rn(v4, h5);
+        const float v8 = __fadd_rn(v6, h7);
         v = v8;
       }
       s_x[i] = v;
@@ -1805,13 +1851,14 @@ extern "C" __global__ void __launch_bounds__(256, 2) k29_bnapply_avg2x2s2_add_re
       sum += s[14];
       sum += s[15];
       const float acc = sum / 4.0f;
-      const float v9 = p5[(long long)(n) * 8232 + (c) * 49 + (e)];
-      const float v11 = v9 - h10;
-      const float v15 = v11 * h14;
-      const float v17 = v15 + h16;
+      const float v9 = p3[(long long)(n) * 8232 + (c) * 49 + (e)];
+      const float v11 = __fsub_rn(v9, h10);
+      const float v13 = __fsub_rn(v11, h12);
+      const float v15 = __fmul_rn(v13, h14);
+      const float v17 = __fadd_rn(v15, h16);
       const float v18 = v17 + acc;
       const float v19 = fmaxf(v18, 0.0f);
-      p10[(long long)(n) * 8232 + (c) * 49 + (e)] = v19;
+      p6[(long long)(n) * 8232 + (c) * 49 + (e)] = v19;
     }
   }
 }
@@ -1821,29 +1868,23 @@ extern "C" __global__ void __launch_bounds__(256, 2) k29_bnapply_avg2x2s2_add_re
 // serves: cells.9.ops.1.y_op (pool), cells.9.ops.1 (add); 2 uses in all
 extern "C" __global__ void __launch_bounds__(256, 2) k30_bnapply_avg3x3s2_add_c168_7x7(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 168, 14, 14)
-  const float *__restrict__ p1 = (const float *)a.p[1];  // [168] per channel
-  const float *__restrict__ p2 = (const float *)a.p[2];  // [168] per channel
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [168]
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [168]
-  const float *__restrict__ p5 = (const float *)a.p[5];  // (N, 168, 7, 7)
-  const float *__restrict__ p6 = (const float *)a.p[6];  // [168] per channel
-  const float *__restrict__ p7 = (const float *)a.p[7];  // [168] per channel
-  const float *__restrict__ p8 = (const float *)a.p[8];  // parameter [168]
-  const float *__restrict__ p9 = (const float *)a.p[9];  // parameter [168]
-  float *__restrict__ p10 = (float *)a.p[10];  // (N, 168, 7, 7)
+  const float *__restrict__ p1 = (const float *)a.p[1];  // [504] per channel
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [168]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // (N, 168, 7, 7)
+  const float *__restrict__ p4 = (const float *)a.p[4];  // [504] per channel
+  const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [168]
+  float *__restrict__ p6 = (float *)a.p[6];  // (N, 168, 7, 7)
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 84;
   const int nb = min(84, a.n - n0);
   const float h1 = p1[c];
-  const float h3 = p2[c];
-  const float h4 = p3[c];
-  const float h5 = h3 * h4;
-  const float h7 = p4[c];
-  const float h10 = p6[c];
-  const float h12 = p7[c];
-  const float h13 = p8[c];
-  const float h14 = h12 * h13;
-  const float h16 = p9[c];
+  const float h3 = p1[(c) + 168];
+  const float h5 = p1[(c) + 336];
+  const float h7 = p2[c];
+  const float h10 = p4[c];
+  const float h12 = p4[(c) + 168];
+  const float h14 = p4[(c) + 336];
+  const float h16 = p5[c];
   __shared__ float s_x[8100];
   for (int s0 = 0; s0 < nb; s0 += 36) {
     const int ns = min(36, nb - s0);
@@ -1859,9 +1900,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k30_bnapply_avg3x3s2_add_c1
       if (iy >= 0 && iy < 14 && ix >= 0 && ix < 14) {
         const int e = iy * 14 + ix;
         const float v0 = p0[(long long)(n) * 32928 + (c) * 196 + (e)];
-        const float v2 = v0 - h1;
-        const float v6 = v2 * h5;
-        const float v8 = v6 + h7;
+        const float v2 = __fsub_rn(v0, h1);
+        const float v4 = __fsub_rn(v2, h3);
+        const float v6 = __fmul_rn(v4, h5);
+        const float v8 = __fadd_rn(v6, h7);
         v = v8;
       }
       s_x[i] = v;
@@ -1885,12 +1927,13 @@ extern "C" __global__ void __launch_bounds__(256, 2) k30_bnapply_avg3x3s2_add_c1
       sum += s[31];
       sum += s[32];
       const float acc = sum / 9.0f;
-      const float v9 = p5[(long long)(n) * 8232 + (c) * 49 + (e)];
-      const float v11 = v9 - h10;
-      const float v15 = v11 * h14;
-      const float v17 = v15 + h16;
+      const float v9 = p3[(long long)(n) * 8232 + (c) * 49 + (e)];
+      const float v11 = __fsub_rn(v9, h10);
+      const float v13 = __fsub_rn(v11, h12);
+      const float v15 = __fmul_rn(v13, h14);
+      const float v17 = __fadd_rn(v15, h16);
       const float v18 = v17 + acc;
-      p10[(long long)(n) * 32928 + (c) * 49 + (e)] = v18;
+      p6[(long long)(n) * 32928 + (c) * 49 + (e)] = v18;
     }
   }
 }
@@ -1903,8 +1946,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k31_bnstats_c168_14x7(const
   unsigned char *p1 = (unsigned char *)a.p[1];  // scratch: counter, partial sums
   float *__restrict__ p2 = (float *)a.p[2];  // [168] per channel
   float *__restrict__ p3 = (float *)a.p[3];  // [168] per channel
-  float *__restrict__ p4 = (float *)a.p[4];  // buffer [168]
-  float *__restrict__ p5 = (float *)a.p[5];  // buffer [168]
+  float *__restrict__ p4 = (float *)a.p[4];  // [504] per channel
+  const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [168]
+  float *__restrict__ p6 = (float *)a.p[6];  // buffer [168]
+  float *__restrict__ p7 = (float *)a.p[7];  // buffer [168]
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 42;
   const int nb = min(42, a.n - n0);
@@ -1946,10 +1991,16 @@ extern "C" __global__ void __launch_bounds__(256, 2) k31_bnstats_c168_14x7(const
       const double m_ = (double)a.n * (double)98;
       const double mean = f0_0 / m_;
       const double var = fmax(f0_1 / m_ - mean * mean, 0.0);
-      p2[cc] = (float)mean;
-      p3[cc] = (float)(1.0 / sqrt(var + (double)9.99999975e-06f));
-      p4[cc] = (1.0f - 0.100000001f) * p4[cc] + 0.100000001f * (float)mean;
-      p5[cc] = (1.0f - 0.100000001f) * p5[cc] + 0.100000001f * (float)(m_ > 1.0 ? var * m_ / (m_ - 1.0) : var);
+      const double invstd = 1.0 / sqrt(var + (double)9.99999975e-06f);
+      const float hi = (float)mean;
+      p2[cc] = hi;
+      p3[cc] = (float)invstd;
+      p4[cc] = hi;
+      p4[cc + 168] = (float)(mean - (double)hi);
+      p4[cc + 336] = (float)((double)p5[cc] * invstd);
+      const double mo = (double)0.100000001f;
+      p6[cc] = (float)((1.0 - mo) * (double)p6[cc] + mo * mean);
+      p7[cc] = (float)((1.0 - mo) * (double)p7[cc] + mo * (m_ > 1.0 ? var * m_ / (m_ - 1.0) : var));
     }
   }
   if (threadIdx.x == 0) *(volatile unsigned int *)p1 = 0u;
@@ -1960,29 +2011,27 @@ extern "C" __global__ void __launch_bounds__(256, 2) k31_bnstats_c168_14x7(const
 // serves: cells.9.ops.2.x_op.ops.3 (relu)
 extern "C" __global__ void __launch_bounds__(256, 2) k32_bnapply_relu_c168_14x7(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 168, 14, 7)
-  const float *__restrict__ p1 = (const float *)a.p[1];  // [168] per channel
-  const float *__restrict__ p2 = (const float *)a.p[2];  // [168] per channel
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [168]
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [168]
-  float *__restrict__ p5 = (float *)a.p[5];  // (N, 168, 14, 7)
+  const float *__restrict__ p1 = (const float *)a.p[1];  // [504] per channel
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [168]
+  float *__restrict__ p3 = (float *)a.p[3];  // (N, 168, 14, 7)
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 42;
   const int nb = min(42, a.n - n0);
   const float h1 = p1[c];
-  const float h3 = p2[c];
-  const float h4 = p3[c];
-  const float h5 = h3 * h4;
-  const float h7 = p4[c];
+  const float h3 = p1[(c) + 168];
+  const float h5 = p1[(c) + 336];
+  const float h7 = p2[c];
   for (int i = threadIdx.x; i < nb * 98; i += 256) {
     const int nl = i / 98;
     const int e = i - nl * 98;
     const int n = n0 + nl;
     const float v0 = p0[(long long)(n) * 16464 + (c) * 98 + (e)];
-    const float v2 = v0 - h1;
-    const float v6 = v2 * h5;
-    const float v8 = v6 + h7;
+    const float v2 = __fsub_rn(v0, h1);
+    const float v4 = __fsub_rn(v2, h3);
+    const float v6 = __fmul_rn(v4, h5);
+    const float v8 = __fadd_rn(v6, h7);
     const float v9 = fmaxf(v8, 0.0f);
-    p5[(long long)(n) * 16464 + (c) * 98 + (e)] = v9;
+    p3[(long long)(n) * 16464 + (c) * 98 + (e)] = v9;
   }
 }
 
@@ -1991,29 +2040,23 @@ extern "C" __global__ void __launch_bounds__(256, 2) k32_bnapply_relu_c168_14x7(
 // serves: cells.9.ops.2.y_op (pool), cells.9.ops.2 (add); 2 uses in all
 extern "C" __global__ void __launch_bounds__(256, 2) k33_bnapply_max2x2s2_add_c168_7x7(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 168, 14, 14)
-  const float *__restrict__ p1 = (const float *)a.p[1];  // [168] per channel
-  const float *__restrict__ p2 = (const float *)a.p[2];  // [168] per channel
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [168]
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [168]
-  const float *__restrict__ p5 = (const float *)a.p[5];  // (N, 168, 7, 7)
-  const float *__restrict__ p6 = (const float *)a.p[6];  // [168] per channel
-  const float *__restrict__ p7 = (const float *)a.p[7];  // [168] per channel
-  const float *__restrict__ p8 = (const float *)a.p[8];  // parameter [168]
-  const float *__restrict__ p9 = (const float *)a.p[9];  // parameter [168]
-  float *__restrict__ p10 = (float *)a.p[10];  // (N, 168, 7, 7)
+  const float *__restrict__ p1 = (const float *)a.p[1];  // [504] per channel
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [168]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // (N, 168, 7, 7)
+  const float *__restrict__ p4 = (const float *)a.p[4];  // [504] per channel
+  const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [168]
+  float *__restrict__ p6 = (float *)a.p[6];  // (N, 168, 7, 7)
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 84;
   const int nb = min(84, a.n - n0);
   const float h1 = p1[c];
-  const float h3 = p2[c];
-  const float h4 = p3[c];
-  const float h5 = h3 * h4;
-  const float h7 = p4[c];
-  const float h10 = p6[c];
-  const float h12 = p7[c];
-  const float h13 = p8[c];
-  const float h14 = h12 * h13;
-  const float h16 = p9[c];
+  const float h3 = p1[(c) + 168];
+  const float h5 = p1[(c) + 336];
+  const float h7 = p2[c];
+  const float h10 = p4[c];
+  const float h12 = p4[(c) + 168];
+  const float h14 = p4[(c) + 336];
+  const float h16 = p5[c];
   __shared__ float s_x[8036];
   for (int s0 = 0; s0 < nb; s0 += 41) {
     const int ns = min(41, nb - s0);
@@ -2029,9 +2072,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k33_bnapply_max2x2s2_add_c1
       if (iy >= 0 && iy < 14 && ix >= 0 && ix < 14) {
         const int e = iy * 14 + ix;
         const float v0 = p0[(long long)(n) * 32928 + (c) * 196 + (e)];
-        const float v2 = v0 - h1;
-        const float v6 = v2 * h5;
-        const float v8 = v6 + h7;
+        const float v2 = __fsub_rn(v0, h1);
+        const float v4 = __fsub_rn(v2, h3);
+        const float v6 = __fmul_rn(v4, h5);
+        const float v8 = __fadd_rn(v6, h7);
         v = v8;
       }
       s_x[i] = v;
@@ -2049,12 +2093,13 @@ extern "C" __global__ void __launch_bounds__(256, 2) k33_bnapply_max2x2s2_add_c1
       if (!(s[1] <= acc)) acc = s[1];
       if (!(s[14] <= acc)) acc = s[14];
       if (!(s[15] <= acc)) acc = s[15];
-      const float v9 = p5[(long long)(n) * 8232 + (c) * 49 + (e)];
-      const float v11 = v9 - h10;
-      const float v15 = v11 * h14;
-      const float v17 = v15 + h16;
+      const float v9 = p3[(long long)(n) * 8232 + (c) * 49 + (e)];
+      const float v11 = __fsub_rn(v9, h10);
+      const float v13 = __fsub_rn(v11, h12);
+      const float v15 = __fmul_rn(v13, h14);
+      const float v17 = __fadd_rn(v15, h16);
       const float v18 = v17 + acc;
-      p10[(long long)(n) * 32928 + (c) * 49 + (e)] = v18;
+      p6[(long long)(n) * 32928 + (c) * 49 + (e)] = v18;
     }
   }
 }
@@ -2064,29 +2109,23 @@ extern "C" __global__ void __launch_bounds__(256, 2) k33_bnapply_max2x2s2_add_c1
 // serves: cells.9.ops.3.x_op (pool), cells.9.ops.3 (add); 2 uses in all
 extern "C" __global__ void __launch_bounds__(256, 2) k34_bnapply_avg3x3s2_add_c168_7x7(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 168, 14, 14)
-  const float *__restrict__ p1 = (const float *)a.p[1];  // [168] per channel
-  const float *__restrict__ p2 = (const float *)a.p[2];  // [168] per channel
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [168]
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [168]
-  const float *__restrict__ p5 = (const float *)a.p[5];  // (N, 168, 7, 7)
-  const float *__restrict__ p6 = (const float *)a.p[6];  // [168] per channel
-  const float *__restrict__ p7 = (const float *)a.p[7];  // [168] per channel
-  const float *__restrict__ p8 = (const float *)a.p[8];  // parameter [168]
-  const float *__restrict__ p9 = (const float *)a.p[9];  // parameter [168]
-  float *__restrict__ p10 = (float *)a.p[10];  // (N, 168, 7, 7)
+  const float *__restrict__ p1 = (const float *)a.p[1];  // [504] per channel
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [168]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // (N, 168, 7, 7)
+  const float *__restrict__ p4 = (const float *)a.p[4];  // [504] per channel
+  const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [168]
+  float *__restrict__ p6 = (float *)a.p[6];  // (N, 168, 7, 7)
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 84;
   const int nb = min(84, a.n - n0);
   const float h1 = p1[c];
-  const float h3 = p2[c];
-  const float h4 = p3[c];
-  const float h5 = h3 * h4;
-  const float h7 = p4[c];
-  const float h10 = p6[c];
-  const float h12 = p7[c];
-  const float h13 = p8[c];
-  const float h14 = h12 * h13;
-  const float h16 = p9[c];
+  const float h3 = p1[(c) + 168];
+  const float h5 = p1[(c) + 336];
+  const float h7 = p2[c];
+  const float h10 = p4[c];
+  const float h12 = p4[(c) + 168];
+  const float h14 = p4[(c) + 336];
+  const float h16 = p5[c];
   __shared__ float s_x[8100];
   for (int s0 = 0; s0 < nb; s0 += 36) {
     const int ns = min(36, nb - s0);
@@ -2102,9 +2141,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k34_bnapply_avg3x3s2_add_c1
       if (iy >= 0 && iy < 14 && ix >= 0 && ix < 14) {
         const int e = iy * 14 + ix;
         const float v0 = p0[(long long)(n) * 32928 + (c) * 196 + (e)];
-        const float v2 = v0 - h1;
-        const float v6 = v2 * h5;
-        const float v8 = v6 + h7;
+        const float v2 = __fsub_rn(v0, h1);
+        const float v4 = __fsub_rn(v2, h3);
+        const float v6 = __fmul_rn(v4, h5);
+        const float v8 = __fadd_rn(v6, h7);
         v = v8;
       }
       s_x[i] = v;
@@ -2128,12 +2168,13 @@ extern "C" __global__ void __launch_bounds__(256, 2) k34_bnapply_avg3x3s2_add_c1
       sum += s[31];
       sum += s[32];
       const float acc = sum / 9.0f;
-      const float v9 = p5[(long long)(n) * 8232 + (c) * 49 + (e)];
-      const float v11 = v9 - h10;
-      const float v15 = v11 * h14;
-      const float v17 = v15 + h16;
+      const float v9 = p3[(long long)(n) * 8232 + (c) * 49 + (e)];
+      const float v11 = __fsub_rn(v9, h10);
+      const float v13 = __fsub_rn(v11, h12);
+      const float v15 = __fmul_rn(v13, h14);
+      const float v17 = __fadd_rn(v15, h16);
       const float v18 = acc + v17;
-      p10[(long long)(n) * 32928 + (c) * 49 + (e)] = v18;
+      p6[(long long)(n) * 32928 + (c) * 49 + (e)] = v18;
     }
   }
 }
@@ -2143,29 +2184,23 @@ extern "C" __global__ void __launch_bounds__(256, 2) k34_bnapply_avg3x3s2_add_c1
 // serves: cells.9.ops.4.x_op (pool), cells.9.ops.4 (add); 2 uses in all
 extern "C" __global__ void __launch_bounds__(256, 2) k35_bnapply_max3x3s2_add_c168_7x7(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 168, 14, 14)
-  const float *__restrict__ p1 = (const float *)a.p[1];  // [168] per channel
-  const float *__restrict__ p2 = (const float *)a.p[2];  // [168] per channel
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [168]
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [168]
-  const float *__restrict__ p5 = (const float *)a.p[5];  // (N, 168, 7, 7)
-  const float *__restrict__ p6 = (const float *)a.p[6];  // [168] per channel
-  const float *__restrict__ p7 = (const float *)a.p[7];  // [168] per channel
-  const float *__restrict__ p8 = (const float *)a.p[8];  // parameter [168]
-  const float *__restrict__ p9 = (const float *)a.p[9];  // parameter [168]
-  float *__restrict__ p10 = (float *)a.p[10];  // (N, 168, 7, 7)
+  const float *__restrict__ p1 = (const float *)a.p[1];  // [504] per channel
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [168]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // (N, 168, 7, 7)
+  const float *__restrict__ p4 = (const float *)a.p[4];  // [504] per channel
+  const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [168]
+  float *__restrict__ p6 = (float *)a.p[6];  // (N, 168, 7, 7)
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 84;
   const int nb = min(84, a.n - n0);
   const float h1 = p1[c];
-  const float h3 = p2[c];
-  const float h4 = p3[c];
-  const float h5 = h3 * h4;
-  const float h7 = p4[c];
-  const float h10 = p6[c];
-  const float h12 = p7[c];
-  const float h13 = p8[c];
-  const float h14 = h12 * h13;
-  const float h16 = p9[c];
+  const float h3 = p1[(c) + 168];
+  const float h5 = p1[(c) + 336];
+  const float h7 = p2[c];
+  const float h10 = p4[c];
+  const float h12 = p4[(c) + 168];
+  const float h14 = p4[(c) + 336];
+  const float h16 = p5[c];
   __shared__ float s_x[8100];
   for (int s0 = 0; s0 < nb; s0 += 36) {
     const int ns = min(36, nb - s0);
@@ -2181,9 +2216,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k35_bnapply_max3x3s2_add_c1
       if (iy >= 0 && iy < 14 && ix >= 0 && ix < 14) {
         const int e = iy * 14 + ix;
         const float v0 = p0[(long long)(n) * 32928 + (c) * 196 + (e)];
-        const float v2 = v0 - h1;
-        const float v6 = v2 * h5;
-        const float v8 = v6 + h7;
+        const float v2 = __fsub_rn(v0, h1);
+        const float v4 = __fsub_rn(v2, h3);
+        const float v6 = __fmul_rn(v4, h5);
+        const float v8 = __fadd_rn(v6, h7);
         v = v8;
       }
       s_x[i] = v;
@@ -2206,12 +2242,13 @@ extern "C" __global__ void __launch_bounds__(256, 2) k35_bnapply_max3x3s2_add_c1
       if (!(s[30] <= acc)) acc = s[30];
       if (!(s[31] <= acc)) acc = s[31];
       if (!(s[32] <= acc)) acc = s[32];
-      const float v9 = p5[(long long)(n) * 8232 + (c) * 49 + (e)];
-      const float v11 = v9 - h10;
-      const float v15 = v11 * h14;
-      const float v17 = v15 + h16;
+      const float v9 = p3[(long long)(n) * 8232 + (c) * 49 + (e)];
+      const float v11 = __fsub_rn(v9, h10);
+      const float v13 = __fsub_rn(v11, h12);
+      const float v15 = __fmul_rn(v13, h14);
+      const float v17 = __fadd_rn(v15, h16);
       const float v18 = acc + v17;
-      p10[(long long)(n) * 32928 + (c) * 49 + (e)] = v18;
+      p6[(long long)(n) * 32928 + (c) * 49 + (e)] = v18;
     }
   }
 }
@@ -2293,8 +2330,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k37_bnstats_c128_2x2(const 
   unsigned char *p1 = (unsigned char *)a.p[1];  // scratch: counter, partial sums
   float *__restrict__ p2 = (float *)a.p[2];  // [128] per channel
   float *__restrict__ p3 = (float *)a.p[3];  // [128] per channel
-  float *__restrict__ p4 = (float *)a.p[4];  // buffer [128]
-  float *__restrict__ p5 = (float *)a.p[5];  // buffer [128]
+  float *__restrict__ p4 = (float *)a.p[4];  // [384] per channel
+  const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [128]
+  float *__restrict__ p6 = (float *)a.p[6];  // buffer [128]
+  float *__restrict__ p7 = (float *)a.p[7];  // buffer [128]
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 32;
   const int nb = min(32, a.n - n0);
@@ -2336,10 +2375,16 @@ extern "C" __global__ void __launch_bounds__(256, 2) k37_bnstats_c128_2x2(const 
       const double m_ = (double)a.n * (double)4;
       const double mean = f0_0 / m_;
       const double var = fmax(f0_1 / m_ - mean * mean, 0.0);
-      p2[cc] = (float)mean;
-      p3[cc] = (float)(1.0 / sqrt(var + (double)9.99999975e-06f));
-      p4[cc] = (1.0f - 0.100000001f) * p4[cc] + 0.100000001f * (float)mean;
-      p5[cc] = (1.0f - 0.100000001f) * p5[cc] + 0.100000001f * (float)(m_ > 1.0 ? var * m_ / (m_ - 1.0) : var);
+      const double invstd = 1.0 / sqrt(var + (double)9.99999975e-06f);
+      const float hi = (float)mean;
+      p2[cc] = hi;
+      p3[cc] = (float)invstd;
+      p4[cc] = hi;
+      p4[cc + 128] = (float)(mean - (double)hi);
+      p4[cc + 256] = (float)((double)p5[cc] * invstd);
+      const double mo = (double)0.100000001f;
+      p6[cc] = (float)((1.0 - mo) * (double)p6[cc] + mo * mean);
+      p7[cc] = (float)((1.0 - mo) * (double)p7[cc] + mo * (m_ > 1.0 ? var * m_ / (m_ - 1.0) : var));
     }
   }
   if (threadIdx.x == 0) *(volatile unsigned int *)p1 = 0u;
@@ -2350,41 +2395,42 @@ extern "C" __global__ void __launch_bounds__(256, 2) k37_bnstats_c128_2x2(const 
 // serves: auxiliary_head.relu2 (relu)
 extern "C" __global__ void __launch_bounds__(256, 2) k38_bnapply_relu_c128_2x2(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 128, 2, 2)
-  const float *__restrict__ p1 = (const float *)a.p[1];  // [128] per channel
-  const float *__restrict__ p2 = (const float *)a.p[2];  // [128] per channel
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [128]
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [128]
-  float *__restrict__ p5 = (float *)a.p[5];  // (N, 128, 2, 2)
+  const float *__restrict__ p1 = (const float *)a.p[1];  // [384] per channel
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [128]
+  float *__restrict__ p3 = (float *)a.p[3];  // (N, 128, 2, 2)
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 32;
   const int nb = min(32, a.n - n0);
   const float h1 = p1[c];
-  const float h3 = p2[c];
-  const float h4 = p3[c];
-  const float h5 = h3 * h4;
-  const float h7 = p4[c];
+  const float h3 = p1[(c) + 128];
+  const float h5 = p1[(c) + 256];
+  const float h7 = p2[c];
   for (int i = threadIdx.x; i < nb * 1; i += 256) {
     const int nl = i / 1;
     const int e = (i - nl * 1) * 4;
     const int n = n0 + nl;
     const float4 v0 = *(const float4 *)(p0 + (long long)(n) * 512 + (c) * 4 + (e));
-    const float v2 = v0.x - h1;
-    const float v6 = v2 * h5;
-    const float v8 = v6 + h7;
+    const float v2 = __fsub_rn(v0.x, h1);
+    const float v4 = __fsub_rn(v2, h3);
+    const float v6 = __fmul_rn(v4, h5);
+    const float v8 = __fadd_rn(v6, h7);
     const float v9 = fmaxf(v8, 0.0f);
-    const float v10 = v0.y - h1;
-    const float v11 = v10 * h5;
-    const float v12 = v11 + h7;
-    const float v13 = fmaxf(v12, 0.0f);
-    const float v14 = v0.z - h1;
-    const float v15 = v14 * h5;
-    const float v16 = v15 + h7;
-    const float v17 = fmaxf(v16, 0.0f);
-    const float v18 = v0.w - h1;
-    const float v19 = v18 * h5;
-    const float v20 = v19 + h7;
-    const float v21 = fmaxf(v20, 0.0f);
-    *(float4 *)(p5 + (long long)(n) * 512 + (c) * 4 + (e)) = make_float4(v9, v13, v17, v21);
+    const float v10 = __fsub_rn(v0.y, h1);
+    const float v11 = __fsub_rn(v10, h3);
+    const float v12 = __fmul_rn(v11, h5);
+    const float v13 = __fadd_rn(v12, h7);
+    const float v14 = fmaxf(v13, 0.0f);
+    const float v15 = __fsub_rn(v0.z, h1);
+    const float v16 = __fsub_rn(v15, h3);
+    const float v17 = __fmul_rn(v16, h5);
+    const float v18 = __fadd_rn(v17, h7);
+    const float v19 = fmaxf(v18, 0.0f);
+    const float v20 = __fsub_rn(v0.w, h1);
+    const float v21 = __fsub_rn(v20, h3);
+    const float v22 = __fmul_rn(v21, h5);
+    const float v23 = __fadd_rn(v22, h7);
+    const float v24 = fmaxf(v23, 0.0f);
+    *(float4 *)(p3 + (long long)(n) * 512 + (c) * 4 + (e)) = make_float4(v9, v14, v19, v24);
   }
 }
 
@@ -2396,8 +2442,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k39_bnstats_c768_1x1(const 
   unsigned char *p1 = (unsigned char *)a.p[1];  // scratch: counter, partial sums
   float *__restrict__ p2 = (float *)a.p[2];  // [768] per channel
   float *__restrict__ p3 = (float *)a.p[3];  // [768] per channel
-  float *__restrict__ p4 = (float *)a.p[4];  // buffer [768]
-  float *__restrict__ p5 = (float *)a.p[5];  // buffer [768]
+  float *__restrict__ p4 = (float *)a.p[4];  // [2304] per channel
+  const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [768]
+  float *__restrict__ p6 = (float *)a.p[6];  // buffer [768]
+  float *__restrict__ p7 = (float *)a.p[7];  // buffer [768]
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 128;
   const int nb = min(128, a.n - n0);
@@ -2439,10 +2487,16 @@ extern "C" __global__ void __launch_bounds__(256, 2) k39_bnstats_c768_1x1(const 
       const double m_ = (double)a.n * (double)1;
       const double mean = f0_0 / m_;
       const double var = fmax(f0_1 / m_ - mean * mean, 0.0);
-      p2[cc] = (float)mean;
-      p3[cc] = (float)(1.0 / sqrt(var + (double)9.99999975e-06f));
-      p4[cc] = (1.0f - 0.100000001f) * p4[cc] + 0.100000001f * (float)mean;
-      p5[cc] = (1.0f - 0.100000001f) * p5[cc] + 0.100000001f * (float)(m_ > 1.0 ? var * m_ / (m_ - 1.0) : var);
+      const double invstd = 1.0 / sqrt(var + (double)9.99999975e-06f);
+      const float hi = (float)mean;
+      p2[cc] = hi;
+      p3[cc] = (float)invstd;
+      p4[cc] = hi;
+      p4[cc + 768] = (float)(mean - (double)hi);
+      p4[cc + 1536] = (float)((double)p5[cc] * invstd);
+      const double mo = (double)0.100000001f;
+      p6[cc] = (float)((1.0 - mo) * (double)p6[cc] + mo * mean);
+      p7[cc] = (float)((1.0 - mo) * (double)p7[cc] + mo * (m_ > 1.0 ? var * m_ / (m_ - 1.0) : var));
     }
   }
   if (threadIdx.x == 0) *(volatile unsigned int *)p1 = 0u;
@@ -2453,29 +2507,27 @@ extern "C" __global__ void __launch_bounds__(256, 2) k39_bnstats_c768_1x1(const 
 // serves: auxiliary_head.relu3 (relu)
 extern "C" __global__ void __launch_bounds__(256, 2) k40_bnapply_relu_c768_1x1(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 768, 1, 1)
-  const float *__restrict__ p1 = (const float *)a.p[1];  // [768] per channel
-  const float *__restrict__ p2 = (const float *)a.p[2];  // [768] per channel
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [768]
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [768]
-  float *__restrict__ p5 = (float *)a.p[5];  // (N, 768, 1, 1)
+  const float *__restrict__ p1 = (const float *)a.p[1];  // [2304] per channel
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [768]
+  float *__restrict__ p3 = (float *)a.p[3];  // (N, 768, 1, 1)
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 128;
   const int nb = min(128, a.n - n0);
   const float h1 = p1[c];
-  const float h3 = p2[c];
-  const float h4 = p3[c];
-  const float h5 = h3 * h4;
-  const float h7 = p4[c];
+  const float h3 = p1[(c) + 768];
+  const float h5 = p1[(c) + 1536];
+  const float h7 = p2[c];
   for (int i = threadIdx.x; i < nb * 1; i += 256) {
     const int nl = i / 1;
     const int e = i - nl * 1;
     const int n = n0 + nl;
     const float v0 = p0[(long long)(n) * 768 + (c) * 1 + (e)];
-    const float v2 = v0 - h1;
-    const float v6 = v2 * h5;
-    const float v8 = v6 + h7;
+    const float v2 = __fsub_rn(v0, h1);
+    const float v4 = __fsub_rn(v2, h3);
+    const float v6 = __fmul_rn(v4, h5);
+    const float v8 = __fadd_rn(v6, h7);
     const float v9 = fmaxf(v8, 0.0f);
-    p5[(long long)(n) * 768 + (c) * 1 + (e)] = v9;
+    p3[(long long)(n) * 768 + (c) * 1 + (e)] = v9;
   }
 }
 
@@ -2521,29 +2573,27 @@ extern "C" __global__ void __launch_bounds__(256, 2) k42_relu_c672_7x7(const Nao
 // serves: cells.10.ops.0.x_op.ops.0 (relu); 16 uses in all
 extern "C" __global__ void __launch_bounds__(256, 2) k43_bnapply_relu_c168_7x7(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 168, 7, 7)
-  const float *__restrict__ p1 = (const float *)a.p[1];  // [168] per channel
-  const float *__restrict__ p2 = (const float *)a.p[2];  // [168] per channel
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [168]
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [168]
-  float *__restrict__ p5 = (float *)a.p[5];  // (N, 168, 7, 7)
+  const float *__restrict__ p1 = (const float *)a.p[1];  // [504] per channel
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [168]
+  float *__restrict__ p3 = (float *)a.p[3];  // (N, 168, 7, 7)
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 84;
   const int nb = min(84, a.n - n0);
   const float h1 = p1[c];
-  const float h3 = p2[c];
-  const float h4 = p3[c];
-  const float h5 = h3 * h4;
-  const float h7 = p4[c];
+  const float h3 = p1[(c) + 168];
+  const float h5 = p1[(c) + 336];
+  const float h7 = p2[c];
   for (int i = threadIdx.x; i < nb * 49; i += 256) {
     const int nl = i / 49;
     const int e = i - nl * 49;
     const int n = n0 + nl;
     const float v0 = p0[(long long)(n) * 8232 + (c) * 49 + (e)];
-    const float v2 = v0 - h1;
-    const float v6 = v2 * h5;
-    const float v8 = v6 + h7;
+    const float v2 = __fsub_rn(v0, h1);
+    const float v4 = __fsub_rn(v2, h3);
+    const float v6 = __fmul_rn(v4, h5);
+    const float v8 = __fadd_rn(v6, h7);
     const float v9 = fmaxf(v8, 0.0f);
-    p5[(long long)(n) * 8232 + (c) * 49 + (e)] = v9;
+    p3[(long long)(n) * 8232 + (c) * 49 + (e)] = v9;
   }
 }
 
@@ -2552,29 +2602,23 @@ extern "C" __global__ void __launch_bounds__(256, 2) k43_bnapply_relu_c168_7x7(c
 // serves: cells.10.ops.0.y_op (pool), cells.10.ops.1.x_op.ops.0 (relu); 8 uses in all
 extern "C" __global__ void __launch_bounds__(256, 2) k44_bnapply_avg5x5s1_add_relu_c168_7x7(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 168, 7, 7)
-  const float *__restrict__ p1 = (const float *)a.p[1];  // [168] per channel
-  const float *__restrict__ p2 = (const float *)a.p[2];  // [168] per channel
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [168]
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [168]
-  const float *__restrict__ p5 = (const float *)a.p[5];  // (N, 168, 7, 7)
-  const float *__restrict__ p6 = (const float *)a.p[6];  // [168] per channel
-  const float *__restrict__ p7 = (const float *)a.p[7];  // [168] per channel
-  const float *__restrict__ p8 = (const float *)a.p[8];  // parameter [168]
-  const float *__restrict__ p9 = (const float *)a.p[9];  // parameter [168]
-  float *__restrict__ p10 = (float *)a.p[10];  // (N, 168, 7, 7)
+  const float *__restrict__ p1 = (const float *)a.p[1];  // [504] per channel
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [168]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // (N, 168, 7, 7)
+  const float *__restrict__ p4 = (const float *)a.p[4];  // [504] per channel
+  const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [168]
+  float *__restrict__ p6 = (float *)a.p[6];  // (N, 168, 7, 7)
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 84;
   const int nb = min(84, a.n - n0);
   const float h1 = p1[c];
-  const float h3 = p2[c];
-  const float h4 = p3[c];
-  const float h5 = h3 * h4;
-  const float h7 = p4[c];
-  const float h10 = p6[c];
-  const float h12 = p7[c];
-  const float h13 = p8[c];
-  const float h14 = h12 * h13;
-  const float h16 = p9[c];
+  const float h3 = p1[(c) + 168];
+  const float h5 = p1[(c) + 336];
+  const float h7 = p2[c];
+  const float h10 = p4[c];
+  const float h12 = p4[(c) + 168];
+  const float h14 = p4[(c) + 336];
+  const float h16 = p5[c];
   __shared__ float s_x[8107];
   for (int s0 = 0; s0 < nb; s0 += 67) {
     const int ns = min(67, nb - s0);
@@ -2590,9 +2634,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k44_bnapply_avg5x5s1_add_re
       if (iy >= 0 && iy < 7 && ix >= 0 && ix < 7) {
         const int e = iy * 7 + ix;
         const float v0 = p0[(long long)(n) * 8232 + (c) * 49 + (e)];
-        const float v2 = v0 - h1;
-        const float v6 = v2 * h5;
-        const float v8 = v6 + h7;
+        const float v2 = __fsub_rn(v0, h1);
+        const float v4 = __fsub_rn(v2, h3);
+        const float v6 = __fmul_rn(v4, h5);
+        const float v8 = __fadd_rn(v6, h7);
         v = v8;
       }
       s_x[i] = v;
@@ -2632,13 +2677,14 @@ extern "C" __global__ void __launch_bounds__(256, 2) k44_bnapply_avg5x5s1_add_re
       sum += s[47];
       sum += s[48];
       const float acc = sum / 25.0f;
-      const float v9 = p5[(long long)(n) * 8232 + (c) * 49 + (e)];
-      const float v11 = v9 - h10;
-      const float v15 = v11 * h14;
-      const float v17 = v15 + h16;
+      const float v9 = p3[(long long)(n) * 8232 + (c) * 49 + (e)];
+      const float v11 = __fsub_rn(v9, h10);
+      const float v13 = __fsub_rn(v11, h12);
+      const float v15 = __fmul_rn(v13, h14);
+      const float v17 = __fadd_rn(v15, h16);
       const float v18 = v17 + acc;
       const float v19 = fmaxf(v18, 0.0f);
-      p10[(long long)(n) * 8232 + (c) * 49 + (e)] = v19;
+      p6[(long long)(n) * 8232 + (c) * 49 + (e)] = v19;
     }
   }
 }
@@ -2648,43 +2694,39 @@ extern "C" __global__ void __launch_bounds__(256, 2) k44_bnapply_avg5x5s1_add_re
 // serves: cells.10.ops.1 (add); 12 uses in all
 extern "C" __global__ void __launch_bounds__(256, 2) k45_bnapply_add_c168_7x7(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 168, 7, 7)
-  const float *__restrict__ p1 = (const float *)a.p[1];  // [168] per channel
-  const float *__restrict__ p2 = (const float *)a.p[2];  // [168] per channel
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [168]
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [168]
-  const float *__restrict__ p5 = (const float *)a.p[5];  // (N, 168, 7, 7)
-  const float *__restrict__ p6 = (const float *)a.p[6];  // [168] per channel
-  const float *__restrict__ p7 = (const float *)a.p[7];  // [168] per channel
-  const float *__restrict__ p8 = (const float *)a.p[8];  // parameter [168]
-  const float *__restrict__ p9 = (const float *)a.p[9];  // parameter [168]
-  float *__restrict__ p10 = (float *)a.p[10];  // (N, 168, 7, 7)
+  const float *__restrict__ p1 = (const float *)a.p[1];  // [504] per channel
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [168]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // (N, 168, 7, 7)
+  const float *__restrict__ p4 = (const float *)a.p[4];  // [504] per channel
+  const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [168]
+  float *__restrict__ p6 = (float *)a.p[6];  // (N, 168, 7, 7)
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 84;
   const int nb = min(84, a.n - n0);
   const float h1 = p1[c];
-  const float h3 = p2[c];
-  const float h4 = p3[c];
-  const float h5 = h3 * h4;
-  const float h7 = p4[c];
-  const float h10 = p6[c];
-  const float h12 = p7[c];
-  const float h13 = p8[c];
-  const float h14 = h12 * h13;
-  const float h16 = p9[c];
+  const float h3 = p1[(c) + 168];
+  const float h5 = p1[(c) + 336];
+  const float h7 = p2[c];
+  const float h10 = p4[c];
+  const float h12 = p4[(c) + 168];
+  const float h14 = p4[(c) + 336];
+  const float h16 = p5[c];
   for (int i = threadIdx.x; i < nb * 49; i += 256) {
     const int nl = i / 49;
     const int e = i - nl * 49;
     const int n = n0 + nl;
     const float v0 = p0[(long long)(n) * 8232 + (c) * 49 + (e)];
-    const float v2 = v0 - h1;
-    const float v6 = v2 * h5;
-    const float v8 = v6 + h7;
-    const float v9 = p5[(long long)(n) * 8232 + (c) * 49 + (e)];
-    const float v11 = v9 - h10;
-    const float v15 = v11 * h14;
-    const float v17 = v15 + h16;
+    const float v2 = __fsub_rn(v0, h1);
+    const float v4 = __fsub_rn(v2, h3);
+    const float v6 = __fmul_rn(v4, h5);
+    const float v8 = __fadd_rn(v6, h7);
+    const float v9 = p3[(long long)(n) * 8232 + (c) * 49 + (e)];
+    const float v11 = __fsub_rn(v9, h10);
+    const float v13 = __fsub_rn(v11, h12);
+    const float v15 = __fmul_rn(v13, h14);
+    const float v17 = __fadd_rn(v15, h16);
     const float v18 = v8 + v17;
-    p10[(long long)(n) * 24696 + (c) * 49 + (e)] = v18;
+    p6[(long long)(n) * 24696 + (c) * 49 + (e)] = v18;
   }
 }
 
@@ -2693,44 +2735,40 @@ extern "C" __global__ void __launch_bounds__(256, 2) k45_bnapply_add_c168_7x7(co
 // serves: cells.10.ops.3.y_op.ops.0 (relu); 4 uses in all
 extern "C" __global__ void __launch_bounds__(256, 2) k46_bnapply_add_relu_c168_7x7(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 168, 7, 7)
-  const float *__restrict__ p1 = (const float *)a.p[1];  // [168] per channel
-  const float *__restrict__ p2 = (const float *)a.p[2];  // [168] per channel
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [168]
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [168]
-  const float *__restrict__ p5 = (const float *)a.p[5];  // (N, 168, 7, 7)
-  const float *__restrict__ p6 = (const float *)a.p[6];  // [168] per channel
-  const float *__restrict__ p7 = (const float *)a.p[7];  // [168] per channel
-  const float *__restrict__ p8 = (const float *)a.p[8];  // parameter [168]
-  const float *__restrict__ p9 = (const float *)a.p[9];  // parameter [168]
-  float *__restrict__ p10 = (float *)a.p[10];  // (N, 168, 7, 7)
+  const float *__restrict__ p1 = (const float *)a.p[1];  // [504] per channel
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [168]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // (N, 168, 7, 7)
+  const float *__restrict__ p4 = (const float *)a.p[4];  // [504] per channel
+  const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [168]
+  float *__restrict__ p6 = (float *)a.p[6];  // (N, 168, 7, 7)
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 84;
   const int nb = min(84, a.n - n0);
   const float h1 = p1[c];
-  const float h3 = p2[c];
-  const float h4 = p3[c];
-  const float h5 = h3 * h4;
-  const float h7 = p4[c];
-  const float h10 = p6[c];
-  const float h12 = p7[c];
-  const float h13 = p8[c];
-  const float h14 = h12 * h13;
-  const float h16 = p9[c];
+  const float h3 = p1[(c) + 168];
+  const float h5 = p1[(c) + 336];
+  const float h7 = p2[c];
+  const float h10 = p4[c];
+  const float h12 = p4[(c) + 168];
+  const float h14 = p4[(c) + 336];
+  const float h16 = p5[c];
   for (int i = threadIdx.x; i < nb * 49; i += 256) {
     const int nl = i / 49;
     const int e = i - nl * 49;
     const int n = n0 + nl;
     const float v0 = p0[(long long)(n) * 8232 + (c) * 49 + (e)];
-    const float v2 = v0 - h1;
-    const float v6 = v2 * h5;
-    const float v8 = v6 + h7;
-    const float v9 = p5[(long long)(n) * 8232 + (c) * 49 + (e)];
-    const float v11 = v9 - h10;
-    const float v15 = v11 * h14;
-    const float v17 = v15 + h16;
+    const float v2 = __fsub_rn(v0, h1);
+    const float v4 = __fsub_rn(v2, h3);
+    const float v6 = __fmul_rn(v4, h5);
+    const float v8 = __fadd_rn(v6, h7);
+    const float v9 = p3[(long long)(n) * 8232 + (c) * 49 + (e)];
+    const float v11 = __fsub_rn(v9, h10);
+    const float v13 = __fsub_rn(v11, h12);
+    const float v15 = __fmul_rn(v13, h14);
+    const float v17 = __fadd_rn(v15, h16);
     const float v18 = v8 + v17;
     const float v19 = fmaxf(v18, 0.0f);
-    p10[(long long)(n) * 8232 + (c) * 49 + (e)] = v19;
+    p6[(long long)(n) * 8232 + (c) * 49 + (e)] = v19;
   }
 }
 
@@ -4421,19 +4459,16 @@ extern "C" __global__ void __launch_bounds__(256, 2) k73_bnapply_relu_relu_bwd_c
 extern "C" __global__ void __launch_bounds__(256, 2) k74_bnapply_max3x3s2bwd_c168_14x14(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 168, 7, 7)
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 168, 14, 14)
-  const float *__restrict__ p2 = (const float *)a.p[2];  // [168] per channel
-  const float *__restrict__ p3 = (const float *)a.p[3];  // [168] per channel
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [168]
-  const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [168]
-  float *__restrict__ p6 = (float *)a.p[6];  // (N, 168, 14, 14)
+  const float *__restrict__ p2 = (const float *)a.p[2];  // [504] per channel
+  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [168]
+  float *__restrict__ p4 = (float *)a.p[4];  // (N, 168, 14, 14)
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 21;
   const int nb = min(21, a.n - n0);
   const float h2 = p2[c];
-  const float h4 = p3[c];
-  const float h5 = p4[c];
-  const float h6 = h4 * h5;
-  const float h8 = p5[c];
+  const float h4 = p2[(c) + 168];
+  const float h6 = p2[(c) + 336];
+  const float h8 = p3[c];
   __shared__ float s_dy[1029];
   __shared__ float s_x[4725];
   __shared__ unsigned char s_arg[1029];
@@ -4459,9 +4494,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k74_bnapply_max3x3s2bwd_c16
       if (iy >= 0 && iy < 14 && ix >= 0 && ix < 14) {
         const int e = iy * 14 + ix;
         const float v1 = p1[(long long)(n) * 32928 + (c) * 196 + (e)];
-        const float v3 = v1 - h2;
-        const float v7 = v3 * h6;
-        const float v9 = v7 + h8;
+        const float v3 = __fsub_rn(v1, h2);
+        const float v5 = __fsub_rn(v3, h4);
+        const float v7 = __fmul_rn(v5, h6);
+        const float v9 = __fadd_rn(v7, h8);
         v = v9;
       }
       s_x[i] = v;
@@ -4559,7 +4595,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) k74_bnapply_max3x3s2bwd_c16
           if (am[o] == 0) acc += d[o];
         }
       }
-      p6[(long long)(n) * 32928 + (c) * 196 + (e)] = acc;
+      p4[(long long)(n) * 32928 + (c) * 196 + (e)] = acc;
     }
   }
 }
@@ -4570,19 +4606,16 @@ extern "C" __global__ void __launch_bounds__(256, 2) k74_bnapply_max3x3s2bwd_c16
 extern "C" __global__ void __launch_bounds__(256, 2) k75_bnapply_max2x2s2bwd_c168_14x14(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 168, 7, 7)
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 168, 14, 14)
-  const float *__restrict__ p2 = (const float *)a.p[2];  // [168] per channel
-  const float *__restrict__ p3 = (const float *)a.p[3];  // [168] per channel
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [168]
-  const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [168]
-  float *__restrict__ p6 = (float *)a.p[6];  // (N, 168, 14, 14)
+  const float *__restrict__ p2 = (const float *)a.p[2];  // [504] per channel
+  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [168]
+  float *__restrict__ p4 = (float *)a.p[4];  // (N, 168, 14, 14)
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 21;
   const int nb = min(21, a.n - n0);
   const float h2 = p2[c];
-  const float h4 = p3[c];
-  const float h5 = p4[c];
-  const float h6 = h4 * h5;
-  const float h8 = p5[c];
+  const float h4 = p2[(c) + 168];
+  const float h6 = p2[(c) + 336];
+  const float h8 = p3[c];
   __shared__ float s_dy[1029];
   __shared__ float s_x[4116];
   __shared__ unsigned char s_arg[1029];
@@ -4608,9 +4641,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k75_bnapply_max2x2s2bwd_c16
       if (iy >= 0 && iy < 14 && ix >= 0 && ix < 14) {
         const int e = iy * 14 + ix;
         const float v1 = p1[(long long)(n) * 32928 + (c) * 196 + (e)];
-        const float v3 = v1 - h2;
-        const float v7 = v3 * h6;
-        const float v9 = v7 + h8;
+        const float v3 = __fsub_rn(v1, h2);
+        const float v5 = __fsub_rn(v3, h4);
+        const float v7 = __fmul_rn(v5, h6);
+        const float v9 = __fadd_rn(v7, h8);
         v = v9;
       }
       s_x[i] = v;
@@ -4668,9 +4702,9 @@ extern "C" __global__ void __launch_bounds__(256, 2) k75_bnapply_max2x2s2bwd_c16
           if (am[o] == 0) acc += d[o];
         }
       }
-      const float v10 = p6[(long long)(n) * 32928 + (c) * 196 + (e)];
+      const float v10 = p4[(long long)(n) * 32928 + (c) * 196 + (e)];
       const float v11 = v10 + acc;
-      p6[(long long)(n) * 32928 + (c) * 196 + (e)] = v11;
+      p4[(long long)(n) * 32928 + (c) * 196 + (e)] = v11;
     }
   }
 }
@@ -6294,19 +6328,16 @@ extern "C" __global__ void __launch_bounds__(256, 2) k96_bnapply_relu_relu_bwd_c
 extern "C" __global__ void __launch_bounds__(256, 2) k97_bnapply_max3x3s2bwd_c84_28x28(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 84, 14, 14)
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 84, 28, 28)
-  const float *__restrict__ p2 = (const float *)a.p[2];  // [84] per channel
-  const float *__restrict__ p3 = (const float *)a.p[3];  // [84] per channel
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [84]
-  const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [84]
-  float *__restrict__ p6 = (float *)a.p[6];  // (N, 84, 28, 28)
+  const float *__restrict__ p2 = (const float *)a.p[2];  // [252] per channel
+  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [84]
+  float *__restrict__ p4 = (float *)a.p[4];  // (N, 84, 28, 28)
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 6;
   const int nb = min(6, a.n - n0);
   const float h2 = p2[c];
-  const float h4 = p3[c];
-  const float h5 = p4[c];
-  const float h6 = h4 * h5;
-  const float h8 = p5[c];
+  const float h4 = p2[(c) + 84];
+  const float h6 = p2[(c) + 168];
+  const float h8 = p3[c];
   __shared__ float s_dy[1176];
   __shared__ float s_x[5046];
   __shared__ unsigned char s_arg[1176];
@@ -6332,9 +6363,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k97_bnapply_max3x3s2bwd_c84
       if (iy >= 0 && iy < 28 && ix >= 0 && ix < 28) {
         const int e = iy * 28 + ix;
         const float v1 = p1[(long long)(n) * 65856 + (c) * 784 + (e)];
-        const float v3 = v1 - h2;
-        const float v7 = v3 * h6;
-        const float v9 = v7 + h8;
+        const float v3 = __fsub_rn(v1, h2);
+        const float v5 = __fsub_rn(v3, h4);
+        const float v7 = __fmul_rn(v5, h6);
+        const float v9 = __fadd_rn(v7, h8);
         v = v9;
       }
       s_x[i] = v;
@@ -6432,7 +6464,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) k97_bnapply_max3x3s2bwd_c84
           if (am[o] == 0) acc += d[o];
         }
       }
-      p6[(long long)(n) * 65856 + (c) * 784 + (e)] = acc;
+      p4[(long long)(n) * 65856 + (c) * 784 + (e)] = acc;
     }
   }
 }
@@ -6443,19 +6475,16 @@ extern "C" __global__ void __launch_bounds__(256, 2) k97_bnapply_max3x3s2bwd_c84
 extern "C" __global__ void __launch_bounds__(256, 2) k98_bnapply_max2x2s2bwd_c84_28x28(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 84, 14, 14)
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 84, 28, 28)
-  const float *__restrict__ p2 = (const float *)a.p[2];  // [84] per channel
-  const float *__restrict__ p3 = (const float *)a.p[3];  // [84] per channel
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [84]
-  const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [84]
-  float *__restrict__ p6 = (float *)a.p[6];  // (N, 84, 28, 28)
+  const float *__restrict__ p2 = (const float *)a.p[2];  // [252] per channel
+  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [84]
+  float *__restrict__ p4 = (float *)a.p[4];  // (N, 84, 28, 28)
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 6;
   const int nb = min(6, a.n - n0);
   const float h2 = p2[c];
-  const float h4 = p3[c];
-  const float h5 = p4[c];
-  const float h6 = h4 * h5;
-  const float h8 = p5[c];
+  const float h4 = p2[(c) + 84];
+  const float h6 = p2[(c) + 168];
+  const float h8 = p3[c];
   __shared__ float s_dy[1176];
   __shared__ float s_x[4704];
   __shared__ unsigned char s_arg[1176];
@@ -6481,9 +6510,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k98_bnapply_max2x2s2bwd_c84
       if (iy >= 0 && iy < 28 && ix >= 0 && ix < 28) {
         const int e = iy * 28 + ix;
         const float v1 = p1[(long long)(n) * 65856 + (c) * 784 + (e)];
-        const float v3 = v1 - h2;
-        const float v7 = v3 * h6;
-        const float v9 = v7 + h8;
+        const float v3 = __fsub_rn(v1, h2);
+        const float v5 = __fsub_rn(v3, h4);
+        const float v7 = __fmul_rn(v5, h6);
+        const float v9 = __fadd_rn(v7, h8);
         v = v9;
       }
       s_x[i] = v;
@@ -6541,9 +6571,9 @@ extern "C" __global__ void __launch_bounds__(256, 2) k98_bnapply_max2x2s2bwd_c84
           if (am[o] == 0) acc += d[o];
         }
       }
-      const float v10 = p6[(long long)(n) * 65856 + (c) * 784 + (e)];
+      const float v10 = p4[(long long)(n) * 65856 + (c) * 784 + (e)];
       const float v11 = v10 + acc;
-      p6[(long long)(n) * 65856 + (c) * 784 + (e)] = v11;
+      p4[(long long)(n) * 65856 + (c) * 784 + (e)] = v11;
     }
   }
 }
@@ -8452,8 +8482,8 @@ extern "C" __global__ void __launch_bounds__(256, 2) k122_sgd_12603855(const Nao
 extern "C" __global__ void __launch_bounds__(256, 2) k123_bnapply_relu_c21_112x112(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 21, 112, 112)
   const float *__restrict__ p1 = (const float *)a.p[1];  // buffer [21]
-  const float *__restrict__ p2 = (const float *)a.p[2];  // buffer [21]
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [21]
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [21]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // buffer [21]
   const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [21]
   float *__restrict__ p5 = (float *)a.p[5];  // (N, 21, 112, 112)
   const int c = blockIdx.x;
@@ -8461,32 +8491,31 @@ extern "C" __global__ void __launch_bounds__(256, 2) k123_bnapply_relu_c21_112x1
   const int nb = min(1, a.n - n0);
   const float h1 = p1[c];
   const float h3 = p2[c];
-  const float h4 = 1.0f / sqrtf(h3 + 9.99999975e-06f);
-  const float h5 = p3[c];
-  const float h6 = h4 * h5;
-  const float h8 = p4[c];
+  const float h4 = p3[c];
+  const float h5 = (float)((double)h3 * (1.0 / sqrt((double)h4 + (double)9.99999975e-06f)));
+  const float h7 = p4[c];
   for (int i = threadIdx.x; i < nb * 3136; i += 256) {
     const int nl = i / 3136;
     const int e = (i - nl * 3136) * 4;
     const int n = n0 + nl;
     const float4 v0 = *(const float4 *)(p0 + (long long)(n) * 263424 + (c) * 12544 + (e));
-    const float v2 = v0.x - h1;
-    const float v7 = v2 * h6;
-    const float v9 = v7 + h8;
-    const float v10 = fmaxf(v9, 0.0f);
-    const float v11 = v0.y - h1;
-    const float v12 = v11 * h6;
-    const float v13 = v12 + h8;
-    const float v14 = fmaxf(v13, 0.0f);
-    const float v15 = v0.z - h1;
-    const float v16 = v15 * h6;
-    const float v17 = v16 + h8;
-    const float v18 = fmaxf(v17, 0.0f);
-    const float v19 = v0.w - h1;
-    const float v20 = v19 * h6;
-    const float v21 = v20 + h8;
-    const float v22 = fmaxf(v21, 0.0f);
-    *(float4 *)(p5 + (long long)(n) * 263424 + (c) * 12544 + (e)) = make_float4(v10, v14, v18, v22);
+    const float v2 = __fsub_rn(v0.x, h1);
+    const float v6 = __fmul_rn(v2, h5);
+    const float v8 = __fadd_rn(v6, h7);
+    const float v9 = fmaxf(v8, 0.0f);
+    const float v10 = __fsub_rn(v0.y, h1);
+    const float v11 = __fmul_rn(v10, h5);
+    const float v12 = __fadd_rn(v11, h7);
+    const float v13 = fmaxf(v12, 0.0f);
+    const float v14 = __fsub_rn(v0.z, h1);
+    const float v15 = __fmul_rn(v14, h5);
+    const float v16 = __fadd_rn(v15, h7);
+    const float v17 = fmaxf(v16, 0.0f);
+    const float v18 = __fsub_rn(v0.w, h1);
+    const float v19 = __fmul_rn(v18, h5);
+    const float v20 = __fadd_rn(v19, h7);
+    const float v21 = fmaxf(v20, 0.0f);
+    *(float4 *)(p5 + (long long)(n) * 263424 + (c) * 12544 + (e)) = make_float4(v9, v13, v17, v21);
   }
 }
 
@@ -8496,8 +8525,8 @@ extern "C" __global__ void __launch_bounds__(256, 2) k123_bnapply_relu_c21_112x1
 extern "C" __global__ void __launch_bounds__(256, 2) k124_bnapply_relu_c42_56x56(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 42, 56, 56)
   const float *__restrict__ p1 = (const float *)a.p[1];  // buffer [42]
-  const float *__restrict__ p2 = (const float *)a.p[2];  // buffer [42]
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [42]
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [42]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // buffer [42]
   const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [42]
   float *__restrict__ p5 = (float *)a.p[5];  // (N, 42, 56, 56)
   const int c = blockIdx.x;
@@ -8505,32 +8534,31 @@ extern "C" __global__ void __launch_bounds__(256, 2) k124_bnapply_relu_c42_56x56
   const int nb = min(2, a.n - n0);
   const float h1 = p1[c];
   const float h3 = p2[c];
-  const float h4 = 1.0f / sqrtf(h3 + 9.99999975e-06f);
-  const float h5 = p3[c];
-  const float h6 = h4 * h5;
-  const float h8 = p4[c];
+  const float h4 = p3[c];
+  const float h5 = (float)((double)h3 * (1.0 / sqrt((double)h4 + (double)9.99999975e-06f)));
+  const float h7 = p4[c];
   for (int i = threadIdx.x; i < nb * 784; i += 256) {
     const int nl = i / 784;
     const int e = (i - nl * 784) * 4;
     const int n = n0 + nl;
     const float4 v0 = *(const float4 *)(p0 + (long long)(n) * 131712 + (c) * 3136 + (e));
-    const float v2 = v0.x - h1;
-    const float v7 = v2 * h6;
-    const float v9 = v7 + h8;
-    const float v10 = fmaxf(v9, 0.0f);
-    const float v11 = v0.y - h1;
-    const float v12 = v11 * h6;
-    const float v13 = v12 + h8;
-    const float v14 = fmaxf(v13, 0.0f);
-    const float v15 = v0.z - h1;
-    const float v16 = v15 * h6;
-    const float v17 = v16 + h8;
-    const float v18 = fmaxf(v17, 0.0f);
-    const float v19 = v0.w - h1;
-    const float v20 = v19 * h6;
-    const float v21 = v20 + h8;
-    const float v22 = fmaxf(v21, 0.0f);
-    *(float4 *)(p5 + (long long)(n) * 131712 + (c) * 3136 + (e)) = make_float4(v10, v14, v18, v22);
+    const float v2 = __fsub_rn(v0.x, h1);
+    const float v6 = __fmul_rn(v2, h5);
+    const float v8 = __fadd_rn(v6, h7);
+    const float v9 = fmaxf(v8, 0.0f);
+    const float v10 = __fsub_rn(v0.y, h1);
+    const float v11 = __fmul_rn(v10, h5);
+    const float v12 = __fadd_rn(v11, h7);
+    const float v13 = fmaxf(v12, 0.0f);
+    const float v14 = __fsub_rn(v0.z, h1);
+    const float v15 = __fmul_rn(v14, h5);
+    const float v16 = __fadd_rn(v15, h7);
+    const float v17 = fmaxf(v16, 0.0f);
+    const float v18 = __fsub_rn(v0.w, h1);
+    const float v19 = __fmul_rn(v18, h5);
+    const float v20 = __fadd_rn(v19, h7);
+    const float v21 = fmaxf(v20, 0.0f);
+    *(float4 *)(p5 + (long long)(n) * 131712 + (c) * 3136 + (e)) = make_float4(v9, v13, v17, v21);
   }
 }
 
@@ -8540,8 +8568,8 @@ extern "C" __global__ void __launch_bounds__(256, 2) k124_bnapply_relu_c42_56x56
 extern "C" __global__ void __launch_bounds__(256, 2) k125_bnapply_relu_c42_28x28(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 42, 28, 28)
   const float *__restrict__ p1 = (const float *)a.p[1];  // buffer [42]
-  const float *__restrict__ p2 = (const float *)a.p[2];  // buffer [42]
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [42]
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [42]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // buffer [42]
   const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [42]
   float *__restrict__ p5 = (float *)a.p[5];  // (N, 42, 28, 28)
   const int c = blockIdx.x;
@@ -8549,32 +8577,31 @@ extern "C" __global__ void __launch_bounds__(256, 2) k125_bnapply_relu_c42_28x28
   const int nb = min(6, a.n - n0);
   const float h1 = p1[c];
   const float h3 = p2[c];
-  const float h4 = 1.0f / sqrtf(h3 + 9.99999975e-06f);
-  const float h5 = p3[c];
-  const float h6 = h4 * h5;
-  const float h8 = p4[c];
+  const float h4 = p3[c];
+  const float h5 = (float)((double)h3 * (1.0 / sqrt((double)h4 + (double)9.99999975e-06f)));
+  const float h7 = p4[c];
   for (int i = threadIdx.x; i < nb * 196; i += 256) {
     const int nl = i / 196;
     const int e = (i - nl * 196) * 4;
     const int n = n0 + nl;
     const float4 v0 = *(const float4 *)(p0 + (long long)(n) * 32928 + (c) * 784 + (e));
-    const float v2 = v0.x - h1;
-    const float v7 = v2 * h6;
-    const float v9 = v7 + h8;
-    const float v10 = fmaxf(v9, 0.0f);
-    const float v11 = v0.y - h1;
-    const float v12 = v11 * h6;
-    const float v13 = v12 + h8;
-    const float v14 = fmaxf(v13, 0.0f);
-    const float v15 = v0.z - h1;
-    const float v16 = v15 * h6;
-    const float v17 = v16 + h8;
-    const float v18 = fmaxf(v17, 0.0f);
-    const float v19 = v0.w - h1;
-    const float v20 = v19 * h6;
-    const float v21 = v20 + h8;
-    const float v22 = fmaxf(v21, 0.0f);
-    *(float4 *)(p5 + (long long)(n) * 32928 + (c) * 784 + (e)) = make_float4(v10, v14, v18, v22);
+    const float v2 = __fsub_rn(v0.x, h1);
+    const float v6 = __fmul_rn(v2, h5);
+    const float v8 = __fadd_rn(v6, h7);
+    const float v9 = fmaxf(v8, 0.0f);
+    const float v10 = __fsub_rn(v0.y, h1);
+    const float v11 = __fmul_rn(v10, h5);
+    const float v12 = __fadd_rn(v11, h7);
+    const float v13 = fmaxf(v12, 0.0f);
+    const float v14 = __fsub_rn(v0.z, h1);
+    const float v15 = __fmul_rn(v14, h5);
+    const float v16 = __fadd_rn(v15, h7);
+    const float v17 = fmaxf(v16, 0.0f);
+    const float v18 = __fsub_rn(v0.w, h1);
+    const float v19 = __fmul_rn(v18, h5);
+    const float v20 = __fadd_rn(v19, h7);
+    const float v21 = fmaxf(v20, 0.0f);
+    *(float4 *)(p5 + (long long)(n) * 32928 + (c) * 784 + (e)) = make_float4(v9, v13, v17, v21);
   }
 }
 
@@ -8584,13 +8611,13 @@ extern "C" __global__ void __launch_bounds__(256, 2) k125_bnapply_relu_c42_28x28
 extern "C" __global__ void __launch_bounds__(256, 2) k126_bnapply_avg5x5s1_add_relu_c42_28x28(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 42, 28, 28)
   const float *__restrict__ p1 = (const float *)a.p[1];  // buffer [42]
-  const float *__restrict__ p2 = (const float *)a.p[2];  // buffer [42]
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [42]
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [42]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // buffer [42]
   const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [42]
   const float *__restrict__ p5 = (const float *)a.p[5];  // (N, 42, 28, 28)
   const float *__restrict__ p6 = (const float *)a.p[6];  // buffer [42]
-  const float *__restrict__ p7 = (const float *)a.p[7];  // buffer [42]
-  const float *__restrict__ p8 = (const float *)a.p[8];  // parameter [42]
+  const float *__restrict__ p7 = (const float *)a.p[7];  // parameter [42]
+  const float *__restrict__ p8 = (const float *)a.p[8];  // buffer [42]
   const float *__restrict__ p9 = (const float *)a.p[9];  // parameter [42]
   float *__restrict__ p10 = (float *)a.p[10];  // (N, 42, 28, 28)
   const int c = blockIdx.x;
@@ -8598,16 +8625,14 @@ extern "C" __global__ void __launch_bounds__(256, 2) k126_bnapply_avg5x5s1_add_r
   const int nb = min(6, a.n - n0);
   const float h1 = p1[c];
   const float h3 = p2[c];
-  const float h4 = 1.0f / sqrtf(h3 + 9.99999975e-06f);
-  const float h5 = p3[c];
-  const float h6 = h4 * h5;
-  const float h8 = p4[c];
-  const float h11 = p6[c];
-  const float h13 = p7[c];
-  const float h14 = 1.0f / sqrtf(h13 + 9.99999975e-06f);
-  const float h15 = p8[c];
-  const float h16 = h14 * h15;
-  const float h18 = p9[c];
+  const float h4 = p3[c];
+  const float h5 = (float)((double)h3 * (1.0 / sqrt((double)h4 + (double)9.99999975e-06f)));
+  const float h7 = p4[c];
+  const float h10 = p6[c];
+  const float h12 = p7[c];
+  const float h13 = p8[c];
+  const float h14 = (float)((double)h12 * (1.0 / sqrt((double)h13 + (double)9.99999975e-06f)));
+  const float h16 = p9[c];
   __shared__ float s_x[6144];
   for (int s0 = 0; s0 < nb; s0 += 6) {
     const int ns = min(6, nb - s0);
@@ -8623,10 +8648,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k126_bnapply_avg5x5s1_add_r
       if (iy >= 0 && iy < 28 && ix >= 0 && ix < 28) {
         const int e = iy * 28 + ix;
         const float v0 = p0[(long long)(n) * 32928 + (c) * 784 + (e)];
-        const float v2 = v0 - h1;
-        const float v7 = v2 * h6;
-        const float v9 = v7 + h8;
-        v = v9;
+        const float v2 = __fsub_rn(v0, h1);
+        const float v6 = __fmul_rn(v2, h5);
+        const float v8 = __fadd_rn(v6, h7);
+        v = v8;
       }
       s_x[i] = v;
     }
@@ -8665,13 +8690,13 @@ extern "C" __global__ void __launch_bounds__(256, 2) k126_bnapply_avg5x5s1_add_r
       sum += s[131];
       sum += s[132];
       const float acc = sum / 25.0f;
-      const float v10 = p5[(long long)(n) * 32928 + (c) * 784 + (e)];
-      const float v12 = v10 - h11;
-      const float v17 = v12 * h16;
-      const float v19 = v17 + h18;
-      const float v20 = v19 + acc;
-      const float v21 = fmaxf(v20, 0.0f);
-      p10[(long long)(n) * 32928 + (c) * 784 + (e)] = v21;
+      const float v9 = p5[(long long)(n) * 32928 + (c) * 784 + (e)];
+      const float v11 = __fsub_rn(v9, h10);
+      const float v15 = __fmul_rn(v11, h14);
+      const float v17 = __fadd_rn(v15, h16);
+      const float v18 = v17 + acc;
+      const float v19 = fmaxf(v18, 0.0f);
+      p10[(long long)(n) * 32928 + (c) * 784 + (e)] = v19;
     }
   }
 }
@@ -8682,13 +8707,13 @@ extern "C" __global__ void __launch_bounds__(256, 2) k126_bnapply_avg5x5s1_add_r
 extern "C" __global__ void __launch_bounds__(256, 2) k127_bnapply_add_c42_28x28(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 42, 28, 28)
   const float *__restrict__ p1 = (const float *)a.p[1];  // buffer [42]
-  const float *__restrict__ p2 = (const float *)a.p[2];  // buffer [42]
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [42]
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [42]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // buffer [42]
   const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [42]
   const float *__restrict__ p5 = (const float *)a.p[5];  // (N, 42, 28, 28)
   const float *__restrict__ p6 = (const float *)a.p[6];  // buffer [42]
-  const float *__restrict__ p7 = (const float *)a.p[7];  // buffer [42]
-  const float *__restrict__ p8 = (const float *)a.p[8];  // parameter [42]
+  const float *__restrict__ p7 = (const float *)a.p[7];  // parameter [42]
+  const float *__restrict__ p8 = (const float *)a.p[8];  // buffer [42]
   const float *__restrict__ p9 = (const float *)a.p[9];  // parameter [42]
   float *__restrict__ p10 = (float *)a.p[10];  // (N, 42, 28, 28)
   const int c = blockIdx.x;
@@ -8696,51 +8721,49 @@ extern "C" __global__ void __launch_bounds__(256, 2) k127_bnapply_add_c42_28x28(
   const int nb = min(6, a.n - n0);
   const float h1 = p1[c];
   const float h3 = p2[c];
-  const float h4 = 1.0f / sqrtf(h3 + 9.99999975e-06f);
-  const float h5 = p3[c];
-  const float h6 = h4 * h5;
-  const float h8 = p4[c];
-  const float h11 = p6[c];
-  const float h13 = p7[c];
-  const float h14 = 1.0f / sqrtf(h13 + 9.99999975e-06f);
-  const float h15 = p8[c];
-  const float h16 = h14 * h15;
-  const float h18 = p9[c];
+  const float h4 = p3[c];
+  const float h5 = (float)((double)h3 * (1.0 / sqrt((double)h4 + (double)9.99999975e-06f)));
+  const float h7 = p4[c];
+  const float h10 = p6[c];
+  const float h12 = p7[c];
+  const float h13 = p8[c];
+  const float h14 = (float)((double)h12 * (1.0 / sqrt((double)h13 + (double)9.99999975e-06f)));
+  const float h16 = p9[c];
   for (int i = threadIdx.x; i < nb * 196; i += 256) {
     const int nl = i / 196;
     const int e = (i - nl * 196) * 4;
     const int n = n0 + nl;
     const float4 v0 = *(const float4 *)(p0 + (long long)(n) * 32928 + (c) * 784 + (e));
-    const float v2 = v0.x - h1;
-    const float v7 = v2 * h6;
-    const float v9 = v7 + h8;
-    const float4 v10 = *(const float4 *)(p5 + (long long)(n) * 32928 + (c) * 784 + (e));
-    const float v12 = v10.x - h11;
-    const float v17 = v12 * h16;
-    const float v19 = v17 + h18;
-    const float v20 = v9 + v19;
-    const float v21 = v0.y - h1;
-    const float v22 = v21 * h6;
-    const float v23 = v22 + h8;
-    const float v24 = v10.y - h11;
-    const float v25 = v24 * h16;
-    const float v26 = v25 + h18;
-    const float v27 = v23 + v26;
-    const float v28 = v0.z - h1;
-    const float v29 = v28 * h6;
-    const float v30 = v29 + h8;
-    const float v31 = v10.z - h11;
-    const float v32 = v31 * h16;
-    const float v33 = v32 + h18;
-    const float v34 = v30 + v33;
-    const float v35 = v0.w - h1;
-    const float v36 = v35 * h6;
-    const float v37 = v36 + h8;
-    const float v38 = v10.w - h11;
-    const float v39 = v38 * h16;
-    const float v40 = v39 + h18;
-    const float v41 = v37 + v40;
-    *(float4 *)(p10 + (long long)(n) * 98784 + (c) * 784 + (e)) = make_float4(v20, v27, v34, v41);
+    const float v2 = __fsub_rn(v0.x, h1);
+    const float v6 = __fmul_rn(v2, h5);
+    const float v8 = __fadd_rn(v6, h7);
+    const float4 v9 = *(const float4 *)(p5 + (long long)(n) * 32928 + (c) * 784 + (e));
+    const float v11 = __fsub_rn(v9.x, h10);
+    const float v15 = __fmul_rn(v11, h14);
+    const float v17 = __fadd_rn(v15, h16);
+    const float v18 = v8 + v17;
+    const float v19 = __fsub_rn(v0.y, h1);
+    const float v20 = __fmul_rn(v19, h5);
+    const float v21 = __fadd_rn(v20, h7);
+    const float v22 = __fsub_rn(v9.y, h10);
+    const float v23 = __fmul_rn(v22, h14);
+    const float v24 = __fadd_rn(v23, h16);
+    const float v25 = v21 + v24;
+    const float v26 = __fsub_rn(v0.z, h1);
+    const float v27 = __fmul_rn(v26, h5);
+    const float v28 = __fadd_rn(v27, h7);
+    const float v29 = __fsub_rn(v9.z, h10);
+    const float v30 = __fmul_rn(v29, h14);
+    const float v31 = __fadd_rn(v30, h16);
+    const float v32 = v28 + v31;
+    const float v33 = __fsub_rn(v0.w, h1);
+    const float v34 = __fmul_rn(v33, h5);
+    const float v35 = __fadd_rn(v34, h7);
+    const float v36 = __fsub_rn(v9.w, h10);
+    const float v37 = __fmul_rn(v36, h14);
+    const float v38 = __fadd_rn(v37, h16);
+    const float v39 = v35 + v38;
+    *(float4 *)(p10 + (long long)(n) * 98784 + (c) * 784 + (e)) = make_float4(v18, v25, v32, v39);
   }
 }
 
@@ -8750,13 +8773,13 @@ extern "C" __global__ void __launch_bounds__(256, 2) k127_bnapply_add_c42_28x28(
 extern "C" __global__ void __launch_bounds__(256, 2) k128_bnapply_add_relu_c42_28x28(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 42, 28, 28)
   const float *__restrict__ p1 = (const float *)a.p[1];  // buffer [42]
-  const float *__restrict__ p2 = (const float *)a.p[2];  // buffer [42]
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [42]
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [42]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // buffer [42]
   const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [42]
   const float *__restrict__ p5 = (const float *)a.p[5];  // (N, 42, 28, 28)
   const float *__restrict__ p6 = (const float *)a.p[6];  // buffer [42]
-  const float *__restrict__ p7 = (const float *)a.p[7];  // buffer [42]
-  const float *__restrict__ p8 = (const float *)a.p[8];  // parameter [42]
+  const float *__restrict__ p7 = (const float *)a.p[7];  // parameter [42]
+  const float *__restrict__ p8 = (const float *)a.p[8];  // buffer [42]
   const float *__restrict__ p9 = (const float *)a.p[9];  // parameter [42]
   float *__restrict__ p10 = (float *)a.p[10];  // (N, 42, 28, 28)
   const int c = blockIdx.x;
@@ -8764,55 +8787,53 @@ extern "C" __global__ void __launch_bounds__(256, 2) k128_bnapply_add_relu_c42_2
   const int nb = min(6, a.n - n0);
   const float h1 = p1[c];
   const float h3 = p2[c];
-  const float h4 = 1.0f / sqrtf(h3 + 9.99999975e-06f);
-  const float h5 = p3[c];
-  const float h6 = h4 * h5;
-  const float h8 = p4[c];
-  const float h11 = p6[c];
-  const float h13 = p7[c];
-  const float h14 = 1.0f / sqrtf(h13 + 9.99999975e-06f);
-  const float h15 = p8[c];
-  const float h16 = h14 * h15;
-  const float h18 = p9[c];
+  const float h4 = p3[c];
+  const float h5 = (float)((double)h3 * (1.0 / sqrt((double)h4 + (double)9.99999975e-06f)));
+  const float h7 = p4[c];
+  const float h10 = p6[c];
+  const float h12 = p7[c];
+  const float h13 = p8[c];
+  const float h14 = (float)((double)h12 * (1.0 / sqrt((double)h13 + (double)9.99999975e-06f)));
+  const float h16 = p9[c];
   for (int i = threadIdx.x; i < nb * 196; i += 256) {
     const int nl = i / 196;
     const int e = (i - nl * 196) * 4;
     const int n = n0 + nl;
     const float4 v0 = *(const float4 *)(p0 + (long long)(n) * 32928 + (c) * 784 + (e));
-    const float v2 = v0.x - h1;
-    const float v7 = v2 * h6;
-    const float v9 = v7 + h8;
-    const float4 v10 = *(const float4 *)(p5 + (long long)(n) * 32928 + (c) * 784 + (e));
-    const float v12 = v10.x - h11;
-    const float v17 = v12 * h16;
-    const float v19 = v17 + h18;
-    const float v20 = v9 + v19;
-    const float v21 = fmaxf(v20, 0.0f);
-    const float v22 = v0.y - h1;
-    const float v23 = v22 * h6;
-    const float v24 = v23 + h8;
-    const float v25 = v10.y - h11;
-    const float v26 = v25 * h16;
-    const float v27 = v26 + h18;
-    const float v28 = v24 + v27;
-    const float v29 = fmaxf(v28, 0.0f);
-    const float v30 = v0.z - h1;
-    const float v31 = v30 * h6;
-    const float v32 = v31 + h8;
-    const float v33 = v10.z - h11;
-    const float v34 = v33 * h16;
-    const float v35 = v34 + h18;
-    const float v36 = v32 + v35;
-    const float v37 = fmaxf(v36, 0.0f);
-    const float v38 = v0.w - h1;
-    const float v39 = v38 * h6;
-    const float v40 = v39 + h8;
-    const float v41 = v10.w - h11;
-    const float v42 = v41 * h16;
-    const float v43 = v42 + h18;
-    const float v44 = v40 + v43;
-    const float v45 = fmaxf(v44, 0.0f);
-    *(float4 *)(p10 + (long long)(n) * 32928 + (c) * 784 + (e)) = make_float4(v21, v29, v37, v45);
+    const float v2 = __fsub_rn(v0.x, h1);
+    const float v6 = __fmul_rn(v2, h5);
+    const float v8 = __fadd_rn(v6, h7);
+    const float4 v9 = *(const float4 *)(p5 + (long long)(n) * 32928 + (c) * 784 + (e));
+    const float v11 = __fsub_rn(v9.x, h10);
+    const float v15 = __fmul_rn(v11, h14);
+    const float v17 = __fadd_rn(v15, h16);
+    const float v18 = v8 + v17;
+    const float v19 = fmaxf(v18, 0.0f);
+    const float v20 = __fsub_rn(v0.y, h1);
+    const float v21 = __fmul_rn(v20, h5);
+    const float v22 = __fadd_rn(v21, h7);
+    const float v23 = __fsub_rn(v9.y, h10);
+    const float v24 = __fmul_rn(v23, h14);
+    const float v25 = __fadd_rn(v24, h16);
+    const float v26 = v22 + v25;
+    const float v27 = fmaxf(v26, 0.0f);
+    const float v28 = __fsub_rn(v0.z, h1);
+    const float v29 = __fmul_rn(v28, h5);
+    const float v30 = __fadd_rn(v29, h7);
+    const float v31 = __fsub_rn(v9.z, h10);
+    const float v32 = __fmul_rn(v31, h14);
+    const float v33 = __fadd_rn(v32, h16);
+    const float v34 = v30 + v33;
+    const float v35 = fmaxf(v34, 0.0f);
+    const float v36 = __fsub_rn(v0.w, h1);
+    const float v37 = __fmul_rn(v36, h5);
+    const float v38 = __fadd_rn(v37, h7);
+    const float v39 = __fsub_rn(v9.w, h10);
+    const float v40 = __fmul_rn(v39, h14);
+    const float v41 = __fadd_rn(v40, h16);
+    const float v42 = v38 + v41;
+    const float v43 = fmaxf(v42, 0.0f);
+    *(float4 *)(p10 + (long long)(n) * 32928 + (c) * 784 + (e)) = make_float4(v19, v27, v35, v43);
   }
 }
 
@@ -8822,8 +8843,8 @@ extern "C" __global__ void __launch_bounds__(256, 2) k128_bnapply_add_relu_c42_2
 extern "C" __global__ void __launch_bounds__(256, 2) k129_bnapply_relu_c84_28x28(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 84, 28, 28)
   const float *__restrict__ p1 = (const float *)a.p[1];  // buffer [84]
-  const float *__restrict__ p2 = (const float *)a.p[2];  // buffer [84]
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [84]
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [84]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // buffer [84]
   const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [84]
   float *__restrict__ p5 = (float *)a.p[5];  // (N, 84, 28, 28)
   const int c = blockIdx.x;
@@ -8831,32 +8852,31 @@ extern "C" __global__ void __launch_bounds__(256, 2) k129_bnapply_relu_c84_28x28
   const int nb = min(6, a.n - n0);
   const float h1 = p1[c];
   const float h3 = p2[c];
-  const float h4 = 1.0f / sqrtf(h3 + 9.99999975e-06f);
-  const float h5 = p3[c];
-  const float h6 = h4 * h5;
-  const float h8 = p4[c];
+  const float h4 = p3[c];
+  const float h5 = (float)((double)h3 * (1.0 / sqrt((double)h4 + (double)9.99999975e-06f)));
+  const float h7 = p4[c];
   for (int i = threadIdx.x; i < nb * 196; i += 256) {
     const int nl = i / 196;
     const int e = (i - nl * 196) * 4;
     const int n = n0 + nl;
     const float4 v0 = *(const float4 *)(p0 + (long long)(n) * 65856 + (c) * 784 + (e));
-    const float v2 = v0.x - h1;
-    const float v7 = v2 * h6;
-    const float v9 = v7 + h8;
-    const float v10 = fmaxf(v9, 0.0f);
-    const float v11 = v0.y - h1;
-    const float v12 = v11 * h6;
-    const float v13 = v12 + h8;
-    const float v14 = fmaxf(v13, 0.0f);
-    const float v15 = v0.z - h1;
-    const float v16 = v15 * h6;
-    const float v17 = v16 + h8;
-    const float v18 = fmaxf(v17, 0.0f);
-    const float v19 = v0.w - h1;
-    const float v20 = v19 * h6;
-    const float v21 = v20 + h8;
-    const float v22 = fmaxf(v21, 0.0f);
-    *(float4 *)(p5 + (long long)(n) * 65856 + (c) * 784 + (e)) = make_float4(v10, v14, v18, v22);
+    const float v2 = __fsub_rn(v0.x, h1);
+    const float v6 = __fmul_rn(v2, h5);
+    const float v8 = __fadd_rn(v6, h7);
+    const float v9 = fmaxf(v8, 0.0f);
+    const float v10 = __fsub_rn(v0.y, h1);
+    const float v11 = __fmul_rn(v10, h5);
+    const float v12 = __fadd_rn(v11, h7);
+    const float v13 = fmaxf(v12, 0.0f);
+    const float v14 = __fsub_rn(v0.z, h1);
+    const float v15 = __fmul_rn(v14, h5);
+    const float v16 = __fadd_rn(v15, h7);
+    const float v17 = fmaxf(v16, 0.0f);
+    const float v18 = __fsub_rn(v0.w, h1);
+    const float v19 = __fmul_rn(v18, h5);
+    const float v20 = __fadd_rn(v19, h7);
+    const float v21 = fmaxf(v20, 0.0f);
+    *(float4 *)(p5 + (long long)(n) * 65856 + (c) * 784 + (e)) = make_float4(v9, v13, v17, v21);
   }
 }
 
@@ -8866,13 +8886,13 @@ extern "C" __global__ void __launch_bounds__(256, 2) k129_bnapply_relu_c84_28x28
 extern "C" __global__ void __launch_bounds__(256, 2) k130_bnapply_avg2x2s2_add_relu_c84_14x14(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 84, 28, 28)
   const float *__restrict__ p1 = (const float *)a.p[1];  // buffer [84]
-  const float *__restrict__ p2 = (const float *)a.p[2];  // buffer [84]
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [84]
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [84]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // buffer [84]
   const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [84]
   const float *__restrict__ p5 = (const float *)a.p[5];  // (N, 84, 14, 14)
   const float *__restrict__ p6 = (const float *)a.p[6];  // buffer [84]
-  const float *__restrict__ p7 = (const float *)a.p[7];  // buffer [84]
-  const float *__restrict__ p8 = (const float *)a.p[8];  // parameter [84]
+  const float *__restrict__ p7 = (const float *)a.p[7];  // parameter [84]
+  const float *__restrict__ p8 = (const float *)a.p[8];  // buffer [84]
   const float *__restrict__ p9 = (const float *)a.p[9];  // parameter [84]
   float *__restrict__ p10 = (float *)a.p[10];  // (N, 84, 14, 14)
   const int c = blockIdx.x;
@@ -8880,16 +8900,14 @@ extern "C" __global__ void __launch_bounds__(256, 2) k130_bnapply_avg2x2s2_add_r
   const int nb = min(21, a.n - n0);
   const float h1 = p1[c];
   const float h3 = p2[c];
-  const float h4 = 1.0f / sqrtf(h3 + 9.99999975e-06f);
-  const float h5 = p3[c];
-  const float h6 = h4 * h5;
-  const float h8 = p4[c];
-  const float h11 = p6[c];
-  const float h13 = p7[c];
-  const float h14 = 1.0f / sqrtf(h13 + 9.99999975e-06f);
-  const float h15 = p8[c];
-  const float h16 = h14 * h15;
-  const float h18 = p9[c];
+  const float h4 = p3[c];
+  const float h5 = (float)((double)h3 * (1.0 / sqrt((double)h4 + (double)9.99999975e-06f)));
+  const float h7 = p4[c];
+  const float h10 = p6[c];
+  const float h12 = p7[c];
+  const float h13 = p8[c];
+  const float h14 = (float)((double)h12 * (1.0 / sqrt((double)h13 + (double)9.99999975e-06f)));
+  const float h16 = p9[c];
   __shared__ float s_x[7840];
   for (int s0 = 0; s0 < nb; s0 += 10) {
     const int ns = min(10, nb - s0);
@@ -8905,10 +8923,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k130_bnapply_avg2x2s2_add_r
       if (iy >= 0 && iy < 28 && ix >= 0 && ix < 28) {
         const int e = iy * 28 + ix;
         const float v0 = p0[(long long)(n) * 65856 + (c) * 784 + (e)];
-        const float v2 = v0 - h1;
-        const float v7 = v2 * h6;
-        const float v9 = v7 + h8;
-        v = v9;
+        const float v2 = __fsub_rn(v0, h1);
+        const float v6 = __fmul_rn(v2, h5);
+        const float v8 = __fadd_rn(v6, h7);
+        v = v8;
       }
       s_x[i] = v;
     }
@@ -8926,13 +8944,13 @@ extern "C" __global__ void __launch_bounds__(256, 2) k130_bnapply_avg2x2s2_add_r
       sum += s[28];
       sum += s[29];
       const float acc = sum / 4.0f;
-      const float v10 = p5[(long long)(n) * 16464 + (c) * 196 + (e)];
-      const float v12 = v10 - h11;
-      const float v17 = v12 * h16;
-      const float v19 = v17 + h18;
-      const float v20 = v19 + acc;
-      const float v21 = fmaxf(v20, 0.0f);
-      p10[(long long)(n) * 16464 + (c) * 196 + (e)] = v21;
+      const float v9 = p5[(long long)(n) * 16464 + (c) * 196 + (e)];
+      const float v11 = __fsub_rn(v9, h10);
+      const float v15 = __fmul_rn(v11, h14);
+      const float v17 = __fadd_rn(v15, h16);
+      const float v18 = v17 + acc;
+      const float v19 = fmaxf(v18, 0.0f);
+      p10[(long long)(n) * 16464 + (c) * 196 + (e)] = v19;
     }
   }
 }
@@ -8943,13 +8961,13 @@ extern "C" __global__ void __launch_bounds__(256, 2) k130_bnapply_avg2x2s2_add_r
 extern "C" __global__ void __launch_bounds__(256, 2) k131_bnapply_avg3x3s2_add_c84_14x14(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 84, 28, 28)
   const float *__restrict__ p1 = (const float *)a.p[1];  // buffer [84]
-  const float *__restrict__ p2 = (const float *)a.p[2];  // buffer [84]
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [84]
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [84]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // buffer [84]
   const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [84]
   const float *__restrict__ p5 = (const float *)a.p[5];  // (N, 84, 14, 14)
   const float *__restrict__ p6 = (const float *)a.p[6];  // buffer [84]
-  const float *__restrict__ p7 = (const float *)a.p[7];  // buffer [84]
-  const float *__restrict__ p8 = (const float *)a.p[8];  // parameter [84]
+  const float *__restrict__ p7 = (const float *)a.p[7];  // parameter [84]
+  const float *__restrict__ p8 = (const float *)a.p[8];  // buffer [84]
   const float *__restrict__ p9 = (const float *)a.p[9];  // parameter [84]
   float *__restrict__ p10 = (float *)a.p[10];  // (N, 84, 14, 14)
   const int c = blockIdx.x;
@@ -8957,16 +8975,14 @@ extern "C" __global__ void __launch_bounds__(256, 2) k131_bnapply_avg3x3s2_add_c
   const int nb = min(21, a.n - n0);
   const float h1 = p1[c];
   const float h3 = p2[c];
-  const float h4 = 1.0f / sqrtf(h3 + 9.99999975e-06f);
-  const float h5 = p3[c];
-  const float h6 = h4 * h5;
-  const float h8 = p4[c];
-  const float h11 = p6[c];
-  const float h13 = p7[c];
-  const float h14 = 1.0f / sqrtf(h13 + 9.99999975e-06f);
-  const float h15 = p8[c];
-  const float h16 = h14 * h15;
-  const float h18 = p9[c];
+  const float h4 = p3[c];
+  const float h5 = (float)((double)h3 * (1.0 / sqrt((double)h4 + (double)9.99999975e-06f)));
+  const float h7 = p4[c];
+  const float h10 = p6[c];
+  const float h12 = p7[c];
+  const float h13 = p8[c];
+  const float h14 = (float)((double)h12 * (1.0 / sqrt((double)h13 + (double)9.99999975e-06f)));
+  const float h16 = p9[c];
   __shared__ float s_x[7569];
   for (int s0 = 0; s0 < nb; s0 += 9) {
     const int ns = min(9, nb - s0);
@@ -8982,10 +8998,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k131_bnapply_avg3x3s2_add_c
       if (iy >= 0 && iy < 28 && ix >= 0 && ix < 28) {
         const int e = iy * 28 + ix;
         const float v0 = p0[(long long)(n) * 65856 + (c) * 784 + (e)];
-        const float v2 = v0 - h1;
-        const float v7 = v2 * h6;
-        const float v9 = v7 + h8;
-        v = v9;
+        const float v2 = __fsub_rn(v0, h1);
+        const float v6 = __fmul_rn(v2, h5);
+        const float v8 = __fadd_rn(v6, h7);
+        v = v8;
       }
       s_x[i] = v;
     }
@@ -9008,12 +9024,12 @@ extern "C" __global__ void __launch_bounds__(256, 2) k131_bnapply_avg3x3s2_add_c
       sum += s[59];
       sum += s[60];
       const float acc = sum / 9.0f;
-      const float v10 = p5[(long long)(n) * 16464 + (c) * 196 + (e)];
-      const float v12 = v10 - h11;
-      const float v17 = v12 * h16;
-      const float v19 = v17 + h18;
-      const float v20 = v19 + acc;
-      p10[(long long)(n) * 65856 + (c) * 196 + (e)] = v20;
+      const float v9 = p5[(long long)(n) * 16464 + (c) * 196 + (e)];
+      const float v11 = __fsub_rn(v9, h10);
+      const float v15 = __fmul_rn(v11, h14);
+      const float v17 = __fadd_rn(v15, h16);
+      const float v18 = v17 + acc;
+      p10[(long long)(n) * 65856 + (c) * 196 + (e)] = v18;
     }
   }
 }
@@ -9024,8 +9040,8 @@ extern "C" __global__ void __launch_bounds__(256, 2) k131_bnapply_avg3x3s2_add_c
 extern "C" __global__ void __launch_bounds__(256, 2) k132_bnapply_relu_c84_28x14(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 84, 28, 14)
   const float *__restrict__ p1 = (const float *)a.p[1];  // buffer [84]
-  const float *__restrict__ p2 = (const float *)a.p[2];  // buffer [84]
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [84]
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [84]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // buffer [84]
   const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [84]
   float *__restrict__ p5 = (float *)a.p[5];  // (N, 84, 28, 14)
   const int c = blockIdx.x;
@@ -9033,32 +9049,31 @@ extern "C" __global__ void __launch_bounds__(256, 2) k132_bnapply_relu_c84_28x14
   const int nb = min(11, a.n - n0);
   const float h1 = p1[c];
   const float h3 = p2[c];
-  const float h4 = 1.0f / sqrtf(h3 + 9.99999975e-06f);
-  const float h5 = p3[c];
-  const float h6 = h4 * h5;
-  const float h8 = p4[c];
+  const float h4 = p3[c];
+  const float h5 = (float)((double)h3 * (1.0 / sqrt((double)h4 + (double)9.99999975e-06f)));
+  const float h7 = p4[c];
   for (int i = threadIdx.x; i < nb * 98; i += 256) {
     const int nl = i / 98;
     const int e = (i - nl * 98) * 4;
     const int n = n0 + nl;
     const float4 v0 = *(const float4 *)(p0 + (long long)(n) * 32928 + (c) * 392 + (e));
-    const float v2 = v0.x - h1;
-    const float v7 = v2 * h6;
-    const float v9 = v7 + h8;
-    const float v10 = fmaxf(v9, 0.0f);
-    const float v11 = v0.y - h1;
-    const float v12 = v11 * h6;
-    const float v13 = v12 + h8;
-    const float v14 = fmaxf(v13, 0.0f);
-    const float v15 = v0.z - h1;
-    const float v16 = v15 * h6;
-    const float v17 = v16 + h8;
-    const float v18 = fmaxf(v17, 0.0f);
-    const float v19 = v0.w - h1;
-    const float v20 = v19 * h6;
-    const float v21 = v20 + h8;
-    const float v22 = fmaxf(v21, 0.0f);
-    *(float4 *)(p5 + (long long)(n) * 32928 + (c) * 392 + (e)) = make_float4(v10, v14, v18, v22);
+    const float v2 = __fsub_rn(v0.x, h1);
+    const float v6 = __fmul_rn(v2, h5);
+    const float v8 = __fadd_rn(v6, h7);
+    const float v9 = fmaxf(v8, 0.0f);
+    const float v10 = __fsub_rn(v0.y, h1);
+    const float v11 = __fmul_rn(v10, h5);
+    const float v12 = __fadd_rn(v11, h7);
+    const float v13 = fmaxf(v12, 0.0f);
+    const float v14 = __fsub_rn(v0.z, h1);
+    const float v15 = __fmul_rn(v14, h5);
+    const float v16 = __fadd_rn(v15, h7);
+    const float v17 = fmaxf(v16, 0.0f);
+    const float v18 = __fsub_rn(v0.w, h1);
+    const float v19 = __fmul_rn(v18, h5);
+    const float v20 = __fadd_rn(v19, h7);
+    const float v21 = fmaxf(v20, 0.0f);
+    *(float4 *)(p5 + (long long)(n) * 32928 + (c) * 392 + (e)) = make_float4(v9, v13, v17, v21);
   }
 }
 
@@ -9068,13 +9083,13 @@ extern "C" __global__ void __launch_bounds__(256, 2) k132_bnapply_relu_c84_28x14
 extern "C" __global__ void __launch_bounds__(256, 2) k133_bnapply_max2x2s2_add_c84_14x14(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 84, 28, 28)
   const float *__restrict__ p1 = (const float *)a.p[1];  // buffer [84]
-  const float *__restrict__ p2 = (const float *)a.p[2];  // buffer [84]
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [84]
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [84]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // buffer [84]
   const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [84]
   const float *__restrict__ p5 = (const float *)a.p[5];  // (N, 84, 14, 14)
   const float *__restrict__ p6 = (const float *)a.p[6];  // buffer [84]
-  const float *__restrict__ p7 = (const float *)a.p[7];  // buffer [84]
-  const float *__restrict__ p8 = (const float *)a.p[8];  // parameter [84]
+  const float *__restrict__ p7 = (const float *)a.p[7];  // parameter [84]
+  const float *__restrict__ p8 = (const float *)a.p[8];  // buffer [84]
   const float *__restrict__ p9 = (const float *)a.p[9];  // parameter [84]
   float *__restrict__ p10 = (float *)a.p[10];  // (N, 84, 14, 14)
   const int c = blockIdx.x;
@@ -9082,16 +9097,14 @@ extern "C" __global__ void __launch_bounds__(256, 2) k133_bnapply_max2x2s2_add_c
   const int nb = min(21, a.n - n0);
   const float h1 = p1[c];
   const float h3 = p2[c];
-  const float h4 = 1.0f / sqrtf(h3 + 9.99999975e-06f);
-  const float h5 = p3[c];
-  const float h6 = h4 * h5;
-  const float h8 = p4[c];
-  const float h11 = p6[c];
-  const float h13 = p7[c];
-  const float h14 = 1.0f / sqrtf(h13 + 9.99999975e-06f);
-  const float h15 = p8[c];
-  const float h16 = h14 * h15;
-  const float h18 = p9[c];
+  const float h4 = p3[c];
+  const float h5 = (float)((double)h3 * (1.0 / sqrt((double)h4 + (double)9.99999975e-06f)));
+  const float h7 = p4[c];
+  const float h10 = p6[c];
+  const float h12 = p7[c];
+  const float h13 = p8[c];
+  const float h14 = (float)((double)h12 * (1.0 / sqrt((double)h13 + (double)9.99999975e-06f)));
+  const float h16 = p9[c];
   __shared__ float s_x[7840];
   for (int s0 = 0; s0 < nb; s0 += 10) {
     const int ns = min(10, nb - s0);
@@ -9107,10 +9120,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k133_bnapply_max2x2s2_add_c
       if (iy >= 0 && iy < 28 && ix >= 0 && ix < 28) {
         const int e = iy * 28 + ix;
         const float v0 = p0[(long long)(n) * 65856 + (c) * 784 + (e)];
-        const float v2 = v0 - h1;
-        const float v7 = v2 * h6;
-        const float v9 = v7 + h8;
-        v = v9;
+        const float v2 = __fsub_rn(v0, h1);
+        const float v6 = __fmul_rn(v2, h5);
+        const float v8 = __fadd_rn(v6, h7);
+        v = v8;
       }
       s_x[i] = v;
     }
@@ -9127,12 +9140,12 @@ extern "C" __global__ void __launch_bounds__(256, 2) k133_bnapply_max2x2s2_add_c
       if (!(s[1] <= acc)) acc = s[1];
       if (!(s[28] <= acc)) acc = s[28];
       if (!(s[29] <= acc)) acc = s[29];
-      const float v10 = p5[(long long)(n) * 16464 + (c) * 196 + (e)];
-      const float v12 = v10 - h11;
-      const float v17 = v12 * h16;
-      const float v19 = v17 + h18;
-      const float v20 = v19 + acc;
-      p10[(long long)(n) * 65856 + (c) * 196 + (e)] = v20;
+      const float v9 = p5[(long long)(n) * 16464 + (c) * 196 + (e)];
+      const float v11 = __fsub_rn(v9, h10);
+      const float v15 = __fmul_rn(v11, h14);
+      const float v17 = __fadd_rn(v15, h16);
+      const float v18 = v17 + acc;
+      p10[(long long)(n) * 65856 + (c) * 196 + (e)] = v18;
     }
   }
 }
@@ -9143,13 +9156,13 @@ extern "C" __global__ void __launch_bounds__(256, 2) k133_bnapply_max2x2s2_add_c
 extern "C" __global__ void __launch_bounds__(256, 2) k134_bnapply_avg3x3s2_add_c84_14x14(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 84, 28, 28)
   const float *__restrict__ p1 = (const float *)a.p[1];  // buffer [84]
-  const float *__restrict__ p2 = (const float *)a.p[2];  // buffer [84]
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [84]
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [84]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // buffer [84]
   const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [84]
   const float *__restrict__ p5 = (const float *)a.p[5];  // (N, 84, 14, 14)
   const float *__restrict__ p6 = (const float *)a.p[6];  // buffer [84]
-  const float *__restrict__ p7 = (const float *)a.p[7];  // buffer [84]
-  const float *__restrict__ p8 = (const float *)a.p[8];  // parameter [84]
+  const float *__restrict__ p7 = (const float *)a.p[7];  // parameter [84]
+  const float *__restrict__ p8 = (const float *)a.p[8];  // buffer [84]
   const float *__restrict__ p9 = (const float *)a.p[9];  // parameter [84]
   float *__restrict__ p10 = (float *)a.p[10];  // (N, 84, 14, 14)
   const int c = blockIdx.x;
@@ -9157,16 +9170,14 @@ extern "C" __global__ void __launch_bounds__(256, 2) k134_bnapply_avg3x3s2_add_c
   const int nb = min(21, a.n - n0);
   const float h1 = p1[c];
   const float h3 = p2[c];
-  const float h4 = 1.0f / sqrtf(h3 + 9.99999975e-06f);
-  const float h5 = p3[c];
-  const float h6 = h4 * h5;
-  const float h8 = p4[c];
-  const float h11 = p6[c];
-  const float h13 = p7[c];
-  const float h14 = 1.0f / sqrtf(h13 + 9.99999975e-06f);
-  const float h15 = p8[c];
-  const float h16 = h14 * h15;
-  const float h18 = p9[c];
+  const float h4 = p3[c];
+  const float h5 = (float)((double)h3 * (1.0 / sqrt((double)h4 + (double)9.99999975e-06f)));
+  const float h7 = p4[c];
+  const float h10 = p6[c];
+  const float h12 = p7[c];
+  const float h13 = p8[c];
+  const float h14 = (float)((double)h12 * (1.0 / sqrt((double)h13 + (double)9.99999975e-06f)));
+  const float h16 = p9[c];
   __shared__ float s_x[7569];
   for (int s0 = 0; s0 < nb; s0 += 9) {
     const int ns = min(9, nb - s0);
@@ -9182,10 +9193,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k134_bnapply_avg3x3s2_add_c
       if (iy >= 0 && iy < 28 && ix >= 0 && ix < 28) {
         const int e = iy * 28 + ix;
         const float v0 = p0[(long long)(n) * 65856 + (c) * 784 + (e)];
-        const float v2 = v0 - h1;
-        const float v7 = v2 * h6;
-        const float v9 = v7 + h8;
-        v = v9;
+        const float v2 = __fsub_rn(v0, h1);
+        const float v6 = __fmul_rn(v2, h5);
+        const float v8 = __fadd_rn(v6, h7);
+        v = v8;
       }
       s_x[i] = v;
     }
@@ -9208,12 +9219,12 @@ extern "C" __global__ void __launch_bounds__(256, 2) k134_bnapply_avg3x3s2_add_c
       sum += s[59];
       sum += s[60];
       const float acc = sum / 9.0f;
-      const float v10 = p5[(long long)(n) * 16464 + (c) * 196 + (e)];
-      const float v12 = v10 - h11;
-      const float v17 = v12 * h16;
-      const float v19 = v17 + h18;
-      const float v20 = acc + v19;
-      p10[(long long)(n) * 65856 + (c) * 196 + (e)] = v20;
+      const float v9 = p5[(long long)(n) * 16464 + (c) * 196 + (e)];
+      const float v11 = __fsub_rn(v9, h10);
+      const float v15 = __fmul_rn(v11, h14);
+      const float v17 = __fadd_rn(v15, h16);
+      const float v18 = acc + v17;
+      p10[(long long)(n) * 65856 + (c) * 196 + (e)] = v18;
     }
   }
 }
@@ -9224,13 +9235,13 @@ extern "C" __global__ void __launch_bounds__(256, 2) k134_bnapply_avg3x3s2_add_c
 extern "C" __global__ void __launch_bounds__(256, 2) k135_bnapply_max3x3s2_add_c84_14x14(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 84, 28, 28)
   const float *__restrict__ p1 = (const float *)a.p[1];  // buffer [84]
-  const float *__restrict__ p2 = (const float *)a.p[2];  // buffer [84]
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [84]
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [84]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // buffer [84]
   const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [84]
   const float *__restrict__ p5 = (const float *)a.p[5];  // (N, 84, 14, 14)
   const float *__restrict__ p6 = (const float *)a.p[6];  // buffer [84]
-  const float *__restrict__ p7 = (const float *)a.p[7];  // buffer [84]
-  const float *__restrict__ p8 = (const float *)a.p[8];  // parameter [84]
+  const float *__restrict__ p7 = (const float *)a.p[7];  // parameter [84]
+  const float *__restrict__ p8 = (const float *)a.p[8];  // buffer [84]
   const float *__restrict__ p9 = (const float *)a.p[9];  // parameter [84]
   float *__restrict__ p10 = (float *)a.p[10];  // (N, 84, 14, 14)
   const int c = blockIdx.x;
@@ -9238,16 +9249,14 @@ extern "C" __global__ void __launch_bounds__(256, 2) k135_bnapply_max3x3s2_add_c
   const int nb = min(21, a.n - n0);
   const float h1 = p1[c];
   const float h3 = p2[c];
-  const float h4 = 1.0f / sqrtf(h3 + 9.99999975e-06f);
-  const float h5 = p3[c];
-  const float h6 = h4 * h5;
-  const float h8 = p4[c];
-  const float h11 = p6[c];
-  const float h13 = p7[c];
-  const float h14 = 1.0f / sqrtf(h13 + 9.99999975e-06f);
-  const float h15 = p8[c];
-  const float h16 = h14 * h15;
-  const float h18 = p9[c];
+  const float h4 = p3[c];
+  const float h5 = (float)((double)h3 * (1.0 / sqrt((double)h4 + (double)9.99999975e-06f)));
+  const float h7 = p4[c];
+  const float h10 = p6[c];
+  const float h12 = p7[c];
+  const float h13 = p8[c];
+  const float h14 = (float)((double)h12 * (1.0 / sqrt((double)h13 + (double)9.99999975e-06f)));
+  const float h16 = p9[c];
   __shared__ float s_x[7569];
   for (int s0 = 0; s0 < nb; s0 += 9) {
     const int ns = min(9, nb - s0);
@@ -9263,10 +9272,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k135_bnapply_max3x3s2_add_c
       if (iy >= 0 && iy < 28 && ix >= 0 && ix < 28) {
         const int e = iy * 28 + ix;
         const float v0 = p0[(long long)(n) * 65856 + (c) * 784 + (e)];
-        const float v2 = v0 - h1;
-        const float v7 = v2 * h6;
-        const float v9 = v7 + h8;
-        v = v9;
+        const float v2 = __fsub_rn(v0, h1);
+        const float v6 = __fmul_rn(v2, h5);
+        const float v8 = __fadd_rn(v6, h7);
+        v = v8;
       }
       s_x[i] = v;
     }
@@ -9288,12 +9297,12 @@ extern "C" __global__ void __launch_bounds__(256, 2) k135_bnapply_max3x3s2_add_c
       if (!(s[58] <= acc)) acc = s[58];
       if (!(s[59] <= acc)) acc = s[59];
       if (!(s[60] <= acc)) acc = s[60];
-      const float v10 = p5[(long long)(n) * 16464 + (c) * 196 + (e)];
-      const float v12 = v10 - h11;
-      const float v17 = v12 * h16;
-      const float v19 = v17 + h18;
-      const float v20 = acc + v19;
-      p10[(long long)(n) * 65856 + (c) * 196 + (e)] = v20;
+      const float v9 = p5[(long long)(n) * 16464 + (c) * 196 + (e)];
+      const float v11 = __fsub_rn(v9, h10);
+      const float v15 = __fmul_rn(v11, h14);
+      const float v17 = __fadd_rn(v15, h16);
+      const float v18 = acc + v17;
+      p10[(long long)(n) * 65856 + (c) * 196 + (e)] = v18;
     }
   }
 }
@@ -9304,8 +9313,8 @@ extern "C" __global__ void __launch_bounds__(256, 2) k135_bnapply_max3x3s2_add_c
 extern "C" __global__ void __launch_bounds__(256, 2) k136_bnapply_relu_c84_14x14(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 84, 14, 14)
   const float *__restrict__ p1 = (const float *)a.p[1];  // buffer [84]
-  const float *__restrict__ p2 = (const float *)a.p[2];  // buffer [84]
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [84]
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [84]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // buffer [84]
   const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [84]
   float *__restrict__ p5 = (float *)a.p[5];  // (N, 84, 14, 14)
   const int c = blockIdx.x;
@@ -9313,32 +9322,31 @@ extern "C" __global__ void __launch_bounds__(256, 2) k136_bnapply_relu_c84_14x14
   const int nb = min(21, a.n - n0);
   const float h1 = p1[c];
   const float h3 = p2[c];
-  const float h4 = 1.0f / sqrtf(h3 + 9.99999975e-06f);
-  const float h5 = p3[c];
-  const float h6 = h4 * h5;
-  const float h8 = p4[c];
+  const float h4 = p3[c];
+  const float h5 = (float)((double)h3 * (1.0 / sqrt((double)h4 + (double)9.99999975e-06f)));
+  const float h7 = p4[c];
   for (int i = threadIdx.x; i < nb * 49; i += 256) {
     const int nl = i / 49;
     const int e = (i - nl * 49) * 4;
     const int n = n0 + nl;
     const float4 v0 = *(const float4 *)(p0 + (long long)(n) * 16464 + (c) * 196 + (e));
-    const float v2 = v0.x - h1;
-    const float v7 = v2 * h6;
-    const float v9 = v7 + h8;
-    const float v10 = fmaxf(v9, 0.0f);
-    const float v11 = v0.y - h1;
-    const float v12 = v11 * h6;
-    const float v13 = v12 + h8;
-    const float v14 = fmaxf(v13, 0.0f);
-    const float v15 = v0.z - h1;
-    const float v16 = v15 * h6;
-    const float v17 = v16 + h8;
-    const float v18 = fmaxf(v17, 0.0f);
-    const float v19 = v0.w - h1;
-    const float v20 = v19 * h6;
-    const float v21 = v20 + h8;
-    const float v22 = fmaxf(v21, 0.0f);
-    *(float4 *)(p5 + (long long)(n) * 16464 + (c) * 196 + (e)) = make_float4(v10, v14, v18, v22);
+    const float v2 = __fsub_rn(v0.x, h1);
+    const float v6 = __fmul_rn(v2, h5);
+    const float v8 = __fadd_rn(v6, h7);
+    const float v9 = fmaxf(v8, 0.0f);
+    const float v10 = __fsub_rn(v0.y, h1);
+    const float v11 = __fmul_rn(v10, h5);
+    const float v12 = __fadd_rn(v11, h7);
+    const float v13 = fmaxf(v12, 0.0f);
+    const float v14 = __fsub_rn(v0.z, h1);
+    const float v15 = __fmul_rn(v14, h5);
+    const float v16 = __fadd_rn(v15, h7);
+    const float v17 = fmaxf(v16, 0.0f);
+    const float v18 = __fsub_rn(v0.w, h1);
+    const float v19 = __fmul_rn(v18, h5);
+    const float v20 = __fadd_rn(v19, h7);
+    const float v21 = fmaxf(v20, 0.0f);
+    *(float4 *)(p5 + (long long)(n) * 16464 + (c) * 196 + (e)) = make_float4(v9, v13, v17, v21);
   }
 }
 
@@ -9348,13 +9356,13 @@ extern "C" __global__ void __launch_bounds__(256, 2) k136_bnapply_relu_c84_14x14
 extern "C" __global__ void __launch_bounds__(256, 2) k137_bnapply_avg5x5s1_add_relu_c84_14x14(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 84, 14, 14)
   const float *__restrict__ p1 = (const float *)a.p[1];  // buffer [84]
-  const float *__restrict__ p2 = (const float *)a.p[2];  // buffer [84]
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [84]
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [84]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // buffer [84]
   const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [84]
   const float *__restrict__ p5 = (const float *)a.p[5];  // (N, 84, 14, 14)
   const float *__restrict__ p6 = (const float *)a.p[6];  // buffer [84]
-  const float *__restrict__ p7 = (const float *)a.p[7];  // buffer [84]
-  const float *__restrict__ p8 = (const float *)a.p[8];  // parameter [84]
+  const float *__restrict__ p7 = (const float *)a.p[7];  // parameter [84]
+  const float *__restrict__ p8 = (const float *)a.p[8];  // buffer [84]
   const float *__restrict__ p9 = (const float *)a.p[9];  // parameter [84]
   float *__restrict__ p10 = (float *)a.p[10];  // (N, 84, 14, 14)
   const int c = blockIdx.x;
@@ -9362,16 +9370,14 @@ extern "C" __global__ void __launch_bounds__(256, 2) k137_bnapply_avg5x5s1_add_r
   const int nb = min(21, a.n - n0);
   const float h1 = p1[c];
   const float h3 = p2[c];
-  const float h4 = 1.0f / sqrtf(h3 + 9.99999975e-06f);
-  const float h5 = p3[c];
-  const float h6 = h4 * h5;
-  const float h8 = p4[c];
-  const float h11 = p6[c];
-  const float h13 = p7[c];
-  const float h14 = 1.0f / sqrtf(h13 + 9.99999975e-06f);
-  const float h15 = p8[c];
-  const float h16 = h14 * h15;
-  const float h18 = p9[c];
+  const float h4 = p3[c];
+  const float h5 = (float)((double)h3 * (1.0 / sqrt((double)h4 + (double)9.99999975e-06f)));
+  const float h7 = p4[c];
+  const float h10 = p6[c];
+  const float h12 = p7[c];
+  const float h13 = p8[c];
+  const float h14 = (float)((double)h12 * (1.0 / sqrt((double)h13 + (double)9.99999975e-06f)));
+  const float h16 = p9[c];
   __shared__ float s_x[6804];
   for (int s0 = 0; s0 < nb; s0 += 21) {
     const int ns = min(21, nb - s0);
@@ -9387,10 +9393,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k137_bnapply_avg5x5s1_add_r
       if (iy >= 0 && iy < 14 && ix >= 0 && ix < 14) {
         const int e = iy * 14 + ix;
         const float v0 = p0[(long long)(n) * 16464 + (c) * 196 + (e)];
-        const float v2 = v0 - h1;
-        const float v7 = v2 * h6;
-        const float v9 = v7 + h8;
-        v = v9;
+        const float v2 = __fsub_rn(v0, h1);
+        const float v6 = __fmul_rn(v2, h5);
+        const float v8 = __fadd_rn(v6, h7);
+        v = v8;
       }
       s_x[i] = v;
     }
@@ -9429,13 +9435,13 @@ extern "C" __global__ void __launch_bounds__(256, 2) k137_bnapply_avg5x5s1_add_r
       sum += s[75];
       sum += s[76];
       const float acc = sum / 25.0f;
-      const float v10 = p5[(long long)(n) * 16464 + (c) * 196 + (e)];
-      const float v12 = v10 - h11;
-      const float v17 = v12 * h16;
-      const float v19 = v17 + h18;
-      const float v20 = v19 + acc;
-      const float v21 = fmaxf(v20, 0.0f);
-      p10[(long long)(n) * 16464 + (c) * 196 + (e)] = v21;
+      const float v9 = p5[(long long)(n) * 16464 + (c) * 196 + (e)];
+      const float v11 = __fsub_rn(v9, h10);
+      const float v15 = __fmul_rn(v11, h14);
+      const float v17 = __fadd_rn(v15, h16);
+      const float v18 = v17 + acc;
+      const float v19 = fmaxf(v18, 0.0f);
+      p10[(long long)(n) * 16464 + (c) * 196 + (e)] = v19;
     }
   }
 }
@@ -9446,13 +9452,13 @@ extern "C" __global__ void __launch_bounds__(256, 2) k137_bnapply_avg5x5s1_add_r
 extern "C" __global__ void __launch_bounds__(256, 2) k138_bnapply_add_c84_14x14(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 84, 14, 14)
   const float *__restrict__ p1 = (const float *)a.p[1];  // buffer [84]
-  const float *__restrict__ p2 = (const float *)a.p[2];  // buffer [84]
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [84]
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [84]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // buffer [84]
   const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [84]
   const float *__restrict__ p5 = (const float *)a.p[5];  // (N, 84, 14, 14)
   const float *__restrict__ p6 = (const float *)a.p[6];  // buffer [84]
-  const float *__restrict__ p7 = (const float *)a.p[7];  // buffer [84]
-  const float *__restrict__ p8 = (const float *)a.p[8];  // parameter [84]
+  const float *__restrict__ p7 = (const float *)a.p[7];  // parameter [84]
+  const float *__restrict__ p8 = (const float *)a.p[8];  // buffer [84]
   const float *__restrict__ p9 = (const float *)a.p[9];  // parameter [84]
   float *__restrict__ p10 = (float *)a.p[10];  // (N, 84, 14, 14)
   const int c = blockIdx.x;
@@ -9460,51 +9466,49 @@ extern "C" __global__ void __launch_bounds__(256, 2) k138_bnapply_add_c84_14x14(
   const int nb = min(21, a.n - n0);
   const float h1 = p1[c];
   const float h3 = p2[c];
-  const float h4 = 1.0f / sqrtf(h3 + 9.99999975e-06f);
-  const float h5 = p3[c];
-  const float h6 = h4 * h5;
-  const float h8 = p4[c];
-  const float h11 = p6[c];
-  const float h13 = p7[c];
-  const float h14 = 1.0f / sqrtf(h13 + 9.99999975e-06f);
-  const float h15 = p8[c];
-  const float h16 = h14 * h15;
-  const float h18 = p9[c];
+  const float h4 = p3[c];
+  const float h5 = (float)((double)h3 * (1.0 / sqrt((double)h4 + (double)9.99999975e-06f)));
+  const float h7 = p4[c];
+  const float h10 = p6[c];
+  const float h12 = p7[c];
+  const float h13 = p8[c];
+  const float h14 = (float)((double)h12 * (1.0 / sqrt((double)h13 + (double)9.99999975e-06f)));
+  const float h16 = p9[c];
   for (int i = threadIdx.x; i < nb * 49; i += 256) {
     const int nl = i / 49;
     const int e = (i - nl * 49) * 4;
     const int n = n0 + nl;
     const float4 v0 = *(const float4 *)(p0 + (long long)(n) * 16464 + (c) * 196 + (e));
-    const float v2 = v0.x - h1;
-    const float v7 = v2 * h6;
-    const float v9 = v7 + h8;
-    const float4 v10 = *(const float4 *)(p5 + (long long)(n) * 16464 + (c) * 196 + (e));
-    const float v12 = v10.x - h11;
-    const float v17 = v12 * h16;
-    const float v19 = v17 + h18;
-    const float v20 = v9 + v19;
-    const float v21 = v0.y - h1;
-    const float v22 = v21 * h6;
-    const float v23 = v22 + h8;
-    const float v24 = v10.y - h11;
-    const float v25 = v24 * h16;
-    const float v26 = v25 + h18;
-    const float v27 = v23 + v26;
-    const float v28 = v0.z - h1;
-    const float v29 = v28 * h6;
-    const float v30 = v29 + h8;
-    const float v31 = v10.z - h11;
-    const float v32 = v31 * h16;
-    const float v33 = v32 + h18;
-    const float v34 = v30 + v33;
-    const float v35 = v0.w - h1;
-    const float v36 = v35 * h6;
-    const float v37 = v36 + h8;
-    const float v38 = v10.w - h11;
-    const float v39 = v38 * h16;
-    const float v40 = v39 + h18;
-    const float v41 = v37 + v40;
-    *(float4 *)(p10 + (long long)(n) * 49392 + (c) * 196 + (e)) = make_float4(v20, v27, v34, v41);
+    const float v2 = __fsub_rn(v0.x, h1);
+    const float v6 = __fmul_rn(v2, h5);
+    const float v8 = __fadd_rn(v6, h7);
+    const float4 v9 = *(const float4 *)(p5 + (long long)(n) * 16464 + (c) * 196 + (e));
+    const float v11 = __fsub_rn(v9.x, h10);
+    const float v15 = __fmul_rn(v11, h14);
+    const float v17 = __fadd_rn(v15, h16);
+    const float v18 = v8 + v17;
+    const float v19 = __fsub_rn(v0.y, h1);
+    const float v20 = __fmul_rn(v19, h5);
+    const float v21 = __fadd_rn(v20, h7);
+    const float v22 = __fsub_rn(v9.y, h10);
+    const float v23 = __fmul_rn(v22, h14);
+    const float v24 = __fadd_rn(v23, h16);
+    const float v25 = v21 + v24;
+    const float v26 = __fsub_rn(v0.z, h1);
+    const float v27 = __fmul_rn(v26, h5);
+    const float v28 = __fadd_rn(v27, h7);
+    const float v29 = __fsub_rn(v9.z, h10);
+    const float v30 = __fmul_rn(v29, h14);
+    const float v31 = __fadd_rn(v30, h16);
+    const float v32 = v28 + v31;
+    const float v33 = __fsub_rn(v0.w, h1);
+    const float v34 = __fmul_rn(v33, h5);
+    const float v35 = __fadd_rn(v34, h7);
+    const float v36 = __fsub_rn(v9.w, h10);
+    const float v37 = __fmul_rn(v36, h14);
+    const float v38 = __fadd_rn(v37, h16);
+    const float v39 = v35 + v38;
+    *(float4 *)(p10 + (long long)(n) * 49392 + (c) * 196 + (e)) = make_float4(v18, v25, v32, v39);
   }
 }
 
@@ -9514,13 +9518,13 @@ extern "C" __global__ void __launch_bounds__(256, 2) k138_bnapply_add_c84_14x14(
 extern "C" __global__ void __launch_bounds__(256, 2) k139_bnapply_add_relu_c84_14x14(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 84, 14, 14)
   const float *__restrict__ p1 = (const float *)a.p[1];  // buffer [84]
-  const float *__restrict__ p2 = (const float *)a.p[2];  // buffer [84]
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [84]
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [84]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // buffer [84]
   const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [84]
   const float *__restrict__ p5 = (const float *)a.p[5];  // (N, 84, 14, 14)
   const float *__restrict__ p6 = (const float *)a.p[6];  // buffer [84]
-  const float *__restrict__ p7 = (const float *)a.p[7];  // buffer [84]
-  const float *__restrict__ p8 = (const float *)a.p[8];  // parameter [84]
+  const float *__restrict__ p7 = (const float *)a.p[7];  // parameter [84]
+  const float *__restrict__ p8 = (const float *)a.p[8];  // buffer [84]
   const float *__restrict__ p9 = (const float *)a.p[9];  // parameter [84]
   float *__restrict__ p10 = (float *)a.p[10];  // (N, 84, 14, 14)
   const int c = blockIdx.x;
@@ -9528,55 +9532,53 @@ extern "C" __global__ void __launch_bounds__(256, 2) k139_bnapply_add_relu_c84_1
   const int nb = min(21, a.n - n0);
   const float h1 = p1[c];
   const float h3 = p2[c];
-  const float h4 = 1.0f / sqrtf(h3 + 9.99999975e-06f);
-  const float h5 = p3[c];
-  const float h6 = h4 * h5;
-  const float h8 = p4[c];
-  const float h11 = p6[c];
-  const float h13 = p7[c];
-  const float h14 = 1.0f / sqrtf(h13 + 9.99999975e-06f);
-  const float h15 = p8[c];
-  const float h16 = h14 * h15;
-  const float h18 = p9[c];
+  const float h4 = p3[c];
+  const float h5 = (float)((double)h3 * (1.0 / sqrt((double)h4 + (double)9.99999975e-06f)));
+  const float h7 = p4[c];
+  const float h10 = p6[c];
+  const float h12 = p7[c];
+  const float h13 = p8[c];
+  const float h14 = (float)((double)h12 * (1.0 / sqrt((double)h13 + (double)9.99999975e-06f)));
+  const float h16 = p9[c];
   for (int i = threadIdx.x; i < nb * 49; i += 256) {
     const int nl = i / 49;
     const int e = (i - nl * 49) * 4;
     const int n = n0 + nl;
     const float4 v0 = *(const float4 *)(p0 + (long long)(n) * 16464 + (c) * 196 + (e));
-    const float v2 = v0.x - h1;
-    const float v7 = v2 * h6;
-    const float v9 = v7 + h8;
-    const float4 v10 = *(const float4 *)(p5 + (long long)(n) * 16464 + (c) * 196 + (e));
-    const float v12 = v10.x - h11;
-    const float v17 = v12 * h16;
-    const float v19 = v17 + h18;
-    const float v20 = v9 + v19;
-    const float v21 = fmaxf(v20, 0.0f);
-    const float v22 = v0.y - h1;
-    const float v23 = v22 * h6;
-    const float v24 = v23 + h8;
-    const float v25 = v10.y - h11;
-    const float v26 = v25 * h16;
-    const float v27 = v26 + h18;
-    const float v28 = v24 + v27;
-    const float v29 = fmaxf(v28, 0.0f);
-    const float v30 = v0.z - h1;
-    const float v31 = v30 * h6;
-    const float v32 = v31 + h8;
-    const float v33 = v10.z - h11;
-    const float v34 = v33 * h16;
-    const float v35 = v34 + h18;
-    const float v36 = v32 + v35;
-    const float v37 = fmaxf(v36, 0.0f);
-    const float v38 = v0.w - h1;
-    const float v39 = v38 * h6;
-    const float v40 = v39 + h8;
-    const float v41 = v10.w - h11;
-    const float v42 = v41 * h16;
-    const float v43 = v42 + h18;
-    const float v44 = v40 + v43;
-    const float v45 = fmaxf(v44, 0.0f);
-    *(float4 *)(p10 + (long long)(n) * 16464 + (c) * 196 + (e)) = make_float4(v21, v29, v37, v45);
+    const float v2 = __fsub_rn(v0.x, h1);
+    const float v6 = __fmul_rn(v2, h5);
+    const float v8 = __fadd_rn(v6, h7);
+    const float4 v9 = *(const float4 *)(p5 + (long long)(n) * 16464 + (c) * 196 + (e));
+    const float v11 = __fsub_rn(v9.x, h10);
+    const float v15 = __fmul_rn(v11, h14);
+    const float v17 = __fadd_rn(v15, h16);
+    const float v18 = v8 + v17;
+    const float v19 = fmaxf(v18, 0.0f);
+    const float v20 = __fsub_rn(v0.y, h1);
+    const float v21 = __fmul_rn(v20, h5);
+    const float v22 = __fadd_rn(v21, h7);
+    const float v23 = __fsub_rn(v9.y, h10);
+    const float v24 = __fmul_rn(v23, h14);
+    const float v25 = __fadd_rn(v24, h16);
+    const float v26 = v22 + v25;
+    const float v27 = fmaxf(v26, 0.0f);
+    const float v28 = __fsub_rn(v0.z, h1);
+    const float v29 = __fmul_rn(v28, h5);
+    const float v30 = __fadd_rn(v29, h7);
+    const float v31 = __fsub_rn(v9.z, h10);
+    const float v32 = __fmul_rn(v31, h14);
+    const float v33 = __fadd_rn(v32, h16);
+    const float v34 = v30 + v33;
+    const float v35 = fmaxf(v34, 0.0f);
+    const float v36 = __fsub_rn(v0.w, h1);
+    const float v37 = __fmul_rn(v36, h5);
+    const float v38 = __fadd_rn(v37, h7);
+    const float v39 = __fsub_rn(v9.w, h10);
+    const float v40 = __fmul_rn(v39, h14);
+    const float v41 = __fadd_rn(v40, h16);
+    const float v42 = v38 + v41;
+    const float v43 = fmaxf(v42, 0.0f);
+    *(float4 *)(p10 + (long long)(n) * 16464 + (c) * 196 + (e)) = make_float4(v19, v27, v35, v43);
   }
 }
 
@@ -9586,8 +9588,8 @@ extern "C" __global__ void __launch_bounds__(256, 2) k139_bnapply_add_relu_c84_1
 extern "C" __global__ void __launch_bounds__(256, 2) k140_bnapply_relu_c168_14x14(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 168, 14, 14)
   const float *__restrict__ p1 = (const float *)a.p[1];  // buffer [168]
-  const float *__restrict__ p2 = (const float *)a.p[2];  // buffer [168]
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [168]
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [168]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // buffer [168]
   const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [168]
   float *__restrict__ p5 = (float *)a.p[5];  // (N, 168, 14, 14)
   const int c = blockIdx.x;
@@ -9595,32 +9597,31 @@ extern "C" __global__ void __launch_bounds__(256, 2) k140_bnapply_relu_c168_14x1
   const int nb = min(21, a.n - n0);
   const float h1 = p1[c];
   const float h3 = p2[c];
-  const float h4 = 1.0f / sqrtf(h3 + 9.99999975e-06f);
-  const float h5 = p3[c];
-  const float h6 = h4 * h5;
-  const float h8 = p4[c];
+  const float h4 = p3[c];
+  const float h5 = (float)((double)h3 * (1.0 / sqrt((double)h4 + (double)9.99999975e-06f)));
+  const float h7 = p4[c];
   for (int i = threadIdx.x; i < nb * 49; i += 256) {
     const int nl = i / 49;
     const int e = (i - nl * 49) * 4;
     const int n = n0 + nl;
     const float4 v0 = *(const float4 *)(p0 + (long long)(n) * 32928 + (c) * 196 + (e));
-    const float v2 = v0.x - h1;
-    const float v7 = v2 * h6;
-    const float v9 = v7 + h8;
-    const float v10 = fmaxf(v9, 0.0f);
-    const float v11 = v0.y - h1;
-    const float v12 = v11 * h6;
-    const float v13 = v12 + h8;
-    const float v14 = fmaxf(v13, 0.0f);
-    const float v15 = v0.z - h1;
-    const float v16 = v15 * h6;
-    const float v17 = v16 + h8;
-    const float v18 = fmaxf(v17, 0.0f);
-    const float v19 = v0.w - h1;
-    const float v20 = v19 * h6;
-    const float v21 = v20 + h8;
-    const float v22 = fmaxf(v21, 0.0f);
-    *(float4 *)(p5 + (long long)(n) * 32928 + (c) * 196 + (e)) = make_float4(v10, v14, v18, v22);
+    const float v2 = __fsub_rn(v0.x, h1);
+    const float v6 = __fmul_rn(v2, h5);
+    const float v8 = __fadd_rn(v6, h7);
+    const float v9 = fmaxf(v8, 0.0f);
+    const float v10 = __fsub_rn(v0.y, h1);
+    const float v11 = __fmul_rn(v10, h5);
+    const float v12 = __fadd_rn(v11, h7);
+    const float v13 = fmaxf(v12, 0.0f);
+    const float v14 = __fsub_rn(v0.z, h1);
+    const float v15 = __fmul_rn(v14, h5);
+    const float v16 = __fadd_rn(v15, h7);
+    const float v17 = fmaxf(v16, 0.0f);
+    const float v18 = __fsub_rn(v0.w, h1);
+    const float v19 = __fmul_rn(v18, h5);
+    const float v20 = __fadd_rn(v19, h7);
+    const float v21 = fmaxf(v20, 0.0f);
+    *(float4 *)(p5 + (long long)(n) * 32928 + (c) * 196 + (e)) = make_float4(v9, v13, v17, v21);
   }
 }
 
@@ -9630,13 +9631,13 @@ extern "C" __global__ void __launch_bounds__(256, 2) k140_bnapply_relu_c168_14x1
 extern "C" __global__ void __launch_bounds__(256, 2) k141_bnapply_avg2x2s2_add_relu_c168_7x7(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 168, 14, 14)
   const float *__restrict__ p1 = (const float *)a.p[1];  // buffer [168]
-  const float *__restrict__ p2 = (const float *)a.p[2];  // buffer [168]
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [168]
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [168]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // buffer [168]
   const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [168]
   const float *__restrict__ p5 = (const float *)a.p[5];  // (N, 168, 7, 7)
   const float *__restrict__ p6 = (const float *)a.p[6];  // buffer [168]
-  const float *__restrict__ p7 = (const float *)a.p[7];  // buffer [168]
-  const float *__restrict__ p8 = (const float *)a.p[8];  // parameter [168]
+  const float *__restrict__ p7 = (const float *)a.p[7];  // parameter [168]
+  const float *__restrict__ p8 = (const float *)a.p[8];  // buffer [168]
   const float *__restrict__ p9 = (const float *)a.p[9];  // parameter [168]
   float *__restrict__ p10 = (float *)a.p[10];  // (N, 168, 7, 7)
   const int c = blockIdx.x;
@@ -9644,16 +9645,14 @@ extern "C" __global__ void __launch_bounds__(256, 2) k141_bnapply_avg2x2s2_add_r
   const int nb = min(84, a.n - n0);
   const float h1 = p1[c];
   const float h3 = p2[c];
-  const float h4 = 1.0f / sqrtf(h3 + 9.99999975e-06f);
-  const float h5 = p3[c];
-  const float h6 = h4 * h5;
-  const float h8 = p4[c];
-  const float h11 = p6[c];
-  const float h13 = p7[c];
-  const float h14 = 1.0f / sqrtf(h13 + 9.99999975e-06f);
-  const float h15 = p8[c];
-  const float h16 = h14 * h15;
-  const float h18 = p9[c];
+  const float h4 = p3[c];
+  const float h5 = (float)((double)h3 * (1.0 / sqrt((double)h4 + (double)9.99999975e-06f)));
+  const float h7 = p4[c];
+  const float h10 = p6[c];
+  const float h12 = p7[c];
+  const float h13 = p8[c];
+  const float h14 = (float)((double)h12 * (1.0 / sqrt((double)h13 + (double)9.99999975e-06f)));
+  const float h16 = p9[c];
   __shared__ float s_x[8036];
   for (int s0 = 0; s0 < nb; s0 += 41) {
     const int ns = min(41, nb - s0);
@@ -9669,10 +9668,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k141_bnapply_avg2x2s2_add_r
       if (iy >= 0 && iy < 14 && ix >= 0 && ix < 14) {
         const int e = iy * 14 + ix;
         const float v0 = p0[(long long)(n) * 32928 + (c) * 196 + (e)];
-        const float v2 = v0 - h1;
-        const float v7 = v2 * h6;
-        const float v9 = v7 + h8;
-        v = v9;
+        const float v2 = __fsub_rn(v0, h1);
+        const float v6 = __fmul_rn(v2, h5);
+        const float v8 = __fadd_rn(v6, h7);
+        v = v8;
       }
       s_x[i] = v;
     }
@@ -9690,13 +9689,13 @@ extern "C" __global__ void __launch_bounds__(256, 2) k141_bnapply_avg2x2s2_add_r
       sum += s[14];
       sum += s[15];
       const float acc = sum / 4.0f;
-      const float v10 = p5[(long long)(n) * 8232 + (c) * 49 + (e)];
-      const float v12 = v10 - h11;
-      const float v17 = v12 * h16;
-      const float v19 = v17 + h18;
-      const float v20 = v19 + acc;
-      const float v21 = fmaxf(v20, 0.0f);
-      p10[(long long)(n) * 8232 + (c) * 49 + (e)] = v21;
+      const float v9 = p5[(long long)(n) * 8232 + (c) * 49 + (e)];
+      const float v11 = __fsub_rn(v9, h10);
+      const float v15 = __fmul_rn(v11, h14);
+      const float v17 = __fadd_rn(v15, h16);
+      const float v18 = v17 + acc;
+      const float v19 = fmaxf(v18, 0.0f);
+      p10[(long long)(n) * 8232 + (c) * 49 + (e)] = v19;
     }
   }
 }
@@ -9707,13 +9706,13 @@ extern "C" __global__ void __launch_bounds__(256, 2) k141_bnapply_avg2x2s2_add_r
 extern "C" __global__ void __launch_bounds__(256, 2) k142_bnapply_avg3x3s2_add_c168_7x7(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 168, 14, 14)
   const float *__restrict__ p1 = (const float *)a.p[1];  // buffer [168]
-  const float *__restrict__ p2 = (const float *)a.p[2];  // buffer [168]
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [168]
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [168]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // buffer [168]
   const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [168]
   const float *__restrict__ p5 = (const float *)a.p[5];  // (N, 168, 7, 7)
   const float *__restrict__ p6 = (const float *)a.p[6];  // buffer [168]
-  const float *__restrict__ p7 = (const float *)a.p[7];  // buffer [168]
-  const float *__restrict__ p8 = (const float *)a.p[8];  // parameter [168]
+  const float *__restrict__ p7 = (const float *)a.p[7];  // parameter [168]
+  const float *__restrict__ p8 = (const float *)a.p[8];  // buffer [168]
   const float *__restrict__ p9 = (const float *)a.p[9];  // parameter [168]
   float *__restrict__ p10 = (float *)a.p[10];  // (N, 168, 7, 7)
   const int c = blockIdx.x;
@@ -9721,16 +9720,14 @@ extern "C" __global__ void __launch_bounds__(256, 2) k142_bnapply_avg3x3s2_add_c
   const int nb = min(84, a.n - n0);
   const float h1 = p1[c];
   const float h3 = p2[c];
-  const float h4 = 1.0f / sqrtf(h3 + 9.99999975e-06f);
-  const float h5 = p3[c];
-  const float h6 = h4 * h5;
-  const float h8 = p4[c];
-  const float h11 = p6[c];
-  const float h13 = p7[c];
-  const float h14 = 1.0f / sqrtf(h13 + 9.99999975e-06f);
-  const float h15 = p8[c];
-  const float h16 = h14 * h15;
-  const float h18 = p9[c];
+  const float h4 = p3[c];
+  const float h5 = (float)((double)h3 * (1.0 / sqrt((double)h4 + (double)9.99999975e-06f)));
+  const float h7 = p4[c];
+  const float h10 = p6[c];
+  const float h12 = p7[c];
+  const float h13 = p8[c];
+  const float h14 = (float)((double)h12 * (1.0 / sqrt((double)h13 + (double)9.99999975e-06f)));
+  const float h16 = p9[c];
   __shared__ float s_x[8100];
   for (int s0 = 0; s0 < nb; s0 += 36) {
     const int ns = min(36, nb - s0);
@@ -9746,10 +9743,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k142_bnapply_avg3x3s2_add_c
       if (iy >= 0 && iy < 14 && ix >= 0 && ix < 14) {
         const int e = iy * 14 + ix;
         const float v0 = p0[(long long)(n) * 32928 + (c) * 196 + (e)];
-        const float v2 = v0 - h1;
-        const float v7 = v2 * h6;
-        const float v9 = v7 + h8;
-        v = v9;
+        const float v2 = __fsub_rn(v0, h1);
+        const float v6 = __fmul_rn(v2, h5);
+        const float v8 = __fadd_rn(v6, h7);
+        v = v8;
       }
       s_x[i] = v;
     }
@@ -9772,12 +9769,12 @@ extern "C" __global__ void __launch_bounds__(256, 2) k142_bnapply_avg3x3s2_add_c
       sum += s[31];
       sum += s[32];
       const float acc = sum / 9.0f;
-      const float v10 = p5[(long long)(n) * 8232 + (c) * 49 + (e)];
-      const float v12 = v10 - h11;
-      const float v17 = v12 * h16;
-      const float v19 = v17 + h18;
-      const float v20 = v19 + acc;
-      p10[(long long)(n) * 32928 + (c) * 49 + (e)] = v20;
+      const float v9 = p5[(long long)(n) * 8232 + (c) * 49 + (e)];
+      const float v11 = __fsub_rn(v9, h10);
+      const float v15 = __fmul_rn(v11, h14);
+      const float v17 = __fadd_rn(v15, h16);
+      const float v18 = v17 + acc;
+      p10[(long long)(n) * 32928 + (c) * 49 + (e)] = v18;
     }
   }
 }
@@ -9788,8 +9785,8 @@ extern "C" __global__ void __launch_bounds__(256, 2) k142_bnapply_avg3x3s2_add_c
 extern "C" __global__ void __launch_bounds__(256, 2) k143_bnapply_relu_c168_14x7(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 168, 14, 7)
   const float *__restrict__ p1 = (const float *)a.p[1];  // buffer [168]
-  const float *__restrict__ p2 = (const float *)a.p[2];  // buffer [168]
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [168]
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [168]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // buffer [168]
   const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [168]
   float *__restrict__ p5 = (float *)a.p[5];  // (N, 168, 14, 7)
   const int c = blockIdx.x;
@@ -9797,20 +9794,19 @@ extern "C" __global__ void __launch_bounds__(256, 2) k143_bnapply_relu_c168_14x7
   const int nb = min(42, a.n - n0);
   const float h1 = p1[c];
   const float h3 = p2[c];
-  const float h4 = 1.0f / sqrtf(h3 + 9.99999975e-06f);
-  const float h5 = p3[c];
-  const float h6 = h4 * h5;
-  const float h8 = p4[c];
+  const float h4 = p3[c];
+  const float h5 = (float)((double)h3 * (1.0 / sqrt((double)h4 + (double)9.99999975e-06f)));
+  const float h7 = p4[c];
   for (int i = threadIdx.x; i < nb * 98; i += 256) {
     const int nl = i / 98;
     const int e = i - nl * 98;
     const int n = n0 + nl;
     const float v0 = p0[(long long)(n) * 16464 + (c) * 98 + (e)];
-    const float v2 = v0 - h1;
-    const float v7 = v2 * h6;
-    const float v9 = v7 + h8;
-    const float v10 = fmaxf(v9, 0.0f);
-    p5[(long long)(n) * 16464 + (c) * 98 + (e)] = v10;
+    const float v2 = __fsub_rn(v0, h1);
+    const float v6 = __fmul_rn(v2, h5);
+    const float v8 = __fadd_rn(v6, h7);
+    const float v9 = fmaxf(v8, 0.0f);
+    p5[(long long)(n) * 16464 + (c) * 98 + (e)] = v9;
   }
 }
 
@@ -9820,13 +9816,13 @@ extern "C" __global__ void __launch_bounds__(256, 2) k143_bnapply_relu_c168_14x7
 extern "C" __global__ void __launch_bounds__(256, 2) k144_bnapply_max2x2s2_add_c168_7x7(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 168, 14, 14)
   const float *__restrict__ p1 = (const float *)a.p[1];  // buffer [168]
-  const float *__restrict__ p2 = (const float *)a.p[2];  // buffer [168]
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [168]
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [168]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // buffer [168]
   const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [168]
   const float *__restrict__ p5 = (const float *)a.p[5];  // (N, 168, 7, 7)
   const float *__restrict__ p6 = (const float *)a.p[6];  // buffer [168]
-  const float *__restrict__ p7 = (const float *)a.p[7];  // buffer [168]
-  const float *__restrict__ p8 = (const float *)a.p[8];  // parameter [168]
+  const float *__restrict__ p7 = (const float *)a.p[7];  // parameter [168]
+  const float *__restrict__ p8 = (const float *)a.p[8];  // buffer [168]
   const float *__restrict__ p9 = (const float *)a.p[9];  // parameter [168]
   float *__restrict__ p10 = (float *)a.p[10];  // (N, 168, 7, 7)
   const int c = blockIdx.x;
@@ -9834,16 +9830,14 @@ extern "C" __global__ void __launch_bounds__(256, 2) k144_bnapply_max2x2s2_add_c
   const int nb = min(84, a.n - n0);
   const float h1 = p1[c];
   const float h3 = p2[c];
-  const float h4 = 1.0f / sqrtf(h3 + 9.99999975e-06f);
-  const float h5 = p3[c];
-  const float h6 = h4 * h5;
-  const float h8 = p4[c];
-  const float h11 = p6[c];
-  const float h13 = p7[c];
-  const float h14 = 1.0f / sqrtf(h13 + 9.99999975e-06f);
-  const float h15 = p8[c];
-  const float h16 = h14 * h15;
-  const float h18 = p9[c];
+  const float h4 = p3[c];
+  const float h5 = (float)((double)h3 * (1.0 / sqrt((double)h4 + (double)9.99999975e-06f)));
+  const float h7 = p4[c];
+  const float h10 = p6[c];
+  const float h12 = p7[c];
+  const float h13 = p8[c];
+  const float h14 = (float)((double)h12 * (1.0 / sqrt((double)h13 + (double)9.99999975e-06f)));
+  const float h16 = p9[c];
   __shared__ float s_x[8036];
   for (int s0 = 0; s0 < nb; s0 += 41) {
     const int ns = min(41, nb - s0);
@@ -9859,10 +9853,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k144_bnapply_max2x2s2_add_c
       if (iy >= 0 && iy < 14 && ix >= 0 && ix < 14) {
         const int e = iy * 14 + ix;
         const float v0 = p0[(long long)(n) * 32928 + (c) * 196 + (e)];
-        const float v2 = v0 - h1;
-        const float v7 = v2 * h6;
-        const float v9 = v7 + h8;
-        v = v9;
+        const float v2 = __fsub_rn(v0, h1);
+        const float v6 = __fmul_rn(v2, h5);
+        const float v8 = __fadd_rn(v6, h7);
+        v = v8;
       }
       s_x[i] = v;
     }
@@ -9879,12 +9873,12 @@ extern "C" __global__ void __launch_bounds__(256, 2) k144_bnapply_max2x2s2_add_c
       if (!(s[1] <= acc)) acc = s[1];
       if (!(s[14] <= acc)) acc = s[14];
       if (!(s[15] <= acc)) acc = s[15];
-      const float v10 = p5[(long long)(n) * 8232 + (c) * 49 + (e)];
-      const float v12 = v10 - h11;
-      const float v17 = v12 * h16;
-      const float v19 = v17 + h18;
-      const float v20 = v19 + acc;
-      p10[(long long)(n) * 32928 + (c) * 49 + (e)] = v20;
+      const float v9 = p5[(long long)(n) * 8232 + (c) * 49 + (e)];
+      const float v11 = __fsub_rn(v9, h10);
+      const float v15 = __fmul_rn(v11, h14);
+      const float v17 = __fadd_rn(v15, h16);
+      const float v18 = v17 + acc;
+      p10[(long long)(n) * 32928 + (c) * 49 + (e)] = v18;
     }
   }
 }
@@ -9895,13 +9889,13 @@ extern "C" __global__ void __launch_bounds__(256, 2) k144_bnapply_max2x2s2_add_c
 extern "C" __global__ void __launch_bounds__(256, 2) k145_bnapply_avg3x3s2_add_c168_7x7(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 168, 14, 14)
   const float *__restrict__ p1 = (const float *)a.p[1];  // buffer [168]
-  const float *__restrict__ p2 = (const float *)a.p[2];  // buffer [168]
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [168]
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [168]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // buffer [168]
   const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [168]
   const float *__restrict__ p5 = (const float *)a.p[5];  // (N, 168, 7, 7)
   const float *__restrict__ p6 = (const float *)a.p[6];  // buffer [168]
-  const float *__restrict__ p7 = (const float *)a.p[7];  // buffer [168]
-  const float *__restrict__ p8 = (const float *)a.p[8];  // parameter [168]
+  const float *__restrict__ p7 = (const float *)a.p[7];  // parameter [168]
+  const float *__restrict__ p8 = (const float *)a.p[8];  // buffer [168]
   const float *__restrict__ p9 = (const float *)a.p[9];  // parameter [168]
   float *__restrict__ p10 = (float *)a.p[10];  // (N, 168, 7, 7)
   const int c = blockIdx.x;
@@ -9909,16 +9903,14 @@ extern "C" __global__ void __launch_bounds__(256, 2) k145_bnapply_avg3x3s2_add_c
   const int nb = min(84, a.n - n0);
   const float h1 = p1[c];
   const float h3 = p2[c];
-  const float h4 = 1.0f / sqrtf(h3 + 9.99999975e-06f);
-  const float h5 = p3[c];
-  const float h6 = h4 * h5;
-  const float h8 = p4[c];
-  const float h11 = p6[c];
-  const float h13 = p7[c];
-  const float h14 = 1.0f / sqrtf(h13 + 9.99999975e-06f);
-  const float h15 = p8[c];
-  const float h16 = h14 * h15;
-  const float h18 = p9[c];
+  const float h4 = p3[c];
+  const float h5 = (float)((double)h3 * (1.0 / sqrt((double)h4 + (double)9.99999975e-06f)));
+  const float h7 = p4[c];
+  const float h10 = p6[c];
+  const float h12 = p7[c];
+  const float h13 = p8[c];
+  const float h14 = (float)((double)h12 * (1.0 / sqrt((double)h13 + (double)9.99999975e-06f)));
+  const float h16 = p9[c];
   __shared__ float s_x[8100];
   for (int s0 = 0; s0 < nb; s0 += 36) {
     const int ns = min(36, nb - s0);
@@ -9934,10 +9926,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k145_bnapply_avg3x3s2_add_c
       if (iy >= 0 && iy < 14 && ix >= 0 && ix < 14) {
         const int e = iy * 14 + ix;
         const float v0 = p0[(long long)(n) * 32928 + (c) * 196 + (e)];
-        const float v2 = v0 - h1;
-        const float v7 = v2 * h6;
-        const float v9 = v7 + h8;
-        v = v9;
+        const float v2 = __fsub_rn(v0, h1);
+        const float v6 = __fmul_rn(v2, h5);
+        const float v8 = __fadd_rn(v6, h7);
+        v = v8;
       }
       s_x[i] = v;
     }
@@ -9960,12 +9952,12 @@ extern "C" __global__ void __launch_bounds__(256, 2) k145_bnapply_avg3x3s2_add_c
       sum += s[31];
       sum += s[32];
       const float acc = sum / 9.0f;
-      const float v10 = p5[(long long)(n) * 8232 + (c) * 49 + (e)];
-      const float v12 = v10 - h11;
-      const float v17 = v12 * h16;
-      const float v19 = v17 + h18;
-      const float v20 = acc + v19;
-      p10[(long long)(n) * 32928 + (c) * 49 + (e)] = v20;
+      const float v9 = p5[(long long)(n) * 8232 + (c) * 49 + (e)];
+      const float v11 = __fsub_rn(v9, h10);
+      const float v15 = __fmul_rn(v11, h14);
+      const float v17 = __fadd_rn(v15, h16);
+      const float v18 = acc + v17;
+      p10[(long long)(n) * 32928 + (c) * 49 + (e)] = v18;
     }
   }
 }
@@ -9976,13 +9968,13 @@ extern "C" __global__ void __launch_bounds__(256, 2) k145_bnapply_avg3x3s2_add_c
 extern "C" __global__ void __launch_bounds__(256, 2) k146_bnapply_max3x3s2_add_c168_7x7(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 168, 14, 14)
   const float *__restrict__ p1 = (const float *)a.p[1];  // buffer [168]
-  const float *__restrict__ p2 = (const float *)a.p[2];  // buffer [168]
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [168]
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [168]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // buffer [168]
   const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [168]
   const float *__restrict__ p5 = (const float *)a.p[5];  // (N, 168, 7, 7)
   const float *__restrict__ p6 = (const float *)a.p[6];  // buffer [168]
-  const float *__restrict__ p7 = (const float *)a.p[7];  // buffer [168]
-  const float *__restrict__ p8 = (const float *)a.p[8];  // parameter [168]
+  const float *__restrict__ p7 = (const float *)a.p[7];  // parameter [168]
+  const float *__restrict__ p8 = (const float *)a.p[8];  // buffer [168]
   const float *__restrict__ p9 = (const float *)a.p[9];  // parameter [168]
   float *__restrict__ p10 = (float *)a.p[10];  // (N, 168, 7, 7)
   const int c = blockIdx.x;
@@ -9990,16 +9982,14 @@ extern "C" __global__ void __launch_bounds__(256, 2) k146_bnapply_max3x3s2_add_c
   const int nb = min(84, a.n - n0);
   const float h1 = p1[c];
   const float h3 = p2[c];
-  const float h4 = 1.0f / sqrtf(h3 + 9.99999975e-06f);
-  const float h5 = p3[c];
-  const float h6 = h4 * h5;
-  const float h8 = p4[c];
-  const float h11 = p6[c];
-  const float h13 = p7[c];
-  const float h14 = 1.0f / sqrtf(h13 + 9.99999975e-06f);
-  const float h15 = p8[c];
-  const float h16 = h14 * h15;
-  const float h18 = p9[c];
+  const float h4 = p3[c];
+  const float h5 = (float)((double)h3 * (1.0 / sqrt((double)h4 + (double)9.99999975e-06f)));
+  const float h7 = p4[c];
+  const float h10 = p6[c];
+  const float h12 = p7[c];
+  const float h13 = p8[c];
+  const float h14 = (float)((double)h12 * (1.0 / sqrt((double)h13 + (double)9.99999975e-06f)));
+  const float h16 = p9[c];
   __shared__ float s_x[8100];
   for (int s0 = 0; s0 < nb; s0 += 36) {
     const int ns = min(36, nb - s0);
@@ -10015,10 +10005,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k146_bnapply_max3x3s2_add_c
       if (iy >= 0 && iy < 14 && ix >= 0 && ix < 14) {
         const int e = iy * 14 + ix;
         const float v0 = p0[(long long)(n) * 32928 + (c) * 196 + (e)];
-        const float v2 = v0 - h1;
-        const float v7 = v2 * h6;
-        const float v9 = v7 + h8;
-        v = v9;
+        const float v2 = __fsub_rn(v0, h1);
+        const float v6 = __fmul_rn(v2, h5);
+        const float v8 = __fadd_rn(v6, h7);
+        v = v8;
       }
       s_x[i] = v;
     }
@@ -10040,12 +10030,12 @@ extern "C" __global__ void __launch_bounds__(256, 2) k146_bnapply_max3x3s2_add_c
       if (!(s[30] <= acc)) acc = s[30];
       if (!(s[31] <= acc)) acc = s[31];
       if (!(s[32] <= acc)) acc = s[32];
-      const float v10 = p5[(long long)(n) * 8232 + (c) * 49 + (e)];
-      const float v12 = v10 - h11;
-      const float v17 = v12 * h16;
-      const float v19 = v17 + h18;
-      const float v20 = acc + v19;
-      p10[(long long)(n) * 32928 + (c) * 49 + (e)] = v20;
+      const float v9 = p5[(long long)(n) * 8232 + (c) * 49 + (e)];
+      const float v11 = __fsub_rn(v9, h10);
+      const float v15 = __fmul_rn(v11, h14);
+      const float v17 = __fadd_rn(v15, h16);
+      const float v18 = acc + v17;
+      p10[(long long)(n) * 32928 + (c) * 49 + (e)] = v18;
     }
   }
 }
@@ -10056,8 +10046,8 @@ extern "C" __global__ void __launch_bounds__(256, 2) k146_bnapply_max3x3s2_add_c
 extern "C" __global__ void __launch_bounds__(256, 2) k147_bnapply_relu_c168_7x7(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 168, 7, 7)
   const float *__restrict__ p1 = (const float *)a.p[1];  // buffer [168]
-  const float *__restrict__ p2 = (const float *)a.p[2];  // buffer [168]
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [168]
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [168]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // buffer [168]
   const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [168]
   float *__restrict__ p5 = (float *)a.p[5];  // (N, 168, 7, 7)
   const int c = blockIdx.x;
@@ -10065,20 +10055,19 @@ extern "C" __global__ void __launch_bounds__(256, 2) k147_bnapply_relu_c168_7x7(
   const int nb = min(84, a.n - n0);
   const float h1 = p1[c];
   const float h3 = p2[c];
-  const float h4 = 1.0f / sqrtf(h3 + 9.99999975e-06f);
-  const float h5 = p3[c];
-  const float h6 = h4 * h5;
-  const float h8 = p4[c];
+  const float h4 = p3[c];
+  const float h5 = (float)((double)h3 * (1.0 / sqrt((double)h4 + (double)9.99999975e-06f)));
+  const float h7 = p4[c];
   for (int i = threadIdx.x; i < nb * 49; i += 256) {
     const int nl = i / 49;
     const int e = i - nl * 49;
     const int n = n0 + nl;
     const float v0 = p0[(long long)(n) * 8232 + (c) * 49 + (e)];
-    const float v2 = v0 - h1;
-    const float v7 = v2 * h6;
-    const float v9 = v7 + h8;
-    const float v10 = fmaxf(v9, 0.0f);
-    p5[(long long)(n) * 8232 + (c) * 49 + (e)] = v10;
+    const float v2 = __fsub_rn(v0, h1);
+    const float v6 = __fmul_rn(v2, h5);
+    const float v8 = __fadd_rn(v6, h7);
+    const float v9 = fmaxf(v8, 0.0f);
+    p5[(long long)(n) * 8232 + (c) * 49 + (e)] = v9;
   }
 }
 
@@ -10088,13 +10077,13 @@ extern "C" __global__ void __launch_bounds__(256, 2) k147_bnapply_relu_c168_7x7(
 extern "C" __global__ void __launch_bounds__(256, 2) k148_bnapply_avg5x5s1_add_relu_c168_7x7(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 168, 7, 7)
   const float *__restrict__ p1 = (const float *)a.p[1];  // buffer [168]
-  const float *__restrict__ p2 = (const float *)a.p[2];  // buffer [168]
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [168]
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [168]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // buffer [168]
   const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [168]
   const float *__restrict__ p5 = (const float *)a.p[5];  // (N, 168, 7, 7)
   const float *__restrict__ p6 = (const float *)a.p[6];  // buffer [168]
-  const float *__restrict__ p7 = (const float *)a.p[7];  // buffer [168]
-  const float *__restrict__ p8 = (const float *)a.p[8];  // parameter [168]
+  const float *__restrict__ p7 = (const float *)a.p[7];  // parameter [168]
+  const float *__restrict__ p8 = (const float *)a.p[8];  // buffer [168]
   const float *__restrict__ p9 = (const float *)a.p[9];  // parameter [168]
   float *__restrict__ p10 = (float *)a.p[10];  // (N, 168, 7, 7)
   const int c = blockIdx.x;
@@ -10102,16 +10091,14 @@ extern "C" __global__ void __launch_bounds__(256, 2) k148_bnapply_avg5x5s1_add_r
   const int nb = min(84, a.n - n0);
   const float h1 = p1[c];
   const float h3 = p2[c];
-  const float h4 = 1.0f / sqrtf(h3 + 9.99999975e-06f);
-  const float h5 = p3[c];
-  const float h6 = h4 * h5;
-  const float h8 = p4[c];
-  const float h11 = p6[c];
-  const float h13 = p7[c];
-  const float h14 = 1.0f / sqrtf(h13 + 9.99999975e-06f);
-  const float h15 = p8[c];
-  const float h16 = h14 * h15;
-  const float h18 = p9[c];
+  const float h4 = p3[c];
+  const float h5 = (float)((double)h3 * (1.0 / sqrt((double)h4 + (double)9.99999975e-06f)));
+  const float h7 = p4[c];
+  const float h10 = p6[c];
+  const float h12 = p7[c];
+  const float h13 = p8[c];
+  const float h14 = (float)((double)h12 * (1.0 / sqrt((double)h13 + (double)9.99999975e-06f)));
+  const float h16 = p9[c];
   __shared__ float s_x[8107];
   for (int s0 = 0; s0 < nb; s0 += 67) {
     const int ns = min(67, nb - s0);
@@ -10127,10 +10114,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k148_bnapply_avg5x5s1_add_r
       if (iy >= 0 && iy < 7 && ix >= 0 && ix < 7) {
         const int e = iy * 7 + ix;
         const float v0 = p0[(long long)(n) * 8232 + (c) * 49 + (e)];
-        const float v2 = v0 - h1;
-        const float v7 = v2 * h6;
-        const float v9 = v7 + h8;
-        v = v9;
+        const float v2 = __fsub_rn(v0, h1);
+        const float v6 = __fmul_rn(v2, h5);
+        const float v8 = __fadd_rn(v6, h7);
+        v = v8;
       }
       s_x[i] = v;
     }
@@ -10169,13 +10156,13 @@ extern "C" __global__ void __launch_bounds__(256, 2) k148_bnapply_avg5x5s1_add_r
       sum += s[47];
       sum += s[48];
       const float acc = sum / 25.0f;
-      const float v10 = p5[(long long)(n) * 8232 + (c) * 49 + (e)];
-      const float v12 = v10 - h11;
-      const float v17 = v12 * h16;
-      const float v19 = v17 + h18;
-      const float v20 = v19 + acc;
-      const float v21 = fmaxf(v20, 0.0f);
-      p10[(long long)(n) * 8232 + (c) * 49 + (e)] = v21;
+      const float v9 = p5[(long long)(n) * 8232 + (c) * 49 + (e)];
+      const float v11 = __fsub_rn(v9, h10);
+      const float v15 = __fmul_rn(v11, h14);
+      const float v17 = __fadd_rn(v15, h16);
+      const float v18 = v17 + acc;
+      const float v19 = fmaxf(v18, 0.0f);
+      p10[(long long)(n) * 8232 + (c) * 49 + (e)] = v19;
     }
   }
 }
@@ -10186,13 +10173,13 @@ extern "C" __global__ void __launch_bounds__(256, 2) k148_bnapply_avg5x5s1_add_r
 extern "C" __global__ void __launch_bounds__(256, 2) k149_bnapply_add_c168_7x7(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 168, 7, 7)
   const float *__restrict__ p1 = (const float *)a.p[1];  // buffer [168]
-  const float *__restrict__ p2 = (const float *)a.p[2];  // buffer [168]
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [168]
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [168]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // buffer [168]
   const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [168]
   const float *__restrict__ p5 = (const float *)a.p[5];  // (N, 168, 7, 7)
   const float *__restrict__ p6 = (const float *)a.p[6];  // buffer [168]
-  const float *__restrict__ p7 = (const float *)a.p[7];  // buffer [168]
-  const float *__restrict__ p8 = (const float *)a.p[8];  // parameter [168]
+  const float *__restrict__ p7 = (const float *)a.p[7];  // parameter [168]
+  const float *__restrict__ p8 = (const float *)a.p[8];  // buffer [168]
   const float *__restrict__ p9 = (const float *)a.p[9];  // parameter [168]
   float *__restrict__ p10 = (float *)a.p[10];  // (N, 168, 7, 7)
   const int c = blockIdx.x;
@@ -10200,30 +10187,28 @@ extern "C" __global__ void __launch_bounds__(256, 2) k149_bnapply_add_c168_7x7(c
   const int nb = min(84, a.n - n0);
   const float h1 = p1[c];
   const float h3 = p2[c];
-  const float h4 = 1.0f / sqrtf(h3 + 9.99999975e-06f);
-  const float h5 = p3[c];
-  const float h6 = h4 * h5;
-  const float h8 = p4[c];
-  const float h11 = p6[c];
-  const float h13 = p7[c];
-  const float h14 = 1.0f / sqrtf(h13 + 9.99999975e-06f);
-  const float h15 = p8[c];
-  const float h16 = h14 * h15;
-  const float h18 = p9[c];
+  const float h4 = p3[c];
+  const float h5 = (float)((double)h3 * (1.0 / sqrt((double)h4 + (double)9.99999975e-06f)));
+  const float h7 = p4[c];
+  const float h10 = p6[c];
+  const float h12 = p7[c];
+  const float h13 = p8[c];
+  const float h14 = (float)((double)h12 * (1.0 / sqrt((double)h13 + (double)9.99999975e-06f)));
+  const float h16 = p9[c];
   for (int i = threadIdx.x; i < nb * 49; i += 256) {
     const int nl = i / 49;
     const int e = i - nl * 49;
     const int n = n0 + nl;
     const float v0 = p0[(long long)(n) * 8232 + (c) * 49 + (e)];
-    const float v2 = v0 - h1;
-    const float v7 = v2 * h6;
-    const float v9 = v7 + h8;
-    const float v10 = p5[(long long)(n) * 8232 + (c) * 49 + (e)];
-    const float v12 = v10 - h11;
-    const float v17 = v12 * h16;
-    const float v19 = v17 + h18;
-    const float v20 = v9 + v19;
-    p10[(long long)(n) * 24696 + (c) * 49 + (e)] = v20;
+    const float v2 = __fsub_rn(v0, h1);
+    const float v6 = __fmul_rn(v2, h5);
+    const float v8 = __fadd_rn(v6, h7);
+    const float v9 = p5[(long long)(n) * 8232 + (c) * 49 + (e)];
+    const float v11 = __fsub_rn(v9, h10);
+    const float v15 = __fmul_rn(v11, h14);
+    const float v17 = __fadd_rn(v15, h16);
+    const float v18 = v8 + v17;
+    p10[(long long)(n) * 24696 + (c) * 49 + (e)] = v18;
   }
 }
 
@@ -10233,13 +10218,13 @@ extern "C" __global__ void __launch_bounds__(256, 2) k149_bnapply_add_c168_7x7(c
 extern "C" __global__ void __launch_bounds__(256, 2) k150_bnapply_add_relu_c168_7x7(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 168, 7, 7)
   const float *__restrict__ p1 = (const float *)a.p[1];  // buffer [168]
-  const float *__restrict__ p2 = (const float *)a.p[2];  // buffer [168]
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [168]
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [168]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // buffer [168]
   const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [168]
   const float *__restrict__ p5 = (const float *)a.p[5];  // (N, 168, 7, 7)
   const float *__restrict__ p6 = (const float *)a.p[6];  // buffer [168]
-  const float *__restrict__ p7 = (const float *)a.p[7];  // buffer [168]
-  const float *__restrict__ p8 = (const float *)a.p[8];  // parameter [168]
+  const float *__restrict__ p7 = (const float *)a.p[7];  // parameter [168]
+  const float *__restrict__ p8 = (const float *)a.p[8];  // buffer [168]
   const float *__restrict__ p9 = (const float *)a.p[9];  // parameter [168]
   float *__restrict__ p10 = (float *)a.p[10];  // (N, 168, 7, 7)
   const int c = blockIdx.x;
@@ -10247,31 +10232,29 @@ extern "C" __global__ void __launch_bounds__(256, 2) k150_bnapply_add_relu_c168_
   const int nb = min(84, a.n - n0);
   const float h1 = p1[c];
   const float h3 = p2[c];
-  const float h4 = 1.0f / sqrtf(h3 + 9.99999975e-06f);
-  const float h5 = p3[c];
-  const float h6 = h4 * h5;
-  const float h8 = p4[c];
-  const float h11 = p6[c];
-  const float h13 = p7[c];
-  const float h14 = 1.0f / sqrtf(h13 + 9.99999975e-06f);
-  const float h15 = p8[c];
-  const float h16 = h14 * h15;
-  const float h18 = p9[c];
+  const float h4 = p3[c];
+  const float h5 = (float)((double)h3 * (1.0 / sqrt((double)h4 + (double)9.99999975e-06f)));
+  const float h7 = p4[c];
+  const float h10 = p6[c];
+  const float h12 = p7[c];
+  const float h13 = p8[c];
+  const float h14 = (float)((double)h12 * (1.0 / sqrt((double)h13 + (double)9.99999975e-06f)));
+  const float h16 = p9[c];
   for (int i = threadIdx.x; i < nb * 49; i += 256) {
     const int nl = i / 49;
     const int e = i - nl * 49;
     const int n = n0 + nl;
     const float v0 = p0[(long long)(n) * 8232 + (c) * 49 + (e)];
-    const float v2 = v0 - h1;
-    const float v7 = v2 * h6;
-    const float v9 = v7 + h8;
-    const float v10 = p5[(long long)(n) * 8232 + (c) * 49 + (e)];
-    const float v12 = v10 - h11;
-    const float v17 = v12 * h16;
-    const float v19 = v17 + h18;
-    const float v20 = v9 + v19;
-    const float v21 = fmaxf(v20, 0.0f);
-    p10[(long long)(n) * 8232 + (c) * 49 + (e)] = v21;
+    const float v2 = __fsub_rn(v0, h1);
+    const float v6 = __fmul_rn(v2, h5);
+    const float v8 = __fadd_rn(v6, h7);
+    const float v9 = p5[(long long)(n) * 8232 + (c) * 49 + (e)];
+    const float v11 = __fsub_rn(v9, h10);
+    const float v15 = __fmul_rn(v11, h14);
+    const float v17 = __fadd_rn(v15, h16);
+    const float v18 = v8 + v17;
+    const float v19 = fmaxf(v18, 0.0f);
+    p10[(long long)(n) * 8232 + (c) * 49 + (e)] = v19;
   }
 }
 
@@ -11190,53 +11173,53 @@ static const ParamInfo nao_params[] = {
 };
 
 static const CudaKernel nao_kernels[] = {  // name, pattern, block, grid_x, grid_nb, smem, n_args, reduces
-  {"k0_bnstats_c21_112x112", "pw", 256, 21, 1, 0, 6, 1},
-  {"k1_bnapply_relu_c21_112x112", "pw", 256, 21, 1, 0, 6, 0},
-  {"k2_bnstats_c42_56x56", "pw", 256, 42, 2, 0, 6, 1},
-  {"k3_bnapply_relu_c42_56x56", "pw", 256, 42, 2, 0, 6, 0},
-  {"k4_bnstats_c42_28x28", "pw", 256, 42, 6, 0, 6, 1},
-  {"k5_bnapply_relu_c42_28x28", "pw", 256, 42, 6, 0, 6, 0},
-  {"k6_bnapply_avg5x5s1_add_relu_c42_28x28", "pool", 256, 42, 6, 24576, 11, 0},
-  {"k7_bnapply_add_c42_28x28", "pw", 256, 42, 6, 0, 11, 0},
-  {"k8_bnapply_add_relu_c42_28x28", "pw", 256, 42, 6, 0, 11, 0},
+  {"k0_bnstats_c21_112x112", "pw", 256, 21, 1, 0, 8, 1},
+  {"k1_bnapply_relu_c21_112x112", "pw", 256, 21, 1, 0, 4, 0},
+  {"k2_bnstats_c42_56x56", "pw", 256, 42, 2, 0, 8, 1},
+  {"k3_bnapply_relu_c42_56x56", "pw", 256, 42, 2, 0, 4, 0},
+  {"k4_bnstats_c42_28x28", "pw", 256, 42, 6, 0, 8, 1},
+  {"k5_bnapply_relu_c42_28x28", "pw", 256, 42, 6, 0, 4, 0},
+  {"k6_bnapply_avg5x5s1_add_relu_c42_28x28", "pool", 256, 42, 6, 24576, 7, 0},
+  {"k7_bnapply_add_c42_28x28", "pw", 256, 42, 6, 0, 7, 0},
+  {"k8_bnapply_add_relu_c42_28x28", "pw", 256, 42, 6, 0, 7, 0},
   {"k9_relu_c126_28x28", "pw", 256, 126, 6, 0, 2, 0},
-  {"k10_bnstats_c84_28x28", "pw", 256, 84, 6, 0, 6, 1},
-  {"k11_bnapply_relu_c84_28x28", "pw", 256, 84, 6, 0, 6, 0},
-  {"k12_bnstats_c84_14x14", "pw", 256, 84, 21, 0, 6, 1},
-  {"k13_bnapply_avg2x2s2_add_relu_c84_14x14", "pool", 256, 84, 21, 31360, 11, 0},
-  {"k14_bnapply_avg3x3s2_add_c84_14x14", "pool", 256, 84, 21, 30276, 11, 0},
-  {"k15_bnstats_c84_28x14", "pw", 256, 84, 11, 0, 6, 1},
-  {"k16_bnapply_relu_c84_28x14", "pw", 256, 84, 11, 0, 6, 0},
-  {"k17_bnapply_max2x2s2_add_c84_14x14", "pool", 256, 84, 21, 31360, 11, 0},
-  {"k18_bnapply_avg3x3s2_add_c84_14x14", "pool", 256, 84, 21, 30276, 11, 0},
-  {"k19_bnapply_max3x3s2_add_c84_14x14", "pool", 256, 84, 21, 30276, 11, 0},
+  {"k10_bnstats_c84_28x28", "pw", 256, 84, 6, 0, 8, 1},
+  {"k11_bnapply_relu_c84_28x28", "pw", 256, 84, 6, 0, 4, 0},
+  {"k12_bnstats_c84_14x14", "pw", 256, 84, 21, 0, 8, 1},
+  {"k13_bnapply_avg2x2s2_add_relu_c84_14x14", "pool", 256, 84, 21, 31360, 7, 0},
+  {"k14_bnapply_avg3x3s2_add_c84_14x14", "pool", 256, 84, 21, 30276, 7, 0},
+  {"k15_bnstats_c84_28x14", "pw", 256, 84, 11, 0, 8, 1},
+  {"k16_bnapply_relu_c84_28x14", "pw", 256, 84, 11, 0, 4, 0},
+  {"k17_bnapply_max2x2s2_add_c84_14x14", "pool", 256, 84, 21, 31360, 7, 0},
+  {"k18_bnapply_avg3x3s2_add_c84_14x14", "pool", 256, 84, 21, 30276, 7, 0},
+  {"k19_bnapply_max3x3s2_add_c84_14x14", "pool", 256, 84, 21, 30276, 7, 0},
   {"k20_relu_c336_14x14", "pw", 256, 336, 21, 0, 2, 0},
-  {"k21_bnapply_relu_c84_14x14", "pw", 256, 84, 21, 0, 6, 0},
-  {"k22_bnapply_avg5x5s1_add_relu_c84_14x14", "pool", 256, 84, 21, 27216, 11, 0},
-  {"k23_bnapply_add_c84_14x14", "pw", 256, 84, 21, 0, 11, 0},
-  {"k24_bnapply_add_relu_c84_14x14", "pw", 256, 84, 21, 0, 11, 0},
+  {"k21_bnapply_relu_c84_14x14", "pw", 256, 84, 21, 0, 4, 0},
+  {"k22_bnapply_avg5x5s1_add_relu_c84_14x14", "pool", 256, 84, 21, 27216, 7, 0},
+  {"k23_bnapply_add_c84_14x14", "pw", 256, 84, 21, 0, 7, 0},
+  {"k24_bnapply_add_relu_c84_14x14", "pw", 256, 84, 21, 0, 7, 0},
   {"k25_relu_c252_14x14", "pw", 256, 252, 21, 0, 2, 0},
-  {"k26_bnstats_c168_14x14", "pw", 256, 168, 21, 0, 6, 1},
-  {"k27_bnapply_relu_c168_14x14", "pw", 256, 168, 21, 0, 6, 0},
-  {"k28_bnstats_c168_7x7", "pw", 256, 168, 84, 0, 6, 1},
-  {"k29_bnapply_avg2x2s2_add_relu_c168_7x7", "pool", 256, 168, 84, 32144, 11, 0},
-  {"k30_bnapply_avg3x3s2_add_c168_7x7", "pool", 256, 168, 84, 32400, 11, 0},
-  {"k31_bnstats_c168_14x7", "pw", 256, 168, 42, 0, 6, 1},
-  {"k32_bnapply_relu_c168_14x7", "pw", 256, 168, 42, 0, 6, 0},
-  {"k33_bnapply_max2x2s2_add_c168_7x7", "pool", 256, 168, 84, 32144, 11, 0},
-  {"k34_bnapply_avg3x3s2_add_c168_7x7", "pool", 256, 168, 84, 32400, 11, 0},
-  {"k35_bnapply_max3x3s2_add_c168_7x7", "pool", 256, 168, 84, 32400, 11, 0},
+  {"k26_bnstats_c168_14x14", "pw", 256, 168, 21, 0, 8, 1},
+  {"k27_bnapply_relu_c168_14x14", "pw", 256, 168, 21, 0, 4, 0},
+  {"k28_bnstats_c168_7x7", "pw", 256, 168, 84, 0, 8, 1},
+  {"k29_bnapply_avg2x2s2_add_relu_c168_7x7", "pool", 256, 168, 84, 32144, 7, 0},
+  {"k30_bnapply_avg3x3s2_add_c168_7x7", "pool", 256, 168, 84, 32400, 7, 0},
+  {"k31_bnstats_c168_14x7", "pw", 256, 168, 42, 0, 8, 1},
+  {"k32_bnapply_relu_c168_14x7", "pw", 256, 168, 42, 0, 4, 0},
+  {"k33_bnapply_max2x2s2_add_c168_7x7", "pool", 256, 168, 84, 32144, 7, 0},
+  {"k34_bnapply_avg3x3s2_add_c168_7x7", "pool", 256, 168, 84, 32400, 7, 0},
+  {"k35_bnapply_max3x3s2_add_c168_7x7", "pool", 256, 168, 84, 32400, 7, 0},
   {"k36_relu_avg5x5s2_c672_2x2", "pool", 256, 672, 128, 25088, 2, 0},
-  {"k37_bnstats_c128_2x2", "pw", 256, 128, 32, 0, 6, 1},
-  {"k38_bnapply_relu_c128_2x2", "pw", 256, 128, 32, 0, 6, 0},
-  {"k39_bnstats_c768_1x1", "pw", 256, 768, 128, 0, 6, 1},
-  {"k40_bnapply_relu_c768_1x1", "pw", 256, 768, 128, 0, 6, 0},
+  {"k37_bnstats_c128_2x2", "pw", 256, 128, 32, 0, 8, 1},
+  {"k38_bnapply_relu_c128_2x2", "pw", 256, 128, 32, 0, 4, 0},
+  {"k39_bnstats_c768_1x1", "pw", 256, 768, 128, 0, 8, 1},
+  {"k40_bnapply_relu_c768_1x1", "pw", 256, 768, 128, 0, 4, 0},
   {"k41_bias_c1000_1x1", "pw", 256, 1000, 128, 0, 2, 0},
   {"k42_relu_c672_7x7", "pw", 256, 672, 84, 0, 2, 0},
-  {"k43_bnapply_relu_c168_7x7", "pw", 256, 168, 84, 0, 6, 0},
-  {"k44_bnapply_avg5x5s1_add_relu_c168_7x7", "pool", 256, 168, 84, 32428, 11, 0},
-  {"k45_bnapply_add_c168_7x7", "pw", 256, 168, 84, 0, 11, 0},
-  {"k46_bnapply_add_relu_c168_7x7", "pw", 256, 168, 84, 0, 11, 0},
+  {"k43_bnapply_relu_c168_7x7", "pw", 256, 168, 84, 0, 4, 0},
+  {"k44_bnapply_avg5x5s1_add_relu_c168_7x7", "pool", 256, 168, 84, 32428, 7, 0},
+  {"k45_bnapply_add_c168_7x7", "pw", 256, 168, 84, 0, 7, 0},
+  {"k46_bnapply_add_relu_c168_7x7", "pw", 256, 168, 84, 0, 7, 0},
   {"k47_relu_c504_7x7", "pw", 256, 504, 84, 0, 2, 0},
   {"k48_gap_c504_1x1", "gap", 256, 504, 84, 0, 2, 0},
   {"k49_xent_xent_bwd_c1000_1x1", "xent", 256, 1, 8, 0, 5, 1},
@@ -11264,8 +11247,8 @@ static const CudaKernel nao_kernels[] = {  // name, pattern, block, grid_x, grid
   {"k71_bnbwdsum_c168_7x7", "pw", 256, 168, 84, 0, 8, 1},
   {"k72_bnbwd_c168_7x7", "pw", 256, 168, 84, 0, 7, 0},
   {"k73_bnapply_relu_relu_bwd_c168_14x14", "pw", 256, 168, 21, 0, 3, 0},
-  {"k74_bnapply_max3x3s2bwd_c168_14x14", "pool_bwd", 256, 168, 21, 24045, 7, 0},
-  {"k75_bnapply_max2x2s2bwd_c168_14x14", "pool_bwd", 256, 168, 21, 21609, 7, 0},
+  {"k74_bnapply_max3x3s2bwd_c168_14x14", "pool_bwd", 256, 168, 21, 24045, 5, 0},
+  {"k75_bnapply_max2x2s2bwd_c168_14x14", "pool_bwd", 256, 168, 21, 21609, 5, 0},
   {"k76_relu_bwd_bnbwdsum_c168_14x7", "pw", 256, 168, 42, 0, 10, 1},
   {"k77_bnbwd_c168_14x7", "pw", 256, 168, 42, 0, 7, 0},
   {"k78_bnapply_avg3x3s2bwd_relu_relu_bwd_c168_14x14", "pool_bwd", 256, 168, 21, 4116, 4, 0},
@@ -11287,8 +11270,8 @@ static const CudaKernel nao_kernels[] = {  // name, pattern, block, grid_x, grid
   {"k94_bnbwdsum_c84_14x14", "pw", 256, 84, 21, 0, 8, 1},
   {"k95_bnbwd_c84_14x14", "pw", 256, 84, 21, 0, 7, 0},
   {"k96_bnapply_relu_relu_bwd_c84_28x28", "pw", 256, 84, 6, 0, 3, 0},
-  {"k97_bnapply_max3x3s2bwd_c84_28x28", "pool_bwd", 256, 84, 6, 26064, 7, 0},
-  {"k98_bnapply_max2x2s2bwd_c84_28x28", "pool_bwd", 256, 84, 6, 24696, 7, 0},
+  {"k97_bnapply_max3x3s2bwd_c84_28x28", "pool_bwd", 256, 84, 6, 26064, 5, 0},
+  {"k98_bnapply_max2x2s2bwd_c84_28x28", "pool_bwd", 256, 84, 6, 24696, 5, 0},
   {"k99_relu_bwd_bnbwdsum_c84_28x14", "pw", 256, 84, 11, 0, 10, 1},
   {"k100_bnbwd_c84_28x14", "pw", 256, 84, 11, 0, 7, 0},
   {"k101_bnapply_avg3x3s2bwd_relu_relu_bwd_c84_28x28", "pool_bwd", 256, 84, 6, 4704, 4, 0},
@@ -14198,6 +14181,169 @@ static const IrTensor nao_train_tensors[] = {
   {.name = "grad:stem0.2", .kind = IR_T_ACT, .c = 21, .h = 112, .w = 112, .producer = 1303, .view_of = -1, .grad_of = 6},
   {.name = "grad:stem0.1", .kind = IR_T_ACT, .c = 21, .h = 112, .w = 112, .producer = 1304, .view_of = -1, .grad_of = 3},
   {.name = "grad:stem0.0", .kind = IR_T_ACT, .c = 21, .h = 112, .w = 112, .producer = 1305, .view_of = -1, .grad_of = 2},
+  {.name = "bnapply:stem0.1", .kind = IR_T_STAT, .c = 63, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:stem0.4", .kind = IR_T_STAT, .c = 126, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:stem1.2", .kind = IR_T_STAT, .c = 126, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.0.maybe_calibrate_size.preprocess_x.bn", .kind = IR_T_STAT, .c = 126, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.0.ops.0.x_op.ops.2", .kind = IR_T_STAT, .c = 126, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.0.ops.1.x_op.ops.2", .kind = IR_T_STAT, .c = 126, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.0.ops.1.x_op.ops.5", .kind = IR_T_STAT, .c = 126, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.0.ops.1.y_op.ops.2", .kind = IR_T_STAT, .c = 126, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.0.ops.2.x_op.ops.2", .kind = IR_T_STAT, .c = 126, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.0.ops.2.y_op.ops.2", .kind = IR_T_STAT, .c = 126, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.0.ops.3.x_op.ops.2", .kind = IR_T_STAT, .c = 126, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.0.ops.3.x_op.ops.5", .kind = IR_T_STAT, .c = 126, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.0.ops.3.y_op.ops.2", .kind = IR_T_STAT, .c = 126, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.0.ops.4.y_op.ops.2", .kind = IR_T_STAT, .c = 126, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.1.maybe_calibrate_size.preprocess_y.bn", .kind = IR_T_STAT, .c = 126, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.1.ops.0.x_op.ops.2", .kind = IR_T_STAT, .c = 126, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.1.ops.1.x_op.ops.2", .kind = IR_T_STAT, .c = 126, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.1.ops.1.x_op.ops.5", .kind = IR_T_STAT, .c = 126, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.1.ops.1.y_op.ops.2", .kind = IR_T_STAT, .c = 126, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.1.ops.2.x_op.ops.2", .kind = IR_T_STAT, .c = 126, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.1.ops.2.y_op.ops.2", .kind = IR_T_STAT, .c = 126, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.1.ops.3.x_op.ops.2", .kind = IR_T_STAT, .c = 126, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.1.ops.3.x_op.ops.5", .kind = IR_T_STAT, .c = 126, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.1.ops.3.y_op.ops.2", .kind = IR_T_STAT, .c = 126, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.1.ops.4.y_op.ops.2", .kind = IR_T_STAT, .c = 126, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.2.maybe_calibrate_size.preprocess_x.bn", .kind = IR_T_STAT, .c = 126, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.2.maybe_calibrate_size.preprocess_y.bn", .kind = IR_T_STAT, .c = 126, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.2.ops.0.x_op.ops.2", .kind = IR_T_STAT, .c = 126, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.2.ops.1.x_op.ops.2", .kind = IR_T_STAT, .c = 126, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.2.ops.1.x_op.ops.5", .kind = IR_T_STAT, .c = 126, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.2.ops.1.y_op.ops.2", .kind = IR_T_STAT, .c = 126, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.2.ops.2.x_op.ops.2", .kind = IR_T_STAT, .c = 126, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.2.ops.2.y_op.ops.2", .kind = IR_T_STAT, .c = 126, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.2.ops.3.x_op.ops.2", .kind = IR_T_STAT, .c = 126, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.2.ops.3.x_op.ops.5", .kind = IR_T_STAT, .c = 126, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.2.ops.3.y_op.ops.2", .kind = IR_T_STAT, .c = 126, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.2.ops.4.y_op.ops.2", .kind = IR_T_STAT, .c = 126, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.3.maybe_calibrate_size.preprocess_x.bn", .kind = IR_T_STAT, .c = 126, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.3.maybe_calibrate_size.preprocess_y.bn", .kind = IR_T_STAT, .c = 126, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.3.ops.0.x_op.ops.2", .kind = IR_T_STAT, .c = 126, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.3.ops.1.x_op.ops.2", .kind = IR_T_STAT, .c = 126, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.3.ops.1.x_op.ops.5", .kind = IR_T_STAT, .c = 126, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.3.ops.1.y_op.ops.2", .kind = IR_T_STAT, .c = 126, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.3.ops.2.x_op.ops.2", .kind = IR_T_STAT, .c = 126, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.3.ops.2.y_op.ops.2", .kind = IR_T_STAT, .c = 126, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.3.ops.3.x_op.ops.2", .kind = IR_T_STAT, .c = 126, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.3.ops.3.x_op.ops.5", .kind = IR_T_STAT, .c = 126, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.3.ops.3.y_op.ops.2", .kind = IR_T_STAT, .c = 126, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.3.ops.4.y_op.ops.2", .kind = IR_T_STAT, .c = 126, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.4.maybe_calibrate_size.preprocess_x.bn", .kind = IR_T_STAT, .c = 252, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.4.maybe_calibrate_size.preprocess_y.bn", .kind = IR_T_STAT, .c = 252, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.4.ops.0.x_op.ops.2", .kind = IR_T_STAT, .c = 252, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.4.ops.1.x_op.ops.2", .kind = IR_T_STAT, .c = 252, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.4.ops.2.x_op.ops.2", .kind = IR_T_STAT, .c = 252, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.4.ops.2.x_op.ops.5", .kind = IR_T_STAT, .c = 252, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.4.ops.3.y_op.ops.2", .kind = IR_T_STAT, .c = 252, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.4.ops.4.y_op.ops.2", .kind = IR_T_STAT, .c = 252, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.5.maybe_calibrate_size.preprocess_x.bn", .kind = IR_T_STAT, .c = 252, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.5.maybe_calibrate_size.preprocess_y.bn", .kind = IR_T_STAT, .c = 252, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.5.ops.0.x_op.ops.2", .kind = IR_T_STAT, .c = 252, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.5.ops.1.x_op.ops.2", .kind = IR_T_STAT, .c = 252, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.5.ops.1.x_op.ops.5", .kind = IR_T_STAT, .c = 252, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.5.ops.1.y_op.ops.2", .kind = IR_T_STAT, .c = 252, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.5.ops.2.x_op.ops.2", .kind = IR_T_STAT, .c = 252, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.5.ops.2.y_op.ops.2", .kind = IR_T_STAT, .c = 252, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.5.ops.3.x_op.ops.2", .kind = IR_T_STAT, .c = 252, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.5.ops.3.x_op.ops.5", .kind = IR_T_STAT, .c = 252, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.5.ops.3.y_op.ops.2", .kind = IR_T_STAT, .c = 252, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.5.ops.4.y_op.ops.2", .kind = IR_T_STAT, .c = 252, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.6.maybe_calibrate_size.preprocess_x.bn", .kind = IR_T_STAT, .c = 252, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.6.maybe_calibrate_size.preprocess_y.bn", .kind = IR_T_STAT, .c = 252, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.6.ops.0.x_op.ops.2", .kind = IR_T_STAT, .c = 252, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.6.ops.1.x_op.ops.2", .kind = IR_T_STAT, .c = 252, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.6.ops.1.x_op.ops.5", .kind = IR_T_STAT, .c = 252, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.6.ops.1.y_op.ops.2", .kind = IR_T_STAT, .c = 252, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.6.ops.2.x_op.ops.2", .kind = IR_T_STAT, .c = 252, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.6.ops.2.y_op.ops.2", .kind = IR_T_STAT, .c = 252, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.6.ops.3.x_op.ops.2", .kind = IR_T_STAT, .c = 252, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.6.ops.3.x_op.ops.5", .kind = IR_T_STAT, .c = 252, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.6.ops.3.y_op.ops.2", .kind = IR_T_STAT, .c = 252, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.6.ops.4.y_op.ops.2", .kind = IR_T_STAT, .c = 252, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.7.maybe_calibrate_size.preprocess_x.bn", .kind = IR_T_STAT, .c = 252, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.7.maybe_calibrate_size.preprocess_y.bn", .kind = IR_T_STAT, .c = 252, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.7.ops.0.x_op.ops.2", .kind = IR_T_STAT, .c = 252, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.7.ops.1.x_op.ops.2", .kind = IR_T_STAT, .c = 252, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.7.ops.1.x_op.ops.5", .kind = IR_T_STAT, .c = 252, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.7.ops.1.y_op.ops.2", .kind = IR_T_STAT, .c = 252, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.7.ops.2.x_op.ops.2", .kind = IR_T_STAT, .c = 252, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.7.ops.2.y_op.ops.2", .kind = IR_T_STAT, .c = 252, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.7.ops.3.x_op.ops.2", .kind = IR_T_STAT, .c = 252, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.7.ops.3.x_op.ops.5", .kind = IR_T_STAT, .c = 252, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.7.ops.3.y_op.ops.2", .kind = IR_T_STAT, .c = 252, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.7.ops.4.y_op.ops.2", .kind = IR_T_STAT, .c = 252, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.8.maybe_calibrate_size.preprocess_x.bn", .kind = IR_T_STAT, .c = 252, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.8.maybe_calibrate_size.preprocess_y.bn", .kind = IR_T_STAT, .c = 252, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.8.ops.0.x_op.ops.2", .kind = IR_T_STAT, .c = 252, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.8.ops.1.x_op.ops.2", .kind = IR_T_STAT, .c = 252, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.8.ops.1.x_op.ops.5", .kind = IR_T_STAT, .c = 252, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.8.ops.1.y_op.ops.2", .kind = IR_T_STAT, .c = 252, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.8.ops.2.x_op.ops.2", .kind = IR_T_STAT, .c = 252, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.8.ops.2.y_op.ops.2", .kind = IR_T_STAT, .c = 252, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.8.ops.3.x_op.ops.2", .kind = IR_T_STAT, .c = 252, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.8.ops.3.x_op.ops.5", .kind = IR_T_STAT, .c = 252, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.8.ops.3.y_op.ops.2", .kind = IR_T_STAT, .c = 252, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.8.ops.4.y_op.ops.2", .kind = IR_T_STAT, .c = 252, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.9.maybe_calibrate_size.preprocess_x.bn", .kind = IR_T_STAT, .c = 504, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.9.maybe_calibrate_size.preprocess_y.bn", .kind = IR_T_STAT, .c = 504, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.9.ops.0.x_op.ops.2", .kind = IR_T_STAT, .c = 504, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.9.ops.1.x_op.ops.2", .kind = IR_T_STAT, .c = 504, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.9.ops.2.x_op.ops.2", .kind = IR_T_STAT, .c = 504, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.9.ops.2.x_op.ops.5", .kind = IR_T_STAT, .c = 504, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.9.ops.3.y_op.ops.2", .kind = IR_T_STAT, .c = 504, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.9.ops.4.y_op.ops.2", .kind = IR_T_STAT, .c = 504, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:auxiliary_head.bn1", .kind = IR_T_STAT, .c = 384, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:auxiliary_head.bn2", .kind = IR_T_STAT, .c = 2304, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.10.maybe_calibrate_size.preprocess_x.bn", .kind = IR_T_STAT, .c = 504, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.10.maybe_calibrate_size.preprocess_y.bn", .kind = IR_T_STAT, .c = 504, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.10.ops.0.x_op.ops.2", .kind = IR_T_STAT, .c = 504, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.10.ops.1.x_op.ops.2", .kind = IR_T_STAT, .c = 504, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.10.ops.1.x_op.ops.5", .kind = IR_T_STAT, .c = 504, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.10.ops.1.y_op.ops.2", .kind = IR_T_STAT, .c = 504, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.10.ops.2.x_op.ops.2", .kind = IR_T_STAT, .c = 504, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.10.ops.2.y_op.ops.2", .kind = IR_T_STAT, .c = 504, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.10.ops.3.x_op.ops.2", .kind = IR_T_STAT, .c = 504, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.10.ops.3.x_op.ops.5", .kind = IR_T_STAT, .c = 504, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.10.ops.3.y_op.ops.2", .kind = IR_T_STAT, .c = 504, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.10.ops.4.y_op.ops.2", .kind = IR_T_STAT, .c = 504, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.11.maybe_calibrate_size.preprocess_x.bn", .kind = IR_T_STAT, .c = 504, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.11.maybe_calibrate_size.preprocess_y.bn", .kind = IR_T_STAT, .c = 504, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.11.ops.0.x_op.ops.2", .kind = IR_T_STAT, .c = 504, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.11.ops.1.x_op.ops.2", .kind = IR_T_STAT, .c = 504, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.11.ops.1.x_op.ops.5", .kind = IR_T_STAT, .c = 504, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.11.ops.1.y_op.ops.2", .kind = IR_T_STAT, .c = 504, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.11.ops.2.x_op.ops.2", .kind = IR_T_STAT, .c = 504, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.11.ops.2.y_op.ops.2", .kind = IR_T_STAT, .c = 504, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.11.ops.3.x_op.ops.2", .kind = IR_T_STAT, .c = 504, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.11.ops.3.x_op.ops.5", .kind = IR_T_STAT, .c = 504, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.11.ops.3.y_op.ops.2", .kind = IR_T_STAT, .c = 504, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.11.ops.4.y_op.ops.2", .kind = IR_T_STAT, .c = 504, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.12.maybe_calibrate_size.preprocess_x.bn", .kind = IR_T_STAT, .c = 504, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.12.maybe_calibrate_size.preprocess_y.bn", .kind = IR_T_STAT, .c = 504, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.12.ops.0.x_op.ops.2", .kind = IR_T_STAT, .c = 504, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.12.ops.1.x_op.ops.2", .kind = IR_T_STAT, .c = 504, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.12.ops.1.x_op.ops.5", .kind = IR_T_STAT, .c = 504, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.12.ops.1.y_op.ops.2", .kind = IR_T_STAT, .c = 504, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.12.ops.2.x_op.ops.2", .kind = IR_T_STAT, .c = 504, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.12.ops.2.y_op.ops.2", .kind = IR_T_STAT, .c = 504, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.12.ops.3.x_op.ops.2", .kind = IR_T_STAT, .c = 504, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.12.ops.3.x_op.ops.5", .kind = IR_T_STAT, .c = 504, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.12.ops.3.y_op.ops.2", .kind = IR_T_STAT, .c = 504, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.12.ops.4.y_op.ops.2", .kind = IR_T_STAT, .c = 504, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.13.maybe_calibrate_size.preprocess_x.bn", .kind = IR_T_STAT, .c = 504, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.13.maybe_calibrate_size.preprocess_y.bn", .kind = IR_T_STAT, .c = 504, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.13.ops.0.x_op.ops.2", .kind = IR_T_STAT, .c = 504, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.13.ops.1.x_op.ops.2", .kind = IR_T_STAT, .c = 504, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.13.ops.1.x_op.ops.5", .kind = IR_T_STAT, .c = 504, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.13.ops.1.y_op.ops.2", .kind = IR_T_STAT, .c = 504, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.13.ops.2.x_op.ops.2", .kind = IR_T_STAT, .c = 504, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.13.ops.2.y_op.ops.2", .kind = IR_T_STAT, .c = 504, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.13.ops.3.x_op.ops.2", .kind = IR_T_STAT, .c = 504, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.13.ops.3.x_op.ops.5", .kind = IR_T_STAT, .c = 504, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.13.ops.3.y_op.ops.2", .kind = IR_T_STAT, .c = 504, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.13.ops.4.y_op.ops.2", .kind = IR_T_STAT, .c = 504, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
   {.name = "bnbwd_sums:cells.13.ops.4.y_op.ops.2", .kind = IR_T_STAT, .c = 336, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
   {.name = "bnbwd_sums:cells.13.ops.3.y_op.ops.2", .kind = IR_T_STAT, .c = 336, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
   {.name = "bnbwd_sums:cells.13.ops.3.x_op.ops.5", .kind = IR_T_STAT, .c = 336, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
@@ -15907,1337 +16053,1500 @@ static const PlanLoc nao_train_locs[] = {  // region, scaled, unscaled, sample_s
   {LOC_ARENA, 4365024, 0, 263424},  // 1541
   {LOC_ARENA, 3969888, 0, 263424},  // 1542
   {LOC_FIXED, 0, 34300, 0},  // 1543
-  {LOC_FIXED, 0, 34636, 0},  // 1544
-  {LOC_FIXED, 0, 34972, 0},  // 1545
-  {LOC_FIXED, 0, 35308, 0},  // 1546
-  {LOC_FIXED, 0, 35644, 0},  // 1547
-  {LOC_FIXED, 0, 35980, 0},  // 1548
-  {LOC_FIXED, 0, 36316, 0},  // 1549
-  {LOC_FIXED, 0, 36652, 0},  // 1550
-  {LOC_FIXED, 0, 36988, 0},  // 1551
-  {LOC_FIXED, 0, 37324, 0},  // 1552
-  {LOC_FIXED, 0, 37660, 0},  // 1553
-  {LOC_FIXED, 0, 37996, 0},  // 1554
-  {LOC_FIXED, 0, 38332, 0},  // 1555
-  {LOC_FIXED, 0, 38668, 0},  // 1556
-  {LOC_FIXED, 0, 39004, 0},  // 1557
-  {LOC_FIXED, 0, 39340, 0},  // 1558
-  {LOC_FIXED, 0, 39676, 0},  // 1559
-  {LOC_FIXED, 0, 40012, 0},  // 1560
-  {LOC_FIXED, 0, 40348, 0},  // 1561
-  {LOC_FIXED, 0, 40684, 0},  // 1562
-  {LOC_FIXED, 0, 41020, 0},  // 1563
-  {LOC_FIXED, 0, 41356, 0},  // 1564
-  {LOC_FIXED, 0, 41692, 0},  // 1565
-  {LOC_FIXED, 0, 42028, 0},  // 1566
-  {LOC_FIXED, 0, 42364, 0},  // 1567
-  {LOC_FIXED, 0, 42700, 0},  // 1568
-  {LOC_FIXED, 0, 43036, 0},  // 1569
-  {LOC_FIXED, 0, 43372, 0},  // 1570
-  {LOC_FIXED, 0, 43708, 0},  // 1571
-  {LOC_FIXED, 0, 44044, 0},  // 1572
-  {LOC_FIXED, 0, 44380, 0},  // 1573
-  {LOC_FIXED, 0, 44716, 0},  // 1574
-  {LOC_FIXED, 0, 45052, 0},  // 1575
-  {LOC_FIXED, 0, 45388, 0},  // 1576
-  {LOC_FIXED, 0, 45724, 0},  // 1577
-  {LOC_FIXED, 0, 46060, 0},  // 1578
-  {LOC_FIXED, 0, 46396, 0},  // 1579
-  {LOC_FIXED, 0, 46732, 0},  // 1580
-  {LOC_FIXED, 0, 47068, 0},  // 1581
-  {LOC_FIXED, 0, 47404, 0},  // 1582
-  {LOC_FIXED, 0, 47740, 0},  // 1583
-  {LOC_FIXED, 0, 48076, 0},  // 1584
-  {LOC_FIXED, 0, 48412, 0},  // 1585
-  {LOC_FIXED, 0, 48748, 0},  // 1586
-  {LOC_FIXED, 0, 49084, 0},  // 1587
-  {LOC_FIXED, 0, 49420, 0},  // 1588
-  {LOC_FIXED, 0, 49756, 0},  // 1589
-  {LOC_FIXED, 0, 50092, 0},  // 1590
-  {LOC_FIXED, 0, 50428, 0},  // 1591
-  {LOC_FIXED, 0, 51964, 0},  // 1592
-  {LOC_FIXED, 0, 52220, 0},  // 1593
-  {LOC_FIXED, 0, 52556, 0},  // 1594
-  {LOC_FIXED, 0, 52892, 0},  // 1595
-  {LOC_FIXED, 0, 53228, 0},  // 1596
-  {LOC_FIXED, 0, 53564, 0},  // 1597
-  {LOC_FIXED, 0, 53900, 0},  // 1598
-  {LOC_FIXED, 0, 54236, 0},  // 1599
-  {LOC_FIXED, 0, 54572, 0},  // 1600
-  {LOC_FIXED, 0, 54908, 0},  // 1601
-  {LOC_FIXED, 0, 55076, 0},  // 1602
-  {LOC_FIXED, 0, 55244, 0},  // 1603
-  {LOC_FIXED, 0, 55412, 0},  // 1604
-  {LOC_FIXED, 0, 55580, 0},  // 1605
-  {LOC_FIXED, 0, 55748, 0},  // 1606
-  {LOC_FIXED, 0, 55916, 0},  // 1607
-  {LOC_FIXED, 0, 56084, 0},  // 1608
-  {LOC_FIXED, 0, 56252, 0},  // 1609
-  {LOC_FIXED, 0, 56420, 0},  // 1610
-  {LOC_FIXED, 0, 56588, 0},  // 1611
-  {LOC_FIXED, 0, 56756, 0},  // 1612
-  {LOC_FIXED, 0, 56924, 0},  // 1613
-  {LOC_FIXED, 0, 57092, 0},  // 1614
-  {LOC_FIXED, 0, 57260, 0},  // 1615
-  {LOC_FIXED, 0, 57428, 0},  // 1616
-  {LOC_FIXED, 0, 57596, 0},  // 1617
-  {LOC_FIXED, 0, 57764, 0},  // 1618
-  {LOC_FIXED, 0, 57932, 0},  // 1619
-  {LOC_FIXED, 0, 58100, 0},  // 1620
-  {LOC_FIXED, 0, 58268, 0},  // 1621
-  {LOC_FIXED, 0, 58436, 0},  // 1622
-  {LOC_FIXED, 0, 58604, 0},  // 1623
-  {LOC_FIXED, 0, 58772, 0},  // 1624
-  {LOC_FIXED, 0, 58940, 0},  // 1625
-  {LOC_FIXED, 0, 59108, 0},  // 1626
-  {LOC_FIXED, 0, 59276, 0},  // 1627
-  {LOC_FIXED, 0, 59444, 0},  // 1628
-  {LOC_FIXED, 0, 59612, 0},  // 1629
-  {LOC_FIXED, 0, 59780, 0},  // 1630
-  {LOC_FIXED, 0, 59948, 0},  // 1631
-  {LOC_FIXED, 0, 60116, 0},  // 1632
-  {LOC_FIXED, 0, 60284, 0},  // 1633
-  {LOC_FIXED, 0, 60452, 0},  // 1634
-  {LOC_FIXED, 0, 60620, 0},  // 1635
-  {LOC_FIXED, 0, 60788, 0},  // 1636
-  {LOC_FIXED, 0, 60956, 0},  // 1637
-  {LOC_FIXED, 0, 61124, 0},  // 1638
-  {LOC_FIXED, 0, 61292, 0},  // 1639
-  {LOC_FIXED, 0, 61460, 0},  // 1640
-  {LOC_FIXED, 0, 61628, 0},  // 1641
-  {LOC_FIXED, 0, 61796, 0},  // 1642
-  {LOC_FIXED, 0, 61964, 0},  // 1643
-  {LOC_FIXED, 0, 62132, 0},  // 1644
-  {LOC_FIXED, 0, 62300, 0},  // 1645
-  {LOC_FIXED, 0, 62468, 0},  // 1646
-  {LOC_FIXED, 0, 62636, 0},  // 1647
-  {LOC_FIXED, 0, 62804, 0},  // 1648
-  {LOC_FIXED, 0, 62972, 0},  // 1649
-  {LOC_FIXED, 0, 63140, 0},  // 1650
-  {LOC_FIXED, 0, 63308, 0},  // 1651
-  {LOC_FIXED, 0, 63476, 0},  // 1652
-  {LOC_FIXED, 0, 63644, 0},  // 1653
-  {LOC_FIXED, 0, 63812, 0},  // 1654
-  {LOC_FIXED, 0, 63980, 0},  // 1655
-  {LOC_FIXED, 0, 64148, 0},  // 1656
-  {LOC_FIXED, 0, 64316, 0},  // 1657
-  {LOC_FIXED, 0, 64400, 0},  // 1658
-  {LOC_FIXED, 0, 64484, 0},  // 1659
-  {LOC_FIXED, 0, 64568, 0},  // 1660
-  {LOC_FIXED, 0, 64652, 0},  // 1661
-  {LOC_FIXED, 0, 64736, 0},  // 1662
-  {LOC_FIXED, 0, 64820, 0},  // 1663
-  {LOC_FIXED, 0, 64904, 0},  // 1664
-  {LOC_FIXED, 0, 64988, 0},  // 1665
-  {LOC_FIXED, 0, 65072, 0},  // 1666
-  {LOC_FIXED, 0, 65156, 0},  // 1667
-  {LOC_FIXED, 0, 65240, 0},  // 1668
-  {LOC_FIXED, 0, 65324, 0},  // 1669
-  {LOC_FIXED, 0, 65408, 0},  // 1670
-  {LOC_FIXED, 0, 65492, 0},  // 1671
-  {LOC_FIXED, 0, 65576, 0},  // 1672
-  {LOC_FIXED, 0, 65660, 0},  // 1673
-  {LOC_FIXED, 0, 65744, 0},  // 1674
-  {LOC_FIXED, 0, 65828, 0},  // 1675
-  {LOC_FIXED, 0, 65912, 0},  // 1676
-  {LOC_FIXED, 0, 65996, 0},  // 1677
-  {LOC_FIXED, 0, 66080, 0},  // 1678
-  {LOC_FIXED, 0, 66164, 0},  // 1679
-  {LOC_FIXED, 0, 66248, 0},  // 1680
-  {LOC_FIXED, 0, 66332, 0},  // 1681
-  {LOC_FIXED, 0, 66416, 0},  // 1682
-  {LOC_FIXED, 0, 66500, 0},  // 1683
-  {LOC_FIXED, 0, 66584, 0},  // 1684
-  {LOC_FIXED, 0, 66668, 0},  // 1685
-  {LOC_FIXED, 0, 66752, 0},  // 1686
-  {LOC_FIXED, 0, 66836, 0},  // 1687
-  {LOC_FIXED, 0, 66920, 0},  // 1688
-  {LOC_FIXED, 0, 67004, 0},  // 1689
-  {LOC_FIXED, 0, 67088, 0},  // 1690
-  {LOC_FIXED, 0, 67172, 0},  // 1691
-  {LOC_FIXED, 0, 67256, 0},  // 1692
-  {LOC_FIXED, 0, 67340, 0},  // 1693
-  {LOC_FIXED, 0, 67424, 0},  // 1694
-  {LOC_FIXED, 0, 67508, 0},  // 1695
-  {LOC_FIXED, 0, 67592, 0},  // 1696
-  {LOC_FIXED, 0, 67676, 0},  // 1697
-  {LOC_FIXED, 0, 67760, 0},  // 1698
-  {LOC_FIXED, 0, 67844, 0},  // 1699
-  {LOC_FIXED, 0, 67928, 0},  // 1700
-  {LOC_FIXED, 0, 68012, 0},  // 1701
-  {LOC_FIXED, 0, 68096, 0},  // 1702
-  {LOC_FIXED, 0, 68180, 0},  // 1703
-  {LOC_FIXED, 0, 68264, 0},  // 1704
-  {LOC_FIXED, 0, 68348, 0},  // 1705
+  {LOC_FIXED, 0, 34364, 0},  // 1544
+  {LOC_FIXED, 0, 34492, 0},  // 1545
+  {LOC_FIXED, 0, 34620, 0},  // 1546
+  {LOC_FIXED, 0, 34748, 0},  // 1547
+  {LOC_FIXED, 0, 34876, 0},  // 1548
+  {LOC_FIXED, 0, 35004, 0},  // 1549
+  {LOC_FIXED, 0, 35132, 0},  // 1550
+  {LOC_FIXED, 0, 35260, 0},  // 1551
+  {LOC_FIXED, 0, 35388, 0},  // 1552
+  {LOC_FIXED, 0, 35516, 0},  // 1553
+  {LOC_FIXED, 0, 35644, 0},  // 1554
+  {LOC_FIXED, 0, 35772, 0},  // 1555
+  {LOC_FIXED, 0, 35900, 0},  // 1556
+  {LOC_FIXED, 0, 36028, 0},  // 1557
+  {LOC_FIXED, 0, 36156, 0},  // 1558
+  {LOC_FIXED, 0, 36284, 0},  // 1559
+  {LOC_FIXED, 0, 36412, 0},  // 1560
+  {LOC_FIXED, 0, 36540, 0},  // 1561
+  {LOC_FIXED, 0, 36668, 0},  // 1562
+  {LOC_FIXED, 0, 36796, 0},  // 1563
+  {LOC_FIXED, 0, 36924, 0},  // 1564
+  {LOC_FIXED, 0, 37052, 0},  // 1565
+  {LOC_FIXED, 0, 37180, 0},  // 1566
+  {LOC_FIXED, 0, 37308, 0},  // 1567
+  {LOC_FIXED, 0, 37436, 0},  // 1568
+  {LOC_FIXED, 0, 37564, 0},  // 1569
+  {LOC_FIXED, 0, 37692, 0},  // 1570
+  {LOC_FIXED, 0, 37820, 0},  // 1571
+  {LOC_FIXED, 0, 37948, 0},  // 1572
+  {LOC_FIXED, 0, 38076, 0},  // 1573
+  {LOC_FIXED, 0, 38204, 0},  // 1574
+  {LOC_FIXED, 0, 38332, 0},  // 1575
+  {LOC_FIXED, 0, 38460, 0},  // 1576
+  {LOC_FIXED, 0, 38588, 0},  // 1577
+  {LOC_FIXED, 0, 38716, 0},  // 1578
+  {LOC_FIXED, 0, 38844, 0},  // 1579
+  {LOC_FIXED, 0, 38972, 0},  // 1580
+  {LOC_FIXED, 0, 39100, 0},  // 1581
+  {LOC_FIXED, 0, 39228, 0},  // 1582
+  {LOC_FIXED, 0, 39356, 0},  // 1583
+  {LOC_FIXED, 0, 39484, 0},  // 1584
+  {LOC_FIXED, 0, 39612, 0},  // 1585
+  {LOC_FIXED, 0, 39740, 0},  // 1586
+  {LOC_FIXED, 0, 39868, 0},  // 1587
+  {LOC_FIXED, 0, 39996, 0},  // 1588
+  {LOC_FIXED, 0, 40124, 0},  // 1589
+  {LOC_FIXED, 0, 40252, 0},  // 1590
+  {LOC_FIXED, 0, 40380, 0},  // 1591
+  {LOC_FIXED, 0, 40508, 0},  // 1592
+  {LOC_FIXED, 0, 40760, 0},  // 1593
+  {LOC_FIXED, 0, 41012, 0},  // 1594
+  {LOC_FIXED, 0, 41264, 0},  // 1595
+  {LOC_FIXED, 0, 41516, 0},  // 1596
+  {LOC_FIXED, 0, 41768, 0},  // 1597
+  {LOC_FIXED, 0, 42020, 0},  // 1598
+  {LOC_FIXED, 0, 42272, 0},  // 1599
+  {LOC_FIXED, 0, 42524, 0},  // 1600
+  {LOC_FIXED, 0, 42776, 0},  // 1601
+  {LOC_FIXED, 0, 43028, 0},  // 1602
+  {LOC_FIXED, 0, 43280, 0},  // 1603
+  {LOC_FIXED, 0, 43532, 0},  // 1604
+  {LOC_FIXED, 0, 43784, 0},  // 1605
+  {LOC_FIXED, 0, 44036, 0},  // 1606
+  {LOC_FIXED, 0, 44288, 0},  // 1607
+  {LOC_FIXED, 0, 44540, 0},  // 1608
+  {LOC_FIXED, 0, 44792, 0},  // 1609
+  {LOC_FIXED, 0, 45044, 0},  // 1610
+  {LOC_FIXED, 0, 45296, 0},  // 1611
+  {LOC_FIXED, 0, 45548, 0},  // 1612
+  {LOC_FIXED, 0, 45800, 0},  // 1613
+  {LOC_FIXED, 0, 46052, 0},  // 1614
+  {LOC_FIXED, 0, 46304, 0},  // 1615
+  {LOC_FIXED, 0, 46556, 0},  // 1616
+  {LOC_FIXED, 0, 46808, 0},  // 1617
+  {LOC_FIXED, 0, 47060, 0},  // 1618
+  {LOC_FIXED, 0, 47312, 0},  // 1619
+  {LOC_FIXED, 0, 47564, 0},  // 1620
+  {LOC_FIXED, 0, 47816, 0},  // 1621
+  {LOC_FIXED, 0, 48068, 0},  // 1622
+  {LOC_FIXED, 0, 48320, 0},  // 1623
+  {LOC_FIXED, 0, 48572, 0},  // 1624
+  {LOC_FIXED, 0, 48824, 0},  // 1625
+  {LOC_FIXED, 0, 49076, 0},  // 1626
+  {LOC_FIXED, 0, 49328, 0},  // 1627
+  {LOC_FIXED, 0, 49580, 0},  // 1628
+  {LOC_FIXED, 0, 49832, 0},  // 1629
+  {LOC_FIXED, 0, 50084, 0},  // 1630
+  {LOC_FIXED, 0, 50336, 0},  // 1631
+  {LOC_FIXED, 0, 50588, 0},  // 1632
+  {LOC_FIXED, 0, 50840, 0},  // 1633
+  {LOC_FIXED, 0, 51092, 0},  // 1634
+  {LOC_FIXED, 0, 51344, 0},  // 1635
+  {LOC_FIXED, 0, 51596, 0},  // 1636
+  {LOC_FIXED, 0, 51848, 0},  // 1637
+  {LOC_FIXED, 0, 52100, 0},  // 1638
+  {LOC_FIXED, 0, 52352, 0},  // 1639
+  {LOC_FIXED, 0, 52604, 0},  // 1640
+  {LOC_FIXED, 0, 52856, 0},  // 1641
+  {LOC_FIXED, 0, 53108, 0},  // 1642
+  {LOC_FIXED, 0, 53360, 0},  // 1643
+  {LOC_FIXED, 0, 53612, 0},  // 1644
+  {LOC_FIXED, 0, 53864, 0},  // 1645
+  {LOC_FIXED, 0, 54116, 0},  // 1646
+  {LOC_FIXED, 0, 54368, 0},  // 1647
+  {LOC_FIXED, 0, 54620, 0},  // 1648
+  {LOC_FIXED, 0, 55124, 0},  // 1649
+  {LOC_FIXED, 0, 55628, 0},  // 1650
+  {LOC_FIXED, 0, 56132, 0},  // 1651
+  {LOC_FIXED, 0, 56636, 0},  // 1652
+  {LOC_FIXED, 0, 57140, 0},  // 1653
+  {LOC_FIXED, 0, 57644, 0},  // 1654
+  {LOC_FIXED, 0, 58148, 0},  // 1655
+  {LOC_FIXED, 0, 58652, 0},  // 1656
+  {LOC_FIXED, 0, 59036, 0},  // 1657
+  {LOC_FIXED, 0, 61340, 0},  // 1658
+  {LOC_FIXED, 0, 61844, 0},  // 1659
+  {LOC_FIXED, 0, 62348, 0},  // 1660
+  {LOC_FIXED, 0, 62852, 0},  // 1661
+  {LOC_FIXED, 0, 63356, 0},  // 1662
+  {LOC_FIXED, 0, 63860, 0},  // 1663
+  {LOC_FIXED, 0, 64364, 0},  // 1664
+  {LOC_FIXED, 0, 64868, 0},  // 1665
+  {LOC_FIXED, 0, 65372, 0},  // 1666
+  {LOC_FIXED, 0, 65876, 0},  // 1667
+  {LOC_FIXED, 0, 66380, 0},  // 1668
+  {LOC_FIXED, 0, 66884, 0},  // 1669
+  {LOC_FIXED, 0, 67388, 0},  // 1670
+  {LOC_FIXED, 0, 67892, 0},  // 1671
+  {LOC_FIXED, 0, 68396, 0},  // 1672
+  {LOC_FIXED, 0, 68900, 0},  // 1673
+  {LOC_FIXED, 0, 69404, 0},  // 1674
+  {LOC_FIXED, 0, 69908, 0},  // 1675
+  {LOC_FIXED, 0, 70412, 0},  // 1676
+  {LOC_FIXED, 0, 70916, 0},  // 1677
+  {LOC_FIXED, 0, 71420, 0},  // 1678
+  {LOC_FIXED, 0, 71924, 0},  // 1679
+  {LOC_FIXED, 0, 72428, 0},  // 1680
+  {LOC_FIXED, 0, 72932, 0},  // 1681
+  {LOC_FIXED, 0, 73436, 0},  // 1682
+  {LOC_FIXED, 0, 73940, 0},  // 1683
+  {LOC_FIXED, 0, 74444, 0},  // 1684
+  {LOC_FIXED, 0, 74948, 0},  // 1685
+  {LOC_FIXED, 0, 75452, 0},  // 1686
+  {LOC_FIXED, 0, 75956, 0},  // 1687
+  {LOC_FIXED, 0, 76460, 0},  // 1688
+  {LOC_FIXED, 0, 76964, 0},  // 1689
+  {LOC_FIXED, 0, 77468, 0},  // 1690
+  {LOC_FIXED, 0, 77972, 0},  // 1691
+  {LOC_FIXED, 0, 78476, 0},  // 1692
+  {LOC_FIXED, 0, 78980, 0},  // 1693
+  {LOC_FIXED, 0, 79484, 0},  // 1694
+  {LOC_FIXED, 0, 79988, 0},  // 1695
+  {LOC_FIXED, 0, 80492, 0},  // 1696
+  {LOC_FIXED, 0, 80996, 0},  // 1697
+  {LOC_FIXED, 0, 81500, 0},  // 1698
+  {LOC_FIXED, 0, 82004, 0},  // 1699
+  {LOC_FIXED, 0, 82508, 0},  // 1700
+  {LOC_FIXED, 0, 83012, 0},  // 1701
+  {LOC_FIXED, 0, 83516, 0},  // 1702
+  {LOC_FIXED, 0, 84020, 0},  // 1703
+  {LOC_FIXED, 0, 84524, 0},  // 1704
+  {LOC_FIXED, 0, 85028, 0},  // 1705
+  {LOC_FIXED, 0, 85532, 0},  // 1706
+  {LOC_FIXED, 0, 85868, 0},  // 1707
+  {LOC_FIXED, 0, 86204, 0},  // 1708
+  {LOC_FIXED, 0, 86540, 0},  // 1709
+  {LOC_FIXED, 0, 86876, 0},  // 1710
+  {LOC_FIXED, 0, 87212, 0},  // 1711
+  {LOC_FIXED, 0, 87548, 0},  // 1712
+  {LOC_FIXED, 0, 87884, 0},  // 1713
+  {LOC_FIXED, 0, 88220, 0},  // 1714
+  {LOC_FIXED, 0, 88556, 0},  // 1715
+  {LOC_FIXED, 0, 88892, 0},  // 1716
+  {LOC_FIXED, 0, 89228, 0},  // 1717
+  {LOC_FIXED, 0, 89564, 0},  // 1718
+  {LOC_FIXED, 0, 89900, 0},  // 1719
+  {LOC_FIXED, 0, 90236, 0},  // 1720
+  {LOC_FIXED, 0, 90572, 0},  // 1721
+  {LOC_FIXED, 0, 90908, 0},  // 1722
+  {LOC_FIXED, 0, 91244, 0},  // 1723
+  {LOC_FIXED, 0, 91580, 0},  // 1724
+  {LOC_FIXED, 0, 91916, 0},  // 1725
+  {LOC_FIXED, 0, 92252, 0},  // 1726
+  {LOC_FIXED, 0, 92588, 0},  // 1727
+  {LOC_FIXED, 0, 92924, 0},  // 1728
+  {LOC_FIXED, 0, 93260, 0},  // 1729
+  {LOC_FIXED, 0, 93596, 0},  // 1730
+  {LOC_FIXED, 0, 93932, 0},  // 1731
+  {LOC_FIXED, 0, 94268, 0},  // 1732
+  {LOC_FIXED, 0, 94604, 0},  // 1733
+  {LOC_FIXED, 0, 94940, 0},  // 1734
+  {LOC_FIXED, 0, 95276, 0},  // 1735
+  {LOC_FIXED, 0, 95612, 0},  // 1736
+  {LOC_FIXED, 0, 95948, 0},  // 1737
+  {LOC_FIXED, 0, 96284, 0},  // 1738
+  {LOC_FIXED, 0, 96620, 0},  // 1739
+  {LOC_FIXED, 0, 96956, 0},  // 1740
+  {LOC_FIXED, 0, 97292, 0},  // 1741
+  {LOC_FIXED, 0, 97628, 0},  // 1742
+  {LOC_FIXED, 0, 97964, 0},  // 1743
+  {LOC_FIXED, 0, 98300, 0},  // 1744
+  {LOC_FIXED, 0, 98636, 0},  // 1745
+  {LOC_FIXED, 0, 98972, 0},  // 1746
+  {LOC_FIXED, 0, 99308, 0},  // 1747
+  {LOC_FIXED, 0, 99644, 0},  // 1748
+  {LOC_FIXED, 0, 99980, 0},  // 1749
+  {LOC_FIXED, 0, 100316, 0},  // 1750
+  {LOC_FIXED, 0, 100652, 0},  // 1751
+  {LOC_FIXED, 0, 100988, 0},  // 1752
+  {LOC_FIXED, 0, 101324, 0},  // 1753
+  {LOC_FIXED, 0, 101660, 0},  // 1754
+  {LOC_FIXED, 0, 103196, 0},  // 1755
+  {LOC_FIXED, 0, 103452, 0},  // 1756
+  {LOC_FIXED, 0, 103788, 0},  // 1757
+  {LOC_FIXED, 0, 104124, 0},  // 1758
+  {LOC_FIXED, 0, 104460, 0},  // 1759
+  {LOC_FIXED, 0, 104796, 0},  // 1760
+  {LOC_FIXED, 0, 105132, 0},  // 1761
+  {LOC_FIXED, 0, 105468, 0},  // 1762
+  {LOC_FIXED, 0, 105804, 0},  // 1763
+  {LOC_FIXED, 0, 106140, 0},  // 1764
+  {LOC_FIXED, 0, 106308, 0},  // 1765
+  {LOC_FIXED, 0, 106476, 0},  // 1766
+  {LOC_FIXED, 0, 106644, 0},  // 1767
+  {LOC_FIXED, 0, 106812, 0},  // 1768
+  {LOC_FIXED, 0, 106980, 0},  // 1769
+  {LOC_FIXED, 0, 107148, 0},  // 1770
+  {LOC_FIXED, 0, 107316, 0},  // 1771
+  {LOC_FIXED, 0, 107484, 0},  // 1772
+  {LOC_FIXED, 0, 107652, 0},  // 1773
+  {LOC_FIXED, 0, 107820, 0},  // 1774
+  {LOC_FIXED, 0, 107988, 0},  // 1775
+  {LOC_FIXED, 0, 108156, 0},  // 1776
+  {LOC_FIXED, 0, 108324, 0},  // 1777
+  {LOC_FIXED, 0, 108492, 0},  // 1778
+  {LOC_FIXED, 0, 108660, 0},  // 1779
+  {LOC_FIXED, 0, 108828, 0},  // 1780
+  {LOC_FIXED, 0, 108996, 0},  // 1781
+  {LOC_FIXED, 0, 109164, 0},  // 1782
+  {LOC_FIXED, 0, 109332, 0},  // 1783
+  {LOC_FIXED, 0, 109500, 0},  // 1784
+  {LOC_FIXED, 0, 109668, 0},  // 1785
+  {LOC_FIXED, 0, 109836, 0},  // 1786
+  {LOC_FIXED, 0, 110004, 0},  // 1787
+  {LOC_FIXED, 0, 110172, 0},  // 1788
+  {LOC_FIXED, 0, 110340, 0},  // 1789
+  {LOC_FIXED, 0, 110508, 0},  // 1790
+  {LOC_FIXED, 0, 110676, 0},  // 1791
+  {LOC_FIXED, 0, 110844, 0},  // 1792
+  {LOC_FIXED, 0, 111012, 0},  // 1793
+  {LOC_FIXED, 0, 111180, 0},  // 1794
+  {LOC_FIXED, 0, 111348, 0},  // 1795
+  {LOC_FIXED, 0, 111516, 0},  // 1796
+  {LOC_FIXED, 0, 111684, 0},  // 1797
+  {LOC_FIXED, 0, 111852, 0},  // 1798
+  {LOC_FIXED, 0, 112020, 0},  // 1799
+  {LOC_FIXED, 0, 112188, 0},  // 1800
+  {LOC_FIXED, 0, 112356, 0},  // 1801
+  {LOC_FIXED, 0, 112524, 0},  // 1802
+  {LOC_FIXED, 0, 112692, 0},  // 1803
+  {LOC_FIXED, 0, 112860, 0},  // 1804
+  {LOC_FIXED, 0, 113028, 0},  // 1805
+  {LOC_FIXED, 0, 113196, 0},  // 1806
+  {LOC_FIXED, 0, 113364, 0},  // 1807
+  {LOC_FIXED, 0, 113532, 0},  // 1808
+  {LOC_FIXED, 0, 113700, 0},  // 1809
+  {LOC_FIXED, 0, 113868, 0},  // 1810
+  {LOC_FIXED, 0, 114036, 0},  // 1811
+  {LOC_FIXED, 0, 114204, 0},  // 1812
+  {LOC_FIXED, 0, 114372, 0},  // 1813
+  {LOC_FIXED, 0, 114540, 0},  // 1814
+  {LOC_FIXED, 0, 114708, 0},  // 1815
+  {LOC_FIXED, 0, 114876, 0},  // 1816
+  {LOC_FIXED, 0, 115044, 0},  // 1817
+  {LOC_FIXED, 0, 115212, 0},  // 1818
+  {LOC_FIXED, 0, 115380, 0},  // 1819
+  {LOC_FIXED, 0, 115548, 0},  // 1820
+  {LOC_FIXED, 0, 115632, 0},  // 1821
+  {LOC_FIXED, 0, 115716, 0},  // 1822
+  {LOC_FIXED, 0, 115800, 0},  // 1823
+  {LOC_FIXED, 0, 115884, 0},  // 1824
+  {LOC_FIXED, 0, 115968, 0},  // 1825
+  {LOC_FIXED, 0, 116052, 0},  // 1826
+  {LOC_FIXED, 0, 116136, 0},  // 1827
+  {LOC_FIXED, 0, 116220, 0},  // 1828
+  {LOC_FIXED, 0, 116304, 0},  // 1829
+  {LOC_FIXED, 0, 116388, 0},  // 1830
+  {LOC_FIXED, 0, 116472, 0},  // 1831
+  {LOC_FIXED, 0, 116556, 0},  // 1832
+  {LOC_FIXED, 0, 116640, 0},  // 1833
+  {LOC_FIXED, 0, 116724, 0},  // 1834
+  {LOC_FIXED, 0, 116808, 0},  // 1835
+  {LOC_FIXED, 0, 116892, 0},  // 1836
+  {LOC_FIXED, 0, 116976, 0},  // 1837
+  {LOC_FIXED, 0, 117060, 0},  // 1838
+  {LOC_FIXED, 0, 117144, 0},  // 1839
+  {LOC_FIXED, 0, 117228, 0},  // 1840
+  {LOC_FIXED, 0, 117312, 0},  // 1841
+  {LOC_FIXED, 0, 117396, 0},  // 1842
+  {LOC_FIXED, 0, 117480, 0},  // 1843
+  {LOC_FIXED, 0, 117564, 0},  // 1844
+  {LOC_FIXED, 0, 117648, 0},  // 1845
+  {LOC_FIXED, 0, 117732, 0},  // 1846
+  {LOC_FIXED, 0, 117816, 0},  // 1847
+  {LOC_FIXED, 0, 117900, 0},  // 1848
+  {LOC_FIXED, 0, 117984, 0},  // 1849
+  {LOC_FIXED, 0, 118068, 0},  // 1850
+  {LOC_FIXED, 0, 118152, 0},  // 1851
+  {LOC_FIXED, 0, 118236, 0},  // 1852
+  {LOC_FIXED, 0, 118320, 0},  // 1853
+  {LOC_FIXED, 0, 118404, 0},  // 1854
+  {LOC_FIXED, 0, 118488, 0},  // 1855
+  {LOC_FIXED, 0, 118572, 0},  // 1856
+  {LOC_FIXED, 0, 118656, 0},  // 1857
+  {LOC_FIXED, 0, 118740, 0},  // 1858
+  {LOC_FIXED, 0, 118824, 0},  // 1859
+  {LOC_FIXED, 0, 118908, 0},  // 1860
+  {LOC_FIXED, 0, 118992, 0},  // 1861
+  {LOC_FIXED, 0, 119076, 0},  // 1862
+  {LOC_FIXED, 0, 119160, 0},  // 1863
+  {LOC_FIXED, 0, 119244, 0},  // 1864
+  {LOC_FIXED, 0, 119328, 0},  // 1865
+  {LOC_FIXED, 0, 119412, 0},  // 1866
+  {LOC_FIXED, 0, 119496, 0},  // 1867
+  {LOC_FIXED, 0, 119580, 0},  // 1868
 };
 static const CudaStep nao_train_steps[] = {  // kind, kernel, desc, arg0, n_args, node
   {CUDA_STEP_CONV_FWD, -1, 0, 0, 3, 2},  // 0 stem0.0
-  {CUDA_STEP_KERNEL, 0, -1, 3, 6, 3},  // 1 k0_bnstats_c21_112x112
-  {CUDA_STEP_KERNEL, 1, -1, 9, 6, 4},  // 2 k1_bnapply_relu_c21_112x112
+  {CUDA_STEP_KERNEL, 0, -1, 3, 8, 3},  // 1 k0_bnstats_c21_112x112
+  {CUDA_STEP_KERNEL, 1, -1, 11, 4, 4},  // 2 k1_bnapply_relu_c21_112x112
   {CUDA_STEP_CONV_FWD, -1, 1, 15, 3, 5},  // 3 stem0.3
-  {CUDA_STEP_KERNEL, 2, -1, 18, 6, 6},  // 4 k2_bnstats_c42_56x56
-  {CUDA_STEP_KERNEL, 3, -1, 24, 6, 7},  // 5 k3_bnapply_relu_c42_56x56
+  {CUDA_STEP_KERNEL, 2, -1, 18, 8, 6},  // 4 k2_bnstats_c42_56x56
+  {CUDA_STEP_KERNEL, 3, -1, 26, 4, 7},  // 5 k3_bnapply_relu_c42_56x56
   {CUDA_STEP_CONV_FWD, -1, 2, 30, 3, 8},  // 6 stem1.1
-  {CUDA_STEP_KERNEL, 4, -1, 33, 6, 9},  // 7 k4_bnstats_c42_28x28
-  {CUDA_STEP_CONV_FWD, -1, 3, 39, 3, 11},  // 8 cells.0.maybe_calibrate_size.preprocess_x.path1.1
-  {CUDA_STEP_CONV_FWD, -1, 4, 42, 3, 12},  // 9 cells.0.maybe_calibrate_size.preprocess_x.path2.1
-  {CUDA_STEP_KERNEL, 4, -1, 45, 6, 14},  // 10 k4_bnstats_c42_28x28
-  {CUDA_STEP_KERNEL, 5, -1, 51, 6, 15},  // 11 k5_bnapply_relu_c42_28x28
-  {CUDA_STEP_CONV_FWD, -1, 5, 57, 3, 16},  // 12 cells.0.ops.0.x_op.ops.1
-  {CUDA_STEP_KERNEL, 4, -1, 60, 6, 17},  // 13 k4_bnstats_c42_28x28
-  {CUDA_STEP_KERNEL, 6, -1, 66, 11, 18},  // 14 k6_bnapply_avg5x5s1_add_relu_c42_28x28
+  {CUDA_STEP_KERNEL, 4, -1, 33, 8, 9},  // 7 k4_bnstats_c42_28x28
+  {CUDA_STEP_CONV_FWD, -1, 3, 41, 3, 11},  // 8 cells.0.maybe_calibrate_size.preprocess_x.path1.1
+  {CUDA_STEP_CONV_FWD, -1, 4, 44, 3, 12},  // 9 cells.0.maybe_calibrate_size.preprocess_x.path2.1
+  {CUDA_STEP_KERNEL, 4, -1, 47, 8, 14},  // 10 k4_bnstats_c42_28x28
+  {CUDA_STEP_KERNEL, 5, -1, 55, 4, 15},  // 11 k5_bnapply_relu_c42_28x28
+  {CUDA_STEP_CONV_FWD, -1, 5, 59, 3, 16},  // 12 cells.0.ops.0.x_op.ops.1
+  {CUDA_STEP_KERNEL, 4, -1, 62, 8, 17},  // 13 k4_bnstats_c42_28x28
+  {CUDA_STEP_KERNEL, 6, -1, 70, 7, 18},  // 14 k6_bnapply_avg5x5s1_add_relu_c42_28x28
   {CUDA_STEP_CONV_FWD, -1, 6, 77, 3, 21},  // 15 cells.0.ops.1.x_op.ops.1
-  {CUDA_STEP_KERNEL, 4, -1, 80, 6, 22},  // 16 k4_bnstats_c42_28x28
-  {CUDA_STEP_KERNEL, 5, -1, 86, 6, 23},  // 17 k5_bnapply_relu_c42_28x28
+  {CUDA_STEP_KERNEL, 4, -1, 80, 8, 22},  // 16 k4_bnstats_c42_28x28
+  {CUDA_STEP_KERNEL, 5, -1, 88, 4, 23},  // 17 k5_bnapply_relu_c42_28x28
   {CUDA_STEP_CONV_FWD, -1, 7, 92, 3, 24},  // 18 cells.0.ops.1.x_op.ops.4
-  {CUDA_STEP_KERNEL, 4, -1, 95, 6, 25},  // 19 k4_bnstats_c42_28x28
-  {CUDA_STEP_KERNEL, 5, -1, 101, 6, 26},  // 20 k5_bnapply_relu_c42_28x28
+  {CUDA_STEP_KERNEL, 4, -1, 95, 8, 25},  // 19 k4_bnstats_c42_28x28
+  {CUDA_STEP_KERNEL, 5, -1, 103, 4, 26},  // 20 k5_bnapply_relu_c42_28x28
   {CUDA_STEP_CONV_FWD, -1, 8, 107, 3, 27},  // 21 cells.0.ops.1.y_op.ops.1
-  {CUDA_STEP_KERNEL, 4, -1, 110, 6, 28},  // 22 k4_bnstats_c42_28x28
-  {CUDA_STEP_KERNEL, 7, -1, 116, 11, 29},  // 23 k7_bnapply_add_c42_28x28
-  {CUDA_STEP_GEMM, -1, 0, 127, 3, 31},  // 24 cells.0.ops.2.x_op.ops.1
-  {CUDA_STEP_KERNEL, 4, -1, 130, 6, 32},  // 25 k4_bnstats_c42_28x28
+  {CUDA_STEP_KERNEL, 4, -1, 110, 8, 28},  // 22 k4_bnstats_c42_28x28
+  {CUDA_STEP_KERNEL, 7, -1, 118, 7, 29},  // 23 k7_bnapply_add_c42_28x28
+  {CUDA_STEP_GEMM, -1, 0, 125, 3, 31},  // 24 cells.0.ops.2.x_op.ops.1
+  {CUDA_STEP_KERNEL, 4, -1, 128, 8, 32},  // 25 k4_bnstats_c42_28x28
   {CUDA_STEP_CONV_FWD, -1, 9, 136, 3, 34},  // 26 cells.0.ops.2.y_op.ops.1
-  {CUDA_STEP_KERNEL, 4, -1, 139, 6, 35},  // 27 k4_bnstats_c42_28x28
-  {CUDA_STEP_CONV_FWD, -1, 10, 145, 3, 38},  // 28 cells.0.ops.3.x_op.ops.1
-  {CUDA_STEP_KERNEL, 4, -1, 148, 6, 39},  // 29 k4_bnstats_c42_28x28
-  {CUDA_STEP_KERNEL, 5, -1, 154, 6, 40},  // 30 k5_bnapply_relu_c42_28x28
-  {CUDA_STEP_CONV_FWD, -1, 11, 160, 3, 41},  // 31 cells.0.ops.3.x_op.ops.4
-  {CUDA_STEP_KERNEL, 4, -1, 163, 6, 42},  // 32 k4_bnstats_c42_28x28
-  {CUDA_STEP_KERNEL, 8, -1, 169, 11, 43},  // 33 k8_bnapply_add_relu_c42_28x28
+  {CUDA_STEP_KERNEL, 4, -1, 139, 8, 35},  // 27 k4_bnstats_c42_28x28
+  {CUDA_STEP_CONV_FWD, -1, 10, 147, 3, 38},  // 28 cells.0.ops.3.x_op.ops.1
+  {CUDA_STEP_KERNEL, 4, -1, 150, 8, 39},  // 29 k4_bnstats_c42_28x28
+  {CUDA_STEP_KERNEL, 5, -1, 158, 4, 40},  // 30 k5_bnapply_relu_c42_28x28
+  {CUDA_STEP_CONV_FWD, -1, 11, 162, 3, 41},  // 31 cells.0.ops.3.x_op.ops.4
+  {CUDA_STEP_KERNEL, 4, -1, 165, 8, 42},  // 32 k4_bnstats_c42_28x28
+  {CUDA_STEP_KERNEL, 8, -1, 173, 7, 43},  // 33 k8_bnapply_add_relu_c42_28x28
   {CUDA_STEP_CONV_FWD, -1, 12, 180, 3, 44},  // 34 cells.0.ops.3.y_op.ops.1
-  {CUDA_STEP_KERNEL, 4, -1, 183, 6, 45},  // 35 k4_bnstats_c42_28x28
-  {CUDA_STEP_KERNEL, 7, -1, 189, 11, 46},  // 36 k7_bnapply_add_c42_28x28
-  {CUDA_STEP_CONV_FWD, -1, 13, 200, 3, 48},  // 37 cells.0.ops.4.y_op.ops.1
-  {CUDA_STEP_KERNEL, 4, -1, 203, 6, 49},  // 38 k4_bnstats_c42_28x28
-  {CUDA_STEP_KERNEL, 7, -1, 209, 11, 50},  // 39 k7_bnapply_add_c42_28x28
-  {CUDA_STEP_KERNEL, 9, -1, 220, 2, 52},  // 40 k9_relu_c126_28x28
-  {CUDA_STEP_GEMM, -1, 1, 222, 3, 53},  // 41 cells.1.maybe_calibrate_size.preprocess_y.conv
-  {CUDA_STEP_KERNEL, 4, -1, 225, 6, 54},  // 42 k4_bnstats_c42_28x28
-  {CUDA_STEP_CONV_FWD, -1, 14, 231, 3, 56},  // 43 cells.1.ops.0.x_op.ops.1
-  {CUDA_STEP_KERNEL, 4, -1, 234, 6, 57},  // 44 k4_bnstats_c42_28x28
-  {CUDA_STEP_KERNEL, 6, -1, 240, 11, 58},  // 45 k6_bnapply_avg5x5s1_add_relu_c42_28x28
-  {CUDA_STEP_CONV_FWD, -1, 15, 251, 3, 61},  // 46 cells.1.ops.1.x_op.ops.1
-  {CUDA_STEP_KERNEL, 4, -1, 254, 6, 62},  // 47 k4_bnstats_c42_28x28
-  {CUDA_STEP_KERNEL, 5, -1, 260, 6, 63},  // 48 k5_bnapply_relu_c42_28x28
-  {CUDA_STEP_CONV_FWD, -1, 16, 266, 3, 64},  // 49 cells.1.ops.1.x_op.ops.4
-  {CUDA_STEP_KERNEL, 4, -1, 269, 6, 65},  // 50 k4_bnstats_c42_28x28
-  {CUDA_STEP_KERNEL, 5, -1, 275, 6, 66},  // 51 k5_bnapply_relu_c42_28x28
-  {CUDA_STEP_CONV_FWD, -1, 17, 281, 3, 67},  // 52 cells.1.ops.1.y_op.ops.1
-  {CUDA_STEP_KERNEL, 4, -1, 284, 6, 68},  // 53 k4_bnstats_c42_28x28
-  {CUDA_STEP_KERNEL, 7, -1, 290, 11, 69},  // 54 k7_bnapply_add_c42_28x28
-  {CUDA_STEP_GEMM, -1, 2, 301, 3, 71},  // 55 cells.1.ops.2.x_op.ops.1
-  {CUDA_STEP_KERNEL, 4, -1, 304, 6, 72},  // 56 k4_bnstats_c42_28x28
-  {CUDA_STEP_CONV_FWD, -1, 18, 310, 3, 74},  // 57 cells.1.ops.2.y_op.ops.1
-  {CUDA_STEP_KERNEL, 4, -1, 313, 6, 75},  // 58 k4_bnstats_c42_28x28
-  {CUDA_STEP_CONV_FWD, -1, 19, 319, 3, 78},  // 59 cells.1.ops.3.x_op.ops.1
-  {CUDA_STEP_KERNEL, 4, -1, 322, 6, 79},  // 60 k4_bnstats_c42_28x28
-  {CUDA_STEP_KERNEL, 5, -1, 328, 6, 80},  // 61 k5_bnapply_relu_c42_28x28
-  {CUDA_STEP_CONV_FWD, -1, 20, 334, 3, 81},  // 62 cells.1.ops.3.x_op.ops.4
-  {CUDA_STEP_KERNEL, 4, -1, 337, 6, 82},  // 63 k4_bnstats_c42_28x28
-  {CUDA_STEP_KERNEL, 8, -1, 343, 11, 83},  // 64 k8_bnapply_add_relu_c42_28x28
-  {CUDA_STEP_CONV_FWD, -1, 21, 354, 3, 84},  // 65 cells.1.ops.3.y_op.ops.1
-  {CUDA_STEP_KERNEL, 4, -1, 357, 6, 85},  // 66 k4_bnstats_c42_28x28
-  {CUDA_STEP_KERNEL, 7, -1, 363, 11, 86},  // 67 k7_bnapply_add_c42_28x28
-  {CUDA_STEP_CONV_FWD, -1, 22, 374, 3, 88},  // 68 cells.1.ops.4.y_op.ops.1
-  {CUDA_STEP_KERNEL, 4, -1, 377, 6, 89},  // 69 k4_bnstats_c42_28x28
-  {CUDA_STEP_KERNEL, 7, -1, 383, 11, 90},  // 70 k7_bnapply_add_c42_28x28
-  {CUDA_STEP_GEMM, -1, 3, 394, 3, 93},  // 71 cells.2.maybe_calibrate_size.preprocess_x.conv
-  {CUDA_STEP_KERNEL, 4, -1, 397, 6, 94},  // 72 k4_bnstats_c42_28x28
-  {CUDA_STEP_KERNEL, 9, -1, 403, 2, 95},  // 73 k9_relu_c126_28x28
-  {CUDA_STEP_GEMM, -1, 4, 405, 3, 96},  // 74 cells.2.maybe_calibrate_size.preprocess_y.conv
-  {CUDA_STEP_KERNEL, 4, -1, 408, 6, 97},  // 75 k4_bnstats_c42_28x28
-  {CUDA_STEP_KERNEL, 5, -1, 414, 6, 98},  // 76 k5_bnapply_relu_c42_28x28
-  {CUDA_STEP_CONV_FWD, -1, 23, 420, 3, 99},  // 77 cells.2.ops.0.x_op.ops.1
-  {CUDA_STEP_KERNEL, 4, -1, 423, 6, 100},  // 78 k4_bnstats_c42_28x28
-  {CUDA_STEP_KERNEL, 6, -1, 429, 11, 101},  // 79 k6_bnapply_avg5x5s1_add_relu_c42_28x28
-  {CUDA_STEP_CONV_FWD, -1, 24, 440, 3, 104},  // 80 cells.2.ops.1.x_op.ops.1
-  {CUDA_STEP_KERNEL, 4, -1, 443, 6, 105},  // 81 k4_bnstats_c42_28x28
-  {CUDA_STEP_KERNEL, 5, -1, 449, 6, 106},  // 82 k5_bnapply_relu_c42_28x28
-  {CUDA_STEP_CONV_FWD, -1, 25, 455, 3, 107},  // 83 cells.2.ops.1.x_op.ops.4
-  {CUDA_STEP_KERNEL, 4, -1, 458, 6, 108},  // 84 k4_bnstats_c42_28x28
-  {CUDA_STEP_KERNEL, 5, -1, 464, 6, 109},  // 85 k5_bnapply_relu_c42_28x28
-  {CUDA_STEP_CONV_FWD, -1, 26, 470, 3, 110},  // 86 cells.2.ops.1.y_op.ops.1
-  {CUDA_STEP_KERNEL, 4, -1, 473, 6, 111},  // 87 k4_bnstats_c42_28x28
-  {CUDA_STEP_KERNEL, 7, -1, 479, 11, 112},  // 88 k7_bnapply_add_c42_28x28
-  {CUDA_STEP_GEMM, -1, 5, 490, 3, 114},  // 89 cells.2.ops.2.x_op.ops.1
-  {CUDA_STEP_KERNEL, 4, -1, 493, 6, 115},  // 90 k4_bnstats_c42_28x28
-  {CUDA_STEP_CONV_FWD, -1, 27, 499, 3, 117},  // 91 cells.2.ops.2.y_op.ops.1
-  {CUDA_STEP_KERNEL, 4, -1, 502, 6, 118},  // 92 k4_bnstats_c42_28x28
-  {CUDA_STEP_CONV_FWD, -1, 28, 508, 3, 121},  // 93 cells.2.ops.3.x_op.ops.1
-  {CUDA_STEP_KERNEL, 4, -1, 511, 6, 122},  // 94 k4_bnstats_c42_28x28
-  {CUDA_STEP_KERNEL, 5, -1, 517, 6, 123},  // 95 k5_bnapply_relu_c42_28x28
-  {CUDA_STEP_CONV_FWD, -1, 29, 523, 3, 124},  // 96 cells.2.ops.3.x_op.ops.4
-  {CUDA_STEP_KERNEL, 4, -1, 526, 6, 125},  // 97 k4_bnstats_c42_28x28
-  {CUDA_STEP_KERNEL, 8, -1, 532, 11, 126},  // 98 k8_bnapply_add_relu_c42_28x28
-  {CUDA_STEP_CONV_FWD, -1, 30, 543, 3, 127},  // 99 cells.2.ops.3.y_op.ops.1
-  {CUDA_STEP_KERNEL, 4, -1, 546, 6, 128},  // 100 k4_bnstats_c42_28x28
-  {CUDA_STEP_KERNEL, 7, -1, 552, 11, 129},  // 101 k7_bnapply_add_c42_28x28
-  {CUDA_STEP_CONV_FWD, -1, 31, 563, 3, 131},  // 102 cells.2.ops.4.y_op.ops.1
-  {CUDA_STEP_KERNEL, 4, -1, 566, 6, 132},  // 103 k4_bnstats_c42_28x28
-  {CUDA_STEP_KERNEL, 7, -1, 572, 11, 133},  // 104 k7_bnapply_add_c42_28x28
-  {CUDA_STEP_GEMM, -1, 6, 583, 3, 136},  // 105 cells.3.maybe_calibrate_size.preprocess_x.conv
-  {CUDA_STEP_KERNEL, 4, -1, 586, 6, 137},  // 106 k4_bnstats_c42_28x28
-  {CUDA_STEP_KERNEL, 9, -1, 592, 2, 138},  // 107 k9_relu_c126_28x28
-  {CUDA_STEP_GEMM, -1, 7, 594, 3, 139},  // 108 cells.3.maybe_calibrate_size.preprocess_y.conv
-  {CUDA_STEP_KERNEL, 4, -1, 597, 6, 140},  // 109 k4_bnstats_c42_28x28
-  {CUDA_STEP_KERNEL, 5, -1, 603, 6, 141},  // 110 k5_bnapply_relu_c42_28x28
-  {CUDA_STEP_CONV_FWD, -1, 32, 609, 3, 142},  // 111 cells.3.ops.0.x_op.ops.1
-  {CUDA_STEP_KERNEL, 4, -1, 612, 6, 143},  // 112 k4_bnstats_c42_28x28
-  {CUDA_STEP_KERNEL, 6, -1, 618, 11, 144},  // 113 k6_bnapply_avg5x5s1_add_relu_c42_28x28
-  {CUDA_STEP_CONV_FWD, -1, 33, 629, 3, 147},  // 114 cells.3.ops.1.x_op.ops.1
-  {CUDA_STEP_KERNEL, 4, -1, 632, 6, 148},  // 115 k4_bnstats_c42_28x28
-  {CUDA_STEP_KERNEL, 5, -1, 638, 6, 149},  // 116 k5_bnapply_relu_c42_28x28
-  {CUDA_STEP_CONV_FWD, -1, 34, 644, 3, 150},  // 117 cells.3.ops.1.x_op.ops.4
-  {CUDA_STEP_KERNEL, 4, -1, 647, 6, 151},  // 118 k4_bnstats_c42_28x28
-  {CUDA_STEP_KERNEL, 5, -1, 653, 6, 152},  // 119 k5_bnapply_relu_c42_28x28
-  {CUDA_STEP_CONV_FWD, -1, 35, 659, 3, 153},  // 120 cells.3.ops.1.y_op.ops.1
-  {CUDA_STEP_KERNEL, 4, -1, 662, 6, 154},  // 121 k4_bnstats_c42_28x28
-  {CUDA_STEP_KERNEL, 7, -1, 668, 11, 155},  // 122 k7_bnapply_add_c42_28x28
-  {CUDA_STEP_GEMM, -1, 8, 679, 3, 157},  // 123 cells.3.ops.2.x_op.ops.1
-  {CUDA_STEP_KERNEL, 4, -1, 682, 6, 158},  // 124 k4_bnstats_c42_28x28
-  {CUDA_STEP_CONV_FWD, -1, 36, 688, 3, 160},  // 125 cells.3.ops.2.y_op.ops.1
-  {CUDA_STEP_KERNEL, 4, -1, 691, 6, 161},  // 126 k4_bnstats_c42_28x28
-  {CUDA_STEP_CONV_FWD, -1, 37, 697, 3, 164},  // 127 cells.3.ops.3.x_op.ops.1
-  {CUDA_STEP_KERNEL, 4, -1, 700, 6, 165},  // 128 k4_bnstats_c42_28x28
-  {CUDA_STEP_KERNEL, 5, -1, 706, 6, 166},  // 129 k5_bnapply_relu_c42_28x28
-  {CUDA_STEP_CONV_FWD, -1, 38, 712, 3, 167},  // 130 cells.3.ops.3.x_op.ops.4
-  {CUDA_STEP_KERNEL, 4, -1, 715, 6, 168},  // 131 k4_bnstats_c42_28x28
-  {CUDA_STEP_KERNEL, 8, -1, 721, 11, 169},  // 132 k8_bnapply_add_relu_c42_28x28
-  {CUDA_STEP_CONV_FWD, -1, 39, 732, 3, 170},  // 133 cells.3.ops.3.y_op.ops.1
-  {CUDA_STEP_KERNEL, 4, -1, 735, 6, 171},  // 134 k4_bnstats_c42_28x28
-  {CUDA_STEP_KERNEL, 7, -1, 741, 11, 172},  // 135 k7_bnapply_add_c42_28x28
-  {CUDA_STEP_CONV_FWD, -1, 40, 752, 3, 174},  // 136 cells.3.ops.4.y_op.ops.1
-  {CUDA_STEP_KERNEL, 4, -1, 755, 6, 175},  // 137 k4_bnstats_c42_28x28
-  {CUDA_STEP_KERNEL, 7, -1, 761, 11, 176},  // 138 k7_bnapply_add_c42_28x28
-  {CUDA_STEP_GEMM, -1, 9, 772, 3, 179},  // 139 cells.4.maybe_calibrate_size.preprocess_x.conv
-  {CUDA_STEP_KERNEL, 10, -1, 775, 6, 180},  // 140 k10_bnstats_c84_28x28
-  {CUDA_STEP_KERNEL, 9, -1, 781, 2, 181},  // 141 k9_relu_c126_28x28
-  {CUDA_STEP_GEMM, -1, 10, 783, 3, 182},  // 142 cells.4.maybe_calibrate_size.preprocess_y.conv
-  {CUDA_STEP_KERNEL, 10, -1, 786, 6, 183},  // 143 k10_bnstats_c84_28x28
-  {CUDA_STEP_KERNEL, 11, -1, 792, 6, 184},  // 144 k11_bnapply_relu_c84_28x28
-  {CUDA_STEP_CONV_FWD, -1, 41, 798, 3, 185},  // 145 cells.4.ops.0.x_op.ops.1
-  {CUDA_STEP_KERNEL, 12, -1, 801, 6, 186},  // 146 k12_bnstats_c84_14x14
-  {CUDA_STEP_KERNEL, 13, -1, 807, 11, 187},  // 147 k13_bnapply_avg2x2s2_add_relu_c84_14x14
-  {CUDA_STEP_CONV_FWD, -1, 42, 818, 3, 190},  // 148 cells.4.ops.1.x_op.ops.1
-  {CUDA_STEP_KERNEL, 12, -1, 821, 6, 191},  // 149 k12_bnstats_c84_14x14
-  {CUDA_STEP_KERNEL, 14, -1, 827, 11, 192},  // 150 k14_bnapply_avg3x3s2_add_c84_14x14
-  {CUDA_STEP_CONV_FWD, -1, 43, 838, 3, 195},  // 151 cells.4.ops.2.x_op.ops.1
-  {CUDA_STEP_KERNEL, 15, -1, 841, 6, 196},  // 152 k15_bnstats_c84_28x14
-  {CUDA_STEP_KERNEL, 16, -1, 847, 6, 197},  // 153 k16_bnapply_relu_c84_28x14
-  {CUDA_STEP_CONV_FWD, -1, 44, 853, 3, 198},  // 154 cells.4.ops.2.x_op.ops.4
-  {CUDA_STEP_KERNEL, 12, -1, 856, 6, 199},  // 155 k12_bnstats_c84_14x14
-  {CUDA_STEP_KERNEL, 17, -1, 862, 11, 200},  // 156 k17_bnapply_max2x2s2_add_c84_14x14
-  {CUDA_STEP_GEMM, -1, 11, 873, 3, 204},  // 157 cells.4.ops.3.y_op.ops.1
-  {CUDA_STEP_KERNEL, 12, -1, 876, 6, 205},  // 158 k12_bnstats_c84_14x14
-  {CUDA_STEP_KERNEL, 18, -1, 882, 11, 202},  // 159 k18_bnapply_avg3x3s2_add_c84_14x14
-  {CUDA_STEP_CONV_FWD, -1, 45, 893, 3, 209},  // 160 cells.4.ops.4.y_op.ops.1
-  {CUDA_STEP_KERNEL, 12, -1, 896, 6, 210},  // 161 k12_bnstats_c84_14x14
-  {CUDA_STEP_KERNEL, 19, -1, 902, 11, 207},  // 162 k19_bnapply_max3x3s2_add_c84_14x14
-  {CUDA_STEP_CONV_FWD, -1, 46, 913, 3, 214},  // 163 cells.5.maybe_calibrate_size.preprocess_x.path1.1
-  {CUDA_STEP_CONV_FWD, -1, 47, 916, 3, 215},  // 164 cells.5.maybe_calibrate_size.preprocess_x.path2.1
-  {CUDA_STEP_KERNEL, 12, -1, 919, 6, 217},  // 165 k12_bnstats_c84_14x14
-  {CUDA_STEP_KERNEL, 20, -1, 925, 2, 218},  // 166 k20_relu_c336_14x14
-  {CUDA_STEP_GEMM, -1, 12, 927, 3, 219},  // 167 cells.5.maybe_calibrate_size.preprocess_y.conv
-  {CUDA_STEP_KERNEL, 12, -1, 930, 6, 220},  // 168 k12_bnstats_c84_14x14
-  {CUDA_STEP_KERNEL, 21, -1, 936, 6, 221},  // 169 k21_bnapply_relu_c84_14x14
-  {CUDA_STEP_CONV_FWD, -1, 48, 942, 3, 222},  // 170 cells.5.ops.0.x_op.ops.1
-  {CUDA_STEP_KERNEL, 12, -1, 945, 6, 223},  // 171 k12_bnstats_c84_14x14
-  {CUDA_STEP_KERNEL, 22, -1, 951, 11, 224},  // 172 k22_bnapply_avg5x5s1_add_relu_c84_14x14
-  {CUDA_STEP_CONV_FWD, -1, 49, 962, 3, 227},  // 173 cells.5.ops.1.x_op.ops.1
-  {CUDA_STEP_KERNEL, 12, -1, 965, 6, 228},  // 174 k12_bnstats_c84_14x14
-  {CUDA_STEP_KERNEL, 21, -1, 971, 6, 229},  // 175 k21_bnapply_relu_c84_14x14
-  {CUDA_STEP_CONV_FWD, -1, 50, 977, 3, 230},  // 176 cells.5.ops.1.x_op.ops.4
-  {CUDA_STEP_KERNEL, 12, -1, 980, 6, 231},  // 177 k12_bnstats_c84_14x14
-  {CUDA_STEP_KERNEL, 21, -1, 986, 6, 232},  // 178 k21_bnapply_relu_c84_14x14
-  {CUDA_STEP_CONV_FWD, -1, 51, 992, 3, 233},  // 179 cells.5.ops.1.y_op.ops.1
-  {CUDA_STEP_KERNEL, 12, -1, 995, 6, 234},  // 180 k12_bnstats_c84_14x14
-  {CUDA_STEP_KERNEL, 23, -1, 1001, 11, 235},  // 181 k23_bnapply_add_c84_14x14
-  {CUDA_STEP_GEMM, -1, 13, 1012, 3, 237},  // 182 cells.5.ops.2.x_op.ops.1
-  {CUDA_STEP_KERNEL, 12, -1, 1015, 6, 238},  // 183 k12_bnstats_c84_14x14
-  {CUDA_STEP_CONV_FWD, -1, 52, 1021, 3, 240},  // 184 cells.5.ops.2.y_op.ops.1
-  {CUDA_STEP_KERNEL, 12, -1, 1024, 6, 241},  // 185 k12_bnstats_c84_14x14
-  {CUDA_STEP_CONV_FWD, -1, 53, 1030, 3, 244},  // 186 cells.5.ops.3.x_op.ops.1
-  {CUDA_STEP_KERNEL, 12, -1, 1033, 6, 245},  // 187 k12_bnstats_c84_14x14
-  {CUDA_STEP_KERNEL, 21, -1, 1039, 6, 246},  // 188 k21_bnapply_relu_c84_14x14
-  {CUDA_STEP_CONV_FWD, -1, 54, 1045, 3, 247},  // 189 cells.5.ops.3.x_op.ops.4
-  {CUDA_STEP_KERNEL, 12, -1, 1048, 6, 248},  // 190 k12_bnstats_c84_14x14
-  {CUDA_STEP_KERNEL, 24, -1, 1054, 11, 249},  // 191 k24_bnapply_add_relu_c84_14x14
-  {CUDA_STEP_CONV_FWD, -1, 55, 1065, 3, 250},  // 192 cells.5.ops.3.y_op.ops.1
-  {CUDA_STEP_KERNEL, 12, -1, 1068, 6, 251},  // 193 k12_bnstats_c84_14x14
-  {CUDA_STEP_KERNEL, 23, -1, 1074, 11, 252},  // 194 k23_bnapply_add_c84_14x14
-  {CUDA_STEP_CONV_FWD, -1, 56, 1085, 3, 254},  // 195 cells.5.ops.4.y_op.ops.1
-  {CUDA_STEP_KERNEL, 12, -1, 1088, 6, 255},  // 196 k12_bnstats_c84_14x14
-  {CUDA_STEP_KERNEL, 23, -1, 1094, 11, 256},  // 197 k23_bnapply_add_c84_14x14
-  {CUDA_STEP_GEMM, -1, 14, 1105, 3, 259},  // 198 cells.6.maybe_calibrate_size.preprocess_x.conv
-  {CUDA_STEP_KERNEL, 12, -1, 1108, 6, 260},  // 199 k12_bnstats_c84_14x14
-  {CUDA_STEP_KERNEL, 25, -1, 1114, 2, 261},  // 200 k25_relu_c252_14x14
-  {CUDA_STEP_GEMM, -1, 15, 1116, 3, 262},  // 201 cells.6.maybe_calibrate_size.preprocess_y.conv
-  {CUDA_STEP_KERNEL, 12, -1, 1119, 6, 263},  // 202 k12_bnstats_c84_14x14
-  {CUDA_STEP_KERNEL, 21, -1, 1125, 6, 264},  // 203 k21_bnapply_relu_c84_14x14
-  {CUDA_STEP_CONV_FWD, -1, 57, 1131, 3, 265},  // 204 cells.6.ops.0.x_op.ops.1
-  {CUDA_STEP_KERNEL, 12, -1, 1134, 6, 266},  // 205 k12_bnstats_c84_14x14
-  {CUDA_STEP_KERNEL, 22, -1, 1140, 11, 267},  // 206 k22_bnapply_avg5x5s1_add_relu_c84_14x14
-  {CUDA_STEP_CONV_FWD, -1, 58, 1151, 3, 270},  // 207 cells.6.ops.1.x_op.ops.1
-  {CUDA_STEP_KERNEL, 12, -1, 1154, 6, 271},  // 208 k12_bnstats_c84_14x14
-  {CUDA_STEP_KERNEL, 21, -1, 1160, 6, 272},  // 209 k21_bnapply_relu_c84_14x14
-  {CUDA_STEP_CONV_FWD, -1, 59, 1166, 3, 273},  // 210 cells.6.ops.1.x_op.ops.4
-  {CUDA_STEP_KERNEL, 12, -1, 1169, 6, 274},  // 211 k12_bnstats_c84_14x14
-  {CUDA_STEP_KERNEL, 21, -1, 1175, 6, 275},  // 212 k21_bnapply_relu_c84_14x14
-  {CUDA_STEP_CONV_FWD, -1, 60, 1181, 3, 276},  // 213 cells.6.ops.1.y_op.ops.1
-  {CUDA_STEP_KERNEL, 12, -1, 1184, 6, 277},  // 214 k12_bnstats_c84_14x14
-  {CUDA_STEP_KERNEL, 23, -1, 1190, 11, 278},  // 215 k23_bnapply_add_c84_14x14
-  {CUDA_STEP_GEMM, -1, 16, 1201, 3, 280},  // 216 cells.6.ops.2.x_op.ops.1
-  {CUDA_STEP_KERNEL, 12, -1, 1204, 6, 281},  // 217 k12_bnstats_c84_14x14
-  {CUDA_STEP_CONV_FWD, -1, 61, 1210, 3, 283},  // 218 cells.6.ops.2.y_op.ops.1
-  {CUDA_STEP_KERNEL, 12, -1, 1213, 6, 284},  // 219 k12_bnstats_c84_14x14
-  {CUDA_STEP_CONV_FWD, -1, 62, 1219, 3, 287},  // 220 cells.6.ops.3.x_op.ops.1
-  {CUDA_STEP_KERNEL, 12, -1, 1222, 6, 288},  // 221 k12_bnstats_c84_14x14
-  {CUDA_STEP_KERNEL, 21, -1, 1228, 6, 289},  // 222 k21_bnapply_relu_c84_14x14
-  {CUDA_STEP_CONV_FWD, -1, 63, 1234, 3, 290},  // 223 cells.6.ops.3.x_op.ops.4
-  {CUDA_STEP_KERNEL, 12, -1, 1237, 6, 291},  // 224 k12_bnstats_c84_14x14
-  {CUDA_STEP_KERNEL, 24, -1, 1243, 11, 292},  // 225 k24_bnapply_add_relu_c84_14x14
-  {CUDA_STEP_CONV_FWD, -1, 64, 1254, 3, 293},  // 226 cells.6.ops.3.y_op.ops.1
-  {CUDA_STEP_KERNEL, 12, -1, 1257, 6, 294},  // 227 k12_bnstats_c84_14x14
-  {CUDA_STEP_KERNEL, 23, -1, 1263, 11, 295},  // 228 k23_bnapply_add_c84_14x14
-  {CUDA_STEP_CONV_FWD, -1, 65, 1274, 3, 297},  // 229 cells.6.ops.4.y_op.ops.1
-  {CUDA_STEP_KERNEL, 12, -1, 1277, 6, 298},  // 230 k12_bnstats_c84_14x14
-  {CUDA_STEP_KERNEL, 23, -1, 1283, 11, 299},  // 231 k23_bnapply_add_c84_14x14
-  {CUDA_STEP_GEMM, -1, 17, 1294, 3, 302},  // 232 cells.7.maybe_calibrate_size.preprocess_x.conv
-  {CUDA_STEP_KERNEL, 12, -1, 1297, 6, 303},  // 233 k12_bnstats_c84_14x14
-  {CUDA_STEP_KERNEL, 25, -1, 1303, 2, 304},  // 234 k25_relu_c252_14x14
-  {CUDA_STEP_GEMM, -1, 18, 1305, 3, 305},  // 235 cells.7.maybe_calibrate_size.preprocess_y.conv
-  {CUDA_STEP_KERNEL, 12, -1, 1308, 6, 306},  // 236 k12_bnstats_c84_14x14
-  {CUDA_STEP_KERNEL, 21, -1, 1314, 6, 307},  // 237 k21_bnapply_relu_c84_14x14
-  {CUDA_STEP_CONV_FWD, -1, 66, 1320, 3, 308},  // 238 cells.7.ops.0.x_op.ops.1
-  {CUDA_STEP_KERNEL, 12, -1, 1323, 6, 309},  // 239 k12_bnstats_c84_14x14
-  {CUDA_STEP_KERNEL, 22, -1, 1329, 11, 310},  // 240 k22_bnapply_avg5x5s1_add_relu_c84_14x14
-  {CUDA_STEP_CONV_FWD, -1, 67, 1340, 3, 313},  // 241 cells.7.ops.1.x_op.ops.1
-  {CUDA_STEP_KERNEL, 12, -1, 1343, 6, 314},  // 242 k12_bnstats_c84_14x14
-  {CUDA_STEP_KERNEL, 21, -1, 1349, 6, 315},  // 243 k21_bnapply_relu_c84_14x14
-  {CUDA_STEP_CONV_FWD, -1, 68, 1355, 3, 316},  // 244 cells.7.ops.1.x_op.ops.4
-  {CUDA_STEP_KERNEL, 12, -1, 1358, 6, 317},  // 245 k12_bnstats_c84_14x14
-  {CUDA_STEP_KERNEL, 21, -1, 1364, 6, 318},  // 246 k21_bnapply_relu_c84_14x14
-  {CUDA_STEP_CONV_FWD, -1, 69, 1370, 3, 319},  // 247 cells.7.ops.1.y_op.ops.1
-  {CUDA_STEP_KERNEL, 12, -1, 1373, 6, 320},  // 248 k12_bnstats_c84_14x14
-  {CUDA_STEP_KERNEL, 23, -1, 1379, 11, 321},  // 249 k23_bnapply_add_c84_14x14
-  {CUDA_STEP_GEMM, -1, 19, 1390, 3, 323},  // 250 cells.7.ops.2.x_op.ops.1
-  {CUDA_STEP_KERNEL, 12, -1, 1393, 6, 324},  // 251 k12_bnstats_c84_14x14
-  {CUDA_STEP_CONV_FWD, -1, 70, 1399, 3, 326},  // 252 cells.7.ops.2.y_op.ops.1
-  {CUDA_STEP_KERNEL, 12, -1, 1402, 6, 327},  // 253 k12_bnstats_c84_14x14
-  {CUDA_STEP_CONV_FWD, -1, 71, 1408, 3, 330},  // 254 cells.7.ops.3.x_op.ops.1
-  {CUDA_STEP_KERNEL, 12, -1, 1411, 6, 331},  // 255 k12_bnstats_c84_14x14
-  {CUDA_STEP_KERNEL, 21, -1, 1417, 6, 332},  // 256 k21_bnapply_relu_c84_14x14
-  {CUDA_STEP_CONV_FWD, -1, 72, 1423, 3, 333},  // 257 cells.7.ops.3.x_op.ops.4
-  {CUDA_STEP_KERNEL, 12, -1, 1426, 6, 334},  // 258 k12_bnstats_c84_14x14
-  {CUDA_STEP_KERNEL, 24, -1, 1432, 11, 335},  // 259 k24_bnapply_add_relu_c84_14x14
-  {CUDA_STEP_CONV_FWD, -1, 73, 1443, 3, 336},  // 260 cells.7.ops.3.y_op.ops.1
-  {CUDA_STEP_KERNEL, 12, -1, 1446, 6, 337},  // 261 k12_bnstats_c84_14x14
-  {CUDA_STEP_KERNEL, 23, -1, 1452, 11, 338},  // 262 k23_bnapply_add_c84_14x14
-  {CUDA_STEP_CONV_FWD, -1, 74, 1463, 3, 340},  // 263 cells.7.ops.4.y_op.ops.1
-  {CUDA_STEP_KERNEL, 12, -1, 1466, 6, 341},  // 264 k12_bnstats_c84_14x14
-  {CUDA_STEP_KERNEL, 23, -1, 1472, 11, 342},  // 265 k23_bnapply_add_c84_14x14
-  {CUDA_STEP_GEMM, -1, 20, 1483, 3, 345},  // 266 cells.8.maybe_calibrate_size.preprocess_x.conv
-  {CUDA_STEP_KERNEL, 12, -1, 1486, 6, 346},  // 267 k12_bnstats_c84_14x14
-  {CUDA_STEP_KERNEL, 25, -1, 1492, 2, 347},  // 268 k25_relu_c252_14x14
-  {CUDA_STEP_GEMM, -1, 21, 1494, 3, 348},  // 269 cells.8.maybe_calibrate_size.preprocess_y.conv
-  {CUDA_STEP_KERNEL, 12, -1, 1497, 6, 349},  // 270 k12_bnstats_c84_14x14
-  {CUDA_STEP_KERNEL, 21, -1, 1503, 6, 350},  // 271 k21_bnapply_relu_c84_14x14
-  {CUDA_STEP_CONV_FWD, -1, 75, 1509, 3, 351},  // 272 cells.8.ops.0.x_op.ops.1
-  {CUDA_STEP_KERNEL, 12, -1, 1512, 6, 352},  // 273 k12_bnstats_c84_14x14
-  {CUDA_STEP_KERNEL, 22, -1, 1518, 11, 353},  // 274 k22_bnapply_avg5x5s1_add_relu_c84_14x14
-  {CUDA_STEP_CONV_FWD, -1, 76, 1529, 3, 356},  // 275 cells.8.ops.1.x_op.ops.1
-  {CUDA_STEP_KERNEL, 12, -1, 1532, 6, 357},  // 276 k12_bnstats_c84_14x14
-  {CUDA_STEP_KERNEL, 21, -1, 1538, 6, 358},  // 277 k21_bnapply_relu_c84_14x14
-  {CUDA_STEP_CONV_FWD, -1, 77, 1544, 3, 359},  // 278 cells.8.ops.1.x_op.ops.4
-  {CUDA_STEP_KERNEL, 12, -1, 1547, 6, 360},  // 279 k12_bnstats_c84_14x14
-  {CUDA_STEP_KERNEL, 21, -1, 1553, 6, 361},  // 280 k21_bnapply_relu_c84_14x14
-  {CUDA_STEP_CONV_FWD, -1, 78, 1559, 3, 362},  // 281 cells.8.ops.1.y_op.ops.1
-  {CUDA_STEP_KERNEL, 12, -1, 1562, 6, 363},  // 282 k12_bnstats_c84_14x14
-  {CUDA_STEP_KERNEL, 23, -1, 1568, 11, 364},  // 283 k23_bnapply_add_c84_14x14
-  {CUDA_STEP_GEMM, -1, 22, 1579, 3, 366},  // 284 cells.8.ops.2.x_op.ops.1
-  {CUDA_STEP_KERNEL, 12, -1, 1582, 6, 367},  // 285 k12_bnstats_c84_14x14
-  {CUDA_STEP_CONV_FWD, -1, 79, 1588, 3, 369},  // 286 cells.8.ops.2.y_op.ops.1
-  {CUDA_STEP_KERNEL, 12, -1, 1591, 6, 370},  // 287 k12_bnstats_c84_14x14
-  {CUDA_STEP_CONV_FWD, -1, 80, 1597, 3, 373},  // 288 cells.8.ops.3.x_op.ops.1
-  {CUDA_STEP_KERNEL, 12, -1, 1600, 6, 374},  // 289 k12_bnstats_c84_14x14
-  {CUDA_STEP_KERNEL, 21, -1, 1606, 6, 375},  // 290 k21_bnapply_relu_c84_14x14
-  {CUDA_STEP_CONV_FWD, -1, 81, 1612, 3, 376},  // 291 cells.8.ops.3.x_op.ops.4
-  {CUDA_STEP_KERNEL, 12, -1, 1615, 6, 377},  // 292 k12_bnstats_c84_14x14
-  {CUDA_STEP_KERNEL, 24, -1, 1621, 11, 378},  // 293 k24_bnapply_add_relu_c84_14x14
-  {CUDA_STEP_CONV_FWD, -1, 82, 1632, 3, 379},  // 294 cells.8.ops.3.y_op.ops.1
-  {CUDA_STEP_KERNEL, 12, -1, 1635, 6, 380},  // 295 k12_bnstats_c84_14x14
-  {CUDA_STEP_KERNEL, 23, -1, 1641, 11, 381},  // 296 k23_bnapply_add_c84_14x14
-  {CUDA_STEP_CONV_FWD, -1, 83, 1652, 3, 383},  // 297 cells.8.ops.4.y_op.ops.1
-  {CUDA_STEP_KERNEL, 12, -1, 1655, 6, 384},  // 298 k12_bnstats_c84_14x14
-  {CUDA_STEP_KERNEL, 23, -1, 1661, 11, 385},  // 299 k23_bnapply_add_c84_14x14
-  {CUDA_STEP_GEMM, -1, 23, 1672, 3, 388},  // 300 cells.9.maybe_calibrate_size.preprocess_x.conv
-  {CUDA_STEP_KERNEL, 26, -1, 1675, 6, 389},  // 301 k26_bnstats_c168_14x14
-  {CUDA_STEP_KERNEL, 25, -1, 1681, 2, 390},  // 302 k25_relu_c252_14x14
-  {CUDA_STEP_GEMM, -1, 24, 1683, 3, 391},  // 303 cells.9.maybe_calibrate_size.preprocess_y.conv
-  {CUDA_STEP_KERNEL, 26, -1, 1686, 6, 392},  // 304 k26_bnstats_c168_14x14
-  {CUDA_STEP_KERNEL, 27, -1, 1692, 6, 393},  // 305 k27_bnapply_relu_c168_14x14
-  {CUDA_STEP_CONV_FWD, -1, 84, 1698, 3, 394},  // 306 cells.9.ops.0.x_op.ops.1
-  {CUDA_STEP_KERNEL, 28, -1, 1701, 6, 395},  // 307 k28_bnstats_c168_7x7
-  {CUDA_STEP_KERNEL, 29, -1, 1707, 11, 396},  // 308 k29_bnapply_avg2x2s2_add_relu_c168_7x7
-  {CUDA_STEP_CONV_FWD, -1, 85, 1718, 3, 399},  // 309 cells.9.ops.1.x_op.ops.1
-  {CUDA_STEP_KERNEL, 28, -1, 1721, 6, 400},  // 310 k28_bnstats_c168_7x7
-  {CUDA_STEP_KERNEL, 30, -1, 1727, 11, 401},  // 311 k30_bnapply_avg3x3s2_add_c168_7x7
-  {CUDA_STEP_CONV_FWD, -1, 86, 1738, 3, 404},  // 312 cells.9.ops.2.x_op.ops.1
-  {CUDA_STEP_KERNEL, 31, -1, 1741, 6, 405},  // 313 k31_bnstats_c168_14x7
-  {CUDA_STEP_KERNEL, 32, -1, 1747, 6, 406},  // 314 k32_bnapply_relu_c168_14x7
-  {CUDA_STEP_CONV_FWD, -1, 87, 1753, 3, 407},  // 315 cells.9.ops.2.x_op.ops.4
-  {CUDA_STEP_KERNEL, 28, -1, 1756, 6, 408},  // 316 k28_bnstats_c168_7x7
-  {CUDA_STEP_KERNEL, 33, -1, 1762, 11, 409},  // 317 k33_bnapply_max2x2s2_add_c168_7x7
-  {CUDA_STEP_GEMM, -1, 25, 1773, 3, 413},  // 318 cells.9.ops.3.y_op.ops.1
-  {CUDA_STEP_KERNEL, 28, -1, 1776, 6, 414},  // 319 k28_bnstats_c168_7x7
-  {CUDA_STEP_KERNEL, 34, -1, 1782, 11, 411},  // 320 k34_bnapply_avg3x3s2_add_c168_7x7
-  {CUDA_STEP_CONV_FWD, -1, 88, 1793, 3, 418},  // 321 cells.9.ops.4.y_op.ops.1
-  {CUDA_STEP_KERNEL, 28, -1, 1796, 6, 419},  // 322 k28_bnstats_c168_7x7
-  {CUDA_STEP_KERNEL, 35, -1, 1802, 11, 416},  // 323 k35_bnapply_max3x3s2_add_c168_7x7
-  {CUDA_STEP_KERNEL, 36, -1, 1813, 2, 423},  // 324 k36_relu_avg5x5s2_c672_2x2
-  {CUDA_STEP_GEMM, -1, 26, 1815, 3, 424},  // 325 auxiliary_head.conv1
-  {CUDA_STEP_KERNEL, 37, -1, 1818, 6, 425},  // 326 k37_bnstats_c128_2x2
-  {CUDA_STEP_KERNEL, 38, -1, 1824, 6, 426},  // 327 k38_bnapply_relu_c128_2x2
-  {CUDA_STEP_CONV_FWD, -1, 89, 1830, 3, 427},  // 328 auxiliary_head.conv2
-  {CUDA_STEP_KERNEL, 39, -1, 1833, 6, 428},  // 329 k39_bnstats_c768_1x1
-  {CUDA_STEP_KERNEL, 40, -1, 1839, 6, 429},  // 330 k40_bnapply_relu_c768_1x1
-  {CUDA_STEP_KERNEL, 41, -1, 1845, 2, 430},  // 331 k41_bias_c1000_1x1
-  {CUDA_STEP_GEMM, -1, 27, 1847, 3, 430},  // 332 auxiliary_head.classifier
-  {CUDA_STEP_CONV_FWD, -1, 90, 1850, 3, 432},  // 333 cells.10.maybe_calibrate_size.preprocess_x.path1.1
-  {CUDA_STEP_CONV_FWD, -1, 91, 1853, 3, 433},  // 334 cells.10.maybe_calibrate_size.preprocess_x.path2.1
-  {CUDA_STEP_KERNEL, 28, -1, 1856, 6, 435},  // 335 k28_bnstats_c168_7x7
-  {CUDA_STEP_KERNEL, 42, -1, 1862, 2, 436},  // 336 k42_relu_c672_7x7
-  {CUDA_STEP_GEMM, -1, 28, 1864, 3, 437},  // 337 cells.10.maybe_calibrate_size.preprocess_y.conv
-  {CUDA_STEP_KERNEL, 28, -1, 1867, 6, 438},  // 338 k28_bnstats_c168_7x7
-  {CUDA_STEP_KERNEL, 43, -1, 1873, 6, 439},  // 339 k43_bnapply_relu_c168_7x7
-  {CUDA_STEP_CONV_FWD, -1, 92, 1879, 3, 440},  // 340 cells.10.ops.0.x_op.ops.1
-  {CUDA_STEP_KERNEL, 28, -1, 1882, 6, 441},  // 341 k28_bnstats_c168_7x7
-  {CUDA_STEP_KERNEL, 44, -1, 1888, 11, 442},  // 342 k44_bnapply_avg5x5s1_add_relu_c168_7x7
-  {CUDA_STEP_CONV_FWD, -1, 93, 1899, 3, 445},  // 343 cells.10.ops.1.x_op.ops.1
-  {CUDA_STEP_KERNEL, 28, -1, 1902, 6, 446},  // 344 k28_bnstats_c168_7x7
-  {CUDA_STEP_KERNEL, 43, -1, 1908, 6, 447},  // 345 k43_bnapply_relu_c168_7x7
-  {CUDA_STEP_CONV_FWD, -1, 94, 1914, 3, 448},  // 346 cells.10.ops.1.x_op.ops.4
-  {CUDA_STEP_KERNEL, 28, -1, 1917, 6, 449},  // 347 k28_bnstats_c168_7x7
-  {CUDA_STEP_KERNEL, 43, -1, 1923, 6, 450},  // 348 k43_bnapply_relu_c168_7x7
-  {CUDA_STEP_CONV_FWD, -1, 95, 1929, 3, 451},  // 349 cells.10.ops.1.y_op.ops.1
-  {CUDA_STEP_KERNEL, 28, -1, 1932, 6, 452},  // 350 k28_bnstats_c168_7x7
-  {CUDA_STEP_KERNEL, 45, -1, 1938, 11, 453},  // 351 k45_bnapply_add_c168_7x7
-  {CUDA_STEP_GEMM, -1, 29, 1949, 3, 455},  // 352 cells.10.ops.2.x_op.ops.1
-  {CUDA_STEP_KERNEL, 28, -1, 1952, 6, 456},  // 353 k28_bnstats_c168_7x7
-  {CUDA_STEP_CONV_FWD, -1, 96, 1958, 3, 458},  // 354 cells.10.ops.2.y_op.ops.1
-  {CUDA_STEP_KERNEL, 28, -1, 1961, 6, 459},  // 355 k28_bnstats_c168_7x7
-  {CUDA_STEP_CONV_FWD, -1, 97, 1967, 3, 462},  // 356 cells.10.ops.3.x_op.ops.1
-  {CUDA_STEP_KERNEL, 28, -1, 1970, 6, 463},  // 357 k28_bnstats_c168_7x7
-  {CUDA_STEP_KERNEL, 43, -1, 1976, 6, 464},  // 358 k43_bnapply_relu_c168_7x7
-  {CUDA_STEP_CONV_FWD, -1, 98, 1982, 3, 465},  // 359 cells.10.ops.3.x_op.ops.4
-  {CUDA_STEP_KERNEL, 28, -1, 1985, 6, 466},  // 360 k28_bnstats_c168_7x7
-  {CUDA_STEP_KERNEL, 46, -1, 1991, 11, 467},  // 361 k46_bnapply_add_relu_c168_7x7
-  {CUDA_STEP_CONV_FWD, -1, 99, 2002, 3, 468},  // 362 cells.10.ops.3.y_op.ops.1
-  {CUDA_STEP_KERNEL, 28, -1, 2005, 6, 469},  // 363 k28_bnstats_c168_7x7
-  {CUDA_STEP_KERNEL, 45, -1, 2011, 11, 470},  // 364 k45_bnapply_add_c168_7x7
-  {CUDA_STEP_CONV_FWD, -1, 100, 2022, 3, 472},  // 365 cells.10.ops.4.y_op.ops.1
-  {CUDA_STEP_KERNEL, 28, -1, 2025, 6, 473},  // 366 k28_bnstats_c168_7x7
-  {CUDA_STEP_KERNEL, 45, -1, 2031, 11, 474},  // 367 k45_bnapply_add_c168_7x7
-  {CUDA_STEP_GEMM, -1, 30, 2042, 3, 477},  // 368 cells.11.maybe_calibrate_size.preprocess_x.conv
-  {CUDA_STEP_KERNEL, 28, -1, 2045, 6, 478},  // 369 k28_bnstats_c168_7x7
-  {CUDA_STEP_KERNEL, 47, -1, 2051, 2, 479},  // 370 k47_relu_c504_7x7
-  {CUDA_STEP_GEMM, -1, 31, 2053, 3, 480},  // 371 cells.11.maybe_calibrate_size.preprocess_y.conv
-  {CUDA_STEP_KERNEL, 28, -1, 2056, 6, 481},  // 372 k28_bnstats_c168_7x7
-  {CUDA_STEP_KERNEL, 43, -1, 2062, 6, 482},  // 373 k43_bnapply_relu_c168_7x7
-  {CUDA_STEP_CONV_FWD, -1, 101, 2068, 3, 483},  // 374 cells.11.ops.0.x_op.ops.1
-  {CUDA_STEP_KERNEL, 28, -1, 2071, 6, 484},  // 375 k28_bnstats_c168_7x7
-  {CUDA_STEP_KERNEL, 44, -1, 2077, 11, 485},  // 376 k44_bnapply_avg5x5s1_add_relu_c168_7x7
-  {CUDA_STEP_CONV_FWD, -1, 102, 2088, 3, 488},  // 377 cells.11.ops.1.x_op.ops.1
-  {CUDA_STEP_KERNEL, 28, -1, 2091, 6, 489},  // 378 k28_bnstats_c168_7x7
-  {CUDA_STEP_KERNEL, 43, -1, 2097, 6, 490},  // 379 k43_bnapply_relu_c168_7x7
-  {CUDA_STEP_CONV_FWD, -1, 103, 2103, 3, 491},  // 380 cells.11.ops.1.x_op.ops.4
-  {CUDA_STEP_KERNEL, 28, -1, 2106, 6, 492},  // 381 k28_bnstats_c168_7x7
-  {CUDA_STEP_KERNEL, 43, -1, 2112, 6, 493},  // 382 k43_bnapply_relu_c168_7x7
-  {CUDA_STEP_CONV_FWD, -1, 104, 2118, 3, 494},  // 383 cells.11.ops.1.y_op.ops.1
-  {CUDA_STEP_KERNEL, 28, -1, 2121, 6, 495},  // 384 k28_bnstats_c168_7x7
-  {CUDA_STEP_KERNEL, 45, -1, 2127, 11, 496},  // 385 k45_bnapply_add_c168_7x7
-  {CUDA_STEP_GEMM, -1, 32, 2138, 3, 498},  // 386 cells.11.ops.2.x_op.ops.1
-  {CUDA_STEP_KERNEL, 28, -1, 2141, 6, 499},  // 387 k28_bnstats_c168_7x7
-  {CUDA_STEP_CONV_FWD, -1, 105, 2147, 3, 501},  // 388 cells.11.ops.2.y_op.ops.1
-  {CUDA_STEP_KERNEL, 28, -1, 2150, 6, 502},  // 389 k28_bnstats_c168_7x7
-  {CUDA_STEP_CONV_FWD, -1, 106, 2156, 3, 505},  // 390 cells.11.ops.3.x_op.ops.1
-  {CUDA_STEP_KERNEL, 28, -1, 2159, 6, 506},  // 391 k28_bnstats_c168_7x7
-  {CUDA_STEP_KERNEL, 43, -1, 2165, 6, 507},  // 392 k43_bnapply_relu_c168_7x7
-  {CUDA_STEP_CONV_FWD, -1, 107, 2171, 3, 508},  // 393 cells.11.ops.3.x_op.ops.4
-  {CUDA_STEP_KERNEL, 28, -1, 2174, 6, 509},  // 394 k28_bnstats_c168_7x7
-  {CUDA_STEP_KERNEL, 46, -1, 2180, 11, 510},  // 395 k46_bnapply_add_relu_c168_7x7
-  {CUDA_STEP_CONV_FWD, -1, 108, 2191, 3, 511},  // 396 cells.11.ops.3.y_op.ops.1
-  {CUDA_STEP_KERNEL, 28, -1, 2194, 6, 512},  // 397 k28_bnstats_c168_7x7
-  {CUDA_STEP_KERNEL, 45, -1, 2200, 11, 513},  // 398 k45_bnapply_add_c168_7x7
-  {CUDA_STEP_CONV_FWD, -1, 109, 2211, 3, 515},  // 399 cells.11.ops.4.y_op.ops.1
-  {CUDA_STEP_KERNEL, 28, -1, 2214, 6, 516},  // 400 k28_bnstats_c168_7x7
-  {CUDA_STEP_KERNEL, 45, -1, 2220, 11, 517},  // 401 k45_bnapply_add_c168_7x7
-  {CUDA_STEP_GEMM, -1, 33, 2231, 3, 520},  // 402 cells.12.maybe_calibrate_size.preprocess_x.conv
-  {CUDA_STEP_KERNEL, 28, -1, 2234, 6, 521},  // 403 k28_bnstats_c168_7x7
-  {CUDA_STEP_KERNEL, 47, -1, 2240, 2, 522},  // 404 k47_relu_c504_7x7
-  {CUDA_STEP_GEMM, -1, 34, 2242, 3, 523},  // 405 cells.12.maybe_calibrate_size.preprocess_y.conv
-  {CUDA_STEP_KERNEL, 28, -1, 2245, 6, 524},  // 406 k28_bnstats_c168_7x7
-  {CUDA_STEP_KERNEL, 43, -1, 2251, 6, 525},  // 407 k43_bnapply_relu_c168_7x7
-  {CUDA_STEP_CONV_FWD, -1, 110, 2257, 3, 526},  // 408 cells.12.ops.0.x_op.ops.1
-  {CUDA_STEP_KERNEL, 28, -1, 2260, 6, 527},  // 409 k28_bnstats_c168_7x7
-  {CUDA_STEP_KERNEL, 44, -1, 2266, 11, 528},  // 410 k44_bnapply_avg5x5s1_add_relu_c168_7x7
-  {CUDA_STEP_CONV_FWD, -1, 111, 2277, 3, 531},  // 411 cells.12.ops.1.x_op.ops.1
-  {CUDA_STEP_KERNEL, 28, -1, 2280, 6, 532},  // 412 k28_bnstats_c168_7x7
-  {CUDA_STEP_KERNEL, 43, -1, 2286, 6, 533},  // 413 k43_bnapply_relu_c168_7x7
-  {CUDA_STEP_CONV_FWD, -1, 112, 2292, 3, 534},  // 414 cells.12.ops.1.x_op.ops.4
-  {CUDA_STEP_KERNEL, 28, -1, 2295, 6, 535},  // 415 k28_bnstats_c168_7x7
-  {CUDA_STEP_KERNEL, 43, -1, 2301, 6, 536},  // 416 k43_bnapply_relu_c168_7x7
-  {CUDA_STEP_CONV_FWD, -1, 113, 2307, 3, 537},  // 417 cells.12.ops.1.y_op.ops.1
-  {CUDA_STEP_KERNEL, 28, -1, 2310, 6, 538},  // 418 k28_bnstats_c168_7x7
-  {CUDA_STEP_KERNEL, 45, -1, 2316, 11, 539},  // 419 k45_bnapply_add_c168_7x7
-  {CUDA_STEP_GEMM, -1, 35, 2327, 3, 541},  // 420 cells.12.ops.2.x_op.ops.1
-  {CUDA_STEP_KERNEL, 28, -1, 2330, 6, 542},  // 421 k28_bnstats_c168_7x7
-  {CUDA_STEP_CONV_FWD, -1, 114, 2336, 3, 544},  // 422 cells.12.ops.2.y_op.ops.1
-  {CUDA_STEP_KERNEL, 28, -1, 2339, 6, 545},  // 423 k28_bnstats_c168_7x7
-  {CUDA_STEP_CONV_FWD, -1, 115, 2345, 3, 548},  // 424 cells.12.ops.3.x_op.ops.1
-  {CUDA_STEP_KERNEL, 28, -1, 2348, 6, 549},  // 425 k28_bnstats_c168_7x7
-  {CUDA_STEP_KERNEL, 43, -1, 2354, 6, 550},  // 426 k43_bnapply_relu_c168_7x7
-  {CUDA_STEP_CONV_FWD, -1, 116, 2360, 3, 551},  // 427 cells.12.ops.3.x_op.ops.4
-  {CUDA_STEP_KERNEL, 28, -1, 2363, 6, 552},  // 428 k28_bnstats_c168_7x7
-  {CUDA_STEP_KERNEL, 46, -1, 2369, 11, 553},  // 429 k46_bnapply_add_relu_c168_7x7
-  {CUDA_STEP_CONV_FWD, -1, 117, 2380, 3, 554},  // 430 cells.12.ops.3.y_op.ops.1
-  {CUDA_STEP_KERNEL, 28, -1, 2383, 6, 555},  // 431 k28_bnstats_c168_7x7
-  {CUDA_STEP_KERNEL, 45, -1, 2389, 11, 556},  // 432 k45_bnapply_add_c168_7x7
-  {CUDA_STEP_CONV_FWD, -1, 118, 2400, 3, 558},  // 433 cells.12.ops.4.y_op.ops.1
-  {CUDA_STEP_KERNEL, 28, -1, 2403, 6, 559},  // 434 k28_bnstats_c168_7x7
-  {CUDA_STEP_KERNEL, 45, -1, 2409, 11, 560},  // 435 k45_bnapply_add_c168_7x7
-  {CUDA_STEP_GEMM, -1, 36, 2420, 3, 563},  // 436 cells.13.maybe_calibrate_size.preprocess_x.conv
-  {CUDA_STEP_KERNEL, 28, -1, 2423, 6, 564},  // 437 k28_bnstats_c168_7x7
-  {CUDA_STEP_KERNEL, 47, -1, 2429, 2, 565},  // 438 k47_relu_c504_7x7
-  {CUDA_STEP_GEMM, -1, 37, 2431, 3, 566},  // 439 cells.13.maybe_calibrate_size.preprocess_y.conv
-  {CUDA_STEP_KERNEL, 28, -1, 2434, 6, 567},  // 440 k28_bnstats_c168_7x7
-  {CUDA_STEP_KERNEL, 43, -1, 2440, 6, 568},  // 441 k43_bnapply_relu_c168_7x7
-  {CUDA_STEP_CONV_FWD, -1, 119, 2446, 3, 569},  // 442 cells.13.ops.0.x_op.ops.1
-  {CUDA_STEP_KERNEL, 28, -1, 2449, 6, 570},  // 443 k28_bnstats_c168_7x7
-  {CUDA_STEP_KERNEL, 44, -1, 2455, 11, 571},  // 444 k44_bnapply_avg5x5s1_add_relu_c168_7x7
-  {CUDA_STEP_CONV_FWD, -1, 120, 2466, 3, 574},  // 445 cells.13.ops.1.x_op.ops.1
-  {CUDA_STEP_KERNEL, 28, -1, 2469, 6, 575},  // 446 k28_bnstats_c168_7x7
-  {CUDA_STEP_KERNEL, 43, -1, 2475, 6, 576},  // 447 k43_bnapply_relu_c168_7x7
-  {CUDA_STEP_CONV_FWD, -1, 121, 2481, 3, 577},  // 448 cells.13.ops.1.x_op.ops.4
-  {CUDA_STEP_KERNEL, 28, -1, 2484, 6, 578},  // 449 k28_bnstats_c168_7x7
-  {CUDA_STEP_KERNEL, 43, -1, 2490, 6, 579},  // 450 k43_bnapply_relu_c168_7x7
-  {CUDA_STEP_CONV_FWD, -1, 122, 2496, 3, 580},  // 451 cells.13.ops.1.y_op.ops.1
-  {CUDA_STEP_KERNEL, 28, -1, 2499, 6, 581},  // 452 k28_bnstats_c168_7x7
-  {CUDA_STEP_KERNEL, 45, -1, 2505, 11, 582},  // 453 k45_bnapply_add_c168_7x7
-  {CUDA_STEP_GEMM, -1, 38, 2516, 3, 584},  // 454 cells.13.ops.2.x_op.ops.1
-  {CUDA_STEP_KERNEL, 28, -1, 2519, 6, 585},  // 455 k28_bnstats_c168_7x7
-  {CUDA_STEP_CONV_FWD, -1, 123, 2525, 3, 587},  // 456 cells.13.ops.2.y_op.ops.1
-  {CUDA_STEP_KERNEL, 28, -1, 2528, 6, 588},  // 457 k28_bnstats_c168_7x7
-  {CUDA_STEP_CONV_FWD, -1, 124, 2534, 3, 591},  // 458 cells.13.ops.3.x_op.ops.1
-  {CUDA_STEP_KERNEL, 28, -1, 2537, 6, 592},  // 459 k28_bnstats_c168_7x7
-  {CUDA_STEP_KERNEL, 43, -1, 2543, 6, 593},  // 460 k43_bnapply_relu_c168_7x7
-  {CUDA_STEP_CONV_FWD, -1, 125, 2549, 3, 594},  // 461 cells.13.ops.3.x_op.ops.4
-  {CUDA_STEP_KERNEL, 28, -1, 2552, 6, 595},  // 462 k28_bnstats_c168_7x7
-  {CUDA_STEP_KERNEL, 46, -1, 2558, 11, 596},  // 463 k46_bnapply_add_relu_c168_7x7
-  {CUDA_STEP_CONV_FWD, -1, 126, 2569, 3, 597},  // 464 cells.13.ops.3.y_op.ops.1
-  {CUDA_STEP_KERNEL, 28, -1, 2572, 6, 598},  // 465 k28_bnstats_c168_7x7
-  {CUDA_STEP_KERNEL, 45, -1, 2578, 11, 599},  // 466 k45_bnapply_add_c168_7x7
-  {CUDA_STEP_CONV_FWD, -1, 127, 2589, 3, 601},  // 467 cells.13.ops.4.y_op.ops.1
-  {CUDA_STEP_KERNEL, 28, -1, 2592, 6, 602},  // 468 k28_bnstats_c168_7x7
-  {CUDA_STEP_KERNEL, 45, -1, 2598, 11, 603},  // 469 k45_bnapply_add_c168_7x7
-  {CUDA_STEP_KERNEL, 48, -1, 2609, 2, 605},  // 470 k48_gap_c504_1x1
-  {CUDA_STEP_KERNEL, 41, -1, 2611, 2, 606},  // 471 k41_bias_c1000_1x1
-  {CUDA_STEP_GEMM, -1, 39, 2613, 3, 606},  // 472 classifier
-  {CUDA_STEP_KERNEL, 49, -1, 2616, 5, 607},  // 473 k49_xent_xent_bwd_c1000_1x1
-  {CUDA_STEP_KERNEL, 50, -1, 2621, 5, 608},  // 474 k50_xent_xent_bwd_c1000_1x1
-  {CUDA_STEP_KERNEL, 51, -1, 2626, 3, 609},  // 475 k51_add_c1_1x1
-  {CUDA_STEP_GEMM, -1, 40, 2629, 3, 612},  // 476 classifier
-  {CUDA_STEP_GEMM, -1, 41, 2632, 3, 612},  // 477 classifier
-  {CUDA_STEP_KERNEL, 52, -1, 2635, 3, 612},  // 478 k52_biasgrad_c1000_1x1
-  {CUDA_STEP_KERNEL, 53, -1, 2638, 2, 613},  // 479 k53_gap_bwd_c504_7x7
-  {CUDA_STEP_KERNEL, 54, -1, 2640, 8, 615},  // 480 k54_bnbwdsum_c168_7x7
-  {CUDA_STEP_KERNEL, 55, -1, 2648, 7, 615},  // 481 k55_bnbwd_c168_7x7
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 128, 2655, 3, 616},  // 482 cells.13.ops.4.y_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 129, 2658, 3, 617},  // 483 cells.13.ops.4.y_op.ops.1
-  {CUDA_STEP_KERNEL, 54, -1, 2661, 8, 619},  // 484 k54_bnbwdsum_c168_7x7
-  {CUDA_STEP_KERNEL, 55, -1, 2669, 7, 619},  // 485 k55_bnbwd_c168_7x7
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 130, 2676, 3, 620},  // 486 cells.13.ops.3.y_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 131, 2679, 3, 621},  // 487 cells.13.ops.3.y_op.ops.1
-  {CUDA_STEP_KERNEL, 56, -1, 2682, 16, 622},  // 488 k56_relu_bwd_bnbwdsum_c168_7x7
-  {CUDA_STEP_KERNEL, 54, -1, 2698, 8, 623},  // 489 k54_bnbwdsum_c168_7x7
-  {CUDA_STEP_KERNEL, 55, -1, 2706, 7, 623},  // 490 k55_bnbwd_c168_7x7
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 132, 2713, 3, 624},  // 491 cells.13.ops.3.x_op.ops.4
-  {CUDA_STEP_CONV_BWD_DATA, -1, 133, 2716, 3, 625},  // 492 cells.13.ops.3.x_op.ops.4
-  {CUDA_STEP_KERNEL, 57, -1, 2719, 10, 626},  // 493 k57_relu_bwd_bnbwdsum_c168_7x7
-  {CUDA_STEP_KERNEL, 58, -1, 2729, 7, 627},  // 494 k58_bnbwd_c168_7x7
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 134, 2736, 3, 628},  // 495 cells.13.ops.3.x_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 135, 2739, 3, 629},  // 496 cells.13.ops.3.x_op.ops.1
-  {CUDA_STEP_KERNEL, 58, -1, 2742, 7, 631},  // 497 k58_bnbwd_c168_7x7
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 136, 2749, 3, 632},  // 498 cells.13.ops.2.y_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 137, 2752, 3, 633},  // 499 cells.13.ops.2.y_op.ops.1
-  {CUDA_STEP_KERNEL, 58, -1, 2755, 7, 635},  // 500 k58_bnbwd_c168_7x7
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 138, 2762, 3, 636},  // 501 cells.13.ops.2.x_op.ops.1
-  {CUDA_STEP_GEMM, -1, 42, 2765, 3, 637},  // 502 cells.13.ops.2.x_op.ops.1
-  {CUDA_STEP_KERNEL, 54, -1, 2768, 8, 639},  // 503 k54_bnbwdsum_c168_7x7
-  {CUDA_STEP_KERNEL, 55, -1, 2776, 7, 639},  // 504 k55_bnbwd_c168_7x7
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 139, 2783, 3, 640},  // 505 cells.13.ops.1.y_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 140, 2786, 3, 641},  // 506 cells.13.ops.1.y_op.ops.1
-  {CUDA_STEP_KERNEL, 59, -1, 2789, 5, 614},  // 507 k59_accum_bnapply_relu_relu_bwd_c168_7x7
-  {CUDA_STEP_KERNEL, 54, -1, 2794, 8, 643},  // 508 k54_bnbwdsum_c168_7x7
-  {CUDA_STEP_KERNEL, 55, -1, 2802, 7, 643},  // 509 k55_bnbwd_c168_7x7
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 141, 2809, 3, 644},  // 510 cells.13.ops.1.x_op.ops.4
-  {CUDA_STEP_CONV_BWD_DATA, -1, 142, 2812, 3, 645},  // 511 cells.13.ops.1.x_op.ops.4
-  {CUDA_STEP_KERNEL, 57, -1, 2815, 10, 646},  // 512 k57_relu_bwd_bnbwdsum_c168_7x7
-  {CUDA_STEP_KERNEL, 58, -1, 2825, 7, 647},  // 513 k58_bnbwd_c168_7x7
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 143, 2832, 3, 648},  // 514 cells.13.ops.1.x_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 144, 2835, 3, 649},  // 515 cells.13.ops.1.x_op.ops.1
-  {CUDA_STEP_KERNEL, 57, -1, 2838, 10, 650},  // 516 k57_relu_bwd_bnbwdsum_c168_7x7
-  {CUDA_STEP_KERNEL, 60, -1, 2848, 9, 651},  // 517 k60_bnapply_avg5x5s1bwd_bnbwdsum_c168_7x7
-  {CUDA_STEP_KERNEL, 58, -1, 2857, 7, 652},  // 518 k58_bnbwd_c168_7x7
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 145, 2864, 3, 653},  // 519 cells.13.ops.0.x_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 146, 2867, 3, 654},  // 520 cells.13.ops.0.x_op.ops.1
-  {CUDA_STEP_KERNEL, 61, -1, 2870, 13, 618},  // 521 k61_bnapply_relu_relu_bwd_bnbwdsum_c168_7x7
-  {CUDA_STEP_KERNEL, 58, -1, 2883, 7, 656},  // 522 k58_bnbwd_c168_7x7
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 147, 2890, 3, 657},  // 523 cells.13.maybe_calibrate_size.preprocess_y.conv
-  {CUDA_STEP_GEMM, -1, 43, 2893, 3, 658},  // 524 cells.13.maybe_calibrate_size.preprocess_y.conv
-  {CUDA_STEP_KERNEL, 62, -1, 2896, 3, 659},  // 525 k62_relu_bwd_c504_7x7
-  {CUDA_STEP_KERNEL, 58, -1, 2899, 7, 660},  // 526 k58_bnbwd_c168_7x7
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 148, 2906, 3, 661},  // 527 cells.13.maybe_calibrate_size.preprocess_x.conv
-  {CUDA_STEP_GEMM, -1, 44, 2909, 3, 662},  // 528 cells.13.maybe_calibrate_size.preprocess_x.conv
-  {CUDA_STEP_KERNEL, 54, -1, 2912, 8, 665},  // 529 k54_bnbwdsum_c168_7x7
-  {CUDA_STEP_KERNEL, 55, -1, 2920, 7, 665},  // 530 k55_bnbwd_c168_7x7
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 149, 2927, 3, 666},  // 531 cells.12.ops.4.y_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 150, 2930, 3, 667},  // 532 cells.12.ops.4.y_op.ops.1
-  {CUDA_STEP_KERNEL, 54, -1, 2933, 8, 669},  // 533 k54_bnbwdsum_c168_7x7
-  {CUDA_STEP_KERNEL, 55, -1, 2941, 7, 669},  // 534 k55_bnbwd_c168_7x7
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 151, 2948, 3, 670},  // 535 cells.12.ops.3.y_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 152, 2951, 3, 671},  // 536 cells.12.ops.3.y_op.ops.1
-  {CUDA_STEP_KERNEL, 56, -1, 2954, 16, 672},  // 537 k56_relu_bwd_bnbwdsum_c168_7x7
-  {CUDA_STEP_KERNEL, 54, -1, 2970, 8, 673},  // 538 k54_bnbwdsum_c168_7x7
-  {CUDA_STEP_KERNEL, 55, -1, 2978, 7, 673},  // 539 k55_bnbwd_c168_7x7
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 153, 2985, 3, 674},  // 540 cells.12.ops.3.x_op.ops.4
-  {CUDA_STEP_CONV_BWD_DATA, -1, 154, 2988, 3, 675},  // 541 cells.12.ops.3.x_op.ops.4
-  {CUDA_STEP_KERNEL, 57, -1, 2991, 10, 676},  // 542 k57_relu_bwd_bnbwdsum_c168_7x7
-  {CUDA_STEP_KERNEL, 58, -1, 3001, 7, 677},  // 543 k58_bnbwd_c168_7x7
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 155, 3008, 3, 678},  // 544 cells.12.ops.3.x_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 156, 3011, 3, 679},  // 545 cells.12.ops.3.x_op.ops.1
-  {CUDA_STEP_KERNEL, 58, -1, 3014, 7, 681},  // 546 k58_bnbwd_c168_7x7
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 157, 3021, 3, 682},  // 547 cells.12.ops.2.y_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 158, 3024, 3, 683},  // 548 cells.12.ops.2.y_op.ops.1
-  {CUDA_STEP_KERNEL, 58, -1, 3027, 7, 685},  // 549 k58_bnbwd_c168_7x7
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 159, 3034, 3, 686},  // 550 cells.12.ops.2.x_op.ops.1
-  {CUDA_STEP_GEMM, -1, 45, 3037, 3, 687},  // 551 cells.12.ops.2.x_op.ops.1
-  {CUDA_STEP_KERNEL, 54, -1, 3040, 8, 689},  // 552 k54_bnbwdsum_c168_7x7
-  {CUDA_STEP_KERNEL, 55, -1, 3048, 7, 689},  // 553 k55_bnbwd_c168_7x7
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 160, 3055, 3, 690},  // 554 cells.12.ops.1.y_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 161, 3058, 3, 691},  // 555 cells.12.ops.1.y_op.ops.1
-  {CUDA_STEP_KERNEL, 59, -1, 3061, 5, 664},  // 556 k59_accum_bnapply_relu_relu_bwd_c168_7x7
-  {CUDA_STEP_KERNEL, 54, -1, 3066, 8, 693},  // 557 k54_bnbwdsum_c168_7x7
-  {CUDA_STEP_KERNEL, 55, -1, 3074, 7, 693},  // 558 k55_bnbwd_c168_7x7
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 162, 3081, 3, 694},  // 559 cells.12.ops.1.x_op.ops.4
-  {CUDA_STEP_CONV_BWD_DATA, -1, 163, 3084, 3, 695},  // 560 cells.12.ops.1.x_op.ops.4
-  {CUDA_STEP_KERNEL, 57, -1, 3087, 10, 696},  // 561 k57_relu_bwd_bnbwdsum_c168_7x7
-  {CUDA_STEP_KERNEL, 58, -1, 3097, 7, 697},  // 562 k58_bnbwd_c168_7x7
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 164, 3104, 3, 698},  // 563 cells.12.ops.1.x_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 165, 3107, 3, 699},  // 564 cells.12.ops.1.x_op.ops.1
-  {CUDA_STEP_KERNEL, 57, -1, 3110, 10, 700},  // 565 k57_relu_bwd_bnbwdsum_c168_7x7
-  {CUDA_STEP_KERNEL, 60, -1, 3120, 9, 701},  // 566 k60_bnapply_avg5x5s1bwd_bnbwdsum_c168_7x7
-  {CUDA_STEP_KERNEL, 58, -1, 3129, 7, 702},  // 567 k58_bnbwd_c168_7x7
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 166, 3136, 3, 703},  // 568 cells.12.ops.0.x_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 167, 3139, 3, 704},  // 569 cells.12.ops.0.x_op.ops.1
-  {CUDA_STEP_KERNEL, 61, -1, 3142, 13, 668},  // 570 k61_bnapply_relu_relu_bwd_bnbwdsum_c168_7x7
-  {CUDA_STEP_KERNEL, 58, -1, 3155, 7, 706},  // 571 k58_bnbwd_c168_7x7
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 168, 3162, 3, 707},  // 572 cells.12.maybe_calibrate_size.preprocess_y.conv
-  {CUDA_STEP_GEMM, -1, 46, 3165, 3, 708},  // 573 cells.12.maybe_calibrate_size.preprocess_y.conv
-  {CUDA_STEP_KERNEL, 63, -1, 3168, 4, 663},  // 574 k63_relu_relu_bwd_c504_7x7
-  {CUDA_STEP_KERNEL, 58, -1, 3172, 7, 710},  // 575 k58_bnbwd_c168_7x7
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 169, 3179, 3, 711},  // 576 cells.12.maybe_calibrate_size.preprocess_x.conv
-  {CUDA_STEP_GEMM, -1, 47, 3182, 3, 712},  // 577 cells.12.maybe_calibrate_size.preprocess_x.conv
-  {CUDA_STEP_KERNEL, 54, -1, 3185, 8, 715},  // 578 k54_bnbwdsum_c168_7x7
-  {CUDA_STEP_KERNEL, 55, -1, 3193, 7, 715},  // 579 k55_bnbwd_c168_7x7
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 170, 3200, 3, 716},  // 580 cells.11.ops.4.y_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 171, 3203, 3, 717},  // 581 cells.11.ops.4.y_op.ops.1
-  {CUDA_STEP_KERNEL, 54, -1, 3206, 8, 719},  // 582 k54_bnbwdsum_c168_7x7
-  {CUDA_STEP_KERNEL, 55, -1, 3214, 7, 719},  // 583 k55_bnbwd_c168_7x7
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 172, 3221, 3, 720},  // 584 cells.11.ops.3.y_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 173, 3224, 3, 721},  // 585 cells.11.ops.3.y_op.ops.1
-  {CUDA_STEP_KERNEL, 56, -1, 3227, 16, 722},  // 586 k56_relu_bwd_bnbwdsum_c168_7x7
-  {CUDA_STEP_KERNEL, 54, -1, 3243, 8, 723},  // 587 k54_bnbwdsum_c168_7x7
-  {CUDA_STEP_KERNEL, 55, -1, 3251, 7, 723},  // 588 k55_bnbwd_c168_7x7
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 174, 3258, 3, 724},  // 589 cells.11.ops.3.x_op.ops.4
-  {CUDA_STEP_CONV_BWD_DATA, -1, 175, 3261, 3, 725},  // 590 cells.11.ops.3.x_op.ops.4
-  {CUDA_STEP_KERNEL, 57, -1, 3264, 10, 726},  // 591 k57_relu_bwd_bnbwdsum_c168_7x7
-  {CUDA_STEP_KERNEL, 58, -1, 3274, 7, 727},  // 592 k58_bnbwd_c168_7x7
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 176, 3281, 3, 728},  // 593 cells.11.ops.3.x_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 177, 3284, 3, 729},  // 594 cells.11.ops.3.x_op.ops.1
-  {CUDA_STEP_KERNEL, 58, -1, 3287, 7, 731},  // 595 k58_bnbwd_c168_7x7
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 178, 3294, 3, 732},  // 596 cells.11.ops.2.y_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 179, 3297, 3, 733},  // 597 cells.11.ops.2.y_op.ops.1
-  {CUDA_STEP_KERNEL, 58, -1, 3300, 7, 735},  // 598 k58_bnbwd_c168_7x7
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 180, 3307, 3, 736},  // 599 cells.11.ops.2.x_op.ops.1
-  {CUDA_STEP_GEMM, -1, 48, 3310, 3, 737},  // 600 cells.11.ops.2.x_op.ops.1
-  {CUDA_STEP_KERNEL, 54, -1, 3313, 8, 739},  // 601 k54_bnbwdsum_c168_7x7
-  {CUDA_STEP_KERNEL, 55, -1, 3321, 7, 739},  // 602 k55_bnbwd_c168_7x7
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 181, 3328, 3, 740},  // 603 cells.11.ops.1.y_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 182, 3331, 3, 741},  // 604 cells.11.ops.1.y_op.ops.1
-  {CUDA_STEP_KERNEL, 59, -1, 3334, 5, 714},  // 605 k59_accum_bnapply_relu_relu_bwd_c168_7x7
-  {CUDA_STEP_KERNEL, 54, -1, 3339, 8, 743},  // 606 k54_bnbwdsum_c168_7x7
-  {CUDA_STEP_KERNEL, 55, -1, 3347, 7, 743},  // 607 k55_bnbwd_c168_7x7
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 183, 3354, 3, 744},  // 608 cells.11.ops.1.x_op.ops.4
-  {CUDA_STEP_CONV_BWD_DATA, -1, 184, 3357, 3, 745},  // 609 cells.11.ops.1.x_op.ops.4
-  {CUDA_STEP_KERNEL, 57, -1, 3360, 10, 746},  // 610 k57_relu_bwd_bnbwdsum_c168_7x7
-  {CUDA_STEP_KERNEL, 58, -1, 3370, 7, 747},  // 611 k58_bnbwd_c168_7x7
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 185, 3377, 3, 748},  // 612 cells.11.ops.1.x_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 186, 3380, 3, 749},  // 613 cells.11.ops.1.x_op.ops.1
-  {CUDA_STEP_KERNEL, 57, -1, 3383, 10, 750},  // 614 k57_relu_bwd_bnbwdsum_c168_7x7
-  {CUDA_STEP_KERNEL, 60, -1, 3393, 9, 751},  // 615 k60_bnapply_avg5x5s1bwd_bnbwdsum_c168_7x7
-  {CUDA_STEP_KERNEL, 58, -1, 3402, 7, 752},  // 616 k58_bnbwd_c168_7x7
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 187, 3409, 3, 753},  // 617 cells.11.ops.0.x_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 188, 3412, 3, 754},  // 618 cells.11.ops.0.x_op.ops.1
-  {CUDA_STEP_KERNEL, 61, -1, 3415, 13, 718},  // 619 k61_bnapply_relu_relu_bwd_bnbwdsum_c168_7x7
-  {CUDA_STEP_KERNEL, 58, -1, 3428, 7, 756},  // 620 k58_bnbwd_c168_7x7
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 189, 3435, 3, 757},  // 621 cells.11.maybe_calibrate_size.preprocess_y.conv
-  {CUDA_STEP_GEMM, -1, 49, 3438, 3, 758},  // 622 cells.11.maybe_calibrate_size.preprocess_y.conv
-  {CUDA_STEP_KERNEL, 63, -1, 3441, 4, 713},  // 623 k63_relu_relu_bwd_c504_7x7
-  {CUDA_STEP_KERNEL, 58, -1, 3445, 7, 760},  // 624 k58_bnbwd_c168_7x7
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 190, 3452, 3, 761},  // 625 cells.11.maybe_calibrate_size.preprocess_x.conv
-  {CUDA_STEP_GEMM, -1, 50, 3455, 3, 762},  // 626 cells.11.maybe_calibrate_size.preprocess_x.conv
-  {CUDA_STEP_KERNEL, 54, -1, 3458, 8, 765},  // 627 k54_bnbwdsum_c168_7x7
-  {CUDA_STEP_KERNEL, 55, -1, 3466, 7, 765},  // 628 k55_bnbwd_c168_7x7
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 191, 3473, 3, 766},  // 629 cells.10.ops.4.y_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 192, 3476, 3, 767},  // 630 cells.10.ops.4.y_op.ops.1
-  {CUDA_STEP_KERNEL, 54, -1, 3479, 8, 769},  // 631 k54_bnbwdsum_c168_7x7
-  {CUDA_STEP_KERNEL, 55, -1, 3487, 7, 769},  // 632 k55_bnbwd_c168_7x7
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 193, 3494, 3, 770},  // 633 cells.10.ops.3.y_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 194, 3497, 3, 771},  // 634 cells.10.ops.3.y_op.ops.1
-  {CUDA_STEP_KERNEL, 56, -1, 3500, 16, 772},  // 635 k56_relu_bwd_bnbwdsum_c168_7x7
-  {CUDA_STEP_KERNEL, 54, -1, 3516, 8, 773},  // 636 k54_bnbwdsum_c168_7x7
-  {CUDA_STEP_KERNEL, 55, -1, 3524, 7, 773},  // 637 k55_bnbwd_c168_7x7
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 195, 3531, 3, 774},  // 638 cells.10.ops.3.x_op.ops.4
-  {CUDA_STEP_CONV_BWD_DATA, -1, 196, 3534, 3, 775},  // 639 cells.10.ops.3.x_op.ops.4
-  {CUDA_STEP_KERNEL, 57, -1, 3537, 10, 776},  // 640 k57_relu_bwd_bnbwdsum_c168_7x7
-  {CUDA_STEP_KERNEL, 58, -1, 3547, 7, 777},  // 641 k58_bnbwd_c168_7x7
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 197, 3554, 3, 778},  // 642 cells.10.ops.3.x_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 198, 3557, 3, 779},  // 643 cells.10.ops.3.x_op.ops.1
-  {CUDA_STEP_KERNEL, 58, -1, 3560, 7, 781},  // 644 k58_bnbwd_c168_7x7
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 199, 3567, 3, 782},  // 645 cells.10.ops.2.y_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 200, 3570, 3, 783},  // 646 cells.10.ops.2.y_op.ops.1
-  {CUDA_STEP_KERNEL, 58, -1, 3573, 7, 785},  // 647 k58_bnbwd_c168_7x7
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 201, 3580, 3, 786},  // 648 cells.10.ops.2.x_op.ops.1
-  {CUDA_STEP_GEMM, -1, 51, 3583, 3, 787},  // 649 cells.10.ops.2.x_op.ops.1
-  {CUDA_STEP_KERNEL, 54, -1, 3586, 8, 789},  // 650 k54_bnbwdsum_c168_7x7
-  {CUDA_STEP_KERNEL, 55, -1, 3594, 7, 789},  // 651 k55_bnbwd_c168_7x7
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 202, 3601, 3, 790},  // 652 cells.10.ops.1.y_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 203, 3604, 3, 791},  // 653 cells.10.ops.1.y_op.ops.1
-  {CUDA_STEP_KERNEL, 59, -1, 3607, 5, 764},  // 654 k59_accum_bnapply_relu_relu_bwd_c168_7x7
-  {CUDA_STEP_KERNEL, 54, -1, 3612, 8, 793},  // 655 k54_bnbwdsum_c168_7x7
-  {CUDA_STEP_KERNEL, 55, -1, 3620, 7, 793},  // 656 k55_bnbwd_c168_7x7
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 204, 3627, 3, 794},  // 657 cells.10.ops.1.x_op.ops.4
-  {CUDA_STEP_CONV_BWD_DATA, -1, 205, 3630, 3, 795},  // 658 cells.10.ops.1.x_op.ops.4
-  {CUDA_STEP_KERNEL, 57, -1, 3633, 10, 796},  // 659 k57_relu_bwd_bnbwdsum_c168_7x7
-  {CUDA_STEP_KERNEL, 58, -1, 3643, 7, 797},  // 660 k58_bnbwd_c168_7x7
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 206, 3650, 3, 798},  // 661 cells.10.ops.1.x_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 207, 3653, 3, 799},  // 662 cells.10.ops.1.x_op.ops.1
-  {CUDA_STEP_KERNEL, 57, -1, 3656, 10, 800},  // 663 k57_relu_bwd_bnbwdsum_c168_7x7
-  {CUDA_STEP_KERNEL, 60, -1, 3666, 9, 801},  // 664 k60_bnapply_avg5x5s1bwd_bnbwdsum_c168_7x7
-  {CUDA_STEP_KERNEL, 58, -1, 3675, 7, 802},  // 665 k58_bnbwd_c168_7x7
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 208, 3682, 3, 803},  // 666 cells.10.ops.0.x_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 209, 3685, 3, 804},  // 667 cells.10.ops.0.x_op.ops.1
-  {CUDA_STEP_KERNEL, 61, -1, 3688, 13, 768},  // 668 k61_bnapply_relu_relu_bwd_bnbwdsum_c168_7x7
-  {CUDA_STEP_KERNEL, 58, -1, 3701, 7, 806},  // 669 k58_bnbwd_c168_7x7
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 210, 3708, 3, 807},  // 670 cells.10.maybe_calibrate_size.preprocess_y.conv
-  {CUDA_STEP_GEMM, -1, 52, 3711, 3, 808},  // 671 cells.10.maybe_calibrate_size.preprocess_y.conv
-  {CUDA_STEP_KERNEL, 64, -1, 3714, 4, 763},  // 672 k64_relu_relu_bwd_c672_7x7
-  {CUDA_STEP_KERNEL, 58, -1, 3718, 7, 810},  // 673 k58_bnbwd_c168_7x7
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 211, 3725, 3, 811},  // 674 cells.10.maybe_calibrate_size.preprocess_x.path2.1
-  {CUDA_STEP_KERNEL, 65, -1, 3728, 1, 812},  // 675 k65_zero_c252_14x14
-  {CUDA_STEP_CONV_BWD_DATA, -1, 212, 3729, 3, 812},  // 676 cells.10.maybe_calibrate_size.preprocess_x.path2.1
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 213, 3732, 3, 813},  // 677 cells.10.maybe_calibrate_size.preprocess_x.path1.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 214, 3735, 3, 814},  // 678 cells.10.maybe_calibrate_size.preprocess_x.path1.1
-  {CUDA_STEP_GEMM, -1, 53, 3738, 3, 816},  // 679 auxiliary_head.classifier
-  {CUDA_STEP_GEMM, -1, 54, 3741, 3, 816},  // 680 auxiliary_head.classifier
-  {CUDA_STEP_KERNEL, 52, -1, 3744, 3, 816},  // 681 k52_biasgrad_c1000_1x1
-  {CUDA_STEP_KERNEL, 66, -1, 3747, 10, 817},  // 682 k66_relu_bwd_bnbwdsum_c768_1x1
-  {CUDA_STEP_KERNEL, 67, -1, 3757, 7, 818},  // 683 k67_bnbwd_c768_1x1
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 215, 3764, 3, 819},  // 684 auxiliary_head.conv2
-  {CUDA_STEP_CONV_BWD_DATA, -1, 216, 3767, 3, 820},  // 685 auxiliary_head.conv2
-  {CUDA_STEP_KERNEL, 68, -1, 3770, 10, 821},  // 686 k68_relu_bwd_bnbwdsum_c128_2x2
-  {CUDA_STEP_KERNEL, 69, -1, 3780, 7, 822},  // 687 k69_bnbwd_c128_2x2
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 217, 3787, 3, 823},  // 688 auxiliary_head.conv1
-  {CUDA_STEP_GEMM, -1, 55, 3790, 3, 824},  // 689 auxiliary_head.conv1
-  {CUDA_STEP_KERNEL, 70, -1, 3793, 3, 825},  // 690 k70_relu_avg5x5s2bwd_relu_bwd_c672_7x7
-  {CUDA_STEP_KERNEL, 71, -1, 3796, 8, 827},  // 691 k71_bnbwdsum_c168_7x7
-  {CUDA_STEP_KERNEL, 72, -1, 3804, 7, 827},  // 692 k72_bnbwd_c168_7x7
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 218, 3811, 3, 828},  // 693 cells.9.ops.4.y_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 219, 3814, 3, 829},  // 694 cells.9.ops.4.y_op.ops.1
-  {CUDA_STEP_KERNEL, 73, -1, 3817, 3, 830},  // 695 k73_bnapply_relu_relu_bwd_c168_14x14
-  {CUDA_STEP_KERNEL, 74, -1, 3820, 7, 831},  // 696 k74_bnapply_max3x3s2bwd_c168_14x14
-  {CUDA_STEP_KERNEL, 71, -1, 3827, 8, 832},  // 697 k71_bnbwdsum_c168_7x7
-  {CUDA_STEP_KERNEL, 72, -1, 3835, 7, 832},  // 698 k72_bnbwd_c168_7x7
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 220, 3842, 3, 833},  // 699 cells.9.ops.3.y_op.ops.1
-  {CUDA_STEP_GEMM, -1, 56, 3845, 3, 834},  // 700 cells.9.ops.3.y_op.ops.1
-  {CUDA_STEP_KERNEL, 57, -1, 3848, 10, 835},  // 701 k57_relu_bwd_bnbwdsum_c168_7x7
-  {CUDA_STEP_KERNEL, 75, -1, 3858, 7, 837},  // 702 k75_bnapply_max2x2s2bwd_c168_14x14
-  {CUDA_STEP_KERNEL, 71, -1, 3865, 8, 838},  // 703 k71_bnbwdsum_c168_7x7
-  {CUDA_STEP_KERNEL, 72, -1, 3873, 7, 838},  // 704 k72_bnbwd_c168_7x7
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 221, 3880, 3, 839},  // 705 cells.9.ops.2.x_op.ops.4
-  {CUDA_STEP_CONV_BWD_DATA, -1, 222, 3883, 3, 840},  // 706 cells.9.ops.2.x_op.ops.4
-  {CUDA_STEP_KERNEL, 76, -1, 3886, 10, 841},  // 707 k76_relu_bwd_bnbwdsum_c168_14x7
-  {CUDA_STEP_KERNEL, 77, -1, 3896, 7, 842},  // 708 k77_bnbwd_c168_14x7
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 223, 3903, 3, 843},  // 709 cells.9.ops.2.x_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 224, 3906, 3, 844},  // 710 cells.9.ops.2.x_op.ops.1
-  {CUDA_STEP_KERNEL, 78, -1, 3909, 4, 836},  // 711 k78_bnapply_avg3x3s2bwd_relu_relu_bwd_c168_14x14
-  {CUDA_STEP_KERNEL, 71, -1, 3913, 8, 847},  // 712 k71_bnbwdsum_c168_7x7
-  {CUDA_STEP_KERNEL, 72, -1, 3921, 7, 847},  // 713 k72_bnbwd_c168_7x7
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 225, 3928, 3, 848},  // 714 cells.9.ops.1.x_op.ops.1
-  {CUDA_STEP_KERNEL, 79, -1, 3931, 1, 849},  // 715 k79_zero_c168_14x14
-  {CUDA_STEP_CONV_BWD_DATA, -1, 226, 3932, 3, 849},  // 716 cells.9.ops.1.x_op.ops.1
-  {CUDA_STEP_KERNEL, 80, -1, 3935, 9, 851},  // 717 k80_bnapply_avg2x2s2bwd_bnbwdsum_c168_14x14
-  {CUDA_STEP_KERNEL, 58, -1, 3944, 7, 852},  // 718 k58_bnbwd_c168_7x7
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 227, 3951, 3, 853},  // 719 cells.9.ops.0.x_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 228, 3954, 3, 854},  // 720 cells.9.ops.0.x_op.ops.1
-  {CUDA_STEP_KERNEL, 81, -1, 3957, 12, 846},  // 721 k81_bnapply_avg3x3s2bwd_relu_relu_bwd_c168_14x14
-  {CUDA_STEP_KERNEL, 82, -1, 3969, 7, 856},  // 722 k82_bnbwd_c168_14x14
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 229, 3976, 3, 857},  // 723 cells.9.maybe_calibrate_size.preprocess_y.conv
-  {CUDA_STEP_GEMM, -1, 57, 3979, 3, 858},  // 724 cells.9.maybe_calibrate_size.preprocess_y.conv
-  {CUDA_STEP_KERNEL, 83, -1, 3982, 4, 815},  // 725 k83_relu_relu_bwd_c252_14x14
-  {CUDA_STEP_KERNEL, 82, -1, 3986, 7, 860},  // 726 k82_bnbwd_c168_14x14
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 230, 3993, 3, 861},  // 727 cells.9.maybe_calibrate_size.preprocess_x.conv
-  {CUDA_STEP_GEMM, -1, 58, 3996, 3, 862},  // 728 cells.9.maybe_calibrate_size.preprocess_x.conv
-  {CUDA_STEP_KERNEL, 84, -1, 3999, 8, 865},  // 729 k84_bnbwdsum_c84_14x14
-  {CUDA_STEP_KERNEL, 85, -1, 4007, 7, 865},  // 730 k85_bnbwd_c84_14x14
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 231, 4014, 3, 866},  // 731 cells.8.ops.4.y_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 232, 4017, 3, 867},  // 732 cells.8.ops.4.y_op.ops.1
-  {CUDA_STEP_KERNEL, 84, -1, 4020, 8, 869},  // 733 k84_bnbwdsum_c84_14x14
-  {CUDA_STEP_KERNEL, 85, -1, 4028, 7, 869},  // 734 k85_bnbwd_c84_14x14
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 233, 4035, 3, 870},  // 735 cells.8.ops.3.y_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 234, 4038, 3, 871},  // 736 cells.8.ops.3.y_op.ops.1
-  {CUDA_STEP_KERNEL, 86, -1, 4041, 16, 872},  // 737 k86_relu_bwd_bnbwdsum_c84_14x14
-  {CUDA_STEP_KERNEL, 84, -1, 4057, 8, 873},  // 738 k84_bnbwdsum_c84_14x14
-  {CUDA_STEP_KERNEL, 85, -1, 4065, 7, 873},  // 739 k85_bnbwd_c84_14x14
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 235, 4072, 3, 874},  // 740 cells.8.ops.3.x_op.ops.4
-  {CUDA_STEP_CONV_BWD_DATA, -1, 236, 4075, 3, 875},  // 741 cells.8.ops.3.x_op.ops.4
-  {CUDA_STEP_KERNEL, 87, -1, 4078, 10, 876},  // 742 k87_relu_bwd_bnbwdsum_c84_14x14
-  {CUDA_STEP_KERNEL, 88, -1, 4088, 7, 877},  // 743 k88_bnbwd_c84_14x14
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 237, 4095, 3, 878},  // 744 cells.8.ops.3.x_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 238, 4098, 3, 879},  // 745 cells.8.ops.3.x_op.ops.1
-  {CUDA_STEP_KERNEL, 88, -1, 4101, 7, 881},  // 746 k88_bnbwd_c84_14x14
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 239, 4108, 3, 882},  // 747 cells.8.ops.2.y_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 240, 4111, 3, 883},  // 748 cells.8.ops.2.y_op.ops.1
-  {CUDA_STEP_KERNEL, 88, -1, 4114, 7, 885},  // 749 k88_bnbwd_c84_14x14
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 241, 4121, 3, 886},  // 750 cells.8.ops.2.x_op.ops.1
-  {CUDA_STEP_GEMM, -1, 59, 4124, 3, 887},  // 751 cells.8.ops.2.x_op.ops.1
-  {CUDA_STEP_KERNEL, 84, -1, 4127, 8, 889},  // 752 k84_bnbwdsum_c84_14x14
-  {CUDA_STEP_KERNEL, 85, -1, 4135, 7, 889},  // 753 k85_bnbwd_c84_14x14
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 242, 4142, 3, 890},  // 754 cells.8.ops.1.y_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 243, 4145, 3, 891},  // 755 cells.8.ops.1.y_op.ops.1
-  {CUDA_STEP_KERNEL, 89, -1, 4148, 5, 864},  // 756 k89_accum_bnapply_relu_relu_bwd_c84_14x14
-  {CUDA_STEP_KERNEL, 84, -1, 4153, 8, 893},  // 757 k84_bnbwdsum_c84_14x14
-  {CUDA_STEP_KERNEL, 85, -1, 4161, 7, 893},  // 758 k85_bnbwd_c84_14x14
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 244, 4168, 3, 894},  // 759 cells.8.ops.1.x_op.ops.4
-  {CUDA_STEP_CONV_BWD_DATA, -1, 245, 4171, 3, 895},  // 760 cells.8.ops.1.x_op.ops.4
-  {CUDA_STEP_KERNEL, 87, -1, 4174, 10, 896},  // 761 k87_relu_bwd_bnbwdsum_c84_14x14
-  {CUDA_STEP_KERNEL, 88, -1, 4184, 7, 897},  // 762 k88_bnbwd_c84_14x14
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 246, 4191, 3, 898},  // 763 cells.8.ops.1.x_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 247, 4194, 3, 899},  // 764 cells.8.ops.1.x_op.ops.1
-  {CUDA_STEP_KERNEL, 87, -1, 4197, 10, 900},  // 765 k87_relu_bwd_bnbwdsum_c84_14x14
-  {CUDA_STEP_KERNEL, 90, -1, 4207, 9, 901},  // 766 k90_bnapply_avg5x5s1bwd_bnbwdsum_c84_14x14
-  {CUDA_STEP_KERNEL, 88, -1, 4216, 7, 902},  // 767 k88_bnbwd_c84_14x14
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 248, 4223, 3, 903},  // 768 cells.8.ops.0.x_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 249, 4226, 3, 904},  // 769 cells.8.ops.0.x_op.ops.1
-  {CUDA_STEP_KERNEL, 91, -1, 4229, 13, 868},  // 770 k91_bnapply_relu_relu_bwd_bnbwdsum_c84_14x14
-  {CUDA_STEP_KERNEL, 88, -1, 4242, 7, 906},  // 771 k88_bnbwd_c84_14x14
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 250, 4249, 3, 907},  // 772 cells.8.maybe_calibrate_size.preprocess_y.conv
-  {CUDA_STEP_GEMM, -1, 60, 4252, 3, 908},  // 773 cells.8.maybe_calibrate_size.preprocess_y.conv
-  {CUDA_STEP_KERNEL, 83, -1, 4255, 4, 863},  // 774 k83_relu_relu_bwd_c252_14x14
-  {CUDA_STEP_KERNEL, 88, -1, 4259, 7, 910},  // 775 k88_bnbwd_c84_14x14
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 251, 4266, 3, 911},  // 776 cells.8.maybe_calibrate_size.preprocess_x.conv
-  {CUDA_STEP_GEMM, -1, 61, 4269, 3, 912},  // 777 cells.8.maybe_calibrate_size.preprocess_x.conv
-  {CUDA_STEP_KERNEL, 84, -1, 4272, 8, 915},  // 778 k84_bnbwdsum_c84_14x14
-  {CUDA_STEP_KERNEL, 85, -1, 4280, 7, 915},  // 779 k85_bnbwd_c84_14x14
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 252, 4287, 3, 916},  // 780 cells.7.ops.4.y_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 253, 4290, 3, 917},  // 781 cells.7.ops.4.y_op.ops.1
-  {CUDA_STEP_KERNEL, 84, -1, 4293, 8, 919},  // 782 k84_bnbwdsum_c84_14x14
-  {CUDA_STEP_KERNEL, 85, -1, 4301, 7, 919},  // 783 k85_bnbwd_c84_14x14
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 254, 4308, 3, 920},  // 784 cells.7.ops.3.y_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 255, 4311, 3, 921},  // 785 cells.7.ops.3.y_op.ops.1
-  {CUDA_STEP_KERNEL, 86, -1, 4314, 16, 922},  // 786 k86_relu_bwd_bnbwdsum_c84_14x14
-  {CUDA_STEP_KERNEL, 84, -1, 4330, 8, 923},  // 787 k84_bnbwdsum_c84_14x14
-  {CUDA_STEP_KERNEL, 85, -1, 4338, 7, 923},  // 788 k85_bnbwd_c84_14x14
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 256, 4345, 3, 924},  // 789 cells.7.ops.3.x_op.ops.4
-  {CUDA_STEP_CONV_BWD_DATA, -1, 257, 4348, 3, 925},  // 790 cells.7.ops.3.x_op.ops.4
-  {CUDA_STEP_KERNEL, 87, -1, 4351, 10, 926},  // 791 k87_relu_bwd_bnbwdsum_c84_14x14
-  {CUDA_STEP_KERNEL, 88, -1, 4361, 7, 927},  // 792 k88_bnbwd_c84_14x14
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 258, 4368, 3, 928},  // 793 cells.7.ops.3.x_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 259, 4371, 3, 929},  // 794 cells.7.ops.3.x_op.ops.1
-  {CUDA_STEP_KERNEL, 88, -1, 4374, 7, 931},  // 795 k88_bnbwd_c84_14x14
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 260, 4381, 3, 932},  // 796 cells.7.ops.2.y_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 261, 4384, 3, 933},  // 797 cells.7.ops.2.y_op.ops.1
-  {CUDA_STEP_KERNEL, 88, -1, 4387, 7, 935},  // 798 k88_bnbwd_c84_14x14
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 262, 4394, 3, 936},  // 799 cells.7.ops.2.x_op.ops.1
-  {CUDA_STEP_GEMM, -1, 62, 4397, 3, 937},  // 800 cells.7.ops.2.x_op.ops.1
-  {CUDA_STEP_KERNEL, 84, -1, 4400, 8, 939},  // 801 k84_bnbwdsum_c84_14x14
-  {CUDA_STEP_KERNEL, 85, -1, 4408, 7, 939},  // 802 k85_bnbwd_c84_14x14
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 263, 4415, 3, 940},  // 803 cells.7.ops.1.y_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 264, 4418, 3, 941},  // 804 cells.7.ops.1.y_op.ops.1
-  {CUDA_STEP_KERNEL, 89, -1, 4421, 5, 914},  // 805 k89_accum_bnapply_relu_relu_bwd_c84_14x14
-  {CUDA_STEP_KERNEL, 84, -1, 4426, 8, 943},  // 806 k84_bnbwdsum_c84_14x14
-  {CUDA_STEP_KERNEL, 85, -1, 4434, 7, 943},  // 807 k85_bnbwd_c84_14x14
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 265, 4441, 3, 944},  // 808 cells.7.ops.1.x_op.ops.4
-  {CUDA_STEP_CONV_BWD_DATA, -1, 266, 4444, 3, 945},  // 809 cells.7.ops.1.x_op.ops.4
-  {CUDA_STEP_KERNEL, 87, -1, 4447, 10, 946},  // 810 k87_relu_bwd_bnbwdsum_c84_14x14
-  {CUDA_STEP_KERNEL, 88, -1, 4457, 7, 947},  // 811 k88_bnbwd_c84_14x14
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 267, 4464, 3, 948},  // 812 cells.7.ops.1.x_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 268, 4467, 3, 949},  // 813 cells.7.ops.1.x_op.ops.1
-  {CUDA_STEP_KERNEL, 87, -1, 4470, 10, 950},  // 814 k87_relu_bwd_bnbwdsum_c84_14x14
-  {CUDA_STEP_KERNEL, 90, -1, 4480, 9, 951},  // 815 k90_bnapply_avg5x5s1bwd_bnbwdsum_c84_14x14
-  {CUDA_STEP_KERNEL, 88, -1, 4489, 7, 952},  // 816 k88_bnbwd_c84_14x14
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 269, 4496, 3, 953},  // 817 cells.7.ops.0.x_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 270, 4499, 3, 954},  // 818 cells.7.ops.0.x_op.ops.1
-  {CUDA_STEP_KERNEL, 91, -1, 4502, 13, 918},  // 819 k91_bnapply_relu_relu_bwd_bnbwdsum_c84_14x14
-  {CUDA_STEP_KERNEL, 88, -1, 4515, 7, 956},  // 820 k88_bnbwd_c84_14x14
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 271, 4522, 3, 957},  // 821 cells.7.maybe_calibrate_size.preprocess_y.conv
-  {CUDA_STEP_GEMM, -1, 63, 4525, 3, 958},  // 822 cells.7.maybe_calibrate_size.preprocess_y.conv
-  {CUDA_STEP_KERNEL, 83, -1, 4528, 4, 913},  // 823 k83_relu_relu_bwd_c252_14x14
-  {CUDA_STEP_KERNEL, 88, -1, 4532, 7, 960},  // 824 k88_bnbwd_c84_14x14
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 272, 4539, 3, 961},  // 825 cells.7.maybe_calibrate_size.preprocess_x.conv
-  {CUDA_STEP_GEMM, -1, 64, 4542, 3, 962},  // 826 cells.7.maybe_calibrate_size.preprocess_x.conv
-  {CUDA_STEP_KERNEL, 84, -1, 4545, 8, 965},  // 827 k84_bnbwdsum_c84_14x14
-  {CUDA_STEP_KERNEL, 85, -1, 4553, 7, 965},  // 828 k85_bnbwd_c84_14x14
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 273, 4560, 3, 966},  // 829 cells.6.ops.4.y_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 274, 4563, 3, 967},  // 830 cells.6.ops.4.y_op.ops.1
-  {CUDA_STEP_KERNEL, 84, -1, 4566, 8, 969},  // 831 k84_bnbwdsum_c84_14x14
-  {CUDA_STEP_KERNEL, 85, -1, 4574, 7, 969},  // 832 k85_bnbwd_c84_14x14
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 275, 4581, 3, 970},  // 833 cells.6.ops.3.y_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 276, 4584, 3, 971},  // 834 cells.6.ops.3.y_op.ops.1
-  {CUDA_STEP_KERNEL, 86, -1, 4587, 16, 972},  // 835 k86_relu_bwd_bnbwdsum_c84_14x14
-  {CUDA_STEP_KERNEL, 84, -1, 4603, 8, 973},  // 836 k84_bnbwdsum_c84_14x14
-  {CUDA_STEP_KERNEL, 85, -1, 4611, 7, 973},  // 837 k85_bnbwd_c84_14x14
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 277, 4618, 3, 974},  // 838 cells.6.ops.3.x_op.ops.4
-  {CUDA_STEP_CONV_BWD_DATA, -1, 278, 4621, 3, 975},  // 839 cells.6.ops.3.x_op.ops.4
-  {CUDA_STEP_KERNEL, 87, -1, 4624, 10, 976},  // 840 k87_relu_bwd_bnbwdsum_c84_14x14
-  {CUDA_STEP_KERNEL, 88, -1, 4634, 7, 977},  // 841 k88_bnbwd_c84_14x14
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 279, 4641, 3, 978},  // 842 cells.6.ops.3.x_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 280, 4644, 3, 979},  // 843 cells.6.ops.3.x_op.ops.1
-  {CUDA_STEP_KERNEL, 88, -1, 4647, 7, 981},  // 844 k88_bnbwd_c84_14x14
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 281, 4654, 3, 982},  // 845 cells.6.ops.2.y_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 282, 4657, 3, 983},  // 846 cells.6.ops.2.y_op.ops.1
-  {CUDA_STEP_KERNEL, 88, -1, 4660, 7, 985},  // 847 k88_bnbwd_c84_14x14
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 283, 4667, 3, 986},  // 848 cells.6.ops.2.x_op.ops.1
-  {CUDA_STEP_GEMM, -1, 65, 4670, 3, 987},  // 849 cells.6.ops.2.x_op.ops.1
-  {CUDA_STEP_KERNEL, 84, -1, 4673, 8, 989},  // 850 k84_bnbwdsum_c84_14x14
-  {CUDA_STEP_KERNEL, 85, -1, 4681, 7, 989},  // 851 k85_bnbwd_c84_14x14
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 284, 4688, 3, 990},  // 852 cells.6.ops.1.y_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 285, 4691, 3, 991},  // 853 cells.6.ops.1.y_op.ops.1
-  {CUDA_STEP_KERNEL, 89, -1, 4694, 5, 964},  // 854 k89_accum_bnapply_relu_relu_bwd_c84_14x14
-  {CUDA_STEP_KERNEL, 84, -1, 4699, 8, 993},  // 855 k84_bnbwdsum_c84_14x14
-  {CUDA_STEP_KERNEL, 85, -1, 4707, 7, 993},  // 856 k85_bnbwd_c84_14x14
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 286, 4714, 3, 994},  // 857 cells.6.ops.1.x_op.ops.4
-  {CUDA_STEP_CONV_BWD_DATA, -1, 287, 4717, 3, 995},  // 858 cells.6.ops.1.x_op.ops.4
-  {CUDA_STEP_KERNEL, 87, -1, 4720, 10, 996},  // 859 k87_relu_bwd_bnbwdsum_c84_14x14
-  {CUDA_STEP_KERNEL, 88, -1, 4730, 7, 997},  // 860 k88_bnbwd_c84_14x14
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 288, 4737, 3, 998},  // 861 cells.6.ops.1.x_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 289, 4740, 3, 999},  // 862 cells.6.ops.1.x_op.ops.1
-  {CUDA_STEP_KERNEL, 87, -1, 4743, 10, 1000},  // 863 k87_relu_bwd_bnbwdsum_c84_14x14
-  {CUDA_STEP_KERNEL, 90, -1, 4753, 9, 1001},  // 864 k90_bnapply_avg5x5s1bwd_bnbwdsum_c84_14x14
-  {CUDA_STEP_KERNEL, 88, -1, 4762, 7, 1002},  // 865 k88_bnbwd_c84_14x14
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 290, 4769, 3, 1003},  // 866 cells.6.ops.0.x_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 291, 4772, 3, 1004},  // 867 cells.6.ops.0.x_op.ops.1
-  {CUDA_STEP_KERNEL, 91, -1, 4775, 13, 968},  // 868 k91_bnapply_relu_relu_bwd_bnbwdsum_c84_14x14
-  {CUDA_STEP_KERNEL, 88, -1, 4788, 7, 1006},  // 869 k88_bnbwd_c84_14x14
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 292, 4795, 3, 1007},  // 870 cells.6.maybe_calibrate_size.preprocess_y.conv
-  {CUDA_STEP_GEMM, -1, 66, 4798, 3, 1008},  // 871 cells.6.maybe_calibrate_size.preprocess_y.conv
-  {CUDA_STEP_KERNEL, 83, -1, 4801, 4, 963},  // 872 k83_relu_relu_bwd_c252_14x14
-  {CUDA_STEP_KERNEL, 88, -1, 4805, 7, 1010},  // 873 k88_bnbwd_c84_14x14
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 293, 4812, 3, 1011},  // 874 cells.6.maybe_calibrate_size.preprocess_x.conv
-  {CUDA_STEP_GEMM, -1, 67, 4815, 3, 1012},  // 875 cells.6.maybe_calibrate_size.preprocess_x.conv
-  {CUDA_STEP_KERNEL, 84, -1, 4818, 8, 1015},  // 876 k84_bnbwdsum_c84_14x14
-  {CUDA_STEP_KERNEL, 85, -1, 4826, 7, 1015},  // 877 k85_bnbwd_c84_14x14
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 294, 4833, 3, 1016},  // 878 cells.5.ops.4.y_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 295, 4836, 3, 1017},  // 879 cells.5.ops.4.y_op.ops.1
-  {CUDA_STEP_KERNEL, 84, -1, 4839, 8, 1019},  // 880 k84_bnbwdsum_c84_14x14
-  {CUDA_STEP_KERNEL, 85, -1, 4847, 7, 1019},  // 881 k85_bnbwd_c84_14x14
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 296, 4854, 3, 1020},  // 882 cells.5.ops.3.y_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 297, 4857, 3, 1021},  // 883 cells.5.ops.3.y_op.ops.1
-  {CUDA_STEP_KERNEL, 86, -1, 4860, 16, 1022},  // 884 k86_relu_bwd_bnbwdsum_c84_14x14
-  {CUDA_STEP_KERNEL, 84, -1, 4876, 8, 1023},  // 885 k84_bnbwdsum_c84_14x14
-  {CUDA_STEP_KERNEL, 85, -1, 4884, 7, 1023},  // 886 k85_bnbwd_c84_14x14
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 298, 4891, 3, 1024},  // 887 cells.5.ops.3.x_op.ops.4
-  {CUDA_STEP_CONV_BWD_DATA, -1, 299, 4894, 3, 1025},  // 888 cells.5.ops.3.x_op.ops.4
-  {CUDA_STEP_KERNEL, 87, -1, 4897, 10, 1026},  // 889 k87_relu_bwd_bnbwdsum_c84_14x14
-  {CUDA_STEP_KERNEL, 88, -1, 4907, 7, 1027},  // 890 k88_bnbwd_c84_14x14
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 300, 4914, 3, 1028},  // 891 cells.5.ops.3.x_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 301, 4917, 3, 1029},  // 892 cells.5.ops.3.x_op.ops.1
-  {CUDA_STEP_KERNEL, 88, -1, 4920, 7, 1031},  // 893 k88_bnbwd_c84_14x14
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 302, 4927, 3, 1032},  // 894 cells.5.ops.2.y_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 303, 4930, 3, 1033},  // 895 cells.5.ops.2.y_op.ops.1
-  {CUDA_STEP_KERNEL, 88, -1, 4933, 7, 1035},  // 896 k88_bnbwd_c84_14x14
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 304, 4940, 3, 1036},  // 897 cells.5.ops.2.x_op.ops.1
-  {CUDA_STEP_GEMM, -1, 68, 4943, 3, 1037},  // 898 cells.5.ops.2.x_op.ops.1
-  {CUDA_STEP_KERNEL, 84, -1, 4946, 8, 1039},  // 899 k84_bnbwdsum_c84_14x14
-  {CUDA_STEP_KERNEL, 85, -1, 4954, 7, 1039},  // 900 k85_bnbwd_c84_14x14
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 305, 4961, 3, 1040},  // 901 cells.5.ops.1.y_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 306, 4964, 3, 1041},  // 902 cells.5.ops.1.y_op.ops.1
-  {CUDA_STEP_KERNEL, 89, -1, 4967, 5, 1014},  // 903 k89_accum_bnapply_relu_relu_bwd_c84_14x14
-  {CUDA_STEP_KERNEL, 84, -1, 4972, 8, 1043},  // 904 k84_bnbwdsum_c84_14x14
-  {CUDA_STEP_KERNEL, 85, -1, 4980, 7, 1043},  // 905 k85_bnbwd_c84_14x14
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 307, 4987, 3, 1044},  // 906 cells.5.ops.1.x_op.ops.4
-  {CUDA_STEP_CONV_BWD_DATA, -1, 308, 4990, 3, 1045},  // 907 cells.5.ops.1.x_op.ops.4
-  {CUDA_STEP_KERNEL, 87, -1, 4993, 10, 1046},  // 908 k87_relu_bwd_bnbwdsum_c84_14x14
-  {CUDA_STEP_KERNEL, 88, -1, 5003, 7, 1047},  // 909 k88_bnbwd_c84_14x14
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 309, 5010, 3, 1048},  // 910 cells.5.ops.1.x_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 310, 5013, 3, 1049},  // 911 cells.5.ops.1.x_op.ops.1
-  {CUDA_STEP_KERNEL, 87, -1, 5016, 10, 1050},  // 912 k87_relu_bwd_bnbwdsum_c84_14x14
-  {CUDA_STEP_KERNEL, 90, -1, 5026, 9, 1051},  // 913 k90_bnapply_avg5x5s1bwd_bnbwdsum_c84_14x14
-  {CUDA_STEP_KERNEL, 88, -1, 5035, 7, 1052},  // 914 k88_bnbwd_c84_14x14
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 311, 5042, 3, 1053},  // 915 cells.5.ops.0.x_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 312, 5045, 3, 1054},  // 916 cells.5.ops.0.x_op.ops.1
-  {CUDA_STEP_KERNEL, 91, -1, 5048, 13, 1018},  // 917 k91_bnapply_relu_relu_bwd_bnbwdsum_c84_14x14
-  {CUDA_STEP_KERNEL, 88, -1, 5061, 7, 1056},  // 918 k88_bnbwd_c84_14x14
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 313, 5068, 3, 1057},  // 919 cells.5.maybe_calibrate_size.preprocess_y.conv
-  {CUDA_STEP_GEMM, -1, 69, 5071, 3, 1058},  // 920 cells.5.maybe_calibrate_size.preprocess_y.conv
-  {CUDA_STEP_KERNEL, 92, -1, 5074, 4, 1013},  // 921 k92_relu_relu_bwd_c336_14x14
-  {CUDA_STEP_KERNEL, 88, -1, 5078, 7, 1060},  // 922 k88_bnbwd_c84_14x14
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 314, 5085, 3, 1061},  // 923 cells.5.maybe_calibrate_size.preprocess_x.path2.1
-  {CUDA_STEP_KERNEL, 93, -1, 5088, 1, 1062},  // 924 k93_zero_c126_28x28
-  {CUDA_STEP_CONV_BWD_DATA, -1, 315, 5089, 3, 1062},  // 925 cells.5.maybe_calibrate_size.preprocess_x.path2.1
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 316, 5092, 3, 1063},  // 926 cells.5.maybe_calibrate_size.preprocess_x.path1.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 317, 5095, 3, 1064},  // 927 cells.5.maybe_calibrate_size.preprocess_x.path1.1
-  {CUDA_STEP_KERNEL, 94, -1, 5098, 8, 1066},  // 928 k94_bnbwdsum_c84_14x14
-  {CUDA_STEP_KERNEL, 95, -1, 5106, 7, 1066},  // 929 k95_bnbwd_c84_14x14
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 318, 5113, 3, 1067},  // 930 cells.4.ops.4.y_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 319, 5116, 3, 1068},  // 931 cells.4.ops.4.y_op.ops.1
-  {CUDA_STEP_KERNEL, 96, -1, 5119, 3, 1069},  // 932 k96_bnapply_relu_relu_bwd_c84_28x28
-  {CUDA_STEP_KERNEL, 97, -1, 5122, 7, 1070},  // 933 k97_bnapply_max3x3s2bwd_c84_28x28
-  {CUDA_STEP_KERNEL, 94, -1, 5129, 8, 1071},  // 934 k94_bnbwdsum_c84_14x14
-  {CUDA_STEP_KERNEL, 95, -1, 5137, 7, 1071},  // 935 k95_bnbwd_c84_14x14
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 320, 5144, 3, 1072},  // 936 cells.4.ops.3.y_op.ops.1
-  {CUDA_STEP_GEMM, -1, 70, 5147, 3, 1073},  // 937 cells.4.ops.3.y_op.ops.1
-  {CUDA_STEP_KERNEL, 87, -1, 5150, 10, 1074},  // 938 k87_relu_bwd_bnbwdsum_c84_14x14
-  {CUDA_STEP_KERNEL, 98, -1, 5160, 7, 1076},  // 939 k98_bnapply_max2x2s2bwd_c84_28x28
-  {CUDA_STEP_KERNEL, 94, -1, 5167, 8, 1077},  // 940 k94_bnbwdsum_c84_14x14
-  {CUDA_STEP_KERNEL, 95, -1, 5175, 7, 1077},  // 941 k95_bnbwd_c84_14x14
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 321, 5182, 3, 1078},  // 942 cells.4.ops.2.x_op.ops.4
-  {CUDA_STEP_CONV_BWD_DATA, -1, 322, 5185, 3, 1079},  // 943 cells.4.ops.2.x_op.ops.4
-  {CUDA_STEP_KERNEL, 99, -1, 5188, 10, 1080},  // 944 k99_relu_bwd_bnbwdsum_c84_28x14
-  {CUDA_STEP_KERNEL, 100, -1, 5198, 7, 1081},  // 945 k100_bnbwd_c84_28x14
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 323, 5205, 3, 1082},  // 946 cells.4.ops.2.x_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 324, 5208, 3, 1083},  // 947 cells.4.ops.2.x_op.ops.1
-  {CUDA_STEP_KERNEL, 101, -1, 5211, 4, 1075},  // 948 k101_bnapply_avg3x3s2bwd_relu_relu_bwd_c84_28x28
-  {CUDA_STEP_KERNEL, 94, -1, 5215, 8, 1086},  // 949 k94_bnbwdsum_c84_14x14
-  {CUDA_STEP_KERNEL, 95, -1, 5223, 7, 1086},  // 950 k95_bnbwd_c84_14x14
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 325, 5230, 3, 1087},  // 951 cells.4.ops.1.x_op.ops.1
-  {CUDA_STEP_KERNEL, 102, -1, 5233, 1, 1088},  // 952 k102_zero_c84_28x28
-  {CUDA_STEP_CONV_BWD_DATA, -1, 326, 5234, 3, 1088},  // 953 cells.4.ops.1.x_op.ops.1
-  {CUDA_STEP_KERNEL, 103, -1, 5237, 9, 1090},  // 954 k103_bnapply_avg2x2s2bwd_bnbwdsum_c84_28x28
-  {CUDA_STEP_KERNEL, 88, -1, 5246, 7, 1091},  // 955 k88_bnbwd_c84_14x14
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 327, 5253, 3, 1092},  // 956 cells.4.ops.0.x_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 328, 5256, 3, 1093},  // 957 cells.4.ops.0.x_op.ops.1
-  {CUDA_STEP_KERNEL, 104, -1, 5259, 12, 1085},  // 958 k104_bnapply_avg3x3s2bwd_relu_relu_bwd_c84_28x28
-  {CUDA_STEP_KERNEL, 105, -1, 5271, 7, 1095},  // 959 k105_bnbwd_c84_28x28
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 329, 5278, 3, 1096},  // 960 cells.4.maybe_calibrate_size.preprocess_y.conv
-  {CUDA_STEP_GEMM, -1, 71, 5281, 3, 1097},  // 961 cells.4.maybe_calibrate_size.preprocess_y.conv
-  {CUDA_STEP_KERNEL, 106, -1, 5284, 4, 1065},  // 962 k106_relu_relu_bwd_c126_28x28
-  {CUDA_STEP_KERNEL, 105, -1, 5288, 7, 1099},  // 963 k105_bnbwd_c84_28x28
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 330, 5295, 3, 1100},  // 964 cells.4.maybe_calibrate_size.preprocess_x.conv
-  {CUDA_STEP_GEMM, -1, 72, 5298, 3, 1101},  // 965 cells.4.maybe_calibrate_size.preprocess_x.conv
-  {CUDA_STEP_KERNEL, 107, -1, 5301, 8, 1104},  // 966 k107_bnbwdsum_c42_28x28
-  {CUDA_STEP_KERNEL, 108, -1, 5309, 7, 1104},  // 967 k108_bnbwd_c42_28x28
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 331, 5316, 3, 1105},  // 968 cells.3.ops.4.y_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 332, 5319, 3, 1106},  // 969 cells.3.ops.4.y_op.ops.1
-  {CUDA_STEP_KERNEL, 107, -1, 5322, 8, 1108},  // 970 k107_bnbwdsum_c42_28x28
-  {CUDA_STEP_KERNEL, 108, -1, 5330, 7, 1108},  // 971 k108_bnbwd_c42_28x28
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 333, 5337, 3, 1109},  // 972 cells.3.ops.3.y_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 334, 5340, 3, 1110},  // 973 cells.3.ops.3.y_op.ops.1
-  {CUDA_STEP_KERNEL, 109, -1, 5343, 16, 1111},  // 974 k109_relu_bwd_bnbwdsum_c42_28x28
-  {CUDA_STEP_KERNEL, 107, -1, 5359, 8, 1112},  // 975 k107_bnbwdsum_c42_28x28
-  {CUDA_STEP_KERNEL, 108, -1, 5367, 7, 1112},  // 976 k108_bnbwd_c42_28x28
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 335, 5374, 3, 1113},  // 977 cells.3.ops.3.x_op.ops.4
-  {CUDA_STEP_CONV_BWD_DATA, -1, 336, 5377, 3, 1114},  // 978 cells.3.ops.3.x_op.ops.4
-  {CUDA_STEP_KERNEL, 110, -1, 5380, 10, 1115},  // 979 k110_relu_bwd_bnbwdsum_c42_28x28
-  {CUDA_STEP_KERNEL, 111, -1, 5390, 7, 1116},  // 980 k111_bnbwd_c42_28x28
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 337, 5397, 3, 1117},  // 981 cells.3.ops.3.x_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 338, 5400, 3, 1118},  // 982 cells.3.ops.3.x_op.ops.1
-  {CUDA_STEP_KERNEL, 111, -1, 5403, 7, 1120},  // 983 k111_bnbwd_c42_28x28
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 339, 5410, 3, 1121},  // 984 cells.3.ops.2.y_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 340, 5413, 3, 1122},  // 985 cells.3.ops.2.y_op.ops.1
-  {CUDA_STEP_KERNEL, 111, -1, 5416, 7, 1124},  // 986 k111_bnbwd_c42_28x28
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 341, 5423, 3, 1125},  // 987 cells.3.ops.2.x_op.ops.1
-  {CUDA_STEP_GEMM, -1, 73, 5426, 3, 1126},  // 988 cells.3.ops.2.x_op.ops.1
-  {CUDA_STEP_KERNEL, 107, -1, 5429, 8, 1128},  // 989 k107_bnbwdsum_c42_28x28
-  {CUDA_STEP_KERNEL, 108, -1, 5437, 7, 1128},  // 990 k108_bnbwd_c42_28x28
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 342, 5444, 3, 1129},  // 991 cells.3.ops.1.y_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 343, 5447, 3, 1130},  // 992 cells.3.ops.1.y_op.ops.1
-  {CUDA_STEP_KERNEL, 112, -1, 5450, 5, 1103},  // 993 k112_accum_bnapply_relu_relu_bwd_c42_28x28
-  {CUDA_STEP_KERNEL, 107, -1, 5455, 8, 1132},  // 994 k107_bnbwdsum_c42_28x28
-  {CUDA_STEP_KERNEL, 108, -1, 5463, 7, 1132},  // 995 k108_bnbwd_c42_28x28
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 344, 5470, 3, 1133},  // 996 cells.3.ops.1.x_op.ops.4
-  {CUDA_STEP_CONV_BWD_DATA, -1, 345, 5473, 3, 1134},  // 997 cells.3.ops.1.x_op.ops.4
-  {CUDA_STEP_KERNEL, 110, -1, 5476, 10, 1135},  // 998 k110_relu_bwd_bnbwdsum_c42_28x28
-  {CUDA_STEP_KERNEL, 111, -1, 5486, 7, 1136},  // 999 k111_bnbwd_c42_28x28
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 346, 5493, 3, 1137},  // 1000 cells.3.ops.1.x_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 347, 5496, 3, 1138},  // 1001 cells.3.ops.1.x_op.ops.1
-  {CUDA_STEP_KERNEL, 110, -1, 5499, 10, 1139},  // 1002 k110_relu_bwd_bnbwdsum_c42_28x28
-  {CUDA_STEP_KERNEL, 113, -1, 5509, 9, 1140},  // 1003 k113_bnapply_avg5x5s1bwd_bnbwdsum_c42_28x28
-  {CUDA_STEP_KERNEL, 111, -1, 5518, 7, 1141},  // 1004 k111_bnbwd_c42_28x28
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 348, 5525, 3, 1142},  // 1005 cells.3.ops.0.x_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 349, 5528, 3, 1143},  // 1006 cells.3.ops.0.x_op.ops.1
-  {CUDA_STEP_KERNEL, 114, -1, 5531, 13, 1107},  // 1007 k114_bnapply_relu_relu_bwd_bnbwdsum_c42_28x28
-  {CUDA_STEP_KERNEL, 111, -1, 5544, 7, 1145},  // 1008 k111_bnbwd_c42_28x28
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 350, 5551, 3, 1146},  // 1009 cells.3.maybe_calibrate_size.preprocess_y.conv
-  {CUDA_STEP_GEMM, -1, 74, 5554, 3, 1147},  // 1010 cells.3.maybe_calibrate_size.preprocess_y.conv
-  {CUDA_STEP_KERNEL, 106, -1, 5557, 4, 1102},  // 1011 k106_relu_relu_bwd_c126_28x28
-  {CUDA_STEP_KERNEL, 111, -1, 5561, 7, 1149},  // 1012 k111_bnbwd_c42_28x28
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 351, 5568, 3, 1150},  // 1013 cells.3.maybe_calibrate_size.preprocess_x.conv
-  {CUDA_STEP_GEMM, -1, 75, 5571, 3, 1151},  // 1014 cells.3.maybe_calibrate_size.preprocess_x.conv
-  {CUDA_STEP_KERNEL, 107, -1, 5574, 8, 1154},  // 1015 k107_bnbwdsum_c42_28x28
-  {CUDA_STEP_KERNEL, 108, -1, 5582, 7, 1154},  // 1016 k108_bnbwd_c42_28x28
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 352, 5589, 3, 1155},  // 1017 cells.2.ops.4.y_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 353, 5592, 3, 1156},  // 1018 cells.2.ops.4.y_op.ops.1
-  {CUDA_STEP_KERNEL, 107, -1, 5595, 8, 1158},  // 1019 k107_bnbwdsum_c42_28x28
-  {CUDA_STEP_KERNEL, 108, -1, 5603, 7, 1158},  // 1020 k108_bnbwd_c42_28x28
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 354, 5610, 3, 1159},  // 1021 cells.2.ops.3.y_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 355, 5613, 3, 1160},  // 1022 cells.2.ops.3.y_op.ops.1
-  {CUDA_STEP_KERNEL, 109, -1, 5616, 16, 1161},  // 1023 k109_relu_bwd_bnbwdsum_c42_28x28
-  {CUDA_STEP_KERNEL, 107, -1, 5632, 8, 1162},  // 1024 k107_bnbwdsum_c42_28x28
-  {CUDA_STEP_KERNEL, 108, -1, 5640, 7, 1162},  // 1025 k108_bnbwd_c42_28x28
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 356, 5647, 3, 1163},  // 1026 cells.2.ops.3.x_op.ops.4
-  {CUDA_STEP_CONV_BWD_DATA, -1, 357, 5650, 3, 1164},  // 1027 cells.2.ops.3.x_op.ops.4
-  {CUDA_STEP_KERNEL, 110, -1, 5653, 10, 1165},  // 1028 k110_relu_bwd_bnbwdsum_c42_28x28
-  {CUDA_STEP_KERNEL, 111, -1, 5663, 7, 1166},  // 1029 k111_bnbwd_c42_28x28
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 358, 5670, 3, 1167},  // 1030 cells.2.ops.3.x_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 359, 5673, 3, 1168},  // 1031 cells.2.ops.3.x_op.ops.1
-  {CUDA_STEP_KERNEL, 111, -1, 5676, 7, 1170},  // 1032 k111_bnbwd_c42_28x28
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 360, 5683, 3, 1171},  // 1033 cells.2.ops.2.y_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 361, 5686, 3, 1172},  // 1034 cells.2.ops.2.y_op.ops.1
-  {CUDA_STEP_KERNEL, 111, -1, 5689, 7, 1174},  // 1035 k111_bnbwd_c42_28x28
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 362, 5696, 3, 1175},  // 1036 cells.2.ops.2.x_op.ops.1
-  {CUDA_STEP_GEMM, -1, 76, 5699, 3, 1176},  // 1037 cells.2.ops.2.x_op.ops.1
-  {CUDA_STEP_KERNEL, 107, -1, 5702, 8, 1178},  // 1038 k107_bnbwdsum_c42_28x28
-  {CUDA_STEP_KERNEL, 108, -1, 5710, 7, 1178},  // 1039 k108_bnbwd_c42_28x28
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 363, 5717, 3, 1179},  // 1040 cells.2.ops.1.y_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 364, 5720, 3, 1180},  // 1041 cells.2.ops.1.y_op.ops.1
-  {CUDA_STEP_KERNEL, 112, -1, 5723, 5, 1153},  // 1042 k112_accum_bnapply_relu_relu_bwd_c42_28x28
-  {CUDA_STEP_KERNEL, 107, -1, 5728, 8, 1182},  // 1043 k107_bnbwdsum_c42_28x28
-  {CUDA_STEP_KERNEL, 108, -1, 5736, 7, 1182},  // 1044 k108_bnbwd_c42_28x28
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 365, 5743, 3, 1183},  // 1045 cells.2.ops.1.x_op.ops.4
-  {CUDA_STEP_CONV_BWD_DATA, -1, 366, 5746, 3, 1184},  // 1046 cells.2.ops.1.x_op.ops.4
-  {CUDA_STEP_KERNEL, 110, -1, 5749, 10, 1185},  // 1047 k110_relu_bwd_bnbwdsum_c42_28x28
-  {CUDA_STEP_KERNEL, 111, -1, 5759, 7, 1186},  // 1048 k111_bnbwd_c42_28x28
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 367, 5766, 3, 1187},  // 1049 cells.2.ops.1.x_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 368, 5769, 3, 1188},  // 1050 cells.2.ops.1.x_op.ops.1
-  {CUDA_STEP_KERNEL, 110, -1, 5772, 10, 1189},  // 1051 k110_relu_bwd_bnbwdsum_c42_28x28
-  {CUDA_STEP_KERNEL, 113, -1, 5782, 9, 1190},  // 1052 k113_bnapply_avg5x5s1bwd_bnbwdsum_c42_28x28
-  {CUDA_STEP_KERNEL, 111, -1, 5791, 7, 1191},  // 1053 k111_bnbwd_c42_28x28
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 369, 5798, 3, 1192},  // 1054 cells.2.ops.0.x_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 370, 5801, 3, 1193},  // 1055 cells.2.ops.0.x_op.ops.1
-  {CUDA_STEP_KERNEL, 114, -1, 5804, 13, 1157},  // 1056 k114_bnapply_relu_relu_bwd_bnbwdsum_c42_28x28
-  {CUDA_STEP_KERNEL, 111, -1, 5817, 7, 1195},  // 1057 k111_bnbwd_c42_28x28
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 371, 5824, 3, 1196},  // 1058 cells.2.maybe_calibrate_size.preprocess_y.conv
-  {CUDA_STEP_GEMM, -1, 77, 5827, 3, 1197},  // 1059 cells.2.maybe_calibrate_size.preprocess_y.conv
-  {CUDA_STEP_KERNEL, 106, -1, 5830, 4, 1152},  // 1060 k106_relu_relu_bwd_c126_28x28
-  {CUDA_STEP_KERNEL, 111, -1, 5834, 7, 1199},  // 1061 k111_bnbwd_c42_28x28
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 372, 5841, 3, 1200},  // 1062 cells.2.maybe_calibrate_size.preprocess_x.conv
-  {CUDA_STEP_GEMM, -1, 78, 5844, 3, 1201},  // 1063 cells.2.maybe_calibrate_size.preprocess_x.conv
-  {CUDA_STEP_KERNEL, 107, -1, 5847, 8, 1204},  // 1064 k107_bnbwdsum_c42_28x28
-  {CUDA_STEP_KERNEL, 108, -1, 5855, 7, 1204},  // 1065 k108_bnbwd_c42_28x28
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 373, 5862, 3, 1205},  // 1066 cells.1.ops.4.y_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 374, 5865, 3, 1206},  // 1067 cells.1.ops.4.y_op.ops.1
-  {CUDA_STEP_KERNEL, 107, -1, 5868, 8, 1208},  // 1068 k107_bnbwdsum_c42_28x28
-  {CUDA_STEP_KERNEL, 108, -1, 5876, 7, 1208},  // 1069 k108_bnbwd_c42_28x28
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 375, 5883, 3, 1209},  // 1070 cells.1.ops.3.y_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 376, 5886, 3, 1210},  // 1071 cells.1.ops.3.y_op.ops.1
-  {CUDA_STEP_KERNEL, 109, -1, 5889, 16, 1211},  // 1072 k109_relu_bwd_bnbwdsum_c42_28x28
-  {CUDA_STEP_KERNEL, 107, -1, 5905, 8, 1212},  // 1073 k107_bnbwdsum_c42_28x28
-  {CUDA_STEP_KERNEL, 108, -1, 5913, 7, 1212},  // 1074 k108_bnbwd_c42_28x28
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 377, 5920, 3, 1213},  // 1075 cells.1.ops.3.x_op.ops.4
-  {CUDA_STEP_CONV_BWD_DATA, -1, 378, 5923, 3, 1214},  // 1076 cells.1.ops.3.x_op.ops.4
-  {CUDA_STEP_KERNEL, 110, -1, 5926, 10, 1215},  // 1077 k110_relu_bwd_bnbwdsum_c42_28x28
-  {CUDA_STEP_KERNEL, 111, -1, 5936, 7, 1216},  // 1078 k111_bnbwd_c42_28x28
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 379, 5943, 3, 1217},  // 1079 cells.1.ops.3.x_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 380, 5946, 3, 1218},  // 1080 cells.1.ops.3.x_op.ops.1
-  {CUDA_STEP_KERNEL, 111, -1, 5949, 7, 1220},  // 1081 k111_bnbwd_c42_28x28
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 381, 5956, 3, 1221},  // 1082 cells.1.ops.2.y_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 382, 5959, 3, 1222},  // 1083 cells.1.ops.2.y_op.ops.1
-  {CUDA_STEP_KERNEL, 111, -1, 5962, 7, 1224},  // 1084 k111_bnbwd_c42_28x28
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 383, 5969, 3, 1225},  // 1085 cells.1.ops.2.x_op.ops.1
-  {CUDA_STEP_GEMM, -1, 79, 5972, 3, 1226},  // 1086 cells.1.ops.2.x_op.ops.1
-  {CUDA_STEP_KERNEL, 107, -1, 5975, 8, 1228},  // 1087 k107_bnbwdsum_c42_28x28
-  {CUDA_STEP_KERNEL, 108, -1, 5983, 7, 1228},  // 1088 k108_bnbwd_c42_28x28
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 384, 5990, 3, 1229},  // 1089 cells.1.ops.1.y_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 385, 5993, 3, 1230},  // 1090 cells.1.ops.1.y_op.ops.1
-  {CUDA_STEP_KERNEL, 112, -1, 5996, 5, 1203},  // 1091 k112_accum_bnapply_relu_relu_bwd_c42_28x28
-  {CUDA_STEP_KERNEL, 107, -1, 6001, 8, 1232},  // 1092 k107_bnbwdsum_c42_28x28
-  {CUDA_STEP_KERNEL, 108, -1, 6009, 7, 1232},  // 1093 k108_bnbwd_c42_28x28
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 386, 6016, 3, 1233},  // 1094 cells.1.ops.1.x_op.ops.4
-  {CUDA_STEP_CONV_BWD_DATA, -1, 387, 6019, 3, 1234},  // 1095 cells.1.ops.1.x_op.ops.4
-  {CUDA_STEP_KERNEL, 110, -1, 6022, 10, 1235},  // 1096 k110_relu_bwd_bnbwdsum_c42_28x28
-  {CUDA_STEP_KERNEL, 111, -1, 6032, 7, 1236},  // 1097 k111_bnbwd_c42_28x28
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 388, 6039, 3, 1237},  // 1098 cells.1.ops.1.x_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 389, 6042, 3, 1238},  // 1099 cells.1.ops.1.x_op.ops.1
-  {CUDA_STEP_KERNEL, 110, -1, 6045, 10, 1239},  // 1100 k110_relu_bwd_bnbwdsum_c42_28x28
-  {CUDA_STEP_KERNEL, 113, -1, 6055, 9, 1240},  // 1101 k113_bnapply_avg5x5s1bwd_bnbwdsum_c42_28x28
-  {CUDA_STEP_KERNEL, 111, -1, 6064, 7, 1241},  // 1102 k111_bnbwd_c42_28x28
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 390, 6071, 3, 1242},  // 1103 cells.1.ops.0.x_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 391, 6074, 3, 1243},  // 1104 cells.1.ops.0.x_op.ops.1
-  {CUDA_STEP_KERNEL, 111, -1, 6077, 7, 1245},  // 1105 k111_bnbwd_c42_28x28
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 392, 6084, 3, 1246},  // 1106 cells.1.maybe_calibrate_size.preprocess_y.conv
-  {CUDA_STEP_GEMM, -1, 80, 6087, 3, 1247},  // 1107 cells.1.maybe_calibrate_size.preprocess_y.conv
-  {CUDA_STEP_KERNEL, 106, -1, 6090, 4, 1202},  // 1108 k106_relu_relu_bwd_c126_28x28
-  {CUDA_STEP_KERNEL, 107, -1, 6094, 8, 1250},  // 1109 k107_bnbwdsum_c42_28x28
-  {CUDA_STEP_KERNEL, 108, -1, 6102, 7, 1250},  // 1110 k108_bnbwd_c42_28x28
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 393, 6109, 3, 1251},  // 1111 cells.0.ops.4.y_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 394, 6112, 3, 1252},  // 1112 cells.0.ops.4.y_op.ops.1
-  {CUDA_STEP_KERNEL, 107, -1, 6115, 8, 1254},  // 1113 k107_bnbwdsum_c42_28x28
-  {CUDA_STEP_KERNEL, 108, -1, 6123, 7, 1254},  // 1114 k108_bnbwd_c42_28x28
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 395, 6130, 3, 1255},  // 1115 cells.0.ops.3.y_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 396, 6133, 3, 1256},  // 1116 cells.0.ops.3.y_op.ops.1
-  {CUDA_STEP_KERNEL, 109, -1, 6136, 16, 1257},  // 1117 k109_relu_bwd_bnbwdsum_c42_28x28
-  {CUDA_STEP_KERNEL, 107, -1, 6152, 8, 1258},  // 1118 k107_bnbwdsum_c42_28x28
-  {CUDA_STEP_KERNEL, 108, -1, 6160, 7, 1258},  // 1119 k108_bnbwd_c42_28x28
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 397, 6167, 3, 1259},  // 1120 cells.0.ops.3.x_op.ops.4
-  {CUDA_STEP_CONV_BWD_DATA, -1, 398, 6170, 3, 1260},  // 1121 cells.0.ops.3.x_op.ops.4
-  {CUDA_STEP_KERNEL, 110, -1, 6173, 10, 1261},  // 1122 k110_relu_bwd_bnbwdsum_c42_28x28
-  {CUDA_STEP_KERNEL, 111, -1, 6183, 7, 1262},  // 1123 k111_bnbwd_c42_28x28
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 399, 6190, 3, 1263},  // 1124 cells.0.ops.3.x_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 400, 6193, 3, 1264},  // 1125 cells.0.ops.3.x_op.ops.1
-  {CUDA_STEP_KERNEL, 111, -1, 6196, 7, 1266},  // 1126 k111_bnbwd_c42_28x28
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 401, 6203, 3, 1267},  // 1127 cells.0.ops.2.y_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 402, 6206, 3, 1268},  // 1128 cells.0.ops.2.y_op.ops.1
-  {CUDA_STEP_KERNEL, 111, -1, 6209, 7, 1270},  // 1129 k111_bnbwd_c42_28x28
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 403, 6216, 3, 1271},  // 1130 cells.0.ops.2.x_op.ops.1
-  {CUDA_STEP_GEMM, -1, 81, 6219, 3, 1272},  // 1131 cells.0.ops.2.x_op.ops.1
-  {CUDA_STEP_KERNEL, 107, -1, 6222, 8, 1274},  // 1132 k107_bnbwdsum_c42_28x28
-  {CUDA_STEP_KERNEL, 108, -1, 6230, 7, 1274},  // 1133 k108_bnbwd_c42_28x28
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 404, 6237, 3, 1275},  // 1134 cells.0.ops.1.y_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 405, 6240, 3, 1276},  // 1135 cells.0.ops.1.y_op.ops.1
-  {CUDA_STEP_KERNEL, 115, -1, 6243, 9, 1207},  // 1136 k115_bnapply_relu_relu_bwd_accum_c42_28x28
-  {CUDA_STEP_KERNEL, 107, -1, 6252, 8, 1278},  // 1137 k107_bnbwdsum_c42_28x28
-  {CUDA_STEP_KERNEL, 108, -1, 6260, 7, 1278},  // 1138 k108_bnbwd_c42_28x28
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 406, 6267, 3, 1279},  // 1139 cells.0.ops.1.x_op.ops.4
-  {CUDA_STEP_CONV_BWD_DATA, -1, 407, 6270, 3, 1280},  // 1140 cells.0.ops.1.x_op.ops.4
-  {CUDA_STEP_KERNEL, 110, -1, 6273, 10, 1281},  // 1141 k110_relu_bwd_bnbwdsum_c42_28x28
-  {CUDA_STEP_KERNEL, 111, -1, 6283, 7, 1282},  // 1142 k111_bnbwd_c42_28x28
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 408, 6290, 3, 1283},  // 1143 cells.0.ops.1.x_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 409, 6293, 3, 1284},  // 1144 cells.0.ops.1.x_op.ops.1
-  {CUDA_STEP_KERNEL, 110, -1, 6296, 10, 1285},  // 1145 k110_relu_bwd_bnbwdsum_c42_28x28
-  {CUDA_STEP_KERNEL, 113, -1, 6306, 9, 1286},  // 1146 k113_bnapply_avg5x5s1bwd_bnbwdsum_c42_28x28
-  {CUDA_STEP_KERNEL, 111, -1, 6315, 7, 1287},  // 1147 k111_bnbwd_c42_28x28
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 410, 6322, 3, 1288},  // 1148 cells.0.ops.0.x_op.ops.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 411, 6325, 3, 1289},  // 1149 cells.0.ops.0.x_op.ops.1
-  {CUDA_STEP_KERNEL, 114, -1, 6328, 13, 1253},  // 1150 k114_bnapply_relu_relu_bwd_bnbwdsum_c42_28x28
-  {CUDA_STEP_KERNEL, 111, -1, 6341, 7, 1291},  // 1151 k111_bnbwd_c42_28x28
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 412, 6348, 3, 1292},  // 1152 cells.0.maybe_calibrate_size.preprocess_x.path2.1
-  {CUDA_STEP_KERNEL, 116, -1, 6351, 1, 1293},  // 1153 k116_zero_c42_56x56
-  {CUDA_STEP_CONV_BWD_DATA, -1, 413, 6352, 3, 1293},  // 1154 cells.0.maybe_calibrate_size.preprocess_x.path2.1
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 414, 6355, 3, 1294},  // 1155 cells.0.maybe_calibrate_size.preprocess_x.path1.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 415, 6358, 3, 1295},  // 1156 cells.0.maybe_calibrate_size.preprocess_x.path1.1
-  {CUDA_STEP_KERNEL, 111, -1, 6361, 7, 1297},  // 1157 k111_bnbwd_c42_28x28
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 416, 6368, 3, 1298},  // 1158 stem1.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 417, 6371, 3, 1299},  // 1159 stem1.1
-  {CUDA_STEP_KERNEL, 117, -1, 6374, 11, 1296},  // 1160 k117_bnapply_relu_relu_bwd_bnbwdsum_c42_56x56
-  {CUDA_STEP_KERNEL, 118, -1, 6385, 7, 1301},  // 1161 k118_bnbwd_c42_56x56
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 418, 6392, 3, 1302},  // 1162 stem0.3
-  {CUDA_STEP_CONV_BWD_DATA, -1, 419, 6395, 3, 1303},  // 1163 stem0.3
-  {CUDA_STEP_KERNEL, 119, -1, 6398, 10, 1304},  // 1164 k119_relu_bwd_bnbwdsum_c21_112x112
-  {CUDA_STEP_KERNEL, 120, -1, 6408, 7, 1305},  // 1165 k120_bnbwd_c21_112x112
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 420, 6415, 3, 1306},  // 1166 stem0.0
+  {CUDA_STEP_KERNEL, 4, -1, 183, 8, 45},  // 35 k4_bnstats_c42_28x28
+  {CUDA_STEP_KERNEL, 7, -1, 191, 7, 46},  // 36 k7_bnapply_add_c42_28x28
+  {CUDA_STEP_CONV_FWD, -1, 13, 198, 3, 48},  // 37 cells.0.ops.4.y_op.ops.1
+  {CUDA_STEP_KERNEL, 4, -1, 201, 8, 49},  // 38 k4_bnstats_c42_28x28
+  {CUDA_STEP_KERNEL, 7, -1, 209, 7, 50},  // 39 k7_bnapply_add_c42_28x28
+  {CUDA_STEP_KERNEL, 9, -1, 216, 2, 52},  // 40 k9_relu_c126_28x28
+  {CUDA_STEP_GEMM, -1, 1, 218, 3, 53},  // 41 cells.1.maybe_calibrate_size.preprocess_y.conv
+  {CUDA_STEP_KERNEL, 4, -1, 221, 8, 54},  // 42 k4_bnstats_c42_28x28
+  {CUDA_STEP_CONV_FWD, -1, 14, 229, 3, 56},  // 43 cells.1.ops.0.x_op.ops.1
+  {CUDA_STEP_KERNEL, 4, -1, 232, 8, 57},  // 44 k4_bnstats_c42_28x28
+  {CUDA_STEP_KERNEL, 6, -1, 240, 7, 58},  // 45 k6_bnapply_avg5x5s1_add_relu_c42_28x28
+  {CUDA_STEP_CONV_FWD, -1, 15, 247, 3, 61},  // 46 cells.1.ops.1.x_op.ops.1
+  {CUDA_STEP_KERNEL, 4, -1, 250, 8, 62},  // 47 k4_bnstats_c42_28x28
+  {CUDA_STEP_KERNEL, 5, -1, 258, 4, 63},  // 48 k5_bnapply_relu_c42_28x28
+  {CUDA_STEP_CONV_FWD, -1, 16, 262, 3, 64},  // 49 cells.1.ops.1.x_op.ops.4
+  {CUDA_STEP_KERNEL, 4, -1, 265, 8, 65},  // 50 k4_bnstats_c42_28x28
+  {CUDA_STEP_KERNEL, 5, -1, 273, 4, 66},  // 51 k5_bnapply_relu_c42_28x28
+  {CUDA_STEP_CONV_FWD, -1, 17, 277, 3, 67},  // 52 cells.1.ops.1.y_op.ops.1
+  {CUDA_STEP_KERNEL, 4, -1, 280, 8, 68},  // 53 k4_bnstats_c42_28x28
+  {CUDA_STEP_KERNEL, 7, -1, 288, 7, 69},  // 54 k7_bnapply_add_c42_28x28
+  {CUDA_STEP_GEMM, -1, 2, 295, 3, 71},  // 55 cells.1.ops.2.x_op.ops.1
+  {CUDA_STEP_KERNEL, 4, -1, 298, 8, 72},  // 56 k4_bnstats_c42_28x28
+  {CUDA_STEP_CONV_FWD, -1, 18, 306, 3, 74},  // 57 cells.1.ops.2.y_op.ops.1
+  {CUDA_STEP_KERNEL, 4, -1, 309, 8, 75},  // 58 k4_bnstats_c42_28x28
+  {CUDA_STEP_CONV_FWD, -1, 19, 317, 3, 78},  // 59 cells.1.ops.3.x_op.ops.1
+  {CUDA_STEP_KERNEL, 4, -1, 320, 8, 79},  // 60 k4_bnstats_c42_28x28
+  {CUDA_STEP_KERNEL, 5, -1, 328, 4, 80},  // 61 k5_bnapply_relu_c42_28x28
+  {CUDA_STEP_CONV_FWD, -1, 20, 332, 3, 81},  // 62 cells.1.ops.3.x_op.ops.4
+  {CUDA_STEP_KERNEL, 4, -1, 335, 8, 82},  // 63 k4_bnstats_c42_28x28
+  {CUDA_STEP_KERNEL, 8, -1, 343, 7, 83},  // 64 k8_bnapply_add_relu_c42_28x28
+  {CUDA_STEP_CONV_FWD, -1, 21, 350, 3, 84},  // 65 cells.1.ops.3.y_op.ops.1
+  {CUDA_STEP_KERNEL, 4, -1, 353, 8, 85},  // 66 k4_bnstats_c42_28x28
+  {CUDA_STEP_KERNEL, 7, -1, 361, 7, 86},  // 67 k7_bnapply_add_c42_28x28
+  {CUDA_STEP_CONV_FWD, -1, 22, 368, 3, 88},  // 68 cells.1.ops.4.y_op.ops.1
+  {CUDA_STEP_KERNEL, 4, -1, 371, 8, 89},  // 69 k4_bnstats_c42_28x28
+  {CUDA_STEP_KERNEL, 7, -1, 379, 7, 90},  // 70 k7_bnapply_add_c42_28x28
+  {CUDA_STEP_GEMM, -1, 3, 386, 3, 93},  // 71 cells.2.maybe_calibrate_size.preprocess_x.conv
+  {CUDA_STEP_KERNEL, 4, -1, 389, 8, 94},  // 72 k4_bnstats_c42_28x28
+  {CUDA_STEP_KERNEL, 9, -1, 397, 2, 95},  // 73 k9_relu_c126_28x28
+  {CUDA_STEP_GEMM, -1, 4, 399, 3, 96},  // 74 cells.2.maybe_calibrate_size.preprocess_y.conv
+  {CUDA_STEP_KERNEL, 4, -1, 402, 8, 97},  // 75 k4_bnstats_c42_28x28
+  {CUDA_STEP_KERNEL, 5, -1, 410, 4, 98},  // 76 k5_bnapply_relu_c42_28x28
+  {CUDA_STEP_CONV_FWD, -1, 23, 414, 3, 99},  // 77 cells.2.ops.0.x_op.ops.1
+  {CUDA_STEP_KERNEL, 4, -1, 417, 8, 100},  // 78 k4_bnstats_c42_28x28
+  {CUDA_STEP_KERNEL, 6, -1, 425, 7, 101},  // 79 k6_bnapply_avg5x5s1_add_relu_c42_28x28
+  {CUDA_STEP_CONV_FWD, -1, 24, 432, 3, 104},  // 80 cells.2.ops.1.x_op.ops.1
+  {CUDA_STEP_KERNEL, 4, -1, 435, 8, 105},  // 81 k4_bnstats_c42_28x28
+  {CUDA_STEP_KERNEL, 5, -1, 443, 4, 106},  // 82 k5_bnapply_relu_c42_28x28
+  {CUDA_STEP_CONV_FWD, -1, 25, 447, 3, 107},  // 83 cells.2.ops.1.x_op.ops.4
+  {CUDA_STEP_KERNEL, 4, -1, 450, 8, 108},  // 84 k4_bnstats_c42_28x28
+  {CUDA_STEP_KERNEL, 5, -1, 458, 4, 109},  // 85 k5_bnapply_relu_c42_28x28
+  {CUDA_STEP_CONV_FWD, -1, 26, 462, 3, 110},  // 86 cells.2.ops.1.y_op.ops.1
+  {CUDA_STEP_KERNEL, 4, -1, 465, 8, 111},  // 87 k4_bnstats_c42_28x28
+  {CUDA_STEP_KERNEL, 7, -1, 473, 7, 112},  // 88 k7_bnapply_add_c42_28x28
+  {CUDA_STEP_GEMM, -1, 5, 480, 3, 114},  // 89 cells.2.ops.2.x_op.ops.1
+  {CUDA_STEP_KERNEL, 4, -1, 483, 8, 115},  // 90 k4_bnstats_c42_28x28
+  {CUDA_STEP_CONV_FWD, -1, 27, 491, 3, 117},  // 91 cells.2.ops.2.y_op.ops.1
+  {CUDA_STEP_KERNEL, 4, -1, 494, 8, 118},  // 92 k4_bnstats_c42_28x28
+  {CUDA_STEP_CONV_FWD, -1, 28, 502, 3, 121},  // 93 cells.2.ops.3.x_op.ops.1
+  {CUDA_STEP_KERNEL, 4, -1, 505, 8, 122},  // 94 k4_bnstats_c42_28x28
+  {CUDA_STEP_KERNEL, 5, -1, 513, 4, 123},  // 95 k5_bnapply_relu_c42_28x28
+  {CUDA_STEP_CONV_FWD, -1, 29, 517, 3, 124},  // 96 cells.2.ops.3.x_op.ops.4
+  {CUDA_STEP_KERNEL, 4, -1, 520, 8, 125},  // 97 k4_bnstats_c42_28x28
+  {CUDA_STEP_KERNEL, 8, -1, 528, 7, 126},  // 98 k8_bnapply_add_relu_c42_28x28
+  {CUDA_STEP_CONV_FWD, -1, 30, 535, 3, 127},  // 99 cells.2.ops.3.y_op.ops.1
+  {CUDA_STEP_KERNEL, 4, -1, 538, 8, 128},  // 100 k4_bnstats_c42_28x28
+  {CUDA_STEP_KERNEL, 7, -1, 546, 7, 129},  // 101 k7_bnapply_add_c42_28x28
+  {CUDA_STEP_CONV_FWD, -1, 31, 553, 3, 131},  // 102 cells.2.ops.4.y_op.ops.1
+  {CUDA_STEP_KERNEL, 4, -1, 556, 8, 132},  // 103 k4_bnstats_c42_28x28
+  {CUDA_STEP_KERNEL, 7, -1, 564, 7, 133},  // 104 k7_bnapply_add_c42_28x28
+  {CUDA_STEP_GEMM, -1, 6, 571, 3, 136},  // 105 cells.3.maybe_calibrate_size.preprocess_x.conv
+  {CUDA_STEP_KERNEL, 4, -1, 574, 8, 137},  // 106 k4_bnstats_c42_28x28
+  {CUDA_STEP_KERNEL, 9, -1, 582, 2, 138},  // 107 k9_relu_c126_28x28
+  {CUDA_STEP_GEMM, -1, 7, 584, 3, 139},  // 108 cells.3.maybe_calibrate_size.preprocess_y.conv
+  {CUDA_STEP_KERNEL, 4, -1, 587, 8, 140},  // 109 k4_bnstats_c42_28x28
+  {CUDA_STEP_KERNEL, 5, -1, 595, 4, 141},  // 110 k5_bnapply_relu_c42_28x28
+  {CUDA_STEP_CONV_FWD, -1, 32, 599, 3, 142},  // 111 cells.3.ops.0.x_op.ops.1
+  {CUDA_STEP_KERNEL, 4, -1, 602, 8, 143},  // 112 k4_bnstats_c42_28x28
+  {CUDA_STEP_KERNEL, 6, -1, 610, 7, 144},  // 113 k6_bnapply_avg5x5s1_add_relu_c42_28x28
+  {CUDA_STEP_CONV_FWD, -1, 33, 617, 3, 147},  // 114 cells.3.ops.1.x_op.ops.1
+  {CUDA_STEP_KERNEL, 4, -1, 620, 8, 148},  // 115 k4_bnstats_c42_28x28
+  {CUDA_STEP_KERNEL, 5, -1, 628, 4, 149},  // 116 k5_bnapply_relu_c42_28x28
+  {CUDA_STEP_CONV_FWD, -1, 34, 632, 3, 150},  // 117 cells.3.ops.1.x_op.ops.4
+  {CUDA_STEP_KERNEL, 4, -1, 635, 8, 151},  // 118 k4_bnstats_c42_28x28
+  {CUDA_STEP_KERNEL, 5, -1, 643, 4, 152},  // 119 k5_bnapply_relu_c42_28x28
+  {CUDA_STEP_CONV_FWD, -1, 35, 647, 3, 153},  // 120 cells.3.ops.1.y_op.ops.1
+  {CUDA_STEP_KERNEL, 4, -1, 650, 8, 154},  // 121 k4_bnstats_c42_28x28
+  {CUDA_STEP_KERNEL, 7, -1, 658, 7, 155},  // 122 k7_bnapply_add_c42_28x28
+  {CUDA_STEP_GEMM, -1, 8, 665, 3, 157},  // 123 cells.3.ops.2.x_op.ops.1
+  {CUDA_STEP_KERNEL, 4, -1, 668, 8, 158},  // 124 k4_bnstats_c42_28x28
+  {CUDA_STEP_CONV_FWD, -1, 36, 676, 3, 160},  // 125 cells.3.ops.2.y_op.ops.1
+  {CUDA_STEP_KERNEL, 4, -1, 679, 8, 161},  // 126 k4_bnstats_c42_28x28
+  {CUDA_STEP_CONV_FWD, -1, 37, 687, 3, 164},  // 127 cells.3.ops.3.x_op.ops.1
+  {CUDA_STEP_KERNEL, 4, -1, 690, 8, 165},  // 128 k4_bnstats_c42_28x28
+  {CUDA_STEP_KERNEL, 5, -1, 698, 4, 166},  // 129 k5_bnapply_relu_c42_28x28
+  {CUDA_STEP_CONV_FWD, -1, 38, 702, 3, 167},  // 130 cells.3.ops.3.x_op.ops.4
+  {CUDA_STEP_KERNEL, 4, -1, 705, 8, 168},  // 131 k4_bnstats_c42_28x28
+  {CUDA_STEP_KERNEL, 8, -1, 713, 7, 169},  // 132 k8_bnapply_add_relu_c42_28x28
+  {CUDA_STEP_CONV_FWD, -1, 39, 720, 3, 170},  // 133 cells.3.ops.3.y_op.ops.1
+  {CUDA_STEP_KERNEL, 4, -1, 723, 8, 171},  // 134 k4_bnstats_c42_28x28
+  {CUDA_STEP_KERNEL, 7, -1, 731, 7, 172},  // 135 k7_bnapply_add_c42_28x28
+  {CUDA_STEP_CONV_FWD, -1, 40, 738, 3, 174},  // 136 cells.3.ops.4.y_op.ops.1
+  {CUDA_STEP_KERNEL, 4, -1, 741, 8, 175},  // 137 k4_bnstats_c42_28x28
+  {CUDA_STEP_KERNEL, 7, -1, 749, 7, 176},  // 138 k7_bnapply_add_c42_28x28
+  {CUDA_STEP_GEMM, -1, 9, 756, 3, 179},  // 139 cells.4.maybe_calibrate_size.preprocess_x.conv
+  {CUDA_STEP_KERNEL, 10, -1, 759, 8, 180},  // 140 k10_bnstats_c84_28x28
+  {CUDA_STEP_KERNEL, 9, -1, 767, 2, 181},  // 141 k9_relu_c126_28x28
+  {CUDA_STEP_GEMM, -1, 10, 769, 3, 182},  // 142 cells.4.maybe_calibrate_size.preprocess_y.conv
+  {CUDA_STEP_KERNEL, 10, -1, 772, 8, 183},  // 143 k10_bnstats_c84_28x28
+  {CUDA_STEP_KERNEL, 11, -1, 780, 4, 184},  // 144 k11_bnapply_relu_c84_28x28
+  {CUDA_STEP_CONV_FWD, -1, 41, 784, 3, 185},  // 145 cells.4.ops.0.x_op.ops.1
+  {CUDA_STEP_KERNEL, 12, -1, 787, 8, 186},  // 146 k12_bnstats_c84_14x14
+  {CUDA_STEP_KERNEL, 13, -1, 795, 7, 187},  // 147 k13_bnapply_avg2x2s2_add_relu_c84_14x14
+  {CUDA_STEP_CONV_FWD, -1, 42, 802, 3, 190},  // 148 cells.4.ops.1.x_op.ops.1
+  {CUDA_STEP_KERNEL, 12, -1, 805, 8, 191},  // 149 k12_bnstats_c84_14x14
+  {CUDA_STEP_KERNEL, 14, -1, 813, 7, 192},  // 150 k14_bnapply_avg3x3s2_add_c84_14x14
+  {CUDA_STEP_CONV_FWD, -1, 43, 820, 3, 195},  // 151 cells.4.ops.2.x_op.ops.1
+  {CUDA_STEP_KERNEL, 15, -1, 823, 8, 196},  // 152 k15_bnstats_c84_28x14
+  {CUDA_STEP_KERNEL, 16, -1, 831, 4, 197},  // 153 k16_bnapply_relu_c84_28x14
+  {CUDA_STEP_CONV_FWD, -1, 44, 835, 3, 198},  // 154 cells.4.ops.2.x_op.ops.4
+  {CUDA_STEP_KERNEL, 12, -1, 838, 8, 199},  // 155 k12_bnstats_c84_14x14
+  {CUDA_STEP_KERNEL, 17, -1, 846, 7, 200},  // 156 k17_bnapply_max2x2s2_add_c84_14x14
+  {CUDA_STEP_GEMM, -1, 11, 853, 3, 204},  // 157 cells.4.ops.3.y_op.ops.1
+  {CUDA_STEP_KERNEL, 12, -1, 856, 8, 205},  // 158 k12_bnstats_c84_14x14
+  {CUDA_STEP_KERNEL, 18, -1, 864, 7, 202},  // 159 k18_bnapply_avg3x3s2_add_c84_14x14
+  {CUDA_STEP_CONV_FWD, -1, 45, 871, 3, 209},  // 160 cells.4.ops.4.y_op.ops.1
+  {CUDA_STEP_KERNEL, 12, -1, 874, 8, 210},  // 161 k12_bnstats_c84_14x14
+  {CUDA_STEP_KERNEL, 19, -1, 882, 7, 207},  // 162 k19_bnapply_max3x3s2_add_c84_14x14
+  {CUDA_STEP_CONV_FWD, -1, 46, 889, 3, 214},  // 163 cells.5.maybe_calibrate_size.preprocess_x.path1.1
+  {CUDA_STEP_CONV_FWD, -1, 47, 892, 3, 215},  // 164 cells.5.maybe_calibrate_size.preprocess_x.path2.1
+  {CUDA_STEP_KERNEL, 12, -1, 895, 8, 217},  // 165 k12_bnstats_c84_14x14
+  {CUDA_STEP_KERNEL, 20, -1, 903, 2, 218},  // 166 k20_relu_c336_14x14
+  {CUDA_STEP_GEMM, -1, 12, 905, 3, 219},  // 167 cells.5.maybe_calibrate_size.preprocess_y.conv
+  {CUDA_STEP_KERNEL, 12, -1, 908, 8, 220},  // 168 k12_bnstats_c84_14x14
+  {CUDA_STEP_KERNEL, 21, -1, 916, 4, 221},  // 169 k21_bnapply_relu_c84_14x14
+  {CUDA_STEP_CONV_FWD, -1, 48, 920, 3, 222},  // 170 cells.5.ops.0.x_op.ops.1
+  {CUDA_STEP_KERNEL, 12, -1, 923, 8, 223},  // 171 k12_bnstats_c84_14x14
+  {CUDA_STEP_KERNEL, 22, -1, 931, 7, 224},  // 172 k22_bnapply_avg5x5s1_add_relu_c84_14x14
+  {CUDA_STEP_CONV_FWD, -1, 49, 938, 3, 227},  // 173 cells.5.ops.1.x_op.ops.1
+  {CUDA_STEP_KERNEL, 12, -1, 941, 8, 228},  // 174 k12_bnstats_c84_14x14
+  {CUDA_STEP_KERNEL, 21, -1, 949, 4, 229},  // 175 k21_bnapply_relu_c84_14x14
+  {CUDA_STEP_CONV_FWD, -1, 50, 953, 3, 230},  // 176 cells.5.ops.1.x_op.ops.4
+  {CUDA_STEP_KERNEL, 12, -1, 956, 8, 231},  // 177 k12_bnstats_c84_14x14
+  {CUDA_STEP_KERNEL, 21, -1, 964, 4, 232},  // 178 k21_bnapply_relu_c84_14x14
+  {CUDA_STEP_CONV_FWD, -1, 51, 968, 3, 233},  // 179 cells.5.ops.1.y_op.ops.1
+  {CUDA_STEP_KERNEL, 12, -1, 971, 8, 234},  // 180 k12_bnstats_c84_14x14
+  {CUDA_STEP_KERNEL, 23, -1, 979, 7, 235},  // 181 k23_bnapply_add_c84_14x14
+  {CUDA_STEP_GEMM, -1, 13, 986, 3, 237},  // 182 cells.5.ops.2.x_op.ops.1
+  {CUDA_STEP_KERNEL, 12, -1, 989, 8, 238},  // 183 k12_bnstats_c84_14x14
+  {CUDA_STEP_CONV_FWD, -1, 52, 997, 3, 240},  // 184 cells.5.ops.2.y_op.ops.1
+  {CUDA_STEP_KERNEL, 12, -1, 1000, 8, 241},  // 185 k12_bnstats_c84_14x14
+  {CUDA_STEP_CONV_FWD, -1, 53, 1008, 3, 244},  // 186 cells.5.ops.3.x_op.ops.1
+  {CUDA_STEP_KERNEL, 12, -1, 1011, 8, 245},  // 187 k12_bnstats_c84_14x14
+  {CUDA_STEP_KERNEL, 21, -1, 1019, 4, 246},  // 188 k21_bnapply_relu_c84_14x14
+  {CUDA_STEP_CONV_FWD, -1, 54, 1023, 3, 247},  // 189 cells.5.ops.3.x_op.ops.4
+  {CUDA_STEP_KERNEL, 12, -1, 1026, 8, 248},  // 190 k12_bnstats_c84_14x14
+  {CUDA_STEP_KERNEL, 24, -1, 1034, 7, 249},  // 191 k24_bnapply_add_relu_c84_14x14
+  {CUDA_STEP_CONV_FWD, -1, 55, 1041, 3, 250},  // 192 cells.5.ops.3.y_op.ops.1
+  {CUDA_STEP_KERNEL, 12, -1, 1044, 8, 251},  // 193 k12_bnstats_c84_14x14
+  {CUDA_STEP_KERNEL, 23, -1, 1052, 7, 252},  // 194 k23_bnapply_add_c84_14x14
+  {CUDA_STEP_CONV_FWD, -1, 56, 1059, 3, 254},  // 195 cells.5.ops.4.y_op.ops.1
+  {CUDA_STEP_KERNEL, 12, -1, 1062, 8, 255},  // 196 k12_bnstats_c84_14x14
+  {CUDA_STEP_KERNEL, 23, -1, 1070, 7, 256},  // 197 k23_bnapply_add_c84_14x14
+  {CUDA_STEP_GEMM, -1, 14, 1077, 3, 259},  // 198 cells.6.maybe_calibrate_size.preprocess_x.conv
+  {CUDA_STEP_KERNEL, 12, -1, 1080, 8, 260},  // 199 k12_bnstats_c84_14x14
+  {CUDA_STEP_KERNEL, 25, -1, 1088, 2, 261},  // 200 k25_relu_c252_14x14
+  {CUDA_STEP_GEMM, -1, 15, 1090, 3, 262},  // 201 cells.6.maybe_calibrate_size.preprocess_y.conv
+  {CUDA_STEP_KERNEL, 12, -1, 1093, 8, 263},  // 202 k12_bnstats_c84_14x14
+  {CUDA_STEP_KERNEL, 21, -1, 1101, 4, 264},  // 203 k21_bnapply_relu_c84_14x14
+  {CUDA_STEP_CONV_FWD, -1, 57, 1105, 3, 265},  // 204 cells.6.ops.0.x_op.ops.1
+  {CUDA_STEP_KERNEL, 12, -1, 1108, 8, 266},  // 205 k12_bnstats_c84_14x14
+  {CUDA_STEP_KERNEL, 22, -1, 1116, 7, 267},  // 206 k22_bnapply_avg5x5s1_add_relu_c84_14x14
+  {CUDA_STEP_CONV_FWD, -1, 58, 1123, 3, 270},  // 207 cells.6.ops.1.x_op.ops.1
+  {CUDA_STEP_KERNEL, 12, -1, 1126, 8, 271},  // 208 k12_bnstats_c84_14x14
+  {CUDA_STEP_KERNEL, 21, -1, 1134, 4, 272},  // 209 k21_bnapply_relu_c84_14x14
+  {CUDA_STEP_CONV_FWD, -1, 59, 1138, 3, 273},  // 210 cells.6.ops.1.x_op.ops.4
+  {CUDA_STEP_KERNEL, 12, -1, 1141, 8, 274},  // 211 k12_bnstats_c84_14x14
+  {CUDA_STEP_KERNEL, 21, -1, 1149, 4, 275},  // 212 k21_bnapply_relu_c84_14x14
+  {CUDA_STEP_CONV_FWD, -1, 60, 1153, 3, 276},  // 213 cells.6.ops.1.y_op.ops.1
+  {CUDA_STEP_KERNEL, 12, -1, 1156, 8, 277},  // 214 k12_bnstats_c84_14x14
+  {CUDA_STEP_KERNEL, 23, -1, 1164, 7, 278},  // 215 k23_bnapply_add_c84_14x14
+  {CUDA_STEP_GEMM, -1, 16, 1171, 3, 280},  // 216 cells.6.ops.2.x_op.ops.1
+  {CUDA_STEP_KERNEL, 12, -1, 1174, 8, 281},  // 217 k12_bnstats_c84_14x14
+  {CUDA_STEP_CONV_FWD, -1, 61, 1182, 3, 283},  // 218 cells.6.ops.2.y_op.ops.1
+  {CUDA_STEP_KERNEL, 12, -1, 1185, 8, 284},  // 219 k12_bnstats_c84_14x14
+  {CUDA_STEP_CONV_FWD, -1, 62, 1193, 3, 287},  // 220 cells.6.ops.3.x_op.ops.1
+  {CUDA_STEP_KERNEL, 12, -1, 1196, 8, 288},  // 221 k12_bnstats_c84_14x14
+  {CUDA_STEP_KERNEL, 21, -1, 1204, 4, 289},  // 222 k21_bnapply_relu_c84_14x14
+  {CUDA_STEP_CONV_FWD, -1, 63, 1208, 3, 290},  // 223 cells.6.ops.3.x_op.ops.4
+  {CUDA_STEP_KERNEL, 12, -1, 1211, 8, 291},  // 224 k12_bnstats_c84_14x14
+  {CUDA_STEP_KERNEL, 24, -1, 1219, 7, 292},  // 225 k24_bnapply_add_relu_c84_14x14
+  {CUDA_STEP_CONV_FWD, -1, 64, 1226, 3, 293},  // 226 cells.6.ops.3.y_op.ops.1
+  {CUDA_STEP_KERNEL, 12, -1, 1229, 8, 294},  // 227 k12_bnstats_c84_14x14
+  {CUDA_STEP_KERNEL, 23, -1, 1237, 7, 295},  // 228 k23_bnapply_add_c84_14x14
+  {CUDA_STEP_CONV_FWD, -1, 65, 1244, 3, 297},  // 229 cells.6.ops.4.y_op.ops.1
+  {CUDA_STEP_KERNEL, 12, -1, 1247, 8, 298},  // 230 k12_bnstats_c84_14x14
+  {CUDA_STEP_KERNEL, 23, -1, 1255, 7, 299},  // 231 k23_bnapply_add_c84_14x14
+  {CUDA_STEP_GEMM, -1, 17, 1262, 3, 302},  // 232 cells.7.maybe_calibrate_size.preprocess_x.conv
+  {CUDA_STEP_KERNEL, 12, -1, 1265, 8, 303},  // 233 k12_bnstats_c84_14x14
+  {CUDA_STEP_KERNEL, 25, -1, 1273, 2, 304},  // 234 k25_relu_c252_14x14
+  {CUDA_STEP_GEMM, -1, 18, 1275, 3, 305},  // 235 cells.7.maybe_calibrate_size.preprocess_y.conv
+  {CUDA_STEP_KERNEL, 12, -1, 1278, 8, 306},  // 236 k12_bnstats_c84_14x14
+  {CUDA_STEP_KERNEL, 21, -1, 1286, 4, 307},  // 237 k21_bnapply_relu_c84_14x14
+  {CUDA_STEP_CONV_FWD, -1, 66, 1290, 3, 308},  // 238 cells.7.ops.0.x_op.ops.1
+  {CUDA_STEP_KERNEL, 12, -1, 1293, 8, 309},  // 239 k12_bnstats_c84_14x14
+  {CUDA_STEP_KERNEL, 22, -1, 1301, 7, 310},  // 240 k22_bnapply_avg5x5s1_add_relu_c84_14x14
+  {CUDA_STEP_CONV_FWD, -1, 67, 1308, 3, 313},  // 241 cells.7.ops.1.x_op.ops.1
+  {CUDA_STEP_KERNEL, 12, -1, 1311, 8, 314},  // 242 k12_bnstats_c84_14x14
+  {CUDA_STEP_KERNEL, 21, -1, 1319, 4, 315},  // 243 k21_bnapply_relu_c84_14x14
+  {CUDA_STEP_CONV_FWD, -1, 68, 1323, 3, 316},  // 244 cells.7.ops.1.x_op.ops.4
+  {CUDA_STEP_KERNEL, 12, -1, 1326, 8, 317},  // 245 k12_bnstats_c84_14x14
+  {CUDA_STEP_KERNEL, 21, -1, 1334, 4, 318},  // 246 k21_bnapply_relu_c84_14x14
+  {CUDA_STEP_CONV_FWD, -1, 69, 1338, 3, 319},  // 247 cells.7.ops.1.y_op.ops.1
+  {CUDA_STEP_KERNEL, 12, -1, 1341, 8, 320},  // 248 k12_bnstats_c84_14x14
+  {CUDA_STEP_KERNEL, 23, -1, 1349, 7, 321},  // 249 k23_bnapply_add_c84_14x14
+  {CUDA_STEP_GEMM, -1, 19, 1356, 3, 323},  // 250 cells.7.ops.2.x_op.ops.1
+  {CUDA_STEP_KERNEL, 12, -1, 1359, 8, 324},  // 251 k12_bnstats_c84_14x14
+  {CUDA_STEP_CONV_FWD, -1, 70, 1367, 3, 326},  // 252 cells.7.ops.2.y_op.ops.1
+  {CUDA_STEP_KERNEL, 12, -1, 1370, 8, 327},  // 253 k12_bnstats_c84_14x14
+  {CUDA_STEP_CONV_FWD, -1, 71, 1378, 3, 330},  // 254 cells.7.ops.3.x_op.ops.1
+  {CUDA_STEP_KERNEL, 12, -1, 1381, 8, 331},  // 255 k12_bnstats_c84_14x14
+  {CUDA_STEP_KERNEL, 21, -1, 1389, 4, 332},  // 256 k21_bnapply_relu_c84_14x14
+  {CUDA_STEP_CONV_FWD, -1, 72, 1393, 3, 333},  // 257 cells.7.ops.3.x_op.ops.4
+  {CUDA_STEP_KERNEL, 12, -1, 1396, 8, 334},  // 258 k12_bnstats_c84_14x14
+  {CUDA_STEP_KERNEL, 24, -1, 1404, 7, 335},  // 259 k24_bnapply_add_relu_c84_14x14
+  {CUDA_STEP_CONV_FWD, -1, 73, 1411, 3, 336},  // 260 cells.7.ops.3.y_op.ops.1
+  {CUDA_STEP_KERNEL, 12, -1, 1414, 8, 337},  // 261 k12_bnstats_c84_14x14
+  {CUDA_STEP_KERNEL, 23, -1, 1422, 7, 338},  // 262 k23_bnapply_add_c84_14x14
+  {CUDA_STEP_CONV_FWD, -1, 74, 1429, 3, 340},  // 263 cells.7.ops.4.y_op.ops.1
+  {CUDA_STEP_KERNEL, 12, -1, 1432, 8, 341},  // 264 k12_bnstats_c84_14x14
+  {CUDA_STEP_KERNEL, 23, -1, 1440, 7, 342},  // 265 k23_bnapply_add_c84_14x14
+  {CUDA_STEP_GEMM, -1, 20, 1447, 3, 345},  // 266 cells.8.maybe_calibrate_size.preprocess_x.conv
+  {CUDA_STEP_KERNEL, 12, -1, 1450, 8, 346},  // 267 k12_bnstats_c84_14x14
+  {CUDA_STEP_KERNEL, 25, -1, 1458, 2, 347},  // 268 k25_relu_c252_14x14
+  {CUDA_STEP_GEMM, -1, 21, 1460, 3, 348},  // 269 cells.8.maybe_calibrate_size.preprocess_y.conv
+  {CUDA_STEP_KERNEL, 12, -1, 1463, 8, 349},  // 270 k12_bnstats_c84_14x14
+  {CUDA_STEP_KERNEL, 21, -1, 1471, 4, 350},  // 271 k21_bnapply_relu_c84_14x14
+  {CUDA_STEP_CONV_FWD, -1, 75, 1475, 3, 351},  // 272 cells.8.ops.0.x_op.ops.1
+  {CUDA_STEP_KERNEL, 12, -1, 1478, 8, 352},  // 273 k12_bnstats_c84_14x14
+  {CUDA_STEP_KERNEL, 22, -1, 1486, 7, 353},  // 274 k22_bnapply_avg5x5s1_add_relu_c84_14x14
+  {CUDA_STEP_CONV_FWD, -1, 76, 1493, 3, 356},  // 275 cells.8.ops.1.x_op.ops.1
+  {CUDA_STEP_KERNEL, 12, -1, 1496, 8, 357},  // 276 k12_bnstats_c84_14x14
+  {CUDA_STEP_KERNEL, 21, -1, 1504, 4, 358},  // 277 k21_bnapply_relu_c84_14x14
+  {CUDA_STEP_CONV_FWD, -1, 77, 1508, 3, 359},  // 278 cells.8.ops.1.x_op.ops.4
+  {CUDA_STEP_KERNEL, 12, -1, 1511, 8, 360},  // 279 k12_bnstats_c84_14x14
+  {CUDA_STEP_KERNEL, 21, -1, 1519, 4, 361},  // 280 k21_bnapply_relu_c84_14x14
+  {CUDA_STEP_CONV_FWD, -1, 78, 1523, 3, 362},  // 281 cells.8.ops.1.y_op.ops.1
+  {CUDA_STEP_KERNEL, 12, -1, 1526, 8, 363},  // 282 k12_bnstats_c84_14x14
+  {CUDA_STEP_KERNEL, 23, -1, 1534, 7, 364},  // 283 k23_bnapply_add_c84_14x14
+  {CUDA_STEP_GEMM, -1, 22, 1541, 3, 366},  // 284 cells.8.ops.2.x_op.ops.1
+  {CUDA_STEP_KERNEL, 12, -1, 1544, 8, 367},  // 285 k12_bnstats_c84_14x14
+  {CUDA_STEP_CONV_FWD, -1, 79, 1552, 3, 369},  // 286 cells.8.ops.2.y_op.ops.1
+  {CUDA_STEP_KERNEL, 12, -1, 1555, 8, 370},  // 287 k12_bnstats_c84_14x14
+  {CUDA_STEP_CONV_FWD, -1, 80, 1563, 3, 373},  // 288 cells.8.ops.3.x_op.ops.1
+  {CUDA_STEP_KERNEL, 12, -1, 1566, 8, 374},  // 289 k12_bnstats_c84_14x14
+  {CUDA_STEP_KERNEL, 21, -1, 1574, 4, 375},  // 290 k21_bnapply_relu_c84_14x14
+  {CUDA_STEP_CONV_FWD, -1, 81, 1578, 3, 376},  // 291 cells.8.ops.3.x_op.ops.4
+  {CUDA_STEP_KERNEL, 12, -1, 1581, 8, 377},  // 292 k12_bnstats_c84_14x14
+  {CUDA_STEP_KERNEL, 24, -1, 1589, 7, 378},  // 293 k24_bnapply_add_relu_c84_14x14
+  {CUDA_STEP_CONV_FWD, -1, 82, 1596, 3, 379},  // 294 cells.8.ops.3.y_op.ops.1
+  {CUDA_STEP_KERNEL, 12, -1, 1599, 8, 380},  // 295 k12_bnstats_c84_14x14
+  {CUDA_STEP_KERNEL, 23, -1, 1607, 7, 381},  // 296 k23_bnapply_add_c84_14x14
+  {CUDA_STEP_CONV_FWD, -1, 83, 1614, 3, 383},  // 297 cells.8.ops.4.y_op.ops.1
+  {CUDA_STEP_KERNEL, 12, -1, 1617, 8, 384},  // 298 k12_bnstats_c84_14x14
+  {CUDA_STEP_KERNEL, 23, -1, 1625, 7, 385},  // 299 k23_bnapply_add_c84_14x14
+  {CUDA_STEP_GEMM, -1, 23, 1632, 3, 388},  // 300 cells.9.maybe_calibrate_size.preprocess_x.conv
+  {CUDA_STEP_KERNEL, 26, -1, 1635, 8, 389},  // 301 k26_bnstats_c168_14x14
+  {CUDA_STEP_KERNEL, 25, -1, 1643, 2, 390},  // 302 k25_relu_c252_14x14
+  {CUDA_STEP_GEMM, -1, 24, 1645, 3, 391},  // 303 cells.9.maybe_calibrate_size.preprocess_y.conv
+  {CUDA_STEP_KERNEL, 26, -1, 1648, 8, 392},  // 304 k26_bnstats_c168_14x14
+  {CUDA_STEP_KERNEL, 27, -1, 1656, 4, 393},  // 305 k27_bnapply_relu_c168_14x14
+  {CUDA_STEP_CONV_FWD, -1, 84, 1660, 3, 394},  // 306 cells.9.ops.0.x_op.ops.1
+  {CUDA_STEP_KERNEL, 28, -1, 1663, 8, 395},  // 307 k28_bnstats_c168_7x7
+  {CUDA_STEP_KERNEL, 29, -1, 1671, 7, 396},  // 308 k29_bnapply_avg2x2s2_add_relu_c168_7x7
+  {CUDA_STEP_CONV_FWD, -1, 85, 1678, 3, 399},  // 309 cells.9.ops.1.x_op.ops.1
+  {CUDA_STEP_KERNEL, 28, -1, 1681, 8, 400},  // 310 k28_bnstats_c168_7x7
+  {CUDA_STEP_KERNEL, 30, -1, 1689, 7, 401},  // 311 k30_bnapply_avg3x3s2_add_c168_7x7
+  {CUDA_STEP_CONV_FWD, -1, 86, 1696, 3, 404},  // 312 cells.9.ops.2.x_op.ops.1
+  {CUDA_STEP_KERNEL, 31, -1, 1699, 8, 405},  // 313 k31_bnstats_c168_14x7
+  {CUDA_STEP_KERNEL, 32, -1, 1707, 4, 406},  // 314 k32_bnapply_relu_c168_14x7
+  {CUDA_STEP_CONV_FWD, -1, 87, 1711, 3, 407},  // 315 cells.9.ops.2.x_op.ops.4
+  {CUDA_STEP_KERNEL, 28, -1, 1714, 8, 408},  // 316 k28_bnstats_c168_7x7
+  {CUDA_STEP_KERNEL, 33, -1, 1722, 7, 409},  // 317 k33_bnapply_max2x2s2_add_c168_7x7
+  {CUDA_STEP_GEMM, -1, 25, 1729, 3, 413},  // 318 cells.9.ops.3.y_op.ops.1
+  {CUDA_STEP_KERNEL, 28, -1, 1732, 8, 414},  // 319 k28_bnstats_c168_7x7
+  {CUDA_STEP_KERNEL, 34, -1, 1740, 7, 411},  // 320 k34_bnapply_avg3x3s2_add_c168_7x7
+  {CUDA_STEP_CONV_FWD, -1, 88, 1747, 3, 418},  // 321 cells.9.ops.4.y_op.ops.1
+  {CUDA_STEP_KERNEL, 28, -1, 1750, 8, 419},  // 322 k28_bnstats_c168_7x7
+  {CUDA_STEP_KERNEL, 35, -1, 1758, 7, 416},  // 323 k35_bnapply_max3x3s2_add_c168_7x7
+  {CUDA_STEP_KERNEL, 36, -1, 1765, 2, 423},  // 324 k36_relu_avg5x5s2_c672_2x2
+  {CUDA_STEP_GEMM, -1, 26, 1767, 3, 424},  // 325 auxiliary_head.conv1
+  {CUDA_STEP_KERNEL, 37, -1, 1770, 8, 425},  // 326 k37_bnstats_c128_2x2
+  {CUDA_STEP_KERNEL, 38, -1, 1778, 4, 426},  // 327 k38_bnapply_relu_c128_2x2
+  {CUDA_STEP_CONV_FWD, -1, 89, 1782, 3, 427},  // 328 auxiliary_head.conv2
+  {CUDA_STEP_KERNEL, 39, -1, 1785, 8, 428},  // 329 k39_bnstats_c768_1x1
+  {CUDA_STEP_KERNEL, 40, -1, 1793, 4, 429},  // 330 k40_bnapply_relu_c768_1x1
+  {CUDA_STEP_KERNEL, 41, -1, 1797, 2, 430},  // 331 k41_bias_c1000_1x1
+  {CUDA_STEP_GEMM, -1, 27, 1799, 3, 430},  // 332 auxiliary_head.classifier
+  {CUDA_STEP_CONV_FWD, -1, 90, 1802, 3, 432},  // 333 cells.10.maybe_calibrate_size.preprocess_x.path1.1
+  {CUDA_STEP_CONV_FWD, -1, 91, 1805, 3, 433},  // 334 cells.10.maybe_calibrate_size.preprocess_x.path2.1
+  {CUDA_STEP_KERNEL, 28, -1, 1808, 8, 435},  // 335 k28_bnstats_c168_7x7
+  {CUDA_STEP_KERNEL, 42, -1, 1816, 2, 436},  // 336 k42_relu_c672_7x7
+  {CUDA_STEP_GEMM, -1, 28, 1818, 3, 437},  // 337 cells.10.maybe_calibrate_size.preprocess_y.conv
+  {CUDA_STEP_KERNEL, 28, -1, 1821, 8, 438},  // 338 k28_bnstats_c168_7x7
+  {CUDA_STEP_KERNEL, 43, -1, 1829, 4, 439},  // 339 k43_bnapply_relu_c168_7x7
+  {CUDA_STEP_CONV_FWD, -1, 92, 1833, 3, 440},  // 340 cells.10.ops.0.x_op.ops.1
+  {CUDA_STEP_KERNEL, 28, -1, 1836, 8, 441},  // 341 k28_bnstats_c168_7x7
+  {CUDA_STEP_KERNEL, 44, -1, 1844, 7, 442},  // 342 k44_bnapply_avg5x5s1_add_relu_c168_7x7
+  {CUDA_STEP_CONV_FWD, -1, 93, 1851, 3, 445},  // 343 cells.10.ops.1.x_op.ops.1
+  {CUDA_STEP_KERNEL, 28, -1, 1854, 8, 446},  // 344 k28_bnstats_c168_7x7
+  {CUDA_STEP_KERNEL, 43, -1, 1862, 4, 447},  // 345 k43_bnapply_relu_c168_7x7
+  {CUDA_STEP_CONV_FWD, -1, 94, 1866, 3, 448},  // 346 cells.10.ops.1.x_op.ops.4
+  {CUDA_STEP_KERNEL, 28, -1, 1869, 8, 449},  // 347 k28_bnstats_c168_7x7
+  {CUDA_STEP_KERNEL, 43, -1, 1877, 4, 450},  // 348 k43_bnapply_relu_c168_7x7
+  {CUDA_STEP_CONV_FWD, -1, 95, 1881, 3, 451},  // 349 cells.10.ops.1.y_op.ops.1
+  {CUDA_STEP_KERNEL, 28, -1, 1884, 8, 452},  // 350 k28_bnstats_c168_7x7
+  {CUDA_STEP_KERNEL, 45, -1, 1892, 7, 453},  // 351 k45_bnapply_add_c168_7x7
+  {CUDA_STEP_GEMM, -1, 29, 1899, 3, 455},  // 352 cells.10.ops.2.x_op.ops.1
+  {CUDA_STEP_KERNEL, 28, -1, 1902, 8, 456},  // 353 k28_bnstats_c168_7x7
+  {CUDA_STEP_CONV_FWD, -1, 96, 1910, 3, 458},  // 354 cells.10.ops.2.y_op.ops.1
+  {CUDA_STEP_KERNEL, 28, -1, 1913, 8, 459},  // 355 k28_bnstats_c168_7x7
+  {CUDA_STEP_CONV_FWD, -1, 97, 1921, 3, 462},  // 356 cells.10.ops.3.x_op.ops.1
+  {CUDA_STEP_KERNEL, 28, -1, 1924, 8, 463},  // 357 k28_bnstats_c168_7x7
+  {CUDA_STEP_KERNEL, 43, -1, 1932, 4, 464},  // 358 k43_bnapply_relu_c168_7x7
+  {CUDA_STEP_CONV_FWD, -1, 98, 1936, 3, 465},  // 359 cells.10.ops.3.x_op.ops.4
+  {CUDA_STEP_KERNEL, 28, -1, 1939, 8, 466},  // 360 k28_bnstats_c168_7x7
+  {CUDA_STEP_KERNEL, 46, -1, 1947, 7, 467},  // 361 k46_bnapply_add_relu_c168_7x7
+  {CUDA_STEP_CONV_FWD, -1, 99, 1954, 3, 468},  // 362 cells.10.ops.3.y_op.ops.1
+  {CUDA_STEP_KERNEL, 28, -1, 1957, 8, 469},  // 363 k28_bnstats_c168_7x7
+  {CUDA_STEP_KERNEL, 45, -1, 1965, 7, 470},  // 364 k45_bnapply_add_c168_7x7
+  {CUDA_STEP_CONV_FWD, -1, 100, 1972, 3, 472},  // 365 cells.10.ops.4.y_op.ops.1
+  {CUDA_STEP_KERNEL, 28, -1, 1975, 8, 473},  // 366 k28_bnstats_c168_7x7
+  {CUDA_STEP_KERNEL, 45, -1, 1983, 7, 474},  // 367 k45_bnapply_add_c168_7x7
+  {CUDA_STEP_GEMM, -1, 30, 1990, 3, 477},  // 368 cells.11.maybe_calibrate_size.preprocess_x.conv
+  {CUDA_STEP_KERNEL, 28, -1, 1993, 8, 478},  // 369 k28_bnstats_c168_7x7
+  {CUDA_STEP_KERNEL, 47, -1, 2001, 2, 479},  // 370 k47_relu_c504_7x7
+  {CUDA_STEP_GEMM, -1, 31, 2003, 3, 480},  // 371 cells.11.maybe_calibrate_size.preprocess_y.conv
+  {CUDA_STEP_KERNEL, 28, -1, 2006, 8, 481},  // 372 k28_bnstats_c168_7x7
+  {CUDA_STEP_KERNEL, 43, -1, 2014, 4, 482},  // 373 k43_bnapply_relu_c168_7x7
+  {CUDA_STEP_CONV_FWD, -1, 101, 2018, 3, 483},  // 374 cells.11.ops.0.x_op.ops.1
+  {CUDA_STEP_KERNEL, 28, -1, 2021, 8, 484},  // 375 k28_bnstats_c168_7x7
+  {CUDA_STEP_KERNEL, 44, -1, 2029, 7, 485},  // 376 k44_bnapply_avg5x5s1_add_relu_c168_7x7
+  {CUDA_STEP_CONV_FWD, -1, 102, 2036, 3, 488},  // 377 cells.11.ops.1.x_op.ops.1
+  {CUDA_STEP_KERNEL, 28, -1, 2039, 8, 489},  // 378 k28_bnstats_c168_7x7
+  {CUDA_STEP_KERNEL, 43, -1, 2047, 4, 490},  // 379 k43_bnapply_relu_c168_7x7
+  {CUDA_STEP_CONV_FWD, -1, 103, 2051, 3, 491},  // 380 cells.11.ops.1.x_op.ops.4
+  {CUDA_STEP_KERNEL, 28, -1, 2054, 8, 492},  // 381 k28_bnstats_c168_7x7
+  {CUDA_STEP_KERNEL, 43, -1, 2062, 4, 493},  // 382 k43_bnapply_relu_c168_7x7
+  {CUDA_STEP_CONV_FWD, -1, 104, 2066, 3, 494},  // 383 cells.11.ops.1.y_op.ops.1
+  {CUDA_STEP_KERNEL, 28, -1, 2069, 8, 495},  // 384 k28_bnstats_c168_7x7
+  {CUDA_STEP_KERNEL, 45, -1, 2077, 7, 496},  // 385 k45_bnapply_add_c168_7x7
+  {CUDA_STEP_GEMM, -1, 32, 2084, 3, 498},  // 386 cells.11.ops.2.x_op.ops.1
+  {CUDA_STEP_KERNEL, 28, -1, 2087, 8, 499},  // 387 k28_bnstats_c168_7x7
+  {CUDA_STEP_CONV_FWD, -1, 105, 2095, 3, 501},  // 388 cells.11.ops.2.y_op.ops.1
+  {CUDA_STEP_KERNEL, 28, -1, 2098, 8, 502},  // 389 k28_bnstats_c168_7x7
+  {CUDA_STEP_CONV_FWD, -1, 106, 2106, 3, 505},  // 390 cells.11.ops.3.x_op.ops.1
+  {CUDA_STEP_KERNEL, 28, -1, 2109, 8, 506},  // 391 k28_bnstats_c168_7x7
+  {CUDA_STEP_KERNEL, 43, -1, 2117, 4, 507},  // 392 k43_bnapply_relu_c168_7x7
+  {CUDA_STEP_CONV_FWD, -1, 107, 2121, 3, 508},  // 393 cells.11.ops.3.x_op.ops.4
+  {CUDA_STEP_KERNEL, 28, -1, 2124, 8, 509},  // 394 k28_bnstats_c168_7x7
+  {CUDA_STEP_KERNEL, 46, -1, 2132, 7, 510},  // 395 k46_bnapply_add_relu_c168_7x7
+  {CUDA_STEP_CONV_FWD, -1, 108, 2139, 3, 511},  // 396 cells.11.ops.3.y_op.ops.1
+  {CUDA_STEP_KERNEL, 28, -1, 2142, 8, 512},  // 397 k28_bnstats_c168_7x7
+  {CUDA_STEP_KERNEL, 45, -1, 2150, 7, 513},  // 398 k45_bnapply_add_c168_7x7
+  {CUDA_STEP_CONV_FWD, -1, 109, 2157, 3, 515},  // 399 cells.11.ops.4.y_op.ops.1
+  {CUDA_STEP_KERNEL, 28, -1, 2160, 8, 516},  // 400 k28_bnstats_c168_7x7
+  {CUDA_STEP_KERNEL, 45, -1, 2168, 7, 517},  // 401 k45_bnapply_add_c168_7x7
+  {CUDA_STEP_GEMM, -1, 33, 2175, 3, 520},  // 402 cells.12.maybe_calibrate_size.preprocess_x.conv
+  {CUDA_STEP_KERNEL, 28, -1, 2178, 8, 521},  // 403 k28_bnstats_c168_7x7
+  {CUDA_STEP_KERNEL, 47, -1, 2186, 2, 522},  // 404 k47_relu_c504_7x7
+  {CUDA_STEP_GEMM, -1, 34, 2188, 3, 523},  // 405 cells.12.maybe_calibrate_size.preprocess_y.conv
+  {CUDA_STEP_KERNEL, 28, -1, 2191, 8, 524},  // 406 k28_bnstats_c168_7x7
+  {CUDA_STEP_KERNEL, 43, -1, 2199, 4, 525},  // 407 k43_bnapply_relu_c168_7x7
+  {CUDA_STEP_CONV_FWD, -1, 110, 2203, 3, 526},  // 408 cells.12.ops.0.x_op.ops.1
+  {CUDA_STEP_KERNEL, 28, -1, 2206, 8, 527},  // 409 k28_bnstats_c168_7x7
+  {CUDA_STEP_KERNEL, 44, -1, 2214, 7, 528},  // 410 k44_bnapply_avg5x5s1_add_relu_c168_7x7
+  {CUDA_STEP_CONV_FWD, -1, 111, 2221, 3, 531},  // 411 cells.12.ops.1.x_op.ops.1
+  {CUDA_STEP_KERNEL, 28, -1, 2224, 8, 532},  // 412 k28_bnstats_c168_7x7
+  {CUDA_STEP_KERNEL, 43, -1, 2232, 4, 533},  // 413 k43_bnapply_relu_c168_7x7
+  {CUDA_STEP_CONV_FWD, -1, 112, 2236, 3, 534},  // 414 cells.12.ops.1.x_op.ops.4
+  {CUDA_STEP_KERNEL, 28, -1, 2239, 8, 535},  // 415 k28_bnstats_c168_7x7
+  {CUDA_STEP_KERNEL, 43, -1, 2247, 4, 536},  // 416 k43_bnapply_relu_c168_7x7
+  {CUDA_STEP_CONV_FWD, -1, 113, 2251, 3, 537},  // 417 cells.12.ops.1.y_op.ops.1
+  {CUDA_STEP_KERNEL, 28, -1, 2254, 8, 538},  // 418 k28_bnstats_c168_7x7
+  {CUDA_STEP_KERNEL, 45, -1, 2262, 7, 539},  // 419 k45_bnapply_add_c168_7x7
+  {CUDA_STEP_GEMM, -1, 35, 2269, 3, 541},  // 420 cells.12.ops.2.x_op.ops.1
+  {CUDA_STEP_KERNEL, 28, -1, 2272, 8, 542},  // 421 k28_bnstats_c168_7x7
+  {CUDA_STEP_CONV_FWD, -1, 114, 2280, 3, 544},  // 422 cells.12.ops.2.y_op.ops.1
+  {CUDA_STEP_KERNEL, 28, -1, 2283, 8, 545},  // 423 k28_bnstats_c168_7x7
+  {CUDA_STEP_CONV_FWD, -1, 115, 2291, 3, 548},  // 424 cells.12.ops.3.x_op.ops.1
+  {CUDA_STEP_KERNEL, 28, -1, 2294, 8, 549},  // 425 k28_bnstats_c168_7x7
+  {CUDA_STEP_KERNEL, 43, -1, 2302, 4, 550},  // 426 k43_bnapply_relu_c168_7x7
+  {CUDA_STEP_CONV_FWD, -1, 116, 2306, 3, 551},  // 427 cells.12.ops.3.x_op.ops.4
+  {CUDA_STEP_KERNEL, 28, -1, 2309, 8, 552},  // 428 k28_bnstats_c168_7x7
+  {CUDA_STEP_KERNEL, 46, -1, 2317, 7, 553},  // 429 k46_bnapply_add_relu_c168_7x7
+  {CUDA_STEP_CONV_FWD, -1, 117, 2324, 3, 554},  // 430 cells.12.ops.3.y_op.ops.1
+  {CUDA_STEP_KERNEL, 28, -1, 2327, 8, 555},  // 431 k28_bnstats_c168_7x7
+  {CUDA_STEP_KERNEL, 45, -1, 2335, 7, 556},  // 432 k45_bnapply_add_c168_7x7
+  {CUDA_STEP_CONV_FWD, -1, 118, 2342, 3, 558},  // 433 cells.12.ops.4.y_op.ops.1
+  {CUDA_STEP_KERNEL, 28, -1, 2345, 8, 559},  // 434 k28_bnstats_c168_7x7
+  {CUDA_STEP_KERNEL, 45, -1, 2353, 7, 560},  // 435 k45_bnapply_add_c168_7x7
+  {CUDA_STEP_GEMM, -1, 36, 2360, 3, 563},  // 436 cells.13.maybe_calibrate_size.preprocess_x.conv
+  {CUDA_STEP_KERNEL, 28, -1, 2363, 8, 564},  // 437 k28_bnstats_c168_7x7
+  {CUDA_STEP_KERNEL, 47, -1, 2371, 2, 565},  // 438 k47_relu_c504_7x7
+  {CUDA_STEP_GEMM, -1, 37, 2373, 3, 566},  // 439 cells.13.maybe_calibrate_size.preprocess_y.conv
+  {CUDA_STEP_KERNEL, 28, -1, 2376, 8, 567},  // 440 k28_bnstats_c168_7x7
+  {CUDA_STEP_KERNEL, 43, -1, 2384, 4, 568},  // 441 k43_bnapply_relu_c168_7x7
+  {CUDA_STEP_CONV_FWD, -1, 119, 2388, 3, 569},  // 442 cells.13.ops.0.x_op.ops.1
+  {CUDA_STEP_KERNEL, 28, -1, 2391, 8, 570},  // 443 k28_bnstats_c168_7x7
+  {CUDA_STEP_KERNEL, 44, -1, 2399, 7, 571},  // 444 k44_bnapply_avg5x5s1_add_relu_c168_7x7
+  {CUDA_STEP_CONV_FWD, -1, 120, 2406, 3, 574},  // 445 cells.13.ops.1.x_op.ops.1
+  {CUDA_STEP_KERNEL, 28, -1, 2409, 8, 575},  // 446 k28_bnstats_c168_7x7
+  {CUDA_STEP_KERNEL, 43, -1, 2417, 4, 576},  // 447 k43_bnapply_relu_c168_7x7
+  {CUDA_STEP_CONV_FWD, -1, 121, 2421, 3, 577},  // 448 cells.13.ops.1.x_op.ops.4
+  {CUDA_STEP_KERNEL, 28, -1, 2424, 8, 578},  // 449 k28_bnstats_c168_7x7
+  {CUDA_STEP_KERNEL, 43, -1, 2432, 4, 579},  // 450 k43_bnapply_relu_c168_7x7
+  {CUDA_STEP_CONV_FWD, -1, 122, 2436, 3, 580},  // 451 cells.13.ops.1.y_op.ops.1
+  {CUDA_STEP_KERNEL, 28, -1, 2439, 8, 581},  // 452 k28_bnstats_c168_7x7
+  {CUDA_STEP_KERNEL, 45, -1, 2447, 7, 582},  // 453 k45_bnapply_add_c168_7x7
+  {CUDA_STEP_GEMM, -1, 38, 2454, 3, 584},  // 454 cells.13.ops.2.x_op.ops.1
+  {CUDA_STEP_KERNEL, 28, -1, 2457, 8, 585},  // 455 k28_bnstats_c168_7x7
+  {CUDA_STEP_CONV_FWD, -1, 123, 2465, 3, 587},  // 456 cells.13.ops.2.y_op.ops.1
+  {CUDA_STEP_KERNEL, 28, -1, 2468, 8, 588},  // 457 k28_bnstats_c168_7x7
+  {CUDA_STEP_CONV_FWD, -1, 124, 2476, 3, 591},  // 458 cells.13.ops.3.x_op.ops.1
+  {CUDA_STEP_KERNEL, 28, -1, 2479, 8, 592},  // 459 k28_bnstats_c168_7x7
+  {CUDA_STEP_KERNEL, 43, -1, 2487, 4, 593},  // 460 k43_bnapply_relu_c168_7x7
+  {CUDA_STEP_CONV_FWD, -1, 125, 2491, 3, 594},  // 461 cells.13.ops.3.x_op.ops.4
+  {CUDA_STEP_KERNEL, 28, -1, 2494, 8, 595},  // 462 k28_bnstats_c168_7x7
+  {CUDA_STEP_KERNEL, 46, -1, 2502, 7, 596},  // 463 k46_bnapply_add_relu_c168_7x7
+  {CUDA_STEP_CONV_FWD, -1, 126, 2509, 3, 597},  // 464 cells.13.ops.3.y_op.ops.1
+  {CUDA_STEP_KERNEL, 28, -1, 2512, 8, 598},  // 465 k28_bnstats_c168_7x7
+  {CUDA_STEP_KERNEL, 45, -1, 2520, 7, 599},  // 466 k45_bnapply_add_c168_7x7
+  {CUDA_STEP_CONV_FWD, -1, 127, 2527, 3, 601},  // 467 cells.13.ops.4.y_op.ops.1
+  {CUDA_STEP_KERNEL, 28, -1, 2530, 8, 602},  // 468 k28_bnstats_c168_7x7
+  {CUDA_STEP_KERNEL, 45, -1, 2538, 7, 603},  // 469 k45_bnapply_add_c168_7x7
+  {CUDA_STEP_KERNEL, 48, -1, 2545, 2, 605},  // 470 k48_gap_c504_1x1
+  {CUDA_STEP_KERNEL, 41, -1, 2547, 2, 606},  // 471 k41_bias_c1000_1x1
+  {CUDA_STEP_GEMM, -1, 39, 2549, 3, 606},  // 472 classifier
+  {CUDA_STEP_KERNEL, 49, -1, 2552, 5, 607},  // 473 k49_xent_xent_bwd_c1000_1x1
+  {CUDA_STEP_KERNEL, 50, -1, 2557, 5, 608},  // 474 k50_xent_xent_bwd_c1000_1x1
+  {CUDA_STEP_KERNEL, 51, -1, 2562, 3, 609},  // 475 k51_add_c1_1x1
+  {CUDA_STEP_GEMM, -1, 40, 2565, 3, 612},  // 476 classifier
+  {CUDA_STEP_GEMM, -1, 41, 2568, 3, 612},  // 477 classifier
+  {CUDA_STEP_KERNEL, 52, -1, 2571, 3, 612},  // 478 k52_biasgrad_c1000_1x1
+  {CUDA_STEP_KERNEL, 53, -1, 2574, 2, 613},  // 479 k53_gap_bwd_c504_7x7
+  {CUDA_STEP_KERNEL, 54, -1, 2576, 8, 615},  // 480 k54_bnbwdsum_c168_7x7
+  {CUDA_STEP_KERNEL, 55, -1, 2584, 7, 615},  // 481 k55_bnbwd_c168_7x7
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 128, 2591, 3, 616},  // 482 cells.13.ops.4.y_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 129, 2594, 3, 617},  // 483 cells.13.ops.4.y_op.ops.1
+  {CUDA_STEP_KERNEL, 54, -1, 2597, 8, 619},  // 484 k54_bnbwdsum_c168_7x7
+  {CUDA_STEP_KERNEL, 55, -1, 2605, 7, 619},  // 485 k55_bnbwd_c168_7x7
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 130, 2612, 3, 620},  // 486 cells.13.ops.3.y_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 131, 2615, 3, 621},  // 487 cells.13.ops.3.y_op.ops.1
+  {CUDA_STEP_KERNEL, 56, -1, 2618, 16, 622},  // 488 k56_relu_bwd_bnbwdsum_c168_7x7
+  {CUDA_STEP_KERNEL, 54, -1, 2634, 8, 623},  // 489 k54_bnbwdsum_c168_7x7
+  {CUDA_STEP_KERNEL, 55, -1, 2642, 7, 623},  // 490 k55_bnbwd_c168_7x7
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 132, 2649, 3, 624},  // 491 cells.13.ops.3.x_op.ops.4
+  {CUDA_STEP_CONV_BWD_DATA, -1, 133, 2652, 3, 625},  // 492 cells.13.ops.3.x_op.ops.4
+  {CUDA_STEP_KERNEL, 57, -1, 2655, 10, 626},  // 493 k57_relu_bwd_bnbwdsum_c168_7x7
+  {CUDA_STEP_KERNEL, 58, -1, 2665, 7, 627},  // 494 k58_bnbwd_c168_7x7
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 134, 2672, 3, 628},  // 495 cells.13.ops.3.x_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 135, 2675, 3, 629},  // 496 cells.13.ops.3.x_op.ops.1
+  {CUDA_STEP_KERNEL, 58, -1, 2678, 7, 631},  // 497 k58_bnbwd_c168_7x7
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 136, 2685, 3, 632},  // 498 cells.13.ops.2.y_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 137, 2688, 3, 633},  // 499 cells.13.ops.2.y_op.ops.1
+  {CUDA_STEP_KERNEL, 58, -1, 2691, 7, 635},  // 500 k58_bnbwd_c168_7x7
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 138, 2698, 3, 636},  // 501 cells.13.ops.2.x_op.ops.1
+  {CUDA_STEP_GEMM, -1, 42, 2701, 3, 637},  // 502 cells.13.ops.2.x_op.ops.1
+  {CUDA_STEP_KERNEL, 54, -1, 2704, 8, 639},  // 503 k54_bnbwdsum_c168_7x7
+  {CUDA_STEP_KERNEL, 55, -1, 2712, 7, 639},  // 504 k55_bnbwd_c168_7x7
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 139, 2719, 3, 640},  // 505 cells.13.ops.1.y_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 140, 2722, 3, 641},  // 506 cells.13.ops.1.y_op.ops.1
+  {CUDA_STEP_KERNEL, 59, -1, 2725, 5, 614},  // 507 k59_accum_bnapply_relu_relu_bwd_c168_7x7
+  {CUDA_STEP_KERNEL, 54, -1, 2730, 8, 643},  // 508 k54_bnbwdsum_c168_7x7
+  {CUDA_STEP_KERNEL, 55, -1, 2738, 7, 643},  // 509 k55_bnbwd_c168_7x7
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 141, 2745, 3, 644},  // 510 cells.13.ops.1.x_op.ops.4
+  {CUDA_STEP_CONV_BWD_DATA, -1, 142, 2748, 3, 645},  // 511 cells.13.ops.1.x_op.ops.4
+  {CUDA_STEP_KERNEL, 57, -1, 2751, 10, 646},  // 512 k57_relu_bwd_bnbwdsum_c168_7x7
+  {CUDA_STEP_KERNEL, 58, -1, 2761, 7, 647},  // 513 k58_bnbwd_c168_7x7
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 143, 2768, 3, 648},  // 514 cells.13.ops.1.x_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 144, 2771, 3, 649},  // 515 cells.13.ops.1.x_op.ops.1
+  {CUDA_STEP_KERNEL, 57, -1, 2774, 10, 650},  // 516 k57_relu_bwd_bnbwdsum_c168_7x7
+  {CUDA_STEP_KERNEL, 60, -1, 2784, 9, 651},  // 517 k60_bnapply_avg5x5s1bwd_bnbwdsum_c168_7x7
+  {CUDA_STEP_KERNEL, 58, -1, 2793, 7, 652},  // 518 k58_bnbwd_c168_7x7
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 145, 2800, 3, 653},  // 519 cells.13.ops.0.x_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 146, 2803, 3, 654},  // 520 cells.13.ops.0.x_op.ops.1
+  {CUDA_STEP_KERNEL, 61, -1, 2806, 13, 618},  // 521 k61_bnapply_relu_relu_bwd_bnbwdsum_c168_7x7
+  {CUDA_STEP_KERNEL, 58, -1, 2819, 7, 656},  // 522 k58_bnbwd_c168_7x7
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 147, 2826, 3, 657},  // 523 cells.13.maybe_calibrate_size.preprocess_y.conv
+  {CUDA_STEP_GEMM, -1, 43, 2829, 3, 658},  // 524 cells.13.maybe_calibrate_size.preprocess_y.conv
+  {CUDA_STEP_KERNEL, 62, -1, 2832, 3, 659},  // 525 k62_relu_bwd_c504_7x7
+  {CUDA_STEP_KERNEL, 58, -1, 2835, 7, 660},  // 526 k58_bnbwd_c168_7x7
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 148, 2842, 3, 661},  // 527 cells.13.maybe_calibrate_size.preprocess_x.conv
+  {CUDA_STEP_GEMM, -1, 44, 2845, 3, 662},  // 528 cells.13.maybe_calibrate_size.preprocess_x.conv
+  {CUDA_STEP_KERNEL, 54, -1, 2848, 8, 665},  // 529 k54_bnbwdsum_c168_7x7
+  {CUDA_STEP_KERNEL, 55, -1, 2856, 7, 665},  // 530 k55_bnbwd_c168_7x7
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 149, 2863, 3, 666},  // 531 cells.12.ops.4.y_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 150, 2866, 3, 667},  // 532 cells.12.ops.4.y_op.ops.1
+  {CUDA_STEP_KERNEL, 54, -1, 2869, 8, 669},  // 533 k54_bnbwdsum_c168_7x7
+  {CUDA_STEP_KERNEL, 55, -1, 2877, 7, 669},  // 534 k55_bnbwd_c168_7x7
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 151, 2884, 3, 670},  // 535 cells.12.ops.3.y_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 152, 2887, 3, 671},  // 536 cells.12.ops.3.y_op.ops.1
+  {CUDA_STEP_KERNEL, 56, -1, 2890, 16, 672},  // 537 k56_relu_bwd_bnbwdsum_c168_7x7
+  {CUDA_STEP_KERNEL, 54, -1, 2906, 8, 673},  // 538 k54_bnbwdsum_c168_7x7
+  {CUDA_STEP_KERNEL, 55, -1, 2914, 7, 673},  // 539 k55_bnbwd_c168_7x7
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 153, 2921, 3, 674},  // 540 cells.12.ops.3.x_op.ops.4
+  {CUDA_STEP_CONV_BWD_DATA, -1, 154, 2924, 3, 675},  // 541 cells.12.ops.3.x_op.ops.4
+  {CUDA_STEP_KERNEL, 57, -1, 2927, 10, 676},  // 542 k57_relu_bwd_bnbwdsum_c168_7x7
+  {CUDA_STEP_KERNEL, 58, -1, 2937, 7, 677},  // 543 k58_bnbwd_c168_7x7
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 155, 2944, 3, 678},  // 544 cells.12.ops.3.x_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 156, 2947, 3, 679},  // 545 cells.12.ops.3.x_op.ops.1
+  {CUDA_STEP_KERNEL, 58, -1, 2950, 7, 681},  // 546 k58_bnbwd_c168_7x7
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 157, 2957, 3, 682},  // 547 cells.12.ops.2.y_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 158, 2960, 3, 683},  // 548 cells.12.ops.2.y_op.ops.1
+  {CUDA_STEP_KERNEL, 58, -1, 2963, 7, 685},  // 549 k58_bnbwd_c168_7x7
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 159, 2970, 3, 686},  // 550 cells.12.ops.2.x_op.ops.1
+  {CUDA_STEP_GEMM, -1, 45, 2973, 3, 687},  // 551 cells.12.ops.2.x_op.ops.1
+  {CUDA_STEP_KERNEL, 54, -1, 2976, 8, 689},  // 552 k54_bnbwdsum_c168_7x7
+  {CUDA_STEP_KERNEL, 55, -1, 2984, 7, 689},  // 553 k55_bnbwd_c168_7x7
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 160, 2991, 3, 690},  // 554 cells.12.ops.1.y_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 161, 2994, 3, 691},  // 555 cells.12.ops.1.y_op.ops.1
+  {CUDA_STEP_KERNEL, 59, -1, 2997, 5, 664},  // 556 k59_accum_bnapply_relu_relu_bwd_c168_7x7
+  {CUDA_STEP_KERNEL, 54, -1, 3002, 8, 693},  // 557 k54_bnbwdsum_c168_7x7
+  {CUDA_STEP_KERNEL, 55, -1, 3010, 7, 693},  // 558 k55_bnbwd_c168_7x7
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 162, 3017, 3, 694},  // 559 cells.12.ops.1.x_op.ops.4
+  {CUDA_STEP_CONV_BWD_DATA, -1, 163, 3020, 3, 695},  // 560 cells.12.ops.1.x_op.ops.4
+  {CUDA_STEP_KERNEL, 57, -1, 3023, 10, 696},  // 561 k57_relu_bwd_bnbwdsum_c168_7x7
+  {CUDA_STEP_KERNEL, 58, -1, 3033, 7, 697},  // 562 k58_bnbwd_c168_7x7
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 164, 3040, 3, 698},  // 563 cells.12.ops.1.x_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 165, 3043, 3, 699},  // 564 cells.12.ops.1.x_op.ops.1
+  {CUDA_STEP_KERNEL, 57, -1, 3046, 10, 700},  // 565 k57_relu_bwd_bnbwdsum_c168_7x7
+  {CUDA_STEP_KERNEL, 60, -1, 3056, 9, 701},  // 566 k60_bnapply_avg5x5s1bwd_bnbwdsum_c168_7x7
+  {CUDA_STEP_KERNEL, 58, -1, 3065, 7, 702},  // 567 k58_bnbwd_c168_7x7
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 166, 3072, 3, 703},  // 568 cells.12.ops.0.x_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 167, 3075, 3, 704},  // 569 cells.12.ops.0.x_op.ops.1
+  {CUDA_STEP_KERNEL, 61, -1, 3078, 13, 668},  // 570 k61_bnapply_relu_relu_bwd_bnbwdsum_c168_7x7
+  {CUDA_STEP_KERNEL, 58, -1, 3091, 7, 706},  // 571 k58_bnbwd_c168_7x7
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 168, 3098, 3, 707},  // 572 cells.12.maybe_calibrate_size.preprocess_y.conv
+  {CUDA_STEP_GEMM, -1, 46, 3101, 3, 708},  // 573 cells.12.maybe_calibrate_size.preprocess_y.conv
+  {CUDA_STEP_KERNEL, 63, -1, 3104, 4, 663},  // 574 k63_relu_relu_bwd_c504_7x7
+  {CUDA_STEP_KERNEL, 58, -1, 3108, 7, 710},  // 575 k58_bnbwd_c168_7x7
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 169, 3115, 3, 711},  // 576 cells.12.maybe_calibrate_size.preprocess_x.conv
+  {CUDA_STEP_GEMM, -1, 47, 3118, 3, 712},  // 577 cells.12.maybe_calibrate_size.preprocess_x.conv
+  {CUDA_STEP_KERNEL, 54, -1, 3121, 8, 715},  // 578 k54_bnbwdsum_c168_7x7
+  {CUDA_STEP_KERNEL, 55, -1, 3129, 7, 715},  // 579 k55_bnbwd_c168_7x7
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 170, 3136, 3, 716},  // 580 cells.11.ops.4.y_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 171, 3139, 3, 717},  // 581 cells.11.ops.4.y_op.ops.1
+  {CUDA_STEP_KERNEL, 54, -1, 3142, 8, 719},  // 582 k54_bnbwdsum_c168_7x7
+  {CUDA_STEP_KERNEL, 55, -1, 3150, 7, 719},  // 583 k55_bnbwd_c168_7x7
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 172, 3157, 3, 720},  // 584 cells.11.ops.3.y_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 173, 3160, 3, 721},  // 585 cells.11.ops.3.y_op.ops.1
+  {CUDA_STEP_KERNEL, 56, -1, 3163, 16, 722},  // 586 k56_relu_bwd_bnbwdsum_c168_7x7
+  {CUDA_STEP_KERNEL, 54, -1, 3179, 8, 723},  // 587 k54_bnbwdsum_c168_7x7
+  {CUDA_STEP_KERNEL, 55, -1, 3187, 7, 723},  // 588 k55_bnbwd_c168_7x7
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 174, 3194, 3, 724},  // 589 cells.11.ops.3.x_op.ops.4
+  {CUDA_STEP_CONV_BWD_DATA, -1, 175, 3197, 3, 725},  // 590 cells.11.ops.3.x_op.ops.4
+  {CUDA_STEP_KERNEL, 57, -1, 3200, 10, 726},  // 591 k57_relu_bwd_bnbwdsum_c168_7x7
+  {CUDA_STEP_KERNEL, 58, -1, 3210, 7, 727},  // 592 k58_bnbwd_c168_7x7
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 176, 3217, 3, 728},  // 593 cells.11.ops.3.x_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 177, 3220, 3, 729},  // 594 cells.11.ops.3.x_op.ops.1
+  {CUDA_STEP_KERNEL, 58, -1, 3223, 7, 731},  // 595 k58_bnbwd_c168_7x7
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 178, 3230, 3, 732},  // 596 cells.11.ops.2.y_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 179, 3233, 3, 733},  // 597 cells.11.ops.2.y_op.ops.1
+  {CUDA_STEP_KERNEL, 58, -1, 3236, 7, 735},  // 598 k58_bnbwd_c168_7x7
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 180, 3243, 3, 736},  // 599 cells.11.ops.2.x_op.ops.1
+  {CUDA_STEP_GEMM, -1, 48, 3246, 3, 737},  // 600 cells.11.ops.2.x_op.ops.1
+  {CUDA_STEP_KERNEL, 54, -1, 3249, 8, 739},  // 601 k54_bnbwdsum_c168_7x7
+  {CUDA_STEP_KERNEL, 55, -1, 3257, 7, 739},  // 602 k55_bnbwd_c168_7x7
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 181, 3264, 3, 740},  // 603 cells.11.ops.1.y_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 182, 3267, 3, 741},  // 604 cells.11.ops.1.y_op.ops.1
+  {CUDA_STEP_KERNEL, 59, -1, 3270, 5, 714},  // 605 k59_accum_bnapply_relu_relu_bwd_c168_7x7
+  {CUDA_STEP_KERNEL, 54, -1, 3275, 8, 743},  // 606 k54_bnbwdsum_c168_7x7
+  {CUDA_STEP_KERNEL, 55, -1, 3283, 7, 743},  // 607 k55_bnbwd_c168_7x7
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 183, 3290, 3, 744},  // 608 cells.11.ops.1.x_op.ops.4
+  {CUDA_STEP_CONV_BWD_DATA, -1, 184, 3293, 3, 745},  // 609 cells.11.ops.1.x_op.ops.4
+  {CUDA_STEP_KERNEL, 57, -1, 3296, 10, 746},  // 610 k57_relu_bwd_bnbwdsum_c168_7x7
+  {CUDA_STEP_KERNEL, 58, -1, 3306, 7, 747},  // 611 k58_bnbwd_c168_7x7
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 185, 3313, 3, 748},  // 612 cells.11.ops.1.x_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 186, 3316, 3, 749},  // 613 cells.11.ops.1.x_op.ops.1
+  {CUDA_STEP_KERNEL, 57, -1, 3319, 10, 750},  // 614 k57_relu_bwd_bnbwdsum_c168_7x7
+  {CUDA_STEP_KERNEL, 60, -1, 3329, 9, 751},  // 615 k60_bnapply_avg5x5s1bwd_bnbwdsum_c168_7x7
+  {CUDA_STEP_KERNEL, 58, -1, 3338, 7, 752},  // 616 k58_bnbwd_c168_7x7
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 187, 3345, 3, 753},  // 617 cells.11.ops.0.x_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 188, 3348, 3, 754},  // 618 cells.11.ops.0.x_op.ops.1
+  {CUDA_STEP_KERNEL, 61, -1, 3351, 13, 718},  // 619 k61_bnapply_relu_relu_bwd_bnbwdsum_c168_7x7
+  {CUDA_STEP_KERNEL, 58, -1, 3364, 7, 756},  // 620 k58_bnbwd_c168_7x7
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 189, 3371, 3, 757},  // 621 cells.11.maybe_calibrate_size.preprocess_y.conv
+  {CUDA_STEP_GEMM, -1, 49, 3374, 3, 758},  // 622 cells.11.maybe_calibrate_size.preprocess_y.conv
+  {CUDA_STEP_KERNEL, 63, -1, 3377, 4, 713},  // 623 k63_relu_relu_bwd_c504_7x7
+  {CUDA_STEP_KERNEL, 58, -1, 3381, 7, 760},  // 624 k58_bnbwd_c168_7x7
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 190, 3388, 3, 761},  // 625 cells.11.maybe_calibrate_size.preprocess_x.conv
+  {CUDA_STEP_GEMM, -1, 50, 3391, 3, 762},  // 626 cells.11.maybe_calibrate_size.preprocess_x.conv
+  {CUDA_STEP_KERNEL, 54, -1, 3394, 8, 765},  // 627 k54_bnbwdsum_c168_7x7
+  {CUDA_STEP_KERNEL, 55, -1, 3402, 7, 765},  // 628 k55_bnbwd_c168_7x7
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 191, 3409, 3, 766},  // 629 cells.10.ops.4.y_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 192, 3412, 3, 767},  // 630 cells.10.ops.4.y_op.ops.1
+  {CUDA_STEP_KERNEL, 54, -1, 3415, 8, 769},  // 631 k54_bnbwdsum_c168_7x7
+  {CUDA_STEP_KERNEL, 55, -1, 3423, 7, 769},  // 632 k55_bnbwd_c168_7x7
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 193, 3430, 3, 770},  // 633 cells.10.ops.3.y_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 194, 3433, 3, 771},  // 634 cells.10.ops.3.y_op.ops.1
+  {CUDA_STEP_KERNEL, 56, -1, 3436, 16, 772},  // 635 k56_relu_bwd_bnbwdsum_c168_7x7
+  {CUDA_STEP_KERNEL, 54, -1, 3452, 8, 773},  // 636 k54_bnbwdsum_c168_7x7
+  {CUDA_STEP_KERNEL, 55, -1, 3460, 7, 773},  // 637 k55_bnbwd_c168_7x7
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 195, 3467, 3, 774},  // 638 cells.10.ops.3.x_op.ops.4
+  {CUDA_STEP_CONV_BWD_DATA, -1, 196, 3470, 3, 775},  // 639 cells.10.ops.3.x_op.ops.4
+  {CUDA_STEP_KERNEL, 57, -1, 3473, 10, 776},  // 640 k57_relu_bwd_bnbwdsum_c168_7x7
+  {CUDA_STEP_KERNEL, 58, -1, 3483, 7, 777},  // 641 k58_bnbwd_c168_7x7
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 197, 3490, 3, 778},  // 642 cells.10.ops.3.x_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 198, 3493, 3, 779},  // 643 cells.10.ops.3.x_op.ops.1
+  {CUDA_STEP_KERNEL, 58, -1, 3496, 7, 781},  // 644 k58_bnbwd_c168_7x7
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 199, 3503, 3, 782},  // 645 cells.10.ops.2.y_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 200, 3506, 3, 783},  // 646 cells.10.ops.2.y_op.ops.1
+  {CUDA_STEP_KERNEL, 58, -1, 3509, 7, 785},  // 647 k58_bnbwd_c168_7x7
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 201, 3516, 3, 786},  // 648 cells.10.ops.2.x_op.ops.1
+  {CUDA_STEP_GEMM, -1, 51, 3519, 3, 787},  // 649 cells.10.ops.2.x_op.ops.1
+  {CUDA_STEP_KERNEL, 54, -1, 3522, 8, 789},  // 650 k54_bnbwdsum_c168_7x7
+  {CUDA_STEP_KERNEL, 55, -1, 3530, 7, 789},  // 651 k55_bnbwd_c168_7x7
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 202, 3537, 3, 790},  // 652 cells.10.ops.1.y_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 203, 3540, 3, 791},  // 653 cells.10.ops.1.y_op.ops.1
+  {CUDA_STEP_KERNEL, 59, -1, 3543, 5, 764},  // 654 k59_accum_bnapply_relu_relu_bwd_c168_7x7
+  {CUDA_STEP_KERNEL, 54, -1, 3548, 8, 793},  // 655 k54_bnbwdsum_c168_7x7
+  {CUDA_STEP_KERNEL, 55, -1, 3556, 7, 793},  // 656 k55_bnbwd_c168_7x7
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 204, 3563, 3, 794},  // 657 cells.10.ops.1.x_op.ops.4
+  {CUDA_STEP_CONV_BWD_DATA, -1, 205, 3566, 3, 795},  // 658 cells.10.ops.1.x_op.ops.4
+  {CUDA_STEP_KERNEL, 57, -1, 3569, 10, 796},  // 659 k57_relu_bwd_bnbwdsum_c168_7x7
+  {CUDA_STEP_KERNEL, 58, -1, 3579, 7, 797},  // 660 k58_bnbwd_c168_7x7
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 206, 3586, 3, 798},  // 661 cells.10.ops.1.x_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 207, 3589, 3, 799},  // 662 cells.10.ops.1.x_op.ops.1
+  {CUDA_STEP_KERNEL, 57, -1, 3592, 10, 800},  // 663 k57_relu_bwd_bnbwdsum_c168_7x7
+  {CUDA_STEP_KERNEL, 60, -1, 3602, 9, 801},  // 664 k60_bnapply_avg5x5s1bwd_bnbwdsum_c168_7x7
+  {CUDA_STEP_KERNEL, 58, -1, 3611, 7, 802},  // 665 k58_bnbwd_c168_7x7
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 208, 3618, 3, 803},  // 666 cells.10.ops.0.x_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 209, 3621, 3, 804},  // 667 cells.10.ops.0.x_op.ops.1
+  {CUDA_STEP_KERNEL, 61, -1, 3624, 13, 768},  // 668 k61_bnapply_relu_relu_bwd_bnbwdsum_c168_7x7
+  {CUDA_STEP_KERNEL, 58, -1, 3637, 7, 806},  // 669 k58_bnbwd_c168_7x7
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 210, 3644, 3, 807},  // 670 cells.10.maybe_calibrate_size.preprocess_y.conv
+  {CUDA_STEP_GEMM, -1, 52, 3647, 3, 808},  // 671 cells.10.maybe_calibrate_size.preprocess_y.conv
+  {CUDA_STEP_KERNEL, 64, -1, 3650, 4, 763},  // 672 k64_relu_relu_bwd_c672_7x7
+  {CUDA_STEP_KERNEL, 58, -1, 3654, 7, 810},  // 673 k58_bnbwd_c168_7x7
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 211, 3661, 3, 811},  // 674 cells.10.maybe_calibrate_size.preprocess_x.path2.1
+  {CUDA_STEP_KERNEL, 65, -1, 3664, 1, 812},  // 675 k65_zero_c252_14x14
+  {CUDA_STEP_CONV_BWD_DATA, -1, 212, 3665, 3, 812},  // 676 cells.10.maybe_calibrate_size.preprocess_x.path2.1
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 213, 3668, 3, 813},  // 677 cells.10.maybe_calibrate_size.preprocess_x.path1.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 214, 3671, 3, 814},  // 678 cells.10.maybe_calibrate_size.preprocess_x.path1.1
+  {CUDA_STEP_GEMM, -1, 53, 3674, 3, 816},  // 679 auxiliary_head.classifier
+  {CUDA_STEP_GEMM, -1, 54, 3677, 3, 816},  // 680 auxiliary_head.classifier
+  {CUDA_STEP_KERNEL, 52, -1, 3680, 3, 816},  // 681 k52_biasgrad_c1000_1x1
+  {CUDA_STEP_KERNEL, 66, -1, 3683, 10, 817},  // 682 k66_relu_bwd_bnbwdsum_c768_1x1
+  {CUDA_STEP_KERNEL, 67, -1, 3693, 7, 818},  // 683 k67_bnbwd_c768_1x1
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 215, 3700, 3, 819},  // 684 auxiliary_head.conv2
+  {CUDA_STEP_CONV_BWD_DATA, -1, 216, 3703, 3, 820},  // 685 auxiliary_head.conv2
+  {CUDA_STEP_KERNEL, 68, -1, 3706, 10, 821},  // 686 k68_relu_bwd_bnbwdsum_c128_2x2
+  {CUDA_STEP_KERNEL, 69, -1, 3716, 7, 822},  // 687 k69_bnbwd_c128_2x2
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 217, 3723, 3, 823},  // 688 auxiliary_head.conv1
+  {CUDA_STEP_GEMM, -1, 55, 3726, 3, 824},  // 689 auxiliary_head.conv1
+  {CUDA_STEP_KERNEL, 70, -1, 3729, 3, 825},  // 690 k70_relu_avg5x5s2bwd_relu_bwd_c672_7x7
+  {CUDA_STEP_KERNEL, 71, -1, 3732, 8, 827},  // 691 k71_bnbwdsum_c168_7x7
+  {CUDA_STEP_KERNEL, 72, -1, 3740, 7, 827},  // 692 k72_bnbwd_c168_7x7
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 218, 3747, 3, 828},  // 693 cells.9.ops.4.y_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 219, 3750, 3, 829},  // 694 cells.9.ops.4.y_op.ops.1
+  {CUDA_STEP_KERNEL, 73, -1, 3753, 3, 830},  // 695 k73_bnapply_relu_relu_bwd_c168_14x14
+  {CUDA_STEP_KERNEL, 74, -1, 3756, 5, 831},  // 696 k74_bnapply_max3x3s2bwd_c168_14x14
+  {CUDA_STEP_KERNEL, 71, -1, 3761, 8, 832},  // 697 k71_bnbwdsum_c168_7x7
+  {CUDA_STEP_KERNEL, 72, -1, 3769, 7, 832},  // 698 k72_bnbwd_c168_7x7
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 220, 3776, 3, 833},  // 699 cells.9.ops.3.y_op.ops.1
+  {CUDA_STEP_GEMM, -1, 56, 3779, 3, 834},  // 700 cells.9.ops.3.y_op.ops.1
+  {CUDA_STEP_KERNEL, 57, -1, 3782, 10, 835},  // 701 k57_relu_bwd_bnbwdsum_c168_7x7
+  {CUDA_STEP_KERNEL, 75, -1, 3792, 5, 837},  // 702 k75_bnapply_max2x2s2bwd_c168_14x14
+  {CUDA_STEP_KERNEL, 71, -1, 3797, 8, 838},  // 703 k71_bnbwdsum_c168_7x7
+  {CUDA_STEP_KERNEL, 72, -1, 3805, 7, 838},  // 704 k72_bnbwd_c168_7x7
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 221, 3812, 3, 839},  // 705 cells.9.ops.2.x_op.ops.4
+  {CUDA_STEP_CONV_BWD_DATA, -1, 222, 3815, 3, 840},  // 706 cells.9.ops.2.x_op.ops.4
+  {CUDA_STEP_KERNEL, 76, -1, 3818, 10, 841},  // 707 k76_relu_bwd_bnbwdsum_c168_14x7
+  {CUDA_STEP_KERNEL, 77, -1, 3828, 7, 842},  // 708 k77_bnbwd_c168_14x7
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 223, 3835, 3, 843},  // 709 cells.9.ops.2.x_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 224, 3838, 3, 844},  // 710 cells.9.ops.2.x_op.ops.1
+  {CUDA_STEP_KERNEL, 78, -1, 3841, 4, 836},  // 711 k78_bnapply_avg3x3s2bwd_relu_relu_bwd_c168_14x14
+  {CUDA_STEP_KERNEL, 71, -1, 3845, 8, 847},  // 712 k71_bnbwdsum_c168_7x7
+  {CUDA_STEP_KERNEL, 72, -1, 3853, 7, 847},  // 713 k72_bnbwd_c168_7x7
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 225, 3860, 3, 848},  // 714 cells.9.ops.1.x_op.ops.1
+  {CUDA_STEP_KERNEL, 79, -1, 3863, 1, 849},  // 715 k79_zero_c168_14x14
+  {CUDA_STEP_CONV_BWD_DATA, -1, 226, 3864, 3, 849},  // 716 cells.9.ops.1.x_op.ops.1
+  {CUDA_STEP_KERNEL, 80, -1, 3867, 9, 851},  // 717 k80_bnapply_avg2x2s2bwd_bnbwdsum_c168_14x14
+  {CUDA_STEP_KERNEL, 58, -1, 3876, 7, 852},  // 718 k58_bnbwd_c168_7x7
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 227, 3883, 3, 853},  // 719 cells.9.ops.0.x_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 228, 3886, 3, 854},  // 720 cells.9.ops.0.x_op.ops.1
+  {CUDA_STEP_KERNEL, 81, -1, 3889, 12, 846},  // 721 k81_bnapply_avg3x3s2bwd_relu_relu_bwd_c168_14x14
+  {CUDA_STEP_KERNEL, 82, -1, 3901, 7, 856},  // 722 k82_bnbwd_c168_14x14
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 229, 3908, 3, 857},  // 723 cells.9.maybe_calibrate_size.preprocess_y.conv
+  {CUDA_STEP_GEMM, -1, 57, 3911, 3, 858},  // 724 cells.9.maybe_calibrate_size.preprocess_y.conv
+  {CUDA_STEP_KERNEL, 83, -1, 3914, 4, 815},  // 725 k83_relu_relu_bwd_c252_14x14
+  {CUDA_STEP_KERNEL, 82, -1, 3918, 7, 860},  // 726 k82_bnbwd_c168_14x14
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 230, 3925, 3, 861},  // 727 cells.9.maybe_calibrate_size.preprocess_x.conv
+  {CUDA_STEP_GEMM, -1, 58, 3928, 3, 862},  // 728 cells.9.maybe_calibrate_size.preprocess_x.conv
+  {CUDA_STEP_KERNEL, 84, -1, 3931, 8, 865},  // 729 k84_bnbwdsum_c84_14x14
+  {CUDA_STEP_KERNEL, 85, -1, 3939, 7, 865},  // 730 k85_bnbwd_c84_14x14
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 231, 3946, 3, 866},  // 731 cells.8.ops.4.y_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 232, 3949, 3, 867},  // 732 cells.8.ops.4.y_op.ops.1
+  {CUDA_STEP_KERNEL, 84, -1, 3952, 8, 869},  // 733 k84_bnbwdsum_c84_14x14
+  {CUDA_STEP_KERNEL, 85, -1, 3960, 7, 869},  // 734 k85_bnbwd_c84_14x14
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 233, 3967, 3, 870},  // 735 cells.8.ops.3.y_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 234, 3970, 3, 871},  // 736 cells.8.ops.3.y_op.ops.1
+  {CUDA_STEP_KERNEL, 86, -1, 3973, 16, 872},  // 737 k86_relu_bwd_bnbwdsum_c84_14x14
+  {CUDA_STEP_KERNEL, 84, -1, 3989, 8, 873},  // 738 k84_bnbwdsum_c84_14x14
+  {CUDA_STEP_KERNEL, 85, -1, 3997, 7, 873},  // 739 k85_bnbwd_c84_14x14
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 235, 4004, 3, 874},  // 740 cells.8.ops.3.x_op.ops.4
+  {CUDA_STEP_CONV_BWD_DATA, -1, 236, 4007, 3, 875},  // 741 cells.8.ops.3.x_op.ops.4
+  {CUDA_STEP_KERNEL, 87, -1, 4010, 10, 876},  // 742 k87_relu_bwd_bnbwdsum_c84_14x14
+  {CUDA_STEP_KERNEL, 88, -1, 4020, 7, 877},  // 743 k88_bnbwd_c84_14x14
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 237, 4027, 3, 878},  // 744 cells.8.ops.3.x_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 238, 4030, 3, 879},  // 745 cells.8.ops.3.x_op.ops.1
+  {CUDA_STEP_KERNEL, 88, -1, 4033, 7, 881},  // 746 k88_bnbwd_c84_14x14
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 239, 4040, 3, 882},  // 747 cells.8.ops.2.y_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 240, 4043, 3, 883},  // 748 cells.8.ops.2.y_op.ops.1
+  {CUDA_STEP_KERNEL, 88, -1, 4046, 7, 885},  // 749 k88_bnbwd_c84_14x14
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 241, 4053, 3, 886},  // 750 cells.8.ops.2.x_op.ops.1
+  {CUDA_STEP_GEMM, -1, 59, 4056, 3, 887},  // 751 cells.8.ops.2.x_op.ops.1
+  {CUDA_STEP_KERNEL, 84, -1, 4059, 8, 889},  // 752 k84_bnbwdsum_c84_14x14
+  {CUDA_STEP_KERNEL, 85, -1, 4067, 7, 889},  // 753 k85_bnbwd_c84_14x14
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 242, 4074, 3, 890},  // 754 cells.8.ops.1.y_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 243, 4077, 3, 891},  // 755 cells.8.ops.1.y_op.ops.1
+  {CUDA_STEP_KERNEL, 89, -1, 4080, 5, 864},  // 756 k89_accum_bnapply_relu_relu_bwd_c84_14x14
+  {CUDA_STEP_KERNEL, 84, -1, 4085, 8, 893},  // 757 k84_bnbwdsum_c84_14x14
+  {CUDA_STEP_KERNEL, 85, -1, 4093, 7, 893},  // 758 k85_bnbwd_c84_14x14
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 244, 4100, 3, 894},  // 759 cells.8.ops.1.x_op.ops.4
+  {CUDA_STEP_CONV_BWD_DATA, -1, 245, 4103, 3, 895},  // 760 cells.8.ops.1.x_op.ops.4
+  {CUDA_STEP_KERNEL, 87, -1, 4106, 10, 896},  // 761 k87_relu_bwd_bnbwdsum_c84_14x14
+  {CUDA_STEP_KERNEL, 88, -1, 4116, 7, 897},  // 762 k88_bnbwd_c84_14x14
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 246, 4123, 3, 898},  // 763 cells.8.ops.1.x_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 247, 4126, 3, 899},  // 764 cells.8.ops.1.x_op.ops.1
+  {CUDA_STEP_KERNEL, 87, -1, 4129, 10, 900},  // 765 k87_relu_bwd_bnbwdsum_c84_14x14
+  {CUDA_STEP_KERNEL, 90, -1, 4139, 9, 901},  // 766 k90_bnapply_avg5x5s1bwd_bnbwdsum_c84_14x14
+  {CUDA_STEP_KERNEL, 88, -1, 4148, 7, 902},  // 767 k88_bnbwd_c84_14x14
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 248, 4155, 3, 903},  // 768 cells.8.ops.0.x_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 249, 4158, 3, 904},  // 769 cells.8.ops.0.x_op.ops.1
+  {CUDA_STEP_KERNEL, 91, -1, 4161, 13, 868},  // 770 k91_bnapply_relu_relu_bwd_bnbwdsum_c84_14x14
+  {CUDA_STEP_KERNEL, 88, -1, 4174, 7, 906},  // 771 k88_bnbwd_c84_14x14
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 250, 4181, 3, 907},  // 772 cells.8.maybe_calibrate_size.preprocess_y.conv
+  {CUDA_STEP_GEMM, -1, 60, 4184, 3, 908},  // 773 cells.8.maybe_calibrate_size.preprocess_y.conv
+  {CUDA_STEP_KERNEL, 83, -1, 4187, 4, 863},  // 774 k83_relu_relu_bwd_c252_14x14
+  {CUDA_STEP_KERNEL, 88, -1, 4191, 7, 910},  // 775 k88_bnbwd_c84_14x14
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 251, 4198, 3, 911},  // 776 cells.8.maybe_calibrate_size.preprocess_x.conv
+  {CUDA_STEP_GEMM, -1, 61, 4201, 3, 912},  // 777 cells.8.maybe_calibrate_size.preprocess_x.conv
+  {CUDA_STEP_KERNEL, 84, -1, 4204, 8, 915},  // 778 k84_bnbwdsum_c84_14x14
+  {CUDA_STEP_KERNEL, 85, -1, 4212, 7, 915},  // 779 k85_bnbwd_c84_14x14
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 252, 4219, 3, 916},  // 780 cells.7.ops.4.y_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 253, 4222, 3, 917},  // 781 cells.7.ops.4.y_op.ops.1
+  {CUDA_STEP_KERNEL, 84, -1, 4225, 8, 919},  // 782 k84_bnbwdsum_c84_14x14
+  {CUDA_STEP_KERNEL, 85, -1, 4233, 7, 919},  // 783 k85_bnbwd_c84_14x14
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 254, 4240, 3, 920},  // 784 cells.7.ops.3.y_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 255, 4243, 3, 921},  // 785 cells.7.ops.3.y_op.ops.1
+  {CUDA_STEP_KERNEL, 86, -1, 4246, 16, 922},  // 786 k86_relu_bwd_bnbwdsum_c84_14x14
+  {CUDA_STEP_KERNEL, 84, -1, 4262, 8, 923},  // 787 k84_bnbwdsum_c84_14x14
+  {CUDA_STEP_KERNEL, 85, -1, 4270, 7, 923},  // 788 k85_bnbwd_c84_14x14
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 256, 4277, 3, 924},  // 789 cells.7.ops.3.x_op.ops.4
+  {CUDA_STEP_CONV_BWD_DATA, -1, 257, 4280, 3, 925},  // 790 cells.7.ops.3.x_op.ops.4
+  {CUDA_STEP_KERNEL, 87, -1, 4283, 10, 926},  // 791 k87_relu_bwd_bnbwdsum_c84_14x14
+  {CUDA_STEP_KERNEL, 88, -1, 4293, 7, 927},  // 792 k88_bnbwd_c84_14x14
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 258, 4300, 3, 928},  // 793 cells.7.ops.3.x_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 259, 4303, 3, 929},  // 794 cells.7.ops.3.x_op.ops.1
+  {CUDA_STEP_KERNEL, 88, -1, 4306, 7, 931},  // 795 k88_bnbwd_c84_14x14
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 260, 4313, 3, 932},  // 796 cells.7.ops.2.y_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 261, 4316, 3, 933},  // 797 cells.7.ops.2.y_op.ops.1
+  {CUDA_STEP_KERNEL, 88, -1, 4319, 7, 935},  // 798 k88_bnbwd_c84_14x14
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 262, 4326, 3, 936},  // 799 cells.7.ops.2.x_op.ops.1
+  {CUDA_STEP_GEMM, -1, 62, 4329, 3, 937},  // 800 cells.7.ops.2.x_op.ops.1
+  {CUDA_STEP_KERNEL, 84, -1, 4332, 8, 939},  // 801 k84_bnbwdsum_c84_14x14
+  {CUDA_STEP_KERNEL, 85, -1, 4340, 7, 939},  // 802 k85_bnbwd_c84_14x14
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 263, 4347, 3, 940},  // 803 cells.7.ops.1.y_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 264, 4350, 3, 941},  // 804 cells.7.ops.1.y_op.ops.1
+  {CUDA_STEP_KERNEL, 89, -1, 4353, 5, 914},  // 805 k89_accum_bnapply_relu_relu_bwd_c84_14x14
+  {CUDA_STEP_KERNEL, 84, -1, 4358, 8, 943},  // 806 k84_bnbwdsum_c84_14x14
+  {CUDA_STEP_KERNEL, 85, -1, 4366, 7, 943},  // 807 k85_bnbwd_c84_14x14
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 265, 4373, 3, 944},  // 808 cells.7.ops.1.x_op.ops.4
+  {CUDA_STEP_CONV_BWD_DATA, -1, 266, 4376, 3, 945},  // 809 cells.7.ops.1.x_op.ops.4
+  {CUDA_STEP_KERNEL, 87, -1, 4379, 10, 946},  // 810 k87_relu_bwd_bnbwdsum_c84_14x14
+  {CUDA_STEP_KERNEL, 88, -1, 4389, 7, 947},  // 811 k88_bnbwd_c84_14x14
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 267, 4396, 3, 948},  // 812 cells.7.ops.1.x_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 268, 4399, 3, 949},  // 813 cells.7.ops.1.x_op.ops.1
+  {CUDA_STEP_KERNEL, 87, -1, 4402, 10, 950},  // 814 k87_relu_bwd_bnbwdsum_c84_14x14
+  {CUDA_STEP_KERNEL, 90, -1, 4412, 9, 951},  // 815 k90_bnapply_avg5x5s1bwd_bnbwdsum_c84_14x14
+  {CUDA_STEP_KERNEL, 88, -1, 4421, 7, 952},  // 816 k88_bnbwd_c84_14x14
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 269, 4428, 3, 953},  // 817 cells.7.ops.0.x_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 270, 4431, 3, 954},  // 818 cells.7.ops.0.x_op.ops.1
+  {CUDA_STEP_KERNEL, 91, -1, 4434, 13, 918},  // 819 k91_bnapply_relu_relu_bwd_bnbwdsum_c84_14x14
+  {CUDA_STEP_KERNEL, 88, -1, 4447, 7, 956},  // 820 k88_bnbwd_c84_14x14
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 271, 4454, 3, 957},  // 821 cells.7.maybe_calibrate_size.preprocess_y.conv
+  {CUDA_STEP_GEMM, -1, 63, 4457, 3, 958},  // 822 cells.7.maybe_calibrate_size.preprocess_y.conv
+  {CUDA_STEP_KERNEL, 83, -1, 4460, 4, 913},  // 823 k83_relu_relu_bwd_c252_14x14
+  {CUDA_STEP_KERNEL, 88, -1, 4464, 7, 960},  // 824 k88_bnbwd_c84_14x14
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 272, 4471, 3, 961},  // 825 cells.7.maybe_calibrate_size.preprocess_x.conv
+  {CUDA_STEP_GEMM, -1, 64, 4474, 3, 962},  // 826 cells.7.maybe_calibrate_size.preprocess_x.conv
+  {CUDA_STEP_KERNEL, 84, -1, 4477, 8, 965},  // 827 k84_bnbwdsum_c84_14x14
+  {CUDA_STEP_KERNEL, 85, -1, 4485, 7, 965},  // 828 k85_bnbwd_c84_14x14
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 273, 4492, 3, 966},  // 829 cells.6.ops.4.y_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 274, 4495, 3, 967},  // 830 cells.6.ops.4.y_op.ops.1
+  {CUDA_STEP_KERNEL, 84, -1, 4498, 8, 969},  // 831 k84_bnbwdsum_c84_14x14
+  {CUDA_STEP_KERNEL, 85, -1, 4506, 7, 969},  // 832 k85_bnbwd_c84_14x14
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 275, 4513, 3, 970},  // 833 cells.6.ops.3.y_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 276, 4516, 3, 971},  // 834 cells.6.ops.3.y_op.ops.1
+  {CUDA_STEP_KERNEL, 86, -1, 4519, 16, 972},  // 835 k86_relu_bwd_bnbwdsum_c84_14x14
+  {CUDA_STEP_KERNEL, 84, -1, 4535, 8, 973},  // 836 k84_bnbwdsum_c84_14x14
+  {CUDA_STEP_KERNEL, 85, -1, 4543, 7, 973},  // 837 k85_bnbwd_c84_14x14
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 277, 4550, 3, 974},  // 838 cells.6.ops.3.x_op.ops.4
+  {CUDA_STEP_CONV_BWD_DATA, -1, 278, 4553, 3, 975},  // 839 cells.6.ops.3.x_op.ops.4
+  {CUDA_STEP_KERNEL, 87, -1, 4556, 10, 976},  // 840 k87_relu_bwd_bnbwdsum_c84_14x14
+  {CUDA_STEP_KERNEL, 88, -1, 4566, 7, 977},  // 841 k88_bnbwd_c84_14x14
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 279, 4573, 3, 978},  // 842 cells.6.ops.3.x_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 280, 4576, 3, 979},  // 843 cells.6.ops.3.x_op.ops.1
+  {CUDA_STEP_KERNEL, 88, -1, 4579, 7, 981},  // 844 k88_bnbwd_c84_14x14
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 281, 4586, 3, 982},  // 845 cells.6.ops.2.y_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 282, 4589, 3, 983},  // 846 cells.6.ops.2.y_op.ops.1
+  {CUDA_STEP_KERNEL, 88, -1, 4592, 7, 985},  // 847 k88_bnbwd_c84_14x14
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 283, 4599, 3, 986},  // 848 cells.6.ops.2.x_op.ops.1
+  {CUDA_STEP_GEMM, -1, 65, 4602, 3, 987},  // 849 cells.6.ops.2.x_op.ops.1
+  {CUDA_STEP_KERNEL, 84, -1, 4605, 8, 989},  // 850 k84_bnbwdsum_c84_14x14
+  {CUDA_STEP_KERNEL, 85, -1, 4613, 7, 989},  // 851 k85_bnbwd_c84_14x14
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 284, 4620, 3, 990},  // 852 cells.6.ops.1.y_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 285, 4623, 3, 991},  // 853 cells.6.ops.1.y_op.ops.1
+  {CUDA_STEP_KERNEL, 89, -1, 4626, 5, 964},  // 854 k89_accum_bnapply_relu_relu_bwd_c84_14x14
+  {CUDA_STEP_KERNEL, 84, -1, 4631, 8, 993},  // 855 k84_bnbwdsum_c84_14x14
+  {CUDA_STEP_KERNEL, 85, -1, 4639, 7, 993},  // 856 k85_bnbwd_c84_14x14
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 286, 4646, 3, 994},  // 857 cells.6.ops.1.x_op.ops.4
+  {CUDA_STEP_CONV_BWD_DATA, -1, 287, 4649, 3, 995},  // 858 cells.6.ops.1.x_op.ops.4
+  {CUDA_STEP_KERNEL, 87, -1, 4652, 10, 996},  // 859 k87_relu_bwd_bnbwdsum_c84_14x14
+  {CUDA_STEP_KERNEL, 88, -1, 4662, 7, 997},  // 860 k88_bnbwd_c84_14x14
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 288, 4669, 3, 998},  // 861 cells.6.ops.1.x_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 289, 4672, 3, 999},  // 862 cells.6.ops.1.x_op.ops.1
+  {CUDA_STEP_KERNEL, 87, -1, 4675, 10, 1000},  // 863 k87_relu_bwd_bnbwdsum_c84_14x14
+  {CUDA_STEP_KERNEL, 90, -1, 4685, 9, 1001},  // 864 k90_bnapply_avg5x5s1bwd_bnbwdsum_c84_14x14
+  {CUDA_STEP_KERNEL, 88, -1, 4694, 7, 1002},  // 865 k88_bnbwd_c84_14x14
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 290, 4701, 3, 1003},  // 866 cells.6.ops.0.x_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 291, 4704, 3, 1004},  // 867 cells.6.ops.0.x_op.ops.1
+  {CUDA_STEP_KERNEL, 91, -1, 4707, 13, 968},  // 868 k91_bnapply_relu_relu_bwd_bnbwdsum_c84_14x14
+  {CUDA_STEP_KERNEL, 88, -1, 4720, 7, 1006},  // 869 k88_bnbwd_c84_14x14
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 292, 4727, 3, 1007},  // 870 cells.6.maybe_calibrate_size.preprocess_y.conv
+  {CUDA_STEP_GEMM, -1, 66, 4730, 3, 1008},  // 871 cells.6.maybe_calibrate_size.preprocess_y.conv
+  {CUDA_STEP_KERNEL, 83, -1, 4733, 4, 963},  // 872 k83_relu_relu_bwd_c252_14x14
+  {CUDA_STEP_KERNEL, 88, -1, 4737, 7, 1010},  // 873 k88_bnbwd_c84_14x14
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 293, 4744, 3, 1011},  // 874 cells.6.maybe_calibrate_size.preprocess_x.conv
+  {CUDA_STEP_GEMM, -1, 67, 4747, 3, 1012},  // 875 cells.6.maybe_calibrate_size.preprocess_x.conv
+  {CUDA_STEP_KERNEL, 84, -1, 4750, 8, 1015},  // 876 k84_bnbwdsum_c84_14x14
+  {CUDA_STEP_KERNEL, 85, -1, 4758, 7, 1015},  // 877 k85_bnbwd_c84_14x14
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 294, 4765, 3, 1016},  // 878 cells.5.ops.4.y_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 295, 4768, 3, 1017},  // 879 cells.5.ops.4.y_op.ops.1
+  {CUDA_STEP_KERNEL, 84, -1, 4771, 8, 1019},  // 880 k84_bnbwdsum_c84_14x14
+  {CUDA_STEP_KERNEL, 85, -1, 4779, 7, 1019},  // 881 k85_bnbwd_c84_14x14
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 296, 4786, 3, 1020},  // 882 cells.5.ops.3.y_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 297, 4789, 3, 1021},  // 883 cells.5.ops.3.y_op.ops.1
+  {CUDA_STEP_KERNEL, 86, -1, 4792, 16, 1022},  // 884 k86_relu_bwd_bnbwdsum_c84_14x14
+  {CUDA_STEP_KERNEL, 84, -1, 4808, 8, 1023},  // 885 k84_bnbwdsum_c84_14x14
+  {CUDA_STEP_KERNEL, 85, -1, 4816, 7, 1023},  // 886 k85_bnbwd_c84_14x14
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 298, 4823, 3, 1024},  // 887 cells.5.ops.3.x_op.ops.4
+  {CUDA_STEP_CONV_BWD_DATA, -1, 299, 4826, 3, 1025},  // 888 cells.5.ops.3.x_op.ops.4
+  {CUDA_STEP_KERNEL, 87, -1, 4829, 10, 1026},  // 889 k87_relu_bwd_bnbwdsum_c84_14x14
+  {CUDA_STEP_KERNEL, 88, -1, 4839, 7, 1027},  // 890 k88_bnbwd_c84_14x14
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 300, 4846, 3, 1028},  // 891 cells.5.ops.3.x_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 301, 4849, 3, 1029},  // 892 cells.5.ops.3.x_op.ops.1
+  {CUDA_STEP_KERNEL, 88, -1, 4852, 7, 1031},  // 893 k88_bnbwd_c84_14x14
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 302, 4859, 3, 1032},  // 894 cells.5.ops.2.y_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 303, 4862, 3, 1033},  // 895 cells.5.ops.2.y_op.ops.1
+  {CUDA_STEP_KERNEL, 88, -1, 4865, 7, 1035},  // 896 k88_bnbwd_c84_14x14
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 304, 4872, 3, 1036},  // 897 cells.5.ops.2.x_op.ops.1
+  {CUDA_STEP_GEMM, -1, 68, 4875, 3, 1037},  // 898 cells.5.ops.2.x_op.ops.1
+  {CUDA_STEP_KERNEL, 84, -1, 4878, 8, 1039},  // 899 k84_bnbwdsum_c84_14x14
+  {CUDA_STEP_KERNEL, 85, -1, 4886, 7, 1039},  // 900 k85_bnbwd_c84_14x14
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 305, 4893, 3, 1040},  // 901 cells.5.ops.1.y_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 306, 4896, 3, 1041},  // 902 cells.5.ops.1.y_op.ops.1
+  {CUDA_STEP_KERNEL, 89, -1, 4899, 5, 1014},  // 903 k89_accum_bnapply_relu_relu_bwd_c84_14x14
+  {CUDA_STEP_KERNEL, 84, -1, 4904, 8, 1043},  // 904 k84_bnbwdsum_c84_14x14
+  {CUDA_STEP_KERNEL, 85, -1, 4912, 7, 1043},  // 905 k85_bnbwd_c84_14x14
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 307, 4919, 3, 1044},  // 906 cells.5.ops.1.x_op.ops.4
+  {CUDA_STEP_CONV_BWD_DATA, -1, 308, 4922, 3, 1045},  // 907 cells.5.ops.1.x_op.ops.4
+  {CUDA_STEP_KERNEL, 87, -1, 4925, 10, 1046},  // 908 k87_relu_bwd_bnbwdsum_c84_14x14
+  {CUDA_STEP_KERNEL, 88, -1, 4935, 7, 1047},  // 909 k88_bnbwd_c84_14x14
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 309, 4942, 3, 1048},  // 910 cells.5.ops.1.x_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 310, 4945, 3, 1049},  // 911 cells.5.ops.1.x_op.ops.1
+  {CUDA_STEP_KERNEL, 87, -1, 4948, 10, 1050},  // 912 k87_relu_bwd_bnbwdsum_c84_14x14
+  {CUDA_STEP_KERNEL, 90, -1, 4958, 9, 1051},  // 913 k90_bnapply_avg5x5s1bwd_bnbwdsum_c84_14x14
+  {CUDA_STEP_KERNEL, 88, -1, 4967, 7, 1052},  // 914 k88_bnbwd_c84_14x14
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 311, 4974, 3, 1053},  // 915 cells.5.ops.0.x_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 312, 4977, 3, 1054},  // 916 cells.5.ops.0.x_op.ops.1
+  {CUDA_STEP_KERNEL, 91, -1, 4980, 13, 1018},  // 917 k91_bnapply_relu_relu_bwd_bnbwdsum_c84_14x14
+  {CUDA_STEP_KERNEL, 88, -1, 4993, 7, 1056},  // 918 k88_bnbwd_c84_14x14
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 313, 5000, 3, 1057},  // 919 cells.5.maybe_calibrate_size.preprocess_y.conv
+  {CUDA_STEP_GEMM, -1, 69, 5003, 3, 1058},  // 920 cells.5.maybe_calibrate_size.preprocess_y.conv
+  {CUDA_STEP_KERNEL, 92, -1, 5006, 4, 1013},  // 921 k92_relu_relu_bwd_c336_14x14
+  {CUDA_STEP_KERNEL, 88, -1, 5010, 7, 1060},  // 922 k88_bnbwd_c84_14x14
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 314, 5017, 3, 1061},  // 923 cells.5.maybe_calibrate_size.preprocess_x.path2.1
+  {CUDA_STEP_KERNEL, 93, -1, 5020, 1, 1062},  // 924 k93_zero_c126_28x28
+  {CUDA_STEP_CONV_BWD_DATA, -1, 315, 5021, 3, 1062},  // 925 cells.5.maybe_calibrate_size.preprocess_x.path2.1
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 316, 5024, 3, 1063},  // 926 cells.5.maybe_calibrate_size.preprocess_x.path1.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 317, 5027, 3, 1064},  // 927 cells.5.maybe_calibrate_size.preprocess_x.path1.1
+  {CUDA_STEP_KERNEL, 94, -1, 5030, 8, 1066},  // 928 k94_bnbwdsum_c84_14x14
+  {CUDA_STEP_KERNEL, 95, -1, 5038, 7, 1066},  // 929 k95_bnbwd_c84_14x14
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 318, 5045, 3, 1067},  // 930 cells.4.ops.4.y_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 319, 5048, 3, 1068},  // 931 cells.4.ops.4.y_op.ops.1
+  {CUDA_STEP_KERNEL, 96, -1, 5051, 3, 1069},  // 932 k96_bnapply_relu_relu_bwd_c84_28x28
+  {CUDA_STEP_KERNEL, 97, -1, 5054, 5, 1070},  // 933 k97_bnapply_max3x3s2bwd_c84_28x28
+  {CUDA_STEP_KERNEL, 94, -1, 5059, 8, 1071},  // 934 k94_bnbwdsum_c84_14x14
+  {CUDA_STEP_KERNEL, 95, -1, 5067, 7, 1071},  // 935 k95_bnbwd_c84_14x14
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 320, 5074, 3, 1072},  // 936 cells.4.ops.3.y_op.ops.1
+  {CUDA_STEP_GEMM, -1, 70, 5077, 3, 1073},  // 937 cells.4.ops.3.y_op.ops.1
+  {CUDA_STEP_KERNEL, 87, -1, 5080, 10, 1074},  // 938 k87_relu_bwd_bnbwdsum_c84_14x14
+  {CUDA_STEP_KERNEL, 98, -1, 5090, 5, 1076},  // 939 k98_bnapply_max2x2s2bwd_c84_28x28
+  {CUDA_STEP_KERNEL, 94, -1, 5095, 8, 1077},  // 940 k94_bnbwdsum_c84_14x14
+  {CUDA_STEP_KERNEL, 95, -1, 5103, 7, 1077},  // 941 k95_bnbwd_c84_14x14
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 321, 5110, 3, 1078},  // 942 cells.4.ops.2.x_op.ops.4
+  {CUDA_STEP_CONV_BWD_DATA, -1, 322, 5113, 3, 1079},  // 943 cells.4.ops.2.x_op.ops.4
+  {CUDA_STEP_KERNEL, 99, -1, 5116, 10, 1080},  // 944 k99_relu_bwd_bnbwdsum_c84_28x14
+  {CUDA_STEP_KERNEL, 100, -1, 5126, 7, 1081},  // 945 k100_bnbwd_c84_28x14
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 323, 5133, 3, 1082},  // 946 cells.4.ops.2.x_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 324, 5136, 3, 1083},  // 947 cells.4.ops.2.x_op.ops.1
+  {CUDA_STEP_KERNEL, 101, -1, 5139, 4, 1075},  // 948 k101_bnapply_avg3x3s2bwd_relu_relu_bwd_c84_28x28
+  {CUDA_STEP_KERNEL, 94, -1, 5143, 8, 1086},  // 949 k94_bnbwdsum_c84_14x14
+  {CUDA_STEP_KERNEL, 95, -1, 5151, 7, 1086},  // 950 k95_bnbwd_c84_14x14
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 325, 5158, 3, 1087},  // 951 cells.4.ops.1.x_op.ops.1
+  {CUDA_STEP_KERNEL, 102, -1, 5161, 1, 1088},  // 952 k102_zero_c84_28x28
+  {CUDA_STEP_CONV_BWD_DATA, -1, 326, 5162, 3, 1088},  // 953 cells.4.ops.1.x_op.ops.1
+  {CUDA_STEP_KERNEL, 103, -1, 5165, 9, 1090},  // 954 k103_bnapply_avg2x2s2bwd_bnbwdsum_c84_28x28
+  {CUDA_STEP_KERNEL, 88, -1, 5174, 7, 1091},  // 955 k88_bnbwd_c84_14x14
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 327, 5181, 3, 1092},  // 956 cells.4.ops.0.x_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 328, 5184, 3, 1093},  // 957 cells.4.ops.0.x_op.ops.1
+  {CUDA_STEP_KERNEL, 104, -1, 5187, 12, 1085},  // 958 k104_bnapply_avg3x3s2bwd_relu_relu_bwd_c84_28x28
+  {CUDA_STEP_KERNEL, 105, -1, 5199, 7, 1095},  // 959 k105_bnbwd_c84_28x28
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 329, 5206, 3, 1096},  // 960 cells.4.maybe_calibrate_size.preprocess_y.conv
+  {CUDA_STEP_GEMM, -1, 71, 5209, 3, 1097},  // 961 cells.4.maybe_calibrate_size.preprocess_y.conv
+  {CUDA_STEP_KERNEL, 106, -1, 5212, 4, 1065},  // 962 k106_relu_relu_bwd_c126_28x28
+  {CUDA_STEP_KERNEL, 105, -1, 5216, 7, 1099},  // 963 k105_bnbwd_c84_28x28
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 330, 5223, 3, 1100},  // 964 cells.4.maybe_calibrate_size.preprocess_x.conv
+  {CUDA_STEP_GEMM, -1, 72, 5226, 3, 1101},  // 965 cells.4.maybe_calibrate_size.preprocess_x.conv
+  {CUDA_STEP_KERNEL, 107, -1, 5229, 8, 1104},  // 966 k107_bnbwdsum_c42_28x28
+  {CUDA_STEP_KERNEL, 108, -1, 5237, 7, 1104},  // 967 k108_bnbwd_c42_28x28
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 331, 5244, 3, 1105},  // 968 cells.3.ops.4.y_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 332, 5247, 3, 1106},  // 969 cells.3.ops.4.y_op.ops.1
+  {CUDA_STEP_KERNEL, 107, -1, 5250, 8, 1108},  // 970 k107_bnbwdsum_c42_28x28
+  {CUDA_STEP_KERNEL, 108, -1, 5258, 7, 1108},  // 971 k108_bnbwd_c42_28x28
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 333, 5265, 3, 1109},  // 972 cells.3.ops.3.y_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 334, 5268, 3, 1110},  // 973 cells.3.ops.3.y_op.ops.1
+  {CUDA_STEP_KERNEL, 109, -1, 5271, 16, 1111},  // 974 k109_relu_bwd_bnbwdsum_c42_28x28
+  {CUDA_STEP_KERNEL, 107, -1, 5287, 8, 1112},  // 975 k107_bnbwdsum_c42_28x28
+  {CUDA_STEP_KERNEL, 108, -1, 5295, 7, 1112},  // 976 k108_bnbwd_c42_28x28
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 335, 5302, 3, 1113},  // 977 cells.3.ops.3.x_op.ops.4
+  {CUDA_STEP_CONV_BWD_DATA, -1, 336, 5305, 3, 1114},  // 978 cells.3.ops.3.x_op.ops.4
+  {CUDA_STEP_KERNEL, 110, -1, 5308, 10, 1115},  // 979 k110_relu_bwd_bnbwdsum_c42_28x28
+  {CUDA_STEP_KERNEL, 111, -1, 5318, 7, 1116},  // 980 k111_bnbwd_c42_28x28
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 337, 5325, 3, 1117},  // 981 cells.3.ops.3.x_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 338, 5328, 3, 1118},  // 982 cells.3.ops.3.x_op.ops.1
+  {CUDA_STEP_KERNEL, 111, -1, 5331, 7, 1120},  // 983 k111_bnbwd_c42_28x28
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 339, 5338, 3, 1121},  // 984 cells.3.ops.2.y_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 340, 5341, 3, 1122},  // 985 cells.3.ops.2.y_op.ops.1
+  {CUDA_STEP_KERNEL, 111, -1, 5344, 7, 1124},  // 986 k111_bnbwd_c42_28x28
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 341, 5351, 3, 1125},  // 987 cells.3.ops.2.x_op.ops.1
+  {CUDA_STEP_GEMM, -1, 73, 5354, 3, 1126},  // 988 cells.3.ops.2.x_op.ops.1
+  {CUDA_STEP_KERNEL, 107, -1, 5357, 8, 1128},  // 989 k107_bnbwdsum_c42_28x28
+  {CUDA_STEP_KERNEL, 108, -1, 5365, 7, 1128},  // 990 k108_bnbwd_c42_28x28
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 342, 5372, 3, 1129},  // 991 cells.3.ops.1.y_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 343, 5375, 3, 1130},  // 992 cells.3.ops.1.y_op.ops.1
+  {CUDA_STEP_KERNEL, 112, -1, 5378, 5, 1103},  // 993 k112_accum_bnapply_relu_relu_bwd_c42_28x28
+  {CUDA_STEP_KERNEL, 107, -1, 5383, 8, 1132},  // 994 k107_bnbwdsum_c42_28x28
+  {CUDA_STEP_KERNEL, 108, -1, 5391, 7, 1132},  // 995 k108_bnbwd_c42_28x28
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 344, 5398, 3, 1133},  // 996 cells.3.ops.1.x_op.ops.4
+  {CUDA_STEP_CONV_BWD_DATA, -1, 345, 5401, 3, 1134},  // 997 cells.3.ops.1.x_op.ops.4
+  {CUDA_STEP_KERNEL, 110, -1, 5404, 10, 1135},  // 998 k110_relu_bwd_bnbwdsum_c42_28x28
+  {CUDA_STEP_KERNEL, 111, -1, 5414, 7, 1136},  // 999 k111_bnbwd_c42_28x28
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 346, 5421, 3, 1137},  // 1000 cells.3.ops.1.x_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 347, 5424, 3, 1138},  // 1001 cells.3.ops.1.x_op.ops.1
+  {CUDA_STEP_KERNEL, 110, -1, 5427, 10, 1139},  // 1002 k110_relu_bwd_bnbwdsum_c42_28x28
+  {CUDA_STEP_KERNEL, 113, -1, 5437, 9, 1140},  // 1003 k113_bnapply_avg5x5s1bwd_bnbwdsum_c42_28x28
+  {CUDA_STEP_KERNEL, 111, -1, 5446, 7, 1141},  // 1004 k111_bnbwd_c42_28x28
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 348, 5453, 3, 1142},  // 1005 cells.3.ops.0.x_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 349, 5456, 3, 1143},  // 1006 cells.3.ops.0.x_op.ops.1
+  {CUDA_STEP_KERNEL, 114, -1, 5459, 13, 1107},  // 1007 k114_bnapply_relu_relu_bwd_bnbwdsum_c42_28x28
+  {CUDA_STEP_KERNEL, 111, -1, 5472, 7, 1145},  // 1008 k111_bnbwd_c42_28x28
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 350, 5479, 3, 1146},  // 1009 cells.3.maybe_calibrate_size.preprocess_y.conv
+  {CUDA_STEP_GEMM, -1, 74, 5482, 3, 1147},  // 1010 cells.3.maybe_calibrate_size.preprocess_y.conv
+  {CUDA_STEP_KERNEL, 106, -1, 5485, 4, 1102},  // 1011 k106_relu_relu_bwd_c126_28x28
+  {CUDA_STEP_KERNEL, 111, -1, 5489, 7, 1149},  // 1012 k111_bnbwd_c42_28x28
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 351, 5496, 3, 1150},  // 1013 cells.3.maybe_calibrate_size.preprocess_x.conv
+  {CUDA_STEP_GEMM, -1, 75, 5499, 3, 1151},  // 1014 cells.3.maybe_calibrate_size.preprocess_x.conv
+  {CUDA_STEP_KERNEL, 107, -1, 5502, 8, 1154},  // 1015 k107_bnbwdsum_c42_28x28
+  {CUDA_STEP_KERNEL, 108, -1, 5510, 7, 1154},  // 1016 k108_bnbwd_c42_28x28
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 352, 5517, 3, 1155},  // 1017 cells.2.ops.4.y_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 353, 5520, 3, 1156},  // 1018 cells.2.ops.4.y_op.ops.1
+  {CUDA_STEP_KERNEL, 107, -1, 5523, 8, 1158},  // 1019 k107_bnbwdsum_c42_28x28
+  {CUDA_STEP_KERNEL, 108, -1, 5531, 7, 1158},  // 1020 k108_bnbwd_c42_28x28
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 354, 5538, 3, 1159},  // 1021 cells.2.ops.3.y_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 355, 5541, 3, 1160},  // 1022 cells.2.ops.3.y_op.ops.1
+  {CUDA_STEP_KERNEL, 109, -1, 5544, 16, 1161},  // 1023 k109_relu_bwd_bnbwdsum_c42_28x28
+  {CUDA_STEP_KERNEL, 107, -1, 5560, 8, 1162},  // 1024 k107_bnbwdsum_c42_28x28
+  {CUDA_STEP_KERNEL, 108, -1, 5568, 7, 1162},  // 1025 k108_bnbwd_c42_28x28
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 356, 5575, 3, 1163},  // 1026 cells.2.ops.3.x_op.ops.4
+  {CUDA_STEP_CONV_BWD_DATA, -1, 357, 5578, 3, 1164},  // 1027 cells.2.ops.3.x_op.ops.4
+  {CUDA_STEP_KERNEL, 110, -1, 5581, 10, 1165},  // 1028 k110_relu_bwd_bnbwdsum_c42_28x28
+  {CUDA_STEP_KERNEL, 111, -1, 5591, 7, 1166},  // 1029 k111_bnbwd_c42_28x28
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 358, 5598, 3, 1167},  // 1030 cells.2.ops.3.x_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 359, 5601, 3, 1168},  // 1031 cells.2.ops.3.x_op.ops.1
+  {CUDA_STEP_KERNEL, 111, -1, 5604, 7, 1170},  // 1032 k111_bnbwd_c42_28x28
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 360, 5611, 3, 1171},  // 1033 cells.2.ops.2.y_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 361, 5614, 3, 1172},  // 1034 cells.2.ops.2.y_op.ops.1
+  {CUDA_STEP_KERNEL, 111, -1, 5617, 7, 1174},  // 1035 k111_bnbwd_c42_28x28
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 362, 5624, 3, 1175},  // 1036 cells.2.ops.2.x_op.ops.1
+  {CUDA_STEP_GEMM, -1, 76, 5627, 3, 1176},  // 1037 cells.2.ops.2.x_op.ops.1
+  {CUDA_STEP_KERNEL, 107, -1, 5630, 8, 1178},  // 1038 k107_bnbwdsum_c42_28x28
+  {CUDA_STEP_KERNEL, 108, -1, 5638, 7, 1178},  // 1039 k108_bnbwd_c42_28x28
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 363, 5645, 3, 1179},  // 1040 cells.2.ops.1.y_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 364, 5648, 3, 1180},  // 1041 cells.2.ops.1.y_op.ops.1
+  {CUDA_STEP_KERNEL, 112, -1, 5651, 5, 1153},  // 1042 k112_accum_bnapply_relu_relu_bwd_c42_28x28
+  {CUDA_STEP_KERNEL, 107, -1, 5656, 8, 1182},  // 1043 k107_bnbwdsum_c42_28x28
+  {CUDA_STEP_KERNEL, 108, -1, 5664, 7, 1182},  // 1044 k108_bnbwd_c42_28x28
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 365, 5671, 3, 1183},  // 1045 cells.2.ops.1.x_op.ops.4
+  {CUDA_STEP_CONV_BWD_DATA, -1, 366, 5674, 3, 1184},  // 1046 cells.2.ops.1.x_op.ops.4
+  {CUDA_STEP_KERNEL, 110, -1, 5677, 10, 1185},  // 1047 k110_relu_bwd_bnbwdsum_c42_28x28
+  {CUDA_STEP_KERNEL, 111, -1, 5687, 7, 1186},  // 1048 k111_bnbwd_c42_28x28
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 367, 5694, 3, 1187},  // 1049 cells.2.ops.1.x_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 368, 5697, 3, 1188},  // 1050 cells.2.ops.1.x_op.ops.1
+  {CUDA_STEP_KERNEL, 110, -1, 5700, 10, 1189},  // 1051 k110_relu_bwd_bnbwdsum_c42_28x28
+  {CUDA_STEP_KERNEL, 113, -1, 5710, 9, 1190},  // 1052 k113_bnapply_avg5x5s1bwd_bnbwdsum_c42_28x28
+  {CUDA_STEP_KERNEL, 111, -1, 5719, 7, 1191},  // 1053 k111_bnbwd_c42_28x28
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 369, 5726, 3, 1192},  // 1054 cells.2.ops.0.x_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 370, 5729, 3, 1193},  // 1055 cells.2.ops.0.x_op.ops.1
+  {CUDA_STEP_KERNEL, 114, -1, 5732, 13, 1157},  // 1056 k114_bnapply_relu_relu_bwd_bnbwdsum_c42_28x28
+  {CUDA_STEP_KERNEL, 111, -1, 5745, 7, 1195},  // 1057 k111_bnbwd_c42_28x28
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 371, 5752, 3, 1196},  // 1058 cells.2.maybe_calibrate_size.preprocess_y.conv
+  {CUDA_STEP_GEMM, -1, 77, 5755, 3, 1197},  // 1059 cells.2.maybe_calibrate_size.preprocess_y.conv
+  {CUDA_STEP_KERNEL, 106, -1, 5758, 4, 1152},  // 1060 k106_relu_relu_bwd_c126_28x28
+  {CUDA_STEP_KERNEL, 111, -1, 5762, 7, 1199},  // 1061 k111_bnbwd_c42_28x28
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 372, 5769, 3, 1200},  // 1062 cells.2.maybe_calibrate_size.preprocess_x.conv
+  {CUDA_STEP_GEMM, -1, 78, 5772, 3, 1201},  // 1063 cells.2.maybe_calibrate_size.preprocess_x.conv
+  {CUDA_STEP_KERNEL, 107, -1, 5775, 8, 1204},  // 1064 k107_bnbwdsum_c42_28x28
+  {CUDA_STEP_KERNEL, 108, -1, 5783, 7, 1204},  // 1065 k108_bnbwd_c42_28x28
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 373, 5790, 3, 1205},  // 1066 cells.1.ops.4.y_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 374, 5793, 3, 1206},  // 1067 cells.1.ops.4.y_op.ops.1
+  {CUDA_STEP_KERNEL, 107, -1, 5796, 8, 1208},  // 1068 k107_bnbwdsum_c42_28x28
+  {CUDA_STEP_KERNEL, 108, -1, 5804, 7, 1208},  // 1069 k108_bnbwd_c42_28x28
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 375, 5811, 3, 1209},  // 1070 cells.1.ops.3.y_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 376, 5814, 3, 1210},  // 1071 cells.1.ops.3.y_op.ops.1
+  {CUDA_STEP_KERNEL, 109, -1, 5817, 16, 1211},  // 1072 k109_relu_bwd_bnbwdsum_c42_28x28
+  {CUDA_STEP_KERNEL, 107, -1, 5833, 8, 1212},  // 1073 k107_bnbwdsum_c42_28x28
+  {CUDA_STEP_KERNEL, 108, -1, 5841, 7, 1212},  // 1074 k108_bnbwd_c42_28x28
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 377, 5848, 3, 1213},  // 1075 cells.1.ops.3.x_op.ops.4
+  {CUDA_STEP_CONV_BWD_DATA, -1, 378, 5851, 3, 1214},  // 1076 cells.1.ops.3.x_op.ops.4
+  {CUDA_STEP_KERNEL, 110, -1, 5854, 10, 1215},  // 1077 k110_relu_bwd_bnbwdsum_c42_28x28
+  {CUDA_STEP_KERNEL, 111, -1, 5864, 7, 1216},  // 1078 k111_bnbwd_c42_28x28
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 379, 5871, 3, 1217},  // 1079 cells.1.ops.3.x_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 380, 5874, 3, 1218},  // 1080 cells.1.ops.3.x_op.ops.1
+  {CUDA_STEP_KERNEL, 111, -1, 5877, 7, 1220},  // 1081 k111_bnbwd_c42_28x28
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 381, 5884, 3, 1221},  // 1082 cells.1.ops.2.y_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 382, 5887, 3, 1222},  // 1083 cells.1.ops.2.y_op.ops.1
+  {CUDA_STEP_KERNEL, 111, -1, 5890, 7, 1224},  // 1084 k111_bnbwd_c42_28x28
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 383, 5897, 3, 1225},  // 1085 cells.1.ops.2.x_op.ops.1
+  {CUDA_STEP_GEMM, -1, 79, 5900, 3, 1226},  // 1086 cells.1.ops.2.x_op.ops.1
+  {CUDA_STEP_KERNEL, 107, -1, 5903, 8, 1228},  // 1087 k107_bnbwdsum_c42_28x28
+  {CUDA_STEP_KERNEL, 108, -1, 5911, 7, 1228},  // 1088 k108_bnbwd_c42_28x28
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 384, 5918, 3, 1229},  // 1089 cells.1.ops.1.y_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 385, 5921, 3, 1230},  // 1090 cells.1.ops.1.y_op.ops.1
+  {CUDA_STEP_KERNEL, 112, -1, 5924, 5, 1203},  // 1091 k112_accum_bnapply_relu_relu_bwd_c42_28x28
+  {CUDA_STEP_KERNEL, 107, -1, 5929, 8, 1232},  // 1092 k107_bnbwdsum_c42_28x28
+  {CUDA_STEP_KERNEL, 108, -1, 5937, 7, 1232},  // 1093 k108_bnbwd_c42_28x28
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 386, 5944, 3, 1233},  // 1094 cells.1.ops.1.x_op.ops.4
+  {CUDA_STEP_CONV_BWD_DATA, -1, 387, 5947, 3, 1234},  // 1095 cells.1.ops.1.x_op.ops.4
+  {CUDA_STEP_KERNEL, 110, -1, 5950, 10, 1235},  // 1096 k110_relu_bwd_bnbwdsum_c42_28x28
+  {CUDA_STEP_KERNEL, 111, -1, 5960, 7, 1236},  // 1097 k111_bnbwd_c42_28x28
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 388, 5967, 3, 1237},  // 1098 cells.1.ops.1.x_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 389, 5970, 3, 1238},  // 1099 cells.1.ops.1.x_op.ops.1
+  {CUDA_STEP_KERNEL, 110, -1, 5973, 10, 1239},  // 1100 k110_relu_bwd_bnbwdsum_c42_28x28
+  {CUDA_STEP_KERNEL, 113, -1, 5983, 9, 1240},  // 1101 k113_bnapply_avg5x5s1bwd_bnbwdsum_c42_28x28
+  {CUDA_STEP_KERNEL, 111, -1, 5992, 7, 1241},  // 1102 k111_bnbwd_c42_28x28
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 390, 5999, 3, 1242},  // 1103 cells.1.ops.0.x_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 391, 6002, 3, 1243},  // 1104 cells.1.ops.0.x_op.ops.1
+  {CUDA_STEP_KERNEL, 111, -1, 6005, 7, 1245},  // 1105 k111_bnbwd_c42_28x28
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 392, 6012, 3, 1246},  // 1106 cells.1.maybe_calibrate_size.preprocess_y.conv
+  {CUDA_STEP_GEMM, -1, 80, 6015, 3, 1247},  // 1107 cells.1.maybe_calibrate_size.preprocess_y.conv
+  {CUDA_STEP_KERNEL, 106, -1, 6018, 4, 1202},  // 1108 k106_relu_relu_bwd_c126_28x28
+  {CUDA_STEP_KERNEL, 107, -1, 6022, 8, 1250},  // 1109 k107_bnbwdsum_c42_28x28
+  {CUDA_STEP_KERNEL, 108, -1, 6030, 7, 1250},  // 1110 k108_bnbwd_c42_28x28
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 393, 6037, 3, 1251},  // 1111 cells.0.ops.4.y_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 394, 6040, 3, 1252},  // 1112 cells.0.ops.4.y_op.ops.1
+  {CUDA_STEP_KERNEL, 107, -1, 6043, 8, 1254},  // 1113 k107_bnbwdsum_c42_28x28
+  {CUDA_STEP_KERNEL, 108, -1, 6051, 7, 1254},  // 1114 k108_bnbwd_c42_28x28
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 395, 6058, 3, 1255},  // 1115 cells.0.ops.3.y_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 396, 6061, 3, 1256},  // 1116 cells.0.ops.3.y_op.ops.1
+  {CUDA_STEP_KERNEL, 109, -1, 6064, 16, 1257},  // 1117 k109_relu_bwd_bnbwdsum_c42_28x28
+  {CUDA_STEP_KERNEL, 107, -1, 6080, 8, 1258},  // 1118 k107_bnbwdsum_c42_28x28
+  {CUDA_STEP_KERNEL, 108, -1, 6088, 7, 1258},  // 1119 k108_bnbwd_c42_28x28
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 397, 6095, 3, 1259},  // 1120 cells.0.ops.3.x_op.ops.4
+  {CUDA_STEP_CONV_BWD_DATA, -1, 398, 6098, 3, 1260},  // 1121 cells.0.ops.3.x_op.ops.4
+  {CUDA_STEP_KERNEL, 110, -1, 6101, 10, 1261},  // 1122 k110_relu_bwd_bnbwdsum_c42_28x28
+  {CUDA_STEP_KERNEL, 111, -1, 6111, 7, 1262},  // 1123 k111_bnbwd_c42_28x28
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 399, 6118, 3, 1263},  // 1124 cells.0.ops.3.x_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 400, 6121, 3, 1264},  // 1125 cells.0.ops.3.x_op.ops.1
+  {CUDA_STEP_KERNEL, 111, -1, 6124, 7, 1266},  // 1126 k111_bnbwd_c42_28x28
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 401, 6131, 3, 1267},  // 1127 cells.0.ops.2.y_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 402, 6134, 3, 1268},  // 1128 cells.0.ops.2.y_op.ops.1
+  {CUDA_STEP_KERNEL, 111, -1, 6137, 7, 1270},  // 1129 k111_bnbwd_c42_28x28
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 403, 6144, 3, 1271},  // 1130 cells.0.ops.2.x_op.ops.1
+  {CUDA_STEP_GEMM, -1, 81, 6147, 3, 1272},  // 1131 cells.0.ops.2.x_op.ops.1
+  {CUDA_STEP_KERNEL, 107, -1, 6150, 8, 1274},  // 1132 k107_bnbwdsum_c42_28x28
+  {CUDA_STEP_KERNEL, 108, -1, 6158, 7, 1274},  // 1133 k108_bnbwd_c42_28x28
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 404, 6165, 3, 1275},  // 1134 cells.0.ops.1.y_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 405, 6168, 3, 1276},  // 1135 cells.0.ops.1.y_op.ops.1
+  {CUDA_STEP_KERNEL, 115, -1, 6171, 9, 1207},  // 1136 k115_bnapply_relu_relu_bwd_accum_c42_28x28
+  {CUDA_STEP_KERNEL, 107, -1, 6180, 8, 1278},  // 1137 k107_bnbwdsum_c42_28x28
+  {CUDA_STEP_KERNEL, 108, -1, 6188, 7, 1278},  // 1138 k108_bnbwd_c42_28x28
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 406, 6195, 3, 1279},  // 1139 cells.0.ops.1.x_op.ops.4
+  {CUDA_STEP_CONV_BWD_DATA, -1, 407, 6198, 3, 1280},  // 1140 cells.0.ops.1.x_op.ops.4
+  {CUDA_STEP_KERNEL, 110, -1, 6201, 10, 1281},  // 1141 k110_relu_bwd_bnbwdsum_c42_28x28
+  {CUDA_STEP_KERNEL, 111, -1, 6211, 7, 1282},  // 1142 k111_bnbwd_c42_28x28
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 408, 6218, 3, 1283},  // 1143 cells.0.ops.1.x_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 409, 6221, 3, 1284},  // 1144 cells.0.ops.1.x_op.ops.1
+  {CUDA_STEP_KERNEL, 110, -1, 6224, 10, 1285},  // 1145 k110_relu_bwd_bnbwdsum_c42_28x28
+  {CUDA_STEP_KERNEL, 113, -1, 6234, 9, 1286},  // 1146 k113_bnapply_avg5x5s1bwd_bnbwdsum_c42_28x28
+  {CUDA_STEP_KERNEL, 111, -1, 6243, 7, 1287},  // 1147 k111_bnbwd_c42_28x28
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 410, 6250, 3, 1288},  // 1148 cells.0.ops.0.x_op.ops.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 411, 6253, 3, 1289},  // 1149 cells.0.ops.0.x_op.ops.1
+  {CUDA_STEP_KERNEL, 114, -1, 6256, 13, 1253},  // 1150 k114_bnapply_relu_relu_bwd_bnbwdsum_c42_28x28
+  {CUDA_STEP_KERNEL, 111, -1, 6269, 7, 1291},  // 1151 k111_bnbwd_c42_28x28
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 412, 6276, 3, 1292},  // 1152 cells.0.maybe_calibrate_size.preprocess_x.path2.1
+  {CUDA_STEP_KERNEL, 116, -1, 6279, 1, 1293},  // 1153 k116_zero_c42_56x56
+  {CUDA_STEP_CONV_BWD_DATA, -1, 413, 6280, 3, 1293},  // 1154 cells.0.maybe_calibrate_size.preprocess_x.path2.1
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 414, 6283, 3, 1294},  // 1155 cells.0.maybe_calibrate_size.preprocess_x.path1.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 415, 6286, 3, 1295},  // 1156 cells.0.maybe_calibrate_size.preprocess_x.path1.1
+  {CUDA_STEP_KERNEL, 111, -1, 6289, 7, 1297},  // 1157 k111_bnbwd_c42_28x28
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 416, 6296, 3, 1298},  // 1158 stem1.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 417, 6299, 3, 1299},  // 1159 stem1.1
+  {CUDA_STEP_KERNEL, 117, -1, 6302, 11, 1296},  // 1160 k117_bnapply_relu_relu_bwd_bnbwdsum_c42_56x56
+  {CUDA_STEP_KERNEL, 118, -1, 6313, 7, 1301},  // 1161 k118_bnbwd_c42_56x56
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 418, 6320, 3, 1302},  // 1162 stem0.3
+  {CUDA_STEP_CONV_BWD_DATA, -1, 419, 6323, 3, 1303},  // 1163 stem0.3
+  {CUDA_STEP_KERNEL, 119, -1, 6326, 10, 1304},  // 1164 k119_relu_bwd_bnbwdsum_c21_112x112
+  {CUDA_STEP_KERNEL, 120, -1, 6336, 7, 1305},  // 1165 k120_bnbwd_c21_112x112
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 420, 6343, 3, 1306},  // 1166 stem0.0
 };
 static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 0},
@@ -17247,12 +17556,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 4},
   {CUDA_ARG_TENSOR, 5},
+  {CUDA_ARG_TENSOR, 1543},
+  {CUDA_ARG_PARAM, 1},
   {CUDA_ARG_BUFFER, 3},
   {CUDA_ARG_BUFFER, 4},
   {CUDA_ARG_TENSOR, 2},
-  {CUDA_ARG_TENSOR, 4},
-  {CUDA_ARG_TENSOR, 5},
-  {CUDA_ARG_PARAM, 1},
+  {CUDA_ARG_TENSOR, 1543},
   {CUDA_ARG_PARAM, 2},
   {CUDA_ARG_TENSOR, 6},
   {CUDA_ARG_TENSOR, 6},
@@ -17262,12 +17571,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 9},
   {CUDA_ARG_TENSOR, 10},
+  {CUDA_ARG_TENSOR, 1544},
+  {CUDA_ARG_PARAM, 6},
   {CUDA_ARG_BUFFER, 8},
   {CUDA_ARG_BUFFER, 9},
   {CUDA_ARG_TENSOR, 7},
-  {CUDA_ARG_TENSOR, 9},
-  {CUDA_ARG_TENSOR, 10},
-  {CUDA_ARG_PARAM, 6},
+  {CUDA_ARG_TENSOR, 1544},
   {CUDA_ARG_PARAM, 7},
   {CUDA_ARG_TENSOR, 11},
   {CUDA_ARG_TENSOR, 11},
@@ -17277,6 +17586,8 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 14},
   {CUDA_ARG_TENSOR, 15},
+  {CUDA_ARG_TENSOR, 1545},
+  {CUDA_ARG_PARAM, 11},
   {CUDA_ARG_BUFFER, 13},
   {CUDA_ARG_BUFFER, 14},
   {CUDA_ARG_TENSOR, 11},
@@ -17289,12 +17600,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 21},
   {CUDA_ARG_TENSOR, 22},
+  {CUDA_ARG_TENSOR, 1546},
+  {CUDA_ARG_PARAM, 67},
   {CUDA_ARG_BUFFER, 69},
   {CUDA_ARG_BUFFER, 70},
   {CUDA_ARG_TENSOR, 19},
-  {CUDA_ARG_TENSOR, 21},
-  {CUDA_ARG_TENSOR, 22},
-  {CUDA_ARG_PARAM, 67},
+  {CUDA_ARG_TENSOR, 1546},
   {CUDA_ARG_PARAM, 68},
   {CUDA_ARG_TENSOR, 23},
   {CUDA_ARG_TENSOR, 23},
@@ -17304,17 +17615,15 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 26},
   {CUDA_ARG_TENSOR, 27},
+  {CUDA_ARG_TENSOR, 1547},
+  {CUDA_ARG_PARAM, 16},
   {CUDA_ARG_BUFFER, 18},
   {CUDA_ARG_BUFFER, 19},
   {CUDA_ARG_TENSOR, 12},
-  {CUDA_ARG_TENSOR, 14},
-  {CUDA_ARG_TENSOR, 15},
-  {CUDA_ARG_PARAM, 11},
+  {CUDA_ARG_TENSOR, 1545},
   {CUDA_ARG_PARAM, 12},
   {CUDA_ARG_TENSOR, 24},
-  {CUDA_ARG_TENSOR, 26},
-  {CUDA_ARG_TENSOR, 27},
-  {CUDA_ARG_PARAM, 16},
+  {CUDA_ARG_TENSOR, 1547},
   {CUDA_ARG_PARAM, 17},
   {CUDA_ARG_TENSOR, 30},
   {CUDA_ARG_TENSOR, 30},
@@ -17324,12 +17633,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 33},
   {CUDA_ARG_TENSOR, 34},
+  {CUDA_ARG_TENSOR, 1548},
+  {CUDA_ARG_PARAM, 21},
   {CUDA_ARG_BUFFER, 23},
   {CUDA_ARG_BUFFER, 24},
   {CUDA_ARG_TENSOR, 31},
-  {CUDA_ARG_TENSOR, 33},
-  {CUDA_ARG_TENSOR, 34},
-  {CUDA_ARG_PARAM, 21},
+  {CUDA_ARG_TENSOR, 1548},
   {CUDA_ARG_PARAM, 22},
   {CUDA_ARG_TENSOR, 35},
   {CUDA_ARG_TENSOR, 35},
@@ -17339,12 +17648,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 38},
   {CUDA_ARG_TENSOR, 39},
+  {CUDA_ARG_TENSOR, 1549},
+  {CUDA_ARG_PARAM, 26},
   {CUDA_ARG_BUFFER, 28},
   {CUDA_ARG_BUFFER, 29},
   {CUDA_ARG_TENSOR, 12},
-  {CUDA_ARG_TENSOR, 14},
-  {CUDA_ARG_TENSOR, 15},
-  {CUDA_ARG_PARAM, 11},
+  {CUDA_ARG_TENSOR, 1545},
   {CUDA_ARG_PARAM, 12},
   {CUDA_ARG_TENSOR, 40},
   {CUDA_ARG_TENSOR, 40},
@@ -17354,17 +17663,15 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 43},
   {CUDA_ARG_TENSOR, 44},
+  {CUDA_ARG_TENSOR, 1550},
+  {CUDA_ARG_PARAM, 31},
   {CUDA_ARG_BUFFER, 33},
   {CUDA_ARG_BUFFER, 34},
   {CUDA_ARG_TENSOR, 36},
-  {CUDA_ARG_TENSOR, 38},
-  {CUDA_ARG_TENSOR, 39},
-  {CUDA_ARG_PARAM, 26},
+  {CUDA_ARG_TENSOR, 1549},
   {CUDA_ARG_PARAM, 27},
   {CUDA_ARG_TENSOR, 41},
-  {CUDA_ARG_TENSOR, 43},
-  {CUDA_ARG_TENSOR, 44},
-  {CUDA_ARG_PARAM, 31},
+  {CUDA_ARG_TENSOR, 1550},
   {CUDA_ARG_PARAM, 32},
   {CUDA_ARG_TENSOR, 45},
   {CUDA_ARG_TENSOR, 23},
@@ -17374,6 +17681,8 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 49},
   {CUDA_ARG_TENSOR, 50},
+  {CUDA_ARG_TENSOR, 1551},
+  {CUDA_ARG_PARAM, 36},
   {CUDA_ARG_BUFFER, 38},
   {CUDA_ARG_BUFFER, 39},
   {CUDA_ARG_TENSOR, 40},
@@ -17383,6 +17692,8 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 54},
   {CUDA_ARG_TENSOR, 55},
+  {CUDA_ARG_TENSOR, 1552},
+  {CUDA_ARG_PARAM, 41},
   {CUDA_ARG_BUFFER, 43},
   {CUDA_ARG_BUFFER, 44},
   {CUDA_ARG_TENSOR, 23},
@@ -17392,12 +17703,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 60},
   {CUDA_ARG_TENSOR, 61},
+  {CUDA_ARG_TENSOR, 1553},
+  {CUDA_ARG_PARAM, 46},
   {CUDA_ARG_BUFFER, 48},
   {CUDA_ARG_BUFFER, 49},
   {CUDA_ARG_TENSOR, 58},
-  {CUDA_ARG_TENSOR, 60},
-  {CUDA_ARG_TENSOR, 61},
-  {CUDA_ARG_PARAM, 46},
+  {CUDA_ARG_TENSOR, 1553},
   {CUDA_ARG_PARAM, 47},
   {CUDA_ARG_TENSOR, 62},
   {CUDA_ARG_TENSOR, 62},
@@ -17407,17 +17718,15 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 65},
   {CUDA_ARG_TENSOR, 66},
+  {CUDA_ARG_TENSOR, 1554},
+  {CUDA_ARG_PARAM, 51},
   {CUDA_ARG_BUFFER, 53},
   {CUDA_ARG_BUFFER, 54},
   {CUDA_ARG_TENSOR, 47},
-  {CUDA_ARG_TENSOR, 49},
-  {CUDA_ARG_TENSOR, 50},
-  {CUDA_ARG_PARAM, 36},
+  {CUDA_ARG_TENSOR, 1551},
   {CUDA_ARG_PARAM, 37},
   {CUDA_ARG_TENSOR, 52},
-  {CUDA_ARG_TENSOR, 54},
-  {CUDA_ARG_TENSOR, 55},
-  {CUDA_ARG_PARAM, 41},
+  {CUDA_ARG_TENSOR, 1552},
   {CUDA_ARG_PARAM, 42},
   {CUDA_ARG_TENSOR, 67},
   {CUDA_ARG_TENSOR, 67},
@@ -17427,17 +17736,15 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 70},
   {CUDA_ARG_TENSOR, 71},
+  {CUDA_ARG_TENSOR, 1555},
+  {CUDA_ARG_PARAM, 56},
   {CUDA_ARG_BUFFER, 58},
   {CUDA_ARG_BUFFER, 59},
   {CUDA_ARG_TENSOR, 63},
-  {CUDA_ARG_TENSOR, 65},
-  {CUDA_ARG_TENSOR, 66},
-  {CUDA_ARG_PARAM, 51},
+  {CUDA_ARG_TENSOR, 1554},
   {CUDA_ARG_PARAM, 52},
   {CUDA_ARG_TENSOR, 68},
-  {CUDA_ARG_TENSOR, 70},
-  {CUDA_ARG_TENSOR, 71},
-  {CUDA_ARG_PARAM, 56},
+  {CUDA_ARG_TENSOR, 1555},
   {CUDA_ARG_PARAM, 57},
   {CUDA_ARG_TENSOR, 72},
   {CUDA_ARG_TENSOR, 23},
@@ -17447,17 +17754,15 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 76},
   {CUDA_ARG_TENSOR, 77},
+  {CUDA_ARG_TENSOR, 1556},
+  {CUDA_ARG_PARAM, 61},
   {CUDA_ARG_BUFFER, 63},
   {CUDA_ARG_BUFFER, 64},
   {CUDA_ARG_TENSOR, 12},
-  {CUDA_ARG_TENSOR, 14},
-  {CUDA_ARG_TENSOR, 15},
-  {CUDA_ARG_PARAM, 11},
+  {CUDA_ARG_TENSOR, 1545},
   {CUDA_ARG_PARAM, 12},
   {CUDA_ARG_TENSOR, 74},
-  {CUDA_ARG_TENSOR, 76},
-  {CUDA_ARG_TENSOR, 77},
-  {CUDA_ARG_PARAM, 61},
+  {CUDA_ARG_TENSOR, 1556},
   {CUDA_ARG_PARAM, 62},
   {CUDA_ARG_TENSOR, 78},
   {CUDA_ARG_TENSOR, 79},
@@ -17469,6 +17774,8 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 83},
   {CUDA_ARG_TENSOR, 84},
+  {CUDA_ARG_TENSOR, 1557},
+  {CUDA_ARG_PARAM, 122},
   {CUDA_ARG_BUFFER, 124},
   {CUDA_ARG_BUFFER, 125},
   {CUDA_ARG_TENSOR, 40},
@@ -17478,17 +17785,15 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 88},
   {CUDA_ARG_TENSOR, 89},
+  {CUDA_ARG_TENSOR, 1558},
+  {CUDA_ARG_PARAM, 72},
   {CUDA_ARG_BUFFER, 74},
   {CUDA_ARG_BUFFER, 75},
   {CUDA_ARG_TENSOR, 81},
-  {CUDA_ARG_TENSOR, 83},
-  {CUDA_ARG_TENSOR, 84},
-  {CUDA_ARG_PARAM, 122},
+  {CUDA_ARG_TENSOR, 1557},
   {CUDA_ARG_PARAM, 123},
   {CUDA_ARG_TENSOR, 86},
-  {CUDA_ARG_TENSOR, 88},
-  {CUDA_ARG_TENSOR, 89},
-  {CUDA_ARG_PARAM, 72},
+  {CUDA_ARG_TENSOR, 1558},
   {CUDA_ARG_PARAM, 73},
   {CUDA_ARG_TENSOR, 92},
   {CUDA_ARG_TENSOR, 92},
@@ -17498,12 +17803,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 95},
   {CUDA_ARG_TENSOR, 96},
+  {CUDA_ARG_TENSOR, 1559},
+  {CUDA_ARG_PARAM, 77},
   {CUDA_ARG_BUFFER, 79},
   {CUDA_ARG_BUFFER, 80},
   {CUDA_ARG_TENSOR, 93},
-  {CUDA_ARG_TENSOR, 95},
-  {CUDA_ARG_TENSOR, 96},
-  {CUDA_ARG_PARAM, 77},
+  {CUDA_ARG_TENSOR, 1559},
   {CUDA_ARG_PARAM, 78},
   {CUDA_ARG_TENSOR, 97},
   {CUDA_ARG_TENSOR, 97},
@@ -17513,12 +17818,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 100},
   {CUDA_ARG_TENSOR, 101},
+  {CUDA_ARG_TENSOR, 1560},
+  {CUDA_ARG_PARAM, 82},
   {CUDA_ARG_BUFFER, 84},
   {CUDA_ARG_BUFFER, 85},
   {CUDA_ARG_TENSOR, 81},
-  {CUDA_ARG_TENSOR, 83},
-  {CUDA_ARG_TENSOR, 84},
-  {CUDA_ARG_PARAM, 122},
+  {CUDA_ARG_TENSOR, 1557},
   {CUDA_ARG_PARAM, 123},
   {CUDA_ARG_TENSOR, 102},
   {CUDA_ARG_TENSOR, 102},
@@ -17528,17 +17833,15 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 105},
   {CUDA_ARG_TENSOR, 106},
+  {CUDA_ARG_TENSOR, 1561},
+  {CUDA_ARG_PARAM, 87},
   {CUDA_ARG_BUFFER, 89},
   {CUDA_ARG_BUFFER, 90},
   {CUDA_ARG_TENSOR, 98},
-  {CUDA_ARG_TENSOR, 100},
-  {CUDA_ARG_TENSOR, 101},
-  {CUDA_ARG_PARAM, 82},
+  {CUDA_ARG_TENSOR, 1560},
   {CUDA_ARG_PARAM, 83},
   {CUDA_ARG_TENSOR, 103},
-  {CUDA_ARG_TENSOR, 105},
-  {CUDA_ARG_TENSOR, 106},
-  {CUDA_ARG_PARAM, 87},
+  {CUDA_ARG_TENSOR, 1561},
   {CUDA_ARG_PARAM, 88},
   {CUDA_ARG_TENSOR, 107},
   {CUDA_ARG_TENSOR, 40},
@@ -17548,6 +17851,8 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 111},
   {CUDA_ARG_TENSOR, 112},
+  {CUDA_ARG_TENSOR, 1562},
+  {CUDA_ARG_PARAM, 92},
   {CUDA_ARG_BUFFER, 94},
   {CUDA_ARG_BUFFER, 95},
   {CUDA_ARG_TENSOR, 102},
@@ -17557,6 +17862,8 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 116},
   {CUDA_ARG_TENSOR, 117},
+  {CUDA_ARG_TENSOR, 1563},
+  {CUDA_ARG_PARAM, 97},
   {CUDA_ARG_BUFFER, 99},
   {CUDA_ARG_BUFFER, 100},
   {CUDA_ARG_TENSOR, 40},
@@ -17566,12 +17873,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 122},
   {CUDA_ARG_TENSOR, 123},
+  {CUDA_ARG_TENSOR, 1564},
+  {CUDA_ARG_PARAM, 102},
   {CUDA_ARG_BUFFER, 104},
   {CUDA_ARG_BUFFER, 105},
   {CUDA_ARG_TENSOR, 120},
-  {CUDA_ARG_TENSOR, 122},
-  {CUDA_ARG_TENSOR, 123},
-  {CUDA_ARG_PARAM, 102},
+  {CUDA_ARG_TENSOR, 1564},
   {CUDA_ARG_PARAM, 103},
   {CUDA_ARG_TENSOR, 124},
   {CUDA_ARG_TENSOR, 124},
@@ -17581,17 +17888,15 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 127},
   {CUDA_ARG_TENSOR, 128},
+  {CUDA_ARG_TENSOR, 1565},
+  {CUDA_ARG_PARAM, 107},
   {CUDA_ARG_BUFFER, 109},
   {CUDA_ARG_BUFFER, 110},
   {CUDA_ARG_TENSOR, 109},
-  {CUDA_ARG_TENSOR, 111},
-  {CUDA_ARG_TENSOR, 112},
-  {CUDA_ARG_PARAM, 92},
+  {CUDA_ARG_TENSOR, 1562},
   {CUDA_ARG_PARAM, 93},
   {CUDA_ARG_TENSOR, 114},
-  {CUDA_ARG_TENSOR, 116},
-  {CUDA_ARG_TENSOR, 117},
-  {CUDA_ARG_PARAM, 97},
+  {CUDA_ARG_TENSOR, 1563},
   {CUDA_ARG_PARAM, 98},
   {CUDA_ARG_TENSOR, 129},
   {CUDA_ARG_TENSOR, 129},
@@ -17601,17 +17906,15 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 132},
   {CUDA_ARG_TENSOR, 133},
+  {CUDA_ARG_TENSOR, 1566},
+  {CUDA_ARG_PARAM, 112},
   {CUDA_ARG_BUFFER, 114},
   {CUDA_ARG_BUFFER, 115},
   {CUDA_ARG_TENSOR, 125},
-  {CUDA_ARG_TENSOR, 127},
-  {CUDA_ARG_TENSOR, 128},
-  {CUDA_ARG_PARAM, 107},
+  {CUDA_ARG_TENSOR, 1565},
   {CUDA_ARG_PARAM, 108},
   {CUDA_ARG_TENSOR, 130},
-  {CUDA_ARG_TENSOR, 132},
-  {CUDA_ARG_TENSOR, 133},
-  {CUDA_ARG_PARAM, 112},
+  {CUDA_ARG_TENSOR, 1566},
   {CUDA_ARG_PARAM, 113},
   {CUDA_ARG_TENSOR, 134},
   {CUDA_ARG_TENSOR, 40},
@@ -17621,17 +17924,15 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 138},
   {CUDA_ARG_TENSOR, 139},
+  {CUDA_ARG_TENSOR, 1567},
+  {CUDA_ARG_PARAM, 117},
   {CUDA_ARG_BUFFER, 119},
   {CUDA_ARG_BUFFER, 120},
   {CUDA_ARG_TENSOR, 81},
-  {CUDA_ARG_TENSOR, 83},
-  {CUDA_ARG_TENSOR, 84},
-  {CUDA_ARG_PARAM, 122},
+  {CUDA_ARG_TENSOR, 1557},
   {CUDA_ARG_PARAM, 123},
   {CUDA_ARG_TENSOR, 136},
-  {CUDA_ARG_TENSOR, 138},
-  {CUDA_ARG_TENSOR, 139},
-  {CUDA_ARG_PARAM, 117},
+  {CUDA_ARG_TENSOR, 1567},
   {CUDA_ARG_PARAM, 118},
   {CUDA_ARG_TENSOR, 140},
   {CUDA_ARG_TENSOR, 80},
@@ -17641,6 +17942,8 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 145},
   {CUDA_ARG_TENSOR, 146},
+  {CUDA_ARG_TENSOR, 1568},
+  {CUDA_ARG_PARAM, 177},
   {CUDA_ARG_BUFFER, 179},
   {CUDA_ARG_BUFFER, 180},
   {CUDA_ARG_TENSOR, 141},
@@ -17652,12 +17955,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 150},
   {CUDA_ARG_TENSOR, 151},
+  {CUDA_ARG_TENSOR, 1569},
+  {CUDA_ARG_PARAM, 182},
   {CUDA_ARG_BUFFER, 184},
   {CUDA_ARG_BUFFER, 185},
   {CUDA_ARG_TENSOR, 143},
-  {CUDA_ARG_TENSOR, 145},
-  {CUDA_ARG_TENSOR, 146},
-  {CUDA_ARG_PARAM, 177},
+  {CUDA_ARG_TENSOR, 1568},
   {CUDA_ARG_PARAM, 178},
   {CUDA_ARG_TENSOR, 152},
   {CUDA_ARG_TENSOR, 152},
@@ -17667,17 +17970,15 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 155},
   {CUDA_ARG_TENSOR, 156},
+  {CUDA_ARG_TENSOR, 1570},
+  {CUDA_ARG_PARAM, 127},
   {CUDA_ARG_BUFFER, 129},
   {CUDA_ARG_BUFFER, 130},
   {CUDA_ARG_TENSOR, 148},
-  {CUDA_ARG_TENSOR, 150},
-  {CUDA_ARG_TENSOR, 151},
-  {CUDA_ARG_PARAM, 182},
+  {CUDA_ARG_TENSOR, 1569},
   {CUDA_ARG_PARAM, 183},
   {CUDA_ARG_TENSOR, 153},
-  {CUDA_ARG_TENSOR, 155},
-  {CUDA_ARG_TENSOR, 156},
-  {CUDA_ARG_PARAM, 127},
+  {CUDA_ARG_TENSOR, 1570},
   {CUDA_ARG_PARAM, 128},
   {CUDA_ARG_TENSOR, 159},
   {CUDA_ARG_TENSOR, 159},
@@ -17687,12 +17988,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 162},
   {CUDA_ARG_TENSOR, 163},
+  {CUDA_ARG_TENSOR, 1571},
+  {CUDA_ARG_PARAM, 132},
   {CUDA_ARG_BUFFER, 134},
   {CUDA_ARG_BUFFER, 135},
   {CUDA_ARG_TENSOR, 160},
-  {CUDA_ARG_TENSOR, 162},
-  {CUDA_ARG_TENSOR, 163},
-  {CUDA_ARG_PARAM, 132},
+  {CUDA_ARG_TENSOR, 1571},
   {CUDA_ARG_PARAM, 133},
   {CUDA_ARG_TENSOR, 164},
   {CUDA_ARG_TENSOR, 164},
@@ -17702,12 +18003,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 167},
   {CUDA_ARG_TENSOR, 168},
+  {CUDA_ARG_TENSOR, 1572},
+  {CUDA_ARG_PARAM, 137},
   {CUDA_ARG_BUFFER, 139},
   {CUDA_ARG_BUFFER, 140},
   {CUDA_ARG_TENSOR, 148},
-  {CUDA_ARG_TENSOR, 150},
-  {CUDA_ARG_TENSOR, 151},
-  {CUDA_ARG_PARAM, 182},
+  {CUDA_ARG_TENSOR, 1569},
   {CUDA_ARG_PARAM, 183},
   {CUDA_ARG_TENSOR, 169},
   {CUDA_ARG_TENSOR, 169},
@@ -17717,17 +18018,15 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 172},
   {CUDA_ARG_TENSOR, 173},
+  {CUDA_ARG_TENSOR, 1573},
+  {CUDA_ARG_PARAM, 142},
   {CUDA_ARG_BUFFER, 144},
   {CUDA_ARG_BUFFER, 145},
   {CUDA_ARG_TENSOR, 165},
-  {CUDA_ARG_TENSOR, 167},
-  {CUDA_ARG_TENSOR, 168},
-  {CUDA_ARG_PARAM, 137},
+  {CUDA_ARG_TENSOR, 1572},
   {CUDA_ARG_PARAM, 138},
   {CUDA_ARG_TENSOR, 170},
-  {CUDA_ARG_TENSOR, 172},
-  {CUDA_ARG_TENSOR, 173},
-  {CUDA_ARG_PARAM, 142},
+  {CUDA_ARG_TENSOR, 1573},
   {CUDA_ARG_PARAM, 143},
   {CUDA_ARG_TENSOR, 174},
   {CUDA_ARG_TENSOR, 152},
@@ -17737,6 +18036,8 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 178},
   {CUDA_ARG_TENSOR, 179},
+  {CUDA_ARG_TENSOR, 1574},
+  {CUDA_ARG_PARAM, 147},
   {CUDA_ARG_BUFFER, 149},
   {CUDA_ARG_BUFFER, 150},
   {CUDA_ARG_TENSOR, 169},
@@ -17746,6 +18047,8 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 183},
   {CUDA_ARG_TENSOR, 184},
+  {CUDA_ARG_TENSOR, 1575},
+  {CUDA_ARG_PARAM, 152},
   {CUDA_ARG_BUFFER, 154},
   {CUDA_ARG_BUFFER, 155},
   {CUDA_ARG_TENSOR, 152},
@@ -17755,12 +18058,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 189},
   {CUDA_ARG_TENSOR, 190},
+  {CUDA_ARG_TENSOR, 1576},
+  {CUDA_ARG_PARAM, 157},
   {CUDA_ARG_BUFFER, 159},
   {CUDA_ARG_BUFFER, 160},
   {CUDA_ARG_TENSOR, 187},
-  {CUDA_ARG_TENSOR, 189},
-  {CUDA_ARG_TENSOR, 190},
-  {CUDA_ARG_PARAM, 157},
+  {CUDA_ARG_TENSOR, 1576},
   {CUDA_ARG_PARAM, 158},
   {CUDA_ARG_TENSOR, 191},
   {CUDA_ARG_TENSOR, 191},
@@ -17770,17 +18073,15 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 194},
   {CUDA_ARG_TENSOR, 195},
+  {CUDA_ARG_TENSOR, 1577},
+  {CUDA_ARG_PARAM, 162},
   {CUDA_ARG_BUFFER, 164},
   {CUDA_ARG_BUFFER, 165},
   {CUDA_ARG_TENSOR, 176},
-  {CUDA_ARG_TENSOR, 178},
-  {CUDA_ARG_TENSOR, 179},
-  {CUDA_ARG_PARAM, 147},
+  {CUDA_ARG_TENSOR, 1574},
   {CUDA_ARG_PARAM, 148},
   {CUDA_ARG_TENSOR, 181},
-  {CUDA_ARG_TENSOR, 183},
-  {CUDA_ARG_TENSOR, 184},
-  {CUDA_ARG_PARAM, 152},
+  {CUDA_ARG_TENSOR, 1575},
   {CUDA_ARG_PARAM, 153},
   {CUDA_ARG_TENSOR, 196},
   {CUDA_ARG_TENSOR, 196},
@@ -17790,17 +18091,15 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 199},
   {CUDA_ARG_TENSOR, 200},
+  {CUDA_ARG_TENSOR, 1578},
+  {CUDA_ARG_PARAM, 167},
   {CUDA_ARG_BUFFER, 169},
   {CUDA_ARG_BUFFER, 170},
   {CUDA_ARG_TENSOR, 192},
-  {CUDA_ARG_TENSOR, 194},
-  {CUDA_ARG_TENSOR, 195},
-  {CUDA_ARG_PARAM, 162},
+  {CUDA_ARG_TENSOR, 1577},
   {CUDA_ARG_PARAM, 163},
   {CUDA_ARG_TENSOR, 197},
-  {CUDA_ARG_TENSOR, 199},
-  {CUDA_ARG_TENSOR, 200},
-  {CUDA_ARG_PARAM, 167},
+  {CUDA_ARG_TENSOR, 1578},
   {CUDA_ARG_PARAM, 168},
   {CUDA_ARG_TENSOR, 201},
   {CUDA_ARG_TENSOR, 152},
@@ -17810,17 +18109,15 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 205},
   {CUDA_ARG_TENSOR, 206},
+  {CUDA_ARG_TENSOR, 1579},
+  {CUDA_ARG_PARAM, 172},
   {CUDA_ARG_BUFFER, 174},
   {CUDA_ARG_BUFFER, 175},
   {CUDA_ARG_TENSOR, 148},
-  {CUDA_ARG_TENSOR, 150},
-  {CUDA_ARG_TENSOR, 151},
-  {CUDA_ARG_PARAM, 182},
+  {CUDA_ARG_TENSOR, 1569},
   {CUDA_ARG_PARAM, 183},
   {CUDA_ARG_TENSOR, 203},
-  {CUDA_ARG_TENSOR, 205},
-  {CUDA_ARG_TENSOR, 206},
-  {CUDA_ARG_PARAM, 172},
+  {CUDA_ARG_TENSOR, 1579},
   {CUDA_ARG_PARAM, 173},
   {CUDA_ARG_TENSOR, 207},
   {CUDA_ARG_TENSOR, 147},
@@ -17830,6 +18127,8 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 212},
   {CUDA_ARG_TENSOR, 213},
+  {CUDA_ARG_TENSOR, 1580},
+  {CUDA_ARG_PARAM, 237},
   {CUDA_ARG_BUFFER, 239},
   {CUDA_ARG_BUFFER, 240},
   {CUDA_ARG_TENSOR, 208},
@@ -17841,12 +18140,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 217},
   {CUDA_ARG_TENSOR, 218},
+  {CUDA_ARG_TENSOR, 1581},
+  {CUDA_ARG_PARAM, 242},
   {CUDA_ARG_BUFFER, 244},
   {CUDA_ARG_BUFFER, 245},
   {CUDA_ARG_TENSOR, 210},
-  {CUDA_ARG_TENSOR, 212},
-  {CUDA_ARG_TENSOR, 213},
-  {CUDA_ARG_PARAM, 237},
+  {CUDA_ARG_TENSOR, 1580},
   {CUDA_ARG_PARAM, 238},
   {CUDA_ARG_TENSOR, 219},
   {CUDA_ARG_TENSOR, 219},
@@ -17856,17 +18155,15 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 222},
   {CUDA_ARG_TENSOR, 223},
+  {CUDA_ARG_TENSOR, 1582},
+  {CUDA_ARG_PARAM, 187},
   {CUDA_ARG_BUFFER, 189},
   {CUDA_ARG_BUFFER, 190},
   {CUDA_ARG_TENSOR, 215},
-  {CUDA_ARG_TENSOR, 217},
-  {CUDA_ARG_TENSOR, 218},
-  {CUDA_ARG_PARAM, 242},
+  {CUDA_ARG_TENSOR, 1581},
   {CUDA_ARG_PARAM, 243},
   {CUDA_ARG_TENSOR, 220},
-  {CUDA_ARG_TENSOR, 222},
-  {CUDA_ARG_TENSOR, 223},
-  {CUDA_ARG_PARAM, 187},
+  {CUDA_ARG_TENSOR, 1582},
   {CUDA_ARG_PARAM, 188},
   {CUDA_ARG_TENSOR, 226},
   {CUDA_ARG_TENSOR, 226},
@@ -17876,12 +18173,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 229},
   {CUDA_ARG_TENSOR, 230},
+  {CUDA_ARG_TENSOR, 1583},
+  {CUDA_ARG_PARAM, 192},
   {CUDA_ARG_BUFFER, 194},
   {CUDA_ARG_BUFFER, 195},
   {CUDA_ARG_TENSOR, 227},
-  {CUDA_ARG_TENSOR, 229},
-  {CUDA_ARG_TENSOR, 230},
-  {CUDA_ARG_PARAM, 192},
+  {CUDA_ARG_TENSOR, 1583},
   {CUDA_ARG_PARAM, 193},
   {CUDA_ARG_TENSOR, 231},
   {CUDA_ARG_TENSOR, 231},
@@ -17891,12 +18188,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 234},
   {CUDA_ARG_TENSOR, 235},
+  {CUDA_ARG_TENSOR, 1584},
+  {CUDA_ARG_PARAM, 197},
   {CUDA_ARG_BUFFER, 199},
   {CUDA_ARG_BUFFER, 200},
   {CUDA_ARG_TENSOR, 215},
-  {CUDA_ARG_TENSOR, 217},
-  {CUDA_ARG_TENSOR, 218},
-  {CUDA_ARG_PARAM, 242},
+  {CUDA_ARG_TENSOR, 1581},
   {CUDA_ARG_PARAM, 243},
   {CUDA_ARG_TENSOR, 236},
   {CUDA_ARG_TENSOR, 236},
@@ -17906,17 +18203,15 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 239},
   {CUDA_ARG_TENSOR, 240},
+  {CUDA_ARG_TENSOR, 1585},
+  {CUDA_ARG_PARAM, 202},
   {CUDA_ARG_BUFFER, 204},
   {CUDA_ARG_BUFFER, 205},
   {CUDA_ARG_TENSOR, 232},
-  {CUDA_ARG_TENSOR, 234},
-  {CUDA_ARG_TENSOR, 235},
-  {CUDA_ARG_PARAM, 197},
+  {CUDA_ARG_TENSOR, 1584},
   {CUDA_ARG_PARAM, 198},
   {CUDA_ARG_TENSOR, 237},
-  {CUDA_ARG_TENSOR, 239},
-  {CUDA_ARG_TENSOR, 240},
-  {CUDA_ARG_PARAM, 202},
+  {CUDA_ARG_TENSOR, 1585},
   {CUDA_ARG_PARAM, 203},
   {CUDA_ARG_TENSOR, 241},
   {CUDA_ARG_TENSOR, 219},
@@ -17926,6 +18221,8 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 245},
   {CUDA_ARG_TENSOR, 246},
+  {CUDA_ARG_TENSOR, 1586},
+  {CUDA_ARG_PARAM, 207},
   {CUDA_ARG_BUFFER, 209},
   {CUDA_ARG_BUFFER, 210},
   {CUDA_ARG_TENSOR, 236},
@@ -17935,6 +18232,8 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 250},
   {CUDA_ARG_TENSOR, 251},
+  {CUDA_ARG_TENSOR, 1587},
+  {CUDA_ARG_PARAM, 212},
   {CUDA_ARG_BUFFER, 214},
   {CUDA_ARG_BUFFER, 215},
   {CUDA_ARG_TENSOR, 219},
@@ -17944,12 +18243,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 256},
   {CUDA_ARG_TENSOR, 257},
+  {CUDA_ARG_TENSOR, 1588},
+  {CUDA_ARG_PARAM, 217},
   {CUDA_ARG_BUFFER, 219},
   {CUDA_ARG_BUFFER, 220},
   {CUDA_ARG_TENSOR, 254},
-  {CUDA_ARG_TENSOR, 256},
-  {CUDA_ARG_TENSOR, 257},
-  {CUDA_ARG_PARAM, 217},
+  {CUDA_ARG_TENSOR, 1588},
   {CUDA_ARG_PARAM, 218},
   {CUDA_ARG_TENSOR, 258},
   {CUDA_ARG_TENSOR, 258},
@@ -17959,17 +18258,15 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 261},
   {CUDA_ARG_TENSOR, 262},
+  {CUDA_ARG_TENSOR, 1589},
+  {CUDA_ARG_PARAM, 222},
   {CUDA_ARG_BUFFER, 224},
   {CUDA_ARG_BUFFER, 225},
   {CUDA_ARG_TENSOR, 243},
-  {CUDA_ARG_TENSOR, 245},
-  {CUDA_ARG_TENSOR, 246},
-  {CUDA_ARG_PARAM, 207},
+  {CUDA_ARG_TENSOR, 1586},
   {CUDA_ARG_PARAM, 208},
   {CUDA_ARG_TENSOR, 248},
-  {CUDA_ARG_TENSOR, 250},
-  {CUDA_ARG_TENSOR, 251},
-  {CUDA_ARG_PARAM, 212},
+  {CUDA_ARG_TENSOR, 1587},
   {CUDA_ARG_PARAM, 213},
   {CUDA_ARG_TENSOR, 263},
   {CUDA_ARG_TENSOR, 263},
@@ -17979,17 +18276,15 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 266},
   {CUDA_ARG_TENSOR, 267},
+  {CUDA_ARG_TENSOR, 1590},
+  {CUDA_ARG_PARAM, 227},
   {CUDA_ARG_BUFFER, 229},
   {CUDA_ARG_BUFFER, 230},
   {CUDA_ARG_TENSOR, 259},
-  {CUDA_ARG_TENSOR, 261},
-  {CUDA_ARG_TENSOR, 262},
-  {CUDA_ARG_PARAM, 222},
+  {CUDA_ARG_TENSOR, 1589},
   {CUDA_ARG_PARAM, 223},
   {CUDA_ARG_TENSOR, 264},
-  {CUDA_ARG_TENSOR, 266},
-  {CUDA_ARG_TENSOR, 267},
-  {CUDA_ARG_PARAM, 227},
+  {CUDA_ARG_TENSOR, 1590},
   {CUDA_ARG_PARAM, 228},
   {CUDA_ARG_TENSOR, 268},
   {CUDA_ARG_TENSOR, 219},
@@ -17999,17 +18294,15 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 272},
   {CUDA_ARG_TENSOR, 273},
+  {CUDA_ARG_TENSOR, 1591},
+  {CUDA_ARG_PARAM, 232},
   {CUDA_ARG_BUFFER, 234},
   {CUDA_ARG_BUFFER, 235},
   {CUDA_ARG_TENSOR, 215},
-  {CUDA_ARG_TENSOR, 217},
-  {CUDA_ARG_TENSOR, 218},
-  {CUDA_ARG_PARAM, 242},
+  {CUDA_ARG_TENSOR, 1581},
   {CUDA_ARG_PARAM, 243},
   {CUDA_ARG_TENSOR, 270},
-  {CUDA_ARG_TENSOR, 272},
-  {CUDA_ARG_TENSOR, 273},
-  {CUDA_ARG_PARAM, 232},
+  {CUDA_ARG_TENSOR, 1591},
   {CUDA_ARG_PARAM, 233},
   {CUDA_ARG_TENSOR, 274},
   {CUDA_ARG_TENSOR, 214},
@@ -18019,6 +18312,8 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 279},
   {CUDA_ARG_TENSOR, 280},
+  {CUDA_ARG_TENSOR, 1592},
+  {CUDA_ARG_PARAM, 277},
   {CUDA_ARG_BUFFER, 279},
   {CUDA_ARG_BUFFER, 280},
   {CUDA_ARG_TENSOR, 275},
@@ -18030,12 +18325,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 284},
   {CUDA_ARG_TENSOR, 285},
+  {CUDA_ARG_TENSOR, 1593},
+  {CUDA_ARG_PARAM, 282},
   {CUDA_ARG_BUFFER, 284},
   {CUDA_ARG_BUFFER, 285},
   {CUDA_ARG_TENSOR, 277},
-  {CUDA_ARG_TENSOR, 279},
-  {CUDA_ARG_TENSOR, 280},
-  {CUDA_ARG_PARAM, 277},
+  {CUDA_ARG_TENSOR, 1592},
   {CUDA_ARG_PARAM, 278},
   {CUDA_ARG_TENSOR, 286},
   {CUDA_ARG_TENSOR, 286},
@@ -18045,17 +18340,15 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 289},
   {CUDA_ARG_TENSOR, 290},
+  {CUDA_ARG_TENSOR, 1594},
+  {CUDA_ARG_PARAM, 247},
   {CUDA_ARG_BUFFER, 249},
   {CUDA_ARG_BUFFER, 250},
   {CUDA_ARG_TENSOR, 282},
-  {CUDA_ARG_TENSOR, 284},
-  {CUDA_ARG_TENSOR, 285},
-  {CUDA_ARG_PARAM, 282},
+  {CUDA_ARG_TENSOR, 1593},
   {CUDA_ARG_PARAM, 283},
   {CUDA_ARG_TENSOR, 287},
-  {CUDA_ARG_TENSOR, 289},
-  {CUDA_ARG_TENSOR, 290},
-  {CUDA_ARG_PARAM, 247},
+  {CUDA_ARG_TENSOR, 1594},
   {CUDA_ARG_PARAM, 248},
   {CUDA_ARG_TENSOR, 313},
   {CUDA_ARG_TENSOR, 286},
@@ -18065,17 +18358,15 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 296},
   {CUDA_ARG_TENSOR, 297},
+  {CUDA_ARG_TENSOR, 1595},
+  {CUDA_ARG_PARAM, 252},
   {CUDA_ARG_BUFFER, 254},
   {CUDA_ARG_BUFFER, 255},
   {CUDA_ARG_TENSOR, 277},
-  {CUDA_ARG_TENSOR, 279},
-  {CUDA_ARG_TENSOR, 280},
-  {CUDA_ARG_PARAM, 277},
+  {CUDA_ARG_TENSOR, 1592},
   {CUDA_ARG_PARAM, 278},
   {CUDA_ARG_TENSOR, 294},
-  {CUDA_ARG_TENSOR, 296},
-  {CUDA_ARG_TENSOR, 297},
-  {CUDA_ARG_PARAM, 252},
+  {CUDA_ARG_TENSOR, 1595},
   {CUDA_ARG_PARAM, 253},
   {CUDA_ARG_TENSOR, 299},
   {CUDA_ARG_TENSOR, 286},
@@ -18085,12 +18376,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 303},
   {CUDA_ARG_TENSOR, 304},
+  {CUDA_ARG_TENSOR, 1596},
+  {CUDA_ARG_PARAM, 257},
   {CUDA_ARG_BUFFER, 259},
   {CUDA_ARG_BUFFER, 260},
   {CUDA_ARG_TENSOR, 301},
-  {CUDA_ARG_TENSOR, 303},
-  {CUDA_ARG_TENSOR, 304},
-  {CUDA_ARG_PARAM, 257},
+  {CUDA_ARG_TENSOR, 1596},
   {CUDA_ARG_PARAM, 258},
   {CUDA_ARG_TENSOR, 305},
   {CUDA_ARG_TENSOR, 305},
@@ -18100,17 +18391,15 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 308},
   {CUDA_ARG_TENSOR, 309},
+  {CUDA_ARG_TENSOR, 1597},
+  {CUDA_ARG_PARAM, 262},
   {CUDA_ARG_BUFFER, 264},
   {CUDA_ARG_BUFFER, 265},
   {CUDA_ARG_TENSOR, 282},
-  {CUDA_ARG_TENSOR, 284},
-  {CUDA_ARG_TENSOR, 285},
-  {CUDA_ARG_PARAM, 282},
+  {CUDA_ARG_TENSOR, 1593},
   {CUDA_ARG_PARAM, 283},
   {CUDA_ARG_TENSOR, 306},
-  {CUDA_ARG_TENSOR, 308},
-  {CUDA_ARG_TENSOR, 309},
-  {CUDA_ARG_PARAM, 262},
+  {CUDA_ARG_TENSOR, 1597},
   {CUDA_ARG_PARAM, 263},
   {CUDA_ARG_TENSOR, 311},
   {CUDA_ARG_TENSOR, 313},
@@ -18120,17 +18409,15 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 316},
   {CUDA_ARG_TENSOR, 317},
+  {CUDA_ARG_TENSOR, 1598},
+  {CUDA_ARG_PARAM, 267},
   {CUDA_ARG_BUFFER, 269},
   {CUDA_ARG_BUFFER, 270},
   {CUDA_ARG_TENSOR, 277},
-  {CUDA_ARG_TENSOR, 279},
-  {CUDA_ARG_TENSOR, 280},
-  {CUDA_ARG_PARAM, 277},
+  {CUDA_ARG_TENSOR, 1592},
   {CUDA_ARG_PARAM, 278},
   {CUDA_ARG_TENSOR, 314},
-  {CUDA_ARG_TENSOR, 316},
-  {CUDA_ARG_TENSOR, 317},
-  {CUDA_ARG_PARAM, 267},
+  {CUDA_ARG_TENSOR, 1598},
   {CUDA_ARG_PARAM, 268},
   {CUDA_ARG_TENSOR, 318},
   {CUDA_ARG_TENSOR, 286},
@@ -18140,17 +18427,15 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 323},
   {CUDA_ARG_TENSOR, 324},
+  {CUDA_ARG_TENSOR, 1599},
+  {CUDA_ARG_PARAM, 272},
   {CUDA_ARG_BUFFER, 274},
   {CUDA_ARG_BUFFER, 275},
   {CUDA_ARG_TENSOR, 282},
-  {CUDA_ARG_TENSOR, 284},
-  {CUDA_ARG_TENSOR, 285},
-  {CUDA_ARG_PARAM, 282},
+  {CUDA_ARG_TENSOR, 1593},
   {CUDA_ARG_PARAM, 283},
   {CUDA_ARG_TENSOR, 321},
-  {CUDA_ARG_TENSOR, 323},
-  {CUDA_ARG_TENSOR, 324},
-  {CUDA_ARG_PARAM, 272},
+  {CUDA_ARG_TENSOR, 1599},
   {CUDA_ARG_PARAM, 273},
   {CUDA_ARG_TENSOR, 325},
   {CUDA_ARG_TENSOR, 281},
@@ -18163,6 +18448,8 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 332},
   {CUDA_ARG_TENSOR, 333},
+  {CUDA_ARG_TENSOR, 1600},
+  {CUDA_ARG_PARAM, 338},
   {CUDA_ARG_BUFFER, 340},
   {CUDA_ARG_BUFFER, 341},
   {CUDA_ARG_TENSOR, 326},
@@ -18174,12 +18461,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 337},
   {CUDA_ARG_TENSOR, 338},
+  {CUDA_ARG_TENSOR, 1601},
+  {CUDA_ARG_PARAM, 343},
   {CUDA_ARG_BUFFER, 345},
   {CUDA_ARG_BUFFER, 346},
   {CUDA_ARG_TENSOR, 330},
-  {CUDA_ARG_TENSOR, 332},
-  {CUDA_ARG_TENSOR, 333},
-  {CUDA_ARG_PARAM, 338},
+  {CUDA_ARG_TENSOR, 1600},
   {CUDA_ARG_PARAM, 339},
   {CUDA_ARG_TENSOR, 339},
   {CUDA_ARG_TENSOR, 339},
@@ -18189,17 +18476,15 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 342},
   {CUDA_ARG_TENSOR, 343},
+  {CUDA_ARG_TENSOR, 1602},
+  {CUDA_ARG_PARAM, 287},
   {CUDA_ARG_BUFFER, 289},
   {CUDA_ARG_BUFFER, 290},
   {CUDA_ARG_TENSOR, 335},
-  {CUDA_ARG_TENSOR, 337},
-  {CUDA_ARG_TENSOR, 338},
-  {CUDA_ARG_PARAM, 343},
+  {CUDA_ARG_TENSOR, 1601},
   {CUDA_ARG_PARAM, 344},
   {CUDA_ARG_TENSOR, 340},
-  {CUDA_ARG_TENSOR, 342},
-  {CUDA_ARG_TENSOR, 343},
-  {CUDA_ARG_PARAM, 287},
+  {CUDA_ARG_TENSOR, 1602},
   {CUDA_ARG_PARAM, 288},
   {CUDA_ARG_TENSOR, 346},
   {CUDA_ARG_TENSOR, 346},
@@ -18209,12 +18494,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 349},
   {CUDA_ARG_TENSOR, 350},
+  {CUDA_ARG_TENSOR, 1603},
+  {CUDA_ARG_PARAM, 292},
   {CUDA_ARG_BUFFER, 294},
   {CUDA_ARG_BUFFER, 295},
   {CUDA_ARG_TENSOR, 347},
-  {CUDA_ARG_TENSOR, 349},
-  {CUDA_ARG_TENSOR, 350},
-  {CUDA_ARG_PARAM, 292},
+  {CUDA_ARG_TENSOR, 1603},
   {CUDA_ARG_PARAM, 293},
   {CUDA_ARG_TENSOR, 351},
   {CUDA_ARG_TENSOR, 351},
@@ -18224,12 +18509,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 354},
   {CUDA_ARG_TENSOR, 355},
+  {CUDA_ARG_TENSOR, 1604},
+  {CUDA_ARG_PARAM, 297},
   {CUDA_ARG_BUFFER, 299},
   {CUDA_ARG_BUFFER, 300},
   {CUDA_ARG_TENSOR, 335},
-  {CUDA_ARG_TENSOR, 337},
-  {CUDA_ARG_TENSOR, 338},
-  {CUDA_ARG_PARAM, 343},
+  {CUDA_ARG_TENSOR, 1601},
   {CUDA_ARG_PARAM, 344},
   {CUDA_ARG_TENSOR, 356},
   {CUDA_ARG_TENSOR, 356},
@@ -18239,17 +18524,15 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 359},
   {CUDA_ARG_TENSOR, 360},
+  {CUDA_ARG_TENSOR, 1605},
+  {CUDA_ARG_PARAM, 302},
   {CUDA_ARG_BUFFER, 304},
   {CUDA_ARG_BUFFER, 305},
   {CUDA_ARG_TENSOR, 352},
-  {CUDA_ARG_TENSOR, 354},
-  {CUDA_ARG_TENSOR, 355},
-  {CUDA_ARG_PARAM, 297},
+  {CUDA_ARG_TENSOR, 1604},
   {CUDA_ARG_PARAM, 298},
   {CUDA_ARG_TENSOR, 357},
-  {CUDA_ARG_TENSOR, 359},
-  {CUDA_ARG_TENSOR, 360},
-  {CUDA_ARG_PARAM, 302},
+  {CUDA_ARG_TENSOR, 1605},
   {CUDA_ARG_PARAM, 303},
   {CUDA_ARG_TENSOR, 361},
   {CUDA_ARG_TENSOR, 339},
@@ -18259,6 +18542,8 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 365},
   {CUDA_ARG_TENSOR, 366},
+  {CUDA_ARG_TENSOR, 1606},
+  {CUDA_ARG_PARAM, 307},
   {CUDA_ARG_BUFFER, 309},
   {CUDA_ARG_BUFFER, 310},
   {CUDA_ARG_TENSOR, 356},
@@ -18268,6 +18553,8 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 370},
   {CUDA_ARG_TENSOR, 371},
+  {CUDA_ARG_TENSOR, 1607},
+  {CUDA_ARG_PARAM, 312},
   {CUDA_ARG_BUFFER, 314},
   {CUDA_ARG_BUFFER, 315},
   {CUDA_ARG_TENSOR, 339},
@@ -18277,12 +18564,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 376},
   {CUDA_ARG_TENSOR, 377},
+  {CUDA_ARG_TENSOR, 1608},
+  {CUDA_ARG_PARAM, 317},
   {CUDA_ARG_BUFFER, 319},
   {CUDA_ARG_BUFFER, 320},
   {CUDA_ARG_TENSOR, 374},
-  {CUDA_ARG_TENSOR, 376},
-  {CUDA_ARG_TENSOR, 377},
-  {CUDA_ARG_PARAM, 317},
+  {CUDA_ARG_TENSOR, 1608},
   {CUDA_ARG_PARAM, 318},
   {CUDA_ARG_TENSOR, 378},
   {CUDA_ARG_TENSOR, 378},
@@ -18292,17 +18579,15 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 381},
   {CUDA_ARG_TENSOR, 382},
+  {CUDA_ARG_TENSOR, 1609},
+  {CUDA_ARG_PARAM, 322},
   {CUDA_ARG_BUFFER, 324},
   {CUDA_ARG_BUFFER, 325},
   {CUDA_ARG_TENSOR, 363},
-  {CUDA_ARG_TENSOR, 365},
-  {CUDA_ARG_TENSOR, 366},
-  {CUDA_ARG_PARAM, 307},
+  {CUDA_ARG_TENSOR, 1606},
   {CUDA_ARG_PARAM, 308},
   {CUDA_ARG_TENSOR, 368},
-  {CUDA_ARG_TENSOR, 370},
-  {CUDA_ARG_TENSOR, 371},
-  {CUDA_ARG_PARAM, 312},
+  {CUDA_ARG_TENSOR, 1607},
   {CUDA_ARG_PARAM, 313},
   {CUDA_ARG_TENSOR, 383},
   {CUDA_ARG_TENSOR, 383},
@@ -18312,17 +18597,15 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 386},
   {CUDA_ARG_TENSOR, 387},
+  {CUDA_ARG_TENSOR, 1610},
+  {CUDA_ARG_PARAM, 327},
   {CUDA_ARG_BUFFER, 329},
   {CUDA_ARG_BUFFER, 330},
   {CUDA_ARG_TENSOR, 379},
-  {CUDA_ARG_TENSOR, 381},
-  {CUDA_ARG_TENSOR, 382},
-  {CUDA_ARG_PARAM, 322},
+  {CUDA_ARG_TENSOR, 1609},
   {CUDA_ARG_PARAM, 323},
   {CUDA_ARG_TENSOR, 384},
-  {CUDA_ARG_TENSOR, 386},
-  {CUDA_ARG_TENSOR, 387},
-  {CUDA_ARG_PARAM, 327},
+  {CUDA_ARG_TENSOR, 1610},
   {CUDA_ARG_PARAM, 328},
   {CUDA_ARG_TENSOR, 388},
   {CUDA_ARG_TENSOR, 339},
@@ -18332,17 +18615,15 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 392},
   {CUDA_ARG_TENSOR, 393},
+  {CUDA_ARG_TENSOR, 1611},
+  {CUDA_ARG_PARAM, 332},
   {CUDA_ARG_BUFFER, 334},
   {CUDA_ARG_BUFFER, 335},
   {CUDA_ARG_TENSOR, 335},
-  {CUDA_ARG_TENSOR, 337},
-  {CUDA_ARG_TENSOR, 338},
-  {CUDA_ARG_PARAM, 343},
+  {CUDA_ARG_TENSOR, 1601},
   {CUDA_ARG_PARAM, 344},
   {CUDA_ARG_TENSOR, 390},
-  {CUDA_ARG_TENSOR, 392},
-  {CUDA_ARG_TENSOR, 393},
-  {CUDA_ARG_PARAM, 332},
+  {CUDA_ARG_TENSOR, 1611},
   {CUDA_ARG_PARAM, 333},
   {CUDA_ARG_TENSOR, 394},
   {CUDA_ARG_TENSOR, 334},
@@ -18352,6 +18633,8 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 399},
   {CUDA_ARG_TENSOR, 400},
+  {CUDA_ARG_TENSOR, 1612},
+  {CUDA_ARG_PARAM, 398},
   {CUDA_ARG_BUFFER, 400},
   {CUDA_ARG_BUFFER, 401},
   {CUDA_ARG_TENSOR, 395},
@@ -18363,12 +18646,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 404},
   {CUDA_ARG_TENSOR, 405},
+  {CUDA_ARG_TENSOR, 1613},
+  {CUDA_ARG_PARAM, 403},
   {CUDA_ARG_BUFFER, 405},
   {CUDA_ARG_BUFFER, 406},
   {CUDA_ARG_TENSOR, 397},
-  {CUDA_ARG_TENSOR, 399},
-  {CUDA_ARG_TENSOR, 400},
-  {CUDA_ARG_PARAM, 398},
+  {CUDA_ARG_TENSOR, 1612},
   {CUDA_ARG_PARAM, 399},
   {CUDA_ARG_TENSOR, 406},
   {CUDA_ARG_TENSOR, 406},
@@ -18378,17 +18661,15 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 409},
   {CUDA_ARG_TENSOR, 410},
+  {CUDA_ARG_TENSOR, 1614},
+  {CUDA_ARG_PARAM, 348},
   {CUDA_ARG_BUFFER, 350},
   {CUDA_ARG_BUFFER, 351},
   {CUDA_ARG_TENSOR, 402},
-  {CUDA_ARG_TENSOR, 404},
-  {CUDA_ARG_TENSOR, 405},
-  {CUDA_ARG_PARAM, 403},
+  {CUDA_ARG_TENSOR, 1613},
   {CUDA_ARG_PARAM, 404},
   {CUDA_ARG_TENSOR, 407},
-  {CUDA_ARG_TENSOR, 409},
-  {CUDA_ARG_TENSOR, 410},
-  {CUDA_ARG_PARAM, 348},
+  {CUDA_ARG_TENSOR, 1614},
   {CUDA_ARG_PARAM, 349},
   {CUDA_ARG_TENSOR, 413},
   {CUDA_ARG_TENSOR, 413},
@@ -18398,12 +18679,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 416},
   {CUDA_ARG_TENSOR, 417},
+  {CUDA_ARG_TENSOR, 1615},
+  {CUDA_ARG_PARAM, 353},
   {CUDA_ARG_BUFFER, 355},
   {CUDA_ARG_BUFFER, 356},
   {CUDA_ARG_TENSOR, 414},
-  {CUDA_ARG_TENSOR, 416},
-  {CUDA_ARG_TENSOR, 417},
-  {CUDA_ARG_PARAM, 353},
+  {CUDA_ARG_TENSOR, 1615},
   {CUDA_ARG_PARAM, 354},
   {CUDA_ARG_TENSOR, 418},
   {CUDA_ARG_TENSOR, 418},
@@ -18413,12 +18694,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 421},
   {CUDA_ARG_TENSOR, 422},
+  {CUDA_ARG_TENSOR, 1616},
+  {CUDA_ARG_PARAM, 358},
   {CUDA_ARG_BUFFER, 360},
   {CUDA_ARG_BUFFER, 361},
   {CUDA_ARG_TENSOR, 402},
-  {CUDA_ARG_TENSOR, 404},
-  {CUDA_ARG_TENSOR, 405},
-  {CUDA_ARG_PARAM, 403},
+  {CUDA_ARG_TENSOR, 1613},
   {CUDA_ARG_PARAM, 404},
   {CUDA_ARG_TENSOR, 423},
   {CUDA_ARG_TENSOR, 423},
@@ -18428,17 +18709,15 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 426},
   {CUDA_ARG_TENSOR, 427},
+  {CUDA_ARG_TENSOR, 1617},
+  {CUDA_ARG_PARAM, 363},
   {CUDA_ARG_BUFFER, 365},
   {CUDA_ARG_BUFFER, 366},
   {CUDA_ARG_TENSOR, 419},
-  {CUDA_ARG_TENSOR, 421},
-  {CUDA_ARG_TENSOR, 422},
-  {CUDA_ARG_PARAM, 358},
+  {CUDA_ARG_TENSOR, 1616},
   {CUDA_ARG_PARAM, 359},
   {CUDA_ARG_TENSOR, 424},
-  {CUDA_ARG_TENSOR, 426},
-  {CUDA_ARG_TENSOR, 427},
-  {CUDA_ARG_PARAM, 363},
+  {CUDA_ARG_TENSOR, 1617},
   {CUDA_ARG_PARAM, 364},
   {CUDA_ARG_TENSOR, 428},
   {CUDA_ARG_TENSOR, 406},
@@ -18448,6 +18727,8 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 432},
   {CUDA_ARG_TENSOR, 433},
+  {CUDA_ARG_TENSOR, 1618},
+  {CUDA_ARG_PARAM, 368},
   {CUDA_ARG_BUFFER, 370},
   {CUDA_ARG_BUFFER, 371},
   {CUDA_ARG_TENSOR, 423},
@@ -18457,6 +18738,8 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 437},
   {CUDA_ARG_TENSOR, 438},
+  {CUDA_ARG_TENSOR, 1619},
+  {CUDA_ARG_PARAM, 373},
   {CUDA_ARG_BUFFER, 375},
   {CUDA_ARG_BUFFER, 376},
   {CUDA_ARG_TENSOR, 406},
@@ -18466,12 +18749,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 443},
   {CUDA_ARG_TENSOR, 444},
+  {CUDA_ARG_TENSOR, 1620},
+  {CUDA_ARG_PARAM, 378},
   {CUDA_ARG_BUFFER, 380},
   {CUDA_ARG_BUFFER, 381},
   {CUDA_ARG_TENSOR, 441},
-  {CUDA_ARG_TENSOR, 443},
-  {CUDA_ARG_TENSOR, 444},
-  {CUDA_ARG_PARAM, 378},
+  {CUDA_ARG_TENSOR, 1620},
   {CUDA_ARG_PARAM, 379},
   {CUDA_ARG_TENSOR, 445},
   {CUDA_ARG_TENSOR, 445},
@@ -18481,17 +18764,15 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 448},
   {CUDA_ARG_TENSOR, 449},
+  {CUDA_ARG_TENSOR, 1621},
+  {CUDA_ARG_PARAM, 383},
   {CUDA_ARG_BUFFER, 385},
   {CUDA_ARG_BUFFER, 386},
   {CUDA_ARG_TENSOR, 430},
-  {CUDA_ARG_TENSOR, 432},
-  {CUDA_ARG_TENSOR, 433},
-  {CUDA_ARG_PARAM, 368},
+  {CUDA_ARG_TENSOR, 1618},
   {CUDA_ARG_PARAM, 369},
   {CUDA_ARG_TENSOR, 435},
-  {CUDA_ARG_TENSOR, 437},
-  {CUDA_ARG_TENSOR, 438},
-  {CUDA_ARG_PARAM, 373},
+  {CUDA_ARG_TENSOR, 1619},
   {CUDA_ARG_PARAM, 374},
   {CUDA_ARG_TENSOR, 450},
   {CUDA_ARG_TENSOR, 450},
@@ -18501,17 +18782,15 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 453},
   {CUDA_ARG_TENSOR, 454},
+  {CUDA_ARG_TENSOR, 1622},
+  {CUDA_ARG_PARAM, 388},
   {CUDA_ARG_BUFFER, 390},
   {CUDA_ARG_BUFFER, 391},
   {CUDA_ARG_TENSOR, 446},
-  {CUDA_ARG_TENSOR, 448},
-  {CUDA_ARG_TENSOR, 449},
-  {CUDA_ARG_PARAM, 383},
+  {CUDA_ARG_TENSOR, 1621},
   {CUDA_ARG_PARAM, 384},
   {CUDA_ARG_TENSOR, 451},
-  {CUDA_ARG_TENSOR, 453},
-  {CUDA_ARG_TENSOR, 454},
-  {CUDA_ARG_PARAM, 388},
+  {CUDA_ARG_TENSOR, 1622},
   {CUDA_ARG_PARAM, 389},
   {CUDA_ARG_TENSOR, 455},
   {CUDA_ARG_TENSOR, 406},
@@ -18521,17 +18800,15 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 459},
   {CUDA_ARG_TENSOR, 460},
+  {CUDA_ARG_TENSOR, 1623},
+  {CUDA_ARG_PARAM, 393},
   {CUDA_ARG_BUFFER, 395},
   {CUDA_ARG_BUFFER, 396},
   {CUDA_ARG_TENSOR, 402},
-  {CUDA_ARG_TENSOR, 404},
-  {CUDA_ARG_TENSOR, 405},
-  {CUDA_ARG_PARAM, 403},
+  {CUDA_ARG_TENSOR, 1613},
   {CUDA_ARG_PARAM, 404},
   {CUDA_ARG_TENSOR, 457},
-  {CUDA_ARG_TENSOR, 459},
-  {CUDA_ARG_TENSOR, 460},
-  {CUDA_ARG_PARAM, 393},
+  {CUDA_ARG_TENSOR, 1623},
   {CUDA_ARG_PARAM, 394},
   {CUDA_ARG_TENSOR, 461},
   {CUDA_ARG_TENSOR, 401},
@@ -18541,6 +18818,8 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 466},
   {CUDA_ARG_TENSOR, 467},
+  {CUDA_ARG_TENSOR, 1624},
+  {CUDA_ARG_PARAM, 458},
   {CUDA_ARG_BUFFER, 460},
   {CUDA_ARG_BUFFER, 461},
   {CUDA_ARG_TENSOR, 462},
@@ -18552,12 +18831,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 471},
   {CUDA_ARG_TENSOR, 472},
+  {CUDA_ARG_TENSOR, 1625},
+  {CUDA_ARG_PARAM, 463},
   {CUDA_ARG_BUFFER, 465},
   {CUDA_ARG_BUFFER, 466},
   {CUDA_ARG_TENSOR, 464},
-  {CUDA_ARG_TENSOR, 466},
-  {CUDA_ARG_TENSOR, 467},
-  {CUDA_ARG_PARAM, 458},
+  {CUDA_ARG_TENSOR, 1624},
   {CUDA_ARG_PARAM, 459},
   {CUDA_ARG_TENSOR, 473},
   {CUDA_ARG_TENSOR, 473},
@@ -18567,17 +18846,15 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 476},
   {CUDA_ARG_TENSOR, 477},
+  {CUDA_ARG_TENSOR, 1626},
+  {CUDA_ARG_PARAM, 408},
   {CUDA_ARG_BUFFER, 410},
   {CUDA_ARG_BUFFER, 411},
   {CUDA_ARG_TENSOR, 469},
-  {CUDA_ARG_TENSOR, 471},
-  {CUDA_ARG_TENSOR, 472},
-  {CUDA_ARG_PARAM, 463},
+  {CUDA_ARG_TENSOR, 1625},
   {CUDA_ARG_PARAM, 464},
   {CUDA_ARG_TENSOR, 474},
-  {CUDA_ARG_TENSOR, 476},
-  {CUDA_ARG_TENSOR, 477},
-  {CUDA_ARG_PARAM, 408},
+  {CUDA_ARG_TENSOR, 1626},
   {CUDA_ARG_PARAM, 409},
   {CUDA_ARG_TENSOR, 480},
   {CUDA_ARG_TENSOR, 480},
@@ -18587,12 +18864,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 483},
   {CUDA_ARG_TENSOR, 484},
+  {CUDA_ARG_TENSOR, 1627},
+  {CUDA_ARG_PARAM, 413},
   {CUDA_ARG_BUFFER, 415},
   {CUDA_ARG_BUFFER, 416},
   {CUDA_ARG_TENSOR, 481},
-  {CUDA_ARG_TENSOR, 483},
-  {CUDA_ARG_TENSOR, 484},
-  {CUDA_ARG_PARAM, 413},
+  {CUDA_ARG_TENSOR, 1627},
   {CUDA_ARG_PARAM, 414},
   {CUDA_ARG_TENSOR, 485},
   {CUDA_ARG_TENSOR, 485},
@@ -18602,12 +18879,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 488},
   {CUDA_ARG_TENSOR, 489},
+  {CUDA_ARG_TENSOR, 1628},
+  {CUDA_ARG_PARAM, 418},
   {CUDA_ARG_BUFFER, 420},
   {CUDA_ARG_BUFFER, 421},
   {CUDA_ARG_TENSOR, 469},
-  {CUDA_ARG_TENSOR, 471},
-  {CUDA_ARG_TENSOR, 472},
-  {CUDA_ARG_PARAM, 463},
+  {CUDA_ARG_TENSOR, 1625},
   {CUDA_ARG_PARAM, 464},
   {CUDA_ARG_TENSOR, 490},
   {CUDA_ARG_TENSOR, 490},
@@ -18617,17 +18894,15 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 493},
   {CUDA_ARG_TENSOR, 494},
+  {CUDA_ARG_TENSOR, 1629},
+  {CUDA_ARG_PARAM, 423},
   {CUDA_ARG_BUFFER, 425},
   {CUDA_ARG_BUFFER, 426},
   {CUDA_ARG_TENSOR, 486},
-  {CUDA_ARG_TENSOR, 488},
-  {CUDA_ARG_TENSOR, 489},
-  {CUDA_ARG_PARAM, 418},
+  {CUDA_ARG_TENSOR, 1628},
   {CUDA_ARG_PARAM, 419},
   {CUDA_ARG_TENSOR, 491},
-  {CUDA_ARG_TENSOR, 493},
-  {CUDA_ARG_TENSOR, 494},
-  {CUDA_ARG_PARAM, 423},
+  {CUDA_ARG_TENSOR, 1629},
   {CUDA_ARG_PARAM, 424},
   {CUDA_ARG_TENSOR, 495},
   {CUDA_ARG_TENSOR, 473},
@@ -18637,6 +18912,8 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 499},
   {CUDA_ARG_TENSOR, 500},
+  {CUDA_ARG_TENSOR, 1630},
+  {CUDA_ARG_PARAM, 428},
   {CUDA_ARG_BUFFER, 430},
   {CUDA_ARG_BUFFER, 431},
   {CUDA_ARG_TENSOR, 490},
@@ -18646,6 +18923,8 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 504},
   {CUDA_ARG_TENSOR, 505},
+  {CUDA_ARG_TENSOR, 1631},
+  {CUDA_ARG_PARAM, 433},
   {CUDA_ARG_BUFFER, 435},
   {CUDA_ARG_BUFFER, 436},
   {CUDA_ARG_TENSOR, 473},
@@ -18655,12 +18934,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 510},
   {CUDA_ARG_TENSOR, 511},
+  {CUDA_ARG_TENSOR, 1632},
+  {CUDA_ARG_PARAM, 438},
   {CUDA_ARG_BUFFER, 440},
   {CUDA_ARG_BUFFER, 441},
   {CUDA_ARG_TENSOR, 508},
-  {CUDA_ARG_TENSOR, 510},
-  {CUDA_ARG_TENSOR, 511},
-  {CUDA_ARG_PARAM, 438},
+  {CUDA_ARG_TENSOR, 1632},
   {CUDA_ARG_PARAM, 439},
   {CUDA_ARG_TENSOR, 512},
   {CUDA_ARG_TENSOR, 512},
@@ -18670,17 +18949,15 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 515},
   {CUDA_ARG_TENSOR, 516},
+  {CUDA_ARG_TENSOR, 1633},
+  {CUDA_ARG_PARAM, 443},
   {CUDA_ARG_BUFFER, 445},
   {CUDA_ARG_BUFFER, 446},
   {CUDA_ARG_TENSOR, 497},
-  {CUDA_ARG_TENSOR, 499},
-  {CUDA_ARG_TENSOR, 500},
-  {CUDA_ARG_PARAM, 428},
+  {CUDA_ARG_TENSOR, 1630},
   {CUDA_ARG_PARAM, 429},
   {CUDA_ARG_TENSOR, 502},
-  {CUDA_ARG_TENSOR, 504},
-  {CUDA_ARG_TENSOR, 505},
-  {CUDA_ARG_PARAM, 433},
+  {CUDA_ARG_TENSOR, 1631},
   {CUDA_ARG_PARAM, 434},
   {CUDA_ARG_TENSOR, 517},
   {CUDA_ARG_TENSOR, 517},
@@ -18690,17 +18967,15 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 520},
   {CUDA_ARG_TENSOR, 521},
+  {CUDA_ARG_TENSOR, 1634},
+  {CUDA_ARG_PARAM, 448},
   {CUDA_ARG_BUFFER, 450},
   {CUDA_ARG_BUFFER, 451},
   {CUDA_ARG_TENSOR, 513},
-  {CUDA_ARG_TENSOR, 515},
-  {CUDA_ARG_TENSOR, 516},
-  {CUDA_ARG_PARAM, 443},
+  {CUDA_ARG_TENSOR, 1633},
   {CUDA_ARG_PARAM, 444},
   {CUDA_ARG_TENSOR, 518},
-  {CUDA_ARG_TENSOR, 520},
-  {CUDA_ARG_TENSOR, 521},
-  {CUDA_ARG_PARAM, 448},
+  {CUDA_ARG_TENSOR, 1634},
   {CUDA_ARG_PARAM, 449},
   {CUDA_ARG_TENSOR, 522},
   {CUDA_ARG_TENSOR, 473},
@@ -18710,17 +18985,15 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 526},
   {CUDA_ARG_TENSOR, 527},
+  {CUDA_ARG_TENSOR, 1635},
+  {CUDA_ARG_PARAM, 453},
   {CUDA_ARG_BUFFER, 455},
   {CUDA_ARG_BUFFER, 456},
   {CUDA_ARG_TENSOR, 469},
-  {CUDA_ARG_TENSOR, 471},
-  {CUDA_ARG_TENSOR, 472},
-  {CUDA_ARG_PARAM, 463},
+  {CUDA_ARG_TENSOR, 1625},
   {CUDA_ARG_PARAM, 464},
   {CUDA_ARG_TENSOR, 524},
-  {CUDA_ARG_TENSOR, 526},
-  {CUDA_ARG_TENSOR, 527},
-  {CUDA_ARG_PARAM, 453},
+  {CUDA_ARG_TENSOR, 1635},
   {CUDA_ARG_PARAM, 454},
   {CUDA_ARG_TENSOR, 528},
   {CUDA_ARG_TENSOR, 468},
@@ -18730,6 +19003,8 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 533},
   {CUDA_ARG_TENSOR, 534},
+  {CUDA_ARG_TENSOR, 1636},
+  {CUDA_ARG_PARAM, 518},
   {CUDA_ARG_BUFFER, 520},
   {CUDA_ARG_BUFFER, 521},
   {CUDA_ARG_TENSOR, 529},
@@ -18741,12 +19016,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 538},
   {CUDA_ARG_TENSOR, 539},
+  {CUDA_ARG_TENSOR, 1637},
+  {CUDA_ARG_PARAM, 523},
   {CUDA_ARG_BUFFER, 525},
   {CUDA_ARG_BUFFER, 526},
   {CUDA_ARG_TENSOR, 531},
-  {CUDA_ARG_TENSOR, 533},
-  {CUDA_ARG_TENSOR, 534},
-  {CUDA_ARG_PARAM, 518},
+  {CUDA_ARG_TENSOR, 1636},
   {CUDA_ARG_PARAM, 519},
   {CUDA_ARG_TENSOR, 540},
   {CUDA_ARG_TENSOR, 540},
@@ -18756,17 +19031,15 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 543},
   {CUDA_ARG_TENSOR, 544},
+  {CUDA_ARG_TENSOR, 1638},
+  {CUDA_ARG_PARAM, 468},
   {CUDA_ARG_BUFFER, 470},
   {CUDA_ARG_BUFFER, 471},
   {CUDA_ARG_TENSOR, 536},
-  {CUDA_ARG_TENSOR, 538},
-  {CUDA_ARG_TENSOR, 539},
-  {CUDA_ARG_PARAM, 523},
+  {CUDA_ARG_TENSOR, 1637},
   {CUDA_ARG_PARAM, 524},
   {CUDA_ARG_TENSOR, 541},
-  {CUDA_ARG_TENSOR, 543},
-  {CUDA_ARG_TENSOR, 544},
-  {CUDA_ARG_PARAM, 468},
+  {CUDA_ARG_TENSOR, 1638},
   {CUDA_ARG_PARAM, 469},
   {CUDA_ARG_TENSOR, 547},
   {CUDA_ARG_TENSOR, 547},
@@ -18776,12 +19049,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 550},
   {CUDA_ARG_TENSOR, 551},
+  {CUDA_ARG_TENSOR, 1639},
+  {CUDA_ARG_PARAM, 473},
   {CUDA_ARG_BUFFER, 475},
   {CUDA_ARG_BUFFER, 476},
   {CUDA_ARG_TENSOR, 548},
-  {CUDA_ARG_TENSOR, 550},
-  {CUDA_ARG_TENSOR, 551},
-  {CUDA_ARG_PARAM, 473},
+  {CUDA_ARG_TENSOR, 1639},
   {CUDA_ARG_PARAM, 474},
   {CUDA_ARG_TENSOR, 552},
   {CUDA_ARG_TENSOR, 552},
@@ -18791,12 +19064,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 555},
   {CUDA_ARG_TENSOR, 556},
+  {CUDA_ARG_TENSOR, 1640},
+  {CUDA_ARG_PARAM, 478},
   {CUDA_ARG_BUFFER, 480},
   {CUDA_ARG_BUFFER, 481},
   {CUDA_ARG_TENSOR, 536},
-  {CUDA_ARG_TENSOR, 538},
-  {CUDA_ARG_TENSOR, 539},
-  {CUDA_ARG_PARAM, 523},
+  {CUDA_ARG_TENSOR, 1637},
   {CUDA_ARG_PARAM, 524},
   {CUDA_ARG_TENSOR, 557},
   {CUDA_ARG_TENSOR, 557},
@@ -18806,17 +19079,15 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 560},
   {CUDA_ARG_TENSOR, 561},
+  {CUDA_ARG_TENSOR, 1641},
+  {CUDA_ARG_PARAM, 483},
   {CUDA_ARG_BUFFER, 485},
   {CUDA_ARG_BUFFER, 486},
   {CUDA_ARG_TENSOR, 553},
-  {CUDA_ARG_TENSOR, 555},
-  {CUDA_ARG_TENSOR, 556},
-  {CUDA_ARG_PARAM, 478},
+  {CUDA_ARG_TENSOR, 1640},
   {CUDA_ARG_PARAM, 479},
   {CUDA_ARG_TENSOR, 558},
-  {CUDA_ARG_TENSOR, 560},
-  {CUDA_ARG_TENSOR, 561},
-  {CUDA_ARG_PARAM, 483},
+  {CUDA_ARG_TENSOR, 1641},
   {CUDA_ARG_PARAM, 484},
   {CUDA_ARG_TENSOR, 562},
   {CUDA_ARG_TENSOR, 540},
@@ -18826,6 +19097,8 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 566},
   {CUDA_ARG_TENSOR, 567},
+  {CUDA_ARG_TENSOR, 1642},
+  {CUDA_ARG_PARAM, 488},
   {CUDA_ARG_BUFFER, 490},
   {CUDA_ARG_BUFFER, 491},
   {CUDA_ARG_TENSOR, 557},
@@ -18835,6 +19108,8 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 571},
   {CUDA_ARG_TENSOR, 572},
+  {CUDA_ARG_TENSOR, 1643},
+  {CUDA_ARG_PARAM, 493},
   {CUDA_ARG_BUFFER, 495},
   {CUDA_ARG_BUFFER, 496},
   {CUDA_ARG_TENSOR, 540},
@@ -18844,12 +19119,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 577},
   {CUDA_ARG_TENSOR, 578},
+  {CUDA_ARG_TENSOR, 1644},
+  {CUDA_ARG_PARAM, 498},
   {CUDA_ARG_BUFFER, 500},
   {CUDA_ARG_BUFFER, 501},
   {CUDA_ARG_TENSOR, 575},
-  {CUDA_ARG_TENSOR, 577},
-  {CUDA_ARG_TENSOR, 578},
-  {CUDA_ARG_PARAM, 498},
+  {CUDA_ARG_TENSOR, 1644},
   {CUDA_ARG_PARAM, 499},
   {CUDA_ARG_TENSOR, 579},
   {CUDA_ARG_TENSOR, 579},
@@ -18859,17 +19134,15 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 582},
   {CUDA_ARG_TENSOR, 583},
+  {CUDA_ARG_TENSOR, 1645},
+  {CUDA_ARG_PARAM, 503},
   {CUDA_ARG_BUFFER, 505},
   {CUDA_ARG_BUFFER, 506},
   {CUDA_ARG_TENSOR, 564},
-  {CUDA_ARG_TENSOR, 566},
-  {CUDA_ARG_TENSOR, 567},
-  {CUDA_ARG_PARAM, 488},
+  {CUDA_ARG_TENSOR, 1642},
   {CUDA_ARG_PARAM, 489},
   {CUDA_ARG_TENSOR, 569},
-  {CUDA_ARG_TENSOR, 571},
-  {CUDA_ARG_TENSOR, 572},
-  {CUDA_ARG_PARAM, 493},
+  {CUDA_ARG_TENSOR, 1643},
   {CUDA_ARG_PARAM, 494},
   {CUDA_ARG_TENSOR, 584},
   {CUDA_ARG_TENSOR, 584},
@@ -18879,17 +19152,15 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 587},
   {CUDA_ARG_TENSOR, 588},
+  {CUDA_ARG_TENSOR, 1646},
+  {CUDA_ARG_PARAM, 508},
   {CUDA_ARG_BUFFER, 510},
   {CUDA_ARG_BUFFER, 511},
   {CUDA_ARG_TENSOR, 580},
-  {CUDA_ARG_TENSOR, 582},
-  {CUDA_ARG_TENSOR, 583},
-  {CUDA_ARG_PARAM, 503},
+  {CUDA_ARG_TENSOR, 1645},
   {CUDA_ARG_PARAM, 504},
   {CUDA_ARG_TENSOR, 585},
-  {CUDA_ARG_TENSOR, 587},
-  {CUDA_ARG_TENSOR, 588},
-  {CUDA_ARG_PARAM, 508},
+  {CUDA_ARG_TENSOR, 1646},
   {CUDA_ARG_PARAM, 509},
   {CUDA_ARG_TENSOR, 589},
   {CUDA_ARG_TENSOR, 540},
@@ -18899,17 +19170,15 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 593},
   {CUDA_ARG_TENSOR, 594},
+  {CUDA_ARG_TENSOR, 1647},
+  {CUDA_ARG_PARAM, 513},
   {CUDA_ARG_BUFFER, 515},
   {CUDA_ARG_BUFFER, 516},
   {CUDA_ARG_TENSOR, 536},
-  {CUDA_ARG_TENSOR, 538},
-  {CUDA_ARG_TENSOR, 539},
-  {CUDA_ARG_PARAM, 523},
+  {CUDA_ARG_TENSOR, 1637},
   {CUDA_ARG_PARAM, 524},
   {CUDA_ARG_TENSOR, 591},
-  {CUDA_ARG_TENSOR, 593},
-  {CUDA_ARG_TENSOR, 594},
-  {CUDA_ARG_PARAM, 513},
+  {CUDA_ARG_TENSOR, 1647},
   {CUDA_ARG_PARAM, 514},
   {CUDA_ARG_TENSOR, 595},
   {CUDA_ARG_TENSOR, 535},
@@ -18919,6 +19188,8 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 600},
   {CUDA_ARG_TENSOR, 601},
+  {CUDA_ARG_TENSOR, 1648},
+  {CUDA_ARG_PARAM, 558},
   {CUDA_ARG_BUFFER, 560},
   {CUDA_ARG_BUFFER, 561},
   {CUDA_ARG_TENSOR, 596},
@@ -18930,12 +19201,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 605},
   {CUDA_ARG_TENSOR, 606},
+  {CUDA_ARG_TENSOR, 1649},
+  {CUDA_ARG_PARAM, 563},
   {CUDA_ARG_BUFFER, 565},
   {CUDA_ARG_BUFFER, 566},
   {CUDA_ARG_TENSOR, 598},
-  {CUDA_ARG_TENSOR, 600},
-  {CUDA_ARG_TENSOR, 601},
-  {CUDA_ARG_PARAM, 558},
+  {CUDA_ARG_TENSOR, 1648},
   {CUDA_ARG_PARAM, 559},
   {CUDA_ARG_TENSOR, 607},
   {CUDA_ARG_TENSOR, 607},
@@ -18945,17 +19216,15 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 610},
   {CUDA_ARG_TENSOR, 611},
+  {CUDA_ARG_TENSOR, 1650},
+  {CUDA_ARG_PARAM, 528},
   {CUDA_ARG_BUFFER, 530},
   {CUDA_ARG_BUFFER, 531},
   {CUDA_ARG_TENSOR, 603},
-  {CUDA_ARG_TENSOR, 605},
-  {CUDA_ARG_TENSOR, 606},
-  {CUDA_ARG_PARAM, 563},
+  {CUDA_ARG_TENSOR, 1649},
   {CUDA_ARG_PARAM, 564},
   {CUDA_ARG_TENSOR, 608},
-  {CUDA_ARG_TENSOR, 610},
-  {CUDA_ARG_TENSOR, 611},
-  {CUDA_ARG_PARAM, 528},
+  {CUDA_ARG_TENSOR, 1650},
   {CUDA_ARG_PARAM, 529},
   {CUDA_ARG_TENSOR, 634},
   {CUDA_ARG_TENSOR, 607},
@@ -18965,17 +19234,15 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 617},
   {CUDA_ARG_TENSOR, 618},
+  {CUDA_ARG_TENSOR, 1651},
+  {CUDA_ARG_PARAM, 533},
   {CUDA_ARG_BUFFER, 535},
   {CUDA_ARG_BUFFER, 536},
   {CUDA_ARG_TENSOR, 598},
-  {CUDA_ARG_TENSOR, 600},
-  {CUDA_ARG_TENSOR, 601},
-  {CUDA_ARG_PARAM, 558},
+  {CUDA_ARG_TENSOR, 1648},
   {CUDA_ARG_PARAM, 559},
   {CUDA_ARG_TENSOR, 615},
-  {CUDA_ARG_TENSOR, 617},
-  {CUDA_ARG_TENSOR, 618},
-  {CUDA_ARG_PARAM, 533},
+  {CUDA_ARG_TENSOR, 1651},
   {CUDA_ARG_PARAM, 534},
   {CUDA_ARG_TENSOR, 620},
   {CUDA_ARG_TENSOR, 607},
@@ -18985,12 +19252,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 624},
   {CUDA_ARG_TENSOR, 625},
+  {CUDA_ARG_TENSOR, 1652},
+  {CUDA_ARG_PARAM, 538},
   {CUDA_ARG_BUFFER, 540},
   {CUDA_ARG_BUFFER, 541},
   {CUDA_ARG_TENSOR, 622},
-  {CUDA_ARG_TENSOR, 624},
-  {CUDA_ARG_TENSOR, 625},
-  {CUDA_ARG_PARAM, 538},
+  {CUDA_ARG_TENSOR, 1652},
   {CUDA_ARG_PARAM, 539},
   {CUDA_ARG_TENSOR, 626},
   {CUDA_ARG_TENSOR, 626},
@@ -19000,17 +19267,15 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 629},
   {CUDA_ARG_TENSOR, 630},
+  {CUDA_ARG_TENSOR, 1653},
+  {CUDA_ARG_PARAM, 543},
   {CUDA_ARG_BUFFER, 545},
   {CUDA_ARG_BUFFER, 546},
   {CUDA_ARG_TENSOR, 603},
-  {CUDA_ARG_TENSOR, 605},
-  {CUDA_ARG_TENSOR, 606},
-  {CUDA_ARG_PARAM, 563},
+  {CUDA_ARG_TENSOR, 1649},
   {CUDA_ARG_PARAM, 564},
   {CUDA_ARG_TENSOR, 627},
-  {CUDA_ARG_TENSOR, 629},
-  {CUDA_ARG_TENSOR, 630},
-  {CUDA_ARG_PARAM, 543},
+  {CUDA_ARG_TENSOR, 1653},
   {CUDA_ARG_PARAM, 544},
   {CUDA_ARG_TENSOR, 632},
   {CUDA_ARG_TENSOR, 634},
@@ -19020,17 +19285,15 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 637},
   {CUDA_ARG_TENSOR, 638},
+  {CUDA_ARG_TENSOR, 1654},
+  {CUDA_ARG_PARAM, 548},
   {CUDA_ARG_BUFFER, 550},
   {CUDA_ARG_BUFFER, 551},
   {CUDA_ARG_TENSOR, 598},
-  {CUDA_ARG_TENSOR, 600},
-  {CUDA_ARG_TENSOR, 601},
-  {CUDA_ARG_PARAM, 558},
+  {CUDA_ARG_TENSOR, 1648},
   {CUDA_ARG_PARAM, 559},
   {CUDA_ARG_TENSOR, 635},
-  {CUDA_ARG_TENSOR, 637},
-  {CUDA_ARG_TENSOR, 638},
-  {CUDA_ARG_PARAM, 548},
+  {CUDA_ARG_TENSOR, 1654},
   {CUDA_ARG_PARAM, 549},
   {CUDA_ARG_TENSOR, 639},
   {CUDA_ARG_TENSOR, 607},
@@ -19040,17 +19303,15 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 644},
   {CUDA_ARG_TENSOR, 645},
+  {CUDA_ARG_TENSOR, 1655},
+  {CUDA_ARG_PARAM, 553},
   {CUDA_ARG_BUFFER, 555},
   {CUDA_ARG_BUFFER, 556},
   {CUDA_ARG_TENSOR, 603},
-  {CUDA_ARG_TENSOR, 605},
-  {CUDA_ARG_TENSOR, 606},
-  {CUDA_ARG_PARAM, 563},
+  {CUDA_ARG_TENSOR, 1649},
   {CUDA_ARG_PARAM, 564},
   {CUDA_ARG_TENSOR, 642},
-  {CUDA_ARG_TENSOR, 644},
-  {CUDA_ARG_TENSOR, 645},
-  {CUDA_ARG_PARAM, 553},
+  {CUDA_ARG_TENSOR, 1655},
   {CUDA_ARG_PARAM, 554},
   {CUDA_ARG_TENSOR, 646},
   {CUDA_ARG_TENSOR, 647},
@@ -19062,12 +19323,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 652},
   {CUDA_ARG_TENSOR, 653},
+  {CUDA_ARG_TENSOR, 1656},
+  {CUDA_ARG_PARAM, 809},
   {CUDA_ARG_BUFFER, 811},
   {CUDA_ARG_BUFFER, 812},
   {CUDA_ARG_TENSOR, 650},
-  {CUDA_ARG_TENSOR, 652},
-  {CUDA_ARG_TENSOR, 653},
-  {CUDA_ARG_PARAM, 809},
+  {CUDA_ARG_TENSOR, 1656},
   {CUDA_ARG_PARAM, 810},
   {CUDA_ARG_TENSOR, 654},
   {CUDA_ARG_TENSOR, 654},
@@ -19077,12 +19338,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 657},
   {CUDA_ARG_TENSOR, 658},
+  {CUDA_ARG_TENSOR, 1657},
+  {CUDA_ARG_PARAM, 814},
   {CUDA_ARG_BUFFER, 816},
   {CUDA_ARG_BUFFER, 817},
   {CUDA_ARG_TENSOR, 655},
-  {CUDA_ARG_TENSOR, 657},
-  {CUDA_ARG_TENSOR, 658},
-  {CUDA_ARG_PARAM, 814},
+  {CUDA_ARG_TENSOR, 1657},
   {CUDA_ARG_PARAM, 815},
   {CUDA_ARG_TENSOR, 659},
   {CUDA_ARG_PARAM, 819},
@@ -19100,6 +19361,8 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 666},
   {CUDA_ARG_TENSOR, 667},
+  {CUDA_ARG_TENSOR, 1658},
+  {CUDA_ARG_PARAM, 619},
   {CUDA_ARG_BUFFER, 621},
   {CUDA_ARG_BUFFER, 622},
   {CUDA_ARG_TENSOR, 647},
@@ -19111,12 +19374,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 671},
   {CUDA_ARG_TENSOR, 672},
+  {CUDA_ARG_TENSOR, 1659},
+  {CUDA_ARG_PARAM, 624},
   {CUDA_ARG_BUFFER, 626},
   {CUDA_ARG_BUFFER, 627},
   {CUDA_ARG_TENSOR, 664},
-  {CUDA_ARG_TENSOR, 666},
-  {CUDA_ARG_TENSOR, 667},
-  {CUDA_ARG_PARAM, 619},
+  {CUDA_ARG_TENSOR, 1658},
   {CUDA_ARG_PARAM, 620},
   {CUDA_ARG_TENSOR, 673},
   {CUDA_ARG_TENSOR, 673},
@@ -19126,17 +19389,15 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 676},
   {CUDA_ARG_TENSOR, 677},
+  {CUDA_ARG_TENSOR, 1660},
+  {CUDA_ARG_PARAM, 568},
   {CUDA_ARG_BUFFER, 570},
   {CUDA_ARG_BUFFER, 571},
   {CUDA_ARG_TENSOR, 669},
-  {CUDA_ARG_TENSOR, 671},
-  {CUDA_ARG_TENSOR, 672},
-  {CUDA_ARG_PARAM, 624},
+  {CUDA_ARG_TENSOR, 1659},
   {CUDA_ARG_PARAM, 625},
   {CUDA_ARG_TENSOR, 674},
-  {CUDA_ARG_TENSOR, 676},
-  {CUDA_ARG_TENSOR, 677},
-  {CUDA_ARG_PARAM, 568},
+  {CUDA_ARG_TENSOR, 1660},
   {CUDA_ARG_PARAM, 569},
   {CUDA_ARG_TENSOR, 680},
   {CUDA_ARG_TENSOR, 680},
@@ -19146,12 +19407,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 683},
   {CUDA_ARG_TENSOR, 684},
+  {CUDA_ARG_TENSOR, 1661},
+  {CUDA_ARG_PARAM, 573},
   {CUDA_ARG_BUFFER, 575},
   {CUDA_ARG_BUFFER, 576},
   {CUDA_ARG_TENSOR, 681},
-  {CUDA_ARG_TENSOR, 683},
-  {CUDA_ARG_TENSOR, 684},
-  {CUDA_ARG_PARAM, 573},
+  {CUDA_ARG_TENSOR, 1661},
   {CUDA_ARG_PARAM, 574},
   {CUDA_ARG_TENSOR, 685},
   {CUDA_ARG_TENSOR, 685},
@@ -19161,12 +19422,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 688},
   {CUDA_ARG_TENSOR, 689},
+  {CUDA_ARG_TENSOR, 1662},
+  {CUDA_ARG_PARAM, 578},
   {CUDA_ARG_BUFFER, 580},
   {CUDA_ARG_BUFFER, 581},
   {CUDA_ARG_TENSOR, 669},
-  {CUDA_ARG_TENSOR, 671},
-  {CUDA_ARG_TENSOR, 672},
-  {CUDA_ARG_PARAM, 624},
+  {CUDA_ARG_TENSOR, 1659},
   {CUDA_ARG_PARAM, 625},
   {CUDA_ARG_TENSOR, 690},
   {CUDA_ARG_TENSOR, 690},
@@ -19176,17 +19437,15 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 693},
   {CUDA_ARG_TENSOR, 694},
+  {CUDA_ARG_TENSOR, 1663},
+  {CUDA_ARG_PARAM, 583},
   {CUDA_ARG_BUFFER, 585},
   {CUDA_ARG_BUFFER, 586},
   {CUDA_ARG_TENSOR, 686},
-  {CUDA_ARG_TENSOR, 688},
-  {CUDA_ARG_TENSOR, 689},
-  {CUDA_ARG_PARAM, 578},
+  {CUDA_ARG_TENSOR, 1662},
   {CUDA_ARG_PARAM, 579},
   {CUDA_ARG_TENSOR, 691},
-  {CUDA_ARG_TENSOR, 693},
-  {CUDA_ARG_TENSOR, 694},
-  {CUDA_ARG_PARAM, 583},
+  {CUDA_ARG_TENSOR, 1663},
   {CUDA_ARG_PARAM, 584},
   {CUDA_ARG_TENSOR, 695},
   {CUDA_ARG_TENSOR, 673},
@@ -19196,6 +19455,8 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 699},
   {CUDA_ARG_TENSOR, 700},
+  {CUDA_ARG_TENSOR, 1664},
+  {CUDA_ARG_PARAM, 588},
   {CUDA_ARG_BUFFER, 590},
   {CUDA_ARG_BUFFER, 591},
   {CUDA_ARG_TENSOR, 690},
@@ -19205,6 +19466,8 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 704},
   {CUDA_ARG_TENSOR, 705},
+  {CUDA_ARG_TENSOR, 1665},
+  {CUDA_ARG_PARAM, 593},
   {CUDA_ARG_BUFFER, 595},
   {CUDA_ARG_BUFFER, 596},
   {CUDA_ARG_TENSOR, 673},
@@ -19214,12 +19477,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 710},
   {CUDA_ARG_TENSOR, 711},
+  {CUDA_ARG_TENSOR, 1666},
+  {CUDA_ARG_PARAM, 598},
   {CUDA_ARG_BUFFER, 600},
   {CUDA_ARG_BUFFER, 601},
   {CUDA_ARG_TENSOR, 708},
-  {CUDA_ARG_TENSOR, 710},
-  {CUDA_ARG_TENSOR, 711},
-  {CUDA_ARG_PARAM, 598},
+  {CUDA_ARG_TENSOR, 1666},
   {CUDA_ARG_PARAM, 599},
   {CUDA_ARG_TENSOR, 712},
   {CUDA_ARG_TENSOR, 712},
@@ -19229,17 +19492,15 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 715},
   {CUDA_ARG_TENSOR, 716},
+  {CUDA_ARG_TENSOR, 1667},
+  {CUDA_ARG_PARAM, 603},
   {CUDA_ARG_BUFFER, 605},
   {CUDA_ARG_BUFFER, 606},
   {CUDA_ARG_TENSOR, 697},
-  {CUDA_ARG_TENSOR, 699},
-  {CUDA_ARG_TENSOR, 700},
-  {CUDA_ARG_PARAM, 588},
+  {CUDA_ARG_TENSOR, 1664},
   {CUDA_ARG_PARAM, 589},
   {CUDA_ARG_TENSOR, 702},
-  {CUDA_ARG_TENSOR, 704},
-  {CUDA_ARG_TENSOR, 705},
-  {CUDA_ARG_PARAM, 593},
+  {CUDA_ARG_TENSOR, 1665},
   {CUDA_ARG_PARAM, 594},
   {CUDA_ARG_TENSOR, 717},
   {CUDA_ARG_TENSOR, 717},
@@ -19249,17 +19510,15 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 720},
   {CUDA_ARG_TENSOR, 721},
+  {CUDA_ARG_TENSOR, 1668},
+  {CUDA_ARG_PARAM, 608},
   {CUDA_ARG_BUFFER, 610},
   {CUDA_ARG_BUFFER, 611},
   {CUDA_ARG_TENSOR, 713},
-  {CUDA_ARG_TENSOR, 715},
-  {CUDA_ARG_TENSOR, 716},
-  {CUDA_ARG_PARAM, 603},
+  {CUDA_ARG_TENSOR, 1667},
   {CUDA_ARG_PARAM, 604},
   {CUDA_ARG_TENSOR, 718},
-  {CUDA_ARG_TENSOR, 720},
-  {CUDA_ARG_TENSOR, 721},
-  {CUDA_ARG_PARAM, 608},
+  {CUDA_ARG_TENSOR, 1668},
   {CUDA_ARG_PARAM, 609},
   {CUDA_ARG_TENSOR, 722},
   {CUDA_ARG_TENSOR, 673},
@@ -19269,17 +19528,15 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 726},
   {CUDA_ARG_TENSOR, 727},
+  {CUDA_ARG_TENSOR, 1669},
+  {CUDA_ARG_PARAM, 613},
   {CUDA_ARG_BUFFER, 615},
   {CUDA_ARG_BUFFER, 616},
   {CUDA_ARG_TENSOR, 669},
-  {CUDA_ARG_TENSOR, 671},
-  {CUDA_ARG_TENSOR, 672},
-  {CUDA_ARG_PARAM, 624},
+  {CUDA_ARG_TENSOR, 1659},
   {CUDA_ARG_PARAM, 625},
   {CUDA_ARG_TENSOR, 724},
-  {CUDA_ARG_TENSOR, 726},
-  {CUDA_ARG_TENSOR, 727},
-  {CUDA_ARG_PARAM, 613},
+  {CUDA_ARG_TENSOR, 1669},
   {CUDA_ARG_PARAM, 614},
   {CUDA_ARG_TENSOR, 728},
   {CUDA_ARG_TENSOR, 668},
@@ -19289,6 +19546,8 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 733},
   {CUDA_ARG_TENSOR, 734},
+  {CUDA_ARG_TENSOR, 1670},
+  {CUDA_ARG_PARAM, 679},
   {CUDA_ARG_BUFFER, 681},
   {CUDA_ARG_BUFFER, 682},
   {CUDA_ARG_TENSOR, 729},
@@ -19300,12 +19559,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 738},
   {CUDA_ARG_TENSOR, 739},
+  {CUDA_ARG_TENSOR, 1671},
+  {CUDA_ARG_PARAM, 684},
   {CUDA_ARG_BUFFER, 686},
   {CUDA_ARG_BUFFER, 687},
   {CUDA_ARG_TENSOR, 731},
-  {CUDA_ARG_TENSOR, 733},
-  {CUDA_ARG_TENSOR, 734},
-  {CUDA_ARG_PARAM, 679},
+  {CUDA_ARG_TENSOR, 1670},
   {CUDA_ARG_PARAM, 680},
   {CUDA_ARG_TENSOR, 740},
   {CUDA_ARG_TENSOR, 740},
@@ -19315,17 +19574,15 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 743},
   {CUDA_ARG_TENSOR, 744},
+  {CUDA_ARG_TENSOR, 1672},
+  {CUDA_ARG_PARAM, 629},
   {CUDA_ARG_BUFFER, 631},
   {CUDA_ARG_BUFFER, 632},
   {CUDA_ARG_TENSOR, 736},
-  {CUDA_ARG_TENSOR, 738},
-  {CUDA_ARG_TENSOR, 739},
-  {CUDA_ARG_PARAM, 684},
+  {CUDA_ARG_TENSOR, 1671},
   {CUDA_ARG_PARAM, 685},
   {CUDA_ARG_TENSOR, 741},
-  {CUDA_ARG_TENSOR, 743},
-  {CUDA_ARG_TENSOR, 744},
-  {CUDA_ARG_PARAM, 629},
+  {CUDA_ARG_TENSOR, 1672},
   {CUDA_ARG_PARAM, 630},
   {CUDA_ARG_TENSOR, 747},
   {CUDA_ARG_TENSOR, 747},
@@ -19335,12 +19592,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 750},
   {CUDA_ARG_TENSOR, 751},
+  {CUDA_ARG_TENSOR, 1673},
+  {CUDA_ARG_PARAM, 634},
   {CUDA_ARG_BUFFER, 636},
   {CUDA_ARG_BUFFER, 637},
   {CUDA_ARG_TENSOR, 748},
-  {CUDA_ARG_TENSOR, 750},
-  {CUDA_ARG_TENSOR, 751},
-  {CUDA_ARG_PARAM, 634},
+  {CUDA_ARG_TENSOR, 1673},
   {CUDA_ARG_PARAM, 635},
   {CUDA_ARG_TENSOR, 752},
   {CUDA_ARG_TENSOR, 752},
@@ -19350,12 +19607,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 755},
   {CUDA_ARG_TENSOR, 756},
+  {CUDA_ARG_TENSOR, 1674},
+  {CUDA_ARG_PARAM, 639},
   {CUDA_ARG_BUFFER, 641},
   {CUDA_ARG_BUFFER, 642},
   {CUDA_ARG_TENSOR, 736},
-  {CUDA_ARG_TENSOR, 738},
-  {CUDA_ARG_TENSOR, 739},
-  {CUDA_ARG_PARAM, 684},
+  {CUDA_ARG_TENSOR, 1671},
   {CUDA_ARG_PARAM, 685},
   {CUDA_ARG_TENSOR, 757},
   {CUDA_ARG_TENSOR, 757},
@@ -19365,17 +19622,15 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 760},
   {CUDA_ARG_TENSOR, 761},
+  {CUDA_ARG_TENSOR, 1675},
+  {CUDA_ARG_PARAM, 644},
   {CUDA_ARG_BUFFER, 646},
   {CUDA_ARG_BUFFER, 647},
   {CUDA_ARG_TENSOR, 753},
-  {CUDA_ARG_TENSOR, 755},
-  {CUDA_ARG_TENSOR, 756},
-  {CUDA_ARG_PARAM, 639},
+  {CUDA_ARG_TENSOR, 1674},
   {CUDA_ARG_PARAM, 640},
   {CUDA_ARG_TENSOR, 758},
-  {CUDA_ARG_TENSOR, 760},
-  {CUDA_ARG_TENSOR, 761},
-  {CUDA_ARG_PARAM, 644},
+  {CUDA_ARG_TENSOR, 1675},
   {CUDA_ARG_PARAM, 645},
   {CUDA_ARG_TENSOR, 762},
   {CUDA_ARG_TENSOR, 740},
@@ -19385,6 +19640,8 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 766},
   {CUDA_ARG_TENSOR, 767},
+  {CUDA_ARG_TENSOR, 1676},
+  {CUDA_ARG_PARAM, 649},
   {CUDA_ARG_BUFFER, 651},
   {CUDA_ARG_BUFFER, 652},
   {CUDA_ARG_TENSOR, 757},
@@ -19394,6 +19651,8 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 771},
   {CUDA_ARG_TENSOR, 772},
+  {CUDA_ARG_TENSOR, 1677},
+  {CUDA_ARG_PARAM, 654},
   {CUDA_ARG_BUFFER, 656},
   {CUDA_ARG_BUFFER, 657},
   {CUDA_ARG_TENSOR, 740},
@@ -19403,12 +19662,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 777},
   {CUDA_ARG_TENSOR, 778},
+  {CUDA_ARG_TENSOR, 1678},
+  {CUDA_ARG_PARAM, 659},
   {CUDA_ARG_BUFFER, 661},
   {CUDA_ARG_BUFFER, 662},
   {CUDA_ARG_TENSOR, 775},
-  {CUDA_ARG_TENSOR, 777},
-  {CUDA_ARG_TENSOR, 778},
-  {CUDA_ARG_PARAM, 659},
+  {CUDA_ARG_TENSOR, 1678},
   {CUDA_ARG_PARAM, 660},
   {CUDA_ARG_TENSOR, 779},
   {CUDA_ARG_TENSOR, 779},
@@ -19418,17 +19677,15 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 782},
   {CUDA_ARG_TENSOR, 783},
+  {CUDA_ARG_TENSOR, 1679},
+  {CUDA_ARG_PARAM, 664},
   {CUDA_ARG_BUFFER, 666},
   {CUDA_ARG_BUFFER, 667},
   {CUDA_ARG_TENSOR, 764},
-  {CUDA_ARG_TENSOR, 766},
-  {CUDA_ARG_TENSOR, 767},
-  {CUDA_ARG_PARAM, 649},
+  {CUDA_ARG_TENSOR, 1676},
   {CUDA_ARG_PARAM, 650},
   {CUDA_ARG_TENSOR, 769},
-  {CUDA_ARG_TENSOR, 771},
-  {CUDA_ARG_TENSOR, 772},
-  {CUDA_ARG_PARAM, 654},
+  {CUDA_ARG_TENSOR, 1677},
   {CUDA_ARG_PARAM, 655},
   {CUDA_ARG_TENSOR, 784},
   {CUDA_ARG_TENSOR, 784},
@@ -19438,17 +19695,15 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 787},
   {CUDA_ARG_TENSOR, 788},
+  {CUDA_ARG_TENSOR, 1680},
+  {CUDA_ARG_PARAM, 669},
   {CUDA_ARG_BUFFER, 671},
   {CUDA_ARG_BUFFER, 672},
   {CUDA_ARG_TENSOR, 780},
-  {CUDA_ARG_TENSOR, 782},
-  {CUDA_ARG_TENSOR, 783},
-  {CUDA_ARG_PARAM, 664},
+  {CUDA_ARG_TENSOR, 1679},
   {CUDA_ARG_PARAM, 665},
   {CUDA_ARG_TENSOR, 785},
-  {CUDA_ARG_TENSOR, 787},
-  {CUDA_ARG_TENSOR, 788},
-  {CUDA_ARG_PARAM, 669},
+  {CUDA_ARG_TENSOR, 1680},
   {CUDA_ARG_PARAM, 670},
   {CUDA_ARG_TENSOR, 789},
   {CUDA_ARG_TENSOR, 740},
@@ -19458,17 +19713,15 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 793},
   {CUDA_ARG_TENSOR, 794},
+  {CUDA_ARG_TENSOR, 1681},
+  {CUDA_ARG_PARAM, 674},
   {CUDA_ARG_BUFFER, 676},
   {CUDA_ARG_BUFFER, 677},
   {CUDA_ARG_TENSOR, 736},
-  {CUDA_ARG_TENSOR, 738},
-  {CUDA_ARG_TENSOR, 739},
-  {CUDA_ARG_PARAM, 684},
+  {CUDA_ARG_TENSOR, 1671},
   {CUDA_ARG_PARAM, 685},
   {CUDA_ARG_TENSOR, 791},
-  {CUDA_ARG_TENSOR, 793},
-  {CUDA_ARG_TENSOR, 794},
-  {CUDA_ARG_PARAM, 674},
+  {CUDA_ARG_TENSOR, 1681},
   {CUDA_ARG_PARAM, 675},
   {CUDA_ARG_TENSOR, 795},
   {CUDA_ARG_TENSOR, 735},
@@ -19478,6 +19731,8 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 800},
   {CUDA_ARG_TENSOR, 801},
+  {CUDA_ARG_TENSOR, 1682},
+  {CUDA_ARG_PARAM, 739},
   {CUDA_ARG_BUFFER, 741},
   {CUDA_ARG_BUFFER, 742},
   {CUDA_ARG_TENSOR, 796},
@@ -19489,12 +19744,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 805},
   {CUDA_ARG_TENSOR, 806},
+  {CUDA_ARG_TENSOR, 1683},
+  {CUDA_ARG_PARAM, 744},
   {CUDA_ARG_BUFFER, 746},
   {CUDA_ARG_BUFFER, 747},
   {CUDA_ARG_TENSOR, 798},
-  {CUDA_ARG_TENSOR, 800},
-  {CUDA_ARG_TENSOR, 801},
-  {CUDA_ARG_PARAM, 739},
+  {CUDA_ARG_TENSOR, 1682},
   {CUDA_ARG_PARAM, 740},
   {CUDA_ARG_TENSOR, 807},
   {CUDA_ARG_TENSOR, 807},
@@ -19504,17 +19759,15 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 810},
   {CUDA_ARG_TENSOR, 811},
+  {CUDA_ARG_TENSOR, 1684},
+  {CUDA_ARG_PARAM, 689},
   {CUDA_ARG_BUFFER, 691},
   {CUDA_ARG_BUFFER, 692},
   {CUDA_ARG_TENSOR, 803},
-  {CUDA_ARG_TENSOR, 805},
-  {CUDA_ARG_TENSOR, 806},
-  {CUDA_ARG_PARAM, 744},
+  {CUDA_ARG_TENSOR, 1683},
   {CUDA_ARG_PARAM, 745},
   {CUDA_ARG_TENSOR, 808},
-  {CUDA_ARG_TENSOR, 810},
-  {CUDA_ARG_TENSOR, 811},
-  {CUDA_ARG_PARAM, 689},
+  {CUDA_ARG_TENSOR, 1684},
   {CUDA_ARG_PARAM, 690},
   {CUDA_ARG_TENSOR, 814},
   {CUDA_ARG_TENSOR, 814},
@@ -19524,12 +19777,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 817},
   {CUDA_ARG_TENSOR, 818},
+  {CUDA_ARG_TENSOR, 1685},
+  {CUDA_ARG_PARAM, 694},
   {CUDA_ARG_BUFFER, 696},
   {CUDA_ARG_BUFFER, 697},
   {CUDA_ARG_TENSOR, 815},
-  {CUDA_ARG_TENSOR, 817},
-  {CUDA_ARG_TENSOR, 818},
-  {CUDA_ARG_PARAM, 694},
+  {CUDA_ARG_TENSOR, 1685},
   {CUDA_ARG_PARAM, 695},
   {CUDA_ARG_TENSOR, 819},
   {CUDA_ARG_TENSOR, 819},
@@ -19539,12 +19792,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 822},
   {CUDA_ARG_TENSOR, 823},
+  {CUDA_ARG_TENSOR, 1686},
+  {CUDA_ARG_PARAM, 699},
   {CUDA_ARG_BUFFER, 701},
   {CUDA_ARG_BUFFER, 702},
   {CUDA_ARG_TENSOR, 803},
-  {CUDA_ARG_TENSOR, 805},
-  {CUDA_ARG_TENSOR, 806},
-  {CUDA_ARG_PARAM, 744},
+  {CUDA_ARG_TENSOR, 1683},
   {CUDA_ARG_PARAM, 745},
   {CUDA_ARG_TENSOR, 824},
   {CUDA_ARG_TENSOR, 824},
@@ -19554,17 +19807,15 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 827},
   {CUDA_ARG_TENSOR, 828},
+  {CUDA_ARG_TENSOR, 1687},
+  {CUDA_ARG_PARAM, 704},
   {CUDA_ARG_BUFFER, 706},
   {CUDA_ARG_BUFFER, 707},
   {CUDA_ARG_TENSOR, 820},
-  {CUDA_ARG_TENSOR, 822},
-  {CUDA_ARG_TENSOR, 823},
-  {CUDA_ARG_PARAM, 699},
+  {CUDA_ARG_TENSOR, 1686},
   {CUDA_ARG_PARAM, 700},
   {CUDA_ARG_TENSOR, 825},
-  {CUDA_ARG_TENSOR, 827},
-  {CUDA_ARG_TENSOR, 828},
-  {CUDA_ARG_PARAM, 704},
+  {CUDA_ARG_TENSOR, 1687},
   {CUDA_ARG_PARAM, 705},
   {CUDA_ARG_TENSOR, 829},
   {CUDA_ARG_TENSOR, 807},
@@ -19574,6 +19825,8 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 833},
   {CUDA_ARG_TENSOR, 834},
+  {CUDA_ARG_TENSOR, 1688},
+  {CUDA_ARG_PARAM, 709},
   {CUDA_ARG_BUFFER, 711},
   {CUDA_ARG_BUFFER, 712},
   {CUDA_ARG_TENSOR, 824},
@@ -19583,6 +19836,8 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 838},
   {CUDA_ARG_TENSOR, 839},
+  {CUDA_ARG_TENSOR, 1689},
+  {CUDA_ARG_PARAM, 714},
   {CUDA_ARG_BUFFER, 716},
   {CUDA_ARG_BUFFER, 717},
   {CUDA_ARG_TENSOR, 807},
@@ -19592,12 +19847,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 844},
   {CUDA_ARG_TENSOR, 845},
+  {CUDA_ARG_TENSOR, 1690},
+  {CUDA_ARG_PARAM, 719},
   {CUDA_ARG_BUFFER, 721},
   {CUDA_ARG_BUFFER, 722},
   {CUDA_ARG_TENSOR, 842},
-  {CUDA_ARG_TENSOR, 844},
-  {CUDA_ARG_TENSOR, 845},
-  {CUDA_ARG_PARAM, 719},
+  {CUDA_ARG_TENSOR, 1690},
   {CUDA_ARG_PARAM, 720},
   {CUDA_ARG_TENSOR, 846},
   {CUDA_ARG_TENSOR, 846},
@@ -19607,17 +19862,15 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 849},
   {CUDA_ARG_TENSOR, 850},
+  {CUDA_ARG_TENSOR, 1691},
+  {CUDA_ARG_PARAM, 724},
   {CUDA_ARG_BUFFER, 726},
   {CUDA_ARG_BUFFER, 727},
   {CUDA_ARG_TENSOR, 831},
-  {CUDA_ARG_TENSOR, 833},
-  {CUDA_ARG_TENSOR, 834},
-  {CUDA_ARG_PARAM, 709},
+  {CUDA_ARG_TENSOR, 1688},
   {CUDA_ARG_PARAM, 710},
   {CUDA_ARG_TENSOR, 836},
-  {CUDA_ARG_TENSOR, 838},
-  {CUDA_ARG_TENSOR, 839},
-  {CUDA_ARG_PARAM, 714},
+  {CUDA_ARG_TENSOR, 1689},
   {CUDA_ARG_PARAM, 715},
   {CUDA_ARG_TENSOR, 851},
   {CUDA_ARG_TENSOR, 851},
@@ -19627,17 +19880,15 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 854},
   {CUDA_ARG_TENSOR, 855},
+  {CUDA_ARG_TENSOR, 1692},
+  {CUDA_ARG_PARAM, 729},
   {CUDA_ARG_BUFFER, 731},
   {CUDA_ARG_BUFFER, 732},
   {CUDA_ARG_TENSOR, 847},
-  {CUDA_ARG_TENSOR, 849},
-  {CUDA_ARG_TENSOR, 850},
-  {CUDA_ARG_PARAM, 724},
+  {CUDA_ARG_TENSOR, 1691},
   {CUDA_ARG_PARAM, 725},
   {CUDA_ARG_TENSOR, 852},
-  {CUDA_ARG_TENSOR, 854},
-  {CUDA_ARG_TENSOR, 855},
-  {CUDA_ARG_PARAM, 729},
+  {CUDA_ARG_TENSOR, 1692},
   {CUDA_ARG_PARAM, 730},
   {CUDA_ARG_TENSOR, 856},
   {CUDA_ARG_TENSOR, 807},
@@ -19647,17 +19898,15 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 860},
   {CUDA_ARG_TENSOR, 861},
+  {CUDA_ARG_TENSOR, 1693},
+  {CUDA_ARG_PARAM, 734},
   {CUDA_ARG_BUFFER, 736},
   {CUDA_ARG_BUFFER, 737},
   {CUDA_ARG_TENSOR, 803},
-  {CUDA_ARG_TENSOR, 805},
-  {CUDA_ARG_TENSOR, 806},
-  {CUDA_ARG_PARAM, 744},
+  {CUDA_ARG_TENSOR, 1683},
   {CUDA_ARG_PARAM, 745},
   {CUDA_ARG_TENSOR, 858},
-  {CUDA_ARG_TENSOR, 860},
-  {CUDA_ARG_TENSOR, 861},
-  {CUDA_ARG_PARAM, 734},
+  {CUDA_ARG_TENSOR, 1693},
   {CUDA_ARG_PARAM, 735},
   {CUDA_ARG_TENSOR, 862},
   {CUDA_ARG_TENSOR, 802},
@@ -19667,6 +19916,8 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 867},
   {CUDA_ARG_TENSOR, 868},
+  {CUDA_ARG_TENSOR, 1694},
+  {CUDA_ARG_PARAM, 799},
   {CUDA_ARG_BUFFER, 801},
   {CUDA_ARG_BUFFER, 802},
   {CUDA_ARG_TENSOR, 863},
@@ -19678,12 +19929,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 872},
   {CUDA_ARG_TENSOR, 873},
+  {CUDA_ARG_TENSOR, 1695},
+  {CUDA_ARG_PARAM, 804},
   {CUDA_ARG_BUFFER, 806},
   {CUDA_ARG_BUFFER, 807},
   {CUDA_ARG_TENSOR, 865},
-  {CUDA_ARG_TENSOR, 867},
-  {CUDA_ARG_TENSOR, 868},
-  {CUDA_ARG_PARAM, 799},
+  {CUDA_ARG_TENSOR, 1694},
   {CUDA_ARG_PARAM, 800},
   {CUDA_ARG_TENSOR, 874},
   {CUDA_ARG_TENSOR, 874},
@@ -19693,17 +19944,15 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 877},
   {CUDA_ARG_TENSOR, 878},
+  {CUDA_ARG_TENSOR, 1696},
+  {CUDA_ARG_PARAM, 749},
   {CUDA_ARG_BUFFER, 751},
   {CUDA_ARG_BUFFER, 752},
   {CUDA_ARG_TENSOR, 870},
-  {CUDA_ARG_TENSOR, 872},
-  {CUDA_ARG_TENSOR, 873},
-  {CUDA_ARG_PARAM, 804},
+  {CUDA_ARG_TENSOR, 1695},
   {CUDA_ARG_PARAM, 805},
   {CUDA_ARG_TENSOR, 875},
-  {CUDA_ARG_TENSOR, 877},
-  {CUDA_ARG_TENSOR, 878},
-  {CUDA_ARG_PARAM, 749},
+  {CUDA_ARG_TENSOR, 1696},
   {CUDA_ARG_PARAM, 750},
   {CUDA_ARG_TENSOR, 881},
   {CUDA_ARG_TENSOR, 881},
@@ -19713,12 +19962,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 884},
   {CUDA_ARG_TENSOR, 885},
+  {CUDA_ARG_TENSOR, 1697},
+  {CUDA_ARG_PARAM, 754},
   {CUDA_ARG_BUFFER, 756},
   {CUDA_ARG_BUFFER, 757},
   {CUDA_ARG_TENSOR, 882},
-  {CUDA_ARG_TENSOR, 884},
-  {CUDA_ARG_TENSOR, 885},
-  {CUDA_ARG_PARAM, 754},
+  {CUDA_ARG_TENSOR, 1697},
   {CUDA_ARG_PARAM, 755},
   {CUDA_ARG_TENSOR, 886},
   {CUDA_ARG_TENSOR, 886},
@@ -19728,12 +19977,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 889},
   {CUDA_ARG_TENSOR, 890},
+  {CUDA_ARG_TENSOR, 1698},
+  {CUDA_ARG_PARAM, 759},
   {CUDA_ARG_BUFFER, 761},
   {CUDA_ARG_BUFFER, 762},
   {CUDA_ARG_TENSOR, 870},
-  {CUDA_ARG_TENSOR, 872},
-  {CUDA_ARG_TENSOR, 873},
-  {CUDA_ARG_PARAM, 804},
+  {CUDA_ARG_TENSOR, 1695},
   {CUDA_ARG_PARAM, 805},
   {CUDA_ARG_TENSOR, 891},
   {CUDA_ARG_TENSOR, 891},
@@ -19743,17 +19992,15 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 894},
   {CUDA_ARG_TENSOR, 895},
+  {CUDA_ARG_TENSOR, 1699},
+  {CUDA_ARG_PARAM, 764},
   {CUDA_ARG_BUFFER, 766},
   {CUDA_ARG_BUFFER, 767},
   {CUDA_ARG_TENSOR, 887},
-  {CUDA_ARG_TENSOR, 889},
-  {CUDA_ARG_TENSOR, 890},
-  {CUDA_ARG_PARAM, 759},
+  {CUDA_ARG_TENSOR, 1698},
   {CUDA_ARG_PARAM, 760},
   {CUDA_ARG_TENSOR, 892},
-  {CUDA_ARG_TENSOR, 894},
-  {CUDA_ARG_TENSOR, 895},
-  {CUDA_ARG_PARAM, 764},
+  {CUDA_ARG_TENSOR, 1699},
   {CUDA_ARG_PARAM, 765},
   {CUDA_ARG_TENSOR, 896},
   {CUDA_ARG_TENSOR, 874},
@@ -19763,6 +20010,8 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 900},
   {CUDA_ARG_TENSOR, 901},
+  {CUDA_ARG_TENSOR, 1700},
+  {CUDA_ARG_PARAM, 769},
   {CUDA_ARG_BUFFER, 771},
   {CUDA_ARG_BUFFER, 772},
   {CUDA_ARG_TENSOR, 891},
@@ -19772,6 +20021,8 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 905},
   {CUDA_ARG_TENSOR, 906},
+  {CUDA_ARG_TENSOR, 1701},
+  {CUDA_ARG_PARAM, 774},
   {CUDA_ARG_BUFFER, 776},
   {CUDA_ARG_BUFFER, 777},
   {CUDA_ARG_TENSOR, 874},
@@ -19781,12 +20032,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 911},
   {CUDA_ARG_TENSOR, 912},
+  {CUDA_ARG_TENSOR, 1702},
+  {CUDA_ARG_PARAM, 779},
   {CUDA_ARG_BUFFER, 781},
   {CUDA_ARG_BUFFER, 782},
   {CUDA_ARG_TENSOR, 909},
-  {CUDA_ARG_TENSOR, 911},
-  {CUDA_ARG_TENSOR, 912},
-  {CUDA_ARG_PARAM, 779},
+  {CUDA_ARG_TENSOR, 1702},
   {CUDA_ARG_PARAM, 780},
   {CUDA_ARG_TENSOR, 913},
   {CUDA_ARG_TENSOR, 913},
@@ -19796,17 +20047,15 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 916},
   {CUDA_ARG_TENSOR, 917},
+  {CUDA_ARG_TENSOR, 1703},
+  {CUDA_ARG_PARAM, 784},
   {CUDA_ARG_BUFFER, 786},
   {CUDA_ARG_BUFFER, 787},
   {CUDA_ARG_TENSOR, 898},
-  {CUDA_ARG_TENSOR, 900},
-  {CUDA_ARG_TENSOR, 901},
-  {CUDA_ARG_PARAM, 769},
+  {CUDA_ARG_TENSOR, 1700},
   {CUDA_ARG_PARAM, 770},
   {CUDA_ARG_TENSOR, 903},
-  {CUDA_ARG_TENSOR, 905},
-  {CUDA_ARG_TENSOR, 906},
-  {CUDA_ARG_PARAM, 774},
+  {CUDA_ARG_TENSOR, 1701},
   {CUDA_ARG_PARAM, 775},
   {CUDA_ARG_TENSOR, 918},
   {CUDA_ARG_TENSOR, 918},
@@ -19816,17 +20065,15 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 921},
   {CUDA_ARG_TENSOR, 922},
+  {CUDA_ARG_TENSOR, 1704},
+  {CUDA_ARG_PARAM, 789},
   {CUDA_ARG_BUFFER, 791},
   {CUDA_ARG_BUFFER, 792},
   {CUDA_ARG_TENSOR, 914},
-  {CUDA_ARG_TENSOR, 916},
-  {CUDA_ARG_TENSOR, 917},
-  {CUDA_ARG_PARAM, 784},
+  {CUDA_ARG_TENSOR, 1703},
   {CUDA_ARG_PARAM, 785},
   {CUDA_ARG_TENSOR, 919},
-  {CUDA_ARG_TENSOR, 921},
-  {CUDA_ARG_TENSOR, 922},
-  {CUDA_ARG_PARAM, 789},
+  {CUDA_ARG_TENSOR, 1704},
   {CUDA_ARG_PARAM, 790},
   {CUDA_ARG_TENSOR, 923},
   {CUDA_ARG_TENSOR, 874},
@@ -19836,17 +20083,15 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 927},
   {CUDA_ARG_TENSOR, 928},
+  {CUDA_ARG_TENSOR, 1705},
+  {CUDA_ARG_PARAM, 794},
   {CUDA_ARG_BUFFER, 796},
   {CUDA_ARG_BUFFER, 797},
   {CUDA_ARG_TENSOR, 870},
-  {CUDA_ARG_TENSOR, 872},
-  {CUDA_ARG_TENSOR, 873},
-  {CUDA_ARG_PARAM, 804},
+  {CUDA_ARG_TENSOR, 1695},
   {CUDA_ARG_PARAM, 805},
   {CUDA_ARG_TENSOR, 925},
-  {CUDA_ARG_TENSOR, 927},
-  {CUDA_ARG_TENSOR, 928},
-  {CUDA_ARG_PARAM, 794},
+  {CUDA_ARG_TENSOR, 1705},
   {CUDA_ARG_PARAM, 795},
   {CUDA_ARG_TENSOR, 929},
   {CUDA_ARG_TENSOR, 930},
@@ -19885,13 +20130,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 927},
   {CUDA_ARG_TENSOR, 928},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1543},
+  {CUDA_ARG_TENSOR, 1706},
   {CUDA_ARG_GRAD, 794},
   {CUDA_ARG_GRAD, 795},
   {CUDA_ARG_PARAM, 794},
   {CUDA_ARG_TENSOR, 928},
   {CUDA_ARG_TENSOR, 946},
-  {CUDA_ARG_TENSOR, 1543},
+  {CUDA_ARG_TENSOR, 1706},
   {CUDA_ARG_TENSOR, 925},
   {CUDA_ARG_TENSOR, 927},
   {CUDA_ARG_TENSOR, 947},
@@ -19906,13 +20151,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 921},
   {CUDA_ARG_TENSOR, 922},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1544},
+  {CUDA_ARG_TENSOR, 1707},
   {CUDA_ARG_GRAD, 789},
   {CUDA_ARG_GRAD, 790},
   {CUDA_ARG_PARAM, 789},
   {CUDA_ARG_TENSOR, 922},
   {CUDA_ARG_TENSOR, 951},
-  {CUDA_ARG_TENSOR, 1544},
+  {CUDA_ARG_TENSOR, 1707},
   {CUDA_ARG_TENSOR, 919},
   {CUDA_ARG_TENSOR, 921},
   {CUDA_ARG_TENSOR, 952},
@@ -19932,10 +20177,10 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 901},
   {CUDA_ARG_TENSOR, 954},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1547},
+  {CUDA_ARG_TENSOR, 1710},
   {CUDA_ARG_GRAD, 774},
   {CUDA_ARG_GRAD, 775},
-  {CUDA_ARG_TENSOR, 1548},
+  {CUDA_ARG_TENSOR, 1711},
   {CUDA_ARG_GRAD, 769},
   {CUDA_ARG_GRAD, 770},
   {CUDA_ARG_TENSOR, 950},
@@ -19943,13 +20188,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 916},
   {CUDA_ARG_TENSOR, 917},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1545},
+  {CUDA_ARG_TENSOR, 1708},
   {CUDA_ARG_GRAD, 784},
   {CUDA_ARG_GRAD, 785},
   {CUDA_ARG_PARAM, 784},
   {CUDA_ARG_TENSOR, 917},
   {CUDA_ARG_TENSOR, 950},
-  {CUDA_ARG_TENSOR, 1545},
+  {CUDA_ARG_TENSOR, 1708},
   {CUDA_ARG_TENSOR, 914},
   {CUDA_ARG_TENSOR, 916},
   {CUDA_ARG_TENSOR, 955},
@@ -19966,13 +20211,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 912},
   {CUDA_ARG_TENSOR, 957},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1546},
+  {CUDA_ARG_TENSOR, 1709},
   {CUDA_ARG_GRAD, 779},
   {CUDA_ARG_GRAD, 780},
   {CUDA_ARG_PARAM, 779},
   {CUDA_ARG_TENSOR, 912},
   {CUDA_ARG_TENSOR, 957},
-  {CUDA_ARG_TENSOR, 1546},
+  {CUDA_ARG_TENSOR, 1709},
   {CUDA_ARG_TENSOR, 909},
   {CUDA_ARG_TENSOR, 911},
   {CUDA_ARG_TENSOR, 958},
@@ -19985,7 +20230,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_PARAM, 774},
   {CUDA_ARG_TENSOR, 906},
   {CUDA_ARG_TENSOR, 961},
-  {CUDA_ARG_TENSOR, 1547},
+  {CUDA_ARG_TENSOR, 1710},
   {CUDA_ARG_TENSOR, 903},
   {CUDA_ARG_TENSOR, 905},
   {CUDA_ARG_TENSOR, 962},
@@ -19998,7 +20243,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_PARAM, 769},
   {CUDA_ARG_TENSOR, 901},
   {CUDA_ARG_TENSOR, 960},
-  {CUDA_ARG_TENSOR, 1548},
+  {CUDA_ARG_TENSOR, 1711},
   {CUDA_ARG_TENSOR, 898},
   {CUDA_ARG_TENSOR, 900},
   {CUDA_ARG_TENSOR, 964},
@@ -20013,13 +20258,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 894},
   {CUDA_ARG_TENSOR, 895},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1549},
+  {CUDA_ARG_TENSOR, 1712},
   {CUDA_ARG_GRAD, 764},
   {CUDA_ARG_GRAD, 765},
   {CUDA_ARG_PARAM, 764},
   {CUDA_ARG_TENSOR, 895},
   {CUDA_ARG_TENSOR, 967},
-  {CUDA_ARG_TENSOR, 1549},
+  {CUDA_ARG_TENSOR, 1712},
   {CUDA_ARG_TENSOR, 892},
   {CUDA_ARG_TENSOR, 894},
   {CUDA_ARG_TENSOR, 968},
@@ -20039,13 +20284,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 889},
   {CUDA_ARG_TENSOR, 890},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1550},
+  {CUDA_ARG_TENSOR, 1713},
   {CUDA_ARG_GRAD, 759},
   {CUDA_ARG_GRAD, 760},
   {CUDA_ARG_PARAM, 759},
   {CUDA_ARG_TENSOR, 890},
   {CUDA_ARG_TENSOR, 966},
-  {CUDA_ARG_TENSOR, 1550},
+  {CUDA_ARG_TENSOR, 1713},
   {CUDA_ARG_TENSOR, 887},
   {CUDA_ARG_TENSOR, 889},
   {CUDA_ARG_TENSOR, 970},
@@ -20062,13 +20307,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 885},
   {CUDA_ARG_TENSOR, 972},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1551},
+  {CUDA_ARG_TENSOR, 1714},
   {CUDA_ARG_GRAD, 754},
   {CUDA_ARG_GRAD, 755},
   {CUDA_ARG_PARAM, 754},
   {CUDA_ARG_TENSOR, 885},
   {CUDA_ARG_TENSOR, 972},
-  {CUDA_ARG_TENSOR, 1551},
+  {CUDA_ARG_TENSOR, 1714},
   {CUDA_ARG_TENSOR, 882},
   {CUDA_ARG_TENSOR, 884},
   {CUDA_ARG_TENSOR, 973},
@@ -20085,7 +20330,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 878},
   {CUDA_ARG_TENSOR, 975},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1552},
+  {CUDA_ARG_TENSOR, 1715},
   {CUDA_ARG_GRAD, 749},
   {CUDA_ARG_GRAD, 750},
   {CUDA_ARG_TENSOR, 977},
@@ -20094,13 +20339,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 872},
   {CUDA_ARG_TENSOR, 873},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1553},
+  {CUDA_ARG_TENSOR, 1716},
   {CUDA_ARG_GRAD, 804},
   {CUDA_ARG_GRAD, 805},
   {CUDA_ARG_PARAM, 749},
   {CUDA_ARG_TENSOR, 878},
   {CUDA_ARG_TENSOR, 976},
-  {CUDA_ARG_TENSOR, 1552},
+  {CUDA_ARG_TENSOR, 1715},
   {CUDA_ARG_TENSOR, 875},
   {CUDA_ARG_TENSOR, 877},
   {CUDA_ARG_TENSOR, 978},
@@ -20120,13 +20365,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 868},
   {CUDA_ARG_TENSOR, 949},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1554},
+  {CUDA_ARG_TENSOR, 1717},
   {CUDA_ARG_GRAD, 799},
   {CUDA_ARG_GRAD, 800},
   {CUDA_ARG_PARAM, 804},
   {CUDA_ARG_TENSOR, 873},
   {CUDA_ARG_TENSOR, 945},
-  {CUDA_ARG_TENSOR, 1553},
+  {CUDA_ARG_TENSOR, 1716},
   {CUDA_ARG_TENSOR, 870},
   {CUDA_ARG_TENSOR, 872},
   {CUDA_ARG_TENSOR, 980},
@@ -20142,7 +20387,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_PARAM, 799},
   {CUDA_ARG_TENSOR, 868},
   {CUDA_ARG_TENSOR, 949},
-  {CUDA_ARG_TENSOR, 1554},
+  {CUDA_ARG_TENSOR, 1717},
   {CUDA_ARG_TENSOR, 865},
   {CUDA_ARG_TENSOR, 867},
   {CUDA_ARG_TENSOR, 983},
@@ -20157,13 +20402,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 860},
   {CUDA_ARG_TENSOR, 861},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1555},
+  {CUDA_ARG_TENSOR, 1718},
   {CUDA_ARG_GRAD, 734},
   {CUDA_ARG_GRAD, 735},
   {CUDA_ARG_PARAM, 734},
   {CUDA_ARG_TENSOR, 861},
   {CUDA_ARG_TENSOR, 990},
-  {CUDA_ARG_TENSOR, 1555},
+  {CUDA_ARG_TENSOR, 1718},
   {CUDA_ARG_TENSOR, 858},
   {CUDA_ARG_TENSOR, 860},
   {CUDA_ARG_TENSOR, 991},
@@ -20178,13 +20423,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 854},
   {CUDA_ARG_TENSOR, 855},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1556},
+  {CUDA_ARG_TENSOR, 1719},
   {CUDA_ARG_GRAD, 729},
   {CUDA_ARG_GRAD, 730},
   {CUDA_ARG_PARAM, 729},
   {CUDA_ARG_TENSOR, 855},
   {CUDA_ARG_TENSOR, 995},
-  {CUDA_ARG_TENSOR, 1556},
+  {CUDA_ARG_TENSOR, 1719},
   {CUDA_ARG_TENSOR, 852},
   {CUDA_ARG_TENSOR, 854},
   {CUDA_ARG_TENSOR, 996},
@@ -20204,10 +20449,10 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 834},
   {CUDA_ARG_TENSOR, 998},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1559},
+  {CUDA_ARG_TENSOR, 1722},
   {CUDA_ARG_GRAD, 714},
   {CUDA_ARG_GRAD, 715},
-  {CUDA_ARG_TENSOR, 1560},
+  {CUDA_ARG_TENSOR, 1723},
   {CUDA_ARG_GRAD, 709},
   {CUDA_ARG_GRAD, 710},
   {CUDA_ARG_TENSOR, 994},
@@ -20215,13 +20460,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 849},
   {CUDA_ARG_TENSOR, 850},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1557},
+  {CUDA_ARG_TENSOR, 1720},
   {CUDA_ARG_GRAD, 724},
   {CUDA_ARG_GRAD, 725},
   {CUDA_ARG_PARAM, 724},
   {CUDA_ARG_TENSOR, 850},
   {CUDA_ARG_TENSOR, 994},
-  {CUDA_ARG_TENSOR, 1557},
+  {CUDA_ARG_TENSOR, 1720},
   {CUDA_ARG_TENSOR, 847},
   {CUDA_ARG_TENSOR, 849},
   {CUDA_ARG_TENSOR, 999},
@@ -20238,13 +20483,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 845},
   {CUDA_ARG_TENSOR, 1001},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1558},
+  {CUDA_ARG_TENSOR, 1721},
   {CUDA_ARG_GRAD, 719},
   {CUDA_ARG_GRAD, 720},
   {CUDA_ARG_PARAM, 719},
   {CUDA_ARG_TENSOR, 845},
   {CUDA_ARG_TENSOR, 1001},
-  {CUDA_ARG_TENSOR, 1558},
+  {CUDA_ARG_TENSOR, 1721},
   {CUDA_ARG_TENSOR, 842},
   {CUDA_ARG_TENSOR, 844},
   {CUDA_ARG_TENSOR, 1002},
@@ -20257,7 +20502,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_PARAM, 714},
   {CUDA_ARG_TENSOR, 839},
   {CUDA_ARG_TENSOR, 1005},
-  {CUDA_ARG_TENSOR, 1559},
+  {CUDA_ARG_TENSOR, 1722},
   {CUDA_ARG_TENSOR, 836},
   {CUDA_ARG_TENSOR, 838},
   {CUDA_ARG_TENSOR, 1006},
@@ -20270,7 +20515,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_PARAM, 709},
   {CUDA_ARG_TENSOR, 834},
   {CUDA_ARG_TENSOR, 1004},
-  {CUDA_ARG_TENSOR, 1560},
+  {CUDA_ARG_TENSOR, 1723},
   {CUDA_ARG_TENSOR, 831},
   {CUDA_ARG_TENSOR, 833},
   {CUDA_ARG_TENSOR, 1008},
@@ -20285,13 +20530,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 827},
   {CUDA_ARG_TENSOR, 828},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1561},
+  {CUDA_ARG_TENSOR, 1724},
   {CUDA_ARG_GRAD, 704},
   {CUDA_ARG_GRAD, 705},
   {CUDA_ARG_PARAM, 704},
   {CUDA_ARG_TENSOR, 828},
   {CUDA_ARG_TENSOR, 1011},
-  {CUDA_ARG_TENSOR, 1561},
+  {CUDA_ARG_TENSOR, 1724},
   {CUDA_ARG_TENSOR, 825},
   {CUDA_ARG_TENSOR, 827},
   {CUDA_ARG_TENSOR, 1012},
@@ -20311,13 +20556,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 822},
   {CUDA_ARG_TENSOR, 823},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1562},
+  {CUDA_ARG_TENSOR, 1725},
   {CUDA_ARG_GRAD, 699},
   {CUDA_ARG_GRAD, 700},
   {CUDA_ARG_PARAM, 699},
   {CUDA_ARG_TENSOR, 823},
   {CUDA_ARG_TENSOR, 1010},
-  {CUDA_ARG_TENSOR, 1562},
+  {CUDA_ARG_TENSOR, 1725},
   {CUDA_ARG_TENSOR, 820},
   {CUDA_ARG_TENSOR, 822},
   {CUDA_ARG_TENSOR, 1014},
@@ -20334,13 +20579,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 818},
   {CUDA_ARG_TENSOR, 1016},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1563},
+  {CUDA_ARG_TENSOR, 1726},
   {CUDA_ARG_GRAD, 694},
   {CUDA_ARG_GRAD, 695},
   {CUDA_ARG_PARAM, 694},
   {CUDA_ARG_TENSOR, 818},
   {CUDA_ARG_TENSOR, 1016},
-  {CUDA_ARG_TENSOR, 1563},
+  {CUDA_ARG_TENSOR, 1726},
   {CUDA_ARG_TENSOR, 815},
   {CUDA_ARG_TENSOR, 817},
   {CUDA_ARG_TENSOR, 1017},
@@ -20357,7 +20602,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 811},
   {CUDA_ARG_TENSOR, 1019},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1564},
+  {CUDA_ARG_TENSOR, 1727},
   {CUDA_ARG_GRAD, 689},
   {CUDA_ARG_GRAD, 690},
   {CUDA_ARG_TENSOR, 1021},
@@ -20366,13 +20611,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 805},
   {CUDA_ARG_TENSOR, 806},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1565},
+  {CUDA_ARG_TENSOR, 1728},
   {CUDA_ARG_GRAD, 744},
   {CUDA_ARG_GRAD, 745},
   {CUDA_ARG_PARAM, 689},
   {CUDA_ARG_TENSOR, 811},
   {CUDA_ARG_TENSOR, 1020},
-  {CUDA_ARG_TENSOR, 1564},
+  {CUDA_ARG_TENSOR, 1727},
   {CUDA_ARG_TENSOR, 808},
   {CUDA_ARG_TENSOR, 810},
   {CUDA_ARG_TENSOR, 1022},
@@ -20392,13 +20637,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 801},
   {CUDA_ARG_TENSOR, 993},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1566},
+  {CUDA_ARG_TENSOR, 1729},
   {CUDA_ARG_GRAD, 739},
   {CUDA_ARG_GRAD, 740},
   {CUDA_ARG_PARAM, 744},
   {CUDA_ARG_TENSOR, 806},
   {CUDA_ARG_TENSOR, 989},
-  {CUDA_ARG_TENSOR, 1565},
+  {CUDA_ARG_TENSOR, 1728},
   {CUDA_ARG_TENSOR, 803},
   {CUDA_ARG_TENSOR, 805},
   {CUDA_ARG_TENSOR, 1024},
@@ -20415,7 +20660,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_PARAM, 739},
   {CUDA_ARG_TENSOR, 801},
   {CUDA_ARG_TENSOR, 993},
-  {CUDA_ARG_TENSOR, 1566},
+  {CUDA_ARG_TENSOR, 1729},
   {CUDA_ARG_TENSOR, 798},
   {CUDA_ARG_TENSOR, 800},
   {CUDA_ARG_TENSOR, 1026},
@@ -20430,13 +20675,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 793},
   {CUDA_ARG_TENSOR, 794},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1567},
+  {CUDA_ARG_TENSOR, 1730},
   {CUDA_ARG_GRAD, 674},
   {CUDA_ARG_GRAD, 675},
   {CUDA_ARG_PARAM, 674},
   {CUDA_ARG_TENSOR, 794},
   {CUDA_ARG_TENSOR, 1033},
-  {CUDA_ARG_TENSOR, 1567},
+  {CUDA_ARG_TENSOR, 1730},
   {CUDA_ARG_TENSOR, 791},
   {CUDA_ARG_TENSOR, 793},
   {CUDA_ARG_TENSOR, 1034},
@@ -20451,13 +20696,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 787},
   {CUDA_ARG_TENSOR, 788},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1568},
+  {CUDA_ARG_TENSOR, 1731},
   {CUDA_ARG_GRAD, 669},
   {CUDA_ARG_GRAD, 670},
   {CUDA_ARG_PARAM, 669},
   {CUDA_ARG_TENSOR, 788},
   {CUDA_ARG_TENSOR, 1038},
-  {CUDA_ARG_TENSOR, 1568},
+  {CUDA_ARG_TENSOR, 1731},
   {CUDA_ARG_TENSOR, 785},
   {CUDA_ARG_TENSOR, 787},
   {CUDA_ARG_TENSOR, 1039},
@@ -20477,10 +20722,10 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 767},
   {CUDA_ARG_TENSOR, 1041},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1571},
+  {CUDA_ARG_TENSOR, 1734},
   {CUDA_ARG_GRAD, 654},
   {CUDA_ARG_GRAD, 655},
-  {CUDA_ARG_TENSOR, 1572},
+  {CUDA_ARG_TENSOR, 1735},
   {CUDA_ARG_GRAD, 649},
   {CUDA_ARG_GRAD, 650},
   {CUDA_ARG_TENSOR, 1037},
@@ -20488,13 +20733,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 782},
   {CUDA_ARG_TENSOR, 783},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1569},
+  {CUDA_ARG_TENSOR, 1732},
   {CUDA_ARG_GRAD, 664},
   {CUDA_ARG_GRAD, 665},
   {CUDA_ARG_PARAM, 664},
   {CUDA_ARG_TENSOR, 783},
   {CUDA_ARG_TENSOR, 1037},
-  {CUDA_ARG_TENSOR, 1569},
+  {CUDA_ARG_TENSOR, 1732},
   {CUDA_ARG_TENSOR, 780},
   {CUDA_ARG_TENSOR, 782},
   {CUDA_ARG_TENSOR, 1042},
@@ -20511,13 +20756,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 778},
   {CUDA_ARG_TENSOR, 1044},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1570},
+  {CUDA_ARG_TENSOR, 1733},
   {CUDA_ARG_GRAD, 659},
   {CUDA_ARG_GRAD, 660},
   {CUDA_ARG_PARAM, 659},
   {CUDA_ARG_TENSOR, 778},
   {CUDA_ARG_TENSOR, 1044},
-  {CUDA_ARG_TENSOR, 1570},
+  {CUDA_ARG_TENSOR, 1733},
   {CUDA_ARG_TENSOR, 775},
   {CUDA_ARG_TENSOR, 777},
   {CUDA_ARG_TENSOR, 1045},
@@ -20530,7 +20775,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_PARAM, 654},
   {CUDA_ARG_TENSOR, 772},
   {CUDA_ARG_TENSOR, 1048},
-  {CUDA_ARG_TENSOR, 1571},
+  {CUDA_ARG_TENSOR, 1734},
   {CUDA_ARG_TENSOR, 769},
   {CUDA_ARG_TENSOR, 771},
   {CUDA_ARG_TENSOR, 1049},
@@ -20543,7 +20788,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_PARAM, 649},
   {CUDA_ARG_TENSOR, 767},
   {CUDA_ARG_TENSOR, 1047},
-  {CUDA_ARG_TENSOR, 1572},
+  {CUDA_ARG_TENSOR, 1735},
   {CUDA_ARG_TENSOR, 764},
   {CUDA_ARG_TENSOR, 766},
   {CUDA_ARG_TENSOR, 1051},
@@ -20558,13 +20803,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 760},
   {CUDA_ARG_TENSOR, 761},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1573},
+  {CUDA_ARG_TENSOR, 1736},
   {CUDA_ARG_GRAD, 644},
   {CUDA_ARG_GRAD, 645},
   {CUDA_ARG_PARAM, 644},
   {CUDA_ARG_TENSOR, 761},
   {CUDA_ARG_TENSOR, 1054},
-  {CUDA_ARG_TENSOR, 1573},
+  {CUDA_ARG_TENSOR, 1736},
   {CUDA_ARG_TENSOR, 758},
   {CUDA_ARG_TENSOR, 760},
   {CUDA_ARG_TENSOR, 1055},
@@ -20584,13 +20829,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 755},
   {CUDA_ARG_TENSOR, 756},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1574},
+  {CUDA_ARG_TENSOR, 1737},
   {CUDA_ARG_GRAD, 639},
   {CUDA_ARG_GRAD, 640},
   {CUDA_ARG_PARAM, 639},
   {CUDA_ARG_TENSOR, 756},
   {CUDA_ARG_TENSOR, 1053},
-  {CUDA_ARG_TENSOR, 1574},
+  {CUDA_ARG_TENSOR, 1737},
   {CUDA_ARG_TENSOR, 753},
   {CUDA_ARG_TENSOR, 755},
   {CUDA_ARG_TENSOR, 1057},
@@ -20607,13 +20852,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 751},
   {CUDA_ARG_TENSOR, 1059},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1575},
+  {CUDA_ARG_TENSOR, 1738},
   {CUDA_ARG_GRAD, 634},
   {CUDA_ARG_GRAD, 635},
   {CUDA_ARG_PARAM, 634},
   {CUDA_ARG_TENSOR, 751},
   {CUDA_ARG_TENSOR, 1059},
-  {CUDA_ARG_TENSOR, 1575},
+  {CUDA_ARG_TENSOR, 1738},
   {CUDA_ARG_TENSOR, 748},
   {CUDA_ARG_TENSOR, 750},
   {CUDA_ARG_TENSOR, 1060},
@@ -20630,7 +20875,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 744},
   {CUDA_ARG_TENSOR, 1062},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1576},
+  {CUDA_ARG_TENSOR, 1739},
   {CUDA_ARG_GRAD, 629},
   {CUDA_ARG_GRAD, 630},
   {CUDA_ARG_TENSOR, 1064},
@@ -20639,13 +20884,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 738},
   {CUDA_ARG_TENSOR, 739},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1577},
+  {CUDA_ARG_TENSOR, 1740},
   {CUDA_ARG_GRAD, 684},
   {CUDA_ARG_GRAD, 685},
   {CUDA_ARG_PARAM, 629},
   {CUDA_ARG_TENSOR, 744},
   {CUDA_ARG_TENSOR, 1063},
-  {CUDA_ARG_TENSOR, 1576},
+  {CUDA_ARG_TENSOR, 1739},
   {CUDA_ARG_TENSOR, 741},
   {CUDA_ARG_TENSOR, 743},
   {CUDA_ARG_TENSOR, 1065},
@@ -20665,13 +20910,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 734},
   {CUDA_ARG_TENSOR, 1036},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1578},
+  {CUDA_ARG_TENSOR, 1741},
   {CUDA_ARG_GRAD, 679},
   {CUDA_ARG_GRAD, 680},
   {CUDA_ARG_PARAM, 684},
   {CUDA_ARG_TENSOR, 739},
   {CUDA_ARG_TENSOR, 1032},
-  {CUDA_ARG_TENSOR, 1577},
+  {CUDA_ARG_TENSOR, 1740},
   {CUDA_ARG_TENSOR, 736},
   {CUDA_ARG_TENSOR, 738},
   {CUDA_ARG_TENSOR, 1067},
@@ -20688,7 +20933,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_PARAM, 679},
   {CUDA_ARG_TENSOR, 734},
   {CUDA_ARG_TENSOR, 1036},
-  {CUDA_ARG_TENSOR, 1578},
+  {CUDA_ARG_TENSOR, 1741},
   {CUDA_ARG_TENSOR, 731},
   {CUDA_ARG_TENSOR, 733},
   {CUDA_ARG_TENSOR, 1069},
@@ -20703,13 +20948,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 726},
   {CUDA_ARG_TENSOR, 727},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1579},
+  {CUDA_ARG_TENSOR, 1742},
   {CUDA_ARG_GRAD, 613},
   {CUDA_ARG_GRAD, 614},
   {CUDA_ARG_PARAM, 613},
   {CUDA_ARG_TENSOR, 727},
   {CUDA_ARG_TENSOR, 1076},
-  {CUDA_ARG_TENSOR, 1579},
+  {CUDA_ARG_TENSOR, 1742},
   {CUDA_ARG_TENSOR, 724},
   {CUDA_ARG_TENSOR, 726},
   {CUDA_ARG_TENSOR, 1077},
@@ -20724,13 +20969,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 720},
   {CUDA_ARG_TENSOR, 721},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1580},
+  {CUDA_ARG_TENSOR, 1743},
   {CUDA_ARG_GRAD, 608},
   {CUDA_ARG_GRAD, 609},
   {CUDA_ARG_PARAM, 608},
   {CUDA_ARG_TENSOR, 721},
   {CUDA_ARG_TENSOR, 1081},
-  {CUDA_ARG_TENSOR, 1580},
+  {CUDA_ARG_TENSOR, 1743},
   {CUDA_ARG_TENSOR, 718},
   {CUDA_ARG_TENSOR, 720},
   {CUDA_ARG_TENSOR, 1082},
@@ -20750,10 +20995,10 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 700},
   {CUDA_ARG_TENSOR, 1084},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1583},
+  {CUDA_ARG_TENSOR, 1746},
   {CUDA_ARG_GRAD, 593},
   {CUDA_ARG_GRAD, 594},
-  {CUDA_ARG_TENSOR, 1584},
+  {CUDA_ARG_TENSOR, 1747},
   {CUDA_ARG_GRAD, 588},
   {CUDA_ARG_GRAD, 589},
   {CUDA_ARG_TENSOR, 1080},
@@ -20761,13 +21006,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 715},
   {CUDA_ARG_TENSOR, 716},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1581},
+  {CUDA_ARG_TENSOR, 1744},
   {CUDA_ARG_GRAD, 603},
   {CUDA_ARG_GRAD, 604},
   {CUDA_ARG_PARAM, 603},
   {CUDA_ARG_TENSOR, 716},
   {CUDA_ARG_TENSOR, 1080},
-  {CUDA_ARG_TENSOR, 1581},
+  {CUDA_ARG_TENSOR, 1744},
   {CUDA_ARG_TENSOR, 713},
   {CUDA_ARG_TENSOR, 715},
   {CUDA_ARG_TENSOR, 1085},
@@ -20784,13 +21029,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 711},
   {CUDA_ARG_TENSOR, 1087},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1582},
+  {CUDA_ARG_TENSOR, 1745},
   {CUDA_ARG_GRAD, 598},
   {CUDA_ARG_GRAD, 599},
   {CUDA_ARG_PARAM, 598},
   {CUDA_ARG_TENSOR, 711},
   {CUDA_ARG_TENSOR, 1087},
-  {CUDA_ARG_TENSOR, 1582},
+  {CUDA_ARG_TENSOR, 1745},
   {CUDA_ARG_TENSOR, 708},
   {CUDA_ARG_TENSOR, 710},
   {CUDA_ARG_TENSOR, 1088},
@@ -20803,7 +21048,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_PARAM, 593},
   {CUDA_ARG_TENSOR, 705},
   {CUDA_ARG_TENSOR, 1091},
-  {CUDA_ARG_TENSOR, 1583},
+  {CUDA_ARG_TENSOR, 1746},
   {CUDA_ARG_TENSOR, 702},
   {CUDA_ARG_TENSOR, 704},
   {CUDA_ARG_TENSOR, 1092},
@@ -20816,7 +21061,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_PARAM, 588},
   {CUDA_ARG_TENSOR, 700},
   {CUDA_ARG_TENSOR, 1090},
-  {CUDA_ARG_TENSOR, 1584},
+  {CUDA_ARG_TENSOR, 1747},
   {CUDA_ARG_TENSOR, 697},
   {CUDA_ARG_TENSOR, 699},
   {CUDA_ARG_TENSOR, 1094},
@@ -20831,13 +21076,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 693},
   {CUDA_ARG_TENSOR, 694},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1585},
+  {CUDA_ARG_TENSOR, 1748},
   {CUDA_ARG_GRAD, 583},
   {CUDA_ARG_GRAD, 584},
   {CUDA_ARG_PARAM, 583},
   {CUDA_ARG_TENSOR, 694},
   {CUDA_ARG_TENSOR, 1097},
-  {CUDA_ARG_TENSOR, 1585},
+  {CUDA_ARG_TENSOR, 1748},
   {CUDA_ARG_TENSOR, 691},
   {CUDA_ARG_TENSOR, 693},
   {CUDA_ARG_TENSOR, 1098},
@@ -20857,13 +21102,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 688},
   {CUDA_ARG_TENSOR, 689},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1586},
+  {CUDA_ARG_TENSOR, 1749},
   {CUDA_ARG_GRAD, 578},
   {CUDA_ARG_GRAD, 579},
   {CUDA_ARG_PARAM, 578},
   {CUDA_ARG_TENSOR, 689},
   {CUDA_ARG_TENSOR, 1096},
-  {CUDA_ARG_TENSOR, 1586},
+  {CUDA_ARG_TENSOR, 1749},
   {CUDA_ARG_TENSOR, 686},
   {CUDA_ARG_TENSOR, 688},
   {CUDA_ARG_TENSOR, 1100},
@@ -20880,13 +21125,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 684},
   {CUDA_ARG_TENSOR, 1102},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1587},
+  {CUDA_ARG_TENSOR, 1750},
   {CUDA_ARG_GRAD, 573},
   {CUDA_ARG_GRAD, 574},
   {CUDA_ARG_PARAM, 573},
   {CUDA_ARG_TENSOR, 684},
   {CUDA_ARG_TENSOR, 1102},
-  {CUDA_ARG_TENSOR, 1587},
+  {CUDA_ARG_TENSOR, 1750},
   {CUDA_ARG_TENSOR, 681},
   {CUDA_ARG_TENSOR, 683},
   {CUDA_ARG_TENSOR, 1103},
@@ -20903,7 +21148,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 677},
   {CUDA_ARG_TENSOR, 1105},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1588},
+  {CUDA_ARG_TENSOR, 1751},
   {CUDA_ARG_GRAD, 568},
   {CUDA_ARG_GRAD, 569},
   {CUDA_ARG_TENSOR, 1107},
@@ -20912,13 +21157,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 671},
   {CUDA_ARG_TENSOR, 672},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1589},
+  {CUDA_ARG_TENSOR, 1752},
   {CUDA_ARG_GRAD, 624},
   {CUDA_ARG_GRAD, 625},
   {CUDA_ARG_PARAM, 568},
   {CUDA_ARG_TENSOR, 677},
   {CUDA_ARG_TENSOR, 1106},
-  {CUDA_ARG_TENSOR, 1588},
+  {CUDA_ARG_TENSOR, 1751},
   {CUDA_ARG_TENSOR, 674},
   {CUDA_ARG_TENSOR, 676},
   {CUDA_ARG_TENSOR, 1108},
@@ -20938,13 +21183,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 667},
   {CUDA_ARG_TENSOR, 1079},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1590},
+  {CUDA_ARG_TENSOR, 1753},
   {CUDA_ARG_GRAD, 619},
   {CUDA_ARG_GRAD, 620},
   {CUDA_ARG_PARAM, 624},
   {CUDA_ARG_TENSOR, 672},
   {CUDA_ARG_TENSOR, 1075},
-  {CUDA_ARG_TENSOR, 1589},
+  {CUDA_ARG_TENSOR, 1752},
   {CUDA_ARG_TENSOR, 669},
   {CUDA_ARG_TENSOR, 671},
   {CUDA_ARG_TENSOR, 1110},
@@ -20961,7 +21206,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_PARAM, 619},
   {CUDA_ARG_TENSOR, 667},
   {CUDA_ARG_TENSOR, 1079},
-  {CUDA_ARG_TENSOR, 1590},
+  {CUDA_ARG_TENSOR, 1753},
   {CUDA_ARG_TENSOR, 664},
   {CUDA_ARG_TENSOR, 666},
   {CUDA_ARG_TENSOR, 1112},
@@ -20994,13 +21239,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 658},
   {CUDA_ARG_TENSOR, 1118},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1591},
+  {CUDA_ARG_TENSOR, 1754},
   {CUDA_ARG_GRAD, 814},
   {CUDA_ARG_GRAD, 815},
   {CUDA_ARG_PARAM, 814},
   {CUDA_ARG_TENSOR, 658},
   {CUDA_ARG_TENSOR, 1118},
-  {CUDA_ARG_TENSOR, 1591},
+  {CUDA_ARG_TENSOR, 1754},
   {CUDA_ARG_TENSOR, 655},
   {CUDA_ARG_TENSOR, 657},
   {CUDA_ARG_TENSOR, 1119},
@@ -21017,13 +21262,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 653},
   {CUDA_ARG_TENSOR, 1121},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1592},
+  {CUDA_ARG_TENSOR, 1755},
   {CUDA_ARG_GRAD, 809},
   {CUDA_ARG_GRAD, 810},
   {CUDA_ARG_PARAM, 809},
   {CUDA_ARG_TENSOR, 653},
   {CUDA_ARG_TENSOR, 1121},
-  {CUDA_ARG_TENSOR, 1592},
+  {CUDA_ARG_TENSOR, 1755},
   {CUDA_ARG_TENSOR, 650},
   {CUDA_ARG_TENSOR, 652},
   {CUDA_ARG_TENSOR, 1122},
@@ -21041,13 +21286,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 644},
   {CUDA_ARG_TENSOR, 645},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1593},
+  {CUDA_ARG_TENSOR, 1756},
   {CUDA_ARG_GRAD, 553},
   {CUDA_ARG_GRAD, 554},
   {CUDA_ARG_PARAM, 553},
   {CUDA_ARG_TENSOR, 645},
   {CUDA_ARG_TENSOR, 1130},
-  {CUDA_ARG_TENSOR, 1593},
+  {CUDA_ARG_TENSOR, 1756},
   {CUDA_ARG_TENSOR, 642},
   {CUDA_ARG_TENSOR, 644},
   {CUDA_ARG_TENSOR, 1131},
@@ -21062,9 +21307,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 1133},
   {CUDA_ARG_TENSOR, 1129},
   {CUDA_ARG_TENSOR, 603},
-  {CUDA_ARG_TENSOR, 605},
-  {CUDA_ARG_TENSOR, 606},
-  {CUDA_ARG_PARAM, 563},
+  {CUDA_ARG_TENSOR, 1649},
   {CUDA_ARG_PARAM, 564},
   {CUDA_ARG_TENSOR, 1134},
   {CUDA_ARG_TENSOR, 1136},
@@ -21072,13 +21315,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 637},
   {CUDA_ARG_TENSOR, 638},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1594},
+  {CUDA_ARG_TENSOR, 1757},
   {CUDA_ARG_GRAD, 548},
   {CUDA_ARG_GRAD, 549},
   {CUDA_ARG_PARAM, 548},
   {CUDA_ARG_TENSOR, 638},
   {CUDA_ARG_TENSOR, 1136},
-  {CUDA_ARG_TENSOR, 1594},
+  {CUDA_ARG_TENSOR, 1757},
   {CUDA_ARG_TENSOR, 635},
   {CUDA_ARG_TENSOR, 637},
   {CUDA_ARG_TENSOR, 1137},
@@ -21095,14 +21338,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 611},
   {CUDA_ARG_TENSOR, 1139},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1598},
+  {CUDA_ARG_TENSOR, 1761},
   {CUDA_ARG_GRAD, 528},
   {CUDA_ARG_GRAD, 529},
   {CUDA_ARG_TENSOR, 1141},
   {CUDA_ARG_TENSOR, 603},
-  {CUDA_ARG_TENSOR, 605},
-  {CUDA_ARG_TENSOR, 606},
-  {CUDA_ARG_PARAM, 563},
+  {CUDA_ARG_TENSOR, 1649},
   {CUDA_ARG_PARAM, 564},
   {CUDA_ARG_TENSOR, 1134},
   {CUDA_ARG_TENSOR, 1140},
@@ -21110,13 +21351,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 629},
   {CUDA_ARG_TENSOR, 630},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1595},
+  {CUDA_ARG_TENSOR, 1758},
   {CUDA_ARG_GRAD, 543},
   {CUDA_ARG_GRAD, 544},
   {CUDA_ARG_PARAM, 543},
   {CUDA_ARG_TENSOR, 630},
   {CUDA_ARG_TENSOR, 1140},
-  {CUDA_ARG_TENSOR, 1595},
+  {CUDA_ARG_TENSOR, 1758},
   {CUDA_ARG_TENSOR, 627},
   {CUDA_ARG_TENSOR, 629},
   {CUDA_ARG_TENSOR, 1142},
@@ -21133,13 +21374,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 625},
   {CUDA_ARG_TENSOR, 1144},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1596},
+  {CUDA_ARG_TENSOR, 1759},
   {CUDA_ARG_GRAD, 538},
   {CUDA_ARG_GRAD, 539},
   {CUDA_ARG_PARAM, 538},
   {CUDA_ARG_TENSOR, 625},
   {CUDA_ARG_TENSOR, 1144},
-  {CUDA_ARG_TENSOR, 1596},
+  {CUDA_ARG_TENSOR, 1759},
   {CUDA_ARG_TENSOR, 622},
   {CUDA_ARG_TENSOR, 624},
   {CUDA_ARG_TENSOR, 1145},
@@ -21158,13 +21399,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 617},
   {CUDA_ARG_TENSOR, 618},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1597},
+  {CUDA_ARG_TENSOR, 1760},
   {CUDA_ARG_GRAD, 533},
   {CUDA_ARG_GRAD, 534},
   {CUDA_ARG_PARAM, 533},
   {CUDA_ARG_TENSOR, 618},
   {CUDA_ARG_TENSOR, 1147},
-  {CUDA_ARG_TENSOR, 1597},
+  {CUDA_ARG_TENSOR, 1760},
   {CUDA_ARG_TENSOR, 615},
   {CUDA_ARG_TENSOR, 617},
   {CUDA_ARG_TENSOR, 1149},
@@ -21181,13 +21422,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 605},
   {CUDA_ARG_TENSOR, 606},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1599},
+  {CUDA_ARG_TENSOR, 1762},
   {CUDA_ARG_GRAD, 563},
   {CUDA_ARG_GRAD, 564},
   {CUDA_ARG_PARAM, 528},
   {CUDA_ARG_TENSOR, 611},
   {CUDA_ARG_TENSOR, 1151},
-  {CUDA_ARG_TENSOR, 1598},
+  {CUDA_ARG_TENSOR, 1761},
   {CUDA_ARG_TENSOR, 608},
   {CUDA_ARG_TENSOR, 610},
   {CUDA_ARG_TENSOR, 1153},
@@ -21206,13 +21447,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 600},
   {CUDA_ARG_TENSOR, 601},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1600},
+  {CUDA_ARG_TENSOR, 1763},
   {CUDA_ARG_GRAD, 558},
   {CUDA_ARG_GRAD, 559},
   {CUDA_ARG_PARAM, 563},
   {CUDA_ARG_TENSOR, 606},
   {CUDA_ARG_TENSOR, 1134},
-  {CUDA_ARG_TENSOR, 1599},
+  {CUDA_ARG_TENSOR, 1762},
   {CUDA_ARG_TENSOR, 603},
   {CUDA_ARG_TENSOR, 605},
   {CUDA_ARG_TENSOR, 1155},
@@ -21229,7 +21470,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_PARAM, 558},
   {CUDA_ARG_TENSOR, 601},
   {CUDA_ARG_TENSOR, 1133},
-  {CUDA_ARG_TENSOR, 1600},
+  {CUDA_ARG_TENSOR, 1763},
   {CUDA_ARG_TENSOR, 598},
   {CUDA_ARG_TENSOR, 600},
   {CUDA_ARG_TENSOR, 1157},
@@ -21244,13 +21485,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 593},
   {CUDA_ARG_TENSOR, 594},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1601},
+  {CUDA_ARG_TENSOR, 1764},
   {CUDA_ARG_GRAD, 513},
   {CUDA_ARG_GRAD, 514},
   {CUDA_ARG_PARAM, 513},
   {CUDA_ARG_TENSOR, 594},
   {CUDA_ARG_TENSOR, 1164},
-  {CUDA_ARG_TENSOR, 1601},
+  {CUDA_ARG_TENSOR, 1764},
   {CUDA_ARG_TENSOR, 591},
   {CUDA_ARG_TENSOR, 593},
   {CUDA_ARG_TENSOR, 1165},
@@ -21265,13 +21506,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 587},
   {CUDA_ARG_TENSOR, 588},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1602},
+  {CUDA_ARG_TENSOR, 1765},
   {CUDA_ARG_GRAD, 508},
   {CUDA_ARG_GRAD, 509},
   {CUDA_ARG_PARAM, 508},
   {CUDA_ARG_TENSOR, 588},
   {CUDA_ARG_TENSOR, 1169},
-  {CUDA_ARG_TENSOR, 1602},
+  {CUDA_ARG_TENSOR, 1765},
   {CUDA_ARG_TENSOR, 585},
   {CUDA_ARG_TENSOR, 587},
   {CUDA_ARG_TENSOR, 1170},
@@ -21291,10 +21532,10 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 567},
   {CUDA_ARG_TENSOR, 1172},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1605},
+  {CUDA_ARG_TENSOR, 1768},
   {CUDA_ARG_GRAD, 493},
   {CUDA_ARG_GRAD, 494},
-  {CUDA_ARG_TENSOR, 1606},
+  {CUDA_ARG_TENSOR, 1769},
   {CUDA_ARG_GRAD, 488},
   {CUDA_ARG_GRAD, 489},
   {CUDA_ARG_TENSOR, 1168},
@@ -21302,13 +21543,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 582},
   {CUDA_ARG_TENSOR, 583},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1603},
+  {CUDA_ARG_TENSOR, 1766},
   {CUDA_ARG_GRAD, 503},
   {CUDA_ARG_GRAD, 504},
   {CUDA_ARG_PARAM, 503},
   {CUDA_ARG_TENSOR, 583},
   {CUDA_ARG_TENSOR, 1168},
-  {CUDA_ARG_TENSOR, 1603},
+  {CUDA_ARG_TENSOR, 1766},
   {CUDA_ARG_TENSOR, 580},
   {CUDA_ARG_TENSOR, 582},
   {CUDA_ARG_TENSOR, 1173},
@@ -21325,13 +21566,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 578},
   {CUDA_ARG_TENSOR, 1175},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1604},
+  {CUDA_ARG_TENSOR, 1767},
   {CUDA_ARG_GRAD, 498},
   {CUDA_ARG_GRAD, 499},
   {CUDA_ARG_PARAM, 498},
   {CUDA_ARG_TENSOR, 578},
   {CUDA_ARG_TENSOR, 1175},
-  {CUDA_ARG_TENSOR, 1604},
+  {CUDA_ARG_TENSOR, 1767},
   {CUDA_ARG_TENSOR, 575},
   {CUDA_ARG_TENSOR, 577},
   {CUDA_ARG_TENSOR, 1176},
@@ -21344,7 +21585,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_PARAM, 493},
   {CUDA_ARG_TENSOR, 572},
   {CUDA_ARG_TENSOR, 1179},
-  {CUDA_ARG_TENSOR, 1605},
+  {CUDA_ARG_TENSOR, 1768},
   {CUDA_ARG_TENSOR, 569},
   {CUDA_ARG_TENSOR, 571},
   {CUDA_ARG_TENSOR, 1180},
@@ -21357,7 +21598,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_PARAM, 488},
   {CUDA_ARG_TENSOR, 567},
   {CUDA_ARG_TENSOR, 1178},
-  {CUDA_ARG_TENSOR, 1606},
+  {CUDA_ARG_TENSOR, 1769},
   {CUDA_ARG_TENSOR, 564},
   {CUDA_ARG_TENSOR, 566},
   {CUDA_ARG_TENSOR, 1182},
@@ -21372,13 +21613,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 560},
   {CUDA_ARG_TENSOR, 561},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1607},
+  {CUDA_ARG_TENSOR, 1770},
   {CUDA_ARG_GRAD, 483},
   {CUDA_ARG_GRAD, 484},
   {CUDA_ARG_PARAM, 483},
   {CUDA_ARG_TENSOR, 561},
   {CUDA_ARG_TENSOR, 1185},
-  {CUDA_ARG_TENSOR, 1607},
+  {CUDA_ARG_TENSOR, 1770},
   {CUDA_ARG_TENSOR, 558},
   {CUDA_ARG_TENSOR, 560},
   {CUDA_ARG_TENSOR, 1186},
@@ -21398,13 +21639,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 555},
   {CUDA_ARG_TENSOR, 556},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1608},
+  {CUDA_ARG_TENSOR, 1771},
   {CUDA_ARG_GRAD, 478},
   {CUDA_ARG_GRAD, 479},
   {CUDA_ARG_PARAM, 478},
   {CUDA_ARG_TENSOR, 556},
   {CUDA_ARG_TENSOR, 1184},
-  {CUDA_ARG_TENSOR, 1608},
+  {CUDA_ARG_TENSOR, 1771},
   {CUDA_ARG_TENSOR, 553},
   {CUDA_ARG_TENSOR, 555},
   {CUDA_ARG_TENSOR, 1188},
@@ -21421,13 +21662,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 551},
   {CUDA_ARG_TENSOR, 1190},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1609},
+  {CUDA_ARG_TENSOR, 1772},
   {CUDA_ARG_GRAD, 473},
   {CUDA_ARG_GRAD, 474},
   {CUDA_ARG_PARAM, 473},
   {CUDA_ARG_TENSOR, 551},
   {CUDA_ARG_TENSOR, 1190},
-  {CUDA_ARG_TENSOR, 1609},
+  {CUDA_ARG_TENSOR, 1772},
   {CUDA_ARG_TENSOR, 548},
   {CUDA_ARG_TENSOR, 550},
   {CUDA_ARG_TENSOR, 1191},
@@ -21444,7 +21685,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 544},
   {CUDA_ARG_TENSOR, 1193},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1610},
+  {CUDA_ARG_TENSOR, 1773},
   {CUDA_ARG_GRAD, 468},
   {CUDA_ARG_GRAD, 469},
   {CUDA_ARG_TENSOR, 1195},
@@ -21453,13 +21694,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 538},
   {CUDA_ARG_TENSOR, 539},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1611},
+  {CUDA_ARG_TENSOR, 1774},
   {CUDA_ARG_GRAD, 523},
   {CUDA_ARG_GRAD, 524},
   {CUDA_ARG_PARAM, 468},
   {CUDA_ARG_TENSOR, 544},
   {CUDA_ARG_TENSOR, 1194},
-  {CUDA_ARG_TENSOR, 1610},
+  {CUDA_ARG_TENSOR, 1773},
   {CUDA_ARG_TENSOR, 541},
   {CUDA_ARG_TENSOR, 543},
   {CUDA_ARG_TENSOR, 1196},
@@ -21479,13 +21720,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 534},
   {CUDA_ARG_TENSOR, 1167},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1612},
+  {CUDA_ARG_TENSOR, 1775},
   {CUDA_ARG_GRAD, 518},
   {CUDA_ARG_GRAD, 519},
   {CUDA_ARG_PARAM, 523},
   {CUDA_ARG_TENSOR, 539},
   {CUDA_ARG_TENSOR, 1163},
-  {CUDA_ARG_TENSOR, 1611},
+  {CUDA_ARG_TENSOR, 1774},
   {CUDA_ARG_TENSOR, 536},
   {CUDA_ARG_TENSOR, 538},
   {CUDA_ARG_TENSOR, 1198},
@@ -21502,7 +21743,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_PARAM, 518},
   {CUDA_ARG_TENSOR, 534},
   {CUDA_ARG_TENSOR, 1167},
-  {CUDA_ARG_TENSOR, 1612},
+  {CUDA_ARG_TENSOR, 1775},
   {CUDA_ARG_TENSOR, 531},
   {CUDA_ARG_TENSOR, 533},
   {CUDA_ARG_TENSOR, 1200},
@@ -21517,13 +21758,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 526},
   {CUDA_ARG_TENSOR, 527},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1613},
+  {CUDA_ARG_TENSOR, 1776},
   {CUDA_ARG_GRAD, 453},
   {CUDA_ARG_GRAD, 454},
   {CUDA_ARG_PARAM, 453},
   {CUDA_ARG_TENSOR, 527},
   {CUDA_ARG_TENSOR, 1207},
-  {CUDA_ARG_TENSOR, 1613},
+  {CUDA_ARG_TENSOR, 1776},
   {CUDA_ARG_TENSOR, 524},
   {CUDA_ARG_TENSOR, 526},
   {CUDA_ARG_TENSOR, 1208},
@@ -21538,13 +21779,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 520},
   {CUDA_ARG_TENSOR, 521},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1614},
+  {CUDA_ARG_TENSOR, 1777},
   {CUDA_ARG_GRAD, 448},
   {CUDA_ARG_GRAD, 449},
   {CUDA_ARG_PARAM, 448},
   {CUDA_ARG_TENSOR, 521},
   {CUDA_ARG_TENSOR, 1212},
-  {CUDA_ARG_TENSOR, 1614},
+  {CUDA_ARG_TENSOR, 1777},
   {CUDA_ARG_TENSOR, 518},
   {CUDA_ARG_TENSOR, 520},
   {CUDA_ARG_TENSOR, 1213},
@@ -21564,10 +21805,10 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 500},
   {CUDA_ARG_TENSOR, 1215},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1617},
+  {CUDA_ARG_TENSOR, 1780},
   {CUDA_ARG_GRAD, 433},
   {CUDA_ARG_GRAD, 434},
-  {CUDA_ARG_TENSOR, 1618},
+  {CUDA_ARG_TENSOR, 1781},
   {CUDA_ARG_GRAD, 428},
   {CUDA_ARG_GRAD, 429},
   {CUDA_ARG_TENSOR, 1211},
@@ -21575,13 +21816,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 515},
   {CUDA_ARG_TENSOR, 516},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1615},
+  {CUDA_ARG_TENSOR, 1778},
   {CUDA_ARG_GRAD, 443},
   {CUDA_ARG_GRAD, 444},
   {CUDA_ARG_PARAM, 443},
   {CUDA_ARG_TENSOR, 516},
   {CUDA_ARG_TENSOR, 1211},
-  {CUDA_ARG_TENSOR, 1615},
+  {CUDA_ARG_TENSOR, 1778},
   {CUDA_ARG_TENSOR, 513},
   {CUDA_ARG_TENSOR, 515},
   {CUDA_ARG_TENSOR, 1216},
@@ -21598,13 +21839,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 511},
   {CUDA_ARG_TENSOR, 1218},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1616},
+  {CUDA_ARG_TENSOR, 1779},
   {CUDA_ARG_GRAD, 438},
   {CUDA_ARG_GRAD, 439},
   {CUDA_ARG_PARAM, 438},
   {CUDA_ARG_TENSOR, 511},
   {CUDA_ARG_TENSOR, 1218},
-  {CUDA_ARG_TENSOR, 1616},
+  {CUDA_ARG_TENSOR, 1779},
   {CUDA_ARG_TENSOR, 508},
   {CUDA_ARG_TENSOR, 510},
   {CUDA_ARG_TENSOR, 1219},
@@ -21617,7 +21858,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_PARAM, 433},
   {CUDA_ARG_TENSOR, 505},
   {CUDA_ARG_TENSOR, 1222},
-  {CUDA_ARG_TENSOR, 1617},
+  {CUDA_ARG_TENSOR, 1780},
   {CUDA_ARG_TENSOR, 502},
   {CUDA_ARG_TENSOR, 504},
   {CUDA_ARG_TENSOR, 1223},
@@ -21630,7 +21871,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_PARAM, 428},
   {CUDA_ARG_TENSOR, 500},
   {CUDA_ARG_TENSOR, 1221},
-  {CUDA_ARG_TENSOR, 1618},
+  {CUDA_ARG_TENSOR, 1781},
   {CUDA_ARG_TENSOR, 497},
   {CUDA_ARG_TENSOR, 499},
   {CUDA_ARG_TENSOR, 1225},
@@ -21645,13 +21886,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 493},
   {CUDA_ARG_TENSOR, 494},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1619},
+  {CUDA_ARG_TENSOR, 1782},
   {CUDA_ARG_GRAD, 423},
   {CUDA_ARG_GRAD, 424},
   {CUDA_ARG_PARAM, 423},
   {CUDA_ARG_TENSOR, 494},
   {CUDA_ARG_TENSOR, 1228},
-  {CUDA_ARG_TENSOR, 1619},
+  {CUDA_ARG_TENSOR, 1782},
   {CUDA_ARG_TENSOR, 491},
   {CUDA_ARG_TENSOR, 493},
   {CUDA_ARG_TENSOR, 1229},
@@ -21671,13 +21912,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 488},
   {CUDA_ARG_TENSOR, 489},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1620},
+  {CUDA_ARG_TENSOR, 1783},
   {CUDA_ARG_GRAD, 418},
   {CUDA_ARG_GRAD, 419},
   {CUDA_ARG_PARAM, 418},
   {CUDA_ARG_TENSOR, 489},
   {CUDA_ARG_TENSOR, 1227},
-  {CUDA_ARG_TENSOR, 1620},
+  {CUDA_ARG_TENSOR, 1783},
   {CUDA_ARG_TENSOR, 486},
   {CUDA_ARG_TENSOR, 488},
   {CUDA_ARG_TENSOR, 1231},
@@ -21694,13 +21935,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 484},
   {CUDA_ARG_TENSOR, 1233},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1621},
+  {CUDA_ARG_TENSOR, 1784},
   {CUDA_ARG_GRAD, 413},
   {CUDA_ARG_GRAD, 414},
   {CUDA_ARG_PARAM, 413},
   {CUDA_ARG_TENSOR, 484},
   {CUDA_ARG_TENSOR, 1233},
-  {CUDA_ARG_TENSOR, 1621},
+  {CUDA_ARG_TENSOR, 1784},
   {CUDA_ARG_TENSOR, 481},
   {CUDA_ARG_TENSOR, 483},
   {CUDA_ARG_TENSOR, 1234},
@@ -21717,7 +21958,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 477},
   {CUDA_ARG_TENSOR, 1236},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1622},
+  {CUDA_ARG_TENSOR, 1785},
   {CUDA_ARG_GRAD, 408},
   {CUDA_ARG_GRAD, 409},
   {CUDA_ARG_TENSOR, 1238},
@@ -21726,13 +21967,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 471},
   {CUDA_ARG_TENSOR, 472},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1623},
+  {CUDA_ARG_TENSOR, 1786},
   {CUDA_ARG_GRAD, 463},
   {CUDA_ARG_GRAD, 464},
   {CUDA_ARG_PARAM, 408},
   {CUDA_ARG_TENSOR, 477},
   {CUDA_ARG_TENSOR, 1237},
-  {CUDA_ARG_TENSOR, 1622},
+  {CUDA_ARG_TENSOR, 1785},
   {CUDA_ARG_TENSOR, 474},
   {CUDA_ARG_TENSOR, 476},
   {CUDA_ARG_TENSOR, 1239},
@@ -21752,13 +21993,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 467},
   {CUDA_ARG_TENSOR, 1210},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1624},
+  {CUDA_ARG_TENSOR, 1787},
   {CUDA_ARG_GRAD, 458},
   {CUDA_ARG_GRAD, 459},
   {CUDA_ARG_PARAM, 463},
   {CUDA_ARG_TENSOR, 472},
   {CUDA_ARG_TENSOR, 1206},
-  {CUDA_ARG_TENSOR, 1623},
+  {CUDA_ARG_TENSOR, 1786},
   {CUDA_ARG_TENSOR, 469},
   {CUDA_ARG_TENSOR, 471},
   {CUDA_ARG_TENSOR, 1241},
@@ -21775,7 +22016,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_PARAM, 458},
   {CUDA_ARG_TENSOR, 467},
   {CUDA_ARG_TENSOR, 1210},
-  {CUDA_ARG_TENSOR, 1624},
+  {CUDA_ARG_TENSOR, 1787},
   {CUDA_ARG_TENSOR, 464},
   {CUDA_ARG_TENSOR, 466},
   {CUDA_ARG_TENSOR, 1243},
@@ -21790,13 +22031,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 459},
   {CUDA_ARG_TENSOR, 460},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1625},
+  {CUDA_ARG_TENSOR, 1788},
   {CUDA_ARG_GRAD, 393},
   {CUDA_ARG_GRAD, 394},
   {CUDA_ARG_PARAM, 393},
   {CUDA_ARG_TENSOR, 460},
   {CUDA_ARG_TENSOR, 1250},
-  {CUDA_ARG_TENSOR, 1625},
+  {CUDA_ARG_TENSOR, 1788},
   {CUDA_ARG_TENSOR, 457},
   {CUDA_ARG_TENSOR, 459},
   {CUDA_ARG_TENSOR, 1251},
@@ -21811,13 +22052,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 453},
   {CUDA_ARG_TENSOR, 454},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1626},
+  {CUDA_ARG_TENSOR, 1789},
   {CUDA_ARG_GRAD, 388},
   {CUDA_ARG_GRAD, 389},
   {CUDA_ARG_PARAM, 388},
   {CUDA_ARG_TENSOR, 454},
   {CUDA_ARG_TENSOR, 1255},
-  {CUDA_ARG_TENSOR, 1626},
+  {CUDA_ARG_TENSOR, 1789},
   {CUDA_ARG_TENSOR, 451},
   {CUDA_ARG_TENSOR, 453},
   {CUDA_ARG_TENSOR, 1256},
@@ -21837,10 +22078,10 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 433},
   {CUDA_ARG_TENSOR, 1258},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1629},
+  {CUDA_ARG_TENSOR, 1792},
   {CUDA_ARG_GRAD, 373},
   {CUDA_ARG_GRAD, 374},
-  {CUDA_ARG_TENSOR, 1630},
+  {CUDA_ARG_TENSOR, 1793},
   {CUDA_ARG_GRAD, 368},
   {CUDA_ARG_GRAD, 369},
   {CUDA_ARG_TENSOR, 1254},
@@ -21848,13 +22089,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 448},
   {CUDA_ARG_TENSOR, 449},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1627},
+  {CUDA_ARG_TENSOR, 1790},
   {CUDA_ARG_GRAD, 383},
   {CUDA_ARG_GRAD, 384},
   {CUDA_ARG_PARAM, 383},
   {CUDA_ARG_TENSOR, 449},
   {CUDA_ARG_TENSOR, 1254},
-  {CUDA_ARG_TENSOR, 1627},
+  {CUDA_ARG_TENSOR, 1790},
   {CUDA_ARG_TENSOR, 446},
   {CUDA_ARG_TENSOR, 448},
   {CUDA_ARG_TENSOR, 1259},
@@ -21871,13 +22112,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 444},
   {CUDA_ARG_TENSOR, 1261},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1628},
+  {CUDA_ARG_TENSOR, 1791},
   {CUDA_ARG_GRAD, 378},
   {CUDA_ARG_GRAD, 379},
   {CUDA_ARG_PARAM, 378},
   {CUDA_ARG_TENSOR, 444},
   {CUDA_ARG_TENSOR, 1261},
-  {CUDA_ARG_TENSOR, 1628},
+  {CUDA_ARG_TENSOR, 1791},
   {CUDA_ARG_TENSOR, 441},
   {CUDA_ARG_TENSOR, 443},
   {CUDA_ARG_TENSOR, 1262},
@@ -21890,7 +22131,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_PARAM, 373},
   {CUDA_ARG_TENSOR, 438},
   {CUDA_ARG_TENSOR, 1265},
-  {CUDA_ARG_TENSOR, 1629},
+  {CUDA_ARG_TENSOR, 1792},
   {CUDA_ARG_TENSOR, 435},
   {CUDA_ARG_TENSOR, 437},
   {CUDA_ARG_TENSOR, 1266},
@@ -21903,7 +22144,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_PARAM, 368},
   {CUDA_ARG_TENSOR, 433},
   {CUDA_ARG_TENSOR, 1264},
-  {CUDA_ARG_TENSOR, 1630},
+  {CUDA_ARG_TENSOR, 1793},
   {CUDA_ARG_TENSOR, 430},
   {CUDA_ARG_TENSOR, 432},
   {CUDA_ARG_TENSOR, 1268},
@@ -21918,13 +22159,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 426},
   {CUDA_ARG_TENSOR, 427},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1631},
+  {CUDA_ARG_TENSOR, 1794},
   {CUDA_ARG_GRAD, 363},
   {CUDA_ARG_GRAD, 364},
   {CUDA_ARG_PARAM, 363},
   {CUDA_ARG_TENSOR, 427},
   {CUDA_ARG_TENSOR, 1271},
-  {CUDA_ARG_TENSOR, 1631},
+  {CUDA_ARG_TENSOR, 1794},
   {CUDA_ARG_TENSOR, 424},
   {CUDA_ARG_TENSOR, 426},
   {CUDA_ARG_TENSOR, 1272},
@@ -21944,13 +22185,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 421},
   {CUDA_ARG_TENSOR, 422},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1632},
+  {CUDA_ARG_TENSOR, 1795},
   {CUDA_ARG_GRAD, 358},
   {CUDA_ARG_GRAD, 359},
   {CUDA_ARG_PARAM, 358},
   {CUDA_ARG_TENSOR, 422},
   {CUDA_ARG_TENSOR, 1270},
-  {CUDA_ARG_TENSOR, 1632},
+  {CUDA_ARG_TENSOR, 1795},
   {CUDA_ARG_TENSOR, 419},
   {CUDA_ARG_TENSOR, 421},
   {CUDA_ARG_TENSOR, 1274},
@@ -21967,13 +22208,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 417},
   {CUDA_ARG_TENSOR, 1276},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1633},
+  {CUDA_ARG_TENSOR, 1796},
   {CUDA_ARG_GRAD, 353},
   {CUDA_ARG_GRAD, 354},
   {CUDA_ARG_PARAM, 353},
   {CUDA_ARG_TENSOR, 417},
   {CUDA_ARG_TENSOR, 1276},
-  {CUDA_ARG_TENSOR, 1633},
+  {CUDA_ARG_TENSOR, 1796},
   {CUDA_ARG_TENSOR, 414},
   {CUDA_ARG_TENSOR, 416},
   {CUDA_ARG_TENSOR, 1277},
@@ -21990,7 +22231,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 410},
   {CUDA_ARG_TENSOR, 1279},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1634},
+  {CUDA_ARG_TENSOR, 1797},
   {CUDA_ARG_GRAD, 348},
   {CUDA_ARG_GRAD, 349},
   {CUDA_ARG_TENSOR, 1281},
@@ -21999,13 +22240,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 404},
   {CUDA_ARG_TENSOR, 405},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1635},
+  {CUDA_ARG_TENSOR, 1798},
   {CUDA_ARG_GRAD, 403},
   {CUDA_ARG_GRAD, 404},
   {CUDA_ARG_PARAM, 348},
   {CUDA_ARG_TENSOR, 410},
   {CUDA_ARG_TENSOR, 1280},
-  {CUDA_ARG_TENSOR, 1634},
+  {CUDA_ARG_TENSOR, 1797},
   {CUDA_ARG_TENSOR, 407},
   {CUDA_ARG_TENSOR, 409},
   {CUDA_ARG_TENSOR, 1282},
@@ -22025,13 +22266,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 400},
   {CUDA_ARG_TENSOR, 1253},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1636},
+  {CUDA_ARG_TENSOR, 1799},
   {CUDA_ARG_GRAD, 398},
   {CUDA_ARG_GRAD, 399},
   {CUDA_ARG_PARAM, 403},
   {CUDA_ARG_TENSOR, 405},
   {CUDA_ARG_TENSOR, 1249},
-  {CUDA_ARG_TENSOR, 1635},
+  {CUDA_ARG_TENSOR, 1798},
   {CUDA_ARG_TENSOR, 402},
   {CUDA_ARG_TENSOR, 404},
   {CUDA_ARG_TENSOR, 1284},
@@ -22048,7 +22289,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_PARAM, 398},
   {CUDA_ARG_TENSOR, 400},
   {CUDA_ARG_TENSOR, 1253},
-  {CUDA_ARG_TENSOR, 1636},
+  {CUDA_ARG_TENSOR, 1799},
   {CUDA_ARG_TENSOR, 397},
   {CUDA_ARG_TENSOR, 399},
   {CUDA_ARG_TENSOR, 1286},
@@ -22063,13 +22304,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 392},
   {CUDA_ARG_TENSOR, 393},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1637},
+  {CUDA_ARG_TENSOR, 1800},
   {CUDA_ARG_GRAD, 332},
   {CUDA_ARG_GRAD, 333},
   {CUDA_ARG_PARAM, 332},
   {CUDA_ARG_TENSOR, 393},
   {CUDA_ARG_TENSOR, 1293},
-  {CUDA_ARG_TENSOR, 1637},
+  {CUDA_ARG_TENSOR, 1800},
   {CUDA_ARG_TENSOR, 390},
   {CUDA_ARG_TENSOR, 392},
   {CUDA_ARG_TENSOR, 1294},
@@ -22084,13 +22325,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 386},
   {CUDA_ARG_TENSOR, 387},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1638},
+  {CUDA_ARG_TENSOR, 1801},
   {CUDA_ARG_GRAD, 327},
   {CUDA_ARG_GRAD, 328},
   {CUDA_ARG_PARAM, 327},
   {CUDA_ARG_TENSOR, 387},
   {CUDA_ARG_TENSOR, 1298},
-  {CUDA_ARG_TENSOR, 1638},
+  {CUDA_ARG_TENSOR, 1801},
   {CUDA_ARG_TENSOR, 384},
   {CUDA_ARG_TENSOR, 386},
   {CUDA_ARG_TENSOR, 1299},
@@ -22110,10 +22351,10 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 366},
   {CUDA_ARG_TENSOR, 1301},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1641},
+  {CUDA_ARG_TENSOR, 1804},
   {CUDA_ARG_GRAD, 312},
   {CUDA_ARG_GRAD, 313},
-  {CUDA_ARG_TENSOR, 1642},
+  {CUDA_ARG_TENSOR, 1805},
   {CUDA_ARG_GRAD, 307},
   {CUDA_ARG_GRAD, 308},
   {CUDA_ARG_TENSOR, 1297},
@@ -22121,13 +22362,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 381},
   {CUDA_ARG_TENSOR, 382},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1639},
+  {CUDA_ARG_TENSOR, 1802},
   {CUDA_ARG_GRAD, 322},
   {CUDA_ARG_GRAD, 323},
   {CUDA_ARG_PARAM, 322},
   {CUDA_ARG_TENSOR, 382},
   {CUDA_ARG_TENSOR, 1297},
-  {CUDA_ARG_TENSOR, 1639},
+  {CUDA_ARG_TENSOR, 1802},
   {CUDA_ARG_TENSOR, 379},
   {CUDA_ARG_TENSOR, 381},
   {CUDA_ARG_TENSOR, 1302},
@@ -22144,13 +22385,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 377},
   {CUDA_ARG_TENSOR, 1304},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1640},
+  {CUDA_ARG_TENSOR, 1803},
   {CUDA_ARG_GRAD, 317},
   {CUDA_ARG_GRAD, 318},
   {CUDA_ARG_PARAM, 317},
   {CUDA_ARG_TENSOR, 377},
   {CUDA_ARG_TENSOR, 1304},
-  {CUDA_ARG_TENSOR, 1640},
+  {CUDA_ARG_TENSOR, 1803},
   {CUDA_ARG_TENSOR, 374},
   {CUDA_ARG_TENSOR, 376},
   {CUDA_ARG_TENSOR, 1305},
@@ -22163,7 +22404,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_PARAM, 312},
   {CUDA_ARG_TENSOR, 371},
   {CUDA_ARG_TENSOR, 1308},
-  {CUDA_ARG_TENSOR, 1641},
+  {CUDA_ARG_TENSOR, 1804},
   {CUDA_ARG_TENSOR, 368},
   {CUDA_ARG_TENSOR, 370},
   {CUDA_ARG_TENSOR, 1309},
@@ -22176,7 +22417,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_PARAM, 307},
   {CUDA_ARG_TENSOR, 366},
   {CUDA_ARG_TENSOR, 1307},
-  {CUDA_ARG_TENSOR, 1642},
+  {CUDA_ARG_TENSOR, 1805},
   {CUDA_ARG_TENSOR, 363},
   {CUDA_ARG_TENSOR, 365},
   {CUDA_ARG_TENSOR, 1311},
@@ -22191,13 +22432,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 359},
   {CUDA_ARG_TENSOR, 360},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1643},
+  {CUDA_ARG_TENSOR, 1806},
   {CUDA_ARG_GRAD, 302},
   {CUDA_ARG_GRAD, 303},
   {CUDA_ARG_PARAM, 302},
   {CUDA_ARG_TENSOR, 360},
   {CUDA_ARG_TENSOR, 1314},
-  {CUDA_ARG_TENSOR, 1643},
+  {CUDA_ARG_TENSOR, 1806},
   {CUDA_ARG_TENSOR, 357},
   {CUDA_ARG_TENSOR, 359},
   {CUDA_ARG_TENSOR, 1315},
@@ -22217,13 +22458,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 354},
   {CUDA_ARG_TENSOR, 355},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1644},
+  {CUDA_ARG_TENSOR, 1807},
   {CUDA_ARG_GRAD, 297},
   {CUDA_ARG_GRAD, 298},
   {CUDA_ARG_PARAM, 297},
   {CUDA_ARG_TENSOR, 355},
   {CUDA_ARG_TENSOR, 1313},
-  {CUDA_ARG_TENSOR, 1644},
+  {CUDA_ARG_TENSOR, 1807},
   {CUDA_ARG_TENSOR, 352},
   {CUDA_ARG_TENSOR, 354},
   {CUDA_ARG_TENSOR, 1317},
@@ -22240,13 +22481,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 350},
   {CUDA_ARG_TENSOR, 1319},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1645},
+  {CUDA_ARG_TENSOR, 1808},
   {CUDA_ARG_GRAD, 292},
   {CUDA_ARG_GRAD, 293},
   {CUDA_ARG_PARAM, 292},
   {CUDA_ARG_TENSOR, 350},
   {CUDA_ARG_TENSOR, 1319},
-  {CUDA_ARG_TENSOR, 1645},
+  {CUDA_ARG_TENSOR, 1808},
   {CUDA_ARG_TENSOR, 347},
   {CUDA_ARG_TENSOR, 349},
   {CUDA_ARG_TENSOR, 1320},
@@ -22263,7 +22504,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 343},
   {CUDA_ARG_TENSOR, 1322},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1646},
+  {CUDA_ARG_TENSOR, 1809},
   {CUDA_ARG_GRAD, 287},
   {CUDA_ARG_GRAD, 288},
   {CUDA_ARG_TENSOR, 1324},
@@ -22272,13 +22513,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 337},
   {CUDA_ARG_TENSOR, 338},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1647},
+  {CUDA_ARG_TENSOR, 1810},
   {CUDA_ARG_GRAD, 343},
   {CUDA_ARG_GRAD, 344},
   {CUDA_ARG_PARAM, 287},
   {CUDA_ARG_TENSOR, 343},
   {CUDA_ARG_TENSOR, 1323},
-  {CUDA_ARG_TENSOR, 1646},
+  {CUDA_ARG_TENSOR, 1809},
   {CUDA_ARG_TENSOR, 340},
   {CUDA_ARG_TENSOR, 342},
   {CUDA_ARG_TENSOR, 1325},
@@ -22298,13 +22539,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 333},
   {CUDA_ARG_TENSOR, 1296},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1648},
+  {CUDA_ARG_TENSOR, 1811},
   {CUDA_ARG_GRAD, 338},
   {CUDA_ARG_GRAD, 339},
   {CUDA_ARG_PARAM, 343},
   {CUDA_ARG_TENSOR, 338},
   {CUDA_ARG_TENSOR, 1292},
-  {CUDA_ARG_TENSOR, 1647},
+  {CUDA_ARG_TENSOR, 1810},
   {CUDA_ARG_TENSOR, 335},
   {CUDA_ARG_TENSOR, 337},
   {CUDA_ARG_TENSOR, 1327},
@@ -22321,7 +22562,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_PARAM, 338},
   {CUDA_ARG_TENSOR, 333},
   {CUDA_ARG_TENSOR, 1296},
-  {CUDA_ARG_TENSOR, 1648},
+  {CUDA_ARG_TENSOR, 1811},
   {CUDA_ARG_TENSOR, 330},
   {CUDA_ARG_TENSOR, 332},
   {CUDA_ARG_TENSOR, 1329},
@@ -22343,13 +22584,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 323},
   {CUDA_ARG_TENSOR, 324},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1649},
+  {CUDA_ARG_TENSOR, 1812},
   {CUDA_ARG_GRAD, 272},
   {CUDA_ARG_GRAD, 273},
   {CUDA_ARG_PARAM, 272},
   {CUDA_ARG_TENSOR, 324},
   {CUDA_ARG_TENSOR, 1339},
-  {CUDA_ARG_TENSOR, 1649},
+  {CUDA_ARG_TENSOR, 1812},
   {CUDA_ARG_TENSOR, 321},
   {CUDA_ARG_TENSOR, 323},
   {CUDA_ARG_TENSOR, 1340},
@@ -22364,9 +22605,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 1342},
   {CUDA_ARG_TENSOR, 1338},
   {CUDA_ARG_TENSOR, 282},
-  {CUDA_ARG_TENSOR, 284},
-  {CUDA_ARG_TENSOR, 285},
-  {CUDA_ARG_PARAM, 282},
+  {CUDA_ARG_TENSOR, 1593},
   {CUDA_ARG_PARAM, 283},
   {CUDA_ARG_TENSOR, 1343},
   {CUDA_ARG_TENSOR, 1345},
@@ -22374,13 +22613,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 316},
   {CUDA_ARG_TENSOR, 317},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1650},
+  {CUDA_ARG_TENSOR, 1813},
   {CUDA_ARG_GRAD, 267},
   {CUDA_ARG_GRAD, 268},
   {CUDA_ARG_PARAM, 267},
   {CUDA_ARG_TENSOR, 317},
   {CUDA_ARG_TENSOR, 1345},
-  {CUDA_ARG_TENSOR, 1650},
+  {CUDA_ARG_TENSOR, 1813},
   {CUDA_ARG_TENSOR, 314},
   {CUDA_ARG_TENSOR, 316},
   {CUDA_ARG_TENSOR, 1346},
@@ -22397,14 +22636,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 290},
   {CUDA_ARG_TENSOR, 1348},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1654},
+  {CUDA_ARG_TENSOR, 1817},
   {CUDA_ARG_GRAD, 247},
   {CUDA_ARG_GRAD, 248},
   {CUDA_ARG_TENSOR, 1350},
   {CUDA_ARG_TENSOR, 282},
-  {CUDA_ARG_TENSOR, 284},
-  {CUDA_ARG_TENSOR, 285},
-  {CUDA_ARG_PARAM, 282},
+  {CUDA_ARG_TENSOR, 1593},
   {CUDA_ARG_PARAM, 283},
   {CUDA_ARG_TENSOR, 1343},
   {CUDA_ARG_TENSOR, 1349},
@@ -22412,13 +22649,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 308},
   {CUDA_ARG_TENSOR, 309},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1651},
+  {CUDA_ARG_TENSOR, 1814},
   {CUDA_ARG_GRAD, 262},
   {CUDA_ARG_GRAD, 263},
   {CUDA_ARG_PARAM, 262},
   {CUDA_ARG_TENSOR, 309},
   {CUDA_ARG_TENSOR, 1349},
-  {CUDA_ARG_TENSOR, 1651},
+  {CUDA_ARG_TENSOR, 1814},
   {CUDA_ARG_TENSOR, 306},
   {CUDA_ARG_TENSOR, 308},
   {CUDA_ARG_TENSOR, 1351},
@@ -22435,13 +22672,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 304},
   {CUDA_ARG_TENSOR, 1353},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1652},
+  {CUDA_ARG_TENSOR, 1815},
   {CUDA_ARG_GRAD, 257},
   {CUDA_ARG_GRAD, 258},
   {CUDA_ARG_PARAM, 257},
   {CUDA_ARG_TENSOR, 304},
   {CUDA_ARG_TENSOR, 1353},
-  {CUDA_ARG_TENSOR, 1652},
+  {CUDA_ARG_TENSOR, 1815},
   {CUDA_ARG_TENSOR, 301},
   {CUDA_ARG_TENSOR, 303},
   {CUDA_ARG_TENSOR, 1354},
@@ -22460,13 +22697,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 296},
   {CUDA_ARG_TENSOR, 297},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1653},
+  {CUDA_ARG_TENSOR, 1816},
   {CUDA_ARG_GRAD, 252},
   {CUDA_ARG_GRAD, 253},
   {CUDA_ARG_PARAM, 252},
   {CUDA_ARG_TENSOR, 297},
   {CUDA_ARG_TENSOR, 1356},
-  {CUDA_ARG_TENSOR, 1653},
+  {CUDA_ARG_TENSOR, 1816},
   {CUDA_ARG_TENSOR, 294},
   {CUDA_ARG_TENSOR, 296},
   {CUDA_ARG_TENSOR, 1358},
@@ -22483,13 +22720,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 284},
   {CUDA_ARG_TENSOR, 285},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1655},
+  {CUDA_ARG_TENSOR, 1818},
   {CUDA_ARG_GRAD, 282},
   {CUDA_ARG_GRAD, 283},
   {CUDA_ARG_PARAM, 247},
   {CUDA_ARG_TENSOR, 290},
   {CUDA_ARG_TENSOR, 1360},
-  {CUDA_ARG_TENSOR, 1654},
+  {CUDA_ARG_TENSOR, 1817},
   {CUDA_ARG_TENSOR, 287},
   {CUDA_ARG_TENSOR, 289},
   {CUDA_ARG_TENSOR, 1362},
@@ -22508,13 +22745,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 279},
   {CUDA_ARG_TENSOR, 280},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1656},
+  {CUDA_ARG_TENSOR, 1819},
   {CUDA_ARG_GRAD, 277},
   {CUDA_ARG_GRAD, 278},
   {CUDA_ARG_PARAM, 282},
   {CUDA_ARG_TENSOR, 285},
   {CUDA_ARG_TENSOR, 1343},
-  {CUDA_ARG_TENSOR, 1655},
+  {CUDA_ARG_TENSOR, 1818},
   {CUDA_ARG_TENSOR, 282},
   {CUDA_ARG_TENSOR, 284},
   {CUDA_ARG_TENSOR, 1364},
@@ -22531,7 +22768,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_PARAM, 277},
   {CUDA_ARG_TENSOR, 280},
   {CUDA_ARG_TENSOR, 1342},
-  {CUDA_ARG_TENSOR, 1656},
+  {CUDA_ARG_TENSOR, 1819},
   {CUDA_ARG_TENSOR, 277},
   {CUDA_ARG_TENSOR, 279},
   {CUDA_ARG_TENSOR, 1366},
@@ -22546,13 +22783,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 272},
   {CUDA_ARG_TENSOR, 273},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1657},
+  {CUDA_ARG_TENSOR, 1820},
   {CUDA_ARG_GRAD, 232},
   {CUDA_ARG_GRAD, 233},
   {CUDA_ARG_PARAM, 232},
   {CUDA_ARG_TENSOR, 273},
   {CUDA_ARG_TENSOR, 1373},
-  {CUDA_ARG_TENSOR, 1657},
+  {CUDA_ARG_TENSOR, 1820},
   {CUDA_ARG_TENSOR, 270},
   {CUDA_ARG_TENSOR, 272},
   {CUDA_ARG_TENSOR, 1374},
@@ -22567,13 +22804,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 266},
   {CUDA_ARG_TENSOR, 267},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1658},
+  {CUDA_ARG_TENSOR, 1821},
   {CUDA_ARG_GRAD, 227},
   {CUDA_ARG_GRAD, 228},
   {CUDA_ARG_PARAM, 227},
   {CUDA_ARG_TENSOR, 267},
   {CUDA_ARG_TENSOR, 1378},
-  {CUDA_ARG_TENSOR, 1658},
+  {CUDA_ARG_TENSOR, 1821},
   {CUDA_ARG_TENSOR, 264},
   {CUDA_ARG_TENSOR, 266},
   {CUDA_ARG_TENSOR, 1379},
@@ -22593,10 +22830,10 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 246},
   {CUDA_ARG_TENSOR, 1381},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1661},
+  {CUDA_ARG_TENSOR, 1824},
   {CUDA_ARG_GRAD, 212},
   {CUDA_ARG_GRAD, 213},
-  {CUDA_ARG_TENSOR, 1662},
+  {CUDA_ARG_TENSOR, 1825},
   {CUDA_ARG_GRAD, 207},
   {CUDA_ARG_GRAD, 208},
   {CUDA_ARG_TENSOR, 1377},
@@ -22604,13 +22841,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 261},
   {CUDA_ARG_TENSOR, 262},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1659},
+  {CUDA_ARG_TENSOR, 1822},
   {CUDA_ARG_GRAD, 222},
   {CUDA_ARG_GRAD, 223},
   {CUDA_ARG_PARAM, 222},
   {CUDA_ARG_TENSOR, 262},
   {CUDA_ARG_TENSOR, 1377},
-  {CUDA_ARG_TENSOR, 1659},
+  {CUDA_ARG_TENSOR, 1822},
   {CUDA_ARG_TENSOR, 259},
   {CUDA_ARG_TENSOR, 261},
   {CUDA_ARG_TENSOR, 1382},
@@ -22627,13 +22864,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 257},
   {CUDA_ARG_TENSOR, 1384},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1660},
+  {CUDA_ARG_TENSOR, 1823},
   {CUDA_ARG_GRAD, 217},
   {CUDA_ARG_GRAD, 218},
   {CUDA_ARG_PARAM, 217},
   {CUDA_ARG_TENSOR, 257},
   {CUDA_ARG_TENSOR, 1384},
-  {CUDA_ARG_TENSOR, 1660},
+  {CUDA_ARG_TENSOR, 1823},
   {CUDA_ARG_TENSOR, 254},
   {CUDA_ARG_TENSOR, 256},
   {CUDA_ARG_TENSOR, 1385},
@@ -22646,7 +22883,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_PARAM, 212},
   {CUDA_ARG_TENSOR, 251},
   {CUDA_ARG_TENSOR, 1388},
-  {CUDA_ARG_TENSOR, 1661},
+  {CUDA_ARG_TENSOR, 1824},
   {CUDA_ARG_TENSOR, 248},
   {CUDA_ARG_TENSOR, 250},
   {CUDA_ARG_TENSOR, 1389},
@@ -22659,7 +22896,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_PARAM, 207},
   {CUDA_ARG_TENSOR, 246},
   {CUDA_ARG_TENSOR, 1387},
-  {CUDA_ARG_TENSOR, 1662},
+  {CUDA_ARG_TENSOR, 1825},
   {CUDA_ARG_TENSOR, 243},
   {CUDA_ARG_TENSOR, 245},
   {CUDA_ARG_TENSOR, 1391},
@@ -22674,13 +22911,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 239},
   {CUDA_ARG_TENSOR, 240},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1663},
+  {CUDA_ARG_TENSOR, 1826},
   {CUDA_ARG_GRAD, 202},
   {CUDA_ARG_GRAD, 203},
   {CUDA_ARG_PARAM, 202},
   {CUDA_ARG_TENSOR, 240},
   {CUDA_ARG_TENSOR, 1394},
-  {CUDA_ARG_TENSOR, 1663},
+  {CUDA_ARG_TENSOR, 1826},
   {CUDA_ARG_TENSOR, 237},
   {CUDA_ARG_TENSOR, 239},
   {CUDA_ARG_TENSOR, 1395},
@@ -22700,13 +22937,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 234},
   {CUDA_ARG_TENSOR, 235},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1664},
+  {CUDA_ARG_TENSOR, 1827},
   {CUDA_ARG_GRAD, 197},
   {CUDA_ARG_GRAD, 198},
   {CUDA_ARG_PARAM, 197},
   {CUDA_ARG_TENSOR, 235},
   {CUDA_ARG_TENSOR, 1393},
-  {CUDA_ARG_TENSOR, 1664},
+  {CUDA_ARG_TENSOR, 1827},
   {CUDA_ARG_TENSOR, 232},
   {CUDA_ARG_TENSOR, 234},
   {CUDA_ARG_TENSOR, 1397},
@@ -22723,13 +22960,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 230},
   {CUDA_ARG_TENSOR, 1399},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1665},
+  {CUDA_ARG_TENSOR, 1828},
   {CUDA_ARG_GRAD, 192},
   {CUDA_ARG_GRAD, 193},
   {CUDA_ARG_PARAM, 192},
   {CUDA_ARG_TENSOR, 230},
   {CUDA_ARG_TENSOR, 1399},
-  {CUDA_ARG_TENSOR, 1665},
+  {CUDA_ARG_TENSOR, 1828},
   {CUDA_ARG_TENSOR, 227},
   {CUDA_ARG_TENSOR, 229},
   {CUDA_ARG_TENSOR, 1400},
@@ -22746,7 +22983,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 223},
   {CUDA_ARG_TENSOR, 1402},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1666},
+  {CUDA_ARG_TENSOR, 1829},
   {CUDA_ARG_GRAD, 187},
   {CUDA_ARG_GRAD, 188},
   {CUDA_ARG_TENSOR, 1404},
@@ -22755,13 +22992,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 217},
   {CUDA_ARG_TENSOR, 218},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1667},
+  {CUDA_ARG_TENSOR, 1830},
   {CUDA_ARG_GRAD, 242},
   {CUDA_ARG_GRAD, 243},
   {CUDA_ARG_PARAM, 187},
   {CUDA_ARG_TENSOR, 223},
   {CUDA_ARG_TENSOR, 1403},
-  {CUDA_ARG_TENSOR, 1666},
+  {CUDA_ARG_TENSOR, 1829},
   {CUDA_ARG_TENSOR, 220},
   {CUDA_ARG_TENSOR, 222},
   {CUDA_ARG_TENSOR, 1405},
@@ -22781,13 +23018,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 213},
   {CUDA_ARG_TENSOR, 1376},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1668},
+  {CUDA_ARG_TENSOR, 1831},
   {CUDA_ARG_GRAD, 237},
   {CUDA_ARG_GRAD, 238},
   {CUDA_ARG_PARAM, 242},
   {CUDA_ARG_TENSOR, 218},
   {CUDA_ARG_TENSOR, 1372},
-  {CUDA_ARG_TENSOR, 1667},
+  {CUDA_ARG_TENSOR, 1830},
   {CUDA_ARG_TENSOR, 215},
   {CUDA_ARG_TENSOR, 217},
   {CUDA_ARG_TENSOR, 1407},
@@ -22804,7 +23041,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_PARAM, 237},
   {CUDA_ARG_TENSOR, 213},
   {CUDA_ARG_TENSOR, 1376},
-  {CUDA_ARG_TENSOR, 1668},
+  {CUDA_ARG_TENSOR, 1831},
   {CUDA_ARG_TENSOR, 210},
   {CUDA_ARG_TENSOR, 212},
   {CUDA_ARG_TENSOR, 1409},
@@ -22819,13 +23056,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 205},
   {CUDA_ARG_TENSOR, 206},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1669},
+  {CUDA_ARG_TENSOR, 1832},
   {CUDA_ARG_GRAD, 172},
   {CUDA_ARG_GRAD, 173},
   {CUDA_ARG_PARAM, 172},
   {CUDA_ARG_TENSOR, 206},
   {CUDA_ARG_TENSOR, 1416},
-  {CUDA_ARG_TENSOR, 1669},
+  {CUDA_ARG_TENSOR, 1832},
   {CUDA_ARG_TENSOR, 203},
   {CUDA_ARG_TENSOR, 205},
   {CUDA_ARG_TENSOR, 1417},
@@ -22840,13 +23077,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 199},
   {CUDA_ARG_TENSOR, 200},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1670},
+  {CUDA_ARG_TENSOR, 1833},
   {CUDA_ARG_GRAD, 167},
   {CUDA_ARG_GRAD, 168},
   {CUDA_ARG_PARAM, 167},
   {CUDA_ARG_TENSOR, 200},
   {CUDA_ARG_TENSOR, 1421},
-  {CUDA_ARG_TENSOR, 1670},
+  {CUDA_ARG_TENSOR, 1833},
   {CUDA_ARG_TENSOR, 197},
   {CUDA_ARG_TENSOR, 199},
   {CUDA_ARG_TENSOR, 1422},
@@ -22866,10 +23103,10 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 179},
   {CUDA_ARG_TENSOR, 1424},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1673},
+  {CUDA_ARG_TENSOR, 1836},
   {CUDA_ARG_GRAD, 152},
   {CUDA_ARG_GRAD, 153},
-  {CUDA_ARG_TENSOR, 1674},
+  {CUDA_ARG_TENSOR, 1837},
   {CUDA_ARG_GRAD, 147},
   {CUDA_ARG_GRAD, 148},
   {CUDA_ARG_TENSOR, 1420},
@@ -22877,13 +23114,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 194},
   {CUDA_ARG_TENSOR, 195},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1671},
+  {CUDA_ARG_TENSOR, 1834},
   {CUDA_ARG_GRAD, 162},
   {CUDA_ARG_GRAD, 163},
   {CUDA_ARG_PARAM, 162},
   {CUDA_ARG_TENSOR, 195},
   {CUDA_ARG_TENSOR, 1420},
-  {CUDA_ARG_TENSOR, 1671},
+  {CUDA_ARG_TENSOR, 1834},
   {CUDA_ARG_TENSOR, 192},
   {CUDA_ARG_TENSOR, 194},
   {CUDA_ARG_TENSOR, 1425},
@@ -22900,13 +23137,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 190},
   {CUDA_ARG_TENSOR, 1427},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1672},
+  {CUDA_ARG_TENSOR, 1835},
   {CUDA_ARG_GRAD, 157},
   {CUDA_ARG_GRAD, 158},
   {CUDA_ARG_PARAM, 157},
   {CUDA_ARG_TENSOR, 190},
   {CUDA_ARG_TENSOR, 1427},
-  {CUDA_ARG_TENSOR, 1672},
+  {CUDA_ARG_TENSOR, 1835},
   {CUDA_ARG_TENSOR, 187},
   {CUDA_ARG_TENSOR, 189},
   {CUDA_ARG_TENSOR, 1428},
@@ -22919,7 +23156,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_PARAM, 152},
   {CUDA_ARG_TENSOR, 184},
   {CUDA_ARG_TENSOR, 1431},
-  {CUDA_ARG_TENSOR, 1673},
+  {CUDA_ARG_TENSOR, 1836},
   {CUDA_ARG_TENSOR, 181},
   {CUDA_ARG_TENSOR, 183},
   {CUDA_ARG_TENSOR, 1432},
@@ -22932,7 +23169,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_PARAM, 147},
   {CUDA_ARG_TENSOR, 179},
   {CUDA_ARG_TENSOR, 1430},
-  {CUDA_ARG_TENSOR, 1674},
+  {CUDA_ARG_TENSOR, 1837},
   {CUDA_ARG_TENSOR, 176},
   {CUDA_ARG_TENSOR, 178},
   {CUDA_ARG_TENSOR, 1434},
@@ -22947,13 +23184,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 172},
   {CUDA_ARG_TENSOR, 173},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1675},
+  {CUDA_ARG_TENSOR, 1838},
   {CUDA_ARG_GRAD, 142},
   {CUDA_ARG_GRAD, 143},
   {CUDA_ARG_PARAM, 142},
   {CUDA_ARG_TENSOR, 173},
   {CUDA_ARG_TENSOR, 1437},
-  {CUDA_ARG_TENSOR, 1675},
+  {CUDA_ARG_TENSOR, 1838},
   {CUDA_ARG_TENSOR, 170},
   {CUDA_ARG_TENSOR, 172},
   {CUDA_ARG_TENSOR, 1438},
@@ -22973,13 +23210,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 167},
   {CUDA_ARG_TENSOR, 168},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1676},
+  {CUDA_ARG_TENSOR, 1839},
   {CUDA_ARG_GRAD, 137},
   {CUDA_ARG_GRAD, 138},
   {CUDA_ARG_PARAM, 137},
   {CUDA_ARG_TENSOR, 168},
   {CUDA_ARG_TENSOR, 1436},
-  {CUDA_ARG_TENSOR, 1676},
+  {CUDA_ARG_TENSOR, 1839},
   {CUDA_ARG_TENSOR, 165},
   {CUDA_ARG_TENSOR, 167},
   {CUDA_ARG_TENSOR, 1440},
@@ -22996,13 +23233,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 163},
   {CUDA_ARG_TENSOR, 1442},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1677},
+  {CUDA_ARG_TENSOR, 1840},
   {CUDA_ARG_GRAD, 132},
   {CUDA_ARG_GRAD, 133},
   {CUDA_ARG_PARAM, 132},
   {CUDA_ARG_TENSOR, 163},
   {CUDA_ARG_TENSOR, 1442},
-  {CUDA_ARG_TENSOR, 1677},
+  {CUDA_ARG_TENSOR, 1840},
   {CUDA_ARG_TENSOR, 160},
   {CUDA_ARG_TENSOR, 162},
   {CUDA_ARG_TENSOR, 1443},
@@ -23019,7 +23256,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 156},
   {CUDA_ARG_TENSOR, 1445},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1678},
+  {CUDA_ARG_TENSOR, 1841},
   {CUDA_ARG_GRAD, 127},
   {CUDA_ARG_GRAD, 128},
   {CUDA_ARG_TENSOR, 1447},
@@ -23028,13 +23265,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 150},
   {CUDA_ARG_TENSOR, 151},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1679},
+  {CUDA_ARG_TENSOR, 1842},
   {CUDA_ARG_GRAD, 182},
   {CUDA_ARG_GRAD, 183},
   {CUDA_ARG_PARAM, 127},
   {CUDA_ARG_TENSOR, 156},
   {CUDA_ARG_TENSOR, 1446},
-  {CUDA_ARG_TENSOR, 1678},
+  {CUDA_ARG_TENSOR, 1841},
   {CUDA_ARG_TENSOR, 153},
   {CUDA_ARG_TENSOR, 155},
   {CUDA_ARG_TENSOR, 1448},
@@ -23054,13 +23291,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 146},
   {CUDA_ARG_TENSOR, 1419},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1680},
+  {CUDA_ARG_TENSOR, 1843},
   {CUDA_ARG_GRAD, 177},
   {CUDA_ARG_GRAD, 178},
   {CUDA_ARG_PARAM, 182},
   {CUDA_ARG_TENSOR, 151},
   {CUDA_ARG_TENSOR, 1415},
-  {CUDA_ARG_TENSOR, 1679},
+  {CUDA_ARG_TENSOR, 1842},
   {CUDA_ARG_TENSOR, 148},
   {CUDA_ARG_TENSOR, 150},
   {CUDA_ARG_TENSOR, 1450},
@@ -23077,7 +23314,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_PARAM, 177},
   {CUDA_ARG_TENSOR, 146},
   {CUDA_ARG_TENSOR, 1419},
-  {CUDA_ARG_TENSOR, 1680},
+  {CUDA_ARG_TENSOR, 1843},
   {CUDA_ARG_TENSOR, 143},
   {CUDA_ARG_TENSOR, 145},
   {CUDA_ARG_TENSOR, 1452},
@@ -23092,13 +23329,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 138},
   {CUDA_ARG_TENSOR, 139},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1681},
+  {CUDA_ARG_TENSOR, 1844},
   {CUDA_ARG_GRAD, 117},
   {CUDA_ARG_GRAD, 118},
   {CUDA_ARG_PARAM, 117},
   {CUDA_ARG_TENSOR, 139},
   {CUDA_ARG_TENSOR, 1459},
-  {CUDA_ARG_TENSOR, 1681},
+  {CUDA_ARG_TENSOR, 1844},
   {CUDA_ARG_TENSOR, 136},
   {CUDA_ARG_TENSOR, 138},
   {CUDA_ARG_TENSOR, 1460},
@@ -23113,13 +23350,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 132},
   {CUDA_ARG_TENSOR, 133},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1682},
+  {CUDA_ARG_TENSOR, 1845},
   {CUDA_ARG_GRAD, 112},
   {CUDA_ARG_GRAD, 113},
   {CUDA_ARG_PARAM, 112},
   {CUDA_ARG_TENSOR, 133},
   {CUDA_ARG_TENSOR, 1464},
-  {CUDA_ARG_TENSOR, 1682},
+  {CUDA_ARG_TENSOR, 1845},
   {CUDA_ARG_TENSOR, 130},
   {CUDA_ARG_TENSOR, 132},
   {CUDA_ARG_TENSOR, 1465},
@@ -23139,10 +23376,10 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 112},
   {CUDA_ARG_TENSOR, 1467},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1685},
+  {CUDA_ARG_TENSOR, 1848},
   {CUDA_ARG_GRAD, 97},
   {CUDA_ARG_GRAD, 98},
-  {CUDA_ARG_TENSOR, 1686},
+  {CUDA_ARG_TENSOR, 1849},
   {CUDA_ARG_GRAD, 92},
   {CUDA_ARG_GRAD, 93},
   {CUDA_ARG_TENSOR, 1463},
@@ -23150,13 +23387,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 127},
   {CUDA_ARG_TENSOR, 128},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1683},
+  {CUDA_ARG_TENSOR, 1846},
   {CUDA_ARG_GRAD, 107},
   {CUDA_ARG_GRAD, 108},
   {CUDA_ARG_PARAM, 107},
   {CUDA_ARG_TENSOR, 128},
   {CUDA_ARG_TENSOR, 1463},
-  {CUDA_ARG_TENSOR, 1683},
+  {CUDA_ARG_TENSOR, 1846},
   {CUDA_ARG_TENSOR, 125},
   {CUDA_ARG_TENSOR, 127},
   {CUDA_ARG_TENSOR, 1468},
@@ -23173,13 +23410,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 123},
   {CUDA_ARG_TENSOR, 1470},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1684},
+  {CUDA_ARG_TENSOR, 1847},
   {CUDA_ARG_GRAD, 102},
   {CUDA_ARG_GRAD, 103},
   {CUDA_ARG_PARAM, 102},
   {CUDA_ARG_TENSOR, 123},
   {CUDA_ARG_TENSOR, 1470},
-  {CUDA_ARG_TENSOR, 1684},
+  {CUDA_ARG_TENSOR, 1847},
   {CUDA_ARG_TENSOR, 120},
   {CUDA_ARG_TENSOR, 122},
   {CUDA_ARG_TENSOR, 1471},
@@ -23192,7 +23429,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_PARAM, 97},
   {CUDA_ARG_TENSOR, 117},
   {CUDA_ARG_TENSOR, 1474},
-  {CUDA_ARG_TENSOR, 1685},
+  {CUDA_ARG_TENSOR, 1848},
   {CUDA_ARG_TENSOR, 114},
   {CUDA_ARG_TENSOR, 116},
   {CUDA_ARG_TENSOR, 1475},
@@ -23205,7 +23442,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_PARAM, 92},
   {CUDA_ARG_TENSOR, 112},
   {CUDA_ARG_TENSOR, 1473},
-  {CUDA_ARG_TENSOR, 1686},
+  {CUDA_ARG_TENSOR, 1849},
   {CUDA_ARG_TENSOR, 109},
   {CUDA_ARG_TENSOR, 111},
   {CUDA_ARG_TENSOR, 1477},
@@ -23220,13 +23457,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 105},
   {CUDA_ARG_TENSOR, 106},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1687},
+  {CUDA_ARG_TENSOR, 1850},
   {CUDA_ARG_GRAD, 87},
   {CUDA_ARG_GRAD, 88},
   {CUDA_ARG_PARAM, 87},
   {CUDA_ARG_TENSOR, 106},
   {CUDA_ARG_TENSOR, 1480},
-  {CUDA_ARG_TENSOR, 1687},
+  {CUDA_ARG_TENSOR, 1850},
   {CUDA_ARG_TENSOR, 103},
   {CUDA_ARG_TENSOR, 105},
   {CUDA_ARG_TENSOR, 1481},
@@ -23246,13 +23483,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 100},
   {CUDA_ARG_TENSOR, 101},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1688},
+  {CUDA_ARG_TENSOR, 1851},
   {CUDA_ARG_GRAD, 82},
   {CUDA_ARG_GRAD, 83},
   {CUDA_ARG_PARAM, 82},
   {CUDA_ARG_TENSOR, 101},
   {CUDA_ARG_TENSOR, 1479},
-  {CUDA_ARG_TENSOR, 1688},
+  {CUDA_ARG_TENSOR, 1851},
   {CUDA_ARG_TENSOR, 98},
   {CUDA_ARG_TENSOR, 100},
   {CUDA_ARG_TENSOR, 1483},
@@ -23269,13 +23506,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 96},
   {CUDA_ARG_TENSOR, 1485},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1689},
+  {CUDA_ARG_TENSOR, 1852},
   {CUDA_ARG_GRAD, 77},
   {CUDA_ARG_GRAD, 78},
   {CUDA_ARG_PARAM, 77},
   {CUDA_ARG_TENSOR, 96},
   {CUDA_ARG_TENSOR, 1485},
-  {CUDA_ARG_TENSOR, 1689},
+  {CUDA_ARG_TENSOR, 1852},
   {CUDA_ARG_TENSOR, 93},
   {CUDA_ARG_TENSOR, 95},
   {CUDA_ARG_TENSOR, 1486},
@@ -23292,7 +23529,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 89},
   {CUDA_ARG_TENSOR, 1488},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1690},
+  {CUDA_ARG_TENSOR, 1853},
   {CUDA_ARG_GRAD, 72},
   {CUDA_ARG_GRAD, 73},
   {CUDA_ARG_TENSOR, 1490},
@@ -23301,13 +23538,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 83},
   {CUDA_ARG_TENSOR, 84},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1691},
+  {CUDA_ARG_TENSOR, 1854},
   {CUDA_ARG_GRAD, 122},
   {CUDA_ARG_GRAD, 123},
   {CUDA_ARG_PARAM, 72},
   {CUDA_ARG_TENSOR, 89},
   {CUDA_ARG_TENSOR, 1489},
-  {CUDA_ARG_TENSOR, 1690},
+  {CUDA_ARG_TENSOR, 1853},
   {CUDA_ARG_TENSOR, 86},
   {CUDA_ARG_TENSOR, 88},
   {CUDA_ARG_TENSOR, 1491},
@@ -23320,7 +23557,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_PARAM, 122},
   {CUDA_ARG_TENSOR, 84},
   {CUDA_ARG_TENSOR, 1458},
-  {CUDA_ARG_TENSOR, 1691},
+  {CUDA_ARG_TENSOR, 1854},
   {CUDA_ARG_TENSOR, 81},
   {CUDA_ARG_TENSOR, 83},
   {CUDA_ARG_TENSOR, 1493},
@@ -23339,13 +23576,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 76},
   {CUDA_ARG_TENSOR, 77},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1692},
+  {CUDA_ARG_TENSOR, 1855},
   {CUDA_ARG_GRAD, 61},
   {CUDA_ARG_GRAD, 62},
   {CUDA_ARG_PARAM, 61},
   {CUDA_ARG_TENSOR, 77},
   {CUDA_ARG_TENSOR, 1498},
-  {CUDA_ARG_TENSOR, 1692},
+  {CUDA_ARG_TENSOR, 1855},
   {CUDA_ARG_TENSOR, 74},
   {CUDA_ARG_TENSOR, 76},
   {CUDA_ARG_TENSOR, 1499},
@@ -23360,13 +23597,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 70},
   {CUDA_ARG_TENSOR, 71},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1693},
+  {CUDA_ARG_TENSOR, 1856},
   {CUDA_ARG_GRAD, 56},
   {CUDA_ARG_GRAD, 57},
   {CUDA_ARG_PARAM, 56},
   {CUDA_ARG_TENSOR, 71},
   {CUDA_ARG_TENSOR, 1503},
-  {CUDA_ARG_TENSOR, 1693},
+  {CUDA_ARG_TENSOR, 1856},
   {CUDA_ARG_TENSOR, 68},
   {CUDA_ARG_TENSOR, 70},
   {CUDA_ARG_TENSOR, 1504},
@@ -23386,10 +23623,10 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 50},
   {CUDA_ARG_TENSOR, 1506},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1696},
+  {CUDA_ARG_TENSOR, 1859},
   {CUDA_ARG_GRAD, 41},
   {CUDA_ARG_GRAD, 42},
-  {CUDA_ARG_TENSOR, 1697},
+  {CUDA_ARG_TENSOR, 1860},
   {CUDA_ARG_GRAD, 36},
   {CUDA_ARG_GRAD, 37},
   {CUDA_ARG_TENSOR, 1502},
@@ -23397,13 +23634,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 65},
   {CUDA_ARG_TENSOR, 66},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1694},
+  {CUDA_ARG_TENSOR, 1857},
   {CUDA_ARG_GRAD, 51},
   {CUDA_ARG_GRAD, 52},
   {CUDA_ARG_PARAM, 51},
   {CUDA_ARG_TENSOR, 66},
   {CUDA_ARG_TENSOR, 1502},
-  {CUDA_ARG_TENSOR, 1694},
+  {CUDA_ARG_TENSOR, 1857},
   {CUDA_ARG_TENSOR, 63},
   {CUDA_ARG_TENSOR, 65},
   {CUDA_ARG_TENSOR, 1507},
@@ -23420,13 +23657,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 61},
   {CUDA_ARG_TENSOR, 1509},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1695},
+  {CUDA_ARG_TENSOR, 1858},
   {CUDA_ARG_GRAD, 46},
   {CUDA_ARG_GRAD, 47},
   {CUDA_ARG_PARAM, 46},
   {CUDA_ARG_TENSOR, 61},
   {CUDA_ARG_TENSOR, 1509},
-  {CUDA_ARG_TENSOR, 1695},
+  {CUDA_ARG_TENSOR, 1858},
   {CUDA_ARG_TENSOR, 58},
   {CUDA_ARG_TENSOR, 60},
   {CUDA_ARG_TENSOR, 1510},
@@ -23439,7 +23676,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_PARAM, 41},
   {CUDA_ARG_TENSOR, 55},
   {CUDA_ARG_TENSOR, 1513},
-  {CUDA_ARG_TENSOR, 1696},
+  {CUDA_ARG_TENSOR, 1859},
   {CUDA_ARG_TENSOR, 52},
   {CUDA_ARG_TENSOR, 54},
   {CUDA_ARG_TENSOR, 1514},
@@ -23452,7 +23689,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_PARAM, 36},
   {CUDA_ARG_TENSOR, 50},
   {CUDA_ARG_TENSOR, 1512},
-  {CUDA_ARG_TENSOR, 1697},
+  {CUDA_ARG_TENSOR, 1860},
   {CUDA_ARG_TENSOR, 47},
   {CUDA_ARG_TENSOR, 49},
   {CUDA_ARG_TENSOR, 1516},
@@ -23467,13 +23704,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 43},
   {CUDA_ARG_TENSOR, 44},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1698},
+  {CUDA_ARG_TENSOR, 1861},
   {CUDA_ARG_GRAD, 31},
   {CUDA_ARG_GRAD, 32},
   {CUDA_ARG_PARAM, 31},
   {CUDA_ARG_TENSOR, 44},
   {CUDA_ARG_TENSOR, 1519},
-  {CUDA_ARG_TENSOR, 1698},
+  {CUDA_ARG_TENSOR, 1861},
   {CUDA_ARG_TENSOR, 41},
   {CUDA_ARG_TENSOR, 43},
   {CUDA_ARG_TENSOR, 1520},
@@ -23497,13 +23734,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 38},
   {CUDA_ARG_TENSOR, 39},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1699},
+  {CUDA_ARG_TENSOR, 1862},
   {CUDA_ARG_GRAD, 26},
   {CUDA_ARG_GRAD, 27},
   {CUDA_ARG_PARAM, 26},
   {CUDA_ARG_TENSOR, 39},
   {CUDA_ARG_TENSOR, 1518},
-  {CUDA_ARG_TENSOR, 1699},
+  {CUDA_ARG_TENSOR, 1862},
   {CUDA_ARG_TENSOR, 36},
   {CUDA_ARG_TENSOR, 38},
   {CUDA_ARG_TENSOR, 1522},
@@ -23520,13 +23757,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 34},
   {CUDA_ARG_TENSOR, 1524},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1700},
+  {CUDA_ARG_TENSOR, 1863},
   {CUDA_ARG_GRAD, 21},
   {CUDA_ARG_GRAD, 22},
   {CUDA_ARG_PARAM, 21},
   {CUDA_ARG_TENSOR, 34},
   {CUDA_ARG_TENSOR, 1524},
-  {CUDA_ARG_TENSOR, 1700},
+  {CUDA_ARG_TENSOR, 1863},
   {CUDA_ARG_TENSOR, 31},
   {CUDA_ARG_TENSOR, 33},
   {CUDA_ARG_TENSOR, 1525},
@@ -23543,7 +23780,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 27},
   {CUDA_ARG_TENSOR, 1527},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1701},
+  {CUDA_ARG_TENSOR, 1864},
   {CUDA_ARG_GRAD, 16},
   {CUDA_ARG_GRAD, 17},
   {CUDA_ARG_TENSOR, 1529},
@@ -23552,13 +23789,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 14},
   {CUDA_ARG_TENSOR, 15},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1703},
+  {CUDA_ARG_TENSOR, 1866},
   {CUDA_ARG_GRAD, 11},
   {CUDA_ARG_GRAD, 12},
   {CUDA_ARG_PARAM, 16},
   {CUDA_ARG_TENSOR, 27},
   {CUDA_ARG_TENSOR, 1528},
-  {CUDA_ARG_TENSOR, 1701},
+  {CUDA_ARG_TENSOR, 1864},
   {CUDA_ARG_TENSOR, 24},
   {CUDA_ARG_TENSOR, 26},
   {CUDA_ARG_TENSOR, 1530},
@@ -23578,13 +23815,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 22},
   {CUDA_ARG_TENSOR, 1501},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1702},
+  {CUDA_ARG_TENSOR, 1865},
   {CUDA_ARG_GRAD, 67},
   {CUDA_ARG_GRAD, 68},
   {CUDA_ARG_PARAM, 67},
   {CUDA_ARG_TENSOR, 22},
   {CUDA_ARG_TENSOR, 1501},
-  {CUDA_ARG_TENSOR, 1702},
+  {CUDA_ARG_TENSOR, 1865},
   {CUDA_ARG_TENSOR, 19},
   {CUDA_ARG_TENSOR, 21},
   {CUDA_ARG_TENSOR, 1532},
@@ -23604,7 +23841,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_PARAM, 11},
   {CUDA_ARG_TENSOR, 15},
   {CUDA_ARG_TENSOR, 1462},
-  {CUDA_ARG_TENSOR, 1703},
+  {CUDA_ARG_TENSOR, 1866},
   {CUDA_ARG_TENSOR, 12},
   {CUDA_ARG_TENSOR, 14},
   {CUDA_ARG_TENSOR, 1537},
@@ -23622,13 +23859,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 10},
   {CUDA_ARG_TENSOR, 1536},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1704},
+  {CUDA_ARG_TENSOR, 1867},
   {CUDA_ARG_GRAD, 6},
   {CUDA_ARG_GRAD, 7},
   {CUDA_ARG_PARAM, 6},
   {CUDA_ARG_TENSOR, 10},
   {CUDA_ARG_TENSOR, 1536},
-  {CUDA_ARG_TENSOR, 1704},
+  {CUDA_ARG_TENSOR, 1867},
   {CUDA_ARG_TENSOR, 7},
   {CUDA_ARG_TENSOR, 9},
   {CUDA_ARG_TENSOR, 1539},
@@ -23645,13 +23882,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 5},
   {CUDA_ARG_TENSOR, 1541},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 1705},
+  {CUDA_ARG_TENSOR, 1868},
   {CUDA_ARG_GRAD, 1},
   {CUDA_ARG_GRAD, 2},
   {CUDA_ARG_PARAM, 1},
   {CUDA_ARG_TENSOR, 5},
   {CUDA_ARG_TENSOR, 1541},
-  {CUDA_ARG_TENSOR, 1705},
+  {CUDA_ARG_TENSOR, 1868},
   {CUDA_ARG_TENSOR, 2},
   {CUDA_ARG_TENSOR, 4},
   {CUDA_ARG_TENSOR, 1542},
@@ -26370,8 +26607,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 2},
   {CUDA_ARG_TENSOR, 2},
   {CUDA_ARG_BUFFER, 3},
-  {CUDA_ARG_BUFFER, 4},
   {CUDA_ARG_PARAM, 1},
+  {CUDA_ARG_BUFFER, 4},
   {CUDA_ARG_PARAM, 2},
   {CUDA_ARG_TENSOR, 4},
   {CUDA_ARG_TENSOR, 4},
@@ -26379,8 +26616,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 5},
   {CUDA_ARG_TENSOR, 5},
   {CUDA_ARG_BUFFER, 8},
-  {CUDA_ARG_BUFFER, 9},
   {CUDA_ARG_PARAM, 6},
+  {CUDA_ARG_BUFFER, 9},
   {CUDA_ARG_PARAM, 7},
   {CUDA_ARG_TENSOR, 7},
   {CUDA_ARG_TENSOR, 7},
@@ -26394,8 +26631,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 12},
   {CUDA_ARG_TENSOR, 13},
   {CUDA_ARG_BUFFER, 69},
-  {CUDA_ARG_BUFFER, 70},
   {CUDA_ARG_PARAM, 67},
+  {CUDA_ARG_BUFFER, 70},
   {CUDA_ARG_PARAM, 68},
   {CUDA_ARG_TENSOR, 15},
   {CUDA_ARG_TENSOR, 15},
@@ -26403,13 +26640,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 16},
   {CUDA_ARG_TENSOR, 8},
   {CUDA_ARG_BUFFER, 13},
-  {CUDA_ARG_BUFFER, 14},
   {CUDA_ARG_PARAM, 11},
+  {CUDA_ARG_BUFFER, 14},
   {CUDA_ARG_PARAM, 12},
   {CUDA_ARG_TENSOR, 16},
   {CUDA_ARG_BUFFER, 18},
-  {CUDA_ARG_BUFFER, 19},
   {CUDA_ARG_PARAM, 16},
+  {CUDA_ARG_BUFFER, 19},
   {CUDA_ARG_PARAM, 17},
   {CUDA_ARG_TENSOR, 20},
   {CUDA_ARG_TENSOR, 20},
@@ -26417,8 +26654,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 21},
   {CUDA_ARG_TENSOR, 21},
   {CUDA_ARG_BUFFER, 23},
-  {CUDA_ARG_BUFFER, 24},
   {CUDA_ARG_PARAM, 21},
+  {CUDA_ARG_BUFFER, 24},
   {CUDA_ARG_PARAM, 22},
   {CUDA_ARG_TENSOR, 23},
   {CUDA_ARG_TENSOR, 23},
@@ -26426,8 +26663,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 24},
   {CUDA_ARG_TENSOR, 8},
   {CUDA_ARG_BUFFER, 13},
-  {CUDA_ARG_BUFFER, 14},
   {CUDA_ARG_PARAM, 11},
+  {CUDA_ARG_BUFFER, 14},
   {CUDA_ARG_PARAM, 12},
   {CUDA_ARG_TENSOR, 26},
   {CUDA_ARG_TENSOR, 26},
@@ -26435,13 +26672,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 27},
   {CUDA_ARG_TENSOR, 24},
   {CUDA_ARG_BUFFER, 28},
-  {CUDA_ARG_BUFFER, 29},
   {CUDA_ARG_PARAM, 26},
+  {CUDA_ARG_BUFFER, 29},
   {CUDA_ARG_PARAM, 27},
   {CUDA_ARG_TENSOR, 27},
   {CUDA_ARG_BUFFER, 33},
-  {CUDA_ARG_BUFFER, 34},
   {CUDA_ARG_PARAM, 31},
+  {CUDA_ARG_BUFFER, 34},
   {CUDA_ARG_PARAM, 32},
   {CUDA_ARG_TENSOR, 29},
   {CUDA_ARG_TENSOR, 15},
@@ -26455,8 +26692,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 38},
   {CUDA_ARG_TENSOR, 38},
   {CUDA_ARG_BUFFER, 48},
-  {CUDA_ARG_BUFFER, 49},
   {CUDA_ARG_PARAM, 46},
+  {CUDA_ARG_BUFFER, 49},
   {CUDA_ARG_PARAM, 47},
   {CUDA_ARG_TENSOR, 40},
   {CUDA_ARG_TENSOR, 40},
@@ -26464,13 +26701,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 41},
   {CUDA_ARG_TENSOR, 31},
   {CUDA_ARG_BUFFER, 38},
-  {CUDA_ARG_BUFFER, 39},
   {CUDA_ARG_PARAM, 36},
+  {CUDA_ARG_BUFFER, 39},
   {CUDA_ARG_PARAM, 37},
   {CUDA_ARG_TENSOR, 34},
   {CUDA_ARG_BUFFER, 43},
-  {CUDA_ARG_BUFFER, 44},
   {CUDA_ARG_PARAM, 41},
+  {CUDA_ARG_BUFFER, 44},
   {CUDA_ARG_PARAM, 42},
   {CUDA_ARG_TENSOR, 43},
   {CUDA_ARG_TENSOR, 43},
@@ -26478,13 +26715,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 44},
   {CUDA_ARG_TENSOR, 41},
   {CUDA_ARG_BUFFER, 53},
-  {CUDA_ARG_BUFFER, 54},
   {CUDA_ARG_PARAM, 51},
+  {CUDA_ARG_BUFFER, 54},
   {CUDA_ARG_PARAM, 52},
   {CUDA_ARG_TENSOR, 44},
   {CUDA_ARG_BUFFER, 58},
-  {CUDA_ARG_BUFFER, 59},
   {CUDA_ARG_PARAM, 56},
+  {CUDA_ARG_BUFFER, 59},
   {CUDA_ARG_PARAM, 57},
   {CUDA_ARG_TENSOR, 46},
   {CUDA_ARG_TENSOR, 15},
@@ -26492,13 +26729,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 48},
   {CUDA_ARG_TENSOR, 8},
   {CUDA_ARG_BUFFER, 13},
-  {CUDA_ARG_BUFFER, 14},
   {CUDA_ARG_PARAM, 11},
+  {CUDA_ARG_BUFFER, 14},
   {CUDA_ARG_PARAM, 12},
   {CUDA_ARG_TENSOR, 48},
   {CUDA_ARG_BUFFER, 63},
-  {CUDA_ARG_BUFFER, 64},
   {CUDA_ARG_PARAM, 61},
+  {CUDA_ARG_BUFFER, 64},
   {CUDA_ARG_PARAM, 62},
   {CUDA_ARG_TENSOR, 50},
   {CUDA_ARG_TENSOR, 51},
@@ -26511,13 +26748,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 56},
   {CUDA_ARG_TENSOR, 53},
   {CUDA_ARG_BUFFER, 124},
-  {CUDA_ARG_BUFFER, 125},
   {CUDA_ARG_PARAM, 122},
+  {CUDA_ARG_BUFFER, 125},
   {CUDA_ARG_PARAM, 123},
   {CUDA_ARG_TENSOR, 56},
   {CUDA_ARG_BUFFER, 74},
-  {CUDA_ARG_BUFFER, 75},
   {CUDA_ARG_PARAM, 72},
+  {CUDA_ARG_BUFFER, 75},
   {CUDA_ARG_PARAM, 73},
   {CUDA_ARG_TENSOR, 60},
   {CUDA_ARG_TENSOR, 60},
@@ -26525,8 +26762,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 61},
   {CUDA_ARG_TENSOR, 61},
   {CUDA_ARG_BUFFER, 79},
-  {CUDA_ARG_BUFFER, 80},
   {CUDA_ARG_PARAM, 77},
+  {CUDA_ARG_BUFFER, 80},
   {CUDA_ARG_PARAM, 78},
   {CUDA_ARG_TENSOR, 63},
   {CUDA_ARG_TENSOR, 63},
@@ -26534,8 +26771,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 64},
   {CUDA_ARG_TENSOR, 53},
   {CUDA_ARG_BUFFER, 124},
-  {CUDA_ARG_BUFFER, 125},
   {CUDA_ARG_PARAM, 122},
+  {CUDA_ARG_BUFFER, 125},
   {CUDA_ARG_PARAM, 123},
   {CUDA_ARG_TENSOR, 66},
   {CUDA_ARG_TENSOR, 66},
@@ -26543,13 +26780,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 67},
   {CUDA_ARG_TENSOR, 64},
   {CUDA_ARG_BUFFER, 84},
-  {CUDA_ARG_BUFFER, 85},
   {CUDA_ARG_PARAM, 82},
+  {CUDA_ARG_BUFFER, 85},
   {CUDA_ARG_PARAM, 83},
   {CUDA_ARG_TENSOR, 67},
   {CUDA_ARG_BUFFER, 89},
-  {CUDA_ARG_BUFFER, 90},
   {CUDA_ARG_PARAM, 87},
+  {CUDA_ARG_BUFFER, 90},
   {CUDA_ARG_PARAM, 88},
   {CUDA_ARG_TENSOR, 69},
   {CUDA_ARG_TENSOR, 26},
@@ -26563,8 +26800,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 78},
   {CUDA_ARG_TENSOR, 78},
   {CUDA_ARG_BUFFER, 104},
-  {CUDA_ARG_BUFFER, 105},
   {CUDA_ARG_PARAM, 102},
+  {CUDA_ARG_BUFFER, 105},
   {CUDA_ARG_PARAM, 103},
   {CUDA_ARG_TENSOR, 80},
   {CUDA_ARG_TENSOR, 80},
@@ -26572,13 +26809,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 81},
   {CUDA_ARG_TENSOR, 71},
   {CUDA_ARG_BUFFER, 94},
-  {CUDA_ARG_BUFFER, 95},
   {CUDA_ARG_PARAM, 92},
+  {CUDA_ARG_BUFFER, 95},
   {CUDA_ARG_PARAM, 93},
   {CUDA_ARG_TENSOR, 74},
   {CUDA_ARG_BUFFER, 99},
-  {CUDA_ARG_BUFFER, 100},
   {CUDA_ARG_PARAM, 97},
+  {CUDA_ARG_BUFFER, 100},
   {CUDA_ARG_PARAM, 98},
   {CUDA_ARG_TENSOR, 83},
   {CUDA_ARG_TENSOR, 83},
@@ -26586,13 +26823,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 84},
   {CUDA_ARG_TENSOR, 81},
   {CUDA_ARG_BUFFER, 109},
-  {CUDA_ARG_BUFFER, 110},
   {CUDA_ARG_PARAM, 107},
+  {CUDA_ARG_BUFFER, 110},
   {CUDA_ARG_PARAM, 108},
   {CUDA_ARG_TENSOR, 84},
   {CUDA_ARG_BUFFER, 114},
-  {CUDA_ARG_BUFFER, 115},
   {CUDA_ARG_PARAM, 112},
+  {CUDA_ARG_BUFFER, 115},
   {CUDA_ARG_PARAM, 113},
   {CUDA_ARG_TENSOR, 86},
   {CUDA_ARG_TENSOR, 26},
@@ -26600,13 +26837,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 88},
   {CUDA_ARG_TENSOR, 53},
   {CUDA_ARG_BUFFER, 124},
-  {CUDA_ARG_BUFFER, 125},
   {CUDA_ARG_PARAM, 122},
+  {CUDA_ARG_BUFFER, 125},
   {CUDA_ARG_PARAM, 123},
   {CUDA_ARG_TENSOR, 88},
   {CUDA_ARG_BUFFER, 119},
-  {CUDA_ARG_BUFFER, 120},
   {CUDA_ARG_PARAM, 117},
+  {CUDA_ARG_BUFFER, 120},
   {CUDA_ARG_PARAM, 118},
   {CUDA_ARG_TENSOR, 90},
   {CUDA_ARG_TENSOR, 52},
@@ -26619,8 +26856,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 96},
   {CUDA_ARG_TENSOR, 93},
   {CUDA_ARG_BUFFER, 179},
-  {CUDA_ARG_BUFFER, 180},
   {CUDA_ARG_PARAM, 177},
+  {CUDA_ARG_BUFFER, 180},
   {CUDA_ARG_PARAM, 178},
   {CUDA_ARG_TENSOR, 98},
   {CUDA_ARG_TENSOR, 98},
@@ -26628,13 +26865,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 99},
   {CUDA_ARG_TENSOR, 96},
   {CUDA_ARG_BUFFER, 184},
-  {CUDA_ARG_BUFFER, 185},
   {CUDA_ARG_PARAM, 182},
+  {CUDA_ARG_BUFFER, 185},
   {CUDA_ARG_PARAM, 183},
   {CUDA_ARG_TENSOR, 99},
   {CUDA_ARG_BUFFER, 129},
-  {CUDA_ARG_BUFFER, 130},
   {CUDA_ARG_PARAM, 127},
+  {CUDA_ARG_BUFFER, 130},
   {CUDA_ARG_PARAM, 128},
   {CUDA_ARG_TENSOR, 103},
   {CUDA_ARG_TENSOR, 103},
@@ -26642,8 +26879,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 104},
   {CUDA_ARG_TENSOR, 104},
   {CUDA_ARG_BUFFER, 134},
-  {CUDA_ARG_BUFFER, 135},
   {CUDA_ARG_PARAM, 132},
+  {CUDA_ARG_BUFFER, 135},
   {CUDA_ARG_PARAM, 133},
   {CUDA_ARG_TENSOR, 106},
   {CUDA_ARG_TENSOR, 106},
@@ -26651,8 +26888,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 107},
   {CUDA_ARG_TENSOR, 96},
   {CUDA_ARG_BUFFER, 184},
-  {CUDA_ARG_BUFFER, 185},
   {CUDA_ARG_PARAM, 182},
+  {CUDA_ARG_BUFFER, 185},
   {CUDA_ARG_PARAM, 183},
   {CUDA_ARG_TENSOR, 109},
   {CUDA_ARG_TENSOR, 109},
@@ -26660,13 +26897,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 110},
   {CUDA_ARG_TENSOR, 107},
   {CUDA_ARG_BUFFER, 139},
-  {CUDA_ARG_BUFFER, 140},
   {CUDA_ARG_PARAM, 137},
+  {CUDA_ARG_BUFFER, 140},
   {CUDA_ARG_PARAM, 138},
   {CUDA_ARG_TENSOR, 110},
   {CUDA_ARG_BUFFER, 144},
-  {CUDA_ARG_BUFFER, 145},
   {CUDA_ARG_PARAM, 142},
+  {CUDA_ARG_BUFFER, 145},
   {CUDA_ARG_PARAM, 143},
   {CUDA_ARG_TENSOR, 112},
   {CUDA_ARG_TENSOR, 98},
@@ -26680,8 +26917,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 121},
   {CUDA_ARG_TENSOR, 121},
   {CUDA_ARG_BUFFER, 159},
-  {CUDA_ARG_BUFFER, 160},
   {CUDA_ARG_PARAM, 157},
+  {CUDA_ARG_BUFFER, 160},
   {CUDA_ARG_PARAM, 158},
   {CUDA_ARG_TENSOR, 123},
   {CUDA_ARG_TENSOR, 123},
@@ -26689,13 +26926,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 124},
   {CUDA_ARG_TENSOR, 114},
   {CUDA_ARG_BUFFER, 149},
-  {CUDA_ARG_BUFFER, 150},
   {CUDA_ARG_PARAM, 147},
+  {CUDA_ARG_BUFFER, 150},
   {CUDA_ARG_PARAM, 148},
   {CUDA_ARG_TENSOR, 117},
   {CUDA_ARG_BUFFER, 154},
-  {CUDA_ARG_BUFFER, 155},
   {CUDA_ARG_PARAM, 152},
+  {CUDA_ARG_BUFFER, 155},
   {CUDA_ARG_PARAM, 153},
   {CUDA_ARG_TENSOR, 126},
   {CUDA_ARG_TENSOR, 126},
@@ -26703,13 +26940,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 127},
   {CUDA_ARG_TENSOR, 124},
   {CUDA_ARG_BUFFER, 164},
-  {CUDA_ARG_BUFFER, 165},
   {CUDA_ARG_PARAM, 162},
+  {CUDA_ARG_BUFFER, 165},
   {CUDA_ARG_PARAM, 163},
   {CUDA_ARG_TENSOR, 127},
   {CUDA_ARG_BUFFER, 169},
-  {CUDA_ARG_BUFFER, 170},
   {CUDA_ARG_PARAM, 167},
+  {CUDA_ARG_BUFFER, 170},
   {CUDA_ARG_PARAM, 168},
   {CUDA_ARG_TENSOR, 129},
   {CUDA_ARG_TENSOR, 98},
@@ -26717,13 +26954,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 131},
   {CUDA_ARG_TENSOR, 96},
   {CUDA_ARG_BUFFER, 184},
-  {CUDA_ARG_BUFFER, 185},
   {CUDA_ARG_PARAM, 182},
+  {CUDA_ARG_BUFFER, 185},
   {CUDA_ARG_PARAM, 183},
   {CUDA_ARG_TENSOR, 131},
   {CUDA_ARG_BUFFER, 174},
-  {CUDA_ARG_BUFFER, 175},
   {CUDA_ARG_PARAM, 172},
+  {CUDA_ARG_BUFFER, 175},
   {CUDA_ARG_PARAM, 173},
   {CUDA_ARG_TENSOR, 133},
   {CUDA_ARG_TENSOR, 95},
@@ -26736,8 +26973,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 139},
   {CUDA_ARG_TENSOR, 136},
   {CUDA_ARG_BUFFER, 239},
-  {CUDA_ARG_BUFFER, 240},
   {CUDA_ARG_PARAM, 237},
+  {CUDA_ARG_BUFFER, 240},
   {CUDA_ARG_PARAM, 238},
   {CUDA_ARG_TENSOR, 141},
   {CUDA_ARG_TENSOR, 141},
@@ -26745,13 +26982,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 142},
   {CUDA_ARG_TENSOR, 139},
   {CUDA_ARG_BUFFER, 244},
-  {CUDA_ARG_BUFFER, 245},
   {CUDA_ARG_PARAM, 242},
+  {CUDA_ARG_BUFFER, 245},
   {CUDA_ARG_PARAM, 243},
   {CUDA_ARG_TENSOR, 142},
   {CUDA_ARG_BUFFER, 189},
-  {CUDA_ARG_BUFFER, 190},
   {CUDA_ARG_PARAM, 187},
+  {CUDA_ARG_BUFFER, 190},
   {CUDA_ARG_PARAM, 188},
   {CUDA_ARG_TENSOR, 146},
   {CUDA_ARG_TENSOR, 146},
@@ -26759,8 +26996,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 147},
   {CUDA_ARG_TENSOR, 147},
   {CUDA_ARG_BUFFER, 194},
-  {CUDA_ARG_BUFFER, 195},
   {CUDA_ARG_PARAM, 192},
+  {CUDA_ARG_BUFFER, 195},
   {CUDA_ARG_PARAM, 193},
   {CUDA_ARG_TENSOR, 149},
   {CUDA_ARG_TENSOR, 149},
@@ -26768,8 +27005,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 150},
   {CUDA_ARG_TENSOR, 139},
   {CUDA_ARG_BUFFER, 244},
-  {CUDA_ARG_BUFFER, 245},
   {CUDA_ARG_PARAM, 242},
+  {CUDA_ARG_BUFFER, 245},
   {CUDA_ARG_PARAM, 243},
   {CUDA_ARG_TENSOR, 152},
   {CUDA_ARG_TENSOR, 152},
@@ -26777,13 +27014,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 153},
   {CUDA_ARG_TENSOR, 150},
   {CUDA_ARG_BUFFER, 199},
-  {CUDA_ARG_BUFFER, 200},
   {CUDA_ARG_PARAM, 197},
+  {CUDA_ARG_BUFFER, 200},
   {CUDA_ARG_PARAM, 198},
   {CUDA_ARG_TENSOR, 153},
   {CUDA_ARG_BUFFER, 204},
-  {CUDA_ARG_BUFFER, 205},
   {CUDA_ARG_PARAM, 202},
+  {CUDA_ARG_BUFFER, 205},
   {CUDA_ARG_PARAM, 203},
   {CUDA_ARG_TENSOR, 155},
   {CUDA_ARG_TENSOR, 141},
@@ -26797,8 +27034,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 164},
   {CUDA_ARG_TENSOR, 164},
   {CUDA_ARG_BUFFER, 219},
-  {CUDA_ARG_BUFFER, 220},
   {CUDA_ARG_PARAM, 217},
+  {CUDA_ARG_BUFFER, 220},
   {CUDA_ARG_PARAM, 218},
   {CUDA_ARG_TENSOR, 166},
   {CUDA_ARG_TENSOR, 166},
@@ -26806,13 +27043,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 167},
   {CUDA_ARG_TENSOR, 157},
   {CUDA_ARG_BUFFER, 209},
-  {CUDA_ARG_BUFFER, 210},
   {CUDA_ARG_PARAM, 207},
+  {CUDA_ARG_BUFFER, 210},
   {CUDA_ARG_PARAM, 208},
   {CUDA_ARG_TENSOR, 160},
   {CUDA_ARG_BUFFER, 214},
-  {CUDA_ARG_BUFFER, 215},
   {CUDA_ARG_PARAM, 212},
+  {CUDA_ARG_BUFFER, 215},
   {CUDA_ARG_PARAM, 213},
   {CUDA_ARG_TENSOR, 169},
   {CUDA_ARG_TENSOR, 169},
@@ -26820,13 +27057,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 170},
   {CUDA_ARG_TENSOR, 167},
   {CUDA_ARG_BUFFER, 224},
-  {CUDA_ARG_BUFFER, 225},
   {CUDA_ARG_PARAM, 222},
+  {CUDA_ARG_BUFFER, 225},
   {CUDA_ARG_PARAM, 223},
   {CUDA_ARG_TENSOR, 170},
   {CUDA_ARG_BUFFER, 229},
-  {CUDA_ARG_BUFFER, 230},
   {CUDA_ARG_PARAM, 227},
+  {CUDA_ARG_BUFFER, 230},
   {CUDA_ARG_PARAM, 228},
   {CUDA_ARG_TENSOR, 172},
   {CUDA_ARG_TENSOR, 141},
@@ -26834,13 +27071,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 174},
   {CUDA_ARG_TENSOR, 139},
   {CUDA_ARG_BUFFER, 244},
-  {CUDA_ARG_BUFFER, 245},
   {CUDA_ARG_PARAM, 242},
+  {CUDA_ARG_BUFFER, 245},
   {CUDA_ARG_PARAM, 243},
   {CUDA_ARG_TENSOR, 174},
   {CUDA_ARG_BUFFER, 234},
-  {CUDA_ARG_BUFFER, 235},
   {CUDA_ARG_PARAM, 232},
+  {CUDA_ARG_BUFFER, 235},
   {CUDA_ARG_PARAM, 233},
   {CUDA_ARG_TENSOR, 176},
   {CUDA_ARG_TENSOR, 138},
@@ -26853,8 +27090,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 182},
   {CUDA_ARG_TENSOR, 179},
   {CUDA_ARG_BUFFER, 279},
-  {CUDA_ARG_BUFFER, 280},
   {CUDA_ARG_PARAM, 277},
+  {CUDA_ARG_BUFFER, 280},
   {CUDA_ARG_PARAM, 278},
   {CUDA_ARG_TENSOR, 184},
   {CUDA_ARG_TENSOR, 184},
@@ -26862,13 +27099,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 185},
   {CUDA_ARG_TENSOR, 182},
   {CUDA_ARG_BUFFER, 284},
-  {CUDA_ARG_BUFFER, 285},
   {CUDA_ARG_PARAM, 282},
+  {CUDA_ARG_BUFFER, 285},
   {CUDA_ARG_PARAM, 283},
   {CUDA_ARG_TENSOR, 185},
   {CUDA_ARG_BUFFER, 249},
-  {CUDA_ARG_BUFFER, 250},
   {CUDA_ARG_PARAM, 247},
+  {CUDA_ARG_BUFFER, 250},
   {CUDA_ARG_PARAM, 248},
   {CUDA_ARG_TENSOR, 203},
   {CUDA_ARG_TENSOR, 184},
@@ -26876,13 +27113,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 190},
   {CUDA_ARG_TENSOR, 179},
   {CUDA_ARG_BUFFER, 279},
-  {CUDA_ARG_BUFFER, 280},
   {CUDA_ARG_PARAM, 277},
+  {CUDA_ARG_BUFFER, 280},
   {CUDA_ARG_PARAM, 278},
   {CUDA_ARG_TENSOR, 190},
   {CUDA_ARG_BUFFER, 254},
-  {CUDA_ARG_BUFFER, 255},
   {CUDA_ARG_PARAM, 252},
+  {CUDA_ARG_BUFFER, 255},
   {CUDA_ARG_PARAM, 253},
   {CUDA_ARG_TENSOR, 193},
   {CUDA_ARG_TENSOR, 184},
@@ -26890,8 +27127,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 195},
   {CUDA_ARG_TENSOR, 195},
   {CUDA_ARG_BUFFER, 259},
-  {CUDA_ARG_BUFFER, 260},
   {CUDA_ARG_PARAM, 257},
+  {CUDA_ARG_BUFFER, 260},
   {CUDA_ARG_PARAM, 258},
   {CUDA_ARG_TENSOR, 197},
   {CUDA_ARG_TENSOR, 197},
@@ -26899,13 +27136,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 198},
   {CUDA_ARG_TENSOR, 182},
   {CUDA_ARG_BUFFER, 284},
-  {CUDA_ARG_BUFFER, 285},
   {CUDA_ARG_PARAM, 282},
+  {CUDA_ARG_BUFFER, 285},
   {CUDA_ARG_PARAM, 283},
   {CUDA_ARG_TENSOR, 198},
   {CUDA_ARG_BUFFER, 264},
-  {CUDA_ARG_BUFFER, 265},
   {CUDA_ARG_PARAM, 262},
+  {CUDA_ARG_BUFFER, 265},
   {CUDA_ARG_PARAM, 263},
   {CUDA_ARG_TENSOR, 201},
   {CUDA_ARG_TENSOR, 203},
@@ -26913,13 +27150,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 204},
   {CUDA_ARG_TENSOR, 179},
   {CUDA_ARG_BUFFER, 279},
-  {CUDA_ARG_BUFFER, 280},
   {CUDA_ARG_PARAM, 277},
+  {CUDA_ARG_BUFFER, 280},
   {CUDA_ARG_PARAM, 278},
   {CUDA_ARG_TENSOR, 204},
   {CUDA_ARG_BUFFER, 269},
-  {CUDA_ARG_BUFFER, 270},
   {CUDA_ARG_PARAM, 267},
+  {CUDA_ARG_BUFFER, 270},
   {CUDA_ARG_PARAM, 268},
   {CUDA_ARG_TENSOR, 206},
   {CUDA_ARG_TENSOR, 184},
@@ -26927,13 +27164,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 209},
   {CUDA_ARG_TENSOR, 182},
   {CUDA_ARG_BUFFER, 284},
-  {CUDA_ARG_BUFFER, 285},
   {CUDA_ARG_PARAM, 282},
+  {CUDA_ARG_BUFFER, 285},
   {CUDA_ARG_PARAM, 283},
   {CUDA_ARG_TENSOR, 209},
   {CUDA_ARG_BUFFER, 274},
-  {CUDA_ARG_BUFFER, 275},
   {CUDA_ARG_PARAM, 272},
+  {CUDA_ARG_BUFFER, 275},
   {CUDA_ARG_PARAM, 273},
   {CUDA_ARG_TENSOR, 211},
   {CUDA_ARG_TENSOR, 181},
@@ -26949,8 +27186,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 219},
   {CUDA_ARG_TENSOR, 216},
   {CUDA_ARG_BUFFER, 340},
-  {CUDA_ARG_BUFFER, 341},
   {CUDA_ARG_PARAM, 338},
+  {CUDA_ARG_BUFFER, 341},
   {CUDA_ARG_PARAM, 339},
   {CUDA_ARG_TENSOR, 221},
   {CUDA_ARG_TENSOR, 221},
@@ -26958,13 +27195,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 222},
   {CUDA_ARG_TENSOR, 219},
   {CUDA_ARG_BUFFER, 345},
-  {CUDA_ARG_BUFFER, 346},
   {CUDA_ARG_PARAM, 343},
+  {CUDA_ARG_BUFFER, 346},
   {CUDA_ARG_PARAM, 344},
   {CUDA_ARG_TENSOR, 222},
   {CUDA_ARG_BUFFER, 289},
-  {CUDA_ARG_BUFFER, 290},
   {CUDA_ARG_PARAM, 287},
+  {CUDA_ARG_BUFFER, 290},
   {CUDA_ARG_PARAM, 288},
   {CUDA_ARG_TENSOR, 226},
   {CUDA_ARG_TENSOR, 226},
@@ -26972,8 +27209,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 227},
   {CUDA_ARG_TENSOR, 227},
   {CUDA_ARG_BUFFER, 294},
-  {CUDA_ARG_BUFFER, 295},
   {CUDA_ARG_PARAM, 292},
+  {CUDA_ARG_BUFFER, 295},
   {CUDA_ARG_PARAM, 293},
   {CUDA_ARG_TENSOR, 229},
   {CUDA_ARG_TENSOR, 229},
@@ -26981,8 +27218,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 230},
   {CUDA_ARG_TENSOR, 219},
   {CUDA_ARG_BUFFER, 345},
-  {CUDA_ARG_BUFFER, 346},
   {CUDA_ARG_PARAM, 343},
+  {CUDA_ARG_BUFFER, 346},
   {CUDA_ARG_PARAM, 344},
   {CUDA_ARG_TENSOR, 232},
   {CUDA_ARG_TENSOR, 232},
@@ -26990,13 +27227,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 233},
   {CUDA_ARG_TENSOR, 230},
   {CUDA_ARG_BUFFER, 299},
-  {CUDA_ARG_BUFFER, 300},
   {CUDA_ARG_PARAM, 297},
+  {CUDA_ARG_BUFFER, 300},
   {CUDA_ARG_PARAM, 298},
   {CUDA_ARG_TENSOR, 233},
   {CUDA_ARG_BUFFER, 304},
-  {CUDA_ARG_BUFFER, 305},
   {CUDA_ARG_PARAM, 302},
+  {CUDA_ARG_BUFFER, 305},
   {CUDA_ARG_PARAM, 303},
   {CUDA_ARG_TENSOR, 235},
   {CUDA_ARG_TENSOR, 221},
@@ -27010,8 +27247,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 244},
   {CUDA_ARG_TENSOR, 244},
   {CUDA_ARG_BUFFER, 319},
-  {CUDA_ARG_BUFFER, 320},
   {CUDA_ARG_PARAM, 317},
+  {CUDA_ARG_BUFFER, 320},
   {CUDA_ARG_PARAM, 318},
   {CUDA_ARG_TENSOR, 246},
   {CUDA_ARG_TENSOR, 246},
@@ -27019,13 +27256,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 247},
   {CUDA_ARG_TENSOR, 237},
   {CUDA_ARG_BUFFER, 309},
-  {CUDA_ARG_BUFFER, 310},
   {CUDA_ARG_PARAM, 307},
+  {CUDA_ARG_BUFFER, 310},
   {CUDA_ARG_PARAM, 308},
   {CUDA_ARG_TENSOR, 240},
   {CUDA_ARG_BUFFER, 314},
-  {CUDA_ARG_BUFFER, 315},
   {CUDA_ARG_PARAM, 312},
+  {CUDA_ARG_BUFFER, 315},
   {CUDA_ARG_PARAM, 313},
   {CUDA_ARG_TENSOR, 249},
   {CUDA_ARG_TENSOR, 249},
@@ -27033,13 +27270,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 250},
   {CUDA_ARG_TENSOR, 247},
   {CUDA_ARG_BUFFER, 324},
-  {CUDA_ARG_BUFFER, 325},
   {CUDA_ARG_PARAM, 322},
+  {CUDA_ARG_BUFFER, 325},
   {CUDA_ARG_PARAM, 323},
   {CUDA_ARG_TENSOR, 250},
   {CUDA_ARG_BUFFER, 329},
-  {CUDA_ARG_BUFFER, 330},
   {CUDA_ARG_PARAM, 327},
+  {CUDA_ARG_BUFFER, 330},
   {CUDA_ARG_PARAM, 328},
   {CUDA_ARG_TENSOR, 252},
   {CUDA_ARG_TENSOR, 221},
@@ -27047,13 +27284,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 254},
   {CUDA_ARG_TENSOR, 219},
   {CUDA_ARG_BUFFER, 345},
-  {CUDA_ARG_BUFFER, 346},
   {CUDA_ARG_PARAM, 343},
+  {CUDA_ARG_BUFFER, 346},
   {CUDA_ARG_PARAM, 344},
   {CUDA_ARG_TENSOR, 254},
   {CUDA_ARG_BUFFER, 334},
-  {CUDA_ARG_BUFFER, 335},
   {CUDA_ARG_PARAM, 332},
+  {CUDA_ARG_BUFFER, 335},
   {CUDA_ARG_PARAM, 333},
   {CUDA_ARG_TENSOR, 256},
   {CUDA_ARG_TENSOR, 218},
@@ -27066,8 +27303,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 262},
   {CUDA_ARG_TENSOR, 259},
   {CUDA_ARG_BUFFER, 400},
-  {CUDA_ARG_BUFFER, 401},
   {CUDA_ARG_PARAM, 398},
+  {CUDA_ARG_BUFFER, 401},
   {CUDA_ARG_PARAM, 399},
   {CUDA_ARG_TENSOR, 264},
   {CUDA_ARG_TENSOR, 264},
@@ -27075,13 +27312,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 265},
   {CUDA_ARG_TENSOR, 262},
   {CUDA_ARG_BUFFER, 405},
-  {CUDA_ARG_BUFFER, 406},
   {CUDA_ARG_PARAM, 403},
+  {CUDA_ARG_BUFFER, 406},
   {CUDA_ARG_PARAM, 404},
   {CUDA_ARG_TENSOR, 265},
   {CUDA_ARG_BUFFER, 350},
-  {CUDA_ARG_BUFFER, 351},
   {CUDA_ARG_PARAM, 348},
+  {CUDA_ARG_BUFFER, 351},
   {CUDA_ARG_PARAM, 349},
   {CUDA_ARG_TENSOR, 269},
   {CUDA_ARG_TENSOR, 269},
@@ -27089,8 +27326,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 270},
   {CUDA_ARG_TENSOR, 270},
   {CUDA_ARG_BUFFER, 355},
-  {CUDA_ARG_BUFFER, 356},
   {CUDA_ARG_PARAM, 353},
+  {CUDA_ARG_BUFFER, 356},
   {CUDA_ARG_PARAM, 354},
   {CUDA_ARG_TENSOR, 272},
   {CUDA_ARG_TENSOR, 272},
@@ -27098,8 +27335,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 273},
   {CUDA_ARG_TENSOR, 262},
   {CUDA_ARG_BUFFER, 405},
-  {CUDA_ARG_BUFFER, 406},
   {CUDA_ARG_PARAM, 403},
+  {CUDA_ARG_BUFFER, 406},
   {CUDA_ARG_PARAM, 404},
   {CUDA_ARG_TENSOR, 275},
   {CUDA_ARG_TENSOR, 275},
@@ -27107,13 +27344,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 276},
   {CUDA_ARG_TENSOR, 273},
   {CUDA_ARG_BUFFER, 360},
-  {CUDA_ARG_BUFFER, 361},
   {CUDA_ARG_PARAM, 358},
+  {CUDA_ARG_BUFFER, 361},
   {CUDA_ARG_PARAM, 359},
   {CUDA_ARG_TENSOR, 276},
   {CUDA_ARG_BUFFER, 365},
-  {CUDA_ARG_BUFFER, 366},
   {CUDA_ARG_PARAM, 363},
+  {CUDA_ARG_BUFFER, 366},
   {CUDA_ARG_PARAM, 364},
   {CUDA_ARG_TENSOR, 278},
   {CUDA_ARG_TENSOR, 264},
@@ -27127,8 +27364,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 287},
   {CUDA_ARG_TENSOR, 287},
   {CUDA_ARG_BUFFER, 380},
-  {CUDA_ARG_BUFFER, 381},
   {CUDA_ARG_PARAM, 378},
+  {CUDA_ARG_BUFFER, 381},
   {CUDA_ARG_PARAM, 379},
   {CUDA_ARG_TENSOR, 289},
   {CUDA_ARG_TENSOR, 289},
@@ -27136,13 +27373,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 290},
   {CUDA_ARG_TENSOR, 280},
   {CUDA_ARG_BUFFER, 370},
-  {CUDA_ARG_BUFFER, 371},
   {CUDA_ARG_PARAM, 368},
+  {CUDA_ARG_BUFFER, 371},
   {CUDA_ARG_PARAM, 369},
   {CUDA_ARG_TENSOR, 283},
   {CUDA_ARG_BUFFER, 375},
-  {CUDA_ARG_BUFFER, 376},
   {CUDA_ARG_PARAM, 373},
+  {CUDA_ARG_BUFFER, 376},
   {CUDA_ARG_PARAM, 374},
   {CUDA_ARG_TENSOR, 292},
   {CUDA_ARG_TENSOR, 292},
@@ -27150,13 +27387,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 293},
   {CUDA_ARG_TENSOR, 290},
   {CUDA_ARG_BUFFER, 385},
-  {CUDA_ARG_BUFFER, 386},
   {CUDA_ARG_PARAM, 383},
+  {CUDA_ARG_BUFFER, 386},
   {CUDA_ARG_PARAM, 384},
   {CUDA_ARG_TENSOR, 293},
   {CUDA_ARG_BUFFER, 390},
-  {CUDA_ARG_BUFFER, 391},
   {CUDA_ARG_PARAM, 388},
+  {CUDA_ARG_BUFFER, 391},
   {CUDA_ARG_PARAM, 389},
   {CUDA_ARG_TENSOR, 295},
   {CUDA_ARG_TENSOR, 264},
@@ -27164,13 +27401,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 297},
   {CUDA_ARG_TENSOR, 262},
   {CUDA_ARG_BUFFER, 405},
-  {CUDA_ARG_BUFFER, 406},
   {CUDA_ARG_PARAM, 403},
+  {CUDA_ARG_BUFFER, 406},
   {CUDA_ARG_PARAM, 404},
   {CUDA_ARG_TENSOR, 297},
   {CUDA_ARG_BUFFER, 395},
-  {CUDA_ARG_BUFFER, 396},
   {CUDA_ARG_PARAM, 393},
+  {CUDA_ARG_BUFFER, 396},
   {CUDA_ARG_PARAM, 394},
   {CUDA_ARG_TENSOR, 299},
   {CUDA_ARG_TENSOR, 261},
@@ -27183,8 +27420,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 305},
   {CUDA_ARG_TENSOR, 302},
   {CUDA_ARG_BUFFER, 460},
-  {CUDA_ARG_BUFFER, 461},
   {CUDA_ARG_PARAM, 458},
+  {CUDA_ARG_BUFFER, 461},
   {CUDA_ARG_PARAM, 459},
   {CUDA_ARG_TENSOR, 307},
   {CUDA_ARG_TENSOR, 307},
@@ -27192,13 +27429,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 308},
   {CUDA_ARG_TENSOR, 305},
   {CUDA_ARG_BUFFER, 465},
-  {CUDA_ARG_BUFFER, 466},
   {CUDA_ARG_PARAM, 463},
+  {CUDA_ARG_BUFFER, 466},
   {CUDA_ARG_PARAM, 464},
   {CUDA_ARG_TENSOR, 308},
   {CUDA_ARG_BUFFER, 410},
-  {CUDA_ARG_BUFFER, 411},
   {CUDA_ARG_PARAM, 408},
+  {CUDA_ARG_BUFFER, 411},
   {CUDA_ARG_PARAM, 409},
   {CUDA_ARG_TENSOR, 312},
   {CUDA_ARG_TENSOR, 312},
@@ -27206,8 +27443,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 313},
   {CUDA_ARG_TENSOR, 313},
   {CUDA_ARG_BUFFER, 415},
-  {CUDA_ARG_BUFFER, 416},
   {CUDA_ARG_PARAM, 413},
+  {CUDA_ARG_BUFFER, 416},
   {CUDA_ARG_PARAM, 414},
   {CUDA_ARG_TENSOR, 315},
   {CUDA_ARG_TENSOR, 315},
@@ -27215,8 +27452,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 316},
   {CUDA_ARG_TENSOR, 305},
   {CUDA_ARG_BUFFER, 465},
-  {CUDA_ARG_BUFFER, 466},
   {CUDA_ARG_PARAM, 463},
+  {CUDA_ARG_BUFFER, 466},
   {CUDA_ARG_PARAM, 464},
   {CUDA_ARG_TENSOR, 318},
   {CUDA_ARG_TENSOR, 318},
@@ -27224,13 +27461,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 319},
   {CUDA_ARG_TENSOR, 316},
   {CUDA_ARG_BUFFER, 420},
-  {CUDA_ARG_BUFFER, 421},
   {CUDA_ARG_PARAM, 418},
+  {CUDA_ARG_BUFFER, 421},
   {CUDA_ARG_PARAM, 419},
   {CUDA_ARG_TENSOR, 319},
   {CUDA_ARG_BUFFER, 425},
-  {CUDA_ARG_BUFFER, 426},
   {CUDA_ARG_PARAM, 423},
+  {CUDA_ARG_BUFFER, 426},
   {CUDA_ARG_PARAM, 424},
   {CUDA_ARG_TENSOR, 321},
   {CUDA_ARG_TENSOR, 307},
@@ -27244,8 +27481,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 330},
   {CUDA_ARG_TENSOR, 330},
   {CUDA_ARG_BUFFER, 440},
-  {CUDA_ARG_BUFFER, 441},
   {CUDA_ARG_PARAM, 438},
+  {CUDA_ARG_BUFFER, 441},
   {CUDA_ARG_PARAM, 439},
   {CUDA_ARG_TENSOR, 332},
   {CUDA_ARG_TENSOR, 332},
@@ -27253,13 +27490,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 333},
   {CUDA_ARG_TENSOR, 323},
   {CUDA_ARG_BUFFER, 430},
-  {CUDA_ARG_BUFFER, 431},
   {CUDA_ARG_PARAM, 428},
+  {CUDA_ARG_BUFFER, 431},
   {CUDA_ARG_PARAM, 429},
   {CUDA_ARG_TENSOR, 326},
   {CUDA_ARG_BUFFER, 435},
-  {CUDA_ARG_BUFFER, 436},
   {CUDA_ARG_PARAM, 433},
+  {CUDA_ARG_BUFFER, 436},
   {CUDA_ARG_PARAM, 434},
   {CUDA_ARG_TENSOR, 335},
   {CUDA_ARG_TENSOR, 335},
@@ -27267,13 +27504,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 336},
   {CUDA_ARG_TENSOR, 333},
   {CUDA_ARG_BUFFER, 445},
-  {CUDA_ARG_BUFFER, 446},
   {CUDA_ARG_PARAM, 443},
+  {CUDA_ARG_BUFFER, 446},
   {CUDA_ARG_PARAM, 444},
   {CUDA_ARG_TENSOR, 336},
   {CUDA_ARG_BUFFER, 450},
-  {CUDA_ARG_BUFFER, 451},
   {CUDA_ARG_PARAM, 448},
+  {CUDA_ARG_BUFFER, 451},
   {CUDA_ARG_PARAM, 449},
   {CUDA_ARG_TENSOR, 338},
   {CUDA_ARG_TENSOR, 307},
@@ -27281,13 +27518,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 340},
   {CUDA_ARG_TENSOR, 305},
   {CUDA_ARG_BUFFER, 465},
-  {CUDA_ARG_BUFFER, 466},
   {CUDA_ARG_PARAM, 463},
+  {CUDA_ARG_BUFFER, 466},
   {CUDA_ARG_PARAM, 464},
   {CUDA_ARG_TENSOR, 340},
   {CUDA_ARG_BUFFER, 455},
-  {CUDA_ARG_BUFFER, 456},
   {CUDA_ARG_PARAM, 453},
+  {CUDA_ARG_BUFFER, 456},
   {CUDA_ARG_PARAM, 454},
   {CUDA_ARG_TENSOR, 342},
   {CUDA_ARG_TENSOR, 304},
@@ -27300,8 +27537,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 348},
   {CUDA_ARG_TENSOR, 345},
   {CUDA_ARG_BUFFER, 520},
-  {CUDA_ARG_BUFFER, 521},
   {CUDA_ARG_PARAM, 518},
+  {CUDA_ARG_BUFFER, 521},
   {CUDA_ARG_PARAM, 519},
   {CUDA_ARG_TENSOR, 350},
   {CUDA_ARG_TENSOR, 350},
@@ -27309,13 +27546,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 351},
   {CUDA_ARG_TENSOR, 348},
   {CUDA_ARG_BUFFER, 525},
-  {CUDA_ARG_BUFFER, 526},
   {CUDA_ARG_PARAM, 523},
+  {CUDA_ARG_BUFFER, 526},
   {CUDA_ARG_PARAM, 524},
   {CUDA_ARG_TENSOR, 351},
   {CUDA_ARG_BUFFER, 470},
-  {CUDA_ARG_BUFFER, 471},
   {CUDA_ARG_PARAM, 468},
+  {CUDA_ARG_BUFFER, 471},
   {CUDA_ARG_PARAM, 469},
   {CUDA_ARG_TENSOR, 355},
   {CUDA_ARG_TENSOR, 355},
@@ -27323,8 +27560,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 356},
   {CUDA_ARG_TENSOR, 356},
   {CUDA_ARG_BUFFER, 475},
-  {CUDA_ARG_BUFFER, 476},
   {CUDA_ARG_PARAM, 473},
+  {CUDA_ARG_BUFFER, 476},
   {CUDA_ARG_PARAM, 474},
   {CUDA_ARG_TENSOR, 358},
   {CUDA_ARG_TENSOR, 358},
@@ -27332,8 +27569,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 359},
   {CUDA_ARG_TENSOR, 348},
   {CUDA_ARG_BUFFER, 525},
-  {CUDA_ARG_BUFFER, 526},
   {CUDA_ARG_PARAM, 523},
+  {CUDA_ARG_BUFFER, 526},
   {CUDA_ARG_PARAM, 524},
   {CUDA_ARG_TENSOR, 361},
   {CUDA_ARG_TENSOR, 361},
@@ -27341,13 +27578,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 362},
   {CUDA_ARG_TENSOR, 359},
   {CUDA_ARG_BUFFER, 480},
-  {CUDA_ARG_BUFFER, 481},
   {CUDA_ARG_PARAM, 478},
+  {CUDA_ARG_BUFFER, 481},
   {CUDA_ARG_PARAM, 479},
   {CUDA_ARG_TENSOR, 362},
   {CUDA_ARG_BUFFER, 485},
-  {CUDA_ARG_BUFFER, 486},
   {CUDA_ARG_PARAM, 483},
+  {CUDA_ARG_BUFFER, 486},
   {CUDA_ARG_PARAM, 484},
   {CUDA_ARG_TENSOR, 364},
   {CUDA_ARG_TENSOR, 350},
@@ -27361,8 +27598,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 373},
   {CUDA_ARG_TENSOR, 373},
   {CUDA_ARG_BUFFER, 500},
-  {CUDA_ARG_BUFFER, 501},
   {CUDA_ARG_PARAM, 498},
+  {CUDA_ARG_BUFFER, 501},
   {CUDA_ARG_PARAM, 499},
   {CUDA_ARG_TENSOR, 375},
   {CUDA_ARG_TENSOR, 375},
@@ -27370,13 +27607,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 376},
   {CUDA_ARG_TENSOR, 366},
   {CUDA_ARG_BUFFER, 490},
-  {CUDA_ARG_BUFFER, 491},
   {CUDA_ARG_PARAM, 488},
+  {CUDA_ARG_BUFFER, 491},
   {CUDA_ARG_PARAM, 489},
   {CUDA_ARG_TENSOR, 369},
   {CUDA_ARG_BUFFER, 495},
-  {CUDA_ARG_BUFFER, 496},
   {CUDA_ARG_PARAM, 493},
+  {CUDA_ARG_BUFFER, 496},
   {CUDA_ARG_PARAM, 494},
   {CUDA_ARG_TENSOR, 378},
   {CUDA_ARG_TENSOR, 378},
@@ -27384,13 +27621,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 379},
   {CUDA_ARG_TENSOR, 376},
   {CUDA_ARG_BUFFER, 505},
-  {CUDA_ARG_BUFFER, 506},
   {CUDA_ARG_PARAM, 503},
+  {CUDA_ARG_BUFFER, 506},
   {CUDA_ARG_PARAM, 504},
   {CUDA_ARG_TENSOR, 379},
   {CUDA_ARG_BUFFER, 510},
-  {CUDA_ARG_BUFFER, 511},
   {CUDA_ARG_PARAM, 508},
+  {CUDA_ARG_BUFFER, 511},
   {CUDA_ARG_PARAM, 509},
   {CUDA_ARG_TENSOR, 381},
   {CUDA_ARG_TENSOR, 350},
@@ -27398,13 +27635,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 383},
   {CUDA_ARG_TENSOR, 348},
   {CUDA_ARG_BUFFER, 525},
-  {CUDA_ARG_BUFFER, 526},
   {CUDA_ARG_PARAM, 523},
+  {CUDA_ARG_BUFFER, 526},
   {CUDA_ARG_PARAM, 524},
   {CUDA_ARG_TENSOR, 383},
   {CUDA_ARG_BUFFER, 515},
-  {CUDA_ARG_BUFFER, 516},
   {CUDA_ARG_PARAM, 513},
+  {CUDA_ARG_BUFFER, 516},
   {CUDA_ARG_PARAM, 514},
   {CUDA_ARG_TENSOR, 385},
   {CUDA_ARG_TENSOR, 347},
@@ -27417,8 +27654,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 391},
   {CUDA_ARG_TENSOR, 388},
   {CUDA_ARG_BUFFER, 560},
-  {CUDA_ARG_BUFFER, 561},
   {CUDA_ARG_PARAM, 558},
+  {CUDA_ARG_BUFFER, 561},
   {CUDA_ARG_PARAM, 559},
   {CUDA_ARG_TENSOR, 393},
   {CUDA_ARG_TENSOR, 393},
@@ -27426,13 +27663,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 394},
   {CUDA_ARG_TENSOR, 391},
   {CUDA_ARG_BUFFER, 565},
-  {CUDA_ARG_BUFFER, 566},
   {CUDA_ARG_PARAM, 563},
+  {CUDA_ARG_BUFFER, 566},
   {CUDA_ARG_PARAM, 564},
   {CUDA_ARG_TENSOR, 394},
   {CUDA_ARG_BUFFER, 530},
-  {CUDA_ARG_BUFFER, 531},
   {CUDA_ARG_PARAM, 528},
+  {CUDA_ARG_BUFFER, 531},
   {CUDA_ARG_PARAM, 529},
   {CUDA_ARG_TENSOR, 412},
   {CUDA_ARG_TENSOR, 393},
@@ -27440,13 +27677,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 399},
   {CUDA_ARG_TENSOR, 388},
   {CUDA_ARG_BUFFER, 560},
-  {CUDA_ARG_BUFFER, 561},
   {CUDA_ARG_PARAM, 558},
+  {CUDA_ARG_BUFFER, 561},
   {CUDA_ARG_PARAM, 559},
   {CUDA_ARG_TENSOR, 399},
   {CUDA_ARG_BUFFER, 535},
-  {CUDA_ARG_BUFFER, 536},
   {CUDA_ARG_PARAM, 533},
+  {CUDA_ARG_BUFFER, 536},
   {CUDA_ARG_PARAM, 534},
   {CUDA_ARG_TENSOR, 402},
   {CUDA_ARG_TENSOR, 393},
@@ -27454,8 +27691,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 404},
   {CUDA_ARG_TENSOR, 404},
   {CUDA_ARG_BUFFER, 540},
-  {CUDA_ARG_BUFFER, 541},
   {CUDA_ARG_PARAM, 538},
+  {CUDA_ARG_BUFFER, 541},
   {CUDA_ARG_PARAM, 539},
   {CUDA_ARG_TENSOR, 406},
   {CUDA_ARG_TENSOR, 406},
@@ -27463,13 +27700,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 407},
   {CUDA_ARG_TENSOR, 391},
   {CUDA_ARG_BUFFER, 565},
-  {CUDA_ARG_BUFFER, 566},
   {CUDA_ARG_PARAM, 563},
+  {CUDA_ARG_BUFFER, 566},
   {CUDA_ARG_PARAM, 564},
   {CUDA_ARG_TENSOR, 407},
   {CUDA_ARG_BUFFER, 545},
-  {CUDA_ARG_BUFFER, 546},
   {CUDA_ARG_PARAM, 543},
+  {CUDA_ARG_BUFFER, 546},
   {CUDA_ARG_PARAM, 544},
   {CUDA_ARG_TENSOR, 410},
   {CUDA_ARG_TENSOR, 412},
@@ -27477,13 +27714,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 413},
   {CUDA_ARG_TENSOR, 388},
   {CUDA_ARG_BUFFER, 560},
-  {CUDA_ARG_BUFFER, 561},
   {CUDA_ARG_PARAM, 558},
+  {CUDA_ARG_BUFFER, 561},
   {CUDA_ARG_PARAM, 559},
   {CUDA_ARG_TENSOR, 413},
   {CUDA_ARG_BUFFER, 550},
-  {CUDA_ARG_BUFFER, 551},
   {CUDA_ARG_PARAM, 548},
+  {CUDA_ARG_BUFFER, 551},
   {CUDA_ARG_PARAM, 549},
   {CUDA_ARG_TENSOR, 415},
   {CUDA_ARG_TENSOR, 393},
@@ -27491,13 +27728,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 418},
   {CUDA_ARG_TENSOR, 391},
   {CUDA_ARG_BUFFER, 565},
-  {CUDA_ARG_BUFFER, 566},
   {CUDA_ARG_PARAM, 563},
+  {CUDA_ARG_BUFFER, 566},
   {CUDA_ARG_PARAM, 564},
   {CUDA_ARG_TENSOR, 418},
   {CUDA_ARG_BUFFER, 555},
-  {CUDA_ARG_BUFFER, 556},
   {CUDA_ARG_PARAM, 553},
+  {CUDA_ARG_BUFFER, 556},
   {CUDA_ARG_PARAM, 554},
   {CUDA_ARG_TENSOR, 420},
   {CUDA_ARG_TENSOR, 390},
@@ -27513,8 +27750,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 428},
   {CUDA_ARG_TENSOR, 425},
   {CUDA_ARG_BUFFER, 621},
-  {CUDA_ARG_BUFFER, 622},
   {CUDA_ARG_PARAM, 619},
+  {CUDA_ARG_BUFFER, 622},
   {CUDA_ARG_PARAM, 620},
   {CUDA_ARG_TENSOR, 430},
   {CUDA_ARG_TENSOR, 430},
@@ -27522,13 +27759,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 431},
   {CUDA_ARG_TENSOR, 428},
   {CUDA_ARG_BUFFER, 626},
-  {CUDA_ARG_BUFFER, 627},
   {CUDA_ARG_PARAM, 624},
+  {CUDA_ARG_BUFFER, 627},
   {CUDA_ARG_PARAM, 625},
   {CUDA_ARG_TENSOR, 431},
   {CUDA_ARG_BUFFER, 570},
-  {CUDA_ARG_BUFFER, 571},
   {CUDA_ARG_PARAM, 568},
+  {CUDA_ARG_BUFFER, 571},
   {CUDA_ARG_PARAM, 569},
   {CUDA_ARG_TENSOR, 435},
   {CUDA_ARG_TENSOR, 435},
@@ -27536,8 +27773,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 436},
   {CUDA_ARG_TENSOR, 436},
   {CUDA_ARG_BUFFER, 575},
-  {CUDA_ARG_BUFFER, 576},
   {CUDA_ARG_PARAM, 573},
+  {CUDA_ARG_BUFFER, 576},
   {CUDA_ARG_PARAM, 574},
   {CUDA_ARG_TENSOR, 438},
   {CUDA_ARG_TENSOR, 438},
@@ -27545,8 +27782,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 439},
   {CUDA_ARG_TENSOR, 428},
   {CUDA_ARG_BUFFER, 626},
-  {CUDA_ARG_BUFFER, 627},
   {CUDA_ARG_PARAM, 624},
+  {CUDA_ARG_BUFFER, 627},
   {CUDA_ARG_PARAM, 625},
   {CUDA_ARG_TENSOR, 441},
   {CUDA_ARG_TENSOR, 441},
@@ -27554,13 +27791,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 442},
   {CUDA_ARG_TENSOR, 439},
   {CUDA_ARG_BUFFER, 580},
-  {CUDA_ARG_BUFFER, 581},
   {CUDA_ARG_PARAM, 578},
+  {CUDA_ARG_BUFFER, 581},
   {CUDA_ARG_PARAM, 579},
   {CUDA_ARG_TENSOR, 442},
   {CUDA_ARG_BUFFER, 585},
-  {CUDA_ARG_BUFFER, 586},
   {CUDA_ARG_PARAM, 583},
+  {CUDA_ARG_BUFFER, 586},
   {CUDA_ARG_PARAM, 584},
   {CUDA_ARG_TENSOR, 444},
   {CUDA_ARG_TENSOR, 430},
@@ -27574,8 +27811,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 453},
   {CUDA_ARG_TENSOR, 453},
   {CUDA_ARG_BUFFER, 600},
-  {CUDA_ARG_BUFFER, 601},
   {CUDA_ARG_PARAM, 598},
+  {CUDA_ARG_BUFFER, 601},
   {CUDA_ARG_PARAM, 599},
   {CUDA_ARG_TENSOR, 455},
   {CUDA_ARG_TENSOR, 455},
@@ -27583,13 +27820,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 456},
   {CUDA_ARG_TENSOR, 446},
   {CUDA_ARG_BUFFER, 590},
-  {CUDA_ARG_BUFFER, 591},
   {CUDA_ARG_PARAM, 588},
+  {CUDA_ARG_BUFFER, 591},
   {CUDA_ARG_PARAM, 589},
   {CUDA_ARG_TENSOR, 449},
   {CUDA_ARG_BUFFER, 595},
-  {CUDA_ARG_BUFFER, 596},
   {CUDA_ARG_PARAM, 593},
+  {CUDA_ARG_BUFFER, 596},
   {CUDA_ARG_PARAM, 594},
   {CUDA_ARG_TENSOR, 458},
   {CUDA_ARG_TENSOR, 458},
@@ -27597,13 +27834,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 459},
   {CUDA_ARG_TENSOR, 456},
   {CUDA_ARG_BUFFER, 605},
-  {CUDA_ARG_BUFFER, 606},
   {CUDA_ARG_PARAM, 603},
+  {CUDA_ARG_BUFFER, 606},
   {CUDA_ARG_PARAM, 604},
   {CUDA_ARG_TENSOR, 459},
   {CUDA_ARG_BUFFER, 610},
-  {CUDA_ARG_BUFFER, 611},
   {CUDA_ARG_PARAM, 608},
+  {CUDA_ARG_BUFFER, 611},
   {CUDA_ARG_PARAM, 609},
   {CUDA_ARG_TENSOR, 461},
   {CUDA_ARG_TENSOR, 430},
@@ -27611,13 +27848,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 463},
   {CUDA_ARG_TENSOR, 428},
   {CUDA_ARG_BUFFER, 626},
-  {CUDA_ARG_BUFFER, 627},
   {CUDA_ARG_PARAM, 624},
+  {CUDA_ARG_BUFFER, 627},
   {CUDA_ARG_PARAM, 625},
   {CUDA_ARG_TENSOR, 463},
   {CUDA_ARG_BUFFER, 615},
-  {CUDA_ARG_BUFFER, 616},
   {CUDA_ARG_PARAM, 613},
+  {CUDA_ARG_BUFFER, 616},
   {CUDA_ARG_PARAM, 614},
   {CUDA_ARG_TENSOR, 465},
   {CUDA_ARG_TENSOR, 427},
@@ -27630,8 +27867,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 471},
   {CUDA_ARG_TENSOR, 468},
   {CUDA_ARG_BUFFER, 681},
-  {CUDA_ARG_BUFFER, 682},
   {CUDA_ARG_PARAM, 679},
+  {CUDA_ARG_BUFFER, 682},
   {CUDA_ARG_PARAM, 680},
   {CUDA_ARG_TENSOR, 473},
   {CUDA_ARG_TENSOR, 473},
@@ -27639,13 +27876,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 474},
   {CUDA_ARG_TENSOR, 471},
   {CUDA_ARG_BUFFER, 686},
-  {CUDA_ARG_BUFFER, 687},
   {CUDA_ARG_PARAM, 684},
+  {CUDA_ARG_BUFFER, 687},
   {CUDA_ARG_PARAM, 685},
   {CUDA_ARG_TENSOR, 474},
   {CUDA_ARG_BUFFER, 631},
-  {CUDA_ARG_BUFFER, 632},
   {CUDA_ARG_PARAM, 629},
+  {CUDA_ARG_BUFFER, 632},
   {CUDA_ARG_PARAM, 630},
   {CUDA_ARG_TENSOR, 478},
   {CUDA_ARG_TENSOR, 478},
@@ -27653,8 +27890,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 479},
   {CUDA_ARG_TENSOR, 479},
   {CUDA_ARG_BUFFER, 636},
-  {CUDA_ARG_BUFFER, 637},
   {CUDA_ARG_PARAM, 634},
+  {CUDA_ARG_BUFFER, 637},
   {CUDA_ARG_PARAM, 635},
   {CUDA_ARG_TENSOR, 481},
   {CUDA_ARG_TENSOR, 481},
@@ -27662,8 +27899,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 482},
   {CUDA_ARG_TENSOR, 471},
   {CUDA_ARG_BUFFER, 686},
-  {CUDA_ARG_BUFFER, 687},
   {CUDA_ARG_PARAM, 684},
+  {CUDA_ARG_BUFFER, 687},
   {CUDA_ARG_PARAM, 685},
   {CUDA_ARG_TENSOR, 484},
   {CUDA_ARG_TENSOR, 484},
@@ -27671,13 +27908,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 485},
   {CUDA_ARG_TENSOR, 482},
   {CUDA_ARG_BUFFER, 641},
-  {CUDA_ARG_BUFFER, 642},
   {CUDA_ARG_PARAM, 639},
+  {CUDA_ARG_BUFFER, 642},
   {CUDA_ARG_PARAM, 640},
   {CUDA_ARG_TENSOR, 485},
   {CUDA_ARG_BUFFER, 646},
-  {CUDA_ARG_BUFFER, 647},
   {CUDA_ARG_PARAM, 644},
+  {CUDA_ARG_BUFFER, 647},
   {CUDA_ARG_PARAM, 645},
   {CUDA_ARG_TENSOR, 487},
   {CUDA_ARG_TENSOR, 473},
@@ -27691,8 +27928,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 496},
   {CUDA_ARG_TENSOR, 496},
   {CUDA_ARG_BUFFER, 661},
-  {CUDA_ARG_BUFFER, 662},
   {CUDA_ARG_PARAM, 659},
+  {CUDA_ARG_BUFFER, 662},
   {CUDA_ARG_PARAM, 660},
   {CUDA_ARG_TENSOR, 498},
   {CUDA_ARG_TENSOR, 498},
@@ -27700,13 +27937,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 499},
   {CUDA_ARG_TENSOR, 489},
   {CUDA_ARG_BUFFER, 651},
-  {CUDA_ARG_BUFFER, 652},
   {CUDA_ARG_PARAM, 649},
+  {CUDA_ARG_BUFFER, 652},
   {CUDA_ARG_PARAM, 650},
   {CUDA_ARG_TENSOR, 492},
   {CUDA_ARG_BUFFER, 656},
-  {CUDA_ARG_BUFFER, 657},
   {CUDA_ARG_PARAM, 654},
+  {CUDA_ARG_BUFFER, 657},
   {CUDA_ARG_PARAM, 655},
   {CUDA_ARG_TENSOR, 501},
   {CUDA_ARG_TENSOR, 501},
@@ -27714,13 +27951,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 502},
   {CUDA_ARG_TENSOR, 499},
   {CUDA_ARG_BUFFER, 666},
-  {CUDA_ARG_BUFFER, 667},
   {CUDA_ARG_PARAM, 664},
+  {CUDA_ARG_BUFFER, 667},
   {CUDA_ARG_PARAM, 665},
   {CUDA_ARG_TENSOR, 502},
   {CUDA_ARG_BUFFER, 671},
-  {CUDA_ARG_BUFFER, 672},
   {CUDA_ARG_PARAM, 669},
+  {CUDA_ARG_BUFFER, 672},
   {CUDA_ARG_PARAM, 670},
   {CUDA_ARG_TENSOR, 504},
   {CUDA_ARG_TENSOR, 473},
@@ -27728,13 +27965,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 506},
   {CUDA_ARG_TENSOR, 471},
   {CUDA_ARG_BUFFER, 686},
-  {CUDA_ARG_BUFFER, 687},
   {CUDA_ARG_PARAM, 684},
+  {CUDA_ARG_BUFFER, 687},
   {CUDA_ARG_PARAM, 685},
   {CUDA_ARG_TENSOR, 506},
   {CUDA_ARG_BUFFER, 676},
-  {CUDA_ARG_BUFFER, 677},
   {CUDA_ARG_PARAM, 674},
+  {CUDA_ARG_BUFFER, 677},
   {CUDA_ARG_PARAM, 675},
   {CUDA_ARG_TENSOR, 508},
   {CUDA_ARG_TENSOR, 470},
@@ -27747,8 +27984,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 514},
   {CUDA_ARG_TENSOR, 511},
   {CUDA_ARG_BUFFER, 741},
-  {CUDA_ARG_BUFFER, 742},
   {CUDA_ARG_PARAM, 739},
+  {CUDA_ARG_BUFFER, 742},
   {CUDA_ARG_PARAM, 740},
   {CUDA_ARG_TENSOR, 516},
   {CUDA_ARG_TENSOR, 516},
@@ -27756,13 +27993,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 517},
   {CUDA_ARG_TENSOR, 514},
   {CUDA_ARG_BUFFER, 746},
-  {CUDA_ARG_BUFFER, 747},
   {CUDA_ARG_PARAM, 744},
+  {CUDA_ARG_BUFFER, 747},
   {CUDA_ARG_PARAM, 745},
   {CUDA_ARG_TENSOR, 517},
   {CUDA_ARG_BUFFER, 691},
-  {CUDA_ARG_BUFFER, 692},
   {CUDA_ARG_PARAM, 689},
+  {CUDA_ARG_BUFFER, 692},
   {CUDA_ARG_PARAM, 690},
   {CUDA_ARG_TENSOR, 521},
   {CUDA_ARG_TENSOR, 521},
@@ -27770,8 +28007,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 522},
   {CUDA_ARG_TENSOR, 522},
   {CUDA_ARG_BUFFER, 696},
-  {CUDA_ARG_BUFFER, 697},
   {CUDA_ARG_PARAM, 694},
+  {CUDA_ARG_BUFFER, 697},
   {CUDA_ARG_PARAM, 695},
   {CUDA_ARG_TENSOR, 524},
   {CUDA_ARG_TENSOR, 524},
@@ -27779,8 +28016,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 525},
   {CUDA_ARG_TENSOR, 514},
   {CUDA_ARG_BUFFER, 746},
-  {CUDA_ARG_BUFFER, 747},
   {CUDA_ARG_PARAM, 744},
+  {CUDA_ARG_BUFFER, 747},
   {CUDA_ARG_PARAM, 745},
   {CUDA_ARG_TENSOR, 527},
   {CUDA_ARG_TENSOR, 527},
@@ -27788,13 +28025,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 528},
   {CUDA_ARG_TENSOR, 525},
   {CUDA_ARG_BUFFER, 701},
-  {CUDA_ARG_BUFFER, 702},
   {CUDA_ARG_PARAM, 699},
+  {CUDA_ARG_BUFFER, 702},
   {CUDA_ARG_PARAM, 700},
   {CUDA_ARG_TENSOR, 528},
   {CUDA_ARG_BUFFER, 706},
-  {CUDA_ARG_BUFFER, 707},
   {CUDA_ARG_PARAM, 704},
+  {CUDA_ARG_BUFFER, 707},
   {CUDA_ARG_PARAM, 705},
   {CUDA_ARG_TENSOR, 530},
   {CUDA_ARG_TENSOR, 516},
@@ -27808,8 +28045,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 539},
   {CUDA_ARG_TENSOR, 539},
   {CUDA_ARG_BUFFER, 721},
-  {CUDA_ARG_BUFFER, 722},
   {CUDA_ARG_PARAM, 719},
+  {CUDA_ARG_BUFFER, 722},
   {CUDA_ARG_PARAM, 720},
   {CUDA_ARG_TENSOR, 541},
   {CUDA_ARG_TENSOR, 541},
@@ -27817,13 +28054,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 542},
   {CUDA_ARG_TENSOR, 532},
   {CUDA_ARG_BUFFER, 711},
-  {CUDA_ARG_BUFFER, 712},
   {CUDA_ARG_PARAM, 709},
+  {CUDA_ARG_BUFFER, 712},
   {CUDA_ARG_PARAM, 710},
   {CUDA_ARG_TENSOR, 535},
   {CUDA_ARG_BUFFER, 716},
-  {CUDA_ARG_BUFFER, 717},
   {CUDA_ARG_PARAM, 714},
+  {CUDA_ARG_BUFFER, 717},
   {CUDA_ARG_PARAM, 715},
   {CUDA_ARG_TENSOR, 544},
   {CUDA_ARG_TENSOR, 544},
@@ -27831,13 +28068,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 545},
   {CUDA_ARG_TENSOR, 542},
   {CUDA_ARG_BUFFER, 726},
-  {CUDA_ARG_BUFFER, 727},
   {CUDA_ARG_PARAM, 724},
+  {CUDA_ARG_BUFFER, 727},
   {CUDA_ARG_PARAM, 725},
   {CUDA_ARG_TENSOR, 545},
   {CUDA_ARG_BUFFER, 731},
-  {CUDA_ARG_BUFFER, 732},
   {CUDA_ARG_PARAM, 729},
+  {CUDA_ARG_BUFFER, 732},
   {CUDA_ARG_PARAM, 730},
   {CUDA_ARG_TENSOR, 547},
   {CUDA_ARG_TENSOR, 516},
@@ -27845,13 +28082,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 549},
   {CUDA_ARG_TENSOR, 514},
   {CUDA_ARG_BUFFER, 746},
-  {CUDA_ARG_BUFFER, 747},
   {CUDA_ARG_PARAM, 744},
+  {CUDA_ARG_BUFFER, 747},
   {CUDA_ARG_PARAM, 745},
   {CUDA_ARG_TENSOR, 549},
   {CUDA_ARG_BUFFER, 736},
-  {CUDA_ARG_BUFFER, 737},
   {CUDA_ARG_PARAM, 734},
+  {CUDA_ARG_BUFFER, 737},
   {CUDA_ARG_PARAM, 735},
   {CUDA_ARG_TENSOR, 551},
   {CUDA_ARG_TENSOR, 513},
@@ -27864,8 +28101,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 557},
   {CUDA_ARG_TENSOR, 554},
   {CUDA_ARG_BUFFER, 801},
-  {CUDA_ARG_BUFFER, 802},
   {CUDA_ARG_PARAM, 799},
+  {CUDA_ARG_BUFFER, 802},
   {CUDA_ARG_PARAM, 800},
   {CUDA_ARG_TENSOR, 559},
   {CUDA_ARG_TENSOR, 559},
@@ -27873,13 +28110,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 560},
   {CUDA_ARG_TENSOR, 557},
   {CUDA_ARG_BUFFER, 806},
-  {CUDA_ARG_BUFFER, 807},
   {CUDA_ARG_PARAM, 804},
+  {CUDA_ARG_BUFFER, 807},
   {CUDA_ARG_PARAM, 805},
   {CUDA_ARG_TENSOR, 560},
   {CUDA_ARG_BUFFER, 751},
-  {CUDA_ARG_BUFFER, 752},
   {CUDA_ARG_PARAM, 749},
+  {CUDA_ARG_BUFFER, 752},
   {CUDA_ARG_PARAM, 750},
   {CUDA_ARG_TENSOR, 564},
   {CUDA_ARG_TENSOR, 564},
@@ -27887,8 +28124,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 565},
   {CUDA_ARG_TENSOR, 565},
   {CUDA_ARG_BUFFER, 756},
-  {CUDA_ARG_BUFFER, 757},
   {CUDA_ARG_PARAM, 754},
+  {CUDA_ARG_BUFFER, 757},
   {CUDA_ARG_PARAM, 755},
   {CUDA_ARG_TENSOR, 567},
   {CUDA_ARG_TENSOR, 567},
@@ -27896,8 +28133,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 568},
   {CUDA_ARG_TENSOR, 557},
   {CUDA_ARG_BUFFER, 806},
-  {CUDA_ARG_BUFFER, 807},
   {CUDA_ARG_PARAM, 804},
+  {CUDA_ARG_BUFFER, 807},
   {CUDA_ARG_PARAM, 805},
   {CUDA_ARG_TENSOR, 570},
   {CUDA_ARG_TENSOR, 570},
@@ -27905,13 +28142,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 571},
   {CUDA_ARG_TENSOR, 568},
   {CUDA_ARG_BUFFER, 761},
-  {CUDA_ARG_BUFFER, 762},
   {CUDA_ARG_PARAM, 759},
+  {CUDA_ARG_BUFFER, 762},
   {CUDA_ARG_PARAM, 760},
   {CUDA_ARG_TENSOR, 571},
   {CUDA_ARG_BUFFER, 766},
-  {CUDA_ARG_BUFFER, 767},
   {CUDA_ARG_PARAM, 764},
+  {CUDA_ARG_BUFFER, 767},
   {CUDA_ARG_PARAM, 765},
   {CUDA_ARG_TENSOR, 573},
   {CUDA_ARG_TENSOR, 559},
@@ -27925,8 +28162,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 582},
   {CUDA_ARG_TENSOR, 582},
   {CUDA_ARG_BUFFER, 781},
-  {CUDA_ARG_BUFFER, 782},
   {CUDA_ARG_PARAM, 779},
+  {CUDA_ARG_BUFFER, 782},
   {CUDA_ARG_PARAM, 780},
   {CUDA_ARG_TENSOR, 584},
   {CUDA_ARG_TENSOR, 584},
@@ -27934,13 +28171,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 585},
   {CUDA_ARG_TENSOR, 575},
   {CUDA_ARG_BUFFER, 771},
-  {CUDA_ARG_BUFFER, 772},
   {CUDA_ARG_PARAM, 769},
+  {CUDA_ARG_BUFFER, 772},
   {CUDA_ARG_PARAM, 770},
   {CUDA_ARG_TENSOR, 578},
   {CUDA_ARG_BUFFER, 776},
-  {CUDA_ARG_BUFFER, 777},
   {CUDA_ARG_PARAM, 774},
+  {CUDA_ARG_BUFFER, 777},
   {CUDA_ARG_PARAM, 775},
   {CUDA_ARG_TENSOR, 587},
   {CUDA_ARG_TENSOR, 587},
@@ -27948,13 +28185,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 588},
   {CUDA_ARG_TENSOR, 585},
   {CUDA_ARG_BUFFER, 786},
-  {CUDA_ARG_BUFFER, 787},
   {CUDA_ARG_PARAM, 784},
+  {CUDA_ARG_BUFFER, 787},
   {CUDA_ARG_PARAM, 785},
   {CUDA_ARG_TENSOR, 588},
   {CUDA_ARG_BUFFER, 791},
-  {CUDA_ARG_BUFFER, 792},
   {CUDA_ARG_PARAM, 789},
+  {CUDA_ARG_BUFFER, 792},
   {CUDA_ARG_PARAM, 790},
   {CUDA_ARG_TENSOR, 590},
   {CUDA_ARG_TENSOR, 559},
@@ -27962,13 +28199,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 592},
   {CUDA_ARG_TENSOR, 557},
   {CUDA_ARG_BUFFER, 806},
-  {CUDA_ARG_BUFFER, 807},
   {CUDA_ARG_PARAM, 804},
+  {CUDA_ARG_BUFFER, 807},
   {CUDA_ARG_PARAM, 805},
   {CUDA_ARG_TENSOR, 592},
   {CUDA_ARG_BUFFER, 796},
-  {CUDA_ARG_BUFFER, 797},
   {CUDA_ARG_PARAM, 794},
+  {CUDA_ARG_BUFFER, 797},
   {CUDA_ARG_PARAM, 795},
   {CUDA_ARG_TENSOR, 594},
   {CUDA_ARG_TENSOR, 595},
@@ -28175,11 +28412,11 @@ static const CudaGemmDesc nao_eval_gemms[] = {
 static const CudaProgram nao_programs[] = {
   {.name = "train", .mode = 1,
    .n_nodes = 1307, .nodes = nao_train_nodes,
-   .n_tensors = 1706, .n_ir_tensors = 1543, .tensors = nao_train_tensors, .locs = nao_train_locs,
-   .arena_per_image = 6467424, .fixed_floats = 68392,
+   .n_tensors = 1869, .n_ir_tensors = 1543, .tensors = nao_train_tensors, .locs = nao_train_locs,
+   .arena_per_image = 6467424, .fixed_floats = 119624,
    .n_order = 1195, .order = nao_train_order,
    .n_steps = 1167, .steps = nao_train_steps,
-   .n_args = 6418, .args = nao_train_args,
+   .n_args = 6346, .args = nao_train_args,
    .n_convs = 421, .convs = nao_train_convs,
    .n_gemms = 82, .gemms = nao_train_gemms,
    .n_masks = 0, .masks = NULL,

@@ -2,7 +2,7 @@
 //
 // options: train tf32 batch=128 block=256 smem=32768 sms=132 vec
 // kernels: 166 generated (366 launches in all programs), 231 library steps (cuDNN / cuBLAS)
-// program train: 457 steps (284 kernels, 173 library), arena 3603456 bytes per image, fixed 37136 bytes
+// program train: 457 steps (284 kernels, 173 library), arena 3603456 bytes per image, fixed 64976 bytes
 // program update: 2 steps (2 kernels, 0 library), arena 0 bytes per image, fixed 16 bytes
 // program eval: 138 steps (80 kernels, 58 library), arena 605440 bytes per image, fixed 16 bytes
 // parameters: 177818 trainable floats, 4640 buffer floats; scratch 15104 + 14848 bytes per image
@@ -54,8 +54,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k0_bnstats_c48_28x28(const 
   unsigned char *p1 = (unsigned char *)a.p[1];  // scratch: counter, partial sums
   float *__restrict__ p2 = (float *)a.p[2];  // [48] per channel
   float *__restrict__ p3 = (float *)a.p[3];  // [48] per channel
-  float *__restrict__ p4 = (float *)a.p[4];  // buffer [48]
-  float *__restrict__ p5 = (float *)a.p[5];  // buffer [48]
+  float *__restrict__ p4 = (float *)a.p[4];  // [144] per channel
+  const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [48]
+  float *__restrict__ p6 = (float *)a.p[6];  // buffer [48]
+  float *__restrict__ p7 = (float *)a.p[7];  // buffer [48]
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 6;
   const int nb = min(6, a.n - n0);
@@ -97,10 +99,16 @@ extern "C" __global__ void __launch_bounds__(256, 2) k0_bnstats_c48_28x28(const 
       const double m_ = (double)a.n * (double)784;
       const double mean = f0_0 / m_;
       const double var = fmax(f0_1 / m_ - mean * mean, 0.0);
-      p2[cc] = (float)mean;
-      p3[cc] = (float)(1.0 / sqrt(var + (double)9.99999975e-06f));
-      p4[cc] = (1.0f - 0.100000001f) * p4[cc] + 0.100000001f * (float)mean;
-      p5[cc] = (1.0f - 0.100000001f) * p5[cc] + 0.100000001f * (float)(m_ > 1.0 ? var * m_ / (m_ - 1.0) : var);
+      const double invstd = 1.0 / sqrt(var + (double)9.99999975e-06f);
+      const float hi = (float)mean;
+      p2[cc] = hi;
+      p3[cc] = (float)invstd;
+      p4[cc] = hi;
+      p4[cc + 48] = (float)(mean - (double)hi);
+      p4[cc + 96] = (float)((double)p5[cc] * invstd);
+      const double mo = (double)0.100000001f;
+      p6[cc] = (float)((1.0 - mo) * (double)p6[cc] + mo * mean);
+      p7[cc] = (float)((1.0 - mo) * (double)p7[cc] + mo * (m_ > 1.0 ? var * m_ / (m_ - 1.0) : var));
     }
   }
   if (threadIdx.x == 0) *(volatile unsigned int *)p1 = 0u;
@@ -111,41 +119,42 @@ extern "C" __global__ void __launch_bounds__(256, 2) k0_bnstats_c48_28x28(const 
 // serves: cells.0.maybe_calibrate_size.preprocess_x.relu (relu)
 extern "C" __global__ void __launch_bounds__(256, 2) k1_bnapply_relu_c48_28x28(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 48, 28, 28)
-  const float *__restrict__ p1 = (const float *)a.p[1];  // [48] per channel
-  const float *__restrict__ p2 = (const float *)a.p[2];  // [48] per channel
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [48]
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [48]
-  float *__restrict__ p5 = (float *)a.p[5];  // (N, 48, 28, 28)
+  const float *__restrict__ p1 = (const float *)a.p[1];  // [144] per channel
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [48]
+  float *__restrict__ p3 = (float *)a.p[3];  // (N, 48, 28, 28)
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 6;
   const int nb = min(6, a.n - n0);
   const float h1 = p1[c];
-  const float h3 = p2[c];
-  const float h4 = p3[c];
-  const float h5 = h3 * h4;
-  const float h7 = p4[c];
+  const float h3 = p1[(c) + 48];
+  const float h5 = p1[(c) + 96];
+  const float h7 = p2[c];
   for (int i = threadIdx.x; i < nb * 196; i += 256) {
     const int nl = i / 196;
     const int e = (i - nl * 196) * 4;
     const int n = n0 + nl;
     const float4 v0 = *(const float4 *)(p0 + (long long)(n) * 37632 + (c) * 784 + (e));
-    const float v2 = v0.x - h1;
-    const float v6 = v2 * h5;
-    const float v8 = v6 + h7;
+    const float v2 = __fsub_rn(v0.x, h1);
+    const float v4 = __fsub_rn(v2, h3);
+    const float v6 = __fmul_rn(v4, h5);
+    const float v8 = __fadd_rn(v6, h7);
     const float v9 = fmaxf(v8, 0.0f);
-    const float v10 = v0.y - h1;
-    const float v11 = v10 * h5;
-    const float v12 = v11 + h7;
-    const float v13 = fmaxf(v12, 0.0f);
-    const float v14 = v0.z - h1;
-    const float v15 = v14 * h5;
-    const float v16 = v15 + h7;
-    const float v17 = fmaxf(v16, 0.0f);
-    const float v18 = v0.w - h1;
-    const float v19 = v18 * h5;
-    const float v20 = v19 + h7;
-    const float v21 = fmaxf(v20, 0.0f);
-    *(float4 *)(p5 + (long long)(n) * 37632 + (c) * 784 + (e)) = make_float4(v9, v13, v17, v21);
+    const float v10 = __fsub_rn(v0.y, h1);
+    const float v11 = __fsub_rn(v10, h3);
+    const float v12 = __fmul_rn(v11, h5);
+    const float v13 = __fadd_rn(v12, h7);
+    const float v14 = fmaxf(v13, 0.0f);
+    const float v15 = __fsub_rn(v0.z, h1);
+    const float v16 = __fsub_rn(v15, h3);
+    const float v17 = __fmul_rn(v16, h5);
+    const float v18 = __fadd_rn(v17, h7);
+    const float v19 = fmaxf(v18, 0.0f);
+    const float v20 = __fsub_rn(v0.w, h1);
+    const float v21 = __fsub_rn(v20, h3);
+    const float v22 = __fmul_rn(v21, h5);
+    const float v23 = __fadd_rn(v22, h7);
+    const float v24 = fmaxf(v23, 0.0f);
+    *(float4 *)(p3 + (long long)(n) * 37632 + (c) * 784 + (e)) = make_float4(v9, v14, v19, v24);
   }
 }
 
@@ -157,8 +166,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k2_bnstats_c16_28x28(const 
   unsigned char *p1 = (unsigned char *)a.p[1];  // scratch: counter, partial sums
   float *__restrict__ p2 = (float *)a.p[2];  // [16] per channel
   float *__restrict__ p3 = (float *)a.p[3];  // [16] per channel
-  float *__restrict__ p4 = (float *)a.p[4];  // buffer [16]
-  float *__restrict__ p5 = (float *)a.p[5];  // buffer [16]
+  float *__restrict__ p4 = (float *)a.p[4];  // [48] per channel
+  const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [16]
+  float *__restrict__ p6 = (float *)a.p[6];  // buffer [16]
+  float *__restrict__ p7 = (float *)a.p[7];  // buffer [16]
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 6;
   const int nb = min(6, a.n - n0);
@@ -200,10 +211,16 @@ extern "C" __global__ void __launch_bounds__(256, 2) k2_bnstats_c16_28x28(const 
       const double m_ = (double)a.n * (double)784;
       const double mean = f0_0 / m_;
       const double var = fmax(f0_1 / m_ - mean * mean, 0.0);
-      p2[cc] = (float)mean;
-      p3[cc] = (float)(1.0 / sqrt(var + (double)9.99999975e-06f));
-      p4[cc] = (1.0f - 0.100000001f) * p4[cc] + 0.100000001f * (float)mean;
-      p5[cc] = (1.0f - 0.100000001f) * p5[cc] + 0.100000001f * (float)(m_ > 1.0 ? var * m_ / (m_ - 1.0) : var);
+      const double invstd = 1.0 / sqrt(var + (double)9.99999975e-06f);
+      const float hi = (float)mean;
+      p2[cc] = hi;
+      p3[cc] = (float)invstd;
+      p4[cc] = hi;
+      p4[cc + 16] = (float)(mean - (double)hi);
+      p4[cc + 32] = (float)((double)p5[cc] * invstd);
+      const double mo = (double)0.100000001f;
+      p6[cc] = (float)((1.0 - mo) * (double)p6[cc] + mo * mean);
+      p7[cc] = (float)((1.0 - mo) * (double)p7[cc] + mo * (m_ > 1.0 ? var * m_ / (m_ - 1.0) : var));
     }
   }
   if (threadIdx.x == 0) *(volatile unsigned int *)p1 = 0u;
@@ -215,11 +232,9 @@ extern "C" __global__ void __launch_bounds__(256, 2) k2_bnstats_c16_28x28(const 
 extern "C" __global__ void __launch_bounds__(256, 2) k3_bnapply_relu_dw5x5s1_c16_28x28(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // parameter [400]
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 16, 28, 28)
-  const float *__restrict__ p2 = (const float *)a.p[2];  // [16] per channel
-  const float *__restrict__ p3 = (const float *)a.p[3];  // [16] per channel
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [16]
-  const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [16]
-  float *__restrict__ p6 = (float *)a.p[6];  // (N, 16, 28, 28)
+  const float *__restrict__ p2 = (const float *)a.p[2];  // [48] per channel
+  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [16]
+  float *__restrict__ p4 = (float *)a.p[4];  // (N, 16, 28, 28)
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 6;
   const int nb = min(6, a.n - n0);
@@ -249,10 +264,9 @@ extern "C" __global__ void __launch_bounds__(256, 2) k3_bnapply_relu_dw5x5s1_c16
   const float w23 = p0[c * 25 + 23];
   const float w24 = p0[c * 25 + 24];
   const float h1 = p2[c];
-  const float h3 = p3[c];
-  const float h4 = p4[c];
-  const float h5 = h3 * h4;
-  const float h7 = p5[c];
+  const float h3 = p2[(c) + 16];
+  const float h5 = p2[(c) + 32];
+  const float h7 = p3[c];
   __shared__ float s_x[6144];
   for (int s0 = 0; s0 < nb; s0 += 6) {
     const int ns = min(6, nb - s0);
@@ -268,9 +282,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k3_bnapply_relu_dw5x5s1_c16
       if (iy >= 0 && iy < 28 && ix >= 0 && ix < 28) {
         const int e = iy * 28 + ix;
         const float v0 = p1[(long long)(n) * 12544 + (c) * 784 + (e)];
-        const float v2 = v0 - h1;
-        const float v6 = v2 * h5;
-        const float v8 = v6 + h7;
+        const float v2 = __fsub_rn(v0, h1);
+        const float v4 = __fsub_rn(v2, h3);
+        const float v6 = __fmul_rn(v4, h5);
+        const float v8 = __fadd_rn(v6, h7);
         const float v9 = fmaxf(v8, 0.0f);
         v = v9;
       }
@@ -310,7 +325,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) k3_bnapply_relu_dw5x5s1_c16
       acc += s[130] * w22;
       acc += s[131] * w23;
       acc += s[132] * w24;
-      p6[(long long)(n) * 12544 + (c) * 784 + (e)] = acc;
+      p4[(long long)(n) * 12544 + (c) * 784 + (e)] = acc;
     }
   }
 }
@@ -320,29 +335,23 @@ extern "C" __global__ void __launch_bounds__(256, 2) k3_bnapply_relu_dw5x5s1_c16
 // serves: cells.0.ops.0.y_op (pool), cells.0.ops.0 (add); 2 uses in all
 extern "C" __global__ void __launch_bounds__(256, 2) k4_bnapply_avg3x3s1_add_c16_28x28(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 16, 28, 28)
-  const float *__restrict__ p1 = (const float *)a.p[1];  // [16] per channel
-  const float *__restrict__ p2 = (const float *)a.p[2];  // [16] per channel
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [16]
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [16]
-  const float *__restrict__ p5 = (const float *)a.p[5];  // (N, 16, 28, 28)
-  const float *__restrict__ p6 = (const float *)a.p[6];  // [16] per channel
-  const float *__restrict__ p7 = (const float *)a.p[7];  // [16] per channel
-  const float *__restrict__ p8 = (const float *)a.p[8];  // parameter [16]
-  const float *__restrict__ p9 = (const float *)a.p[9];  // parameter [16]
-  float *__restrict__ p10 = (float *)a.p[10];  // (N, 16, 28, 28)
+  const float *__restrict__ p1 = (const float *)a.p[1];  // [48] per channel
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [16]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // (N, 16, 28, 28)
+  const float *__restrict__ p4 = (const float *)a.p[4];  // [48] per channel
+  const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [16]
+  float *__restrict__ p6 = (float *)a.p[6];  // (N, 16, 28, 28)
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 6;
   const int nb = min(6, a.n - n0);
   const float h1 = p1[c];
-  const float h3 = p2[c];
-  const float h4 = p3[c];
-  const float h5 = h3 * h4;
-  const float h7 = p4[c];
-  const float h10 = p6[c];
-  const float h12 = p7[c];
-  const float h13 = p8[c];
-  const float h14 = h12 * h13;
-  const float h16 = p9[c];
+  const float h3 = p1[(c) + 16];
+  const float h5 = p1[(c) + 32];
+  const float h7 = p2[c];
+  const float h10 = p4[c];
+  const float h12 = p4[(c) + 16];
+  const float h14 = p4[(c) + 32];
+  const float h16 = p5[c];
   __shared__ float s_x[5400];
   for (int s0 = 0; s0 < nb; s0 += 6) {
     const int ns = min(6, nb - s0);
@@ -358,9 +367,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k4_bnapply_avg3x3s1_add_c16
       if (iy >= 0 && iy < 28 && ix >= 0 && ix < 28) {
         const int e = iy * 28 + ix;
         const float v0 = p0[(long long)(n) * 12544 + (c) * 784 + (e)];
-        const float v2 = v0 - h1;
-        const float v6 = v2 * h5;
-        const float v8 = v6 + h7;
+        const float v2 = __fsub_rn(v0, h1);
+        const float v4 = __fsub_rn(v2, h3);
+        const float v6 = __fmul_rn(v4, h5);
+        const float v8 = __fadd_rn(v6, h7);
         v = v8;
       }
       s_x[i] = v;
@@ -385,12 +395,13 @@ extern "C" __global__ void __launch_bounds__(256, 2) k4_bnapply_avg3x3s1_add_c16
       sum += s[62];
       const int cnt = (min(oy * 1 - 1 + 3, 28) - max(oy * 1 - 1, 0)) * (min(ox * 1 - 1 + 3, 28) - max(ox * 1 - 1, 0));
       const float acc = sum / (float)cnt;
-      const float v9 = p5[(long long)(n) * 12544 + (c) * 784 + (e)];
-      const float v11 = v9 - h10;
-      const float v15 = v11 * h14;
-      const float v17 = v15 + h16;
+      const float v9 = p3[(long long)(n) * 12544 + (c) * 784 + (e)];
+      const float v11 = __fsub_rn(v9, h10);
+      const float v13 = __fsub_rn(v11, h12);
+      const float v15 = __fmul_rn(v13, h14);
+      const float v17 = __fadd_rn(v15, h16);
       const float v18 = v17 + acc;
-      p10[(long long)(n) * 12544 + (c) * 784 + (e)] = v18;
+      p6[(long long)(n) * 12544 + (c) * 784 + (e)] = v18;
     }
   }
 }
@@ -401,19 +412,16 @@ extern "C" __global__ void __launch_bounds__(256, 2) k4_bnapply_avg3x3s1_add_c16
 extern "C" __global__ void __launch_bounds__(256, 2) k5_avg3x3s1_bnapply_add_c16_28x28(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 16, 28, 28)
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 16, 28, 28)
-  const float *__restrict__ p2 = (const float *)a.p[2];  // [16] per channel
-  const float *__restrict__ p3 = (const float *)a.p[3];  // [16] per channel
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [16]
-  const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [16]
-  float *__restrict__ p6 = (float *)a.p[6];  // (N, 16, 28, 28)
+  const float *__restrict__ p2 = (const float *)a.p[2];  // [48] per channel
+  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [16]
+  float *__restrict__ p4 = (float *)a.p[4];  // (N, 16, 28, 28)
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 6;
   const int nb = min(6, a.n - n0);
   const float h2 = p2[c];
-  const float h4 = p3[c];
-  const float h5 = p4[c];
-  const float h6 = h4 * h5;
-  const float h8 = p5[c];
+  const float h4 = p2[(c) + 16];
+  const float h6 = p2[(c) + 32];
+  const float h8 = p3[c];
   __shared__ float s_x[5400];
   for (int s0 = 0; s0 < nb; s0 += 6) {
     const int ns = min(6, nb - s0);
@@ -454,11 +462,12 @@ extern "C" __global__ void __launch_bounds__(256, 2) k5_avg3x3s1_bnapply_add_c16
       const int cnt = (min(oy * 1 - 1 + 3, 28) - max(oy * 1 - 1, 0)) * (min(ox * 1 - 1 + 3, 28) - max(ox * 1 - 1, 0));
       const float acc = sum / (float)cnt;
       const float v1 = p1[(long long)(n) * 12544 + (c) * 784 + (e)];
-      const float v3 = v1 - h2;
-      const float v7 = v3 * h6;
-      const float v9 = v7 + h8;
+      const float v3 = __fsub_rn(v1, h2);
+      const float v5 = __fsub_rn(v3, h4);
+      const float v7 = __fmul_rn(v5, h6);
+      const float v9 = __fadd_rn(v7, h8);
       const float v10 = v9 + acc;
-      p6[(long long)(n) * 37632 + (c) * 784 + (e)] = v10;
+      p4[(long long)(n) * 37632 + (c) * 784 + (e)] = v10;
     }
   }
 }
@@ -468,19 +477,16 @@ extern "C" __global__ void __launch_bounds__(256, 2) k5_avg3x3s1_bnapply_add_c16
 // serves: cells.0.ops.2.x_op (pool)
 extern "C" __global__ void __launch_bounds__(256, 2) k6_bnapply_max3x3s1_c16_28x28(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 16, 28, 28)
-  const float *__restrict__ p1 = (const float *)a.p[1];  // [16] per channel
-  const float *__restrict__ p2 = (const float *)a.p[2];  // [16] per channel
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [16]
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [16]
-  float *__restrict__ p5 = (float *)a.p[5];  // (N, 16, 28, 28)
+  const float *__restrict__ p1 = (const float *)a.p[1];  // [48] per channel
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [16]
+  float *__restrict__ p3 = (float *)a.p[3];  // (N, 16, 28, 28)
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 6;
   const int nb = min(6, a.n - n0);
   const float h1 = p1[c];
-  const float h3 = p2[c];
-  const float h4 = p3[c];
-  const float h5 = h3 * h4;
-  const float h7 = p4[c];
+  const float h3 = p1[(c) + 16];
+  const float h5 = p1[(c) + 32];
+  const float h7 = p2[c];
   __shared__ float s_x[5400];
   for (int s0 = 0; s0 < nb; s0 += 6) {
     const int ns = min(6, nb - s0);
@@ -496,9 +502,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k6_bnapply_max3x3s1_c16_28x
       if (iy >= 0 && iy < 28 && ix >= 0 && ix < 28) {
         const int e = iy * 28 + ix;
         const float v0 = p0[(long long)(n) * 12544 + (c) * 784 + (e)];
-        const float v2 = v0 - h1;
-        const float v6 = v2 * h5;
-        const float v8 = v6 + h7;
+        const float v2 = __fsub_rn(v0, h1);
+        const float v4 = __fsub_rn(v2, h3);
+        const float v6 = __fmul_rn(v4, h5);
+        const float v8 = __fadd_rn(v6, h7);
         v = v8;
       }
       s_x[i] = v;
@@ -521,7 +528,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) k6_bnapply_max3x3s1_c16_28x
       if (!(s[60] <= acc)) acc = s[60];
       if (!(s[61] <= acc)) acc = s[61];
       if (!(s[62] <= acc)) acc = s[62];
-      p5[(long long)(n) * 12544 + (c) * 784 + (e)] = acc;
+      p3[(long long)(n) * 12544 + (c) * 784 + (e)] = acc;
     }
   }
 }
@@ -531,20 +538,17 @@ extern "C" __global__ void __launch_bounds__(256, 2) k6_bnapply_max3x3s1_c16_28x
 // serves: cells.0.ops.2.y_op (pool), cells.0.ops.3.x_op.op.0 (relu); 2 uses in all
 extern "C" __global__ void __launch_bounds__(256, 2) k7_bnapply_avg3x3s1_add_relu_c16_28x28(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 16, 28, 28)
-  const float *__restrict__ p1 = (const float *)a.p[1];  // [16] per channel
-  const float *__restrict__ p2 = (const float *)a.p[2];  // [16] per channel
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [16]
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [16]
-  const float *__restrict__ p5 = (const float *)a.p[5];  // (N, 16, 28, 28)
-  float *__restrict__ p6 = (float *)a.p[6];  // (N, 16, 28, 28)
+  const float *__restrict__ p1 = (const float *)a.p[1];  // [48] per channel
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [16]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // (N, 16, 28, 28)
+  float *__restrict__ p4 = (float *)a.p[4];  // (N, 16, 28, 28)
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 6;
   const int nb = min(6, a.n - n0);
   const float h1 = p1[c];
-  const float h3 = p2[c];
-  const float h4 = p3[c];
-  const float h5 = h3 * h4;
-  const float h7 = p4[c];
+  const float h3 = p1[(c) + 16];
+  const float h5 = p1[(c) + 32];
+  const float h7 = p2[c];
   __shared__ float s_x[5400];
   for (int s0 = 0; s0 < nb; s0 += 6) {
     const int ns = min(6, nb - s0);
@@ -560,9 +564,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k7_bnapply_avg3x3s1_add_rel
       if (iy >= 0 && iy < 28 && ix >= 0 && ix < 28) {
         const int e = iy * 28 + ix;
         const float v0 = p0[(long long)(n) * 12544 + (c) * 784 + (e)];
-        const float v2 = v0 - h1;
-        const float v6 = v2 * h5;
-        const float v8 = v6 + h7;
+        const float v2 = __fsub_rn(v0, h1);
+        const float v4 = __fsub_rn(v2, h3);
+        const float v6 = __fmul_rn(v4, h5);
+        const float v8 = __fadd_rn(v6, h7);
         v = v8;
       }
       s_x[i] = v;
@@ -587,10 +592,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k7_bnapply_avg3x3s1_add_rel
       sum += s[62];
       const int cnt = (min(oy * 1 - 1 + 3, 28) - max(oy * 1 - 1, 0)) * (min(ox * 1 - 1 + 3, 28) - max(ox * 1 - 1, 0));
       const float acc = sum / (float)cnt;
-      const float v9 = p5[(long long)(n) * 12544 + (c) * 784 + (e)];
+      const float v9 = p3[(long long)(n) * 12544 + (c) * 784 + (e)];
       const float v10 = v9 + acc;
       const float v11 = fmaxf(v10, 0.0f);
-      p6[(long long)(n) * 12544 + (c) * 784 + (e)] = v11;
+      p4[(long long)(n) * 12544 + (c) * 784 + (e)] = v11;
     }
   }
 }
@@ -662,11 +667,9 @@ extern "C" __global__ void __launch_bounds__(256, 2) k8_dw3x3s1_c16_28x28(const 
 extern "C" __global__ void __launch_bounds__(256, 2) k9_bnapply_relu_dw3x3s1_c16_28x28(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // parameter [144]
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 16, 28, 28)
-  const float *__restrict__ p2 = (const float *)a.p[2];  // [16] per channel
-  const float *__restrict__ p3 = (const float *)a.p[3];  // [16] per channel
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [16]
-  const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [16]
-  float *__restrict__ p6 = (float *)a.p[6];  // (N, 16, 28, 28)
+  const float *__restrict__ p2 = (const float *)a.p[2];  // [48] per channel
+  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [16]
+  float *__restrict__ p4 = (float *)a.p[4];  // (N, 16, 28, 28)
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 6;
   const int nb = min(6, a.n - n0);
@@ -680,10 +683,9 @@ extern "C" __global__ void __launch_bounds__(256, 2) k9_bnapply_relu_dw3x3s1_c16
   const float w7 = p0[c * 9 + 7];
   const float w8 = p0[c * 9 + 8];
   const float h1 = p2[c];
-  const float h3 = p3[c];
-  const float h4 = p4[c];
-  const float h5 = h3 * h4;
-  const float h7 = p5[c];
+  const float h3 = p2[(c) + 16];
+  const float h5 = p2[(c) + 32];
+  const float h7 = p3[c];
   __shared__ float s_x[5400];
   for (int s0 = 0; s0 < nb; s0 += 6) {
     const int ns = min(6, nb - s0);
@@ -699,9 +701,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k9_bnapply_relu_dw3x3s1_c16
       if (iy >= 0 && iy < 28 && ix >= 0 && ix < 28) {
         const int e = iy * 28 + ix;
         const float v0 = p1[(long long)(n) * 12544 + (c) * 784 + (e)];
-        const float v2 = v0 - h1;
-        const float v6 = v2 * h5;
-        const float v8 = v6 + h7;
+        const float v2 = __fsub_rn(v0, h1);
+        const float v4 = __fsub_rn(v2, h3);
+        const float v6 = __fmul_rn(v4, h5);
+        const float v8 = __fadd_rn(v6, h7);
         const float v9 = fmaxf(v8, 0.0f);
         v = v9;
       }
@@ -725,7 +728,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) k9_bnapply_relu_dw3x3s1_c16
       acc += s[60] * w6;
       acc += s[61] * w7;
       acc += s[62] * w8;
-      p6[(long long)(n) * 12544 + (c) * 784 + (e)] = acc;
+      p4[(long long)(n) * 12544 + (c) * 784 + (e)] = acc;
     }
   }
 }
@@ -735,29 +738,23 @@ extern "C" __global__ void __launch_bounds__(256, 2) k9_bnapply_relu_dw3x3s1_c16
 // serves: cells.0.ops.3.y_op (pool), cells.0.ops.3 (add); 4 uses in all
 extern "C" __global__ void __launch_bounds__(256, 2) k10_bnapply_max3x3s1_add_c16_28x28(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 16, 28, 28)
-  const float *__restrict__ p1 = (const float *)a.p[1];  // [16] per channel
-  const float *__restrict__ p2 = (const float *)a.p[2];  // [16] per channel
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [16]
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [16]
-  const float *__restrict__ p5 = (const float *)a.p[5];  // (N, 16, 28, 28)
-  const float *__restrict__ p6 = (const float *)a.p[6];  // [16] per channel
-  const float *__restrict__ p7 = (const float *)a.p[7];  // [16] per channel
-  const float *__restrict__ p8 = (const float *)a.p[8];  // parameter [16]
-  const float *__restrict__ p9 = (const float *)a.p[9];  // parameter [16]
-  float *__restrict__ p10 = (float *)a.p[10];  // (N, 16, 28, 28)
+  const float *__restrict__ p1 = (const float *)a.p[1];  // [48] per channel
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [16]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // (N, 16, 28, 28)
+  const float *__restrict__ p4 = (const float *)a.p[4];  // [48] per channel
+  const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [16]
+  float *__restrict__ p6 = (float *)a.p[6];  // (N, 16, 28, 28)
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 6;
   const int nb = min(6, a.n - n0);
   const float h1 = p1[c];
-  const float h3 = p2[c];
-  const float h4 = p3[c];
-  const float h5 = h3 * h4;
-  const float h7 = p4[c];
-  const float h10 = p6[c];
-  const float h12 = p7[c];
-  const float h13 = p8[c];
-  const float h14 = h12 * h13;
-  const float h16 = p9[c];
+  const float h3 = p1[(c) + 16];
+  const float h5 = p1[(c) + 32];
+  const float h7 = p2[c];
+  const float h10 = p4[c];
+  const float h12 = p4[(c) + 16];
+  const float h14 = p4[(c) + 32];
+  const float h16 = p5[c];
   __shared__ float s_x[5400];
   for (int s0 = 0; s0 < nb; s0 += 6) {
     const int ns = min(6, nb - s0);
@@ -773,9 +770,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k10_bnapply_max3x3s1_add_c1
       if (iy >= 0 && iy < 28 && ix >= 0 && ix < 28) {
         const int e = iy * 28 + ix;
         const float v0 = p0[(long long)(n) * 12544 + (c) * 784 + (e)];
-        const float v2 = v0 - h1;
-        const float v6 = v2 * h5;
-        const float v8 = v6 + h7;
+        const float v2 = __fsub_rn(v0, h1);
+        const float v4 = __fsub_rn(v2, h3);
+        const float v6 = __fmul_rn(v4, h5);
+        const float v8 = __fadd_rn(v6, h7);
         v = v8;
       }
       s_x[i] = v;
@@ -798,12 +796,13 @@ extern "C" __global__ void __launch_bounds__(256, 2) k10_bnapply_max3x3s1_add_c1
       if (!(s[60] <= acc)) acc = s[60];
       if (!(s[61] <= acc)) acc = s[61];
       if (!(s[62] <= acc)) acc = s[62];
-      const float v9 = p5[(long long)(n) * 12544 + (c) * 784 + (e)];
-      const float v11 = v9 - h10;
-      const float v15 = v11 * h14;
-      const float v17 = v15 + h16;
+      const float v9 = p3[(long long)(n) * 12544 + (c) * 784 + (e)];
+      const float v11 = __fsub_rn(v9, h10);
+      const float v13 = __fsub_rn(v11, h12);
+      const float v15 = __fmul_rn(v13, h14);
+      const float v17 = __fadd_rn(v15, h16);
       const float v18 = v17 + acc;
-      p10[(long long)(n) * 37632 + (c) * 784 + (e)] = v18;
+      p6[(long long)(n) * 37632 + (c) * 784 + (e)] = v18;
     }
   }
 }
@@ -910,8 +909,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k12_bnstats_c32_28x28(const
   unsigned char *p1 = (unsigned char *)a.p[1];  // scratch: counter, partial sums
   float *__restrict__ p2 = (float *)a.p[2];  // [32] per channel
   float *__restrict__ p3 = (float *)a.p[3];  // [32] per channel
-  float *__restrict__ p4 = (float *)a.p[4];  // buffer [32]
-  float *__restrict__ p5 = (float *)a.p[5];  // buffer [32]
+  float *__restrict__ p4 = (float *)a.p[4];  // [96] per channel
+  const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [32]
+  float *__restrict__ p6 = (float *)a.p[6];  // buffer [32]
+  float *__restrict__ p7 = (float *)a.p[7];  // buffer [32]
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 6;
   const int nb = min(6, a.n - n0);
@@ -953,10 +954,16 @@ extern "C" __global__ void __launch_bounds__(256, 2) k12_bnstats_c32_28x28(const
       const double m_ = (double)a.n * (double)784;
       const double mean = f0_0 / m_;
       const double var = fmax(f0_1 / m_ - mean * mean, 0.0);
-      p2[cc] = (float)mean;
-      p3[cc] = (float)(1.0 / sqrt(var + (double)9.99999975e-06f));
-      p4[cc] = (1.0f - 0.100000001f) * p4[cc] + 0.100000001f * (float)mean;
-      p5[cc] = (1.0f - 0.100000001f) * p5[cc] + 0.100000001f * (float)(m_ > 1.0 ? var * m_ / (m_ - 1.0) : var);
+      const double invstd = 1.0 / sqrt(var + (double)9.99999975e-06f);
+      const float hi = (float)mean;
+      p2[cc] = hi;
+      p3[cc] = (float)invstd;
+      p4[cc] = hi;
+      p4[cc + 32] = (float)(mean - (double)hi);
+      p4[cc + 64] = (float)((double)p5[cc] * invstd);
+      const double mo = (double)0.100000001f;
+      p6[cc] = (float)((1.0 - mo) * (double)p6[cc] + mo * mean);
+      p7[cc] = (float)((1.0 - mo) * (double)p7[cc] + mo * (m_ > 1.0 ? var * m_ / (m_ - 1.0) : var));
     }
   }
   if (threadIdx.x == 0) *(volatile unsigned int *)p1 = 0u;
@@ -990,11 +997,9 @@ extern "C" __global__ void __launch_bounds__(256, 2) k13_relu_c48_28x28(const Na
 extern "C" __global__ void __launch_bounds__(256, 2) k14_bnapply_relu_dw5x5s2_c32_14x14(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // parameter [800]
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 32, 28, 28)
-  const float *__restrict__ p2 = (const float *)a.p[2];  // [32] per channel
-  const float *__restrict__ p3 = (const float *)a.p[3];  // [32] per channel
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [32]
-  const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [32]
-  float *__restrict__ p6 = (float *)a.p[6];  // (N, 32, 14, 14)
+  const float *__restrict__ p2 = (const float *)a.p[2];  // [96] per channel
+  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [32]
+  float *__restrict__ p4 = (float *)a.p[4];  // (N, 32, 14, 14)
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 11;
   const int nb = min(11, a.n - n0);
@@ -1024,10 +1029,9 @@ extern "C" __global__ void __launch_bounds__(256, 2) k14_bnapply_relu_dw5x5s2_c3
   const float w23 = p0[c * 25 + 23];
   const float w24 = p0[c * 25 + 24];
   const float h1 = p2[c];
-  const float h3 = p3[c];
-  const float h4 = p4[c];
-  const float h5 = h3 * h4;
-  const float h7 = p5[c];
+  const float h3 = p2[(c) + 32];
+  const float h5 = p2[(c) + 64];
+  const float h7 = p3[c];
   __shared__ float s_x[7688];
   for (int s0 = 0; s0 < nb; s0 += 8) {
     const int ns = min(8, nb - s0);
@@ -1043,9 +1047,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k14_bnapply_relu_dw5x5s2_c3
       if (iy >= 0 && iy < 28 && ix >= 0 && ix < 28) {
         const int e = iy * 28 + ix;
         const float v0 = p1[(long long)(n) * 25088 + (c) * 784 + (e)];
-        const float v2 = v0 - h1;
-        const float v6 = v2 * h5;
-        const float v8 = v6 + h7;
+        const float v2 = __fsub_rn(v0, h1);
+        const float v4 = __fsub_rn(v2, h3);
+        const float v6 = __fmul_rn(v4, h5);
+        const float v8 = __fadd_rn(v6, h7);
         const float v9 = fmaxf(v8, 0.0f);
         v = v9;
       }
@@ -1085,7 +1090,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) k14_bnapply_relu_dw5x5s2_c3
       acc += s[126] * w22;
       acc += s[127] * w23;
       acc += s[128] * w24;
-      p6[(long long)(n) * 6272 + (c) * 196 + (e)] = acc;
+      p4[(long long)(n) * 6272 + (c) * 196 + (e)] = acc;
     }
   }
 }
@@ -1098,8 +1103,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k15_bnstats_c32_14x14(const
   unsigned char *p1 = (unsigned char *)a.p[1];  // scratch: counter, partial sums
   float *__restrict__ p2 = (float *)a.p[2];  // [32] per channel
   float *__restrict__ p3 = (float *)a.p[3];  // [32] per channel
-  float *__restrict__ p4 = (float *)a.p[4];  // buffer [32]
-  float *__restrict__ p5 = (float *)a.p[5];  // buffer [32]
+  float *__restrict__ p4 = (float *)a.p[4];  // [96] per channel
+  const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [32]
+  float *__restrict__ p6 = (float *)a.p[6];  // buffer [32]
+  float *__restrict__ p7 = (float *)a.p[7];  // buffer [32]
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 11;
   const int nb = min(11, a.n - n0);
@@ -1141,10 +1148,16 @@ extern "C" __global__ void __launch_bounds__(256, 2) k15_bnstats_c32_14x14(const
       const double m_ = (double)a.n * (double)196;
       const double mean = f0_0 / m_;
       const double var = fmax(f0_1 / m_ - mean * mean, 0.0);
-      p2[cc] = (float)mean;
-      p3[cc] = (float)(1.0 / sqrt(var + (double)9.99999975e-06f));
-      p4[cc] = (1.0f - 0.100000001f) * p4[cc] + 0.100000001f * (float)mean;
-      p5[cc] = (1.0f - 0.100000001f) * p5[cc] + 0.100000001f * (float)(m_ > 1.0 ? var * m_ / (m_ - 1.0) : var);
+      const double invstd = 1.0 / sqrt(var + (double)9.99999975e-06f);
+      const float hi = (float)mean;
+      p2[cc] = hi;
+      p3[cc] = (float)invstd;
+      p4[cc] = hi;
+      p4[cc + 32] = (float)(mean - (double)hi);
+      p4[cc + 64] = (float)((double)p5[cc] * invstd);
+      const double mo = (double)0.100000001f;
+      p6[cc] = (float)((1.0 - mo) * (double)p6[cc] + mo * mean);
+      p7[cc] = (float)((1.0 - mo) * (double)p7[cc] + mo * (m_ > 1.0 ? var * m_ / (m_ - 1.0) : var));
     }
   }
   if (threadIdx.x == 0) *(volatile unsigned int *)p1 = 0u;
@@ -1156,11 +1169,9 @@ extern "C" __global__ void __launch_bounds__(256, 2) k15_bnstats_c32_14x14(const
 extern "C" __global__ void __launch_bounds__(256, 2) k16_bnapply_relu_dw5x5s1_c32_14x14(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // parameter [800]
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 32, 14, 14)
-  const float *__restrict__ p2 = (const float *)a.p[2];  // [32] per channel
-  const float *__restrict__ p3 = (const float *)a.p[3];  // [32] per channel
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [32]
-  const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [32]
-  float *__restrict__ p6 = (float *)a.p[6];  // (N, 32, 14, 14)
+  const float *__restrict__ p2 = (const float *)a.p[2];  // [96] per channel
+  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [32]
+  float *__restrict__ p4 = (float *)a.p[4];  // (N, 32, 14, 14)
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 11;
   const int nb = min(11, a.n - n0);
@@ -1190,10 +1201,9 @@ extern "C" __global__ void __launch_bounds__(256, 2) k16_bnapply_relu_dw5x5s1_c3
   const float w23 = p0[c * 25 + 23];
   const float w24 = p0[c * 25 + 24];
   const float h1 = p2[c];
-  const float h3 = p3[c];
-  const float h4 = p4[c];
-  const float h5 = h3 * h4;
-  const float h7 = p5[c];
+  const float h3 = p2[(c) + 32];
+  const float h5 = p2[(c) + 64];
+  const float h7 = p3[c];
   __shared__ float s_x[3564];
   for (int s0 = 0; s0 < nb; s0 += 11) {
     const int ns = min(11, nb - s0);
@@ -1209,9 +1219,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k16_bnapply_relu_dw5x5s1_c3
       if (iy >= 0 && iy < 14 && ix >= 0 && ix < 14) {
         const int e = iy * 14 + ix;
         const float v0 = p1[(long long)(n) * 6272 + (c) * 196 + (e)];
-        const float v2 = v0 - h1;
-        const float v6 = v2 * h5;
-        const float v8 = v6 + h7;
+        const float v2 = __fsub_rn(v0, h1);
+        const float v4 = __fsub_rn(v2, h3);
+        const float v6 = __fmul_rn(v4, h5);
+        const float v8 = __fadd_rn(v6, h7);
         const float v9 = fmaxf(v8, 0.0f);
         v = v9;
       }
@@ -1251,7 +1262,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) k16_bnapply_relu_dw5x5s1_c3
       acc += s[74] * w22;
       acc += s[75] * w23;
       acc += s[76] * w24;
-      p6[(long long)(n) * 6272 + (c) * 196 + (e)] = acc;
+      p4[(long long)(n) * 6272 + (c) * 196 + (e)] = acc;
     }
   }
 }
@@ -1262,11 +1273,9 @@ extern "C" __global__ void __launch_bounds__(256, 2) k16_bnapply_relu_dw5x5s1_c3
 extern "C" __global__ void __launch_bounds__(256, 2) k17_bnapply_relu_dw3x3s2_c32_14x14(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // parameter [288]
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 32, 28, 28)
-  const float *__restrict__ p2 = (const float *)a.p[2];  // [32] per channel
-  const float *__restrict__ p3 = (const float *)a.p[3];  // [32] per channel
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [32]
-  const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [32]
-  float *__restrict__ p6 = (float *)a.p[6];  // (N, 32, 14, 14)
+  const float *__restrict__ p2 = (const float *)a.p[2];  // [96] per channel
+  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [32]
+  float *__restrict__ p4 = (float *)a.p[4];  // (N, 32, 14, 14)
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 11;
   const int nb = min(11, a.n - n0);
@@ -1280,10 +1289,9 @@ extern "C" __global__ void __launch_bounds__(256, 2) k17_bnapply_relu_dw3x3s2_c3
   const float w7 = p0[c * 9 + 7];
   const float w8 = p0[c * 9 + 8];
   const float h1 = p2[c];
-  const float h3 = p3[c];
-  const float h4 = p4[c];
-  const float h5 = h3 * h4;
-  const float h7 = p5[c];
+  const float h3 = p2[(c) + 32];
+  const float h5 = p2[(c) + 64];
+  const float h7 = p3[c];
   __shared__ float s_x[7569];
   for (int s0 = 0; s0 < nb; s0 += 9) {
     const int ns = min(9, nb - s0);
@@ -1299,9 +1307,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k17_bnapply_relu_dw3x3s2_c3
       if (iy >= 0 && iy < 28 && ix >= 0 && ix < 28) {
         const int e = iy * 28 + ix;
         const float v0 = p1[(long long)(n) * 25088 + (c) * 784 + (e)];
-        const float v2 = v0 - h1;
-        const float v6 = v2 * h5;
-        const float v8 = v6 + h7;
+        const float v2 = __fsub_rn(v0, h1);
+        const float v4 = __fsub_rn(v2, h3);
+        const float v6 = __fmul_rn(v4, h5);
+        const float v8 = __fadd_rn(v6, h7);
         const float v9 = fmaxf(v8, 0.0f);
         v = v9;
       }
@@ -1325,7 +1334,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) k17_bnapply_relu_dw3x3s2_c3
       acc += s[58] * w6;
       acc += s[59] * w7;
       acc += s[60] * w8;
-      p6[(long long)(n) * 6272 + (c) * 196 + (e)] = acc;
+      p4[(long long)(n) * 6272 + (c) * 196 + (e)] = acc;
     }
   }
 }
@@ -1336,11 +1345,9 @@ extern "C" __global__ void __launch_bounds__(256, 2) k17_bnapply_relu_dw3x3s2_c3
 extern "C" __global__ void __launch_bounds__(256, 2) k18_bnapply_relu_dw3x3s1_c32_14x14(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // parameter [288]
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 32, 14, 14)
-  const float *__restrict__ p2 = (const float *)a.p[2];  // [32] per channel
-  const float *__restrict__ p3 = (const float *)a.p[3];  // [32] per channel
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [32]
-  const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [32]
-  float *__restrict__ p6 = (float *)a.p[6];  // (N, 32, 14, 14)
+  const float *__restrict__ p2 = (const float *)a.p[2];  // [96] per channel
+  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [32]
+  float *__restrict__ p4 = (float *)a.p[4];  // (N, 32, 14, 14)
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 11;
   const int nb = min(11, a.n - n0);
@@ -1354,10 +1361,9 @@ extern "C" __global__ void __launch_bounds__(256, 2) k18_bnapply_relu_dw3x3s1_c3
   const float w7 = p0[c * 9 + 7];
   const float w8 = p0[c * 9 + 8];
   const float h1 = p2[c];
-  const float h3 = p3[c];
-  const float h4 = p4[c];
-  const float h5 = h3 * h4;
-  const float h7 = p5[c];
+  const float h3 = p2[(c) + 32];
+  const float h5 = p2[(c) + 64];
+  const float h7 = p3[c];
   __shared__ float s_x[2816];
   for (int s0 = 0; s0 < nb; s0 += 11) {
     const int ns = min(11, nb - s0);
@@ -1373,9 +1379,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k18_bnapply_relu_dw3x3s1_c3
       if (iy >= 0 && iy < 14 && ix >= 0 && ix < 14) {
         const int e = iy * 14 + ix;
         const float v0 = p1[(long long)(n) * 6272 + (c) * 196 + (e)];
-        const float v2 = v0 - h1;
-        const float v6 = v2 * h5;
-        const float v8 = v6 + h7;
+        const float v2 = __fsub_rn(v0, h1);
+        const float v4 = __fsub_rn(v2, h3);
+        const float v6 = __fmul_rn(v4, h5);
+        const float v8 = __fadd_rn(v6, h7);
         const float v9 = fmaxf(v8, 0.0f);
         v = v9;
       }
@@ -1399,7 +1406,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) k18_bnapply_relu_dw3x3s1_c3
       acc += s[32] * w6;
       acc += s[33] * w7;
       acc += s[34] * w8;
-      p6[(long long)(n) * 6272 + (c) * 196 + (e)] = acc;
+      p4[(long long)(n) * 6272 + (c) * 196 + (e)] = acc;
     }
   }
 }
@@ -1409,64 +1416,66 @@ extern "C" __global__ void __launch_bounds__(256, 2) k18_bnapply_relu_dw3x3s1_c3
 // serves: cells.1.ops.0 (add)
 extern "C" __global__ void __launch_bounds__(256, 2) k19_bnapply_add_c32_14x14(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 32, 14, 14)
-  const float *__restrict__ p1 = (const float *)a.p[1];  // [32] per channel
-  const float *__restrict__ p2 = (const float *)a.p[2];  // [32] per channel
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [32]
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [32]
-  const float *__restrict__ p5 = (const float *)a.p[5];  // (N, 32, 14, 14)
-  const float *__restrict__ p6 = (const float *)a.p[6];  // [32] per channel
-  const float *__restrict__ p7 = (const float *)a.p[7];  // [32] per channel
-  const float *__restrict__ p8 = (const float *)a.p[8];  // parameter [32]
-  const float *__restrict__ p9 = (const float *)a.p[9];  // parameter [32]
-  float *__restrict__ p10 = (float *)a.p[10];  // (N, 32, 14, 14)
+  const float *__restrict__ p1 = (const float *)a.p[1];  // [96] per channel
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [32]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // (N, 32, 14, 14)
+  const float *__restrict__ p4 = (const float *)a.p[4];  // [96] per channel
+  const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [32]
+  float *__restrict__ p6 = (float *)a.p[6];  // (N, 32, 14, 14)
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 11;
   const int nb = min(11, a.n - n0);
   const float h1 = p1[c];
-  const float h3 = p2[c];
-  const float h4 = p3[c];
-  const float h5 = h3 * h4;
-  const float h7 = p4[c];
-  const float h10 = p6[c];
-  const float h12 = p7[c];
-  const float h13 = p8[c];
-  const float h14 = h12 * h13;
-  const float h16 = p9[c];
+  const float h3 = p1[(c) + 32];
+  const float h5 = p1[(c) + 64];
+  const float h7 = p2[c];
+  const float h10 = p4[c];
+  const float h12 = p4[(c) + 32];
+  const float h14 = p4[(c) + 64];
+  const float h16 = p5[c];
   for (int i = threadIdx.x; i < nb * 49; i += 256) {
     const int nl = i / 49;
     const int e = (i - nl * 49) * 4;
     const int n = n0 + nl;
     const float4 v0 = *(const float4 *)(p0 + (long long)(n) * 6272 + (c) * 196 + (e));
-    const float v2 = v0.x - h1;
-    const float v6 = v2 * h5;
-    const float v8 = v6 + h7;
-    const float4 v9 = *(const float4 *)(p5 + (long long)(n) * 6272 + (c) * 196 + (e));
-    const float v11 = v9.x - h10;
-    const float v15 = v11 * h14;
-    const float v17 = v15 + h16;
+    const float v2 = __fsub_rn(v0.x, h1);
+    const float v4 = __fsub_rn(v2, h3);
+    const float v6 = __fmul_rn(v4, h5);
+    const float v8 = __fadd_rn(v6, h7);
+    const float4 v9 = *(const float4 *)(p3 + (long long)(n) * 6272 + (c) * 196 + (e));
+    const float v11 = __fsub_rn(v9.x, h10);
+    const float v13 = __fsub_rn(v11, h12);
+    const float v15 = __fmul_rn(v13, h14);
+    const float v17 = __fadd_rn(v15, h16);
     const float v18 = v8 + v17;
-    const float v19 = v0.y - h1;
-    const float v20 = v19 * h5;
-    const float v21 = v20 + h7;
-    const float v22 = v9.y - h10;
-    const float v23 = v22 * h14;
-    const float v24 = v23 + h16;
-    const float v25 = v21 + v24;
-    const float v26 = v0.z - h1;
-    const float v27 = v26 * h5;
-    const float v28 = v27 + h7;
-    const float v29 = v9.z - h10;
-    const float v30 = v29 * h14;
-    const float v31 = v30 + h16;
-    const float v32 = v28 + v31;
-    const float v33 = v0.w - h1;
-    const float v34 = v33 * h5;
-    const float v35 = v34 + h7;
-    const float v36 = v9.w - h10;
-    const float v37 = v36 * h14;
-    const float v38 = v37 + h16;
-    const float v39 = v35 + v38;
-    *(float4 *)(p10 + (long long)(n) * 6272 + (c) * 196 + (e)) = make_float4(v18, v25, v32, v39);
+    const float v19 = __fsub_rn(v0.y, h1);
+    const float v20 = __fsub_rn(v19, h3);
+    const float v21 = __fmul_rn(v20, h5);
+    const float v22 = __fadd_rn(v21, h7);
+    const float v23 = __fsub_rn(v9.y, h10);
+    const float v24 = __fsub_rn(v23, h12);
+    const float v25 = __fmul_rn(v24, h14);
+    const float v26 = __fadd_rn(v25, h16);
+    const float v27 = v22 + v26;
+    const float v28 = __fsub_rn(v0.z, h1);
+    const float v29 = __fsub_rn(v28, h3);
+    const float v30 = __fmul_rn(v29, h5);
+    const float v31 = __fadd_rn(v30, h7);
+    const float v32 = __fsub_rn(v9.z, h10);
+    const float v33 = __fsub_rn(v32, h12);
+    const float v34 = __fmul_rn(v33, h14);
+    const float v35 = __fadd_rn(v34, h16);
+    const float v36 = v31 + v35;
+    const float v37 = __fsub_rn(v0.w, h1);
+    const float v38 = __fsub_rn(v37, h3);
+    const float v39 = __fmul_rn(v38, h5);
+    const float v40 = __fadd_rn(v39, h7);
+    const float v41 = __fsub_rn(v9.w, h10);
+    const float v42 = __fsub_rn(v41, h12);
+    const float v43 = __fmul_rn(v42, h14);
+    const float v44 = __fadd_rn(v43, h16);
+    const float v45 = v40 + v44;
+    *(float4 *)(p6 + (long long)(n) * 6272 + (c) * 196 + (e)) = make_float4(v18, v27, v36, v45);
   }
 }
 
@@ -1570,19 +1579,16 @@ extern "C" __global__ void __launch_bounds__(256, 2) k20_relu_dw5x5s1_c32_14x14(
 extern "C" __global__ void __launch_bounds__(256, 2) k21_max3x3s1_bnapply_add_c32_14x14(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 32, 14, 14)
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 32, 14, 14)
-  const float *__restrict__ p2 = (const float *)a.p[2];  // [32] per channel
-  const float *__restrict__ p3 = (const float *)a.p[3];  // [32] per channel
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [32]
-  const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [32]
-  float *__restrict__ p6 = (float *)a.p[6];  // (N, 32, 14, 14)
+  const float *__restrict__ p2 = (const float *)a.p[2];  // [96] per channel
+  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [32]
+  float *__restrict__ p4 = (float *)a.p[4];  // (N, 32, 14, 14)
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 11;
   const int nb = min(11, a.n - n0);
   const float h2 = p2[c];
-  const float h4 = p3[c];
-  const float h5 = p4[c];
-  const float h6 = h4 * h5;
-  const float h8 = p5[c];
+  const float h4 = p2[(c) + 32];
+  const float h6 = p2[(c) + 64];
+  const float h8 = p3[c];
   __shared__ float s_x[2816];
   for (int s0 = 0; s0 < nb; s0 += 11) {
     const int ns = min(11, nb - s0);
@@ -1621,11 +1627,12 @@ extern "C" __global__ void __launch_bounds__(256, 2) k21_max3x3s1_bnapply_add_c3
       if (!(s[33] <= acc)) acc = s[33];
       if (!(s[34] <= acc)) acc = s[34];
       const float v1 = p1[(long long)(n) * 6272 + (c) * 196 + (e)];
-      const float v3 = v1 - h2;
-      const float v7 = v3 * h6;
-      const float v9 = v7 + h8;
+      const float v3 = __fsub_rn(v1, h2);
+      const float v5 = __fsub_rn(v3, h4);
+      const float v7 = __fmul_rn(v5, h6);
+      const float v9 = __fadd_rn(v7, h8);
       const float v10 = v9 + acc;
-      p6[(long long)(n) * 18816 + (c) * 196 + (e)] = v10;
+      p4[(long long)(n) * 18816 + (c) * 196 + (e)] = v10;
     }
   }
 }
@@ -1635,47 +1642,48 @@ extern "C" __global__ void __launch_bounds__(256, 2) k21_max3x3s1_bnapply_add_c3
 // serves: cells.1.ops.3.x_op.op.0 (relu)
 extern "C" __global__ void __launch_bounds__(256, 2) k22_bnapply_add_relu_c32_14x14(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 32, 14, 14)
-  const float *__restrict__ p1 = (const float *)a.p[1];  // [32] per channel
-  const float *__restrict__ p2 = (const float *)a.p[2];  // [32] per channel
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [32]
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [32]
-  const float *__restrict__ p5 = (const float *)a.p[5];  // (N, 32, 14, 14)
-  float *__restrict__ p6 = (float *)a.p[6];  // (N, 32, 14, 14)
+  const float *__restrict__ p1 = (const float *)a.p[1];  // [96] per channel
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [32]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // (N, 32, 14, 14)
+  float *__restrict__ p4 = (float *)a.p[4];  // (N, 32, 14, 14)
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 11;
   const int nb = min(11, a.n - n0);
   const float h1 = p1[c];
-  const float h3 = p2[c];
-  const float h4 = p3[c];
-  const float h5 = h3 * h4;
-  const float h7 = p4[c];
+  const float h3 = p1[(c) + 32];
+  const float h5 = p1[(c) + 64];
+  const float h7 = p2[c];
   for (int i = threadIdx.x; i < nb * 49; i += 256) {
     const int nl = i / 49;
     const int e = (i - nl * 49) * 4;
     const int n = n0 + nl;
     const float4 v0 = *(const float4 *)(p0 + (long long)(n) * 6272 + (c) * 196 + (e));
-    const float v2 = v0.x - h1;
-    const float v6 = v2 * h5;
-    const float v8 = v6 + h7;
-    const float4 v9 = *(const float4 *)(p5 + (long long)(n) * 6272 + (c) * 196 + (e));
+    const float v2 = __fsub_rn(v0.x, h1);
+    const float v4 = __fsub_rn(v2, h3);
+    const float v6 = __fmul_rn(v4, h5);
+    const float v8 = __fadd_rn(v6, h7);
+    const float4 v9 = *(const float4 *)(p3 + (long long)(n) * 6272 + (c) * 196 + (e));
     const float v10 = v8 + v9.x;
     const float v11 = fmaxf(v10, 0.0f);
-    const float v12 = v0.y - h1;
-    const float v13 = v12 * h5;
-    const float v14 = v13 + h7;
-    const float v15 = v14 + v9.y;
-    const float v16 = fmaxf(v15, 0.0f);
-    const float v17 = v0.z - h1;
-    const float v18 = v17 * h5;
-    const float v19 = v18 + h7;
-    const float v20 = v19 + v9.z;
-    const float v21 = fmaxf(v20, 0.0f);
-    const float v22 = v0.w - h1;
-    const float v23 = v22 * h5;
-    const float v24 = v23 + h7;
-    const float v25 = v24 + v9.w;
-    const float v26 = fmaxf(v25, 0.0f);
-    *(float4 *)(p6 + (long long)(n) * 6272 + (c) * 196 + (e)) = make_float4(v11, v16, v21, v26);
+    const float v12 = __fsub_rn(v0.y, h1);
+    const float v13 = __fsub_rn(v12, h3);
+    const float v14 = __fmul_rn(v13, h5);
+    const float v15 = __fadd_rn(v14, h7);
+    const float v16 = v15 + v9.y;
+    const float v17 = fmaxf(v16, 0.0f);
+    const float v18 = __fsub_rn(v0.z, h1);
+    const float v19 = __fsub_rn(v18, h3);
+    const float v20 = __fmul_rn(v19, h5);
+    const float v21 = __fadd_rn(v20, h7);
+    const float v22 = v21 + v9.z;
+    const float v23 = fmaxf(v22, 0.0f);
+    const float v24 = __fsub_rn(v0.w, h1);
+    const float v25 = __fsub_rn(v24, h3);
+    const float v26 = __fmul_rn(v25, h5);
+    const float v27 = __fadd_rn(v26, h7);
+    const float v28 = v27 + v9.w;
+    const float v29 = fmaxf(v28, 0.0f);
+    *(float4 *)(p4 + (long long)(n) * 6272 + (c) * 196 + (e)) = make_float4(v11, v17, v23, v29);
   }
 }
 
@@ -1778,19 +1786,16 @@ extern "C" __global__ void __launch_bounds__(256, 2) k23_dw5x5s1_c32_14x14(const
 extern "C" __global__ void __launch_bounds__(256, 2) k24_avg3x3s1_bnapply_add_c32_14x14(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 32, 14, 14)
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 32, 14, 14)
-  const float *__restrict__ p2 = (const float *)a.p[2];  // [32] per channel
-  const float *__restrict__ p3 = (const float *)a.p[3];  // [32] per channel
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [32]
-  const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [32]
-  float *__restrict__ p6 = (float *)a.p[6];  // (N, 32, 14, 14)
+  const float *__restrict__ p2 = (const float *)a.p[2];  // [96] per channel
+  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [32]
+  float *__restrict__ p4 = (float *)a.p[4];  // (N, 32, 14, 14)
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 11;
   const int nb = min(11, a.n - n0);
   const float h2 = p2[c];
-  const float h4 = p3[c];
-  const float h5 = p4[c];
-  const float h6 = h4 * h5;
-  const float h8 = p5[c];
+  const float h4 = p2[(c) + 32];
+  const float h6 = p2[(c) + 64];
+  const float h8 = p3[c];
   __shared__ float s_x[2816];
   for (int s0 = 0; s0 < nb; s0 += 11) {
     const int ns = min(11, nb - s0);
@@ -1831,11 +1836,12 @@ extern "C" __global__ void __launch_bounds__(256, 2) k24_avg3x3s1_bnapply_add_c3
       const int cnt = (min(oy * 1 - 1 + 3, 14) - max(oy * 1 - 1, 0)) * (min(ox * 1 - 1 + 3, 14) - max(ox * 1 - 1, 0));
       const float acc = sum / (float)cnt;
       const float v1 = p1[(long long)(n) * 6272 + (c) * 196 + (e)];
-      const float v3 = v1 - h2;
-      const float v7 = v3 * h6;
-      const float v9 = v7 + h8;
+      const float v3 = __fsub_rn(v1, h2);
+      const float v5 = __fsub_rn(v3, h4);
+      const float v7 = __fmul_rn(v5, h6);
+      const float v9 = __fadd_rn(v7, h8);
       const float v10 = v9 + acc;
-      p6[(long long)(n) * 18816 + (c) * 196 + (e)] = v10;
+      p4[(long long)(n) * 18816 + (c) * 196 + (e)] = v10;
     }
   }
 }
@@ -1845,19 +1851,16 @@ extern "C" __global__ void __launch_bounds__(256, 2) k24_avg3x3s1_bnapply_add_c3
 // serves: cells.1.ops.4.x_op (pool)
 extern "C" __global__ void __launch_bounds__(256, 2) k25_bnapply_avg3x3s2_c32_14x14(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 32, 28, 28)
-  const float *__restrict__ p1 = (const float *)a.p[1];  // [32] per channel
-  const float *__restrict__ p2 = (const float *)a.p[2];  // [32] per channel
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [32]
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [32]
-  float *__restrict__ p5 = (float *)a.p[5];  // (N, 32, 14, 14)
+  const float *__restrict__ p1 = (const float *)a.p[1];  // [96] per channel
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [32]
+  float *__restrict__ p3 = (float *)a.p[3];  // (N, 32, 14, 14)
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 11;
   const int nb = min(11, a.n - n0);
   const float h1 = p1[c];
-  const float h3 = p2[c];
-  const float h4 = p3[c];
-  const float h5 = h3 * h4;
-  const float h7 = p4[c];
+  const float h3 = p1[(c) + 32];
+  const float h5 = p1[(c) + 64];
+  const float h7 = p2[c];
   __shared__ float s_x[7569];
   for (int s0 = 0; s0 < nb; s0 += 9) {
     const int ns = min(9, nb - s0);
@@ -1873,9 +1876,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k25_bnapply_avg3x3s2_c32_14
       if (iy >= 0 && iy < 28 && ix >= 0 && ix < 28) {
         const int e = iy * 28 + ix;
         const float v0 = p0[(long long)(n) * 25088 + (c) * 784 + (e)];
-        const float v2 = v0 - h1;
-        const float v6 = v2 * h5;
-        const float v8 = v6 + h7;
+        const float v2 = __fsub_rn(v0, h1);
+        const float v4 = __fsub_rn(v2, h3);
+        const float v6 = __fmul_rn(v4, h5);
+        const float v8 = __fadd_rn(v6, h7);
         v = v8;
       }
       s_x[i] = v;
@@ -1900,7 +1904,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) k25_bnapply_avg3x3s2_c32_14
       sum += s[60];
       const int cnt = (min(oy * 2 - 1 + 3, 28) - max(oy * 2 - 1, 0)) * (min(ox * 2 - 1 + 3, 28) - max(ox * 2 - 1, 0));
       const float acc = sum / (float)cnt;
-      p5[(long long)(n) * 6272 + (c) * 196 + (e)] = acc;
+      p3[(long long)(n) * 6272 + (c) * 196 + (e)] = acc;
     }
   }
 }
@@ -1910,20 +1914,17 @@ extern "C" __global__ void __launch_bounds__(256, 2) k25_bnapply_avg3x3s2_c32_14
 // serves: cells.1.ops.4.y_op (pool), cells.1.ops.4 (add); 2 uses in all
 extern "C" __global__ void __launch_bounds__(256, 2) k26_bnapply_avg3x3s2_add_c32_14x14(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 32, 28, 28)
-  const float *__restrict__ p1 = (const float *)a.p[1];  // [32] per channel
-  const float *__restrict__ p2 = (const float *)a.p[2];  // [32] per channel
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [32]
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [32]
-  const float *__restrict__ p5 = (const float *)a.p[5];  // (N, 32, 14, 14)
-  float *__restrict__ p6 = (float *)a.p[6];  // (N, 32, 14, 14)
+  const float *__restrict__ p1 = (const float *)a.p[1];  // [96] per channel
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [32]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // (N, 32, 14, 14)
+  float *__restrict__ p4 = (float *)a.p[4];  // (N, 32, 14, 14)
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 11;
   const int nb = min(11, a.n - n0);
   const float h1 = p1[c];
-  const float h3 = p2[c];
-  const float h4 = p3[c];
-  const float h5 = h3 * h4;
-  const float h7 = p4[c];
+  const float h3 = p1[(c) + 32];
+  const float h5 = p1[(c) + 64];
+  const float h7 = p2[c];
   __shared__ float s_x[7569];
   for (int s0 = 0; s0 < nb; s0 += 9) {
     const int ns = min(9, nb - s0);
@@ -1939,9 +1940,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k26_bnapply_avg3x3s2_add_c3
       if (iy >= 0 && iy < 28 && ix >= 0 && ix < 28) {
         const int e = iy * 28 + ix;
         const float v0 = p0[(long long)(n) * 25088 + (c) * 784 + (e)];
-        const float v2 = v0 - h1;
-        const float v6 = v2 * h5;
-        const float v8 = v6 + h7;
+        const float v2 = __fsub_rn(v0, h1);
+        const float v4 = __fsub_rn(v2, h3);
+        const float v6 = __fmul_rn(v4, h5);
+        const float v8 = __fadd_rn(v6, h7);
         v = v8;
       }
       s_x[i] = v;
@@ -1966,9 +1968,9 @@ extern "C" __global__ void __launch_bounds__(256, 2) k26_bnapply_avg3x3s2_add_c3
       sum += s[60];
       const int cnt = (min(oy * 2 - 1 + 3, 28) - max(oy * 2 - 1, 0)) * (min(ox * 2 - 1 + 3, 28) - max(ox * 2 - 1, 0));
       const float acc = sum / (float)cnt;
-      const float v9 = p5[(long long)(n) * 6272 + (c) * 196 + (e)];
+      const float v9 = p3[(long long)(n) * 6272 + (c) * 196 + (e)];
       const float v10 = v9 + acc;
-      p6[(long long)(n) * 18816 + (c) * 196 + (e)] = v10;
+      p4[(long long)(n) * 18816 + (c) * 196 + (e)] = v10;
     }
   }
 }
@@ -2000,29 +2002,23 @@ extern "C" __global__ void __launch_bounds__(256, 2) k27_relu_c96_14x14(const Na
 // serves: cells.2.ops.0.y_op (pool), cells.2.ops.0 (add); 2 uses in all
 extern "C" __global__ void __launch_bounds__(256, 2) k28_bnapply_avg3x3s1_add_c32_14x14(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 32, 14, 14)
-  const float *__restrict__ p1 = (const float *)a.p[1];  // [32] per channel
-  const float *__restrict__ p2 = (const float *)a.p[2];  // [32] per channel
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [32]
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [32]
-  const float *__restrict__ p5 = (const float *)a.p[5];  // (N, 32, 14, 14)
-  const float *__restrict__ p6 = (const float *)a.p[6];  // [32] per channel
-  const float *__restrict__ p7 = (const float *)a.p[7];  // [32] per channel
-  const float *__restrict__ p8 = (const float *)a.p[8];  // parameter [32]
-  const float *__restrict__ p9 = (const float *)a.p[9];  // parameter [32]
-  float *__restrict__ p10 = (float *)a.p[10];  // (N, 32, 14, 14)
+  const float *__restrict__ p1 = (const float *)a.p[1];  // [96] per channel
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [32]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // (N, 32, 14, 14)
+  const float *__restrict__ p4 = (const float *)a.p[4];  // [96] per channel
+  const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [32]
+  float *__restrict__ p6 = (float *)a.p[6];  // (N, 32, 14, 14)
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 11;
   const int nb = min(11, a.n - n0);
   const float h1 = p1[c];
-  const float h3 = p2[c];
-  const float h4 = p3[c];
-  const float h5 = h3 * h4;
-  const float h7 = p4[c];
-  const float h10 = p6[c];
-  const float h12 = p7[c];
-  const float h13 = p8[c];
-  const float h14 = h12 * h13;
-  const float h16 = p9[c];
+  const float h3 = p1[(c) + 32];
+  const float h5 = p1[(c) + 64];
+  const float h7 = p2[c];
+  const float h10 = p4[c];
+  const float h12 = p4[(c) + 32];
+  const float h14 = p4[(c) + 64];
+  const float h16 = p5[c];
   __shared__ float s_x[2816];
   for (int s0 = 0; s0 < nb; s0 += 11) {
     const int ns = min(11, nb - s0);
@@ -2038,9 +2034,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k28_bnapply_avg3x3s1_add_c3
       if (iy >= 0 && iy < 14 && ix >= 0 && ix < 14) {
         const int e = iy * 14 + ix;
         const float v0 = p0[(long long)(n) * 6272 + (c) * 196 + (e)];
-        const float v2 = v0 - h1;
-        const float v6 = v2 * h5;
-        const float v8 = v6 + h7;
+        const float v2 = __fsub_rn(v0, h1);
+        const float v4 = __fsub_rn(v2, h3);
+        const float v6 = __fmul_rn(v4, h5);
+        const float v8 = __fadd_rn(v6, h7);
         v = v8;
       }
       s_x[i] = v;
@@ -2065,12 +2062,13 @@ extern "C" __global__ void __launch_bounds__(256, 2) k28_bnapply_avg3x3s1_add_c3
       sum += s[34];
       const int cnt = (min(oy * 1 - 1 + 3, 14) - max(oy * 1 - 1, 0)) * (min(ox * 1 - 1 + 3, 14) - max(ox * 1 - 1, 0));
       const float acc = sum / (float)cnt;
-      const float v9 = p5[(long long)(n) * 6272 + (c) * 196 + (e)];
-      const float v11 = v9 - h10;
-      const float v15 = v11 * h14;
-      const float v17 = v15 + h16;
+      const float v9 = p3[(long long)(n) * 6272 + (c) * 196 + (e)];
+      const float v11 = __fsub_rn(v9, h10);
+      const float v13 = __fsub_rn(v11, h12);
+      const float v15 = __fmul_rn(v13, h14);
+      const float v17 = __fadd_rn(v15, h16);
       const float v18 = v17 + acc;
-      p10[(long long)(n) * 6272 + (c) * 196 + (e)] = v18;
+      p6[(long long)(n) * 6272 + (c) * 196 + (e)] = v18;
     }
   }
 }
@@ -2080,19 +2078,16 @@ extern "C" __global__ void __launch_bounds__(256, 2) k28_bnapply_avg3x3s1_add_c3
 // serves: cells.2.ops.2.x_op (pool)
 extern "C" __global__ void __launch_bounds__(256, 2) k29_bnapply_max3x3s1_c32_14x14(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 32, 14, 14)
-  const float *__restrict__ p1 = (const float *)a.p[1];  // [32] per channel
-  const float *__restrict__ p2 = (const float *)a.p[2];  // [32] per channel
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [32]
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [32]
-  float *__restrict__ p5 = (float *)a.p[5];  // (N, 32, 14, 14)
+  const float *__restrict__ p1 = (const float *)a.p[1];  // [96] per channel
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [32]
+  float *__restrict__ p3 = (float *)a.p[3];  // (N, 32, 14, 14)
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 11;
   const int nb = min(11, a.n - n0);
   const float h1 = p1[c];
-  const float h3 = p2[c];
-  const float h4 = p3[c];
-  const float h5 = h3 * h4;
-  const float h7 = p4[c];
+  const float h3 = p1[(c) + 32];
+  const float h5 = p1[(c) + 64];
+  const float h7 = p2[c];
   __shared__ float s_x[2816];
   for (int s0 = 0; s0 < nb; s0 += 11) {
     const int ns = min(11, nb - s0);
@@ -2108,9 +2103,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k29_bnapply_max3x3s1_c32_14
       if (iy >= 0 && iy < 14 && ix >= 0 && ix < 14) {
         const int e = iy * 14 + ix;
         const float v0 = p0[(long long)(n) * 6272 + (c) * 196 + (e)];
-        const float v2 = v0 - h1;
-        const float v6 = v2 * h5;
-        const float v8 = v6 + h7;
+        const float v2 = __fsub_rn(v0, h1);
+        const float v4 = __fsub_rn(v2, h3);
+        const float v6 = __fmul_rn(v4, h5);
+        const float v8 = __fadd_rn(v6, h7);
         v = v8;
       }
       s_x[i] = v;
@@ -2133,7 +2129,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) k29_bnapply_max3x3s1_c32_14
       if (!(s[32] <= acc)) acc = s[32];
       if (!(s[33] <= acc)) acc = s[33];
       if (!(s[34] <= acc)) acc = s[34];
-      p5[(long long)(n) * 6272 + (c) * 196 + (e)] = acc;
+      p3[(long long)(n) * 6272 + (c) * 196 + (e)] = acc;
     }
   }
 }
@@ -2143,20 +2139,17 @@ extern "C" __global__ void __launch_bounds__(256, 2) k29_bnapply_max3x3s1_c32_14
 // serves: cells.2.ops.2.y_op (pool), cells.2.ops.3.x_op.op.0 (relu); 2 uses in all
 extern "C" __global__ void __launch_bounds__(256, 2) k30_bnapply_avg3x3s1_add_relu_c32_14x14(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 32, 14, 14)
-  const float *__restrict__ p1 = (const float *)a.p[1];  // [32] per channel
-  const float *__restrict__ p2 = (const float *)a.p[2];  // [32] per channel
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [32]
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [32]
-  const float *__restrict__ p5 = (const float *)a.p[5];  // (N, 32, 14, 14)
-  float *__restrict__ p6 = (float *)a.p[6];  // (N, 32, 14, 14)
+  const float *__restrict__ p1 = (const float *)a.p[1];  // [96] per channel
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [32]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // (N, 32, 14, 14)
+  float *__restrict__ p4 = (float *)a.p[4];  // (N, 32, 14, 14)
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 11;
   const int nb = min(11, a.n - n0);
   const float h1 = p1[c];
-  const float h3 = p2[c];
-  const float h4 = p3[c];
-  const float h5 = h3 * h4;
-  const float h7 = p4[c];
+  const float h3 = p1[(c) + 32];
+  const float h5 = p1[(c) + 64];
+  const float h7 = p2[c];
   __shared__ float s_x[2816];
   for (int s0 = 0; s0 < nb; s0 += 11) {
     const int ns = min(11, nb - s0);
@@ -2172,9 +2165,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k30_bnapply_avg3x3s1_add_re
       if (iy >= 0 && iy < 14 && ix >= 0 && ix < 14) {
         const int e = iy * 14 + ix;
         const float v0 = p0[(long long)(n) * 6272 + (c) * 196 + (e)];
-        const float v2 = v0 - h1;
-        const float v6 = v2 * h5;
-        const float v8 = v6 + h7;
+        const float v2 = __fsub_rn(v0, h1);
+        const float v4 = __fsub_rn(v2, h3);
+        const float v6 = __fmul_rn(v4, h5);
+        const float v8 = __fadd_rn(v6, h7);
         v = v8;
       }
       s_x[i] = v;
@@ -2199,10 +2193,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k30_bnapply_avg3x3s1_add_re
       sum += s[34];
       const int cnt = (min(oy * 1 - 1 + 3, 14) - max(oy * 1 - 1, 0)) * (min(ox * 1 - 1 + 3, 14) - max(ox * 1 - 1, 0));
       const float acc = sum / (float)cnt;
-      const float v9 = p5[(long long)(n) * 6272 + (c) * 196 + (e)];
+      const float v9 = p3[(long long)(n) * 6272 + (c) * 196 + (e)];
       const float v10 = v9 + acc;
       const float v11 = fmaxf(v10, 0.0f);
-      p6[(long long)(n) * 6272 + (c) * 196 + (e)] = v11;
+      p4[(long long)(n) * 6272 + (c) * 196 + (e)] = v11;
     }
   }
 }
@@ -2273,29 +2267,23 @@ extern "C" __global__ void __launch_bounds__(256, 2) k31_dw3x3s1_c32_14x14(const
 // serves: cells.2.ops.3.y_op (pool), cells.2.ops.3 (add); 4 uses in all
 extern "C" __global__ void __launch_bounds__(256, 2) k32_bnapply_max3x3s1_add_c32_14x14(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 32, 14, 14)
-  const float *__restrict__ p1 = (const float *)a.p[1];  // [32] per channel
-  const float *__restrict__ p2 = (const float *)a.p[2];  // [32] per channel
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [32]
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [32]
-  const float *__restrict__ p5 = (const float *)a.p[5];  // (N, 32, 14, 14)
-  const float *__restrict__ p6 = (const float *)a.p[6];  // [32] per channel
-  const float *__restrict__ p7 = (const float *)a.p[7];  // [32] per channel
-  const float *__restrict__ p8 = (const float *)a.p[8];  // parameter [32]
-  const float *__restrict__ p9 = (const float *)a.p[9];  // parameter [32]
-  float *__restrict__ p10 = (float *)a.p[10];  // (N, 32, 14, 14)
+  const float *__restrict__ p1 = (const float *)a.p[1];  // [96] per channel
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [32]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // (N, 32, 14, 14)
+  const float *__restrict__ p4 = (const float *)a.p[4];  // [96] per channel
+  const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [32]
+  float *__restrict__ p6 = (float *)a.p[6];  // (N, 32, 14, 14)
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 11;
   const int nb = min(11, a.n - n0);
   const float h1 = p1[c];
-  const float h3 = p2[c];
-  const float h4 = p3[c];
-  const float h5 = h3 * h4;
-  const float h7 = p4[c];
-  const float h10 = p6[c];
-  const float h12 = p7[c];
-  const float h13 = p8[c];
-  const float h14 = h12 * h13;
-  const float h16 = p9[c];
+  const float h3 = p1[(c) + 32];
+  const float h5 = p1[(c) + 64];
+  const float h7 = p2[c];
+  const float h10 = p4[c];
+  const float h12 = p4[(c) + 32];
+  const float h14 = p4[(c) + 64];
+  const float h16 = p5[c];
   __shared__ float s_x[2816];
   for (int s0 = 0; s0 < nb; s0 += 11) {
     const int ns = min(11, nb - s0);
@@ -2311,9 +2299,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k32_bnapply_max3x3s1_add_c3
       if (iy >= 0 && iy < 14 && ix >= 0 && ix < 14) {
         const int e = iy * 14 + ix;
         const float v0 = p0[(long long)(n) * 6272 + (c) * 196 + (e)];
-        const float v2 = v0 - h1;
-        const float v6 = v2 * h5;
-        const float v8 = v6 + h7;
+        const float v2 = __fsub_rn(v0, h1);
+        const float v4 = __fsub_rn(v2, h3);
+        const float v6 = __fmul_rn(v4, h5);
+        const float v8 = __fadd_rn(v6, h7);
         v = v8;
       }
       s_x[i] = v;
@@ -2336,12 +2325,13 @@ extern "C" __global__ void __launch_bounds__(256, 2) k32_bnapply_max3x3s1_add_c3
       if (!(s[32] <= acc)) acc = s[32];
       if (!(s[33] <= acc)) acc = s[33];
       if (!(s[34] <= acc)) acc = s[34];
-      const float v9 = p5[(long long)(n) * 6272 + (c) * 196 + (e)];
-      const float v11 = v9 - h10;
-      const float v15 = v11 * h14;
-      const float v17 = v15 + h16;
+      const float v9 = p3[(long long)(n) * 6272 + (c) * 196 + (e)];
+      const float v11 = __fsub_rn(v9, h10);
+      const float v13 = __fsub_rn(v11, h12);
+      const float v15 = __fmul_rn(v13, h14);
+      const float v17 = __fadd_rn(v15, h16);
       const float v18 = v17 + acc;
-      p10[(long long)(n) * 18816 + (c) * 196 + (e)] = v18;
+      p6[(long long)(n) * 18816 + (c) * 196 + (e)] = v18;
     }
   }
 }
@@ -2354,8 +2344,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k33_bnstats_c64_14x14(const
   unsigned char *p1 = (unsigned char *)a.p[1];  // scratch: counter, partial sums
   float *__restrict__ p2 = (float *)a.p[2];  // [64] per channel
   float *__restrict__ p3 = (float *)a.p[3];  // [64] per channel
-  float *__restrict__ p4 = (float *)a.p[4];  // buffer [64]
-  float *__restrict__ p5 = (float *)a.p[5];  // buffer [64]
+  float *__restrict__ p4 = (float *)a.p[4];  // [192] per channel
+  const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [64]
+  float *__restrict__ p6 = (float *)a.p[6];  // buffer [64]
+  float *__restrict__ p7 = (float *)a.p[7];  // buffer [64]
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 21;
   const int nb = min(21, a.n - n0);
@@ -2397,10 +2389,16 @@ extern "C" __global__ void __launch_bounds__(256, 2) k33_bnstats_c64_14x14(const
       const double m_ = (double)a.n * (double)196;
       const double mean = f0_0 / m_;
       const double var = fmax(f0_1 / m_ - mean * mean, 0.0);
-      p2[cc] = (float)mean;
-      p3[cc] = (float)(1.0 / sqrt(var + (double)9.99999975e-06f));
-      p4[cc] = (1.0f - 0.100000001f) * p4[cc] + 0.100000001f * (float)mean;
-      p5[cc] = (1.0f - 0.100000001f) * p5[cc] + 0.100000001f * (float)(m_ > 1.0 ? var * m_ / (m_ - 1.0) : var);
+      const double invstd = 1.0 / sqrt(var + (double)9.99999975e-06f);
+      const float hi = (float)mean;
+      p2[cc] = hi;
+      p3[cc] = (float)invstd;
+      p4[cc] = hi;
+      p4[cc + 64] = (float)(mean - (double)hi);
+      p4[cc + 128] = (float)((double)p5[cc] * invstd);
+      const double mo = (double)0.100000001f;
+      p6[cc] = (float)((1.0 - mo) * (double)p6[cc] + mo * mean);
+      p7[cc] = (float)((1.0 - mo) * (double)p7[cc] + mo * (m_ > 1.0 ? var * m_ / (m_ - 1.0) : var));
     }
   }
   if (threadIdx.x == 0) *(volatile unsigned int *)p1 = 0u;
@@ -2412,11 +2410,9 @@ extern "C" __global__ void __launch_bounds__(256, 2) k33_bnstats_c64_14x14(const
 extern "C" __global__ void __launch_bounds__(256, 2) k34_bnapply_relu_dw5x5s2_c64_7x7(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // parameter [1600]
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 64, 14, 14)
-  const float *__restrict__ p2 = (const float *)a.p[2];  // [64] per channel
-  const float *__restrict__ p3 = (const float *)a.p[3];  // [64] per channel
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [64]
-  const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [64]
-  float *__restrict__ p6 = (float *)a.p[6];  // (N, 64, 7, 7)
+  const float *__restrict__ p2 = (const float *)a.p[2];  // [192] per channel
+  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [64]
+  float *__restrict__ p4 = (float *)a.p[4];  // (N, 64, 7, 7)
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 21;
   const int nb = min(21, a.n - n0);
@@ -2446,10 +2442,9 @@ extern "C" __global__ void __launch_bounds__(256, 2) k34_bnapply_relu_dw5x5s2_c6
   const float w23 = p0[c * 25 + 23];
   const float w24 = p0[c * 25 + 24];
   const float h1 = p2[c];
-  const float h3 = p3[c];
-  const float h4 = p4[c];
-  const float h5 = h3 * h4;
-  const float h7 = p5[c];
+  const float h3 = p2[(c) + 64];
+  const float h5 = p2[(c) + 128];
+  const float h7 = p3[c];
   __shared__ float s_x[6069];
   for (int s0 = 0; s0 < nb; s0 += 21) {
     const int ns = min(21, nb - s0);
@@ -2465,9 +2460,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k34_bnapply_relu_dw5x5s2_c6
       if (iy >= 0 && iy < 14 && ix >= 0 && ix < 14) {
         const int e = iy * 14 + ix;
         const float v0 = p1[(long long)(n) * 12544 + (c) * 196 + (e)];
-        const float v2 = v0 - h1;
-        const float v6 = v2 * h5;
-        const float v8 = v6 + h7;
+        const float v2 = __fsub_rn(v0, h1);
+        const float v4 = __fsub_rn(v2, h3);
+        const float v6 = __fmul_rn(v4, h5);
+        const float v8 = __fadd_rn(v6, h7);
         const float v9 = fmaxf(v8, 0.0f);
         v = v9;
       }
@@ -2507,7 +2503,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) k34_bnapply_relu_dw5x5s2_c6
       acc += s[70] * w22;
       acc += s[71] * w23;
       acc += s[72] * w24;
-      p6[(long long)(n) * 3136 + (c) * 49 + (e)] = acc;
+      p4[(long long)(n) * 3136 + (c) * 49 + (e)] = acc;
     }
   }
 }
@@ -2520,8 +2516,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k35_bnstats_c64_7x7(const N
   unsigned char *p1 = (unsigned char *)a.p[1];  // scratch: counter, partial sums
   float *__restrict__ p2 = (float *)a.p[2];  // [64] per channel
   float *__restrict__ p3 = (float *)a.p[3];  // [64] per channel
-  float *__restrict__ p4 = (float *)a.p[4];  // buffer [64]
-  float *__restrict__ p5 = (float *)a.p[5];  // buffer [64]
+  float *__restrict__ p4 = (float *)a.p[4];  // [192] per channel
+  const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [64]
+  float *__restrict__ p6 = (float *)a.p[6];  // buffer [64]
+  float *__restrict__ p7 = (float *)a.p[7];  // buffer [64]
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 21;
   const int nb = min(21, a.n - n0);
@@ -2563,10 +2561,16 @@ extern "C" __global__ void __launch_bounds__(256, 2) k35_bnstats_c64_7x7(const N
       const double m_ = (double)a.n * (double)49;
       const double mean = f0_0 / m_;
       const double var = fmax(f0_1 / m_ - mean * mean, 0.0);
-      p2[cc] = (float)mean;
-      p3[cc] = (float)(1.0 / sqrt(var + (double)9.99999975e-06f));
-      p4[cc] = (1.0f - 0.100000001f) * p4[cc] + 0.100000001f * (float)mean;
-      p5[cc] = (1.0f - 0.100000001f) * p5[cc] + 0.100000001f * (float)(m_ > 1.0 ? var * m_ / (m_ - 1.0) : var);
+      const double invstd = 1.0 / sqrt(var + (double)9.99999975e-06f);
+      const float hi = (float)mean;
+      p2[cc] = hi;
+      p3[cc] = (float)invstd;
+      p4[cc] = hi;
+      p4[cc + 64] = (float)(mean - (double)hi);
+      p4[cc + 128] = (float)((double)p5[cc] * invstd);
+      const double mo = (double)0.100000001f;
+      p6[cc] = (float)((1.0 - mo) * (double)p6[cc] + mo * mean);
+      p7[cc] = (float)((1.0 - mo) * (double)p7[cc] + mo * (m_ > 1.0 ? var * m_ / (m_ - 1.0) : var));
     }
   }
   if (threadIdx.x == 0) *(volatile unsigned int *)p1 = 0u;
@@ -2578,11 +2582,9 @@ extern "C" __global__ void __launch_bounds__(256, 2) k35_bnstats_c64_7x7(const N
 extern "C" __global__ void __launch_bounds__(256, 2) k36_bnapply_relu_dw5x5s1_c64_7x7(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // parameter [1600]
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 64, 7, 7)
-  const float *__restrict__ p2 = (const float *)a.p[2];  // [64] per channel
-  const float *__restrict__ p3 = (const float *)a.p[3];  // [64] per channel
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [64]
-  const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [64]
-  float *__restrict__ p6 = (float *)a.p[6];  // (N, 64, 7, 7)
+  const float *__restrict__ p2 = (const float *)a.p[2];  // [192] per channel
+  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [64]
+  float *__restrict__ p4 = (float *)a.p[4];  // (N, 64, 7, 7)
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 21;
   const int nb = min(21, a.n - n0);
@@ -2612,10 +2614,9 @@ extern "C" __global__ void __launch_bounds__(256, 2) k36_bnapply_relu_dw5x5s1_c6
   const float w23 = p0[c * 25 + 23];
   const float w24 = p0[c * 25 + 24];
   const float h1 = p2[c];
-  const float h3 = p3[c];
-  const float h4 = p4[c];
-  const float h5 = h3 * h4;
-  const float h7 = p5[c];
+  const float h3 = p2[(c) + 64];
+  const float h5 = p2[(c) + 128];
+  const float h7 = p3[c];
   __shared__ float s_x[2541];
   for (int s0 = 0; s0 < nb; s0 += 21) {
     const int ns = min(21, nb - s0);
@@ -2631,9 +2632,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k36_bnapply_relu_dw5x5s1_c6
       if (iy >= 0 && iy < 7 && ix >= 0 && ix < 7) {
         const int e = iy * 7 + ix;
         const float v0 = p1[(long long)(n) * 3136 + (c) * 49 + (e)];
-        const float v2 = v0 - h1;
-        const float v6 = v2 * h5;
-        const float v8 = v6 + h7;
+        const float v2 = __fsub_rn(v0, h1);
+        const float v4 = __fsub_rn(v2, h3);
+        const float v6 = __fmul_rn(v4, h5);
+        const float v8 = __fadd_rn(v6, h7);
         const float v9 = fmaxf(v8, 0.0f);
         v = v9;
       }
@@ -2673,7 +2675,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) k36_bnapply_relu_dw5x5s1_c6
       acc += s[46] * w22;
       acc += s[47] * w23;
       acc += s[48] * w24;
-      p6[(long long)(n) * 3136 + (c) * 49 + (e)] = acc;
+      p4[(long long)(n) * 3136 + (c) * 49 + (e)] = acc;
     }
   }
 }
@@ -2684,11 +2686,9 @@ extern "C" __global__ void __launch_bounds__(256, 2) k36_bnapply_relu_dw5x5s1_c6
 extern "C" __global__ void __launch_bounds__(256, 2) k37_bnapply_relu_dw3x3s2_c64_7x7(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // parameter [576]
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 64, 14, 14)
-  const float *__restrict__ p2 = (const float *)a.p[2];  // [64] per channel
-  const float *__restrict__ p3 = (const float *)a.p[3];  // [64] per channel
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [64]
-  const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [64]
-  float *__restrict__ p6 = (float *)a.p[6];  // (N, 64, 7, 7)
+  const float *__restrict__ p2 = (const float *)a.p[2];  // [192] per channel
+  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [64]
+  float *__restrict__ p4 = (float *)a.p[4];  // (N, 64, 7, 7)
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 21;
   const int nb = min(21, a.n - n0);
@@ -2702,10 +2702,9 @@ extern "C" __global__ void __launch_bounds__(256, 2) k37_bnapply_relu_dw3x3s2_c6
   const float w7 = p0[c * 9 + 7];
   const float w8 = p0[c * 9 + 8];
   const float h1 = p2[c];
-  const float h3 = p3[c];
-  const float h4 = p4[c];
-  const float h5 = h3 * h4;
-  const float h7 = p5[c];
+  const float h3 = p2[(c) + 64];
+  const float h5 = p2[(c) + 128];
+  const float h7 = p3[c];
   __shared__ float s_x[4725];
   for (int s0 = 0; s0 < nb; s0 += 21) {
     const int ns = min(21, nb - s0);
@@ -2721,9 +2720,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k37_bnapply_relu_dw3x3s2_c6
       if (iy >= 0 && iy < 14 && ix >= 0 && ix < 14) {
         const int e = iy * 14 + ix;
         const float v0 = p1[(long long)(n) * 12544 + (c) * 196 + (e)];
-        const float v2 = v0 - h1;
-        const float v6 = v2 * h5;
-        const float v8 = v6 + h7;
+        const float v2 = __fsub_rn(v0, h1);
+        const float v4 = __fsub_rn(v2, h3);
+        const float v6 = __fmul_rn(v4, h5);
+        const float v8 = __fadd_rn(v6, h7);
         const float v9 = fmaxf(v8, 0.0f);
         v = v9;
       }
@@ -2747,7 +2747,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) k37_bnapply_relu_dw3x3s2_c6
       acc += s[30] * w6;
       acc += s[31] * w7;
       acc += s[32] * w8;
-      p6[(long long)(n) * 3136 + (c) * 49 + (e)] = acc;
+      p4[(long long)(n) * 3136 + (c) * 49 + (e)] = acc;
     }
   }
 }
@@ -2758,11 +2758,9 @@ extern "C" __global__ void __launch_bounds__(256, 2) k37_bnapply_relu_dw3x3s2_c6
 extern "C" __global__ void __launch_bounds__(256, 2) k38_bnapply_relu_dw3x3s1_c64_7x7(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // parameter [576]
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 64, 7, 7)
-  const float *__restrict__ p2 = (const float *)a.p[2];  // [64] per channel
-  const float *__restrict__ p3 = (const float *)a.p[3];  // [64] per channel
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [64]
-  const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [64]
-  float *__restrict__ p6 = (float *)a.p[6];  // (N, 64, 7, 7)
+  const float *__restrict__ p2 = (const float *)a.p[2];  // [192] per channel
+  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [64]
+  float *__restrict__ p4 = (float *)a.p[4];  // (N, 64, 7, 7)
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 21;
   const int nb = min(21, a.n - n0);
@@ -2776,10 +2774,9 @@ extern "C" __global__ void __launch_bounds__(256, 2) k38_bnapply_relu_dw3x3s1_c6
   const float w7 = p0[c * 9 + 7];
   const float w8 = p0[c * 9 + 8];
   const float h1 = p2[c];
-  const float h3 = p3[c];
-  const float h4 = p4[c];
-  const float h5 = h3 * h4;
-  const float h7 = p5[c];
+  const float h3 = p2[(c) + 64];
+  const float h5 = p2[(c) + 128];
+  const float h7 = p3[c];
   __shared__ float s_x[1701];
   for (int s0 = 0; s0 < nb; s0 += 21) {
     const int ns = min(21, nb - s0);
@@ -2795,9 +2792,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k38_bnapply_relu_dw3x3s1_c6
       if (iy >= 0 && iy < 7 && ix >= 0 && ix < 7) {
         const int e = iy * 7 + ix;
         const float v0 = p1[(long long)(n) * 3136 + (c) * 49 + (e)];
-        const float v2 = v0 - h1;
-        const float v6 = v2 * h5;
-        const float v8 = v6 + h7;
+        const float v2 = __fsub_rn(v0, h1);
+        const float v4 = __fsub_rn(v2, h3);
+        const float v6 = __fmul_rn(v4, h5);
+        const float v8 = __fadd_rn(v6, h7);
         const float v9 = fmaxf(v8, 0.0f);
         v = v9;
       }
@@ -2821,7 +2819,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) k38_bnapply_relu_dw3x3s1_c6
       acc += s[18] * w6;
       acc += s[19] * w7;
       acc += s[20] * w8;
-      p6[(long long)(n) * 3136 + (c) * 49 + (e)] = acc;
+      p4[(long long)(n) * 3136 + (c) * 49 + (e)] = acc;
     }
   }
 }
@@ -2831,43 +2829,39 @@ extern "C" __global__ void __launch_bounds__(256, 2) k38_bnapply_relu_dw3x3s1_c6
 // serves: cells.3.ops.0 (add)
 extern "C" __global__ void __launch_bounds__(256, 2) k39_bnapply_add_c64_7x7(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 64, 7, 7)
-  const float *__restrict__ p1 = (const float *)a.p[1];  // [64] per channel
-  const float *__restrict__ p2 = (const float *)a.p[2];  // [64] per channel
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [64]
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [64]
-  const float *__restrict__ p5 = (const float *)a.p[5];  // (N, 64, 7, 7)
-  const float *__restrict__ p6 = (const float *)a.p[6];  // [64] per channel
-  const float *__restrict__ p7 = (const float *)a.p[7];  // [64] per channel
-  const float *__restrict__ p8 = (const float *)a.p[8];  // parameter [64]
-  const float *__restrict__ p9 = (const float *)a.p[9];  // parameter [64]
-  float *__restrict__ p10 = (float *)a.p[10];  // (N, 64, 7, 7)
+  const float *__restrict__ p1 = (const float *)a.p[1];  // [192] per channel
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [64]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // (N, 64, 7, 7)
+  const float *__restrict__ p4 = (const float *)a.p[4];  // [192] per channel
+  const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [64]
+  float *__restrict__ p6 = (float *)a.p[6];  // (N, 64, 7, 7)
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 21;
   const int nb = min(21, a.n - n0);
   const float h1 = p1[c];
-  const float h3 = p2[c];
-  const float h4 = p3[c];
-  const float h5 = h3 * h4;
-  const float h7 = p4[c];
-  const float h10 = p6[c];
-  const float h12 = p7[c];
-  const float h13 = p8[c];
-  const float h14 = h12 * h13;
-  const float h16 = p9[c];
+  const float h3 = p1[(c) + 64];
+  const float h5 = p1[(c) + 128];
+  const float h7 = p2[c];
+  const float h10 = p4[c];
+  const float h12 = p4[(c) + 64];
+  const float h14 = p4[(c) + 128];
+  const float h16 = p5[c];
   for (int i = threadIdx.x; i < nb * 49; i += 256) {
     const int nl = i / 49;
     const int e = i - nl * 49;
     const int n = n0 + nl;
     const float v0 = p0[(long long)(n) * 3136 + (c) * 49 + (e)];
-    const float v2 = v0 - h1;
-    const float v6 = v2 * h5;
-    const float v8 = v6 + h7;
-    const float v9 = p5[(long long)(n) * 3136 + (c) * 49 + (e)];
-    const float v11 = v9 - h10;
-    const float v15 = v11 * h14;
-    const float v17 = v15 + h16;
+    const float v2 = __fsub_rn(v0, h1);
+    const float v4 = __fsub_rn(v2, h3);
+    const float v6 = __fmul_rn(v4, h5);
+    const float v8 = __fadd_rn(v6, h7);
+    const float v9 = p3[(long long)(n) * 3136 + (c) * 49 + (e)];
+    const float v11 = __fsub_rn(v9, h10);
+    const float v13 = __fsub_rn(v11, h12);
+    const float v15 = __fmul_rn(v13, h14);
+    const float v17 = __fadd_rn(v15, h16);
     const float v18 = v8 + v17;
-    p10[(long long)(n) * 3136 + (c) * 49 + (e)] = v18;
+    p6[(long long)(n) * 3136 + (c) * 49 + (e)] = v18;
   }
 }
 
@@ -2971,19 +2965,16 @@ extern "C" __global__ void __launch_bounds__(256, 2) k40_relu_dw5x5s1_c64_7x7(co
 extern "C" __global__ void __launch_bounds__(256, 2) k41_max3x3s1_bnapply_add_c64_7x7(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 64, 7, 7)
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 64, 7, 7)
-  const float *__restrict__ p2 = (const float *)a.p[2];  // [64] per channel
-  const float *__restrict__ p3 = (const float *)a.p[3];  // [64] per channel
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [64]
-  const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [64]
-  float *__restrict__ p6 = (float *)a.p[6];  // (N, 64, 7, 7)
+  const float *__restrict__ p2 = (const float *)a.p[2];  // [192] per channel
+  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [64]
+  float *__restrict__ p4 = (float *)a.p[4];  // (N, 64, 7, 7)
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 21;
   const int nb = min(21, a.n - n0);
   const float h2 = p2[c];
-  const float h4 = p3[c];
-  const float h5 = p4[c];
-  const float h6 = h4 * h5;
-  const float h8 = p5[c];
+  const float h4 = p2[(c) + 64];
+  const float h6 = p2[(c) + 128];
+  const float h8 = p3[c];
   __shared__ float s_x[1701];
   for (int s0 = 0; s0 < nb; s0 += 21) {
     const int ns = min(21, nb - s0);
@@ -3022,11 +3013,12 @@ extern "C" __global__ void __launch_bounds__(256, 2) k41_max3x3s1_bnapply_add_c6
       if (!(s[19] <= acc)) acc = s[19];
       if (!(s[20] <= acc)) acc = s[20];
       const float v1 = p1[(long long)(n) * 3136 + (c) * 49 + (e)];
-      const float v3 = v1 - h2;
-      const float v7 = v3 * h6;
-      const float v9 = v7 + h8;
+      const float v3 = __fsub_rn(v1, h2);
+      const float v5 = __fsub_rn(v3, h4);
+      const float v7 = __fmul_rn(v5, h6);
+      const float v9 = __fadd_rn(v7, h8);
       const float v10 = v9 + acc;
-      p6[(long long)(n) * 9408 + (c) * 49 + (e)] = v10;
+      p4[(long long)(n) * 9408 + (c) * 49 + (e)] = v10;
     }
   }
 }
@@ -3036,32 +3028,30 @@ extern "C" __global__ void __launch_bounds__(256, 2) k41_max3x3s1_bnapply_add_c6
 // serves: cells.3.ops.3.x_op.op.0 (relu)
 extern "C" __global__ void __launch_bounds__(256, 2) k42_bnapply_add_relu_c64_7x7(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 64, 7, 7)
-  const float *__restrict__ p1 = (const float *)a.p[1];  // [64] per channel
-  const float *__restrict__ p2 = (const float *)a.p[2];  // [64] per channel
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [64]
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [64]
-  const float *__restrict__ p5 = (const float *)a.p[5];  // (N, 64, 7, 7)
-  float *__restrict__ p6 = (float *)a.p[6];  // (N, 64, 7, 7)
+  const float *__restrict__ p1 = (const float *)a.p[1];  // [192] per channel
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [64]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // (N, 64, 7, 7)
+  float *__restrict__ p4 = (float *)a.p[4];  // (N, 64, 7, 7)
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 21;
   const int nb = min(21, a.n - n0);
   const float h1 = p1[c];
-  const float h3 = p2[c];
-  const float h4 = p3[c];
-  const float h5 = h3 * h4;
-  const float h7 = p4[c];
+  const float h3 = p1[(c) + 64];
+  const float h5 = p1[(c) + 128];
+  const float h7 = p2[c];
   for (int i = threadIdx.x; i < nb * 49; i += 256) {
     const int nl = i / 49;
     const int e = i - nl * 49;
     const int n = n0 + nl;
     const float v0 = p0[(long long)(n) * 3136 + (c) * 49 + (e)];
-    const float v2 = v0 - h1;
-    const float v6 = v2 * h5;
-    const float v8 = v6 + h7;
-    const float v9 = p5[(long long)(n) * 3136 + (c) * 49 + (e)];
+    const float v2 = __fsub_rn(v0, h1);
+    const float v4 = __fsub_rn(v2, h3);
+    const float v6 = __fmul_rn(v4, h5);
+    const float v8 = __fadd_rn(v6, h7);
+    const float v9 = p3[(long long)(n) * 3136 + (c) * 49 + (e)];
     const float v10 = v8 + v9;
     const float v11 = fmaxf(v10, 0.0f);
-    p6[(long long)(n) * 3136 + (c) * 49 + (e)] = v11;
+    p4[(long long)(n) * 3136 + (c) * 49 + (e)] = v11;
   }
 }
 
@@ -3164,19 +3154,16 @@ extern "C" __global__ void __launch_bounds__(256, 2) k43_dw5x5s1_c64_7x7(const N
 extern "C" __global__ void __launch_bounds__(256, 2) k44_avg3x3s1_bnapply_add_c64_7x7(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 64, 7, 7)
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 64, 7, 7)
-  const float *__restrict__ p2 = (const float *)a.p[2];  // [64] per channel
-  const float *__restrict__ p3 = (const float *)a.p[3];  // [64] per channel
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [64]
-  const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [64]
-  float *__restrict__ p6 = (float *)a.p[6];  // (N, 64, 7, 7)
+  const float *__restrict__ p2 = (const float *)a.p[2];  // [192] per channel
+  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [64]
+  float *__restrict__ p4 = (float *)a.p[4];  // (N, 64, 7, 7)
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 21;
   const int nb = min(21, a.n - n0);
   const float h2 = p2[c];
-  const float h4 = p3[c];
-  const float h5 = p4[c];
-  const float h6 = h4 * h5;
-  const float h8 = p5[c];
+  const float h4 = p2[(c) + 64];
+  const float h6 = p2[(c) + 128];
+  const float h8 = p3[c];
   __shared__ float s_x[1701];
   for (int s0 = 0; s0 < nb; s0 += 21) {
     const int ns = min(21, nb - s0);
@@ -3217,11 +3204,12 @@ extern "C" __global__ void __launch_bounds__(256, 2) k44_avg3x3s1_bnapply_add_c6
       const int cnt = (min(oy * 1 - 1 + 3, 7) - max(oy * 1 - 1, 0)) * (min(ox * 1 - 1 + 3, 7) - max(ox * 1 - 1, 0));
       const float acc = sum / (float)cnt;
       const float v1 = p1[(long long)(n) * 3136 + (c) * 49 + (e)];
-      const float v3 = v1 - h2;
-      const float v7 = v3 * h6;
-      const float v9 = v7 + h8;
+      const float v3 = __fsub_rn(v1, h2);
+      const float v5 = __fsub_rn(v3, h4);
+      const float v7 = __fmul_rn(v5, h6);
+      const float v9 = __fadd_rn(v7, h8);
       const float v10 = v9 + acc;
-      p6[(long long)(n) * 9408 + (c) * 49 + (e)] = v10;
+      p4[(long long)(n) * 9408 + (c) * 49 + (e)] = v10;
     }
   }
 }
@@ -3231,19 +3219,16 @@ extern "C" __global__ void __launch_bounds__(256, 2) k44_avg3x3s1_bnapply_add_c6
 // serves: cells.3.ops.4.x_op (pool)
 extern "C" __global__ void __launch_bounds__(256, 2) k45_bnapply_avg3x3s2_c64_7x7(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 64, 14, 14)
-  const float *__restrict__ p1 = (const float *)a.p[1];  // [64] per channel
-  const float *__restrict__ p2 = (const float *)a.p[2];  // [64] per channel
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [64]
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [64]
-  float *__restrict__ p5 = (float *)a.p[5];  // (N, 64, 7, 7)
+  const float *__restrict__ p1 = (const float *)a.p[1];  // [192] per channel
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [64]
+  float *__restrict__ p3 = (float *)a.p[3];  // (N, 64, 7, 7)
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 21;
   const int nb = min(21, a.n - n0);
   const float h1 = p1[c];
-  const float h3 = p2[c];
-  const float h4 = p3[c];
-  const float h5 = h3 * h4;
-  const float h7 = p4[c];
+  const float h3 = p1[(c) + 64];
+  const float h5 = p1[(c) + 128];
+  const float h7 = p2[c];
   __shared__ float s_x[4725];
   for (int s0 = 0; s0 < nb; s0 += 21) {
     const int ns = min(21, nb - s0);
@@ -3259,9 +3244,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k45_bnapply_avg3x3s2_c64_7x
       if (iy >= 0 && iy < 14 && ix >= 0 && ix < 14) {
         const int e = iy * 14 + ix;
         const float v0 = p0[(long long)(n) * 12544 + (c) * 196 + (e)];
-        const float v2 = v0 - h1;
-        const float v6 = v2 * h5;
-        const float v8 = v6 + h7;
+        const float v2 = __fsub_rn(v0, h1);
+        const float v4 = __fsub_rn(v2, h3);
+        const float v6 = __fmul_rn(v4, h5);
+        const float v8 = __fadd_rn(v6, h7);
         v = v8;
       }
       s_x[i] = v;
@@ -3286,7 +3272,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) k45_bnapply_avg3x3s2_c64_7x
       sum += s[32];
       const int cnt = (min(oy * 2 - 1 + 3, 14) - max(oy * 2 - 1, 0)) * (min(ox * 2 - 1 + 3, 14) - max(ox * 2 - 1, 0));
       const float acc = sum / (float)cnt;
-      p5[(long long)(n) * 3136 + (c) * 49 + (e)] = acc;
+      p3[(long long)(n) * 3136 + (c) * 49 + (e)] = acc;
     }
   }
 }
@@ -3296,20 +3282,17 @@ extern "C" __global__ void __launch_bounds__(256, 2) k45_bnapply_avg3x3s2_c64_7x
 // serves: cells.3.ops.4.y_op (pool), cells.3.ops.4 (add); 2 uses in all
 extern "C" __global__ void __launch_bounds__(256, 2) k46_bnapply_avg3x3s2_add_c64_7x7(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 64, 14, 14)
-  const float *__restrict__ p1 = (const float *)a.p[1];  // [64] per channel
-  const float *__restrict__ p2 = (const float *)a.p[2];  // [64] per channel
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [64]
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [64]
-  const float *__restrict__ p5 = (const float *)a.p[5];  // (N, 64, 7, 7)
-  float *__restrict__ p6 = (float *)a.p[6];  // (N, 64, 7, 7)
+  const float *__restrict__ p1 = (const float *)a.p[1];  // [192] per channel
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [64]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // (N, 64, 7, 7)
+  float *__restrict__ p4 = (float *)a.p[4];  // (N, 64, 7, 7)
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 21;
   const int nb = min(21, a.n - n0);
   const float h1 = p1[c];
-  const float h3 = p2[c];
-  const float h4 = p3[c];
-  const float h5 = h3 * h4;
-  const float h7 = p4[c];
+  const float h3 = p1[(c) + 64];
+  const float h5 = p1[(c) + 128];
+  const float h7 = p2[c];
   __shared__ float s_x[4725];
   for (int s0 = 0; s0 < nb; s0 += 21) {
     const int ns = min(21, nb - s0);
@@ -3325,9 +3308,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k46_bnapply_avg3x3s2_add_c6
       if (iy >= 0 && iy < 14 && ix >= 0 && ix < 14) {
         const int e = iy * 14 + ix;
         const float v0 = p0[(long long)(n) * 12544 + (c) * 196 + (e)];
-        const float v2 = v0 - h1;
-        const float v6 = v2 * h5;
-        const float v8 = v6 + h7;
+        const float v2 = __fsub_rn(v0, h1);
+        const float v4 = __fsub_rn(v2, h3);
+        const float v6 = __fmul_rn(v4, h5);
+        const float v8 = __fadd_rn(v6, h7);
         v = v8;
       }
       s_x[i] = v;
@@ -3352,9 +3336,9 @@ extern "C" __global__ void __launch_bounds__(256, 2) k46_bnapply_avg3x3s2_add_c6
       sum += s[32];
       const int cnt = (min(oy * 2 - 1 + 3, 14) - max(oy * 2 - 1, 0)) * (min(ox * 2 - 1 + 3, 14) - max(ox * 2 - 1, 0));
       const float acc = sum / (float)cnt;
-      const float v9 = p5[(long long)(n) * 3136 + (c) * 49 + (e)];
+      const float v9 = p3[(long long)(n) * 3136 + (c) * 49 + (e)];
       const float v10 = v9 + acc;
-      p6[(long long)(n) * 9408 + (c) * 49 + (e)] = v10;
+      p4[(long long)(n) * 9408 + (c) * 49 + (e)] = v10;
     }
   }
 }
@@ -3383,29 +3367,23 @@ extern "C" __global__ void __launch_bounds__(256, 2) k47_relu_c192_7x7(const Nao
 // serves: cells.4.ops.0.y_op (pool), cells.4.ops.0 (add); 2 uses in all
 extern "C" __global__ void __launch_bounds__(256, 2) k48_bnapply_avg3x3s1_add_c64_7x7(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 64, 7, 7)
-  const float *__restrict__ p1 = (const float *)a.p[1];  // [64] per channel
-  const float *__restrict__ p2 = (const float *)a.p[2];  // [64] per channel
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [64]
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [64]
-  const float *__restrict__ p5 = (const float *)a.p[5];  // (N, 64, 7, 7)
-  const float *__restrict__ p6 = (const float *)a.p[6];  // [64] per channel
-  const float *__restrict__ p7 = (const float *)a.p[7];  // [64] per channel
-  const float *__restrict__ p8 = (const float *)a.p[8];  // parameter [64]
-  const float *__restrict__ p9 = (const float *)a.p[9];  // parameter [64]
-  float *__restrict__ p10 = (float *)a.p[10];  // (N, 64, 7, 7)
+  const float *__restrict__ p1 = (const float *)a.p[1];  // [192] per channel
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [64]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // (N, 64, 7, 7)
+  const float *__restrict__ p4 = (const float *)a.p[4];  // [192] per channel
+  const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [64]
+  float *__restrict__ p6 = (float *)a.p[6];  // (N, 64, 7, 7)
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 21;
   const int nb = min(21, a.n - n0);
   const float h1 = p1[c];
-  const float h3 = p2[c];
-  const float h4 = p3[c];
-  const float h5 = h3 * h4;
-  const float h7 = p4[c];
-  const float h10 = p6[c];
-  const float h12 = p7[c];
-  const float h13 = p8[c];
-  const float h14 = h12 * h13;
-  const float h16 = p9[c];
+  const float h3 = p1[(c) + 64];
+  const float h5 = p1[(c) + 128];
+  const float h7 = p2[c];
+  const float h10 = p4[c];
+  const float h12 = p4[(c) + 64];
+  const float h14 = p4[(c) + 128];
+  const float h16 = p5[c];
   __shared__ float s_x[1701];
   for (int s0 = 0; s0 < nb; s0 += 21) {
     const int ns = min(21, nb - s0);
@@ -3421,9 +3399,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k48_bnapply_avg3x3s1_add_c6
       if (iy >= 0 && iy < 7 && ix >= 0 && ix < 7) {
         const int e = iy * 7 + ix;
         const float v0 = p0[(long long)(n) * 3136 + (c) * 49 + (e)];
-        const float v2 = v0 - h1;
-        const float v6 = v2 * h5;
-        const float v8 = v6 + h7;
+        const float v2 = __fsub_rn(v0, h1);
+        const float v4 = __fsub_rn(v2, h3);
+        const float v6 = __fmul_rn(v4, h5);
+        const float v8 = __fadd_rn(v6, h7);
         v = v8;
       }
       s_x[i] = v;
@@ -3448,12 +3427,13 @@ extern "C" __global__ void __launch_bounds__(256, 2) k48_bnapply_avg3x3s1_add_c6
       sum += s[20];
       const int cnt = (min(oy * 1 - 1 + 3, 7) - max(oy * 1 - 1, 0)) * (min(ox * 1 - 1 + 3, 7) - max(ox * 1 - 1, 0));
       const float acc = sum / (float)cnt;
-      const float v9 = p5[(long long)(n) * 3136 + (c) * 49 + (e)];
-      const float v11 = v9 - h10;
-      const float v15 = v11 * h14;
-      const float v17 = v15 + h16;
+      const float v9 = p3[(long long)(n) * 3136 + (c) * 49 + (e)];
+      const float v11 = __fsub_rn(v9, h10);
+      const float v13 = __fsub_rn(v11, h12);
+      const float v15 = __fmul_rn(v13, h14);
+      const float v17 = __fadd_rn(v15, h16);
       const float v18 = v17 + acc;
-      p10[(long long)(n) * 3136 + (c) * 49 + (e)] = v18;
+      p6[(long long)(n) * 3136 + (c) * 49 + (e)] = v18;
     }
   }
 }
@@ -3463,19 +3443,16 @@ extern "C" __global__ void __launch_bounds__(256, 2) k48_bnapply_avg3x3s1_add_c6
 // serves: cells.4.ops.2.x_op (pool)
 extern "C" __global__ void __launch_bounds__(256, 2) k49_bnapply_max3x3s1_c64_7x7(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 64, 7, 7)
-  const float *__restrict__ p1 = (const float *)a.p[1];  // [64] per channel
-  const float *__restrict__ p2 = (const float *)a.p[2];  // [64] per channel
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [64]
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [64]
-  float *__restrict__ p5 = (float *)a.p[5];  // (N, 64, 7, 7)
+  const float *__restrict__ p1 = (const float *)a.p[1];  // [192] per channel
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [64]
+  float *__restrict__ p3 = (float *)a.p[3];  // (N, 64, 7, 7)
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 21;
   const int nb = min(21, a.n - n0);
   const float h1 = p1[c];
-  const float h3 = p2[c];
-  const float h4 = p3[c];
-  const float h5 = h3 * h4;
-  const float h7 = p4[c];
+  const float h3 = p1[(c) + 64];
+  const float h5 = p1[(c) + 128];
+  const float h7 = p2[c];
   __shared__ float s_x[1701];
   for (int s0 = 0; s0 < nb; s0 += 21) {
     const int ns = min(21, nb - s0);
@@ -3491,9 +3468,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k49_bnapply_max3x3s1_c64_7x
       if (iy >= 0 && iy < 7 && ix >= 0 && ix < 7) {
         const int e = iy * 7 + ix;
         const float v0 = p0[(long long)(n) * 3136 + (c) * 49 + (e)];
-        const float v2 = v0 - h1;
-        const float v6 = v2 * h5;
-        const float v8 = v6 + h7;
+        const float v2 = __fsub_rn(v0, h1);
+        const float v4 = __fsub_rn(v2, h3);
+        const float v6 = __fmul_rn(v4, h5);
+        const float v8 = __fadd_rn(v6, h7);
         v = v8;
       }
       s_x[i] = v;
@@ -3516,7 +3494,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) k49_bnapply_max3x3s1_c64_7x
       if (!(s[18] <= acc)) acc = s[18];
       if (!(s[19] <= acc)) acc = s[19];
       if (!(s[20] <= acc)) acc = s[20];
-      p5[(long long)(n) * 3136 + (c) * 49 + (e)] = acc;
+      p3[(long long)(n) * 3136 + (c) * 49 + (e)] = acc;
     }
   }
 }
@@ -3526,20 +3504,17 @@ extern "C" __global__ void __launch_bounds__(256, 2) k49_bnapply_max3x3s1_c64_7x
 // serves: cells.4.ops.2.y_op (pool), cells.4.ops.3.x_op.op.0 (relu); 2 uses in all
 extern "C" __global__ void __launch_bounds__(256, 2) k50_bnapply_avg3x3s1_add_relu_c64_7x7(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 64, 7, 7)
-  const float *__restrict__ p1 = (const float *)a.p[1];  // [64] per channel
-  const float *__restrict__ p2 = (const float *)a.p[2];  // [64] per channel
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [64]
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [64]
-  const float *__restrict__ p5 = (const float *)a.p[5];  // (N, 64, 7, 7)
-  float *__restrict__ p6 = (float *)a.p[6];  // (N, 64, 7, 7)
+  const float *__restrict__ p1 = (const float *)a.p[1];  // [192] per channel
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [64]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // (N, 64, 7, 7)
+  float *__restrict__ p4 = (float *)a.p[4];  // (N, 64, 7, 7)
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 21;
   const int nb = min(21, a.n - n0);
   const float h1 = p1[c];
-  const float h3 = p2[c];
-  const float h4 = p3[c];
-  const float h5 = h3 * h4;
-  const float h7 = p4[c];
+  const float h3 = p1[(c) + 64];
+  const float h5 = p1[(c) + 128];
+  const float h7 = p2[c];
   __shared__ float s_x[1701];
   for (int s0 = 0; s0 < nb; s0 += 21) {
     const int ns = min(21, nb - s0);
@@ -3555,9 +3530,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k50_bnapply_avg3x3s1_add_re
       if (iy >= 0 && iy < 7 && ix >= 0 && ix < 7) {
         const int e = iy * 7 + ix;
         const float v0 = p0[(long long)(n) * 3136 + (c) * 49 + (e)];
-        const float v2 = v0 - h1;
-        const float v6 = v2 * h5;
-        const float v8 = v6 + h7;
+        const float v2 = __fsub_rn(v0, h1);
+        const float v4 = __fsub_rn(v2, h3);
+        const float v6 = __fmul_rn(v4, h5);
+        const float v8 = __fadd_rn(v6, h7);
         v = v8;
       }
       s_x[i] = v;
@@ -3582,10 +3558,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k50_bnapply_avg3x3s1_add_re
       sum += s[20];
       const int cnt = (min(oy * 1 - 1 + 3, 7) - max(oy * 1 - 1, 0)) * (min(ox * 1 - 1 + 3, 7) - max(ox * 1 - 1, 0));
       const float acc = sum / (float)cnt;
-      const float v9 = p5[(long long)(n) * 3136 + (c) * 49 + (e)];
+      const float v9 = p3[(long long)(n) * 3136 + (c) * 49 + (e)];
       const float v10 = v9 + acc;
       const float v11 = fmaxf(v10, 0.0f);
-      p6[(long long)(n) * 3136 + (c) * 49 + (e)] = v11;
+      p4[(long long)(n) * 3136 + (c) * 49 + (e)] = v11;
     }
   }
 }
@@ -3656,29 +3632,23 @@ extern "C" __global__ void __launch_bounds__(256, 2) k51_dw3x3s1_c64_7x7(const N
 // serves: cells.4.ops.3.y_op (pool), cells.4.ops.3 (add); 4 uses in all
 extern "C" __global__ void __launch_bounds__(256, 2) k52_bnapply_max3x3s1_add_c64_7x7(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 64, 7, 7)
-  const float *__restrict__ p1 = (const float *)a.p[1];  // [64] per channel
-  const float *__restrict__ p2 = (const float *)a.p[2];  // [64] per channel
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [64]
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [64]
-  const float *__restrict__ p5 = (const float *)a.p[5];  // (N, 64, 7, 7)
-  const float *__restrict__ p6 = (const float *)a.p[6];  // [64] per channel
-  const float *__restrict__ p7 = (const float *)a.p[7];  // [64] per channel
-  const float *__restrict__ p8 = (const float *)a.p[8];  // parameter [64]
-  const float *__restrict__ p9 = (const float *)a.p[9];  // parameter [64]
-  float *__restrict__ p10 = (float *)a.p[10];  // (N, 64, 7, 7)
+  const float *__restrict__ p1 = (const float *)a.p[1];  // [192] per channel
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [64]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // (N, 64, 7, 7)
+  const float *__restrict__ p4 = (const float *)a.p[4];  // [192] per channel
+  const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [64]
+  float *__restrict__ p6 = (float *)a.p[6];  // (N, 64, 7, 7)
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 21;
   const int nb = min(21, a.n - n0);
   const float h1 = p1[c];
-  const float h3 = p2[c];
-  const float h4 = p3[c];
-  const float h5 = h3 * h4;
-  const float h7 = p4[c];
-  const float h10 = p6[c];
-  const float h12 = p7[c];
-  const float h13 = p8[c];
-  const float h14 = h12 * h13;
-  const float h16 = p9[c];
+  const float h3 = p1[(c) + 64];
+  const float h5 = p1[(c) + 128];
+  const float h7 = p2[c];
+  const float h10 = p4[c];
+  const float h12 = p4[(c) + 64];
+  const float h14 = p4[(c) + 128];
+  const float h16 = p5[c];
   __shared__ float s_x[1701];
   for (int s0 = 0; s0 < nb; s0 += 21) {
     const int ns = min(21, nb - s0);
@@ -3694,9 +3664,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k52_bnapply_max3x3s1_add_c6
       if (iy >= 0 && iy < 7 && ix >= 0 && ix < 7) {
         const int e = iy * 7 + ix;
         const float v0 = p0[(long long)(n) * 3136 + (c) * 49 + (e)];
-        const float v2 = v0 - h1;
-        const float v6 = v2 * h5;
-        const float v8 = v6 + h7;
+        const float v2 = __fsub_rn(v0, h1);
+        const float v4 = __fsub_rn(v2, h3);
+        const float v6 = __fmul_rn(v4, h5);
+        const float v8 = __fadd_rn(v6, h7);
         v = v8;
       }
       s_x[i] = v;
@@ -3719,12 +3690,13 @@ extern "C" __global__ void __launch_bounds__(256, 2) k52_bnapply_max3x3s1_add_c6
       if (!(s[18] <= acc)) acc = s[18];
       if (!(s[19] <= acc)) acc = s[19];
       if (!(s[20] <= acc)) acc = s[20];
-      const float v9 = p5[(long long)(n) * 3136 + (c) * 49 + (e)];
-      const float v11 = v9 - h10;
-      const float v15 = v11 * h14;
-      const float v17 = v15 + h16;
+      const float v9 = p3[(long long)(n) * 3136 + (c) * 49 + (e)];
+      const float v11 = __fsub_rn(v9, h10);
+      const float v13 = __fsub_rn(v11, h12);
+      const float v15 = __fmul_rn(v13, h14);
+      const float v17 = __fadd_rn(v15, h16);
       const float v18 = v17 + acc;
-      p10[(long long)(n) * 9408 + (c) * 49 + (e)] = v18;
+      p6[(long long)(n) * 9408 + (c) * 49 + (e)] = v18;
     }
   }
 }
@@ -3935,19 +3907,16 @@ extern "C" __global__ void __launch_bounds__(256, 2) k57_gap_bwd_c192_7x7(const 
 extern "C" __global__ void __launch_bounds__(256, 2) k58_bnapply_max3x3s1bwd_c64_7x7(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 64, 7, 7)
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 64, 7, 7)
-  const float *__restrict__ p2 = (const float *)a.p[2];  // [64] per channel
-  const float *__restrict__ p3 = (const float *)a.p[3];  // [64] per channel
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [64]
-  const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [64]
-  float *__restrict__ p6 = (float *)a.p[6];  // (N, 64, 7, 7)
+  const float *__restrict__ p2 = (const float *)a.p[2];  // [192] per channel
+  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [64]
+  float *__restrict__ p4 = (float *)a.p[4];  // (N, 64, 7, 7)
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 21;
   const int nb = min(21, a.n - n0);
   const float h2 = p2[c];
-  const float h4 = p3[c];
-  const float h5 = p4[c];
-  const float h6 = h4 * h5;
-  const float h8 = p5[c];
+  const float h4 = p2[(c) + 64];
+  const float h6 = p2[(c) + 128];
+  const float h8 = p3[c];
   __shared__ float s_dy[1029];
   __shared__ float s_x[1701];
   __shared__ unsigned char s_arg[1029];
@@ -3973,9 +3942,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k58_bnapply_max3x3s1bwd_c64
       if (iy >= 0 && iy < 7 && ix >= 0 && ix < 7) {
         const int e = iy * 7 + ix;
         const float v1 = p1[(long long)(n) * 3136 + (c) * 49 + (e)];
-        const float v3 = v1 - h2;
-        const float v7 = v3 * h6;
-        const float v9 = v7 + h8;
+        const float v3 = __fsub_rn(v1, h2);
+        const float v5 = __fsub_rn(v3, h4);
+        const float v7 = __fmul_rn(v5, h6);
+        const float v9 = __fadd_rn(v7, h8);
         v = v9;
       }
       s_x[i] = v;
@@ -4073,7 +4043,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) k58_bnapply_max3x3s1bwd_c64
           if (am[o] == 0) acc += d[o];
         }
       }
-      p6[(long long)(n) * 3136 + (c) * 49 + (e)] = acc;
+      p4[(long long)(n) * 3136 + (c) * 49 + (e)] = acc;
     }
   }
 }
@@ -4190,10 +4160,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k61_bnapply_relu_dw5x5s1fil
   const float *__restrict__ p0 = (const float *)a.p[0];  // parameter [1600]
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 64, 7, 7)
   const float *__restrict__ p2 = (const float *)a.p[2];  // (N, 64, 7, 7)
-  const float *__restrict__ p3 = (const float *)a.p[3];  // [64] per channel
-  const float *__restrict__ p4 = (const float *)a.p[4];  // [64] per channel
-  const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [64]
-  const float *__restrict__ p6 = (const float *)a.p[6];  // parameter [64]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // [192] per channel
+  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [64]
+  const float *__restrict__ p5 = (const float *)a.p[5];  // [64] per channel
+  const float *__restrict__ p6 = (const float *)a.p[6];  // [64] per channel
   float *__restrict__ p7 = (float *)a.p[7];  // (N, 64, 7, 7)
   unsigned char *p8 = (unsigned char *)a.p[8];  // scratch: counter, partial sums
   float *__restrict__ p9 = (float *)a.p[9];  // gradient [1600]
@@ -4229,10 +4199,11 @@ extern "C" __global__ void __launch_bounds__(256, 2) k61_bnapply_relu_dw5x5s1fil
   const float w23 = p0[c * 25 + 23];
   const float w24 = p0[c * 25 + 24];
   const float h2 = p3[c];
-  const float h4 = p4[c];
-  const float h5 = p5[c];
-  const float h6 = h4 * h5;
-  const float h8 = p6[c];
+  const float h4 = p3[(c) + 64];
+  const float h6 = p3[(c) + 128];
+  const float h8 = p4[c];
+  const float h18 = p5[c];
+  const float h20 = p6[c];
   float r0_0 = 0.0f;
   float r0_1 = 0.0f;
   float r0_2 = 0.0f;
@@ -4284,9 +4255,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k61_bnapply_relu_dw5x5s1fil
       if (iy >= 0 && iy < 7 && ix >= 0 && ix < 7) {
         const int e = iy * 7 + ix;
         const float v1 = p2[(long long)(n) * 3136 + (c) * 49 + (e)];
-        const float v3 = v1 - h2;
-        const float v7 = v3 * h6;
-        const float v9 = v7 + h8;
+        const float v3 = __fsub_rn(v1, h2);
+        const float v5 = __fsub_rn(v3, h4);
+        const float v7 = __fmul_rn(v5, h6);
+        const float v9 = __fadd_rn(v7, h8);
         const float v10 = fmaxf(v9, 0.0f);
         v = v10;
       }
@@ -4403,16 +4375,18 @@ extern "C" __global__ void __launch_bounds__(256, 2) k61_bnapply_relu_dw5x5s1fil
         if (ty >= 0 && ty < 7 && tx >= 0 && tx < 7) acc += d[ty * 7 + tx] * w24;
       }
       const float v11 = p2[(long long)(n) * 3136 + (c) * 49 + (e)];
-      const float v12 = v11 - h2;
-      const float v13 = v12 * h6;
-      const float v14 = v13 + h8;
-      const float v15 = fmaxf(v14, 0.0f);
-      const float v16 = (v15 > 0.0f ? acc : 0.0f);
-      r1_0 += v16;
-      const float v17 = v12 * h4;
-      const float v18 = v16 * v17;
-      r1_1 += v18;
-      p7[(long long)(n) * 3136 + (c) * 49 + (e)] = v16;
+      const float v12 = __fsub_rn(v11, h2);
+      const float v13 = __fsub_rn(v12, h4);
+      const float v14 = __fmul_rn(v13, h6);
+      const float v15 = __fadd_rn(v14, h8);
+      const float v16 = fmaxf(v15, 0.0f);
+      const float v17 = (v16 > 0.0f ? acc : 0.0f);
+      r1_0 += v17;
+      const float v19 = v11 - h18;
+      const float v21 = v19 * h20;
+      const float v22 = v17 * v21;
+      r1_1 += v22;
+      p7[(long long)(n) * 3136 + (c) * 49 + (e)] = v17;
     }
     for (int i = threadIdx.x; i < ns * 49; i += 256) {
       const int sl = i / 49;
@@ -5044,10 +5018,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k64_bnapply_relu_dw3x3s1fil
   const float *__restrict__ p0 = (const float *)a.p[0];  // parameter [576]
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 64, 7, 7)
   const float *__restrict__ p2 = (const float *)a.p[2];  // (N, 64, 7, 7)
-  const float *__restrict__ p3 = (const float *)a.p[3];  // [64] per channel
-  const float *__restrict__ p4 = (const float *)a.p[4];  // [64] per channel
-  const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [64]
-  const float *__restrict__ p6 = (const float *)a.p[6];  // parameter [64]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // [192] per channel
+  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [64]
+  const float *__restrict__ p5 = (const float *)a.p[5];  // [64] per channel
+  const float *__restrict__ p6 = (const float *)a.p[6];  // [64] per channel
   float *__restrict__ p7 = (float *)a.p[7];  // (N, 64, 7, 7)
   unsigned char *p8 = (unsigned char *)a.p[8];  // scratch: counter, partial sums
   float *__restrict__ p9 = (float *)a.p[9];  // gradient [576]
@@ -5067,10 +5041,11 @@ extern "C" __global__ void __launch_bounds__(256, 2) k64_bnapply_relu_dw3x3s1fil
   const float w7 = p0[c * 9 + 7];
   const float w8 = p0[c * 9 + 8];
   const float h2 = p3[c];
-  const float h4 = p4[c];
-  const float h5 = p5[c];
-  const float h6 = h4 * h5;
-  const float h8 = p6[c];
+  const float h4 = p3[(c) + 64];
+  const float h6 = p3[(c) + 128];
+  const float h8 = p4[c];
+  const float h18 = p5[c];
+  const float h20 = p6[c];
   float r0_0 = 0.0f;
   float r0_1 = 0.0f;
   float r0_2 = 0.0f;
@@ -5106,9 +5081,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k64_bnapply_relu_dw3x3s1fil
       if (iy >= 0 && iy < 7 && ix >= 0 && ix < 7) {
         const int e = iy * 7 + ix;
         const float v1 = p2[(long long)(n) * 3136 + (c) * 49 + (e)];
-        const float v3 = v1 - h2;
-        const float v7 = v3 * h6;
-        const float v9 = v7 + h8;
+        const float v3 = __fsub_rn(v1, h2);
+        const float v5 = __fsub_rn(v3, h4);
+        const float v7 = __fmul_rn(v5, h6);
+        const float v9 = __fadd_rn(v7, h8);
         const float v10 = fmaxf(v9, 0.0f);
         v = v10;
       }
@@ -5161,16 +5137,18 @@ extern "C" __global__ void __launch_bounds__(256, 2) k64_bnapply_relu_dw3x3s1fil
         if (ty >= 0 && ty < 7 && tx >= 0 && tx < 7) acc += d[ty * 7 + tx] * w8;
       }
       const float v11 = p2[(long long)(n) * 3136 + (c) * 49 + (e)];
-      const float v12 = v11 - h2;
-      const float v13 = v12 * h6;
-      const float v14 = v13 + h8;
-      const float v15 = fmaxf(v14, 0.0f);
-      const float v16 = (v15 > 0.0f ? acc : 0.0f);
-      r1_0 += v16;
-      const float v17 = v12 * h4;
-      const float v18 = v16 * v17;
-      r1_1 += v18;
-      p7[(long long)(n) * 3136 + (c) * 49 + (e)] = v16;
+      const float v12 = __fsub_rn(v11, h2);
+      const float v13 = __fsub_rn(v12, h4);
+      const float v14 = __fmul_rn(v13, h6);
+      const float v15 = __fadd_rn(v14, h8);
+      const float v16 = fmaxf(v15, 0.0f);
+      const float v17 = (v16 > 0.0f ? acc : 0.0f);
+      r1_0 += v17;
+      const float v19 = v11 - h18;
+      const float v21 = v19 * h20;
+      const float v22 = v17 * v21;
+      r1_1 += v22;
+      p7[(long long)(n) * 3136 + (c) * 49 + (e)] = v17;
     }
     for (int i = threadIdx.x; i < ns * 49; i += 256) {
       const int sl = i / 49;
@@ -5590,11 +5568,11 @@ extern "C" __global__ void __launch_bounds__(256, 2) k66_bnapply_avg3x3s1bwd_c64
 extern "C" __global__ void __launch_bounds__(256, 2) k67_bnapply_max3x3s1bwd_bnbwdsum_c64_7x7(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 64, 7, 7)
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 64, 7, 7)
-  const float *__restrict__ p2 = (const float *)a.p[2];  // [64] per channel
-  const float *__restrict__ p3 = (const float *)a.p[3];  // [64] per channel
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [64]
-  const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [64]
-  float *__restrict__ p6 = (float *)a.p[6];  // (N, 64, 7, 7)
+  const float *__restrict__ p2 = (const float *)a.p[2];  // [192] per channel
+  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [64]
+  float *__restrict__ p4 = (float *)a.p[4];  // (N, 64, 7, 7)
+  const float *__restrict__ p5 = (const float *)a.p[5];  // [64] per channel
+  const float *__restrict__ p6 = (const float *)a.p[6];  // [64] per channel
   unsigned char *p7 = (unsigned char *)a.p[7];  // scratch: counter, partial sums
   float *__restrict__ p8 = (float *)a.p[8];  // [128] per channel
   float *__restrict__ p9 = (float *)a.p[9];  // gradient [64]
@@ -5603,10 +5581,11 @@ extern "C" __global__ void __launch_bounds__(256, 2) k67_bnapply_max3x3s1bwd_bnb
   const int n0 = blockIdx.y * 21;
   const int nb = min(21, a.n - n0);
   const float h2 = p2[c];
-  const float h4 = p3[c];
-  const float h5 = p4[c];
-  const float h6 = h4 * h5;
-  const float h8 = p5[c];
+  const float h4 = p2[(c) + 64];
+  const float h6 = p2[(c) + 128];
+  const float h8 = p3[c];
+  const float h13 = p5[c];
+  const float h15 = p6[c];
   float r0_0 = 0.0f;
   float r0_1 = 0.0f;
   __shared__ float s_dy[1029];
@@ -5634,9 +5613,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k67_bnapply_max3x3s1bwd_bnb
       if (iy >= 0 && iy < 7 && ix >= 0 && ix < 7) {
         const int e = iy * 7 + ix;
         const float v1 = p1[(long long)(n) * 3136 + (c) * 49 + (e)];
-        const float v3 = v1 - h2;
-        const float v7 = v3 * h6;
-        const float v9 = v7 + h8;
+        const float v3 = __fsub_rn(v1, h2);
+        const float v5 = __fsub_rn(v3, h4);
+        const float v7 = __fmul_rn(v5, h6);
+        const float v9 = __fadd_rn(v7, h8);
         v = v9;
       }
       s_x[i] = v;
@@ -5734,15 +5714,15 @@ extern "C" __global__ void __launch_bounds__(256, 2) k67_bnapply_max3x3s1bwd_bnb
           if (am[o] == 0) acc += d[o];
         }
       }
-      const float v10 = p6[(long long)(n) * 3136 + (c) * 49 + (e)];
+      const float v10 = p4[(long long)(n) * 3136 + (c) * 49 + (e)];
       const float v11 = v10 + acc;
       r0_0 += v11;
       const float v12 = p1[(long long)(n) * 3136 + (c) * 49 + (e)];
-      const float v13 = v12 - h2;
-      const float v14 = v13 * h4;
-      const float v15 = v11 * v14;
-      r0_1 += v15;
-      p6[(long long)(n) * 3136 + (c) * 49 + (e)] = v11;
+      const float v14 = v12 - h13;
+      const float v16 = v14 * h15;
+      const float v17 = v11 * v16;
+      r0_1 += v17;
+      p4[(long long)(n) * 3136 + (c) * 49 + (e)] = v11;
     }
   }
   __shared__ double s_red[32];
@@ -5954,13 +5934,11 @@ extern "C" __global__ void __launch_bounds__(256, 2) k69_bnapply_relu_dw5x5s1fil
   const float *__restrict__ p0 = (const float *)a.p[0];  // parameter [1600]
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 64, 7, 7)
   const float *__restrict__ p2 = (const float *)a.p[2];  // (N, 64, 7, 7)
-  const float *__restrict__ p3 = (const float *)a.p[3];  // [64] per channel
-  const float *__restrict__ p4 = (const float *)a.p[4];  // [64] per channel
-  const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [64]
-  const float *__restrict__ p6 = (const float *)a.p[6];  // parameter [64]
-  float *__restrict__ p7 = (float *)a.p[7];  // (N, 64, 7, 7)
-  unsigned char *p8 = (unsigned char *)a.p[8];  // scratch: counter, partial sums
-  float *__restrict__ p9 = (float *)a.p[9];  // gradient [1600]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // [192] per channel
+  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [64]
+  float *__restrict__ p5 = (float *)a.p[5];  // (N, 64, 7, 7)
+  unsigned char *p6 = (unsigned char *)a.p[6];  // scratch: counter, partial sums
+  float *__restrict__ p7 = (float *)a.p[7];  // gradient [1600]
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 21;
   const int nb = min(21, a.n - n0);
@@ -5990,10 +5968,9 @@ extern "C" __global__ void __launch_bounds__(256, 2) k69_bnapply_relu_dw5x5s1fil
   const float w23 = p0[c * 25 + 23];
   const float w24 = p0[c * 25 + 24];
   const float h2 = p3[c];
-  const float h4 = p4[c];
-  const float h5 = p5[c];
-  const float h6 = h4 * h5;
-  const float h8 = p6[c];
+  const float h4 = p3[(c) + 64];
+  const float h6 = p3[(c) + 128];
+  const float h8 = p4[c];
   float r0_0 = 0.0f;
   float r0_1 = 0.0f;
   float r0_2 = 0.0f;
@@ -6043,9 +6020,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k69_bnapply_relu_dw5x5s1fil
       if (iy >= 0 && iy < 7 && ix >= 0 && ix < 7) {
         const int e = iy * 7 + ix;
         const float v1 = p2[(long long)(n) * 3136 + (c) * 49 + (e)];
-        const float v3 = v1 - h2;
-        const float v7 = v3 * h6;
-        const float v9 = v7 + h8;
+        const float v3 = __fsub_rn(v1, h2);
+        const float v5 = __fsub_rn(v3, h4);
+        const float v7 = __fmul_rn(v5, h6);
+        const float v9 = __fadd_rn(v7, h8);
         const float v10 = fmaxf(v9, 0.0f);
         v = v10;
       }
@@ -6162,14 +6140,15 @@ extern "C" __global__ void __launch_bounds__(256, 2) k69_bnapply_relu_dw5x5s1fil
         if (ty >= 0 && ty < 7 && tx >= 0 && tx < 7) acc += d[ty * 7 + tx] * w24;
       }
       const float v11 = p2[(long long)(n) * 3136 + (c) * 49 + (e)];
-      const float v12 = v11 - h2;
-      const float v13 = v12 * h6;
-      const float v14 = v13 + h8;
-      const float v15 = fmaxf(v14, 0.0f);
-      const float v16 = (v15 > 0.0f ? acc : 0.0f);
-      const float v17 = p7[(long long)(n) * 3136 + (c) * 49 + (e)];
-      const float v18 = v17 + v16;
-      p7[(long long)(n) * 3136 + (c) * 49 + (e)] = v18;
+      const float v12 = __fsub_rn(v11, h2);
+      const float v13 = __fsub_rn(v12, h4);
+      const float v14 = __fmul_rn(v13, h6);
+      const float v15 = __fadd_rn(v14, h8);
+      const float v16 = fmaxf(v15, 0.0f);
+      const float v17 = (v16 > 0.0f ? acc : 0.0f);
+      const float v18 = p5[(long long)(n) * 3136 + (c) * 49 + (e)];
+      const float v19 = v18 + v17;
+      p5[(long long)(n) * 3136 + (c) * 49 + (e)] = v19;
     }
     for (int i = threadIdx.x; i < ns * 49; i += 256) {
       const int sl = i / 49;
@@ -6232,7 +6211,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) k69_bnapply_relu_dw5x5s1fil
   const double q0_22 = nao_block_sum((double)r0_22, s_red);
   const double q0_23 = nao_block_sum((double)r0_23, s_red);
   const double q0_24 = nao_block_sum((double)r0_24, s_red);
-  double *part = (double *)(p8 + 256);
+  double *part = (double *)(p6 + 256);
   if (threadIdx.x == 0) {
     double *pp = part + ((long long)blockIdx.y * gridDim.x + blockIdx.x) * 25;
     pp[0] = q0_0;
@@ -6261,7 +6240,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) k69_bnapply_relu_dw5x5s1fil
     pp[23] = q0_23;
     pp[24] = q0_24;
     __threadfence();
-    s_last = atomicAdd((unsigned int *)p8, 1u) == gridDim.x * gridDim.y - 1u;
+    s_last = atomicAdd((unsigned int *)p6, 1u) == gridDim.x * gridDim.y - 1u;
   }
   __syncthreads();
   if (!s_last) return;
@@ -6322,34 +6301,34 @@ extern "C" __global__ void __launch_bounds__(256, 2) k69_bnapply_relu_dw5x5s1fil
       f0_24 += pp[24];
     }
     {
-      p9[cc * 25 + 0] = (float)f0_0;
-      p9[cc * 25 + 1] = (float)f0_1;
-      p9[cc * 25 + 2] = (float)f0_2;
-      p9[cc * 25 + 3] = (float)f0_3;
-      p9[cc * 25 + 4] = (float)f0_4;
-      p9[cc * 25 + 5] = (float)f0_5;
-      p9[cc * 25 + 6] = (float)f0_6;
-      p9[cc * 25 + 7] = (float)f0_7;
-      p9[cc * 25 + 8] = (float)f0_8;
-      p9[cc * 25 + 9] = (float)f0_9;
-      p9[cc * 25 + 10] = (float)f0_10;
-      p9[cc * 25 + 11] = (float)f0_11;
-      p9[cc * 25 + 12] = (float)f0_12;
-      p9[cc * 25 + 13] = (float)f0_13;
-      p9[cc * 25 + 14] = (float)f0_14;
-      p9[cc * 25 + 15] = (float)f0_15;
-      p9[cc * 25 + 16] = (float)f0_16;
-      p9[cc * 25 + 17] = (float)f0_17;
-      p9[cc * 25 + 18] = (float)f0_18;
-      p9[cc * 25 + 19] = (float)f0_19;
-      p9[cc * 25 + 20] = (float)f0_20;
-      p9[cc * 25 + 21] = (float)f0_21;
-      p9[cc * 25 + 22] = (float)f0_22;
-      p9[cc * 25 + 23] = (float)f0_23;
-      p9[cc * 25 + 24] = (float)f0_24;
+      p7[cc * 25 + 0] = (float)f0_0;
+      p7[cc * 25 + 1] = (float)f0_1;
+      p7[cc * 25 + 2] = (float)f0_2;
+      p7[cc * 25 + 3] = (float)f0_3;
+      p7[cc * 25 + 4] = (float)f0_4;
+      p7[cc * 25 + 5] = (float)f0_5;
+      p7[cc * 25 + 6] = (float)f0_6;
+      p7[cc * 25 + 7] = (float)f0_7;
+      p7[cc * 25 + 8] = (float)f0_8;
+      p7[cc * 25 + 9] = (float)f0_9;
+      p7[cc * 25 + 10] = (float)f0_10;
+      p7[cc * 25 + 11] = (float)f0_11;
+      p7[cc * 25 + 12] = (float)f0_12;
+      p7[cc * 25 + 13] = (float)f0_13;
+      p7[cc * 25 + 14] = (float)f0_14;
+      p7[cc * 25 + 15] = (float)f0_15;
+      p7[cc * 25 + 16] = (float)f0_16;
+      p7[cc * 25 + 17] = (float)f0_17;
+      p7[cc * 25 + 18] = (float)f0_18;
+      p7[cc * 25 + 19] = (float)f0_19;
+      p7[cc * 25 + 20] = (float)f0_20;
+      p7[cc * 25 + 21] = (float)f0_21;
+      p7[cc * 25 + 22] = (float)f0_22;
+      p7[cc * 25 + 23] = (float)f0_23;
+      p7[cc * 25 + 24] = (float)f0_24;
     }
   }
-  if (threadIdx.x == 0) *(volatile unsigned int *)p8 = 0u;
+  if (threadIdx.x == 0) *(volatile unsigned int *)p6 = 0u;
 }
 
 // ---------------------------------------------------------------- k70_bnapply_relu_dw5x5s1filter_dw5x5s1data_c64_7x7
@@ -6359,11 +6338,11 @@ extern "C" __global__ void __launch_bounds__(256, 2) k70_bnapply_relu_dw5x5s1fil
   const float *__restrict__ p0 = (const float *)a.p[0];  // parameter [1600]
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 64, 7, 7)
   const float *__restrict__ p2 = (const float *)a.p[2];  // (N, 64, 7, 7)
-  const float *__restrict__ p3 = (const float *)a.p[3];  // [64] per channel
-  const float *__restrict__ p4 = (const float *)a.p[4];  // [64] per channel
-  const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [64]
-  const float *__restrict__ p6 = (const float *)a.p[6];  // parameter [64]
-  float *__restrict__ p7 = (float *)a.p[7];  // (N, 64, 7, 7)
+  const float *__restrict__ p3 = (const float *)a.p[3];  // [192] per channel
+  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [64]
+  float *__restrict__ p5 = (float *)a.p[5];  // (N, 64, 7, 7)
+  const float *__restrict__ p6 = (const float *)a.p[6];  // [64] per channel
+  const float *__restrict__ p7 = (const float *)a.p[7];  // [64] per channel
   unsigned char *p8 = (unsigned char *)a.p[8];  // scratch: counter, partial sums
   float *__restrict__ p9 = (float *)a.p[9];  // gradient [1600]
   float *__restrict__ p10 = (float *)a.p[10];  // [128] per channel
@@ -6398,10 +6377,11 @@ extern "C" __global__ void __launch_bounds__(256, 2) k70_bnapply_relu_dw5x5s1fil
   const float w23 = p0[c * 25 + 23];
   const float w24 = p0[c * 25 + 24];
   const float h2 = p3[c];
-  const float h4 = p4[c];
-  const float h5 = p5[c];
-  const float h6 = h4 * h5;
-  const float h8 = p6[c];
+  const float h4 = p3[(c) + 64];
+  const float h6 = p3[(c) + 128];
+  const float h8 = p4[c];
+  const float h20 = p6[c];
+  const float h22 = p7[c];
   float r0_0 = 0.0f;
   float r0_1 = 0.0f;
   float r0_2 = 0.0f;
@@ -6453,9 +6433,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k70_bnapply_relu_dw5x5s1fil
       if (iy >= 0 && iy < 7 && ix >= 0 && ix < 7) {
         const int e = iy * 7 + ix;
         const float v1 = p2[(long long)(n) * 3136 + (c) * 49 + (e)];
-        const float v3 = v1 - h2;
-        const float v7 = v3 * h6;
-        const float v9 = v7 + h8;
+        const float v3 = __fsub_rn(v1, h2);
+        const float v5 = __fsub_rn(v3, h4);
+        const float v7 = __fmul_rn(v5, h6);
+        const float v9 = __fadd_rn(v7, h8);
         const float v10 = fmaxf(v9, 0.0f);
         v = v10;
       }
@@ -6572,18 +6553,20 @@ extern "C" __global__ void __launch_bounds__(256, 2) k70_bnapply_relu_dw5x5s1fil
         if (ty >= 0 && ty < 7 && tx >= 0 && tx < 7) acc += d[ty * 7 + tx] * w24;
       }
       const float v11 = p2[(long long)(n) * 3136 + (c) * 49 + (e)];
-      const float v12 = v11 - h2;
-      const float v13 = v12 * h6;
-      const float v14 = v13 + h8;
-      const float v15 = fmaxf(v14, 0.0f);
-      const float v16 = (v15 > 0.0f ? acc : 0.0f);
-      const float v17 = p7[(long long)(n) * 3136 + (c) * 49 + (e)];
-      const float v18 = v17 + v16;
-      r1_0 += v18;
-      const float v19 = v12 * h4;
-      const float v20 = v18 * v19;
-      r1_1 += v20;
-      p7[(long long)(n) * 3136 + (c) * 49 + (e)] = v18;
+      const float v12 = __fsub_rn(v11, h2);
+      const float v13 = __fsub_rn(v12, h4);
+      const float v14 = __fmul_rn(v13, h6);
+      const float v15 = __fadd_rn(v14, h8);
+      const float v16 = fmaxf(v15, 0.0f);
+      const float v17 = (v16 > 0.0f ? acc : 0.0f);
+      const float v18 = p5[(long long)(n) * 3136 + (c) * 49 + (e)];
+      const float v19 = v18 + v17;
+      r1_0 += v19;
+      const float v21 = v11 - h20;
+      const float v23 = v21 * h22;
+      const float v24 = v19 * v23;
+      r1_1 += v24;
+      p5[(long long)(n) * 3136 + (c) * 49 + (e)] = v19;
     }
     for (int i = threadIdx.x; i < ns * 49; i += 256) {
       const int sl = i / 49;
@@ -7784,13 +7767,11 @@ extern "C" __global__ void __launch_bounds__(256, 2) k78_bnapply_relu_dw3x3s2fil
   const float *__restrict__ p0 = (const float *)a.p[0];  // parameter [576]
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 64, 7, 7)
   const float *__restrict__ p2 = (const float *)a.p[2];  // (N, 64, 14, 14)
-  const float *__restrict__ p3 = (const float *)a.p[3];  // [64] per channel
-  const float *__restrict__ p4 = (const float *)a.p[4];  // [64] per channel
-  const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [64]
-  const float *__restrict__ p6 = (const float *)a.p[6];  // parameter [64]
-  float *__restrict__ p7 = (float *)a.p[7];  // (N, 64, 14, 14)
-  unsigned char *p8 = (unsigned char *)a.p[8];  // scratch: counter, partial sums
-  float *__restrict__ p9 = (float *)a.p[9];  // gradient [576]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // [192] per channel
+  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [64]
+  float *__restrict__ p5 = (float *)a.p[5];  // (N, 64, 14, 14)
+  unsigned char *p6 = (unsigned char *)a.p[6];  // scratch: counter, partial sums
+  float *__restrict__ p7 = (float *)a.p[7];  // gradient [576]
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 21;
   const int nb = min(21, a.n - n0);
@@ -7804,10 +7785,9 @@ extern "C" __global__ void __launch_bounds__(256, 2) k78_bnapply_relu_dw3x3s2fil
   const float w7 = p0[c * 9 + 7];
   const float w8 = p0[c * 9 + 8];
   const float h2 = p3[c];
-  const float h4 = p4[c];
-  const float h5 = p5[c];
-  const float h6 = h4 * h5;
-  const float h8 = p6[c];
+  const float h4 = p3[(c) + 64];
+  const float h6 = p3[(c) + 128];
+  const float h8 = p4[c];
   float r0_0 = 0.0f;
   float r0_1 = 0.0f;
   float r0_2 = 0.0f;
@@ -7841,9 +7821,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k78_bnapply_relu_dw3x3s2fil
       if (iy >= 0 && iy < 14 && ix >= 0 && ix < 14) {
         const int e = iy * 14 + ix;
         const float v1 = p2[(long long)(n) * 12544 + (c) * 196 + (e)];
-        const float v3 = v1 - h2;
-        const float v7 = v3 * h6;
-        const float v9 = v7 + h8;
+        const float v3 = __fsub_rn(v1, h2);
+        const float v5 = __fsub_rn(v3, h4);
+        const float v7 = __fmul_rn(v5, h6);
+        const float v9 = __fadd_rn(v7, h8);
         const float v10 = fmaxf(v9, 0.0f);
         v = v10;
       }
@@ -7896,12 +7877,13 @@ extern "C" __global__ void __launch_bounds__(256, 2) k78_bnapply_relu_dw3x3s2fil
         if (ty >= 0 && ty < 14 && tx >= 0 && tx < 14 && ty % 2 == 0 && tx % 2 == 0) acc += d[(ty / 2) * 7 + tx / 2] * w8;
       }
       const float v11 = p2[(long long)(n) * 12544 + (c) * 196 + (e)];
-      const float v12 = v11 - h2;
-      const float v13 = v12 * h6;
-      const float v14 = v13 + h8;
-      const float v15 = fmaxf(v14, 0.0f);
-      const float v16 = (v15 > 0.0f ? acc : 0.0f);
-      p7[(long long)(n) * 12544 + (c) * 196 + (e)] = v16;
+      const float v12 = __fsub_rn(v11, h2);
+      const float v13 = __fsub_rn(v12, h4);
+      const float v14 = __fmul_rn(v13, h6);
+      const float v15 = __fadd_rn(v14, h8);
+      const float v16 = fmaxf(v15, 0.0f);
+      const float v17 = (v16 > 0.0f ? acc : 0.0f);
+      p5[(long long)(n) * 12544 + (c) * 196 + (e)] = v17;
     }
     for (int i = threadIdx.x; i < ns * 49; i += 256) {
       const int sl = i / 49;
@@ -7932,7 +7914,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) k78_bnapply_relu_dw3x3s2fil
   const double q0_6 = nao_block_sum((double)r0_6, s_red);
   const double q0_7 = nao_block_sum((double)r0_7, s_red);
   const double q0_8 = nao_block_sum((double)r0_8, s_red);
-  double *part = (double *)(p8 + 256);
+  double *part = (double *)(p6 + 256);
   if (threadIdx.x == 0) {
     double *pp = part + ((long long)blockIdx.y * gridDim.x + blockIdx.x) * 9;
     pp[0] = q0_0;
@@ -7945,7 +7927,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) k78_bnapply_relu_dw3x3s2fil
     pp[7] = q0_7;
     pp[8] = q0_8;
     __threadfence();
-    s_last = atomicAdd((unsigned int *)p8, 1u) == gridDim.x * gridDim.y - 1u;
+    s_last = atomicAdd((unsigned int *)p6, 1u) == gridDim.x * gridDim.y - 1u;
   }
   __syncthreads();
   if (!s_last) return;
@@ -7974,18 +7956,18 @@ extern "C" __global__ void __launch_bounds__(256, 2) k78_bnapply_relu_dw3x3s2fil
       f0_8 += pp[8];
     }
     {
-      p9[cc * 9 + 0] = (float)f0_0;
-      p9[cc * 9 + 1] = (float)f0_1;
-      p9[cc * 9 + 2] = (float)f0_2;
-      p9[cc * 9 + 3] = (float)f0_3;
-      p9[cc * 9 + 4] = (float)f0_4;
-      p9[cc * 9 + 5] = (float)f0_5;
-      p9[cc * 9 + 6] = (float)f0_6;
-      p9[cc * 9 + 7] = (float)f0_7;
-      p9[cc * 9 + 8] = (float)f0_8;
+      p7[cc * 9 + 0] = (float)f0_0;
+      p7[cc * 9 + 1] = (float)f0_1;
+      p7[cc * 9 + 2] = (float)f0_2;
+      p7[cc * 9 + 3] = (float)f0_3;
+      p7[cc * 9 + 4] = (float)f0_4;
+      p7[cc * 9 + 5] = (float)f0_5;
+      p7[cc * 9 + 6] = (float)f0_6;
+      p7[cc * 9 + 7] = (float)f0_7;
+      p7[cc * 9 + 8] = (float)f0_8;
     }
   }
-  if (threadIdx.x == 0) *(volatile unsigned int *)p8 = 0u;
+  if (threadIdx.x == 0) *(volatile unsigned int *)p6 = 0u;
 }
 
 // ---------------------------------------------------------------- k79_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_c64_7x7
@@ -8445,13 +8427,11 @@ extern "C" __global__ void __launch_bounds__(256, 2) k80_bnapply_relu_dw3x3s2fil
   const float *__restrict__ p0 = (const float *)a.p[0];  // parameter [576]
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 64, 7, 7)
   const float *__restrict__ p2 = (const float *)a.p[2];  // (N, 64, 14, 14)
-  const float *__restrict__ p3 = (const float *)a.p[3];  // [64] per channel
-  const float *__restrict__ p4 = (const float *)a.p[4];  // [64] per channel
-  const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [64]
-  const float *__restrict__ p6 = (const float *)a.p[6];  // parameter [64]
-  float *__restrict__ p7 = (float *)a.p[7];  // (N, 64, 14, 14)
-  unsigned char *p8 = (unsigned char *)a.p[8];  // scratch: counter, partial sums
-  float *__restrict__ p9 = (float *)a.p[9];  // gradient [576]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // [192] per channel
+  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [64]
+  float *__restrict__ p5 = (float *)a.p[5];  // (N, 64, 14, 14)
+  unsigned char *p6 = (unsigned char *)a.p[6];  // scratch: counter, partial sums
+  float *__restrict__ p7 = (float *)a.p[7];  // gradient [576]
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 21;
   const int nb = min(21, a.n - n0);
@@ -8465,10 +8445,9 @@ extern "C" __global__ void __launch_bounds__(256, 2) k80_bnapply_relu_dw3x3s2fil
   const float w7 = p0[c * 9 + 7];
   const float w8 = p0[c * 9 + 8];
   const float h2 = p3[c];
-  const float h4 = p4[c];
-  const float h5 = p5[c];
-  const float h6 = h4 * h5;
-  const float h8 = p6[c];
+  const float h4 = p3[(c) + 64];
+  const float h6 = p3[(c) + 128];
+  const float h8 = p4[c];
   float r0_0 = 0.0f;
   float r0_1 = 0.0f;
   float r0_2 = 0.0f;
@@ -8502,9 +8481,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k80_bnapply_relu_dw3x3s2fil
       if (iy >= 0 && iy < 14 && ix >= 0 && ix < 14) {
         const int e = iy * 14 + ix;
         const float v1 = p2[(long long)(n) * 12544 + (c) * 196 + (e)];
-        const float v3 = v1 - h2;
-        const float v7 = v3 * h6;
-        const float v9 = v7 + h8;
+        const float v3 = __fsub_rn(v1, h2);
+        const float v5 = __fsub_rn(v3, h4);
+        const float v7 = __fmul_rn(v5, h6);
+        const float v9 = __fadd_rn(v7, h8);
         const float v10 = fmaxf(v9, 0.0f);
         v = v10;
       }
@@ -8557,14 +8537,15 @@ extern "C" __global__ void __launch_bounds__(256, 2) k80_bnapply_relu_dw3x3s2fil
         if (ty >= 0 && ty < 14 && tx >= 0 && tx < 14 && ty % 2 == 0 && tx % 2 == 0) acc += d[(ty / 2) * 7 + tx / 2] * w8;
       }
       const float v11 = p2[(long long)(n) * 12544 + (c) * 196 + (e)];
-      const float v12 = v11 - h2;
-      const float v13 = v12 * h6;
-      const float v14 = v13 + h8;
-      const float v15 = fmaxf(v14, 0.0f);
-      const float v16 = (v15 > 0.0f ? acc : 0.0f);
-      const float v17 = p7[(long long)(n) * 12544 + (c) * 196 + (e)];
-      const float v18 = v17 + v16;
-      p7[(long long)(n) * 12544 + (c) * 196 + (e)] = v18;
+      const float v12 = __fsub_rn(v11, h2);
+      const float v13 = __fsub_rn(v12, h4);
+      const float v14 = __fmul_rn(v13, h6);
+      const float v15 = __fadd_rn(v14, h8);
+      const float v16 = fmaxf(v15, 0.0f);
+      const float v17 = (v16 > 0.0f ? acc : 0.0f);
+      const float v18 = p5[(long long)(n) * 12544 + (c) * 196 + (e)];
+      const float v19 = v18 + v17;
+      p5[(long long)(n) * 12544 + (c) * 196 + (e)] = v19;
     }
     for (int i = threadIdx.x; i < ns * 49; i += 256) {
       const int sl = i / 49;
@@ -8595,7 +8576,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) k80_bnapply_relu_dw3x3s2fil
   const double q0_6 = nao_block_sum((double)r0_6, s_red);
   const double q0_7 = nao_block_sum((double)r0_7, s_red);
   const double q0_8 = nao_block_sum((double)r0_8, s_red);
-  double *part = (double *)(p8 + 256);
+  double *part = (double *)(p6 + 256);
   if (threadIdx.x == 0) {
     double *pp = part + ((long long)blockIdx.y * gridDim.x + blockIdx.x) * 9;
     pp[0] = q0_0;
@@ -8608,7 +8589,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) k80_bnapply_relu_dw3x3s2fil
     pp[7] = q0_7;
     pp[8] = q0_8;
     __threadfence();
-    s_last = atomicAdd((unsigned int *)p8, 1u) == gridDim.x * gridDim.y - 1u;
+    s_last = atomicAdd((unsigned int *)p6, 1u) == gridDim.x * gridDim.y - 1u;
   }
   __syncthreads();
   if (!s_last) return;
@@ -8637,18 +8618,18 @@ extern "C" __global__ void __launch_bounds__(256, 2) k80_bnapply_relu_dw3x3s2fil
       f0_8 += pp[8];
     }
     {
-      p9[cc * 9 + 0] = (float)f0_0;
-      p9[cc * 9 + 1] = (float)f0_1;
-      p9[cc * 9 + 2] = (float)f0_2;
-      p9[cc * 9 + 3] = (float)f0_3;
-      p9[cc * 9 + 4] = (float)f0_4;
-      p9[cc * 9 + 5] = (float)f0_5;
-      p9[cc * 9 + 6] = (float)f0_6;
-      p9[cc * 9 + 7] = (float)f0_7;
-      p9[cc * 9 + 8] = (float)f0_8;
+      p7[cc * 9 + 0] = (float)f0_0;
+      p7[cc * 9 + 1] = (float)f0_1;
+      p7[cc * 9 + 2] = (float)f0_2;
+      p7[cc * 9 + 3] = (float)f0_3;
+      p7[cc * 9 + 4] = (float)f0_4;
+      p7[cc * 9 + 5] = (float)f0_5;
+      p7[cc * 9 + 6] = (float)f0_6;
+      p7[cc * 9 + 7] = (float)f0_7;
+      p7[cc * 9 + 8] = (float)f0_8;
     }
   }
-  if (threadIdx.x == 0) *(volatile unsigned int *)p8 = 0u;
+  if (threadIdx.x == 0) *(volatile unsigned int *)p6 = 0u;
 }
 
 // ---------------------------------------------------------------- k81_bnapply_relu_dw5x5s2filter_dw5x5s2data_c64_14x14
@@ -8658,11 +8639,11 @@ extern "C" __global__ void __launch_bounds__(256, 2) k81_bnapply_relu_dw5x5s2fil
   const float *__restrict__ p0 = (const float *)a.p[0];  // parameter [1600]
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 64, 7, 7)
   const float *__restrict__ p2 = (const float *)a.p[2];  // (N, 64, 14, 14)
-  const float *__restrict__ p3 = (const float *)a.p[3];  // [64] per channel
-  const float *__restrict__ p4 = (const float *)a.p[4];  // [64] per channel
-  const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [64]
-  const float *__restrict__ p6 = (const float *)a.p[6];  // parameter [64]
-  float *__restrict__ p7 = (float *)a.p[7];  // (N, 64, 14, 14)
+  const float *__restrict__ p3 = (const float *)a.p[3];  // [192] per channel
+  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [64]
+  float *__restrict__ p5 = (float *)a.p[5];  // (N, 64, 14, 14)
+  const float *__restrict__ p6 = (const float *)a.p[6];  // [64] per channel
+  const float *__restrict__ p7 = (const float *)a.p[7];  // [64] per channel
   unsigned char *p8 = (unsigned char *)a.p[8];  // scratch: counter, partial sums
   float *__restrict__ p9 = (float *)a.p[9];  // gradient [1600]
   float *__restrict__ p10 = (float *)a.p[10];  // [128] per channel
@@ -8697,10 +8678,11 @@ extern "C" __global__ void __launch_bounds__(256, 2) k81_bnapply_relu_dw5x5s2fil
   const float w23 = p0[c * 25 + 23];
   const float w24 = p0[c * 25 + 24];
   const float h2 = p3[c];
-  const float h4 = p4[c];
-  const float h5 = p5[c];
-  const float h6 = h4 * h5;
-  const float h8 = p6[c];
+  const float h4 = p3[(c) + 64];
+  const float h6 = p3[(c) + 128];
+  const float h8 = p4[c];
+  const float h20 = p6[c];
+  const float h22 = p7[c];
   float r0_0 = 0.0f;
   float r0_1 = 0.0f;
   float r0_2 = 0.0f;
@@ -8752,9 +8734,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k81_bnapply_relu_dw5x5s2fil
       if (iy >= 0 && iy < 14 && ix >= 0 && ix < 14) {
         const int e = iy * 14 + ix;
         const float v1 = p2[(long long)(n) * 12544 + (c) * 196 + (e)];
-        const float v3 = v1 - h2;
-        const float v7 = v3 * h6;
-        const float v9 = v7 + h8;
+        const float v3 = __fsub_rn(v1, h2);
+        const float v5 = __fsub_rn(v3, h4);
+        const float v7 = __fmul_rn(v5, h6);
+        const float v9 = __fadd_rn(v7, h8);
         const float v10 = fmaxf(v9, 0.0f);
         v = v10;
       }
@@ -8871,18 +8854,20 @@ extern "C" __global__ void __launch_bounds__(256, 2) k81_bnapply_relu_dw5x5s2fil
         if (ty >= 0 && ty < 14 && tx >= 0 && tx < 14 && ty % 2 == 0 && tx % 2 == 0) acc += d[(ty / 2) * 7 + tx / 2] * w24;
       }
       const float v11 = p2[(long long)(n) * 12544 + (c) * 196 + (e)];
-      const float v12 = v11 - h2;
-      const float v13 = v12 * h6;
-      const float v14 = v13 + h8;
-      const float v15 = fmaxf(v14, 0.0f);
-      const float v16 = (v15 > 0.0f ? acc : 0.0f);
-      const float v17 = p7[(long long)(n) * 12544 + (c) * 196 + (e)];
-      const float v18 = v17 + v16;
-      r1_0 += v18;
-      const float v19 = v12 * h4;
-      const float v20 = v18 * v19;
-      r1_1 += v20;
-      p7[(long long)(n) * 12544 + (c) * 196 + (e)] = v18;
+      const float v12 = __fsub_rn(v11, h2);
+      const float v13 = __fsub_rn(v12, h4);
+      const float v14 = __fmul_rn(v13, h6);
+      const float v15 = __fadd_rn(v14, h8);
+      const float v16 = fmaxf(v15, 0.0f);
+      const float v17 = (v16 > 0.0f ? acc : 0.0f);
+      const float v18 = p5[(long long)(n) * 12544 + (c) * 196 + (e)];
+      const float v19 = v18 + v17;
+      r1_0 += v19;
+      const float v21 = v11 - h20;
+      const float v23 = v21 * h22;
+      const float v24 = v19 * v23;
+      r1_1 += v24;
+      p5[(long long)(n) * 12544 + (c) * 196 + (e)] = v19;
     }
     for (int i = threadIdx.x; i < ns * 49; i += 256) {
       const int sl = i / 49;
@@ -9177,19 +9162,16 @@ extern "C" __global__ void __launch_bounds__(256, 2) k83_relu_relu_bwd_c96_14x14
 extern "C" __global__ void __launch_bounds__(256, 2) k84_bnapply_max3x3s1bwd_c32_14x14(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 32, 14, 14)
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 32, 14, 14)
-  const float *__restrict__ p2 = (const float *)a.p[2];  // [32] per channel
-  const float *__restrict__ p3 = (const float *)a.p[3];  // [32] per channel
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [32]
-  const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [32]
-  float *__restrict__ p6 = (float *)a.p[6];  // (N, 32, 14, 14)
+  const float *__restrict__ p2 = (const float *)a.p[2];  // [96] per channel
+  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [32]
+  float *__restrict__ p4 = (float *)a.p[4];  // (N, 32, 14, 14)
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 11;
   const int nb = min(11, a.n - n0);
   const float h2 = p2[c];
-  const float h4 = p3[c];
-  const float h5 = p4[c];
-  const float h6 = h4 * h5;
-  const float h8 = p5[c];
+  const float h4 = p2[(c) + 32];
+  const float h6 = p2[(c) + 64];
+  const float h8 = p3[c];
   __shared__ float s_dy[2156];
   __shared__ float s_x[2816];
   __shared__ unsigned char s_arg[2156];
@@ -9215,9 +9197,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k84_bnapply_max3x3s1bwd_c32
       if (iy >= 0 && iy < 14 && ix >= 0 && ix < 14) {
         const int e = iy * 14 + ix;
         const float v1 = p1[(long long)(n) * 6272 + (c) * 196 + (e)];
-        const float v3 = v1 - h2;
-        const float v7 = v3 * h6;
-        const float v9 = v7 + h8;
+        const float v3 = __fsub_rn(v1, h2);
+        const float v5 = __fsub_rn(v3, h4);
+        const float v7 = __fmul_rn(v5, h6);
+        const float v9 = __fadd_rn(v7, h8);
         v = v9;
       }
       s_x[i] = v;
@@ -9315,7 +9298,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) k84_bnapply_max3x3s1bwd_c32
           if (am[o] == 0) acc += d[o];
         }
       }
-      p6[(long long)(n) * 6272 + (c) * 196 + (e)] = acc;
+      p4[(long long)(n) * 6272 + (c) * 196 + (e)] = acc;
     }
   }
 }
@@ -9459,10 +9442,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k87_bnapply_relu_dw5x5s1fil
   const float *__restrict__ p0 = (const float *)a.p[0];  // parameter [800]
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 32, 14, 14)
   const float *__restrict__ p2 = (const float *)a.p[2];  // (N, 32, 14, 14)
-  const float *__restrict__ p3 = (const float *)a.p[3];  // [32] per channel
-  const float *__restrict__ p4 = (const float *)a.p[4];  // [32] per channel
-  const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [32]
-  const float *__restrict__ p6 = (const float *)a.p[6];  // parameter [32]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // [96] per channel
+  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [32]
+  const float *__restrict__ p5 = (const float *)a.p[5];  // [32] per channel
+  const float *__restrict__ p6 = (const float *)a.p[6];  // [32] per channel
   float *__restrict__ p7 = (float *)a.p[7];  // (N, 32, 14, 14)
   unsigned char *p8 = (unsigned char *)a.p[8];  // scratch: counter, partial sums
   float *__restrict__ p9 = (float *)a.p[9];  // gradient [800]
@@ -9498,10 +9481,11 @@ extern "C" __global__ void __launch_bounds__(256, 2) k87_bnapply_relu_dw5x5s1fil
   const float w23 = p0[c * 25 + 23];
   const float w24 = p0[c * 25 + 24];
   const float h2 = p3[c];
-  const float h4 = p4[c];
-  const float h5 = p5[c];
-  const float h6 = h4 * h5;
-  const float h8 = p6[c];
+  const float h4 = p3[(c) + 32];
+  const float h6 = p3[(c) + 64];
+  const float h8 = p4[c];
+  const float h18 = p5[c];
+  const float h20 = p6[c];
   float r0_0 = 0.0f;
   float r0_1 = 0.0f;
   float r0_2 = 0.0f;
@@ -9553,9 +9537,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k87_bnapply_relu_dw5x5s1fil
       if (iy >= 0 && iy < 14 && ix >= 0 && ix < 14) {
         const int e = iy * 14 + ix;
         const float v1 = p2[(long long)(n) * 6272 + (c) * 196 + (e)];
-        const float v3 = v1 - h2;
-        const float v7 = v3 * h6;
-        const float v9 = v7 + h8;
+        const float v3 = __fsub_rn(v1, h2);
+        const float v5 = __fsub_rn(v3, h4);
+        const float v7 = __fmul_rn(v5, h6);
+        const float v9 = __fadd_rn(v7, h8);
         const float v10 = fmaxf(v9, 0.0f);
         v = v10;
       }
@@ -9672,16 +9657,18 @@ extern "C" __global__ void __launch_bounds__(256, 2) k87_bnapply_relu_dw5x5s1fil
         if (ty >= 0 && ty < 14 && tx >= 0 && tx < 14) acc += d[ty * 14 + tx] * w24;
       }
       const float v11 = p2[(long long)(n) * 6272 + (c) * 196 + (e)];
-      const float v12 = v11 - h2;
-      const float v13 = v12 * h6;
-      const float v14 = v13 + h8;
-      const float v15 = fmaxf(v14, 0.0f);
-      const float v16 = (v15 > 0.0f ? acc : 0.0f);
-      r1_0 += v16;
-      const float v17 = v12 * h4;
-      const float v18 = v16 * v17;
-      r1_1 += v18;
-      p7[(long long)(n) * 6272 + (c) * 196 + (e)] = v16;
+      const float v12 = __fsub_rn(v11, h2);
+      const float v13 = __fsub_rn(v12, h4);
+      const float v14 = __fmul_rn(v13, h6);
+      const float v15 = __fadd_rn(v14, h8);
+      const float v16 = fmaxf(v15, 0.0f);
+      const float v17 = (v16 > 0.0f ? acc : 0.0f);
+      r1_0 += v17;
+      const float v19 = v11 - h18;
+      const float v21 = v19 * h20;
+      const float v22 = v17 * v21;
+      r1_1 += v22;
+      p7[(long long)(n) * 6272 + (c) * 196 + (e)] = v17;
     }
     for (int i = threadIdx.x; i < ns * 196; i += 256) {
       const int sl = i / 196;
@@ -10331,10 +10318,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k90_bnapply_relu_dw3x3s1fil
   const float *__restrict__ p0 = (const float *)a.p[0];  // parameter [288]
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 32, 14, 14)
   const float *__restrict__ p2 = (const float *)a.p[2];  // (N, 32, 14, 14)
-  const float *__restrict__ p3 = (const float *)a.p[3];  // [32] per channel
-  const float *__restrict__ p4 = (const float *)a.p[4];  // [32] per channel
-  const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [32]
-  const float *__restrict__ p6 = (const float *)a.p[6];  // parameter [32]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // [96] per channel
+  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [32]
+  const float *__restrict__ p5 = (const float *)a.p[5];  // [32] per channel
+  const float *__restrict__ p6 = (const float *)a.p[6];  // [32] per channel
   float *__restrict__ p7 = (float *)a.p[7];  // (N, 32, 14, 14)
   unsigned char *p8 = (unsigned char *)a.p[8];  // scratch: counter, partial sums
   float *__restrict__ p9 = (float *)a.p[9];  // gradient [288]
@@ -10354,10 +10341,11 @@ extern "C" __global__ void __launch_bounds__(256, 2) k90_bnapply_relu_dw3x3s1fil
   const float w7 = p0[c * 9 + 7];
   const float w8 = p0[c * 9 + 8];
   const float h2 = p3[c];
-  const float h4 = p4[c];
-  const float h5 = p5[c];
-  const float h6 = h4 * h5;
-  const float h8 = p6[c];
+  const float h4 = p3[(c) + 32];
+  const float h6 = p3[(c) + 64];
+  const float h8 = p4[c];
+  const float h18 = p5[c];
+  const float h20 = p6[c];
   float r0_0 = 0.0f;
   float r0_1 = 0.0f;
   float r0_2 = 0.0f;
@@ -10393,9 +10381,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k90_bnapply_relu_dw3x3s1fil
       if (iy >= 0 && iy < 14 && ix >= 0 && ix < 14) {
         const int e = iy * 14 + ix;
         const float v1 = p2[(long long)(n) * 6272 + (c) * 196 + (e)];
-        const float v3 = v1 - h2;
-        const float v7 = v3 * h6;
-        const float v9 = v7 + h8;
+        const float v3 = __fsub_rn(v1, h2);
+        const float v5 = __fsub_rn(v3, h4);
+        const float v7 = __fmul_rn(v5, h6);
+        const float v9 = __fadd_rn(v7, h8);
         const float v10 = fmaxf(v9, 0.0f);
         v = v10;
       }
@@ -10448,16 +10437,18 @@ extern "C" __global__ void __launch_bounds__(256, 2) k90_bnapply_relu_dw3x3s1fil
         if (ty >= 0 && ty < 14 && tx >= 0 && tx < 14) acc += d[ty * 14 + tx] * w8;
       }
       const float v11 = p2[(long long)(n) * 6272 + (c) * 196 + (e)];
-      const float v12 = v11 - h2;
-      const float v13 = v12 * h6;
-      const float v14 = v13 + h8;
-      const float v15 = fmaxf(v14, 0.0f);
-      const float v16 = (v15 > 0.0f ? acc : 0.0f);
-      r1_0 += v16;
-      const float v17 = v12 * h4;
-      const float v18 = v16 * v17;
-      r1_1 += v18;
-      p7[(long long)(n) * 6272 + (c) * 196 + (e)] = v16;
+      const float v12 = __fsub_rn(v11, h2);
+      const float v13 = __fsub_rn(v12, h4);
+      const float v14 = __fmul_rn(v13, h6);
+      const float v15 = __fadd_rn(v14, h8);
+      const float v16 = fmaxf(v15, 0.0f);
+      const float v17 = (v16 > 0.0f ? acc : 0.0f);
+      r1_0 += v17;
+      const float v19 = v11 - h18;
+      const float v21 = v19 * h20;
+      const float v22 = v17 * v21;
+      r1_1 += v22;
+      p7[(long long)(n) * 6272 + (c) * 196 + (e)] = v17;
     }
     for (int i = threadIdx.x; i < ns * 196; i += 256) {
       const int sl = i / 196;
@@ -10877,11 +10868,11 @@ extern "C" __global__ void __launch_bounds__(256, 2) k92_bnapply_avg3x3s1bwd_c32
 extern "C" __global__ void __launch_bounds__(256, 2) k93_bnapply_max3x3s1bwd_bnbwdsum_c32_14x14(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 32, 14, 14)
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 32, 14, 14)
-  const float *__restrict__ p2 = (const float *)a.p[2];  // [32] per channel
-  const float *__restrict__ p3 = (const float *)a.p[3];  // [32] per channel
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [32]
-  const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [32]
-  float *__restrict__ p6 = (float *)a.p[6];  // (N, 32, 14, 14)
+  const float *__restrict__ p2 = (const float *)a.p[2];  // [96] per channel
+  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [32]
+  float *__restrict__ p4 = (float *)a.p[4];  // (N, 32, 14, 14)
+  const float *__restrict__ p5 = (const float *)a.p[5];  // [32] per channel
+  const float *__restrict__ p6 = (const float *)a.p[6];  // [32] per channel
   unsigned char *p7 = (unsigned char *)a.p[7];  // scratch: counter, partial sums
   float *__restrict__ p8 = (float *)a.p[8];  // [64] per channel
   float *__restrict__ p9 = (float *)a.p[9];  // gradient [32]
@@ -10890,10 +10881,11 @@ extern "C" __global__ void __launch_bounds__(256, 2) k93_bnapply_max3x3s1bwd_bnb
   const int n0 = blockIdx.y * 11;
   const int nb = min(11, a.n - n0);
   const float h2 = p2[c];
-  const float h4 = p3[c];
-  const float h5 = p4[c];
-  const float h6 = h4 * h5;
-  const float h8 = p5[c];
+  const float h4 = p2[(c) + 32];
+  const float h6 = p2[(c) + 64];
+  const float h8 = p3[c];
+  const float h13 = p5[c];
+  const float h15 = p6[c];
   float r0_0 = 0.0f;
   float r0_1 = 0.0f;
   __shared__ float s_dy[2156];
@@ -10921,9 +10913,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k93_bnapply_max3x3s1bwd_bnb
       if (iy >= 0 && iy < 14 && ix >= 0 && ix < 14) {
         const int e = iy * 14 + ix;
         const float v1 = p1[(long long)(n) * 6272 + (c) * 196 + (e)];
-        const float v3 = v1 - h2;
-        const float v7 = v3 * h6;
-        const float v9 = v7 + h8;
+        const float v3 = __fsub_rn(v1, h2);
+        const float v5 = __fsub_rn(v3, h4);
+        const float v7 = __fmul_rn(v5, h6);
+        const float v9 = __fadd_rn(v7, h8);
         v = v9;
       }
       s_x[i] = v;
@@ -11021,15 +11014,15 @@ extern "C" __global__ void __launch_bounds__(256, 2) k93_bnapply_max3x3s1bwd_bnb
           if (am[o] == 0) acc += d[o];
         }
       }
-      const float v10 = p6[(long long)(n) * 6272 + (c) * 196 + (e)];
+      const float v10 = p4[(long long)(n) * 6272 + (c) * 196 + (e)];
       const float v11 = v10 + acc;
       r0_0 += v11;
       const float v12 = p1[(long long)(n) * 6272 + (c) * 196 + (e)];
-      const float v13 = v12 - h2;
-      const float v14 = v13 * h4;
-      const float v15 = v11 * v14;
-      r0_1 += v15;
-      p6[(long long)(n) * 6272 + (c) * 196 + (e)] = v11;
+      const float v14 = v12 - h13;
+      const float v16 = v14 * h15;
+      const float v17 = v11 * v16;
+      r0_1 += v17;
+      p4[(long long)(n) * 6272 + (c) * 196 + (e)] = v11;
     }
   }
   __shared__ double s_red[32];
@@ -11241,13 +11234,11 @@ extern "C" __global__ void __launch_bounds__(256, 2) k95_bnapply_relu_dw5x5s1fil
   const float *__restrict__ p0 = (const float *)a.p[0];  // parameter [800]
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 32, 14, 14)
   const float *__restrict__ p2 = (const float *)a.p[2];  // (N, 32, 14, 14)
-  const float *__restrict__ p3 = (const float *)a.p[3];  // [32] per channel
-  const float *__restrict__ p4 = (const float *)a.p[4];  // [32] per channel
-  const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [32]
-  const float *__restrict__ p6 = (const float *)a.p[6];  // parameter [32]
-  float *__restrict__ p7 = (float *)a.p[7];  // (N, 32, 14, 14)
-  unsigned char *p8 = (unsigned char *)a.p[8];  // scratch: counter, partial sums
-  float *__restrict__ p9 = (float *)a.p[9];  // gradient [800]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // [96] per channel
+  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [32]
+  float *__restrict__ p5 = (float *)a.p[5];  // (N, 32, 14, 14)
+  unsigned char *p6 = (unsigned char *)a.p[6];  // scratch: counter, partial sums
+  float *__restrict__ p7 = (float *)a.p[7];  // gradient [800]
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 11;
   const int nb = min(11, a.n - n0);
@@ -11277,10 +11268,9 @@ extern "C" __global__ void __launch_bounds__(256, 2) k95_bnapply_relu_dw5x5s1fil
   const float w23 = p0[c * 25 + 23];
   const float w24 = p0[c * 25 + 24];
   const float h2 = p3[c];
-  const float h4 = p4[c];
-  const float h5 = p5[c];
-  const float h6 = h4 * h5;
-  const float h8 = p6[c];
+  const float h4 = p3[(c) + 32];
+  const float h6 = p3[(c) + 64];
+  const float h8 = p4[c];
   float r0_0 = 0.0f;
   float r0_1 = 0.0f;
   float r0_2 = 0.0f;
@@ -11330,9 +11320,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k95_bnapply_relu_dw5x5s1fil
       if (iy >= 0 && iy < 14 && ix >= 0 && ix < 14) {
         const int e = iy * 14 + ix;
         const float v1 = p2[(long long)(n) * 6272 + (c) * 196 + (e)];
-        const float v3 = v1 - h2;
-        const float v7 = v3 * h6;
-        const float v9 = v7 + h8;
+        const float v3 = __fsub_rn(v1, h2);
+        const float v5 = __fsub_rn(v3, h4);
+        const float v7 = __fmul_rn(v5, h6);
+        const float v9 = __fadd_rn(v7, h8);
         const float v10 = fmaxf(v9, 0.0f);
         v = v10;
       }
@@ -11449,14 +11440,15 @@ extern "C" __global__ void __launch_bounds__(256, 2) k95_bnapply_relu_dw5x5s1fil
         if (ty >= 0 && ty < 14 && tx >= 0 && tx < 14) acc += d[ty * 14 + tx] * w24;
       }
       const float v11 = p2[(long long)(n) * 6272 + (c) * 196 + (e)];
-      const float v12 = v11 - h2;
-      const float v13 = v12 * h6;
-      const float v14 = v13 + h8;
-      const float v15 = fmaxf(v14, 0.0f);
-      const float v16 = (v15 > 0.0f ? acc : 0.0f);
-      const float v17 = p7[(long long)(n) * 6272 + (c) * 196 + (e)];
-      const float v18 = v17 + v16;
-      p7[(long long)(n) * 6272 + (c) * 196 + (e)] = v18;
+      const float v12 = __fsub_rn(v11, h2);
+      const float v13 = __fsub_rn(v12, h4);
+      const float v14 = __fmul_rn(v13, h6);
+      const float v15 = __fadd_rn(v14, h8);
+      const float v16 = fmaxf(v15, 0.0f);
+      const float v17 = (v16 > 0.0f ? acc : 0.0f);
+      const float v18 = p5[(long long)(n) * 6272 + (c) * 196 + (e)];
+      const float v19 = v18 + v17;
+      p5[(long long)(n) * 6272 + (c) * 196 + (e)] = v19;
     }
     for (int i = threadIdx.x; i < ns * 196; i += 256) {
       const int sl = i / 196;
@@ -11519,7 +11511,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) k95_bnapply_relu_dw5x5s1fil
   const double q0_22 = nao_block_sum((double)r0_22, s_red);
   const double q0_23 = nao_block_sum((double)r0_23, s_red);
   const double q0_24 = nao_block_sum((double)r0_24, s_red);
-  double *part = (double *)(p8 + 256);
+  double *part = (double *)(p6 + 256);
   if (threadIdx.x == 0) {
     double *pp = part + ((long long)blockIdx.y * gridDim.x + blockIdx.x) * 25;
     pp[0] = q0_0;
@@ -11548,7 +11540,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) k95_bnapply_relu_dw5x5s1fil
     pp[23] = q0_23;
     pp[24] = q0_24;
     __threadfence();
-    s_last = atomicAdd((unsigned int *)p8, 1u) == gridDim.x * gridDim.y - 1u;
+    s_last = atomicAdd((unsigned int *)p6, 1u) == gridDim.x * gridDim.y - 1u;
   }
   __syncthreads();
   if (!s_last) return;
@@ -11609,34 +11601,34 @@ extern "C" __global__ void __launch_bounds__(256, 2) k95_bnapply_relu_dw5x5s1fil
       f0_24 += pp[24];
     }
     {
-      p9[cc * 25 + 0] = (float)f0_0;
-      p9[cc * 25 + 1] = (float)f0_1;
-      p9[cc * 25 + 2] = (float)f0_2;
-      p9[cc * 25 + 3] = (float)f0_3;
-      p9[cc * 25 + 4] = (float)f0_4;
-      p9[cc * 25 + 5] = (float)f0_5;
-      p9[cc * 25 + 6] = (float)f0_6;
-      p9[cc * 25 + 7] = (float)f0_7;
-      p9[cc * 25 + 8] = (float)f0_8;
-      p9[cc * 25 + 9] = (float)f0_9;
-      p9[cc * 25 + 10] = (float)f0_10;
-      p9[cc * 25 + 11] = (float)f0_11;
-      p9[cc * 25 + 12] = (float)f0_12;
-      p9[cc * 25 + 13] = (float)f0_13;
-      p9[cc * 25 + 14] = (float)f0_14;
-      p9[cc * 25 + 15] = (float)f0_15;
-      p9[cc * 25 + 16] = (float)f0_16;
-      p9[cc * 25 + 17] = (float)f0_17;
-      p9[cc * 25 + 18] = (float)f0_18;
-      p9[cc * 25 + 19] = (float)f0_19;
-      p9[cc * 25 + 20] = (float)f0_20;
-      p9[cc * 25 + 21] = (float)f0_21;
-      p9[cc * 25 + 22] = (float)f0_22;
-      p9[cc * 25 + 23] = (float)f0_23;
-      p9[cc * 25 + 24] = (float)f0_24;
+      p7[cc * 25 + 0] = (float)f0_0;
+      p7[cc * 25 + 1] = (float)f0_1;
+      p7[cc * 25 + 2] = (float)f0_2;
+      p7[cc * 25 + 3] = (float)f0_3;
+      p7[cc * 25 + 4] = (float)f0_4;
+      p7[cc * 25 + 5] = (float)f0_5;
+      p7[cc * 25 + 6] = (float)f0_6;
+      p7[cc * 25 + 7] = (float)f0_7;
+      p7[cc * 25 + 8] = (float)f0_8;
+      p7[cc * 25 + 9] = (float)f0_9;
+      p7[cc * 25 + 10] = (float)f0_10;
+      p7[cc * 25 + 11] = (float)f0_11;
+      p7[cc * 25 + 12] = (float)f0_12;
+      p7[cc * 25 + 13] = (float)f0_13;
+      p7[cc * 25 + 14] = (float)f0_14;
+      p7[cc * 25 + 15] = (float)f0_15;
+      p7[cc * 25 + 16] = (float)f0_16;
+      p7[cc * 25 + 17] = (float)f0_17;
+      p7[cc * 25 + 18] = (float)f0_18;
+      p7[cc * 25 + 19] = (float)f0_19;
+      p7[cc * 25 + 20] = (float)f0_20;
+      p7[cc * 25 + 21] = (float)f0_21;
+      p7[cc * 25 + 22] = (float)f0_22;
+      p7[cc * 25 + 23] = (float)f0_23;
+      p7[cc * 25 + 24] = (float)f0_24;
     }
   }
-  if (threadIdx.x == 0) *(volatile unsigned int *)p8 = 0u;
+  if (threadIdx.x == 0) *(volatile unsigned int *)p6 = 0u;
 }
 
 // ---------------------------------------------------------------- k96_bnapply_relu_dw5x5s1filter_dw5x5s1data_c32_14x14
@@ -11646,11 +11638,11 @@ extern "C" __global__ void __launch_bounds__(256, 2) k96_bnapply_relu_dw5x5s1fil
   const float *__restrict__ p0 = (const float *)a.p[0];  // parameter [800]
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 32, 14, 14)
   const float *__restrict__ p2 = (const float *)a.p[2];  // (N, 32, 14, 14)
-  const float *__restrict__ p3 = (const float *)a.p[3];  // [32] per channel
-  const float *__restrict__ p4 = (const float *)a.p[4];  // [32] per channel
-  const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [32]
-  const float *__restrict__ p6 = (const float *)a.p[6];  // parameter [32]
-  float *__restrict__ p7 = (float *)a.p[7];  // (N, 32, 14, 14)
+  const float *__restrict__ p3 = (const float *)a.p[3];  // [96] per channel
+  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [32]
+  float *__restrict__ p5 = (float *)a.p[5];  // (N, 32, 14, 14)
+  const float *__restrict__ p6 = (const float *)a.p[6];  // [32] per channel
+  const float *__restrict__ p7 = (const float *)a.p[7];  // [32] per channel
   unsigned char *p8 = (unsigned char *)a.p[8];  // scratch: counter, partial sums
   float *__restrict__ p9 = (float *)a.p[9];  // gradient [800]
   float *__restrict__ p10 = (float *)a.p[10];  // [64] per channel
@@ -11685,10 +11677,11 @@ extern "C" __global__ void __launch_bounds__(256, 2) k96_bnapply_relu_dw5x5s1fil
   const float w23 = p0[c * 25 + 23];
   const float w24 = p0[c * 25 + 24];
   const float h2 = p3[c];
-  const float h4 = p4[c];
-  const float h5 = p5[c];
-  const float h6 = h4 * h5;
-  const float h8 = p6[c];
+  const float h4 = p3[(c) + 32];
+  const float h6 = p3[(c) + 64];
+  const float h8 = p4[c];
+  const float h20 = p6[c];
+  const float h22 = p7[c];
   float r0_0 = 0.0f;
   float r0_1 = 0.0f;
   float r0_2 = 0.0f;
@@ -11740,9 +11733,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k96_bnapply_relu_dw5x5s1fil
       if (iy >= 0 && iy < 14 && ix >= 0 && ix < 14) {
         const int e = iy * 14 + ix;
         const float v1 = p2[(long long)(n) * 6272 + (c) * 196 + (e)];
-        const float v3 = v1 - h2;
-        const float v7 = v3 * h6;
-        const float v9 = v7 + h8;
+        const float v3 = __fsub_rn(v1, h2);
+        const float v5 = __fsub_rn(v3, h4);
+        const float v7 = __fmul_rn(v5, h6);
+        const float v9 = __fadd_rn(v7, h8);
         const float v10 = fmaxf(v9, 0.0f);
         v = v10;
       }
@@ -11859,18 +11853,20 @@ extern "C" __global__ void __launch_bounds__(256, 2) k96_bnapply_relu_dw5x5s1fil
         if (ty >= 0 && ty < 14 && tx >= 0 && tx < 14) acc += d[ty * 14 + tx] * w24;
       }
       const float v11 = p2[(long long)(n) * 6272 + (c) * 196 + (e)];
-      const float v12 = v11 - h2;
-      const float v13 = v12 * h6;
-      const float v14 = v13 + h8;
-      const float v15 = fmaxf(v14, 0.0f);
-      const float v16 = (v15 > 0.0f ? acc : 0.0f);
-      const float v17 = p7[(long long)(n) * 6272 + (c) * 196 + (e)];
-      const float v18 = v17 + v16;
-      r1_0 += v18;
-      const float v19 = v12 * h4;
-      const float v20 = v18 * v19;
-      r1_1 += v20;
-      p7[(long long)(n) * 6272 + (c) * 196 + (e)] = v18;
+      const float v12 = __fsub_rn(v11, h2);
+      const float v13 = __fsub_rn(v12, h4);
+      const float v14 = __fmul_rn(v13, h6);
+      const float v15 = __fadd_rn(v14, h8);
+      const float v16 = fmaxf(v15, 0.0f);
+      const float v17 = (v16 > 0.0f ? acc : 0.0f);
+      const float v18 = p5[(long long)(n) * 6272 + (c) * 196 + (e)];
+      const float v19 = v18 + v17;
+      r1_0 += v19;
+      const float v21 = v11 - h20;
+      const float v23 = v21 * h22;
+      const float v24 = v19 * v23;
+      r1_1 += v24;
+      p5[(long long)(n) * 6272 + (c) * 196 + (e)] = v19;
     }
     for (int i = threadIdx.x; i < ns * 196; i += 256) {
       const int sl = i / 196;
@@ -13050,13 +13046,11 @@ extern "C" __global__ void __launch_bounds__(256, 2) k103_bnapply_relu_dw3x3s2fi
   const float *__restrict__ p0 = (const float *)a.p[0];  // parameter [288]
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 32, 14, 14)
   const float *__restrict__ p2 = (const float *)a.p[2];  // (N, 32, 28, 28)
-  const float *__restrict__ p3 = (const float *)a.p[3];  // [32] per channel
-  const float *__restrict__ p4 = (const float *)a.p[4];  // [32] per channel
-  const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [32]
-  const float *__restrict__ p6 = (const float *)a.p[6];  // parameter [32]
-  float *__restrict__ p7 = (float *)a.p[7];  // (N, 32, 28, 28)
-  unsigned char *p8 = (unsigned char *)a.p[8];  // scratch: counter, partial sums
-  float *__restrict__ p9 = (float *)a.p[9];  // gradient [288]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // [96] per channel
+  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [32]
+  float *__restrict__ p5 = (float *)a.p[5];  // (N, 32, 28, 28)
+  unsigned char *p6 = (unsigned char *)a.p[6];  // scratch: counter, partial sums
+  float *__restrict__ p7 = (float *)a.p[7];  // gradient [288]
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 6;
   const int nb = min(6, a.n - n0);
@@ -13070,10 +13064,9 @@ extern "C" __global__ void __launch_bounds__(256, 2) k103_bnapply_relu_dw3x3s2fi
   const float w7 = p0[c * 9 + 7];
   const float w8 = p0[c * 9 + 8];
   const float h2 = p3[c];
-  const float h4 = p4[c];
-  const float h5 = p5[c];
-  const float h6 = h4 * h5;
-  const float h8 = p6[c];
+  const float h4 = p3[(c) + 32];
+  const float h6 = p3[(c) + 64];
+  const float h8 = p4[c];
   float r0_0 = 0.0f;
   float r0_1 = 0.0f;
   float r0_2 = 0.0f;
@@ -13107,9 +13100,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k103_bnapply_relu_dw3x3s2fi
       if (iy >= 0 && iy < 28 && ix >= 0 && ix < 28) {
         const int e = iy * 28 + ix;
         const float v1 = p2[(long long)(n) * 25088 + (c) * 784 + (e)];
-        const float v3 = v1 - h2;
-        const float v7 = v3 * h6;
-        const float v9 = v7 + h8;
+        const float v3 = __fsub_rn(v1, h2);
+        const float v5 = __fsub_rn(v3, h4);
+        const float v7 = __fmul_rn(v5, h6);
+        const float v9 = __fadd_rn(v7, h8);
         const float v10 = fmaxf(v9, 0.0f);
         v = v10;
       }
@@ -13162,12 +13156,13 @@ extern "C" __global__ void __launch_bounds__(256, 2) k103_bnapply_relu_dw3x3s2fi
         if (ty >= 0 && ty < 28 && tx >= 0 && tx < 28 && ty % 2 == 0 && tx % 2 == 0) acc += d[(ty / 2) * 14 + tx / 2] * w8;
       }
       const float v11 = p2[(long long)(n) * 25088 + (c) * 784 + (e)];
-      const float v12 = v11 - h2;
-      const float v13 = v12 * h6;
-      const float v14 = v13 + h8;
-      const float v15 = fmaxf(v14, 0.0f);
-      const float v16 = (v15 > 0.0f ? acc : 0.0f);
-      p7[(long long)(n) * 25088 + (c) * 784 + (e)] = v16;
+      const float v12 = __fsub_rn(v11, h2);
+      const float v13 = __fsub_rn(v12, h4);
+      const float v14 = __fmul_rn(v13, h6);
+      const float v15 = __fadd_rn(v14, h8);
+      const float v16 = fmaxf(v15, 0.0f);
+      const float v17 = (v16 > 0.0f ? acc : 0.0f);
+      p5[(long long)(n) * 25088 + (c) * 784 + (e)] = v17;
     }
     for (int i = threadIdx.x; i < ns * 196; i += 256) {
       const int sl = i / 196;
@@ -13198,7 +13193,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) k103_bnapply_relu_dw3x3s2fi
   const double q0_6 = nao_block_sum((double)r0_6, s_red);
   const double q0_7 = nao_block_sum((double)r0_7, s_red);
   const double q0_8 = nao_block_sum((double)r0_8, s_red);
-  double *part = (double *)(p8 + 256);
+  double *part = (double *)(p6 + 256);
   if (threadIdx.x == 0) {
     double *pp = part + ((long long)blockIdx.y * gridDim.x + blockIdx.x) * 9;
     pp[0] = q0_0;
@@ -13211,7 +13206,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) k103_bnapply_relu_dw3x3s2fi
     pp[7] = q0_7;
     pp[8] = q0_8;
     __threadfence();
-    s_last = atomicAdd((unsigned int *)p8, 1u) == gridDim.x * gridDim.y - 1u;
+    s_last = atomicAdd((unsigned int *)p6, 1u) == gridDim.x * gridDim.y - 1u;
   }
   __syncthreads();
   if (!s_last) return;
@@ -13240,18 +13235,18 @@ extern "C" __global__ void __launch_bounds__(256, 2) k103_bnapply_relu_dw3x3s2fi
       f0_8 += pp[8];
     }
     {
-      p9[cc * 9 + 0] = (float)f0_0;
-      p9[cc * 9 + 1] = (float)f0_1;
-      p9[cc * 9 + 2] = (float)f0_2;
-      p9[cc * 9 + 3] = (float)f0_3;
-      p9[cc * 9 + 4] = (float)f0_4;
-      p9[cc * 9 + 5] = (float)f0_5;
-      p9[cc * 9 + 6] = (float)f0_6;
-      p9[cc * 9 + 7] = (float)f0_7;
-      p9[cc * 9 + 8] = (float)f0_8;
+      p7[cc * 9 + 0] = (float)f0_0;
+      p7[cc * 9 + 1] = (float)f0_1;
+      p7[cc * 9 + 2] = (float)f0_2;
+      p7[cc * 9 + 3] = (float)f0_3;
+      p7[cc * 9 + 4] = (float)f0_4;
+      p7[cc * 9 + 5] = (float)f0_5;
+      p7[cc * 9 + 6] = (float)f0_6;
+      p7[cc * 9 + 7] = (float)f0_7;
+      p7[cc * 9 + 8] = (float)f0_8;
     }
   }
-  if (threadIdx.x == 0) *(volatile unsigned int *)p8 = 0u;
+  if (threadIdx.x == 0) *(volatile unsigned int *)p6 = 0u;
 }
 
 // ---------------------------------------------------------------- k104_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_c32_14x14
@@ -13711,13 +13706,11 @@ extern "C" __global__ void __launch_bounds__(256, 2) k105_bnapply_relu_dw3x3s2fi
   const float *__restrict__ p0 = (const float *)a.p[0];  // parameter [288]
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 32, 14, 14)
   const float *__restrict__ p2 = (const float *)a.p[2];  // (N, 32, 28, 28)
-  const float *__restrict__ p3 = (const float *)a.p[3];  // [32] per channel
-  const float *__restrict__ p4 = (const float *)a.p[4];  // [32] per channel
-  const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [32]
-  const float *__restrict__ p6 = (const float *)a.p[6];  // parameter [32]
-  float *__restrict__ p7 = (float *)a.p[7];  // (N, 32, 28, 28)
-  unsigned char *p8 = (unsigned char *)a.p[8];  // scratch: counter, partial sums
-  float *__restrict__ p9 = (float *)a.p[9];  // gradient [288]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // [96] per channel
+  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [32]
+  float *__restrict__ p5 = (float *)a.p[5];  // (N, 32, 28, 28)
+  unsigned char *p6 = (unsigned char *)a.p[6];  // scratch: counter, partial sums
+  float *__restrict__ p7 = (float *)a.p[7];  // gradient [288]
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 6;
   const int nb = min(6, a.n - n0);
@@ -13731,10 +13724,9 @@ extern "C" __global__ void __launch_bounds__(256, 2) k105_bnapply_relu_dw3x3s2fi
   const float w7 = p0[c * 9 + 7];
   const float w8 = p0[c * 9 + 8];
   const float h2 = p3[c];
-  const float h4 = p4[c];
-  const float h5 = p5[c];
-  const float h6 = h4 * h5;
-  const float h8 = p6[c];
+  const float h4 = p3[(c) + 32];
+  const float h6 = p3[(c) + 64];
+  const float h8 = p4[c];
   float r0_0 = 0.0f;
   float r0_1 = 0.0f;
   float r0_2 = 0.0f;
@@ -13768,9 +13760,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k105_bnapply_relu_dw3x3s2fi
       if (iy >= 0 && iy < 28 && ix >= 0 && ix < 28) {
         const int e = iy * 28 + ix;
         const float v1 = p2[(long long)(n) * 25088 + (c) * 784 + (e)];
-        const float v3 = v1 - h2;
-        const float v7 = v3 * h6;
-        const float v9 = v7 + h8;
+        const float v3 = __fsub_rn(v1, h2);
+        const float v5 = __fsub_rn(v3, h4);
+        const float v7 = __fmul_rn(v5, h6);
+        const float v9 = __fadd_rn(v7, h8);
         const float v10 = fmaxf(v9, 0.0f);
         v = v10;
       }
@@ -13823,14 +13816,15 @@ extern "C" __global__ void __launch_bounds__(256, 2) k105_bnapply_relu_dw3x3s2fi
         if (ty >= 0 && ty < 28 && tx >= 0 && tx < 28 && ty % 2 == 0 && tx % 2 == 0) acc += d[(ty / 2) * 14 + tx / 2] * w8;
       }
       const float v11 = p2[(long long)(n) * 25088 + (c) * 784 + (e)];
-      const float v12 = v11 - h2;
-      const float v13 = v12 * h6;
-      const float v14 = v13 + h8;
-      const float v15 = fmaxf(v14, 0.0f);
-      const float v16 = (v15 > 0.0f ? acc : 0.0f);
-      const float v17 = p7[(long long)(n) * 25088 + (c) * 784 + (e)];
-      const float v18 = v17 + v16;
-      p7[(long long)(n) * 25088 + (c) * 784 + (e)] = v18;
+      const float v12 = __fsub_rn(v11, h2);
+      const float v13 = __fsub_rn(v12, h4);
+      const float v14 = __fmul_rn(v13, h6);
+      const float v15 = __fadd_rn(v14, h8);
+      const float v16 = fmaxf(v15, 0.0f);
+      const float v17 = (v16 > 0.0f ? acc : 0.0f);
+      const float v18 = p5[(long long)(n) * 25088 + (c) * 784 + (e)];
+      const float v19 = v18 + v17;
+      p5[(long long)(n) * 25088 + (c) * 784 + (e)] = v19;
     }
     for (int i = threadIdx.x; i < ns * 196; i += 256) {
       const int sl = i / 196;
@@ -13861,7 +13855,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) k105_bnapply_relu_dw3x3s2fi
   const double q0_6 = nao_block_sum((double)r0_6, s_red);
   const double q0_7 = nao_block_sum((double)r0_7, s_red);
   const double q0_8 = nao_block_sum((double)r0_8, s_red);
-  double *part = (double *)(p8 + 256);
+  double *part = (double *)(p6 + 256);
   if (threadIdx.x == 0) {
     double *pp = part + ((long long)blockIdx.y * gridDim.x + blockIdx.x) * 9;
     pp[0] = q0_0;
@@ -13874,7 +13868,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) k105_bnapply_relu_dw3x3s2fi
     pp[7] = q0_7;
     pp[8] = q0_8;
     __threadfence();
-    s_last = atomicAdd((unsigned int *)p8, 1u) == gridDim.x * gridDim.y - 1u;
+    s_last = atomicAdd((unsigned int *)p6, 1u) == gridDim.x * gridDim.y - 1u;
   }
   __syncthreads();
   if (!s_last) return;
@@ -13903,18 +13897,18 @@ extern "C" __global__ void __launch_bounds__(256, 2) k105_bnapply_relu_dw3x3s2fi
       f0_8 += pp[8];
     }
     {
-      p9[cc * 9 + 0] = (float)f0_0;
-      p9[cc * 9 + 1] = (float)f0_1;
-      p9[cc * 9 + 2] = (float)f0_2;
-      p9[cc * 9 + 3] = (float)f0_3;
-      p9[cc * 9 + 4] = (float)f0_4;
-      p9[cc * 9 + 5] = (float)f0_5;
-      p9[cc * 9 + 6] = (float)f0_6;
-      p9[cc * 9 + 7] = (float)f0_7;
-      p9[cc * 9 + 8] = (float)f0_8;
+      p7[cc * 9 + 0] = (float)f0_0;
+      p7[cc * 9 + 1] = (float)f0_1;
+      p7[cc * 9 + 2] = (float)f0_2;
+      p7[cc * 9 + 3] = (float)f0_3;
+      p7[cc * 9 + 4] = (float)f0_4;
+      p7[cc * 9 + 5] = (float)f0_5;
+      p7[cc * 9 + 6] = (float)f0_6;
+      p7[cc * 9 + 7] = (float)f0_7;
+      p7[cc * 9 + 8] = (float)f0_8;
     }
   }
-  if (threadIdx.x == 0) *(volatile unsigned int *)p8 = 0u;
+  if (threadIdx.x == 0) *(volatile unsigned int *)p6 = 0u;
 }
 
 // ---------------------------------------------------------------- k106_bnapply_relu_dw5x5s2filter_dw5x5s2data_c32_28x28
@@ -13924,11 +13918,11 @@ extern "C" __global__ void __launch_bounds__(256, 2) k106_bnapply_relu_dw5x5s2fi
   const float *__restrict__ p0 = (const float *)a.p[0];  // parameter [800]
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 32, 14, 14)
   const float *__restrict__ p2 = (const float *)a.p[2];  // (N, 32, 28, 28)
-  const float *__restrict__ p3 = (const float *)a.p[3];  // [32] per channel
-  const float *__restrict__ p4 = (const float *)a.p[4];  // [32] per channel
-  const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [32]
-  const float *__restrict__ p6 = (const float *)a.p[6];  // parameter [32]
-  float *__restrict__ p7 = (float *)a.p[7];  // (N, 32, 28, 28)
+  const float *__restrict__ p3 = (const float *)a.p[3];  // [96] per channel
+  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [32]
+  float *__restrict__ p5 = (float *)a.p[5];  // (N, 32, 28, 28)
+  const float *__restrict__ p6 = (const float *)a.p[6];  // [32] per channel
+  const float *__restrict__ p7 = (const float *)a.p[7];  // [32] per channel
   unsigned char *p8 = (unsigned char *)a.p[8];  // scratch: counter, partial sums
   float *__restrict__ p9 = (float *)a.p[9];  // gradient [800]
   float *__restrict__ p10 = (float *)a.p[10];  // [64] per channel
@@ -13963,10 +13957,11 @@ extern "C" __global__ void __launch_bounds__(256, 2) k106_bnapply_relu_dw5x5s2fi
   const float w23 = p0[c * 25 + 23];
   const float w24 = p0[c * 25 + 24];
   const float h2 = p3[c];
-  const float h4 = p4[c];
-  const float h5 = p5[c];
-  const float h6 = h4 * h5;
-  const float h8 = p6[c];
+  const float h4 = p3[(c) + 32];
+  const float h6 = p3[(c) + 64];
+  const float h8 = p4[c];
+  const float h20 = p6[c];
+  const float h22 = p7[c];
   float r0_0 = 0.0f;
   float r0_1 = 0.0f;
   float r0_2 = 0.0f;
@@ -14018,9 +14013,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k106_bnapply_relu_dw5x5s2fi
       if (iy >= 0 && iy < 28 && ix >= 0 && ix < 28) {
         const int e = iy * 28 + ix;
         const float v1 = p2[(long long)(n) * 25088 + (c) * 784 + (e)];
-        const float v3 = v1 - h2;
-        const float v7 = v3 * h6;
-        const float v9 = v7 + h8;
+        const float v3 = __fsub_rn(v1, h2);
+        const float v5 = __fsub_rn(v3, h4);
+        const float v7 = __fmul_rn(v5, h6);
+        const float v9 = __fadd_rn(v7, h8);
         const float v10 = fmaxf(v9, 0.0f);
         v = v10;
       }
@@ -14137,18 +14133,20 @@ extern "C" __global__ void __launch_bounds__(256, 2) k106_bnapply_relu_dw5x5s2fi
         if (ty >= 0 && ty < 28 && tx >= 0 && tx < 28 && ty % 2 == 0 && tx % 2 == 0) acc += d[(ty / 2) * 14 + tx / 2] * w24;
       }
       const float v11 = p2[(long long)(n) * 25088 + (c) * 784 + (e)];
-      const float v12 = v11 - h2;
-      const float v13 = v12 * h6;
-      const float v14 = v13 + h8;
-      const float v15 = fmaxf(v14, 0.0f);
-      const float v16 = (v15 > 0.0f ? acc : 0.0f);
-      const float v17 = p7[(long long)(n) * 25088 + (c) * 784 + (e)];
-      const float v18 = v17 + v16;
-      r1_0 += v18;
-      const float v19 = v12 * h4;
-      const float v20 = v18 * v19;
-      r1_1 += v20;
-      p7[(long long)(n) * 25088 + (c) * 784 + (e)] = v18;
+      const float v12 = __fsub_rn(v11, h2);
+      const float v13 = __fsub_rn(v12, h4);
+      const float v14 = __fmul_rn(v13, h6);
+      const float v15 = __fadd_rn(v14, h8);
+      const float v16 = fmaxf(v15, 0.0f);
+      const float v17 = (v16 > 0.0f ? acc : 0.0f);
+      const float v18 = p5[(long long)(n) * 25088 + (c) * 784 + (e)];
+      const float v19 = v18 + v17;
+      r1_0 += v19;
+      const float v21 = v11 - h20;
+      const float v23 = v21 * h22;
+      const float v24 = v19 * v23;
+      r1_1 += v24;
+      p5[(long long)(n) * 25088 + (c) * 784 + (e)] = v19;
     }
     for (int i = threadIdx.x; i < ns * 196; i += 256) {
       const int sl = i / 196;
@@ -14443,19 +14441,16 @@ extern "C" __global__ void __launch_bounds__(256, 2) k108_relu_relu_bwd_c48_28x2
 extern "C" __global__ void __launch_bounds__(256, 2) k109_bnapply_max3x3s1bwd_c16_28x28(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 16, 28, 28)
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 16, 28, 28)
-  const float *__restrict__ p2 = (const float *)a.p[2];  // [16] per channel
-  const float *__restrict__ p3 = (const float *)a.p[3];  // [16] per channel
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [16]
-  const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [16]
-  float *__restrict__ p6 = (float *)a.p[6];  // (N, 16, 28, 28)
+  const float *__restrict__ p2 = (const float *)a.p[2];  // [48] per channel
+  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [16]
+  float *__restrict__ p4 = (float *)a.p[4];  // (N, 16, 28, 28)
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 6;
   const int nb = min(6, a.n - n0);
   const float h2 = p2[c];
-  const float h4 = p3[c];
-  const float h5 = p4[c];
-  const float h6 = h4 * h5;
-  const float h8 = p5[c];
+  const float h4 = p2[(c) + 16];
+  const float h6 = p2[(c) + 32];
+  const float h8 = p3[c];
   __shared__ float s_dy[3136];
   __shared__ float s_x[3600];
   __shared__ unsigned char s_arg[3136];
@@ -14481,9 +14476,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k109_bnapply_max3x3s1bwd_c1
       if (iy >= 0 && iy < 28 && ix >= 0 && ix < 28) {
         const int e = iy * 28 + ix;
         const float v1 = p1[(long long)(n) * 12544 + (c) * 784 + (e)];
-        const float v3 = v1 - h2;
-        const float v7 = v3 * h6;
-        const float v9 = v7 + h8;
+        const float v3 = __fsub_rn(v1, h2);
+        const float v5 = __fsub_rn(v3, h4);
+        const float v7 = __fmul_rn(v5, h6);
+        const float v9 = __fadd_rn(v7, h8);
         v = v9;
       }
       s_x[i] = v;
@@ -14581,7 +14577,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) k109_bnapply_max3x3s1bwd_c1
           if (am[o] == 0) acc += d[o];
         }
       }
-      p6[(long long)(n) * 12544 + (c) * 784 + (e)] = acc;
+      p4[(long long)(n) * 12544 + (c) * 784 + (e)] = acc;
     }
   }
 }
@@ -14725,10 +14721,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k112_bnapply_relu_dw5x5s1fi
   const float *__restrict__ p0 = (const float *)a.p[0];  // parameter [400]
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 16, 28, 28)
   const float *__restrict__ p2 = (const float *)a.p[2];  // (N, 16, 28, 28)
-  const float *__restrict__ p3 = (const float *)a.p[3];  // [16] per channel
-  const float *__restrict__ p4 = (const float *)a.p[4];  // [16] per channel
-  const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [16]
-  const float *__restrict__ p6 = (const float *)a.p[6];  // parameter [16]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // [48] per channel
+  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [16]
+  const float *__restrict__ p5 = (const float *)a.p[5];  // [16] per channel
+  const float *__restrict__ p6 = (const float *)a.p[6];  // [16] per channel
   float *__restrict__ p7 = (float *)a.p[7];  // (N, 16, 28, 28)
   unsigned char *p8 = (unsigned char *)a.p[8];  // scratch: counter, partial sums
   float *__restrict__ p9 = (float *)a.p[9];  // gradient [400]
@@ -14764,10 +14760,11 @@ extern "C" __global__ void __launch_bounds__(256, 2) k112_bnapply_relu_dw5x5s1fi
   const float w23 = p0[c * 25 + 23];
   const float w24 = p0[c * 25 + 24];
   const float h2 = p3[c];
-  const float h4 = p4[c];
-  const float h5 = p5[c];
-  const float h6 = h4 * h5;
-  const float h8 = p6[c];
+  const float h4 = p3[(c) + 16];
+  const float h6 = p3[(c) + 32];
+  const float h8 = p4[c];
+  const float h18 = p5[c];
+  const float h20 = p6[c];
   float r0_0 = 0.0f;
   float r0_1 = 0.0f;
   float r0_2 = 0.0f;
@@ -14819,9 +14816,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k112_bnapply_relu_dw5x5s1fi
       if (iy >= 0 && iy < 28 && ix >= 0 && ix < 28) {
         const int e = iy * 28 + ix;
         const float v1 = p2[(long long)(n) * 12544 + (c) * 784 + (e)];
-        const float v3 = v1 - h2;
-        const float v7 = v3 * h6;
-        const float v9 = v7 + h8;
+        const float v3 = __fsub_rn(v1, h2);
+        const float v5 = __fsub_rn(v3, h4);
+        const float v7 = __fmul_rn(v5, h6);
+        const float v9 = __fadd_rn(v7, h8);
         const float v10 = fmaxf(v9, 0.0f);
         v = v10;
       }
@@ -14938,16 +14936,18 @@ extern "C" __global__ void __launch_bounds__(256, 2) k112_bnapply_relu_dw5x5s1fi
         if (ty >= 0 && ty < 28 && tx >= 0 && tx < 28) acc += d[ty * 28 + tx] * w24;
       }
       const float v11 = p2[(long long)(n) * 12544 + (c) * 784 + (e)];
-      const float v12 = v11 - h2;
-      const float v13 = v12 * h6;
-      const float v14 = v13 + h8;
-      const float v15 = fmaxf(v14, 0.0f);
-      const float v16 = (v15 > 0.0f ? acc : 0.0f);
-      r1_0 += v16;
-      const float v17 = v12 * h4;
-      const float v18 = v16 * v17;
-      r1_1 += v18;
-      p7[(long long)(n) * 12544 + (c) * 784 + (e)] = v16;
+      const float v12 = __fsub_rn(v11, h2);
+      const float v13 = __fsub_rn(v12, h4);
+      const float v14 = __fmul_rn(v13, h6);
+      const float v15 = __fadd_rn(v14, h8);
+      const float v16 = fmaxf(v15, 0.0f);
+      const float v17 = (v16 > 0.0f ? acc : 0.0f);
+      r1_0 += v17;
+      const float v19 = v11 - h18;
+      const float v21 = v19 * h20;
+      const float v22 = v17 * v21;
+      r1_1 += v22;
+      p7[(long long)(n) * 12544 + (c) * 784 + (e)] = v17;
     }
     for (int i = threadIdx.x; i < ns * 784; i += 256) {
       const int sl = i / 784;
@@ -15597,10 +15597,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k115_bnapply_relu_dw3x3s1fi
   const float *__restrict__ p0 = (const float *)a.p[0];  // parameter [144]
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 16, 28, 28)
   const float *__restrict__ p2 = (const float *)a.p[2];  // (N, 16, 28, 28)
-  const float *__restrict__ p3 = (const float *)a.p[3];  // [16] per channel
-  const float *__restrict__ p4 = (const float *)a.p[4];  // [16] per channel
-  const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [16]
-  const float *__restrict__ p6 = (const float *)a.p[6];  // parameter [16]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // [48] per channel
+  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [16]
+  const float *__restrict__ p5 = (const float *)a.p[5];  // [16] per channel
+  const float *__restrict__ p6 = (const float *)a.p[6];  // [16] per channel
   float *__restrict__ p7 = (float *)a.p[7];  // (N, 16, 28, 28)
   unsigned char *p8 = (unsigned char *)a.p[8];  // scratch: counter, partial sums
   float *__restrict__ p9 = (float *)a.p[9];  // gradient [144]
@@ -15620,10 +15620,11 @@ extern "C" __global__ void __launch_bounds__(256, 2) k115_bnapply_relu_dw3x3s1fi
   const float w7 = p0[c * 9 + 7];
   const float w8 = p0[c * 9 + 8];
   const float h2 = p3[c];
-  const float h4 = p4[c];
-  const float h5 = p5[c];
-  const float h6 = h4 * h5;
-  const float h8 = p6[c];
+  const float h4 = p3[(c) + 16];
+  const float h6 = p3[(c) + 32];
+  const float h8 = p4[c];
+  const float h18 = p5[c];
+  const float h20 = p6[c];
   float r0_0 = 0.0f;
   float r0_1 = 0.0f;
   float r0_2 = 0.0f;
@@ -15659,9 +15660,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k115_bnapply_relu_dw3x3s1fi
       if (iy >= 0 && iy < 28 && ix >= 0 && ix < 28) {
         const int e = iy * 28 + ix;
         const float v1 = p2[(long long)(n) * 12544 + (c) * 784 + (e)];
-        const float v3 = v1 - h2;
-        const float v7 = v3 * h6;
-        const float v9 = v7 + h8;
+        const float v3 = __fsub_rn(v1, h2);
+        const float v5 = __fsub_rn(v3, h4);
+        const float v7 = __fmul_rn(v5, h6);
+        const float v9 = __fadd_rn(v7, h8);
         const float v10 = fmaxf(v9, 0.0f);
         v = v10;
       }
@@ -15714,16 +15716,18 @@ extern "C" __global__ void __launch_bounds__(256, 2) k115_bnapply_relu_dw3x3s1fi
         if (ty >= 0 && ty < 28 && tx >= 0 && tx < 28) acc += d[ty * 28 + tx] * w8;
       }
       const float v11 = p2[(long long)(n) * 12544 + (c) * 784 + (e)];
-      const float v12 = v11 - h2;
-      const float v13 = v12 * h6;
-      const float v14 = v13 + h8;
-      const float v15 = fmaxf(v14, 0.0f);
-      const float v16 = (v15 > 0.0f ? acc : 0.0f);
-      r1_0 += v16;
-      const float v17 = v12 * h4;
-      const float v18 = v16 * v17;
-      r1_1 += v18;
-      p7[(long long)(n) * 12544 + (c) * 784 + (e)] = v16;
+      const float v12 = __fsub_rn(v11, h2);
+      const float v13 = __fsub_rn(v12, h4);
+      const float v14 = __fmul_rn(v13, h6);
+      const float v15 = __fadd_rn(v14, h8);
+      const float v16 = fmaxf(v15, 0.0f);
+      const float v17 = (v16 > 0.0f ? acc : 0.0f);
+      r1_0 += v17;
+      const float v19 = v11 - h18;
+      const float v21 = v19 * h20;
+      const float v22 = v17 * v21;
+      r1_1 += v22;
+      p7[(long long)(n) * 12544 + (c) * 784 + (e)] = v17;
     }
     for (int i = threadIdx.x; i < ns * 784; i += 256) {
       const int sl = i / 784;
@@ -16143,11 +16147,11 @@ extern "C" __global__ void __launch_bounds__(256, 2) k117_bnapply_avg3x3s1bwd_c1
 extern "C" __global__ void __launch_bounds__(256, 2) k118_bnapply_max3x3s1bwd_bnbwdsum_c16_28x28(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 16, 28, 28)
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 16, 28, 28)
-  const float *__restrict__ p2 = (const float *)a.p[2];  // [16] per channel
-  const float *__restrict__ p3 = (const float *)a.p[3];  // [16] per channel
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [16]
-  const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [16]
-  float *__restrict__ p6 = (float *)a.p[6];  // (N, 16, 28, 28)
+  const float *__restrict__ p2 = (const float *)a.p[2];  // [48] per channel
+  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [16]
+  float *__restrict__ p4 = (float *)a.p[4];  // (N, 16, 28, 28)
+  const float *__restrict__ p5 = (const float *)a.p[5];  // [16] per channel
+  const float *__restrict__ p6 = (const float *)a.p[6];  // [16] per channel
   unsigned char *p7 = (unsigned char *)a.p[7];  // scratch: counter, partial sums
   float *__restrict__ p8 = (float *)a.p[8];  // [32] per channel
   float *__restrict__ p9 = (float *)a.p[9];  // gradient [16]
@@ -16156,10 +16160,11 @@ extern "C" __global__ void __launch_bounds__(256, 2) k118_bnapply_max3x3s1bwd_bn
   const int n0 = blockIdx.y * 6;
   const int nb = min(6, a.n - n0);
   const float h2 = p2[c];
-  const float h4 = p3[c];
-  const float h5 = p4[c];
-  const float h6 = h4 * h5;
-  const float h8 = p5[c];
+  const float h4 = p2[(c) + 16];
+  const float h6 = p2[(c) + 32];
+  const float h8 = p3[c];
+  const float h13 = p5[c];
+  const float h15 = p6[c];
   float r0_0 = 0.0f;
   float r0_1 = 0.0f;
   __shared__ float s_dy[3136];
@@ -16187,9 +16192,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k118_bnapply_max3x3s1bwd_bn
       if (iy >= 0 && iy < 28 && ix >= 0 && ix < 28) {
         const int e = iy * 28 + ix;
         const float v1 = p1[(long long)(n) * 12544 + (c) * 784 + (e)];
-        const float v3 = v1 - h2;
-        const float v7 = v3 * h6;
-        const float v9 = v7 + h8;
+        const float v3 = __fsub_rn(v1, h2);
+        const float v5 = __fsub_rn(v3, h4);
+        const float v7 = __fmul_rn(v5, h6);
+        const float v9 = __fadd_rn(v7, h8);
         v = v9;
       }
       s_x[i] = v;
@@ -16287,15 +16293,15 @@ extern "C" __global__ void __launch_bounds__(256, 2) k118_bnapply_max3x3s1bwd_bn
           if (am[o] == 0) acc += d[o];
         }
       }
-      const float v10 = p6[(long long)(n) * 12544 + (c) * 784 + (e)];
+      const float v10 = p4[(long long)(n) * 12544 + (c) * 784 + (e)];
       const float v11 = v10 + acc;
       r0_0 += v11;
       const float v12 = p1[(long long)(n) * 12544 + (c) * 784 + (e)];
-      const float v13 = v12 - h2;
-      const float v14 = v13 * h4;
-      const float v15 = v11 * v14;
-      r0_1 += v15;
-      p6[(long long)(n) * 12544 + (c) * 784 + (e)] = v11;
+      const float v14 = v12 - h13;
+      const float v16 = v14 * h15;
+      const float v17 = v11 * v16;
+      r0_1 += v17;
+      p4[(long long)(n) * 12544 + (c) * 784 + (e)] = v11;
     }
   }
   __shared__ double s_red[32];
@@ -16507,13 +16513,11 @@ extern "C" __global__ void __launch_bounds__(256, 2) k120_bnapply_relu_dw5x5s1fi
   const float *__restrict__ p0 = (const float *)a.p[0];  // parameter [400]
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 16, 28, 28)
   const float *__restrict__ p2 = (const float *)a.p[2];  // (N, 16, 28, 28)
-  const float *__restrict__ p3 = (const float *)a.p[3];  // [16] per channel
-  const float *__restrict__ p4 = (const float *)a.p[4];  // [16] per channel
-  const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [16]
-  const float *__restrict__ p6 = (const float *)a.p[6];  // parameter [16]
-  float *__restrict__ p7 = (float *)a.p[7];  // (N, 16, 28, 28)
-  unsigned char *p8 = (unsigned char *)a.p[8];  // scratch: counter, partial sums
-  float *__restrict__ p9 = (float *)a.p[9];  // gradient [400]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // [48] per channel
+  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [16]
+  float *__restrict__ p5 = (float *)a.p[5];  // (N, 16, 28, 28)
+  unsigned char *p6 = (unsigned char *)a.p[6];  // scratch: counter, partial sums
+  float *__restrict__ p7 = (float *)a.p[7];  // gradient [400]
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 6;
   const int nb = min(6, a.n - n0);
@@ -16543,10 +16547,9 @@ extern "C" __global__ void __launch_bounds__(256, 2) k120_bnapply_relu_dw5x5s1fi
   const float w23 = p0[c * 25 + 23];
   const float w24 = p0[c * 25 + 24];
   const float h2 = p3[c];
-  const float h4 = p4[c];
-  const float h5 = p5[c];
-  const float h6 = h4 * h5;
-  const float h8 = p6[c];
+  const float h4 = p3[(c) + 16];
+  const float h6 = p3[(c) + 32];
+  const float h8 = p4[c];
   float r0_0 = 0.0f;
   float r0_1 = 0.0f;
   float r0_2 = 0.0f;
@@ -16596,9 +16599,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k120_bnapply_relu_dw5x5s1fi
       if (iy >= 0 && iy < 28 && ix >= 0 && ix < 28) {
         const int e = iy * 28 + ix;
         const float v1 = p2[(long long)(n) * 12544 + (c) * 784 + (e)];
-        const float v3 = v1 - h2;
-        const float v7 = v3 * h6;
-        const float v9 = v7 + h8;
+        const float v3 = __fsub_rn(v1, h2);
+        const float v5 = __fsub_rn(v3, h4);
+        const float v7 = __fmul_rn(v5, h6);
+        const float v9 = __fadd_rn(v7, h8);
         const float v10 = fmaxf(v9, 0.0f);
         v = v10;
       }
@@ -16715,14 +16719,15 @@ extern "C" __global__ void __launch_bounds__(256, 2) k120_bnapply_relu_dw5x5s1fi
         if (ty >= 0 && ty < 28 && tx >= 0 && tx < 28) acc += d[ty * 28 + tx] * w24;
       }
       const float v11 = p2[(long long)(n) * 12544 + (c) * 784 + (e)];
-      const float v12 = v11 - h2;
-      const float v13 = v12 * h6;
-      const float v14 = v13 + h8;
-      const float v15 = fmaxf(v14, 0.0f);
-      const float v16 = (v15 > 0.0f ? acc : 0.0f);
-      const float v17 = p7[(long long)(n) * 12544 + (c) * 784 + (e)];
-      const float v18 = v17 + v16;
-      p7[(long long)(n) * 12544 + (c) * 784 + (e)] = v18;
+      const float v12 = __fsub_rn(v11, h2);
+      const float v13 = __fsub_rn(v12, h4);
+      const float v14 = __fmul_rn(v13, h6);
+      const float v15 = __fadd_rn(v14, h8);
+      const float v16 = fmaxf(v15, 0.0f);
+      const float v17 = (v16 > 0.0f ? acc : 0.0f);
+      const float v18 = p5[(long long)(n) * 12544 + (c) * 784 + (e)];
+      const float v19 = v18 + v17;
+      p5[(long long)(n) * 12544 + (c) * 784 + (e)] = v19;
     }
     for (int i = threadIdx.x; i < ns * 784; i += 256) {
       const int sl = i / 784;
@@ -16785,7 +16790,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) k120_bnapply_relu_dw5x5s1fi
   const double q0_22 = nao_block_sum((double)r0_22, s_red);
   const double q0_23 = nao_block_sum((double)r0_23, s_red);
   const double q0_24 = nao_block_sum((double)r0_24, s_red);
-  double *part = (double *)(p8 + 256);
+  double *part = (double *)(p6 + 256);
   if (threadIdx.x == 0) {
     double *pp = part + ((long long)blockIdx.y * gridDim.x + blockIdx.x) * 25;
     pp[0] = q0_0;
@@ -16814,7 +16819,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) k120_bnapply_relu_dw5x5s1fi
     pp[23] = q0_23;
     pp[24] = q0_24;
     __threadfence();
-    s_last = atomicAdd((unsigned int *)p8, 1u) == gridDim.x * gridDim.y - 1u;
+    s_last = atomicAdd((unsigned int *)p6, 1u) == gridDim.x * gridDim.y - 1u;
   }
   __syncthreads();
   if (!s_last) return;
@@ -16875,34 +16880,34 @@ extern "C" __global__ void __launch_bounds__(256, 2) k120_bnapply_relu_dw5x5s1fi
       f0_24 += pp[24];
     }
     {
-      p9[cc * 25 + 0] = (float)f0_0;
-      p9[cc * 25 + 1] = (float)f0_1;
-      p9[cc * 25 + 2] = (float)f0_2;
-      p9[cc * 25 + 3] = (float)f0_3;
-      p9[cc * 25 + 4] = (float)f0_4;
-      p9[cc * 25 + 5] = (float)f0_5;
-      p9[cc * 25 + 6] = (float)f0_6;
-      p9[cc * 25 + 7] = (float)f0_7;
-      p9[cc * 25 + 8] = (float)f0_8;
-      p9[cc * 25 + 9] = (float)f0_9;
-      p9[cc * 25 + 10] = (float)f0_10;
-      p9[cc * 25 + 11] = (float)f0_11;
-      p9[cc * 25 + 12] = (float)f0_12;
-      p9[cc * 25 + 13] = (float)f0_13;
-      p9[cc * 25 + 14] = (float)f0_14;
-      p9[cc * 25 + 15] = (float)f0_15;
-      p9[cc * 25 + 16] = (float)f0_16;
-      p9[cc * 25 + 17] = (float)f0_17;
-      p9[cc * 25 + 18] = (float)f0_18;
-      p9[cc * 25 + 19] = (float)f0_19;
-      p9[cc * 25 + 20] = (float)f0_20;
-      p9[cc * 25 + 21] = (float)f0_21;
-      p9[cc * 25 + 22] = (float)f0_22;
-      p9[cc * 25 + 23] = (float)f0_23;
-      p9[cc * 25 + 24] = (float)f0_24;
+      p7[cc * 25 + 0] = (float)f0_0;
+      p7[cc * 25 + 1] = (float)f0_1;
+      p7[cc * 25 + 2] = (float)f0_2;
+      p7[cc * 25 + 3] = (float)f0_3;
+      p7[cc * 25 + 4] = (float)f0_4;
+      p7[cc * 25 + 5] = (float)f0_5;
+      p7[cc * 25 + 6] = (float)f0_6;
+      p7[cc * 25 + 7] = (float)f0_7;
+      p7[cc * 25 + 8] = (float)f0_8;
+      p7[cc * 25 + 9] = (float)f0_9;
+      p7[cc * 25 + 10] = (float)f0_10;
+      p7[cc * 25 + 11] = (float)f0_11;
+      p7[cc * 25 + 12] = (float)f0_12;
+      p7[cc * 25 + 13] = (float)f0_13;
+      p7[cc * 25 + 14] = (float)f0_14;
+      p7[cc * 25 + 15] = (float)f0_15;
+      p7[cc * 25 + 16] = (float)f0_16;
+      p7[cc * 25 + 17] = (float)f0_17;
+      p7[cc * 25 + 18] = (float)f0_18;
+      p7[cc * 25 + 19] = (float)f0_19;
+      p7[cc * 25 + 20] = (float)f0_20;
+      p7[cc * 25 + 21] = (float)f0_21;
+      p7[cc * 25 + 22] = (float)f0_22;
+      p7[cc * 25 + 23] = (float)f0_23;
+      p7[cc * 25 + 24] = (float)f0_24;
     }
   }
-  if (threadIdx.x == 0) *(volatile unsigned int *)p8 = 0u;
+  if (threadIdx.x == 0) *(volatile unsigned int *)p6 = 0u;
 }
 
 // ---------------------------------------------------------------- k121_bnapply_relu_dw5x5s1filter_dw5x5s1data_c16_28x28
@@ -16912,11 +16917,11 @@ extern "C" __global__ void __launch_bounds__(256, 2) k121_bnapply_relu_dw5x5s1fi
   const float *__restrict__ p0 = (const float *)a.p[0];  // parameter [400]
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 16, 28, 28)
   const float *__restrict__ p2 = (const float *)a.p[2];  // (N, 16, 28, 28)
-  const float *__restrict__ p3 = (const float *)a.p[3];  // [16] per channel
-  const float *__restrict__ p4 = (const float *)a.p[4];  // [16] per channel
-  const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [16]
-  const float *__restrict__ p6 = (const float *)a.p[6];  // parameter [16]
-  float *__restrict__ p7 = (float *)a.p[7];  // (N, 16, 28, 28)
+  const float *__restrict__ p3 = (const float *)a.p[3];  // [48] per channel
+  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [16]
+  float *__restrict__ p5 = (float *)a.p[5];  // (N, 16, 28, 28)
+  const float *__restrict__ p6 = (const float *)a.p[6];  // [16] per channel
+  const float *__restrict__ p7 = (const float *)a.p[7];  // [16] per channel
   unsigned char *p8 = (unsigned char *)a.p[8];  // scratch: counter, partial sums
   float *__restrict__ p9 = (float *)a.p[9];  // gradient [400]
   float *__restrict__ p10 = (float *)a.p[10];  // [32] per channel
@@ -16951,10 +16956,11 @@ extern "C" __global__ void __launch_bounds__(256, 2) k121_bnapply_relu_dw5x5s1fi
   const float w23 = p0[c * 25 + 23];
   const float w24 = p0[c * 25 + 24];
   const float h2 = p3[c];
-  const float h4 = p4[c];
-  const float h5 = p5[c];
-  const float h6 = h4 * h5;
-  const float h8 = p6[c];
+  const float h4 = p3[(c) + 16];
+  const float h6 = p3[(c) + 32];
+  const float h8 = p4[c];
+  const float h20 = p6[c];
+  const float h22 = p7[c];
   float r0_0 = 0.0f;
   float r0_1 = 0.0f;
   float r0_2 = 0.0f;
@@ -17006,9 +17012,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k121_bnapply_relu_dw5x5s1fi
       if (iy >= 0 && iy < 28 && ix >= 0 && ix < 28) {
         const int e = iy * 28 + ix;
         const float v1 = p2[(long long)(n) * 12544 + (c) * 784 + (e)];
-        const float v3 = v1 - h2;
-        const float v7 = v3 * h6;
-        const float v9 = v7 + h8;
+        const float v3 = __fsub_rn(v1, h2);
+        const float v5 = __fsub_rn(v3, h4);
+        const float v7 = __fmul_rn(v5, h6);
+        const float v9 = __fadd_rn(v7, h8);
         const float v10 = fmaxf(v9, 0.0f);
         v = v10;
       }
@@ -17125,18 +17132,20 @@ extern "C" __global__ void __launch_bounds__(256, 2) k121_bnapply_relu_dw5x5s1fi
         if (ty >= 0 && ty < 28 && tx >= 0 && tx < 28) acc += d[ty * 28 + tx] * w24;
       }
       const float v11 = p2[(long long)(n) * 12544 + (c) * 784 + (e)];
-      const float v12 = v11 - h2;
-      const float v13 = v12 * h6;
-      const float v14 = v13 + h8;
-      const float v15 = fmaxf(v14, 0.0f);
-      const float v16 = (v15 > 0.0f ? acc : 0.0f);
-      const float v17 = p7[(long long)(n) * 12544 + (c) * 784 + (e)];
-      const float v18 = v17 + v16;
-      r1_0 += v18;
-      const float v19 = v12 * h4;
-      const float v20 = v18 * v19;
-      r1_1 += v20;
-      p7[(long long)(n) * 12544 + (c) * 784 + (e)] = v18;
+      const float v12 = __fsub_rn(v11, h2);
+      const float v13 = __fsub_rn(v12, h4);
+      const float v14 = __fmul_rn(v13, h6);
+      const float v15 = __fadd_rn(v14, h8);
+      const float v16 = fmaxf(v15, 0.0f);
+      const float v17 = (v16 > 0.0f ? acc : 0.0f);
+      const float v18 = p5[(long long)(n) * 12544 + (c) * 784 + (e)];
+      const float v19 = v18 + v17;
+      r1_0 += v19;
+      const float v21 = v11 - h20;
+      const float v23 = v21 * h22;
+      const float v24 = v19 * v23;
+      r1_1 += v24;
+      p5[(long long)(n) * 12544 + (c) * 784 + (e)] = v19;
     }
     for (int i = threadIdx.x; i < ns * 784; i += 256) {
       const int sl = i / 784;
@@ -17574,8 +17583,8 @@ extern "C" __global__ void __launch_bounds__(256, 2) k125_sgd_177818(const NaoAr
 extern "C" __global__ void __launch_bounds__(256, 2) k126_bnapply_relu_c48_28x28(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 48, 28, 28)
   const float *__restrict__ p1 = (const float *)a.p[1];  // buffer [48]
-  const float *__restrict__ p2 = (const float *)a.p[2];  // buffer [48]
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [48]
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [48]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // buffer [48]
   const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [48]
   float *__restrict__ p5 = (float *)a.p[5];  // (N, 48, 28, 28)
   const int c = blockIdx.x;
@@ -17583,32 +17592,31 @@ extern "C" __global__ void __launch_bounds__(256, 2) k126_bnapply_relu_c48_28x28
   const int nb = min(6, a.n - n0);
   const float h1 = p1[c];
   const float h3 = p2[c];
-  const float h4 = 1.0f / sqrtf(h3 + 9.99999975e-06f);
-  const float h5 = p3[c];
-  const float h6 = h4 * h5;
-  const float h8 = p4[c];
+  const float h4 = p3[c];
+  const float h5 = (float)((double)h3 * (1.0 / sqrt((double)h4 + (double)9.99999975e-06f)));
+  const float h7 = p4[c];
   for (int i = threadIdx.x; i < nb * 196; i += 256) {
     const int nl = i / 196;
     const int e = (i - nl * 196) * 4;
     const int n = n0 + nl;
     const float4 v0 = *(const float4 *)(p0 + (long long)(n) * 37632 + (c) * 784 + (e));
-    const float v2 = v0.x - h1;
-    const float v7 = v2 * h6;
-    const float v9 = v7 + h8;
-    const float v10 = fmaxf(v9, 0.0f);
-    const float v11 = v0.y - h1;
-    const float v12 = v11 * h6;
-    const float v13 = v12 + h8;
-    const float v14 = fmaxf(v13, 0.0f);
-    const float v15 = v0.z - h1;
-    const float v16 = v15 * h6;
-    const float v17 = v16 + h8;
-    const float v18 = fmaxf(v17, 0.0f);
-    const float v19 = v0.w - h1;
-    const float v20 = v19 * h6;
-    const float v21 = v20 + h8;
-    const float v22 = fmaxf(v21, 0.0f);
-    *(float4 *)(p5 + (long long)(n) * 37632 + (c) * 784 + (e)) = make_float4(v10, v14, v18, v22);
+    const float v2 = __fsub_rn(v0.x, h1);
+    const float v6 = __fmul_rn(v2, h5);
+    const float v8 = __fadd_rn(v6, h7);
+    const float v9 = fmaxf(v8, 0.0f);
+    const float v10 = __fsub_rn(v0.y, h1);
+    const float v11 = __fmul_rn(v10, h5);
+    const float v12 = __fadd_rn(v11, h7);
+    const float v13 = fmaxf(v12, 0.0f);
+    const float v14 = __fsub_rn(v0.z, h1);
+    const float v15 = __fmul_rn(v14, h5);
+    const float v16 = __fadd_rn(v15, h7);
+    const float v17 = fmaxf(v16, 0.0f);
+    const float v18 = __fsub_rn(v0.w, h1);
+    const float v19 = __fmul_rn(v18, h5);
+    const float v20 = __fadd_rn(v19, h7);
+    const float v21 = fmaxf(v20, 0.0f);
+    *(float4 *)(p5 + (long long)(n) * 37632 + (c) * 784 + (e)) = make_float4(v9, v13, v17, v21);
   }
 }
 
@@ -17619,8 +17627,8 @@ extern "C" __global__ void __launch_bounds__(256, 2) k127_bnapply_relu_dw5x5s1_c
   const float *__restrict__ p0 = (const float *)a.p[0];  // parameter [400]
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 16, 28, 28)
   const float *__restrict__ p2 = (const float *)a.p[2];  // buffer [16]
-  const float *__restrict__ p3 = (const float *)a.p[3];  // buffer [16]
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [16]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [16]
+  const float *__restrict__ p4 = (const float *)a.p[4];  // buffer [16]
   const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [16]
   float *__restrict__ p6 = (float *)a.p[6];  // (N, 16, 28, 28)
   const int c = blockIdx.x;
@@ -17653,10 +17661,9 @@ extern "C" __global__ void __launch_bounds__(256, 2) k127_bnapply_relu_dw5x5s1_c
   const float w24 = p0[c * 25 + 24];
   const float h1 = p2[c];
   const float h3 = p3[c];
-  const float h4 = 1.0f / sqrtf(h3 + 9.99999975e-06f);
-  const float h5 = p4[c];
-  const float h6 = h4 * h5;
-  const float h8 = p5[c];
+  const float h4 = p4[c];
+  const float h5 = (float)((double)h3 * (1.0 / sqrt((double)h4 + (double)9.99999975e-06f)));
+  const float h7 = p5[c];
   __shared__ float s_x[6144];
   for (int s0 = 0; s0 < nb; s0 += 6) {
     const int ns = min(6, nb - s0);
@@ -17672,11 +17679,11 @@ extern "C" __global__ void __launch_bounds__(256, 2) k127_bnapply_relu_dw5x5s1_c
       if (iy >= 0 && iy < 28 && ix >= 0 && ix < 28) {
         const int e = iy * 28 + ix;
         const float v0 = p1[(long long)(n) * 12544 + (c) * 784 + (e)];
-        const float v2 = v0 - h1;
-        const float v7 = v2 * h6;
-        const float v9 = v7 + h8;
-        const float v10 = fmaxf(v9, 0.0f);
-        v = v10;
+        const float v2 = __fsub_rn(v0, h1);
+        const float v6 = __fmul_rn(v2, h5);
+        const float v8 = __fadd_rn(v6, h7);
+        const float v9 = fmaxf(v8, 0.0f);
+        v = v9;
       }
       s_x[i] = v;
     }
@@ -17725,13 +17732,13 @@ extern "C" __global__ void __launch_bounds__(256, 2) k127_bnapply_relu_dw5x5s1_c
 extern "C" __global__ void __launch_bounds__(256, 2) k128_bnapply_avg3x3s1_add_c16_28x28(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 16, 28, 28)
   const float *__restrict__ p1 = (const float *)a.p[1];  // buffer [16]
-  const float *__restrict__ p2 = (const float *)a.p[2];  // buffer [16]
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [16]
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [16]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // buffer [16]
   const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [16]
   const float *__restrict__ p5 = (const float *)a.p[5];  // (N, 16, 28, 28)
   const float *__restrict__ p6 = (const float *)a.p[6];  // buffer [16]
-  const float *__restrict__ p7 = (const float *)a.p[7];  // buffer [16]
-  const float *__restrict__ p8 = (const float *)a.p[8];  // parameter [16]
+  const float *__restrict__ p7 = (const float *)a.p[7];  // parameter [16]
+  const float *__restrict__ p8 = (const float *)a.p[8];  // buffer [16]
   const float *__restrict__ p9 = (const float *)a.p[9];  // parameter [16]
   float *__restrict__ p10 = (float *)a.p[10];  // (N, 16, 28, 28)
   const int c = blockIdx.x;
@@ -17739,16 +17746,14 @@ extern "C" __global__ void __launch_bounds__(256, 2) k128_bnapply_avg3x3s1_add_c
   const int nb = min(6, a.n - n0);
   const float h1 = p1[c];
   const float h3 = p2[c];
-  const float h4 = 1.0f / sqrtf(h3 + 9.99999975e-06f);
-  const float h5 = p3[c];
-  const float h6 = h4 * h5;
-  const float h8 = p4[c];
-  const float h11 = p6[c];
-  const float h13 = p7[c];
-  const float h14 = 1.0f / sqrtf(h13 + 9.99999975e-06f);
-  const float h15 = p8[c];
-  const float h16 = h14 * h15;
-  const float h18 = p9[c];
+  const float h4 = p3[c];
+  const float h5 = (float)((double)h3 * (1.0 / sqrt((double)h4 + (double)9.99999975e-06f)));
+  const float h7 = p4[c];
+  const float h10 = p6[c];
+  const float h12 = p7[c];
+  const float h13 = p8[c];
+  const float h14 = (float)((double)h12 * (1.0 / sqrt((double)h13 + (double)9.99999975e-06f)));
+  const float h16 = p9[c];
   __shared__ float s_x[5400];
   for (int s0 = 0; s0 < nb; s0 += 6) {
     const int ns = min(6, nb - s0);
@@ -17764,10 +17769,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k128_bnapply_avg3x3s1_add_c
       if (iy >= 0 && iy < 28 && ix >= 0 && ix < 28) {
         const int e = iy * 28 + ix;
         const float v0 = p0[(long long)(n) * 12544 + (c) * 784 + (e)];
-        const float v2 = v0 - h1;
-        const float v7 = v2 * h6;
-        const float v9 = v7 + h8;
-        v = v9;
+        const float v2 = __fsub_rn(v0, h1);
+        const float v6 = __fmul_rn(v2, h5);
+        const float v8 = __fadd_rn(v6, h7);
+        v = v8;
       }
       s_x[i] = v;
     }
@@ -17791,12 +17796,12 @@ extern "C" __global__ void __launch_bounds__(256, 2) k128_bnapply_avg3x3s1_add_c
       sum += s[62];
       const int cnt = (min(oy * 1 - 1 + 3, 28) - max(oy * 1 - 1, 0)) * (min(ox * 1 - 1 + 3, 28) - max(ox * 1 - 1, 0));
       const float acc = sum / (float)cnt;
-      const float v10 = p5[(long long)(n) * 12544 + (c) * 784 + (e)];
-      const float v12 = v10 - h11;
-      const float v17 = v12 * h16;
-      const float v19 = v17 + h18;
-      const float v20 = v19 + acc;
-      p10[(long long)(n) * 12544 + (c) * 784 + (e)] = v20;
+      const float v9 = p5[(long long)(n) * 12544 + (c) * 784 + (e)];
+      const float v11 = __fsub_rn(v9, h10);
+      const float v15 = __fmul_rn(v11, h14);
+      const float v17 = __fadd_rn(v15, h16);
+      const float v18 = v17 + acc;
+      p10[(long long)(n) * 12544 + (c) * 784 + (e)] = v18;
     }
   }
 }
@@ -17808,8 +17813,8 @@ extern "C" __global__ void __launch_bounds__(256, 2) k129_avg3x3s1_bnapply_add_c
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 16, 28, 28)
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 16, 28, 28)
   const float *__restrict__ p2 = (const float *)a.p[2];  // buffer [16]
-  const float *__restrict__ p3 = (const float *)a.p[3];  // buffer [16]
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [16]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [16]
+  const float *__restrict__ p4 = (const float *)a.p[4];  // buffer [16]
   const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [16]
   float *__restrict__ p6 = (float *)a.p[6];  // (N, 16, 28, 28)
   const int c = blockIdx.x;
@@ -17817,10 +17822,9 @@ extern "C" __global__ void __launch_bounds__(256, 2) k129_avg3x3s1_bnapply_add_c
   const int nb = min(6, a.n - n0);
   const float h2 = p2[c];
   const float h4 = p3[c];
-  const float h5 = 1.0f / sqrtf(h4 + 9.99999975e-06f);
-  const float h6 = p4[c];
-  const float h7 = h5 * h6;
-  const float h9 = p5[c];
+  const float h5 = p4[c];
+  const float h6 = (float)((double)h4 * (1.0 / sqrt((double)h5 + (double)9.99999975e-06f)));
+  const float h8 = p5[c];
   __shared__ float s_x[5400];
   for (int s0 = 0; s0 < nb; s0 += 6) {
     const int ns = min(6, nb - s0);
@@ -17861,11 +17865,11 @@ extern "C" __global__ void __launch_bounds__(256, 2) k129_avg3x3s1_bnapply_add_c
       const int cnt = (min(oy * 1 - 1 + 3, 28) - max(oy * 1 - 1, 0)) * (min(ox * 1 - 1 + 3, 28) - max(ox * 1 - 1, 0));
       const float acc = sum / (float)cnt;
       const float v1 = p1[(long long)(n) * 12544 + (c) * 784 + (e)];
-      const float v3 = v1 - h2;
-      const float v8 = v3 * h7;
-      const float v10 = v8 + h9;
-      const float v11 = v10 + acc;
-      p6[(long long)(n) * 37632 + (c) * 784 + (e)] = v11;
+      const float v3 = __fsub_rn(v1, h2);
+      const float v7 = __fmul_rn(v3, h6);
+      const float v9 = __fadd_rn(v7, h8);
+      const float v10 = v9 + acc;
+      p6[(long long)(n) * 37632 + (c) * 784 + (e)] = v10;
     }
   }
 }
@@ -17876,8 +17880,8 @@ extern "C" __global__ void __launch_bounds__(256, 2) k129_avg3x3s1_bnapply_add_c
 extern "C" __global__ void __launch_bounds__(256, 2) k130_bnapply_max3x3s1_c16_28x28(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 16, 28, 28)
   const float *__restrict__ p1 = (const float *)a.p[1];  // buffer [16]
-  const float *__restrict__ p2 = (const float *)a.p[2];  // buffer [16]
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [16]
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [16]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // buffer [16]
   const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [16]
   float *__restrict__ p5 = (float *)a.p[5];  // (N, 16, 28, 28)
   const int c = blockIdx.x;
@@ -17885,10 +17889,9 @@ extern "C" __global__ void __launch_bounds__(256, 2) k130_bnapply_max3x3s1_c16_2
   const int nb = min(6, a.n - n0);
   const float h1 = p1[c];
   const float h3 = p2[c];
-  const float h4 = 1.0f / sqrtf(h3 + 9.99999975e-06f);
-  const float h5 = p3[c];
-  const float h6 = h4 * h5;
-  const float h8 = p4[c];
+  const float h4 = p3[c];
+  const float h5 = (float)((double)h3 * (1.0 / sqrt((double)h4 + (double)9.99999975e-06f)));
+  const float h7 = p4[c];
   __shared__ float s_x[5400];
   for (int s0 = 0; s0 < nb; s0 += 6) {
     const int ns = min(6, nb - s0);
@@ -17904,10 +17907,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k130_bnapply_max3x3s1_c16_2
       if (iy >= 0 && iy < 28 && ix >= 0 && ix < 28) {
         const int e = iy * 28 + ix;
         const float v0 = p0[(long long)(n) * 12544 + (c) * 784 + (e)];
-        const float v2 = v0 - h1;
-        const float v7 = v2 * h6;
-        const float v9 = v7 + h8;
-        v = v9;
+        const float v2 = __fsub_rn(v0, h1);
+        const float v6 = __fmul_rn(v2, h5);
+        const float v8 = __fadd_rn(v6, h7);
+        v = v8;
       }
       s_x[i] = v;
     }
@@ -17940,8 +17943,8 @@ extern "C" __global__ void __launch_bounds__(256, 2) k130_bnapply_max3x3s1_c16_2
 extern "C" __global__ void __launch_bounds__(256, 2) k131_bnapply_avg3x3s1_c16_28x28(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 16, 28, 28)
   const float *__restrict__ p1 = (const float *)a.p[1];  // buffer [16]
-  const float *__restrict__ p2 = (const float *)a.p[2];  // buffer [16]
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [16]
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [16]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // buffer [16]
   const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [16]
   float *__restrict__ p5 = (float *)a.p[5];  // (N, 16, 28, 28)
   const int c = blockIdx.x;
@@ -17949,10 +17952,9 @@ extern "C" __global__ void __launch_bounds__(256, 2) k131_bnapply_avg3x3s1_c16_2
   const int nb = min(6, a.n - n0);
   const float h1 = p1[c];
   const float h3 = p2[c];
-  const float h4 = 1.0f / sqrtf(h3 + 9.99999975e-06f);
-  const float h5 = p3[c];
-  const float h6 = h4 * h5;
-  const float h8 = p4[c];
+  const float h4 = p3[c];
+  const float h5 = (float)((double)h3 * (1.0 / sqrt((double)h4 + (double)9.99999975e-06f)));
+  const float h7 = p4[c];
   __shared__ float s_x[5400];
   for (int s0 = 0; s0 < nb; s0 += 6) {
     const int ns = min(6, nb - s0);
@@ -17968,10 +17970,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k131_bnapply_avg3x3s1_c16_2
       if (iy >= 0 && iy < 28 && ix >= 0 && ix < 28) {
         const int e = iy * 28 + ix;
         const float v0 = p0[(long long)(n) * 12544 + (c) * 784 + (e)];
-        const float v2 = v0 - h1;
-        const float v7 = v2 * h6;
-        const float v9 = v7 + h8;
-        v = v9;
+        const float v2 = __fsub_rn(v0, h1);
+        const float v6 = __fmul_rn(v2, h5);
+        const float v8 = __fadd_rn(v6, h7);
+        v = v8;
       }
       s_x[i] = v;
     }
@@ -18072,8 +18074,8 @@ extern "C" __global__ void __launch_bounds__(256, 2) k133_bnapply_relu_dw3x3s1_c
   const float *__restrict__ p0 = (const float *)a.p[0];  // parameter [144]
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 16, 28, 28)
   const float *__restrict__ p2 = (const float *)a.p[2];  // buffer [16]
-  const float *__restrict__ p3 = (const float *)a.p[3];  // buffer [16]
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [16]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [16]
+  const float *__restrict__ p4 = (const float *)a.p[4];  // buffer [16]
   const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [16]
   float *__restrict__ p6 = (float *)a.p[6];  // (N, 16, 28, 28)
   const int c = blockIdx.x;
@@ -18090,10 +18092,9 @@ extern "C" __global__ void __launch_bounds__(256, 2) k133_bnapply_relu_dw3x3s1_c
   const float w8 = p0[c * 9 + 8];
   const float h1 = p2[c];
   const float h3 = p3[c];
-  const float h4 = 1.0f / sqrtf(h3 + 9.99999975e-06f);
-  const float h5 = p4[c];
-  const float h6 = h4 * h5;
-  const float h8 = p5[c];
+  const float h4 = p4[c];
+  const float h5 = (float)((double)h3 * (1.0 / sqrt((double)h4 + (double)9.99999975e-06f)));
+  const float h7 = p5[c];
   __shared__ float s_x[5400];
   for (int s0 = 0; s0 < nb; s0 += 6) {
     const int ns = min(6, nb - s0);
@@ -18109,11 +18110,11 @@ extern "C" __global__ void __launch_bounds__(256, 2) k133_bnapply_relu_dw3x3s1_c
       if (iy >= 0 && iy < 28 && ix >= 0 && ix < 28) {
         const int e = iy * 28 + ix;
         const float v0 = p1[(long long)(n) * 12544 + (c) * 784 + (e)];
-        const float v2 = v0 - h1;
-        const float v7 = v2 * h6;
-        const float v9 = v7 + h8;
-        const float v10 = fmaxf(v9, 0.0f);
-        v = v10;
+        const float v2 = __fsub_rn(v0, h1);
+        const float v6 = __fmul_rn(v2, h5);
+        const float v8 = __fadd_rn(v6, h7);
+        const float v9 = fmaxf(v8, 0.0f);
+        v = v9;
       }
       s_x[i] = v;
     }
@@ -18146,13 +18147,13 @@ extern "C" __global__ void __launch_bounds__(256, 2) k133_bnapply_relu_dw3x3s1_c
 extern "C" __global__ void __launch_bounds__(256, 2) k134_bnapply_max3x3s1_add_c16_28x28(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 16, 28, 28)
   const float *__restrict__ p1 = (const float *)a.p[1];  // buffer [16]
-  const float *__restrict__ p2 = (const float *)a.p[2];  // buffer [16]
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [16]
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [16]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // buffer [16]
   const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [16]
   const float *__restrict__ p5 = (const float *)a.p[5];  // (N, 16, 28, 28)
   const float *__restrict__ p6 = (const float *)a.p[6];  // buffer [16]
-  const float *__restrict__ p7 = (const float *)a.p[7];  // buffer [16]
-  const float *__restrict__ p8 = (const float *)a.p[8];  // parameter [16]
+  const float *__restrict__ p7 = (const float *)a.p[7];  // parameter [16]
+  const float *__restrict__ p8 = (const float *)a.p[8];  // buffer [16]
   const float *__restrict__ p9 = (const float *)a.p[9];  // parameter [16]
   float *__restrict__ p10 = (float *)a.p[10];  // (N, 16, 28, 28)
   const int c = blockIdx.x;
@@ -18160,16 +18161,14 @@ extern "C" __global__ void __launch_bounds__(256, 2) k134_bnapply_max3x3s1_add_c
   const int nb = min(6, a.n - n0);
   const float h1 = p1[c];
   const float h3 = p2[c];
-  const float h4 = 1.0f / sqrtf(h3 + 9.99999975e-06f);
-  const float h5 = p3[c];
-  const float h6 = h4 * h5;
-  const float h8 = p4[c];
-  const float h11 = p6[c];
-  const float h13 = p7[c];
-  const float h14 = 1.0f / sqrtf(h13 + 9.99999975e-06f);
-  const float h15 = p8[c];
-  const float h16 = h14 * h15;
-  const float h18 = p9[c];
+  const float h4 = p3[c];
+  const float h5 = (float)((double)h3 * (1.0 / sqrt((double)h4 + (double)9.99999975e-06f)));
+  const float h7 = p4[c];
+  const float h10 = p6[c];
+  const float h12 = p7[c];
+  const float h13 = p8[c];
+  const float h14 = (float)((double)h12 * (1.0 / sqrt((double)h13 + (double)9.99999975e-06f)));
+  const float h16 = p9[c];
   __shared__ float s_x[5400];
   for (int s0 = 0; s0 < nb; s0 += 6) {
     const int ns = min(6, nb - s0);
@@ -18185,10 +18184,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k134_bnapply_max3x3s1_add_c
       if (iy >= 0 && iy < 28 && ix >= 0 && ix < 28) {
         const int e = iy * 28 + ix;
         const float v0 = p0[(long long)(n) * 12544 + (c) * 784 + (e)];
-        const float v2 = v0 - h1;
-        const float v7 = v2 * h6;
-        const float v9 = v7 + h8;
-        v = v9;
+        const float v2 = __fsub_rn(v0, h1);
+        const float v6 = __fmul_rn(v2, h5);
+        const float v8 = __fadd_rn(v6, h7);
+        v = v8;
       }
       s_x[i] = v;
     }
@@ -18210,12 +18209,12 @@ extern "C" __global__ void __launch_bounds__(256, 2) k134_bnapply_max3x3s1_add_c
       if (!(s[60] <= acc)) acc = s[60];
       if (!(s[61] <= acc)) acc = s[61];
       if (!(s[62] <= acc)) acc = s[62];
-      const float v10 = p5[(long long)(n) * 12544 + (c) * 784 + (e)];
-      const float v12 = v10 - h11;
-      const float v17 = v12 * h16;
-      const float v19 = v17 + h18;
-      const float v20 = v19 + acc;
-      p10[(long long)(n) * 37632 + (c) * 784 + (e)] = v20;
+      const float v9 = p5[(long long)(n) * 12544 + (c) * 784 + (e)];
+      const float v11 = __fsub_rn(v9, h10);
+      const float v15 = __fmul_rn(v11, h14);
+      const float v17 = __fadd_rn(v15, h16);
+      const float v18 = v17 + acc;
+      p10[(long long)(n) * 37632 + (c) * 784 + (e)] = v18;
     }
   }
 }
@@ -18227,8 +18226,8 @@ extern "C" __global__ void __launch_bounds__(256, 2) k135_bnapply_relu_dw5x5s2_c
   const float *__restrict__ p0 = (const float *)a.p[0];  // parameter [800]
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 32, 28, 28)
   const float *__restrict__ p2 = (const float *)a.p[2];  // buffer [32]
-  const float *__restrict__ p3 = (const float *)a.p[3];  // buffer [32]
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [32]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [32]
+  const float *__restrict__ p4 = (const float *)a.p[4];  // buffer [32]
   const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [32]
   float *__restrict__ p6 = (float *)a.p[6];  // (N, 32, 14, 14)
   const int c = blockIdx.x;
@@ -18261,10 +18260,9 @@ extern "C" __global__ void __launch_bounds__(256, 2) k135_bnapply_relu_dw5x5s2_c
   const float w24 = p0[c * 25 + 24];
   const float h1 = p2[c];
   const float h3 = p3[c];
-  const float h4 = 1.0f / sqrtf(h3 + 9.99999975e-06f);
-  const float h5 = p4[c];
-  const float h6 = h4 * h5;
-  const float h8 = p5[c];
+  const float h4 = p4[c];
+  const float h5 = (float)((double)h3 * (1.0 / sqrt((double)h4 + (double)9.99999975e-06f)));
+  const float h7 = p5[c];
   __shared__ float s_x[7688];
   for (int s0 = 0; s0 < nb; s0 += 8) {
     const int ns = min(8, nb - s0);
@@ -18280,11 +18278,11 @@ extern "C" __global__ void __launch_bounds__(256, 2) k135_bnapply_relu_dw5x5s2_c
       if (iy >= 0 && iy < 28 && ix >= 0 && ix < 28) {
         const int e = iy * 28 + ix;
         const float v0 = p1[(long long)(n) * 25088 + (c) * 784 + (e)];
-        const float v2 = v0 - h1;
-        const float v7 = v2 * h6;
-        const float v9 = v7 + h8;
-        const float v10 = fmaxf(v9, 0.0f);
-        v = v10;
+        const float v2 = __fsub_rn(v0, h1);
+        const float v6 = __fmul_rn(v2, h5);
+        const float v8 = __fadd_rn(v6, h7);
+        const float v9 = fmaxf(v8, 0.0f);
+        v = v9;
       }
       s_x[i] = v;
     }
@@ -18334,8 +18332,8 @@ extern "C" __global__ void __launch_bounds__(256, 2) k136_bnapply_relu_dw5x5s1_c
   const float *__restrict__ p0 = (const float *)a.p[0];  // parameter [800]
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 32, 14, 14)
   const float *__restrict__ p2 = (const float *)a.p[2];  // buffer [32]
-  const float *__restrict__ p3 = (const float *)a.p[3];  // buffer [32]
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [32]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [32]
+  const float *__restrict__ p4 = (const float *)a.p[4];  // buffer [32]
   const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [32]
   float *__restrict__ p6 = (float *)a.p[6];  // (N, 32, 14, 14)
   const int c = blockIdx.x;
@@ -18368,10 +18366,9 @@ extern "C" __global__ void __launch_bounds__(256, 2) k136_bnapply_relu_dw5x5s1_c
   const float w24 = p0[c * 25 + 24];
   const float h1 = p2[c];
   const float h3 = p3[c];
-  const float h4 = 1.0f / sqrtf(h3 + 9.99999975e-06f);
-  const float h5 = p4[c];
-  const float h6 = h4 * h5;
-  const float h8 = p5[c];
+  const float h4 = p4[c];
+  const float h5 = (float)((double)h3 * (1.0 / sqrt((double)h4 + (double)9.99999975e-06f)));
+  const float h7 = p5[c];
   __shared__ float s_x[3564];
   for (int s0 = 0; s0 < nb; s0 += 11) {
     const int ns = min(11, nb - s0);
@@ -18387,11 +18384,11 @@ extern "C" __global__ void __launch_bounds__(256, 2) k136_bnapply_relu_dw5x5s1_c
       if (iy >= 0 && iy < 14 && ix >= 0 && ix < 14) {
         const int e = iy * 14 + ix;
         const float v0 = p1[(long long)(n) * 6272 + (c) * 196 + (e)];
-        const float v2 = v0 - h1;
-        const float v7 = v2 * h6;
-        const float v9 = v7 + h8;
-        const float v10 = fmaxf(v9, 0.0f);
-        v = v10;
+        const float v2 = __fsub_rn(v0, h1);
+        const float v6 = __fmul_rn(v2, h5);
+        const float v8 = __fadd_rn(v6, h7);
+        const float v9 = fmaxf(v8, 0.0f);
+        v = v9;
       }
       s_x[i] = v;
     }
@@ -18441,8 +18438,8 @@ extern "C" __global__ void __launch_bounds__(256, 2) k137_bnapply_relu_dw3x3s2_c
   const float *__restrict__ p0 = (const float *)a.p[0];  // parameter [288]
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 32, 28, 28)
   const float *__restrict__ p2 = (const float *)a.p[2];  // buffer [32]
-  const float *__restrict__ p3 = (const float *)a.p[3];  // buffer [32]
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [32]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [32]
+  const float *__restrict__ p4 = (const float *)a.p[4];  // buffer [32]
   const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [32]
   float *__restrict__ p6 = (float *)a.p[6];  // (N, 32, 14, 14)
   const int c = blockIdx.x;
@@ -18459,10 +18456,9 @@ extern "C" __global__ void __launch_bounds__(256, 2) k137_bnapply_relu_dw3x3s2_c
   const float w8 = p0[c * 9 + 8];
   const float h1 = p2[c];
   const float h3 = p3[c];
-  const float h4 = 1.0f / sqrtf(h3 + 9.99999975e-06f);
-  const float h5 = p4[c];
-  const float h6 = h4 * h5;
-  const float h8 = p5[c];
+  const float h4 = p4[c];
+  const float h5 = (float)((double)h3 * (1.0 / sqrt((double)h4 + (double)9.99999975e-06f)));
+  const float h7 = p5[c];
   __shared__ float s_x[7569];
   for (int s0 = 0; s0 < nb; s0 += 9) {
     const int ns = min(9, nb - s0);
@@ -18478,11 +18474,11 @@ extern "C" __global__ void __launch_bounds__(256, 2) k137_bnapply_relu_dw3x3s2_c
       if (iy >= 0 && iy < 28 && ix >= 0 && ix < 28) {
         const int e = iy * 28 + ix;
         const float v0 = p1[(long long)(n) * 25088 + (c) * 784 + (e)];
-        const float v2 = v0 - h1;
-        const float v7 = v2 * h6;
-        const float v9 = v7 + h8;
-        const float v10 = fmaxf(v9, 0.0f);
-        v = v10;
+        const float v2 = __fsub_rn(v0, h1);
+        const float v6 = __fmul_rn(v2, h5);
+        const float v8 = __fadd_rn(v6, h7);
+        const float v9 = fmaxf(v8, 0.0f);
+        v = v9;
       }
       s_x[i] = v;
     }
@@ -18516,8 +18512,8 @@ extern "C" __global__ void __launch_bounds__(256, 2) k138_bnapply_relu_dw3x3s1_c
   const float *__restrict__ p0 = (const float *)a.p[0];  // parameter [288]
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 32, 14, 14)
   const float *__restrict__ p2 = (const float *)a.p[2];  // buffer [32]
-  const float *__restrict__ p3 = (const float *)a.p[3];  // buffer [32]
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [32]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [32]
+  const float *__restrict__ p4 = (const float *)a.p[4];  // buffer [32]
   const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [32]
   float *__restrict__ p6 = (float *)a.p[6];  // (N, 32, 14, 14)
   const int c = blockIdx.x;
@@ -18534,10 +18530,9 @@ extern "C" __global__ void __launch_bounds__(256, 2) k138_bnapply_relu_dw3x3s1_c
   const float w8 = p0[c * 9 + 8];
   const float h1 = p2[c];
   const float h3 = p3[c];
-  const float h4 = 1.0f / sqrtf(h3 + 9.99999975e-06f);
-  const float h5 = p4[c];
-  const float h6 = h4 * h5;
-  const float h8 = p5[c];
+  const float h4 = p4[c];
+  const float h5 = (float)((double)h3 * (1.0 / sqrt((double)h4 + (double)9.99999975e-06f)));
+  const float h7 = p5[c];
   __shared__ float s_x[2816];
   for (int s0 = 0; s0 < nb; s0 += 11) {
     const int ns = min(11, nb - s0);
@@ -18553,11 +18548,11 @@ extern "C" __global__ void __launch_bounds__(256, 2) k138_bnapply_relu_dw3x3s1_c
       if (iy >= 0 && iy < 14 && ix >= 0 && ix < 14) {
         const int e = iy * 14 + ix;
         const float v0 = p1[(long long)(n) * 6272 + (c) * 196 + (e)];
-        const float v2 = v0 - h1;
-        const float v7 = v2 * h6;
-        const float v9 = v7 + h8;
-        const float v10 = fmaxf(v9, 0.0f);
-        v = v10;
+        const float v2 = __fsub_rn(v0, h1);
+        const float v6 = __fmul_rn(v2, h5);
+        const float v8 = __fadd_rn(v6, h7);
+        const float v9 = fmaxf(v8, 0.0f);
+        v = v9;
       }
       s_x[i] = v;
     }
@@ -18590,13 +18585,13 @@ extern "C" __global__ void __launch_bounds__(256, 2) k138_bnapply_relu_dw3x3s1_c
 extern "C" __global__ void __launch_bounds__(256, 2) k139_bnapply_add_c32_14x14(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 32, 14, 14)
   const float *__restrict__ p1 = (const float *)a.p[1];  // buffer [32]
-  const float *__restrict__ p2 = (const float *)a.p[2];  // buffer [32]
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [32]
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [32]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // buffer [32]
   const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [32]
   const float *__restrict__ p5 = (const float *)a.p[5];  // (N, 32, 14, 14)
   const float *__restrict__ p6 = (const float *)a.p[6];  // buffer [32]
-  const float *__restrict__ p7 = (const float *)a.p[7];  // buffer [32]
-  const float *__restrict__ p8 = (const float *)a.p[8];  // parameter [32]
+  const float *__restrict__ p7 = (const float *)a.p[7];  // parameter [32]
+  const float *__restrict__ p8 = (const float *)a.p[8];  // buffer [32]
   const float *__restrict__ p9 = (const float *)a.p[9];  // parameter [32]
   float *__restrict__ p10 = (float *)a.p[10];  // (N, 32, 14, 14)
   const int c = blockIdx.x;
@@ -18604,51 +18599,49 @@ extern "C" __global__ void __launch_bounds__(256, 2) k139_bnapply_add_c32_14x14(
   const int nb = min(11, a.n - n0);
   const float h1 = p1[c];
   const float h3 = p2[c];
-  const float h4 = 1.0f / sqrtf(h3 + 9.99999975e-06f);
-  const float h5 = p3[c];
-  const float h6 = h4 * h5;
-  const float h8 = p4[c];
-  const float h11 = p6[c];
-  const float h13 = p7[c];
-  const float h14 = 1.0f / sqrtf(h13 + 9.99999975e-06f);
-  const float h15 = p8[c];
-  const float h16 = h14 * h15;
-  const float h18 = p9[c];
+  const float h4 = p3[c];
+  const float h5 = (float)((double)h3 * (1.0 / sqrt((double)h4 + (double)9.99999975e-06f)));
+  const float h7 = p4[c];
+  const float h10 = p6[c];
+  const float h12 = p7[c];
+  const float h13 = p8[c];
+  const float h14 = (float)((double)h12 * (1.0 / sqrt((double)h13 + (double)9.99999975e-06f)));
+  const float h16 = p9[c];
   for (int i = threadIdx.x; i < nb * 49; i += 256) {
     const int nl = i / 49;
     const int e = (i - nl * 49) * 4;
     const int n = n0 + nl;
     const float4 v0 = *(const float4 *)(p0 + (long long)(n) * 6272 + (c) * 196 + (e));
-    const float v2 = v0.x - h1;
-    const float v7 = v2 * h6;
-    const float v9 = v7 + h8;
-    const float4 v10 = *(const float4 *)(p5 + (long long)(n) * 6272 + (c) * 196 + (e));
-    const float v12 = v10.x - h11;
-    const float v17 = v12 * h16;
-    const float v19 = v17 + h18;
-    const float v20 = v9 + v19;
-    const float v21 = v0.y - h1;
-    const float v22 = v21 * h6;
-    const float v23 = v22 + h8;
-    const float v24 = v10.y - h11;
-    const float v25 = v24 * h16;
-    const float v26 = v25 + h18;
-    const float v27 = v23 + v26;
-    const float v28 = v0.z - h1;
-    const float v29 = v28 * h6;
-    const float v30 = v29 + h8;
-    const float v31 = v10.z - h11;
-    const float v32 = v31 * h16;
-    const float v33 = v32 + h18;
-    const float v34 = v30 + v33;
-    const float v35 = v0.w - h1;
-    const float v36 = v35 * h6;
-    const float v37 = v36 + h8;
-    const float v38 = v10.w - h11;
-    const float v39 = v38 * h16;
-    const float v40 = v39 + h18;
-    const float v41 = v37 + v40;
-    *(float4 *)(p10 + (long long)(n) * 6272 + (c) * 196 + (e)) = make_float4(v20, v27, v34, v41);
+    const float v2 = __fsub_rn(v0.x, h1);
+    const float v6 = __fmul_rn(v2, h5);
+    const float v8 = __fadd_rn(v6, h7);
+    const float4 v9 = *(const float4 *)(p5 + (long long)(n) * 6272 + (c) * 196 + (e));
+    const float v11 = __fsub_rn(v9.x, h10);
+    const float v15 = __fmul_rn(v11, h14);
+    const float v17 = __fadd_rn(v15, h16);
+    const float v18 = v8 + v17;
+    const float v19 = __fsub_rn(v0.y, h1);
+    const float v20 = __fmul_rn(v19, h5);
+    const float v21 = __fadd_rn(v20, h7);
+    const float v22 = __fsub_rn(v9.y, h10);
+    const float v23 = __fmul_rn(v22, h14);
+    const float v24 = __fadd_rn(v23, h16);
+    const float v25 = v21 + v24;
+    const float v26 = __fsub_rn(v0.z, h1);
+    const float v27 = __fmul_rn(v26, h5);
+    const float v28 = __fadd_rn(v27, h7);
+    const float v29 = __fsub_rn(v9.z, h10);
+    const float v30 = __fmul_rn(v29, h14);
+    const float v31 = __fadd_rn(v30, h16);
+    const float v32 = v28 + v31;
+    const float v33 = __fsub_rn(v0.w, h1);
+    const float v34 = __fmul_rn(v33, h5);
+    const float v35 = __fadd_rn(v34, h7);
+    const float v36 = __fsub_rn(v9.w, h10);
+    const float v37 = __fmul_rn(v36, h14);
+    const float v38 = __fadd_rn(v37, h16);
+    const float v39 = v35 + v38;
+    *(float4 *)(p10 + (long long)(n) * 6272 + (c) * 196 + (e)) = make_float4(v18, v25, v32, v39);
   }
 }
 
@@ -18659,8 +18652,8 @@ extern "C" __global__ void __launch_bounds__(256, 2) k140_max3x3s1_bnapply_add_c
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 32, 14, 14)
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 32, 14, 14)
   const float *__restrict__ p2 = (const float *)a.p[2];  // buffer [32]
-  const float *__restrict__ p3 = (const float *)a.p[3];  // buffer [32]
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [32]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [32]
+  const float *__restrict__ p4 = (const float *)a.p[4];  // buffer [32]
   const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [32]
   float *__restrict__ p6 = (float *)a.p[6];  // (N, 32, 14, 14)
   const int c = blockIdx.x;
@@ -18668,10 +18661,9 @@ extern "C" __global__ void __launch_bounds__(256, 2) k140_max3x3s1_bnapply_add_c
   const int nb = min(11, a.n - n0);
   const float h2 = p2[c];
   const float h4 = p3[c];
-  const float h5 = 1.0f / sqrtf(h4 + 9.99999975e-06f);
-  const float h6 = p4[c];
-  const float h7 = h5 * h6;
-  const float h9 = p5[c];
+  const float h5 = p4[c];
+  const float h6 = (float)((double)h4 * (1.0 / sqrt((double)h5 + (double)9.99999975e-06f)));
+  const float h8 = p5[c];
   __shared__ float s_x[2816];
   for (int s0 = 0; s0 < nb; s0 += 11) {
     const int ns = min(11, nb - s0);
@@ -18710,11 +18702,11 @@ extern "C" __global__ void __launch_bounds__(256, 2) k140_max3x3s1_bnapply_add_c
       if (!(s[33] <= acc)) acc = s[33];
       if (!(s[34] <= acc)) acc = s[34];
       const float v1 = p1[(long long)(n) * 6272 + (c) * 196 + (e)];
-      const float v3 = v1 - h2;
-      const float v8 = v3 * h7;
-      const float v10 = v8 + h9;
-      const float v11 = v10 + acc;
-      p6[(long long)(n) * 18816 + (c) * 196 + (e)] = v11;
+      const float v3 = __fsub_rn(v1, h2);
+      const float v7 = __fmul_rn(v3, h6);
+      const float v9 = __fadd_rn(v7, h8);
+      const float v10 = v9 + acc;
+      p6[(long long)(n) * 18816 + (c) * 196 + (e)] = v10;
     }
   }
 }
@@ -18726,8 +18718,8 @@ extern "C" __global__ void __launch_bounds__(256, 2) k141_bnapply_relu_add_dw5x5
   const float *__restrict__ p0 = (const float *)a.p[0];  // parameter [800]
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 32, 14, 14)
   const float *__restrict__ p2 = (const float *)a.p[2];  // buffer [32]
-  const float *__restrict__ p3 = (const float *)a.p[3];  // buffer [32]
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [32]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [32]
+  const float *__restrict__ p4 = (const float *)a.p[4];  // buffer [32]
   const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [32]
   const float *__restrict__ p6 = (const float *)a.p[6];  // (N, 32, 14, 14)
   float *__restrict__ p7 = (float *)a.p[7];  // (N, 32, 14, 14)
@@ -18761,10 +18753,9 @@ extern "C" __global__ void __launch_bounds__(256, 2) k141_bnapply_relu_add_dw5x5
   const float w24 = p0[c * 25 + 24];
   const float h1 = p2[c];
   const float h3 = p3[c];
-  const float h4 = 1.0f / sqrtf(h3 + 9.99999975e-06f);
-  const float h5 = p4[c];
-  const float h6 = h4 * h5;
-  const float h8 = p5[c];
+  const float h4 = p4[c];
+  const float h5 = (float)((double)h3 * (1.0 / sqrt((double)h4 + (double)9.99999975e-06f)));
+  const float h7 = p5[c];
   __shared__ float s_x[3564];
   for (int s0 = 0; s0 < nb; s0 += 11) {
     const int ns = min(11, nb - s0);
@@ -18780,13 +18771,13 @@ extern "C" __global__ void __launch_bounds__(256, 2) k141_bnapply_relu_add_dw5x5
       if (iy >= 0 && iy < 14 && ix >= 0 && ix < 14) {
         const int e = iy * 14 + ix;
         const float v0 = p1[(long long)(n) * 6272 + (c) * 196 + (e)];
-        const float v2 = v0 - h1;
-        const float v7 = v2 * h6;
-        const float v9 = v7 + h8;
-        const float v10 = p6[(long long)(n) * 6272 + (c) * 196 + (e)];
-        const float v11 = v9 + v10;
-        const float v12 = fmaxf(v11, 0.0f);
-        v = v12;
+        const float v2 = __fsub_rn(v0, h1);
+        const float v6 = __fmul_rn(v2, h5);
+        const float v8 = __fadd_rn(v6, h7);
+        const float v9 = p6[(long long)(n) * 6272 + (c) * 196 + (e)];
+        const float v10 = v8 + v9;
+        const float v11 = fmaxf(v10, 0.0f);
+        v = v11;
       }
       s_x[i] = v;
     }
@@ -18836,8 +18827,8 @@ extern "C" __global__ void __launch_bounds__(256, 2) k142_avg3x3s1_bnapply_add_c
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 32, 14, 14)
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 32, 14, 14)
   const float *__restrict__ p2 = (const float *)a.p[2];  // buffer [32]
-  const float *__restrict__ p3 = (const float *)a.p[3];  // buffer [32]
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [32]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [32]
+  const float *__restrict__ p4 = (const float *)a.p[4];  // buffer [32]
   const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [32]
   float *__restrict__ p6 = (float *)a.p[6];  // (N, 32, 14, 14)
   const int c = blockIdx.x;
@@ -18845,10 +18836,9 @@ extern "C" __global__ void __launch_bounds__(256, 2) k142_avg3x3s1_bnapply_add_c
   const int nb = min(11, a.n - n0);
   const float h2 = p2[c];
   const float h4 = p3[c];
-  const float h5 = 1.0f / sqrtf(h4 + 9.99999975e-06f);
-  const float h6 = p4[c];
-  const float h7 = h5 * h6;
-  const float h9 = p5[c];
+  const float h5 = p4[c];
+  const float h6 = (float)((double)h4 * (1.0 / sqrt((double)h5 + (double)9.99999975e-06f)));
+  const float h8 = p5[c];
   __shared__ float s_x[2816];
   for (int s0 = 0; s0 < nb; s0 += 11) {
     const int ns = min(11, nb - s0);
@@ -18889,11 +18879,11 @@ extern "C" __global__ void __launch_bounds__(256, 2) k142_avg3x3s1_bnapply_add_c
       const int cnt = (min(oy * 1 - 1 + 3, 14) - max(oy * 1 - 1, 0)) * (min(ox * 1 - 1 + 3, 14) - max(ox * 1 - 1, 0));
       const float acc = sum / (float)cnt;
       const float v1 = p1[(long long)(n) * 6272 + (c) * 196 + (e)];
-      const float v3 = v1 - h2;
-      const float v8 = v3 * h7;
-      const float v10 = v8 + h9;
-      const float v11 = v10 + acc;
-      p6[(long long)(n) * 18816 + (c) * 196 + (e)] = v11;
+      const float v3 = __fsub_rn(v1, h2);
+      const float v7 = __fmul_rn(v3, h6);
+      const float v9 = __fadd_rn(v7, h8);
+      const float v10 = v9 + acc;
+      p6[(long long)(n) * 18816 + (c) * 196 + (e)] = v10;
     }
   }
 }
@@ -18904,8 +18894,8 @@ extern "C" __global__ void __launch_bounds__(256, 2) k142_avg3x3s1_bnapply_add_c
 extern "C" __global__ void __launch_bounds__(256, 2) k143_bnapply_avg3x3s2_c32_14x14(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 32, 28, 28)
   const float *__restrict__ p1 = (const float *)a.p[1];  // buffer [32]
-  const float *__restrict__ p2 = (const float *)a.p[2];  // buffer [32]
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [32]
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [32]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // buffer [32]
   const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [32]
   float *__restrict__ p5 = (float *)a.p[5];  // (N, 32, 14, 14)
   const int c = blockIdx.x;
@@ -18913,10 +18903,9 @@ extern "C" __global__ void __launch_bounds__(256, 2) k143_bnapply_avg3x3s2_c32_1
   const int nb = min(11, a.n - n0);
   const float h1 = p1[c];
   const float h3 = p2[c];
-  const float h4 = 1.0f / sqrtf(h3 + 9.99999975e-06f);
-  const float h5 = p3[c];
-  const float h6 = h4 * h5;
-  const float h8 = p4[c];
+  const float h4 = p3[c];
+  const float h5 = (float)((double)h3 * (1.0 / sqrt((double)h4 + (double)9.99999975e-06f)));
+  const float h7 = p4[c];
   __shared__ float s_x[7569];
   for (int s0 = 0; s0 < nb; s0 += 9) {
     const int ns = min(9, nb - s0);
@@ -18932,10 +18921,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k143_bnapply_avg3x3s2_c32_1
       if (iy >= 0 && iy < 28 && ix >= 0 && ix < 28) {
         const int e = iy * 28 + ix;
         const float v0 = p0[(long long)(n) * 25088 + (c) * 784 + (e)];
-        const float v2 = v0 - h1;
-        const float v7 = v2 * h6;
-        const float v9 = v7 + h8;
-        v = v9;
+        const float v2 = __fsub_rn(v0, h1);
+        const float v6 = __fmul_rn(v2, h5);
+        const float v8 = __fadd_rn(v6, h7);
+        v = v8;
       }
       s_x[i] = v;
     }
@@ -18970,8 +18959,8 @@ extern "C" __global__ void __launch_bounds__(256, 2) k143_bnapply_avg3x3s2_c32_1
 extern "C" __global__ void __launch_bounds__(256, 2) k144_bnapply_avg3x3s2_add_c32_14x14(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 32, 28, 28)
   const float *__restrict__ p1 = (const float *)a.p[1];  // buffer [32]
-  const float *__restrict__ p2 = (const float *)a.p[2];  // buffer [32]
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [32]
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [32]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // buffer [32]
   const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [32]
   const float *__restrict__ p5 = (const float *)a.p[5];  // (N, 32, 14, 14)
   float *__restrict__ p6 = (float *)a.p[6];  // (N, 32, 14, 14)
@@ -18980,10 +18969,9 @@ extern "C" __global__ void __launch_bounds__(256, 2) k144_bnapply_avg3x3s2_add_c
   const int nb = min(11, a.n - n0);
   const float h1 = p1[c];
   const float h3 = p2[c];
-  const float h4 = 1.0f / sqrtf(h3 + 9.99999975e-06f);
-  const float h5 = p3[c];
-  const float h6 = h4 * h5;
-  const float h8 = p4[c];
+  const float h4 = p3[c];
+  const float h5 = (float)((double)h3 * (1.0 / sqrt((double)h4 + (double)9.99999975e-06f)));
+  const float h7 = p4[c];
   __shared__ float s_x[7569];
   for (int s0 = 0; s0 < nb; s0 += 9) {
     const int ns = min(9, nb - s0);
@@ -18999,10 +18987,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k144_bnapply_avg3x3s2_add_c
       if (iy >= 0 && iy < 28 && ix >= 0 && ix < 28) {
         const int e = iy * 28 + ix;
         const float v0 = p0[(long long)(n) * 25088 + (c) * 784 + (e)];
-        const float v2 = v0 - h1;
-        const float v7 = v2 * h6;
-        const float v9 = v7 + h8;
-        v = v9;
+        const float v2 = __fsub_rn(v0, h1);
+        const float v6 = __fmul_rn(v2, h5);
+        const float v8 = __fadd_rn(v6, h7);
+        v = v8;
       }
       s_x[i] = v;
     }
@@ -19026,9 +19014,9 @@ extern "C" __global__ void __launch_bounds__(256, 2) k144_bnapply_avg3x3s2_add_c
       sum += s[60];
       const int cnt = (min(oy * 2 - 1 + 3, 28) - max(oy * 2 - 1, 0)) * (min(ox * 2 - 1 + 3, 28) - max(ox * 2 - 1, 0));
       const float acc = sum / (float)cnt;
-      const float v10 = p5[(long long)(n) * 6272 + (c) * 196 + (e)];
-      const float v11 = v10 + acc;
-      p6[(long long)(n) * 18816 + (c) * 196 + (e)] = v11;
+      const float v9 = p5[(long long)(n) * 6272 + (c) * 196 + (e)];
+      const float v10 = v9 + acc;
+      p6[(long long)(n) * 18816 + (c) * 196 + (e)] = v10;
     }
   }
 }
@@ -19039,13 +19027,13 @@ extern "C" __global__ void __launch_bounds__(256, 2) k144_bnapply_avg3x3s2_add_c
 extern "C" __global__ void __launch_bounds__(256, 2) k145_bnapply_avg3x3s1_add_c32_14x14(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 32, 14, 14)
   const float *__restrict__ p1 = (const float *)a.p[1];  // buffer [32]
-  const float *__restrict__ p2 = (const float *)a.p[2];  // buffer [32]
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [32]
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [32]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // buffer [32]
   const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [32]
   const float *__restrict__ p5 = (const float *)a.p[5];  // (N, 32, 14, 14)
   const float *__restrict__ p6 = (const float *)a.p[6];  // buffer [32]
-  const float *__restrict__ p7 = (const float *)a.p[7];  // buffer [32]
-  const float *__restrict__ p8 = (const float *)a.p[8];  // parameter [32]
+  const float *__restrict__ p7 = (const float *)a.p[7];  // parameter [32]
+  const float *__restrict__ p8 = (const float *)a.p[8];  // buffer [32]
   const float *__restrict__ p9 = (const float *)a.p[9];  // parameter [32]
   float *__restrict__ p10 = (float *)a.p[10];  // (N, 32, 14, 14)
   const int c = blockIdx.x;
@@ -19053,16 +19041,14 @@ extern "C" __global__ void __launch_bounds__(256, 2) k145_bnapply_avg3x3s1_add_c
   const int nb = min(11, a.n - n0);
   const float h1 = p1[c];
   const float h3 = p2[c];
-  const float h4 = 1.0f / sqrtf(h3 + 9.99999975e-06f);
-  const float h5 = p3[c];
-  const float h6 = h4 * h5;
-  const float h8 = p4[c];
-  const float h11 = p6[c];
-  const float h13 = p7[c];
-  const float h14 = 1.0f / sqrtf(h13 + 9.99999975e-06f);
-  const float h15 = p8[c];
-  const float h16 = h14 * h15;
-  const float h18 = p9[c];
+  const float h4 = p3[c];
+  const float h5 = (float)((double)h3 * (1.0 / sqrt((double)h4 + (double)9.99999975e-06f)));
+  const float h7 = p4[c];
+  const float h10 = p6[c];
+  const float h12 = p7[c];
+  const float h13 = p8[c];
+  const float h14 = (float)((double)h12 * (1.0 / sqrt((double)h13 + (double)9.99999975e-06f)));
+  const float h16 = p9[c];
   __shared__ float s_x[2816];
   for (int s0 = 0; s0 < nb; s0 += 11) {
     const int ns = min(11, nb - s0);
@@ -19078,10 +19064,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k145_bnapply_avg3x3s1_add_c
       if (iy >= 0 && iy < 14 && ix >= 0 && ix < 14) {
         const int e = iy * 14 + ix;
         const float v0 = p0[(long long)(n) * 6272 + (c) * 196 + (e)];
-        const float v2 = v0 - h1;
-        const float v7 = v2 * h6;
-        const float v9 = v7 + h8;
-        v = v9;
+        const float v2 = __fsub_rn(v0, h1);
+        const float v6 = __fmul_rn(v2, h5);
+        const float v8 = __fadd_rn(v6, h7);
+        v = v8;
       }
       s_x[i] = v;
     }
@@ -19105,12 +19091,12 @@ extern "C" __global__ void __launch_bounds__(256, 2) k145_bnapply_avg3x3s1_add_c
       sum += s[34];
       const int cnt = (min(oy * 1 - 1 + 3, 14) - max(oy * 1 - 1, 0)) * (min(ox * 1 - 1 + 3, 14) - max(ox * 1 - 1, 0));
       const float acc = sum / (float)cnt;
-      const float v10 = p5[(long long)(n) * 6272 + (c) * 196 + (e)];
-      const float v12 = v10 - h11;
-      const float v17 = v12 * h16;
-      const float v19 = v17 + h18;
-      const float v20 = v19 + acc;
-      p10[(long long)(n) * 6272 + (c) * 196 + (e)] = v20;
+      const float v9 = p5[(long long)(n) * 6272 + (c) * 196 + (e)];
+      const float v11 = __fsub_rn(v9, h10);
+      const float v15 = __fmul_rn(v11, h14);
+      const float v17 = __fadd_rn(v15, h16);
+      const float v18 = v17 + acc;
+      p10[(long long)(n) * 6272 + (c) * 196 + (e)] = v18;
     }
   }
 }
@@ -19121,8 +19107,8 @@ extern "C" __global__ void __launch_bounds__(256, 2) k145_bnapply_avg3x3s1_add_c
 extern "C" __global__ void __launch_bounds__(256, 2) k146_bnapply_max3x3s1_c32_14x14(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 32, 14, 14)
   const float *__restrict__ p1 = (const float *)a.p[1];  // buffer [32]
-  const float *__restrict__ p2 = (const float *)a.p[2];  // buffer [32]
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [32]
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [32]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // buffer [32]
   const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [32]
   float *__restrict__ p5 = (float *)a.p[5];  // (N, 32, 14, 14)
   const int c = blockIdx.x;
@@ -19130,10 +19116,9 @@ extern "C" __global__ void __launch_bounds__(256, 2) k146_bnapply_max3x3s1_c32_1
   const int nb = min(11, a.n - n0);
   const float h1 = p1[c];
   const float h3 = p2[c];
-  const float h4 = 1.0f / sqrtf(h3 + 9.99999975e-06f);
-  const float h5 = p3[c];
-  const float h6 = h4 * h5;
-  const float h8 = p4[c];
+  const float h4 = p3[c];
+  const float h5 = (float)((double)h3 * (1.0 / sqrt((double)h4 + (double)9.99999975e-06f)));
+  const float h7 = p4[c];
   __shared__ float s_x[2816];
   for (int s0 = 0; s0 < nb; s0 += 11) {
     const int ns = min(11, nb - s0);
@@ -19149,10 +19134,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k146_bnapply_max3x3s1_c32_1
       if (iy >= 0 && iy < 14 && ix >= 0 && ix < 14) {
         const int e = iy * 14 + ix;
         const float v0 = p0[(long long)(n) * 6272 + (c) * 196 + (e)];
-        const float v2 = v0 - h1;
-        const float v7 = v2 * h6;
-        const float v9 = v7 + h8;
-        v = v9;
+        const float v2 = __fsub_rn(v0, h1);
+        const float v6 = __fmul_rn(v2, h5);
+        const float v8 = __fadd_rn(v6, h7);
+        v = v8;
       }
       s_x[i] = v;
     }
@@ -19185,8 +19170,8 @@ extern "C" __global__ void __launch_bounds__(256, 2) k146_bnapply_max3x3s1_c32_1
 extern "C" __global__ void __launch_bounds__(256, 2) k147_bnapply_avg3x3s1_c32_14x14(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 32, 14, 14)
   const float *__restrict__ p1 = (const float *)a.p[1];  // buffer [32]
-  const float *__restrict__ p2 = (const float *)a.p[2];  // buffer [32]
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [32]
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [32]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // buffer [32]
   const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [32]
   float *__restrict__ p5 = (float *)a.p[5];  // (N, 32, 14, 14)
   const int c = blockIdx.x;
@@ -19194,10 +19179,9 @@ extern "C" __global__ void __launch_bounds__(256, 2) k147_bnapply_avg3x3s1_c32_1
   const int nb = min(11, a.n - n0);
   const float h1 = p1[c];
   const float h3 = p2[c];
-  const float h4 = 1.0f / sqrtf(h3 + 9.99999975e-06f);
-  const float h5 = p3[c];
-  const float h6 = h4 * h5;
-  const float h8 = p4[c];
+  const float h4 = p3[c];
+  const float h5 = (float)((double)h3 * (1.0 / sqrt((double)h4 + (double)9.99999975e-06f)));
+  const float h7 = p4[c];
   __shared__ float s_x[2816];
   for (int s0 = 0; s0 < nb; s0 += 11) {
     const int ns = min(11, nb - s0);
@@ -19213,10 +19197,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k147_bnapply_avg3x3s1_c32_1
       if (iy >= 0 && iy < 14 && ix >= 0 && ix < 14) {
         const int e = iy * 14 + ix;
         const float v0 = p0[(long long)(n) * 6272 + (c) * 196 + (e)];
-        const float v2 = v0 - h1;
-        const float v7 = v2 * h6;
-        const float v9 = v7 + h8;
-        v = v9;
+        const float v2 = __fsub_rn(v0, h1);
+        const float v6 = __fmul_rn(v2, h5);
+        const float v8 = __fadd_rn(v6, h7);
+        v = v8;
       }
       s_x[i] = v;
     }
@@ -19316,13 +19300,13 @@ extern "C" __global__ void __launch_bounds__(256, 2) k148_relu_add_dw3x3s1_c32_1
 extern "C" __global__ void __launch_bounds__(256, 2) k149_bnapply_max3x3s1_add_c32_14x14(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 32, 14, 14)
   const float *__restrict__ p1 = (const float *)a.p[1];  // buffer [32]
-  const float *__restrict__ p2 = (const float *)a.p[2];  // buffer [32]
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [32]
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [32]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // buffer [32]
   const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [32]
   const float *__restrict__ p5 = (const float *)a.p[5];  // (N, 32, 14, 14)
   const float *__restrict__ p6 = (const float *)a.p[6];  // buffer [32]
-  const float *__restrict__ p7 = (const float *)a.p[7];  // buffer [32]
-  const float *__restrict__ p8 = (const float *)a.p[8];  // parameter [32]
+  const float *__restrict__ p7 = (const float *)a.p[7];  // parameter [32]
+  const float *__restrict__ p8 = (const float *)a.p[8];  // buffer [32]
   const float *__restrict__ p9 = (const float *)a.p[9];  // parameter [32]
   float *__restrict__ p10 = (float *)a.p[10];  // (N, 32, 14, 14)
   const int c = blockIdx.x;
@@ -19330,16 +19314,14 @@ extern "C" __global__ void __launch_bounds__(256, 2) k149_bnapply_max3x3s1_add_c
   const int nb = min(11, a.n - n0);
   const float h1 = p1[c];
   const float h3 = p2[c];
-  const float h4 = 1.0f / sqrtf(h3 + 9.99999975e-06f);
-  const float h5 = p3[c];
-  const float h6 = h4 * h5;
-  const float h8 = p4[c];
-  const float h11 = p6[c];
-  const float h13 = p7[c];
-  const float h14 = 1.0f / sqrtf(h13 + 9.99999975e-06f);
-  const float h15 = p8[c];
-  const float h16 = h14 * h15;
-  const float h18 = p9[c];
+  const float h4 = p3[c];
+  const float h5 = (float)((double)h3 * (1.0 / sqrt((double)h4 + (double)9.99999975e-06f)));
+  const float h7 = p4[c];
+  const float h10 = p6[c];
+  const float h12 = p7[c];
+  const float h13 = p8[c];
+  const float h14 = (float)((double)h12 * (1.0 / sqrt((double)h13 + (double)9.99999975e-06f)));
+  const float h16 = p9[c];
   __shared__ float s_x[2816];
   for (int s0 = 0; s0 < nb; s0 += 11) {
     const int ns = min(11, nb - s0);
@@ -19355,10 +19337,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k149_bnapply_max3x3s1_add_c
       if (iy >= 0 && iy < 14 && ix >= 0 && ix < 14) {
         const int e = iy * 14 + ix;
         const float v0 = p0[(long long)(n) * 6272 + (c) * 196 + (e)];
-        const float v2 = v0 - h1;
-        const float v7 = v2 * h6;
-        const float v9 = v7 + h8;
-        v = v9;
+        const float v2 = __fsub_rn(v0, h1);
+        const float v6 = __fmul_rn(v2, h5);
+        const float v8 = __fadd_rn(v6, h7);
+        v = v8;
       }
       s_x[i] = v;
     }
@@ -19380,12 +19362,12 @@ extern "C" __global__ void __launch_bounds__(256, 2) k149_bnapply_max3x3s1_add_c
       if (!(s[32] <= acc)) acc = s[32];
       if (!(s[33] <= acc)) acc = s[33];
       if (!(s[34] <= acc)) acc = s[34];
-      const float v10 = p5[(long long)(n) * 6272 + (c) * 196 + (e)];
-      const float v12 = v10 - h11;
-      const float v17 = v12 * h16;
-      const float v19 = v17 + h18;
-      const float v20 = v19 + acc;
-      p10[(long long)(n) * 18816 + (c) * 196 + (e)] = v20;
+      const float v9 = p5[(long long)(n) * 6272 + (c) * 196 + (e)];
+      const float v11 = __fsub_rn(v9, h10);
+      const float v15 = __fmul_rn(v11, h14);
+      const float v17 = __fadd_rn(v15, h16);
+      const float v18 = v17 + acc;
+      p10[(long long)(n) * 18816 + (c) * 196 + (e)] = v18;
     }
   }
 }
@@ -19397,8 +19379,8 @@ extern "C" __global__ void __launch_bounds__(256, 2) k150_bnapply_relu_dw5x5s2_c
   const float *__restrict__ p0 = (const float *)a.p[0];  // parameter [1600]
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 64, 14, 14)
   const float *__restrict__ p2 = (const float *)a.p[2];  // buffer [64]
-  const float *__restrict__ p3 = (const float *)a.p[3];  // buffer [64]
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [64]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [64]
+  const float *__restrict__ p4 = (const float *)a.p[4];  // buffer [64]
   const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [64]
   float *__restrict__ p6 = (float *)a.p[6];  // (N, 64, 7, 7)
   const int c = blockIdx.x;
@@ -19431,10 +19413,9 @@ extern "C" __global__ void __launch_bounds__(256, 2) k150_bnapply_relu_dw5x5s2_c
   const float w24 = p0[c * 25 + 24];
   const float h1 = p2[c];
   const float h3 = p3[c];
-  const float h4 = 1.0f / sqrtf(h3 + 9.99999975e-06f);
-  const float h5 = p4[c];
-  const float h6 = h4 * h5;
-  const float h8 = p5[c];
+  const float h4 = p4[c];
+  const float h5 = (float)((double)h3 * (1.0 / sqrt((double)h4 + (double)9.99999975e-06f)));
+  const float h7 = p5[c];
   __shared__ float s_x[6069];
   for (int s0 = 0; s0 < nb; s0 += 21) {
     const int ns = min(21, nb - s0);
@@ -19450,11 +19431,11 @@ extern "C" __global__ void __launch_bounds__(256, 2) k150_bnapply_relu_dw5x5s2_c
       if (iy >= 0 && iy < 14 && ix >= 0 && ix < 14) {
         const int e = iy * 14 + ix;
         const float v0 = p1[(long long)(n) * 12544 + (c) * 196 + (e)];
-        const float v2 = v0 - h1;
-        const float v7 = v2 * h6;
-        const float v9 = v7 + h8;
-        const float v10 = fmaxf(v9, 0.0f);
-        v = v10;
+        const float v2 = __fsub_rn(v0, h1);
+        const float v6 = __fmul_rn(v2, h5);
+        const float v8 = __fadd_rn(v6, h7);
+        const float v9 = fmaxf(v8, 0.0f);
+        v = v9;
       }
       s_x[i] = v;
     }
@@ -19504,8 +19485,8 @@ extern "C" __global__ void __launch_bounds__(256, 2) k151_bnapply_relu_dw5x5s1_c
   const float *__restrict__ p0 = (const float *)a.p[0];  // parameter [1600]
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 64, 7, 7)
   const float *__restrict__ p2 = (const float *)a.p[2];  // buffer [64]
-  const float *__restrict__ p3 = (const float *)a.p[3];  // buffer [64]
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [64]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [64]
+  const float *__restrict__ p4 = (const float *)a.p[4];  // buffer [64]
   const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [64]
   float *__restrict__ p6 = (float *)a.p[6];  // (N, 64, 7, 7)
   const int c = blockIdx.x;
@@ -19538,10 +19519,9 @@ extern "C" __global__ void __launch_bounds__(256, 2) k151_bnapply_relu_dw5x5s1_c
   const float w24 = p0[c * 25 + 24];
   const float h1 = p2[c];
   const float h3 = p3[c];
-  const float h4 = 1.0f / sqrtf(h3 + 9.99999975e-06f);
-  const float h5 = p4[c];
-  const float h6 = h4 * h5;
-  const float h8 = p5[c];
+  const float h4 = p4[c];
+  const float h5 = (float)((double)h3 * (1.0 / sqrt((double)h4 + (double)9.99999975e-06f)));
+  const float h7 = p5[c];
   __shared__ float s_x[2541];
   for (int s0 = 0; s0 < nb; s0 += 21) {
     const int ns = min(21, nb - s0);
@@ -19557,11 +19537,11 @@ extern "C" __global__ void __launch_bounds__(256, 2) k151_bnapply_relu_dw5x5s1_c
       if (iy >= 0 && iy < 7 && ix >= 0 && ix < 7) {
         const int e = iy * 7 + ix;
         const float v0 = p1[(long long)(n) * 3136 + (c) * 49 + (e)];
-        const float v2 = v0 - h1;
-        const float v7 = v2 * h6;
-        const float v9 = v7 + h8;
-        const float v10 = fmaxf(v9, 0.0f);
-        v = v10;
+        const float v2 = __fsub_rn(v0, h1);
+        const float v6 = __fmul_rn(v2, h5);
+        const float v8 = __fadd_rn(v6, h7);
+        const float v9 = fmaxf(v8, 0.0f);
+        v = v9;
       }
       s_x[i] = v;
     }
@@ -19611,8 +19591,8 @@ extern "C" __global__ void __launch_bounds__(256, 2) k152_bnapply_relu_dw3x3s2_c
   const float *__restrict__ p0 = (const float *)a.p[0];  // parameter [576]
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 64, 14, 14)
   const float *__restrict__ p2 = (const float *)a.p[2];  // buffer [64]
-  const float *__restrict__ p3 = (const float *)a.p[3];  // buffer [64]
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [64]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [64]
+  const float *__restrict__ p4 = (const float *)a.p[4];  // buffer [64]
   const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [64]
   float *__restrict__ p6 = (float *)a.p[6];  // (N, 64, 7, 7)
   const int c = blockIdx.x;
@@ -19629,10 +19609,9 @@ extern "C" __global__ void __launch_bounds__(256, 2) k152_bnapply_relu_dw3x3s2_c
   const float w8 = p0[c * 9 + 8];
   const float h1 = p2[c];
   const float h3 = p3[c];
-  const float h4 = 1.0f / sqrtf(h3 + 9.99999975e-06f);
-  const float h5 = p4[c];
-  const float h6 = h4 * h5;
-  const float h8 = p5[c];
+  const float h4 = p4[c];
+  const float h5 = (float)((double)h3 * (1.0 / sqrt((double)h4 + (double)9.99999975e-06f)));
+  const float h7 = p5[c];
   __shared__ float s_x[4725];
   for (int s0 = 0; s0 < nb; s0 += 21) {
     const int ns = min(21, nb - s0);
@@ -19648,11 +19627,11 @@ extern "C" __global__ void __launch_bounds__(256, 2) k152_bnapply_relu_dw3x3s2_c
       if (iy >= 0 && iy < 14 && ix >= 0 && ix < 14) {
         const int e = iy * 14 + ix;
         const float v0 = p1[(long long)(n) * 12544 + (c) * 196 + (e)];
-        const float v2 = v0 - h1;
-        const float v7 = v2 * h6;
-        const float v9 = v7 + h8;
-        const float v10 = fmaxf(v9, 0.0f);
-        v = v10;
+        const float v2 = __fsub_rn(v0, h1);
+        const float v6 = __fmul_rn(v2, h5);
+        const float v8 = __fadd_rn(v6, h7);
+        const float v9 = fmaxf(v8, 0.0f);
+        v = v9;
       }
       s_x[i] = v;
     }
@@ -19686,8 +19665,8 @@ extern "C" __global__ void __launch_bounds__(256, 2) k153_bnapply_relu_dw3x3s1_c
   const float *__restrict__ p0 = (const float *)a.p[0];  // parameter [576]
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 64, 7, 7)
   const float *__restrict__ p2 = (const float *)a.p[2];  // buffer [64]
-  const float *__restrict__ p3 = (const float *)a.p[3];  // buffer [64]
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [64]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [64]
+  const float *__restrict__ p4 = (const float *)a.p[4];  // buffer [64]
   const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [64]
   float *__restrict__ p6 = (float *)a.p[6];  // (N, 64, 7, 7)
   const int c = blockIdx.x;
@@ -19704,10 +19683,9 @@ extern "C" __global__ void __launch_bounds__(256, 2) k153_bnapply_relu_dw3x3s1_c
   const float w8 = p0[c * 9 + 8];
   const float h1 = p2[c];
   const float h3 = p3[c];
-  const float h4 = 1.0f / sqrtf(h3 + 9.99999975e-06f);
-  const float h5 = p4[c];
-  const float h6 = h4 * h5;
-  const float h8 = p5[c];
+  const float h4 = p4[c];
+  const float h5 = (float)((double)h3 * (1.0 / sqrt((double)h4 + (double)9.99999975e-06f)));
+  const float h7 = p5[c];
   __shared__ float s_x[1701];
   for (int s0 = 0; s0 < nb; s0 += 21) {
     const int ns = min(21, nb - s0);
@@ -19723,11 +19701,11 @@ extern "C" __global__ void __launch_bounds__(256, 2) k153_bnapply_relu_dw3x3s1_c
       if (iy >= 0 && iy < 7 && ix >= 0 && ix < 7) {
         const int e = iy * 7 + ix;
         const float v0 = p1[(long long)(n) * 3136 + (c) * 49 + (e)];
-        const float v2 = v0 - h1;
-        const float v7 = v2 * h6;
-        const float v9 = v7 + h8;
-        const float v10 = fmaxf(v9, 0.0f);
-        v = v10;
+        const float v2 = __fsub_rn(v0, h1);
+        const float v6 = __fmul_rn(v2, h5);
+        const float v8 = __fadd_rn(v6, h7);
+        const float v9 = fmaxf(v8, 0.0f);
+        v = v9;
       }
       s_x[i] = v;
     }
@@ -19760,13 +19738,13 @@ extern "C" __global__ void __launch_bounds__(256, 2) k153_bnapply_relu_dw3x3s1_c
 extern "C" __global__ void __launch_bounds__(256, 2) k154_bnapply_add_c64_7x7(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 64, 7, 7)
   const float *__restrict__ p1 = (const float *)a.p[1];  // buffer [64]
-  const float *__restrict__ p2 = (const float *)a.p[2];  // buffer [64]
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [64]
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [64]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // buffer [64]
   const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [64]
   const float *__restrict__ p5 = (const float *)a.p[5];  // (N, 64, 7, 7)
   const float *__restrict__ p6 = (const float *)a.p[6];  // buffer [64]
-  const float *__restrict__ p7 = (const float *)a.p[7];  // buffer [64]
-  const float *__restrict__ p8 = (const float *)a.p[8];  // parameter [64]
+  const float *__restrict__ p7 = (const float *)a.p[7];  // parameter [64]
+  const float *__restrict__ p8 = (const float *)a.p[8];  // buffer [64]
   const float *__restrict__ p9 = (const float *)a.p[9];  // parameter [64]
   float *__restrict__ p10 = (float *)a.p[10];  // (N, 64, 7, 7)
   const int c = blockIdx.x;
@@ -19774,30 +19752,28 @@ extern "C" __global__ void __launch_bounds__(256, 2) k154_bnapply_add_c64_7x7(co
   const int nb = min(21, a.n - n0);
   const float h1 = p1[c];
   const float h3 = p2[c];
-  const float h4 = 1.0f / sqrtf(h3 + 9.99999975e-06f);
-  const float h5 = p3[c];
-  const float h6 = h4 * h5;
-  const float h8 = p4[c];
-  const float h11 = p6[c];
-  const float h13 = p7[c];
-  const float h14 = 1.0f / sqrtf(h13 + 9.99999975e-06f);
-  const float h15 = p8[c];
-  const float h16 = h14 * h15;
-  const float h18 = p9[c];
+  const float h4 = p3[c];
+  const float h5 = (float)((double)h3 * (1.0 / sqrt((double)h4 + (double)9.99999975e-06f)));
+  const float h7 = p4[c];
+  const float h10 = p6[c];
+  const float h12 = p7[c];
+  const float h13 = p8[c];
+  const float h14 = (float)((double)h12 * (1.0 / sqrt((double)h13 + (double)9.99999975e-06f)));
+  const float h16 = p9[c];
   for (int i = threadIdx.x; i < nb * 49; i += 256) {
     const int nl = i / 49;
     const int e = i - nl * 49;
     const int n = n0 + nl;
     const float v0 = p0[(long long)(n) * 3136 + (c) * 49 + (e)];
-    const float v2 = v0 - h1;
-    const float v7 = v2 * h6;
-    const float v9 = v7 + h8;
-    const float v10 = p5[(long long)(n) * 3136 + (c) * 49 + (e)];
-    const float v12 = v10 - h11;
-    const float v17 = v12 * h16;
-    const float v19 = v17 + h18;
-    const float v20 = v9 + v19;
-    p10[(long long)(n) * 3136 + (c) * 49 + (e)] = v20;
+    const float v2 = __fsub_rn(v0, h1);
+    const float v6 = __fmul_rn(v2, h5);
+    const float v8 = __fadd_rn(v6, h7);
+    const float v9 = p5[(long long)(n) * 3136 + (c) * 49 + (e)];
+    const float v11 = __fsub_rn(v9, h10);
+    const float v15 = __fmul_rn(v11, h14);
+    const float v17 = __fadd_rn(v15, h16);
+    const float v18 = v8 + v17;
+    p10[(long long)(n) * 3136 + (c) * 49 + (e)] = v18;
   }
 }
 
@@ -19808,8 +19784,8 @@ extern "C" __global__ void __launch_bounds__(256, 2) k155_max3x3s1_bnapply_add_c
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 64, 7, 7)
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 64, 7, 7)
   const float *__restrict__ p2 = (const float *)a.p[2];  // buffer [64]
-  const float *__restrict__ p3 = (const float *)a.p[3];  // buffer [64]
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [64]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [64]
+  const float *__restrict__ p4 = (const float *)a.p[4];  // buffer [64]
   const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [64]
   float *__restrict__ p6 = (float *)a.p[6];  // (N, 64, 7, 7)
   const int c = blockIdx.x;
@@ -19817,10 +19793,9 @@ extern "C" __global__ void __launch_bounds__(256, 2) k155_max3x3s1_bnapply_add_c
   const int nb = min(21, a.n - n0);
   const float h2 = p2[c];
   const float h4 = p3[c];
-  const float h5 = 1.0f / sqrtf(h4 + 9.99999975e-06f);
-  const float h6 = p4[c];
-  const float h7 = h5 * h6;
-  const float h9 = p5[c];
+  const float h5 = p4[c];
+  const float h6 = (float)((double)h4 * (1.0 / sqrt((double)h5 + (double)9.99999975e-06f)));
+  const float h8 = p5[c];
   __shared__ float s_x[1701];
   for (int s0 = 0; s0 < nb; s0 += 21) {
     const int ns = min(21, nb - s0);
@@ -19859,11 +19834,11 @@ extern "C" __global__ void __launch_bounds__(256, 2) k155_max3x3s1_bnapply_add_c
       if (!(s[19] <= acc)) acc = s[19];
       if (!(s[20] <= acc)) acc = s[20];
       const float v1 = p1[(long long)(n) * 3136 + (c) * 49 + (e)];
-      const float v3 = v1 - h2;
-      const float v8 = v3 * h7;
-      const float v10 = v8 + h9;
-      const float v11 = v10 + acc;
-      p6[(long long)(n) * 9408 + (c) * 49 + (e)] = v11;
+      const float v3 = __fsub_rn(v1, h2);
+      const float v7 = __fmul_rn(v3, h6);
+      const float v9 = __fadd_rn(v7, h8);
+      const float v10 = v9 + acc;
+      p6[(long long)(n) * 9408 + (c) * 49 + (e)] = v10;
     }
   }
 }
@@ -19875,8 +19850,8 @@ extern "C" __global__ void __launch_bounds__(256, 2) k156_bnapply_relu_add_dw5x5
   const float *__restrict__ p0 = (const float *)a.p[0];  // parameter [1600]
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 64, 7, 7)
   const float *__restrict__ p2 = (const float *)a.p[2];  // buffer [64]
-  const float *__restrict__ p3 = (const float *)a.p[3];  // buffer [64]
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [64]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [64]
+  const float *__restrict__ p4 = (const float *)a.p[4];  // buffer [64]
   const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [64]
   const float *__restrict__ p6 = (const float *)a.p[6];  // (N, 64, 7, 7)
   float *__restrict__ p7 = (float *)a.p[7];  // (N, 64, 7, 7)
@@ -19910,10 +19885,9 @@ extern "C" __global__ void __launch_bounds__(256, 2) k156_bnapply_relu_add_dw5x5
   const float w24 = p0[c * 25 + 24];
   const float h1 = p2[c];
   const float h3 = p3[c];
-  const float h4 = 1.0f / sqrtf(h3 + 9.99999975e-06f);
-  const float h5 = p4[c];
-  const float h6 = h4 * h5;
-  const float h8 = p5[c];
+  const float h4 = p4[c];
+  const float h5 = (float)((double)h3 * (1.0 / sqrt((double)h4 + (double)9.99999975e-06f)));
+  const float h7 = p5[c];
   __shared__ float s_x[2541];
   for (int s0 = 0; s0 < nb; s0 += 21) {
     const int ns = min(21, nb - s0);
@@ -19929,13 +19903,13 @@ extern "C" __global__ void __launch_bounds__(256, 2) k156_bnapply_relu_add_dw5x5
       if (iy >= 0 && iy < 7 && ix >= 0 && ix < 7) {
         const int e = iy * 7 + ix;
         const float v0 = p1[(long long)(n) * 3136 + (c) * 49 + (e)];
-        const float v2 = v0 - h1;
-        const float v7 = v2 * h6;
-        const float v9 = v7 + h8;
-        const float v10 = p6[(long long)(n) * 3136 + (c) * 49 + (e)];
-        const float v11 = v9 + v10;
-        const float v12 = fmaxf(v11, 0.0f);
-        v = v12;
+        const float v2 = __fsub_rn(v0, h1);
+        const float v6 = __fmul_rn(v2, h5);
+        const float v8 = __fadd_rn(v6, h7);
+        const float v9 = p6[(long long)(n) * 3136 + (c) * 49 + (e)];
+        const float v10 = v8 + v9;
+        const float v11 = fmaxf(v10, 0.0f);
+        v = v11;
       }
       s_x[i] = v;
     }
@@ -19985,8 +19959,8 @@ extern "C" __global__ void __launch_bounds__(256, 2) k157_avg3x3s1_bnapply_add_c
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 64, 7, 7)
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 64, 7, 7)
   const float *__restrict__ p2 = (const float *)a.p[2];  // buffer [64]
-  const float *__restrict__ p3 = (const float *)a.p[3];  // buffer [64]
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [64]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [64]
+  const float *__restrict__ p4 = (const float *)a.p[4];  // buffer [64]
   const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [64]
   float *__restrict__ p6 = (float *)a.p[6];  // (N, 64, 7, 7)
   const int c = blockIdx.x;
@@ -19994,10 +19968,9 @@ extern "C" __global__ void __launch_bounds__(256, 2) k157_avg3x3s1_bnapply_add_c
   const int nb = min(21, a.n - n0);
   const float h2 = p2[c];
   const float h4 = p3[c];
-  const float h5 = 1.0f / sqrtf(h4 + 9.99999975e-06f);
-  const float h6 = p4[c];
-  const float h7 = h5 * h6;
-  const float h9 = p5[c];
+  const float h5 = p4[c];
+  const float h6 = (float)((double)h4 * (1.0 / sqrt((double)h5 + (double)9.99999975e-06f)));
+  const float h8 = p5[c];
   __shared__ float s_x[1701];
   for (int s0 = 0; s0 < nb; s0 += 21) {
     const int ns = min(21, nb - s0);
@@ -20038,11 +20011,11 @@ extern "C" __global__ void __launch_bounds__(256, 2) k157_avg3x3s1_bnapply_add_c
       const int cnt = (min(oy * 1 - 1 + 3, 7) - max(oy * 1 - 1, 0)) * (min(ox * 1 - 1 + 3, 7) - max(ox * 1 - 1, 0));
       const float acc = sum / (float)cnt;
       const float v1 = p1[(long long)(n) * 3136 + (c) * 49 + (e)];
-      const float v3 = v1 - h2;
-      const float v8 = v3 * h7;
-      const float v10 = v8 + h9;
-      const float v11 = v10 + acc;
-      p6[(long long)(n) * 9408 + (c) * 49 + (e)] = v11;
+      const float v3 = __fsub_rn(v1, h2);
+      const float v7 = __fmul_rn(v3, h6);
+      const float v9 = __fadd_rn(v7, h8);
+      const float v10 = v9 + acc;
+      p6[(long long)(n) * 9408 + (c) * 49 + (e)] = v10;
     }
   }
 }
@@ -20053,8 +20026,8 @@ extern "C" __global__ void __launch_bounds__(256, 2) k157_avg3x3s1_bnapply_add_c
 extern "C" __global__ void __launch_bounds__(256, 2) k158_bnapply_avg3x3s2_c64_7x7(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 64, 14, 14)
   const float *__restrict__ p1 = (const float *)a.p[1];  // buffer [64]
-  const float *__restrict__ p2 = (const float *)a.p[2];  // buffer [64]
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [64]
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [64]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // buffer [64]
   const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [64]
   float *__restrict__ p5 = (float *)a.p[5];  // (N, 64, 7, 7)
   const int c = blockIdx.x;
@@ -20062,10 +20035,9 @@ extern "C" __global__ void __launch_bounds__(256, 2) k158_bnapply_avg3x3s2_c64_7
   const int nb = min(21, a.n - n0);
   const float h1 = p1[c];
   const float h3 = p2[c];
-  const float h4 = 1.0f / sqrtf(h3 + 9.99999975e-06f);
-  const float h5 = p3[c];
-  const float h6 = h4 * h5;
-  const float h8 = p4[c];
+  const float h4 = p3[c];
+  const float h5 = (float)((double)h3 * (1.0 / sqrt((double)h4 + (double)9.99999975e-06f)));
+  const float h7 = p4[c];
   __shared__ float s_x[4725];
   for (int s0 = 0; s0 < nb; s0 += 21) {
     const int ns = min(21, nb - s0);
@@ -20081,10 +20053,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k158_bnapply_avg3x3s2_c64_7
       if (iy >= 0 && iy < 14 && ix >= 0 && ix < 14) {
         const int e = iy * 14 + ix;
         const float v0 = p0[(long long)(n) * 12544 + (c) * 196 + (e)];
-        const float v2 = v0 - h1;
-        const float v7 = v2 * h6;
-        const float v9 = v7 + h8;
-        v = v9;
+        const float v2 = __fsub_rn(v0, h1);
+        const float v6 = __fmul_rn(v2, h5);
+        const float v8 = __fadd_rn(v6, h7);
+        v = v8;
       }
       s_x[i] = v;
     }
@@ -20119,8 +20091,8 @@ extern "C" __global__ void __launch_bounds__(256, 2) k158_bnapply_avg3x3s2_c64_7
 extern "C" __global__ void __launch_bounds__(256, 2) k159_bnapply_avg3x3s2_add_c64_7x7(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 64, 14, 14)
   const float *__restrict__ p1 = (const float *)a.p[1];  // buffer [64]
-  const float *__restrict__ p2 = (const float *)a.p[2];  // buffer [64]
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [64]
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [64]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // buffer [64]
   const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [64]
   const float *__restrict__ p5 = (const float *)a.p[5];  // (N, 64, 7, 7)
   float *__restrict__ p6 = (float *)a.p[6];  // (N, 64, 7, 7)
@@ -20129,10 +20101,9 @@ extern "C" __global__ void __launch_bounds__(256, 2) k159_bnapply_avg3x3s2_add_c
   const int nb = min(21, a.n - n0);
   const float h1 = p1[c];
   const float h3 = p2[c];
-  const float h4 = 1.0f / sqrtf(h3 + 9.99999975e-06f);
-  const float h5 = p3[c];
-  const float h6 = h4 * h5;
-  const float h8 = p4[c];
+  const float h4 = p3[c];
+  const float h5 = (float)((double)h3 * (1.0 / sqrt((double)h4 + (double)9.99999975e-06f)));
+  const float h7 = p4[c];
   __shared__ float s_x[4725];
   for (int s0 = 0; s0 < nb; s0 += 21) {
     const int ns = min(21, nb - s0);
@@ -20148,10 +20119,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k159_bnapply_avg3x3s2_add_c
       if (iy >= 0 && iy < 14 && ix >= 0 && ix < 14) {
         const int e = iy * 14 + ix;
         const float v0 = p0[(long long)(n) * 12544 + (c) * 196 + (e)];
-        const float v2 = v0 - h1;
-        const float v7 = v2 * h6;
-        const float v9 = v7 + h8;
-        v = v9;
+        const float v2 = __fsub_rn(v0, h1);
+        const float v6 = __fmul_rn(v2, h5);
+        const float v8 = __fadd_rn(v6, h7);
+        v = v8;
       }
       s_x[i] = v;
     }
@@ -20175,9 +20146,9 @@ extern "C" __global__ void __launch_bounds__(256, 2) k159_bnapply_avg3x3s2_add_c
       sum += s[32];
       const int cnt = (min(oy * 2 - 1 + 3, 14) - max(oy * 2 - 1, 0)) * (min(ox * 2 - 1 + 3, 14) - max(ox * 2 - 1, 0));
       const float acc = sum / (float)cnt;
-      const float v10 = p5[(long long)(n) * 3136 + (c) * 49 + (e)];
-      const float v11 = v10 + acc;
-      p6[(long long)(n) * 9408 + (c) * 49 + (e)] = v11;
+      const float v9 = p5[(long long)(n) * 3136 + (c) * 49 + (e)];
+      const float v10 = v9 + acc;
+      p6[(long long)(n) * 9408 + (c) * 49 + (e)] = v10;
     }
   }
 }
@@ -20188,13 +20159,13 @@ extern "C" __global__ void __launch_bounds__(256, 2) k159_bnapply_avg3x3s2_add_c
 extern "C" __global__ void __launch_bounds__(256, 2) k160_bnapply_avg3x3s1_add_c64_7x7(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 64, 7, 7)
   const float *__restrict__ p1 = (const float *)a.p[1];  // buffer [64]
-  const float *__restrict__ p2 = (const float *)a.p[2];  // buffer [64]
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [64]
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [64]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // buffer [64]
   const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [64]
   const float *__restrict__ p5 = (const float *)a.p[5];  // (N, 64, 7, 7)
   const float *__restrict__ p6 = (const float *)a.p[6];  // buffer [64]
-  const float *__restrict__ p7 = (const float *)a.p[7];  // buffer [64]
-  const float *__restrict__ p8 = (const float *)a.p[8];  // parameter [64]
+  const float *__restrict__ p7 = (const float *)a.p[7];  // parameter [64]
+  const float *__restrict__ p8 = (const float *)a.p[8];  // buffer [64]
   const float *__restrict__ p9 = (const float *)a.p[9];  // parameter [64]
   float *__restrict__ p10 = (float *)a.p[10];  // (N, 64, 7, 7)
   const int c = blockIdx.x;
@@ -20202,16 +20173,14 @@ extern "C" __global__ void __launch_bounds__(256, 2) k160_bnapply_avg3x3s1_add_c
   const int nb = min(21, a.n - n0);
   const float h1 = p1[c];
   const float h3 = p2[c];
-  const float h4 = 1.0f / sqrtf(h3 + 9.99999975e-06f);
-  const float h5 = p3[c];
-  const float h6 = h4 * h5;
-  const float h8 = p4[c];
-  const float h11 = p6[c];
-  const float h13 = p7[c];
-  const float h14 = 1.0f / sqrtf(h13 + 9.99999975e-06f);
-  const float h15 = p8[c];
-  const float h16 = h14 * h15;
-  const float h18 = p9[c];
+  const float h4 = p3[c];
+  const float h5 = (float)((double)h3 * (1.0 / sqrt((double)h4 + (double)9.99999975e-06f)));
+  const float h7 = p4[c];
+  const float h10 = p6[c];
+  const float h12 = p7[c];
+  const float h13 = p8[c];
+  const float h14 = (float)((double)h12 * (1.0 / sqrt((double)h13 + (double)9.99999975e-06f)));
+  const float h16 = p9[c];
   __shared__ float s_x[1701];
   for (int s0 = 0; s0 < nb; s0 += 21) {
     const int ns = min(21, nb - s0);
@@ -20227,10 +20196,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k160_bnapply_avg3x3s1_add_c
       if (iy >= 0 && iy < 7 && ix >= 0 && ix < 7) {
         const int e = iy * 7 + ix;
         const float v0 = p0[(long long)(n) * 3136 + (c) * 49 + (e)];
-        const float v2 = v0 - h1;
-        const float v7 = v2 * h6;
-        const float v9 = v7 + h8;
-        v = v9;
+        const float v2 = __fsub_rn(v0, h1);
+        const float v6 = __fmul_rn(v2, h5);
+        const float v8 = __fadd_rn(v6, h7);
+        v = v8;
       }
       s_x[i] = v;
     }
@@ -20254,12 +20223,12 @@ extern "C" __global__ void __launch_bounds__(256, 2) k160_bnapply_avg3x3s1_add_c
       sum += s[20];
       const int cnt = (min(oy * 1 - 1 + 3, 7) - max(oy * 1 - 1, 0)) * (min(ox * 1 - 1 + 3, 7) - max(ox * 1 - 1, 0));
       const float acc = sum / (float)cnt;
-      const float v10 = p5[(long long)(n) * 3136 + (c) * 49 + (e)];
-      const float v12 = v10 - h11;
-      const float v17 = v12 * h16;
-      const float v19 = v17 + h18;
-      const float v20 = v19 + acc;
-      p10[(long long)(n) * 3136 + (c) * 49 + (e)] = v20;
+      const float v9 = p5[(long long)(n) * 3136 + (c) * 49 + (e)];
+      const float v11 = __fsub_rn(v9, h10);
+      const float v15 = __fmul_rn(v11, h14);
+      const float v17 = __fadd_rn(v15, h16);
+      const float v18 = v17 + acc;
+      p10[(long long)(n) * 3136 + (c) * 49 + (e)] = v18;
     }
   }
 }
@@ -20270,8 +20239,8 @@ extern "C" __global__ void __launch_bounds__(256, 2) k160_bnapply_avg3x3s1_add_c
 extern "C" __global__ void __launch_bounds__(256, 2) k161_bnapply_max3x3s1_c64_7x7(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 64, 7, 7)
   const float *__restrict__ p1 = (const float *)a.p[1];  // buffer [64]
-  const float *__restrict__ p2 = (const float *)a.p[2];  // buffer [64]
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [64]
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [64]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // buffer [64]
   const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [64]
   float *__restrict__ p5 = (float *)a.p[5];  // (N, 64, 7, 7)
   const int c = blockIdx.x;
@@ -20279,10 +20248,9 @@ extern "C" __global__ void __launch_bounds__(256, 2) k161_bnapply_max3x3s1_c64_7
   const int nb = min(21, a.n - n0);
   const float h1 = p1[c];
   const float h3 = p2[c];
-  const float h4 = 1.0f / sqrtf(h3 + 9.99999975e-06f);
-  const float h5 = p3[c];
-  const float h6 = h4 * h5;
-  const float h8 = p4[c];
+  const float h4 = p3[c];
+  const float h5 = (float)((double)h3 * (1.0 / sqrt((double)h4 + (double)9.99999975e-06f)));
+  const float h7 = p4[c];
   __shared__ float s_x[1701];
   for (int s0 = 0; s0 < nb; s0 += 21) {
     const int ns = min(21, nb - s0);
@@ -20298,10 +20266,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k161_bnapply_max3x3s1_c64_7
       if (iy >= 0 && iy < 7 && ix >= 0 && ix < 7) {
         const int e = iy * 7 + ix;
         const float v0 = p0[(long long)(n) * 3136 + (c) * 49 + (e)];
-        const float v2 = v0 - h1;
-        const float v7 = v2 * h6;
-        const float v9 = v7 + h8;
-        v = v9;
+        const float v2 = __fsub_rn(v0, h1);
+        const float v6 = __fmul_rn(v2, h5);
+        const float v8 = __fadd_rn(v6, h7);
+        v = v8;
       }
       s_x[i] = v;
     }
@@ -20334,8 +20302,8 @@ extern "C" __global__ void __launch_bounds__(256, 2) k161_bnapply_max3x3s1_c64_7
 extern "C" __global__ void __launch_bounds__(256, 2) k162_bnapply_avg3x3s1_c64_7x7(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 64, 7, 7)
   const float *__restrict__ p1 = (const float *)a.p[1];  // buffer [64]
-  const float *__restrict__ p2 = (const float *)a.p[2];  // buffer [64]
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [64]
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [64]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // buffer [64]
   const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [64]
   float *__restrict__ p5 = (float *)a.p[5];  // (N, 64, 7, 7)
   const int c = blockIdx.x;
@@ -20343,10 +20311,9 @@ extern "C" __global__ void __launch_bounds__(256, 2) k162_bnapply_avg3x3s1_c64_7
   const int nb = min(21, a.n - n0);
   const float h1 = p1[c];
   const float h3 = p2[c];
-  const float h4 = 1.0f / sqrtf(h3 + 9.99999975e-06f);
-  const float h5 = p3[c];
-  const float h6 = h4 * h5;
-  const float h8 = p4[c];
+  const float h4 = p3[c];
+  const float h5 = (float)((double)h3 * (1.0 / sqrt((double)h4 + (double)9.99999975e-06f)));
+  const float h7 = p4[c];
   __shared__ float s_x[1701];
   for (int s0 = 0; s0 < nb; s0 += 21) {
     const int ns = min(21, nb - s0);
@@ -20362,10 +20329,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k162_bnapply_avg3x3s1_c64_7
       if (iy >= 0 && iy < 7 && ix >= 0 && ix < 7) {
         const int e = iy * 7 + ix;
         const float v0 = p0[(long long)(n) * 3136 + (c) * 49 + (e)];
-        const float v2 = v0 - h1;
-        const float v7 = v2 * h6;
-        const float v9 = v7 + h8;
-        v = v9;
+        const float v2 = __fsub_rn(v0, h1);
+        const float v6 = __fmul_rn(v2, h5);
+        const float v8 = __fadd_rn(v6, h7);
+        v = v8;
       }
       s_x[i] = v;
     }
@@ -20465,13 +20432,13 @@ extern "C" __global__ void __launch_bounds__(256, 2) k163_relu_add_dw3x3s1_c64_7
 extern "C" __global__ void __launch_bounds__(256, 2) k164_bnapply_max3x3s1_add_c64_7x7(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 64, 7, 7)
   const float *__restrict__ p1 = (const float *)a.p[1];  // buffer [64]
-  const float *__restrict__ p2 = (const float *)a.p[2];  // buffer [64]
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [64]
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [64]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // buffer [64]
   const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [64]
   const float *__restrict__ p5 = (const float *)a.p[5];  // (N, 64, 7, 7)
   const float *__restrict__ p6 = (const float *)a.p[6];  // buffer [64]
-  const float *__restrict__ p7 = (const float *)a.p[7];  // buffer [64]
-  const float *__restrict__ p8 = (const float *)a.p[8];  // parameter [64]
+  const float *__restrict__ p7 = (const float *)a.p[7];  // parameter [64]
+  const float *__restrict__ p8 = (const float *)a.p[8];  // buffer [64]
   const float *__restrict__ p9 = (const float *)a.p[9];  // parameter [64]
   float *__restrict__ p10 = (float *)a.p[10];  // (N, 64, 7, 7)
   const int c = blockIdx.x;
@@ -20479,16 +20446,14 @@ extern "C" __global__ void __launch_bounds__(256, 2) k164_bnapply_max3x3s1_add_c
   const int nb = min(21, a.n - n0);
   const float h1 = p1[c];
   const float h3 = p2[c];
-  const float h4 = 1.0f / sqrtf(h3 + 9.99999975e-06f);
-  const float h5 = p3[c];
-  const float h6 = h4 * h5;
-  const float h8 = p4[c];
-  const float h11 = p6[c];
-  const float h13 = p7[c];
-  const float h14 = 1.0f / sqrtf(h13 + 9.99999975e-06f);
-  const float h15 = p8[c];
-  const float h16 = h14 * h15;
-  const float h18 = p9[c];
+  const float h4 = p3[c];
+  const float h5 = (float)((double)h3 * (1.0 / sqrt((double)h4 + (double)9.99999975e-06f)));
+  const float h7 = p4[c];
+  const float h10 = p6[c];
+  const float h12 = p7[c];
+  const float h13 = p8[c];
+  const float h14 = (float)((double)h12 * (1.0 / sqrt((double)h13 + (double)9.99999975e-06f)));
+  const float h16 = p9[c];
   __shared__ float s_x[1701];
   for (int s0 = 0; s0 < nb; s0 += 21) {
     const int ns = min(21, nb - s0);
@@ -20504,10 +20469,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k164_bnapply_max3x3s1_add_c
       if (iy >= 0 && iy < 7 && ix >= 0 && ix < 7) {
         const int e = iy * 7 + ix;
         const float v0 = p0[(long long)(n) * 3136 + (c) * 49 + (e)];
-        const float v2 = v0 - h1;
-        const float v7 = v2 * h6;
-        const float v9 = v7 + h8;
-        v = v9;
+        const float v2 = __fsub_rn(v0, h1);
+        const float v6 = __fmul_rn(v2, h5);
+        const float v8 = __fadd_rn(v6, h7);
+        v = v8;
       }
       s_x[i] = v;
     }
@@ -20529,12 +20494,12 @@ extern "C" __global__ void __launch_bounds__(256, 2) k164_bnapply_max3x3s1_add_c
       if (!(s[18] <= acc)) acc = s[18];
       if (!(s[19] <= acc)) acc = s[19];
       if (!(s[20] <= acc)) acc = s[20];
-      const float v10 = p5[(long long)(n) * 3136 + (c) * 49 + (e)];
-      const float v12 = v10 - h11;
-      const float v17 = v12 * h16;
-      const float v19 = v17 + h18;
-      const float v20 = v19 + acc;
-      p10[(long long)(n) * 9408 + (c) * 49 + (e)] = v20;
+      const float v9 = p5[(long long)(n) * 3136 + (c) * 49 + (e)];
+      const float v11 = __fsub_rn(v9, h10);
+      const float v15 = __fmul_rn(v11, h14);
+      const float v17 = __fadd_rn(v15, h16);
+      const float v18 = v17 + acc;
+      p10[(long long)(n) * 9408 + (c) * 49 + (e)] = v18;
     }
   }
 }
@@ -20955,65 +20920,65 @@ static const ParamInfo nao_params[] = {
 };
 
 static const CudaKernel nao_kernels[] = {  // name, pattern, block, grid_x, grid_nb, smem, n_args, reduces
-  {"k0_bnstats_c48_28x28", "pw", 256, 48, 6, 0, 6, 1},
-  {"k1_bnapply_relu_c48_28x28", "pw", 256, 48, 6, 0, 6, 0},
-  {"k2_bnstats_c16_28x28", "pw", 256, 16, 6, 0, 6, 1},
-  {"k3_bnapply_relu_dw5x5s1_c16_28x28", "dwconv", 256, 16, 6, 24576, 7, 0},
-  {"k4_bnapply_avg3x3s1_add_c16_28x28", "pool", 256, 16, 6, 21600, 11, 0},
-  {"k5_avg3x3s1_bnapply_add_c16_28x28", "pool", 256, 16, 6, 21600, 7, 0},
-  {"k6_bnapply_max3x3s1_c16_28x28", "pool", 256, 16, 6, 21600, 6, 0},
-  {"k7_bnapply_avg3x3s1_add_relu_c16_28x28", "pool", 256, 16, 6, 21600, 7, 0},
+  {"k0_bnstats_c48_28x28", "pw", 256, 48, 6, 0, 8, 1},
+  {"k1_bnapply_relu_c48_28x28", "pw", 256, 48, 6, 0, 4, 0},
+  {"k2_bnstats_c16_28x28", "pw", 256, 16, 6, 0, 8, 1},
+  {"k3_bnapply_relu_dw5x5s1_c16_28x28", "dwconv", 256, 16, 6, 24576, 5, 0},
+  {"k4_bnapply_avg3x3s1_add_c16_28x28", "pool", 256, 16, 6, 21600, 7, 0},
+  {"k5_avg3x3s1_bnapply_add_c16_28x28", "pool", 256, 16, 6, 21600, 5, 0},
+  {"k6_bnapply_max3x3s1_c16_28x28", "pool", 256, 16, 6, 21600, 4, 0},
+  {"k7_bnapply_avg3x3s1_add_relu_c16_28x28", "pool", 256, 16, 6, 21600, 5, 0},
   {"k8_dw3x3s1_c16_28x28", "dwconv", 256, 16, 6, 21600, 3, 0},
-  {"k9_bnapply_relu_dw3x3s1_c16_28x28", "dwconv", 256, 16, 6, 21600, 7, 0},
-  {"k10_bnapply_max3x3s1_add_c16_28x28", "pool", 256, 16, 6, 21600, 11, 0},
+  {"k9_bnapply_relu_dw3x3s1_c16_28x28", "dwconv", 256, 16, 6, 21600, 5, 0},
+  {"k10_bnapply_max3x3s1_add_c16_28x28", "pool", 256, 16, 6, 21600, 7, 0},
   {"k11_relu_dw5x5s1_c16_28x28", "dwconv", 256, 16, 6, 24576, 3, 0},
-  {"k12_bnstats_c32_28x28", "pw", 256, 32, 6, 0, 6, 1},
+  {"k12_bnstats_c32_28x28", "pw", 256, 32, 6, 0, 8, 1},
   {"k13_relu_c48_28x28", "pw", 256, 48, 6, 0, 2, 0},
-  {"k14_bnapply_relu_dw5x5s2_c32_14x14", "dwconv", 256, 32, 11, 30752, 7, 0},
-  {"k15_bnstats_c32_14x14", "pw", 256, 32, 11, 0, 6, 1},
-  {"k16_bnapply_relu_dw5x5s1_c32_14x14", "dwconv", 256, 32, 11, 14256, 7, 0},
-  {"k17_bnapply_relu_dw3x3s2_c32_14x14", "dwconv", 256, 32, 11, 30276, 7, 0},
-  {"k18_bnapply_relu_dw3x3s1_c32_14x14", "dwconv", 256, 32, 11, 11264, 7, 0},
-  {"k19_bnapply_add_c32_14x14", "pw", 256, 32, 11, 0, 11, 0},
+  {"k14_bnapply_relu_dw5x5s2_c32_14x14", "dwconv", 256, 32, 11, 30752, 5, 0},
+  {"k15_bnstats_c32_14x14", "pw", 256, 32, 11, 0, 8, 1},
+  {"k16_bnapply_relu_dw5x5s1_c32_14x14", "dwconv", 256, 32, 11, 14256, 5, 0},
+  {"k17_bnapply_relu_dw3x3s2_c32_14x14", "dwconv", 256, 32, 11, 30276, 5, 0},
+  {"k18_bnapply_relu_dw3x3s1_c32_14x14", "dwconv", 256, 32, 11, 11264, 5, 0},
+  {"k19_bnapply_add_c32_14x14", "pw", 256, 32, 11, 0, 7, 0},
   {"k20_relu_dw5x5s1_c32_14x14", "dwconv", 256, 32, 11, 14256, 3, 0},
-  {"k21_max3x3s1_bnapply_add_c32_14x14", "pool", 256, 32, 11, 11264, 7, 0},
-  {"k22_bnapply_add_relu_c32_14x14", "pw", 256, 32, 11, 0, 7, 0},
+  {"k21_max3x3s1_bnapply_add_c32_14x14", "pool", 256, 32, 11, 11264, 5, 0},
+  {"k22_bnapply_add_relu_c32_14x14", "pw", 256, 32, 11, 0, 5, 0},
   {"k23_dw5x5s1_c32_14x14", "dwconv", 256, 32, 11, 14256, 3, 0},
-  {"k24_avg3x3s1_bnapply_add_c32_14x14", "pool", 256, 32, 11, 11264, 7, 0},
-  {"k25_bnapply_avg3x3s2_c32_14x14", "pool", 256, 32, 11, 30276, 6, 0},
-  {"k26_bnapply_avg3x3s2_add_c32_14x14", "pool", 256, 32, 11, 30276, 7, 0},
+  {"k24_avg3x3s1_bnapply_add_c32_14x14", "pool", 256, 32, 11, 11264, 5, 0},
+  {"k25_bnapply_avg3x3s2_c32_14x14", "pool", 256, 32, 11, 30276, 4, 0},
+  {"k26_bnapply_avg3x3s2_add_c32_14x14", "pool", 256, 32, 11, 30276, 5, 0},
   {"k27_relu_c96_14x14", "pw", 256, 96, 21, 0, 2, 0},
-  {"k28_bnapply_avg3x3s1_add_c32_14x14", "pool", 256, 32, 11, 11264, 11, 0},
-  {"k29_bnapply_max3x3s1_c32_14x14", "pool", 256, 32, 11, 11264, 6, 0},
-  {"k30_bnapply_avg3x3s1_add_relu_c32_14x14", "pool", 256, 32, 11, 11264, 7, 0},
+  {"k28_bnapply_avg3x3s1_add_c32_14x14", "pool", 256, 32, 11, 11264, 7, 0},
+  {"k29_bnapply_max3x3s1_c32_14x14", "pool", 256, 32, 11, 11264, 4, 0},
+  {"k30_bnapply_avg3x3s1_add_relu_c32_14x14", "pool", 256, 32, 11, 11264, 5, 0},
   {"k31_dw3x3s1_c32_14x14", "dwconv", 256, 32, 11, 11264, 3, 0},
-  {"k32_bnapply_max3x3s1_add_c32_14x14", "pool", 256, 32, 11, 11264, 11, 0},
-  {"k33_bnstats_c64_14x14", "pw", 256, 64, 21, 0, 6, 1},
-  {"k34_bnapply_relu_dw5x5s2_c64_7x7", "dwconv", 256, 64, 21, 24276, 7, 0},
-  {"k35_bnstats_c64_7x7", "pw", 256, 64, 21, 0, 6, 1},
-  {"k36_bnapply_relu_dw5x5s1_c64_7x7", "dwconv", 256, 64, 21, 10164, 7, 0},
-  {"k37_bnapply_relu_dw3x3s2_c64_7x7", "dwconv", 256, 64, 21, 18900, 7, 0},
-  {"k38_bnapply_relu_dw3x3s1_c64_7x7", "dwconv", 256, 64, 21, 6804, 7, 0},
-  {"k39_bnapply_add_c64_7x7", "pw", 256, 64, 21, 0, 11, 0},
+  {"k32_bnapply_max3x3s1_add_c32_14x14", "pool", 256, 32, 11, 11264, 7, 0},
+  {"k33_bnstats_c64_14x14", "pw", 256, 64, 21, 0, 8, 1},
+  {"k34_bnapply_relu_dw5x5s2_c64_7x7", "dwconv", 256, 64, 21, 24276, 5, 0},
+  {"k35_bnstats_c64_7x7", "pw", 256, 64, 21, 0, 8, 1},
+  {"k36_bnapply_relu_dw5x5s1_c64_7x7", "dwconv", 256, 64, 21, 10164, 5, 0},
+  {"k37_bnapply_relu_dw3x3s2_c64_7x7", "dwconv", 256, 64, 21, 18900, 5, 0},
+  {"k38_bnapply_relu_dw3x3s1_c64_7x7", "dwconv", 256, 64, 21, 6804, 5, 0},
+  {"k39_bnapply_add_c64_7x7", "pw", 256, 64, 21, 0, 7, 0},
   {"k40_relu_dw5x5s1_c64_7x7", "dwconv", 256, 64, 21, 10164, 3, 0},
-  {"k41_max3x3s1_bnapply_add_c64_7x7", "pool", 256, 64, 21, 6804, 7, 0},
-  {"k42_bnapply_add_relu_c64_7x7", "pw", 256, 64, 21, 0, 7, 0},
+  {"k41_max3x3s1_bnapply_add_c64_7x7", "pool", 256, 64, 21, 6804, 5, 0},
+  {"k42_bnapply_add_relu_c64_7x7", "pw", 256, 64, 21, 0, 5, 0},
   {"k43_dw5x5s1_c64_7x7", "dwconv", 256, 64, 21, 10164, 3, 0},
-  {"k44_avg3x3s1_bnapply_add_c64_7x7", "pool", 256, 64, 21, 6804, 7, 0},
-  {"k45_bnapply_avg3x3s2_c64_7x7", "pool", 256, 64, 21, 18900, 6, 0},
-  {"k46_bnapply_avg3x3s2_add_c64_7x7", "pool", 256, 64, 21, 18900, 7, 0},
+  {"k44_avg3x3s1_bnapply_add_c64_7x7", "pool", 256, 64, 21, 6804, 5, 0},
+  {"k45_bnapply_avg3x3s2_c64_7x7", "pool", 256, 64, 21, 18900, 4, 0},
+  {"k46_bnapply_avg3x3s2_add_c64_7x7", "pool", 256, 64, 21, 18900, 5, 0},
   {"k47_relu_c192_7x7", "pw", 256, 192, 84, 0, 2, 0},
-  {"k48_bnapply_avg3x3s1_add_c64_7x7", "pool", 256, 64, 21, 6804, 11, 0},
-  {"k49_bnapply_max3x3s1_c64_7x7", "pool", 256, 64, 21, 6804, 6, 0},
-  {"k50_bnapply_avg3x3s1_add_relu_c64_7x7", "pool", 256, 64, 21, 6804, 7, 0},
+  {"k48_bnapply_avg3x3s1_add_c64_7x7", "pool", 256, 64, 21, 6804, 7, 0},
+  {"k49_bnapply_max3x3s1_c64_7x7", "pool", 256, 64, 21, 6804, 4, 0},
+  {"k50_bnapply_avg3x3s1_add_relu_c64_7x7", "pool", 256, 64, 21, 6804, 5, 0},
   {"k51_dw3x3s1_c64_7x7", "dwconv", 256, 64, 21, 6804, 3, 0},
-  {"k52_bnapply_max3x3s1_add_c64_7x7", "pool", 256, 64, 21, 6804, 11, 0},
+  {"k52_bnapply_max3x3s1_add_c64_7x7", "pool", 256, 64, 21, 6804, 7, 0},
   {"k53_gap_c192_1x1", "gap", 256, 192, 84, 0, 2, 0},
   {"k54_bias_c10_1x1", "pw", 256, 10, 4, 0, 2, 0},
   {"k55_xent_xent_bwd_c10_1x1", "xent", 256, 1, 8, 0, 5, 1},
   {"k56_biasgrad_c10_1x1", "pw", 256, 10, 4, 0, 3, 1},
   {"k57_gap_bwd_c192_7x7", "pw", 256, 192, 84, 0, 2, 0},
-  {"k58_bnapply_max3x3s1bwd_c64_7x7", "pool_bwd", 256, 64, 21, 11949, 7, 0},
+  {"k58_bnapply_max3x3s1bwd_c64_7x7", "pool_bwd", 256, 64, 21, 11949, 5, 0},
   {"k59_bnbwdsum_c64_7x7", "pw", 256, 64, 21, 0, 8, 1},
   {"k60_bnbwd_c64_7x7", "pw", 256, 64, 21, 0, 7, 0},
   {"k61_bnapply_relu_dw5x5s1filter_dw5x5s1data_c64_7x7", "dwconv_bwd", 256, 64, 21, 14280, 13, 1},
@@ -21024,7 +20989,7 @@ static const CudaKernel nao_kernels[] = {  // name, pattern, block, grid_x, grid
   {"k66_bnapply_avg3x3s1bwd_c64_7x7", "pool_bwd", 256, 64, 21, 4116, 2, 0},
   {"k67_bnapply_max3x3s1bwd_bnbwdsum_c64_7x7", "pool_bwd", 256, 64, 21, 11949, 11, 1},
   {"k68_avg3x3s1bwd_bnbwdsum_c64_7x7", "pool_bwd", 256, 64, 21, 4116, 9, 1},
-  {"k69_bnapply_relu_dw5x5s1filter_dw5x5s1data_c64_7x7", "dwconv_bwd", 256, 64, 21, 14280, 10, 1},
+  {"k69_bnapply_relu_dw5x5s1filter_dw5x5s1data_c64_7x7", "dwconv_bwd", 256, 64, 21, 14280, 8, 1},
   {"k70_bnapply_relu_dw5x5s1filter_dw5x5s1data_c64_7x7", "dwconv_bwd", 256, 64, 21, 14280, 13, 1},
   {"k71_relu_bwd_c192_7x7", "pw", 256, 192, 84, 0, 3, 0},
   {"k72_zero_c96_14x14", "pw", 256, 96, 21, 0, 1, 0},
@@ -21033,13 +20998,13 @@ static const CudaKernel nao_kernels[] = {  // name, pattern, block, grid_x, grid
   {"k75_avg3x3s1bwd_c64_7x7", "pool_bwd", 256, 64, 21, 4116, 2, 0},
   {"k76_dw5x5s1filter_dw5x5s1data_relu_bwd_c64_7x7", "dwconv_bwd", 256, 64, 21, 14280, 12, 1},
   {"k77_max3x3s1bwd_accum_c64_7x7", "pool_bwd", 256, 64, 21, 11949, 4, 0},
-  {"k78_bnapply_relu_dw3x3s2filter_dw3x3s2data_c64_14x14", "dwconv_bwd", 256, 64, 21, 23016, 10, 1},
+  {"k78_bnapply_relu_dw3x3s2filter_dw3x3s2data_c64_14x14", "dwconv_bwd", 256, 64, 21, 23016, 8, 1},
   {"k79_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_c64_7x7", "dwconv_bwd", 256, 64, 21, 14280, 18, 1},
-  {"k80_bnapply_relu_dw3x3s2filter_dw3x3s2data_c64_14x14", "dwconv_bwd", 256, 64, 21, 23016, 10, 1},
+  {"k80_bnapply_relu_dw3x3s2filter_dw3x3s2data_c64_14x14", "dwconv_bwd", 256, 64, 21, 23016, 8, 1},
   {"k81_bnapply_relu_dw5x5s2filter_dw5x5s2data_c64_14x14", "dwconv_bwd", 256, 64, 21, 28392, 13, 1},
   {"k82_bnbwd_c64_14x14", "pw", 256, 64, 21, 0, 7, 0},
   {"k83_relu_relu_bwd_c96_14x14", "pw", 256, 96, 21, 0, 4, 0},
-  {"k84_bnapply_max3x3s1bwd_c32_14x14", "pool_bwd", 256, 32, 11, 22044, 7, 0},
+  {"k84_bnapply_max3x3s1bwd_c32_14x14", "pool_bwd", 256, 32, 11, 22044, 5, 0},
   {"k85_bnbwdsum_c32_14x14", "pw", 256, 32, 11, 0, 8, 1},
   {"k86_bnbwd_c32_14x14", "pw", 256, 32, 11, 0, 7, 0},
   {"k87_bnapply_relu_dw5x5s1filter_dw5x5s1data_c32_14x14", "dwconv_bwd", 256, 32, 11, 22880, 13, 1},
@@ -21050,7 +21015,7 @@ static const CudaKernel nao_kernels[] = {  // name, pattern, block, grid_x, grid
   {"k92_bnapply_avg3x3s1bwd_c32_14x14", "pool_bwd", 256, 32, 11, 8624, 2, 0},
   {"k93_bnapply_max3x3s1bwd_bnbwdsum_c32_14x14", "pool_bwd", 256, 32, 11, 22044, 11, 1},
   {"k94_avg3x3s1bwd_bnbwdsum_c32_14x14", "pool_bwd", 256, 32, 11, 8624, 9, 1},
-  {"k95_bnapply_relu_dw5x5s1filter_dw5x5s1data_c32_14x14", "dwconv_bwd", 256, 32, 11, 22880, 10, 1},
+  {"k95_bnapply_relu_dw5x5s1filter_dw5x5s1data_c32_14x14", "dwconv_bwd", 256, 32, 11, 22880, 8, 1},
   {"k96_bnapply_relu_dw5x5s1filter_dw5x5s1data_c32_14x14", "dwconv_bwd", 256, 32, 11, 22880, 13, 1},
   {"k97_zero_c48_28x28", "pw", 256, 48, 6, 0, 1, 0},
   {"k98_bnapply_avg3x3s2bwd_c32_28x28", "pool_bwd", 256, 32, 6, 4704, 2, 0},
@@ -21058,13 +21023,13 @@ static const CudaKernel nao_kernels[] = {  // name, pattern, block, grid_x, grid
   {"k100_avg3x3s1bwd_c32_14x14", "pool_bwd", 256, 32, 11, 8624, 2, 0},
   {"k101_dw5x5s1filter_dw5x5s1data_relu_bwd_c32_14x14", "dwconv_bwd", 256, 32, 11, 22880, 12, 1},
   {"k102_max3x3s1bwd_accum_c32_14x14", "pool_bwd", 256, 32, 11, 22044, 4, 0},
-  {"k103_bnapply_relu_dw3x3s2filter_dw3x3s2data_c32_28x28", "dwconv_bwd", 256, 32, 6, 24888, 10, 1},
+  {"k103_bnapply_relu_dw3x3s2filter_dw3x3s2data_c32_28x28", "dwconv_bwd", 256, 32, 6, 24888, 8, 1},
   {"k104_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_c32_14x14", "dwconv_bwd", 256, 32, 11, 22880, 18, 1},
-  {"k105_bnapply_relu_dw3x3s2filter_dw3x3s2data_c32_28x28", "dwconv_bwd", 256, 32, 6, 24888, 10, 1},
+  {"k105_bnapply_relu_dw3x3s2filter_dw3x3s2data_c32_28x28", "dwconv_bwd", 256, 32, 6, 24888, 8, 1},
   {"k106_bnapply_relu_dw5x5s2filter_dw5x5s2data_c32_28x28", "dwconv_bwd", 256, 32, 6, 27768, 13, 1},
   {"k107_bnbwd_c32_28x28", "pw", 256, 32, 6, 0, 7, 0},
   {"k108_relu_relu_bwd_c48_28x28", "pw", 256, 48, 6, 0, 4, 0},
-  {"k109_bnapply_max3x3s1bwd_c16_28x28", "pool_bwd", 256, 16, 6, 30080, 7, 0},
+  {"k109_bnapply_max3x3s1bwd_c16_28x28", "pool_bwd", 256, 16, 6, 30080, 5, 0},
   {"k110_bnbwdsum_c16_28x28", "pw", 256, 16, 6, 0, 8, 1},
   {"k111_bnbwd_c16_28x28", "pw", 256, 16, 6, 0, 7, 0},
   {"k112_bnapply_relu_dw5x5s1filter_dw5x5s1data_c16_28x28", "dwconv_bwd", 256, 16, 6, 28928, 13, 1},
@@ -21075,7 +21040,7 @@ static const CudaKernel nao_kernels[] = {  // name, pattern, block, grid_x, grid
   {"k117_bnapply_avg3x3s1bwd_c16_28x28", "pool_bwd", 256, 16, 6, 18816, 2, 0},
   {"k118_bnapply_max3x3s1bwd_bnbwdsum_c16_28x28", "pool_bwd", 256, 16, 6, 30080, 11, 1},
   {"k119_avg3x3s1bwd_bnbwdsum_c16_28x28", "pool_bwd", 256, 16, 6, 18816, 9, 1},
-  {"k120_bnapply_relu_dw5x5s1filter_dw5x5s1data_c16_28x28", "dwconv_bwd", 256, 16, 6, 28928, 10, 1},
+  {"k120_bnapply_relu_dw5x5s1filter_dw5x5s1data_c16_28x28", "dwconv_bwd", 256, 16, 6, 28928, 8, 1},
   {"k121_bnapply_relu_dw5x5s1filter_dw5x5s1data_c16_28x28", "dwconv_bwd", 256, 16, 6, 28928, 13, 1},
   {"k122_bnapply_relu_relu_bwd_bnbwdsum_c48_28x28", "pw", 256, 48, 6, 0, 12, 1},
   {"k123_bnbwd_c48_28x28", "pw", 256, 48, 6, 0, 7, 0},
@@ -22395,6 +22360,61 @@ static const IrTensor nao_train_tensors[] = {
   {.name = "grad:cells.0.maybe_calibrate_size.preprocess_x.conv", .kind = IR_T_ACT, .c = 16, .h = 28, .w = 28, .producer = 608, .view_of = -1, .grad_of = 7},
   {.name = "grad:cells.0.maybe_calibrate_size.preprocess_x.relu", .kind = IR_T_ACT, .c = 48, .h = 28, .w = 28, .producer = 610, .view_of = -1, .grad_of = 6},
   {.name = "grad:stem.0", .kind = IR_T_ACT, .c = 48, .h = 28, .w = 28, .producer = 612, .view_of = -1, .grad_of = 2},
+  {.name = "bnapply:stem.1", .kind = IR_T_STAT, .c = 144, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.0.maybe_calibrate_size.preprocess_x.bn", .kind = IR_T_STAT, .c = 48, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.0.maybe_calibrate_size.preprocess_y.bn", .kind = IR_T_STAT, .c = 48, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.0.ops.0.x_op.op.3", .kind = IR_T_STAT, .c = 48, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.0.ops.0.x_op.op.7", .kind = IR_T_STAT, .c = 48, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.0.ops.1.x_op.op.3", .kind = IR_T_STAT, .c = 48, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.0.ops.1.x_op.op.7", .kind = IR_T_STAT, .c = 48, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.0.ops.3.x_op.op.3", .kind = IR_T_STAT, .c = 48, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.0.ops.3.x_op.op.7", .kind = IR_T_STAT, .c = 48, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.0.ops.4.x_op.op.3", .kind = IR_T_STAT, .c = 48, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.0.ops.4.x_op.op.7", .kind = IR_T_STAT, .c = 48, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.1.maybe_calibrate_size.preprocess_x.bn", .kind = IR_T_STAT, .c = 96, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.1.maybe_calibrate_size.preprocess_y.bn", .kind = IR_T_STAT, .c = 96, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.1.ops.0.x_op.op.3", .kind = IR_T_STAT, .c = 96, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.1.ops.0.x_op.op.7", .kind = IR_T_STAT, .c = 96, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.1.ops.0.y_op.op.3", .kind = IR_T_STAT, .c = 96, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.1.ops.0.y_op.op.7", .kind = IR_T_STAT, .c = 96, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.1.ops.1.x_op.op.3", .kind = IR_T_STAT, .c = 96, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.1.ops.1.x_op.op.7", .kind = IR_T_STAT, .c = 96, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.1.ops.2.x_op.op.3", .kind = IR_T_STAT, .c = 96, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.1.ops.2.x_op.op.7", .kind = IR_T_STAT, .c = 96, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.1.ops.3.x_op.op.3", .kind = IR_T_STAT, .c = 96, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.1.ops.3.x_op.op.7", .kind = IR_T_STAT, .c = 96, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.2.maybe_calibrate_size.preprocess_x.bn", .kind = IR_T_STAT, .c = 96, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.2.maybe_calibrate_size.preprocess_y.bn", .kind = IR_T_STAT, .c = 96, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.2.ops.0.x_op.op.3", .kind = IR_T_STAT, .c = 96, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.2.ops.0.x_op.op.7", .kind = IR_T_STAT, .c = 96, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.2.ops.1.x_op.op.3", .kind = IR_T_STAT, .c = 96, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.2.ops.1.x_op.op.7", .kind = IR_T_STAT, .c = 96, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.2.ops.3.x_op.op.3", .kind = IR_T_STAT, .c = 96, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.2.ops.3.x_op.op.7", .kind = IR_T_STAT, .c = 96, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.2.ops.4.x_op.op.3", .kind = IR_T_STAT, .c = 96, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.2.ops.4.x_op.op.7", .kind = IR_T_STAT, .c = 96, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.3.maybe_calibrate_size.preprocess_x.bn", .kind = IR_T_STAT, .c = 192, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.3.maybe_calibrate_size.preprocess_y.bn", .kind = IR_T_STAT, .c = 192, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.3.ops.0.x_op.op.3", .kind = IR_T_STAT, .c = 192, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.3.ops.0.x_op.op.7", .kind = IR_T_STAT, .c = 192, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.3.ops.0.y_op.op.3", .kind = IR_T_STAT, .c = 192, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.3.ops.0.y_op.op.7", .kind = IR_T_STAT, .c = 192, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.3.ops.1.x_op.op.3", .kind = IR_T_STAT, .c = 192, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.3.ops.1.x_op.op.7", .kind = IR_T_STAT, .c = 192, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.3.ops.2.x_op.op.3", .kind = IR_T_STAT, .c = 192, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.3.ops.2.x_op.op.7", .kind = IR_T_STAT, .c = 192, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.3.ops.3.x_op.op.3", .kind = IR_T_STAT, .c = 192, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.3.ops.3.x_op.op.7", .kind = IR_T_STAT, .c = 192, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.4.maybe_calibrate_size.preprocess_x.bn", .kind = IR_T_STAT, .c = 192, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.4.maybe_calibrate_size.preprocess_y.bn", .kind = IR_T_STAT, .c = 192, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.4.ops.0.x_op.op.3", .kind = IR_T_STAT, .c = 192, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.4.ops.0.x_op.op.7", .kind = IR_T_STAT, .c = 192, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.4.ops.1.x_op.op.3", .kind = IR_T_STAT, .c = 192, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.4.ops.1.x_op.op.7", .kind = IR_T_STAT, .c = 192, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.4.ops.3.x_op.op.3", .kind = IR_T_STAT, .c = 192, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.4.ops.3.x_op.op.7", .kind = IR_T_STAT, .c = 192, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.4.ops.4.x_op.op.3", .kind = IR_T_STAT, .c = 192, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.4.ops.4.x_op.op.7", .kind = IR_T_STAT, .c = 192, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
   {.name = "bnbwd_sums:cells.4.ops.4.x_op.op.7", .kind = IR_T_STAT, .c = 128, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
   {.name = "bnbwd_sums:cells.4.ops.4.x_op.op.3", .kind = IR_T_STAT, .c = 128, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
   {.name = "bnbwd_sums:cells.4.ops.3.x_op.op.7", .kind = IR_T_STAT, .c = 128, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
@@ -23107,519 +23127,574 @@ static const PlanLoc nao_train_locs[] = {  // region, scaled, unscaled, sample_s
   {LOC_ARENA, 151360, 0, 37632},  // 652
   {LOC_ARENA, 38464, 0, 37632},  // 653
   {LOC_FIXED, 0, 4644, 0},  // 654
-  {LOC_FIXED, 0, 4772, 0},  // 655
-  {LOC_FIXED, 0, 4900, 0},  // 656
-  {LOC_FIXED, 0, 5028, 0},  // 657
-  {LOC_FIXED, 0, 5156, 0},  // 658
-  {LOC_FIXED, 0, 5284, 0},  // 659
-  {LOC_FIXED, 0, 5412, 0},  // 660
-  {LOC_FIXED, 0, 5540, 0},  // 661
-  {LOC_FIXED, 0, 5668, 0},  // 662
-  {LOC_FIXED, 0, 5796, 0},  // 663
-  {LOC_FIXED, 0, 5924, 0},  // 664
-  {LOC_FIXED, 0, 6052, 0},  // 665
-  {LOC_FIXED, 0, 6180, 0},  // 666
-  {LOC_FIXED, 0, 6308, 0},  // 667
-  {LOC_FIXED, 0, 6436, 0},  // 668
-  {LOC_FIXED, 0, 6564, 0},  // 669
-  {LOC_FIXED, 0, 6692, 0},  // 670
-  {LOC_FIXED, 0, 6820, 0},  // 671
-  {LOC_FIXED, 0, 6948, 0},  // 672
-  {LOC_FIXED, 0, 7076, 0},  // 673
-  {LOC_FIXED, 0, 7204, 0},  // 674
-  {LOC_FIXED, 0, 7332, 0},  // 675
-  {LOC_FIXED, 0, 7460, 0},  // 676
-  {LOC_FIXED, 0, 7524, 0},  // 677
-  {LOC_FIXED, 0, 7588, 0},  // 678
-  {LOC_FIXED, 0, 7652, 0},  // 679
-  {LOC_FIXED, 0, 7716, 0},  // 680
-  {LOC_FIXED, 0, 7780, 0},  // 681
-  {LOC_FIXED, 0, 7844, 0},  // 682
-  {LOC_FIXED, 0, 7908, 0},  // 683
-  {LOC_FIXED, 0, 7972, 0},  // 684
-  {LOC_FIXED, 0, 8036, 0},  // 685
-  {LOC_FIXED, 0, 8100, 0},  // 686
-  {LOC_FIXED, 0, 8164, 0},  // 687
-  {LOC_FIXED, 0, 8228, 0},  // 688
-  {LOC_FIXED, 0, 8292, 0},  // 689
-  {LOC_FIXED, 0, 8356, 0},  // 690
-  {LOC_FIXED, 0, 8420, 0},  // 691
-  {LOC_FIXED, 0, 8484, 0},  // 692
-  {LOC_FIXED, 0, 8548, 0},  // 693
-  {LOC_FIXED, 0, 8612, 0},  // 694
-  {LOC_FIXED, 0, 8676, 0},  // 695
-  {LOC_FIXED, 0, 8740, 0},  // 696
-  {LOC_FIXED, 0, 8804, 0},  // 697
-  {LOC_FIXED, 0, 8868, 0},  // 698
-  {LOC_FIXED, 0, 8900, 0},  // 699
-  {LOC_FIXED, 0, 8932, 0},  // 700
-  {LOC_FIXED, 0, 8964, 0},  // 701
-  {LOC_FIXED, 0, 8996, 0},  // 702
-  {LOC_FIXED, 0, 9028, 0},  // 703
-  {LOC_FIXED, 0, 9060, 0},  // 704
-  {LOC_FIXED, 0, 9092, 0},  // 705
-  {LOC_FIXED, 0, 9124, 0},  // 706
-  {LOC_FIXED, 0, 9156, 0},  // 707
-  {LOC_FIXED, 0, 9188, 0},  // 708
+  {LOC_FIXED, 0, 4788, 0},  // 655
+  {LOC_FIXED, 0, 4836, 0},  // 656
+  {LOC_FIXED, 0, 4884, 0},  // 657
+  {LOC_FIXED, 0, 4932, 0},  // 658
+  {LOC_FIXED, 0, 4980, 0},  // 659
+  {LOC_FIXED, 0, 5028, 0},  // 660
+  {LOC_FIXED, 0, 5076, 0},  // 661
+  {LOC_FIXED, 0, 5124, 0},  // 662
+  {LOC_FIXED, 0, 5172, 0},  // 663
+  {LOC_FIXED, 0, 5220, 0},  // 664
+  {LOC_FIXED, 0, 5268, 0},  // 665
+  {LOC_FIXED, 0, 5364, 0},  // 666
+  {LOC_FIXED, 0, 5460, 0},  // 667
+  {LOC_FIXED, 0, 5556, 0},  // 668
+  {LOC_FIXED, 0, 5652, 0},  // 669
+  {LOC_FIXED, 0, 5748, 0},  // 670
+  {LOC_FIXED, 0, 5844, 0},  // 671
+  {LOC_FIXED, 0, 5940, 0},  // 672
+  {LOC_FIXED, 0, 6036, 0},  // 673
+  {LOC_FIXED, 0, 6132, 0},  // 674
+  {LOC_FIXED, 0, 6228, 0},  // 675
+  {LOC_FIXED, 0, 6324, 0},  // 676
+  {LOC_FIXED, 0, 6420, 0},  // 677
+  {LOC_FIXED, 0, 6516, 0},  // 678
+  {LOC_FIXED, 0, 6612, 0},  // 679
+  {LOC_FIXED, 0, 6708, 0},  // 680
+  {LOC_FIXED, 0, 6804, 0},  // 681
+  {LOC_FIXED, 0, 6900, 0},  // 682
+  {LOC_FIXED, 0, 6996, 0},  // 683
+  {LOC_FIXED, 0, 7092, 0},  // 684
+  {LOC_FIXED, 0, 7188, 0},  // 685
+  {LOC_FIXED, 0, 7284, 0},  // 686
+  {LOC_FIXED, 0, 7380, 0},  // 687
+  {LOC_FIXED, 0, 7572, 0},  // 688
+  {LOC_FIXED, 0, 7764, 0},  // 689
+  {LOC_FIXED, 0, 7956, 0},  // 690
+  {LOC_FIXED, 0, 8148, 0},  // 691
+  {LOC_FIXED, 0, 8340, 0},  // 692
+  {LOC_FIXED, 0, 8532, 0},  // 693
+  {LOC_FIXED, 0, 8724, 0},  // 694
+  {LOC_FIXED, 0, 8916, 0},  // 695
+  {LOC_FIXED, 0, 9108, 0},  // 696
+  {LOC_FIXED, 0, 9300, 0},  // 697
+  {LOC_FIXED, 0, 9492, 0},  // 698
+  {LOC_FIXED, 0, 9684, 0},  // 699
+  {LOC_FIXED, 0, 9876, 0},  // 700
+  {LOC_FIXED, 0, 10068, 0},  // 701
+  {LOC_FIXED, 0, 10260, 0},  // 702
+  {LOC_FIXED, 0, 10452, 0},  // 703
+  {LOC_FIXED, 0, 10644, 0},  // 704
+  {LOC_FIXED, 0, 10836, 0},  // 705
+  {LOC_FIXED, 0, 11028, 0},  // 706
+  {LOC_FIXED, 0, 11220, 0},  // 707
+  {LOC_FIXED, 0, 11412, 0},  // 708
+  {LOC_FIXED, 0, 11604, 0},  // 709
+  {LOC_FIXED, 0, 11732, 0},  // 710
+  {LOC_FIXED, 0, 11860, 0},  // 711
+  {LOC_FIXED, 0, 11988, 0},  // 712
+  {LOC_FIXED, 0, 12116, 0},  // 713
+  {LOC_FIXED, 0, 12244, 0},  // 714
+  {LOC_FIXED, 0, 12372, 0},  // 715
+  {LOC_FIXED, 0, 12500, 0},  // 716
+  {LOC_FIXED, 0, 12628, 0},  // 717
+  {LOC_FIXED, 0, 12756, 0},  // 718
+  {LOC_FIXED, 0, 12884, 0},  // 719
+  {LOC_FIXED, 0, 13012, 0},  // 720
+  {LOC_FIXED, 0, 13140, 0},  // 721
+  {LOC_FIXED, 0, 13268, 0},  // 722
+  {LOC_FIXED, 0, 13396, 0},  // 723
+  {LOC_FIXED, 0, 13524, 0},  // 724
+  {LOC_FIXED, 0, 13652, 0},  // 725
+  {LOC_FIXED, 0, 13780, 0},  // 726
+  {LOC_FIXED, 0, 13908, 0},  // 727
+  {LOC_FIXED, 0, 14036, 0},  // 728
+  {LOC_FIXED, 0, 14164, 0},  // 729
+  {LOC_FIXED, 0, 14292, 0},  // 730
+  {LOC_FIXED, 0, 14420, 0},  // 731
+  {LOC_FIXED, 0, 14484, 0},  // 732
+  {LOC_FIXED, 0, 14548, 0},  // 733
+  {LOC_FIXED, 0, 14612, 0},  // 734
+  {LOC_FIXED, 0, 14676, 0},  // 735
+  {LOC_FIXED, 0, 14740, 0},  // 736
+  {LOC_FIXED, 0, 14804, 0},  // 737
+  {LOC_FIXED, 0, 14868, 0},  // 738
+  {LOC_FIXED, 0, 14932, 0},  // 739
+  {LOC_FIXED, 0, 14996, 0},  // 740
+  {LOC_FIXED, 0, 15060, 0},  // 741
+  {LOC_FIXED, 0, 15124, 0},  // 742
+  {LOC_FIXED, 0, 15188, 0},  // 743
+  {LOC_FIXED, 0, 15252, 0},  // 744
+  {LOC_FIXED, 0, 15316, 0},  // 745
+  {LOC_FIXED, 0, 15380, 0},  // 746
+  {LOC_FIXED, 0, 15444, 0},  // 747
+  {LOC_FIXED, 0, 15508, 0},  // 748
+  {LOC_FIXED, 0, 15572, 0},  // 749
+  {LOC_FIXED, 0, 15636, 0},  // 750
+  {LOC_FIXED, 0, 15700, 0},  // 751
+  {LOC_FIXED, 0, 15764, 0},  // 752
+  {LOC_FIXED, 0, 15828, 0},  // 753
+  {LOC_FIXED, 0, 15860, 0},  // 754
+  {LOC_FIXED, 0, 15892, 0},  // 755
+  {LOC_FIXED, 0, 15924, 0},  // 756
+  {LOC_FIXED, 0, 15956, 0},  // 757
+  {LOC_FIXED, 0, 15988, 0},  // 758
+  {LOC_FIXED, 0, 16020, 0},  // 759
+  {LOC_FIXED, 0, 16052, 0},  // 760
+  {LOC_FIXED, 0, 16084, 0},  // 761
+  {LOC_FIXED, 0, 16116, 0},  // 762
+  {LOC_FIXED, 0, 16148, 0},  // 763
 };
 static const CudaStep nao_train_steps[] = {  // kind, kernel, desc, arg0, n_args, node
   {CUDA_STEP_CONV_FWD, -1, 0, 0, 3, 2},  // 0 stem.0
-  {CUDA_STEP_KERNEL, 0, -1, 3, 6, 3},  // 1 k0_bnstats_c48_28x28
-  {CUDA_STEP_KERNEL, 1, -1, 9, 6, 4},  // 2 k1_bnapply_relu_c48_28x28
+  {CUDA_STEP_KERNEL, 0, -1, 3, 8, 3},  // 1 k0_bnstats_c48_28x28
+  {CUDA_STEP_KERNEL, 1, -1, 11, 4, 4},  // 2 k1_bnapply_relu_c48_28x28
   {CUDA_STEP_GEMM, -1, 0, 15, 3, 5},  // 3 cells.0.maybe_calibrate_size.preprocess_x.conv
-  {CUDA_STEP_KERNEL, 2, -1, 18, 6, 6},  // 4 k2_bnstats_c16_28x28
-  {CUDA_STEP_GEMM, -1, 1, 24, 3, 8},  // 5 cells.0.maybe_calibrate_size.preprocess_y.conv
-  {CUDA_STEP_KERNEL, 2, -1, 27, 6, 9},  // 6 k2_bnstats_c16_28x28
-  {CUDA_STEP_KERNEL, 3, -1, 33, 7, 11},  // 7 k3_bnapply_relu_dw5x5s1_c16_28x28
-  {CUDA_STEP_GEMM, -1, 2, 40, 3, 12},  // 8 cells.0.ops.0.x_op.op.2
-  {CUDA_STEP_KERNEL, 2, -1, 43, 6, 13},  // 9 k2_bnstats_c16_28x28
-  {CUDA_STEP_KERNEL, 3, -1, 49, 7, 15},  // 10 k3_bnapply_relu_dw5x5s1_c16_28x28
-  {CUDA_STEP_GEMM, -1, 3, 56, 3, 16},  // 11 cells.0.ops.0.x_op.op.6
-  {CUDA_STEP_KERNEL, 2, -1, 59, 6, 17},  // 12 k2_bnstats_c16_28x28
-  {CUDA_STEP_KERNEL, 4, -1, 65, 11, 18},  // 13 k4_bnapply_avg3x3s1_add_c16_28x28
-  {CUDA_STEP_KERNEL, 3, -1, 76, 7, 21},  // 14 k3_bnapply_relu_dw5x5s1_c16_28x28
-  {CUDA_STEP_GEMM, -1, 4, 83, 3, 22},  // 15 cells.0.ops.1.x_op.op.2
-  {CUDA_STEP_KERNEL, 2, -1, 86, 6, 23},  // 16 k2_bnstats_c16_28x28
-  {CUDA_STEP_KERNEL, 3, -1, 92, 7, 25},  // 17 k3_bnapply_relu_dw5x5s1_c16_28x28
-  {CUDA_STEP_GEMM, -1, 5, 99, 3, 26},  // 18 cells.0.ops.1.x_op.op.6
-  {CUDA_STEP_KERNEL, 2, -1, 102, 6, 27},  // 19 k2_bnstats_c16_28x28
-  {CUDA_STEP_KERNEL, 5, -1, 108, 7, 28},  // 20 k5_avg3x3s1_bnapply_add_c16_28x28
-  {CUDA_STEP_KERNEL, 6, -1, 115, 6, 30},  // 21 k6_bnapply_max3x3s1_c16_28x28
-  {CUDA_STEP_KERNEL, 7, -1, 121, 7, 31},  // 22 k7_bnapply_avg3x3s1_add_relu_c16_28x28
-  {CUDA_STEP_KERNEL, 8, -1, 128, 3, 34},  // 23 k8_dw3x3s1_c16_28x28
-  {CUDA_STEP_GEMM, -1, 6, 131, 3, 35},  // 24 cells.0.ops.3.x_op.op.2
-  {CUDA_STEP_KERNEL, 2, -1, 134, 6, 36},  // 25 k2_bnstats_c16_28x28
-  {CUDA_STEP_KERNEL, 9, -1, 140, 7, 38},  // 26 k9_bnapply_relu_dw3x3s1_c16_28x28
-  {CUDA_STEP_GEMM, -1, 7, 147, 3, 39},  // 27 cells.0.ops.3.x_op.op.6
-  {CUDA_STEP_KERNEL, 2, -1, 150, 6, 40},  // 28 k2_bnstats_c16_28x28
-  {CUDA_STEP_KERNEL, 10, -1, 156, 11, 41},  // 29 k10_bnapply_max3x3s1_add_c16_28x28
-  {CUDA_STEP_KERNEL, 11, -1, 167, 3, 44},  // 30 k11_relu_dw5x5s1_c16_28x28
-  {CUDA_STEP_GEMM, -1, 8, 170, 3, 45},  // 31 cells.0.ops.4.x_op.op.2
-  {CUDA_STEP_KERNEL, 2, -1, 173, 6, 46},  // 32 k2_bnstats_c16_28x28
-  {CUDA_STEP_KERNEL, 3, -1, 179, 7, 48},  // 33 k3_bnapply_relu_dw5x5s1_c16_28x28
-  {CUDA_STEP_GEMM, -1, 9, 186, 3, 49},  // 34 cells.0.ops.4.x_op.op.6
-  {CUDA_STEP_KERNEL, 2, -1, 189, 6, 50},  // 35 k2_bnstats_c16_28x28
-  {CUDA_STEP_KERNEL, 10, -1, 195, 11, 51},  // 36 k10_bnapply_max3x3s1_add_c16_28x28
-  {CUDA_STEP_GEMM, -1, 10, 206, 3, 55},  // 37 cells.1.maybe_calibrate_size.preprocess_x.conv
-  {CUDA_STEP_KERNEL, 12, -1, 209, 6, 56},  // 38 k12_bnstats_c32_28x28
-  {CUDA_STEP_KERNEL, 13, -1, 215, 2, 57},  // 39 k13_relu_c48_28x28
-  {CUDA_STEP_GEMM, -1, 11, 217, 3, 58},  // 40 cells.1.maybe_calibrate_size.preprocess_y.conv
-  {CUDA_STEP_KERNEL, 12, -1, 220, 6, 59},  // 41 k12_bnstats_c32_28x28
-  {CUDA_STEP_KERNEL, 14, -1, 226, 7, 61},  // 42 k14_bnapply_relu_dw5x5s2_c32_14x14
-  {CUDA_STEP_GEMM, -1, 12, 233, 3, 62},  // 43 cells.1.ops.0.x_op.op.2
-  {CUDA_STEP_KERNEL, 15, -1, 236, 6, 63},  // 44 k15_bnstats_c32_14x14
-  {CUDA_STEP_KERNEL, 16, -1, 242, 7, 65},  // 45 k16_bnapply_relu_dw5x5s1_c32_14x14
-  {CUDA_STEP_GEMM, -1, 13, 249, 3, 66},  // 46 cells.1.ops.0.x_op.op.6
-  {CUDA_STEP_KERNEL, 15, -1, 252, 6, 67},  // 47 k15_bnstats_c32_14x14
-  {CUDA_STEP_KERNEL, 17, -1, 258, 7, 69},  // 48 k17_bnapply_relu_dw3x3s2_c32_14x14
-  {CUDA_STEP_GEMM, -1, 14, 265, 3, 70},  // 49 cells.1.ops.0.y_op.op.2
-  {CUDA_STEP_KERNEL, 15, -1, 268, 6, 71},  // 50 k15_bnstats_c32_14x14
-  {CUDA_STEP_KERNEL, 18, -1, 274, 7, 73},  // 51 k18_bnapply_relu_dw3x3s1_c32_14x14
-  {CUDA_STEP_GEMM, -1, 15, 281, 3, 74},  // 52 cells.1.ops.0.y_op.op.6
-  {CUDA_STEP_KERNEL, 15, -1, 284, 6, 75},  // 53 k15_bnstats_c32_14x14
-  {CUDA_STEP_KERNEL, 19, -1, 290, 11, 76},  // 54 k19_bnapply_add_c32_14x14
-  {CUDA_STEP_KERNEL, 20, -1, 301, 3, 78},  // 55 k20_relu_dw5x5s1_c32_14x14
-  {CUDA_STEP_GEMM, -1, 16, 304, 3, 79},  // 56 cells.1.ops.1.x_op.op.2
-  {CUDA_STEP_KERNEL, 15, -1, 307, 6, 80},  // 57 k15_bnstats_c32_14x14
-  {CUDA_STEP_KERNEL, 16, -1, 313, 7, 82},  // 58 k16_bnapply_relu_dw5x5s1_c32_14x14
-  {CUDA_STEP_GEMM, -1, 17, 320, 3, 83},  // 59 cells.1.ops.1.x_op.op.6
-  {CUDA_STEP_KERNEL, 15, -1, 323, 6, 84},  // 60 k15_bnstats_c32_14x14
-  {CUDA_STEP_KERNEL, 17, -1, 329, 7, 87},  // 61 k17_bnapply_relu_dw3x3s2_c32_14x14
-  {CUDA_STEP_GEMM, -1, 18, 336, 3, 88},  // 62 cells.1.ops.2.x_op.op.2
-  {CUDA_STEP_KERNEL, 15, -1, 339, 6, 89},  // 63 k15_bnstats_c32_14x14
-  {CUDA_STEP_KERNEL, 18, -1, 345, 7, 91},  // 64 k18_bnapply_relu_dw3x3s1_c32_14x14
-  {CUDA_STEP_GEMM, -1, 19, 352, 3, 92},  // 65 cells.1.ops.2.x_op.op.6
-  {CUDA_STEP_KERNEL, 15, -1, 355, 6, 93},  // 66 k15_bnstats_c32_14x14
-  {CUDA_STEP_KERNEL, 21, -1, 361, 7, 94},  // 67 k21_max3x3s1_bnapply_add_c32_14x14
-  {CUDA_STEP_KERNEL, 22, -1, 368, 7, 96},  // 68 k22_bnapply_add_relu_c32_14x14
-  {CUDA_STEP_KERNEL, 23, -1, 375, 3, 97},  // 69 k23_dw5x5s1_c32_14x14
-  {CUDA_STEP_GEMM, -1, 20, 378, 3, 98},  // 70 cells.1.ops.3.x_op.op.2
-  {CUDA_STEP_KERNEL, 15, -1, 381, 6, 99},  // 71 k15_bnstats_c32_14x14
-  {CUDA_STEP_KERNEL, 16, -1, 387, 7, 101},  // 72 k16_bnapply_relu_dw5x5s1_c32_14x14
-  {CUDA_STEP_GEMM, -1, 21, 394, 3, 102},  // 73 cells.1.ops.3.x_op.op.6
-  {CUDA_STEP_KERNEL, 15, -1, 397, 6, 103},  // 74 k15_bnstats_c32_14x14
-  {CUDA_STEP_KERNEL, 24, -1, 403, 7, 104},  // 75 k24_avg3x3s1_bnapply_add_c32_14x14
-  {CUDA_STEP_KERNEL, 25, -1, 410, 6, 106},  // 76 k25_bnapply_avg3x3s2_c32_14x14
-  {CUDA_STEP_KERNEL, 26, -1, 416, 7, 107},  // 77 k26_bnapply_avg3x3s2_add_c32_14x14
-  {CUDA_STEP_CONV_FWD, -1, 1, 423, 3, 111},  // 78 cells.2.maybe_calibrate_size.preprocess_x.path1.1
-  {CUDA_STEP_CONV_FWD, -1, 2, 426, 3, 112},  // 79 cells.2.maybe_calibrate_size.preprocess_x.path2.1
-  {CUDA_STEP_KERNEL, 15, -1, 429, 6, 114},  // 80 k15_bnstats_c32_14x14
-  {CUDA_STEP_KERNEL, 27, -1, 435, 2, 115},  // 81 k27_relu_c96_14x14
-  {CUDA_STEP_GEMM, -1, 22, 437, 3, 116},  // 82 cells.2.maybe_calibrate_size.preprocess_y.conv
-  {CUDA_STEP_KERNEL, 15, -1, 440, 6, 117},  // 83 k15_bnstats_c32_14x14
-  {CUDA_STEP_KERNEL, 16, -1, 446, 7, 119},  // 84 k16_bnapply_relu_dw5x5s1_c32_14x14
-  {CUDA_STEP_GEMM, -1, 23, 453, 3, 120},  // 85 cells.2.ops.0.x_op.op.2
-  {CUDA_STEP_KERNEL, 15, -1, 456, 6, 121},  // 86 k15_bnstats_c32_14x14
-  {CUDA_STEP_KERNEL, 16, -1, 462, 7, 123},  // 87 k16_bnapply_relu_dw5x5s1_c32_14x14
-  {CUDA_STEP_GEMM, -1, 24, 469, 3, 124},  // 88 cells.2.ops.0.x_op.op.6
-  {CUDA_STEP_KERNEL, 15, -1, 472, 6, 125},  // 89 k15_bnstats_c32_14x14
-  {CUDA_STEP_KERNEL, 28, -1, 478, 11, 126},  // 90 k28_bnapply_avg3x3s1_add_c32_14x14
-  {CUDA_STEP_KERNEL, 16, -1, 489, 7, 129},  // 91 k16_bnapply_relu_dw5x5s1_c32_14x14
-  {CUDA_STEP_GEMM, -1, 25, 496, 3, 130},  // 92 cells.2.ops.1.x_op.op.2
-  {CUDA_STEP_KERNEL, 15, -1, 499, 6, 131},  // 93 k15_bnstats_c32_14x14
-  {CUDA_STEP_KERNEL, 16, -1, 505, 7, 133},  // 94 k16_bnapply_relu_dw5x5s1_c32_14x14
-  {CUDA_STEP_GEMM, -1, 26, 512, 3, 134},  // 95 cells.2.ops.1.x_op.op.6
-  {CUDA_STEP_KERNEL, 15, -1, 515, 6, 135},  // 96 k15_bnstats_c32_14x14
-  {CUDA_STEP_KERNEL, 24, -1, 521, 7, 136},  // 97 k24_avg3x3s1_bnapply_add_c32_14x14
-  {CUDA_STEP_KERNEL, 29, -1, 528, 6, 138},  // 98 k29_bnapply_max3x3s1_c32_14x14
-  {CUDA_STEP_KERNEL, 30, -1, 534, 7, 139},  // 99 k30_bnapply_avg3x3s1_add_relu_c32_14x14
-  {CUDA_STEP_KERNEL, 31, -1, 541, 3, 142},  // 100 k31_dw3x3s1_c32_14x14
-  {CUDA_STEP_GEMM, -1, 27, 544, 3, 143},  // 101 cells.2.ops.3.x_op.op.2
-  {CUDA_STEP_KERNEL, 15, -1, 547, 6, 144},  // 102 k15_bnstats_c32_14x14
-  {CUDA_STEP_KERNEL, 18, -1, 553, 7, 146},  // 103 k18_bnapply_relu_dw3x3s1_c32_14x14
-  {CUDA_STEP_GEMM, -1, 28, 560, 3, 147},  // 104 cells.2.ops.3.x_op.op.6
-  {CUDA_STEP_KERNEL, 15, -1, 563, 6, 148},  // 105 k15_bnstats_c32_14x14
-  {CUDA_STEP_KERNEL, 32, -1, 569, 11, 149},  // 106 k32_bnapply_max3x3s1_add_c32_14x14
-  {CUDA_STEP_KERNEL, 20, -1, 580, 3, 152},  // 107 k20_relu_dw5x5s1_c32_14x14
-  {CUDA_STEP_GEMM, -1, 29, 583, 3, 153},  // 108 cells.2.ops.4.x_op.op.2
-  {CUDA_STEP_KERNEL, 15, -1, 586, 6, 154},  // 109 k15_bnstats_c32_14x14
-  {CUDA_STEP_KERNEL, 16, -1, 592, 7, 156},  // 110 k16_bnapply_relu_dw5x5s1_c32_14x14
-  {CUDA_STEP_GEMM, -1, 30, 599, 3, 157},  // 111 cells.2.ops.4.x_op.op.6
-  {CUDA_STEP_KERNEL, 15, -1, 602, 6, 158},  // 112 k15_bnstats_c32_14x14
-  {CUDA_STEP_KERNEL, 32, -1, 608, 11, 159},  // 113 k32_bnapply_max3x3s1_add_c32_14x14
-  {CUDA_STEP_GEMM, -1, 31, 619, 3, 163},  // 114 cells.3.maybe_calibrate_size.preprocess_x.conv
-  {CUDA_STEP_KERNEL, 33, -1, 622, 6, 164},  // 115 k33_bnstats_c64_14x14
-  {CUDA_STEP_KERNEL, 27, -1, 628, 2, 165},  // 116 k27_relu_c96_14x14
-  {CUDA_STEP_GEMM, -1, 32, 630, 3, 166},  // 117 cells.3.maybe_calibrate_size.preprocess_y.conv
-  {CUDA_STEP_KERNEL, 33, -1, 633, 6, 167},  // 118 k33_bnstats_c64_14x14
-  {CUDA_STEP_KERNEL, 34, -1, 639, 7, 169},  // 119 k34_bnapply_relu_dw5x5s2_c64_7x7
-  {CUDA_STEP_GEMM, -1, 33, 646, 3, 170},  // 120 cells.3.ops.0.x_op.op.2
-  {CUDA_STEP_KERNEL, 35, -1, 649, 6, 171},  // 121 k35_bnstats_c64_7x7
-  {CUDA_STEP_KERNEL, 36, -1, 655, 7, 173},  // 122 k36_bnapply_relu_dw5x5s1_c64_7x7
-  {CUDA_STEP_GEMM, -1, 34, 662, 3, 174},  // 123 cells.3.ops.0.x_op.op.6
-  {CUDA_STEP_KERNEL, 35, -1, 665, 6, 175},  // 124 k35_bnstats_c64_7x7
-  {CUDA_STEP_KERNEL, 37, -1, 671, 7, 177},  // 125 k37_bnapply_relu_dw3x3s2_c64_7x7
-  {CUDA_STEP_GEMM, -1, 35, 678, 3, 178},  // 126 cells.3.ops.0.y_op.op.2
-  {CUDA_STEP_KERNEL, 35, -1, 681, 6, 179},  // 127 k35_bnstats_c64_7x7
-  {CUDA_STEP_KERNEL, 38, -1, 687, 7, 181},  // 128 k38_bnapply_relu_dw3x3s1_c64_7x7
-  {CUDA_STEP_GEMM, -1, 36, 694, 3, 182},  // 129 cells.3.ops.0.y_op.op.6
-  {CUDA_STEP_KERNEL, 35, -1, 697, 6, 183},  // 130 k35_bnstats_c64_7x7
-  {CUDA_STEP_KERNEL, 39, -1, 703, 11, 184},  // 131 k39_bnapply_add_c64_7x7
-  {CUDA_STEP_KERNEL, 40, -1, 714, 3, 186},  // 132 k40_relu_dw5x5s1_c64_7x7
-  {CUDA_STEP_GEMM, -1, 37, 717, 3, 187},  // 133 cells.3.ops.1.x_op.op.2
-  {CUDA_STEP_KERNEL, 35, -1, 720, 6, 188},  // 134 k35_bnstats_c64_7x7
-  {CUDA_STEP_KERNEL, 36, -1, 726, 7, 190},  // 135 k36_bnapply_relu_dw5x5s1_c64_7x7
-  {CUDA_STEP_GEMM, -1, 38, 733, 3, 191},  // 136 cells.3.ops.1.x_op.op.6
-  {CUDA_STEP_KERNEL, 35, -1, 736, 6, 192},  // 137 k35_bnstats_c64_7x7
-  {CUDA_STEP_KERNEL, 37, -1, 742, 7, 195},  // 138 k37_bnapply_relu_dw3x3s2_c64_7x7
-  {CUDA_STEP_GEMM, -1, 39, 749, 3, 196},  // 139 cells.3.ops.2.x_op.op.2
-  {CUDA_STEP_KERNEL, 35, -1, 752, 6, 197},  // 140 k35_bnstats_c64_7x7
-  {CUDA_STEP_KERNEL, 38, -1, 758, 7, 199},  // 141 k38_bnapply_relu_dw3x3s1_c64_7x7
-  {CUDA_STEP_GEMM, -1, 40, 765, 3, 200},  // 142 cells.3.ops.2.x_op.op.6
-  {CUDA_STEP_KERNEL, 35, -1, 768, 6, 201},  // 143 k35_bnstats_c64_7x7
-  {CUDA_STEP_KERNEL, 41, -1, 774, 7, 202},  // 144 k41_max3x3s1_bnapply_add_c64_7x7
-  {CUDA_STEP_KERNEL, 42, -1, 781, 7, 204},  // 145 k42_bnapply_add_relu_c64_7x7
-  {CUDA_STEP_KERNEL, 43, -1, 788, 3, 205},  // 146 k43_dw5x5s1_c64_7x7
-  {CUDA_STEP_GEMM, -1, 41, 791, 3, 206},  // 147 cells.3.ops.3.x_op.op.2
-  {CUDA_STEP_KERNEL, 35, -1, 794, 6, 207},  // 148 k35_bnstats_c64_7x7
-  {CUDA_STEP_KERNEL, 36, -1, 800, 7, 209},  // 149 k36_bnapply_relu_dw5x5s1_c64_7x7
-  {CUDA_STEP_GEMM, -1, 42, 807, 3, 210},  // 150 cells.3.ops.3.x_op.op.6
-  {CUDA_STEP_KERNEL, 35, -1, 810, 6, 211},  // 151 k35_bnstats_c64_7x7
-  {CUDA_STEP_KERNEL, 44, -1, 816, 7, 212},  // 152 k44_avg3x3s1_bnapply_add_c64_7x7
-  {CUDA_STEP_KERNEL, 45, -1, 823, 6, 214},  // 153 k45_bnapply_avg3x3s2_c64_7x7
-  {CUDA_STEP_KERNEL, 46, -1, 829, 7, 215},  // 154 k46_bnapply_avg3x3s2_add_c64_7x7
-  {CUDA_STEP_CONV_FWD, -1, 3, 836, 3, 219},  // 155 cells.4.maybe_calibrate_size.preprocess_x.path1.1
-  {CUDA_STEP_CONV_FWD, -1, 4, 839, 3, 220},  // 156 cells.4.maybe_calibrate_size.preprocess_x.path2.1
-  {CUDA_STEP_KERNEL, 35, -1, 842, 6, 222},  // 157 k35_bnstats_c64_7x7
-  {CUDA_STEP_KERNEL, 47, -1, 848, 2, 223},  // 158 k47_relu_c192_7x7
-  {CUDA_STEP_GEMM, -1, 43, 850, 3, 224},  // 159 cells.4.maybe_calibrate_size.preprocess_y.conv
-  {CUDA_STEP_KERNEL, 35, -1, 853, 6, 225},  // 160 k35_bnstats_c64_7x7
-  {CUDA_STEP_KERNEL, 36, -1, 859, 7, 227},  // 161 k36_bnapply_relu_dw5x5s1_c64_7x7
-  {CUDA_STEP_GEMM, -1, 44, 866, 3, 228},  // 162 cells.4.ops.0.x_op.op.2
-  {CUDA_STEP_KERNEL, 35, -1, 869, 6, 229},  // 163 k35_bnstats_c64_7x7
-  {CUDA_STEP_KERNEL, 36, -1, 875, 7, 231},  // 164 k36_bnapply_relu_dw5x5s1_c64_7x7
-  {CUDA_STEP_GEMM, -1, 45, 882, 3, 232},  // 165 cells.4.ops.0.x_op.op.6
-  {CUDA_STEP_KERNEL, 35, -1, 885, 6, 233},  // 166 k35_bnstats_c64_7x7
-  {CUDA_STEP_KERNEL, 48, -1, 891, 11, 234},  // 167 k48_bnapply_avg3x3s1_add_c64_7x7
-  {CUDA_STEP_KERNEL, 36, -1, 902, 7, 237},  // 168 k36_bnapply_relu_dw5x5s1_c64_7x7
-  {CUDA_STEP_GEMM, -1, 46, 909, 3, 238},  // 169 cells.4.ops.1.x_op.op.2
-  {CUDA_STEP_KERNEL, 35, -1, 912, 6, 239},  // 170 k35_bnstats_c64_7x7
-  {CUDA_STEP_KERNEL, 36, -1, 918, 7, 241},  // 171 k36_bnapply_relu_dw5x5s1_c64_7x7
-  {CUDA_STEP_GEMM, -1, 47, 925, 3, 242},  // 172 cells.4.ops.1.x_op.op.6
-  {CUDA_STEP_KERNEL, 35, -1, 928, 6, 243},  // 173 k35_bnstats_c64_7x7
-  {CUDA_STEP_KERNEL, 44, -1, 934, 7, 244},  // 174 k44_avg3x3s1_bnapply_add_c64_7x7
-  {CUDA_STEP_KERNEL, 49, -1, 941, 6, 246},  // 175 k49_bnapply_max3x3s1_c64_7x7
-  {CUDA_STEP_KERNEL, 50, -1, 947, 7, 247},  // 176 k50_bnapply_avg3x3s1_add_relu_c64_7x7
-  {CUDA_STEP_KERNEL, 51, -1, 954, 3, 250},  // 177 k51_dw3x3s1_c64_7x7
-  {CUDA_STEP_GEMM, -1, 48, 957, 3, 251},  // 178 cells.4.ops.3.x_op.op.2
-  {CUDA_STEP_KERNEL, 35, -1, 960, 6, 252},  // 179 k35_bnstats_c64_7x7
-  {CUDA_STEP_KERNEL, 38, -1, 966, 7, 254},  // 180 k38_bnapply_relu_dw3x3s1_c64_7x7
-  {CUDA_STEP_GEMM, -1, 49, 973, 3, 255},  // 181 cells.4.ops.3.x_op.op.6
-  {CUDA_STEP_KERNEL, 35, -1, 976, 6, 256},  // 182 k35_bnstats_c64_7x7
-  {CUDA_STEP_KERNEL, 52, -1, 982, 11, 257},  // 183 k52_bnapply_max3x3s1_add_c64_7x7
-  {CUDA_STEP_KERNEL, 40, -1, 993, 3, 260},  // 184 k40_relu_dw5x5s1_c64_7x7
-  {CUDA_STEP_GEMM, -1, 50, 996, 3, 261},  // 185 cells.4.ops.4.x_op.op.2
-  {CUDA_STEP_KERNEL, 35, -1, 999, 6, 262},  // 186 k35_bnstats_c64_7x7
-  {CUDA_STEP_KERNEL, 36, -1, 1005, 7, 264},  // 187 k36_bnapply_relu_dw5x5s1_c64_7x7
-  {CUDA_STEP_GEMM, -1, 51, 1012, 3, 265},  // 188 cells.4.ops.4.x_op.op.6
-  {CUDA_STEP_KERNEL, 35, -1, 1015, 6, 266},  // 189 k35_bnstats_c64_7x7
-  {CUDA_STEP_KERNEL, 52, -1, 1021, 11, 267},  // 190 k52_bnapply_max3x3s1_add_c64_7x7
-  {CUDA_STEP_KERNEL, 53, -1, 1032, 2, 270},  // 191 k53_gap_c192_1x1
-  {CUDA_STEP_KERNEL, 54, -1, 1034, 2, 271},  // 192 k54_bias_c10_1x1
-  {CUDA_STEP_GEMM, -1, 52, 1036, 3, 271},  // 193 classifier
-  {CUDA_STEP_KERNEL, 55, -1, 1039, 5, 272},  // 194 k55_xent_xent_bwd_c10_1x1
-  {CUDA_STEP_GEMM, -1, 53, 1044, 3, 274},  // 195 classifier
-  {CUDA_STEP_GEMM, -1, 54, 1047, 3, 274},  // 196 classifier
-  {CUDA_STEP_KERNEL, 56, -1, 1050, 3, 274},  // 197 k56_biasgrad_c10_1x1
-  {CUDA_STEP_KERNEL, 57, -1, 1053, 2, 275},  // 198 k57_gap_bwd_c192_7x7
-  {CUDA_STEP_KERNEL, 58, -1, 1055, 7, 276},  // 199 k58_bnapply_max3x3s1bwd_c64_7x7
-  {CUDA_STEP_KERNEL, 59, -1, 1062, 8, 277},  // 200 k59_bnbwdsum_c64_7x7
-  {CUDA_STEP_KERNEL, 60, -1, 1070, 7, 277},  // 201 k60_bnbwd_c64_7x7
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 5, 1077, 3, 278},  // 202 cells.4.ops.4.x_op.op.6
-  {CUDA_STEP_GEMM, -1, 55, 1080, 3, 279},  // 203 cells.4.ops.4.x_op.op.6
-  {CUDA_STEP_KERNEL, 61, -1, 1083, 13, 281},  // 204 k61_bnapply_relu_dw5x5s1filter_dw5x5s1data_c64_7x7
-  {CUDA_STEP_KERNEL, 62, -1, 1096, 7, 283},  // 205 k62_bnbwd_c64_7x7
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 6, 1103, 3, 284},  // 206 cells.4.ops.4.x_op.op.2
-  {CUDA_STEP_GEMM, -1, 56, 1106, 3, 285},  // 207 cells.4.ops.4.x_op.op.2
-  {CUDA_STEP_KERNEL, 63, -1, 1109, 6, 287},  // 208 k63_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_c64_7x7
-  {CUDA_STEP_KERNEL, 58, -1, 1115, 7, 289},  // 209 k58_bnapply_max3x3s1bwd_c64_7x7
-  {CUDA_STEP_KERNEL, 59, -1, 1122, 8, 290},  // 210 k59_bnbwdsum_c64_7x7
-  {CUDA_STEP_KERNEL, 60, -1, 1130, 7, 290},  // 211 k60_bnbwd_c64_7x7
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 7, 1137, 3, 291},  // 212 cells.4.ops.3.x_op.op.6
-  {CUDA_STEP_GEMM, -1, 57, 1140, 3, 292},  // 213 cells.4.ops.3.x_op.op.6
-  {CUDA_STEP_KERNEL, 64, -1, 1143, 13, 294},  // 214 k64_bnapply_relu_dw3x3s1filter_dw3x3s1data_c64_7x7
-  {CUDA_STEP_KERNEL, 62, -1, 1156, 7, 296},  // 215 k62_bnbwd_c64_7x7
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 8, 1163, 3, 297},  // 216 cells.4.ops.3.x_op.op.2
-  {CUDA_STEP_GEMM, -1, 58, 1166, 3, 298},  // 217 cells.4.ops.3.x_op.op.2
-  {CUDA_STEP_KERNEL, 65, -1, 1169, 6, 300},  // 218 k65_dw3x3s1filter_dw3x3s1data_relu_bwd_c64_7x7
-  {CUDA_STEP_KERNEL, 66, -1, 1175, 2, 302},  // 219 k66_bnapply_avg3x3s1bwd_c64_7x7
-  {CUDA_STEP_KERNEL, 67, -1, 1177, 11, 303},  // 220 k67_bnapply_max3x3s1bwd_bnbwdsum_c64_7x7
-  {CUDA_STEP_KERNEL, 68, -1, 1188, 9, 304},  // 221 k68_avg3x3s1bwd_bnbwdsum_c64_7x7
-  {CUDA_STEP_KERNEL, 59, -1, 1197, 8, 305},  // 222 k59_bnbwdsum_c64_7x7
-  {CUDA_STEP_KERNEL, 60, -1, 1205, 7, 305},  // 223 k60_bnbwd_c64_7x7
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 9, 1212, 3, 306},  // 224 cells.4.ops.1.x_op.op.6
-  {CUDA_STEP_GEMM, -1, 59, 1215, 3, 307},  // 225 cells.4.ops.1.x_op.op.6
-  {CUDA_STEP_KERNEL, 61, -1, 1218, 13, 309},  // 226 k61_bnapply_relu_dw5x5s1filter_dw5x5s1data_c64_7x7
-  {CUDA_STEP_KERNEL, 62, -1, 1231, 7, 311},  // 227 k62_bnbwd_c64_7x7
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 10, 1238, 3, 312},  // 228 cells.4.ops.1.x_op.op.2
-  {CUDA_STEP_GEMM, -1, 60, 1241, 3, 313},  // 229 cells.4.ops.1.x_op.op.2
-  {CUDA_STEP_KERNEL, 69, -1, 1244, 10, 315},  // 230 k69_bnapply_relu_dw5x5s1filter_dw5x5s1data_c64_7x7
-  {CUDA_STEP_KERNEL, 66, -1, 1254, 2, 317},  // 231 k66_bnapply_avg3x3s1bwd_c64_7x7
-  {CUDA_STEP_KERNEL, 62, -1, 1256, 7, 318},  // 232 k62_bnbwd_c64_7x7
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 11, 1263, 3, 319},  // 233 cells.4.ops.0.x_op.op.6
-  {CUDA_STEP_GEMM, -1, 61, 1266, 3, 320},  // 234 cells.4.ops.0.x_op.op.6
-  {CUDA_STEP_KERNEL, 61, -1, 1269, 13, 322},  // 235 k61_bnapply_relu_dw5x5s1filter_dw5x5s1data_c64_7x7
-  {CUDA_STEP_KERNEL, 62, -1, 1282, 7, 324},  // 236 k62_bnbwd_c64_7x7
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 12, 1289, 3, 325},  // 237 cells.4.ops.0.x_op.op.2
-  {CUDA_STEP_GEMM, -1, 62, 1292, 3, 326},  // 238 cells.4.ops.0.x_op.op.2
-  {CUDA_STEP_KERNEL, 70, -1, 1295, 13, 328},  // 239 k70_bnapply_relu_dw5x5s1filter_dw5x5s1data_c64_7x7
-  {CUDA_STEP_KERNEL, 62, -1, 1308, 7, 330},  // 240 k62_bnbwd_c64_7x7
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 13, 1315, 3, 331},  // 241 cells.4.maybe_calibrate_size.preprocess_y.conv
-  {CUDA_STEP_GEMM, -1, 63, 1318, 3, 332},  // 242 cells.4.maybe_calibrate_size.preprocess_y.conv
-  {CUDA_STEP_KERNEL, 71, -1, 1321, 3, 333},  // 243 k71_relu_bwd_c192_7x7
-  {CUDA_STEP_KERNEL, 62, -1, 1324, 7, 334},  // 244 k62_bnbwd_c64_7x7
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 14, 1331, 3, 335},  // 245 cells.4.maybe_calibrate_size.preprocess_x.path2.1
-  {CUDA_STEP_KERNEL, 72, -1, 1334, 1, 336},  // 246 k72_zero_c96_14x14
-  {CUDA_STEP_CONV_BWD_DATA, -1, 15, 1335, 3, 336},  // 247 cells.4.maybe_calibrate_size.preprocess_x.path2.1
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 16, 1338, 3, 337},  // 248 cells.4.maybe_calibrate_size.preprocess_x.path1.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 17, 1341, 3, 338},  // 249 cells.4.maybe_calibrate_size.preprocess_x.path1.1
-  {CUDA_STEP_KERNEL, 73, -1, 1344, 2, 340},  // 250 k73_bnapply_avg3x3s2bwd_c64_14x14
-  {CUDA_STEP_KERNEL, 74, -1, 1346, 9, 341},  // 251 k74_bnapply_avg3x3s2bwd_bnbwdsum_c64_14x14
-  {CUDA_STEP_KERNEL, 75, -1, 1355, 2, 342},  // 252 k75_avg3x3s1bwd_c64_7x7
-  {CUDA_STEP_KERNEL, 59, -1, 1357, 8, 343},  // 253 k59_bnbwdsum_c64_7x7
-  {CUDA_STEP_KERNEL, 60, -1, 1365, 7, 343},  // 254 k60_bnbwd_c64_7x7
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 18, 1372, 3, 344},  // 255 cells.3.ops.3.x_op.op.6
-  {CUDA_STEP_GEMM, -1, 64, 1375, 3, 345},  // 256 cells.3.ops.3.x_op.op.6
-  {CUDA_STEP_KERNEL, 61, -1, 1378, 13, 347},  // 257 k61_bnapply_relu_dw5x5s1filter_dw5x5s1data_c64_7x7
-  {CUDA_STEP_KERNEL, 62, -1, 1391, 7, 349},  // 258 k62_bnbwd_c64_7x7
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 19, 1398, 3, 350},  // 259 cells.3.ops.3.x_op.op.2
-  {CUDA_STEP_GEMM, -1, 65, 1401, 3, 351},  // 260 cells.3.ops.3.x_op.op.2
-  {CUDA_STEP_KERNEL, 76, -1, 1404, 12, 353},  // 261 k76_dw5x5s1filter_dw5x5s1data_relu_bwd_c64_7x7
-  {CUDA_STEP_KERNEL, 77, -1, 1416, 4, 355},  // 262 k77_max3x3s1bwd_accum_c64_7x7
-  {CUDA_STEP_KERNEL, 59, -1, 1420, 8, 356},  // 263 k59_bnbwdsum_c64_7x7
-  {CUDA_STEP_KERNEL, 60, -1, 1428, 7, 356},  // 264 k60_bnbwd_c64_7x7
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 20, 1435, 3, 357},  // 265 cells.3.ops.2.x_op.op.6
-  {CUDA_STEP_GEMM, -1, 66, 1438, 3, 358},  // 266 cells.3.ops.2.x_op.op.6
-  {CUDA_STEP_KERNEL, 64, -1, 1441, 13, 360},  // 267 k64_bnapply_relu_dw3x3s1filter_dw3x3s1data_c64_7x7
-  {CUDA_STEP_KERNEL, 62, -1, 1454, 7, 362},  // 268 k62_bnbwd_c64_7x7
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 21, 1461, 3, 363},  // 269 cells.3.ops.2.x_op.op.2
-  {CUDA_STEP_GEMM, -1, 67, 1464, 3, 364},  // 270 cells.3.ops.2.x_op.op.2
-  {CUDA_STEP_KERNEL, 78, -1, 1467, 10, 366},  // 271 k78_bnapply_relu_dw3x3s2filter_dw3x3s2data_c64_14x14
-  {CUDA_STEP_KERNEL, 62, -1, 1477, 7, 369},  // 272 k62_bnbwd_c64_7x7
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 22, 1484, 3, 370},  // 273 cells.3.ops.1.x_op.op.6
-  {CUDA_STEP_GEMM, -1, 68, 1487, 3, 371},  // 274 cells.3.ops.1.x_op.op.6
-  {CUDA_STEP_KERNEL, 61, -1, 1490, 13, 373},  // 275 k61_bnapply_relu_dw5x5s1filter_dw5x5s1data_c64_7x7
-  {CUDA_STEP_KERNEL, 62, -1, 1503, 7, 375},  // 276 k62_bnbwd_c64_7x7
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 23, 1510, 3, 376},  // 277 cells.3.ops.1.x_op.op.2
-  {CUDA_STEP_GEMM, -1, 69, 1513, 3, 377},  // 278 cells.3.ops.1.x_op.op.2
-  {CUDA_STEP_KERNEL, 79, -1, 1516, 18, 379},  // 279 k79_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_c64_7x7
-  {CUDA_STEP_KERNEL, 62, -1, 1534, 7, 381},  // 280 k62_bnbwd_c64_7x7
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 24, 1541, 3, 382},  // 281 cells.3.ops.0.y_op.op.6
-  {CUDA_STEP_GEMM, -1, 70, 1544, 3, 383},  // 282 cells.3.ops.0.y_op.op.6
-  {CUDA_STEP_KERNEL, 64, -1, 1547, 13, 385},  // 283 k64_bnapply_relu_dw3x3s1filter_dw3x3s1data_c64_7x7
-  {CUDA_STEP_KERNEL, 62, -1, 1560, 7, 387},  // 284 k62_bnbwd_c64_7x7
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 25, 1567, 3, 388},  // 285 cells.3.ops.0.y_op.op.2
-  {CUDA_STEP_GEMM, -1, 71, 1570, 3, 389},  // 286 cells.3.ops.0.y_op.op.2
-  {CUDA_STEP_KERNEL, 80, -1, 1573, 10, 391},  // 287 k80_bnapply_relu_dw3x3s2filter_dw3x3s2data_c64_14x14
-  {CUDA_STEP_KERNEL, 62, -1, 1583, 7, 393},  // 288 k62_bnbwd_c64_7x7
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 26, 1590, 3, 394},  // 289 cells.3.ops.0.x_op.op.6
-  {CUDA_STEP_GEMM, -1, 72, 1593, 3, 395},  // 290 cells.3.ops.0.x_op.op.6
-  {CUDA_STEP_KERNEL, 61, -1, 1596, 13, 397},  // 291 k61_bnapply_relu_dw5x5s1filter_dw5x5s1data_c64_7x7
-  {CUDA_STEP_KERNEL, 62, -1, 1609, 7, 399},  // 292 k62_bnbwd_c64_7x7
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 27, 1616, 3, 400},  // 293 cells.3.ops.0.x_op.op.2
-  {CUDA_STEP_GEMM, -1, 73, 1619, 3, 401},  // 294 cells.3.ops.0.x_op.op.2
-  {CUDA_STEP_KERNEL, 81, -1, 1622, 13, 403},  // 295 k81_bnapply_relu_dw5x5s2filter_dw5x5s2data_c64_14x14
-  {CUDA_STEP_KERNEL, 82, -1, 1635, 7, 405},  // 296 k82_bnbwd_c64_14x14
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 28, 1642, 3, 406},  // 297 cells.3.maybe_calibrate_size.preprocess_y.conv
-  {CUDA_STEP_GEMM, -1, 74, 1645, 3, 407},  // 298 cells.3.maybe_calibrate_size.preprocess_y.conv
-  {CUDA_STEP_KERNEL, 83, -1, 1648, 4, 339},  // 299 k83_relu_relu_bwd_c96_14x14
-  {CUDA_STEP_KERNEL, 82, -1, 1652, 7, 409},  // 300 k82_bnbwd_c64_14x14
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 29, 1659, 3, 410},  // 301 cells.3.maybe_calibrate_size.preprocess_x.conv
-  {CUDA_STEP_GEMM, -1, 75, 1662, 3, 411},  // 302 cells.3.maybe_calibrate_size.preprocess_x.conv
-  {CUDA_STEP_KERNEL, 84, -1, 1665, 7, 413},  // 303 k84_bnapply_max3x3s1bwd_c32_14x14
-  {CUDA_STEP_KERNEL, 85, -1, 1672, 8, 414},  // 304 k85_bnbwdsum_c32_14x14
-  {CUDA_STEP_KERNEL, 86, -1, 1680, 7, 414},  // 305 k86_bnbwd_c32_14x14
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 30, 1687, 3, 415},  // 306 cells.2.ops.4.x_op.op.6
-  {CUDA_STEP_GEMM, -1, 76, 1690, 3, 416},  // 307 cells.2.ops.4.x_op.op.6
-  {CUDA_STEP_KERNEL, 87, -1, 1693, 13, 418},  // 308 k87_bnapply_relu_dw5x5s1filter_dw5x5s1data_c32_14x14
-  {CUDA_STEP_KERNEL, 88, -1, 1706, 7, 420},  // 309 k88_bnbwd_c32_14x14
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 31, 1713, 3, 421},  // 310 cells.2.ops.4.x_op.op.2
-  {CUDA_STEP_GEMM, -1, 77, 1716, 3, 422},  // 311 cells.2.ops.4.x_op.op.2
-  {CUDA_STEP_KERNEL, 89, -1, 1719, 6, 424},  // 312 k89_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_c32_14x14
-  {CUDA_STEP_KERNEL, 84, -1, 1725, 7, 426},  // 313 k84_bnapply_max3x3s1bwd_c32_14x14
-  {CUDA_STEP_KERNEL, 85, -1, 1732, 8, 427},  // 314 k85_bnbwdsum_c32_14x14
-  {CUDA_STEP_KERNEL, 86, -1, 1740, 7, 427},  // 315 k86_bnbwd_c32_14x14
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 32, 1747, 3, 428},  // 316 cells.2.ops.3.x_op.op.6
-  {CUDA_STEP_GEMM, -1, 78, 1750, 3, 429},  // 317 cells.2.ops.3.x_op.op.6
-  {CUDA_STEP_KERNEL, 90, -1, 1753, 13, 431},  // 318 k90_bnapply_relu_dw3x3s1filter_dw3x3s1data_c32_14x14
-  {CUDA_STEP_KERNEL, 88, -1, 1766, 7, 433},  // 319 k88_bnbwd_c32_14x14
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 33, 1773, 3, 434},  // 320 cells.2.ops.3.x_op.op.2
-  {CUDA_STEP_GEMM, -1, 79, 1776, 3, 435},  // 321 cells.2.ops.3.x_op.op.2
-  {CUDA_STEP_KERNEL, 91, -1, 1779, 6, 437},  // 322 k91_dw3x3s1filter_dw3x3s1data_relu_bwd_c32_14x14
-  {CUDA_STEP_KERNEL, 92, -1, 1785, 2, 439},  // 323 k92_bnapply_avg3x3s1bwd_c32_14x14
-  {CUDA_STEP_KERNEL, 93, -1, 1787, 11, 440},  // 324 k93_bnapply_max3x3s1bwd_bnbwdsum_c32_14x14
-  {CUDA_STEP_KERNEL, 94, -1, 1798, 9, 441},  // 325 k94_avg3x3s1bwd_bnbwdsum_c32_14x14
-  {CUDA_STEP_KERNEL, 85, -1, 1807, 8, 442},  // 326 k85_bnbwdsum_c32_14x14
-  {CUDA_STEP_KERNEL, 86, -1, 1815, 7, 442},  // 327 k86_bnbwd_c32_14x14
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 34, 1822, 3, 443},  // 328 cells.2.ops.1.x_op.op.6
-  {CUDA_STEP_GEMM, -1, 80, 1825, 3, 444},  // 329 cells.2.ops.1.x_op.op.6
-  {CUDA_STEP_KERNEL, 87, -1, 1828, 13, 446},  // 330 k87_bnapply_relu_dw5x5s1filter_dw5x5s1data_c32_14x14
-  {CUDA_STEP_KERNEL, 88, -1, 1841, 7, 448},  // 331 k88_bnbwd_c32_14x14
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 35, 1848, 3, 449},  // 332 cells.2.ops.1.x_op.op.2
-  {CUDA_STEP_GEMM, -1, 81, 1851, 3, 450},  // 333 cells.2.ops.1.x_op.op.2
-  {CUDA_STEP_KERNEL, 95, -1, 1854, 10, 452},  // 334 k95_bnapply_relu_dw5x5s1filter_dw5x5s1data_c32_14x14
-  {CUDA_STEP_KERNEL, 92, -1, 1864, 2, 454},  // 335 k92_bnapply_avg3x3s1bwd_c32_14x14
-  {CUDA_STEP_KERNEL, 88, -1, 1866, 7, 455},  // 336 k88_bnbwd_c32_14x14
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 36, 1873, 3, 456},  // 337 cells.2.ops.0.x_op.op.6
-  {CUDA_STEP_GEMM, -1, 82, 1876, 3, 457},  // 338 cells.2.ops.0.x_op.op.6
-  {CUDA_STEP_KERNEL, 87, -1, 1879, 13, 459},  // 339 k87_bnapply_relu_dw5x5s1filter_dw5x5s1data_c32_14x14
-  {CUDA_STEP_KERNEL, 88, -1, 1892, 7, 461},  // 340 k88_bnbwd_c32_14x14
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 37, 1899, 3, 462},  // 341 cells.2.ops.0.x_op.op.2
-  {CUDA_STEP_GEMM, -1, 83, 1902, 3, 463},  // 342 cells.2.ops.0.x_op.op.2
-  {CUDA_STEP_KERNEL, 96, -1, 1905, 13, 465},  // 343 k96_bnapply_relu_dw5x5s1filter_dw5x5s1data_c32_14x14
-  {CUDA_STEP_KERNEL, 88, -1, 1918, 7, 467},  // 344 k88_bnbwd_c32_14x14
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 38, 1925, 3, 468},  // 345 cells.2.maybe_calibrate_size.preprocess_y.conv
-  {CUDA_STEP_GEMM, -1, 84, 1928, 3, 469},  // 346 cells.2.maybe_calibrate_size.preprocess_y.conv
-  {CUDA_STEP_KERNEL, 83, -1, 1931, 4, 412},  // 347 k83_relu_relu_bwd_c96_14x14
-  {CUDA_STEP_KERNEL, 88, -1, 1935, 7, 471},  // 348 k88_bnbwd_c32_14x14
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 39, 1942, 3, 472},  // 349 cells.2.maybe_calibrate_size.preprocess_x.path2.1
-  {CUDA_STEP_KERNEL, 97, -1, 1945, 1, 473},  // 350 k97_zero_c48_28x28
-  {CUDA_STEP_CONV_BWD_DATA, -1, 40, 1946, 3, 473},  // 351 cells.2.maybe_calibrate_size.preprocess_x.path2.1
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 41, 1949, 3, 474},  // 352 cells.2.maybe_calibrate_size.preprocess_x.path1.1
-  {CUDA_STEP_CONV_BWD_DATA, -1, 42, 1952, 3, 475},  // 353 cells.2.maybe_calibrate_size.preprocess_x.path1.1
-  {CUDA_STEP_KERNEL, 98, -1, 1955, 2, 477},  // 354 k98_bnapply_avg3x3s2bwd_c32_28x28
-  {CUDA_STEP_KERNEL, 99, -1, 1957, 9, 478},  // 355 k99_bnapply_avg3x3s2bwd_bnbwdsum_c32_28x28
-  {CUDA_STEP_KERNEL, 100, -1, 1966, 2, 479},  // 356 k100_avg3x3s1bwd_c32_14x14
-  {CUDA_STEP_KERNEL, 85, -1, 1968, 8, 480},  // 357 k85_bnbwdsum_c32_14x14
-  {CUDA_STEP_KERNEL, 86, -1, 1976, 7, 480},  // 358 k86_bnbwd_c32_14x14
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 43, 1983, 3, 481},  // 359 cells.1.ops.3.x_op.op.6
-  {CUDA_STEP_GEMM, -1, 85, 1986, 3, 482},  // 360 cells.1.ops.3.x_op.op.6
-  {CUDA_STEP_KERNEL, 87, -1, 1989, 13, 484},  // 361 k87_bnapply_relu_dw5x5s1filter_dw5x5s1data_c32_14x14
-  {CUDA_STEP_KERNEL, 88, -1, 2002, 7, 486},  // 362 k88_bnbwd_c32_14x14
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 44, 2009, 3, 487},  // 363 cells.1.ops.3.x_op.op.2
-  {CUDA_STEP_GEMM, -1, 86, 2012, 3, 488},  // 364 cells.1.ops.3.x_op.op.2
-  {CUDA_STEP_KERNEL, 101, -1, 2015, 12, 490},  // 365 k101_dw5x5s1filter_dw5x5s1data_relu_bwd_c32_14x14
-  {CUDA_STEP_KERNEL, 102, -1, 2027, 4, 492},  // 366 k102_max3x3s1bwd_accum_c32_14x14
-  {CUDA_STEP_KERNEL, 85, -1, 2031, 8, 493},  // 367 k85_bnbwdsum_c32_14x14
-  {CUDA_STEP_KERNEL, 86, -1, 2039, 7, 493},  // 368 k86_bnbwd_c32_14x14
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 45, 2046, 3, 494},  // 369 cells.1.ops.2.x_op.op.6
-  {CUDA_STEP_GEMM, -1, 87, 2049, 3, 495},  // 370 cells.1.ops.2.x_op.op.6
-  {CUDA_STEP_KERNEL, 90, -1, 2052, 13, 497},  // 371 k90_bnapply_relu_dw3x3s1filter_dw3x3s1data_c32_14x14
-  {CUDA_STEP_KERNEL, 88, -1, 2065, 7, 499},  // 372 k88_bnbwd_c32_14x14
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 46, 2072, 3, 500},  // 373 cells.1.ops.2.x_op.op.2
-  {CUDA_STEP_GEMM, -1, 88, 2075, 3, 501},  // 374 cells.1.ops.2.x_op.op.2
-  {CUDA_STEP_KERNEL, 103, -1, 2078, 10, 503},  // 375 k103_bnapply_relu_dw3x3s2filter_dw3x3s2data_c32_28x28
-  {CUDA_STEP_KERNEL, 88, -1, 2088, 7, 506},  // 376 k88_bnbwd_c32_14x14
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 47, 2095, 3, 507},  // 377 cells.1.ops.1.x_op.op.6
-  {CUDA_STEP_GEMM, -1, 89, 2098, 3, 508},  // 378 cells.1.ops.1.x_op.op.6
-  {CUDA_STEP_KERNEL, 87, -1, 2101, 13, 510},  // 379 k87_bnapply_relu_dw5x5s1filter_dw5x5s1data_c32_14x14
-  {CUDA_STEP_KERNEL, 88, -1, 2114, 7, 512},  // 380 k88_bnbwd_c32_14x14
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 48, 2121, 3, 513},  // 381 cells.1.ops.1.x_op.op.2
-  {CUDA_STEP_GEMM, -1, 90, 2124, 3, 514},  // 382 cells.1.ops.1.x_op.op.2
-  {CUDA_STEP_KERNEL, 104, -1, 2127, 18, 516},  // 383 k104_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_c32_14x14
-  {CUDA_STEP_KERNEL, 88, -1, 2145, 7, 518},  // 384 k88_bnbwd_c32_14x14
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 49, 2152, 3, 519},  // 385 cells.1.ops.0.y_op.op.6
-  {CUDA_STEP_GEMM, -1, 91, 2155, 3, 520},  // 386 cells.1.ops.0.y_op.op.6
-  {CUDA_STEP_KERNEL, 90, -1, 2158, 13, 522},  // 387 k90_bnapply_relu_dw3x3s1filter_dw3x3s1data_c32_14x14
-  {CUDA_STEP_KERNEL, 88, -1, 2171, 7, 524},  // 388 k88_bnbwd_c32_14x14
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 50, 2178, 3, 525},  // 389 cells.1.ops.0.y_op.op.2
-  {CUDA_STEP_GEMM, -1, 92, 2181, 3, 526},  // 390 cells.1.ops.0.y_op.op.2
-  {CUDA_STEP_KERNEL, 105, -1, 2184, 10, 528},  // 391 k105_bnapply_relu_dw3x3s2filter_dw3x3s2data_c32_28x28
-  {CUDA_STEP_KERNEL, 88, -1, 2194, 7, 530},  // 392 k88_bnbwd_c32_14x14
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 51, 2201, 3, 531},  // 393 cells.1.ops.0.x_op.op.6
-  {CUDA_STEP_GEMM, -1, 93, 2204, 3, 532},  // 394 cells.1.ops.0.x_op.op.6
-  {CUDA_STEP_KERNEL, 87, -1, 2207, 13, 534},  // 395 k87_bnapply_relu_dw5x5s1filter_dw5x5s1data_c32_14x14
-  {CUDA_STEP_KERNEL, 88, -1, 2220, 7, 536},  // 396 k88_bnbwd_c32_14x14
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 52, 2227, 3, 537},  // 397 cells.1.ops.0.x_op.op.2
-  {CUDA_STEP_GEMM, -1, 94, 2230, 3, 538},  // 398 cells.1.ops.0.x_op.op.2
-  {CUDA_STEP_KERNEL, 106, -1, 2233, 13, 540},  // 399 k106_bnapply_relu_dw5x5s2filter_dw5x5s2data_c32_28x28
-  {CUDA_STEP_KERNEL, 107, -1, 2246, 7, 542},  // 400 k107_bnbwd_c32_28x28
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 53, 2253, 3, 543},  // 401 cells.1.maybe_calibrate_size.preprocess_y.conv
-  {CUDA_STEP_GEMM, -1, 95, 2256, 3, 544},  // 402 cells.1.maybe_calibrate_size.preprocess_y.conv
-  {CUDA_STEP_KERNEL, 108, -1, 2259, 4, 476},  // 403 k108_relu_relu_bwd_c48_28x28
-  {CUDA_STEP_KERNEL, 107, -1, 2263, 7, 546},  // 404 k107_bnbwd_c32_28x28
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 54, 2270, 3, 547},  // 405 cells.1.maybe_calibrate_size.preprocess_x.conv
-  {CUDA_STEP_GEMM, -1, 96, 2273, 3, 548},  // 406 cells.1.maybe_calibrate_size.preprocess_x.conv
-  {CUDA_STEP_KERNEL, 109, -1, 2276, 7, 550},  // 407 k109_bnapply_max3x3s1bwd_c16_28x28
-  {CUDA_STEP_KERNEL, 110, -1, 2283, 8, 551},  // 408 k110_bnbwdsum_c16_28x28
-  {CUDA_STEP_KERNEL, 111, -1, 2291, 7, 551},  // 409 k111_bnbwd_c16_28x28
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 55, 2298, 3, 552},  // 410 cells.0.ops.4.x_op.op.6
-  {CUDA_STEP_GEMM, -1, 97, 2301, 3, 553},  // 411 cells.0.ops.4.x_op.op.6
-  {CUDA_STEP_KERNEL, 112, -1, 2304, 13, 555},  // 412 k112_bnapply_relu_dw5x5s1filter_dw5x5s1data_c16_28x28
-  {CUDA_STEP_KERNEL, 113, -1, 2317, 7, 557},  // 413 k113_bnbwd_c16_28x28
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 56, 2324, 3, 558},  // 414 cells.0.ops.4.x_op.op.2
-  {CUDA_STEP_GEMM, -1, 98, 2327, 3, 559},  // 415 cells.0.ops.4.x_op.op.2
-  {CUDA_STEP_KERNEL, 114, -1, 2330, 6, 561},  // 416 k114_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_c16_28x28
-  {CUDA_STEP_KERNEL, 109, -1, 2336, 7, 563},  // 417 k109_bnapply_max3x3s1bwd_c16_28x28
-  {CUDA_STEP_KERNEL, 110, -1, 2343, 8, 564},  // 418 k110_bnbwdsum_c16_28x28
-  {CUDA_STEP_KERNEL, 111, -1, 2351, 7, 564},  // 419 k111_bnbwd_c16_28x28
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 57, 2358, 3, 565},  // 420 cells.0.ops.3.x_op.op.6
-  {CUDA_STEP_GEMM, -1, 99, 2361, 3, 566},  // 421 cells.0.ops.3.x_op.op.6
-  {CUDA_STEP_KERNEL, 115, -1, 2364, 13, 568},  // 422 k115_bnapply_relu_dw3x3s1filter_dw3x3s1data_c16_28x28
-  {CUDA_STEP_KERNEL, 113, -1, 2377, 7, 570},  // 423 k113_bnbwd_c16_28x28
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 58, 2384, 3, 571},  // 424 cells.0.ops.3.x_op.op.2
-  {CUDA_STEP_GEMM, -1, 100, 2387, 3, 572},  // 425 cells.0.ops.3.x_op.op.2
-  {CUDA_STEP_KERNEL, 116, -1, 2390, 6, 574},  // 426 k116_dw3x3s1filter_dw3x3s1data_relu_bwd_c16_28x28
-  {CUDA_STEP_KERNEL, 117, -1, 2396, 2, 576},  // 427 k117_bnapply_avg3x3s1bwd_c16_28x28
-  {CUDA_STEP_KERNEL, 118, -1, 2398, 11, 577},  // 428 k118_bnapply_max3x3s1bwd_bnbwdsum_c16_28x28
-  {CUDA_STEP_KERNEL, 119, -1, 2409, 9, 578},  // 429 k119_avg3x3s1bwd_bnbwdsum_c16_28x28
-  {CUDA_STEP_KERNEL, 110, -1, 2418, 8, 579},  // 430 k110_bnbwdsum_c16_28x28
-  {CUDA_STEP_KERNEL, 111, -1, 2426, 7, 579},  // 431 k111_bnbwd_c16_28x28
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 59, 2433, 3, 580},  // 432 cells.0.ops.1.x_op.op.6
-  {CUDA_STEP_GEMM, -1, 101, 2436, 3, 581},  // 433 cells.0.ops.1.x_op.op.6
-  {CUDA_STEP_KERNEL, 112, -1, 2439, 13, 583},  // 434 k112_bnapply_relu_dw5x5s1filter_dw5x5s1data_c16_28x28
-  {CUDA_STEP_KERNEL, 113, -1, 2452, 7, 585},  // 435 k113_bnbwd_c16_28x28
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 60, 2459, 3, 586},  // 436 cells.0.ops.1.x_op.op.2
-  {CUDA_STEP_GEMM, -1, 102, 2462, 3, 587},  // 437 cells.0.ops.1.x_op.op.2
-  {CUDA_STEP_KERNEL, 120, -1, 2465, 10, 589},  // 438 k120_bnapply_relu_dw5x5s1filter_dw5x5s1data_c16_28x28
-  {CUDA_STEP_KERNEL, 117, -1, 2475, 2, 591},  // 439 k117_bnapply_avg3x3s1bwd_c16_28x28
-  {CUDA_STEP_KERNEL, 113, -1, 2477, 7, 592},  // 440 k113_bnbwd_c16_28x28
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 61, 2484, 3, 593},  // 441 cells.0.ops.0.x_op.op.6
-  {CUDA_STEP_GEMM, -1, 103, 2487, 3, 594},  // 442 cells.0.ops.0.x_op.op.6
-  {CUDA_STEP_KERNEL, 112, -1, 2490, 13, 596},  // 443 k112_bnapply_relu_dw5x5s1filter_dw5x5s1data_c16_28x28
-  {CUDA_STEP_KERNEL, 113, -1, 2503, 7, 598},  // 444 k113_bnbwd_c16_28x28
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 62, 2510, 3, 599},  // 445 cells.0.ops.0.x_op.op.2
-  {CUDA_STEP_GEMM, -1, 104, 2513, 3, 600},  // 446 cells.0.ops.0.x_op.op.2
-  {CUDA_STEP_KERNEL, 121, -1, 2516, 13, 602},  // 447 k121_bnapply_relu_dw5x5s1filter_dw5x5s1data_c16_28x28
-  {CUDA_STEP_KERNEL, 113, -1, 2529, 7, 604},  // 448 k113_bnbwd_c16_28x28
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 63, 2536, 3, 605},  // 449 cells.0.maybe_calibrate_size.preprocess_y.conv
-  {CUDA_STEP_GEMM, -1, 105, 2539, 3, 606},  // 450 cells.0.maybe_calibrate_size.preprocess_y.conv
-  {CUDA_STEP_KERNEL, 113, -1, 2542, 7, 608},  // 451 k113_bnbwd_c16_28x28
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 64, 2549, 3, 609},  // 452 cells.0.maybe_calibrate_size.preprocess_x.conv
-  {CUDA_STEP_GEMM, -1, 106, 2552, 3, 610},  // 453 cells.0.maybe_calibrate_size.preprocess_x.conv
-  {CUDA_STEP_KERNEL, 122, -1, 2555, 12, 549},  // 454 k122_bnapply_relu_relu_bwd_bnbwdsum_c48_28x28
-  {CUDA_STEP_KERNEL, 123, -1, 2567, 7, 612},  // 455 k123_bnbwd_c48_28x28
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 65, 2574, 3, 613},  // 456 stem.0
+  {CUDA_STEP_KERNEL, 2, -1, 18, 8, 6},  // 4 k2_bnstats_c16_28x28
+  {CUDA_STEP_GEMM, -1, 1, 26, 3, 8},  // 5 cells.0.maybe_calibrate_size.preprocess_y.conv
+  {CUDA_STEP_KERNEL, 2, -1, 29, 8, 9},  // 6 k2_bnstats_c16_28x28
+  {CUDA_STEP_KERNEL, 3, -1, 37, 5, 11},  // 7 k3_bnapply_relu_dw5x5s1_c16_28x28
+  {CUDA_STEP_GEMM, -1, 2, 42, 3, 12},  // 8 cells.0.ops.0.x_op.op.2
+  {CUDA_STEP_KERNEL, 2, -1, 45, 8, 13},  // 9 k2_bnstats_c16_28x28
+  {CUDA_STEP_KERNEL, 3, -1, 53, 5, 15},  // 10 k3_bnapply_relu_dw5x5s1_c16_28x28
+  {CUDA_STEP_GEMM, -1, 3, 58, 3, 16},  // 11 cells.0.ops.0.x_op.op.6
+  {CUDA_STEP_KERNEL, 2, -1, 61, 8, 17},  // 12 k2_bnstats_c16_28x28
+  {CUDA_STEP_KERNEL, 4, -1, 69, 7, 18},  // 13 k4_bnapply_avg3x3s1_add_c16_28x28
+  {CUDA_STEP_KERNEL, 3, -1, 76, 5, 21},  // 14 k3_bnapply_relu_dw5x5s1_c16_28x28
+  {CUDA_STEP_GEMM, -1, 4, 81, 3, 22},  // 15 cells.0.ops.1.x_op.op.2
+  {CUDA_STEP_KERNEL, 2, -1, 84, 8, 23},  // 16 k2_bnstats_c16_28x28
+  {CUDA_STEP_KERNEL, 3, -1, 92, 5, 25},  // 17 k3_bnapply_relu_dw5x5s1_c16_28x28
+  {CUDA_STEP_GEMM, -1, 5, 97, 3, 26},  // 18 cells.0.ops.1.x_op.op.6
+  {CUDA_STEP_KERNEL, 2, -1, 100, 8, 27},  // 19 k2_bnstats_c16_28x28
+  {CUDA_STEP_KERNEL, 5, -1, 108, 5, 28},  // 20 k5_avg3x3s1_bnapply_add_c16_28x28
+  {CUDA_STEP_KERNEL, 6, -1, 113, 4, 30},  // 21 k6_bnapply_max3x3s1_c16_28x28
+  {CUDA_STEP_KERNEL, 7, -1, 117, 5, 31},  // 22 k7_bnapply_avg3x3s1_add_relu_c16_28x28
+  {CUDA_STEP_KERNEL, 8, -1, 122, 3, 34},  // 23 k8_dw3x3s1_c16_28x28
+  {CUDA_STEP_GEMM, -1, 6, 125, 3, 35},  // 24 cells.0.ops.3.x_op.op.2
+  {CUDA_STEP_KERNEL, 2, -1, 128, 8, 36},  // 25 k2_bnstats_c16_28x28
+  {CUDA_STEP_KERNEL, 9, -1, 136, 5, 38},  // 26 k9_bnapply_relu_dw3x3s1_c16_28x28
+  {CUDA_STEP_GEMM, -1, 7, 141, 3, 39},  // 27 cells.0.ops.3.x_op.op.6
+  {CUDA_STEP_KERNEL, 2, -1, 144, 8, 40},  // 28 k2_bnstats_c16_28x28
+  {CUDA_STEP_KERNEL, 10, -1, 152, 7, 41},  // 29 k10_bnapply_max3x3s1_add_c16_28x28
+  {CUDA_STEP_KERNEL, 11, -1, 159, 3, 44},  // 30 k11_relu_dw5x5s1_c16_28x28
+  {CUDA_STEP_GEMM, -1, 8, 162, 3, 45},  // 31 cells.0.ops.4.x_op.op.2
+  {CUDA_STEP_KERNEL, 2, -1, 165, 8, 46},  // 32 k2_bnstats_c16_28x28
+  {CUDA_STEP_KERNEL, 3, -1, 173, 5, 48},  // 33 k3_bnapply_relu_dw5x5s1_c16_28x28
+  {CUDA_STEP_GEMM, -1, 9, 178, 3, 49},  // 34 cells.0.ops.4.x_op.op.6
+  {CUDA_STEP_KERNEL, 2, -1, 181, 8, 50},  // 35 k2_bnstats_c16_28x28
+  {CUDA_STEP_KERNEL, 10, -1, 189, 7, 51},  // 36 k10_bnapply_max3x3s1_add_c16_28x28
+  {CUDA_STEP_GEMM, -1, 10, 196, 3, 55},  // 37 cells.1.maybe_calibrate_size.preprocess_x.conv
+  {CUDA_STEP_KERNEL, 12, -1, 199, 8, 56},  // 38 k12_bnstats_c32_28x28
+  {CUDA_STEP_KERNEL, 13, -1, 207, 2, 57},  // 39 k13_relu_c48_28x28
+  {CUDA_STEP_GEMM, -1, 11, 209, 3, 58},  // 40 cells.1.maybe_calibrate_size.preprocess_y.conv
+  {CUDA_STEP_KERNEL, 12, -1, 212, 8, 59},  // 41 k12_bnstats_c32_28x28
+  {CUDA_STEP_KERNEL, 14, -1, 220, 5, 61},  // 42 k14_bnapply_relu_dw5x5s2_c32_14x14
+  {CUDA_STEP_GEMM, -1, 12, 225, 3, 62},  // 43 cells.1.ops.0.x_op.op.2
+  {CUDA_STEP_KERNEL, 15, -1, 228, 8, 63},  // 44 k15_bnstats_c32_14x14
+  {CUDA_STEP_KERNEL, 16, -1, 236, 5, 65},  // 45 k16_bnapply_relu_dw5x5s1_c32_14x14
+  {CUDA_STEP_GEMM, -1, 13, 241, 3, 66},  // 46 cells.1.ops.0.x_op.op.6
+  {CUDA_STEP_KERNEL, 15, -1, 244, 8, 67},  // 47 k15_bnstats_c32_14x14
+  {CUDA_STEP_KERNEL, 17, -1, 252, 5, 69},  // 48 k17_bnapply_relu_dw3x3s2_c32_14x14
+  {CUDA_STEP_GEMM, -1, 14, 257, 3, 70},  // 49 cells.1.ops.0.y_op.op.2
+  {CUDA_STEP_KERNEL, 15, -1, 260, 8, 71},  // 50 k15_bnstats_c32_14x14
+  {CUDA_STEP_KERNEL, 18, -1, 268, 5, 73},  // 51 k18_bnapply_relu_dw3x3s1_c32_14x14
+  {CUDA_STEP_GEMM, -1, 15, 273, 3, 74},  // 52 cells.1.ops.0.y_op.op.6
+  {CUDA_STEP_KERNEL, 15, -1, 276, 8, 75},  // 53 k15_bnstats_c32_14x14
+  {CUDA_STEP_KERNEL, 19, -1, 284, 7, 76},  // 54 k19_bnapply_add_c32_14x14
+  {CUDA_STEP_KERNEL, 20, -1, 291, 3, 78},  // 55 k20_relu_dw5x5s1_c32_14x14
+  {CUDA_STEP_GEMM, -1, 16, 294, 3, 79},  // 56 cells.1.ops.1.x_op.op.2
+  {CUDA_STEP_KERNEL, 15, -1, 297, 8, 80},  // 57 k15_bnstats_c32_14x14
+  {CUDA_STEP_KERNEL, 16, -1, 305, 5, 82},  // 58 k16_bnapply_relu_dw5x5s1_c32_14x14
+  {CUDA_STEP_GEMM, -1, 17, 310, 3, 83},  // 59 cells.1.ops.1.x_op.op.6
+  {CUDA_STEP_KERNEL, 15, -1, 313, 8, 84},  // 60 k15_bnstats_c32_14x14
+  {CUDA_STEP_KERNEL, 17, -1, 321, 5, 87},  // 61 k17_bnapply_relu_dw3x3s2_c32_14x14
+  {CUDA_STEP_GEMM, -1, 18, 326, 3, 88},  // 62 cells.1.ops.2.x_op.op.2
+  {CUDA_STEP_KERNEL, 15, -1, 329, 8, 89},  // 63 k15_bnstats_c32_14x14
+  {CUDA_STEP_KERNEL, 18, -1, 337, 5, 91},  // 64 k18_bnapply_relu_dw3x3s1_c32_14x14
+  {CUDA_STEP_GEMM, -1, 19, 342, 3, 92},  // 65 cells.1.ops.2.x_op.op.6
+  {CUDA_STEP_KERNEL, 15, -1, 345, 8, 93},  // 66 k15_bnstats_c32_14x14
+  {CUDA_STEP_KERNEL, 21, -1, 353, 5, 94},  // 67 k21_max3x3s1_bnapply_add_c32_14x14
+  {CUDA_STEP_KERNEL, 22, -1, 358, 5, 96},  // 68 k22_bnapply_add_relu_c32_14x14
+  {CUDA_STEP_KERNEL, 23, -1, 363, 3, 97},  // 69 k23_dw5x5s1_c32_14x14
+  {CUDA_STEP_GEMM, -1, 20, 366, 3, 98},  // 70 cells.1.ops.3.x_op.op.2
+  {CUDA_STEP_KERNEL, 15, -1, 369, 8, 99},  // 71 k15_bnstats_c32_14x14
+  {CUDA_STEP_KERNEL, 16, -1, 377, 5, 101},  // 72 k16_bnapply_relu_dw5x5s1_c32_14x14
+  {CUDA_STEP_GEMM, -1, 21, 382, 3, 102},  // 73 cells.1.ops.3.x_op.op.6
+  {CUDA_STEP_KERNEL, 15, -1, 385, 8, 103},  // 74 k15_bnstats_c32_14x14
+  {CUDA_STEP_KERNEL, 24, -1, 393, 5, 104},  // 75 k24_avg3x3s1_bnapply_add_c32_14x14
+  {CUDA_STEP_KERNEL, 25, -1, 398, 4, 106},  // 76 k25_bnapply_avg3x3s2_c32_14x14
+  {CUDA_STEP_KERNEL, 26, -1, 402, 5, 107},  // 77 k26_bnapply_avg3x3s2_add_c32_14x14
+  {CUDA_STEP_CONV_FWD, -1, 1, 407, 3, 111},  // 78 cells.2.maybe_calibrate_size.preprocess_x.path1.1
+  {CUDA_STEP_CONV_FWD, -1, 2, 410, 3, 112},  // 79 cells.2.maybe_calibrate_size.preprocess_x.path2.1
+  {CUDA_STEP_KERNEL, 15, -1, 413, 8, 114},  // 80 k15_bnstats_c32_14x14
+  {CUDA_STEP_KERNEL, 27, -1, 421, 2, 115},  // 81 k27_relu_c96_14x14
+  {CUDA_STEP_GEMM, -1, 22, 423, 3, 116},  // 82 cells.2.maybe_calibrate_size.preprocess_y.conv
+  {CUDA_STEP_KERNEL, 15, -1, 426, 8, 117},  // 83 k15_bnstats_c32_14x14
+  {CUDA_STEP_KERNEL, 16, -1, 434, 5, 119},  // 84 k16_bnapply_relu_dw5x5s1_c32_14x14
+  {CUDA_STEP_GEMM, -1, 23, 439, 3, 120},  // 85 cells.2.ops.0.x_op.op.2
+  {CUDA_STEP_KERNEL, 15, -1, 442, 8, 121},  // 86 k15_bnstats_c32_14x14
+  {CUDA_STEP_KERNEL, 16, -1, 450, 5, 123},  // 87 k16_bnapply_relu_dw5x5s1_c32_14x14
+  {CUDA_STEP_GEMM, -1, 24, 455, 3, 124},  // 88 cells.2.ops.0.x_op.op.6
+  {CUDA_STEP_KERNEL, 15, -1, 458, 8, 125},  // 89 k15_bnstats_c32_14x14
+  {CUDA_STEP_KERNEL, 28, -1, 466, 7, 126},  // 90 k28_bnapply_avg3x3s1_add_c32_14x14
+  {CUDA_STEP_KERNEL, 16, -1, 473, 5, 129},  // 91 k16_bnapply_relu_dw5x5s1_c32_14x14
+  {CUDA_STEP_GEMM, -1, 25, 478, 3, 130},  // 92 cells.2.ops.1.x_op.op.2
+  {CUDA_STEP_KERNEL, 15, -1, 481, 8, 131},  // 93 k15_bnstats_c32_14x14
+  {CUDA_STEP_KERNEL, 16, -1, 489, 5, 133},  // 94 k16_bnapply_relu_dw5x5s1_c32_14x14
+  {CUDA_STEP_GEMM, -1, 26, 494, 3, 134},  // 95 cells.2.ops.1.x_op.op.6
+  {CUDA_STEP_KERNEL, 15, -1, 497, 8, 135},  // 96 k15_bnstats_c32_14x14
+  {CUDA_STEP_KERNEL, 24, -1, 505, 5, 136},  // 97 k24_avg3x3s1_bnapply_add_c32_14x14
+  {CUDA_STEP_KERNEL, 29, -1, 510, 4, 138},  // 98 k29_bnapply_max3x3s1_c32_14x14
+  {CUDA_STEP_KERNEL, 30, -1, 514, 5, 139},  // 99 k30_bnapply_avg3x3s1_add_relu_c32_14x14
+  {CUDA_STEP_KERNEL, 31, -1, 519, 3, 142},  // 100 k31_dw3x3s1_c32_14x14
+  {CUDA_STEP_GEMM, -1, 27, 522, 3, 143},  // 101 cells.2.ops.3.x_op.op.2
+  {CUDA_STEP_KERNEL, 15, -1, 525, 8, 144},  // 102 k15_bnstats_c32_14x14
+  {CUDA_STEP_KERNEL, 18, -1, 533, 5, 146},  // 103 k18_bnapply_relu_dw3x3s1_c32_14x14
+  {CUDA_STEP_GEMM, -1, 28, 538, 3, 147},  // 104 cells.2.ops.3.x_op.op.6
+  {CUDA_STEP_KERNEL, 15, -1, 541, 8, 148},  // 105 k15_bnstats_c32_14x14
+  {CUDA_STEP_KERNEL, 32, -1, 549, 7, 149},  // 106 k32_bnapply_max3x3s1_add_c32_14x14
+  {CUDA_STEP_KERNEL, 20, -1, 556, 3, 152},  // 107 k20_relu_dw5x5s1_c32_14x14
+  {CUDA_STEP_GEMM, -1, 29, 559, 3, 153},  // 108 cells.2.ops.4.x_op.op.2
+  {CUDA_STEP_KERNEL, 15, -1, 562, 8, 154},  // 109 k15_bnstats_c32_14x14
+  {CUDA_STEP_KERNEL, 16, -1, 570, 5, 156},  // 110 k16_bnapply_relu_dw5x5s1_c32_14x14
+  {CUDA_STEP_GEMM, -1, 30, 575, 3, 157},  // 111 cells.2.ops.4.x_op.op.6
+  {CUDA_STEP_KERNEL, 15, -1, 578, 8, 158},  // 112 k15_bnstats_c32_14x14
+  {CUDA_STEP_KERNEL, 32, -1, 586, 7, 159},  // 113 k32_bnapply_max3x3s1_add_c32_14x14
+  {CUDA_STEP_GEMM, -1, 31, 593, 3, 163},  // 114 cells.3.maybe_calibrate_size.preprocess_x.conv
+  {CUDA_STEP_KERNEL, 33, -1, 596, 8, 164},  // 115 k33_bnstats_c64_14x14
+  {CUDA_STEP_KERNEL, 27, -1, 604, 2, 165},  // 116 k27_relu_c96_14x14
+  {CUDA_STEP_GEMM, -1, 32, 606, 3, 166},  // 117 cells.3.maybe_calibrate_size.preprocess_y.conv
+  {CUDA_STEP_KERNEL, 33, -1, 609, 8, 167},  // 118 k33_bnstats_c64_14x14
+  {CUDA_STEP_KERNEL, 34, -1, 617, 5, 169},  // 119 k34_bnapply_relu_dw5x5s2_c64_7x7
+  {CUDA_STEP_GEMM, -1, 33, 622, 3, 170},  // 120 cells.3.ops.0.x_op.op.2
+  {CUDA_STEP_KERNEL, 35, -1, 625, 8, 171},  // 121 k35_bnstats_c64_7x7
+  {CUDA_STEP_KERNEL, 36, -1, 633, 5, 173},  // 122 k36_bnapply_relu_dw5x5s1_c64_7x7
+  {CUDA_STEP_GEMM, -1, 34, 638, 3, 174},  // 123 cells.3.ops.0.x_op.op.6
+  {CUDA_STEP_KERNEL, 35, -1, 641, 8, 175},  // 124 k35_bnstats_c64_7x7
+  {CUDA_STEP_KERNEL, 37, -1, 649, 5, 177},  // 125 k37_bnapply_relu_dw3x3s2_c64_7x7
+  {CUDA_STEP_GEMM, -1, 35, 654, 3, 178},  // 126 cells.3.ops.0.y_op.op.2
+  {CUDA_STEP_KERNEL, 35, -1, 657, 8, 179},  // 127 k35_bnstats_c64_7x7
+  {CUDA_STEP_KERNEL, 38, -1, 665, 5, 181},  // 128 k38_bnapply_relu_dw3x3s1_c64_7x7
+  {CUDA_STEP_GEMM, -1, 36, 670, 3, 182},  // 129 cells.3.ops.0.y_op.op.6
+  {CUDA_STEP_KERNEL, 35, -1, 673, 8, 183},  // 130 k35_bnstats_c64_7x7
+  {CUDA_STEP_KERNEL, 39, -1, 681, 7, 184},  // 131 k39_bnapply_add_c64_7x7
+  {CUDA_STEP_KERNEL, 40, -1, 688, 3, 186},  // 132 k40_relu_dw5x5s1_c64_7x7
+  {CUDA_STEP_GEMM, -1, 37, 691, 3, 187},  // 133 cells.3.ops.1.x_op.op.2
+  {CUDA_STEP_KERNEL, 35, -1, 694, 8, 188},  // 134 k35_bnstats_c64_7x7
+  {CUDA_STEP_KERNEL, 36, -1, 702, 5, 190},  // 135 k36_bnapply_relu_dw5x5s1_c64_7x7
+  {CUDA_STEP_GEMM, -1, 38, 707, 3, 191},  // 136 cells.3.ops.1.x_op.op.6
+  {CUDA_STEP_KERNEL, 35, -1, 710, 8, 192},  // 137 k35_bnstats_c64_7x7
+  {CUDA_STEP_KERNEL, 37, -1, 718, 5, 195},  // 138 k37_bnapply_relu_dw3x3s2_c64_7x7
+  {CUDA_STEP_GEMM, -1, 39, 723, 3, 196},  // 139 cells.3.ops.2.x_op.op.2
+  {CUDA_STEP_KERNEL, 35, -1, 726, 8, 197},  // 140 k35_bnstats_c64_7x7
+  {CUDA_STEP_KERNEL, 38, -1, 734, 5, 199},  // 141 k38_bnapply_relu_dw3x3s1_c64_7x7
+  {CUDA_STEP_GEMM, -1, 40, 739, 3, 200},  // 142 cells.3.ops.2.x_op.op.6
+  {CUDA_STEP_KERNEL, 35, -1, 742, 8, 201},  // 143 k35_bnstats_c64_7x7
+  {CUDA_STEP_KERNEL, 41, -1, 750, 5, 202},  // 144 k41_max3x3s1_bnapply_add_c64_7x7
+  {CUDA_STEP_KERNEL, 42, -1, 755, 5, 204},  // 145 k42_bnapply_add_relu_c64_7x7
+  {CUDA_STEP_KERNEL, 43, -1, 760, 3, 205},  // 146 k43_dw5x5s1_c64_7x7
+  {CUDA_STEP_GEMM, -1, 41, 763, 3, 206},  // 147 cells.3.ops.3.x_op.op.2
+  {CUDA_STEP_KERNEL, 35, -1, 766, 8, 207},  // 148 k35_bnstats_c64_7x7
+  {CUDA_STEP_KERNEL, 36, -1, 774, 5, 209},  // 149 k36_bnapply_relu_dw5x5s1_c64_7x7
+  {CUDA_STEP_GEMM, -1, 42, 779, 3, 210},  // 150 cells.3.ops.3.x_op.op.6
+  {CUDA_STEP_KERNEL, 35, -1, 782, 8, 211},  // 151 k35_bnstats_c64_7x7
+  {CUDA_STEP_KERNEL, 44, -1, 790, 5, 212},  // 152 k44_avg3x3s1_bnapply_add_c64_7x7
+  {CUDA_STEP_KERNEL, 45, -1, 795, 4, 214},  // 153 k45_bnapply_avg3x3s2_c64_7x7
+  {CUDA_STEP_KERNEL, 46, -1, 799, 5, 215},  // 154 k46_bnapply_avg3x3s2_add_c64_7x7
+  {CUDA_STEP_CONV_FWD, -1, 3, 804, 3, 219},  // 155 cells.4.maybe_calibrate_size.preprocess_x.path1.1
+  {CUDA_STEP_CONV_FWD, -1, 4, 807, 3, 220},  // 156 cells.4.maybe_calibrate_size.preprocess_x.path2.1
+  {CUDA_STEP_KERNEL, 35, -1, 810, 8, 222},  // 157 k35_bnstats_c64_7x7
+  {CUDA_STEP_KERNEL, 47, -1, 818, 2, 223},  // 158 k47_relu_c192_7x7
+  {CUDA_STEP_GEMM, -1, 43, 820, 3, 224},  // 159 cells.4.maybe_calibrate_size.preprocess_y.conv
+  {CUDA_STEP_KERNEL, 35, -1, 823, 8, 225},  // 160 k35_bnstats_c64_7x7
+  {CUDA_STEP_KERNEL, 36, -1, 831, 5, 227},  // 161 k36_bnapply_relu_dw5x5s1_c64_7x7
+  {CUDA_STEP_GEMM, -1, 44, 836, 3, 228},  // 162 cells.4.ops.0.x_op.op.2
+  {CUDA_STEP_KERNEL, 35, -1, 839, 8, 229},  // 163 k35_bnstats_c64_7x7
+  {CUDA_STEP_KERNEL, 36, -1, 847, 5, 231},  // 164 k36_bnapply_relu_dw5x5s1_c64_7x7
+  {CUDA_STEP_GEMM, -1, 45, 852, 3, 232},  // 165 cells.4.ops.0.x_op.op.6
+  {CUDA_STEP_KERNEL, 35, -1, 855, 8, 233},  // 166 k35_bnstats_c64_7x7
+  {CUDA_STEP_KERNEL, 48, -1, 863, 7, 234},  // 167 k48_bnapply_avg3x3s1_add_c64_7x7
+  {CUDA_STEP_KERNEL, 36, -1, 870, 5, 237},  // 168 k36_bnapply_relu_dw5x5s1_c64_7x7
+  {CUDA_STEP_GEMM, -1, 46, 875, 3, 238},  // 169 cells.4.ops.1.x_op.op.2
+  {CUDA_STEP_KERNEL, 35, -1, 878, 8, 239},  // 170 k35_bnstats_c64_7x7
+  {CUDA_STEP_KERNEL, 36, -1, 886, 5, 241},  // 171 k36_bnapply_relu_dw5x5s1_c64_7x7
+  {CUDA_STEP_GEMM, -1, 47, 891, 3, 242},  // 172 cells.4.ops.1.x_op.op.6
+  {CUDA_STEP_KERNEL, 35, -1, 894, 8, 243},  // 173 k35_bnstats_c64_7x7
+  {CUDA_STEP_KERNEL, 44, -1, 902, 5, 244},  // 174 k44_avg3x3s1_bnapply_add_c64_7x7
+  {CUDA_STEP_KERNEL, 49, -1, 907, 4, 246},  // 175 k49_bnapply_max3x3s1_c64_7x7
+  {CUDA_STEP_KERNEL, 50, -1, 911, 5, 247},  // 176 k50_bnapply_avg3x3s1_add_relu_c64_7x7
+  {CUDA_STEP_KERNEL, 51, -1, 916, 3, 250},  // 177 k51_dw3x3s1_c64_7x7
+  {CUDA_STEP_GEMM, -1, 48, 919, 3, 251},  // 178 cells.4.ops.3.x_op.op.2
+  {CUDA_STEP_KERNEL, 35, -1, 922, 8, 252},  // 179 k35_bnstats_c64_7x7
+  {CUDA_STEP_KERNEL, 38, -1, 930, 5, 254},  // 180 k38_bnapply_relu_dw3x3s1_c64_7x7
+  {CUDA_STEP_GEMM, -1, 49, 935, 3, 255},  // 181 cells.4.ops.3.x_op.op.6
+  {CUDA_STEP_KERNEL, 35, -1, 938, 8, 256},  // 182 k35_bnstats_c64_7x7
+  {CUDA_STEP_KERNEL, 52, -1, 946, 7, 257},  // 183 k52_bnapply_max3x3s1_add_c64_7x7
+  {CUDA_STEP_KERNEL, 40, -1, 953, 3, 260},  // 184 k40_relu_dw5x5s1_c64_7x7
+  {CUDA_STEP_GEMM, -1, 50, 956, 3, 261},  // 185 cells.4.ops.4.x_op.op.2
+  {CUDA_STEP_KERNEL, 35, -1, 959, 8, 262},  // 186 k35_bnstats_c64_7x7
+  {CUDA_STEP_KERNEL, 36, -1, 967, 5, 264},  // 187 k36_bnapply_relu_dw5x5s1_c64_7x7
+  {CUDA_STEP_GEMM, -1, 51, 972, 3, 265},  // 188 cells.4.ops.4.x_op.op.6
+  {CUDA_STEP_KERNEL, 35, -1, 975, 8, 266},  // 189 k35_bnstats_c64_7x7
+  {CUDA_STEP_KERNEL, 52, -1, 983, 7, 267},  // 190 k52_bnapply_max3x3s1_add_c64_7x7
+  {CUDA_STEP_KERNEL, 53, -1, 990, 2, 270},  // 191 k53_gap_c192_1x1
+  {CUDA_STEP_KERNEL, 54, -1, 992, 2, 271},  // 192 k54_bias_c10_1x1
+  {CUDA_STEP_GEMM, -1, 52, 994, 3, 271},  // 193 classifier
+  {CUDA_STEP_KERNEL, 55, -1, 997, 5, 272},  // 194 k55_xent_xent_bwd_c10_1x1
+  {CUDA_STEP_GEMM, -1, 53, 1002, 3, 274},  // 195 classifier
+  {CUDA_STEP_GEMM, -1, 54, 1005, 3, 274},  // 196 classifier
+  {CUDA_STEP_KERNEL, 56, -1, 1008, 3, 274},  // 197 k56_biasgrad_c10_1x1
+  {CUDA_STEP_KERNEL, 57, -1, 1011, 2, 275},  // 198 k57_gap_bwd_c192_7x7
+  {CUDA_STEP_KERNEL, 58, -1, 1013, 5, 276},  // 199 k58_bnapply_max3x3s1bwd_c64_7x7
+  {CUDA_STEP_KERNEL, 59, -1, 1018, 8, 277},  // 200 k59_bnbwdsum_c64_7x7
+  {CUDA_STEP_KERNEL, 60, -1, 1026, 7, 277},  // 201 k60_bnbwd_c64_7x7
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 5, 1033, 3, 278},  // 202 cells.4.ops.4.x_op.op.6
+  {CUDA_STEP_GEMM, -1, 55, 1036, 3, 279},  // 203 cells.4.ops.4.x_op.op.6
+  {CUDA_STEP_KERNEL, 61, -1, 1039, 13, 281},  // 204 k61_bnapply_relu_dw5x5s1filter_dw5x5s1data_c64_7x7
+  {CUDA_STEP_KERNEL, 62, -1, 1052, 7, 283},  // 205 k62_bnbwd_c64_7x7
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 6, 1059, 3, 284},  // 206 cells.4.ops.4.x_op.op.2
+  {CUDA_STEP_GEMM, -1, 56, 1062, 3, 285},  // 207 cells.4.ops.4.x_op.op.2
+  {CUDA_STEP_KERNEL, 63, -1, 1065, 6, 287},  // 208 k63_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_c64_7x7
+  {CUDA_STEP_KERNEL, 58, -1, 1071, 5, 289},  // 209 k58_bnapply_max3x3s1bwd_c64_7x7
+  {CUDA_STEP_KERNEL, 59, -1, 1076, 8, 290},  // 210 k59_bnbwdsum_c64_7x7
+  {CUDA_STEP_KERNEL, 60, -1, 1084, 7, 290},  // 211 k60_bnbwd_c64_7x7
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 7, 1091, 3, 291},  // 212 cells.4.ops.3.x_op.op.6
+  {CUDA_STEP_GEMM, -1, 57, 1094, 3, 292},  // 213 cells.4.ops.3.x_op.op.6
+  {CUDA_STEP_KERNEL, 64, -1, 1097, 13, 294},  // 214 k64_bnapply_relu_dw3x3s1filter_dw3x3s1data_c64_7x7
+  {CUDA_STEP_KERNEL, 62, -1, 1110, 7, 296},  // 215 k62_bnbwd_c64_7x7
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 8, 1117, 3, 297},  // 216 cells.4.ops.3.x_op.op.2
+  {CUDA_STEP_GEMM, -1, 58, 1120, 3, 298},  // 217 cells.4.ops.3.x_op.op.2
+  {CUDA_STEP_KERNEL, 65, -1, 1123, 6, 300},  // 218 k65_dw3x3s1filter_dw3x3s1data_relu_bwd_c64_7x7
+  {CUDA_STEP_KERNEL, 66, -1, 1129, 2, 302},  // 219 k66_bnapply_avg3x3s1bwd_c64_7x7
+  {CUDA_STEP_KERNEL, 67, -1, 1131, 11, 303},  // 220 k67_bnapply_max3x3s1bwd_bnbwdsum_c64_7x7
+  {CUDA_STEP_KERNEL, 68, -1, 1142, 9, 304},  // 221 k68_avg3x3s1bwd_bnbwdsum_c64_7x7
+  {CUDA_STEP_KERNEL, 59, -1, 1151, 8, 305},  // 222 k59_bnbwdsum_c64_7x7
+  {CUDA_STEP_KERNEL, 60, -1, 1159, 7, 305},  // 223 k60_bnbwd_c64_7x7
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 9, 1166, 3, 306},  // 224 cells.4.ops.1.x_op.op.6
+  {CUDA_STEP_GEMM, -1, 59, 1169, 3, 307},  // 225 cells.4.ops.1.x_op.op.6
+  {CUDA_STEP_KERNEL, 61, -1, 1172, 13, 309},  // 226 k61_bnapply_relu_dw5x5s1filter_dw5x5s1data_c64_7x7
+  {CUDA_STEP_KERNEL, 62, -1, 1185, 7, 311},  // 227 k62_bnbwd_c64_7x7
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 10, 1192, 3, 312},  // 228 cells.4.ops.1.x_op.op.2
+  {CUDA_STEP_GEMM, -1, 60, 1195, 3, 313},  // 229 cells.4.ops.1.x_op.op.2
+  {CUDA_STEP_KERNEL, 69, -1, 1198, 8, 315},  // 230 k69_bnapply_relu_dw5x5s1filter_dw5x5s1data_c64_7x7
+  {CUDA_STEP_KERNEL, 66, -1, 1206, 2, 317},  // 231 k66_bnapply_avg3x3s1bwd_c64_7x7
+  {CUDA_STEP_KERNEL, 62, -1, 1208, 7, 318},  // 232 k62_bnbwd_c64_7x7
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 11, 1215, 3, 319},  // 233 cells.4.ops.0.x_op.op.6
+  {CUDA_STEP_GEMM, -1, 61, 1218, 3, 320},  // 234 cells.4.ops.0.x_op.op.6
+  {CUDA_STEP_KERNEL, 61, -1, 1221, 13, 322},  // 235 k61_bnapply_relu_dw5x5s1filter_dw5x5s1data_c64_7x7
+  {CUDA_STEP_KERNEL, 62, -1, 1234, 7, 324},  // 236 k62_bnbwd_c64_7x7
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 12, 1241, 3, 325},  // 237 cells.4.ops.0.x_op.op.2
+  {CUDA_STEP_GEMM, -1, 62, 1244, 3, 326},  // 238 cells.4.ops.0.x_op.op.2
+  {CUDA_STEP_KERNEL, 70, -1, 1247, 13, 328},  // 239 k70_bnapply_relu_dw5x5s1filter_dw5x5s1data_c64_7x7
+  {CUDA_STEP_KERNEL, 62, -1, 1260, 7, 330},  // 240 k62_bnbwd_c64_7x7
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 13, 1267, 3, 331},  // 241 cells.4.maybe_calibrate_size.preprocess_y.conv
+  {CUDA_STEP_GEMM, -1, 63, 1270, 3, 332},  // 242 cells.4.maybe_calibrate_size.preprocess_y.conv
+  {CUDA_STEP_KERNEL, 71, -1, 1273, 3, 333},  // 243 k71_relu_bwd_c192_7x7
+  {CUDA_STEP_KERNEL, 62, -1, 1276, 7, 334},  // 244 k62_bnbwd_c64_7x7
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 14, 1283, 3, 335},  // 245 cells.4.maybe_calibrate_size.preprocess_x.path2.1
+  {CUDA_STEP_KERNEL, 72, -1, 1286, 1, 336},  // 246 k72_zero_c96_14x14
+  {CUDA_STEP_CONV_BWD_DATA, -1, 15, 1287, 3, 336},  // 247 cells.4.maybe_calibrate_size.preprocess_x.path2.1
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 16, 1290, 3, 337},  // 248 cells.4.maybe_calibrate_size.preprocess_x.path1.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 17, 1293, 3, 338},  // 249 cells.4.maybe_calibrate_size.preprocess_x.path1.1
+  {CUDA_STEP_KERNEL, 73, -1, 1296, 2, 340},  // 250 k73_bnapply_avg3x3s2bwd_c64_14x14
+  {CUDA_STEP_KERNEL, 74, -1, 1298, 9, 341},  // 251 k74_bnapply_avg3x3s2bwd_bnbwdsum_c64_14x14
+  {CUDA_STEP_KERNEL, 75, -1, 1307, 2, 342},  // 252 k75_avg3x3s1bwd_c64_7x7
+  {CUDA_STEP_KERNEL, 59, -1, 1309, 8, 343},  // 253 k59_bnbwdsum_c64_7x7
+  {CUDA_STEP_KERNEL, 60, -1, 1317, 7, 343},  // 254 k60_bnbwd_c64_7x7
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 18, 1324, 3, 344},  // 255 cells.3.ops.3.x_op.op.6
+  {CUDA_STEP_GEMM, -1, 64, 1327, 3, 345},  // 256 cells.3.ops.3.x_op.op.6
+  {CUDA_STEP_KERNEL, 61, -1, 1330, 13, 347},  // 257 k61_bnapply_relu_dw5x5s1filter_dw5x5s1data_c64_7x7
+  {CUDA_STEP_KERNEL, 62, -1, 1343, 7, 349},  // 258 k62_bnbwd_c64_7x7
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 19, 1350, 3, 350},  // 259 cells.3.ops.3.x_op.op.2
+  {CUDA_STEP_GEMM, -1, 65, 1353, 3, 351},  // 260 cells.3.ops.3.x_op.op.2
+  {CUDA_STEP_KERNEL, 76, -1, 1356, 12, 353},  // 261 k76_dw5x5s1filter_dw5x5s1data_relu_bwd_c64_7x7
+  {CUDA_STEP_KERNEL, 77, -1, 1368, 4, 355},  // 262 k77_max3x3s1bwd_accum_c64_7x7
+  {CUDA_STEP_KERNEL, 59, -1, 1372, 8, 356},  // 263 k59_bnbwdsum_c64_7x7
+  {CUDA_STEP_KERNEL, 60, -1, 1380, 7, 356},  // 264 k60_bnbwd_c64_7x7
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 20, 1387, 3, 357},  // 265 cells.3.ops.2.x_op.op.6
+  {CUDA_STEP_GEMM, -1, 66, 1390, 3, 358},  // 266 cells.3.ops.2.x_op.op.6
+  {CUDA_STEP_KERNEL, 64, -1, 1393, 13, 360},  // 267 k64_bnapply_relu_dw3x3s1filter_dw3x3s1data_c64_7x7
+  {CUDA_STEP_KERNEL, 62, -1, 1406, 7, 362},  // 268 k62_bnbwd_c64_7x7
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 21, 1413, 3, 363},  // 269 cells.3.ops.2.x_op.op.2
+  {CUDA_STEP_GEMM, -1, 67, 1416, 3, 364},  // 270 cells.3.ops.2.x_op.op.2
+  {CUDA_STEP_KERNEL, 78, -1, 1419, 8, 366},  // 271 k78_bnapply_relu_dw3x3s2filter_dw3x3s2data_c64_14x14
+  {CUDA_STEP_KERNEL, 62, -1, 1427, 7, 369},  // 272 k62_bnbwd_c64_7x7
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 22, 1434, 3, 370},  // 273 cells.3.ops.1.x_op.op.6
+  {CUDA_STEP_GEMM, -1, 68, 1437, 3, 371},  // 274 cells.3.ops.1.x_op.op.6
+  {CUDA_STEP_KERNEL, 61, -1, 1440, 13, 373},  // 275 k61_bnapply_relu_dw5x5s1filter_dw5x5s1data_c64_7x7
+  {CUDA_STEP_KERNEL, 62, -1, 1453, 7, 375},  // 276 k62_bnbwd_c64_7x7
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 23, 1460, 3, 376},  // 277 cells.3.ops.1.x_op.op.2
+  {CUDA_STEP_GEMM, -1, 69, 1463, 3, 377},  // 278 cells.3.ops.1.x_op.op.2
+  {CUDA_STEP_KERNEL, 79, -1, 1466, 18, 379},  // 279 k79_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_c64_7x7
+  {CUDA_STEP_KERNEL, 62, -1, 1484, 7, 381},  // 280 k62_bnbwd_c64_7x7
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 24, 1491, 3, 382},  // 281 cells.3.ops.0.y_op.op.6
+  {CUDA_STEP_GEMM, -1, 70, 1494, 3, 383},  // 282 cells.3.ops.0.y_op.op.6
+  {CUDA_STEP_KERNEL, 64, -1, 1497, 13, 385},  // 283 k64_bnapply_relu_dw3x3s1filter_dw3x3s1data_c64_7x7
+  {CUDA_STEP_KERNEL, 62, -1, 1510, 7, 387},  // 284 k62_bnbwd_c64_7x7
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 25, 1517, 3, 388},  // 285 cells.3.ops.0.y_op.op.2
+  {CUDA_STEP_GEMM, -1, 71, 1520, 3, 389},  // 286 cells.3.ops.0.y_op.op.2
+  {CUDA_STEP_KERNEL, 80, -1, 1523, 8, 391},  // 287 k80_bnapply_relu_dw3x3s2filter_dw3x3s2data_c64_14x14
+  {CUDA_STEP_KERNEL, 62, -1, 1531, 7, 393},  // 288 k62_bnbwd_c64_7x7
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 26, 1538, 3, 394},  // 289 cells.3.ops.0.x_op.op.6
+  {CUDA_STEP_GEMM, -1, 72, 1541, 3, 395},  // 290 cells.3.ops.0.x_op.op.6
+  {CUDA_STEP_KERNEL, 61, -1, 1544, 13, 397},  // 291 k61_bnapply_relu_dw5x5s1filter_dw5x5s1data_c64_7x7
+  {CUDA_STEP_KERNEL, 62, -1, 1557, 7, 399},  // 292 k62_bnbwd_c64_7x7
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 27, 1564, 3, 400},  // 293 cells.3.ops.0.x_op.op.2
+  {CUDA_STEP_GEMM, -1, 73, 1567, 3, 401},  // 294 cells.3.ops.0.x_op.op.2
+  {CUDA_STEP_KERNEL, 81, -1, 1570, 13, 403},  // 295 k81_bnapply_relu_dw5x5s2filter_dw5x5s2data_c64_14x14
+  {CUDA_STEP_KERNEL, 82, -1, 1583, 7, 405},  // 296 k82_bnbwd_c64_14x14
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 28, 1590, 3, 406},  // 297 cells.3.maybe_calibrate_size.preprocess_y.conv
+  {CUDA_STEP_GEMM, -1, 74, 1593, 3, 407},  // 298 cells.3.maybe_calibrate_size.preprocess_y.conv
+  {CUDA_STEP_KERNEL, 83, -1, 1596, 4, 339},  // 299 k83_relu_relu_bwd_c96_14x14
+  {CUDA_STEP_KERNEL, 82, -1, 1600, 7, 409},  // 300 k82_bnbwd_c64_14x14
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 29, 1607, 3, 410},  // 301 cells.3.maybe_calibrate_size.preprocess_x.conv
+  {CUDA_STEP_GEMM, -1, 75, 1610, 3, 411},  // 302 cells.3.maybe_calibrate_size.preprocess_x.conv
+  {CUDA_STEP_KERNEL, 84, -1, 1613, 5, 413},  // 303 k84_bnapply_max3x3s1bwd_c32_14x14
+  {CUDA_STEP_KERNEL, 85, -1, 1618, 8, 414},  // 304 k85_bnbwdsum_c32_14x14
+  {CUDA_STEP_KERNEL, 86, -1, 1626, 7, 414},  // 305 k86_bnbwd_c32_14x14
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 30, 1633, 3, 415},  // 306 cells.2.ops.4.x_op.op.6
+  {CUDA_STEP_GEMM, -1, 76, 1636, 3, 416},  // 307 cells.2.ops.4.x_op.op.6
+  {CUDA_STEP_KERNEL, 87, -1, 1639, 13, 418},  // 308 k87_bnapply_relu_dw5x5s1filter_dw5x5s1data_c32_14x14
+  {CUDA_STEP_KERNEL, 88, -1, 1652, 7, 420},  // 309 k88_bnbwd_c32_14x14
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 31, 1659, 3, 421},  // 310 cells.2.ops.4.x_op.op.2
+  {CUDA_STEP_GEMM, -1, 77, 1662, 3, 422},  // 311 cells.2.ops.4.x_op.op.2
+  {CUDA_STEP_KERNEL, 89, -1, 1665, 6, 424},  // 312 k89_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_c32_14x14
+  {CUDA_STEP_KERNEL, 84, -1, 1671, 5, 426},  // 313 k84_bnapply_max3x3s1bwd_c32_14x14
+  {CUDA_STEP_KERNEL, 85, -1, 1676, 8, 427},  // 314 k85_bnbwdsum_c32_14x14
+  {CUDA_STEP_KERNEL, 86, -1, 1684, 7, 427},  // 315 k86_bnbwd_c32_14x14
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 32, 1691, 3, 428},  // 316 cells.2.ops.3.x_op.op.6
+  {CUDA_STEP_GEMM, -1, 78, 1694, 3, 429},  // 317 cells.2.ops.3.x_op.op.6
+  {CUDA_STEP_KERNEL, 90, -1, 1697, 13, 431},  // 318 k90_bnapply_relu_dw3x3s1filter_dw3x3s1data_c32_14x14
+  {CUDA_STEP_KERNEL, 88, -1, 1710, 7, 433},  // 319 k88_bnbwd_c32_14x14
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 33, 1717, 3, 434},  // 320 cells.2.ops.3.x_op.op.2
+  {CUDA_STEP_GEMM, -1, 79, 1720, 3, 435},  // 321 cells.2.ops.3.x_op.op.2
+  {CUDA_STEP_KERNEL, 91, -1, 1723, 6, 437},  // 322 k91_dw3x3s1filter_dw3x3s1data_relu_bwd_c32_14x14
+  {CUDA_STEP_KERNEL, 92, -1, 1729, 2, 439},  // 323 k92_bnapply_avg3x3s1bwd_c32_14x14
+  {CUDA_STEP_KERNEL, 93, -1, 1731, 11, 440},  // 324 k93_bnapply_max3x3s1bwd_bnbwdsum_c32_14x14
+  {CUDA_STEP_KERNEL, 94, -1, 1742, 9, 441},  // 325 k94_avg3x3s1bwd_bnbwdsum_c32_14x14
+  {CUDA_STEP_KERNEL, 85, -1, 1751, 8, 442},  // 326 k85_bnbwdsum_c32_14x14
+  {CUDA_STEP_KERNEL, 86, -1, 1759, 7, 442},  // 327 k86_bnbwd_c32_14x14
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 34, 1766, 3, 443},  // 328 cells.2.ops.1.x_op.op.6
+  {CUDA_STEP_GEMM, -1, 80, 1769, 3, 444},  // 329 cells.2.ops.1.x_op.op.6
+  {CUDA_STEP_KERNEL, 87, -1, 1772, 13, 446},  // 330 k87_bnapply_relu_dw5x5s1filter_dw5x5s1data_c32_14x14
+  {CUDA_STEP_KERNEL, 88, -1, 1785, 7, 448},  // 331 k88_bnbwd_c32_14x14
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 35, 1792, 3, 449},  // 332 cells.2.ops.1.x_op.op.2
+  {CUDA_STEP_GEMM, -1, 81, 1795, 3, 450},  // 333 cells.2.ops.1.x_op.op.2
+  {CUDA_STEP_KERNEL, 95, -1, 1798, 8, 452},  // 334 k95_bnapply_relu_dw5x5s1filter_dw5x5s1data_c32_14x14
+  {CUDA_STEP_KERNEL, 92, -1, 1806, 2, 454},  // 335 k92_bnapply_avg3x3s1bwd_c32_14x14
+  {CUDA_STEP_KERNEL, 88, -1, 1808, 7, 455},  // 336 k88_bnbwd_c32_14x14
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 36, 1815, 3, 456},  // 337 cells.2.ops.0.x_op.op.6
+  {CUDA_STEP_GEMM, -1, 82, 1818, 3, 457},  // 338 cells.2.ops.0.x_op.op.6
+  {CUDA_STEP_KERNEL, 87, -1, 1821, 13, 459},  // 339 k87_bnapply_relu_dw5x5s1filter_dw5x5s1data_c32_14x14
+  {CUDA_STEP_KERNEL, 88, -1, 1834, 7, 461},  // 340 k88_bnbwd_c32_14x14
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 37, 1841, 3, 462},  // 341 cells.2.ops.0.x_op.op.2
+  {CUDA_STEP_GEMM, -1, 83, 1844, 3, 463},  // 342 cells.2.ops.0.x_op.op.2
+  {CUDA_STEP_KERNEL, 96, -1, 1847, 13, 465},  // 343 k96_bnapply_relu_dw5x5s1filter_dw5x5s1data_c32_14x14
+  {CUDA_STEP_KERNEL, 88, -1, 1860, 7, 467},  // 344 k88_bnbwd_c32_14x14
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 38, 1867, 3, 468},  // 345 cells.2.maybe_calibrate_size.preprocess_y.conv
+  {CUDA_STEP_GEMM, -1, 84, 1870, 3, 469},  // 346 cells.2.maybe_calibrate_size.preprocess_y.conv
+  {CUDA_STEP_KERNEL, 83, -1, 1873, 4, 412},  // 347 k83_relu_relu_bwd_c96_14x14
+  {CUDA_STEP_KERNEL, 88, -1, 1877, 7, 471},  // 348 k88_bnbwd_c32_14x14
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 39, 1884, 3, 472},  // 349 cells.2.maybe_calibrate_size.preprocess_x.path2.1
+  {CUDA_STEP_KERNEL, 97, -1, 1887, 1, 473},  // 350 k97_zero_c48_28x28
+  {CUDA_STEP_CONV_BWD_DATA, -1, 40, 1888, 3, 473},  // 351 cells.2.maybe_calibrate_size.preprocess_x.path2.1
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 41, 1891, 3, 474},  // 352 cells.2.maybe_calibrate_size.preprocess_x.path1.1
+  {CUDA_STEP_CONV_BWD_DATA, -1, 42, 1894, 3, 475},  // 353 cells.2.maybe_calibrate_size.preprocess_x.path1.1
+  {CUDA_STEP_KERNEL, 98, -1, 1897, 2, 477},  // 354 k98_bnapply_avg3x3s2bwd_c32_28x28
+  {CUDA_STEP_KERNEL, 99, -1, 1899, 9, 478},  // 355 k99_bnapply_avg3x3s2bwd_bnbwdsum_c32_28x28
+  {CUDA_STEP_KERNEL, 100, -1, 1908, 2, 479},  // 356 k100_avg3x3s1bwd_c32_14x14
+  {CUDA_STEP_KERNEL, 85, -1, 1910, 8, 480},  // 357 k85_bnbwdsum_c32_14x14
+  {CUDA_STEP_KERNEL, 86, -1, 1918, 7, 480},  // 358 k86_bnbwd_c32_14x14
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 43, 1925, 3, 481},  // 359 cells.1.ops.3.x_op.op.6
+  {CUDA_STEP_GEMM, -1, 85, 1928, 3, 482},  // 360 cells.1.ops.3.x_op.op.6
+  {CUDA_STEP_KERNEL, 87, -1, 1931, 13, 484},  // 361 k87_bnapply_relu_dw5x5s1filter_dw5x5s1data_c32_14x14
+  {CUDA_STEP_KERNEL, 88, -1, 1944, 7, 486},  // 362 k88_bnbwd_c32_14x14
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 44, 1951, 3, 487},  // 363 cells.1.ops.3.x_op.op.2
+  {CUDA_STEP_GEMM, -1, 86, 1954, 3, 488},  // 364 cells.1.ops.3.x_op.op.2
+  {CUDA_STEP_KERNEL, 101, -1, 1957, 12, 490},  // 365 k101_dw5x5s1filter_dw5x5s1data_relu_bwd_c32_14x14
+  {CUDA_STEP_KERNEL, 102, -1, 1969, 4, 492},  // 366 k102_max3x3s1bwd_accum_c32_14x14
+  {CUDA_STEP_KERNEL, 85, -1, 1973, 8, 493},  // 367 k85_bnbwdsum_c32_14x14
+  {CUDA_STEP_KERNEL, 86, -1, 1981, 7, 493},  // 368 k86_bnbwd_c32_14x14
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 45, 1988, 3, 494},  // 369 cells.1.ops.2.x_op.op.6
+  {CUDA_STEP_GEMM, -1, 87, 1991, 3, 495},  // 370 cells.1.ops.2.x_op.op.6
+  {CUDA_STEP_KERNEL, 90, -1, 1994, 13, 497},  // 371 k90_bnapply_relu_dw3x3s1filter_dw3x3s1data_c32_14x14
+  {CUDA_STEP_KERNEL, 88, -1, 2007, 7, 499},  // 372 k88_bnbwd_c32_14x14
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 46, 2014, 3, 500},  // 373 cells.1.ops.2.x_op.op.2
+  {CUDA_STEP_GEMM, -1, 88, 2017, 3, 501},  // 374 cells.1.ops.2.x_op.op.2
+  {CUDA_STEP_KERNEL, 103, -1, 2020, 8, 503},  // 375 k103_bnapply_relu_dw3x3s2filter_dw3x3s2data_c32_28x28
+  {CUDA_STEP_KERNEL, 88, -1, 2028, 7, 506},  // 376 k88_bnbwd_c32_14x14
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 47, 2035, 3, 507},  // 377 cells.1.ops.1.x_op.op.6
+  {CUDA_STEP_GEMM, -1, 89, 2038, 3, 508},  // 378 cells.1.ops.1.x_op.op.6
+  {CUDA_STEP_KERNEL, 87, -1, 2041, 13, 510},  // 379 k87_bnapply_relu_dw5x5s1filter_dw5x5s1data_c32_14x14
+  {CUDA_STEP_KERNEL, 88, -1, 2054, 7, 512},  // 380 k88_bnbwd_c32_14x14
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 48, 2061, 3, 513},  // 381 cells.1.ops.1.x_op.op.2
+  {CUDA_STEP_GEMM, -1, 90, 2064, 3, 514},  // 382 cells.1.ops.1.x_op.op.2
+  {CUDA_STEP_KERNEL, 104, -1, 2067, 18, 516},  // 383 k104_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_c32_14x14
+  {CUDA_STEP_KERNEL, 88, -1, 2085, 7, 518},  // 384 k88_bnbwd_c32_14x14
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 49, 2092, 3, 519},  // 385 cells.1.ops.0.y_op.op.6
+  {CUDA_STEP_GEMM, -1, 91, 2095, 3, 520},  // 386 cells.1.ops.0.y_op.op.6
+  {CUDA_STEP_KERNEL, 90, -1, 2098, 13, 522},  // 387 k90_bnapply_relu_dw3x3s1filter_dw3x3s1data_c32_14x14
+  {CUDA_STEP_KERNEL, 88, -1, 2111, 7, 524},  // 388 k88_bnbwd_c32_14x14
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 50, 2118, 3, 525},  // 389 cells.1.ops.0.y_op.op.2
+  {CUDA_STEP_GEMM, -1, 92, 2121, 3, 526},  // 390 cells.1.ops.0.y_op.op.2
+  {CUDA_STEP_KERNEL, 105, -1, 2124, 8, 528},  // 391 k105_bnapply_relu_dw3x3s2filter_dw3x3s2data_c32_28x28
+  {CUDA_STEP_KERNEL, 88, -1, 2132, 7, 530},  // 392 k88_bnbwd_c32_14x14
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 51, 2139, 3, 531},  // 393 cells.1.ops.0.x_op.op.6
+  {CUDA_STEP_GEMM, -1, 93, 2142, 3, 532},  // 394 cells.1.ops.0.x_op.op.6
+  {CUDA_STEP_KERNEL, 87, -1, 2145, 13, 534},  // 395 k87_bnapply_relu_dw5x5s1filter_dw5x5s1data_c32_14x14
+  {CUDA_STEP_KERNEL, 88, -1, 2158, 7, 536},  // 396 k88_bnbwd_c32_14x14
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 52, 2165, 3, 537},  // 397 cells.1.ops.0.x_op.op.2
+  {CUDA_STEP_GEMM, -1, 94, 2168, 3, 538},  // 398 cells.1.ops.0.x_op.op.2
+  {CUDA_STEP_KERNEL, 106, -1, 2171, 13, 540},  // 399 k106_bnapply_relu_dw5x5s2filter_dw5x5s2data_c32_28x28
+  {CUDA_STEP_KERNEL, 107, -1, 2184, 7, 542},  // 400 k107_bnbwd_c32_28x28
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 53, 2191, 3, 543},  // 401 cells.1.maybe_calibrate_size.preprocess_y.conv
+  {CUDA_STEP_GEMM, -1, 95, 2194, 3, 544},  // 402 cells.1.maybe_calibrate_size.preprocess_y.conv
+  {CUDA_STEP_KERNEL, 108, -1, 2197, 4, 476},  // 403 k108_relu_relu_bwd_c48_28x28
+  {CUDA_STEP_KERNEL, 107, -1, 2201, 7, 546},  // 404 k107_bnbwd_c32_28x28
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 54, 2208, 3, 547},  // 405 cells.1.maybe_calibrate_size.preprocess_x.conv
+  {CUDA_STEP_GEMM, -1, 96, 2211, 3, 548},  // 406 cells.1.maybe_calibrate_size.preprocess_x.conv
+  {CUDA_STEP_KERNEL, 109, -1, 2214, 5, 550},  // 407 k109_bnapply_max3x3s1bwd_c16_28x28
+  {CUDA_STEP_KERNEL, 110, -1, 2219, 8, 551},  // 408 k110_bnbwdsum_c16_28x28
+  {CUDA_STEP_KERNEL, 111, -1, 2227, 7, 551},  // 409 k111_bnbwd_c16_28x28
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 55, 2234, 3, 552},  // 410 cells.0.ops.4.x_op.op.6
+  {CUDA_STEP_GEMM, -1, 97, 2237, 3, 553},  // 411 cells.0.ops.4.x_op.op.6
+  {CUDA_STEP_KERNEL, 112, -1, 2240, 13, 555},  // 412 k112_bnapply_relu_dw5x5s1filter_dw5x5s1data_c16_28x28
+  {CUDA_STEP_KERNEL, 113, -1, 2253, 7, 557},  // 413 k113_bnbwd_c16_28x28
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 56, 2260, 3, 558},  // 414 cells.0.ops.4.x_op.op.2
+  {CUDA_STEP_GEMM, -1, 98, 2263, 3, 559},  // 415 cells.0.ops.4.x_op.op.2
+  {CUDA_STEP_KERNEL, 114, -1, 2266, 6, 561},  // 416 k114_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_c16_28x28
+  {CUDA_STEP_KERNEL, 109, -1, 2272, 5, 563},  // 417 k109_bnapply_max3x3s1bwd_c16_28x28
+  {CUDA_STEP_KERNEL, 110, -1, 2277, 8, 564},  // 418 k110_bnbwdsum_c16_28x28
+  {CUDA_STEP_KERNEL, 111, -1, 2285, 7, 564},  // 419 k111_bnbwd_c16_28x28
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 57, 2292, 3, 565},  // 420 cells.0.ops.3.x_op.op.6
+  {CUDA_STEP_GEMM, -1, 99, 2295, 3, 566},  // 421 cells.0.ops.3.x_op.op.6
+  {CUDA_STEP_KERNEL, 115, -1, 2298, 13, 568},  // 422 k115_bnapply_relu_dw3x3s1filter_dw3x3s1data_c16_28x28
+  {CUDA_STEP_KERNEL, 113, -1, 2311, 7, 570},  // 423 k113_bnbwd_c16_28x28
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 58, 2318, 3, 571},  // 424 cells.0.ops.3.x_op.op.2
+  {CUDA_STEP_GEMM, -1, 100, 2321, 3, 572},  // 425 cells.0.ops.3.x_op.op.2
+  {CUDA_STEP_KERNEL, 116, -1, 2324, 6, 574},  // 426 k116_dw3x3s1filter_dw3x3s1data_relu_bwd_c16_28x28
+  {CUDA_STEP_KERNEL, 117, -1, 2330, 2, 576},  // 427 k117_bnapply_avg3x3s1bwd_c16_28x28
+  {CUDA_STEP_KERNEL, 118, -1, 2332, 11, 577},  // 428 k118_bnapply_max3x3s1bwd_bnbwdsum_c16_28x28
+  {CUDA_STEP_KERNEL, 119, -1, 2343, 9, 578},  // 429 k119_avg3x3s1bwd_bnbwdsum_c16_28x28
+  {CUDA_STEP_KERNEL, 110, -1, 2352, 8, 579},  // 430 k110_bnbwdsum_c16_28x28
+  {CUDA_STEP_KERNEL, 111, -1, 2360, 7, 579},  // 431 k111_bnbwd_c16_28x28
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 59, 2367, 3, 580},  // 432 cells.0.ops.1.x_op.op.6
+  {CUDA_STEP_GEMM, -1, 101, 2370, 3, 581},  // 433 cells.0.ops.1.x_op.op.6
+  {CUDA_STEP_KERNEL, 112, -1, 2373, 13, 583},  // 434 k112_bnapply_relu_dw5x5s1filter_dw5x5s1data_c16_28x28
+  {CUDA_STEP_KERNEL, 113, -1, 2386, 7, 585},  // 435 k113_bnbwd_c16_28x28
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 60, 2393, 3, 586},  // 436 cells.0.ops.1.x_op.op.2
+  {CUDA_STEP_GEMM, -1, 102, 2396, 3, 587},  // 437 cells.0.ops.1.x_op.op.2
+  {CUDA_STEP_KERNEL, 120, -1, 2399, 8, 589},  // 438 k120_bnapply_relu_dw5x5s1filter_dw5x5s1data_c16_28x28
+  {CUDA_STEP_KERNEL, 117, -1, 2407, 2, 591},  // 439 k117_bnapply_avg3x3s1bwd_c16_28x28
+  {CUDA_STEP_KERNEL, 113, -1, 2409, 7, 592},  // 440 k113_bnbwd_c16_28x28
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 61, 2416, 3, 593},  // 441 cells.0.ops.0.x_op.op.6
+  {CUDA_STEP_GEMM, -1, 103, 2419, 3, 594},  // 442 cells.0.ops.0.x_op.op.6
+  {CUDA_STEP_KERNEL, 112, -1, 2422, 13, 596},  // 443 k112_bnapply_relu_dw5x5s1filter_dw5x5s1data_c16_28x28
+  {CUDA_STEP_KERNEL, 113, -1, 2435, 7, 598},  // 444 k113_bnbwd_c16_28x28
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 62, 2442, 3, 599},  // 445 cells.0.ops.0.x_op.op.2
+  {CUDA_STEP_GEMM, -1, 104, 2445, 3, 600},  // 446 cells.0.ops.0.x_op.op.2
+  {CUDA_STEP_KERNEL, 121, -1, 2448, 13, 602},  // 447 k121_bnapply_relu_dw5x5s1filter_dw5x5s1data_c16_28x28
+  {CUDA_STEP_KERNEL, 113, -1, 2461, 7, 604},  // 448 k113_bnbwd_c16_28x28
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 63, 2468, 3, 605},  // 449 cells.0.maybe_calibrate_size.preprocess_y.conv
+  {CUDA_STEP_GEMM, -1, 105, 2471, 3, 606},  // 450 cells.0.maybe_calibrate_size.preprocess_y.conv
+  {CUDA_STEP_KERNEL, 113, -1, 2474, 7, 608},  // 451 k113_bnbwd_c16_28x28
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 64, 2481, 3, 609},  // 452 cells.0.maybe_calibrate_size.preprocess_x.conv
+  {CUDA_STEP_GEMM, -1, 106, 2484, 3, 610},  // 453 cells.0.maybe_calibrate_size.preprocess_x.conv
+  {CUDA_STEP_KERNEL, 122, -1, 2487, 12, 549},  // 454 k122_bnapply_relu_relu_bwd_bnbwdsum_c48_28x28
+  {CUDA_STEP_KERNEL, 123, -1, 2499, 7, 612},  // 455 k123_bnbwd_c48_28x28
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 65, 2506, 3, 613},  // 456 stem.0
 };
 static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 0},
@@ -23629,12 +23704,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 4},
   {CUDA_ARG_TENSOR, 5},
+  {CUDA_ARG_TENSOR, 654},
+  {CUDA_ARG_PARAM, 1},
   {CUDA_ARG_BUFFER, 3},
   {CUDA_ARG_BUFFER, 4},
   {CUDA_ARG_TENSOR, 2},
-  {CUDA_ARG_TENSOR, 4},
-  {CUDA_ARG_TENSOR, 5},
-  {CUDA_ARG_PARAM, 1},
+  {CUDA_ARG_TENSOR, 654},
   {CUDA_ARG_PARAM, 2},
   {CUDA_ARG_TENSOR, 6},
   {CUDA_ARG_TENSOR, 6},
@@ -23644,6 +23719,8 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 9},
   {CUDA_ARG_TENSOR, 10},
+  {CUDA_ARG_TENSOR, 655},
+  {CUDA_ARG_PARAM, 54},
   {CUDA_ARG_BUFFER, 56},
   {CUDA_ARG_BUFFER, 57},
   {CUDA_ARG_TENSOR, 6},
@@ -23653,13 +23730,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 14},
   {CUDA_ARG_TENSOR, 15},
+  {CUDA_ARG_TENSOR, 656},
+  {CUDA_ARG_PARAM, 59},
   {CUDA_ARG_BUFFER, 61},
   {CUDA_ARG_BUFFER, 62},
   {CUDA_ARG_PARAM, 5},
   {CUDA_ARG_TENSOR, 7},
-  {CUDA_ARG_TENSOR, 9},
-  {CUDA_ARG_TENSOR, 10},
-  {CUDA_ARG_PARAM, 54},
+  {CUDA_ARG_TENSOR, 655},
   {CUDA_ARG_PARAM, 55},
   {CUDA_ARG_TENSOR, 17},
   {CUDA_ARG_TENSOR, 17},
@@ -23669,13 +23746,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 20},
   {CUDA_ARG_TENSOR, 21},
+  {CUDA_ARG_TENSOR, 657},
+  {CUDA_ARG_PARAM, 7},
   {CUDA_ARG_BUFFER, 9},
   {CUDA_ARG_BUFFER, 10},
   {CUDA_ARG_PARAM, 11},
   {CUDA_ARG_TENSOR, 18},
-  {CUDA_ARG_TENSOR, 20},
-  {CUDA_ARG_TENSOR, 21},
-  {CUDA_ARG_PARAM, 7},
+  {CUDA_ARG_TENSOR, 657},
   {CUDA_ARG_PARAM, 8},
   {CUDA_ARG_TENSOR, 23},
   {CUDA_ARG_TENSOR, 23},
@@ -23685,24 +23762,20 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 26},
   {CUDA_ARG_TENSOR, 27},
+  {CUDA_ARG_TENSOR, 658},
+  {CUDA_ARG_PARAM, 13},
   {CUDA_ARG_BUFFER, 15},
   {CUDA_ARG_BUFFER, 16},
   {CUDA_ARG_TENSOR, 7},
-  {CUDA_ARG_TENSOR, 9},
-  {CUDA_ARG_TENSOR, 10},
-  {CUDA_ARG_PARAM, 54},
+  {CUDA_ARG_TENSOR, 655},
   {CUDA_ARG_PARAM, 55},
   {CUDA_ARG_TENSOR, 24},
-  {CUDA_ARG_TENSOR, 26},
-  {CUDA_ARG_TENSOR, 27},
-  {CUDA_ARG_PARAM, 13},
+  {CUDA_ARG_TENSOR, 658},
   {CUDA_ARG_PARAM, 14},
   {CUDA_ARG_TENSOR, 29},
   {CUDA_ARG_PARAM, 17},
   {CUDA_ARG_TENSOR, 7},
-  {CUDA_ARG_TENSOR, 9},
-  {CUDA_ARG_TENSOR, 10},
-  {CUDA_ARG_PARAM, 54},
+  {CUDA_ARG_TENSOR, 655},
   {CUDA_ARG_PARAM, 55},
   {CUDA_ARG_TENSOR, 31},
   {CUDA_ARG_TENSOR, 31},
@@ -23712,13 +23785,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 34},
   {CUDA_ARG_TENSOR, 35},
+  {CUDA_ARG_TENSOR, 659},
+  {CUDA_ARG_PARAM, 19},
   {CUDA_ARG_BUFFER, 21},
   {CUDA_ARG_BUFFER, 22},
   {CUDA_ARG_PARAM, 23},
   {CUDA_ARG_TENSOR, 32},
-  {CUDA_ARG_TENSOR, 34},
-  {CUDA_ARG_TENSOR, 35},
-  {CUDA_ARG_PARAM, 19},
+  {CUDA_ARG_TENSOR, 659},
   {CUDA_ARG_PARAM, 20},
   {CUDA_ARG_TENSOR, 37},
   {CUDA_ARG_TENSOR, 37},
@@ -23728,25 +23801,21 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 40},
   {CUDA_ARG_TENSOR, 41},
+  {CUDA_ARG_TENSOR, 660},
+  {CUDA_ARG_PARAM, 25},
   {CUDA_ARG_BUFFER, 27},
   {CUDA_ARG_BUFFER, 28},
   {CUDA_ARG_TENSOR, 29},
   {CUDA_ARG_TENSOR, 38},
-  {CUDA_ARG_TENSOR, 40},
-  {CUDA_ARG_TENSOR, 41},
-  {CUDA_ARG_PARAM, 25},
+  {CUDA_ARG_TENSOR, 660},
   {CUDA_ARG_PARAM, 26},
   {CUDA_ARG_TENSOR, 43},
   {CUDA_ARG_TENSOR, 12},
-  {CUDA_ARG_TENSOR, 14},
-  {CUDA_ARG_TENSOR, 15},
-  {CUDA_ARG_PARAM, 59},
+  {CUDA_ARG_TENSOR, 656},
   {CUDA_ARG_PARAM, 60},
   {CUDA_ARG_TENSOR, 44},
   {CUDA_ARG_TENSOR, 7},
-  {CUDA_ARG_TENSOR, 9},
-  {CUDA_ARG_TENSOR, 10},
-  {CUDA_ARG_PARAM, 54},
+  {CUDA_ARG_TENSOR, 655},
   {CUDA_ARG_PARAM, 55},
   {CUDA_ARG_TENSOR, 44},
   {CUDA_ARG_TENSOR, 47},
@@ -23760,13 +23829,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 51},
   {CUDA_ARG_TENSOR, 52},
+  {CUDA_ARG_TENSOR, 661},
+  {CUDA_ARG_PARAM, 31},
   {CUDA_ARG_BUFFER, 33},
   {CUDA_ARG_BUFFER, 34},
   {CUDA_ARG_PARAM, 35},
   {CUDA_ARG_TENSOR, 49},
-  {CUDA_ARG_TENSOR, 51},
-  {CUDA_ARG_TENSOR, 52},
-  {CUDA_ARG_PARAM, 31},
+  {CUDA_ARG_TENSOR, 661},
   {CUDA_ARG_PARAM, 32},
   {CUDA_ARG_TENSOR, 54},
   {CUDA_ARG_TENSOR, 54},
@@ -23776,17 +23845,15 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 57},
   {CUDA_ARG_TENSOR, 58},
+  {CUDA_ARG_TENSOR, 662},
+  {CUDA_ARG_PARAM, 37},
   {CUDA_ARG_BUFFER, 39},
   {CUDA_ARG_BUFFER, 40},
   {CUDA_ARG_TENSOR, 12},
-  {CUDA_ARG_TENSOR, 14},
-  {CUDA_ARG_TENSOR, 15},
-  {CUDA_ARG_PARAM, 59},
+  {CUDA_ARG_TENSOR, 656},
   {CUDA_ARG_PARAM, 60},
   {CUDA_ARG_TENSOR, 55},
-  {CUDA_ARG_TENSOR, 57},
-  {CUDA_ARG_TENSOR, 58},
-  {CUDA_ARG_PARAM, 37},
+  {CUDA_ARG_TENSOR, 662},
   {CUDA_ARG_PARAM, 38},
   {CUDA_ARG_TENSOR, 60},
   {CUDA_ARG_PARAM, 41},
@@ -23799,13 +23866,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 65},
   {CUDA_ARG_TENSOR, 66},
+  {CUDA_ARG_TENSOR, 663},
+  {CUDA_ARG_PARAM, 43},
   {CUDA_ARG_BUFFER, 45},
   {CUDA_ARG_BUFFER, 46},
   {CUDA_ARG_PARAM, 47},
   {CUDA_ARG_TENSOR, 63},
-  {CUDA_ARG_TENSOR, 65},
-  {CUDA_ARG_TENSOR, 66},
-  {CUDA_ARG_PARAM, 43},
+  {CUDA_ARG_TENSOR, 663},
   {CUDA_ARG_PARAM, 44},
   {CUDA_ARG_TENSOR, 68},
   {CUDA_ARG_TENSOR, 68},
@@ -23815,17 +23882,15 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 71},
   {CUDA_ARG_TENSOR, 72},
+  {CUDA_ARG_TENSOR, 664},
+  {CUDA_ARG_PARAM, 49},
   {CUDA_ARG_BUFFER, 51},
   {CUDA_ARG_BUFFER, 52},
   {CUDA_ARG_TENSOR, 7},
-  {CUDA_ARG_TENSOR, 9},
-  {CUDA_ARG_TENSOR, 10},
-  {CUDA_ARG_PARAM, 54},
+  {CUDA_ARG_TENSOR, 655},
   {CUDA_ARG_PARAM, 55},
   {CUDA_ARG_TENSOR, 69},
-  {CUDA_ARG_TENSOR, 71},
-  {CUDA_ARG_TENSOR, 72},
-  {CUDA_ARG_PARAM, 49},
+  {CUDA_ARG_TENSOR, 664},
   {CUDA_ARG_PARAM, 50},
   {CUDA_ARG_TENSOR, 74},
   {CUDA_ARG_TENSOR, 6},
@@ -23835,6 +23900,8 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 79},
   {CUDA_ARG_TENSOR, 80},
+  {CUDA_ARG_TENSOR, 665},
+  {CUDA_ARG_PARAM, 124},
   {CUDA_ARG_BUFFER, 126},
   {CUDA_ARG_BUFFER, 127},
   {CUDA_ARG_TENSOR, 75},
@@ -23846,13 +23913,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 84},
   {CUDA_ARG_TENSOR, 85},
+  {CUDA_ARG_TENSOR, 666},
+  {CUDA_ARG_PARAM, 129},
   {CUDA_ARG_BUFFER, 131},
   {CUDA_ARG_BUFFER, 132},
   {CUDA_ARG_PARAM, 63},
   {CUDA_ARG_TENSOR, 82},
-  {CUDA_ARG_TENSOR, 84},
-  {CUDA_ARG_TENSOR, 85},
-  {CUDA_ARG_PARAM, 129},
+  {CUDA_ARG_TENSOR, 666},
   {CUDA_ARG_PARAM, 130},
   {CUDA_ARG_TENSOR, 87},
   {CUDA_ARG_TENSOR, 87},
@@ -23862,13 +23929,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 90},
   {CUDA_ARG_TENSOR, 91},
+  {CUDA_ARG_TENSOR, 667},
+  {CUDA_ARG_PARAM, 65},
   {CUDA_ARG_BUFFER, 67},
   {CUDA_ARG_BUFFER, 68},
   {CUDA_ARG_PARAM, 69},
   {CUDA_ARG_TENSOR, 88},
-  {CUDA_ARG_TENSOR, 90},
-  {CUDA_ARG_TENSOR, 91},
-  {CUDA_ARG_PARAM, 65},
+  {CUDA_ARG_TENSOR, 667},
   {CUDA_ARG_PARAM, 66},
   {CUDA_ARG_TENSOR, 93},
   {CUDA_ARG_TENSOR, 93},
@@ -23878,13 +23945,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 96},
   {CUDA_ARG_TENSOR, 97},
+  {CUDA_ARG_TENSOR, 668},
+  {CUDA_ARG_PARAM, 71},
   {CUDA_ARG_BUFFER, 73},
   {CUDA_ARG_BUFFER, 74},
   {CUDA_ARG_PARAM, 75},
   {CUDA_ARG_TENSOR, 82},
-  {CUDA_ARG_TENSOR, 84},
-  {CUDA_ARG_TENSOR, 85},
-  {CUDA_ARG_PARAM, 129},
+  {CUDA_ARG_TENSOR, 666},
   {CUDA_ARG_PARAM, 130},
   {CUDA_ARG_TENSOR, 99},
   {CUDA_ARG_TENSOR, 99},
@@ -23894,13 +23961,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 102},
   {CUDA_ARG_TENSOR, 103},
+  {CUDA_ARG_TENSOR, 669},
+  {CUDA_ARG_PARAM, 77},
   {CUDA_ARG_BUFFER, 79},
   {CUDA_ARG_BUFFER, 80},
   {CUDA_ARG_PARAM, 81},
   {CUDA_ARG_TENSOR, 100},
-  {CUDA_ARG_TENSOR, 102},
-  {CUDA_ARG_TENSOR, 103},
-  {CUDA_ARG_PARAM, 77},
+  {CUDA_ARG_TENSOR, 669},
   {CUDA_ARG_PARAM, 78},
   {CUDA_ARG_TENSOR, 105},
   {CUDA_ARG_TENSOR, 105},
@@ -23910,17 +23977,15 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 108},
   {CUDA_ARG_TENSOR, 109},
+  {CUDA_ARG_TENSOR, 670},
+  {CUDA_ARG_PARAM, 83},
   {CUDA_ARG_BUFFER, 85},
   {CUDA_ARG_BUFFER, 86},
   {CUDA_ARG_TENSOR, 94},
-  {CUDA_ARG_TENSOR, 96},
-  {CUDA_ARG_TENSOR, 97},
-  {CUDA_ARG_PARAM, 71},
+  {CUDA_ARG_TENSOR, 668},
   {CUDA_ARG_PARAM, 72},
   {CUDA_ARG_TENSOR, 106},
-  {CUDA_ARG_TENSOR, 108},
-  {CUDA_ARG_TENSOR, 109},
-  {CUDA_ARG_PARAM, 83},
+  {CUDA_ARG_TENSOR, 670},
   {CUDA_ARG_PARAM, 84},
   {CUDA_ARG_TENSOR, 110},
   {CUDA_ARG_PARAM, 87},
@@ -23933,13 +23998,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 115},
   {CUDA_ARG_TENSOR, 116},
+  {CUDA_ARG_TENSOR, 671},
+  {CUDA_ARG_PARAM, 89},
   {CUDA_ARG_BUFFER, 91},
   {CUDA_ARG_BUFFER, 92},
   {CUDA_ARG_PARAM, 93},
   {CUDA_ARG_TENSOR, 113},
-  {CUDA_ARG_TENSOR, 115},
-  {CUDA_ARG_TENSOR, 116},
-  {CUDA_ARG_PARAM, 89},
+  {CUDA_ARG_TENSOR, 671},
   {CUDA_ARG_PARAM, 90},
   {CUDA_ARG_TENSOR, 118},
   {CUDA_ARG_TENSOR, 118},
@@ -23949,13 +24014,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 121},
   {CUDA_ARG_TENSOR, 122},
+  {CUDA_ARG_TENSOR, 672},
+  {CUDA_ARG_PARAM, 95},
   {CUDA_ARG_BUFFER, 97},
   {CUDA_ARG_BUFFER, 98},
   {CUDA_ARG_PARAM, 99},
   {CUDA_ARG_TENSOR, 82},
-  {CUDA_ARG_TENSOR, 84},
-  {CUDA_ARG_TENSOR, 85},
-  {CUDA_ARG_PARAM, 129},
+  {CUDA_ARG_TENSOR, 666},
   {CUDA_ARG_PARAM, 130},
   {CUDA_ARG_TENSOR, 125},
   {CUDA_ARG_TENSOR, 125},
@@ -23965,13 +24030,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 128},
   {CUDA_ARG_TENSOR, 129},
+  {CUDA_ARG_TENSOR, 673},
+  {CUDA_ARG_PARAM, 101},
   {CUDA_ARG_BUFFER, 103},
   {CUDA_ARG_BUFFER, 104},
   {CUDA_ARG_PARAM, 105},
   {CUDA_ARG_TENSOR, 126},
-  {CUDA_ARG_TENSOR, 128},
-  {CUDA_ARG_TENSOR, 129},
-  {CUDA_ARG_PARAM, 101},
+  {CUDA_ARG_TENSOR, 673},
   {CUDA_ARG_PARAM, 102},
   {CUDA_ARG_TENSOR, 131},
   {CUDA_ARG_TENSOR, 131},
@@ -23981,19 +24046,17 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 134},
   {CUDA_ARG_TENSOR, 135},
+  {CUDA_ARG_TENSOR, 674},
+  {CUDA_ARG_PARAM, 107},
   {CUDA_ARG_BUFFER, 109},
   {CUDA_ARG_BUFFER, 110},
   {CUDA_ARG_TENSOR, 110},
   {CUDA_ARG_TENSOR, 132},
-  {CUDA_ARG_TENSOR, 134},
-  {CUDA_ARG_TENSOR, 135},
-  {CUDA_ARG_PARAM, 107},
+  {CUDA_ARG_TENSOR, 674},
   {CUDA_ARG_PARAM, 108},
   {CUDA_ARG_TENSOR, 137},
   {CUDA_ARG_TENSOR, 119},
-  {CUDA_ARG_TENSOR, 121},
-  {CUDA_ARG_TENSOR, 122},
-  {CUDA_ARG_PARAM, 95},
+  {CUDA_ARG_TENSOR, 672},
   {CUDA_ARG_PARAM, 96},
   {CUDA_ARG_TENSOR, 110},
   {CUDA_ARG_TENSOR, 138},
@@ -24007,13 +24070,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 142},
   {CUDA_ARG_TENSOR, 143},
+  {CUDA_ARG_TENSOR, 675},
+  {CUDA_ARG_PARAM, 113},
   {CUDA_ARG_BUFFER, 115},
   {CUDA_ARG_BUFFER, 116},
   {CUDA_ARG_PARAM, 117},
   {CUDA_ARG_TENSOR, 140},
-  {CUDA_ARG_TENSOR, 142},
-  {CUDA_ARG_TENSOR, 143},
-  {CUDA_ARG_PARAM, 113},
+  {CUDA_ARG_TENSOR, 675},
   {CUDA_ARG_PARAM, 114},
   {CUDA_ARG_TENSOR, 145},
   {CUDA_ARG_TENSOR, 145},
@@ -24023,25 +24086,21 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 148},
   {CUDA_ARG_TENSOR, 149},
+  {CUDA_ARG_TENSOR, 676},
+  {CUDA_ARG_PARAM, 119},
   {CUDA_ARG_BUFFER, 121},
   {CUDA_ARG_BUFFER, 122},
   {CUDA_ARG_TENSOR, 110},
   {CUDA_ARG_TENSOR, 146},
-  {CUDA_ARG_TENSOR, 148},
-  {CUDA_ARG_TENSOR, 149},
-  {CUDA_ARG_PARAM, 119},
+  {CUDA_ARG_TENSOR, 676},
   {CUDA_ARG_PARAM, 120},
   {CUDA_ARG_TENSOR, 151},
   {CUDA_ARG_TENSOR, 77},
-  {CUDA_ARG_TENSOR, 79},
-  {CUDA_ARG_TENSOR, 80},
-  {CUDA_ARG_PARAM, 124},
+  {CUDA_ARG_TENSOR, 665},
   {CUDA_ARG_PARAM, 125},
   {CUDA_ARG_TENSOR, 152},
   {CUDA_ARG_TENSOR, 77},
-  {CUDA_ARG_TENSOR, 79},
-  {CUDA_ARG_TENSOR, 80},
-  {CUDA_ARG_PARAM, 124},
+  {CUDA_ARG_TENSOR, 665},
   {CUDA_ARG_PARAM, 125},
   {CUDA_ARG_TENSOR, 152},
   {CUDA_ARG_TENSOR, 154},
@@ -24055,6 +24114,8 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 161},
   {CUDA_ARG_TENSOR, 162},
+  {CUDA_ARG_TENSOR, 677},
+  {CUDA_ARG_PARAM, 183},
   {CUDA_ARG_BUFFER, 185},
   {CUDA_ARG_BUFFER, 186},
   {CUDA_ARG_TENSOR, 155},
@@ -24066,13 +24127,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 166},
   {CUDA_ARG_TENSOR, 167},
+  {CUDA_ARG_TENSOR, 678},
+  {CUDA_ARG_PARAM, 188},
   {CUDA_ARG_BUFFER, 190},
   {CUDA_ARG_BUFFER, 191},
   {CUDA_ARG_PARAM, 133},
   {CUDA_ARG_TENSOR, 159},
-  {CUDA_ARG_TENSOR, 161},
-  {CUDA_ARG_TENSOR, 162},
-  {CUDA_ARG_PARAM, 183},
+  {CUDA_ARG_TENSOR, 677},
   {CUDA_ARG_PARAM, 184},
   {CUDA_ARG_TENSOR, 169},
   {CUDA_ARG_TENSOR, 169},
@@ -24082,13 +24143,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 172},
   {CUDA_ARG_TENSOR, 173},
+  {CUDA_ARG_TENSOR, 679},
+  {CUDA_ARG_PARAM, 135},
   {CUDA_ARG_BUFFER, 137},
   {CUDA_ARG_BUFFER, 138},
   {CUDA_ARG_PARAM, 139},
   {CUDA_ARG_TENSOR, 170},
-  {CUDA_ARG_TENSOR, 172},
-  {CUDA_ARG_TENSOR, 173},
-  {CUDA_ARG_PARAM, 135},
+  {CUDA_ARG_TENSOR, 679},
   {CUDA_ARG_PARAM, 136},
   {CUDA_ARG_TENSOR, 175},
   {CUDA_ARG_TENSOR, 175},
@@ -24098,24 +24159,20 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 178},
   {CUDA_ARG_TENSOR, 179},
+  {CUDA_ARG_TENSOR, 680},
+  {CUDA_ARG_PARAM, 141},
   {CUDA_ARG_BUFFER, 143},
   {CUDA_ARG_BUFFER, 144},
   {CUDA_ARG_TENSOR, 159},
-  {CUDA_ARG_TENSOR, 161},
-  {CUDA_ARG_TENSOR, 162},
-  {CUDA_ARG_PARAM, 183},
+  {CUDA_ARG_TENSOR, 677},
   {CUDA_ARG_PARAM, 184},
   {CUDA_ARG_TENSOR, 176},
-  {CUDA_ARG_TENSOR, 178},
-  {CUDA_ARG_TENSOR, 179},
-  {CUDA_ARG_PARAM, 141},
+  {CUDA_ARG_TENSOR, 680},
   {CUDA_ARG_PARAM, 142},
   {CUDA_ARG_TENSOR, 181},
   {CUDA_ARG_PARAM, 145},
   {CUDA_ARG_TENSOR, 159},
-  {CUDA_ARG_TENSOR, 161},
-  {CUDA_ARG_TENSOR, 162},
-  {CUDA_ARG_PARAM, 183},
+  {CUDA_ARG_TENSOR, 677},
   {CUDA_ARG_PARAM, 184},
   {CUDA_ARG_TENSOR, 183},
   {CUDA_ARG_TENSOR, 183},
@@ -24125,13 +24182,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 186},
   {CUDA_ARG_TENSOR, 187},
+  {CUDA_ARG_TENSOR, 681},
+  {CUDA_ARG_PARAM, 147},
   {CUDA_ARG_BUFFER, 149},
   {CUDA_ARG_BUFFER, 150},
   {CUDA_ARG_PARAM, 151},
   {CUDA_ARG_TENSOR, 184},
-  {CUDA_ARG_TENSOR, 186},
-  {CUDA_ARG_TENSOR, 187},
-  {CUDA_ARG_PARAM, 147},
+  {CUDA_ARG_TENSOR, 681},
   {CUDA_ARG_PARAM, 148},
   {CUDA_ARG_TENSOR, 189},
   {CUDA_ARG_TENSOR, 189},
@@ -24141,25 +24198,21 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 192},
   {CUDA_ARG_TENSOR, 193},
+  {CUDA_ARG_TENSOR, 682},
+  {CUDA_ARG_PARAM, 153},
   {CUDA_ARG_BUFFER, 155},
   {CUDA_ARG_BUFFER, 156},
   {CUDA_ARG_TENSOR, 181},
   {CUDA_ARG_TENSOR, 190},
-  {CUDA_ARG_TENSOR, 192},
-  {CUDA_ARG_TENSOR, 193},
-  {CUDA_ARG_PARAM, 153},
+  {CUDA_ARG_TENSOR, 682},
   {CUDA_ARG_PARAM, 154},
   {CUDA_ARG_TENSOR, 195},
   {CUDA_ARG_TENSOR, 164},
-  {CUDA_ARG_TENSOR, 166},
-  {CUDA_ARG_TENSOR, 167},
-  {CUDA_ARG_PARAM, 188},
+  {CUDA_ARG_TENSOR, 678},
   {CUDA_ARG_PARAM, 189},
   {CUDA_ARG_TENSOR, 196},
   {CUDA_ARG_TENSOR, 159},
-  {CUDA_ARG_TENSOR, 161},
-  {CUDA_ARG_TENSOR, 162},
-  {CUDA_ARG_PARAM, 183},
+  {CUDA_ARG_TENSOR, 677},
   {CUDA_ARG_PARAM, 184},
   {CUDA_ARG_TENSOR, 196},
   {CUDA_ARG_TENSOR, 199},
@@ -24173,13 +24226,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 203},
   {CUDA_ARG_TENSOR, 204},
+  {CUDA_ARG_TENSOR, 683},
+  {CUDA_ARG_PARAM, 159},
   {CUDA_ARG_BUFFER, 161},
   {CUDA_ARG_BUFFER, 162},
   {CUDA_ARG_PARAM, 163},
   {CUDA_ARG_TENSOR, 201},
-  {CUDA_ARG_TENSOR, 203},
-  {CUDA_ARG_TENSOR, 204},
-  {CUDA_ARG_PARAM, 159},
+  {CUDA_ARG_TENSOR, 683},
   {CUDA_ARG_PARAM, 160},
   {CUDA_ARG_TENSOR, 206},
   {CUDA_ARG_TENSOR, 206},
@@ -24189,17 +24242,15 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 209},
   {CUDA_ARG_TENSOR, 210},
+  {CUDA_ARG_TENSOR, 684},
+  {CUDA_ARG_PARAM, 165},
   {CUDA_ARG_BUFFER, 167},
   {CUDA_ARG_BUFFER, 168},
   {CUDA_ARG_TENSOR, 164},
-  {CUDA_ARG_TENSOR, 166},
-  {CUDA_ARG_TENSOR, 167},
-  {CUDA_ARG_PARAM, 188},
+  {CUDA_ARG_TENSOR, 678},
   {CUDA_ARG_PARAM, 189},
   {CUDA_ARG_TENSOR, 207},
-  {CUDA_ARG_TENSOR, 209},
-  {CUDA_ARG_TENSOR, 210},
-  {CUDA_ARG_PARAM, 165},
+  {CUDA_ARG_TENSOR, 684},
   {CUDA_ARG_PARAM, 166},
   {CUDA_ARG_TENSOR, 212},
   {CUDA_ARG_PARAM, 169},
@@ -24212,13 +24263,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 217},
   {CUDA_ARG_TENSOR, 218},
+  {CUDA_ARG_TENSOR, 685},
+  {CUDA_ARG_PARAM, 171},
   {CUDA_ARG_BUFFER, 173},
   {CUDA_ARG_BUFFER, 174},
   {CUDA_ARG_PARAM, 175},
   {CUDA_ARG_TENSOR, 215},
-  {CUDA_ARG_TENSOR, 217},
-  {CUDA_ARG_TENSOR, 218},
-  {CUDA_ARG_PARAM, 171},
+  {CUDA_ARG_TENSOR, 685},
   {CUDA_ARG_PARAM, 172},
   {CUDA_ARG_TENSOR, 220},
   {CUDA_ARG_TENSOR, 220},
@@ -24228,17 +24279,15 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 223},
   {CUDA_ARG_TENSOR, 224},
+  {CUDA_ARG_TENSOR, 686},
+  {CUDA_ARG_PARAM, 177},
   {CUDA_ARG_BUFFER, 179},
   {CUDA_ARG_BUFFER, 180},
   {CUDA_ARG_TENSOR, 159},
-  {CUDA_ARG_TENSOR, 161},
-  {CUDA_ARG_TENSOR, 162},
-  {CUDA_ARG_PARAM, 183},
+  {CUDA_ARG_TENSOR, 677},
   {CUDA_ARG_PARAM, 184},
   {CUDA_ARG_TENSOR, 221},
-  {CUDA_ARG_TENSOR, 223},
-  {CUDA_ARG_TENSOR, 224},
-  {CUDA_ARG_PARAM, 177},
+  {CUDA_ARG_TENSOR, 686},
   {CUDA_ARG_PARAM, 178},
   {CUDA_ARG_TENSOR, 226},
   {CUDA_ARG_TENSOR, 163},
@@ -24248,6 +24297,8 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 231},
   {CUDA_ARG_TENSOR, 232},
+  {CUDA_ARG_TENSOR, 687},
+  {CUDA_ARG_PARAM, 253},
   {CUDA_ARG_BUFFER, 255},
   {CUDA_ARG_BUFFER, 256},
   {CUDA_ARG_TENSOR, 227},
@@ -24259,13 +24310,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 236},
   {CUDA_ARG_TENSOR, 237},
+  {CUDA_ARG_TENSOR, 688},
+  {CUDA_ARG_PARAM, 258},
   {CUDA_ARG_BUFFER, 260},
   {CUDA_ARG_BUFFER, 261},
   {CUDA_ARG_PARAM, 192},
   {CUDA_ARG_TENSOR, 234},
-  {CUDA_ARG_TENSOR, 236},
-  {CUDA_ARG_TENSOR, 237},
-  {CUDA_ARG_PARAM, 258},
+  {CUDA_ARG_TENSOR, 688},
   {CUDA_ARG_PARAM, 259},
   {CUDA_ARG_TENSOR, 239},
   {CUDA_ARG_TENSOR, 239},
@@ -24275,13 +24326,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 242},
   {CUDA_ARG_TENSOR, 243},
+  {CUDA_ARG_TENSOR, 689},
+  {CUDA_ARG_PARAM, 194},
   {CUDA_ARG_BUFFER, 196},
   {CUDA_ARG_BUFFER, 197},
   {CUDA_ARG_PARAM, 198},
   {CUDA_ARG_TENSOR, 240},
-  {CUDA_ARG_TENSOR, 242},
-  {CUDA_ARG_TENSOR, 243},
-  {CUDA_ARG_PARAM, 194},
+  {CUDA_ARG_TENSOR, 689},
   {CUDA_ARG_PARAM, 195},
   {CUDA_ARG_TENSOR, 245},
   {CUDA_ARG_TENSOR, 245},
@@ -24291,13 +24342,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 248},
   {CUDA_ARG_TENSOR, 249},
+  {CUDA_ARG_TENSOR, 690},
+  {CUDA_ARG_PARAM, 200},
   {CUDA_ARG_BUFFER, 202},
   {CUDA_ARG_BUFFER, 203},
   {CUDA_ARG_PARAM, 204},
   {CUDA_ARG_TENSOR, 234},
-  {CUDA_ARG_TENSOR, 236},
-  {CUDA_ARG_TENSOR, 237},
-  {CUDA_ARG_PARAM, 258},
+  {CUDA_ARG_TENSOR, 688},
   {CUDA_ARG_PARAM, 259},
   {CUDA_ARG_TENSOR, 251},
   {CUDA_ARG_TENSOR, 251},
@@ -24307,13 +24358,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 254},
   {CUDA_ARG_TENSOR, 255},
+  {CUDA_ARG_TENSOR, 691},
+  {CUDA_ARG_PARAM, 206},
   {CUDA_ARG_BUFFER, 208},
   {CUDA_ARG_BUFFER, 209},
   {CUDA_ARG_PARAM, 210},
   {CUDA_ARG_TENSOR, 252},
-  {CUDA_ARG_TENSOR, 254},
-  {CUDA_ARG_TENSOR, 255},
-  {CUDA_ARG_PARAM, 206},
+  {CUDA_ARG_TENSOR, 691},
   {CUDA_ARG_PARAM, 207},
   {CUDA_ARG_TENSOR, 257},
   {CUDA_ARG_TENSOR, 257},
@@ -24323,17 +24374,15 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 260},
   {CUDA_ARG_TENSOR, 261},
+  {CUDA_ARG_TENSOR, 692},
+  {CUDA_ARG_PARAM, 212},
   {CUDA_ARG_BUFFER, 214},
   {CUDA_ARG_BUFFER, 215},
   {CUDA_ARG_TENSOR, 246},
-  {CUDA_ARG_TENSOR, 248},
-  {CUDA_ARG_TENSOR, 249},
-  {CUDA_ARG_PARAM, 200},
+  {CUDA_ARG_TENSOR, 690},
   {CUDA_ARG_PARAM, 201},
   {CUDA_ARG_TENSOR, 258},
-  {CUDA_ARG_TENSOR, 260},
-  {CUDA_ARG_TENSOR, 261},
-  {CUDA_ARG_PARAM, 212},
+  {CUDA_ARG_TENSOR, 692},
   {CUDA_ARG_PARAM, 213},
   {CUDA_ARG_TENSOR, 262},
   {CUDA_ARG_PARAM, 216},
@@ -24346,13 +24395,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 267},
   {CUDA_ARG_TENSOR, 268},
+  {CUDA_ARG_TENSOR, 693},
+  {CUDA_ARG_PARAM, 218},
   {CUDA_ARG_BUFFER, 220},
   {CUDA_ARG_BUFFER, 221},
   {CUDA_ARG_PARAM, 222},
   {CUDA_ARG_TENSOR, 265},
-  {CUDA_ARG_TENSOR, 267},
-  {CUDA_ARG_TENSOR, 268},
-  {CUDA_ARG_PARAM, 218},
+  {CUDA_ARG_TENSOR, 693},
   {CUDA_ARG_PARAM, 219},
   {CUDA_ARG_TENSOR, 270},
   {CUDA_ARG_TENSOR, 270},
@@ -24362,13 +24411,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 273},
   {CUDA_ARG_TENSOR, 274},
+  {CUDA_ARG_TENSOR, 694},
+  {CUDA_ARG_PARAM, 224},
   {CUDA_ARG_BUFFER, 226},
   {CUDA_ARG_BUFFER, 227},
   {CUDA_ARG_PARAM, 228},
   {CUDA_ARG_TENSOR, 234},
-  {CUDA_ARG_TENSOR, 236},
-  {CUDA_ARG_TENSOR, 237},
-  {CUDA_ARG_PARAM, 258},
+  {CUDA_ARG_TENSOR, 688},
   {CUDA_ARG_PARAM, 259},
   {CUDA_ARG_TENSOR, 277},
   {CUDA_ARG_TENSOR, 277},
@@ -24378,13 +24427,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 280},
   {CUDA_ARG_TENSOR, 281},
+  {CUDA_ARG_TENSOR, 695},
+  {CUDA_ARG_PARAM, 230},
   {CUDA_ARG_BUFFER, 232},
   {CUDA_ARG_BUFFER, 233},
   {CUDA_ARG_PARAM, 234},
   {CUDA_ARG_TENSOR, 278},
-  {CUDA_ARG_TENSOR, 280},
-  {CUDA_ARG_TENSOR, 281},
-  {CUDA_ARG_PARAM, 230},
+  {CUDA_ARG_TENSOR, 695},
   {CUDA_ARG_PARAM, 231},
   {CUDA_ARG_TENSOR, 283},
   {CUDA_ARG_TENSOR, 283},
@@ -24394,19 +24443,17 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 286},
   {CUDA_ARG_TENSOR, 287},
+  {CUDA_ARG_TENSOR, 696},
+  {CUDA_ARG_PARAM, 236},
   {CUDA_ARG_BUFFER, 238},
   {CUDA_ARG_BUFFER, 239},
   {CUDA_ARG_TENSOR, 262},
   {CUDA_ARG_TENSOR, 284},
-  {CUDA_ARG_TENSOR, 286},
-  {CUDA_ARG_TENSOR, 287},
-  {CUDA_ARG_PARAM, 236},
+  {CUDA_ARG_TENSOR, 696},
   {CUDA_ARG_PARAM, 237},
   {CUDA_ARG_TENSOR, 289},
   {CUDA_ARG_TENSOR, 271},
-  {CUDA_ARG_TENSOR, 273},
-  {CUDA_ARG_TENSOR, 274},
-  {CUDA_ARG_PARAM, 224},
+  {CUDA_ARG_TENSOR, 694},
   {CUDA_ARG_PARAM, 225},
   {CUDA_ARG_TENSOR, 262},
   {CUDA_ARG_TENSOR, 290},
@@ -24420,13 +24467,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 294},
   {CUDA_ARG_TENSOR, 295},
+  {CUDA_ARG_TENSOR, 697},
+  {CUDA_ARG_PARAM, 242},
   {CUDA_ARG_BUFFER, 244},
   {CUDA_ARG_BUFFER, 245},
   {CUDA_ARG_PARAM, 246},
   {CUDA_ARG_TENSOR, 292},
-  {CUDA_ARG_TENSOR, 294},
-  {CUDA_ARG_TENSOR, 295},
-  {CUDA_ARG_PARAM, 242},
+  {CUDA_ARG_TENSOR, 697},
   {CUDA_ARG_PARAM, 243},
   {CUDA_ARG_TENSOR, 297},
   {CUDA_ARG_TENSOR, 297},
@@ -24436,25 +24483,21 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 300},
   {CUDA_ARG_TENSOR, 301},
+  {CUDA_ARG_TENSOR, 698},
+  {CUDA_ARG_PARAM, 248},
   {CUDA_ARG_BUFFER, 250},
   {CUDA_ARG_BUFFER, 251},
   {CUDA_ARG_TENSOR, 262},
   {CUDA_ARG_TENSOR, 298},
-  {CUDA_ARG_TENSOR, 300},
-  {CUDA_ARG_TENSOR, 301},
-  {CUDA_ARG_PARAM, 248},
+  {CUDA_ARG_TENSOR, 698},
   {CUDA_ARG_PARAM, 249},
   {CUDA_ARG_TENSOR, 303},
   {CUDA_ARG_TENSOR, 229},
-  {CUDA_ARG_TENSOR, 231},
-  {CUDA_ARG_TENSOR, 232},
-  {CUDA_ARG_PARAM, 253},
+  {CUDA_ARG_TENSOR, 687},
   {CUDA_ARG_PARAM, 254},
   {CUDA_ARG_TENSOR, 304},
   {CUDA_ARG_TENSOR, 229},
-  {CUDA_ARG_TENSOR, 231},
-  {CUDA_ARG_TENSOR, 232},
-  {CUDA_ARG_PARAM, 253},
+  {CUDA_ARG_TENSOR, 687},
   {CUDA_ARG_PARAM, 254},
   {CUDA_ARG_TENSOR, 304},
   {CUDA_ARG_TENSOR, 306},
@@ -24468,6 +24511,8 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 313},
   {CUDA_ARG_TENSOR, 314},
+  {CUDA_ARG_TENSOR, 699},
+  {CUDA_ARG_PARAM, 312},
   {CUDA_ARG_BUFFER, 314},
   {CUDA_ARG_BUFFER, 315},
   {CUDA_ARG_TENSOR, 307},
@@ -24479,13 +24524,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 318},
   {CUDA_ARG_TENSOR, 319},
+  {CUDA_ARG_TENSOR, 700},
+  {CUDA_ARG_PARAM, 317},
   {CUDA_ARG_BUFFER, 319},
   {CUDA_ARG_BUFFER, 320},
   {CUDA_ARG_PARAM, 262},
   {CUDA_ARG_TENSOR, 311},
-  {CUDA_ARG_TENSOR, 313},
-  {CUDA_ARG_TENSOR, 314},
-  {CUDA_ARG_PARAM, 312},
+  {CUDA_ARG_TENSOR, 699},
   {CUDA_ARG_PARAM, 313},
   {CUDA_ARG_TENSOR, 321},
   {CUDA_ARG_TENSOR, 321},
@@ -24495,13 +24540,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 324},
   {CUDA_ARG_TENSOR, 325},
+  {CUDA_ARG_TENSOR, 701},
+  {CUDA_ARG_PARAM, 264},
   {CUDA_ARG_BUFFER, 266},
   {CUDA_ARG_BUFFER, 267},
   {CUDA_ARG_PARAM, 268},
   {CUDA_ARG_TENSOR, 322},
-  {CUDA_ARG_TENSOR, 324},
-  {CUDA_ARG_TENSOR, 325},
-  {CUDA_ARG_PARAM, 264},
+  {CUDA_ARG_TENSOR, 701},
   {CUDA_ARG_PARAM, 265},
   {CUDA_ARG_TENSOR, 327},
   {CUDA_ARG_TENSOR, 327},
@@ -24511,24 +24556,20 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 330},
   {CUDA_ARG_TENSOR, 331},
+  {CUDA_ARG_TENSOR, 702},
+  {CUDA_ARG_PARAM, 270},
   {CUDA_ARG_BUFFER, 272},
   {CUDA_ARG_BUFFER, 273},
   {CUDA_ARG_TENSOR, 311},
-  {CUDA_ARG_TENSOR, 313},
-  {CUDA_ARG_TENSOR, 314},
-  {CUDA_ARG_PARAM, 312},
+  {CUDA_ARG_TENSOR, 699},
   {CUDA_ARG_PARAM, 313},
   {CUDA_ARG_TENSOR, 328},
-  {CUDA_ARG_TENSOR, 330},
-  {CUDA_ARG_TENSOR, 331},
-  {CUDA_ARG_PARAM, 270},
+  {CUDA_ARG_TENSOR, 702},
   {CUDA_ARG_PARAM, 271},
   {CUDA_ARG_TENSOR, 333},
   {CUDA_ARG_PARAM, 274},
   {CUDA_ARG_TENSOR, 311},
-  {CUDA_ARG_TENSOR, 313},
-  {CUDA_ARG_TENSOR, 314},
-  {CUDA_ARG_PARAM, 312},
+  {CUDA_ARG_TENSOR, 699},
   {CUDA_ARG_PARAM, 313},
   {CUDA_ARG_TENSOR, 335},
   {CUDA_ARG_TENSOR, 335},
@@ -24538,13 +24579,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 338},
   {CUDA_ARG_TENSOR, 339},
+  {CUDA_ARG_TENSOR, 703},
+  {CUDA_ARG_PARAM, 276},
   {CUDA_ARG_BUFFER, 278},
   {CUDA_ARG_BUFFER, 279},
   {CUDA_ARG_PARAM, 280},
   {CUDA_ARG_TENSOR, 336},
-  {CUDA_ARG_TENSOR, 338},
-  {CUDA_ARG_TENSOR, 339},
-  {CUDA_ARG_PARAM, 276},
+  {CUDA_ARG_TENSOR, 703},
   {CUDA_ARG_PARAM, 277},
   {CUDA_ARG_TENSOR, 341},
   {CUDA_ARG_TENSOR, 341},
@@ -24554,25 +24595,21 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 344},
   {CUDA_ARG_TENSOR, 345},
+  {CUDA_ARG_TENSOR, 704},
+  {CUDA_ARG_PARAM, 282},
   {CUDA_ARG_BUFFER, 284},
   {CUDA_ARG_BUFFER, 285},
   {CUDA_ARG_TENSOR, 333},
   {CUDA_ARG_TENSOR, 342},
-  {CUDA_ARG_TENSOR, 344},
-  {CUDA_ARG_TENSOR, 345},
-  {CUDA_ARG_PARAM, 282},
+  {CUDA_ARG_TENSOR, 704},
   {CUDA_ARG_PARAM, 283},
   {CUDA_ARG_TENSOR, 347},
   {CUDA_ARG_TENSOR, 316},
-  {CUDA_ARG_TENSOR, 318},
-  {CUDA_ARG_TENSOR, 319},
-  {CUDA_ARG_PARAM, 317},
+  {CUDA_ARG_TENSOR, 700},
   {CUDA_ARG_PARAM, 318},
   {CUDA_ARG_TENSOR, 348},
   {CUDA_ARG_TENSOR, 311},
-  {CUDA_ARG_TENSOR, 313},
-  {CUDA_ARG_TENSOR, 314},
-  {CUDA_ARG_PARAM, 312},
+  {CUDA_ARG_TENSOR, 699},
   {CUDA_ARG_PARAM, 313},
   {CUDA_ARG_TENSOR, 348},
   {CUDA_ARG_TENSOR, 351},
@@ -24586,13 +24623,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 355},
   {CUDA_ARG_TENSOR, 356},
+  {CUDA_ARG_TENSOR, 705},
+  {CUDA_ARG_PARAM, 288},
   {CUDA_ARG_BUFFER, 290},
   {CUDA_ARG_BUFFER, 291},
   {CUDA_ARG_PARAM, 292},
   {CUDA_ARG_TENSOR, 353},
-  {CUDA_ARG_TENSOR, 355},
-  {CUDA_ARG_TENSOR, 356},
-  {CUDA_ARG_PARAM, 288},
+  {CUDA_ARG_TENSOR, 705},
   {CUDA_ARG_PARAM, 289},
   {CUDA_ARG_TENSOR, 358},
   {CUDA_ARG_TENSOR, 358},
@@ -24602,17 +24639,15 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 361},
   {CUDA_ARG_TENSOR, 362},
+  {CUDA_ARG_TENSOR, 706},
+  {CUDA_ARG_PARAM, 294},
   {CUDA_ARG_BUFFER, 296},
   {CUDA_ARG_BUFFER, 297},
   {CUDA_ARG_TENSOR, 316},
-  {CUDA_ARG_TENSOR, 318},
-  {CUDA_ARG_TENSOR, 319},
-  {CUDA_ARG_PARAM, 317},
+  {CUDA_ARG_TENSOR, 700},
   {CUDA_ARG_PARAM, 318},
   {CUDA_ARG_TENSOR, 359},
-  {CUDA_ARG_TENSOR, 361},
-  {CUDA_ARG_TENSOR, 362},
-  {CUDA_ARG_PARAM, 294},
+  {CUDA_ARG_TENSOR, 706},
   {CUDA_ARG_PARAM, 295},
   {CUDA_ARG_TENSOR, 364},
   {CUDA_ARG_PARAM, 298},
@@ -24625,13 +24660,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 369},
   {CUDA_ARG_TENSOR, 370},
+  {CUDA_ARG_TENSOR, 707},
+  {CUDA_ARG_PARAM, 300},
   {CUDA_ARG_BUFFER, 302},
   {CUDA_ARG_BUFFER, 303},
   {CUDA_ARG_PARAM, 304},
   {CUDA_ARG_TENSOR, 367},
-  {CUDA_ARG_TENSOR, 369},
-  {CUDA_ARG_TENSOR, 370},
-  {CUDA_ARG_PARAM, 300},
+  {CUDA_ARG_TENSOR, 707},
   {CUDA_ARG_PARAM, 301},
   {CUDA_ARG_TENSOR, 372},
   {CUDA_ARG_TENSOR, 372},
@@ -24641,17 +24676,15 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 375},
   {CUDA_ARG_TENSOR, 376},
+  {CUDA_ARG_TENSOR, 708},
+  {CUDA_ARG_PARAM, 306},
   {CUDA_ARG_BUFFER, 308},
   {CUDA_ARG_BUFFER, 309},
   {CUDA_ARG_TENSOR, 311},
-  {CUDA_ARG_TENSOR, 313},
-  {CUDA_ARG_TENSOR, 314},
-  {CUDA_ARG_PARAM, 312},
+  {CUDA_ARG_TENSOR, 699},
   {CUDA_ARG_PARAM, 313},
   {CUDA_ARG_TENSOR, 373},
-  {CUDA_ARG_TENSOR, 375},
-  {CUDA_ARG_TENSOR, 376},
-  {CUDA_ARG_PARAM, 306},
+  {CUDA_ARG_TENSOR, 708},
   {CUDA_ARG_PARAM, 307},
   {CUDA_ARG_TENSOR, 378},
   {CUDA_ARG_TENSOR, 379},
@@ -24679,9 +24712,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 386},
   {CUDA_ARG_TENSOR, 391},
   {CUDA_ARG_TENSOR, 311},
-  {CUDA_ARG_TENSOR, 313},
-  {CUDA_ARG_TENSOR, 314},
-  {CUDA_ARG_PARAM, 312},
+  {CUDA_ARG_TENSOR, 699},
   {CUDA_ARG_PARAM, 313},
   {CUDA_ARG_TENSOR, 392},
   {CUDA_ARG_TENSOR, 390},
@@ -24689,13 +24720,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 375},
   {CUDA_ARG_TENSOR, 376},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 654},
+  {CUDA_ARG_TENSOR, 709},
   {CUDA_ARG_GRAD, 306},
   {CUDA_ARG_GRAD, 307},
   {CUDA_ARG_PARAM, 306},
   {CUDA_ARG_TENSOR, 376},
   {CUDA_ARG_TENSOR, 390},
-  {CUDA_ARG_TENSOR, 654},
+  {CUDA_ARG_TENSOR, 709},
   {CUDA_ARG_TENSOR, 373},
   {CUDA_ARG_TENSOR, 375},
   {CUDA_ARG_TENSOR, 393},
@@ -24708,20 +24739,20 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_PARAM, 304},
   {CUDA_ARG_TENSOR, 394},
   {CUDA_ARG_TENSOR, 367},
+  {CUDA_ARG_TENSOR, 707},
+  {CUDA_ARG_PARAM, 301},
   {CUDA_ARG_TENSOR, 369},
   {CUDA_ARG_TENSOR, 370},
-  {CUDA_ARG_PARAM, 300},
-  {CUDA_ARG_PARAM, 301},
   {CUDA_ARG_TENSOR, 396},
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_GRAD, 304},
-  {CUDA_ARG_TENSOR, 655},
+  {CUDA_ARG_TENSOR, 710},
   {CUDA_ARG_GRAD, 300},
   {CUDA_ARG_GRAD, 301},
   {CUDA_ARG_PARAM, 300},
   {CUDA_ARG_TENSOR, 370},
   {CUDA_ARG_TENSOR, 396},
-  {CUDA_ARG_TENSOR, 655},
+  {CUDA_ARG_TENSOR, 710},
   {CUDA_ARG_TENSOR, 367},
   {CUDA_ARG_TENSOR, 369},
   {CUDA_ARG_TENSOR, 397},
@@ -24739,9 +24770,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_GRAD, 298},
   {CUDA_ARG_TENSOR, 402},
   {CUDA_ARG_TENSOR, 316},
-  {CUDA_ARG_TENSOR, 318},
-  {CUDA_ARG_TENSOR, 319},
-  {CUDA_ARG_PARAM, 317},
+  {CUDA_ARG_TENSOR, 700},
   {CUDA_ARG_PARAM, 318},
   {CUDA_ARG_TENSOR, 403},
   {CUDA_ARG_TENSOR, 401},
@@ -24749,13 +24778,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 361},
   {CUDA_ARG_TENSOR, 362},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 656},
+  {CUDA_ARG_TENSOR, 711},
   {CUDA_ARG_GRAD, 294},
   {CUDA_ARG_GRAD, 295},
   {CUDA_ARG_PARAM, 294},
   {CUDA_ARG_TENSOR, 362},
   {CUDA_ARG_TENSOR, 401},
-  {CUDA_ARG_TENSOR, 656},
+  {CUDA_ARG_TENSOR, 711},
   {CUDA_ARG_TENSOR, 359},
   {CUDA_ARG_TENSOR, 361},
   {CUDA_ARG_TENSOR, 404},
@@ -24768,20 +24797,20 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_PARAM, 292},
   {CUDA_ARG_TENSOR, 405},
   {CUDA_ARG_TENSOR, 353},
+  {CUDA_ARG_TENSOR, 705},
+  {CUDA_ARG_PARAM, 289},
   {CUDA_ARG_TENSOR, 355},
   {CUDA_ARG_TENSOR, 356},
-  {CUDA_ARG_PARAM, 288},
-  {CUDA_ARG_PARAM, 289},
   {CUDA_ARG_TENSOR, 407},
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_GRAD, 292},
-  {CUDA_ARG_TENSOR, 657},
+  {CUDA_ARG_TENSOR, 712},
   {CUDA_ARG_GRAD, 288},
   {CUDA_ARG_GRAD, 289},
   {CUDA_ARG_PARAM, 288},
   {CUDA_ARG_TENSOR, 356},
   {CUDA_ARG_TENSOR, 407},
-  {CUDA_ARG_TENSOR, 657},
+  {CUDA_ARG_TENSOR, 712},
   {CUDA_ARG_TENSOR, 353},
   {CUDA_ARG_TENSOR, 355},
   {CUDA_ARG_TENSOR, 408},
@@ -24801,13 +24830,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 392},
   {CUDA_ARG_TENSOR, 412},
   {CUDA_ARG_TENSOR, 316},
-  {CUDA_ARG_TENSOR, 318},
-  {CUDA_ARG_TENSOR, 319},
-  {CUDA_ARG_PARAM, 317},
+  {CUDA_ARG_TENSOR, 700},
   {CUDA_ARG_PARAM, 318},
   {CUDA_ARG_TENSOR, 403},
+  {CUDA_ARG_TENSOR, 318},
+  {CUDA_ARG_TENSOR, 319},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 662},
+  {CUDA_ARG_TENSOR, 717},
   {CUDA_ARG_GRAD, 317},
   {CUDA_ARG_GRAD, 318},
   {CUDA_ARG_TENSOR, 415},
@@ -24816,7 +24845,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 330},
   {CUDA_ARG_TENSOR, 331},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 660},
+  {CUDA_ARG_TENSOR, 715},
   {CUDA_ARG_GRAD, 270},
   {CUDA_ARG_GRAD, 271},
   {CUDA_ARG_TENSOR, 414},
@@ -24824,13 +24853,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 344},
   {CUDA_ARG_TENSOR, 345},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 658},
+  {CUDA_ARG_TENSOR, 713},
   {CUDA_ARG_GRAD, 282},
   {CUDA_ARG_GRAD, 283},
   {CUDA_ARG_PARAM, 282},
   {CUDA_ARG_TENSOR, 345},
   {CUDA_ARG_TENSOR, 414},
-  {CUDA_ARG_TENSOR, 658},
+  {CUDA_ARG_TENSOR, 713},
   {CUDA_ARG_TENSOR, 342},
   {CUDA_ARG_TENSOR, 344},
   {CUDA_ARG_TENSOR, 416},
@@ -24843,20 +24872,20 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_PARAM, 280},
   {CUDA_ARG_TENSOR, 417},
   {CUDA_ARG_TENSOR, 336},
+  {CUDA_ARG_TENSOR, 703},
+  {CUDA_ARG_PARAM, 277},
   {CUDA_ARG_TENSOR, 338},
   {CUDA_ARG_TENSOR, 339},
-  {CUDA_ARG_PARAM, 276},
-  {CUDA_ARG_PARAM, 277},
   {CUDA_ARG_TENSOR, 419},
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_GRAD, 280},
-  {CUDA_ARG_TENSOR, 659},
+  {CUDA_ARG_TENSOR, 714},
   {CUDA_ARG_GRAD, 276},
   {CUDA_ARG_GRAD, 277},
   {CUDA_ARG_PARAM, 276},
   {CUDA_ARG_TENSOR, 339},
   {CUDA_ARG_TENSOR, 419},
-  {CUDA_ARG_TENSOR, 659},
+  {CUDA_ARG_TENSOR, 714},
   {CUDA_ARG_TENSOR, 336},
   {CUDA_ARG_TENSOR, 338},
   {CUDA_ARG_TENSOR, 420},
@@ -24869,9 +24898,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_PARAM, 274},
   {CUDA_ARG_TENSOR, 421},
   {CUDA_ARG_TENSOR, 311},
-  {CUDA_ARG_TENSOR, 313},
-  {CUDA_ARG_TENSOR, 314},
-  {CUDA_ARG_PARAM, 312},
+  {CUDA_ARG_TENSOR, 699},
   {CUDA_ARG_PARAM, 313},
   {CUDA_ARG_TENSOR, 392},
   {CUDA_ARG_SCRATCH, 0},
@@ -24881,7 +24908,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_PARAM, 270},
   {CUDA_ARG_TENSOR, 331},
   {CUDA_ARG_TENSOR, 423},
-  {CUDA_ARG_TENSOR, 660},
+  {CUDA_ARG_TENSOR, 715},
   {CUDA_ARG_TENSOR, 328},
   {CUDA_ARG_TENSOR, 330},
   {CUDA_ARG_TENSOR, 425},
@@ -24894,20 +24921,20 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_PARAM, 268},
   {CUDA_ARG_TENSOR, 426},
   {CUDA_ARG_TENSOR, 322},
+  {CUDA_ARG_TENSOR, 701},
+  {CUDA_ARG_PARAM, 265},
   {CUDA_ARG_TENSOR, 324},
   {CUDA_ARG_TENSOR, 325},
-  {CUDA_ARG_PARAM, 264},
-  {CUDA_ARG_PARAM, 265},
   {CUDA_ARG_TENSOR, 428},
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_GRAD, 268},
-  {CUDA_ARG_TENSOR, 661},
+  {CUDA_ARG_TENSOR, 716},
   {CUDA_ARG_GRAD, 264},
   {CUDA_ARG_GRAD, 265},
   {CUDA_ARG_PARAM, 264},
   {CUDA_ARG_TENSOR, 325},
   {CUDA_ARG_TENSOR, 428},
-  {CUDA_ARG_TENSOR, 661},
+  {CUDA_ARG_TENSOR, 716},
   {CUDA_ARG_TENSOR, 322},
   {CUDA_ARG_TENSOR, 324},
   {CUDA_ARG_TENSOR, 429},
@@ -24920,20 +24947,20 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_PARAM, 262},
   {CUDA_ARG_TENSOR, 430},
   {CUDA_ARG_TENSOR, 311},
-  {CUDA_ARG_TENSOR, 313},
-  {CUDA_ARG_TENSOR, 314},
-  {CUDA_ARG_PARAM, 312},
+  {CUDA_ARG_TENSOR, 699},
   {CUDA_ARG_PARAM, 313},
   {CUDA_ARG_TENSOR, 392},
+  {CUDA_ARG_TENSOR, 313},
+  {CUDA_ARG_TENSOR, 314},
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_GRAD, 262},
-  {CUDA_ARG_TENSOR, 663},
+  {CUDA_ARG_TENSOR, 718},
   {CUDA_ARG_GRAD, 312},
   {CUDA_ARG_GRAD, 313},
   {CUDA_ARG_PARAM, 317},
   {CUDA_ARG_TENSOR, 319},
   {CUDA_ARG_TENSOR, 403},
-  {CUDA_ARG_TENSOR, 662},
+  {CUDA_ARG_TENSOR, 717},
   {CUDA_ARG_TENSOR, 316},
   {CUDA_ARG_TENSOR, 318},
   {CUDA_ARG_TENSOR, 432},
@@ -24949,7 +24976,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_PARAM, 312},
   {CUDA_ARG_TENSOR, 314},
   {CUDA_ARG_TENSOR, 392},
-  {CUDA_ARG_TENSOR, 663},
+  {CUDA_ARG_TENSOR, 718},
   {CUDA_ARG_TENSOR, 311},
   {CUDA_ARG_TENSOR, 313},
   {CUDA_ARG_TENSOR, 435},
@@ -24974,7 +25001,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 231},
   {CUDA_ARG_TENSOR, 232},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 675},
+  {CUDA_ARG_TENSOR, 730},
   {CUDA_ARG_GRAD, 253},
   {CUDA_ARG_GRAD, 254},
   {CUDA_ARG_TENSOR, 447},
@@ -24984,13 +25011,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 300},
   {CUDA_ARG_TENSOR, 301},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 664},
+  {CUDA_ARG_TENSOR, 719},
   {CUDA_ARG_GRAD, 248},
   {CUDA_ARG_GRAD, 249},
   {CUDA_ARG_PARAM, 248},
   {CUDA_ARG_TENSOR, 301},
   {CUDA_ARG_TENSOR, 446},
-  {CUDA_ARG_TENSOR, 664},
+  {CUDA_ARG_TENSOR, 719},
   {CUDA_ARG_TENSOR, 298},
   {CUDA_ARG_TENSOR, 300},
   {CUDA_ARG_TENSOR, 449},
@@ -25003,20 +25030,20 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_PARAM, 246},
   {CUDA_ARG_TENSOR, 450},
   {CUDA_ARG_TENSOR, 292},
+  {CUDA_ARG_TENSOR, 697},
+  {CUDA_ARG_PARAM, 243},
   {CUDA_ARG_TENSOR, 294},
   {CUDA_ARG_TENSOR, 295},
-  {CUDA_ARG_PARAM, 242},
-  {CUDA_ARG_PARAM, 243},
   {CUDA_ARG_TENSOR, 452},
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_GRAD, 246},
-  {CUDA_ARG_TENSOR, 665},
+  {CUDA_ARG_TENSOR, 720},
   {CUDA_ARG_GRAD, 242},
   {CUDA_ARG_GRAD, 243},
   {CUDA_ARG_PARAM, 242},
   {CUDA_ARG_TENSOR, 295},
   {CUDA_ARG_TENSOR, 452},
-  {CUDA_ARG_TENSOR, 665},
+  {CUDA_ARG_TENSOR, 720},
   {CUDA_ARG_TENSOR, 292},
   {CUDA_ARG_TENSOR, 294},
   {CUDA_ARG_TENSOR, 453},
@@ -25035,7 +25062,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 456},
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_GRAD, 240},
-  {CUDA_ARG_TENSOR, 668},
+  {CUDA_ARG_TENSOR, 723},
   {CUDA_ARG_GRAD, 224},
   {CUDA_ARG_GRAD, 225},
   {CUDA_ARG_TENSOR, 458},
@@ -25047,13 +25074,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 286},
   {CUDA_ARG_TENSOR, 287},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 666},
+  {CUDA_ARG_TENSOR, 721},
   {CUDA_ARG_GRAD, 236},
   {CUDA_ARG_GRAD, 237},
   {CUDA_ARG_PARAM, 236},
   {CUDA_ARG_TENSOR, 287},
   {CUDA_ARG_TENSOR, 457},
-  {CUDA_ARG_TENSOR, 666},
+  {CUDA_ARG_TENSOR, 721},
   {CUDA_ARG_TENSOR, 284},
   {CUDA_ARG_TENSOR, 286},
   {CUDA_ARG_TENSOR, 459},
@@ -25066,20 +25093,20 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_PARAM, 234},
   {CUDA_ARG_TENSOR, 460},
   {CUDA_ARG_TENSOR, 278},
+  {CUDA_ARG_TENSOR, 695},
+  {CUDA_ARG_PARAM, 231},
   {CUDA_ARG_TENSOR, 280},
   {CUDA_ARG_TENSOR, 281},
-  {CUDA_ARG_PARAM, 230},
-  {CUDA_ARG_PARAM, 231},
   {CUDA_ARG_TENSOR, 462},
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_GRAD, 234},
-  {CUDA_ARG_TENSOR, 667},
+  {CUDA_ARG_TENSOR, 722},
   {CUDA_ARG_GRAD, 230},
   {CUDA_ARG_GRAD, 231},
   {CUDA_ARG_PARAM, 230},
   {CUDA_ARG_TENSOR, 281},
   {CUDA_ARG_TENSOR, 462},
-  {CUDA_ARG_TENSOR, 667},
+  {CUDA_ARG_TENSOR, 722},
   {CUDA_ARG_TENSOR, 278},
   {CUDA_ARG_TENSOR, 280},
   {CUDA_ARG_TENSOR, 463},
@@ -25092,9 +25119,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_PARAM, 228},
   {CUDA_ARG_TENSOR, 464},
   {CUDA_ARG_TENSOR, 234},
-  {CUDA_ARG_TENSOR, 236},
-  {CUDA_ARG_TENSOR, 237},
-  {CUDA_ARG_PARAM, 258},
+  {CUDA_ARG_TENSOR, 688},
   {CUDA_ARG_PARAM, 259},
   {CUDA_ARG_TENSOR, 466},
   {CUDA_ARG_SCRATCH, 0},
@@ -25102,7 +25127,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_PARAM, 224},
   {CUDA_ARG_TENSOR, 274},
   {CUDA_ARG_TENSOR, 467},
-  {CUDA_ARG_TENSOR, 668},
+  {CUDA_ARG_TENSOR, 723},
   {CUDA_ARG_TENSOR, 271},
   {CUDA_ARG_TENSOR, 273},
   {CUDA_ARG_TENSOR, 468},
@@ -25115,20 +25140,20 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_PARAM, 222},
   {CUDA_ARG_TENSOR, 469},
   {CUDA_ARG_TENSOR, 265},
+  {CUDA_ARG_TENSOR, 693},
+  {CUDA_ARG_PARAM, 219},
   {CUDA_ARG_TENSOR, 267},
   {CUDA_ARG_TENSOR, 268},
-  {CUDA_ARG_PARAM, 218},
-  {CUDA_ARG_PARAM, 219},
   {CUDA_ARG_TENSOR, 471},
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_GRAD, 222},
-  {CUDA_ARG_TENSOR, 669},
+  {CUDA_ARG_TENSOR, 724},
   {CUDA_ARG_GRAD, 218},
   {CUDA_ARG_GRAD, 219},
   {CUDA_ARG_PARAM, 218},
   {CUDA_ARG_TENSOR, 268},
   {CUDA_ARG_TENSOR, 471},
-  {CUDA_ARG_TENSOR, 669},
+  {CUDA_ARG_TENSOR, 724},
   {CUDA_ARG_TENSOR, 265},
   {CUDA_ARG_TENSOR, 267},
   {CUDA_ARG_TENSOR, 472},
@@ -25150,16 +25175,16 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 249},
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_GRAD, 216},
-  {CUDA_ARG_TENSOR, 670},
+  {CUDA_ARG_TENSOR, 725},
   {CUDA_ARG_GRAD, 212},
   {CUDA_ARG_GRAD, 213},
-  {CUDA_ARG_TENSOR, 672},
+  {CUDA_ARG_TENSOR, 727},
   {CUDA_ARG_GRAD, 200},
   {CUDA_ARG_GRAD, 201},
   {CUDA_ARG_PARAM, 212},
   {CUDA_ARG_TENSOR, 261},
   {CUDA_ARG_TENSOR, 476},
-  {CUDA_ARG_TENSOR, 670},
+  {CUDA_ARG_TENSOR, 725},
   {CUDA_ARG_TENSOR, 258},
   {CUDA_ARG_TENSOR, 260},
   {CUDA_ARG_TENSOR, 477},
@@ -25172,20 +25197,20 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_PARAM, 210},
   {CUDA_ARG_TENSOR, 478},
   {CUDA_ARG_TENSOR, 252},
+  {CUDA_ARG_TENSOR, 691},
+  {CUDA_ARG_PARAM, 207},
   {CUDA_ARG_TENSOR, 254},
   {CUDA_ARG_TENSOR, 255},
-  {CUDA_ARG_PARAM, 206},
-  {CUDA_ARG_PARAM, 207},
   {CUDA_ARG_TENSOR, 480},
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_GRAD, 210},
-  {CUDA_ARG_TENSOR, 671},
+  {CUDA_ARG_TENSOR, 726},
   {CUDA_ARG_GRAD, 206},
   {CUDA_ARG_GRAD, 207},
   {CUDA_ARG_PARAM, 206},
   {CUDA_ARG_TENSOR, 255},
   {CUDA_ARG_TENSOR, 480},
-  {CUDA_ARG_TENSOR, 671},
+  {CUDA_ARG_TENSOR, 726},
   {CUDA_ARG_TENSOR, 252},
   {CUDA_ARG_TENSOR, 254},
   {CUDA_ARG_TENSOR, 481},
@@ -25198,9 +25223,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_PARAM, 204},
   {CUDA_ARG_TENSOR, 482},
   {CUDA_ARG_TENSOR, 234},
-  {CUDA_ARG_TENSOR, 236},
-  {CUDA_ARG_TENSOR, 237},
-  {CUDA_ARG_PARAM, 258},
+  {CUDA_ARG_TENSOR, 688},
   {CUDA_ARG_PARAM, 259},
   {CUDA_ARG_TENSOR, 466},
   {CUDA_ARG_SCRATCH, 0},
@@ -25208,7 +25231,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_PARAM, 200},
   {CUDA_ARG_TENSOR, 249},
   {CUDA_ARG_TENSOR, 475},
-  {CUDA_ARG_TENSOR, 672},
+  {CUDA_ARG_TENSOR, 727},
   {CUDA_ARG_TENSOR, 246},
   {CUDA_ARG_TENSOR, 248},
   {CUDA_ARG_TENSOR, 484},
@@ -25221,20 +25244,20 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_PARAM, 198},
   {CUDA_ARG_TENSOR, 485},
   {CUDA_ARG_TENSOR, 240},
+  {CUDA_ARG_TENSOR, 689},
+  {CUDA_ARG_PARAM, 195},
   {CUDA_ARG_TENSOR, 242},
   {CUDA_ARG_TENSOR, 243},
-  {CUDA_ARG_PARAM, 194},
-  {CUDA_ARG_PARAM, 195},
   {CUDA_ARG_TENSOR, 487},
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_GRAD, 198},
-  {CUDA_ARG_TENSOR, 673},
+  {CUDA_ARG_TENSOR, 728},
   {CUDA_ARG_GRAD, 194},
   {CUDA_ARG_GRAD, 195},
   {CUDA_ARG_PARAM, 194},
   {CUDA_ARG_TENSOR, 243},
   {CUDA_ARG_TENSOR, 487},
-  {CUDA_ARG_TENSOR, 673},
+  {CUDA_ARG_TENSOR, 728},
   {CUDA_ARG_TENSOR, 240},
   {CUDA_ARG_TENSOR, 242},
   {CUDA_ARG_TENSOR, 488},
@@ -25247,20 +25270,20 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_PARAM, 192},
   {CUDA_ARG_TENSOR, 489},
   {CUDA_ARG_TENSOR, 234},
-  {CUDA_ARG_TENSOR, 236},
-  {CUDA_ARG_TENSOR, 237},
-  {CUDA_ARG_PARAM, 258},
+  {CUDA_ARG_TENSOR, 688},
   {CUDA_ARG_PARAM, 259},
   {CUDA_ARG_TENSOR, 466},
+  {CUDA_ARG_TENSOR, 236},
+  {CUDA_ARG_TENSOR, 237},
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_GRAD, 192},
-  {CUDA_ARG_TENSOR, 674},
+  {CUDA_ARG_TENSOR, 729},
   {CUDA_ARG_GRAD, 258},
   {CUDA_ARG_GRAD, 259},
   {CUDA_ARG_PARAM, 258},
   {CUDA_ARG_TENSOR, 237},
   {CUDA_ARG_TENSOR, 466},
-  {CUDA_ARG_TENSOR, 674},
+  {CUDA_ARG_TENSOR, 729},
   {CUDA_ARG_TENSOR, 234},
   {CUDA_ARG_TENSOR, 236},
   {CUDA_ARG_TENSOR, 491},
@@ -25277,7 +25300,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_PARAM, 253},
   {CUDA_ARG_TENSOR, 232},
   {CUDA_ARG_TENSOR, 445},
-  {CUDA_ARG_TENSOR, 675},
+  {CUDA_ARG_TENSOR, 730},
   {CUDA_ARG_TENSOR, 229},
   {CUDA_ARG_TENSOR, 231},
   {CUDA_ARG_TENSOR, 493},
@@ -25289,9 +25312,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 494},
   {CUDA_ARG_TENSOR, 500},
   {CUDA_ARG_TENSOR, 159},
-  {CUDA_ARG_TENSOR, 161},
-  {CUDA_ARG_TENSOR, 162},
-  {CUDA_ARG_PARAM, 183},
+  {CUDA_ARG_TENSOR, 677},
   {CUDA_ARG_PARAM, 184},
   {CUDA_ARG_TENSOR, 501},
   {CUDA_ARG_TENSOR, 499},
@@ -25299,13 +25320,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 223},
   {CUDA_ARG_TENSOR, 224},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 676},
+  {CUDA_ARG_TENSOR, 731},
   {CUDA_ARG_GRAD, 177},
   {CUDA_ARG_GRAD, 178},
   {CUDA_ARG_PARAM, 177},
   {CUDA_ARG_TENSOR, 224},
   {CUDA_ARG_TENSOR, 499},
-  {CUDA_ARG_TENSOR, 676},
+  {CUDA_ARG_TENSOR, 731},
   {CUDA_ARG_TENSOR, 221},
   {CUDA_ARG_TENSOR, 223},
   {CUDA_ARG_TENSOR, 502},
@@ -25318,20 +25339,20 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_PARAM, 175},
   {CUDA_ARG_TENSOR, 503},
   {CUDA_ARG_TENSOR, 215},
+  {CUDA_ARG_TENSOR, 685},
+  {CUDA_ARG_PARAM, 172},
   {CUDA_ARG_TENSOR, 217},
   {CUDA_ARG_TENSOR, 218},
-  {CUDA_ARG_PARAM, 171},
-  {CUDA_ARG_PARAM, 172},
   {CUDA_ARG_TENSOR, 505},
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_GRAD, 175},
-  {CUDA_ARG_TENSOR, 677},
+  {CUDA_ARG_TENSOR, 732},
   {CUDA_ARG_GRAD, 171},
   {CUDA_ARG_GRAD, 172},
   {CUDA_ARG_PARAM, 171},
   {CUDA_ARG_TENSOR, 218},
   {CUDA_ARG_TENSOR, 505},
-  {CUDA_ARG_TENSOR, 677},
+  {CUDA_ARG_TENSOR, 732},
   {CUDA_ARG_TENSOR, 215},
   {CUDA_ARG_TENSOR, 217},
   {CUDA_ARG_TENSOR, 506},
@@ -25349,9 +25370,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_GRAD, 169},
   {CUDA_ARG_TENSOR, 511},
   {CUDA_ARG_TENSOR, 164},
-  {CUDA_ARG_TENSOR, 166},
-  {CUDA_ARG_TENSOR, 167},
-  {CUDA_ARG_PARAM, 188},
+  {CUDA_ARG_TENSOR, 678},
   {CUDA_ARG_PARAM, 189},
   {CUDA_ARG_TENSOR, 512},
   {CUDA_ARG_TENSOR, 510},
@@ -25359,13 +25378,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 209},
   {CUDA_ARG_TENSOR, 210},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 678},
+  {CUDA_ARG_TENSOR, 733},
   {CUDA_ARG_GRAD, 165},
   {CUDA_ARG_GRAD, 166},
   {CUDA_ARG_PARAM, 165},
   {CUDA_ARG_TENSOR, 210},
   {CUDA_ARG_TENSOR, 510},
-  {CUDA_ARG_TENSOR, 678},
+  {CUDA_ARG_TENSOR, 733},
   {CUDA_ARG_TENSOR, 207},
   {CUDA_ARG_TENSOR, 209},
   {CUDA_ARG_TENSOR, 513},
@@ -25378,20 +25397,20 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_PARAM, 163},
   {CUDA_ARG_TENSOR, 514},
   {CUDA_ARG_TENSOR, 201},
+  {CUDA_ARG_TENSOR, 683},
+  {CUDA_ARG_PARAM, 160},
   {CUDA_ARG_TENSOR, 203},
   {CUDA_ARG_TENSOR, 204},
-  {CUDA_ARG_PARAM, 159},
-  {CUDA_ARG_PARAM, 160},
   {CUDA_ARG_TENSOR, 516},
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_GRAD, 163},
-  {CUDA_ARG_TENSOR, 679},
+  {CUDA_ARG_TENSOR, 734},
   {CUDA_ARG_GRAD, 159},
   {CUDA_ARG_GRAD, 160},
   {CUDA_ARG_PARAM, 159},
   {CUDA_ARG_TENSOR, 204},
   {CUDA_ARG_TENSOR, 516},
-  {CUDA_ARG_TENSOR, 679},
+  {CUDA_ARG_TENSOR, 734},
   {CUDA_ARG_TENSOR, 201},
   {CUDA_ARG_TENSOR, 203},
   {CUDA_ARG_TENSOR, 517},
@@ -25411,13 +25430,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 501},
   {CUDA_ARG_TENSOR, 521},
   {CUDA_ARG_TENSOR, 164},
-  {CUDA_ARG_TENSOR, 166},
-  {CUDA_ARG_TENSOR, 167},
-  {CUDA_ARG_PARAM, 188},
+  {CUDA_ARG_TENSOR, 678},
   {CUDA_ARG_PARAM, 189},
   {CUDA_ARG_TENSOR, 512},
+  {CUDA_ARG_TENSOR, 166},
+  {CUDA_ARG_TENSOR, 167},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 684},
+  {CUDA_ARG_TENSOR, 739},
   {CUDA_ARG_GRAD, 188},
   {CUDA_ARG_GRAD, 189},
   {CUDA_ARG_TENSOR, 524},
@@ -25426,7 +25445,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 178},
   {CUDA_ARG_TENSOR, 179},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 682},
+  {CUDA_ARG_TENSOR, 737},
   {CUDA_ARG_GRAD, 141},
   {CUDA_ARG_GRAD, 142},
   {CUDA_ARG_TENSOR, 523},
@@ -25434,13 +25453,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 192},
   {CUDA_ARG_TENSOR, 193},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 680},
+  {CUDA_ARG_TENSOR, 735},
   {CUDA_ARG_GRAD, 153},
   {CUDA_ARG_GRAD, 154},
   {CUDA_ARG_PARAM, 153},
   {CUDA_ARG_TENSOR, 193},
   {CUDA_ARG_TENSOR, 523},
-  {CUDA_ARG_TENSOR, 680},
+  {CUDA_ARG_TENSOR, 735},
   {CUDA_ARG_TENSOR, 190},
   {CUDA_ARG_TENSOR, 192},
   {CUDA_ARG_TENSOR, 525},
@@ -25453,20 +25472,20 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_PARAM, 151},
   {CUDA_ARG_TENSOR, 526},
   {CUDA_ARG_TENSOR, 184},
+  {CUDA_ARG_TENSOR, 681},
+  {CUDA_ARG_PARAM, 148},
   {CUDA_ARG_TENSOR, 186},
   {CUDA_ARG_TENSOR, 187},
-  {CUDA_ARG_PARAM, 147},
-  {CUDA_ARG_PARAM, 148},
   {CUDA_ARG_TENSOR, 528},
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_GRAD, 151},
-  {CUDA_ARG_TENSOR, 681},
+  {CUDA_ARG_TENSOR, 736},
   {CUDA_ARG_GRAD, 147},
   {CUDA_ARG_GRAD, 148},
   {CUDA_ARG_PARAM, 147},
   {CUDA_ARG_TENSOR, 187},
   {CUDA_ARG_TENSOR, 528},
-  {CUDA_ARG_TENSOR, 681},
+  {CUDA_ARG_TENSOR, 736},
   {CUDA_ARG_TENSOR, 184},
   {CUDA_ARG_TENSOR, 186},
   {CUDA_ARG_TENSOR, 529},
@@ -25479,9 +25498,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_PARAM, 145},
   {CUDA_ARG_TENSOR, 530},
   {CUDA_ARG_TENSOR, 159},
-  {CUDA_ARG_TENSOR, 161},
-  {CUDA_ARG_TENSOR, 162},
-  {CUDA_ARG_PARAM, 183},
+  {CUDA_ARG_TENSOR, 677},
   {CUDA_ARG_PARAM, 184},
   {CUDA_ARG_TENSOR, 501},
   {CUDA_ARG_SCRATCH, 0},
@@ -25491,7 +25508,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_PARAM, 141},
   {CUDA_ARG_TENSOR, 179},
   {CUDA_ARG_TENSOR, 532},
-  {CUDA_ARG_TENSOR, 682},
+  {CUDA_ARG_TENSOR, 737},
   {CUDA_ARG_TENSOR, 176},
   {CUDA_ARG_TENSOR, 178},
   {CUDA_ARG_TENSOR, 534},
@@ -25504,20 +25521,20 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_PARAM, 139},
   {CUDA_ARG_TENSOR, 535},
   {CUDA_ARG_TENSOR, 170},
+  {CUDA_ARG_TENSOR, 679},
+  {CUDA_ARG_PARAM, 136},
   {CUDA_ARG_TENSOR, 172},
   {CUDA_ARG_TENSOR, 173},
-  {CUDA_ARG_PARAM, 135},
-  {CUDA_ARG_PARAM, 136},
   {CUDA_ARG_TENSOR, 537},
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_GRAD, 139},
-  {CUDA_ARG_TENSOR, 683},
+  {CUDA_ARG_TENSOR, 738},
   {CUDA_ARG_GRAD, 135},
   {CUDA_ARG_GRAD, 136},
   {CUDA_ARG_PARAM, 135},
   {CUDA_ARG_TENSOR, 173},
   {CUDA_ARG_TENSOR, 537},
-  {CUDA_ARG_TENSOR, 683},
+  {CUDA_ARG_TENSOR, 738},
   {CUDA_ARG_TENSOR, 170},
   {CUDA_ARG_TENSOR, 172},
   {CUDA_ARG_TENSOR, 538},
@@ -25530,20 +25547,20 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_PARAM, 133},
   {CUDA_ARG_TENSOR, 539},
   {CUDA_ARG_TENSOR, 159},
-  {CUDA_ARG_TENSOR, 161},
-  {CUDA_ARG_TENSOR, 162},
-  {CUDA_ARG_PARAM, 183},
+  {CUDA_ARG_TENSOR, 677},
   {CUDA_ARG_PARAM, 184},
   {CUDA_ARG_TENSOR, 501},
+  {CUDA_ARG_TENSOR, 161},
+  {CUDA_ARG_TENSOR, 162},
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_GRAD, 133},
-  {CUDA_ARG_TENSOR, 685},
+  {CUDA_ARG_TENSOR, 740},
   {CUDA_ARG_GRAD, 183},
   {CUDA_ARG_GRAD, 184},
   {CUDA_ARG_PARAM, 188},
   {CUDA_ARG_TENSOR, 167},
   {CUDA_ARG_TENSOR, 512},
-  {CUDA_ARG_TENSOR, 684},
+  {CUDA_ARG_TENSOR, 739},
   {CUDA_ARG_TENSOR, 164},
   {CUDA_ARG_TENSOR, 166},
   {CUDA_ARG_TENSOR, 541},
@@ -25560,7 +25577,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_PARAM, 183},
   {CUDA_ARG_TENSOR, 162},
   {CUDA_ARG_TENSOR, 501},
-  {CUDA_ARG_TENSOR, 685},
+  {CUDA_ARG_TENSOR, 740},
   {CUDA_ARG_TENSOR, 159},
   {CUDA_ARG_TENSOR, 161},
   {CUDA_ARG_TENSOR, 543},
@@ -25585,7 +25602,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 79},
   {CUDA_ARG_TENSOR, 80},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 697},
+  {CUDA_ARG_TENSOR, 752},
   {CUDA_ARG_GRAD, 124},
   {CUDA_ARG_GRAD, 125},
   {CUDA_ARG_TENSOR, 555},
@@ -25595,13 +25612,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 148},
   {CUDA_ARG_TENSOR, 149},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 686},
+  {CUDA_ARG_TENSOR, 741},
   {CUDA_ARG_GRAD, 119},
   {CUDA_ARG_GRAD, 120},
   {CUDA_ARG_PARAM, 119},
   {CUDA_ARG_TENSOR, 149},
   {CUDA_ARG_TENSOR, 554},
-  {CUDA_ARG_TENSOR, 686},
+  {CUDA_ARG_TENSOR, 741},
   {CUDA_ARG_TENSOR, 146},
   {CUDA_ARG_TENSOR, 148},
   {CUDA_ARG_TENSOR, 557},
@@ -25614,20 +25631,20 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_PARAM, 117},
   {CUDA_ARG_TENSOR, 558},
   {CUDA_ARG_TENSOR, 140},
+  {CUDA_ARG_TENSOR, 675},
+  {CUDA_ARG_PARAM, 114},
   {CUDA_ARG_TENSOR, 142},
   {CUDA_ARG_TENSOR, 143},
-  {CUDA_ARG_PARAM, 113},
-  {CUDA_ARG_PARAM, 114},
   {CUDA_ARG_TENSOR, 560},
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_GRAD, 117},
-  {CUDA_ARG_TENSOR, 687},
+  {CUDA_ARG_TENSOR, 742},
   {CUDA_ARG_GRAD, 113},
   {CUDA_ARG_GRAD, 114},
   {CUDA_ARG_PARAM, 113},
   {CUDA_ARG_TENSOR, 143},
   {CUDA_ARG_TENSOR, 560},
-  {CUDA_ARG_TENSOR, 687},
+  {CUDA_ARG_TENSOR, 742},
   {CUDA_ARG_TENSOR, 140},
   {CUDA_ARG_TENSOR, 142},
   {CUDA_ARG_TENSOR, 561},
@@ -25646,7 +25663,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 564},
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_GRAD, 111},
-  {CUDA_ARG_TENSOR, 690},
+  {CUDA_ARG_TENSOR, 745},
   {CUDA_ARG_GRAD, 95},
   {CUDA_ARG_GRAD, 96},
   {CUDA_ARG_TENSOR, 566},
@@ -25658,13 +25675,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 134},
   {CUDA_ARG_TENSOR, 135},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 688},
+  {CUDA_ARG_TENSOR, 743},
   {CUDA_ARG_GRAD, 107},
   {CUDA_ARG_GRAD, 108},
   {CUDA_ARG_PARAM, 107},
   {CUDA_ARG_TENSOR, 135},
   {CUDA_ARG_TENSOR, 565},
-  {CUDA_ARG_TENSOR, 688},
+  {CUDA_ARG_TENSOR, 743},
   {CUDA_ARG_TENSOR, 132},
   {CUDA_ARG_TENSOR, 134},
   {CUDA_ARG_TENSOR, 567},
@@ -25677,20 +25694,20 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_PARAM, 105},
   {CUDA_ARG_TENSOR, 568},
   {CUDA_ARG_TENSOR, 126},
+  {CUDA_ARG_TENSOR, 673},
+  {CUDA_ARG_PARAM, 102},
   {CUDA_ARG_TENSOR, 128},
   {CUDA_ARG_TENSOR, 129},
-  {CUDA_ARG_PARAM, 101},
-  {CUDA_ARG_PARAM, 102},
   {CUDA_ARG_TENSOR, 570},
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_GRAD, 105},
-  {CUDA_ARG_TENSOR, 689},
+  {CUDA_ARG_TENSOR, 744},
   {CUDA_ARG_GRAD, 101},
   {CUDA_ARG_GRAD, 102},
   {CUDA_ARG_PARAM, 101},
   {CUDA_ARG_TENSOR, 129},
   {CUDA_ARG_TENSOR, 570},
-  {CUDA_ARG_TENSOR, 689},
+  {CUDA_ARG_TENSOR, 744},
   {CUDA_ARG_TENSOR, 126},
   {CUDA_ARG_TENSOR, 128},
   {CUDA_ARG_TENSOR, 571},
@@ -25703,9 +25720,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_PARAM, 99},
   {CUDA_ARG_TENSOR, 572},
   {CUDA_ARG_TENSOR, 82},
-  {CUDA_ARG_TENSOR, 84},
-  {CUDA_ARG_TENSOR, 85},
-  {CUDA_ARG_PARAM, 129},
+  {CUDA_ARG_TENSOR, 666},
   {CUDA_ARG_PARAM, 130},
   {CUDA_ARG_TENSOR, 574},
   {CUDA_ARG_SCRATCH, 0},
@@ -25713,7 +25728,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_PARAM, 95},
   {CUDA_ARG_TENSOR, 122},
   {CUDA_ARG_TENSOR, 575},
-  {CUDA_ARG_TENSOR, 690},
+  {CUDA_ARG_TENSOR, 745},
   {CUDA_ARG_TENSOR, 119},
   {CUDA_ARG_TENSOR, 121},
   {CUDA_ARG_TENSOR, 576},
@@ -25726,20 +25741,20 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_PARAM, 93},
   {CUDA_ARG_TENSOR, 577},
   {CUDA_ARG_TENSOR, 113},
+  {CUDA_ARG_TENSOR, 671},
+  {CUDA_ARG_PARAM, 90},
   {CUDA_ARG_TENSOR, 115},
   {CUDA_ARG_TENSOR, 116},
-  {CUDA_ARG_PARAM, 89},
-  {CUDA_ARG_PARAM, 90},
   {CUDA_ARG_TENSOR, 579},
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_GRAD, 93},
-  {CUDA_ARG_TENSOR, 691},
+  {CUDA_ARG_TENSOR, 746},
   {CUDA_ARG_GRAD, 89},
   {CUDA_ARG_GRAD, 90},
   {CUDA_ARG_PARAM, 89},
   {CUDA_ARG_TENSOR, 116},
   {CUDA_ARG_TENSOR, 579},
-  {CUDA_ARG_TENSOR, 691},
+  {CUDA_ARG_TENSOR, 746},
   {CUDA_ARG_TENSOR, 113},
   {CUDA_ARG_TENSOR, 115},
   {CUDA_ARG_TENSOR, 580},
@@ -25761,16 +25776,16 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 97},
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_GRAD, 87},
-  {CUDA_ARG_TENSOR, 692},
+  {CUDA_ARG_TENSOR, 747},
   {CUDA_ARG_GRAD, 83},
   {CUDA_ARG_GRAD, 84},
-  {CUDA_ARG_TENSOR, 694},
+  {CUDA_ARG_TENSOR, 749},
   {CUDA_ARG_GRAD, 71},
   {CUDA_ARG_GRAD, 72},
   {CUDA_ARG_PARAM, 83},
   {CUDA_ARG_TENSOR, 109},
   {CUDA_ARG_TENSOR, 584},
-  {CUDA_ARG_TENSOR, 692},
+  {CUDA_ARG_TENSOR, 747},
   {CUDA_ARG_TENSOR, 106},
   {CUDA_ARG_TENSOR, 108},
   {CUDA_ARG_TENSOR, 585},
@@ -25783,20 +25798,20 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_PARAM, 81},
   {CUDA_ARG_TENSOR, 586},
   {CUDA_ARG_TENSOR, 100},
+  {CUDA_ARG_TENSOR, 669},
+  {CUDA_ARG_PARAM, 78},
   {CUDA_ARG_TENSOR, 102},
   {CUDA_ARG_TENSOR, 103},
-  {CUDA_ARG_PARAM, 77},
-  {CUDA_ARG_PARAM, 78},
   {CUDA_ARG_TENSOR, 588},
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_GRAD, 81},
-  {CUDA_ARG_TENSOR, 693},
+  {CUDA_ARG_TENSOR, 748},
   {CUDA_ARG_GRAD, 77},
   {CUDA_ARG_GRAD, 78},
   {CUDA_ARG_PARAM, 77},
   {CUDA_ARG_TENSOR, 103},
   {CUDA_ARG_TENSOR, 588},
-  {CUDA_ARG_TENSOR, 693},
+  {CUDA_ARG_TENSOR, 748},
   {CUDA_ARG_TENSOR, 100},
   {CUDA_ARG_TENSOR, 102},
   {CUDA_ARG_TENSOR, 589},
@@ -25809,9 +25824,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_PARAM, 75},
   {CUDA_ARG_TENSOR, 590},
   {CUDA_ARG_TENSOR, 82},
-  {CUDA_ARG_TENSOR, 84},
-  {CUDA_ARG_TENSOR, 85},
-  {CUDA_ARG_PARAM, 129},
+  {CUDA_ARG_TENSOR, 666},
   {CUDA_ARG_PARAM, 130},
   {CUDA_ARG_TENSOR, 574},
   {CUDA_ARG_SCRATCH, 0},
@@ -25819,7 +25832,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_PARAM, 71},
   {CUDA_ARG_TENSOR, 97},
   {CUDA_ARG_TENSOR, 583},
-  {CUDA_ARG_TENSOR, 694},
+  {CUDA_ARG_TENSOR, 749},
   {CUDA_ARG_TENSOR, 94},
   {CUDA_ARG_TENSOR, 96},
   {CUDA_ARG_TENSOR, 592},
@@ -25832,20 +25845,20 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_PARAM, 69},
   {CUDA_ARG_TENSOR, 593},
   {CUDA_ARG_TENSOR, 88},
+  {CUDA_ARG_TENSOR, 667},
+  {CUDA_ARG_PARAM, 66},
   {CUDA_ARG_TENSOR, 90},
   {CUDA_ARG_TENSOR, 91},
-  {CUDA_ARG_PARAM, 65},
-  {CUDA_ARG_PARAM, 66},
   {CUDA_ARG_TENSOR, 595},
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_GRAD, 69},
-  {CUDA_ARG_TENSOR, 695},
+  {CUDA_ARG_TENSOR, 750},
   {CUDA_ARG_GRAD, 65},
   {CUDA_ARG_GRAD, 66},
   {CUDA_ARG_PARAM, 65},
   {CUDA_ARG_TENSOR, 91},
   {CUDA_ARG_TENSOR, 595},
-  {CUDA_ARG_TENSOR, 695},
+  {CUDA_ARG_TENSOR, 750},
   {CUDA_ARG_TENSOR, 88},
   {CUDA_ARG_TENSOR, 90},
   {CUDA_ARG_TENSOR, 596},
@@ -25858,20 +25871,20 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_PARAM, 63},
   {CUDA_ARG_TENSOR, 597},
   {CUDA_ARG_TENSOR, 82},
-  {CUDA_ARG_TENSOR, 84},
-  {CUDA_ARG_TENSOR, 85},
-  {CUDA_ARG_PARAM, 129},
+  {CUDA_ARG_TENSOR, 666},
   {CUDA_ARG_PARAM, 130},
   {CUDA_ARG_TENSOR, 574},
+  {CUDA_ARG_TENSOR, 84},
+  {CUDA_ARG_TENSOR, 85},
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_GRAD, 63},
-  {CUDA_ARG_TENSOR, 696},
+  {CUDA_ARG_TENSOR, 751},
   {CUDA_ARG_GRAD, 129},
   {CUDA_ARG_GRAD, 130},
   {CUDA_ARG_PARAM, 129},
   {CUDA_ARG_TENSOR, 85},
   {CUDA_ARG_TENSOR, 574},
-  {CUDA_ARG_TENSOR, 696},
+  {CUDA_ARG_TENSOR, 751},
   {CUDA_ARG_TENSOR, 82},
   {CUDA_ARG_TENSOR, 84},
   {CUDA_ARG_TENSOR, 599},
@@ -25888,7 +25901,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_PARAM, 124},
   {CUDA_ARG_TENSOR, 80},
   {CUDA_ARG_TENSOR, 553},
-  {CUDA_ARG_TENSOR, 697},
+  {CUDA_ARG_TENSOR, 752},
   {CUDA_ARG_TENSOR, 77},
   {CUDA_ARG_TENSOR, 79},
   {CUDA_ARG_TENSOR, 601},
@@ -25900,9 +25913,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 602},
   {CUDA_ARG_TENSOR, 608},
   {CUDA_ARG_TENSOR, 7},
-  {CUDA_ARG_TENSOR, 9},
-  {CUDA_ARG_TENSOR, 10},
-  {CUDA_ARG_PARAM, 54},
+  {CUDA_ARG_TENSOR, 655},
   {CUDA_ARG_PARAM, 55},
   {CUDA_ARG_TENSOR, 609},
   {CUDA_ARG_TENSOR, 607},
@@ -25910,13 +25921,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 71},
   {CUDA_ARG_TENSOR, 72},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 698},
+  {CUDA_ARG_TENSOR, 753},
   {CUDA_ARG_GRAD, 49},
   {CUDA_ARG_GRAD, 50},
   {CUDA_ARG_PARAM, 49},
   {CUDA_ARG_TENSOR, 72},
   {CUDA_ARG_TENSOR, 607},
-  {CUDA_ARG_TENSOR, 698},
+  {CUDA_ARG_TENSOR, 753},
   {CUDA_ARG_TENSOR, 69},
   {CUDA_ARG_TENSOR, 71},
   {CUDA_ARG_TENSOR, 610},
@@ -25929,20 +25940,20 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_PARAM, 47},
   {CUDA_ARG_TENSOR, 611},
   {CUDA_ARG_TENSOR, 63},
+  {CUDA_ARG_TENSOR, 663},
+  {CUDA_ARG_PARAM, 44},
   {CUDA_ARG_TENSOR, 65},
   {CUDA_ARG_TENSOR, 66},
-  {CUDA_ARG_PARAM, 43},
-  {CUDA_ARG_PARAM, 44},
   {CUDA_ARG_TENSOR, 613},
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_GRAD, 47},
-  {CUDA_ARG_TENSOR, 699},
+  {CUDA_ARG_TENSOR, 754},
   {CUDA_ARG_GRAD, 43},
   {CUDA_ARG_GRAD, 44},
   {CUDA_ARG_PARAM, 43},
   {CUDA_ARG_TENSOR, 66},
   {CUDA_ARG_TENSOR, 613},
-  {CUDA_ARG_TENSOR, 699},
+  {CUDA_ARG_TENSOR, 754},
   {CUDA_ARG_TENSOR, 63},
   {CUDA_ARG_TENSOR, 65},
   {CUDA_ARG_TENSOR, 614},
@@ -25960,9 +25971,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_GRAD, 41},
   {CUDA_ARG_TENSOR, 619},
   {CUDA_ARG_TENSOR, 12},
-  {CUDA_ARG_TENSOR, 14},
-  {CUDA_ARG_TENSOR, 15},
-  {CUDA_ARG_PARAM, 59},
+  {CUDA_ARG_TENSOR, 656},
   {CUDA_ARG_PARAM, 60},
   {CUDA_ARG_TENSOR, 620},
   {CUDA_ARG_TENSOR, 618},
@@ -25970,13 +25979,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 57},
   {CUDA_ARG_TENSOR, 58},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 700},
+  {CUDA_ARG_TENSOR, 755},
   {CUDA_ARG_GRAD, 37},
   {CUDA_ARG_GRAD, 38},
   {CUDA_ARG_PARAM, 37},
   {CUDA_ARG_TENSOR, 58},
   {CUDA_ARG_TENSOR, 618},
-  {CUDA_ARG_TENSOR, 700},
+  {CUDA_ARG_TENSOR, 755},
   {CUDA_ARG_TENSOR, 55},
   {CUDA_ARG_TENSOR, 57},
   {CUDA_ARG_TENSOR, 621},
@@ -25989,20 +25998,20 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_PARAM, 35},
   {CUDA_ARG_TENSOR, 622},
   {CUDA_ARG_TENSOR, 49},
+  {CUDA_ARG_TENSOR, 661},
+  {CUDA_ARG_PARAM, 32},
   {CUDA_ARG_TENSOR, 51},
   {CUDA_ARG_TENSOR, 52},
-  {CUDA_ARG_PARAM, 31},
-  {CUDA_ARG_PARAM, 32},
   {CUDA_ARG_TENSOR, 624},
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_GRAD, 35},
-  {CUDA_ARG_TENSOR, 701},
+  {CUDA_ARG_TENSOR, 756},
   {CUDA_ARG_GRAD, 31},
   {CUDA_ARG_GRAD, 32},
   {CUDA_ARG_PARAM, 31},
   {CUDA_ARG_TENSOR, 52},
   {CUDA_ARG_TENSOR, 624},
-  {CUDA_ARG_TENSOR, 701},
+  {CUDA_ARG_TENSOR, 756},
   {CUDA_ARG_TENSOR, 49},
   {CUDA_ARG_TENSOR, 51},
   {CUDA_ARG_TENSOR, 625},
@@ -26022,13 +26031,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 609},
   {CUDA_ARG_TENSOR, 629},
   {CUDA_ARG_TENSOR, 12},
-  {CUDA_ARG_TENSOR, 14},
-  {CUDA_ARG_TENSOR, 15},
-  {CUDA_ARG_PARAM, 59},
+  {CUDA_ARG_TENSOR, 656},
   {CUDA_ARG_PARAM, 60},
   {CUDA_ARG_TENSOR, 620},
+  {CUDA_ARG_TENSOR, 14},
+  {CUDA_ARG_TENSOR, 15},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 706},
+  {CUDA_ARG_TENSOR, 761},
   {CUDA_ARG_GRAD, 59},
   {CUDA_ARG_GRAD, 60},
   {CUDA_ARG_TENSOR, 632},
@@ -26037,7 +26046,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 26},
   {CUDA_ARG_TENSOR, 27},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 704},
+  {CUDA_ARG_TENSOR, 759},
   {CUDA_ARG_GRAD, 13},
   {CUDA_ARG_GRAD, 14},
   {CUDA_ARG_TENSOR, 631},
@@ -26045,13 +26054,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 40},
   {CUDA_ARG_TENSOR, 41},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 702},
+  {CUDA_ARG_TENSOR, 757},
   {CUDA_ARG_GRAD, 25},
   {CUDA_ARG_GRAD, 26},
   {CUDA_ARG_PARAM, 25},
   {CUDA_ARG_TENSOR, 41},
   {CUDA_ARG_TENSOR, 631},
-  {CUDA_ARG_TENSOR, 702},
+  {CUDA_ARG_TENSOR, 757},
   {CUDA_ARG_TENSOR, 38},
   {CUDA_ARG_TENSOR, 40},
   {CUDA_ARG_TENSOR, 633},
@@ -26064,20 +26073,20 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_PARAM, 23},
   {CUDA_ARG_TENSOR, 634},
   {CUDA_ARG_TENSOR, 32},
+  {CUDA_ARG_TENSOR, 659},
+  {CUDA_ARG_PARAM, 20},
   {CUDA_ARG_TENSOR, 34},
   {CUDA_ARG_TENSOR, 35},
-  {CUDA_ARG_PARAM, 19},
-  {CUDA_ARG_PARAM, 20},
   {CUDA_ARG_TENSOR, 636},
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_GRAD, 23},
-  {CUDA_ARG_TENSOR, 703},
+  {CUDA_ARG_TENSOR, 758},
   {CUDA_ARG_GRAD, 19},
   {CUDA_ARG_GRAD, 20},
   {CUDA_ARG_PARAM, 19},
   {CUDA_ARG_TENSOR, 35},
   {CUDA_ARG_TENSOR, 636},
-  {CUDA_ARG_TENSOR, 703},
+  {CUDA_ARG_TENSOR, 758},
   {CUDA_ARG_TENSOR, 32},
   {CUDA_ARG_TENSOR, 34},
   {CUDA_ARG_TENSOR, 637},
@@ -26090,9 +26099,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_PARAM, 17},
   {CUDA_ARG_TENSOR, 638},
   {CUDA_ARG_TENSOR, 7},
-  {CUDA_ARG_TENSOR, 9},
-  {CUDA_ARG_TENSOR, 10},
-  {CUDA_ARG_PARAM, 54},
+  {CUDA_ARG_TENSOR, 655},
   {CUDA_ARG_PARAM, 55},
   {CUDA_ARG_TENSOR, 609},
   {CUDA_ARG_SCRATCH, 0},
@@ -26102,7 +26109,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_PARAM, 13},
   {CUDA_ARG_TENSOR, 27},
   {CUDA_ARG_TENSOR, 640},
-  {CUDA_ARG_TENSOR, 704},
+  {CUDA_ARG_TENSOR, 759},
   {CUDA_ARG_TENSOR, 24},
   {CUDA_ARG_TENSOR, 26},
   {CUDA_ARG_TENSOR, 642},
@@ -26115,20 +26122,20 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_PARAM, 11},
   {CUDA_ARG_TENSOR, 643},
   {CUDA_ARG_TENSOR, 18},
+  {CUDA_ARG_TENSOR, 657},
+  {CUDA_ARG_PARAM, 8},
   {CUDA_ARG_TENSOR, 20},
   {CUDA_ARG_TENSOR, 21},
-  {CUDA_ARG_PARAM, 7},
-  {CUDA_ARG_PARAM, 8},
   {CUDA_ARG_TENSOR, 645},
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_GRAD, 11},
-  {CUDA_ARG_TENSOR, 705},
+  {CUDA_ARG_TENSOR, 760},
   {CUDA_ARG_GRAD, 7},
   {CUDA_ARG_GRAD, 8},
   {CUDA_ARG_PARAM, 7},
   {CUDA_ARG_TENSOR, 21},
   {CUDA_ARG_TENSOR, 645},
-  {CUDA_ARG_TENSOR, 705},
+  {CUDA_ARG_TENSOR, 760},
   {CUDA_ARG_TENSOR, 18},
   {CUDA_ARG_TENSOR, 20},
   {CUDA_ARG_TENSOR, 646},
@@ -26141,20 +26148,20 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_PARAM, 5},
   {CUDA_ARG_TENSOR, 647},
   {CUDA_ARG_TENSOR, 7},
-  {CUDA_ARG_TENSOR, 9},
-  {CUDA_ARG_TENSOR, 10},
-  {CUDA_ARG_PARAM, 54},
+  {CUDA_ARG_TENSOR, 655},
   {CUDA_ARG_PARAM, 55},
   {CUDA_ARG_TENSOR, 609},
+  {CUDA_ARG_TENSOR, 9},
+  {CUDA_ARG_TENSOR, 10},
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_GRAD, 5},
-  {CUDA_ARG_TENSOR, 707},
+  {CUDA_ARG_TENSOR, 762},
   {CUDA_ARG_GRAD, 54},
   {CUDA_ARG_GRAD, 55},
   {CUDA_ARG_PARAM, 59},
   {CUDA_ARG_TENSOR, 15},
   {CUDA_ARG_TENSOR, 620},
-  {CUDA_ARG_TENSOR, 706},
+  {CUDA_ARG_TENSOR, 761},
   {CUDA_ARG_TENSOR, 12},
   {CUDA_ARG_TENSOR, 14},
   {CUDA_ARG_TENSOR, 649},
@@ -26167,7 +26174,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_PARAM, 54},
   {CUDA_ARG_TENSOR, 10},
   {CUDA_ARG_TENSOR, 609},
-  {CUDA_ARG_TENSOR, 707},
+  {CUDA_ARG_TENSOR, 762},
   {CUDA_ARG_TENSOR, 7},
   {CUDA_ARG_TENSOR, 9},
   {CUDA_ARG_TENSOR, 651},
@@ -26186,13 +26193,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 5},
   {CUDA_ARG_TENSOR, 603},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 708},
+  {CUDA_ARG_TENSOR, 763},
   {CUDA_ARG_GRAD, 1},
   {CUDA_ARG_GRAD, 2},
   {CUDA_ARG_PARAM, 1},
   {CUDA_ARG_TENSOR, 5},
   {CUDA_ARG_TENSOR, 603},
-  {CUDA_ARG_TENSOR, 708},
+  {CUDA_ARG_TENSOR, 763},
   {CUDA_ARG_TENSOR, 2},
   {CUDA_ARG_TENSOR, 4},
   {CUDA_ARG_TENSOR, 653},
@@ -27405,8 +27412,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 2},
   {CUDA_ARG_TENSOR, 2},
   {CUDA_ARG_BUFFER, 3},
-  {CUDA_ARG_BUFFER, 4},
   {CUDA_ARG_PARAM, 1},
+  {CUDA_ARG_BUFFER, 4},
   {CUDA_ARG_PARAM, 2},
   {CUDA_ARG_TENSOR, 4},
   {CUDA_ARG_TENSOR, 4},
@@ -27418,8 +27425,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_PARAM, 5},
   {CUDA_ARG_TENSOR, 5},
   {CUDA_ARG_BUFFER, 56},
-  {CUDA_ARG_BUFFER, 57},
   {CUDA_ARG_PARAM, 54},
+  {CUDA_ARG_BUFFER, 57},
   {CUDA_ARG_PARAM, 55},
   {CUDA_ARG_TENSOR, 11},
   {CUDA_ARG_TENSOR, 11},
@@ -27428,8 +27435,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_PARAM, 11},
   {CUDA_ARG_TENSOR, 12},
   {CUDA_ARG_BUFFER, 9},
-  {CUDA_ARG_BUFFER, 10},
   {CUDA_ARG_PARAM, 7},
+  {CUDA_ARG_BUFFER, 10},
   {CUDA_ARG_PARAM, 8},
   {CUDA_ARG_TENSOR, 15},
   {CUDA_ARG_TENSOR, 15},
@@ -27437,20 +27444,20 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 16},
   {CUDA_ARG_TENSOR, 5},
   {CUDA_ARG_BUFFER, 56},
-  {CUDA_ARG_BUFFER, 57},
   {CUDA_ARG_PARAM, 54},
+  {CUDA_ARG_BUFFER, 57},
   {CUDA_ARG_PARAM, 55},
   {CUDA_ARG_TENSOR, 16},
   {CUDA_ARG_BUFFER, 15},
-  {CUDA_ARG_BUFFER, 16},
   {CUDA_ARG_PARAM, 13},
+  {CUDA_ARG_BUFFER, 16},
   {CUDA_ARG_PARAM, 14},
   {CUDA_ARG_TENSOR, 19},
   {CUDA_ARG_PARAM, 17},
   {CUDA_ARG_TENSOR, 5},
   {CUDA_ARG_BUFFER, 56},
-  {CUDA_ARG_BUFFER, 57},
   {CUDA_ARG_PARAM, 54},
+  {CUDA_ARG_BUFFER, 57},
   {CUDA_ARG_PARAM, 55},
   {CUDA_ARG_TENSOR, 21},
   {CUDA_ARG_TENSOR, 21},
@@ -27459,8 +27466,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_PARAM, 23},
   {CUDA_ARG_TENSOR, 22},
   {CUDA_ARG_BUFFER, 21},
-  {CUDA_ARG_BUFFER, 22},
   {CUDA_ARG_PARAM, 19},
+  {CUDA_ARG_BUFFER, 22},
   {CUDA_ARG_PARAM, 20},
   {CUDA_ARG_TENSOR, 25},
   {CUDA_ARG_TENSOR, 25},
@@ -27469,20 +27476,20 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 19},
   {CUDA_ARG_TENSOR, 26},
   {CUDA_ARG_BUFFER, 27},
-  {CUDA_ARG_BUFFER, 28},
   {CUDA_ARG_PARAM, 25},
+  {CUDA_ARG_BUFFER, 28},
   {CUDA_ARG_PARAM, 26},
   {CUDA_ARG_TENSOR, 29},
   {CUDA_ARG_TENSOR, 8},
   {CUDA_ARG_BUFFER, 61},
-  {CUDA_ARG_BUFFER, 62},
   {CUDA_ARG_PARAM, 59},
+  {CUDA_ARG_BUFFER, 62},
   {CUDA_ARG_PARAM, 60},
   {CUDA_ARG_TENSOR, 30},
   {CUDA_ARG_TENSOR, 5},
   {CUDA_ARG_BUFFER, 56},
-  {CUDA_ARG_BUFFER, 57},
   {CUDA_ARG_PARAM, 54},
+  {CUDA_ARG_BUFFER, 57},
   {CUDA_ARG_PARAM, 55},
   {CUDA_ARG_TENSOR, 31},
   {CUDA_ARG_PARAM, 29},
@@ -27495,8 +27502,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_PARAM, 35},
   {CUDA_ARG_TENSOR, 35},
   {CUDA_ARG_BUFFER, 33},
-  {CUDA_ARG_BUFFER, 34},
   {CUDA_ARG_PARAM, 31},
+  {CUDA_ARG_BUFFER, 34},
   {CUDA_ARG_PARAM, 32},
   {CUDA_ARG_TENSOR, 38},
   {CUDA_ARG_TENSOR, 38},
@@ -27504,13 +27511,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 39},
   {CUDA_ARG_TENSOR, 8},
   {CUDA_ARG_BUFFER, 61},
-  {CUDA_ARG_BUFFER, 62},
   {CUDA_ARG_PARAM, 59},
+  {CUDA_ARG_BUFFER, 62},
   {CUDA_ARG_PARAM, 60},
   {CUDA_ARG_TENSOR, 39},
   {CUDA_ARG_BUFFER, 39},
-  {CUDA_ARG_BUFFER, 40},
   {CUDA_ARG_PARAM, 37},
+  {CUDA_ARG_BUFFER, 40},
   {CUDA_ARG_PARAM, 38},
   {CUDA_ARG_TENSOR, 42},
   {CUDA_ARG_PARAM, 41},
@@ -27522,8 +27529,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_PARAM, 47},
   {CUDA_ARG_TENSOR, 45},
   {CUDA_ARG_BUFFER, 45},
-  {CUDA_ARG_BUFFER, 46},
   {CUDA_ARG_PARAM, 43},
+  {CUDA_ARG_BUFFER, 46},
   {CUDA_ARG_PARAM, 44},
   {CUDA_ARG_TENSOR, 48},
   {CUDA_ARG_TENSOR, 48},
@@ -27531,13 +27538,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 49},
   {CUDA_ARG_TENSOR, 5},
   {CUDA_ARG_BUFFER, 56},
-  {CUDA_ARG_BUFFER, 57},
   {CUDA_ARG_PARAM, 54},
+  {CUDA_ARG_BUFFER, 57},
   {CUDA_ARG_PARAM, 55},
   {CUDA_ARG_TENSOR, 49},
   {CUDA_ARG_BUFFER, 51},
-  {CUDA_ARG_BUFFER, 52},
   {CUDA_ARG_PARAM, 49},
+  {CUDA_ARG_BUFFER, 52},
   {CUDA_ARG_PARAM, 50},
   {CUDA_ARG_TENSOR, 52},
   {CUDA_ARG_TENSOR, 4},
@@ -27551,8 +27558,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_PARAM, 63},
   {CUDA_ARG_TENSOR, 58},
   {CUDA_ARG_BUFFER, 131},
-  {CUDA_ARG_BUFFER, 132},
   {CUDA_ARG_PARAM, 129},
+  {CUDA_ARG_BUFFER, 132},
   {CUDA_ARG_PARAM, 130},
   {CUDA_ARG_TENSOR, 61},
   {CUDA_ARG_TENSOR, 61},
@@ -27561,8 +27568,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_PARAM, 69},
   {CUDA_ARG_TENSOR, 62},
   {CUDA_ARG_BUFFER, 67},
-  {CUDA_ARG_BUFFER, 68},
   {CUDA_ARG_PARAM, 65},
+  {CUDA_ARG_BUFFER, 68},
   {CUDA_ARG_PARAM, 66},
   {CUDA_ARG_TENSOR, 65},
   {CUDA_ARG_TENSOR, 65},
@@ -27571,8 +27578,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_PARAM, 75},
   {CUDA_ARG_TENSOR, 58},
   {CUDA_ARG_BUFFER, 131},
-  {CUDA_ARG_BUFFER, 132},
   {CUDA_ARG_PARAM, 129},
+  {CUDA_ARG_BUFFER, 132},
   {CUDA_ARG_PARAM, 130},
   {CUDA_ARG_TENSOR, 69},
   {CUDA_ARG_TENSOR, 69},
@@ -27581,8 +27588,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_PARAM, 81},
   {CUDA_ARG_TENSOR, 70},
   {CUDA_ARG_BUFFER, 79},
-  {CUDA_ARG_BUFFER, 80},
   {CUDA_ARG_PARAM, 77},
+  {CUDA_ARG_BUFFER, 80},
   {CUDA_ARG_PARAM, 78},
   {CUDA_ARG_TENSOR, 73},
   {CUDA_ARG_TENSOR, 73},
@@ -27590,13 +27597,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 74},
   {CUDA_ARG_TENSOR, 66},
   {CUDA_ARG_BUFFER, 73},
-  {CUDA_ARG_BUFFER, 74},
   {CUDA_ARG_PARAM, 71},
+  {CUDA_ARG_BUFFER, 74},
   {CUDA_ARG_PARAM, 72},
   {CUDA_ARG_TENSOR, 74},
   {CUDA_ARG_BUFFER, 85},
-  {CUDA_ARG_BUFFER, 86},
   {CUDA_ARG_PARAM, 83},
+  {CUDA_ARG_BUFFER, 86},
   {CUDA_ARG_PARAM, 84},
   {CUDA_ARG_TENSOR, 76},
   {CUDA_ARG_PARAM, 87},
@@ -27608,8 +27615,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_PARAM, 93},
   {CUDA_ARG_TENSOR, 79},
   {CUDA_ARG_BUFFER, 91},
-  {CUDA_ARG_BUFFER, 92},
   {CUDA_ARG_PARAM, 89},
+  {CUDA_ARG_BUFFER, 92},
   {CUDA_ARG_PARAM, 90},
   {CUDA_ARG_TENSOR, 82},
   {CUDA_ARG_TENSOR, 82},
@@ -27618,8 +27625,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_PARAM, 99},
   {CUDA_ARG_TENSOR, 58},
   {CUDA_ARG_BUFFER, 131},
-  {CUDA_ARG_BUFFER, 132},
   {CUDA_ARG_PARAM, 129},
+  {CUDA_ARG_BUFFER, 132},
   {CUDA_ARG_PARAM, 130},
   {CUDA_ARG_TENSOR, 87},
   {CUDA_ARG_TENSOR, 87},
@@ -27628,8 +27635,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_PARAM, 105},
   {CUDA_ARG_TENSOR, 88},
   {CUDA_ARG_BUFFER, 103},
-  {CUDA_ARG_BUFFER, 104},
   {CUDA_ARG_PARAM, 101},
+  {CUDA_ARG_BUFFER, 104},
   {CUDA_ARG_PARAM, 102},
   {CUDA_ARG_TENSOR, 91},
   {CUDA_ARG_TENSOR, 91},
@@ -27638,15 +27645,15 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 76},
   {CUDA_ARG_TENSOR, 92},
   {CUDA_ARG_BUFFER, 109},
-  {CUDA_ARG_BUFFER, 110},
   {CUDA_ARG_PARAM, 107},
+  {CUDA_ARG_BUFFER, 110},
   {CUDA_ARG_PARAM, 108},
   {CUDA_ARG_TENSOR, 95},
   {CUDA_ARG_PARAM, 111},
   {CUDA_ARG_TENSOR, 83},
   {CUDA_ARG_BUFFER, 97},
-  {CUDA_ARG_BUFFER, 98},
   {CUDA_ARG_PARAM, 95},
+  {CUDA_ARG_BUFFER, 98},
   {CUDA_ARG_PARAM, 96},
   {CUDA_ARG_TENSOR, 76},
   {CUDA_ARG_TENSOR, 97},
@@ -27656,8 +27663,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_PARAM, 117},
   {CUDA_ARG_TENSOR, 98},
   {CUDA_ARG_BUFFER, 115},
-  {CUDA_ARG_BUFFER, 116},
   {CUDA_ARG_PARAM, 113},
+  {CUDA_ARG_BUFFER, 116},
   {CUDA_ARG_PARAM, 114},
   {CUDA_ARG_TENSOR, 101},
   {CUDA_ARG_TENSOR, 101},
@@ -27666,20 +27673,20 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 76},
   {CUDA_ARG_TENSOR, 102},
   {CUDA_ARG_BUFFER, 121},
-  {CUDA_ARG_BUFFER, 122},
   {CUDA_ARG_PARAM, 119},
+  {CUDA_ARG_BUFFER, 122},
   {CUDA_ARG_PARAM, 120},
   {CUDA_ARG_TENSOR, 105},
   {CUDA_ARG_TENSOR, 55},
   {CUDA_ARG_BUFFER, 126},
-  {CUDA_ARG_BUFFER, 127},
   {CUDA_ARG_PARAM, 124},
+  {CUDA_ARG_BUFFER, 127},
   {CUDA_ARG_PARAM, 125},
   {CUDA_ARG_TENSOR, 106},
   {CUDA_ARG_TENSOR, 55},
   {CUDA_ARG_BUFFER, 126},
-  {CUDA_ARG_BUFFER, 127},
   {CUDA_ARG_PARAM, 124},
+  {CUDA_ARG_BUFFER, 127},
   {CUDA_ARG_PARAM, 125},
   {CUDA_ARG_TENSOR, 106},
   {CUDA_ARG_TENSOR, 108},
@@ -27697,8 +27704,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_PARAM, 133},
   {CUDA_ARG_TENSOR, 113},
   {CUDA_ARG_BUFFER, 185},
-  {CUDA_ARG_BUFFER, 186},
   {CUDA_ARG_PARAM, 183},
+  {CUDA_ARG_BUFFER, 186},
   {CUDA_ARG_PARAM, 184},
   {CUDA_ARG_TENSOR, 119},
   {CUDA_ARG_TENSOR, 119},
@@ -27707,8 +27714,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_PARAM, 139},
   {CUDA_ARG_TENSOR, 120},
   {CUDA_ARG_BUFFER, 137},
-  {CUDA_ARG_BUFFER, 138},
   {CUDA_ARG_PARAM, 135},
+  {CUDA_ARG_BUFFER, 138},
   {CUDA_ARG_PARAM, 136},
   {CUDA_ARG_TENSOR, 123},
   {CUDA_ARG_TENSOR, 123},
@@ -27716,20 +27723,20 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 124},
   {CUDA_ARG_TENSOR, 113},
   {CUDA_ARG_BUFFER, 185},
-  {CUDA_ARG_BUFFER, 186},
   {CUDA_ARG_PARAM, 183},
+  {CUDA_ARG_BUFFER, 186},
   {CUDA_ARG_PARAM, 184},
   {CUDA_ARG_TENSOR, 124},
   {CUDA_ARG_BUFFER, 143},
-  {CUDA_ARG_BUFFER, 144},
   {CUDA_ARG_PARAM, 141},
+  {CUDA_ARG_BUFFER, 144},
   {CUDA_ARG_PARAM, 142},
   {CUDA_ARG_TENSOR, 127},
   {CUDA_ARG_PARAM, 145},
   {CUDA_ARG_TENSOR, 113},
   {CUDA_ARG_BUFFER, 185},
-  {CUDA_ARG_BUFFER, 186},
   {CUDA_ARG_PARAM, 183},
+  {CUDA_ARG_BUFFER, 186},
   {CUDA_ARG_PARAM, 184},
   {CUDA_ARG_TENSOR, 129},
   {CUDA_ARG_TENSOR, 129},
@@ -27738,8 +27745,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_PARAM, 151},
   {CUDA_ARG_TENSOR, 130},
   {CUDA_ARG_BUFFER, 149},
-  {CUDA_ARG_BUFFER, 150},
   {CUDA_ARG_PARAM, 147},
+  {CUDA_ARG_BUFFER, 150},
   {CUDA_ARG_PARAM, 148},
   {CUDA_ARG_TENSOR, 133},
   {CUDA_ARG_TENSOR, 133},
@@ -27748,20 +27755,20 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 127},
   {CUDA_ARG_TENSOR, 134},
   {CUDA_ARG_BUFFER, 155},
-  {CUDA_ARG_BUFFER, 156},
   {CUDA_ARG_PARAM, 153},
+  {CUDA_ARG_BUFFER, 156},
   {CUDA_ARG_PARAM, 154},
   {CUDA_ARG_TENSOR, 137},
   {CUDA_ARG_TENSOR, 116},
   {CUDA_ARG_BUFFER, 190},
-  {CUDA_ARG_BUFFER, 191},
   {CUDA_ARG_PARAM, 188},
+  {CUDA_ARG_BUFFER, 191},
   {CUDA_ARG_PARAM, 189},
   {CUDA_ARG_TENSOR, 138},
   {CUDA_ARG_TENSOR, 113},
   {CUDA_ARG_BUFFER, 185},
-  {CUDA_ARG_BUFFER, 186},
   {CUDA_ARG_PARAM, 183},
+  {CUDA_ARG_BUFFER, 186},
   {CUDA_ARG_PARAM, 184},
   {CUDA_ARG_TENSOR, 139},
   {CUDA_ARG_PARAM, 157},
@@ -27774,8 +27781,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_PARAM, 163},
   {CUDA_ARG_TENSOR, 143},
   {CUDA_ARG_BUFFER, 161},
-  {CUDA_ARG_BUFFER, 162},
   {CUDA_ARG_PARAM, 159},
+  {CUDA_ARG_BUFFER, 162},
   {CUDA_ARG_PARAM, 160},
   {CUDA_ARG_TENSOR, 146},
   {CUDA_ARG_TENSOR, 146},
@@ -27783,13 +27790,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 147},
   {CUDA_ARG_TENSOR, 116},
   {CUDA_ARG_BUFFER, 190},
-  {CUDA_ARG_BUFFER, 191},
   {CUDA_ARG_PARAM, 188},
+  {CUDA_ARG_BUFFER, 191},
   {CUDA_ARG_PARAM, 189},
   {CUDA_ARG_TENSOR, 147},
   {CUDA_ARG_BUFFER, 167},
-  {CUDA_ARG_BUFFER, 168},
   {CUDA_ARG_PARAM, 165},
+  {CUDA_ARG_BUFFER, 168},
   {CUDA_ARG_PARAM, 166},
   {CUDA_ARG_TENSOR, 150},
   {CUDA_ARG_PARAM, 169},
@@ -27801,8 +27808,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_PARAM, 175},
   {CUDA_ARG_TENSOR, 153},
   {CUDA_ARG_BUFFER, 173},
-  {CUDA_ARG_BUFFER, 174},
   {CUDA_ARG_PARAM, 171},
+  {CUDA_ARG_BUFFER, 174},
   {CUDA_ARG_PARAM, 172},
   {CUDA_ARG_TENSOR, 156},
   {CUDA_ARG_TENSOR, 156},
@@ -27810,13 +27817,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 157},
   {CUDA_ARG_TENSOR, 113},
   {CUDA_ARG_BUFFER, 185},
-  {CUDA_ARG_BUFFER, 186},
   {CUDA_ARG_PARAM, 183},
+  {CUDA_ARG_BUFFER, 186},
   {CUDA_ARG_PARAM, 184},
   {CUDA_ARG_TENSOR, 157},
   {CUDA_ARG_BUFFER, 179},
-  {CUDA_ARG_BUFFER, 180},
   {CUDA_ARG_PARAM, 177},
+  {CUDA_ARG_BUFFER, 180},
   {CUDA_ARG_PARAM, 178},
   {CUDA_ARG_TENSOR, 160},
   {CUDA_ARG_TENSOR, 115},
@@ -27830,8 +27837,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_PARAM, 192},
   {CUDA_ARG_TENSOR, 166},
   {CUDA_ARG_BUFFER, 260},
-  {CUDA_ARG_BUFFER, 261},
   {CUDA_ARG_PARAM, 258},
+  {CUDA_ARG_BUFFER, 261},
   {CUDA_ARG_PARAM, 259},
   {CUDA_ARG_TENSOR, 169},
   {CUDA_ARG_TENSOR, 169},
@@ -27840,8 +27847,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_PARAM, 198},
   {CUDA_ARG_TENSOR, 170},
   {CUDA_ARG_BUFFER, 196},
-  {CUDA_ARG_BUFFER, 197},
   {CUDA_ARG_PARAM, 194},
+  {CUDA_ARG_BUFFER, 197},
   {CUDA_ARG_PARAM, 195},
   {CUDA_ARG_TENSOR, 173},
   {CUDA_ARG_TENSOR, 173},
@@ -27850,8 +27857,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_PARAM, 204},
   {CUDA_ARG_TENSOR, 166},
   {CUDA_ARG_BUFFER, 260},
-  {CUDA_ARG_BUFFER, 261},
   {CUDA_ARG_PARAM, 258},
+  {CUDA_ARG_BUFFER, 261},
   {CUDA_ARG_PARAM, 259},
   {CUDA_ARG_TENSOR, 177},
   {CUDA_ARG_TENSOR, 177},
@@ -27860,8 +27867,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_PARAM, 210},
   {CUDA_ARG_TENSOR, 178},
   {CUDA_ARG_BUFFER, 208},
-  {CUDA_ARG_BUFFER, 209},
   {CUDA_ARG_PARAM, 206},
+  {CUDA_ARG_BUFFER, 209},
   {CUDA_ARG_PARAM, 207},
   {CUDA_ARG_TENSOR, 181},
   {CUDA_ARG_TENSOR, 181},
@@ -27869,13 +27876,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 182},
   {CUDA_ARG_TENSOR, 174},
   {CUDA_ARG_BUFFER, 202},
-  {CUDA_ARG_BUFFER, 203},
   {CUDA_ARG_PARAM, 200},
+  {CUDA_ARG_BUFFER, 203},
   {CUDA_ARG_PARAM, 201},
   {CUDA_ARG_TENSOR, 182},
   {CUDA_ARG_BUFFER, 214},
-  {CUDA_ARG_BUFFER, 215},
   {CUDA_ARG_PARAM, 212},
+  {CUDA_ARG_BUFFER, 215},
   {CUDA_ARG_PARAM, 213},
   {CUDA_ARG_TENSOR, 184},
   {CUDA_ARG_PARAM, 216},
@@ -27887,8 +27894,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_PARAM, 222},
   {CUDA_ARG_TENSOR, 187},
   {CUDA_ARG_BUFFER, 220},
-  {CUDA_ARG_BUFFER, 221},
   {CUDA_ARG_PARAM, 218},
+  {CUDA_ARG_BUFFER, 221},
   {CUDA_ARG_PARAM, 219},
   {CUDA_ARG_TENSOR, 190},
   {CUDA_ARG_TENSOR, 190},
@@ -27897,8 +27904,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_PARAM, 228},
   {CUDA_ARG_TENSOR, 166},
   {CUDA_ARG_BUFFER, 260},
-  {CUDA_ARG_BUFFER, 261},
   {CUDA_ARG_PARAM, 258},
+  {CUDA_ARG_BUFFER, 261},
   {CUDA_ARG_PARAM, 259},
   {CUDA_ARG_TENSOR, 195},
   {CUDA_ARG_TENSOR, 195},
@@ -27907,8 +27914,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_PARAM, 234},
   {CUDA_ARG_TENSOR, 196},
   {CUDA_ARG_BUFFER, 232},
-  {CUDA_ARG_BUFFER, 233},
   {CUDA_ARG_PARAM, 230},
+  {CUDA_ARG_BUFFER, 233},
   {CUDA_ARG_PARAM, 231},
   {CUDA_ARG_TENSOR, 199},
   {CUDA_ARG_TENSOR, 199},
@@ -27917,15 +27924,15 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 184},
   {CUDA_ARG_TENSOR, 200},
   {CUDA_ARG_BUFFER, 238},
-  {CUDA_ARG_BUFFER, 239},
   {CUDA_ARG_PARAM, 236},
+  {CUDA_ARG_BUFFER, 239},
   {CUDA_ARG_PARAM, 237},
   {CUDA_ARG_TENSOR, 203},
   {CUDA_ARG_PARAM, 240},
   {CUDA_ARG_TENSOR, 191},
   {CUDA_ARG_BUFFER, 226},
-  {CUDA_ARG_BUFFER, 227},
   {CUDA_ARG_PARAM, 224},
+  {CUDA_ARG_BUFFER, 227},
   {CUDA_ARG_PARAM, 225},
   {CUDA_ARG_TENSOR, 184},
   {CUDA_ARG_TENSOR, 205},
@@ -27935,8 +27942,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_PARAM, 246},
   {CUDA_ARG_TENSOR, 206},
   {CUDA_ARG_BUFFER, 244},
-  {CUDA_ARG_BUFFER, 245},
   {CUDA_ARG_PARAM, 242},
+  {CUDA_ARG_BUFFER, 245},
   {CUDA_ARG_PARAM, 243},
   {CUDA_ARG_TENSOR, 209},
   {CUDA_ARG_TENSOR, 209},
@@ -27945,20 +27952,20 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 184},
   {CUDA_ARG_TENSOR, 210},
   {CUDA_ARG_BUFFER, 250},
-  {CUDA_ARG_BUFFER, 251},
   {CUDA_ARG_PARAM, 248},
+  {CUDA_ARG_BUFFER, 251},
   {CUDA_ARG_PARAM, 249},
   {CUDA_ARG_TENSOR, 213},
   {CUDA_ARG_TENSOR, 163},
   {CUDA_ARG_BUFFER, 255},
-  {CUDA_ARG_BUFFER, 256},
   {CUDA_ARG_PARAM, 253},
+  {CUDA_ARG_BUFFER, 256},
   {CUDA_ARG_PARAM, 254},
   {CUDA_ARG_TENSOR, 214},
   {CUDA_ARG_TENSOR, 163},
   {CUDA_ARG_BUFFER, 255},
-  {CUDA_ARG_BUFFER, 256},
   {CUDA_ARG_PARAM, 253},
+  {CUDA_ARG_BUFFER, 256},
   {CUDA_ARG_PARAM, 254},
   {CUDA_ARG_TENSOR, 214},
   {CUDA_ARG_TENSOR, 216},
@@ -27976,8 +27983,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_PARAM, 262},
   {CUDA_ARG_TENSOR, 221},
   {CUDA_ARG_BUFFER, 314},
-  {CUDA_ARG_BUFFER, 315},
   {CUDA_ARG_PARAM, 312},
+  {CUDA_ARG_BUFFER, 315},
   {CUDA_ARG_PARAM, 313},
   {CUDA_ARG_TENSOR, 227},
   {CUDA_ARG_TENSOR, 227},
@@ -27986,8 +27993,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_PARAM, 268},
   {CUDA_ARG_TENSOR, 228},
   {CUDA_ARG_BUFFER, 266},
-  {CUDA_ARG_BUFFER, 267},
   {CUDA_ARG_PARAM, 264},
+  {CUDA_ARG_BUFFER, 267},
   {CUDA_ARG_PARAM, 265},
   {CUDA_ARG_TENSOR, 231},
   {CUDA_ARG_TENSOR, 231},
@@ -27995,20 +28002,20 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 232},
   {CUDA_ARG_TENSOR, 221},
   {CUDA_ARG_BUFFER, 314},
-  {CUDA_ARG_BUFFER, 315},
   {CUDA_ARG_PARAM, 312},
+  {CUDA_ARG_BUFFER, 315},
   {CUDA_ARG_PARAM, 313},
   {CUDA_ARG_TENSOR, 232},
   {CUDA_ARG_BUFFER, 272},
-  {CUDA_ARG_BUFFER, 273},
   {CUDA_ARG_PARAM, 270},
+  {CUDA_ARG_BUFFER, 273},
   {CUDA_ARG_PARAM, 271},
   {CUDA_ARG_TENSOR, 235},
   {CUDA_ARG_PARAM, 274},
   {CUDA_ARG_TENSOR, 221},
   {CUDA_ARG_BUFFER, 314},
-  {CUDA_ARG_BUFFER, 315},
   {CUDA_ARG_PARAM, 312},
+  {CUDA_ARG_BUFFER, 315},
   {CUDA_ARG_PARAM, 313},
   {CUDA_ARG_TENSOR, 237},
   {CUDA_ARG_TENSOR, 237},
@@ -28017,8 +28024,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_PARAM, 280},
   {CUDA_ARG_TENSOR, 238},
   {CUDA_ARG_BUFFER, 278},
-  {CUDA_ARG_BUFFER, 279},
   {CUDA_ARG_PARAM, 276},
+  {CUDA_ARG_BUFFER, 279},
   {CUDA_ARG_PARAM, 277},
   {CUDA_ARG_TENSOR, 241},
   {CUDA_ARG_TENSOR, 241},
@@ -28027,20 +28034,20 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 235},
   {CUDA_ARG_TENSOR, 242},
   {CUDA_ARG_BUFFER, 284},
-  {CUDA_ARG_BUFFER, 285},
   {CUDA_ARG_PARAM, 282},
+  {CUDA_ARG_BUFFER, 285},
   {CUDA_ARG_PARAM, 283},
   {CUDA_ARG_TENSOR, 245},
   {CUDA_ARG_TENSOR, 224},
   {CUDA_ARG_BUFFER, 319},
-  {CUDA_ARG_BUFFER, 320},
   {CUDA_ARG_PARAM, 317},
+  {CUDA_ARG_BUFFER, 320},
   {CUDA_ARG_PARAM, 318},
   {CUDA_ARG_TENSOR, 246},
   {CUDA_ARG_TENSOR, 221},
   {CUDA_ARG_BUFFER, 314},
-  {CUDA_ARG_BUFFER, 315},
   {CUDA_ARG_PARAM, 312},
+  {CUDA_ARG_BUFFER, 315},
   {CUDA_ARG_PARAM, 313},
   {CUDA_ARG_TENSOR, 247},
   {CUDA_ARG_PARAM, 286},
@@ -28053,8 +28060,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_PARAM, 292},
   {CUDA_ARG_TENSOR, 251},
   {CUDA_ARG_BUFFER, 290},
-  {CUDA_ARG_BUFFER, 291},
   {CUDA_ARG_PARAM, 288},
+  {CUDA_ARG_BUFFER, 291},
   {CUDA_ARG_PARAM, 289},
   {CUDA_ARG_TENSOR, 254},
   {CUDA_ARG_TENSOR, 254},
@@ -28062,13 +28069,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 255},
   {CUDA_ARG_TENSOR, 224},
   {CUDA_ARG_BUFFER, 319},
-  {CUDA_ARG_BUFFER, 320},
   {CUDA_ARG_PARAM, 317},
+  {CUDA_ARG_BUFFER, 320},
   {CUDA_ARG_PARAM, 318},
   {CUDA_ARG_TENSOR, 255},
   {CUDA_ARG_BUFFER, 296},
-  {CUDA_ARG_BUFFER, 297},
   {CUDA_ARG_PARAM, 294},
+  {CUDA_ARG_BUFFER, 297},
   {CUDA_ARG_PARAM, 295},
   {CUDA_ARG_TENSOR, 258},
   {CUDA_ARG_PARAM, 298},
@@ -28080,8 +28087,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_PARAM, 304},
   {CUDA_ARG_TENSOR, 261},
   {CUDA_ARG_BUFFER, 302},
-  {CUDA_ARG_BUFFER, 303},
   {CUDA_ARG_PARAM, 300},
+  {CUDA_ARG_BUFFER, 303},
   {CUDA_ARG_PARAM, 301},
   {CUDA_ARG_TENSOR, 264},
   {CUDA_ARG_TENSOR, 264},
@@ -28089,13 +28096,13 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 265},
   {CUDA_ARG_TENSOR, 221},
   {CUDA_ARG_BUFFER, 314},
-  {CUDA_ARG_BUFFER, 315},
   {CUDA_ARG_PARAM, 312},
+  {CUDA_ARG_BUFFER, 315},
   {CUDA_ARG_PARAM, 313},
   {CUDA_ARG_TENSOR, 265},
   {CUDA_ARG_BUFFER, 308},
-  {CUDA_ARG_BUFFER, 309},
   {CUDA_ARG_PARAM, 306},
+  {CUDA_ARG_BUFFER, 309},
   {CUDA_ARG_PARAM, 307},
   {CUDA_ARG_TENSOR, 268},
   {CUDA_ARG_TENSOR, 269},
@@ -28186,11 +28193,11 @@ static const CudaGemmDesc nao_eval_gemms[] = {
 static const CudaProgram nao_programs[] = {
   {.name = "train", .mode = 1,
    .n_nodes = 614, .nodes = nao_train_nodes,
-   .n_tensors = 709, .n_ir_tensors = 654, .tensors = nao_train_tensors, .locs = nao_train_locs,
-   .arena_per_image = 900864, .fixed_floats = 9284,
+   .n_tensors = 764, .n_ir_tensors = 654, .tensors = nao_train_tensors, .locs = nao_train_locs,
+   .arena_per_image = 900864, .fixed_floats = 16244,
    .n_order = 558, .order = nao_train_order,
    .n_steps = 457, .steps = nao_train_steps,
-   .n_args = 2577, .args = nao_train_args,
+   .n_args = 2509, .args = nao_train_args,
    .n_convs = 66, .convs = nao_train_convs,
    .n_gemms = 107, .gemms = nao_train_gemms,
    .n_masks = 0, .masks = NULL,

@@ -92,6 +92,12 @@ static inline float __int_as_float(int i) {
   return f;
 }
 
+// Exactly rounded arithmetic (CUDA's no-contraction intrinsics): plain
+// operations on the host, built without FMA contraction.
+static inline float __fadd_rn(float a, float b) { return a + b; }
+static inline float __fsub_rn(float a, float b) { return a - b; }
+static inline float __fmul_rn(float a, float b) { return a * b; }
+
 static inline int min(int a, int b) { return a < b ? a : b; }
 static inline int max(int a, int b) { return a > b ? a : b; }
 

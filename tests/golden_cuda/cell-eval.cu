@@ -50,8 +50,8 @@ __device__ __forceinline__ double nao_block_sum(double v, double *s_red) {
 extern "C" __global__ void __launch_bounds__(256, 2) k0_bnapply_relu_c8_8x8(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 8, 8, 8)
   const float *__restrict__ p1 = (const float *)a.p[1];  // buffer [8]
-  const float *__restrict__ p2 = (const float *)a.p[2];  // buffer [8]
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [8]
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [8]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // buffer [8]
   const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [8]
   float *__restrict__ p5 = (float *)a.p[5];  // (N, 8, 8, 8)
   const int c = blockIdx.x;
@@ -59,32 +59,31 @@ extern "C" __global__ void __launch_bounds__(256, 2) k0_bnapply_relu_c8_8x8(cons
   const int nb = min(2, a.n - n0);
   const float h1 = p1[c];
   const float h3 = p2[c];
-  const float h4 = 1.0f / sqrtf(h3 + 9.99999975e-06f);
-  const float h5 = p3[c];
-  const float h6 = h4 * h5;
-  const float h8 = p4[c];
+  const float h4 = p3[c];
+  const float h5 = (float)((double)h3 * (1.0 / sqrt((double)h4 + (double)9.99999975e-06f)));
+  const float h7 = p4[c];
   for (int i = threadIdx.x; i < nb * 16; i += 256) {
     const int nl = i / 16;
     const int e = (i - nl * 16) * 4;
     const int n = n0 + nl;
     const float4 v0 = *(const float4 *)(p0 + (long long)(n) * 512 + (c) * 64 + (e));
-    const float v2 = v0.x - h1;
-    const float v7 = v2 * h6;
-    const float v9 = v7 + h8;
-    const float v10 = fmaxf(v9, 0.0f);
-    const float v11 = v0.y - h1;
-    const float v12 = v11 * h6;
-    const float v13 = v12 + h8;
-    const float v14 = fmaxf(v13, 0.0f);
-    const float v15 = v0.z - h1;
-    const float v16 = v15 * h6;
-    const float v17 = v16 + h8;
-    const float v18 = fmaxf(v17, 0.0f);
-    const float v19 = v0.w - h1;
-    const float v20 = v19 * h6;
-    const float v21 = v20 + h8;
-    const float v22 = fmaxf(v21, 0.0f);
-    *(float4 *)(p5 + (long long)(n) * 512 + (c) * 64 + (e)) = make_float4(v10, v14, v18, v22);
+    const float v2 = __fsub_rn(v0.x, h1);
+    const float v6 = __fmul_rn(v2, h5);
+    const float v8 = __fadd_rn(v6, h7);
+    const float v9 = fmaxf(v8, 0.0f);
+    const float v10 = __fsub_rn(v0.y, h1);
+    const float v11 = __fmul_rn(v10, h5);
+    const float v12 = __fadd_rn(v11, h7);
+    const float v13 = fmaxf(v12, 0.0f);
+    const float v14 = __fsub_rn(v0.z, h1);
+    const float v15 = __fmul_rn(v14, h5);
+    const float v16 = __fadd_rn(v15, h7);
+    const float v17 = fmaxf(v16, 0.0f);
+    const float v18 = __fsub_rn(v0.w, h1);
+    const float v19 = __fmul_rn(v18, h5);
+    const float v20 = __fadd_rn(v19, h7);
+    const float v21 = fmaxf(v20, 0.0f);
+    *(float4 *)(p5 + (long long)(n) * 512 + (c) * 64 + (e)) = make_float4(v9, v13, v17, v21);
   }
 }
 
@@ -156,8 +155,8 @@ extern "C" __global__ void __launch_bounds__(256, 2) k2_bnapply_relu_dw3x3s1_c8_
   const float *__restrict__ p0 = (const float *)a.p[0];  // parameter [72]
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 8, 8, 8)
   const float *__restrict__ p2 = (const float *)a.p[2];  // buffer [8]
-  const float *__restrict__ p3 = (const float *)a.p[3];  // buffer [8]
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [8]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [8]
+  const float *__restrict__ p4 = (const float *)a.p[4];  // buffer [8]
   const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [8]
   float *__restrict__ p6 = (float *)a.p[6];  // (N, 8, 8, 8)
   const int c = blockIdx.x;
@@ -174,10 +173,9 @@ extern "C" __global__ void __launch_bounds__(256, 2) k2_bnapply_relu_dw3x3s1_c8_
   const float w8 = p0[c * 9 + 8];
   const float h1 = p2[c];
   const float h3 = p3[c];
-  const float h4 = 1.0f / sqrtf(h3 + 9.99999975e-06f);
-  const float h5 = p4[c];
-  const float h6 = h4 * h5;
-  const float h8 = p5[c];
+  const float h4 = p4[c];
+  const float h5 = (float)((double)h3 * (1.0 / sqrt((double)h4 + (double)9.99999975e-06f)));
+  const float h7 = p5[c];
   __shared__ float s_x[200];
   for (int s0 = 0; s0 < nb; s0 += 2) {
     const int ns = min(2, nb - s0);
@@ -193,11 +191,11 @@ extern "C" __global__ void __launch_bounds__(256, 2) k2_bnapply_relu_dw3x3s1_c8_
       if (iy >= 0 && iy < 8 && ix >= 0 && ix < 8) {
         const int e = iy * 8 + ix;
         const float v0 = p1[(long long)(n) * 512 + (c) * 64 + (e)];
-        const float v2 = v0 - h1;
-        const float v7 = v2 * h6;
-        const float v9 = v7 + h8;
-        const float v10 = fmaxf(v9, 0.0f);
-        v = v10;
+        const float v2 = __fsub_rn(v0, h1);
+        const float v6 = __fmul_rn(v2, h5);
+        const float v8 = __fadd_rn(v6, h7);
+        const float v9 = fmaxf(v8, 0.0f);
+        v = v9;
       }
       s_x[i] = v;
     }
@@ -224,94 +222,75 @@ extern "C" __global__ void __launch_bounds__(256, 2) k2_bnapply_relu_dw3x3s1_c8_
   }
 }
 
-// ---------------------------------------------------------------- k3_bnapply_droppath_add_relu_c8_8x8
+// ---------------------------------------------------------------- k3_bnapply_add_relu_c8_8x8
 // pw; grid (8, ceil(N / 2)), block 256
 // serves: cells.0.node2 (add), cells.0.ops.2.x_op.0 (relu); 2 uses in all
-extern "C" __global__ void __launch_bounds__(256, 2) k3_bnapply_droppath_add_relu_c8_8x8(const NaoArgs a) {
+extern "C" __global__ void __launch_bounds__(256, 2) k3_bnapply_add_relu_c8_8x8(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 8, 8, 8)
   const float *__restrict__ p1 = (const float *)a.p[1];  // buffer [8]
-  const float *__restrict__ p2 = (const float *)a.p[2];  // buffer [8]
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [8]
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [8]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // buffer [8]
   const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [8]
-  const NaoMask *p5 = (const NaoMask *)a.p[5];  // mask of this node
-  const float *__restrict__ p6 = (const float *)a.p[6];  // (N, 8, 8, 8)
-  const float *__restrict__ p7 = (const float *)a.p[7];  // buffer [8]
+  const float *__restrict__ p5 = (const float *)a.p[5];  // (N, 8, 8, 8)
+  const float *__restrict__ p6 = (const float *)a.p[6];  // buffer [8]
+  const float *__restrict__ p7 = (const float *)a.p[7];  // parameter [8]
   const float *__restrict__ p8 = (const float *)a.p[8];  // buffer [8]
   const float *__restrict__ p9 = (const float *)a.p[9];  // parameter [8]
-  const float *__restrict__ p10 = (const float *)a.p[10];  // parameter [8]
-  const NaoMask *p11 = (const NaoMask *)a.p[11];  // mask of this node
-  float *__restrict__ p12 = (float *)a.p[12];  // (N, 8, 8, 8)
-  float *__restrict__ p13 = (float *)a.p[13];  // (N, 8, 8, 8)
+  float *__restrict__ p10 = (float *)a.p[10];  // (N, 8, 8, 8)
+  float *__restrict__ p11 = (float *)a.p[11];  // (N, 8, 8, 8)
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 2;
   const int nb = min(2, a.n - n0);
   const float h1 = p1[c];
   const float h3 = p2[c];
-  const float h4 = 1.0f / sqrtf(h3 + 9.99999975e-06f);
-  const float h5 = p3[c];
-  const float h6 = h4 * h5;
-  const float h8 = p4[c];
-  const float h13 = p7[c];
-  const float h15 = p8[c];
-  const float h16 = 1.0f / sqrtf(h15 + 9.99999975e-06f);
-  const float h17 = p9[c];
-  const float h18 = h16 * h17;
-  const float h20 = p10[c];
-  __shared__ float s_m0[2];
-  for (int i = threadIdx.x; i < nb; i += 256) s_m0[i] = nao_mask(p5, (nao_u64)(n0 + i));
-  __shared__ float s_m1[2];
-  for (int i = threadIdx.x; i < nb; i += 256) s_m1[i] = nao_mask(p11, (nao_u64)(n0 + i));
-  __syncthreads();
+  const float h4 = p3[c];
+  const float h5 = (float)((double)h3 * (1.0 / sqrt((double)h4 + (double)9.99999975e-06f)));
+  const float h7 = p4[c];
+  const float h10 = p6[c];
+  const float h12 = p7[c];
+  const float h13 = p8[c];
+  const float h14 = (float)((double)h12 * (1.0 / sqrt((double)h13 + (double)9.99999975e-06f)));
+  const float h16 = p9[c];
   for (int i = threadIdx.x; i < nb * 16; i += 256) {
     const int nl = i / 16;
     const int e = (i - nl * 16) * 4;
     const int n = n0 + nl;
     const float4 v0 = *(const float4 *)(p0 + (long long)(n) * 512 + (c) * 64 + (e));
-    const float v2 = v0.x - h1;
-    const float v7 = v2 * h6;
-    const float v9 = v7 + h8;
-    const float v10 = s_m0[nl];
-    const float v11 = v9 * v10;
-    const float4 v12 = *(const float4 *)(p6 + (long long)(n) * 512 + (c) * 64 + (e));
-    const float v14 = v12.x - h13;
-    const float v19 = v14 * h18;
-    const float v21 = v19 + h20;
-    const float v22 = s_m1[nl];
-    const float v23 = v21 * v22;
-    const float v24 = v11 + v23;
-    const float v25 = v0.y - h1;
-    const float v26 = v25 * h6;
-    const float v27 = v26 + h8;
-    const float v28 = v27 * v10;
-    const float v29 = v12.y - h13;
-    const float v30 = v29 * h18;
-    const float v31 = v30 + h20;
-    const float v32 = v31 * v22;
-    const float v33 = v28 + v32;
-    const float v34 = v0.z - h1;
-    const float v35 = v34 * h6;
-    const float v36 = v35 + h8;
-    const float v37 = v36 * v10;
-    const float v38 = v12.z - h13;
-    const float v39 = v38 * h18;
-    const float v40 = v39 + h20;
-    const float v41 = v40 * v22;
-    const float v42 = v37 + v41;
-    const float v43 = v0.w - h1;
-    const float v44 = v43 * h6;
-    const float v45 = v44 + h8;
-    const float v46 = v45 * v10;
-    const float v47 = v12.w - h13;
-    const float v48 = v47 * h18;
-    const float v49 = v48 + h20;
-    const float v50 = v49 * v22;
-    const float v51 = v46 + v50;
-    const float v52 = fmaxf(v24, 0.0f);
-    const float v53 = fmaxf(v33, 0.0f);
-    const float v54 = fmaxf(v42, 0.0f);
-    const float v55 = fmaxf(v51, 0.0f);
-    *(float4 *)(p12 + (long long)(n) * 1536 + (c) * 64 + (e)) = make_float4(v24, v33, v42, v51);
-    *(float4 *)(p13 + (long long)(n) * 512 + (c) * 64 + (e)) = make_float4(v52, v53, v54, v55);
+    const float v2 = __fsub_rn(v0.x, h1);
+    const float v6 = __fmul_rn(v2, h5);
+    const float v8 = __fadd_rn(v6, h7);
+    const float4 v9 = *(const float4 *)(p5 + (long long)(n) * 512 + (c) * 64 + (e));
+    const float v11 = __fsub_rn(v9.x, h10);
+    const float v15 = __fmul_rn(v11, h14);
+    const float v17 = __fadd_rn(v15, h16);
+    const float v18 = v8 + v17;
+    const float v19 = __fsub_rn(v0.y, h1);
+    const float v20 = __fmul_rn(v19, h5);
+    const float v21 = __fadd_rn(v20, h7);
+    const float v22 = __fsub_rn(v9.y, h10);
+    const float v23 = __fmul_rn(v22, h14);
+    const float v24 = __fadd_rn(v23, h16);
+    const float v25 = v21 + v24;
+    const float v26 = __fsub_rn(v0.z, h1);
+    const float v27 = __fmul_rn(v26, h5);
+    const float v28 = __fadd_rn(v27, h7);
+    const float v29 = __fsub_rn(v9.z, h10);
+    const float v30 = __fmul_rn(v29, h14);
+    const float v31 = __fadd_rn(v30, h16);
+    const float v32 = v28 + v31;
+    const float v33 = __fsub_rn(v0.w, h1);
+    const float v34 = __fmul_rn(v33, h5);
+    const float v35 = __fadd_rn(v34, h7);
+    const float v36 = __fsub_rn(v9.w, h10);
+    const float v37 = __fmul_rn(v36, h14);
+    const float v38 = __fadd_rn(v37, h16);
+    const float v39 = v35 + v38;
+    const float v40 = fmaxf(v18, 0.0f);
+    const float v41 = fmaxf(v25, 0.0f);
+    const float v42 = fmaxf(v32, 0.0f);
+    const float v43 = fmaxf(v39, 0.0f);
+    *(float4 *)(p10 + (long long)(n) * 1536 + (c) * 64 + (e)) = make_float4(v18, v25, v32, v39);
+    *(float4 *)(p11 + (long long)(n) * 512 + (c) * 64 + (e)) = make_float4(v40, v41, v42, v43);
   }
 }
 
@@ -374,8 +353,8 @@ extern "C" __global__ void __launch_bounds__(256, 2) k4_avg3x3s1_c8_8x8(const Na
 extern "C" __global__ void __launch_bounds__(256, 2) k5_bnapply_max3x3s1_add_c8_8x8(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 8, 8, 8)
   const float *__restrict__ p1 = (const float *)a.p[1];  // buffer [8]
-  const float *__restrict__ p2 = (const float *)a.p[2];  // buffer [8]
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [8]
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [8]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // buffer [8]
   const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [8]
   const float *__restrict__ p5 = (const float *)a.p[5];  // (N, 8, 8, 8)
   float *__restrict__ p6 = (float *)a.p[6];  // (N, 8, 8, 8)
@@ -384,10 +363,9 @@ extern "C" __global__ void __launch_bounds__(256, 2) k5_bnapply_max3x3s1_add_c8_
   const int nb = min(2, a.n - n0);
   const float h1 = p1[c];
   const float h3 = p2[c];
-  const float h4 = 1.0f / sqrtf(h3 + 9.99999975e-06f);
-  const float h5 = p3[c];
-  const float h6 = h4 * h5;
-  const float h8 = p4[c];
+  const float h4 = p3[c];
+  const float h5 = (float)((double)h3 * (1.0 / sqrt((double)h4 + (double)9.99999975e-06f)));
+  const float h7 = p4[c];
   __shared__ float s_x[200];
   for (int s0 = 0; s0 < nb; s0 += 2) {
     const int ns = min(2, nb - s0);
@@ -403,10 +381,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k5_bnapply_max3x3s1_add_c8_
       if (iy >= 0 && iy < 8 && ix >= 0 && ix < 8) {
         const int e = iy * 8 + ix;
         const float v0 = p0[(long long)(n) * 512 + (c) * 64 + (e)];
-        const float v2 = v0 - h1;
-        const float v7 = v2 * h6;
-        const float v9 = v7 + h8;
-        v = v9;
+        const float v2 = __fsub_rn(v0, h1);
+        const float v6 = __fmul_rn(v2, h5);
+        const float v8 = __fadd_rn(v6, h7);
+        v = v8;
       }
       s_x[i] = v;
     }
@@ -428,9 +406,9 @@ extern "C" __global__ void __launch_bounds__(256, 2) k5_bnapply_max3x3s1_add_c8_
       if (!(s[20] <= acc)) acc = s[20];
       if (!(s[21] <= acc)) acc = s[21];
       if (!(s[22] <= acc)) acc = s[22];
-      const float v10 = p5[(long long)(n) * 512 + (c) * 64 + (e)];
-      const float v11 = v10 + acc;
-      p6[(long long)(n) * 1536 + (c) * 64 + (e)] = v11;
+      const float v9 = p5[(long long)(n) * 512 + (c) * 64 + (e)];
+      const float v10 = v9 + acc;
+      p6[(long long)(n) * 1536 + (c) * 64 + (e)] = v10;
     }
   }
 }
@@ -535,8 +513,8 @@ extern "C" __global__ void __launch_bounds__(256, 2) k7_bnapply_relu_dw5x5s1_c8_
   const float *__restrict__ p0 = (const float *)a.p[0];  // parameter [200]
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 8, 8, 8)
   const float *__restrict__ p2 = (const float *)a.p[2];  // buffer [8]
-  const float *__restrict__ p3 = (const float *)a.p[3];  // buffer [8]
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [8]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [8]
+  const float *__restrict__ p4 = (const float *)a.p[4];  // buffer [8]
   const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [8]
   float *__restrict__ p6 = (float *)a.p[6];  // (N, 8, 8, 8)
   const int c = blockIdx.x;
@@ -569,10 +547,9 @@ extern "C" __global__ void __launch_bounds__(256, 2) k7_bnapply_relu_dw5x5s1_c8_
   const float w24 = p0[c * 25 + 24];
   const float h1 = p2[c];
   const float h3 = p3[c];
-  const float h4 = 1.0f / sqrtf(h3 + 9.99999975e-06f);
-  const float h5 = p4[c];
-  const float h6 = h4 * h5;
-  const float h8 = p5[c];
+  const float h4 = p4[c];
+  const float h5 = (float)((double)h3 * (1.0 / sqrt((double)h4 + (double)9.99999975e-06f)));
+  const float h7 = p5[c];
   __shared__ float s_x[288];
   for (int s0 = 0; s0 < nb; s0 += 2) {
     const int ns = min(2, nb - s0);
@@ -588,11 +565,11 @@ extern "C" __global__ void __launch_bounds__(256, 2) k7_bnapply_relu_dw5x5s1_c8_
       if (iy >= 0 && iy < 8 && ix >= 0 && ix < 8) {
         const int e = iy * 8 + ix;
         const float v0 = p1[(long long)(n) * 512 + (c) * 64 + (e)];
-        const float v2 = v0 - h1;
-        const float v7 = v2 * h6;
-        const float v9 = v7 + h8;
-        const float v10 = fmaxf(v9, 0.0f);
-        v = v10;
+        const float v2 = __fsub_rn(v0, h1);
+        const float v6 = __fmul_rn(v2, h5);
+        const float v8 = __fadd_rn(v6, h7);
+        const float v9 = fmaxf(v8, 0.0f);
+        v = v9;
       }
       s_x[i] = v;
     }
@@ -641,13 +618,13 @@ extern "C" __global__ void __launch_bounds__(256, 2) k7_bnapply_relu_dw5x5s1_c8_
 extern "C" __global__ void __launch_bounds__(256, 2) k8_bnapply_add_copy_c8_8x8(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 8, 8, 8)
   const float *__restrict__ p1 = (const float *)a.p[1];  // buffer [8]
-  const float *__restrict__ p2 = (const float *)a.p[2];  // buffer [8]
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [8]
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [8]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // buffer [8]
   const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [8]
   const float *__restrict__ p5 = (const float *)a.p[5];  // (N, 8, 8, 8)
   const float *__restrict__ p6 = (const float *)a.p[6];  // buffer [8]
-  const float *__restrict__ p7 = (const float *)a.p[7];  // buffer [8]
-  const float *__restrict__ p8 = (const float *)a.p[8];  // parameter [8]
+  const float *__restrict__ p7 = (const float *)a.p[7];  // parameter [8]
+  const float *__restrict__ p8 = (const float *)a.p[8];  // buffer [8]
   const float *__restrict__ p9 = (const float *)a.p[9];  // parameter [8]
   float *__restrict__ p10 = (float *)a.p[10];  // (N, 8, 8, 8)
   const int c = blockIdx.x;
@@ -655,51 +632,49 @@ extern "C" __global__ void __launch_bounds__(256, 2) k8_bnapply_add_copy_c8_8x8(
   const int nb = min(2, a.n - n0);
   const float h1 = p1[c];
   const float h3 = p2[c];
-  const float h4 = 1.0f / sqrtf(h3 + 9.99999975e-06f);
-  const float h5 = p3[c];
-  const float h6 = h4 * h5;
-  const float h8 = p4[c];
-  const float h11 = p6[c];
-  const float h13 = p7[c];
-  const float h14 = 1.0f / sqrtf(h13 + 9.99999975e-06f);
-  const float h15 = p8[c];
-  const float h16 = h14 * h15;
-  const float h18 = p9[c];
+  const float h4 = p3[c];
+  const float h5 = (float)((double)h3 * (1.0 / sqrt((double)h4 + (double)9.99999975e-06f)));
+  const float h7 = p4[c];
+  const float h10 = p6[c];
+  const float h12 = p7[c];
+  const float h13 = p8[c];
+  const float h14 = (float)((double)h12 * (1.0 / sqrt((double)h13 + (double)9.99999975e-06f)));
+  const float h16 = p9[c];
   for (int i = threadIdx.x; i < nb * 16; i += 256) {
     const int nl = i / 16;
     const int e = (i - nl * 16) * 4;
     const int n = n0 + nl;
     const float4 v0 = *(const float4 *)(p0 + (long long)(n) * 512 + (c) * 64 + (e));
-    const float v2 = v0.x - h1;
-    const float v7 = v2 * h6;
-    const float v9 = v7 + h8;
-    const float4 v10 = *(const float4 *)(p5 + (long long)(n) * 512 + (c) * 64 + (e));
-    const float v12 = v10.x - h11;
-    const float v17 = v12 * h16;
-    const float v19 = v17 + h18;
-    const float v20 = v9 + v19;
-    const float v21 = v0.y - h1;
-    const float v22 = v21 * h6;
-    const float v23 = v22 + h8;
-    const float v24 = v10.y - h11;
-    const float v25 = v24 * h16;
-    const float v26 = v25 + h18;
-    const float v27 = v23 + v26;
-    const float v28 = v0.z - h1;
-    const float v29 = v28 * h6;
-    const float v30 = v29 + h8;
-    const float v31 = v10.z - h11;
-    const float v32 = v31 * h16;
-    const float v33 = v32 + h18;
-    const float v34 = v30 + v33;
-    const float v35 = v0.w - h1;
-    const float v36 = v35 * h6;
-    const float v37 = v36 + h8;
-    const float v38 = v10.w - h11;
-    const float v39 = v38 * h16;
-    const float v40 = v39 + h18;
-    const float v41 = v37 + v40;
-    *(float4 *)(p10 + (long long)(n) * 1536 + (c) * 64 + (e)) = make_float4(v20, v27, v34, v41);
+    const float v2 = __fsub_rn(v0.x, h1);
+    const float v6 = __fmul_rn(v2, h5);
+    const float v8 = __fadd_rn(v6, h7);
+    const float4 v9 = *(const float4 *)(p5 + (long long)(n) * 512 + (c) * 64 + (e));
+    const float v11 = __fsub_rn(v9.x, h10);
+    const float v15 = __fmul_rn(v11, h14);
+    const float v17 = __fadd_rn(v15, h16);
+    const float v18 = v8 + v17;
+    const float v19 = __fsub_rn(v0.y, h1);
+    const float v20 = __fmul_rn(v19, h5);
+    const float v21 = __fadd_rn(v20, h7);
+    const float v22 = __fsub_rn(v9.y, h10);
+    const float v23 = __fmul_rn(v22, h14);
+    const float v24 = __fadd_rn(v23, h16);
+    const float v25 = v21 + v24;
+    const float v26 = __fsub_rn(v0.z, h1);
+    const float v27 = __fmul_rn(v26, h5);
+    const float v28 = __fadd_rn(v27, h7);
+    const float v29 = __fsub_rn(v9.z, h10);
+    const float v30 = __fmul_rn(v29, h14);
+    const float v31 = __fadd_rn(v30, h16);
+    const float v32 = v28 + v31;
+    const float v33 = __fsub_rn(v0.w, h1);
+    const float v34 = __fmul_rn(v33, h5);
+    const float v35 = __fadd_rn(v34, h7);
+    const float v36 = __fsub_rn(v9.w, h10);
+    const float v37 = __fmul_rn(v36, h14);
+    const float v38 = __fadd_rn(v37, h16);
+    const float v39 = v35 + v38;
+    *(float4 *)(p10 + (long long)(n) * 1536 + (c) * 64 + (e)) = make_float4(v18, v25, v32, v39);
   }
 }
 
@@ -887,7 +862,7 @@ static const CudaKernel nao_kernels[] = {  // name, pattern, block, grid_x, grid
   {"k0_bnapply_relu_c8_8x8", "pw", 256, 8, 2, 0, 6, 0},
   {"k1_bnapply_relu_dw3x3s1_c8_8x8", "dwconv", 256, 8, 2, 800, 3, 0},
   {"k2_bnapply_relu_dw3x3s1_c8_8x8", "dwconv", 256, 8, 2, 800, 7, 0},
-  {"k3_bnapply_droppath_add_relu_c8_8x8", "pw", 256, 8, 2, 0, 14, 0},
+  {"k3_bnapply_add_relu_c8_8x8", "pw", 256, 8, 2, 0, 12, 0},
   {"k4_avg3x3s1_c8_8x8", "pool", 256, 8, 2, 800, 2, 0},
   {"k5_bnapply_max3x3s1_add_c8_8x8", "pool", 256, 8, 2, 800, 7, 0},
   {"k6_bnapply_relu_dw5x5s1_c8_8x8", "dwconv", 256, 8, 2, 1152, 3, 0},
@@ -915,28 +890,26 @@ static const IrNode nao_eval_nodes[] = {
   {.kind = IR_CONV, .name = "cells.0.ops.0.x_op.op.5", .n_in = 1, .n_out = 1, .n_param = 1, .in = {12}, .out = {13}, .param = {16}, .fwd = -1, .a.conv = {3, 3, 1, 1, 1, 1, 1, 1, 8, 8, 8}},
   {.kind = IR_CONV, .name = "cells.0.ops.0.x_op.op.6", .n_in = 1, .n_out = 1, .n_param = 1, .in = {13}, .out = {14}, .param = {17}, .fwd = -1, .a.conv = {1, 1, 1, 1, 0, 0, 0, 0, 1, 8, 8}},
   {.kind = IR_BN, .name = "cells.0.ops.0.x_op.op.7", .n_in = 1, .n_out = 1, .n_param = 4, .in = {14}, .out = {15}, .param = {18, 19, 20, 21}, .fwd = -1, .a.bn = {9.99999975e-06f, 0.100000001f, 0, 0}},
-  {.kind = IR_DROPPATH, .name = "cells.0.ops.0.x_dp", .n_in = 1, .n_out = 2, .n_param = 0, .in = {15}, .out = {16, 17}, .fwd = -1, .a.drop = {0.800000012f, 0, 5}},
-  {.kind = IR_DROPPATH, .name = "cells.0.ops.0.y_dp", .n_in = 1, .n_out = 2, .n_param = 0, .in = {6}, .out = {18, 19}, .fwd = -1, .a.drop = {0.800000012f, 0, 5}},
-  {.kind = IR_ADD, .name = "cells.0.node2", .n_in = 2, .n_out = 1, .n_param = 0, .in = {16, 18}, .out = {20}, .fwd = -1},
-  {.kind = IR_POOL, .name = "cells.0.ops.1.x_op", .n_in = 1, .n_out = 1, .n_param = 0, .in = {20}, .out = {21}, .fwd = -1, .a.pool = {0, 3, 3, 1, 1, 1, 1, 1, 1, 0}},
-  {.kind = IR_POOL, .name = "cells.0.ops.1.y_op", .n_in = 1, .n_out = 1, .n_param = 0, .in = {6}, .out = {22}, .fwd = -1, .a.pool = {1, 3, 3, 1, 1, 1, 1, 1, 1, 0}},
-  {.kind = IR_ADD, .name = "cells.0.node3", .n_in = 2, .n_out = 1, .n_param = 0, .in = {21, 22}, .out = {23}, .fwd = -1},
-  {.kind = IR_RELU, .name = "cells.0.ops.2.x_op.0", .n_in = 1, .n_out = 1, .n_param = 0, .in = {20}, .out = {24}, .fwd = -1},
-  {.kind = IR_CONV, .name = "cells.0.ops.2.x_op.1", .n_in = 1, .n_out = 1, .n_param = 1, .in = {24}, .out = {25}, .param = {22}, .fwd = -1, .a.conv = {3, 3, 1, 1, 1, 1, 1, 1, 1, 8, 8}},
-  {.kind = IR_BN, .name = "cells.0.ops.2.x_op.2", .n_in = 1, .n_out = 1, .n_param = 4, .in = {25}, .out = {26}, .param = {23, 24, 25, 26}, .fwd = -1, .a.bn = {9.99999975e-06f, 0.100000001f, 0, 0}},
-  {.kind = IR_RELU, .name = "cells.0.ops.2.y_op.op.0", .n_in = 1, .n_out = 1, .n_param = 0, .in = {3}, .out = {27}, .fwd = -1},
-  {.kind = IR_CONV, .name = "cells.0.ops.2.y_op.op.1", .n_in = 1, .n_out = 1, .n_param = 1, .in = {27}, .out = {28}, .param = {27}, .fwd = -1, .a.conv = {5, 5, 1, 1, 2, 2, 2, 2, 8, 8, 8}},
-  {.kind = IR_CONV, .name = "cells.0.ops.2.y_op.op.2", .n_in = 1, .n_out = 1, .n_param = 1, .in = {28}, .out = {29}, .param = {28}, .fwd = -1, .a.conv = {1, 1, 1, 1, 0, 0, 0, 0, 1, 8, 8}},
-  {.kind = IR_BN, .name = "cells.0.ops.2.y_op.op.3", .n_in = 1, .n_out = 1, .n_param = 4, .in = {29}, .out = {30}, .param = {29, 30, 31, 32}, .fwd = -1, .a.bn = {9.99999975e-06f, 0.100000001f, 0, 0}},
-  {.kind = IR_RELU, .name = "cells.0.ops.2.y_op.op.4", .n_in = 1, .n_out = 1, .n_param = 0, .in = {30}, .out = {31}, .fwd = -1},
-  {.kind = IR_CONV, .name = "cells.0.ops.2.y_op.op.5", .n_in = 1, .n_out = 1, .n_param = 1, .in = {31}, .out = {32}, .param = {33}, .fwd = -1, .a.conv = {5, 5, 1, 1, 2, 2, 2, 2, 8, 8, 8}},
-  {.kind = IR_CONV, .name = "cells.0.ops.2.y_op.op.6", .n_in = 1, .n_out = 1, .n_param = 1, .in = {32}, .out = {33}, .param = {34}, .fwd = -1, .a.conv = {1, 1, 1, 1, 0, 0, 0, 0, 1, 8, 8}},
-  {.kind = IR_BN, .name = "cells.0.ops.2.y_op.op.7", .n_in = 1, .n_out = 1, .n_param = 4, .in = {33}, .out = {34}, .param = {35, 36, 37, 38}, .fwd = -1, .a.bn = {9.99999975e-06f, 0.100000001f, 0, 0}},
-  {.kind = IR_ADD, .name = "cells.0.node4", .n_in = 2, .n_out = 1, .n_param = 0, .in = {26, 34}, .out = {35}, .fwd = -1},
-  {.kind = IR_CONCAT, .name = "cells.0.concat", .n_in = 3, .n_out = 1, .n_param = 0, .in = {20, 23, 35}, .out = {7}, .fwd = -1},
-  {.kind = IR_GAP, .name = "gap", .n_in = 1, .n_out = 1, .n_param = 0, .in = {7}, .out = {36}, .fwd = -1},
-  {.kind = IR_LINEAR, .name = "classifier", .n_in = 1, .n_out = 1, .n_param = 2, .in = {36}, .out = {37}, .param = {39, 40}, .fwd = -1},
-  {.kind = IR_XENT, .name = "loss", .n_in = 2, .n_out = 2, .n_param = 0, .in = {37, 1}, .out = {38, 39}, .fwd = -1, .a.xent = {0.100000001f, 1.0f}},
+  {.kind = IR_ADD, .name = "cells.0.node2", .n_in = 2, .n_out = 1, .n_param = 0, .in = {15, 6}, .out = {16}, .fwd = -1},
+  {.kind = IR_POOL, .name = "cells.0.ops.1.x_op", .n_in = 1, .n_out = 1, .n_param = 0, .in = {16}, .out = {17}, .fwd = -1, .a.pool = {0, 3, 3, 1, 1, 1, 1, 1, 1, 0}},
+  {.kind = IR_POOL, .name = "cells.0.ops.1.y_op", .n_in = 1, .n_out = 1, .n_param = 0, .in = {6}, .out = {18}, .fwd = -1, .a.pool = {1, 3, 3, 1, 1, 1, 1, 1, 1, 0}},
+  {.kind = IR_ADD, .name = "cells.0.node3", .n_in = 2, .n_out = 1, .n_param = 0, .in = {17, 18}, .out = {19}, .fwd = -1},
+  {.kind = IR_RELU, .name = "cells.0.ops.2.x_op.0", .n_in = 1, .n_out = 1, .n_param = 0, .in = {16}, .out = {20}, .fwd = -1},
+  {.kind = IR_CONV, .name = "cells.0.ops.2.x_op.1", .n_in = 1, .n_out = 1, .n_param = 1, .in = {20}, .out = {21}, .param = {22}, .fwd = -1, .a.conv = {3, 3, 1, 1, 1, 1, 1, 1, 1, 8, 8}},
+  {.kind = IR_BN, .name = "cells.0.ops.2.x_op.2", .n_in = 1, .n_out = 1, .n_param = 4, .in = {21}, .out = {22}, .param = {23, 24, 25, 26}, .fwd = -1, .a.bn = {9.99999975e-06f, 0.100000001f, 0, 0}},
+  {.kind = IR_RELU, .name = "cells.0.ops.2.y_op.op.0", .n_in = 1, .n_out = 1, .n_param = 0, .in = {3}, .out = {23}, .fwd = -1},
+  {.kind = IR_CONV, .name = "cells.0.ops.2.y_op.op.1", .n_in = 1, .n_out = 1, .n_param = 1, .in = {23}, .out = {24}, .param = {27}, .fwd = -1, .a.conv = {5, 5, 1, 1, 2, 2, 2, 2, 8, 8, 8}},
+  {.kind = IR_CONV, .name = "cells.0.ops.2.y_op.op.2", .n_in = 1, .n_out = 1, .n_param = 1, .in = {24}, .out = {25}, .param = {28}, .fwd = -1, .a.conv = {1, 1, 1, 1, 0, 0, 0, 0, 1, 8, 8}},
+  {.kind = IR_BN, .name = "cells.0.ops.2.y_op.op.3", .n_in = 1, .n_out = 1, .n_param = 4, .in = {25}, .out = {26}, .param = {29, 30, 31, 32}, .fwd = -1, .a.bn = {9.99999975e-06f, 0.100000001f, 0, 0}},
+  {.kind = IR_RELU, .name = "cells.0.ops.2.y_op.op.4", .n_in = 1, .n_out = 1, .n_param = 0, .in = {26}, .out = {27}, .fwd = -1},
+  {.kind = IR_CONV, .name = "cells.0.ops.2.y_op.op.5", .n_in = 1, .n_out = 1, .n_param = 1, .in = {27}, .out = {28}, .param = {33}, .fwd = -1, .a.conv = {5, 5, 1, 1, 2, 2, 2, 2, 8, 8, 8}},
+  {.kind = IR_CONV, .name = "cells.0.ops.2.y_op.op.6", .n_in = 1, .n_out = 1, .n_param = 1, .in = {28}, .out = {29}, .param = {34}, .fwd = -1, .a.conv = {1, 1, 1, 1, 0, 0, 0, 0, 1, 8, 8}},
+  {.kind = IR_BN, .name = "cells.0.ops.2.y_op.op.7", .n_in = 1, .n_out = 1, .n_param = 4, .in = {29}, .out = {30}, .param = {35, 36, 37, 38}, .fwd = -1, .a.bn = {9.99999975e-06f, 0.100000001f, 0, 0}},
+  {.kind = IR_ADD, .name = "cells.0.node4", .n_in = 2, .n_out = 1, .n_param = 0, .in = {22, 30}, .out = {31}, .fwd = -1},
+  {.kind = IR_CONCAT, .name = "cells.0.concat", .n_in = 3, .n_out = 1, .n_param = 0, .in = {16, 19, 31}, .out = {7}, .fwd = -1},
+  {.kind = IR_GAP, .name = "gap", .n_in = 1, .n_out = 1, .n_param = 0, .in = {7}, .out = {32}, .fwd = -1},
+  {.kind = IR_LINEAR, .name = "classifier", .n_in = 1, .n_out = 1, .n_param = 2, .in = {32}, .out = {33}, .param = {39, 40}, .fwd = -1},
+  {.kind = IR_XENT, .name = "loss", .n_in = 2, .n_out = 2, .n_param = 0, .in = {33, 1}, .out = {34, 35}, .fwd = -1, .a.xent = {0.100000001f, 1.0f}},
 };
 static const IrTensor nao_eval_tensors[] = {
   {.name = "input", .kind = IR_T_ACT, .c = 3, .h = 8, .w = 8, .producer = 0, .view_of = -1, .grad_of = -1},
@@ -946,7 +919,7 @@ static const IrTensor nao_eval_tensors[] = {
   {.name = "cells.0.preprocess_y.0:out", .kind = IR_T_ACT, .c = 8, .h = 8, .w = 8, .producer = 4, .view_of = -1, .grad_of = -1},
   {.name = "cells.0.preprocess_y.1:out", .kind = IR_T_ACT, .c = 8, .h = 8, .w = 8, .producer = 5, .view_of = -1, .grad_of = -1},
   {.name = "cells.0.preprocess_y.2:out", .kind = IR_T_ACT, .c = 8, .h = 8, .w = 8, .producer = 6, .view_of = -1, .grad_of = -1},
-  {.name = "cells.0:out", .kind = IR_T_ACT, .c = 24, .h = 8, .w = 8, .producer = 33, .view_of = -1, .grad_of = -1},
+  {.name = "cells.0:out", .kind = IR_T_ACT, .c = 24, .h = 8, .w = 8, .producer = 31, .view_of = -1, .grad_of = -1},
   {.name = "cells.0.ops.0.x_op.op.0:out", .kind = IR_T_ACT, .c = 8, .h = 8, .w = 8, .producer = 7, .view_of = -1, .grad_of = -1},
   {.name = "cells.0.ops.0.x_op.op.1:out", .kind = IR_T_ACT, .c = 8, .h = 8, .w = 8, .producer = 8, .view_of = -1, .grad_of = -1},
   {.name = "cells.0.ops.0.x_op.op.2:out", .kind = IR_T_ACT, .c = 8, .h = 8, .w = 8, .producer = 9, .view_of = -1, .grad_of = -1},
@@ -955,30 +928,26 @@ static const IrTensor nao_eval_tensors[] = {
   {.name = "cells.0.ops.0.x_op.op.5:out", .kind = IR_T_ACT, .c = 8, .h = 8, .w = 8, .producer = 12, .view_of = -1, .grad_of = -1},
   {.name = "cells.0.ops.0.x_op.op.6:out", .kind = IR_T_ACT, .c = 8, .h = 8, .w = 8, .producer = 13, .view_of = -1, .grad_of = -1},
   {.name = "cells.0.ops.0.x_op.op.7:out", .kind = IR_T_ACT, .c = 8, .h = 8, .w = 8, .producer = 14, .view_of = -1, .grad_of = -1},
-  {.name = "cells.0.ops.0.x_dp:out", .kind = IR_T_ACT, .c = 8, .h = 8, .w = 8, .producer = 15, .view_of = -1, .grad_of = -1},
-  {.name = "cells.0.ops.0.x_dp:mask", .kind = IR_T_ACT, .c = 1, .h = 1, .w = 1, .producer = 15, .view_of = -1, .grad_of = -1},
-  {.name = "cells.0.ops.0.y_dp:out", .kind = IR_T_ACT, .c = 8, .h = 8, .w = 8, .producer = 16, .view_of = -1, .grad_of = -1},
-  {.name = "cells.0.ops.0.y_dp:mask", .kind = IR_T_ACT, .c = 1, .h = 1, .w = 1, .producer = 16, .view_of = -1, .grad_of = -1},
-  {.name = "cells.0.node2", .kind = IR_T_ACT, .c = 8, .h = 8, .w = 8, .producer = 17, .view_of = 7, .grad_of = -1},
-  {.name = "cells.0.ops.1.x_op:out", .kind = IR_T_ACT, .c = 8, .h = 8, .w = 8, .producer = 18, .view_of = -1, .grad_of = -1},
-  {.name = "cells.0.ops.1.y_op:out", .kind = IR_T_ACT, .c = 8, .h = 8, .w = 8, .producer = 19, .view_of = -1, .grad_of = -1},
-  {.name = "cells.0.node3", .kind = IR_T_ACT, .c = 8, .h = 8, .w = 8, .producer = 20, .view_of = 7, .chan_offset = 8, .grad_of = -1},
-  {.name = "cells.0.ops.2.x_op.0:out", .kind = IR_T_ACT, .c = 8, .h = 8, .w = 8, .producer = 21, .view_of = -1, .grad_of = -1},
-  {.name = "cells.0.ops.2.x_op.1:out", .kind = IR_T_ACT, .c = 8, .h = 8, .w = 8, .producer = 22, .view_of = -1, .grad_of = -1},
-  {.name = "cells.0.ops.2.x_op.2:out", .kind = IR_T_ACT, .c = 8, .h = 8, .w = 8, .producer = 23, .view_of = -1, .grad_of = -1},
-  {.name = "cells.0.ops.2.y_op.op.0:out", .kind = IR_T_ACT, .c = 8, .h = 8, .w = 8, .producer = 24, .view_of = -1, .grad_of = -1},
-  {.name = "cells.0.ops.2.y_op.op.1:out", .kind = IR_T_ACT, .c = 8, .h = 8, .w = 8, .producer = 25, .view_of = -1, .grad_of = -1},
-  {.name = "cells.0.ops.2.y_op.op.2:out", .kind = IR_T_ACT, .c = 8, .h = 8, .w = 8, .producer = 26, .view_of = -1, .grad_of = -1},
-  {.name = "cells.0.ops.2.y_op.op.3:out", .kind = IR_T_ACT, .c = 8, .h = 8, .w = 8, .producer = 27, .view_of = -1, .grad_of = -1},
-  {.name = "cells.0.ops.2.y_op.op.4:out", .kind = IR_T_ACT, .c = 8, .h = 8, .w = 8, .producer = 28, .view_of = -1, .grad_of = -1},
-  {.name = "cells.0.ops.2.y_op.op.5:out", .kind = IR_T_ACT, .c = 8, .h = 8, .w = 8, .producer = 29, .view_of = -1, .grad_of = -1},
-  {.name = "cells.0.ops.2.y_op.op.6:out", .kind = IR_T_ACT, .c = 8, .h = 8, .w = 8, .producer = 30, .view_of = -1, .grad_of = -1},
-  {.name = "cells.0.ops.2.y_op.op.7:out", .kind = IR_T_ACT, .c = 8, .h = 8, .w = 8, .producer = 31, .view_of = -1, .grad_of = -1},
-  {.name = "cells.0.node4:out", .kind = IR_T_ACT, .c = 8, .h = 8, .w = 8, .producer = 32, .view_of = -1, .grad_of = -1},
-  {.name = "gap:out", .kind = IR_T_ACT, .c = 24, .h = 1, .w = 1, .producer = 34, .view_of = -1, .grad_of = -1},
-  {.name = "classifier:out", .kind = IR_T_ACT, .c = 7, .h = 1, .w = 1, .producer = 35, .view_of = -1, .grad_of = -1},
-  {.name = "loss:loss", .kind = IR_T_SCALAR, .c = 1, .h = 1, .w = 1, .producer = 36, .view_of = -1, .grad_of = -1},
-  {.name = "loss:softmax", .kind = IR_T_ACT, .c = 7, .h = 1, .w = 1, .producer = 36, .view_of = -1, .grad_of = -1},
+  {.name = "cells.0.node2", .kind = IR_T_ACT, .c = 8, .h = 8, .w = 8, .producer = 15, .view_of = 7, .grad_of = -1},
+  {.name = "cells.0.ops.1.x_op:out", .kind = IR_T_ACT, .c = 8, .h = 8, .w = 8, .producer = 16, .view_of = -1, .grad_of = -1},
+  {.name = "cells.0.ops.1.y_op:out", .kind = IR_T_ACT, .c = 8, .h = 8, .w = 8, .producer = 17, .view_of = -1, .grad_of = -1},
+  {.name = "cells.0.node3", .kind = IR_T_ACT, .c = 8, .h = 8, .w = 8, .producer = 18, .view_of = 7, .chan_offset = 8, .grad_of = -1},
+  {.name = "cells.0.ops.2.x_op.0:out", .kind = IR_T_ACT, .c = 8, .h = 8, .w = 8, .producer = 19, .view_of = -1, .grad_of = -1},
+  {.name = "cells.0.ops.2.x_op.1:out", .kind = IR_T_ACT, .c = 8, .h = 8, .w = 8, .producer = 20, .view_of = -1, .grad_of = -1},
+  {.name = "cells.0.ops.2.x_op.2:out", .kind = IR_T_ACT, .c = 8, .h = 8, .w = 8, .producer = 21, .view_of = -1, .grad_of = -1},
+  {.name = "cells.0.ops.2.y_op.op.0:out", .kind = IR_T_ACT, .c = 8, .h = 8, .w = 8, .producer = 22, .view_of = -1, .grad_of = -1},
+  {.name = "cells.0.ops.2.y_op.op.1:out", .kind = IR_T_ACT, .c = 8, .h = 8, .w = 8, .producer = 23, .view_of = -1, .grad_of = -1},
+  {.name = "cells.0.ops.2.y_op.op.2:out", .kind = IR_T_ACT, .c = 8, .h = 8, .w = 8, .producer = 24, .view_of = -1, .grad_of = -1},
+  {.name = "cells.0.ops.2.y_op.op.3:out", .kind = IR_T_ACT, .c = 8, .h = 8, .w = 8, .producer = 25, .view_of = -1, .grad_of = -1},
+  {.name = "cells.0.ops.2.y_op.op.4:out", .kind = IR_T_ACT, .c = 8, .h = 8, .w = 8, .producer = 26, .view_of = -1, .grad_of = -1},
+  {.name = "cells.0.ops.2.y_op.op.5:out", .kind = IR_T_ACT, .c = 8, .h = 8, .w = 8, .producer = 27, .view_of = -1, .grad_of = -1},
+  {.name = "cells.0.ops.2.y_op.op.6:out", .kind = IR_T_ACT, .c = 8, .h = 8, .w = 8, .producer = 28, .view_of = -1, .grad_of = -1},
+  {.name = "cells.0.ops.2.y_op.op.7:out", .kind = IR_T_ACT, .c = 8, .h = 8, .w = 8, .producer = 29, .view_of = -1, .grad_of = -1},
+  {.name = "cells.0.node4:out", .kind = IR_T_ACT, .c = 8, .h = 8, .w = 8, .producer = 30, .view_of = -1, .grad_of = -1},
+  {.name = "gap:out", .kind = IR_T_ACT, .c = 24, .h = 1, .w = 1, .producer = 32, .view_of = -1, .grad_of = -1},
+  {.name = "classifier:out", .kind = IR_T_ACT, .c = 7, .h = 1, .w = 1, .producer = 33, .view_of = -1, .grad_of = -1},
+  {.name = "loss:loss", .kind = IR_T_SCALAR, .c = 1, .h = 1, .w = 1, .producer = 34, .view_of = -1, .grad_of = -1},
+  {.name = "loss:softmax", .kind = IR_T_ACT, .c = 7, .h = 1, .w = 1, .producer = 34, .view_of = -1, .grad_of = -1},
   {.name = "slice2:cells.0:out", .kind = IR_T_ACT, .c = 8, .h = 8, .w = 8, .producer = -1, .view_of = 7, .chan_offset = 16, .grad_of = -1},
 };
 static const PlanLoc nao_eval_locs[] = {  // region, scaled, unscaled, sample_stride
@@ -998,31 +967,27 @@ static const PlanLoc nao_eval_locs[] = {  // region, scaled, unscaled, sample_st
   {LOC_ARENA, 1248, 0, 512},  // 13
   {LOC_ARENA, 1760, 0, 512},  // 14
   {LOC_NONE, 0, 0, 0},  // 15
-  {LOC_NONE, 0, 0, 0},  // 16
-  {LOC_NONE, 0, 0, 0},  // 17
+  {LOC_ARENA, 2272, 0, 1536},  // 16
+  {LOC_ARENA, 1760, 0, 512},  // 17
   {LOC_NONE, 0, 0, 0},  // 18
-  {LOC_NONE, 0, 0, 0},  // 19
-  {LOC_ARENA, 2272, 0, 1536},  // 20
-  {LOC_ARENA, 1760, 0, 512},  // 21
+  {LOC_ARENA, 2272, 512, 1536},  // 19
+  {LOC_ARENA, 1248, 0, 512},  // 20
+  {LOC_ARENA, 224, 0, 512},  // 21
   {LOC_NONE, 0, 0, 0},  // 22
-  {LOC_ARENA, 2272, 512, 1536},  // 23
+  {LOC_NONE, 0, 0, 0},  // 23
   {LOC_ARENA, 1248, 0, 512},  // 24
-  {LOC_ARENA, 224, 0, 512},  // 25
+  {LOC_ARENA, 736, 0, 512},  // 25
   {LOC_NONE, 0, 0, 0},  // 26
   {LOC_NONE, 0, 0, 0},  // 27
   {LOC_ARENA, 1248, 0, 512},  // 28
   {LOC_ARENA, 736, 0, 512},  // 29
   {LOC_NONE, 0, 0, 0},  // 30
   {LOC_NONE, 0, 0, 0},  // 31
-  {LOC_ARENA, 1248, 0, 512},  // 32
-  {LOC_ARENA, 736, 0, 512},  // 33
-  {LOC_NONE, 0, 0, 0},  // 34
+  {LOC_ARENA, 0, 0, 24},  // 32
+  {LOC_ARENA, 32, 0, 7},  // 33
+  {LOC_FIXED, 0, 0, 0},  // 34
   {LOC_NONE, 0, 0, 0},  // 35
-  {LOC_ARENA, 0, 0, 24},  // 36
-  {LOC_ARENA, 32, 0, 7},  // 37
-  {LOC_FIXED, 0, 0, 0},  // 38
-  {LOC_NONE, 0, 0, 0},  // 39
-  {LOC_ARENA, 2272, 1024, 1536},  // 40
+  {LOC_ARENA, 2272, 1024, 1536},  // 36
 };
 static const CudaStep nao_eval_steps[] = {  // kind, kernel, desc, arg0, n_args, node
   {CUDA_STEP_CONV_FWD, -1, 0, 0, 3, 2},  // 0 stem.0
@@ -1032,19 +997,19 @@ static const CudaStep nao_eval_steps[] = {  // kind, kernel, desc, arg0, n_args,
   {CUDA_STEP_GEMM, -1, 1, 15, 3, 9},  // 4 cells.0.ops.0.x_op.op.2
   {CUDA_STEP_KERNEL, 2, -1, 18, 7, 12},  // 5 k2_bnapply_relu_dw3x3s1_c8_8x8
   {CUDA_STEP_GEMM, -1, 2, 25, 3, 13},  // 6 cells.0.ops.0.x_op.op.6
-  {CUDA_STEP_KERNEL, 3, -1, 28, 14, 17},  // 7 k3_bnapply_droppath_add_relu_c8_8x8
-  {CUDA_STEP_KERNEL, 4, -1, 42, 2, 18},  // 8 k4_avg3x3s1_c8_8x8
-  {CUDA_STEP_KERNEL, 5, -1, 44, 7, 19},  // 9 k5_bnapply_max3x3s1_add_c8_8x8
-  {CUDA_STEP_CONV_FWD, -1, 1, 51, 3, 22},  // 10 cells.0.ops.2.x_op.1
-  {CUDA_STEP_KERNEL, 6, -1, 54, 3, 25},  // 11 k6_bnapply_relu_dw5x5s1_c8_8x8
-  {CUDA_STEP_GEMM, -1, 3, 57, 3, 26},  // 12 cells.0.ops.2.y_op.op.2
-  {CUDA_STEP_KERNEL, 7, -1, 60, 7, 29},  // 13 k7_bnapply_relu_dw5x5s1_c8_8x8
-  {CUDA_STEP_GEMM, -1, 4, 67, 3, 30},  // 14 cells.0.ops.2.y_op.op.6
-  {CUDA_STEP_KERNEL, 8, -1, 70, 11, 33},  // 15 k8_bnapply_add_copy_c8_8x8
-  {CUDA_STEP_KERNEL, 9, -1, 81, 2, 34},  // 16 k9_gap_c24_1x1
-  {CUDA_STEP_KERNEL, 10, -1, 83, 2, 35},  // 17 k10_bias_c7_1x1
-  {CUDA_STEP_GEMM, -1, 5, 85, 3, 35},  // 18 classifier
-  {CUDA_STEP_KERNEL, 11, -1, 88, 4, 36},  // 19 k11_xent_c7_1x1
+  {CUDA_STEP_KERNEL, 3, -1, 28, 12, 15},  // 7 k3_bnapply_add_relu_c8_8x8
+  {CUDA_STEP_KERNEL, 4, -1, 40, 2, 16},  // 8 k4_avg3x3s1_c8_8x8
+  {CUDA_STEP_KERNEL, 5, -1, 42, 7, 17},  // 9 k5_bnapply_max3x3s1_add_c8_8x8
+  {CUDA_STEP_CONV_FWD, -1, 1, 49, 3, 20},  // 10 cells.0.ops.2.x_op.1
+  {CUDA_STEP_KERNEL, 6, -1, 52, 3, 23},  // 11 k6_bnapply_relu_dw5x5s1_c8_8x8
+  {CUDA_STEP_GEMM, -1, 3, 55, 3, 24},  // 12 cells.0.ops.2.y_op.op.2
+  {CUDA_STEP_KERNEL, 7, -1, 58, 7, 27},  // 13 k7_bnapply_relu_dw5x5s1_c8_8x8
+  {CUDA_STEP_GEMM, -1, 4, 65, 3, 28},  // 14 cells.0.ops.2.y_op.op.6
+  {CUDA_STEP_KERNEL, 8, -1, 68, 11, 31},  // 15 k8_bnapply_add_copy_c8_8x8
+  {CUDA_STEP_KERNEL, 9, -1, 79, 2, 32},  // 16 k9_gap_c24_1x1
+  {CUDA_STEP_KERNEL, 10, -1, 81, 2, 33},  // 17 k10_bias_c7_1x1
+  {CUDA_STEP_GEMM, -1, 5, 83, 3, 33},  // 18 classifier
+  {CUDA_STEP_KERNEL, 11, -1, 86, 4, 34},  // 19 k11_xent_c7_1x1
 };
 static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 0},
@@ -1052,8 +1017,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 2},
   {CUDA_ARG_TENSOR, 2},
   {CUDA_ARG_BUFFER, 3},
-  {CUDA_ARG_BUFFER, 4},
   {CUDA_ARG_PARAM, 1},
+  {CUDA_ARG_BUFFER, 4},
   {CUDA_ARG_PARAM, 2},
   {CUDA_ARG_TENSOR, 4},
   {CUDA_ARG_TENSOR, 4},
@@ -1068,8 +1033,8 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_PARAM, 16},
   {CUDA_ARG_TENSOR, 10},
   {CUDA_ARG_BUFFER, 14},
-  {CUDA_ARG_BUFFER, 15},
   {CUDA_ARG_PARAM, 12},
+  {CUDA_ARG_BUFFER, 15},
   {CUDA_ARG_PARAM, 13},
   {CUDA_ARG_TENSOR, 13},
   {CUDA_ARG_TENSOR, 13},
@@ -1077,72 +1042,70 @@ static const CudaArg nao_eval_args[] = {
   {CUDA_ARG_TENSOR, 14},
   {CUDA_ARG_TENSOR, 14},
   {CUDA_ARG_BUFFER, 20},
-  {CUDA_ARG_BUFFER, 21},
   {CUDA_ARG_PARAM, 18},
+  {CUDA_ARG_BUFFER, 21},
   {CUDA_ARG_PARAM, 19},
-  {CUDA_ARG_MASKS, 0},
   {CUDA_ARG_TENSOR, 5},
   {CUDA_ARG_BUFFER, 8},
-  {CUDA_ARG_BUFFER, 9},
   {CUDA_ARG_PARAM, 6},
+  {CUDA_ARG_BUFFER, 9},
   {CUDA_ARG_PARAM, 7},
-  {CUDA_ARG_MASKS, 1},
+  {CUDA_ARG_TENSOR, 16},
   {CUDA_ARG_TENSOR, 20},
-  {CUDA_ARG_TENSOR, 24},
-  {CUDA_ARG_TENSOR, 20},
-  {CUDA_ARG_TENSOR, 21},
+  {CUDA_ARG_TENSOR, 16},
+  {CUDA_ARG_TENSOR, 17},
   {CUDA_ARG_TENSOR, 5},
   {CUDA_ARG_BUFFER, 8},
-  {CUDA_ARG_BUFFER, 9},
   {CUDA_ARG_PARAM, 6},
+  {CUDA_ARG_BUFFER, 9},
   {CUDA_ARG_PARAM, 7},
-  {CUDA_ARG_TENSOR, 21},
-  {CUDA_ARG_TENSOR, 23},
-  {CUDA_ARG_TENSOR, 24},
+  {CUDA_ARG_TENSOR, 17},
+  {CUDA_ARG_TENSOR, 19},
+  {CUDA_ARG_TENSOR, 20},
   {CUDA_ARG_PARAM, 22},
-  {CUDA_ARG_TENSOR, 25},
+  {CUDA_ARG_TENSOR, 21},
   {CUDA_ARG_PARAM, 27},
   {CUDA_ARG_TENSOR, 4},
-  {CUDA_ARG_TENSOR, 28},
-  {CUDA_ARG_TENSOR, 28},
+  {CUDA_ARG_TENSOR, 24},
+  {CUDA_ARG_TENSOR, 24},
   {CUDA_ARG_PARAM, 28},
-  {CUDA_ARG_TENSOR, 29},
-  {CUDA_ARG_PARAM, 33},
-  {CUDA_ARG_TENSOR, 29},
-  {CUDA_ARG_BUFFER, 31},
-  {CUDA_ARG_BUFFER, 32},
-  {CUDA_ARG_PARAM, 29},
-  {CUDA_ARG_PARAM, 30},
-  {CUDA_ARG_TENSOR, 32},
-  {CUDA_ARG_TENSOR, 32},
-  {CUDA_ARG_PARAM, 34},
-  {CUDA_ARG_TENSOR, 33},
   {CUDA_ARG_TENSOR, 25},
+  {CUDA_ARG_PARAM, 33},
+  {CUDA_ARG_TENSOR, 25},
+  {CUDA_ARG_BUFFER, 31},
+  {CUDA_ARG_PARAM, 29},
+  {CUDA_ARG_BUFFER, 32},
+  {CUDA_ARG_PARAM, 30},
+  {CUDA_ARG_TENSOR, 28},
+  {CUDA_ARG_TENSOR, 28},
+  {CUDA_ARG_PARAM, 34},
+  {CUDA_ARG_TENSOR, 29},
+  {CUDA_ARG_TENSOR, 21},
   {CUDA_ARG_BUFFER, 25},
-  {CUDA_ARG_BUFFER, 26},
   {CUDA_ARG_PARAM, 23},
+  {CUDA_ARG_BUFFER, 26},
   {CUDA_ARG_PARAM, 24},
-  {CUDA_ARG_TENSOR, 33},
+  {CUDA_ARG_TENSOR, 29},
   {CUDA_ARG_BUFFER, 37},
-  {CUDA_ARG_BUFFER, 38},
   {CUDA_ARG_PARAM, 35},
+  {CUDA_ARG_BUFFER, 38},
   {CUDA_ARG_PARAM, 36},
-  {CUDA_ARG_TENSOR, 40},
+  {CUDA_ARG_TENSOR, 36},
   {CUDA_ARG_TENSOR, 7},
-  {CUDA_ARG_TENSOR, 36},
+  {CUDA_ARG_TENSOR, 32},
   {CUDA_ARG_PARAM, 40},
-  {CUDA_ARG_TENSOR, 37},
+  {CUDA_ARG_TENSOR, 33},
   {CUDA_ARG_PARAM, 39},
-  {CUDA_ARG_TENSOR, 36},
-  {CUDA_ARG_TENSOR, 37},
+  {CUDA_ARG_TENSOR, 32},
+  {CUDA_ARG_TENSOR, 33},
   {CUDA_ARG_TENSOR, 1},
-  {CUDA_ARG_TENSOR, 37},
+  {CUDA_ARG_TENSOR, 33},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 38},
+  {CUDA_ARG_TENSOR, 34},
 };
 static const int nao_eval_order[] = {
-  0, 1, 2, 4, 5, 8, 9, 12, 13, 17, 21, 18, 19, 20, 22, 25, 26, 29, 30, 33,
-  34, 35, 36,
+  0, 1, 2, 4, 5, 8, 9, 12, 13, 15, 19, 16, 17, 18, 20, 23, 24, 27, 28, 31,
+  32, 33, 34,
 };
 static const CudaConvDesc nao_eval_convs[] = {
   {.c_in = 3, .h_in = 8, .w_in = 8, .x_offset = 0, .x_ns = 192, .x_cs = 64, .x_hs = 8, .c_out = 8, .h_out = 8, .w_out = 8, .y_ns = 512, .kh = 3, .kw = 3, .stride_h = 1, .stride_w = 1, .groups = 1, .pad_h = 1, .pad_w = 1, .pad_h_end = 1, .pad_w_end = 1, .asymmetric = 0, .beta = 0.0f, .tf32 = 1},
@@ -1156,23 +1119,19 @@ static const CudaGemmDesc nao_eval_gemms[] = {
   {.trans_a = 0, .trans_b = 0, .m_n = 0, .n_n = 0, .k_n = 0, .batch_n = 1, .m = 64, .n = 8, .k = 8, .batch = 0, .lda = 64, .ldb = 8, .ldc = 64, .stride_a = 512, .stride_b = 0, .stride_c = 512, .alpha = 1.0f, .beta = 0.0f, .tf32 = 1},
   {.trans_a = 1, .trans_b = 0, .m_n = 0, .n_n = 1, .k_n = 0, .batch_n = 0, .m = 7, .n = 0, .k = 24, .batch = 1, .lda = 24, .ldb = 24, .ldc = 7, .stride_a = 0, .stride_b = 0, .stride_c = 0, .alpha = 1.0f, .beta = 1.0f, .tf32 = 0},
 };
-static const CudaMaskInfo nao_eval_masks[] = {
-  {.node = 15, .kind = CUDA_MASK_DROPPATH, .attr = {0.800000012f, 0, 5}},
-  {.node = 16, .kind = CUDA_MASK_DROPPATH, .attr = {0.800000012f, 0, 5}},
-};
 
 static const CudaProgram nao_programs[] = {
   {.name = "eval", .mode = 0,
-   .n_nodes = 37, .nodes = nao_eval_nodes,
-   .n_tensors = 41, .n_ir_tensors = 40, .tensors = nao_eval_tensors, .locs = nao_eval_locs,
+   .n_nodes = 35, .nodes = nao_eval_nodes,
+   .n_tensors = 37, .n_ir_tensors = 36, .tensors = nao_eval_tensors, .locs = nao_eval_locs,
    .arena_per_image = 3808, .fixed_floats = 4,
    .n_order = 23, .order = nao_eval_order,
    .n_steps = 20, .steps = nao_eval_steps,
-   .n_args = 92, .args = nao_eval_args,
+   .n_args = 90, .args = nao_eval_args,
    .n_convs = 2, .convs = nao_eval_convs,
    .n_gemms = 6, .gemms = nao_eval_gemms,
-   .n_masks = 2, .masks = nao_eval_masks,
-   .input = 0, .labels = 1, .logits = 37, .aux_logits = -1, .loss = 38},
+   .n_masks = 0, .masks = NULL,
+   .input = 0, .labels = 1, .logits = 33, .aux_logits = -1, .loss = 34},
 };
 
 static const CudaNet nao_net = {

@@ -2,7 +2,7 @@
 //
 // options: train tf32 batch=128 block=256 smem=32768 sms=132 vec
 // kernels: 28 generated (39 launches in all programs), 23 library steps (cuDNN / cuBLAS)
-// program train: 60 steps (37 kernels, 23 library), arena 42112 bytes per image, fixed 912 bytes
+// program train: 60 steps (37 kernels, 23 library), arena 42112 bytes per image, fixed 1584 bytes
 // program update: 2 steps (2 kernels, 0 library), arena 0 bytes per image, fixed 16 bytes
 // parameters: 1943 trainable floats, 112 buffer floats; scratch 1984 + 1728 bytes per image
 //
@@ -53,8 +53,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k0_bnstats_c8_8x8(const Nao
   unsigned char *p1 = (unsigned char *)a.p[1];  // scratch: counter, partial sums
   float *__restrict__ p2 = (float *)a.p[2];  // [8] per channel
   float *__restrict__ p3 = (float *)a.p[3];  // [8] per channel
-  float *__restrict__ p4 = (float *)a.p[4];  // buffer [8]
-  float *__restrict__ p5 = (float *)a.p[5];  // buffer [8]
+  float *__restrict__ p4 = (float *)a.p[4];  // [24] per channel
+  const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [8]
+  float *__restrict__ p6 = (float *)a.p[6];  // buffer [8]
+  float *__restrict__ p7 = (float *)a.p[7];  // buffer [8]
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 2;
   const int nb = min(2, a.n - n0);
@@ -96,10 +98,16 @@ extern "C" __global__ void __launch_bounds__(256, 2) k0_bnstats_c8_8x8(const Nao
       const double m_ = (double)a.n * (double)64;
       const double mean = f0_0 / m_;
       const double var = fmax(f0_1 / m_ - mean * mean, 0.0);
-      p2[cc] = (float)mean;
-      p3[cc] = (float)(1.0 / sqrt(var + (double)9.99999975e-06f));
-      p4[cc] = (1.0f - 0.100000001f) * p4[cc] + 0.100000001f * (float)mean;
-      p5[cc] = (1.0f - 0.100000001f) * p5[cc] + 0.100000001f * (float)(m_ > 1.0 ? var * m_ / (m_ - 1.0) : var);
+      const double invstd = 1.0 / sqrt(var + (double)9.99999975e-06f);
+      const float hi = (float)mean;
+      p2[cc] = hi;
+      p3[cc] = (float)invstd;
+      p4[cc] = hi;
+      p4[cc + 8] = (float)(mean - (double)hi);
+      p4[cc + 16] = (float)((double)p5[cc] * invstd);
+      const double mo = (double)0.100000001f;
+      p6[cc] = (float)((1.0 - mo) * (double)p6[cc] + mo * mean);
+      p7[cc] = (float)((1.0 - mo) * (double)p7[cc] + mo * (m_ > 1.0 ? var * m_ / (m_ - 1.0) : var));
     }
   }
   if (threadIdx.x == 0) *(volatile unsigned int *)p1 = 0u;
@@ -110,41 +118,42 @@ extern "C" __global__ void __launch_bounds__(256, 2) k0_bnstats_c8_8x8(const Nao
 // serves: cells.0.preprocess_y.0 (relu)
 extern "C" __global__ void __launch_bounds__(256, 2) k1_bnapply_relu_c8_8x8(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 8, 8, 8)
-  const float *__restrict__ p1 = (const float *)a.p[1];  // [8] per channel
-  const float *__restrict__ p2 = (const float *)a.p[2];  // [8] per channel
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [8]
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [8]
-  float *__restrict__ p5 = (float *)a.p[5];  // (N, 8, 8, 8)
+  const float *__restrict__ p1 = (const float *)a.p[1];  // [24] per channel
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [8]
+  float *__restrict__ p3 = (float *)a.p[3];  // (N, 8, 8, 8)
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 2;
   const int nb = min(2, a.n - n0);
   const float h1 = p1[c];
-  const float h3 = p2[c];
-  const float h4 = p3[c];
-  const float h5 = h3 * h4;
-  const float h7 = p4[c];
+  const float h3 = p1[(c) + 8];
+  const float h5 = p1[(c) + 16];
+  const float h7 = p2[c];
   for (int i = threadIdx.x; i < nb * 16; i += 256) {
     const int nl = i / 16;
     const int e = (i - nl * 16) * 4;
     const int n = n0 + nl;
     const float4 v0 = *(const float4 *)(p0 + (long long)(n) * 512 + (c) * 64 + (e));
-    const float v2 = v0.x - h1;
-    const float v6 = v2 * h5;
-    const float v8 = v6 + h7;
+    const float v2 = __fsub_rn(v0.x, h1);
+    const float v4 = __fsub_rn(v2, h3);
+    const float v6 = __fmul_rn(v4, h5);
+    const float v8 = __fadd_rn(v6, h7);
     const float v9 = fmaxf(v8, 0.0f);
-    const float v10 = v0.y - h1;
-    const float v11 = v10 * h5;
-    const float v12 = v11 + h7;
-    const float v13 = fmaxf(v12, 0.0f);
-    const float v14 = v0.z - h1;
-    const float v15 = v14 * h5;
-    const float v16 = v15 + h7;
-    const float v17 = fmaxf(v16, 0.0f);
-    const float v18 = v0.w - h1;
-    const float v19 = v18 * h5;
-    const float v20 = v19 + h7;
-    const float v21 = fmaxf(v20, 0.0f);
-    *(float4 *)(p5 + (long long)(n) * 512 + (c) * 64 + (e)) = make_float4(v9, v13, v17, v21);
+    const float v10 = __fsub_rn(v0.y, h1);
+    const float v11 = __fsub_rn(v10, h3);
+    const float v12 = __fmul_rn(v11, h5);
+    const float v13 = __fadd_rn(v12, h7);
+    const float v14 = fmaxf(v13, 0.0f);
+    const float v15 = __fsub_rn(v0.z, h1);
+    const float v16 = __fsub_rn(v15, h3);
+    const float v17 = __fmul_rn(v16, h5);
+    const float v18 = __fadd_rn(v17, h7);
+    const float v19 = fmaxf(v18, 0.0f);
+    const float v20 = __fsub_rn(v0.w, h1);
+    const float v21 = __fsub_rn(v20, h3);
+    const float v22 = __fmul_rn(v21, h5);
+    const float v23 = __fadd_rn(v22, h7);
+    const float v24 = fmaxf(v23, 0.0f);
+    *(float4 *)(p3 + (long long)(n) * 512 + (c) * 64 + (e)) = make_float4(v9, v14, v19, v24);
   }
 }
 
@@ -215,11 +224,9 @@ extern "C" __global__ void __launch_bounds__(256, 2) k2_bnapply_relu_dw3x3s1_c8_
 extern "C" __global__ void __launch_bounds__(256, 2) k3_bnapply_relu_dw3x3s1_c8_8x8(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // parameter [72]
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 8, 8, 8)
-  const float *__restrict__ p2 = (const float *)a.p[2];  // [8] per channel
-  const float *__restrict__ p3 = (const float *)a.p[3];  // [8] per channel
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [8]
-  const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [8]
-  float *__restrict__ p6 = (float *)a.p[6];  // (N, 8, 8, 8)
+  const float *__restrict__ p2 = (const float *)a.p[2];  // [24] per channel
+  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [8]
+  float *__restrict__ p4 = (float *)a.p[4];  // (N, 8, 8, 8)
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 2;
   const int nb = min(2, a.n - n0);
@@ -233,10 +240,9 @@ extern "C" __global__ void __launch_bounds__(256, 2) k3_bnapply_relu_dw3x3s1_c8_
   const float w7 = p0[c * 9 + 7];
   const float w8 = p0[c * 9 + 8];
   const float h1 = p2[c];
-  const float h3 = p3[c];
-  const float h4 = p4[c];
-  const float h5 = h3 * h4;
-  const float h7 = p5[c];
+  const float h3 = p2[(c) + 8];
+  const float h5 = p2[(c) + 16];
+  const float h7 = p3[c];
   __shared__ float s_x[200];
   for (int s0 = 0; s0 < nb; s0 += 2) {
     const int ns = min(2, nb - s0);
@@ -252,9 +258,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k3_bnapply_relu_dw3x3s1_c8_
       if (iy >= 0 && iy < 8 && ix >= 0 && ix < 8) {
         const int e = iy * 8 + ix;
         const float v0 = p1[(long long)(n) * 512 + (c) * 64 + (e)];
-        const float v2 = v0 - h1;
-        const float v6 = v2 * h5;
-        const float v8 = v6 + h7;
+        const float v2 = __fsub_rn(v0, h1);
+        const float v4 = __fsub_rn(v2, h3);
+        const float v6 = __fmul_rn(v4, h5);
+        const float v8 = __fadd_rn(v6, h7);
         const float v9 = fmaxf(v8, 0.0f);
         v = v9;
       }
@@ -278,7 +285,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) k3_bnapply_relu_dw3x3s1_c8_
       acc += s[20] * w6;
       acc += s[21] * w7;
       acc += s[22] * w8;
-      p6[(long long)(n) * 512 + (c) * 64 + (e)] = acc;
+      p4[(long long)(n) * 512 + (c) * 64 + (e)] = acc;
     }
   }
 }
@@ -288,87 +295,89 @@ extern "C" __global__ void __launch_bounds__(256, 2) k3_bnapply_relu_dw3x3s1_c8_
 // serves: cells.0.node2 (add), cells.0.ops.2.x_op.0 (relu); 2 uses in all
 extern "C" __global__ void __launch_bounds__(256, 2) k4_bnapply_droppath_add_relu_c8_8x8(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 8, 8, 8)
-  const float *__restrict__ p1 = (const float *)a.p[1];  // [8] per channel
-  const float *__restrict__ p2 = (const float *)a.p[2];  // [8] per channel
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [8]
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [8]
-  const NaoMask *p5 = (const NaoMask *)a.p[5];  // mask of this node
-  const float *__restrict__ p6 = (const float *)a.p[6];  // (N, 8, 8, 8)
-  const float *__restrict__ p7 = (const float *)a.p[7];  // [8] per channel
-  const float *__restrict__ p8 = (const float *)a.p[8];  // [8] per channel
-  const float *__restrict__ p9 = (const float *)a.p[9];  // parameter [8]
-  const float *__restrict__ p10 = (const float *)a.p[10];  // parameter [8]
-  const NaoMask *p11 = (const NaoMask *)a.p[11];  // mask of this node
-  float *__restrict__ p12 = (float *)a.p[12];  // (N, 8, 8, 8)
-  float *__restrict__ p13 = (float *)a.p[13];  // (N, 8, 8, 8)
+  const float *__restrict__ p1 = (const float *)a.p[1];  // [24] per channel
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [8]
+  const NaoMask *p3 = (const NaoMask *)a.p[3];  // mask of this node
+  const float *__restrict__ p4 = (const float *)a.p[4];  // (N, 8, 8, 8)
+  const float *__restrict__ p5 = (const float *)a.p[5];  // [24] per channel
+  const float *__restrict__ p6 = (const float *)a.p[6];  // parameter [8]
+  const NaoMask *p7 = (const NaoMask *)a.p[7];  // mask of this node
+  float *__restrict__ p8 = (float *)a.p[8];  // (N, 8, 8, 8)
+  float *__restrict__ p9 = (float *)a.p[9];  // (N, 8, 8, 8)
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 2;
   const int nb = min(2, a.n - n0);
   const float h1 = p1[c];
-  const float h3 = p2[c];
-  const float h4 = p3[c];
-  const float h5 = h3 * h4;
-  const float h7 = p4[c];
-  const float h12 = p7[c];
-  const float h14 = p8[c];
-  const float h15 = p9[c];
-  const float h16 = h14 * h15;
-  const float h18 = p10[c];
+  const float h3 = p1[(c) + 8];
+  const float h5 = p1[(c) + 16];
+  const float h7 = p2[c];
+  const float h12 = p5[c];
+  const float h14 = p5[(c) + 8];
+  const float h16 = p5[(c) + 16];
+  const float h18 = p6[c];
   __shared__ float s_m0[2];
-  for (int i = threadIdx.x; i < nb; i += 256) s_m0[i] = nao_mask(p5, (nao_u64)(n0 + i));
+  for (int i = threadIdx.x; i < nb; i += 256) s_m0[i] = nao_mask(p3, (nao_u64)(n0 + i));
   __shared__ float s_m1[2];
-  for (int i = threadIdx.x; i < nb; i += 256) s_m1[i] = nao_mask(p11, (nao_u64)(n0 + i));
+  for (int i = threadIdx.x; i < nb; i += 256) s_m1[i] = nao_mask(p7, (nao_u64)(n0 + i));
   __syncthreads();
   for (int i = threadIdx.x; i < nb * 16; i += 256) {
     const int nl = i / 16;
     const int e = (i - nl * 16) * 4;
     const int n = n0 + nl;
     const float4 v0 = *(const float4 *)(p0 + (long long)(n) * 512 + (c) * 64 + (e));
-    const float v2 = v0.x - h1;
-    const float v6 = v2 * h5;
-    const float v8 = v6 + h7;
+    const float v2 = __fsub_rn(v0.x, h1);
+    const float v4 = __fsub_rn(v2, h3);
+    const float v6 = __fmul_rn(v4, h5);
+    const float v8 = __fadd_rn(v6, h7);
     const float v9 = s_m0[nl];
     const float v10 = v8 * v9;
-    const float4 v11 = *(const float4 *)(p6 + (long long)(n) * 512 + (c) * 64 + (e));
-    const float v13 = v11.x - h12;
-    const float v17 = v13 * h16;
-    const float v19 = v17 + h18;
+    const float4 v11 = *(const float4 *)(p4 + (long long)(n) * 512 + (c) * 64 + (e));
+    const float v13 = __fsub_rn(v11.x, h12);
+    const float v15 = __fsub_rn(v13, h14);
+    const float v17 = __fmul_rn(v15, h16);
+    const float v19 = __fadd_rn(v17, h18);
     const float v20 = s_m1[nl];
     const float v21 = v19 * v20;
     const float v22 = v10 + v21;
-    const float v23 = v0.y - h1;
-    const float v24 = v23 * h5;
-    const float v25 = v24 + h7;
-    const float v26 = v25 * v9;
-    const float v27 = v11.y - h12;
-    const float v28 = v27 * h16;
-    const float v29 = v28 + h18;
-    const float v30 = v29 * v20;
-    const float v31 = v26 + v30;
-    const float v32 = v0.z - h1;
-    const float v33 = v32 * h5;
-    const float v34 = v33 + h7;
-    const float v35 = v34 * v9;
-    const float v36 = v11.z - h12;
-    const float v37 = v36 * h16;
-    const float v38 = v37 + h18;
-    const float v39 = v38 * v20;
-    const float v40 = v35 + v39;
-    const float v41 = v0.w - h1;
-    const float v42 = v41 * h5;
-    const float v43 = v42 + h7;
-    const float v44 = v43 * v9;
-    const float v45 = v11.w - h12;
-    const float v46 = v45 * h16;
-    const float v47 = v46 + h18;
-    const float v48 = v47 * v20;
-    const float v49 = v44 + v48;
-    const float v50 = fmaxf(v22, 0.0f);
-    const float v51 = fmaxf(v31, 0.0f);
-    const float v52 = fmaxf(v40, 0.0f);
-    const float v53 = fmaxf(v49, 0.0f);
-    *(float4 *)(p12 + (long long)(n) * 1536 + (c) * 64 + (e)) = make_float4(v22, v31, v40, v49);
-    *(float4 *)(p13 + (long long)(n) * 512 + (c) * 64 + (e)) = make_float4(v50, v51, v52, v53);
+    const float v23 = __fsub_rn(v0.y, h1);
+    const float v24 = __fsub_rn(v23, h3);
+    const float v25 = __fmul_rn(v24, h5);
+    const float v26 = __fadd_rn(v25, h7);
+    const float v27 = v26 * v9;
+    const float v28 = __fsub_rn(v11.y, h12);
+    const float v29 = __fsub_rn(v28, h14);
+    const float v30 = __fmul_rn(v29, h16);
+    const float v31 = __fadd_rn(v30, h18);
+    const float v32 = v31 * v20;
+    const float v33 = v27 + v32;
+    const float v34 = __fsub_rn(v0.z, h1);
+    const float v35 = __fsub_rn(v34, h3);
+    const float v36 = __fmul_rn(v35, h5);
+    const float v37 = __fadd_rn(v36, h7);
+    const float v38 = v37 * v9;
+    const float v39 = __fsub_rn(v11.z, h12);
+    const float v40 = __fsub_rn(v39, h14);
+    const float v41 = __fmul_rn(v40, h16);
+    const float v42 = __fadd_rn(v41, h18);
+    const float v43 = v42 * v20;
+    const float v44 = v38 + v43;
+    const float v45 = __fsub_rn(v0.w, h1);
+    const float v46 = __fsub_rn(v45, h3);
+    const float v47 = __fmul_rn(v46, h5);
+    const float v48 = __fadd_rn(v47, h7);
+    const float v49 = v48 * v9;
+    const float v50 = __fsub_rn(v11.w, h12);
+    const float v51 = __fsub_rn(v50, h14);
+    const float v52 = __fmul_rn(v51, h16);
+    const float v53 = __fadd_rn(v52, h18);
+    const float v54 = v53 * v20;
+    const float v55 = v49 + v54;
+    const float v56 = fmaxf(v22, 0.0f);
+    const float v57 = fmaxf(v33, 0.0f);
+    const float v58 = fmaxf(v44, 0.0f);
+    const float v59 = fmaxf(v55, 0.0f);
+    *(float4 *)(p8 + (long long)(n) * 1536 + (c) * 64 + (e)) = make_float4(v22, v33, v44, v55);
+    *(float4 *)(p9 + (long long)(n) * 512 + (c) * 64 + (e)) = make_float4(v56, v57, v58, v59);
   }
 }
 
@@ -430,20 +439,17 @@ extern "C" __global__ void __launch_bounds__(256, 2) k5_avg3x3s1_c8_8x8(const Na
 // serves: cells.0.ops.1.y_op (pool), cells.0.node3 (add); 2 uses in all
 extern "C" __global__ void __launch_bounds__(256, 2) k6_bnapply_max3x3s1_add_c8_8x8(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 8, 8, 8)
-  const float *__restrict__ p1 = (const float *)a.p[1];  // [8] per channel
-  const float *__restrict__ p2 = (const float *)a.p[2];  // [8] per channel
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [8]
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [8]
-  const float *__restrict__ p5 = (const float *)a.p[5];  // (N, 8, 8, 8)
-  float *__restrict__ p6 = (float *)a.p[6];  // (N, 8, 8, 8)
+  const float *__restrict__ p1 = (const float *)a.p[1];  // [24] per channel
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [8]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // (N, 8, 8, 8)
+  float *__restrict__ p4 = (float *)a.p[4];  // (N, 8, 8, 8)
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 2;
   const int nb = min(2, a.n - n0);
   const float h1 = p1[c];
-  const float h3 = p2[c];
-  const float h4 = p3[c];
-  const float h5 = h3 * h4;
-  const float h7 = p4[c];
+  const float h3 = p1[(c) + 8];
+  const float h5 = p1[(c) + 16];
+  const float h7 = p2[c];
   __shared__ float s_x[200];
   for (int s0 = 0; s0 < nb; s0 += 2) {
     const int ns = min(2, nb - s0);
@@ -459,9 +465,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k6_bnapply_max3x3s1_add_c8_
       if (iy >= 0 && iy < 8 && ix >= 0 && ix < 8) {
         const int e = iy * 8 + ix;
         const float v0 = p0[(long long)(n) * 512 + (c) * 64 + (e)];
-        const float v2 = v0 - h1;
-        const float v6 = v2 * h5;
-        const float v8 = v6 + h7;
+        const float v2 = __fsub_rn(v0, h1);
+        const float v4 = __fsub_rn(v2, h3);
+        const float v6 = __fmul_rn(v4, h5);
+        const float v8 = __fadd_rn(v6, h7);
         v = v8;
       }
       s_x[i] = v;
@@ -484,9 +491,9 @@ extern "C" __global__ void __launch_bounds__(256, 2) k6_bnapply_max3x3s1_add_c8_
       if (!(s[20] <= acc)) acc = s[20];
       if (!(s[21] <= acc)) acc = s[21];
       if (!(s[22] <= acc)) acc = s[22];
-      const float v9 = p5[(long long)(n) * 512 + (c) * 64 + (e)];
+      const float v9 = p3[(long long)(n) * 512 + (c) * 64 + (e)];
       const float v10 = v9 + acc;
-      p6[(long long)(n) * 1536 + (c) * 64 + (e)] = v10;
+      p4[(long long)(n) * 1536 + (c) * 64 + (e)] = v10;
     }
   }
 }
@@ -590,11 +597,9 @@ extern "C" __global__ void __launch_bounds__(256, 2) k7_bnapply_relu_dw5x5s1_c8_
 extern "C" __global__ void __launch_bounds__(256, 2) k8_bnapply_relu_dw5x5s1_c8_8x8(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // parameter [200]
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 8, 8, 8)
-  const float *__restrict__ p2 = (const float *)a.p[2];  // [8] per channel
-  const float *__restrict__ p3 = (const float *)a.p[3];  // [8] per channel
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [8]
-  const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [8]
-  float *__restrict__ p6 = (float *)a.p[6];  // (N, 8, 8, 8)
+  const float *__restrict__ p2 = (const float *)a.p[2];  // [24] per channel
+  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [8]
+  float *__restrict__ p4 = (float *)a.p[4];  // (N, 8, 8, 8)
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 2;
   const int nb = min(2, a.n - n0);
@@ -624,10 +629,9 @@ extern "C" __global__ void __launch_bounds__(256, 2) k8_bnapply_relu_dw5x5s1_c8_
   const float w23 = p0[c * 25 + 23];
   const float w24 = p0[c * 25 + 24];
   const float h1 = p2[c];
-  const float h3 = p3[c];
-  const float h4 = p4[c];
-  const float h5 = h3 * h4;
-  const float h7 = p5[c];
+  const float h3 = p2[(c) + 8];
+  const float h5 = p2[(c) + 16];
+  const float h7 = p3[c];
   __shared__ float s_x[288];
   for (int s0 = 0; s0 < nb; s0 += 2) {
     const int ns = min(2, nb - s0);
@@ -643,9 +647,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k8_bnapply_relu_dw5x5s1_c8_
       if (iy >= 0 && iy < 8 && ix >= 0 && ix < 8) {
         const int e = iy * 8 + ix;
         const float v0 = p1[(long long)(n) * 512 + (c) * 64 + (e)];
-        const float v2 = v0 - h1;
-        const float v6 = v2 * h5;
-        const float v8 = v6 + h7;
+        const float v2 = __fsub_rn(v0, h1);
+        const float v4 = __fsub_rn(v2, h3);
+        const float v6 = __fmul_rn(v4, h5);
+        const float v8 = __fadd_rn(v6, h7);
         const float v9 = fmaxf(v8, 0.0f);
         v = v9;
       }
@@ -685,7 +690,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) k8_bnapply_relu_dw5x5s1_c8_
       acc += s[50] * w22;
       acc += s[51] * w23;
       acc += s[52] * w24;
-      p6[(long long)(n) * 512 + (c) * 64 + (e)] = acc;
+      p4[(long long)(n) * 512 + (c) * 64 + (e)] = acc;
     }
   }
 }
@@ -695,64 +700,66 @@ extern "C" __global__ void __launch_bounds__(256, 2) k8_bnapply_relu_dw5x5s1_c8_
 // serves: cells.0.concat (concat)
 extern "C" __global__ void __launch_bounds__(256, 2) k9_bnapply_add_copy_c8_8x8(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 8, 8, 8)
-  const float *__restrict__ p1 = (const float *)a.p[1];  // [8] per channel
-  const float *__restrict__ p2 = (const float *)a.p[2];  // [8] per channel
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [8]
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [8]
-  const float *__restrict__ p5 = (const float *)a.p[5];  // (N, 8, 8, 8)
-  const float *__restrict__ p6 = (const float *)a.p[6];  // [8] per channel
-  const float *__restrict__ p7 = (const float *)a.p[7];  // [8] per channel
-  const float *__restrict__ p8 = (const float *)a.p[8];  // parameter [8]
-  const float *__restrict__ p9 = (const float *)a.p[9];  // parameter [8]
-  float *__restrict__ p10 = (float *)a.p[10];  // (N, 8, 8, 8)
+  const float *__restrict__ p1 = (const float *)a.p[1];  // [24] per channel
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [8]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // (N, 8, 8, 8)
+  const float *__restrict__ p4 = (const float *)a.p[4];  // [24] per channel
+  const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [8]
+  float *__restrict__ p6 = (float *)a.p[6];  // (N, 8, 8, 8)
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 2;
   const int nb = min(2, a.n - n0);
   const float h1 = p1[c];
-  const float h3 = p2[c];
-  const float h4 = p3[c];
-  const float h5 = h3 * h4;
-  const float h7 = p4[c];
-  const float h10 = p6[c];
-  const float h12 = p7[c];
-  const float h13 = p8[c];
-  const float h14 = h12 * h13;
-  const float h16 = p9[c];
+  const float h3 = p1[(c) + 8];
+  const float h5 = p1[(c) + 16];
+  const float h7 = p2[c];
+  const float h10 = p4[c];
+  const float h12 = p4[(c) + 8];
+  const float h14 = p4[(c) + 16];
+  const float h16 = p5[c];
   for (int i = threadIdx.x; i < nb * 16; i += 256) {
     const int nl = i / 16;
     const int e = (i - nl * 16) * 4;
     const int n = n0 + nl;
     const float4 v0 = *(const float4 *)(p0 + (long long)(n) * 512 + (c) * 64 + (e));
-    const float v2 = v0.x - h1;
-    const float v6 = v2 * h5;
-    const float v8 = v6 + h7;
-    const float4 v9 = *(const float4 *)(p5 + (long long)(n) * 512 + (c) * 64 + (e));
-    const float v11 = v9.x - h10;
-    const float v15 = v11 * h14;
-    const float v17 = v15 + h16;
+    const float v2 = __fsub_rn(v0.x, h1);
+    const float v4 = __fsub_rn(v2, h3);
+    const float v6 = __fmul_rn(v4, h5);
+    const float v8 = __fadd_rn(v6, h7);
+    const float4 v9 = *(const float4 *)(p3 + (long long)(n) * 512 + (c) * 64 + (e));
+    const float v11 = __fsub_rn(v9.x, h10);
+    const float v13 = __fsub_rn(v11, h12);
+    const float v15 = __fmul_rn(v13, h14);
+    const float v17 = __fadd_rn(v15, h16);
     const float v18 = v8 + v17;
-    const float v19 = v0.y - h1;
-    const float v20 = v19 * h5;
-    const float v21 = v20 + h7;
-    const float v22 = v9.y - h10;
-    const float v23 = v22 * h14;
-    const float v24 = v23 + h16;
-    const float v25 = v21 + v24;
-    const float v26 = v0.z - h1;
-    const float v27 = v26 * h5;
-    const float v28 = v27 + h7;
-    const float v29 = v9.z - h10;
-    const float v30 = v29 * h14;
-    const float v31 = v30 + h16;
-    const float v32 = v28 + v31;
-    const float v33 = v0.w - h1;
-    const float v34 = v33 * h5;
-    const float v35 = v34 + h7;
-    const float v36 = v9.w - h10;
-    const float v37 = v36 * h14;
-    const float v38 = v37 + h16;
-    const float v39 = v35 + v38;
-    *(float4 *)(p10 + (long long)(n) * 1536 + (c) * 64 + (e)) = make_float4(v18, v25, v32, v39);
+    const float v19 = __fsub_rn(v0.y, h1);
+    const float v20 = __fsub_rn(v19, h3);
+    const float v21 = __fmul_rn(v20, h5);
+    const float v22 = __fadd_rn(v21, h7);
+    const float v23 = __fsub_rn(v9.y, h10);
+    const float v24 = __fsub_rn(v23, h12);
+    const float v25 = __fmul_rn(v24, h14);
+    const float v26 = __fadd_rn(v25, h16);
+    const float v27 = v22 + v26;
+    const float v28 = __fsub_rn(v0.z, h1);
+    const float v29 = __fsub_rn(v28, h3);
+    const float v30 = __fmul_rn(v29, h5);
+    const float v31 = __fadd_rn(v30, h7);
+    const float v32 = __fsub_rn(v9.z, h10);
+    const float v33 = __fsub_rn(v32, h12);
+    const float v34 = __fmul_rn(v33, h14);
+    const float v35 = __fadd_rn(v34, h16);
+    const float v36 = v31 + v35;
+    const float v37 = __fsub_rn(v0.w, h1);
+    const float v38 = __fsub_rn(v37, h3);
+    const float v39 = __fmul_rn(v38, h5);
+    const float v40 = __fadd_rn(v39, h7);
+    const float v41 = __fsub_rn(v9.w, h10);
+    const float v42 = __fsub_rn(v41, h12);
+    const float v43 = __fmul_rn(v42, h14);
+    const float v44 = __fadd_rn(v43, h16);
+    const float v45 = v40 + v44;
+    *(float4 *)(p6 + (long long)(n) * 1536 + (c) * 64 + (e)) = make_float4(v18, v27, v36, v45);
   }
 }
 
@@ -1097,10 +1104,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k17_bnapply_relu_dw5x5s1fil
   const float *__restrict__ p0 = (const float *)a.p[0];  // parameter [200]
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 8, 8, 8)
   const float *__restrict__ p2 = (const float *)a.p[2];  // (N, 8, 8, 8)
-  const float *__restrict__ p3 = (const float *)a.p[3];  // [8] per channel
-  const float *__restrict__ p4 = (const float *)a.p[4];  // [8] per channel
-  const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [8]
-  const float *__restrict__ p6 = (const float *)a.p[6];  // parameter [8]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // [24] per channel
+  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [8]
+  const float *__restrict__ p5 = (const float *)a.p[5];  // [8] per channel
+  const float *__restrict__ p6 = (const float *)a.p[6];  // [8] per channel
   float *__restrict__ p7 = (float *)a.p[7];  // (N, 8, 8, 8)
   unsigned char *p8 = (unsigned char *)a.p[8];  // scratch: counter, partial sums
   float *__restrict__ p9 = (float *)a.p[9];  // gradient [200]
@@ -1136,10 +1143,11 @@ extern "C" __global__ void __launch_bounds__(256, 2) k17_bnapply_relu_dw5x5s1fil
   const float w23 = p0[c * 25 + 23];
   const float w24 = p0[c * 25 + 24];
   const float h2 = p3[c];
-  const float h4 = p4[c];
-  const float h5 = p5[c];
-  const float h6 = h4 * h5;
-  const float h8 = p6[c];
+  const float h4 = p3[(c) + 8];
+  const float h6 = p3[(c) + 16];
+  const float h8 = p4[c];
+  const float h18 = p5[c];
+  const float h20 = p6[c];
   float r0_0 = 0.0f;
   float r0_1 = 0.0f;
   float r0_2 = 0.0f;
@@ -1191,9 +1199,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k17_bnapply_relu_dw5x5s1fil
       if (iy >= 0 && iy < 8 && ix >= 0 && ix < 8) {
         const int e = iy * 8 + ix;
         const float v1 = p2[(long long)(n) * 512 + (c) * 64 + (e)];
-        const float v3 = v1 - h2;
-        const float v7 = v3 * h6;
-        const float v9 = v7 + h8;
+        const float v3 = __fsub_rn(v1, h2);
+        const float v5 = __fsub_rn(v3, h4);
+        const float v7 = __fmul_rn(v5, h6);
+        const float v9 = __fadd_rn(v7, h8);
         const float v10 = fmaxf(v9, 0.0f);
         v = v10;
       }
@@ -1310,16 +1319,18 @@ extern "C" __global__ void __launch_bounds__(256, 2) k17_bnapply_relu_dw5x5s1fil
         if (ty >= 0 && ty < 8 && tx >= 0 && tx < 8) acc += d[ty * 8 + tx] * w24;
       }
       const float v11 = p2[(long long)(n) * 512 + (c) * 64 + (e)];
-      const float v12 = v11 - h2;
-      const float v13 = v12 * h6;
-      const float v14 = v13 + h8;
-      const float v15 = fmaxf(v14, 0.0f);
-      const float v16 = (v15 > 0.0f ? acc : 0.0f);
-      r1_0 += v16;
-      const float v17 = v12 * h4;
-      const float v18 = v16 * v17;
-      r1_1 += v18;
-      p7[(long long)(n) * 512 + (c) * 64 + (e)] = v16;
+      const float v12 = __fsub_rn(v11, h2);
+      const float v13 = __fsub_rn(v12, h4);
+      const float v14 = __fmul_rn(v13, h6);
+      const float v15 = __fadd_rn(v14, h8);
+      const float v16 = fmaxf(v15, 0.0f);
+      const float v17 = (v16 > 0.0f ? acc : 0.0f);
+      r1_0 += v17;
+      const float v19 = v11 - h18;
+      const float v21 = v19 * h20;
+      const float v22 = v17 * v21;
+      r1_1 += v22;
+      p7[(long long)(n) * 512 + (c) * 64 + (e)] = v17;
     }
     for (int i = threadIdx.x; i < ns * 64; i += 256) {
       const int sl = i / 64;
@@ -1995,19 +2006,16 @@ extern "C" __global__ void __launch_bounds__(256, 2) k20_relu_bwd_c8_8x8(const N
 extern "C" __global__ void __launch_bounds__(256, 2) k21_bnapply_accum_max3x3s1bwd_c8_8x8(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 8, 8, 8)
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 8, 8, 8)
-  const float *__restrict__ p2 = (const float *)a.p[2];  // [8] per channel
-  const float *__restrict__ p3 = (const float *)a.p[3];  // [8] per channel
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [8]
-  const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [8]
-  float *__restrict__ p6 = (float *)a.p[6];  // (N, 8, 8, 8)
+  const float *__restrict__ p2 = (const float *)a.p[2];  // [24] per channel
+  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [8]
+  float *__restrict__ p4 = (float *)a.p[4];  // (N, 8, 8, 8)
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 2;
   const int nb = min(2, a.n - n0);
   const float h2 = p2[c];
-  const float h4 = p3[c];
-  const float h5 = p4[c];
-  const float h6 = h4 * h5;
-  const float h8 = p5[c];
+  const float h4 = p2[(c) + 8];
+  const float h6 = p2[(c) + 16];
+  const float h8 = p3[c];
   __shared__ float s_dy[128];
   __shared__ float s_x[200];
   __shared__ unsigned char s_arg[128];
@@ -2033,9 +2041,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k21_bnapply_accum_max3x3s1b
       if (iy >= 0 && iy < 8 && ix >= 0 && ix < 8) {
         const int e = iy * 8 + ix;
         const float v1 = p1[(long long)(n) * 512 + (c) * 64 + (e)];
-        const float v3 = v1 - h2;
-        const float v7 = v3 * h6;
-        const float v9 = v7 + h8;
+        const float v3 = __fsub_rn(v1, h2);
+        const float v5 = __fsub_rn(v3, h4);
+        const float v7 = __fmul_rn(v5, h6);
+        const float v9 = __fadd_rn(v7, h8);
         v = v9;
       }
       s_x[i] = v;
@@ -2133,7 +2142,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) k21_bnapply_accum_max3x3s1b
           if (am[o] == 0) acc += d[o];
         }
       }
-      p6[(long long)(n) * 512 + (c) * 64 + (e)] = acc;
+      p4[(long long)(n) * 512 + (c) * 64 + (e)] = acc;
     }
   }
 }
@@ -2425,10 +2434,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k24_bnapply_relu_dw3x3s1fil
   const float *__restrict__ p0 = (const float *)a.p[0];  // parameter [72]
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 8, 8, 8)
   const float *__restrict__ p2 = (const float *)a.p[2];  // (N, 8, 8, 8)
-  const float *__restrict__ p3 = (const float *)a.p[3];  // [8] per channel
-  const float *__restrict__ p4 = (const float *)a.p[4];  // [8] per channel
-  const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [8]
-  const float *__restrict__ p6 = (const float *)a.p[6];  // parameter [8]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // [24] per channel
+  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [8]
+  const float *__restrict__ p5 = (const float *)a.p[5];  // [8] per channel
+  const float *__restrict__ p6 = (const float *)a.p[6];  // [8] per channel
   float *__restrict__ p7 = (float *)a.p[7];  // (N, 8, 8, 8)
   unsigned char *p8 = (unsigned char *)a.p[8];  // scratch: counter, partial sums
   float *__restrict__ p9 = (float *)a.p[9];  // gradient [72]
@@ -2448,10 +2457,11 @@ extern "C" __global__ void __launch_bounds__(256, 2) k24_bnapply_relu_dw3x3s1fil
   const float w7 = p0[c * 9 + 7];
   const float w8 = p0[c * 9 + 8];
   const float h2 = p3[c];
-  const float h4 = p4[c];
-  const float h5 = p5[c];
-  const float h6 = h4 * h5;
-  const float h8 = p6[c];
+  const float h4 = p3[(c) + 8];
+  const float h6 = p3[(c) + 16];
+  const float h8 = p4[c];
+  const float h18 = p5[c];
+  const float h20 = p6[c];
   float r0_0 = 0.0f;
   float r0_1 = 0.0f;
   float r0_2 = 0.0f;
@@ -2487,9 +2497,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k24_bnapply_relu_dw3x3s1fil
       if (iy >= 0 && iy < 8 && ix >= 0 && ix < 8) {
         const int e = iy * 8 + ix;
         const float v1 = p2[(long long)(n) * 512 + (c) * 64 + (e)];
-        const float v3 = v1 - h2;
-        const float v7 = v3 * h6;
-        const float v9 = v7 + h8;
+        const float v3 = __fsub_rn(v1, h2);
+        const float v5 = __fsub_rn(v3, h4);
+        const float v7 = __fmul_rn(v5, h6);
+        const float v9 = __fadd_rn(v7, h8);
         const float v10 = fmaxf(v9, 0.0f);
         v = v10;
       }
@@ -2542,16 +2553,18 @@ extern "C" __global__ void __launch_bounds__(256, 2) k24_bnapply_relu_dw3x3s1fil
         if (ty >= 0 && ty < 8 && tx >= 0 && tx < 8) acc += d[ty * 8 + tx] * w8;
       }
       const float v11 = p2[(long long)(n) * 512 + (c) * 64 + (e)];
-      const float v12 = v11 - h2;
-      const float v13 = v12 * h6;
-      const float v14 = v13 + h8;
-      const float v15 = fmaxf(v14, 0.0f);
-      const float v16 = (v15 > 0.0f ? acc : 0.0f);
-      r1_0 += v16;
-      const float v17 = v12 * h4;
-      const float v18 = v16 * v17;
-      r1_1 += v18;
-      p7[(long long)(n) * 512 + (c) * 64 + (e)] = v16;
+      const float v12 = __fsub_rn(v11, h2);
+      const float v13 = __fsub_rn(v12, h4);
+      const float v14 = __fmul_rn(v13, h6);
+      const float v15 = __fadd_rn(v14, h8);
+      const float v16 = fmaxf(v15, 0.0f);
+      const float v17 = (v16 > 0.0f ? acc : 0.0f);
+      r1_0 += v17;
+      const float v19 = v11 - h18;
+      const float v21 = v19 * h20;
+      const float v22 = v17 * v21;
+      r1_1 += v22;
+      p7[(long long)(n) * 512 + (c) * 64 + (e)] = v17;
     }
     for (int i = threadIdx.x; i < ns * 64; i += 256) {
       const int sl = i / 64;
@@ -3012,16 +3025,16 @@ static const ParamInfo nao_params[] = {
 };
 
 static const CudaKernel nao_kernels[] = {  // name, pattern, block, grid_x, grid_nb, smem, n_args, reduces
-  {"k0_bnstats_c8_8x8", "pw", 256, 8, 2, 0, 6, 1},
-  {"k1_bnapply_relu_c8_8x8", "pw", 256, 8, 2, 0, 6, 0},
+  {"k0_bnstats_c8_8x8", "pw", 256, 8, 2, 0, 8, 1},
+  {"k1_bnapply_relu_c8_8x8", "pw", 256, 8, 2, 0, 4, 0},
   {"k2_bnapply_relu_dw3x3s1_c8_8x8", "dwconv", 256, 8, 2, 800, 3, 0},
-  {"k3_bnapply_relu_dw3x3s1_c8_8x8", "dwconv", 256, 8, 2, 800, 7, 0},
-  {"k4_bnapply_droppath_add_relu_c8_8x8", "pw", 256, 8, 2, 0, 14, 0},
+  {"k3_bnapply_relu_dw3x3s1_c8_8x8", "dwconv", 256, 8, 2, 800, 5, 0},
+  {"k4_bnapply_droppath_add_relu_c8_8x8", "pw", 256, 8, 2, 0, 10, 0},
   {"k5_avg3x3s1_c8_8x8", "pool", 256, 8, 2, 800, 2, 0},
-  {"k6_bnapply_max3x3s1_add_c8_8x8", "pool", 256, 8, 2, 800, 7, 0},
+  {"k6_bnapply_max3x3s1_add_c8_8x8", "pool", 256, 8, 2, 800, 5, 0},
   {"k7_bnapply_relu_dw5x5s1_c8_8x8", "dwconv", 256, 8, 2, 1152, 3, 0},
-  {"k8_bnapply_relu_dw5x5s1_c8_8x8", "dwconv", 256, 8, 2, 1152, 7, 0},
-  {"k9_bnapply_add_copy_c8_8x8", "pw", 256, 8, 2, 0, 11, 0},
+  {"k8_bnapply_relu_dw5x5s1_c8_8x8", "dwconv", 256, 8, 2, 1152, 5, 0},
+  {"k9_bnapply_add_copy_c8_8x8", "pw", 256, 8, 2, 0, 7, 0},
   {"k10_gap_c24_1x1", "gap", 256, 24, 8, 0, 2, 0},
   {"k11_bias_c7_1x1", "pw", 256, 7, 2, 0, 2, 0},
   {"k12_xent_xent_bwd_c7_1x1", "xent", 256, 1, 8, 0, 5, 1},
@@ -3033,7 +3046,7 @@ static const CudaKernel nao_kernels[] = {  // name, pattern, block, grid_x, grid
   {"k18_bnbwd_c8_8x8", "pw", 256, 8, 2, 0, 7, 0},
   {"k19_bnapply_relu_dw5x5s1filter_dw5x5s1data_c8_8x8", "dwconv_bwd", 256, 8, 2, 1664, 6, 1},
   {"k20_relu_bwd_c8_8x8", "pw", 256, 8, 2, 0, 3, 0},
-  {"k21_bnapply_accum_max3x3s1bwd_c8_8x8", "pool_bwd", 256, 8, 2, 1440, 7, 0},
+  {"k21_bnapply_accum_max3x3s1bwd_c8_8x8", "pool_bwd", 256, 8, 2, 1440, 5, 0},
   {"k22_accum_avg3x3s1bwd_mask_bwd_bnbwdsum_c8_8x8", "pool_bwd", 256, 8, 2, 512, 18, 1},
   {"k23_mask_bwd_accum_bnbwd_c8_8x8", "pw", 256, 8, 2, 0, 8, 0},
   {"k24_bnapply_relu_dw3x3s1filter_dw3x3s1data_c8_8x8", "dwconv_bwd", 256, 8, 2, 1312, 13, 1},
@@ -3222,6 +3235,13 @@ static const IrTensor nao_train_tensors[] = {
   {.name = "grad:cells.0.preprocess_y.0:out", .kind = IR_T_ACT, .c = 8, .h = 8, .w = 8, .producer = 81, .view_of = -1, .grad_of = 6},
   {.name = "gradtmp1:stem.1:out", .kind = IR_T_ACT, .c = 8, .h = 8, .w = 8, .producer = 82, .view_of = -1, .grad_of = -1},
   {.name = "grad:stem.0:out", .kind = IR_T_ACT, .c = 8, .h = 8, .w = 8, .producer = 84, .view_of = -1, .grad_of = 2},
+  {.name = "bnapply:stem.1", .kind = IR_T_STAT, .c = 24, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.0.preprocess_y.2", .kind = IR_T_STAT, .c = 24, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.0.ops.0.x_op.op.3", .kind = IR_T_STAT, .c = 24, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.0.ops.0.x_op.op.7", .kind = IR_T_STAT, .c = 24, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.0.ops.2.x_op.2", .kind = IR_T_STAT, .c = 24, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.0.ops.2.y_op.op.3", .kind = IR_T_STAT, .c = 24, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:cells.0.ops.2.y_op.op.7", .kind = IR_T_STAT, .c = 24, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
   {.name = "slice2:cells.0:out", .kind = IR_T_ACT, .c = 8, .h = 8, .w = 8, .producer = -1, .view_of = 11, .chan_offset = 16, .grad_of = -1},
   {.name = "bnbwd_sums:cells.0.ops.2.y_op.op.7:bwd", .kind = IR_T_STAT, .c = 16, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
   {.name = "bnbwd_sums:cells.0.ops.2.y_op.op.3:bwd", .kind = IR_T_STAT, .c = 16, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
@@ -3322,76 +3342,83 @@ static const PlanLoc nao_train_locs[] = {  // region, scaled, unscaled, sample_s
   {LOC_ARENA, 7904, 0, 512},  // 87
   {LOC_NONE, 0, 0, 0},  // 88
   {LOC_ARENA, 6880, 0, 512},  // 89
-  {LOC_ARENA, 3808, 1024, 1536},  // 90
-  {LOC_FIXED, 0, 116, 0},  // 91
-  {LOC_FIXED, 0, 132, 0},  // 92
-  {LOC_FIXED, 0, 148, 0},  // 93
-  {LOC_FIXED, 0, 164, 0},  // 94
-  {LOC_FIXED, 0, 180, 0},  // 95
-  {LOC_FIXED, 0, 196, 0},  // 96
-  {LOC_FIXED, 0, 212, 0},  // 97
+  {LOC_FIXED, 0, 116, 0},  // 90
+  {LOC_FIXED, 0, 140, 0},  // 91
+  {LOC_FIXED, 0, 164, 0},  // 92
+  {LOC_FIXED, 0, 188, 0},  // 93
+  {LOC_FIXED, 0, 212, 0},  // 94
+  {LOC_FIXED, 0, 236, 0},  // 95
+  {LOC_FIXED, 0, 260, 0},  // 96
+  {LOC_ARENA, 3808, 1024, 1536},  // 97
+  {LOC_FIXED, 0, 284, 0},  // 98
+  {LOC_FIXED, 0, 300, 0},  // 99
+  {LOC_FIXED, 0, 316, 0},  // 100
+  {LOC_FIXED, 0, 332, 0},  // 101
+  {LOC_FIXED, 0, 348, 0},  // 102
+  {LOC_FIXED, 0, 364, 0},  // 103
+  {LOC_FIXED, 0, 380, 0},  // 104
 };
 static const CudaStep nao_train_steps[] = {  // kind, kernel, desc, arg0, n_args, node
   {CUDA_STEP_CONV_FWD, -1, 0, 0, 3, 2},  // 0 stem.0
-  {CUDA_STEP_KERNEL, 0, -1, 3, 6, 3},  // 1 k0_bnstats_c8_8x8
-  {CUDA_STEP_KERNEL, 1, -1, 9, 6, 4},  // 2 k1_bnapply_relu_c8_8x8
+  {CUDA_STEP_KERNEL, 0, -1, 3, 8, 3},  // 1 k0_bnstats_c8_8x8
+  {CUDA_STEP_KERNEL, 1, -1, 11, 4, 4},  // 2 k1_bnapply_relu_c8_8x8
   {CUDA_STEP_GEMM, -1, 0, 15, 3, 5},  // 3 cells.0.preprocess_y.1
-  {CUDA_STEP_KERNEL, 0, -1, 18, 6, 6},  // 4 k0_bnstats_c8_8x8
-  {CUDA_STEP_KERNEL, 2, -1, 24, 3, 8},  // 5 k2_bnapply_relu_dw3x3s1_c8_8x8
-  {CUDA_STEP_GEMM, -1, 1, 27, 3, 9},  // 6 cells.0.ops.0.x_op.op.2
-  {CUDA_STEP_KERNEL, 0, -1, 30, 6, 10},  // 7 k0_bnstats_c8_8x8
-  {CUDA_STEP_KERNEL, 3, -1, 36, 7, 12},  // 8 k3_bnapply_relu_dw3x3s1_c8_8x8
-  {CUDA_STEP_GEMM, -1, 2, 43, 3, 13},  // 9 cells.0.ops.0.x_op.op.6
-  {CUDA_STEP_KERNEL, 0, -1, 46, 6, 14},  // 10 k0_bnstats_c8_8x8
-  {CUDA_STEP_KERNEL, 4, -1, 52, 14, 17},  // 11 k4_bnapply_droppath_add_relu_c8_8x8
+  {CUDA_STEP_KERNEL, 0, -1, 18, 8, 6},  // 4 k0_bnstats_c8_8x8
+  {CUDA_STEP_KERNEL, 2, -1, 26, 3, 8},  // 5 k2_bnapply_relu_dw3x3s1_c8_8x8
+  {CUDA_STEP_GEMM, -1, 1, 29, 3, 9},  // 6 cells.0.ops.0.x_op.op.2
+  {CUDA_STEP_KERNEL, 0, -1, 32, 8, 10},  // 7 k0_bnstats_c8_8x8
+  {CUDA_STEP_KERNEL, 3, -1, 40, 5, 12},  // 8 k3_bnapply_relu_dw3x3s1_c8_8x8
+  {CUDA_STEP_GEMM, -1, 2, 45, 3, 13},  // 9 cells.0.ops.0.x_op.op.6
+  {CUDA_STEP_KERNEL, 0, -1, 48, 8, 14},  // 10 k0_bnstats_c8_8x8
+  {CUDA_STEP_KERNEL, 4, -1, 56, 10, 17},  // 11 k4_bnapply_droppath_add_relu_c8_8x8
   {CUDA_STEP_KERNEL, 5, -1, 66, 2, 18},  // 12 k5_avg3x3s1_c8_8x8
-  {CUDA_STEP_KERNEL, 6, -1, 68, 7, 19},  // 13 k6_bnapply_max3x3s1_add_c8_8x8
-  {CUDA_STEP_CONV_FWD, -1, 1, 75, 3, 22},  // 14 cells.0.ops.2.x_op.1
-  {CUDA_STEP_KERNEL, 0, -1, 78, 6, 23},  // 15 k0_bnstats_c8_8x8
+  {CUDA_STEP_KERNEL, 6, -1, 68, 5, 19},  // 13 k6_bnapply_max3x3s1_add_c8_8x8
+  {CUDA_STEP_CONV_FWD, -1, 1, 73, 3, 22},  // 14 cells.0.ops.2.x_op.1
+  {CUDA_STEP_KERNEL, 0, -1, 76, 8, 23},  // 15 k0_bnstats_c8_8x8
   {CUDA_STEP_KERNEL, 7, -1, 84, 3, 25},  // 16 k7_bnapply_relu_dw5x5s1_c8_8x8
   {CUDA_STEP_GEMM, -1, 3, 87, 3, 26},  // 17 cells.0.ops.2.y_op.op.2
-  {CUDA_STEP_KERNEL, 0, -1, 90, 6, 27},  // 18 k0_bnstats_c8_8x8
-  {CUDA_STEP_KERNEL, 8, -1, 96, 7, 29},  // 19 k8_bnapply_relu_dw5x5s1_c8_8x8
+  {CUDA_STEP_KERNEL, 0, -1, 90, 8, 27},  // 18 k0_bnstats_c8_8x8
+  {CUDA_STEP_KERNEL, 8, -1, 98, 5, 29},  // 19 k8_bnapply_relu_dw5x5s1_c8_8x8
   {CUDA_STEP_GEMM, -1, 4, 103, 3, 30},  // 20 cells.0.ops.2.y_op.op.6
-  {CUDA_STEP_KERNEL, 0, -1, 106, 6, 31},  // 21 k0_bnstats_c8_8x8
-  {CUDA_STEP_KERNEL, 9, -1, 112, 11, 33},  // 22 k9_bnapply_add_copy_c8_8x8
-  {CUDA_STEP_KERNEL, 10, -1, 123, 2, 34},  // 23 k10_gap_c24_1x1
-  {CUDA_STEP_KERNEL, 11, -1, 125, 2, 35},  // 24 k11_bias_c7_1x1
-  {CUDA_STEP_GEMM, -1, 5, 127, 3, 35},  // 25 classifier
-  {CUDA_STEP_KERNEL, 12, -1, 130, 5, 36},  // 26 k12_xent_xent_bwd_c7_1x1
-  {CUDA_STEP_GEMM, -1, 6, 135, 3, 38},  // 27 classifier:bwd
-  {CUDA_STEP_GEMM, -1, 7, 138, 3, 38},  // 28 classifier:bwd
-  {CUDA_STEP_KERNEL, 13, -1, 141, 3, 38},  // 29 k13_biasgrad_c7_1x1
-  {CUDA_STEP_KERNEL, 14, -1, 144, 2, 39},  // 30 k14_gap_bwd_c24_8x8
-  {CUDA_STEP_KERNEL, 15, -1, 146, 8, 42},  // 31 k15_accum_bnbwdsum_c8_8x8
-  {CUDA_STEP_KERNEL, 16, -1, 154, 7, 42},  // 32 k16_accum_bnbwd_c8_8x8
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 2, 161, 3, 43},  // 33 cells.0.ops.2.y_op.op.6:bwd_filter
-  {CUDA_STEP_GEMM, -1, 8, 164, 3, 44},  // 34 cells.0.ops.2.y_op.op.6:bwd_data
-  {CUDA_STEP_KERNEL, 17, -1, 167, 13, 46},  // 35 k17_bnapply_relu_dw5x5s1filter_dw5x5s1data_c8_8x8
-  {CUDA_STEP_KERNEL, 18, -1, 180, 7, 48},  // 36 k18_bnbwd_c8_8x8
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 3, 187, 3, 49},  // 37 cells.0.ops.2.y_op.op.2:bwd_filter
-  {CUDA_STEP_GEMM, -1, 9, 190, 3, 50},  // 38 cells.0.ops.2.y_op.op.2:bwd_data
-  {CUDA_STEP_KERNEL, 19, -1, 193, 6, 52},  // 39 k19_bnapply_relu_dw5x5s1filter_dw5x5s1data_c8_8x8
-  {CUDA_STEP_KERNEL, 15, -1, 199, 8, 54},  // 40 k15_accum_bnbwdsum_c8_8x8
-  {CUDA_STEP_KERNEL, 16, -1, 207, 7, 54},  // 41 k16_accum_bnbwd_c8_8x8
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 4, 214, 3, 55},  // 42 cells.0.ops.2.x_op.1:bwd_filter
-  {CUDA_STEP_CONV_BWD_DATA, -1, 5, 217, 3, 56},  // 43 cells.0.ops.2.x_op.1:bwd_data
-  {CUDA_STEP_KERNEL, 20, -1, 220, 3, 57},  // 44 k20_relu_bwd_c8_8x8
-  {CUDA_STEP_KERNEL, 21, -1, 223, 7, 60},  // 45 k21_bnapply_accum_max3x3s1bwd_c8_8x8
-  {CUDA_STEP_KERNEL, 22, -1, 230, 18, 61},  // 46 k22_accum_avg3x3s1bwd_mask_bwd_bnbwdsum_c8_8x8
-  {CUDA_STEP_KERNEL, 23, -1, 248, 8, 67},  // 47 k23_mask_bwd_accum_bnbwd_c8_8x8
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 6, 256, 3, 68},  // 48 cells.0.ops.0.x_op.op.6:bwd_filter
-  {CUDA_STEP_GEMM, -1, 10, 259, 3, 69},  // 49 cells.0.ops.0.x_op.op.6:bwd_data
-  {CUDA_STEP_KERNEL, 24, -1, 262, 13, 71},  // 50 k24_bnapply_relu_dw3x3s1filter_dw3x3s1data_c8_8x8
-  {CUDA_STEP_KERNEL, 18, -1, 275, 7, 73},  // 51 k18_bnbwd_c8_8x8
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 7, 282, 3, 74},  // 52 cells.0.ops.0.x_op.op.2:bwd_filter
-  {CUDA_STEP_GEMM, -1, 11, 285, 3, 75},  // 53 cells.0.ops.0.x_op.op.2:bwd_data
-  {CUDA_STEP_KERNEL, 18, -1, 288, 7, 79},  // 54 k18_bnbwd_c8_8x8
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 8, 295, 3, 80},  // 55 cells.0.preprocess_y.1:bwd_filter
-  {CUDA_STEP_GEMM, -1, 12, 298, 3, 81},  // 56 cells.0.preprocess_y.1:bwd_data
-  {CUDA_STEP_KERNEL, 25, -1, 301, 13, 77},  // 57 k25_bnapply_relu_dw3x3s1filter_dw3x3s1data_c8_8x8
-  {CUDA_STEP_KERNEL, 18, -1, 314, 7, 84},  // 58 k18_bnbwd_c8_8x8
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 9, 321, 3, 85},  // 59 stem.0:bwd_filter
+  {CUDA_STEP_KERNEL, 0, -1, 106, 8, 31},  // 21 k0_bnstats_c8_8x8
+  {CUDA_STEP_KERNEL, 9, -1, 114, 7, 33},  // 22 k9_bnapply_add_copy_c8_8x8
+  {CUDA_STEP_KERNEL, 10, -1, 121, 2, 34},  // 23 k10_gap_c24_1x1
+  {CUDA_STEP_KERNEL, 11, -1, 123, 2, 35},  // 24 k11_bias_c7_1x1
+  {CUDA_STEP_GEMM, -1, 5, 125, 3, 35},  // 25 classifier
+  {CUDA_STEP_KERNEL, 12, -1, 128, 5, 36},  // 26 k12_xent_xent_bwd_c7_1x1
+  {CUDA_STEP_GEMM, -1, 6, 133, 3, 38},  // 27 classifier:bwd
+  {CUDA_STEP_GEMM, -1, 7, 136, 3, 38},  // 28 classifier:bwd
+  {CUDA_STEP_KERNEL, 13, -1, 139, 3, 38},  // 29 k13_biasgrad_c7_1x1
+  {CUDA_STEP_KERNEL, 14, -1, 142, 2, 39},  // 30 k14_gap_bwd_c24_8x8
+  {CUDA_STEP_KERNEL, 15, -1, 144, 8, 42},  // 31 k15_accum_bnbwdsum_c8_8x8
+  {CUDA_STEP_KERNEL, 16, -1, 152, 7, 42},  // 32 k16_accum_bnbwd_c8_8x8
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 2, 159, 3, 43},  // 33 cells.0.ops.2.y_op.op.6:bwd_filter
+  {CUDA_STEP_GEMM, -1, 8, 162, 3, 44},  // 34 cells.0.ops.2.y_op.op.6:bwd_data
+  {CUDA_STEP_KERNEL, 17, -1, 165, 13, 46},  // 35 k17_bnapply_relu_dw5x5s1filter_dw5x5s1data_c8_8x8
+  {CUDA_STEP_KERNEL, 18, -1, 178, 7, 48},  // 36 k18_bnbwd_c8_8x8
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 3, 185, 3, 49},  // 37 cells.0.ops.2.y_op.op.2:bwd_filter
+  {CUDA_STEP_GEMM, -1, 9, 188, 3, 50},  // 38 cells.0.ops.2.y_op.op.2:bwd_data
+  {CUDA_STEP_KERNEL, 19, -1, 191, 6, 52},  // 39 k19_bnapply_relu_dw5x5s1filter_dw5x5s1data_c8_8x8
+  {CUDA_STEP_KERNEL, 15, -1, 197, 8, 54},  // 40 k15_accum_bnbwdsum_c8_8x8
+  {CUDA_STEP_KERNEL, 16, -1, 205, 7, 54},  // 41 k16_accum_bnbwd_c8_8x8
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 4, 212, 3, 55},  // 42 cells.0.ops.2.x_op.1:bwd_filter
+  {CUDA_STEP_CONV_BWD_DATA, -1, 5, 215, 3, 56},  // 43 cells.0.ops.2.x_op.1:bwd_data
+  {CUDA_STEP_KERNEL, 20, -1, 218, 3, 57},  // 44 k20_relu_bwd_c8_8x8
+  {CUDA_STEP_KERNEL, 21, -1, 221, 5, 60},  // 45 k21_bnapply_accum_max3x3s1bwd_c8_8x8
+  {CUDA_STEP_KERNEL, 22, -1, 226, 18, 61},  // 46 k22_accum_avg3x3s1bwd_mask_bwd_bnbwdsum_c8_8x8
+  {CUDA_STEP_KERNEL, 23, -1, 244, 8, 67},  // 47 k23_mask_bwd_accum_bnbwd_c8_8x8
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 6, 252, 3, 68},  // 48 cells.0.ops.0.x_op.op.6:bwd_filter
+  {CUDA_STEP_GEMM, -1, 10, 255, 3, 69},  // 49 cells.0.ops.0.x_op.op.6:bwd_data
+  {CUDA_STEP_KERNEL, 24, -1, 258, 13, 71},  // 50 k24_bnapply_relu_dw3x3s1filter_dw3x3s1data_c8_8x8
+  {CUDA_STEP_KERNEL, 18, -1, 271, 7, 73},  // 51 k18_bnbwd_c8_8x8
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 7, 278, 3, 74},  // 52 cells.0.ops.0.x_op.op.2:bwd_filter
+  {CUDA_STEP_GEMM, -1, 11, 281, 3, 75},  // 53 cells.0.ops.0.x_op.op.2:bwd_data
+  {CUDA_STEP_KERNEL, 18, -1, 284, 7, 79},  // 54 k18_bnbwd_c8_8x8
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 8, 291, 3, 80},  // 55 cells.0.preprocess_y.1:bwd_filter
+  {CUDA_STEP_GEMM, -1, 12, 294, 3, 81},  // 56 cells.0.preprocess_y.1:bwd_data
+  {CUDA_STEP_KERNEL, 25, -1, 297, 13, 77},  // 57 k25_bnapply_relu_dw3x3s1filter_dw3x3s1data_c8_8x8
+  {CUDA_STEP_KERNEL, 18, -1, 310, 7, 84},  // 58 k18_bnbwd_c8_8x8
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 9, 317, 3, 85},  // 59 stem.0:bwd_filter
 };
 static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 0},
@@ -3401,12 +3428,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 4},
   {CUDA_ARG_TENSOR, 5},
+  {CUDA_ARG_TENSOR, 90},
+  {CUDA_ARG_PARAM, 1},
   {CUDA_ARG_BUFFER, 3},
   {CUDA_ARG_BUFFER, 4},
   {CUDA_ARG_TENSOR, 2},
-  {CUDA_ARG_TENSOR, 4},
-  {CUDA_ARG_TENSOR, 5},
-  {CUDA_ARG_PARAM, 1},
+  {CUDA_ARG_TENSOR, 90},
   {CUDA_ARG_PARAM, 2},
   {CUDA_ARG_TENSOR, 6},
   {CUDA_ARG_TENSOR, 6},
@@ -3416,6 +3443,8 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 9},
   {CUDA_ARG_TENSOR, 10},
+  {CUDA_ARG_TENSOR, 91},
+  {CUDA_ARG_PARAM, 6},
   {CUDA_ARG_BUFFER, 8},
   {CUDA_ARG_BUFFER, 9},
   {CUDA_ARG_PARAM, 10},
@@ -3428,13 +3457,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 16},
   {CUDA_ARG_TENSOR, 17},
+  {CUDA_ARG_TENSOR, 92},
+  {CUDA_ARG_PARAM, 12},
   {CUDA_ARG_BUFFER, 14},
   {CUDA_ARG_BUFFER, 15},
   {CUDA_ARG_PARAM, 16},
   {CUDA_ARG_TENSOR, 14},
-  {CUDA_ARG_TENSOR, 16},
-  {CUDA_ARG_TENSOR, 17},
-  {CUDA_ARG_PARAM, 12},
+  {CUDA_ARG_TENSOR, 92},
   {CUDA_ARG_PARAM, 13},
   {CUDA_ARG_TENSOR, 19},
   {CUDA_ARG_TENSOR, 19},
@@ -3444,18 +3473,16 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 22},
   {CUDA_ARG_TENSOR, 23},
+  {CUDA_ARG_TENSOR, 93},
+  {CUDA_ARG_PARAM, 18},
   {CUDA_ARG_BUFFER, 20},
   {CUDA_ARG_BUFFER, 21},
   {CUDA_ARG_TENSOR, 20},
-  {CUDA_ARG_TENSOR, 22},
-  {CUDA_ARG_TENSOR, 23},
-  {CUDA_ARG_PARAM, 18},
+  {CUDA_ARG_TENSOR, 93},
   {CUDA_ARG_PARAM, 19},
   {CUDA_ARG_MASKS, 0},
   {CUDA_ARG_TENSOR, 7},
-  {CUDA_ARG_TENSOR, 9},
-  {CUDA_ARG_TENSOR, 10},
-  {CUDA_ARG_PARAM, 6},
+  {CUDA_ARG_TENSOR, 91},
   {CUDA_ARG_PARAM, 7},
   {CUDA_ARG_MASKS, 1},
   {CUDA_ARG_TENSOR, 28},
@@ -3463,9 +3490,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 28},
   {CUDA_ARG_TENSOR, 29},
   {CUDA_ARG_TENSOR, 7},
-  {CUDA_ARG_TENSOR, 9},
-  {CUDA_ARG_TENSOR, 10},
-  {CUDA_ARG_PARAM, 6},
+  {CUDA_ARG_TENSOR, 91},
   {CUDA_ARG_PARAM, 7},
   {CUDA_ARG_TENSOR, 29},
   {CUDA_ARG_TENSOR, 31},
@@ -3476,6 +3501,8 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 35},
   {CUDA_ARG_TENSOR, 36},
+  {CUDA_ARG_TENSOR, 94},
+  {CUDA_ARG_PARAM, 23},
   {CUDA_ARG_BUFFER, 25},
   {CUDA_ARG_BUFFER, 26},
   {CUDA_ARG_PARAM, 27},
@@ -3488,13 +3515,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 41},
   {CUDA_ARG_TENSOR, 42},
+  {CUDA_ARG_TENSOR, 95},
+  {CUDA_ARG_PARAM, 29},
   {CUDA_ARG_BUFFER, 31},
   {CUDA_ARG_BUFFER, 32},
   {CUDA_ARG_PARAM, 33},
   {CUDA_ARG_TENSOR, 39},
-  {CUDA_ARG_TENSOR, 41},
-  {CUDA_ARG_TENSOR, 42},
-  {CUDA_ARG_PARAM, 29},
+  {CUDA_ARG_TENSOR, 95},
   {CUDA_ARG_PARAM, 30},
   {CUDA_ARG_TENSOR, 44},
   {CUDA_ARG_TENSOR, 44},
@@ -3504,19 +3531,17 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 47},
   {CUDA_ARG_TENSOR, 48},
+  {CUDA_ARG_TENSOR, 96},
+  {CUDA_ARG_PARAM, 35},
   {CUDA_ARG_BUFFER, 37},
   {CUDA_ARG_BUFFER, 38},
   {CUDA_ARG_TENSOR, 33},
-  {CUDA_ARG_TENSOR, 35},
-  {CUDA_ARG_TENSOR, 36},
-  {CUDA_ARG_PARAM, 23},
+  {CUDA_ARG_TENSOR, 94},
   {CUDA_ARG_PARAM, 24},
   {CUDA_ARG_TENSOR, 45},
-  {CUDA_ARG_TENSOR, 47},
-  {CUDA_ARG_TENSOR, 48},
-  {CUDA_ARG_PARAM, 35},
+  {CUDA_ARG_TENSOR, 96},
   {CUDA_ARG_PARAM, 36},
-  {CUDA_ARG_TENSOR, 90},
+  {CUDA_ARG_TENSOR, 97},
   {CUDA_ARG_TENSOR, 11},
   {CUDA_ARG_TENSOR, 50},
   {CUDA_ARG_PARAM, 40},
@@ -3545,13 +3570,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 47},
   {CUDA_ARG_TENSOR, 48},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 91},
+  {CUDA_ARG_TENSOR, 98},
   {CUDA_ARG_GRAD, 35},
   {CUDA_ARG_GRAD, 36},
   {CUDA_ARG_PARAM, 35},
   {CUDA_ARG_TENSOR, 48},
   {CUDA_ARG_TENSOR, 59},
-  {CUDA_ARG_TENSOR, 91},
+  {CUDA_ARG_TENSOR, 98},
   {CUDA_ARG_TENSOR, 45},
   {CUDA_ARG_TENSOR, 47},
   {CUDA_ARG_TENSOR, 62},
@@ -3564,20 +3589,20 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_PARAM, 33},
   {CUDA_ARG_TENSOR, 63},
   {CUDA_ARG_TENSOR, 39},
+  {CUDA_ARG_TENSOR, 95},
+  {CUDA_ARG_PARAM, 30},
   {CUDA_ARG_TENSOR, 41},
   {CUDA_ARG_TENSOR, 42},
-  {CUDA_ARG_PARAM, 29},
-  {CUDA_ARG_PARAM, 30},
   {CUDA_ARG_TENSOR, 65},
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_GRAD, 33},
-  {CUDA_ARG_TENSOR, 92},
+  {CUDA_ARG_TENSOR, 99},
   {CUDA_ARG_GRAD, 29},
   {CUDA_ARG_GRAD, 30},
   {CUDA_ARG_PARAM, 29},
   {CUDA_ARG_TENSOR, 42},
   {CUDA_ARG_TENSOR, 65},
-  {CUDA_ARG_TENSOR, 92},
+  {CUDA_ARG_TENSOR, 99},
   {CUDA_ARG_TENSOR, 39},
   {CUDA_ARG_TENSOR, 41},
   {CUDA_ARG_TENSOR, 66},
@@ -3598,13 +3623,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 35},
   {CUDA_ARG_TENSOR, 36},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 93},
+  {CUDA_ARG_TENSOR, 100},
   {CUDA_ARG_GRAD, 23},
   {CUDA_ARG_GRAD, 24},
   {CUDA_ARG_PARAM, 23},
   {CUDA_ARG_TENSOR, 36},
   {CUDA_ARG_TENSOR, 59},
-  {CUDA_ARG_TENSOR, 93},
+  {CUDA_ARG_TENSOR, 100},
   {CUDA_ARG_TENSOR, 33},
   {CUDA_ARG_TENSOR, 35},
   {CUDA_ARG_TENSOR, 70},
@@ -3619,9 +3644,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 57},
   {CUDA_ARG_TENSOR, 58},
   {CUDA_ARG_TENSOR, 7},
-  {CUDA_ARG_TENSOR, 9},
-  {CUDA_ARG_TENSOR, 10},
-  {CUDA_ARG_PARAM, 6},
+  {CUDA_ARG_TENSOR, 91},
   {CUDA_ARG_PARAM, 7},
   {CUDA_ARG_TENSOR, 74},
   {CUDA_ARG_TENSOR, 58},
@@ -3636,17 +3659,17 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 9},
   {CUDA_ARG_TENSOR, 10},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 94},
+  {CUDA_ARG_TENSOR, 101},
   {CUDA_ARG_GRAD, 18},
   {CUDA_ARG_GRAD, 19},
-  {CUDA_ARG_TENSOR, 96},
+  {CUDA_ARG_TENSOR, 103},
   {CUDA_ARG_GRAD, 6},
   {CUDA_ARG_GRAD, 7},
   {CUDA_ARG_PARAM, 18},
   {CUDA_ARG_TENSOR, 23},
   {CUDA_ARG_TENSOR, 57},
   {CUDA_ARG_MASKS, 0},
-  {CUDA_ARG_TENSOR, 94},
+  {CUDA_ARG_TENSOR, 101},
   {CUDA_ARG_TENSOR, 20},
   {CUDA_ARG_TENSOR, 22},
   {CUDA_ARG_TENSOR, 79},
@@ -3659,20 +3682,20 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_PARAM, 16},
   {CUDA_ARG_TENSOR, 80},
   {CUDA_ARG_TENSOR, 14},
+  {CUDA_ARG_TENSOR, 92},
+  {CUDA_ARG_PARAM, 13},
   {CUDA_ARG_TENSOR, 16},
   {CUDA_ARG_TENSOR, 17},
-  {CUDA_ARG_PARAM, 12},
-  {CUDA_ARG_PARAM, 13},
   {CUDA_ARG_TENSOR, 82},
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_GRAD, 16},
-  {CUDA_ARG_TENSOR, 95},
+  {CUDA_ARG_TENSOR, 102},
   {CUDA_ARG_GRAD, 12},
   {CUDA_ARG_GRAD, 13},
   {CUDA_ARG_PARAM, 12},
   {CUDA_ARG_TENSOR, 17},
   {CUDA_ARG_TENSOR, 82},
-  {CUDA_ARG_TENSOR, 95},
+  {CUDA_ARG_TENSOR, 102},
   {CUDA_ARG_TENSOR, 14},
   {CUDA_ARG_TENSOR, 16},
   {CUDA_ARG_TENSOR, 83},
@@ -3685,7 +3708,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_PARAM, 6},
   {CUDA_ARG_TENSOR, 10},
   {CUDA_ARG_TENSOR, 74},
-  {CUDA_ARG_TENSOR, 96},
+  {CUDA_ARG_TENSOR, 103},
   {CUDA_ARG_TENSOR, 7},
   {CUDA_ARG_TENSOR, 9},
   {CUDA_ARG_TENSOR, 86},
@@ -3705,13 +3728,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 5},
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_GRAD, 10},
-  {CUDA_ARG_TENSOR, 97},
+  {CUDA_ARG_TENSOR, 104},
   {CUDA_ARG_GRAD, 1},
   {CUDA_ARG_GRAD, 2},
   {CUDA_ARG_PARAM, 1},
   {CUDA_ARG_TENSOR, 5},
   {CUDA_ARG_TENSOR, 69},
-  {CUDA_ARG_TENSOR, 97},
+  {CUDA_ARG_TENSOR, 104},
   {CUDA_ARG_TENSOR, 2},
   {CUDA_ARG_TENSOR, 4},
   {CUDA_ARG_TENSOR, 89},
@@ -3783,11 +3806,11 @@ static const CudaArg nao_update_args[] = {
 static const CudaProgram nao_programs[] = {
   {.name = "train", .mode = 1,
    .n_nodes = 86, .nodes = nao_train_nodes,
-   .n_tensors = 98, .n_ir_tensors = 90, .tensors = nao_train_tensors, .locs = nao_train_locs,
-   .arena_per_image = 10528, .fixed_floats = 228,
+   .n_tensors = 105, .n_ir_tensors = 90, .tensors = nao_train_tensors, .locs = nao_train_locs,
+   .arena_per_image = 10528, .fixed_floats = 396,
    .n_order = 71, .order = nao_train_order,
    .n_steps = 60, .steps = nao_train_steps,
-   .n_args = 324, .args = nao_train_args,
+   .n_args = 320, .args = nao_train_args,
    .n_convs = 10, .convs = nao_train_convs,
    .n_gemms = 13, .gemms = nao_train_gemms,
    .n_masks = 2, .masks = nao_train_masks,

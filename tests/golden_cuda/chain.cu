@@ -2,7 +2,7 @@
 //
 // options: train tf32 batch=128 block=256 smem=32768 sms=132 vec
 // kernels: 11 generated (11 launches in all programs), 6 library steps (cuDNN / cuBLAS)
-// program train: 15 steps (9 kernels, 6 library), arena 6272 bytes per image, fixed 144 bytes
+// program train: 15 steps (9 kernels, 6 library), arena 6272 bytes per image, fixed 240 bytes
 // program update: 2 steps (2 kernels, 0 library), arena 0 bytes per image, fixed 16 bytes
 // parameters: 163 trainable floats, 16 buffer floats; scratch 688 + 432 bytes per image
 //
@@ -115,8 +115,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k1_bnstats_c8_7x7(const Nao
   unsigned char *p1 = (unsigned char *)a.p[1];  // scratch: counter, partial sums
   float *__restrict__ p2 = (float *)a.p[2];  // [8] per channel
   float *__restrict__ p3 = (float *)a.p[3];  // [8] per channel
-  float *__restrict__ p4 = (float *)a.p[4];  // buffer [8]
-  float *__restrict__ p5 = (float *)a.p[5];  // buffer [8]
+  float *__restrict__ p4 = (float *)a.p[4];  // [24] per channel
+  const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [8]
+  float *__restrict__ p6 = (float *)a.p[6];  // buffer [8]
+  float *__restrict__ p7 = (float *)a.p[7];  // buffer [8]
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 3;
   const int nb = min(3, a.n - n0);
@@ -158,10 +160,16 @@ extern "C" __global__ void __launch_bounds__(256, 2) k1_bnstats_c8_7x7(const Nao
       const double m_ = (double)a.n * (double)49;
       const double mean = f0_0 / m_;
       const double var = fmax(f0_1 / m_ - mean * mean, 0.0);
-      p2[cc] = (float)mean;
-      p3[cc] = (float)(1.0 / sqrt(var + (double)9.99999975e-06f));
-      p4[cc] = (1.0f - 0.100000001f) * p4[cc] + 0.100000001f * (float)mean;
-      p5[cc] = (1.0f - 0.100000001f) * p5[cc] + 0.100000001f * (float)(m_ > 1.0 ? var * m_ / (m_ - 1.0) : var);
+      const double invstd = 1.0 / sqrt(var + (double)9.99999975e-06f);
+      const float hi = (float)mean;
+      p2[cc] = hi;
+      p3[cc] = (float)invstd;
+      p4[cc] = hi;
+      p4[cc + 8] = (float)(mean - (double)hi);
+      p4[cc + 16] = (float)((double)p5[cc] * invstd);
+      const double mo = (double)0.100000001f;
+      p6[cc] = (float)((1.0 - mo) * (double)p6[cc] + mo * mean);
+      p7[cc] = (float)((1.0 - mo) * (double)p7[cc] + mo * (m_ > 1.0 ? var * m_ / (m_ - 1.0) : var));
     }
   }
   if (threadIdx.x == 0) *(volatile unsigned int *)p1 = 0u;
@@ -172,28 +180,26 @@ extern "C" __global__ void __launch_bounds__(256, 2) k1_bnstats_c8_7x7(const Nao
 // serves: gap (gap)
 extern "C" __global__ void __launch_bounds__(256, 2) k2_bnapply_relu_gap_c8_1x1(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 8, 7, 7)
-  const float *__restrict__ p1 = (const float *)a.p[1];  // [8] per channel
-  const float *__restrict__ p2 = (const float *)a.p[2];  // [8] per channel
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [8]
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [8]
-  float *__restrict__ p5 = (float *)a.p[5];  // (N, 8, 1, 1)
+  const float *__restrict__ p1 = (const float *)a.p[1];  // [24] per channel
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [8]
+  float *__restrict__ p3 = (float *)a.p[3];  // (N, 8, 1, 1)
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 3;
   const int nb = min(3, a.n - n0);
   const int lane = threadIdx.x & 31;
   const float h1 = p1[c];
-  const float h3 = p2[c];
-  const float h4 = p3[c];
-  const float h5 = h3 * h4;
-  const float h7 = p4[c];
+  const float h3 = p1[(c) + 8];
+  const float h5 = p1[(c) + 16];
+  const float h7 = p2[c];
   for (int nl = threadIdx.x >> 5; nl < nb; nl += 8) {
     const int n = n0 + nl;
     float s = 0.0f;
     for (int e = lane; e < 49; e += 32) {
       const float v0 = p0[(long long)(n) * 392 + (c) * 49 + (e)];
-      const float v2 = v0 - h1;
-      const float v6 = v2 * h5;
-      const float v8 = v6 + h7;
+      const float v2 = __fsub_rn(v0, h1);
+      const float v4 = __fsub_rn(v2, h3);
+      const float v6 = __fmul_rn(v4, h5);
+      const float v8 = __fadd_rn(v6, h7);
       const float v9 = fmaxf(v8, 0.0f);
       s += v9;
     }
@@ -204,7 +210,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) k2_bnapply_relu_gap_c8_1x1(
     s += __shfl_xor_sync(0xffffffffu, s, 1);
     if (lane == 0) {
       const float acc = s / 49.0f;
-      p5[(long long)(n) * 8 + (c) * 1 + (0)] = acc;
+      p3[(long long)(n) * 8 + (c) * 1 + (0)] = acc;
     }
   }
 }
@@ -368,11 +374,11 @@ extern "C" __global__ void __launch_bounds__(256, 2) k5_biasgrad_c5_1x1(const Na
 // serves: op.3:bwd (bn_bwd)
 extern "C" __global__ void __launch_bounds__(256, 2) k6_bnapply_relu_relu_bwd_gap_bwd_bnbwdsum_c8_7x7(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 8, 7, 7)
-  const float *__restrict__ p1 = (const float *)a.p[1];  // [8] per channel
-  const float *__restrict__ p2 = (const float *)a.p[2];  // [8] per channel
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [8]
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [8]
-  const float *__restrict__ p5 = (const float *)a.p[5];  // (N, 8, 1, 1)
+  const float *__restrict__ p1 = (const float *)a.p[1];  // [24] per channel
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [8]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // (N, 8, 1, 1)
+  const float *__restrict__ p4 = (const float *)a.p[4];  // [8] per channel
+  const float *__restrict__ p5 = (const float *)a.p[5];  // [8] per channel
   unsigned char *p6 = (unsigned char *)a.p[6];  // scratch: counter, partial sums
   float *__restrict__ p7 = (float *)a.p[7];  // [16] per channel
   float *__restrict__ p8 = (float *)a.p[8];  // gradient [8]
@@ -381,10 +387,11 @@ extern "C" __global__ void __launch_bounds__(256, 2) k6_bnapply_relu_relu_bwd_ga
   const int n0 = blockIdx.y * 3;
   const int nb = min(3, a.n - n0);
   const float h1 = p1[c];
-  const float h3 = p2[c];
-  const float h4 = p3[c];
-  const float h5 = h3 * h4;
-  const float h7 = p4[c];
+  const float h3 = p1[(c) + 8];
+  const float h5 = p1[(c) + 16];
+  const float h7 = p2[c];
+  const float h13 = p4[c];
+  const float h15 = p5[c];
   float r0_0 = 0.0f;
   float r0_1 = 0.0f;
   for (int i = threadIdx.x; i < nb * 49; i += 256) {
@@ -392,17 +399,19 @@ extern "C" __global__ void __launch_bounds__(256, 2) k6_bnapply_relu_relu_bwd_ga
     const int e = i - nl * 49;
     const int n = n0 + nl;
     const float v0 = p0[(long long)(n) * 392 + (c) * 49 + (e)];
-    const float v2 = v0 - h1;
-    const float v6 = v2 * h5;
-    const float v8 = v6 + h7;
+    const float v2 = __fsub_rn(v0, h1);
+    const float v4 = __fsub_rn(v2, h3);
+    const float v6 = __fmul_rn(v4, h5);
+    const float v8 = __fadd_rn(v6, h7);
     const float v9 = fmaxf(v8, 0.0f);
-    const float v10 = p5[(long long)(n) * 8 + (c)];
+    const float v10 = p3[(long long)(n) * 8 + (c)];
     const float v11 = v10 * 0.0204081628f;
     const float v12 = (v9 > 0.0f ? v11 : 0.0f);
     r0_0 += v12;
-    const float v13 = v2 * h3;
-    const float v14 = v12 * v13;
-    r0_1 += v14;
+    const float v14 = v0 - h13;
+    const float v16 = v14 * h15;
+    const float v17 = v12 * v16;
+    r0_1 += v17;
   }
   __shared__ double s_red[32];
   __shared__ unsigned int s_last;
@@ -445,11 +454,12 @@ extern "C" __global__ void __launch_bounds__(256, 2) k7_bnapply_relu_relu_bwd_ga
   const float *__restrict__ p0 = (const float *)a.p[0];  // parameter [8]
   const float *__restrict__ p1 = (const float *)a.p[1];  // [8] per channel
   const float *__restrict__ p2 = (const float *)a.p[2];  // (N, 8, 7, 7)
-  const float *__restrict__ p3 = (const float *)a.p[3];  // [8] per channel
+  const float *__restrict__ p3 = (const float *)a.p[3];  // [24] per channel
   const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [8]
   const float *__restrict__ p5 = (const float *)a.p[5];  // (N, 8, 1, 1)
   const float *__restrict__ p6 = (const float *)a.p[6];  // [16] per channel
-  float *__restrict__ p7 = (float *)a.p[7];  // (N, 8, 7, 7)
+  const float *__restrict__ p7 = (const float *)a.p[7];  // [8] per channel
+  float *__restrict__ p8 = (float *)a.p[8];  // (N, 8, 7, 7)
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 3;
   const int nb = min(3, a.n - n0);
@@ -457,32 +467,36 @@ extern "C" __global__ void __launch_bounds__(256, 2) k7_bnapply_relu_relu_bwd_ga
   const float h1 = p1[c];
   const float h2 = h0 * h1;
   const float h4 = p3[c];
-  const float h6 = h1 * h0;
-  const float h8 = p4[c];
-  const float h14 = p6[c];
-  const float h15 = (1.0f / (float)a.n);
-  const float h16 = h15 * 0.0204081628f;
-  const float h17 = h14 * h16;
-  const float h20 = p6[(c) + 8];
-  const float h21 = h20 * h16;
+  const float h6 = p3[(c) + 8];
+  const float h8 = p3[(c) + 16];
+  const float h10 = p4[c];
+  const float h16 = p6[c];
+  const float h17 = (1.0f / (float)a.n);
+  const float h18 = h17 * 0.0204081628f;
+  const float h19 = h16 * h18;
+  const float h21 = p7[c];
+  const float h24 = p6[(c) + 8];
+  const float h25 = h24 * h18;
   for (int i = threadIdx.x; i < nb * 49; i += 256) {
     const int nl = i / 49;
     const int e = i - nl * 49;
     const int n = n0 + nl;
     const float v3 = p2[(long long)(n) * 392 + (c) * 49 + (e)];
-    const float v5 = v3 - h4;
-    const float v7 = v5 * h6;
-    const float v9 = v7 + h8;
-    const float v10 = fmaxf(v9, 0.0f);
-    const float v11 = p5[(long long)(n) * 8 + (c)];
-    const float v12 = v11 * 0.0204081628f;
-    const float v13 = (v10 > 0.0f ? v12 : 0.0f);
-    const float v18 = v13 - h17;
-    const float v19 = v5 * h1;
-    const float v22 = v19 * h21;
-    const float v23 = v18 - v22;
-    const float v24 = h2 * v23;
-    p7[(long long)(n) * 392 + (c) * 49 + (e)] = v24;
+    const float v5 = __fsub_rn(v3, h4);
+    const float v7 = __fsub_rn(v5, h6);
+    const float v9 = __fmul_rn(v7, h8);
+    const float v11 = __fadd_rn(v9, h10);
+    const float v12 = fmaxf(v11, 0.0f);
+    const float v13 = p5[(long long)(n) * 8 + (c)];
+    const float v14 = v13 * 0.0204081628f;
+    const float v15 = (v12 > 0.0f ? v14 : 0.0f);
+    const float v20 = v15 - h19;
+    const float v22 = v3 - h21;
+    const float v23 = v22 * h1;
+    const float v26 = v23 * h25;
+    const float v27 = v20 - v26;
+    const float v28 = h2 * v27;
+    p8[(long long)(n) * 392 + (c) * 49 + (e)] = v28;
   }
 }
 
@@ -719,13 +733,13 @@ static const ParamInfo nao_params[] = {
 
 static const CudaKernel nao_kernels[] = {  // name, pattern, block, grid_x, grid_nb, smem, n_args, reduces
   {"k0_relu_dw3x3s1_c6_7x7", "dwconv", 256, 6, 2, 648, 3, 0},
-  {"k1_bnstats_c8_7x7", "pw", 256, 8, 3, 0, 6, 1},
-  {"k2_bnapply_relu_gap_c8_1x1", "gap", 256, 8, 3, 0, 6, 0},
+  {"k1_bnstats_c8_7x7", "pw", 256, 8, 3, 0, 8, 1},
+  {"k2_bnapply_relu_gap_c8_1x1", "gap", 256, 8, 3, 0, 4, 0},
   {"k3_bias_c5_1x1", "pw", 256, 5, 2, 0, 2, 0},
   {"k4_xent_xent_bwd_c5_1x1", "xent", 256, 1, 8, 0, 5, 1},
   {"k5_biasgrad_c5_1x1", "pw", 256, 5, 2, 0, 3, 1},
   {"k6_bnapply_relu_relu_bwd_gap_bwd_bnbwdsum_c8_7x7", "pw", 256, 8, 3, 0, 10, 1},
-  {"k7_bnapply_relu_relu_bwd_gap_bwd_bnbwd_c8_7x7", "pw", 256, 8, 3, 0, 8, 0},
+  {"k7_bnapply_relu_relu_bwd_gap_bwd_bnbwd_c8_7x7", "pw", 256, 8, 3, 0, 9, 0},
   {"k8_relu_dw3x3s1filter_c6_7x7", "dwconv_filter", 256, 6, 2, 1040, 4, 1},
   {"k9_gradnorm_163", "gradnorm", 256, 1, 0, 0, 4, 1},
   {"k10_sgd_163", "sgd", 256, 1, 0, 0, 5, 0},
@@ -774,6 +788,7 @@ static const IrTensor nao_train_tensors[] = {
   {.name = "grad:op.2:out", .kind = IR_T_ACT, .c = 8, .h = 7, .w = 7, .producer = 14, .view_of = -1, .grad_of = 4},
   {.name = "grad:op.1:out", .kind = IR_T_ACT, .c = 6, .h = 7, .w = 7, .producer = 16, .view_of = -1, .grad_of = 3},
   {.name = "grad:op.0:out", .kind = IR_T_ACT, .c = 6, .h = 7, .w = 7, .producer = 18, .view_of = -1, .grad_of = 2},
+  {.name = "bnapply:op.3", .kind = IR_T_STAT, .c = 24, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
   {.name = "bnbwd_sums:op.3:bwd", .kind = IR_T_STAT, .c = 16, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
 };
 static const PlanLoc nao_train_locs[] = {  // region, scaled, unscaled, sample_stride
@@ -798,12 +813,13 @@ static const PlanLoc nao_train_locs[] = {  // region, scaled, unscaled, sample_s
   {LOC_ARENA, 320, 0, 294},  // 18
   {LOC_NONE, 0, 0, 0},  // 19
   {LOC_FIXED, 0, 20, 0},  // 20
+  {LOC_FIXED, 0, 44, 0},  // 21
 };
 static const CudaStep nao_train_steps[] = {  // kind, kernel, desc, arg0, n_args, node
   {CUDA_STEP_KERNEL, 0, -1, 0, 3, 3},  // 0 k0_relu_dw3x3s1_c6_7x7
   {CUDA_STEP_GEMM, -1, 0, 3, 3, 4},  // 1 op.2
-  {CUDA_STEP_KERNEL, 1, -1, 6, 6, 5},  // 2 k1_bnstats_c8_7x7
-  {CUDA_STEP_KERNEL, 2, -1, 12, 6, 7},  // 3 k2_bnapply_relu_gap_c8_1x1
+  {CUDA_STEP_KERNEL, 1, -1, 6, 8, 5},  // 2 k1_bnstats_c8_7x7
+  {CUDA_STEP_KERNEL, 2, -1, 14, 4, 7},  // 3 k2_bnapply_relu_gap_c8_1x1
   {CUDA_STEP_KERNEL, 3, -1, 18, 2, 8},  // 4 k3_bias_c5_1x1
   {CUDA_STEP_GEMM, -1, 1, 20, 3, 8},  // 5 classifier
   {CUDA_STEP_KERNEL, 4, -1, 23, 5, 9},  // 6 k4_xent_xent_bwd_c5_1x1
@@ -811,10 +827,10 @@ static const CudaStep nao_train_steps[] = {  // kind, kernel, desc, arg0, n_args
   {CUDA_STEP_GEMM, -1, 3, 31, 3, 11},  // 8 classifier:bwd
   {CUDA_STEP_KERNEL, 5, -1, 34, 3, 11},  // 9 k5_biasgrad_c5_1x1
   {CUDA_STEP_KERNEL, 6, -1, 37, 10, 14},  // 10 k6_bnapply_relu_relu_bwd_gap_bwd_bnbwdsum_c8_7x7
-  {CUDA_STEP_KERNEL, 7, -1, 47, 8, 14},  // 11 k7_bnapply_relu_relu_bwd_gap_bwd_bnbwd_c8_7x7
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 0, 55, 3, 15},  // 12 op.2:bwd_filter
-  {CUDA_STEP_GEMM, -1, 4, 58, 3, 16},  // 13 op.2:bwd_data
-  {CUDA_STEP_KERNEL, 8, -1, 61, 4, 17},  // 14 k8_relu_dw3x3s1filter_c6_7x7
+  {CUDA_STEP_KERNEL, 7, -1, 47, 9, 14},  // 11 k7_bnapply_relu_relu_bwd_gap_bwd_bnbwd_c8_7x7
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 0, 56, 3, 15},  // 12 op.2:bwd_filter
+  {CUDA_STEP_GEMM, -1, 4, 59, 3, 16},  // 13 op.2:bwd_data
+  {CUDA_STEP_KERNEL, 8, -1, 62, 4, 17},  // 14 k8_relu_dw3x3s1filter_c6_7x7
 };
 static const CudaArg nao_train_args[] = {
   {CUDA_ARG_PARAM, 0},
@@ -827,12 +843,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 6},
   {CUDA_ARG_TENSOR, 7},
+  {CUDA_ARG_TENSOR, 20},
+  {CUDA_ARG_PARAM, 2},
   {CUDA_ARG_BUFFER, 4},
   {CUDA_ARG_BUFFER, 5},
   {CUDA_ARG_TENSOR, 4},
-  {CUDA_ARG_TENSOR, 6},
-  {CUDA_ARG_TENSOR, 7},
-  {CUDA_ARG_PARAM, 2},
+  {CUDA_ARG_TENSOR, 20},
   {CUDA_ARG_PARAM, 3},
   {CUDA_ARG_TENSOR, 9},
   {CUDA_ARG_PARAM, 7},
@@ -855,22 +871,23 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_GRAD, 7},
   {CUDA_ARG_TENSOR, 4},
-  {CUDA_ARG_TENSOR, 6},
-  {CUDA_ARG_TENSOR, 7},
-  {CUDA_ARG_PARAM, 2},
+  {CUDA_ARG_TENSOR, 20},
   {CUDA_ARG_PARAM, 3},
   {CUDA_ARG_TENSOR, 14},
+  {CUDA_ARG_TENSOR, 6},
+  {CUDA_ARG_TENSOR, 7},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 20},
+  {CUDA_ARG_TENSOR, 21},
   {CUDA_ARG_GRAD, 2},
   {CUDA_ARG_GRAD, 3},
   {CUDA_ARG_PARAM, 2},
   {CUDA_ARG_TENSOR, 7},
   {CUDA_ARG_TENSOR, 4},
-  {CUDA_ARG_TENSOR, 6},
+  {CUDA_ARG_TENSOR, 20},
   {CUDA_ARG_PARAM, 3},
   {CUDA_ARG_TENSOR, 14},
-  {CUDA_ARG_TENSOR, 20},
+  {CUDA_ARG_TENSOR, 21},
+  {CUDA_ARG_TENSOR, 6},
   {CUDA_ARG_TENSOR, 17},
   {CUDA_ARG_TENSOR, 3},
   {CUDA_ARG_TENSOR, 17},
@@ -923,11 +940,11 @@ static const CudaArg nao_update_args[] = {
 static const CudaProgram nao_programs[] = {
   {.name = "train", .mode = 1,
    .n_nodes = 19, .nodes = nao_train_nodes,
-   .n_tensors = 21, .n_ir_tensors = 20, .tensors = nao_train_tensors, .locs = nao_train_locs,
-   .arena_per_image = 1568, .fixed_floats = 36,
+   .n_tensors = 22, .n_ir_tensors = 20, .tensors = nao_train_tensors, .locs = nao_train_locs,
+   .arena_per_image = 1568, .fixed_floats = 60,
    .n_order = 14, .order = nao_train_order,
    .n_steps = 15, .steps = nao_train_steps,
-   .n_args = 65, .args = nao_train_args,
+   .n_args = 66, .args = nao_train_args,
    .n_convs = 1, .convs = nao_train_convs,
    .n_gemms = 5, .gemms = nao_train_gemms,
    .n_masks = 0, .masks = NULL,

@@ -2,7 +2,7 @@
 //
 // options: train tf32 batch=128 block=256 smem=32768 sms=132 vec
 // kernels: 15 generated (15 launches in all programs), 9 library steps (cuDNN / cuBLAS)
-// program train: 22 steps (13 kernels, 9 library), arena 4992 bytes per image, fixed 352 bytes
+// program train: 22 steps (13 kernels, 9 library), arena 4992 bytes per image, fixed 560 bytes
 // program update: 2 steps (2 kernels, 0 library), arena 0 bytes per image, fixed 16 bytes
 // parameters: 405 trainable floats, 32 buffer floats; scratch 616 + 360 bytes per image
 //
@@ -55,8 +55,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k0_relu_dw3x3s1_bnstats_c5_
   unsigned char *p3 = (unsigned char *)a.p[3];  // scratch: counter, partial sums
   float *__restrict__ p4 = (float *)a.p[4];  // [5] per channel
   float *__restrict__ p5 = (float *)a.p[5];  // [5] per channel
-  float *__restrict__ p6 = (float *)a.p[6];  // buffer [5]
-  float *__restrict__ p7 = (float *)a.p[7];  // buffer [5]
+  float *__restrict__ p6 = (float *)a.p[6];  // [15] per channel
+  const float *__restrict__ p7 = (const float *)a.p[7];  // parameter [5]
+  float *__restrict__ p8 = (float *)a.p[8];  // buffer [5]
+  float *__restrict__ p9 = (float *)a.p[9];  // buffer [5]
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 2;
   const int nb = min(2, a.n - n0);
@@ -142,10 +144,16 @@ extern "C" __global__ void __launch_bounds__(256, 2) k0_relu_dw3x3s1_bnstats_c5_
       const double m_ = (double)a.n * (double)54;
       const double mean = f0_0 / m_;
       const double var = fmax(f0_1 / m_ - mean * mean, 0.0);
-      p4[cc] = (float)mean;
-      p5[cc] = (float)(1.0 / sqrt(var + (double)9.99999975e-06f));
-      p6[cc] = (1.0f - 0.100000001f) * p6[cc] + 0.100000001f * (float)mean;
-      p7[cc] = (1.0f - 0.100000001f) * p7[cc] + 0.100000001f * (float)(m_ > 1.0 ? var * m_ / (m_ - 1.0) : var);
+      const double invstd = 1.0 / sqrt(var + (double)9.99999975e-06f);
+      const float hi = (float)mean;
+      p4[cc] = hi;
+      p5[cc] = (float)invstd;
+      p6[cc] = hi;
+      p6[cc + 5] = (float)(mean - (double)hi);
+      p6[cc + 10] = (float)((double)p7[cc] * invstd);
+      const double mo = (double)0.100000001f;
+      p8[cc] = (float)((1.0 - mo) * (double)p8[cc] + mo * mean);
+      p9[cc] = (float)((1.0 - mo) * (double)p9[cc] + mo * (m_ > 1.0 ? var * m_ / (m_ - 1.0) : var));
     }
   }
   if (threadIdx.x == 0) *(volatile unsigned int *)p3 = 0u;
@@ -156,24 +164,23 @@ extern "C" __global__ void __launch_bounds__(256, 2) k0_relu_dw3x3s1_bnstats_c5_
 // serves: pool (pool), pool.bn (bn); 2 uses in all
 extern "C" __global__ void __launch_bounds__(256, 2) k1_bnapply_max3x3s2_relu_bnstats_c5_5x3(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 5, 9, 6)
-  const float *__restrict__ p1 = (const float *)a.p[1];  // [5] per channel
-  const float *__restrict__ p2 = (const float *)a.p[2];  // [5] per channel
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [5]
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [5]
-  float *__restrict__ p5 = (float *)a.p[5];  // (N, 5, 5, 3)
-  unsigned char *p6 = (unsigned char *)a.p[6];  // scratch: counter, partial sums
-  float *__restrict__ p7 = (float *)a.p[7];  // [5] per channel
-  float *__restrict__ p8 = (float *)a.p[8];  // [5] per channel
+  const float *__restrict__ p1 = (const float *)a.p[1];  // [15] per channel
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [5]
+  float *__restrict__ p3 = (float *)a.p[3];  // (N, 5, 5, 3)
+  unsigned char *p4 = (unsigned char *)a.p[4];  // scratch: counter, partial sums
+  float *__restrict__ p5 = (float *)a.p[5];  // [5] per channel
+  float *__restrict__ p6 = (float *)a.p[6];  // [5] per channel
+  float *__restrict__ p7 = (float *)a.p[7];  // [15] per channel
+  const float *__restrict__ p8 = (const float *)a.p[8];  // parameter [5]
   float *__restrict__ p9 = (float *)a.p[9];  // buffer [5]
   float *__restrict__ p10 = (float *)a.p[10];  // buffer [5]
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 2;
   const int nb = min(2, a.n - n0);
   const float h1 = p1[c];
-  const float h3 = p2[c];
-  const float h4 = p3[c];
-  const float h5 = h3 * h4;
-  const float h7 = p4[c];
+  const float h3 = p1[(c) + 5];
+  const float h5 = p1[(c) + 10];
+  const float h7 = p2[c];
   double r0_0 = 0.0;
   double r0_1 = 0.0;
   __shared__ float s_x[154];
@@ -191,9 +198,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k1_bnapply_max3x3s2_relu_bn
       if (iy >= 0 && iy < 9 && ix >= 0 && ix < 6) {
         const int e = iy * 6 + ix;
         const float v0 = p0[(long long)(n) * 270 + (c) * 54 + (e)];
-        const float v2 = v0 - h1;
-        const float v6 = v2 * h5;
-        const float v8 = v6 + h7;
+        const float v2 = __fsub_rn(v0, h1);
+        const float v4 = __fsub_rn(v2, h3);
+        const float v6 = __fmul_rn(v4, h5);
+        const float v8 = __fadd_rn(v6, h7);
         v = v8;
       }
       s_x[i] = v;
@@ -219,20 +227,20 @@ extern "C" __global__ void __launch_bounds__(256, 2) k1_bnapply_max3x3s2_relu_bn
       const float v9 = fmaxf(acc, 0.0f);
       r0_0 += (double)v9;
       r0_1 += (double)v9 * (double)v9;
-      p5[(long long)(n) * 75 + (c) * 15 + (e)] = acc;
+      p3[(long long)(n) * 75 + (c) * 15 + (e)] = acc;
     }
   }
   __shared__ double s_red[32];
   __shared__ unsigned int s_last;
   const double q0_0 = nao_block_sum((double)r0_0, s_red);
   const double q0_1 = nao_block_sum((double)r0_1, s_red);
-  double *part = (double *)(p6 + 256);
+  double *part = (double *)(p4 + 256);
   if (threadIdx.x == 0) {
     double *pp = part + ((long long)blockIdx.y * gridDim.x + blockIdx.x) * 2;
     pp[0] = q0_0;
     pp[1] = q0_1;
     __threadfence();
-    s_last = atomicAdd((unsigned int *)p6, 1u) == gridDim.x * gridDim.y - 1u;
+    s_last = atomicAdd((unsigned int *)p4, 1u) == gridDim.x * gridDim.y - 1u;
   }
   __syncthreads();
   if (!s_last) return;
@@ -250,13 +258,19 @@ extern "C" __global__ void __launch_bounds__(256, 2) k1_bnapply_max3x3s2_relu_bn
       const double m_ = (double)a.n * (double)15;
       const double mean = f0_0 / m_;
       const double var = fmax(f0_1 / m_ - mean * mean, 0.0);
-      p7[cc] = (float)mean;
-      p8[cc] = (float)(1.0 / sqrt(var + (double)9.99999975e-06f));
-      p9[cc] = (1.0f - 0.100000001f) * p9[cc] + 0.100000001f * (float)mean;
-      p10[cc] = (1.0f - 0.100000001f) * p10[cc] + 0.100000001f * (float)(m_ > 1.0 ? var * m_ / (m_ - 1.0) : var);
+      const double invstd = 1.0 / sqrt(var + (double)9.99999975e-06f);
+      const float hi = (float)mean;
+      p5[cc] = hi;
+      p6[cc] = (float)invstd;
+      p7[cc] = hi;
+      p7[cc + 5] = (float)(mean - (double)hi);
+      p7[cc + 10] = (float)((double)p8[cc] * invstd);
+      const double mo = (double)0.100000001f;
+      p9[cc] = (float)((1.0 - mo) * (double)p9[cc] + mo * mean);
+      p10[cc] = (float)((1.0 - mo) * (double)p10[cc] + mo * (m_ > 1.0 ? var * m_ / (m_ - 1.0) : var));
     }
   }
-  if (threadIdx.x == 0) *(volatile unsigned int *)p6 = 0u;
+  if (threadIdx.x == 0) *(volatile unsigned int *)p4 = 0u;
 }
 
 // ---------------------------------------------------------------- k2_bnapply_relu_c5_5x3
@@ -264,30 +278,28 @@ extern "C" __global__ void __launch_bounds__(256, 2) k1_bnapply_max3x3s2_relu_bn
 // serves: conv_a.0 (relu)
 extern "C" __global__ void __launch_bounds__(256, 2) k2_bnapply_relu_c5_5x3(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 5, 5, 3)
-  const float *__restrict__ p1 = (const float *)a.p[1];  // [5] per channel
-  const float *__restrict__ p2 = (const float *)a.p[2];  // [5] per channel
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [5]
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [5]
-  float *__restrict__ p5 = (float *)a.p[5];  // (N, 5, 5, 3)
+  const float *__restrict__ p1 = (const float *)a.p[1];  // [15] per channel
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [5]
+  float *__restrict__ p3 = (float *)a.p[3];  // (N, 5, 5, 3)
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 2;
   const int nb = min(2, a.n - n0);
   const float h2 = p1[c];
-  const float h4 = p2[c];
-  const float h5 = p3[c];
-  const float h6 = h4 * h5;
-  const float h8 = p4[c];
+  const float h4 = p1[(c) + 5];
+  const float h6 = p1[(c) + 10];
+  const float h8 = p2[c];
   for (int i = threadIdx.x; i < nb * 15; i += 256) {
     const int nl = i / 15;
     const int e = i - nl * 15;
     const int n = n0 + nl;
     const float v0 = p0[(long long)(n) * 75 + (c) * 15 + (e)];
     const float v1 = fmaxf(v0, 0.0f);
-    const float v3 = v1 - h2;
-    const float v7 = v3 * h6;
-    const float v9 = v7 + h8;
+    const float v3 = __fsub_rn(v1, h2);
+    const float v5 = __fsub_rn(v3, h4);
+    const float v7 = __fmul_rn(v5, h6);
+    const float v9 = __fadd_rn(v7, h8);
     const float v10 = fmaxf(v9, 0.0f);
-    p5[(long long)(n) * 75 + (c) * 15 + (e)] = v10;
+    p3[(long long)(n) * 75 + (c) * 15 + (e)] = v10;
   }
 }
 
@@ -301,8 +313,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k3_add_bnstats_c6_5x3(const
   unsigned char *p3 = (unsigned char *)a.p[3];  // scratch: counter, partial sums
   float *__restrict__ p4 = (float *)a.p[4];  // [6] per channel
   float *__restrict__ p5 = (float *)a.p[5];  // [6] per channel
-  float *__restrict__ p6 = (float *)a.p[6];  // buffer [6]
-  float *__restrict__ p7 = (float *)a.p[7];  // buffer [6]
+  float *__restrict__ p6 = (float *)a.p[6];  // [18] per channel
+  const float *__restrict__ p7 = (const float *)a.p[7];  // parameter [6]
+  float *__restrict__ p8 = (float *)a.p[8];  // buffer [6]
+  float *__restrict__ p9 = (float *)a.p[9];  // buffer [6]
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 2;
   const int nb = min(2, a.n - n0);
@@ -347,10 +361,16 @@ extern "C" __global__ void __launch_bounds__(256, 2) k3_add_bnstats_c6_5x3(const
       const double m_ = (double)a.n * (double)15;
       const double mean = f0_0 / m_;
       const double var = fmax(f0_1 / m_ - mean * mean, 0.0);
-      p4[cc] = (float)mean;
-      p5[cc] = (float)(1.0 / sqrt(var + (double)9.99999975e-06f));
-      p6[cc] = (1.0f - 0.100000001f) * p6[cc] + 0.100000001f * (float)mean;
-      p7[cc] = (1.0f - 0.100000001f) * p7[cc] + 0.100000001f * (float)(m_ > 1.0 ? var * m_ / (m_ - 1.0) : var);
+      const double invstd = 1.0 / sqrt(var + (double)9.99999975e-06f);
+      const float hi = (float)mean;
+      p4[cc] = hi;
+      p5[cc] = (float)invstd;
+      p6[cc] = hi;
+      p6[cc + 6] = (float)(mean - (double)hi);
+      p6[cc + 12] = (float)((double)p7[cc] * invstd);
+      const double mo = (double)0.100000001f;
+      p8[cc] = (float)((1.0 - mo) * (double)p8[cc] + mo * mean);
+      p9[cc] = (float)((1.0 - mo) * (double)p9[cc] + mo * (m_ > 1.0 ? var * m_ / (m_ - 1.0) : var));
     }
   }
   if (threadIdx.x == 0) *(volatile unsigned int *)p3 = 0u;
@@ -361,28 +381,26 @@ extern "C" __global__ void __launch_bounds__(256, 2) k3_add_bnstats_c6_5x3(const
 // serves: gap (gap)
 extern "C" __global__ void __launch_bounds__(256, 2) k4_bnapply_relu_gap_c6_1x1(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 6, 5, 3)
-  const float *__restrict__ p1 = (const float *)a.p[1];  // [6] per channel
-  const float *__restrict__ p2 = (const float *)a.p[2];  // [6] per channel
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [6]
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [6]
-  float *__restrict__ p5 = (float *)a.p[5];  // (N, 6, 1, 1)
+  const float *__restrict__ p1 = (const float *)a.p[1];  // [18] per channel
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [6]
+  float *__restrict__ p3 = (float *)a.p[3];  // (N, 6, 1, 1)
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 2;
   const int nb = min(2, a.n - n0);
   const int lane = threadIdx.x & 31;
   const float h1 = p1[c];
-  const float h3 = p2[c];
-  const float h4 = p3[c];
-  const float h5 = h3 * h4;
-  const float h7 = p4[c];
+  const float h3 = p1[(c) + 6];
+  const float h5 = p1[(c) + 12];
+  const float h7 = p2[c];
   for (int nl = threadIdx.x >> 5; nl < nb; nl += 8) {
     const int n = n0 + nl;
     float s = 0.0f;
     for (int e = lane; e < 15; e += 32) {
       const float v0 = p0[(long long)(n) * 90 + (c) * 15 + (e)];
-      const float v2 = v0 - h1;
-      const float v6 = v2 * h5;
-      const float v8 = v6 + h7;
+      const float v2 = __fsub_rn(v0, h1);
+      const float v4 = __fsub_rn(v2, h3);
+      const float v6 = __fmul_rn(v4, h5);
+      const float v8 = __fadd_rn(v6, h7);
       const float v9 = fmaxf(v8, 0.0f);
       s += v9;
     }
@@ -393,7 +411,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) k4_bnapply_relu_gap_c6_1x1(
     s += __shfl_xor_sync(0xffffffffu, s, 1);
     if (lane == 0) {
       const float acc = s / 15.0f;
-      p5[(long long)(n) * 6 + (c) * 1 + (0)] = acc;
+      p3[(long long)(n) * 6 + (c) * 1 + (0)] = acc;
     }
   }
 }
@@ -555,11 +573,11 @@ extern "C" __global__ void __launch_bounds__(256, 2) k7_biasgrad_c4_1x1(const Na
 // serves: sum.bn:bwd (bn_bwd)
 extern "C" __global__ void __launch_bounds__(256, 2) k8_bnapply_relu_relu_bwd_gap_bwd_bnbwdsum_c6_5x3(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 6, 5, 3)
-  const float *__restrict__ p1 = (const float *)a.p[1];  // [6] per channel
-  const float *__restrict__ p2 = (const float *)a.p[2];  // [6] per channel
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [6]
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [6]
-  const float *__restrict__ p5 = (const float *)a.p[5];  // (N, 6, 1, 1)
+  const float *__restrict__ p1 = (const float *)a.p[1];  // [18] per channel
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [6]
+  const float *__restrict__ p3 = (const float *)a.p[3];  // (N, 6, 1, 1)
+  const float *__restrict__ p4 = (const float *)a.p[4];  // [6] per channel
+  const float *__restrict__ p5 = (const float *)a.p[5];  // [6] per channel
   unsigned char *p6 = (unsigned char *)a.p[6];  // scratch: counter, partial sums
   float *__restrict__ p7 = (float *)a.p[7];  // [12] per channel
   float *__restrict__ p8 = (float *)a.p[8];  // gradient [6]
@@ -568,10 +586,11 @@ extern "C" __global__ void __launch_bounds__(256, 2) k8_bnapply_relu_relu_bwd_ga
   const int n0 = blockIdx.y * 2;
   const int nb = min(2, a.n - n0);
   const float h1 = p1[c];
-  const float h3 = p2[c];
-  const float h4 = p3[c];
-  const float h5 = h3 * h4;
-  const float h7 = p4[c];
+  const float h3 = p1[(c) + 6];
+  const float h5 = p1[(c) + 12];
+  const float h7 = p2[c];
+  const float h13 = p4[c];
+  const float h15 = p5[c];
   float r0_0 = 0.0f;
   float r0_1 = 0.0f;
   for (int i = threadIdx.x; i < nb * 15; i += 256) {
@@ -579,17 +598,19 @@ extern "C" __global__ void __launch_bounds__(256, 2) k8_bnapply_relu_relu_bwd_ga
     const int e = i - nl * 15;
     const int n = n0 + nl;
     const float v0 = p0[(long long)(n) * 90 + (c) * 15 + (e)];
-    const float v2 = v0 - h1;
-    const float v6 = v2 * h5;
-    const float v8 = v6 + h7;
+    const float v2 = __fsub_rn(v0, h1);
+    const float v4 = __fsub_rn(v2, h3);
+    const float v6 = __fmul_rn(v4, h5);
+    const float v8 = __fadd_rn(v6, h7);
     const float v9 = fmaxf(v8, 0.0f);
-    const float v10 = p5[(long long)(n) * 6 + (c)];
+    const float v10 = p3[(long long)(n) * 6 + (c)];
     const float v11 = v10 * 0.0666666701f;
     const float v12 = (v9 > 0.0f ? v11 : 0.0f);
     r0_0 += v12;
-    const float v13 = v2 * h3;
-    const float v14 = v12 * v13;
-    r0_1 += v14;
+    const float v14 = v0 - h13;
+    const float v16 = v14 * h15;
+    const float v17 = v12 * v16;
+    r0_1 += v17;
   }
   __shared__ double s_red[32];
   __shared__ unsigned int s_last;
@@ -632,11 +653,12 @@ extern "C" __global__ void __launch_bounds__(256, 2) k9_bnapply_relu_bnbwd_relu_
   const float *__restrict__ p0 = (const float *)a.p[0];  // parameter [6]
   const float *__restrict__ p1 = (const float *)a.p[1];  // [6] per channel
   const float *__restrict__ p2 = (const float *)a.p[2];  // (N, 6, 5, 3)
-  const float *__restrict__ p3 = (const float *)a.p[3];  // [6] per channel
+  const float *__restrict__ p3 = (const float *)a.p[3];  // [18] per channel
   const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [6]
   const float *__restrict__ p5 = (const float *)a.p[5];  // (N, 6, 1, 1)
   const float *__restrict__ p6 = (const float *)a.p[6];  // [12] per channel
-  float *__restrict__ p7 = (float *)a.p[7];  // (N, 6, 5, 3)
+  const float *__restrict__ p7 = (const float *)a.p[7];  // [6] per channel
+  float *__restrict__ p8 = (float *)a.p[8];  // (N, 6, 5, 3)
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 2;
   const int nb = min(2, a.n - n0);
@@ -644,32 +666,36 @@ extern "C" __global__ void __launch_bounds__(256, 2) k9_bnapply_relu_bnbwd_relu_
   const float h1 = p1[c];
   const float h2 = h0 * h1;
   const float h4 = p3[c];
-  const float h6 = h1 * h0;
-  const float h8 = p4[c];
-  const float h14 = p6[c];
-  const float h15 = (1.0f / (float)a.n);
-  const float h16 = h15 * 0.0666666701f;
-  const float h17 = h14 * h16;
-  const float h20 = p6[(c) + 6];
-  const float h21 = h20 * h16;
+  const float h6 = p3[(c) + 6];
+  const float h8 = p3[(c) + 12];
+  const float h10 = p4[c];
+  const float h16 = p6[c];
+  const float h17 = (1.0f / (float)a.n);
+  const float h18 = h17 * 0.0666666701f;
+  const float h19 = h16 * h18;
+  const float h21 = p7[c];
+  const float h24 = p6[(c) + 6];
+  const float h25 = h24 * h18;
   for (int i = threadIdx.x; i < nb * 15; i += 256) {
     const int nl = i / 15;
     const int e = i - nl * 15;
     const int n = n0 + nl;
     const float v3 = p2[(long long)(n) * 90 + (c) * 15 + (e)];
-    const float v5 = v3 - h4;
-    const float v7 = v5 * h6;
-    const float v9 = v7 + h8;
-    const float v10 = fmaxf(v9, 0.0f);
-    const float v11 = p5[(long long)(n) * 6 + (c)];
-    const float v12 = v11 * 0.0666666701f;
-    const float v13 = (v10 > 0.0f ? v12 : 0.0f);
-    const float v18 = v13 - h17;
-    const float v19 = v5 * h1;
-    const float v22 = v19 * h21;
-    const float v23 = v18 - v22;
-    const float v24 = h2 * v23;
-    p7[(long long)(n) * 90 + (c) * 15 + (e)] = v24;
+    const float v5 = __fsub_rn(v3, h4);
+    const float v7 = __fsub_rn(v5, h6);
+    const float v9 = __fmul_rn(v7, h8);
+    const float v11 = __fadd_rn(v9, h10);
+    const float v12 = fmaxf(v11, 0.0f);
+    const float v13 = p5[(long long)(n) * 6 + (c)];
+    const float v14 = v13 * 0.0666666701f;
+    const float v15 = (v12 > 0.0f ? v14 : 0.0f);
+    const float v20 = v15 - h19;
+    const float v22 = v3 - h21;
+    const float v23 = v22 * h1;
+    const float v26 = v23 * h25;
+    const float v27 = v20 - v26;
+    const float v28 = h2 * v27;
+    p8[(long long)(n) * 90 + (c) * 15 + (e)] = v28;
   }
 }
 
@@ -759,10 +785,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k11_bnapply_relu_bnbwd_relu
   const float *__restrict__ p4 = (const float *)a.p[4];  // [10] per channel
   const float *__restrict__ p5 = (const float *)a.p[5];  // [5] per channel
   const float *__restrict__ p6 = (const float *)a.p[6];  // (N, 5, 9, 6)
-  const float *__restrict__ p7 = (const float *)a.p[7];  // [5] per channel
-  const float *__restrict__ p8 = (const float *)a.p[8];  // [5] per channel
-  const float *__restrict__ p9 = (const float *)a.p[9];  // parameter [5]
-  const float *__restrict__ p10 = (const float *)a.p[10];  // parameter [5]
+  const float *__restrict__ p7 = (const float *)a.p[7];  // [15] per channel
+  const float *__restrict__ p8 = (const float *)a.p[8];  // parameter [5]
+  const float *__restrict__ p9 = (const float *)a.p[9];  // [5] per channel
+  const float *__restrict__ p10 = (const float *)a.p[10];  // [5] per channel
   float *__restrict__ p11 = (float *)a.p[11];  // (N, 5, 9, 6)
   unsigned char *p12 = (unsigned char *)a.p[12];  // scratch: counter, partial sums
   float *__restrict__ p13 = (float *)a.p[13];  // [10] per channel
@@ -782,10 +808,11 @@ extern "C" __global__ void __launch_bounds__(256, 2) k11_bnapply_relu_bnbwd_relu
   const float h14 = p4[(c) + 5];
   const float h15 = h14 * h8;
   const float h21 = p7[c];
-  const float h23 = p8[c];
-  const float h24 = p9[c];
-  const float h25 = h23 * h24;
-  const float h27 = p10[c];
+  const float h23 = p7[(c) + 5];
+  const float h25 = p7[(c) + 10];
+  const float h27 = p8[c];
+  const float h30 = p9[c];
+  const float h32 = p10[c];
   float r0_0 = 0.0f;
   float r0_1 = 0.0f;
   __shared__ float s_dy[30];
@@ -822,9 +849,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k11_bnapply_relu_bnbwd_relu
       if (iy >= 0 && iy < 9 && ix >= 0 && ix < 6) {
         const int e = iy * 6 + ix;
         const float v20 = p6[(long long)(n) * 270 + (c) * 54 + (e)];
-        const float v22 = v20 - h21;
-        const float v26 = v22 * h25;
-        const float v28 = v26 + h27;
+        const float v22 = __fsub_rn(v20, h21);
+        const float v24 = __fsub_rn(v22, h23);
+        const float v26 = __fmul_rn(v24, h25);
+        const float v28 = __fadd_rn(v26, h27);
         v = v28;
       }
       s_x[i] = v;
@@ -924,10 +952,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k11_bnapply_relu_bnbwd_relu
       }
       r0_0 += acc;
       const float v29 = p6[(long long)(n) * 270 + (c) * 54 + (e)];
-      const float v30 = v29 - h21;
-      const float v31 = v30 * h23;
-      const float v32 = acc * v31;
-      r0_1 += v32;
+      const float v31 = v29 - h30;
+      const float v33 = v31 * h32;
+      const float v34 = acc * v33;
+      r0_1 += v34;
       p11[(long long)(n) * 270 + (c) * 54 + (e)] = acc;
     }
   }
@@ -1228,16 +1256,16 @@ static const ParamInfo nao_params[] = {
 };
 
 static const CudaKernel nao_kernels[] = {  // name, pattern, block, grid_x, grid_nb, smem, n_args, reduces
-  {"k0_relu_dw3x3s1_bnstats_c5_9x6", "dwconv", 256, 5, 2, 704, 8, 1},
+  {"k0_relu_dw3x3s1_bnstats_c5_9x6", "dwconv", 256, 5, 2, 704, 10, 1},
   {"k1_bnapply_max3x3s2_relu_bnstats_c5_5x3", "pool", 256, 5, 2, 616, 11, 1},
-  {"k2_bnapply_relu_c5_5x3", "pw", 256, 5, 2, 0, 6, 0},
-  {"k3_add_bnstats_c6_5x3", "pw", 256, 6, 2, 0, 8, 1},
-  {"k4_bnapply_relu_gap_c6_1x1", "gap", 256, 6, 2, 0, 6, 0},
+  {"k2_bnapply_relu_c5_5x3", "pw", 256, 5, 2, 0, 4, 0},
+  {"k3_add_bnstats_c6_5x3", "pw", 256, 6, 2, 0, 10, 1},
+  {"k4_bnapply_relu_gap_c6_1x1", "gap", 256, 6, 2, 0, 4, 0},
   {"k5_bias_c4_1x1", "pw", 256, 4, 1, 0, 2, 0},
   {"k6_xent_xent_bwd_c4_1x1", "xent", 256, 1, 8, 0, 5, 1},
   {"k7_biasgrad_c4_1x1", "pw", 256, 4, 1, 0, 3, 1},
   {"k8_bnapply_relu_relu_bwd_gap_bwd_bnbwdsum_c6_5x3", "pw", 256, 6, 2, 0, 10, 1},
-  {"k9_bnapply_relu_bnbwd_relu_bwd_gap_bwd_c6_5x3", "pw", 256, 6, 2, 0, 8, 0},
+  {"k9_bnapply_relu_bnbwd_relu_bwd_gap_bwd_c6_5x3", "pw", 256, 6, 2, 0, 9, 0},
   {"k10_bnapply_relu_relu_bwd_bnbwdsum_c5_5x3", "pw", 256, 5, 2, 0, 11, 1},
   {"k11_bnapply_relu_bnbwd_relu_bwd_max3x3s2bwd_c5_9x6", "pool_bwd", 256, 5, 2, 766, 16, 1},
   {"k12_relu_bnbwd_dw3x3s1filter_c5_9x6", "dwconv_filter", 256, 5, 2, 1136, 9, 1},
@@ -1326,6 +1354,9 @@ static const IrTensor nao_train_tensors[] = {
   {.name = "grad:dw.2:out", .kind = IR_T_ACT, .c = 5, .h = 9, .w = 6, .producer = 33, .view_of = -1, .grad_of = 4},
   {.name = "grad:dw.1:out", .kind = IR_T_ACT, .c = 5, .h = 9, .w = 6, .producer = 34, .view_of = -1, .grad_of = 3},
   {.name = "grad:dw.0:out", .kind = IR_T_ACT, .c = 5, .h = 9, .w = 6, .producer = 36, .view_of = -1, .grad_of = 2},
+  {.name = "bnapply:dw.2", .kind = IR_T_STAT, .c = 15, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:pool.bn", .kind = IR_T_STAT, .c = 15, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:sum.bn", .kind = IR_T_STAT, .c = 18, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
   {.name = "bnbwd_sums:sum.bn:bwd", .kind = IR_T_STAT, .c = 12, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
   {.name = "bnbwd_sums:pool.bn:bwd", .kind = IR_T_STAT, .c = 10, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
   {.name = "bnbwd_sums:dw.2:bwd", .kind = IR_T_STAT, .c = 10, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
@@ -1372,17 +1403,20 @@ static const PlanLoc nao_train_locs[] = {  // region, scaled, unscaled, sample_s
   {LOC_NONE, 0, 0, 0},  // 38
   {LOC_NONE, 0, 0, 0},  // 39
   {LOC_FIXED, 0, 52, 0},  // 40
-  {LOC_FIXED, 0, 64, 0},  // 41
-  {LOC_FIXED, 0, 76, 0},  // 42
+  {LOC_FIXED, 0, 68, 0},  // 41
+  {LOC_FIXED, 0, 84, 0},  // 42
+  {LOC_FIXED, 0, 104, 0},  // 43
+  {LOC_FIXED, 0, 116, 0},  // 44
+  {LOC_FIXED, 0, 128, 0},  // 45
 };
 static const CudaStep nao_train_steps[] = {  // kind, kernel, desc, arg0, n_args, node
-  {CUDA_STEP_KERNEL, 0, -1, 0, 8, 3},  // 0 k0_relu_dw3x3s1_bnstats_c5_9x6
-  {CUDA_STEP_KERNEL, 1, -1, 8, 11, 5},  // 1 k1_bnapply_max3x3s2_relu_bnstats_c5_5x3
-  {CUDA_STEP_KERNEL, 2, -1, 19, 6, 8},  // 2 k2_bnapply_relu_c5_5x3
+  {CUDA_STEP_KERNEL, 0, -1, 0, 10, 3},  // 0 k0_relu_dw3x3s1_bnstats_c5_9x6
+  {CUDA_STEP_KERNEL, 1, -1, 10, 11, 5},  // 1 k1_bnapply_max3x3s2_relu_bnstats_c5_5x3
+  {CUDA_STEP_KERNEL, 2, -1, 21, 4, 8},  // 2 k2_bnapply_relu_c5_5x3
   {CUDA_STEP_CONV_FWD, -1, 0, 25, 3, 10},  // 3 conv_a.1
   {CUDA_STEP_GEMM, -1, 0, 28, 3, 11},  // 4 conv_b.1
-  {CUDA_STEP_KERNEL, 3, -1, 31, 8, 12},  // 5 k3_add_bnstats_c6_5x3
-  {CUDA_STEP_KERNEL, 4, -1, 39, 6, 15},  // 6 k4_bnapply_relu_gap_c6_1x1
+  {CUDA_STEP_KERNEL, 3, -1, 31, 10, 12},  // 5 k3_add_bnstats_c6_5x3
+  {CUDA_STEP_KERNEL, 4, -1, 41, 4, 15},  // 6 k4_bnapply_relu_gap_c6_1x1
   {CUDA_STEP_KERNEL, 5, -1, 45, 2, 16},  // 7 k5_bias_c4_1x1
   {CUDA_STEP_GEMM, -1, 1, 47, 3, 16},  // 8 classifier
   {CUDA_STEP_KERNEL, 6, -1, 50, 5, 17},  // 9 k6_xent_xent_bwd_c4_1x1
@@ -1390,14 +1424,14 @@ static const CudaStep nao_train_steps[] = {  // kind, kernel, desc, arg0, n_args
   {CUDA_STEP_GEMM, -1, 3, 58, 3, 19},  // 11 classifier:bwd
   {CUDA_STEP_KERNEL, 7, -1, 61, 3, 19},  // 12 k7_biasgrad_c4_1x1
   {CUDA_STEP_KERNEL, 8, -1, 64, 10, 22},  // 13 k8_bnapply_relu_relu_bwd_gap_bwd_bnbwdsum_c6_5x3
-  {CUDA_STEP_KERNEL, 9, -1, 74, 8, 23},  // 14 k9_bnapply_relu_bnbwd_relu_bwd_gap_bwd_c6_5x3
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 1, 82, 3, 25},  // 15 conv_b.1:bwd_filter
-  {CUDA_STEP_GEMM, -1, 4, 85, 3, 26},  // 16 conv_b.1:bwd_data
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 2, 88, 3, 27},  // 17 conv_a.1:bwd_filter
-  {CUDA_STEP_CONV_BWD_DATA, -1, 3, 91, 3, 28},  // 18 conv_a.1:bwd_data
-  {CUDA_STEP_KERNEL, 10, -1, 94, 11, 29},  // 19 k10_bnapply_relu_relu_bwd_bnbwdsum_c5_5x3
-  {CUDA_STEP_KERNEL, 11, -1, 105, 16, 33},  // 20 k11_bnapply_relu_bnbwd_relu_bwd_max3x3s2bwd_c5_9x6
-  {CUDA_STEP_KERNEL, 12, -1, 121, 9, 35},  // 21 k12_relu_bnbwd_dw3x3s1filter_c5_9x6
+  {CUDA_STEP_KERNEL, 9, -1, 74, 9, 23},  // 14 k9_bnapply_relu_bnbwd_relu_bwd_gap_bwd_c6_5x3
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 1, 83, 3, 25},  // 15 conv_b.1:bwd_filter
+  {CUDA_STEP_GEMM, -1, 4, 86, 3, 26},  // 16 conv_b.1:bwd_data
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 2, 89, 3, 27},  // 17 conv_a.1:bwd_filter
+  {CUDA_STEP_CONV_BWD_DATA, -1, 3, 92, 3, 28},  // 18 conv_a.1:bwd_data
+  {CUDA_STEP_KERNEL, 10, -1, 95, 11, 29},  // 19 k10_bnapply_relu_relu_bwd_bnbwdsum_c5_5x3
+  {CUDA_STEP_KERNEL, 11, -1, 106, 16, 33},  // 20 k11_bnapply_relu_bnbwd_relu_bwd_max3x3s2bwd_c5_9x6
+  {CUDA_STEP_KERNEL, 12, -1, 122, 9, 35},  // 21 k12_relu_bnbwd_dw3x3s1filter_c5_9x6
 };
 static const CudaArg nao_train_args[] = {
   {CUDA_ARG_PARAM, 0},
@@ -1406,23 +1440,23 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 5},
   {CUDA_ARG_TENSOR, 6},
+  {CUDA_ARG_TENSOR, 40},
+  {CUDA_ARG_PARAM, 1},
   {CUDA_ARG_BUFFER, 3},
   {CUDA_ARG_BUFFER, 4},
   {CUDA_ARG_TENSOR, 3},
-  {CUDA_ARG_TENSOR, 5},
-  {CUDA_ARG_TENSOR, 6},
-  {CUDA_ARG_PARAM, 1},
+  {CUDA_ARG_TENSOR, 40},
   {CUDA_ARG_PARAM, 2},
   {CUDA_ARG_TENSOR, 7},
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 10},
   {CUDA_ARG_TENSOR, 11},
+  {CUDA_ARG_TENSOR, 41},
+  {CUDA_ARG_PARAM, 5},
   {CUDA_ARG_BUFFER, 7},
   {CUDA_ARG_BUFFER, 8},
   {CUDA_ARG_TENSOR, 7},
-  {CUDA_ARG_TENSOR, 10},
-  {CUDA_ARG_TENSOR, 11},
-  {CUDA_ARG_PARAM, 5},
+  {CUDA_ARG_TENSOR, 41},
   {CUDA_ARG_PARAM, 6},
   {CUDA_ARG_TENSOR, 12},
   {CUDA_ARG_TENSOR, 12},
@@ -1437,12 +1471,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 18},
   {CUDA_ARG_TENSOR, 19},
+  {CUDA_ARG_TENSOR, 42},
+  {CUDA_ARG_PARAM, 11},
   {CUDA_ARG_BUFFER, 13},
   {CUDA_ARG_BUFFER, 14},
   {CUDA_ARG_TENSOR, 16},
-  {CUDA_ARG_TENSOR, 18},
-  {CUDA_ARG_TENSOR, 19},
-  {CUDA_ARG_PARAM, 11},
+  {CUDA_ARG_TENSOR, 42},
   {CUDA_ARG_PARAM, 12},
   {CUDA_ARG_TENSOR, 21},
   {CUDA_ARG_PARAM, 16},
@@ -1465,22 +1499,23 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_GRAD, 16},
   {CUDA_ARG_TENSOR, 16},
-  {CUDA_ARG_TENSOR, 18},
-  {CUDA_ARG_TENSOR, 19},
-  {CUDA_ARG_PARAM, 11},
+  {CUDA_ARG_TENSOR, 42},
   {CUDA_ARG_PARAM, 12},
   {CUDA_ARG_TENSOR, 26},
+  {CUDA_ARG_TENSOR, 18},
+  {CUDA_ARG_TENSOR, 19},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 40},
+  {CUDA_ARG_TENSOR, 43},
   {CUDA_ARG_GRAD, 11},
   {CUDA_ARG_GRAD, 12},
   {CUDA_ARG_PARAM, 11},
   {CUDA_ARG_TENSOR, 19},
   {CUDA_ARG_TENSOR, 16},
-  {CUDA_ARG_TENSOR, 18},
+  {CUDA_ARG_TENSOR, 42},
   {CUDA_ARG_PARAM, 12},
   {CUDA_ARG_TENSOR, 26},
-  {CUDA_ARG_TENSOR, 40},
+  {CUDA_ARG_TENSOR, 43},
+  {CUDA_ARG_TENSOR, 18},
   {CUDA_ARG_TENSOR, 30},
   {CUDA_ARG_TENSOR, 12},
   {CUDA_ARG_TENSOR, 30},
@@ -1502,29 +1537,29 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 11},
   {CUDA_ARG_TENSOR, 34},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 41},
+  {CUDA_ARG_TENSOR, 44},
   {CUDA_ARG_GRAD, 5},
   {CUDA_ARG_GRAD, 6},
   {CUDA_ARG_TENSOR, 7},
   {CUDA_ARG_PARAM, 5},
   {CUDA_ARG_TENSOR, 11},
   {CUDA_ARG_TENSOR, 34},
-  {CUDA_ARG_TENSOR, 41},
+  {CUDA_ARG_TENSOR, 44},
   {CUDA_ARG_TENSOR, 10},
   {CUDA_ARG_TENSOR, 3},
+  {CUDA_ARG_TENSOR, 40},
+  {CUDA_ARG_PARAM, 2},
   {CUDA_ARG_TENSOR, 5},
   {CUDA_ARG_TENSOR, 6},
-  {CUDA_ARG_PARAM, 1},
-  {CUDA_ARG_PARAM, 2},
   {CUDA_ARG_TENSOR, 37},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 42},
+  {CUDA_ARG_TENSOR, 45},
   {CUDA_ARG_GRAD, 1},
   {CUDA_ARG_GRAD, 2},
   {CUDA_ARG_PARAM, 1},
   {CUDA_ARG_TENSOR, 6},
   {CUDA_ARG_TENSOR, 37},
-  {CUDA_ARG_TENSOR, 42},
+  {CUDA_ARG_TENSOR, 45},
   {CUDA_ARG_TENSOR, 3},
   {CUDA_ARG_TENSOR, 5},
   {CUDA_ARG_TENSOR, 0},
@@ -1575,11 +1610,11 @@ static const CudaArg nao_update_args[] = {
 static const CudaProgram nao_programs[] = {
   {.name = "train", .mode = 1,
    .n_nodes = 37, .nodes = nao_train_nodes,
-   .n_tensors = 43, .n_ir_tensors = 40, .tensors = nao_train_tensors, .locs = nao_train_locs,
-   .arena_per_image = 1248, .fixed_floats = 88,
+   .n_tensors = 46, .n_ir_tensors = 40, .tensors = nao_train_tensors, .locs = nao_train_locs,
+   .arena_per_image = 1248, .fixed_floats = 140,
    .n_order = 28, .order = nao_train_order,
    .n_steps = 22, .steps = nao_train_steps,
-   .n_args = 130, .args = nao_train_args,
+   .n_args = 131, .args = nao_train_args,
    .n_convs = 4, .convs = nao_train_convs,
    .n_gemms = 5, .gemms = nao_train_gemms,
    .n_masks = 0, .masks = NULL,

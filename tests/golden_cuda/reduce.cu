@@ -2,7 +2,7 @@
 //
 // options: train tf32 batch=128 block=256 smem=32768 sms=132 vec
 // kernels: 37 generated (44 launches in all programs), 26 library steps (cuDNN / cuBLAS)
-// program train: 68 steps (42 kernels, 26 library), arena 18560 bytes per image, fixed 832 bytes
+// program train: 68 steps (42 kernels, 26 library), arena 18560 bytes per image, fixed 1424 bytes
 // program update: 2 steps (2 kernels, 0 library), arena 0 bytes per image, fixed 16 bytes
 // parameters: 1440 trainable floats, 96 buffer floats; scratch 1856 + 1600 bytes per image
 //
@@ -53,8 +53,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k0_bnstats_c8_10x10(const N
   unsigned char *p1 = (unsigned char *)a.p[1];  // scratch: counter, partial sums
   float *__restrict__ p2 = (float *)a.p[2];  // [8] per channel
   float *__restrict__ p3 = (float *)a.p[3];  // [8] per channel
-  float *__restrict__ p4 = (float *)a.p[4];  // buffer [8]
-  float *__restrict__ p5 = (float *)a.p[5];  // buffer [8]
+  float *__restrict__ p4 = (float *)a.p[4];  // [24] per channel
+  const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [8]
+  float *__restrict__ p6 = (float *)a.p[6];  // buffer [8]
+  float *__restrict__ p7 = (float *)a.p[7];  // buffer [8]
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 3;
   const int nb = min(3, a.n - n0);
@@ -96,10 +98,16 @@ extern "C" __global__ void __launch_bounds__(256, 2) k0_bnstats_c8_10x10(const N
       const double m_ = (double)a.n * (double)100;
       const double mean = f0_0 / m_;
       const double var = fmax(f0_1 / m_ - mean * mean, 0.0);
-      p2[cc] = (float)mean;
-      p3[cc] = (float)(1.0 / sqrt(var + (double)9.99999975e-06f));
-      p4[cc] = (1.0f - 0.100000001f) * p4[cc] + 0.100000001f * (float)mean;
-      p5[cc] = (1.0f - 0.100000001f) * p5[cc] + 0.100000001f * (float)(m_ > 1.0 ? var * m_ / (m_ - 1.0) : var);
+      const double invstd = 1.0 / sqrt(var + (double)9.99999975e-06f);
+      const float hi = (float)mean;
+      p2[cc] = hi;
+      p3[cc] = (float)invstd;
+      p4[cc] = hi;
+      p4[cc + 8] = (float)(mean - (double)hi);
+      p4[cc + 16] = (float)((double)p5[cc] * invstd);
+      const double mo = (double)0.100000001f;
+      p6[cc] = (float)((1.0 - mo) * (double)p6[cc] + mo * mean);
+      p7[cc] = (float)((1.0 - mo) * (double)p7[cc] + mo * (m_ > 1.0 ? var * m_ / (m_ - 1.0) : var));
     }
   }
   if (threadIdx.x == 0) *(volatile unsigned int *)p1 = 0u;
@@ -110,37 +118,38 @@ extern "C" __global__ void __launch_bounds__(256, 2) k0_bnstats_c8_10x10(const N
 // serves: stem.1 (bn)
 extern "C" __global__ void __launch_bounds__(256, 2) k1_bnapply_c8_10x10(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 8, 10, 10)
-  const float *__restrict__ p1 = (const float *)a.p[1];  // [8] per channel
-  const float *__restrict__ p2 = (const float *)a.p[2];  // [8] per channel
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [8]
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [8]
-  float *__restrict__ p5 = (float *)a.p[5];  // (N, 8, 10, 10)
+  const float *__restrict__ p1 = (const float *)a.p[1];  // [24] per channel
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [8]
+  float *__restrict__ p3 = (float *)a.p[3];  // (N, 8, 10, 10)
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 3;
   const int nb = min(3, a.n - n0);
   const float h1 = p1[c];
-  const float h3 = p2[c];
-  const float h4 = p3[c];
-  const float h5 = h3 * h4;
-  const float h7 = p4[c];
+  const float h3 = p1[(c) + 8];
+  const float h5 = p1[(c) + 16];
+  const float h7 = p2[c];
   for (int i = threadIdx.x; i < nb * 25; i += 256) {
     const int nl = i / 25;
     const int e = (i - nl * 25) * 4;
     const int n = n0 + nl;
     const float4 v0 = *(const float4 *)(p0 + (long long)(n) * 800 + (c) * 100 + (e));
-    const float v2 = v0.x - h1;
-    const float v6 = v2 * h5;
-    const float v8 = v6 + h7;
-    const float v9 = v0.y - h1;
-    const float v10 = v9 * h5;
-    const float v11 = v10 + h7;
-    const float v12 = v0.z - h1;
-    const float v13 = v12 * h5;
-    const float v14 = v13 + h7;
-    const float v15 = v0.w - h1;
-    const float v16 = v15 * h5;
-    const float v17 = v16 + h7;
-    *(float4 *)(p5 + (long long)(n) * 800 + (c) * 100 + (e)) = make_float4(v8, v11, v14, v17);
+    const float v2 = __fsub_rn(v0.x, h1);
+    const float v4 = __fsub_rn(v2, h3);
+    const float v6 = __fmul_rn(v4, h5);
+    const float v8 = __fadd_rn(v6, h7);
+    const float v9 = __fsub_rn(v0.y, h1);
+    const float v10 = __fsub_rn(v9, h3);
+    const float v11 = __fmul_rn(v10, h5);
+    const float v12 = __fadd_rn(v11, h7);
+    const float v13 = __fsub_rn(v0.z, h1);
+    const float v14 = __fsub_rn(v13, h3);
+    const float v15 = __fmul_rn(v14, h5);
+    const float v16 = __fadd_rn(v15, h7);
+    const float v17 = __fsub_rn(v0.w, h1);
+    const float v18 = __fsub_rn(v17, h3);
+    const float v19 = __fmul_rn(v18, h5);
+    const float v20 = __fadd_rn(v19, h7);
+    *(float4 *)(p3 + (long long)(n) * 800 + (c) * 100 + (e)) = make_float4(v8, v12, v16, v20);
   }
 }
 
@@ -152,8 +161,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k2_bnstats_c8_5x5(const Nao
   unsigned char *p1 = (unsigned char *)a.p[1];  // scratch: counter, partial sums
   float *__restrict__ p2 = (float *)a.p[2];  // [8] per channel
   float *__restrict__ p3 = (float *)a.p[3];  // [8] per channel
-  float *__restrict__ p4 = (float *)a.p[4];  // buffer [8]
-  float *__restrict__ p5 = (float *)a.p[5];  // buffer [8]
+  float *__restrict__ p4 = (float *)a.p[4];  // [24] per channel
+  const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [8]
+  float *__restrict__ p6 = (float *)a.p[6];  // buffer [8]
+  float *__restrict__ p7 = (float *)a.p[7];  // buffer [8]
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 2;
   const int nb = min(2, a.n - n0);
@@ -195,10 +206,16 @@ extern "C" __global__ void __launch_bounds__(256, 2) k2_bnstats_c8_5x5(const Nao
       const double m_ = (double)a.n * (double)25;
       const double mean = f0_0 / m_;
       const double var = fmax(f0_1 / m_ - mean * mean, 0.0);
-      p2[cc] = (float)mean;
-      p3[cc] = (float)(1.0 / sqrt(var + (double)9.99999975e-06f));
-      p4[cc] = (1.0f - 0.100000001f) * p4[cc] + 0.100000001f * (float)mean;
-      p5[cc] = (1.0f - 0.100000001f) * p5[cc] + 0.100000001f * (float)(m_ > 1.0 ? var * m_ / (m_ - 1.0) : var);
+      const double invstd = 1.0 / sqrt(var + (double)9.99999975e-06f);
+      const float hi = (float)mean;
+      p2[cc] = hi;
+      p3[cc] = (float)invstd;
+      p4[cc] = hi;
+      p4[cc + 8] = (float)(mean - (double)hi);
+      p4[cc + 16] = (float)((double)p5[cc] * invstd);
+      const double mo = (double)0.100000001f;
+      p6[cc] = (float)((1.0 - mo) * (double)p6[cc] + mo * mean);
+      p7[cc] = (float)((1.0 - mo) * (double)p7[cc] + mo * (m_ > 1.0 ? var * m_ / (m_ - 1.0) : var));
     }
   }
   if (threadIdx.x == 0) *(volatile unsigned int *)p1 = 0u;
@@ -396,29 +413,27 @@ extern "C" __global__ void __launch_bounds__(256, 2) k5_avg2x2s2_c8_5x5(const Na
 // serves: pair.a.0 (relu); 2 uses in all
 extern "C" __global__ void __launch_bounds__(256, 2) k6_bnapply_relu_c8_5x5(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 8, 5, 5)
-  const float *__restrict__ p1 = (const float *)a.p[1];  // [8] per channel
-  const float *__restrict__ p2 = (const float *)a.p[2];  // [8] per channel
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [8]
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [8]
-  float *__restrict__ p5 = (float *)a.p[5];  // (N, 8, 5, 5)
+  const float *__restrict__ p1 = (const float *)a.p[1];  // [24] per channel
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [8]
+  float *__restrict__ p3 = (float *)a.p[3];  // (N, 8, 5, 5)
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 2;
   const int nb = min(2, a.n - n0);
   const float h1 = p1[c];
-  const float h3 = p2[c];
-  const float h4 = p3[c];
-  const float h5 = h3 * h4;
-  const float h7 = p4[c];
+  const float h3 = p1[(c) + 8];
+  const float h5 = p1[(c) + 16];
+  const float h7 = p2[c];
   for (int i = threadIdx.x; i < nb * 25; i += 256) {
     const int nl = i / 25;
     const int e = i - nl * 25;
     const int n = n0 + nl;
     const float v0 = p0[(long long)(n) * 200 + (c) * 25 + (e)];
-    const float v2 = v0 - h1;
-    const float v6 = v2 * h5;
-    const float v8 = v6 + h7;
+    const float v2 = __fsub_rn(v0, h1);
+    const float v4 = __fsub_rn(v2, h3);
+    const float v6 = __fmul_rn(v4, h5);
+    const float v8 = __fadd_rn(v6, h7);
     const float v9 = fmaxf(v8, 0.0f);
-    p5[(long long)(n) * 200 + (c) * 25 + (e)] = v9;
+    p3[(long long)(n) * 200 + (c) * 25 + (e)] = v9;
   }
 }
 
@@ -428,32 +443,26 @@ extern "C" __global__ void __launch_bounds__(256, 2) k6_bnapply_relu_c8_5x5(cons
 extern "C" __global__ void __launch_bounds__(256, 2) k7_avg3x3s2_bnapply_add_c8_5x5(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 8, 10, 10)
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 8, 5, 5)
-  const float *__restrict__ p2 = (const float *)a.p[2];  // [8] per channel
-  const float *__restrict__ p3 = (const float *)a.p[3];  // [8] per channel
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [8]
-  const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [8]
+  const float *__restrict__ p2 = (const float *)a.p[2];  // [24] per channel
+  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [8]
+  const float *__restrict__ p4 = (const float *)a.p[4];  // (N, 8, 5, 5)
+  const float *__restrict__ p5 = (const float *)a.p[5];  // (N, 8, 5, 5)
   const float *__restrict__ p6 = (const float *)a.p[6];  // (N, 8, 5, 5)
   const float *__restrict__ p7 = (const float *)a.p[7];  // (N, 8, 5, 5)
-  const float *__restrict__ p8 = (const float *)a.p[8];  // (N, 8, 5, 5)
-  const float *__restrict__ p9 = (const float *)a.p[9];  // (N, 8, 5, 5)
-  const float *__restrict__ p10 = (const float *)a.p[10];  // [8] per channel
-  const float *__restrict__ p11 = (const float *)a.p[11];  // [8] per channel
-  const float *__restrict__ p12 = (const float *)a.p[12];  // parameter [8]
-  const float *__restrict__ p13 = (const float *)a.p[13];  // parameter [8]
-  float *__restrict__ p14 = (float *)a.p[14];  // (N, 8, 5, 5)
+  const float *__restrict__ p8 = (const float *)a.p[8];  // [24] per channel
+  const float *__restrict__ p9 = (const float *)a.p[9];  // parameter [8]
+  float *__restrict__ p10 = (float *)a.p[10];  // (N, 8, 5, 5)
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 2;
   const int nb = min(2, a.n - n0);
   const float h2 = p2[c];
-  const float h4 = p3[c];
-  const float h5 = p4[c];
-  const float h6 = h4 * h5;
-  const float h8 = p5[c];
-  const float h18 = p10[c];
-  const float h20 = p11[c];
-  const float h21 = p12[c];
-  const float h22 = h20 * h21;
-  const float h24 = p13[c];
+  const float h4 = p2[(c) + 8];
+  const float h6 = p2[(c) + 16];
+  const float h8 = p3[c];
+  const float h18 = p8[c];
+  const float h20 = p8[(c) + 8];
+  const float h22 = p8[(c) + 16];
+  const float h24 = p9[c];
   __shared__ float s_x[242];
   for (int s0 = 0; s0 < nb; s0 += 2) {
     const int ns = min(2, nb - s0);
@@ -493,22 +502,24 @@ extern "C" __global__ void __launch_bounds__(256, 2) k7_avg3x3s2_bnapply_add_c8_
       sum += s[24];
       const float acc = sum / 9.0f;
       const float v1 = p1[(long long)(n) * 200 + (c) * 25 + (e)];
-      const float v3 = v1 - h2;
-      const float v7 = v3 * h6;
-      const float v9 = v7 + h8;
-      const float v10 = p6[(long long)(n) * 200 + (c) * 25 + (e)];
+      const float v3 = __fsub_rn(v1, h2);
+      const float v5 = __fsub_rn(v3, h4);
+      const float v7 = __fmul_rn(v5, h6);
+      const float v9 = __fadd_rn(v7, h8);
+      const float v10 = p4[(long long)(n) * 200 + (c) * 25 + (e)];
       const float v11 = v9 + v10;
-      const float v12 = p7[(long long)(n) * 200 + (c) * 25 + (e)];
+      const float v12 = p5[(long long)(n) * 200 + (c) * 25 + (e)];
       const float v13 = v11 + v12;
-      const float v14 = p8[(long long)(n) * 200 + (c) * 25 + (e)];
+      const float v14 = p6[(long long)(n) * 200 + (c) * 25 + (e)];
       const float v15 = v13 + v14;
       const float v16 = v15 + acc;
-      const float v17 = p9[(long long)(n) * 200 + (c) * 25 + (e)];
-      const float v19 = v17 - h18;
-      const float v23 = v19 * h22;
-      const float v25 = v23 + h24;
+      const float v17 = p7[(long long)(n) * 200 + (c) * 25 + (e)];
+      const float v19 = __fsub_rn(v17, h18);
+      const float v21 = __fsub_rn(v19, h20);
+      const float v23 = __fmul_rn(v21, h22);
+      const float v25 = __fadd_rn(v23, h24);
       const float v26 = v16 + v25;
-      p14[(long long)(n) * 200 + (c) * 25 + (e)] = v26;
+      p10[(long long)(n) * 200 + (c) * 25 + (e)] = v26;
     }
   }
 }
@@ -574,8 +585,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k9_bnstats_c6_2x2(const Nao
   unsigned char *p1 = (unsigned char *)a.p[1];  // scratch: counter, partial sums
   float *__restrict__ p2 = (float *)a.p[2];  // [6] per channel
   float *__restrict__ p3 = (float *)a.p[3];  // [6] per channel
-  float *__restrict__ p4 = (float *)a.p[4];  // buffer [6]
-  float *__restrict__ p5 = (float *)a.p[5];  // buffer [6]
+  float *__restrict__ p4 = (float *)a.p[4];  // [18] per channel
+  const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [6]
+  float *__restrict__ p6 = (float *)a.p[6];  // buffer [6]
+  float *__restrict__ p7 = (float *)a.p[7];  // buffer [6]
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 2;
   const int nb = min(2, a.n - n0);
@@ -617,10 +630,16 @@ extern "C" __global__ void __launch_bounds__(256, 2) k9_bnstats_c6_2x2(const Nao
       const double m_ = (double)a.n * (double)4;
       const double mean = f0_0 / m_;
       const double var = fmax(f0_1 / m_ - mean * mean, 0.0);
-      p2[cc] = (float)mean;
-      p3[cc] = (float)(1.0 / sqrt(var + (double)9.99999975e-06f));
-      p4[cc] = (1.0f - 0.100000001f) * p4[cc] + 0.100000001f * (float)mean;
-      p5[cc] = (1.0f - 0.100000001f) * p5[cc] + 0.100000001f * (float)(m_ > 1.0 ? var * m_ / (m_ - 1.0) : var);
+      const double invstd = 1.0 / sqrt(var + (double)9.99999975e-06f);
+      const float hi = (float)mean;
+      p2[cc] = hi;
+      p3[cc] = (float)invstd;
+      p4[cc] = hi;
+      p4[cc + 6] = (float)(mean - (double)hi);
+      p4[cc + 12] = (float)((double)p5[cc] * invstd);
+      const double mo = (double)0.100000001f;
+      p6[cc] = (float)((1.0 - mo) * (double)p6[cc] + mo * mean);
+      p7[cc] = (float)((1.0 - mo) * (double)p7[cc] + mo * (m_ > 1.0 ? var * m_ / (m_ - 1.0) : var));
     }
   }
   if (threadIdx.x == 0) *(volatile unsigned int *)p1 = 0u;
@@ -631,41 +650,42 @@ extern "C" __global__ void __launch_bounds__(256, 2) k9_bnstats_c6_2x2(const Nao
 // serves: aux.2 (relu)
 extern "C" __global__ void __launch_bounds__(256, 2) k10_bnapply_relu_c6_2x2(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 6, 2, 2)
-  const float *__restrict__ p1 = (const float *)a.p[1];  // [6] per channel
-  const float *__restrict__ p2 = (const float *)a.p[2];  // [6] per channel
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [6]
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [6]
-  float *__restrict__ p5 = (float *)a.p[5];  // (N, 6, 2, 2)
+  const float *__restrict__ p1 = (const float *)a.p[1];  // [18] per channel
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [6]
+  float *__restrict__ p3 = (float *)a.p[3];  // (N, 6, 2, 2)
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 2;
   const int nb = min(2, a.n - n0);
   const float h1 = p1[c];
-  const float h3 = p2[c];
-  const float h4 = p3[c];
-  const float h5 = h3 * h4;
-  const float h7 = p4[c];
+  const float h3 = p1[(c) + 6];
+  const float h5 = p1[(c) + 12];
+  const float h7 = p2[c];
   for (int i = threadIdx.x; i < nb * 1; i += 256) {
     const int nl = i / 1;
     const int e = (i - nl * 1) * 4;
     const int n = n0 + nl;
     const float4 v0 = *(const float4 *)(p0 + (long long)(n) * 24 + (c) * 4 + (e));
-    const float v2 = v0.x - h1;
-    const float v6 = v2 * h5;
-    const float v8 = v6 + h7;
+    const float v2 = __fsub_rn(v0.x, h1);
+    const float v4 = __fsub_rn(v2, h3);
+    const float v6 = __fmul_rn(v4, h5);
+    const float v8 = __fadd_rn(v6, h7);
     const float v9 = fmaxf(v8, 0.0f);
-    const float v10 = v0.y - h1;
-    const float v11 = v10 * h5;
-    const float v12 = v11 + h7;
-    const float v13 = fmaxf(v12, 0.0f);
-    const float v14 = v0.z - h1;
-    const float v15 = v14 * h5;
-    const float v16 = v15 + h7;
-    const float v17 = fmaxf(v16, 0.0f);
-    const float v18 = v0.w - h1;
-    const float v19 = v18 * h5;
-    const float v20 = v19 + h7;
-    const float v21 = fmaxf(v20, 0.0f);
-    *(float4 *)(p5 + (long long)(n) * 24 + (c) * 4 + (e)) = make_float4(v9, v13, v17, v21);
+    const float v10 = __fsub_rn(v0.y, h1);
+    const float v11 = __fsub_rn(v10, h3);
+    const float v12 = __fmul_rn(v11, h5);
+    const float v13 = __fadd_rn(v12, h7);
+    const float v14 = fmaxf(v13, 0.0f);
+    const float v15 = __fsub_rn(v0.z, h1);
+    const float v16 = __fsub_rn(v15, h3);
+    const float v17 = __fmul_rn(v16, h5);
+    const float v18 = __fadd_rn(v17, h7);
+    const float v19 = fmaxf(v18, 0.0f);
+    const float v20 = __fsub_rn(v0.w, h1);
+    const float v21 = __fsub_rn(v20, h3);
+    const float v22 = __fmul_rn(v21, h5);
+    const float v23 = __fadd_rn(v22, h7);
+    const float v24 = fmaxf(v23, 0.0f);
+    *(float4 *)(p3 + (long long)(n) * 24 + (c) * 4 + (e)) = make_float4(v9, v14, v19, v24);
   }
 }
 
@@ -677,8 +697,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k11_bnstats_c10_1x1(const N
   unsigned char *p1 = (unsigned char *)a.p[1];  // scratch: counter, partial sums
   float *__restrict__ p2 = (float *)a.p[2];  // [10] per channel
   float *__restrict__ p3 = (float *)a.p[3];  // [10] per channel
-  float *__restrict__ p4 = (float *)a.p[4];  // buffer [10]
-  float *__restrict__ p5 = (float *)a.p[5];  // buffer [10]
+  float *__restrict__ p4 = (float *)a.p[4];  // [30] per channel
+  const float *__restrict__ p5 = (const float *)a.p[5];  // parameter [10]
+  float *__restrict__ p6 = (float *)a.p[6];  // buffer [10]
+  float *__restrict__ p7 = (float *)a.p[7];  // buffer [10]
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 4;
   const int nb = min(4, a.n - n0);
@@ -720,10 +742,16 @@ extern "C" __global__ void __launch_bounds__(256, 2) k11_bnstats_c10_1x1(const N
       const double m_ = (double)a.n * (double)1;
       const double mean = f0_0 / m_;
       const double var = fmax(f0_1 / m_ - mean * mean, 0.0);
-      p2[cc] = (float)mean;
-      p3[cc] = (float)(1.0 / sqrt(var + (double)9.99999975e-06f));
-      p4[cc] = (1.0f - 0.100000001f) * p4[cc] + 0.100000001f * (float)mean;
-      p5[cc] = (1.0f - 0.100000001f) * p5[cc] + 0.100000001f * (float)(m_ > 1.0 ? var * m_ / (m_ - 1.0) : var);
+      const double invstd = 1.0 / sqrt(var + (double)9.99999975e-06f);
+      const float hi = (float)mean;
+      p2[cc] = hi;
+      p3[cc] = (float)invstd;
+      p4[cc] = hi;
+      p4[cc + 10] = (float)(mean - (double)hi);
+      p4[cc + 20] = (float)((double)p5[cc] * invstd);
+      const double mo = (double)0.100000001f;
+      p6[cc] = (float)((1.0 - mo) * (double)p6[cc] + mo * mean);
+      p7[cc] = (float)((1.0 - mo) * (double)p7[cc] + mo * (m_ > 1.0 ? var * m_ / (m_ - 1.0) : var));
     }
   }
   if (threadIdx.x == 0) *(volatile unsigned int *)p1 = 0u;
@@ -734,29 +762,27 @@ extern "C" __global__ void __launch_bounds__(256, 2) k11_bnstats_c10_1x1(const N
 // serves: aux.3 (relu)
 extern "C" __global__ void __launch_bounds__(256, 2) k12_bnapply_relu_c10_1x1(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 10, 1, 1)
-  const float *__restrict__ p1 = (const float *)a.p[1];  // [10] per channel
-  const float *__restrict__ p2 = (const float *)a.p[2];  // [10] per channel
-  const float *__restrict__ p3 = (const float *)a.p[3];  // parameter [10]
-  const float *__restrict__ p4 = (const float *)a.p[4];  // parameter [10]
-  float *__restrict__ p5 = (float *)a.p[5];  // (N, 10, 1, 1)
+  const float *__restrict__ p1 = (const float *)a.p[1];  // [30] per channel
+  const float *__restrict__ p2 = (const float *)a.p[2];  // parameter [10]
+  float *__restrict__ p3 = (float *)a.p[3];  // (N, 10, 1, 1)
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 4;
   const int nb = min(4, a.n - n0);
   const float h1 = p1[c];
-  const float h3 = p2[c];
-  const float h4 = p3[c];
-  const float h5 = h3 * h4;
-  const float h7 = p4[c];
+  const float h3 = p1[(c) + 10];
+  const float h5 = p1[(c) + 20];
+  const float h7 = p2[c];
   for (int i = threadIdx.x; i < nb * 1; i += 256) {
     const int nl = i / 1;
     const int e = i - nl * 1;
     const int n = n0 + nl;
     const float v0 = p0[(long long)(n) * 10 + (c) * 1 + (e)];
-    const float v2 = v0 - h1;
-    const float v6 = v2 * h5;
-    const float v8 = v6 + h7;
+    const float v2 = __fsub_rn(v0, h1);
+    const float v4 = __fsub_rn(v2, h3);
+    const float v6 = __fmul_rn(v4, h5);
+    const float v8 = __fadd_rn(v6, h7);
     const float v9 = fmaxf(v8, 0.0f);
-    p5[(long long)(n) * 10 + (c) * 1 + (e)] = v9;
+    p3[(long long)(n) * 10 + (c) * 1 + (e)] = v9;
   }
 }
 
@@ -2589,19 +2615,19 @@ static const ParamInfo nao_params[] = {
 };
 
 static const CudaKernel nao_kernels[] = {  // name, pattern, block, grid_x, grid_nb, smem, n_args, reduces
-  {"k0_bnstats_c8_10x10", "pw", 256, 8, 3, 0, 6, 1},
-  {"k1_bnapply_c8_10x10", "pw", 256, 8, 3, 0, 6, 0},
-  {"k2_bnstats_c8_5x5", "pw", 256, 8, 2, 0, 6, 1},
+  {"k0_bnstats_c8_10x10", "pw", 256, 8, 3, 0, 8, 1},
+  {"k1_bnapply_c8_10x10", "pw", 256, 8, 3, 0, 4, 0},
+  {"k2_bnstats_c8_5x5", "pw", 256, 8, 2, 0, 8, 1},
   {"k3_relu_dw5x5s2_c8_5x5", "dwconv", 256, 8, 2, 1352, 3, 0},
   {"k4_max2x2s2_c8_5x5", "pool", 256, 8, 2, 800, 2, 0},
   {"k5_avg2x2s2_c8_5x5", "pool", 256, 8, 2, 800, 2, 0},
-  {"k6_bnapply_relu_c8_5x5", "pw", 256, 8, 2, 0, 6, 0},
-  {"k7_avg3x3s2_bnapply_add_c8_5x5", "pool", 256, 8, 2, 968, 15, 0},
+  {"k6_bnapply_relu_c8_5x5", "pw", 256, 8, 2, 0, 4, 0},
+  {"k7_avg3x3s2_bnapply_add_c8_5x5", "pool", 256, 8, 2, 968, 11, 0},
   {"k8_relu_avg3x3s2_c8_2x2", "pool", 256, 8, 2, 200, 2, 0},
-  {"k9_bnstats_c6_2x2", "pw", 256, 6, 2, 0, 6, 1},
-  {"k10_bnapply_relu_c6_2x2", "pw", 256, 6, 2, 0, 6, 0},
-  {"k11_bnstats_c10_1x1", "pw", 256, 10, 4, 0, 6, 1},
-  {"k12_bnapply_relu_c10_1x1", "pw", 256, 10, 4, 0, 6, 0},
+  {"k9_bnstats_c6_2x2", "pw", 256, 6, 2, 0, 8, 1},
+  {"k10_bnapply_relu_c6_2x2", "pw", 256, 6, 2, 0, 4, 0},
+  {"k11_bnstats_c10_1x1", "pw", 256, 10, 4, 0, 8, 1},
+  {"k12_bnapply_relu_c10_1x1", "pw", 256, 10, 4, 0, 4, 0},
   {"k13_bias_c6_1x1", "pw", 256, 6, 2, 0, 2, 0},
   {"k14_gap_dropout_c8_1x1", "gap", 256, 8, 2, 0, 3, 0},
   {"k15_xent_xent_bwd_c6_1x1", "xent", 256, 1, 8, 0, 5, 1},
@@ -2792,6 +2818,12 @@ static const IrTensor nao_train_tensors[] = {
   {.name = "grad:fr.path2:out", .kind = IR_T_ACT, .c = 4, .h = 5, .w = 5, .producer = -1, .view_of = 76, .chan_offset = 4, .grad_of = 8},
   {.name = "gradtmp1:stem.1:out", .kind = IR_T_ACT, .c = 8, .h = 10, .w = 10, .producer = 73, .view_of = -1, .grad_of = -1},
   {.name = "grad:stem.0:out", .kind = IR_T_ACT, .c = 8, .h = 10, .w = 10, .producer = 77, .view_of = -1, .grad_of = 2},
+  {.name = "bnapply:stem.1", .kind = IR_T_STAT, .c = 24, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:fr.bn", .kind = IR_T_STAT, .c = 24, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:pair.a.2", .kind = IR_T_STAT, .c = 24, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:pair.b.2", .kind = IR_T_STAT, .c = 24, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:aux.bn1", .kind = IR_T_STAT, .c = 18, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
+  {.name = "bnapply:aux.bn2", .kind = IR_T_STAT, .c = 30, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
   {.name = "bnbwd_sums:aux.bn2:bwd", .kind = IR_T_STAT, .c = 20, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
   {.name = "bnbwd_sums:aux.bn1:bwd", .kind = IR_T_STAT, .c = 12, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
   {.name = "bnbwd_sums:pair.b.2:bwd", .kind = IR_T_STAT, .c = 16, .h = 1, .w = 1, .producer = -1, .view_of = -1, .grad_of = -1},
@@ -2882,81 +2914,87 @@ static const PlanLoc nao_train_locs[] = {  // region, scaled, unscaled, sample_s
   {LOC_ARENA, 3840, 0, 800},  // 79
   {LOC_ARENA, 3616, 0, 800},  // 80
   {LOC_FIXED, 0, 112, 0},  // 81
-  {LOC_FIXED, 0, 132, 0},  // 82
-  {LOC_FIXED, 0, 144, 0},  // 83
-  {LOC_FIXED, 0, 160, 0},  // 84
-  {LOC_FIXED, 0, 176, 0},  // 85
-  {LOC_FIXED, 0, 192, 0},  // 86
+  {LOC_FIXED, 0, 136, 0},  // 82
+  {LOC_FIXED, 0, 160, 0},  // 83
+  {LOC_FIXED, 0, 184, 0},  // 84
+  {LOC_FIXED, 0, 208, 0},  // 85
+  {LOC_FIXED, 0, 228, 0},  // 86
+  {LOC_FIXED, 0, 260, 0},  // 87
+  {LOC_FIXED, 0, 280, 0},  // 88
+  {LOC_FIXED, 0, 292, 0},  // 89
+  {LOC_FIXED, 0, 308, 0},  // 90
+  {LOC_FIXED, 0, 324, 0},  // 91
+  {LOC_FIXED, 0, 340, 0},  // 92
 };
 static const CudaStep nao_train_steps[] = {  // kind, kernel, desc, arg0, n_args, node
   {CUDA_STEP_CONV_FWD, -1, 0, 0, 3, 2},  // 0 stem.0
-  {CUDA_STEP_KERNEL, 0, -1, 3, 6, 3},  // 1 k0_bnstats_c8_10x10
-  {CUDA_STEP_KERNEL, 1, -1, 9, 6, 3},  // 2 k1_bnapply_c8_10x10
+  {CUDA_STEP_KERNEL, 0, -1, 3, 8, 3},  // 1 k0_bnstats_c8_10x10
+  {CUDA_STEP_KERNEL, 1, -1, 11, 4, 3},  // 2 k1_bnapply_c8_10x10
   {CUDA_STEP_CONV_FWD, -1, 1, 15, 3, 4},  // 3 fr.path1.1
   {CUDA_STEP_CONV_FWD, -1, 2, 18, 3, 5},  // 4 fr.path2.1
-  {CUDA_STEP_KERNEL, 2, -1, 21, 6, 7},  // 5 k2_bnstats_c8_5x5
-  {CUDA_STEP_KERNEL, 3, -1, 27, 3, 9},  // 6 k3_relu_dw5x5s2_c8_5x5
-  {CUDA_STEP_KERNEL, 4, -1, 30, 2, 10},  // 7 k4_max2x2s2_c8_5x5
-  {CUDA_STEP_KERNEL, 5, -1, 32, 2, 11},  // 8 k5_avg2x2s2_c8_5x5
-  {CUDA_STEP_KERNEL, 6, -1, 34, 6, 13},  // 9 k6_bnapply_relu_c8_5x5
+  {CUDA_STEP_KERNEL, 2, -1, 21, 8, 7},  // 5 k2_bnstats_c8_5x5
+  {CUDA_STEP_KERNEL, 3, -1, 29, 3, 9},  // 6 k3_relu_dw5x5s2_c8_5x5
+  {CUDA_STEP_KERNEL, 4, -1, 32, 2, 10},  // 7 k4_max2x2s2_c8_5x5
+  {CUDA_STEP_KERNEL, 5, -1, 34, 2, 11},  // 8 k5_avg2x2s2_c8_5x5
+  {CUDA_STEP_KERNEL, 6, -1, 36, 4, 13},  // 9 k6_bnapply_relu_c8_5x5
   {CUDA_STEP_CONV_FWD, -1, 3, 40, 3, 14},  // 10 pair.a.1
-  {CUDA_STEP_KERNEL, 2, -1, 43, 6, 15},  // 11 k2_bnstats_c8_5x5
-  {CUDA_STEP_KERNEL, 6, -1, 49, 6, 16},  // 12 k6_bnapply_relu_c8_5x5
+  {CUDA_STEP_KERNEL, 2, -1, 43, 8, 15},  // 11 k2_bnstats_c8_5x5
+  {CUDA_STEP_KERNEL, 6, -1, 51, 4, 16},  // 12 k6_bnapply_relu_c8_5x5
   {CUDA_STEP_CONV_FWD, -1, 4, 55, 3, 17},  // 13 pair.b.1
-  {CUDA_STEP_KERNEL, 2, -1, 58, 6, 18},  // 14 k2_bnstats_c8_5x5
-  {CUDA_STEP_KERNEL, 7, -1, 64, 15, 12},  // 15 k7_avg3x3s2_bnapply_add_c8_5x5
-  {CUDA_STEP_KERNEL, 8, -1, 79, 2, 21},  // 16 k8_relu_avg3x3s2_c8_2x2
-  {CUDA_STEP_GEMM, -1, 0, 81, 3, 22},  // 17 aux.conv1
-  {CUDA_STEP_KERNEL, 9, -1, 84, 6, 23},  // 18 k9_bnstats_c6_2x2
-  {CUDA_STEP_KERNEL, 10, -1, 90, 6, 24},  // 19 k10_bnapply_relu_c6_2x2
-  {CUDA_STEP_CONV_FWD, -1, 5, 96, 3, 25},  // 20 aux.conv2
-  {CUDA_STEP_KERNEL, 11, -1, 99, 6, 26},  // 21 k11_bnstats_c10_1x1
-  {CUDA_STEP_KERNEL, 12, -1, 105, 6, 27},  // 22 k12_bnapply_relu_c10_1x1
-  {CUDA_STEP_KERNEL, 13, -1, 111, 2, 28},  // 23 k13_bias_c6_1x1
-  {CUDA_STEP_GEMM, -1, 1, 113, 3, 28},  // 24 aux.classifier
-  {CUDA_STEP_KERNEL, 14, -1, 116, 3, 29},  // 25 k14_gap_dropout_c8_1x1
-  {CUDA_STEP_KERNEL, 13, -1, 119, 2, 31},  // 26 k13_bias_c6_1x1
-  {CUDA_STEP_GEMM, -1, 2, 121, 3, 31},  // 27 classifier
-  {CUDA_STEP_KERNEL, 15, -1, 124, 5, 32},  // 28 k15_xent_xent_bwd_c6_1x1
-  {CUDA_STEP_KERNEL, 16, -1, 129, 5, 33},  // 29 k16_xent_xent_bwd_c6_1x1
-  {CUDA_STEP_GEMM, -1, 3, 134, 3, 36},  // 30 classifier:bwd
-  {CUDA_STEP_GEMM, -1, 4, 137, 3, 36},  // 31 classifier:bwd
-  {CUDA_STEP_KERNEL, 17, -1, 140, 3, 36},  // 32 k17_biasgrad_c6_1x1
-  {CUDA_STEP_KERNEL, 18, -1, 143, 3, 37},  // 33 k18_mask_bwd_c8_1x1
-  {CUDA_STEP_KERNEL, 19, -1, 146, 2, 38},  // 34 k19_gap_bwd_c8_5x5
-  {CUDA_STEP_GEMM, -1, 5, 148, 3, 39},  // 35 aux.classifier:bwd
-  {CUDA_STEP_GEMM, -1, 6, 151, 3, 39},  // 36 aux.classifier:bwd
-  {CUDA_STEP_KERNEL, 17, -1, 154, 3, 39},  // 37 k17_biasgrad_c6_1x1
-  {CUDA_STEP_KERNEL, 20, -1, 157, 10, 40},  // 38 k20_relu_bwd_bnbwdsum_c10_1x1
-  {CUDA_STEP_KERNEL, 21, -1, 167, 7, 41},  // 39 k21_bnbwd_c10_1x1
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 6, 174, 3, 42},  // 40 aux.conv2:bwd_filter
-  {CUDA_STEP_CONV_BWD_DATA, -1, 7, 177, 3, 43},  // 41 aux.conv2:bwd_data
-  {CUDA_STEP_KERNEL, 22, -1, 180, 10, 44},  // 42 k22_relu_bwd_bnbwdsum_c6_2x2
-  {CUDA_STEP_KERNEL, 23, -1, 190, 7, 45},  // 43 k23_bnbwd_c6_2x2
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 8, 197, 3, 46},  // 44 aux.conv1:bwd_filter
-  {CUDA_STEP_GEMM, -1, 7, 200, 3, 47},  // 45 aux.conv1:bwd_data
-  {CUDA_STEP_KERNEL, 24, -1, 203, 11, 48},  // 46 k24_relu_avg3x3s2bwd_relu_bwd_accum_bnbwdsum_c8_5x5
-  {CUDA_STEP_KERNEL, 25, -1, 214, 7, 56},  // 47 k25_accum_bnbwd_c8_5x5
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 9, 221, 3, 57},  // 48 pair.b.1:bwd_filter
-  {CUDA_STEP_CONV_BWD_DATA, -1, 10, 224, 3, 58},  // 49 pair.b.1:bwd_data
-  {CUDA_STEP_KERNEL, 26, -1, 227, 10, 59},  // 50 k26_relu_bwd_bnbwdsum_c8_5x5
-  {CUDA_STEP_KERNEL, 25, -1, 237, 7, 60},  // 51 k25_accum_bnbwd_c8_5x5
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 11, 244, 3, 61},  // 52 pair.a.1:bwd_filter
-  {CUDA_STEP_CONV_BWD_DATA, -1, 12, 247, 3, 62},  // 53 pair.a.1:bwd_data
-  {CUDA_STEP_KERNEL, 27, -1, 250, 10, 63},  // 54 k27_relu_bwd_bnbwdsum_c8_5x5
-  {CUDA_STEP_KERNEL, 28, -1, 260, 2, 64},  // 55 k28_accum_avg3x3s2bwd_c8_10x10
-  {CUDA_STEP_KERNEL, 29, -1, 262, 2, 65},  // 56 k29_accum_avg2x2s2bwd_c8_10x10
-  {CUDA_STEP_KERNEL, 30, -1, 264, 3, 66},  // 57 k30_accum_max2x2s2bwd_c8_10x10
-  {CUDA_STEP_KERNEL, 25, -1, 267, 7, 71},  // 58 k25_accum_bnbwd_c8_5x5
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 13, 274, 3, 72},  // 59 fr.path2.1:bwd_filter
-  {CUDA_STEP_KERNEL, 31, -1, 277, 1, 73},  // 60 k31_zero_c8_10x10
-  {CUDA_STEP_CONV_BWD_DATA, -1, 14, 278, 3, 73},  // 61 fr.path2.1:bwd_data
-  {CUDA_STEP_KERNEL, 32, -1, 281, 7, 69},  // 62 k32_relu_accum_dw5x5s2filter_dw5x5s2data_c8_10x10
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 15, 288, 3, 75},  // 63 fr.path1.1:bwd_filter
-  {CUDA_STEP_CONV_BWD_DATA, -1, 16, 291, 3, 76},  // 64 fr.path1.1:bwd_data
-  {CUDA_STEP_KERNEL, 33, -1, 294, 8, 77},  // 65 k33_bnbwdsum_c8_10x10
-  {CUDA_STEP_KERNEL, 34, -1, 302, 7, 77},  // 66 k34_bnbwd_c8_10x10
-  {CUDA_STEP_CONV_BWD_FILTER, -1, 17, 309, 3, 78},  // 67 stem.0:bwd_filter
+  {CUDA_STEP_KERNEL, 2, -1, 58, 8, 18},  // 14 k2_bnstats_c8_5x5
+  {CUDA_STEP_KERNEL, 7, -1, 66, 11, 12},  // 15 k7_avg3x3s2_bnapply_add_c8_5x5
+  {CUDA_STEP_KERNEL, 8, -1, 77, 2, 21},  // 16 k8_relu_avg3x3s2_c8_2x2
+  {CUDA_STEP_GEMM, -1, 0, 79, 3, 22},  // 17 aux.conv1
+  {CUDA_STEP_KERNEL, 9, -1, 82, 8, 23},  // 18 k9_bnstats_c6_2x2
+  {CUDA_STEP_KERNEL, 10, -1, 90, 4, 24},  // 19 k10_bnapply_relu_c6_2x2
+  {CUDA_STEP_CONV_FWD, -1, 5, 94, 3, 25},  // 20 aux.conv2
+  {CUDA_STEP_KERNEL, 11, -1, 97, 8, 26},  // 21 k11_bnstats_c10_1x1
+  {CUDA_STEP_KERNEL, 12, -1, 105, 4, 27},  // 22 k12_bnapply_relu_c10_1x1
+  {CUDA_STEP_KERNEL, 13, -1, 109, 2, 28},  // 23 k13_bias_c6_1x1
+  {CUDA_STEP_GEMM, -1, 1, 111, 3, 28},  // 24 aux.classifier
+  {CUDA_STEP_KERNEL, 14, -1, 114, 3, 29},  // 25 k14_gap_dropout_c8_1x1
+  {CUDA_STEP_KERNEL, 13, -1, 117, 2, 31},  // 26 k13_bias_c6_1x1
+  {CUDA_STEP_GEMM, -1, 2, 119, 3, 31},  // 27 classifier
+  {CUDA_STEP_KERNEL, 15, -1, 122, 5, 32},  // 28 k15_xent_xent_bwd_c6_1x1
+  {CUDA_STEP_KERNEL, 16, -1, 127, 5, 33},  // 29 k16_xent_xent_bwd_c6_1x1
+  {CUDA_STEP_GEMM, -1, 3, 132, 3, 36},  // 30 classifier:bwd
+  {CUDA_STEP_GEMM, -1, 4, 135, 3, 36},  // 31 classifier:bwd
+  {CUDA_STEP_KERNEL, 17, -1, 138, 3, 36},  // 32 k17_biasgrad_c6_1x1
+  {CUDA_STEP_KERNEL, 18, -1, 141, 3, 37},  // 33 k18_mask_bwd_c8_1x1
+  {CUDA_STEP_KERNEL, 19, -1, 144, 2, 38},  // 34 k19_gap_bwd_c8_5x5
+  {CUDA_STEP_GEMM, -1, 5, 146, 3, 39},  // 35 aux.classifier:bwd
+  {CUDA_STEP_GEMM, -1, 6, 149, 3, 39},  // 36 aux.classifier:bwd
+  {CUDA_STEP_KERNEL, 17, -1, 152, 3, 39},  // 37 k17_biasgrad_c6_1x1
+  {CUDA_STEP_KERNEL, 20, -1, 155, 10, 40},  // 38 k20_relu_bwd_bnbwdsum_c10_1x1
+  {CUDA_STEP_KERNEL, 21, -1, 165, 7, 41},  // 39 k21_bnbwd_c10_1x1
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 6, 172, 3, 42},  // 40 aux.conv2:bwd_filter
+  {CUDA_STEP_CONV_BWD_DATA, -1, 7, 175, 3, 43},  // 41 aux.conv2:bwd_data
+  {CUDA_STEP_KERNEL, 22, -1, 178, 10, 44},  // 42 k22_relu_bwd_bnbwdsum_c6_2x2
+  {CUDA_STEP_KERNEL, 23, -1, 188, 7, 45},  // 43 k23_bnbwd_c6_2x2
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 8, 195, 3, 46},  // 44 aux.conv1:bwd_filter
+  {CUDA_STEP_GEMM, -1, 7, 198, 3, 47},  // 45 aux.conv1:bwd_data
+  {CUDA_STEP_KERNEL, 24, -1, 201, 11, 48},  // 46 k24_relu_avg3x3s2bwd_relu_bwd_accum_bnbwdsum_c8_5x5
+  {CUDA_STEP_KERNEL, 25, -1, 212, 7, 56},  // 47 k25_accum_bnbwd_c8_5x5
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 9, 219, 3, 57},  // 48 pair.b.1:bwd_filter
+  {CUDA_STEP_CONV_BWD_DATA, -1, 10, 222, 3, 58},  // 49 pair.b.1:bwd_data
+  {CUDA_STEP_KERNEL, 26, -1, 225, 10, 59},  // 50 k26_relu_bwd_bnbwdsum_c8_5x5
+  {CUDA_STEP_KERNEL, 25, -1, 235, 7, 60},  // 51 k25_accum_bnbwd_c8_5x5
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 11, 242, 3, 61},  // 52 pair.a.1:bwd_filter
+  {CUDA_STEP_CONV_BWD_DATA, -1, 12, 245, 3, 62},  // 53 pair.a.1:bwd_data
+  {CUDA_STEP_KERNEL, 27, -1, 248, 10, 63},  // 54 k27_relu_bwd_bnbwdsum_c8_5x5
+  {CUDA_STEP_KERNEL, 28, -1, 258, 2, 64},  // 55 k28_accum_avg3x3s2bwd_c8_10x10
+  {CUDA_STEP_KERNEL, 29, -1, 260, 2, 65},  // 56 k29_accum_avg2x2s2bwd_c8_10x10
+  {CUDA_STEP_KERNEL, 30, -1, 262, 3, 66},  // 57 k30_accum_max2x2s2bwd_c8_10x10
+  {CUDA_STEP_KERNEL, 25, -1, 265, 7, 71},  // 58 k25_accum_bnbwd_c8_5x5
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 13, 272, 3, 72},  // 59 fr.path2.1:bwd_filter
+  {CUDA_STEP_KERNEL, 31, -1, 275, 1, 73},  // 60 k31_zero_c8_10x10
+  {CUDA_STEP_CONV_BWD_DATA, -1, 14, 276, 3, 73},  // 61 fr.path2.1:bwd_data
+  {CUDA_STEP_KERNEL, 32, -1, 279, 7, 69},  // 62 k32_relu_accum_dw5x5s2filter_dw5x5s2data_c8_10x10
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 15, 286, 3, 75},  // 63 fr.path1.1:bwd_filter
+  {CUDA_STEP_CONV_BWD_DATA, -1, 16, 289, 3, 76},  // 64 fr.path1.1:bwd_data
+  {CUDA_STEP_KERNEL, 33, -1, 292, 8, 77},  // 65 k33_bnbwdsum_c8_10x10
+  {CUDA_STEP_KERNEL, 34, -1, 300, 7, 77},  // 66 k34_bnbwd_c8_10x10
+  {CUDA_STEP_CONV_BWD_FILTER, -1, 17, 307, 3, 78},  // 67 stem.0:bwd_filter
 };
 static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 0},
@@ -2966,12 +3004,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 4},
   {CUDA_ARG_TENSOR, 5},
+  {CUDA_ARG_TENSOR, 81},
+  {CUDA_ARG_PARAM, 1},
   {CUDA_ARG_BUFFER, 3},
   {CUDA_ARG_BUFFER, 4},
   {CUDA_ARG_TENSOR, 2},
-  {CUDA_ARG_TENSOR, 4},
-  {CUDA_ARG_TENSOR, 5},
-  {CUDA_ARG_PARAM, 1},
+  {CUDA_ARG_TENSOR, 81},
   {CUDA_ARG_PARAM, 2},
   {CUDA_ARG_TENSOR, 3},
   {CUDA_ARG_TENSOR, 3},
@@ -2984,6 +3022,8 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 10},
   {CUDA_ARG_TENSOR, 11},
+  {CUDA_ARG_TENSOR, 82},
+  {CUDA_ARG_PARAM, 7},
   {CUDA_ARG_BUFFER, 9},
   {CUDA_ARG_BUFFER, 10},
   {CUDA_ARG_PARAM, 11},
@@ -2994,9 +3034,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 3},
   {CUDA_ARG_TENSOR, 15},
   {CUDA_ARG_TENSOR, 6},
-  {CUDA_ARG_TENSOR, 10},
-  {CUDA_ARG_TENSOR, 11},
-  {CUDA_ARG_PARAM, 7},
+  {CUDA_ARG_TENSOR, 82},
   {CUDA_ARG_PARAM, 8},
   {CUDA_ARG_TENSOR, 17},
   {CUDA_ARG_TENSOR, 17},
@@ -3006,12 +3044,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 20},
   {CUDA_ARG_TENSOR, 21},
+  {CUDA_ARG_TENSOR, 83},
+  {CUDA_ARG_PARAM, 13},
   {CUDA_ARG_BUFFER, 15},
   {CUDA_ARG_BUFFER, 16},
   {CUDA_ARG_TENSOR, 18},
-  {CUDA_ARG_TENSOR, 20},
-  {CUDA_ARG_TENSOR, 21},
-  {CUDA_ARG_PARAM, 13},
+  {CUDA_ARG_TENSOR, 83},
   {CUDA_ARG_PARAM, 14},
   {CUDA_ARG_TENSOR, 22},
   {CUDA_ARG_TENSOR, 22},
@@ -3021,21 +3059,19 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 25},
   {CUDA_ARG_TENSOR, 26},
+  {CUDA_ARG_TENSOR, 84},
+  {CUDA_ARG_PARAM, 18},
   {CUDA_ARG_BUFFER, 20},
   {CUDA_ARG_BUFFER, 21},
   {CUDA_ARG_TENSOR, 3},
   {CUDA_ARG_TENSOR, 6},
-  {CUDA_ARG_TENSOR, 10},
-  {CUDA_ARG_TENSOR, 11},
-  {CUDA_ARG_PARAM, 7},
+  {CUDA_ARG_TENSOR, 82},
   {CUDA_ARG_PARAM, 8},
   {CUDA_ARG_TENSOR, 13},
   {CUDA_ARG_TENSOR, 14},
   {CUDA_ARG_TENSOR, 15},
   {CUDA_ARG_TENSOR, 23},
-  {CUDA_ARG_TENSOR, 25},
-  {CUDA_ARG_TENSOR, 26},
-  {CUDA_ARG_PARAM, 18},
+  {CUDA_ARG_TENSOR, 84},
   {CUDA_ARG_PARAM, 19},
   {CUDA_ARG_TENSOR, 27},
   {CUDA_ARG_TENSOR, 27},
@@ -3047,12 +3083,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 32},
   {CUDA_ARG_TENSOR, 33},
+  {CUDA_ARG_TENSOR, 85},
+  {CUDA_ARG_PARAM, 23},
   {CUDA_ARG_BUFFER, 25},
   {CUDA_ARG_BUFFER, 26},
   {CUDA_ARG_TENSOR, 30},
-  {CUDA_ARG_TENSOR, 32},
-  {CUDA_ARG_TENSOR, 33},
-  {CUDA_ARG_PARAM, 23},
+  {CUDA_ARG_TENSOR, 85},
   {CUDA_ARG_PARAM, 24},
   {CUDA_ARG_TENSOR, 34},
   {CUDA_ARG_TENSOR, 34},
@@ -3062,12 +3098,12 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_SCRATCH, 0},
   {CUDA_ARG_TENSOR, 37},
   {CUDA_ARG_TENSOR, 38},
+  {CUDA_ARG_TENSOR, 86},
+  {CUDA_ARG_PARAM, 28},
   {CUDA_ARG_BUFFER, 30},
   {CUDA_ARG_BUFFER, 31},
   {CUDA_ARG_TENSOR, 35},
-  {CUDA_ARG_TENSOR, 37},
-  {CUDA_ARG_TENSOR, 38},
-  {CUDA_ARG_PARAM, 28},
+  {CUDA_ARG_TENSOR, 86},
   {CUDA_ARG_PARAM, 29},
   {CUDA_ARG_TENSOR, 39},
   {CUDA_ARG_PARAM, 33},
@@ -3123,13 +3159,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 38},
   {CUDA_ARG_TENSOR, 55},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 81},
+  {CUDA_ARG_TENSOR, 87},
   {CUDA_ARG_GRAD, 28},
   {CUDA_ARG_GRAD, 29},
   {CUDA_ARG_PARAM, 28},
   {CUDA_ARG_TENSOR, 38},
   {CUDA_ARG_TENSOR, 55},
-  {CUDA_ARG_TENSOR, 81},
+  {CUDA_ARG_TENSOR, 87},
   {CUDA_ARG_TENSOR, 35},
   {CUDA_ARG_TENSOR, 37},
   {CUDA_ARG_TENSOR, 56},
@@ -3146,13 +3182,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 33},
   {CUDA_ARG_TENSOR, 58},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 82},
+  {CUDA_ARG_TENSOR, 88},
   {CUDA_ARG_GRAD, 23},
   {CUDA_ARG_GRAD, 24},
   {CUDA_ARG_PARAM, 23},
   {CUDA_ARG_TENSOR, 33},
   {CUDA_ARG_TENSOR, 58},
-  {CUDA_ARG_TENSOR, 82},
+  {CUDA_ARG_TENSOR, 88},
   {CUDA_ARG_TENSOR, 30},
   {CUDA_ARG_TENSOR, 32},
   {CUDA_ARG_TENSOR, 59},
@@ -3170,13 +3206,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 26},
   {CUDA_ARG_TENSOR, 62},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 83},
+  {CUDA_ARG_TENSOR, 89},
   {CUDA_ARG_GRAD, 18},
   {CUDA_ARG_GRAD, 19},
   {CUDA_ARG_PARAM, 18},
   {CUDA_ARG_TENSOR, 26},
   {CUDA_ARG_TENSOR, 53},
-  {CUDA_ARG_TENSOR, 83},
+  {CUDA_ARG_TENSOR, 89},
   {CUDA_ARG_TENSOR, 23},
   {CUDA_ARG_TENSOR, 25},
   {CUDA_ARG_TENSOR, 68},
@@ -3193,13 +3229,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 21},
   {CUDA_ARG_TENSOR, 70},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 84},
+  {CUDA_ARG_TENSOR, 90},
   {CUDA_ARG_GRAD, 13},
   {CUDA_ARG_GRAD, 14},
   {CUDA_ARG_PARAM, 13},
   {CUDA_ARG_TENSOR, 21},
   {CUDA_ARG_TENSOR, 70},
-  {CUDA_ARG_TENSOR, 84},
+  {CUDA_ARG_TENSOR, 90},
   {CUDA_ARG_TENSOR, 18},
   {CUDA_ARG_TENSOR, 20},
   {CUDA_ARG_TENSOR, 71},
@@ -3216,7 +3252,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 10},
   {CUDA_ARG_TENSOR, 11},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 85},
+  {CUDA_ARG_TENSOR, 91},
   {CUDA_ARG_GRAD, 7},
   {CUDA_ARG_GRAD, 8},
   {CUDA_ARG_TENSOR, 53},
@@ -3229,7 +3265,7 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_PARAM, 7},
   {CUDA_ARG_TENSOR, 11},
   {CUDA_ARG_TENSOR, 62},
-  {CUDA_ARG_TENSOR, 85},
+  {CUDA_ARG_TENSOR, 91},
   {CUDA_ARG_TENSOR, 6},
   {CUDA_ARG_TENSOR, 10},
   {CUDA_ARG_TENSOR, 76},
@@ -3258,13 +3294,13 @@ static const CudaArg nao_train_args[] = {
   {CUDA_ARG_TENSOR, 4},
   {CUDA_ARG_TENSOR, 5},
   {CUDA_ARG_SCRATCH, 0},
-  {CUDA_ARG_TENSOR, 86},
+  {CUDA_ARG_TENSOR, 92},
   {CUDA_ARG_GRAD, 1},
   {CUDA_ARG_GRAD, 2},
   {CUDA_ARG_PARAM, 1},
   {CUDA_ARG_TENSOR, 5},
   {CUDA_ARG_TENSOR, 73},
-  {CUDA_ARG_TENSOR, 86},
+  {CUDA_ARG_TENSOR, 92},
   {CUDA_ARG_TENSOR, 2},
   {CUDA_ARG_TENSOR, 4},
   {CUDA_ARG_TENSOR, 80},
@@ -3338,11 +3374,11 @@ static const CudaArg nao_update_args[] = {
 static const CudaProgram nao_programs[] = {
   {.name = "train", .mode = 1,
    .n_nodes = 79, .nodes = nao_train_nodes,
-   .n_tensors = 87, .n_ir_tensors = 81, .tensors = nao_train_tensors, .locs = nao_train_locs,
-   .arena_per_image = 4640, .fixed_floats = 208,
+   .n_tensors = 93, .n_ir_tensors = 81, .tensors = nao_train_tensors, .locs = nao_train_locs,
+   .arena_per_image = 4640, .fixed_floats = 356,
    .n_order = 71, .order = nao_train_order,
    .n_steps = 68, .steps = nao_train_steps,
-   .n_args = 312, .args = nao_train_args,
+   .n_args = 310, .args = nao_train_args,
    .n_convs = 18, .convs = nao_train_convs,
    .n_gemms = 8, .gemms = nao_train_gemms,
    .n_masks = 1, .masks = nao_train_masks,

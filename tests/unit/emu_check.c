@@ -9,6 +9,8 @@
 #include "runtime/rng.h"
 #include "tests/unit/emu_harness.h"
 #include "tests/unit/ir_ref.h"
+#include "runtime/cpu_kernels.h"
+#include "runtime/exec_cpu.h"
 #include "compiler/autodiff.h"
 
 typedef struct {
@@ -151,6 +153,80 @@ static void compare_params(Cmp *c, const ParamTable *pt, const EmuMem *mem, cons
   }
 }
 
+// The CPU backend (runtime/exec_cpu.c), every tensor read out densely.
+typedef struct {
+  const IrGraph *g;
+  int n;
+  double **t;  // per IR tensor: (n, numel) or (numel), NULL when not kept
+  double *grads, *buffers;
+} CpuRun;
+
+static double get_cpu(const void *ctx, int t, int n, int c, int e) {
+  const CpuRun *r = ctx;
+  const IrTensor *x = &r->g->tensors[t];
+  size_t numel = ir_tensor_numel(x), hw = (size_t)x->h * x->w;
+  if (!r->t[t]) return NAN;
+  return r->t[t][(x->kind == IR_T_ACT ? (size_t)n * numel : 0) + (size_t)c * hw + (size_t)e];
+}
+
+static int run_cpu(CpuRun *r, const IrGraph *g, int n, const float *params, const float *buffers,
+                   uint64_t seed, long total_steps, const float *input, const int *labels,
+                   char *err, size_t errlen) {
+  memset(r, 0, sizeof *r);
+  r->g = g;
+  r->n = n;
+  Plan plan;
+  PlanOptions po = {0};  // no reuse: every tensor readable at the end
+  if (plan_build(g, &po, &plan, err, errlen)) return -1;
+  CpuExec *ex = cpu_exec_create(g, &plan, n, 1, err, errlen);
+  if (!ex) {
+    plan_free(&plan);
+    return -1;
+  }
+  const ParamTable *pt = g->params;
+  float *p = xmalloc(sizeof(float) * (pt->n_trainable + 1));
+  float *gr = xmalloc(sizeof(float) * (pt->n_trainable + 1));
+  float *b = xmalloc(sizeof(float) * (pt->n_buffer + 1));
+  memcpy(p, params, sizeof(float) * pt->n_trainable);
+  memcpy(b, buffers, sizeof(float) * pt->n_buffer);
+  for (size_t i = 0; i < pt->n_trainable; i++) gr[i] = NAN;
+  if (g->input >= 0) cpu_exec_set_input(ex, input, n);
+  if (g->labels >= 0) cpu_exec_set_labels(ex, labels, n);
+  RunState rs = {0, total_steps, seed, g->mode == IR_MODE_TRAIN};
+  int rc = cpu_exec_run(ex, n, &rs, p, gr, b);
+  if (rc) snprintf(err, errlen, "cpu backend: %s", cpu_exec_error(ex));
+  r->t = xcalloc((size_t)g->n_tensors + 1, sizeof *r->t);
+  for (int t = 0; !rc && t < g->n_tensors; t++) {
+    const IrTensor *x = &g->tensors[t];
+    if (plan.loc[t].region == LOC_NONE || x->kind == IR_T_LABELS) continue;
+    size_t cnt = ir_tensor_numel(x) * (x->kind == IR_T_ACT ? (size_t)n : 1);
+    float *f = xmalloc(sizeof(float) * (cnt + 1));
+    cpu_exec_read(ex, t, n, f);
+    r->t[t] = xmalloc(sizeof(double) * (cnt + 1));
+    for (size_t i = 0; i < cnt; i++) r->t[t][i] = f[i];
+    free(f);
+  }
+  r->grads = xmalloc(sizeof(double) * (pt->n_trainable + 1));
+  r->buffers = xmalloc(sizeof(double) * (pt->n_buffer + 1));
+  for (size_t i = 0; i < pt->n_trainable; i++) r->grads[i] = gr[i];
+  for (size_t i = 0; i < pt->n_buffer; i++) r->buffers[i] = b[i];
+  free(p);
+  free(gr);
+  free(b);
+  cpu_exec_free(ex);
+  plan_free(&plan);
+  return rc;
+}
+
+static void cpu_free(CpuRun *r) {
+  if (r->t)
+    for (int t = 0; t < r->g->n_tensors; t++) free(r->t[t]);
+  free(r->t);
+  free(r->grads);
+  free(r->buffers);
+  memset(r, 0, sizeof *r);
+}
+
 // The official reference (tests/unit/ir_ref.c) on the same data and masks.
 static uint64_t irref_key(const void *ctx, int node) {
   const NaoMask *const *by_node = ctx;
@@ -230,12 +306,12 @@ static int check_update(EmuModule *m, EmuMem *mem, const CudaNet *net, const Par
   return rc;
 }
 
-// Keep of a mask at step 0 of `total` steps, as the CPU backend computes it.
+// Keep of a mask at step 0 of `total` steps, as the CPU backend computes it
+// (the runtime's protocol, docs/cuda-codegen.md).
 static float mask_keep(const IrNode *n, long total) {
   const IrDropAttr *a = &n->a.drop;
   if (n->kind != IR_DROPPATH) return a->keep;
-  double k = 1.0 - 1.0 / (double)total * (double)(a->cell + 1) / (double)a->n_cells * (1.0 - a->keep);
-  return k < a->keep ? a->keep : (float)k;
+  return cpu_droppath_keep(a->keep, a->cell, a->n_cells, 0, total);
 }
 
 int emu_check_graph(const IrGraph *g, const EmitCudaOptions *opt0, const EmuCheck *chk0,
@@ -263,6 +339,7 @@ int emu_check_graph(const IrGraph *g, const EmitCudaOptions *opt0, const EmuChec
   ERefRun ref = {0};
   RefState irs;
   memset(&irs, 0, sizeof irs);
+  CpuRun cpu = {0};
   float *input = NULL, *buf0 = NULL;
   int *labels = NULL;
   NaoMask *masks = NULL;
@@ -292,7 +369,8 @@ int emu_check_graph(const IrGraph *g, const EmitCudaOptions *opt0, const EmuChec
   by_node = xcalloc((size_t)g->n_nodes + 1, sizeof *by_node);
   for (int s = 0; s < p->n_masks; s++) {
     float keep = mask_keep(&g->nodes[p->masks[s].node], total_steps);
-    masks[s] = (NaoMask){rng_u64(&rng), keep, keep >= 1.0f ? 1.0f : 1.0f / keep};
+    uint64_t key = cpu_mask_key(chk.seed, 0, p->masks[s].node);
+    masks[s] = (NaoMask){key, keep, keep >= 1.0f ? 1.0f : 1.0f / keep};
     by_node[p->masks[s].node] = &masks[s];
   }
   mem.masks = masks;
@@ -316,25 +394,36 @@ int emu_check_graph(const IrGraph *g, const EmitCudaOptions *opt0, const EmuChec
   if (run_irref(&irs, g, chk.n, mem.params, buf0, by_node, total_steps, input, labels, err,
                 sizeof err))
     goto done;
-  Cmp c = {0};
-  RefView views[2] = {{&ref, get_eref, ref.grads, ref.buffers, "emu_ref"},
-                      {&irs, get_irref, irs.grads, irs.buffers, "ir_ref"}};
+  if (run_cpu(&cpu, g, chk.n, mem.params, buf0, chk.seed, total_steps, input, labels, err,
+              sizeof err))
+    goto done;
+  Cmp c = {0}, ccpu = {0};
+  RefView views[3] = {{&ref, get_eref, ref.grads, ref.buffers, "emu_ref"},
+                      {&irs, get_irref, irs.grads, irs.buffers, "ir_ref"},
+                      {&cpu, get_cpu, cpu.grads, cpu.buffers, "cpu backend"}};
   unsigned char *written = xcalloc((size_t)pt->n + 1, 1);
   if (g->n_fwd_nodes < g->n_nodes) ir_grad_params_written(g, written);
-  for (int v = 0; v < 2; v++) {
-    compare_tensors(&c, g, &mem, p, &views[v], opt.no_reuse);
-    compare_params(&c, pt, &mem, &views[v], written);
+  for (int v = 0; v < 3; v++) {
+    Cmp *into = v == 2 ? &ccpu : &c;
+    compare_tensors(into, g, &mem, p, &views[v], opt.no_reuse);
+    compare_params(into, pt, &mem, &views[v], written);
   }
   free(written);
   if (chk.update && check_update(&m, &mem, net, pt, &rng, &c, err, sizeof err)) goto done;
   res->max_rel = c.max_rel;
-  res->compared = c.compared;
+  res->max_rel_cpu = ccpu.max_rel;
+  res->compared = c.compared + ccpu.compared;
   snprintf(res->worst, sizeof res->worst, "%s", c.worst);
-  printf("%-28s %4d launches (%2d kernels), %3d library steps, %4d values compared, max rel err %.2e (%s)\n",
-         label, res->launches, res->kernels, res->library_steps, c.compared, c.max_rel,
-         c.worst[0] ? c.worst : "-");
-  rc = c.max_rel <= chk.tol ? 0 : -1;
-  if (rc) fprintf(stderr, "%s: error %.3e above %.1e in %s\n", label, c.max_rel, chk.tol, c.worst);
+  printf("%-26s %4d launches (%3d kernels), %3d library steps, %4d values compared: max rel err "
+         "%.2e (%s), against the CPU backend %.2e\n",
+         label, res->launches, res->kernels, res->library_steps, res->compared, c.max_rel,
+         c.worst[0] ? c.worst : "-", ccpu.max_rel);
+  double cpu_tol = chk.cpu_tol > 0 ? chk.cpu_tol : chk.tol;
+  rc = c.max_rel <= chk.tol && ccpu.max_rel <= cpu_tol ? 0 : -1;
+  if (!(c.max_rel <= chk.tol))
+    fprintf(stderr, "%s: error %.3e above %.1e in %s\n", label, c.max_rel, chk.tol, c.worst);
+  if (!(ccpu.max_rel <= cpu_tol))
+    fprintf(stderr, "%s: error %.3e above %.1e in %s\n", label, ccpu.max_rel, cpu_tol, ccpu.worst);
   if (!rc && chk.expect_kernels > 0 && res->launches != chk.expect_kernels) {
     fprintf(stderr, "%s: %d kernel launches, expected %d\n", label, res->launches, chk.expect_kernels);
     rc = -1;
@@ -347,6 +436,7 @@ done:
   if (err[0] && rc) fprintf(stderr, "%s: %s\n", label, err);
   eref_free(&ref);
   if (irs.g) ref_free(&irs);
+  cpu_free(&cpu);
   emu_release(&mem);
   emu_unload(&m);
   free(mem.params);

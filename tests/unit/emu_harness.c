@@ -80,7 +80,7 @@ int emu_build(EmuModule *m, const char *source, int whole_file, char *err, size_
 #endif
   StrBuf cmd = {0};
   sb_printf(&cmd,
-            "'%s' -std=c++14 -O0 -fPIC -shared -fno-strict-aliasing -Wall -Wextra -Werror "
+            "'%s' -std=c++14 -O0 -fPIC -shared -fno-strict-aliasing -ffp-contract=off -Wall -Wextra -Werror "
             "-Wno-unused-function -Wno-unused-parameter %s -I" EMU_DIR " -o '%s' '%s' " EMU_DIR
             "/emu_runtime.cpp >'%s' 2>&1",
             cxx, san, so, src, log);

@@ -56,10 +56,12 @@ static void net_cell(TG *t) {
   int s0 = tg_bn(t, "stem.1", stem);
   int s1 = rcb(t, "cells.0.preprocess_y", s0, 8, 1, 1, 1, 0, 0);
   int out = tg_act(t, 24, 8, 8, "cells.0:out");
-  // node 2 = sep3x3(s0) + identity(s1), both through drop-path
-  int a = sep(t, "cells.0.ops.0.x_op", s0, 3, 1);
-  a = tg_droppath(t, "cells.0.ops.0.x_dp", a, 0.8f, 0, 5);
-  int b = tg_droppath(t, "cells.0.ops.0.y_dp", s1, 0.8f, 0, 5);
+  // node 2 = sep3x3(s0) + identity(s1), both through drop-path (training only)
+  int a = sep(t, "cells.0.ops.0.x_op", s0, 3, 1), b = s1;
+  if (t->g.mode == IR_MODE_TRAIN) {
+    a = tg_droppath(t, "cells.0.ops.0.x_dp", a, 0.8f, 0, 5);
+    b = tg_droppath(t, "cells.0.ops.0.y_dp", s1, 0.8f, 0, 5);
+  }
   int h2 = tg_act(t, 8, 8, 8, "cells.0.node2");
   t->g.tensors[h2].view_of = out;
   t->g.tensors[h2].chan_offset = 0;
