@@ -68,7 +68,7 @@ static void tag_word(KGen *k, size_t *len, const char *w) {
   snprintf(cur, sizeof cur, "_%s_", k->tag);
   if (strstr(cur, probe)) return;  // said already
   size_t wl = strlen(w);
-  if (*len + wl + 1 > 40) return;
+  if (*len + wl + 1 > 56) return;
   if (*len) k->tag[(*len)++] = '_';
   memcpy(k->tag + *len, w, wl + 1);
   *len += wl;

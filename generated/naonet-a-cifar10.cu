@@ -5501,10 +5501,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k78_bnbwd_c144_16x8(const N
   }
 }
 
-// ---------------------------------------------------------------- k79_bnapply_mask_bwd_avg3x3s2bwd_relu_c144_16x16
+// ---------------------------------------------------------------- k79_bnapply_mask_bwd_avg3x3s2bwd_relu_relu_bwd_c144_16x16
 // pool_bwd; grid (144, ceil(N / 16)), block 256, 4096 bytes of shared memory
 // serves: cells.13.ops.3.x_op (pool_bwd), cells.13.ops.2.x_op.ops.0 (relu_bwd); 2 uses in all
-extern "C" __global__ void __launch_bounds__(256, 2) k79_bnapply_mask_bwd_avg3x3s2bwd_relu_c144_16x16(const NaoArgs a) {
+extern "C" __global__ void __launch_bounds__(256, 2) k79_bnapply_mask_bwd_avg3x3s2bwd_relu_relu_bwd_c144_16x16(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 144, 8, 8)
   const NaoMask *p1 = (const NaoMask *)a.p[1];  // mask of this node
   float *__restrict__ p2 = (float *)a.p[2];  // (N, 144, 16, 16)
@@ -5751,10 +5751,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k81_bnapply_mask_bwd_avg2x2
   if (threadIdx.x == 0) *(volatile unsigned int *)p6 = 0u;
 }
 
-// ---------------------------------------------------------------- k82_bnapply_mask_bwd_avg3x3s2bwd_relu_c144_16x16
+// ---------------------------------------------------------------- k82_bnapply_mask_bwd_avg3x3s2bwd_relu_relu_bwd_bnbwdsum_c144_16x16
 // pool_bwd; grid (144, ceil(N / 16)), block 256, 4096 bytes of shared memory
 // serves: cells.13.ops.1.y_op (pool_bwd), cells.13.ops.1.x_op.ops.0 (relu_bwd), cells.13.ops.0.x_op.ops.0 (relu_bwd), cells.13.maybe_calibrate_size.preprocess_x.bn (bn_bwd); 4 uses in all
-extern "C" __global__ void __launch_bounds__(256, 2) k82_bnapply_mask_bwd_avg3x3s2bwd_relu_c144_16x16(const NaoArgs a) {
+extern "C" __global__ void __launch_bounds__(256, 2) k82_bnapply_mask_bwd_avg3x3s2bwd_relu_relu_bwd_bnbwdsum_c144_16x16(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 144, 8, 8)
   const NaoMask *p1 = (const NaoMask *)a.p[1];  // mask of this node
   float *__restrict__ p2 = (float *)a.p[2];  // (N, 144, 16, 16)
@@ -7656,10 +7656,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k103_bnbwd_c72_32x16(const 
   }
 }
 
-// ---------------------------------------------------------------- k104_bnapply_mask_bwd_avg3x3s2bwd_relu_c72_32x32
+// ---------------------------------------------------------------- k104_bnapply_mask_bwd_avg3x3s2bwd_relu_relu_bwd_c72_32x32
 // pool_bwd; grid (72, ceil(N / 4)), block 256, 4096 bytes of shared memory
 // serves: cells.6.ops.3.x_op (pool_bwd), cells.6.ops.2.x_op.ops.0 (relu_bwd); 2 uses in all
-extern "C" __global__ void __launch_bounds__(256, 2) k104_bnapply_mask_bwd_avg3x3s2bwd_relu_c72_32x32(const NaoArgs a) {
+extern "C" __global__ void __launch_bounds__(256, 2) k104_bnapply_mask_bwd_avg3x3s2bwd_relu_relu_bwd_c72_32x32(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 72, 16, 16)
   const NaoMask *p1 = (const NaoMask *)a.p[1];  // mask of this node
   float *__restrict__ p2 = (float *)a.p[2];  // (N, 72, 32, 32)
@@ -7906,10 +7906,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k106_bnapply_mask_bwd_avg2x
   if (threadIdx.x == 0) *(volatile unsigned int *)p6 = 0u;
 }
 
-// ---------------------------------------------------------------- k107_bnapply_mask_bwd_avg3x3s2bwd_relu_c72_32x32
+// ---------------------------------------------------------------- k107_bnapply_mask_bwd_avg3x3s2bwd_relu_relu_bwd_bnbwdsum_c72_32x32
 // pool_bwd; grid (72, ceil(N / 4)), block 256, 4096 bytes of shared memory
 // serves: cells.6.ops.1.y_op (pool_bwd), cells.6.ops.1.x_op.ops.0 (relu_bwd), cells.6.ops.0.x_op.ops.0 (relu_bwd), cells.6.maybe_calibrate_size.preprocess_x.bn (bn_bwd); 4 uses in all
-extern "C" __global__ void __launch_bounds__(256, 2) k107_bnapply_mask_bwd_avg3x3s2bwd_relu_c72_32x32(const NaoArgs a) {
+extern "C" __global__ void __launch_bounds__(256, 2) k107_bnapply_mask_bwd_avg3x3s2bwd_relu_relu_bwd_bnbwdsum_c72_32x32(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 72, 16, 16)
   const NaoMask *p1 = (const NaoMask *)a.p[1];  // mask of this node
   float *__restrict__ p2 = (float *)a.p[2];  // (N, 72, 32, 32)
@@ -12598,10 +12598,10 @@ static const CudaKernel nao_kernels[] = {  // name, pattern, block, grid_x, grid
   {"k76_bnapply_mask_bwd_max2x2s2bwd_c144_16x16", "pool_bwd", 256, 144, 16, 21504, 6, 0},
   {"k77_relu_bwd_bnbwdsum_c144_16x8", "pw", 256, 144, 32, 0, 10, 1},
   {"k78_bnbwd_c144_16x8", "pw", 256, 144, 32, 0, 7, 0},
-  {"k79_bnapply_mask_bwd_avg3x3s2bwd_relu_c144_16x16", "pool_bwd", 256, 144, 16, 4096, 5, 0},
+  {"k79_bnapply_mask_bwd_avg3x3s2bwd_relu_relu_bwd_c144_16x16", "pool_bwd", 256, 144, 16, 4096, 5, 0},
   {"k80_zero_c144_16x16", "pw", 256, 144, 16, 0, 1, 0},
   {"k81_bnapply_mask_bwd_avg2x2s2bwd_bnbwdsum_c144_16x16", "pool_bwd", 256, 144, 16, 4096, 10, 1},
-  {"k82_bnapply_mask_bwd_avg3x3s2bwd_relu_c144_16x16", "pool_bwd", 256, 144, 16, 4096, 13, 1},
+  {"k82_bnapply_mask_bwd_avg3x3s2bwd_relu_relu_bwd_bnbwdsum_c144_16x16", "pool_bwd", 256, 144, 16, 4096, 13, 1},
   {"k83_bnbwd_c144_16x16", "pw", 256, 144, 16, 0, 7, 0},
   {"k84_relu_relu_bwd_c216_16x16", "pw", 256, 216, 16, 0, 4, 0},
   {"k85_mask_bwd_bnbwdsum_c72_16x16", "pw", 256, 72, 16, 0, 9, 1},
@@ -12623,10 +12623,10 @@ static const CudaKernel nao_kernels[] = {  // name, pattern, block, grid_x, grid
   {"k101_bnapply_mask_bwd_max2x2s2bwd_c72_32x32", "pool_bwd", 256, 72, 4, 21504, 6, 0},
   {"k102_relu_bwd_bnbwdsum_c72_32x16", "pw", 256, 72, 8, 0, 10, 1},
   {"k103_bnbwd_c72_32x16", "pw", 256, 72, 8, 0, 7, 0},
-  {"k104_bnapply_mask_bwd_avg3x3s2bwd_relu_c72_32x32", "pool_bwd", 256, 72, 4, 4096, 5, 0},
+  {"k104_bnapply_mask_bwd_avg3x3s2bwd_relu_relu_bwd_c72_32x32", "pool_bwd", 256, 72, 4, 4096, 5, 0},
   {"k105_zero_c72_32x32", "pw", 256, 72, 4, 0, 1, 0},
   {"k106_bnapply_mask_bwd_avg2x2s2bwd_bnbwdsum_c72_32x32", "pool_bwd", 256, 72, 4, 4096, 10, 1},
-  {"k107_bnapply_mask_bwd_avg3x3s2bwd_relu_c72_32x32", "pool_bwd", 256, 72, 4, 4096, 13, 1},
+  {"k107_bnapply_mask_bwd_avg3x3s2bwd_relu_relu_bwd_bnbwdsum_c72_32x32", "pool_bwd", 256, 72, 4, 4096, 13, 1},
   {"k108_bnbwd_c72_32x32", "pw", 256, 72, 4, 0, 7, 0},
   {"k109_relu_relu_bwd_c108_32x32", "pw", 256, 108, 4, 0, 4, 0},
   {"k110_mask_bwd_bnbwdsum_c36_32x32", "pw", 256, 36, 4, 0, 9, 1},
@@ -22484,7 +22484,7 @@ static const CudaStep nao_train_steps[] = {  // kind, kernel, desc, arg0, n_args
   {CUDA_STEP_KERNEL, 78, -1, 5802, 7, 1460},  // 1010 k78_bnbwd_c144_16x8
   {CUDA_STEP_CONV_BWD_FILTER, -1, 315, 5809, 3, 1461},  // 1011 cells.13.ops.2.x_op.ops.1
   {CUDA_STEP_CONV_BWD_DATA, -1, 316, 5812, 3, 1462},  // 1012 cells.13.ops.2.x_op.ops.1
-  {CUDA_STEP_KERNEL, 79, -1, 5815, 5, 1452},  // 1013 k79_bnapply_mask_bwd_avg3x3s2bwd_relu_c144_16x16
+  {CUDA_STEP_KERNEL, 79, -1, 5815, 5, 1452},  // 1013 k79_bnapply_mask_bwd_avg3x3s2bwd_relu_relu_bwd_c144_16x16
   {CUDA_STEP_KERNEL, 72, -1, 5820, 9, 1467},  // 1014 k72_mask_bwd_bnbwdsum_c144_8x8
   {CUDA_STEP_KERNEL, 73, -1, 5829, 8, 1467},  // 1015 k73_mask_bwd_bnbwd_c144_8x8
   {CUDA_STEP_CONV_BWD_FILTER, -1, 317, 5837, 3, 1468},  // 1016 cells.13.ops.1.x_op.ops.1
@@ -22494,7 +22494,7 @@ static const CudaStep nao_train_steps[] = {  // kind, kernel, desc, arg0, n_args
   {CUDA_STEP_KERNEL, 58, -1, 5854, 8, 1474},  // 1020 k58_mask_bwd_bnbwd_c144_8x8
   {CUDA_STEP_CONV_BWD_FILTER, -1, 319, 5862, 3, 1475},  // 1021 cells.13.ops.0.x_op.ops.1
   {CUDA_STEP_CONV_BWD_DATA, -1, 320, 5865, 3, 1476},  // 1022 cells.13.ops.0.x_op.ops.1
-  {CUDA_STEP_KERNEL, 82, -1, 5868, 13, 1465},  // 1023 k82_bnapply_mask_bwd_avg3x3s2bwd_relu_c144_16x16
+  {CUDA_STEP_KERNEL, 82, -1, 5868, 13, 1465},  // 1023 k82_bnapply_mask_bwd_avg3x3s2bwd_relu_relu_bwd_bnbwdsum_c144_16x16
   {CUDA_STEP_KERNEL, 83, -1, 5881, 7, 1478},  // 1024 k83_bnbwd_c144_16x16
   {CUDA_STEP_CONV_BWD_FILTER, -1, 321, 5888, 3, 1479},  // 1025 cells.13.maybe_calibrate_size.preprocess_y.conv
   {CUDA_STEP_GEMM, -1, 84, 5891, 3, 1480},  // 1026 cells.13.maybe_calibrate_size.preprocess_y.conv
@@ -22819,7 +22819,7 @@ static const CudaStep nao_train_steps[] = {  // kind, kernel, desc, arg0, n_args
   {CUDA_STEP_KERNEL, 103, -1, 7769, 7, 1863},  // 1345 k103_bnbwd_c72_32x16
   {CUDA_STEP_CONV_BWD_FILTER, -1, 457, 7776, 3, 1864},  // 1346 cells.6.ops.2.x_op.ops.1
   {CUDA_STEP_CONV_BWD_DATA, -1, 458, 7779, 3, 1865},  // 1347 cells.6.ops.2.x_op.ops.1
-  {CUDA_STEP_KERNEL, 104, -1, 7782, 5, 1855},  // 1348 k104_bnapply_mask_bwd_avg3x3s2bwd_relu_c72_32x32
+  {CUDA_STEP_KERNEL, 104, -1, 7782, 5, 1855},  // 1348 k104_bnapply_mask_bwd_avg3x3s2bwd_relu_relu_bwd_c72_32x32
   {CUDA_STEP_KERNEL, 97, -1, 7787, 9, 1870},  // 1349 k97_mask_bwd_bnbwdsum_c72_16x16
   {CUDA_STEP_KERNEL, 98, -1, 7796, 8, 1870},  // 1350 k98_mask_bwd_bnbwd_c72_16x16
   {CUDA_STEP_CONV_BWD_FILTER, -1, 459, 7804, 3, 1871},  // 1351 cells.6.ops.1.x_op.ops.1
@@ -22829,7 +22829,7 @@ static const CudaStep nao_train_steps[] = {  // kind, kernel, desc, arg0, n_args
   {CUDA_STEP_KERNEL, 90, -1, 7821, 8, 1877},  // 1355 k90_mask_bwd_bnbwd_c72_16x16
   {CUDA_STEP_CONV_BWD_FILTER, -1, 461, 7829, 3, 1878},  // 1356 cells.6.ops.0.x_op.ops.1
   {CUDA_STEP_CONV_BWD_DATA, -1, 462, 7832, 3, 1879},  // 1357 cells.6.ops.0.x_op.ops.1
-  {CUDA_STEP_KERNEL, 107, -1, 7835, 13, 1868},  // 1358 k107_bnapply_mask_bwd_avg3x3s2bwd_relu_c72_32x32
+  {CUDA_STEP_KERNEL, 107, -1, 7835, 13, 1868},  // 1358 k107_bnapply_mask_bwd_avg3x3s2bwd_relu_relu_bwd_bnbwdsum_c72_32x32
   {CUDA_STEP_KERNEL, 108, -1, 7848, 7, 1881},  // 1359 k108_bnbwd_c72_32x32
   {CUDA_STEP_CONV_BWD_FILTER, -1, 463, 7855, 3, 1882},  // 1360 cells.6.maybe_calibrate_size.preprocess_y.conv
   {CUDA_STEP_GEMM, -1, 104, 7858, 3, 1883},  // 1361 cells.6.maybe_calibrate_size.preprocess_y.conv

@@ -5057,10 +5057,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k80_bnapply_avg2x2s2bwd_bnb
   if (threadIdx.x == 0) *(volatile unsigned int *)p5 = 0u;
 }
 
-// ---------------------------------------------------------------- k81_bnapply_avg3x3s2bwd_relu_relu_bwd_c168_14x14
+// ---------------------------------------------------------------- k81_bnapply_avg3x3s2bwd_relu_relu_bwd_bnbwdsum_c168_14x14
 // pool_bwd; grid (168, ceil(N / 21)), block 256, 4116 bytes of shared memory
 // serves: cells.9.ops.1.y_op (pool_bwd), cells.9.ops.1.x_op.ops.0 (relu_bwd), cells.9.ops.0.x_op.ops.0 (relu_bwd), cells.9.maybe_calibrate_size.preprocess_x.bn (bn_bwd); 4 uses in all
-extern "C" __global__ void __launch_bounds__(256, 2) k81_bnapply_avg3x3s2bwd_relu_relu_bwd_c168_14x14(const NaoArgs a) {
+extern "C" __global__ void __launch_bounds__(256, 2) k81_bnapply_avg3x3s2bwd_relu_relu_bwd_bnbwdsum_c168_14x14(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 168, 7, 7)
   float *__restrict__ p1 = (float *)a.p[1];  // (N, 168, 14, 14)
   const float *__restrict__ p2 = (const float *)a.p[2];  // (N, 168, 14, 14)
@@ -6956,10 +6956,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k103_bnapply_avg2x2s2bwd_bn
   if (threadIdx.x == 0) *(volatile unsigned int *)p5 = 0u;
 }
 
-// ---------------------------------------------------------------- k104_bnapply_avg3x3s2bwd_relu_relu_bwd_c84_28x28
+// ---------------------------------------------------------------- k104_bnapply_avg3x3s2bwd_relu_relu_bwd_bnbwdsum_c84_28x28
 // pool_bwd; grid (84, ceil(N / 6)), block 256, 4704 bytes of shared memory
 // serves: cells.4.ops.1.y_op (pool_bwd), cells.4.ops.1.x_op.ops.0 (relu_bwd), cells.4.ops.0.x_op.ops.0 (relu_bwd), cells.4.maybe_calibrate_size.preprocess_x.bn (bn_bwd); 4 uses in all
-extern "C" __global__ void __launch_bounds__(256, 2) k104_bnapply_avg3x3s2bwd_relu_relu_bwd_c84_28x28(const NaoArgs a) {
+extern "C" __global__ void __launch_bounds__(256, 2) k104_bnapply_avg3x3s2bwd_relu_relu_bwd_bnbwdsum_c84_28x28(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 84, 14, 14)
   float *__restrict__ p1 = (float *)a.p[1];  // (N, 84, 28, 28)
   const float *__restrict__ p2 = (const float *)a.p[2];  // (N, 84, 28, 28)
@@ -11254,7 +11254,7 @@ static const CudaKernel nao_kernels[] = {  // name, pattern, block, grid_x, grid
   {"k78_bnapply_avg3x3s2bwd_relu_relu_bwd_c168_14x14", "pool_bwd", 256, 168, 21, 4116, 4, 0},
   {"k79_zero_c168_14x14", "pw", 256, 168, 21, 0, 1, 0},
   {"k80_bnapply_avg2x2s2bwd_bnbwdsum_c168_14x14", "pool_bwd", 256, 168, 21, 4116, 9, 1},
-  {"k81_bnapply_avg3x3s2bwd_relu_relu_bwd_c168_14x14", "pool_bwd", 256, 168, 21, 4116, 12, 1},
+  {"k81_bnapply_avg3x3s2bwd_relu_relu_bwd_bnbwdsum_c168_14x14", "pool_bwd", 256, 168, 21, 4116, 12, 1},
   {"k82_bnbwd_c168_14x14", "pw", 256, 168, 21, 0, 7, 0},
   {"k83_relu_relu_bwd_c252_14x14", "pw", 256, 252, 21, 0, 4, 0},
   {"k84_bnbwdsum_c84_14x14", "pw", 256, 84, 21, 0, 8, 1},
@@ -11277,7 +11277,7 @@ static const CudaKernel nao_kernels[] = {  // name, pattern, block, grid_x, grid
   {"k101_bnapply_avg3x3s2bwd_relu_relu_bwd_c84_28x28", "pool_bwd", 256, 84, 6, 4704, 4, 0},
   {"k102_zero_c84_28x28", "pw", 256, 84, 6, 0, 1, 0},
   {"k103_bnapply_avg2x2s2bwd_bnbwdsum_c84_28x28", "pool_bwd", 256, 84, 6, 4704, 9, 1},
-  {"k104_bnapply_avg3x3s2bwd_relu_relu_bwd_c84_28x28", "pool_bwd", 256, 84, 6, 4704, 12, 1},
+  {"k104_bnapply_avg3x3s2bwd_relu_relu_bwd_bnbwdsum_c84_28x28", "pool_bwd", 256, 84, 6, 4704, 12, 1},
   {"k105_bnbwd_c84_28x28", "pw", 256, 84, 6, 0, 7, 0},
   {"k106_relu_relu_bwd_c126_28x28", "pw", 256, 126, 6, 0, 4, 0},
   {"k107_bnbwdsum_c42_28x28", "pw", 256, 42, 6, 0, 8, 1},
@@ -17101,7 +17101,7 @@ static const CudaStep nao_train_steps[] = {  // kind, kernel, desc, arg0, n_args
   {CUDA_STEP_KERNEL, 58, -1, 3876, 7, 852},  // 718 k58_bnbwd_c168_7x7
   {CUDA_STEP_CONV_BWD_FILTER, -1, 227, 3883, 3, 853},  // 719 cells.9.ops.0.x_op.ops.1
   {CUDA_STEP_CONV_BWD_DATA, -1, 228, 3886, 3, 854},  // 720 cells.9.ops.0.x_op.ops.1
-  {CUDA_STEP_KERNEL, 81, -1, 3889, 12, 846},  // 721 k81_bnapply_avg3x3s2bwd_relu_relu_bwd_c168_14x14
+  {CUDA_STEP_KERNEL, 81, -1, 3889, 12, 846},  // 721 k81_bnapply_avg3x3s2bwd_relu_relu_bwd_bnbwdsum_c168_14x14
   {CUDA_STEP_KERNEL, 82, -1, 3901, 7, 856},  // 722 k82_bnbwd_c168_14x14
   {CUDA_STEP_CONV_BWD_FILTER, -1, 229, 3908, 3, 857},  // 723 cells.9.maybe_calibrate_size.preprocess_y.conv
   {CUDA_STEP_GEMM, -1, 57, 3911, 3, 858},  // 724 cells.9.maybe_calibrate_size.preprocess_y.conv
@@ -17338,7 +17338,7 @@ static const CudaStep nao_train_steps[] = {  // kind, kernel, desc, arg0, n_args
   {CUDA_STEP_KERNEL, 88, -1, 5174, 7, 1091},  // 955 k88_bnbwd_c84_14x14
   {CUDA_STEP_CONV_BWD_FILTER, -1, 327, 5181, 3, 1092},  // 956 cells.4.ops.0.x_op.ops.1
   {CUDA_STEP_CONV_BWD_DATA, -1, 328, 5184, 3, 1093},  // 957 cells.4.ops.0.x_op.ops.1
-  {CUDA_STEP_KERNEL, 104, -1, 5187, 12, 1085},  // 958 k104_bnapply_avg3x3s2bwd_relu_relu_bwd_c84_28x28
+  {CUDA_STEP_KERNEL, 104, -1, 5187, 12, 1085},  // 958 k104_bnapply_avg3x3s2bwd_relu_relu_bwd_bnbwdsum_c84_28x28
   {CUDA_STEP_KERNEL, 105, -1, 5199, 7, 1095},  // 959 k105_bnbwd_c84_28x28
   {CUDA_STEP_CONV_BWD_FILTER, -1, 329, 5206, 3, 1096},  // 960 cells.4.maybe_calibrate_size.preprocess_y.conv
   {CUDA_STEP_GEMM, -1, 71, 5209, 3, 1097},  // 961 cells.4.maybe_calibrate_size.preprocess_y.conv

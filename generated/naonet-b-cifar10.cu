@@ -4905,10 +4905,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k68_mask_bwd_bnbwd_c144_8x8
   }
 }
 
-// ---------------------------------------------------------------- k69_bnapply_relu_dw5x5s1filter_dw5x5s1data_c144_8x8
+// ---------------------------------------------------------------- k69_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c144_8x8
 // dwconv_bwd; grid (144, ceil(N / 64)), block 256, 32448 bytes of shared memory
 // serves: cells.19.ops.4.x_op.op.5 (conv_bwd_filter), cells.19.ops.4.x_op.op.4 (relu_bwd), cells.19.ops.4.x_op.op.3 (bn_bwd); 63 uses in all
-extern "C" __global__ void __launch_bounds__(256, 2) k69_bnapply_relu_dw5x5s1filter_dw5x5s1data_c144_8x8(const NaoArgs a) {
+extern "C" __global__ void __launch_bounds__(256, 2) k69_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c144_8x8(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // parameter [3600]
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 144, 8, 8)
   const float *__restrict__ p2 = (const float *)a.p[2];  // (N, 144, 8, 8)
@@ -5781,10 +5781,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k71_relu_dw5x5s1filter_dw5x
   if (threadIdx.x == 0) *(volatile unsigned int *)p4 = 0u;
 }
 
-// ---------------------------------------------------------------- k72_bnapply_relu_dw3x3s1filter_dw3x3s1data_c144_8x8
+// ---------------------------------------------------------------- k72_bnapply_relu_dw3x3s1filter_dw3x3s1data_relu_bwd_bnbwdsum_c144_8x8
 // dwconv_bwd; grid (144, ceil(N / 64)), block 256, 32144 bytes of shared memory
 // serves: cells.19.ops.3.x_op.op.5 (conv_bwd_filter), cells.19.ops.3.x_op.op.4 (relu_bwd), cells.19.ops.3.x_op.op.3 (bn_bwd); 24 uses in all
-extern "C" __global__ void __launch_bounds__(256, 2) k72_bnapply_relu_dw3x3s1filter_dw3x3s1data_c144_8x8(const NaoArgs a) {
+extern "C" __global__ void __launch_bounds__(256, 2) k72_bnapply_relu_dw3x3s1filter_dw3x3s1data_relu_bwd_bnbwdsum_c144_8x8(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // parameter [1296]
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 144, 8, 8)
   const float *__restrict__ p2 = (const float *)a.p[2];  // (N, 144, 8, 8)
@@ -6720,10 +6720,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k76_mask_bwd_avg3x3s1bwd_bn
   if (threadIdx.x == 0) *(volatile unsigned int *)p7 = 0u;
 }
 
-// ---------------------------------------------------------------- k77_bnapply_relu_dw5x5s1filter_dw5x5s1data_c144_8x8
+// ---------------------------------------------------------------- k77_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_c144_8x8
 // dwconv_bwd; grid (144, ceil(N / 64)), block 256, 32448 bytes of shared memory
 // serves: cells.19.ops.1.x_op.op.1 (conv_bwd_filter), cells.19.ops.1.x_op.op.0 (relu_bwd); 12 uses in all
-extern "C" __global__ void __launch_bounds__(256, 2) k77_bnapply_relu_dw5x5s1filter_dw5x5s1data_c144_8x8(const NaoArgs a) {
+extern "C" __global__ void __launch_bounds__(256, 2) k77_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_c144_8x8(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // parameter [3600]
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 144, 8, 8)
   const float *__restrict__ p2 = (const float *)a.p[2];  // (N, 144, 8, 8)
@@ -7191,10 +7191,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k78_mask_bwd_bnbwd_c144_8x8
   }
 }
 
-// ---------------------------------------------------------------- k79_bnapply_relu_dw5x5s1filter_dw5x5s1data_c144_8x8
+// ---------------------------------------------------------------- k79_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c144_8x8
 // dwconv_bwd; grid (144, ceil(N / 64)), block 256, 32448 bytes of shared memory
 // serves: cells.19.ops.0.x_op.op.1 (conv_bwd_filter), cells.19.ops.0.x_op.op.0 (relu_bwd), cells.19.maybe_calibrate_size.preprocess_x.bn (bn_bwd); 18 uses in all
-extern "C" __global__ void __launch_bounds__(256, 2) k79_bnapply_relu_dw5x5s1filter_dw5x5s1data_c144_8x8(const NaoArgs a) {
+extern "C" __global__ void __launch_bounds__(256, 2) k79_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c144_8x8(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // parameter [3600]
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 144, 8, 8)
   const float *__restrict__ p2 = (const float *)a.p[2];  // (N, 144, 8, 8)
@@ -8583,10 +8583,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k90_mask_bwd_avg3x3s1bwd_c1
   }
 }
 
-// ---------------------------------------------------------------- k91_dw5x5s1filter_dw5x5s1data_relu_bwd_c144_8x8
+// ---------------------------------------------------------------- k91_dw5x5s1filter_dw5x5s1data_relu_bwd_mask_bwd_bnbwdsum_c144_8x8
 // dwconv_bwd; grid (144, ceil(N / 64)), block 256, 32448 bytes of shared memory
 // serves: cells.13.ops.3.x_op.op.1 (conv_bwd_filter), cells.13.ops.3.x_op.op.0 (relu_bwd), cells.13.ops.1.x_op.op.7 (bn_bwd); 3 uses in all
-extern "C" __global__ void __launch_bounds__(256, 2) k91_dw5x5s1filter_dw5x5s1data_relu_bwd_c144_8x8(const NaoArgs a) {
+extern "C" __global__ void __launch_bounds__(256, 2) k91_dw5x5s1filter_dw5x5s1data_relu_bwd_mask_bwd_bnbwdsum_c144_8x8(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // parameter [3600]
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 144, 8, 8)
   const float *__restrict__ p2 = (const float *)a.p[2];  // (N, 144, 8, 8)
@@ -9158,10 +9158,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k92_mask_bwd_max3x3s1bwd_c1
   }
 }
 
-// ---------------------------------------------------------------- k93_bnapply_relu_dw3x3s2filter_dw3x3s2data_c144_16x16
+// ---------------------------------------------------------------- k93_bnapply_relu_dw3x3s2filter_dw3x3s2data_relu_bwd_c144_16x16
 // dwconv_bwd; grid (144, ceil(N / 16)), block 256, 22592 bytes of shared memory
 // serves: cells.13.ops.2.x_op.op.1 (conv_bwd_filter), cells.13.ops.2.x_op.op.0 (relu_bwd); 2 uses in all
-extern "C" __global__ void __launch_bounds__(256, 2) k93_bnapply_relu_dw3x3s2filter_dw3x3s2data_c144_16x16(const NaoArgs a) {
+extern "C" __global__ void __launch_bounds__(256, 2) k93_bnapply_relu_dw3x3s2filter_dw3x3s2data_relu_bwd_c144_16x16(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // parameter [1296]
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 144, 8, 8)
   const float *__restrict__ p2 = (const float *)a.p[2];  // (N, 144, 16, 16)
@@ -9368,10 +9368,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k93_bnapply_relu_dw3x3s2fil
   if (threadIdx.x == 0) *(volatile unsigned int *)p6 = 0u;
 }
 
-// ---------------------------------------------------------------- k94_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_c144_8x8
+// ---------------------------------------------------------------- k94_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_mask_bwd_c144_8x8
 // dwconv_bwd; grid (144, ceil(N / 64)), block 256, 32448 bytes of shared memory
 // serves: cells.13.ops.1.x_op.op.1 (conv_bwd_filter), cells.13.ops.1.x_op.op.0 (relu_bwd), cells.13.ops.0.y_op.op.7 (bn_bwd), cells.13.ops.0.x_op.op.7 (bn_bwd); 4 uses in all
-extern "C" __global__ void __launch_bounds__(256, 2) k94_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_c144_8x8(const NaoArgs a) {
+extern "C" __global__ void __launch_bounds__(256, 2) k94_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_mask_bwd_c144_8x8(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // parameter [3600]
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 144, 8, 8)
   const float *__restrict__ p2 = (const float *)a.p[2];  // (N, 144, 8, 8)
@@ -9829,10 +9829,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k94_relu_dw5x5s1filter_dw5x
   if (threadIdx.x == 0) *(volatile unsigned int *)p12 = 0u;
 }
 
-// ---------------------------------------------------------------- k95_bnapply_relu_dw3x3s2filter_dw3x3s2data_c144_16x16
+// ---------------------------------------------------------------- k95_bnapply_relu_dw3x3s2filter_dw3x3s2data_relu_bwd_c144_16x16
 // dwconv_bwd; grid (144, ceil(N / 16)), block 256, 22592 bytes of shared memory
 // serves: cells.13.ops.0.y_op.op.1 (conv_bwd_filter), cells.13.ops.0.y_op.op.0 (relu_bwd); 2 uses in all
-extern "C" __global__ void __launch_bounds__(256, 2) k95_bnapply_relu_dw3x3s2filter_dw3x3s2data_c144_16x16(const NaoArgs a) {
+extern "C" __global__ void __launch_bounds__(256, 2) k95_bnapply_relu_dw3x3s2filter_dw3x3s2data_relu_bwd_c144_16x16(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // parameter [1296]
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 144, 8, 8)
   const float *__restrict__ p2 = (const float *)a.p[2];  // (N, 144, 16, 16)
@@ -10041,10 +10041,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k95_bnapply_relu_dw3x3s2fil
   if (threadIdx.x == 0) *(volatile unsigned int *)p6 = 0u;
 }
 
-// ---------------------------------------------------------------- k96_bnapply_relu_dw5x5s2filter_dw5x5s2data_c144_16x16
+// ---------------------------------------------------------------- k96_bnapply_relu_dw5x5s2filter_dw5x5s2data_relu_bwd_bnbwdsum_c144_16x16
 // dwconv_bwd; grid (144, ceil(N / 16)), block 256, 27200 bytes of shared memory
 // serves: cells.13.ops.0.x_op.op.1 (conv_bwd_filter), cells.13.ops.0.x_op.op.0 (relu_bwd), cells.13.maybe_calibrate_size.preprocess_y.bn (bn_bwd); 3 uses in all
-extern "C" __global__ void __launch_bounds__(256, 2) k96_bnapply_relu_dw5x5s2filter_dw5x5s2data_c144_16x16(const NaoArgs a) {
+extern "C" __global__ void __launch_bounds__(256, 2) k96_bnapply_relu_dw5x5s2filter_dw5x5s2data_relu_bwd_bnbwdsum_c144_16x16(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // parameter [3600]
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 144, 8, 8)
   const float *__restrict__ p2 = (const float *)a.p[2];  // (N, 144, 16, 16)
@@ -10868,10 +10868,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k101_mask_bwd_bnbwd_c72_16x
   }
 }
 
-// ---------------------------------------------------------------- k102_bnapply_relu_dw5x5s1filter_dw5x5s1data_c72_16x16
+// ---------------------------------------------------------------- k102_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c72_16x16
 // dwconv_bwd; grid (72, ceil(N / 16)), block 256, 31488 bytes of shared memory
 // serves: cells.12.ops.4.x_op.op.5 (conv_bwd_filter), cells.12.ops.4.x_op.op.4 (relu_bwd), cells.12.ops.4.x_op.op.3 (bn_bwd); 63 uses in all
-extern "C" __global__ void __launch_bounds__(256, 2) k102_bnapply_relu_dw5x5s1filter_dw5x5s1data_c72_16x16(const NaoArgs a) {
+extern "C" __global__ void __launch_bounds__(256, 2) k102_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c72_16x16(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // parameter [1800]
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 72, 16, 16)
   const float *__restrict__ p2 = (const float *)a.p[2];  // (N, 72, 16, 16)
@@ -11744,10 +11744,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k104_relu_dw5x5s1filter_dw5
   if (threadIdx.x == 0) *(volatile unsigned int *)p4 = 0u;
 }
 
-// ---------------------------------------------------------------- k105_bnapply_relu_dw3x3s1filter_dw3x3s1data_c72_16x16
+// ---------------------------------------------------------------- k105_bnapply_relu_dw3x3s1filter_dw3x3s1data_relu_bwd_bnbwdsum_c72_16x16
 // dwconv_bwd; grid (72, ceil(N / 16)), block 256, 32480 bytes of shared memory
 // serves: cells.12.ops.3.x_op.op.5 (conv_bwd_filter), cells.12.ops.3.x_op.op.4 (relu_bwd), cells.12.ops.3.x_op.op.3 (bn_bwd); 24 uses in all
-extern "C" __global__ void __launch_bounds__(256, 2) k105_bnapply_relu_dw3x3s1filter_dw3x3s1data_c72_16x16(const NaoArgs a) {
+extern "C" __global__ void __launch_bounds__(256, 2) k105_bnapply_relu_dw3x3s1filter_dw3x3s1data_relu_bwd_bnbwdsum_c72_16x16(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // parameter [648]
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 72, 16, 16)
   const float *__restrict__ p2 = (const float *)a.p[2];  // (N, 72, 16, 16)
@@ -12683,10 +12683,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k109_mask_bwd_avg3x3s1bwd_b
   if (threadIdx.x == 0) *(volatile unsigned int *)p7 = 0u;
 }
 
-// ---------------------------------------------------------------- k110_bnapply_relu_dw5x5s1filter_dw5x5s1data_c72_16x16
+// ---------------------------------------------------------------- k110_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_c72_16x16
 // dwconv_bwd; grid (72, ceil(N / 16)), block 256, 31488 bytes of shared memory
 // serves: cells.12.ops.1.x_op.op.1 (conv_bwd_filter), cells.12.ops.1.x_op.op.0 (relu_bwd); 12 uses in all
-extern "C" __global__ void __launch_bounds__(256, 2) k110_bnapply_relu_dw5x5s1filter_dw5x5s1data_c72_16x16(const NaoArgs a) {
+extern "C" __global__ void __launch_bounds__(256, 2) k110_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_c72_16x16(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // parameter [1800]
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 72, 16, 16)
   const float *__restrict__ p2 = (const float *)a.p[2];  // (N, 72, 16, 16)
@@ -13154,10 +13154,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k111_mask_bwd_bnbwd_c72_16x
   }
 }
 
-// ---------------------------------------------------------------- k112_bnapply_relu_dw5x5s1filter_dw5x5s1data_c72_16x16
+// ---------------------------------------------------------------- k112_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c72_16x16
 // dwconv_bwd; grid (72, ceil(N / 16)), block 256, 31488 bytes of shared memory
 // serves: cells.12.ops.0.x_op.op.1 (conv_bwd_filter), cells.12.ops.0.x_op.op.0 (relu_bwd), cells.12.maybe_calibrate_size.preprocess_x.bn (bn_bwd); 18 uses in all
-extern "C" __global__ void __launch_bounds__(256, 2) k112_bnapply_relu_dw5x5s1filter_dw5x5s1data_c72_16x16(const NaoArgs a) {
+extern "C" __global__ void __launch_bounds__(256, 2) k112_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c72_16x16(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // parameter [1800]
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 72, 16, 16)
   const float *__restrict__ p2 = (const float *)a.p[2];  // (N, 72, 16, 16)
@@ -14022,10 +14022,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k116_mask_bwd_avg3x3s1bwd_c
   }
 }
 
-// ---------------------------------------------------------------- k117_dw5x5s1filter_dw5x5s1data_relu_bwd_c72_16x16
+// ---------------------------------------------------------------- k117_dw5x5s1filter_dw5x5s1data_relu_bwd_mask_bwd_bnbwdsum_c72_16x16
 // dwconv_bwd; grid (72, ceil(N / 16)), block 256, 31488 bytes of shared memory
 // serves: cells.6.ops.3.x_op.op.1 (conv_bwd_filter), cells.6.ops.3.x_op.op.0 (relu_bwd), cells.6.ops.1.x_op.op.7 (bn_bwd); 3 uses in all
-extern "C" __global__ void __launch_bounds__(256, 2) k117_dw5x5s1filter_dw5x5s1data_relu_bwd_c72_16x16(const NaoArgs a) {
+extern "C" __global__ void __launch_bounds__(256, 2) k117_dw5x5s1filter_dw5x5s1data_relu_bwd_mask_bwd_bnbwdsum_c72_16x16(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // parameter [1800]
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 72, 16, 16)
   const float *__restrict__ p2 = (const float *)a.p[2];  // (N, 72, 16, 16)
@@ -14597,10 +14597,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k118_mask_bwd_max3x3s1bwd_c
   }
 }
 
-// ---------------------------------------------------------------- k119_bnapply_relu_dw3x3s2filter_dw3x3s2data_c72_32x32
+// ---------------------------------------------------------------- k119_bnapply_relu_dw3x3s2filter_dw3x3s2data_relu_bwd_c72_32x32
 // dwconv_bwd; grid (72, ceil(N / 4)), block 256, 21520 bytes of shared memory
 // serves: cells.6.ops.2.x_op.op.1 (conv_bwd_filter), cells.6.ops.2.x_op.op.0 (relu_bwd); 2 uses in all
-extern "C" __global__ void __launch_bounds__(256, 2) k119_bnapply_relu_dw3x3s2filter_dw3x3s2data_c72_32x32(const NaoArgs a) {
+extern "C" __global__ void __launch_bounds__(256, 2) k119_bnapply_relu_dw3x3s2filter_dw3x3s2data_relu_bwd_c72_32x32(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // parameter [648]
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 72, 16, 16)
   const float *__restrict__ p2 = (const float *)a.p[2];  // (N, 72, 32, 32)
@@ -14807,10 +14807,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k119_bnapply_relu_dw3x3s2fi
   if (threadIdx.x == 0) *(volatile unsigned int *)p6 = 0u;
 }
 
-// ---------------------------------------------------------------- k120_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_c72_16x16
+// ---------------------------------------------------------------- k120_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_mask_bwd_c72_16x16
 // dwconv_bwd; grid (72, ceil(N / 16)), block 256, 31488 bytes of shared memory
 // serves: cells.6.ops.1.x_op.op.1 (conv_bwd_filter), cells.6.ops.1.x_op.op.0 (relu_bwd), cells.6.ops.0.y_op.op.7 (bn_bwd), cells.6.ops.0.x_op.op.7 (bn_bwd); 4 uses in all
-extern "C" __global__ void __launch_bounds__(256, 2) k120_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_c72_16x16(const NaoArgs a) {
+extern "C" __global__ void __launch_bounds__(256, 2) k120_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_mask_bwd_c72_16x16(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // parameter [1800]
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 72, 16, 16)
   const float *__restrict__ p2 = (const float *)a.p[2];  // (N, 72, 16, 16)
@@ -15268,10 +15268,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k120_relu_dw5x5s1filter_dw5
   if (threadIdx.x == 0) *(volatile unsigned int *)p12 = 0u;
 }
 
-// ---------------------------------------------------------------- k121_bnapply_relu_dw3x3s2filter_dw3x3s2data_c72_32x32
+// ---------------------------------------------------------------- k121_bnapply_relu_dw3x3s2filter_dw3x3s2data_relu_bwd_c72_32x32
 // dwconv_bwd; grid (72, ceil(N / 4)), block 256, 21520 bytes of shared memory
 // serves: cells.6.ops.0.y_op.op.1 (conv_bwd_filter), cells.6.ops.0.y_op.op.0 (relu_bwd); 2 uses in all
-extern "C" __global__ void __launch_bounds__(256, 2) k121_bnapply_relu_dw3x3s2filter_dw3x3s2data_c72_32x32(const NaoArgs a) {
+extern "C" __global__ void __launch_bounds__(256, 2) k121_bnapply_relu_dw3x3s2filter_dw3x3s2data_relu_bwd_c72_32x32(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // parameter [648]
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 72, 16, 16)
   const float *__restrict__ p2 = (const float *)a.p[2];  // (N, 72, 32, 32)
@@ -15480,10 +15480,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k121_bnapply_relu_dw3x3s2fi
   if (threadIdx.x == 0) *(volatile unsigned int *)p6 = 0u;
 }
 
-// ---------------------------------------------------------------- k122_bnapply_relu_dw5x5s2filter_dw5x5s2data_c72_32x32
+// ---------------------------------------------------------------- k122_bnapply_relu_dw5x5s2filter_dw5x5s2data_relu_bwd_bnbwdsum_c72_32x32
 // dwconv_bwd; grid (72, ceil(N / 4)), block 256, 23696 bytes of shared memory
 // serves: cells.6.ops.0.x_op.op.1 (conv_bwd_filter), cells.6.ops.0.x_op.op.0 (relu_bwd), cells.6.maybe_calibrate_size.preprocess_y.bn (bn_bwd); 3 uses in all
-extern "C" __global__ void __launch_bounds__(256, 2) k122_bnapply_relu_dw5x5s2filter_dw5x5s2data_c72_32x32(const NaoArgs a) {
+extern "C" __global__ void __launch_bounds__(256, 2) k122_bnapply_relu_dw5x5s2filter_dw5x5s2data_relu_bwd_bnbwdsum_c72_32x32(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // parameter [1800]
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 72, 16, 16)
   const float *__restrict__ p2 = (const float *)a.p[2];  // (N, 72, 32, 32)
@@ -16307,10 +16307,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k127_mask_bwd_bnbwd_c36_32x
   }
 }
 
-// ---------------------------------------------------------------- k128_bnapply_relu_dw5x5s1filter_dw5x5s1data_c36_32x32
+// ---------------------------------------------------------------- k128_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c36_32x32
 // dwconv_bwd; grid (36, ceil(N / 4)), block 256, 27840 bytes of shared memory
 // serves: cells.5.ops.4.x_op.op.5 (conv_bwd_filter), cells.5.ops.4.x_op.op.4 (relu_bwd), cells.5.ops.4.x_op.op.3 (bn_bwd); 54 uses in all
-extern "C" __global__ void __launch_bounds__(256, 2) k128_bnapply_relu_dw5x5s1filter_dw5x5s1data_c36_32x32(const NaoArgs a) {
+extern "C" __global__ void __launch_bounds__(256, 2) k128_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c36_32x32(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // parameter [900]
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 36, 32, 32)
   const float *__restrict__ p2 = (const float *)a.p[2];  // (N, 36, 32, 32)
@@ -17183,10 +17183,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k130_relu_dw5x5s1filter_dw5
   if (threadIdx.x == 0) *(volatile unsigned int *)p4 = 0u;
 }
 
-// ---------------------------------------------------------------- k131_bnapply_relu_dw3x3s1filter_dw3x3s1data_c36_32x32
+// ---------------------------------------------------------------- k131_bnapply_relu_dw3x3s1filter_dw3x3s1data_relu_bwd_bnbwdsum_c36_32x32
 // dwconv_bwd; grid (36, ceil(N / 4)), block 256, 26160 bytes of shared memory
 // serves: cells.5.ops.3.x_op.op.5 (conv_bwd_filter), cells.5.ops.3.x_op.op.4 (relu_bwd), cells.5.ops.3.x_op.op.3 (bn_bwd); 18 uses in all
-extern "C" __global__ void __launch_bounds__(256, 2) k131_bnapply_relu_dw3x3s1filter_dw3x3s1data_c36_32x32(const NaoArgs a) {
+extern "C" __global__ void __launch_bounds__(256, 2) k131_bnapply_relu_dw3x3s1filter_dw3x3s1data_relu_bwd_bnbwdsum_c36_32x32(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // parameter [324]
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 36, 32, 32)
   const float *__restrict__ p2 = (const float *)a.p[2];  // (N, 36, 32, 32)
@@ -18122,10 +18122,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k135_mask_bwd_avg3x3s1bwd_b
   if (threadIdx.x == 0) *(volatile unsigned int *)p7 = 0u;
 }
 
-// ---------------------------------------------------------------- k136_bnapply_relu_dw5x5s1filter_dw5x5s1data_c36_32x32
+// ---------------------------------------------------------------- k136_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_c36_32x32
 // dwconv_bwd; grid (36, ceil(N / 4)), block 256, 27840 bytes of shared memory
 // serves: cells.5.ops.1.x_op.op.1 (conv_bwd_filter), cells.5.ops.1.x_op.op.0 (relu_bwd); 12 uses in all
-extern "C" __global__ void __launch_bounds__(256, 2) k136_bnapply_relu_dw5x5s1filter_dw5x5s1data_c36_32x32(const NaoArgs a) {
+extern "C" __global__ void __launch_bounds__(256, 2) k136_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_c36_32x32(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // parameter [900]
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 36, 32, 32)
   const float *__restrict__ p2 = (const float *)a.p[2];  // (N, 36, 32, 32)
@@ -18593,10 +18593,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k137_mask_bwd_bnbwd_c36_32x
   }
 }
 
-// ---------------------------------------------------------------- k138_bnapply_relu_dw5x5s1filter_dw5x5s1data_c36_32x32
+// ---------------------------------------------------------------- k138_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c36_32x32
 // dwconv_bwd; grid (36, ceil(N / 4)), block 256, 27840 bytes of shared memory
 // serves: cells.5.ops.0.x_op.op.1 (conv_bwd_filter), cells.5.ops.0.x_op.op.0 (relu_bwd), cells.5.maybe_calibrate_size.preprocess_x.bn (bn_bwd); 18 uses in all
-extern "C" __global__ void __launch_bounds__(256, 2) k138_bnapply_relu_dw5x5s1filter_dw5x5s1data_c36_32x32(const NaoArgs a) {
+extern "C" __global__ void __launch_bounds__(256, 2) k138_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c36_32x32(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // parameter [900]
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 36, 32, 32)
   const float *__restrict__ p2 = (const float *)a.p[2];  // (N, 36, 32, 32)
@@ -23598,17 +23598,17 @@ static const CudaKernel nao_kernels[] = {  // name, pattern, block, grid_x, grid
   {"k66_bnapply_mask_bwd_max3x3s1bwd_c144_8x8", "pool_bwd", 256, 144, 64, 32400, 6, 0},
   {"k67_mask_bwd_bnbwdsum_c144_8x8", "pw", 256, 144, 64, 0, 9, 1},
   {"k68_mask_bwd_bnbwd_c144_8x8", "pw", 256, 144, 64, 0, 8, 0},
-  {"k69_bnapply_relu_dw5x5s1filter_dw5x5s1data_c144_8x8", "dwconv_bwd", 256, 144, 64, 32448, 13, 1},
+  {"k69_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c144_8x8", "dwconv_bwd", 256, 144, 64, 32448, 13, 1},
   {"k70_bnbwd_c144_8x8", "pw", 256, 144, 64, 0, 7, 0},
   {"k71_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_c144_8x8", "dwconv_bwd", 256, 144, 64, 32448, 6, 1},
-  {"k72_bnapply_relu_dw3x3s1filter_dw3x3s1data_c144_8x8", "dwconv_bwd", 256, 144, 64, 32144, 13, 1},
+  {"k72_bnapply_relu_dw3x3s1filter_dw3x3s1data_relu_bwd_bnbwdsum_c144_8x8", "dwconv_bwd", 256, 144, 64, 32144, 13, 1},
   {"k73_dw3x3s1filter_dw3x3s1data_relu_bwd_c144_8x8", "dwconv_bwd", 256, 144, 64, 32144, 6, 1},
   {"k74_bnapply_mask_bwd_avg3x3s1bwd_c144_8x8", "pool_bwd", 256, 144, 64, 16384, 3, 0},
   {"k75_bnapply_mask_bwd_max3x3s1bwd_bnbwdsum_c144_8x8", "pool_bwd", 256, 144, 64, 32400, 12, 1},
   {"k76_mask_bwd_avg3x3s1bwd_bnbwdsum_c144_8x8", "pool_bwd", 256, 144, 64, 16384, 11, 1},
-  {"k77_bnapply_relu_dw5x5s1filter_dw5x5s1data_c144_8x8", "dwconv_bwd", 256, 144, 64, 32448, 8, 1},
+  {"k77_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_c144_8x8", "dwconv_bwd", 256, 144, 64, 32448, 8, 1},
   {"k78_mask_bwd_bnbwd_c144_8x8", "pw", 256, 144, 64, 0, 8, 0},
-  {"k79_bnapply_relu_dw5x5s1filter_dw5x5s1data_c144_8x8", "dwconv_bwd", 256, 144, 64, 32448, 13, 1},
+  {"k79_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c144_8x8", "dwconv_bwd", 256, 144, 64, 32448, 13, 1},
   {"k80_relu_bwd_c432_8x8", "pw", 256, 432, 64, 0, 3, 0},
   {"k81_relu_relu_bwd_c432_8x8", "pw", 256, 432, 64, 0, 4, 0},
   {"k82_zero_c216_16x16", "pw", 256, 216, 16, 0, 1, 0},
@@ -23620,54 +23620,54 @@ static const CudaKernel nao_kernels[] = {  // name, pattern, block, grid_x, grid
   {"k88_bnapply_mask_bwd_avg3x3s2bwd_c144_16x16", "pool_bwd", 256, 144, 16, 4096, 3, 0},
   {"k89_bnapply_mask_bwd_avg3x3s2bwd_bnbwdsum_c144_16x16", "pool_bwd", 256, 144, 16, 4096, 10, 1},
   {"k90_mask_bwd_avg3x3s1bwd_c144_8x8", "pool_bwd", 256, 144, 64, 16384, 3, 0},
-  {"k91_dw5x5s1filter_dw5x5s1data_relu_bwd_c144_8x8", "dwconv_bwd", 256, 144, 64, 32448, 13, 1},
+  {"k91_dw5x5s1filter_dw5x5s1data_relu_bwd_mask_bwd_bnbwdsum_c144_8x8", "dwconv_bwd", 256, 144, 64, 32448, 13, 1},
   {"k92_mask_bwd_max3x3s1bwd_c144_8x8", "pool_bwd", 256, 144, 64, 32400, 6, 0},
-  {"k93_bnapply_relu_dw3x3s2filter_dw3x3s2data_c144_16x16", "dwconv_bwd", 256, 144, 16, 22592, 8, 1},
-  {"k94_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_c144_8x8", "dwconv_bwd", 256, 144, 64, 32448, 20, 1},
-  {"k95_bnapply_relu_dw3x3s2filter_dw3x3s2data_c144_16x16", "dwconv_bwd", 256, 144, 16, 22592, 8, 1},
-  {"k96_bnapply_relu_dw5x5s2filter_dw5x5s2data_c144_16x16", "dwconv_bwd", 256, 144, 16, 27200, 13, 1},
+  {"k93_bnapply_relu_dw3x3s2filter_dw3x3s2data_relu_bwd_c144_16x16", "dwconv_bwd", 256, 144, 16, 22592, 8, 1},
+  {"k94_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_mask_bwd_c144_8x8", "dwconv_bwd", 256, 144, 64, 32448, 20, 1},
+  {"k95_bnapply_relu_dw3x3s2filter_dw3x3s2data_relu_bwd_c144_16x16", "dwconv_bwd", 256, 144, 16, 22592, 8, 1},
+  {"k96_bnapply_relu_dw5x5s2filter_dw5x5s2data_relu_bwd_bnbwdsum_c144_16x16", "dwconv_bwd", 256, 144, 16, 27200, 13, 1},
   {"k97_bnbwd_c144_16x16", "pw", 256, 144, 16, 0, 7, 0},
   {"k98_relu_relu_bwd_c216_16x16", "pw", 256, 216, 16, 0, 4, 0},
   {"k99_bnapply_mask_bwd_max3x3s1bwd_c72_16x16", "pool_bwd", 256, 72, 16, 30912, 6, 0},
   {"k100_mask_bwd_bnbwdsum_c72_16x16", "pw", 256, 72, 16, 0, 9, 1},
   {"k101_mask_bwd_bnbwd_c72_16x16", "pw", 256, 72, 16, 0, 8, 0},
-  {"k102_bnapply_relu_dw5x5s1filter_dw5x5s1data_c72_16x16", "dwconv_bwd", 256, 72, 16, 31488, 13, 1},
+  {"k102_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c72_16x16", "dwconv_bwd", 256, 72, 16, 31488, 13, 1},
   {"k103_bnbwd_c72_16x16", "pw", 256, 72, 16, 0, 7, 0},
   {"k104_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_c72_16x16", "dwconv_bwd", 256, 72, 16, 31488, 6, 1},
-  {"k105_bnapply_relu_dw3x3s1filter_dw3x3s1data_c72_16x16", "dwconv_bwd", 256, 72, 16, 32480, 13, 1},
+  {"k105_bnapply_relu_dw3x3s1filter_dw3x3s1data_relu_bwd_bnbwdsum_c72_16x16", "dwconv_bwd", 256, 72, 16, 32480, 13, 1},
   {"k106_dw3x3s1filter_dw3x3s1data_relu_bwd_c72_16x16", "dwconv_bwd", 256, 72, 16, 32480, 6, 1},
   {"k107_bnapply_mask_bwd_avg3x3s1bwd_c72_16x16", "pool_bwd", 256, 72, 16, 16384, 3, 0},
   {"k108_bnapply_mask_bwd_max3x3s1bwd_bnbwdsum_c72_16x16", "pool_bwd", 256, 72, 16, 30912, 12, 1},
   {"k109_mask_bwd_avg3x3s1bwd_bnbwdsum_c72_16x16", "pool_bwd", 256, 72, 16, 16384, 11, 1},
-  {"k110_bnapply_relu_dw5x5s1filter_dw5x5s1data_c72_16x16", "dwconv_bwd", 256, 72, 16, 31488, 8, 1},
+  {"k110_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_c72_16x16", "dwconv_bwd", 256, 72, 16, 31488, 8, 1},
   {"k111_mask_bwd_bnbwd_c72_16x16", "pw", 256, 72, 16, 0, 8, 0},
-  {"k112_bnapply_relu_dw5x5s1filter_dw5x5s1data_c72_16x16", "dwconv_bwd", 256, 72, 16, 31488, 13, 1},
+  {"k112_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c72_16x16", "dwconv_bwd", 256, 72, 16, 31488, 13, 1},
   {"k113_zero_c108_32x32", "pw", 256, 108, 4, 0, 1, 0},
   {"k114_bnapply_mask_bwd_avg3x3s2bwd_c72_32x32", "pool_bwd", 256, 72, 4, 4096, 3, 0},
   {"k115_bnapply_mask_bwd_avg3x3s2bwd_bnbwdsum_c72_32x32", "pool_bwd", 256, 72, 4, 4096, 10, 1},
   {"k116_mask_bwd_avg3x3s1bwd_c72_16x16", "pool_bwd", 256, 72, 16, 16384, 3, 0},
-  {"k117_dw5x5s1filter_dw5x5s1data_relu_bwd_c72_16x16", "dwconv_bwd", 256, 72, 16, 31488, 13, 1},
+  {"k117_dw5x5s1filter_dw5x5s1data_relu_bwd_mask_bwd_bnbwdsum_c72_16x16", "dwconv_bwd", 256, 72, 16, 31488, 13, 1},
   {"k118_mask_bwd_max3x3s1bwd_c72_16x16", "pool_bwd", 256, 72, 16, 30912, 6, 0},
-  {"k119_bnapply_relu_dw3x3s2filter_dw3x3s2data_c72_32x32", "dwconv_bwd", 256, 72, 4, 21520, 8, 1},
-  {"k120_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_c72_16x16", "dwconv_bwd", 256, 72, 16, 31488, 20, 1},
-  {"k121_bnapply_relu_dw3x3s2filter_dw3x3s2data_c72_32x32", "dwconv_bwd", 256, 72, 4, 21520, 8, 1},
-  {"k122_bnapply_relu_dw5x5s2filter_dw5x5s2data_c72_32x32", "dwconv_bwd", 256, 72, 4, 23696, 13, 1},
+  {"k119_bnapply_relu_dw3x3s2filter_dw3x3s2data_relu_bwd_c72_32x32", "dwconv_bwd", 256, 72, 4, 21520, 8, 1},
+  {"k120_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_mask_bwd_c72_16x16", "dwconv_bwd", 256, 72, 16, 31488, 20, 1},
+  {"k121_bnapply_relu_dw3x3s2filter_dw3x3s2data_relu_bwd_c72_32x32", "dwconv_bwd", 256, 72, 4, 21520, 8, 1},
+  {"k122_bnapply_relu_dw5x5s2filter_dw5x5s2data_relu_bwd_bnbwdsum_c72_32x32", "dwconv_bwd", 256, 72, 4, 23696, 13, 1},
   {"k123_bnbwd_c72_32x32", "pw", 256, 72, 4, 0, 7, 0},
   {"k124_relu_relu_bwd_c108_32x32", "pw", 256, 108, 4, 0, 4, 0},
   {"k125_bnapply_mask_bwd_max3x3s1bwd_c36_32x32", "pool_bwd", 256, 36, 4, 29232, 6, 0},
   {"k126_mask_bwd_bnbwdsum_c36_32x32", "pw", 256, 36, 4, 0, 9, 1},
   {"k127_mask_bwd_bnbwd_c36_32x32", "pw", 256, 36, 4, 0, 8, 0},
-  {"k128_bnapply_relu_dw5x5s1filter_dw5x5s1data_c36_32x32", "dwconv_bwd", 256, 36, 4, 27840, 13, 1},
+  {"k128_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c36_32x32", "dwconv_bwd", 256, 36, 4, 27840, 13, 1},
   {"k129_bnbwd_c36_32x32", "pw", 256, 36, 4, 0, 7, 0},
   {"k130_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_c36_32x32", "dwconv_bwd", 256, 36, 4, 27840, 6, 1},
-  {"k131_bnapply_relu_dw3x3s1filter_dw3x3s1data_c36_32x32", "dwconv_bwd", 256, 36, 4, 26160, 13, 1},
+  {"k131_bnapply_relu_dw3x3s1filter_dw3x3s1data_relu_bwd_bnbwdsum_c36_32x32", "dwconv_bwd", 256, 36, 4, 26160, 13, 1},
   {"k132_dw3x3s1filter_dw3x3s1data_relu_bwd_c36_32x32", "dwconv_bwd", 256, 36, 4, 26160, 6, 1},
   {"k133_bnapply_mask_bwd_avg3x3s1bwd_c36_32x32", "pool_bwd", 256, 36, 4, 16384, 3, 0},
   {"k134_bnapply_mask_bwd_max3x3s1bwd_bnbwdsum_c36_32x32", "pool_bwd", 256, 36, 4, 29232, 12, 1},
   {"k135_mask_bwd_avg3x3s1bwd_bnbwdsum_c36_32x32", "pool_bwd", 256, 36, 4, 16384, 11, 1},
-  {"k136_bnapply_relu_dw5x5s1filter_dw5x5s1data_c36_32x32", "dwconv_bwd", 256, 36, 4, 27840, 8, 1},
+  {"k136_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_c36_32x32", "dwconv_bwd", 256, 36, 4, 27840, 8, 1},
   {"k137_mask_bwd_bnbwd_c36_32x32", "pw", 256, 36, 4, 0, 8, 0},
-  {"k138_bnapply_relu_dw5x5s1filter_dw5x5s1data_c36_32x32", "dwconv_bwd", 256, 36, 4, 27840, 13, 1},
+  {"k138_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c36_32x32", "dwconv_bwd", 256, 36, 4, 27840, 13, 1},
   {"k139_bnapply_relu_relu_bwd_bnbwdsum_c108_32x32", "pw", 256, 108, 4, 0, 12, 1},
   {"k140_bnbwd_c108_32x32", "pw", 256, 108, 4, 0, 7, 0},
   {"k141_gradnorm_3379296", "gradnorm", 256, 528, 0, 0, 4, 1},
@@ -34173,7 +34173,7 @@ static const CudaStep nao_train_steps[] = {  // kind, kernel, desc, arg0, n_args
   {CUDA_STEP_KERNEL, 68, -1, 4022, 8, 1243},  // 738 k68_mask_bwd_bnbwd_c144_8x8
   {CUDA_STEP_CONV_BWD_FILTER, -1, 6, 4030, 3, 1244},  // 739 cells.19.ops.4.x_op.op.6
   {CUDA_STEP_GEMM, -1, 207, 4033, 3, 1245},  // 740 cells.19.ops.4.x_op.op.6
-  {CUDA_STEP_KERNEL, 69, -1, 4036, 13, 1247},  // 741 k69_bnapply_relu_dw5x5s1filter_dw5x5s1data_c144_8x8
+  {CUDA_STEP_KERNEL, 69, -1, 4036, 13, 1247},  // 741 k69_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c144_8x8
   {CUDA_STEP_KERNEL, 70, -1, 4049, 7, 1249},  // 742 k70_bnbwd_c144_8x8
   {CUDA_STEP_CONV_BWD_FILTER, -1, 7, 4056, 3, 1250},  // 743 cells.19.ops.4.x_op.op.2
   {CUDA_STEP_GEMM, -1, 208, 4059, 3, 1251},  // 744 cells.19.ops.4.x_op.op.2
@@ -34183,7 +34183,7 @@ static const CudaStep nao_train_steps[] = {  // kind, kernel, desc, arg0, n_args
   {CUDA_STEP_KERNEL, 68, -1, 4083, 8, 1258},  // 748 k68_mask_bwd_bnbwd_c144_8x8
   {CUDA_STEP_CONV_BWD_FILTER, -1, 8, 4091, 3, 1259},  // 749 cells.19.ops.3.x_op.op.6
   {CUDA_STEP_GEMM, -1, 209, 4094, 3, 1260},  // 750 cells.19.ops.3.x_op.op.6
-  {CUDA_STEP_KERNEL, 72, -1, 4097, 13, 1262},  // 751 k72_bnapply_relu_dw3x3s1filter_dw3x3s1data_c144_8x8
+  {CUDA_STEP_KERNEL, 72, -1, 4097, 13, 1262},  // 751 k72_bnapply_relu_dw3x3s1filter_dw3x3s1data_relu_bwd_bnbwdsum_c144_8x8
   {CUDA_STEP_KERNEL, 70, -1, 4110, 7, 1264},  // 752 k70_bnbwd_c144_8x8
   {CUDA_STEP_CONV_BWD_FILTER, -1, 9, 4117, 3, 1265},  // 753 cells.19.ops.3.x_op.op.2
   {CUDA_STEP_GEMM, -1, 210, 4120, 3, 1266},  // 754 cells.19.ops.3.x_op.op.2
@@ -34195,20 +34195,20 @@ static const CudaStep nao_train_steps[] = {  // kind, kernel, desc, arg0, n_args
   {CUDA_STEP_KERNEL, 68, -1, 4164, 8, 1277},  // 760 k68_mask_bwd_bnbwd_c144_8x8
   {CUDA_STEP_CONV_BWD_FILTER, -1, 10, 4172, 3, 1278},  // 761 cells.19.ops.1.x_op.op.6
   {CUDA_STEP_GEMM, -1, 211, 4175, 3, 1279},  // 762 cells.19.ops.1.x_op.op.6
-  {CUDA_STEP_KERNEL, 69, -1, 4178, 13, 1281},  // 763 k69_bnapply_relu_dw5x5s1filter_dw5x5s1data_c144_8x8
+  {CUDA_STEP_KERNEL, 69, -1, 4178, 13, 1281},  // 763 k69_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c144_8x8
   {CUDA_STEP_KERNEL, 70, -1, 4191, 7, 1283},  // 764 k70_bnbwd_c144_8x8
   {CUDA_STEP_CONV_BWD_FILTER, -1, 11, 4198, 3, 1284},  // 765 cells.19.ops.1.x_op.op.2
   {CUDA_STEP_GEMM, -1, 212, 4201, 3, 1285},  // 766 cells.19.ops.1.x_op.op.2
-  {CUDA_STEP_KERNEL, 77, -1, 4204, 8, 1287},  // 767 k77_bnapply_relu_dw5x5s1filter_dw5x5s1data_c144_8x8
+  {CUDA_STEP_KERNEL, 77, -1, 4204, 8, 1287},  // 767 k77_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_c144_8x8
   {CUDA_STEP_KERNEL, 74, -1, 4212, 3, 1290},  // 768 k74_bnapply_mask_bwd_avg3x3s1bwd_c144_8x8
   {CUDA_STEP_KERNEL, 78, -1, 4215, 8, 1292},  // 769 k78_mask_bwd_bnbwd_c144_8x8
   {CUDA_STEP_CONV_BWD_FILTER, -1, 12, 4223, 3, 1293},  // 770 cells.19.ops.0.x_op.op.6
   {CUDA_STEP_GEMM, -1, 213, 4226, 3, 1294},  // 771 cells.19.ops.0.x_op.op.6
-  {CUDA_STEP_KERNEL, 69, -1, 4229, 13, 1296},  // 772 k69_bnapply_relu_dw5x5s1filter_dw5x5s1data_c144_8x8
+  {CUDA_STEP_KERNEL, 69, -1, 4229, 13, 1296},  // 772 k69_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c144_8x8
   {CUDA_STEP_KERNEL, 70, -1, 4242, 7, 1298},  // 773 k70_bnbwd_c144_8x8
   {CUDA_STEP_CONV_BWD_FILTER, -1, 13, 4249, 3, 1299},  // 774 cells.19.ops.0.x_op.op.2
   {CUDA_STEP_GEMM, -1, 214, 4252, 3, 1300},  // 775 cells.19.ops.0.x_op.op.2
-  {CUDA_STEP_KERNEL, 79, -1, 4255, 13, 1302},  // 776 k79_bnapply_relu_dw5x5s1filter_dw5x5s1data_c144_8x8
+  {CUDA_STEP_KERNEL, 79, -1, 4255, 13, 1302},  // 776 k79_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c144_8x8
   {CUDA_STEP_KERNEL, 70, -1, 4268, 7, 1304},  // 777 k70_bnbwd_c144_8x8
   {CUDA_STEP_CONV_BWD_FILTER, -1, 14, 4275, 3, 1305},  // 778 cells.19.maybe_calibrate_size.preprocess_y.conv
   {CUDA_STEP_GEMM, -1, 215, 4278, 3, 1306},  // 779 cells.19.maybe_calibrate_size.preprocess_y.conv
@@ -34221,7 +34221,7 @@ static const CudaStep nao_train_steps[] = {  // kind, kernel, desc, arg0, n_args
   {CUDA_STEP_KERNEL, 68, -1, 4312, 8, 1315},  // 786 k68_mask_bwd_bnbwd_c144_8x8
   {CUDA_STEP_CONV_BWD_FILTER, -1, 16, 4320, 3, 1316},  // 787 cells.18.ops.4.x_op.op.6
   {CUDA_STEP_GEMM, -1, 217, 4323, 3, 1317},  // 788 cells.18.ops.4.x_op.op.6
-  {CUDA_STEP_KERNEL, 69, -1, 4326, 13, 1319},  // 789 k69_bnapply_relu_dw5x5s1filter_dw5x5s1data_c144_8x8
+  {CUDA_STEP_KERNEL, 69, -1, 4326, 13, 1319},  // 789 k69_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c144_8x8
   {CUDA_STEP_KERNEL, 70, -1, 4339, 7, 1321},  // 790 k70_bnbwd_c144_8x8
   {CUDA_STEP_CONV_BWD_FILTER, -1, 17, 4346, 3, 1322},  // 791 cells.18.ops.4.x_op.op.2
   {CUDA_STEP_GEMM, -1, 218, 4349, 3, 1323},  // 792 cells.18.ops.4.x_op.op.2
@@ -34231,7 +34231,7 @@ static const CudaStep nao_train_steps[] = {  // kind, kernel, desc, arg0, n_args
   {CUDA_STEP_KERNEL, 68, -1, 4373, 8, 1330},  // 796 k68_mask_bwd_bnbwd_c144_8x8
   {CUDA_STEP_CONV_BWD_FILTER, -1, 18, 4381, 3, 1331},  // 797 cells.18.ops.3.x_op.op.6
   {CUDA_STEP_GEMM, -1, 219, 4384, 3, 1332},  // 798 cells.18.ops.3.x_op.op.6
-  {CUDA_STEP_KERNEL, 72, -1, 4387, 13, 1334},  // 799 k72_bnapply_relu_dw3x3s1filter_dw3x3s1data_c144_8x8
+  {CUDA_STEP_KERNEL, 72, -1, 4387, 13, 1334},  // 799 k72_bnapply_relu_dw3x3s1filter_dw3x3s1data_relu_bwd_bnbwdsum_c144_8x8
   {CUDA_STEP_KERNEL, 70, -1, 4400, 7, 1336},  // 800 k70_bnbwd_c144_8x8
   {CUDA_STEP_CONV_BWD_FILTER, -1, 19, 4407, 3, 1337},  // 801 cells.18.ops.3.x_op.op.2
   {CUDA_STEP_GEMM, -1, 220, 4410, 3, 1338},  // 802 cells.18.ops.3.x_op.op.2
@@ -34243,20 +34243,20 @@ static const CudaStep nao_train_steps[] = {  // kind, kernel, desc, arg0, n_args
   {CUDA_STEP_KERNEL, 68, -1, 4454, 8, 1349},  // 808 k68_mask_bwd_bnbwd_c144_8x8
   {CUDA_STEP_CONV_BWD_FILTER, -1, 20, 4462, 3, 1350},  // 809 cells.18.ops.1.x_op.op.6
   {CUDA_STEP_GEMM, -1, 221, 4465, 3, 1351},  // 810 cells.18.ops.1.x_op.op.6
-  {CUDA_STEP_KERNEL, 69, -1, 4468, 13, 1353},  // 811 k69_bnapply_relu_dw5x5s1filter_dw5x5s1data_c144_8x8
+  {CUDA_STEP_KERNEL, 69, -1, 4468, 13, 1353},  // 811 k69_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c144_8x8
   {CUDA_STEP_KERNEL, 70, -1, 4481, 7, 1355},  // 812 k70_bnbwd_c144_8x8
   {CUDA_STEP_CONV_BWD_FILTER, -1, 21, 4488, 3, 1356},  // 813 cells.18.ops.1.x_op.op.2
   {CUDA_STEP_GEMM, -1, 222, 4491, 3, 1357},  // 814 cells.18.ops.1.x_op.op.2
-  {CUDA_STEP_KERNEL, 77, -1, 4494, 8, 1359},  // 815 k77_bnapply_relu_dw5x5s1filter_dw5x5s1data_c144_8x8
+  {CUDA_STEP_KERNEL, 77, -1, 4494, 8, 1359},  // 815 k77_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_c144_8x8
   {CUDA_STEP_KERNEL, 74, -1, 4502, 3, 1362},  // 816 k74_bnapply_mask_bwd_avg3x3s1bwd_c144_8x8
   {CUDA_STEP_KERNEL, 78, -1, 4505, 8, 1364},  // 817 k78_mask_bwd_bnbwd_c144_8x8
   {CUDA_STEP_CONV_BWD_FILTER, -1, 22, 4513, 3, 1365},  // 818 cells.18.ops.0.x_op.op.6
   {CUDA_STEP_GEMM, -1, 223, 4516, 3, 1366},  // 819 cells.18.ops.0.x_op.op.6
-  {CUDA_STEP_KERNEL, 69, -1, 4519, 13, 1368},  // 820 k69_bnapply_relu_dw5x5s1filter_dw5x5s1data_c144_8x8
+  {CUDA_STEP_KERNEL, 69, -1, 4519, 13, 1368},  // 820 k69_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c144_8x8
   {CUDA_STEP_KERNEL, 70, -1, 4532, 7, 1370},  // 821 k70_bnbwd_c144_8x8
   {CUDA_STEP_CONV_BWD_FILTER, -1, 23, 4539, 3, 1371},  // 822 cells.18.ops.0.x_op.op.2
   {CUDA_STEP_GEMM, -1, 224, 4542, 3, 1372},  // 823 cells.18.ops.0.x_op.op.2
-  {CUDA_STEP_KERNEL, 79, -1, 4545, 13, 1374},  // 824 k79_bnapply_relu_dw5x5s1filter_dw5x5s1data_c144_8x8
+  {CUDA_STEP_KERNEL, 79, -1, 4545, 13, 1374},  // 824 k79_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c144_8x8
   {CUDA_STEP_KERNEL, 70, -1, 4558, 7, 1376},  // 825 k70_bnbwd_c144_8x8
   {CUDA_STEP_CONV_BWD_FILTER, -1, 24, 4565, 3, 1377},  // 826 cells.18.maybe_calibrate_size.preprocess_y.conv
   {CUDA_STEP_GEMM, -1, 225, 4568, 3, 1378},  // 827 cells.18.maybe_calibrate_size.preprocess_y.conv
@@ -34269,7 +34269,7 @@ static const CudaStep nao_train_steps[] = {  // kind, kernel, desc, arg0, n_args
   {CUDA_STEP_KERNEL, 68, -1, 4603, 8, 1387},  // 834 k68_mask_bwd_bnbwd_c144_8x8
   {CUDA_STEP_CONV_BWD_FILTER, -1, 26, 4611, 3, 1388},  // 835 cells.17.ops.4.x_op.op.6
   {CUDA_STEP_GEMM, -1, 227, 4614, 3, 1389},  // 836 cells.17.ops.4.x_op.op.6
-  {CUDA_STEP_KERNEL, 69, -1, 4617, 13, 1391},  // 837 k69_bnapply_relu_dw5x5s1filter_dw5x5s1data_c144_8x8
+  {CUDA_STEP_KERNEL, 69, -1, 4617, 13, 1391},  // 837 k69_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c144_8x8
   {CUDA_STEP_KERNEL, 70, -1, 4630, 7, 1393},  // 838 k70_bnbwd_c144_8x8
   {CUDA_STEP_CONV_BWD_FILTER, -1, 27, 4637, 3, 1394},  // 839 cells.17.ops.4.x_op.op.2
   {CUDA_STEP_GEMM, -1, 228, 4640, 3, 1395},  // 840 cells.17.ops.4.x_op.op.2
@@ -34279,7 +34279,7 @@ static const CudaStep nao_train_steps[] = {  // kind, kernel, desc, arg0, n_args
   {CUDA_STEP_KERNEL, 68, -1, 4664, 8, 1402},  // 844 k68_mask_bwd_bnbwd_c144_8x8
   {CUDA_STEP_CONV_BWD_FILTER, -1, 28, 4672, 3, 1403},  // 845 cells.17.ops.3.x_op.op.6
   {CUDA_STEP_GEMM, -1, 229, 4675, 3, 1404},  // 846 cells.17.ops.3.x_op.op.6
-  {CUDA_STEP_KERNEL, 72, -1, 4678, 13, 1406},  // 847 k72_bnapply_relu_dw3x3s1filter_dw3x3s1data_c144_8x8
+  {CUDA_STEP_KERNEL, 72, -1, 4678, 13, 1406},  // 847 k72_bnapply_relu_dw3x3s1filter_dw3x3s1data_relu_bwd_bnbwdsum_c144_8x8
   {CUDA_STEP_KERNEL, 70, -1, 4691, 7, 1408},  // 848 k70_bnbwd_c144_8x8
   {CUDA_STEP_CONV_BWD_FILTER, -1, 29, 4698, 3, 1409},  // 849 cells.17.ops.3.x_op.op.2
   {CUDA_STEP_GEMM, -1, 230, 4701, 3, 1410},  // 850 cells.17.ops.3.x_op.op.2
@@ -34291,20 +34291,20 @@ static const CudaStep nao_train_steps[] = {  // kind, kernel, desc, arg0, n_args
   {CUDA_STEP_KERNEL, 68, -1, 4745, 8, 1421},  // 856 k68_mask_bwd_bnbwd_c144_8x8
   {CUDA_STEP_CONV_BWD_FILTER, -1, 30, 4753, 3, 1422},  // 857 cells.17.ops.1.x_op.op.6
   {CUDA_STEP_GEMM, -1, 231, 4756, 3, 1423},  // 858 cells.17.ops.1.x_op.op.6
-  {CUDA_STEP_KERNEL, 69, -1, 4759, 13, 1425},  // 859 k69_bnapply_relu_dw5x5s1filter_dw5x5s1data_c144_8x8
+  {CUDA_STEP_KERNEL, 69, -1, 4759, 13, 1425},  // 859 k69_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c144_8x8
   {CUDA_STEP_KERNEL, 70, -1, 4772, 7, 1427},  // 860 k70_bnbwd_c144_8x8
   {CUDA_STEP_CONV_BWD_FILTER, -1, 31, 4779, 3, 1428},  // 861 cells.17.ops.1.x_op.op.2
   {CUDA_STEP_GEMM, -1, 232, 4782, 3, 1429},  // 862 cells.17.ops.1.x_op.op.2
-  {CUDA_STEP_KERNEL, 77, -1, 4785, 8, 1431},  // 863 k77_bnapply_relu_dw5x5s1filter_dw5x5s1data_c144_8x8
+  {CUDA_STEP_KERNEL, 77, -1, 4785, 8, 1431},  // 863 k77_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_c144_8x8
   {CUDA_STEP_KERNEL, 74, -1, 4793, 3, 1434},  // 864 k74_bnapply_mask_bwd_avg3x3s1bwd_c144_8x8
   {CUDA_STEP_KERNEL, 78, -1, 4796, 8, 1436},  // 865 k78_mask_bwd_bnbwd_c144_8x8
   {CUDA_STEP_CONV_BWD_FILTER, -1, 32, 4804, 3, 1437},  // 866 cells.17.ops.0.x_op.op.6
   {CUDA_STEP_GEMM, -1, 233, 4807, 3, 1438},  // 867 cells.17.ops.0.x_op.op.6
-  {CUDA_STEP_KERNEL, 69, -1, 4810, 13, 1440},  // 868 k69_bnapply_relu_dw5x5s1filter_dw5x5s1data_c144_8x8
+  {CUDA_STEP_KERNEL, 69, -1, 4810, 13, 1440},  // 868 k69_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c144_8x8
   {CUDA_STEP_KERNEL, 70, -1, 4823, 7, 1442},  // 869 k70_bnbwd_c144_8x8
   {CUDA_STEP_CONV_BWD_FILTER, -1, 33, 4830, 3, 1443},  // 870 cells.17.ops.0.x_op.op.2
   {CUDA_STEP_GEMM, -1, 234, 4833, 3, 1444},  // 871 cells.17.ops.0.x_op.op.2
-  {CUDA_STEP_KERNEL, 79, -1, 4836, 13, 1446},  // 872 k79_bnapply_relu_dw5x5s1filter_dw5x5s1data_c144_8x8
+  {CUDA_STEP_KERNEL, 79, -1, 4836, 13, 1446},  // 872 k79_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c144_8x8
   {CUDA_STEP_KERNEL, 70, -1, 4849, 7, 1448},  // 873 k70_bnbwd_c144_8x8
   {CUDA_STEP_CONV_BWD_FILTER, -1, 34, 4856, 3, 1449},  // 874 cells.17.maybe_calibrate_size.preprocess_y.conv
   {CUDA_STEP_GEMM, -1, 235, 4859, 3, 1450},  // 875 cells.17.maybe_calibrate_size.preprocess_y.conv
@@ -34317,7 +34317,7 @@ static const CudaStep nao_train_steps[] = {  // kind, kernel, desc, arg0, n_args
   {CUDA_STEP_KERNEL, 68, -1, 4894, 8, 1459},  // 882 k68_mask_bwd_bnbwd_c144_8x8
   {CUDA_STEP_CONV_BWD_FILTER, -1, 36, 4902, 3, 1460},  // 883 cells.16.ops.4.x_op.op.6
   {CUDA_STEP_GEMM, -1, 237, 4905, 3, 1461},  // 884 cells.16.ops.4.x_op.op.6
-  {CUDA_STEP_KERNEL, 69, -1, 4908, 13, 1463},  // 885 k69_bnapply_relu_dw5x5s1filter_dw5x5s1data_c144_8x8
+  {CUDA_STEP_KERNEL, 69, -1, 4908, 13, 1463},  // 885 k69_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c144_8x8
   {CUDA_STEP_KERNEL, 70, -1, 4921, 7, 1465},  // 886 k70_bnbwd_c144_8x8
   {CUDA_STEP_CONV_BWD_FILTER, -1, 37, 4928, 3, 1466},  // 887 cells.16.ops.4.x_op.op.2
   {CUDA_STEP_GEMM, -1, 238, 4931, 3, 1467},  // 888 cells.16.ops.4.x_op.op.2
@@ -34327,7 +34327,7 @@ static const CudaStep nao_train_steps[] = {  // kind, kernel, desc, arg0, n_args
   {CUDA_STEP_KERNEL, 68, -1, 4955, 8, 1474},  // 892 k68_mask_bwd_bnbwd_c144_8x8
   {CUDA_STEP_CONV_BWD_FILTER, -1, 38, 4963, 3, 1475},  // 893 cells.16.ops.3.x_op.op.6
   {CUDA_STEP_GEMM, -1, 239, 4966, 3, 1476},  // 894 cells.16.ops.3.x_op.op.6
-  {CUDA_STEP_KERNEL, 72, -1, 4969, 13, 1478},  // 895 k72_bnapply_relu_dw3x3s1filter_dw3x3s1data_c144_8x8
+  {CUDA_STEP_KERNEL, 72, -1, 4969, 13, 1478},  // 895 k72_bnapply_relu_dw3x3s1filter_dw3x3s1data_relu_bwd_bnbwdsum_c144_8x8
   {CUDA_STEP_KERNEL, 70, -1, 4982, 7, 1480},  // 896 k70_bnbwd_c144_8x8
   {CUDA_STEP_CONV_BWD_FILTER, -1, 39, 4989, 3, 1481},  // 897 cells.16.ops.3.x_op.op.2
   {CUDA_STEP_GEMM, -1, 240, 4992, 3, 1482},  // 898 cells.16.ops.3.x_op.op.2
@@ -34339,20 +34339,20 @@ static const CudaStep nao_train_steps[] = {  // kind, kernel, desc, arg0, n_args
   {CUDA_STEP_KERNEL, 68, -1, 5036, 8, 1493},  // 904 k68_mask_bwd_bnbwd_c144_8x8
   {CUDA_STEP_CONV_BWD_FILTER, -1, 40, 5044, 3, 1494},  // 905 cells.16.ops.1.x_op.op.6
   {CUDA_STEP_GEMM, -1, 241, 5047, 3, 1495},  // 906 cells.16.ops.1.x_op.op.6
-  {CUDA_STEP_KERNEL, 69, -1, 5050, 13, 1497},  // 907 k69_bnapply_relu_dw5x5s1filter_dw5x5s1data_c144_8x8
+  {CUDA_STEP_KERNEL, 69, -1, 5050, 13, 1497},  // 907 k69_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c144_8x8
   {CUDA_STEP_KERNEL, 70, -1, 5063, 7, 1499},  // 908 k70_bnbwd_c144_8x8
   {CUDA_STEP_CONV_BWD_FILTER, -1, 41, 5070, 3, 1500},  // 909 cells.16.ops.1.x_op.op.2
   {CUDA_STEP_GEMM, -1, 242, 5073, 3, 1501},  // 910 cells.16.ops.1.x_op.op.2
-  {CUDA_STEP_KERNEL, 77, -1, 5076, 8, 1503},  // 911 k77_bnapply_relu_dw5x5s1filter_dw5x5s1data_c144_8x8
+  {CUDA_STEP_KERNEL, 77, -1, 5076, 8, 1503},  // 911 k77_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_c144_8x8
   {CUDA_STEP_KERNEL, 74, -1, 5084, 3, 1506},  // 912 k74_bnapply_mask_bwd_avg3x3s1bwd_c144_8x8
   {CUDA_STEP_KERNEL, 78, -1, 5087, 8, 1508},  // 913 k78_mask_bwd_bnbwd_c144_8x8
   {CUDA_STEP_CONV_BWD_FILTER, -1, 42, 5095, 3, 1509},  // 914 cells.16.ops.0.x_op.op.6
   {CUDA_STEP_GEMM, -1, 243, 5098, 3, 1510},  // 915 cells.16.ops.0.x_op.op.6
-  {CUDA_STEP_KERNEL, 69, -1, 5101, 13, 1512},  // 916 k69_bnapply_relu_dw5x5s1filter_dw5x5s1data_c144_8x8
+  {CUDA_STEP_KERNEL, 69, -1, 5101, 13, 1512},  // 916 k69_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c144_8x8
   {CUDA_STEP_KERNEL, 70, -1, 5114, 7, 1514},  // 917 k70_bnbwd_c144_8x8
   {CUDA_STEP_CONV_BWD_FILTER, -1, 43, 5121, 3, 1515},  // 918 cells.16.ops.0.x_op.op.2
   {CUDA_STEP_GEMM, -1, 244, 5124, 3, 1516},  // 919 cells.16.ops.0.x_op.op.2
-  {CUDA_STEP_KERNEL, 79, -1, 5127, 13, 1518},  // 920 k79_bnapply_relu_dw5x5s1filter_dw5x5s1data_c144_8x8
+  {CUDA_STEP_KERNEL, 79, -1, 5127, 13, 1518},  // 920 k79_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c144_8x8
   {CUDA_STEP_KERNEL, 70, -1, 5140, 7, 1520},  // 921 k70_bnbwd_c144_8x8
   {CUDA_STEP_CONV_BWD_FILTER, -1, 44, 5147, 3, 1521},  // 922 cells.16.maybe_calibrate_size.preprocess_y.conv
   {CUDA_STEP_GEMM, -1, 245, 5150, 3, 1522},  // 923 cells.16.maybe_calibrate_size.preprocess_y.conv
@@ -34365,7 +34365,7 @@ static const CudaStep nao_train_steps[] = {  // kind, kernel, desc, arg0, n_args
   {CUDA_STEP_KERNEL, 68, -1, 5185, 8, 1531},  // 930 k68_mask_bwd_bnbwd_c144_8x8
   {CUDA_STEP_CONV_BWD_FILTER, -1, 46, 5193, 3, 1532},  // 931 cells.15.ops.4.x_op.op.6
   {CUDA_STEP_GEMM, -1, 247, 5196, 3, 1533},  // 932 cells.15.ops.4.x_op.op.6
-  {CUDA_STEP_KERNEL, 69, -1, 5199, 13, 1535},  // 933 k69_bnapply_relu_dw5x5s1filter_dw5x5s1data_c144_8x8
+  {CUDA_STEP_KERNEL, 69, -1, 5199, 13, 1535},  // 933 k69_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c144_8x8
   {CUDA_STEP_KERNEL, 70, -1, 5212, 7, 1537},  // 934 k70_bnbwd_c144_8x8
   {CUDA_STEP_CONV_BWD_FILTER, -1, 47, 5219, 3, 1538},  // 935 cells.15.ops.4.x_op.op.2
   {CUDA_STEP_GEMM, -1, 248, 5222, 3, 1539},  // 936 cells.15.ops.4.x_op.op.2
@@ -34375,7 +34375,7 @@ static const CudaStep nao_train_steps[] = {  // kind, kernel, desc, arg0, n_args
   {CUDA_STEP_KERNEL, 68, -1, 5246, 8, 1546},  // 940 k68_mask_bwd_bnbwd_c144_8x8
   {CUDA_STEP_CONV_BWD_FILTER, -1, 48, 5254, 3, 1547},  // 941 cells.15.ops.3.x_op.op.6
   {CUDA_STEP_GEMM, -1, 249, 5257, 3, 1548},  // 942 cells.15.ops.3.x_op.op.6
-  {CUDA_STEP_KERNEL, 72, -1, 5260, 13, 1550},  // 943 k72_bnapply_relu_dw3x3s1filter_dw3x3s1data_c144_8x8
+  {CUDA_STEP_KERNEL, 72, -1, 5260, 13, 1550},  // 943 k72_bnapply_relu_dw3x3s1filter_dw3x3s1data_relu_bwd_bnbwdsum_c144_8x8
   {CUDA_STEP_KERNEL, 70, -1, 5273, 7, 1552},  // 944 k70_bnbwd_c144_8x8
   {CUDA_STEP_CONV_BWD_FILTER, -1, 49, 5280, 3, 1553},  // 945 cells.15.ops.3.x_op.op.2
   {CUDA_STEP_GEMM, -1, 250, 5283, 3, 1554},  // 946 cells.15.ops.3.x_op.op.2
@@ -34387,20 +34387,20 @@ static const CudaStep nao_train_steps[] = {  // kind, kernel, desc, arg0, n_args
   {CUDA_STEP_KERNEL, 68, -1, 5327, 8, 1565},  // 952 k68_mask_bwd_bnbwd_c144_8x8
   {CUDA_STEP_CONV_BWD_FILTER, -1, 50, 5335, 3, 1566},  // 953 cells.15.ops.1.x_op.op.6
   {CUDA_STEP_GEMM, -1, 251, 5338, 3, 1567},  // 954 cells.15.ops.1.x_op.op.6
-  {CUDA_STEP_KERNEL, 69, -1, 5341, 13, 1569},  // 955 k69_bnapply_relu_dw5x5s1filter_dw5x5s1data_c144_8x8
+  {CUDA_STEP_KERNEL, 69, -1, 5341, 13, 1569},  // 955 k69_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c144_8x8
   {CUDA_STEP_KERNEL, 70, -1, 5354, 7, 1571},  // 956 k70_bnbwd_c144_8x8
   {CUDA_STEP_CONV_BWD_FILTER, -1, 51, 5361, 3, 1572},  // 957 cells.15.ops.1.x_op.op.2
   {CUDA_STEP_GEMM, -1, 252, 5364, 3, 1573},  // 958 cells.15.ops.1.x_op.op.2
-  {CUDA_STEP_KERNEL, 77, -1, 5367, 8, 1575},  // 959 k77_bnapply_relu_dw5x5s1filter_dw5x5s1data_c144_8x8
+  {CUDA_STEP_KERNEL, 77, -1, 5367, 8, 1575},  // 959 k77_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_c144_8x8
   {CUDA_STEP_KERNEL, 74, -1, 5375, 3, 1578},  // 960 k74_bnapply_mask_bwd_avg3x3s1bwd_c144_8x8
   {CUDA_STEP_KERNEL, 78, -1, 5378, 8, 1580},  // 961 k78_mask_bwd_bnbwd_c144_8x8
   {CUDA_STEP_CONV_BWD_FILTER, -1, 52, 5386, 3, 1581},  // 962 cells.15.ops.0.x_op.op.6
   {CUDA_STEP_GEMM, -1, 253, 5389, 3, 1582},  // 963 cells.15.ops.0.x_op.op.6
-  {CUDA_STEP_KERNEL, 69, -1, 5392, 13, 1584},  // 964 k69_bnapply_relu_dw5x5s1filter_dw5x5s1data_c144_8x8
+  {CUDA_STEP_KERNEL, 69, -1, 5392, 13, 1584},  // 964 k69_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c144_8x8
   {CUDA_STEP_KERNEL, 70, -1, 5405, 7, 1586},  // 965 k70_bnbwd_c144_8x8
   {CUDA_STEP_CONV_BWD_FILTER, -1, 53, 5412, 3, 1587},  // 966 cells.15.ops.0.x_op.op.2
   {CUDA_STEP_GEMM, -1, 254, 5415, 3, 1588},  // 967 cells.15.ops.0.x_op.op.2
-  {CUDA_STEP_KERNEL, 79, -1, 5418, 13, 1590},  // 968 k79_bnapply_relu_dw5x5s1filter_dw5x5s1data_c144_8x8
+  {CUDA_STEP_KERNEL, 79, -1, 5418, 13, 1590},  // 968 k79_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c144_8x8
   {CUDA_STEP_KERNEL, 70, -1, 5431, 7, 1592},  // 969 k70_bnbwd_c144_8x8
   {CUDA_STEP_CONV_BWD_FILTER, -1, 54, 5438, 3, 1593},  // 970 cells.15.maybe_calibrate_size.preprocess_y.conv
   {CUDA_STEP_GEMM, -1, 255, 5441, 3, 1594},  // 971 cells.15.maybe_calibrate_size.preprocess_y.conv
@@ -34413,7 +34413,7 @@ static const CudaStep nao_train_steps[] = {  // kind, kernel, desc, arg0, n_args
   {CUDA_STEP_KERNEL, 68, -1, 5476, 8, 1603},  // 978 k68_mask_bwd_bnbwd_c144_8x8
   {CUDA_STEP_CONV_BWD_FILTER, -1, 56, 5484, 3, 1604},  // 979 cells.14.ops.4.x_op.op.6
   {CUDA_STEP_GEMM, -1, 257, 5487, 3, 1605},  // 980 cells.14.ops.4.x_op.op.6
-  {CUDA_STEP_KERNEL, 69, -1, 5490, 13, 1607},  // 981 k69_bnapply_relu_dw5x5s1filter_dw5x5s1data_c144_8x8
+  {CUDA_STEP_KERNEL, 69, -1, 5490, 13, 1607},  // 981 k69_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c144_8x8
   {CUDA_STEP_KERNEL, 70, -1, 5503, 7, 1609},  // 982 k70_bnbwd_c144_8x8
   {CUDA_STEP_CONV_BWD_FILTER, -1, 57, 5510, 3, 1610},  // 983 cells.14.ops.4.x_op.op.2
   {CUDA_STEP_GEMM, -1, 258, 5513, 3, 1611},  // 984 cells.14.ops.4.x_op.op.2
@@ -34423,7 +34423,7 @@ static const CudaStep nao_train_steps[] = {  // kind, kernel, desc, arg0, n_args
   {CUDA_STEP_KERNEL, 68, -1, 5537, 8, 1618},  // 988 k68_mask_bwd_bnbwd_c144_8x8
   {CUDA_STEP_CONV_BWD_FILTER, -1, 58, 5545, 3, 1619},  // 989 cells.14.ops.3.x_op.op.6
   {CUDA_STEP_GEMM, -1, 259, 5548, 3, 1620},  // 990 cells.14.ops.3.x_op.op.6
-  {CUDA_STEP_KERNEL, 72, -1, 5551, 13, 1622},  // 991 k72_bnapply_relu_dw3x3s1filter_dw3x3s1data_c144_8x8
+  {CUDA_STEP_KERNEL, 72, -1, 5551, 13, 1622},  // 991 k72_bnapply_relu_dw3x3s1filter_dw3x3s1data_relu_bwd_bnbwdsum_c144_8x8
   {CUDA_STEP_KERNEL, 70, -1, 5564, 7, 1624},  // 992 k70_bnbwd_c144_8x8
   {CUDA_STEP_CONV_BWD_FILTER, -1, 59, 5571, 3, 1625},  // 993 cells.14.ops.3.x_op.op.2
   {CUDA_STEP_GEMM, -1, 260, 5574, 3, 1626},  // 994 cells.14.ops.3.x_op.op.2
@@ -34435,20 +34435,20 @@ static const CudaStep nao_train_steps[] = {  // kind, kernel, desc, arg0, n_args
   {CUDA_STEP_KERNEL, 68, -1, 5618, 8, 1637},  // 1000 k68_mask_bwd_bnbwd_c144_8x8
   {CUDA_STEP_CONV_BWD_FILTER, -1, 60, 5626, 3, 1638},  // 1001 cells.14.ops.1.x_op.op.6
   {CUDA_STEP_GEMM, -1, 261, 5629, 3, 1639},  // 1002 cells.14.ops.1.x_op.op.6
-  {CUDA_STEP_KERNEL, 69, -1, 5632, 13, 1641},  // 1003 k69_bnapply_relu_dw5x5s1filter_dw5x5s1data_c144_8x8
+  {CUDA_STEP_KERNEL, 69, -1, 5632, 13, 1641},  // 1003 k69_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c144_8x8
   {CUDA_STEP_KERNEL, 70, -1, 5645, 7, 1643},  // 1004 k70_bnbwd_c144_8x8
   {CUDA_STEP_CONV_BWD_FILTER, -1, 61, 5652, 3, 1644},  // 1005 cells.14.ops.1.x_op.op.2
   {CUDA_STEP_GEMM, -1, 262, 5655, 3, 1645},  // 1006 cells.14.ops.1.x_op.op.2
-  {CUDA_STEP_KERNEL, 77, -1, 5658, 8, 1647},  // 1007 k77_bnapply_relu_dw5x5s1filter_dw5x5s1data_c144_8x8
+  {CUDA_STEP_KERNEL, 77, -1, 5658, 8, 1647},  // 1007 k77_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_c144_8x8
   {CUDA_STEP_KERNEL, 74, -1, 5666, 3, 1650},  // 1008 k74_bnapply_mask_bwd_avg3x3s1bwd_c144_8x8
   {CUDA_STEP_KERNEL, 78, -1, 5669, 8, 1652},  // 1009 k78_mask_bwd_bnbwd_c144_8x8
   {CUDA_STEP_CONV_BWD_FILTER, -1, 62, 5677, 3, 1653},  // 1010 cells.14.ops.0.x_op.op.6
   {CUDA_STEP_GEMM, -1, 263, 5680, 3, 1654},  // 1011 cells.14.ops.0.x_op.op.6
-  {CUDA_STEP_KERNEL, 69, -1, 5683, 13, 1656},  // 1012 k69_bnapply_relu_dw5x5s1filter_dw5x5s1data_c144_8x8
+  {CUDA_STEP_KERNEL, 69, -1, 5683, 13, 1656},  // 1012 k69_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c144_8x8
   {CUDA_STEP_KERNEL, 70, -1, 5696, 7, 1658},  // 1013 k70_bnbwd_c144_8x8
   {CUDA_STEP_CONV_BWD_FILTER, -1, 63, 5703, 3, 1659},  // 1014 cells.14.ops.0.x_op.op.2
   {CUDA_STEP_GEMM, -1, 264, 5706, 3, 1660},  // 1015 cells.14.ops.0.x_op.op.2
-  {CUDA_STEP_KERNEL, 79, -1, 5709, 13, 1662},  // 1016 k79_bnapply_relu_dw5x5s1filter_dw5x5s1data_c144_8x8
+  {CUDA_STEP_KERNEL, 79, -1, 5709, 13, 1662},  // 1016 k79_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c144_8x8
   {CUDA_STEP_KERNEL, 70, -1, 5722, 7, 1664},  // 1017 k70_bnbwd_c144_8x8
   {CUDA_STEP_CONV_BWD_FILTER, -1, 64, 5729, 3, 1665},  // 1018 cells.14.maybe_calibrate_size.preprocess_y.conv
   {CUDA_STEP_GEMM, -1, 265, 5732, 3, 1666},  // 1019 cells.14.maybe_calibrate_size.preprocess_y.conv
@@ -34478,45 +34478,45 @@ static const CudaStep nao_train_steps[] = {  // kind, kernel, desc, arg0, n_args
   {CUDA_STEP_KERNEL, 68, -1, 5842, 8, 1692},  // 1043 k68_mask_bwd_bnbwd_c144_8x8
   {CUDA_STEP_CONV_BWD_FILTER, -1, 72, 5850, 3, 1693},  // 1044 cells.13.ops.3.x_op.op.6
   {CUDA_STEP_GEMM, -1, 269, 5853, 3, 1694},  // 1045 cells.13.ops.3.x_op.op.6
-  {CUDA_STEP_KERNEL, 69, -1, 5856, 13, 1696},  // 1046 k69_bnapply_relu_dw5x5s1filter_dw5x5s1data_c144_8x8
+  {CUDA_STEP_KERNEL, 69, -1, 5856, 13, 1696},  // 1046 k69_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c144_8x8
   {CUDA_STEP_KERNEL, 70, -1, 5869, 7, 1698},  // 1047 k70_bnbwd_c144_8x8
   {CUDA_STEP_CONV_BWD_FILTER, -1, 73, 5876, 3, 1699},  // 1048 cells.13.ops.3.x_op.op.2
   {CUDA_STEP_GEMM, -1, 270, 5879, 3, 1700},  // 1049 cells.13.ops.3.x_op.op.2
-  {CUDA_STEP_KERNEL, 91, -1, 5882, 13, 1702},  // 1050 k91_dw5x5s1filter_dw5x5s1data_relu_bwd_c144_8x8
+  {CUDA_STEP_KERNEL, 91, -1, 5882, 13, 1702},  // 1050 k91_dw5x5s1filter_dw5x5s1data_relu_bwd_mask_bwd_bnbwdsum_c144_8x8
   {CUDA_STEP_KERNEL, 92, -1, 5895, 6, 1705},  // 1051 k92_mask_bwd_max3x3s1bwd_c144_8x8
   {CUDA_STEP_KERNEL, 67, -1, 5901, 9, 1707},  // 1052 k67_mask_bwd_bnbwdsum_c144_8x8
   {CUDA_STEP_KERNEL, 68, -1, 5910, 8, 1707},  // 1053 k68_mask_bwd_bnbwd_c144_8x8
   {CUDA_STEP_CONV_BWD_FILTER, -1, 74, 5918, 3, 1708},  // 1054 cells.13.ops.2.x_op.op.6
   {CUDA_STEP_GEMM, -1, 271, 5921, 3, 1709},  // 1055 cells.13.ops.2.x_op.op.6
-  {CUDA_STEP_KERNEL, 72, -1, 5924, 13, 1711},  // 1056 k72_bnapply_relu_dw3x3s1filter_dw3x3s1data_c144_8x8
+  {CUDA_STEP_KERNEL, 72, -1, 5924, 13, 1711},  // 1056 k72_bnapply_relu_dw3x3s1filter_dw3x3s1data_relu_bwd_bnbwdsum_c144_8x8
   {CUDA_STEP_KERNEL, 70, -1, 5937, 7, 1713},  // 1057 k70_bnbwd_c144_8x8
   {CUDA_STEP_CONV_BWD_FILTER, -1, 75, 5944, 3, 1714},  // 1058 cells.13.ops.2.x_op.op.2
   {CUDA_STEP_GEMM, -1, 272, 5947, 3, 1715},  // 1059 cells.13.ops.2.x_op.op.2
-  {CUDA_STEP_KERNEL, 93, -1, 5950, 8, 1717},  // 1060 k93_bnapply_relu_dw3x3s2filter_dw3x3s2data_c144_16x16
+  {CUDA_STEP_KERNEL, 93, -1, 5950, 8, 1717},  // 1060 k93_bnapply_relu_dw3x3s2filter_dw3x3s2data_relu_bwd_c144_16x16
   {CUDA_STEP_KERNEL, 78, -1, 5958, 8, 1721},  // 1061 k78_mask_bwd_bnbwd_c144_8x8
   {CUDA_STEP_CONV_BWD_FILTER, -1, 76, 5966, 3, 1722},  // 1062 cells.13.ops.1.x_op.op.6
   {CUDA_STEP_GEMM, -1, 273, 5969, 3, 1723},  // 1063 cells.13.ops.1.x_op.op.6
-  {CUDA_STEP_KERNEL, 69, -1, 5972, 13, 1725},  // 1064 k69_bnapply_relu_dw5x5s1filter_dw5x5s1data_c144_8x8
+  {CUDA_STEP_KERNEL, 69, -1, 5972, 13, 1725},  // 1064 k69_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c144_8x8
   {CUDA_STEP_KERNEL, 70, -1, 5985, 7, 1727},  // 1065 k70_bnbwd_c144_8x8
   {CUDA_STEP_CONV_BWD_FILTER, -1, 77, 5992, 3, 1728},  // 1066 cells.13.ops.1.x_op.op.2
   {CUDA_STEP_GEMM, -1, 274, 5995, 3, 1729},  // 1067 cells.13.ops.1.x_op.op.2
-  {CUDA_STEP_KERNEL, 94, -1, 5998, 20, 1731},  // 1068 k94_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_c144_8x8
+  {CUDA_STEP_KERNEL, 94, -1, 5998, 20, 1731},  // 1068 k94_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_mask_bwd_c144_8x8
   {CUDA_STEP_KERNEL, 78, -1, 6018, 8, 1734},  // 1069 k78_mask_bwd_bnbwd_c144_8x8
   {CUDA_STEP_CONV_BWD_FILTER, -1, 78, 6026, 3, 1735},  // 1070 cells.13.ops.0.y_op.op.6
   {CUDA_STEP_GEMM, -1, 275, 6029, 3, 1736},  // 1071 cells.13.ops.0.y_op.op.6
-  {CUDA_STEP_KERNEL, 72, -1, 6032, 13, 1738},  // 1072 k72_bnapply_relu_dw3x3s1filter_dw3x3s1data_c144_8x8
+  {CUDA_STEP_KERNEL, 72, -1, 6032, 13, 1738},  // 1072 k72_bnapply_relu_dw3x3s1filter_dw3x3s1data_relu_bwd_bnbwdsum_c144_8x8
   {CUDA_STEP_KERNEL, 70, -1, 6045, 7, 1740},  // 1073 k70_bnbwd_c144_8x8
   {CUDA_STEP_CONV_BWD_FILTER, -1, 79, 6052, 3, 1741},  // 1074 cells.13.ops.0.y_op.op.2
   {CUDA_STEP_GEMM, -1, 276, 6055, 3, 1742},  // 1075 cells.13.ops.0.y_op.op.2
-  {CUDA_STEP_KERNEL, 95, -1, 6058, 8, 1744},  // 1076 k95_bnapply_relu_dw3x3s2filter_dw3x3s2data_c144_16x16
+  {CUDA_STEP_KERNEL, 95, -1, 6058, 8, 1744},  // 1076 k95_bnapply_relu_dw3x3s2filter_dw3x3s2data_relu_bwd_c144_16x16
   {CUDA_STEP_KERNEL, 78, -1, 6066, 8, 1747},  // 1077 k78_mask_bwd_bnbwd_c144_8x8
   {CUDA_STEP_CONV_BWD_FILTER, -1, 80, 6074, 3, 1748},  // 1078 cells.13.ops.0.x_op.op.6
   {CUDA_STEP_GEMM, -1, 277, 6077, 3, 1749},  // 1079 cells.13.ops.0.x_op.op.6
-  {CUDA_STEP_KERNEL, 69, -1, 6080, 13, 1751},  // 1080 k69_bnapply_relu_dw5x5s1filter_dw5x5s1data_c144_8x8
+  {CUDA_STEP_KERNEL, 69, -1, 6080, 13, 1751},  // 1080 k69_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c144_8x8
   {CUDA_STEP_KERNEL, 70, -1, 6093, 7, 1753},  // 1081 k70_bnbwd_c144_8x8
   {CUDA_STEP_CONV_BWD_FILTER, -1, 81, 6100, 3, 1754},  // 1082 cells.13.ops.0.x_op.op.2
   {CUDA_STEP_GEMM, -1, 278, 6103, 3, 1755},  // 1083 cells.13.ops.0.x_op.op.2
-  {CUDA_STEP_KERNEL, 96, -1, 6106, 13, 1757},  // 1084 k96_bnapply_relu_dw5x5s2filter_dw5x5s2data_c144_16x16
+  {CUDA_STEP_KERNEL, 96, -1, 6106, 13, 1757},  // 1084 k96_bnapply_relu_dw5x5s2filter_dw5x5s2data_relu_bwd_bnbwdsum_c144_16x16
   {CUDA_STEP_KERNEL, 97, -1, 6119, 7, 1759},  // 1085 k97_bnbwd_c144_16x16
   {CUDA_STEP_CONV_BWD_FILTER, -1, 82, 6126, 3, 1760},  // 1086 cells.13.maybe_calibrate_size.preprocess_y.conv
   {CUDA_STEP_GEMM, -1, 279, 6129, 3, 1761},  // 1087 cells.13.maybe_calibrate_size.preprocess_y.conv
@@ -34529,7 +34529,7 @@ static const CudaStep nao_train_steps[] = {  // kind, kernel, desc, arg0, n_args
   {CUDA_STEP_KERNEL, 101, -1, 6164, 8, 1770},  // 1094 k101_mask_bwd_bnbwd_c72_16x16
   {CUDA_STEP_CONV_BWD_FILTER, -1, 84, 6172, 3, 1771},  // 1095 cells.12.ops.4.x_op.op.6
   {CUDA_STEP_GEMM, -1, 281, 6175, 3, 1772},  // 1096 cells.12.ops.4.x_op.op.6
-  {CUDA_STEP_KERNEL, 102, -1, 6178, 13, 1774},  // 1097 k102_bnapply_relu_dw5x5s1filter_dw5x5s1data_c72_16x16
+  {CUDA_STEP_KERNEL, 102, -1, 6178, 13, 1774},  // 1097 k102_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c72_16x16
   {CUDA_STEP_KERNEL, 103, -1, 6191, 7, 1776},  // 1098 k103_bnbwd_c72_16x16
   {CUDA_STEP_CONV_BWD_FILTER, -1, 85, 6198, 3, 1777},  // 1099 cells.12.ops.4.x_op.op.2
   {CUDA_STEP_GEMM, -1, 282, 6201, 3, 1778},  // 1100 cells.12.ops.4.x_op.op.2
@@ -34539,7 +34539,7 @@ static const CudaStep nao_train_steps[] = {  // kind, kernel, desc, arg0, n_args
   {CUDA_STEP_KERNEL, 101, -1, 6225, 8, 1785},  // 1104 k101_mask_bwd_bnbwd_c72_16x16
   {CUDA_STEP_CONV_BWD_FILTER, -1, 86, 6233, 3, 1786},  // 1105 cells.12.ops.3.x_op.op.6
   {CUDA_STEP_GEMM, -1, 283, 6236, 3, 1787},  // 1106 cells.12.ops.3.x_op.op.6
-  {CUDA_STEP_KERNEL, 105, -1, 6239, 13, 1789},  // 1107 k105_bnapply_relu_dw3x3s1filter_dw3x3s1data_c72_16x16
+  {CUDA_STEP_KERNEL, 105, -1, 6239, 13, 1789},  // 1107 k105_bnapply_relu_dw3x3s1filter_dw3x3s1data_relu_bwd_bnbwdsum_c72_16x16
   {CUDA_STEP_KERNEL, 103, -1, 6252, 7, 1791},  // 1108 k103_bnbwd_c72_16x16
   {CUDA_STEP_CONV_BWD_FILTER, -1, 87, 6259, 3, 1792},  // 1109 cells.12.ops.3.x_op.op.2
   {CUDA_STEP_GEMM, -1, 284, 6262, 3, 1793},  // 1110 cells.12.ops.3.x_op.op.2
@@ -34551,20 +34551,20 @@ static const CudaStep nao_train_steps[] = {  // kind, kernel, desc, arg0, n_args
   {CUDA_STEP_KERNEL, 101, -1, 6306, 8, 1804},  // 1116 k101_mask_bwd_bnbwd_c72_16x16
   {CUDA_STEP_CONV_BWD_FILTER, -1, 88, 6314, 3, 1805},  // 1117 cells.12.ops.1.x_op.op.6
   {CUDA_STEP_GEMM, -1, 285, 6317, 3, 1806},  // 1118 cells.12.ops.1.x_op.op.6
-  {CUDA_STEP_KERNEL, 102, -1, 6320, 13, 1808},  // 1119 k102_bnapply_relu_dw5x5s1filter_dw5x5s1data_c72_16x16
+  {CUDA_STEP_KERNEL, 102, -1, 6320, 13, 1808},  // 1119 k102_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c72_16x16
   {CUDA_STEP_KERNEL, 103, -1, 6333, 7, 1810},  // 1120 k103_bnbwd_c72_16x16
   {CUDA_STEP_CONV_BWD_FILTER, -1, 89, 6340, 3, 1811},  // 1121 cells.12.ops.1.x_op.op.2
   {CUDA_STEP_GEMM, -1, 286, 6343, 3, 1812},  // 1122 cells.12.ops.1.x_op.op.2
-  {CUDA_STEP_KERNEL, 110, -1, 6346, 8, 1814},  // 1123 k110_bnapply_relu_dw5x5s1filter_dw5x5s1data_c72_16x16
+  {CUDA_STEP_KERNEL, 110, -1, 6346, 8, 1814},  // 1123 k110_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_c72_16x16
   {CUDA_STEP_KERNEL, 107, -1, 6354, 3, 1817},  // 1124 k107_bnapply_mask_bwd_avg3x3s1bwd_c72_16x16
   {CUDA_STEP_KERNEL, 111, -1, 6357, 8, 1819},  // 1125 k111_mask_bwd_bnbwd_c72_16x16
   {CUDA_STEP_CONV_BWD_FILTER, -1, 90, 6365, 3, 1820},  // 1126 cells.12.ops.0.x_op.op.6
   {CUDA_STEP_GEMM, -1, 287, 6368, 3, 1821},  // 1127 cells.12.ops.0.x_op.op.6
-  {CUDA_STEP_KERNEL, 102, -1, 6371, 13, 1823},  // 1128 k102_bnapply_relu_dw5x5s1filter_dw5x5s1data_c72_16x16
+  {CUDA_STEP_KERNEL, 102, -1, 6371, 13, 1823},  // 1128 k102_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c72_16x16
   {CUDA_STEP_KERNEL, 103, -1, 6384, 7, 1825},  // 1129 k103_bnbwd_c72_16x16
   {CUDA_STEP_CONV_BWD_FILTER, -1, 91, 6391, 3, 1826},  // 1130 cells.12.ops.0.x_op.op.2
   {CUDA_STEP_GEMM, -1, 288, 6394, 3, 1827},  // 1131 cells.12.ops.0.x_op.op.2
-  {CUDA_STEP_KERNEL, 112, -1, 6397, 13, 1829},  // 1132 k112_bnapply_relu_dw5x5s1filter_dw5x5s1data_c72_16x16
+  {CUDA_STEP_KERNEL, 112, -1, 6397, 13, 1829},  // 1132 k112_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c72_16x16
   {CUDA_STEP_KERNEL, 103, -1, 6410, 7, 1831},  // 1133 k103_bnbwd_c72_16x16
   {CUDA_STEP_CONV_BWD_FILTER, -1, 92, 6417, 3, 1832},  // 1134 cells.12.maybe_calibrate_size.preprocess_y.conv
   {CUDA_STEP_GEMM, -1, 289, 6420, 3, 1833},  // 1135 cells.12.maybe_calibrate_size.preprocess_y.conv
@@ -34577,7 +34577,7 @@ static const CudaStep nao_train_steps[] = {  // kind, kernel, desc, arg0, n_args
   {CUDA_STEP_KERNEL, 101, -1, 6455, 8, 1842},  // 1142 k101_mask_bwd_bnbwd_c72_16x16
   {CUDA_STEP_CONV_BWD_FILTER, -1, 94, 6463, 3, 1843},  // 1143 cells.11.ops.4.x_op.op.6
   {CUDA_STEP_GEMM, -1, 291, 6466, 3, 1844},  // 1144 cells.11.ops.4.x_op.op.6
-  {CUDA_STEP_KERNEL, 102, -1, 6469, 13, 1846},  // 1145 k102_bnapply_relu_dw5x5s1filter_dw5x5s1data_c72_16x16
+  {CUDA_STEP_KERNEL, 102, -1, 6469, 13, 1846},  // 1145 k102_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c72_16x16
   {CUDA_STEP_KERNEL, 103, -1, 6482, 7, 1848},  // 1146 k103_bnbwd_c72_16x16
   {CUDA_STEP_CONV_BWD_FILTER, -1, 95, 6489, 3, 1849},  // 1147 cells.11.ops.4.x_op.op.2
   {CUDA_STEP_GEMM, -1, 292, 6492, 3, 1850},  // 1148 cells.11.ops.4.x_op.op.2
@@ -34587,7 +34587,7 @@ static const CudaStep nao_train_steps[] = {  // kind, kernel, desc, arg0, n_args
   {CUDA_STEP_KERNEL, 101, -1, 6516, 8, 1857},  // 1152 k101_mask_bwd_bnbwd_c72_16x16
   {CUDA_STEP_CONV_BWD_FILTER, -1, 96, 6524, 3, 1858},  // 1153 cells.11.ops.3.x_op.op.6
   {CUDA_STEP_GEMM, -1, 293, 6527, 3, 1859},  // 1154 cells.11.ops.3.x_op.op.6
-  {CUDA_STEP_KERNEL, 105, -1, 6530, 13, 1861},  // 1155 k105_bnapply_relu_dw3x3s1filter_dw3x3s1data_c72_16x16
+  {CUDA_STEP_KERNEL, 105, -1, 6530, 13, 1861},  // 1155 k105_bnapply_relu_dw3x3s1filter_dw3x3s1data_relu_bwd_bnbwdsum_c72_16x16
   {CUDA_STEP_KERNEL, 103, -1, 6543, 7, 1863},  // 1156 k103_bnbwd_c72_16x16
   {CUDA_STEP_CONV_BWD_FILTER, -1, 97, 6550, 3, 1864},  // 1157 cells.11.ops.3.x_op.op.2
   {CUDA_STEP_GEMM, -1, 294, 6553, 3, 1865},  // 1158 cells.11.ops.3.x_op.op.2
@@ -34599,20 +34599,20 @@ static const CudaStep nao_train_steps[] = {  // kind, kernel, desc, arg0, n_args
   {CUDA_STEP_KERNEL, 101, -1, 6597, 8, 1876},  // 1164 k101_mask_bwd_bnbwd_c72_16x16
   {CUDA_STEP_CONV_BWD_FILTER, -1, 98, 6605, 3, 1877},  // 1165 cells.11.ops.1.x_op.op.6
   {CUDA_STEP_GEMM, -1, 295, 6608, 3, 1878},  // 1166 cells.11.ops.1.x_op.op.6
-  {CUDA_STEP_KERNEL, 102, -1, 6611, 13, 1880},  // 1167 k102_bnapply_relu_dw5x5s1filter_dw5x5s1data_c72_16x16
+  {CUDA_STEP_KERNEL, 102, -1, 6611, 13, 1880},  // 1167 k102_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c72_16x16
   {CUDA_STEP_KERNEL, 103, -1, 6624, 7, 1882},  // 1168 k103_bnbwd_c72_16x16
   {CUDA_STEP_CONV_BWD_FILTER, -1, 99, 6631, 3, 1883},  // 1169 cells.11.ops.1.x_op.op.2
   {CUDA_STEP_GEMM, -1, 296, 6634, 3, 1884},  // 1170 cells.11.ops.1.x_op.op.2
-  {CUDA_STEP_KERNEL, 110, -1, 6637, 8, 1886},  // 1171 k110_bnapply_relu_dw5x5s1filter_dw5x5s1data_c72_16x16
+  {CUDA_STEP_KERNEL, 110, -1, 6637, 8, 1886},  // 1171 k110_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_c72_16x16
   {CUDA_STEP_KERNEL, 107, -1, 6645, 3, 1889},  // 1172 k107_bnapply_mask_bwd_avg3x3s1bwd_c72_16x16
   {CUDA_STEP_KERNEL, 111, -1, 6648, 8, 1891},  // 1173 k111_mask_bwd_bnbwd_c72_16x16
   {CUDA_STEP_CONV_BWD_FILTER, -1, 100, 6656, 3, 1892},  // 1174 cells.11.ops.0.x_op.op.6
   {CUDA_STEP_GEMM, -1, 297, 6659, 3, 1893},  // 1175 cells.11.ops.0.x_op.op.6
-  {CUDA_STEP_KERNEL, 102, -1, 6662, 13, 1895},  // 1176 k102_bnapply_relu_dw5x5s1filter_dw5x5s1data_c72_16x16
+  {CUDA_STEP_KERNEL, 102, -1, 6662, 13, 1895},  // 1176 k102_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c72_16x16
   {CUDA_STEP_KERNEL, 103, -1, 6675, 7, 1897},  // 1177 k103_bnbwd_c72_16x16
   {CUDA_STEP_CONV_BWD_FILTER, -1, 101, 6682, 3, 1898},  // 1178 cells.11.ops.0.x_op.op.2
   {CUDA_STEP_GEMM, -1, 298, 6685, 3, 1899},  // 1179 cells.11.ops.0.x_op.op.2
-  {CUDA_STEP_KERNEL, 112, -1, 6688, 13, 1901},  // 1180 k112_bnapply_relu_dw5x5s1filter_dw5x5s1data_c72_16x16
+  {CUDA_STEP_KERNEL, 112, -1, 6688, 13, 1901},  // 1180 k112_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c72_16x16
   {CUDA_STEP_KERNEL, 103, -1, 6701, 7, 1903},  // 1181 k103_bnbwd_c72_16x16
   {CUDA_STEP_CONV_BWD_FILTER, -1, 102, 6708, 3, 1904},  // 1182 cells.11.maybe_calibrate_size.preprocess_y.conv
   {CUDA_STEP_GEMM, -1, 299, 6711, 3, 1905},  // 1183 cells.11.maybe_calibrate_size.preprocess_y.conv
@@ -34625,7 +34625,7 @@ static const CudaStep nao_train_steps[] = {  // kind, kernel, desc, arg0, n_args
   {CUDA_STEP_KERNEL, 101, -1, 6746, 8, 1914},  // 1190 k101_mask_bwd_bnbwd_c72_16x16
   {CUDA_STEP_CONV_BWD_FILTER, -1, 104, 6754, 3, 1915},  // 1191 cells.10.ops.4.x_op.op.6
   {CUDA_STEP_GEMM, -1, 301, 6757, 3, 1916},  // 1192 cells.10.ops.4.x_op.op.6
-  {CUDA_STEP_KERNEL, 102, -1, 6760, 13, 1918},  // 1193 k102_bnapply_relu_dw5x5s1filter_dw5x5s1data_c72_16x16
+  {CUDA_STEP_KERNEL, 102, -1, 6760, 13, 1918},  // 1193 k102_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c72_16x16
   {CUDA_STEP_KERNEL, 103, -1, 6773, 7, 1920},  // 1194 k103_bnbwd_c72_16x16
   {CUDA_STEP_CONV_BWD_FILTER, -1, 105, 6780, 3, 1921},  // 1195 cells.10.ops.4.x_op.op.2
   {CUDA_STEP_GEMM, -1, 302, 6783, 3, 1922},  // 1196 cells.10.ops.4.x_op.op.2
@@ -34635,7 +34635,7 @@ static const CudaStep nao_train_steps[] = {  // kind, kernel, desc, arg0, n_args
   {CUDA_STEP_KERNEL, 101, -1, 6807, 8, 1929},  // 1200 k101_mask_bwd_bnbwd_c72_16x16
   {CUDA_STEP_CONV_BWD_FILTER, -1, 106, 6815, 3, 1930},  // 1201 cells.10.ops.3.x_op.op.6
   {CUDA_STEP_GEMM, -1, 303, 6818, 3, 1931},  // 1202 cells.10.ops.3.x_op.op.6
-  {CUDA_STEP_KERNEL, 105, -1, 6821, 13, 1933},  // 1203 k105_bnapply_relu_dw3x3s1filter_dw3x3s1data_c72_16x16
+  {CUDA_STEP_KERNEL, 105, -1, 6821, 13, 1933},  // 1203 k105_bnapply_relu_dw3x3s1filter_dw3x3s1data_relu_bwd_bnbwdsum_c72_16x16
   {CUDA_STEP_KERNEL, 103, -1, 6834, 7, 1935},  // 1204 k103_bnbwd_c72_16x16
   {CUDA_STEP_CONV_BWD_FILTER, -1, 107, 6841, 3, 1936},  // 1205 cells.10.ops.3.x_op.op.2
   {CUDA_STEP_GEMM, -1, 304, 6844, 3, 1937},  // 1206 cells.10.ops.3.x_op.op.2
@@ -34647,20 +34647,20 @@ static const CudaStep nao_train_steps[] = {  // kind, kernel, desc, arg0, n_args
   {CUDA_STEP_KERNEL, 101, -1, 6888, 8, 1948},  // 1212 k101_mask_bwd_bnbwd_c72_16x16
   {CUDA_STEP_CONV_BWD_FILTER, -1, 108, 6896, 3, 1949},  // 1213 cells.10.ops.1.x_op.op.6
   {CUDA_STEP_GEMM, -1, 305, 6899, 3, 1950},  // 1214 cells.10.ops.1.x_op.op.6
-  {CUDA_STEP_KERNEL, 102, -1, 6902, 13, 1952},  // 1215 k102_bnapply_relu_dw5x5s1filter_dw5x5s1data_c72_16x16
+  {CUDA_STEP_KERNEL, 102, -1, 6902, 13, 1952},  // 1215 k102_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c72_16x16
   {CUDA_STEP_KERNEL, 103, -1, 6915, 7, 1954},  // 1216 k103_bnbwd_c72_16x16
   {CUDA_STEP_CONV_BWD_FILTER, -1, 109, 6922, 3, 1955},  // 1217 cells.10.ops.1.x_op.op.2
   {CUDA_STEP_GEMM, -1, 306, 6925, 3, 1956},  // 1218 cells.10.ops.1.x_op.op.2
-  {CUDA_STEP_KERNEL, 110, -1, 6928, 8, 1958},  // 1219 k110_bnapply_relu_dw5x5s1filter_dw5x5s1data_c72_16x16
+  {CUDA_STEP_KERNEL, 110, -1, 6928, 8, 1958},  // 1219 k110_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_c72_16x16
   {CUDA_STEP_KERNEL, 107, -1, 6936, 3, 1961},  // 1220 k107_bnapply_mask_bwd_avg3x3s1bwd_c72_16x16
   {CUDA_STEP_KERNEL, 111, -1, 6939, 8, 1963},  // 1221 k111_mask_bwd_bnbwd_c72_16x16
   {CUDA_STEP_CONV_BWD_FILTER, -1, 110, 6947, 3, 1964},  // 1222 cells.10.ops.0.x_op.op.6
   {CUDA_STEP_GEMM, -1, 307, 6950, 3, 1965},  // 1223 cells.10.ops.0.x_op.op.6
-  {CUDA_STEP_KERNEL, 102, -1, 6953, 13, 1967},  // 1224 k102_bnapply_relu_dw5x5s1filter_dw5x5s1data_c72_16x16
+  {CUDA_STEP_KERNEL, 102, -1, 6953, 13, 1967},  // 1224 k102_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c72_16x16
   {CUDA_STEP_KERNEL, 103, -1, 6966, 7, 1969},  // 1225 k103_bnbwd_c72_16x16
   {CUDA_STEP_CONV_BWD_FILTER, -1, 111, 6973, 3, 1970},  // 1226 cells.10.ops.0.x_op.op.2
   {CUDA_STEP_GEMM, -1, 308, 6976, 3, 1971},  // 1227 cells.10.ops.0.x_op.op.2
-  {CUDA_STEP_KERNEL, 112, -1, 6979, 13, 1973},  // 1228 k112_bnapply_relu_dw5x5s1filter_dw5x5s1data_c72_16x16
+  {CUDA_STEP_KERNEL, 112, -1, 6979, 13, 1973},  // 1228 k112_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c72_16x16
   {CUDA_STEP_KERNEL, 103, -1, 6992, 7, 1975},  // 1229 k103_bnbwd_c72_16x16
   {CUDA_STEP_CONV_BWD_FILTER, -1, 112, 6999, 3, 1976},  // 1230 cells.10.maybe_calibrate_size.preprocess_y.conv
   {CUDA_STEP_GEMM, -1, 309, 7002, 3, 1977},  // 1231 cells.10.maybe_calibrate_size.preprocess_y.conv
@@ -34673,7 +34673,7 @@ static const CudaStep nao_train_steps[] = {  // kind, kernel, desc, arg0, n_args
   {CUDA_STEP_KERNEL, 101, -1, 7037, 8, 1986},  // 1238 k101_mask_bwd_bnbwd_c72_16x16
   {CUDA_STEP_CONV_BWD_FILTER, -1, 114, 7045, 3, 1987},  // 1239 cells.9.ops.4.x_op.op.6
   {CUDA_STEP_GEMM, -1, 311, 7048, 3, 1988},  // 1240 cells.9.ops.4.x_op.op.6
-  {CUDA_STEP_KERNEL, 102, -1, 7051, 13, 1990},  // 1241 k102_bnapply_relu_dw5x5s1filter_dw5x5s1data_c72_16x16
+  {CUDA_STEP_KERNEL, 102, -1, 7051, 13, 1990},  // 1241 k102_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c72_16x16
   {CUDA_STEP_KERNEL, 103, -1, 7064, 7, 1992},  // 1242 k103_bnbwd_c72_16x16
   {CUDA_STEP_CONV_BWD_FILTER, -1, 115, 7071, 3, 1993},  // 1243 cells.9.ops.4.x_op.op.2
   {CUDA_STEP_GEMM, -1, 312, 7074, 3, 1994},  // 1244 cells.9.ops.4.x_op.op.2
@@ -34683,7 +34683,7 @@ static const CudaStep nao_train_steps[] = {  // kind, kernel, desc, arg0, n_args
   {CUDA_STEP_KERNEL, 101, -1, 7098, 8, 2001},  // 1248 k101_mask_bwd_bnbwd_c72_16x16
   {CUDA_STEP_CONV_BWD_FILTER, -1, 116, 7106, 3, 2002},  // 1249 cells.9.ops.3.x_op.op.6
   {CUDA_STEP_GEMM, -1, 313, 7109, 3, 2003},  // 1250 cells.9.ops.3.x_op.op.6
-  {CUDA_STEP_KERNEL, 105, -1, 7112, 13, 2005},  // 1251 k105_bnapply_relu_dw3x3s1filter_dw3x3s1data_c72_16x16
+  {CUDA_STEP_KERNEL, 105, -1, 7112, 13, 2005},  // 1251 k105_bnapply_relu_dw3x3s1filter_dw3x3s1data_relu_bwd_bnbwdsum_c72_16x16
   {CUDA_STEP_KERNEL, 103, -1, 7125, 7, 2007},  // 1252 k103_bnbwd_c72_16x16
   {CUDA_STEP_CONV_BWD_FILTER, -1, 117, 7132, 3, 2008},  // 1253 cells.9.ops.3.x_op.op.2
   {CUDA_STEP_GEMM, -1, 314, 7135, 3, 2009},  // 1254 cells.9.ops.3.x_op.op.2
@@ -34695,20 +34695,20 @@ static const CudaStep nao_train_steps[] = {  // kind, kernel, desc, arg0, n_args
   {CUDA_STEP_KERNEL, 101, -1, 7179, 8, 2020},  // 1260 k101_mask_bwd_bnbwd_c72_16x16
   {CUDA_STEP_CONV_BWD_FILTER, -1, 118, 7187, 3, 2021},  // 1261 cells.9.ops.1.x_op.op.6
   {CUDA_STEP_GEMM, -1, 315, 7190, 3, 2022},  // 1262 cells.9.ops.1.x_op.op.6
-  {CUDA_STEP_KERNEL, 102, -1, 7193, 13, 2024},  // 1263 k102_bnapply_relu_dw5x5s1filter_dw5x5s1data_c72_16x16
+  {CUDA_STEP_KERNEL, 102, -1, 7193, 13, 2024},  // 1263 k102_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c72_16x16
   {CUDA_STEP_KERNEL, 103, -1, 7206, 7, 2026},  // 1264 k103_bnbwd_c72_16x16
   {CUDA_STEP_CONV_BWD_FILTER, -1, 119, 7213, 3, 2027},  // 1265 cells.9.ops.1.x_op.op.2
   {CUDA_STEP_GEMM, -1, 316, 7216, 3, 2028},  // 1266 cells.9.ops.1.x_op.op.2
-  {CUDA_STEP_KERNEL, 110, -1, 7219, 8, 2030},  // 1267 k110_bnapply_relu_dw5x5s1filter_dw5x5s1data_c72_16x16
+  {CUDA_STEP_KERNEL, 110, -1, 7219, 8, 2030},  // 1267 k110_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_c72_16x16
   {CUDA_STEP_KERNEL, 107, -1, 7227, 3, 2033},  // 1268 k107_bnapply_mask_bwd_avg3x3s1bwd_c72_16x16
   {CUDA_STEP_KERNEL, 111, -1, 7230, 8, 2035},  // 1269 k111_mask_bwd_bnbwd_c72_16x16
   {CUDA_STEP_CONV_BWD_FILTER, -1, 120, 7238, 3, 2036},  // 1270 cells.9.ops.0.x_op.op.6
   {CUDA_STEP_GEMM, -1, 317, 7241, 3, 2037},  // 1271 cells.9.ops.0.x_op.op.6
-  {CUDA_STEP_KERNEL, 102, -1, 7244, 13, 2039},  // 1272 k102_bnapply_relu_dw5x5s1filter_dw5x5s1data_c72_16x16
+  {CUDA_STEP_KERNEL, 102, -1, 7244, 13, 2039},  // 1272 k102_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c72_16x16
   {CUDA_STEP_KERNEL, 103, -1, 7257, 7, 2041},  // 1273 k103_bnbwd_c72_16x16
   {CUDA_STEP_CONV_BWD_FILTER, -1, 121, 7264, 3, 2042},  // 1274 cells.9.ops.0.x_op.op.2
   {CUDA_STEP_GEMM, -1, 318, 7267, 3, 2043},  // 1275 cells.9.ops.0.x_op.op.2
-  {CUDA_STEP_KERNEL, 112, -1, 7270, 13, 2045},  // 1276 k112_bnapply_relu_dw5x5s1filter_dw5x5s1data_c72_16x16
+  {CUDA_STEP_KERNEL, 112, -1, 7270, 13, 2045},  // 1276 k112_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c72_16x16
   {CUDA_STEP_KERNEL, 103, -1, 7283, 7, 2047},  // 1277 k103_bnbwd_c72_16x16
   {CUDA_STEP_CONV_BWD_FILTER, -1, 122, 7290, 3, 2048},  // 1278 cells.9.maybe_calibrate_size.preprocess_y.conv
   {CUDA_STEP_GEMM, -1, 319, 7293, 3, 2049},  // 1279 cells.9.maybe_calibrate_size.preprocess_y.conv
@@ -34721,7 +34721,7 @@ static const CudaStep nao_train_steps[] = {  // kind, kernel, desc, arg0, n_args
   {CUDA_STEP_KERNEL, 101, -1, 7328, 8, 2058},  // 1286 k101_mask_bwd_bnbwd_c72_16x16
   {CUDA_STEP_CONV_BWD_FILTER, -1, 124, 7336, 3, 2059},  // 1287 cells.8.ops.4.x_op.op.6
   {CUDA_STEP_GEMM, -1, 321, 7339, 3, 2060},  // 1288 cells.8.ops.4.x_op.op.6
-  {CUDA_STEP_KERNEL, 102, -1, 7342, 13, 2062},  // 1289 k102_bnapply_relu_dw5x5s1filter_dw5x5s1data_c72_16x16
+  {CUDA_STEP_KERNEL, 102, -1, 7342, 13, 2062},  // 1289 k102_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c72_16x16
   {CUDA_STEP_KERNEL, 103, -1, 7355, 7, 2064},  // 1290 k103_bnbwd_c72_16x16
   {CUDA_STEP_CONV_BWD_FILTER, -1, 125, 7362, 3, 2065},  // 1291 cells.8.ops.4.x_op.op.2
   {CUDA_STEP_GEMM, -1, 322, 7365, 3, 2066},  // 1292 cells.8.ops.4.x_op.op.2
@@ -34731,7 +34731,7 @@ static const CudaStep nao_train_steps[] = {  // kind, kernel, desc, arg0, n_args
   {CUDA_STEP_KERNEL, 101, -1, 7389, 8, 2073},  // 1296 k101_mask_bwd_bnbwd_c72_16x16
   {CUDA_STEP_CONV_BWD_FILTER, -1, 126, 7397, 3, 2074},  // 1297 cells.8.ops.3.x_op.op.6
   {CUDA_STEP_GEMM, -1, 323, 7400, 3, 2075},  // 1298 cells.8.ops.3.x_op.op.6
-  {CUDA_STEP_KERNEL, 105, -1, 7403, 13, 2077},  // 1299 k105_bnapply_relu_dw3x3s1filter_dw3x3s1data_c72_16x16
+  {CUDA_STEP_KERNEL, 105, -1, 7403, 13, 2077},  // 1299 k105_bnapply_relu_dw3x3s1filter_dw3x3s1data_relu_bwd_bnbwdsum_c72_16x16
   {CUDA_STEP_KERNEL, 103, -1, 7416, 7, 2079},  // 1300 k103_bnbwd_c72_16x16
   {CUDA_STEP_CONV_BWD_FILTER, -1, 127, 7423, 3, 2080},  // 1301 cells.8.ops.3.x_op.op.2
   {CUDA_STEP_GEMM, -1, 324, 7426, 3, 2081},  // 1302 cells.8.ops.3.x_op.op.2
@@ -34743,20 +34743,20 @@ static const CudaStep nao_train_steps[] = {  // kind, kernel, desc, arg0, n_args
   {CUDA_STEP_KERNEL, 101, -1, 7470, 8, 2092},  // 1308 k101_mask_bwd_bnbwd_c72_16x16
   {CUDA_STEP_CONV_BWD_FILTER, -1, 128, 7478, 3, 2093},  // 1309 cells.8.ops.1.x_op.op.6
   {CUDA_STEP_GEMM, -1, 325, 7481, 3, 2094},  // 1310 cells.8.ops.1.x_op.op.6
-  {CUDA_STEP_KERNEL, 102, -1, 7484, 13, 2096},  // 1311 k102_bnapply_relu_dw5x5s1filter_dw5x5s1data_c72_16x16
+  {CUDA_STEP_KERNEL, 102, -1, 7484, 13, 2096},  // 1311 k102_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c72_16x16
   {CUDA_STEP_KERNEL, 103, -1, 7497, 7, 2098},  // 1312 k103_bnbwd_c72_16x16
   {CUDA_STEP_CONV_BWD_FILTER, -1, 129, 7504, 3, 2099},  // 1313 cells.8.ops.1.x_op.op.2
   {CUDA_STEP_GEMM, -1, 326, 7507, 3, 2100},  // 1314 cells.8.ops.1.x_op.op.2
-  {CUDA_STEP_KERNEL, 110, -1, 7510, 8, 2102},  // 1315 k110_bnapply_relu_dw5x5s1filter_dw5x5s1data_c72_16x16
+  {CUDA_STEP_KERNEL, 110, -1, 7510, 8, 2102},  // 1315 k110_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_c72_16x16
   {CUDA_STEP_KERNEL, 107, -1, 7518, 3, 2105},  // 1316 k107_bnapply_mask_bwd_avg3x3s1bwd_c72_16x16
   {CUDA_STEP_KERNEL, 111, -1, 7521, 8, 2107},  // 1317 k111_mask_bwd_bnbwd_c72_16x16
   {CUDA_STEP_CONV_BWD_FILTER, -1, 130, 7529, 3, 2108},  // 1318 cells.8.ops.0.x_op.op.6
   {CUDA_STEP_GEMM, -1, 327, 7532, 3, 2109},  // 1319 cells.8.ops.0.x_op.op.6
-  {CUDA_STEP_KERNEL, 102, -1, 7535, 13, 2111},  // 1320 k102_bnapply_relu_dw5x5s1filter_dw5x5s1data_c72_16x16
+  {CUDA_STEP_KERNEL, 102, -1, 7535, 13, 2111},  // 1320 k102_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c72_16x16
   {CUDA_STEP_KERNEL, 103, -1, 7548, 7, 2113},  // 1321 k103_bnbwd_c72_16x16
   {CUDA_STEP_CONV_BWD_FILTER, -1, 131, 7555, 3, 2114},  // 1322 cells.8.ops.0.x_op.op.2
   {CUDA_STEP_GEMM, -1, 328, 7558, 3, 2115},  // 1323 cells.8.ops.0.x_op.op.2
-  {CUDA_STEP_KERNEL, 112, -1, 7561, 13, 2117},  // 1324 k112_bnapply_relu_dw5x5s1filter_dw5x5s1data_c72_16x16
+  {CUDA_STEP_KERNEL, 112, -1, 7561, 13, 2117},  // 1324 k112_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c72_16x16
   {CUDA_STEP_KERNEL, 103, -1, 7574, 7, 2119},  // 1325 k103_bnbwd_c72_16x16
   {CUDA_STEP_CONV_BWD_FILTER, -1, 132, 7581, 3, 2120},  // 1326 cells.8.maybe_calibrate_size.preprocess_y.conv
   {CUDA_STEP_GEMM, -1, 329, 7584, 3, 2121},  // 1327 cells.8.maybe_calibrate_size.preprocess_y.conv
@@ -34769,7 +34769,7 @@ static const CudaStep nao_train_steps[] = {  // kind, kernel, desc, arg0, n_args
   {CUDA_STEP_KERNEL, 101, -1, 7619, 8, 2130},  // 1334 k101_mask_bwd_bnbwd_c72_16x16
   {CUDA_STEP_CONV_BWD_FILTER, -1, 134, 7627, 3, 2131},  // 1335 cells.7.ops.4.x_op.op.6
   {CUDA_STEP_GEMM, -1, 331, 7630, 3, 2132},  // 1336 cells.7.ops.4.x_op.op.6
-  {CUDA_STEP_KERNEL, 102, -1, 7633, 13, 2134},  // 1337 k102_bnapply_relu_dw5x5s1filter_dw5x5s1data_c72_16x16
+  {CUDA_STEP_KERNEL, 102, -1, 7633, 13, 2134},  // 1337 k102_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c72_16x16
   {CUDA_STEP_KERNEL, 103, -1, 7646, 7, 2136},  // 1338 k103_bnbwd_c72_16x16
   {CUDA_STEP_CONV_BWD_FILTER, -1, 135, 7653, 3, 2137},  // 1339 cells.7.ops.4.x_op.op.2
   {CUDA_STEP_GEMM, -1, 332, 7656, 3, 2138},  // 1340 cells.7.ops.4.x_op.op.2
@@ -34779,7 +34779,7 @@ static const CudaStep nao_train_steps[] = {  // kind, kernel, desc, arg0, n_args
   {CUDA_STEP_KERNEL, 101, -1, 7680, 8, 2145},  // 1344 k101_mask_bwd_bnbwd_c72_16x16
   {CUDA_STEP_CONV_BWD_FILTER, -1, 136, 7688, 3, 2146},  // 1345 cells.7.ops.3.x_op.op.6
   {CUDA_STEP_GEMM, -1, 333, 7691, 3, 2147},  // 1346 cells.7.ops.3.x_op.op.6
-  {CUDA_STEP_KERNEL, 105, -1, 7694, 13, 2149},  // 1347 k105_bnapply_relu_dw3x3s1filter_dw3x3s1data_c72_16x16
+  {CUDA_STEP_KERNEL, 105, -1, 7694, 13, 2149},  // 1347 k105_bnapply_relu_dw3x3s1filter_dw3x3s1data_relu_bwd_bnbwdsum_c72_16x16
   {CUDA_STEP_KERNEL, 103, -1, 7707, 7, 2151},  // 1348 k103_bnbwd_c72_16x16
   {CUDA_STEP_CONV_BWD_FILTER, -1, 137, 7714, 3, 2152},  // 1349 cells.7.ops.3.x_op.op.2
   {CUDA_STEP_GEMM, -1, 334, 7717, 3, 2153},  // 1350 cells.7.ops.3.x_op.op.2
@@ -34791,20 +34791,20 @@ static const CudaStep nao_train_steps[] = {  // kind, kernel, desc, arg0, n_args
   {CUDA_STEP_KERNEL, 101, -1, 7761, 8, 2164},  // 1356 k101_mask_bwd_bnbwd_c72_16x16
   {CUDA_STEP_CONV_BWD_FILTER, -1, 138, 7769, 3, 2165},  // 1357 cells.7.ops.1.x_op.op.6
   {CUDA_STEP_GEMM, -1, 335, 7772, 3, 2166},  // 1358 cells.7.ops.1.x_op.op.6
-  {CUDA_STEP_KERNEL, 102, -1, 7775, 13, 2168},  // 1359 k102_bnapply_relu_dw5x5s1filter_dw5x5s1data_c72_16x16
+  {CUDA_STEP_KERNEL, 102, -1, 7775, 13, 2168},  // 1359 k102_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c72_16x16
   {CUDA_STEP_KERNEL, 103, -1, 7788, 7, 2170},  // 1360 k103_bnbwd_c72_16x16
   {CUDA_STEP_CONV_BWD_FILTER, -1, 139, 7795, 3, 2171},  // 1361 cells.7.ops.1.x_op.op.2
   {CUDA_STEP_GEMM, -1, 336, 7798, 3, 2172},  // 1362 cells.7.ops.1.x_op.op.2
-  {CUDA_STEP_KERNEL, 110, -1, 7801, 8, 2174},  // 1363 k110_bnapply_relu_dw5x5s1filter_dw5x5s1data_c72_16x16
+  {CUDA_STEP_KERNEL, 110, -1, 7801, 8, 2174},  // 1363 k110_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_c72_16x16
   {CUDA_STEP_KERNEL, 107, -1, 7809, 3, 2177},  // 1364 k107_bnapply_mask_bwd_avg3x3s1bwd_c72_16x16
   {CUDA_STEP_KERNEL, 111, -1, 7812, 8, 2179},  // 1365 k111_mask_bwd_bnbwd_c72_16x16
   {CUDA_STEP_CONV_BWD_FILTER, -1, 140, 7820, 3, 2180},  // 1366 cells.7.ops.0.x_op.op.6
   {CUDA_STEP_GEMM, -1, 337, 7823, 3, 2181},  // 1367 cells.7.ops.0.x_op.op.6
-  {CUDA_STEP_KERNEL, 102, -1, 7826, 13, 2183},  // 1368 k102_bnapply_relu_dw5x5s1filter_dw5x5s1data_c72_16x16
+  {CUDA_STEP_KERNEL, 102, -1, 7826, 13, 2183},  // 1368 k102_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c72_16x16
   {CUDA_STEP_KERNEL, 103, -1, 7839, 7, 2185},  // 1369 k103_bnbwd_c72_16x16
   {CUDA_STEP_CONV_BWD_FILTER, -1, 141, 7846, 3, 2186},  // 1370 cells.7.ops.0.x_op.op.2
   {CUDA_STEP_GEMM, -1, 338, 7849, 3, 2187},  // 1371 cells.7.ops.0.x_op.op.2
-  {CUDA_STEP_KERNEL, 112, -1, 7852, 13, 2189},  // 1372 k112_bnapply_relu_dw5x5s1filter_dw5x5s1data_c72_16x16
+  {CUDA_STEP_KERNEL, 112, -1, 7852, 13, 2189},  // 1372 k112_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c72_16x16
   {CUDA_STEP_KERNEL, 103, -1, 7865, 7, 2191},  // 1373 k103_bnbwd_c72_16x16
   {CUDA_STEP_CONV_BWD_FILTER, -1, 142, 7872, 3, 2192},  // 1374 cells.7.maybe_calibrate_size.preprocess_y.conv
   {CUDA_STEP_GEMM, -1, 339, 7875, 3, 2193},  // 1375 cells.7.maybe_calibrate_size.preprocess_y.conv
@@ -34822,45 +34822,45 @@ static const CudaStep nao_train_steps[] = {  // kind, kernel, desc, arg0, n_args
   {CUDA_STEP_KERNEL, 101, -1, 7927, 8, 2208},  // 1387 k101_mask_bwd_bnbwd_c72_16x16
   {CUDA_STEP_CONV_BWD_FILTER, -1, 147, 7935, 3, 2209},  // 1388 cells.6.ops.3.x_op.op.6
   {CUDA_STEP_GEMM, -1, 340, 7938, 3, 2210},  // 1389 cells.6.ops.3.x_op.op.6
-  {CUDA_STEP_KERNEL, 102, -1, 7941, 13, 2212},  // 1390 k102_bnapply_relu_dw5x5s1filter_dw5x5s1data_c72_16x16
+  {CUDA_STEP_KERNEL, 102, -1, 7941, 13, 2212},  // 1390 k102_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c72_16x16
   {CUDA_STEP_KERNEL, 103, -1, 7954, 7, 2214},  // 1391 k103_bnbwd_c72_16x16
   {CUDA_STEP_CONV_BWD_FILTER, -1, 148, 7961, 3, 2215},  // 1392 cells.6.ops.3.x_op.op.2
   {CUDA_STEP_GEMM, -1, 341, 7964, 3, 2216},  // 1393 cells.6.ops.3.x_op.op.2
-  {CUDA_STEP_KERNEL, 117, -1, 7967, 13, 2218},  // 1394 k117_dw5x5s1filter_dw5x5s1data_relu_bwd_c72_16x16
+  {CUDA_STEP_KERNEL, 117, -1, 7967, 13, 2218},  // 1394 k117_dw5x5s1filter_dw5x5s1data_relu_bwd_mask_bwd_bnbwdsum_c72_16x16
   {CUDA_STEP_KERNEL, 118, -1, 7980, 6, 2221},  // 1395 k118_mask_bwd_max3x3s1bwd_c72_16x16
   {CUDA_STEP_KERNEL, 100, -1, 7986, 9, 2223},  // 1396 k100_mask_bwd_bnbwdsum_c72_16x16
   {CUDA_STEP_KERNEL, 101, -1, 7995, 8, 2223},  // 1397 k101_mask_bwd_bnbwd_c72_16x16
   {CUDA_STEP_CONV_BWD_FILTER, -1, 149, 8003, 3, 2224},  // 1398 cells.6.ops.2.x_op.op.6
   {CUDA_STEP_GEMM, -1, 342, 8006, 3, 2225},  // 1399 cells.6.ops.2.x_op.op.6
-  {CUDA_STEP_KERNEL, 105, -1, 8009, 13, 2227},  // 1400 k105_bnapply_relu_dw3x3s1filter_dw3x3s1data_c72_16x16
+  {CUDA_STEP_KERNEL, 105, -1, 8009, 13, 2227},  // 1400 k105_bnapply_relu_dw3x3s1filter_dw3x3s1data_relu_bwd_bnbwdsum_c72_16x16
   {CUDA_STEP_KERNEL, 103, -1, 8022, 7, 2229},  // 1401 k103_bnbwd_c72_16x16
   {CUDA_STEP_CONV_BWD_FILTER, -1, 150, 8029, 3, 2230},  // 1402 cells.6.ops.2.x_op.op.2
   {CUDA_STEP_GEMM, -1, 343, 8032, 3, 2231},  // 1403 cells.6.ops.2.x_op.op.2
-  {CUDA_STEP_KERNEL, 119, -1, 8035, 8, 2233},  // 1404 k119_bnapply_relu_dw3x3s2filter_dw3x3s2data_c72_32x32
+  {CUDA_STEP_KERNEL, 119, -1, 8035, 8, 2233},  // 1404 k119_bnapply_relu_dw3x3s2filter_dw3x3s2data_relu_bwd_c72_32x32
   {CUDA_STEP_KERNEL, 111, -1, 8043, 8, 2237},  // 1405 k111_mask_bwd_bnbwd_c72_16x16
   {CUDA_STEP_CONV_BWD_FILTER, -1, 151, 8051, 3, 2238},  // 1406 cells.6.ops.1.x_op.op.6
   {CUDA_STEP_GEMM, -1, 344, 8054, 3, 2239},  // 1407 cells.6.ops.1.x_op.op.6
-  {CUDA_STEP_KERNEL, 102, -1, 8057, 13, 2241},  // 1408 k102_bnapply_relu_dw5x5s1filter_dw5x5s1data_c72_16x16
+  {CUDA_STEP_KERNEL, 102, -1, 8057, 13, 2241},  // 1408 k102_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c72_16x16
   {CUDA_STEP_KERNEL, 103, -1, 8070, 7, 2243},  // 1409 k103_bnbwd_c72_16x16
   {CUDA_STEP_CONV_BWD_FILTER, -1, 152, 8077, 3, 2244},  // 1410 cells.6.ops.1.x_op.op.2
   {CUDA_STEP_GEMM, -1, 345, 8080, 3, 2245},  // 1411 cells.6.ops.1.x_op.op.2
-  {CUDA_STEP_KERNEL, 120, -1, 8083, 20, 2247},  // 1412 k120_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_c72_16x16
+  {CUDA_STEP_KERNEL, 120, -1, 8083, 20, 2247},  // 1412 k120_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_mask_bwd_c72_16x16
   {CUDA_STEP_KERNEL, 111, -1, 8103, 8, 2250},  // 1413 k111_mask_bwd_bnbwd_c72_16x16
   {CUDA_STEP_CONV_BWD_FILTER, -1, 153, 8111, 3, 2251},  // 1414 cells.6.ops.0.y_op.op.6
   {CUDA_STEP_GEMM, -1, 346, 8114, 3, 2252},  // 1415 cells.6.ops.0.y_op.op.6
-  {CUDA_STEP_KERNEL, 105, -1, 8117, 13, 2254},  // 1416 k105_bnapply_relu_dw3x3s1filter_dw3x3s1data_c72_16x16
+  {CUDA_STEP_KERNEL, 105, -1, 8117, 13, 2254},  // 1416 k105_bnapply_relu_dw3x3s1filter_dw3x3s1data_relu_bwd_bnbwdsum_c72_16x16
   {CUDA_STEP_KERNEL, 103, -1, 8130, 7, 2256},  // 1417 k103_bnbwd_c72_16x16
   {CUDA_STEP_CONV_BWD_FILTER, -1, 154, 8137, 3, 2257},  // 1418 cells.6.ops.0.y_op.op.2
   {CUDA_STEP_GEMM, -1, 347, 8140, 3, 2258},  // 1419 cells.6.ops.0.y_op.op.2
-  {CUDA_STEP_KERNEL, 121, -1, 8143, 8, 2260},  // 1420 k121_bnapply_relu_dw3x3s2filter_dw3x3s2data_c72_32x32
+  {CUDA_STEP_KERNEL, 121, -1, 8143, 8, 2260},  // 1420 k121_bnapply_relu_dw3x3s2filter_dw3x3s2data_relu_bwd_c72_32x32
   {CUDA_STEP_KERNEL, 111, -1, 8151, 8, 2263},  // 1421 k111_mask_bwd_bnbwd_c72_16x16
   {CUDA_STEP_CONV_BWD_FILTER, -1, 155, 8159, 3, 2264},  // 1422 cells.6.ops.0.x_op.op.6
   {CUDA_STEP_GEMM, -1, 348, 8162, 3, 2265},  // 1423 cells.6.ops.0.x_op.op.6
-  {CUDA_STEP_KERNEL, 102, -1, 8165, 13, 2267},  // 1424 k102_bnapply_relu_dw5x5s1filter_dw5x5s1data_c72_16x16
+  {CUDA_STEP_KERNEL, 102, -1, 8165, 13, 2267},  // 1424 k102_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c72_16x16
   {CUDA_STEP_KERNEL, 103, -1, 8178, 7, 2269},  // 1425 k103_bnbwd_c72_16x16
   {CUDA_STEP_CONV_BWD_FILTER, -1, 156, 8185, 3, 2270},  // 1426 cells.6.ops.0.x_op.op.2
   {CUDA_STEP_GEMM, -1, 349, 8188, 3, 2271},  // 1427 cells.6.ops.0.x_op.op.2
-  {CUDA_STEP_KERNEL, 122, -1, 8191, 13, 2273},  // 1428 k122_bnapply_relu_dw5x5s2filter_dw5x5s2data_c72_32x32
+  {CUDA_STEP_KERNEL, 122, -1, 8191, 13, 2273},  // 1428 k122_bnapply_relu_dw5x5s2filter_dw5x5s2data_relu_bwd_bnbwdsum_c72_32x32
   {CUDA_STEP_KERNEL, 123, -1, 8204, 7, 2275},  // 1429 k123_bnbwd_c72_32x32
   {CUDA_STEP_CONV_BWD_FILTER, -1, 157, 8211, 3, 2276},  // 1430 cells.6.maybe_calibrate_size.preprocess_y.conv
   {CUDA_STEP_GEMM, -1, 350, 8214, 3, 2277},  // 1431 cells.6.maybe_calibrate_size.preprocess_y.conv
@@ -34873,7 +34873,7 @@ static const CudaStep nao_train_steps[] = {  // kind, kernel, desc, arg0, n_args
   {CUDA_STEP_KERNEL, 127, -1, 8249, 8, 2286},  // 1438 k127_mask_bwd_bnbwd_c36_32x32
   {CUDA_STEP_CONV_BWD_FILTER, -1, 159, 8257, 3, 2287},  // 1439 cells.5.ops.4.x_op.op.6
   {CUDA_STEP_GEMM, -1, 352, 8260, 3, 2288},  // 1440 cells.5.ops.4.x_op.op.6
-  {CUDA_STEP_KERNEL, 128, -1, 8263, 13, 2290},  // 1441 k128_bnapply_relu_dw5x5s1filter_dw5x5s1data_c36_32x32
+  {CUDA_STEP_KERNEL, 128, -1, 8263, 13, 2290},  // 1441 k128_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c36_32x32
   {CUDA_STEP_KERNEL, 129, -1, 8276, 7, 2292},  // 1442 k129_bnbwd_c36_32x32
   {CUDA_STEP_CONV_BWD_FILTER, -1, 160, 8283, 3, 2293},  // 1443 cells.5.ops.4.x_op.op.2
   {CUDA_STEP_GEMM, -1, 353, 8286, 3, 2294},  // 1444 cells.5.ops.4.x_op.op.2
@@ -34883,7 +34883,7 @@ static const CudaStep nao_train_steps[] = {  // kind, kernel, desc, arg0, n_args
   {CUDA_STEP_KERNEL, 127, -1, 8310, 8, 2301},  // 1448 k127_mask_bwd_bnbwd_c36_32x32
   {CUDA_STEP_CONV_BWD_FILTER, -1, 161, 8318, 3, 2302},  // 1449 cells.5.ops.3.x_op.op.6
   {CUDA_STEP_GEMM, -1, 354, 8321, 3, 2303},  // 1450 cells.5.ops.3.x_op.op.6
-  {CUDA_STEP_KERNEL, 131, -1, 8324, 13, 2305},  // 1451 k131_bnapply_relu_dw3x3s1filter_dw3x3s1data_c36_32x32
+  {CUDA_STEP_KERNEL, 131, -1, 8324, 13, 2305},  // 1451 k131_bnapply_relu_dw3x3s1filter_dw3x3s1data_relu_bwd_bnbwdsum_c36_32x32
   {CUDA_STEP_KERNEL, 129, -1, 8337, 7, 2307},  // 1452 k129_bnbwd_c36_32x32
   {CUDA_STEP_CONV_BWD_FILTER, -1, 162, 8344, 3, 2308},  // 1453 cells.5.ops.3.x_op.op.2
   {CUDA_STEP_GEMM, -1, 355, 8347, 3, 2309},  // 1454 cells.5.ops.3.x_op.op.2
@@ -34895,20 +34895,20 @@ static const CudaStep nao_train_steps[] = {  // kind, kernel, desc, arg0, n_args
   {CUDA_STEP_KERNEL, 127, -1, 8391, 8, 2320},  // 1460 k127_mask_bwd_bnbwd_c36_32x32
   {CUDA_STEP_CONV_BWD_FILTER, -1, 163, 8399, 3, 2321},  // 1461 cells.5.ops.1.x_op.op.6
   {CUDA_STEP_GEMM, -1, 356, 8402, 3, 2322},  // 1462 cells.5.ops.1.x_op.op.6
-  {CUDA_STEP_KERNEL, 128, -1, 8405, 13, 2324},  // 1463 k128_bnapply_relu_dw5x5s1filter_dw5x5s1data_c36_32x32
+  {CUDA_STEP_KERNEL, 128, -1, 8405, 13, 2324},  // 1463 k128_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c36_32x32
   {CUDA_STEP_KERNEL, 129, -1, 8418, 7, 2326},  // 1464 k129_bnbwd_c36_32x32
   {CUDA_STEP_CONV_BWD_FILTER, -1, 164, 8425, 3, 2327},  // 1465 cells.5.ops.1.x_op.op.2
   {CUDA_STEP_GEMM, -1, 357, 8428, 3, 2328},  // 1466 cells.5.ops.1.x_op.op.2
-  {CUDA_STEP_KERNEL, 136, -1, 8431, 8, 2330},  // 1467 k136_bnapply_relu_dw5x5s1filter_dw5x5s1data_c36_32x32
+  {CUDA_STEP_KERNEL, 136, -1, 8431, 8, 2330},  // 1467 k136_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_c36_32x32
   {CUDA_STEP_KERNEL, 133, -1, 8439, 3, 2333},  // 1468 k133_bnapply_mask_bwd_avg3x3s1bwd_c36_32x32
   {CUDA_STEP_KERNEL, 137, -1, 8442, 8, 2335},  // 1469 k137_mask_bwd_bnbwd_c36_32x32
   {CUDA_STEP_CONV_BWD_FILTER, -1, 165, 8450, 3, 2336},  // 1470 cells.5.ops.0.x_op.op.6
   {CUDA_STEP_GEMM, -1, 358, 8453, 3, 2337},  // 1471 cells.5.ops.0.x_op.op.6
-  {CUDA_STEP_KERNEL, 128, -1, 8456, 13, 2339},  // 1472 k128_bnapply_relu_dw5x5s1filter_dw5x5s1data_c36_32x32
+  {CUDA_STEP_KERNEL, 128, -1, 8456, 13, 2339},  // 1472 k128_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c36_32x32
   {CUDA_STEP_KERNEL, 129, -1, 8469, 7, 2341},  // 1473 k129_bnbwd_c36_32x32
   {CUDA_STEP_CONV_BWD_FILTER, -1, 166, 8476, 3, 2342},  // 1474 cells.5.ops.0.x_op.op.2
   {CUDA_STEP_GEMM, -1, 359, 8479, 3, 2343},  // 1475 cells.5.ops.0.x_op.op.2
-  {CUDA_STEP_KERNEL, 138, -1, 8482, 13, 2345},  // 1476 k138_bnapply_relu_dw5x5s1filter_dw5x5s1data_c36_32x32
+  {CUDA_STEP_KERNEL, 138, -1, 8482, 13, 2345},  // 1476 k138_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c36_32x32
   {CUDA_STEP_KERNEL, 129, -1, 8495, 7, 2347},  // 1477 k129_bnbwd_c36_32x32
   {CUDA_STEP_CONV_BWD_FILTER, -1, 167, 8502, 3, 2348},  // 1478 cells.5.maybe_calibrate_size.preprocess_y.conv
   {CUDA_STEP_GEMM, -1, 360, 8505, 3, 2349},  // 1479 cells.5.maybe_calibrate_size.preprocess_y.conv
@@ -34921,7 +34921,7 @@ static const CudaStep nao_train_steps[] = {  // kind, kernel, desc, arg0, n_args
   {CUDA_STEP_KERNEL, 127, -1, 8540, 8, 2358},  // 1486 k127_mask_bwd_bnbwd_c36_32x32
   {CUDA_STEP_CONV_BWD_FILTER, -1, 169, 8548, 3, 2359},  // 1487 cells.4.ops.4.x_op.op.6
   {CUDA_STEP_GEMM, -1, 362, 8551, 3, 2360},  // 1488 cells.4.ops.4.x_op.op.6
-  {CUDA_STEP_KERNEL, 128, -1, 8554, 13, 2362},  // 1489 k128_bnapply_relu_dw5x5s1filter_dw5x5s1data_c36_32x32
+  {CUDA_STEP_KERNEL, 128, -1, 8554, 13, 2362},  // 1489 k128_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c36_32x32
   {CUDA_STEP_KERNEL, 129, -1, 8567, 7, 2364},  // 1490 k129_bnbwd_c36_32x32
   {CUDA_STEP_CONV_BWD_FILTER, -1, 170, 8574, 3, 2365},  // 1491 cells.4.ops.4.x_op.op.2
   {CUDA_STEP_GEMM, -1, 363, 8577, 3, 2366},  // 1492 cells.4.ops.4.x_op.op.2
@@ -34931,7 +34931,7 @@ static const CudaStep nao_train_steps[] = {  // kind, kernel, desc, arg0, n_args
   {CUDA_STEP_KERNEL, 127, -1, 8601, 8, 2373},  // 1496 k127_mask_bwd_bnbwd_c36_32x32
   {CUDA_STEP_CONV_BWD_FILTER, -1, 171, 8609, 3, 2374},  // 1497 cells.4.ops.3.x_op.op.6
   {CUDA_STEP_GEMM, -1, 364, 8612, 3, 2375},  // 1498 cells.4.ops.3.x_op.op.6
-  {CUDA_STEP_KERNEL, 131, -1, 8615, 13, 2377},  // 1499 k131_bnapply_relu_dw3x3s1filter_dw3x3s1data_c36_32x32
+  {CUDA_STEP_KERNEL, 131, -1, 8615, 13, 2377},  // 1499 k131_bnapply_relu_dw3x3s1filter_dw3x3s1data_relu_bwd_bnbwdsum_c36_32x32
   {CUDA_STEP_KERNEL, 129, -1, 8628, 7, 2379},  // 1500 k129_bnbwd_c36_32x32
   {CUDA_STEP_CONV_BWD_FILTER, -1, 172, 8635, 3, 2380},  // 1501 cells.4.ops.3.x_op.op.2
   {CUDA_STEP_GEMM, -1, 365, 8638, 3, 2381},  // 1502 cells.4.ops.3.x_op.op.2
@@ -34943,20 +34943,20 @@ static const CudaStep nao_train_steps[] = {  // kind, kernel, desc, arg0, n_args
   {CUDA_STEP_KERNEL, 127, -1, 8682, 8, 2392},  // 1508 k127_mask_bwd_bnbwd_c36_32x32
   {CUDA_STEP_CONV_BWD_FILTER, -1, 173, 8690, 3, 2393},  // 1509 cells.4.ops.1.x_op.op.6
   {CUDA_STEP_GEMM, -1, 366, 8693, 3, 2394},  // 1510 cells.4.ops.1.x_op.op.6
-  {CUDA_STEP_KERNEL, 128, -1, 8696, 13, 2396},  // 1511 k128_bnapply_relu_dw5x5s1filter_dw5x5s1data_c36_32x32
+  {CUDA_STEP_KERNEL, 128, -1, 8696, 13, 2396},  // 1511 k128_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c36_32x32
   {CUDA_STEP_KERNEL, 129, -1, 8709, 7, 2398},  // 1512 k129_bnbwd_c36_32x32
   {CUDA_STEP_CONV_BWD_FILTER, -1, 174, 8716, 3, 2399},  // 1513 cells.4.ops.1.x_op.op.2
   {CUDA_STEP_GEMM, -1, 367, 8719, 3, 2400},  // 1514 cells.4.ops.1.x_op.op.2
-  {CUDA_STEP_KERNEL, 136, -1, 8722, 8, 2402},  // 1515 k136_bnapply_relu_dw5x5s1filter_dw5x5s1data_c36_32x32
+  {CUDA_STEP_KERNEL, 136, -1, 8722, 8, 2402},  // 1515 k136_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_c36_32x32
   {CUDA_STEP_KERNEL, 133, -1, 8730, 3, 2405},  // 1516 k133_bnapply_mask_bwd_avg3x3s1bwd_c36_32x32
   {CUDA_STEP_KERNEL, 137, -1, 8733, 8, 2407},  // 1517 k137_mask_bwd_bnbwd_c36_32x32
   {CUDA_STEP_CONV_BWD_FILTER, -1, 175, 8741, 3, 2408},  // 1518 cells.4.ops.0.x_op.op.6
   {CUDA_STEP_GEMM, -1, 368, 8744, 3, 2409},  // 1519 cells.4.ops.0.x_op.op.6
-  {CUDA_STEP_KERNEL, 128, -1, 8747, 13, 2411},  // 1520 k128_bnapply_relu_dw5x5s1filter_dw5x5s1data_c36_32x32
+  {CUDA_STEP_KERNEL, 128, -1, 8747, 13, 2411},  // 1520 k128_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c36_32x32
   {CUDA_STEP_KERNEL, 129, -1, 8760, 7, 2413},  // 1521 k129_bnbwd_c36_32x32
   {CUDA_STEP_CONV_BWD_FILTER, -1, 176, 8767, 3, 2414},  // 1522 cells.4.ops.0.x_op.op.2
   {CUDA_STEP_GEMM, -1, 369, 8770, 3, 2415},  // 1523 cells.4.ops.0.x_op.op.2
-  {CUDA_STEP_KERNEL, 138, -1, 8773, 13, 2417},  // 1524 k138_bnapply_relu_dw5x5s1filter_dw5x5s1data_c36_32x32
+  {CUDA_STEP_KERNEL, 138, -1, 8773, 13, 2417},  // 1524 k138_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c36_32x32
   {CUDA_STEP_KERNEL, 129, -1, 8786, 7, 2419},  // 1525 k129_bnbwd_c36_32x32
   {CUDA_STEP_CONV_BWD_FILTER, -1, 177, 8793, 3, 2420},  // 1526 cells.4.maybe_calibrate_size.preprocess_y.conv
   {CUDA_STEP_GEMM, -1, 370, 8796, 3, 2421},  // 1527 cells.4.maybe_calibrate_size.preprocess_y.conv
@@ -34969,7 +34969,7 @@ static const CudaStep nao_train_steps[] = {  // kind, kernel, desc, arg0, n_args
   {CUDA_STEP_KERNEL, 127, -1, 8831, 8, 2430},  // 1534 k127_mask_bwd_bnbwd_c36_32x32
   {CUDA_STEP_CONV_BWD_FILTER, -1, 179, 8839, 3, 2431},  // 1535 cells.3.ops.4.x_op.op.6
   {CUDA_STEP_GEMM, -1, 372, 8842, 3, 2432},  // 1536 cells.3.ops.4.x_op.op.6
-  {CUDA_STEP_KERNEL, 128, -1, 8845, 13, 2434},  // 1537 k128_bnapply_relu_dw5x5s1filter_dw5x5s1data_c36_32x32
+  {CUDA_STEP_KERNEL, 128, -1, 8845, 13, 2434},  // 1537 k128_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c36_32x32
   {CUDA_STEP_KERNEL, 129, -1, 8858, 7, 2436},  // 1538 k129_bnbwd_c36_32x32
   {CUDA_STEP_CONV_BWD_FILTER, -1, 180, 8865, 3, 2437},  // 1539 cells.3.ops.4.x_op.op.2
   {CUDA_STEP_GEMM, -1, 373, 8868, 3, 2438},  // 1540 cells.3.ops.4.x_op.op.2
@@ -34979,7 +34979,7 @@ static const CudaStep nao_train_steps[] = {  // kind, kernel, desc, arg0, n_args
   {CUDA_STEP_KERNEL, 127, -1, 8892, 8, 2445},  // 1544 k127_mask_bwd_bnbwd_c36_32x32
   {CUDA_STEP_CONV_BWD_FILTER, -1, 181, 8900, 3, 2446},  // 1545 cells.3.ops.3.x_op.op.6
   {CUDA_STEP_GEMM, -1, 374, 8903, 3, 2447},  // 1546 cells.3.ops.3.x_op.op.6
-  {CUDA_STEP_KERNEL, 131, -1, 8906, 13, 2449},  // 1547 k131_bnapply_relu_dw3x3s1filter_dw3x3s1data_c36_32x32
+  {CUDA_STEP_KERNEL, 131, -1, 8906, 13, 2449},  // 1547 k131_bnapply_relu_dw3x3s1filter_dw3x3s1data_relu_bwd_bnbwdsum_c36_32x32
   {CUDA_STEP_KERNEL, 129, -1, 8919, 7, 2451},  // 1548 k129_bnbwd_c36_32x32
   {CUDA_STEP_CONV_BWD_FILTER, -1, 182, 8926, 3, 2452},  // 1549 cells.3.ops.3.x_op.op.2
   {CUDA_STEP_GEMM, -1, 375, 8929, 3, 2453},  // 1550 cells.3.ops.3.x_op.op.2
@@ -34991,20 +34991,20 @@ static const CudaStep nao_train_steps[] = {  // kind, kernel, desc, arg0, n_args
   {CUDA_STEP_KERNEL, 127, -1, 8973, 8, 2464},  // 1556 k127_mask_bwd_bnbwd_c36_32x32
   {CUDA_STEP_CONV_BWD_FILTER, -1, 183, 8981, 3, 2465},  // 1557 cells.3.ops.1.x_op.op.6
   {CUDA_STEP_GEMM, -1, 376, 8984, 3, 2466},  // 1558 cells.3.ops.1.x_op.op.6
-  {CUDA_STEP_KERNEL, 128, -1, 8987, 13, 2468},  // 1559 k128_bnapply_relu_dw5x5s1filter_dw5x5s1data_c36_32x32
+  {CUDA_STEP_KERNEL, 128, -1, 8987, 13, 2468},  // 1559 k128_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c36_32x32
   {CUDA_STEP_KERNEL, 129, -1, 9000, 7, 2470},  // 1560 k129_bnbwd_c36_32x32
   {CUDA_STEP_CONV_BWD_FILTER, -1, 184, 9007, 3, 2471},  // 1561 cells.3.ops.1.x_op.op.2
   {CUDA_STEP_GEMM, -1, 377, 9010, 3, 2472},  // 1562 cells.3.ops.1.x_op.op.2
-  {CUDA_STEP_KERNEL, 136, -1, 9013, 8, 2474},  // 1563 k136_bnapply_relu_dw5x5s1filter_dw5x5s1data_c36_32x32
+  {CUDA_STEP_KERNEL, 136, -1, 9013, 8, 2474},  // 1563 k136_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_c36_32x32
   {CUDA_STEP_KERNEL, 133, -1, 9021, 3, 2477},  // 1564 k133_bnapply_mask_bwd_avg3x3s1bwd_c36_32x32
   {CUDA_STEP_KERNEL, 137, -1, 9024, 8, 2479},  // 1565 k137_mask_bwd_bnbwd_c36_32x32
   {CUDA_STEP_CONV_BWD_FILTER, -1, 185, 9032, 3, 2480},  // 1566 cells.3.ops.0.x_op.op.6
   {CUDA_STEP_GEMM, -1, 378, 9035, 3, 2481},  // 1567 cells.3.ops.0.x_op.op.6
-  {CUDA_STEP_KERNEL, 128, -1, 9038, 13, 2483},  // 1568 k128_bnapply_relu_dw5x5s1filter_dw5x5s1data_c36_32x32
+  {CUDA_STEP_KERNEL, 128, -1, 9038, 13, 2483},  // 1568 k128_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c36_32x32
   {CUDA_STEP_KERNEL, 129, -1, 9051, 7, 2485},  // 1569 k129_bnbwd_c36_32x32
   {CUDA_STEP_CONV_BWD_FILTER, -1, 186, 9058, 3, 2486},  // 1570 cells.3.ops.0.x_op.op.2
   {CUDA_STEP_GEMM, -1, 379, 9061, 3, 2487},  // 1571 cells.3.ops.0.x_op.op.2
-  {CUDA_STEP_KERNEL, 138, -1, 9064, 13, 2489},  // 1572 k138_bnapply_relu_dw5x5s1filter_dw5x5s1data_c36_32x32
+  {CUDA_STEP_KERNEL, 138, -1, 9064, 13, 2489},  // 1572 k138_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c36_32x32
   {CUDA_STEP_KERNEL, 129, -1, 9077, 7, 2491},  // 1573 k129_bnbwd_c36_32x32
   {CUDA_STEP_CONV_BWD_FILTER, -1, 187, 9084, 3, 2492},  // 1574 cells.3.maybe_calibrate_size.preprocess_y.conv
   {CUDA_STEP_GEMM, -1, 380, 9087, 3, 2493},  // 1575 cells.3.maybe_calibrate_size.preprocess_y.conv
@@ -35017,7 +35017,7 @@ static const CudaStep nao_train_steps[] = {  // kind, kernel, desc, arg0, n_args
   {CUDA_STEP_KERNEL, 127, -1, 9122, 8, 2502},  // 1582 k127_mask_bwd_bnbwd_c36_32x32
   {CUDA_STEP_CONV_BWD_FILTER, -1, 189, 9130, 3, 2503},  // 1583 cells.2.ops.4.x_op.op.6
   {CUDA_STEP_GEMM, -1, 382, 9133, 3, 2504},  // 1584 cells.2.ops.4.x_op.op.6
-  {CUDA_STEP_KERNEL, 128, -1, 9136, 13, 2506},  // 1585 k128_bnapply_relu_dw5x5s1filter_dw5x5s1data_c36_32x32
+  {CUDA_STEP_KERNEL, 128, -1, 9136, 13, 2506},  // 1585 k128_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c36_32x32
   {CUDA_STEP_KERNEL, 129, -1, 9149, 7, 2508},  // 1586 k129_bnbwd_c36_32x32
   {CUDA_STEP_CONV_BWD_FILTER, -1, 190, 9156, 3, 2509},  // 1587 cells.2.ops.4.x_op.op.2
   {CUDA_STEP_GEMM, -1, 383, 9159, 3, 2510},  // 1588 cells.2.ops.4.x_op.op.2
@@ -35027,7 +35027,7 @@ static const CudaStep nao_train_steps[] = {  // kind, kernel, desc, arg0, n_args
   {CUDA_STEP_KERNEL, 127, -1, 9183, 8, 2517},  // 1592 k127_mask_bwd_bnbwd_c36_32x32
   {CUDA_STEP_CONV_BWD_FILTER, -1, 191, 9191, 3, 2518},  // 1593 cells.2.ops.3.x_op.op.6
   {CUDA_STEP_GEMM, -1, 384, 9194, 3, 2519},  // 1594 cells.2.ops.3.x_op.op.6
-  {CUDA_STEP_KERNEL, 131, -1, 9197, 13, 2521},  // 1595 k131_bnapply_relu_dw3x3s1filter_dw3x3s1data_c36_32x32
+  {CUDA_STEP_KERNEL, 131, -1, 9197, 13, 2521},  // 1595 k131_bnapply_relu_dw3x3s1filter_dw3x3s1data_relu_bwd_bnbwdsum_c36_32x32
   {CUDA_STEP_KERNEL, 129, -1, 9210, 7, 2523},  // 1596 k129_bnbwd_c36_32x32
   {CUDA_STEP_CONV_BWD_FILTER, -1, 192, 9217, 3, 2524},  // 1597 cells.2.ops.3.x_op.op.2
   {CUDA_STEP_GEMM, -1, 385, 9220, 3, 2525},  // 1598 cells.2.ops.3.x_op.op.2
@@ -35039,20 +35039,20 @@ static const CudaStep nao_train_steps[] = {  // kind, kernel, desc, arg0, n_args
   {CUDA_STEP_KERNEL, 127, -1, 9264, 8, 2536},  // 1604 k127_mask_bwd_bnbwd_c36_32x32
   {CUDA_STEP_CONV_BWD_FILTER, -1, 193, 9272, 3, 2537},  // 1605 cells.2.ops.1.x_op.op.6
   {CUDA_STEP_GEMM, -1, 386, 9275, 3, 2538},  // 1606 cells.2.ops.1.x_op.op.6
-  {CUDA_STEP_KERNEL, 128, -1, 9278, 13, 2540},  // 1607 k128_bnapply_relu_dw5x5s1filter_dw5x5s1data_c36_32x32
+  {CUDA_STEP_KERNEL, 128, -1, 9278, 13, 2540},  // 1607 k128_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c36_32x32
   {CUDA_STEP_KERNEL, 129, -1, 9291, 7, 2542},  // 1608 k129_bnbwd_c36_32x32
   {CUDA_STEP_CONV_BWD_FILTER, -1, 194, 9298, 3, 2543},  // 1609 cells.2.ops.1.x_op.op.2
   {CUDA_STEP_GEMM, -1, 387, 9301, 3, 2544},  // 1610 cells.2.ops.1.x_op.op.2
-  {CUDA_STEP_KERNEL, 136, -1, 9304, 8, 2546},  // 1611 k136_bnapply_relu_dw5x5s1filter_dw5x5s1data_c36_32x32
+  {CUDA_STEP_KERNEL, 136, -1, 9304, 8, 2546},  // 1611 k136_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_c36_32x32
   {CUDA_STEP_KERNEL, 133, -1, 9312, 3, 2549},  // 1612 k133_bnapply_mask_bwd_avg3x3s1bwd_c36_32x32
   {CUDA_STEP_KERNEL, 137, -1, 9315, 8, 2551},  // 1613 k137_mask_bwd_bnbwd_c36_32x32
   {CUDA_STEP_CONV_BWD_FILTER, -1, 195, 9323, 3, 2552},  // 1614 cells.2.ops.0.x_op.op.6
   {CUDA_STEP_GEMM, -1, 388, 9326, 3, 2553},  // 1615 cells.2.ops.0.x_op.op.6
-  {CUDA_STEP_KERNEL, 128, -1, 9329, 13, 2555},  // 1616 k128_bnapply_relu_dw5x5s1filter_dw5x5s1data_c36_32x32
+  {CUDA_STEP_KERNEL, 128, -1, 9329, 13, 2555},  // 1616 k128_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c36_32x32
   {CUDA_STEP_KERNEL, 129, -1, 9342, 7, 2557},  // 1617 k129_bnbwd_c36_32x32
   {CUDA_STEP_CONV_BWD_FILTER, -1, 196, 9349, 3, 2558},  // 1618 cells.2.ops.0.x_op.op.2
   {CUDA_STEP_GEMM, -1, 389, 9352, 3, 2559},  // 1619 cells.2.ops.0.x_op.op.2
-  {CUDA_STEP_KERNEL, 138, -1, 9355, 13, 2561},  // 1620 k138_bnapply_relu_dw5x5s1filter_dw5x5s1data_c36_32x32
+  {CUDA_STEP_KERNEL, 138, -1, 9355, 13, 2561},  // 1620 k138_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c36_32x32
   {CUDA_STEP_KERNEL, 129, -1, 9368, 7, 2563},  // 1621 k129_bnbwd_c36_32x32
   {CUDA_STEP_CONV_BWD_FILTER, -1, 197, 9375, 3, 2564},  // 1622 cells.2.maybe_calibrate_size.preprocess_y.conv
   {CUDA_STEP_GEMM, -1, 390, 9378, 3, 2565},  // 1623 cells.2.maybe_calibrate_size.preprocess_y.conv
@@ -35065,7 +35065,7 @@ static const CudaStep nao_train_steps[] = {  // kind, kernel, desc, arg0, n_args
   {CUDA_STEP_KERNEL, 127, -1, 9413, 8, 2574},  // 1630 k127_mask_bwd_bnbwd_c36_32x32
   {CUDA_STEP_CONV_BWD_FILTER, -1, 199, 9421, 3, 2575},  // 1631 cells.1.ops.4.x_op.op.6
   {CUDA_STEP_GEMM, -1, 392, 9424, 3, 2576},  // 1632 cells.1.ops.4.x_op.op.6
-  {CUDA_STEP_KERNEL, 128, -1, 9427, 13, 2578},  // 1633 k128_bnapply_relu_dw5x5s1filter_dw5x5s1data_c36_32x32
+  {CUDA_STEP_KERNEL, 128, -1, 9427, 13, 2578},  // 1633 k128_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c36_32x32
   {CUDA_STEP_KERNEL, 129, -1, 9440, 7, 2580},  // 1634 k129_bnbwd_c36_32x32
   {CUDA_STEP_CONV_BWD_FILTER, -1, 200, 9447, 3, 2581},  // 1635 cells.1.ops.4.x_op.op.2
   {CUDA_STEP_GEMM, -1, 393, 9450, 3, 2582},  // 1636 cells.1.ops.4.x_op.op.2
@@ -35075,7 +35075,7 @@ static const CudaStep nao_train_steps[] = {  // kind, kernel, desc, arg0, n_args
   {CUDA_STEP_KERNEL, 127, -1, 9474, 8, 2589},  // 1640 k127_mask_bwd_bnbwd_c36_32x32
   {CUDA_STEP_CONV_BWD_FILTER, -1, 201, 9482, 3, 2590},  // 1641 cells.1.ops.3.x_op.op.6
   {CUDA_STEP_GEMM, -1, 394, 9485, 3, 2591},  // 1642 cells.1.ops.3.x_op.op.6
-  {CUDA_STEP_KERNEL, 131, -1, 9488, 13, 2593},  // 1643 k131_bnapply_relu_dw3x3s1filter_dw3x3s1data_c36_32x32
+  {CUDA_STEP_KERNEL, 131, -1, 9488, 13, 2593},  // 1643 k131_bnapply_relu_dw3x3s1filter_dw3x3s1data_relu_bwd_bnbwdsum_c36_32x32
   {CUDA_STEP_KERNEL, 129, -1, 9501, 7, 2595},  // 1644 k129_bnbwd_c36_32x32
   {CUDA_STEP_CONV_BWD_FILTER, -1, 202, 9508, 3, 2596},  // 1645 cells.1.ops.3.x_op.op.2
   {CUDA_STEP_GEMM, -1, 395, 9511, 3, 2597},  // 1646 cells.1.ops.3.x_op.op.2
@@ -35087,20 +35087,20 @@ static const CudaStep nao_train_steps[] = {  // kind, kernel, desc, arg0, n_args
   {CUDA_STEP_KERNEL, 127, -1, 9555, 8, 2608},  // 1652 k127_mask_bwd_bnbwd_c36_32x32
   {CUDA_STEP_CONV_BWD_FILTER, -1, 203, 9563, 3, 2609},  // 1653 cells.1.ops.1.x_op.op.6
   {CUDA_STEP_GEMM, -1, 396, 9566, 3, 2610},  // 1654 cells.1.ops.1.x_op.op.6
-  {CUDA_STEP_KERNEL, 128, -1, 9569, 13, 2612},  // 1655 k128_bnapply_relu_dw5x5s1filter_dw5x5s1data_c36_32x32
+  {CUDA_STEP_KERNEL, 128, -1, 9569, 13, 2612},  // 1655 k128_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c36_32x32
   {CUDA_STEP_KERNEL, 129, -1, 9582, 7, 2614},  // 1656 k129_bnbwd_c36_32x32
   {CUDA_STEP_CONV_BWD_FILTER, -1, 204, 9589, 3, 2615},  // 1657 cells.1.ops.1.x_op.op.2
   {CUDA_STEP_GEMM, -1, 397, 9592, 3, 2616},  // 1658 cells.1.ops.1.x_op.op.2
-  {CUDA_STEP_KERNEL, 136, -1, 9595, 8, 2618},  // 1659 k136_bnapply_relu_dw5x5s1filter_dw5x5s1data_c36_32x32
+  {CUDA_STEP_KERNEL, 136, -1, 9595, 8, 2618},  // 1659 k136_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_c36_32x32
   {CUDA_STEP_KERNEL, 133, -1, 9603, 3, 2621},  // 1660 k133_bnapply_mask_bwd_avg3x3s1bwd_c36_32x32
   {CUDA_STEP_KERNEL, 137, -1, 9606, 8, 2623},  // 1661 k137_mask_bwd_bnbwd_c36_32x32
   {CUDA_STEP_CONV_BWD_FILTER, -1, 205, 9614, 3, 2624},  // 1662 cells.1.ops.0.x_op.op.6
   {CUDA_STEP_GEMM, -1, 398, 9617, 3, 2625},  // 1663 cells.1.ops.0.x_op.op.6
-  {CUDA_STEP_KERNEL, 128, -1, 9620, 13, 2627},  // 1664 k128_bnapply_relu_dw5x5s1filter_dw5x5s1data_c36_32x32
+  {CUDA_STEP_KERNEL, 128, -1, 9620, 13, 2627},  // 1664 k128_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c36_32x32
   {CUDA_STEP_KERNEL, 129, -1, 9633, 7, 2629},  // 1665 k129_bnbwd_c36_32x32
   {CUDA_STEP_CONV_BWD_FILTER, -1, 206, 9640, 3, 2630},  // 1666 cells.1.ops.0.x_op.op.2
   {CUDA_STEP_GEMM, -1, 399, 9643, 3, 2631},  // 1667 cells.1.ops.0.x_op.op.2
-  {CUDA_STEP_KERNEL, 138, -1, 9646, 13, 2633},  // 1668 k138_bnapply_relu_dw5x5s1filter_dw5x5s1data_c36_32x32
+  {CUDA_STEP_KERNEL, 138, -1, 9646, 13, 2633},  // 1668 k138_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c36_32x32
   {CUDA_STEP_KERNEL, 129, -1, 9659, 7, 2635},  // 1669 k129_bnbwd_c36_32x32
   {CUDA_STEP_CONV_BWD_FILTER, -1, 207, 9666, 3, 2636},  // 1670 cells.1.maybe_calibrate_size.preprocess_y.conv
   {CUDA_STEP_GEMM, -1, 400, 9669, 3, 2637},  // 1671 cells.1.maybe_calibrate_size.preprocess_y.conv
@@ -35113,7 +35113,7 @@ static const CudaStep nao_train_steps[] = {  // kind, kernel, desc, arg0, n_args
   {CUDA_STEP_KERNEL, 127, -1, 9704, 8, 2646},  // 1678 k127_mask_bwd_bnbwd_c36_32x32
   {CUDA_STEP_CONV_BWD_FILTER, -1, 209, 9712, 3, 2647},  // 1679 cells.0.ops.4.x_op.op.6
   {CUDA_STEP_GEMM, -1, 402, 9715, 3, 2648},  // 1680 cells.0.ops.4.x_op.op.6
-  {CUDA_STEP_KERNEL, 128, -1, 9718, 13, 2650},  // 1681 k128_bnapply_relu_dw5x5s1filter_dw5x5s1data_c36_32x32
+  {CUDA_STEP_KERNEL, 128, -1, 9718, 13, 2650},  // 1681 k128_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c36_32x32
   {CUDA_STEP_KERNEL, 129, -1, 9731, 7, 2652},  // 1682 k129_bnbwd_c36_32x32
   {CUDA_STEP_CONV_BWD_FILTER, -1, 210, 9738, 3, 2653},  // 1683 cells.0.ops.4.x_op.op.2
   {CUDA_STEP_GEMM, -1, 403, 9741, 3, 2654},  // 1684 cells.0.ops.4.x_op.op.2
@@ -35123,7 +35123,7 @@ static const CudaStep nao_train_steps[] = {  // kind, kernel, desc, arg0, n_args
   {CUDA_STEP_KERNEL, 127, -1, 9765, 8, 2661},  // 1688 k127_mask_bwd_bnbwd_c36_32x32
   {CUDA_STEP_CONV_BWD_FILTER, -1, 211, 9773, 3, 2662},  // 1689 cells.0.ops.3.x_op.op.6
   {CUDA_STEP_GEMM, -1, 404, 9776, 3, 2663},  // 1690 cells.0.ops.3.x_op.op.6
-  {CUDA_STEP_KERNEL, 131, -1, 9779, 13, 2665},  // 1691 k131_bnapply_relu_dw3x3s1filter_dw3x3s1data_c36_32x32
+  {CUDA_STEP_KERNEL, 131, -1, 9779, 13, 2665},  // 1691 k131_bnapply_relu_dw3x3s1filter_dw3x3s1data_relu_bwd_bnbwdsum_c36_32x32
   {CUDA_STEP_KERNEL, 129, -1, 9792, 7, 2667},  // 1692 k129_bnbwd_c36_32x32
   {CUDA_STEP_CONV_BWD_FILTER, -1, 212, 9799, 3, 2668},  // 1693 cells.0.ops.3.x_op.op.2
   {CUDA_STEP_GEMM, -1, 405, 9802, 3, 2669},  // 1694 cells.0.ops.3.x_op.op.2
@@ -35135,20 +35135,20 @@ static const CudaStep nao_train_steps[] = {  // kind, kernel, desc, arg0, n_args
   {CUDA_STEP_KERNEL, 127, -1, 9846, 8, 2680},  // 1700 k127_mask_bwd_bnbwd_c36_32x32
   {CUDA_STEP_CONV_BWD_FILTER, -1, 213, 9854, 3, 2681},  // 1701 cells.0.ops.1.x_op.op.6
   {CUDA_STEP_GEMM, -1, 406, 9857, 3, 2682},  // 1702 cells.0.ops.1.x_op.op.6
-  {CUDA_STEP_KERNEL, 128, -1, 9860, 13, 2684},  // 1703 k128_bnapply_relu_dw5x5s1filter_dw5x5s1data_c36_32x32
+  {CUDA_STEP_KERNEL, 128, -1, 9860, 13, 2684},  // 1703 k128_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c36_32x32
   {CUDA_STEP_KERNEL, 129, -1, 9873, 7, 2686},  // 1704 k129_bnbwd_c36_32x32
   {CUDA_STEP_CONV_BWD_FILTER, -1, 214, 9880, 3, 2687},  // 1705 cells.0.ops.1.x_op.op.2
   {CUDA_STEP_GEMM, -1, 407, 9883, 3, 2688},  // 1706 cells.0.ops.1.x_op.op.2
-  {CUDA_STEP_KERNEL, 136, -1, 9886, 8, 2690},  // 1707 k136_bnapply_relu_dw5x5s1filter_dw5x5s1data_c36_32x32
+  {CUDA_STEP_KERNEL, 136, -1, 9886, 8, 2690},  // 1707 k136_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_c36_32x32
   {CUDA_STEP_KERNEL, 133, -1, 9894, 3, 2693},  // 1708 k133_bnapply_mask_bwd_avg3x3s1bwd_c36_32x32
   {CUDA_STEP_KERNEL, 137, -1, 9897, 8, 2695},  // 1709 k137_mask_bwd_bnbwd_c36_32x32
   {CUDA_STEP_CONV_BWD_FILTER, -1, 215, 9905, 3, 2696},  // 1710 cells.0.ops.0.x_op.op.6
   {CUDA_STEP_GEMM, -1, 408, 9908, 3, 2697},  // 1711 cells.0.ops.0.x_op.op.6
-  {CUDA_STEP_KERNEL, 128, -1, 9911, 13, 2699},  // 1712 k128_bnapply_relu_dw5x5s1filter_dw5x5s1data_c36_32x32
+  {CUDA_STEP_KERNEL, 128, -1, 9911, 13, 2699},  // 1712 k128_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c36_32x32
   {CUDA_STEP_KERNEL, 129, -1, 9924, 7, 2701},  // 1713 k129_bnbwd_c36_32x32
   {CUDA_STEP_CONV_BWD_FILTER, -1, 216, 9931, 3, 2702},  // 1714 cells.0.ops.0.x_op.op.2
   {CUDA_STEP_GEMM, -1, 409, 9934, 3, 2703},  // 1715 cells.0.ops.0.x_op.op.2
-  {CUDA_STEP_KERNEL, 138, -1, 9937, 13, 2705},  // 1716 k138_bnapply_relu_dw5x5s1filter_dw5x5s1data_c36_32x32
+  {CUDA_STEP_KERNEL, 138, -1, 9937, 13, 2705},  // 1716 k138_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c36_32x32
   {CUDA_STEP_KERNEL, 129, -1, 9950, 7, 2707},  // 1717 k129_bnbwd_c36_32x32
   {CUDA_STEP_CONV_BWD_FILTER, -1, 217, 9957, 3, 2708},  // 1718 cells.0.maybe_calibrate_size.preprocess_y.conv
   {CUDA_STEP_GEMM, -1, 410, 9960, 3, 2709},  // 1719 cells.0.maybe_calibrate_size.preprocess_y.conv

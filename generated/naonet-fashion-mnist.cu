@@ -4153,10 +4153,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k60_bnbwd_c64_7x7(const Nao
   }
 }
 
-// ---------------------------------------------------------------- k61_bnapply_relu_dw5x5s1filter_dw5x5s1data_c64_7x7
+// ---------------------------------------------------------------- k61_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c64_7x7
 // dwconv_bwd; grid (64, ceil(N / 21)), block 256, 14280 bytes of shared memory
 // serves: cells.4.ops.4.x_op.op.5 (conv_bwd_filter), cells.4.ops.4.x_op.op.4 (relu_bwd), cells.4.ops.4.x_op.op.3 (bn_bwd); 18 uses in all
-extern "C" __global__ void __launch_bounds__(256, 2) k61_bnapply_relu_dw5x5s1filter_dw5x5s1data_c64_7x7(const NaoArgs a) {
+extern "C" __global__ void __launch_bounds__(256, 2) k61_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c64_7x7(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // parameter [1600]
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 64, 7, 7)
   const float *__restrict__ p2 = (const float *)a.p[2];  // (N, 64, 7, 7)
@@ -5011,10 +5011,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k63_relu_dw5x5s1filter_dw5x
   if (threadIdx.x == 0) *(volatile unsigned int *)p4 = 0u;
 }
 
-// ---------------------------------------------------------------- k64_bnapply_relu_dw3x3s1filter_dw3x3s1data_c64_7x7
+// ---------------------------------------------------------------- k64_bnapply_relu_dw3x3s1filter_dw3x3s1data_relu_bwd_bnbwdsum_c64_7x7
 // dwconv_bwd; grid (64, ceil(N / 21)), block 256, 10920 bytes of shared memory
 // serves: cells.4.ops.3.x_op.op.5 (conv_bwd_filter), cells.4.ops.3.x_op.op.4 (relu_bwd), cells.4.ops.3.x_op.op.3 (bn_bwd); 9 uses in all
-extern "C" __global__ void __launch_bounds__(256, 2) k64_bnapply_relu_dw3x3s1filter_dw3x3s1data_c64_7x7(const NaoArgs a) {
+extern "C" __global__ void __launch_bounds__(256, 2) k64_bnapply_relu_dw3x3s1filter_dw3x3s1data_relu_bwd_bnbwdsum_c64_7x7(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // parameter [576]
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 64, 7, 7)
   const float *__restrict__ p2 = (const float *)a.p[2];  // (N, 64, 7, 7)
@@ -5927,10 +5927,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k68_avg3x3s1bwd_bnbwdsum_c6
   if (threadIdx.x == 0) *(volatile unsigned int *)p5 = 0u;
 }
 
-// ---------------------------------------------------------------- k69_bnapply_relu_dw5x5s1filter_dw5x5s1data_c64_7x7
+// ---------------------------------------------------------------- k69_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_c64_7x7
 // dwconv_bwd; grid (64, ceil(N / 21)), block 256, 14280 bytes of shared memory
 // serves: cells.4.ops.1.x_op.op.1 (conv_bwd_filter), cells.4.ops.1.x_op.op.0 (relu_bwd); 2 uses in all
-extern "C" __global__ void __launch_bounds__(256, 2) k69_bnapply_relu_dw5x5s1filter_dw5x5s1data_c64_7x7(const NaoArgs a) {
+extern "C" __global__ void __launch_bounds__(256, 2) k69_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_c64_7x7(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // parameter [1600]
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 64, 7, 7)
   const float *__restrict__ p2 = (const float *)a.p[2];  // (N, 64, 7, 7)
@@ -6331,10 +6331,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k69_bnapply_relu_dw5x5s1fil
   if (threadIdx.x == 0) *(volatile unsigned int *)p6 = 0u;
 }
 
-// ---------------------------------------------------------------- k70_bnapply_relu_dw5x5s1filter_dw5x5s1data_c64_7x7
+// ---------------------------------------------------------------- k70_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c64_7x7
 // dwconv_bwd; grid (64, ceil(N / 21)), block 256, 14280 bytes of shared memory
 // serves: cells.4.ops.0.x_op.op.1 (conv_bwd_filter), cells.4.ops.0.x_op.op.0 (relu_bwd), cells.4.maybe_calibrate_size.preprocess_x.bn (bn_bwd); 3 uses in all
-extern "C" __global__ void __launch_bounds__(256, 2) k70_bnapply_relu_dw5x5s1filter_dw5x5s1data_c64_7x7(const NaoArgs a) {
+extern "C" __global__ void __launch_bounds__(256, 2) k70_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c64_7x7(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // parameter [1600]
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 64, 7, 7)
   const float *__restrict__ p2 = (const float *)a.p[2];  // (N, 64, 7, 7)
@@ -7202,10 +7202,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k75_avg3x3s1bwd_c64_7x7(con
   }
 }
 
-// ---------------------------------------------------------------- k76_dw5x5s1filter_dw5x5s1data_relu_bwd_c64_7x7
+// ---------------------------------------------------------------- k76_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c64_7x7
 // dwconv_bwd; grid (64, ceil(N / 21)), block 256, 14280 bytes of shared memory
 // serves: cells.3.ops.3.x_op.op.1 (conv_bwd_filter), cells.3.ops.3.x_op.op.0 (relu_bwd), cells.3.ops.1.x_op.op.7 (bn_bwd); 3 uses in all
-extern "C" __global__ void __launch_bounds__(256, 2) k76_dw5x5s1filter_dw5x5s1data_relu_bwd_c64_7x7(const NaoArgs a) {
+extern "C" __global__ void __launch_bounds__(256, 2) k76_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c64_7x7(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // parameter [1600]
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 64, 7, 7)
   const float *__restrict__ p2 = (const float *)a.p[2];  // (N, 64, 7, 7)
@@ -7760,10 +7760,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k77_max3x3s1bwd_accum_c64_7
   }
 }
 
-// ---------------------------------------------------------------- k78_bnapply_relu_dw3x3s2filter_dw3x3s2data_c64_14x14
+// ---------------------------------------------------------------- k78_bnapply_relu_dw3x3s2filter_dw3x3s2data_relu_bwd_c64_14x14
 // dwconv_bwd; grid (64, ceil(N / 21)), block 256, 23016 bytes of shared memory
 // serves: cells.3.ops.2.x_op.op.1 (conv_bwd_filter), cells.3.ops.2.x_op.op.0 (relu_bwd); 2 uses in all
-extern "C" __global__ void __launch_bounds__(256, 2) k78_bnapply_relu_dw3x3s2filter_dw3x3s2data_c64_14x14(const NaoArgs a) {
+extern "C" __global__ void __launch_bounds__(256, 2) k78_bnapply_relu_dw3x3s2filter_dw3x3s2data_relu_bwd_c64_14x14(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // parameter [576]
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 64, 7, 7)
   const float *__restrict__ p2 = (const float *)a.p[2];  // (N, 64, 14, 14)
@@ -7970,10 +7970,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k78_bnapply_relu_dw3x3s2fil
   if (threadIdx.x == 0) *(volatile unsigned int *)p6 = 0u;
 }
 
-// ---------------------------------------------------------------- k79_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_c64_7x7
+// ---------------------------------------------------------------- k79_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c64_7x7
 // dwconv_bwd; grid (64, ceil(N / 21)), block 256, 14280 bytes of shared memory
 // serves: cells.3.ops.1.x_op.op.1 (conv_bwd_filter), cells.3.ops.1.x_op.op.0 (relu_bwd), cells.3.ops.0.y_op.op.7 (bn_bwd), cells.3.ops.0.x_op.op.7 (bn_bwd); 4 uses in all
-extern "C" __global__ void __launch_bounds__(256, 2) k79_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_c64_7x7(const NaoArgs a) {
+extern "C" __global__ void __launch_bounds__(256, 2) k79_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c64_7x7(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // parameter [1600]
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 64, 7, 7)
   const float *__restrict__ p2 = (const float *)a.p[2];  // (N, 64, 7, 7)
@@ -8420,10 +8420,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k79_relu_dw5x5s1filter_dw5x
   if (threadIdx.x == 0) *(volatile unsigned int *)p10 = 0u;
 }
 
-// ---------------------------------------------------------------- k80_bnapply_relu_dw3x3s2filter_dw3x3s2data_c64_14x14
+// ---------------------------------------------------------------- k80_bnapply_relu_dw3x3s2filter_dw3x3s2data_relu_bwd_c64_14x14
 // dwconv_bwd; grid (64, ceil(N / 21)), block 256, 23016 bytes of shared memory
 // serves: cells.3.ops.0.y_op.op.1 (conv_bwd_filter), cells.3.ops.0.y_op.op.0 (relu_bwd); 2 uses in all
-extern "C" __global__ void __launch_bounds__(256, 2) k80_bnapply_relu_dw3x3s2filter_dw3x3s2data_c64_14x14(const NaoArgs a) {
+extern "C" __global__ void __launch_bounds__(256, 2) k80_bnapply_relu_dw3x3s2filter_dw3x3s2data_relu_bwd_c64_14x14(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // parameter [576]
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 64, 7, 7)
   const float *__restrict__ p2 = (const float *)a.p[2];  // (N, 64, 14, 14)
@@ -8632,10 +8632,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k80_bnapply_relu_dw3x3s2fil
   if (threadIdx.x == 0) *(volatile unsigned int *)p6 = 0u;
 }
 
-// ---------------------------------------------------------------- k81_bnapply_relu_dw5x5s2filter_dw5x5s2data_c64_14x14
+// ---------------------------------------------------------------- k81_bnapply_relu_dw5x5s2filter_dw5x5s2data_relu_bwd_bnbwdsum_c64_14x14
 // dwconv_bwd; grid (64, ceil(N / 21)), block 256, 28392 bytes of shared memory
 // serves: cells.3.ops.0.x_op.op.1 (conv_bwd_filter), cells.3.ops.0.x_op.op.0 (relu_bwd), cells.3.maybe_calibrate_size.preprocess_y.bn (bn_bwd); 3 uses in all
-extern "C" __global__ void __launch_bounds__(256, 2) k81_bnapply_relu_dw5x5s2filter_dw5x5s2data_c64_14x14(const NaoArgs a) {
+extern "C" __global__ void __launch_bounds__(256, 2) k81_bnapply_relu_dw5x5s2filter_dw5x5s2data_relu_bwd_bnbwdsum_c64_14x14(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // parameter [1600]
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 64, 7, 7)
   const float *__restrict__ p2 = (const float *)a.p[2];  // (N, 64, 14, 14)
@@ -9435,10 +9435,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k86_bnbwd_c32_14x14(const N
   }
 }
 
-// ---------------------------------------------------------------- k87_bnapply_relu_dw5x5s1filter_dw5x5s1data_c32_14x14
+// ---------------------------------------------------------------- k87_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c32_14x14
 // dwconv_bwd; grid (32, ceil(N / 11)), block 256, 22880 bytes of shared memory
 // serves: cells.2.ops.4.x_op.op.5 (conv_bwd_filter), cells.2.ops.4.x_op.op.4 (relu_bwd), cells.2.ops.4.x_op.op.3 (bn_bwd); 18 uses in all
-extern "C" __global__ void __launch_bounds__(256, 2) k87_bnapply_relu_dw5x5s1filter_dw5x5s1data_c32_14x14(const NaoArgs a) {
+extern "C" __global__ void __launch_bounds__(256, 2) k87_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c32_14x14(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // parameter [800]
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 32, 14, 14)
   const float *__restrict__ p2 = (const float *)a.p[2];  // (N, 32, 14, 14)
@@ -10311,10 +10311,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k89_relu_dw5x5s1filter_dw5x
   if (threadIdx.x == 0) *(volatile unsigned int *)p4 = 0u;
 }
 
-// ---------------------------------------------------------------- k90_bnapply_relu_dw3x3s1filter_dw3x3s1data_c32_14x14
+// ---------------------------------------------------------------- k90_bnapply_relu_dw3x3s1filter_dw3x3s1data_relu_bwd_bnbwdsum_c32_14x14
 // dwconv_bwd; grid (32, ceil(N / 11)), block 256, 19888 bytes of shared memory
 // serves: cells.2.ops.3.x_op.op.5 (conv_bwd_filter), cells.2.ops.3.x_op.op.4 (relu_bwd), cells.2.ops.3.x_op.op.3 (bn_bwd); 9 uses in all
-extern "C" __global__ void __launch_bounds__(256, 2) k90_bnapply_relu_dw3x3s1filter_dw3x3s1data_c32_14x14(const NaoArgs a) {
+extern "C" __global__ void __launch_bounds__(256, 2) k90_bnapply_relu_dw3x3s1filter_dw3x3s1data_relu_bwd_bnbwdsum_c32_14x14(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // parameter [288]
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 32, 14, 14)
   const float *__restrict__ p2 = (const float *)a.p[2];  // (N, 32, 14, 14)
@@ -11227,10 +11227,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k94_avg3x3s1bwd_bnbwdsum_c3
   if (threadIdx.x == 0) *(volatile unsigned int *)p5 = 0u;
 }
 
-// ---------------------------------------------------------------- k95_bnapply_relu_dw5x5s1filter_dw5x5s1data_c32_14x14
+// ---------------------------------------------------------------- k95_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_c32_14x14
 // dwconv_bwd; grid (32, ceil(N / 11)), block 256, 22880 bytes of shared memory
 // serves: cells.2.ops.1.x_op.op.1 (conv_bwd_filter), cells.2.ops.1.x_op.op.0 (relu_bwd); 2 uses in all
-extern "C" __global__ void __launch_bounds__(256, 2) k95_bnapply_relu_dw5x5s1filter_dw5x5s1data_c32_14x14(const NaoArgs a) {
+extern "C" __global__ void __launch_bounds__(256, 2) k95_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_c32_14x14(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // parameter [800]
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 32, 14, 14)
   const float *__restrict__ p2 = (const float *)a.p[2];  // (N, 32, 14, 14)
@@ -11631,10 +11631,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k95_bnapply_relu_dw5x5s1fil
   if (threadIdx.x == 0) *(volatile unsigned int *)p6 = 0u;
 }
 
-// ---------------------------------------------------------------- k96_bnapply_relu_dw5x5s1filter_dw5x5s1data_c32_14x14
+// ---------------------------------------------------------------- k96_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c32_14x14
 // dwconv_bwd; grid (32, ceil(N / 11)), block 256, 22880 bytes of shared memory
 // serves: cells.2.ops.0.x_op.op.1 (conv_bwd_filter), cells.2.ops.0.x_op.op.0 (relu_bwd), cells.2.maybe_calibrate_size.preprocess_x.bn (bn_bwd); 3 uses in all
-extern "C" __global__ void __launch_bounds__(256, 2) k96_bnapply_relu_dw5x5s1filter_dw5x5s1data_c32_14x14(const NaoArgs a) {
+extern "C" __global__ void __launch_bounds__(256, 2) k96_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c32_14x14(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // parameter [800]
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 32, 14, 14)
   const float *__restrict__ p2 = (const float *)a.p[2];  // (N, 32, 14, 14)
@@ -12481,10 +12481,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k100_avg3x3s1bwd_c32_14x14(
   }
 }
 
-// ---------------------------------------------------------------- k101_dw5x5s1filter_dw5x5s1data_relu_bwd_c32_14x14
+// ---------------------------------------------------------------- k101_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c32_14x14
 // dwconv_bwd; grid (32, ceil(N / 11)), block 256, 22880 bytes of shared memory
 // serves: cells.1.ops.3.x_op.op.1 (conv_bwd_filter), cells.1.ops.3.x_op.op.0 (relu_bwd), cells.1.ops.1.x_op.op.7 (bn_bwd); 3 uses in all
-extern "C" __global__ void __launch_bounds__(256, 2) k101_dw5x5s1filter_dw5x5s1data_relu_bwd_c32_14x14(const NaoArgs a) {
+extern "C" __global__ void __launch_bounds__(256, 2) k101_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c32_14x14(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // parameter [800]
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 32, 14, 14)
   const float *__restrict__ p2 = (const float *)a.p[2];  // (N, 32, 14, 14)
@@ -13039,10 +13039,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k102_max3x3s1bwd_accum_c32_
   }
 }
 
-// ---------------------------------------------------------------- k103_bnapply_relu_dw3x3s2filter_dw3x3s2data_c32_28x28
+// ---------------------------------------------------------------- k103_bnapply_relu_dw3x3s2filter_dw3x3s2data_relu_bwd_c32_28x28
 // dwconv_bwd; grid (32, ceil(N / 6)), block 256, 24888 bytes of shared memory
 // serves: cells.1.ops.2.x_op.op.1 (conv_bwd_filter), cells.1.ops.2.x_op.op.0 (relu_bwd); 2 uses in all
-extern "C" __global__ void __launch_bounds__(256, 2) k103_bnapply_relu_dw3x3s2filter_dw3x3s2data_c32_28x28(const NaoArgs a) {
+extern "C" __global__ void __launch_bounds__(256, 2) k103_bnapply_relu_dw3x3s2filter_dw3x3s2data_relu_bwd_c32_28x28(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // parameter [288]
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 32, 14, 14)
   const float *__restrict__ p2 = (const float *)a.p[2];  // (N, 32, 28, 28)
@@ -13249,10 +13249,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k103_bnapply_relu_dw3x3s2fi
   if (threadIdx.x == 0) *(volatile unsigned int *)p6 = 0u;
 }
 
-// ---------------------------------------------------------------- k104_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_c32_14x14
+// ---------------------------------------------------------------- k104_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c32_14x14
 // dwconv_bwd; grid (32, ceil(N / 11)), block 256, 22880 bytes of shared memory
 // serves: cells.1.ops.1.x_op.op.1 (conv_bwd_filter), cells.1.ops.1.x_op.op.0 (relu_bwd), cells.1.ops.0.y_op.op.7 (bn_bwd), cells.1.ops.0.x_op.op.7 (bn_bwd); 4 uses in all
-extern "C" __global__ void __launch_bounds__(256, 2) k104_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_c32_14x14(const NaoArgs a) {
+extern "C" __global__ void __launch_bounds__(256, 2) k104_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c32_14x14(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // parameter [800]
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 32, 14, 14)
   const float *__restrict__ p2 = (const float *)a.p[2];  // (N, 32, 14, 14)
@@ -13699,10 +13699,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k104_relu_dw5x5s1filter_dw5
   if (threadIdx.x == 0) *(volatile unsigned int *)p10 = 0u;
 }
 
-// ---------------------------------------------------------------- k105_bnapply_relu_dw3x3s2filter_dw3x3s2data_c32_28x28
+// ---------------------------------------------------------------- k105_bnapply_relu_dw3x3s2filter_dw3x3s2data_relu_bwd_c32_28x28
 // dwconv_bwd; grid (32, ceil(N / 6)), block 256, 24888 bytes of shared memory
 // serves: cells.1.ops.0.y_op.op.1 (conv_bwd_filter), cells.1.ops.0.y_op.op.0 (relu_bwd); 2 uses in all
-extern "C" __global__ void __launch_bounds__(256, 2) k105_bnapply_relu_dw3x3s2filter_dw3x3s2data_c32_28x28(const NaoArgs a) {
+extern "C" __global__ void __launch_bounds__(256, 2) k105_bnapply_relu_dw3x3s2filter_dw3x3s2data_relu_bwd_c32_28x28(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // parameter [288]
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 32, 14, 14)
   const float *__restrict__ p2 = (const float *)a.p[2];  // (N, 32, 28, 28)
@@ -13911,10 +13911,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k105_bnapply_relu_dw3x3s2fi
   if (threadIdx.x == 0) *(volatile unsigned int *)p6 = 0u;
 }
 
-// ---------------------------------------------------------------- k106_bnapply_relu_dw5x5s2filter_dw5x5s2data_c32_28x28
+// ---------------------------------------------------------------- k106_bnapply_relu_dw5x5s2filter_dw5x5s2data_relu_bwd_bnbwdsum_c32_28x28
 // dwconv_bwd; grid (32, ceil(N / 6)), block 256, 27768 bytes of shared memory
 // serves: cells.1.ops.0.x_op.op.1 (conv_bwd_filter), cells.1.ops.0.x_op.op.0 (relu_bwd), cells.1.maybe_calibrate_size.preprocess_y.bn (bn_bwd); 3 uses in all
-extern "C" __global__ void __launch_bounds__(256, 2) k106_bnapply_relu_dw5x5s2filter_dw5x5s2data_c32_28x28(const NaoArgs a) {
+extern "C" __global__ void __launch_bounds__(256, 2) k106_bnapply_relu_dw5x5s2filter_dw5x5s2data_relu_bwd_bnbwdsum_c32_28x28(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // parameter [800]
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 32, 14, 14)
   const float *__restrict__ p2 = (const float *)a.p[2];  // (N, 32, 28, 28)
@@ -14714,10 +14714,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k111_bnbwd_c16_28x28(const 
   }
 }
 
-// ---------------------------------------------------------------- k112_bnapply_relu_dw5x5s1filter_dw5x5s1data_c16_28x28
+// ---------------------------------------------------------------- k112_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c16_28x28
 // dwconv_bwd; grid (16, ceil(N / 6)), block 256, 28928 bytes of shared memory
 // serves: cells.0.ops.4.x_op.op.5 (conv_bwd_filter), cells.0.ops.4.x_op.op.4 (relu_bwd), cells.0.ops.4.x_op.op.3 (bn_bwd); 9 uses in all
-extern "C" __global__ void __launch_bounds__(256, 2) k112_bnapply_relu_dw5x5s1filter_dw5x5s1data_c16_28x28(const NaoArgs a) {
+extern "C" __global__ void __launch_bounds__(256, 2) k112_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c16_28x28(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // parameter [400]
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 16, 28, 28)
   const float *__restrict__ p2 = (const float *)a.p[2];  // (N, 16, 28, 28)
@@ -15590,10 +15590,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k114_relu_dw5x5s1filter_dw5
   if (threadIdx.x == 0) *(volatile unsigned int *)p4 = 0u;
 }
 
-// ---------------------------------------------------------------- k115_bnapply_relu_dw3x3s1filter_dw3x3s1data_c16_28x28
+// ---------------------------------------------------------------- k115_bnapply_relu_dw3x3s1filter_dw3x3s1data_relu_bwd_bnbwdsum_c16_28x28
 // dwconv_bwd; grid (16, ceil(N / 6)), block 256, 26944 bytes of shared memory
 // serves: cells.0.ops.3.x_op.op.5 (conv_bwd_filter), cells.0.ops.3.x_op.op.4 (relu_bwd), cells.0.ops.3.x_op.op.3 (bn_bwd); 3 uses in all
-extern "C" __global__ void __launch_bounds__(256, 2) k115_bnapply_relu_dw3x3s1filter_dw3x3s1data_c16_28x28(const NaoArgs a) {
+extern "C" __global__ void __launch_bounds__(256, 2) k115_bnapply_relu_dw3x3s1filter_dw3x3s1data_relu_bwd_bnbwdsum_c16_28x28(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // parameter [144]
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 16, 28, 28)
   const float *__restrict__ p2 = (const float *)a.p[2];  // (N, 16, 28, 28)
@@ -16506,10 +16506,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k119_avg3x3s1bwd_bnbwdsum_c
   if (threadIdx.x == 0) *(volatile unsigned int *)p5 = 0u;
 }
 
-// ---------------------------------------------------------------- k120_bnapply_relu_dw5x5s1filter_dw5x5s1data_c16_28x28
+// ---------------------------------------------------------------- k120_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_c16_28x28
 // dwconv_bwd; grid (16, ceil(N / 6)), block 256, 28928 bytes of shared memory
 // serves: cells.0.ops.1.x_op.op.1 (conv_bwd_filter), cells.0.ops.1.x_op.op.0 (relu_bwd); 2 uses in all
-extern "C" __global__ void __launch_bounds__(256, 2) k120_bnapply_relu_dw5x5s1filter_dw5x5s1data_c16_28x28(const NaoArgs a) {
+extern "C" __global__ void __launch_bounds__(256, 2) k120_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_c16_28x28(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // parameter [400]
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 16, 28, 28)
   const float *__restrict__ p2 = (const float *)a.p[2];  // (N, 16, 28, 28)
@@ -16910,10 +16910,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k120_bnapply_relu_dw5x5s1fi
   if (threadIdx.x == 0) *(volatile unsigned int *)p6 = 0u;
 }
 
-// ---------------------------------------------------------------- k121_bnapply_relu_dw5x5s1filter_dw5x5s1data_c16_28x28
+// ---------------------------------------------------------------- k121_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c16_28x28
 // dwconv_bwd; grid (16, ceil(N / 6)), block 256, 28928 bytes of shared memory
 // serves: cells.0.ops.0.x_op.op.1 (conv_bwd_filter), cells.0.ops.0.x_op.op.0 (relu_bwd), cells.0.maybe_calibrate_size.preprocess_x.bn (bn_bwd); 3 uses in all
-extern "C" __global__ void __launch_bounds__(256, 2) k121_bnapply_relu_dw5x5s1filter_dw5x5s1data_c16_28x28(const NaoArgs a) {
+extern "C" __global__ void __launch_bounds__(256, 2) k121_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c16_28x28(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // parameter [400]
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 16, 28, 28)
   const float *__restrict__ p2 = (const float *)a.p[2];  // (N, 16, 28, 28)
@@ -20981,67 +20981,67 @@ static const CudaKernel nao_kernels[] = {  // name, pattern, block, grid_x, grid
   {"k58_bnapply_max3x3s1bwd_c64_7x7", "pool_bwd", 256, 64, 21, 11949, 5, 0},
   {"k59_bnbwdsum_c64_7x7", "pw", 256, 64, 21, 0, 8, 1},
   {"k60_bnbwd_c64_7x7", "pw", 256, 64, 21, 0, 7, 0},
-  {"k61_bnapply_relu_dw5x5s1filter_dw5x5s1data_c64_7x7", "dwconv_bwd", 256, 64, 21, 14280, 13, 1},
+  {"k61_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c64_7x7", "dwconv_bwd", 256, 64, 21, 14280, 13, 1},
   {"k62_bnbwd_c64_7x7", "pw", 256, 64, 21, 0, 7, 0},
   {"k63_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_c64_7x7", "dwconv_bwd", 256, 64, 21, 14280, 6, 1},
-  {"k64_bnapply_relu_dw3x3s1filter_dw3x3s1data_c64_7x7", "dwconv_bwd", 256, 64, 21, 10920, 13, 1},
+  {"k64_bnapply_relu_dw3x3s1filter_dw3x3s1data_relu_bwd_bnbwdsum_c64_7x7", "dwconv_bwd", 256, 64, 21, 10920, 13, 1},
   {"k65_dw3x3s1filter_dw3x3s1data_relu_bwd_c64_7x7", "dwconv_bwd", 256, 64, 21, 10920, 6, 1},
   {"k66_bnapply_avg3x3s1bwd_c64_7x7", "pool_bwd", 256, 64, 21, 4116, 2, 0},
   {"k67_bnapply_max3x3s1bwd_bnbwdsum_c64_7x7", "pool_bwd", 256, 64, 21, 11949, 11, 1},
   {"k68_avg3x3s1bwd_bnbwdsum_c64_7x7", "pool_bwd", 256, 64, 21, 4116, 9, 1},
-  {"k69_bnapply_relu_dw5x5s1filter_dw5x5s1data_c64_7x7", "dwconv_bwd", 256, 64, 21, 14280, 8, 1},
-  {"k70_bnapply_relu_dw5x5s1filter_dw5x5s1data_c64_7x7", "dwconv_bwd", 256, 64, 21, 14280, 13, 1},
+  {"k69_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_c64_7x7", "dwconv_bwd", 256, 64, 21, 14280, 8, 1},
+  {"k70_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c64_7x7", "dwconv_bwd", 256, 64, 21, 14280, 13, 1},
   {"k71_relu_bwd_c192_7x7", "pw", 256, 192, 84, 0, 3, 0},
   {"k72_zero_c96_14x14", "pw", 256, 96, 21, 0, 1, 0},
   {"k73_bnapply_avg3x3s2bwd_c64_14x14", "pool_bwd", 256, 64, 21, 4116, 2, 0},
   {"k74_bnapply_avg3x3s2bwd_bnbwdsum_c64_14x14", "pool_bwd", 256, 64, 21, 4116, 9, 1},
   {"k75_avg3x3s1bwd_c64_7x7", "pool_bwd", 256, 64, 21, 4116, 2, 0},
-  {"k76_dw5x5s1filter_dw5x5s1data_relu_bwd_c64_7x7", "dwconv_bwd", 256, 64, 21, 14280, 12, 1},
+  {"k76_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c64_7x7", "dwconv_bwd", 256, 64, 21, 14280, 12, 1},
   {"k77_max3x3s1bwd_accum_c64_7x7", "pool_bwd", 256, 64, 21, 11949, 4, 0},
-  {"k78_bnapply_relu_dw3x3s2filter_dw3x3s2data_c64_14x14", "dwconv_bwd", 256, 64, 21, 23016, 8, 1},
-  {"k79_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_c64_7x7", "dwconv_bwd", 256, 64, 21, 14280, 18, 1},
-  {"k80_bnapply_relu_dw3x3s2filter_dw3x3s2data_c64_14x14", "dwconv_bwd", 256, 64, 21, 23016, 8, 1},
-  {"k81_bnapply_relu_dw5x5s2filter_dw5x5s2data_c64_14x14", "dwconv_bwd", 256, 64, 21, 28392, 13, 1},
+  {"k78_bnapply_relu_dw3x3s2filter_dw3x3s2data_relu_bwd_c64_14x14", "dwconv_bwd", 256, 64, 21, 23016, 8, 1},
+  {"k79_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c64_7x7", "dwconv_bwd", 256, 64, 21, 14280, 18, 1},
+  {"k80_bnapply_relu_dw3x3s2filter_dw3x3s2data_relu_bwd_c64_14x14", "dwconv_bwd", 256, 64, 21, 23016, 8, 1},
+  {"k81_bnapply_relu_dw5x5s2filter_dw5x5s2data_relu_bwd_bnbwdsum_c64_14x14", "dwconv_bwd", 256, 64, 21, 28392, 13, 1},
   {"k82_bnbwd_c64_14x14", "pw", 256, 64, 21, 0, 7, 0},
   {"k83_relu_relu_bwd_c96_14x14", "pw", 256, 96, 21, 0, 4, 0},
   {"k84_bnapply_max3x3s1bwd_c32_14x14", "pool_bwd", 256, 32, 11, 22044, 5, 0},
   {"k85_bnbwdsum_c32_14x14", "pw", 256, 32, 11, 0, 8, 1},
   {"k86_bnbwd_c32_14x14", "pw", 256, 32, 11, 0, 7, 0},
-  {"k87_bnapply_relu_dw5x5s1filter_dw5x5s1data_c32_14x14", "dwconv_bwd", 256, 32, 11, 22880, 13, 1},
+  {"k87_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c32_14x14", "dwconv_bwd", 256, 32, 11, 22880, 13, 1},
   {"k88_bnbwd_c32_14x14", "pw", 256, 32, 11, 0, 7, 0},
   {"k89_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_c32_14x14", "dwconv_bwd", 256, 32, 11, 22880, 6, 1},
-  {"k90_bnapply_relu_dw3x3s1filter_dw3x3s1data_c32_14x14", "dwconv_bwd", 256, 32, 11, 19888, 13, 1},
+  {"k90_bnapply_relu_dw3x3s1filter_dw3x3s1data_relu_bwd_bnbwdsum_c32_14x14", "dwconv_bwd", 256, 32, 11, 19888, 13, 1},
   {"k91_dw3x3s1filter_dw3x3s1data_relu_bwd_c32_14x14", "dwconv_bwd", 256, 32, 11, 19888, 6, 1},
   {"k92_bnapply_avg3x3s1bwd_c32_14x14", "pool_bwd", 256, 32, 11, 8624, 2, 0},
   {"k93_bnapply_max3x3s1bwd_bnbwdsum_c32_14x14", "pool_bwd", 256, 32, 11, 22044, 11, 1},
   {"k94_avg3x3s1bwd_bnbwdsum_c32_14x14", "pool_bwd", 256, 32, 11, 8624, 9, 1},
-  {"k95_bnapply_relu_dw5x5s1filter_dw5x5s1data_c32_14x14", "dwconv_bwd", 256, 32, 11, 22880, 8, 1},
-  {"k96_bnapply_relu_dw5x5s1filter_dw5x5s1data_c32_14x14", "dwconv_bwd", 256, 32, 11, 22880, 13, 1},
+  {"k95_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_c32_14x14", "dwconv_bwd", 256, 32, 11, 22880, 8, 1},
+  {"k96_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c32_14x14", "dwconv_bwd", 256, 32, 11, 22880, 13, 1},
   {"k97_zero_c48_28x28", "pw", 256, 48, 6, 0, 1, 0},
   {"k98_bnapply_avg3x3s2bwd_c32_28x28", "pool_bwd", 256, 32, 6, 4704, 2, 0},
   {"k99_bnapply_avg3x3s2bwd_bnbwdsum_c32_28x28", "pool_bwd", 256, 32, 6, 4704, 9, 1},
   {"k100_avg3x3s1bwd_c32_14x14", "pool_bwd", 256, 32, 11, 8624, 2, 0},
-  {"k101_dw5x5s1filter_dw5x5s1data_relu_bwd_c32_14x14", "dwconv_bwd", 256, 32, 11, 22880, 12, 1},
+  {"k101_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c32_14x14", "dwconv_bwd", 256, 32, 11, 22880, 12, 1},
   {"k102_max3x3s1bwd_accum_c32_14x14", "pool_bwd", 256, 32, 11, 22044, 4, 0},
-  {"k103_bnapply_relu_dw3x3s2filter_dw3x3s2data_c32_28x28", "dwconv_bwd", 256, 32, 6, 24888, 8, 1},
-  {"k104_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_c32_14x14", "dwconv_bwd", 256, 32, 11, 22880, 18, 1},
-  {"k105_bnapply_relu_dw3x3s2filter_dw3x3s2data_c32_28x28", "dwconv_bwd", 256, 32, 6, 24888, 8, 1},
-  {"k106_bnapply_relu_dw5x5s2filter_dw5x5s2data_c32_28x28", "dwconv_bwd", 256, 32, 6, 27768, 13, 1},
+  {"k103_bnapply_relu_dw3x3s2filter_dw3x3s2data_relu_bwd_c32_28x28", "dwconv_bwd", 256, 32, 6, 24888, 8, 1},
+  {"k104_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c32_14x14", "dwconv_bwd", 256, 32, 11, 22880, 18, 1},
+  {"k105_bnapply_relu_dw3x3s2filter_dw3x3s2data_relu_bwd_c32_28x28", "dwconv_bwd", 256, 32, 6, 24888, 8, 1},
+  {"k106_bnapply_relu_dw5x5s2filter_dw5x5s2data_relu_bwd_bnbwdsum_c32_28x28", "dwconv_bwd", 256, 32, 6, 27768, 13, 1},
   {"k107_bnbwd_c32_28x28", "pw", 256, 32, 6, 0, 7, 0},
   {"k108_relu_relu_bwd_c48_28x28", "pw", 256, 48, 6, 0, 4, 0},
   {"k109_bnapply_max3x3s1bwd_c16_28x28", "pool_bwd", 256, 16, 6, 30080, 5, 0},
   {"k110_bnbwdsum_c16_28x28", "pw", 256, 16, 6, 0, 8, 1},
   {"k111_bnbwd_c16_28x28", "pw", 256, 16, 6, 0, 7, 0},
-  {"k112_bnapply_relu_dw5x5s1filter_dw5x5s1data_c16_28x28", "dwconv_bwd", 256, 16, 6, 28928, 13, 1},
+  {"k112_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c16_28x28", "dwconv_bwd", 256, 16, 6, 28928, 13, 1},
   {"k113_bnbwd_c16_28x28", "pw", 256, 16, 6, 0, 7, 0},
   {"k114_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_c16_28x28", "dwconv_bwd", 256, 16, 6, 28928, 6, 1},
-  {"k115_bnapply_relu_dw3x3s1filter_dw3x3s1data_c16_28x28", "dwconv_bwd", 256, 16, 6, 26944, 13, 1},
+  {"k115_bnapply_relu_dw3x3s1filter_dw3x3s1data_relu_bwd_bnbwdsum_c16_28x28", "dwconv_bwd", 256, 16, 6, 26944, 13, 1},
   {"k116_dw3x3s1filter_dw3x3s1data_relu_bwd_c16_28x28", "dwconv_bwd", 256, 16, 6, 26944, 6, 1},
   {"k117_bnapply_avg3x3s1bwd_c16_28x28", "pool_bwd", 256, 16, 6, 18816, 2, 0},
   {"k118_bnapply_max3x3s1bwd_bnbwdsum_c16_28x28", "pool_bwd", 256, 16, 6, 30080, 11, 1},
   {"k119_avg3x3s1bwd_bnbwdsum_c16_28x28", "pool_bwd", 256, 16, 6, 18816, 9, 1},
-  {"k120_bnapply_relu_dw5x5s1filter_dw5x5s1data_c16_28x28", "dwconv_bwd", 256, 16, 6, 28928, 8, 1},
-  {"k121_bnapply_relu_dw5x5s1filter_dw5x5s1data_c16_28x28", "dwconv_bwd", 256, 16, 6, 28928, 13, 1},
+  {"k120_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_c16_28x28", "dwconv_bwd", 256, 16, 6, 28928, 8, 1},
+  {"k121_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c16_28x28", "dwconv_bwd", 256, 16, 6, 28928, 13, 1},
   {"k122_bnapply_relu_relu_bwd_bnbwdsum_c48_28x28", "pw", 256, 48, 6, 0, 12, 1},
   {"k123_bnbwd_c48_28x28", "pw", 256, 48, 6, 0, 7, 0},
   {"k124_gradnorm_177818", "gradnorm", 256, 174, 0, 0, 4, 1},
@@ -23442,7 +23442,7 @@ static const CudaStep nao_train_steps[] = {  // kind, kernel, desc, arg0, n_args
   {CUDA_STEP_KERNEL, 60, -1, 1026, 7, 277},  // 201 k60_bnbwd_c64_7x7
   {CUDA_STEP_CONV_BWD_FILTER, -1, 5, 1033, 3, 278},  // 202 cells.4.ops.4.x_op.op.6
   {CUDA_STEP_GEMM, -1, 55, 1036, 3, 279},  // 203 cells.4.ops.4.x_op.op.6
-  {CUDA_STEP_KERNEL, 61, -1, 1039, 13, 281},  // 204 k61_bnapply_relu_dw5x5s1filter_dw5x5s1data_c64_7x7
+  {CUDA_STEP_KERNEL, 61, -1, 1039, 13, 281},  // 204 k61_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c64_7x7
   {CUDA_STEP_KERNEL, 62, -1, 1052, 7, 283},  // 205 k62_bnbwd_c64_7x7
   {CUDA_STEP_CONV_BWD_FILTER, -1, 6, 1059, 3, 284},  // 206 cells.4.ops.4.x_op.op.2
   {CUDA_STEP_GEMM, -1, 56, 1062, 3, 285},  // 207 cells.4.ops.4.x_op.op.2
@@ -23452,7 +23452,7 @@ static const CudaStep nao_train_steps[] = {  // kind, kernel, desc, arg0, n_args
   {CUDA_STEP_KERNEL, 60, -1, 1084, 7, 290},  // 211 k60_bnbwd_c64_7x7
   {CUDA_STEP_CONV_BWD_FILTER, -1, 7, 1091, 3, 291},  // 212 cells.4.ops.3.x_op.op.6
   {CUDA_STEP_GEMM, -1, 57, 1094, 3, 292},  // 213 cells.4.ops.3.x_op.op.6
-  {CUDA_STEP_KERNEL, 64, -1, 1097, 13, 294},  // 214 k64_bnapply_relu_dw3x3s1filter_dw3x3s1data_c64_7x7
+  {CUDA_STEP_KERNEL, 64, -1, 1097, 13, 294},  // 214 k64_bnapply_relu_dw3x3s1filter_dw3x3s1data_relu_bwd_bnbwdsum_c64_7x7
   {CUDA_STEP_KERNEL, 62, -1, 1110, 7, 296},  // 215 k62_bnbwd_c64_7x7
   {CUDA_STEP_CONV_BWD_FILTER, -1, 8, 1117, 3, 297},  // 216 cells.4.ops.3.x_op.op.2
   {CUDA_STEP_GEMM, -1, 58, 1120, 3, 298},  // 217 cells.4.ops.3.x_op.op.2
@@ -23464,20 +23464,20 @@ static const CudaStep nao_train_steps[] = {  // kind, kernel, desc, arg0, n_args
   {CUDA_STEP_KERNEL, 60, -1, 1159, 7, 305},  // 223 k60_bnbwd_c64_7x7
   {CUDA_STEP_CONV_BWD_FILTER, -1, 9, 1166, 3, 306},  // 224 cells.4.ops.1.x_op.op.6
   {CUDA_STEP_GEMM, -1, 59, 1169, 3, 307},  // 225 cells.4.ops.1.x_op.op.6
-  {CUDA_STEP_KERNEL, 61, -1, 1172, 13, 309},  // 226 k61_bnapply_relu_dw5x5s1filter_dw5x5s1data_c64_7x7
+  {CUDA_STEP_KERNEL, 61, -1, 1172, 13, 309},  // 226 k61_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c64_7x7
   {CUDA_STEP_KERNEL, 62, -1, 1185, 7, 311},  // 227 k62_bnbwd_c64_7x7
   {CUDA_STEP_CONV_BWD_FILTER, -1, 10, 1192, 3, 312},  // 228 cells.4.ops.1.x_op.op.2
   {CUDA_STEP_GEMM, -1, 60, 1195, 3, 313},  // 229 cells.4.ops.1.x_op.op.2
-  {CUDA_STEP_KERNEL, 69, -1, 1198, 8, 315},  // 230 k69_bnapply_relu_dw5x5s1filter_dw5x5s1data_c64_7x7
+  {CUDA_STEP_KERNEL, 69, -1, 1198, 8, 315},  // 230 k69_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_c64_7x7
   {CUDA_STEP_KERNEL, 66, -1, 1206, 2, 317},  // 231 k66_bnapply_avg3x3s1bwd_c64_7x7
   {CUDA_STEP_KERNEL, 62, -1, 1208, 7, 318},  // 232 k62_bnbwd_c64_7x7
   {CUDA_STEP_CONV_BWD_FILTER, -1, 11, 1215, 3, 319},  // 233 cells.4.ops.0.x_op.op.6
   {CUDA_STEP_GEMM, -1, 61, 1218, 3, 320},  // 234 cells.4.ops.0.x_op.op.6
-  {CUDA_STEP_KERNEL, 61, -1, 1221, 13, 322},  // 235 k61_bnapply_relu_dw5x5s1filter_dw5x5s1data_c64_7x7
+  {CUDA_STEP_KERNEL, 61, -1, 1221, 13, 322},  // 235 k61_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c64_7x7
   {CUDA_STEP_KERNEL, 62, -1, 1234, 7, 324},  // 236 k62_bnbwd_c64_7x7
   {CUDA_STEP_CONV_BWD_FILTER, -1, 12, 1241, 3, 325},  // 237 cells.4.ops.0.x_op.op.2
   {CUDA_STEP_GEMM, -1, 62, 1244, 3, 326},  // 238 cells.4.ops.0.x_op.op.2
-  {CUDA_STEP_KERNEL, 70, -1, 1247, 13, 328},  // 239 k70_bnapply_relu_dw5x5s1filter_dw5x5s1data_c64_7x7
+  {CUDA_STEP_KERNEL, 70, -1, 1247, 13, 328},  // 239 k70_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c64_7x7
   {CUDA_STEP_KERNEL, 62, -1, 1260, 7, 330},  // 240 k62_bnbwd_c64_7x7
   {CUDA_STEP_CONV_BWD_FILTER, -1, 13, 1267, 3, 331},  // 241 cells.4.maybe_calibrate_size.preprocess_y.conv
   {CUDA_STEP_GEMM, -1, 63, 1270, 3, 332},  // 242 cells.4.maybe_calibrate_size.preprocess_y.conv
@@ -23495,45 +23495,45 @@ static const CudaStep nao_train_steps[] = {  // kind, kernel, desc, arg0, n_args
   {CUDA_STEP_KERNEL, 60, -1, 1317, 7, 343},  // 254 k60_bnbwd_c64_7x7
   {CUDA_STEP_CONV_BWD_FILTER, -1, 18, 1324, 3, 344},  // 255 cells.3.ops.3.x_op.op.6
   {CUDA_STEP_GEMM, -1, 64, 1327, 3, 345},  // 256 cells.3.ops.3.x_op.op.6
-  {CUDA_STEP_KERNEL, 61, -1, 1330, 13, 347},  // 257 k61_bnapply_relu_dw5x5s1filter_dw5x5s1data_c64_7x7
+  {CUDA_STEP_KERNEL, 61, -1, 1330, 13, 347},  // 257 k61_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c64_7x7
   {CUDA_STEP_KERNEL, 62, -1, 1343, 7, 349},  // 258 k62_bnbwd_c64_7x7
   {CUDA_STEP_CONV_BWD_FILTER, -1, 19, 1350, 3, 350},  // 259 cells.3.ops.3.x_op.op.2
   {CUDA_STEP_GEMM, -1, 65, 1353, 3, 351},  // 260 cells.3.ops.3.x_op.op.2
-  {CUDA_STEP_KERNEL, 76, -1, 1356, 12, 353},  // 261 k76_dw5x5s1filter_dw5x5s1data_relu_bwd_c64_7x7
+  {CUDA_STEP_KERNEL, 76, -1, 1356, 12, 353},  // 261 k76_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c64_7x7
   {CUDA_STEP_KERNEL, 77, -1, 1368, 4, 355},  // 262 k77_max3x3s1bwd_accum_c64_7x7
   {CUDA_STEP_KERNEL, 59, -1, 1372, 8, 356},  // 263 k59_bnbwdsum_c64_7x7
   {CUDA_STEP_KERNEL, 60, -1, 1380, 7, 356},  // 264 k60_bnbwd_c64_7x7
   {CUDA_STEP_CONV_BWD_FILTER, -1, 20, 1387, 3, 357},  // 265 cells.3.ops.2.x_op.op.6
   {CUDA_STEP_GEMM, -1, 66, 1390, 3, 358},  // 266 cells.3.ops.2.x_op.op.6
-  {CUDA_STEP_KERNEL, 64, -1, 1393, 13, 360},  // 267 k64_bnapply_relu_dw3x3s1filter_dw3x3s1data_c64_7x7
+  {CUDA_STEP_KERNEL, 64, -1, 1393, 13, 360},  // 267 k64_bnapply_relu_dw3x3s1filter_dw3x3s1data_relu_bwd_bnbwdsum_c64_7x7
   {CUDA_STEP_KERNEL, 62, -1, 1406, 7, 362},  // 268 k62_bnbwd_c64_7x7
   {CUDA_STEP_CONV_BWD_FILTER, -1, 21, 1413, 3, 363},  // 269 cells.3.ops.2.x_op.op.2
   {CUDA_STEP_GEMM, -1, 67, 1416, 3, 364},  // 270 cells.3.ops.2.x_op.op.2
-  {CUDA_STEP_KERNEL, 78, -1, 1419, 8, 366},  // 271 k78_bnapply_relu_dw3x3s2filter_dw3x3s2data_c64_14x14
+  {CUDA_STEP_KERNEL, 78, -1, 1419, 8, 366},  // 271 k78_bnapply_relu_dw3x3s2filter_dw3x3s2data_relu_bwd_c64_14x14
   {CUDA_STEP_KERNEL, 62, -1, 1427, 7, 369},  // 272 k62_bnbwd_c64_7x7
   {CUDA_STEP_CONV_BWD_FILTER, -1, 22, 1434, 3, 370},  // 273 cells.3.ops.1.x_op.op.6
   {CUDA_STEP_GEMM, -1, 68, 1437, 3, 371},  // 274 cells.3.ops.1.x_op.op.6
-  {CUDA_STEP_KERNEL, 61, -1, 1440, 13, 373},  // 275 k61_bnapply_relu_dw5x5s1filter_dw5x5s1data_c64_7x7
+  {CUDA_STEP_KERNEL, 61, -1, 1440, 13, 373},  // 275 k61_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c64_7x7
   {CUDA_STEP_KERNEL, 62, -1, 1453, 7, 375},  // 276 k62_bnbwd_c64_7x7
   {CUDA_STEP_CONV_BWD_FILTER, -1, 23, 1460, 3, 376},  // 277 cells.3.ops.1.x_op.op.2
   {CUDA_STEP_GEMM, -1, 69, 1463, 3, 377},  // 278 cells.3.ops.1.x_op.op.2
-  {CUDA_STEP_KERNEL, 79, -1, 1466, 18, 379},  // 279 k79_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_c64_7x7
+  {CUDA_STEP_KERNEL, 79, -1, 1466, 18, 379},  // 279 k79_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c64_7x7
   {CUDA_STEP_KERNEL, 62, -1, 1484, 7, 381},  // 280 k62_bnbwd_c64_7x7
   {CUDA_STEP_CONV_BWD_FILTER, -1, 24, 1491, 3, 382},  // 281 cells.3.ops.0.y_op.op.6
   {CUDA_STEP_GEMM, -1, 70, 1494, 3, 383},  // 282 cells.3.ops.0.y_op.op.6
-  {CUDA_STEP_KERNEL, 64, -1, 1497, 13, 385},  // 283 k64_bnapply_relu_dw3x3s1filter_dw3x3s1data_c64_7x7
+  {CUDA_STEP_KERNEL, 64, -1, 1497, 13, 385},  // 283 k64_bnapply_relu_dw3x3s1filter_dw3x3s1data_relu_bwd_bnbwdsum_c64_7x7
   {CUDA_STEP_KERNEL, 62, -1, 1510, 7, 387},  // 284 k62_bnbwd_c64_7x7
   {CUDA_STEP_CONV_BWD_FILTER, -1, 25, 1517, 3, 388},  // 285 cells.3.ops.0.y_op.op.2
   {CUDA_STEP_GEMM, -1, 71, 1520, 3, 389},  // 286 cells.3.ops.0.y_op.op.2
-  {CUDA_STEP_KERNEL, 80, -1, 1523, 8, 391},  // 287 k80_bnapply_relu_dw3x3s2filter_dw3x3s2data_c64_14x14
+  {CUDA_STEP_KERNEL, 80, -1, 1523, 8, 391},  // 287 k80_bnapply_relu_dw3x3s2filter_dw3x3s2data_relu_bwd_c64_14x14
   {CUDA_STEP_KERNEL, 62, -1, 1531, 7, 393},  // 288 k62_bnbwd_c64_7x7
   {CUDA_STEP_CONV_BWD_FILTER, -1, 26, 1538, 3, 394},  // 289 cells.3.ops.0.x_op.op.6
   {CUDA_STEP_GEMM, -1, 72, 1541, 3, 395},  // 290 cells.3.ops.0.x_op.op.6
-  {CUDA_STEP_KERNEL, 61, -1, 1544, 13, 397},  // 291 k61_bnapply_relu_dw5x5s1filter_dw5x5s1data_c64_7x7
+  {CUDA_STEP_KERNEL, 61, -1, 1544, 13, 397},  // 291 k61_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c64_7x7
   {CUDA_STEP_KERNEL, 62, -1, 1557, 7, 399},  // 292 k62_bnbwd_c64_7x7
   {CUDA_STEP_CONV_BWD_FILTER, -1, 27, 1564, 3, 400},  // 293 cells.3.ops.0.x_op.op.2
   {CUDA_STEP_GEMM, -1, 73, 1567, 3, 401},  // 294 cells.3.ops.0.x_op.op.2
-  {CUDA_STEP_KERNEL, 81, -1, 1570, 13, 403},  // 295 k81_bnapply_relu_dw5x5s2filter_dw5x5s2data_c64_14x14
+  {CUDA_STEP_KERNEL, 81, -1, 1570, 13, 403},  // 295 k81_bnapply_relu_dw5x5s2filter_dw5x5s2data_relu_bwd_bnbwdsum_c64_14x14
   {CUDA_STEP_KERNEL, 82, -1, 1583, 7, 405},  // 296 k82_bnbwd_c64_14x14
   {CUDA_STEP_CONV_BWD_FILTER, -1, 28, 1590, 3, 406},  // 297 cells.3.maybe_calibrate_size.preprocess_y.conv
   {CUDA_STEP_GEMM, -1, 74, 1593, 3, 407},  // 298 cells.3.maybe_calibrate_size.preprocess_y.conv
@@ -23546,7 +23546,7 @@ static const CudaStep nao_train_steps[] = {  // kind, kernel, desc, arg0, n_args
   {CUDA_STEP_KERNEL, 86, -1, 1626, 7, 414},  // 305 k86_bnbwd_c32_14x14
   {CUDA_STEP_CONV_BWD_FILTER, -1, 30, 1633, 3, 415},  // 306 cells.2.ops.4.x_op.op.6
   {CUDA_STEP_GEMM, -1, 76, 1636, 3, 416},  // 307 cells.2.ops.4.x_op.op.6
-  {CUDA_STEP_KERNEL, 87, -1, 1639, 13, 418},  // 308 k87_bnapply_relu_dw5x5s1filter_dw5x5s1data_c32_14x14
+  {CUDA_STEP_KERNEL, 87, -1, 1639, 13, 418},  // 308 k87_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c32_14x14
   {CUDA_STEP_KERNEL, 88, -1, 1652, 7, 420},  // 309 k88_bnbwd_c32_14x14
   {CUDA_STEP_CONV_BWD_FILTER, -1, 31, 1659, 3, 421},  // 310 cells.2.ops.4.x_op.op.2
   {CUDA_STEP_GEMM, -1, 77, 1662, 3, 422},  // 311 cells.2.ops.4.x_op.op.2
@@ -23556,7 +23556,7 @@ static const CudaStep nao_train_steps[] = {  // kind, kernel, desc, arg0, n_args
   {CUDA_STEP_KERNEL, 86, -1, 1684, 7, 427},  // 315 k86_bnbwd_c32_14x14
   {CUDA_STEP_CONV_BWD_FILTER, -1, 32, 1691, 3, 428},  // 316 cells.2.ops.3.x_op.op.6
   {CUDA_STEP_GEMM, -1, 78, 1694, 3, 429},  // 317 cells.2.ops.3.x_op.op.6
-  {CUDA_STEP_KERNEL, 90, -1, 1697, 13, 431},  // 318 k90_bnapply_relu_dw3x3s1filter_dw3x3s1data_c32_14x14
+  {CUDA_STEP_KERNEL, 90, -1, 1697, 13, 431},  // 318 k90_bnapply_relu_dw3x3s1filter_dw3x3s1data_relu_bwd_bnbwdsum_c32_14x14
   {CUDA_STEP_KERNEL, 88, -1, 1710, 7, 433},  // 319 k88_bnbwd_c32_14x14
   {CUDA_STEP_CONV_BWD_FILTER, -1, 33, 1717, 3, 434},  // 320 cells.2.ops.3.x_op.op.2
   {CUDA_STEP_GEMM, -1, 79, 1720, 3, 435},  // 321 cells.2.ops.3.x_op.op.2
@@ -23568,20 +23568,20 @@ static const CudaStep nao_train_steps[] = {  // kind, kernel, desc, arg0, n_args
   {CUDA_STEP_KERNEL, 86, -1, 1759, 7, 442},  // 327 k86_bnbwd_c32_14x14
   {CUDA_STEP_CONV_BWD_FILTER, -1, 34, 1766, 3, 443},  // 328 cells.2.ops.1.x_op.op.6
   {CUDA_STEP_GEMM, -1, 80, 1769, 3, 444},  // 329 cells.2.ops.1.x_op.op.6
-  {CUDA_STEP_KERNEL, 87, -1, 1772, 13, 446},  // 330 k87_bnapply_relu_dw5x5s1filter_dw5x5s1data_c32_14x14
+  {CUDA_STEP_KERNEL, 87, -1, 1772, 13, 446},  // 330 k87_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c32_14x14
   {CUDA_STEP_KERNEL, 88, -1, 1785, 7, 448},  // 331 k88_bnbwd_c32_14x14
   {CUDA_STEP_CONV_BWD_FILTER, -1, 35, 1792, 3, 449},  // 332 cells.2.ops.1.x_op.op.2
   {CUDA_STEP_GEMM, -1, 81, 1795, 3, 450},  // 333 cells.2.ops.1.x_op.op.2
-  {CUDA_STEP_KERNEL, 95, -1, 1798, 8, 452},  // 334 k95_bnapply_relu_dw5x5s1filter_dw5x5s1data_c32_14x14
+  {CUDA_STEP_KERNEL, 95, -1, 1798, 8, 452},  // 334 k95_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_c32_14x14
   {CUDA_STEP_KERNEL, 92, -1, 1806, 2, 454},  // 335 k92_bnapply_avg3x3s1bwd_c32_14x14
   {CUDA_STEP_KERNEL, 88, -1, 1808, 7, 455},  // 336 k88_bnbwd_c32_14x14
   {CUDA_STEP_CONV_BWD_FILTER, -1, 36, 1815, 3, 456},  // 337 cells.2.ops.0.x_op.op.6
   {CUDA_STEP_GEMM, -1, 82, 1818, 3, 457},  // 338 cells.2.ops.0.x_op.op.6
-  {CUDA_STEP_KERNEL, 87, -1, 1821, 13, 459},  // 339 k87_bnapply_relu_dw5x5s1filter_dw5x5s1data_c32_14x14
+  {CUDA_STEP_KERNEL, 87, -1, 1821, 13, 459},  // 339 k87_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c32_14x14
   {CUDA_STEP_KERNEL, 88, -1, 1834, 7, 461},  // 340 k88_bnbwd_c32_14x14
   {CUDA_STEP_CONV_BWD_FILTER, -1, 37, 1841, 3, 462},  // 341 cells.2.ops.0.x_op.op.2
   {CUDA_STEP_GEMM, -1, 83, 1844, 3, 463},  // 342 cells.2.ops.0.x_op.op.2
-  {CUDA_STEP_KERNEL, 96, -1, 1847, 13, 465},  // 343 k96_bnapply_relu_dw5x5s1filter_dw5x5s1data_c32_14x14
+  {CUDA_STEP_KERNEL, 96, -1, 1847, 13, 465},  // 343 k96_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c32_14x14
   {CUDA_STEP_KERNEL, 88, -1, 1860, 7, 467},  // 344 k88_bnbwd_c32_14x14
   {CUDA_STEP_CONV_BWD_FILTER, -1, 38, 1867, 3, 468},  // 345 cells.2.maybe_calibrate_size.preprocess_y.conv
   {CUDA_STEP_GEMM, -1, 84, 1870, 3, 469},  // 346 cells.2.maybe_calibrate_size.preprocess_y.conv
@@ -23599,45 +23599,45 @@ static const CudaStep nao_train_steps[] = {  // kind, kernel, desc, arg0, n_args
   {CUDA_STEP_KERNEL, 86, -1, 1918, 7, 480},  // 358 k86_bnbwd_c32_14x14
   {CUDA_STEP_CONV_BWD_FILTER, -1, 43, 1925, 3, 481},  // 359 cells.1.ops.3.x_op.op.6
   {CUDA_STEP_GEMM, -1, 85, 1928, 3, 482},  // 360 cells.1.ops.3.x_op.op.6
-  {CUDA_STEP_KERNEL, 87, -1, 1931, 13, 484},  // 361 k87_bnapply_relu_dw5x5s1filter_dw5x5s1data_c32_14x14
+  {CUDA_STEP_KERNEL, 87, -1, 1931, 13, 484},  // 361 k87_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c32_14x14
   {CUDA_STEP_KERNEL, 88, -1, 1944, 7, 486},  // 362 k88_bnbwd_c32_14x14
   {CUDA_STEP_CONV_BWD_FILTER, -1, 44, 1951, 3, 487},  // 363 cells.1.ops.3.x_op.op.2
   {CUDA_STEP_GEMM, -1, 86, 1954, 3, 488},  // 364 cells.1.ops.3.x_op.op.2
-  {CUDA_STEP_KERNEL, 101, -1, 1957, 12, 490},  // 365 k101_dw5x5s1filter_dw5x5s1data_relu_bwd_c32_14x14
+  {CUDA_STEP_KERNEL, 101, -1, 1957, 12, 490},  // 365 k101_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c32_14x14
   {CUDA_STEP_KERNEL, 102, -1, 1969, 4, 492},  // 366 k102_max3x3s1bwd_accum_c32_14x14
   {CUDA_STEP_KERNEL, 85, -1, 1973, 8, 493},  // 367 k85_bnbwdsum_c32_14x14
   {CUDA_STEP_KERNEL, 86, -1, 1981, 7, 493},  // 368 k86_bnbwd_c32_14x14
   {CUDA_STEP_CONV_BWD_FILTER, -1, 45, 1988, 3, 494},  // 369 cells.1.ops.2.x_op.op.6
   {CUDA_STEP_GEMM, -1, 87, 1991, 3, 495},  // 370 cells.1.ops.2.x_op.op.6
-  {CUDA_STEP_KERNEL, 90, -1, 1994, 13, 497},  // 371 k90_bnapply_relu_dw3x3s1filter_dw3x3s1data_c32_14x14
+  {CUDA_STEP_KERNEL, 90, -1, 1994, 13, 497},  // 371 k90_bnapply_relu_dw3x3s1filter_dw3x3s1data_relu_bwd_bnbwdsum_c32_14x14
   {CUDA_STEP_KERNEL, 88, -1, 2007, 7, 499},  // 372 k88_bnbwd_c32_14x14
   {CUDA_STEP_CONV_BWD_FILTER, -1, 46, 2014, 3, 500},  // 373 cells.1.ops.2.x_op.op.2
   {CUDA_STEP_GEMM, -1, 88, 2017, 3, 501},  // 374 cells.1.ops.2.x_op.op.2
-  {CUDA_STEP_KERNEL, 103, -1, 2020, 8, 503},  // 375 k103_bnapply_relu_dw3x3s2filter_dw3x3s2data_c32_28x28
+  {CUDA_STEP_KERNEL, 103, -1, 2020, 8, 503},  // 375 k103_bnapply_relu_dw3x3s2filter_dw3x3s2data_relu_bwd_c32_28x28
   {CUDA_STEP_KERNEL, 88, -1, 2028, 7, 506},  // 376 k88_bnbwd_c32_14x14
   {CUDA_STEP_CONV_BWD_FILTER, -1, 47, 2035, 3, 507},  // 377 cells.1.ops.1.x_op.op.6
   {CUDA_STEP_GEMM, -1, 89, 2038, 3, 508},  // 378 cells.1.ops.1.x_op.op.6
-  {CUDA_STEP_KERNEL, 87, -1, 2041, 13, 510},  // 379 k87_bnapply_relu_dw5x5s1filter_dw5x5s1data_c32_14x14
+  {CUDA_STEP_KERNEL, 87, -1, 2041, 13, 510},  // 379 k87_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c32_14x14
   {CUDA_STEP_KERNEL, 88, -1, 2054, 7, 512},  // 380 k88_bnbwd_c32_14x14
   {CUDA_STEP_CONV_BWD_FILTER, -1, 48, 2061, 3, 513},  // 381 cells.1.ops.1.x_op.op.2
   {CUDA_STEP_GEMM, -1, 90, 2064, 3, 514},  // 382 cells.1.ops.1.x_op.op.2
-  {CUDA_STEP_KERNEL, 104, -1, 2067, 18, 516},  // 383 k104_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_c32_14x14
+  {CUDA_STEP_KERNEL, 104, -1, 2067, 18, 516},  // 383 k104_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c32_14x14
   {CUDA_STEP_KERNEL, 88, -1, 2085, 7, 518},  // 384 k88_bnbwd_c32_14x14
   {CUDA_STEP_CONV_BWD_FILTER, -1, 49, 2092, 3, 519},  // 385 cells.1.ops.0.y_op.op.6
   {CUDA_STEP_GEMM, -1, 91, 2095, 3, 520},  // 386 cells.1.ops.0.y_op.op.6
-  {CUDA_STEP_KERNEL, 90, -1, 2098, 13, 522},  // 387 k90_bnapply_relu_dw3x3s1filter_dw3x3s1data_c32_14x14
+  {CUDA_STEP_KERNEL, 90, -1, 2098, 13, 522},  // 387 k90_bnapply_relu_dw3x3s1filter_dw3x3s1data_relu_bwd_bnbwdsum_c32_14x14
   {CUDA_STEP_KERNEL, 88, -1, 2111, 7, 524},  // 388 k88_bnbwd_c32_14x14
   {CUDA_STEP_CONV_BWD_FILTER, -1, 50, 2118, 3, 525},  // 389 cells.1.ops.0.y_op.op.2
   {CUDA_STEP_GEMM, -1, 92, 2121, 3, 526},  // 390 cells.1.ops.0.y_op.op.2
-  {CUDA_STEP_KERNEL, 105, -1, 2124, 8, 528},  // 391 k105_bnapply_relu_dw3x3s2filter_dw3x3s2data_c32_28x28
+  {CUDA_STEP_KERNEL, 105, -1, 2124, 8, 528},  // 391 k105_bnapply_relu_dw3x3s2filter_dw3x3s2data_relu_bwd_c32_28x28
   {CUDA_STEP_KERNEL, 88, -1, 2132, 7, 530},  // 392 k88_bnbwd_c32_14x14
   {CUDA_STEP_CONV_BWD_FILTER, -1, 51, 2139, 3, 531},  // 393 cells.1.ops.0.x_op.op.6
   {CUDA_STEP_GEMM, -1, 93, 2142, 3, 532},  // 394 cells.1.ops.0.x_op.op.6
-  {CUDA_STEP_KERNEL, 87, -1, 2145, 13, 534},  // 395 k87_bnapply_relu_dw5x5s1filter_dw5x5s1data_c32_14x14
+  {CUDA_STEP_KERNEL, 87, -1, 2145, 13, 534},  // 395 k87_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c32_14x14
   {CUDA_STEP_KERNEL, 88, -1, 2158, 7, 536},  // 396 k88_bnbwd_c32_14x14
   {CUDA_STEP_CONV_BWD_FILTER, -1, 52, 2165, 3, 537},  // 397 cells.1.ops.0.x_op.op.2
   {CUDA_STEP_GEMM, -1, 94, 2168, 3, 538},  // 398 cells.1.ops.0.x_op.op.2
-  {CUDA_STEP_KERNEL, 106, -1, 2171, 13, 540},  // 399 k106_bnapply_relu_dw5x5s2filter_dw5x5s2data_c32_28x28
+  {CUDA_STEP_KERNEL, 106, -1, 2171, 13, 540},  // 399 k106_bnapply_relu_dw5x5s2filter_dw5x5s2data_relu_bwd_bnbwdsum_c32_28x28
   {CUDA_STEP_KERNEL, 107, -1, 2184, 7, 542},  // 400 k107_bnbwd_c32_28x28
   {CUDA_STEP_CONV_BWD_FILTER, -1, 53, 2191, 3, 543},  // 401 cells.1.maybe_calibrate_size.preprocess_y.conv
   {CUDA_STEP_GEMM, -1, 95, 2194, 3, 544},  // 402 cells.1.maybe_calibrate_size.preprocess_y.conv
@@ -23650,7 +23650,7 @@ static const CudaStep nao_train_steps[] = {  // kind, kernel, desc, arg0, n_args
   {CUDA_STEP_KERNEL, 111, -1, 2227, 7, 551},  // 409 k111_bnbwd_c16_28x28
   {CUDA_STEP_CONV_BWD_FILTER, -1, 55, 2234, 3, 552},  // 410 cells.0.ops.4.x_op.op.6
   {CUDA_STEP_GEMM, -1, 97, 2237, 3, 553},  // 411 cells.0.ops.4.x_op.op.6
-  {CUDA_STEP_KERNEL, 112, -1, 2240, 13, 555},  // 412 k112_bnapply_relu_dw5x5s1filter_dw5x5s1data_c16_28x28
+  {CUDA_STEP_KERNEL, 112, -1, 2240, 13, 555},  // 412 k112_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c16_28x28
   {CUDA_STEP_KERNEL, 113, -1, 2253, 7, 557},  // 413 k113_bnbwd_c16_28x28
   {CUDA_STEP_CONV_BWD_FILTER, -1, 56, 2260, 3, 558},  // 414 cells.0.ops.4.x_op.op.2
   {CUDA_STEP_GEMM, -1, 98, 2263, 3, 559},  // 415 cells.0.ops.4.x_op.op.2
@@ -23660,7 +23660,7 @@ static const CudaStep nao_train_steps[] = {  // kind, kernel, desc, arg0, n_args
   {CUDA_STEP_KERNEL, 111, -1, 2285, 7, 564},  // 419 k111_bnbwd_c16_28x28
   {CUDA_STEP_CONV_BWD_FILTER, -1, 57, 2292, 3, 565},  // 420 cells.0.ops.3.x_op.op.6
   {CUDA_STEP_GEMM, -1, 99, 2295, 3, 566},  // 421 cells.0.ops.3.x_op.op.6
-  {CUDA_STEP_KERNEL, 115, -1, 2298, 13, 568},  // 422 k115_bnapply_relu_dw3x3s1filter_dw3x3s1data_c16_28x28
+  {CUDA_STEP_KERNEL, 115, -1, 2298, 13, 568},  // 422 k115_bnapply_relu_dw3x3s1filter_dw3x3s1data_relu_bwd_bnbwdsum_c16_28x28
   {CUDA_STEP_KERNEL, 113, -1, 2311, 7, 570},  // 423 k113_bnbwd_c16_28x28
   {CUDA_STEP_CONV_BWD_FILTER, -1, 58, 2318, 3, 571},  // 424 cells.0.ops.3.x_op.op.2
   {CUDA_STEP_GEMM, -1, 100, 2321, 3, 572},  // 425 cells.0.ops.3.x_op.op.2
@@ -23672,20 +23672,20 @@ static const CudaStep nao_train_steps[] = {  // kind, kernel, desc, arg0, n_args
   {CUDA_STEP_KERNEL, 111, -1, 2360, 7, 579},  // 431 k111_bnbwd_c16_28x28
   {CUDA_STEP_CONV_BWD_FILTER, -1, 59, 2367, 3, 580},  // 432 cells.0.ops.1.x_op.op.6
   {CUDA_STEP_GEMM, -1, 101, 2370, 3, 581},  // 433 cells.0.ops.1.x_op.op.6
-  {CUDA_STEP_KERNEL, 112, -1, 2373, 13, 583},  // 434 k112_bnapply_relu_dw5x5s1filter_dw5x5s1data_c16_28x28
+  {CUDA_STEP_KERNEL, 112, -1, 2373, 13, 583},  // 434 k112_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c16_28x28
   {CUDA_STEP_KERNEL, 113, -1, 2386, 7, 585},  // 435 k113_bnbwd_c16_28x28
   {CUDA_STEP_CONV_BWD_FILTER, -1, 60, 2393, 3, 586},  // 436 cells.0.ops.1.x_op.op.2
   {CUDA_STEP_GEMM, -1, 102, 2396, 3, 587},  // 437 cells.0.ops.1.x_op.op.2
-  {CUDA_STEP_KERNEL, 120, -1, 2399, 8, 589},  // 438 k120_bnapply_relu_dw5x5s1filter_dw5x5s1data_c16_28x28
+  {CUDA_STEP_KERNEL, 120, -1, 2399, 8, 589},  // 438 k120_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_c16_28x28
   {CUDA_STEP_KERNEL, 117, -1, 2407, 2, 591},  // 439 k117_bnapply_avg3x3s1bwd_c16_28x28
   {CUDA_STEP_KERNEL, 113, -1, 2409, 7, 592},  // 440 k113_bnbwd_c16_28x28
   {CUDA_STEP_CONV_BWD_FILTER, -1, 61, 2416, 3, 593},  // 441 cells.0.ops.0.x_op.op.6
   {CUDA_STEP_GEMM, -1, 103, 2419, 3, 594},  // 442 cells.0.ops.0.x_op.op.6
-  {CUDA_STEP_KERNEL, 112, -1, 2422, 13, 596},  // 443 k112_bnapply_relu_dw5x5s1filter_dw5x5s1data_c16_28x28
+  {CUDA_STEP_KERNEL, 112, -1, 2422, 13, 596},  // 443 k112_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c16_28x28
   {CUDA_STEP_KERNEL, 113, -1, 2435, 7, 598},  // 444 k113_bnbwd_c16_28x28
   {CUDA_STEP_CONV_BWD_FILTER, -1, 62, 2442, 3, 599},  // 445 cells.0.ops.0.x_op.op.2
   {CUDA_STEP_GEMM, -1, 104, 2445, 3, 600},  // 446 cells.0.ops.0.x_op.op.2
-  {CUDA_STEP_KERNEL, 121, -1, 2448, 13, 602},  // 447 k121_bnapply_relu_dw5x5s1filter_dw5x5s1data_c16_28x28
+  {CUDA_STEP_KERNEL, 121, -1, 2448, 13, 602},  // 447 k121_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c16_28x28
   {CUDA_STEP_KERNEL, 113, -1, 2461, 7, 604},  // 448 k113_bnbwd_c16_28x28
   {CUDA_STEP_CONV_BWD_FILTER, -1, 63, 2468, 3, 605},  // 449 cells.0.maybe_calibrate_size.preprocess_y.conv
   {CUDA_STEP_GEMM, -1, 105, 2471, 3, 606},  // 450 cells.0.maybe_calibrate_size.preprocess_y.conv

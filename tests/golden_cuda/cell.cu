@@ -1097,10 +1097,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k16_accum_bnbwd_c8_8x8(cons
   }
 }
 
-// ---------------------------------------------------------------- k17_bnapply_relu_dw5x5s1filter_dw5x5s1data_c8_8x8
+// ---------------------------------------------------------------- k17_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c8_8x8
 // dwconv_bwd; grid (8, ceil(N / 2)), block 256, 1664 bytes of shared memory
 // serves: cells.0.ops.2.y_op.op.5:bwd_filter (conv_bwd_filter), cells.0.ops.2.y_op.op.5:bwd_data (conv_bwd_data), cells.0.ops.2.y_op.op.4:bwd (relu_bwd), cells.0.ops.2.y_op.op.3:bwd (bn_bwd); 4 uses in all
-extern "C" __global__ void __launch_bounds__(256, 2) k17_bnapply_relu_dw5x5s1filter_dw5x5s1data_c8_8x8(const NaoArgs a) {
+extern "C" __global__ void __launch_bounds__(256, 2) k17_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c8_8x8(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // parameter [200]
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 8, 8, 8)
   const float *__restrict__ p2 = (const float *)a.p[2];  // (N, 8, 8, 8)
@@ -1585,10 +1585,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k18_bnbwd_c8_8x8(const NaoA
   }
 }
 
-// ---------------------------------------------------------------- k19_bnapply_relu_dw5x5s1filter_dw5x5s1data_c8_8x8
+// ---------------------------------------------------------------- k19_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_c8_8x8
 // dwconv_bwd; grid (8, ceil(N / 2)), block 256, 1664 bytes of shared memory
 // serves: cells.0.ops.2.y_op.op.1:bwd_filter (conv_bwd_filter), cells.0.ops.2.y_op.op.1:bwd_data (conv_bwd_data), cells.0.ops.2.y_op.op.0:bwd (relu_bwd); 3 uses in all
-extern "C" __global__ void __launch_bounds__(256, 2) k19_bnapply_relu_dw5x5s1filter_dw5x5s1data_c8_8x8(const NaoArgs a) {
+extern "C" __global__ void __launch_bounds__(256, 2) k19_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_c8_8x8(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // parameter [200]
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 8, 8, 8)
   const float *__restrict__ p2 = (const float *)a.p[2];  // (N, 8, 8, 8)
@@ -2427,10 +2427,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k23_mask_bwd_accum_bnbwd_c8
   }
 }
 
-// ---------------------------------------------------------------- k24_bnapply_relu_dw3x3s1filter_dw3x3s1data_c8_8x8
+// ---------------------------------------------------------------- k24_bnapply_relu_dw3x3s1filter_dw3x3s1data_relu_bwd_bnbwdsum_c8_8x8
 // dwconv_bwd; grid (8, ceil(N / 2)), block 256, 1312 bytes of shared memory
 // serves: cells.0.ops.0.x_op.op.5:bwd_filter (conv_bwd_filter), cells.0.ops.0.x_op.op.5:bwd_data (conv_bwd_data), cells.0.ops.0.x_op.op.4:bwd (relu_bwd), cells.0.ops.0.x_op.op.3:bwd (bn_bwd); 4 uses in all
-extern "C" __global__ void __launch_bounds__(256, 2) k24_bnapply_relu_dw3x3s1filter_dw3x3s1data_c8_8x8(const NaoArgs a) {
+extern "C" __global__ void __launch_bounds__(256, 2) k24_bnapply_relu_dw3x3s1filter_dw3x3s1data_relu_bwd_bnbwdsum_c8_8x8(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // parameter [72]
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 8, 8, 8)
   const float *__restrict__ p2 = (const float *)a.p[2];  // (N, 8, 8, 8)
@@ -2665,10 +2665,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k24_bnapply_relu_dw3x3s1fil
   if (threadIdx.x == 0) *(volatile unsigned int *)p8 = 0u;
 }
 
-// ---------------------------------------------------------------- k25_bnapply_relu_dw3x3s1filter_dw3x3s1data_c8_8x8
+// ---------------------------------------------------------------- k25_bnapply_relu_dw3x3s1filter_dw3x3s1data_relu_bwd_accum_c8_8x8
 // dwconv_bwd; grid (8, ceil(N / 2)), block 256, 1312 bytes of shared memory
 // serves: cells.0.ops.0.x_op.op.1:bwd_filter (conv_bwd_filter), cells.0.ops.0.x_op.op.1:bwd_data (conv_bwd_data), cells.0.ops.0.x_op.op.0:bwd (relu_bwd), accum:grad:stem.1:out (accum), +1 more; 5 uses in all
-extern "C" __global__ void __launch_bounds__(256, 2) k25_bnapply_relu_dw3x3s1filter_dw3x3s1data_c8_8x8(const NaoArgs a) {
+extern "C" __global__ void __launch_bounds__(256, 2) k25_bnapply_relu_dw3x3s1filter_dw3x3s1data_relu_bwd_accum_c8_8x8(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // parameter [72]
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 8, 8, 8)
   const float *__restrict__ p2 = (const float *)a.p[2];  // (N, 8, 8, 8)
@@ -3042,15 +3042,15 @@ static const CudaKernel nao_kernels[] = {  // name, pattern, block, grid_x, grid
   {"k14_gap_bwd_c24_8x8", "pw", 256, 24, 8, 0, 2, 0},
   {"k15_accum_bnbwdsum_c8_8x8", "pw", 256, 8, 2, 0, 8, 1},
   {"k16_accum_bnbwd_c8_8x8", "pw", 256, 8, 2, 0, 7, 0},
-  {"k17_bnapply_relu_dw5x5s1filter_dw5x5s1data_c8_8x8", "dwconv_bwd", 256, 8, 2, 1664, 13, 1},
+  {"k17_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c8_8x8", "dwconv_bwd", 256, 8, 2, 1664, 13, 1},
   {"k18_bnbwd_c8_8x8", "pw", 256, 8, 2, 0, 7, 0},
-  {"k19_bnapply_relu_dw5x5s1filter_dw5x5s1data_c8_8x8", "dwconv_bwd", 256, 8, 2, 1664, 6, 1},
+  {"k19_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_c8_8x8", "dwconv_bwd", 256, 8, 2, 1664, 6, 1},
   {"k20_relu_bwd_c8_8x8", "pw", 256, 8, 2, 0, 3, 0},
   {"k21_bnapply_accum_max3x3s1bwd_c8_8x8", "pool_bwd", 256, 8, 2, 1440, 5, 0},
   {"k22_accum_avg3x3s1bwd_mask_bwd_bnbwdsum_c8_8x8", "pool_bwd", 256, 8, 2, 512, 18, 1},
   {"k23_mask_bwd_accum_bnbwd_c8_8x8", "pw", 256, 8, 2, 0, 8, 0},
-  {"k24_bnapply_relu_dw3x3s1filter_dw3x3s1data_c8_8x8", "dwconv_bwd", 256, 8, 2, 1312, 13, 1},
-  {"k25_bnapply_relu_dw3x3s1filter_dw3x3s1data_c8_8x8", "dwconv_bwd", 256, 8, 2, 1312, 13, 1},
+  {"k24_bnapply_relu_dw3x3s1filter_dw3x3s1data_relu_bwd_bnbwdsum_c8_8x8", "dwconv_bwd", 256, 8, 2, 1312, 13, 1},
+  {"k25_bnapply_relu_dw3x3s1filter_dw3x3s1data_relu_bwd_accum_c8_8x8", "dwconv_bwd", 256, 8, 2, 1312, 13, 1},
   {"k26_gradnorm_1943", "gradnorm", 256, 2, 0, 0, 4, 1},
   {"k27_sgd_1943", "sgd", 256, 2, 0, 0, 5, 0},
 };
@@ -3394,11 +3394,11 @@ static const CudaStep nao_train_steps[] = {  // kind, kernel, desc, arg0, n_args
   {CUDA_STEP_KERNEL, 16, -1, 152, 7, 42},  // 32 k16_accum_bnbwd_c8_8x8
   {CUDA_STEP_CONV_BWD_FILTER, -1, 2, 159, 3, 43},  // 33 cells.0.ops.2.y_op.op.6:bwd_filter
   {CUDA_STEP_GEMM, -1, 8, 162, 3, 44},  // 34 cells.0.ops.2.y_op.op.6:bwd_data
-  {CUDA_STEP_KERNEL, 17, -1, 165, 13, 46},  // 35 k17_bnapply_relu_dw5x5s1filter_dw5x5s1data_c8_8x8
+  {CUDA_STEP_KERNEL, 17, -1, 165, 13, 46},  // 35 k17_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_bnbwdsum_c8_8x8
   {CUDA_STEP_KERNEL, 18, -1, 178, 7, 48},  // 36 k18_bnbwd_c8_8x8
   {CUDA_STEP_CONV_BWD_FILTER, -1, 3, 185, 3, 49},  // 37 cells.0.ops.2.y_op.op.2:bwd_filter
   {CUDA_STEP_GEMM, -1, 9, 188, 3, 50},  // 38 cells.0.ops.2.y_op.op.2:bwd_data
-  {CUDA_STEP_KERNEL, 19, -1, 191, 6, 52},  // 39 k19_bnapply_relu_dw5x5s1filter_dw5x5s1data_c8_8x8
+  {CUDA_STEP_KERNEL, 19, -1, 191, 6, 52},  // 39 k19_bnapply_relu_dw5x5s1filter_dw5x5s1data_relu_bwd_c8_8x8
   {CUDA_STEP_KERNEL, 15, -1, 197, 8, 54},  // 40 k15_accum_bnbwdsum_c8_8x8
   {CUDA_STEP_KERNEL, 16, -1, 205, 7, 54},  // 41 k16_accum_bnbwd_c8_8x8
   {CUDA_STEP_CONV_BWD_FILTER, -1, 4, 212, 3, 55},  // 42 cells.0.ops.2.x_op.1:bwd_filter
@@ -3409,14 +3409,14 @@ static const CudaStep nao_train_steps[] = {  // kind, kernel, desc, arg0, n_args
   {CUDA_STEP_KERNEL, 23, -1, 244, 8, 67},  // 47 k23_mask_bwd_accum_bnbwd_c8_8x8
   {CUDA_STEP_CONV_BWD_FILTER, -1, 6, 252, 3, 68},  // 48 cells.0.ops.0.x_op.op.6:bwd_filter
   {CUDA_STEP_GEMM, -1, 10, 255, 3, 69},  // 49 cells.0.ops.0.x_op.op.6:bwd_data
-  {CUDA_STEP_KERNEL, 24, -1, 258, 13, 71},  // 50 k24_bnapply_relu_dw3x3s1filter_dw3x3s1data_c8_8x8
+  {CUDA_STEP_KERNEL, 24, -1, 258, 13, 71},  // 50 k24_bnapply_relu_dw3x3s1filter_dw3x3s1data_relu_bwd_bnbwdsum_c8_8x8
   {CUDA_STEP_KERNEL, 18, -1, 271, 7, 73},  // 51 k18_bnbwd_c8_8x8
   {CUDA_STEP_CONV_BWD_FILTER, -1, 7, 278, 3, 74},  // 52 cells.0.ops.0.x_op.op.2:bwd_filter
   {CUDA_STEP_GEMM, -1, 11, 281, 3, 75},  // 53 cells.0.ops.0.x_op.op.2:bwd_data
   {CUDA_STEP_KERNEL, 18, -1, 284, 7, 79},  // 54 k18_bnbwd_c8_8x8
   {CUDA_STEP_CONV_BWD_FILTER, -1, 8, 291, 3, 80},  // 55 cells.0.preprocess_y.1:bwd_filter
   {CUDA_STEP_GEMM, -1, 12, 294, 3, 81},  // 56 cells.0.preprocess_y.1:bwd_data
-  {CUDA_STEP_KERNEL, 25, -1, 297, 13, 77},  // 57 k25_bnapply_relu_dw3x3s1filter_dw3x3s1data_c8_8x8
+  {CUDA_STEP_KERNEL, 25, -1, 297, 13, 77},  // 57 k25_bnapply_relu_dw3x3s1filter_dw3x3s1data_relu_bwd_accum_c8_8x8
   {CUDA_STEP_KERNEL, 18, -1, 310, 7, 84},  // 58 k18_bnbwd_c8_8x8
   {CUDA_STEP_CONV_BWD_FILTER, -1, 9, 317, 3, 85},  // 59 stem.0:bwd_filter
 };

@@ -646,10 +646,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k8_bnapply_relu_relu_bwd_ga
   if (threadIdx.x == 0) *(volatile unsigned int *)p6 = 0u;
 }
 
-// ---------------------------------------------------------------- k9_bnapply_relu_bnbwd_relu_bwd_gap_bwd_c6_5x3
+// ---------------------------------------------------------------- k9_bnapply_relu_bnbwd_relu_bwd_gap_bwd_accum_c6_5x3
 // pw; grid (6, ceil(N / 2)), block 256
 // serves: sum:bwd0 (accum)
-extern "C" __global__ void __launch_bounds__(256, 2) k9_bnapply_relu_bnbwd_relu_bwd_gap_bwd_c6_5x3(const NaoArgs a) {
+extern "C" __global__ void __launch_bounds__(256, 2) k9_bnapply_relu_bnbwd_relu_bwd_gap_bwd_accum_c6_5x3(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // parameter [6]
   const float *__restrict__ p1 = (const float *)a.p[1];  // [6] per channel
   const float *__restrict__ p2 = (const float *)a.p[2];  // (N, 6, 5, 3)
@@ -774,10 +774,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k10_bnapply_relu_relu_bwd_b
   if (threadIdx.x == 0) *(volatile unsigned int *)p7 = 0u;
 }
 
-// ---------------------------------------------------------------- k11_bnapply_relu_bnbwd_relu_bwd_max3x3s2bwd_c5_9x6
+// ---------------------------------------------------------------- k11_bnapply_relu_bnbwd_relu_bwd_max3x3s2bwd_bnbwdsum_c5_9x6
 // pool_bwd; grid (5, ceil(N / 2)), block 256, 766 bytes of shared memory
 // serves: pool:bwd (pool_bwd), dw.2:bwd (bn_bwd); 2 uses in all
-extern "C" __global__ void __launch_bounds__(256, 2) k11_bnapply_relu_bnbwd_relu_bwd_max3x3s2bwd_c5_9x6(const NaoArgs a) {
+extern "C" __global__ void __launch_bounds__(256, 2) k11_bnapply_relu_bnbwd_relu_bwd_max3x3s2bwd_bnbwdsum_c5_9x6(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 5, 5, 3)
   const float *__restrict__ p1 = (const float *)a.p[1];  // parameter [5]
   const float *__restrict__ p2 = (const float *)a.p[2];  // [5] per channel
@@ -1265,9 +1265,9 @@ static const CudaKernel nao_kernels[] = {  // name, pattern, block, grid_x, grid
   {"k6_xent_xent_bwd_c4_1x1", "xent", 256, 1, 8, 0, 5, 1},
   {"k7_biasgrad_c4_1x1", "pw", 256, 4, 1, 0, 3, 1},
   {"k8_bnapply_relu_relu_bwd_gap_bwd_bnbwdsum_c6_5x3", "pw", 256, 6, 2, 0, 10, 1},
-  {"k9_bnapply_relu_bnbwd_relu_bwd_gap_bwd_c6_5x3", "pw", 256, 6, 2, 0, 9, 0},
+  {"k9_bnapply_relu_bnbwd_relu_bwd_gap_bwd_accum_c6_5x3", "pw", 256, 6, 2, 0, 9, 0},
   {"k10_bnapply_relu_relu_bwd_bnbwdsum_c5_5x3", "pw", 256, 5, 2, 0, 11, 1},
-  {"k11_bnapply_relu_bnbwd_relu_bwd_max3x3s2bwd_c5_9x6", "pool_bwd", 256, 5, 2, 766, 16, 1},
+  {"k11_bnapply_relu_bnbwd_relu_bwd_max3x3s2bwd_bnbwdsum_c5_9x6", "pool_bwd", 256, 5, 2, 766, 16, 1},
   {"k12_relu_bnbwd_dw3x3s1filter_c5_9x6", "dwconv_filter", 256, 5, 2, 1136, 9, 1},
   {"k13_gradnorm_405", "gradnorm", 256, 1, 0, 0, 4, 1},
   {"k14_sgd_405", "sgd", 256, 1, 0, 0, 5, 0},
@@ -1424,13 +1424,13 @@ static const CudaStep nao_train_steps[] = {  // kind, kernel, desc, arg0, n_args
   {CUDA_STEP_GEMM, -1, 3, 58, 3, 19},  // 11 classifier:bwd
   {CUDA_STEP_KERNEL, 7, -1, 61, 3, 19},  // 12 k7_biasgrad_c4_1x1
   {CUDA_STEP_KERNEL, 8, -1, 64, 10, 22},  // 13 k8_bnapply_relu_relu_bwd_gap_bwd_bnbwdsum_c6_5x3
-  {CUDA_STEP_KERNEL, 9, -1, 74, 9, 23},  // 14 k9_bnapply_relu_bnbwd_relu_bwd_gap_bwd_c6_5x3
+  {CUDA_STEP_KERNEL, 9, -1, 74, 9, 23},  // 14 k9_bnapply_relu_bnbwd_relu_bwd_gap_bwd_accum_c6_5x3
   {CUDA_STEP_CONV_BWD_FILTER, -1, 1, 83, 3, 25},  // 15 conv_b.1:bwd_filter
   {CUDA_STEP_GEMM, -1, 4, 86, 3, 26},  // 16 conv_b.1:bwd_data
   {CUDA_STEP_CONV_BWD_FILTER, -1, 2, 89, 3, 27},  // 17 conv_a.1:bwd_filter
   {CUDA_STEP_CONV_BWD_DATA, -1, 3, 92, 3, 28},  // 18 conv_a.1:bwd_data
   {CUDA_STEP_KERNEL, 10, -1, 95, 11, 29},  // 19 k10_bnapply_relu_relu_bwd_bnbwdsum_c5_5x3
-  {CUDA_STEP_KERNEL, 11, -1, 106, 16, 33},  // 20 k11_bnapply_relu_bnbwd_relu_bwd_max3x3s2bwd_c5_9x6
+  {CUDA_STEP_KERNEL, 11, -1, 106, 16, 33},  // 20 k11_bnapply_relu_bnbwd_relu_bwd_max3x3s2bwd_bnbwdsum_c5_9x6
   {CUDA_STEP_KERNEL, 12, -1, 122, 9, 35},  // 21 k12_relu_bnbwd_dw3x3s1filter_c5_9x6
 };
 static const CudaArg nao_train_args[] = {

@@ -1971,10 +1971,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k31_zero_c8_10x10(const Nao
   }
 }
 
-// ---------------------------------------------------------------- k32_relu_accum_dw5x5s2filter_dw5x5s2data_c8_10x10
+// ---------------------------------------------------------------- k32_relu_accum_dw5x5s2filter_dw5x5s2data_relu_bwd_c8_10x10
 // dwconv_bwd; grid (8, ceil(N / 3)), block 256, 2328 bytes of shared memory
 // serves: dw5:bwd_filter (conv_bwd_filter), dw5:bwd_data (conv_bwd_data), dw5.r:bwd (relu_bwd), accum:grad:stem.1:out (accum); 4 uses in all
-extern "C" __global__ void __launch_bounds__(256, 2) k32_relu_accum_dw5x5s2filter_dw5x5s2data_c8_10x10(const NaoArgs a) {
+extern "C" __global__ void __launch_bounds__(256, 2) k32_relu_accum_dw5x5s2filter_dw5x5s2data_relu_bwd_c8_10x10(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // parameter [200]
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 8, 5, 5)
   const float *__restrict__ p2 = (const float *)a.p[2];  // (N, 8, 10, 10)
@@ -2647,7 +2647,7 @@ static const CudaKernel nao_kernels[] = {  // name, pattern, block, grid_x, grid
   {"k29_accum_avg2x2s2bwd_c8_10x10", "pool_bwd", 256, 8, 3, 300, 2, 0},
   {"k30_accum_max2x2s2bwd_c8_10x10", "pool_bwd", 256, 8, 3, 1575, 3, 0},
   {"k31_zero_c8_10x10", "pw", 256, 8, 3, 0, 1, 0},
-  {"k32_relu_accum_dw5x5s2filter_dw5x5s2data_c8_10x10", "dwconv_bwd", 256, 8, 3, 2328, 7, 1},
+  {"k32_relu_accum_dw5x5s2filter_dw5x5s2data_relu_bwd_c8_10x10", "dwconv_bwd", 256, 8, 3, 2328, 7, 1},
   {"k33_bnbwdsum_c8_10x10", "pw", 256, 8, 3, 0, 8, 1},
   {"k34_bnbwd_c8_10x10", "pw", 256, 8, 3, 0, 7, 0},
   {"k35_gradnorm_1440", "gradnorm", 256, 2, 0, 0, 4, 1},
@@ -2989,7 +2989,7 @@ static const CudaStep nao_train_steps[] = {  // kind, kernel, desc, arg0, n_args
   {CUDA_STEP_CONV_BWD_FILTER, -1, 13, 272, 3, 72},  // 59 fr.path2.1:bwd_filter
   {CUDA_STEP_KERNEL, 31, -1, 275, 1, 73},  // 60 k31_zero_c8_10x10
   {CUDA_STEP_CONV_BWD_DATA, -1, 14, 276, 3, 73},  // 61 fr.path2.1:bwd_data
-  {CUDA_STEP_KERNEL, 32, -1, 279, 7, 69},  // 62 k32_relu_accum_dw5x5s2filter_dw5x5s2data_c8_10x10
+  {CUDA_STEP_KERNEL, 32, -1, 279, 7, 69},  // 62 k32_relu_accum_dw5x5s2filter_dw5x5s2data_relu_bwd_c8_10x10
   {CUDA_STEP_CONV_BWD_FILTER, -1, 15, 286, 3, 75},  // 63 fr.path1.1:bwd_filter
   {CUDA_STEP_CONV_BWD_DATA, -1, 16, 289, 3, 76},  // 64 fr.path1.1:bwd_data
   {CUDA_STEP_KERNEL, 33, -1, 292, 8, 77},  // 65 k33_bnbwdsum_c8_10x10
