@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "compiler/autodiff.h"
+#include "compiler/emit_cuda.h"
 #include "compiler/emit_dot.h"
 #include "compiler/emit_seq.h"
 #include "compiler/emit_stats.h"
@@ -89,7 +90,15 @@ static const struct {
     {"ir", view_ir, "the training IR"},
 };
 enum { N_VIEWS = sizeof views / sizeof views[0] };
-static const NaocView view_cu = NULL;  // the default output, net.cu
+// The default output, net.cu: kernels and plan (compiler/emit_cuda.h). The
+// source name goes into its header as given (never an absolute path).
+static int view_cu_impl(NaoUnit *u, StrBuf *out) {
+  char err[512];
+  if (emit_net_cu(&u->spec, u->src.name, NULL, out, err, sizeof err) != 0)
+    return lowering_failed(u, err);
+  return NAO_EXIT_OK;
+}
+static const NaocView view_cu = view_cu_impl;
 
 // ---------------------------------------------------------------- options
 

@@ -1,0 +1,46 @@
+// tests/unit/emu_check.h — one call that checks a hand-built graph end to end:
+// emit CUDA, build it against the emulator, run it on random data, run the
+// double-precision reference, compare (emu_harness.h).
+#ifndef NAO_TEST_EMU_CHECK_H
+#define NAO_TEST_EMU_CHECK_H
+
+#include "compiler/emit_cuda.h"
+#include "tests/unit/emu_graph.h"
+
+typedef struct {
+  int n;                 // batch size (default 5)
+  unsigned long long seed;
+  double tol;            // largest accepted relative error (default 1e-4)
+  int expect_kernels;    // > 0: exact number of kernel launches of the program
+  int max_kernels;       // > 0: at most this many launches
+  int print_source;      // print the device code (debugging)
+  int update;            // also run the "update" program and check SGD
+  double cpu_tol;        // accepted error against the CPU backend (0: tol). Both are
+                         //   float: on a large network one may take the other side of
+                         //   a ReLU or max-pool tie where the other's rounding differs
+                         //   (the double references settle it), so the lowered
+                         //   networks use a loose bound that still catches a wrong
+                         //   mask or formula (errors of order 1)
+} EmuCheck;
+
+typedef struct {
+  double max_rel;        // worst relative error against the double references
+  double max_rel_cpu;    // worst relative error against the CPU backend
+  char worst[160];       // where
+  int launches;          // kernel launches of the graph's program
+  int library_steps;
+  int kernels;           // distinct kernels of the build
+  int compared;          // tensors compared
+} EmuResult;
+
+// Returns 0 when every compared value is within tol; prints a summary line
+// prefixed by `label`. opt NULL: defaults with no_reuse (every stored tensor
+// compared).
+// Compares with both references: emu_ref.c (written with the emitter) and
+// ir_ref.c (the project's reference interpreter).
+int emu_check(TG *t, const EmitCudaOptions *opt, const EmuCheck *chk, const char *label,
+              EmuResult *res);
+int emu_check_graph(const IrGraph *g, const EmitCudaOptions *opt, const EmuCheck *chk,
+                    const char *label, EmuResult *res);
+
+#endif
