@@ -215,14 +215,15 @@ static int unavailable(const char *what) {
 
 // ---------------------------------------------------------------- --from-seq
 
-// Applies the --from-seq options with the language's own range checks.
-static void seq_options(const NaocArgs *a, NetSpec *ns) {
+// Applies the --from-seq options with the language's own range checks; the
+// value of --nodes (0 when not given) goes to *nodes.
+static void seq_options(const NaocArgs *a, NetSpec *ns, int *nodes) {
   char err[320];
   for (int id = 0; id < SET_COUNT; id++) {
     const char *v = a->opt[id];
     if (!v) continue;
     const NaoSettingInfo *si = nao_setting_info((NaoSettingId)id);
-    int rc = 0, dummy;
+    int rc = 0;
     switch (id) {
       case SET_DATASET: {
         DatasetPreset d;
@@ -232,7 +233,7 @@ static void seq_options(const NaocArgs *a, NetSpec *ns) {
       }
       case SET_CHANNELS: rc = nao_setting_int(si, v, &ns->channels, err, sizeof err); break;
       case SET_LAYERS: rc = nao_setting_int(si, v, &ns->layers, err, sizeof err); break;
-      case SET_NODES: rc = nao_setting_int(si, v, &dummy, err, sizeof err); break;
+      case SET_NODES: rc = nao_setting_int(si, v, nodes, err, sizeof err); break;
       case SET_AUX_WEIGHT: rc = nao_setting_real(si, v, &ns->aux_weight, err, sizeof err); break;
       case SET_DROP_PATH_KEEP: rc = nao_setting_real(si, v, &ns->drop_path_keep, err, sizeof err); break;
       case SET_DROPOUT_KEEP: rc = nao_setting_real(si, v, &ns->dropout_keep, err, sizeof err); break;
@@ -247,14 +248,15 @@ static void seq_options(const NaocArgs *a, NetSpec *ns) {
 
 static int from_seq(const NaocArgs *a) {
   NetSpec ns;
+  int nodes = 0;
   netspec_init(&ns);
-  seq_options(a, &ns);
+  seq_options(a, &ns, &nodes);
   char err[512];
   if (netspec_parse_arch(&ns, a->seq, err, sizeof err) != 0) {
     fprintf(stderr, "naoc: --from-seq: %s\n", err);
     return NAO_EXIT_INPUT;
   }
-  if (a->opt[SET_NODES] && atoi(a->opt[SET_NODES]) != ns.nodes) {
+  if (nodes && nodes != ns.nodes) {
     fprintf(stderr, "naoc: --from-seq: the sequence has %d node%s per cell (%d tokens), but --nodes is %s\n",
             ns.nodes, ns.nodes == 1 ? "" : "s", 8 * ns.nodes, a->opt[SET_NODES]);
     return NAO_EXIT_INPUT;

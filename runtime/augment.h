@@ -51,7 +51,7 @@ typedef struct AugmentSpec {
 
 // The reference recipe of a kind: train (augmented) or eval transforms.
 // cifar10 train: pad 4, flip, cutout 16 (the final-training recipe; the
-// search uses no cutout: set cutout = 0). fashion-mnist train: pad 4, flip.
+// search uses no cutout: set cutout = 0). fashion-mnist train: pad 2, flip.
 // imagenet train: RRC 224, flip, jitter (0.4, 0.4, 0.4, 0.2), DCT-scaled
 // decoding; eval: 256/224 from the full-size decode (torchvision's result up
 // to PIL's uint8 rounding).

@@ -84,12 +84,14 @@ static CpuConvShape conv_transposed(const CpuConvShape *s) {
   return t;
 }
 
-// The direct AVX2 kernels serve the forward pass and the stride-1 backward
-// data pass (as the transposed forward), pointwise convolutions excepted.
+// The direct AVX2 kernels serve every pass of k x k, 1 x k and k x 1
+// convolutions with strides up to 2; 1x1 convolutions (pointwise or strided,
+// as in the factorized reduce) stay on the GEMM, which measured faster there.
 static int conv_use_direct(const CpuConvShape *s, CpuConvOp op) {
-  if (s->algo == CPU_CONV_GEMM || s->groups != 1 || conv_pointwise(s)) return 0;
+  if (s->algo == CPU_CONV_PORTABLE || s->groups != 1 || (s->kh == 1 && s->kw == 1)) return 0;
   if (op == CPU_CONV_FWD || op == CPU_CONV_BWD_FILTER) return cpu_conv_direct_avx2_fits(s);
-  if (op != CPU_CONV_BWD_DATA || !conv_bwd_as_fwd(s)) return 0;
+  if (op != CPU_CONV_BWD_DATA) return 0;
+  if (s->sh != 1 || s->sw != 1) return cpu_conv_direct_avx2_bwd_fits(s);
   CpuConvShape t = conv_transposed(s);
   return cpu_conv_direct_avx2_fits(&t);
 }
@@ -104,6 +106,8 @@ size_t cpu_conv_ws_floats(const CpuConvShape *s, CpuConvOp op, int threads) {
   if (s->groups != 1) return cpu_conv_direct_ws_floats(s, op, threads);
   if (conv_use_direct(s, op)) {
     if (op == CPU_CONV_FWD) return cpu_conv_direct_avx2_ws_floats(s, threads);
+    if (op == CPU_CONV_BWD_DATA && (s->sh != 1 || s->sw != 1))
+      return cpu_conv_direct_avx2_bwd_ws_floats(s, threads);
     if (op == CPU_CONV_BWD_FILTER)
       return (size_t)s->co * conv_k(s) * (size_t)conv_filter_chunks(s) +
              cpu_conv_direct_avx2_filter_ws_floats(s, threads, conv_filter_chunks(s));
@@ -337,7 +341,7 @@ static ConvCtx conv_ctx(const CpuConvShape *s, float *ws, int need_col) {
 void cpu_conv_fwd(ThreadPool *tp, const CpuConvShape *s, const float *x, size_t x_ss,
                   const float *w, float *y, size_t y_ss, int accumulate, float *ws) {
   if (s->groups != 1) {
-    cpu_conv_direct_fwd(tp, s, x, x_ss, w, y, y_ss, accumulate);
+    cpu_conv_direct_fwd(tp, s, x, x_ss, w, y, y_ss, accumulate, ws);
     return;
   }
   if (conv_use_direct(s, CPU_CONV_FWD)) {
@@ -357,7 +361,11 @@ void cpu_conv_fwd(ThreadPool *tp, const CpuConvShape *s, const float *x, size_t 
 void cpu_conv_bwd_data(ThreadPool *tp, const CpuConvShape *s, const float *dy, size_t dy_ss,
                        const float *w, float *dx, size_t dx_ss, int accumulate, float *ws) {
   if (s->groups != 1) {
-    cpu_conv_direct_bwd_data(tp, s, dy, dy_ss, w, dx, dx_ss, accumulate);
+    cpu_conv_direct_bwd_data(tp, s, dy, dy_ss, w, dx, dx_ss, accumulate, ws);
+    return;
+  }
+  if (conv_use_direct(s, CPU_CONV_BWD_DATA) && (s->sh != 1 || s->sw != 1)) {
+    cpu_conv_direct_avx2_bwd(tp, s, dy, dy_ss, w, dx, dx_ss, accumulate, ws);
     return;
   }
   if (conv_use_direct(s, CPU_CONV_BWD_DATA)) {

@@ -12,6 +12,7 @@
 // [co/4][ci][kh][kw][4]. Each output is summed over (ci, ky, kx) in order by one
 // task, so results do not depend on the thread count; they differ from the
 // GEMM path's rounding (FMA, another order).
+#include <stdatomic.h>
 #include <string.h>
 
 #include "compiler/util.h"
@@ -22,15 +23,23 @@
 #include <immintrin.h>
 #endif
 
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("O3")
+// Padded rows are a few dozen floats: inline copies beat memcpy calls.
+#pragma GCC optimize("no-tree-loop-distribute-patterns")
+#endif
+
 
 int cpu_conv_direct_avx2_available(void) {
 #if DC_HAVE_X86
-  static int cached = -1;  // a pure function of the CPU: racing writers store the same value
-  if (cached < 0) {
+  static atomic_int cached = -1;  // a pure function of the CPU
+  int v = atomic_load_explicit(&cached, memory_order_relaxed);
+  if (v < 0) {
     __builtin_cpu_init();
-    cached = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    v = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    atomic_store_explicit(&cached, v, memory_order_relaxed);
   }
-  return cached;
+  return v;
 #else
   return 0;
 #endif
@@ -45,7 +54,7 @@ DcPad dc_pad(const CpuConvShape *s) {
   return p;
 }
 
-static size_t dc_wpk_floats(const CpuConvShape *s) {
+size_t dc_wpk_floats(const CpuConvShape *s) {
   size_t cob = ((size_t)s->co + DC_CO - 1) / DC_CO;
   return (cob * DC_CO * (size_t)s->ci * (size_t)s->kh * (size_t)s->kw + 15) & ~(size_t)15;
 }
@@ -79,7 +88,7 @@ int cpu_conv_direct_avx2_fits(const CpuConvShape *s) {
 // wpk[cob][ci][ky][kx][j] = weight of output cob*4+j (0 past co). `flip`: the
 // filter of the stride-1 backward data pass, built from the forward one w
 // [ci'][co'][kh][kw] (here co = ci', ci = co'): transposed and flipped.
-static void dc_pack(const CpuConvShape *s, const float *w, int flip, float *wpk) {
+void dc_pack(const CpuConvShape *s, const float *w, int flip, float *wpk) {
   const int kk = s->kh * s->kw, cob = (s->co + DC_CO - 1) / DC_CO;
   for (int b = 0; b < cob; b++)
     for (int c = 0; c < s->ci; c++)
@@ -95,47 +104,62 @@ static void dc_pack(const CpuConvShape *s, const float *w, int flip, float *wpk)
 }
 
 // pad[c][r][phase][q] = x[c][r - pt][q*sw + phase - pl], 0 outside the image.
+// One padded row of one phase: d[q] = src[q*sw + off] for q in [lo, hi), 0 elsewhere.
+static void dc_fill_row(float *restrict d, const float *restrict src, int sw, int off, int lo,
+                        int hi, int wq) {
+  for (int q = 0; q < lo; q++) d[q] = 0.0f;
+  if (sw == 1) {
+    for (int q = lo; q < hi; q++) d[q] = src[q + off];
+  } else {
+    for (int q = lo; q < hi; q++) d[q] = src[q * sw + off];
+  }
+  for (int q = hi; q < wq; q++) d[q] = 0.0f;
+}
+
+// Stride 2: both phases of a row in one pass over the source (interleaved
+// loads vectorise), their few edge columns apart.
+static void dc_fill_row2(float *restrict d0, float *restrict d1, const float *restrict src, int pl,
+                         int w, int wq) {
+  int lo0, hi0, lo1, hi1;
+  cpu_valid_range(pl, 0, 2, w, wq, &lo0, &hi0);
+  cpu_valid_range(pl - 1, 0, 2, w, wq, &lo1, &hi1);
+  const int lo = cpu_max(lo0, lo1), hi = cpu_max(lo, cpu_min(hi0, hi1)), off = -pl;
+  dc_fill_row(d0, src, 2, off, lo0, lo, wq);  // zeros, then the left edge
+  dc_fill_row(d1, src, 2, off + 1, lo1, lo, wq);
+  for (int q = lo; q < hi; q++) {
+    d0[q] = src[2 * q + off];
+    d1[q] = src[2 * q + off + 1];
+  }
+  for (int q = hi; q < hi0; q++) d0[q] = src[2 * q + off];
+  for (int q = hi; q < hi1; q++) d1[q] = src[2 * q + off + 1];
+  for (int q = cpu_max(hi, hi0); q < wq; q++) d0[q] = 0.0f;
+  for (int q = cpu_max(hi, hi1); q < wq; q++) d1[q] = 0.0f;
+}
+
 void dc_fill_pad(const CpuConvShape *s, const DcPad *p, const float *restrict x,
-                        float *restrict pad) {
+                 float *restrict pad) {
   const int sw = s->sw;
   for (int c = 0; c < s->ci; c++)
     for (int r = 0; r < p->hp; r++) {
       const int iy = r - s->pt;
-      const float *restrict src = x + ((size_t)c * (size_t)s->h + (size_t)(iy < 0 ? 0 : iy)) * (size_t)s->w;
+      float *restrict d = pad + (size_t)c * p->plane + (size_t)r * (size_t)sw * (size_t)p->wq;
+      if (iy < 0 || iy >= s->h) {
+        for (size_t q = 0; q < (size_t)sw * (size_t)p->wq; q++) d[q] = 0.0f;
+        continue;
+      }
+      const float *restrict src = x + ((size_t)c * (size_t)s->h + (size_t)iy) * (size_t)s->w;
+      if (sw == 2) {
+        dc_fill_row2(d, d + p->wq, src, s->pl, s->w, p->wq);
+        continue;
+      }
       for (int ph = 0; ph < sw; ph++) {
-        float *restrict d = pad + (size_t)c * p->plane + ((size_t)r * (size_t)sw + (size_t)ph) * (size_t)p->wq;
-        if (iy < 0 || iy >= s->h) {
-          for (int q = 0; q < p->wq; q++) d[q] = 0.0f;
-          continue;
-        }
         int lo, hi;  // q with 0 <= q*sw + ph - pl < w
         cpu_valid_range(s->pl - ph, 0, sw, s->w, p->wq, &lo, &hi);
-        const int off = ph - s->pl;
-        for (int q = 0; q < lo; q++) d[q] = 0.0f;
-        if (sw == 1) {
-          for (int q = lo; q < hi; q++) d[q] = src[q + off];
-        } else {
-          for (int q = lo; q < hi; q++) d[q] = src[q * sw + off];
-        }
-        for (int q = hi; q < p->wq; q++) d[q] = 0.0f;
+        dc_fill_row(d + (size_t)ph * (size_t)p->wq, src, sw, ph - s->pl, lo, hi, p->wq);
       }
     }
 }
 
-typedef struct {
-  const CpuConvShape *s;
-  DcPad p;
-  const float *x;
-  size_t x_ss;
-  const float *wpk;
-  float *y;
-  size_t y_ss;
-  int accumulate;
-  float *pads;  // per thread
-  size_t pad_stride;
-  int steps;        // ci * kh * kw
-  const int *toff;  // per (ci, ky, kx): offset into the padded image
-} DcCtx;
 
 #if DC_HAVE_X86
 #define DC_AVX2 __attribute__((target("avx2,fma")))
@@ -159,7 +183,7 @@ DC_AVX2 static inline void dc_store(const DcCtx *c, float *y, int o, int vec, __
 // One tile: output channels [4b, 4b+4) x pixel vectors v0, v1, v2 (repeated
 // when the row of vectors runs out). The loop runs over (input channel, tap)
 // pairs with their offsets into the padded image from c->toff.
-DC_AVX2 static void dc_tile(const DcCtx *c, const float *pad, int b, const int *v, float *y) {
+DC_AVX2 void dc_tile(const DcCtx *c, const float *pad, int b, const int *v, float *y) {
   const CpuConvShape *s = c->s;
   const size_t rs = (size_t)s->sh * (size_t)s->sw * (size_t)c->p.wq;  // floats per output row
   const float *p0 = pad + (size_t)(v[0] / c->p.vpr) * rs + (size_t)(v[0] % c->p.vpr) * DC_PX;

@@ -18,6 +18,12 @@
 #include <immintrin.h>
 #endif
 
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("O3")
+// Padded rows are a few dozen floats: inline copies beat memcpy calls.
+#pragma GCC optimize("no-tree-loop-distribute-patterns")
+#endif
+
 // Per-sample scratch: the padded input, then dy as [cob*4][oh][vpr*8].
 static size_t df_pad_floats(const CpuConvShape *s, const DcPad *p) {
   return ((size_t)s->ci * p->plane + 15) & ~(size_t)15;

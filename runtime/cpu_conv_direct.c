@@ -1,4 +1,5 @@
-// runtime/cpu_conv_direct.c — grouped and depthwise convolutions as direct loops.
+// runtime/cpu_conv_direct.c — grouped and depthwise convolutions as direct loops
+// (depthwise ones go to cpu_conv_dw_avx2.c where the CPU and shape allow).
 //
 // One task owns one output plane (forward), one input plane (backward data)
 // or one output channel's filter (backward filter), so no two tasks write the
@@ -17,6 +18,7 @@
 #endif
 
 size_t cpu_conv_direct_ws_floats(const CpuConvShape *s, CpuConvOp op, int threads) {
+  if (cpu_conv_dw_avx2_fits(s, op)) return cpu_conv_dw_avx2_ws_floats(s, op, threads);
   if (op != CPU_CONV_BWD_FILTER) return 0;
   size_t per = (size_t)(s->ci / s->groups) * (size_t)s->kh * (size_t)s->kw;
   return per * 2 * (size_t)threads;  // doubles
@@ -157,14 +159,22 @@ static void direct_bwd_filter_task(void *vctx, int oc, int thread) {
 }
 
 void cpu_conv_direct_fwd(ThreadPool *tp, const CpuConvShape *s, const float *x, size_t x_ss,
-                         const float *w, float *y, size_t y_ss, int accumulate) {
+                         const float *w, float *y, size_t y_ss, int accumulate, float *ws) {
+  if (cpu_conv_dw_avx2_fits(s, CPU_CONV_FWD)) {
+    cpu_conv_dw_avx2_fwd(tp, s, 0, x, x_ss, w, y, y_ss, accumulate, ws);
+    return;
+  }
   DirectCtx c = {s, x, x_ss, NULL, 0, w, y, y_ss, accumulate, NULL};
   tp_run(tp, s->n * s->co, direct_fwd_task, &c);
 }
 
 void cpu_conv_direct_bwd_data(ThreadPool *tp, const CpuConvShape *s, const float *dy,
                               size_t dy_ss, const float *w, float *dx, size_t dx_ss,
-                              int accumulate) {
+                              int accumulate, float *ws) {
+  if (cpu_conv_dw_avx2_fits(s, CPU_CONV_BWD_DATA)) {
+    cpu_conv_dw_avx2_fwd(tp, s, 1, dy, dy_ss, w, dx, dx_ss, accumulate, ws);
+    return;
+  }
   DirectCtx c = {s, dy, dy_ss, NULL, 0, w, dx, dx_ss, accumulate, NULL};
   tp_run(tp, s->n * s->ci, direct_bwd_data_task, &c);
 }
@@ -172,6 +182,10 @@ void cpu_conv_direct_bwd_data(ThreadPool *tp, const CpuConvShape *s, const float
 void cpu_conv_direct_bwd_filter(ThreadPool *tp, const CpuConvShape *s, const float *x,
                                 size_t x_ss, const float *dy, size_t dy_ss, float *dw,
                                 int accumulate, float *ws) {
+  if (cpu_conv_dw_avx2_fits(s, CPU_CONV_BWD_FILTER)) {
+    cpu_conv_dw_avx2_filter(tp, s, x, x_ss, dy, dy_ss, dw, accumulate, ws);
+    return;
+  }
   DirectCtx c = {s, x, x_ss, dy, dy_ss, NULL, dw, 0, accumulate, (double *)(void *)ws};
   tp_run(tp, s->co, direct_bwd_filter_task, &c);
 }

@@ -104,11 +104,17 @@ static void ew_task(void *vctx, int t, int thread) {
     case EW_RELU:
       for (size_t i = 0; i < len; i++) y[i] = a[i] < 0.0f ? 0.0f : a[i];
       break;
-    case EW_RELU_BWD:  // a = forward output, b = dy
+    case EW_RELU_BWD:  // a = forward output, b = dy; b read unconditionally: a select, no branch
       if (c->accumulate) {
-        for (size_t i = 0; i < len; i++) y[i] += a[i] > 0.0f ? b[i] : 0.0f;
+        for (size_t i = 0; i < len; i++) {
+          const float g = b[i];
+          y[i] += a[i] > 0.0f ? g : 0.0f;
+        }
       } else {
-        for (size_t i = 0; i < len; i++) y[i] = a[i] > 0.0f ? b[i] : 0.0f;
+        for (size_t i = 0; i < len; i++) {
+          const float g = b[i];
+          y[i] = a[i] > 0.0f ? g : 0.0f;
+        }
       }
       break;
     case EW_ADD:

@@ -47,11 +47,11 @@ typedef struct {
 } CpuConvShape;
 // Weights: [co][ci/groups][kh][kw].
 
-// How dense convolutions are computed. AUTO: the direct AVX2 kernels for the
-// forward and stride-1 backward data passes where the CPU has AVX2 and FMA
-// (except pointwise), else im2col + GEMM. DIRECT falls back to GEMM where the
-// direct kernels do not apply. Results of the two differ in rounding only.
-typedef enum { CPU_CONV_AUTO = 0, CPU_CONV_GEMM, CPU_CONV_DIRECT } CpuConvAlgo;
+// How convolutions are computed. PORTABLE: im2col + OpenBLAS GEMM for dense
+// convolutions, C loops for grouped / depthwise ones. AVX2 (= AUTO on a CPU
+// with AVX2 and FMA): direct AVX2 kernels where they apply (docs/cpu-backend.md
+// lists which passes), the portable path elsewhere. The two differ in rounding.
+typedef enum { CPU_CONV_AUTO = 0, CPU_CONV_PORTABLE, CPU_CONV_AVX2 } CpuConvAlgo;
 
 typedef enum { CPU_CONV_FWD, CPU_CONV_BWD_DATA, CPU_CONV_BWD_FILTER } CpuConvOp;
 

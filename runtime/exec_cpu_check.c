@@ -89,8 +89,9 @@ static int check_conv(CpuExec *ex, int i, const IrConvAttr *a, int xt, int yt, i
 
 static int check_pool(CpuExec *ex, int i, const IrPoolAttr *a, int xt, int yt) {
   const IrTensor *x = ex_t(ex, xt), *y = ex_t(ex, yt);
-  if (a->kh < 1 || a->kw < 1 || a->sh < 1 || a->sw < 1)
-    return fail(ex, i, "bad window %dx%d or stride %dx%d", a->kh, a->kw, a->sh, a->sw);
+  if (a->kh < 1 || a->kw < 1 || a->sh < 1 || a->sw < 1 || a->kh > 64 || a->kw > 64)
+    return fail(ex, i, "bad window %dx%d (at most 64x64) or stride %dx%d", a->kh, a->kw, a->sh,
+                a->sw);
   int oh = out_size(x->h, a->pt, a->pb, a->kh, a->sh), ow = out_size(x->w, a->pl, a->pr, a->kw, a->sw);
   if (x->c != y->c || oh != y->h || ow != y->w || oh < 1 || ow < 1)
     return fail(ex, i, "output %dx%dx%d, expected %dx%dx%d", y->c, y->h, y->w, x->c, oh, ow);

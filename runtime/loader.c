@@ -332,7 +332,13 @@ int loader_batches_per_epoch(const Loader *ld) { return ld->n_batches; }
 // ---------------------------------------------------------------- epochs
 
 int loader_start_epoch(Loader *ld, int epoch, char *err, size_t errlen) {
+  return loader_start_epoch_at(ld, epoch, 0, err, errlen);
+}
+
+int loader_start_epoch_at(Loader *ld, int epoch, int first_batch, char *err, size_t errlen) {
   if (epoch < 0) return snprintf(err, errlen, "epoch %d is negative", epoch), -1;
+  if (first_batch < 0 || first_batch > ld->n_batches)
+    return snprintf(err, errlen, "batch %d out of range: the epoch has %d batches", first_batch, ld->n_batches), -1;
   pthread_mutex_lock(&ld->mu);
   ld->running = 0;
   while (ld->inflight > 0) pthread_cond_wait(&ld->ready_cv, &ld->mu);
@@ -344,7 +350,8 @@ int loader_start_epoch(Loader *ld, int epoch, char *err, size_t errlen) {
     rng_shuffle(&r, ld->order, ld->ds->n);
   }
   ld->epoch = epoch;
-  ld->next_pos = ld->next_batch = 0;
+  ld->next_batch = first_batch;
+  ld->next_pos = first_batch * ld->opt.batch;
   ld->skipped = ld->delivered = 0;
   ld->reported = ld->failed = 0;
   ld->running = 1;

@@ -94,6 +94,10 @@ int loader_batches_per_epoch(const Loader *ld);
 // Starts (or restarts) an epoch: cancels the current one, forgets batches
 // still held, shuffles, and lets the workers fill the first slots.
 int loader_start_epoch(Loader *ld, int epoch, char *err, size_t errlen);
+// The same, beginning at batch first_batch (0..batches): the batches are the
+// very ones a whole epoch would give from there on, without making the
+// earlier ones (resuming in the middle of an epoch).
+int loader_start_epoch_at(Loader *ld, int epoch, int first_batch, char *err, size_t errlen);
 // The epoch's next batch, in order: 1 and *out set; 0 at the end of the
 // epoch; -1 on error (message in err).
 int loader_next(Loader *ld, LoaderBatch **out, char *err, size_t errlen);

@@ -3,8 +3,8 @@
 // channels at 32x32, 16x16 and 8x8), batch 64 by default.
 //
 //   build/tests/tools/cpu_kernels_bench [--threads N] [--batch N] [--reps N]
-//                                       [--mode pool|blas|both] [--algo auto|gemm|direct]
-//                                       [--only conv|other]
+//                                       [--mode pool|blas|both] [--algo auto|portable|avx2]
+//                                       [--clock wall|cpu] [--only conv|other]
 //
 // For each convolution shape: forward, backward data and backward filter, as
 // the best of --reps runs (the least disturbed), in ms and GFLOP/s. Mode "pool" is the backend's
@@ -12,7 +12,9 @@
 // "blas" runs the samples one after another with OpenBLAS itself using the
 // threads; "both" prints both and their ratio. docs/cpu-backend.md records the
 // figures. --algo picks the dense convolution path (CpuConvAlgo). Timings on a
-// shared machine are noisy: compare within one run.
+// shared machine are noisy: compare within one run; --clock cpu measures the
+// process's CPU time instead of wall time (robust to other processes taking
+// the cores, meaningful with one thread).
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,9 +51,11 @@ static const BenchConv convs[] = {
     {"dw 5x5 32 @16 (NAONet-B)", 32, 16, 16, 32, 5, 5, 1, 1, 2, 2, 2, 2, 32},
 };
 
+static clockid_t bench_clock = CLOCK_MONOTONIC;  // --clock cpu: CLOCK_PROCESS_CPUTIME_ID
+
 static double now_ms(void) {
   struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
+  clock_gettime(bench_clock, &ts);
   return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
 }
 
@@ -220,12 +224,19 @@ int main(int argc, char **argv) {
         fprintf(stderr, "cpu_kernels_bench: --mode: '%s' is not pool, blas or both\n", m);
         return NAO_EXIT_USAGE;
       }
+    } else if (!strcmp(argv[i], "--clock") && i + 1 < argc) {
+      const char *k = argv[++i];
+      if (!strcmp(k, "cpu")) bench_clock = CLOCK_PROCESS_CPUTIME_ID;
+      else if (strcmp(k, "wall")) {
+        fprintf(stderr, "cpu_kernels_bench: --clock: '%s' is not wall or cpu\n", k);
+        return NAO_EXIT_USAGE;
+      }
     } else if (!strcmp(argv[i], "--algo") && i + 1 < argc) {
       const char *a = argv[++i];
-      algo = !strcmp(a, "auto") ? CPU_CONV_AUTO : !strcmp(a, "gemm") ? CPU_CONV_GEMM
-           : !strcmp(a, "direct") ? CPU_CONV_DIRECT : -1;
+      algo = !strcmp(a, "auto") ? CPU_CONV_AUTO : !strcmp(a, "portable") ? CPU_CONV_PORTABLE
+           : !strcmp(a, "avx2") ? CPU_CONV_AVX2 : -1;
       if (algo < 0) {
-        fprintf(stderr, "cpu_kernels_bench: --algo: '%s' is not auto, gemm or direct\n", a);
+        fprintf(stderr, "cpu_kernels_bench: --algo: '%s' is not auto, portable or avx2\n", a);
         return NAO_EXIT_USAGE;
       }
     } else if (!strcmp(argv[i], "--only") && i + 1 < argc) {
@@ -237,7 +248,8 @@ int main(int argc, char **argv) {
       }
     } else {
       fprintf(stderr, "usage: cpu_kernels_bench [--threads N] [--batch N] [--reps N] "
-                      "[--mode pool|blas|both] [--algo auto|gemm|direct] [--only conv|other]\n");
+                      "[--mode pool|blas|both] [--algo auto|portable|avx2] [--clock wall|cpu] "
+                      "[--only conv|other]\n");
       return NAO_EXIT_USAGE;
     }
   }

@@ -7,10 +7,12 @@
 //
 // Times the delivery of N images after the first batch (so thread start-up
 // and the first decodes are not counted, as in the peer), the consumer doing
-// nothing but hand batches back. Prints one line: "images_per_sec X ...".
+// nothing but hand batches back. Prints one line: "images_per_sec X ...
+// cpu_ms_per_image Y ..." (Y: CPU time of all threads over the same window).
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include "runtime/loader.h"
@@ -19,6 +21,13 @@ static double now(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+// CPU seconds of the whole process (all threads).
+static double cpu(void) {
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  return ru.ru_utime.tv_sec + ru.ru_stime.tv_sec + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1e-6;
 }
 
 static void quiet(void *user, const char *msg) {
@@ -59,7 +68,7 @@ int main(int argc, char **argv) {
   Loader *ld;
   if (loader_open(&ds, &o, &ld, err, sizeof err) != 0) return fprintf(stderr, "loader_bench: %s\n", err), 1;
   int epoch = 0, got = 0, first = 1;
-  double t0 = 0;
+  double t0 = 0, c0 = 0;
   loader_start_epoch(ld, epoch, err, sizeof err);
   while (got < images) {
     LoaderBatch *b;
@@ -69,13 +78,13 @@ int main(int argc, char **argv) {
       loader_start_epoch(ld, ++epoch, err, sizeof err);
       continue;
     }
-    if (first) t0 = now(), first = 0;
+    if (first) t0 = now(), c0 = cpu(), first = 0;
     else got += b->n;
     loader_release(ld, b);
   }
-  double dt = now() - t0;
-  printf("images_per_sec %.1f images %d seconds %.3f workers %d batch %d dct %d\n", got / dt, got, dt,
-         workers, batch, dct);
+  double dt = now() - t0, dc = cpu() - c0;
+  printf("images_per_sec %.1f images %d seconds %.3f cpu_ms_per_image %.2f workers %d batch %d dct %d\n", got / dt,
+         got, dt, dc * 1e3 / got, workers, batch, dct);
   loader_close(ld);
   data_set_close(&ds);
   data_source_close(src);

@@ -6,7 +6,9 @@
 // statistics must equal those of the same kernels composed directly on dense
 // buffers; results must be bit-identical on 1 and 3 threads; dropout and
 // drop-path must pass through when not training; a bad label, a broken graph
-// and a too-small plan must be refused with a message naming the node.
+// and a too-small plan must be refused with a message naming the node. A
+// second graph runs BN with running statistics (eval-mode backward, down to
+// the input's gradient).
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -369,9 +371,115 @@ static void check_refusals(void) {
   net_free(&t);
 }
 
+// ---------------------------------------------------------------- evaluation-mode BN
+// conv - bn (running statistics) - relu - gap - linear - xent and its backward
+// (BN_BWD with two inputs), down to the input's gradient: the executor against
+// the kernels composed directly.
+static void check_eval_bn(void) {
+  Net t;
+  memset(&t, 0, sizeof t);
+  params_init(&t.pt);
+  ir_init(&t.g, &t.pt, IR_MODE_EVAL);
+  IrGraph *g = &t.g;
+  t.w0 = param(&t, "stem.0.weight", 4, A(4, 3, 3, 3), 1);
+  t.gam = param(&t, "stem.1.weight", 1, A(4), 1);
+  t.bet = param(&t, "stem.1.bias", 1, A(4), 1);
+  t.rm = param(&t, "stem.1.running_mean", 1, A(4), 0);
+  t.rv = param(&t, "stem.1.running_var", 1, A(4), 0);
+  t.lw = param(&t, "classifier.weight", 2, A(K, 4), 1);
+  t.lb = param(&t, "classifier.bias", 1, A(K), 1);
+  t.in = g->input = tensor(&t, IR_T_ACT, 3, 8, 8, "input");
+  t.lab = g->labels = tensor(&t, IR_T_LABELS, 1, 1, 1, "labels");
+  t.c1 = tensor(&t, IR_T_ACT, 4, 8, 8, "c1");
+  t.b1 = tensor(&t, IR_T_ACT, 4, 8, 8, "b1");
+  t.r1 = tensor(&t, IR_T_ACT, 4, 8, 8, "r1");
+  t.gp = tensor(&t, IR_T_ACT, 4, 1, 1, "gap");
+  t.logits = g->logits = tensor(&t, IR_T_ACT, K, 1, 1, "logits");
+  t.loss = g->loss = tensor(&t, IR_T_SCALAR, 1, 1, 1, "loss");
+  t.sm = tensor(&t, IR_T_ACT, K, 1, 1, "softmax");
+  g->has_loss = 1;
+  node(&t, IR_INPUT, "input", 0, NULL, 1, A(t.in), 0, NULL, -1, 0);
+  node(&t, IR_LABELS, "labels", 0, NULL, 1, A(t.lab), 0, NULL, -1, 0);
+  int conv = node(&t, IR_CONV, "stem.0", 1, A(t.in), 1, A(t.c1), 1, A(t.w0), -1, 0);
+  g->nodes[conv].a.conv = (IrConvAttr){3, 3, 1, 1, 1, 1, 1, 1, 1, 3, 4};
+  int bn = node(&t, IR_BN, "stem.1", 1, A(t.c1), 1, A(t.b1), 4, A(t.gam, t.bet, t.rm, t.rv), -1, 0);
+  g->nodes[bn].a.bn = (IrBnAttr){1e-5f, 0.1f, 0, 0};
+  node(&t, IR_RELU, "relu", 1, A(t.b1), 1, A(t.r1), 0, NULL, -1, 0);
+  node(&t, IR_GAP, "gap", 1, A(t.r1), 1, A(t.gp), 0, NULL, -1, 0);
+  int lin = node(&t, IR_LINEAR, "classifier", 1, A(t.gp), 1, A(t.logits), 2, A(t.lw, t.lb), -1, 0);
+  int xe = node(&t, IR_XENT, "loss", 2, A(t.logits, t.lab), 2, A(t.loss, t.sm), 0, NULL, -1, 0);
+  g->nodes[xe].a.xent = (IrXentAttr){0.0f, 1.0f};
+  g->n_fwd_nodes = g->n_nodes;
+  int gl = tensor(&t, IR_T_ACT, K, 1, 1, "grad:logits"), gg = tensor(&t, IR_T_ACT, 4, 1, 1, "grad:gap");
+  int gr = tensor(&t, IR_T_ACT, 4, 8, 8, "grad:r1"), gb = tensor(&t, IR_T_ACT, 4, 8, 8, "grad:b1");
+  int gc = tensor(&t, IR_T_ACT, 4, 8, 8, "grad:c1"), gi = tensor(&t, IR_T_ACT, 3, 8, 8, "grad:input");
+  node(&t, IR_XENT_BWD, "loss", 2, A(t.sm, t.lab), 1, A(gl), 0, NULL, xe, 0);
+  node(&t, IR_LINEAR_BWD, "classifier", 2, A(t.gp, gl), 1, A(gg), 2, A(t.lw, t.lb), lin, 0);
+  node(&t, IR_GAP_BWD, "gap", 1, A(gg), 1, A(gr), 0, NULL, -1, 0);
+  node(&t, IR_RELU_BWD, "relu", 2, A(t.r1, gr), 1, A(gb), 0, NULL, -1, 0);
+  node(&t, IR_BN_BWD, "stem.1", 2, A(t.c1, gb), 1, A(gc), 4, A(t.gam, t.bet, t.rm, t.rv), bn, 0);
+  node(&t, IR_CONV_BWD_FILTER, "stem.0", 2, A(t.in, gc), 0, NULL, 1, A(t.w0), conv, 0);
+  node(&t, IR_CONV_BWD_DATA, "stem.0", 1, A(gc), 1, A(gi), 1, A(t.w0), conv, 0);
+  Plan p;
+  cput_plan_simple(g, &p);
+  Data d;
+  data_init(&d, &t);
+  CpuExec *ex = make_exec(&t, &p, 2, &d);
+  float *buf0 = xmalloc(sizeof(float) * t.pt.n_buffer);
+  memcpy(buf0, d.buffers, sizeof(float) * t.pt.n_buffer);
+  CPUT_CHECK(cpu_exec_run(ex, B, NULL, d.params, d.grads, d.buffers) == 0, "eval bn: %s", cpu_exec_error(ex));
+  CPUT_CHECK(memcmp(buf0, d.buffers, sizeof(float) * t.pt.n_buffer) == 0, "eval bn changed its running statistics");
+  // The same kernels, composed.
+  enum { S = 3 * 64, C = 4 * 64 };
+  float c1[B * C], b1[B * C], r1[B * C], gp[B * 4], logits[B * K], sm[B * K], loss;
+  float g_l[B * K], g_g[B * 4], g_r[B * C], g_b[B * C], g_c[B * C], g_i[B * S];
+  float *G = xmalloc(sizeof(float) * t.pt.n_trainable), *pr = d.params;
+  CpuConvShape cs = {B, 3, 8, 8, 4, 8, 8, 3, 3, 1, 1, 1, 1, 1, CPU_CONV_AUTO};
+  CpuBnShape bs = {B, 4, 64, 1e-5f, 0.1f};
+  size_t wsn = 0;
+  for (int op = 0; op < 3; op++) {
+    size_t w = cpu_conv_ws_floats(&cs, (CpuConvOp)op, 1);
+    wsn = w > wsn ? w : wsn;
+  }
+  float *ws = xmalloc(sizeof(float) * (wsn + 1));
+  cpu_conv_fwd(NULL, &cs, d.x, S, P(&t, pr, t.w0), c1, C, 0, ws);
+  cpu_bn_fwd_eval(NULL, &bs, c1, C, P(&t, pr, t.gam), P(&t, pr, t.bet), P(&t, buf0, t.rm), P(&t, buf0, t.rv), b1, C);
+  cpu_relu_fwd(NULL, B, C, b1, C, r1, C);
+  cpu_gap_fwd(NULL, B, 4, 64, r1, C, gp, 4, 0);
+  cpu_linear_fwd(NULL, B, 4, K, gp, 4, P(&t, pr, t.lw), P(&t, pr, t.lb), logits, K, 0);
+  NAO_ASSERT(cpu_xent_fwd(B, K, logits, K, d.labels, 1, 0.0f, 1.0f, &loss, sm, K) < 0);
+  cpu_xent_bwd(NULL, B, K, sm, K, d.labels, 1, 0.0f, 1.0f, g_l, K, 0);
+  cpu_linear_bwd(NULL, B, 4, K, gp, 4, g_l, K, P(&t, pr, t.lw), g_g, 4, 0, P(&t, G, t.lw), 0, P(&t, G, t.lb), 0);
+  cpu_gap_bwd(NULL, B, 4, 64, g_g, 4, g_r, C, 0);
+  cpu_relu_bwd(NULL, B, C, r1, C, g_r, C, g_b, C, 0);
+  cpu_bn_bwd_eval(NULL, &bs, c1, C, g_b, C, P(&t, pr, t.gam), P(&t, buf0, t.rm), P(&t, buf0, t.rv), g_c, C, 0,
+                  P(&t, G, t.gam), P(&t, G, t.bet), 0);
+  cpu_conv_bwd_filter(NULL, &cs, d.x, S, g_c, C, P(&t, G, t.w0), 0, ws);
+  cpu_conv_bwd_data(NULL, &cs, g_c, C, P(&t, pr, t.w0), g_i, S, 0, ws);
+  double want[B * S];
+  float got[B * S];
+  for (int i = 0; i < B * K; i++) want[i] = logits[i];
+  cpu_exec_read(ex, t.logits, B, got);
+  cput_close("eval bn: logits", got, want, B * K, 1e-6, 1e-6);
+  CPUT_CHECK(fabsf(cpu_exec_loss(ex) - loss) <= 1e-6f * (1 + fabsf(loss)), "eval bn: loss");
+  for (size_t i = 0; i < t.pt.n_trainable; i++) want[i] = G[i];
+  cput_close("eval bn: parameter gradients", d.grads, want, t.pt.n_trainable, 1e-6, 1e-5);
+  for (int i = 0; i < B * S; i++) want[i] = g_i[i];
+  cpu_exec_read(ex, gi, B, got);
+  cput_close("eval bn: input gradient", got, want, B * S, 1e-6, 1e-5);
+  free(ws);
+  free(G);
+  free(buf0);
+  cpu_exec_free(ex);
+  data_free(&d);
+  cput_plan_free(&p);
+  net_free(&t);
+}
+
 int main(void) {
   check_graph(1);
   check_graph(0);
+  check_eval_bn();
   check_refusals();
   if (cput_failures) {
     fprintf(stderr, "test_cpu_exec: %d failures\n", cput_failures);

@@ -16,6 +16,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "compiler/util.h"
+#include "runtime/image.h"
 #include "runtime/loader.h"
 #include "tests/unit/data_check.h"
 
@@ -316,6 +318,63 @@ static void test_dct_scaling(void) {
   data_source_close(src);
 }
 
+// ---------------------------------------------------------------- mutated files
+
+// A random plan: some DCT scale and region, as the pipeline would ask.
+static int random_plan(void *user, int w, int h, int can, ImgRequest *q) {
+  Rng *r = user;
+  q->scale_num = can ? 1 << rng_below(r, 4) : 8;
+  int fw = img_scaled_size(w, q->scale_num), fh = img_scaled_size(h, q->scale_num);
+  q->x0 = (int)rng_below(r, (uint64_t)fw), q->y0 = (int)rng_below(r, (uint64_t)fh);
+  q->w = 1 + (int)rng_below(r, (uint64_t)fw), q->h = 1 + (int)rng_below(r, (uint64_t)fh);
+  return 0;
+}
+
+// Every readable odd file with random bytes changed, cut or extended: each
+// decodes or fails with a message; nothing crashes (run under ASan/UBSan).
+static void test_mutations(void) {
+  char dir[4096];
+  check_path(dir, root, "odd");
+  const char *names[] = {"train/n01440764/n01440764_train_00000.JPEG", "train/n01440764/odd_png_named.JPEG",
+                         "train/n01441777/odd_cmyk.JPEG", "train/n01442790/odd_gray.JPEG",
+                         "train/n01440764/odd_progressive.JPEG", "train/n01441777/odd_rgba.png"};
+  Rng r;
+  rng_seed(&r, 2024);
+  ImgBuf im = {0};
+  int ok = 0, failed = 0, no_message = 0;
+  for (size_t f = 0; f < sizeof names / sizeof names[0]; f++) {
+    char path[4300];
+    snprintf(path, sizeof path, "%s/%s", dir, names[f]);
+    size_t len;
+    const char *ferr;
+    uint8_t *orig = (uint8_t *)nao_read_file(path, &len, &ferr);
+    CHECK(orig != NULL, "%s: %s", path, orig ? "" : ferr);
+    if (!orig) continue;
+    uint8_t *buf = malloc(len + 64);
+    for (int trial = 0; trial < 60; trial++) {
+      memcpy(buf, orig, len);
+      size_t n = len;
+      int kind = trial % 3;
+      if (kind == 0)
+        for (int k = 0; k < 1 + trial % 7; k++) buf[rng_below(&r, len)] ^= (uint8_t)(1 + rng_below(&r, 255));
+      else if (kind == 1) n = rng_below(&r, len);
+      else {
+        for (int k = 0; k < 3; k++) buf[8 + rng_below(&r, len < 64 ? 1 : 56)] = (uint8_t)rng_u64(&r);
+        memcpy(buf + len, orig, len < 64 ? len : 64), n = len + (len < 64 ? len : 64);
+      }
+      char msg[512] = "";
+      if (img_decode(buf, n, random_plan, &r, &im, msg, sizeof msg) == 0) ok++;
+      else failed++, no_message += msg[0] == 0;
+    }
+    free(buf);
+    free(orig);
+  }
+  CHECK(failed > 0 && ok > 0 && no_message == 0, "mutations: %d decoded, %d refused, %d without a message", ok, failed,
+        no_message);
+  printf("mutated images: %d decoded, %d refused with a message\n", ok, failed);
+  img_buf_free(&im);
+}
+
 // ---------------------------------------------------------------- refusals
 
 static void test_refusals(void) {
@@ -374,6 +433,7 @@ int main(void) {
   test_odd_folder();
   test_eval_exact();
   test_dct_scaling();
+  test_mutations();
   test_refusals();
   check_rmtree(root);
   free(root);

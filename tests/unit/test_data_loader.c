@@ -278,6 +278,17 @@ static void test_restart_and_holding(DataSource *src) {
   Epoch again = run_epoch(ld, 3);
   CHECK(epoch_equal(&again, &want), "restarted epoch equals a fresh one");
   epoch_free(&again);
+  // Resuming at batch 7 gives the epoch's batches 7, 8, 9 and nothing else.
+  CHECK(loader_start_epoch_at(ld, 3, 7, err, sizeof err) == 0, "%s", err);
+  int k = 7, same = 1, rc;
+  while ((rc = loader_next(ld, &c, err, sizeof err)) == 1) {
+    same &= c->index == k && !memcmp(c->images, want.img + (size_t)k * 10 * IMG, sizeof(float) * IMG * (size_t)c->n) &&
+            !memcmp(c->labels, want.label + k * 10, sizeof(int32_t) * (size_t)c->n);
+    k++;
+    loader_release(ld, c);
+  }
+  CHECK(rc == 0 && same && k == 10, "resumed epoch: batches 7..%d, same %d", k - 1, same);
+  CHECK_ERR(loader_start_epoch_at(ld, 3, 11, err, sizeof err), err, "batch 11 out of range", NULL, NULL);
   epoch_free(&want);
   loader_close(ld);
   loader_close(ref);

@@ -12,6 +12,7 @@
 #include <dirent.h>
 
 #include "runtime/json.h"
+#include "runtime/rng.h"
 #include "runtime/safetensors.h"
 #include "tests/unit/data_check.h"
 
@@ -238,6 +239,46 @@ static void test_misaligned(void) {
   st_close(st);
 }
 
+// A valid file with random bytes changed or cut: it opens (and then every
+// tensor is consistent) or is refused with the path; nothing crashes.
+static void test_mutations(void) {
+  float x[6] = {1, 2, 3, 4, 5, 6};
+  int64_t y[2] = {7, 8};
+  StTensor t[2] = {{"layer.weight", ST_F32, 2, {2, 3}, x, sizeof x}, {"step", ST_I64, 1, {2}, y, sizeof y}};
+  StMeta m = {"k", "v"};
+  char *good;
+  size_t len;
+  char err[512], path[4096];
+  st_serialize(t, 2, &m, 1, &good, &len, err, sizeof err);
+  check_path(path, tmp, "mut.safetensors");
+  Rng r;
+  rng_seed(&r, 77);
+  char *buf = malloc(len);
+  int opened = 0, refused = 0, bad = 0;
+  for (int trial = 0; trial < 400; trial++) {
+    memcpy(buf, good, len);
+    size_t n = len;
+    if (trial % 4 == 3) n = rng_below(&r, len);
+    else
+      for (int k = 0; k < 1 + trial % 3; k++) buf[rng_below(&r, len)] = (char)rng_u64(&r);
+    check_write_file(path, buf, n);
+    SafeTensors *st;
+    if (st_open(path, &st, err, sizeof err) == 0) {
+      opened++;
+      size_t total = 0;
+      for (int i = 0; i < st_count(st); i++) total += st_at(st, i)->nbytes;
+      bad += total > n;
+      st_close(st);
+    } else {
+      refused++;
+      bad += strstr(err, path) == NULL;
+    }
+  }
+  CHECK(bad == 0 && refused > 0, "mutations: %d opened, %d refused, %d inconsistent", opened, refused, bad);
+  free(buf);
+  free(good);
+}
+
 // ---------------------------------------------------------------- JSON
 
 static void json_ok(const char *text, JsonKind kind) {
@@ -335,6 +376,7 @@ int main(void) {
   test_writer_refuses();
   test_corrupt();
   test_misaligned();
+  test_mutations();
   test_json();
   check_rmtree(tmp);
   free(tmp);
