@@ -181,22 +181,6 @@ static int one_step(Trainer *t, LoaderBatch *b, double lr, StepResult *r) {
   return 0;
 }
 
-// Skips the batches a resumed checkpoint had done (their samples are made and
-// dropped: the loader's order is a pure function of seed and epoch).
-static int skip_batches(Trainer *t, int n) {
-  char err[600];
-  LoaderBatch *b;
-  for (int k = 0; k < n; k++) {
-    int got = loader_next(t->train_loader, &b, err, sizeof err);
-    if (got != 1) {
-      fprintf(stderr, "nao-train: data: resuming at batch %d: %s\n", n, got < 0 ? err : "the epoch is shorter");
-      return NAO_EXIT_INPUT;
-    }
-    loader_release(t->train_loader, b);
-  }
-  return 0;
-}
-
 typedef struct {
   Meter interval, epoch, run;
   double lr, grad_norm;
@@ -207,11 +191,12 @@ typedef struct {
 static int epoch_batches(Trainer *t, LoopState *s, int *stopped) {
   char err[600];
   Loader *ld = t->train_loader;
-  if (loader_start_epoch(ld, t->pos.epoch, err, sizeof err) != 0) {
+  // A resumed run starts at the batch its checkpoint had reached.
+  if (loader_start_epoch_at(ld, t->pos.epoch, t->pos.batch, err, sizeof err) != 0) {
     fprintf(stderr, "nao-train: data: %s\n", err);
     return NAO_EXIT_INPUT;
   }
-  int rc = skip_batches(t, t->pos.batch);
+  int rc = 0;
   LoaderBatch *b;
   while (rc == 0 && t->pos.batch < t->steps_per_epoch) {
     if (*t->stop) {  // asked between steps (e.g. during an evaluation)
