@@ -116,6 +116,7 @@ static int value_option(TrainerConfig *c, const char *o, const char *v) {
     if (sscanf(v, "%d,%d", &c->synthetic_train, &c->synthetic_test) != 2 || c->synthetic_train < 1 ||
         c->synthetic_test < 1)
       return bad("--synthetic-size: TRAIN,TEST image counts (e.g. 2560,512), not ", v), -1;
+    c->synthetic_given = 1;
     return 1;
   }
   return 0;

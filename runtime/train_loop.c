@@ -285,11 +285,13 @@ int trainer_train(Trainer *t, TrainEnd *end) {
   if (t->pos.step > 0)
     say(t, "nao-train: resuming %s at step %lld (epoch %d, batch %d)\n", t->run_dir, t->pos.step,
         t->pos.epoch + 1, t->pos.batch);
+  int ran = 0;
   while (t->pos.epoch < t->recipe.epochs) {
     if (t->recipe.max_steps > 0 && t->pos.step >= t->recipe.max_steps) break;
     s.lr = recipe_lr_at_epoch(&t->recipe, t->pos.epoch);
     memset(&s.epoch, 0, sizeof s.epoch);
     int stopped = 0;
+    ran = 1;
     int rc = epoch_batches(t, &s, &stopped);
     if (rc) return rc;
     if (stopped && *t->stop) {
@@ -309,6 +311,11 @@ int trainer_train(Trainer *t, TrainEnd *end) {
     }
   }
   if (t->recipe.max_steps > 0 && t->pos.step >= t->recipe.max_steps) *end = TRAIN_MAX_STEPS;
+  if (!ran) {  // a resumed run that was complete: report its scores all the same
+    say(t, "nao-train: nothing left to train in %s\n", t->run_dir);
+    int rc = evaluate_both(t);
+    if (rc) return rc;
+  }
   say(t, "nao-train: %s after %lld steps: final test top-1 %.2f%% top-5 %.2f%%", 
       *end == TRAIN_MAX_STEPS ? "stopped at --max-steps" : "done", t->pos.step,
       100 * t->last_test.top1, 100 * t->last_test.top5);

@@ -28,6 +28,7 @@ void trainer_config_default(TrainerConfig *c) {
   c->synthetic_train = 2560;
   c->synthetic_test = 512;
   c->progress = -1;
+  c->checkpoint_steps = -1;
 }
 
 static int fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -109,12 +110,33 @@ static int choose_recipe(Trainer *t) {
   return apply_options(&t->recipe, c);
 }
 
+// --resume: the checkpoint's data unless other data are named now.
+static void resume_data(Trainer *t, const SafeTensors *st) {
+  TrainerConfig *c = &t->cfg;
+  const char *data = st_meta_get(st, "data"), *kind = st_meta_get(st, "dataset");
+  const char *synth = st_meta_get(st, "synthetic_size");
+  if (!c->data && data && *data) {
+    snprintf(t->resume_data, sizeof t->resume_data, "%s", data);
+    c->data = t->resume_data;
+    if (!c->dataset && kind && *kind && strcmp(kind, "synthetic")) {
+      snprintf(t->resume_dataset, sizeof t->resume_dataset, "%s", kind);
+      c->dataset = t->resume_dataset;
+    }
+  }
+  const char *cs = st_meta_get(st, "checkpoint_steps");
+  if (c->checkpoint_steps < 0 && cs) c->checkpoint_steps = strtoll(cs, NULL, 10);
+  int a, b;
+  if (!c->synthetic_given && synth && sscanf(synth, "%d,%d", &a, &b) == 2 && a > 0 && b > 0)
+    c->synthetic_train = a, c->synthetic_test = b;
+}
+
 // --resume: the checkpoint's recipe, then the options given now.
 static int resume_recipe(Trainer *t) {
   SafeTensors *st;
   char err[600];
   if (st_open(t->ckpt_path, &st, err, sizeof err) != 0) return fail(NAO_EXIT_INPUT, "--resume: %s", err);
   const char *json = st_meta_get(st, "recipe");
+  resume_data(t, st);
   int rc = 0;
   if (!json) rc = fail(NAO_EXIT_INPUT, "--resume: %s: no recipe in its metadata (not a naoc checkpoint?)", t->ckpt_path);
   else if (trainer_recipe_from_json(&t->recipe, json, err, sizeof err) != 0)
@@ -290,10 +312,20 @@ static int setup_data(Trainer *t) {
   if (!c->eval_only && (rc = open_loader(t, kind, &t->train_set, 1, &t->train_loader)) != 0) return rc;
   if (t->has_valid && (rc = open_loader(t, kind, &t->valid_set, 0, &t->valid_loader)) != 0) return rc;
   if ((rc = open_loader(t, kind, &t->test_set, 0, &t->test_loader)) != 0) return rc;
+  snprintf(t->pos.data, sizeof t->pos.data, "%s", kind == DATA_SYNTHETIC ? "synthetic" : data_source_dir(t->src));
+  snprintf(t->pos.dataset, sizeof t->pos.dataset, "%s", data_kind_name(kind));
+  t->pos.synthetic_train = c->synthetic_train, t->pos.synthetic_test = c->synthetic_test;
+  t->pos.checkpoint_steps = c->checkpoint_steps;
   if (t->train_loader) {
     t->steps_per_epoch = loader_batches_per_epoch(t->train_loader);
+    if (t->pos.batch > t->steps_per_epoch)
+      return fail(NAO_EXIT_INPUT,
+                  "--resume: the checkpoint is at batch %d of epoch %d, but the data give %d batches an "
+                  "epoch (resume with the run's data and batch size)",
+                  t->pos.batch, t->pos.epoch + 1, t->steps_per_epoch);
+    // T of the drop-path schedule: the whole run's steps. --max-steps only stops
+    // the run early, so that a run cut there and resumed equals one not cut.
     t->total_steps = (long long)t->steps_per_epoch * r->epochs;
-    if (r->max_steps > 0 && r->max_steps < t->total_steps) t->total_steps = r->max_steps;
   }
   return 0;
 }
@@ -350,6 +382,7 @@ int trainer_setup(Trainer *t, const TrainerConfig *cfg, volatile sig_atomic_t *s
   if (cfg->eval_only && !cfg->weights) return fail(NAO_EXIT_USAGE, "--eval-only needs --weights W.safetensors");
   if ((rc = choose_recipe(t)) || (rc = setup_run_dir(t))) return rc;
   if (cfg->resume && (rc = resume_recipe(t))) return rc;
+  if (t->cfg.checkpoint_steps < 0) t->cfg.checkpoint_steps = 0;
   if ((rc = setup_model(t)) || (rc = setup_data(t)) || (rc = setup_backend(t))) return rc;
   char err[600];
   int want_log = !cfg->eval_only || cfg->out;

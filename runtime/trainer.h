@@ -53,9 +53,11 @@ typedef struct {
   int eval_only;
   const char *weights;         // --eval-only: the weights to score
   int synthetic_train, synthetic_test;  // images of --data synthetic
+  int synthetic_given;         // ... given on the command line (else a resume takes the checkpoint's)
   int progress;                // 1 on, 0 off, -1 when stderr is a terminal
   int quiet;                   // no per-epoch lines on stderr
-  long long checkpoint_steps;  // also write the checkpoint every this many steps (0: epochs only)
+  long long checkpoint_steps;  // also write the checkpoint every this many steps (0: epochs
+                               //   only; -1: not given, a resume takes the checkpoint's)
 } TrainerConfig;
 
 void trainer_config_default(TrainerConfig *c);
@@ -78,6 +80,7 @@ typedef struct {
   Recipe recipe;
   char run_dir[4096];
   char ckpt_path[4200], best_path[4200], log_path[4200];
+  char resume_data[1024], resume_dataset[32];  // the checkpoint's data (cfg points here)
   NetBuild nb;
   ModelState state;
   Backend *backend;

@@ -94,7 +94,14 @@ static void test_roundtrip(void) {
   Recipe rec;
   recipe_preset(&rec, "fashion-mnist");
   rec.epochs = 7;
-  CkptInfo in = {1234, 3, 17, 9999, 0.8125, 2, 42, {{1, 2, 3, 0xfedcba9876543210ULL}}, 2, ""};
+  CkptInfo in;
+  memset(&in, 0, sizeof in);
+  in.step = 1234, in.epoch = 3, in.batch = 17, in.total_steps = 9999;
+  in.best_valid_top1 = 0.8125, in.best_epoch = 2, in.seed = 42, in.threads = 2;
+  in.rng = (Rng){{1, 2, 3, 0xfedcba9876543210ULL}};
+  snprintf(in.data, sizeof in.data, "/some/where");
+  snprintf(in.dataset, sizeof in.dataset, "cifar10");
+  in.synthetic_train = 10, in.synthetic_test = 20;
   char path[300], err[600];
   path_of(path, sizeof path, "a.safetensors");
   CHECK(ckpt_save(path, &a, &nb.spec, &rec, &in, err, sizeof err) == 0);
@@ -105,6 +112,8 @@ static void test_roundtrip(void) {
   CHECK(out.step == 1234 && out.epoch == 3 && out.batch == 17 && out.total_steps == 9999);
   CHECK(out.best_valid_top1 == 0.8125 && out.best_epoch == 2 && out.seed == 42);
   CHECK(!memcmp(&out.rng, &in.rng, sizeof out.rng));
+  CHECK(!strcmp(out.data, "/some/where") && !strcmp(out.dataset, "cifar10"));
+  CHECK(out.synthetic_train == 10 && out.synthetic_test == 20 && out.threads == 2);
   char want[2048];
   recipe_to_json(&rec, want, sizeof want);
   CHECK(!strcmp(out.recipe, want));
@@ -241,7 +250,9 @@ static void test_reference_and_refusals(void) {
   path_of(cut, sizeof cut, "cut.safetensors");
   Recipe rec;
   recipe_preset(&rec, "fashion-mnist");
-  CkptInfo in = {5, 0, 5, 100, -1, -1, 0, {{1, 2, 3, 4}}, 1, ""};
+  CkptInfo in;
+  memset(&in, 0, sizeof in);
+  in.step = 5, in.batch = 5, in.best_valid_top1 = -1, in.best_epoch = -1;
   CHECK(ckpt_save(full, &a, &ns, &rec, &in, err, sizeof err) == 0);
   FILE *f = fopen(full, "rb");
   fseek(f, 0, SEEK_END);
@@ -279,7 +290,9 @@ static void test_other_network(void) {
   build(&wide, &nb3, &w, 6);
   Recipe rec;
   recipe_preset(&rec, "fashion-mnist");
-  CkptInfo in = {0, 0, 0, 0, -1, -1, 0, {{1, 2, 3, 4}}, 1, ""};
+  CkptInfo in;
+  memset(&in, 0, sizeof in);
+  in.best_valid_top1 = -1, in.best_epoch = -1;
   char p1[300], p2[300], err[600];
   path_of(p1, sizeof p1, "other-arch.safetensors");
   path_of(p2, sizeof p2, "wide.safetensors");
