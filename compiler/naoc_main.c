@@ -21,14 +21,24 @@
 
 // ---------------------------------------------------------------- views
 
-typedef void (*NaocView)(const NaoUnit *u, StrBuf *out);
+// A view fills `out` from a checked unit and returns an exit code (a view
+// that finds an error reports it through u->diag or stderr and returns 1 or
+// 70; nothing is written then).
+typedef int (*NaocView)(NaoUnit *u, StrBuf *out);
 
-static void view_seq(const NaoUnit *u, StrBuf *out) { emit_seq(&u->spec, out); }
-static void view_dot(const NaoUnit *u, StrBuf *out) { emit_dot(&u->spec, out); }
-static void view_nao(const NaoUnit *u, StrBuf *out) {
+static int view_seq(NaoUnit *u, StrBuf *out) {
+  emit_seq(&u->spec, out);
+  return NAO_EXIT_OK;
+}
+static int view_dot(NaoUnit *u, StrBuf *out) {
+  emit_dot(&u->spec, out);
+  return NAO_EXIT_OK;
+}
+static int view_nao(NaoUnit *u, StrBuf *out) {
   char comment[600];
   snprintf(comment, sizeof comment, "canonical form of %s, written by naoc --emit nao", u->src.name);
   write_nao(&u->spec, comment, out);
+  return NAO_EXIT_OK;
 }
 
 // NULL: not in this build (the statistics, the IR and net.cu come with the
@@ -324,8 +334,8 @@ int main(int argc, char **argv) {
       rc = unavailable(what);
     } else {
       StrBuf out = {0};
-      fn(&u, &out);
-      rc = write_output(a.output, &out);
+      rc = fn(&u, &out);
+      if (rc == NAO_EXIT_OK) rc = write_output(a.output, &out);
       sb_free(&out);
     }
   }
