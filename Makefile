@@ -73,10 +73,10 @@ deps-build:
 	@tools/deps.sh build
 
 # ---------------------------------------------------------------- grammar
-$(BUILD)/gen/nao.tab.c $(BUILD)/gen/nao.tab.h: grammar/nao.y
+$(BUILD)/gen/nao.tab.c $(BUILD)/gen/nao.tab.h &: grammar/nao.y
 	@mkdir -p $(@D)
 	bison -Wall -Werror --defines=$(BUILD)/gen/nao.tab.h -o $(BUILD)/gen/nao.tab.c $<
-$(BUILD)/gen/nao.lex.c $(BUILD)/gen/nao.lex.h: grammar/nao.l $(BUILD)/gen/nao.tab.h
+$(BUILD)/gen/nao.lex.c $(BUILD)/gen/nao.lex.h &: grammar/nao.l $(BUILD)/gen/nao.tab.h
 	@mkdir -p $(@D)
 	flex --header-file=$(BUILD)/gen/nao.lex.h -o $(BUILD)/gen/nao.lex.c $<
 $(BUILD)/obj/gen/%.o: $(BUILD)/gen/%.c
