@@ -196,6 +196,7 @@ static int make_bn_bwd(FuseBuild *b, int id, const IrNode *n) {
   char name[IR_NAME_MAX];
   snprintf(name, sizeof name, "bnbwd_sums:%.90s", n->name);
   int sums = add_tensor(b, IR_T_STAT, 2 * tx->c, 1, 1, name);
+  tx = &fp->tensors[x];  // add_tensor may have moved the array
   int r = op_new(b, FOP_BNB_REDUCE, id, 0);
   FuseOp *o = &fp->ops[r];
   o->in_expr[0] = ld(b, dy);
