@@ -298,6 +298,11 @@ static int can_host(Fz *z, int h, int x) {
             (r2 >= 0 && overlaps(fp, xo->reads[r], r2)))
           return 0;
     }
+    // A read of memory the host writes under another name (a view of it, or
+    // its root) would load the element before the host's store of it.
+    for (int r = 0; r < xo->n_reads; r++)
+      for (int w = 0; w < ho->n_writes; w++)
+        if (xo->reads[r] != ho->writes[w] && overlaps(fp, xo->reads[r], ho->writes[w])) return 0;
     if (is_anchor(ho->kind)) {  // stencil reads see other elements: no writes to them
       for (int r = 0; r < ho->n_reads; r++)
         for (int w = 0; w < xo->n_writes; w++)
