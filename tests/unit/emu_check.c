@@ -78,7 +78,7 @@ static void fill_input(const IrGraph *g, EmuMem *mem, const CudaProgram *p, Rng 
 }
 
 static void compare_tensors(Cmp *c, const IrGraph *g, EmuMem *mem, const CudaProgram *p,
-                            const RefRun *r, int all) {
+                            const EmuRefRun *r, int all) {
   int nt = p->n_ir_tensors;
   double *buf = NULL;
   size_t cap = 0;
@@ -101,7 +101,7 @@ static void compare_tensors(Cmp *c, const IrGraph *g, EmuMem *mem, const CudaPro
       for (int ch = 0; ch < x->c; ch++)
         for (int e = 0; e < hw; e++, i++) {
           a[i] = base[(size_t)s * ss + (size_t)ch * hw + e];
-          buf[i] = *ref_at(r, t, s, ch, e);
+          buf[i] = *emu_ref_at(r, t, s, ch, e);
         }
     char what[160];
     snprintf(what, sizeof what, "tensor %.120s", x->name);
@@ -111,7 +111,7 @@ static void compare_tensors(Cmp *c, const IrGraph *g, EmuMem *mem, const CudaPro
   free(buf);
 }
 
-static void compare_params(Cmp *c, const ParamTable *pt, const EmuMem *mem, const RefRun *r,
+static void compare_params(Cmp *c, const ParamTable *pt, const EmuMem *mem, const EmuRefRun *r,
                            int grads) {
   for (int i = 0; i < pt->n; i++) {
     const ParamInfo *p = &pt->items[i];
@@ -202,7 +202,7 @@ int emu_check(TG *t, const EmitCudaOptions *opt0, const EmuCheck *chk0, const ch
   CudaNetBuild *b = cuda_net_new(pt, "test.nao", &opt);
   EmuModule m = {0};
   EmuMem mem = {0};
-  RefRun ref = {0};
+  EmuRefRun ref = {0};
   float *input = NULL;
   int *labels = NULL;
   NaoMask *masks = NULL;
@@ -241,7 +241,7 @@ int emu_check(TG *t, const EmitCudaOptions *opt0, const EmuCheck *chk0, const ch
   float *buf0 = xmalloc(sizeof(float) * (pt->n_buffer + 1));  // buffers before the run
   memcpy(buf0, mem.buffers, sizeof(float) * pt->n_buffer);
   int bad = emu_run(&m, &mem, p, err, sizeof err);
-  if (!bad) bad = ref_run(&ref, g, chk.n, mem.params, buf0, by_node, input, labels, err, sizeof err);
+  if (!bad) bad = emu_ref_run(&ref, g, chk.n, mem.params, buf0, by_node, input, labels, err, sizeof err);
   free(buf0);
   if (bad) goto done;
   Cmp c = {0};
@@ -266,7 +266,7 @@ int emu_check(TG *t, const EmitCudaOptions *opt0, const EmuCheck *chk0, const ch
   }
 done:
   if (err[0] && rc) fprintf(stderr, "%s: %s\n", label, err);
-  ref_free(&ref);
+  emu_ref_free(&ref);
   emu_release(&mem);
   emu_unload(&m);
   free(mem.params);
