@@ -88,6 +88,11 @@ int seq_build(CudaRt *rt) {
   if (rt->train_prog >= 0) {
     Seq *s = &rt->seq[SEQ_TRAIN];
     const CudaProgram *t = rt->progs[rt->train_prog].p;
+    size_t bb = sizeof(float) * rt->net->n_buffer;
+    if (bb) {  // the BN statistics before the step, for a step that turns out non-finite
+      if (!(rt->buffers_prev = rt_alloc(rt, bb, "the BN statistics before a step"))) return -1;
+      seq_add(s, -1, 0, rt->buffers_prev, rt->buffers, bb);
+    }
     for (int k = 0; k < t->n_steps; k++) seq_add(s, rt->train_prog, k, 0, 0, 0);
     const CudaProgram *u = rt->progs[rt->update_prog].p;
     rt->n_update_pre = 0;
@@ -213,7 +218,7 @@ static int enqueue(CudaRt *rt, const Seq *s, SeqBatch *b) {
     const SeqOp *op = &s->ops[i];
     if (op->prog < 0) {
       CU(rt->cu->memcpy_dtod_async(op->dst, op->src, op->bytes, rt->stream), "cuMemcpyDtoDAsync",
-         "keeping the parameters no gradient reaches");
+         "copying parameters or statistics within a step");
       continue;
     }
     const CudaProgram *p = rt->progs[op->prog].p;
@@ -261,9 +266,11 @@ static int capture(CudaRt *rt, const Seq *s, SeqBatch *b, int q) {
   return rc;
 }
 
+int seq_prepare(CudaRt *rt, int q, int n) { return prepare(rt, q, n) ? 0 : -1; }
+
 int seq_run(CudaRt *rt, int q, int n) {
   Seq *s = &rt->seq[q];
-  SeqBatch *b = prepare(rt, q, n);
+  SeqBatch *b = prepare(rt, q, n);  // made by seq_prepare before the inputs were copied
   if (!b) return -1;
   for (int i = 0; i < s->n_ops; i++)
     if (s->ops[i].prog >= 0) rt->progs[s->ops[i].prog].last_n = n;
@@ -422,10 +429,20 @@ int cuda_rt_train_forward(CudaRt *rt, const float *images, const int32_t *labels
     return -1;
   }
   const RtProg *pp = &rt->progs[rt->train_prog];
-  if (put_inputs(rt, pp, images, labels, n) || put_masks(rt, pp->p, rs) || put_hyper(rt, h) ||
-      seq_run(rt, SEQ_TRAIN, n))
+  // Planning first: cuDNN's algorithm search writes into the arena, where the
+  // input lives.
+  if (seq_prepare(rt, SEQ_TRAIN, n) || put_inputs(rt, pp, images, labels, n) ||
+      put_masks(rt, pp->p, rs) || put_hyper(rt, h) || seq_run(rt, SEQ_TRAIN, n))
     return -1;
   return get_outputs(rt, pp, n, rt->n_update_pre > 0, out);
+}
+
+int cuda_rt_train_undo(CudaRt *rt) {
+  size_t bb = sizeof(float) * rt->net->n_buffer;
+  if (bb)
+    CU(rt->cu->memcpy_dtod_async(rt->buffers, rt->buffers_prev, bb, rt->stream), "cuMemcpyDtoDAsync",
+       "restoring the BN statistics of a non-finite step");
+  return 0;
 }
 
 int cuda_rt_train_update(CudaRt *rt, const SgdHyper *h) {
@@ -445,7 +462,9 @@ int cuda_rt_eval(CudaRt *rt, const float *images, const int32_t *labels, int n, 
     return -1;
   }
   const RtProg *pp = &rt->progs[rt->eval_prog];
-  if (put_inputs(rt, pp, images, labels, n) || seq_run(rt, SEQ_EVAL, n)) return -1;
+  if (seq_prepare(rt, SEQ_EVAL, n) || put_inputs(rt, pp, images, labels, n) ||
+      seq_run(rt, SEQ_EVAL, n))
+    return -1;
   return get_outputs(rt, pp, n, 0, out);
 }
 
