@@ -144,6 +144,20 @@ int cuda_rt_read_tensor(CudaRt *rt, const char *prog, int t, float *out);
 int cuda_rt_time_steps(CudaRt *rt, int n, int steps, const RunState *rs, const SgdHyper *h,
                        double *ms_per_step);
 
+// The device's ceilings, measured (tests/gpu/check.sh's floor): a device to
+// device copy of copy_bytes (bandwidth counts bytes read plus written), and
+// an n x n x n SGEMM through cuBLAS in float32 and with TF32 allowed, on
+// random data; the best of `reps` timings each. A rate that could not be
+// measured is 0.
+typedef struct {
+  double copy_gbs;      // GB/s
+  double fp32_tflops;   // TFLOP/s
+  double tf32_tflops;
+} CudaDeviceRates;
+int cuda_rt_measure(CudaRt *rt, size_t copy_bytes, int gemm_n, int reps, CudaDeviceRates *out);
+// Device memory in use by everything on the device (cuMemGetInfo), and its size.
+int cuda_rt_mem_used(CudaRt *rt, size_t *used, size_t *total);
+
 // ---------------------------------------------------------------- the backend
 // backend_cuda_create (backend.h) builds the CudaNet from the NetBuild's
 // graphs in process. This one takes a prepared net and source (a generated

@@ -1,7 +1,7 @@
 // tests/tools/cuda_check.c — one training step of a network on the cuda
 // runtime against the cpu backend, tensor by tensor.
 //
-//   cuda_check [--mock] [--net FILE.nao] [--batch N] [--seed S] [--tol T]
+//   cuda_check --net FILE.nao [--mock] [--batch N] [--seed S] [--tol T]
 //              [--tf32] [--reuse] [--threads N] [--cache DIR] [--quiet]
 //
 // Same weights, inputs, labels, masks (step 3 of 4, so drop-path keeps
@@ -18,8 +18,7 @@
 // (no GPU, a library missing: the message says which).
 //
 // --mock runs the device on the CPU (tests/unit/cuda_mock.h), so CI runs the
-// very checks tests/gpu/check.sh runs on a GPU; --net defaults to a small
-// network then.
+// very checks tests/gpu/check.sh runs on a GPU (on tests/gpu/tiny.nao).
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,21 +36,6 @@
 #include "runtime/param_init.h"
 #include "runtime/rng.h"
 #include "tests/unit/cuda_mock.h"
-
-static const char *tiny =
-    "network tiny {\n"
-    "  input 3x32x32; classes 10; stem cifar;\n"
-    "  channels 4; layers 1; nodes 2;\n"
-    "  aux_weight 0.4; drop_path_keep 0.8; dropout_keep 0.6;\n"
-    "}\n"
-    "cell normal {\n"
-    "  node 2 = sep3x3(0) + conv1x3_3x1(1);\n"
-    "  node 3 = identity(2) + avg3x3(0);\n"
-    "}\n"
-    "cell reduction {\n"
-    "  node 2 = identity(0) + conv3x3(0);\n"
-    "  node 3 = max2x2(2) + avg2x2(2);\n"
-    "}\n";
 
 typedef struct {
   int mock, batch, tf32, reuse, threads, quiet, verbose;
@@ -135,7 +119,7 @@ static double now_s(void) {
 }
 
 static int usage(void) {
-  fprintf(stderr, "usage: cuda_check [--mock] [--net FILE.nao] [--batch N] [--seed S] [--tol T] "
+  fprintf(stderr, "usage: cuda_check --net FILE.nao [--mock] [--batch N] [--seed S] [--tol T] "
                   "[--tf32] [--reuse] [--threads N] [--cache DIR] [--quiet] [--verbose]\n");
   return 2;
 }
@@ -161,7 +145,7 @@ static int parse(int argc, char **argv, Args *a) {
     else if (!strcmp(s, "--tol") && v) a->tol = atof(argv[++i]);
     else return -1;
   }
-  return a->batch >= 1 && a->tol > 0 ? 0 : -1;
+  return a->net && a->batch >= 1 && a->tol > 0 ? 0 : -1;
 }
 
 // ---------------------------------------------------------------- comparisons
@@ -223,9 +207,7 @@ typedef struct {
 
 static int setup(Run *r, const Args *a, char *err, size_t errlen) {
   NetSpec ns;
-  int rc = a->net ? nao_frontend_file(a->net, &ns, stderr)
-                  : nao_frontend_text("tiny.nao", tiny, strlen(tiny), &ns, stderr);
-  if (rc) {
+  if (nao_frontend_file(a->net, &ns, stderr)) {
     snprintf(err, errlen, "the network does not compile");
     return 1;
   }
@@ -238,7 +220,7 @@ static int setup(Run *r, const Args *a, char *err, size_t errlen) {
   emit_cuda_defaults(&eo);
   eo.no_reuse = !a->reuse;
   eo.tf32 = 1;  // as naoc emits it; the runtime turns TF32 off unless --tf32
-  r->cb = cuda_net_new(&r->nb.params, a->net ? a->net : "tiny.nao", &eo);
+  r->cb = cuda_net_new(&r->nb.params, a->net, &eo);
   if (cuda_net_add_graph(r->cb, &r->nb.train, "train", err, errlen)) return 1;
   cuda_net_add_update(r->cb);
   if (cuda_net_add_graph(r->cb, &r->nb.eval, "eval", err, errlen)) return 1;
