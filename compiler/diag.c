@@ -41,7 +41,7 @@ static uint32_t walk_step(LineWalk *w) {
 // Terminal columns a code point takes: 0 for combining marks, 2 for the wide
 // East Asian ranges and emoji, 1 otherwise (enough to keep carets aligned).
 static int char_width(uint32_t cp) {
-  if ((cp >= 0x300 && cp <= 0x36F) || (cp >= 0x200B && cp <= 0x200F)) return 0;
+  if (cp >= 0x300 && cp <= 0x36F) return 0;
   if ((cp >= 0x1100 && cp <= 0x115F) || (cp >= 0x2E80 && cp <= 0xA4CF) || (cp >= 0xAC00 && cp <= 0xD7A3) ||
       (cp >= 0xF900 && cp <= 0xFAFF) || (cp >= 0xFE30 && cp <= 0xFE4F) || (cp >= 0xFF00 && cp <= 0xFF60) ||
       (cp >= 0xFFE0 && cp <= 0xFFE6) || (cp >= 0x1F300 && cp <= 0x1F64F) || (cp >= 0x1F900 && cp <= 0x1F9FF) ||
@@ -53,7 +53,10 @@ static int char_width(uint32_t cp) {
 // The caret-line filler under the character at w->p (n bytes): a tab stays a
 // tab, others become as many spaces as the character is wide.
 static int shown_width(const LineWalk *w, uint32_t n) {
-  if (n > 1 && nao_utf8_len(w->t + w->p, n) == (int)n) return char_width(nao_utf8_decode(w->t + w->p, (int)n));
+  if (n > 1 && nao_utf8_len(w->t + w->p, n) == (int)n) {
+    uint32_t cp = nao_utf8_decode(w->t + w->p, (int)n);
+    return nao_utf8_invisible(cp) ? 1 : char_width(cp);
+  }
   return 1;
 }
 
@@ -76,10 +79,7 @@ static void mark_char(StrBuf *sb, const LineWalk *w, uint32_t n, int first) {
 static void show_char(StrBuf *sb, LineWalk *w, uint32_t n) {
   unsigned c = w->t[w->p];
   int ok = n > 1 ? nao_utf8_len(w->t + w->p, n) == (int)n : (c == '\t' || (c >= 0x20 && c < 0x7F));
-  if (n > 1 && ok) {
-    uint32_t cp = nao_utf8_decode(w->t + w->p, (int)n);
-    ok = !(cp >= 0x80 && cp < 0xA0);  // C1 controls
-  }
+  if (n > 1 && ok) ok = !nao_utf8_invisible(nao_utf8_decode(w->t + w->p, (int)n));
   if (ok) sb_appendn(sb, (const char *)w->t + w->p, n);
   else sb_append(sb, "?");
 }
@@ -121,6 +121,8 @@ static void snippet(Diag *d, StrBuf *sb, NaoLoc loc) {
 
 // ---------------------------------------------------------------- messages
 
+static void report(Diag *d, const char *kind, NaoLoc loc, const char *fmt, va_list ap)
+    __attribute__((format(printf, 4, 0)));
 static void report(Diag *d, const char *kind, NaoLoc loc, const char *fmt, va_list ap) {
   StrBuf sb = {0};
   NaoSource *src = d->src;

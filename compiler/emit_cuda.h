@@ -28,6 +28,8 @@ typedef struct {
   int no_fuse;     // 1: one kernel per op, every tensor stored (debugging, parity checks)
   int no_reuse;    // 1: no arena reuse: every stored tensor keeps its value to the end
   int num_sms;     // multiprocessors the grids are sized for: 132 (H100/H200 SXM)
+  float label_smoothing;  // emit_net_cu: the training loss's epsilon; < 0: the dataset's
+                          //   recipe (0.1 for ImageNet, else 0). Default -1
 } EmitCudaOptions;
 
 void emit_cuda_defaults(EmitCudaOptions *o);
@@ -61,10 +63,24 @@ typedef struct {
 } CudaNetStats;
 void cuda_net_stats(CudaNetBuild *b, CudaNetStats *out);
 
-// naoc FILE -o net.cu: lowers the network (training graph with its backward
-// pass and evaluation graph), builds and prints net.cu. Returns 0, or -1 with
-// a message.
+// naoc FILE -o net.cu: lowers the network as runtime/netbuild.c does
+// (lower_declare_params; TRAIN graph with its loss -> ir_concat_to_views ->
+// ir_autodiff; EVAL graph with a plain cross-entropy loss ->
+// ir_concat_to_views; one ParamTable), so node numbers (the masks' keys),
+// parameter names and offsets are the CPU backend's; then builds the programs
+// "train", "update" (opt->train) and "eval" and prints net.cu. Returns 0, or
+// -1 with a message.
 int emit_net_cu(const NetSpec *ns, const char *source_path, const EmitCudaOptions *opt,
                 StrBuf *out, char *err, size_t errlen);
+
+// The graphs emit_net_cu compiles, for in-process use (nao-train --backend
+// cuda, tests): pt initialised by the caller (params_init) and empty; the
+// TRAIN graph (loss with `smoothing`, backward pass) when want_train, else
+// train is left empty; the EVAL graph (plain loss). Both graphs are always
+// initialised (free them with ir_free). Returns 0, or -1 with a message.
+int emit_cuda_lower(const NetSpec *ns, float smoothing, int want_train, ParamTable *pt,
+                    IrGraph *train, IrGraph *eval, char *err, size_t errlen);
+// The training loss's label smoothing emit_net_cu uses for ns.
+float emit_cuda_smoothing(const NetSpec *ns, const EmitCudaOptions *opt);
 
 #endif

@@ -106,14 +106,14 @@ static int lib_conv(CudaNetBuild *nb, ProgRec *pr, const FusePlan *fp, const Fus
   CudaArg w = {CUDA_ARG_PARAM, n->param[0]};
   int node = o->node;
   if (o->kind == FOP_LIB_CONV_FILTER) {
-    int x = n->in[0], dy = n->in[1];
+    int x = fuse_canon(fp, n->in[0]), dy = fuse_canon(fp, n->in[1]);
     CudaConvDesc d = conv_desc(pr, a, x, dy, o->grad_acc[0] ? 1.0f : 0.0f, tf32);
     step3(pr, CUDA_STEP_CONV_BWD_FILTER, add_conv_desc(pr, &d), (CudaArg){CUDA_ARG_TENSOR, x},
           (CudaArg){CUDA_ARG_TENSOR, dy}, (CudaArg){CUDA_ARG_GRAD, n->param[0]}, node);
     return 0;
   }
   int fwd = o->kind == FOP_LIB_CONV;
-  int in = n->in[0], out = o->out;  // fwd: x -> y; data: dy -> dx
+  int in = fuse_canon(fp, n->in[0]), out = o->out;  // fwd: x -> y; data: dy -> dx
   int x = fwd ? in : out, y = fwd ? out : in;
   const IrTensor *tx = &pr->tensors[x];
   float beta = o->accumulate ? 1.0f : 0.0f;
@@ -148,7 +148,7 @@ static int lib_conv(CudaNetBuild *nb, ProgRec *pr, const FusePlan *fp, const Fus
 // Y^T (K x N) = op(W) X^T with the samples' strides as leading dimensions.
 static int lib_linear(ProgRec *pr, const FusePlan *fp, const FuseOp *o) {
   const IrNode *n = &fp->g->nodes[o->node];
-  int x = n->in[0];
+  int x = fuse_canon(fp, n->in[0]);
   long long kin = (long long)ir_tensor_numel(&pr->tensors[x]);
   CudaArg w = {CUDA_ARG_PARAM, n->param[0]};
   CudaGemmDesc d = gemm0();
@@ -166,7 +166,7 @@ static int lib_linear(ProgRec *pr, const FusePlan *fp, const FuseOp *o) {
           (CudaArg){CUDA_ARG_TENSOR, y}, o->node);
     return 0;
   }
-  int dy = n->in[1];
+  int dy = fuse_canon(fp, n->in[1]);
   long long k = pr->tensors[dy].c;
   if (o->part == 1) {  // dx = dy W: dX^T (Kin x N) = W^T... as col-major (Kin x K)(K x N)
     int dx = o->out;

@@ -22,6 +22,7 @@ void emit_cuda_defaults(EmitCudaOptions *o) {
   o->smem_limit = 32768;
   o->vec = 1;
   o->num_sms = 132;
+  o->label_smoothing = -1.0f;
 }
 
 void emit_cuda_options_text(const EmitCudaOptions *o, StrBuf *out) {

@@ -10,9 +10,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "compiler/autodiff.h"
 #include "compiler/ir.h"
 #include "compiler/lower.h"
 #include "compiler/params.h"
+#include "compiler/plan.h"
 
 static int forward_written(const IrGraph *g, int t) {
   int p = g->tensors[t].producer;
@@ -44,6 +46,23 @@ static int lower_mode(const NetSpec *ns, IrMode mode, ParamTable *pt, IrGraph *g
   return lower_network(ns, &opt, pt, g, err, errlen);
 }
 
+// The arena of the graph's plan, per image: what the runtime allocates. The
+// training graph gets its backward pass first, as the trainer builds it.
+static int arena_bytes(IrGraph *g, int backward, long long *bytes, int *steps, char *err,
+                       size_t errlen) {
+  if (ir_concat_to_views(g, err, errlen) < 0) return -1;
+  if (backward && ir_autodiff(g, err, errlen) < 0) return -1;
+  Plan plan;
+  PlanOptions po = {.reuse = 1};
+  if (plan_build(g, &po, &plan, err, errlen) != 0) return -1;
+  PlanStats ps;
+  plan_stats(g, &plan, &ps);
+  *bytes = (long long)ps.arena_bytes_per_image;
+  if (steps) *steps = ps.n_steps;
+  plan_free(&plan);
+  return 0;
+}
+
 int stats_compute(const NetSpec *ns, NetStats *st, char *err, size_t errlen) {
   memset(st, 0, sizeof *st);
   ParamTable pt;
@@ -62,6 +81,8 @@ int stats_compute(const NetSpec *ns, NetStats *st, char *err, size_t errlen) {
     st->cells = 3 * ns->layers + 2;
     st->eval_nodes = eval.n_fwd_nodes;
     st->train_nodes = train.n_fwd_nodes;
+    rc = arena_bytes(&train, 1, &st->train_arena_bytes, &st->train_steps, err, errlen);
+    if (rc == 0) rc = arena_bytes(&eval, 0, &st->eval_arena_bytes, NULL, err, errlen);
   }
   ir_free(&train);
   ir_free(&eval);
@@ -96,7 +117,9 @@ int emit_stats(const NetSpec *ns, StrBuf *out, char *err, size_t errlen) {
             ns->channels, ns->layers, ns->nodes, st.cells);
   sb_printf(out, "  \"params\": %lld,\n  \"params_no_aux\": %lld,\n", st.params, st.params_no_aux);
   sb_printf(out, "  \"bn_buffers\": %lld,\n", st.buffers);
-  sb_printf(out, "  \"macs\": %lld,\n  \"activation_bytes\": %lld\n}\n", st.macs,
+  sb_printf(out, "  \"macs\": %lld,\n  \"activation_bytes\": %lld,\n", st.macs,
             st.activation_bytes);
+  sb_printf(out, "  \"train_arena_bytes_per_image\": %lld,\n", st.train_arena_bytes);
+  sb_printf(out, "  \"eval_arena_bytes_per_image\": %lld\n}\n", st.eval_arena_bytes);
   return 0;
 }

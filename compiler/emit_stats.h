@@ -11,6 +11,9 @@
 //                 dropout/drop-path masks and the softmax included; labels,
 //                 per-channel statistics and the loss excluded. No reuse:
 //                 this is what a framework that keeps every output would hold.
+// train_arena_bytes_per_image  the training step's activation arena per image
+//                 (forward and backward, liveness-based reuse: compiler/plan.c)
+// eval_arena_bytes_per_image   the same for inference
 // docs/ir.md gives the definitions with their reasons.
 #ifndef NAO_EMIT_STATS_H
 #define NAO_EMIT_STATS_H
@@ -27,6 +30,8 @@ typedef struct {
   long long activation_bytes;
   int cells;
   int eval_nodes, train_nodes;  // forward nodes of each graph
+  long long train_arena_bytes, eval_arena_bytes;  // the plans' arenas, per image
+  int train_steps;              // steps of the training plan (forward and backward)
 } NetStats;
 
 // Lowers ns in both modes and measures it. Returns 0, or -1 with a message

@@ -230,21 +230,43 @@ static int is_anchor(FuseOpKind k) {
          k == FOP_POOL_BWD || k == FOP_GAP || k == FOP_XENT;
 }
 
-// Parameters an op's expressions name (BN gamma/beta, running statistics, biases).
-static void param_leaves(const FxPool *p, int e, IntVec *out) {
+// Kernel arguments an op needs besides its tensors: parameters, buffers and
+// gradients, mask slots (each a distinct negative code).
+enum { ARG_PARAM = 1, ARG_BUFFER, ARG_GRAD, ARG_MASK };
+static int arg_code(int kind, int id) { return -(kind * 10000000 + id + 1); }
+
+static void expr_args(const FxPool *p, int e, IntVec *out) {
   if (e < 0) return;
   const FxNode *x = &p->v[e];
-  if (x->kind == FX_CHAN_P || x->kind == FX_CHAN_B) iv_push(out, -(x->t + 1));
-  param_leaves(p, x->a, out);
-  param_leaves(p, x->b, out);
+  if (x->kind == FX_CHAN_P) iv_push(out, arg_code(ARG_PARAM, x->t));
+  if (x->kind == FX_CHAN_B) iv_push(out, arg_code(ARG_BUFFER, x->t));
+  if (x->kind == FX_MASK) iv_push(out, arg_code(ARG_MASK, x->t));
+  expr_args(p, x->a, out);
+  expr_args(p, x->b, out);
 }
 
 static void op_args(const FusePlan *fp, const FuseOp *o, IntVec *out) {
   for (int k = 0; k < o->n_reads; k++) iv_push(out, o->reads[k]);
   for (int k = 0; k < o->n_writes; k++) iv_push(out, o->writes[k]);
-  param_leaves(&fp->fx, o->expr, out);
-  param_leaves(&fp->fx, o->in_expr[0], out);
-  param_leaves(&fp->fx, o->in_expr[1], out);
+  expr_args(&fp->fx, o->expr, out);
+  expr_args(&fp->fx, o->in_expr[0], out);
+  expr_args(&fp->fx, o->in_expr[1], out);
+  const IrNode *n = &fp->g->nodes[o->node];
+  switch (o->kind) {
+    case FOP_BN_STATS:
+      iv_push(out, arg_code(ARG_BUFFER, n->param[2]));
+      iv_push(out, arg_code(ARG_BUFFER, n->param[3]));
+      break;
+    case FOP_BNB_REDUCE:
+      iv_push(out, arg_code(ARG_GRAD, n->param[0]));
+      iv_push(out, arg_code(ARG_GRAD, n->param[1]));
+      break;
+    case FOP_BIAS_GRAD: iv_push(out, arg_code(ARG_GRAD, n->param[1])); break;
+    case FOP_CONV_DW:
+    case FOP_CONV_DW_DATA: iv_push(out, arg_code(ARG_PARAM, n->param[0])); break;
+    case FOP_CONV_DW_FILTER: iv_push(out, arg_code(ARG_GRAD, n->param[0])); break;
+    default: break;
+  }
 }
 
 static int cmp_int(const void *a, const void *b) {
@@ -256,7 +278,7 @@ static int distinct_args(const FusePlan *fp, const FuseGroup *a, const FuseGroup
   IntVec v = {0};
   for (int k = 0; k < a->n_ops; k++) op_args(fp, &fp->ops[a->ops[k]], &v);
   for (int k = 0; k < b->n_ops; k++) op_args(fp, &fp->ops[b->ops[k]], &v);
-  qsort(v.v, (size_t)v.n, sizeof(int), cmp_int);
+  if (v.n > 1) qsort(v.v, (size_t)v.n, sizeof(int), cmp_int);
   int n = 0;
   for (int i = 0; i < v.n; i++)
     if (i == 0 || v.v[i] != v.v[i - 1]) n++;
@@ -298,18 +320,13 @@ static int can_host(Fz *z, int h, int x) {
             (r2 >= 0 && overlaps(fp, xo->reads[r], r2)))
           return 0;
     }
-    // A read of memory the host writes under another name (a view of it, or
-    // its root) would load the element before the host's store of it.
-    for (int r = 0; r < xo->n_reads; r++)
-      for (int w = 0; w < ho->n_writes; w++)
-        if (xo->reads[r] != ho->writes[w] && overlaps(fp, xo->reads[r], ho->writes[w])) return 0;
     if (is_anchor(ho->kind)) {  // stencil reads see other elements: no writes to them
       for (int r = 0; r < ho->n_reads; r++)
         for (int w = 0; w < xo->n_writes; w++)
           if (overlaps(fp, ho->reads[r], xo->writes[w])) return 0;
     }
   }
-  if (distinct_args(fp, H, X) > NAO_KARGS_MAX - 3) return 0;
+  if (distinct_args(fp, H, X) > NAO_KARGS_MAX - 2) return 0;  // + scratch, + a spare
   return merge_acyclic(z, h, x);
 }
 
@@ -363,7 +380,7 @@ static void merge_all(Fz *z) {
     if (fp->groups[x].kind != FG_PW) continue;
     cand.n = 0;
     for (int k = 0; k < z->pred[i].n; k++) iv_push(&cand, z->pred[i].v[k]);
-    qsort(cand.v, (size_t)cand.n, sizeof(int), cmp_int);
+    if (cand.n > 1) qsort(cand.v, (size_t)cand.n, sizeof(int), cmp_int);
     for (int k = cand.n - 1; k >= 0; k--) {
       if (k + 1 < cand.n && cand.v[k] == cand.v[k + 1]) continue;
       int h = z->g_of[cand.v[k]];
@@ -421,7 +438,7 @@ static int schedule(Fz *z) {
         int h = z->g_of[z->succ[G->ops[k]].v[j]];
         if (h >= 0 && h != g) iv_push(&gsucc[g], h);
       }
-    qsort(gsucc[g].v, (size_t)gsucc[g].n, sizeof(int), cmp_int);
+    if (gsucc[g].n > 1) qsort(gsucc[g].v, (size_t)gsucc[g].n, sizeof(int), cmp_int);
     int n = 0;
     for (int i = 0; i < gsucc[g].n; i++)
       if (i == 0 || gsucc[g].v[i] != gsucc[g].v[i - 1]) gsucc[g].v[n++] = gsucc[g].v[i];
@@ -491,6 +508,8 @@ static void decide_stored(Fz *z) {
   for (int t = 0; t < nt; t++)
     if (wgroup[t] == -1 && !fp->mem_read[t] && fp->tensors[t].view_of < 0 && !root_written[t])
       fp->stored[t] = 0;
+  for (int t = 0; t < nt; t++)  // readers of an alias read the tensor it stands for
+    if (fp->alias[t] >= 0) fp->stored[t] = 0;
   free(root_written);
   free(wgroup);
 }
@@ -572,6 +591,8 @@ void fuse_free(FusePlan *fp) {
   free(fp->def_expr);
   free(fp->stored);
   free(fp->mem_read);
+  free(fp->alias);
+  free(fp->def_kinds);
   free(fp->mask_node);
   memset(fp, 0, sizeof *fp);
 }

@@ -121,6 +121,7 @@ typedef struct {
   int reads[FUSE_MAX_RW];   // tensors read, after inlining (leaves + memory reads)
   int writes[FUSE_MAX_RW];  // tensors written
   int dead;          // 1: nothing reads what it computes; not run
+  unsigned inl_kinds;  // bit k: a node of IrKind k was inlined into its expressions
 } FuseOp;
 
 // ---------------------------------------------------------------- groups
@@ -168,6 +169,9 @@ typedef struct {
   int *def_expr;         // per tensor: inlined definition, or -1 (stored)
   int *stored;           // per tensor: 1 when it needs memory
   int *mem_read;         // per tensor: 1 when a library step or the program reads memory
+  unsigned *def_kinds;   // per tensor: IrKind bits of its definition and what it inlines
+  int *alias;            // per tensor: the tensor holding the same value (common
+                         //   subexpression, e.g. one ReLU(x) for several convs), or -1
   int n_masks;
   int *mask_node;        // per mask slot: the IR node
 } FusePlan;
@@ -176,6 +180,9 @@ typedef struct {
 // path cannot run, named).
 int fuse_build(const IrGraph *g, const FuseOptions *opt, FusePlan *out, char *err, size_t errlen);
 void fuse_free(FusePlan *fp);
+
+// The tensor whose memory holds t's value (t itself unless aliased).
+int fuse_canon(const FusePlan *fp, int t);
 
 // True for a depthwise convolution (generated, not a library call).
 int fuse_conv_is_depthwise(const IrConvAttr *a);

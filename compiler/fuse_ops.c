@@ -182,7 +182,8 @@ static int make_bn_bwd(FuseBuild *b, int id, const IrNode *n) {
   FusePlan *fp = b->fp;
   const IrBnAttr *a = fuse_bn_attr(b->g, n);
   int x = n->in[0], dy = n->in[1];
-  const IrTensor *tx = &fp->tensors[x];
+  const IrTensor tx_copy = fp->tensors[x];  // add_tensor below may move the table
+  const IrTensor *tx = &tx_copy;
   int gamma = n->param[0];
   int batch = n->n_in >= 4;
   int xhat, istd;
@@ -196,7 +197,6 @@ static int make_bn_bwd(FuseBuild *b, int id, const IrNode *n) {
   char name[IR_NAME_MAX];
   snprintf(name, sizeof name, "bnbwd_sums:%.90s", n->name);
   int sums = add_tensor(b, IR_T_STAT, 2 * tx->c, 1, 1, name);
-  tx = &fp->tensors[x];  // add_tensor may have moved the array
   int r = op_new(b, FOP_BNB_REDUCE, id, 0);
   FuseOp *o = &fp->ops[r];
   o->in_expr[0] = ld(b, dy);
@@ -238,7 +238,7 @@ static int make_concat(FuseBuild *b, int id, const IrNode *n) {
     const IrTensor *ti = &fp->tensors[n->in[i]];
     if (!(ti->view_of == out && ti->chan_offset == off)) {
       char name[IR_NAME_MAX];
-      snprintf(name, sizeof name, "slice%d:%.96s", i, fp->tensors[out].name);
+      snprintf(name, sizeof name, "slice%d:%.90s", i, fp->tensors[out].name);
       int v = add_tensor(b, IR_T_ACT, ti->c, ti->h, ti->w, name);
       fp->tensors[v].view_of = out;
       fp->tensors[v].chan_offset = off;
@@ -632,17 +632,58 @@ static void mark_live(FuseBuild *b, TensorUse *u) {
   }
 }
 
+// A definition another one may stand for (common subexpressions): written
+// once, plain, not a slice.
+static int cse_eligible(const FusePlan *fp, const FuseOp *o, const TensorUse *u) {
+  const IrTensor *x = &fp->tensors[o->out];
+  return o->kind == FOP_DEF && !o->accumulate && x->view_of < 0 && !u[o->out].has_views &&
+         u[o->out].writers == 1 && x->kind == IR_T_ACT && o->expr >= 0;
+}
+
+static int same_shape(const IrTensor *a, const IrTensor *b) {
+  return a->c == b->c && a->h == b->h && a->w == b->w;
+}
+
+int fuse_canon(const FusePlan *fp, int t) {
+  while (t >= 0 && fp->alias && fp->alias[t] >= 0) t = fp->alias[t];
+  return t;
+}
+
 int fuse_inline(FuseBuild *b) {
   FusePlan *fp = b->fp;
   TensorUse *u = xcalloc((size_t)fp->n_tensors, sizeof *u);
   mark_live(b, u);
   int max_expr = b->opt->max_expr > 0 ? b->opt->max_expr : 64;
+  fp->alias = xmalloc(sizeof(int) * ((size_t)fp->n_tensors + 1));
+  for (int t = 0; t < fp->n_tensors; t++) fp->alias[t] = -1;
+  int *first = NULL;  // per expression node: the first stored DEF computing it, -1
+  int n_first = 0;
+  fp->def_kinds = xcalloc((size_t)fp->n_tensors + 1, sizeof(unsigned));
   for (int i = 0; i < fp->n_ops; i++) {
     FuseOp *o = &fp->ops[i];
     if (o->dead) continue;
     o->expr = subst(fp, o->expr);
     o->in_expr[0] = subst(fp, o->in_expr[0]);
     o->in_expr[1] = subst(fp, o->in_expr[1]);
+    for (int k = 0; k < b->n_raw[i]; k++) {  // what the substitution brought in (names)
+      int t = b->raw[i][k].tensor;
+      if (t >= 0 && fp->def_expr[t] >= 0) o->inl_kinds |= fp->def_kinds[t];
+    }
+    if (o->out >= 0) fp->def_kinds[o->out] = o->inl_kinds | (1u << b->g->nodes[o->node].kind);
+    if (!b->opt->no_fuse && cse_eligible(fp, o, u) && o->expr < n_first) {
+      int j = first[o->expr];
+      if (j >= 0 && !b->inlined[j] && same_shape(&fp->tensors[fp->ops[j].out], &fp->tensors[o->out])) {
+        // The same value is already computed and kept: ReLU(x) shared by the
+        // convolutions of several ops. Readers of this tensor read that one.
+        int t0 = fp->ops[j].out;
+        fp->alias[o->out] = t0;
+        fp->def_expr[o->out] = fx_node(&fp->fx, FX_LOAD, -1, -1, t0, 0.0f);
+        if (u[o->out].mem) u[t0].mem = fp->mem_read[t0] = 1;
+        u[t0].readers += u[o->out].readers;
+        b->inlined[i] = 1;
+        continue;
+      }
+    }
     if (o->kind == FOP_DEF && !o->accumulate && !b->opt->no_fuse &&
         tensor_inlinable(fp, o->out, u)) {
       LeafSet s = {0};
@@ -653,7 +694,16 @@ int fuse_inline(FuseBuild *b) {
         b->inlined[i] = 1;
       }
     }
+    if (!b->inlined[i] && !b->opt->no_fuse && cse_eligible(fp, o, u)) {
+      if (o->expr >= n_first) {
+        first = xrealloc(first, sizeof(int) * (size_t)fp->fx.n);
+        for (int k = n_first; k < fp->fx.n; k++) first[k] = -1;
+        n_first = fp->fx.n;
+      }
+      if (first[o->expr] < 0) first[o->expr] = i;
+    }
   }
+  free(first);
   // The tensors each op really reads, after inlining.
   for (int i = 0; i < fp->n_ops; i++) {
     FuseOp *o = &fp->ops[i];
@@ -664,7 +714,7 @@ int fuse_inline(FuseBuild *b) {
     fx_leaves(&fp->fx, o->in_expr[1], collect_leaf, &c);
     for (int k = 0; k < b->n_raw[i]; k++) {
       FuseRawRead r = b->raw[i][k];
-      if (r.how == RD_MEM || r.how == RD_NC) add_read(o, &c.overflow, r.tensor);
+      if (r.how == RD_MEM || r.how == RD_NC) add_read(o, &c.overflow, fuse_canon(fp, r.tensor));
     }
     if (c.overflow) {
       free(u);

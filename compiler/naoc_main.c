@@ -11,8 +11,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "compiler/autodiff.h"
+#include "compiler/emit_cuda.h"
 #include "compiler/emit_dot.h"
 #include "compiler/emit_seq.h"
+#include "compiler/emit_stats.h"
+#include "compiler/lower.h"
 #include "compiler/frontend.h"
 #include "compiler/settings.h"
 #include "compiler/write_nao.h"
@@ -21,14 +25,55 @@
 
 // ---------------------------------------------------------------- views
 
-typedef void (*NaocView)(const NaoUnit *u, StrBuf *out);
+// A view fills `out` from a checked unit and returns an exit code (a view
+// that finds an error reports it through u->diag or stderr and returns 1 or
+// 70; nothing is written then).
+typedef int (*NaocView)(NaoUnit *u, StrBuf *out);
 
-static void view_seq(const NaoUnit *u, StrBuf *out) { emit_seq(&u->spec, out); }
-static void view_dot(const NaoUnit *u, StrBuf *out) { emit_dot(&u->spec, out); }
-static void view_nao(const NaoUnit *u, StrBuf *out) {
+static int view_seq(NaoUnit *u, StrBuf *out) {
+  emit_seq(&u->spec, out);
+  return NAO_EXIT_OK;
+}
+static int view_dot(NaoUnit *u, StrBuf *out) {
+  emit_dot(&u->spec, out);
+  return NAO_EXIT_OK;
+}
+static int view_nao(NaoUnit *u, StrBuf *out) {
   char comment[600];
   snprintf(comment, sizeof comment, "canonical form of %s, written by naoc --emit nao", u->src.name);
   write_nao(&u->spec, comment, out);
+  return NAO_EXIT_OK;
+}
+
+// Lowering a checked unit can only fail on an internal inconsistency (sema
+// ran the same layout), so such a failure is reported as one (exit 70).
+static int lowering_failed(const NaoUnit *u, const char *err) {
+  fprintf(stderr, "naoc: internal error: %s: %s\n", u->src.name, err);
+  return NAO_EXIT_INTERNAL;
+}
+
+static int view_stats(NaoUnit *u, StrBuf *out) {
+  char err[512];
+  if (emit_stats(&u->spec, out, err, sizeof err) != 0) return lowering_failed(u, err);
+  return NAO_EXIT_OK;
+}
+
+// The training graph as the trainer builds it: forward, concat views, backward.
+static int view_ir(NaoUnit *u, StrBuf *out) {
+  char err[512];
+  ParamTable pt;
+  params_init(&pt);
+  IrGraph g;
+  ir_init(&g, &pt, IR_MODE_TRAIN);
+  LowerOptions lo;
+  lower_options_init(&lo, IR_MODE_TRAIN);
+  int rc = lower_network(&u->spec, &lo, &pt, &g, err, sizeof err);
+  if (rc == 0 && ir_concat_to_views(&g, err, sizeof err) < 0) rc = -1;
+  if (rc == 0 && ir_autodiff(&g, err, sizeof err) < 0) rc = -1;
+  if (rc == 0) ir_dump(&g, out);
+  ir_free(&g);
+  params_free(&pt);
+  return rc == 0 ? NAO_EXIT_OK : lowering_failed(u, err);
 }
 
 // NULL: not in this build (the statistics, the IR and net.cu come with the
@@ -41,11 +86,19 @@ static const struct {
     {"seq", view_seq, "the token sequence of both cells (the reference's fixed_arc)"},
     {"dot", view_dot, "a Graphviz drawing of both cells"},
     {"nao", view_nao, "the network as canonical .nao text"},
-    {"stats", NULL, "parameters, multiply-accumulates, activation bytes (JSON)"},
-    {"ir", NULL, "the training IR"},
+    {"stats", view_stats, "parameters, multiply-accumulates, activation bytes (JSON)"},
+    {"ir", view_ir, "the training IR"},
 };
 enum { N_VIEWS = sizeof views / sizeof views[0] };
-static const NaocView view_cu = NULL;  // the default output, net.cu
+// The default output, net.cu: kernels and plan (compiler/emit_cuda.h). The
+// source name goes into its header as given (never an absolute path).
+static int view_cu_impl(NaoUnit *u, StrBuf *out) {
+  char err[512];
+  if (emit_net_cu(&u->spec, u->src.name, NULL, out, err, sizeof err) != 0)
+    return lowering_failed(u, err);
+  return NAO_EXIT_OK;
+}
+static const NaocView view_cu = view_cu_impl;
 
 // ---------------------------------------------------------------- options
 
@@ -215,14 +268,15 @@ static int unavailable(const char *what) {
 
 // ---------------------------------------------------------------- --from-seq
 
-// Applies the --from-seq options with the language's own range checks.
-static void seq_options(const NaocArgs *a, NetSpec *ns) {
+// Applies the --from-seq options with the language's own range checks; the
+// value of --nodes (0 when not given) goes to *nodes.
+static void seq_options(const NaocArgs *a, NetSpec *ns, int *nodes) {
   char err[320];
   for (int id = 0; id < SET_COUNT; id++) {
     const char *v = a->opt[id];
     if (!v) continue;
     const NaoSettingInfo *si = nao_setting_info((NaoSettingId)id);
-    int rc = 0, dummy;
+    int rc = 0;
     switch (id) {
       case SET_DATASET: {
         DatasetPreset d;
@@ -232,7 +286,7 @@ static void seq_options(const NaocArgs *a, NetSpec *ns) {
       }
       case SET_CHANNELS: rc = nao_setting_int(si, v, &ns->channels, err, sizeof err); break;
       case SET_LAYERS: rc = nao_setting_int(si, v, &ns->layers, err, sizeof err); break;
-      case SET_NODES: rc = nao_setting_int(si, v, &dummy, err, sizeof err); break;
+      case SET_NODES: rc = nao_setting_int(si, v, nodes, err, sizeof err); break;
       case SET_AUX_WEIGHT: rc = nao_setting_real(si, v, &ns->aux_weight, err, sizeof err); break;
       case SET_DROP_PATH_KEEP: rc = nao_setting_real(si, v, &ns->drop_path_keep, err, sizeof err); break;
       case SET_DROPOUT_KEEP: rc = nao_setting_real(si, v, &ns->dropout_keep, err, sizeof err); break;
@@ -247,14 +301,15 @@ static void seq_options(const NaocArgs *a, NetSpec *ns) {
 
 static int from_seq(const NaocArgs *a) {
   NetSpec ns;
+  int nodes = 0;
   netspec_init(&ns);
-  seq_options(a, &ns);
+  seq_options(a, &ns, &nodes);
   char err[512];
   if (netspec_parse_arch(&ns, a->seq, err, sizeof err) != 0) {
     fprintf(stderr, "naoc: --from-seq: %s\n", err);
     return NAO_EXIT_INPUT;
   }
-  if (a->opt[SET_NODES] && atoi(a->opt[SET_NODES]) != ns.nodes) {
+  if (nodes && nodes != ns.nodes) {
     fprintf(stderr, "naoc: --from-seq: the sequence has %d node%s per cell (%d tokens), but --nodes is %s\n",
             ns.nodes, ns.nodes == 1 ? "" : "s", 8 * ns.nodes, a->opt[SET_NODES]);
     return NAO_EXIT_INPUT;
@@ -322,8 +377,8 @@ int main(int argc, char **argv) {
       rc = unavailable(what);
     } else {
       StrBuf out = {0};
-      fn(&u, &out);
-      rc = write_output(a.output, &out);
+      rc = fn(&u, &out);
+      if (rc == NAO_EXIT_OK) rc = write_output(a.output, &out);
       sb_free(&out);
     }
   }

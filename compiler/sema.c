@@ -66,12 +66,17 @@ static int value_kind_ok(Sema *s, const NaoSettingInfo *si, const AstTok *v) {
                                              : AST_TOK_NUMBER;
   if (v->kind == want) return 1;
   if (want == AST_TOK_DIMS && v->kind == AST_TOK_NUMBER) return 1;  // "input 3": shape message
-  char buf[48];
-  const char *need = si->type == SETV_NAME ? "a name" : si->type == SETV_SHAPE ? "a shape CxHxW (e.g. 3x32x32)"
-                     : si->type == SETV_INT ? "an integer" : "a number";
-  diag_error(s->diag, v->loc, "%s needs %s, not %s%s%s%s", si->name, need, kind_word(v->kind),
-             v->kind == AST_TOK_STRING ? "" : " '", v->kind == AST_TOK_STRING ? "" : sema_tok(v, buf, sizeof buf),
-             v->kind == AST_TOK_STRING ? "" : "'");
+  const char *need = si->type == SETV_NAME    ? "a name"
+                     : si->type == SETV_SHAPE ? "a shape CxHxW (e.g. 3x32x32)"
+                     : si->type == SETV_INT   ? "an integer"
+                                              : "a number";
+  char buf[80];
+  if (v->kind == AST_TOK_STRING)
+    diag_error(s->diag, v->loc, "%s needs %s, not a string%s", si->name, need,
+               si->type == SETV_NAME ? " (write the name without quotes)" : "");
+  else
+    diag_error(s->diag, v->loc, "%s needs %s, not %s '%s'", si->name, need, kind_word(v->kind),
+               sema_tok(v, buf, sizeof buf));
   return 0;
 }
 

@@ -111,3 +111,8 @@ uint32_t nao_utf8_decode(const unsigned char *p, int n) {
     default: return 0xFFFD;
   }
 }
+
+int nao_utf8_invisible(uint32_t cp) {
+  return cp < 0x20 || (cp >= 0x7F && cp < 0xA0) || cp == 0xAD || (cp >= 0x200B && cp <= 0x200F) ||
+         (cp >= 0x2028 && cp <= 0x202E) || (cp >= 0x2060 && cp <= 0x2064) || cp == 0xFEFF;
+}

@@ -55,5 +55,8 @@ uint32_t nao_source_column(NaoSource *src, uint32_t off);
 int nao_utf8_len(const unsigned char *p, size_t avail);
 // The code point of a valid sequence of length n.
 uint32_t nao_utf8_decode(const unsigned char *p, int n);
+// Whether a code point shows as nothing (C0/C1 controls, format characters,
+// the byte order mark): messages and source lines print it as '?' or U+XXXX.
+int nao_utf8_invisible(uint32_t cp);
 
 #endif

@@ -101,8 +101,11 @@ file
 item
   : network             { ast_file_add_network(ctx->file, $1); }
   | cell                { ast_file_add_cell(ctx->file, $1); }
-  | error ';'           { yyerrok; }
-  | error '}'           { yyerrok; }
+  /* Garbage between blocks is skipped to a ';', a '}' or the next keyword.
+     No yyerrok here: what follows is likely more of the same (the body of a
+     cell whose header broke), so bison's usual quiet period applies. */
+  | error ';'
+  | error '}'
   | error
   ;
 
@@ -277,6 +280,13 @@ static int yyreport_syntax_error(const yypcontext_t *yyctx, yyscan_t scanner, Na
     sb_append(&sb, "unexpected ");
     describe_found(ctx, found, loc, &sb);
   } else {
+    // The end of the file, when expected, reads best last.
+    for (int i = 0; i + 1 < n; i++)
+      if (exp[i] == YYSYMBOL_YYEOF) {
+        memmove(&exp[i], &exp[i + 1], (size_t)(n - i - 1) * sizeof exp[0]);
+        exp[n - 1] = YYSYMBOL_YYEOF;
+        break;
+      }
     sb_append(&sb, "expected ");
     for (int i = 0; i < n; i++) {
       if (i) sb_append(&sb, i == n - 1 ? " or " : ", ");

@@ -1,11 +1,14 @@
 // runtime/cpu_pool.c — max and average pooling (every IrPoolAttr variant), and
 // global average pooling, forward and backward.
 //
-// One task per (sample, channel) plane. The forward accumulates whole output
-// rows per window tap over the range of outputs whose input is in the image
-// (cpu_valid_range), so the inner loops vectorise for stride 1; the divisor of
-// an average without counted padding is (in-image rows) * (in-image columns)
-// of the window, separable. Max backward scans each window in row-major order
+// One task per (sample, channel) plane. Windows are separable: the forward
+// takes every input row's horizontal window max / sum once, then combines kh
+// of those rows per output row; the average's backward mirrors it (vertical
+// sums of dy / divisor, then horizontal scatter). Loops run along rows over
+// the outputs whose input is in the image (cpu_valid_range), so they vectorise
+// for stride 1. Planes too large for the stack buffer (or windows of one row)
+// take the direct per-output-row form. The divisor of an average without
+// counted padding is (in-image rows) * (in-image columns) of the window. Max backward scans each window in row-major order
 // and routes the gradient to the first maximum; with pad_counted a padded zero
 // can be that maximum, and its gradient is dropped (the reference pads with a
 // real zero tensor, whose gradient is discarded).
@@ -23,6 +26,7 @@
 enum {
   POOL_SEG = 256,  // output columns per segment of the backward's row buffers
   POOL_MAX_K = 64,  // window rows / columns (the executor checks)
+  POOL_SEP_MAX = 16384,  // floats of the separable passes' row buffer (on the stack)
 };
 
 typedef struct {
@@ -51,35 +55,37 @@ static inline int pool_taps(int o, int stride, int pad, int k, int in) {
   return i1 > i0 ? i1 - i0 : 0;
 }
 
-static void pool_fwd_row(const PoolCtx *c, const float *restrict x, int oy, float *restrict yr) {
+// yr[ox] = max / sum (yr[ox], the window's taps in input row xr) for every ox.
+static void pool_row_taps(const PoolCtx *c, const float *restrict xr, float *restrict yr) {
   const CpuPoolShape *s = c->s;
-  const int ow = s->ow, sw = s->sw;
-  const float init = s->is_max ? -INFINITY : 0.0f;
-  for (int ox = 0; ox < ow; ox++) yr[ox] = init;
-  int rows = 0;
-  for (int ky = 0; ky < s->kh; ky++) {
-    int iy = oy * s->sh - s->pt + ky;
-    if (iy < 0 || iy >= s->h) continue;
-    rows++;
-    const float *xr = x + (size_t)iy * (size_t)s->w;
-    for (int kx = 0; kx < s->kw; kx++) {
-      const int lo = c->lo[kx], hi = c->hi[kx], off = kx - s->pl;
-      if (s->is_max) {
-        if (sw == 1) {
-          for (int ox = lo; ox < hi; ox++) yr[ox] = xr[ox + off] > yr[ox] ? xr[ox + off] : yr[ox];
-        } else {
-          for (int ox = lo; ox < hi; ox++) yr[ox] = xr[ox * sw + off] > yr[ox] ? xr[ox * sw + off] : yr[ox];
-        }
-      } else if (sw == 1) {
-        for (int ox = lo; ox < hi; ox++) yr[ox] += xr[ox + off];
+  const int sw = s->sw;
+  for (int kx = 0; kx < s->kw; kx++) {
+    const int lo = c->lo[kx], hi = c->hi[kx], off = kx - s->pl;
+    if (s->is_max) {
+      if (sw == 1) {
+        for (int ox = lo; ox < hi; ox++) yr[ox] = xr[ox + off] > yr[ox] ? xr[ox + off] : yr[ox];
       } else {
-        for (int ox = lo; ox < hi; ox++) yr[ox] += xr[ox * sw + off];
+        for (int ox = lo; ox < hi; ox++) yr[ox] = xr[ox * sw + off] > yr[ox] ? xr[ox * sw + off] : yr[ox];
       }
+    } else if (sw == 1) {
+      for (int ox = lo; ox < hi; ox++) yr[ox] += xr[ox + off];
+    } else {
+      for (int ox = lo; ox < hi; ox++) yr[ox] += xr[ox * sw + off];
     }
   }
+}
+
+static void pool_row_init(const PoolCtx *c, float *restrict yr) {
+  const float init = c->s->is_max ? -INFINITY : 0.0f;
+  for (int ox = 0; ox < c->s->ow; ox++) yr[ox] = init;
+}
+
+// From the window's max / sum over `rows` in-image rows to the output.
+static void pool_finish_row(const PoolCtx *c, float *restrict yr, int rows) {
+  const CpuPoolShape *s = c->s;
   const int full = s->kh * s->kw;
-  for (int ox = 0; ox < ow; ox++) {
-    int cells = rows * pool_taps(ox, sw, s->pl, s->kw, s->w);
+  for (int ox = 0; ox < s->ow; ox++) {
+    int cells = rows * pool_taps(ox, s->sw, s->pl, s->kw, s->w);
     if (s->is_max) {
       if (cells == 0) yr[ox] = 0.0f;  // no in-image cell: all padding (counted or not)
       else if (s->pad_counted && cells < full && yr[ox] < 0.0f) yr[ox] = 0.0f;
@@ -90,6 +96,49 @@ static void pool_fwd_row(const PoolCtx *c, const float *restrict x, int oy, floa
   }
 }
 
+static void pool_fwd_row(const PoolCtx *c, const float *restrict x, int oy, float *restrict yr) {
+  const CpuPoolShape *s = c->s;
+  pool_row_init(c, yr);
+  int rows = 0;
+  for (int ky = 0; ky < s->kh; ky++) {
+    int iy = oy * s->sh - s->pt + ky;
+    if (iy < 0 || iy >= s->h) continue;
+    rows++;
+    pool_row_taps(c, x + (size_t)iy * (size_t)s->w, yr);
+  }
+  pool_finish_row(c, yr, rows);
+}
+
+// Separable: every input row's horizontal window results once (r, h x ow),
+// then each output row combines kh of them: kh + kw operations an output
+// instead of kh * kw. Max is exact in any order; sums round differently.
+static void pool_fwd_sep(const PoolCtx *c, const float *restrict x, float *restrict y,
+                         float *restrict r) {
+  const CpuPoolShape *s = c->s;
+  const int ow = s->ow;
+  for (int iy = 0; iy < s->h; iy++) {
+    pool_row_init(c, r + (size_t)iy * (size_t)ow);
+    pool_row_taps(c, x + (size_t)iy * (size_t)s->w, r + (size_t)iy * (size_t)ow);
+  }
+  for (int oy = 0; oy < s->oh; oy++) {
+    float *restrict yr = y + (size_t)oy * (size_t)ow;
+    pool_row_init(c, yr);
+    int rows = 0;
+    for (int ky = 0; ky < s->kh; ky++) {
+      int iy = oy * s->sh - s->pt + ky;
+      if (iy < 0 || iy >= s->h) continue;
+      rows++;
+      const float *restrict rr = r + (size_t)iy * (size_t)ow;
+      if (s->is_max) {
+        for (int ox = 0; ox < ow; ox++) yr[ox] = rr[ox] > yr[ox] ? rr[ox] : yr[ox];
+      } else {
+        for (int ox = 0; ox < ow; ox++) yr[ox] += rr[ox];
+      }
+    }
+    pool_finish_row(c, yr, rows);
+  }
+}
+
 static void pool_fwd_task(void *vctx, int t, int thread) {
   (void)thread;
   const PoolCtx *c = vctx;
@@ -97,6 +146,11 @@ static void pool_fwd_task(void *vctx, int t, int thread) {
   const int n = t / s->c, ch = t % s->c;
   const float *x = c->x + (size_t)n * c->x_ss + (size_t)ch * (size_t)s->h * (size_t)s->w;
   float *y = c->y + (size_t)n * c->y_ss + (size_t)ch * (size_t)s->oh * (size_t)s->ow;
+  if ((size_t)s->h * (size_t)s->ow <= POOL_SEP_MAX && s->kh > 1) {
+    float r[POOL_SEP_MAX];
+    pool_fwd_sep(c, x, y, r);
+    return;
+  }
   for (int oy = 0; oy < s->oh; oy++) pool_fwd_row(c, x, oy, y + (size_t)oy * (size_t)s->ow);
 }
 
@@ -177,6 +231,43 @@ static void pool_max_bwd_seg(const PoolCtx *c, const float *restrict x, const fl
     if (arg[i] >= 0) dx[arg[i]] += dyr[o0 + i];
 }
 
+// Separable average backward: v[iy][ox] = sum of g[oy][ox] = dy / divisor over
+// the output rows whose window covers input row iy (kh row additions an output),
+// then dx[iy][ix] += v[iy][ox] over the columns ox covering ix (kw an input).
+static void pool_avg_bwd_sep(const PoolCtx *c, const float *restrict dy, float *restrict dx,
+                             float *restrict v) {
+  const CpuPoolShape *s = c->s;
+  const int ow = s->ow, sw = s->sw;
+  for (size_t i = 0; i < (size_t)s->h * (size_t)ow; i++) v[i] = 0.0f;
+  float g[POOL_SEG];
+  for (int oy = 0; oy < s->oh; oy++) {
+    const int rows = pool_taps(oy, s->sh, s->pt, s->kh, s->h);
+    const float *restrict dyr = dy + (size_t)oy * (size_t)ow;
+    for (int ox = 0; ox < ow; ox++) {
+      int div = s->pad_counted ? s->kh * s->kw : rows * pool_taps(ox, sw, s->pl, s->kw, s->w);
+      g[ox] = div ? dyr[ox] / (float)div : 0.0f;
+    }
+    for (int ky = 0; ky < s->kh; ky++) {
+      int iy = oy * s->sh - s->pt + ky;
+      if (iy < 0 || iy >= s->h) continue;
+      float *restrict vr = v + (size_t)iy * (size_t)ow;
+      for (int ox = 0; ox < ow; ox++) vr[ox] += g[ox];
+    }
+  }
+  for (int iy = 0; iy < s->h; iy++) {
+    const float *restrict vr = v + (size_t)iy * (size_t)ow;
+    float *restrict dr = dx + (size_t)iy * (size_t)s->w;
+    for (int kx = 0; kx < s->kw; kx++) {
+      const int lo = c->lo[kx], hi = c->hi[kx], off = kx - s->pl;
+      if (sw == 1) {
+        for (int ox = lo; ox < hi; ox++) dr[ox + off] += vr[ox];
+      } else {
+        for (int ox = lo; ox < hi; ox++) dr[ox * sw + off] += vr[ox];
+      }
+    }
+  }
+}
+
 static void pool_bwd_task(void *vctx, int t, int thread) {
   (void)thread;
   const PoolCtx *c = vctx;
@@ -187,6 +278,11 @@ static void pool_bwd_task(void *vctx, int t, int thread) {
   const float *dy = c->dy + (size_t)n * c->dy_ss + (size_t)ch * ohw;
   float *dx = c->y + (size_t)n * c->y_ss + (size_t)ch * hw;
   if (!c->accumulate) memset(dx, 0, sizeof(float) * hw);
+  if (!s->is_max && s->kh > 1 && s->ow <= POOL_SEG && (size_t)s->h * (size_t)s->ow <= POOL_SEP_MAX) {
+    float v[POOL_SEP_MAX];
+    pool_avg_bwd_sep(c, dy, dx, v);
+    return;
+  }
   for (int oy = 0; oy < s->oh; oy++) {
     const float *dyr = dy + (size_t)oy * (size_t)s->ow;
     for (int o0 = 0; o0 < s->ow; o0 += POOL_SEG) {

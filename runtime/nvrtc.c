@@ -32,8 +32,10 @@ struct NvrtcLib {
   NvrtcResult (*get_log)(NvrtcProgram, char *);
 };
 
+// RTLD_NODELETE: NVRTC stays mapped after nvrtc_close (its C++ runtime keeps
+// static allocations that would otherwise look leaked, and reopening is cheap).
 static void *try_open(const char *path, StrBuf *tried) {
-  void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+  void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
   if (!h) sb_printf(tried, "\n  %s: %s", path, dlerror());
   return h;
 }
@@ -49,9 +51,8 @@ static void *try_open(const char *path, StrBuf *tried) {
   } while (0)
 
 NvrtcLib *nvrtc_open(char *err, size_t errlen) {
-  NvrtcLib *lib = xcalloc(1, sizeof *lib);
-  StrBuf tried = {0};
   char cand[8][480];
+  const char *list[8];
   int n = 0;
   const char *env = getenv("NAO_NVRTC");
   if (env && *env) snprintf(cand[n++], sizeof cand[0], "%s", env);
@@ -65,9 +66,16 @@ NvrtcLib *nvrtc_open(char *err, size_t errlen) {
   }
   snprintf(cand[n++], sizeof cand[0], "/usr/local/cuda/lib64/libnvrtc.so.13");
   snprintf(cand[n++], sizeof cand[0], "/usr/local/cuda/lib64/libnvrtc.so");
+  for (int i = 0; i < n; i++) list[i] = cand[i];
+  return nvrtc_open_from(list, n, err, errlen);
+}
+
+NvrtcLib *nvrtc_open_from(const char *const *paths, int n, char *err, size_t errlen) {
+  NvrtcLib *lib = xcalloc(1, sizeof *lib);
+  StrBuf tried = {0};
   for (int i = 0; i < n && !lib->handle; i++) {
-    lib->handle = try_open(cand[i], &tried);
-    if (lib->handle) snprintf(lib->path, sizeof lib->path, "%s", cand[i]);
+    lib->handle = try_open(paths[i], &tried);
+    if (lib->handle) snprintf(lib->path, sizeof lib->path, "%s", paths[i]);
   }
   if (!lib->handle) {
     snprintf(err, errlen,

@@ -16,6 +16,8 @@
 typedef struct NvrtcLib NvrtcLib;
 
 NvrtcLib *nvrtc_open(char *err, size_t errlen);
+// The same with an explicit list of candidates, tried in order.
+NvrtcLib *nvrtc_open_from(const char *const *paths, int n, char *err, size_t errlen);
 void nvrtc_close(NvrtcLib *lib);
 const char *nvrtc_path(const NvrtcLib *lib);  // the file that was opened
 int nvrtc_version(NvrtcLib *lib, int *major, int *minor, char *err, size_t errlen);

@@ -121,7 +121,7 @@ if [ $bless -eq 0 ]; then
   timeout 30 "$NAOC" --check "$rnd" >/dev/null 2>"$tmp/rnd.err"
   rc=$?
   secs=$(( $(date +%s) - start ))
-  nerr=$(grep -c ': error: ' "$tmp/rnd.err")
+  nerr=$(grep -c "^$rnd:[0-9]*:[0-9]*: error: " "$tmp/rnd.err")
   if [ $rc -ne 1 ] || [ "$nerr" -gt 21 ] || [ $secs -gt 10 ]; then
     keep=$(mktemp "${TMPDIR:-/tmp}/naoc-random-XXXXXX.nao")
     cp "$rnd" "$keep"

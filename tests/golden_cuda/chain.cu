@@ -45,10 +45,10 @@ __device__ __forceinline__ double nao_block_sum(double v, double *s_red) {
   return v;
 }
 
-// ---------------------------------------------------------------- k0_dw3x3s1_c6_7x7
+// ---------------------------------------------------------------- k0_relu_dw3x3s1_c6_7x7
 // dwconv; grid (6, ceil(N / 2)), block 256, 648 bytes of shared memory
 // serves: op.1 (conv)
-extern "C" __global__ void __launch_bounds__(256, 2) k0_dw3x3s1_c6_7x7(const NaoArgs a) {
+extern "C" __global__ void __launch_bounds__(256, 2) k0_relu_dw3x3s1_c6_7x7(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // parameter [54]
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 6, 7, 7)
   float *__restrict__ p2 = (float *)a.p[2];  // (N, 6, 7, 7)
@@ -120,15 +120,15 @@ extern "C" __global__ void __launch_bounds__(256, 2) k1_bnstats_c8_7x7(const Nao
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 3;
   const int nb = min(3, a.n - n0);
-  float r0_0 = 0.0f;
-  float r0_1 = 0.0f;
+  double r0_0 = 0.0;
+  double r0_1 = 0.0;
   for (int i = threadIdx.x; i < nb * 49; i += 256) {
     const int nl = i / 49;
     const int e = i - nl * 49;
     const int n = n0 + nl;
     const float v0 = p0[(long long)(n) * 392 + (c) * 49 + (e)];
-    r0_0 += v0;
-    r0_1 += v0 * v0;
+    r0_0 += (double)v0;
+    r0_1 += (double)v0 * (double)v0;
   }
   __shared__ double s_red[32];
   __shared__ unsigned int s_last;
@@ -167,10 +167,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k1_bnstats_c8_7x7(const Nao
   if (threadIdx.x == 0) *(volatile unsigned int *)p1 = 0u;
 }
 
-// ---------------------------------------------------------------- k2_gap_c8_1x1
+// ---------------------------------------------------------------- k2_bnapply_relu_gap_c8_1x1
 // gap; grid (8, ceil(N / 3)), block 256
 // serves: gap (gap)
-extern "C" __global__ void __launch_bounds__(256, 2) k2_gap_c8_1x1(const NaoArgs a) {
+extern "C" __global__ void __launch_bounds__(256, 2) k2_bnapply_relu_gap_c8_1x1(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 8, 7, 7)
   const float *__restrict__ p1 = (const float *)a.p[1];  // [8] per channel
   const float *__restrict__ p2 = (const float *)a.p[2];  // [8] per channel
@@ -363,10 +363,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k5_biasgrad_c5_1x1(const Na
   if (threadIdx.x == 0) *(volatile unsigned int *)p1 = 0u;
 }
 
-// ---------------------------------------------------------------- k6_bnbwdsum_c8_7x7
+// ---------------------------------------------------------------- k6_bnapply_relu_relu_bwd_gap_bwd_bnbwdsum_c8_7x7
 // pw; grid (8, ceil(N / 3)), block 256
 // serves: op.3:bwd (bn_bwd)
-extern "C" __global__ void __launch_bounds__(256, 2) k6_bnbwdsum_c8_7x7(const NaoArgs a) {
+extern "C" __global__ void __launch_bounds__(256, 2) k6_bnapply_relu_relu_bwd_gap_bwd_bnbwdsum_c8_7x7(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 8, 7, 7)
   const float *__restrict__ p1 = (const float *)a.p[1];  // [8] per channel
   const float *__restrict__ p2 = (const float *)a.p[2];  // [8] per channel
@@ -438,10 +438,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k6_bnbwdsum_c8_7x7(const Na
   if (threadIdx.x == 0) *(volatile unsigned int *)p6 = 0u;
 }
 
-// ---------------------------------------------------------------- k7_bnbwd_c8_7x7
+// ---------------------------------------------------------------- k7_bnapply_relu_relu_bwd_gap_bwd_bnbwd_c8_7x7
 // pw; grid (8, ceil(N / 3)), block 256
 // serves: op.3:bwd (bn_bwd)
-extern "C" __global__ void __launch_bounds__(256, 2) k7_bnbwd_c8_7x7(const NaoArgs a) {
+extern "C" __global__ void __launch_bounds__(256, 2) k7_bnapply_relu_relu_bwd_gap_bwd_bnbwd_c8_7x7(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // parameter [8]
   const float *__restrict__ p1 = (const float *)a.p[1];  // [8] per channel
   const float *__restrict__ p2 = (const float *)a.p[2];  // (N, 8, 7, 7)
@@ -486,10 +486,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k7_bnbwd_c8_7x7(const NaoAr
   }
 }
 
-// ---------------------------------------------------------------- k8_dw3x3s1filter_c6_7x7
+// ---------------------------------------------------------------- k8_relu_dw3x3s1filter_c6_7x7
 // dwconv_filter; grid (6, ceil(N / 2)), block 256, 1040 bytes of shared memory
 // serves: op.1:bwd_filter (conv_bwd_filter)
-extern "C" __global__ void __launch_bounds__(256, 2) k8_dw3x3s1filter_c6_7x7(const NaoArgs a) {
+extern "C" __global__ void __launch_bounds__(256, 2) k8_relu_dw3x3s1filter_c6_7x7(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 6, 7, 7)
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 6, 7, 7)
   unsigned char *p2 = (unsigned char *)a.p[2];  // scratch: counter, partial sums
@@ -718,15 +718,15 @@ static const ParamInfo nao_params[] = {
 };
 
 static const CudaKernel nao_kernels[] = {  // name, pattern, block, grid_x, grid_nb, smem, n_args, reduces
-  {"k0_dw3x3s1_c6_7x7", "dwconv", 256, 6, 2, 648, 3, 0},
+  {"k0_relu_dw3x3s1_c6_7x7", "dwconv", 256, 6, 2, 648, 3, 0},
   {"k1_bnstats_c8_7x7", "pw", 256, 8, 3, 0, 6, 1},
-  {"k2_gap_c8_1x1", "gap", 256, 8, 3, 0, 6, 0},
+  {"k2_bnapply_relu_gap_c8_1x1", "gap", 256, 8, 3, 0, 6, 0},
   {"k3_bias_c5_1x1", "pw", 256, 5, 2, 0, 2, 0},
   {"k4_xent_xent_bwd_c5_1x1", "xent", 256, 1, 8, 0, 5, 1},
   {"k5_biasgrad_c5_1x1", "pw", 256, 5, 2, 0, 3, 1},
-  {"k6_bnbwdsum_c8_7x7", "pw", 256, 8, 3, 0, 10, 1},
-  {"k7_bnbwd_c8_7x7", "pw", 256, 8, 3, 0, 8, 0},
-  {"k8_dw3x3s1filter_c6_7x7", "dwconv_filter", 256, 6, 2, 1040, 4, 1},
+  {"k6_bnapply_relu_relu_bwd_gap_bwd_bnbwdsum_c8_7x7", "pw", 256, 8, 3, 0, 10, 1},
+  {"k7_bnapply_relu_relu_bwd_gap_bwd_bnbwd_c8_7x7", "pw", 256, 8, 3, 0, 8, 0},
+  {"k8_relu_dw3x3s1filter_c6_7x7", "dwconv_filter", 256, 6, 2, 1040, 4, 1},
   {"k9_gradnorm_163", "gradnorm", 256, 1, 0, 0, 4, 1},
   {"k10_sgd_163", "sgd", 256, 1, 0, 0, 5, 0},
 };
@@ -800,21 +800,21 @@ static const PlanLoc nao_train_locs[] = {  // region, scaled, unscaled, sample_s
   {LOC_FIXED, 0, 20, 0},  // 20
 };
 static const CudaStep nao_train_steps[] = {  // kind, kernel, desc, arg0, n_args, node
-  {CUDA_STEP_KERNEL, 0, -1, 0, 3, 3},  // 0 k0_dw3x3s1_c6_7x7
+  {CUDA_STEP_KERNEL, 0, -1, 0, 3, 3},  // 0 k0_relu_dw3x3s1_c6_7x7
   {CUDA_STEP_GEMM, -1, 0, 3, 3, 4},  // 1 op.2
   {CUDA_STEP_KERNEL, 1, -1, 6, 6, 5},  // 2 k1_bnstats_c8_7x7
-  {CUDA_STEP_KERNEL, 2, -1, 12, 6, 7},  // 3 k2_gap_c8_1x1
+  {CUDA_STEP_KERNEL, 2, -1, 12, 6, 7},  // 3 k2_bnapply_relu_gap_c8_1x1
   {CUDA_STEP_KERNEL, 3, -1, 18, 2, 8},  // 4 k3_bias_c5_1x1
   {CUDA_STEP_GEMM, -1, 1, 20, 3, 8},  // 5 classifier
   {CUDA_STEP_KERNEL, 4, -1, 23, 5, 9},  // 6 k4_xent_xent_bwd_c5_1x1
   {CUDA_STEP_GEMM, -1, 2, 28, 3, 11},  // 7 classifier:bwd
   {CUDA_STEP_GEMM, -1, 3, 31, 3, 11},  // 8 classifier:bwd
   {CUDA_STEP_KERNEL, 5, -1, 34, 3, 11},  // 9 k5_biasgrad_c5_1x1
-  {CUDA_STEP_KERNEL, 6, -1, 37, 10, 14},  // 10 k6_bnbwdsum_c8_7x7
-  {CUDA_STEP_KERNEL, 7, -1, 47, 8, 14},  // 11 k7_bnbwd_c8_7x7
+  {CUDA_STEP_KERNEL, 6, -1, 37, 10, 14},  // 10 k6_bnapply_relu_relu_bwd_gap_bwd_bnbwdsum_c8_7x7
+  {CUDA_STEP_KERNEL, 7, -1, 47, 8, 14},  // 11 k7_bnapply_relu_relu_bwd_gap_bwd_bnbwd_c8_7x7
   {CUDA_STEP_CONV_BWD_FILTER, -1, 0, 55, 3, 15},  // 12 op.2:bwd_filter
   {CUDA_STEP_GEMM, -1, 4, 58, 3, 16},  // 13 op.2:bwd_data
-  {CUDA_STEP_KERNEL, 8, -1, 61, 4, 17},  // 14 k8_dw3x3s1filter_c6_7x7
+  {CUDA_STEP_KERNEL, 8, -1, 61, 4, 17},  // 14 k8_relu_dw3x3s1filter_c6_7x7
 };
 static const CudaArg nao_train_args[] = {
   {CUDA_ARG_PARAM, 0},

@@ -58,15 +58,15 @@ extern "C" __global__ void __launch_bounds__(256, 2) k0_bnstats_c8_10x10(const N
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 3;
   const int nb = min(3, a.n - n0);
-  float r0_0 = 0.0f;
-  float r0_1 = 0.0f;
+  double r0_0 = 0.0;
+  double r0_1 = 0.0;
   for (int i = threadIdx.x; i < nb * 25; i += 256) {
     const int nl = i / 25;
     const int e = (i - nl * 25) * 4;
     const int n = n0 + nl;
     const float4 v0 = *(const float4 *)(p0 + (long long)(n) * 800 + (c) * 100 + (e));
-    r0_0 += (v0.x + v0.y) + (v0.z + v0.w);
-    r0_1 += (v0.x * v0.x + v0.y * v0.y) + (v0.z * v0.z + v0.w * v0.w);
+    r0_0 += ((double)v0.x + (double)v0.y) + ((double)v0.z + (double)v0.w);
+    r0_1 += ((double)v0.x * (double)v0.x + (double)v0.y * (double)v0.y) + ((double)v0.z * (double)v0.z + (double)v0.w * (double)v0.w);
   }
   __shared__ double s_red[32];
   __shared__ unsigned int s_last;
@@ -157,15 +157,15 @@ extern "C" __global__ void __launch_bounds__(256, 2) k2_bnstats_c8_5x5(const Nao
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 2;
   const int nb = min(2, a.n - n0);
-  float r0_0 = 0.0f;
-  float r0_1 = 0.0f;
+  double r0_0 = 0.0;
+  double r0_1 = 0.0;
   for (int i = threadIdx.x; i < nb * 25; i += 256) {
     const int nl = i / 25;
     const int e = i - nl * 25;
     const int n = n0 + nl;
     const float v0 = p0[(long long)(n) * 200 + (c) * 25 + (e)];
-    r0_0 += v0;
-    r0_1 += v0 * v0;
+    r0_0 += (double)v0;
+    r0_1 += (double)v0 * (double)v0;
   }
   __shared__ double s_red[32];
   __shared__ unsigned int s_last;
@@ -204,10 +204,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k2_bnstats_c8_5x5(const Nao
   if (threadIdx.x == 0) *(volatile unsigned int *)p1 = 0u;
 }
 
-// ---------------------------------------------------------------- k3_dw5x5s2_c8_5x5
+// ---------------------------------------------------------------- k3_relu_dw5x5s2_c8_5x5
 // dwconv; grid (8, ceil(N / 2)), block 256, 1352 bytes of shared memory
 // serves: dw5 (conv)
-extern "C" __global__ void __launch_bounds__(256, 2) k3_dw5x5s2_c8_5x5(const NaoArgs a) {
+extern "C" __global__ void __launch_bounds__(256, 2) k3_relu_dw5x5s2_c8_5x5(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // parameter [200]
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 8, 10, 10)
   float *__restrict__ p2 = (float *)a.p[2];  // (N, 8, 5, 5)
@@ -391,10 +391,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k5_avg2x2s2_c8_5x5(const Na
   }
 }
 
-// ---------------------------------------------------------------- k6_relu_c8_5x5
+// ---------------------------------------------------------------- k6_bnapply_relu_c8_5x5
 // pw; grid (8, ceil(N / 2)), block 256
 // serves: pair.a.0 (relu); 2 uses in all
-extern "C" __global__ void __launch_bounds__(256, 2) k6_relu_c8_5x5(const NaoArgs a) {
+extern "C" __global__ void __launch_bounds__(256, 2) k6_bnapply_relu_c8_5x5(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 8, 5, 5)
   const float *__restrict__ p1 = (const float *)a.p[1];  // [8] per channel
   const float *__restrict__ p2 = (const float *)a.p[2];  // [8] per channel
@@ -422,10 +422,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k6_relu_c8_5x5(const NaoArg
   }
 }
 
-// ---------------------------------------------------------------- k7_avg3x3s2_add_c8_5x5
+// ---------------------------------------------------------------- k7_avg3x3s2_bnapply_add_c8_5x5
 // pool; grid (8, ceil(N / 2)), block 256, 968 bytes of shared memory
 // serves: avg3 (pool), node (add); 2 uses in all
-extern "C" __global__ void __launch_bounds__(256, 2) k7_avg3x3s2_add_c8_5x5(const NaoArgs a) {
+extern "C" __global__ void __launch_bounds__(256, 2) k7_avg3x3s2_bnapply_add_c8_5x5(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 8, 10, 10)
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 8, 5, 5)
   const float *__restrict__ p2 = (const float *)a.p[2];  // [8] per channel
@@ -513,10 +513,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k7_avg3x3s2_add_c8_5x5(cons
   }
 }
 
-// ---------------------------------------------------------------- k8_avg3x3s2_c8_2x2
+// ---------------------------------------------------------------- k8_relu_avg3x3s2_c8_2x2
 // pool; grid (8, ceil(N / 2)), block 256, 200 bytes of shared memory
 // serves: aux.1 (pool)
-extern "C" __global__ void __launch_bounds__(256, 2) k8_avg3x3s2_c8_2x2(const NaoArgs a) {
+extern "C" __global__ void __launch_bounds__(256, 2) k8_relu_avg3x3s2_c8_2x2(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 8, 5, 5)
   float *__restrict__ p1 = (float *)a.p[1];  // (N, 8, 2, 2)
   const int c = blockIdx.x;
@@ -579,15 +579,15 @@ extern "C" __global__ void __launch_bounds__(256, 2) k9_bnstats_c6_2x2(const Nao
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 2;
   const int nb = min(2, a.n - n0);
-  float r0_0 = 0.0f;
-  float r0_1 = 0.0f;
+  double r0_0 = 0.0;
+  double r0_1 = 0.0;
   for (int i = threadIdx.x; i < nb * 1; i += 256) {
     const int nl = i / 1;
     const int e = (i - nl * 1) * 4;
     const int n = n0 + nl;
     const float4 v0 = *(const float4 *)(p0 + (long long)(n) * 24 + (c) * 4 + (e));
-    r0_0 += (v0.x + v0.y) + (v0.z + v0.w);
-    r0_1 += (v0.x * v0.x + v0.y * v0.y) + (v0.z * v0.z + v0.w * v0.w);
+    r0_0 += ((double)v0.x + (double)v0.y) + ((double)v0.z + (double)v0.w);
+    r0_1 += ((double)v0.x * (double)v0.x + (double)v0.y * (double)v0.y) + ((double)v0.z * (double)v0.z + (double)v0.w * (double)v0.w);
   }
   __shared__ double s_red[32];
   __shared__ unsigned int s_last;
@@ -626,10 +626,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k9_bnstats_c6_2x2(const Nao
   if (threadIdx.x == 0) *(volatile unsigned int *)p1 = 0u;
 }
 
-// ---------------------------------------------------------------- k10_relu_c6_2x2
+// ---------------------------------------------------------------- k10_bnapply_relu_c6_2x2
 // pw; grid (6, ceil(N / 2)), block 256
 // serves: aux.2 (relu)
-extern "C" __global__ void __launch_bounds__(256, 2) k10_relu_c6_2x2(const NaoArgs a) {
+extern "C" __global__ void __launch_bounds__(256, 2) k10_bnapply_relu_c6_2x2(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 6, 2, 2)
   const float *__restrict__ p1 = (const float *)a.p[1];  // [6] per channel
   const float *__restrict__ p2 = (const float *)a.p[2];  // [6] per channel
@@ -682,15 +682,15 @@ extern "C" __global__ void __launch_bounds__(256, 2) k11_bnstats_c10_1x1(const N
   const int c = blockIdx.x;
   const int n0 = blockIdx.y * 4;
   const int nb = min(4, a.n - n0);
-  float r0_0 = 0.0f;
-  float r0_1 = 0.0f;
+  double r0_0 = 0.0;
+  double r0_1 = 0.0;
   for (int i = threadIdx.x; i < nb * 1; i += 256) {
     const int nl = i / 1;
     const int e = i - nl * 1;
     const int n = n0 + nl;
     const float v0 = p0[(long long)(n) * 10 + (c) * 1 + (e)];
-    r0_0 += v0;
-    r0_1 += v0 * v0;
+    r0_0 += (double)v0;
+    r0_1 += (double)v0 * (double)v0;
   }
   __shared__ double s_red[32];
   __shared__ unsigned int s_last;
@@ -729,10 +729,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k11_bnstats_c10_1x1(const N
   if (threadIdx.x == 0) *(volatile unsigned int *)p1 = 0u;
 }
 
-// ---------------------------------------------------------------- k12_relu_c10_1x1
+// ---------------------------------------------------------------- k12_bnapply_relu_c10_1x1
 // pw; grid (10, ceil(N / 4)), block 256
 // serves: aux.3 (relu)
-extern "C" __global__ void __launch_bounds__(256, 2) k12_relu_c10_1x1(const NaoArgs a) {
+extern "C" __global__ void __launch_bounds__(256, 2) k12_bnapply_relu_c10_1x1(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 10, 1, 1)
   const float *__restrict__ p1 = (const float *)a.p[1];  // [10] per channel
   const float *__restrict__ p2 = (const float *)a.p[2];  // [10] per channel
@@ -1327,10 +1327,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k23_bnbwd_c6_2x2(const NaoA
   }
 }
 
-// ---------------------------------------------------------------- k24_avg3x3s2bwd_relu_bwd_accum_bnbwdsum_c8_5x5
+// ---------------------------------------------------------------- k24_relu_avg3x3s2bwd_relu_bwd_accum_bnbwdsum_c8_5x5
 // pool_bwd; grid (8, ceil(N / 2)), block 256, 32 bytes of shared memory
 // serves: aux.1:bwd (pool_bwd), aux.0:bwd (relu_bwd), node:bwd0 (accum), pair.b.2:bwd (bn_bwd); 4 uses in all
-extern "C" __global__ void __launch_bounds__(256, 2) k24_avg3x3s2bwd_relu_bwd_accum_bnbwdsum_c8_5x5(const NaoArgs a) {
+extern "C" __global__ void __launch_bounds__(256, 2) k24_relu_avg3x3s2bwd_relu_bwd_accum_bnbwdsum_c8_5x5(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 8, 2, 2)
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 8, 5, 5)
   float *__restrict__ p2 = (float *)a.p[2];  // (N, 8, 5, 5)
@@ -1483,10 +1483,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k24_avg3x3s2bwd_relu_bwd_ac
   if (threadIdx.x == 0) *(volatile unsigned int *)p7 = 0u;
 }
 
-// ---------------------------------------------------------------- k25_bnbwd_c8_5x5
+// ---------------------------------------------------------------- k25_accum_bnbwd_c8_5x5
 // pw; grid (8, ceil(N / 2)), block 256
 // serves: pair.b.2:bwd (bn_bwd); 3 uses in all
-extern "C" __global__ void __launch_bounds__(256, 2) k25_bnbwd_c8_5x5(const NaoArgs a) {
+extern "C" __global__ void __launch_bounds__(256, 2) k25_accum_bnbwd_c8_5x5(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // parameter [8]
   const float *__restrict__ p1 = (const float *)a.p[1];  // [8] per channel
   const float *__restrict__ p2 = (const float *)a.p[2];  // (N, 8, 5, 5)
@@ -1665,10 +1665,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k27_relu_bwd_bnbwdsum_c8_5x
   if (threadIdx.x == 0) *(volatile unsigned int *)p6 = 0u;
 }
 
-// ---------------------------------------------------------------- k28_avg3x3s2bwd_c8_10x10
+// ---------------------------------------------------------------- k28_accum_avg3x3s2bwd_c8_10x10
 // pool_bwd; grid (8, ceil(N / 3)), block 256, 300 bytes of shared memory
 // serves: avg3:bwd (pool_bwd)
-extern "C" __global__ void __launch_bounds__(256, 2) k28_avg3x3s2bwd_c8_10x10(const NaoArgs a) {
+extern "C" __global__ void __launch_bounds__(256, 2) k28_accum_avg3x3s2bwd_c8_10x10(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 8, 5, 5)
   float *__restrict__ p1 = (float *)a.p[1];  // (N, 8, 10, 10)
   const int c = blockIdx.x;
@@ -1764,10 +1764,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k28_avg3x3s2bwd_c8_10x10(co
   }
 }
 
-// ---------------------------------------------------------------- k29_avg2x2s2bwd_c8_10x10
+// ---------------------------------------------------------------- k29_accum_avg2x2s2bwd_c8_10x10
 // pool_bwd; grid (8, ceil(N / 3)), block 256, 300 bytes of shared memory
 // serves: avg2:bwd (pool_bwd)
-extern "C" __global__ void __launch_bounds__(256, 2) k29_avg2x2s2bwd_c8_10x10(const NaoArgs a) {
+extern "C" __global__ void __launch_bounds__(256, 2) k29_accum_avg2x2s2bwd_c8_10x10(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 8, 5, 5)
   float *__restrict__ p1 = (float *)a.p[1];  // (N, 8, 10, 10)
   const int c = blockIdx.x;
@@ -1830,10 +1830,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k29_avg2x2s2bwd_c8_10x10(co
   }
 }
 
-// ---------------------------------------------------------------- k30_max2x2s2bwd_accum_c8_10x10
+// ---------------------------------------------------------------- k30_accum_max2x2s2bwd_c8_10x10
 // pool_bwd; grid (8, ceil(N / 3)), block 256, 1575 bytes of shared memory
 // serves: max2:bwd (pool_bwd), accum:grad:stem.1:out (accum); 2 uses in all
-extern "C" __global__ void __launch_bounds__(256, 2) k30_max2x2s2bwd_accum_c8_10x10(const NaoArgs a) {
+extern "C" __global__ void __launch_bounds__(256, 2) k30_accum_max2x2s2bwd_c8_10x10(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // (N, 8, 5, 5)
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 8, 10, 10)
   float *__restrict__ p2 = (float *)a.p[2];  // (N, 8, 10, 10)
@@ -1945,10 +1945,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) k31_zero_c8_10x10(const Nao
   }
 }
 
-// ---------------------------------------------------------------- k32_dw5x5s2filter_dw5x5s2data_relu_bwd_accum_c8_10x10
+// ---------------------------------------------------------------- k32_relu_accum_dw5x5s2filter_dw5x5s2data_c8_10x10
 // dwconv_bwd; grid (8, ceil(N / 3)), block 256, 2328 bytes of shared memory
 // serves: dw5:bwd_filter (conv_bwd_filter), dw5:bwd_data (conv_bwd_data), dw5.r:bwd (relu_bwd), accum:grad:stem.1:out (accum); 4 uses in all
-extern "C" __global__ void __launch_bounds__(256, 2) k32_dw5x5s2filter_dw5x5s2data_relu_bwd_accum_c8_10x10(const NaoArgs a) {
+extern "C" __global__ void __launch_bounds__(256, 2) k32_relu_accum_dw5x5s2filter_dw5x5s2data_c8_10x10(const NaoArgs a) {
   const float *__restrict__ p0 = (const float *)a.p[0];  // parameter [200]
   const float *__restrict__ p1 = (const float *)a.p[1];  // (N, 8, 5, 5)
   const float *__restrict__ p2 = (const float *)a.p[2];  // (N, 8, 10, 10)
@@ -2592,16 +2592,16 @@ static const CudaKernel nao_kernels[] = {  // name, pattern, block, grid_x, grid
   {"k0_bnstats_c8_10x10", "pw", 256, 8, 3, 0, 6, 1},
   {"k1_bnapply_c8_10x10", "pw", 256, 8, 3, 0, 6, 0},
   {"k2_bnstats_c8_5x5", "pw", 256, 8, 2, 0, 6, 1},
-  {"k3_dw5x5s2_c8_5x5", "dwconv", 256, 8, 2, 1352, 3, 0},
+  {"k3_relu_dw5x5s2_c8_5x5", "dwconv", 256, 8, 2, 1352, 3, 0},
   {"k4_max2x2s2_c8_5x5", "pool", 256, 8, 2, 800, 2, 0},
   {"k5_avg2x2s2_c8_5x5", "pool", 256, 8, 2, 800, 2, 0},
-  {"k6_relu_c8_5x5", "pw", 256, 8, 2, 0, 6, 0},
-  {"k7_avg3x3s2_add_c8_5x5", "pool", 256, 8, 2, 968, 15, 0},
-  {"k8_avg3x3s2_c8_2x2", "pool", 256, 8, 2, 200, 2, 0},
+  {"k6_bnapply_relu_c8_5x5", "pw", 256, 8, 2, 0, 6, 0},
+  {"k7_avg3x3s2_bnapply_add_c8_5x5", "pool", 256, 8, 2, 968, 15, 0},
+  {"k8_relu_avg3x3s2_c8_2x2", "pool", 256, 8, 2, 200, 2, 0},
   {"k9_bnstats_c6_2x2", "pw", 256, 6, 2, 0, 6, 1},
-  {"k10_relu_c6_2x2", "pw", 256, 6, 2, 0, 6, 0},
+  {"k10_bnapply_relu_c6_2x2", "pw", 256, 6, 2, 0, 6, 0},
   {"k11_bnstats_c10_1x1", "pw", 256, 10, 4, 0, 6, 1},
-  {"k12_relu_c10_1x1", "pw", 256, 10, 4, 0, 6, 0},
+  {"k12_bnapply_relu_c10_1x1", "pw", 256, 10, 4, 0, 6, 0},
   {"k13_bias_c6_1x1", "pw", 256, 6, 2, 0, 2, 0},
   {"k14_gap_dropout_c8_1x1", "gap", 256, 8, 2, 0, 3, 0},
   {"k15_xent_xent_bwd_c6_1x1", "xent", 256, 1, 8, 0, 5, 1},
@@ -2613,15 +2613,15 @@ static const CudaKernel nao_kernels[] = {  // name, pattern, block, grid_x, grid
   {"k21_bnbwd_c10_1x1", "pw", 256, 10, 4, 0, 7, 0},
   {"k22_relu_bwd_bnbwdsum_c6_2x2", "pw", 256, 6, 2, 0, 10, 1},
   {"k23_bnbwd_c6_2x2", "pw", 256, 6, 2, 0, 7, 0},
-  {"k24_avg3x3s2bwd_relu_bwd_accum_bnbwdsum_c8_5x5", "pool_bwd", 256, 8, 2, 32, 11, 1},
-  {"k25_bnbwd_c8_5x5", "pw", 256, 8, 2, 0, 7, 0},
+  {"k24_relu_avg3x3s2bwd_relu_bwd_accum_bnbwdsum_c8_5x5", "pool_bwd", 256, 8, 2, 32, 11, 1},
+  {"k25_accum_bnbwd_c8_5x5", "pw", 256, 8, 2, 0, 7, 0},
   {"k26_relu_bwd_bnbwdsum_c8_5x5", "pw", 256, 8, 2, 0, 10, 1},
   {"k27_relu_bwd_bnbwdsum_c8_5x5", "pw", 256, 8, 2, 0, 10, 1},
-  {"k28_avg3x3s2bwd_c8_10x10", "pool_bwd", 256, 8, 3, 300, 2, 0},
-  {"k29_avg2x2s2bwd_c8_10x10", "pool_bwd", 256, 8, 3, 300, 2, 0},
-  {"k30_max2x2s2bwd_accum_c8_10x10", "pool_bwd", 256, 8, 3, 1575, 3, 0},
+  {"k28_accum_avg3x3s2bwd_c8_10x10", "pool_bwd", 256, 8, 3, 300, 2, 0},
+  {"k29_accum_avg2x2s2bwd_c8_10x10", "pool_bwd", 256, 8, 3, 300, 2, 0},
+  {"k30_accum_max2x2s2bwd_c8_10x10", "pool_bwd", 256, 8, 3, 1575, 3, 0},
   {"k31_zero_c8_10x10", "pw", 256, 8, 3, 0, 1, 0},
-  {"k32_dw5x5s2filter_dw5x5s2data_relu_bwd_accum_c8_10x10", "dwconv_bwd", 256, 8, 3, 2328, 7, 1},
+  {"k32_relu_accum_dw5x5s2filter_dw5x5s2data_c8_10x10", "dwconv_bwd", 256, 8, 3, 2328, 7, 1},
   {"k33_bnbwdsum_c8_10x10", "pw", 256, 8, 3, 0, 8, 1},
   {"k34_bnbwd_c8_10x10", "pw", 256, 8, 3, 0, 7, 0},
   {"k35_gradnorm_1440", "gradnorm", 256, 2, 0, 0, 4, 1},
@@ -2895,23 +2895,23 @@ static const CudaStep nao_train_steps[] = {  // kind, kernel, desc, arg0, n_args
   {CUDA_STEP_CONV_FWD, -1, 1, 15, 3, 4},  // 3 fr.path1.1
   {CUDA_STEP_CONV_FWD, -1, 2, 18, 3, 5},  // 4 fr.path2.1
   {CUDA_STEP_KERNEL, 2, -1, 21, 6, 7},  // 5 k2_bnstats_c8_5x5
-  {CUDA_STEP_KERNEL, 3, -1, 27, 3, 9},  // 6 k3_dw5x5s2_c8_5x5
+  {CUDA_STEP_KERNEL, 3, -1, 27, 3, 9},  // 6 k3_relu_dw5x5s2_c8_5x5
   {CUDA_STEP_KERNEL, 4, -1, 30, 2, 10},  // 7 k4_max2x2s2_c8_5x5
   {CUDA_STEP_KERNEL, 5, -1, 32, 2, 11},  // 8 k5_avg2x2s2_c8_5x5
-  {CUDA_STEP_KERNEL, 6, -1, 34, 6, 13},  // 9 k6_relu_c8_5x5
+  {CUDA_STEP_KERNEL, 6, -1, 34, 6, 13},  // 9 k6_bnapply_relu_c8_5x5
   {CUDA_STEP_CONV_FWD, -1, 3, 40, 3, 14},  // 10 pair.a.1
   {CUDA_STEP_KERNEL, 2, -1, 43, 6, 15},  // 11 k2_bnstats_c8_5x5
-  {CUDA_STEP_KERNEL, 6, -1, 49, 6, 16},  // 12 k6_relu_c8_5x5
+  {CUDA_STEP_KERNEL, 6, -1, 49, 6, 16},  // 12 k6_bnapply_relu_c8_5x5
   {CUDA_STEP_CONV_FWD, -1, 4, 55, 3, 17},  // 13 pair.b.1
   {CUDA_STEP_KERNEL, 2, -1, 58, 6, 18},  // 14 k2_bnstats_c8_5x5
-  {CUDA_STEP_KERNEL, 7, -1, 64, 15, 12},  // 15 k7_avg3x3s2_add_c8_5x5
-  {CUDA_STEP_KERNEL, 8, -1, 79, 2, 21},  // 16 k8_avg3x3s2_c8_2x2
+  {CUDA_STEP_KERNEL, 7, -1, 64, 15, 12},  // 15 k7_avg3x3s2_bnapply_add_c8_5x5
+  {CUDA_STEP_KERNEL, 8, -1, 79, 2, 21},  // 16 k8_relu_avg3x3s2_c8_2x2
   {CUDA_STEP_GEMM, -1, 0, 81, 3, 22},  // 17 aux.conv1
   {CUDA_STEP_KERNEL, 9, -1, 84, 6, 23},  // 18 k9_bnstats_c6_2x2
-  {CUDA_STEP_KERNEL, 10, -1, 90, 6, 24},  // 19 k10_relu_c6_2x2
+  {CUDA_STEP_KERNEL, 10, -1, 90, 6, 24},  // 19 k10_bnapply_relu_c6_2x2
   {CUDA_STEP_CONV_FWD, -1, 5, 96, 3, 25},  // 20 aux.conv2
   {CUDA_STEP_KERNEL, 11, -1, 99, 6, 26},  // 21 k11_bnstats_c10_1x1
-  {CUDA_STEP_KERNEL, 12, -1, 105, 6, 27},  // 22 k12_relu_c10_1x1
+  {CUDA_STEP_KERNEL, 12, -1, 105, 6, 27},  // 22 k12_bnapply_relu_c10_1x1
   {CUDA_STEP_KERNEL, 13, -1, 111, 2, 28},  // 23 k13_bias_c6_1x1
   {CUDA_STEP_GEMM, -1, 1, 113, 3, 28},  // 24 aux.classifier
   {CUDA_STEP_KERNEL, 14, -1, 116, 3, 29},  // 25 k14_gap_dropout_c8_1x1
@@ -2935,23 +2935,23 @@ static const CudaStep nao_train_steps[] = {  // kind, kernel, desc, arg0, n_args
   {CUDA_STEP_KERNEL, 23, -1, 190, 7, 45},  // 43 k23_bnbwd_c6_2x2
   {CUDA_STEP_CONV_BWD_FILTER, -1, 8, 197, 3, 46},  // 44 aux.conv1:bwd_filter
   {CUDA_STEP_GEMM, -1, 7, 200, 3, 47},  // 45 aux.conv1:bwd_data
-  {CUDA_STEP_KERNEL, 24, -1, 203, 11, 48},  // 46 k24_avg3x3s2bwd_relu_bwd_accum_bnbwdsum_c8_5x5
-  {CUDA_STEP_KERNEL, 25, -1, 214, 7, 56},  // 47 k25_bnbwd_c8_5x5
+  {CUDA_STEP_KERNEL, 24, -1, 203, 11, 48},  // 46 k24_relu_avg3x3s2bwd_relu_bwd_accum_bnbwdsum_c8_5x5
+  {CUDA_STEP_KERNEL, 25, -1, 214, 7, 56},  // 47 k25_accum_bnbwd_c8_5x5
   {CUDA_STEP_CONV_BWD_FILTER, -1, 9, 221, 3, 57},  // 48 pair.b.1:bwd_filter
   {CUDA_STEP_CONV_BWD_DATA, -1, 10, 224, 3, 58},  // 49 pair.b.1:bwd_data
   {CUDA_STEP_KERNEL, 26, -1, 227, 10, 59},  // 50 k26_relu_bwd_bnbwdsum_c8_5x5
-  {CUDA_STEP_KERNEL, 25, -1, 237, 7, 60},  // 51 k25_bnbwd_c8_5x5
+  {CUDA_STEP_KERNEL, 25, -1, 237, 7, 60},  // 51 k25_accum_bnbwd_c8_5x5
   {CUDA_STEP_CONV_BWD_FILTER, -1, 11, 244, 3, 61},  // 52 pair.a.1:bwd_filter
   {CUDA_STEP_CONV_BWD_DATA, -1, 12, 247, 3, 62},  // 53 pair.a.1:bwd_data
   {CUDA_STEP_KERNEL, 27, -1, 250, 10, 63},  // 54 k27_relu_bwd_bnbwdsum_c8_5x5
-  {CUDA_STEP_KERNEL, 28, -1, 260, 2, 64},  // 55 k28_avg3x3s2bwd_c8_10x10
-  {CUDA_STEP_KERNEL, 29, -1, 262, 2, 65},  // 56 k29_avg2x2s2bwd_c8_10x10
-  {CUDA_STEP_KERNEL, 30, -1, 264, 3, 66},  // 57 k30_max2x2s2bwd_accum_c8_10x10
-  {CUDA_STEP_KERNEL, 25, -1, 267, 7, 71},  // 58 k25_bnbwd_c8_5x5
+  {CUDA_STEP_KERNEL, 28, -1, 260, 2, 64},  // 55 k28_accum_avg3x3s2bwd_c8_10x10
+  {CUDA_STEP_KERNEL, 29, -1, 262, 2, 65},  // 56 k29_accum_avg2x2s2bwd_c8_10x10
+  {CUDA_STEP_KERNEL, 30, -1, 264, 3, 66},  // 57 k30_accum_max2x2s2bwd_c8_10x10
+  {CUDA_STEP_KERNEL, 25, -1, 267, 7, 71},  // 58 k25_accum_bnbwd_c8_5x5
   {CUDA_STEP_CONV_BWD_FILTER, -1, 13, 274, 3, 72},  // 59 fr.path2.1:bwd_filter
   {CUDA_STEP_KERNEL, 31, -1, 277, 1, 73},  // 60 k31_zero_c8_10x10
   {CUDA_STEP_CONV_BWD_DATA, -1, 14, 278, 3, 73},  // 61 fr.path2.1:bwd_data
-  {CUDA_STEP_KERNEL, 32, -1, 281, 7, 69},  // 62 k32_dw5x5s2filter_dw5x5s2data_relu_bwd_accum_c8_10x10
+  {CUDA_STEP_KERNEL, 32, -1, 281, 7, 69},  // 62 k32_relu_accum_dw5x5s2filter_dw5x5s2data_c8_10x10
   {CUDA_STEP_CONV_BWD_FILTER, -1, 15, 288, 3, 75},  // 63 fr.path1.1:bwd_filter
   {CUDA_STEP_CONV_BWD_DATA, -1, 16, 291, 3, 76},  // 64 fr.path1.1:bwd_data
   {CUDA_STEP_KERNEL, 33, -1, 294, 8, 77},  // 65 k33_bnbwdsum_c8_10x10

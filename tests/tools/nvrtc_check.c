@@ -13,7 +13,9 @@
 // message says how to provide it), 2 bad usage.
 #include <stdio.h>
 #include <stdlib.h>
+#include <pthread.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "compiler/util.h"
 #include "runtime/nvrtc.h"
@@ -53,14 +55,23 @@ static void other_lines(const char *log, StrBuf *out) {
   }
 }
 
+typedef struct {
+  NvrtcLib *lib;
+  const char *path;
+  const char *src;
+  char arch[16];
+  StrBuf rep, out, errs;
+  int bad;
+} Job;
+
 static int check_arch(NvrtcLib *lib, const char *path, const char *src, const char *arch,
-                      FILE *rep) {
+                      StrBuf *rep, StrBuf *outb, StrBuf *errb) {
   char err[8192];
   const char *name = base_name(path);
   NvrtcOutput out;
   const char *verbose[1] = {"--ptxas-options=-v"};
   if (nvrtc_compile(lib, name, src, arch, verbose, 1, &out, err, sizeof err)) {
-    fprintf(stderr, "nvrtc_check: %s: %s\n", path, err);
+    sb_printf(errb, "nvrtc_check: %s: %s\n", path, err);
     nvrtc_output_free(&out);
     return 1;
   }
@@ -68,7 +79,7 @@ static int check_arch(NvrtcLib *lib, const char *path, const char *src, const ch
   StrBuf other = {0};
   other_lines(out.log, &other);
   if (other.len) {
-    fprintf(stderr, "nvrtc_check: %s (%s): the log is not empty:\n%s", path, arch, other.data);
+    sb_printf(errb, "nvrtc_check: %s (%s): the log is not empty:\n%s", path, arch, other.data);
     bad = 1;
   }
   sb_free(&other);
@@ -76,32 +87,57 @@ static int check_arch(NvrtcLib *lib, const char *path, const char *src, const ch
   int n = nvrtc_parse_ptxas(out.log, &info);
   int want = count_kernels(src);
   if (n < 0) {
-    fprintf(stderr, "nvrtc_check: %s (%s): no ptxas report in the log:\n%s\n", path, arch, out.log);
+    sb_printf(errb, "nvrtc_check: %s (%s): no ptxas report in the log:\n%s\n", path, arch, out.log);
     bad = 1;
     n = 0;
   } else if (n != want) {
-    fprintf(stderr, "nvrtc_check: %s (%s): ptxas reported %d kernels, the file has %d\n", path,
-            arch, n, want);
+    sb_printf(errb, "nvrtc_check: %s (%s): ptxas reported %d kernels, the file has %d\n", path,
+              arch, n, want);
     bad = 1;
   }
   int max_regs = 0, spills = 0;
   for (int i = 0; i < n; i++) {
     const PtxasInfo *k = &info[i];
-    fprintf(rep, "%-8s %-64s regs %3d  smem %6d  stack %4d  spill-st %4d  spill-ld %4d  barriers %d\n",
-            arch, k->name, k->registers, k->smem_bytes, k->stack_bytes, k->spill_stores,
-            k->spill_loads, k->barriers);
+    sb_printf(rep, "%-8s %-64s regs %3d  smem %6d  stack %4d  spill-st %4d  spill-ld %4d  barriers %d\n",
+              arch, k->name, k->registers, k->smem_bytes, k->stack_bytes, k->spill_stores,
+              k->spill_loads, k->barriers);
     if (k->registers > max_regs) max_regs = k->registers;
     if (k->spill_stores || k->spill_loads || k->stack_bytes) {
-      fprintf(stderr, "nvrtc_check: %s (%s): kernel %s uses local memory: %d bytes stack, %d/%d bytes spilled\n",
-              path, arch, k->name, k->stack_bytes, k->spill_stores, k->spill_loads);
+      sb_printf(errb, "nvrtc_check: %s (%s): kernel %s uses local memory: %d bytes stack, %d/%d bytes spilled\n",
+                path, arch, k->name, k->stack_bytes, k->spill_stores, k->spill_loads);
       spills++;
     }
   }
-  printf("%s (%s): %d kernels, log %s, at most %d registers, %d using local memory\n", name, arch,
-         n, bad ? "NOT empty" : "empty", max_regs, spills);
+  sb_printf(outb, "%s (%s): %d kernels, log %s, at most %d registers, %d using local memory\n",
+            name, arch, n, bad ? "NOT empty" : "empty", max_regs, spills);
   free(info);
   nvrtc_output_free(&out);
   return bad || spills;
+}
+
+static void *run_job(void *arg) {
+  Job *j = arg;
+  j->bad = check_arch(j->lib, j->path, j->src, j->arch, &j->rep, &j->out, &j->errs);
+  return NULL;
+}
+
+// Runs the jobs on up to `threads` threads (NVRTC compiles separate programs
+// concurrently), each thread taking the next job.
+typedef struct {
+  Job *jobs;
+  int n, next;
+  pthread_mutex_t mu;
+} Queue;
+
+static void *worker(void *arg) {
+  Queue *q = arg;
+  for (;;) {
+    pthread_mutex_lock(&q->mu);
+    int i = q->next < q->n ? q->next++ : -1;
+    pthread_mutex_unlock(&q->mu);
+    if (i < 0) return NULL;
+    run_job(&q->jobs[i]);
+  }
 }
 
 int main(int argc, char **argv) {
@@ -138,22 +174,57 @@ int main(int argc, char **argv) {
     return 1;
   }
   fprintf(rep, "# NVRTC %d.%d (%s)\n", major, minor, nvrtc_path(lib));
-  int bad = 0;
-  for (int i = first; i < argc; i++) {
+  int n_files = argc - first, n_archs = 0, bad = 0;
+  char list[256], archv[8][16];
+  snprintf(list, sizeof list, "%s", archs);
+  for (char *a = strtok(list, ","); a && n_archs < 8; a = strtok(NULL, ","))
+    snprintf(archv[n_archs++], sizeof archv[0], "%.15s", a);
+  char **srcs = xcalloc((size_t)n_files, sizeof(char *));
+  Job *jobs = xcalloc((size_t)n_files * (size_t)n_archs + 1, sizeof *jobs);
+  int nj = 0;
+  for (int i = 0; i < n_files; i++) {
     size_t len = 0;
     const char *why = NULL;
-    char *src = nao_read_file(argv[i], &len, &why);
-    if (!src) {
-      fprintf(stderr, "nvrtc_check: %s: %s\n", argv[i], why);
+    srcs[i] = nao_read_file(argv[first + i], &len, &why);
+    if (!srcs[i]) {
+      fprintf(stderr, "nvrtc_check: %s: %s\n", argv[first + i], why);
       bad = 1;
       continue;
     }
-    fprintf(rep, "# %s\n", base_name(argv[i]));
-    char list[256];
-    snprintf(list, sizeof list, "%s", archs);
-    for (char *a = strtok(list, ","); a; a = strtok(NULL, ",")) bad |= check_arch(lib, argv[i], src, a, rep);
-    free(src);
+    for (int a = 0; a < n_archs; a++) {
+      Job *j = &jobs[nj++];
+      j->lib = lib;
+      j->path = argv[first + i];
+      j->src = srcs[i];
+      snprintf(j->arch, sizeof j->arch, "%.15s", archv[a]);
+    }
   }
+  long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+  int threads = cpus > 1 ? (int)(cpus < 8 ? cpus : 8) : 1;
+  if (threads > nj) threads = nj > 0 ? nj : 1;
+  Queue q = {jobs, nj, 0, PTHREAD_MUTEX_INITIALIZER};
+  pthread_t tid[8];
+  int started = 0;
+  for (int t = 1; t < threads; t++)
+    if (pthread_create(&tid[started], NULL, worker, &q) == 0) started++;
+  worker(&q);
+  for (int t = 0; t < started; t++) pthread_join(tid[t], NULL);
+  const char *last = NULL;
+  for (int i = 0; i < nj; i++) {
+    Job *j = &jobs[i];
+    if (j->path != last) fprintf(rep, "# %s\n", base_name(j->path));
+    last = j->path;
+    fputs(j->rep.data ? j->rep.data : "", rep);
+    fputs(j->out.data ? j->out.data : "", stdout);
+    fputs(j->errs.data ? j->errs.data : "", stderr);
+    bad |= j->bad;
+    sb_free(&j->rep);
+    sb_free(&j->out);
+    sb_free(&j->errs);
+  }
+  for (int i = 0; i < n_files; i++) free(srcs[i]);
+  free(srcs);
+  free(jobs);
   if (report) fclose(rep);
   nvrtc_close(lib);
   return bad ? 1 : 0;

@@ -8,6 +8,8 @@
 
 #include "runtime/rng.h"
 #include "tests/unit/emu_harness.h"
+#include "tests/unit/ir_ref.h"
+#include "compiler/autodiff.h"
 
 typedef struct {
   double max_rel;
@@ -27,6 +29,10 @@ static void cmp_tensor(Cmp *c, const char *what, const float *a, const double *b
     if (!(d <= worst)) worst = isnan(d) ? INFINITY : d;
   }
   c->compared++;
+  if (getenv("NAO_DEBUG_ERR") && !(worst <= 1e-5)) {
+    fprintf(stderr, "err %.3e %s\n", worst, what);
+    for (size_t i = 0; i < n && i < 8; i++) fprintf(stderr, "  [%zu] %.9g vs %.9g\n", i, a[i], b[i]);
+  }
   if (!(worst <= c->max_rel)) {
     c->max_rel = worst;
     snprintf(c->worst, sizeof c->worst, "%s", what);
@@ -77,8 +83,26 @@ static void fill_input(const IrGraph *g, EmuMem *mem, const CudaProgram *p, Rng 
   }
 }
 
+typedef double (*RefGet)(const void *ctx, int t, int n, int c, int e);
+typedef struct {
+  const void *ctx;
+  RefGet get;
+  const double *grads, *buffers;
+  const char *name;
+} RefView;
+
+static double get_eref(const void *ctx, int t, int n, int c, int e) {
+  return *eref_at((const ERefRun *)ctx, t, n, c, e);
+}
+
+static double get_irref(const void *ctx, int t, int n, int c, int e) {
+  const RefState *s = ctx;
+  const IrTensor *x = &s->g->tensors[t];
+  return *ref_at(s, t, n, (size_t)c * x->h * x->w + (size_t)e);
+}
+
 static void compare_tensors(Cmp *c, const IrGraph *g, EmuMem *mem, const CudaProgram *p,
-                            const EmuRefRun *r, int all) {
+                            const RefView *r, int all) {
   int nt = p->n_ir_tensors;
   double *buf = NULL;
   size_t cap = 0;
@@ -101,30 +125,56 @@ static void compare_tensors(Cmp *c, const IrGraph *g, EmuMem *mem, const CudaPro
       for (int ch = 0; ch < x->c; ch++)
         for (int e = 0; e < hw; e++, i++) {
           a[i] = base[(size_t)s * ss + (size_t)ch * hw + e];
-          buf[i] = *emu_ref_at(r, t, s, ch, e);
+          buf[i] = r->get(r->ctx, t, s, ch, e);
         }
-    char what[160];
-    snprintf(what, sizeof what, "tensor %.120s", x->name);
+    char what[200];
+    snprintf(what, sizeof what, "tensor %.120s vs %s", x->name, r->name);
     cmp_tensor(c, what, a, buf, cnt);
     free(a);
   }
   free(buf);
 }
 
-static void compare_params(Cmp *c, const ParamTable *pt, const EmuMem *mem, const EmuRefRun *r,
-                           int grads) {
+static void compare_params(Cmp *c, const ParamTable *pt, const EmuMem *mem, const RefView *r,
+                           const unsigned char *written) {
   for (int i = 0; i < pt->n; i++) {
     const ParamInfo *p = &pt->items[i];
-    char what[160];
+    char what[200];
     if (p->trainable) {
-      if (!grads) continue;
-      snprintf(what, sizeof what, "gradient %.120s", p->name);
+      if (!written || !written[i]) continue;  // no gradient (eval, or unused by the graph)
+      snprintf(what, sizeof what, "gradient %.120s vs %s", p->name, r->name);
       cmp_tensor(c, what, mem->grads + p->offset, r->grads + p->offset, p->numel);
     } else {
-      snprintf(what, sizeof what, "buffer %.120s", p->name);
+      snprintf(what, sizeof what, "buffer %.120s vs %s", p->name, r->name);
       cmp_tensor(c, what, mem->buffers + p->offset, r->buffers + p->offset, p->numel);
     }
   }
+}
+
+// The official reference (tests/unit/ir_ref.c) on the same data and masks.
+static uint64_t irref_key(const void *ctx, int node) {
+  const NaoMask *const *by_node = ctx;
+  return by_node[node] ? by_node[node]->key : 0;
+}
+
+static int run_irref(RefState *s, const IrGraph *g, int n, const float *params,
+                     const float *buffers, const NaoMask *const *by_node, long total_steps,
+                     const float *input, const int *labels, char *err, size_t errlen) {
+  ref_init(s, g, n);
+  const ParamTable *pt = g->params;
+  for (size_t i = 0; i < pt->n_trainable; i++) s->params[i] = params[i];
+  for (size_t i = 0; i < pt->n_buffer; i++) s->buffers[i] = buffers[i];
+  if (g->input >= 0) {
+    size_t cnt = (size_t)n * ir_tensor_numel(&g->tensors[g->input]);
+    double *d = xmalloc(sizeof(double) * (cnt + 1));
+    for (size_t i = 0; i < cnt; i++) d[i] = input[i];
+    ref_write(s, g->input, d);
+    free(d);
+  }
+  if (g->labels >= 0) ref_set_labels(s, g->labels, labels);
+  RefRun run = {.step = 0, .total_steps = total_steps, .seed = 0, .mask_key = irref_key,
+                .mask_ctx = by_node};
+  return ref_run(s, &run, 0, g->n_nodes, err, errlen);
 }
 
 // SGD with momentum, weight decay and clipping by global norm, in double.
@@ -180,12 +230,21 @@ static int check_update(EmuModule *m, EmuMem *mem, const CudaNet *net, const Par
   return rc;
 }
 
-int emu_check(TG *t, const EmitCudaOptions *opt0, const EmuCheck *chk0, const char *label,
-              EmuResult *res) {
+// Keep of a mask at step 0 of `total` steps, as the CPU backend computes it.
+static float mask_keep(const IrNode *n, long total) {
+  const IrDropAttr *a = &n->a.drop;
+  if (n->kind != IR_DROPPATH) return a->keep;
+  double k = 1.0 - 1.0 / (double)total * (double)(a->cell + 1) / (double)a->n_cells * (1.0 - a->keep);
+  return k < a->keep ? a->keep : (float)k;
+}
+
+int emu_check_graph(const IrGraph *g, const EmitCudaOptions *opt0, const EmuCheck *chk0,
+                    const char *label, EmuResult *res) {
   EmuCheck chk = chk0 ? *chk0 : (EmuCheck){0};
   if (chk.n <= 0) chk.n = 5;
   if (!chk.seed) chk.seed = 1;
   if (chk.tol <= 0) chk.tol = 1e-4;
+  const long total_steps = 10;
   EmitCudaOptions opt;
   if (opt0) opt = *opt0;
   else {
@@ -197,13 +256,14 @@ int emu_check(TG *t, const EmitCudaOptions *opt0, const EmuCheck *chk0, const ch
   memset(res, 0, sizeof *res);
   char err[8192] = "";
   int rc = -1;
-  const IrGraph *g = &t->g;
-  const ParamTable *pt = &t->pt;
+  const ParamTable *pt = g->params;
   CudaNetBuild *b = cuda_net_new(pt, "test.nao", &opt);
   EmuModule m = {0};
   EmuMem mem = {0};
-  EmuRefRun ref = {0};
-  float *input = NULL;
+  ERefRun ref = {0};
+  RefState irs;
+  memset(&irs, 0, sizeof irs);
+  float *input = NULL, *buf0 = NULL;
   int *labels = NULL;
   NaoMask *masks = NULL;
   const NaoMask **by_node = NULL;
@@ -231,27 +291,46 @@ int emu_check(TG *t, const EmitCudaOptions *opt0, const EmuCheck *chk0, const ch
   masks = xcalloc((size_t)p->n_masks + 1, sizeof *masks);
   by_node = xcalloc((size_t)g->n_nodes + 1, sizeof *by_node);
   for (int s = 0; s < p->n_masks; s++) {
-    float keep = (float)(0.5 + 0.4 * rng_uniform(&rng));
-    masks[s] = (NaoMask){rng_u64(&rng), keep, 1.0f / keep};
+    float keep = mask_keep(&g->nodes[p->masks[s].node], total_steps);
+    masks[s] = (NaoMask){rng_u64(&rng), keep, keep >= 1.0f ? 1.0f : 1.0f / keep};
     by_node[p->masks[s].node] = &masks[s];
   }
   mem.masks = masks;
   emu_alloc(&mem, p);
   fill_input(g, &mem, p, &rng, chk.n, &input, &labels);
-  float *buf0 = xmalloc(sizeof(float) * (pt->n_buffer + 1));  // buffers before the run
+  buf0 = xmalloc(sizeof(float) * (pt->n_buffer + 1));  // buffers before the run
   memcpy(buf0, mem.buffers, sizeof(float) * pt->n_buffer);
-  int bad = emu_run(&m, &mem, p, err, sizeof err);
-  if (!bad) bad = emu_ref_run(&ref, g, chk.n, mem.params, buf0, by_node, input, labels, err, sizeof err);
-  free(buf0);
-  if (bad) goto done;
+  if (emu_run(&m, &mem, p, err, sizeof err)) goto done;
+  if (getenv("NAO_DEBUG_NAN"))  // which stored tensors hold NaN after the run
+    for (int t = 0; t < p->n_tensors; t++) {
+      const IrTensor *x = &p->tensors[t];
+      if (p->locs[t].region == LOC_NONE || x->kind == IR_T_LABELS) continue;
+      int nn = x->kind == IR_T_ACT ? mem.n : 1, hw = x->h * x->w, bad = 0;
+      float *base = emu_tensor(&mem, p, t);
+      for (int s2 = 0; s2 < nn; s2++)
+        for (int e = 0; e < x->c * hw; e++)
+          bad += isnan(base[(size_t)s2 * p->locs[t].sample_stride + e]);
+      if (bad) fprintf(stderr, "NaN: %d values of %s (%d, view_of %d)\n", bad, x->name, t, x->view_of);
+    }
+  if (eref_run(&ref, g, chk.n, mem.params, buf0, by_node, input, labels, err, sizeof err)) goto done;
+  if (run_irref(&irs, g, chk.n, mem.params, buf0, by_node, total_steps, input, labels, err,
+                sizeof err))
+    goto done;
   Cmp c = {0};
-  compare_tensors(&c, g, &mem, p, &ref, opt.no_reuse);
-  compare_params(&c, pt, &mem, &ref, g->n_fwd_nodes < g->n_nodes);
+  RefView views[2] = {{&ref, get_eref, ref.grads, ref.buffers, "emu_ref"},
+                      {&irs, get_irref, irs.grads, irs.buffers, "ir_ref"}};
+  unsigned char *written = xcalloc((size_t)pt->n + 1, 1);
+  if (g->n_fwd_nodes < g->n_nodes) ir_grad_params_written(g, written);
+  for (int v = 0; v < 2; v++) {
+    compare_tensors(&c, g, &mem, p, &views[v], opt.no_reuse);
+    compare_params(&c, pt, &mem, &views[v], written);
+  }
+  free(written);
   if (chk.update && check_update(&m, &mem, net, pt, &rng, &c, err, sizeof err)) goto done;
   res->max_rel = c.max_rel;
   res->compared = c.compared;
   snprintf(res->worst, sizeof res->worst, "%s", c.worst);
-  printf("%-28s %3d launches (%2d kernels), %2d library steps, %3d values compared, max rel err %.2e (%s)\n",
+  printf("%-28s %4d launches (%2d kernels), %3d library steps, %4d values compared, max rel err %.2e (%s)\n",
          label, res->launches, res->kernels, res->library_steps, c.compared, c.max_rel,
          c.worst[0] ? c.worst : "-");
   rc = c.max_rel <= chk.tol ? 0 : -1;
@@ -266,7 +345,8 @@ int emu_check(TG *t, const EmitCudaOptions *opt0, const EmuCheck *chk0, const ch
   }
 done:
   if (err[0] && rc) fprintf(stderr, "%s: %s\n", label, err);
-  emu_ref_free(&ref);
+  eref_free(&ref);
+  if (irs.g) ref_free(&irs);
   emu_release(&mem);
   emu_unload(&m);
   free(mem.params);
@@ -277,6 +357,12 @@ done:
   free(by_node);
   free(input);
   free(labels);
+  free(buf0);
   cuda_net_free(b);
   return rc;
+}
+
+int emu_check(TG *t, const EmitCudaOptions *opt, const EmuCheck *chk, const char *label,
+              EmuResult *res) {
+  return emu_check_graph(&t->g, opt, chk, label, res);
 }

@@ -29,7 +29,11 @@ typedef struct {
 // Returns 0 when every compared value is within tol; prints a summary line
 // prefixed by `label`. opt NULL: defaults with no_reuse (every stored tensor
 // compared).
+// Compares with both references: emu_ref.c (written with the emitter) and
+// ir_ref.c (the project's reference interpreter).
 int emu_check(TG *t, const EmitCudaOptions *opt, const EmuCheck *chk, const char *label,
               EmuResult *res);
+int emu_check_graph(const IrGraph *g, const EmitCudaOptions *opt, const EmuCheck *chk,
+                    const char *label, EmuResult *res);
 
 #endif

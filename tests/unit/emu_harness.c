@@ -114,7 +114,12 @@ int emu_build(EmuModule *m, const char *source, int whole_file, char *err, size_
 }
 
 void emu_unload(EmuModule *m) {
-  if (m->so) dlclose(m->so);
+  if (m->so) {
+    void (*shutdown)(void) = NULL;
+    *(void **)&shutdown = dlsym(m->so, "nao_emu_shutdown");
+    if (shutdown) shutdown();
+    dlclose(m->so);
+  }
   free(m->fns);
   memset(m, 0, sizeof *m);
 }

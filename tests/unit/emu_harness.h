@@ -65,15 +65,15 @@ typedef struct {
   double *params, *grads, *buffers;
   const NaoMask *mask_of_node;  // per node: its mask (dropout / drop-path), or NULL
   const NaoMask **masks;
-} EmuRefRun;
+} ERefRun;
 
 // Runs g in double precision. params/buffers are the float arrays (copied);
 // masks[node] gives each mask node's key/keep/scale. Returns 0 or -1 (message).
-int emu_ref_run(EmuRefRun *r, const IrGraph *g, int n, const float *params, const float *buffers,
+int eref_run(ERefRun *r, const IrGraph *g, int n, const float *params, const float *buffers,
             const NaoMask *const *mask_by_node, const float *input, const int *labels, char *err,
             size_t errlen);
-void emu_ref_free(EmuRefRun *r);
+void eref_free(ERefRun *r);
 // Element (n, c, e) of tensor t (views resolved).
-double *emu_ref_at(const EmuRefRun *r, int t, int n, int c, int e);
+double *eref_at(const ERefRun *r, int t, int n, int c, int e);
 
 #endif

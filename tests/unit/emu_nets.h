@@ -9,6 +9,7 @@ typedef struct {
   const char *name;
   IrMode mode;
   void (*build)(TG *t);
+  double tol;  // accepted relative error; 0: 1e-4
 } EmuNet;
 
 int emu_net_count(void);

@@ -21,7 +21,7 @@ static int root_of(const IrGraph *g, int t, int *c0) {
 
 static int batched(const IrTensor *t) { return t->kind == IR_T_ACT || t->kind == IR_T_LABELS; }
 
-double *emu_ref_at(const EmuRefRun *r, int t, int n, int c, int e) {
+double *eref_at(const ERefRun *r, int t, int n, int c, int e) {
   int c0;
   int rt = root_of(r->g, t, &c0);
   const IrTensor *R = &r->g->tensors[rt], *T = &r->g->tensors[t];
@@ -30,19 +30,19 @@ double *emu_ref_at(const EmuRefRun *r, int t, int n, int c, int e) {
   return r->t[rt] + (batched(R) ? (size_t)n * numel : 0) + (size_t)(c0 + c) * hw + (size_t)e;
 }
 
-#define AT(t, n, c, e) (*emu_ref_at(r, (t), (n), (c), (e)))
+#define AT(t, n, c, e) (*eref_at(r, (t), (n), (c), (e)))
 
-static double *gradp(EmuRefRun *r, int p) { return r->grads + r->g->params->items[p].offset; }
-static double *parp(EmuRefRun *r, int p) { return r->params + r->g->params->items[p].offset; }
-static double *bufp(EmuRefRun *r, int p) { return r->buffers + r->g->params->items[p].offset; }
+static double *gradp(ERefRun *r, int p) { return r->grads + r->g->params->items[p].offset; }
+static double *parp(ERefRun *r, int p) { return r->params + r->g->params->items[p].offset; }
+static double *bufp(ERefRun *r, int p) { return r->buffers + r->g->params->items[p].offset; }
 
-static void put(EmuRefRun *r, const IrNode *nd, int k, int n, int c, int e, double v) {
-  double *p = emu_ref_at(r, nd->out[k], n, c, e);
+static void put(ERefRun *r, const IrNode *nd, int k, int n, int c, int e, double v) {
+  double *p = eref_at(r, nd->out[k], n, c, e);
   if (nd->accumulate & (1 << k)) *p += v;
   else *p = v;
 }
 
-static void put_grad(EmuRefRun *r, const IrNode *nd, int k, size_t i, double v) {
+static void put_grad(ERefRun *r, const IrNode *nd, int k, size_t i, double v) {
   double *p = gradp(r, nd->param[k]) + i;
   if (nd->accumulate & (1 << (IR_MAX_OUT + k))) *p += v;
   else *p = v;
@@ -62,7 +62,7 @@ static const IrXentAttr *xattr(const IrGraph *g, const IrNode *n) {
 }
 
 // conv: x (Ci,H,W) -> y (Co,Ho,Wo); mode 0 forward, 1 data, 2 filter
-static void conv(EmuRefRun *r, const IrNode *nd, int mode) {
+static void conv(ERefRun *r, const IrNode *nd, int mode) {
   const IrGraph *g = r->g;
   const IrConvAttr *a = cattr(g, nd);
   int x = mode == 1 ? nd->out[0] : nd->in[0];
@@ -110,7 +110,7 @@ static void conv(EmuRefRun *r, const IrNode *nd, int mode) {
   }
 }
 
-static void bn(EmuRefRun *r, const IrNode *nd) {
+static void bn(ERefRun *r, const IrNode *nd) {
   const IrBnAttr *a = battr(r->g, nd);
   int x = nd->in[0];
   const IrTensor *t = &r->g->tensors[x];
@@ -146,7 +146,7 @@ static void bn(EmuRefRun *r, const IrNode *nd) {
   }
 }
 
-static void bn_bwd(EmuRefRun *r, const IrNode *nd) {
+static void bn_bwd(ERefRun *r, const IrNode *nd) {
   const IrBnAttr *a = battr(r->g, nd);
   int x = nd->in[0], dy = nd->in[1];
   const IrTensor *t = &r->g->tensors[x];
@@ -183,7 +183,7 @@ static void bn_bwd(EmuRefRun *r, const IrNode *nd) {
 
 // Max-pool argmax of window (oy, ox): first maximum in row-major order
 // (padded cells take part as 0 when counted). Returns the tap or -1.
-static int pool_arg(EmuRefRun *r, const IrPoolAttr *a, int x, int n, int c, int oy, int ox,
+static int pool_arg(ERefRun *r, const IrPoolAttr *a, int x, int n, int c, int oy, int ox,
                     double *best) {
   const IrTensor *t = &r->g->tensors[x];
   int arg = -1;
@@ -214,7 +214,7 @@ static double pool_div(const IrPoolAttr *a, const IrTensor *t, int oy, int ox) {
   return (double)(y1 - y0) * (x1 - x0);
 }
 
-static void pool(EmuRefRun *r, const IrNode *nd, int bwd) {
+static void pool(ERefRun *r, const IrNode *nd, int bwd) {
   const IrPoolAttr *a = pattr(r->g, nd);
   int x = nd->in[0], y = bwd ? nd->in[1] : nd->out[0];
   const IrTensor *tx = &r->g->tensors[x], *ty = &r->g->tensors[y];
@@ -256,13 +256,13 @@ static void pool(EmuRefRun *r, const IrNode *nd, int bwd) {
   }
 }
 
-static double mask_val(const EmuRefRun *r, int node, size_t i) {
+static double mask_val(const ERefRun *r, int node, size_t i) {
   const NaoMask *m = r->masks[node];
   if (!m) return 1.0;
   return rng_hash_uniform(m->key, i) < m->keep ? (double)m->scale : 0.0;
 }
 
-static void linear(EmuRefRun *r, const IrNode *nd, int bwd) {
+static void linear(ERefRun *r, const IrNode *nd, int bwd) {
   int x = nd->in[0];
   const IrTensor *tx = &r->g->tensors[x];
   int kin = tx->c * tx->h * tx->w;
@@ -299,7 +299,7 @@ static void linear(EmuRefRun *r, const IrNode *nd, int bwd) {
     }
 }
 
-static void xent(EmuRefRun *r, const IrNode *nd, int bwd) {
+static void xent(ERefRun *r, const IrNode *nd, int bwd) {
   const IrXentAttr *a = xattr(r->g, nd);
   int K = r->g->tensors[nd->in[0]].c;
   double total = 0;
@@ -327,7 +327,7 @@ static void xent(EmuRefRun *r, const IrNode *nd, int bwd) {
   if (!bwd) put(r, nd, 0, 0, 0, 0, a->weight * total / r->n);
 }
 
-static void eltwise(EmuRefRun *r, const IrNode *nd) {
+static void eltwise(ERefRun *r, const IrNode *nd) {
   const IrTensor *t = &r->g->tensors[nd->out[0]];
   int hw = t->h * t->w;
   for (int n = 0; n < (batched(t) ? r->n : 1); n++)
@@ -367,7 +367,7 @@ static void eltwise(EmuRefRun *r, const IrNode *nd) {
       }
 }
 
-static int run_node(EmuRefRun *r, int id, char *err, size_t errlen) {
+static int run_node(ERefRun *r, int id, char *err, size_t errlen) {
   const IrNode *nd = &r->g->nodes[id];
   switch (nd->kind) {
     case IR_INPUT:
@@ -421,7 +421,7 @@ static int run_node(EmuRefRun *r, int id, char *err, size_t errlen) {
   return 0;
 }
 
-int emu_ref_run(EmuRefRun *r, const IrGraph *g, int n, const float *params, const float *buffers,
+int eref_run(ERefRun *r, const IrGraph *g, int n, const float *params, const float *buffers,
             const NaoMask *const *mask_by_node, const float *input, const int *labels, char *err,
             size_t errlen) {
   memset(r, 0, sizeof *r);
@@ -454,7 +454,7 @@ int emu_ref_run(EmuRefRun *r, const IrGraph *g, int n, const float *params, cons
   return 0;
 }
 
-void emu_ref_free(EmuRefRun *r) {
+void eref_free(ERefRun *r) {
   if (r->t)
     for (int t = 0; t < r->g->n_tensors; t++) free(r->t[t]);
   free(r->t);

@@ -38,6 +38,9 @@ static const PoolCase cases[] = {
     {"avg 5x5 window larger than image", 2, 2, 3, 3, 5, 5, 1, 1, 2, 2, 2, 2, 0, 0},
     {"max 5x5 window larger than image", 2, 2, 3, 3, 5, 5, 1, 1, 2, 2, 2, 2, 1, 0},
     {"avg 3x3 long rows", 1, 2, 2, 300, 3, 3, 1, 1, 1, 1, 1, 1, 0, 0},
+    {"avg 3x3 plane too big to separate", 1, 1, 130, 130, 3, 3, 1, 1, 1, 1, 1, 1, 0, 1},
+    {"max 3x3 s2 plane too big to separate", 1, 1, 260, 140, 3, 3, 2, 2, 1, 1, 1, 1, 1, 0},
+    {"avg 1x3 one window row", 2, 2, 5, 7, 1, 3, 1, 1, 0, 1, 0, 1, 0, 0},
 };
 
 static CpuPoolShape shape_of(const PoolCase *c) {

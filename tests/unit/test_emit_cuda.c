@@ -22,7 +22,8 @@ static void check_net(const EmuNet *net, int no_fuse, int reuse, int update, int
   opt.no_reuse = !reuse;
   if (smem) opt.smem_limit = smem;
   opt.vec = vec;
-  EmuCheck chk = {.n = n, .update = update, .print_source = getenv("NAO_PRINT") != NULL};
+  EmuCheck chk = {.n = n, .update = update, .tol = net->tol,
+                  .print_source = getenv("NAO_PRINT") != NULL};
   char label[96];
   snprintf(label, sizeof label, "%s%s%s%s%s n=%d", net->name, no_fuse ? " unfused" : "",
            reuse ? " reuse" : "", smem ? " direct" : "", vec ? "" : " scalar", n);
