@@ -54,7 +54,7 @@ static void put_meta(StMeta *m, int *n, Arena *a, const char *key, const char *f
   sb_free(&sb);
 }
 
-enum { CKPT_MAX_META = 16 };
+enum { CKPT_MAX_META = 20 };
 
 static int make_meta(StMeta *m, Arena *a, const NetSpec *ns, const Recipe *r,
                      const CkptInfo *in) {
@@ -78,6 +78,10 @@ static int make_meta(StMeta *m, Arena *a, const NetSpec *ns, const Recipe *r,
   put_meta(m, &n, a, "rng", "%016" PRIx64 " %016" PRIx64 " %016" PRIx64 " %016" PRIx64,
            in->rng.s[0], in->rng.s[1], in->rng.s[2], in->rng.s[3]);
   put_meta(m, &n, a, "threads", "%d", in->threads);
+  put_meta(m, &n, a, "data", "%s", in->data);
+  put_meta(m, &n, a, "dataset", "%s", in->dataset);
+  put_meta(m, &n, a, "synthetic_size", "%d,%d", in->synthetic_train, in->synthetic_test);
+  put_meta(m, &n, a, "checkpoint_steps", "%lld", in->checkpoint_steps);
   sb_free(&net);
   return n;
 }
@@ -218,8 +222,15 @@ static int meta_info(const SafeTensors *st, CkptInfo *info, char *err, size_t er
   }
   info->step = v[0], info->epoch = (int)v[1], info->batch = (int)v[2];
   info->total_steps = v[3], info->best_epoch = (int)v[4], info->threads = (int)v[5];
-  const char *recipe = st_meta_get(st, "recipe");
+  const char *recipe = st_meta_get(st, "recipe"), *data = st_meta_get(st, "data");
+  const char *kind = st_meta_get(st, "dataset"), *synth = st_meta_get(st, "synthetic_size");
   snprintf(info->recipe, sizeof info->recipe, "%s", recipe ? recipe : "");
+  snprintf(info->data, sizeof info->data, "%s", data ? data : "");
+  snprintf(info->dataset, sizeof info->dataset, "%s", kind ? kind : "");
+  if (!synth || sscanf(synth, "%d,%d", &info->synthetic_train, &info->synthetic_test) != 2)
+    info->synthetic_train = info->synthetic_test = 0;
+  const char *cs = st_meta_get(st, "checkpoint_steps");
+  info->checkpoint_steps = cs ? strtoll(cs, NULL, 10) : 0;
   return 0;
 }
 

@@ -9,7 +9,8 @@
 // Metadata (__metadata__, strings): format "naoc-checkpoint/1", arch (the
 // reference's arch string), network (JSON of the backbone settings), recipe
 // (recipe_to_json), step, epoch, batch (batches of `epoch` done), total_steps,
-// best_valid_top1, best_epoch, seed, rng (four hex words), threads.
+// best_valid_top1, best_epoch, seed, rng (four hex words), threads, data,
+// dataset, synthetic_size ("TRAIN,TEST"), checkpoint_steps.
 //
 // Loading checks before it copies anything, so a refused file changes
 // nothing: every parameter and buffer present with dtype F32 and its shape,
@@ -42,6 +43,11 @@ typedef struct {
   Rng rng;
   int threads;             // for the record (results do not depend on it)
   char recipe[2048];       // loaded: the recipe's JSON (recipe_to_json); ignored by ckpt_save
+  // The data the run trains on (a resumed run takes them unless told otherwise).
+  char data[1024];         // the data folder, or "synthetic"
+  char dataset[32];        // data_kind_name of the source
+  int synthetic_train, synthetic_test;  // images of synthetic data
+  long long checkpoint_steps;  // the run's --checkpoint-steps
 } CkptInfo;
 
 typedef enum {
