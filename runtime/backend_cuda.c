@@ -124,10 +124,45 @@ static int build_net(CudaBackend *cb, char *err, size_t errlen) {
   return 0;
 }
 
+static int same_attr(const IrNode *a, const IrNode *b) {
+  switch (a->kind) {
+    case IR_CONV:
+    case IR_CONV_BWD_DATA:
+    case IR_CONV_BWD_FILTER: return !memcmp(&a->a.conv, &b->a.conv, sizeof a->a.conv);
+    case IR_POOL:
+    case IR_POOL_BWD: return !memcmp(&a->a.pool, &b->a.pool, sizeof a->a.pool);
+    case IR_BN:
+    case IR_BN_BWD: return !memcmp(&a->a.bn, &b->a.bn, sizeof a->a.bn);
+    case IR_DROPOUT:
+    case IR_DROPPATH:
+    case IR_MASK_BWD: return !memcmp(&a->a.drop, &b->a.drop, sizeof a->a.drop);
+    case IR_XENT:
+    case IR_XENT_BWD: return !memcmp(&a->a.xent, &b->a.xent, sizeof a->a.xent);
+    default: return 1;
+  }
+}
+
+// The program computes the graph: same nodes (kind, name, wiring, flags,
+// attributes: the loss's smoothing and weight, keep probabilities...) and
+// tensors of the same shapes.
 static int same_graph(const CudaProgram *p, const IrGraph *g) {
   if (!p || p->n_nodes != g->n_nodes || p->n_ir_tensors != g->n_tensors) return 0;
-  for (int i = 0; i < g->n_nodes; i++)
-    if (p->nodes[i].kind != g->nodes[i].kind || strcmp(p->nodes[i].name, g->nodes[i].name)) return 0;
+  for (int i = 0; i < g->n_nodes; i++) {
+    const IrNode *a = &p->nodes[i], *b = &g->nodes[i];
+    if (a->kind != b->kind || strcmp(a->name, b->name) || a->n_in != b->n_in || a->n_out != b->n_out ||
+        a->n_param != b->n_param || a->accumulate != b->accumulate || !same_attr(a, b))
+      return 0;
+    for (int k = 0; k < a->n_in; k++)
+      if (a->in[k] != b->in[k]) return 0;
+    for (int k = 0; k < a->n_out; k++)
+      if (a->out[k] != b->out[k]) return 0;
+    for (int k = 0; k < a->n_param; k++)
+      if (a->param[k] != b->param[k]) return 0;
+  }
+  for (int t = 0; t < g->n_tensors; t++) {
+    const IrTensor *a = &p->tensors[t], *b = &g->tensors[t];
+    if (a->kind != b->kind || a->c != b->c || a->h != b->h || a->w != b->w) return 0;
+  }
   return 1;
 }
 
@@ -149,8 +184,9 @@ static int check_net(const CudaNet *net, const NetBuild *nb, char *err, size_t e
   if (nb->has_train && nb->train.n_nodes > nb->train.n_fwd_nodes &&
       !same_graph(cuda_net_program(net, "train"), &nb->train)) {
     snprintf(err, errlen, "net.cu (from %s) has another training graph than this network and "
-                          "recipe (options such as the auxiliary weight or drop-path change it): "
-                          "regenerate net.cu",
+                          "recipe (the recipe's auxiliary weight, drop-path, dropout or label "
+                          "smoothing differ from the network's): regenerate net.cu, or train with "
+                          "the recipe it was made for",
              net->source);
     return -1;
   }
@@ -190,6 +226,7 @@ Backend *backend_cuda_create_with(const NetBuild *nb, ModelState *host, const Ba
   else {
     cuda_rt_options_default(&ro);
     env_options(&ro);
+    ro.kernel_cache = opt->kernel_cache;
   }
   int rc = net ? check_net(net, nb, err, errlen) : build_net(cb, err, errlen);
   if (net) cb->net = net;
@@ -200,7 +237,7 @@ Backend *backend_cuda_create_with(const NetBuild *nb, ModelState *host, const Ba
     cb->rt = cuda_rt_create(cb->net, source, train ? opt->max_batch : 0, eval ? opt->max_eval_batch : 0,
                             &ro, why, sizeof why);
     if (!cb->rt) {
-      snprintf(err, errlen, "--backend cuda: %s", why);
+      snprintf(err, errlen, "%s", why);
       rc = -1;
     }
   }
@@ -220,5 +257,6 @@ Backend *backend_cuda_create_with(const NetBuild *nb, ModelState *host, const Ba
 
 Backend *backend_cuda_create(const NetBuild *nb, ModelState *host, const BackendOptions *opt,
                              char *err, size_t errlen) {
-  return backend_cuda_create_with(nb, host, opt, NULL, NULL, NULL, err, errlen);
+  return backend_cuda_create_with(nb, host, opt, (const CudaNet *)opt->cuda_net, opt->cuda_source,
+                                  NULL, err, errlen);
 }

@@ -159,9 +159,12 @@ int cuda_rt_measure(CudaRt *rt, size_t copy_bytes, int gemm_n, int reps, CudaDev
 int cuda_rt_mem_used(CudaRt *rt, size_t *used, size_t *total);
 
 // ---------------------------------------------------------------- the backend
-// backend_cuda_create (backend.h) builds the CudaNet from the NetBuild's
-// graphs in process. This one takes a prepared net and source (a generated
-// trainer's, NULL to build it) and runtime options (NULL: defaults).
+// backend_cuda_create (backend.h) takes BackendOptions' cuda_net and
+// cuda_source (a generated trainer's), or builds the CudaNet from the
+// NetBuild's graphs in process, with runtime options from the environment
+// (NAOC_CUDA_TF32=0, NAOC_CUDA_GRAPHS=0, NAOC_CUDA_VERBOSE=1) and the kernel
+// cache folder of BackendOptions. This one takes runtime options explicitly
+// (rto NULL: as backend_cuda_create).
 Backend *backend_cuda_create_with(const NetBuild *nb, ModelState *host, const BackendOptions *opt,
                                   const CudaNet *net, const char *source,
                                   const CudaRtOptions *rto, char *err, size_t errlen);
