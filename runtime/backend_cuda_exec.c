@@ -483,11 +483,8 @@ int cuda_rt_set_resident_input(CudaRt *rt, const float *images, const int32_t *l
       return -1;
   }
   rt->resident_n = n;
-  CU(rt->cu->memcpy_htod(rt->resident_x, images, 4 * per * (size_t)n), "cuMemcpyHtoD",
-     "copying the resident input");
-  if (labels) CU(rt->cu->memcpy_htod(rt->resident_y, labels, 4 * (size_t)n), "cuMemcpyHtoD",
-                 "copying the resident labels");
-  return 0;
+  if (rt_put(rt, rt->resident_x, images, 4 * per * (size_t)n, "copying the resident input")) return -1;
+  return labels ? rt_put(rt, rt->resident_y, labels, 4 * (size_t)n, "copying the resident labels") : 0;
 }
 
 int cuda_rt_read_tensor(CudaRt *rt, const char *prog, int t, float *out) {
@@ -505,13 +502,9 @@ int cuda_rt_read_tensor(CudaRt *rt, const char *prog, int t, float *out) {
   size_t per = numel3(x);
   int n = x->kind == IR_T_ACT || x->kind == IR_T_LABELS ? pp->last_n : 1;
   size_t ss = pp->p->locs[t].sample_stride;
-  if (n == 1 || ss == per) {
-    CU(rt->cu->memcpy_dtoh(out, d, 4 * per * (size_t)n), "cuMemcpyDtoH", "reading a tensor");
-    return 0;
-  }
+  if (n == 1 || ss == per) return rt_get(rt, out, d, 4 * per * (size_t)n, "reading a tensor");
   for (int i = 0; i < n; i++)
-    CU(rt->cu->memcpy_dtoh(out + per * (size_t)i, d + 4 * ss * (size_t)i, 4 * per), "cuMemcpyDtoH",
-       "reading a tensor");
+    if (rt_get(rt, out + per * (size_t)i, d + 4 * ss * (size_t)i, 4 * per, "reading a tensor")) return -1;
   return 0;
 }
 

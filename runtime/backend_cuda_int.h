@@ -126,6 +126,8 @@ struct CudaRt {
 int rt_fail(CudaRt *rt, CuResult r, const char *call, const char *what);
 CuDevptr rt_alloc(CudaRt *rt, size_t bytes, const char *what);  // 0 with rt->err set
 void rt_free(CudaRt *rt, CuDevptr p);
+int rt_put(CudaRt *rt, CuDevptr dst, const void *src, size_t bytes, const char *what);
+int rt_get(CudaRt *rt, void *dst, CuDevptr src, size_t bytes, const char *what);
 CuDevptr rt_tensor(const CudaRt *rt, const RtProg *pp, int t, int n);
 
 // backend_cuda_lib.c

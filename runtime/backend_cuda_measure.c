@@ -40,9 +40,9 @@ static int random_fill(CudaRt *rt, CuDevptr d, size_t floats, uint64_t seed) {
   Rng r;
   rng_seed(&r, seed);
   for (size_t i = 0; i < floats; i++) h[i] = (float)(rng_uniform(&r) - 0.5);
-  CuResult res = rt->cu->memcpy_htod(d, h, sizeof(float) * floats);
+  int rc = rt_put(rt, d, h, sizeof(float) * floats, "filling a measurement buffer");
   free(h);
-  return res == CUAPI_SUCCESS ? 0 : rt_fail(rt, res, "cuMemcpyHtoD", "filling a measurement buffer");
+  return rc;
 }
 
 static int measure_copy(CudaRt *rt, size_t bytes, int reps, double *gbs) {

@@ -65,6 +65,23 @@ void rt_free(CudaRt *rt, CuDevptr p) {
     }
 }
 
+// Copies on the runtime's stream, then waits: the stream does not wait for
+// the legacy default stream (it is non-blocking), so synchronous copies there
+// could race with its work.
+int rt_put(CudaRt *rt, CuDevptr dst, const void *src, size_t bytes, const char *what) {
+  if (!bytes) return 0;
+  CU(rt->cu->memcpy_htod_async(dst, src, bytes, rt->stream), "cuMemcpyHtoDAsync", what);
+  CU(rt->cu->stream_synchronize(rt->stream), "cuStreamSynchronize", what);
+  return 0;
+}
+
+int rt_get(CudaRt *rt, void *dst, CuDevptr src, size_t bytes, const char *what) {
+  if (!bytes) return 0;
+  CU(rt->cu->memcpy_dtoh_async(dst, src, bytes, rt->stream), "cuMemcpyDtoHAsync", what);
+  CU(rt->cu->stream_synchronize(rt->stream), "cuStreamSynchronize", what);
+  return 0;
+}
+
 CuDevptr rt_tensor(const CudaRt *rt, const RtProg *pp, int t, int n) {
   const PlanLoc *l = &pp->p->locs[t];
   if (l->region == LOC_FIXED) return pp->fixed + 4 * (CuDevptr)l->unscaled;
@@ -453,10 +470,9 @@ int cuda_rt_upload(CudaRt *rt, const float *params, const float *buffers, const 
   const CudaNet *net = rt->net;
   size_t ft = sizeof(float) * net->n_trainable;
   CU(rt->cu->stream_synchronize(rt->stream), "cuStreamSynchronize", "waiting before an upload");
-  if (ft) CU(rt->cu->memcpy_htod(rt->params, params, ft), "cuMemcpyHtoD", "uploading the parameters");
-  if (net->n_buffer)
-    CU(rt->cu->memcpy_htod(rt->buffers, buffers, sizeof(float) * net->n_buffer), "cuMemcpyHtoD",
-       "uploading the BN statistics");
+  if (rt_put(rt, rt->params, params, ft, "uploading the parameters") ||
+      rt_put(rt, rt->buffers, buffers, sizeof(float) * net->n_buffer, "uploading the BN statistics"))
+    return -1;
   if (!ft) return 0;
   float *m = xcalloc(net->n_trainable, sizeof(float));
   if (momentum)
@@ -465,31 +481,27 @@ int cuda_rt_upload(CudaRt *rt, const float *params, const float *buffers, const 
       if (p->trainable && (!has_buf || has_buf[i]))
         memcpy(m + p->offset, momentum + p->offset, sizeof(float) * p->numel);
     }
-  CuResult r = rt->cu->memcpy_htod(rt->momentum, m, ft);
+  int rc = rt_put(rt, rt->momentum, m, ft, "uploading the momentum buffers");
   free(m);
-  if (r != CUAPI_SUCCESS) return rt_fail(rt, r, "cuMemcpyHtoD", "uploading the momentum buffers");
-  return 0;
+  return rc;
 }
 
 int cuda_rt_download(CudaRt *rt, float *params, float *buffers, float *momentum) {
   const CudaNet *net = rt->net;
   size_t ft = sizeof(float) * net->n_trainable;
   CU(rt->cu->stream_synchronize(rt->stream), "cuStreamSynchronize", "waiting for the last step");
-  if (ft && params)
-    CU(rt->cu->memcpy_dtoh(params, rt->params, ft), "cuMemcpyDtoH", "downloading the parameters");
-  if (ft && momentum)
-    CU(rt->cu->memcpy_dtoh(momentum, rt->momentum, ft), "cuMemcpyDtoH", "downloading the momentum");
-  if (net->n_buffer && buffers)
-    CU(rt->cu->memcpy_dtoh(buffers, rt->buffers, sizeof(float) * net->n_buffer), "cuMemcpyDtoH",
-       "downloading the BN statistics");
+  if ((params && rt_get(rt, params, rt->params, ft, "downloading the parameters")) ||
+      (momentum && rt_get(rt, momentum, rt->momentum, ft, "downloading the momentum")) ||
+      (buffers && rt_get(rt, buffers, rt->buffers, sizeof(float) * net->n_buffer,
+                         "downloading the BN statistics")))
+    return -1;
   return 0;
 }
 
 int cuda_rt_download_grads(CudaRt *rt, float *grads) {
   size_t ft = sizeof(float) * rt->net->n_trainable;
   CU(rt->cu->stream_synchronize(rt->stream), "cuStreamSynchronize", "waiting for the last step");
-  if (ft) CU(rt->cu->memcpy_dtoh(grads, rt->grads, ft), "cuMemcpyDtoH", "downloading the gradients");
-  return 0;
+  return rt_get(rt, grads, rt->grads, ft, "downloading the gradients");
 }
 
 int cuda_rt_sync(CudaRt *rt) {

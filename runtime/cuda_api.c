@@ -86,8 +86,6 @@ int cuda_api_load(CudaApi *api, CudaLib *lib, char *err, size_t errlen) {
   LOAD(mem_free, "cuMemFree_v2", NULL);
   LOAD(mem_host_alloc, "cuMemHostAlloc", NULL);
   LOAD(mem_free_host, "cuMemFreeHost", NULL);
-  LOAD(memcpy_htod, "cuMemcpyHtoD_v2", NULL);
-  LOAD(memcpy_dtoh, "cuMemcpyDtoH_v2", NULL);
   LOAD(memcpy_htod_async, "cuMemcpyHtoDAsync_v2", NULL);
   LOAD(memcpy_dtoh_async, "cuMemcpyDtoHAsync_v2", NULL);
   LOAD(memcpy_dtod_async, "cuMemcpyDtoDAsync_v2", NULL);

@@ -101,8 +101,6 @@ typedef struct CudaApi {
   CuResult (*mem_free)(CuDevptr ptr);
   CuResult (*mem_host_alloc)(void **ptr, size_t bytes, unsigned flags);
   CuResult (*mem_free_host)(void *ptr);
-  CuResult (*memcpy_htod)(CuDevptr dst, const void *src, size_t bytes);
-  CuResult (*memcpy_dtoh)(void *dst, CuDevptr src, size_t bytes);
   CuResult (*memcpy_htod_async)(CuDevptr dst, const void *src, size_t bytes, CuStream s);
   CuResult (*memcpy_dtoh_async)(void *dst, CuDevptr src, size_t bytes, CuStream s);
   CuResult (*memcpy_dtod_async)(CuDevptr dst, CuDevptr src, size_t bytes, CuStream s);

@@ -63,8 +63,6 @@ SAME(CudaApi, mem_alloc, cuMemAlloc_v2);
 SAME(CudaApi, mem_free, cuMemFree_v2);
 SAME(CudaApi, mem_host_alloc, cuMemHostAlloc);
 SAME(CudaApi, mem_free_host, cuMemFreeHost);
-SAME(CudaApi, memcpy_htod, cuMemcpyHtoD_v2);
-SAME(CudaApi, memcpy_dtoh, cuMemcpyDtoH_v2);
 SAME(CudaApi, memcpy_htod_async, cuMemcpyHtoDAsync_v2);
 SAME(CudaApi, memcpy_dtoh_async, cuMemcpyDtoHAsync_v2);
 SAME(CudaApi, memcpy_dtod_async, cuMemcpyDtoDAsync_v2);

@@ -313,23 +313,6 @@ static int dev_range(CuDevptr p, size_t n, const char *what) {
   return cuda_mock_in_memory((const void *)(uintptr_t)p, n, what);
 }
 
-static CuResult m_htod(CuDevptr d, const void *s, size_t n) {
-  CuResult r = unsafe_during_capture("cuMemcpyHtoD");
-  if (r) return r;
-  if (!dev_range(d, n, "cuMemcpyHtoD destination")) return CUAPI_ERROR_INVALID_VALUE;
-  M.st.syncs++;
-  memcpy((void *)(uintptr_t)d, s, n);
-  return M.sticky;
-}
-static CuResult m_dtoh(void *d, CuDevptr s, size_t n) {
-  CuResult r = unsafe_during_capture("cuMemcpyDtoH");
-  if (r) return r;
-  if (!dev_range(s, n, "cuMemcpyDtoH source")) return CUAPI_ERROR_INVALID_VALUE;
-  M.st.syncs++;
-  memcpy(d, (const void *)(uintptr_t)s, n);
-  return M.sticky;
-}
-
 static CuResult host_copy_async(CuStream st, void *dst, const void *src, size_t n, const void *host,
                                 const char *call) {
   if (st && st->capturing && !is_pinned(host, n)) {
@@ -582,8 +565,6 @@ static const CudaApi mock_api = {
     .mem_free = m_free,
     .mem_host_alloc = m_host_alloc,
     .mem_free_host = m_free_host,
-    .memcpy_htod = m_htod,
-    .memcpy_dtoh = m_dtoh,
     .memcpy_htod_async = m_htod_async,
     .memcpy_dtoh_async = m_dtoh_async,
     .memcpy_dtod_async = m_dtod_async,
