@@ -64,7 +64,8 @@ typedef struct {
   size_t bytes_allocated;     // device memory the runtime holds now (its cuMemAllocs)
   size_t bytes_peak;          // the most it held at once
   size_t conv_workspace;      // bytes
-  double compile_seconds;
+  double compile_seconds;     // NVRTC through the cache (its library's loading included)
+  double load_seconds;        // cuModuleLoadData and cuModuleGetFunction of every kernel
   int units_compiled, units_cached, units_damaged, compile_whole;
   char nvrtc[1100];           // library and version
   char cudnn[1100], cublas[1100];

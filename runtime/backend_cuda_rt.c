@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "compiler/util.h"
 #include "runtime/backend_cuda_int.h"
@@ -250,6 +251,8 @@ static int load_kernels(CudaRt *rt, const char *source) {
   in->compile_whole = cc.whole;
   snprintf(in->nvrtc, sizeof in->nvrtc, "NVRTC %d.%d (%s)", cc.nvrtc_major, cc.nvrtc_minor,
            cc.nvrtc_path);
+  struct timespec t0, t1;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
   rt->modules = xcalloc((size_t)cc.n_units, sizeof *rt->modules);
   rt->fns = xcalloc((size_t)net->n_kernels, sizeof *rt->fns);
   int rc = 0;
@@ -268,6 +271,8 @@ static int load_kernels(CudaRt *rt, const char *source) {
                                              net->kernels[k].name);
     if (r != CUAPI_SUCCESS) rc = rt_fail(rt, r, "cuModuleGetFunction", what);
   }
+  clock_gettime(CLOCK_MONOTONIC, &t1);
+  in->load_seconds = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
   for (int k = 0; k < net->n_kernels && !rc; k++) {  // local memory is a performance bug
     int local = 0;
     CuResult r = rt->cu->func_get_attribute(&local, CUAPI_FUNC_LOCAL_SIZE_BYTES, rt->fns[k]);

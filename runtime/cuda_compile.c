@@ -127,9 +127,10 @@ static int split_kernels(const CudaNet *net, const char *s, const char *end, Cud
   return rc;
 }
 
-int cuda_compile_split(const CudaNet *net, const char *source, int whole, CudaCompiled *out,
-                       char *err, size_t errlen) {
-  memset(out, 0, sizeof *out);
+// The device code of `source`: the region between the guards of a net.cu,
+// or the whole text.
+static int device_region(const char *source, const char **start, const char **stop, char *err,
+                         size_t errlen) {
   const char *s = source, *end = source + strlen(source);
   const char *ifd = find_line(s, end, "#ifdef __CUDACC_RTC__");
   if (ifd) {
@@ -147,6 +148,16 @@ int cuda_compile_split(const CudaNet *net, const char *source, int whole, CudaCo
     snprintf(err, errlen, "the source has no device code");
     return -1;
   }
+  *start = s;
+  *stop = end;
+  return 0;
+}
+
+int cuda_compile_split(const CudaNet *net, const char *source, int whole, CudaCompiled *out,
+                       char *err, size_t errlen) {
+  memset(out, 0, sizeof *out);
+  const char *s, *end;
+  if (device_region(source, &s, &end, err, errlen)) return -1;
   if (!whole && split_kernels(net, s, end, out) == 0) return 0;
   cuda_compiled_free(out);
   memset(out, 0, sizeof *out);
@@ -247,10 +258,87 @@ static int open_nvrtc(CudaCompiled *c, CudaLib *pre, NvrtcLib **lib, char *err, 
   return nvrtc_version(*lib, &c->nvrtc_major, &c->nvrtc_minor, err, errlen);
 }
 
+// ---------------------------------------------------------------- bundles
+// After a compilation, all the net's cubins are also stored as one entry
+// keyed by the whole device code, so that a start with everything cached
+// reads one file: "NAOB" u32 units, then per unit u32 name length, name,
+// u64 image length, image (little endian).
+
+static void put32(StrBuf *b, uint32_t v) {
+  unsigned char x[4] = {(unsigned char)v, (unsigned char)(v >> 8), (unsigned char)(v >> 16),
+                        (unsigned char)(v >> 24)};
+  sb_appendn(b, (const char *)x, 4);
+}
+
+static void bundle_put(const CudaCompiled *c, const KCache *cache, const KCacheKey *k) {
+  StrBuf b = {0};
+  sb_appendn(&b, "NAOB", 4);
+  put32(&b, (uint32_t)c->n_units);
+  for (int u = 0; u < c->n_units; u++) {
+    size_t nl = strlen(c->units[u].name);
+    put32(&b, (uint32_t)nl);
+    sb_appendn(&b, c->units[u].name, nl);
+    put32(&b, (uint32_t)c->units[u].size);
+    put32(&b, (uint32_t)((uint64_t)c->units[u].size >> 32));
+    sb_appendn(&b, c->units[u].image, c->units[u].size);
+  }
+  char e[600];
+  kcache_put(cache, k, "bundle", b.data, b.len, e, sizeof e);  // a failure only costs time
+  sb_free(&b);
+}
+
+static uint64_t get_le(const unsigned char *p, int n) {
+  uint64_t v = 0;
+  for (int i = 0; i < n; i++) v |= (uint64_t)p[i] << (8 * i);
+  return v;
+}
+
+// Fills out from a bundle; -1 when it does not parse or does not hold every
+// kernel of the net.
+static int bundle_parse(const CudaNet *net, const unsigned char *p, size_t len, CudaCompiled *out) {
+  memset(out, 0, sizeof *out);
+  if (len < 8 || memcmp(p, "NAOB", 4)) return -1;
+  uint64_t n = get_le(p + 4, 4);
+  if (n == 0 || n > 1000000) return -1;
+  out->units = xcalloc((size_t)n, sizeof *out->units);
+  size_t at = 8;
+  for (uint64_t u = 0; u < n; u++) {
+    if (at + 4 > len) return -1;
+    uint64_t nl = get_le(p + at, 4);
+    if (nl == 0 || nl > 4096 || at + 4 + nl + 8 > len) return -1;
+    CudaUnit *x = &out->units[out->n_units++];
+    x->name = xmalloc(nl + 1);
+    memcpy(x->name, p + at + 4, nl);
+    x->name[nl] = '\0';
+    at += 4 + nl;
+    uint64_t il = get_le(p + at, 8);
+    at += 8;
+    if (il == 0 || il > len - at) return -1;
+    x->image = xmalloc(il + 1);
+    memcpy(x->image, p + at, il);
+    x->size = il;
+    x->cached = 1;
+    at += il;
+  }
+  if (at != len) return -1;
+  out->unit_of_kernel = xmalloc(sizeof(int) * ((size_t)net->n_kernels + 1));
+  out->whole = out->n_units == 1 && !strcmp(out->units[0].name, "net");
+  for (int k = 0; k < net->n_kernels; k++) {
+    out->unit_of_kernel[k] = -1;
+    for (int u = 0; u < out->n_units; u++)
+      if (out->whole || !strcmp(out->units[u].name, net->kernels[k].name)) out->unit_of_kernel[k] = u;
+    if (out->unit_of_kernel[k] < 0) return -1;
+  }
+  out->n_cached = out->n_units;
+  return 0;
+}
+
 int cuda_compile_net(const CudaNet *net, const char *source, const CudaCompileOptions *o,
                      CudaCompiled *out, char *err, size_t errlen) {
   double t0 = now_s();
-  if (cuda_compile_split(net, source, o->whole, out, err, errlen)) return -1;
+  memset(out, 0, sizeof *out);
+  const char *rs, *re;
+  if (device_region(source, &rs, &re, err, errlen)) return -1;
   CudaLib pre;
   NvrtcLib *lib = NULL;
   if (open_nvrtc(out, &pre, &lib, err, errlen)) {
@@ -258,6 +346,43 @@ int cuda_compile_net(const CudaNet *net, const char *source, const CudaCompileOp
     cuda_lib_close(&pre);
     return -1;
   }
+  char opts_text[512] = "";
+  for (int i = 0; i < o->n_opts; i++)
+    snprintf(opts_text + strlen(opts_text), sizeof opts_text - strlen(opts_text), "%s ", o->opts[i]);
+  KCacheKey whole_key;
+  StrBuf tag = {0};
+  sb_printf(&tag, "bundle %d|", o->whole);
+  sb_appendn(&tag, rs, (size_t)(re - rs));
+  kcache_key(&whole_key, tag.data, tag.len, o->arch, opts_text, out->nvrtc_major, out->nvrtc_minor);
+  sb_free(&tag);
+  int major = out->nvrtc_major, minor = out->nvrtc_minor;
+  char path[sizeof out->nvrtc_path];
+  memcpy(path, out->nvrtc_path, sizeof path);
+  void *bun = NULL;
+  size_t blen = 0;
+  int damaged = 0;
+  if (kcache_get(o->cache, &whole_key, "bundle", &bun, &blen, &damaged)) {
+    if (bundle_parse(net, bun, blen, out) == 0) {
+      free(bun);
+      out->nvrtc_major = major, out->nvrtc_minor = minor;
+      memcpy(out->nvrtc_path, path, sizeof path);
+      nvrtc_close(lib);
+      cuda_lib_close(&pre);
+      out->seconds = now_s() - t0;
+      return 0;
+    }
+    cuda_compiled_free(out);
+    damaged = 1;
+  }
+  free(bun);
+  if (cuda_compile_split(net, source, o->whole, out, err, errlen)) {
+    nvrtc_close(lib);
+    cuda_lib_close(&pre);
+    return -1;
+  }
+  out->n_damaged = damaged;
+  out->nvrtc_major = major, out->nvrtc_minor = minor;
+  memcpy(out->nvrtc_path, path, sizeof path);
   Job j;
   memset(&j, 0, sizeof j);
   j.o = o;
@@ -296,6 +421,7 @@ int cuda_compile_net(const CudaNet *net, const char *source, const CudaCompileOp
   pthread_mutex_destroy(&j.mu);
   nvrtc_close(lib);
   cuda_lib_close(&pre);
+  if (!rc) bundle_put(out, o->cache, &whole_key);
   out->seconds = now_s() - t0;
   return rc;
 }

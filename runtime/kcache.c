@@ -90,9 +90,33 @@ static void key_hex(KCacheKey *k) {
            (unsigned long long)k->b);
 }
 
+static uint64_t mix64(uint64_t z) {
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+
+// Two 64-bit lanes over 8-byte words (a cache key, not a defence against
+// crafted collisions): several times faster than byte-wise FNV on the
+// megabytes of a network's device code.
 void kcache_key_bytes(KCacheKey *k, const void *data, size_t len) {
-  k->a = nao_hash64(data, len, 0x6b63616368652d61ULL);
-  k->b = nao_hash64(data, len, 0x9e3779b97f4a7c15ULL) ^ ((uint64_t)len << 1);
+  const unsigned char *p = data;
+  uint64_t a = 0x6b63616368652d61ULL ^ len, b = 0x9e3779b97f4a7c15ULL + len;
+  size_t i = 0;
+  for (; i + 8 <= len; i += 8) {
+    uint64_t w;
+    memcpy(&w, p + i, 8);
+    a = (a ^ w) * 0x100000001b3ULL;
+    a ^= a >> 29;
+    b = (b + w) * 0xff51afd7ed558ccdULL;
+    b ^= b >> 32;
+  }
+  uint64_t tail = 0;
+  memcpy(&tail, p + i, len - i);
+  a = mix64(a ^ tail ^ 0x1234567ULL);
+  b = mix64(b + tail + a);
+  k->a = a;
+  k->b = b;
   key_hex(k);
 }
 

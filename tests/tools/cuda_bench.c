@@ -5,6 +5,9 @@
 //              [--cache DIR] [--cold] [--label NAME] [--out FILE] [--mock]
 //              [--copy-mib 2048] [--gemm 8192]
 //   cuda_bench --net FILE.nao --print-seq     the arch's token sequence
+//   cuda_bench --net FILE.nao --compile-only sm_90 --cache DIR [--threads N]
+//       NVRTC alone, no device: a cold compile in a fresh folder under DIR,
+//       then the same from the cache (the compile-time goals)
 //
 // The network is built as nao-train builds it (arena reuse, TF32 for the
 // convolutions as PyTorch allows by default), the batch is synthetic data
@@ -42,19 +45,23 @@
 #include "compiler/frontend.h"
 #include "compiler/util.h"
 #include "runtime/backend_cuda.h"
+#include "runtime/cuda_compile.h"
+#include "runtime/kcache.h"
 #include "runtime/netbuild.h"
 #include "runtime/rng.h"
 #include "tests/unit/cuda_mock.h"
 
 typedef struct {
   const char *net, *cache, *label, *out;
-  int batch, steps, warmup, cold, mock, gemm, print_seq;
+  int batch, steps, warmup, cold, mock, gemm, print_seq, compile_only, threads;
+  const char *arch;
   size_t copy_mib;
 } Args;
 
 static int usage(void) {
   fprintf(stderr, "usage: cuda_bench --net FILE.nao [--batch N] [--steps N] [--warmup N] [--cache DIR] "
-                  "[--cold] [--label NAME] [--out FILE] [--mock] [--copy-mib N] [--gemm N] [--print-seq]\n");
+                  "[--cold] [--label NAME] [--out FILE] [--mock] [--copy-mib N] [--gemm N] [--print-seq]\n"
+                  "       cuda_bench --net FILE.nao --compile-only ARCH --cache DIR [--threads N]\n");
   return 2;
 }
 
@@ -70,6 +77,8 @@ static int parse(int argc, char **argv, Args *a) {
     const char *s = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     if (!strcmp(s, "--cold")) a->cold = 1;
     else if (!strcmp(s, "--print-seq")) a->print_seq = 1;
+    else if (!strcmp(s, "--compile-only") && v) a->compile_only = 1, a->arch = argv[++i];
+    else if (!strcmp(s, "--threads") && v) a->threads = atoi(argv[++i]);
     else if (!strcmp(s, "--mock")) a->mock = 1;
     else if (!strcmp(s, "--net") && v) a->net = argv[++i];
     else if (!strcmp(s, "--cache") && v) a->cache = argv[++i];
@@ -181,6 +190,36 @@ static CudaRt *runtime(const Net *m, const Args *a, const char *cache, char *err
   return rt;
 }
 
+// NVRTC cold and cached, without a device.
+static int compile_only(const Net *m, const Args *a) {
+  if (!a->cache) {
+    fprintf(stderr, "cuda_bench: --compile-only needs --cache DIR\n");
+    return 2;
+  }
+  char dir[1100], err[8192];
+  snprintf(dir, sizeof dir, "%s/compile-%ld", a->cache, (long)getpid());
+  mkdir(a->cache, 0777);
+  KCache cache;
+  if (kcache_open(&cache, dir, err, sizeof err)) {
+    fprintf(stderr, "cuda_bench: %s\n", err);
+    return 1;
+  }
+  CudaCompileOptions o = {.arch = a->arch, .threads = a->threads, .cache = &cache};
+  for (int pass = 0; pass < 2; pass++) {
+    CudaCompiled c;
+    if (cuda_compile_net(m->net, m->net->device_source, &o, &c, err, sizeof err)) {
+      fprintf(stderr, "cuda_bench: %s\n", err);
+      cuda_compiled_free(&c);
+      return 1;
+    }
+    printf("%s: NVRTC %d.%d, %s, %s: %d units (%d compiled, %d cached) in %.3f s\n", a->label,
+           c.nvrtc_major, c.nvrtc_minor, a->arch, pass ? "cached" : "cold", c.n_units, c.n_compiled,
+           c.n_cached, c.seconds);
+    cuda_compiled_free(&c);
+  }
+  return 0;
+}
+
 static void emit(FILE *f, const char *label, const char *key, int decimals, double v) {
   if (f) fprintf(f, "%s_%s=%.*f\n", label, key, decimals, v);
 }
@@ -203,6 +242,12 @@ int main(int argc, char **argv) {
   if (build(&m, a.net, err, sizeof err)) {
     fprintf(stderr, "cuda_bench: %s\n", err);
     return 1;
+  }
+  if (a.compile_only) {
+    int rc = compile_only(&m, &a);
+    cuda_net_free(m.cb);
+    netbuild_free(&m.nb);
+    return rc;
   }
   FILE *out = a.out ? fopen(a.out, "a") : NULL;
   if (a.out && !out) {
@@ -246,9 +291,12 @@ int main(int argc, char **argv) {
   const CudaRtInfo *in = cuda_rt_info(rt);
   printf("%s: %s, sm_%d%d, %d SMs; %s; %s; %s\n", a.label, in->device_name, in->cc_major, in->cc_minor,
          in->sms, in->nvrtc, in->cudnn, in->cublas);
-  printf("%s: kernels: %d from the cache, %d compiled, in %.3f s; runtime ready in %.2f s\n", a.label,
-         in->units_cached, in->units_compiled, in->compile_seconds, now_s() - t0);
+  printf("%s: kernels: %d from the cache, %d compiled, in %.3f s; modules loaded in %.3f s; runtime "
+         "ready in %.2f s\n",
+         a.label, in->units_cached, in->units_compiled, in->compile_seconds, in->load_seconds,
+         now_s() - t0);
   emit(out, a.label, a.cold ? "nvrtc_cached_s" : "nvrtc_s", 3, in->compile_seconds);
+  emit(out, a.label, "module_load_s", 3, in->load_seconds);
   // synthetic data in device memory
   ModelState st;
   model_state_init(&st, &m.nb.params);

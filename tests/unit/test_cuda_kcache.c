@@ -7,10 +7,11 @@
 //    rebuilt; keys change with the source, arch, options and NVRTC version;
 //  - the split of device code into per-kernel units (bare device code and a
 //    whole net.cu), and the fallback to one unit;
-//  - a cold compile compiles every unit, a warm one none, a damaged entry is
-//    recompiled; every image is a cubin;
+//  - a cold compile compiles every unit, a warm one none (one bundle read), a
+//    damaged entry is recompiled; every image is a cubin;
 //  - a kernel NVRTC rejects: the message names it, holds NVRTC's log, and the
 //    failing source is kept where the message says.
+#include <glob.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -210,13 +211,29 @@ static void test_compile(void) {
         c.n_cached);
   // damage one entry: it is rebuilt
   KCacheKey k;
-  kcache_key(&k, c.units[1].text, strlen(c.units[1].text), "sm_90", "", c.nvrtc_major, c.nvrtc_minor);
+  CudaCompiled parts;  // a warm start reads the bundle: the unit's text comes from the split
+  CHECK(cuda_compile_split(&net, src.data, 0, &parts, err, sizeof err) == 0 && parts.n_units == 2, "split");
+  kcache_key(&k, parts.units[1].text, strlen(parts.units[1].text), "sm_90", "", c.nvrtc_major,
+             c.nvrtc_minor);
+  cuda_compiled_free(&parts);
   char path[1300];
   kcache_entry_path(&cache, &k, "cubin", path, sizeof path);
   CHECK(truncate(path, 100) == 0, "truncate %s", path);
   cuda_compiled_free(&c);
+  // the whole net's bundle still serves a start with one read
   rc = cuda_compile_net(&net, src.data, &o, &c, err, sizeof err);
-  CHECK(rc == 0 && c.n_compiled == 1 && c.n_cached == 1 && c.n_damaged == 1,
+  CHECK(rc == 0 && c.n_compiled == 0 && c.n_cached == 2 && c.units[1].size > 64,
+        "bundle: %d compiled, %d cached", c.n_compiled, c.n_cached);
+  cuda_compiled_free(&c);
+  // damage the bundle too: per-unit entries, the damaged one rebuilt
+  glob_t g;
+  char pat[400];
+  snprintf(pat, sizeof pat, "%s/*.bundle", dir);
+  CHECK(glob(pat, 0, NULL, &g) == 0 && g.gl_pathc == 1, "one bundle expected in %s", dir);
+  if (g.gl_pathc == 1) CHECK(truncate(g.gl_pathv[0], 90) == 0, "truncate the bundle");
+  globfree(&g);
+  rc = cuda_compile_net(&net, src.data, &o, &c, err, sizeof err);
+  CHECK(rc == 0 && c.n_compiled == 1 && c.n_cached == 1 && c.n_damaged == 2,
         "damaged: %d compiled, %d cached, %d damaged", c.n_compiled, c.n_cached, c.n_damaged);
   cuda_compiled_free(&c);
   // a kernel NVRTC rejects
