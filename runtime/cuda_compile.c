@@ -333,64 +333,16 @@ static int bundle_parse(const CudaNet *net, const unsigned char *p, size_t len, 
   return 0;
 }
 
-int cuda_compile_net(const CudaNet *net, const char *source, const CudaCompileOptions *o,
-                     CudaCompiled *out, char *err, size_t errlen) {
-  double t0 = now_s();
-  memset(out, 0, sizeof *out);
-  const char *rs, *re;
-  if (device_region(source, &rs, &re, err, errlen)) return -1;
-  CudaLib pre;
-  NvrtcLib *lib = NULL;
-  if (open_nvrtc(out, &pre, &lib, err, errlen)) {
-    nvrtc_close(lib);
-    cuda_lib_close(&pre);
-    return -1;
-  }
-  char opts_text[512] = "";
-  for (int i = 0; i < o->n_opts; i++)
-    snprintf(opts_text + strlen(opts_text), sizeof opts_text - strlen(opts_text), "%s ", o->opts[i]);
-  KCacheKey whole_key;
-  StrBuf tag = {0};
-  sb_printf(&tag, "bundle %d|", o->whole);
-  sb_appendn(&tag, rs, (size_t)(re - rs));
-  kcache_key(&whole_key, tag.data, tag.len, o->arch, opts_text, out->nvrtc_major, out->nvrtc_minor);
-  sb_free(&tag);
-  int major = out->nvrtc_major, minor = out->nvrtc_minor;
-  char path[sizeof out->nvrtc_path];
-  memcpy(path, out->nvrtc_path, sizeof path);
-  void *bun = NULL;
-  size_t blen = 0;
-  int damaged = 0;
-  if (kcache_get(o->cache, &whole_key, "bundle", &bun, &blen, &damaged)) {
-    if (bundle_parse(net, bun, blen, out) == 0) {
-      free(bun);
-      out->nvrtc_major = major, out->nvrtc_minor = minor;
-      memcpy(out->nvrtc_path, path, sizeof path);
-      nvrtc_close(lib);
-      cuda_lib_close(&pre);
-      out->seconds = now_s() - t0;
-      return 0;
-    }
-    cuda_compiled_free(out);
-    damaged = 1;
-  }
-  free(bun);
-  if (cuda_compile_split(net, source, o->whole, out, err, errlen)) {
-    nvrtc_close(lib);
-    cuda_lib_close(&pre);
-    return -1;
-  }
-  out->n_damaged = damaged;
-  out->nvrtc_major = major, out->nvrtc_minor = minor;
-  memcpy(out->nvrtc_path, path, sizeof path);
+// Compiles every unit of out that is not cached, on threads. Returns 0, or
+// -1 with the first failing unit's message (in unit order).
+static int compile_units(NvrtcLib *lib, const CudaCompileOptions *o, const char *opts_text,
+                         CudaCompiled *out, char *err, size_t errlen) {
   Job j;
   memset(&j, 0, sizeof j);
   j.o = o;
   j.lib = lib;
   j.c = out;
-  for (int i = 0; i < o->n_opts; i++)
-    snprintf(j.opts_text + strlen(j.opts_text), sizeof j.opts_text - strlen(j.opts_text), "%s ",
-             o->opts[i]);
+  snprintf(j.opts_text, sizeof j.opts_text, "%s", opts_text);
   pthread_mutex_init(&j.mu, NULL);
   j.failed = xcalloc((size_t)out->n_units, sizeof(int));
   j.errors = xcalloc((size_t)out->n_units, sizeof(char *));
@@ -403,7 +355,7 @@ int cuda_compile_net(const CudaNet *net, const char *source, const CudaCompileOp
   int started = 0;
   for (int t = 1; t < nt; t++)
     if (pthread_create(&th[started], NULL, worker, &j) == 0) started++;
-  worker(&j);
+  worker(&j);  // this thread works too (and alone when no thread could start)
   for (int t = 0; t < started; t++) pthread_join(th[t], NULL);
   int rc = 0;
   for (int i = 0; i < out->n_units; i++) {
@@ -419,9 +371,50 @@ int cuda_compile_net(const CudaNet *net, const char *source, const CudaCompileOp
   free(j.errors);
   free(j.keys);
   pthread_mutex_destroy(&j.mu);
+  return rc;
+}
+
+int cuda_compile_net(const CudaNet *net, const char *source, const CudaCompileOptions *o,
+                     CudaCompiled *out, char *err, size_t errlen) {
+  double t0 = now_s();
+  memset(out, 0, sizeof *out);
+  const char *rs, *re;
+  if (device_region(source, &rs, &re, err, errlen)) return -1;
+  CudaLib pre;
+  NvrtcLib *lib = NULL;
+  CudaCompiled info;  // NVRTC's identity, kept across the resets of out below
+  memset(&info, 0, sizeof info);
+  int rc = open_nvrtc(&info, &pre, &lib, err, errlen);
+  char opts_text[512] = "";
+  for (int i = 0; i < o->n_opts; i++)
+    snprintf(opts_text + strlen(opts_text), sizeof opts_text - strlen(opts_text), "%s ", o->opts[i]);
+  KCacheKey whole_key;
+  StrBuf tag = {0};
+  sb_printf(&tag, "bundle %d|", o->whole);
+  sb_appendn(&tag, rs, (size_t)(re - rs));
+  kcache_key(&whole_key, tag.data, tag.len, o->arch, opts_text, info.nvrtc_major, info.nvrtc_minor);
+  sb_free(&tag);
+  void *bun = NULL;
+  size_t blen = 0;
+  int damaged = 0, done = 0;
+  if (!rc && kcache_get(o->cache, &whole_key, "bundle", &bun, &blen, &damaged)) {
+    done = bundle_parse(net, bun, blen, out) == 0;  // everything in one read
+    if (!done) cuda_compiled_free(out), damaged = 1;
+  }
+  free(bun);
+  if (!rc && !done) rc = cuda_compile_split(net, source, o->whole, out, err, errlen);
+  if (!rc && !done) {
+    out->n_damaged = damaged;
+    out->nvrtc_major = info.nvrtc_major;  // the units' keys hold NVRTC's version
+    out->nvrtc_minor = info.nvrtc_minor;
+    rc = compile_units(lib, o, opts_text, out, err, errlen);
+    if (!rc) bundle_put(out, o->cache, &whole_key);
+  }
   nvrtc_close(lib);
   cuda_lib_close(&pre);
-  if (!rc) bundle_put(out, o->cache, &whole_key);
+  out->nvrtc_major = info.nvrtc_major;
+  out->nvrtc_minor = info.nvrtc_minor;
+  memcpy(out->nvrtc_path, info.nvrtc_path, sizeof out->nvrtc_path);
   out->seconds = now_s() - t0;
   return rc;
 }

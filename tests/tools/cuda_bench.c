@@ -224,163 +224,177 @@ static void emit(FILE *f, const char *label, const char *key, int decimals, doub
   if (f) fprintf(f, "%s_%s=%.*f\n", label, key, decimals, v);
 }
 
-int main(int argc, char **argv) {
-  Args a;
-  if (parse(argc, argv, &a)) return usage();
+static int print_seq(const Args *a) {  // the token sequence, for the PyTorch peer
+  NetSpec ns;
+  if (nao_frontend_file(a->net, &ns, stderr)) return 1;
+  StrBuf sb = {0};
+  emit_seq(&ns, &sb);
+  fputs(sb.data ? sb.data : "", stdout);
+  sb_free(&sb);
+  return 0;
+}
+
+// NVRTC from scratch in a fresh folder under --cache; `cache` becomes it.
+static int cold_start(const Net *m, const Args *a, FILE *out, char *cache, size_t n) {
   char err[8192];
-  if (a.print_seq) {  // the token sequence, for the PyTorch peer (as naoc --emit seq)
-    NetSpec ns;
-    if (nao_frontend_file(a.net, &ns, stderr)) return 1;
-    StrBuf sb = {0};
-    emit_seq(&ns, &sb);
-    fputs(sb.data ? sb.data : "", stdout);
-    sb_free(&sb);
-    return 0;
-  }
-  Net m;
-  memset(&m, 0, sizeof m);
-  if (build(&m, a.net, err, sizeof err)) {
-    fprintf(stderr, "cuda_bench: %s\n", err);
-    return 1;
-  }
-  if (a.compile_only) {
-    int rc = compile_only(&m, &a);
-    cuda_net_free(m.cb);
-    netbuild_free(&m.nb);
-    return rc;
-  }
-  FILE *out = a.out ? fopen(a.out, "a") : NULL;
-  if (a.out && !out) {
-    perror(a.out);
-    return 1;
-  }
-  if (a.mock) {
-    CudaMockConfig mc = {.net = m.net, .source = m.net->device_source};
-    if (cuda_mock_install(&mc, err, sizeof err)) {
-      fprintf(stderr, "cuda_bench: %s\n", err);
-      return 1;
-    }
-  }
-  char cache[1100] = "";
-  if (a.cache) snprintf(cache, sizeof cache, "%s", a.cache);
-  if (a.cold) {  // a fresh folder: NVRTC from scratch, then from the cache
-    if (!a.cache) {
-      fprintf(stderr, "cuda_bench: --cold needs --cache DIR\n");
-      return 2;
-    }
-    snprintf(cache, sizeof cache, "%s/cold-%ld", a.cache, (long)getpid());
-    mkdir(a.cache, 0777);
-    double t0 = now_s();
-    CudaRt *rt = runtime(&m, &a, cache, err, sizeof err);
-    if (!rt) {
-      fprintf(stderr, "cuda_bench: %s\n", err);
-      return 3;
-    }
-    const CudaRtInfo *in = cuda_rt_info(rt);
-    printf("%s: NVRTC cold: %d kernels compiled in %.2f s (%s); runtime ready in %.2f s\n", a.label,
-           in->units_compiled, in->compile_seconds, in->nvrtc, now_s() - t0);
-    emit(out, a.label, "nvrtc_cold_s", 3, in->compile_seconds);
-    cuda_rt_destroy(rt);
-  }
+  snprintf(cache, n, "%s/cold-%ld", a->cache, (long)getpid());
+  mkdir(a->cache, 0777);
   double t0 = now_s();
-  CudaRt *rt = runtime(&m, &a, cache[0] ? cache : NULL, err, sizeof err);
+  CudaRt *rt = runtime(m, a, cache, err, sizeof err);
   if (!rt) {
     fprintf(stderr, "cuda_bench: %s\n", err);
     return 3;
   }
   const CudaRtInfo *in = cuda_rt_info(rt);
-  printf("%s: %s, sm_%d%d, %d SMs; %s; %s; %s\n", a.label, in->device_name, in->cc_major, in->cc_minor,
-         in->sms, in->nvrtc, in->cudnn, in->cublas);
-  printf("%s: kernels: %d from the cache, %d compiled, in %.3f s; modules loaded in %.3f s; runtime "
-         "ready in %.2f s\n",
-         a.label, in->units_cached, in->units_compiled, in->compile_seconds, in->load_seconds,
-         now_s() - t0);
-  emit(out, a.label, a.cold ? "nvrtc_cached_s" : "nvrtc_s", 3, in->compile_seconds);
-  emit(out, a.label, "module_load_s", 3, in->load_seconds);
-  // synthetic data in device memory
+  printf("%s: NVRTC cold: %d kernels compiled in %.2f s (%s); runtime ready in %.2f s\n", a->label,
+         in->units_compiled, in->compile_seconds, in->nvrtc, now_s() - t0);
+  emit(out, a->label, "nvrtc_cold_s", 3, in->compile_seconds);
+  cuda_rt_destroy(rt);
+  return 0;
+}
+
+// Warm-up, then the timed steps on resident synthetic data.
+static int timed_steps(CudaRt *rt, const Net *m, const Args *a, double *ms) {
   ModelState st;
-  model_state_init(&st, &m.nb.params);
+  model_state_init(&st, &m->nb.params);
   Rng rng;
   rng_seed(&rng, 1);
   model_state_init_weights(&st, &rng);
-  const IrTensor *xin = &m.nb.train.tensors[m.nb.train.input];
-  size_t per = ir_tensor_numel(xin);
-  float *x = xmalloc(sizeof(float) * per * (size_t)a.batch);
-  int32_t *y = xmalloc(sizeof(int32_t) * (size_t)a.batch);
-  for (size_t i = 0; i < per * (size_t)a.batch; i++) x[i] = (float)rng_normal(&rng);
-  for (int i = 0; i < a.batch; i++) y[i] = (int32_t)rng_below(&rng, (uint64_t)m.nb.spec.classes);
-  int rc = 0;
-  if (cuda_rt_upload(rt, st.params, st.buffers, NULL, NULL) ||
-      cuda_rt_set_resident_input(rt, x, y, a.batch))
-    rc = 3;
+  size_t per = ir_tensor_numel(&m->nb.train.tensors[m->nb.train.input]);
+  float *x = xmalloc(sizeof(float) * per * (size_t)a->batch);
+  int32_t *y = xmalloc(sizeof(int32_t) * (size_t)a->batch);
+  for (size_t i = 0; i < per * (size_t)a->batch; i++) x[i] = (float)rng_normal(&rng);
+  for (int i = 0; i < a->batch; i++) y[i] = (int32_t)rng_below(&rng, (uint64_t)m->nb.spec.classes);
+  int rc = cuda_rt_upload(rt, st.params, st.buffers, NULL, NULL) ||
+                   cuda_rt_set_resident_input(rt, x, y, a->batch)
+               ? 3
+               : 0;
   SgdHyper h = {0.1, 0.9, 3e-5, 5.0};
   RunState rs = {0, 1000000, 7, 1};
   double tw = now_s();
-  CudaStepOut so;
-  for (int i = 0; i < a.warmup && !rc; i++) {
+  CudaStepOut so = {0};
+  for (int i = 0; i < a->warmup && !rc; i++) {
     rs.step = i;
-    if (cuda_rt_train_forward(rt, NULL, NULL, a.batch, &rs, &h, &so) || cuda_rt_train_update(rt, &h)) rc = 3;
+    if (cuda_rt_train_forward(rt, NULL, NULL, a->batch, &rs, &h, &so) || cuda_rt_train_update(rt, &h)) rc = 3;
     else if (!isfinite(so.loss)) rc = 1;
   }
-  if (!rc) printf("%s: %d warm-up steps in %.2f s (step by step, graph capture, algorithm search); loss %.4f\n",
-                  a.label, a.warmup, now_s() - tw, so.loss);
-  double ms = 0;
-  rs.step = a.warmup;
-  if (!rc && cuda_rt_time_steps(rt, a.batch, a.steps, &rs, &h, &ms)) rc = 3;
-  if (rc) {
-    fprintf(stderr, "cuda_bench: %s\n", rc == 3 ? cuda_rt_error(rt) : "the loss is not finite");
-  } else {
-    double ips = a.batch / (ms * 1e-3);
-    size_t used = 0, total = 0;
-    cuda_rt_mem_used(rt, &used, &total);
-    printf("%s: %.2f ms per step of %d images: %.1f images/s; memory: %.2f GiB held by the runtime "
-           "(peak), %.2f GiB in use on the device\n",
-           a.label, ms, a.batch, ips, in->bytes_peak / 1073741824.0, used / 1073741824.0);
-    printf("%s: %lld graph launches, %lld captures, %d algorithm searches, %d heuristic choices, "
-           "%d cached; cuDNN workspace %.1f MiB\n",
-           a.label, in->graph_launches, in->captures, in->conv_searches, in->conv_heuristics,
-           in->conv_cached, in->conv_workspace / 1048576.0);
-    emit(out, a.label, "ms_per_step", 3, ms);
-    emit(out, a.label, "images_per_s", 1, ips);
-    emit(out, a.label, "peak_gib", 3, in->bytes_peak / 1073741824.0);
-    emit(out, a.label, "device_used_gib", 3, used / 1073741824.0);
-    // the floor
-    Floor f;
-    floor_of(&m.nb.train, &m.nb.params, a.batch, &f);
-    CudaDeviceRates r;
-    if (cuda_rt_measure(rt, a.copy_mib << 20, a.gemm, 5, &r)) {
-      fprintf(stderr, "cuda_bench: measuring the device: %s\n", cuda_rt_error(rt));
-    } else {
-      double t_bytes = f.bytes / (r.copy_gbs * 1e9) * 1e3;
-      double t_flops = (r.tf32_tflops > 0 ? f.conv_flops / (r.tf32_tflops * 1e12) : 0) +
-                       (r.fp32_tflops > 0 ? f.linear_flops / (r.fp32_tflops * 1e12) : 0);
-      double fl = t_bytes > t_flops ? t_bytes : t_flops;
-      printf("%s: device: copy %.0f GB/s, SGEMM %.1f TFLOP/s float32, %.1f TFLOP/s TF32 (%d^3)\n", a.label,
-             r.copy_gbs, r.fp32_tflops, r.tf32_tflops, a.gemm);
-      printf("%s: floor: %.1f GFLOP (convolutions %.1f, linear %.2f) -> %.2f ms; %.2f GB -> %.2f ms; "
-             "floor %.2f ms = %.1f images/s; measured / floor = %.1f\n",
-             a.label, (f.conv_flops + f.linear_flops) / 1e9, f.conv_flops / 1e9, f.linear_flops / 1e9,
-             t_flops, f.bytes / 1e9, t_bytes, fl, a.batch / (fl * 1e-3), ms / fl);
-      emit(out, a.label, "floor_ms", 3, fl);
-      emit(out, a.label, "floor_images_per_s", 1, a.batch / (fl * 1e-3));
-      emit(out, a.label, "copy_gbs", 1, r.copy_gbs);
-      emit(out, a.label, "sgemm_fp32_tflops", 2, r.fp32_tflops);
-      emit(out, a.label, "sgemm_tf32_tflops", 2, r.tf32_tflops);
-      emit(out, a.label, "step_gflop", 2, (f.conv_flops + f.linear_flops) / 1e9);
-      emit(out, a.label, "step_gb", 3, f.bytes / 1e9);
-    }
-  }
-  if (a.mock && cuda_mock_violation()) {
-    fprintf(stderr, "cuda_bench: the mock device saw a broken rule: %s\n", cuda_mock_violation());
-    rc = 1;
-  }
-  cuda_rt_destroy(rt);
-  if (a.mock) cuda_mock_uninstall();
+  if (!rc)
+    printf("%s: %d warm-up steps in %.2f s (step by step, graph capture, algorithm search); loss %.4f\n",
+           a->label, a->warmup, now_s() - tw, so.loss);
+  rs.step = a->warmup;
+  if (!rc && cuda_rt_time_steps(rt, a->batch, a->steps, &rs, &h, ms)) rc = 3;
+  if (rc) fprintf(stderr, "cuda_bench: %s\n", rc == 3 ? cuda_rt_error(rt) : "the loss is not finite");
   model_state_free(&st);
   free(x);
   free(y);
+  return rc;
+}
+
+static void report(CudaRt *rt, const Net *m, const Args *a, FILE *out, double ms) {
+  const CudaRtInfo *in = cuda_rt_info(rt);
+  double ips = a->batch / (ms * 1e-3);
+  size_t used = 0, total = 0;
+  cuda_rt_mem_used(rt, &used, &total);
+  printf("%s: %.2f ms per step of %d images: %.1f images/s; memory: %.2f GiB held by the runtime "
+         "(peak), %.2f GiB now, %.2f GiB in use on the device\n",
+         a->label, ms, a->batch, ips, in->bytes_peak / 1073741824.0, in->bytes_allocated / 1073741824.0,
+         used / 1073741824.0);
+  printf("%s: %lld graph launches, %lld captures, %d algorithm searches, %d heuristic choices, "
+         "%d cached; cuDNN workspace %.1f MiB\n",
+         a->label, in->graph_launches, in->captures, in->conv_searches, in->conv_heuristics,
+         in->conv_cached, in->conv_workspace / 1048576.0);
+  emit(out, a->label, "ms_per_step", 3, ms);
+  emit(out, a->label, "images_per_s", 1, ips);
+  emit(out, a->label, "peak_gib", 3, in->bytes_peak / 1073741824.0);
+  emit(out, a->label, "held_gib", 3, in->bytes_allocated / 1073741824.0);
+  emit(out, a->label, "device_used_gib", 3, used / 1073741824.0);
+  Floor f;
+  floor_of(&m->nb.train, &m->nb.params, a->batch, &f);
+  CudaDeviceRates r;
+  if (cuda_rt_measure(rt, a->copy_mib << 20, a->gemm, 5, &r)) {
+    fprintf(stderr, "cuda_bench: measuring the device: %s\n", cuda_rt_error(rt));
+    return;
+  }
+  double t_bytes = f.bytes / (r.copy_gbs * 1e9) * 1e3;
+  double t_flops = (r.tf32_tflops > 0 ? f.conv_flops / (r.tf32_tflops * 1e12) : 0) +
+                   (r.fp32_tflops > 0 ? f.linear_flops / (r.fp32_tflops * 1e12) : 0);
+  double fl = t_bytes > t_flops ? t_bytes : t_flops;
+  printf("%s: device: copy %.0f GB/s, SGEMM %.1f TFLOP/s float32, %.1f TFLOP/s TF32 (%d^3)\n", a->label,
+         r.copy_gbs, r.fp32_tflops, r.tf32_tflops, a->gemm);
+  printf("%s: floor: %.1f GFLOP (convolutions %.1f, linear %.2f) -> %.2f ms; %.2f GB -> %.2f ms; "
+         "floor %.2f ms = %.1f images/s; measured / floor = %.1f\n",
+         a->label, (f.conv_flops + f.linear_flops) / 1e9, f.conv_flops / 1e9, f.linear_flops / 1e9, t_flops,
+         f.bytes / 1e9, t_bytes, fl, a->batch / (fl * 1e-3), ms / fl);
+  emit(out, a->label, "floor_ms", 3, fl);
+  emit(out, a->label, "floor_images_per_s", 1, a->batch / (fl * 1e-3));
+  emit(out, a->label, "copy_gbs", 1, r.copy_gbs);
+  emit(out, a->label, "sgemm_fp32_tflops", 2, r.fp32_tflops);
+  emit(out, a->label, "sgemm_tf32_tflops", 2, r.tf32_tflops);
+  emit(out, a->label, "step_gflop", 2, (f.conv_flops + f.linear_flops) / 1e9);
+  emit(out, a->label, "step_gb", 3, f.bytes / 1e9);
+}
+
+// Everything after the net is built: cold start, the benchmark's runtime,
+// steps, report.
+static int bench(const Net *m, const Args *a, FILE *out) {
+  char err[8192], cache[1100] = "";
+  if (a->cache) snprintf(cache, sizeof cache, "%s", a->cache);
+  if (a->cold) {
+    if (!a->cache) {
+      fprintf(stderr, "cuda_bench: --cold needs --cache DIR\n");
+      return 2;
+    }
+    int rc = cold_start(m, a, out, cache, sizeof cache);
+    if (rc) return rc;
+  }
+  double t0 = now_s();
+  CudaRt *rt = runtime(m, a, cache[0] ? cache : NULL, err, sizeof err);
+  if (!rt) {
+    fprintf(stderr, "cuda_bench: %s\n", err);
+    return 3;
+  }
+  const CudaRtInfo *in = cuda_rt_info(rt);
+  printf("%s: %s, sm_%d%d, %d SMs; %s; %s; %s\n", a->label, in->device_name, in->cc_major,
+         in->cc_minor, in->sms, in->nvrtc, in->cudnn, in->cublas);
+  printf("%s: kernels: %d from the cache, %d compiled, in %.3f s; modules loaded in %.3f s; runtime "
+         "ready in %.2f s\n",
+         a->label, in->units_cached, in->units_compiled, in->compile_seconds, in->load_seconds,
+         now_s() - t0);
+  emit(out, a->label, a->cold ? "nvrtc_cached_s" : "nvrtc_s", 3, in->compile_seconds);
+  emit(out, a->label, "module_load_s", 3, in->load_seconds);
+  double ms = 0;
+  int rc = timed_steps(rt, m, a, &ms);
+  if (!rc) report(rt, m, a, out, ms);
+  cuda_rt_destroy(rt);
+  return rc;
+}
+
+int main(int argc, char **argv) {
+  Args a;
+  if (parse(argc, argv, &a)) return usage();
+  if (a.print_seq) return print_seq(&a);
+  char err[8192];
+  Net m;
+  memset(&m, 0, sizeof m);
+  int rc = build(&m, a.net, err, sizeof err) ? 1 : 0;
+  if (rc) fprintf(stderr, "cuda_bench: %s\n", err);
+  FILE *out = NULL;
+  if (!rc && a.compile_only) rc = compile_only(&m, &a);
+  else if (!rc) {
+    out = a.out ? fopen(a.out, "a") : NULL;
+    if (a.out && !out) perror(a.out), rc = 1;
+    CudaMockConfig mc = {.net = m.net, .source = m.net->device_source};
+    if (!rc && a.mock && cuda_mock_install(&mc, err, sizeof err))
+      fprintf(stderr, "cuda_bench: %s\n", err), rc = 1;
+    if (!rc) rc = bench(&m, &a, out);
+    if (a.mock && !rc && cuda_mock_violation()) {
+      fprintf(stderr, "cuda_bench: the mock device saw a broken rule: %s\n", cuda_mock_violation());
+      rc = 1;
+    }
+    if (a.mock) cuda_mock_uninstall();
+  }
+  if (out) fclose(out);
   cuda_net_free(m.cb);
   netbuild_free(&m.nb);
-  if (out) fclose(out);
   return rc;
 }

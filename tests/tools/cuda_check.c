@@ -272,88 +272,94 @@ static void teardown(Run *r) {
   netbuild_free(&r->nb);
 }
 
-static int check(Run *r, const Args *a) {
+// The arrays of one check; freed together.
+typedef struct {
+  float *x, *cpu_buf, *cpu_grads, *gg, *gp, *gm, *gb;
+  int32_t *y;
+  SgdState cs;
+  Tally t, tg, tu, te;
+  CudaStepOut go, eo;
+  float cpu_loss, cpu_eval_loss;
+  double cpu_norm;
+} Check;
+
+static void check_free(Check *c) {
+  free(c->x), free(c->y), free(c->cpu_buf), free(c->cpu_grads);
+  free(c->gg), free(c->gp), free(c->gm), free(c->gb);
+  free(c->t.v), free(c->tg.v), free(c->tu.v), free(c->te.v);
+  sgd_state_free(&c->cs);
+}
+
+// Forward and backward on both; tensors, loss and gradients compared.
+static int check_train(Run *r, const Args *a, Check *c, const RunState *rs, const SgdHyper *h) {
   const ParamTable *pt = &r->nb.params;
   int n = a->batch;
-  const IrTensor *xin = &r->nb.train.tensors[r->nb.train.input];
-  size_t per = ir_tensor_numel(xin);
-  int classes = r->nb.spec.classes;
-  float *x = xmalloc(sizeof(float) * per * (size_t)n);
-  int32_t *y = xmalloc(sizeof(int32_t) * (size_t)n);
-  Rng rng;
-  rng_seed(&rng, a->seed + 1);
-  for (size_t i = 0; i < per * (size_t)n; i++) x[i] = (float)rng_normal(&rng);
-  for (int i = 0; i < n; i++) y[i] = (int32_t)rng_below(&rng, (uint64_t)classes);
-  RunState rs = {3, 4, a->seed * 7919, 1};
-  SgdHyper h = {0.1, 0.9, 3e-4, 5.0};
-  size_t nt = pt->n_trainable, nbuf = pt->n_buffer;
-  printf("batch %d, seed %llu, TF32 %s, bound %.1e on |gpu - cpu| / |cpu| per tensor (gradients, parameters: / max(|cpu|, 1e-3 |all gradients|, |all parameters|))\n",
-         n, a->seed, a->tf32 ? "on (convolutions)" : "off", a->tol);
-  // GPU
   double t0 = now_s();
-  CudaStepOut go;
-  if (cuda_rt_train_forward(r->rt, x, y, n, &rs, &h, &go)) {
+  if (cuda_rt_train_forward(r->rt, c->x, c->y, n, rs, h, &c->go)) {
     fprintf(stderr, "cuda_check: GPU forward: %s\n", cuda_rt_error(r->rt));
     return 3;
   }
   double t_gpu = now_s() - t0;
-  // CPU
-  float *cpu_buf = xmalloc(sizeof(float) * (nbuf + 1));
-  memcpy(cpu_buf, r->st.buffers, sizeof(float) * nbuf);
-  float *cpu_grads = xcalloc(nt + 1, sizeof(float));
+  memcpy(c->cpu_buf, r->st.buffers, sizeof(float) * pt->n_buffer);
   t0 = now_s();
-  cpu_exec_set_input(r->train, x, n);
-  cpu_exec_set_labels(r->train, y, n);
-  if (cpu_exec_run(r->train, n, &rs, r->st.params, cpu_grads, cpu_buf)) {
+  cpu_exec_set_input(r->train, c->x, n);
+  cpu_exec_set_labels(r->train, c->y, n);
+  if (cpu_exec_run(r->train, n, rs, r->st.params, c->cpu_grads, c->cpu_buf)) {
     fprintf(stderr, "cuda_check: CPU: %s\n", cpu_exec_error(r->train));
     return 1;
   }
-  double t_cpu = now_s() - t0;
-  printf("step: GPU %.2f s (first run, eager), CPU %.2f s\n", t_gpu, t_cpu);
-  Tally t = {.a = a};
-  float cl = cpu_exec_loss(r->train);
-  add1(&t, "loss", go.loss, cl);
-  compare_tensors(&t, r->rt, cuda_net_program(r->net, "train"), &r->nb.train, &r->nb.train_plan,
+  printf("step: GPU %.2f s (first run, eager), CPU %.2f s\n", t_gpu, now_s() - t0);
+  c->cpu_loss = cpu_exec_loss(r->train);
+  add1(&c->t, "loss", c->go.loss, c->cpu_loss);
+  compare_tensors(&c->t, r->rt, cuda_net_program(r->net, "train"), &r->nb.train, &r->nb.train_plan,
                   r->train, n, "train");
-  Tally tg = {.a = a, .use_floor = 1};
-  float *gg = xmalloc(sizeof(float) * (nt + 1));
-  if (cuda_rt_download_grads(r->rt, gg)) return 3;
-  compare_params(&tg, pt, r->nb.grad_written, gg, cpu_grads, 1, "gradient");
-  SgdState cs;
-  sgd_state_init(&cs, pt);
-  double cnorm = sgd_grad_norm(&cs, NULL, r->nb.grad_written, cpu_grads);
-  add1(&tg, "gradient norm", go.grad_norm, cnorm);
-  // the update
-  Tally tu = {.a = a, .use_floor = 1};
-  if (cuda_rt_train_update(r->rt, &h)) {
+  if (cuda_rt_download_grads(r->rt, c->gg)) return 3;
+  compare_params(&c->tg, pt, r->nb.grad_written, c->gg, c->cpu_grads, 1, "gradient");
+  c->cpu_norm = sgd_grad_norm(&c->cs, NULL, r->nb.grad_written, c->cpu_grads);
+  add1(&c->tg, "gradient norm", c->go.grad_norm, c->cpu_norm);
+  return 0;
+}
+
+// SGD on both; parameters, momentum, BN statistics compared.
+static int check_update(Run *r, Check *c, const SgdHyper *h) {
+  const ParamTable *pt = &r->nb.params;
+  if (cuda_rt_train_update(r->rt, h)) {
     fprintf(stderr, "cuda_check: GPU update: %s\n", cuda_rt_error(r->rt));
     return 3;
   }
-  float *gp = xmalloc(sizeof(float) * (nt + 1)), *gm = xmalloc(sizeof(float) * (nt + 1));
-  float *gb = xmalloc(sizeof(float) * (nbuf + 1));
-  if (cuda_rt_download(r->rt, gp, gb, gm)) return 3;
-  sgd_step(&cs, NULL, r->nb.grad_written, r->st.params, cpu_grads, &h);
-  compare_params(&tu, pt, r->nb.grad_written, gp, r->st.params, 1, "updated parameter");
-  compare_params(&tu, pt, r->nb.grad_written, gm, cs.momentum, 1, "momentum");
-  compare_params(&tu, pt, NULL, gb, cpu_buf, 0, "BN statistic");
-  // evaluation on the updated weights
-  Tally te = {.a = a};
-  CudaStepOut eo;
-  if (cuda_rt_eval(r->rt, x, y, n, &eo)) {
+  if (cuda_rt_download(r->rt, c->gp, c->gb, c->gm)) return 3;
+  sgd_step(&c->cs, NULL, r->nb.grad_written, r->st.params, c->cpu_grads, h);
+  compare_params(&c->tu, pt, r->nb.grad_written, c->gp, r->st.params, 1, "updated parameter");
+  compare_params(&c->tu, pt, r->nb.grad_written, c->gm, c->cs.momentum, 1, "momentum");
+  compare_params(&c->tu, pt, NULL, c->gb, c->cpu_buf, 0, "BN statistic");
+  return 0;
+}
+
+// Evaluation of the updated weights on both.
+static int check_eval(Run *r, const Args *a, Check *c) {
+  int n = a->batch;
+  if (cuda_rt_eval(r->rt, c->x, c->y, n, &c->eo)) {
     fprintf(stderr, "cuda_check: GPU eval: %s\n", cuda_rt_error(r->rt));
     return 3;
   }
-  cpu_exec_set_input(r->eval, x, n);
-  cpu_exec_set_labels(r->eval, y, n);
+  cpu_exec_set_input(r->eval, c->x, n);
+  cpu_exec_set_labels(r->eval, c->y, n);
   RunState es = {0, 0, 0, 0};
-  if (cpu_exec_run(r->eval, n, &es, r->st.params, NULL, cpu_buf)) return 1;
-  compare_tensors(&te, r->rt, cuda_net_program(r->net, "eval"), &r->nb.eval, &r->nb.eval_plan,
+  if (cpu_exec_run(r->eval, n, &es, r->st.params, NULL, c->cpu_buf)) {
+    fprintf(stderr, "cuda_check: CPU eval: %s\n", cpu_exec_error(r->eval));
+    return 1;
+  }
+  compare_tensors(&c->te, r->rt, cuda_net_program(r->net, "eval"), &r->nb.eval, &r->nb.eval_plan,
                   r->eval, n, "eval");
-  float el = cpu_exec_loss(r->eval);
-  add1(&te, "eval loss", eo.loss, el);
+  c->cpu_eval_loss = cpu_exec_loss(r->eval);
+  add1(&c->te, "eval loss", c->eo.loss, c->cpu_eval_loss);
+  return 0;
+}
+
+static int verdict(Check *c, const Args *a) {
   printf("loss: GPU %.7g, CPU %.7g; gradient norm: GPU %.7g, CPU %.7g; eval loss GPU %.7g, CPU %.7g\n",
-         go.loss, cl, go.grad_norm, cnorm, eo.loss, el);
-  Tally *all[4] = {&t, &tg, &tu, &te};
+         c->go.loss, c->cpu_loss, c->go.grad_norm, c->cpu_norm, c->eo.loss, c->cpu_eval_loss);
+  Tally *all[4] = {&c->t, &c->tg, &c->tu, &c->te};
   const char *names[4] = {"forward/backward tensors", "gradients", "SGD update", "evaluation"};
   int bad = 0;
   for (int i = 0; i < 4; i++) {
@@ -363,11 +369,43 @@ static int check(Run *r, const Args *a) {
     if (all[i]->floored)
       printf("%-26s %5d near zero, measured against the family floor\n", "", all[i]->floored);
     bad |= all[i]->over > 0 || all[i]->n == 0;
-    free(all[i]->v);
   }
-  sgd_state_free(&cs);
-  free(x), free(y), free(cpu_buf), free(cpu_grads), free(gg), free(gp), free(gm), free(gb);
   return bad;
+}
+
+static int check(Run *r, const Args *a) {
+  const ParamTable *pt = &r->nb.params;
+  int n = a->batch;
+  size_t per = ir_tensor_numel(&r->nb.train.tensors[r->nb.train.input]);
+  size_t nt = pt->n_trainable, nbuf = pt->n_buffer;
+  Check c;
+  memset(&c, 0, sizeof c);
+  c.t.a = c.tg.a = c.tu.a = c.te.a = a;
+  c.tg.use_floor = c.tu.use_floor = 1;
+  c.x = xmalloc(sizeof(float) * per * (size_t)n);
+  c.y = xmalloc(sizeof(int32_t) * (size_t)n);
+  c.cpu_buf = xmalloc(sizeof(float) * (nbuf + 1));
+  c.gb = xmalloc(sizeof(float) * (nbuf + 1));
+  c.cpu_grads = xcalloc(nt + 1, sizeof(float));
+  c.gg = xmalloc(sizeof(float) * (nt + 1));
+  c.gp = xmalloc(sizeof(float) * (nt + 1));
+  c.gm = xmalloc(sizeof(float) * (nt + 1));
+  sgd_state_init(&c.cs, pt);
+  Rng rng;
+  rng_seed(&rng, a->seed + 1);
+  for (size_t i = 0; i < per * (size_t)n; i++) c.x[i] = (float)rng_normal(&rng);
+  for (int i = 0; i < n; i++) c.y[i] = (int32_t)rng_below(&rng, (uint64_t)r->nb.spec.classes);
+  RunState rs = {3, 4, a->seed * 7919, 1};  // step 3 of 4: drop-path keeps little
+  SgdHyper h = {0.1, 0.9, 3e-4, 5.0};
+  printf("batch %d, seed %llu, TF32 %s, bound %.1e on |gpu - cpu| / |cpu| per tensor (gradients, "
+         "parameters: / max(|cpu|, 1e-3 |all gradients|, |all parameters|))\n",
+         n, a->seed, a->tf32 ? "on (convolutions)" : "off", a->tol);
+  int rc = check_train(r, a, &c, &rs, &h);
+  if (!rc) rc = check_update(r, &c, &h);
+  if (!rc) rc = check_eval(r, a, &c);
+  if (!rc) rc = verdict(&c, a);
+  check_free(&c);
+  return rc;
 }
 
 int main(int argc, char **argv) {
