@@ -4,6 +4,9 @@
 // folder is opened by full path, its siblings first, so that later dlopen
 // calls by soname (from the library itself or from other code) find the
 // copies already loaded. Every dlopen failure is recorded for the message.
+// Libraries are opened with RTLD_NODELETE: NVIDIA's libraries are not made to
+// be unloaded (their C++ runtimes keep static allocations, which a closed
+// library would leave behind).
 #include "runtime/cuda_find.h"
 
 #include <dlfcn.h>
@@ -198,7 +201,7 @@ static void load_siblings(const CudaLibSpec *spec, const char *dir, CudaLib *lib
     if (glob(pat, 0, NULL, &g) != 0) continue;
     for (size_t k = 0; k < g.gl_pathc && lib->n_sib < (int)(sizeof lib->sib / sizeof lib->sib[0]);
          k++) {
-      void *h = dlopen(g.gl_pathv[k], RTLD_LAZY | RTLD_GLOBAL);
+      void *h = dlopen(g.gl_pathv[k], RTLD_LAZY | RTLD_GLOBAL | RTLD_NODELETE);
       if (h) lib->sib[lib->n_sib++] = h;
     }
     globfree(&g);
@@ -211,7 +214,7 @@ static int open_in_dir(const CudaLibSpec *spec, const char *dir, CudaLib *lib, S
     if (snprintf(p, sizeof p, "%s/%s", dir, spec->names[i]) >= (int)sizeof p || !is_file(p))
       continue;
     load_siblings(spec, dir, lib);
-    lib->handle = try_open(p, RTLD_NOW | RTLD_GLOBAL, tried);
+    lib->handle = try_open(p, RTLD_NOW | RTLD_GLOBAL | RTLD_NODELETE, tried);
     if (lib->handle) {
       snprintf(lib->path, sizeof lib->path, "%s", p);
       return 0;
@@ -235,7 +238,7 @@ static int open_env(const CudaLibSpec *spec, const char *val, CudaLib *lib, char
       *slash = '\0';
       load_siblings(spec, dir[0] ? dir : "/", lib);
     }
-    lib->handle = try_open(val, RTLD_NOW | RTLD_GLOBAL, &tried);
+    lib->handle = try_open(val, RTLD_NOW | RTLD_GLOBAL | RTLD_NODELETE, &tried);
     if (lib->handle) {
       snprintf(lib->path, sizeof lib->path, "%s", val);
       rc = 0;
@@ -256,7 +259,7 @@ int cuda_lib_open(const CudaLibSpec *spec, CudaLib *lib, char *err, size_t errle
   if (env && *env) return open_env(spec, env, lib, err, errlen);
   StrBuf tried = {0};
   for (int i = 0; spec->names[i]; i++) {
-    lib->handle = try_open(spec->names[i], RTLD_NOW | RTLD_GLOBAL, &tried);
+    lib->handle = try_open(spec->names[i], RTLD_NOW | RTLD_GLOBAL | RTLD_NODELETE, &tried);
     if (lib->handle) {
       snprintf(lib->path, sizeof lib->path, "%s", spec->names[i]);
       sb_free(&tried);
