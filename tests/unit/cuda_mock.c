@@ -50,6 +50,8 @@ struct CuGraphExecSt {
 struct CuModSt {
   unsigned char *image;
   size_t size;
+  CuFunction *fns;  // handles given out, freed with the module (as the driver does)
+  int n_fns;
 };
 struct CuFuncSt {
   void *fn;
@@ -386,6 +388,8 @@ static CuResult m_module_load(CuModule *m, const void *image) {
 }
 static CuResult m_module_unload(CuModule m) {
   if (!m) return CUAPI_ERROR_INVALID_HANDLE;
+  for (int i = 0; i < m->n_fns; i++) free(m->fns[i]);
+  free(m->fns);
   free(m->image);
   free(m);
   return CUAPI_SUCCESS;
@@ -411,6 +415,8 @@ static CuResult m_get_function(CuFunction *f, CuModule m, const char *name) {
   for (int k = 0; M.cfg.net && k < M.cfg.net->n_kernels; k++)
     if (strcmp(M.cfg.net->kernels[k].name, name) == 0) h->n_args = M.cfg.net->kernels[k].n_args;
   snprintf(h->name, sizeof h->name, "%s", name);
+  m->fns = xrealloc(m->fns, sizeof *m->fns * (size_t)(m->n_fns + 1));
+  m->fns[m->n_fns++] = h;
   *f = h;
   return CUAPI_SUCCESS;
 }
