@@ -19,7 +19,8 @@
 #             training step on the cuda backend against the cpu backend, every
 #             stored tensor (each kernel's output), the loss, every gradient,
 #             the updated weights, the evaluation logits (cuda_check), TF32 off
-#             and a bound of 1e-4; then NAONet-A ImageNet with TF32 on under a
+#             and a bound of 1e-4; NAONet-A ImageNet again with arena reuse as
+#             in training (outputs, gradients, update); then with TF32 on under a
 #             looser bound (2e-2: TF32 keeps 10 mantissa bits), informational
 #             (reported, not counted in the exit status)
 #   bench-*   training images/s of NAONet-A, ImageNet setting (F=42, N=4, aux,
@@ -231,6 +232,7 @@ else
   check a-cifar generated/naonet-a-cifar10.nao 8
   check a-imagenet generated/naonet-a-imagenet.nao 8
   check b-cifar generated/naonet-b-cifar10.nao 8
+  check a-imagenet-reuse generated/naonet-a-imagenet.nao 8 --reuse
   check a-imagenet-tf32 generated/naonet-a-imagenet.nao 8 --info --tf32 --tol 2e-2
 fi
 
