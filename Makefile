@@ -53,7 +53,7 @@ tool_bins := $(patsubst tests/tools/%.c,$(BUILD)/tests/tools/%,$(tool_src))
 
 # ---------------------------------------------------------------- targets
 .PHONY: all deps deps-build test check unit golden demo sanitize fuzz generated \
-        check-generated install clean help
+        check-generated install clean help trainer
 all: deps-build $(programs)
 
 help:
@@ -65,6 +65,7 @@ help:
 	@echo "make golden     re-bless the golden compiler tests after a reviewed change"
 	@echo "make generated  rewrite generated/ (the paper's networks and their net.cu)"
 	@echo "make install    install the programs under PREFIX=$(PREFIX)"
+	@echo "make trainer NET=net.cu [NAO=net.nao] [TRAINER=path]   a trainer with the network built in"
 	@echo "make deps       install the Debian packages the build and the tests need"
 
 deps:
@@ -137,6 +138,11 @@ check-generated: $(programs)
 
 demo: deps $(programs)
 	BUILD=$(BUILD) tools/demo.sh
+
+# A standalone trainer from net.cu (tools/trainer.sh, docs/cuda-runtime.md).
+trainer: $(libs) $(BUILD)/obj/runtime/nao_train_main.o
+	BUILD=$(BUILD) CC="$(CC)" WARN="$(WARN)" CFLAGS="$(CFLAGS) $(SAN)" CPPFLAGS="$(CPPFLAGS)" \
+	  LDFLAGS="$(LDFLAGS)" LDLIBS="$(LDLIBS)" tools/trainer.sh "$(NET)" "$(NAO)" "$(TRAINER)"
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin

@@ -18,6 +18,7 @@
 #include "compiler/emit_stats.h"
 #include "compiler/lower.h"
 #include "compiler/frontend.h"
+#include "compiler/naoc_trainer.h"
 #include "compiler/settings.h"
 #include "compiler/write_nao.h"
 
@@ -111,12 +112,14 @@ typedef struct {
   const char *opt[SET_COUNT];      // --channels ... for --from-seq
   const char *opt_flag[SET_COUNT]; // the option's spelling, for messages
   const char *name;
+  int trainer;       // --trainer: -o names the trainer program (naoc_trainer.h)
 } NaocArgs;
 
 static void usage(FILE *f) {
   fprintf(f,
           "usage: naoc FILE [-o OUT]           compile FILE to CUDA C (net.cu)\n"
           "       naoc --check FILE            check FILE: diagnostics only\n"
+          "       naoc FILE --trainer -o OUT   build the trainer OUT (and OUT.cu) with the network built in\n"
           "       naoc --emit VIEW FILE [-o OUT]\n"
           "                                    print a view of FILE\n"
           "       naoc --from-seq \"SEQ\" [--dataset D] [--channels F] [--layers N] [--nodes B]\n"
@@ -187,6 +190,7 @@ static int parse_one(int argc, char **argv, int *i, NaocArgs *a) {
     exit(NAO_EXIT_OK);
   }
   if (!strcmp(arg, "--check")) return a->check = 1;
+  if (!strcmp(arg, "--trainer")) return a->trainer = 1;
   if ((v = opt_value(argc, argv, i, "-o")) || (v = opt_value(argc, argv, i, "--output"))) {
     if (a->output) bad_usage("%s given twice", "-o");
     a->output = v;
@@ -237,6 +241,8 @@ static void parse_args(int argc, char **argv, NaocArgs *a) {
   if (!a->file) bad_usage("%s", "no input file");
   if (a->check && a->view >= 0) bad_usage("%s", "--check and --emit exclude each other");
   if (a->check && a->output) bad_usage("%s", "--check writes no output; drop -o");
+  if (a->trainer && (a->check || a->view >= 0 || !a->output || !strcmp(a->output, "-")))
+    bad_usage("%s", "--trainer builds the program -o names (and OUT.cu): FILE --trainer -o OUT");
 }
 
 // ---------------------------------------------------------------- output
@@ -378,7 +384,8 @@ int main(int argc, char **argv) {
     } else {
       StrBuf out = {0};
       rc = fn(&u, &out);
-      if (rc == NAO_EXIT_OK) rc = write_output(a.output, &out);
+      if (rc == NAO_EXIT_OK)
+        rc = a.trainer ? naoc_build_trainer(a.file, a.output, &out) : write_output(a.output, &out);
       sb_free(&out);
     }
   }

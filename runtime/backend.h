@@ -38,6 +38,13 @@ typedef struct {
   int gpus;            // cuda: devices (data parallel); cpu: must be 1
   int max_batch;       // largest training batch
   int max_eval_batch;  // largest evaluation batch
+  // cuda (runtime/backend_cuda.h): a prepared net (a generated trainer's
+  // net.cu plan, a const CudaNet *) and its NVRTC source; NULL: built from the
+  // NetBuild in process. The kernel cache folder; NULL: $NAOC_KERNEL_CACHE,
+  // else the default ($XDG_CACHE_HOME/naoc or ~/.cache/naoc); "off": none.
+  const void *cuda_net;
+  const char *cuda_source;
+  const char *kernel_cache;
 } BackendOptions;
 
 typedef struct {

@@ -17,6 +17,7 @@
 #include "compiler/util.h"
 #include "runtime/recipe.h"
 #include "runtime/trainer.h"
+#include "runtime/trainer_embed.h"
 
 static volatile sig_atomic_t stop_requested;
 static volatile sig_atomic_t stop_signal;
@@ -63,6 +64,8 @@ static void usage(FILE *f) {
           "  --init-weights W      start from these weights (state_dict names)\n"
           "  --eval-only           score --weights W on the validation and test splits\n"
           "  --checkpoint-steps N  also write the checkpoint every N steps\n"
+          "  --kernel-cache DIR|off  cuda: compiled kernels and cuDNN choices (default\n"
+          "                        $NAOC_KERNEL_CACHE, else $XDG_CACHE_HOME/naoc or ~/.cache/naoc)\n"
           "  --synthetic-size T,E  images of --data synthetic (default 2560,512)\n"
           "  --progress on|off     the progress line (default: on when stderr is a terminal)\n"
           "  --quiet               no per-epoch lines on stderr\n"
@@ -88,9 +91,11 @@ static int parse_int(const char *opt, const char *v, int lo, int hi, int *out) {
 
 // One option with a value; returns 1 when taken, 0 when not ours, -1 on error.
 static int value_option(TrainerConfig *c, const char *o, const char *v) {
-  const char **str[] = {&c->data, &c->dataset, &c->recipe, &c->out, &c->init_weights, &c->weights};
-  static const char *const names[] = {"--data", "--dataset", "--recipe", "--out", "--init-weights", "--weights"};
-  for (int k = 0; k < 6; k++)
+  const char **str[] = {&c->data, &c->dataset, &c->recipe, &c->out, &c->init_weights, &c->weights,
+                        &c->kernel_cache};
+  static const char *const names[] = {"--data", "--dataset", "--recipe", "--out", "--init-weights", "--weights",
+                                      "--kernel-cache"};
+  for (int k = 0; k < 7; k++)
     if (!strcmp(o, names[k])) return *str[k] = v, 1;
   int n;
   if (!strcmp(o, "--threads")) return parse_int(o, v, 1, 1024, &c->threads) ? -1 : 1;
@@ -122,8 +127,20 @@ static int value_option(TrainerConfig *c, const char *o, const char *v) {
   return 0;
 }
 
+// A generated trainer (make trainer NET=net.cu, docs/cuda-runtime.md) links
+// this file with its network: the .nao text and net.cu (plan and text). In
+// nao-train itself the symbol is absent.
+const NaoTrainerEmbed *nao_trainer_embedded(void) __attribute__((weak));
+
 static int parse_args(int argc, char **argv, TrainerConfig *c) {
   trainer_config_default(c);
+  const NaoTrainerEmbed *emb = nao_trainer_embedded ? nao_trainer_embedded() : NULL;
+  if (emb) {
+    c->net_path = emb->nao_name;
+    c->net_text = emb->nao_text;
+    c->cuda_net = emb->cuda_net;
+    c->cuda_source = emb->cuda_source;
+  }
   for (int i = 1; i < argc; i++) {
     const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     if (!strcmp(o, "--help") || !strcmp(o, "-h")) return usage(stdout), NAO_EXIT_OK;
@@ -131,6 +148,7 @@ static int parse_args(int argc, char **argv, TrainerConfig *c) {
     if (!strcmp(o, "--eval-only")) { c->eval_only = 1; continue; }
     if (!strcmp(o, "--quiet")) { c->quiet = 1; continue; }
     if (o[0] != '-') {
+      if (emb) return bad("this trainer has its network built in; no network file: ", o);
       if (c->net_path) return bad("more than one network file: ", o);
       c->net_path = o;
       continue;

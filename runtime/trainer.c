@@ -339,6 +339,9 @@ static int setup_backend(Trainer *t) {
   o.gpus = t->cfg.gpus;
   o.max_batch = t->cfg.eval_only ? 0 : t->recipe.batch;
   o.max_eval_batch = t->recipe.eval_batch;
+  o.cuda_net = t->cfg.cuda_net;
+  o.cuda_source = t->cfg.cuda_source;
+  o.kernel_cache = t->cfg.kernel_cache;
   char err[600];
   t->backend = backend_create(t->cfg.backend, &t->nb, &t->state, &o, err, sizeof err);
   if (!t->backend) return fail(NAO_EXIT_INPUT, "--backend %s: %s", backend_kind_name(t->cfg.backend), err);
@@ -377,7 +380,9 @@ int trainer_setup(Trainer *t, const TrainerConfig *cfg, volatile sig_atomic_t *s
   memset(t, 0, sizeof *t);
   t->cfg = *cfg;
   t->stop = stop;
-  int rc = nao_frontend_file(cfg->net_path, &t->spec, stderr);
+  int rc = cfg->net_text ? nao_frontend_text(cfg->net_path, cfg->net_text, strlen(cfg->net_text),
+                                             &t->spec, stderr)
+                         : nao_frontend_file(cfg->net_path, &t->spec, stderr);
   if (rc) return rc;
   if (cfg->eval_only && !cfg->weights) return fail(NAO_EXIT_USAGE, "--eval-only needs --weights W.safetensors");
   if ((rc = choose_recipe(t)) || (rc = setup_run_dir(t))) return rc;

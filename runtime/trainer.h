@@ -36,7 +36,11 @@
 enum { TRAINER_MAX_RECIPE_OPTS = 64 };
 
 typedef struct {
-  const char *net_path;        // the .nao file
+  const char *net_path;        // the .nao file (with net_text: the name it is known by)
+  const char *net_text;        // the network's .nao text (a generated trainer's); NULL: read net_path
+  const void *cuda_net;        // a generated trainer's net.cu plan (const CudaNet *), for --backend cuda
+  const char *cuda_source;     // ... and net.cu's text (NVRTC compiles its device code)
+  const char *kernel_cache;    // --kernel-cache DIR (NULL: the default folder)
   const char *data;            // directory, or "synthetic"; NULL: the dataset's default
   const char *dataset;         // NULL: the network's dataset
   const char *recipe;          // preset name; NULL: the network's dataset's
