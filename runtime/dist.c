@@ -273,6 +273,10 @@ static int single_allreduce(Dist *d, void *buf, size_t n, int is_f64, DistOp op)
   (void)d, (void)buf, (void)n, (void)is_f64, (void)op;
   return 0;
 }
+static int single_allreduce_ranges(Dist *d, float *base, const DistRange *r, int n) {
+  (void)d, (void)base, (void)r, (void)n;
+  return 0;
+}
 static int single_broadcast(Dist *d, void *buf, size_t bytes, int root) {
   (void)d, (void)buf, (void)bytes, (void)root;
   return 0;
@@ -294,7 +298,7 @@ static void single_abort(Dist *d, int code) {
 }
 static void single_close(Dist *d) { (void)d; }
 
-static const DistImplOps single_ops = {"single", single_allreduce, single_broadcast,
+static const DistImplOps single_ops = {"single", single_allreduce, single_allreduce_ranges, single_broadcast,
                                        single_allgather, single_barrier, single_abort,
                                        single_close};
 
@@ -308,6 +312,10 @@ static int pending_allreduce(Dist *d, void *buf, size_t n, int is_f64, DistOp op
   (void)buf, (void)n, (void)is_f64, (void)op;
   return pending(d);
 }
+static int pending_allreduce_ranges(Dist *d, float *base, const DistRange *r, int n) {
+  (void)base, (void)r, (void)n;
+  return pending(d);
+}
 static int pending_broadcast(Dist *d, void *buf, size_t bytes, int root) {
   (void)buf, (void)bytes, (void)root;
   return pending(d);
@@ -317,7 +325,7 @@ static int pending_allgather(Dist *d, const void *mine, void *all, size_t bytes)
   return pending(d);
 }
 
-static const DistImplOps pending_ops = {"local (no transport yet)", pending_allreduce,
+static const DistImplOps pending_ops = {"local (no transport yet)", pending_allreduce, pending_allreduce_ranges,
                                         pending_broadcast, pending_allgather, pending,
                                         single_abort, single_close};
 
@@ -416,6 +424,19 @@ int dist_allreduce_f64(Dist *d, double *buf, size_t n, DistOp op, const char *wh
   int rc = d->ops->allreduce(d, buf, n, 1, op == DIST_MAX ? DIST_MAX : DIST_SUM);
   if (rc == 0 && op == DIST_MEAN && d->world > 1)
     for (size_t i = 0; i < n; i++) buf[i] /= (double)d->world;
+  return finish(d, rc);
+}
+
+int dist_allreduce_ranges_f32(Dist *d, float *base, const DistRange *r, int n, DistOp op,
+                              const char *what) {
+  if (begin(d, what) != 0) return -1;
+  if (op == DIST_MAX) return dist_fail(d, "MAX is only for f64 values");
+  int rc = d->ops->allreduce_ranges(d, base, r, n);
+  if (rc == 0 && op == DIST_MEAN && d->world > 1) {
+    float s = 1.0f / (float)d->world;
+    for (int k = 0; k < n; k++)
+      for (size_t i = 0; i < r[k].count; i++) base[r[k].offset + i] *= s;
+  }
   return finish(d, rc);
 }
 

@@ -109,6 +109,13 @@ long long dist_seq(const Dist *d);      // collectives issued so far
 // for the f64 version only.
 int dist_allreduce_f32(Dist *d, float *buf, size_t n, DistOp op, const char *what);
 int dist_allreduce_f64(Dist *d, double *buf, size_t n, DistOp op, const char *what);
+// Several slices of one float array reduced as one collective (a gradient
+// bucket whose parameters are not contiguous): base + r[i].offset, r[i].count.
+typedef struct {
+  size_t offset, count;
+} DistRange;
+int dist_allreduce_ranges_f32(Dist *d, float *base, const DistRange *r, int n, DistOp op,
+                              const char *what);
 int dist_broadcast(Dist *d, void *buf, size_t bytes, int root, const char *what);
 // all: world * bytes, rank r's at all + r * bytes.
 int dist_allgather(Dist *d, const void *mine, void *all, size_t bytes, const char *what);

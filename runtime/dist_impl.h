@@ -16,6 +16,8 @@ typedef struct {
   // Host buffers. is_f64: double, else float. op: SUM or MAX (MEAN is a SUM
   // scaled by the caller).
   int (*allreduce)(Dist *d, void *buf, size_t n, int is_f64, DistOp op);
+  // float slices of base, summed as one collective
+  int (*allreduce_ranges)(Dist *d, float *base, const DistRange *r, int n);
   int (*broadcast)(Dist *d, void *buf, size_t bytes, int root);
   int (*allgather)(Dist *d, const void *mine, void *all, size_t bytes);
   int (*barrier)(Dist *d);

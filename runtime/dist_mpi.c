@@ -73,7 +73,8 @@ typedef struct {
   MpiApi api;
   MpiH comm;            // collectives (a duplicate of MPI_COMM_WORLD)
   MpiH beat;            // arrival messages (another duplicate)
-  MpiH req;             // the collective in flight
+  MpiH *reqs;           // the collective's requests in flight
+  int n_reqs, cap_reqs;
   int we_initialized;
   long long *arrived;   // (world) the last collective each peer said it reached
   long long *recv_buf;  // (world) one posted receive per peer
@@ -218,18 +219,35 @@ static void missing_ranks(Dist *d, void *ctx, long long seq, char *out, size_t o
 
 // ---------------------------------------------------------------- collectives
 
-static int poll_req(Dist *d, void *ctx) {
-  MpiState *s = ctx;
-  int flag = 0;
-  int rc = s->api.test(&s->req, &flag, NULL);
-  if (rc != MPI_OK) return mpi_err(d, &s->api, rc, "MPI_Test"), -1;
-  return flag ? 1 : 0;
+// A fresh request slot of the collective being started.
+static MpiH *new_req(MpiState *s) {
+  if (s->n_reqs == s->cap_reqs) {
+    s->cap_reqs = s->cap_reqs ? 2 * s->cap_reqs : 8;
+    s->reqs = xrealloc(s->reqs, (size_t)s->cap_reqs * sizeof *s->reqs);
+  }
+  s->reqs[s->n_reqs] = NULL;
+  return &s->reqs[s->n_reqs++];
 }
 
-// Announces, then waits for the request just started (rc: its start's code).
-static int run_req(Dist *d, MpiState *s, int rc, const char *call) {
+static int poll_reqs(Dist *d, void *ctx) {
+  MpiState *s = ctx;
+  int all = 1;
+  for (int i = 0; i < s->n_reqs; i++) {
+    if (done_req(s, s->reqs[i])) continue;
+    int flag = 0;
+    int rc = s->api.test(&s->reqs[i], &flag, NULL);
+    if (rc != MPI_OK) return mpi_err(d, &s->api, rc, "MPI_Test"), -1;
+    all &= flag != 0;
+  }
+  return all;
+}
+
+// Waits for the requests started (rc: the last start's code).
+static int run_reqs(Dist *d, MpiState *s, int rc, const char *call) {
   if (rc != MPI_OK) return mpi_err(d, &s->api, rc, call);
-  return dist_wait(d, poll_req, missing_ranks, s);
+  rc = dist_wait(d, poll_reqs, missing_ranks, s);
+  s->n_reqs = 0;
+  return rc;
 }
 
 static int mpi_allreduce(Dist *d, void *buf, size_t n, int is_f64, DistOp op) {
@@ -238,23 +256,38 @@ static int mpi_allreduce(Dist *d, void *buf, size_t n, int is_f64, DistOp op) {
   size_t esz = is_f64 ? sizeof(double) : sizeof(float);
   MpiH type = is_f64 ? s->api.t_double : s->api.t_float;
   MpiH mop = op == DIST_MAX ? s->api.op_max : s->api.op_sum;
-  for (size_t at = 0; at < n; at += MPI_CHUNK) {
+  int rc = MPI_OK;
+  for (size_t at = 0; at < n && rc == MPI_OK; at += MPI_CHUNK) {
     int cnt = (int)(n - at < MPI_CHUNK ? n - at : MPI_CHUNK);
-    int rc = s->api.iallreduce(MPI_IN_PLACE_, (char *)buf + at * esz, cnt, type, mop, s->comm, &s->req);
-    if (run_req(d, s, rc, "MPI_Iallreduce") != 0) return -1;
+    rc = s->api.iallreduce(MPI_IN_PLACE_, (char *)buf + at * esz, cnt, type, mop, s->comm, new_req(s));
   }
-  return 0;
+  return run_reqs(d, s, rc, "MPI_Iallreduce");
+}
+
+// One request per slice (and per 2^30 floats), all in flight at once.
+static int mpi_allreduce_ranges(Dist *d, float *base, const DistRange *r, int n) {
+  MpiState *s = d->impl;
+  if (announce(d, s) != 0) return -1;
+  int rc = MPI_OK;
+  for (int k = 0; k < n && rc == MPI_OK; k++)
+    for (size_t at = 0; at < r[k].count && rc == MPI_OK; at += MPI_CHUNK) {
+      size_t left = r[k].count - at;
+      int cnt = (int)(left < MPI_CHUNK ? left : MPI_CHUNK);
+      rc = s->api.iallreduce(MPI_IN_PLACE_, base + r[k].offset + at, cnt, s->api.t_float,
+                             s->api.op_sum, s->comm, new_req(s));
+    }
+  return run_reqs(d, s, rc, "MPI_Iallreduce");
 }
 
 static int mpi_broadcast(Dist *d, void *buf, size_t bytes, int root) {
   MpiState *s = d->impl;
   if (announce(d, s) != 0) return -1;
-  for (size_t at = 0; at < bytes; at += MPI_CHUNK) {
+  int rc = MPI_OK;
+  for (size_t at = 0; at < bytes && rc == MPI_OK; at += MPI_CHUNK) {
     int cnt = (int)(bytes - at < MPI_CHUNK ? bytes - at : MPI_CHUNK);
-    int rc = s->api.ibcast((char *)buf + at, cnt, s->api.t_byte, root, s->comm, &s->req);
-    if (run_req(d, s, rc, "MPI_Ibcast") != 0) return -1;
+    rc = s->api.ibcast((char *)buf + at, cnt, s->api.t_byte, root, s->comm, new_req(s));
   }
-  return 0;
+  return run_reqs(d, s, rc, "MPI_Ibcast");
 }
 
 static int mpi_allgather(Dist *d, const void *mine, void *all, size_t bytes) {
@@ -262,14 +295,14 @@ static int mpi_allgather(Dist *d, const void *mine, void *all, size_t bytes) {
   if (bytes > INT_MAX) return dist_fail(d, "all-gather of %zu bytes per rank: too large", bytes);
   if (announce(d, s) != 0) return -1;
   int rc = s->api.iallgather(mine, (int)bytes, s->api.t_byte, all, (int)bytes, s->api.t_byte,
-                             s->comm, &s->req);
-  return run_req(d, s, rc, "MPI_Iallgather");
+                             s->comm, new_req(s));
+  return run_reqs(d, s, rc, "MPI_Iallgather");
 }
 
 static int mpi_barrier(Dist *d) {
   MpiState *s = d->impl;
   if (announce(d, s) != 0) return -1;
-  return run_req(d, s, s->api.ibarrier(s->comm, &s->req), "MPI_Ibarrier");
+  return run_reqs(d, s, s->api.ibarrier(s->comm, new_req(s)), "MPI_Ibarrier");
 }
 
 static void mpi_abort(Dist *d, int code) {
@@ -314,11 +347,12 @@ static void mpi_close(Dist *d) {
   if (s->we_initialized && s->api.finalized(&fin) == MPI_OK && !fin) s->api.finalize();
   // The library stays loaded: Open MPI does not support being unloaded.
   free(s->arrived), free(s->recv_buf), free(s->recv_req), free(s->send_buf), free(s->send_req);
+  free(s->reqs);
   free(s);
   d->impl = NULL;
 }
 
-static const DistImplOps mpi_ops = {"mpi", mpi_allreduce, mpi_broadcast, mpi_allgather,
+static const DistImplOps mpi_ops = {"mpi", mpi_allreduce, mpi_allreduce_ranges, mpi_broadcast, mpi_allgather,
                                     mpi_barrier, mpi_abort, mpi_close};
 
 // ---------------------------------------------------------------- opening
