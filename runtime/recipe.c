@@ -193,9 +193,10 @@ void recipe_to_json(const Recipe *r, char *out, size_t outlen) {
            "\"lr_min\":%.17g,\"schedule\":\"%s\",\"lr_decay\":%.17g,\"momentum\":%.17g,"
            "\"weight_decay\":%.17g,\"grad_clip\":%.17g,\"label_smoothing\":%.17g,"
            "\"aux_weight\":%.17g,\"drop_path_keep\":%.17g,\"dropout_keep\":%.17g,\"augment\":%d,"
-           "\"crop_pad\":%d,\"cutout\":%d,\"val_size\":%d,\"seed\":%llu,\"max_steps\":%ld}",
+           "\"crop_pad\":%d,\"cutout\":%d,\"val_size\":%d,\"seed\":%llu,\"max_steps\":%ld,"
+           "\"log_interval\":%d}",
            r->name, r->epochs, r->batch, r->eval_batch, r->lr, r->lr_min, sched[r->schedule],
            r->lr_decay, r->momentum, r->weight_decay, r->grad_clip, r->label_smoothing,
            r->aux_weight, r->drop_path_keep, r->dropout_keep, r->augment, r->crop_pad, r->cutout,
-           r->val_size, r->seed, r->max_steps);
+           r->val_size, r->seed, r->max_steps, r->log_interval);
 }
