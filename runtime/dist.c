@@ -255,7 +255,7 @@ static void heartbeat(Dist *d) {
   (void)w;  // a full pipe (a parent not reading) only loses heartbeats
 }
 
-static int begin(Dist *d, const char *what) {
+int dist_begin(Dist *d, const char *what) {
   d->seq++;
   d->what = what;
   heartbeat(d);
@@ -370,6 +370,8 @@ Dist *dist_open(const DistEnv *env_in, const DistOptions *o, char *err, size_t e
       d->rank = env.rank, d->world = env.world;
       d->local_rank = env.local_rank, d->local_world = env.local_world;
       d->heartbeat_fd = env.heartbeat_fd;
+      d->has_nccl_id = env.has_nccl_id;
+      memcpy(d->nccl_id, env.nccl_id, sizeof d->nccl_id);
       if (d->heartbeat_fd >= 0 && fcntl(d->heartbeat_fd, F_SETFL, O_NONBLOCK) != 0) d->heartbeat_fd = -1;
       if (d->world > 1) d->ops = &pending_ops, d->kind = DIST_NCCL;
       snprintf(d->name, sizeof d->name, "%s", d->world > 1 ? "local (nccl pending)" : "single");
@@ -391,7 +393,7 @@ Dist *dist_open(const DistEnv *env_in, const DistOptions *o, char *err, size_t e
 
 void dist_close(Dist *d) {
   if (!d) return;
-  d->ops->close(d);
+  d->ops->close(d);  // NCCL's closes the ops it replaced too
   free(d);
 }
 
@@ -409,7 +411,7 @@ long long dist_seq(const Dist *d) { return d->seq; }
 // ---------------------------------------------------------------- collectives
 
 int dist_allreduce_f32(Dist *d, float *buf, size_t n, DistOp op, const char *what) {
-  if (begin(d, what) != 0) return -1;
+  if (dist_begin(d, what) != 0) return -1;
   if (op == DIST_MAX) return dist_fail(d, "MAX is only for f64 values");
   int rc = d->ops->allreduce(d, buf, n, 0, DIST_SUM);
   if (rc == 0 && op == DIST_MEAN && d->world > 1) {
@@ -420,7 +422,7 @@ int dist_allreduce_f32(Dist *d, float *buf, size_t n, DistOp op, const char *wha
 }
 
 int dist_allreduce_f64(Dist *d, double *buf, size_t n, DistOp op, const char *what) {
-  if (begin(d, what) != 0) return -1;
+  if (dist_begin(d, what) != 0) return -1;
   int rc = d->ops->allreduce(d, buf, n, 1, op == DIST_MAX ? DIST_MAX : DIST_SUM);
   if (rc == 0 && op == DIST_MEAN && d->world > 1)
     for (size_t i = 0; i < n; i++) buf[i] /= (double)d->world;
@@ -429,7 +431,7 @@ int dist_allreduce_f64(Dist *d, double *buf, size_t n, DistOp op, const char *wh
 
 int dist_allreduce_ranges_f32(Dist *d, float *base, const DistRange *r, int n, DistOp op,
                               const char *what) {
-  if (begin(d, what) != 0) return -1;
+  if (dist_begin(d, what) != 0) return -1;
   if (op == DIST_MAX) return dist_fail(d, "MAX is only for f64 values");
   int rc = d->ops->allreduce_ranges(d, base, r, n);
   if (rc == 0 && op == DIST_MEAN && d->world > 1) {
@@ -441,18 +443,18 @@ int dist_allreduce_ranges_f32(Dist *d, float *base, const DistRange *r, int n, D
 }
 
 int dist_broadcast(Dist *d, void *buf, size_t bytes, int root, const char *what) {
-  if (begin(d, what) != 0) return -1;
+  if (dist_begin(d, what) != 0) return -1;
   if (root < 0 || root >= d->world) return dist_fail(d, "root %d is not a rank of %d", root, d->world);
   return finish(d, d->ops->broadcast(d, buf, bytes, root));
 }
 
 int dist_allgather(Dist *d, const void *mine, void *all, size_t bytes, const char *what) {
-  if (begin(d, what) != 0) return -1;
+  if (dist_begin(d, what) != 0) return -1;
   return finish(d, d->ops->allgather(d, mine, all, bytes));
 }
 
 int dist_barrier(Dist *d, const char *what) {
-  if (begin(d, what) != 0) return -1;
+  if (dist_begin(d, what) != 0) return -1;
   return finish(d, d->ops->barrier(d));
 }
 

@@ -151,6 +151,14 @@ void dist_buckets_free(DistBuckets *b) {
   memset(b, 0, sizeof *b);
 }
 
+int dist_step_metrics(Dist *d, double *loss, int *top1, int *top5, int n, long long *images) {
+  double v[4] = {*loss * n, *top1, *top5, n};
+  if (dist_allreduce_f64(d, v, 4, DIST_SUM, "step loss and hits") != 0) return -1;
+  *loss = v[3] > 0 ? v[0] / v[3] : 0;
+  *top1 = (int)v[1], *top5 = (int)v[2], *images = (long long)v[3];
+  return 0;
+}
+
 int dist_buckets_allreduce(Dist *d, const DistBuckets *b, float *grads, DistOp op) {
   if (dist_world(d) == 1) return 0;
   for (int i = 0; i < b->n; i++)

@@ -64,4 +64,8 @@ int dist_grad_done_steps(const IrGraph *g, const Plan *p, int *done);
 // with dist_error(d) set.
 int dist_buckets_allreduce(Dist *d, const DistBuckets *b, float *grads, DistOp op);
 
+// After a rank's step on n samples: loss (its mean), top1 and top5 become
+// those of every rank's samples, *images their count. One collective.
+int dist_step_metrics(Dist *d, double *loss, int *top1, int *top5, int n, long long *images);
+
 #endif

@@ -27,7 +27,12 @@ typedef struct {
 
 struct Dist {
   const DistImplOps *ops;
-  void *impl;               // the implementation's state
+  void *impl;               // the implementation's state (MPI's under NCCL too)
+  const DistImplOps *host_ops;  // NCCL attached: the ops it replaced (MPI's, or the
+                                //   local launcher's placeholder); else NULL
+  void *nccl;               // NCCL's state once attached (dist_nccl.c)
+  int has_nccl_id;          // the local launcher's unique id
+  unsigned char nccl_id[DIST_NCCL_ID_BYTES];
   DistKind kind;
   DistLaunch launch;
   int rank, world, local_rank, local_world;
@@ -54,6 +59,10 @@ typedef void (*DistMissingFn)(Dist *d, void *ctx, long long seq, char *out, size
 // not reach it]" into d->err and returns -1. Spins briefly, then sleeps in
 // growing steps (at most 1 ms), so a long wait costs no CPU.
 int dist_wait(Dist *d, DistPollFn poll, DistMissingFn missing, void *ctx);
+
+// Starts a collective the way the public wrappers do (sequence number,
+// heartbeat); 0, or -1 when d failed before. Used by dist_nccl.c.
+int dist_begin(Dist *d, const char *what);
 
 // Sets d->err to "rank R: WHAT (collective #SEQ): MESSAGE", marks d failed,
 // returns -1.
