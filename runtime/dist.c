@@ -354,6 +354,7 @@ static void apply_options(Dist *d, const DistEnv *env, const DistOptions *o) {
   if (d->stop_grace > d->timeout) d->stop_grace = d->timeout;
   d->stop = o->stop;
   d->verbose = o->verbose;
+  d->nccl_api = o->nccl_api;
 }
 
 Dist *dist_open(const DistEnv *env_in, const DistOptions *o, char *err, size_t errlen) {

@@ -73,6 +73,8 @@ typedef struct {
                                  //   `stop_grace` more seconds (NULL: none)
   double stop_grace;             // <= 0: 10 s (or the timeout when shorter)
   const char *mpi_lib;           // NULL: $NAO_MPI_LIB, else libmpi.so.40
+  const struct NcclApi *nccl_api;  // the NCCL table dist_nccl_attach uses (NULL: libnccl;
+                                   //   tests: a mock)
   int verbose;                   // 1: what was detected and opened, on stderr
 } DistOptions;
 

@@ -31,6 +31,7 @@ struct Dist {
   const DistImplOps *host_ops;  // NCCL attached: the ops it replaced (MPI's, or the
                                 //   local launcher's placeholder); else NULL
   void *nccl;               // NCCL's state once attached (dist_nccl.c)
+  const struct NcclApi *nccl_api;  // DistOptions.nccl_api
   int has_nccl_id;          // the local launcher's unique id
   unsigned char nccl_id[DIST_NCCL_ID_BYTES];
   DistKind kind;

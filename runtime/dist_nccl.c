@@ -85,8 +85,10 @@ static int check_version(const NcclApi *api, int *version, char *err, size_t err
     return -1;
   }
   if (*version < NCCLAPI_MIN_VERSION) {
+    // NCCL_VERSION: X*1000 + Y*100 + Z up to 2.8, X*10000 + Y*100 + Z from 2.9
+    int old = *version < 20900;
     snprintf(err, errlen, "%s is NCCL %d.%d: 2.10 or later is needed (ncclAvg)", api->name,
-             *version / 1000, *version / 100 % 10);
+             old ? *version / 1000 : *version / 10000, old ? *version / 100 % 10 : *version / 100 % 100);
     return -1;
   }
   return 0;
@@ -252,7 +254,7 @@ int dist_nccl_wait(Dist *d, const char *what) {
 // ---------------------------------------------------------------- device collectives
 
 int dist_nccl_allreduce_device(Dist *d, float *dbase, const DistRange *r, int n, DistOp op,
-                               const char *what) {
+                               void *stream, const char *what) {
   NcclState *s = d->nccl;
   if (dist_begin(d, what) != 0) return -1;
   if (!s) return dist_fail(d, "NCCL is not attached");
@@ -262,7 +264,8 @@ int dist_nccl_allreduce_device(Dist *d, float *dbase, const DistRange *r, int n,
   if (rc != NCCLAPI_SUCCESS) return nccl_fail(d, s, rc, "ncclGroupStart");
   for (int k = 0; k < n; k++) {
     float *p = dbase + r[k].offset;
-    rc = s->api->all_reduce(p, p, r[k].count, NCCLAPI_FLOAT32, nop, s->comm, s->dev.stream);
+    rc = s->api->all_reduce(p, p, r[k].count, NCCLAPI_FLOAT32, nop, s->comm,
+                            stream ? stream : s->dev.stream);
     if (rc != NCCLAPI_SUCCESS) {
       s->api->group_end();
       return nccl_fail(d, s, rc, "ncclAllReduce");
@@ -369,24 +372,30 @@ static void nccl_abort(Dist *d, int code) {
   _exit(code);
 }
 
-static void nccl_close(Dist *d) {
+void dist_nccl_detach(Dist *d) {
   NcclState *s = d->nccl;
-  if (s) {
-    if (!d->failed) {
-      // Everything enqueued is done before the communicator goes.
-      d->what = "closing";
-      if (wait_stream(d, s) != 0) fprintf(stderr, "nao: warning: %s\n", d->err);
-    }
-    if (s->stage) s->dev.free(s->dev.user, s->stage);
-    if (s->comm) {
-      if (d->failed) abort_comm(s);
-      else s->api->comm_destroy(s->comm);
-    }
-    if (s->api == &s->own) cuda_lib_close(&s->lib);
-    free(s);
-    d->nccl = NULL;
+  if (!s) return;
+  if (!d->failed) {
+    // Everything enqueued is done before the communicator goes.
+    d->what = "closing NCCL";
+    if (wait_stream(d, s) != 0) fprintf(stderr, "nao: warning: %s\n", d->err);
   }
-  if (d->host_ops) d->host_ops->close(d);
+  if (s->stage) s->dev.free(s->dev.user, s->stage);
+  if (s->comm) {
+    if (d->failed) abort_comm(s);
+    else s->api->comm_destroy(s->comm);
+  }
+  if (s->api == &s->own) cuda_lib_close(&s->lib);
+  free(s);
+  d->nccl = NULL;
+  d->ops = d->host_ops;
+  d->host_ops = NULL;
+  d->kind = d->impl ? DIST_MPI : DIST_NCCL;
+}
+
+static void nccl_close(Dist *d) {
+  dist_nccl_detach(d);  // d->ops are the host ops again
+  d->ops->close(d);
 }
 
 static const DistImplOps nccl_ops = {"nccl", nccl_allreduce, nccl_allreduce_ranges, nccl_broadcast,
@@ -433,7 +442,7 @@ int dist_nccl_attach(Dist *d, const DistDevice *dev, const DistNcclOptions *o, c
   }
   NcclState *s = xcalloc(1, sizeof *s);
   s->dev = *dev;
-  s->api = o && o->api ? o->api : &s->own;
+  s->api = o && o->api ? o->api : d->nccl_api ? d->nccl_api : &s->own;
   NcclUniqueId id;
   int rc = (s->api == &s->own && nccl_api_load(&s->own, &s->lib, err, errlen) != 0) ||
                    check_version(s->api, &s->version, err, errlen) != 0 ||

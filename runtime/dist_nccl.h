@@ -100,7 +100,7 @@ typedef struct {
 } DistDevice;
 
 typedef struct {
-  const NcclApi *api;  // NULL: libnccl, opened here
+  const NcclApi *api;  // NULL: DistOptions.nccl_api, else libnccl, opened here
   // Called when ncclCommInitRank has not returned within the timeout (it
   // cannot be aborted); NULL: print msg and _exit(70). Tests override it.
   void (*init_timeout)(void *user, const char *msg);
@@ -112,13 +112,18 @@ typedef struct {
 int dist_nccl_attach(Dist *d, const DistDevice *dev, const DistNcclOptions *o, char *err,
                      size_t errlen);
 int dist_nccl_attached(const Dist *d);
+// Takes NCCL off d before its device goes away (the cuda backend's destroy):
+// waits for the stream (with the timeout), destroys the communicator (or
+// aborts it after a failure), frees the staging buffer, and gives d back the
+// host collectives it had (MPI's; the local launcher's children have none).
+void dist_nccl_detach(Dist *d);
 
 // Enqueues the average (op MEAN) or sum of float slices of device memory
-// dbase over the ranks, in place, as one NCCL group on the device's stream:
-// one collective of dist.h (its sequence number, heartbeat). Does not wait.
-// Returns 0, or -1 with dist_error(d) set.
+// dbase over the ranks, in place, as one NCCL group on `stream` (NULL: the
+// device's): one collective of dist.h (its sequence number, heartbeat). Does
+// not wait. Returns 0, or -1 with dist_error(d) set.
 int dist_nccl_allreduce_device(Dist *d, float *dbase, const DistRange *r, int n, DistOp op,
-                               const char *what);
+                               void *stream, const char *what);
 // Waits for the stream with the timeout and the async error polling (see
 // above). Returns 0, or -1 with dist_error(d) set (the communicator aborted).
 int dist_nccl_wait(Dist *d, const char *what);
