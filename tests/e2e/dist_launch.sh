@@ -74,4 +74,27 @@ wait $pid
 rc=$?
 [ $rc -eq 137 ] || { cat "$out/two"; fail "two signals: status $rc, not 137"; }
 grep -q "rank 1 (pid [0-9]*) was killed by signal 9" "$out/two" || { cat "$out/two"; fail "two signals: rank 1 not named"; }
+# nao-train --gpus 2 itself on a machine without a GPU: the parent makes
+# NCCL's unique id and starts two ranks, which fail to open the CUDA driver;
+# the launcher names the first rank that failed and exits with its status.
+# (Without libnccl the parent refuses first, naming NCCL.)
+NT=$BUILD/nao-train
+cat >"$out/net.nao" <<'NET'
+network t { dataset fashion-mnist; channels 4; layers 1; aux_weight 0; }
+cell normal { node 2 = sep3x3(0) + identity(1); node 3 = max3x3(2) + identity(0); }
+cell reduction { node 2 = sep3x3(0) + identity(1); node 3 = max2x2(2) + avg2x2(1); }
+NET
+"$NT" "$out/net.nao" --data synthetic --val-size 100 --backend cuda --gpus 2 --epochs 1 --out "$out/g" --progress off >"$out/gpus" 2>&1
+rc=$?
+[ $rc -eq 1 ] || { cat "$out/gpus"; fail "nao-train --gpus 2 without a GPU: status $rc, not 1"; }
+if grep -q "NCCL 2 (libnccl)" "$out/gpus"; then
+  echo "no libnccl: the launcher refused before starting ranks"
+else
+  grep -q "nao-train: rank [01] (pid [0-9]*) exited with status 1; stopping the other ranks" "$out/gpus" ||
+    { cat "$out/gpus"; fail "nao-train --gpus 2: the failed rank is not named"; }
+  [ "$(grep -c 'the CUDA driver' "$out/gpus")" -ge 1 ] || { cat "$out/gpus"; fail "no rank said why"; }
+fi
+"$NT" "$out/net.nao" --data synthetic --backend cpu --gpus 2 --out "$out/c" --progress off >"$out/cpu" 2>&1
+[ $? -eq 2 ] && grep -q "needs --backend cuda (for several CPU processes run nao-train under mpirun -np N)" "$out/cpu" ||
+  { cat "$out/cpu"; fail "--gpus 2 with the cpu backend is not refused as bad usage"; }
 echo ok

@@ -271,7 +271,36 @@ static void test_faults(void) {
   dist_close(d);
 }
 
+// The real library where it is installed (the CUDA image, this project's CI
+// machine): the table loads, the result codes mean what nccl.h says they
+// mean (the values dist_nccl.h mirrors), and the launcher's unique id is made
+// without a GPU.
+static void test_real_library(void) {
+  NcclApi api;
+  CudaLib lib;
+  char err[2000];
+  if (nccl_api_load(&api, &lib, err, sizeof err) != 0) {
+    printf("no libnccl here, skipping its checks: %s\n", err);
+    return;
+  }
+  int v = 0;
+  CHECK(api.get_version(&v) == NCCLAPI_SUCCESS && v >= NCCLAPI_MIN_VERSION, "%s: version %d", api.name, v);
+  CHECK(strstr(api.get_error_string(NCCLAPI_REMOTE_ERROR), "remote"), "code 6: %s",
+        api.get_error_string(NCCLAPI_REMOTE_ERROR));
+  CHECK(strstr(api.get_error_string(NCCLAPI_IN_PROGRESS), "in progress"), "code 7: %s",
+        api.get_error_string(NCCLAPI_IN_PROGRESS));
+  CHECK(strstr(api.get_error_string(NCCLAPI_INVALID_ARGUMENT), "invalid argument"), "code 4");
+  CHECK(!strcmp(api.get_error_string(NCCLAPI_SUCCESS), "no error"), "code 0");
+  unsigned char a[DIST_NCCL_ID_BYTES], b[DIST_NCCL_ID_BYTES];
+  CHECK(dist_nccl_unique_id(a, err, sizeof err) == 0 && dist_nccl_unique_id(b, err, sizeof err) == 0,
+        "unique id: %s", err);
+  CHECK(memcmp(a, b, sizeof a) != 0, "two unique ids are equal");
+  printf("%s: NCCL %d.%d.%d, unique ids made\n", api.name, v / 10000, v / 100 % 100, v % 100);
+  cuda_lib_close(&lib);
+}
+
 int main(void) {
+  test_real_library();
   test_collectives(2);
   test_collectives(3);
   test_refusals();
