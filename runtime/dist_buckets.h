@@ -44,6 +44,8 @@ typedef struct {
 enum {
   DIST_BUCKET_CAP_DEFAULT = 25 << 20,       // bytes (PyTorch DDP's default)
   DIST_BUCKET_FIRST_CAP_DEFAULT = 1 << 20,
+  DIST_BUCKET_CAP_GPU = 8 << 20,            // the cuda runtime's: more, smaller buckets overlap
+                                            //   more of the backward pass (docs/distributed.md)
 };
 
 // Builds the buckets of g's gradients under plan p. active: (g->params->n)

@@ -255,9 +255,10 @@ DistCudaComm *dist_cuda_comm_create(Dist *d, const CudaApi *cu, CuStream main, C
   char why[1000];
   int rc = dist_nccl_attach(d, &dev, no, why, sizeof why);
   if (rc != 0) snprintf(c->err, sizeof c->err, "NCCL: %s", why);
-  if (rc == 0 && dist_buckets_build(&nb->train, &nb->train_plan, nb->grad_written,
-                                    DIST_BUCKET_CAP_DEFAULT, DIST_BUCKET_FIRST_CAP_DEFAULT,
-                                    &c->buckets, why, sizeof why) != 0)
+  const char *mb = getenv("NAO_DIST_BUCKET_MB");
+  size_t cap = mb && atof(mb) > 0 ? (size_t)(atof(mb) * (1 << 20)) : (size_t)DIST_BUCKET_CAP_GPU;
+  if (rc == 0 && dist_buckets_build(&nb->train, &nb->train_plan, nb->grad_written, cap,
+                                    DIST_BUCKET_FIRST_CAP_DEFAULT, &c->buckets, why, sizeof why) != 0)
     rc = -1, snprintf(c->err, sizeof c->err, "%s", why);
   if (rc == 0) {
     c->after = xcalloc((size_t)c->buckets.n + 1, sizeof *c->after);

@@ -49,7 +49,7 @@ void dist_cuda_device_free(DistCudaDev *dd);
 // Everything one rank's cuda runtime needs for data parallelism: NCCL
 // attached to d over a DistDevice on the main stream (d becomes DIST_NCCL;
 // under MPI its host collectives stay on MPI), the train graph's buckets
-// (DIST_BUCKET_* caps) and their steps in program p, a comm stream and its
+// (DIST_BUCKET_CAP_GPU, or $NAO_DIST_BUCKET_MB MiB) and their steps in program p, a comm stream and its
 // events. grads: the device gradient array (the ParamTable's flat layout).
 // Returns NULL with a message.
 typedef struct DistCudaComm DistCudaComm;
