@@ -49,7 +49,7 @@ $STC "$T/r/checkpoint.safetensors" "$T/i/checkpoint.safetensors" --prefix cells.
   fail "--init-weights with lr 0 changed the weights"
 
 note "refusals"
-expect_fail 1 "cuda backend is not built" $NT "$T/net.nao" $RUN --out "$T/c" --backend cuda
+expect_fail 1 "--backend cuda: " $NT "$T/net.nao" $RUN --out "$T/c" --backend cuda
 expect_fail 2 "--backend: accepted values are cpu and cuda" $NT "$T/net.nao" --backend tpu
 expect_fail 2 "--lr: 'fast' is not a number" $NT "$T/net.nao" $RUN --lr fast
 expect_fail 2 "--schedule: 'linear' is not a schedule (cosine, exp or const)" $NT "$T/net.nao" $RUN --schedule linear
