@@ -190,6 +190,7 @@ static int attach_dist(CudaBackend *cb, Dist *d, char *err, size_t errlen) {
   cb->comm = dist_cuda_comm_create(d, cu, stream, grads, cb->nb, train, NULL, err, errlen);
   if (!cb->comm) return -1;
   cb->dist = d;
+  if (!train) return 0;  // evaluation only: NCCL for the host collectives, no buckets
   CudaRtComm c = {cb->comm, dist_cuda_n_buckets(cb->comm), dist_cuda_after_steps(cb->comm),
                   dist_cuda_launch, dist_cuda_join, dist_cuda_wait, dist_cuda_error};
   if (cuda_rt_set_comm(cb->rt, &c)) {
@@ -242,7 +243,7 @@ Backend *backend_cuda_create_with(const NetBuild *nb, ModelState *host, const Ba
       rc = -1;
     }
   }
-  if (!rc && dp && train) rc = attach_dist(cb, opt->dist, err, errlen);
+  if (!rc && dp) rc = attach_dist(cb, opt->dist, err, errlen);
   if (rc) {
     cb_destroy(&cb->base);
     return NULL;

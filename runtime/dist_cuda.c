@@ -257,6 +257,7 @@ DistCudaComm *dist_cuda_comm_create(Dist *d, const CudaApi *cu, CuStream main, C
   if (rc != 0) snprintf(c->err, sizeof c->err, "NCCL: %s", why);
   const char *mb = getenv("NAO_DIST_BUCKET_MB");
   size_t cap = mb && atof(mb) > 0 ? (size_t)(atof(mb) * (1 << 20)) : (size_t)DIST_BUCKET_CAP_GPU;
+  if (rc == 0 && !p) return c;  // no training program: NCCL only (evaluation)
   if (rc == 0 && dist_buckets_build(&nb->train, &nb->train_plan, nb->grad_written, cap,
                                     DIST_BUCKET_FIRST_CAP_DEFAULT, &c->buckets, why, sizeof why) != 0)
     rc = -1, snprintf(c->err, sizeof c->err, "%s", why);

@@ -51,7 +51,8 @@ void dist_cuda_device_free(DistCudaDev *dd);
 // under MPI its host collectives stay on MPI), the train graph's buckets
 // (DIST_BUCKET_CAP_GPU, or $NAO_DIST_BUCKET_MB MiB) and their steps in program p, a comm stream and its
 // events. grads: the device gradient array (the ParamTable's flat layout).
-// Returns NULL with a message.
+// p NULL (no training program): NCCL only, no buckets. Returns NULL with a
+// message.
 typedef struct DistCudaComm DistCudaComm;
 DistCudaComm *dist_cuda_comm_create(Dist *d, const CudaApi *cu, CuStream main, CuDevptr grads,
                                     const NetBuild *nb, const CudaProgram *p,

@@ -349,7 +349,7 @@ static void print_scores(const char *split, const EvalScores *s) {
 
 int trainer_eval_only(Trainer *t) {
   int rc = evaluate_both(t);
-  if (rc) return rc;
+  if (rc || !train_dist_writer(t)) return rc;  // rank 0 prints every rank's scores
   if (t->has_valid) print_scores("valid", &t->last_valid);
   print_scores("test", &t->last_test);
   fflush(stdout);
