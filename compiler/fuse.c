@@ -421,7 +421,7 @@ static int schedule(Fz *z) {
         int h = z->g_of[z->succ[G->ops[k]].v[j]];
         if (h >= 0 && h != g) iv_push(&gsucc[g], h);
       }
-    qsort(gsucc[g].v, (size_t)gsucc[g].n, sizeof(int), cmp_int);
+    if (gsucc[g].n > 1) qsort(gsucc[g].v, (size_t)gsucc[g].n, sizeof(int), cmp_int);
     int n = 0;
     for (int i = 0; i < gsucc[g].n; i++)
       if (i == 0 || gsucc[g].v[i] != gsucc[g].v[i - 1]) gsucc[g].v[n++] = gsucc[g].v[i];
