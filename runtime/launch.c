@@ -46,7 +46,7 @@ typedef struct {
   long long seq;          // the last collective it reached
   unsigned char part[8];  // a heartbeat split across reads
   int n_part;
-  double behind_since;    // when another rank was first seen ahead of it (0: not behind)
+  double changed_at;      // when its heartbeat last advanced (or it started)
 } Child;
 
 typedef struct {
@@ -167,7 +167,7 @@ static int start_children(Launch *l, char *err, size_t errlen) {
       return -1;
     }
     fcntl(p[0], F_SETFL, O_NONBLOCK);
-    l->c[i] = (Child){.pid = pid, .fd = p[0], .running = 1};
+    l->c[i] = (Child){.pid = pid, .fd = p[0], .running = 1, .changed_at = now_s()};
     l->running++;
     if (o->verbose) fprintf(stderr, "%s: rank %d is pid %d\n", o->prog, i, (int)pid);
   }
@@ -199,7 +199,7 @@ static void read_heartbeats(Launch *l) {
         if (c->n_part < 8) continue;
         long long s;
         memcpy(&s, c->part, 8);
-        if (s > c->seq) c->seq = s;
+        if (s > c->seq) c->seq = s, c->changed_at = now_s();
         c->n_part = 0;
       }
     if (got == 0) close(c->fd), c->fd = -1;  // the child closed it (exit or exec of something else)
@@ -251,7 +251,10 @@ static void reap(Launch *l) {
   }
 }
 
-// A rank that stays behind another's heartbeat for the timeout is hung.
+// A rank whose heartbeat has not advanced for the timeout while another rank
+// is ahead of it is hung: the others wait for it in a collective (they do not
+// advance either, but nobody is ahead of them). A slow rank that advances is
+// not.
 static void detect_hang(Launch *l, double now) {
   if (l->o->timeout <= 0 || l->failing || l->stopping) return;
   long long top = 0;
@@ -260,16 +263,11 @@ static void detect_hang(Launch *l, double now) {
     if (l->c[i].seq > top) top = l->c[i].seq, top_rank = i;
   for (int i = 0; i < l->n; i++) {
     Child *c = &l->c[i];
-    if (!c->running || c->seq >= top) {
-      c->behind_since = 0;
-      continue;
-    }
-    if (c->behind_since == 0) c->behind_since = now;
-    if (now - c->behind_since < l->o->timeout) continue;
+    if (!c->running || c->seq >= top || now - c->changed_at < l->o->timeout) continue;
     snprintf(l->r->why, sizeof l->r->why,
              "rank %d (pid %d) made no progress for %.0f s: it has not reached collective #%lld, "
              "which rank %d reached (hung?); stopping all ranks",
-             i, (int)c->pid, now - c->behind_since, c->seq + 1, top_rank);
+             i, (int)c->pid, now - c->changed_at, c->seq + 1, top_rank);
     begin_failing(l, i, 70, 1);
     return;
   }

@@ -18,9 +18,10 @@
 //    asked for is a failure: the parent names it ("rank 2 (pid 4242) was killed
 //    by signal 9 (Killed)"), sends SIGTERM to the others, SIGKILL after
 //    `grace` seconds, and returns that child's status.
-//  - A child whose heartbeat stays behind another's for `timeout` seconds is
-//    hung (the others wait for it in a collective): the parent names it and the
-//    collective it did not reach, stops everyone the same way and returns 70.
+//  - A child whose heartbeat has not advanced for `timeout` seconds while
+//    another child is ahead of it is hung (the others wait for it in a
+//    collective): the parent names it and the collective it did not reach,
+//    stops everyone the same way and returns 70.
 // Nothing is left running when launch_run returns.
 #ifndef NAO_LAUNCH_H
 #define NAO_LAUNCH_H
