@@ -212,12 +212,12 @@ static int epoch_batches(Trainer *t, LoopState *s, int *stopped) {
       *stopped = 1;
       return 0;
     }
+    double t0 = progress_now();  // images/s counts the wait for data too
     int got = loader_next(ld, &b, err, sizeof err);
     if (got != 1) {
       fprintf(stderr, "nao-train: data: %s\n", got < 0 ? err : "the epoch ended early");
       return NAO_EXIT_INPUT;
     }
-    double t0 = progress_now();
     StepResult r;
     rc = one_step(t, b, s->lr, &r);
     int n = b->n;

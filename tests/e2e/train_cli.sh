@@ -34,6 +34,11 @@ assert end["reason"] == "done" and end["step"] == 8, end
 PY
 [ -f "$T/r/checkpoint.safetensors" ] && [ -f "$T/r/best.safetensors" ] || fail "no checkpoint or best"
 
+note "the progress line (forced on: stderr is no terminal here)"
+$NT "$T/net.nao" $RUN --out "$T/p" --epochs 1 --progress on 2>"$T/err" || fail "--progress on"
+tr '\r' '\n' <"$T/err" | grep -q "^epoch 1/1  step 4/4 (100%)  [0-9]* img/s  loss [0-9.]*  acc [0-9.]*%  lr 0.05  ETA 0s" ||
+  { cat -v "$T/err"; fail "no progress line"; }
+
 note "--eval-only scores a checkpoint"
 $NT "$T/net.nao" --eval-only --weights "$T/r/checkpoint.safetensors" --data synthetic \
   --synthetic-size 192,64 --val-size 64 --eval-batch 64 >"$T/scores" 2>"$T/err" || fail "--eval-only"
