@@ -57,6 +57,7 @@ static int cb_train_step(Backend *b, const float *images, const int32_t *labels,
   if (!isfinite(out->loss) || !isfinite(out->grad_norm)) {
     snprintf(cb->err, sizeof cb->err, "the loss (%g) or the gradient norm (%g) is not finite",
              out->loss, out->grad_norm);
+    if (cuda_rt_train_undo(cb->rt)) return rt_err(cb, "undoing a non-finite step");
     return BACKEND_NONFINITE;
   }
   if (cuda_rt_train_update(cb->rt, h)) return rt_err(cb, "optimizer step");

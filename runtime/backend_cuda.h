@@ -123,6 +123,9 @@ typedef struct {
 // and reads loss, norm and logits.
 int cuda_rt_train_forward(CudaRt *rt, const float *images, const int32_t *labels, int n,
                           const RunState *rs, const SgdHyper *h, CudaStepOut *out);
+// Undoes the last forward's updates of the BN statistics (a step whose loss
+// or gradient norm is not finite changes nothing).
+int cuda_rt_train_undo(CudaRt *rt);
 // The SGD update of the last forward (enqueued; the next call that reads
 // waits for it).
 int cuda_rt_train_update(CudaRt *rt, const SgdHyper *h);

@@ -84,13 +84,16 @@ static int build_update(CudaRt *rt) {
   return 0;
 }
 
-// The train sequence: the train program (with the data-parallel hooks after
-// the steps that complete gradient buckets, and their join), then the update
+// The train sequence: a copy of the BN statistics (restored after a
+// non-finite step), the train program (with the data-parallel hooks after the
+// steps that complete gradient buckets, and their join), then the update
 // program's gradient norm.
 static void build_train(CudaRt *rt) {
   Seq *s = &rt->seq[SEQ_TRAIN];
   seq_clear(rt, s);
   const CudaProgram *t = rt->progs[rt->train_prog].p;
+  if (rt->buffers_prev)
+    seq_add(s, SEQ_OP_COPY, 0, rt->buffers_prev, rt->buffers, sizeof(float) * rt->net->n_buffer);
   int b = 0;
   const CudaRtComm *c = &rt->comm;
   for (int k = 0; k < t->n_steps; k++) {
@@ -112,6 +115,10 @@ static void build_train(CudaRt *rt) {
 
 int seq_build(CudaRt *rt) {
   if (rt->train_prog >= 0) {
+    size_t bb = sizeof(float) * rt->net->n_buffer;
+    // the BN statistics before the step, for a step that turns out non-finite
+    if (bb && !rt->buffers_prev && !(rt->buffers_prev = rt_alloc(rt, bb, "the BN statistics before a step")))
+      return -1;
     build_train(rt);
     if (build_update(rt)) return -1;
   }
@@ -259,7 +266,7 @@ static int enqueue(CudaRt *rt, const Seq *s, SeqBatch *b) {
     }
     if (op->prog < 0) {
       CU(rt->cu->memcpy_dtod_async(op->dst, op->src, op->bytes, rt->stream), "cuMemcpyDtoDAsync",
-         "keeping the parameters no gradient reaches");
+         "copying parameters or statistics within a step");
       continue;
     }
     const CudaProgram *p = rt->progs[op->prog].p;
@@ -307,9 +314,11 @@ static int capture(CudaRt *rt, const Seq *s, SeqBatch *b, int q) {
   return rc;
 }
 
+int seq_prepare(CudaRt *rt, int q, int n) { return prepare(rt, q, n) ? 0 : -1; }
+
 int seq_run(CudaRt *rt, int q, int n) {
   Seq *s = &rt->seq[q];
-  SeqBatch *b = prepare(rt, q, n);
+  SeqBatch *b = prepare(rt, q, n);  // made by seq_prepare before the inputs were copied
   if (!b) return -1;
   for (int i = 0; i < s->n_ops; i++)
     if (s->ops[i].prog >= 0) rt->progs[s->ops[i].prog].last_n = n;
@@ -468,8 +477,10 @@ int cuda_rt_train_forward(CudaRt *rt, const float *images, const int32_t *labels
     return -1;
   }
   const RtProg *pp = &rt->progs[rt->train_prog];
-  if (put_inputs(rt, pp, images, labels, n) || put_masks(rt, pp->p, rs) || put_hyper(rt, h) ||
-      seq_run(rt, SEQ_TRAIN, n))
+  // Planning first: cuDNN's algorithm search writes into the arena, where the
+  // input lives.
+  if (seq_prepare(rt, SEQ_TRAIN, n) || put_inputs(rt, pp, images, labels, n) ||
+      put_masks(rt, pp->p, rs) || put_hyper(rt, h) || seq_run(rt, SEQ_TRAIN, n))
     return -1;
   // Data parallel: wait for the all-reduces by polling (a dead peer times out)
   // before get_outputs synchronizes.
@@ -478,6 +489,14 @@ int cuda_rt_train_forward(CudaRt *rt, const float *images, const int32_t *labels
     return -1;
   }
   return get_outputs(rt, pp, n, rt->n_update_pre > 0, out);
+}
+
+int cuda_rt_train_undo(CudaRt *rt) {
+  size_t bb = sizeof(float) * rt->net->n_buffer;
+  if (bb)
+    CU(rt->cu->memcpy_dtod_async(rt->buffers, rt->buffers_prev, bb, rt->stream), "cuMemcpyDtoDAsync",
+       "restoring the BN statistics of a non-finite step");
+  return 0;
 }
 
 int cuda_rt_train_update(CudaRt *rt, const SgdHyper *h) {
@@ -497,7 +516,9 @@ int cuda_rt_eval(CudaRt *rt, const float *images, const int32_t *labels, int n, 
     return -1;
   }
   const RtProg *pp = &rt->progs[rt->eval_prog];
-  if (put_inputs(rt, pp, images, labels, n) || seq_run(rt, SEQ_EVAL, n)) return -1;
+  if (seq_prepare(rt, SEQ_EVAL, n) || put_inputs(rt, pp, images, labels, n) ||
+      seq_run(rt, SEQ_EVAL, n))
+    return -1;
   return get_outputs(rt, pp, n, 0, out);
 }
 

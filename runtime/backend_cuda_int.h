@@ -94,6 +94,7 @@ struct CudaRt {
   // memory
   int max_batch, max_eval_batch;
   CuDevptr params, grads, momentum, buffers, arena, scratch, masks, hyper, backup;
+  CuDevptr buffers_prev;   // BN statistics before the current step
   CuDevptr ws;            // cuDNN workspace
   size_t ws_bytes;
   CuDevptr blas_ws;
@@ -147,6 +148,7 @@ size_t lib_ws_reserve(const CudaRt *rt, size_t free_bytes);
 // backend_cuda_exec.c
 int seq_build(CudaRt *rt);
 void seq_free(CudaRt *rt);
+int seq_prepare(CudaRt *rt, int seq, int n);
 int seq_run(CudaRt *rt, int seq, int n);
 
 #endif

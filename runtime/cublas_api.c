@@ -8,11 +8,27 @@
 #include <stdio.h>
 #include <string.h>
 
+static const char *status_name(BlasStatus s) {
+  switch (s) {
+    case 1: return "CUBLAS_STATUS_NOT_INITIALIZED";
+    case 3: return "CUBLAS_STATUS_ALLOC_FAILED";
+    case 7: return "CUBLAS_STATUS_INVALID_VALUE";
+    case 8: return "CUBLAS_STATUS_ARCH_MISMATCH";
+    case 11: return "CUBLAS_STATUS_MAPPING_ERROR";
+    case 13: return "CUBLAS_STATUS_EXECUTION_FAILED";
+    case 14: return "CUBLAS_STATUS_INTERNAL_ERROR";
+    case 15: return "CUBLAS_STATUS_NOT_SUPPORTED";
+    case 16: return "CUBLAS_STATUS_LICENSE_ERROR";
+    default: return "CUBLAS_STATUS";
+  }
+}
+
 int cublas_api_fail(const CublasApi *api, BlasStatus s, const char *call, const char *what,
                     char *err, size_t errlen) {
   if (s == BLASAPI_STATUS_SUCCESS) return 0;
   const char *str = api && api->get_status_string ? api->get_status_string(s) : NULL;
-  snprintf(err, errlen, "%s failed while %s: %s (%d)", call, what, str ? str : "cuBLAS error", s);
+  snprintf(err, errlen, "%s failed while %s: %s (%d)%s%s", call, what, status_name(s), s,
+           str ? ": " : "", str ? str : "");
   return -1;
 }
 

@@ -51,7 +51,7 @@ typedef struct CublasApi {
 // the nvidia-cublas wheel) and fills api. Returns 0, or -1 with a message.
 int cublas_api_load(CublasApi *api, CudaLib *lib, char *err, size_t errlen);
 
-// 0 when s is success; else "CALL failed while WHAT: NAME (s)" and -1.
+// 0 when s is success; else "CALL failed while WHAT: NAME (s): cuBLAS's description" and -1.
 int cublas_api_fail(const CublasApi *api, BlasStatus s, const char *call, const char *what,
                     char *err, size_t errlen);
 

@@ -98,6 +98,7 @@ void cuda_mock_clear_violation(void) { M.violation[0] = '\0'; }
 const CudaMockStats *cuda_mock_stats(void) { return &M.st; }
 CudaMockStats *cuda_mock_stats_rw(void) { return &M.st; }
 void cuda_mock_set_free(size_t free_bytes) { M.cfg.mem_free = free_bytes; }
+void cuda_mock_set_net(const CudaNet *net) { M.cfg.net = net; }
 
 static Alloc *find_alloc(const void *p) {
   const unsigned char *q = p;

@@ -73,6 +73,8 @@ const char *cuda_mock_violation(void);
 void cuda_mock_clear_violation(void);
 // Sets what cuMemGetInfo reports from now on (free before allocations).
 void cuda_mock_set_free(size_t free_bytes);
+// The net whose kernels' argument counts the pointer checks use (same device code).
+void cuda_mock_set_net(const CudaNet *net);
 
 // ---------------------------------------------------------------- for the library mocks
 CudaMockStats *cuda_mock_stats_rw(void);
