@@ -314,7 +314,8 @@ static void mpi_abort(Dist *d, int code) {
 }
 
 // Lets the arrival requests go: the receives are cancelled, the sends
-// (matched by the peers' posted receives) completed or released.
+// (matched by the peers' posted receives) completed or released. Best
+// effort: the process is ending, and a failure here changes nothing.
 static void release_arrivals(Dist *d, MpiState *s) {
   for (int p = 0; p < d->world; p++) {
     if (p == d->rank) continue;
@@ -374,17 +375,21 @@ static int mpi_start(Dist *d, MpiState *s, char *err, size_t errlen) {
     snprintf(err, errlen, "MPI_Comm_dup failed (%d)", rc);
     return -1;
   }
-  a->comm_set_errhandler(s->comm, a->errors_return);
-  a->comm_set_errhandler(s->beat, a->errors_return);
-  a->comm_rank(s->comm, &d->rank);
-  a->comm_size(s->comm, &d->world);
+  if ((rc = a->comm_set_errhandler(s->comm, a->errors_return)) != MPI_OK ||
+      (rc = a->comm_set_errhandler(s->beat, a->errors_return)) != MPI_OK ||
+      (rc = a->comm_rank(s->comm, &d->rank)) != MPI_OK || (rc = a->comm_size(s->comm, &d->world)) != MPI_OK) {
+    snprintf(err, errlen, "MPI_Comm_set_errhandler / MPI_Comm_rank / MPI_Comm_size failed (%d)", rc);
+    return -1;
+  }
   MpiH node = NULL;
   if ((rc = a->comm_split_type(s->comm, MPI_COMM_TYPE_SHARED_, d->rank, a->info_null, &node)) != MPI_OK) {
     snprintf(err, errlen, "MPI_Comm_split_type (the ranks of this node) failed (%d)", rc);
     return -1;
   }
-  a->comm_rank(node, &d->local_rank);
-  a->comm_size(node, &d->local_world);
+  if ((rc = a->comm_rank(node, &d->local_rank)) != MPI_OK || (rc = a->comm_size(node, &d->local_world)) != MPI_OK) {
+    snprintf(err, errlen, "MPI_Comm_rank / MPI_Comm_size of this node's ranks failed (%d)", rc);
+    return -1;
+  }
   a->comm_free(&node);
   return 0;
 }

@@ -6,6 +6,7 @@
 // number it enqueued.
 #include "tests/unit/nccl_mock.h"
 
+#include "compiler/util.h"
 #include "tests/unit/cuda_mock.h"
 
 #include <pthread.h>
@@ -162,7 +163,7 @@ static void run_allreduce(Slot *s, int w) {
   const RankOp *o = &s->r[0];
   size_t n = o->count;
   if (o->dtype == NCCLAPI_FLOAT32) {
-    float *acc = malloc((n ? n : 1) * sizeof *acc);
+    float *acc = xmalloc((n ? n : 1) * sizeof *acc);
     for (size_t i = 0; i < n; i++) {
       float v = ((const float *)s->r[0].send)[i];
       for (int r = 1; r < w; r++) {
@@ -175,7 +176,7 @@ static void run_allreduce(Slot *s, int w) {
     free(acc);
     return;
   }
-  double *acc = malloc((n ? n : 1) * sizeof *acc);
+  double *acc = xmalloc((n ? n : 1) * sizeof *acc);
   for (size_t i = 0; i < n; i++) {
     double v = ((const double *)s->r[0].send)[i];
     for (int r = 1; r < w; r++) {
@@ -194,12 +195,12 @@ static void run_slot(Slot *s, int w) {
   if (o->kind == OP_ALLREDUCE) {
     run_allreduce(s, w);
   } else if (o->kind == OP_BROADCAST) {
-    char *tmp = malloc(bytes + 1);
+    char *tmp = xmalloc(bytes + 1);
     memcpy(tmp, s->r[o->root].send, bytes);
     for (int r = 0; r < w; r++) memcpy(s->r[r].recv, tmp, bytes);
     free(tmp);
   } else {
-    char *tmp = malloc(bytes * (size_t)w + 1);
+    char *tmp = xmalloc(bytes * (size_t)w + 1);
     for (int r = 0; r < w; r++) memcpy(tmp + bytes * (size_t)r, s->r[r].send, bytes);
     for (int r = 0; r < w; r++) memcpy(s->r[r].recv, tmp, bytes * (size_t)w);
     free(tmp);
@@ -219,13 +220,13 @@ static void mirror_run(const void *payload) {
   for (int r = 0; r < j->world; r++) s.r[r] = j->op;
   // Every rank's send is rank 0's: reduce from a copy (in place overwrites it).
   size_t bytes = j->op.count * esize(j->op.dtype);
-  void *copy = malloc(bytes + 1);
+  void *copy = xmalloc(bytes + 1);
   memcpy(copy, j->op.send, bytes);
   for (int r = 0; r < j->world; r++) s.r[r].send = copy;
   if (j->op.kind == OP_ALLGATHER) {
     for (int r = 0; r < j->world; r++) memcpy((char *)j->op.recv + bytes * (size_t)r, copy, bytes);
   } else {
-    for (int r = 1; r < j->world; r++) s.r[r].recv = malloc(bytes + 1);
+    for (int r = 1; r < j->world; r++) s.r[r].recv = xmalloc(bytes + 1);
     run_slot(&s, j->world);
     for (int r = 1; r < j->world; r++) free(s.r[r].recv);
   }
@@ -288,10 +289,9 @@ const NcclApi *nccl_mock_api(void) { return &mock_api; }
 // ---------------------------------------------------------------- the device
 
 static int d_alloc(void *user, size_t bytes, void **p, char *err, size_t errlen) {
-  (void)user;
-  *p = malloc(bytes);
-  if (!*p) snprintf(err, errlen, "out of memory");
-  return *p ? 0 : -1;
+  (void)user, (void)err, (void)errlen;
+  *p = xmalloc(bytes ? bytes : 1);
+  return 0;
 }
 static void d_free(void *user, void *p) {
   (void)user;
