@@ -9,7 +9,10 @@
 //
 // A training step is the whole update: forward and backward of the train
 // graph on one batch, then sgd_step (optim.h) on the parameters the graph
-// writes (NetBuild.grad_written): clipping, weight decay, momentum. A step
+// writes (NetBuild.grad_written): clipping, weight decay, momentum. Under data
+// parallelism (BackendOptions.dist) the gradients are averaged over the ranks
+// between the two, so the norm, the clipping and the update are the same on
+// every rank, and the loss and hits are those of all ranks' batches. A step
 // whose loss or gradient norm is not finite changes nothing and returns
 // BACKEND_NONFINITE. Results must not depend on thread counts; the cpu
 // backend's are bit-identical on any (docs/cpu-backend.md).
@@ -23,6 +26,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "runtime/dist.h"
 #include "runtime/exec_cpu.h"  // RunState: step, total steps, seed, training
 #include "runtime/model_state.h"
 #include "runtime/netbuild.h"
@@ -45,12 +49,17 @@ typedef struct {
   const void *cuda_net;
   const char *cuda_source;
   const char *kernel_cache;
+  Dist *dist;          // data parallel over dist's ranks (NULL or world 1: alone): the
+                       //   gradients are averaged over the ranks (dist_buckets.h) before the
+                       //   norm and the update, and StepResult covers every rank's batch
 } BackendOptions;
 
 typedef struct {
   double loss;       // the graph's loss: CE (+ aux weight * aux CE), smoothed as built
   double grad_norm;  // global L2 norm before clipping
   int top1, top5;    // samples whose label is the best / among the 5 best logits
+  long long images;  // the samples these cover: every rank's under data parallelism, else 0
+                     //   (the batch given)
 } StepResult;
 
 typedef struct {

@@ -13,6 +13,7 @@
 
 #include "compiler/util.h"
 #include "runtime/backend.h"
+#include "runtime/dist_buckets.h"
 
 typedef struct {
   Backend base;
@@ -22,7 +23,9 @@ typedef struct {
   float *grads;    // (n_trainable)
   float *logits;   // (max batch, classes) scratch for top-k
   int classes;
-  char err[512];
+  Dist *dist;           // world > 1: data parallel (else NULL)
+  DistBuckets buckets;  // of the train graph's gradients
+  char err[1200];
 } CpuBackend;
 
 static const char *cpu_error(const Backend *b) { return ((const CpuBackend *)b)->err; }
@@ -49,6 +52,14 @@ static int cpu_train_step(Backend *b, const float *images, const int32_t *labels
   out->loss = cpu_exec_loss(cb->train);
   cpu_exec_read(cb->train, cb->nb->train.logits, n, cb->logits);
   backend_topk(cb->logits, (size_t)cb->classes, n, cb->classes, labels, &out->top1, &out->top5);
+  // Data parallel: every rank's mean gradient, bucket by bucket (no overlap with
+  // the backward pass on the CPU: it ran to its end), then every rank's loss
+  // and hits, so the norm, the finiteness check and the update agree everywhere.
+  if (cb->dist && (dist_buckets_allreduce(cb->dist, &cb->buckets, cb->grads, DIST_MEAN) != 0 ||
+                   dist_step_metrics(cb->dist, &out->loss, &out->top1, &out->top5, n, &out->images) != 0)) {
+    snprintf(cb->err, sizeof cb->err, "data parallel: %s", dist_error(cb->dist));
+    return BACKEND_ERROR;
+  }
   ThreadPool *tp = cpu_exec_pool(cb->train);
   out->grad_norm = sgd_grad_norm(&m->sgd, tp, cb->nb->grad_written, cb->grads);
   if (!isfinite(out->loss) || !isfinite(out->grad_norm)) {
@@ -88,6 +99,7 @@ static void cpu_destroy(Backend *b) {
   cpu_exec_free(cb->eval);
   free(cb->grads);
   free(cb->logits);
+  dist_buckets_free(&cb->buckets);
   free(cb);
 }
 
@@ -97,7 +109,8 @@ static const BackendOps cpu_ops = {"cpu", cpu_train_step, cpu_eval_batch, cpu_no
 Backend *backend_cpu_create(const NetBuild *nb, ModelState *host, const BackendOptions *opt,
                             char *err, size_t errlen) {
   if (opt->gpus > 1) {
-    snprintf(err, errlen, "--gpus %d: the cpu backend runs one process (use --threads)", opt->gpus);
+    snprintf(err, errlen, "--gpus %d: the cpu backend runs one process (use --threads; for several "
+                          "CPU processes run nao-train under mpirun -np N)", opt->gpus);
     return NULL;
   }
   CpuBackend *cb = xcalloc(1, sizeof *cb);
@@ -114,6 +127,15 @@ Backend *backend_cpu_create(const NetBuild *nb, ModelState *host, const BackendO
                                 sizeof why);
     if (!cb->train) {
       snprintf(err, errlen, "cpu backend, training graph: %s", why);
+      cpu_destroy(&cb->base);
+      return NULL;
+    }
+  }
+  if (cb->train && opt->dist && dist_world(opt->dist) > 1) {
+    cb->dist = opt->dist;
+    if (dist_buckets_build(&nb->train, &nb->train_plan, nb->grad_written, DIST_BUCKET_CAP_DEFAULT,
+                           DIST_BUCKET_FIRST_CAP_DEFAULT, &cb->buckets, why, sizeof why) != 0) {
+      snprintf(err, errlen, "cpu backend: %s", why);
       cpu_destroy(&cb->base);
       return NULL;
     }

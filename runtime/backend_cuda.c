@@ -20,6 +20,7 @@
 #include "compiler/emit_cuda.h"
 #include "compiler/util.h"
 #include "runtime/backend_cuda.h"
+#include "runtime/dist_cuda.h"
 
 typedef struct {
   Backend base;
@@ -28,6 +29,8 @@ typedef struct {
   CudaNetBuild *build;  // the in-process net, NULL for a given one
   const CudaNet *net;
   CudaRt *rt;
+  Dist *dist;           // data parallel (world > 1), else NULL
+  DistCudaComm *comm;   // its NCCL and gradient buckets (dist_cuda.h)
   char err[4096];
 } CudaBackend;
 
@@ -45,8 +48,12 @@ static int cb_train_step(Backend *b, const float *images, const int32_t *labels,
   CudaStepOut so;
   if (cuda_rt_train_forward(cb->rt, images, labels, n, rs, h, &so)) return rt_err(cb, "training step");
   out->loss = so.loss;
-  out->grad_norm = so.grad_norm;
+  out->grad_norm = so.grad_norm;  // of the averaged gradients under data parallelism
   backend_topk(so.logits, (size_t)so.classes, n, so.classes, labels, &out->top1, &out->top5);
+  if (cb->dist && dist_step_metrics(cb->dist, &out->loss, &out->top1, &out->top5, n, &out->images)) {
+    snprintf(cb->err, sizeof cb->err, "data parallel: %s", dist_error(cb->dist));
+    return BACKEND_ERROR;
+  }
   if (!isfinite(out->loss) || !isfinite(out->grad_norm)) {
     snprintf(cb->err, sizeof cb->err, "the loss (%g) or the gradient norm (%g) is not finite",
              out->loss, out->grad_norm);
@@ -89,6 +96,7 @@ static int cb_download(Backend *b) {
 
 static void cb_destroy(Backend *b) {
   CudaBackend *cb = (CudaBackend *)b;
+  dist_cuda_comm_free(cb->comm);  // NCCL leaves before the device
   cuda_rt_destroy(cb->rt);
   cuda_net_free(cb->build);
   free(cb);
@@ -208,13 +216,34 @@ static void env_options(CudaRtOptions *o) {
   if (v && strcmp(v, "1") == 0) o->verbose = 1;
 }
 
+// Data parallel: NCCL on this device, the gradient buckets' all-reduces
+// hooked into the train sequence (runtime/dist_cuda.h).
+static int attach_dist(CudaBackend *cb, Dist *d, char *err, size_t errlen) {
+  const CudaApi *cu;
+  CuStream stream;
+  CuDevptr grads;
+  const CudaProgram *train;
+  cuda_rt_comm_env(cb->rt, &cu, &stream, &grads, &train);
+  cb->comm = dist_cuda_comm_create(d, cu, stream, grads, cb->nb, train, NULL, err, errlen);
+  if (!cb->comm) return -1;
+  cb->dist = d;
+  if (!train) return 0;  // evaluation only: NCCL for the host collectives, no buckets
+  CudaRtComm c = {cb->comm, dist_cuda_n_buckets(cb->comm), dist_cuda_after_steps(cb->comm),
+                  dist_cuda_launch, dist_cuda_join, dist_cuda_wait, dist_cuda_error};
+  if (cuda_rt_set_comm(cb->rt, &c)) {
+    snprintf(err, errlen, "%s", cuda_rt_error(cb->rt));
+    return -1;
+  }
+  return 0;
+}
+
 Backend *backend_cuda_create_with(const NetBuild *nb, ModelState *host, const BackendOptions *opt,
                                   const CudaNet *net, const char *source,
                                   const CudaRtOptions *rto, char *err, size_t errlen) {
-  if (opt->gpus > 1) {
-    snprintf(err, errlen, "--gpus %d: the cuda backend drives one GPU per process; data-parallel "
-                          "training over several GPUs is not available yet",
-             opt->gpus);
+  int dp = opt->dist && dist_world(opt->dist) > 1;
+  if (opt->gpus > 1 && !dp) {
+    snprintf(err, errlen, "--gpus %d: the cuda backend drives one GPU per process (nao-train "
+                          "--gpus N starts one process per GPU)", opt->gpus);
     return NULL;
   }
   CudaBackend *cb = xcalloc(1, sizeof *cb);
@@ -227,6 +256,10 @@ Backend *backend_cuda_create_with(const NetBuild *nb, ModelState *host, const Ba
     cuda_rt_options_default(&ro);
     env_options(&ro);
     ro.kernel_cache = opt->kernel_cache;
+  }
+  if (dp && !rto) {  // one GPU per process: the process's rank on this node
+    const char *dev = getenv("NAO_DIST_DEVICE");
+    ro.device = dev && *dev ? atoi(dev) : dist_local_rank(opt->dist);
   }
   int rc = net ? check_net(net, nb, err, errlen) : build_net(cb, err, errlen);
   if (net) cb->net = net;
@@ -248,6 +281,7 @@ Backend *backend_cuda_create_with(const NetBuild *nb, ModelState *host, const Ba
       rc = -1;
     }
   }
+  if (!rc && dp) rc = attach_dist(cb, opt->dist, err, errlen);
   if (rc) {
     cb_destroy(&cb->base);
     return NULL;

@@ -158,6 +158,30 @@ typedef struct {
 int cuda_rt_measure(CudaRt *rt, size_t copy_bytes, int gemm_n, int reps, CudaDeviceRates *out);
 // Device memory in use by everything on the device (cuMemGetInfo), and its size.
 int cuda_rt_mem_used(CudaRt *rt, size_t *used, size_t *total);
+// ---------------------------------------------------------------- data parallelism
+// Hooks the runtime calls in the train sequence (runtime/dist_cuda.h makes
+// them): launch(b) on the main stream right after step after_step[b] of the
+// train program (bucket b's gradients are final there), join once after the
+// train program (before the gradient norm), and wait after the sequence was
+// enqueued and before the host reads its outputs (polls instead of a blocking
+// synchronize). All three may run while a CUDA graph is being captured.
+typedef struct {
+  void *user;
+  int n_buckets;
+  const int *after_step;  // (n_buckets) non-decreasing steps of the train program
+  int (*launch)(void *user, int bucket, CuStream main);
+  int (*join)(void *user, CuStream main);
+  int (*wait)(void *user);
+  const char *(*error)(const void *user);
+} CudaRtComm;
+
+// Installs the hooks (NULL: removes them) and rebuilds the train sequence
+// (its captured graphs are dropped). Returns 0, or -1 with the error set.
+int cuda_rt_set_comm(CudaRt *rt, const CudaRtComm *comm);
+// What the hooks need of the runtime: its driver table, main stream, device
+// gradient array (the ParamTable's flat layout) and train program.
+void cuda_rt_comm_env(CudaRt *rt, const CudaApi **cu, CuStream *stream, CuDevptr *grads,
+                      const CudaProgram **train);
 
 // ---------------------------------------------------------------- the backend
 // backend_cuda_create (backend.h) takes BackendOptions' cuda_net and

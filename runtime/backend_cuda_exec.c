@@ -84,24 +84,42 @@ static int build_update(CudaRt *rt) {
   return 0;
 }
 
+// The train sequence: a copy of the BN statistics (restored after a
+// non-finite step), the train program (with the data-parallel hooks after the
+// steps that complete gradient buckets, and their join), then the update
+// program's gradient norm.
+static void build_train(CudaRt *rt) {
+  Seq *s = &rt->seq[SEQ_TRAIN];
+  seq_clear(rt, s);
+  const CudaProgram *t = rt->progs[rt->train_prog].p;
+  if (rt->buffers_prev)
+    seq_add(s, SEQ_OP_COPY, 0, rt->buffers_prev, rt->buffers, sizeof(float) * rt->net->n_buffer);
+  int b = 0;
+  const CudaRtComm *c = &rt->comm;
+  for (int k = 0; k < t->n_steps; k++) {
+    seq_add(s, rt->train_prog, k, 0, 0, 0);
+    for (; rt->has_comm && b < c->n_buckets && c->after_step[b] <= k; b++)
+      seq_add(s, SEQ_OP_COMM, b, 0, 0, 0);
+  }
+  for (; rt->has_comm && b < c->n_buckets; b++) seq_add(s, SEQ_OP_COMM, b, 0, 0, 0);
+  if (rt->has_comm) seq_add(s, SEQ_OP_JOIN, 0, 0, 0, 0);
+  const CudaProgram *u = rt->progs[rt->update_prog].p;
+  rt->n_update_pre = 0;
+  while (rt->n_update_pre < u->n_steps) {
+    const CudaStep *st = &u->steps[rt->n_update_pre];
+    if (st->kind != CUDA_STEP_KERNEL || strcmp(rt->net->kernels[st->kernel].pattern, "gradnorm"))
+      break;
+    seq_add(s, rt->update_prog, rt->n_update_pre++, 0, 0, 0);
+  }
+}
+
 int seq_build(CudaRt *rt) {
   if (rt->train_prog >= 0) {
-    Seq *s = &rt->seq[SEQ_TRAIN];
-    const CudaProgram *t = rt->progs[rt->train_prog].p;
     size_t bb = sizeof(float) * rt->net->n_buffer;
-    if (bb) {  // the BN statistics before the step, for a step that turns out non-finite
-      if (!(rt->buffers_prev = rt_alloc(rt, bb, "the BN statistics before a step"))) return -1;
-      seq_add(s, -1, 0, rt->buffers_prev, rt->buffers, bb);
-    }
-    for (int k = 0; k < t->n_steps; k++) seq_add(s, rt->train_prog, k, 0, 0, 0);
-    const CudaProgram *u = rt->progs[rt->update_prog].p;
-    rt->n_update_pre = 0;
-    while (rt->n_update_pre < u->n_steps) {
-      const CudaStep *st = &u->steps[rt->n_update_pre];
-      if (st->kind != CUDA_STEP_KERNEL || strcmp(rt->net->kernels[st->kernel].pattern, "gradnorm"))
-        break;
-      seq_add(s, rt->update_prog, rt->n_update_pre++, 0, 0, 0);
-    }
+    // the BN statistics before the step, for a step that turns out non-finite
+    if (bb && !rt->buffers_prev && !(rt->buffers_prev = rt_alloc(rt, bb, "the BN statistics before a step")))
+      return -1;
+    build_train(rt);
     if (build_update(rt)) return -1;
   }
   if (rt->eval_prog >= 0) {
@@ -115,6 +133,28 @@ int seq_build(CudaRt *rt) {
 void seq_free(CudaRt *rt) {
   if (!rt->cu) return;
   for (int q = 0; q < SEQ_COUNT; q++) seq_clear(rt, &rt->seq[q]);
+}
+
+int cuda_rt_set_comm(CudaRt *rt, const CudaRtComm *comm) {
+  if (comm) {
+    for (int b = 1; b < comm->n_buckets; b++)
+      if (comm->after_step[b] < comm->after_step[b - 1]) {
+        snprintf(rt->err, sizeof rt->err, "data parallel: bucket %d is placed before bucket %d", b, b - 1);
+        return -1;
+      }
+    rt->comm = *comm;
+  }
+  rt->has_comm = comm != NULL;
+  if (rt->train_prog >= 0) build_train(rt);
+  return 0;
+}
+
+void cuda_rt_comm_env(CudaRt *rt, const CudaApi **cu, CuStream *stream, CuDevptr *grads,
+                      const CudaProgram **train) {
+  *cu = rt->cu;
+  *stream = rt->stream;
+  *grads = rt->grads;
+  *train = rt->train_prog >= 0 ? rt->progs[rt->train_prog].p : NULL;
 }
 
 void cuda_rt_set_active(CudaRt *rt, const unsigned char *active) {
@@ -216,6 +256,14 @@ static SeqBatch *prepare(CudaRt *rt, int q, int n) {
 static int enqueue(CudaRt *rt, const Seq *s, SeqBatch *b) {
   for (int i = 0; i < s->n_ops; i++) {
     const SeqOp *op = &s->ops[i];
+    if (op->prog == SEQ_OP_COMM || op->prog == SEQ_OP_JOIN) {
+      const CudaRtComm *c = &rt->comm;
+      if (op->prog == SEQ_OP_COMM ? c->launch(c->user, op->step, rt->stream) : c->join(c->user, rt->stream)) {
+        snprintf(rt->err, sizeof rt->err, "%s", c->error(c->user));
+        return -1;
+      }
+      continue;
+    }
     if (op->prog < 0) {
       CU(rt->cu->memcpy_dtod_async(op->dst, op->src, op->bytes, rt->stream), "cuMemcpyDtoDAsync",
          "copying parameters or statistics within a step");
@@ -434,6 +482,12 @@ int cuda_rt_train_forward(CudaRt *rt, const float *images, const int32_t *labels
   if (seq_prepare(rt, SEQ_TRAIN, n) || put_inputs(rt, pp, images, labels, n) ||
       put_masks(rt, pp->p, rs) || put_hyper(rt, h) || seq_run(rt, SEQ_TRAIN, n))
     return -1;
+  // Data parallel: wait for the all-reduces by polling (a dead peer times out)
+  // before get_outputs synchronizes.
+  if (rt->has_comm && rt->comm.wait(rt->comm.user)) {
+    snprintf(rt->err, sizeof rt->err, "%s", rt->comm.error(rt->comm.user));
+    return -1;
+  }
   return get_outputs(rt, pp, n, rt->n_update_pre > 0, out);
 }
 

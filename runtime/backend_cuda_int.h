@@ -10,6 +10,9 @@
 #include "runtime/kcache.h"
 
 enum { SEQ_TRAIN = 0, SEQ_UPDATE, SEQ_EVAL, SEQ_COUNT, BATCH_SLOTS = 4 };
+// SeqOp.prog values that are not programs: a device copy, the data-parallel
+// hooks (backend_cuda.h's CudaRtComm: launch of bucket `step`, join).
+enum { SEQ_OP_COPY = -1, SEQ_OP_COMM = -2, SEQ_OP_JOIN = -3 };
 
 // One step of a sequence: a program's step, or a device copy (restores).
 typedef struct {
@@ -115,6 +118,9 @@ struct CudaRt {
   unsigned char *active;  // per ParamTable entry (NULL: all)
   int restore_ready;
   long long clock;
+  // data parallelism
+  CudaRtComm comm;
+  int has_comm;
   // algorithm cache
   int n_algos, cap_algos;
   AlgoEntry *algos;

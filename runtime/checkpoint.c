@@ -82,6 +82,7 @@ static int make_meta(StMeta *m, Arena *a, const NetSpec *ns, const Recipe *r,
   put_meta(m, &n, a, "dataset", "%s", in->dataset);
   put_meta(m, &n, a, "synthetic_size", "%d,%d", in->synthetic_train, in->synthetic_test);
   put_meta(m, &n, a, "checkpoint_steps", "%lld", in->checkpoint_steps);
+  put_meta(m, &n, a, "world", "%d", in->world > 0 ? in->world : 1);
   sb_free(&net);
   return n;
 }
@@ -231,6 +232,8 @@ static int meta_info(const SafeTensors *st, CkptInfo *info, char *err, size_t er
     info->synthetic_train = info->synthetic_test = 0;
   const char *cs = st_meta_get(st, "checkpoint_steps");
   info->checkpoint_steps = cs ? strtoll(cs, NULL, 10) : 0;
+  const char *world = st_meta_get(st, "world");
+  info->world = world ? atoi(world) : 0;
   return 0;
 }
 

@@ -10,7 +10,7 @@
 // reference's arch string), network (JSON of the backbone settings), recipe
 // (recipe_to_json), step, epoch, batch (batches of `epoch` done), total_steps,
 // best_valid_top1, best_epoch, seed, rng (four hex words), threads, data,
-// dataset, synthetic_size ("TRAIN,TEST"), checkpoint_steps.
+// dataset, synthetic_size ("TRAIN,TEST"), checkpoint_steps, world.
 //
 // Loading checks before it copies anything, so a refused file changes
 // nothing: every parameter and buffer present with dtype F32 and its shape,
@@ -48,6 +48,7 @@ typedef struct {
   char dataset[32];        // data_kind_name of the source
   int synthetic_train, synthetic_test;  // images of synthetic data
   long long checkpoint_steps;  // the run's --checkpoint-steps
+  int world;               // processes of the data-parallel run (1: one; 0 read: not recorded)
 } CkptInfo;
 
 typedef enum {

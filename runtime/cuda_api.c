@@ -22,6 +22,7 @@ const char *cuda_api_result_name(CuResult r) {
     case CUAPI_ERROR_NO_BINARY_FOR_GPU: return "CUDA_ERROR_NO_BINARY_FOR_GPU";
     case CUAPI_ERROR_INVALID_HANDLE: return "CUDA_ERROR_INVALID_HANDLE";
     case CUAPI_ERROR_NOT_FOUND: return "CUDA_ERROR_NOT_FOUND";
+    case CUAPI_ERROR_NOT_READY: return "CUDA_ERROR_NOT_READY";
     case CUAPI_ERROR_ILLEGAL_ADDRESS: return "CUDA_ERROR_ILLEGAL_ADDRESS";
     case CUAPI_ERROR_LAUNCH_FAILED: return "CUDA_ERROR_LAUNCH_FAILED";
     case CUAPI_ERROR_NOT_PERMITTED: return "CUDA_ERROR_NOT_PERMITTED";
@@ -98,6 +99,8 @@ int cuda_api_load(CudaApi *api, CudaLib *lib, char *err, size_t errlen) {
   LOAD(stream_create, "cuStreamCreate", NULL);
   LOAD(stream_destroy, "cuStreamDestroy_v2", NULL);
   LOAD(stream_synchronize, "cuStreamSynchronize", NULL);
+  LOAD(stream_query, "cuStreamQuery", NULL);
+  LOAD(stream_wait_event, "cuStreamWaitEvent", NULL);
   LOAD(stream_begin_capture, "cuStreamBeginCapture_v2", NULL);
   LOAD(stream_end_capture, "cuStreamEndCapture", NULL);
   LOAD(graph_instantiate, "cuGraphInstantiateWithFlags", NULL);

@@ -42,6 +42,7 @@ enum {
   CUAPI_ERROR_NO_BINARY_FOR_GPU = 209,
   CUAPI_ERROR_INVALID_HANDLE = 400,
   CUAPI_ERROR_NOT_FOUND = 500,
+  CUAPI_ERROR_NOT_READY = 600,
   CUAPI_ERROR_ILLEGAL_ADDRESS = 700,
   CUAPI_ERROR_LAUNCH_FAILED = 719,
   CUAPI_ERROR_NOT_PERMITTED = 800,
@@ -80,6 +81,7 @@ enum {
   CUAPI_CAPTURE_MODE_THREAD_LOCAL = 1,
   CUAPI_CAPTURE_MODE_RELAXED = 2,
   CUAPI_EVENT_DEFAULT = 0,
+  CUAPI_EVENT_DISABLE_TIMING = 2,
   CUAPI_MEMHOSTALLOC_PORTABLE = 1,
 };
 
@@ -115,6 +117,8 @@ typedef struct CudaApi {
   CuResult (*stream_create)(CuStream *s, unsigned flags);
   CuResult (*stream_destroy)(CuStream s);
   CuResult (*stream_synchronize)(CuStream s);
+  CuResult (*stream_query)(CuStream s);  // SUCCESS: all done; NOT_READY: still running
+  CuResult (*stream_wait_event)(CuStream s, CuEvent ev, unsigned flags);
   CuResult (*stream_begin_capture)(CuStream s, int mode);
   CuResult (*stream_end_capture)(CuStream s, CuGraph *graph);
   CuResult (*graph_instantiate)(CuGraphExec *exec, CuGraph graph, unsigned long long flags);

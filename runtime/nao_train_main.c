@@ -7,8 +7,13 @@
 // its checkpoint was written (continue it with --resume). A second signal
 // kills the process at once; the last checkpoint stays valid (atomic writes).
 //
+// Several processes (docs/distributed.md): under mpirun / srun each process
+// is a rank; with --gpus N (cuda) and no launcher, this process starts N
+// copies of itself and supervises them (runtime/launch.h), exiting with the
+// status of the first that failed. A rank that fails aborts the whole job.
+//
 // The signal flag is the only file-scope mutable state: a handler can reach
-// nothing else.
+// nothing else. It holds the signal's number.
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,16 +21,13 @@
 
 #include "compiler/util.h"
 #include "runtime/recipe.h"
+#include "runtime/train_dist.h"
 #include "runtime/trainer.h"
 #include "runtime/trainer_embed.h"
 
 static volatile sig_atomic_t stop_requested;
-static volatile sig_atomic_t stop_signal;
 
-static void on_signal(int sig) {
-  stop_signal = sig;
-  stop_requested = 1;
-}
+static void on_signal(int sig) { stop_requested = sig; }
 
 static int install_handlers(void) {
   struct sigaction sa;
@@ -60,7 +62,12 @@ static void usage(FILE *f) {
           "  --threads N           compute threads (default $NAO_THREADS, else the CPUs)\n"
           "  --workers N           data loader threads (default 1; imagenet: the CPUs)\n"
           "  --backend cpu|cuda    where to train (default cpu)\n"
-          "  --gpus N              cuda: devices to train on\n"
+          "  --gpus N              cuda: train on N GPUs of this machine, one process each\n"
+          "                        (several machines: mpirun -np N / srun, one process per GPU)\n"
+          "  --dist-timeout S      several processes: a rank that does not reach a collective\n"
+          "                        within S seconds stops the run, named (default 600)\n"
+          "  --bn-eval             test mode: train with BN running statistics (no batch\n"
+          "                        statistics, aux head, dropout, drop-path)\n"
           "  --init-weights W      start from these weights (state_dict names)\n"
           "  --eval-only           score --weights W on the validation and test splits\n"
           "  --checkpoint-steps N  also write the checkpoint every N steps\n"
@@ -101,6 +108,14 @@ static int value_option(TrainerConfig *c, const char *o, const char *v) {
   if (!strcmp(o, "--threads")) return parse_int(o, v, 1, 1024, &c->threads) ? -1 : 1;
   if (!strcmp(o, "--workers")) return parse_int(o, v, 0, 256, &c->workers) ? -1 : 1;
   if (!strcmp(o, "--gpus")) return parse_int(o, v, 1, 1024, &c->gpus) ? -1 : 1;
+  if (!strcmp(o, "--dist-timeout")) {
+    char *end;
+    double s = strtod(v, &end);
+    if (end == v || *end || !(s > 0 && s < 1e7))
+      return bad("--dist-timeout: a number of seconds > 0, not ", v), -1;
+    c->dist_timeout = s;
+    return 1;
+  }
   if (!strcmp(o, "--checkpoint-steps")) {
     if (parse_int(o, v, 0, 1 << 30, &n)) return -1;
     c->checkpoint_steps = n;
@@ -147,6 +162,7 @@ static int parse_args(int argc, char **argv, TrainerConfig *c) {
     if (!strcmp(o, "--resume")) { c->resume = 1; continue; }
     if (!strcmp(o, "--eval-only")) { c->eval_only = 1; continue; }
     if (!strcmp(o, "--quiet")) { c->quiet = 1; continue; }
+    if (!strcmp(o, "--bn-eval")) { c->bn_eval = 1; continue; }
     if (o[0] != '-') {
       if (emb) return bad("this trainer has its network built in; no network file: ", o);
       if (c->net_path) return bad("more than one network file: ", o);
@@ -176,11 +192,16 @@ int main(int argc, char **argv) {
   int rc = parse_args(argc, argv, &cfg);
   if (rc >= 0) return rc;
   if (install_handlers() != 0) return NAO_EXIT_INTERNAL;
+  Dist *dist;
+  rc = train_dist_start(argv, &cfg, &stop_requested, &dist);
+  if (rc >= 0) return rc;  // this process was the local launcher, or could not start
+  cfg.dist = dist;
   Trainer t;
   rc = trainer_setup(&t, &cfg, &stop_requested);
   TrainEnd end = TRAIN_DONE;
   if (rc == 0) rc = cfg.eval_only ? trainer_eval_only(&t) : trainer_train(&t, &end);
+  int sig = t.stop_signal ? t.stop_signal : (int)stop_requested;
   trainer_free(&t);
-  if (rc == 0 && end == TRAIN_INTERRUPTED) rc = 128 + (int)stop_signal;
-  return rc;
+  if (rc == 0 && end == TRAIN_INTERRUPTED) rc = 128 + sig;
+  return train_dist_finish(dist, rc, end == TRAIN_INTERRUPTED);
 }

@@ -77,7 +77,7 @@ int netbuild_create(const NetSpec *ns, const NetBuildOptions *o, NetBuild *nb, c
   int rc = 0;
   if (o->train) {
     nb->has_train = 1;
-    rc = build_graph(nb, IR_MODE_TRAIN, o->train_loss, o->train_grad, o->label_smoothing,
+    rc = build_graph(nb, o->train_bn_eval ? IR_MODE_EVAL : IR_MODE_TRAIN, o->train_loss, o->train_grad, o->label_smoothing,
                      o->plan_reuse, &nb->train, &nb->train_plan, err, errlen);
   }
   if (rc == 0 && o->eval) {

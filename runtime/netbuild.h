@@ -27,6 +27,10 @@ typedef struct {
   int train;                // build the TRAIN graph
   int train_grad;           // ... with its backward pass (else forward only)
   int train_loss;           // ... ending in the loss (labels needed); implied by train_grad
+  int train_bn_eval;        // ... lowered in EVAL mode (BN running statistics, no aux head,
+                            //   dropout or drop-path), its loss and backward as asked: a
+                            //   step that does not depend on how a batch is split (tests
+                            //   of data parallelism: nao-train --bn-eval)
   float label_smoothing;    // epsilon of the TRAIN graph's cross-entropy
   int eval;                 // build the EVAL graph
   int eval_loss;            // ... ending in a plain cross-entropy loss

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "compiler/util.h"
+#include "runtime/train_dist.h"
 #include "runtime/trainer.h"
 
 typedef struct {
@@ -23,6 +24,7 @@ typedef struct {
 } Meter;
 
 static void meter_add(Meter *m, const StepResult *r, int n, double seconds) {
+  if (r->images > 0) n = (int)r->images;  // data parallel: every rank's images
   m->loss_sum += r->loss * n;
   m->top1 += r->top1;
   m->images += n;
@@ -49,6 +51,8 @@ int trainer_evaluate(Trainer *t, DataSplit split, EvalScores *out) {
   memset(out, 0, sizeof *out);
   Loader *ld = split == DATA_VALID ? t->valid_loader : t->test_loader;
   if (!ld) return 0;
+  int drc = train_dist_sync_buffers(t);  // every rank scores rank 0's model
+  if (drc) return drc;
   char err[600];
   if (loader_start_epoch(ld, 0, err, sizeof err) != 0) {
     fprintf(stderr, "nao-train: data: %s\n", err);
@@ -72,6 +76,7 @@ int trainer_evaluate(Trainer *t, DataSplit split, EvalScores *out) {
     fprintf(stderr, "nao-train: data: %s\n", err);
     return NAO_EXIT_INPUT;
   }
+  if ((drc = train_dist_reduce_eval(t, &loss, &top1, &top5, &out->images)) != 0) return drc;
   if (out->images > 0) {
     out->loss = loss / (double)out->images;
     out->top1 = (double)top1 / (double)out->images;
@@ -113,6 +118,8 @@ static int save(Trainer *t, const char *path, const char *why) {
     fprintf(stderr, "nao-train: backend: downloading the model: %s\n", backend_error(t->backend));
     return NAO_EXIT_INTERNAL;
   }
+  int drc = train_dist_before_save(t);
+  if (drc || !train_dist_writer(t)) return drc;  // rank 0 writes
   char err[600];
   t->pos.threads = t->cfg.threads > 0 ? t->cfg.threads : tp_default_threads();
   if (ckpt_save(path, &t->state, &t->nb.spec, &t->recipe, &t->pos, err, sizeof err) != 0) {
@@ -199,7 +206,9 @@ static int epoch_batches(Trainer *t, LoopState *s, int *stopped) {
   int rc = 0;
   LoaderBatch *b;
   while (rc == 0 && t->pos.batch < t->steps_per_epoch) {
-    if (*t->stop) {  // asked between steps (e.g. during an evaluation)
+    int stop = train_dist_stop(t);  // asked between steps (e.g. during an evaluation)
+    if (stop < 0) return -stop;
+    if (stop) {
       *stopped = 1;
       return 0;
     }
@@ -223,7 +232,9 @@ static int epoch_batches(Trainer *t, LoopState *s, int *stopped) {
       memset(&s->interval, 0, sizeof s->interval);
     }
     show_progress(t, &s->interval, &s->run, s->lr);
-    if (*t->stop || (t->recipe.max_steps > 0 && t->pos.step >= t->recipe.max_steps)) {
+    stop = train_dist_stop(t);
+    if (stop < 0) return -stop;
+    if (stop || (t->recipe.max_steps > 0 && t->pos.step >= t->recipe.max_steps)) {
       *stopped = 1;
       return 0;
     }
@@ -294,7 +305,7 @@ int trainer_train(Trainer *t, TrainEnd *end) {
     ran = 1;
     int rc = epoch_batches(t, &s, &stopped);
     if (rc) return rc;
-    if (stopped && *t->stop) {
+    if (stopped && t->stop_signal) {  // train_dist_stop saw a signal (here or on any rank)
       progress_clear(&t->progress);
       if ((rc = save(t, t->ckpt_path, "stop requested")) != 0) return rc;
       say(t, "nao-train: stopped at step %lld (epoch %d, batch %d/%d); checkpoint %s (continue with --resume)\n",
@@ -338,7 +349,7 @@ static void print_scores(const char *split, const EvalScores *s) {
 
 int trainer_eval_only(Trainer *t) {
   int rc = evaluate_both(t);
-  if (rc) return rc;
+  if (rc || !train_dist_writer(t)) return rc;  // rank 0 prints every rank's scores
   if (t->has_valid) print_scores("valid", &t->last_valid);
   print_scores("test", &t->last_test);
   fflush(stdout);

@@ -16,6 +16,7 @@
 #include "compiler/util.h"
 #include "runtime/json.h"
 #include "runtime/safetensors.h"
+#include "runtime/train_dist.h"
 #include "runtime/trainer.h"
 
 enum { INIT_PURPOSE = 0x1417 };  // rng_derive purpose of the init stream
@@ -84,6 +85,12 @@ int trainer_recipe_from_json(Recipe *r, const char *json, char *err, size_t errl
   }
   json_free(&doc);
   return rc;
+}
+
+static int recipe_option_given(const TrainerConfig *c, const char *name) {
+  for (int i = 0; i < c->n_opts; i++)
+    if (!strcmp(c->opt_name[i], name)) return 1;
+  return 0;
 }
 
 static int apply_options(Recipe *r, const TrainerConfig *c) {
@@ -186,7 +193,7 @@ static int setup_run_dir(Trainer *t) {
   snprintf(t->best_path, sizeof t->best_path, "%s/best.safetensors", t->run_dir);
   snprintf(t->log_path, sizeof t->log_path, "%s/log.jsonl", t->run_dir);
   if (c->eval_only && !c->out) return 0;  // nothing is written
-  if (make_dirs(t->run_dir) != 0)
+  if (train_dist_writer(t) && make_dirs(t->run_dir) != 0)
     return fail(NAO_EXIT_INPUT, "--out %s: cannot create the run folder: %s", t->run_dir, strerror(errno));
   if (c->resume && !file_exists(t->ckpt_path))
     return fail(NAO_EXIT_INPUT, "--resume: nothing to resume: %s does not exist", t->ckpt_path);
@@ -207,6 +214,7 @@ static int setup_model(Trainer *t) {
   o.train = !c->eval_only;
   o.label_smoothing = (float)r->label_smoothing;
   o.aux_weight = r->aux_weight, o.drop_path_keep = r->drop_path_keep, o.dropout_keep = r->dropout_keep;
+  o.train_bn_eval = c->bn_eval;
   char err[600];
   if (netbuild_create(&t->spec, &o, &t->nb, err, sizeof err) != 0)
     return fail(NAO_EXIT_INPUT, "%s: %s", c->net_path, err);
@@ -227,6 +235,15 @@ static int setup_model(Trainer *t) {
   }
   if (rc != 0)
     return fail(NAO_EXIT_INPUT, "%s: %s", c->resume ? "--resume" : c->eval_only ? "--weights" : "--init-weights", err);
+  int world = t->dist ? dist_world(t->dist) : 1;
+  if (c->resume && (t->pos.world > 0 ? t->pos.world : 1) != world)
+    return fail(NAO_EXIT_INPUT,
+                "--resume: %s was written by a run of %d process%s, this one has %d: resume it with "
+                "%d (mpirun -np %d, or --gpus %d)",
+                t->ckpt_path, t->pos.world > 0 ? t->pos.world : 1, t->pos.world > 1 ? "es" : "",
+                world, t->pos.world > 0 ? t->pos.world : 1, t->pos.world > 0 ? t->pos.world : 1,
+                t->pos.world > 0 ? t->pos.world : 1);
+  t->pos.world = world;
   t->pos.seed = r->seed;
   return 0;
 }
@@ -270,6 +287,7 @@ static int open_loader(Trainer *t, DataKind kind, DataSet *ds, int train, Loader
   o.batch = train ? r->batch : r->eval_batch;
   o.seed = r->seed;
   o.workers = t->cfg.workers >= 0 ? t->cfg.workers : kind == DATA_IMAGENET ? -1 : 1;
+  if (t->dist) o.rank = dist_rank(t->dist), o.world = dist_world(t->dist);  // this rank's shard
   if (!train) o.pad_shards = 0, o.shuffle = 0;
   if (set_augment(t, kind, &o.aug) != 0) return NAO_EXIT_USAGE;
   if (!train) augment_preset(&o.aug, kind, 0);
@@ -337,6 +355,7 @@ static int setup_backend(Trainer *t) {
   memset(&o, 0, sizeof o);
   o.threads = t->cfg.threads;
   o.gpus = t->cfg.gpus;
+  o.dist = t->dist;
   o.max_batch = t->cfg.eval_only ? 0 : t->recipe.batch;
   o.max_eval_batch = t->recipe.eval_batch;
   o.cuda_net = t->cfg.cuda_net;
@@ -380,6 +399,10 @@ int trainer_setup(Trainer *t, const TrainerConfig *cfg, volatile sig_atomic_t *s
   memset(t, 0, sizeof *t);
   t->cfg = *cfg;
   t->stop = stop;
+  t->dist = cfg->dist;
+  if (!train_dist_writer(t)) t->cfg.quiet = 1, t->cfg.progress = 0;  // rank 0 speaks for all
+  if (t->cfg.threads <= 0 && t->dist && dist_local_world(t->dist) > 1)
+    t->cfg.threads = train_dist_default_threads(t->dist);  // the node's CPUs shared
   int rc = cfg->net_text ? nao_frontend_text(cfg->net_path, cfg->net_text, strlen(cfg->net_text),
                                              &t->spec, stderr)
                          : nao_frontend_file(cfg->net_path, &t->spec, stderr);
@@ -387,15 +410,20 @@ int trainer_setup(Trainer *t, const TrainerConfig *cfg, volatile sig_atomic_t *s
   if (cfg->eval_only && !cfg->weights) return fail(NAO_EXIT_USAGE, "--eval-only needs --weights W.safetensors");
   if ((rc = choose_recipe(t)) || (rc = setup_run_dir(t))) return rc;
   if (cfg->resume && (rc = resume_recipe(t))) return rc;
+  char rule[400] = "";
+  if (!cfg->resume && !cfg->eval_only && t->dist &&
+      train_dist_scale_recipe(&t->recipe, dist_world(t->dist), recipe_option_given(cfg, "batch"),
+                              recipe_option_given(cfg, "lr"), rule, sizeof rule) != 0)
+    return fail(NAO_EXIT_USAGE, "%s", rule);
   if (t->cfg.checkpoint_steps < 0) t->cfg.checkpoint_steps = 0;
   if ((rc = setup_model(t)) || (rc = setup_data(t)) || (rc = setup_backend(t))) return rc;
   char err[600];
-  int want_log = !cfg->eval_only || cfg->out;
+  int want_log = (!cfg->eval_only || cfg->out) && train_dist_writer(t);
   if (runlog_open(&t->log, want_log ? t->log_path : NULL, err, sizeof err) != 0)
     return fail(NAO_EXIT_INPUT, "%s", err);
-  progress_init(&t->progress, stderr, cfg->progress);
+  progress_init(&t->progress, stderr, t->cfg.progress);
   if (!cfg->eval_only) log_start(t);
-  return 0;
+  return train_dist_after_setup(t, rule);
 }
 
 void trainer_free(Trainer *t) {

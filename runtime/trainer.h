@@ -26,6 +26,7 @@
 #include "runtime/backend.h"
 #include "runtime/checkpoint.h"
 #include "runtime/data.h"
+#include "runtime/dist.h"
 #include "runtime/loader.h"
 #include "runtime/model_state.h"
 #include "runtime/netbuild.h"
@@ -62,6 +63,11 @@ typedef struct {
   int quiet;                   // no per-epoch lines on stderr
   long long checkpoint_steps;  // also write the checkpoint every this many steps (0: epochs
                                //   only; -1: not given, a resume takes the checkpoint's)
+  Dist *dist;                  // data parallelism (train_dist.h); NULL: one process
+  double dist_timeout;         // seconds a collective may wait (<= 0: $NAO_DIST_TIMEOUT, else 600)
+  int bn_eval;                 // test mode: the train graph uses BN running statistics (no
+                               //   batch statistics, aux head, dropout or drop-path), so a step
+                               //   does not depend on how its batch is split across processes
 } TrainerConfig;
 
 void trainer_config_default(TrainerConfig *c);
@@ -78,7 +84,7 @@ typedef struct {
   long long images;
 } EvalScores;
 
-typedef struct {
+typedef struct Trainer {
   TrainerConfig cfg;
   NetSpec spec;               // as read from the file
   Recipe recipe;
@@ -97,8 +103,12 @@ typedef struct {
   CkptInfo pos;               // where the run is: step, epoch, batch, best, seed, rng
   RunLog log;
   Progress progress;
-  volatile sig_atomic_t *stop;  // set asynchronously to request a stop at a step boundary
-  int stop_signal;            // the signal that asked (for the exit status)
+  volatile sig_atomic_t *stop;  // set asynchronously (to the signal's number) to request a
+                              //   stop at a step boundary
+  int stop_signal;            // the signal that asked (for the exit status); any rank's
+  Dist *dist;                 // cfg.dist, or NULL
+  int stop_checked, stop_agreed;  // train_dist_stop's answer at stop_checked_step
+  long long stop_checked_step;
   EvalScores last_valid, last_test;
 } Trainer;
 

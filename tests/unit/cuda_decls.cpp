@@ -75,6 +75,8 @@ SAME(CudaApi, launch_kernel, cuLaunchKernel);
 SAME(CudaApi, stream_create, cuStreamCreate);
 SAME(CudaApi, stream_destroy, cuStreamDestroy_v2);
 SAME(CudaApi, stream_synchronize, cuStreamSynchronize);
+SAME(CudaApi, stream_query, cuStreamQuery);
+SAME(CudaApi, stream_wait_event, cuStreamWaitEvent);
 SAME(CudaApi, stream_begin_capture, cuStreamBeginCapture_v2);
 SAME(CudaApi, stream_end_capture, cuStreamEndCapture);
 SAME(CudaApi, graph_instantiate, cuGraphInstantiateWithFlags);
@@ -102,6 +104,7 @@ static_assert(CUAPI_SUCCESS == CUDA_SUCCESS && CUAPI_ERROR_INVALID_VALUE == CUDA
                   CUAPI_ERROR_NO_BINARY_FOR_GPU == CUDA_ERROR_NO_BINARY_FOR_GPU &&
                   CUAPI_ERROR_INVALID_HANDLE == CUDA_ERROR_INVALID_HANDLE &&
                   CUAPI_ERROR_NOT_FOUND == CUDA_ERROR_NOT_FOUND &&
+                  CUAPI_ERROR_NOT_READY == CUDA_ERROR_NOT_READY &&
                   CUAPI_ERROR_ILLEGAL_ADDRESS == CUDA_ERROR_ILLEGAL_ADDRESS &&
                   CUAPI_ERROR_LAUNCH_FAILED == CUDA_ERROR_LAUNCH_FAILED &&
                   CUAPI_ERROR_NOT_PERMITTED == CUDA_ERROR_NOT_PERMITTED &&
@@ -130,7 +133,8 @@ static_assert(CUAPI_STREAM_DEFAULT == CU_STREAM_DEFAULT && CUAPI_STREAM_NON_BLOC
                   CUAPI_CAPTURE_MODE_GLOBAL == CU_STREAM_CAPTURE_MODE_GLOBAL &&
                   CUAPI_CAPTURE_MODE_THREAD_LOCAL == CU_STREAM_CAPTURE_MODE_THREAD_LOCAL &&
                   CUAPI_CAPTURE_MODE_RELAXED == CU_STREAM_CAPTURE_MODE_RELAXED &&
-                  CUAPI_EVENT_DEFAULT == CU_EVENT_DEFAULT && CUAPI_MEMHOSTALLOC_PORTABLE == CU_MEMHOSTALLOC_PORTABLE,
+                  CUAPI_EVENT_DEFAULT == CU_EVENT_DEFAULT && CUAPI_EVENT_DISABLE_TIMING == CU_EVENT_DISABLE_TIMING &&
+                  CUAPI_MEMHOSTALLOC_PORTABLE == CU_MEMHOSTALLOC_PORTABLE,
               "stream, capture, event and host-allocation flags");
 
 // ---------------------------------------------------------------- cuDNN

@@ -40,6 +40,8 @@ typedef struct {
 struct CuStreamSt {
   int capturing, invalid;
   OpList rec;
+  CuStream into;  // joined another stream's capture (cuStreamWaitEvent on an event
+                  //   recorded there): its operations go into that recording
 };
 struct CuGraphSt {
   OpList ops;
@@ -60,6 +62,7 @@ struct CuFuncSt {
 };
 struct CuEventSt {
   double t;
+  CuStream captured_in;  // recorded on a capturing stream (a fork point), else NULL
 };
 
 typedef struct {
@@ -203,7 +206,16 @@ static CuResult run_op(const Op *op) {
   return CUAPI_ERROR_UNKNOWN;
 }
 
+// The stream whose recording s writes into, or NULL when s runs at once.
+static CuStream recording(CuStream s) {
+  if (!s) return NULL;
+  if (s->capturing) return s;
+  if (s->into && !s->into->capturing) s->into = NULL;  // that capture ended
+  return s->into;
+}
+
 static CuResult submit(CuStream s, const Op *op) {
+  s = recording(s) ? recording(s) : s;
   if (s && s->capturing) {
     if (s->invalid) return CUAPI_ERROR_STREAM_CAPTURE_INVALIDATED;
     ops_push(&s->rec, op);
@@ -223,7 +235,7 @@ CuResult cuda_mock_enqueue(CuStream s, MockHostFn fn, const void *payload, size_
   return submit(s, &op);
 }
 
-int cuda_mock_capturing(CuStream s) { return s && s->capturing; }
+int cuda_mock_capturing(CuStream s) { return recording(s) != NULL; }
 
 // ---------------------------------------------------------------- the API
 
@@ -456,14 +468,29 @@ static CuResult m_stream_destroy(CuStream s) {
   return CUAPI_SUCCESS;
 }
 static CuResult m_stream_sync(CuStream s) {
-  if (s && s->capturing) {
-    s->invalid = 1;
+  if (recording(s)) {
+    recording(s)->invalid = 1;
     M.st.capture_violations++;
     cuda_mock_violate("cuStreamSynchronize on a capturing stream");
     return CUAPI_ERROR_STREAM_CAPTURE_UNSUPPORTED;
   }
   M.st.syncs++;
   return M.sticky;
+}
+static CuResult m_stream_query(CuStream s) {
+  if (recording(s)) {
+    M.st.capture_violations++;
+    cuda_mock_violate("cuStreamQuery on a capturing stream");
+    return CUAPI_ERROR_STREAM_CAPTURE_UNSUPPORTED;
+  }
+  return M.sticky;  // streams run at once: always done
+}
+// Joining a capture is what a wait for an event recorded in it does; outside
+// captures streams run at once, so there is nothing to wait for.
+static CuResult m_stream_wait_event(CuStream s, CuEvent e, unsigned flags) {
+  if (!s || !e || flags) return CUAPI_ERROR_INVALID_VALUE;
+  if (e->captured_in && e->captured_in->capturing && s != e->captured_in) s->into = e->captured_in;
+  return CUAPI_SUCCESS;
 }
 static CuResult m_begin_capture(CuStream s, int mode) {
   if (!s || s->capturing || mode != CUAPI_CAPTURE_MODE_GLOBAL) return CUAPI_ERROR_INVALID_VALUE;
@@ -530,8 +557,8 @@ static CuResult m_event_create(CuEvent *e, unsigned flags) {
 }
 static CuResult m_event_record(CuEvent e, CuStream s) {
   if (!e) return CUAPI_ERROR_INVALID_HANDLE;
-  if (s && s->capturing) return CUAPI_ERROR_NOT_SUPPORTED;
-  e->t = now_ms();
+  e->captured_in = recording(s);  // a fork or join point of a capture
+  if (!e->captured_in) e->t = now_ms();
   return CUAPI_SUCCESS;
 }
 static CuResult m_event_sync(CuEvent e) { return e ? M.sticky : CUAPI_ERROR_INVALID_HANDLE; }
@@ -583,6 +610,8 @@ static const CudaApi mock_api = {
     .stream_create = m_stream_create,
     .stream_destroy = m_stream_destroy,
     .stream_synchronize = m_stream_sync,
+    .stream_query = m_stream_query,
+    .stream_wait_event = m_stream_wait_event,
     .stream_begin_capture = m_begin_capture,
     .stream_end_capture = m_end_capture,
     .graph_instantiate = m_instantiate,

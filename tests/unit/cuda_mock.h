@@ -15,7 +15,11 @@
 //    cuGraphLaunch replays the recording. Capture rules are those of
 //    CU_STREAM_CAPTURE_MODE_GLOBAL: a synchronous call, an allocation or a
 //    copy from pageable host memory during a capture fails with
-//    CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED and invalidates the capture;
+//    CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED and invalidates the capture; an
+//    event recorded on a capturing stream is a fork point: another stream
+//    that waits for it (cuStreamWaitEvent) records into the same graph from
+//    then on, in submission order (a valid order of the forked work);
+//    cuStreamQuery says done, outside captures;
 //  - a failing kernel (emulator error) makes the context's error sticky, as
 //    a real launch failure does.
 // The mock's state is file-scope (one mock per test process).
