@@ -23,16 +23,6 @@ void cpu_conv_direct_bwd_filter(ThreadPool *tp, const CpuConvShape *s, const flo
 #define DC_HAVE_X86 1
 #else
 #define DC_HAVE_X86 0
-
-// cpu_conv_dw_avx2.c: depthwise convolutions with AVX2 + FMA.
-int cpu_conv_dw_avx2_fits(const CpuConvShape *s, CpuConvOp op);
-size_t cpu_conv_dw_avx2_ws_floats(const CpuConvShape *s, CpuConvOp op, int threads);
-void cpu_conv_dw_avx2_fwd(ThreadPool *tp, const CpuConvShape *fwd, int flip, const float *x,
-                          size_t x_ss, const float *w, float *y, size_t y_ss, int accumulate,
-                          float *ws);
-void cpu_conv_dw_avx2_filter(ThreadPool *tp, const CpuConvShape *s, const float *x, size_t x_ss,
-                             const float *dy, size_t dy_ss, float *dw, int accumulate, float *ws);
-
 #endif
 enum {
   DC_CO = 4,  // output channels per tile
@@ -85,6 +75,15 @@ size_t cpu_conv_direct_avx2_filter_ws_floats(const CpuConvShape *s, int threads,
 void cpu_conv_direct_avx2_filter(ThreadPool *tp, const CpuConvShape *s, const float *x,
                                  size_t x_ss, const float *dy, size_t dy_ss, int chunks,
                                  float *part, float *ws);
+// 1x1 convolutions, any stride and padding (cpu_conv_pw_avx2.c). op FWD or
+// BWD_DATA: in is x or dy, out y or dx; filter: chunk partials as above.
+int cpu_conv_pw_avx2_fits(const CpuConvShape *s);  // CPU and shape
+size_t cpu_conv_pw_avx2_ws_floats(const CpuConvShape *s, CpuConvOp op, int threads);
+void cpu_conv_pw_avx2(ThreadPool *tp, const CpuConvShape *s, CpuConvOp op, const float *in,
+                      size_t in_ss, const float *w, float *out, size_t out_ss, int accumulate,
+                      float *ws);
+void cpu_conv_pw_avx2_filter(ThreadPool *tp, const CpuConvShape *s, const float *x, size_t x_ss,
+                             const float *dy, size_t dy_ss, int chunks, float *part, float *ws);
 int cpu_conv_direct_avx2_available(void);
 int cpu_conv_direct_avx2_fits(const CpuConvShape *s);  // CPU and shape
 size_t cpu_conv_direct_avx2_ws_floats(const CpuConvShape *s, int threads);

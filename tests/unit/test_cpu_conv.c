@@ -23,6 +23,14 @@ typedef struct {
 
 static const ConvCase cases[] = {
     {"pointwise 1x1", 3, 5, 7, 6, 4, 1, 1, 1, 1, 0, 0, 0, 0, 1},
+    // 1x1 products (cpu_conv_pw_avx2.c): 63 pixels (a masked vector), 13
+    // outputs (a partial tile of 4), 7 and 5 inputs (partial filter tiles of 3),
+    // 484 pixels (6 packed blocks of 96), a batch whose filter pass groups samples
+    {"pointwise 48->13 @9x7", 3, 48, 9, 7, 13, 1, 1, 1, 1, 0, 0, 0, 0, 1},
+    {"pointwise 7->6 @22x22 (blocks of 96 pixels)", 2, 7, 22, 22, 6, 1, 1, 1, 1, 0, 0, 0, 0, 1},
+    {"pointwise batch 21 (samples grouped in the filter pass)", 21, 5, 4, 3, 3, 1, 1, 1, 1, 0, 0, 0, 0, 1},
+    {"1x1 s2 crop 16->8 @16 (FR path 2, blocks)", 4, 16, 16, 16, 8, 1, 1, 2, 2, -1, -1, 1, 1, 1},
+    {"1x1 s(1,2) padded", 2, 3, 5, 8, 5, 1, 1, 1, 2, 1, 0, 1, 0, 1},
     {"3x3 s1 p1", 2, 3, 9, 8, 5, 3, 3, 1, 1, 1, 1, 1, 1, 1},
     {"3x3 s2 p1 odd", 2, 4, 9, 7, 3, 3, 3, 2, 2, 1, 1, 1, 1, 1},
     {"1x7 p(0,3)", 2, 3, 6, 11, 4, 1, 7, 1, 1, 0, 3, 0, 3, 1},
