@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "compiler/util.h"
 #include "runtime/exec_cpu_internal.h"
@@ -373,6 +374,12 @@ static int ex_step(CpuExec *ex, int i) {
                (int)nd->kind);
 }
 
+static double ex_now_ms(const CpuExec *ex) {
+  struct timespec ts;
+  clock_gettime(ex->prof_cpu_clock ? CLOCK_THREAD_CPUTIME_ID : CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
+}
+
 static int ex_writes_grads(const IrNode *nd) {
   return nd->kind == IR_CONV_BWD_FILTER || nd->kind == IR_BN_BWD || nd->kind == IR_LINEAR_BWD;
 }
@@ -396,9 +403,16 @@ int cpu_exec_run(CpuExec *ex, int batch, const RunState *rs, float *params, floa
                ex->g->nodes[i].name);
       return -1;
     }
+    double t0 = ex->prof_ms ? ex_now_ms(ex) : 0.0;
     if (ex_step(ex, i)) return -1;
+    if (ex->prof_ms) ex->prof_ms[k] += ex_now_ms(ex) - t0;
   }
   return 0;
+}
+
+void cpu_exec_set_profile(CpuExec *ex, double *ms, int cpu_clock) {
+  ex->prof_ms = ms;
+  ex->prof_cpu_clock = cpu_clock;
 }
 
 // ---------------------------------------------------------------- accessors
