@@ -88,7 +88,7 @@ size_t cpu_conv_pw_avx2_ws_floats(const CpuConvShape *s, CpuConvOp op, int threa
 }
 
 // wpk[r/4][k][r%4] = w[r][k] (transpose: w[k][r]); 0 for r >= rows.
-static void pw_pack(const float *w, int rows, int k, int transpose, float *wpk) {
+void cpu_pw_pack(const float *w, int rows, int k, int transpose, float *wpk) {
   const int rb = (int)cpu_div_up((size_t)rows, PW_CO);
   for (int b = 0; b < rb; b++)
     for (int c = 0; c < k; c++)
@@ -196,6 +196,62 @@ PW_AVX2 static void pw_tile_full(const PwProduct *c, const float *x, float *y, i
   }
 }
 
+PW_AVX2 static void pw_tile_tail(const PwProduct *c, const float *x, float *y, int b, int p0);
+
+// Rows [4b, 4b+4) x 2 or 1 full vectors from p0 (remainders of whole vectors).
+PW_AVX2 static void pw_tile_v2(const PwProduct *c, const float *x, float *y, int b, int p0) {
+  __m256 a00 = _mm256_setzero_ps(), a01 = a00, a10 = a00, a11 = a00;
+  __m256 a20 = a00, a21 = a00, a30 = a00, a31 = a00;
+  const float *wp = c->wpk + (size_t)b * (size_t)c->k * PW_CO;
+  const float *xp = x + p0;
+  for (int i = 0; i < c->k; i++, wp += PW_CO, xp += c->in_cs) {
+    const __m256 x0 = _mm256_loadu_ps(xp), x1 = _mm256_loadu_ps(xp + 8);
+    __m256 w = _mm256_broadcast_ss(wp);
+    a00 = _mm256_fmadd_ps(w, x0, a00);
+    a01 = _mm256_fmadd_ps(w, x1, a01);
+    w = _mm256_broadcast_ss(wp + 1);
+    a10 = _mm256_fmadd_ps(w, x0, a10);
+    a11 = _mm256_fmadd_ps(w, x1, a11);
+    w = _mm256_broadcast_ss(wp + 2);
+    a20 = _mm256_fmadd_ps(w, x0, a20);
+    a21 = _mm256_fmadd_ps(w, x1, a21);
+    w = _mm256_broadcast_ss(wp + 3);
+    a30 = _mm256_fmadd_ps(w, x0, a30);
+    a31 = _mm256_fmadd_ps(w, x1, a31);
+  }
+  const __m256 acc[PW_CO][2] = {{a00, a01}, {a10, a11}, {a20, a21}, {a30, a31}};
+  const __m256i none = _mm256_setzero_si256();
+  for (int j = 0; j < PW_CO && b * PW_CO + j < c->rows; j++) {
+    float *d = y + (size_t)(b * PW_CO + j) * c->out_cs + (size_t)p0;
+    for (int v = 0; v < 2; v++) pw_store(d + v * PW_PX, acc[j][v], c->accumulate, PW_PX, none);
+  }
+}
+
+PW_AVX2 static void pw_tile_v1(const PwProduct *c, const float *x, float *y, int b, int p0) {
+  __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+  const float *wp = c->wpk + (size_t)b * (size_t)c->k * PW_CO;
+  const float *xp = x + p0;
+  for (int i = 0; i < c->k; i++, wp += PW_CO, xp += c->in_cs) {
+    const __m256 x0 = _mm256_loadu_ps(xp);
+    a0 = _mm256_fmadd_ps(_mm256_broadcast_ss(wp), x0, a0);
+    a1 = _mm256_fmadd_ps(_mm256_broadcast_ss(wp + 1), x0, a1);
+    a2 = _mm256_fmadd_ps(_mm256_broadcast_ss(wp + 2), x0, a2);
+    a3 = _mm256_fmadd_ps(_mm256_broadcast_ss(wp + 3), x0, a3);
+  }
+  const __m256 acc[PW_CO] = {a0, a1, a2, a3};
+  const __m256i none = _mm256_setzero_si256();
+  for (int j = 0; j < PW_CO && b * PW_CO + j < c->rows; j++)
+    pw_store(y + (size_t)(b * PW_CO + j) * c->out_cs + (size_t)p0, acc[j], c->accumulate, PW_PX, none);
+}
+
+// The pixels [p0, np) (fewer than 24): whole vectors unmasked, then a masked one.
+PW_AVX2 static void pw_tile_rest(const PwProduct *c, const float *x, float *y, int b, int p0) {
+  const int whole = (c->np - p0) / PW_PX;
+  if (whole == 2) pw_tile_v2(c, x, y, b, p0);
+  if (whole == 1) pw_tile_v1(c, x, y, b, p0);
+  if (p0 + whole * PW_PX < c->np) pw_tile_tail(c, x, y, b, p0 + whole * PW_PX);
+}
+
 // Rows [4b, 4b+4) x the last np - p0 (< 24) pixels, the last vector masked.
 PW_AVX2 static void pw_tile_tail(const PwProduct *c, const float *x, float *y, int b, int p0) {
   const int left = c->np - p0, nv = (left + PW_PX - 1) / PW_PX;
@@ -235,7 +291,7 @@ PW_AVX2 static void pw_product(const PwProduct *c, const float *x, float *y, flo
     float *yb = y + p0;
     for (int b = 0; b < rb; b++) {
       for (int q = 0; q < full; q += PW_NV * PW_PX) pw_tile_full(&blk, pk, yb, b, q);
-      if (full < len) pw_tile_tail(&blk, pk, yb, b, full);
+      if (full < len) pw_tile_rest(&blk, pk, yb, b, full);
     }
   }
 }
@@ -298,43 +354,43 @@ typedef struct {
   size_t buf_stride;
 } PwFilterCtx;
 
-// part[o][i] (+)= sum over the ng samples of sum_p dy[o][p] xs[i][p], for o in
-// [o0, o0+4) and i in [i0, i0+3), both clipped to the channel counts (rows
-// past them repeat the last one and are not stored). xs[g], dy[g]: sample g's
-// planes.
-PW_AVX2 static void pw_filter_tile(const CpuConvShape *s, const float *const *xs,
-                                   const float *const *dy, int ng, int o0, int i0, float *part,
-                                   int first) {
-  const size_t np = (size_t)s->oh * (size_t)s->ow, full = np / PW_PX * PW_PX;
+// out[o][i] (+)= sum over the ng segments g of sum_p a[g][o][p] b[g][i][p]
+// (rows of np floats, cs apart), for o in [o0, o0+4) and i in [i0, i0+3),
+// both clipped to na and nb (rows past them repeat the last one and are not
+// stored); out rows are nb floats. first: write instead of adding.
+PW_AVX2 static void pw_gram_tile(int na, int nb, size_t np, size_t cs, const float *const *a,
+                                 const float *const *b, int ng, int o0, int i0, float *out,
+                                 int first) {
+  const size_t full = np / PW_PX * PW_PX;
   const __m256i m = pw_mask((int)(np - full));
   size_t oo[PW_CO], io[3];
-  for (int j = 0; j < PW_CO; j++) oo[j] = (size_t)cpu_min(o0 + j, s->co - 1) * np;
-  for (int j = 0; j < 3; j++) io[j] = (size_t)cpu_min(i0 + j, s->ci - 1) * np;
-  __m256 a[PW_CO][3];
+  for (int j = 0; j < PW_CO; j++) oo[j] = (size_t)cpu_min(o0 + j, na - 1) * cs;
+  for (int j = 0; j < 3; j++) io[j] = (size_t)cpu_min(i0 + j, nb - 1) * cs;
+  __m256 acc[PW_CO][3];
   for (int j = 0; j < PW_CO; j++)
-    for (int k = 0; k < 3; k++) a[j][k] = _mm256_setzero_ps();
+    for (int k = 0; k < 3; k++) acc[j][k] = _mm256_setzero_ps();
   for (int g = 0; g < ng; g++) {
-    const float *x0p = xs[g] + io[0], *x1p = xs[g] + io[1], *x2p = xs[g] + io[2];
-    const float *d0 = dy[g] + oo[0], *d1 = dy[g] + oo[1], *d2 = dy[g] + oo[2], *d3 = dy[g] + oo[3];
+    const float *x0p = b[g] + io[0], *x1p = b[g] + io[1], *x2p = b[g] + io[2];
+    const float *d0 = a[g] + oo[0], *d1 = a[g] + oo[1], *d2 = a[g] + oo[2], *d3 = a[g] + oo[3];
     for (size_t p = 0; p < full; p += PW_PX) {
       const __m256 x0 = _mm256_loadu_ps(x0p + p), x1 = _mm256_loadu_ps(x1p + p),
                    x2 = _mm256_loadu_ps(x2p + p);
       __m256 dv = _mm256_loadu_ps(d0 + p);
-      a[0][0] = _mm256_fmadd_ps(dv, x0, a[0][0]);
-      a[0][1] = _mm256_fmadd_ps(dv, x1, a[0][1]);
-      a[0][2] = _mm256_fmadd_ps(dv, x2, a[0][2]);
+      acc[0][0] = _mm256_fmadd_ps(dv, x0, acc[0][0]);
+      acc[0][1] = _mm256_fmadd_ps(dv, x1, acc[0][1]);
+      acc[0][2] = _mm256_fmadd_ps(dv, x2, acc[0][2]);
       dv = _mm256_loadu_ps(d1 + p);
-      a[1][0] = _mm256_fmadd_ps(dv, x0, a[1][0]);
-      a[1][1] = _mm256_fmadd_ps(dv, x1, a[1][1]);
-      a[1][2] = _mm256_fmadd_ps(dv, x2, a[1][2]);
+      acc[1][0] = _mm256_fmadd_ps(dv, x0, acc[1][0]);
+      acc[1][1] = _mm256_fmadd_ps(dv, x1, acc[1][1]);
+      acc[1][2] = _mm256_fmadd_ps(dv, x2, acc[1][2]);
       dv = _mm256_loadu_ps(d2 + p);
-      a[2][0] = _mm256_fmadd_ps(dv, x0, a[2][0]);
-      a[2][1] = _mm256_fmadd_ps(dv, x1, a[2][1]);
-      a[2][2] = _mm256_fmadd_ps(dv, x2, a[2][2]);
+      acc[2][0] = _mm256_fmadd_ps(dv, x0, acc[2][0]);
+      acc[2][1] = _mm256_fmadd_ps(dv, x1, acc[2][1]);
+      acc[2][2] = _mm256_fmadd_ps(dv, x2, acc[2][2]);
       dv = _mm256_loadu_ps(d3 + p);
-      a[3][0] = _mm256_fmadd_ps(dv, x0, a[3][0]);
-      a[3][1] = _mm256_fmadd_ps(dv, x1, a[3][1]);
-      a[3][2] = _mm256_fmadd_ps(dv, x2, a[3][2]);
+      acc[3][0] = _mm256_fmadd_ps(dv, x0, acc[3][0]);
+      acc[3][1] = _mm256_fmadd_ps(dv, x1, acc[3][1]);
+      acc[3][2] = _mm256_fmadd_ps(dv, x2, acc[3][2]);
     }
     if (full < np) {
       const __m256 x0 = _mm256_maskload_ps(x0p + full, m), x1 = _mm256_maskload_ps(x1p + full, m),
@@ -342,18 +398,34 @@ PW_AVX2 static void pw_filter_tile(const CpuConvShape *s, const float *const *xs
       const float *d[PW_CO] = {d0, d1, d2, d3};
       for (int j = 0; j < PW_CO; j++) {
         const __m256 dv = _mm256_maskload_ps(d[j] + full, m);
-        a[j][0] = _mm256_fmadd_ps(dv, x0, a[j][0]);
-        a[j][1] = _mm256_fmadd_ps(dv, x1, a[j][1]);
-        a[j][2] = _mm256_fmadd_ps(dv, x2, a[j][2]);
+        acc[j][0] = _mm256_fmadd_ps(dv, x0, acc[j][0]);
+        acc[j][1] = _mm256_fmadd_ps(dv, x1, acc[j][1]);
+        acc[j][2] = _mm256_fmadd_ps(dv, x2, acc[j][2]);
       }
     }
   }
-  for (int j = 0; j < PW_CO && o0 + j < s->co; j++)
-    for (int k = 0; k < 3 && i0 + k < s->ci; k++) {
-      float *t = part + (size_t)(o0 + j) * (size_t)s->ci + (size_t)(i0 + k);
-      const float v = pw_hsum(a[j][k]);
+  for (int j = 0; j < PW_CO && o0 + j < na; j++)
+    for (int k = 0; k < 3 && i0 + k < nb; k++) {
+      float *t = out + (size_t)(o0 + j) * (size_t)nb + (size_t)(i0 + k);
+      const float v = pw_hsum(acc[j][k]);
       *t = first ? v : *t + v;
     }
+}
+
+PW_AVX2 static void pw_gram(int na, int nb, size_t np, size_t cs, const float *const *a,
+                      const float *const *b, int ng, float *out, int first) {
+  for (int o0 = 0; o0 < na; o0 += PW_CO)
+    for (int i0 = 0; i0 < nb; i0 += 3) pw_gram_tile(na, nb, np, cs, a, b, ng, o0, i0, out, first);
+}
+
+PW_AVX2 void cpu_pw_gemm_avx2(int rows, int k, int np, const float *wpk, const float *x, size_t x_cs,
+                      float *y, size_t y_cs, int accumulate) {
+  const PwProduct c = {rows, k, np, wpk, x_cs, y_cs, accumulate};
+  const int rb = (int)cpu_div_up((size_t)rows, PW_CO), full = np / (PW_NV * PW_PX) * (PW_NV * PW_PX);
+  for (int b = 0; b < rb; b++) {
+    for (int q = 0; q < full; q += PW_NV * PW_PX) pw_tile_full(&c, x, y, b, q);
+    if (full < np) pw_tile_rest(&c, x, y, b, full);
+  }
 }
 
 PW_AVX2 static void pw_filter_task(void *vctx, int chunk, int thread) {
@@ -375,8 +447,8 @@ PW_AVX2 static void pw_filter_task(void *vctx, int chunk, int thread) {
         xs[g] = b;
       }
     }
-    for (int o0 = 0; o0 < s->co; o0 += PW_CO)
-      for (int i0 = 0; i0 < s->ci; i0 += 3) pw_filter_tile(s, xs, dy, ng, o0, i0, part, g0 == n0);
+    pw_gram(s->co, s->ci, (size_t)s->oh * (size_t)s->ow, (size_t)s->oh * (size_t)s->ow,
+                     dy, xs, ng, part, g0 == n0);
   }
 }
 #endif
@@ -398,7 +470,7 @@ void cpu_conv_pw_avx2(ThreadPool *tp, const CpuConvShape *s, CpuConvOp op, const
   c.accumulate = accumulate;
   const int fwd = op == CPU_CONV_FWD;
   const int rows = fwd ? s->co : s->ci, k = fwd ? s->ci : s->co;
-  pw_pack(w, rows, k, !fwd, ws);
+  cpu_pw_pack(w, rows, k, !fwd, ws);
   // Planes of oh*ow floats on both sides: the sampled input (x itself when
   // in place), dy, y, and dx or its sampled buffer.
   const size_t np = (size_t)s->oh * (size_t)s->ow;

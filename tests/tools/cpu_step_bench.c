@@ -3,7 +3,7 @@
 //
 //   build/tests/tools/cpu_step_bench [--arch "TOKENS"] [--channels F] [--layers N]
 //       [--batch B] [--threads T] [--steps S] [--warmup W] [--dropout-keep K]
-//       [--clock wall|cpu] [--profile] [--top N] [--quiet]
+//       [--algo A] [--ab A] [--clock wall|cpu] [--profile] [--top N] [--quiet]
 //
 // Defaults are issue 3's benchmark: NAONet-A cells (NAO-SPEC.md §1b) with the
 // CIFAR-10 backbone, F=16, N=2, batch 64 of 32x32x3, no auxiliary head, no
@@ -18,6 +18,9 @@
 // cpu_exec_create.
 // Output: one "step K ms M loss L" line per timed step, then "median_ms",
 // "arena_bytes", "exec_bytes" and "max_rss_kb" (getrusage, the whole process).
+// --algo A (auto, portable, avx2, winograd) picks the convolution algorithm
+// (CpuConvAlgo); --ab B runs every other timed step with B instead, and
+// reports both medians: a paired comparison under the same machine load.
 // --profile adds a table of time per IR kind (sum over the timed steps divided
 // by their number), thread-CPU time with --clock cpu (meaningful with one
 // thread) and wall time otherwise, then the --top N heaviest steps (20).
@@ -45,6 +48,8 @@ typedef struct {
   int channels, layers, batch, threads, steps, warmup;
   double dropout_keep;
   int cpu_clock, profile, quiet, top;
+  int algo;  // CpuConvAlgo
+  int ab;    // -1, or the CpuConvAlgo every other timed step runs with (--ab)
 } Opts;
 
 typedef struct {
@@ -62,7 +67,7 @@ static _Noreturn void usage(const char *msg) {
   fprintf(stderr,
           "cpu_step_bench: %s\nusage: cpu_step_bench [--arch TOKENS] [--channels F] [--layers N] "
           "[--batch B] [--threads T] [--steps S] [--warmup W] [--dropout-keep K] "
-          "[--clock wall|cpu] [--profile] [--top N] [--quiet]\n",
+          "[--algo A] [--ab A] [--clock wall|cpu] [--profile] [--top N] [--quiet]\n",
           msg);
   exit(NAO_EXIT_USAGE);
 }
@@ -78,7 +83,7 @@ static int int_arg(const char *opt, const char *v, int lo, int hi) {
 }
 
 static void parse_opts(int argc, char **argv, Opts *o) {
-  *o = (Opts){naonet_a, 16, 2, 64, 0, 10, 2, 0.6, 0, 0, 0, 20};
+  *o = (Opts){naonet_a, 16, 2, 64, 0, 10, 2, 0.6, 0, 0, 0, 20, CPU_CONV_AUTO, -1};
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     int has = i + 1 < argc;
@@ -98,6 +103,12 @@ static void parse_opts(int argc, char **argv, Opts *o) {
       o->dropout_keep = strtod(argv[++i], &end);
       if (*end || !(o->dropout_keep > 0.0 && o->dropout_keep <= 1.0))
         usage("--dropout-keep wants a number in (0, 1]");
+    } else if (!strcmp(a, "--algo") || !strcmp(a, "--ab")) {
+      const char *v = argv[++i];
+      int al = !strcmp(v, "auto") ? CPU_CONV_AUTO : !strcmp(v, "portable") ? CPU_CONV_PORTABLE
+             : !strcmp(v, "avx2") ? CPU_CONV_AVX2 : !strcmp(v, "winograd") ? CPU_CONV_WINOGRAD : -1;
+      if (al < 0) usage("--algo and --ab take auto, portable, avx2 or winograd");
+      *(!strcmp(a, "--algo") ? &o->algo : &o->ab) = al;
     } else if (!strcmp(a, "--clock")) {
       const char *v = argv[++i];
       if (strcmp(v, "wall") && strcmp(v, "cpu")) usage("--clock is wall or cpu");
@@ -138,6 +149,7 @@ static void build(const Opts *o, Bench *b) {
   if (plan_build(&b->g, &po, &b->plan, err, sizeof err)) fail("plan_build", err);
   b->ex = cpu_exec_create(&b->g, &b->plan, o->batch, o->threads, err, sizeof err);
   if (!b->ex) fail("cpu_exec_create", err);
+  cpu_exec_set_conv_algo(b->ex, o->algo);
 }
 
 // The reference's init rules (params.h) from one seeded stream.
@@ -212,6 +224,10 @@ static int cmp_double(const void *a, const void *b) {
   return x < y ? -1 : x > y;
 }
 
+static double median(const double *v, int n) {  // v sorted, n >= 1
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
 // Time per IR kind over the timed steps.
 static void print_profile(const Bench *b, const double *step_ms, double opt_ms, int steps) {
   double kind_ms[IR_KIND_COUNT] = {0};
@@ -274,18 +290,27 @@ int main(int argc, char **argv) {
     cpu_exec_set_profile(b.ex, prof, o.cpu_clock);
   }
   double *ms = xmalloc(sizeof(double) * (size_t)o.steps);
+  double *ms_b = xmalloc(sizeof(double) * (size_t)o.steps);
+  int n_b = 0;
   for (int s = 0; s < o.steps; s++) {
+    const int alt = o.ab >= 0 && s % 2;
+    if (o.ab >= 0) cpu_exec_set_conv_algo(b.ex, alt ? o.ab : o.algo);
     double t0 = now_ms(o.cpu_clock);
     float loss = train_step(&b, &o, o.warmup + s, o.profile ? &opt_ms : NULL);
-    ms[s] = now_ms(o.cpu_clock) - t0;
-    if (!o.quiet) printf("step %d ms %.3f loss %.6f\n", o.warmup + s, ms[s], (double)loss);
+    const double dt = now_ms(o.cpu_clock) - t0;
+    if (alt) ms_b[n_b++] = dt;
+    else ms[s - n_b] = dt;
+    if (!o.quiet)
+      printf("step %d%s ms %.3f loss %.6f\n", o.warmup + s, alt ? " (--ab)" : "", dt, (double)loss);
     if (!isfinite(loss)) {
       fprintf(stderr, "cpu_step_bench: loss is not finite at step %d\n", o.warmup + s);
       return NAO_EXIT_INTERNAL;
     }
   }
   if (prof) print_profile(&b, prof, opt_ms, o.steps);
-  qsort(ms, (size_t)o.steps, sizeof(double), cmp_double);
+  const int n_a = o.steps - n_b;
+  qsort(ms, (size_t)n_a, sizeof(double), cmp_double);
+  qsort(ms_b, (size_t)n_b, sizeof(double), cmp_double);
   struct rusage ru;
   if (getrusage(RUSAGE_SELF, &ru)) {
     perror("cpu_step_bench: getrusage");
@@ -293,12 +318,17 @@ int main(int argc, char **argv) {
   }
   PlanStats st;
   plan_stats(&b.g, &b.plan, &st);
-  printf("threads %d batch %d params %zu nodes %d steps_in_plan %d\n",
-         tp_threads(cpu_exec_pool(b.ex)), o.batch, b.pt.n_trainable, b.g.n_nodes, b.plan.n_steps);
+  printf("threads %d batch %d params %zu macs_per_image %lld nodes %d steps_in_plan %d\n",
+         tp_threads(cpu_exec_pool(b.ex)), o.batch, b.pt.n_trainable, ir_macs(&b.g, 1), b.g.n_nodes,
+         b.plan.n_steps);
+  if (n_b)
+    printf("ab_median_ms %.3f %.3f ratio %.4f\n", median(ms, n_a), median(ms_b, n_b),
+           median(ms_b, n_b) / median(ms, n_a));
   printf("median_ms %.3f\nmin_ms %.3f\narena_bytes %zu\nexec_bytes %zu\nmax_rss_kb %ld\n",
-         o.steps % 2 ? ms[o.steps / 2] : 0.5 * (ms[o.steps / 2 - 1] + ms[o.steps / 2]), ms[0],
+         median(ms, n_a), ms[0],
          st.arena_bytes_per_image * (size_t)o.batch, cpu_exec_bytes(b.ex), ru.ru_maxrss);
   free(ms);
+  free(ms_b);
   free(prof);
   cpu_exec_free(b.ex);
   plan_free(&b.plan);
