@@ -59,6 +59,7 @@ typedef struct {
   CpuExec *ex;
   float *params, *grads, *momentum, *buffers;
   int top;          // --top
+  int batch;
   float *x;         // (batch, 3, 32, 32)
   int32_t *labels;  // (batch)
 } Bench;
@@ -263,9 +264,13 @@ static void print_profile(const Bench *b, const double *step_ms, double opt_ms, 
     const IrNode *f = nd->fwd >= 0 ? &b->g.nodes[nd->fwd] : nd;
     printf("  %7.2f ms %-16s %-44s in %dx%dx%d", step_ms[order[i]] / steps, ir_kind_name(nd->kind),
            nd->name, t->c, t->h, t->w);
-    if (f->kind == IR_CONV)
-      printf(" k%dx%d s%dx%d g%d co%d", f->a.conv.kh, f->a.conv.kw, f->a.conv.sh, f->a.conv.sw,
-             f->a.conv.groups, f->a.conv.cout);
+    if (f->kind == IR_CONV) {
+      const IrTensor *fy = &b->g.tensors[f->out[0]];
+      const double gflop = 2.0 * fy->c * fy->h * fy->w * (f->a.conv.cin / f->a.conv.groups) *
+                           f->a.conv.kh * f->a.conv.kw * b->batch * 1e-9;
+      printf(" k%dx%d s%dx%d g%d co%d %.1f GFLOP/s", f->a.conv.kh, f->a.conv.kw, f->a.conv.sh,
+             f->a.conv.sw, f->a.conv.groups, f->a.conv.cout, gflop / (step_ms[order[i]] / steps * 1e-3));
+    }
     if (f->kind == IR_POOL)
       printf(" %s k%dx%d s%d", f->a.pool.is_max ? "max" : "avg", f->a.pool.kh, f->a.pool.kw,
              f->a.pool.sh);
@@ -280,6 +285,7 @@ int main(int argc, char **argv) {
   Bench b;
   memset(&b, 0, sizeof b);
   b.top = o.top;
+  b.batch = o.batch;
   build(&o, &b);
   init_params(&b, 1);
   make_batch(&b, o.batch, 2);

@@ -47,8 +47,8 @@ static int forward(Fd *f, int from, double *loss, uint64_t *dec) {
 // Difference quotient of the loss at *v (a parameter or an activation),
 // re-running from node `from`. *skip when the discrete choices changed.
 static int quotient(Fd *f, double *v, int from, uint64_t dec0, double *fd, int *skip) {
-  double keep = *v, lp, lm;
-  uint64_t dp, dm;
+  double keep = *v, lp, lm = 0.0;
+  uint64_t dp, dm = 0;
   *v = keep + f->o->h;
   int rc = forward(f, from, &lp, &dp);
   *v = keep - f->o->h;
