@@ -137,13 +137,13 @@ static WgSrc wg_fill_one(const WgGeom *g, int c, int h, int w, int pt, int pl, i
   return src;
 }
 
-// Samples side by side (group > 1): image j of `cols` ([cols][c][rows][trow])
-// holds, for tile k = sample * ntx + tx, column 2tx + j - pl of that sample
-// (0 outside, and for samples from n on). Column j of tile k's patch is image j.
-static WgSrc wg_fill_group(const WgGeom *g, int cols, int c, int h, int w, int pt, int pl,
-                           int rows, const float *x, size_t x_ss, int n0, int n, float *P) {
+// Samples side by side (group > 1): image j of 4 ([4][c][rows][trow]) holds,
+// for tile k = sample * ntx + tx, column 2tx + j - pl of that sample (0
+// outside, and for samples from n on). Column j of tile k's patch is image j.
+static WgSrc wg_fill_group(const WgGeom *g, int c, int h, int w, int pt, int pl, int rows,
+                           const float *x, size_t x_ss, int n0, int n, float *P) {
   const size_t plane = (size_t)rows * (size_t)g->trow, img = (size_t)c * plane;
-  for (int j = 0; j < cols; j++) {
+  for (int j = 0; j < 4; j++) {
     int lo, hi;  // tx whose column 2tx + j - pl is in the image
     cpu_valid_range(pl - j, 0, 2, w, g->ntx, &lo, &hi);
     for (int ch = 0; ch < c; ch++)
@@ -171,12 +171,10 @@ static WgSrc wg_fill_group(const WgGeom *g, int cols, int c, int h, int w, int p
 static WgSrc wg_fill_input(const CpuConvShape *s, const WgGeom *g, const float *x, size_t x_ss,
                            int n0, int n, float *P) {
   if (g->group == 1) {
-    if (n0 < n) return wg_fill_one(g, s->ci, s->h, s->w, s->pt, s->pl, g->hp, x + (size_t)n0 * x_ss, P);
-    memset(P, 0, sizeof(float) * wg_p_floats(s, g));
-    WgSrc z = {P, (size_t)g->hp * 2 * (size_t)g->wq, 2 * (size_t)g->wq, {0, (size_t)g->wq, 1, (size_t)g->wq + 1}};
-    return z;
+    NAO_ASSERT(n0 < n);
+    return wg_fill_one(g, s->ci, s->h, s->w, s->pt, s->pl, g->hp, x + (size_t)n0 * x_ss, P);
   }
-  return wg_fill_group(g, 4, s->ci, s->h, s->w, s->pt, s->pl, g->hp, x, x_ss, n0, n, P);
+  return wg_fill_group(g, s->ci, s->h, s->w, s->pt, s->pl, g->hp, x, x_ss, n0, n, P);
 }
 
 // ---------------------------------------------------------------- filter transform
