@@ -3,7 +3,7 @@
 # N=2, batch 64, no auxiliary head, no drop-path, dropout keep 0.6) on the CPU
 # backend against PyTorch on the same number of threads.
 #
-#   bench/cpu_step.sh [-r REPS] [-t THREADS] [-s STEPS] [-w WARMUP] [-c wall|cpu]
+#   bench/cpu_step.sh [-r REPS] [-t THREADS] [-s STEPS] [-w WARMUP] [-c wall|cpu] [-p]
 #
 # Runs tests/tools/cpu_step_bench (ours, NAO_THREADS=THREADS) and
 # bench/cpu_step_torch.py (Debian's PyTorch, torch.set_num_threads(THREADS))
@@ -14,18 +14,23 @@
 # the peak memory, and the ratios ours / PyTorch. With -c cpu the step times
 # are process CPU time (all threads) instead of wall-clock time. The load
 # average is printed before and after: on a shared machine wall-clock figures
-# move with it.
+# move with it. -p runs PyTorch with OMP_WAIT_POLICY=PASSIVE: its OpenMP
+# threads then sleep at barriers instead of spinning, which is what keeps it
+# usable when the machine is busier than its thread count (on a loaded 2-CPU
+# machine a default 2-thread step took 22-30 s, a passive one 4.5 s); on a
+# quiet machine spinning is PyTorch's faster default.
 set -eu
 
-reps=7 threads=2 steps=10 warmup=2 clock=wall
-while getopts r:t:s:w:c: opt; do
+reps=7 threads=2 steps=10 warmup=2 clock=wall passive=0
+while getopts r:t:s:w:c:p opt; do
   case $opt in
     r) reps=$OPTARG ;;
     t) threads=$OPTARG ;;
     s) steps=$OPTARG ;;
     w) warmup=$OPTARG ;;
     c) clock=$OPTARG ;;
-    *) echo "usage: bench/cpu_step.sh [-r REPS] [-t THREADS] [-s STEPS] [-w WARMUP] [-c wall|cpu]" >&2
+    p) passive=1 ;;
+    *) echo "usage: bench/cpu_step.sh [-r REPS] [-t THREADS] [-s STEPS] [-w WARMUP] [-c wall|cpu] [-p]" >&2
        exit 2 ;;
   esac
 done
@@ -57,13 +62,15 @@ run() {
   printf '%-8s median step %9.1f ms   peak RSS %8d KiB\n' "$name" "$ms" "$rss"
 }
 
-echo "NAONet-A, CIFAR-10 backbone F=16 N=2, batch 64, $threads thread(s), $reps runs each of $steps steps after $warmup ($clock clock)"
+omp_env=""
+[ "$passive" = 1 ] && omp_env="OMP_WAIT_POLICY=PASSIVE"
+echo "NAONet-A, CIFAR-10 backbone F=16 N=2, batch 64, $threads thread(s), $reps runs each of $steps steps after $warmup ($clock clock)${omp_env:+, PyTorch with $omp_env}"
 echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 for i in $(seq "$reps"); do
   run ours env NAO_THREADS="$threads" "$ours" --threads "$threads" --steps "$steps" \
     --warmup "$warmup" --clock "$clock" --quiet
-  run pytorch "$python" "$torch_py" --threads "$threads" --steps "$steps" --warmup "$warmup" \
-    --clock "$clock" --quiet
+  run pytorch env $omp_env "$python" "$torch_py" --threads "$threads" --steps "$steps" \
+    --warmup "$warmup" --clock "$clock" --quiet
 done
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
 
