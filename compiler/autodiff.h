@@ -2,7 +2,7 @@
 // pass that turns concatenations into views.
 //
 // Order of the passes on a training graph (docs/autodiff-and-plan.md):
-//   lower -> ir_concat_to_views -> ir_autodiff -> plan_build
+//   lower -> [ir_share_relus] -> ir_concat_to_views -> ir_autodiff -> plan_build
 // ir_concat_to_views may also run after ir_autodiff (the gradients are the
 // same either way); plan_build accepts graphs with or without it.
 //
@@ -50,6 +50,22 @@ int ir_concat_to_views(IrGraph *g, char *err, size_t errlen);
 // that the concat would write (a view of the same root at the output's offset
 // plus the channels of inputs 0..k-1): executing the node changes nothing.
 int ir_concat_in_place(const IrGraph *g, int node);
+
+// Makes every reader of a ReLU whose input another, earlier ReLU already
+// rectifies (same input tensor, same aux flag) read that earlier ReLU's output
+// instead. The duplicates stay in the graph, unread: the plan leaves them out
+// (ir_dead_nodes). Values, losses and gradients are unchanged. Forward graphs
+// only (before ir_autodiff). Returns the number of ReLUs made redundant
+// (>= 0), or -1 with a message.
+int ir_share_relus(IrGraph *g, char *err, size_t errlen);
+
+// Nodes a plan leaves out because nothing observes what they compute: nodes
+// of side-effect-free kinds (conv, relu, add, concat, pool, gap, linear,
+// accum; no accumulate bit) whose outputs are roots no node reads, no view
+// refers to and that are none of the graph's well-known tensors; then, in turn,
+// the nodes only those read. Returns a mask of g->n_nodes bytes (1: dead) to
+// free.
+unsigned char *ir_dead_nodes(const IrGraph *g);
 
 // Checks what every pass indexes with: node counts within IR_MAX_*, tensor and
 // parameter indices in range, views of existing tensors, no view cycles.

@@ -2,7 +2,9 @@
 //
 // Steps: every node in index order (a valid execution order by the IR's
 // invariant), except the concats that are in place (ir_concat_in_place: their
-// inputs already are their output's slices, executing them does nothing).
+// inputs already are their output's slices, executing them does nothing) and
+// dead nodes (ir_dead_nodes: nothing reads what they compute, e.g. the ReLUs
+// ir_share_relus made redundant); their outputs get no storage.
 //
 // Liveness is per root tensor (a view shares its root's block, so a root lives
 // from the first step that writes or reads it or any of its views to the last
@@ -70,8 +72,10 @@ static int check_tensors(const IrGraph *g, char *err, size_t errlen) {
 static void make_steps(const IrGraph *g, Plan *p) {
   p->steps = xmalloc(sizeof(int) * (size_t)(g->n_nodes ? g->n_nodes : 1));
   p->n_steps = 0;
+  unsigned char *dead = ir_dead_nodes(g);
   for (int i = 0; i < g->n_nodes; i++)
-    if (!ir_concat_in_place(g, i)) p->steps[p->n_steps++] = i;
+    if (!ir_concat_in_place(g, i) && !dead[i]) p->steps[p->n_steps++] = i;
+  free(dead);
 }
 
 // Liveness of every root; reads before any write are an error.

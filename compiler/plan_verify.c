@@ -2,7 +2,8 @@
 // (plan_verify in plan.h).
 //
 // Recomputes everything from the graph and the step list, sharing no code with
-// plan.c's liveness and placement: the order (each node once; every read finds
+// plan.c's liveness and placement (only which nodes may be left out:
+// in-place concats and ir_dead_nodes): the order (each node once; every read finds
 // all the channels it reads written at an earlier step, a channel map per root
 // tensor), the locations of views, and, for every pair of root tensors whose
 // live step ranges meet, disjoint memory. Quadratic in the number of tensors:
@@ -46,10 +47,12 @@ static int check_steps(Pv *v) {
     else if (seen[i]) rc = pv_fail(v, "plan_verify: node %d (%s) runs twice", i, g->nodes[i].name);
     else seen[i] = 1;
   }
+  unsigned char *dead = ir_dead_nodes(g);
   for (int i = 0; i < g->n_nodes && rc == 0; i++)
-    if (!seen[i] && !ir_concat_in_place(g, i))
+    if (!seen[i] && !ir_concat_in_place(g, i) && !dead[i])
       rc = pv_fail(v, "plan_verify: node %s (%s) is not among the steps", g->nodes[i].name,
                    ir_kind_name(g->nodes[i].kind));
+  free(dead);
   free(seen);
   return rc;
 }

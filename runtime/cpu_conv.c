@@ -86,7 +86,8 @@ static CpuConvShape conv_transposed(const CpuConvShape *s) {
 
 // The direct AVX2 kernels serve every pass of k x k, 1 x k and k x 1
 // convolutions with strides up to 2; 1x1 convolutions (pointwise or strided,
-// as in the factorized reduce) stay on the GEMM, which measured faster there.
+// as in the factorized reduce) have their own (conv_use_pw): the padded-image
+// kernels measured slower than the GEMM there, the 1x1 products faster.
 static int conv_use_direct(const CpuConvShape *s, CpuConvOp op) {
   if (s->algo == CPU_CONV_PORTABLE || s->groups != 1 || (s->kh == 1 && s->kw == 1)) return 0;
   if (op == CPU_CONV_FWD || op == CPU_CONV_BWD_FILTER) return cpu_conv_direct_avx2_fits(s);
@@ -94,6 +95,23 @@ static int conv_use_direct(const CpuConvShape *s, CpuConvOp op) {
   if (s->sh != 1 || s->sw != 1) return cpu_conv_direct_avx2_bwd_fits(s);
   CpuConvShape t = conv_transposed(s);
   return cpu_conv_direct_avx2_fits(&t);
+}
+
+// 1x1 convolutions (pointwise, and the factorized reduce's strided ones) take
+// the AVX2 products of cpu_conv_pw_avx2.c on every pass.
+static int conv_use_pw(const CpuConvShape *s) {
+  return s->algo != CPU_CONV_PORTABLE && cpu_conv_pw_avx2_fits(s);
+}
+
+// 3x3 stride-1 convolutions take Winograd's F(2x2, 3x3) (cpu_conv_wino_avx2.c)
+// for the forward and backward data passes unless the direct kernels or the
+// portable path are asked for; the filter gradient stays direct (faster).
+static int conv_use_wino(const CpuConvShape *s, CpuConvOp op) {
+  if (s->algo == CPU_CONV_PORTABLE || s->algo == CPU_CONV_AVX2 || op == CPU_CONV_BWD_FILTER)
+    return 0;
+  if (op == CPU_CONV_FWD) return cpu_conv_wino_avx2_fits(s);
+  CpuConvShape t = conv_transposed(s);
+  return s->sh == 1 && s->sw == 1 && cpu_conv_wino_avx2_fits(&t);
 }
 
 // Floats of the transposed filter, rounded up to keep what follows aligned.
@@ -104,6 +122,15 @@ static size_t conv_wt_floats(const CpuConvShape *s) {
 size_t cpu_conv_ws_floats(const CpuConvShape *s, CpuConvOp op, int threads) {
   if (threads < 1) threads = 1;
   if (s->groups != 1) return cpu_conv_direct_ws_floats(s, op, threads);
+  if (conv_use_wino(s, op)) {
+    if (op == CPU_CONV_FWD) return cpu_conv_wino_avx2_ws_floats(s, threads);
+    CpuConvShape t = conv_transposed(s);
+    return cpu_conv_wino_avx2_ws_floats(&t, threads);
+  }
+  if (conv_use_pw(s)) {
+    size_t w = cpu_conv_pw_avx2_ws_floats(s, op, threads);
+    return op == CPU_CONV_BWD_FILTER ? (size_t)s->co * conv_k(s) * (size_t)conv_filter_chunks(s) + w : w;
+  }
   if (conv_use_direct(s, op)) {
     if (op == CPU_CONV_FWD) return cpu_conv_direct_avx2_ws_floats(s, threads);
     if (op == CPU_CONV_BWD_DATA && (s->sh != 1 || s->sw != 1))
@@ -344,6 +371,14 @@ void cpu_conv_fwd(ThreadPool *tp, const CpuConvShape *s, const float *x, size_t 
     cpu_conv_direct_fwd(tp, s, x, x_ss, w, y, y_ss, accumulate, ws);
     return;
   }
+  if (conv_use_wino(s, CPU_CONV_FWD)) {
+    cpu_conv_wino_avx2_fwd(tp, s, x, x_ss, w, 0, y, y_ss, accumulate, ws);
+    return;
+  }
+  if (conv_use_pw(s)) {
+    cpu_conv_pw_avx2(tp, s, CPU_CONV_FWD, x, x_ss, w, y, y_ss, accumulate, ws);
+    return;
+  }
   if (conv_use_direct(s, CPU_CONV_FWD)) {
     cpu_conv_direct_avx2(tp, s, x, x_ss, w, 0, y, y_ss, accumulate, ws);
     return;
@@ -362,6 +397,15 @@ void cpu_conv_bwd_data(ThreadPool *tp, const CpuConvShape *s, const float *dy, s
                        const float *w, float *dx, size_t dx_ss, int accumulate, float *ws) {
   if (s->groups != 1) {
     cpu_conv_direct_bwd_data(tp, s, dy, dy_ss, w, dx, dx_ss, accumulate, ws);
+    return;
+  }
+  if (conv_use_wino(s, CPU_CONV_BWD_DATA)) {
+    CpuConvShape t = conv_transposed(s);
+    cpu_conv_wino_avx2_fwd(tp, &t, dy, dy_ss, w, 1, dx, dx_ss, accumulate, ws);
+    return;
+  }
+  if (conv_use_pw(s)) {
+    cpu_conv_pw_avx2(tp, s, CPU_CONV_BWD_DATA, dy, dy_ss, w, dx, dx_ss, accumulate, ws);
     return;
   }
   if (conv_use_direct(s, CPU_CONV_BWD_DATA) && (s->sh != 1 || s->sw != 1)) {
@@ -412,6 +456,12 @@ void cpu_conv_bwd_filter(ThreadPool *tp, const CpuConvShape *s, const float *x, 
   const size_t wn = (size_t)s->co * conv_k(s);
   if (s->n <= 0) {
     if (!accumulate) memset(dw, 0, sizeof(float) * wn);
+    return;
+  }
+  if (conv_use_pw(s)) {  // ws: [nch partials][the kernel's]
+    cpu_conv_pw_avx2_filter(tp, s, x, x_ss, dy, dy_ss, nch, ws, ws + wn * (size_t)nch);
+    ConvReduceCtx r = {ws, nch, wn, dw, accumulate};
+    tp_run(tp, (int)cpu_div_up(wn, CPU_CHUNK), conv_reduce_task, &r);
     return;
   }
   if (conv_use_direct(s, CPU_CONV_BWD_FILTER)) {  // ws: [nch partials][direct kernel's]

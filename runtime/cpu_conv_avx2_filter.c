@@ -88,11 +88,14 @@ DF_AVX2 static void df_tile(const DfCtx *c, const float *scr, int ns, int b, int
   const int nvec = s->oh * c->p.vpr;
   __m256 a00 = _mm256_setzero_ps(), a01 = a00, a02 = a00, a10 = a00, a11 = a00, a12 = a00;
   __m256 a20 = a00, a21 = a00, a22 = a00, a30 = a00, a31 = a00, a32 = a00;
+  const int vpr = c->p.vpr;
   for (int n = 0; n < ns; n++) {
     const float *pad = scr + (size_t)n * (pad_f + dy_f);
     const float *d0 = pad + pad_f + (size_t)(b * DC_CO) * dplane;
-    for (int v = 0; v < nvec; v++) {
-      const float *xv = pad + (size_t)(v / c->p.vpr) * rs + (size_t)(v % c->p.vpr) * DC_PX;
+    const float *xrow = pad;  // the padded input of output row v / vpr (no division a step)
+    for (int v = 0, vr = 0; v < nvec; v++) {
+      const float *xv = xrow + (size_t)vr * DC_PX;
+      if (++vr == vpr) vr = 0, xrow += rs;
       const float *dv = d0 + (size_t)v * DC_PX;
       const __m256 x0 = _mm256_loadu_ps(xv + o0), x1 = _mm256_loadu_ps(xv + o1),
                    x2 = _mm256_loadu_ps(xv + o2);

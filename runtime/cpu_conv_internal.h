@@ -23,16 +23,6 @@ void cpu_conv_direct_bwd_filter(ThreadPool *tp, const CpuConvShape *s, const flo
 #define DC_HAVE_X86 1
 #else
 #define DC_HAVE_X86 0
-
-// cpu_conv_dw_avx2.c: depthwise convolutions with AVX2 + FMA.
-int cpu_conv_dw_avx2_fits(const CpuConvShape *s, CpuConvOp op);
-size_t cpu_conv_dw_avx2_ws_floats(const CpuConvShape *s, CpuConvOp op, int threads);
-void cpu_conv_dw_avx2_fwd(ThreadPool *tp, const CpuConvShape *fwd, int flip, const float *x,
-                          size_t x_ss, const float *w, float *y, size_t y_ss, int accumulate,
-                          float *ws);
-void cpu_conv_dw_avx2_filter(ThreadPool *tp, const CpuConvShape *s, const float *x, size_t x_ss,
-                             const float *dy, size_t dy_ss, float *dw, int accumulate, float *ws);
-
 #endif
 enum {
   DC_CO = 4,  // output channels per tile
@@ -47,6 +37,7 @@ typedef struct {
   size_t plane;  // floats per channel: hp * sw * wq
 } DcPad;
 DcPad dc_pad(const CpuConvShape *s);
+// (compiled for AVX2: call only when cpu_conv_direct_avx2_available)
 void dc_fill_pad(const CpuConvShape *s, const DcPad *p, const float *x, float *pad);
 size_t dc_toff_floats(const CpuConvShape *s);
 // toff[(ci*kh + ky)*kw + kx]: offset of that channel and tap in the padded image.
@@ -85,6 +76,29 @@ size_t cpu_conv_direct_avx2_filter_ws_floats(const CpuConvShape *s, int threads,
 void cpu_conv_direct_avx2_filter(ThreadPool *tp, const CpuConvShape *s, const float *x,
                                  size_t x_ss, const float *dy, size_t dy_ss, int chunks,
                                  float *part, float *ws);
+// 1x1 convolutions, any stride and padding (cpu_conv_pw_avx2.c). op FWD or
+// BWD_DATA: in is x or dy, out y or dx; filter: chunk partials as above.
+int cpu_conv_pw_avx2_fits(const CpuConvShape *s);  // CPU and shape
+size_t cpu_conv_pw_avx2_ws_floats(const CpuConvShape *s, CpuConvOp op, int threads);
+void cpu_conv_pw_avx2(ThreadPool *tp, const CpuConvShape *s, CpuConvOp op, const float *in,
+                      size_t in_ss, const float *w, float *out, size_t out_ss, int accumulate,
+                      float *ws);
+void cpu_conv_pw_avx2_filter(ThreadPool *tp, const CpuConvShape *s, const float *x, size_t x_ss,
+                             const float *dy, size_t dy_ss, int chunks, float *part, float *ws);
+// 3x3 stride-1 convolutions by Winograd's F(2x2, 3x3) (cpu_conv_wino_avx2.c):
+// the forward pass (flip: the backward data pass of the transposed shape, as
+// cpu_conv_direct_avx2).
+int cpu_conv_wino_avx2_fits(const CpuConvShape *s);  // CPU and shape
+size_t cpu_conv_wino_avx2_ws_floats(const CpuConvShape *s, int threads);
+void cpu_conv_wino_avx2_fwd(ThreadPool *tp, const CpuConvShape *s, const float *x, size_t x_ss,
+                            const float *w, int flip, float *y, size_t y_ss, int accumulate,
+                            float *ws);
+// The products behind them, for other kernels (AVX2; call only when available):
+// wpk[r/4][k][r%4] = w[r][k] (transpose: w[k][r]), 0 for r >= rows;
+void cpu_pw_pack(const float *w, int rows, int k, int transpose, float *wpk);
+// y[r][p] (+)= sum_i wpk[r][i] x[i][p], p < np (x rows x_cs apart, y rows y_cs);
+void cpu_pw_gemm_avx2(int rows, int k, int np, const float *wpk, const float *x, size_t x_cs,
+                      float *y, size_t y_cs, int accumulate);
 int cpu_conv_direct_avx2_available(void);
 int cpu_conv_direct_avx2_fits(const CpuConvShape *s);  // CPU and shape
 size_t cpu_conv_direct_avx2_ws_floats(const CpuConvShape *s, int threads);

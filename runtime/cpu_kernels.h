@@ -48,10 +48,12 @@ typedef struct {
 // Weights: [co][ci/groups][kh][kw].
 
 // How convolutions are computed. PORTABLE: im2col + OpenBLAS GEMM for dense
-// convolutions, C loops for grouped / depthwise ones. AVX2 (= AUTO on a CPU
-// with AVX2 and FMA): direct AVX2 kernels where they apply (docs/cpu-backend.md
-// lists which passes), the portable path elsewhere. The two differ in rounding.
-typedef enum { CPU_CONV_AUTO = 0, CPU_CONV_PORTABLE, CPU_CONV_AVX2 } CpuConvAlgo;
+// convolutions, C loops for grouped / depthwise ones. AVX2: direct AVX2
+// kernels where they apply (docs/cpu-backend.md lists which passes), the
+// portable path elsewhere. WINOGRAD (= AUTO on a CPU with AVX2 and FMA): as
+// AVX2, but 3x3 stride-1 convolutions of 8 or more channels by Winograd's
+// F(2x2, 3x3). They differ in rounding.
+typedef enum { CPU_CONV_AUTO = 0, CPU_CONV_PORTABLE, CPU_CONV_AVX2, CPU_CONV_WINOGRAD } CpuConvAlgo;
 
 typedef enum { CPU_CONV_FWD, CPU_CONV_BWD_DATA, CPU_CONV_BWD_FILTER } CpuConvOp;
 

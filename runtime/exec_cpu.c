@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "compiler/util.h"
 #include "runtime/exec_cpu_internal.h"
@@ -123,6 +124,7 @@ void cpu_exec_free(CpuExec *ex) {
 // ---------------------------------------------------------------- forward kinds
 static void run_conv(CpuExec *ex, const IrNode *nd) {
   CpuConvShape s = ex_conv_shape(&nd->a.conv, ex_t(ex, nd->in[0]), ex_t(ex, nd->out[0]), ex->batch);
+  s.algo = ex->conv_algo;
   cpu_conv_fwd(ex->tp, &s, ex_ptr(ex, nd->in[0]), ex_ss(ex, nd->in[0]), ex_param(ex, nd->param[0]),
                ex_ptr(ex, nd->out[0]), ex_ss(ex, nd->out[0]), ex_acc(nd, 0), ex->ws);
 }
@@ -233,12 +235,14 @@ static void run_conv_bwd(CpuExec *ex, const IrNode *nd) {
   if (nd->kind == IR_CONV_BWD_DATA) {
     const int dy = nd->in[0], dx = nd->out[0];
     CpuConvShape s = ex_conv_shape(a, ex_t(ex, dx), ex_t(ex, dy), ex->batch);
+    s.algo = ex->conv_algo;
     cpu_conv_bwd_data(ex->tp, &s, ex_ptr(ex, dy), ex_ss(ex, dy), w, ex_ptr(ex, dx), ex_ss(ex, dx),
                       ex_acc(nd, 0), ex->ws);
     return;
   }
   const int x = nd->in[0], dy = nd->in[1];
   CpuConvShape s = ex_conv_shape(a, ex_t(ex, x), ex_t(ex, dy), ex->batch);
+  s.algo = ex->conv_algo;
   cpu_conv_bwd_filter(ex->tp, &s, ex_ptr(ex, x), ex_ss(ex, x), ex_ptr(ex, dy), ex_ss(ex, dy),
                       ex_grad(ex, nd->param[0]), ex_acc(nd, IR_MAX_OUT), ex->ws);
 }
@@ -373,6 +377,12 @@ static int ex_step(CpuExec *ex, int i) {
                (int)nd->kind);
 }
 
+static double ex_now_ms(const CpuExec *ex) {
+  struct timespec ts;
+  clock_gettime(ex->prof_cpu_clock ? CLOCK_THREAD_CPUTIME_ID : CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
+}
+
 static int ex_writes_grads(const IrNode *nd) {
   return nd->kind == IR_CONV_BWD_FILTER || nd->kind == IR_BN_BWD || nd->kind == IR_LINEAR_BWD;
 }
@@ -396,9 +406,29 @@ int cpu_exec_run(CpuExec *ex, int batch, const RunState *rs, float *params, floa
                ex->g->nodes[i].name);
       return -1;
     }
+    double t0 = ex->prof_ms ? ex_now_ms(ex) : 0.0;
     if (ex_step(ex, i)) return -1;
+    if (ex->prof_ms) ex->prof_ms[k] += ex_now_ms(ex) - t0;
   }
   return 0;
+}
+
+void cpu_exec_set_conv_algo(CpuExec *ex, int algo) {
+  ex->conv_algo = algo;
+  size_t ws = 0;
+  for (int k = 0; k < ex->p->n_steps; k++) {
+    size_t w = ex_node_ws(ex, ex->p->steps[k]);
+    if (w > ws) ws = w;
+  }
+  if (ws <= ex->ws_floats) return;
+  free(ex->ws);
+  ex->ws_floats = ws;
+  ex->ws = ex_aligned(ws, "workspace");
+}
+
+void cpu_exec_set_profile(CpuExec *ex, double *ms, int cpu_clock) {
+  ex->prof_ms = ms;
+  ex->prof_cpu_clock = cpu_clock;
 }
 
 // ---------------------------------------------------------------- accessors

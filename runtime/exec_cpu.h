@@ -61,6 +61,17 @@ void cpu_exec_read(CpuExec *ex, int t, int batch, float *out);
 // The graph's loss tensor after a run (0 when the graph has none).
 float cpu_exec_loss(CpuExec *ex);
 
+// Makes every later run compute convolutions with `algo` (a CpuConvAlgo of
+// cpu_kernels.h; CPU_CONV_AUTO, the best for the CPU, is the default), for
+// tests and benchmarks. Grows the workspace when the choice needs more.
+void cpu_exec_set_conv_algo(CpuExec *ex, int algo);
+
+// Profiling: when ms is not NULL, every later cpu_exec_run adds the time of
+// plan step k to ms[k] (the plan's n_steps entries, zeroed by the caller):
+// wall-clock time, or with cpu_clock the calling thread's CPU time (exact
+// for one thread on a busy machine). NULL turns it off.
+void cpu_exec_set_profile(CpuExec *ex, double *ms, int cpu_clock);
+
 ThreadPool *cpu_exec_pool(CpuExec *ex);      // for the optimizer kernels
 size_t cpu_exec_bytes(const CpuExec *ex);   // arena + fixed region + workspaces
 int cpu_exec_max_batch(const CpuExec *ex);

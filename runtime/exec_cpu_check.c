@@ -291,12 +291,15 @@ size_t ex_node_ws(const CpuExec *ex, int i) {
   switch (nd->kind) {
     case IR_CONV:
       s = ex_conv_shape(&nd->a.conv, ex_t(ex, nd->in[0]), ex_t(ex, nd->out[0]), n);
+      s.algo = ex->conv_algo;
       return cpu_conv_ws_floats(&s, CPU_CONV_FWD, th);
     case IR_CONV_BWD_DATA:
       s = ex_conv_shape(&an->a.conv, ex_t(ex, nd->out[0]), ex_t(ex, nd->in[0]), n);
+      s.algo = ex->conv_algo;
       return cpu_conv_ws_floats(&s, CPU_CONV_BWD_DATA, th);
     case IR_CONV_BWD_FILTER:
       s = ex_conv_shape(&an->a.conv, ex_t(ex, nd->in[0]), ex_t(ex, nd->in[1]), n);
+      s.algo = ex->conv_algo;
       return cpu_conv_ws_floats(&s, CPU_CONV_BWD_FILTER, th);
     default:
       return 0;

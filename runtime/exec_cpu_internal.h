@@ -19,6 +19,10 @@ struct CpuExec {
   int batch;
   const RunState *rs;
   float *params, *grads, *buffers;
+  int conv_algo;  // CpuConvAlgo of every convolution (cpu_exec_set_conv_algo)
+  // Profiling (cpu_exec_set_profile): per-step times added here, or NULL.
+  double *prof_ms;
+  int prof_cpu_clock;
 };
 
 static inline const IrTensor *ex_t(const CpuExec *ex, int t) { return &ex->g->tensors[t]; }

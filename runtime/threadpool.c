@@ -12,7 +12,14 @@
 //
 // Waiting first spins a little (a training step runs hundreds of short jobs,
 // and a sleeping thread takes tens of microseconds to wake), then blocks on a
-// condition variable so an idle pool costs no CPU.
+// condition variable so an idle pool costs no CPU. The spin is adaptive: a
+// wait that had to sleep anyway halves the next waits' spin (down to
+// TP_SPIN_MIN polls), a wait that the spin served doubles it back (up to
+// TP_SPIN). On a machine busier than its CPUs the thread waited for is often
+// descheduled: spinning then only burns the time slice and lowers the
+// spinner's scheduling priority, so the pool soon sleeps at once, as an
+// OpenMP runtime with a passive wait policy does; on a quiet machine the
+// spins succeed and stay long.
 #include "runtime/threadpool.h"
 
 #include <errno.h>
@@ -25,7 +32,10 @@
 
 #include "compiler/util.h"
 
-enum { TP_SPIN = 1 << 13 };  // polls before sleeping (tens of microseconds)
+enum {
+  TP_SPIN = 1 << 13,    // most polls before sleeping (tens of microseconds)
+  TP_SPIN_MIN = 1 << 6, // fewest
+};
 
 typedef struct {
   struct ThreadPool *tp;
@@ -46,6 +56,8 @@ struct ThreadPool {
   atomic_int active;    // workers inside the current job
   atomic_int caller_asleep;
   atomic_int stop;
+  atomic_int spin_job;   // current spin budget of workers waiting for a job
+  atomic_int spin_done;  // ... of the caller waiting for the tasks to finish
   // The current job; written only while it is closed and no worker is active.
   TpTaskFn fn;
   void *ctx;
@@ -90,13 +102,24 @@ static void tp_claim_tasks(ThreadPool *tp, int thread) {
   }
 }
 
+// After a wait: the spin served it (spun < limit polls) or it slept.
+static void tp_adapt(atomic_int *budget, int limit, int served) {
+  int next = served ? (limit < TP_SPIN ? limit * 2 : TP_SPIN) : (limit > TP_SPIN_MIN ? limit / 2 : TP_SPIN_MIN);
+  if (next != limit) atomic_store_explicit(budget, next, memory_order_relaxed);
+}
+
 // Waits for an open job other than `seen` (or stop); returns its generation.
 static unsigned tp_wait_job(ThreadPool *tp, unsigned seen) {
-  for (int i = 0; i < TP_SPIN; i++) {
+  const int limit = atomic_load_explicit(&tp->spin_job, memory_order_relaxed);
+  for (int i = 0; i < limit; i++) {
     unsigned g = atomic_load(&tp->gen);
-    if (((g & 1u) && g != seen) || atomic_load_explicit(&tp->stop, memory_order_relaxed)) return g;
+    if (((g & 1u) && g != seen) || atomic_load_explicit(&tp->stop, memory_order_relaxed)) {
+      tp_adapt(&tp->spin_job, limit, 1);
+      return g;
+    }
     tp_pause();
   }
+  tp_adapt(&tp->spin_job, limit, 0);
   tp_check(pthread_mutex_lock(&tp->mu), "pthread_mutex_lock");
   unsigned g;
   while (g = atomic_load(&tp->gen), !((g & 1u) && g != seen) && !atomic_load(&tp->stop))
@@ -132,6 +155,8 @@ ThreadPool *tp_create(int threads) {
   atomic_init(&tp->active, 0);
   atomic_init(&tp->caller_asleep, 0);
   atomic_init(&tp->stop, 0);
+  atomic_init(&tp->spin_job, TP_SPIN);
+  atomic_init(&tp->spin_done, TP_SPIN);
   tp_check(pthread_mutex_init(&tp->mu, NULL), "pthread_mutex_init");
   tp_check(pthread_cond_init(&tp->wake, NULL), "pthread_cond_init");
   tp_check(pthread_cond_init(&tp->done, NULL), "pthread_cond_init");
@@ -175,10 +200,15 @@ void tp_destroy(ThreadPool *tp) {
 int tp_threads(const ThreadPool *tp) { return tp ? tp->threads : 1; }
 
 static void tp_wait_finished(ThreadPool *tp) {
-  for (int i = 0; i < TP_SPIN; i++) {
-    if (atomic_load_explicit(&tp->finished, memory_order_acquire) == tp->n_tasks) return;
+  const int limit = atomic_load_explicit(&tp->spin_done, memory_order_relaxed);
+  for (int i = 0; i < limit; i++) {
+    if (atomic_load_explicit(&tp->finished, memory_order_acquire) == tp->n_tasks) {
+      tp_adapt(&tp->spin_done, limit, 1);
+      return;
+    }
     tp_pause();
   }
+  tp_adapt(&tp->spin_done, limit, 0);
   tp_check(pthread_mutex_lock(&tp->mu), "pthread_mutex_lock");
   atomic_store(&tp->caller_asleep, 1);
   while (atomic_load(&tp->finished) != tp->n_tasks)

@@ -3,7 +3,7 @@
 // channels at 32x32, 16x16 and 8x8), batch 64 by default.
 //
 //   build/tests/tools/cpu_kernels_bench [--threads N] [--batch N] [--reps N]
-//                                       [--mode pool|blas|both] [--algo auto|portable|avx2]
+//                                       [--mode pool|blas|both] [--algo auto|portable|avx2|winograd]
 //                                       [--clock wall|cpu] [--only conv|other]
 //
 // For each convolution shape: forward, backward data and backward filter, as
@@ -234,7 +234,7 @@ int main(int argc, char **argv) {
     } else if (!strcmp(argv[i], "--algo") && i + 1 < argc) {
       const char *a = argv[++i];
       algo = !strcmp(a, "auto") ? CPU_CONV_AUTO : !strcmp(a, "portable") ? CPU_CONV_PORTABLE
-           : !strcmp(a, "avx2") ? CPU_CONV_AVX2 : -1;
+           : !strcmp(a, "avx2") ? CPU_CONV_AVX2 : !strcmp(a, "winograd") ? CPU_CONV_WINOGRAD : -1;
       if (algo < 0) {
         fprintf(stderr, "cpu_kernels_bench: --algo: '%s' is not auto, portable or avx2\n", a);
         return NAO_EXIT_USAGE;
@@ -248,7 +248,7 @@ int main(int argc, char **argv) {
       }
     } else {
       fprintf(stderr, "usage: cpu_kernels_bench [--threads N] [--batch N] [--reps N] "
-                      "[--mode pool|blas|both] [--algo auto|portable|avx2] [--clock wall|cpu] "
+                      "[--mode pool|blas|both] [--algo auto|portable|avx2|winograd] [--clock wall|cpu] "
                       "[--only conv|other]\n");
       return NAO_EXIT_USAGE;
     }

@@ -23,7 +23,28 @@ typedef struct {
 
 static const ConvCase cases[] = {
     {"pointwise 1x1", 3, 5, 7, 6, 4, 1, 1, 1, 1, 0, 0, 0, 0, 1},
+    // 1x1 products (cpu_conv_pw_avx2.c): 63 pixels (a masked vector), 13
+    // outputs (a partial tile of 4), 7 and 5 inputs (partial filter tiles of 3),
+    // 484 pixels (6 packed blocks of 96), a batch whose filter pass groups samples
+    {"pointwise 48->13 @9x7", 3, 48, 9, 7, 13, 1, 1, 1, 1, 0, 0, 0, 0, 1},
+    {"pointwise 7->6 @22x22 (blocks of 96 pixels)", 2, 7, 22, 22, 6, 1, 1, 1, 1, 0, 0, 0, 0, 1},
+    {"pointwise batch 21 (samples grouped in the filter pass)", 21, 5, 4, 3, 3, 1, 1, 1, 1, 0, 0, 0, 0, 1},
+    {"1x1 s2 crop 16->8 @16 (FR path 2, blocks)", 4, 16, 16, 16, 8, 1, 1, 2, 2, -1, -1, 1, 1, 1},
+    {"1x1 s(1,2) padded", 2, 3, 5, 8, 5, 1, 1, 1, 2, 1, 0, 1, 0, 1},
     {"3x3 s1 p1", 2, 3, 9, 8, 5, 3, 3, 1, 1, 1, 1, 1, 1, 1},
+    // Winograd F(2x2, 3x3) (cpu_conv_wino_avx2.c): 16 columns of tiles (stores
+    // of whole rows), 11 (rows of tiles padded to 16), 7 and 4 tiles a row
+    // (samples side by side: 8 and 2),
+    // odd sizes (cut tiles), other pads, a batch of 20 whose filter chunks
+    // split groups of 8, blocks of tiles of the forward pass
+    {"winograd 8->8 @32x32", 2, 8, 32, 32, 8, 3, 3, 1, 1, 1, 1, 1, 1, 1},
+    {"winograd 16->12 @9x13 (7 tiles a row)", 3, 16, 9, 13, 12, 3, 3, 1, 1, 1, 1, 1, 1, 1},
+    {"winograd 12->9 @8x8 (4 tiles a row)", 5, 12, 8, 8, 9, 3, 3, 1, 1, 1, 1, 1, 1, 1},
+    {"winograd 8->9 @5x22 (11 tiles a row, padded to 16)", 2, 8, 5, 22, 9, 3, 3, 1, 1, 1, 1, 1, 1, 1},
+    {"winograd valid 8->10 @10x7", 2, 8, 10, 7, 10, 3, 3, 1, 1, 0, 0, 0, 0, 1},
+    {"winograd pads (2,0) 9->8 @6x11", 2, 9, 6, 11, 8, 3, 3, 1, 1, 2, 0, 0, 2, 1},
+    {"winograd batch 20 @6x6", 20, 8, 6, 6, 8, 3, 3, 1, 1, 1, 1, 1, 1, 1},
+    {"winograd 64->64 @8x8", 3, 64, 8, 8, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1},
     {"3x3 s2 p1 odd", 2, 4, 9, 7, 3, 3, 3, 2, 2, 1, 1, 1, 1, 1},
     {"1x7 p(0,3)", 2, 3, 6, 11, 4, 1, 7, 1, 1, 0, 3, 0, 3, 1},
     {"7x1 s(2,1) p(3,0)", 2, 3, 11, 5, 2, 7, 1, 2, 1, 3, 0, 3, 0, 1},
@@ -227,8 +248,8 @@ int main(void) {
   memset(&e, 0, sizeof e);
   cpu_blas_single_thread();
   for (int t = 0; t < 3; t++) e.tp[t] = tp_create(t + 1);
-  static const char *const algo_name[] = {"auto", "portable", "avx2"};
-  for (int algo = CPU_CONV_PORTABLE; algo <= CPU_CONV_AVX2; algo++)
+  static const char *const algo_name[] = {"auto", "portable", "avx2", "winograd"};
+  for (int algo = CPU_CONV_PORTABLE; algo <= CPU_CONV_WINOGRAD; algo++)
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
       const ConvCase *c = &cases[k];
       char name[128];
@@ -257,7 +278,7 @@ int main(void) {
     fprintf(stderr, "test_cpu_conv: %d failures\n", cput_failures);
     return 1;
   }
-  printf("test_cpu_conv: %zu shapes ok with the portable and the AVX2 paths%s\n",
+  printf("test_cpu_conv: %zu shapes ok with the portable, the AVX2 and the Winograd paths%s\n",
          sizeof cases / sizeof cases[0],
          cpu_conv_direct_avx2_available() ? "" : " (no AVX2 here: both portable)");
   return 0;

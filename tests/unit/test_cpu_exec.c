@@ -8,7 +8,8 @@
 // drop-path must pass through when not training; a bad label, a broken graph
 // and a too-small plan must be refused with a message naming the node. A
 // second graph runs BN with running statistics (eval-mode backward, down to
-// the input's gradient).
+// the input's gradient). A forced convolution algorithm (cpu_exec_set_conv_algo)
+// gives the same step within float rounding; profiling records every step.
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -476,7 +477,63 @@ static void check_eval_bn(void) {
   net_free(&t);
 }
 
+// A forced convolution algorithm (the workspace grows as it needs) gives the
+// same step within float rounding; profiling records a time for every step
+// and stops when turned off.
+static void check_algo_and_profile(void) {
+  Net t;
+  build(&t, 1);
+  Plan p;
+  cput_plan_simple(&t.g, &p);
+  RunState rs = {3, 10, 77, 1};
+  Data d;
+  data_init(&d, &t);
+  const size_t np = t.pt.n_trainable;
+  float *buf0 = xmalloc(sizeof(float) * (t.pt.n_buffer + 1));
+  memcpy(buf0, d.buffers, sizeof(float) * t.pt.n_buffer);
+  float *g_auto = xmalloc(sizeof(float) * np);
+  CpuExec *ex = make_exec(&t, &p, 2, &d);
+  CPUT_CHECK(cpu_exec_run(ex, B, &rs, d.params, d.grads, d.buffers) == 0, "auto run");
+  const float l_auto = cpu_exec_loss(ex);
+  memcpy(g_auto, d.grads, sizeof(float) * np);
+  const int algos[3] = {CPU_CONV_PORTABLE, CPU_CONV_AVX2, CPU_CONV_WINOGRAD};
+  for (int a = 0; a < 3; a++) {
+    cpu_exec_set_conv_algo(ex, algos[a]);
+    memcpy(d.buffers, buf0, sizeof(float) * t.pt.n_buffer);
+    CPUT_CHECK(cpu_exec_run(ex, B, &rs, d.params, d.grads, d.buffers) == 0, "algo %d run", algos[a]);
+    double m = 0, scale = 0;
+    for (size_t i = 0; i < np; i++) {
+      scale = fmax(scale, fabs(g_auto[i]));
+      m = fmax(m, fabs((double)d.grads[i] - g_auto[i]));
+    }
+    // Other summation orders and FMA: a few float ulps of the largest terms.
+    CPUT_CHECK(fabsf(cpu_exec_loss(ex) - l_auto) <= 1e-5f * (1 + fabsf(l_auto)) && m <= 1e-4 * scale,
+               "algo %d: loss %.9g vs %.9g, gradients off by %.3g of %.3g", algos[a],
+               cpu_exec_loss(ex), l_auto, m, scale);
+  }
+  double *ms = xcalloc((size_t)p.n_steps + 1, sizeof(double));
+  cpu_exec_set_profile(ex, ms, 1);
+  CPUT_CHECK(cpu_exec_run(ex, B, &rs, d.params, d.grads, d.buffers) == 0, "profiled run");
+  double sum = 0;
+  int neg = 0;
+  for (int k = 0; k < p.n_steps; k++) sum += ms[k], neg += ms[k] < 0;
+  CPUT_CHECK(sum > 0 && !neg, "profile: total %g ms, %d negative steps", sum, neg);
+  cpu_exec_set_profile(ex, NULL, 0);
+  ms[p.n_steps] = -7;
+  double before = ms[0];
+  CPUT_CHECK(cpu_exec_run(ex, B, &rs, d.params, d.grads, d.buffers) == 0, "unprofiled run");
+  CPUT_CHECK(ms[0] == before && ms[p.n_steps] == -7, "profiling did not stop");
+  free(ms);
+  cpu_exec_free(ex);
+  free(g_auto);
+  free(buf0);
+  data_free(&d);
+  cput_plan_free(&p);
+  net_free(&t);
+}
+
 int main(void) {
+  check_algo_and_profile();
   check_graph(1);
   check_graph(0);
   check_eval_bn();
