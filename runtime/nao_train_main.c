@@ -22,6 +22,7 @@
 #include "compiler/util.h"
 #include "runtime/recipe.h"
 #include "runtime/train_dist.h"
+#include "runtime/train_result.h"
 #include "runtime/trainer.h"
 #include "runtime/trainer_embed.h"
 
@@ -49,7 +50,8 @@ static void usage(FILE *f) {
           "                 [--backend cpu|cuda] [--gpus N] [--init-weights W.safetensors]\n"
           "                 [--eval-only --weights W.safetensors]\n"
           "Trains the network (or resumes / evaluates it) and writes RUNDIR/log.jsonl,\n"
-          "RUNDIR/checkpoint.safetensors and RUNDIR/best.safetensors (best validation top-1).\n"
+          "RUNDIR/checkpoint.safetensors, RUNDIR/best.safetensors (best validation top-1)\n"
+          "and, once training has ended, RUNDIR/result.json (final scores).\n"
           "\n"
           "  --data DIR|synthetic  the dataset's folder (fashion-mnist: default\n"
           "                        " DATA_FASHION_MNIST_DIR "); synthetic: random images\n"
@@ -199,7 +201,16 @@ int main(int argc, char **argv) {
   Trainer t;
   rc = trainer_setup(&t, &cfg, &stop_requested);
   TrainEnd end = TRAIN_DONE;
+  double t0 = progress_now();
   if (rc == 0) rc = cfg.eval_only ? trainer_eval_only(&t) : trainer_train(&t, &end);
+  // A finished training (not --eval-only, not interrupted): RUN/result.json.
+  if (rc == 0 && !cfg.eval_only && end != TRAIN_INTERRUPTED && train_dist_writer(&t)) {
+    char err[600];
+    if (train_result_write(&t, end, progress_now() - t0, err, sizeof err) != 0) {
+      fprintf(stderr, "nao-train: %s\n", err);
+      rc = NAO_EXIT_INPUT;
+    }
+  }
   int sig = t.stop_signal ? t.stop_signal : (int)stop_requested;
   trainer_free(&t);
   if (rc == 0 && end == TRAIN_INTERRUPTED) rc = 128 + sig;

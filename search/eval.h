@@ -4,8 +4,10 @@
 //   table    accuracies looked up in a CSV file `arch,accuracy` (eval_table.c)
 //   command  a program run per architecture file, printing an accuracy
 //            (eval_command.c)
-//   ws, full the weight-sharing supernet and full training: they need the
-//            training runtime and are not built yet (eval_create says so).
+//   full     each architecture trained for E epochs by the runtime, scored
+//            by its validation top-1: in-process, as local nao-train
+//            processes, or as a job list to run elsewhere (eval_full*.c)
+//   ws       the weight-sharing supernet (its own files)
 //
 // The interface is made for all four: an evaluator scores a batch of
 // architectures (score); it may keep state across rounds (a supernet), which it
@@ -22,6 +24,7 @@
 
 #include <stddef.h>
 
+#include "compiler/util.h"
 #include "search/space.h"
 
 typedef struct {
@@ -36,7 +39,7 @@ typedef void (*EvalDoneFn)(void *ctx, int i, double acc);
 
 typedef struct Evaluator Evaluator;
 struct Evaluator {
-  const char *kind;  // "table", "command"
+  const char *kind;  // "table", "command", "full"
   int stateful;      // scores change across rounds: re-score the pool every round
   void *impl;
   // Round `round` starts; pool is what the search samples from (the ws
@@ -56,9 +59,22 @@ typedef struct {
   const SearchSpace *space;
   const char *table;    // table: the CSV file
   const char *command;  // command: the command line
-  int jobs;             // command: processes at once (>= 1)
-  double timeout_s;     // command: seconds per evaluation, 0 = no limit
+  int jobs;             // command: processes at once (>= 1); full: > 1 = nao-train processes
+  double timeout_s;     // command, full processes: seconds per evaluation, 0 = no limit
+  // full (eval_full.c):
+  const char *out;          // the search's run folder (for messages)
+  int full_epochs;          // epochs per training (>= 1)
+  const char *full_data;    // nao-train --data (NULL or "": the dataset's default)
+  const char *full_recipe;  // recipe overrides "name=value,name=value" (NULL or "": none)
+  const char *full_synthetic;  // nao-train --synthetic-size T,E (NULL or "": its default)
+  const char *nao_train;    // nao-train program (NULL or "": next to this program)
+  int job_list;             // write OUT/round-NNN/jobs.txt and stop (EVAL_PENDING)
+  int collect;              // job list: unfinished runs are an error (nao-search collect)
 } EvalOptions;
+
+// score's answer when the evaluator has handed the work to someone else (a
+// job list) and results are not there yet: err says what to run.
+enum { EVAL_PENDING = -2 };
 
 // Creates the evaluator of `kind`. Returns 0, or -1 with a message (unknown
 // kind, a kind not built yet, a table that does not load).
@@ -68,6 +84,27 @@ void eval_destroy(Evaluator *ev);
 // The constructors behind eval_create.
 int eval_table_create(Evaluator *ev, const EvalOptions *o, char *err, size_t errlen);
 int eval_command_create(Evaluator *ev, const EvalOptions *o, char *err, size_t errlen);
+int eval_full_create(Evaluator *ev, const EvalOptions *o, char *err, size_t errlen);
+
+// Shell commands run `jobs` at once (eval_command.c): the command evaluator's
+// machinery, shared with the full evaluator's processes. Per item, prepare
+// gives the `/bin/sh -c` line and the file its stderr goes to (both malloc'd,
+// taken over); after an exit with status 0, result turns the child's stdout
+// (its last 64 KiB) into the accuracy, or returns -1 with what is wrong in
+// msg (it follows the command line in the message). A failure names `what`,
+// the arch, the line, what happened and the last line of the log; the
+// other commands are then killed. Children get NAO_ARCH, NAO_ARCH_FILE and
+// NAO_SPACE in their environment and their own process group.
+typedef struct {
+  const char *what;  // start of messages: "command evaluator"
+  void *ctx;
+  void (*prepare)(void *ctx, const EvalItem *it, char **line, char **log);
+  int (*result)(void *ctx, const EvalItem *it, const char *out, size_t len, double *acc, char *msg, size_t msglen);
+} EvalShell;
+int eval_shell_run(const EvalShell *sh, const EvalItem *items, int n, int jobs, double timeout, const char *space,
+                   double *acc, EvalDoneFn done, void *ctx, char *err, size_t errlen);
+// Appends s single-quoted for the shell.
+void eval_sh_quote(StrBuf *sb, const char *s);
 
 // Parses an accuracy: a finite number, surrounding blanks allowed, nothing
 // else. Returns 0 or -1.

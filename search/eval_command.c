@@ -14,6 +14,10 @@
 // is an error naming the arch, the command line and the last line of its
 // stderr; the other commands still running are then killed and reaped.
 //
+// The process machinery (eval_shell_run, eval.h) is shared with the full
+// evaluator's nao-train processes: the caller says which line to run and how
+// a clean exit becomes an accuracy.
+//
 // Each command runs in its own process group, so a timeout or an error kills
 // everything it started. If nao-search is interrupted (SIGINT, SIGTERM,
 // SIGHUP) the running groups are killed first; if it is killed outright
@@ -109,7 +113,7 @@ static double now_s(void) {
   return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
-static void sh_quote(StrBuf *sb, const char *s) {
+void eval_sh_quote(StrBuf *sb, const char *s) {
   sb_append(sb, "'");
   for (; *s; s++) {
     if (*s == '\'') sb_append(sb, "'\\''");
@@ -124,13 +128,13 @@ static char *command_line(const char *cmd, const char *path) {
   int substituted = 0;
   while ((q = strstr(p, "{}"))) {
     sb_appendn(&sb, p, (size_t)(q - p));
-    sh_quote(&sb, path);
+    eval_sh_quote(&sb, path);
     p = q + 2, substituted = 1;
   }
   sb_append(&sb, p);
   if (!substituted) {
     sb_append(&sb, " ");
-    sh_quote(&sb, path);
+    eval_sh_quote(&sb, path);
   }
   return sb_steal(&sb);
 }
@@ -154,16 +158,13 @@ static char **child_env(const EvalItem *it, const char *space, StrBuf extra[3]) 
   return env;
 }
 
-static int job_start(Job *j, const Command *c, const EvalItem *it, char *err, size_t errlen) {
-  j->line = command_line(c->cmd, it->path);
-  StrBuf lp = {0};
-  sb_printf(&lp, "%s.log", it->path);
-  j->log = sb_steal(&lp);
+static int job_start(Job *j, const EvalShell *sh, const char *space, const EvalItem *it, char *err, size_t errlen) {
+  sh->prepare(sh->ctx, it, &j->line, &j->log);
   int pfd[2], logfd, nullfd;
   if ((logfd = open(j->log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)) < 0)
     return snprintf(err, errlen, "%s: cannot create the command's log: %s", j->log, strerror(errno)), -1;
   if ((nullfd = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0 || pipe(pfd) != 0) {
-    snprintf(err, errlen, "command evaluator: cannot set up a child process: %s", strerror(errno));
+    snprintf(err, errlen, "%s: cannot set up a child process: %s", sh->what, strerror(errno));
     close(logfd);
     if (nullfd >= 0) close(nullfd);
     return -1;
@@ -171,7 +172,7 @@ static int job_start(Job *j, const Command *c, const EvalItem *it, char *err, si
   fcntl(pfd[0], F_SETFD, FD_CLOEXEC);
   fcntl(pfd[1], F_SETFD, FD_CLOEXEC);
   StrBuf extra[3] = {{0}, {0}, {0}};
-  char **env = child_env(it, c->sp->name, extra);
+  char **env = child_env(it, space, extra);
   char *argv[] = {"/bin/sh", "-c", j->line, NULL};
   pid_t parent = getpid();
   j->pid = fork();
@@ -196,7 +197,7 @@ static int job_start(Job *j, const Command *c, const EvalItem *it, char *err, si
   close(pfd[1]), close(logfd), close(nullfd);
   if (j->pid < 0) {
     close(pfd[0]);
-    return snprintf(err, errlen, "command evaluator: fork failed: %s", strerror(fork_errno)), -1;
+    return snprintf(err, errlen, "%s: fork failed: %s", sh->what, strerror(fork_errno)), -1;
   }
   j->fd = pfd[0];
   j->start = now_s();
@@ -217,25 +218,30 @@ static void last_log_line(const char *path, char *out, size_t outlen) {
   free(buf);
 }
 
+// The command's accuracy: the last non-blank line of its stdout. Otherwise
+// what it printed, in what (the rest of the message is job_result's).
+static int command_result(void *ctx, const EvalItem *it, const char *o, size_t e, double *acc, char *what,
+                          size_t whatlen) {
+  (void)ctx, (void)it;
+  while (e && (o[e - 1] == '\n' || o[e - 1] == '\r' || o[e - 1] == ' ' || o[e - 1] == '\t')) e--;
+  size_t s = e;
+  while (s && o[s - 1] != '\n') s--;
+  if (eval_parse_accuracy(o + s, e - s, acc) == 0) return 0;
+  if (e == 0) snprintf(what, whatlen, "printed nothing on stdout (expected an accuracy)");
+  else snprintf(what, whatlen, "printed '%.*s' as its last line (expected an accuracy)", (int)(e - s > 60 ? 60 : e - s),
+                o + s);
+  return -1;
+}
+
 // The job finished: its accuracy, or an error naming arch, command and stderr.
-static int job_result(const Job *j, const EvalItem *it, double *acc, char *err, size_t errlen) {
-  char tail[256], what[160];
+static int job_result(const EvalShell *sh, const Job *j, const EvalItem *it, double *acc, char *err, size_t errlen) {
+  char tail[256], what[600];
   last_log_line(j->log, tail, sizeof tail);
   if (j->timed_out) snprintf(what, sizeof what, "did not finish in time (killed)");
   else if (WIFSIGNALED(j->status)) snprintf(what, sizeof what, "was killed by signal %d", WTERMSIG(j->status));
   else if (WEXITSTATUS(j->status) != 0) snprintf(what, sizeof what, "exited with status %d", WEXITSTATUS(j->status));
-  else {
-    const char *o = j->out.data ? j->out.data : "";
-    size_t e = j->out.len;
-    while (e && (o[e - 1] == '\n' || o[e - 1] == '\r' || o[e - 1] == ' ' || o[e - 1] == '\t')) e--;
-    size_t s = e;
-    while (s && o[s - 1] != '\n') s--;
-    if (eval_parse_accuracy(o + s, e - s, acc) == 0) return 0;
-    if (e == 0) snprintf(what, sizeof what, "printed nothing on stdout (expected an accuracy)");
-    else snprintf(what, sizeof what, "printed '%.*s' as its last line (expected an accuracy)",
-                  (int)(e - s > 60 ? 60 : e - s), o + s);
-  }
-  snprintf(err, errlen, "command evaluator: arch '%s': `%s` %s%s%s%s%s", it->text, j->line, what,
+  else if (sh->result(sh->ctx, it, j->out.data ? j->out.data : "", j->out.len, acc, what, sizeof what) == 0) return 0;
+  snprintf(err, errlen, "%s: arch '%s': `%s` %s%s%s%s%s", sh->what, it->text, j->line, what,
            tail[0] ? "; its stderr (" : "", tail[0] ? j->log : "", tail[0] ? ") ends: " : "", tail);
   return -1;
 }
@@ -300,27 +306,27 @@ static void wait_events(Job *jobs, int n, double timeout) {
   }
 }
 
-static int command_score(Evaluator *ev, const EvalItem *items, int n, double *acc, EvalDoneFn done, void *ctx,
-                         char *err, size_t errlen) {
-  const Command *c = ev->impl;
+int eval_shell_run(const EvalShell *sh, const EvalItem *items, int n, int slots, double timeout, const char *space,
+                   double *acc, EvalDoneFn done, void *ctx, char *err, size_t errlen) {
   Job jobs[64];
   SigSave sv;
-  int slots = c->jobs, next = 0, running = 0, rc = 0;
+  int next = 0, running = 0, rc = 0;
+  if (slots < 1 || slots > 64) return snprintf(err, errlen, "%s: %d jobs at once: 1 to 64", sh->what, slots), -1;
   signals_install(&sv);
   for (int i = 0; i < slots; i++) memset(&jobs[i], 0, sizeof jobs[i]), jobs[i].fd = -1;
   while (rc == 0 && (next < n || running > 0)) {
     for (int s = 0; s < slots && next < n && rc == 0; s++)
       if (jobs[s].pid == 0) {
         jobs[s].idx = next;
-        rc = job_start(&jobs[s], c, &items[next++], err, errlen);
+        rc = job_start(&jobs[s], sh, space, &items[next++], err, errlen);
         if (rc == 0) running++;
       }
     if (rc) break;
-    wait_events(jobs, slots, c->timeout);
+    wait_events(jobs, slots, timeout);
     for (int s = 0; s < slots && rc == 0; s++) {
       Job *j = &jobs[s];
       if (j->pid <= 0 || !j->exited) continue;
-      rc = job_result(j, &items[j->idx], &acc[j->idx], err, errlen);
+      rc = job_result(sh, j, &items[j->idx], &acc[j->idx], err, errlen);
       if (rc == 0 && done) done(ctx, j->idx, acc[j->idx]);
       kill(-j->pid, SIGKILL);  // anything it left running in the background
       live_remove(j->pid);
@@ -331,6 +337,21 @@ static int command_score(Evaluator *ev, const EvalItem *items, int n, double *ac
   reap_all(jobs, slots);
   signals_restore(&sv);
   return rc;
+}
+
+static void command_prepare(void *ctx, const EvalItem *it, char **line, char **log) {
+  const Command *c = ctx;
+  *line = command_line(c->cmd, it->path);
+  StrBuf lp = {0};
+  sb_printf(&lp, "%s.log", it->path);
+  *log = sb_steal(&lp);
+}
+
+static int command_score(Evaluator *ev, const EvalItem *items, int n, double *acc, EvalDoneFn done, void *ctx,
+                         char *err, size_t errlen) {
+  Command *c = ev->impl;
+  EvalShell sh = {"command evaluator", c, command_prepare, command_result};
+  return eval_shell_run(&sh, items, n, c->jobs, c->timeout, c->sp->name, acc, done, ctx, err, errlen);
 }
 
 static void command_destroy(Evaluator *ev) {

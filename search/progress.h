@@ -1,8 +1,8 @@
 // search/progress.h — a one-line progress display on stderr, redrawn in place
 // at most 10 times a second, only when enabled (nao-search enables it when
 // stderr is a terminal, or on --progress).
-#ifndef NAO_PROGRESS_H
-#define NAO_PROGRESS_H
+#ifndef NAO_SEARCH_PROGRESS_H
+#define NAO_SEARCH_PROGRESS_H
 
 typedef struct {
   int enabled;
@@ -10,9 +10,9 @@ typedef struct {
   double last;    // time of the last redraw
 } Progress;
 
-void progress_init(Progress *p, int enabled);
-void progress_update(Progress *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void search_progress_init(Progress *p, int enabled);
+void search_progress_update(Progress *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 // Erases the line (before ordinary output, and at the end).
-void progress_clear(Progress *p);
+void search_progress_clear(Progress *p);
 
 #endif

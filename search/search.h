@@ -23,7 +23,7 @@
 
 typedef struct {
   const char *space;        // nao-small | nao-large | nb201
-  const char *evaluator;    // table | command (ws, full: later)
+  const char *evaluator;    // table | command | full (ws: later)
   const char *table;        // --table FILE
   const char *command;      // --command CMD
   int jobs;                 // --jobs: commands at once
@@ -44,7 +44,18 @@ typedef struct {
   int progress;             // -1: when stderr is a terminal, 0 off, 1 on
   int quiet;                // no per-step lines on stdout
   char *config_text;        // the options that shape the run, as OUT/config holds them
+  // --evaluator full (eval_full.c, docs/search.md):
+  int full_epochs;          // --full-epochs: epochs per training (10, the reference's rerank)
+  const char *full_data;    // --full-data DIR|synthetic ("" = the dataset's default)
+  const char *full_recipe;  // --full-recipe 'name=value,...': recipe overrides
+  const char *full_synthetic;  // --full-synthetic-size T,E
+  const char *nao_train;    // --nao-train PATH ("" = next to nao-search)
+  int job_list;             // --job-list: write OUT/round-NNN/jobs.txt and stop (exit 3)
+  int collect;              // `nao-search collect`: read the job list's results back, continue
 } SearchOptions;
+
+// Exit status of a run that wrote a job list and waits for its results.
+enum { SEARCH_EXIT_JOBS = 3 };
 
 // Parses the command line (and, with --resume, the run's saved options).
 // Returns 0 to run, -1 after --help (printed), or an exit code (2 for bad

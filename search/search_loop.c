@@ -46,7 +46,7 @@ char *sr_path(const Search *s, const char *fmt, ...) {
 
 void sr_say(Search *s, const char *fmt, ...) {
   if (s->o->quiet) return;
-  progress_clear(&s->prog);
+  search_progress_clear(&s->prog);
   va_list ap;
   va_start(ap, fmt);
   vprintf(fmt, ap);
@@ -158,7 +158,10 @@ static int open_run(Search *s) {
 static int setup(Search *s) {
   const SearchOptions *o = s->o;
   if (space_init(&s->sp, o->space, s->err, sizeof s->err) != 0) return NAO_EXIT_USAGE;
-  EvalOptions eo = {&s->sp, o->table, o->command, o->jobs, o->timeout};
+  EvalOptions eo = {.space = &s->sp, .table = o->table, .command = o->command, .jobs = o->jobs, .timeout_s = o->timeout};
+  eo.out = o->out, eo.full_epochs = o->full_epochs, eo.full_data = o->full_data, eo.full_recipe = o->full_recipe;
+  eo.full_synthetic = o->full_synthetic, eo.nao_train = o->nao_train, eo.job_list = o->job_list;
+  eo.collect = o->collect;
   if (eval_create(&s->ev, o->evaluator, &eo, s->err, sizeof s->err) != 0) return NAO_EXIT_INPUT;
   s->have_ev = 1;
   int rc = open_run(s);
@@ -184,7 +187,7 @@ int search_run(const SearchOptions *o) {
   s.journal_fd = -1;
   s.ev_loaded_round = -1;
   search_state_init(&s.st, 1);
-  progress_init(&s.prog, o->progress == 1 || (o->progress < 0 && isatty(2)));
+  search_progress_init(&s.prog, o->progress == 1 || (o->progress < 0 && isatty(2)));
   int rc = space_init(&s.sp, o->space, s.err, sizeof s.err) ? NAO_EXIT_USAGE : 0;
   if (rc == 0) {
     search_state_free(&s.st);
@@ -202,7 +205,7 @@ int search_run(const SearchOptions *o) {
       case PHASE_FINISHED: break;
     }
   }
-  progress_clear(&s.prog);
+  search_progress_clear(&s.prog);
   if (rc) fprintf(stderr, "nao-search: %s\n", s.err);
   if (s.have_ctl) ctl_destroy(&s.ctl);
   if (s.have_ev) eval_destroy(&s.ev);

@@ -36,11 +36,17 @@ typedef struct {
 #define OFF(f) offsetof(SearchOptions, f)
 static const OptSpec opts[] = {
     {"space", OPT_STR, OFF(space), "nao-small", 1, 0, 0, 0, "search space: nao-small, nao-large, nb201"},
-    {"evaluator", OPT_STR, OFF(evaluator), "", 1, 0, 0, 0, "table or command (ws and full need the training runtime)"},
+    {"evaluator", OPT_STR, OFF(evaluator), "", 1, 0, 0, 0, "table, command or full (ws is not built yet)"},
     {"table", OPT_STR, OFF(table), "", 1, 0, 0, 0, "CSV file `arch,accuracy` for --evaluator table"},
     {"command", OPT_STR, OFF(command), "", 1, 0, 0, 0, "command for --evaluator command; `{}` = arch file path, else appended"},
-    {"jobs", OPT_INT, OFF(jobs), "1", 1, 1, 1, 64, "commands run at once"},
+    {"jobs", OPT_INT, OFF(jobs), "1", 1, 1, 1, 64, "commands (full: nao-train processes if > 1) run at once"},
     {"timeout", OPT_DBL, OFF(timeout), "0", 1, 1, 0, 1e9, "seconds a command may run, 0 = no limit"},
+    {"full-epochs", OPT_INT, OFF(full_epochs), "10", 1, 0, 1, 100000, "full: epochs each architecture is trained"},
+    {"full-data", OPT_STR, OFF(full_data), "", 1, 1, 0, 0, "full: nao-train --data DIR|synthetic (default: the dataset's)"},
+    {"full-recipe", OPT_STR, OFF(full_recipe), "", 1, 0, 0, 0, "full: recipe overrides 'name=value,...' (nao-train's options)"},
+    {"full-synthetic-size", OPT_STR, OFF(full_synthetic), "", 1, 0, 0, 0, "full: images of --full-data synthetic, T,E"},
+    {"nao-train", OPT_STR, OFF(nao_train), "", 1, 1, 0, 0, "full: the nao-train program (default: next to nao-search)"},
+    {"job-list", OPT_FLAG, OFF(job_list), "0", 1, 1, 0, 1, "full: write OUT/round-NNN/jobs.txt, exit 3; then `collect`"},
     {"out", OPT_STR, OFF(out), "", 0, 0, 0, 0, "run folder (created; required)"},
     {"resume", OPT_FLAG, OFF(resume), "0", 0, 0, 0, 1, "continue the run in --out from its last completed step"},
     {"seed-archs", OPT_INT, OFF(seed_archs), "600", 1, 0, 2, 1e6, "random architectures in the seed pool (= pool size)"},
@@ -73,8 +79,10 @@ static const OptSpec opts[] = {
 enum { N_OPTS = sizeof opts / sizeof opts[0] };
 
 void search_usage(FILE *f) {
-  fprintf(f, "usage: nao-search --evaluator table|command --out DIR [options]\n"
-             "       nao-search --resume --out DIR [options that may change]\n\n"
+  fprintf(f, "usage: nao-search --evaluator table|command|full --out DIR [options]\n"
+             "       nao-search --resume --out DIR [options that may change]\n"
+             "       nao-search collect --out DIR [options that may change]\n"
+             "                  (--job-list: read the listed trainings' results, continue)\n\n"
              "NAO (Luo et al. 2018): seed pool, then rounds of evaluate / train the controller /\n"
              "generate / replace the bottom of the pool. Defaults are the reference's.\n\n");
   for (int i = 0; i < N_OPTS; i++) {
@@ -231,8 +239,13 @@ static int scan_args(int argc, char **argv, const char *cl[N_OPTS]) {
 
 static int check_required(const SearchOptions *o) {
   if (!o->out || !*o->out) return usage_error("--out DIR is required");
-  if (!o->evaluator || !*o->evaluator) return usage_error("--evaluator is required (table or command)");
-  if (strchr(o->command, '\n')) return usage_error("--command must be one line");
+  if (!o->evaluator || !*o->evaluator) return usage_error("--evaluator is required (table, command or full)");
+  const char *one_line[][2] = {{"command", o->command}, {"full-data", o->full_data}, {"full-recipe", o->full_recipe},
+                               {"full-synthetic-size", o->full_synthetic}, {"nao-train", o->nao_train}};
+  for (int i = 0; i < 5; i++)
+    if (strchr(one_line[i][1], '\n')) return usage_error("--%s must be one line", one_line[i][0]);
+  if (o->collect && (strcmp(o->evaluator, "full") || !o->job_list))
+    return usage_error("collect: the run in %s does not write job lists (--evaluator full --job-list)", o->out);
   if (o->new_archs > o->seed_archs)
     return usage_error("--new-archs must not exceed --seed-archs (the pool size)");
   char err[256];
@@ -245,16 +258,26 @@ int search_options_parse(int argc, char **argv, SearchOptions *o) {
   char *keep = NULL;
   memset(o, 0, sizeof *o);
   for (int i = 0; i < N_OPTS; i++) vals[i] = opts[i].def;
+  int collect = argc > 1 && !strcmp(argv[1], "collect");  // = --resume, reading a job list's results
+  if (collect) argc--, argv++;
   int rc = scan_args(argc, argv, cl);
   if (rc) return rc;
+  if (collect) {
+    if (!cl[find_opt("out", 3) - opts]) return usage_error("collect needs --out DIR (the search's run folder)");
+    cl[find_opt("resume", 6) - opts] = "1";
+  }
   int resume = cl[find_opt("resume", 6) - opts] != NULL;
   const char *out = cl[find_opt("out", 3) - opts];
   if (resume && out && (rc = read_config(out, vals, &keep)) != 0) return rc;
   for (int i = 0; i < N_OPTS; i++) {
     if (!cl[i]) continue;
     if (resume && opts[i].saved && !opts[i].changeable && strcmp(cl[i], vals[i])) {
-      fprintf(stderr, "nao-search: --resume: --%s %s differs from the run's %s (%s/config); only --rounds, "
-              "--budget, --jobs, --timeout, --threads and --top-k may change\n", opts[i].name, cl[i], vals[i], out);
+      StrBuf may = {0};
+      for (int k = 0; k < N_OPTS; k++)
+        if (opts[k].saved && opts[k].changeable) sb_printf(&may, "%s--%s", may.len ? ", " : "", opts[k].name);
+      fprintf(stderr, "nao-search: --resume: --%s %s differs from the run's %s (%s/config); only %s may change\n",
+              opts[i].name, cl[i], vals[i], out, may.data);
+      sb_free(&may);
       free(keep);
       return NAO_EXIT_USAGE;
     }
@@ -269,6 +292,7 @@ int search_options_parse(int argc, char **argv, SearchOptions *o) {
   char err[200];
   if (space_init(&sp, vals[0], err, sizeof err) != 0) return free(keep), usage_error("--space: %s", err);
   ctl_config_default(&o->ctl, sp.vocab, sp.length);
+  o->collect = collect;
   if ((rc = convert(vals, o)) != 0 || (rc = set_backbone(vals, o)) != 0 || (rc = check_required(o)) != 0) {
     free(keep);
     return rc;
@@ -276,6 +300,8 @@ int search_options_parse(int argc, char **argv, SearchOptions *o) {
   // Strings point into argv or keep: copy them so the caller owns o.
   o->space = xstrdup(o->space), o->evaluator = xstrdup(o->evaluator), o->table = xstrdup(o->table);
   o->command = xstrdup(o->command), o->out = xstrdup(o->out);
+  o->full_data = xstrdup(o->full_data), o->full_recipe = xstrdup(o->full_recipe);
+  o->full_synthetic = xstrdup(o->full_synthetic), o->nao_train = xstrdup(o->nao_train);
   o->config_text = config_text(vals);
   free(keep);
   return 0;
@@ -284,5 +310,6 @@ int search_options_parse(int argc, char **argv, SearchOptions *o) {
 void search_options_free(SearchOptions *o) {
   free((char *)o->space), free((char *)o->evaluator), free((char *)o->table), free((char *)o->command);
   free((char *)o->out), free(o->config_text);
+  free((char *)o->full_data), free((char *)o->full_recipe), free((char *)o->full_synthetic), free((char *)o->nao_train);
   memset(o, 0, sizeof *o);
 }

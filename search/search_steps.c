@@ -44,7 +44,7 @@ static void journal_done(void *ctx, int i, double acc) {
   Search *s = ctx;
   (void)i, (void)acc;  // the index is the item's; mapped by the caller's wrapper
   s->evaluated_now++;
-  progress_update(&s->prog, "round %d: evaluated %d/%d", s->st.round, s->evaluated_now, s->to_evaluate);
+  search_progress_update(&s->prog, "round %d: evaluated %d/%d", s->st.round, s->evaluated_now, s->to_evaluate);
 }
 
 typedef struct {
@@ -96,8 +96,8 @@ static int score(Search *s, const int *todo, int n, char **files) {
   s->journal_fd = open(jpath, O_WRONLY | O_CREAT | O_APPEND, 0644);
   if (s->journal_fd < 0) rc = fail_io(s, jpath, "cannot open the journal");
   JournalCtx jc = {s, todo};
-  if (rc == 0 && n && s->ev.score(&s->ev, items, n, acc, journal_item, &jc, s->err, sizeof s->err) != 0)
-    rc = NAO_EXIT_INPUT;
+  int got = rc == 0 && n ? s->ev.score(&s->ev, items, n, acc, journal_item, &jc, s->err, sizeof s->err) : 0;
+  if (got) rc = got == EVAL_PENDING ? SEARCH_EXIT_JOBS : NAO_EXIT_INPUT;  // pending: a job list waits
   if (s->journal_fd >= 0 && (fsync(s->journal_fd) != 0 || close(s->journal_fd) != 0) && rc == 0)
     rc = fail_io(s, jpath, "cannot write the journal");
   if (s->journal_failed && rc == 0) rc = fail_io(s, jpath, "a journal write failed");
@@ -236,7 +236,7 @@ int sr_step_train(Search *s) {
   CtlLoss loss = {NAN, NAN, NAN};
   for (int e = 1; e <= E; e++) {
     loss = ctl_train_epoch(&s->ctl, pool->n, pool->tok, y, space_augment, &s->sp, &s->st.rng);
-    progress_update(&s->prog, "round %d: controller epoch %d/%d  loss %.5f  mse %.5f  nll %.5f", s->st.round, e, E,
+    search_progress_update(&s->prog, "round %d: controller epoch %d/%d  loss %.5f  mse %.5f  nll %.5f", s->st.round, e, E,
                     loss.loss, loss.mse, loss.nll);
   }
   fit_quality(s, y, &pa, &recon);
@@ -292,7 +292,7 @@ static int generate_new(Search *s, ArchList *fresh, int *lambdas) {
       lambdas[fresh->n] = lambda;
       archlist_push(fresh, t, NAN, NAN, s->st.round + 1);
     }
-    progress_update(&s->prog, "round %d: generating, lambda %d: %d/%d new", s->st.round, lambda, fresh->n,
+    search_progress_update(&s->prog, "round %d: generating, lambda %d: %d/%d new", s->st.round, lambda, fresh->n,
                     s->o->new_archs);
     if (lambda > s->o->max_step) break;
   }
