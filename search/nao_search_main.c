@@ -1,6 +1,8 @@
 // search/nao_search_main.c — the nao-search command: options (search_opts.c),
 // then the search loop (search_loop.c). Exit codes: 0 done, 1 bad input
-// (table, command, run folder), 2 bad usage, 70 internal error.
+// (table, command, run folder, a failed training, collect with runs not
+// finished), 2 bad usage, 3 a job list waits to be run (--evaluator full
+// --job-list; then `nao-search collect`), 70 internal error.
 #include <stdio.h>
 
 #include "compiler/util.h"

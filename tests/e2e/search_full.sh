@@ -79,4 +79,24 @@ st=0; "$NS" "$@" --full-data "$tmp/nowhere" --full-synthetic-size 8,8 --out "$tm
 [ "$st" = 1 ] && grep -q "full evaluator: arch '[0-9 ]*' ($tmp/d/round-000/arch-0000.nao): training failed" "$tmp/err" &&
   grep -q "run folder: $tmp/d/round-000/runs/arch-0000" "$tmp/err" && grep -q "nowhere" "$tmp/err" ||
   fail "failing training: exit $st: $(cat "$tmp/err")"
+# ---- usage: --help lists the options; refusals with their exit codes, nothing created
+"$NS" --help >"$tmp/help"
+for o in --full-epochs --full-data --full-recipe --full-synthetic-size --nao-train --job-list "nao-search collect"; do
+  grep -q -- "$o" "$tmp/help" || fail "--help does not list $o"
+done
+expect() { # CODE PATTERN ARGS...
+  code=$1 pat=$2
+  shift 2
+  st=0; "$NS" "$@" 2>"$tmp/err" || st=$?
+  [ "$st" = "$code" ] && grep -q -- "$pat" "$tmp/err" || fail "nao-search $*: exit $st (want $code): $(cat "$tmp/err")"
+}
+expect 2 "collect needs --out" collect
+expect 2 "does not write job lists" collect --out "$tmp/a"
+expect 1 "'foo' is not a recipe option" --evaluator full --full-recipe foo=1 --out "$tmp/e"
+expect 1 "give the epochs with --full-epochs" --evaluator full --full-recipe epochs=3 --out "$tmp/e"
+expect 1 "val-size=0 leaves no validation split" --evaluator full --full-recipe val-size=0 --out "$tmp/e"
+expect 1 "trains NAO networks" --space nb201 --evaluator full --out "$tmp/e"
+expect 1 "no nao-train program there" --evaluator full --jobs 2 --nao-train "$tmp/none" --out "$tmp/e"
+expect 2 "full-epochs: '0'" --evaluator full --full-epochs 0 --out "$tmp/e"
+[ ! -e "$tmp/e" ] || fail "a refused run left $tmp/e"
 echo ok
