@@ -35,14 +35,20 @@ grep -q '"end":"max_steps"' "$T/b/result.json" && grep -q '"steps":5,' "$T/b/res
 $NT "$T/net.nao" --eval-only --weights "$T/a/best.safetensors" $ARGS --out "$T/c" >/dev/null 2>&1 || fail "--eval-only"
 [ ! -e "$T/c/result.json" ] || fail "--eval-only wrote result.json"
 
-# Interrupted: no result; resumed to the end: one.
-$NT "$T/net.nao" $ARGS --synthetic-size 5000,64 --epochs 1 --threads 1 --out "$T/d" &
+# Interrupted (SIGTERM once its first step is logged): no result; resumed (up to
+# step 8 here, to stay short): one.
+$NT "$T/net.nao" $ARGS --synthetic-size 20000,64 --epochs 1 --threads 1 --log-interval 1 --out "$T/d" &
 pid=$!
-sleep 1
+n=0
+until grep -q '"event":"train"' "$T/d/log.jsonl" 2>/dev/null; do
+  n=$((n + 1)); [ $n -lt 600 ] || { kill $pid; fail "no training step logged in 60 s"; }
+  sleep 0.1
+done
 kill -TERM $pid
 st=0; wait $pid || st=$?
 [ "$st" = 143 ] || fail "SIGTERM: exit $st (want 143: stopped with a checkpoint)"
 [ ! -e "$T/d/result.json" ] || fail "an interrupted run wrote result.json"
-$NT "$T/net.nao" --resume --out "$T/d" --progress off --quiet --threads 2 || fail "resume"
-grep -q '"end":"done","epochs":1,' "$T/d/result.json" || fail "after the resume: $(cat "$T/d/result.json" 2>&1)"
+$NT "$T/net.nao" --resume --max-steps 8 --out "$T/d" --progress off --quiet --threads 2 || fail "resume"
+grep -q '"end":"max_steps","epochs":0,"recipe_epochs":1,"steps":8,' "$T/d/result.json" ||
+  fail "after the resume: $(cat "$T/d/result.json" 2>&1)"
 echo ok
