@@ -57,6 +57,10 @@ int full_read_score(const Full *f, const EvalItem *it, const char *run, double *
   if (r.recipe_epochs != f->epochs)
     return snprintf(err, errlen, "full evaluator: arch '%s': %s/result.json is from a run of %d epochs, this search "
                     "trains %d (remove the run folder to train it again)", it->text, run, r.recipe_epochs, f->epochs), -1;
+  if (r.epochs != f->epochs && !f->max_steps)  // cut short by a --max-steps the search did not ask for
+    return snprintf(err, errlen, "full evaluator: arch '%s': %s/result.json is from a run stopped after %d of %d "
+                    "epochs (%s at step %lld; remove the run folder to train it again)", it->text, run, r.epochs,
+                    f->epochs, r.end, r.steps), -1;
   if (!isfinite(r.valid_top1))
     return snprintf(err, errlen, "full evaluator: arch '%s': %s/result.json has no validation score (a recipe "
                     "with val-size 0?)", it->text, run), -1;
@@ -162,6 +166,7 @@ static int parse_recipe(Full *f, const char *spec, char *err, size_t errlen) {
       free(name), free(value);
       return -1;
     }
+    if (!strcmp(name, "max-steps") && scratch.max_steps > 0) f->max_steps = 1;
     int k = 1;  // a val-size given replaces the default's slot
     if (strcmp(name, "val-size")) k = f->n_opts++;
     if (k >= FULL_MAX_OPTS) return free(name), free(value), snprintf(err, errlen, "--full-recipe: too many options"), -1;

@@ -19,6 +19,7 @@ enum { FULL_MAX_OPTS = 48, FULL_DEFAULT_VAL_SIZE = 5000 };
 typedef struct {
   const SearchSpace *sp;
   int epochs, jobs, job_list, collect;
+  int max_steps;         // --full-recipe sets max-steps: runs may end before their last epoch
   double timeout;
   char *out;             // the search's run folder (messages)
   char *data;            // --data for in-process runs; NULL: the dataset's default
