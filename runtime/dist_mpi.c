@@ -81,7 +81,16 @@ typedef struct {
   MpiH *recv_req;
   long long *send_buf;  // (world) the last arrival sent to each peer
   MpiH *send_req;
+  double *heard;        // (world) when each peer's last arrival message came (dist_now)
+  double last_beat;     // when this rank last repeated its arrival while waiting
 } MpiState;
+
+// While a collective waits, each rank repeats its arrival message every
+// BEAT_S seconds, so a peer that reached the collective and then stopped (a
+// SIGSTOP, a stuck driver) is told apart from one that is still there: at the
+// timeout, a peer silent for SILENT_S is named as the one that hangs.
+#define BEAT_S 0.25
+#define SILENT_S 1.0
 
 // ---------------------------------------------------------------- loading
 
@@ -170,6 +179,7 @@ static int drain_arrivals(Dist *d, MpiState *s) {
       if (rc != MPI_OK) return mpi_err(d, &s->api, rc, "MPI_Test (arrivals)");
       if (!flag) break;
       if (s->recv_buf[p] > s->arrived[p]) s->arrived[p] = s->recv_buf[p];
+      s->heard[p] = dist_now();
       if (post_recv(d, s, p) != 0) return -1;
     }
   }
@@ -203,18 +213,29 @@ static void missing_ranks(Dist *d, void *ctx, long long seq, char *out, size_t o
   drain_arrivals(d, s);  // best effort: the timeout is the message
   memcpy(d->err, keep, sizeof keep);
   d->failed = failed;
-  char list[300] = "";
-  size_t len = 0;
-  int n = 0;
+  const double now = dist_now();
+  char list[300] = "", silent[300] = "";
+  size_t len = 0, slen = 0;
+  int n = 0, ns = 0;
   for (int p = 0; p < d->world; p++) {
-    if (p == d->rank || s->arrived[p] >= seq) continue;
+    if (p == d->rank) continue;
+    if (s->arrived[p] >= seq) {  // there, but is it still alive?
+      if (now - s->heard[p] >= SILENT_S && slen < sizeof silent)
+        slen += (size_t)snprintf(silent + slen, sizeof silent - slen, "%s%d (silent for %.1f s)",
+                                 ns++ ? ", " : "", p, now - s->heard[p]);
+      continue;
+    }
     if (len < sizeof list)
       len += (size_t)snprintf(list + len, sizeof list - len, "%s%d (last reached #%lld)",
                               n ? ", " : "", p, s->arrived[p]);
     n++;
   }
-  if (n == 0) snprintf(out, outlen, "every rank reached it (MPI made no progress: network?)");
-  else snprintf(out, outlen, "rank%s %s did not reach it", n > 1 ? "s" : "", list);
+  if (n > 0 && ns > 0)
+    snprintf(out, outlen, "rank%s %s did not reach it; rank%s %s reached it and stopped responding",
+             n > 1 ? "s" : "", list, ns > 1 ? "s" : "", silent);
+  else if (n > 0) snprintf(out, outlen, "rank%s %s did not reach it", n > 1 ? "s" : "", list);
+  else if (ns > 0) snprintf(out, outlen, "rank%s %s reached it and stopped responding", ns > 1 ? "s" : "", silent);
+  else snprintf(out, outlen, "every rank reached it and is alive (MPI made no progress: network?)");
 }
 
 // ---------------------------------------------------------------- collectives
@@ -231,6 +252,11 @@ static MpiH *new_req(MpiState *s) {
 
 static int poll_reqs(Dist *d, void *ctx) {
   MpiState *s = ctx;
+  const double now = dist_now();
+  if (now - s->last_beat >= BEAT_S) {  // still here: repeat the arrival
+    s->last_beat = now;
+    if (announce(d, s) != 0) return -1;
+  }
   int all = 1;
   for (int i = 0; i < s->n_reqs; i++) {
     if (done_req(s, s->reqs[i])) continue;
@@ -347,7 +373,7 @@ static void mpi_close(Dist *d) {
   int fin = 1;
   if (s->we_initialized && s->api.finalized(&fin) == MPI_OK && !fin) s->api.finalize();
   // The library stays loaded: Open MPI does not support being unloaded.
-  free(s->arrived), free(s->recv_buf), free(s->recv_req), free(s->send_buf), free(s->send_req);
+  free(s->arrived), free(s->recv_buf), free(s->recv_req), free(s->send_buf), free(s->send_req), free(s->heard);
   free(s->reqs);
   free(s);
   d->impl = NULL;
@@ -401,6 +427,7 @@ static int mpi_arrivals_init(Dist *d, MpiState *s, char *err, size_t errlen) {
   s->recv_req = xcalloc(w, sizeof *s->recv_req);
   s->send_buf = xcalloc(w, sizeof *s->send_buf);
   s->send_req = xcalloc(w, sizeof *s->send_req);
+  s->heard = xcalloc(w, sizeof *s->heard);
   for (int p = 0; p < d->world; p++)
     if (p != d->rank && post_recv(d, s, p) != 0) {
       snprintf(err, errlen, "%s", d->err);
@@ -417,7 +444,7 @@ int dist_mpi_open(Dist *d, const DistEnv *env, const DistOptions *o, char *err, 
   if (mpi_load(&s->api, o ? o->mpi_lib : NULL, err, errlen) != 0 || mpi_start(d, s, err, errlen) != 0 ||
       mpi_arrivals_init(d, s, err, errlen) != 0) {
     if (s->api.lib && s->we_initialized) s->api.abort(s->api.comm_world, 70);
-    free(s->arrived), free(s->recv_buf), free(s->recv_req), free(s->send_buf), free(s->send_req);
+    free(s->arrived), free(s->recv_buf), free(s->recv_req), free(s->send_buf), free(s->send_req), free(s->heard);
     free(s);
     d->impl = NULL;
     return -1;

@@ -164,7 +164,8 @@ static void show_progress(Trainer *t, const Meter *m, const Meter *run, double l
   p.lr = lr;
   double per_step = run->steps ? run->seconds / (double)run->steps : -1;
   p.eta_seconds = per_step < 0 ? -1 : per_step * (double)(t->total_steps - t->pos.step);
-  progress_update(&t->progress, &p, 0);
+  // The last step of the run is always drawn: the line ends on 100%.
+  progress_update(&t->progress, &p, t->pos.step >= t->total_steps);
 }
 
 static int one_step(Trainer *t, LoaderBatch *b, double lr, StepResult *r) {

@@ -5,7 +5,7 @@
 # codes for bad options, data, run folders and checkpoints.
 . tests/e2e/common.inc
 tiny_net "$T/net.nao"
-RUN="--data synthetic --synthetic-size 192,64 --batch 32 --eval-batch 64 --val-size 64 --epochs 2 --log-interval 2 --progress off"
+RUN="--data synthetic --synthetic-size 192,64 --batch 32 --eval-batch 64 --val-size 64 --epochs 2 --lr 0.05 --log-interval 2 --progress off"
 
 note "a synthetic run"
 $NT "$T/net.nao" $RUN --out "$T/r" --threads 2 2>"$T/err" || { cat "$T/err"; fail "synthetic run"; }
