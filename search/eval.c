@@ -12,9 +12,9 @@ int eval_create(Evaluator *ev, const char *kind, const EvalOptions *o, char *err
   memset(ev, 0, sizeof *ev);
   if (!strcmp(kind, "table")) return eval_table_create(ev, o, err, errlen);
   if (!strcmp(kind, "command")) return eval_command_create(ev, o, err, errlen);
-  if (!strcmp(kind, "ws") || !strcmp(kind, "full")) {
-    snprintf(err, errlen, "evaluator '%s' needs the training runtime, which this build does not have yet "
-             "(available: table, command)", kind);
+  if (!strcmp(kind, "ws")) return eval_ws_create(ev, o, err, errlen);
+  if (!strcmp(kind, "full")) {
+    snprintf(err, errlen, "evaluator 'full' is not built yet (available: table, command, ws)");
     return -1;
   }
   snprintf(err, errlen, "unknown evaluator '%s' (known: table, command, ws, full)", kind);

@@ -36,7 +36,7 @@ typedef struct {
 #define OFF(f) offsetof(SearchOptions, f)
 static const OptSpec opts[] = {
     {"space", OPT_STR, OFF(space), "nao-small", 1, 0, 0, 0, "search space: nao-small, nao-large, nb201"},
-    {"evaluator", OPT_STR, OFF(evaluator), "", 1, 0, 0, 0, "table or command (ws and full need the training runtime)"},
+    {"evaluator", OPT_STR, OFF(evaluator), "", 1, 0, 0, 0, "table, command or ws (the weight-sharing supernet; full: not built yet)"},
     {"table", OPT_STR, OFF(table), "", 1, 0, 0, 0, "CSV file `arch,accuracy` for --evaluator table"},
     {"command", OPT_STR, OFF(command), "", 1, 0, 0, 0, "command for --evaluator command; `{}` = arch file path, else appended"},
     {"jobs", OPT_INT, OFF(jobs), "1", 1, 1, 1, 64, "commands run at once"},
@@ -62,10 +62,23 @@ static const OptSpec opts[] = {
     {"controller-mlp-layers", OPT_INT, OFF(ctl.mlp_layers), "3", 1, 0, 0, 8, "predictor hidden layers"},
     {"controller-mlp-hidden", OPT_INT, OFF(ctl.mlp_hidden), "200", 1, 0, 1, 65536, "predictor width"},
     {"controller-dropout", OPT_DBL, OFF(ctl.mlp_dropout), "0.1", 1, 0, 0, 0.99, "predictor dropout"},
-    {"threads", OPT_INT, OFF(ctl.threads), "auto", 1, 1, 1, 64, "controller threads (auto: CPUs, at most 4)"},
+    {"threads", OPT_INT, OFF(ctl.threads), "auto", 1, 1, 1, 64, "threads of the controller and the ws supernet (auto: CPUs, at most 4)"},
     {"dataset", OPT_BACKBONE, 0, "cifar10", 1, 0, 0, 0, "backbone in the written files: cifar10, imagenet, fashion-mnist"},
     {"channels", OPT_BACKBONE, 0, "36", 1, 0, 2, 8192, "backbone channels F"},
     {"layers", OPT_BACKBONE, 0, "6", 1, 0, 1, 64, "backbone normal cells per stage N"},
+    {"data", OPT_STR, OFF(data), "", 1, 0, 0, 0, "ws: data folder (default: the dataset's, as nao-train), or synthetic"},
+    {"backend", OPT_STR, OFF(backend), "cpu", 1, 0, 0, 0, "ws: cpu or cuda"},
+    {"ws-epochs", OPT_INT, OFF(ws_epochs), "30", 1, 0, 1, 1e6, "ws: supernet epochs per round"},
+    {"ws-batch", OPT_INT, OFF(ws_batch), "64", 1, 0, 1, 1e5, "ws: supernet batch"},
+    {"ws-lr", OPT_DBL, OFF(ws_lr), "0.025", 1, 0, 0, 1e3, "ws: learning rate, cosine over all rounds' epochs"},
+    {"ws-lr-min", OPT_DBL, OFF(ws_lr_min), "0.001", 1, 0, 0, 1e3, "ws: the cosine's floor"},
+    {"ws-momentum", OPT_DBL, OFF(ws_momentum), "0.9", 1, 0, 0, 1, "ws: SGD momentum"},
+    {"ws-weight-decay", OPT_DBL, OFF(ws_weight_decay), "3e-4", 1, 0, 0, 1, "ws: SGD weight decay"},
+    {"ws-grad-clip", OPT_DBL, OFF(ws_grad_clip), "5", 1, 0, 0, 1e9, "ws: gradient clipping norm, 0 = off"},
+    {"ws-drop-path-keep", OPT_DBL, OFF(ws_drop_path_keep), "0.9", 1, 0, 1e-6, 1, "ws: drop-path keep at the end (T = all steps)"},
+    {"ws-eval-images", OPT_INT, OFF(ws_eval_images), "500", 1, 0, 1, 1e7, "ws: held-out images each architecture is scored on"},
+    {"ws-heldout", OPT_INT, OFF(ws_heldout), "5000", 1, 0, 1, 1e7, "ws: training images held out for scoring"},
+    {"ws-train-images", OPT_INT, OFF(ws_train_images), "0", 1, 0, 0, 1e9, "ws: training images per supernet epoch, 0 = all"},
     {"progress", OPT_FLAG, OFF(progress), "auto", 0, 1, 0, 1, "progress line on stderr (auto: when a terminal)"},
     {"quiet", OPT_FLAG, OFF(quiet), "0", 0, 1, 0, 1, "no per-step lines on stdout"},
 };
@@ -73,7 +86,7 @@ static const OptSpec opts[] = {
 enum { N_OPTS = sizeof opts / sizeof opts[0] };
 
 void search_usage(FILE *f) {
-  fprintf(f, "usage: nao-search --evaluator table|command --out DIR [options]\n"
+  fprintf(f, "usage: nao-search --evaluator table|command|ws --out DIR [options]\n"
              "       nao-search --resume --out DIR [options that may change]\n\n"
              "NAO (Luo et al. 2018): seed pool, then rounds of evaluate / train the controller /\n"
              "generate / replace the bottom of the pool. Defaults are the reference's.\n\n");
@@ -231,7 +244,7 @@ static int scan_args(int argc, char **argv, const char *cl[N_OPTS]) {
 
 static int check_required(const SearchOptions *o) {
   if (!o->out || !*o->out) return usage_error("--out DIR is required");
-  if (!o->evaluator || !*o->evaluator) return usage_error("--evaluator is required (table or command)");
+  if (!o->evaluator || !*o->evaluator) return usage_error("--evaluator is required (table, command or ws)");
   if (strchr(o->command, '\n')) return usage_error("--command must be one line");
   if (o->new_archs > o->seed_archs)
     return usage_error("--new-archs must not exceed --seed-archs (the pool size)");
@@ -276,6 +289,7 @@ int search_options_parse(int argc, char **argv, SearchOptions *o) {
   // Strings point into argv or keep: copy them so the caller owns o.
   o->space = xstrdup(o->space), o->evaluator = xstrdup(o->evaluator), o->table = xstrdup(o->table);
   o->command = xstrdup(o->command), o->out = xstrdup(o->out);
+  o->data = xstrdup(o->data), o->backend = xstrdup(o->backend);
   o->config_text = config_text(vals);
   free(keep);
   return 0;
@@ -284,5 +298,6 @@ int search_options_parse(int argc, char **argv, SearchOptions *o) {
 void search_options_free(SearchOptions *o) {
   free((char *)o->space), free((char *)o->evaluator), free((char *)o->table), free((char *)o->command);
   free((char *)o->out), free(o->config_text);
+  free((char *)o->data), free((char *)o->backend);
   memset(o, 0, sizeof *o);
 }
