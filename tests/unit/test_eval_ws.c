@@ -142,7 +142,8 @@ static void check_scoring(void) {
   char err[600];
   double s1[3], s2[3], s3[3];
   CHECK(ws_begin_round(&ev, 0, it, 3, err, sizeof err) == 0, "round 0: %s", err);
-  float *p0 = snapshot(w);
+  float *p0 = snapshot(w), *b0 = xmalloc(w->table.n_buffer * sizeof(float));
+  memcpy(b0, w->state.buffers, w->table.n_buffer * sizeof(float));
   CHECK(ev.score(&ev, it, 3, s1, NULL, NULL, err, sizeof err) == 0, "score: %s", err);
   size_t img = (size_t)w->n_eval * 28 * 28;
   float *images = xmalloc(img * sizeof(float));
@@ -158,10 +159,11 @@ static void check_scoring(void) {
   }
   CHECK(!memcmp(images, w->eval_images, img * sizeof(float)), "the scoring images changed within a round");
   CHECK(!memcmp(p0, w->state.params, w->table.n_trainable * sizeof(float)), "scoring changed the supernet");
+  CHECK(!memcmp(b0, w->state.buffers, w->table.n_buffer * sizeof(float)), "scoring changed BN running statistics");
   CHECK(ws_begin_round(&ev, 1, it, 3, err, sizeof err) == 0, "round 1: %s", err);
   CHECK(ev.score(&ev, it, 1, s2, NULL, NULL, err, sizeof err) == 0, "score round 1: %s", err);
   CHECK(memcmp(images, w->eval_images, img * sizeof(float)) != 0, "round 1 scores on round 0's images");
-  free(images), free(p0);
+  free(images), free(p0), free(b0);
   eval_destroy(&ev);
 }
 
