@@ -74,7 +74,7 @@ static void check_table(Items *it) {
   sb_printf(&good, "arch,accuracy\r\n%s,91.5\r\n\r\n\"%s\", 10\n%s,88.25\n%s,88.25\n", archs[0], archs[1], archs[2],
             archs[2]);
   write_file(path, good.data);
-  EvalOptions o = {&sp, path, NULL, 1, 0};
+  EvalOptions o = {.space = &sp, .table = path, .jobs = 1};
   Evaluator ev;
   CHECK(eval_create(&ev, "table", &o, err, sizeof err) == 0, "good table: %s", err);
   double acc[N_ARCHS] = {0};
@@ -115,7 +115,7 @@ static void check_table(Items *it) {
 
 // ---------------------------------------------------------------- command
 static int run_cmd(Items *it, const char *cmd, int jobs, double timeout, int n, double *acc, char *err, size_t errlen) {
-  EvalOptions o = {&sp, NULL, cmd, jobs, timeout};
+  EvalOptions o = {.space = &sp, .command = cmd, .jobs = jobs, .timeout_s = timeout};
   Evaluator ev;
   CHECK(eval_create(&ev, "command", &o, err, errlen) == 0, "create: %s", err);
   n_done = 0;
@@ -161,9 +161,10 @@ static void check_command(Items *it) {
   CHECK(el < 10, "the timeout took %.1f s", el);
   // The factory.
   Evaluator ev;
-  EvalOptions o = {&sp, NULL, NULL, 1, 0};
+  EvalOptions o = {.space = &sp, .jobs = 1};
   CHECK(eval_create(&ev, "command", &o, err, sizeof err) != 0 && strstr(err, "--command"), "%s", err);
-  CHECK(eval_create(&ev, "ws", &o, err, sizeof err) != 0 && strstr(err, "training runtime"), "%s", err);
+  CHECK(eval_create(&ev, "ws", &o, err, sizeof err) != 0 && strstr(err, "backbone"), "%s", err);
+  CHECK(eval_create(&ev, "full", &o, err, sizeof err) != 0 && strstr(err, "not built yet"), "%s", err);
   CHECK(eval_create(&ev, "tabel", &o, err, sizeof err) != 0 && strstr(err, "unknown evaluator 'tabel'"), "%s", err);
 }
 
