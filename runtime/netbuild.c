@@ -41,19 +41,21 @@ int netbuild_apply_overrides(NetSpec *ns, const NetBuildOptions *o, char *err, s
 }
 
 // Lowers, makes concat views, differentiates (train_grad) and plans one graph.
-static int build_graph(NetBuild *nb, IrMode mode, int loss, int grad, float smoothing, int reuse,
-                       IrGraph *g, Plan *p, char *err, size_t errlen) {
+static int build_graph(NetBuild *nb, const NetBuildOptions *o, IrMode mode, int loss, int grad,
+                       float smoothing, IrGraph *g, Plan *p, char *err, size_t errlen) {
   LowerOptions lo;
   lower_options_init(&lo, mode);
   lo.with_loss = loss || grad;
   lo.label_smoothing = smoothing;
+  lo.bn_batch_stats = mode == IR_MODE_EVAL && g == &nb->eval && o->eval_bn_batch_stats;
   ir_init(g, &nb->params, mode);
   char why[400];
   const char *what = "lowering";
-  int rc = lower_network(&nb->spec, &lo, &nb->params, g, why, sizeof why);
+  int rc = o->ws ? lower_ws_network(&nb->spec, &lo, &nb->params, g, why, sizeof why)
+                 : lower_network(&nb->spec, &lo, &nb->params, g, why, sizeof why);
   if (rc == 0) what = "concat views", rc = ir_concat_to_views(g, why, sizeof why) < 0 ? -1 : 0;
   if (rc == 0 && grad) what = "autodiff", rc = ir_autodiff(g, why, sizeof why);
-  PlanOptions po = {reuse};
+  PlanOptions po = {o->plan_reuse};
   if (rc == 0) what = "plan", rc = plan_build(g, &po, p, why, sizeof why);
   if (rc != 0)
     snprintf(err, errlen, "%s graph: %s: %s", mode == IR_MODE_TRAIN ? "training" : "evaluation",
@@ -69,7 +71,9 @@ int netbuild_create(const NetSpec *ns, const NetBuildOptions *o, NetBuild *nb, c
   if (netbuild_apply_overrides(&nb->spec, o, err, errlen) != 0) return -1;
   // Declaring first fixes the table (state_dict order) before any graph.
   char why[400];
-  if (lower_declare_params(&nb->spec, &nb->params, why, sizeof why) != 0) {
+  int drc = o->ws ? lower_ws_declare_params(&nb->spec, &nb->params, why, sizeof why)
+                  : lower_declare_params(&nb->spec, &nb->params, why, sizeof why);
+  if (drc != 0) {
     snprintf(err, errlen, "%s", why);
     netbuild_free(nb);
     return -1;
@@ -77,13 +81,13 @@ int netbuild_create(const NetSpec *ns, const NetBuildOptions *o, NetBuild *nb, c
   int rc = 0;
   if (o->train) {
     nb->has_train = 1;
-    rc = build_graph(nb, o->train_bn_eval ? IR_MODE_EVAL : IR_MODE_TRAIN, o->train_loss, o->train_grad, o->label_smoothing,
-                     o->plan_reuse, &nb->train, &nb->train_plan, err, errlen);
+    rc = build_graph(nb, o, o->train_bn_eval ? IR_MODE_EVAL : IR_MODE_TRAIN, o->train_loss, o->train_grad,
+                     o->label_smoothing, &nb->train, &nb->train_plan, err, errlen);
   }
   if (rc == 0 && o->eval) {
     nb->has_eval = 1;
-    rc = build_graph(nb, IR_MODE_EVAL, o->eval_loss, o->eval_grad, 0.0f, o->plan_reuse, &nb->eval,
-                     &nb->eval_plan, err, errlen);
+    rc = build_graph(nb, o, IR_MODE_EVAL, o->eval_loss, o->eval_grad, 0.0f, &nb->eval, &nb->eval_plan,
+                     err, errlen);
   }
   if (rc != 0) {
     netbuild_free(nb);

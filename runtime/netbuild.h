@@ -38,9 +38,14 @@ typedef struct {
   int plan_reuse;           // 1: arena reuse by liveness (0: every tensor stays readable)
   // Overrides of the network's settings; negative: keep the network's.
   double aux_weight, drop_path_keep, dropout_keep;
+  int ws;                   // lower on the NAO-WS supernet (lower_ws_network): the table holds
+                            //   every supernet weight, the same for every architecture
+  int eval_bn_batch_stats;  // EVAL graph: BN on batch statistics, running ones untouched
+                            //   (the NAO-WS scoring pass, decision O7)
 } NetBuildOptions;
 
-// train + grad + loss, eval + loss, reuse on, no smoothing, no overrides.
+// train + grad + loss, eval + loss, reuse on, no smoothing, no overrides, the
+// ordinary network (ws 0).
 void netbuild_options_default(NetBuildOptions *o);
 
 typedef struct {

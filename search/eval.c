@@ -13,11 +13,7 @@ int eval_create(Evaluator *ev, const char *kind, const EvalOptions *o, char *err
   if (!strcmp(kind, "table")) return eval_table_create(ev, o, err, errlen);
   if (!strcmp(kind, "command")) return eval_command_create(ev, o, err, errlen);
   if (!strcmp(kind, "full")) return eval_full_create(ev, o, err, errlen);
-  if (!strcmp(kind, "ws")) {
-    snprintf(err, errlen, "evaluator '%s' needs the training runtime, which this build does not have yet "
-             "(available: table, command, full)", kind);
-    return -1;
-  }
+  if (!strcmp(kind, "ws")) return eval_ws_create(ev, o, err, errlen);
   snprintf(err, errlen, "unknown evaluator '%s' (known: table, command, ws, full)", kind);
   return -1;
 }

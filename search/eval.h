@@ -7,7 +7,9 @@
 //   full     each architecture trained for E epochs by the runtime, scored
 //            by its validation top-1: in-process, as local nao-train
 //            processes, or as a job list to run elsewhere (eval_full*.c)
-//   ws       the weight-sharing supernet (its own files)
+//   ws       the NAO-WS weight-sharing supernet, trained by the runtime on the
+//            pool's architectures, every architecture scored on the same
+//            held-out images (eval_ws*.c)
 //
 // The interface is made for all four: an evaluator scores a batch of
 // architectures (score); it may keep state across rounds (a supernet), which it
@@ -25,6 +27,8 @@
 #include <stddef.h>
 
 #include "compiler/util.h"
+#include "compiler/netspec.h"
+#include "search/progress.h"
 #include "search/space.h"
 
 typedef struct {
@@ -39,9 +43,10 @@ typedef void (*EvalDoneFn)(void *ctx, int i, double acc);
 
 typedef struct Evaluator Evaluator;
 struct Evaluator {
-  const char *kind;  // "table", "command", "full"
+  const char *kind;  // "table", "command", "full", "ws"
   int stateful;      // scores change across rounds: re-score the pool every round
   void *impl;
+  char note[256];    // what the last begin_round did, one line ("" = nothing), for the log
   // Round `round` starts; pool is what the search samples from (the ws
   // supernet trains on it here). NULL: nothing to prepare.
   int (*begin_round)(Evaluator *ev, int round, const EvalItem *pool, int n, char *err, size_t errlen);
@@ -49,7 +54,9 @@ struct Evaluator {
   // Returns 0, or -1 with a message in err (the first failure).
   int (*score)(Evaluator *ev, const EvalItem *items, int n, double *acc, EvalDoneFn done, void *ctx, char *err,
                size_t errlen);
-  // State across a kill, in folder dir. NULL: stateless.
+  // State across a kill, in folder dir. NULL: stateless. load returns 0 when
+  // it loaded a state, 1 when dir holds none (the evaluator stays fresh), -1
+  // with a message when the state there is unusable.
   int (*save)(Evaluator *ev, const char *dir, char *err, size_t errlen);
   int (*load)(Evaluator *ev, const char *dir, char *err, size_t errlen);
   void (*destroy)(Evaluator *ev);
@@ -70,6 +77,22 @@ typedef struct {
   const char *nao_train;    // nao-train program (NULL or "": next to this program)
   int job_list;             // write OUT/round-NNN/jobs.txt and stop (EVAL_PENDING)
   int collect;              // job list: unfinished runs are an error (nao-search collect)
+  // ws: the supernet's backbone (dataset preset, channels, layers; cells from
+  // each architecture), data, schedule and where it keeps its progress.
+  const NetSpec *backbone;
+  const char *data;     // data folder; "" = the dataset's default; "synthetic"
+  int ws_epochs;        // supernet epochs per round
+  int ws_batch;
+  double ws_lr, ws_lr_min, ws_momentum, ws_weight_decay, ws_grad_clip, ws_drop_path_keep;
+  int ws_eval_images;   // held-out images each architecture is scored on
+  int ws_heldout;       // images of the training set held out for scoring
+  int ws_train_images;  // training images per supernet epoch, 0 = all
+  int rounds;           // the schedule spans (rounds + 1) * ws_epochs epochs
+  int threads;
+  const char *backend;  // "cpu" or "cuda"
+  uint64_t seed;
+  const char *state_dir;  // progress within a round is saved here every epoch (NULL: not saved)
+  SearchProgress *progress;     // progress line (NULL: none)
 } EvalOptions;
 
 // score's answer when the evaluator has handed the work to someone else (a
@@ -105,6 +128,7 @@ int eval_shell_run(const EvalShell *sh, const EvalItem *items, int n, int jobs, 
                    double *acc, EvalDoneFn done, void *ctx, char *err, size_t errlen);
 // Appends s single-quoted for the shell.
 void eval_sh_quote(StrBuf *sb, const char *s);
+int eval_ws_create(Evaluator *ev, const EvalOptions *o, char *err, size_t errlen);
 
 // Parses an accuracy: a finite number, surrounding blanks allowed, nothing
 // else. Returns 0 or -1.

@@ -11,13 +11,13 @@ static double now_s(void) {
   return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
-void search_progress_init(Progress *p, int enabled) {
+void search_progress_init(SearchProgress *p, int enabled) {
   p->enabled = enabled;
   p->shown = 0;
   p->last = 0;
 }
 
-void search_progress_update(Progress *p, const char *fmt, ...) {
+void search_progress_update(SearchProgress *p, const char *fmt, ...) {
   if (!p->enabled) return;
   double t = now_s();
   if (p->shown && t - p->last < 0.1) return;
@@ -32,7 +32,7 @@ void search_progress_update(Progress *p, const char *fmt, ...) {
   p->shown = 1;
 }
 
-void search_progress_clear(Progress *p) {
+void search_progress_clear(SearchProgress *p) {
   if (!p->enabled || !p->shown) return;
   fprintf(stderr, "\r\033[K");
   fflush(stderr);

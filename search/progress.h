@@ -8,11 +8,11 @@ typedef struct {
   int enabled;
   int shown;      // a line is on the screen
   double last;    // time of the last redraw
-} Progress;
+} SearchProgress;
 
-void search_progress_init(Progress *p, int enabled);
-void search_progress_update(Progress *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void search_progress_init(SearchProgress *p, int enabled);
+void search_progress_update(SearchProgress *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 // Erases the line (before ordinary output, and at the end).
-void search_progress_clear(Progress *p);
+void search_progress_clear(SearchProgress *p);
 
 #endif

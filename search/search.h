@@ -23,7 +23,7 @@
 
 typedef struct {
   const char *space;        // nao-small | nao-large | nb201
-  const char *evaluator;    // table | command | full (ws: later)
+  const char *evaluator;    // table | command | ws | full
   const char *table;        // --table FILE
   const char *command;      // --command CMD
   int jobs;                 // --jobs: commands at once
@@ -40,7 +40,13 @@ typedef struct {
   int infer_top;            // the inference step starts from the best 100
   int max_step;             // lambda = 1, 2, ... until > 50
   CtlConfig ctl;            // controller sizes and optimiser
-  NetSpec backbone;         // settings written into each architecture's file
+  NetSpec backbone;         // settings written into each architecture's file (and the ws supernet's)
+  // ws: the weight-sharing supernet (eval.h, EvalOptions)
+  const char *data;         // --data: folder, "" = the dataset's default, "synthetic"
+  const char *backend;      // --backend cpu | cuda
+  int ws_epochs, ws_batch;  // 30, 64
+  double ws_lr, ws_lr_min, ws_momentum, ws_weight_decay, ws_grad_clip, ws_drop_path_keep;
+  int ws_eval_images, ws_heldout, ws_train_images;  // 500, 5000, 0 (= all)
   int progress;             // -1: when stderr is a terminal, 0 off, 1 on
   int quiet;                // no per-step lines on stdout
   char *config_text;        // the options that shape the run, as OUT/config holds them

@@ -158,14 +158,34 @@ static int open_run(Search *s) {
 static int setup(Search *s) {
   const SearchOptions *o = s->o;
   if (space_init(&s->sp, o->space, s->err, sizeof s->err) != 0) return NAO_EXIT_USAGE;
-  EvalOptions eo = {.space = &s->sp, .table = o->table, .command = o->command, .jobs = o->jobs, .timeout_s = o->timeout};
-  eo.out = o->out, eo.full_epochs = o->full_epochs, eo.full_data = o->full_data, eo.full_recipe = o->full_recipe;
-  eo.full_synthetic = o->full_synthetic, eo.nao_train = o->nao_train, eo.job_list = o->job_list;
-  eo.collect = o->collect;
+  EvalOptions eo;
+  memset(&eo, 0, sizeof eo);
+  eo.space = &s->sp, eo.table = o->table, eo.command = o->command, eo.jobs = o->jobs, eo.timeout_s = o->timeout;
+  // full: --full-data, else the search's --data
+  eo.out = o->out, eo.full_epochs = o->full_epochs, eo.full_data = *o->full_data ? o->full_data : o->data;
+  eo.full_recipe = o->full_recipe, eo.full_synthetic = o->full_synthetic, eo.nao_train = o->nao_train;
+  eo.job_list = o->job_list, eo.collect = o->collect;
+  eo.backbone = &o->backbone, eo.data = o->data, eo.backend = o->backend;
+  eo.ws_epochs = o->ws_epochs, eo.ws_batch = o->ws_batch;
+  eo.ws_lr = o->ws_lr, eo.ws_lr_min = o->ws_lr_min, eo.ws_momentum = o->ws_momentum;
+  eo.ws_weight_decay = o->ws_weight_decay, eo.ws_grad_clip = o->ws_grad_clip;
+  eo.ws_drop_path_keep = o->ws_drop_path_keep, eo.ws_eval_images = o->ws_eval_images;
+  eo.ws_heldout = o->ws_heldout, eo.ws_train_images = o->ws_train_images;
+  eo.rounds = o->rounds, eo.threads = o->ctl.threads, eo.seed = o->seed;
+  eo.state_dir = o->out, eo.progress = &s->prog;
   if (eval_create(&s->ev, o->evaluator, &eo, s->err, sizeof s->err) != 0) return NAO_EXIT_INPUT;
   s->have_ev = 1;
   int rc = open_run(s);
   if (rc) return rc;
+  if (o->resume && s->ev.load) {  // the evaluator's state (the ws supernet), if any was saved
+    int got = s->ev.load(&s->ev, o->out, s->err, sizeof s->err);
+    if (got < 0) return NAO_EXIT_INPUT;
+    if (got == 1 && s->st.evaluator_ready >= 0) {
+      snprintf(s->err, sizeof s->err, "--resume: %s/state says the %s evaluator was prepared for round %d, but %s "
+               "holds no saved evaluator state", o->out, s->ev.kind, s->st.evaluator_ready, o->out);
+      return NAO_EXIT_INPUT;
+    }
+  }
   Rng init;
   rng_derive(&init, o->seed, STREAM_INIT);
   ctl_create(&s->ctl, &o->ctl, &init);

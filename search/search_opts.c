@@ -36,13 +36,13 @@ typedef struct {
 #define OFF(f) offsetof(SearchOptions, f)
 static const OptSpec opts[] = {
     {"space", OPT_STR, OFF(space), "nao-small", 1, 0, 0, 0, "search space: nao-small, nao-large, nb201"},
-    {"evaluator", OPT_STR, OFF(evaluator), "", 1, 0, 0, 0, "table, command or full (ws is not built yet)"},
+    {"evaluator", OPT_STR, OFF(evaluator), "", 1, 0, 0, 0, "ws (weight-sharing supernet), full (each trained), table or command"},
     {"table", OPT_STR, OFF(table), "", 1, 0, 0, 0, "CSV file `arch,accuracy` for --evaluator table"},
     {"command", OPT_STR, OFF(command), "", 1, 0, 0, 0, "command for --evaluator command; `{}` = arch file path, else appended"},
     {"jobs", OPT_INT, OFF(jobs), "1", 1, 1, 1, 64, "commands (full: nao-train processes if > 1) run at once"},
     {"timeout", OPT_DBL, OFF(timeout), "0", 1, 1, 0, 1e9, "seconds a command may run, 0 = no limit"},
     {"full-epochs", OPT_INT, OFF(full_epochs), "10", 1, 0, 1, 100000, "full: epochs each architecture is trained"},
-    {"full-data", OPT_STR, OFF(full_data), "", 1, 1, 0, 0, "full: nao-train --data DIR|synthetic (default: the dataset's)"},
+    {"full-data", OPT_STR, OFF(full_data), "", 1, 1, 0, 0, "full: nao-train --data DIR|synthetic (default: --data)"},
     {"full-recipe", OPT_STR, OFF(full_recipe), "", 1, 0, 0, 0, "full: recipe overrides 'name=value,...' (nao-train's options)"},
     {"full-synthetic-size", OPT_STR, OFF(full_synthetic), "", 1, 0, 0, 0, "full: images of --full-data synthetic, T,E"},
     {"nao-train", OPT_STR, OFF(nao_train), "", 1, 1, 0, 0, "full: the nao-train program (default: next to nao-search)"},
@@ -68,10 +68,23 @@ static const OptSpec opts[] = {
     {"controller-mlp-layers", OPT_INT, OFF(ctl.mlp_layers), "3", 1, 0, 0, 8, "predictor hidden layers"},
     {"controller-mlp-hidden", OPT_INT, OFF(ctl.mlp_hidden), "200", 1, 0, 1, 65536, "predictor width"},
     {"controller-dropout", OPT_DBL, OFF(ctl.mlp_dropout), "0.1", 1, 0, 0, 0.99, "predictor dropout"},
-    {"threads", OPT_INT, OFF(ctl.threads), "auto", 1, 1, 1, 64, "controller threads (auto: CPUs, at most 4)"},
+    {"threads", OPT_INT, OFF(ctl.threads), "auto", 1, 1, 1, 64, "threads of the controller and the ws supernet (auto: CPUs, at most 4)"},
     {"dataset", OPT_BACKBONE, 0, "cifar10", 1, 0, 0, 0, "backbone in the written files: cifar10, imagenet, fashion-mnist"},
     {"channels", OPT_BACKBONE, 0, "36", 1, 0, 2, 8192, "backbone channels F"},
     {"layers", OPT_BACKBONE, 0, "6", 1, 0, 1, 64, "backbone normal cells per stage N"},
+    {"data", OPT_STR, OFF(data), "", 1, 0, 0, 0, "ws: data folder (default: the dataset's, as nao-train), or synthetic"},
+    {"backend", OPT_STR, OFF(backend), "cpu", 1, 0, 0, 0, "ws: cpu or cuda"},
+    {"ws-epochs", OPT_INT, OFF(ws_epochs), "30", 1, 0, 1, 1e6, "ws: supernet epochs per round"},
+    {"ws-batch", OPT_INT, OFF(ws_batch), "64", 1, 0, 1, 1e5, "ws: supernet batch"},
+    {"ws-lr", OPT_DBL, OFF(ws_lr), "0.025", 1, 0, 0, 1e3, "ws: learning rate, cosine over all rounds' epochs"},
+    {"ws-lr-min", OPT_DBL, OFF(ws_lr_min), "0.001", 1, 0, 0, 1e3, "ws: the cosine's floor"},
+    {"ws-momentum", OPT_DBL, OFF(ws_momentum), "0.9", 1, 0, 0, 1, "ws: SGD momentum"},
+    {"ws-weight-decay", OPT_DBL, OFF(ws_weight_decay), "3e-4", 1, 0, 0, 1, "ws: SGD weight decay"},
+    {"ws-grad-clip", OPT_DBL, OFF(ws_grad_clip), "5", 1, 0, 0, 1e9, "ws: gradient clipping norm, 0 = off"},
+    {"ws-drop-path-keep", OPT_DBL, OFF(ws_drop_path_keep), "0.9", 1, 0, 1e-6, 1, "ws: drop-path keep at the end (T = all steps)"},
+    {"ws-eval-images", OPT_INT, OFF(ws_eval_images), "500", 1, 0, 1, 1e7, "ws: held-out images each architecture is scored on"},
+    {"ws-heldout", OPT_INT, OFF(ws_heldout), "5000", 1, 0, 1, 1e7, "ws: training images held out for scoring"},
+    {"ws-train-images", OPT_INT, OFF(ws_train_images), "0", 1, 0, 0, 1e9, "ws: training images per supernet epoch, 0 = all"},
     {"progress", OPT_FLAG, OFF(progress), "auto", 0, 1, 0, 1, "progress line on stderr (auto: when a terminal)"},
     {"quiet", OPT_FLAG, OFF(quiet), "0", 0, 1, 0, 1, "no per-step lines on stdout"},
 };
@@ -79,7 +92,7 @@ static const OptSpec opts[] = {
 enum { N_OPTS = sizeof opts / sizeof opts[0] };
 
 void search_usage(FILE *f) {
-  fprintf(f, "usage: nao-search --evaluator table|command|full --out DIR [options]\n"
+  fprintf(f, "usage: nao-search --evaluator ws|full|table|command --out DIR [options]\n"
              "       nao-search --resume --out DIR [options that may change]\n"
              "       nao-search collect --out DIR [options that may change]\n"
              "                  (--job-list: read the listed trainings' results, continue)\n\n"
@@ -239,7 +252,7 @@ static int scan_args(int argc, char **argv, const char *cl[N_OPTS]) {
 
 static int check_required(const SearchOptions *o) {
   if (!o->out || !*o->out) return usage_error("--out DIR is required");
-  if (!o->evaluator || !*o->evaluator) return usage_error("--evaluator is required (table, command or full)");
+  if (!o->evaluator || !*o->evaluator) return usage_error("--evaluator is required (ws, full, table or command)");
   const char *one_line[][2] = {{"command", o->command}, {"full-data", o->full_data}, {"full-recipe", o->full_recipe},
                                {"full-synthetic-size", o->full_synthetic}, {"nao-train", o->nao_train}};
   for (int i = 0; i < 5; i++)
@@ -302,6 +315,7 @@ int search_options_parse(int argc, char **argv, SearchOptions *o) {
   o->command = xstrdup(o->command), o->out = xstrdup(o->out);
   o->full_data = xstrdup(o->full_data), o->full_recipe = xstrdup(o->full_recipe);
   o->full_synthetic = xstrdup(o->full_synthetic), o->nao_train = xstrdup(o->nao_train);
+  o->data = xstrdup(o->data), o->backend = xstrdup(o->backend);
   o->config_text = config_text(vals);
   free(keep);
   return 0;
@@ -311,5 +325,6 @@ void search_options_free(SearchOptions *o) {
   free((char *)o->space), free((char *)o->evaluator), free((char *)o->table), free((char *)o->command);
   free((char *)o->out), free(o->config_text);
   free((char *)o->full_data), free((char *)o->full_recipe), free((char *)o->full_synthetic), free((char *)o->nao_train);
+  free((char *)o->data), free((char *)o->backend);
   memset(o, 0, sizeof *o);
 }

@@ -20,7 +20,7 @@ typedef struct {
   Ctl ctl;
   int have_ev, have_ctl;
   SearchState st;
-  Progress prog;
+  SearchProgress prog;
   int journal_fd;       // the round's evaluation journal while scoring
   int journal_failed;
   int evaluated_now;    // results reported during this scoring

@@ -166,6 +166,38 @@ static int finish_evaluation(Search *s, const int *idx, int n, char **files, dou
   return rc;
 }
 
+// The evaluator's preparation of the round (the ws supernet's training) on the
+// whole pool, before any scoring. begin_round is called at every (re)start of
+// the step: it does only what is left (nothing once the round is prepared),
+// and it tells the evaluator which round it scores. The first time the round
+// is ready, the evaluator's state is saved in OUT and the state records it.
+static int prepare_round(Search *s) {
+  if (!s->ev.begin_round) return 0;
+  const ArchList *pool = &s->st.pool;
+  const int L = s->sp.length, n = pool->n;
+  EvalItem *items = xcalloc((size_t)n + 1, sizeof *items);
+  char *texts = xmalloc(((size_t)n + 1) * SPACE_TEXT_MAX);
+  for (int i = 0; i < n; i++) {
+    space_format(&s->sp, pool->tok + (size_t)i * L, texts + (size_t)i * SPACE_TEXT_MAX, SPACE_TEXT_MAX);
+    items[i] = (EvalItem){pool->tok + (size_t)i * L, texts + (size_t)i * SPACE_TEXT_MAX, NULL};
+  }
+  double t0 = sr_now();
+  int rc = s->ev.begin_round(&s->ev, s->st.round, items, n, s->err, sizeof s->err) ? NAO_EXIT_INPUT : 0;
+  free(items), free(texts);
+  if (rc || s->st.evaluator_ready == s->st.round) return rc;
+  if (s->ev.save && s->ev.save(&s->ev, s->o->out, s->err, sizeof s->err) != 0) return NAO_EXIT_INPUT;
+  s->st.evaluator_ready = s->st.round;
+  StrBuf rec = {0};
+  sr_rec_start(&rec, s, "prepare");
+  sb_printf(&rec, ", \"evaluator\": \"%s\", \"note\": ", s->ev.kind);
+  report_json_string(&rec, s->ev.note);
+  sb_printf(&rec, ", \"time_s\": %.3f", sr_now() - t0);
+  rc = sr_log(s, &rec);
+  if (rc == 0) rc = sr_commit(s);
+  if (rc == 0 && s->ev.note[0]) sr_say(s, "round %d: %s (%.1f s)\n", s->st.round, s->ev.note, sr_now() - t0);
+  return rc;
+}
+
 int sr_step_evaluate(Search *s) {
   double t0 = sr_now();
   ArchList *pool = &s->st.pool;
@@ -184,11 +216,7 @@ int sr_step_evaluate(Search *s) {
     else if (s->ev.stateful) pool->acc[i] = NAN;  // not re-scored this round: dropped below
   }
   if (rc == 0) rc = write_files(s, idx, n, files);
-  if (rc == 0 && s->ev.begin_round && s->st.evaluator_ready != s->st.round) {
-    // Stateful evaluators (ws) prepare the round on the pool; not built yet.
-    snprintf(s->err, sizeof s->err, "evaluator '%s': begin_round is not wired into the loop yet", s->ev.kind);
-    rc = NAO_EXIT_INTERNAL;
-  }
+  if (rc == 0) rc = prepare_round(s);
   char **todo_files = xcalloc((size_t)n_todo + 1, sizeof(char *));
   for (int k = 0, j = 0; k < n; k++)
     if (j < n_todo && idx[k] == todo[j]) todo_files[j++] = files[k];

@@ -35,7 +35,15 @@ expect 2 "unknown search space 'nb101'" --space nb101 --evaluator table --out "$
 expect 2 "--dataset: unknown dataset 'mnist'" --dataset mnist --evaluator table --out "$tmp/a"
 expect 2 "--jobs needs a value" --evaluator command --out "$tmp/a" --jobs
 expect 1 "unknown evaluator 'tabel'" --evaluator tabel --out "$tmp/a"
-expect 1 "needs the training runtime" --evaluator ws --out "$tmp/a"
+expect 1 "evaluator 'full' is not built yet" --evaluator full --out "$tmp/a"
+expect 1 "the cifar10 dataset needs its folder (--data DIR)" --evaluator ws --out "$tmp/a"
+expect 1 "the 5-op space only (--space nao-small, not nb201)" --evaluator ws --space nb201 --out "$tmp/a"
+expect 1 "the CIFAR stem only" --evaluator ws --dataset imagenet --out "$tmp/a"
+expect 1 "$tmp/nodata" --evaluator ws --dataset fashion-mnist --data "$tmp/nodata" --out "$tmp/a"
+expect 1 "--ws-eval-images 50 exceeds the 20 held-out images" --evaluator ws --dataset fashion-mnist --data synthetic \
+  --ws-heldout 20 --ws-eval-images 50 --out "$tmp/a"
+expect 1 "unknown backend 'tpu'" --evaluator ws --dataset fashion-mnist --data synthetic --backend tpu --out "$tmp/a"
+expect 2 "--ws-drop-path-keep: '0' is not a valid value" --evaluator ws --ws-drop-path-keep 0 --out "$tmp/a"
 expect 1 "the table evaluator needs --table FILE" --evaluator table --out "$tmp/a"
 expect 1 "nope.csv: cannot read the table" --evaluator table --table "$tmp/nope.csv" --out "$tmp/a"
 expect 2 "holds no run to resume" --resume --out "$tmp/a"

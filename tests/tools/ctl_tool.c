@@ -30,7 +30,7 @@
 #include "search/ctl.h"
 #include "search/ctl_net.h"
 #include "search/space.h"
-#include "search/st_lite.h"
+#include "runtime/safetensors.h"
 
 typedef struct {
   const char *out, *space;
@@ -86,9 +86,29 @@ static void setup(const Opts *o, SearchSpace *sp, Ctl *ctl, Rng *rng) {
 }
 
 // ---------------------------------------------------------------- fixture
-static void add_f32(StlFile *f, const char *name, int ndim, int64_t a, int64_t b, int64_t c, const float *x) {
+// The fixture's tensors, gathered for st_write (names copied).
+typedef struct {
+  StTensor *t;
+  int n, cap;
+} Fx;
+
+static void fx_add(Fx *f, const char *name, StDtype d, int ndim, const int64_t *shape, const void *data) {
+  if (f->n == f->cap) f->cap = f->cap ? 2 * f->cap : 64, f->t = xrealloc(f->t, (size_t)f->cap * sizeof *f->t);
+  StTensor *t = &f->t[f->n++];
+  memset(t, 0, sizeof *t);
+  t->name = xstrdup(name), t->dtype = d, t->ndim = ndim, t->data = data;
+  for (int k = 0; k < ndim; k++) t->shape[k] = shape[k];
+  t->nbytes = (size_t)st_numel(ndim, shape) * st_dtype_size(d);
+}
+
+static void fx_free(Fx *f) {
+  for (int i = 0; i < f->n; i++) free((char *)f->t[i].name);
+  free(f->t);
+}
+
+static void add_f32(Fx *f, const char *name, int ndim, int64_t a, int64_t b, int64_t c, const float *x) {
   int64_t shape[3] = {a, b, c};
-  stl_add(f, name, STL_F32, ndim, shape, x);
+  fx_add(f, name, ST_F32, ndim, shape, x);
 }
 
 static float *dup_f(const float *x, size_t n) {
@@ -110,14 +130,14 @@ static int fixture(const Opts *o) {
   float *y = xmalloc((size_t)n * sizeof(float)), *masks = xmalloc((size_t)NLy * n * M * sizeof(float));
   for (int i = 0; i < n; i++) space_random(&sp, &rng, tok + (size_t)i * L), y[i] = (float)rng_uniform(&rng);
   for (int i = 0; i < NLy * n * M; i++) masks[i] = rng_uniform(&rng) < 0.9 ? 1 / 0.9f : 0;
-  StlFile f = {0};
+  Fx f = {0};
   float *p0 = dup_f(ctl.p, ctl.lay.total);
   for (int i = 0; i < ctl.lay.n; i++) {
     const CtlParam *t = &ctl.lay.p[i];
     add_f32(&f, t->name, t->cols ? 2 : 1, t->rows, t->cols, 0, p0 + t->off);
   }
   int64_t shp[2] = {n, L};
-  stl_add(&f, "fx.tokens", STL_I32, 2, shp, tok);
+  fx_add(&f, "fx.tokens", ST_I32, 2, shp, tok);
   add_f32(&f, "fx.targets", 1, n, 0, 0, y);
   add_f32(&f, "fx.masks", 3, NLy, n, M, masks);
   // Training forward/backward, then two optimiser steps (the second at the new weights).
@@ -151,9 +171,9 @@ static int fixture(const Opts *o) {
     }
   }
   int64_t three = 3, one = 1;
-  stl_add(&f, "fx.loss", STL_F64, 1, &three, loss);
+  fx_add(&f, "fx.loss", ST_F64, 1, &three, loss);
   gnorm = sqrt(gnorm);
-  stl_add(&f, "fx.grad_norm", STL_F64, 1, &one, &gnorm);
+  fx_add(&f, "fx.grad_norm", ST_F64, 1, &one, &gnorm);
   // The inference step at the initial weights: its gradient, the decoding.
   memcpy(ctl.p, p0, ctl.lay.total * sizeof(float));
   ctl_forward_f32(c, &ctl.lay, ctl.p, w, n, tok, NULL, 0);
@@ -162,21 +182,21 @@ static int fixture(const Opts *o) {
   float *pred = xmalloc((size_t)n * sizeof(float));
   ctl_generate(&ctl, n, tok, o->lambda, sp.allowed, gen, pred);
   ctl_generate(&ctl, n, tok, 0.0, sp.allowed, rec, NULL);
-  stl_add(&f, "fx.gen_tokens", STL_I32, 2, shp, gen);
-  stl_add(&f, "fx.rec_tokens", STL_I32, 2, shp, rec);
+  fx_add(&f, "fx.gen_tokens", ST_I32, 2, shp, gen);
+  fx_add(&f, "fx.rec_tokens", ST_I32, 2, shp, rec);
   add_f32(&f, "fx.gen_pred", 1, n, 0, 0, pred);
-  stl_add(&f, "fx.lambda", STL_F64, 1, &one, &o->lambda);
+  fx_add(&f, "fx.lambda", ST_F64, 1, &one, &o->lambda);
   int64_t allowed[SPACE_MAX_LEN], len = L;
   for (int t = 0; t < L; t++) allowed[t] = (int64_t)sp.allowed[t];
-  stl_add(&f, "fx.allowed", STL_I64, 1, &len, allowed);
+  fx_add(&f, "fx.allowed", ST_I64, 1, &len, allowed);
   char err[512];
-  int rc = stl_save(&f, o->out, err, sizeof err);
+  int rc = st_write(o->out, f.t, f.n, NULL, 0, err, sizeof err);
   if (rc) fprintf(stderr, "ctl_tool: %s\n", err);
   for (int i = 0; i < f.n; i++)  // the fx.* copies made here
-    if (!strncmp(f.t[i].name, "fx.", 3) && f.t[i].dtype == STL_F32 && strcmp(f.t[i].name, "fx.targets") &&
+    if (!strncmp(f.t[i].name, "fx.", 3) && f.t[i].dtype == ST_F32 && strcmp(f.t[i].name, "fx.targets") &&
         strcmp(f.t[i].name, "fx.masks") && strcmp(f.t[i].name, "fx.gen_pred"))
       free((void *)f.t[i].data);
-  stl_free(&f);
+  fx_free(&f);
   free(tok), free(gen), free(rec), free(y), free(masks), free(p0), free(grads[0]), free(grads[1]), free(steps[0]), free(steps[1]);
   free(pred);
   ctl_destroy(&ctl);

@@ -12,7 +12,7 @@
 #include "compiler/util.h"
 #include "search/ctl.h"
 #include "search/space.h"
-#include "search/st_lite.h"
+#include "runtime/safetensors.h"
 #include "tests/unit/ctl_testutil.h"
 
 static char tmpdir[] = "/tmp/naoc-ctl-XXXXXX";
@@ -88,11 +88,11 @@ static void check_save_load(void) {
   CHECK(ctl_save(&a, path, err, sizeof err) == 0, "save: %s", err);
   CHECK(ctl_load(&b, path, err, sizeof err) == 0, "load: %s", err);
   CHECK(!memcmp(a.p, b.p, a.lay.total * sizeof(float)), "weights differ after save and load");
-  StlFile f;
-  CHECK(stl_load(&f, path, err, sizeof err) == 0, "read back: %s", err);
-  CHECK(f.n == a.lay.n && stl_get_meta(&f, "hidden") && !strcmp(stl_get_meta(&f, "hidden"), "32"),
-        "file holds %d tensors, hidden %s", f.n, stl_get_meta(&f, "hidden"));
-  stl_free(&f);
+  SafeTensors *f;
+  CHECK(st_open(path, &f, err, sizeof err) == 0, "read back: %s", err);
+  CHECK(st_count(f) == a.lay.n && st_meta_get(f, "hidden") && !strcmp(st_meta_get(f, "hidden"), "32"),
+        "file holds %d tensors, hidden %s", st_count(f), st_meta_get(f, "hidden"));
+  st_close(f);
   // A controller with one predictor layer fewer lacks a tensor; another width has other shapes.
   CtlConfig c2 = c;
   c2.mlp_layers = 2;
@@ -118,7 +118,7 @@ static void check_save_load(void) {
   fp = fopen(path2, "wb");
   fputs("hello, world", fp);
   fclose(fp);
-  CHECK(ctl_load(&b, path2, err, sizeof err) != 0 && strstr(err, "not a safetensors file"), "garbage: %s", err);
+  CHECK(ctl_load(&b, path2, err, sizeof err) != 0 && strstr(err, path2) && strstr(err, "not safetensors"), "garbage: %s", err);
   free(raw);
   ctl_destroy(&a), ctl_destroy(&b), ctl_destroy(&d), ctl_destroy(&e);
 }
