@@ -43,10 +43,11 @@ fi
 # head, no drop-path or dropout).
 BACKBONE="--dataset fashion-mnist --channels 8 --layers 1"
 if [ "$FAST" = 1 ]; then
-  SEARCH="--seed-archs 8 --new-archs 4 --rounds 1 --controller-epochs 20 --ws-epochs 1 --ws-train-images 1024 --ws-eval-images 256"
+  SEARCH="--seed-archs 8 --new-archs 4 --rounds 1 --controller-epochs 20 --ws-epochs 1 --ws-train-images 1024 --ws-lr 0.1 --ws-eval-images 256"
   TRAIN="--epochs 1 --max-steps 60"
 else
-  SEARCH="--seed-archs 40 --new-archs 20 --rounds 2 --controller-epochs 200 --ws-epochs 1 --ws-train-images 16384 --ws-eval-images 500"
+  # Measured (docs/search.md, "The demo setting"): 5-7 minutes on 2 cores.
+  SEARCH="--seed-archs 24 --new-archs 8 --rounds 2 --controller-epochs 300 --ws-epochs 3 --ws-train-images 6400 --ws-lr 0.1 --ws-lr-min 0.005 --ws-eval-images 1000"
   TRAIN=""
 fi
 mkdir -p "$OUT"
