@@ -225,6 +225,14 @@ static int full_setup(Full *f, const EvalOptions *o, char *err, size_t errlen) {
   if (syn && *syn && (sscanf(syn, "%d,%d%c", &f->synth_train, &f->synth_test, &tail) != 2 || f->synth_train < 1 ||
                       f->synth_test < 1))
     return snprintf(err, errlen, "--full-synthetic-size: TRAIN,TEST image counts (e.g. 2560,512), not '%s'", syn), -1;
+  // Checked now rather than by the first training: a search that cannot train
+  // anything should not start (nor leave a run folder).
+  const DatasetInfo *d = o->backbone ? dataset_info(o->backbone->dataset) : NULL;
+  if ((!o->full_data || !*o->full_data) && d && d->id != DATASET_FASHION_MNIST)
+    return snprintf(err, errlen, "--data: the %s dataset needs its folder (--data DIR or --full-data DIR), or "
+                    "--data synthetic", d->name), -1;
+  if (o->full_data && *o->full_data && strcmp(o->full_data, "synthetic") && access(o->full_data, R_OK | X_OK) != 0)
+    return snprintf(err, errlen, "--data %s: %s", o->full_data, strerror(errno)), -1;
   if (o->full_data && *o->full_data) {
     char abs[PATH_MAX];
     f->data = xstrdup(o->full_data);

@@ -74,7 +74,9 @@ sh "$tmp/c/round-001/jobs.txt"
 "$NS" collect --out "$tmp/c" -q
 cmp -s "$tmp/a/summary.json" "$tmp/c/summary.json" || { diff "$tmp/a/summary.json" "$tmp/c/summary.json"; fail "job list differs"; }
 
-# ---- a failing training names the arch and its run folder
+# ---- a failing training names the arch and its run folder (a data folder
+# that exists but holds no dataset: refused by the training, not up front)
+mkdir -p "$tmp/nowhere"
 st=0; "$NS" "$@" --full-data "$tmp/nowhere" --full-synthetic-size 8,8 --out "$tmp/d" 2>"$tmp/err" || st=$?
 [ "$st" = 1 ] && grep -q "full evaluator: arch '[0-9 ]*' ($tmp/d/round-000/arch-0000.nao): training failed" "$tmp/err" &&
   grep -q "run folder: $tmp/d/round-000/runs/arch-0000" "$tmp/err" && grep -q "nowhere" "$tmp/err" ||
@@ -96,7 +98,7 @@ expect 1 "'foo' is not a recipe option" --evaluator full --full-recipe foo=1 --o
 expect 1 "give the epochs with --full-epochs" --evaluator full --full-recipe epochs=3 --out "$tmp/e"
 expect 1 "val-size=0 leaves no validation split" --evaluator full --full-recipe val-size=0 --out "$tmp/e"
 expect 1 "trains NAO networks" --space nb201 --evaluator full --out "$tmp/e"
-expect 1 "no nao-train program there" --evaluator full --jobs 2 --nao-train "$tmp/none" --out "$tmp/e"
+expect 1 "no nao-train program there" --evaluator full --data synthetic --jobs 2 --nao-train "$tmp/none" --out "$tmp/e"
 expect 2 "full-epochs: '0'" --evaluator full --full-epochs 0 --out "$tmp/e"
 [ ! -e "$tmp/e" ] || fail "a refused run left $tmp/e"
 echo ok

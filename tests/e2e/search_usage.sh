@@ -35,7 +35,8 @@ expect 2 "unknown search space 'nb101'" --space nb101 --evaluator table --out "$
 expect 2 "--dataset: unknown dataset 'mnist'" --dataset mnist --evaluator table --out "$tmp/a"
 expect 2 "--jobs needs a value" --evaluator command --out "$tmp/a" --jobs
 expect 1 "unknown evaluator 'tabel'" --evaluator tabel --out "$tmp/a"
-expect 1 "evaluator 'full' is not built yet" --evaluator full --out "$tmp/a"
+expect 1 "the cifar10 dataset needs its folder (--data DIR or --full-data DIR)" --evaluator full --out "$tmp/a"
+expect 1 "--data $tmp/nodata: No such file or directory" --evaluator full --data "$tmp/nodata" --out "$tmp/a"
 expect 1 "the cifar10 dataset needs its folder (--data DIR)" --evaluator ws --out "$tmp/a"
 expect 1 "the 5-op space only (--space nao-small, not nb201)" --evaluator ws --space nb201 --out "$tmp/a"
 expect 1 "the CIFAR stem only" --evaluator ws --dataset imagenet --out "$tmp/a"

@@ -164,7 +164,7 @@ static void check_command(Items *it) {
   EvalOptions o = {.space = &sp, .jobs = 1};
   CHECK(eval_create(&ev, "command", &o, err, sizeof err) != 0 && strstr(err, "--command"), "%s", err);
   CHECK(eval_create(&ev, "ws", &o, err, sizeof err) != 0 && strstr(err, "backbone"), "%s", err);
-  CHECK(eval_create(&ev, "full", &o, err, sizeof err) != 0 && strstr(err, "not built yet"), "%s", err);
+  CHECK(eval_create(&ev, "full", &o, err, sizeof err) != 0 && strstr(err, "--full-epochs"), "%s", err);
   CHECK(eval_create(&ev, "tabel", &o, err, sizeof err) != 0 && strstr(err, "unknown evaluator 'tabel'"), "%s", err);
 }
 
