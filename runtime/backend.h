@@ -18,8 +18,7 @@
 // backend's are bit-identical on any (docs/cpu-backend.md).
 //
 // Adding a backend: implement BackendOps in runtime/backend_<name>.c with a
-// creator declared below and add it to backend_create's switch. The cuda
-// creator lives in backend_cuda_stub.c until the CUDA backend replaces it.
+// creator declared below and add it to backend_create's switch.
 #ifndef NAO_BACKEND_H
 #define NAO_BACKEND_H
 
