@@ -26,18 +26,10 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 #include "compiler/util.h"
+#include "runtime/progress.h"  // progress_now
 #include "search/eval_ws.h"
-
-// (runtime/progress.h has one too, but its progress_* names clash with
-// search/progress.h's in one link.)
-static double ws_now(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 
 static double ws_lr(const Ws *w, int epoch) {
   const EvalOptions *o = &w->o;
@@ -79,7 +71,7 @@ static int ws_epoch(Ws *w, int round, const EvalItem *pool, int n, WsMeter *m, c
   char why[600];
   const int epoch = w->epochs_done;
   if (loader_start_epoch(w->loader, epoch, why, sizeof why) != 0) return snprintf(err, errlen, "data: %s", why), -1;
-  double lr = ws_lr(w, epoch), t0 = ws_now();
+  double lr = ws_lr(w, epoch), t0 = progress_now();
   int left = w->train_per_epoch;
   for (int k = 0; k < w->steps_per_epoch; k++) {
     LoaderBatch *b;
@@ -90,7 +82,7 @@ static int ws_epoch(Ws *w, int round, const EvalItem *pool, int n, WsMeter *m, c
     loader_release(w->loader, b);
     if (rc) return -1;
     left -= take;
-    m->seconds = ws_now() - t0;
+    m->seconds = progress_now() - t0;
     if (w->o.progress)
       search_progress_update(w->o.progress, "round %d: supernet epoch %d/%d step %d/%d  loss %.4f  %.0f img/s", round,
                       epoch + 1 - round * w->o.ws_epochs, w->o.ws_epochs, k + 1, w->steps_per_epoch,
