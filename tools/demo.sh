@@ -12,7 +12,8 @@
 # what an interrupted run left (nao-search --resume, nao-train --resume) and
 # redoes nothing finished. On a machine with an NVIDIA GPU (nvidia-smi sees
 # one) the training runs on it (--backend cuda); DEMO_BACKEND=cpu|cuda forces
-# a choice. DEMO_FAST=1: a one-minute version (tiny search, 60 training steps).
+# a choice; the search stays on the CPU (the ws evaluator has not run on a GPU
+# yet). DEMO_FAST=1: a one-minute version (tiny search, 60 training steps).
 # The settings of a full search: README.md, docs/search.md.
 set -eu
 cd "$(dirname "$0")/.."
