@@ -51,11 +51,13 @@ static int check_synthetic(const DataSourceOptions *o, char *err, size_t errlen)
   return 0;
 }
 
+const char *data_default_dir(DataKind kind) { return kind == DATA_FASHION_MNIST ? DATA_FASHION_MNIST_DIR : NULL; }
+
 int data_source_open(const DataSourceOptions *opt, DataSource **out, char *err, size_t errlen) {
   *out = NULL;
   if ((unsigned)opt->kind >= DATA_KIND_COUNT) return data_fail(err, errlen, "data", "unknown dataset kind %d", opt->kind);
   const char *dir = opt->dir;
-  if (!dir && opt->kind == DATA_FASHION_MNIST) dir = DATA_FASHION_MNIST_DIR;
+  if (!dir) dir = data_default_dir(opt->kind);
   if (opt->kind == DATA_SYNTHETIC) {
     if (check_synthetic(opt, err, errlen) != 0) return -1;
     dir = "synthetic";

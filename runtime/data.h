@@ -60,6 +60,9 @@ typedef struct DataSource DataSource;
 
 // "fashion-mnist", "cifar10", "imagenet", "synthetic"; -1 when unknown.
 int data_kind_parse(const char *name);
+// The folder a kind is read from when none is given (Debian's Fashion-MNIST);
+// NULL: the kind needs one (cifar10, imagenet) or none (synthetic).
+const char *data_default_dir(DataKind kind);
 const char *data_kind_name(DataKind k);
 const char *data_split_name(DataSplit s);
 

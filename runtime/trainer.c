@@ -261,7 +261,7 @@ static int data_kind_of(Trainer *t, DataKind *kind) {
   int k = data_kind_parse(name);
   if (k < 0 || k == DATA_SYNTHETIC)
     return fail(NAO_EXIT_USAGE, "--dataset: '%s' is not a dataset (fashion-mnist, cifar10 or imagenet)", name);
-  if (!c->data && k != DATA_FASHION_MNIST)
+  if (!c->data && !data_default_dir((DataKind)k))
     return fail(NAO_EXIT_USAGE, "--data: the %s dataset needs its folder (--data DIR), or --data synthetic", name);
   *kind = (DataKind)k;
   return 0;

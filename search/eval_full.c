@@ -228,7 +228,8 @@ static int full_setup(Full *f, const EvalOptions *o, char *err, size_t errlen) {
   // Checked now rather than by the first training: a search that cannot train
   // anything should not start (nor leave a run folder).
   const DatasetInfo *d = o->backbone ? dataset_info(o->backbone->dataset) : NULL;
-  if ((!o->full_data || !*o->full_data) && d && d->id != DATASET_FASHION_MNIST)
+  const int kind = d ? data_kind_parse(d->name) : -1;
+  if ((!o->full_data || !*o->full_data) && kind >= 0 && !data_default_dir((DataKind)kind))
     return snprintf(err, errlen, "--data: the %s dataset needs its folder (--data DIR or --full-data DIR), or "
                     "--data synthetic", d->name), -1;
   if (o->full_data && *o->full_data && strcmp(o->full_data, "synthetic") && access(o->full_data, R_OK | X_OK) != 0)

@@ -96,7 +96,7 @@ static int ws_open_data(Ws *w, char *err, size_t errlen) {
   if (kind < 0 || kind == DATA_IMAGENET)
     return snprintf(err, errlen, "--dataset %s: the ws evaluator trains on fashion-mnist or cifar10 (or --data synthetic)",
                     d ? d->name : "?"), -1;
-  if (!synthetic && !w->data[0] && kind != DATA_FASHION_MNIST)
+  if (!synthetic && !w->data[0] && !data_default_dir((DataKind)kind))
     return snprintf(err, errlen, "--data: the %s dataset needs its folder (--data DIR)", d->name), -1;
   so.kind = (DataKind)kind;
   so.dir = synthetic || !w->data[0] ? NULL : w->data;
