@@ -97,7 +97,11 @@ int ws_begin_round(Evaluator *ev, int round, const EvalItem *pool, int n, char *
   w->round = round;
   ev->note[0] = '\0';
   const int target = (round + 1) * w->o.ws_epochs;
-  if (w->epochs_done >= target) return 0;  // trained before a kill
+  if (w->epochs_done >= target) {  // trained before a kill
+    snprintf(ev->note, sizeof ev->note, "supernet epochs 1-%d of %d trained before the resume (%lld steps)",
+             w->epochs_done, w->total_epochs, w->step);
+    return 0;
+  }
   if (n < 1) return snprintf(err, errlen, "the supernet has no architecture to train on (empty pool)"), -1;
   WsMeter all = {0, 0, 0, 0};
   int first = w->epochs_done;

@@ -51,9 +51,19 @@ for delay in 0.3 1.1 0.7 1.6 0.5 2.2 0.9; do
 done
 if [ -f "$tmp/run/state" ]; then "$NS" "$@" --out "$tmp/run" --resume; else "$NS" "$@" --out "$tmp/run"; fi
 echo "killed $kills times"
-for f in state summary.json supernet.safetensors controller.safetensors; do
+# The log's length (kept in state) and its notes carry timings and img/s,
+# which differ from run to run; everything else must match bit for bit.
+grep -v '^log_size ' "$tmp/ref/state" >"$tmp/ref.state"
+grep -v '^log_size ' "$tmp/run/state" >"$tmp/run.state"
+cmp -s "$tmp/ref.state" "$tmp/run.state" || fail "state differs after kills and resumes"
+for f in summary.json supernet.safetensors controller.safetensors; do
   cmp -s "$tmp/ref/$f" "$tmp/run/$f" || fail "$f differs after kills and resumes"
 done
+steps() { sed 's/.*"round": \([0-9]*\), "step": "\([a-z]*\)".*/\1 \2/' "$1"; }
+[ "$(steps "$tmp/ref/log.jsonl")" = "$(steps "$tmp/run/log.jsonl")" ] ||
+  fail "log.jsonl records differ: $(steps "$tmp/run/log.jsonl" | tr '\n' ,)"
+[ "$(wc -c <"$tmp/run/log.jsonl")" = "$(sed -n 's/^log_size //p' "$tmp/run/state")" ] ||
+  fail "log_size in state does not match log.jsonl"
 for r in 0 1 2; do
   d=$(printf 'round-%03d' $r)
   cmp -s "$tmp/ref/$d/pool.tsv" "$tmp/run/$d/pool.tsv" || fail "$d/pool.tsv differs"
