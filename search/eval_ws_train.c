@@ -103,12 +103,10 @@ int ws_begin_round(Evaluator *ev, int round, const EvalItem *pool, int n, char *
     return 0;
   }
   if (n < 1) return snprintf(err, errlen, "the supernet has no architecture to train on (empty pool)"), -1;
-  WsMeter all = {0, 0, 0, 0};
   int first = w->epochs_done;
   while (w->epochs_done < target) {
     WsMeter m = {0, 0, 0, 0};
     if (ws_epoch(w, round, pool, n, &m, err, errlen) != 0) return -1;
-    all.loss_sum += m.loss_sum, all.images += m.images, all.top1 += m.top1, all.seconds += m.seconds;
     if (w->state_dir[0] && ws_save(ev, w->state_dir, err, errlen) != 0) return -1;
     snprintf(ev->note, sizeof ev->note,
              "supernet epochs %d-%d of %d: %lld steps so far, last epoch loss %.4f, train top-1 %.4f, "
