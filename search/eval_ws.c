@@ -247,7 +247,8 @@ int eval_ws_create(Evaluator *ev, const EvalOptions *o, char *err, size_t errlen
   // freed memory in the heap instead of returning it to the system, so the
   // next allocation does not page-fault it in again (glibc; 4x faster setup).
   // A hint: when glibc refuses it (0), setup is only slower, so it is not an error.
-  if (mallopt(M_MMAP_THRESHOLD, 1 << 30) == 0 || mallopt(M_TRIM_THRESHOLD, -1) == 0)
+  int mmap_ok = mallopt(M_MMAP_THRESHOLD, 1 << 30), trim_ok = mallopt(M_TRIM_THRESHOLD, -1);
+  if (!mmap_ok || !trim_ok)
     fprintf(stderr, "nao-search: note: mallopt refused; supernet steps will set up more slowly\n");
   Ws *w = xcalloc(1, sizeof *w);
   w->o = *o;
